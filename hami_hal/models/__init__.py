@@ -1,0 +1,37 @@
+"""Versioned pydantic models shared by the node side, the conformance suite and the scheduler.
+
+JSON Schemas of the top-level documents are exported to ``hami_hal/schemas/`` by ``hami schemas export``.
+"""
+
+from .allocation import ContainerAllocation, DeviceSlice, FitFailure, FitReason, PodAllocation
+from .capability import (
+    CapabilityMatrix,
+    CapabilityResult,
+    DeviceModelEntry,
+    Level,
+    MatrixMetadata,
+    Measurement,
+    Requirement,
+)
+from .device import Device
+from .health import HealthStatus
+from .inventory import NodeInventory, SkippedPlugin
+from .isolation import ContainerEdits, DeviceNode, Mount
+from .metrics import MetricSample
+from .partition import PartitionKind, PartitionModel, PartitionTemplate, Placement
+from .probe import ProbeResult
+from .provenance import Provenance
+from .request import ContainerRequest, DevicePolicy, NodePolicy, PodRequest, ResourceRequest
+from .topology import Link, LinkKind, Topology
+from .usage import DeviceUsage, TemplateInstance
+from .vendor import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
+
+__all__ = [
+    "AnnotationKeys", "CapabilityMatrix", "CapabilityResult", "ContainerAllocation", "ContainerEdits",
+    "ContainerRequest", "Device", "DeviceModelEntry", "DeviceNode", "DevicePolicy", "DeviceSlice",
+    "DeviceUsage", "FitFailure", "FitReason", "HealthStatus", "Level", "Link", "LinkKind", "MatrixMetadata",
+    "Measurement", "MetricSample", "Mount", "NodeInventory", "NodePolicy", "PartitionKind", "PartitionModel",
+    "PartitionTemplate", "Placement", "PodAllocation", "PodRequest", "ProbeResult", "Provenance",
+    "Requirement", "ResourceFamily", "ResourceRequest", "SelectorAnnotations", "SkippedPlugin",
+    "TemplateInstance", "Topology", "VendorInfo",
+]

@@ -1,0 +1,103 @@
+"""The capability matrix: what each device model really supports, with evidence and figures.
+
+The conformance suite writes it, the scheduler reads it. One row (``DeviceModelEntry``) per
+vendor + device model + provenance; one cell (``CapabilityResult``) per behaviour ID.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from .. import API_VERSION
+from .base import HalModel
+from .provenance import Provenance
+
+
+class Level(StrEnum):
+    """How far a capability holds. ``unverified`` = claimed but no probe could prove it."""
+
+    SUPPORTED = "supported"
+    PARTIAL = "partial"
+    UNSUPPORTED = "unsupported"
+    UNVERIFIED = "unverified"
+    NOT_APPLICABLE = "not-applicable"
+
+
+class Requirement(StrEnum):
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+
+class Measurement(HalModel):
+    """A measured figure with its unit and the conditions it was measured under."""
+
+    name: str
+    value: float
+    unit: str
+    conditions: str = ""
+    #: The target it is judged against, e.g. ``<= 2 %``.
+    target: str | None = None
+
+
+class CapabilityResult(HalModel):
+    """One cell: a behaviour, its level on this device model, and why."""
+
+    id: str
+    requirement: Requirement
+    level: Level
+    evidence: list[str] = Field(default_factory=list)
+    measurements: list[Measurement] = Field(default_factory=list)
+    notes: str = ""
+
+
+class DeviceModelEntry(HalModel):
+    """One row: a device model as one plugin version drives it, on real or simulated hardware."""
+
+    vendor: str
+    model: str
+    plugin: str
+    plugin_version: str
+    provenance: Provenance
+    nodes: list[str] = Field(default_factory=list)
+    device_count: int = Field(default=0, ge=0)
+    tested_at: datetime
+    capabilities: list[CapabilityResult] = Field(default_factory=list)
+
+    def cell(self, capability_id: str) -> CapabilityResult | None:
+        return next((c for c in self.capabilities if c.id == capability_id), None)
+
+
+class MatrixMetadata(HalModel):
+    generated_at: datetime
+    generator: str = "hami-conformance"
+    generator_version: str = ""
+    #: Version of the behaviour catalogue the run used.
+    suite_version: str = ""
+
+
+class CapabilityMatrix(HalModel):
+    """The standardized capability matrix document."""
+
+    api_version: Literal["hami-hal.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["CapabilityMatrix"] = "CapabilityMatrix"
+    metadata: MatrixMetadata
+    entries: list[DeviceModelEntry] = Field(default_factory=list)
+
+    def entry(self, vendor: str, model: str, source: str | None = None) -> DeviceModelEntry | None:
+        """The row for a device model; real rows win over simulated ones unless ``source`` is given."""
+        rows = [e for e in self.entries if e.vendor == vendor and e.model == model]
+        if source:
+            rows = [e for e in rows if e.provenance.source == source]
+        rows.sort(key=lambda e: (e.provenance.source != "real", -e.tested_at.timestamp()))
+        return rows[0] if rows else None
+
+    def level(self, vendor: str, model: str, capability_id: str) -> Level | None:
+        """Level of one capability for a device model, or None when the matrix has no such cell."""
+        row = self.entry(vendor, model)
+        cell = row.cell(capability_id) if row else None
+        return cell.level if cell else None

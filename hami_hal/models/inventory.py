@@ -1,0 +1,37 @@
+"""Everything one node has: devices, topology, and which plugins were skipped and why."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .. import API_VERSION
+from .base import HalModel
+from .device import Device
+from .topology import Topology
+from .vendor import VendorInfo
+
+
+class SkippedPlugin(HalModel):
+    """A plugin that contributed nothing on this node, with the one-line reason."""
+
+    name: str
+    reason: str
+
+
+class NodeInventory(HalModel):
+    """The node-side view: what ``hami devices`` prints and the scheduler's node input."""
+
+    api_version: Literal["hami-hal.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["NodeInventory"] = "NodeInventory"
+    node: str
+    #: ``real``, ``simulated``, or ``mixed`` when some vendors are real and some simulated.
+    source: Literal["real", "simulated", "mixed", "empty"]
+    devices: list[Device] = Field(default_factory=list)
+    topology: Topology = Field(default_factory=Topology)
+    vendors: list[VendorInfo] = Field(default_factory=list)
+    skipped: list[SkippedPlugin] = Field(default_factory=list)
+
+    def device(self, uuid: str) -> Device | None:
+        return next((d for d in self.devices if d.uuid == uuid), None)

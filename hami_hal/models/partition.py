@@ -1,0 +1,89 @@
+"""How a device can be divided: the partition model the allocation engine honours."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from .base import HalModel
+
+
+class PartitionKind(StrEnum):
+    """The four ways accelerators are shared.
+
+    - ``whole``: whole device only; any request takes the device exclusively.
+    - ``shares``: arbitrary memory (MiB) and compute (%) shares, up to ``max_slots`` tenants
+      (HAMi-core vGPU, Hygon vDCU, MetaX sGPU, Cambricon sMLU).
+    - ``templates``: fixed templates that may be mixed on one device, bounded by memory, compute
+      units, per-template instance counts and, where given, placements (MIG, Ascend vNPU).
+    - ``slices``: fixed templates, but all partitions on one device must use the same template
+      (Kunlun vXPU).
+    """
+
+    WHOLE = "whole"
+    SHARES = "shares"
+    TEMPLATES = "templates"
+    SLICES = "slices"
+
+
+class Placement(HalModel):
+    """A contiguous run of hardware slots a template instance occupies (MIG memory slices)."""
+
+    start: int = Field(ge=0)
+    size: int = Field(ge=1)
+
+    def overlaps(self, other: Placement) -> bool:
+        return self.start < other.start + other.size and other.start < self.start + self.size
+
+
+class PartitionTemplate(HalModel):
+    """One fixed partition shape (a MIG profile, an Ascend vNPU template, a vXPU slice size)."""
+
+    name: str
+    memory_mib: int = Field(ge=1)
+    #: Share of the device's compute the template gives, in percent.
+    compute_percent: int = Field(ge=0, le=100)
+    #: Compute units it consumes out of ``PartitionModel.compute_units`` (AI cores, SM slices).
+    compute_units: int | None = Field(default=None, ge=0)
+    #: At most this many instances of this template on one device.
+    max_instances: int | None = Field(default=None, ge=1)
+    #: Where an instance may sit; an instance needs one free, non-overlapping placement.
+    placements: list[Placement] = Field(default_factory=list)
+
+
+class PartitionModel(HalModel):
+    """The partition model a plugin declares for one device."""
+
+    kind: PartitionKind
+    #: Memory the engine may hand out, in MiB (after any vendor memory scaling).
+    memory_mib: int = Field(ge=0)
+    #: Compute the engine may hand out, in percent of one device (100 × core scaling).
+    compute_percent: int = Field(default=100, ge=0)
+    #: Maximum concurrent allocations on the device (HAMi ``count`` / deviceSplitCount).
+    max_slots: int = Field(default=1, ge=1)
+    #: Total compute units templates draw from; ``None`` = not limited by units.
+    compute_units: int | None = Field(default=None, ge=0)
+    #: Memory requests are rounded up to a multiple of this (Cambricon 256 MiB, Moore Threads 512 MiB).
+    memory_granularity_mib: int = Field(default=1, ge=1)
+    templates: list[PartitionTemplate] = Field(default_factory=list)
+    #: HAMi rule: a request for 100 % compute is exclusive and conflicts with any tenant.
+    exclusive_full_compute: bool = True
+    #: Partitions must be created on the hardware before use (MIG) rather than enforced in software.
+    requires_creation: bool = False
+
+    @model_validator(mode="after")
+    def _templates_match_kind(self) -> PartitionModel:
+        needs = self.kind in (PartitionKind.TEMPLATES, PartitionKind.SLICES)
+        if needs and not self.templates:
+            raise ValueError(f"partition kind {self.kind.value!r} needs at least one template")
+        if not needs and self.templates:
+            raise ValueError(f"partition kind {self.kind.value!r} takes no templates")
+        return self
+
+    def smallest_template(self, memory_mib: int, compute_percent: int = 0) -> PartitionTemplate | None:
+        """The smallest template (by memory, then compute) that holds the request, or None."""
+        fitting = [
+            t for t in self.templates if t.memory_mib >= memory_mib and t.compute_percent >= compute_percent
+        ]
+        return min(fitting, key=lambda t: (t.memory_mib, t.compute_percent, t.name), default=None)

@@ -1,0 +1,72 @@
+"""What a vendor plugin owns on the Kubernetes API: resource names, units and annotations."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import HalModel
+
+
+class ResourceFamily(HalModel):
+    """One family of extended resources (e.g. NVIDIA's gpu / gpumem / gpucores).
+
+    A vendor may own several families (MetaX whole GPU vs sGPU, Kunlun XPU vs vXPU).
+    """
+
+    #: HAMi CommonWord, also the ``Type`` field of the allocation string (``NVIDIA``, ``DCU``...).
+    common_word: str
+    count: str
+    memory: str | None = None
+    #: MiB per unit of the memory resource (HAMi memoryFactor; Cambricon 256, MetaX sGPU 1024).
+    memory_unit_mib: int = Field(default=1, ge=1)
+    memory_percent: str | None = None
+    cores: str | None = None
+    priority: str | None = None
+    #: Whole devices only (e.g. ``metax-tech.com/gpu``): memory and core resources are not accepted.
+    whole_device: bool = False
+    #: MiB given when neither memory nor percentage is requested; 0 means 100 % of the device.
+    default_memory_mib: int = Field(default=0, ge=0)
+    default_cores: int = Field(default=0, ge=0, le=100)
+    #: Count added when only memory/cores are requested (HAMi defaultGPUNum).
+    default_count: int = Field(default=1, ge=1)
+    #: HAMi webhook rule: exclusive memory without cores means cores = 100.
+    full_memory_means_full_cores: bool = True
+
+    def names(self) -> list[str]:
+        """Every resource name of the family."""
+        return [n for n in (self.count, self.memory, self.memory_percent, self.cores, self.priority) if n]
+
+
+class SelectorAnnotations(HalModel):
+    """Pod annotation keys that narrow the devices a request may use (HAMi ``use-*``/``nouse-*``)."""
+
+    use_type: str | None = None
+    nouse_type: str | None = None
+    use_uuid: str | None = None
+    nouse_uuid: str | None = None
+    #: Comma list of allowed device modes (``nvidia.com/vgpu-mode``).
+    mode: str | None = None
+    #: ``"true"``: all devices of a container from one NUMA node.
+    numa_bind: str | None = None
+
+
+class AnnotationKeys(HalModel):
+    """Node and pod annotation keys the vendor uses for HAMi's protocol (hami-compat.md §4, §5)."""
+
+    node_register: str | None = None
+    node_handshake: str | None = None
+    to_allocate: str | None = None
+    allocated: str | None = None
+
+
+class VendorInfo(HalModel):
+    """Identity of a vendor plugin, from the ``hami_hal_vendor`` hook."""
+
+    #: Plugin vendor key, lower case (``nvidia``); matches ``Device.vendor``.
+    name: str
+    display_name: str
+    resources: list[ResourceFamily]
+    selectors: SelectorAnnotations = Field(default_factory=SelectorAnnotations)
+    annotations: AnnotationKeys = Field(default_factory=AnnotationKeys)
+    #: Known resource-name prefixes (``nvidia.com/``): an unknown name under them is an error.
+    domains: list[str] = Field(default_factory=list)
