@@ -1,0 +1,7 @@
+"""The vendor-neutral allocation engine: one decision code for node side, conformance and scheduler."""
+
+from .device_fit import Proposal, fit_device
+from .device_state import Contribution, DeviceState
+from .node_state import NodeState, PodFit, Veto
+
+__all__ = ["Contribution", "DeviceState", "NodeState", "PodFit", "Proposal", "Veto", "fit_device"]
