@@ -1,0 +1,155 @@
+/* env.c - HAMi-compatible configuration from the environment, read once per process. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "vgpu.h"
+
+struct vg_config vg_cfg;
+extern int vg_log_level;
+
+int64_t vg_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* "1073741824", "4g", "3000m", "512k" (1024-based, case-insensitive). Returns 1 on success. */
+int hami_vgpu_parse_size(const char *text, uint64_t *out)
+{
+    if (!text || !*text)
+        return 0;
+    const char *p = text;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(p, &end, 10);
+    uint64_t mul = 1;
+    switch (tolower((unsigned char)*end)) {
+    case 'k': mul = 1ULL << 10; end++; break;
+    case 'm': mul = 1ULL << 20; end++; break;
+    case 'g': mul = 1ULL << 30; end++; break;
+    case 't': mul = 1ULL << 40; end++; break;
+    default: break;
+    }
+    if (mul > 1 && (*end == 'b' || *end == 'B' || *end == 'i'))
+        end += (*end == 'i' && (end[1] == 'b' || end[1] == 'B')) ? 2 : 1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end != '\0' || (v && mul > UINT64_MAX / v))
+        return 0;
+    *out = v * mul;
+    return 1;
+}
+
+static int parse_int(const char *name, const char *text, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end != '\0' || v < lo || v > hi) {
+        vg_log(VG_WARN, "ignoring %s=\"%s\": expected an integer in [%d, %d]", name, text, lo, hi);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static int env_true(const char *name)
+{
+    const char *v = getenv(name);
+    return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
+}
+
+static void load_mem_limits(void)
+{
+    uint64_t global = 0;
+    const char *g = getenv("CUDA_DEVICE_MEMORY_LIMIT");
+    if (g && *g && !hami_vgpu_parse_size(g, &global)) {
+        vg_log(VG_ERROR, "invalid CUDA_DEVICE_MEMORY_LIMIT=\"%s\" (expected bytes or a number with k/m/g): "
+                         "no memory limit from it", g);
+        global = 0;
+    }
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "CUDA_DEVICE_MEMORY_LIMIT_%d", i);
+        const char *v = getenv(name);
+        uint64_t lim = global;
+        if (v && *v && !hami_vgpu_parse_size(v, &lim)) {
+            vg_log(VG_ERROR, "invalid %s=\"%s\" (expected bytes or a number with k/m/g): using %llu", name, v,
+                   (unsigned long long)global);
+            lim = global;
+        }
+        vg_cfg.mem_limit[i] = lim;
+    }
+}
+
+static void load_sm_limits(void)
+{
+    int global = 100;
+    const char *g = getenv("CUDA_DEVICE_SM_LIMIT");
+    if (g && *g && !parse_int("CUDA_DEVICE_SM_LIMIT", g, 0, 1000, &global))
+        global = 100;
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "CUDA_DEVICE_SM_LIMIT_%d", i);
+        const char *v = getenv(name);
+        int lim = global;
+        if (v && *v && !parse_int(name, v, 0, 1000, &lim))
+            lim = global;
+        if (lim <= 0 || lim >= 100 || vg_cfg.core_policy_disable)
+            lim = 100;
+        vg_cfg.sm_limit[i] = lim;
+    }
+}
+
+void vg_config_load(void)
+{
+    const char *lvl = getenv("LIBCUDA_LOG_LEVEL");
+    if (lvl && *lvl) {
+        int v;
+        if (parse_int("LIBCUDA_LOG_LEVEL", lvl, 0, 4, &v))
+            vg_log_level = v;
+    }
+    vg_cfg.disabled = env_true("CUDA_DISABLE_CONTROL");
+    const char *pol = getenv("GPU_CORE_UTILIZATION_POLICY");
+    vg_cfg.core_policy_disable = pol && !strcasecmp(pol, "disable");
+    load_mem_limits();
+    load_sm_limits();
+    vg_cfg.priority = 1;
+    const char *pr = getenv("CUDA_TASK_PRIORITY");
+    if (pr && *pr && parse_int("CUDA_TASK_PRIORITY", pr, 0, HAMI_PRIORITY_LEVELS - 1, &vg_cfg.priority))
+        vg_cfg.priority_set = 1;
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++)
+        if (vg_cfg.sm_limit[i] < 100)
+            vg_cfg.priority_set = 1;
+    const char *cr = getenv("CUDA_DEVICE_CONTEXT_RESERVE");
+    if (cr && *cr) {
+        if (hami_vgpu_parse_size(cr, &vg_cfg.ctx_reserve))
+            vg_cfg.ctx_reserve_set = 1;
+        else
+            vg_log(VG_ERROR, "invalid CUDA_DEVICE_CONTEXT_RESERVE=\"%s\": measuring the context instead", cr);
+    }
+    int idle_ms = 50;
+    const char *im = getenv("HAMI_PRIORITY_IDLE_MS");
+    if (im && *im && !parse_int("HAMI_PRIORITY_IDLE_MS", im, 1, 60000, &idle_ms))
+        idle_ms = 50;
+    vg_cfg.priority_idle_ns = (int64_t)idle_ms * 1000000LL;
+    const char *rp = getenv("CUDA_DEVICE_MEMORY_SHARED_CACHE");
+    snprintf(vg_cfg.region_path, sizeof(vg_cfg.region_path), "%s", rp && *rp ? rp : "/tmp/hami-vgpu.cache");
+    const char *bp = getenv("HAMI_NODE_BOARD");
+    snprintf(vg_cfg.board_path, sizeof(vg_cfg.board_path), "%s",
+             bp && *bp ? bp : "/tmp/vgpulock/hami-node-board");
+    if (vg_cfg.disabled)
+        vg_log(VG_MSG, "CUDA_DISABLE_CONTROL=true: passing every call through");
+}
+
+int vg_launch_control(void)
+{
+    return !vg_cfg.disabled && vg_cfg.priority_set;
+}

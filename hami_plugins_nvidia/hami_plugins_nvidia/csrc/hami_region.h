@@ -1,0 +1,93 @@
+/*
+ * hami_region.h - the ONE declaration of the memory layouts shared between processes.
+ *
+ * Two files are mapped MAP_SHARED by every process that preloads libvgpu.so:
+ *   - the container region (CUDA_DEVICE_MEMORY_SHARED_CACHE): limits, per-process slots with
+ *     per-device usage, and the container's GPU-time token bucket;
+ *   - the node board (HAMI_NODE_BOARD, default /tmp/vgpulock/hami-node-board): one entry per
+ *     physical GPU, shared by all containers on the node, used for the time-share gate between
+ *     SM-limited containers and for task priority.
+ *
+ * The text between the CDEF markers is fed verbatim to cffi's cdef() by interposer/region.py,
+ * so it may hold only plain structs and integer #defines. Change HAMI_REGION_VERSION when the
+ * layout changes: a process finding another version reports the file and does not trust it.
+ */
+#ifndef HAMI_REGION_H
+#define HAMI_REGION_H
+#include <stdint.h>
+
+/* CDEF-BEGIN */
+#define HAMI_REGION_MAGIC 0x48564750
+#define HAMI_REGION_VERSION 1
+#define HAMI_MAX_DEVICES 16
+#define HAMI_MAX_PROCS 1024
+#define HAMI_BOARD_MAGIC 0x48425244
+#define HAMI_BOARD_VERSION 1
+#define HAMI_BOARD_GPUS 64
+#define HAMI_PRIORITY_LEVELS 8
+
+struct hami_device_info {
+    uint64_t limit_bytes;      /* memory limit, 0 = none */
+    int32_t sm_limit;          /* 1..100 percent, 100 = none */
+    int32_t reserved0;
+    int64_t tokens_ns;         /* shared GPU-time credit of the container (token bucket) */
+    int64_t refill_ns;         /* CLOCK_MONOTONIC time of the last refill */
+    uint64_t busy_ns;          /* GPU busy time measured with events, all processes */
+    uint64_t launches;         /* launches that went through the throttle */
+    int64_t last_launch_ns;    /* CLOCK_MONOTONIC time of the last launch */
+};
+
+struct hami_proc_slot {
+    int32_t pid;
+    int32_t state;             /* 0 free, 1 live */
+    uint64_t start_ticks;      /* starttime from /proc/<pid>/stat, detects pid reuse */
+    uint64_t used[HAMI_MAX_DEVICES];     /* device bytes charged to this process */
+    uint64_t busy_ns[HAMI_MAX_DEVICES];  /* GPU busy time measured for this process */
+};
+
+struct hami_region {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t size;             /* sizeof(struct hami_region) */
+    uint32_t header_sum;       /* hami_header_sum() of magic, version, size, container_id */
+    uint64_t container_id;     /* random, names the container on the node board */
+    int32_t priority;          /* CUDA_TASK_PRIORITY of the creator, 0 = highest */
+    uint32_t device_count;
+    uint32_t proc_hwm;         /* slots [0, proc_hwm) may be live */
+    uint32_t reserved1;
+    uint64_t created_unix_ns;
+    struct hami_device_info dev[HAMI_MAX_DEVICES];
+    struct hami_proc_slot procs[HAMI_MAX_PROCS];
+};
+
+struct hami_board_gpu {
+    uint8_t uuid[16];          /* all zero = free entry */
+    uint64_t owner;            /* container_id holding the time-share gate, 0 = free */
+    int64_t owner_until_ns;    /* the gate may be taken over after this time */
+    int64_t waiter_since_ns;   /* another SM-limited container is waiting, 0 = none */
+    int64_t prio_active_ns[HAMI_PRIORITY_LEVELS];  /* last launch per priority level */
+};
+
+struct hami_board {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t size;
+    uint32_t count;
+    struct hami_board_gpu gpu[HAMI_BOARD_GPUS];
+};
+/* CDEF-END */
+
+/* FNV-1a over the identifying header fields: a file with the right magic but another origin fails it. */
+static inline uint32_t hami_header_sum(const struct hami_region *r)
+{
+    uint64_t words[4] = {r->magic, r->version, r->size, r->container_id};
+    uint32_t h = 2166136261u;
+    const uint8_t *p = (const uint8_t *)words;
+    for (unsigned i = 0; i < sizeof(words); i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+#endif

@@ -1,0 +1,368 @@
+/* launch.c - the SM limit and task priority, applied on every kind of kernel launch.
+ *
+ * GPU time is measured, not sampled from NVML: an event recorded after each launch on its stream (and
+ * one before it when the stream was idle) gives each launch's busy time once the events complete. The
+ * container's token bucket earns share% of wall time and is charged with that busy time; work already
+ * queued but not yet measured is counted in advance (pending launches x the average launch time), so a
+ * process can never queue far ahead of its credit.
+ *
+ * Across containers on one GPU, SM-limited containers take turns through a gate on the node board, so
+ * their kernels never time-slice against each other (time-slicing would inflate every measurement). */
+#define _GNU_SOURCE
+#include <string.h>
+#include <time.h>
+
+#include "vgpu.h"
+
+#define RING 128
+#define MAXQ 32
+#define EVPOOL (MAXQ * RING + 8)
+
+struct mark {
+    CUevent e;
+    int start;  /* recorded before a launch on an idle stream: no busy time before it */
+};
+
+struct squeue {
+    CUstream s;
+    int head, count;
+    struct mark ring[RING];
+};
+
+struct dstate {
+    pthread_mutex_t mu;
+    int ready, dev;
+    CUcontext ctx;
+    CUevent freev[EVPOOL];
+    int nfree;
+    struct squeue q[MAXQ];
+    int nq;
+    int pending;            /* measured launches whose end event has not completed yet */
+    int64_t ewma_ns;        /* average busy time per launch */
+    struct hami_board_gpu *bgpu;
+    int holding;
+    int64_t hold_since, yield_until, last_stamp;
+    int prio_logged;
+};
+
+static struct dstate states[HAMI_MAX_DEVICES];
+static pthread_once_t states_once = PTHREAD_ONCE_INIT;
+
+static void init_states(void)
+{
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++)
+        pthread_mutex_init(&states[i].mu, NULL);
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
+    nanosleep(&ts, NULL);
+}
+
+static CUevent get_event(struct dstate *ds)
+{
+    if (ds->nfree)
+        return ds->freev[--ds->nfree];
+    CUevent e = NULL;
+    if (vg_real.cuEventCreate(&e, 0) != CUDA_SUCCESS)
+        return NULL;
+    return e;
+}
+
+static void put_event(struct dstate *ds, CUevent e)
+{
+    if (ds->nfree < EVPOOL)
+        ds->freev[ds->nfree++] = e;
+}
+
+static void consume(struct dstate *ds, int64_t ns)
+{
+    __atomic_sub_fetch(&vg_region->dev[ds->dev].tokens_ns, ns, __ATOMIC_ACQ_REL);
+    vg_add_busy(ds->dev, (uint64_t)ns);
+    ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
+}
+
+/* Collects the busy time of every completed launch; never blocks. */
+static void harvest(struct dstate *ds)
+{
+    for (int i = 0; i < ds->nq; i++) {
+        struct squeue *q = &ds->q[i];
+        while (q->count >= 2) {
+            struct mark *a = &q->ring[q->head], *b = &q->ring[(q->head + 1) % RING];
+            if (vg_real.cuEventQuery(b->e) != CUDA_SUCCESS)
+                break;
+            if (!b->start) {
+                float ms = 0;
+                if (vg_real.cuEventElapsedTime && vg_real.cuEventElapsedTime(&ms, a->e, b->e) == CUDA_SUCCESS &&
+                    ms > 0)
+                    consume(ds, (int64_t)(ms * 1e6));
+                ds->pending--;
+            }
+            put_event(ds, a->e);
+            q->head = (q->head + 1) % RING;
+            q->count--;
+        }
+        if (q->count == 1 && vg_real.cuEventQuery(q->ring[q->head].e) == CUDA_SUCCESS) {
+            put_event(ds, q->ring[q->head].e);
+            q->count = 0;
+        }
+    }
+}
+
+static int64_t inflight_ns(const struct dstate *ds)
+{
+    return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
+}
+
+static struct squeue *find_queue(struct dstate *ds, CUstream s)
+{
+    struct squeue *idle = NULL;
+    for (int i = 0; i < ds->nq; i++) {
+        if (ds->q[i].s == s)
+            return &ds->q[i];
+        if (!ds->q[i].count && !idle)
+            idle = &ds->q[i];
+    }
+    struct squeue *q = ds->nq < MAXQ ? &ds->q[ds->nq++] : idle;
+    if (q) {
+        q->s = s;
+        q->head = q->count = 0;
+    }
+    return q;
+}
+
+static int push_mark(struct dstate *ds, struct squeue *q, int start)
+{
+    while (q->count >= RING - 1) {  /* ring full: wait for the oldest work to finish */
+        harvest(ds);
+        if (q->count >= RING - 1)
+            sleep_ns(50000);
+    }
+    CUevent e = get_event(ds);
+    if (!e)
+        return 0;
+    if (vg_real.cuEventRecord(e, q->s) != CUDA_SUCCESS) {
+        put_event(ds, e);
+        return 0;
+    }
+    q->ring[(q->head + q->count) % RING] = (struct mark){e, start};
+    q->count++;
+    return 1;
+}
+
+/* ---- gate between SM-limited containers ---- */
+
+static void gate_release(struct dstate *ds, int64_t now)
+{
+    uint64_t me = vg_region->container_id;
+    __atomic_compare_exchange_n(&ds->bgpu->owner, &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    ds->holding = 0;
+    ds->yield_until = now + 500000;  /* give a waiting container the first chance */
+}
+
+/* 1 when this container may launch on the GPU now. */
+static int gate_take(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    if (!g)
+        return 1;
+    uint64_t me = vg_region->container_id;
+    uint64_t owner = __atomic_load_n(&g->owner, __ATOMIC_ACQUIRE);
+    if (owner == me) {
+        int64_t waiter = __atomic_load_n(&g->waiter_since_ns, __ATOMIC_ACQUIRE);
+        if (waiter && now - ds->hold_since > HAMI_GATE_QUANTUM_NS) {
+            if (ds->pending == 0)
+                gate_release(ds, now);
+            return 0;  /* stop queueing; hand over once our work has drained */
+        }
+        ds->holding = 1;
+        __atomic_store_n(&g->owner_until_ns, now + inflight_ns(ds) + 5000000, __ATOMIC_RELEASE);
+        return 1;
+    }
+    if (now >= ds->yield_until &&
+        (owner == 0 || now > __atomic_load_n(&g->owner_until_ns, __ATOMIC_ACQUIRE)) &&
+        __atomic_compare_exchange_n(&g->owner, &owner, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&g->owner_until_ns, now + 5000000, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->waiter_since_ns, 0, __ATOMIC_RELEASE);
+        ds->holding = 1;
+        ds->hold_since = now;
+        return 1;
+    }
+    int64_t zero = 0;
+    __atomic_compare_exchange_n(&g->waiter_since_ns, &zero, now, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    return 0;
+}
+
+static void throttle(struct dstate *ds, int sm)
+{
+    struct hami_device_info *di = &vg_region->dev[ds->dev];
+    for (;;) {
+        harvest(ds);
+        int64_t now = vg_now_ns();
+        hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm, HAMI_BUCKET_CAP_NS);
+        int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
+        int64_t wait = hami_vgpu_throttle_wait_ns(tokens, inflight_ns(ds), sm);
+        if (wait == 0) {
+            if (gate_take(ds, now))
+                return;
+            wait = 100000;
+        } else if (ds->holding) {
+            if (ds->pending == 0)
+                gate_release(ds, now);  /* out of credit and drained: let another container in */
+            else if (wait > 100000)
+                wait = 100000;          /* poll until drained */
+        }
+        pthread_mutex_unlock(&ds->mu);
+        sleep_ns(wait);
+        pthread_mutex_lock(&ds->mu);
+    }
+}
+
+static void priority_gate(struct dstate *ds)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    int p = vg_cfg.priority;
+    for (;;) {
+        int64_t now = vg_now_ns();
+        int blocker = -1;
+        for (int lvl = 0; lvl < p && blocker < 0; lvl++) {
+            int64_t t = __atomic_load_n(&g->prio_active_ns[lvl], __ATOMIC_ACQUIRE);
+            if (t && now - t < vg_cfg.priority_idle_ns)
+                blocker = lvl;
+        }
+        if (blocker < 0) {
+            if (now - ds->last_stamp > 1000000) {
+                __atomic_store_n(&g->prio_active_ns[p], now, __ATOMIC_RELEASE);
+                ds->last_stamp = now;
+            }
+            if (ds->prio_logged) {
+                vg_log(VG_INFO, "device %d: resuming, higher-priority work went idle", ds->dev);
+                ds->prio_logged = 0;
+            }
+            return;
+        }
+        if (!ds->prio_logged) {
+            vg_log(VG_INFO, "device %d: holding launches while a priority-%d container is active", ds->dev, blocker);
+            ds->prio_logged = 1;
+        }
+        pthread_mutex_unlock(&ds->mu);
+        sleep_ns(1000000);
+        pthread_mutex_lock(&ds->mu);
+    }
+}
+
+static void init_state(struct dstate *ds, int dev)
+{
+    ds->dev = dev;
+    ds->ready = 1;
+    if (vg_real.cuCtxGetCurrent)
+        vg_real.cuCtxGetCurrent(&ds->ctx);
+    CUuuid id;
+    memset(&id, 0, sizeof(id));
+    if (vg_real.cuDeviceGetUuid && vg_real.cuDeviceGetUuid(&id, dev) == CUDA_SUCCESS)
+        ds->bgpu = vg_board_gpu((const uint8_t *)id.bytes);
+    vg_log(VG_INFO, "device %d: SM limit %d%%, priority %d%s", dev, vg_region->dev[dev].sm_limit,
+           vg_cfg.priority, ds->bgpu ? "" : " (no node board)");
+}
+
+/* Returns the device state with its mutex held, or NULL when the launch goes straight through. */
+static struct dstate *launch_begin(CUstream s, struct squeue **qout)
+{
+    *qout = NULL;
+    if (!vg_launch_control())
+        return NULL;
+    int dev = vg_current_device();
+    if (dev < 0 || !vg_region_ready())
+        return NULL;
+    int capture = 0;
+    if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(s, &capture) == CUDA_SUCCESS &&
+        capture != CU_STREAM_CAPTURE_STATUS_NONE)
+        return NULL;  /* recorded into a graph: limited when the graph is launched */
+    pthread_once(&states_once, init_states);
+    struct dstate *ds = &states[dev];
+    pthread_mutex_lock(&ds->mu);
+    if (!ds->ready)
+        init_state(ds, dev);
+    if (ds->bgpu && vg_cfg.priority_set)
+        priority_gate(ds);
+    int sm = vg_region->dev[dev].sm_limit;
+    CUcontext ctx = NULL;
+    if (vg_real.cuCtxGetCurrent)
+        vg_real.cuCtxGetCurrent(&ctx);
+    if (sm < 100 && ctx == ds->ctx && vg_real.cuEventCreate && vg_real.cuEventQuery && vg_real.cuEventRecord) {
+        throttle(ds, sm);
+        struct squeue *q = find_queue(ds, s);
+        if (q && (q->count > 0 || push_mark(ds, q, 1)))
+            *qout = q;
+    }
+    return ds;
+}
+
+static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
+{
+    if (!ds)
+        return;
+    if (q && r == CUDA_SUCCESS && push_mark(ds, q, 0))
+        ds->pending++;
+    struct hami_device_info *di = &vg_region->dev[ds->dev];
+    __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&di->last_launch_ns, vg_now_ns(), __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&ds->mu);
+}
+
+#define PTS(s) ((s) ? (s) : CU_STREAM_PER_THREAD)
+#define CONTROLLED(field, stream, ...)                         \
+    vg_init_cuda();                                            \
+    if (!vg_real.field)                                        \
+        return CUDA_ERROR_NOT_INITIALIZED;                     \
+    struct squeue *q;                                          \
+    struct dstate *ds = launch_begin(stream, &q);              \
+    CUresult r = vg_real.field(__VA_ARGS__);                   \
+    launch_end(ds, q, r);                                      \
+    return r;
+
+VG_API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                               unsigned bz, unsigned shm, CUstream s, void **params, void **extra)
+{
+    CONTROLLED(cuLaunchKernel, s, f, gx, gy, gz, bx, by, bz, shm, s, params, extra)
+}
+
+VG_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                    unsigned by, unsigned bz, unsigned shm, CUstream s, void **params,
+                                    void **extra)
+{
+    CONTROLLED(cuLaunchKernel_ptsz, PTS(s), f, gx, gy, gz, bx, by, bz, shm, s, params, extra)
+}
+
+VG_API CUresult cuLaunchKernelEx(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
+{
+    CONTROLLED(cuLaunchKernelEx, cfg ? cfg->hStream : NULL, cfg, f, params, extra)
+}
+
+VG_API CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
+{
+    CONTROLLED(cuLaunchKernelEx_ptsz, PTS(cfg ? cfg->hStream : NULL), cfg, f, params, extra)
+}
+
+VG_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                          unsigned by, unsigned bz, unsigned shm, CUstream s, void **params)
+{
+    CONTROLLED(cuLaunchCooperativeKernel, s, f, gx, gy, gz, bx, by, bz, shm, s, params)
+}
+
+VG_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                               unsigned by, unsigned bz, unsigned shm, CUstream s, void **params)
+{
+    CONTROLLED(cuLaunchCooperativeKernel_ptsz, PTS(s), f, gx, gy, gz, bx, by, bz, shm, s, params)
+}
+
+VG_API CUresult cuGraphLaunch(CUgraphExec g, CUstream s)
+{
+    CONTROLLED(cuGraphLaunch, s, g, s)
+}
+
+VG_API CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s)
+{
+    CONTROLLED(cuGraphLaunch_ptsz, PTS(s), g, s)
+}

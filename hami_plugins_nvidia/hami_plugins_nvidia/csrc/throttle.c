@@ -1,0 +1,41 @@
+/* throttle.c - the token-bucket arithmetic of the SM limit, kept pure so CI can test it directly.
+ *
+ * The container earns GPU time at share% of wall time (refill) and spends what its kernels were
+ * measured to take on the GPU (events). A launch may go when the credit minus the work already queued
+ * is positive; otherwise it waits about as long as the refill needs to cover the deficit. */
+#include "vgpu.h"
+
+/* Adds elapsed * share / 100 to *tokens (capped at cap_ns) and moves *refill_ns to now. Safe under
+ * concurrent callers from several processes: only the caller that advances refill_ns adds credit.
+ * Returns the credit added. */
+int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int64_t now_ns, int share, int64_t cap_ns)
+{
+    int64_t last = __atomic_load_n(refill_ns, __ATOMIC_ACQUIRE);
+    if (share <= 0 || share >= 100 || now_ns <= last)
+        return 0;
+    if (!__atomic_compare_exchange_n(refill_ns, &last, now_ns, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return 0;
+    int64_t add = (now_ns - last) * share / 100;
+    int64_t cur = __atomic_add_fetch(tokens, add, __ATOMIC_ACQ_REL);
+    while (cur > cap_ns) {
+        if (__atomic_compare_exchange_n(tokens, &cur, cap_ns, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+    }
+    return add;
+}
+
+/* 0 when a launch may go now; otherwise how long to sleep before checking again. */
+int64_t hami_vgpu_throttle_wait_ns(int64_t tokens_ns, int64_t inflight_ns, int share)
+{
+    if (share <= 0 || share >= 100)
+        return 0;
+    int64_t avail = tokens_ns - inflight_ns;
+    if (avail > 0)
+        return 0;
+    int64_t wait = (-avail + 1) * 100 / share;
+    if (wait < 20000)
+        wait = 20000;
+    if (wait > 2000000)
+        wait = 2000000;
+    return wait;
+}

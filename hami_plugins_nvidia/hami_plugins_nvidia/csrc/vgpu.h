@@ -1,0 +1,138 @@
+/* vgpu.h - internal declarations shared by the interposer's C files (not part of the shared ABI). */
+#ifndef HAMI_VGPU_H
+#define HAMI_VGPU_H
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cuda_min.h"
+#include "hami_region.h"
+
+#define VG_API __attribute__((visibility("default")))
+#define HAMI_VGPU_VERSION "0.1.0"
+
+enum { VG_ERROR = 0, VG_WARN = 1, VG_MSG = 2, VG_INFO = 3, VG_DEBUG = 4 };
+void vg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Configuration read once from the environment (env.c). */
+struct vg_config {
+    int disabled;                          /* CUDA_DISABLE_CONTROL=true */
+    uint64_t mem_limit[HAMI_MAX_DEVICES];  /* bytes, 0 = none */
+    int sm_limit[HAMI_MAX_DEVICES];        /* 1..100, 100 = none */
+    int priority;                          /* 0 = highest */
+    int priority_set;                      /* CUDA_TASK_PRIORITY given or an SM limit set */
+    int core_policy_disable;               /* GPU_CORE_UTILIZATION_POLICY=disable */
+    uint64_t ctx_reserve;                  /* CUDA_DEVICE_CONTEXT_RESERVE */
+    int ctx_reserve_set;
+    int64_t priority_idle_ns;              /* HAMI_PRIORITY_IDLE_MS */
+    char region_path[512];
+    char board_path[512];
+};
+extern struct vg_config vg_cfg;
+void vg_config_load(void);
+int vg_launch_control(void);   /* 1 when launches must go through the throttle/priority path */
+int64_t vg_now_ns(void);        /* CLOCK_MONOTONIC */
+
+/* Real driver entry points, resolved from libcuda.so.1 (dl.c). */
+struct vg_real {
+    CUresult (*cuGetProcAddress)(const char *, void **, int, cuuint64_t);
+    CUresult (*cuGetProcAddress_v2)(const char *, void **, int, cuuint64_t, int *);
+    CUresult (*cuCtxGetDevice)(CUdevice *);
+    CUresult (*cuCtxGetCurrent)(CUcontext *);
+    CUresult (*cuDeviceGetUuid)(CUuuid *, CUdevice);
+    CUresult (*cuDeviceGetPCIBusId)(char *, int, CUdevice);
+    CUresult (*cuDeviceGetMemPool)(CUmemoryPool *, CUdevice);
+    CUresult (*cuMemPoolGetAttribute)(CUmemoryPool, int, void *);
+    CUresult (*cuMemPoolTrimTo)(CUmemoryPool, size_t);
+    CUresult (*cuStreamSynchronize)(CUstream);
+    CUresult (*cuStreamIsCapturing)(CUstream, int *);
+    CUresult (*cuEventCreate)(CUevent *, unsigned int);
+    CUresult (*cuEventRecord)(CUevent, CUstream);
+    CUresult (*cuEventQuery)(CUevent);
+    CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent);
+    CUresult (*cuArrayGetMemoryRequirements)(CUDA_ARRAY_MEMORY_REQUIREMENTS *, CUarray, CUdevice);
+    CUresult (*cuMipmappedArrayGetMemoryRequirements)(CUDA_ARRAY_MEMORY_REQUIREMENTS *, CUmipmappedArray,
+                                                      CUdevice);
+    /* hooked ones */
+    CUresult (*cuMemAlloc_v2)(CUdeviceptr *, size_t);
+    CUresult (*cuMemFree_v2)(CUdeviceptr);
+    CUresult (*cuMemAllocPitch_v2)(CUdeviceptr *, size_t *, size_t, size_t, unsigned int);
+    CUresult (*cuMemAllocManaged)(CUdeviceptr *, size_t, unsigned int);
+    CUresult (*cuMemAllocAsync)(CUdeviceptr *, size_t, CUstream);
+    CUresult (*cuMemAllocAsync_ptsz)(CUdeviceptr *, size_t, CUstream);
+    CUresult (*cuMemAllocFromPoolAsync)(CUdeviceptr *, size_t, CUmemoryPool, CUstream);
+    CUresult (*cuMemAllocFromPoolAsync_ptsz)(CUdeviceptr *, size_t, CUmemoryPool, CUstream);
+    CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream);
+    CUresult (*cuMemFreeAsync_ptsz)(CUdeviceptr, CUstream);
+    CUresult (*cuMemCreate)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *,
+                            unsigned long long);
+    CUresult (*cuMemRelease)(CUmemGenericAllocationHandle);
+    CUresult (*cuArrayCreate_v2)(CUarray *, const CUDA_ARRAY_DESCRIPTOR *);
+    CUresult (*cuArray3DCreate_v2)(CUarray *, const CUDA_ARRAY3D_DESCRIPTOR *);
+    CUresult (*cuArrayDestroy)(CUarray);
+    CUresult (*cuMipmappedArrayCreate)(CUmipmappedArray *, const CUDA_ARRAY3D_DESCRIPTOR *, unsigned int);
+    CUresult (*cuMipmappedArrayDestroy)(CUmipmappedArray);
+    CUresult (*cuMemGetInfo_v2)(size_t *, size_t *);
+    CUresult (*cuDeviceTotalMem_v2)(size_t *, CUdevice);
+    CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+    CUresult (*cuDevicePrimaryCtxRelease_v2)(CUdevice);
+    CUresult (*cuDevicePrimaryCtxReset_v2)(CUdevice);
+    CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                               CUstream, void **, void **);
+    CUresult (*cuLaunchKernel_ptsz)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                    unsigned, CUstream, void **, void **);
+    CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
+    CUresult (*cuLaunchKernelEx_ptsz)(const CUlaunchConfig *, CUfunction, void **, void **);
+    CUresult (*cuLaunchCooperativeKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                          unsigned, unsigned, CUstream, void **);
+    CUresult (*cuLaunchCooperativeKernel_ptsz)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                               unsigned, unsigned, CUstream, void **);
+    CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
+    CUresult (*cuGraphLaunch_ptsz)(CUgraphExec, CUstream);
+};
+extern struct vg_real vg_real;
+void vg_init_cuda(void);                 /* dlopen libcuda.so.1 once and resolve vg_real */
+void *vg_real_dlsym(void *handle, const char *name);
+int vg_current_device(void);             /* -1 when no context is current */
+
+/* Hook table (hooks.c). */
+struct vg_hook {
+    const char *name;
+    void *wrapper;
+    void **real;     /* slot in vg_real (cu*) or nvml table */
+    int launch;      /* hand out the real pointer when launch control is off */
+    int nvml;
+};
+extern const struct vg_hook vg_hooks[];
+extern const int vg_hook_count;
+const struct vg_hook *vg_hook_find(const char *name);
+void *vg_hook_resolve(const struct vg_hook *h, void *real_ptr);  /* what dlsym/cuGetProcAddress hand out */
+void *vg_hook_by_real(void *real_ptr);
+
+/* Shared region (region.c). */
+extern struct hami_region *vg_region;
+int vg_region_ready(void);               /* attach once; 0 when accounting is off */
+void vg_lock(void);
+void vg_unlock(void);
+uint64_t vg_usage_locked(int dev);
+int vg_charge_locked(int dev, uint64_t bytes, const char *what);   /* 1 = charged, 0 = over limit */
+void vg_force_charge_locked(int dev, uint64_t bytes);
+void vg_uncharge_locked(int dev, uint64_t bytes);
+int vg_reclaim_dead_locked(void);
+uint64_t vg_limit(int dev);
+void vg_add_busy(int dev, uint64_t ns);
+
+/* Memory (mem.c) */
+void vg_reconcile_pools_locked(void);
+
+/* Node board (board.c). */
+struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16]);
+
+/* Throttle arithmetic (throttle.c), exported for unit tests. */
+VG_API int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int64_t now_ns, int share,
+                                       int64_t cap_ns);
+VG_API int64_t hami_vgpu_throttle_wait_ns(int64_t tokens_ns, int64_t inflight_ns, int share);
+VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
+#define HAMI_BUCKET_CAP_NS 50000000LL   /* 50 ms of GPU time */
+#define HAMI_GATE_QUANTUM_NS 20000000LL /* hold the gate 20 ms when another container waits */
+
+#endif
