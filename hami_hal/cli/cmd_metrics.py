@@ -1,0 +1,62 @@
+"""``hami metrics dump|serve``: device metrics from the plugins in Prometheus text format."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .common import add_node_options, discover
+from .output import console, emit_json, sim_profile
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("metrics", help="device metrics (Prometheus exposition)")
+    sub = p.add_subparsers(dest="metrics_command", metavar="ACTION", required=True)
+    dump = sub.add_parser("dump", help="print one scrape to stdout")
+    add_node_options(dump)
+    dump.set_defaults(func=run_dump)
+    serve = sub.add_parser("serve", help="serve /metrics over HTTP")
+    add_node_options(serve)
+    serve.add_argument("--port", type=int, default=9400, help="TCP port (default 9400)")
+    serve.add_argument("--addr", default="0.0.0.0", help="bind address (default 0.0.0.0)")
+    serve.set_defaults(func=run_serve)
+
+
+def _registry(args: argparse.Namespace):
+    from prometheus_client import CollectorRegistry
+
+    from ..metrics import HalCollector
+
+    hal, inv = discover(args)
+    registry = CollectorRegistry()
+    registry.register(HalCollector(hal, inv))
+    return registry
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    from prometheus_client import generate_latest
+
+    from ..metrics import HalCollector, metric_name
+
+    if args.json:
+        hal, inv = discover(args)
+        pairs, status = HalCollector(hal, inv).samples()
+        emit_json({
+            "node": inv.node, "source": inv.source, "simulated": inv.source == "simulated",
+            "profile": sim_profile(inv),
+            "samples": [{"metric": metric_name(s), **s.model_dump(mode="json")} for _, s in pairs],
+            "backends": {v: {"success": ok, "seconds": t} for v, (ok, t) in status.items()},
+        })
+        return 0
+    sys.stdout.write(generate_latest(_registry(args)).decode())
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:  # pragma: no cover - blocks; exercised by hand
+    from prometheus_client import start_http_server
+
+    start_http_server(args.port, addr=args.addr, registry=_registry(args))
+    console().print(f"serving hami-hal metrics on http://{args.addr}:{args.port}/metrics")
+    while True:
+        time.sleep(3600)

@@ -1,0 +1,31 @@
+"""``hami schemas export [--check]``: write (or verify) the checked-in JSON Schemas."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import schemas
+from .output import console, error_line
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("schemas", help="JSON Schemas of the hami-hal documents")
+    sub = p.add_subparsers(dest="schemas_command", metavar="ACTION", required=True)
+    ex = sub.add_parser("export", help="write the schema files (default: into the hami_hal package)")
+    ex.add_argument("--dir", type=Path, default=schemas.SCHEMA_DIR, help="target folder")
+    ex.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is stale")
+    ex.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.check:
+        stale = schemas.drift(args.dir)
+        if stale:
+            error_line(f"schemas out of date in {args.dir}: {', '.join(stale)} (run `hami schemas export`)")
+            return 1
+        console().print(f"{len(schemas.SCHEMA_MODELS)} schemas in {args.dir} match the models")
+        return 0
+    for path in schemas.export(args.dir):
+        console().print(f"wrote {path}")
+    return 0
