@@ -1,0 +1,101 @@
+"""The plugin's per-node settings, with HAMi's names and defaults (hami-compat.md §7.1).
+
+Accepts HAMi's camelCase keys (``deviceSplitCount``), the lower-case node-config keys
+(``devicesplitcount``) and snake_case (``device_split_count``), optionally under an ``nvidia`` section.
+A bad value raises :class:`hami_hal.errors.InputError` naming the key and the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hami_hal.errors import InputError
+
+OPERATING_MODES = ("hami-core", "mig", "whole")
+
+
+@dataclass(frozen=True)
+class NvidiaConfig:
+    device_split_count: int = 10
+    device_memory_scaling: float = 1.0
+    device_core_scaling: float = 1.0
+    #: ``hami-core`` (software shares), ``mig`` (MIG templates where MIG mode is on), ``whole``.
+    operating_mode: str = "hami-core"
+    #: HAMi ``global.gpuHookPath``: libvgpu.so lives in ``<hook>/vgpu``.
+    hook_path: str = "/usr/local"
+    disable_core_limit: bool = False
+    lib_cuda_log_level: int | None = None
+    #: MIG profile names allowed as templates (HAMi migProfileAllowlist); empty = every plain profile.
+    mig_profile_allowlist: tuple[str, ...] = ()
+    filter_uuids: tuple[str, ...] = field(default_factory=tuple)
+
+
+_ALIASES = {
+    "device_split_count": ("deviceSplitCount", "devicesplitcount"),
+    "device_memory_scaling": ("deviceMemoryScaling", "devicememoryscaling"),
+    "device_core_scaling": ("deviceCoreScaling", "devicecorescaling"),
+    "operating_mode": ("operatingMode", "operatingmode"),
+    "hook_path": ("gpuHookPath", "hookPath"),
+    "disable_core_limit": ("disableCoreLimit", "disablecorelimit"),
+    "lib_cuda_log_level": ("libCudaLogLevel", "libcudaloglevel"),
+    "mig_profile_allowlist": ("migProfileAllowlist",),
+    "filter_uuids": ("filterDevices",),
+}
+
+
+def _lookup(raw: dict, key: str):
+    for name in (key, *_ALIASES[key]):
+        if name in raw:
+            return name, raw[name]
+    return None, None
+
+
+def parse_config(config: dict | None) -> NvidiaConfig:
+    """Build the typed config from the context's merged dict."""
+    raw = dict(config or {})
+    if isinstance(raw.get("nvidia"), dict):
+        raw = {**raw, **raw["nvidia"]}
+    values: dict = {}
+    name, v = _lookup(raw, "device_split_count")
+    if name:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(name, v, "must be an integer >= 1")
+        values["device_split_count"] = v
+    for key in ("device_memory_scaling", "device_core_scaling"):
+        name, v = _lookup(raw, key)
+        if name:
+            if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                raise InputError(name, v, "must be a number > 0")
+            values[key] = float(v)
+    name, v = _lookup(raw, "operating_mode")
+    if name:
+        if v not in OPERATING_MODES:
+            raise InputError(name, v, f"must be one of {', '.join(OPERATING_MODES)}")
+        values["operating_mode"] = v
+    name, v = _lookup(raw, "hook_path")
+    if name:
+        if not isinstance(v, str) or not v.startswith("/"):
+            raise InputError(name, v, "must be an absolute path")
+        values["hook_path"] = v.rstrip("/") or "/"
+    name, v = _lookup(raw, "disable_core_limit")
+    if name:
+        if not isinstance(v, bool):
+            raise InputError(name, v, "must be true or false")
+        values["disable_core_limit"] = v
+    name, v = _lookup(raw, "lib_cuda_log_level")
+    if name:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 4:
+            raise InputError(name, v, "must be an integer 0..4")
+        values["lib_cuda_log_level"] = v
+    name, v = _lookup(raw, "mig_profile_allowlist")
+    if name:
+        if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
+            raise InputError(name, v, "must be a list of MIG profile names")
+        values["mig_profile_allowlist"] = tuple(v)
+    name, v = _lookup(raw, "filter_uuids")
+    if name:
+        uuids = v.get("uuid", []) if isinstance(v, dict) else v
+        if not isinstance(uuids, list):
+            raise InputError(name, v, "must be a list of GPU UUIDs (or {uuid: [...]})")
+        values["filter_uuids"] = tuple(str(u) for u in uuids)
+    return NvidiaConfig(**values)

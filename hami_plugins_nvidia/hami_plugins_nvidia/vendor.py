@@ -1,0 +1,40 @@
+"""NVIDIA's identity on the Kubernetes API: HAMi's resource names, selectors and annotation keys."""
+
+from __future__ import annotations
+
+from hami_hal.models import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
+
+COMMON_WORD = "NVIDIA"
+
+
+def vendor_info() -> VendorInfo:
+    """Names exactly as HAMi v2.10 uses them (hami-compat.md §2, §3, §4.1, §5.3)."""
+    return VendorInfo(
+        name="nvidia",
+        display_name="NVIDIA",
+        resources=[
+            ResourceFamily(
+                common_word=COMMON_WORD,
+                count="nvidia.com/gpu",
+                memory="nvidia.com/gpumem",
+                memory_percent="nvidia.com/gpumem-percentage",
+                cores="nvidia.com/gpucores",
+                priority="nvidia.com/priority",
+            )
+        ],
+        selectors=SelectorAnnotations(
+            use_type="nvidia.com/use-gputype",
+            nouse_type="nvidia.com/nouse-gputype",
+            use_uuid="nvidia.com/use-gpuuuid",
+            nouse_uuid="nvidia.com/nouse-gpuuuid",
+            mode="nvidia.com/vgpu-mode",
+            numa_bind="nvidia.com/numa-bind",
+        ),
+        annotations=AnnotationKeys(
+            node_register="hami.io/node-nvidia-register",
+            node_handshake="hami.io/node-handshake",
+            to_allocate="hami.io/vgpu-devices-to-allocate",
+            allocated="hami.io/vgpu-devices-allocated",
+        ),
+        domains=["nvidia.com/"],
+    )
