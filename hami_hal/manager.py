@@ -19,7 +19,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -267,8 +267,10 @@ class Hal:
             return nodes[0]
         merged = SimulatedNode("+".join(n.name for n in nodes), nodes[0].driver_version, None)
         for n in nodes:
-            merged.devices.extend(n.devices)
-            merged.links.extend(n.links)
+            # Re-base node indexes: each profile counts from 0, and links/for_vendor match by node index.
+            base = len(merged.devices)
+            merged.devices.extend(replace(d, node_index=d.node_index + base) for d in n.devices)
+            merged.links.extend(replace(lk, a=lk.a + base, b=lk.b + base) for lk in n.links)
         return merged
 
     def _discover_sim(self, node_name: str, sim_node: str | None, config: dict) -> list[Device]:
