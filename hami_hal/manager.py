@@ -159,7 +159,8 @@ class Hal:
             self.pm.check_pending()
         except pluggy.PluginValidationError as err:
             self._drop(plugin)
-            raise PluginLoadError(f"plugin {name!r}: {err}") from None
+            one_line = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
+            raise PluginLoadError(f"plugin {name!r}: {one_line}") from None
         hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
         missing = [h for h in REQUIRED_HOOKS if h not in hooks]
         if missing:
