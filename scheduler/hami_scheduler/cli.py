@@ -1,0 +1,132 @@
+"""``hami-scheduler`` (and ``hami scheduler``): simulate the openb trace, serve the extender."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from hami_hal.errors import HalError, InputError
+
+from .policies import POLICIES
+from .sim.trace import VARIANTS, default_trace_dir
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        if "-" in text:
+            lo, hi = (int(x) for x in text.split("-", 1))
+            if hi < lo:
+                raise ValueError
+            return list(range(lo, hi + 1))
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise InputError("--seeds", text, "must be N, N,M,... or LO-HI") from None
+
+
+def _names(text: str, allowed, field: str) -> list[str]:
+    if text == "all":
+        return list(allowed)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in allowed:
+            raise InputError(field, n, f"is not one of {', '.join(allowed)}")
+    return names
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .sim.report import run_all, summarise, write_outputs
+
+    trace_dir = Path(args.trace_dir or default_trace_dir())
+    if not trace_dir.is_dir():
+        raise InputError("--trace-dir", str(trace_dir), "is not a directory")
+    variants = _names(args.variant, VARIANTS, "--variant")
+    policies = _names(args.policies, POLICIES, "--policies")
+    seeds = _seeds(args.seeds)
+    results = run_all(
+        str(trace_dir), variants, policies, seeds, workers=args.workers, limit=args.limit,
+        tie_break=args.tie_break, progress=not args.json,
+    )
+    meta = {
+        "command": "hami-scheduler " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "trace_dir": str(trace_dir), "variants": variants, "policies": policies, "seeds": seeds,
+        "tie_break": args.tie_break, "limit": args.limit,
+    }
+    rows = summarise(results)
+    if args.out:
+        paths = write_outputs(results, Path(args.out), meta)
+        if not args.json:
+            print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="GPU allocation ratio (%), median over seeds")
+        for col in ("variant", "policy", "seeds", "@100", "@130", "published @100"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["variant"], r["policy"], str(r["seeds"]), f"{r['alloc_100_median']:.2f}",
+                f"{r['alloc_130_median']:.2f}", str(r["published_alloc_100"] or "–"),
+            )
+        Console().print(table)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    return serve(args)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    sim = sub.add_parser("simulate", help="replay the openb GPU trace with the FGD method")
+    sim.add_argument("--trace-dir", help="openb-gpu-v2023 directory (default $HAMI_TRACE_DIR or ../shared/data/openb-gpu-v2023)")
+    sim.add_argument("--variant", default="default", help=f"comma list or 'all' ({', '.join(VARIANTS)})")
+    sim.add_argument("--policies", default="all", help=f"comma list or 'all' ({', '.join(POLICIES)})")
+    sim.add_argument("--seeds", default="42-51", help="LO-HI or a comma list (paper: 42-51)")
+    sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    sim.add_argument("--limit", type=int, default=None, help="only the first N arriving pods (tests)")
+    sim.add_argument("--tie-break", choices=("first", "random"), default="first",
+                     help="equal node scores: first node in list order (reproduces the paper) or random")
+    sim.add_argument("--out", help="output stem: writes <out>.csv/.json/.md/.png")
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sim.set_defaults(func=cmd_simulate)
+
+    srv = sub.add_parser("serve", help="run the kube-scheduler extender (filter/prioritize/bind)")
+    srv.add_argument("--bind", default="127.0.0.1:8888", help="host:port of the extender HTTP server")
+    srv.add_argument("--metrics-bind", default="", help="host:port for /metrics (default: same server)")
+    srv.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
+    srv.add_argument("--api-server", default=None, help="API server URL without auth (tests, kubectl proxy)")
+    srv.add_argument("--policy", default="binpack", help="default node policy: binpack, spread or a simulator policy")
+    srv.add_argument("--capability-matrix", default=None, help="CapabilityMatrix JSON file")
+    srv.add_argument("--capability-configmap", default=None, help="namespace/name[/key] of a ConfigMap holding it")
+    srv.add_argument("--accept-levels", default="supported,partial",
+                     help="matrix levels a hard-isolation or compute-share request may land on")
+    srv.add_argument("--scheduler-name", default="hami-scheduler")
+    srv.set_defaults(func=cmd_serve)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Entry point of group ``hami_hal.cli``: adds ``hami scheduler ...``."""
+    p = subparsers.add_parser("scheduler", help="scheduler extender and trace simulator")
+    add_commands(p.add_subparsers(dest="scheduler_cmd", required=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hami-scheduler", description=__doc__)
+    add_commands(parser.add_subparsers(dest="cmd", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
