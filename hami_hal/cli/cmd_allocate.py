@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rich.table import Table
+from rich.text import Text
 
 from ..engine import NodeState, PodFit
 from ..manager import Hal
@@ -71,7 +72,8 @@ def _render(hal: Hal, inv: NodeInventory, req: PodRequest, fit: PodFit, edits: d
                   f"(installed vendors: {known}); nothing to allocate — {label}")
         return
     if not fit.ok:
-        out.print(f"[red]pod {req.namespace}/{req.name} does not fit on {inv.node}[/] — {label}: {fit.reason}")
+        out.print(Text.assemble((f"pod {req.namespace}/{req.name} does not fit on {inv.node}", "red"),
+                                f" — {label}: {fit.reason}"))
         table = Table(title="why not")
         for col in ("device", "reason", "detail"):
             table.add_column(col, overflow="fold")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.table import Table
+from rich.text import Text
 
 from ..models import Device, NodeInventory
 from .common import add_node_options, discover
@@ -34,7 +35,7 @@ def render(inv: NodeInventory) -> None:
     for col in ("vendor", "idx", "model", "uuid", "memory MiB", "partition", "mode", "numa", "health"):
         table.add_column(col, overflow="fold", no_wrap=col == "uuid")
     for d in inv.devices:
-        health = "ok" if d.healthy else f"[red]{d.health_reason or 'unhealthy'}[/]"
+        health = Text("ok") if d.healthy else Text(d.health_reason or "unhealthy", style="red")
         table.add_row(d.vendor, str(d.index), d.model, d.uuid, str(d.memory_mib), partition_text(d), d.mode,
                       "-" if d.numa_node is None else str(d.numa_node), health)
     out.print(table)

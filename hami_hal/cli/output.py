@@ -6,26 +6,27 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from ..models import NodeInventory
 
 
 def console() -> Console:
-    """A stdout console wide enough for UUIDs when piped (rich defaults to 80 columns off a terminal)."""
-    c = Console(highlight=False)
+    """A stdout console: no markup (data may hold brackets), wide enough for UUIDs when piped."""
+    c = Console(highlight=False, markup=False)
     if not c.is_terminal:
-        c = Console(highlight=False, width=max(c.width, 160))
+        c = Console(highlight=False, markup=False, width=max(c.width, 160))
     return c
 
 
 def error_line(message: str) -> None:
     """Print one red line to stderr; the message must already be a complete sentence."""
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True,
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", markup=True,
                                                 soft_wrap=True)
 
 
 def warn_line(message: str) -> None:
-    Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def emit_json(data: object) -> None:

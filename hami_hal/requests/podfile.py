@@ -10,16 +10,25 @@ import yaml
 from ..errors import InputError
 
 
+def _useful_mark(err: yaml.YAMLError, lines: list[str]):
+    """The problem position, or where the broken construct began when the problem is at the end."""
+    for mark in (getattr(err, "problem_mark", None), getattr(err, "context_mark", None)):
+        if mark is not None and mark.line < len(lines) and lines[mark.line].strip():
+            return mark
+    return None
+
+
 def load_pod_text(text: str, source: str = "<pod>") -> dict:
     """Parse one pod document; ``source`` names it in errors."""
+    lines = text.splitlines()
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
+        mark = _useful_mark(err, lines)
         where = f"{source} line {mark.line + 1}" if mark is not None else source
+        shown = lines[mark.line].strip() if mark is not None else ""
         problem = getattr(err, "problem", None) or "parse error"
-        raise InputError(where, text.splitlines()[mark.line].strip() if mark is not None and
-                         mark.line < len(text.splitlines()) else "", f"is not valid YAML ({problem})") from None
+        raise InputError(where, shown, f"is not valid YAML ({problem})") from None
     if not docs:
         raise InputError(source, "", "is empty: expected one Pod document")
     if len(docs) > 1:

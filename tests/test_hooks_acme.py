@@ -1,0 +1,152 @@
+"""One test per hook (``test_hook_<hookname>``), each through the Hal facade with the acme plugin.
+
+The meta-test in test_hooks_meta.py fails when a hook in hookspecs.py has no such test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hami_hal.engine import NodeState
+from hami_hal.errors import HalError
+from hami_hal.models import (
+    ContainerAllocation,
+    DeviceSlice,
+    DeviceUsage,
+    FitReason,
+    Level,
+    LinkKind,
+    PartitionKind,
+    ResourceRequest,
+)
+from hami_hal.testing import sim_inventory
+
+
+def _slice(dev, mem: int, cores: int = 0, template: str | None = None, start: int | None = None) -> DeviceSlice:
+    from hami_hal.models import Placement
+
+    return DeviceSlice(vendor=dev.vendor, uuid=dev.uuid, device_index=dev.index, common_word="ACME",
+                       memory_mib=mem, compute_percent=cores, template=template,
+                       placement=Placement(start=start, size=1) if start is not None else None)
+
+
+def _dev(inv, model: str):
+    return next(d for d in inv.devices if model in d.model)
+
+
+def test_hook_hami_hal_vendor(hal):
+    (vendor,) = hal.vendors()
+    assert vendor.name == "acme" and vendor.domains == ["acme.example/"]
+    assert [f.common_word for f in vendor.resources] == ["ACME", "ACME-CARD"]
+    assert vendor.resources[1].whole_device and vendor.annotations.allocated == "hami.io/acme-devices-allocated"
+
+
+def test_hook_hami_hal_sim_profiles(hal):
+    cat = hal.catalog()
+    assert {"acme-x100", "acme-t200"} <= set(cat.devices) and "acme-mixed-4" in cat.nodes
+    assert all(Path(p).exists() for p in hal._single(hal.plugins["acme"].module, "hami_hal_sim_profiles"))
+
+
+def test_hook_hami_hal_discover(hal):
+    inv = sim_inventory(hal, "acme-mixed-4")
+    assert [(d.index, d.model, d.numa_node) for d in inv.devices] == [
+        (0, "Acme X100 16GB", 0), (1, "Acme X100 16GB", 0), (2, "Acme T200 32GB", 1), (3, "Acme T200 32GB", 1)]
+    assert len({d.uuid for d in inv.devices}) == 4 and all(d.uuid.startswith("ACME-") for d in inv.devices)
+    assert all(d.provenance.source == "simulated" and d.provenance.driver_version == "acme-sim-2.1"
+               for d in inv.devices)
+
+
+def test_hook_hami_hal_partition_model(inv, hal):
+    x100, t200 = _dev(inv, "X100"), _dev(inv, "T200")
+    assert x100.partition.kind is PartitionKind.SHARES and x100.partition.max_slots == 4
+    assert t200.partition.kind is PartitionKind.TEMPLATES and t200.partition.requires_creation
+    assert [t.name for t in t200.partition.templates] == ["t1.8gb", "t2.16gb", "t4.32gb"]
+    # node config reaches the plugin (HAMi device_split_count)
+    inv2 = hal.discover("sim", sim_node="acme-mixed-4", config={"device_split_count": 10})
+    assert _dev(inv2, "X100").partition.max_slots == 10
+
+
+def test_hook_hami_hal_fit(inv, hal):
+    x100 = _dev(inv, "X100")
+    req = ResourceRequest(vendor="acme", common_word="ACME", count=1, memory_mib=100)
+    veto = hal.fit(x100, DeviceUsage(uuid=x100.uuid), req, _slice(x100, 100))
+    assert veto is not None and veto.reason is FitReason.CARD_INSUFFICIENT_MEMORY and "256 MiB" in veto.detail
+    assert hal.fit(x100, DeviceUsage(uuid=x100.uuid), req, _slice(x100, 512)) is None
+    # the engine honours the veto: a 100 MiB request fits on no shared X100 (T200 templates round it up)
+    from hami_hal.models import ContainerRequest, PodRequest
+
+    pod = PodRequest(name="p", containers=[ContainerRequest(name="c", index=0, requests=[req])])
+    x100s = [d for d in inv.devices if "X100" in d.model]
+    fit = NodeState("n", x100s).fit_pod(pod, veto=hal.fit)
+    assert not fit.ok and "(2/2 CardInsufficientMemory)" in fit.reason
+    assert NodeState.from_inventory(inv).fit_pod(pod, veto=hal.fit).allocation.slices()[0].template == "t1.8gb"
+
+
+def test_hook_hami_hal_create_partition(inv, hal):
+    t200 = _dev(inv, "T200")
+    handle = hal.create_partition(t200, _slice(t200, 8192, 25, "t1.8gb", 1))
+    assert handle == {"instance_id": 1, "template": "t1.8gb", "start": 1}
+    with pytest.raises(HalError, match="placement 1 is taken"):
+        hal.create_partition(t200, _slice(t200, 8192, 25, "t1.8gb", 1))
+    assert hal.create_partition(_dev(inv, "X100"), _slice(_dev(inv, "X100"), 100)) is None  # no template
+
+
+def test_hook_hami_hal_destroy_partition(inv, hal):
+    t200 = _dev(inv, "T200")
+    handle = hal.create_partition(t200, _slice(t200, 16384, 50, "t2.16gb", 2))
+    assert hal.destroy_partition(t200, handle) is True
+    assert hal.destroy_partition(t200, handle) is False  # already gone
+
+
+def test_hook_hami_hal_container_edits(inv, hal):
+    a, b = inv.devices[0], inv.devices[1]
+    alloc = ContainerAllocation(name="main", index=0, slices=[_slice(a, 10240, 30), _slice(b, 10240, 30)])
+    edits = hal.container_edits(alloc, inv.devices)
+    assert edits.env == {"ACME_VISIBLE_DEVICES": f"{a.uuid},{b.uuid}", "ACME_MEMORY_LIMIT_0": "10240m",
+                         "ACME_MEMORY_LIMIT_1": "10240m", "ACME_CORE_LIMIT": "30"}
+    assert [n.path for n in edits.device_nodes] == ["/dev/acme0", "/dev/acme1"]
+    cdi = edits.to_cdi("acme.example/xpu", "main")
+    assert "ACME_CORE_LIMIT=30" in cdi["devices"][0]["containerEdits"]["env"]
+    assert hal.container_edits(ContainerAllocation(name="none", index=1), inv.devices).env == {}
+
+
+def test_hook_hami_hal_topology(inv):
+    topo = inv.topology
+    x0, x1, t0, t1 = (d.uuid for d in inv.devices)
+    assert topo.link(x0, x1).kind is LinkKind.NVLINK and topo.link(x0, x1).score == 200
+    assert topo.link(t0, t1).kind is LinkKind.SINGLE_SWITCH and topo.link(x0, t1).kind is LinkKind.CROSS_CPU
+    assert len(topo.links) == 6 and topo.numa == {x0: 0, x1: 0, t0: 1, t1: 1}
+
+
+def test_hook_hami_hal_device_metrics(inv, hal):
+    samples = {s.name: s for s in hal.device_metrics(_dev(inv, "X100"))}
+    assert samples["memory_total"].value == 16384 * 2**20 and samples["memory_total"].unit == "bytes"
+    assert samples["memory_used"].value == 256 * 2**20
+    assert samples["temperature"].unit == "celsius" and samples["power_usage"].value == pytest.approx(30.0)
+
+
+def test_hook_hami_hal_allocation_metrics(inv, hal):
+    t200 = _dev(inv, "T200")
+    assert hal.allocation_metrics(t200) == []
+    hal.create_partition(t200, _slice(t200, 8192, 25, "t1.8gb", 0))
+    (sample,) = hal.allocation_metrics(t200)
+    assert sample.scope == "allocation" and sample.value == 8192 * 2**20
+    assert sample.labels == {"partition_id": "1", "template": "t1.8gb"}
+    assert {s.name: s.value for s in hal.device_metrics(t200)}["memory_used"] == (8192 + 256) * 2**20
+
+
+def test_hook_hami_hal_device_health(hal):
+    inv = hal.discover("sim", sim_node="acme-faulty-2")
+    assert [d.healthy for d in inv.devices] == [True, False]
+    assert inv.devices[1].health_reason == "XID 79: device has fallen off the bus"
+    status = hal.health(inv.devices[1])
+    assert status.events == ["xid-79"] and not status.healthy
+
+
+def test_hook_hami_hal_conformance_probe(inv, hal):
+    res = hal.probe(inv.devices[0], "discovery/memory/total")
+    assert res.level is Level.SUPPORTED and res.measurements[0].value == 16384
+    assert res.evidence[0].startswith("simulated:")
+    assert hal.probe(inv.devices[0], "isolation/memory/hard-limit") is None
