@@ -105,10 +105,15 @@ def unhealthy_unallocatable(ctx: CheckContext) -> CapabilityResult:
     else:
         node = fresh.simulated_node(name)
         inv = fresh.discover("sim", node_name=ctx.inventory_node, sim_node=name, config=ctx.config)
-    faults = {d.uuid: d.fault for d in node.devices if d.fault and d.spec.vendor == ctx.vendor}
+    # Match by per-vendor index: the injected fault is on a device position, whatever UUID the plugin reports.
+    by_index = {d.index: d.fault for d in node.devices if d.fault and d.spec.vendor == ctx.vendor}
     devs = [d for d in inv.devices if d.vendor == ctx.vendor]
+    faults = {d.uuid: by_index[d.index] for d in devs if d.index in by_index}
     where = f"simulated node {name!r} (fault injected through the plugin's fake SDK)"
-    evidence = [f"{where}: faults {sorted(set(faults.values()))} on {len(faults)} of {len(devs)} device(s)"]
+    evidence = [f"{where}: faults {sorted(set(by_index.values()))} on device index(es) {sorted(by_index)} "
+                f"of {len(devs)} device(s)"]
+    if not faults:
+        return ctx.result(Level.UNSUPPORTED, evidence + [f"no discovered device has index {sorted(by_index)}"])
     still = [d for d in devs if d.uuid in faults and d.healthy]
     if still:
         d = still[0]

@@ -1,0 +1,147 @@
+"""Broken plugins get the right levels, and only there; a correct one passes; acme needs no suite change."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conformance_fakes import (
+    FakeAccel,
+    HealthBlindFake,
+    MemoryLiarFake,
+    NoProbeFake,
+    OverCommitFake,
+    UnstableIdsFake,
+    WrongTotalFake,
+    factory,
+)
+from hami_conformance.runner import run_suite
+from hami_conformance.validate import validate_matrix
+
+from hami_hal.errors import HalError
+from hami_hal.manager import Hal
+from hami_hal.models import Level, Requirement
+
+PROBE_IDS = {"isolation/memory-hard", "isolation/memory-reported-total", "isolation/compute-share",
+             "isolation/launch-overhead"}
+
+
+def levels(cls, hardware: bool) -> dict[str, Level]:
+    run = run_suite(factory(cls, hardware), backend="real" if hardware else "sim")
+    assert run.crashed == []
+    (entry,) = run.matrix.entries
+    return {c.id: c for c in entry.capabilities}
+
+
+@pytest.fixture(scope="module")
+def good_hw():
+    return levels(FakeAccel, True)
+
+
+@pytest.fixture(scope="module")
+def good_sim():
+    return levels(FakeAccel, False)
+
+
+def test_correct_plugin_on_hardware_meets_every_must(good_hw):
+    for cell in good_hw.values():
+        if cell.requirement is Requirement.MUST:
+            assert cell.level in (Level.SUPPORTED, Level.NOT_APPLICABLE), (cell.id, cell.evidence)
+    for bid in PROBE_IDS:
+        assert good_hw[bid].level is Level.SUPPORTED
+        assert good_hw[bid].measurements and good_hw[bid].measurements[0].unit
+    assert good_hw["isolation/priority"].level is Level.UNVERIFIED  # the fake has no priority probe
+    assert good_hw["partition/templates-exact"].level is Level.NOT_APPLICABLE
+    assert good_hw["partition/templates-exact"].notes
+
+
+def test_simulated_probe_results_are_never_supported(good_sim):
+    for bid in PROBE_IDS:
+        cell = good_sim[bid]
+        assert cell.level is Level.UNVERIFIED
+        assert cell.measurements, "figures are kept, labelled"
+        assert "simulated" in cell.notes
+
+
+# Each broken plugin must differ from the correct one in exactly these cells (hardware backend).
+BROKEN = [
+    (OverCommitFake, {"partition/no-overcommit": Level.UNSUPPORTED}, "offers 49152 MiB on a 24576 MiB device"),
+    (MemoryLiarFake, {"metrics/device-memory": Level.UNSUPPORTED, "isolation/memory-hard": Level.PARTIAL},
+     "outside 0..memory_total"),
+    (WrongTotalFake, {"metrics/device-memory": Level.UNSUPPORTED}, "memory_total 12288 MiB but the device has 24576"),
+    (UnstableIdsFake, {"discovery/ids-stable-across-restarts": Level.UNSUPPORTED}, "disappeared after a restart"),
+    (HealthBlindFake, {"health/reported": Level.UNSUPPORTED, "health/unhealthy-unallocatable": Level.UNSUPPORTED},
+     "is reported healthy"),
+    (NoProbeFake, {b: Level.UNVERIFIED for b in PROBE_IDS}, "implements no hami_hal_conformance_probe"),
+]
+
+
+@pytest.mark.parametrize(("cls", "expected", "reason"), BROKEN, ids=[c.__name__ for c, _, _ in BROKEN])
+def test_broken_plugin_fails_exactly_the_behaviour_it_breaks(good_hw, cls, expected, reason):
+    got = levels(cls, True)
+    changed = {bid: c.level for bid, c in got.items() if c.level is not good_hw[bid].level}
+    assert changed == expected
+    texts = [e for bid in expected for e in got[bid].evidence]
+    assert any(reason in t for t in texts), texts
+
+
+def test_broken_plugins_on_the_simulated_backend_are_caught_too():
+    assert levels(OverCommitFake, False)["partition/no-overcommit"].level is Level.UNSUPPORTED
+    assert levels(WrongTotalFake, False)["metrics/device-memory"].level is Level.UNSUPPORTED
+    unstable = levels(UnstableIdsFake, False)
+    assert unstable["discovery/ids-stable-across-restarts"].level is Level.UNSUPPORTED
+    # the simulated node is ground truth: UUIDs not in it are extra devices
+    assert unstable["discovery/inventory-complete"].level is Level.UNSUPPORTED
+    liar = levels(MemoryLiarFake, False)["isolation/memory-hard"]
+    assert liar.level is Level.PARTIAL and "misses its target" in liar.notes
+
+
+def test_no_overcommit_records_decision_latency_with_units(good_hw):
+    ms = {m.name: m for m in good_hw["partition/no-overcommit"].measurements}
+    assert ms["allocation decision latency p50"].unit == "µs"
+    assert 0 < ms["allocation decision latency p50"].value <= ms["allocation decision latency p99"].value
+    assert "real: Fake F1 24GB" in ms["allocation decision latency p50"].conditions
+
+
+def test_matrices_of_correct_plugin_validate_without_errors():
+    for hw in (True, False):
+        run = run_suite(factory(FakeAccel, hw), backend="real" if hw else "sim")
+        errors = [f for f in validate_matrix(run.matrix) if f.severity == "error"]
+        assert errors == []
+
+
+def test_real_backend_without_devices_is_an_error_naming_the_reason():
+    with pytest.raises(HalError, match="no real devices found.*libfake.so not found"):
+        run_suite(factory(FakeAccel, False), backend="real")
+
+
+def test_unknown_plugin_is_an_error_listing_the_installed_ones():
+    with pytest.raises(HalError, match="--plugin: 'nvidiaa' is not an installed plugin.*fakegood"):
+        run_suite(factory(FakeAccel, False), plugins=["nvidiaa"])
+
+
+def test_auto_backend_gives_real_rows_for_present_hardware():
+    run = run_suite(factory(FakeAccel, True), backend="auto")
+    assert [e.provenance.source for e in run.matrix.entries] == ["real"]
+    assert run.matrix.entries[0].provenance.driver_version == "fake-driver-9.9"
+
+
+def test_acme_plugin_written_from_the_guide_runs_unchanged():
+    plugins = str(Path(__file__).resolve().parents[2] / "tests" / "plugins")
+    if plugins not in sys.path:
+        sys.path.insert(0, plugins)
+    acme = pytest.importorskip("acme_plugin")
+    run = run_suite(lambda: Hal(entrypoints=False, modules=[acme]), backend="sim")
+    assert run.crashed == []
+    assert sorted(e.model for e in run.matrix.entries) == ["Acme T200 32GB", "Acme X100 16GB"]
+    for e in run.matrix.entries:
+        assert e.provenance.simulated and e.provenance.profile
+        for c in e.capabilities:
+            if c.requirement is Requirement.MUST and not c.id.startswith("isolation/memory"):
+                assert c.level in (Level.SUPPORTED, Level.NOT_APPLICABLE), (e.model, c.id, c.evidence)
+    t200 = run.matrix.entry("acme", "Acme T200 32GB")
+    assert t200.cell("partition/templates-exact").level is Level.SUPPORTED
+    assert t200.cell("partition/arbitrary-memory").level is Level.UNSUPPORTED
+    # acme ships a faulty node profile (xid-79): the suite uses it rather than injecting its own
+    assert "acme-faulty-2" in t200.cell("health/unhealthy-unallocatable").evidence[0]
