@@ -59,7 +59,6 @@ def container_edits(
     if any(s.template for s in slices):
         return _mig_edits(allocation, used, port)
     env: dict[str, str] = {"NVIDIA_VISIBLE_DEVICES": ",".join(s.uuid for s in slices)}
-    edits = ContainerEdits(env=env, device_nodes=_device_nodes(used))
     hook = cfg.hook_path.rstrip("/")
     cache = cache_id or str(uuidlib.uuid4())
     for i, s in enumerate(slices):
@@ -73,14 +72,14 @@ def container_edits(
     if cfg.lib_cuda_log_level is not None:
         env["LIBCUDA_LOG_LEVEL"] = str(cfg.lib_cuda_log_level)
     rw = ["rw", "nosuid", "nodev", "bind"]
-    edits.mounts = [
+    mounts = [
         Mount(host_path=_interposer_library(hook), container_path=f"{hook}/vgpu/libvgpu.so"),
         Mount(host_path=f"{hook}/vgpu/containers/{cache}_{allocation.name}", container_path=f"{hook}/vgpu",
               options=rw),
         Mount(host_path="/tmp/vgpulock", container_path="/tmp/vgpulock", options=rw),
         Mount(host_path=f"{hook}/vgpu/ld.so.preload", container_path="/etc/ld.so.preload"),
     ]
-    return edits
+    return ContainerEdits(env=env, mounts=mounts, device_nodes=_device_nodes(used))
 
 
 def _mig_edits(allocation: ContainerAllocation, used: list[Device], port: NvmlPort | None) -> ContainerEdits:

@@ -266,6 +266,16 @@ class RealNvml:
         return _text(self._call("nvmlDeviceGetName", self._h(index)))
 
     def memory_info(self, index: int) -> tuple[int, int, int]:
+        """(total, used, free) bytes. v2 first: its ``used`` excludes driver-reserved memory, as
+        nvidia-smi shows it; v1 (older drivers) counts reserved memory as used."""
+        version = getattr(self._nvml, "nvmlMemory_v2", None)
+        if version is not None:
+            try:
+                info = self._call("nvmlDeviceGetMemoryInfo", self._h(index), version)
+                return int(info.total), int(info.used), int(info.free)
+            except NvmlFailure as err:
+                if err.code is NvmlCode.GPU_LOST:
+                    raise
         info = self._call("nvmlDeviceGetMemoryInfo", self._h(index))
         return int(info.total), int(info.used), int(info.free)
 
@@ -283,7 +293,27 @@ class RealNvml:
         return int(self._call("nvmlDeviceGetMinorNumber", self._h(index)))
 
     def numa_node(self, index: int) -> int:
-        return int(self._call("nvmlDeviceGetNumaNodeId", self._h(index)))
+        """NVML's NUMA node; where NVML has none (x86 hosts, VMs) the PCI device's sysfs ``numa_node``.
+
+        nvmlDeviceGetNumaNodeId answers only where GPU memory is itself a NUMA node (e.g. GH200);
+        the CPU-side affinity the scheduler needs is what the kernel records for the PCI device.
+        """
+        try:
+            return int(self._call("nvmlDeviceGetNumaNodeId", self._h(index)))
+        except NvmlFailure as err:
+            if err.code is NvmlCode.GPU_LOST:
+                raise
+            nvml_err = err
+        dom, _, rest = self.pci_bus_id(index).lower().partition(":")
+        path = f"/sys/bus/pci/devices/{int(dom, 16):04x}:{rest}/numa_node"
+        try:
+            with open(path) as fh:
+                value = int(fh.read().strip())
+        except (OSError, ValueError):
+            raise NvmlFailure(nvml_err.code, nvml_err.call, f"{nvml_err.code.value}; {path} unreadable") from None
+        if value < 0:
+            raise NvmlFailure(nvml_err.code, nvml_err.call, f"{nvml_err.code.value}; {path} says {value}")
+        return value
 
     # -- MIG -----------------------------------------------------------------------------------
 
