@@ -5,7 +5,7 @@ The simulator and the extender call the same policy objects; see :mod:`.base` fo
 
 from __future__ import annotations
 
-from .base import NodeView, Policy, PodShape
+from .base import NodeView, PodShape, Policy
 from .registry import BASELINES, OURS, POLICIES, make_policy
 
 __all__ = ["BASELINES", "OURS", "POLICIES", "NodeView", "Policy", "PodShape", "make_policy"]

@@ -1,0 +1,292 @@
+"""Extender verbs (kube-scheduler extender v1): filter, prioritize, bind.
+
+Wire format: kubernetes-contracts.md §1. Keys are Go field names; Go matches them case-insensitively,
+so both ``NodeNames`` and ``nodenames`` are accepted. Filter behaves like HAMi's (hami-compat.md §6.2):
+with ``NodeNames`` (nodeCacheCapable) it returns the one chosen node and writes the allocation
+annotations; with full ``Nodes`` it is a dry run. Bind takes HAMi's node lock with the node's
+resourceVersion (optimistic concurrency), re-checks the allocation against the pods the API holds
+for that node, then creates the Binding.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from hami_hal.errors import AllocationError, HalError, InputError
+from hami_hal.models import NodePolicy, PodAllocation, PodRequest
+from hami_hal.requests import parse_pod
+
+from . import annotations as ann
+from .capability import CapabilityGate
+from .policies import NodeView, PodShape, make_policy
+from .state import ClusterState
+
+MAX_PRIORITY = 10
+
+
+def ci(obj: dict, key: str, default=None):
+    """Case-insensitive key lookup, as Go's encoding/json does."""
+    if not isinstance(obj, dict):
+        return default
+    if key in obj:
+        return obj[key]
+    low = key.lower()
+    for k, v in obj.items():
+        if k.lower() == low:
+            return v
+    return default
+
+
+def node_view(name: str, state) -> NodeView:
+    """A policy view of an engine node: free share per device = min(free compute %, free memory %)."""
+    free = []
+    for st in state.devices.values():
+        part = st.part
+        c = (part.compute_percent - st.used_compute_percent) * 1000 // max(part.compute_percent, 1)
+        m = (part.memory_mib - st.used_memory_mib) * 1000 // max(part.memory_mib, 1)
+        slots_left = part.max_slots - st.used_slots
+        free.append(0 if slots_left <= 0 or st.exclusive else max(0, min(c, m)))
+    model = next((st.device.model for st in state.devices.values()), "")
+    return NodeView(name, model, 1 << 40, 1 << 40, free)
+
+
+def pod_shape(req: PodRequest, state) -> PodShape:
+    """The pod as a policy sees it: total device count and the largest per-device share (milli)."""
+    num = 0
+    milli = 0
+    for c in req.containers:
+        if c.init:
+            continue
+        for r in c.requests:
+            num += r.count
+            mem_total = max((st.part.memory_mib for st in state.devices.values()), default=1) or 1
+            share = 1000 if r.whole_device else max(r.compute_percent * 10, r.memory_for(mem_total) * 1000 // mem_total)
+            milli = max(milli, min(share, 1000))
+    return PodShape(0, 0, num, milli)
+
+
+@dataclass
+class FilterOutcome:
+    node_names: list[str]
+    failed: dict[str, str]
+    error: str = ""
+    allocation: PodAllocation | None = None
+
+
+class Extender:
+    """The decision side of the extender; the HTTP layer (server.py) only moves JSON."""
+
+    def __init__(self, cluster: ClusterState, kube=None, gate: CapabilityGate | None = None,
+                 policy: str = "binpack", lock_timeout_s: float = 300.0) -> None:
+        self.cluster = cluster
+        self.kube = kube
+        self.gate = gate or CapabilityGate(None)
+        self.policy_name = policy
+        self.lock_timeout_s = lock_timeout_s
+        self._filter_lock = threading.Lock()
+        if policy not in ("binpack", "spread"):
+            self._policy = make_policy(policy)
+            self._policy.prepare([], None)
+        else:
+            self._policy = None
+
+    # -- filter ------------------------------------------------------------------------------
+
+    def parse(self, pod: dict) -> PodRequest:
+        if not isinstance(pod, dict):
+            raise InputError("Pod", pod, "must be an object")
+        return parse_pod(pod, self.cluster.vendors)
+
+    def _rank(self, pod: PodRequest, fits: dict[str, PodAllocation]) -> list[tuple[float, str]]:
+        """(score, node) best first. HAMi binpack/spread by node score, or a simulator policy."""
+        policy = pod.node_policy
+        explicit = ann.NODE_POLICY in pod.annotations
+        ranked = []
+        for name in fits:
+            state = self.cluster.nodes[name].state
+            if self._policy is not None and not explicit:
+                view = node_view(name, state)
+                res = self._policy.score(view, pod_shape(pod, state))
+                score = res[0] if res else float("-inf")
+            else:
+                s = state.score()
+                score = s if policy is NodePolicy.BINPACK else -s
+            ranked.append((score, name))
+        ranked.sort(key=lambda t: (-t[0], t[1]))
+        return ranked
+
+    def filter(self, args: dict) -> FilterOutcome:
+        pod = ci(args, "Pod")
+        names = ci(args, "NodeNames")
+        nodes_obj = ci(args, "Nodes")
+        dry_run = names is None
+        if names is None:
+            items = (nodes_obj or {}).get("items") or []
+            names = [(n.get("metadata") or {}).get("name") for n in items]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return FilterOutcome([], {}, "NodeNames: must be a list of node names")
+        try:
+            req = self.parse(pod)
+        except HalError as exc:
+            return FilterOutcome([], {}, str(exc))
+        if not req.has_devices:
+            return FilterOutcome(list(names), {})
+        with self._filter_lock, self.cluster.lock:
+            key = f"{req.namespace}/{req.name}"
+            if not dry_run:
+                self.cluster.remove_pod(key)  # drop a stale reservation of this pod
+            failed: dict[str, str] = {}
+            fits: dict[str, PodAllocation] = {}
+            for name in names:
+                fit = self.cluster.fit(name, req, veto=self.gate)
+                if fit is None:
+                    failed[name] = "node unregistered"
+                elif not fit.ok:
+                    failed[name] = fit.reason or "NodeUnfitPod"
+                else:
+                    fits[name] = fit.allocation
+            if not fits:
+                return FilterOutcome([], failed)
+            best = self._rank(req, fits)[0][1]
+            alloc = fits[best]
+            if self._policy is not None and ann.NODE_POLICY not in req.annotations:
+                alloc = self._policy_devices(req, best) or alloc
+            for name in fits:
+                if name != best:
+                    failed[name] = "NodeFitPod: another node was chosen"
+            if dry_run:
+                return FilterOutcome([best], failed, allocation=alloc)
+            self.cluster.reserve(alloc)
+        if self.kube is not None:
+            try:
+                self.kube.patch_pod_annotations(req.namespace, req.name, self.filter_annotations(pod, alloc))
+            except Exception as exc:  # the API refused: give the slice back
+                self.cluster.remove_pod(alloc.key)
+                return FilterOutcome([], failed, f"writing allocation annotations failed: {exc}")
+        return FilterOutcome([best], failed, allocation=alloc)
+
+    def _policy_devices(self, req: PodRequest, node: str) -> PodAllocation | None:
+        """Let a fragmentation policy pick the device of a single-device pod; the engine validates it."""
+        apps = [c for c in req.containers if c.requests]
+        if len(apps) != 1 or len(apps[0].requests) != 1 or apps[0].requests[0].count != 1:
+            return None
+        state = self.cluster.nodes[node].state
+        res = self._policy.score(node_view(node, state), pod_shape(req, state))
+        if not res or not res[1]:
+            return None
+        want = res[1][0]
+
+        def only(dev, usage, r, sl):
+            if dev.index != want:
+                from hami_hal.models import FitFailure, FitReason
+
+                return FitFailure(uuid=dev.uuid, reason=FitReason.CARD_UUID_MISMATCH, detail="policy chose another device")
+            return self.gate(dev, usage, r, sl)
+
+        fit = state.fit_pod(req, veto=only)
+        return fit.allocation if fit.ok else None
+
+    def filter_annotations(self, pod: dict, alloc: PodAllocation) -> dict[str, str]:
+        spec = pod.get("spec") or {}
+        n = len(spec.get("initContainers") or []) + len(spec.get("containers") or [])
+        out = {ann.VGPU_NODE: alloc.node, ann.VGPU_TIME: str(int(time.time()))}
+        used = {s.common_word for s in alloc.slices()}
+        for v in self.cluster.vendors:
+            for fam in v.resources:
+                if fam.common_word in used and v.annotations.allocated:
+                    text = ann.encode_allocation(alloc, fam.common_word, n)
+                    out[v.annotations.allocated] = text
+                    if v.annotations.to_allocate:
+                        out[v.annotations.to_allocate] = text
+        return out
+
+    # -- prioritize --------------------------------------------------------------------------
+
+    def prioritize(self, args: dict) -> list[dict]:
+        names = ci(args, "NodeNames")
+        if names is None:
+            names = [(n.get("metadata") or {}).get("name") for n in (ci(args, "Nodes") or {}).get("items") or []]
+        try:
+            req = self.parse(ci(args, "Pod"))
+        except HalError:
+            return [{"Host": n, "Score": 0} for n in names]
+        if not req.has_devices:
+            return [{"Host": n, "Score": 0} for n in names]
+        with self.cluster.lock:
+            fits = {}
+            for n in names:
+                fit = self.cluster.fit(n, req, veto=self.gate)
+                if fit is not None and fit.ok:
+                    fits[n] = fit.allocation
+            ranked = self._rank(req, fits) if fits else []
+        scores = {n: 0 for n in names}
+        if ranked:
+            hi, lo = ranked[0][0], ranked[-1][0]
+            for s, n in ranked:
+                scores[n] = MAX_PRIORITY if hi == lo else int(round(1 + (MAX_PRIORITY - 1) * (s - lo) / (hi - lo)))
+        return [{"Host": n, "Score": scores[n]} for n in names]
+
+    # -- bind --------------------------------------------------------------------------------
+
+    def bind(self, args: dict) -> str:
+        """Returns the error text ('' on success)."""
+        name, ns, uid, node = (ci(args, k) for k in ("PodName", "PodNamespace", "PodUID", "Node"))
+        for field_name, v in (("PodName", name), ("PodNamespace", ns), ("Node", node)):
+            if not isinstance(v, str) or not v:
+                return f"{field_name}: {v!r} is required"
+        if self.kube is None:
+            return "bind: no Kubernetes API configured"
+        key = f"{ns}/{name}"
+        try:
+            self.kube.lock_node(node, ns, name, self.lock_timeout_s)
+        except HalError as exc:
+            return str(exc)
+        try:
+            pod = self.kube.get_pod(ns, name)
+            alloc = self.verify_on_api(pod, node)
+            if alloc is not None:
+                self.kube.patch_pod_annotations(ns, name, {ann.BIND_PHASE: "allocating", ann.BIND_TIME: str(int(time.time()))})
+            self.kube.create_binding(ns, name, uid, node)
+        except (HalError, AllocationError) as exc:
+            self.cluster.remove_pod(key)
+            self.kube.unlock_node(node, ns, name)
+            return f"bind {key} to {node}: {exc}"
+        except Exception as exc:  # API error: fail this bind; kube-scheduler retries the pod
+            self.cluster.remove_pod(key)
+            self.kube.unlock_node(node, ns, name)
+            return f"bind {key} to {node}: {exc}"
+        self.kube.unlock_node(node, ns, name)
+        return ""
+
+    def verify_on_api(self, pod: dict, node: str) -> PodAllocation | None:
+        """Under the node lock: replay every other pod the API assigns to ``node``, then this one.
+
+        This is what makes two schedulers (or a scheduler with a stale cache) unable to hand out one
+        slice twice: the second bind sees the first pod's annotations and fails with the reason.
+        """
+        entry = self.cluster.nodes.get(node)
+        if entry is None:
+            raise InputError("Node", node, "is not registered")
+        from hami_hal.engine import NodeState
+
+        fresh = NodeState.from_inventory(entry.inventory, cordoned=entry.state.cordoned)
+        devices = {d.uuid: d for d in entry.inventory.devices}
+        meta = pod.get("metadata") or {}
+        me = f"{meta.get('namespace', 'default')}/{meta.get('name')}"
+        for other in self.kube.pods_on_node(node):
+            om = other.get("metadata") or {}
+            okey = f"{om.get('namespace', 'default')}/{om.get('name')}"
+            if okey == me or (other.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
+            if oalloc is not None and oalloc.node == node:
+                fresh.commit(oalloc)
+        mine = ann.allocation_from_pod(pod, self.cluster.vendors, devices)
+        if mine is None:
+            return None
+        if mine.node != node:
+            raise InputError(ann.VGPU_NODE, mine.node, f"was filtered for another node than {node}")
+        fresh.commit(mine)  # raises AllocationError on any over-commit
+        return mine

@@ -1,0 +1,241 @@
+"""Kubernetes API access through the official ``kubernetes`` client, as plain JSON dicts.
+
+Every node-lock write carries the node's ``metadata.resourceVersion``; the API answers 409 on a stale
+one and the lock is retried (HAMi: 5 steps from 100 ms, ×2). Watches keep a ClusterState current.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from datetime import UTC, datetime
+
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from hami_hal.errors import AllocationError, HalError, InputError
+
+from .annotations import NODE_LOCK, VGPU_NODE
+
+
+def api_client(host: str | None = None, kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient for ``host`` (no auth; tests and kubectl proxy) or from kube/in-cluster config."""
+    if host:
+        cfg = client.Configuration()
+        cfg.host = host
+        return client.ApiClient(cfg)
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig)
+    return client.ApiClient()
+
+
+def _json(resp) -> dict:
+    return json.loads(resp.data)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def list_nodes(self) -> dict:
+        return _json(self.core.list_node(_preload_content=False))
+
+    def list_pods(self) -> dict:
+        return _json(self.core.list_pod_for_all_namespaces(_preload_content=False))
+
+    def get_pod(self, ns: str, name: str) -> dict:
+        return _json(self.core.read_namespaced_pod(name, ns, _preload_content=False))
+
+    def get_node(self, name: str) -> dict:
+        return _json(self.core.read_node(name, _preload_content=False))
+
+    def pods_on_node(self, node: str) -> list[dict]:
+        """Pods the filter assigned to ``node`` (label ``hami.io/vgpu-node``) or bound to it."""
+        by_label = _json(self.core.list_pod_for_all_namespaces(label_selector=f"{VGPU_NODE}={node}",
+                                                               _preload_content=False))["items"]
+        bound = _json(self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}",
+                                                            _preload_content=False))["items"]
+        seen = {}
+        for p in by_label + bound:
+            m = p.get("metadata") or {}
+            seen[(m.get("namespace"), m.get("name"))] = p
+        return list(seen.values())
+
+    def read_configmap(self, ns: str, name: str) -> dict:
+        return _json(self.core.read_namespaced_config_map(name, ns, _preload_content=False))
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def patch_pod_annotations(self, ns: str, name: str, annotations: dict[str, str | None]) -> dict:
+        body = {"metadata": {"annotations": annotations}}
+        if VGPU_NODE in annotations and annotations[VGPU_NODE]:
+            body["metadata"]["labels"] = {VGPU_NODE: annotations[VGPU_NODE]}
+        return _json(self.core.patch_namespaced_pod(name, ns, body, _preload_content=False))
+
+    def create_binding(self, ns: str, name: str, uid: str | None, node: str) -> None:
+        body = client.V1Binding(
+            metadata=client.V1ObjectMeta(name=name, namespace=ns, uid=uid or None),
+            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
+        )
+        # _preload_content=False: the client cannot deserialise the Status object some servers return.
+        self.core.create_namespaced_pod_binding(name, ns, body, _preload_content=False)
+
+    def lock_node(self, node: str, ns: str, pod: str, timeout_s: float = 300.0, steps: int = 5) -> None:
+        """HAMi node lock (hami-compat.md §4.6) with optimistic concurrency on resourceVersion."""
+        delay = 0.1
+        for attempt in range(steps):
+            obj = self.get_node(node)
+            meta = obj["metadata"]
+            held = (meta.get("annotations") or {}).get(NODE_LOCK)
+            if held and not self._lock_free(held, ns, pod, timeout_s):
+                raise AllocationError(f"node {node} has been locked within {int(timeout_s)}s ({held})")
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = {"metadata": {"resourceVersion": meta["resourceVersion"],
+                                 "annotations": {NODE_LOCK: f"{stamp},{ns},{pod}"}}}
+            try:
+                self.core.patch_node(node, body, _preload_content=False)
+                return
+            except ApiException as exc:
+                if exc.status != 409 or attempt == steps - 1:
+                    raise AllocationError(f"node {node} lock: {exc.status} {exc.reason}") from None
+            time.sleep(delay * (1 + random.random() * 0.5))
+            delay *= 2
+
+    def _lock_free(self, held: str, ns: str, pod: str, timeout_s: float) -> bool:
+        parts = held.split(",")
+        if len(parts) == 3 and parts[1] == ns and parts[2] == pod:
+            return True
+        try:
+            ts = datetime.strptime(parts[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return True
+        if (datetime.now(UTC) - ts).total_seconds() > timeout_s:
+            return True
+        if len(parts) == 3:
+            try:
+                self.get_pod(parts[1], parts[2])
+            except ApiException as exc:
+                return exc.status == 404
+        return False
+
+    def unlock_node(self, node: str, ns: str, pod: str) -> None:
+        """Remove the lock only if this pod holds it (HAMi #1433)."""
+        try:
+            obj = self.get_node(node)
+            held = (obj["metadata"].get("annotations") or {}).get(NODE_LOCK, "")
+            if held.endswith(f",{ns},{pod}"):
+                body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"],
+                                     "annotations": {NODE_LOCK: None}}}
+                self.core.patch_node(node, body, _preload_content=False)
+        except ApiException:
+            pass  # it expires after the lock timeout
+
+
+def sync(kube: Kube, cluster) -> tuple[str, str]:
+    """Rebuild ``cluster`` from the API (nodes first, then pods); returns the list resourceVersions."""
+    nodes = kube.list_nodes()
+    for n in nodes.get("items") or []:
+        try:
+            cluster.upsert_node(n)
+        except HalError as exc:
+            cluster.rejected[f"node/{n.get('metadata', {}).get('name')}"] = str(exc)
+    pods = kube.list_pods()
+    for p in pods.get("items") or []:
+        try:
+            cluster.upsert_pod(p)
+        except HalError as exc:
+            m = p.get("metadata") or {}
+            cluster.rejected[f"{m.get('namespace')}/{m.get('name')}"] = str(exc)
+    return nodes["metadata"].get("resourceVersion", ""), pods["metadata"].get("resourceVersion", "")
+
+
+class Watcher:
+    """Background watches on nodes and pods; a broken watch triggers a full re-sync."""
+
+    def __init__(self, kube: Kube, cluster) -> None:
+        self.kube = kube
+        self.cluster = cluster
+        self.stop = threading.Event()
+        self.synced = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        rv_nodes, rv_pods = sync(self.kube, self.cluster)
+        self.synced.set()
+        for fn, rv, handler in (
+            (self.kube.core.list_node, rv_nodes, self._on_node),
+            (self.kube.core.list_pod_for_all_namespaces, rv_pods, self._on_pod),
+        ):
+            t = threading.Thread(target=self._loop, args=(fn, rv, handler), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _loop(self, fn, rv, handler) -> None:
+        while not self.stop.is_set():
+            w = watch.Watch()
+            try:
+                for ev in w.stream(fn, resource_version=rv, timeout_seconds=5):
+                    if self.stop.is_set():
+                        w.stop()
+                        return
+                    obj = ev["raw_object"]
+                    rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
+                    try:
+                        handler(ev["type"], obj)
+                    except HalError as exc:
+                        m = obj.get("metadata") or {}
+                        self.cluster.rejected[f"{m.get('namespace', '')}/{m.get('name')}"] = str(exc)
+            except Exception:  # 410 Gone or connection loss: re-list
+                if self.stop.is_set():
+                    return
+                time.sleep(0.2)
+                try:
+                    rv = sync(self.kube, self.cluster)[0 if fn == self.kube.core.list_node else 1]
+                except Exception:
+                    time.sleep(1)
+
+    def _on_node(self, kind: str, obj: dict) -> None:
+        if kind == "DELETED":
+            self.cluster.remove_node(obj["metadata"]["name"])
+        else:
+            self.cluster.upsert_node(obj)
+
+    def _on_pod(self, kind: str, obj: dict) -> None:
+        m = obj["metadata"]
+        if kind == "DELETED":
+            self.cluster.remove_pod(f"{m.get('namespace', 'default')}/{m['name']}")
+        else:
+            self.cluster.upsert_pod(obj)
+
+
+def load_matrix_from_configmap(kube: Kube, ref: str):
+    """``namespace/name[/key]`` → CapabilityMatrix (key defaults to ``capability-matrix.json``)."""
+    from hami_hal.models import CapabilityMatrix
+
+    parts = ref.split("/")
+    if len(parts) not in (2, 3):
+        raise InputError("--capability-configmap", ref, "must be namespace/name[/key]")
+    key = parts[2] if len(parts) == 3 else "capability-matrix.json"
+    try:
+        cm = kube.read_configmap(parts[0], parts[1])
+    except ApiException as exc:
+        raise InputError("--capability-configmap", ref, f"cannot be read ({exc.status})") from None
+    text = (cm.get("data") or {}).get(key)
+    if not text:
+        raise InputError("--capability-configmap", ref, f"has no key {key}")
+    try:
+        return CapabilityMatrix.model_validate_json(text)
+    except ValueError as exc:
+        raise InputError("--capability-configmap", ref, f"is not a CapabilityMatrix: {str(exc)[:120]}") from None
+
+
+__all__ = ["HalError", "Kube", "Watcher", "api_client", "load_matrix_from_configmap", "sync"]

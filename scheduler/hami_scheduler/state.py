@@ -1,0 +1,135 @@
+"""The scheduler's view of the cluster: one engine NodeState per node, plus every pod's allocation.
+
+Built from Node objects (HAMi register annotations or hami-hal's inventory annotation) and from the
+``<vendor>-allocated`` annotations of pods that are not finished, so a restarted scheduler recovers
+exactly what was handed out. Every mutation happens under one lock; a malformed object is rejected
+whole with a clear reason and leaves the state unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from hami_hal.engine import NodeState
+from hami_hal.errors import AllocationError, HalError, InputError
+from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
+
+from .annotations import DEVICE_CORDON, allocation_from_pod, parse_node
+
+FINISHED = ("Succeeded", "Failed")
+
+
+@dataclass
+class NodeEntry:
+    inventory: NodeInventory
+    state: NodeState
+    resource_version: str = ""
+
+
+@dataclass
+class ClusterState:
+    vendors: list[VendorInfo]
+    nodes: dict[str, NodeEntry] = field(default_factory=dict)
+    #: pod key ("ns/name") -> allocation held in some NodeState
+    pods: dict[str, PodAllocation] = field(default_factory=dict)
+    #: pods whose allocation refers to a node not (yet) known: replayed when the node arrives
+    pending: dict[str, dict] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    #: rejected objects: key -> reason (exported as a metric, shown in logs)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def upsert_node(self, node: dict) -> None:
+        """Add or refresh a node; existing allocations on it are re-applied to the new devices."""
+        inv = parse_node(node, self.vendors)  # raises before anything changes
+        meta = node.get("metadata") or {}
+        cordon = [u.strip() for u in (meta.get("annotations") or {}).get(DEVICE_CORDON, "").split(",") if u.strip()]
+        with self.lock:
+            old = self.nodes.get(inv.node)
+            if old and old.inventory.devices == inv.devices and old.state.cordoned == frozenset(cordon):
+                old.resource_version = meta.get("resourceVersion", "")
+                return
+            fresh = NodeState.from_inventory(inv, cordoned=cordon)
+            held = old.state.held() if old else []
+            for alloc in held:
+                try:
+                    fresh.commit(alloc)
+                except (AllocationError, HalError) as exc:
+                    # The node shrank under a running pod: keep the pod recorded but say so.
+                    self.rejected[alloc.key] = f"no longer fits node {inv.node}: {exc}"
+                    self.pods.pop(alloc.key, None)
+            self.nodes[inv.node] = NodeEntry(inv, fresh, meta.get("resourceVersion", ""))
+            for key, pod in list(self.pending.items()):
+                self.pending.pop(key)
+                self.upsert_pod(pod)
+
+    def remove_node(self, name: str) -> None:
+        with self.lock:
+            entry = self.nodes.pop(name, None)
+            if entry:
+                for alloc in entry.state.held():
+                    self.pods.pop(alloc.key, None)
+
+    # -- pods --------------------------------------------------------------------------------
+
+    def upsert_pod(self, pod: dict) -> None:
+        """Record (or drop, when finished/unallocated) the allocation a pod's annotations carry."""
+        meta = pod.get("metadata") or {}
+        key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+        phase = (pod.get("status") or {}).get("phase")
+        with self.lock:
+            if phase in FINISHED or meta.get("deletionTimestamp"):
+                self.remove_pod(key)
+                return
+            node = (meta.get("annotations") or {}).get("hami.io/vgpu-node") or (pod.get("spec") or {}).get("nodeName")
+            entry = self.nodes.get(node) if node else None
+            if node and entry is None:
+                self.pending[key] = pod
+                return
+            devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
+            alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
+            current = self.pods.get(key)
+            if current is not None and alloc is not None and current.node == alloc.node and \
+                    current.containers == alloc.containers:
+                return
+            if current is not None:
+                self.remove_pod(key)
+            if alloc is None:
+                return
+            try:
+                entry.state.commit(alloc)
+            except AllocationError as exc:
+                self.rejected[key] = str(exc)
+                raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc}") from None
+            self.pods[key] = alloc
+
+    def remove_pod(self, key: str) -> None:
+        with self.lock:
+            self.pending.pop(key, None)
+            alloc = self.pods.pop(key, None)
+            if alloc and alloc.node in self.nodes:
+                self.nodes[alloc.node].state.release(alloc)
+
+    def reserve(self, alloc: PodAllocation) -> None:
+        """Hold a filter decision so concurrent filters cannot hand out the same slice."""
+        with self.lock:
+            self.remove_pod(alloc.key)
+            self.nodes[alloc.node].state.commit(alloc)
+            self.pods[alloc.key] = alloc
+
+    def fit(self, node: str, pod: PodRequest, veto=None):
+        entry = self.nodes.get(node)
+        if entry is None:
+            return None
+        return entry.state.fit_pod(pod, veto=veto)
+
+    def snapshot(self) -> dict:
+        """Comparable summary (tests: restart recovery)."""
+        with self.lock:
+            return {
+                "nodes": sorted(self.nodes),
+                "pods": {k: a.model_dump(mode="json") for k, a in sorted(self.pods.items())},
+                "usage": {n: [u.model_dump(mode="json") for u in e.state.usages()] for n, e in sorted(self.nodes.items())},
+            }
