@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hami_hal.cli.output import console, emit_json, error_line, warn_line
+from hami_hal.cli.output import emit_json, error_line, warn_line
 from hami_hal.errors import HalError
 
 from .catalogue import default_catalogue
@@ -29,6 +29,12 @@ from .runner import run_suite, summary_line
 from .validate import validate_matrix
 
 DEFAULT_OUT = "conformance-out"
+
+
+def console() -> Console:
+    """stdout console with markup (every data string is escaped), wide enough for long names when piped."""
+    c = Console(highlight=False)
+    return c if c.is_terminal else Console(highlight=False, width=max(c.width, 200))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -34,6 +34,15 @@ def _name(key: tuple[str, str, str, str]) -> str:
     return f"{vendor} {model} [{source}{' ' + profile if profile else ''}]"
 
 
+#: Relative change below which a figure counts as noise (timings vary run to run).
+NOISE = 0.10
+
+
+def _small(a: float, b: float) -> bool:
+    scale = max(abs(a), abs(b))
+    return scale == 0 or abs(a - b) / scale < NOISE
+
+
 def diff_matrices(a: CapabilityMatrix, b: CapabilityMatrix) -> list[Change]:
     """Changes from ``a`` to ``b``, row by row and cell by cell."""
     out: list[Change] = []
@@ -67,6 +76,8 @@ def diff_matrices(a: CapabilityMatrix, b: CapabilityMatrix) -> list[Change]:
                 if old is None or (old.value == m.value and old.unit == m.unit):
                     continue
                 was, now = meets_target(old), meets_target(m)
+                if old.unit == m.unit and was == now and _small(old.value, m.value):
+                    continue
                 d = "worse" if (was, now) == (True, False) else "better" if (was, now) == (False, True) else "changed"
                 out.append(Change("measurement", row, f"{cid} {m.name}", f"{old.value:g} {old.unit}",
                                   f"{m.value:g} {m.unit}", d))
