@@ -118,10 +118,11 @@ def test_allocate_that_does_not_fit_explains_why(capsys, tmp_path):
 
 
 def test_allocate_pod_without_acme_resources(capsys, tmp_path):
-    code, out, _ = run(capsys, "allocate", pod_file(tmp_path, Path("examples/gpu-pod.yaml").read_text()
-                                                    if Path("examples/gpu-pod.yaml").exists() else
-                                                    "metadata: {name: x}\nspec: {containers: [{name: a}]}\n"))
+    text = "metadata: {name: x}\nspec: {containers: [{name: a, resources: {limits: {nvidia.com/gpu: 1}}}]}\n"
+    code, out, err = run(capsys, "allocate", pod_file(tmp_path, text))
     assert code == 0 and "requests no device of an installed plugin (installed vendors: acme)" in out
+    assert "warning: spec.containers[0].resources.limits[\"nvidia.com/gpu\"]: 'nvidia.com/gpu' belongs to no " \
+           "installed plugin; ignored" in err
 
 
 BAD_POD = [
@@ -211,3 +212,30 @@ def test_console_script_end_to_end(acme_env, tmp_path):
                          capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr
     assert 'spec.containers[0].resources.limits["acme.example/xpu-cores"]: 300 must be between 0 and 100' in res.stderr
+
+
+def test_metrics_serve_answers_scrapes(acme_env):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*_hami(), "metrics", "serve", "--port", str(port), "--addr", "127.0.0.1"],
+                            env=acme_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body, deadline = "", time.monotonic() + 30
+        while time.monotonic() < deadline and not body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    body = resp.read().decode()
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        assert "hami_hal_device_memory_used_bytes{" in body, proc.stderr.read() if proc.poll() is not None else ""
+        assert 'hami_hal_device_info{' in body and 'source="simulated"' in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -184,3 +184,9 @@ def test_bad_input_names_field_and_value(acme_vendor, doc, field, value, why):
     msg = str(exc.value)
     assert "\n" not in msg
     assert field in exc.value.field and value in repr(exc.value.value) and why in msg
+
+
+def test_foreign_extended_resources_are_reported_as_ignored(acme_vendor):
+    parsed = parse_pod_detailed(pod({XPU: 1, "nvidia.com/gpu": 1, "cpu": 2, "example.com/fpga": 1}), [acme_vendor])
+    assert [n for _, n in parsed.ignored] == ["nvidia.com/gpu", "example.com/fpga"]
+    assert parsed.ignored[0][0] == 'spec.containers[0].resources.limits["nvidia.com/gpu"]'

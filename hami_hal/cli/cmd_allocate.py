@@ -16,9 +16,9 @@ from rich.text import Text
 from ..engine import NodeState, PodFit
 from ..manager import Hal
 from ..models import ContainerEdits, NodeInventory, PodAllocation, PodRequest
-from ..requests import check_satisfiable, load_pod_file, parse_pod_detailed
+from ..requests import ParsedPod, check_satisfiable, load_pod_file, parse_pod_detailed
 from .common import add_node_options, discover
-from .output import console, emit_json, sim_profile, source_label
+from .output import console, emit_json, sim_profile, source_label, warn_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,8 +50,8 @@ def hami_annotations(hal: Hal, alloc: PodAllocation) -> dict[str, str]:
     return out
 
 
-def dry_run(hal: Hal, inv: NodeInventory, pod: dict) -> tuple[PodRequest, PodFit, dict[str, ContainerEdits]]:
-    """Parse, check and fit ``pod`` on ``inv``; returns the request, the fit and per-container edits."""
+def dry_run(hal: Hal, inv: NodeInventory, pod: dict) -> tuple[ParsedPod, PodFit, dict[str, ContainerEdits]]:
+    """Parse, check and fit ``pod`` on ``inv``; returns the parsed pod, the fit and per-container edits."""
     parsed = parse_pod_detailed(pod, hal.vendors())
     check_satisfiable(parsed, inv.devices)
     fit = NodeState.from_inventory(inv).fit_pod(parsed.request, veto=hal.fit)
@@ -60,7 +60,7 @@ def dry_run(hal: Hal, inv: NodeInventory, pod: dict) -> tuple[PodRequest, PodFit
         for ctr in fit.allocation.containers:
             if ctr.slices:
                 edits[ctr.name] = hal.container_edits(ctr, inv.devices)
-    return parsed.request, fit, edits
+    return parsed, fit, edits
 
 
 def _render(hal: Hal, inv: NodeInventory, req: PodRequest, fit: PodFit, edits: dict[str, ContainerEdits]) -> None:
@@ -112,7 +112,10 @@ def _render(hal: Hal, inv: NodeInventory, req: PodRequest, fit: PodFit, edits: d
 def run(args: argparse.Namespace) -> int:
     pod = load_pod_file(args.pod)
     hal, inv = discover(args)
-    req, fit, edits = dry_run(hal, inv, pod)
+    parsed, fit, edits = dry_run(hal, inv, pod)
+    req = parsed.request
+    for fld, name in parsed.ignored:
+        warn_line(f"{fld}: {name!r} belongs to no installed plugin; ignored")
     if args.json:
         emit_json({
             "node": inv.node,
@@ -124,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             "request": req.model_dump(mode="json"),
             "allocation": fit.allocation.model_dump(mode="json") if fit.allocation else None,
             "failures": [f.model_dump(mode="json") for f in fit.failures],
+            "ignored_resources": [{"field": f, "name": n} for f, n in parsed.ignored],
             "edits": {k: e.model_dump(mode="json") for k, e in edits.items()},
             "annotations": hami_annotations(hal, fit.allocation) if fit.ok and fit.allocation else {},
         })

@@ -53,7 +53,7 @@ def run_dump(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_serve(args: argparse.Namespace) -> int:  # pragma: no cover - blocks; exercised by hand
+def run_serve(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     start_http_server(args.port, addr=args.addr, registry=_registry(args))

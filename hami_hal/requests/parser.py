@@ -10,7 +10,9 @@ The core names no vendor: resource names, units, defaults and annotation keys al
 - webhook: memory/cores/percentage without a count get ``default_count`` devices; a count with
   exclusive memory and no cores gets 100 % cores (``full_memory_means_full_cores``);
 - selectors (``use-*``/``nouse-*``) are comma lists; a value both allowed and denied is an error;
-- containers are positional, init containers first (HAMi's allocation-string order).
+- containers are positional, init containers first (HAMi's allocation-string order);
+- ``hami.io/gpu-scheduler-policy`` may be a comma chain: the first of binpack/spread/topology-aware/mutex
+  becomes the device policy (``numa`` alone means spread); binpack together with spread is an error.
 
 Every error is an :class:`InputError` naming the exact field, e.g.
 ``spec.containers[0].resources.limits["nvidia.com/gpucores"]: 130 must be between 0 and 100``.
@@ -54,6 +56,9 @@ class ParsedPod:
 
     request: PodRequest
     fields: dict[tuple[int, int], RequestFields] = field(default_factory=dict)
+    #: Extended resources (``domain/name``) no installed plugin declares: (field, name). Not an error,
+    #: since another component may own them, but ``hami allocate`` says they were ignored.
+    ignored: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _ann_field(key: str) -> str:
@@ -203,7 +208,8 @@ class _Amounts:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def _container_amounts(res: dict, prefix: str, index: _ResourceIndex) -> dict[tuple[str, str], _Amounts]:
+def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
+                       ignored: list[tuple[str, str]]) -> dict[tuple[str, str], _Amounts]:
     limits = _mapping(res.get("limits"), f"{prefix}.resources.limits")
     requests = _mapping(res.get("requests"), f"{prefix}.resources.requests")
     out: dict[tuple[str, str], _Amounts] = {}
@@ -212,6 +218,8 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex) -> dict[tu
         fld = f'{prefix}.resources.{where}["{name}"]'
         index.check_known(str(name), fld)
         if name not in index.by_name:
+            if "/" in str(name) and not str(name).startswith(("kubernetes.io/", "hugepages-")):
+                ignored.append((fld, str(name)))
             continue  # cpu, memory, other vendors' resources: not ours
         value = parse_quantity((limits if where == "limits" else requests)[name], fld)
         if name in limits and name in requests:
@@ -344,7 +352,7 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
                                           node_policy=node_policy, annotations=dict(anns)))
     for pos, (prefix, ctr, init) in enumerate(_containers(spec)):
         res = _mapping(ctr.get("resources"), f"{prefix}.resources")
-        amounts = _container_amounts(res, prefix, index)
+        amounts = _container_amounts(res, prefix, index, parsed.ignored)
         creq = ContainerRequest(name=ctr["name"], index=pos, init=init)
         for key, am in amounts.items():
             vendor, fam = families[key]
