@@ -141,7 +141,7 @@ class FakeNvml:
 
     def _used_bytes(self, d: SimDevice) -> int:
         vd = d.spec.vendor_data
-        base = int(vd.get("memory_used_mib", 0)) + sum(int(p.get("used_mib", 0)) for p in vd.get("processes", []))
+        base = int(vd.get("memory_used_mib", 0)) + sum(int(p.get("used_mib") or 0) for p in vd.get("processes", []))
         return base * 1024 * 1024
 
     def compute_capability(self, index: int) -> tuple[int, int]:

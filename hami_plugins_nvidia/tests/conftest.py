@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 
-from hami_hal.manager import Hal
-from hami_plugins_nvidia import ports
+# The distribution folder has the package's own name (hami_plugins_nvidia/hami_plugins_nvidia). With the
+# repo root on sys.path (``python -m pytest``) and pytest's importlib mode, ``hami_plugins_nvidia`` would
+# resolve to the outer folder as an empty namespace (or to a placeholder module pytest inserts for the
+# test files' dotted names), hiding the real package of an editable install. Put the distribution folder
+# first and drop such a placeholder, so the real package is what every test imports.
+_DIST = Path(__file__).resolve().parents[1]
+if str(_DIST) not in sys.path:
+    sys.path.insert(0, str(_DIST))
+_placeholder = sys.modules.get("hami_plugins_nvidia")
+if _placeholder is not None and getattr(_placeholder, "__file__", None) is None:
+    del sys.modules["hami_plugins_nvidia"]
+    real = importlib.import_module("hami_plugins_nvidia")
+    if "hami_plugins_nvidia.tests" in sys.modules:
+        real.tests = sys.modules["hami_plugins_nvidia.tests"]  # type: ignore[attr-defined]
+
+from hami_hal.manager import Hal  # noqa: E402
+from hami_plugins_nvidia import ports  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

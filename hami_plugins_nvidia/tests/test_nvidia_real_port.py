@@ -11,11 +11,11 @@ import sys
 import types
 
 import pytest
+from hami_plugins_nvidia.nvml_port import NvmlCode, NvmlFailure, RealNvml
 
 from hami_hal.context import NodeContext
 from hami_hal.errors import BackendUnavailable
 from hami_plugins_nvidia import discovery, health, metrics, topology
-from hami_plugins_nvidia.nvml_port import NvmlCode, NvmlFailure, RealNvml
 
 
 class _Err(Exception):
