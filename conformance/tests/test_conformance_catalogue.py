@@ -73,3 +73,10 @@ def test_select_by_prefix_and_exact_id():
     assert cat.select(["topology/numa"]).ids() == ["topology/numa"]
     with pytest.raises(CatalogueError, match="matches no behaviour"):
         cat.select(["nope/"])
+
+
+def test_every_behaviour_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text()
+    assert [b.id for b in default_catalogue() if f"`{b.id}`" not in doc] == []

@@ -129,3 +129,15 @@ def test_bad_matrix_files_give_one_line_naming_file_and_field(tmp_path, content,
 def test_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="cannot be read"):
         load_matrix(tmp_path / "nope.json")
+
+
+def test_diff_ignores_timing_noise_but_not_a_missed_target():
+    def lat(v):
+        from hami_hal.models import Measurement
+
+        return cell("partition/no-overcommit", Level.SUPPORTED,
+                    measurements=[Measurement(name="latency p50", value=v, unit="µs", target="<= 100")])
+
+    assert diff_matrices(matrix(entry(cells=[lat(50)])), matrix(entry(cells=[lat(53)]))) == []
+    (c,) = diff_matrices(matrix(entry(cells=[lat(98)])), matrix(entry(cells=[lat(103)])))
+    assert c.direction == "worse"
