@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from hami_conformance.checks.context import CheckContext
+
 from hami_hal.errors import HalError
 from hami_hal.manager import Hal
 from hami_hal.models import ContainerRequest, PodRequest, ResourceRequest
-
-from hami_conformance.checks.context import CheckContext
 
 
 def _rows(backend: str) -> list[tuple[str, str]]:

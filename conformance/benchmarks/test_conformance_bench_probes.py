@@ -8,10 +8,10 @@ given, in the result file and in pytest-benchmark's extra_info.
 from __future__ import annotations
 
 import pytest
+from hami_conformance.catalogue import default_catalogue
+
 from hami_hal.errors import HalError
 from hami_hal.manager import Hal
-
-from hami_conformance.catalogue import default_catalogue
 
 PROBES = [b.id for b in default_catalogue() if b.needs_probe]
 
