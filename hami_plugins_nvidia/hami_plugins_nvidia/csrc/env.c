@@ -135,6 +135,21 @@ void vg_config_load(void)
         else
             vg_log(VG_ERROR, "invalid CUDA_DEVICE_CONTEXT_RESERVE=\"%s\": measuring the context instead", cr);
     }
+    vg_cfg.ctx_slack = 64ULL << 20;
+    const char *cs = getenv("CUDA_DEVICE_CONTEXT_SLACK");
+    if (cs && *cs && !hami_vgpu_parse_size(cs, &vg_cfg.ctx_slack)) {
+        vg_log(VG_ERROR, "invalid CUDA_DEVICE_CONTEXT_SLACK=\"%s\": using 64m", cs);
+        vg_cfg.ctx_slack = 64ULL << 20;
+    }
+    int burst_ms = 200, ref_mhz = 0;
+    const char *bm = getenv("HAMI_SM_BURST_MS");
+    if (bm && *bm && !parse_int("HAMI_SM_BURST_MS", bm, 0, 10000, &burst_ms))
+        burst_ms = 200;
+    vg_cfg.sm_burst_ns = (int64_t)burst_ms * 1000000LL;
+    const char *rm = getenv("HAMI_SM_REF_MHZ");
+    if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
+        ref_mhz = 0;
+    vg_cfg.sm_ref_mhz = (unsigned int)ref_mhz;
     int idle_ms = 50;
     const char *im = getenv("HAMI_PRIORITY_IDLE_MS");
     if (im && *im && !parse_int("HAMI_PRIORITY_IDLE_MS", im, 1, 60000, &idle_ms))

@@ -43,6 +43,9 @@ struct dstate {
     int holding;
     int64_t hold_since, yield_until, last_stamp;
     int prio_logged;
+    int stopped;            /* out of credit: resume only with sm_burst_ns of credit */
+    unsigned int clock_mhz; /* last sampled SM clock */
+    int64_t clock_at;
 };
 
 static struct dstate states[HAMI_MAX_DEVICES];
@@ -78,6 +81,16 @@ static void put_event(struct dstate *ds, CUevent e)
 
 static void consume(struct dstate *ds, int64_t ns)
 {
+    if (vg_cfg.sm_ref_mhz) {
+        int64_t now = vg_now_ns();
+        if (now - ds->clock_at > 2000000) {
+            unsigned int mhz = vg_nvml_sm_clock(ds->dev);
+            ds->clock_mhz = mhz ? mhz : ds->clock_mhz;
+            ds->clock_at = now;
+        }
+        if (ds->clock_mhz)
+            ns = ns * (int64_t)ds->clock_mhz / (int64_t)vg_cfg.sm_ref_mhz;
+    }
     __atomic_sub_fetch(&vg_region->dev[ds->dev].tokens_ns, ns, __ATOMIC_ACQ_REL);
     vg_add_busy(ds->dev, (uint64_t)ns);
     ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
@@ -200,9 +213,13 @@ static void throttle(struct dstate *ds, int sm)
     for (;;) {
         harvest(ds);
         int64_t now = vg_now_ns();
-        hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm, HAMI_BUCKET_CAP_NS);
+        hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm,
+                                vg_cfg.sm_burst_ns * 2 > HAMI_BUCKET_CAP_NS ? vg_cfg.sm_burst_ns * 2
+                                                                            : HAMI_BUCKET_CAP_NS);
         int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
-        int64_t wait = hami_vgpu_throttle_wait_ns(tokens, inflight_ns(ds), sm);
+        int64_t need = ds->stopped ? vg_cfg.sm_burst_ns : 0;
+        int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), sm);
+        ds->stopped = wait > 0;
         if (wait == 0) {
             if (gate_take(ds, now))
                 return;

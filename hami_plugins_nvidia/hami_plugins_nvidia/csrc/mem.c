@@ -1,8 +1,6 @@
 /* mem.c - device-memory hooks: every allocation path is charged to the container before (or, where the
  * size is only known afterwards, atomically with) the real allocation, under the region lock, so no
  * byte is ever allocated over the limit. Over the limit each path returns CUDA_ERROR_OUT_OF_MEMORY. */
-#define _GNU_SOURCE
-#include <dlfcn.h>
 #include <string.h>
 
 #include "ptrmap.h"
@@ -468,30 +466,6 @@ VG_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 
 /* ---- context overhead ---- */
 
-/* Device-wide used memory from NVML, to measure what creating our context took. 0 when unavailable. */
-static uint64_t nvml_used(CUdevice dev)
-{
-    static void *nvml;
-    static int (*init)(void), (*by_bus)(const char *, nvmlDevice_t *), (*meminfo)(nvmlDevice_t, nvmlMemory_t *);
-    if (!nvml) {
-        nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-        if (!nvml)
-            return 0;
-        init = (int (*)(void))vg_real_dlsym(nvml, "nvmlInit_v2");
-        by_bus = (int (*)(const char *, nvmlDevice_t *))vg_real_dlsym(nvml, "nvmlDeviceGetHandleByPciBusId_v2");
-        meminfo = (int (*)(nvmlDevice_t, nvmlMemory_t *))vg_real_dlsym(nvml, "nvmlDeviceGetMemoryInfo");
-        if (!init || init() != 0)
-            meminfo = NULL;
-    }
-    char bus[32];
-    nvmlDevice_t h;
-    nvmlMemory_t m;
-    if (!meminfo || !by_bus || !vg_real.cuDeviceGetPCIBusId || vg_real.cuDeviceGetPCIBusId(bus, sizeof(bus), dev) ||
-        by_bus(bus, &h) || meminfo(h, &m))
-        return 0;
-    return m.used;
-}
-
 VG_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev)
 {
     ENTER(cuDevicePrimaryCtxRetain);
@@ -499,17 +473,18 @@ VG_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev)
         return vg_real.cuDevicePrimaryCtxRetain(ctx, dev);
     vg_lock();
     int first = ctx_refs[dev] == 0;
-    uint64_t before = (first && !vg_cfg.ctx_reserve_set) ? nvml_used(dev) : 0;
+    uint64_t before = (first && !vg_cfg.ctx_reserve_set) ? vg_nvml_used(dev) : 0;
     CUresult r = vg_real.cuDevicePrimaryCtxRetain(ctx, dev);
     if (r == CUDA_SUCCESS) {
         ctx_refs[dev]++;
         if (first) {
             uint64_t cost = vg_cfg.ctx_reserve;
             if (!vg_cfg.ctx_reserve_set && before) {
-                uint64_t after = nvml_used(dev);
+                uint64_t after = vg_nvml_used(dev);
                 cost = after > before ? after - before : 0;
                 if (cost > (2ULL << 30))
                     cost = 0;  /* someone else allocated meanwhile; do not guess */
+                cost += vg_cfg.ctx_slack;  /* the driver's later, invisible growth (lazy modules, pools) */
             }
             if (!vg_charge_locked(dev, cost, "context creation")) {
                 ctx_refs[dev]--;

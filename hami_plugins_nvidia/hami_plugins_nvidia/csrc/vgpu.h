@@ -24,6 +24,9 @@ struct vg_config {
     uint64_t ctx_reserve;                  /* CUDA_DEVICE_CONTEXT_RESERVE */
     int ctx_reserve_set;
     int64_t priority_idle_ns;              /* HAMI_PRIORITY_IDLE_MS */
+    uint64_t ctx_slack;                    /* CUDA_DEVICE_CONTEXT_SLACK, added to a measured context */
+    int64_t sm_burst_ns;                   /* HAMI_SM_BURST_MS: credit needed to resume after a stop */
+    unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     char region_path[512];
     char board_path[512];
 };
@@ -123,6 +126,10 @@ void vg_add_busy(int dev, uint64_t ns);
 
 /* Memory (mem.c) */
 void vg_reconcile_pools_locked(void);
+
+/* NVML queries of our own (nvmlq.c). */
+uint64_t vg_nvml_used(CUdevice dev);
+unsigned int vg_nvml_sm_clock(CUdevice dev);
 
 /* Node board (board.c). */
 struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16]);
