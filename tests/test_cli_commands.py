@@ -239,3 +239,9 @@ def test_metrics_serve_answers_scrapes(acme_env):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_metrics_without_prometheus_client_is_one_line(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    code, out, err = run(capsys, "metrics", "dump")
+    assert code == 2 and out == "" and "needs prometheus-client" in err

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from ..errors import HalError
 from .common import add_node_options, discover
 from .output import console, emit_json, sim_profile
 
@@ -17,26 +18,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_node_options(dump)
     dump.set_defaults(func=run_dump)
     serve = sub.add_parser("serve", help="serve /metrics over HTTP")
-    add_node_options(serve)
+    add_node_options(serve, json=False)
     serve.add_argument("--port", type=int, default=9400, help="TCP port (default 9400)")
     serve.add_argument("--addr", default="0.0.0.0", help="bind address (default 0.0.0.0)")
     serve.set_defaults(func=run_serve)
 
 
-def _registry(args: argparse.Namespace):
-    from prometheus_client import CollectorRegistry
+def _prometheus():
+    """prometheus-client is optional for the core: a missing one is a one-line error, not a traceback."""
+    try:
+        import prometheus_client
+    except ImportError:
+        raise HalError("`hami metrics` needs prometheus-client (pip install prometheus-client)") from None
+    return prometheus_client
 
+
+def _registry(args: argparse.Namespace):
     from ..metrics import HalCollector
 
+    registry = _prometheus().CollectorRegistry()
     hal, inv = discover(args)
-    registry = CollectorRegistry()
     registry.register(HalCollector(hal, inv))
     return registry
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    from prometheus_client import generate_latest
-
+    generate_latest = _prometheus().generate_latest
     from ..metrics import HalCollector, metric_name
 
     if args.json:
@@ -54,7 +61,7 @@ def run_dump(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
+    start_http_server = _prometheus().start_http_server
 
     start_http_server(args.port, addr=args.addr, registry=_registry(args))
     console().print(f"serving hami-hal metrics on http://{args.addr}:{args.port}/metrics")

@@ -12,12 +12,13 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
-def add_node_options(parser: argparse.ArgumentParser) -> None:
+def add_node_options(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
     parser.add_argument("--backend", choices=("auto", "real", "sim"), default="auto",
                         help="real devices, simulated profiles, or real with a fallback to simulation (default)")
     parser.add_argument("--sim-node", metavar="NAME", help="simulated node profile (see `hami profiles`)")
     parser.add_argument("--node-name", metavar="NAME", help="node name to report (default: $NODE_NAME or host)")
-    add_json(parser)
+    if json:
+        add_json(parser)
 
 
 def discover(args: argparse.Namespace) -> tuple[Hal, NodeInventory]:
