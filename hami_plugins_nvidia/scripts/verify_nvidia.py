@@ -86,7 +86,8 @@ def smi_gpus(xml_text: str) -> tuple[dict, list[dict]]:
     system = {"driver_version": t(root, "driver_version"), "cuda_version": t(root, "cuda_version")}
     gpus = []
     for g in root.findall("gpu"):
-        power = t(g, "gpu_power_readings/instant_power_draw") or t(g, "gpu_power_readings/power_draw") \
+        # nvmlDeviceGetPowerUsage is a 1 s average on Ampere and newer: compare with nvidia-smi's average.
+        power = t(g, "gpu_power_readings/average_power_draw") or t(g, "gpu_power_readings/power_draw") \
             or t(g, "power_readings/power_draw")
         limit = t(g, "gpu_power_readings/current_power_limit") or t(g, "power_readings/enforced_power_limit")
         gpus.append({
@@ -106,10 +107,10 @@ def smi_gpus(xml_text: str) -> tuple[dict, list[dict]]:
             "power_draw": power,
             "power_limit": limit,
             "sm_clock": t(g, "clocks/sm_clock"),
-            "ecc_volatile_dram_uncorrectable": t(g, "ecc_errors/volatile/dram_uncorrectable")
-            or t(g, "ecc_errors/volatile/double_bit/total"),
-            "remap_failure": t(g, "remapped_rows/remapping_failure_occurred"),
-            "remap_pending": t(g, "remapped_rows/remapping_pending") or t(g, "remapped_rows/pending"),
+            "ecc_volatile_uncorrectable": _ecc_uncorrectable(g),
+            "remap_failure": t(g, "remapped_rows/remapped_row_failure")
+            or t(g, "remapped_rows/remapping_failure_occurred"),
+            "remap_pending": t(g, "remapped_rows/remapped_row_pending") or t(g, "remapped_rows/pending"),
             "numa_node": t(g, "numa_node") or t(g, "pci/numa_node"),
             "processes": [
                 {"pid": t(p, "pid"), "used_memory": t(p, "used_memory")}
@@ -117,6 +118,16 @@ def smi_gpus(xml_text: str) -> tuple[dict, list[dict]]:
             ],
         })
     return system, gpus
+
+
+def _ecc_uncorrectable(g) -> str | None:
+    """Volatile uncorrectable ECC errors, summed over DRAM and SRAM as NVML's total counts them."""
+    keys = ("dram_uncorrectable", "sram_uncorrectable_parity", "sram_uncorrectable_secded", "sram_uncorrectable",
+            "double_bit/total")
+    vals = [g.find(f"ecc_errors/volatile/{k}") for k in keys]
+    nums = [_num(v.text) for v in vals if v is not None and v.text]
+    nums = [n for n in nums if n is not None]
+    return str(int(sum(nums))) if nums else None
 
 
 def smi_topology(text: str) -> dict[tuple[int, int], str]:
@@ -218,6 +229,12 @@ def compare(inv: dict, smi_sys: dict, smi: list[dict], topo: dict, extras: dict,
         if ours_numa is None and (numa_smi in (None, "N/A", "")):
             rows.add(tag, "NUMA node", f"unknown ({unknown})", numa_smi, "explained",
                      "NVML does not report a NUMA node here; the plugin reports unknown instead of failing")
+        elif ours_numa is None and unknown and "says -1" in unknown:
+            rows.add(tag, "NUMA node", f"unknown ({unknown})", f"topo -m NUMA Affinity {numa_smi}", "explained",
+                     "no per-device NUMA node exists here: NVML answers Not Supported and the kernel gives the "
+                     "GPU's PCI device NUMA node -1 (none); nvidia-smi's NUMA Affinity column is not a device "
+                     "field but the NUMA node of the CPUs in its CPU Affinity column. The plugin reports "
+                     "unknown rather than guess")
         else:
             rows.exact(tag, "NUMA node", ours_numa, numa_smi)
         profiles = a.get("mig_profiles") or []
@@ -247,12 +264,14 @@ def compare(inv: dict, smi_sys: dict, smi: list[dict], topo: dict, extras: dict,
         rows.near(tag, "power limit W", m.get("power_limit"), _num(g["power_limit"]), 1)
         rows.near(tag, "SM clock MHz", None if m.get("sm_clock") is None else m["sm_clock"] / 1e6,
                   _num(g["sm_clock"]), 150, "the SM clock moves with load between the two reads")
-        ecc = _num(g["ecc_volatile_dram_uncorrectable"])
+        ecc = _num(g["ecc_volatile_uncorrectable"])
         healthy_smi = (ecc in (None, 0.0)) and (g["remap_failure"] or "No") == "No"
         rows.add(tag, "health", f"{'healthy' if dev['health']['healthy'] else 'UNHEALTHY'}: "
                  f"{dev['health']['reason'] or 'no XID/ECC/remap fault'}; events {dev['health']['events']}",
-                 f"volatile uncorrectable ECC {g['ecc_volatile_dram_uncorrectable']}, remap failure "
-                 f"{g['remap_failure']}", "match" if dev["health"]["healthy"] == healthy_smi else "MISMATCH")
+                 f"volatile uncorrectable ECC {g['ecc_volatile_uncorrectable']}, remapped-row failure "
+                 f"{g['remap_failure']}, pending {g['remap_pending']}",
+                 "match" if dev["health"]["healthy"] == healthy_smi else "MISMATCH",
+                 "healthy = no fatal XID, no volatile uncorrectable ECC error, no failed row remap")
         smi_pids = {p["pid"]: _num(p["used_memory"]) for p in g["processes"]}
         ours_pids = {s["labels"]["pid"]: s["value"] / 2**20 for s in dev["process_metrics"]}
         if not smi_pids and not ours_pids:
