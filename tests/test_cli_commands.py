@@ -169,6 +169,8 @@ def test_schemas_check_and_export(capsys, tmp_path):
     code, out, _ = run(capsys, "schemas", "export", "--dir", str(tmp_path))
     assert code == 0 and len(list(tmp_path.glob("*.schema.json"))) == 6
     assert run(capsys, "schemas", "export", "--check", "--dir", str(tmp_path))[0] == 0
+    code, out, _ = run(capsys, "schemas", "export", "--check", "--json")
+    assert code == 0 and json.loads(out)["in_sync"] is True
 
 
 def test_metrics_dump_text_and_json(capsys):
