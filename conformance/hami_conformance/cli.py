@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only this plugin (repeat or comma-separate; default: every installed plugin)")
     r.add_argument("--backend", choices=("auto", "real", "sim"), default="auto",
                    help="real devices, simulated profiles, or per plugin real if present else simulated (default)")
-    r.add_argument("--sim-node", metavar="NAME", help="simulated node profile (default: the plugins' defaults)")
+    r.add_argument("--sim-node", metavar="NAME",
+                   help="simulated node profile to test, 'default' for the plugins' default nodes, or 'all' "
+                        "(default: every fault-free node profile of the plugins)")
     r.add_argument("--node-name", metavar="NAME", help="node name to record (default: $NODE_NAME or host)")
     r.add_argument("--behaviour", "--behavior", action="append", metavar="ID",
                    help="only behaviours with this ID or ID prefix (e.g. partition/)")
@@ -106,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hami_hal.manager import Hal
 
     catalogue = default_catalogue().select(args.behaviour)
-    backend = "sim" if args.sim_node and args.backend == "auto" else args.backend
+    backend = "sim" if args.sim_node not in (None, "all") and args.backend == "auto" else args.backend
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise HalError(f"--out: {str(out_dir)!r} exists and is not a folder")

@@ -1,8 +1,9 @@
 """Run the catalogue against every selected plugin's devices and build the CapabilityMatrix.
 
 One row per plugin x device model x provenance. ``backend="auto"`` uses each plugin's real devices when it
-has any and its simulated profiles otherwise, so one run on a GPU node gives real rows for the present
-vendors and clearly labelled simulated rows for the rest.
+has any and its simulated node profiles otherwise (every fault-free profile, one row per model and
+profile), so one run on a GPU node gives real rows for the present vendors and clearly labelled simulated
+rows for the rest.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class RowPlan:
     plugin: str
     vendor: str
     devices: list[Device]
+    #: Node profile the devices were simulated from (None: real, or the merged default nodes).
+    sim_node: str | None = None
 
 
 @dataclass
@@ -131,17 +134,36 @@ def plan_rows(
                 skipped.append(f"{n}: {reasons[n]}")
     want_sim = [n for n in names if hal.plugins[n].vendor.name not in real_vendors]
     if backend in ("auto", "sim") and want_sim:
-        sim_hal = hal_factory()  # its own contexts: sim discovery must not re-route the real devices' hooks
-        inv = sim_hal.discover("sim", node_name=node_name, sim_node=sim_node, config=config)
-        for name in want_sim:
-            vendor = sim_hal.plugins[name].vendor.name
-            devs = [d for d in inv.devices if d.vendor == vendor]
-            if not devs:
-                skipped.append(f"{name}: no real devices and no simulated profile in node "
-                               f"{sim_node or 'default'}")
-                continue
-            rows += [RowPlan(sim_hal, inv, "sim", name, vendor, g) for g in _group(devs).values()]
+        vendors = {hal.plugins[n].vendor.name: n for n in want_sim}
+        covered: set[str] = set()
+        for profile in sim_nodes(hal, sim_node, set(vendors)):
+            # A plugin manager per node profile: its contexts must not re-route other rows' hooks.
+            sim_hal = hal_factory()
+            inv = sim_hal.discover("sim", node_name=node_name, sim_node=profile, config=config)
+            for vendor, name in vendors.items():
+                devs = [d for d in inv.devices if d.vendor == vendor]
+                if devs:
+                    covered.add(vendor)
+                    rows += [RowPlan(sim_hal, inv, "sim", name, vendor, g, profile) for g in _group(devs).values()]
+        for vendor, name in vendors.items():
+            if vendor not in covered:
+                skipped.append(f"{name}: no real devices and no simulated node profile with its devices")
     return rows, skipped
+
+
+def sim_nodes(hal: Hal, choice: str | None, vendors: set[str]) -> list[str | None]:
+    """Node profiles to simulate: ``all`` (default) = every fault-free profile holding one of ``vendors``;
+    ``default`` = the plugins' default nodes merged into one (None); anything else = that profile."""
+    if choice not in (None, "all"):
+        return [None if choice == "default" else choice]
+    cat = hal.catalog()
+    out: list[str | None] = []
+    for name in sorted(cat.nodes):
+        if cat.nodes[name].spec.faults:
+            continue  # faulty nodes serve health/unhealthy-unallocatable, not rows of their own
+        if vendors & set(cat.compose(name).vendors()):
+            out.append(name)
+    return out
 
 
 def run_suite(
@@ -172,7 +194,7 @@ def run_suite(
             ctx = CheckContext(
                 hal=row.hal, hal_factory=hal_factory, inventory_node=row.inventory.node, backend=row.backend,
                 vendor=row.vendor, devices=row.devices, vendor_devices=vendor_devices,
-                topology=row.inventory.topology, behaviour=behaviour, sim_node=sim_node,
+                topology=row.inventory.topology, behaviour=behaviour, sim_node=row.sim_node,
                 config=dict(config or {}),
             )
             cell, crash = run_check(ctx)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 from hami_hal.models import CapabilityResult, Level
 
 from . import check
 from .context import CheckContext
 from .probe import probe_check
+
+#: Opt-in to create (and destroy) a hardware partition such as a MIG instance on a real device.
+CREATE_ENV = "HAMI_CONFORMANCE_CREATE_PARTITIONS"
 
 
 @check("isolation/container-edits")
@@ -20,7 +25,19 @@ def container_edits(ctx: CheckContext) -> CapabilityResult:
     mem = ctx.small_memory(dev)
     alloc = ctx.node_state([dev]).allocate(ctx.pod("edits", ctx.request(1, mem, 0)), veto=ctx.veto)
     ctr = alloc.containers[0]
-    edits = ctx.hal.container_edits(ctr, [dev])
+    created = None
+    p = dev.partition
+    if p is not None and p.requires_creation:
+        if not ctx.simulated and os.environ.get(CREATE_ENV) != "1":
+            return ctx.result(Level.UNVERIFIED, [
+                f"device {dev.index} needs a hardware partition before its edits exist; the suite creates "
+                f"one on real hardware only with {CREATE_ENV}=1"])
+        created = ctx.hal.create_partition(dev, ctr.slices[0])
+    try:
+        edits = ctx.hal.container_edits(ctr, [dev])
+    finally:
+        if created is not None:
+            ctx.hal.destroy_partition(dev, created)
     if not (edits.env or edits.mounts or edits.device_nodes):
         return ctx.result(Level.UNSUPPORTED, [f"no env, mounts or device nodes for a {mem} MiB slice of device {dev.index}"])
     named = any(dev.uuid in v for v in edits.env.values()) or any(
@@ -28,6 +45,7 @@ def container_edits(ctx: CheckContext) -> CapabilityResult:
     )
     cdi = edits.to_cdi(f"{ctx.vendor}.hami-hal.io/device", "conformance")
     evidence = [
+        *([f"created partition {created} for the slice, destroyed afterwards"] if created else []),
         f"{mem} MiB slice of device {dev.index}: env {sorted(edits.env)}, {len(edits.mounts)} mount(s), "
         f"{len(edits.device_nodes)} device node(s)",
         f"renders as CDI {cdi['cdiVersion']} with {len(cdi['devices'][0]['containerEdits'])} edit kind(s)",

@@ -212,26 +212,29 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
     problems: list[str] = []
     evidence: list[str] = []
     for t in sorted(p.templates, key=lambda t: (t.memory_mib, t.compute_percent, t.name)):
-        for mem in sorted({t.memory_mib, max(1, t.memory_mib - 1)}):
-            want = p.smallest_template(mem)
-            node = ctx.node_state([dev])
-            fit = node.fit_pod(ctx.pod("tmpl", ctx.request(1, mem, 0)), veto=ctx.veto)
+        asks = sorted({(t.memory_mib, t.compute_percent), (max(1, t.memory_mib - 1), 0)})
+        for mem, cores in asks:
+            want = p.smallest_template(mem, cores)
             if want is None:
                 continue
+            fit = ctx.node_state([dev]).fit_pod(ctx.pod("tmpl", ctx.request(1, mem, cores)), veto=ctx.veto)
             if not fit.ok or fit.allocation is None:
-                problems.append(f"{mem} MiB should get template {want.name} but was refused: {fit.reason}")
+                problems.append(f"{mem} MiB / {cores} % should get template {want.name} but was refused: {fit.reason}")
                 continue
             s = fit.allocation.slices()[0]
             if s.template != want.name or s.memory_mib != want.memory_mib:
-                problems.append(f"{mem} MiB should get {want.name} ({want.memory_mib} MiB), got "
+                problems.append(f"{mem} MiB / {cores} % should get {want.name} ({want.memory_mib} MiB), got "
                                 f"{s.template} ({s.memory_mib} MiB)")
+        owner = p.smallest_template(t.memory_mib, t.compute_percent)
+        if owner is not None and owner.name != t.name:
+            evidence.append(f"{t.name}: requests of its size get {owner.name} (same memory and compute, "
+                            "smaller name); not addressable on its own")
+            continue
         node = ctx.node_state([dev])
         placed = 0
         for i in range(64):
-            fit = node.fit_pod(ctx.pod(f"fill-{i}", ctx.request(1, t.memory_mib, 0)), veto=ctx.veto)
-            if not fit.ok or fit.allocation is None:
-                break
-            if fit.allocation.slices()[0].template != t.name:
+            fit = node.fit_pod(ctx.pod(f"fill-{i}", ctx.request(1, t.memory_mib, t.compute_percent)), veto=ctx.veto)
+            if not fit.ok or fit.allocation is None or fit.allocation.slices()[0].template != t.name:
                 break
             node.commit(fit.allocation)
             placed += 1
@@ -243,7 +246,8 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
             problems.append(f"template {t.name}: {placed} instances placed, limit {limit}")
         elif placed == 0:
             problems.append(f"template {t.name}: not even one instance could be placed on an empty device")
-        evidence.append(f"{t.name}: exact and 1 MiB smaller requests get {t.name}; {placed} instance(s) fit (limit {limit})")
+        evidence.append(f"{t.name}: exact and 1 MiB smaller requests round as expected; {placed} instance(s) "
+                        f"fit on one device (limit {limit})")
     if p.kind is PartitionKind.SLICES and len(p.templates) > 1:
         a, b = sorted(p.templates, key=lambda t: t.memory_mib)[:2]
         node = ctx.node_state([dev])
