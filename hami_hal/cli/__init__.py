@@ -1,5 +1,5 @@
-"""The ``hami`` command line. Subcommands register through the ``hami_hal.cli`` entry-point group."""
+"""The ``hami`` command line (:mod:`.main`). Subcommands register through the ``hami_hal.cli`` group."""
 
-from .main import CLI_ENTRY_POINT_GROUP, build_parser, main
+from .main import CLI_ENTRY_POINT_GROUP, build_parser
 
-__all__ = ["CLI_ENTRY_POINT_GROUP", "build_parser", "main"]
+__all__ = ["CLI_ENTRY_POINT_GROUP", "build_parser"]

@@ -88,4 +88,4 @@ class FakeAcmeSdk:
 
 def open_real_sdk() -> FakeAcmeSdk:
     """The real library does not exist: this is what a plugin does when its SDK is absent."""
-    raise BackendUnavailable("acme: libacme.so not found (fictional test vendor; use --backend sim)")
+    raise BackendUnavailable("libacme.so not found (fictional test vendor; use --backend sim)")
