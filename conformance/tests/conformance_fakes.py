@@ -27,6 +27,7 @@ from hami_hal.models import (
     ContainerEdits,
     Device,
     DeviceNode,
+    DeviceSlice,
     HealthStatus,
     Level,
     Link,
@@ -35,6 +36,7 @@ from hami_hal.models import (
     MetricSample,
     PartitionKind,
     PartitionModel,
+    PartitionTemplate,
     ProbeResult,
     Provenance,
     ResourceFamily,
@@ -253,6 +255,35 @@ class NoProbeFake(FakeAccel):
 
     VENDOR = "fakenoprobe"
     hami_hal_conformance_probe = None
+
+
+class MigLikeFake(FakeAccel):
+    """Hardware partitions that must be created before use (like MIG); remembers what is still live."""
+
+    VENDOR = "fakemig"
+
+    def __init__(self, hardware: bool = False) -> None:
+        super().__init__(hardware)
+        self.live: dict[int, str] = {}
+
+    @hookimpl
+    def hami_hal_partition_model(self, device: Device) -> PartitionModel:
+        half = device.memory_mib // 2
+        return PartitionModel(
+            kind=PartitionKind.TEMPLATES, memory_mib=device.memory_mib, max_slots=2, requires_creation=True,
+            templates=[PartitionTemplate(name="half", memory_mib=half, compute_percent=50, max_instances=2),
+                       PartitionTemplate(name="full", memory_mib=device.memory_mib, compute_percent=100,
+                                         max_instances=1)])
+
+    @hookimpl
+    def hami_hal_create_partition(self, device: Device, slice: DeviceSlice) -> dict:
+        handle = len(self.live) + 1
+        self.live[handle] = f"{device.uuid}/{slice.template}"
+        return {"instance": handle}
+
+    @hookimpl
+    def hami_hal_destroy_partition(self, handle: dict) -> bool:
+        return self.live.pop(handle["instance"], None) is not None
 
 
 def factory(cls: type[FakeAccel], hardware: bool = False):

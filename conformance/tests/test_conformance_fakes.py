@@ -10,6 +10,7 @@ from conformance_fakes import (
     FakeAccel,
     HealthBlindFake,
     MemoryLiarFake,
+    MigLikeFake,
     NoProbeFake,
     OverCommitFake,
     UnstableIdsFake,
@@ -145,3 +146,51 @@ def test_acme_plugin_written_from_the_guide_runs_unchanged():
     assert t200.cell("partition/arbitrary-memory").level is Level.UNSUPPORTED
     # acme ships a faulty node profile (xid-79): the suite uses it rather than injecting its own
     assert "acme-faulty-2" in t200.cell("health/unhealthy-unallocatable").evidence[0]
+
+
+def test_partitions_needing_creation_are_created_and_destroyed_for_the_edits():
+    plugin = MigLikeFake()
+    run = run_suite(lambda: _single(plugin), backend="sim")
+    cells = {c.id: c for c in run.matrix.entries[0].capabilities}
+    assert cells["isolation/container-edits"].level is Level.SUPPORTED
+    assert "created partition {'instance': 1}" in cells["isolation/container-edits"].evidence[0]
+    assert cells["partition/templates-exact"].level is Level.SUPPORTED
+    assert plugin.live == {}  # destroyed again
+
+
+def test_real_partitions_are_only_created_on_opt_in(monkeypatch):
+    plugin = MigLikeFake(hardware=True)
+    run = run_suite(lambda: _single(plugin), backend="real", catalogue=_only("isolation/container-edits"))
+    (cell,) = run.matrix.entries[0].capabilities
+    assert cell.level is Level.UNVERIFIED and "HAMI_CONFORMANCE_CREATE_PARTITIONS=1" in cell.evidence[0]
+    monkeypatch.setenv("HAMI_CONFORMANCE_CREATE_PARTITIONS", "1")
+    run = run_suite(lambda: _single(plugin), backend="real", catalogue=_only("isolation/container-edits"))
+    assert run.matrix.entries[0].capabilities[0].level is Level.SUPPORTED and plugin.live == {}
+
+
+def _single(plugin) -> Hal:
+    hal = Hal(entrypoints=False)
+    hal.register(plugin, plugin.VENDOR, plugin.__version__)
+    return hal
+
+
+def _only(prefix: str):
+    from hami_conformance.catalogue import default_catalogue
+
+    return default_catalogue().select([prefix])
+
+
+def test_every_fault_free_node_profile_becomes_rows_and_default_or_named_selects_one():
+    from hami_conformance.runner import sim_nodes
+
+    plugins = str(Path(__file__).resolve().parents[2] / "tests" / "plugins")
+    if plugins not in sys.path:
+        sys.path.insert(0, plugins)
+    acme = pytest.importorskip("acme_plugin")
+    hal = Hal(entrypoints=False, modules=[acme])
+    assert sim_nodes(hal, None, {"acme"}) == ["acme-mixed-4"]  # acme-faulty-2 only serves the health check
+    assert sim_nodes(hal, "default", {"acme"}) == [None]
+    assert sim_nodes(hal, "acme-faulty-2", {"acme"}) == ["acme-faulty-2"]
+    run = run_suite(lambda: Hal(entrypoints=False, modules=[acme]), backend="sim", sim_node="acme-faulty-2")
+    (row,) = run.matrix.entries
+    assert row.provenance.profile == "acme-faulty-2" and row.device_count == 2

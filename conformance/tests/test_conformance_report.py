@@ -90,7 +90,7 @@ def test_provenance_banners_say_real_and_simulated_prominently():
     kinds = {cls: text for cls, text in page.banners}
     assert "real: NVIDIA H100 80GB HBM3, driver 580.95.05, runtime 13.0" in kinds["banner real"]
     assert "SIMULATED — profile nvidia-8xh100" in kinds["banner simulated"]
-    assert "Never read these cells as hardware results" in kinds["banner simulated"]
+    assert "Never read them as hardware results" in kinds["banner simulated"]
 
 
 def test_page_is_self_contained_and_escapes_evidence():

@@ -61,24 +61,28 @@ footer { margin-top: 20px; color: #57606a; font-size: 12px; }
 
 
 def _banners(matrix: CapabilityMatrix) -> str:
-    """One banner per distinct provenance, naming the rows it covers: simulated ones can't be missed."""
-    groups: dict[str, list[tuple[int, DeviceModelEntry]]] = {}
+    """One banner for every simulated row together, one per real provenance: simulation can't be missed."""
+    sims = [(i, e) for i, e in enumerate(matrix.entries, 1) if e.provenance.simulated]
+    reals: dict[str, list[tuple[int, DeviceModelEntry]]] = {}
     for i, e in enumerate(matrix.entries, 1):
-        groups.setdefault(e.provenance.label(), []).append((i, e))
+        if not e.provenance.simulated:
+            reals.setdefault(e.provenance.label(), []).append((i, e))
     out = []
-    for rows in groups.values():
-        p = rows[0][1].provenance
+    for label, rows in reals.items():
         which = "; ".join(f"#{i} {escape(e.vendor)} {escape(e.model)} ×{e.device_count}" for i, e in rows)
+        nodes = ", ".join(dict.fromkeys(n for _, e in rows for n in e.nodes))
         ids = " ".join(str(i) for i, _ in rows)
-        if p.simulated:
-            out.append(
-                f'<div class="banner simulated" data-entries="{ids}">SIMULATED — profile {escape(p.profile or "?")}'
-                f"<small>{which}. Results from simulated hardware through each plugin's fake SDK; isolation "
-                "accuracy cannot be verified here. Never read these cells as hardware results.</small></div>")
-        else:
-            nodes = ", ".join(dict.fromkeys(n for _, e in rows for n in e.nodes))
-            out.append(f'<div class="banner real" data-entries="{ids}">{escape(p.label())}'
-                       f"<small>{which} on {escape(nodes)}: measured on this hardware.</small></div>")
+        out.append(f'<div class="banner real" data-entries="{ids}">REAL HARDWARE — {escape(label)}'
+                   f"<small>{which} on {escape(nodes)}: measured on this hardware.</small></div>")
+    if sims:
+        profiles = "; ".join(f"#{i} {escape(e.model)} ×{e.device_count} (profile {escape(e.provenance.profile or '?')})"
+                             for i, e in sims)
+        ids = " ".join(str(i) for i, _ in sims)
+        names = ", ".join(dict.fromkeys(escape(e.provenance.profile or "?") for _, e in sims))
+        out.append(
+            f'<div class="banner simulated" data-entries="{ids}">SIMULATED — profile{"s" if len(sims) > 1 else ""} '
+            f"{names}<small>{profiles}.<br>These rows come from simulated hardware through each plugin's fake "
+            "SDK; isolation accuracy cannot be verified there. Never read them as hardware results.</small></div>")
     return "".join(out)
 
 
@@ -99,7 +103,8 @@ def _cell(e: DeviceModelEntry, cid: str, i: int) -> str:
     if c.notes:
         parts.append(f'<div class="notes">{escape(c.notes)}</div>')
     if c.level in (Level.UNSUPPORTED, Level.PARTIAL) and c.evidence:
-        parts.append(f'<div class="why">{escape(c.evidence[0])}</div>')
+        why = c.evidence[0] if len(c.evidence[0]) <= 110 else c.evidence[0][:107] + "…"
+        parts.append(f'<div class="why">{escape(why)}</div>')
     if c.evidence:
         evs = "".join(f"<li>{escape(ev)}</li>" for ev in c.evidence)
         parts.append(f"<details><summary>evidence ({len(c.evidence)})</summary><ul>{evs}</ul></details>")
@@ -117,7 +122,7 @@ def render_html(matrix: CapabilityMatrix) -> str:
     head = "".join(
         f'<th data-entry="{i}">#{i} {escape(row_title(e))}'
         f'<span class="prov"><span class="tag {"simulated" if e.provenance.simulated else "real"}">'
-        f'{"SIMULATED" if e.provenance.simulated else "REAL"}</span> {escape(e.provenance.label())}</span>'
+        f'{"SIMULATED" if e.provenance.simulated else "REAL"}</span> {escape(_short(e))}</span>'
         f'<span class="prov">{escape(e.plugin)} {escape(e.plugin_version)}</span></th>'
         for i, e in enumerate(matrix.entries, 1)
     )
@@ -147,6 +152,11 @@ def render_html(matrix: CapabilityMatrix) -> str:
 a figure that misses its target is red. Unverified = no probe could prove it on this device.</footer>
 </body></html>
 """
+
+
+def _short(e: DeviceModelEntry) -> str:
+    p = e.provenance
+    return f"profile {p.profile or '?'}" if p.simulated else p.label().removeprefix("real: ")
 
 
 def _var(lv: Level) -> str:
