@@ -337,6 +337,21 @@ def plugin_view(backend: str, sim_node: str | None) -> tuple[dict, float]:
             except Exception as err:  # noqa: BLE001 - the record keeps the one-line reason
                 dev["mig_create_attempt"] = {"refused": str(err)}
     port = ports.port_for(hal.context("nvidia"))
+    raw: dict = {}
+    for d in inv.devices:
+        try:
+            ends = port.nvlinks(d.index)
+            raw[f"GPU{d.index} nvlinks"] = [f"link {e.link} -> {e.remote_type} {e.remote_bus_id}" for e in ends]
+        except Exception as err:  # noqa: BLE001 - recorded, not fatal
+            raw[f"GPU{d.index} nvlinks"] = f"{err}"
+        for o in inv.devices:
+            if o.index > d.index:
+                for name, fn in (("p2p_nvlink", port.p2p_nvlink), ("common_ancestor", port.common_ancestor)):
+                    try:
+                        raw[f"GPU{d.index}-GPU{o.index} {name}"] = fn(d.index, o.index)
+                    except Exception as err:  # noqa: BLE001
+                        raw[f"GPU{d.index}-GPU{o.index} {name}"] = f"{err}"
+    out["nvml_links_raw"] = raw
     try:
         port.poll_xid_events()
         out["xid_events"] = "supported (registered for nvmlEventTypeXidCriticalError)"
