@@ -47,12 +47,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     seeds = _seeds(args.seeds)
     results = run_all(
         str(trace_dir), variants, policies, seeds, workers=args.workers, limit=args.limit,
-        tie_break=args.tie_break, progress=not args.json,
+        tie_break=args.tie_break, progress=not args.json, engine_check=not args.no_engine_check,
     )
     meta = {
         "command": "hami-scheduler " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "trace_dir": str(trace_dir), "variants": variants, "policies": policies, "seeds": seeds,
-        "tie_break": args.tie_break, "limit": args.limit,
+        "tie_break": args.tie_break, "limit": args.limit, "engine_check": not args.no_engine_check,
     }
     rows = summarise(results)
     if args.out:
@@ -93,6 +93,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--limit", type=int, default=None, help="only the first N arriving pods (tests)")
     sim.add_argument("--tie-break", choices=("first", "random"), default="first",
                      help="equal node scores: first node in list order (reproduces the paper) or random")
+    sim.add_argument("--no-engine-check", action="store_true",
+                     help="skip committing every placement through the hami-hal engine (faster)")
     sim.add_argument("--out", help="output stem: writes <out>.csv/.json/.md/.png")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.set_defaults(func=cmd_simulate)

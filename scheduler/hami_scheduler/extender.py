@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from hami_hal.errors import AllocationError, HalError, InputError
+from hami_hal.errors import HalError, InputError
 from hami_hal.models import NodePolicy, PodAllocation, PodRequest
 from hami_hal.requests import parse_pod
 
@@ -249,22 +249,32 @@ class Extender:
             if alloc is not None:
                 self.kube.patch_pod_annotations(ns, name, {ann.BIND_PHASE: "allocating", ann.BIND_TIME: str(int(time.time()))})
             self.kube.create_binding(ns, name, uid, node)
-        except (HalError, AllocationError) as exc:
-            self.cluster.remove_pod(key)
-            self.kube.unlock_node(node, ns, name)
-            return f"bind {key} to {node}: {exc}"
-        except Exception as exc:  # API error: fail this bind; kube-scheduler retries the pod
-            self.cluster.remove_pod(key)
-            self.kube.unlock_node(node, ns, name)
+        except Exception as exc:  # refused or API error: fail this bind; kube-scheduler retries the pod
+            self._undo(ns, name, node)
             return f"bind {key} to {node}: {exc}"
         self.kube.unlock_node(node, ns, name)
         return ""
 
-    def verify_on_api(self, pod: dict, node: str) -> PodAllocation | None:
-        """Under the node lock: replay every other pod the API assigns to ``node``, then this one.
+    def _undo(self, ns: str, name: str, node: str) -> None:
+        """A failed bind gives its reservation back, in the cache and on the API."""
+        self.cluster.remove_pod(f"{ns}/{name}")
+        clear: dict[str, str | None] = {ann.VGPU_NODE: None, ann.BIND_PHASE: None}
+        for v in self.cluster.vendors:
+            for k in (v.annotations.allocated, v.annotations.to_allocate):
+                if k:
+                    clear[k] = None
+        try:
+            self.kube.patch_pod_annotations(ns, name, clear)
+        except Exception:
+            pass  # the pod may be gone
+        self.kube.unlock_node(node, ns, name)
 
-        This is what makes two schedulers (or a scheduler with a stale cache) unable to hand out one
-        slice twice: the second bind sees the first pod's annotations and fails with the reason.
+    def verify_on_api(self, pod: dict, node: str) -> PodAllocation | None:
+        """Under the node lock: replay every pod bound (or binding) to ``node``, then this one.
+
+        Binds on a node are serialised by the lock, so this is what makes two schedulers (or a
+        scheduler with a stale cache) unable to hand out one slice twice: the second bind sees the
+        first pod bound and fails with the over-commit reason.
         """
         entry = self.cluster.nodes.get(node)
         if entry is None:
@@ -280,6 +290,10 @@ class Extender:
             okey = f"{om.get('namespace', 'default')}/{om.get('name')}"
             if okey == me or (other.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
+            bound = (other.get("spec") or {}).get("nodeName") == node
+            binding = (om.get("annotations") or {}).get(ann.BIND_PHASE) in ("allocating", "success")
+            if not (bound or binding):
+                continue  # an unbound reservation (maybe another scheduler's) is not yet a claim
             oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
             if oalloc is not None and oalloc.node == node:
                 fresh.commit(oalloc)

@@ -83,6 +83,11 @@ class FakeApiServer:
             pod.setdefault("apiVersion", "v1")
             pod.setdefault("kind", "Pod")
             pod.setdefault("status", {"phase": "Pending"})
+            for ctr in (pod.get("spec") or {}).get("containers", []) + (pod.get("spec") or {}).get("initContainers", []):
+                for kind in ("limits", "requests"):  # the API server returns quantities as strings
+                    res = (ctr.get("resources") or {}).get(kind)
+                    if res:
+                        ctr["resources"][kind] = {k: str(v) for k, v in res.items()}
             self.pods[(meta["namespace"], meta["name"])] = pod
             self._bump("pods", "ADDED", pod)
             return copy.deepcopy(pod)

@@ -7,6 +7,7 @@ one and the lock is retried (HAMi: 5 steps from 100 ms, ×2). Watches keep a Clu
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -18,6 +19,8 @@ from kubernetes.client.rest import ApiException
 from hami_hal.errors import AllocationError, HalError, InputError
 
 from .annotations import NODE_LOCK, VGPU_NODE
+
+log = logging.getLogger("hami_scheduler.kube")
 
 
 def api_client(host: str | None = None, kubeconfig: str | None = None) -> client.ApiClient:
@@ -77,7 +80,7 @@ class Kube:
 
     def patch_pod_annotations(self, ns: str, name: str, annotations: dict[str, str | None]) -> dict:
         body = {"metadata": {"annotations": annotations}}
-        if VGPU_NODE in annotations and annotations[VGPU_NODE]:
+        if VGPU_NODE in annotations:  # HAMi also labels the pod (the monitor selects on it)
             body["metadata"]["labels"] = {VGPU_NODE: annotations[VGPU_NODE]}
         return _json(self.core.patch_namespaced_pod(name, ns, body, _preload_content=False))
 
@@ -141,14 +144,25 @@ class Kube:
 
 
 def sync(kube: Kube, cluster) -> tuple[str, str]:
-    """Rebuild ``cluster`` from the API (nodes first, then pods); returns the list resourceVersions."""
+    """Rebuild ``cluster`` from the API (nodes first, then pods); returns the list resourceVersions.
+
+    Objects the API no longer lists are dropped, so a re-list after a broken watch loses nothing
+    and keeps nothing stale.
+    """
     nodes = kube.list_nodes()
+    listed = {(n.get("metadata") or {}).get("name") for n in nodes.get("items") or []}
+    for name in set(cluster.nodes) - listed:
+        cluster.remove_node(name)
     for n in nodes.get("items") or []:
         try:
             cluster.upsert_node(n)
         except HalError as exc:
             cluster.rejected[f"node/{n.get('metadata', {}).get('name')}"] = str(exc)
     pods = kube.list_pods()
+    present = {f"{(p.get('metadata') or {}).get('namespace', 'default')}/{(p.get('metadata') or {}).get('name')}"
+               for p in pods.get("items") or []}
+    for key in (set(cluster.pods) | set(cluster.pending)) - present:
+        cluster.remove_pod(key)
     for p in pods.get("items") or []:
         try:
             cluster.upsert_pod(p)
@@ -183,20 +197,23 @@ class Watcher:
         while not self.stop.is_set():
             w = watch.Watch()
             try:
-                for ev in w.stream(fn, resource_version=rv, timeout_seconds=5):
+                for ev in w.stream(fn, resource_version=rv, timeout_seconds=5, deserialize=False):
                     if self.stop.is_set():
                         w.stop()
                         return
-                    obj = ev["raw_object"]
+                    obj = ev.get("raw_object") or ev["object"]
+                    if ev.get("type") == "ERROR":
+                        raise RuntimeError(f"watch error: {obj}")
                     rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                     try:
                         handler(ev["type"], obj)
                     except HalError as exc:
                         m = obj.get("metadata") or {}
                         self.cluster.rejected[f"{m.get('namespace', '')}/{m.get('name')}"] = str(exc)
-            except Exception:  # 410 Gone or connection loss: re-list
+            except Exception as exc:  # 410 Gone or connection loss: re-list
                 if self.stop.is_set():
                     return
+                log.warning("watch %s failed (%s); re-listing", getattr(fn, "__name__", fn), exc)
                 time.sleep(0.2)
                 try:
                     rv = sync(self.kube, self.cluster)[0 if fn == self.kube.core.list_node else 1]

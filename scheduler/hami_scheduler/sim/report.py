@@ -39,8 +39,9 @@ PUBLISHED_UNALLOCATED = {
 
 
 def _task(args: tuple) -> RunResult:
-    trace_dir, variant, policy, seed, limit, tie_break = args
-    return simulate_one(trace_dir, variant, policy, seed, limit=limit, tie_break=tie_break)
+    trace_dir, variant, policy, seed, limit, tie_break, engine_check = args
+    return simulate_one(trace_dir, variant, policy, seed, limit=limit, tie_break=tie_break,
+                        engine_check=engine_check)
 
 
 def run_all(
@@ -52,9 +53,10 @@ def run_all(
     limit: int | None = None,
     tie_break: str = "first",
     progress: bool = True,
+    engine_check: bool = True,
 ) -> list[RunResult]:
     """Every (variant, policy, seed) run, spread over ``workers`` processes (default: all cores)."""
-    tasks = [(trace_dir, v, p, s, limit, tie_break) for v in variants for p in policies for s in seeds]
+    tasks = [(trace_dir, v, p, s, limit, tie_break, engine_check) for v in variants for p in policies for s in seeds]
     workers = workers or os.cpu_count() or 1
     results: list[RunResult] = []
     with Progress(

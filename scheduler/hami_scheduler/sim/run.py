@@ -43,7 +43,7 @@ def shape_of(pod) -> PodShape:
 
 def simulate_one(
     trace_dir: str, variant: str, policy_name: str, seed: int, limit: int | None = None,
-    engine_check: bool = False,
+    engine_check: bool = True,
     tie_break: str = "first",
 ) -> RunResult:
     """Arrive pods one at a time (no departures) and record the allocation ratio per arrival bin."""

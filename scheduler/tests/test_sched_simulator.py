@@ -1,0 +1,84 @@
+"""The trace simulator on a small slice of the openb trace (the full study is a bench command)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hami_scheduler.cli import main
+from hami_scheduler.policies import POLICIES, PodShape, make_policy
+from hami_scheduler.policies.base import NodeView
+from hami_scheduler.policies.frag import FragModel
+from hami_scheduler.sim.run import simulate_one
+from hami_scheduler.sim.trace import default_trace_dir, load_nodes, load_pods
+from hami_scheduler.sim.workload import arrival_order, target_workload
+
+TRACE = Path(os.environ.get("HAMI_TRACE_DIR") or default_trace_dir())
+needs_trace = pytest.mark.skipif(not (TRACE / "openb_node_list_gpu_node.csv").is_file(), reason="openb trace not present")
+
+
+@needs_trace
+def test_trace_composition_matches_published_counts():
+    nodes = load_nodes(str(TRACE))
+    assert len(nodes) == 1213 and sum(n.gpus for n in nodes) == 6212
+    pods = load_pods(str(TRACE), "default")
+    assert len(pods) == 8152 and sum(p.gpu_request_milli for p in pods) == 6_086_800
+
+
+@needs_trace
+def test_inflation_reaches_130_percent_with_the_quirk():
+    pods = load_pods(str(TRACE), "default")
+    order = arrival_order(pods, 42, 6212 * 1000)
+    total = sum(p.gpu_request_milli for p in order)
+    assert 1.29 * 6_212_000 < total <= 1.3 * 6_212_000 + 8000
+    assert order[len(pods)].name.endswith("-tuned-0")
+    assert arrival_order(pods, 42, 6_212_000) == order and arrival_order(pods, 43, 6_212_000) != order
+
+
+@needs_trace
+def test_empty_cluster_fragmentation_is_about_14_percent():
+    nodes = load_nodes(str(TRACE))
+    wl = target_workload(list(load_pods(str(TRACE), "default")))
+    assert len(wl) == 35
+    fm = FragModel(wl)
+    frag = sum(fm.frag_of(n.model, n.cpu_milli, [1000] * n.gpus) for n in nodes)
+    assert 13.0 < 100 * frag / 1000 / 6212 < 15.0
+
+
+def test_fgd_prefers_the_gpu_it_completes():
+    pol = make_policy("fgd")
+    pol.prepare([((1000, 500, 1, ()), 0.5), ((1000, 1000, 1, ()), 0.5)])
+    node = NodeView("n", "X", 8000, 1 << 30, [1000, 500, 1000])
+    score, gpus = pol.score(node, PodShape(1000, 0, 1, 500))
+    assert gpus == (1,)  # fills the half-used GPU instead of breaking a whole one
+    assert pol.score(NodeView("m", "X", 500, 1 << 30, [1000]), PodShape(1000, 0, 1, 500)) is None
+
+
+@needs_trace
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_every_policy_runs_through_the_engine(policy):
+    r = simulate_one(str(TRACE), "gpuspec25", policy, 42, limit=300, engine_check=True)
+    assert r.pods == 300 and 0 < r.curve[3] <= 100
+    assert r.failed < 300
+
+
+@needs_trace
+def test_simulate_cli_writes_outputs(tmp_path, capsys):
+    out = tmp_path / "sim"
+    rc = main(["simulate", "--trace-dir", str(TRACE), "--policies", "bestfit,fgd", "--seeds", "42",
+               "--limit", "400", "--workers", "1", "--out", str(out), "--json"])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["policy"] for r in rows} == {"bestfit", "fgd"}
+    assert out.with_suffix(".csv").read_text().startswith("variant,policy,seed,arrived_pct,alloc_pct")
+    assert out.with_suffix(".md").exists() and out.with_suffix(".json").exists()
+
+
+def test_simulate_cli_bad_input_one_line(capsys, tmp_path):
+    assert main(["simulate", "--trace-dir", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--trace-dir" in err[0]
+    assert main(["simulate", "--seeds", "9-1"]) == 2
+    assert "--seeds" in capsys.readouterr().err
