@@ -10,32 +10,35 @@ import random
 
 import pytest
 from hami_conformance.checks.context import CheckContext
+from hami_conformance.runner import sim_nodes
 
+from hami_hal.engine import NodeState
 from hami_hal.errors import HalError
 from hami_hal.manager import Hal
 from hami_hal.models import ContainerRequest, PodRequest, ResourceRequest
 
 
-def _rows(backend: str) -> list[tuple[str, str]]:
+def _rows(backend: str) -> list[tuple[str, str, str | None]]:
+    """(vendor, model, node profile) to benchmark: real devices, or every fault-free simulated profile."""
     hal = Hal()
+    vendors = {p.vendor.name for p in hal.plugins.values()}
     try:
-        inv = hal.discover(backend)
+        profiles = sim_nodes(hal, None, vendors) if backend == "sim" else [None]
+        rows = set()
+        for profile in profiles:
+            inv = Hal().discover(backend, sim_node=profile)
+            rows |= {(d.vendor, d.model, profile) for d in inv.devices}
     except HalError:
         return []
-    return sorted({(d.vendor, d.model) for d in inv.devices})
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2] or ""))
 
 
-SIM_ROWS = _rows("sim")
-
-
-def _node(backend: str, vendor: str, model: str):
+def _node(backend: str, vendor: str, model: str, profile: str | None):
     hal = Hal()
-    inv = hal.discover(backend)
+    inv = hal.discover(backend, sim_node=profile)
     devs = [d for d in inv.devices if d.vendor == vendor and d.model == model and d.healthy]
     if not devs:
         pytest.skip(f"no {backend} {vendor} {model}")
-    from hami_hal.engine import NodeState
-
     node = NodeState(inv.node, devs, inv.topology)
     plugin = hal.plugin_for_vendor(vendor)
     fams = plugin.vendor.resources
@@ -43,13 +46,17 @@ def _node(backend: str, vendor: str, model: str):
     return hal, node, devs, word
 
 
+SIM_ROWS = _rows("sim")
+NONE = [pytest.param("none", "none", None, marks=pytest.mark.skip(reason="nothing to benchmark here"))]
+
+
 def _pod(i: int, vendor: str, word: str, mem: int, count: int = 1) -> PodRequest:
     req = ResourceRequest(vendor=vendor, common_word=word, count=count, memory_mib=mem, compute_percent=10)
     return PodRequest(name=f"bench-{i}", containers=[ContainerRequest(name="main", index=0, requests=[req])])
 
 
-def _bench(benchmark, bench_record, backend: str, vendor: str, model: str) -> None:
-    hal, node, devs, word = _node(backend, vendor, model)
+def _bench(benchmark, bench_record, backend: str, vendor: str, model: str, profile: str | None = None) -> None:
+    hal, node, devs, word = _node(backend, vendor, model, profile)
     mem = CheckContext.small_memory(devs[0])
     veto = hal.fit
     rng = random.Random(7)
@@ -76,13 +83,11 @@ def _bench(benchmark, bench_record, backend: str, vendor: str, model: str) -> No
     benchmark.extra_info.update({"provenance": prov.label(), "devices": len(devs)})
 
 
-@pytest.mark.parametrize(("vendor", "model"), SIM_ROWS or [pytest.param("none", "none", marks=pytest.mark.skip(
-    reason="no plugin with simulated profiles installed"))])
-def test_allocation_decision_latency_sim(benchmark, bench_record, vendor, model):
-    _bench(benchmark, bench_record, "sim", vendor, model)
+@pytest.mark.parametrize(("vendor", "model", "profile"), SIM_ROWS or NONE)
+def test_allocation_decision_latency_sim(benchmark, bench_record, vendor, model, profile):
+    _bench(benchmark, bench_record, "sim", vendor, model, profile)
 
 
-@pytest.mark.parametrize(("vendor", "model"), _rows("real") or [pytest.param("none", "none", marks=pytest.mark.skip(
-    reason="no real accelerator on this machine"))])
-def test_allocation_decision_latency_real(benchmark, bench_record, vendor, model):
+@pytest.mark.parametrize(("vendor", "model", "profile"), _rows("real") or NONE)
+def test_allocation_decision_latency_real(benchmark, bench_record, vendor, model, profile):
     _bench(benchmark, bench_record, "real", vendor, model)

@@ -1,0 +1,56 @@
+"""The generic probe check: record what the plugin's workload probe measured, and never over-claim.
+
+- no probe (None)            -> unverified
+- probe raised               -> unverified, with the error as evidence
+- supported, no measurements -> unverified (a claim is not evidence)
+- supported, a figure misses its own target -> partial
+- supported on a simulated device -> unverified: only hardware proves isolation
+"""
+
+from __future__ import annotations
+
+from hami_hal.models import CapabilityResult, Level, ProbeResult
+
+from ..targets import describe, meets_target
+from .context import CheckContext
+
+
+def probe_check(ctx: CheckContext) -> CapabilityResult:
+    bid = ctx.behaviour.id
+    dev = next((d for d in ctx.devices if d.healthy), None)
+    if dev is None:
+        return ctx.result(Level.UNVERIFIED, ["no healthy device to run the probe on"])
+    if not ctx.implements("hami_hal_conformance_probe"):
+        return ctx.result(Level.UNVERIFIED, [f"plugin implements no hami_hal_conformance_probe; {bid} needs a "
+                                             "workload on the device"])
+    try:
+        res = ctx.hal.probe(dev, bid)
+    except Exception as err:
+        return ctx.result(Level.UNVERIFIED, [f"probe raised {type(err).__name__}: {str(err)[:200]}"],
+                          notes="the probe could not complete")
+    if res is None:
+        return ctx.result(Level.UNVERIFIED, [f"plugin has no probe for {bid}"])
+    if not isinstance(res, ProbeResult):
+        return ctx.result(Level.UNVERIFIED, [f"probe returned {type(res).__name__}, not a ProbeResult"])
+    if res.behaviour_id != bid:
+        return ctx.result(Level.UNVERIFIED, [f"probe answered for {res.behaviour_id!r}, asked for {bid!r}"])
+    level = res.level
+    evidence = [f"probe on device {dev.index} ({dev.uuid}): " + (res.evidence[0] if res.evidence else "no text")]
+    evidence += list(res.evidence[1:])
+    evidence += [describe(m) for m in res.measurements]
+    notes = res.notes
+    missed = [m for m in res.measurements if meets_target(m) is False]
+    if level is Level.SUPPORTED and not res.measurements:
+        level = Level.UNVERIFIED
+        notes = "probe claimed supported without any measurement"
+    elif level is Level.SUPPORTED and missed:
+        level = Level.PARTIAL
+        notes = "; ".join(f"{describe(m)} misses its target" for m in missed)
+    if ctx.devices[0].provenance.simulated:
+        if not any("simulat" in e.lower() for e in res.evidence):
+            evidence.append("simulated device: the figures come from the profile, not from hardware")
+        if level is Level.SUPPORTED:
+            level = Level.UNVERIFIED
+            notes = ("probe reported supported on a simulated device; isolation is only verified on real "
+                     "hardware" + (f"; {notes}" if notes else ""))
+    return ctx.result(level, evidence, measurements=res.measurements, notes=notes)
