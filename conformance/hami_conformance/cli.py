@@ -12,13 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hami_hal.cli.output import emit_json, error_line, warn_line
-from hami_hal.errors import HalError
+from hami_hal.errors import HalError, InputError
 
 from .catalogue import default_catalogue
 from .diff import diff_matrices
@@ -59,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--node-name", metavar="NAME", help="node name to record (default: $NODE_NAME or host)")
     r.add_argument("--behaviour", "--behavior", action="append", metavar="ID",
                    help="only behaviours with this ID or ID prefix (e.g. partition/)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
+                   help="plugin configuration passed to every hook, e.g. device_memory_scaling=2 "
+                        "(HAMi per-node settings; repeatable)")
     r.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                    help=f"folder for capability-matrix.json/.md/.html (default: {DEFAULT_OUT})")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -109,6 +113,20 @@ def _plugins(values: list[str] | None) -> list[str] | None:
     return names or None
 
 
+def _settings(values: list[str] | None) -> dict:
+    """``KEY=VALUE`` pairs; values are read as YAML scalars so numbers and booleans keep their type."""
+    out: dict = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError("--set", item, "must look like KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise InputError("--set", item, "has a value that is not a plain scalar") from None
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hami_hal.manager import Hal
 
@@ -118,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise HalError(f"--out: {str(out_dir)!r} exists and is not a folder")
     kw = dict(backend=backend, plugins=_plugins(args.plugin), sim_node=args.sim_node, node_name=args.node_name,
-              catalogue=catalogue)
+              catalogue=catalogue, config=_settings(args.settings))
     if args.no_progress or args.json:
         run = run_suite(Hal, **kw)
     else:

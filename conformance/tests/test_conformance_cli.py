@@ -86,6 +86,7 @@ def test_validate_rejects_a_tampered_matrix(ran, tmp_path, capsys):
     (["run", "--no-progress", "--plugin", "nvidiaa"], "--plugin: 'nvidiaa' is not an installed plugin"),
     (["run", "--no-progress", "--backend", "real"], "--backend real: no real devices found"),
     (["run", "--no-progress", "--behaviour", "nope/"], "--behaviour: ['nope/'] matches no behaviour ID"),
+    (["run", "--no-progress", "--set", "device_memory_scaling"], "--set: 'device_memory_scaling' must look like"),
     (["validate", "/nonexistent/matrix.json"], "/nonexistent/matrix.json: 'No such file or directory'"),
 ])
 def test_user_mistakes_give_one_line_and_exit_2(acme_only, tmp_path, capsys, argv, message):

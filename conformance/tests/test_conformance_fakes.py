@@ -194,3 +194,10 @@ def test_every_fault_free_node_profile_becomes_rows_and_default_or_named_selects
     run = run_suite(lambda: Hal(entrypoints=False, modules=[acme]), backend="sim", sim_node="acme-faulty-2")
     (row,) = run.matrix.entries
     assert row.provenance.profile == "acme-faulty-2" and row.device_count == 2
+
+
+def test_configured_oversubscription_is_not_an_overcommit():
+    cfg = {"device_memory_scaling": 2, "device_core_scaling": 2}
+    run = run_suite(factory(OverCommitFake, True), backend="real", config=cfg)
+    cell = run.matrix.entries[0].cell("partition/no-overcommit")
+    assert cell.level is Level.SUPPORTED, cell.evidence
