@@ -7,9 +7,10 @@ BIN      := $(VENV)/bin
 DISTS    := hami_plugins_nvidia conformance scheduler
 PRESENT  := $(foreach d,$(DISTS),$(if $(wildcard $(d)/pyproject.toml),$(d)))
 STAMP    := $(VENV)/.installed
-# The main job. Until `hami conformance run` lands: the node's devices and the HAMi example pod's
-# allocation, on simulated hardware when no accelerator is present (every output then says so).
-RUN_CMD  := $(BIN)/hami devices && $(BIN)/hami allocate examples/gpu-pod.yaml
+# The main job: the conformance suite against every installed plugin's devices on this node (real
+# when present, else the plugins' simulated profiles, labelled so), writing the capability matrix
+# as JSON, Markdown and HTML into hami-out/.
+RUN_CMD  := $(BIN)/hami conformance run --out hami-out
 
 .PHONY: setup test lint run bench schemas clean
 
