@@ -59,7 +59,7 @@ def _slice(p: Proposal, req: ResourceRequest) -> DeviceSlice:
     return DeviceSlice(
         vendor=dev.vendor, uuid=dev.uuid, device_index=dev.index, common_word=req.common_word,
         memory_mib=p.memory_mib, compute_percent=p.compute_percent, template=p.template,
-        placement=p.placement, exclusive=p.exclusive,
+        placement=p.placement, exclusive=p.exclusive, priority=req.priority,
     )
 
 

@@ -55,6 +55,9 @@ class DeviceSlice(HalModel):
     placement: Placement | None = None
     #: The container holds the whole device (no other tenant may join).
     exclusive: bool = False
+    #: The request's task priority (HAMi ``nvidia.com/priority``: 0 high, 1 low), for the isolation env;
+    #: not part of HAMi's allocation string.
+    priority: int | None = Field(default=None, ge=0)
 
 
 class ContainerAllocation(HalModel):

@@ -2,7 +2,8 @@
 
 Shares (hami-core): ``NVIDIA_VISIBLE_DEVICES`` = the GPU UUIDs in slice order,
 ``CUDA_DEVICE_MEMORY_LIMIT_<i>=<MiB>m`` per GPU, ``CUDA_DEVICE_SM_LIMIT`` = the first GPU's percent,
-``CUDA_DEVICE_MEMORY_SHARED_CACHE`` = ``<hook>/vgpu/<uuid>.cache``, and the interposer mounts
+``CUDA_DEVICE_MEMORY_SHARED_CACHE`` = ``<hook>/vgpu/<uuid>.cache``, ``CUDA_TASK_PRIORITY`` from
+``nvidia.com/priority`` (HAMi's webhook sets it; here it travels with the slice), and the interposer mounts
 (libvgpu.so, the per-container cache folder, the vgpulock folder, /etc/ld.so.preload).
 MIG slices expose the MIG device (its UUID) and set no HAMi-core variable. As in HAMi, a whole-GPU
 slice still gets its (full-size) limits: HAMi-core treats 100 % as "no limit".
@@ -69,6 +70,9 @@ def container_edits(
         env["CUDA_OVERSUBSCRIBE"] = "true"
     if cfg.disable_core_limit:
         env["GPU_CORE_UTILIZATION_POLICY"] = "disable"
+    priorities = {s.priority for s in slices if s.priority is not None}
+    if priorities:
+        env["CUDA_TASK_PRIORITY"] = str(min(priorities))
     if cfg.lib_cuda_log_level is not None:
         env["LIBCUDA_LOG_LEVEL"] = str(cfg.lib_cuda_log_level)
     rw = ["rw", "nosuid", "nodev", "bind"]

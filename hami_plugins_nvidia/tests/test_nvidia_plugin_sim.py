@@ -118,6 +118,15 @@ def test_example_pod_gets_two_distinct_gpus_with_22gib_left(hal, sim):
                                                          "/tmp/vgpulock", "/etc/ld.so.preload"}
 
 
+def test_priority_becomes_cuda_task_priority(hal, sim):
+    inv = sim("nvidia-2xv100-pcie")
+    req = parse_pod(pod({"nvidia.com/gpu": 1, "nvidia.com/gpumem": 1000, "nvidia.com/priority": 1}),
+                    hal.vendors())
+    alloc = NodeState.from_inventory(inv).allocate(req)
+    edits = hal.container_edits(alloc.containers[0], inv.devices)
+    assert edits.env["CUDA_TASK_PRIORITY"] == "1"
+
+
 @pytest.mark.parametrize("limits, field", [
     ({"nvidia.com/gpu": 2, "nvidia.com/gpumem": 10240, "nvidia.com/gpucores": 150}, "nvidia.com/gpucores"),
     ({"nvidia.com/gpu": 2, "nvidia.com/gpumem": -1, "nvidia.com/gpucores": 30}, "nvidia.com/gpumem"),
