@@ -115,6 +115,8 @@ def _device(port: NvmlPort, index: int, driver: str, cuda: str | None, prov: Pro
         p.unknown["numa_node"] = f"NVML reported {numa}"
         numa = None
     mig = p.get("mig_mode", port.mig_mode, index)
+    if mig is None and "Not Supported" in p.unknown.get("mig_mode", ""):
+        del p.unknown["mig_mode"]  # a fact (no MIG on this GPU), not an unknown
     attrs: dict = {
         "pci_bus_id": bus,
         "minor_number": minor,

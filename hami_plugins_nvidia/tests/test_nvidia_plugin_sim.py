@@ -87,6 +87,7 @@ def test_a100_facts_and_mig_profiles(sim):
 def test_v100_has_no_mig_and_h100_numa_is_unknown(sim):
     v100 = sim("nvidia-2xv100-pcie").devices[0]
     assert v100.attributes["mig_capable"] is False and v100.attributes["mig_profiles"] == []
+    assert "mig_mode" not in v100.attributes["unknown"]
     h100 = sim("nvidia-1xh100").devices[0]
     assert h100.numa_node is None
     assert "Not Supported" in h100.attributes["unknown"]["numa_node"]
