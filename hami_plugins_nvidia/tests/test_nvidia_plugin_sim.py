@@ -152,6 +152,20 @@ def test_type_and_uuid_selectors(hal, sim):
     assert not node.fit_pod(req).ok
     req = parse_pod(pod({"nvidia.com/gpu": 1}, {"nvidia.com/vgpu-mode": "mig"}), hal.vendors())
     assert not node.fit_pod(req).ok
+    req = parse_pod(pod({"nvidia.com/gpu": 1, "nvidia.com/gpumem": 1000}, {"nvidia.com/nouse-gpuuuid": first}),
+                    hal.vendors())
+    assert node.fit_pod(req).allocation.slices()[0].uuid == inv.devices[1].uuid
+    req = parse_pod(pod({"nvidia.com/gpu": 1, "nvidia.com/gpumem": 1000}, {"nvidia.com/vgpu-mode": "hami-core"}),
+                    hal.vendors())
+    assert node.fit_pod(req).ok
+
+
+def test_numa_bind_keeps_a_container_on_one_socket(hal, sim):
+    inv = sim("nvidia-2xt4-pcie")  # GPU0 on NUMA 0, GPU1 on NUMA 1
+    req = parse_pod(pod({"nvidia.com/gpu": 2, "nvidia.com/gpumem": 1000}, {"nvidia.com/numa-bind": "true"}),
+                    hal.vendors())
+    fit = NodeState.from_inventory(inv).fit_pod(req)
+    assert not fit.ok and "NumaNotFit" in fit.reason
 
 
 # -- partition models --------------------------------------------------------------------------
