@@ -14,6 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import NodePolicy, PodAllocation, PodRequest
 from hami_hal.requests import parse_pod
@@ -86,6 +88,7 @@ class Extender:
         self.policy_name = policy
         self.lock_timeout_s = lock_timeout_s
         self._filter_lock = threading.Lock()
+        self._rows_cache: tuple | None = None
         if policy not in ("binpack", "spread"):
             self._policy = make_policy(policy)
             self._policy.prepare([], None)
@@ -98,6 +101,65 @@ class Extender:
         if not isinstance(pod, dict):
             raise InputError("Pod", pod, "must be an object")
         return parse_pod(pod, self.cluster.vendors)
+
+    def _choose(self, req: PodRequest, names: list[str]) -> tuple[str | None, PodAllocation | None, dict[str, str]]:
+        """Prefilter all nodes (vectorised), rank the candidates, let the engine decide best-first.
+
+        FailedNodes gets a reason for every node that cannot take the pod; nodes that could but rank
+        below the chosen one are left out of both lists, as HAMi does.
+        """
+        index = self.cluster.index
+        failed: dict[str, str] = {}
+        rows_a, unknown = self._rows(names)
+        for n in unknown:
+            failed[n] = "node unregistered"
+        if not len(rows_a):
+            return None, None, failed
+        cand, reasons = index.prefilter(req, rows_a)
+        for r, why in reasons.items():
+            failed[index.names[r]] = why
+        cands = rows_a[cand]
+        explicit = ann.NODE_POLICY in req.annotations
+        if self._policy is not None and not explicit:
+            scored = []
+            for r in cands:
+                name = index.names[r]
+                state = self.cluster.nodes[name].state
+                res = self._policy.score(node_view(name, state), pod_shape(req, state))
+                scored.append((res[0] if res else float("-inf"), name))
+            order = [n for _, n in sorted(scored, key=lambda t: -t[0])]
+        else:
+            sc = index.score[cands]
+            sign = -1.0 if req.node_policy is NodePolicy.BINPACK else 1.0
+            order = (index.names[r] for r in cands[np.argsort(sign * sc, kind="stable")])
+        for name in order:
+            fit = self.cluster.nodes[name].state.fit_pod(req, veto=self.gate)
+            if not fit.ok:
+                failed[name] = fit.reason or "NodeUnfitPod"
+                continue
+            alloc = fit.allocation
+            if self._policy is not None and not explicit:
+                alloc = self._policy_devices(req, name) or alloc
+            return name, alloc, failed
+        return None, None, failed
+
+    def _rows(self, names: list) -> tuple[np.ndarray, list[str]]:
+        """Index rows of the named nodes, and the unknown names. The last answer is reused while
+        kube-scheduler keeps sending the same node list and no node came or went."""
+        index = self.cluster.index
+        cached = self._rows_cache
+        if cached is not None and cached[0] == index.generation and cached[1] == names:
+            return cached[2], cached[3]
+        rows, unknown = [], []
+        for n in names:
+            r = index.pos.get(n) if isinstance(n, str) else None
+            if r is None or n not in self.cluster.nodes:
+                unknown.append(str(n))
+            else:
+                rows.append(r)
+        arr = np.fromiter(rows, dtype=np.int64, count=len(rows))
+        self._rows_cache = (index.generation, list(names), arr, unknown)
+        return arr, unknown
 
     def _rank(self, pod: PodRequest, fits: dict[str, PodAllocation]) -> list[tuple[float, str]]:
         """(score, node) best first. HAMi binpack/spread by node score, or a simulator policy."""
@@ -125,7 +187,7 @@ class Extender:
         if names is None:
             items = (nodes_obj or {}).get("items") or []
             names = [(n.get("metadata") or {}).get("name") for n in items]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        if not isinstance(names, list):
             return FilterOutcome([], {}, "NodeNames: must be a list of node names")
         try:
             req = self.parse(pod)
@@ -137,25 +199,9 @@ class Extender:
             key = f"{req.namespace}/{req.name}"
             if not dry_run:
                 self.cluster.remove_pod(key)  # drop a stale reservation of this pod
-            failed: dict[str, str] = {}
-            fits: dict[str, PodAllocation] = {}
-            for name in names:
-                fit = self.cluster.fit(name, req, veto=self.gate)
-                if fit is None:
-                    failed[name] = "node unregistered"
-                elif not fit.ok:
-                    failed[name] = fit.reason or "NodeUnfitPod"
-                else:
-                    fits[name] = fit.allocation
-            if not fits:
+            best, alloc, failed = self._choose(req, names)
+            if alloc is None:
                 return FilterOutcome([], failed)
-            best = self._rank(req, fits)[0][1]
-            alloc = fits[best]
-            if self._policy is not None and ann.NODE_POLICY not in req.annotations:
-                alloc = self._policy_devices(req, best) or alloc
-            for name in fits:
-                if name != best:
-                    failed[name] = "NodeFitPod: another node was chosen"
             if dry_run:
                 return FilterOutcome([best], failed, allocation=alloc)
             self.cluster.reserve(alloc)

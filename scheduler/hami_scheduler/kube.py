@@ -184,6 +184,8 @@ class Watcher:
 
     def start(self) -> None:
         rv_nodes, rv_pods = sync(self.kube, self.cluster)
+        with self.cluster.lock:
+            self.cluster.index.refresh()  # build the prefilter summary before declaring readiness
         self.synced.set()
         for fn, rv, handler in (
             (self.kube.core.list_node, rv_nodes, self._on_node),

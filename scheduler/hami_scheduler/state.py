@@ -16,6 +16,7 @@ from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
 
 from .annotations import DEVICE_CORDON, allocation_from_pod, parse_node
+from .index import NodeIndex
 
 FINISHED = ("Succeeded", "Failed")
 
@@ -38,6 +39,8 @@ class ClusterState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: rejected objects: key -> reason (exported as a metric, shown in logs)
     rejected: dict[str, str] = field(default_factory=dict)
+    #: vectorised summary of every node, kept in step with ``nodes`` (the filter's prefilter)
+    index: NodeIndex = field(default_factory=NodeIndex)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -61,6 +64,7 @@ class ClusterState:
                     self.rejected[alloc.key] = f"no longer fits node {inv.node}: {exc}"
                     self.pods.pop(alloc.key, None)
             self.nodes[inv.node] = NodeEntry(inv, fresh, meta.get("resourceVersion", ""))
+            self.index.set_node(inv.node, fresh)
             for key, pod in list(self.pending.items()):
                 self.pending.pop(key)
                 self.upsert_pod(pod)
@@ -68,6 +72,7 @@ class ClusterState:
     def remove_node(self, name: str) -> None:
         with self.lock:
             entry = self.nodes.pop(name, None)
+            self.index.set_node(name, None)
             if entry:
                 for alloc in entry.state.held():
                     self.pods.pop(alloc.key, None)
@@ -104,6 +109,7 @@ class ClusterState:
                 self.rejected[key] = str(exc)
                 raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc}") from None
             self.pods[key] = alloc
+            self.index.touch(node)
 
     def remove_pod(self, key: str) -> None:
         with self.lock:
@@ -111,6 +117,7 @@ class ClusterState:
             alloc = self.pods.pop(key, None)
             if alloc and alloc.node in self.nodes:
                 self.nodes[alloc.node].state.release(alloc)
+                self.index.touch(alloc.node)
 
     def reserve(self, alloc: PodAllocation) -> None:
         """Hold a filter decision so concurrent filters cannot hand out the same slice."""
@@ -118,6 +125,7 @@ class ClusterState:
             self.remove_pod(alloc.key)
             self.nodes[alloc.node].state.commit(alloc)
             self.pods[alloc.key] = alloc
+            self.index.touch(alloc.node)
 
     def fit(self, node: str, pod: PodRequest, veto=None):
         entry = self.nodes.get(node)
