@@ -109,6 +109,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--capability-configmap", default=None, help="namespace/name[/key] of a ConfigMap holding it")
     srv.add_argument("--accept-levels", default="supported,partial",
                      help="matrix levels a hard-isolation or compute-share request may land on")
+    srv.add_argument("--vendors", default=None,
+                     help="JSON array of VendorInfo (resource names, annotation keys); default: installed plugins")
     srv.add_argument("--scheduler-name", default="hami-scheduler")
     srv.set_defaults(func=cmd_serve)
 

@@ -111,6 +111,18 @@ class ExtenderServer:
         return Handler
 
 
+def load_vendors(path: str):
+    """VendorInfo list from a JSON file, so the scheduler needs no vendor plugin installed."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from hami_hal.models import VendorInfo
+
+    try:
+        return TypeAdapter(list[VendorInfo]).validate_json(Path(path).read_text())
+    except (OSError, ValidationError) as exc:
+        raise InputError("--vendors", path, f"is not a JSON array of VendorInfo: {str(exc).splitlines()[0]}") from None
+
+
 def serve(args) -> int:
     """``hami-scheduler serve``: sync from the API, start watches, serve until interrupted."""
     from hami_hal.manager import Hal
@@ -133,7 +145,7 @@ def serve(args) -> int:
             raise InputError("--capability-matrix", str(path), f"cannot be loaded: {str(exc)[:120]}") from None
     elif args.capability_configmap:
         matrix = load_matrix_from_configmap(kube, args.capability_configmap)
-    vendors = Hal().vendors()
+    vendors = load_vendors(args.vendors) if args.vendors else Hal().vendors()
     cluster = ClusterState(vendors)
     watcher = Watcher(kube, cluster)
     watcher.start()
