@@ -141,11 +141,11 @@ void vg_config_load(void)
         vg_log(VG_ERROR, "invalid CUDA_DEVICE_CONTEXT_SLACK=\"%s\": using 64m", cs);
         vg_cfg.ctx_slack = 64ULL << 20;
     }
-    int burst_ms = 200, ref_mhz = 0;
-    const char *bm = getenv("HAMI_SM_BURST_MS");
-    if (bm && *bm && !parse_int("HAMI_SM_BURST_MS", bm, 0, 10000, &burst_ms))
-        burst_ms = 200;
-    vg_cfg.sm_burst_ns = (int64_t)burst_ms * 1000000LL;
+    int period_ms = 800, ref_mhz = 0;
+    const char *pm = getenv("HAMI_SM_PERIOD_MS");
+    if (pm && *pm && !parse_int("HAMI_SM_PERIOD_MS", pm, 0, 60000, &period_ms))
+        period_ms = 800;
+    vg_cfg.sm_period_ns = (int64_t)period_ms * 1000000LL;
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

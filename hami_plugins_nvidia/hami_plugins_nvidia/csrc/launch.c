@@ -43,7 +43,7 @@ struct dstate {
     int holding;
     int64_t hold_since, yield_until, last_stamp;
     int prio_logged;
-    int stopped;            /* out of credit: resume only with sm_burst_ns of credit */
+    int stopped;            /* out of credit: resume only with the resume credit */
     unsigned int clock_mhz; /* last sampled SM clock */
     int64_t clock_at;
 };
@@ -213,11 +213,11 @@ static void throttle(struct dstate *ds, int sm)
     for (;;) {
         harvest(ds);
         int64_t now = vg_now_ns();
+        int64_t resume = hami_vgpu_resume_credit_ns(vg_cfg.sm_period_ns, sm);
         hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm,
-                                vg_cfg.sm_burst_ns * 2 > HAMI_BUCKET_CAP_NS ? vg_cfg.sm_burst_ns * 2
-                                                                            : HAMI_BUCKET_CAP_NS);
+                                2 * resume > HAMI_BUCKET_CAP_NS ? 2 * resume : HAMI_BUCKET_CAP_NS);
         int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
-        int64_t need = ds->stopped ? vg_cfg.sm_burst_ns : 0;
+        int64_t need = ds->stopped ? resume : 0;
         int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), sm);
         ds->stopped = wait > 0;
         if (wait == 0) {

@@ -20,7 +20,7 @@ static int npools;
 static int ctx_refs[HAMI_MAX_DEVICES];
 static uint64_t ctx_charge[HAMI_MAX_DEVICES];
 
-#define ACTIVE() (!vg_cfg.disabled && vg_region_ready())
+#define ACTIVE() (!vg_cfg.disabled && !vg_lock_depth && vg_region_ready())
 #define ENTER(field)                           \
     vg_init_cuda();                            \
     if (!vg_real.field)                        \

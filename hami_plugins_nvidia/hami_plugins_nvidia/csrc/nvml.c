@@ -20,7 +20,7 @@ static int nvml_index(nvmlDevice_t dev)
 /* Replaces total/used/free with the container's view. */
 static void clamp(int idx, unsigned long long *total, unsigned long long *free_b, unsigned long long *used)
 {
-    if (idx < 0 || vg_cfg.disabled || !vg_region_ready())
+    if (idx < 0 || vg_cfg.disabled || vg_lock_depth || !vg_region_ready())
         return;
     uint64_t limit = vg_limit(idx);
     if (!limit)

@@ -238,8 +238,11 @@ int vg_region_ready(void)
     return attach_state > 0;
 }
 
+__thread int vg_lock_depth;
+
 void vg_lock(void)
 {
+    vg_lock_depth++;
     pthread_mutex_lock(&region_mu);
     if (region_fd >= 0)
         while (flock(region_fd, LOCK_EX) != 0 && errno == EINTR) {
@@ -251,6 +254,7 @@ void vg_unlock(void)
     if (region_fd >= 0)
         flock(region_fd, LOCK_UN);
     pthread_mutex_unlock(&region_mu);
+    vg_lock_depth--;
 }
 
 int vg_reclaim_dead_locked(void)

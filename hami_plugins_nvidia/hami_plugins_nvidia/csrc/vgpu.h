@@ -25,7 +25,7 @@ struct vg_config {
     int ctx_reserve_set;
     int64_t priority_idle_ns;              /* HAMI_PRIORITY_IDLE_MS */
     uint64_t ctx_slack;                    /* CUDA_DEVICE_CONTEXT_SLACK, added to a measured context */
-    int64_t sm_burst_ns;                   /* HAMI_SM_BURST_MS: credit needed to resume after a stop */
+    int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     char region_path[512];
     char board_path[512];
@@ -114,6 +114,8 @@ void *vg_hook_by_real(void *real_ptr);
 /* Shared region (region.c). */
 extern struct hami_region *vg_region;
 int vg_region_ready(void);               /* attach once; 0 when accounting is off */
+extern __thread int vg_lock_depth;  /* >0 while this thread is inside our accounting (a driver calling
+                                       back into an exported entry point is passed straight through) */
 void vg_lock(void);
 void vg_unlock(void);
 uint64_t vg_usage_locked(int dev);
@@ -139,6 +141,7 @@ VG_API int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int6
                                        int64_t cap_ns);
 VG_API int64_t hami_vgpu_throttle_wait_ns(int64_t tokens_ns, int64_t inflight_ns, int share);
 VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
+VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
 #define HAMI_BUCKET_CAP_NS 50000000LL   /* 50 ms of GPU time */
 #define HAMI_GATE_QUANTUM_NS 20000000LL /* hold the gate 20 ms when another container waits */
 

@@ -1,0 +1,132 @@
+"""Fixtures for the interposer tests: build libvgpu.so, a fake libcuda.so.1 and a driver-style test program
+with the system C compiler, once per session, and run the program under LD_PRELOAD like a real workload."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+PKG = HERE.parent.parent / "hami_plugins_nvidia"
+FAKE = HERE / "fake_cuda"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load("hami_interposer_build_under_test", PKG / "interposer" / "build.py")
+region = _load("hami_interposer_region_under_test", PKG / "interposer" / "region.py")
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    lib: Path
+    fake_dir: Path
+    app: Path
+
+
+@pytest.fixture(scope="session")
+def toolchain(tmp_path_factory: pytest.TempPathFactory) -> Toolchain:
+    """libvgpu.so + fake libcuda.so.1 + driver_app, compiled once (skips if there is no C compiler)."""
+    try:
+        cc = build.compiler()
+    except build.BuildError as exc:
+        pytest.skip(str(exc))
+    out = tmp_path_factory.mktemp("interposer-build")
+    lib = build.build_library(out)
+    fake_dir = out / "fake"
+    fake_dir.mkdir()
+    # -Bsymbolic: like the real driver, the fake's own calls and proc addresses bind to itself
+    subprocess.run([cc, "-O1", "-fPIC", "-shared", "-Wl,-Bsymbolic", "-o", str(fake_dir / "libcuda.so.1"),
+                    str(FAKE / "fake_cuda.c")], check=True)
+    app = out / "driver_app"
+    subprocess.run([cc, "-O1", "-o", str(app), str(FAKE / "driver_app.c"), "-ldl"], check=True)
+    return Toolchain(lib, fake_dir, app)
+
+
+@dataclass
+class Run:
+    lines: list[str]
+    stderr: str
+    returncode: int
+
+    def values(self, key: str) -> list[list[str]]:
+        """The words after `key` on every output line that starts with it."""
+        return [line.split()[1:] for line in self.lines if line.split() and line.split()[0] == key]
+
+
+@dataclass
+class Workload:
+    """Runs driver_app commands in a process preloaded like a container's (one region per Workload)."""
+
+    tc: Toolchain
+    tmp: Path
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def region_path(self) -> Path:
+        return Path(self.env_for()["CUDA_DEVICE_MEMORY_SHARED_CACHE"])
+
+    def env_for(self, preload: bool = True, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD"))}
+        env.update(LD_LIBRARY_PATH=str(self.tc.fake_dir), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / "region"),
+                   HAMI_NODE_BOARD=str(self.tmp.parent / "board"))
+        if preload:
+            env["LD_PRELOAD"] = str(self.tc.lib)
+        env.update(self.env)
+        env.update(extra)
+        return env
+
+    def run(self, *args: str, preload: bool = True, timeout: float = 30, **extra: str) -> Run:
+        proc = subprocess.run([str(self.tc.app), *args], env=self.env_for(preload, **extra), capture_output=True,
+                              text=True, timeout=timeout)
+        return Run(proc.stdout.splitlines(), proc.stderr, proc.returncode)
+
+    def start(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([str(self.tc.app), *args], env=self.env_for(True, **extra), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+            p.wait()
+
+
+@pytest.fixture
+def workload(toolchain: Toolchain, tmp_path: Path) -> Iterator[Workload]:
+    """A fresh container (its own region file) with no limits set yet."""
+    ctr = tmp_path / "ctr-a"
+    ctr.mkdir()
+    w = Workload(toolchain, ctr)
+    yield w
+    w.kill_all()
+    shutil.rmtree(ctr, ignore_errors=True)
+
+
+@pytest.fixture
+def second_workload(toolchain: Toolchain, tmp_path: Path) -> Iterator[Workload]:
+    """Another container on the same node (same node board, its own region)."""
+    ctr = tmp_path / "ctr-b"
+    ctr.mkdir()
+    w = Workload(toolchain, ctr)
+    yield w
+    w.kill_all()

@@ -1,0 +1,207 @@
+/* driver_app.c - a tiny CUDA "application" for the interposer tests. Like the CUDA 12/13 runtime it
+ * dlopens libcuda.so.1 and resolves every entry point through cuGetProcAddress_v2 (DRIVER_RESOLVE=proc,
+ * default) or through dlsym of the versioned names (DRIVER_RESOLVE=dlsym). It runs the commands given
+ * on the command line and prints one result line per command. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int CUresult;
+typedef unsigned long long u64;
+static void *lib;
+static CUresult (*getproc)(const char *, void **, int, unsigned long long, int *);
+static int use_dlsym;
+
+static void *resolve(const char *base, const char *versioned)
+{
+    void *p = NULL;
+    if (use_dlsym)
+        return dlsym(lib, versioned);
+    int status = 0;
+    getproc(base, &p, 13000, 0, &status);
+    return p;
+}
+#define R(var, base, ver) var = resolve(base, ver)
+
+static CUresult (*retain)(void **, int), (*setcur)(void *), (*alloc)(u64 *, size_t), (*mfree)(u64),
+    (*pitch)(u64 *, size_t *, size_t, size_t, unsigned), (*managed)(u64 *, size_t, unsigned),
+    (*aalloc)(u64 *, size_t, void *), (*afree)(u64, void *), (*getpool)(void **, int),
+    (*palloc)(u64 *, size_t, void *, void *), (*ssync)(void *), (*create)(u64 *, size_t, const void *, u64),
+    (*mrelease)(u64), (*arr)(void **, const void *), (*arr3)(void **, const void *),
+    (*mip)(void **, const void *, unsigned), (*arrdes)(void *), (*mipdes)(void *), (*meminfo)(size_t *, size_t *),
+    (*totalmem)(size_t *, int), (*launch)(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                          unsigned, void *, void **, void **),
+    (*launchex)(const void *, void *, void **, void **),
+    (*coop)(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *, void **),
+    (*graph)(void *, void *);
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static u64 parse_size(const char *s)
+{
+    char *end;
+    u64 v = strtoull(s, &end, 10);
+    return *end == 'g' ? v << 30 : *end == 'm' ? v << 20 : *end == 'k' ? v << 10 : v;
+}
+
+static u64 handles[4096];
+static int nh;
+
+static void report(const char *what, CUresult r, u64 h)
+{
+    if (r == 0) {
+        handles[nh] = h;
+        printf("%s ok %d\n", what, nh++);
+    } else {
+        printf("%s err %d\n", what, r);
+    }
+}
+
+static CUresult run_launch(const char *kind, unsigned us)
+{
+    if (!strcmp(kind, "kernel"))
+        return launch(NULL, us, 1, 1, 32, 1, 1, 0, NULL, NULL, NULL);
+    if (!strcmp(kind, "ex")) {
+        struct { unsigned gx, gy, gz, bx, by, bz, shm; void *s; void *a; unsigned n; } cfg = {us, 1, 1, 32, 1, 1, 0, NULL, NULL, 0};
+        return launchex(&cfg, NULL, NULL, NULL);
+    }
+    if (!strcmp(kind, "coop"))
+        return coop(NULL, us, 1, 1, 32, 1, 1, 0, NULL, NULL);
+    return graph((void *)(uintptr_t)us, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    use_dlsym = getenv("DRIVER_RESOLVE") && !strcmp(getenv("DRIVER_RESOLVE"), "dlsym");
+    lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        printf("dlopen failed %s\n", dlerror());
+        return 2;
+    }
+    getproc = dlsym(lib, "cuGetProcAddress_v2");
+    R(retain, "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain");
+    R(setcur, "cuCtxSetCurrent", "cuCtxSetCurrent");
+    R(alloc, "cuMemAlloc", "cuMemAlloc_v2");
+    R(mfree, "cuMemFree", "cuMemFree_v2");
+    R(pitch, "cuMemAllocPitch", "cuMemAllocPitch_v2");
+    R(managed, "cuMemAllocManaged", "cuMemAllocManaged");
+    R(aalloc, "cuMemAllocAsync", "cuMemAllocAsync");
+    R(afree, "cuMemFreeAsync", "cuMemFreeAsync");
+    R(getpool, "cuDeviceGetMemPool", "cuDeviceGetMemPool");
+    R(palloc, "cuMemAllocFromPoolAsync", "cuMemAllocFromPoolAsync");
+    R(ssync, "cuStreamSynchronize", "cuStreamSynchronize");
+    R(create, "cuMemCreate", "cuMemCreate");
+    R(mrelease, "cuMemRelease", "cuMemRelease");
+    R(arr, "cuArrayCreate", "cuArrayCreate_v2");
+    R(arr3, "cuArray3DCreate", "cuArray3DCreate_v2");
+    R(mip, "cuMipmappedArrayCreate", "cuMipmappedArrayCreate");
+    R(arrdes, "cuArrayDestroy", "cuArrayDestroy");
+    R(mipdes, "cuMipmappedArrayDestroy", "cuMipmappedArrayDestroy");
+    R(meminfo, "cuMemGetInfo", "cuMemGetInfo_v2");
+    R(totalmem, "cuDeviceTotalMem", "cuDeviceTotalMem_v2");
+    R(launch, "cuLaunchKernel", "cuLaunchKernel");
+    R(launchex, "cuLaunchKernelEx", "cuLaunchKernelEx");
+    R(coop, "cuLaunchCooperativeKernel", "cuLaunchCooperativeKernel");
+    R(graph, "cuGraphLaunch", "cuGraphLaunch");
+    u64 (*fake_used)(int) = (u64(*)(int))dlsym(lib, "fake_used");
+    for (int i = 1; i < argc; i++) {
+        const char *c = argv[i];
+        u64 h = 0;
+        if (!strcmp(c, "ctx")) {
+            void *ctx;
+            int dev = atoi(argv[++i]);
+            CUresult r = retain(&ctx, dev);
+            if (!r)
+                setcur(ctx);
+            printf("ctx %d\n", r);
+        } else if (!strcmp(c, "alloc")) {
+            CUresult r = alloc(&h, parse_size(argv[++i]));
+            report("alloc", r, h);
+        } else if (!strcmp(c, "free")) {
+            printf("free %d\n", mfree(handles[atoi(argv[++i])]));
+        } else if (!strcmp(c, "pitch")) {
+            size_t p, w = parse_size(argv[++i]), hh = parse_size(argv[++i]);
+            { CUresult r_ = pitch(&h, &p, w, hh, 4); report("pitch", r_, h); }
+        } else if (!strcmp(c, "managed")) {
+            { CUresult r_ = managed(&h, parse_size(argv[++i]), 1); report("managed", r_, h); }
+        } else if (!strcmp(c, "async")) {
+            { CUresult r_ = aalloc(&h, parse_size(argv[++i]), NULL); report("async", r_, h); }
+        } else if (!strcmp(c, "asyncfree")) {
+            printf("asyncfree %d\n", afree(handles[atoi(argv[++i])], NULL));
+        } else if (!strcmp(c, "pool")) {
+            void *pool;
+            getpool(&pool, 0);
+            { CUresult r_ = palloc(&h, parse_size(argv[++i]), pool, NULL); report("pool", r_, h); }
+        } else if (!strcmp(c, "sync")) {
+            printf("sync %d\n", ssync(NULL));
+        } else if (!strcmp(c, "vmm")) {
+            struct { int type, ht; struct { int type, id; } loc; void *w; unsigned char f[8]; } prop = {1, 0, {1, 0}, NULL, {0}};
+            u64 size = parse_size(argv[++i]);
+            prop.loc.id = atoi(argv[++i]);
+            { CUresult r_ = create(&h, size, &prop, 0); report("vmm", r_, h); }
+        } else if (!strcmp(c, "vmmrelease")) {
+            printf("vmmrelease %d\n", mrelease(handles[atoi(argv[++i])]));
+        } else if (!strcmp(c, "array")) {
+            struct { size_t w, h; int fmt; unsigned ch; } d = {parse_size(argv[i + 1]), parse_size(argv[i + 2]), 0x20, 1};
+            i += 2;
+            void *a = NULL;
+            { CUresult r_ = arr(&a, &d); report("array", r_, (u64)(uintptr_t)a); }
+        } else if (!strcmp(c, "array3d") || !strcmp(c, "mipmap")) {
+            struct { size_t w, h, d; int fmt; unsigned ch, flags; } d = {parse_size(argv[i + 1]), parse_size(argv[i + 2]), parse_size(argv[i + 3]), 0x20, 1, 0};
+            i += 3;
+            void *a = NULL;
+            CUresult r = !strcmp(c, "mipmap") ? mip(&a, &d, 4) : arr3(&a, &d);
+            report(c, r, (u64)(uintptr_t)a);
+        } else if (!strcmp(c, "arraydestroy")) {
+            printf("arraydestroy %d\n", arrdes((void *)(uintptr_t)handles[atoi(argv[++i])]));
+        } else if (!strcmp(c, "mipmapdestroy")) {
+            printf("mipmapdestroy %d\n", mipdes((void *)(uintptr_t)handles[atoi(argv[++i])]));
+        } else if (!strcmp(c, "meminfo")) {
+            size_t f = 0, t = 0;
+            CUresult r = meminfo(&f, &t);
+            printf("meminfo %d %zu %zu\n", r, f, t);
+        } else if (!strcmp(c, "totalmem")) {
+            size_t t = 0;
+            CUresult r = totalmem(&t, atoi(argv[++i]));
+            printf("totalmem %d %zu\n", r, t);
+        } else if (!strcmp(c, "used")) {
+            printf("used %llu\n", fake_used ? fake_used(atoi(argv[++i])) : 0ULL);
+        } else if (!strcmp(c, "launch")) {
+            /* launch KIND N US: N launches of US microseconds; prints wall time and simulated busy time */
+            const char *kind = argv[++i];
+            int n = atoi(argv[++i]);
+            unsigned us = (unsigned)atoi(argv[++i]);
+            double t0 = now_s();
+            CUresult r = 0;
+            for (int k = 0; k < n && !r; k++)
+                r = run_launch(kind, us);
+            ssync(NULL);
+            printf("launch %d %.6f %.6f %.6f\n", r, t0, now_s(), n * us / 1e6);
+        } else if (!strcmp(c, "where")) {
+            /* which library an entry point handed out by the resolver lives in */
+            Dl_info info;
+            void *p = !strcmp(argv[++i], "launch") ? (void *)launch : (void *)alloc;
+            dladdr(p, &info);
+            printf("where %s\n", strstr(info.dli_fname, "libvgpu") ? "interposer" : "driver");
+        } else if (!strcmp(c, "sleep")) {
+            usleep(atoi(argv[++i]) * 1000);
+        } else if (!strcmp(c, "ready")) {
+            printf("ready\n");
+        } else if (!strcmp(c, "hang")) {
+            printf("hanging\n");
+            pause();
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,316 @@
+/* fake_cuda.c - a stand-in libcuda.so.1 over an in-memory device, for CI without a GPU.
+ *
+ * Memory is bookkeeping only (addresses are invented, nothing is allocated), so tests can ask the
+ * "device" how much it really handed out (fake_used). Kernels run on a simulated timeline in real time:
+ * a launch takes gridDimX microseconds after the work queued before it, and events complete when the
+ * timeline reaches them, so the interposer's event-based throttle sees a real asynchronous GPU.
+ * Entry points are found through cuGetProcAddress(_v2) like the CUDA 12/13 runtime does. */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define API __attribute__((visibility("default")))
+#define NDEV 2
+#define MIB (1ULL << 20)
+#define POOL_GRAIN (32 * MIB)
+typedef int CUresult;
+typedef unsigned long long u64;
+
+static u64 used_bytes[NDEV];
+static u64 next_addr = 0x100000000ULL;
+static __thread int cur = -1;
+static int64_t free_at[NDEV];  /* simulated timeline: when the device finishes its queued work */
+static u64 launches[NDEV];
+
+struct alloc { u64 key, size; int dev; };
+static struct alloc table[65536];
+static int ntable;
+
+static u64 total_bytes(void)
+{
+    const char *t = getenv("FAKE_CUDA_TOTAL_MIB");
+    return (t ? strtoull(t, NULL, 10) : 16384) * MIB;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static CUresult take(int dev, u64 size)
+{
+    if (dev < 0 || dev >= NDEV)
+        return 201;  /* CUDA_ERROR_INVALID_CONTEXT */
+    if (used_bytes[dev] + size > total_bytes())
+        return 2;
+    used_bytes[dev] += size;
+    return 0;
+}
+
+static u64 record(u64 key, u64 size, int dev)
+{
+    if (!key) {
+        key = next_addr;
+        next_addr += (size + 0xFFFF) & ~0xFFFFULL;
+        next_addr += 0x10000;
+    }
+    table[ntable++] = (struct alloc){key, size, dev};
+    return key;
+}
+
+static int release(u64 key)
+{
+    for (int i = 0; i < ntable; i++)
+        if (table[i].key == key) {
+            used_bytes[table[i].dev] -= table[i].size;
+            table[i] = table[--ntable];
+            return 0;
+        }
+    return 1;  /* CUDA_ERROR_INVALID_VALUE */
+}
+
+API u64 fake_used(int dev) { return used_bytes[dev]; }
+API u64 fake_launches(int dev) { return launches[dev]; }
+
+API CUresult cuInit(unsigned f) { return 0; }
+API CUresult cuDriverGetVersion(int *v) { *v = 13000; return 0; }
+API CUresult cuDeviceGetCount(int *n) { *n = NDEV; return 0; }
+API CUresult cuDeviceGet(int *d, int i) { *d = i; return i < NDEV ? 0 : 101; }
+API CUresult cuDeviceTotalMem_v2(size_t *b, int dev) { *b = total_bytes(); return 0; }
+API CUresult cuDeviceGetUuid_v2(char *uuid, int dev)
+{
+    memset(uuid, 0, 16);
+    memcpy(uuid, "FAKEGPU", 7);
+    uuid[15] = (char)dev;
+    return 0;
+}
+API CUresult cuDeviceGetPCIBusId(char *bus, int len, int dev)
+{
+    strncpy(bus, dev ? "00000000:02:00.0" : "00000000:01:00.0", len);
+    return 0;
+}
+API CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev)
+{
+    const char *c = getenv("FAKE_CUDA_CONTEXT_MIB");
+    static int retained[NDEV];
+    if (!retained[dev] && c) {
+        CUresult r = take(dev, strtoull(c, NULL, 10) * MIB);
+        if (r)
+            return r;
+    }
+    retained[dev]++;
+    *ctx = (void *)(uintptr_t)(dev + 1);
+    return 0;
+}
+API CUresult cuDevicePrimaryCtxRelease_v2(int dev) { return 0; }
+API CUresult cuDevicePrimaryCtxReset_v2(int dev) { return 0; }
+API CUresult cuCtxSetCurrent(void *ctx) { cur = (int)(uintptr_t)ctx - 1; return 0; }
+API CUresult cuCtxGetCurrent(void **ctx) { *ctx = (void *)(uintptr_t)(cur + 1); return 0; }
+API CUresult cuCtxGetDevice(int *d)
+{
+    if (cur < 0)
+        return 201;
+    *d = cur;
+    return 0;
+}
+API CUresult cuMemGetInfo_v2(size_t *f, size_t *t)
+{
+    if (cur < 0)
+        return 201;
+    *t = total_bytes();
+    *f = total_bytes() - used_bytes[cur];
+    return 0;
+}
+
+API CUresult cuMemAlloc_v2(u64 *p, size_t size)
+{
+    CUresult r = take(cur, size);
+    if (!r)
+        *p = record(0, size, cur);
+    return r;
+}
+API CUresult cuMemAllocManaged(u64 *p, size_t size, unsigned flags) { return cuMemAlloc_v2(p, size); }
+API CUresult cuMemAllocPitch_v2(u64 *p, size_t *pitch, size_t w, size_t h, unsigned elem)
+{
+    *pitch = (w + 511) / 512 * 512;
+    return cuMemAlloc_v2(p, *pitch * h);
+}
+API CUresult cuMemFree_v2(u64 p) { return release(p); }
+
+/* one stream-ordered pool per device; grows in 32 MiB grains, shrinks on synchronize */
+struct pool { int dev; u64 reserved, used; };
+static struct pool pools[NDEV + 1] = {{0, 0, 0}, {1, 0, 0}, {0, 0, 0}};
+static u64 grain(u64 x) { return (x + POOL_GRAIN - 1) / POOL_GRAIN * POOL_GRAIN; }
+
+API CUresult cuDeviceGetMemPool(struct pool **p, int dev) { *p = &pools[dev]; return 0; }
+API CUresult cuMemPoolGetAttribute(struct pool *p, int attr, u64 *v)
+{
+    *v = attr == 5 ? p->reserved : attr == 7 ? p->used : 0;
+    return 0;
+}
+API CUresult cuMemPoolTrimTo(struct pool *p, size_t keep)
+{
+    u64 target = grain(p->used) > keep ? grain(p->used) : keep;
+    if (target < p->reserved) {
+        used_bytes[p->dev] -= p->reserved - target;
+        p->reserved = target;
+    }
+    return 0;
+}
+API CUresult cuMemAllocFromPoolAsync(u64 *ptr, size_t size, struct pool *p, void *s)
+{
+    if (p->used + size > p->reserved) {
+        u64 grow = grain(p->used + size) - p->reserved;
+        CUresult r = take(p->dev, grow);
+        if (r)
+            return r;
+        p->reserved += grow;
+    }
+    p->used += size;
+    *ptr = next_addr;
+    next_addr += (size + 0xFFFF) & ~0xFFFFULL;
+    table[ntable++] = (struct alloc){*ptr, size, -1 - (int)(p - pools)};  /* dev < 0: pool-owned */
+    return 0;
+}
+API CUresult cuMemAllocAsync(u64 *ptr, size_t size, void *s) { return cuMemAllocFromPoolAsync(ptr, size, &pools[cur], s); }
+API CUresult cuMemFreeAsync(u64 ptr, void *s)
+{
+    for (int i = 0; i < ntable; i++)
+        if (table[i].key == ptr && table[i].dev < 0) {
+            pools[-1 - table[i].dev].used -= table[i].size;
+            table[i] = table[--ntable];
+            return 0;
+        }
+    return release(ptr);
+}
+API CUresult cuStreamSynchronize(void *s)
+{
+    for (int i = 0; i < NDEV; i++)
+        cuMemPoolTrimTo(&pools[i], 0);
+    while (now_ns() < free_at[cur < 0 ? 0 : cur]) {
+    }
+    return 0;
+}
+API CUresult cuStreamIsCapturing(void *s, int *st) { *st = 0; return 0; }
+
+typedef struct { int type, handleTypes; struct { int type, id; } loc; void *w; unsigned char f[8]; } Prop;
+API CUresult cuMemCreate(u64 *h, size_t size, const Prop *prop, unsigned long long flags)
+{
+    CUresult r = take(prop->loc.id, size);
+    if (!r)
+        *h = record(0, size, prop->loc.id);
+    return r;
+}
+API CUresult cuMemRelease(u64 h) { return release(h); }
+
+typedef struct { size_t w, h; int fmt; unsigned ch; } Desc;
+typedef struct { size_t w, h, d; int fmt; unsigned ch, flags; } Desc3;
+typedef struct { size_t size, align; unsigned r[4]; } Req;
+static u64 arr_size(size_t w, size_t h, size_t d, unsigned ch) { return ((w * (h ? h : 1) * (d ? d : 1) * 4 * (ch ? ch : 1)) + 0xFFFF) & ~0xFFFFULL; }
+static u64 arr_bytes(u64 key)
+{
+    for (int i = 0; i < ntable; i++)
+        if (table[i].key == key)
+            return table[i].size;
+    return 0;
+}
+static CUresult make_array(void **a, u64 size)
+{
+    CUresult r = take(cur, size);
+    if (!r)
+        *a = (void *)(uintptr_t)record(0, size, cur);
+    return r;
+}
+API CUresult cuArrayCreate_v2(void **a, const Desc *d) { return make_array(a, arr_size(d->w, d->h, 1, d->ch)); }
+API CUresult cuArray3DCreate_v2(void **a, const Desc3 *d) { return make_array(a, arr_size(d->w, d->h, d->d, d->ch)); }
+API CUresult cuMipmappedArrayCreate(void **a, const Desc3 *d, unsigned levels)
+{
+    u64 base = arr_size(d->w, d->h, d->d, d->ch);
+    return make_array(a, levels > 1 ? base * 3 / 2 : base);
+}
+API CUresult cuArrayGetMemoryRequirements(Req *req, void *a, int dev) { req->size = arr_bytes((u64)(uintptr_t)a); req->align = 65536; return 0; }
+API CUresult cuMipmappedArrayGetMemoryRequirements(Req *req, void *a, int dev) { return cuArrayGetMemoryRequirements(req, a, dev); }
+API CUresult cuArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
+API CUresult cuMipmappedArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
+
+/* ---- simulated execution ---- */
+struct event { int64_t t; };
+static void run_kernel(int64_t us)
+{
+    int d = cur < 0 ? 0 : cur;
+    int64_t start = now_ns() > free_at[d] ? now_ns() : free_at[d];
+    free_at[d] = start + us * 1000;
+    launches[d]++;
+}
+API CUresult cuEventCreate(struct event **e, unsigned flags) { *e = calloc(1, sizeof(**e)); return 0; }
+API CUresult cuEventDestroy_v2(struct event *e) { free(e); return 0; }
+API CUresult cuEventRecord(struct event *e, void *s)
+{
+    int d = cur < 0 ? 0 : cur;
+    e->t = now_ns() > free_at[d] ? now_ns() : free_at[d];
+    return 0;
+}
+API CUresult cuEventQuery(struct event *e) { return now_ns() >= e->t ? 0 : 600; }
+API CUresult cuEventSynchronize(struct event *e) { while (now_ns() < e->t) {} return 0; }
+API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b) { *ms = (float)((b->t - a->t) / 1e6); return 0; }
+API CUresult cuEventElapsedTime(float *ms, struct event *a, struct event *b) { return cuEventElapsedTime_v2(ms, a, b); }
+API CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { run_kernel(gx); return 0; }
+API CUresult cuLaunchKernel_ptsz(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { run_kernel(gx); return 0; }
+typedef struct { unsigned gx, gy, gz, bx, by, bz, shm; void *s; void *attrs; unsigned n; } Cfg;
+API CUresult cuLaunchKernelEx(const Cfg *c, void *f, void **p, void **e) { run_kernel(c->gx); return 0; }
+API CUresult cuLaunchCooperativeKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p) { run_kernel(gx); return 0; }
+API CUresult cuGraphLaunch(void *g, void *s) { run_kernel((int64_t)(uintptr_t)g); return 0; }
+
+/* ---- cuGetProcAddress: base name + version -> versioned entry point, as the real driver does ---- */
+API CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long long flags, int *status);
+API CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, unsigned long long flags);
+#define E(base, fn) {base, (void *)fn}
+static const struct { const char *name; void *fn; } procs[] = {
+    E("cuInit", cuInit), E("cuDriverGetVersion", cuDriverGetVersion), E("cuDeviceGet", cuDeviceGet),
+    E("cuDeviceGetCount", cuDeviceGetCount), E("cuDeviceTotalMem", cuDeviceTotalMem_v2),
+    E("cuDeviceGetUuid", cuDeviceGetUuid_v2), E("cuDeviceGetPCIBusId", cuDeviceGetPCIBusId),
+    E("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain), E("cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease_v2),
+    E("cuDevicePrimaryCtxReset", cuDevicePrimaryCtxReset_v2), E("cuCtxSetCurrent", cuCtxSetCurrent),
+    E("cuCtxGetCurrent", cuCtxGetCurrent), E("cuCtxGetDevice", cuCtxGetDevice), E("cuMemGetInfo", cuMemGetInfo_v2),
+    E("cuMemAlloc", cuMemAlloc_v2), E("cuMemAllocManaged", cuMemAllocManaged), E("cuMemAllocPitch", cuMemAllocPitch_v2),
+    E("cuMemFree", cuMemFree_v2), E("cuDeviceGetMemPool", cuDeviceGetMemPool),
+    E("cuMemPoolGetAttribute", cuMemPoolGetAttribute), E("cuMemPoolTrimTo", cuMemPoolTrimTo),
+    E("cuMemAllocFromPoolAsync", cuMemAllocFromPoolAsync), E("cuMemAllocAsync", cuMemAllocAsync),
+    E("cuMemFreeAsync", cuMemFreeAsync), E("cuStreamSynchronize", cuStreamSynchronize),
+    E("cuStreamIsCapturing", cuStreamIsCapturing), E("cuMemCreate", cuMemCreate), E("cuMemRelease", cuMemRelease),
+    E("cuArrayCreate", cuArrayCreate_v2), E("cuArray3DCreate", cuArray3DCreate_v2),
+    E("cuMipmappedArrayCreate", cuMipmappedArrayCreate), E("cuArrayGetMemoryRequirements", cuArrayGetMemoryRequirements),
+    E("cuMipmappedArrayGetMemoryRequirements", cuMipmappedArrayGetMemoryRequirements),
+    E("cuArrayDestroy", cuArrayDestroy), E("cuMipmappedArrayDestroy", cuMipmappedArrayDestroy),
+    E("cuEventCreate", cuEventCreate), E("cuEventDestroy", cuEventDestroy_v2), E("cuEventRecord", cuEventRecord),
+    E("cuEventQuery", cuEventQuery), E("cuEventSynchronize", cuEventSynchronize),
+    E("cuEventElapsedTime", cuEventElapsedTime_v2), E("cuLaunchKernel", cuLaunchKernel),
+    E("cuLaunchKernelEx", cuLaunchKernelEx), E("cuLaunchCooperativeKernel", cuLaunchCooperativeKernel),
+    E("cuGraphLaunch", cuGraphLaunch), E("cuGetProcAddress", cuGetProcAddress_v2),
+};
+
+CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long long flags, int *status)
+{
+    *pfn = NULL;
+    if (!strcmp(sym, "cuLaunchKernel") && (flags & 2)) {  /* CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM */
+        *pfn = (void *)cuLaunchKernel_ptsz;
+    } else if (!strcmp(sym, "cuGetProcAddress") && ver < 12000) {
+        *pfn = (void *)cuGetProcAddress;
+    } else {
+        for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++)
+            if (!strcmp(procs[i].name, sym))
+                *pfn = procs[i].fn;
+    }
+    if (status)
+        *status = *pfn ? 0 : 1;
+    return *pfn ? 0 : 500;
+}
+
+CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, unsigned long long flags)
+{
+    return cuGetProcAddress_v2(sym, pfn, ver, flags, NULL);
+}
