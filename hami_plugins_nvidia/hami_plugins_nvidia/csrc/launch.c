@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vgpu.h"
 
@@ -269,10 +270,50 @@ static void priority_gate(struct dstate *ds)
     }
 }
 
+/* A process with a task priority keeps its level marked active on the node board for as long as its
+ * launched work is still running on the GPU (not only while it is inside launch calls), so lower levels
+ * stay held until it is really idle. One watcher thread per process polls the pending events. */
+static pid_t watcher_pid;
+static pthread_mutex_t watcher_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *priority_watcher(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sleep_ns(1000000);
+        int64_t now = vg_now_ns();
+        for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
+            struct dstate *ds = &states[d];
+            if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE) || !ds->bgpu)
+                continue;
+            pthread_mutex_lock(&ds->mu);
+            harvest(ds);
+            if (ds->pending > 0)
+                __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority], now, __ATOMIC_RELEASE);
+            pthread_mutex_unlock(&ds->mu);
+        }
+    }
+    return NULL;
+}
+
+static void start_watcher(void)
+{
+    pthread_mutex_lock(&watcher_mu);
+    if (watcher_pid != getpid()) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, priority_watcher, NULL) == 0)
+            watcher_pid = getpid();
+        pthread_attr_destroy(&attr);
+    }
+    pthread_mutex_unlock(&watcher_mu);
+}
+
 static void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
-    ds->ready = 1;
     if (vg_real.cuCtxGetCurrent)
         vg_real.cuCtxGetCurrent(&ds->ctx);
     CUuuid id;
@@ -281,6 +322,7 @@ static void init_state(struct dstate *ds, int dev)
         ds->bgpu = vg_board_gpu((const uint8_t *)id.bytes);
     vg_log(VG_INFO, "device %d: SM limit %d%%, priority %d%s", dev, vg_region->dev[dev].sm_limit,
            vg_cfg.priority, ds->bgpu ? "" : " (no node board)");
+    __atomic_store_n(&ds->ready, 1, __ATOMIC_RELEASE);
 }
 
 /* Returns the device state with its mutex held, or NULL when the launch goes straight through. */
@@ -301,14 +343,20 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     pthread_mutex_lock(&ds->mu);
     if (!ds->ready)
         init_state(ds, dev);
-    if (ds->bgpu && vg_cfg.priority_set)
+    int watch = ds->bgpu && vg_cfg.priority_set;
+    if (watch) {
         priority_gate(ds);
+        if (watcher_pid != getpid())
+            start_watcher();
+    }
     int sm = vg_region->dev[dev].sm_limit;
     CUcontext ctx = NULL;
     if (vg_real.cuCtxGetCurrent)
         vg_real.cuCtxGetCurrent(&ctx);
-    if (sm < 100 && ctx == ds->ctx && vg_real.cuEventCreate && vg_real.cuEventQuery && vg_real.cuEventRecord) {
-        throttle(ds, sm);
+    if ((sm < 100 || watch) && ctx == ds->ctx && vg_real.cuEventCreate && vg_real.cuEventQuery &&
+        vg_real.cuEventRecord) {
+        if (sm < 100)
+            throttle(ds, sm);
         struct squeue *q = find_queue(ds, s);
         if (q && (q->count > 0 || push_mark(ds, q, 1)))
             *qout = q;

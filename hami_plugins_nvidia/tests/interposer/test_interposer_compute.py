@@ -1,0 +1,80 @@
+"""SM limit and priority on the fake device, whose kernels take real (simulated) time: the throttle must
+hold the measured busy time to the share on every launch kind, across the processes of one container, and
+a low-priority container must wait while a high-priority one is launching."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Workload
+
+
+def _share(run) -> float:
+    rc, t0, t1, busy = run.values("launch")[-1]
+    assert rc == "0"
+    return 100 * float(busy) / (float(t1) - float(t0))
+
+
+def test_launches_go_straight_to_the_driver_without_limits(workload: Workload) -> None:
+    assert workload.run("ctx", "0", "where", "launch", "where", "alloc").values("where") == [["driver"],
+                                                                                            ["interposer"]]
+    limited = workload.run("ctx", "0", "where", "launch", CUDA_DEVICE_SM_LIMIT="50")
+    assert limited.values("where") == [["interposer"]]
+
+
+@pytest.mark.parametrize("kind", ["kernel", "ex", "coop", "graph"])
+def test_every_launch_kind_is_held_to_the_share(workload: Workload, kind: str) -> None:
+    # 150 launches x 2 ms = 0.3 s of GPU time; at 50% that needs about 0.6 s of wall time
+    r = workload.run("ctx", "0", "launch", kind, "150", "2000", CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100")
+    assert 44 <= _share(r) <= 56
+
+
+def test_low_share_and_per_device_variable(workload: Workload) -> None:
+    r = workload.run("ctx", "0", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="90",
+                     CUDA_DEVICE_SM_LIMIT_0="25", HAMI_SM_PERIOD_MS="100")
+    assert 20 <= _share(r) <= 30
+
+
+def test_unlimited_runs_at_full_speed(workload: Workload) -> None:
+    r = workload.run("ctx", "0", "launch", "kernel", "100", "2000")
+    assert _share(r) >= 90
+
+
+def test_processes_of_one_container_share_one_budget(workload: Workload) -> None:
+    workload.env.update(CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100")
+    procs = [workload.start("ctx", "0", "launch", "kernel", "100", "2000") for _ in range(2)]
+    spans = []
+    for p in procs:
+        out, err = p.communicate(timeout=30)
+        rc, t0, t1, busy = out.split("launch ")[1].split()
+        assert rc == "0", err
+        spans.append((float(t0), float(t1), float(busy)))
+    wall = max(s[1] for s in spans) - min(s[0] for s in spans)
+    assert 100 * sum(s[2] for s in spans) / wall <= 56  # 0.4 s of GPU time took >= ~0.8 s together
+
+
+def test_malformed_sm_limit_is_reported_and_ignored(workload: Workload) -> None:
+    r = workload.run("ctx", "0", "launch", "kernel", "50", "2000", CUDA_DEVICE_SM_LIMIT="half")
+    assert 'CUDA_DEVICE_SM_LIMIT="half"' in r.stderr
+    assert _share(r) >= 90
+
+
+def test_low_priority_waits_while_high_priority_launches(workload: Workload, second_workload: Workload) -> None:
+    high = workload.start("ctx", "0", "ready", "launch", "kernel", "250", "2000", CUDA_TASK_PRIORITY="0")
+    assert [high.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
+    low = second_workload.run("ctx", "0", "sleep", "50", "launch", "kernel", "10", "1000", CUDA_TASK_PRIORITY="1",
+                              LIBCUDA_LOG_LEVEL="3")
+    out, _ = high.communicate(timeout=30)
+    h_end = float(out.split("launch ")[1].split()[2])
+    rc, l_start, l_end, _busy = low.values("launch")[0]
+    assert rc == "0"
+    assert float(l_start) < h_end - 0.1, "the low-priority process should have started while high ran"
+    assert float(l_end) >= h_end, "the low-priority process ran while high priority was launching"
+    assert float(l_end) - h_end < 0.5, "it should resume once high priority goes idle"
+    assert "holding launches while a priority-0 container is active" in low.stderr
+
+
+def test_low_priority_runs_freely_when_alone(workload: Workload) -> None:
+    r = workload.run("ctx", "0", "launch", "kernel", "10", "1000", CUDA_TASK_PRIORITY="1")
+    rc, t0, t1, _ = r.values("launch")[0]
+    assert rc == "0" and float(t1) - float(t0) < 0.2
