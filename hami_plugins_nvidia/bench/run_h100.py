@@ -3,7 +3,7 @@
 Usage (on the GPU machine, after `pip install --no-build-isolation --no-deps ./hami_plugins_nvidia`):
     PYTHONUNBUFFERED=1 python3 hami_plugins_nvidia/bench/run_h100.py --out $OUT
 Writes <date>-h100-interposer.json and .md (the record committed under docs/results/) and a log.
-Every measurement is a separate worker process (bench/worker.py), preloaded or not.
+Every measurement is a separate worker process (interposer/bench_worker.py), preloaded or not.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-WORKER = HERE / "worker.py"
+WORKER = HERE.parent / "hami_plugins_nvidia" / "interposer" / "bench_worker.py"
 
 
 def package_dirs() -> list[Path]:
@@ -42,7 +42,7 @@ def installed_library() -> Path | None:
 
 def load_region_module():
     """interposer/region.py loaded by path (cffi view of the shared region)."""
-    for d in package_dirs() + [HERE.parent / "hami_plugins_nvidia"]:
+    for d in [HERE.parent / "hami_plugins_nvidia", *package_dirs()]:  # the sources the library was built from
         path = d / "interposer" / "region.py"
         if path.is_file():
             spec = importlib.util.spec_from_file_location("hami_interposer_region", path)
@@ -117,7 +117,7 @@ class Bench:
 
     def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         self.log.write(f"\n$ {' '.join(f'{k}={v}' for k, v in env.items() if k.startswith(('CUDA_', 'LD_PRE', 'PYTORCH_', 'BENCH')))} "
-                       f"python3 worker.py {' '.join(args)}\n")
+                       f"python3 bench_worker.py {' '.join(args)}\n")
         self.log.flush()
         return subprocess.Popen([sys.executable, str(WORKER), *args], env=env, text=True, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=self.log)
@@ -167,7 +167,7 @@ def memory_tests(b: Bench, limit: str) -> list[dict]:
         baseline = b.device_used()
         peak: dict = {}
 
-        def sample(region: str = region, preload: bool = preload, peak: dict = peak) -> None:
+        def sample(region: str = region, preload: bool = preload, peak: dict = peak, baseline: int = baseline) -> None:
             peak["device_used_delta"] = b.device_used() - baseline
             if preload:
                 with SharedRegion(b.tmp / f"{region}.cache") as reg:
@@ -185,11 +185,11 @@ def memory_tests(b: Bench, limit: str) -> list[dict]:
 
 
 def compute_tests(b: Bench, seconds: float) -> dict:
-    native = b.run(["matmul", str(seconds)], b.env(False))
+    native = b.sampled(["matmul", str(seconds)], b.env(False))
     base = native.get("tflops", 0) or 1
     alone = []
     for pct in (10, 25, 50, 75, 90):
-        res = b.run(["matmul", str(seconds)], b.env(True, f"sm{pct}", CUDA_DEVICE_SM_LIMIT=str(pct)))
+        res = b.sampled(["matmul", str(seconds)], b.env(True, f"sm{pct}", CUDA_DEVICE_SM_LIMIT=str(pct)))
         res.update(limit=pct, share=100 * res.get("tflops", 0) / base)
         alone.append(res)
         print(f"[sm alone] limit {pct}%: {res.get('tflops', 0):.1f} TFLOP/s = {res['share']:.1f}% of native",
@@ -216,7 +216,7 @@ def compute_tests(b: Bench, seconds: float) -> dict:
         time.sleep(0.01)
     native_pair_go.touch()
     native_pair = [b.finish(p).get("tflops", 0) for p in procs]
-    return {"native_tflops": native.get("tflops") or 0.0, "seconds": seconds, "alone": alone, "pairs": pairs,
+    return {"native_tflops": native.get("tflops") or 0.0, "native": native, "seconds": seconds, "alone": alone, "pairs": pairs,
             "native_pair_tflops": native_pair}
 
 
@@ -284,6 +284,7 @@ def render(res: dict) -> str:
     lines = [f"# CUDA interposer on the H100 — {res['date']}", "",
              f"- Device / driver / memory: `{e['gpu']}`", f"- torch, torch CUDA, CuPy: `{e['torch_cuda_cupy']}`",
              f"- Python {e['python']}; nvcc: `{e['nvcc']}`", f"- Library: `{res['library']}` version {res['version']}",
+             f"- Library sha256 `{res['library_sha256']}`, built from csrc/*.[ch] with sha256 `{res['csrc_sha256']}`",
              f"- Command: `{res['command']}`", "", "## Memory (limit " + res["memory_limit"] + ")", "",
              "| case | reported total MiB | largest allocated MiB | device bytes over limit | region usage MiB "
              "| error at the limit |", "|---|---|---|---|---|---|"]
@@ -293,10 +294,14 @@ def render(res: dict) -> str:
         lines.append(f"| {r['case']} | {r.get('reported_total', 0) / MIB:.0f} | {r.get('largest_allocated', 0) / MIB:.0f} "
                      f"| {over} | {reg} | {r.get('oom_error', r.get('error', ''))} |")
     c = res["compute"]
-    lines += ["", f"## Compute (bf16 8192^3 matmul, {c['seconds']} s per run; native {c['native_tflops']:.1f} TFLOP/s)",
-              "", "| SM limit | TFLOP/s | achieved share % | error (points) |", "|---|---|---|---|"]
+    nat = c.get("native", {})
+    lines += ["", f"## Compute (bf16 8192^3 matmul, {c['seconds']} s per run; native {c['native_tflops']:.1f} TFLOP/s, "
+              f"SM clock median {nat.get('sm_clock_median_mhz')} MHz, power median {nat.get('power_median_w')} W)",
+              "", "| SM limit | TFLOP/s | achieved share % | error (points) | SM clock median MHz (busy samples) |",
+              "|---|---|---|---|---|"]
     for r in c["alone"]:
-        lines.append(f"| {r['limit']} | {r.get('tflops', 0):.1f} | {r['share']:.1f} | {r['share'] - r['limit']:+.1f} |")
+        lines.append(f"| {r['limit']} | {r.get('tflops', 0):.1f} | {r['share']:.1f} | {r['share'] - r['limit']:+.1f} "
+                     f"| {r.get('sm_clock_median_mhz', '-')} |")
     lines += ["", "| two processes (two containers) | shares % | sum % |", "|---|---|---|"]
     for p in c["pairs"]:
         lines.append(f"| {p['limits'][0]} + {p['limits'][1]} | {p['share'][0]:.1f} + {p['share'][1]:.1f} "
@@ -334,7 +339,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     b = Bench(lib.resolve(), args.out)
     date = dt.datetime.now(dt.UTC).date().isoformat()
+    import hashlib
+
+    csrc = HERE.parent / "hami_plugins_nvidia" / "csrc"
+    src_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(csrc.glob("*.[ch]")))).hexdigest()
     res: dict = {"date": date, "library": str(lib), "version": library_version(lib),
+                 "library_sha256": hashlib.sha256(lib.read_bytes()).hexdigest(), "csrc_sha256": src_hash,
                  "command": "PYTHONUNBUFFERED=1 python3 " + " ".join(sys.argv), "environment": environment(),
                  "memory_limit": args.limit}
     only = args.only.split(",")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
+import sys
 
 import pytest
 
@@ -110,3 +111,17 @@ def test_resume_credit_makes_a_square_wave(clib: ctypes.CDLL) -> None:
         assert on + off == pytest.approx(period, rel=1e-6)
     assert clib.hami_vgpu_resume_credit_ns(period, 100) == 0
     assert clib.hami_vgpu_resume_credit_ns(0, 50) == 0
+
+
+def test_probe_module_imports_without_torch() -> None:
+    """The plugin's probe hook imports probe.py on any node; torch is only needed by the workers it spawns."""
+    code = ("import sys, importlib.util as u\n"
+            f"sys.path.insert(0, {str(PKG.parent)!r})\n"
+            "from hami_plugins_nvidia.interposer import probe\n"
+            "assert 'torch' not in sys.modules and 'cupy' not in sys.modules\n"
+            "assert probe.WORKER.is_file()\n"
+            "print(sorted(n for n in dir(probe) if n.startswith('measure_')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == str(["measure_compute_share", "measure_launch_overhead",
+                                             "measure_memory_isolation"])

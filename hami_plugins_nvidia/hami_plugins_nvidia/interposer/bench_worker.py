@@ -1,4 +1,4 @@
-"""One benchmark measurement in its own process (so LD_PRELOAD and the limits apply to it alone).
+"""One interposer measurement in its own process (so LD_PRELOAD and the limits apply to it alone).
 
 Prints one JSON line starting with RESULT. Modes:
   mem <torch|torch-exp|torch-async|cupy>  reported total, largest allocation reached, the OOM error
