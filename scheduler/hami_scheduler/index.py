@@ -170,7 +170,7 @@ class NodeIndex:
             if cores == 0:
                 checks.append((FitReason.CARD_COMPUTE_UNITS_EXHAUSTED,
                                (self.total_core[rows] == 0) | (self.used_core[rows] < self.total_core[rows])))
-        return [(r, m | ~valid) for r, m in checks] + [(FitReason.NODE_INSUFFICIENT_DEVICE, valid)]
+        return checks + [(FitReason.NODE_INSUFFICIENT_DEVICE, valid)]
 
     def prefilter(self, pod: PodRequest, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         """(candidate mask over ``rows``, {row: reason} for rows that certainly cannot fit)."""
@@ -208,22 +208,30 @@ class NodeIndex:
             first = np.where(~checks[c][1][ks], c, first)
         first = np.where(valid, first, -1)
         names = [r.value for r, _ in checks[:-1]]
+        texts: dict[bytes, str] = {}  # many rejected nodes look alike: format each pattern once
         for n, k in enumerate(ks):
             row = int(k) if isinstance(rows, slice) else int(rows[k])
-            total = int(valid[n].sum())
-            if total < req.count:
-                out[row] = (f"container {ctr}: {FitReason.NODE_INSUFFICIENT_DEVICE.value}: {req.vendor} needs "
-                            f"{req.count} devices, node has {total}")
+            pattern = first[n].tobytes()
+            text = texts.get(pattern)
+            if text is None:
+                text = texts[pattern] = self._reason_text(ctr, req, first[n], names, len(checks) - 1)
+            out[row] = text
+
+    @staticmethod
+    def _reason_text(ctr: str, req: ResourceRequest, first: np.ndarray, names: list[str], passed: int) -> str:
+        total = int((first >= 0).sum())
+        if total < req.count:
+            return (f"container {ctr}: {FitReason.NODE_INSUFFICIENT_DEVICE.value}: {req.vendor} needs "
+                    f"{req.count} devices, node has {total}")
+        counts: Counter[str] = Counter()
+        fit = 0
+        for c in first:
+            if c < 0:
                 continue
-            counts: Counter[str] = Counter()
-            fit = 0
-            for c in first[n]:
-                if c < 0:
-                    continue
-                if c == len(checks) - 1:
-                    fit += 1
-                else:
-                    counts[names[c]] += 1
-            text = ", ".join(f"{m}/{total} {r}" for r, m in sorted(counts.items()))
-            out[row] = (f"container {ctr}: {FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} "
-                        f"needs {req.count} devices, {fit} fit ({text})")
+            if c == passed:
+                fit += 1
+            else:
+                counts[names[c]] += 1
+        text = ", ".join(f"{m}/{total} {r}" for r, m in sorted(counts.items()))
+        return (f"container {ctr}: {FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} "
+                f"needs {req.count} devices, {fit} fit ({text})")

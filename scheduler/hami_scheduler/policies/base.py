@@ -31,7 +31,7 @@ class NodeView:
     gpu_free: list[int]
     cpu_total: int = 0
     #: GPU request shapes already placed here (GpuClustering's "affinity").
-    classes: dict[tuple[int, int], int] = field(default_factory=dict)
+    classes: dict[tuple, int] = field(default_factory=dict)
 
     @property
     def gpu_free_total(self) -> int:
@@ -57,8 +57,9 @@ class PodShape:
         return self.num_gpu * self.milli
 
     @property
-    def cls(self) -> tuple[int, int]:
-        return (self.num_gpu, self.milli)
+    def cls(self) -> tuple:
+        """GpuClustering's class: sharing pods form one class, whole-GPU pods one per GPU count."""
+        return ("share",) if self.milli < FULL else ("whole", self.num_gpu)
 
     def key(self) -> tuple:
         """Score-cache key: every field a score reads except memory (a mask in the simulator)."""
@@ -126,8 +127,13 @@ class BasePolicy:
     #: Ties are always broken at random (the Random baseline), whatever the run's tie-break rule.
     random_ties = False
 
-    def prepare(self, workload: list[tuple[tuple, float]], memory: dict[tuple, float] | None = None) -> None:
-        """Receive the target workload (FGD's M) and mean memory per class; most policies ignore it."""
+    def prepare(
+        self,
+        workload: list[tuple[tuple, float]],
+        memory: dict[tuple, float] | None = None,
+        capacity: dict[str, int] | None = None,
+    ) -> None:
+        """Receive the target workload (FGD's M), mean memory per class and GPUs per model."""
 
     def node_key(self, node: NodeView) -> tuple:
         return node.key()

@@ -53,7 +53,10 @@ def simulate_one(
     if limit is not None:
         order = order[:limit]
     policy = make_policy(policy_name)
-    policy.prepare(target_workload(order), class_memory(order))
+    capacity: dict[str, int] = {}
+    for n in nodes:
+        capacity[n.model] = capacity.get(n.model, 0) + n.gpus
+    policy.prepare(target_workload(order), class_memory(order), capacity)
     cluster = SimCluster(nodes, policy, random.Random(seed), tie_break)
     if engine_check:
         from .engine_check import EngineMirror
