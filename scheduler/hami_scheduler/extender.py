@@ -161,24 +161,6 @@ class Extender:
         self._rows_cache = (index.generation, list(names), arr, unknown)
         return arr, unknown
 
-    def _rank(self, pod: PodRequest, fits: dict[str, PodAllocation]) -> list[tuple[float, str]]:
-        """(score, node) best first. HAMi binpack/spread by node score, or a simulator policy."""
-        policy = pod.node_policy
-        explicit = ann.NODE_POLICY in pod.annotations
-        ranked = []
-        for name in fits:
-            state = self.cluster.nodes[name].state
-            if self._policy is not None and not explicit:
-                view = node_view(name, state)
-                res = self._policy.score(view, pod_shape(pod, state))
-                score = res[0] if res else float("-inf")
-            else:
-                s = state.score()
-                score = s if policy is NodePolicy.BINPACK else -s
-            ranked.append((score, name))
-        ranked.sort(key=lambda t: (-t[0], t[1]))
-        return ranked
-
     def filter(self, args: dict) -> FilterOutcome:
         pod = ci(args, "Pod")
         names = ci(args, "NodeNames")
@@ -251,28 +233,43 @@ class Extender:
     # -- prioritize --------------------------------------------------------------------------
 
     def prioritize(self, args: dict) -> list[dict]:
+        """0-10 per node from the same ranking as filter; nodes the prefilter rules out score 0."""
         names = ci(args, "NodeNames")
         if names is None:
             names = [(n.get("metadata") or {}).get("name") for n in (ci(args, "Nodes") or {}).get("items") or []]
+        if not isinstance(names, list):
+            return []
         try:
             req = self.parse(ci(args, "Pod"))
         except HalError:
             return [{"Host": n, "Score": 0} for n in names]
+        scores = {n: 0 for n in names}
         if not req.has_devices:
             return [{"Host": n, "Score": 0} for n in names]
         with self.cluster.lock:
-            fits = {}
-            for n in names:
-                fit = self.cluster.fit(n, req, veto=self.gate)
-                if fit is not None and fit.ok:
-                    fits[n] = fit.allocation
-            ranked = self._rank(req, fits) if fits else []
-        scores = {n: 0 for n in names}
-        if ranked:
-            hi, lo = ranked[0][0], ranked[-1][0]
-            for s, n in ranked:
-                scores[n] = MAX_PRIORITY if hi == lo else int(round(1 + (MAX_PRIORITY - 1) * (s - lo) / (hi - lo)))
-        return [{"Host": n, "Score": scores[n]} for n in names]
+            index = self.cluster.index
+            rows, _ = self._rows(names)
+            if len(rows):
+                cand, _ = index.prefilter(req, rows)
+                cands = rows[cand]
+                if self._policy is not None and ann.NODE_POLICY not in req.annotations:
+                    raw = []
+                    for r in cands:
+                        name = index.names[r]
+                        state = self.cluster.nodes[name].state
+                        res = self._policy.score(node_view(name, state), pod_shape(req, state))
+                        raw.append(res[0] if res else float("-inf"))
+                    vals = np.array(raw, dtype=float)
+                else:
+                    sign = 1.0 if req.node_policy is NodePolicy.BINPACK else -1.0
+                    vals = sign * index.score[cands]
+                ok = np.isfinite(vals)
+                if ok.any():
+                    hi, lo = vals[ok].max(), vals[ok].min()
+                    for r, v in zip(cands[ok], vals[ok], strict=True):
+                        scaled = MAX_PRIORITY if hi == lo else 1 + (MAX_PRIORITY - 1) * (v - lo) / (hi - lo)
+                        scores[index.names[r]] = int(round(scaled))
+        return [{"Host": n, "Score": scores.get(n, 0)} for n in names]
 
     # -- bind --------------------------------------------------------------------------------
 

@@ -166,3 +166,16 @@ def test_node_lock_retries_on_conflict_and_respects_holder(stack):
         stack.kube.lock_node("node1", "default", "other", 300)
     stack.kube.unlock_node("node1", "default", "p")
     assert "hami.io/mutex.lock" not in stack.api.nodes["node1"]["metadata"]["annotations"]
+
+
+def test_prioritize_ranks_like_filter(stack):
+    first = stack.api.add_pod(gpu_pod("first", mem=20000, cores=50))
+    chosen = post(stack, "filter", {"Pod": first, "NodeNames": ["node1", "node2"]})["body"]["NodeNames"][0]
+    other = "node2" if chosen == "node1" else "node1"
+    nxt = stack.api.add_pod(gpu_pod("next", mem=1000, cores=5))
+    body = post(stack, "prioritize", {"Pod": nxt, "NodeNames": ["node1", "node2", "ghost"]})["body"]
+    scores = {h["Host"]: h["Score"] for h in body}
+    assert scores[chosen] == 10 and scores[other] == 1 and scores["ghost"] == 0  # binpack: fuller first
+    huge = stack.api.add_pod(gpu_pod("huge", mem=50000, cores=10))
+    body = post(stack, "prioritize", {"Pod": huge, "NodeNames": ["node1", "node2"]})["body"]
+    assert all(h["Score"] == 0 for h in body)

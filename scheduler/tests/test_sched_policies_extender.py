@@ -102,3 +102,28 @@ def test_frag_policy_completes_partly_used_gpu():
     node, dev = a.node_names[0], a.allocation.slices()[0].uuid
     b = ext.filter({"Pod": gpu_pod("half2", mem=20000, cores=50), "NodeNames": ["n1", "n2"]})
     assert b.node_names == [node] and b.allocation.slices()[0].uuid == dev
+
+
+def test_capability_matrix_from_configmap():
+    import pytest
+    from hami_scheduler.fakeapi import FakeApiServer
+    from hami_scheduler.kube import Kube, api_client, load_matrix_from_configmap
+
+    from hami_hal.errors import InputError
+
+    api = FakeApiServer().start()
+    try:
+        m = matrix({T4: {"isolation/memory-hard": Level.SUPPORTED}})
+        api.add_configmap("hami", "caps", {"capability-matrix.json": m.model_dump_json(by_alias=True)})
+        api.add_configmap("hami", "broken", {"capability-matrix.json": "{\"kind\": \"nope\"}"})
+        kube = Kube(api_client(api.url))
+        got = load_matrix_from_configmap(kube, "hami/caps")
+        assert got.level("nvidia", T4, "isolation/memory-hard") is Level.SUPPORTED
+        with pytest.raises(InputError, match="is not a CapabilityMatrix"):
+            load_matrix_from_configmap(kube, "hami/broken")
+        with pytest.raises(InputError, match="cannot be read"):
+            load_matrix_from_configmap(kube, "hami/missing")
+        with pytest.raises(InputError, match="namespace/name"):
+            load_matrix_from_configmap(kube, "justname")
+    finally:
+        api.stop()

@@ -82,3 +82,19 @@ def test_simulate_cli_bad_input_one_line(capsys, tmp_path):
     assert len(err) == 1 and "--trace-dir" in err[0]
     assert main(["simulate", "--seeds", "9-1"]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_scarcity_only_for_models_constrained_pods_need():
+    from hami_scheduler.policies.ours import model_scarcity
+
+    wl = [((1000, 1000, 1, ()), 0.5), ((1000, 1000, 1, ("T4",)), 0.25), ((1000, 500, 1, ("T4", "P100")), 0.25)]
+    s = model_scarcity(wl, {"T4": 10, "P100": 10, "G2": 80})
+    assert s["G2"] == 0 and s["T4"] > s["P100"] > 0
+    # 100 GPUs of capacity at 0.875 GPU per pod: ~114 pods arrive; T4 demand 0.3125 GPU/pod -> ~3.6x capacity
+    assert abs(s["T4"] - (100 / 0.875) * 0.3125 / 10) < 1e-9
+    pol = make_policy("frag-pack")
+    pol.prepare(wl, {}, {"T4": 10, "P100": 10, "G2": 80})  # type: ignore[call-arg]
+    free_t4 = NodeView("t4", "T4", 8000, 1 << 30, [1000])
+    free_g2 = NodeView("g2", "G2", 8000, 1 << 30, [1000])
+    any_pod = PodShape(1000, 0, 1, 1000)
+    assert pol.score(free_g2, any_pod)[0] > pol.score(free_t4, any_pod)[0]
