@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Workload
+from .conftest import Workload, region
 
 
 def _share(run) -> float:
@@ -78,3 +78,30 @@ def test_low_priority_runs_freely_when_alone(workload: Workload) -> None:
     r = workload.run("ctx", "0", "launch", "kernel", "10", "1000", CUDA_TASK_PRIORITY="1")
     rc, t0, t1, _ = r.values("launch")[0]
     assert rc == "0" and float(t1) - float(t0) < 0.2
+
+
+def test_node_board_records_priority_and_gate_by_gpu_uuid(workload: Workload) -> None:
+    workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="0")
+    workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_DEVICE_SM_LIMIT="50",
+                 CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "limited.cache"))
+    board_path = workload.tmp.parent / "board"
+    data = bytearray(board_path.read_bytes())
+    assert len(data) == region.BOARD_SIZE
+    board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(data))
+    assert board.magic == region.CONST["HAMI_BOARD_MAGIC"] and board.count == 1
+    gpu = board.gpu[0]
+    assert bytes(gpu.uuid)[:7] == b"FAKEGPU"
+    assert gpu.prio_active_ns[0] > 0  # the priority-0 process marked its level
+    assert gpu.prio_active_ns[1] > 0  # the SM-limited one takes part at HAMi's default level 1
+    with region.SharedRegion(workload.tmp / "limited.cache") as reg:
+        assert gpu.owner == reg.container_id  # it took the time-share gate
+        assert reg.busy_ns(0) >= 20 * 1_000_000 * 0.9  # measured busy time of its 20 x 1 ms launches
+
+
+def test_foreign_node_board_is_not_trusted(workload: Workload) -> None:
+    board_path = workload.tmp.parent / "board"
+    board_path.write_bytes(b"\x01" * region.BOARD_SIZE)
+    r = workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="0")
+    assert r.values("launch")[0][0] == "0"
+    assert "node board" in r.stderr and "not trusted" in r.stderr
+    assert board_path.read_bytes() == b"\x01" * region.BOARD_SIZE
