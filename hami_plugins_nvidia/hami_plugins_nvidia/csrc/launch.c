@@ -288,8 +288,9 @@ static void *priority_watcher(void *arg)
                 continue;
             pthread_mutex_lock(&ds->mu);
             harvest(ds);
-            if (ds->pending > 0)
-                __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority], now, __ATOMIC_RELEASE);
+            if (ds->pending > 0)  /* active until the queued work is expected to finish */
+                __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority], now + inflight_ns(ds),
+                                 __ATOMIC_RELEASE);
             pthread_mutex_unlock(&ds->mu);
         }
     }

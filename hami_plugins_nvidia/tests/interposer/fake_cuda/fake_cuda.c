@@ -191,7 +191,10 @@ API CUresult cuStreamSynchronize(void *s)
 {
     for (int i = 0; i < NDEV; i++)
         cuMemPoolTrimTo(&pools[i], 0);
-    while (now_ns() < free_at[cur < 0 ? 0 : cur]) {
+    int64_t left = free_at[cur < 0 ? 0 : cur] - now_ns();
+    if (left > 0) {  /* blocking sync: sleep rather than spin, like cudaDeviceScheduleBlockingSync */
+        struct timespec ts = {left / 1000000000LL, left % 1000000000LL};
+        nanosleep(&ts, NULL);
     }
     return 0;
 }
