@@ -2,37 +2,88 @@
 
 A simulated GPU never proves isolation, so simulated devices get None (the suite records
 ``unverified``). The interposer package is optional: without it there is no probe either.
+Each behaviour is judged here against the targets of the interposer's issue, and every figure carries
+its unit and target so the suite can re-check it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hami_hal.models import Device, Level, Measurement, ProbeResult
 
-_UNITS = {"_mib": "MiB", "_bytes": "bytes", "_percent": "%", "_pct": "%", "_ratio": "ratio", "_us": "us",
-          "_ns": "ns", "_ms": "ms", "_s": "s"}
+#: The compute limit the share probe runs at, and how far the achieved share may miss it.
+COMPUTE_PROBE_PERCENT = 30
+COMPUTE_TOLERANCE_POINTS = 5.0
+#: Launch-bound loop with no limits: at most 2 % slower than native.
+LAUNCH_RATIO_MAX = 1.02
 
 
-def _unit(key: str) -> str:
-    return next((u for suffix, u in _UNITS.items() if key.endswith(suffix)), "")
+def _memory_hard(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
+    overshoot = max(0.0, raw["largest_allocation_mib"] - raw["limit_mib"])
+    ms = [
+        Measurement(name="memory_limit", value=raw["limit_mib"], unit="MiB", conditions=cond),
+        Measurement(name="largest_allocation", value=raw["largest_allocation_mib"], unit="MiB", conditions=cond),
+        Measurement(name="memory_overshoot", value=overshoot, unit="MiB", conditions=cond, target="<= 0"),
+    ]
+    ok = raw["within_limit"] and raw["oom_is_framework_oom"]
+    note = f"at the limit the framework raised: {raw['oom_error'][:160]}"
+    return (Level.SUPPORTED if ok else Level.UNSUPPORTED), ms, note
 
 
-def _to_result(behaviour_id: str, device: Device, raw: dict, call: str) -> ProbeResult:
-    measurements: list[Measurement] = []
-    for m in raw.get("measurements") or []:
-        measurements.append(m if isinstance(m, Measurement) else Measurement(**m))
-    if not measurements:
-        for key, value in raw.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                measurements.append(Measurement(name=key, value=float(value), unit=_unit(key), conditions=call))
-    if raw.get("level") in {lv.value for lv in Level}:
-        level = Level(raw["level"])
-    elif isinstance(raw.get("ok", raw.get("passed")), bool):
-        level = Level.SUPPORTED if raw.get("ok", raw.get("passed")) else Level.UNSUPPORTED
-    else:
-        level = Level.UNVERIFIED
-    evidence = [f"{call} on {device.provenance.label()}", *[str(e) for e in raw.get("evidence") or []]]
-    return ProbeResult(behaviour_id=behaviour_id, level=level, evidence=evidence, measurements=measurements,
-                       notes=str(raw.get("notes", "")))
+def _reported_total(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
+    error = raw["reported_total_mib"] - raw["limit_mib"]
+    ms = [
+        Measurement(name="reported_total", value=raw["reported_total_mib"], unit="MiB", conditions=cond),
+        Measurement(name="memory_limit", value=raw["limit_mib"], unit="MiB", conditions=cond),
+        Measurement(name="reported_total_error", value=abs(error), unit="MiB", conditions=cond, target="<= 0"),
+    ]
+    return (Level.SUPPORTED if error == 0 else Level.UNSUPPORTED), ms, ""
+
+
+def _compute_share(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
+    err = abs(raw["error_points"])
+    ms = [
+        Measurement(name="compute_limit", value=raw["limit_percent"], unit="%", conditions=cond),
+        Measurement(name="achieved_share", value=raw["achieved_percent"], unit="%", conditions=cond),
+        Measurement(name="compute_share_error", value=err, unit="points", conditions=cond,
+                    target=f"<= {COMPUTE_TOLERANCE_POINTS:g}"),
+        Measurement(name="native_throughput", value=raw["native_tflops"], unit="TFLOP/s", conditions=cond),
+        Measurement(name="limited_throughput", value=raw["limited_tflops"], unit="TFLOP/s", conditions=cond),
+    ]
+    return (Level.SUPPORTED if err <= COMPUTE_TOLERANCE_POINTS else Level.PARTIAL), ms, ""
+
+
+def _launch_overhead(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
+    ratio = raw["ratio_median"]
+    ms = [
+        Measurement(name="launch_time_ratio", value=ratio, unit="ratio", conditions=cond,
+                    target=f"<= {LAUNCH_RATIO_MAX:g}"),
+        Measurement(name="native_launch_time", value=raw["native_us_per_launch_median"], unit="us",
+                    conditions=cond),
+        Measurement(name="preloaded_launch_time", value=raw["preloaded_us_per_launch_median"], unit="us",
+                    conditions=cond),
+    ]
+    return (Level.SUPPORTED if ratio <= LAUNCH_RATIO_MAX else Level.PARTIAL), ms, ""
+
+
+Judge = Callable[[dict, str], tuple[Level, list[Measurement], str]]
+
+
+def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
+    limit = max(256, min(4096, device.memory_mib // 8))
+    mem_cond = f"CUDA_DEVICE_MEMORY_LIMIT={limit}m, PyTorch default allocator, fill until OOM"
+    return {
+        "isolation/memory-hard": ("measure_memory_isolation", (device.index, limit), mem_cond, _memory_hard),
+        "isolation/memory-reported-total": ("measure_memory_isolation", (device.index, limit), mem_cond,
+                                            _reported_total),
+        "isolation/compute-share": ("measure_compute_share", (device.index, COMPUTE_PROBE_PERCENT),
+                                    f"CUDA_DEVICE_SM_LIMIT={COMPUTE_PROBE_PERCENT}, bf16 8192^3 matmul vs native",
+                                    _compute_share),
+        "isolation/launch-overhead": ("measure_launch_overhead", (device.index,),
+                                      "no limits, tiny-kernel loop, median of 10 interleaved native/preloaded pairs",
+                                      _launch_overhead),
+    }
 
 
 def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
@@ -40,24 +91,20 @@ def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
     if device.provenance.simulated or not device.healthy:
         return None
     try:
+        from .interposer import library_version
         from .interposer import probe as iprobe
     except ImportError:
         return None
-    limit = max(256, min(4096, device.memory_mib // 8))
-    calls = {
-        "isolation/memory-hard": ("measure_memory_isolation", (device.index, limit)),
-        "isolation/memory-reported-total": ("measure_memory_isolation", (device.index, limit)),
-        "isolation/compute-share": ("measure_compute_share", (device.index, 30)),
-        "isolation/launch-overhead": ("measure_launch_overhead", (device.index,)),
-    }
-    if behaviour_id not in calls:
+    plan = _plan(device).get(behaviour_id)
+    if plan is None:
         return None
-    name, args = calls[behaviour_id]
-    fn = getattr(iprobe, name, None)
-    if fn is None:
-        return None
-    raw = fn(*args)
-    if not isinstance(raw, dict):
+    name, args, cond, judge = plan
+    raw = getattr(iprobe, name)(*args)
+    try:
+        level, measurements, note = judge(raw, cond)
+    except (KeyError, TypeError) as err:
         return ProbeResult(behaviour_id=behaviour_id, level=Level.UNVERIFIED,
-                           evidence=[f"interposer {name} returned {type(raw).__name__}, not a dict"])
-    return _to_result(behaviour_id, device, raw, f"{name}{args}")
+                           evidence=[f"interposer {name} answered without {err}"])
+    evidence = [f"{name}{args} with libvgpu.so {library_version()} on {device.provenance.label()}"]
+    return ProbeResult(behaviour_id=behaviour_id, level=level, evidence=evidence, measurements=measurements,
+                       notes=note)

@@ -60,24 +60,72 @@ def test_topology_aware_takes_a_worst_linked_gpu_for_one(hal, bridged):
     assert s.uuid in {bridged.devices[0].uuid, bridged.devices[1].uuid}
 
 
-def test_probe_runs_interposer_measurements_on_real_gpus_only(hal, sim, monkeypatch):
+# Dicts shaped exactly as hami_plugins_nvidia.interposer.probe returns them (keys from its H100 run).
+GOOD = {
+    "measure_memory_isolation": {"device_index": 0, "framework": "torch", "limit_mib": 4096,
+                                 "reported_total_mib": 4096.0, "largest_allocation_mib": 3504.0,
+                                 "within_limit": True, "oom_is_framework_oom": True,
+                                 "oom_error": "OutOfMemoryError: CUDA out of memory.", "library_version": "0.1.0"},
+    "measure_compute_share": {"device_index": 0, "limit_percent": 30, "native_tflops": 676.2,
+                              "limited_tflops": 195.6, "achieved_percent": 28.9, "error_points": -1.1,
+                              "seconds_per_run": 5.0},
+    "measure_launch_overhead": {"device_index": 0, "pairs": 10, "launches_per_run": 20000,
+                                "native_us_per_launch_median": 7.56, "preloaded_us_per_launch_median": 7.21,
+                                "ratio_median": 0.994, "ratios": [0.99]},
+}
+
+
+def _fake_interposer(monkeypatch, answers):
     probe = types.ModuleType("hami_plugins_nvidia.interposer.probe")
     calls = []
-
-    def measure_memory_isolation(device_index, limit_mib):
-        calls.append((device_index, limit_mib))
-        return {"ok": True, "limit_mib": limit_mib, "allocated_mib": limit_mib, "overshoot_mib": 0}
-    probe.measure_memory_isolation = measure_memory_isolation
+    for name, raw in answers.items():
+        def fn(*args, _raw=raw, _name=name):
+            calls.append((_name, args))
+            return dict(_raw)
+        setattr(probe, name, fn)
     monkeypatch.setitem(sys.modules, "hami_plugins_nvidia.interposer.probe", probe)
     import hami_plugins_nvidia.interposer as interposer
     monkeypatch.setattr(interposer, "probe", probe, raising=False)
+    return calls
+
+
+def _real(sim):
     dev = sim("nvidia-1xh100").devices[0]
+    return dev, dev.model_copy(update={"provenance": Provenance(source="real", device_model=dev.model,
+                                                                 driver_version="580.159.04")})
+
+
+def test_probe_runs_interposer_measurements_on_real_gpus_only(hal, sim, monkeypatch):
+    calls = _fake_interposer(monkeypatch, GOOD)
+    dev, real = _real(sim)
     assert hal.probe(dev, "isolation/memory-hard") is None  # simulated: never proven
     from hami_plugins_nvidia.probe import run_probe
-    real = dev.model_copy(update={"provenance": Provenance(source="real", device_model=dev.model,
-                                                            driver_version="580.159.04")})
     res = run_probe(real, "isolation/memory-hard")
-    assert res.level is Level.SUPPORTED and calls == [(0, 4096)]
-    assert {m.name: (m.value, m.unit) for m in res.measurements}["overshoot_mib"] == (0.0, "MiB")
-    assert res.evidence[0].startswith("measure_memory_isolation(0, 4096) on real: NVIDIA H100")
+    assert res.level is Level.SUPPORTED and calls == [("measure_memory_isolation", (0, 4096))]
+    by_name = {m.name: m for m in res.measurements}
+    assert (by_name["memory_overshoot"].value, by_name["memory_overshoot"].unit) == (0.0, "MiB")
+    assert all(m.unit for m in res.measurements)
+    assert "on real: NVIDIA H100" in res.evidence[0]
+    assert run_probe(real, "isolation/reported-total-typo") is None
     assert run_probe(real, "isolation/priority") is None
+    for bid in ("isolation/memory-reported-total", "isolation/compute-share", "isolation/launch-overhead"):
+        got = run_probe(real, bid)
+        assert got.level is Level.SUPPORTED and all(m.unit for m in got.measurements), bid
+
+
+def test_probe_levels_follow_the_measured_figures(sim, monkeypatch):
+    bad = {
+        "measure_memory_isolation": {**GOOD["measure_memory_isolation"], "largest_allocation_mib": 4200.0,
+                                     "within_limit": False, "reported_total_mib": 81559.0},
+        "measure_compute_share": {**GOOD["measure_compute_share"], "achieved_percent": 38.0, "error_points": 8.0},
+        "measure_launch_overhead": {**GOOD["measure_launch_overhead"], "ratio_median": 1.05},
+    }
+    _fake_interposer(monkeypatch, bad)
+    from hami_plugins_nvidia.probe import run_probe
+    _, real = _real(sim)
+    assert run_probe(real, "isolation/memory-hard").level is Level.UNSUPPORTED
+    assert run_probe(real, "isolation/memory-reported-total").level is Level.UNSUPPORTED
+    share = run_probe(real, "isolation/compute-share")
+    assert share.level is Level.PARTIAL
+    assert {m.name: m.value for m in share.measurements}["compute_share_error"] == 8.0
+    assert run_probe(real, "isolation/launch-overhead").level is Level.PARTIAL
