@@ -23,8 +23,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def interposer_info() -> dict:
+    """Where the CUDA interposer library is and which version, as operators check before a rollout."""
+    try:
+        from .interposer import library_path, library_version
+    except ImportError as err:
+        return {"path": None, "version": None, "problem": f"interposer package missing: {err}"}
+    path = library_path()
+    if path is None:
+        return {"path": None, "version": None, "problem": "libvgpu.so is not built (reinstall with gcc present)"}
+    return {"path": str(path), "version": library_version(), "problem": None}
+
+
 def render(inv: NodeInventory) -> None:
     out = console()
+    lib = interposer_info()
+    out.print(f"CUDA interposer: libvgpu.so {lib['version']} at {lib['path']}" if lib["path"]
+              else f"CUDA interposer: {lib['problem']}")
     label = source_label(inv)
     gpus = [d for d in inv.devices if d.vendor == "nvidia"]
     table = Table(title=f"NVIDIA GPUs on {inv.node} — {label}")
@@ -73,7 +88,7 @@ def render(inv: NodeInventory) -> None:
 def run(args: argparse.Namespace) -> int:
     _, inv = discover(args)
     if args.json:
-        emit_json(inv.model_dump(mode="json", by_alias=True))
+        emit_json({**inv.model_dump(mode="json", by_alias=True), "interposer": interposer_info()})
     else:
         render(inv)
     return 0

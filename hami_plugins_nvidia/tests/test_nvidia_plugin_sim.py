@@ -387,3 +387,17 @@ def test_hami_nvidia_cli_renders_mig_profiles(capsys):
     assert main(["--sim-node", "nvidia-1xh100"]) == 0
     out = capsys.readouterr().out
     assert "7g.80gb" in out and "simulated" in out and "unknown" in out
+
+
+def test_hami_nvidia_cli_reports_the_interposer_library(capsys, monkeypatch):
+    import json
+
+    from hami_plugins_nvidia import cli, interposer
+
+    assert cli.main(["--sim-node", "nvidia-1xh100", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["interposer"]
+    path = interposer.library_path()
+    assert info["path"] == (str(path) if path else None)
+    monkeypatch.setattr(interposer, "library_path", lambda: None)
+    assert cli.main(["--sim-node", "nvidia-1xh100"]) == 0
+    assert "CUDA interposer: libvgpu.so is not built" in capsys.readouterr().out
