@@ -38,6 +38,8 @@ class NodeIndex:
         self.generation = 0
         self._alloc(0, 1)
         self._type_cache: dict[tuple, np.ndarray] = {}
+        #: some device rounds memory to a granularity > 1 MiB (otherwise rounding is skipped)
+        self._coarse = False
         self._vendor_ids: dict[str, int] = {}
 
     def _alloc(self, n: int, d: int) -> None:
@@ -110,6 +112,7 @@ class NodeIndex:
                 self.free_mem[i, j] = part.memory_mib - ds.used_memory_mib
                 self.total_mem[i, j] = part.memory_mib
                 self.gran[i, j] = part.memory_granularity_mib
+                self._coarse = self._coarse or part.memory_granularity_mib > 1
                 self.free_core[i, j] = part.compute_percent - ds.used_compute_percent
                 self.total_core[i, j] = part.compute_percent
                 self.used_core[i, j] = ds.used_compute_percent
@@ -138,7 +141,10 @@ class NodeIndex:
     def _request_checks(self, req: ResourceRequest, rows: np.ndarray) -> list[tuple[FitReason, np.ndarray]]:
         """Per-device pass masks, in HAMi's check order, for the given node rows."""
         vid = self._vendor_ids.get(req.vendor, -1)
-        valid = self.valid[rows] & (self.vendor[rows] == vid)
+        if len(self._vendor_ids) == 1 and vid == 1:
+            valid = self.valid[rows]  # one vendor in the cluster: no per-device vendor test
+        else:
+            valid = self.valid[rows] & (self.vendor[rows] == vid)
         checks = [(FitReason.CARD_NOT_HEALTH, self.ok[rows])]
         tmask = self._type_mask(req)
         if tmask is not None:
@@ -160,8 +166,9 @@ class NodeIndex:
             else:
                 pct = 100 if req.memory_percent is None else req.memory_percent
                 need = total * pct // 100
-            gran = np.maximum(self.gran[rows], 1)
-            need = -(-need // gran) * gran
+            if self._coarse:
+                gran = np.maximum(self.gran[rows], 1)
+                need = -(-need // gran) * gran
             cores = min(req.compute_percent, 100)
             checks.append((FitReason.CARD_INSUFFICIENT_MEMORY, self.free_mem[rows] >= need))
             checks.append((FitReason.CARD_INSUFFICIENT_CORE, self.free_core[rows] >= cores))
