@@ -23,6 +23,10 @@ class ExtenderServer:
     def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 0, ready=None) -> None:
         self.extender = extender
         self.metrics = ExtenderMetrics()
+        cluster = extender.cluster
+        self.metrics.nodes.set_function(lambda: len(cluster.nodes))
+        self.metrics.pods.set_function(lambda: len(cluster.pods))
+        self.metrics.rejected.set_function(lambda: len(cluster.rejected))
         self.ready = ready or (lambda: True)
         self.httpd = ThreadingHTTPServer((host, port), self._handler())
         self.httpd.daemon_threads = True
@@ -69,10 +73,6 @@ class ExtenderServer:
                     ok = srv.ready()
                     return self._send(200 if ok else 503, b"ok" if ok else b"cache not synced", "text/plain")
                 if self.path == "/metrics":
-                    c = srv.extender.cluster
-                    srv.metrics.nodes.set(len(c.nodes))
-                    srv.metrics.pods.set(len(c.pods))
-                    srv.metrics.rejected.set(len(c.rejected))
                     return self._send(200, generate_latest(srv.metrics.registry), CONTENT_TYPE_LATEST)
                 self._send(404, b"not found", "text/plain")
 
@@ -135,6 +135,9 @@ def serve(args) -> int:
     host, _, port = args.bind.rpartition(":")
     if not port.isdigit():
         raise InputError("--bind", args.bind, "must be host:port")
+    mhost, _, mport = (args.metrics_bind or ":0").rpartition(":")
+    if not mport.isdigit():
+        raise InputError("--metrics-bind", args.metrics_bind, "must be host:port")
     kube = Kube(api_client(args.api_server, args.kubeconfig))
     matrix = None
     if args.capability_matrix:
@@ -151,6 +154,10 @@ def serve(args) -> int:
     watcher.start()
     ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy)
     server = ExtenderServer(ext, host or "127.0.0.1", int(port), ready=watcher.synced.is_set).start()
+    if args.metrics_bind:  # HAMi serves metrics on their own port (:9395); /metrics stays on the extender too
+        from prometheus_client import start_http_server
+
+        start_http_server(int(mport), addr=mhost or "0.0.0.0", registry=server.metrics.registry)
     print(f"hami-scheduler extender on {server.url} ({len(cluster.nodes)} nodes, {len(cluster.pods)} allocated pods, "
           f"vendors: {', '.join(v.name for v in vendors) or 'none'})", flush=True)
     try:
