@@ -56,7 +56,7 @@ class FragPackPolicy(FGDPolicy):
     name = "frag-pack"
     memory_aware = True
 
-    def __init__(self, pack_weight: float = 0.1, fit_weight: float = 0.3, mem_weight: float = 1.0,
+    def __init__(self, pack_weight: float = 0.1, fit_weight: float = 0.3, mem_weight: float = 0.0,
                  scarcity_weight: float = 0.5) -> None:
         super().__init__()
         self.pack_weight = pack_weight
