@@ -8,6 +8,7 @@
 
 static struct vg_ptrmap ptrs, handles, arrays;
 
+
 /* Stream-ordered pools: the pool's reserved bytes are charged (that is what the pool takes from the GPU). */
 #define MAX_POOLS 64
 static struct {
@@ -21,6 +22,20 @@ static int ctx_refs[HAMI_MAX_DEVICES];
 static uint64_t ctx_charge[HAMI_MAX_DEVICES];
 
 #define ACTIVE() (!vg_cfg.disabled && !vg_lock_depth && vg_region_ready())
+
+/* After a successful free of `key`, un-charge exactly what its allocation charged. Returns r unchanged. */
+static CUresult uncharge_after(struct vg_ptrmap *m, uint64_t key, CUresult r)
+{
+    if (r == CUDA_SUCCESS && ACTIVE()) {
+        vg_lock();
+        uint64_t size;
+        int dev;
+        if (vg_map_take(m, key, &size, &dev))
+            vg_uncharge_locked(dev, size);
+        vg_unlock();
+    }
+    return r;
+}
 #define ENTER(field)                           \
     vg_init_cuda();                            \
     if (!vg_real.field)                        \
@@ -157,16 +172,7 @@ VG_API CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t size, CUm
 
 static CUresult free_async(CUdeviceptr p, CUstream s, async_free_fn fn)
 {
-    CUresult r = fn(p, s);
-    if (r == CUDA_SUCCESS && ACTIVE()) {
-        vg_lock();
-        uint64_t size;
-        int dev;
-        if (vg_map_take(&ptrs, p, &size, &dev))  /* a cuMemAlloc pointer freed stream-ordered */
-            vg_uncharge_locked(dev, size);
-        vg_unlock();
-    }
-    return r;
+    return uncharge_after(&ptrs, p, fn(p, s));  /* a cuMemAlloc pointer freed stream-ordered */
 }
 
 VG_API CUresult cuMemFreeAsync(CUdeviceptr p, CUstream s)
@@ -254,16 +260,7 @@ VG_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t widt
 VG_API CUresult cuMemFree_v2(CUdeviceptr p)
 {
     ENTER(cuMemFree_v2);
-    CUresult r = vg_real.cuMemFree_v2(p);
-    if (r == CUDA_SUCCESS && ACTIVE()) {
-        vg_lock();
-        uint64_t size;
-        int dev;
-        if (vg_map_take(&ptrs, p, &size, &dev))
-            vg_uncharge_locked(dev, size);
-        vg_unlock();
-    }
-    return r;
+    return uncharge_after(&ptrs, p, vg_real.cuMemFree_v2(p));
 }
 
 VG_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
@@ -291,16 +288,7 @@ VG_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, c
 VG_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 {
     ENTER(cuMemRelease);
-    CUresult r = vg_real.cuMemRelease(handle);
-    if (r == CUDA_SUCCESS && ACTIVE()) {
-        vg_lock();
-        uint64_t size;
-        int dev;
-        if (vg_map_take(&handles, handle, &size, &dev))
-            vg_uncharge_locked(dev, size);
-        vg_unlock();
-    }
-    return r;
+    return uncharge_after(&handles, handle, vg_real.cuMemRelease(handle));
 }
 
 static uint64_t format_bytes(int format)
@@ -402,15 +390,7 @@ VG_API CUresult cuMipmappedArrayCreate(CUmipmappedArray *arr, const CUDA_ARRAY3D
 
 static CUresult release_array(void *arr, CUresult r)
 {
-    if (r == CUDA_SUCCESS && ACTIVE()) {
-        vg_lock();
-        uint64_t size;
-        int dev;
-        if (vg_map_take(&arrays, (uint64_t)(uintptr_t)arr, &size, &dev))
-            vg_uncharge_locked(dev, size);
-        vg_unlock();
-    }
-    return r;
+    return uncharge_after(&arrays, (uint64_t)(uintptr_t)arr, r);
 }
 
 VG_API CUresult cuArrayDestroy(CUarray arr)
