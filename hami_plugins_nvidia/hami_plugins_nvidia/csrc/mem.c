@@ -491,27 +491,25 @@ static void drop_context_locked(CUdevice dev, int all)
     }
 }
 
-VG_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+/* After a successful release (one reference) or reset (all references) of a primary context. */
+static CUresult drop_context_after(CUdevice dev, int all, CUresult r)
 {
-    ENTER(cuDevicePrimaryCtxRelease_v2);
-    CUresult r = vg_real.cuDevicePrimaryCtxRelease_v2(dev);
     if (r == CUDA_SUCCESS && ACTIVE() && dev >= 0 && dev < HAMI_MAX_DEVICES) {
         vg_lock();
-        drop_context_locked(dev, 0);
+        drop_context_locked(dev, all);
         vg_unlock();
     }
     return r;
 }
 
+VG_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    ENTER(cuDevicePrimaryCtxRelease_v2);
+    return drop_context_after(dev, 0, vg_real.cuDevicePrimaryCtxRelease_v2(dev));
+}
+
 VG_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
     ENTER(cuDevicePrimaryCtxReset_v2);
-    CUresult r = vg_real.cuDevicePrimaryCtxReset_v2(dev);
-    if (r == CUDA_SUCCESS && ACTIVE() && dev >= 0 && dev < HAMI_MAX_DEVICES) {
-        vg_lock();
-        drop_context_locked(dev, 1);
-        /* reset frees every allocation of the context */
-        vg_unlock();
-    }
-    return r;
+    return drop_context_after(dev, 1, vg_real.cuDevicePrimaryCtxReset_v2(dev));
 }
