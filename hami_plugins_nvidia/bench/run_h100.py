@@ -1,8 +1,9 @@
-"""H100 benchmark of the CUDA interposer, side by side with native, in one run.
+"""GPU benchmark of the CUDA interposer, side by side with native, in one run (first written for the H100).
 
 Usage (on the GPU machine, after `pip install --no-build-isolation --no-deps ./hami_plugins_nvidia`):
-    PYTHONUNBUFFERED=1 python3 hami_plugins_nvidia/bench/run_h100.py --out $OUT
-Writes <date>-h100-interposer.json and .md (the record committed under docs/results/) and a log.
+    PYTHONUNBUFFERED=1 python3 hami_plugins_nvidia/bench/run_h100.py --out $OUT [--tag h200]
+Writes <date>-<tag>-interposer.json and .md (the record committed under docs/results/) and a log.
+<tag> defaults to the model in GPU 0's NVML name (`NVIDIA H200` -> h200, `NVIDIA H100 80GB HBM3` -> h100).
 Every measurement is a separate worker process (interposer/bench_worker.py), preloaded or not.
 """
 
@@ -53,6 +54,14 @@ def load_region_module():
     raise SystemExit("interposer/region.py not found")
 
 
+def device_tag(name: str) -> str:
+    """File-name tag for a GPU name: its first word holding a digit, lower-cased (`NVIDIA H200` -> `h200`)."""
+    for word in re.split(r"[\s_-]+", name):
+        if any(ch.isdigit() for ch in word):
+            return re.sub(r"[^a-z0-9]", "", word.lower()) or "gpu"
+    return "gpu"
+
+
 def library_version(lib: Path) -> str:
     found = re.search(rb"HAMI_VGPU_VERSION=([0-9A-Za-z.+-]+)", lib.read_bytes())
     return found.group(1).decode() if found else ""
@@ -74,6 +83,8 @@ class Bench:
         pynvml.nvmlInit()
         self.nvml = pynvml
         self.handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        name = pynvml.nvmlDeviceGetName(self.handle)
+        self.name = name.decode() if isinstance(name, bytes) else str(name)
 
     def device_used(self) -> int:
         return int(self.nvml.nvmlDeviceGetMemoryInfo(self.handle).used)
@@ -281,7 +292,7 @@ def environment() -> dict:
 
 def render(res: dict) -> str:
     e = res["environment"]
-    lines = [f"# CUDA interposer on the H100 — {res['date']}", "",
+    lines = [f"# CUDA interposer on the {res.get('device', 'H100')} — {res['date']}", "",
              f"- Device / driver / memory: `{e['gpu']}`", f"- torch, torch CUDA, CuPy: `{e['torch_cuda_cupy']}`",
              f"- Python {e['python']}; nvcc: `{e['nvcc']}`", f"- Library: `{res['library']}` version {res['version']}",
              f"- Library sha256 `{res['library_sha256']}`, built from csrc/*.[ch] with sha256 `{res['csrc_sha256']}`",
@@ -332,6 +343,7 @@ def main() -> None:
     ap.add_argument("--launches", type=int, default=20000)
     ap.add_argument("--matmul-pairs", type=int, default=3)
     ap.add_argument("--only", default="memory,compute,overhead")
+    ap.add_argument("--tag", default=None, help="device part of the file names (default: from GPU 0's name)")
     args = ap.parse_args()
     lib = args.lib or installed_library()
     if lib is None:
@@ -346,7 +358,7 @@ def main() -> None:
     res: dict = {"date": date, "library": str(lib), "version": library_version(lib),
                  "library_sha256": hashlib.sha256(lib.read_bytes()).hexdigest(), "csrc_sha256": src_hash,
                  "command": "PYTHONUNBUFFERED=1 python3 " + " ".join(sys.argv), "environment": environment(),
-                 "memory_limit": args.limit}
+                 "memory_limit": args.limit, "device": b.name}
     only = args.only.split(",")
     if "memory" in only:
         res["memory"] = memory_tests(b, args.limit)
@@ -357,7 +369,7 @@ def main() -> None:
         print(f"[native] {json.dumps(res['variants']['native'])}", flush=True)
     if "overhead" in only:
         res["overhead"] = overhead_tests(b, args.pairs, args.launches, args.matmul_pairs, args.seconds)
-    stem = args.out / f"{date}-h100-interposer"
+    stem = args.out / f"{date}-{args.tag or device_tag(b.name)}-interposer"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
     if {"memory", "compute", "overhead"} <= set(only):
         text = render(res)
