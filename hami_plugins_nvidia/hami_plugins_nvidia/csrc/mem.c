@@ -20,6 +20,7 @@ static int npools;
 
 static int ctx_refs[HAMI_MAX_DEVICES];
 static uint64_t ctx_charge[HAMI_MAX_DEVICES];
+static uint64_t prim_ctx[HAMI_MAX_DEVICES];  /* each device's primary context, once retained */
 
 #define ACTIVE() (!vg_cfg.disabled && !vg_lock_depth && vg_region_ready())
 
@@ -40,6 +41,16 @@ static CUresult uncharge_after(struct vg_ptrmap *m, uint64_t key, CUresult r)
     vg_init_cuda();                            \
     if (!vg_real.field)                        \
         return CUDA_ERROR_NOT_INITIALIZED;
+
+/* The calling thread's current context: an allocation is recorded with it, because destroying the context
+ * (a primary-context reset or last release) frees the allocation without any cuMemFree we would see. */
+static uint64_t current_ctx(void)
+{
+    CUcontext c = NULL;
+    if (!vg_real.cuCtxGetCurrent || vg_real.cuCtxGetCurrent(&c) != CUDA_SUCCESS)
+        return 0;
+    return (uint64_t)(uintptr_t)c;
+}
 
 static uint64_t pool_attr(CUmemoryPool pool, int attr)
 {
@@ -200,7 +211,7 @@ VG_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size)
     }
     CUresult r = vg_real.cuMemAlloc_v2(dptr, size);
     if (r == CUDA_SUCCESS)
-        vg_map_put(&ptrs, *dptr, size, dev);
+        vg_map_put(&ptrs, *dptr, size, dev, current_ctx());
     else
         vg_uncharge_locked(dev, size);
     vg_unlock();
@@ -220,7 +231,7 @@ VG_API CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t size, unsigned int f
     }
     CUresult r = vg_real.cuMemAllocManaged(dptr, size, flags);
     if (r == CUDA_SUCCESS)
-        vg_map_put(&ptrs, *dptr, size, dev);
+        vg_map_put(&ptrs, *dptr, size, dev, current_ctx());
     else
         vg_uncharge_locked(dev, size);
     vg_unlock();
@@ -250,7 +261,7 @@ VG_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t widt
             vg_real.cuMemFree_v2(*dptr);
             r = CUDA_ERROR_OUT_OF_MEMORY;
         } else {
-            vg_map_put(&ptrs, *dptr, exact, dev);
+            vg_map_put(&ptrs, *dptr, exact, dev, current_ctx());
         }
     }
     vg_unlock();
@@ -278,7 +289,7 @@ VG_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, c
     }
     CUresult r = vg_real.cuMemCreate(handle, size, prop, flags);
     if (r == CUDA_SUCCESS)
-        vg_map_put(&handles, *handle, size, dev);
+        vg_map_put(&handles, *handle, size, dev, 0);  /* VMM memory outlives contexts */
     else
         vg_uncharge_locked(dev, size);
     vg_unlock();
@@ -320,7 +331,7 @@ static CUresult charge_array(const char *what, int dev, uint64_t estimate, void 
         destroy(arr);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    vg_map_put(&arrays, (uint64_t)(uintptr_t)arr, exact, dev);
+    vg_map_put(&arrays, (uint64_t)(uintptr_t)arr, exact, dev, current_ctx());
     return CUDA_SUCCESS;
 }
 
@@ -457,6 +468,8 @@ VG_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev)
     CUresult r = vg_real.cuDevicePrimaryCtxRetain(ctx, dev);
     if (r == CUDA_SUCCESS) {
         ctx_refs[dev]++;
+        if (ctx && *ctx)
+            prim_ctx[dev] = (uint64_t)(uintptr_t)*ctx;
         if (first) {
             uint64_t cost = vg_cfg.ctx_reserve;
             if (!vg_cfg.ctx_reserve_set && before) {
@@ -480,15 +493,21 @@ VG_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev)
     return r;
 }
 
+/* A reset, or the release of the last reference, destroys the primary context: its own charge goes, and so
+ * do the charges of every allocation made in it, which the driver freed without a cuMemFree we could see. */
 static void drop_context_locked(CUdevice dev, int all)
 {
-    if (ctx_refs[dev] <= 0)
-        return;
-    ctx_refs[dev] = all ? 0 : ctx_refs[dev] - 1;
-    if (ctx_refs[dev] == 0) {
-        vg_uncharge_locked(dev, ctx_charge[dev]);
-        ctx_charge[dev] = 0;
+    int destroyed = all;
+    if (ctx_refs[dev] > 0) {
+        ctx_refs[dev] = all ? 0 : ctx_refs[dev] - 1;
+        if (ctx_refs[dev] == 0) {
+            vg_uncharge_locked(dev, ctx_charge[dev]);
+            ctx_charge[dev] = 0;
+            destroyed = 1;
+        }
     }
+    if (destroyed && prim_ctx[dev])
+        vg_uncharge_locked(dev, vg_map_take_ctx(&ptrs, prim_ctx[dev]) + vg_map_take_ctx(&arrays, prim_ctx[dev]));
 }
 
 /* After a successful release (one reference) or reset (all references) of a primary context. */

@@ -37,7 +37,7 @@ static int grow(struct vg_ptrmap *m)
     return 1;
 }
 
-int vg_map_put(struct vg_ptrmap *m, uint64_t key, uint64_t size, int dev)
+int vg_map_put(struct vg_ptrmap *m, uint64_t key, uint64_t size, int dev, uint64_t ctx)
 {
     if (key == 0 || key == TOMB)
         key ^= 0x8000000000000001ULL;  /* keep sentinel values usable as keys */
@@ -48,7 +48,7 @@ int vg_map_put(struct vg_ptrmap *m, uint64_t key, uint64_t size, int dev)
         j = (j + 1) & (m->cap - 1);
     if (m->slots[j].key == 0)
         m->used++;
-    m->slots[j] = (struct vg_ptr_entry){key, size, dev};
+    m->slots[j] = (struct vg_ptr_entry){key, size, dev, ctx};
     return 1;
 }
 
@@ -68,6 +68,19 @@ int vg_map_take(struct vg_ptrmap *m, uint64_t key, uint64_t *size, int *dev)
         }
     }
     return 0;
+}
+
+uint64_t vg_map_take_ctx(struct vg_ptrmap *m, uint64_t ctx)
+{
+    uint64_t bytes = 0;
+    for (uint64_t j = 0; ctx && j < m->cap; j++) {
+        struct vg_ptr_entry *e = &m->slots[j];
+        if (e->key && e->key != TOMB && e->ctx == ctx) {
+            bytes += e->size;
+            e->key = TOMB;
+        }
+    }
+    return bytes;
 }
 
 void vg_map_clear(struct vg_ptrmap *m)

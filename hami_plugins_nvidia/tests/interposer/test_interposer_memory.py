@@ -81,6 +81,20 @@ def test_pool_growth_beyond_the_request_is_given_back(limited: Workload) -> None
     assert int(r.values("meminfo")[0][1]) == LIMIT - 40 * MIB
 
 
+
+@pytest.mark.parametrize("end", [["ctxreset", "0"], ["ctxrelease", "0"]])
+def test_destroying_the_primary_context_uncharges_its_allocations(limited: Workload, end: list[str]) -> None:
+    # a reset, or the release of the last reference, destroys the context and frees its allocations inside
+    # the driver (no cuMemFree to see): their charges and the context's must go, a VMM handle's must stay
+    r = limited.run("ctx", "0", "vmm", "100m", "0", "alloc", "600m", "array", "4k", "4k", "used", "0", *end,
+                    "used", "0", "ctx", "0", "meminfo", "alloc", "600m", "alloc", "600m", "used", "0",
+                    CUDA_DEVICE_CONTEXT_RESERVE="40m", FAKE_CUDA_CONTEXT_MIB="40")
+    assert r.values(end[0]) == [["0"]]
+    assert [int(v[0]) for v in r.values("used")[:2]] == [(40 + 100 + 600 + 64) * MIB, 100 * MIB]
+    assert int(r.values("meminfo")[0][1]) == LIMIT - (40 + 100) * MIB  # context charged again, vmm kept
+    assert r.values("alloc") == [["ok", "1"], ["ok", "3"], ["err", "2"]]
+    assert int(r.values("used")[2][0]) == (40 + 100 + 600) * MIB
+
 def test_reported_totals_are_the_limit(workload: Workload) -> None:
     workload.env.update(CUDA_DEVICE_MEMORY_LIMIT="2g", CUDA_DEVICE_MEMORY_LIMIT_1="512m",
                         CUDA_DEVICE_CONTEXT_RESERVE="64m")

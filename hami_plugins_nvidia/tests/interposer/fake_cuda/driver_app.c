@@ -28,7 +28,7 @@ static void *resolve(const char *base, const char *versioned)
 }
 #define R(var, base, ver) var = resolve(base, ver)
 
-static CUresult (*retain)(void **, int), (*setcur)(void *), (*alloc)(u64 *, size_t), (*mfree)(u64),
+static CUresult (*retain)(void **, int), (*ctxrelease)(int), (*ctxreset)(int), (*setcur)(void *), (*alloc)(u64 *, size_t), (*mfree)(u64),
     (*pitch)(u64 *, size_t *, size_t, size_t, unsigned), (*managed)(u64 *, size_t, unsigned),
     (*aalloc)(u64 *, size_t, void *), (*afree)(u64, void *), (*getpool)(void **, int),
     (*palloc)(u64 *, size_t, void *, void *), (*ssync)(void *), (*create)(u64 *, size_t, const void *, u64),
@@ -91,6 +91,8 @@ int main(int argc, char **argv)
     }
     getproc = dlsym(lib, "cuGetProcAddress_v2");
     R(retain, "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain");
+    R(ctxrelease, "cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease_v2");
+    R(ctxreset, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset_v2");
     R(setcur, "cuCtxSetCurrent", "cuCtxSetCurrent");
     R(alloc, "cuMemAlloc", "cuMemAlloc_v2");
     R(mfree, "cuMemFree", "cuMemFree_v2");
@@ -125,6 +127,10 @@ int main(int argc, char **argv)
             if (!r)
                 setcur(ctx);
             printf("ctx %d\n", r);
+        } else if (!strcmp(c, "ctxrelease")) {
+            printf("ctxrelease %d\n", ctxrelease(atoi(argv[++i])));
+        } else if (!strcmp(c, "ctxreset")) {
+            printf("ctxreset %d\n", ctxreset(atoi(argv[++i])));
         } else if (!strcmp(c, "alloc")) {
             CUresult r = alloc(&h, parse_size(argv[++i]));
             report("alloc", r, h);

@@ -24,7 +24,7 @@ static __thread int cur = -1;
 static int64_t free_at[NDEV];  /* simulated timeline: when the device finishes its queued work */
 static u64 launches[NDEV];
 
-struct alloc { u64 key, size; int dev; };
+struct alloc { u64 key, size; int dev; int vmm; };  /* vmm: a cuMemCreate handle, not owned by a context */
 static struct alloc table[65536];
 static int ntable;
 
@@ -58,7 +58,7 @@ static u64 record(u64 key, u64 size, int dev)
         next_addr += (size + 0xFFFF) & ~0xFFFFULL;
         next_addr += 0x10000;
     }
-    table[ntable++] = (struct alloc){key, size, dev};
+    table[ntable++] = (struct alloc){key, size, dev, 0};
     return key;
 }
 
@@ -93,21 +93,43 @@ API CUresult cuDeviceGetPCIBusId(char *bus, int len, int dev)
     strncpy(bus, dev ? "00000000:02:00.0" : "00000000:01:00.0", len);
     return 0;
 }
+static int retained[NDEV];
+static u64 ctx_bytes[NDEV];
 API CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev)
 {
     const char *c = getenv("FAKE_CUDA_CONTEXT_MIB");
-    static int retained[NDEV];
     if (!retained[dev] && c) {
         CUresult r = take(dev, strtoull(c, NULL, 10) * MIB);
         if (r)
             return r;
+        ctx_bytes[dev] = strtoull(c, NULL, 10) * MIB;
     }
     retained[dev]++;
     *ctx = (void *)(uintptr_t)(dev + 1);
     return 0;
 }
-API CUresult cuDevicePrimaryCtxRelease_v2(int dev) { return 0; }
-API CUresult cuDevicePrimaryCtxReset_v2(int dev) { return 0; }
+/* Like the real driver: destroying the primary context frees every allocation made in it (VMM handles
+ * and the stream-ordered pool stay), with no cuMemFree call anyone could intercept. */
+static void destroy_context(int dev)
+{
+    for (int i = 0; i < ntable;)
+        if (table[i].dev == dev && !table[i].vmm) {
+            used_bytes[dev] -= table[i].size;
+            table[i] = table[--ntable];
+        } else {
+            i++;
+        }
+    used_bytes[dev] -= ctx_bytes[dev];
+    ctx_bytes[dev] = 0;
+    retained[dev] = 0;
+}
+API CUresult cuDevicePrimaryCtxRelease_v2(int dev)
+{
+    if (retained[dev] > 0 && --retained[dev] == 0)
+        destroy_context(dev);
+    return 0;
+}
+API CUresult cuDevicePrimaryCtxReset_v2(int dev) { destroy_context(dev); return 0; }
 API CUresult cuCtxSetCurrent(void *ctx) { cur = (int)(uintptr_t)ctx - 1; return 0; }
 API CUresult cuCtxGetCurrent(void **ctx) { *ctx = (void *)(uintptr_t)(cur + 1); return 0; }
 API CUresult cuCtxGetDevice(int *d)
@@ -173,7 +195,7 @@ API CUresult cuMemAllocFromPoolAsync(u64 *ptr, size_t size, struct pool *p, void
     p->used += size;
     *ptr = next_addr;
     next_addr += (size + 0xFFFF) & ~0xFFFFULL;
-    table[ntable++] = (struct alloc){*ptr, size, -1 - (int)(p - pools)};  /* dev < 0: pool-owned */
+    table[ntable++] = (struct alloc){*ptr, size, -1 - (int)(p - pools), 0};  /* dev < 0: pool-owned */
     return 0;
 }
 API CUresult cuMemAllocAsync(u64 *ptr, size_t size, void *s) { return cuMemAllocFromPoolAsync(ptr, size, &pools[cur], s); }
@@ -204,8 +226,10 @@ typedef struct { int type, handleTypes; struct { int type, id; } loc; void *w; u
 API CUresult cuMemCreate(u64 *h, size_t size, const Prop *prop, unsigned long long flags)
 {
     CUresult r = take(prop->loc.id, size);
-    if (!r)
+    if (!r) {
         *h = record(0, size, prop->loc.id);
+        table[ntable - 1].vmm = 1;
+    }
     return r;
 }
 API CUresult cuMemRelease(u64 h) { return release(h); }
