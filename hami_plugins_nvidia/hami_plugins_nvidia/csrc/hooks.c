@@ -15,6 +15,7 @@ extern void *vg_nvml_real_meminfo, *vg_nvml_real_meminfo_v2, *vg_nvml_real_index
     X(cuArray3DCreate_v2, 0) X(cuArrayDestroy, 0) X(cuMipmappedArrayCreate, 0)                        \
     X(cuMipmappedArrayDestroy, 0) X(cuMemGetInfo_v2, 0) X(cuDeviceTotalMem_v2, 0)                     \
     X(cuDevicePrimaryCtxRetain, 0) X(cuDevicePrimaryCtxRelease_v2, 0) X(cuDevicePrimaryCtxReset_v2, 0) \
+    X(cuDevicePrimaryCtxRelease, 0) X(cuDevicePrimaryCtxReset, 0)                                     \
     X(cuLaunchKernel, 1) X(cuLaunchKernel_ptsz, 1) X(cuLaunchKernelEx, 1) X(cuLaunchKernelEx_ptsz, 1) \
     X(cuLaunchCooperativeKernel, 1) X(cuLaunchCooperativeKernel_ptsz, 1) X(cuGraphLaunch, 1)          \
     X(cuGraphLaunch_ptsz, 1)

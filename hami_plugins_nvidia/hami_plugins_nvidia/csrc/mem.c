@@ -532,3 +532,18 @@ VG_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
     ENTER(cuDevicePrimaryCtxReset_v2);
     return drop_context_after(dev, 1, vg_real.cuDevicePrimaryCtxReset_v2(dev));
 }
+
+/* The pre-11.0 variants. The CUDA 13 runtime resolves cuDevicePrimaryCtxRelease and cuDevicePrimaryCtxReset
+ * through cuGetProcAddress with version 7000, so the driver hands it these, not the _v2 entry points:
+ * cudaDeviceReset arrives here. Both destroy the context exactly like the _v2 ones. */
+VG_API CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+    ENTER(cuDevicePrimaryCtxRelease);
+    return drop_context_after(dev, 0, vg_real.cuDevicePrimaryCtxRelease(dev));
+}
+
+VG_API CUresult cuDevicePrimaryCtxReset(CUdevice dev)
+{
+    ENTER(cuDevicePrimaryCtxReset);
+    return drop_context_after(dev, 1, vg_real.cuDevicePrimaryCtxReset(dev));
+}

@@ -79,6 +79,8 @@ struct vg_real {
     CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
     CUresult (*cuDevicePrimaryCtxRelease_v2)(CUdevice);
     CUresult (*cuDevicePrimaryCtxReset_v2)(CUdevice);
+    CUresult (*cuDevicePrimaryCtxRelease)(CUdevice);  /* the pre-11.0 variants: the CUDA 13 runtime asks */
+    CUresult (*cuDevicePrimaryCtxReset)(CUdevice);    /* cuGetProcAddress for them with version 7000 */
     CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                CUstream, void **, void **);
     CUresult (*cuLaunchKernel_ptsz)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,

@@ -82,10 +82,12 @@ def test_pool_growth_beyond_the_request_is_given_back(limited: Workload) -> None
 
 
 
-@pytest.mark.parametrize("end", [["ctxreset", "0"], ["ctxrelease", "0"]])
+@pytest.mark.parametrize("end", [["ctxreset", "0"], ["ctxrelease", "0"], ["rtreset", "0"], ["rtrelease", "0"]])
 def test_destroying_the_primary_context_uncharges_its_allocations(limited: Workload, end: list[str]) -> None:
     # a reset, or the release of the last reference, destroys the context and frees its allocations inside
-    # the driver (no cuMemFree to see): their charges and the context's must go, a VMM handle's must stay
+    # the driver (no cuMemFree to see): their charges and the context's must go, a VMM handle's must stay.
+    # rt*: resolved as the CUDA 13 runtime does (version 7000 -> the pre-11.0 cuDevicePrimaryCtxReset /
+    # cuDevicePrimaryCtxRelease, not the _v2 entry points); cudaDeviceReset goes through rtreset's path
     r = limited.run("ctx", "0", "vmm", "100m", "0", "alloc", "600m", "array", "4k", "4k", "used", "0", *end,
                     "used", "0", "ctx", "0", "meminfo", "alloc", "600m", "alloc", "600m", "used", "0",
                     CUDA_DEVICE_CONTEXT_RESERVE="40m", FAKE_CUDA_CONTEXT_MIB="40")

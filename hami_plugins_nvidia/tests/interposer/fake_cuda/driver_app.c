@@ -17,18 +17,19 @@ static void *lib;
 static CUresult (*getproc)(const char *, void **, int, unsigned long long, int *);
 static int use_dlsym;
 
-static void *resolve(const char *base, const char *versioned)
+static void *resolve_at(const char *base, const char *versioned, int version)
 {
     void *p = NULL;
     if (use_dlsym)
         return dlsym(lib, versioned);
     int status = 0;
-    getproc(base, &p, 13000, 0, &status);
+    getproc(base, &p, version, 0, &status);
     return p;
 }
+static void *resolve(const char *base, const char *versioned) { return resolve_at(base, versioned, 13000); }
 #define R(var, base, ver) var = resolve(base, ver)
 
-static CUresult (*retain)(void **, int), (*ctxrelease)(int), (*ctxreset)(int), (*setcur)(void *), (*alloc)(u64 *, size_t), (*mfree)(u64),
+static CUresult (*retain)(void **, int), (*ctxrelease)(int), (*ctxreset)(int), (*rtrelease)(int), (*rtreset)(int), (*setcur)(void *), (*alloc)(u64 *, size_t), (*mfree)(u64),
     (*pitch)(u64 *, size_t *, size_t, size_t, unsigned), (*managed)(u64 *, size_t, unsigned),
     (*aalloc)(u64 *, size_t, void *), (*afree)(u64, void *), (*getpool)(void **, int),
     (*palloc)(u64 *, size_t, void *, void *), (*ssync)(void *), (*create)(u64 *, size_t, const void *, u64),
@@ -93,6 +94,9 @@ int main(int argc, char **argv)
     R(retain, "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain");
     R(ctxrelease, "cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease_v2");
     R(ctxreset, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset_v2");
+    /* as the CUDA 13 runtime resolves them (cudaDeviceReset): version 7000, i.e. the pre-11.0 variants */
+    rtrelease = resolve_at("cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease", 7000);
+    rtreset = resolve_at("cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset", 7000);
     R(setcur, "cuCtxSetCurrent", "cuCtxSetCurrent");
     R(alloc, "cuMemAlloc", "cuMemAlloc_v2");
     R(mfree, "cuMemFree", "cuMemFree_v2");
@@ -131,6 +135,10 @@ int main(int argc, char **argv)
             printf("ctxrelease %d\n", ctxrelease(atoi(argv[++i])));
         } else if (!strcmp(c, "ctxreset")) {
             printf("ctxreset %d\n", ctxreset(atoi(argv[++i])));
+        } else if (!strcmp(c, "rtrelease")) {
+            printf("rtrelease %d\n", rtrelease(atoi(argv[++i])));
+        } else if (!strcmp(c, "rtreset")) {
+            printf("rtreset %d\n", rtreset(atoi(argv[++i])));
         } else if (!strcmp(c, "alloc")) {
             CUresult r = alloc(&h, parse_size(argv[++i]));
             report("alloc", r, h);

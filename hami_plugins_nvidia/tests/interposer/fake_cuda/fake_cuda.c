@@ -130,6 +130,10 @@ API CUresult cuDevicePrimaryCtxRelease_v2(int dev)
     return 0;
 }
 API CUresult cuDevicePrimaryCtxReset_v2(int dev) { destroy_context(dev); return 0; }
+/* The pre-11.0 entry points, which the driver hands out for versions below 11000: the CUDA 13 runtime asks
+ * for cuDevicePrimaryCtxRelease / cuDevicePrimaryCtxReset with version 7000 (cudaDeviceReset uses the latter). */
+API CUresult cuDevicePrimaryCtxRelease(int dev) { return cuDevicePrimaryCtxRelease_v2(dev); }
+API CUresult cuDevicePrimaryCtxReset(int dev) { return cuDevicePrimaryCtxReset_v2(dev); }
 API CUresult cuCtxSetCurrent(void *ctx) { cur = (int)(uintptr_t)ctx - 1; return 0; }
 API CUresult cuCtxGetCurrent(void **ctx) { *ctx = (void *)(uintptr_t)(cur + 1); return 0; }
 API CUresult cuCtxGetDevice(int *d)
@@ -327,6 +331,10 @@ CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long
         *pfn = (void *)cuLaunchKernel_ptsz;
     } else if (!strcmp(sym, "cuGetProcAddress") && ver < 12000) {
         *pfn = (void *)cuGetProcAddress;
+    } else if (!strcmp(sym, "cuDevicePrimaryCtxRelease") && ver < 11000) {
+        *pfn = (void *)cuDevicePrimaryCtxRelease;
+    } else if (!strcmp(sym, "cuDevicePrimaryCtxReset") && ver < 11000) {
+        *pfn = (void *)cuDevicePrimaryCtxReset;
     } else {
         for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++)
             if (!strcmp(procs[i].name, sym))
