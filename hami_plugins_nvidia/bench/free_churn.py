@@ -488,12 +488,34 @@ def nvml_info() -> dict:
         return {"name": "unknown", "driver": "", "error": f"{type(exc).__name__}: {exc}"}
 
 
-def git_commit() -> str:
+def csrc_hash(csrc: Path) -> str:
+    """sha256 of csrc/*.[ch] concatenated in name order (as run_h100.py records it)."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(csrc.glob("*.[ch]")))).hexdigest()
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, timeout=10)
+
+
+def git_commit(csrc: Path) -> tuple[str, str]:
+    """(commit, note). HEAD is recorded only when HEAD's csrc/*.[ch] hash to what is on disk: a copied tree can
+    carry a stale .git (on the device machine `git rev-parse HEAD` once printed a commit two behind the tree that
+    ran), and then the commit would be wrong. Otherwise the commit is left empty and the note says why."""
     try:
-        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip()
-    except OSError:
-        return ""
+        head = _git("rev-parse", "HEAD").stdout.decode().strip()
+        rel = _git("ls-files", "--full-name", "--error-unmatch", str(csrc / "mem.c"))
+        if not head or rel.returncode:
+            return "", "not in a git checkout"
+        prefix = rel.stdout.decode().strip().rsplit("/", 1)[0]
+        names = _git("ls-tree", "--full-tree", "--name-only", f"{head}:{prefix}").stdout.decode().split()
+        blobs = b"".join(_git("show", f"{head}:{prefix}/{n}").stdout for n in sorted(names)
+                         if n.endswith((".c", ".h")))
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "", f"git failed: {exc}"
+    if hashlib.sha256(blobs).hexdigest() != csrc_hash(csrc):
+        return "", (f"git HEAD {head[:12]} does not hold these csrc files (stale .git or uncommitted changes); "
+                    "identify the tree by the csrc sha256")
+    return head, ""
 
 
 def run_worker(args: argparse.Namespace, tmp: Path, log, tag: str, mode: str, api: str, rounds: int,
@@ -586,7 +608,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="override every churn case's round count")
     ap.add_argument("--timeout", type=float, default=120, help="seconds per worker")
     ap.add_argument("--tag", default=None, help="device part of the file names (default: from GPU 0's name)")
-    ap.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
+    ap.add_argument("--commit", default=None,
+                    help="commit to record (default: git HEAD, only if HEAD's csrc matches the files on disk)")
     ap.add_argument("--note", default="", help="free text recorded under the commit")
     ap.add_argument("--csrc", type=Path, default=HERE.parent / "hami_plugins_nvidia" / "csrc",
                     help="the C sources --lib was built from (their sha256 is recorded)")
@@ -601,10 +624,11 @@ def main() -> None:
     tag = args.tag or device_tag(gpu["name"])
     date = dt.datetime.now(dt.UTC).date().isoformat()
     csrc = args.csrc
+    commit, why = (args.commit, "") if args.commit else git_commit(csrc)
     rec: dict = {"date": date, "library": str(args.lib), "version": library_version(args.lib),
                  "library_sha256": hashlib.sha256(args.lib.read_bytes()).hexdigest(),
-                 "csrc_sha256": hashlib.sha256(b"".join(p.read_bytes() for p in sorted(csrc.glob("*.[ch]")))).hexdigest(),
-                 "commit": args.commit or git_commit(), "note": args.note,
+                 "csrc_sha256": csrc_hash(csrc), "commit": commit,
+                 "note": "; ".join(x for x in (args.note, why) if x),
                  "command": "PYTHONUNBUFFERED=1 python3 " + " ".join(sys.argv), "limit": args.limit,
                  "size": args.size_bytes, "tolerance": TOLERANCE,
                  "environment": {"gpu": gpu, "python": sys.version.split()[0],
