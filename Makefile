@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml $(foreach d,$(PRESENT),$(d)/pyproject.toml)
 		{ echo "hami-hal needs Python 3.11+ (set PYTHON=python3.11)"; exit 1; }
 	$(BIN)/pip install -q --upgrade pip setuptools wheel cffi
 	# prometheus-client backs `hami metrics` (optional for the core, needed by its tests).
-	$(BIN)/pip install -q --no-build-isolation -e ".[dev]" prometheus-client $(foreach d,$(PRESENT),-e ./$(d))
+	# matplotlib draws the simulator's PNG (hami-scheduler[plot]); its tests check the plot.
+	$(BIN)/pip install -q --no-build-isolation -e ".[dev]" prometheus-client matplotlib $(foreach d,$(PRESENT),-e ./$(d))
 	touch $@
 
 setup: $(STAMP)

@@ -59,6 +59,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         paths = write_outputs(results, Path(args.out), meta)
         if not args.json:
             print("wrote " + ", ".join(str(p) for p in paths.values()))
+            if "png" not in paths:
+                print(f"no plot: {NO_MATPLOTLIB}; then: hami-scheduler plot {paths['csv']}")
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -74,6 +76,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 f"{r['alloc_130_median']:.2f}", str(r["published_alloc_100"] or "–"),
             )
         Console().print(table)
+    return 0
+
+
+NO_MATPLOTLIB = "matplotlib is not installed (pip install 'hami-scheduler[plot]')"
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .sim.report import plot, read_curves
+
+    csv_path = Path(args.csv)
+    out = Path(args.out) if args.out else csv_path.with_suffix(".png")
+    if plot(read_curves(csv_path), out) is None:
+        print(f"hami-scheduler: {NO_MATPLOTLIB}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
     return 0
 
 
@@ -99,12 +116,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.set_defaults(func=cmd_simulate)
 
+    plt = sub.add_parser("plot", help="draw the PNG of a simulate CSV (unallocated GPU % vs arrived %)")
+    plt.add_argument("csv", help="<out>.csv written by simulate --out")
+    plt.add_argument("--out", help="PNG path (default: the CSV's path with .png)")
+    plt.set_defaults(func=cmd_plot)
+
     srv = sub.add_parser("serve", help="run the kube-scheduler extender (filter/prioritize/bind)")
     srv.add_argument("--bind", default="127.0.0.1:8888", help="host:port of the extender HTTP server")
     srv.add_argument("--metrics-bind", default="", help="host:port for /metrics (default: same server)")
     srv.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     srv.add_argument("--api-server", default=None, help="API server URL without auth (tests, kubectl proxy)")
     srv.add_argument("--policy", default="binpack", help="default node policy: binpack, spread or a simulator policy")
+    srv.add_argument("--workload-refresh", type=float, default=10.0, metavar="SECONDS",
+                     help="fragmentation policies (fgd, frag-pack...): re-read the running pod mix at most this often")
     srv.add_argument("--capability-matrix", default=None, help="CapabilityMatrix JSON file")
     srv.add_argument("--capability-configmap", default=None, help="namespace/name[/key] of a ConfigMap holding it")
     srv.add_argument("--accept-levels", default="supported,partial",

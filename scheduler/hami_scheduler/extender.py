@@ -22,6 +22,7 @@ from hami_hal.requests import parse_pod
 
 from . import annotations as ann
 from .capability import CapabilityGate
+from .live_workload import WorkloadFeed
 from .policies import NodeView, PodShape, make_policy
 from .state import ClusterState
 
@@ -81,7 +82,7 @@ class Extender:
     """The decision side of the extender; the HTTP layer (server.py) only moves JSON."""
 
     def __init__(self, cluster: ClusterState, kube=None, gate: CapabilityGate | None = None,
-                 policy: str = "binpack", lock_timeout_s: float = 300.0) -> None:
+                 policy: str = "binpack", lock_timeout_s: float = 300.0, workload_refresh_s: float = 10.0) -> None:
         self.cluster = cluster
         self.kube = kube
         self.gate = gate or CapabilityGate(None)
@@ -89,9 +90,12 @@ class Extender:
         self.lock_timeout_s = lock_timeout_s
         self._filter_lock = threading.Lock()
         self._rows_cache: tuple | None = None
+        self._feed: WorkloadFeed | None = None
         if policy not in ("binpack", "spread"):
             self._policy = make_policy(policy)
             self._policy.prepare([], None)
+            # Fragmentation policies score against the running mix (FGD's target workload).
+            self._feed = WorkloadFeed(self._policy, refresh_s=workload_refresh_s)
         else:
             self._policy = None
 
@@ -178,6 +182,8 @@ class Extender:
         if not req.has_devices:
             return FilterOutcome(list(names), {})
         with self._filter_lock, self.cluster.lock:
+            if self._feed is not None:
+                self._feed.refresh(self.cluster)
             key = f"{req.namespace}/{req.name}"
             if not dry_run:
                 self.cluster.remove_pod(key)  # drop a stale reservation of this pod
@@ -247,6 +253,8 @@ class Extender:
         if not req.has_devices:
             return [{"Host": n, "Score": 0} for n in names]
         with self.cluster.lock:
+            if self._feed is not None:
+                self._feed.refresh(self.cluster)
             index = self.cluster.index
             rows, _ = self._rows(names)
             if len(rows):

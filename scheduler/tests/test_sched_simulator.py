@@ -74,6 +74,21 @@ def test_simulate_cli_writes_outputs(tmp_path, capsys):
     assert {r["policy"] for r in rows} == {"bestfit", "fgd"}
     assert out.with_suffix(".csv").read_text().startswith("variant,policy,seed,arrived_pct,alloc_pct")
     assert out.with_suffix(".md").exists() and out.with_suffix(".json").exists()
+    # The plot (matplotlib is part of the dev setup) and a re-plot from the CSV alone.
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = tmp_path / "again.png"
+    assert main(["plot", str(out.with_suffix(".csv")), "--out", str(again)]) == 0
+    assert again.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_rejects_a_file_that_is_not_a_curve_csv(tmp_path, capsys):
+    bad = tmp_path / "x.csv"
+    bad.write_text("variant,policy,seed,arrived_pct,alloc_pct\ndefault,fgd,42,0,1.0\n")
+    assert main(["plot", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "csv" in err[0] and "lacks arrival bins" in err[0]
+    assert not bad.with_suffix(".png").exists()
+    assert main(["plot", str(tmp_path / "missing.csv")]) == 2
 
 
 def test_simulate_cli_bad_input_one_line(capsys, tmp_path):

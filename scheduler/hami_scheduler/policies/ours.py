@@ -3,15 +3,17 @@
 ``frag-pack`` (our best) keeps FGD's exact (unquantised) ΔF, adds a small capacity-aware term
 (:class:`~.frag.PackingFragModel`: how much idle GPU each workload class could no longer absorb when
 it keeps arriving, counting GPU, CPU *and memory* slots; FGD ignores memory although the filter
-checks it) and a best-fit term over CPU, GPU and memory that replaces FGD's random choice among
-its many integer-score ties. ``frag-bestfit`` is the ablation: exact ΔF plus CPU/GPU best fit.
+checks it), a penalty on GPU stranded by CPU (:func:`~.frag.stranded_gpu`), a penalty on gaps no
+common pod size can close (:func:`~.frag.dead_gap_table`) and a best-fit term over CPU and GPU that
+replaces FGD's random choice among its many integer-score ties. ``frag-bestfit`` is the ablation:
+exact ΔF plus CPU/GPU best fit.
 """
 
 from __future__ import annotations
 
 from .base import MAX_CPU_MILLI, MAX_GPU_MILLI, NodeView, PodShape, fits
 from .fgd import FGDPolicy, after, placements
-from .frag import FragModel, PackingFragModel
+from .frag import FragModel, PackingFragModel, cpu_per_gpu_milli, dead_gap_table, stranded_gpu
 
 #: Memory normalisation for the best-fit term: 1 TiB in MiB (largest openb node).
 MAX_MEM_MIB = 1_048_576
@@ -41,23 +43,26 @@ class FragBestFitPolicy(FGDPolicy):
 
 class FragPackPolicy(FGDPolicy):
     """FGD's exact fragmentation gradient, plus a capacity-aware (GPU, CPU and memory) fragmentation
-    gradient and a best-fit term over CPU, GPU and memory.
+    gradient, a CPU-stranding term, a dead-gap term and a best-fit term.
 
-    score = ΔF_fgd + pack_weight · ΔF_pack − fit_weight · 100 · leftover − scarcity_weight · s_model · GPU
+    score = ΔF_fgd + pack_weight · ΔF_pack − dead_weight · ΔV(gap) − strand_weight · Δstranded
+            − fit_weight · 100 · leftover − scarcity_weight · s_model · GPU
 
-    The last term applies to pods without a GPU-model constraint only: ``s_model`` is the share of a
-    model's capacity that model-constrained workload classes are expected to need by the time the
-    cluster's capacity has arrived, so unconstrained pods leave scarce models to the pods that can
-    run nowhere else. Weights were chosen on ``default`` (pack, fit, memory) and ``gpuspec25``
-    (scarcity) with seeds 42-43 (docs/scheduler.md lists the sweep); the recorded results use
-    seeds 42-51 on every variant.
+    ``Δstranded`` is the change of :func:`~.frag.stranded_gpu` (idle GPU the node's spare CPU can no
+    longer feed); ``ΔV`` the change of :func:`~.frag.dead_gap_table` at the device a sharing pod
+    takes. The scarcity term applies to pods without a GPU-model constraint only: ``s_model`` is the
+    share of a model's capacity that model-constrained workload classes are expected to need by the
+    time the cluster's capacity has arrived, so unconstrained pods leave scarce models to the pods
+    that can run nowhere else. Weights were chosen on seeds 42-43 (``default`` for pack, fit, memory,
+    strand and dead-gap; ``gpuspec25`` for scarcity; docs/scheduler.md lists the sweeps); the
+    recorded results use seeds 42-51 on every variant.
     """
 
     name = "frag-pack"
     memory_aware = True
 
     def __init__(self, pack_weight: float = 0.1, fit_weight: float = 0.3, mem_weight: float = 0.0,
-                 scarcity_weight: float = 0.5) -> None:
+                 scarcity_weight: float = 0.5, strand_weight: float = 1.0, dead_weight: float = 30.0) -> None:
         super().__init__()
         self.pack_weight = pack_weight
         self.fit_weight = fit_weight
@@ -65,11 +70,17 @@ class FragPackPolicy(FGDPolicy):
         self.scarcity_weight = scarcity_weight
         self.packing: PackingFragModel | None = None
         self.scarcity: dict[str, float] = {}
+        self.strand_weight = strand_weight
+        self.dead_weight = dead_weight
+        self.kappa: float | None = None
+        self.dead: list[int] = []
 
     def prepare(self, workload, memory=None, capacity: dict[str, int] | None = None) -> None:
         self.model = FragModel(workload)
         self.packing = PackingFragModel(workload, memory)
         self.scarcity = model_scarcity(workload, capacity or {})
+        self.kappa = cpu_per_gpu_milli(workload)
+        self.dead = dead_gap_table(workload)
 
     def node_key(self, node: NodeView) -> tuple:
         return (*node.key(), node.mem_free)
@@ -82,12 +93,16 @@ class FragPackPolicy(FGDPolicy):
         frees = tuple(sorted(node.gpu_free))
         f0 = fm.frag(node.model, node.cpu_free, frees)
         p0 = pm.frag(node.model, node.cpu_free, frees, node.mem_free)
+        sharing = pod.num_gpu == 1 and pod.milli < 1000
         best = None
         for gpus in placements(node, pod):
             cpu, after_frees = after(node, pod, gpus)
             d = (f0 - fm.frag(node.model, cpu, after_frees)) + self.pack_weight * (
                 p0 - pm.frag(node.model, cpu, after_frees, node.mem_free - pod.mem)
             )
+            if sharing and self.dead:
+                gap = node.gpu_free[gpus[0]]
+                d -= self.dead_weight * (self.dead[gap - pod.milli] - self.dead[gap])
             if best is None or d > best[0]:
                 best = (d, gpus)
         assert best is not None
@@ -99,6 +114,10 @@ class FragPackPolicy(FGDPolicy):
         score = best[0] - self.fit_weight * 100 * left
         if pod.num_gpu and not pod.types:
             score -= self.scarcity_weight * self.scarcity.get(node.model, 0.0) * pod.gpu_total
+        score -= self.strand_weight * (
+            stranded_gpu(node.cpu_free - pod.cpu, node.gpu_free_total - pod.gpu_total, self.kappa)
+            - stranded_gpu(node.cpu_free, node.gpu_free_total, self.kappa)
+        )
         return score, best[1]
 
 

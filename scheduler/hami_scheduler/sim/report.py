@@ -7,11 +7,15 @@ import json
 import os
 import platform
 import statistics
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hami_hal.errors import InputError
 
 from .run import MAX_BIN, RunResult, simulate_one
 
@@ -144,8 +148,41 @@ def write_outputs(results: list[RunResult], out: Path, meta: dict) -> dict[str, 
     return paths
 
 
-def plot(results: list[RunResult], path: Path) -> Path | None:
-    """Unallocated GPU % vs arrived %, median over seeds, one panel per variant (needs matplotlib)."""
+@dataclass(frozen=True)
+class Curve:
+    """One run's allocation curve as stored in ``<out>.csv`` (what :func:`plot` needs)."""
+
+    variant: str
+    policy: str
+    seed: int
+    curve: list[float]
+
+
+def read_curves(path: Path) -> list[Curve]:
+    """Curves back from a ``simulate --out`` CSV, so a plot can be drawn without re-running."""
+    acc: dict[tuple[str, str, int], dict[int, float]] = {}
+    try:
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                key = (row["variant"], row["policy"], int(row["seed"]))
+                acc.setdefault(key, {})[int(row["arrived_pct"])] = float(row["alloc_pct"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError("csv", str(path), f"is not a simulate curve file ({exc})") from None
+    curves = []
+    for (variant, policy, seed), points in sorted(acc.items()):
+        if sorted(points) != list(range(MAX_BIN + 1)):
+            raise InputError("csv", str(path), f"{variant}/{policy}/{seed} lacks arrival bins 0..{MAX_BIN}")
+        curves.append(Curve(variant, policy, seed, [points[b] for b in range(MAX_BIN + 1)]))
+    if not curves:
+        raise InputError("csv", str(path), "holds no curves")
+    return curves
+
+
+def plot(results: Sequence[RunResult | Curve], path: Path) -> Path | None:
+    """Unallocated GPU % vs arrived %, median over seeds, one panel per variant.
+
+    Returns None when matplotlib (the ``plot`` extra) is missing; callers say so.
+    """
     try:
         import matplotlib
 
