@@ -116,7 +116,8 @@ def dead_gap_table(workload: Workload, min_share: float = 0.03) -> list[int]:
     they cannot: a 350 gap (beside a 650) closes with a 320 (V = 30), while a 230 put there leaves
     120 for good. Rare sizes are left out on purpose: 160-milli pods could close the 190 left beside
     every 810, but there are far fewer of them than such gaps, and counting them as closers made
-    placements that strand exactly those gaps (``gpushare80``: 89.5 -> 83.9 % on seeds 42-43).
+    placements that strand exactly those gaps (``gpushare80``, seeds 42-43: 90.3 % without them,
+    83.8 % with them).
     """
     share: dict[int, float] = {}
     for (_cpu, milli, num, _types), p in workload:
