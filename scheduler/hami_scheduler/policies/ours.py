@@ -54,8 +54,9 @@ class FragPackPolicy(FGDPolicy):
     share of a model's capacity that model-constrained workload classes are expected to need by the
     time the cluster's capacity has arrived, so unconstrained pods leave scarce models to the pods
     that can run nowhere else. Weights were chosen on seeds 42-43 (``default`` for pack, fit, memory,
-    strand and dead-gap; ``gpuspec25`` for scarcity; docs/scheduler.md lists the sweeps); the
-    recorded results use seeds 42-51 on every variant.
+    strand and dead-gap, the dead-gap size threshold checked on ``gpushare80``; ``gpuspec25`` for
+    scarcity; docs/scheduler.md lists the sweeps); the recorded results use seeds 42-51 on every
+    variant.
     """
 
     name = "frag-pack"
