@@ -17,6 +17,14 @@ COMPUTE_PROBE_PERCENT = 30
 COMPUTE_TOLERANCE_POINTS = 5.0
 #: Launch-bound loop with no limits: at most 2 % slower than native.
 LAUNCH_RATIO_MAX = 1.02
+#: CUDA_TASK_PRIORITY, while a priority-0 and a priority-1 matmul loop overlap: the high one keeps at least
+#: 80 % of its solo throughput and the low one gets at most 30 % of its own. The equal-priority baseline must
+#: give each 35-65 % (time-slicing), or the probe cannot tell priority from no priority: unverified.
+PRIORITY_HIGH_MIN_PERCENT = 80.0
+PRIORITY_LOW_MAX_PERCENT = 30.0
+PRIORITY_EQUAL_PERCENT = (35.0, 65.0)
+#: A high-priority share this many points above the equal baseline's mean shows priority has some effect.
+PRIORITY_EFFECT_POINTS = 10.0
 
 
 def _memory_hard(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
@@ -67,6 +75,44 @@ def _launch_overhead(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
     return (Level.SUPPORTED if ratio <= LAUNCH_RATIO_MAX else Level.PARTIAL), ms, ""
 
 
+def _priority(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
+    high, low = raw["high_percent_of_solo"], raw["low_percent_of_solo"]
+    equal = [float(x) for x in raw["equal_percent_of_solo"]]
+    if len(equal) != 2:
+        raise KeyError("equal_percent_of_solo (two workers)")
+    eq_lo, eq_hi = PRIORITY_EQUAL_PERCENT
+    ms = [
+        Measurement(name="high_priority_share", value=high, unit="% of solo", conditions=cond,
+                    target=f">= {PRIORITY_HIGH_MIN_PERCENT:g}"),
+        Measurement(name="low_priority_share", value=low, unit="% of solo", conditions=cond,
+                    target=f"<= {PRIORITY_LOW_MAX_PERCENT:g}"),
+        Measurement(name="equal_priority_share_min", value=min(equal), unit="% of solo", conditions=cond,
+                    target=f">= {eq_lo:g}"),
+        Measurement(name="equal_priority_share_max", value=max(equal), unit="% of solo", conditions=cond,
+                    target=f"<= {eq_hi:g}"),
+        Measurement(name="solo_throughput_high", value=raw["solo_tflops"][0], unit="TFLOP/s", conditions=cond),
+        Measurement(name="solo_throughput_low", value=raw["solo_tflops"][1], unit="TFLOP/s", conditions=cond),
+        Measurement(name="overlap_window", value=raw["overlap_s"], unit="s", conditions=cond),
+    ]
+    if not all(eq_lo <= x <= eq_hi for x in equal):
+        return Level.UNVERIFIED, ms, (f"the equal-priority baseline gave {equal[0]:.1f} % and {equal[1]:.1f} %, "
+                                      "so the probe cannot tell priority from time-slicing")
+    if high >= PRIORITY_HIGH_MIN_PERCENT and low <= PRIORITY_LOW_MAX_PERCENT:
+        return Level.SUPPORTED, ms, ""
+    if high - sum(equal) / 2 >= PRIORITY_EFFECT_POINTS:
+        return Level.PARTIAL, ms, "priority has an effect but misses its targets"
+    return Level.UNSUPPORTED, ms, "the high-priority process did no better than at equal priority"
+
+
+#: What a behaviour's figures must show, said in its evidence.
+CRITERIA = {
+    "isolation/priority": (f"pass: while both run, high-priority throughput >= {PRIORITY_HIGH_MIN_PERCENT:g} % and "
+                           f"low-priority <= {PRIORITY_LOW_MAX_PERCENT:g} % of each one's solo throughput; the "
+                           f"equal-priority baseline must give each {PRIORITY_EQUAL_PERCENT[0]:g}-"
+                           f"{PRIORITY_EQUAL_PERCENT[1]:g} % (else unverified); high-priority share >= "
+                           f"{PRIORITY_EFFECT_POINTS:g} points above the baseline's mean without the targets: partial"),
+}
+
 Judge = Callable[[dict, str], tuple[Level, list[Measurement], str]]
 
 
@@ -83,6 +129,10 @@ def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
         "isolation/launch-overhead": ("measure_launch_overhead", (device.index,),
                                       "no limits, tiny-kernel loop, median of 10 interleaved native/preloaded pairs",
                                       _launch_overhead),
+        "isolation/priority": ("measure_priority", (device.index,),
+                               "CUDA_TASK_PRIORITY=0 vs =1, two containers on one node board, bf16 8192^3 "
+                               "matmul loops of 5 s, share of each one's solo throughput while both run",
+                               _priority),
     }
 
 
@@ -106,5 +156,7 @@ def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
         return ProbeResult(behaviour_id=behaviour_id, level=Level.UNVERIFIED,
                            evidence=[f"interposer {name} answered without {err}"])
     evidence = [f"{name}{args} with libvgpu.so {library_version()} on {device.provenance.label()}"]
+    if behaviour_id in CRITERIA:
+        evidence.append(CRITERIA[behaviour_id])
     return ProbeResult(behaviour_id=behaviour_id, level=level, evidence=evidence, measurements=measurements,
                        notes=note)

@@ -4,6 +4,8 @@ Prints one JSON line starting with RESULT. Modes:
   mem <torch|torch-exp|torch-async|cupy>  reported total, largest allocation reached, the OOM error
   matmul <seconds>                        bf16 8192^3 matmul throughput in TFLOP/s
   launch <n>                              microseconds per tiny-kernel launch (in-place add on 1 element)
+  prio <seconds>                          bf16 8192^3 matmuls in synchronised batches, with each batch's
+                                          completion time (CLOCK_MONOTONIC, comparable across processes)
 A worker waits for the file named by $BENCH_GO (if set) after warm-up, so two workers start together.
 """
 
@@ -110,6 +112,32 @@ def matmul(seconds: float) -> None:
     _emit(mode="matmul", iters=iters, seconds=dt, tflops=2 * n**3 * iters / dt / 1e12)
 
 
+def prio(seconds: float, batch: int = 4) -> None:
+    """Like matmul, but synchronised every ``batch`` matmuls (about 6 ms on an H200) so each batch's
+    completion time is known: the parent can then count the work done inside the window where two workers
+    overlap, however long one of them was held."""
+    import torch
+
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(20):
+        torch.matmul(a, b, out=c)
+    torch.cuda.synchronize()
+    _wait_go()
+    done = []
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(batch):
+            torch.matmul(a, b, out=c)
+        torch.cuda.synchronize()
+        done.append(time.perf_counter())
+    dt = done[-1] - t0
+    _emit(mode="prio", batch=batch, flop_per_iter=2 * n**3, start=t0, done=done, seconds=dt,
+          tflops=2 * n**3 * batch * len(done) / dt / 1e12)
+
+
 def launch(n: int) -> None:
     import torch
 
@@ -134,6 +162,8 @@ def main(argv: list[str]) -> None:
         mem_cupy() if argv[2] == "cupy" else mem_torch(argv[2])
     elif mode == "matmul":
         matmul(float(argv[2]))
+    elif mode == "prio":
+        prio(float(argv[2]))
     elif mode == "launch":
         launch(int(argv[2]))
     else:

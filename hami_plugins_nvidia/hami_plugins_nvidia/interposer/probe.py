@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import library_path, library_version
@@ -103,4 +104,101 @@ def measure_launch_overhead(device_index: int, pairs: int = 10, launches: int = 
         "preloaded_us_per_launch_median": statistics.median(p for _, p in rows),
         "ratio_median": statistics.median(ratios),
         "ratios": ratios,
+    }
+
+
+def _window_tflops(res: dict, lo: float, hi: float) -> float:
+    """TFLOP/s a ``prio`` worker achieved inside [lo, hi]: each batch's matmuls are spread evenly over the
+    time from the previous batch's completion to its own, and the part inside the window is counted."""
+    flop = res["flop_per_iter"] * res["batch"]
+    work, prev = 0.0, res["start"]
+    for end in res["done"]:
+        inside = min(end, hi) - max(prev, lo)
+        if inside > 0 and end > prev:
+            work += flop * inside / (end - prev)
+        prev = end
+    return work / (hi - lo) / 1e12
+
+
+def overlap_shares(solo: list[dict], pair: list[dict]) -> dict:
+    """Each paired worker's throughput inside the window where both ran (the later start to the earlier
+    end), as a percentage of the same worker's solo throughput."""
+    lo = max(r["start"] for r in pair)
+    hi = min(r["done"][-1] for r in pair)
+    if hi - lo <= 0:
+        raise ProbeError(f"the two workers never overlapped (window {hi - lo:.3f} s)")
+    rates = [_window_tflops(r, lo, hi) for r in pair]
+    return {
+        "overlap_s": hi - lo,
+        "tflops": rates,
+        "percent_of_solo": [100 * rate / s["tflops"] for rate, s in zip(rates, solo, strict=True)],
+        "end_after_overlap_s": [r["done"][-1] - hi for r in pair],
+    }
+
+
+def _pair(device_index: int, tmp: str, tag: str, priorities: tuple[int, int], seconds: float,
+          timeout: float = 120) -> list[dict]:
+    """Two 'containers' (own shared regions, one node board) released together by the BENCH_GO file."""
+    go = os.path.join(tmp, f"go-{tag}")
+    procs = []
+    for i, p in enumerate(priorities):
+        env = _env(device_index, True, tmp, CUDA_TASK_PRIORITY=str(p), BENCH_GO=go, LIBCUDA_LOG_LEVEL="3",
+                   CUDA_DEVICE_MEMORY_SHARED_CACHE=os.path.join(tmp, f"{tag}-{i}.cache"))
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), "prio", str(seconds)], env=env,
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    try:
+        deadline = time.monotonic() + timeout
+        while len([f for f in os.listdir(tmp) if f.startswith(f"go-{tag}.ready.")]) < len(procs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.01)
+        open(go, "w").close()
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    results = []
+    for (out, err), p, prio in zip(outs, procs, priorities, strict=True):
+        line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            raise ProbeError(f"priority-{prio} worker exited {p.returncode}: {err[-2000:]}")
+        res = json.loads(line[7:])
+        res["held"] = "holding launches while a priority-" in err
+        results.append(res)
+    return results
+
+
+def measure_priority(device_index: int, seconds: float = 5.0, high: int = 0, low: int = 1) -> dict:
+    """CUDA_TASK_PRIORITY on one GPU: a high- and a low-priority container (own shared regions, one node
+    board) each run a bf16 matmul loop for ``seconds``; each one's throughput while both ran, as a share of
+    its solo throughput. The equal-priority baseline (both at ``low``) shows the probe can tell the
+    difference: there time-slicing should give each about half."""
+    with tempfile.TemporaryDirectory(prefix="hami-probe-") as tmp:
+        solo = []
+        for i, p in enumerate((high, low)):
+            solo.append(_worker(["prio", str(seconds)], _env(
+                device_index, True, tmp, CUDA_TASK_PRIORITY=str(p),
+                CUDA_DEVICE_MEMORY_SHARED_CACHE=os.path.join(tmp, f"solo-{i}.cache"))))
+        prio = _pair(device_index, tmp, "prio", (high, low), seconds)
+        equal = _pair(device_index, tmp, "equal", (low, low), seconds)
+    p, e = overlap_shares(solo, prio), overlap_shares(solo, equal)
+    return {
+        "device_index": device_index,
+        "seconds_per_run": seconds,
+        "priorities": [high, low],
+        "priority_idle_ms": int(os.environ.get("HAMI_PRIORITY_IDLE_MS", "50") or 50),
+        "solo_tflops": [s["tflops"] for s in solo],
+        "high_tflops": p["tflops"][0],
+        "low_tflops": p["tflops"][1],
+        "high_percent_of_solo": p["percent_of_solo"][0],
+        "low_percent_of_solo": p["percent_of_solo"][1],
+        "overlap_s": p["overlap_s"],
+        "low_end_after_high_s": p["end_after_overlap_s"][1],
+        "low_was_held": prio[1]["held"],
+        "equal_tflops": e["tflops"],
+        "equal_percent_of_solo": e["percent_of_solo"],
+        "equal_overlap_s": e["overlap_s"],
+        "equal_was_held": any(r["held"] for r in equal),
     }

@@ -124,4 +124,4 @@ def test_probe_module_imports_without_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[0] == str(["measure_compute_share", "measure_launch_overhead",
-                                             "measure_memory_isolation"])
+                                             "measure_memory_isolation", "measure_priority"])
