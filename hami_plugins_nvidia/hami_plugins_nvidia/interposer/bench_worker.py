@@ -91,10 +91,10 @@ def mem_cupy() -> None:
           oom_error=error, pool_total=cupy.get_default_memory_pool().total_bytes())
 
 
-def matmul(seconds: float) -> None:
+def _warm_matmul(n: int = 8192):
+    """bf16 operands on the GPU, warmed up (20 matmuls), then wait for the parent's go."""
     import torch
 
-    n = 8192
     a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
     c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
@@ -102,6 +102,11 @@ def matmul(seconds: float) -> None:
         torch.matmul(a, b, out=c)
     torch.cuda.synchronize()
     _wait_go()
+    return torch, n, a, b, c
+
+
+def matmul(seconds: float) -> None:
+    torch, n, a, b, c = _warm_matmul()
     iters = 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -116,16 +121,7 @@ def prio(seconds: float, batch: int = 4) -> None:
     """Like matmul, but synchronised every ``batch`` matmuls (about 6 ms on an H200) so each batch's
     completion time is known: the parent can then count the work done inside the window where two workers
     overlap, however long one of them was held."""
-    import torch
-
-    n = 8192
-    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
-    for _ in range(20):
-        torch.matmul(a, b, out=c)
-    torch.cuda.synchronize()
-    _wait_go()
+    torch, n, a, b, c = _warm_matmul()
     done = []
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
