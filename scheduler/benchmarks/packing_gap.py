@@ -19,15 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 from pathlib import Path
 
-from hami_scheduler.policies import make_policy
-from hami_scheduler.sim.cluster import SimCluster
-from hami_scheduler.sim.run import shape_of
-from hami_scheduler.sim.trace import default_trace_dir, load_nodes, load_pods
-from hami_scheduler.sim.workload import arrival_order, class_memory, target_workload
+from hami_scheduler.sim.run import prepare_run, shape_of
+from hami_scheduler.sim.trace import default_trace_dir
 
 
 def ffd_idle(sizes: list[int]) -> tuple[int, int]:
@@ -44,15 +40,8 @@ def ffd_idle(sizes: list[int]) -> tuple[int, int]:
 
 
 def analyse(trace_dir: str, variant: str, policy_name: str, seed: int) -> dict:
-    nodes = load_nodes(trace_dir)
+    nodes, order, cluster = prepare_run(trace_dir, variant, policy_name, seed)
     total = sum(n.gpus for n in nodes)
-    order = arrival_order(load_pods(trace_dir, variant), seed, total * 1000)
-    policy = make_policy(policy_name)
-    capacity: dict[str, int] = {}
-    for n in nodes:
-        capacity[n.model] = capacity.get(n.model, 0) + n.gpus
-    policy.prepare(target_workload(order), class_memory(order), capacity)
-    cluster = SimCluster(nodes, policy, random.Random(seed))
     arrived = used = 0
     placed: list[int] = []
     arrived_sharing: list[int] = []

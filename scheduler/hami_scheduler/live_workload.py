@@ -14,9 +14,8 @@ from collections import Counter
 from hami_hal.models import PodAllocation
 
 from .policies.base import BasePolicy
+from .policies.frag import Workload, popular_classes
 from .state import ClusterState
-
-Workload = list[tuple[tuple, float]]
 
 
 def pod_class(alloc: PodAllocation, cluster: ClusterState) -> tuple | None:
@@ -53,16 +52,7 @@ def live_workload(cluster: ClusterState, coverage: float = 0.95) -> tuple[Worklo
         for entry in cluster.nodes.values():
             for d in entry.inventory.devices:
                 capacity[d.model] += 1
-    total = sum(counts.values())
-    kept: list[tuple[tuple, int]] = []
-    covered = 0
-    for spec, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        if covered >= coverage * total:
-            break
-        kept.append((spec, n))
-        covered += n
-    mass = sum(n for _, n in kept)
-    return [(spec, n / mass) for spec, n in kept], dict(capacity)
+    return popular_classes(counts, coverage), dict(capacity)
 
 
 class WorkloadFeed:

@@ -153,7 +153,7 @@ def serve(args) -> int:
     watcher = Watcher(kube, cluster)
     watcher.start()
     ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
-                   workload_refresh_s=getattr(args, "workload_refresh", 10.0))
+                   workload_refresh_s=args.workload_refresh)
     server = ExtenderServer(ext, host or "127.0.0.1", int(port), ready=watcher.synced.is_set).start()
     if args.metrics_bind:  # HAMi serves metrics on their own port (:9395); /metrics stays on the extender too
         from prometheus_client import start_http_server

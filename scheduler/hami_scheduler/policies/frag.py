@@ -11,6 +11,21 @@ from __future__ import annotations
 Workload = list[tuple[tuple, float]]
 
 
+def popular_classes(counts: dict[tuple, int], coverage: float = 0.95) -> Workload:
+    """FGD's target workload M from class counts: the most popular classes covering ``coverage`` of the
+    pods, popularity renormalised over them (ties broken by class, so M is deterministic)."""
+    total = sum(counts.values())
+    kept: list[tuple[tuple, int]] = []
+    covered = 0
+    for spec, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        kept.append((spec, n))
+        covered += n
+        if covered >= coverage * total:
+            break
+    mass = sum(n for _, n in kept)
+    return [(spec, n / mass) for spec, n in kept]
+
+
 class FragModel:
     """Memoised F_n(M) for one target workload."""
 

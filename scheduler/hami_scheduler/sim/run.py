@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..policies import PodShape, make_policy
 from .cluster import SimCluster
-from .trace import load_nodes, load_pods
+from .trace import TraceNode, TracePod, load_nodes, load_pods
 from .workload import arrival_order, class_memory, target_workload
 
 MAX_BIN = 130
@@ -41,15 +41,12 @@ def shape_of(pod) -> PodShape:
     return PodShape(pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_spec)
 
 
-def simulate_one(
-    trace_dir: str, variant: str, policy_name: str, seed: int, limit: int | None = None,
-    engine_check: bool = True,
-    tie_break: str = "first",
-) -> RunResult:
-    """Arrive pods one at a time (no departures) and record the allocation ratio per arrival bin."""
+def prepare_run(
+    trace_dir: str, variant: str, policy_name: str, seed: int, limit: int | None = None, tie_break: str = "first",
+) -> tuple[tuple[TraceNode, ...], list[TracePod], SimCluster]:
+    """Nodes, the seed's arrival order and an empty cluster whose policy knows the target workload."""
     nodes = load_nodes(trace_dir)
-    total_gpus = sum(n.gpus for n in nodes)
-    order = arrival_order(load_pods(trace_dir, variant), seed, total_gpus * 1000)
+    order = arrival_order(load_pods(trace_dir, variant), seed, sum(n.gpus for n in nodes) * 1000)
     if limit is not None:
         order = order[:limit]
     policy = make_policy(policy_name)
@@ -57,7 +54,17 @@ def simulate_one(
     for n in nodes:
         capacity[n.model] = capacity.get(n.model, 0) + n.gpus
     policy.prepare(target_workload(order), class_memory(order), capacity)
-    cluster = SimCluster(nodes, policy, random.Random(seed), tie_break)
+    return nodes, order, SimCluster(nodes, policy, random.Random(seed), tie_break)
+
+
+def simulate_one(
+    trace_dir: str, variant: str, policy_name: str, seed: int, limit: int | None = None,
+    engine_check: bool = True,
+    tie_break: str = "first",
+) -> RunResult:
+    """Arrive pods one at a time (no departures) and record the allocation ratio per arrival bin."""
+    nodes, order, cluster = prepare_run(trace_dir, variant, policy_name, seed, limit, tie_break)
+    total_gpus = sum(n.gpus for n in nodes)
     if engine_check:
         from .engine_check import EngineMirror
 

@@ -15,6 +15,7 @@ import random
 from collections import Counter
 from dataclasses import replace
 
+from ..policies.frag import popular_classes
 from .trace import TracePod
 
 
@@ -45,17 +46,7 @@ def arrival_order(pods: tuple[TracePod, ...], seed: int, capacity_milli: int, ra
 
 def target_workload(pods: list[TracePod], threshold: float = 0.95) -> list[tuple[tuple, float]]:
     """FGD's target workload M: the most popular specs covering ``threshold`` of pods, renormalised."""
-    counts = Counter(p.spec for p in pods)
-    total = sum(counts.values())
-    kept: list[tuple[tuple, int]] = []
-    covered = 0
-    for spec, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        kept.append((spec, n))
-        covered += n
-        if covered >= threshold * total:
-            break
-    mass = sum(n for _, n in kept)
-    return [(spec, n / mass) for spec, n in kept]
+    return popular_classes(Counter(p.spec for p in pods), threshold)
 
 
 def class_memory(pods: list[TracePod]) -> dict[tuple, float]:
