@@ -1,0 +1,51 @@
+"""Discovery: ``xpu-smi -m`` lists the cards, ``xpu-smi -i <n> -q`` names each; the same code for real and
+simulated cards. Attributes: ``pci_bus_id``, ``serial``, ``driver_version``, ``runtime_version``,
+``xpu_group`` (0 for cards 0-3, 1 for 4-7)."""
+
+from __future__ import annotations
+
+from hami_hal.context import NodeContext
+from hami_hal.models import Device, Provenance
+from hami_hal.vendor_tool import ToolError
+
+from .port import XpuSmi
+from .topology import GROUPS
+from .vendor import VENDOR
+from .xpusmi import parse_machine, parse_query
+
+
+def device_id(bus_id: str) -> str:
+    """HAMi uses the bus ID as the vXPU device ID; ``:`` separates HAMi's allocation fields, so it becomes ``-``."""
+    return "XPU-" + bus_id.replace(":", "-")
+
+
+def _group(index: int) -> int | None:
+    return next((g for g, members in enumerate(GROUPS) if index in members), None)
+
+
+def discover(port: XpuSmi, context: NodeContext) -> list[Device]:
+    rows = parse_machine(port.machine())
+    devices = []
+    for row in rows:
+        try:
+            rec = parse_query(port.query(row.index))
+        except ToolError as err:
+            devices.append(Device(
+                vendor=VENDOR, index=row.index, uuid=f"XPU-UNREADABLE-{row.index}", model="unknown",
+                hami_type="XPU-unknown", memory_mib=row.total_mib, healthy=False, health_reason=str(err),
+                provenance=Provenance(source="real" if port.source == "real" else "simulated",
+                                      host=context.node_name),
+            ))
+            continue
+        group = _group(row.index)
+        devices.append(Device(
+            vendor=VENDOR, index=row.index, uuid=device_id(rec.bus_id), model=rec.model,
+            hami_type=rec.model, memory_mib=rec.total_mib, numa_node=group,
+            attributes={"pci_bus_id": rec.bus_id, "serial": rec.serial, "driver_version": rec.driver_version,
+                        "runtime_version": rec.runtime_version, "xpu_group": group},
+            provenance=Provenance(source="real" if port.source == "real" else "simulated",
+                                  device_model=rec.model, driver_version=rec.driver_version,
+                                  runtime_version=rec.runtime_version, host=context.node_name,
+                                  profile=context.sim.name if context.sim else None),
+        ))
+    return devices

@@ -1,0 +1,34 @@
+"""Kunlunxin's identity on the Kubernetes API, exactly as HAMi names it (hami-compat.md §2-§5, vendors.md §B.3)."""
+
+from __future__ import annotations
+
+from hami_hal.models import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
+
+VENDOR = "kunlun"
+#: HAMi CommonWords: whole cards ("kunlun") and vXPU slices ("XPU").
+WHOLE_WORD = "kunlun"
+VXPU_WORD = "XPU"
+#: Pod annotation HAMi writes for whole cards: the chosen card indexes, read by the vendor runtime.
+DEVICE_IDX_ANNOTATION = "BAIDU_COM_DEVICE_IDX"
+#: HAMi's record of whole-card allocations (there is no to-allocate key for them).
+WHOLE_ALLOCATED = "hami.io/kunlun-allocated"
+
+
+def vendor_info() -> VendorInfo:
+    return VendorInfo(
+        name=VENDOR,
+        display_name="Kunlunxin XPU",
+        resources=[
+            ResourceFamily(common_word=WHOLE_WORD, count="kunlunxin.com/xpu", whole_device=True),
+            ResourceFamily(common_word=VXPU_WORD, count="kunlunxin.com/vxpu", memory="kunlunxin.com/vxpu-memory"),
+        ],
+        # vXPU filters; the whole-card family's baidu.com/use-gpuuuid needs per-family selectors (not yet in core).
+        selectors=SelectorAnnotations(use_uuid="hami.io/use-xpu-uuid", nouse_uuid="hami.io/no-use-xpu-uuid"),
+        annotations=AnnotationKeys(
+            node_register="hami.io/node-register-xpu",
+            node_handshake="hami.io/node-handshake-xpu",
+            to_allocate="hami.io/xpu-devices-to-allocate",
+            allocated="hami.io/xpu-devices-allocated",
+        ),
+        domains=["kunlunxin.com/"],
+    )

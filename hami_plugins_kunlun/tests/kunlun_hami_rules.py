@@ -1,0 +1,93 @@
+"""HAMi's Kunlunxin rules re-written from the reference text alone (vendors.md §B.3), as brute force.
+
+This is the *oracle* of the differential table: it shares no code with the plugin or the engine.
+Whole cards: only 1, 2, 4, 8; 1/2/4 inside one group of four (0-3 / 4-7); among valid sets, the least
+MTF growth (MTF by exhaustive search), ties to the fuller group, the lower group, the lowest indexes.
+vXPU: align memory up to 24576 / 49152 / 98304 (unset or > 49152: 98304); a card takes only slices of
+its current size, at most 98304 / size of them; a card held whole takes nothing; cards are tried
+least-used first (slices/4 + 2 × memory fraction, ties by index); a card is skipped when taking it
+would push the node past 32 driver handles (8 cards + 4 per 1/4-split card + 2 per 1/2-split card).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from itertools import combinations
+
+CARD = 98304
+GROUP_A, GROUP_B = frozenset(range(4)), frozenset(range(4, 8))
+
+
+def _task_ok(cards: frozenset[int]) -> bool:
+    n = len(cards)
+    if n == 8:
+        return True
+    return n in (1, 2, 4) and (cards <= GROUP_A or cards <= GROUP_B)
+
+
+@cache
+def mtf_bruteforce(free: frozenset[int]) -> int:
+    """Fewest allowed tasks whose cards exactly cover ``free``."""
+    if not free:
+        return 0
+    first = min(free)
+    best = 99
+    rest = sorted(free - {first})
+    for k in range(0, len(rest) + 1):
+        for others in combinations(rest, k):
+            task = frozenset((first, *others))
+            if _task_ok(task):
+                best = min(best, 1 + mtf_bruteforce(free - task))
+    return best
+
+
+def whole(free: set[int], count: int) -> list[int] | None:
+    if count not in (1, 2, 4, 8):
+        return None
+    before = mtf_bruteforce(frozenset(free))
+    options = []
+    for combo in combinations(sorted(free), count):
+        chosen = frozenset(combo)
+        if not _task_ok(chosen):
+            continue
+        group = GROUP_A if chosen <= GROUP_A else GROUP_B if chosen <= GROUP_B else None
+        free_in_group = len(free & group) if group is not None else 8
+        delta = mtf_bruteforce(frozenset(free) - chosen) - before
+        options.append((delta, free_in_group, 0 if group is GROUP_A else 1, combo))
+    return list(min(options)[3]) if options else None
+
+
+def align(memory: int | None) -> int:
+    if memory is None or memory <= 0 or memory > 49152:
+        return CARD
+    return 24576 if memory <= 24576 else 49152
+
+
+def vxpu(cards: dict[int, tuple[str, int, int]], count: int, memory: int | None,
+         handle_limit: int | None = 32) -> tuple[list[int], int] | None:
+    """``cards``: index -> ("free", 0, 0) | ("whole", 0, 0) | ("split", size, used). (chosen, size) or None."""
+    size = align(memory)
+    per_card = CARD // size
+
+    def extra(s: int) -> int:
+        return 0 if s >= CARD else CARD // s
+
+    handles = len(cards) + sum(extra(s) for kind, s, _ in cards.values() if kind == "split")
+
+    def used(i: int) -> float:
+        kind, s, n = cards[i]
+        return 0.0 if kind != "split" else n / 4 + 2 * n * s / CARD
+
+    chosen = []
+    for i in sorted(cards, key=lambda i: (used(i), i)):
+        kind, s, n = cards[i]
+        if kind == "whole" or (kind == "split" and (s != size or n >= per_card)):
+            continue
+        cost = extra(size) if kind == "free" else 0
+        if handle_limit is not None and handles + cost > handle_limit:
+            continue
+        handles += cost
+        chosen.append(i)
+        if len(chosen) == count:
+            return sorted(chosen), size
+    return None

@@ -1,0 +1,111 @@
+"""The Kunlunxin plugin on simulated P800 nodes: discovery through the fake xpu-smi, vXPU slices in the
+engine, topology, container edits, health and metrics."""
+
+from __future__ import annotations
+
+import pytest
+from hami_plugins_kunlun.slices import handles_used, trim_memory
+from hami_plugins_kunlun.topology import choose_whole, mtf
+from hami_plugins_kunlun.vendor import vendor_info
+
+from hami_hal.context import NodeContext
+from hami_hal.engine import NodeState
+from hami_hal.errors import AllocationError
+from hami_hal.requests import parse_pod
+from hami_hal.testing import isolated_hal, plugin_problems, sim_inventory
+from hami_plugins_kunlun import plugin
+
+
+def _pod(limits: dict, name: str = "p") -> dict:
+    return {"kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": limits}}]}}
+
+
+@pytest.fixture(scope="module")
+def inv():
+    return sim_inventory(isolated_hal(plugin), "kunlun-8xp800")
+
+
+def test_plugin_is_sound():
+    assert plugin_problems(plugin) == []
+
+
+def test_hook_hami_hal_discover(inv):
+    assert [d.index for d in inv.devices] == list(range(8))
+    assert {d.model for d in inv.devices} == {"P800 OAM"}
+    assert [d.numa_node for d in inv.devices] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert all(d.provenance.source == "simulated" and d.memory_mib == 98304 for d in inv.devices)
+    assert all(d.uuid.startswith("XPU-") and ":" not in d.uuid for d in inv.devices)
+
+
+def test_hook_hami_hal_partition_model(inv):
+    part = inv.devices[0].partition
+    assert part.kind.value == "slices"
+    assert [(t.memory_mib, t.compute_percent, t.max_instances) for t in part.templates] == [
+        (24576, 25, 4), (49152, 50, 2), (98304, 100, 1)]
+
+
+def test_hook_hami_hal_topology(inv):
+    scores = inv.topology.pair_scores()
+    d = {x.index: x.uuid for x in inv.devices}
+    assert scores[(d[0], d[3])] > scores[(d[0], d[4])] > 0
+    assert (d[0], d[5]) not in scores
+
+
+def test_vxpu_memory_is_aligned_and_sizes_do_not_mix(inv):
+    node = NodeState("n", inv.devices, inv.topology)
+    vendors = [vendor_info()]
+    a = node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 8, "kunlunxin.com/vxpu-memory": 30000}, "a"), vendors))
+    assert {s.memory_mib for s in a.containers[0].slices} == {49152}
+    # every card now holds a 1/2 slice: a 1/4 slice fits nowhere, a second 1/2 slice fits everywhere
+    with pytest.raises(AllocationError, match="TemplateNotFit|holds vxpu-1/2"):
+        node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 1, "kunlunxin.com/vxpu-memory": 100}, "b"), vendors))
+    node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 8, "kunlunxin.com/vxpu-memory": 49152}, "c"), vendors))
+    for st in node.devices.values():
+        assert st.overcommitted() is None and st.used_memory_mib == 98304
+
+
+def test_whole_card_needs_an_idle_card(inv):
+    node = NodeState("n", inv.devices, inv.topology)
+    vendors = [vendor_info()]
+    node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 8, "kunlunxin.com/vxpu-memory": 1}, "a"), vendors))
+    with pytest.raises(AllocationError):
+        node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 1}, "w"), vendors))
+
+
+def test_rules_as_numbers():
+    assert [trim_memory(m) for m in (None, 0, 1, 24576, 24577, 49152, 49153, 200000)] == [
+        98304, 98304, 24576, 24576, 49152, 49152, 98304, 98304]
+    # the reference's three examples
+    assert handles_used(8, [24576] * 8) > 32
+    assert handles_used(8, [24576] * 6 + [None] * 2) == 32
+    assert handles_used(8, [49152] * 8) <= 32
+    assert [mtf(f) for f in range(5)] == [0, 1, 1, 2, 1]
+    assert choose_whole(range(8), 3) is None
+    assert choose_whole({0, 1, 2, 4, 5, 6, 7}, 2) == [0, 1]   # the 3-free group: MTF 2 -> 1
+    assert choose_whole({0, 1, 2, 3, 4, 5, 6, 7}, 4) == [0, 1, 2, 3]
+    assert choose_whole({0, 1, 4, 5}, 4) is None              # would cross the groups
+
+
+def test_hook_hami_hal_container_edits(inv):
+    hal = isolated_hal(plugin)
+    node = NodeState("n", inv.devices, inv.topology)
+    alloc = node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 2}), [vendor_info()]))
+    ctx = NodeContext("sim", "n", sim=None)
+    edits = plugin.hami_hal_container_edits(alloc.containers[0], inv.devices, ctx)
+    assert edits.env["XPU_VISIBLE_DEVICES"].count(",") == 1
+    assert {n.path for n in edits.device_nodes} >= {"/dev/xpuctrl"}
+    assert hal is not None
+
+
+def test_hook_hami_hal_device_health_and_metrics():
+    hal = isolated_hal(plugin)
+    inv = sim_inventory(hal, "kunlun-8xp800-lost-card")
+    lost = next(d for d in inv.devices if d.index == 5)
+    assert not lost.healthy and "not responding" in (lost.health_reason or "")
+    ok = inv.devices[0]
+    ctx = NodeContext("sim", "n", sim=hal.catalog().compose("kunlun-8xp800-lost-card").for_vendor("kunlun"))
+    assert plugin.hami_hal_device_health(lost, ctx).healthy is False
+    assert plugin.hami_hal_device_health(ok, ctx).healthy is True
+    samples = {s.name: s.value for s in plugin.hami_hal_device_metrics(ok, ctx)}
+    assert samples["memory_total"] == 98304 * 2**20
