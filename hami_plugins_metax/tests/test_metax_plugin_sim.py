@@ -1,0 +1,102 @@
+"""The MetaX plugin on simulated C500 nodes: discovery through the fake mx-smi, whole GPUs and sGPU shares in
+the engine, MetaXLink zones, QoS annotation rules, container edits, health."""
+
+from __future__ import annotations
+
+import pytest
+from hami_plugins_metax.qos import app_class, device_refuses, pod_policy, topology_aware
+from hami_plugins_metax.vendor import vendor_info
+
+from hami_hal.context import NodeContext
+from hami_hal.engine import NodeState
+from hami_hal.errors import AllocationError, InputError
+from hami_hal.requests import parse_pod
+from hami_hal.testing import isolated_hal, plugin_problems, sim_inventory
+from hami_plugins_metax import plugin
+
+
+def _pod(limits: dict, name: str = "p", annotations: dict | None = None) -> dict:
+    return {"kind": "Pod", "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": limits}}]}}
+
+
+@pytest.fixture(scope="module")
+def inv():
+    return sim_inventory(isolated_hal(plugin), "metax-8xc500")
+
+
+def test_plugin_is_sound():
+    assert plugin_problems(plugin) == []
+
+
+def test_discovery_and_zones(inv):
+    assert [d.attributes["link_zone"] for d in inv.devices] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert [d.numa_node for d in inv.devices] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert {d.model for d in inv.devices} == {"MetaX C500"}
+    assert all(d.provenance.source == "simulated" for d in inv.devices)
+
+
+def test_no_metaxlink_node_has_zone_zero():
+    inv = sim_inventory(isolated_hal(plugin), "metax-2xc550")
+    assert [d.attributes["link_zone"] for d in inv.devices] == [0, 0]
+
+
+def test_vmemory_is_gib_and_vcore_percent(inv):
+    node = NodeState("n", inv.devices, inv.topology)
+    a = node.allocate(parse_pod(_pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 8,
+                                      "metax-tech.com/vcore": 30}), [vendor_info()]))
+    s = a.containers[0].slices[0]
+    assert (s.memory_mib, s.compute_percent, s.common_word) == (8192, 30, "Metax-SGPU")
+
+
+def test_whole_and_sgpu_in_one_pod_keep_both(inv):
+    node = NodeState("n", inv.devices, inv.topology)
+    a = node.allocate(parse_pod(_pod({"metax-tech.com/gpu": 1, "metax-tech.com/sgpu": 1,
+                                      "metax-tech.com/vmemory": 4, "metax-tech.com/vcore": 10}), [vendor_info()]))
+    words = sorted(s.common_word for s in a.containers[0].slices)
+    assert words == ["Metax-GPU", "Metax-SGPU"]
+    whole = next(s for s in a.containers[0].slices if s.common_word == "Metax-GPU")
+    share = next(s for s in a.containers[0].slices if s.common_word == "Metax-SGPU")
+    assert whole.uuid != share.uuid and whole.exclusive and whole.memory_mib == 65536
+
+
+def test_vcore_100_is_exclusive(inv):
+    node = NodeState("n", inv.devices[:1], None)
+    node.allocate(parse_pod(_pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vcore": 100,
+                                  "metax-tech.com/vmemory": 1}, "x"), [vendor_info()]))
+    with pytest.raises(AllocationError):
+        node.allocate(parse_pod(_pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 1,
+                                      "metax-tech.com/vcore": 1}, "y"), [vendor_info()]))
+
+
+def test_qos_rules():
+    assert pod_policy({}) == "best-effort"
+    assert pod_policy({"metax-tech.com/sgpu-qos-policy": "burst-share"}) == "burst-share"
+    with pytest.raises(InputError, match='sgpu-qos-policy"\\]: \'gold\' must be one of'):
+        pod_policy({"metax-tech.com/sgpu-qos-policy": "gold"})
+    assert device_refuses(None, 0, "fixed-share") is None
+    assert device_refuses("best-effort", 0, "fixed-share") is None        # idle card switches
+    assert device_refuses("best-effort", 2, "best-effort") is None
+    assert "idle card" in device_refuses("best-effort", 2, "fixed-share")
+    assert app_class({"metax-tech.com/sgpu-app-class": "online"}) == "online"
+    with pytest.raises(InputError):
+        app_class({"metax-tech.com/sgpu-app-class": "batch"})
+    assert topology_aware({"metax-tech.com/sgpu-topology-aware": "true"}) is True
+    with pytest.raises(InputError):
+        topology_aware({"metax-tech.com/sgpu-topology-aware": "yes"})
+
+
+def test_hook_hami_hal_container_edits_metax(inv):
+    node = NodeState("n", inv.devices, inv.topology)
+    a = node.allocate(parse_pod(_pod({"metax-tech.com/gpu": 2}), [vendor_info()]))
+    edits = plugin.hami_hal_container_edits(a.containers[0], inv.devices, NodeContext("sim", "n"))
+    assert edits.env["MACA_VISIBLE_DEVICES"].count(",") == 1
+
+
+def test_health_and_metrics_from_the_tool():
+    hal = isolated_hal(plugin)
+    ctx = NodeContext("sim", "n", sim=hal.catalog().compose("metax-8xc500").for_vendor("metax"))
+    inv = sim_inventory(hal, "metax-8xc500")
+    assert plugin.hami_hal_device_health(inv.devices[0], ctx).healthy
+    samples = {s.name: s.value for s in plugin.hami_hal_device_metrics(inv.devices[0], ctx)}
+    assert samples["memory_total"] == 65536 * 2**20
