@@ -14,6 +14,7 @@ from hami_hal.models import (
     HealthStatus,
     MetricSample,
     PartitionModel,
+    PodAllocation,
     Topology,
     VendorInfo,
 )
@@ -21,7 +22,7 @@ from hami_hal.vendor_tool import ToolError
 
 from . import __version__, discovery, isolation, slices, topology
 from .port import port_for
-from .vendor import vendor_info
+from .vendor import DEVICE_IDX_ANNOTATION, WHOLE_WORD, vendor_info
 from .xpusmi import parse_query
 
 PLUGIN_NAME = "kunlun"
@@ -55,6 +56,15 @@ def hami_hal_container_edits(
     allocation: ContainerAllocation, devices: list[Device], context: NodeContext
 ) -> ContainerEdits | None:
     return isolation.container_edits(allocation, devices)
+
+
+@hookimpl
+def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
+    """HAMi's whole-card PatchAnnotations: ``BAIDU_COM_DEVICE_IDX`` = the chosen card indexes, read by the runtime."""
+    by_uuid = {d.uuid: d.index for d in devices}
+    cards = sorted({by_uuid[s.uuid] for c in allocation.containers for s in c.slices
+                    if s.common_word == WHOLE_WORD and s.uuid in by_uuid})
+    return {DEVICE_IDX_ANNOTATION: ",".join(map(str, cards))} if cards else None
 
 
 @hookimpl

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hami_hal.models import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
+from hami_hal.models import AnnotationKeys, DeviceSetRules, ResourceFamily, SelectorAnnotations, VendorInfo
+
+from .topology import ALLOWED_COUNTS, GROUPS
 
 VENDOR = "kunlun"
 #: HAMi CommonWords: whole cards ("kunlun") and vXPU slices ("XPU").
@@ -19,16 +21,19 @@ def vendor_info() -> VendorInfo:
         name=VENDOR,
         display_name="Kunlunxin XPU",
         resources=[
-            ResourceFamily(common_word=WHOLE_WORD, count="kunlunxin.com/xpu", whole_device=True),
-            ResourceFamily(common_word=VXPU_WORD, count="kunlunxin.com/vxpu", memory="kunlunxin.com/vxpu-memory"),
+            # Whole cards: 1, 2, 4 or 8, inside one XPU-link group of four (topology.py); HAMi records
+            # them under hami.io/kunlun-allocated only (no to-allocate key).
+            ResourceFamily(common_word=WHOLE_WORD, count="kunlunxin.com/xpu", whole_device=True,
+                           annotations=AnnotationKeys(allocated=WHOLE_ALLOCATED),
+                           device_sets=DeviceSetRules(allowed_counts=list(ALLOWED_COUNTS),
+                                                      groups=[list(g) for g in GROUPS])),
+            ResourceFamily(common_word=VXPU_WORD, count="kunlunxin.com/vxpu", memory="kunlunxin.com/vxpu-memory",
+                           annotations=AnnotationKeys(to_allocate="hami.io/xpu-devices-to-allocate",
+                                                      allocated="hami.io/xpu-devices-allocated")),
         ],
         # vXPU filters; the whole-card family's baidu.com/use-gpuuuid needs per-family selectors (not yet in core).
         selectors=SelectorAnnotations(use_uuid="hami.io/use-xpu-uuid", nouse_uuid="hami.io/no-use-xpu-uuid"),
-        annotations=AnnotationKeys(
-            node_register="hami.io/node-register-xpu",
-            node_handshake="hami.io/node-handshake-xpu",
-            to_allocate="hami.io/xpu-devices-to-allocate",
-            allocated="hami.io/xpu-devices-allocated",
-        ),
+        annotations=AnnotationKeys(node_register="hami.io/node-register-xpu",
+                                   node_handshake="hami.io/node-handshake-xpu"),
         domains=["kunlunxin.com/"],
     )

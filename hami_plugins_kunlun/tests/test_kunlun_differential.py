@@ -14,7 +14,6 @@ from pathlib import Path
 import kunlun_hami_rules as hami
 import pytest
 from hami_plugins_kunlun.slices import TEMPLATE_NAMES, implied_cores
-from hami_plugins_kunlun.topology import choose_whole
 from hami_plugins_kunlun.vendor import vendor_info
 
 from hami_hal.engine import NodeState
@@ -118,10 +117,6 @@ def _pod(row: dict) -> dict:
 
 def _engine_outcome(row: dict) -> dict | None:
     node = _node(row["state"])
-    if row["family"] == "whole":
-        free = [d.index for d in _devices()[0] if row["state"][str(d.index)][0] == "free"]
-        chosen = choose_whole(free, row["count"])
-        return None if chosen is None else {"cards": chosen, "size": hami.CARD}
     fit = node.fit_pod(parse_pod(_pod(row), [vendor_info()]))
     if not fit.ok:
         return None
@@ -140,11 +135,31 @@ def _needs_node_budget(row: dict) -> bool:
     return hami.vxpu(cards, row["count"], row["memory"]) != hami.vxpu(cards, row["count"], row["memory"], None)
 
 
+def _needs_fragmentation_preference(row: dict) -> bool:
+    """Whole-card rows where least fragmentation picks another group than "lowest indexes first"."""
+    if row["family"] != "whole" or row["expect"] is None or row["count"] == 8:
+        return False
+    free = sorted(int(i) for i, v in row["state"].items() if v[0] == "free")
+    for group in (range(4), range(4, 8)):
+        avail = [i for i in free if i in group]
+        if len(avail) >= row["count"]:
+            return avail[: row["count"]] != row["expect"]["cards"]
+    return True
+
+
 _BUDGET = pytest.mark.xfail(strict=True, reason="the engine has no node budget yet (requests.md: Kunlun handles)")
+_MTF = pytest.mark.xfail(strict=True, reason="the engine has no least-fragmentation preference yet (requests.md)")
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, marks=_BUDGET) if _needs_node_budget(r) else r for r in _load()],
-                         ids=lambda r: f"row{r['id']}-{r['family']}")
+def _param(row: dict):
+    if _needs_node_budget(row):
+        return pytest.param(row, marks=_BUDGET)
+    if _needs_fragmentation_preference(row):
+        return pytest.param(row, marks=_MTF)
+    return row
+
+
+@pytest.mark.parametrize("row", [_param(r) for r in _load()], ids=lambda r: f"row{r['id']}-{r['family']}")
 def test_row(row):
     assert _engine_outcome(row) == row["expect"]
 

@@ -109,3 +109,32 @@ def test_hook_hami_hal_device_health_and_metrics():
     assert plugin.hami_hal_device_health(ok, ctx).healthy is True
     samples = {s.name: s.value for s in plugin.hami_hal_device_metrics(ok, ctx)}
     assert samples["memory_total"] == 98304 * 2**20
+
+
+def test_hook_hami_hal_pod_annotations_kunlun_both_families(inv):
+    """Whole cards and vXPU slices in one pod keep both HAMi records, plus BAIDU_COM_DEVICE_IDX."""
+    from hami_hal.hami_compat import allocation_annotations
+
+    pod = {"kind": "Pod", "metadata": {"name": "mix"}, "spec": {"containers": [
+        {"name": "a", "resources": {"limits": {"kunlunxin.com/xpu": 2}}},
+        {"name": "b", "resources": {"limits": {"kunlunxin.com/vxpu": 1, "kunlunxin.com/vxpu-memory": 100}}}]}}
+    node = NodeState("n", inv.devices, inv.topology)
+    alloc = node.allocate(parse_pod(pod, [vendor_info()]))
+    anns = allocation_annotations(alloc, [vendor_info()], 2)
+    assert anns["hami.io/kunlun-allocated"].count(",kunlun,98304,100:") == 2
+    assert anns["hami.io/xpu-devices-allocated"].startswith(";") and ",XPU,24576,25:" in anns["hami.io/xpu-devices-allocated"]
+    assert "hami.io/kunlun-devices-to-allocate" not in anns
+    extra = plugin.hami_hal_pod_annotations(alloc, inv.devices, pod)
+    assert extra == {"BAIDU_COM_DEVICE_IDX": "0,1"}
+
+
+def test_whole_card_counts_and_groups_in_the_engine(inv):
+    node = NodeState("n", inv.devices, inv.topology)
+    with pytest.raises(AllocationError, match="allows 1, 2, 4, 8"):
+        node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 3}), [vendor_info()]))
+    node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 1}, "one"), [vendor_info()]))
+    got = node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 4}, "four"), [vendor_info()]))
+    idx = {d.uuid: d.index for d in inv.devices}
+    assert sorted(idx[s.uuid] for s in got.containers[0].slices) == [4, 5, 6, 7]   # not across the groups
+    with pytest.raises(AllocationError, match="one allowed set"):
+        node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 4}, "four-more"), [vendor_info()]))
