@@ -14,12 +14,13 @@ from hami_hal.models import (
     HealthStatus,
     MetricSample,
     PartitionModel,
+    PodAllocation,
     Topology,
     VendorInfo,
 )
 from hami_hal.vendor_tool import ToolError
 
-from . import __version__, discovery, isolation, partitions, topology
+from . import __version__, annotations, discovery, isolation, partitions, topology
 from .mxsmi import parse_memory, parse_topology
 from .port import port_for
 from .vendor import vendor_info
@@ -63,6 +64,11 @@ def hami_hal_container_edits(
     allocation: ContainerAllocation, devices: list[Device], context: NodeContext
 ) -> ContainerEdits | None:
     return isolation.container_edits(allocation, devices)
+
+
+@hookimpl
+def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
+    return annotations.sgpu_annotations(allocation)
 
 
 @hookimpl

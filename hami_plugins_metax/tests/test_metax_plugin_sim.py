@@ -100,3 +100,44 @@ def test_health_and_metrics_from_the_tool():
     assert plugin.hami_hal_device_health(inv.devices[0], ctx).healthy
     samples = {s.name: s.value for s in plugin.hami_hal_device_metrics(inv.devices[0], ctx)}
     assert samples["memory_total"] == 65536 * 2**20
+
+
+def _sgpu(name: str, qos: str | None = None) -> dict:
+    anns = {"metax-tech.com/sgpu-qos-policy": qos} if qos else {}
+    return _pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 2, "metax-tech.com/vcore": 10}, name, anns)
+
+
+def test_qos_policies_do_not_mix_on_a_card(inv):
+    """HAMi checkDeviceQos through the engine: used cards keep their policy, idle cards take any."""
+    vendors = [vendor_info()]
+    node = NodeState("n", inv.devices[:2], None)
+    a = node.allocate(parse_pod(_sgpu("a"), vendors))                       # best-effort (default)
+    b = node.allocate(parse_pod(_sgpu("b", "fixed-share"), vendors))        # must take the idle card
+    assert a.containers[0].slices[0].uuid != b.containers[0].slices[0].uuid
+    assert b.containers[0].slices[0].attributes["qos"] == "fixed-share"
+    with pytest.raises(AllocationError):
+        node.allocate(parse_pod(_sgpu("c", "burst-share"), vendors))        # both cards hold other policies
+    node.allocate(parse_pod(_sgpu("d", "fixed-share"), vendors))            # joins b's card
+    node.release(b)
+    node.release(node.held()[-1])                                           # d: b's card idle again
+    node.allocate(parse_pod(_sgpu("e", "burst-share"), vendors))            # an idle card switches policy
+    with pytest.raises(InputError, match="sgpu-qos-policy"):
+        parse_pod(_sgpu("f", "gold"), vendors)
+
+
+def test_hook_hami_hal_pod_annotations_metax(inv):
+    import json
+
+    from hami_hal.hami_compat import allocation_annotations
+
+    pod = _pod({"metax-tech.com/gpu": 1, "metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 4,
+                "metax-tech.com/vcore": 10})
+    node = NodeState("n", inv.devices, inv.topology)
+    alloc = node.allocate(parse_pod(pod, [vendor_info()]))
+    anns = allocation_annotations(alloc, [vendor_info()], 1)
+    assert ",Metax-GPU,65536,100:" in anns["hami.io/metax-gpu-devices-allocated"]
+    assert ",Metax-SGPU,4096,10:" in anns["hami.io/metax-sgpu-devices-allocated"]
+    extra = plugin.hami_hal_pod_annotations(alloc, inv.devices, pod)
+    [[entry]] = json.loads(extra["metax-tech.com/gpu-devices-allocated"])
+    assert entry["compute"] == 10 and entry["vRam"] == 4096
+    assert extra["metax-tech.com/predicate-time"].isdigit()
