@@ -14,9 +14,10 @@ from .vendor import VENDOR
 from .xpusmi import parse_machine, parse_query
 
 
-def device_id(bus_id: str) -> str:
-    """HAMi uses the bus ID as the vXPU device ID; ``:`` separates HAMi's allocation fields, so it becomes ``-``."""
-    return "XPU-" + bus_id.replace(":", "-")
+def device_id(serial: str) -> str:
+    """The card's serial number: stable across restarts and slots. (HAMi's closed vXPU plugin registers the bus
+    ID instead; the scheduler treats either as opaque, and ``:``, HAMi's field separator, is replaced.)"""
+    return serial.replace(":", "-").replace(",", "-").replace(";", "-")
 
 
 def _group(index: int) -> int | None:
@@ -39,7 +40,7 @@ def discover(port: XpuSmi, context: NodeContext) -> list[Device]:
             continue
         group = _group(row.index)
         devices.append(Device(
-            vendor=VENDOR, index=row.index, uuid=device_id(rec.bus_id), model=rec.model,
+            vendor=VENDOR, index=row.index, uuid=device_id(rec.serial), model=rec.model,
             hami_type=rec.model, memory_mib=rec.total_mib, numa_node=group,
             attributes={"pci_bus_id": rec.bus_id, "serial": rec.serial, "driver_version": rec.driver_version,
                         "runtime_version": rec.runtime_version, "xpu_group": group},

@@ -68,7 +68,8 @@ def choose_whole(free: Iterable[int], count: int) -> list[int] | None:
 
 
 def topology(devices: list[Device]) -> Topology:
-    """XPU links: full mesh inside each group, the four cross pairs between them, by card index."""
+    """XPU links: full mesh inside each group and the four cross pairs (``InterGroupConnection``); every other
+    pair goes over PCIe between the two sockets."""
     by_index = {d.index: d for d in devices}
     links: list[Link] = []
     for group in GROUPS:
@@ -76,7 +77,9 @@ def topology(devices: list[Device]) -> Topology:
             for b in group[i + 1:]:
                 if a in by_index and b in by_index:
                     links.append(Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=LinkKind.NVLINK, count=1))
-    for a, b in CROSS_PAIRS:
-        if a in by_index and b in by_index:
-            links.append(Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=LinkKind.CROSS_CPU, count=1))
+    for a in GROUPS[0]:
+        for b in GROUPS[1]:
+            if a in by_index and b in by_index:
+                kind = LinkKind.NVLINK if (a, b) in CROSS_PAIRS else LinkKind.CROSS_CPU
+                links.append(Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=kind, count=1))
     return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})

@@ -36,6 +36,7 @@ def test_hook_hami_hal_discover(inv):
     assert [d.numa_node for d in inv.devices] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert all(d.provenance.source == "simulated" and d.memory_mib == 98304 for d in inv.devices)
     assert all(d.uuid.startswith("XPU-") and ":" not in d.uuid for d in inv.devices)
+    assert all(d.attributes["pci_bus_id"].count(":") == 2 for d in inv.devices)
 
 
 def test_hook_hami_hal_partition_model(inv):
@@ -48,8 +49,8 @@ def test_hook_hami_hal_partition_model(inv):
 def test_hook_hami_hal_topology(inv):
     scores = inv.topology.pair_scores()
     d = {x.index: x.uuid for x in inv.devices}
-    assert scores[(d[0], d[3])] > scores[(d[0], d[4])] > 0
-    assert (d[0], d[5]) not in scores
+    assert scores[(d[0], d[3])] == scores[(d[0], d[4])] > scores[(d[0], d[5])] > 0   # XPU link vs PCIe
+    assert len(inv.topology.links) == 28
 
 
 def test_vxpu_memory_is_aligned_and_sizes_do_not_mix(inv):

@@ -168,3 +168,22 @@ def parse_numa(text: str) -> dict[int, int | None]:
             last = cells[-1]
             out[int(cells[0][3:])] = int(last) if last.isdigit() and len(last) < 4 else None
     return out
+
+
+_LIST = re.compile(r"^GPU#?\s*(\d+)\s*:\s*(?P<model>.+?)\s*\(UUID:\s*(?P<uuid>[A-Za-z0-9_.-]{1,128})\)\s*$")
+
+
+def parse_list(text: str) -> dict[int, str]:
+    """GPU index → UUID from ``mx-smi -L`` (``GPU 0: MetaX C500 (UUID: ...)``, nvidia-smi -L's layout; assumed)."""
+    out: dict[int, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = _LIST.match(line.strip())
+        if m is None:
+            raise ToolError(f"mx-smi -L: unrecognised line {line.strip()[:80]!r}")
+        idx = int(m[1])
+        if idx >= MAX_GPUS or idx in out:
+            raise ToolError(f"mx-smi -L: GPU {idx} repeated or out of range")
+        out[idx] = m["uuid"]
+    return out

@@ -12,7 +12,7 @@ from typing import Protocol
 from hami_hal.context import NodeContext
 from hami_hal.errors import HalError
 from hami_hal.simulation import SimulatedNode
-from hami_hal.vendor_tool import ToolError, find_tool, run_tool
+from hami_hal.vendor_tool import find_tool, run_tool
 
 TOOL_DIRS = ("/opt/mxdriver/bin", "/opt/maca/bin")
 
@@ -21,6 +21,8 @@ class MxSmi(Protocol):
     source: str
 
     def summary(self) -> str: ...
+
+    def uuids(self) -> str: ...
 
     def memory(self) -> str: ...
 
@@ -44,6 +46,9 @@ class RealMxSmi:
     def summary(self) -> str:
         return self._run()
 
+    def uuids(self) -> str:
+        return self._run("-L")
+
     def memory(self) -> str:
         return self._run("--show-memory")
 
@@ -60,14 +65,8 @@ class FakeMxSmi:
         self.node = node
         self.devices = sorted(node.devices, key=lambda d: d.index)
 
-    def _alive(self):
-        lost = [d for d in self.devices if d.fault == "lost"]
-        if lost:
-            raise ToolError(f"mx-smi: exit status 1: GPU {lost[0].index} not responding")
-        return self.devices
-
     def summary(self) -> str:
-        devs = self._alive()
+        devs = self.devices
         out = [
             f"mx-smi  version: {self.node.runtime_version or '2.1.9'}",
             "",
@@ -91,16 +90,20 @@ class FakeMxSmi:
             out.append("+------------------------------------+---------------------+----------------------+")
         return "\n".join(out) + "\n"
 
+    def uuids(self) -> str:
+        return "".join(f"GPU {d.index}: {d.spec.model} (UUID: {d.uuid})\n" for d in self.devices)
+
     def memory(self) -> str:
+        """A GPU that fell off (fault ``lost``) is missing here, as the tool cannot read its memory."""
         out = []
-        for d in self._alive():
+        for d in (d for d in self.devices if d.fault != "lost"):
             used = int(d.spec.vendor_data.get("used_mib", 0))
             out += [f"GPU#{d.index}  {d.pci_bus_id.lower()}", f"    vis_vram total : {d.spec.memory_mib * 1024} KB",
                     f"    vis_vram used : {used * 1024} KB", f"    vis_vram usage : {used * 100 // d.spec.memory_mib} %"]
         return "\n".join(out) + "\n"
 
     def topology(self) -> str:
-        devs = self._alive()
+        devs = self.devices
         head = "\t" + "\t".join(f"GPU{d.index}" for d in devs) + "\tCPU Affinity\tNUMA Affinity"
         rows = [head]
         for a in devs:

@@ -114,3 +114,13 @@ def test_real_tool_hangs(tmp_path, monkeypatch):
     _tool(tmp_path, monkeypatch, "sleep 5")
     with pytest.raises(ToolError, match=r"no answer within 0.3 s"):
         RealMxSmi(timeout_s=0.3).topology()
+
+
+def test_list_uuids_and_bad_lines():
+    from hami_plugins_metax.mxsmi import parse_list
+
+    assert parse_list("GPU 0: MetaX C500 (UUID: GPU-abc)\nGPU 1: MetaX C500 (UUID: GPU-def)\n") == {0: "GPU-abc", 1: "GPU-def"}
+    with pytest.raises(ToolError, match="unrecognised line"):
+        parse_list("GPU 0: MetaX C500\n")
+    with pytest.raises(ToolError, match="repeated"):
+        parse_list("GPU 0: A (UUID: x)\nGPU 0: A (UUID: y)\n")

@@ -141,3 +141,20 @@ def test_hook_hami_hal_pod_annotations_metax(inv):
     [[entry]] = json.loads(extra["metax-tech.com/gpu-devices-allocated"])
     assert entry["compute"] == 10 and entry["vRam"] == 4096
     assert extra["metax-tech.com/predicate-time"].isdigit()
+
+
+def test_lost_gpu_is_listed_unhealthy():
+    """A GPU mx-smi lists but cannot read is discovered unhealthy (never allocated), not dropped."""
+    from hami_plugins_metax.discovery import discover
+    from hami_plugins_metax.port import FakeMxSmi
+
+    cat = isolated_hal(plugin).catalog()
+    doc = cat.nodes["metax-8xc500"].model_dump(by_alias=True)
+    doc["metadata"]["name"] = "metax-lost"
+    doc["spec"]["default"] = False
+    doc["spec"]["faults"] = [{"index": 2, "fault": "lost"}]
+    cat.add(doc)
+    node = cat.compose("metax-lost").for_vendor("metax")
+    devs = discover(FakeMxSmi(node), NodeContext("sim", "n", sim=node))
+    assert [d.healthy for d in devs] == [True, True, False, True, True, True, True, True]
+    assert "cannot read" in devs[2].health_reason
