@@ -32,7 +32,7 @@ from hami_hal.models import PartitionKind
 
 HERE = Path(__file__).resolve().parent
 
-#: Pod templates per vendor: (label, limits, annotations), HAMi's names (hami-compat.md §2-§3).
+#: Pod templates per vendor: (label, limits, annotations), HAMi's names (docs/hami-compatibility.md).
 TEMPLATES: dict[str, list[tuple[str, dict, dict]]] = {
     "nvidia": [
         ("vgpu-8g-20%", {"nvidia.com/gpu": 1, "nvidia.com/gpumem": 8000, "nvidia.com/gpucores": 20}, {}),

@@ -1,4 +1,4 @@
-"""What HAMi's Cambricon PatchAnnotations writes for the vendor plugin (hami-compat.md §5.3):
+"""What HAMi's Cambricon PatchAnnotations writes for the vendor plugin (docs/hami-compatibility.md):
 ``CAMBRICON_DSMLU_PROFILE = "<devIdx>_<vcore>_<vmemory/256>"`` and ``CAMBRICON_DSMLU_ASSIGNED = "false"``
 (the vendor plugin sets it to true once it created the sMLU). A profile exists only for an sMLU share
 (``vmlu == 1``); whole cards get none."""

@@ -1,4 +1,4 @@
-"""Dynamic sMLU (vendors.md §B.4): arbitrary shares, memory in 256 MiB steps, compute in percent; HAMi gives
+"""Dynamic sMLU (docs/vendors.md, Cambricon): arbitrary shares, memory in 256 MiB steps, compute in percent; HAMi gives
 each card ``Count 100`` tenants. The vendor's cambricon-device-plugin (``mode=dynamic-smlu``,
 ``min-dsmlu-unit=256``) creates the sMLU and enforces it; sMLU must be on per card (``cnmon set -c <i> -smlu on``)."""
 

@@ -1,4 +1,4 @@
-"""Cambricon's identity on the Kubernetes API, exactly as HAMi names it (hami-compat.md §2-§5, vendors.md §B.4).
+"""Cambricon's identity on the Kubernetes API, exactly as HAMi names it (docs/hami-compatibility.md; docs/vendors.md, Cambricon).
 
 Unit note: HAMi's docs say one ``vmemory`` unit is 1 % of the card; HAMi's code multiplies by 256 MiB
 (``MemoryFactor=256``), matching the vendor plugin flag ``min-dsmlu-unit=256``. We follow the code.

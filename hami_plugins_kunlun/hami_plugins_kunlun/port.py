@@ -13,7 +13,7 @@ from hami_hal.errors import HalError
 from hami_hal.simulation import SimulatedNode
 from hami_hal.vendor_tool import ToolError, find_tool, run_tool
 
-#: Where the Kunlun runtime installs the tool (vendors.md §B.3); PATH is searched first.
+#: Where the Kunlun runtime installs the tool (docs/vendors.md, Kunlunxin); PATH is searched first.
 TOOL_DIRS = ("/opt/xre/bin", "/usr/local/xpu/bin")
 #: Intel ships an unrelated tool of the same name; its banner says so.
 INTEL_BANNER = "Intel"

@@ -1,4 +1,4 @@
-"""vXPU slicing rules of the P800 (vendors.md §B.3, HAMi ``pkg/device/kunlun/vdevice.go``).
+"""vXPU slicing rules of the P800 (docs/vendors.md, Kunlunxin; HAMi ``pkg/device/kunlun/vdevice.go``).
 
 - A card is cut into fixed fractions: 1/4 (24576 MiB), 1/2 (49152 MiB) or the whole card (98304 MiB);
   a request is aligned up to the next size (HAMi ``trimMemory``; unset or above 49152 → whole card).

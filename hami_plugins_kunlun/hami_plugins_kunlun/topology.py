@@ -1,4 +1,4 @@
-"""Whole-card selection on an 8-card P800 node (vendors.md §B.3, HAMi ``developers/kunlunxin-topology.md``).
+"""Whole-card selection on an 8-card P800 node (docs/vendors.md, Kunlunxin; HAMi ``developers/kunlunxin-topology.md``).
 
 Cards 0-3 and 4-7 are two fully connected XPU-link groups (HAMi ``GroupConnection``), one per NUMA
 node; card i and i+4 are linked across (``InterGroupConnection``). HAMi's written rules:

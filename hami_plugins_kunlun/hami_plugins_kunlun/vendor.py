@@ -1,4 +1,4 @@
-"""Kunlunxin's identity on the Kubernetes API, exactly as HAMi names it (hami-compat.md §2-§5, vendors.md §B.3)."""
+"""Kunlunxin's identity on the Kubernetes API, exactly as HAMi names it (docs/hami-compatibility.md; docs/vendors.md, Kunlunxin)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HAMi's Kunlunxin rules re-written from the reference text alone (vendors.md §B.3), as brute force.
+"""HAMi's Kunlunxin rules re-written from the reference text alone (docs/vendors.md, Kunlunxin), as brute force.
 
 This is the *oracle* of the differential table: it shares no code with the plugin or the engine.
 Whole cards: only 1, 2, 4, 8; 1/2/4 inside one group of four (0-3 / 4-7); among valid sets, the least

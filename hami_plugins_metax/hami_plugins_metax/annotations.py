@@ -1,4 +1,4 @@
-"""What HAMi's MetaX sGPU PatchAnnotations writes for the MetaX sGPU runtime (hami-compat.md §5.3):
+"""What HAMi's MetaX sGPU PatchAnnotations writes for the MetaX sGPU runtime (docs/hami-compatibility.md):
 ``metax-tech.com/gpu-devices-allocated`` = one list per container of ``{"uuid", "compute", "vRam"}``
 (vRam in MiB, compute in percent) and ``metax-tech.com/predicate-time``."""
 

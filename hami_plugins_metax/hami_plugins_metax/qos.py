@@ -1,4 +1,4 @@
-"""sGPU QoS policies (vendors.md §B.5, HAMi ``pkg/device/metax/qos.go``).
+"""sGPU QoS policies (docs/vendors.md, MetaX; HAMi ``pkg/device/metax/qos.go``).
 
 - ``best-effort`` (the webhook's default): no compute restriction;
 - ``fixed-share``: a fixed quota the pod cannot exceed;

@@ -1,4 +1,4 @@
-"""MetaXLink zones (vendors.md §B.5): GPUs joined by MetaXLink form a zone (HAMi ``linkZone``).
+"""MetaXLink zones (docs/vendors.md, MetaX): GPUs joined by MetaXLink form a zone (HAMi ``linkZone``).
 
 HAMi prefers MetaXLink over a PCIe switch; for sGPU, two devices in the same non-zero link zone score
 ``DirectLinkScore = 10`` per pair, counted only for exclusive allocations (vcore 100). Zones are the

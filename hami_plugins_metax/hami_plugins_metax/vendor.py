@@ -1,4 +1,4 @@
-"""MetaX's identity on the Kubernetes API, exactly as HAMi names it (hami-compat.md §2-§5, vendors.md §B.5)."""
+"""MetaX's identity on the Kubernetes API, exactly as HAMi names it (docs/hami-compatibility.md; docs/vendors.md, MetaX)."""
 
 from __future__ import annotations
 
