@@ -364,6 +364,18 @@ class Hal:
         return self._vendor_call(device.vendor, "hami_hal_destroy_partition", device=device, handle=handle,
                                  context=self.context(device.vendor))
 
+    def admit_request(self, request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
+        """The owning plugin's ``hami_hal_admit_request`` (the request unchanged when it has none)."""
+        if self.plugin_for_vendor(request.vendor) is None:
+            return request
+        out = self._vendor_call(request.vendor, "hami_hal_admit_request", request=request,
+                                annotations=dict(annotations))
+        if out is None:
+            return request
+        if not isinstance(out, ResourceRequest):
+            raise PluginLoadError(f"plugin {request.vendor}: hami_hal_admit_request returned {type(out).__name__}")
+        return out
+
     def pod_annotations(self, allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str]:
         """Every vendor's ``hami_hal_pod_annotations`` for ``allocation``, each given only its own slices."""
         out: dict[str, str] = {}

@@ -170,3 +170,18 @@ def test_hook_hami_hal_pod_annotations(inv, hal):
                                                            "qos": "fixed-share"}]]
     empty = fit.allocation.model_copy(update={"containers": []})
     assert hal.pod_annotations(empty, inv.devices, pod) == {}
+
+
+def test_hook_hami_hal_admit_request(inv, hal):
+    """Admission adjusts a request before the engine: 100 MiB becomes the firmware's 256 MiB minimum."""
+    from hami_hal.cli.cmd_allocate import dry_run
+
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": {"limits": {
+        "acme.example/xpu": 1, "acme.example/xpu-mem": 100}}}]}}
+    parsed, fit, _ = dry_run(hal, inv, pod)
+    assert parsed.request.containers[0].requests[0].memory_mib == 256
+    assert [s.memory_mib for s in fit.allocation.slices()] == [256]
+    big = ResourceRequest(vendor="acme", common_word="ACME", count=1, memory_mib=4096)
+    assert hal.admit_request(big, {}) is big
+    other = big.model_copy(update={"vendor": "nobody"})
+    assert hal.admit_request(other, {}) is other  # no plugin for the vendor: unchanged

@@ -43,7 +43,7 @@ def hami_annotations(hal: Hal, alloc: PodAllocation, pod: dict | None = None,
 
 def dry_run(hal: Hal, inv: NodeInventory, pod: dict) -> tuple[ParsedPod, PodFit, dict[str, ContainerEdits]]:
     """Parse, check and fit ``pod`` on ``inv``; returns the parsed pod, the fit and per-container edits."""
-    parsed = parse_pod_detailed(pod, hal.vendors())
+    parsed = parse_pod_detailed(pod, hal.vendors(), hal.admit_request)
     check_satisfiable(parsed, inv.devices)
     fit = NodeState.from_inventory(inv).fit_pod(parsed.request, veto=hal.fit)
     edits: dict[str, ContainerEdits] = {}

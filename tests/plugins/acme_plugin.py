@@ -144,6 +144,14 @@ def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionM
 
 
 @hookimpl
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    """Like HAMi's MutateAdmission: a slice below the firmware minimum is raised to it, not refused."""
+    if request.memory_mib is not None and 0 < request.memory_mib < MIN_SLICE_MIB:
+        return request.model_copy(update={"memory_mib": MIN_SLICE_MIB})
+    return None
+
+
+@hookimpl
 def hami_hal_fit(device: Device, usage: DeviceUsage, request: ResourceRequest,
                  proposed: DeviceSlice) -> FitFailure | None:
     if 0 < proposed.memory_mib < MIN_SLICE_MIB:
