@@ -31,7 +31,7 @@ from .device_sets import count_refusal, pick_in_sets
 from .device_state import Contribution, DeviceState
 from .selection import order, pick
 
-#: A vendor or scheduler veto on a proposed slice (e.g. the plugin's ``hami_hal_fit`` hook).
+#: A scheduler veto on a proposed slice (the capability gate). Vendor rules are data the engine reads.
 Veto = Callable[[Device, DeviceUsage, ResourceRequest, DeviceSlice], FitFailure | None]
 
 
@@ -191,6 +191,12 @@ class NodeState:
                     FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST)
                 return slices, refusals, len(uuids), (
                     f"{reason.value}: {req.vendor} needs {req.count} devices, {len(props)} fit")
+            shared = [p for p in chosen if p.template is None and not p.exclusive]
+            if rules is not None and rules.max_shared_devices is not None and shared and \
+                    req.count > rules.max_shared_devices:
+                return slices, refusals, len(uuids), (
+                    f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} shares are enforced on at "
+                    f"most {rules.max_shared_devices} devices per container, {req.count} requested")
             over = self._budget_refusal(chosen, table, current)
             if over and len(chosen) == req.count and not (rules and rules.restricts_sets):
                 # Devices already hosting the template cost the budget nothing: try them first.
