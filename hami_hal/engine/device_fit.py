@@ -53,7 +53,7 @@ def selectors_refuse(st: DeviceState, req: ResourceRequest, cordoned: frozenset[
     if req.type_exclude and _matches(req.type_exclude, dev.hami_type, dev.model):
         return (FitReason.CARD_TYPE_MISMATCH, dev.uuid, f"type {dev.hami_type} excluded")
     if req.modes and dev.mode not in req.modes:
-        return (FitReason.CARD_TYPE_MISMATCH, dev.uuid, f"mode {dev.mode} not in {req.modes}")
+        return (FitReason(req.mode_reason), dev.uuid, f"mode {dev.mode} not in {req.modes}")
     if req.uuid_include and dev.uuid not in req.uuid_include:
         return (FitReason.CARD_UUID_MISMATCH, dev.uuid, "uuid not in use-uuid list")
     if dev.uuid in req.uuid_exclude:
