@@ -15,6 +15,7 @@ from hami_hal.models import (
     MetricSample,
     PartitionModel,
     PodAllocation,
+    ResourceRequest,
     Topology,
     VendorInfo,
 )
@@ -22,7 +23,7 @@ from hami_hal.vendor_tool import ToolError
 
 from . import __version__, discovery, isolation, slices, topology
 from .port import port_for
-from .vendor import DEVICE_IDX_ANNOTATION, WHOLE_WORD, vendor_info
+from .vendor import DEVICE_IDX_ANNOTATION, VXPU_WORD, WHOLE_WORD, vendor_info
 from .xpusmi import parse_query
 
 PLUGIN_NAME = "kunlun"
@@ -44,6 +45,11 @@ def hami_hal_sim_profiles() -> list[Path]:
 @hookimpl
 def hami_hal_discover(context: NodeContext) -> list[Device]:
     return discovery.discover(port_for(context), context)
+
+
+@hookimpl
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    return slices.admit(request) if request.common_word == VXPU_WORD else None
 
 
 @hookimpl

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hami_hal.models import Device, PartitionKind, PartitionModel, PartitionTemplate
+from hami_hal.models import (
+    Device,
+    NodeBudget,
+    PartitionKind,
+    PartitionModel,
+    PartitionTemplate,
+    ResourceRequest,
+)
 
 #: HAMi ``KunlunMaxMemory``: one P800 card, MiB.
 CARD_MEMORY_MIB = 98304
@@ -24,6 +31,18 @@ SLICE_SIZES: tuple[int, ...] = (24576, 49152, 98304)
 TEMPLATE_NAMES = {24576: "vxpu-1/4", 49152: "vxpu-1/2", 98304: "vxpu-1/1"}
 #: Driver handles per node (physical cards included).
 HANDLE_LIMIT = 32
+#: HAMi synthesises 8 cards per Kunlunxin node; their own handles leave this many for slices.
+CARDS_PER_NODE = 8
+HANDLE_BUDGET = NodeBudget(name="kunlun-xpu-handles", limit=HANDLE_LIMIT - CARDS_PER_NODE)
+
+
+def admit(request: ResourceRequest) -> ResourceRequest | None:
+    """HAMi ``MutateAdmission`` for vXPU: the memory request becomes its aligned slice size, so a request
+    above one card (HAMi aligns it to the whole card) is not refused for want of a template."""
+    aligned = trim_memory(request.memory_mib)
+    if request.memory_mib == aligned:
+        return None
+    return request.model_copy(update={"memory_mib": aligned, "memory_percent": None})
 
 
 def trim_memory(request_mib: int | None) -> int:
@@ -73,8 +92,9 @@ def partition_model(device: Device) -> PartitionModel:
         max_slots=slices_per_card(SLICE_SIZES[0]),
         templates=[
             PartitionTemplate(name=TEMPLATE_NAMES[s], memory_mib=s, compute_percent=implied_cores(s),
-                              max_instances=slices_per_card(s))
+                              max_instances=slices_per_card(s), node_cost=extra_handles(s))
             for s in SLICE_SIZES
         ],
+        node_budget=HANDLE_BUDGET,
         exclusive_full_compute=True,
     )

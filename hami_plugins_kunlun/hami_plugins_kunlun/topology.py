@@ -8,8 +8,9 @@ node; card i and i+4 are linked across (``InterGroupConnection``). HAMi's writte
 3. minimise fragmentation: choose the group whose MTF ("minimised tasks to fill": the fewest
    allowed-size requests that fill the group's free cards) grows least.
 
-Ties (equal MTF change) go to the group with fewer free cards, then the lower group; inside a group
-the lowest free indexes are taken. These tie-breaks are ours (the reference does not fix them).
+Ties (equal MTF change) go to the lowest card indexes (the policy order of idle cards), as the core
+engine's ``prefer="least-fragmentation"`` does; the reference does not fix a tie-break. The engine applies
+these rules from the family's ``DeviceSetRules``; this module states them for tests and the docs.
 """
 
 from __future__ import annotations
@@ -54,14 +55,14 @@ def choose_whole(free: Iterable[int], count: int) -> list[int] | None:
         return None
     if count == CARDS_PER_NODE:
         return sorted(free) if len(free) == CARDS_PER_NODE and free == set(range(CARDS_PER_NODE)) else None
-    best: tuple[int, int, int] | None = None
+    best: tuple[int, int] | None = None
     chosen: list[int] | None = None
     for gi, group in enumerate(GROUPS):
         avail = sorted(free.intersection(group))
         if len(avail) < count:
             continue
         delta = mtf(len(avail) - count) - mtf(len(avail))
-        key = (delta, len(avail), gi)
+        key = (delta, gi)
         if best is None or key < best:
             best, chosen = key, avail[:count]
     return chosen

@@ -2,11 +2,13 @@
 
 This is the *oracle* of the differential table: it shares no code with the plugin or the engine.
 Whole cards: only 1, 2, 4, 8; 1/2/4 inside one group of four (0-3 / 4-7); among valid sets, the least
-MTF growth (MTF by exhaustive search), ties to the fuller group, the lower group, the lowest indexes.
+MTF growth (MTF by exhaustive search), ties to the lowest indexes (the policy order of idle cards).
 vXPU: align memory up to 24576 / 49152 / 98304 (unset or > 49152: 98304); a card takes only slices of
-its current size, at most 98304 / size of them; a card held whole takes nothing; cards are tried
-least-used first (slices/4 + 2 × memory fraction, ties by index); a card is skipped when taking it
-would push the node past 32 driver handles (8 cards + 4 per 1/4-split card + 2 per 1/2-split card).
+its current size, at most 98304 / size of them; a card held whole takes nothing; cards are taken
+least-used first (slices/4 + 2 × memory fraction, ties by index). The node has 32 driver handles
+(8 cards + 4 per 1/4-split card + 2 per 1/2-split card); when the least-used set would overdraw them,
+cards already cut to the size (costing nothing) are taken first, then the rest least-used first; still
+over → refused. (The reference fixes neither tie-break; these are the project's, stated here.)
 """
 
 from __future__ import annotations
@@ -50,11 +52,9 @@ def whole(free: set[int], count: int) -> list[int] | None:
         chosen = frozenset(combo)
         if not _task_ok(chosen):
             continue
-        group = GROUP_A if chosen <= GROUP_A else GROUP_B if chosen <= GROUP_B else None
-        free_in_group = len(free & group) if group is not None else 8
         delta = mtf_bruteforce(frozenset(free) - chosen) - before
-        options.append((delta, free_in_group, 0 if group is GROUP_A else 1, combo))
-    return list(min(options)[3]) if options else None
+        options.append((delta, combo))
+    return list(min(options)[1]) if options else None
 
 
 def align(memory: int | None) -> int:
@@ -72,22 +72,23 @@ def vxpu(cards: dict[int, tuple[str, int, int]], count: int, memory: int | None,
     def extra(s: int) -> int:
         return 0 if s >= CARD else CARD // s
 
-    handles = len(cards) + sum(extra(s) for kind, s, _ in cards.values() if kind == "split")
+    def handles(extra_cards: list[int]) -> int:
+        split = {i: s for i, (kind, s, _) in cards.items() if kind == "split"}
+        split.update({i: size for i in extra_cards})
+        return len(cards) + sum(extra(s) for s in split.values())
 
     def used(i: int) -> float:
         kind, s, n = cards[i]
         return 0.0 if kind != "split" else n / 4 + 2 * n * s / CARD
 
-    chosen = []
-    for i in sorted(cards, key=lambda i: (used(i), i)):
-        kind, s, n = cards[i]
-        if kind == "whole" or (kind == "split" and (s != size or n >= per_card)):
-            continue
-        cost = extra(size) if kind == "free" else 0
-        if handle_limit is not None and handles + cost > handle_limit:
-            continue
-        handles += cost
-        chosen.append(i)
-        if len(chosen) == count:
-            return sorted(chosen), size
-    return None
+    fits = [i for i in sorted(cards, key=lambda i: (used(i), i))
+            if cards[i][0] == "free" or (cards[i][0] == "split" and cards[i][1] == size and cards[i][2] < per_card)]
+    if len(fits) < count:
+        return None
+    chosen = fits[:count]
+    if handle_limit is not None and handles(chosen) > handle_limit:
+        hosting = [i for i in fits if cards[i][0] == "split"]
+        chosen = hosting[:count] + [i for i in fits if cards[i][0] == "free"][: max(0, count - len(hosting))]
+        if handles(chosen) > handle_limit:
+            return None
+    return sorted(chosen), size

@@ -25,7 +25,7 @@ from hami_plugins_kunlun import plugin
 TABLE = Path(__file__).parent / "data" / "kunlun-differential.jsonl"
 ROWS = 600
 SEED = 20261204
-MEMORIES = [None, 1, 8192, 24575, 24576, 24577, 40000, 49152, 49153, 70000, 98304]
+MEMORIES = [None, 1, 8192, 24575, 24576, 24577, 40000, 49152, 49153, 70000, 98304, 200000]
 
 
 def _state(rng: random.Random) -> dict[int, list]:
@@ -76,11 +76,32 @@ def test_table_is_the_reference_rules():
     assert sum(r["expect"] is None for r in rows) >= 100
     assert sum(r["expect"] is not None for r in rows) >= 100
     assert {r["expect"]["size"] for r in rows if r["expect"]} == {24576, 49152, 98304}
+    # ... and the hard rules decide real rows: the 32-handle budget, and least fragmentation over lowest indexes.
+    by_budget = [r for r in rows if r["family"] == "vxpu" and hami.vxpu(
+        {int(i): tuple(v) for i, v in r["state"].items()}, r["count"], r["memory"], None) != (
+        None if r["expect"] is None else (r["expect"]["cards"], r["expect"]["size"]))]
+    by_fragmentation = [r for r in rows if r["family"] == "whole" and r["expect"] and r["count"] < 8 and
+                        r["expect"]["cards"] != _lowest_in_a_group(r)]
+    assert len(by_budget) >= 10 and len(by_fragmentation) >= 10
+
+
+def _lowest_in_a_group(row: dict) -> list[int] | None:
+    free = sorted(int(i) for i, v in row["state"].items() if v[0] == "free")
+    for group in (range(4), range(4, 8)):
+        avail = [i for i in free if i in group]
+        if len(avail) >= row["count"]:
+            return avail[: row["count"]]
+    return None
+
+
+@cache
+def _hal():
+    return isolated_hal(plugin)
 
 
 @cache
 def _devices():
-    inv = sim_inventory(isolated_hal(plugin), "kunlun-8xp800")
+    inv = sim_inventory(_hal(), "kunlun-8xp800")
     return inv.devices, inv.topology
 
 
@@ -117,7 +138,8 @@ def _pod(row: dict) -> dict:
 
 def _engine_outcome(row: dict) -> dict | None:
     node = _node(row["state"])
-    fit = node.fit_pod(parse_pod(_pod(row), [vendor_info()]))
+    # The plugin's admission (HAMi MutateAdmission) aligns memory first, as hami allocate and the scheduler do.
+    fit = node.fit_pod(parse_pod(_pod(row), [vendor_info()], admit=_hal().admit_request))
     if not fit.ok:
         return None
     slices = fit.allocation.containers[0].slices
@@ -127,39 +149,7 @@ def _engine_outcome(row: dict) -> dict | None:
     return {"cards": sorted(by_uuid[s.uuid] for s in slices), "size": sizes.pop()}
 
 
-def _needs_node_budget(row: dict) -> bool:
-    """Rows the 32-handle rule decides: the oracle answers differently without it."""
-    if row["family"] != "vxpu":
-        return False
-    cards = {int(i): tuple(v) for i, v in row["state"].items()}
-    return hami.vxpu(cards, row["count"], row["memory"]) != hami.vxpu(cards, row["count"], row["memory"], None)
-
-
-def _needs_fragmentation_preference(row: dict) -> bool:
-    """Whole-card rows where least fragmentation picks another group than "lowest indexes first"."""
-    if row["family"] != "whole" or row["expect"] is None or row["count"] == 8:
-        return False
-    free = sorted(int(i) for i, v in row["state"].items() if v[0] == "free")
-    for group in (range(4), range(4, 8)):
-        avail = [i for i in free if i in group]
-        if len(avail) >= row["count"]:
-            return avail[: row["count"]] != row["expect"]["cards"]
-    return True
-
-
-_BUDGET = pytest.mark.xfail(strict=True, reason="the engine has no node budget yet (requests.md: Kunlun handles)")
-_MTF = pytest.mark.xfail(strict=True, reason="the engine has no least-fragmentation preference yet (requests.md)")
-
-
-def _param(row: dict):
-    if _needs_node_budget(row):
-        return pytest.param(row, marks=_BUDGET)
-    if _needs_fragmentation_preference(row):
-        return pytest.param(row, marks=_MTF)
-    return row
-
-
-@pytest.mark.parametrize("row", [_param(r) for r in _load()], ids=lambda r: f"row{r['id']}-{r['family']}")
+@pytest.mark.parametrize("row", _load(), ids=lambda r: f"row{r['id']}-{r['family']}")
 def test_row(row):
     assert _engine_outcome(row) == row["expect"]
 

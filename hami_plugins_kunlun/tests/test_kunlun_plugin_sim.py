@@ -69,7 +69,10 @@ def test_vxpu_memory_is_aligned_and_sizes_do_not_mix(inv):
 def test_whole_card_needs_an_idle_card(inv):
     node = NodeState("n", inv.devices, inv.topology)
     vendors = [vendor_info()]
-    node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 8, "kunlunxin.com/vxpu-memory": 1}, "a"), vendors))
+    with pytest.raises(AllocationError, match="kunlun-xpu-handles: 32 of 24 would be used"):
+        node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 8, "kunlunxin.com/vxpu-memory": 1}, "q"), vendors))
+    node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 4, "kunlunxin.com/vxpu-memory": 1}, "a"), vendors))
+    node.allocate(parse_pod(_pod({"kunlunxin.com/vxpu": 4, "kunlunxin.com/vxpu-memory": 49152}, "b"), vendors))  # 16 + 8 = 24
     with pytest.raises(AllocationError):
         node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 1}, "w"), vendors))
 
@@ -84,6 +87,7 @@ def test_rules_as_numbers():
     assert [mtf(f) for f in range(5)] == [0, 1, 1, 2, 1]
     assert choose_whole(range(8), 3) is None
     assert choose_whole({0, 1, 2, 4, 5, 6, 7}, 2) == [0, 1]   # the 3-free group: MTF 2 -> 1
+    assert choose_whole({1, 2, 3, 5}, 1) == [1]                # equal MTF change: lowest index
     assert choose_whole({0, 1, 2, 3, 4, 5, 6, 7}, 4) == [0, 1, 2, 3]
     assert choose_whole({0, 1, 4, 5}, 4) is None              # would cross the groups
 
