@@ -48,6 +48,7 @@ TEMPLATES: dict[str, list[tuple[str, dict, dict]]] = {
     "kunlun": [
         ("xpu-whole-1", {"kunlunxin.com/xpu": 1}, {}),
         ("xpu-whole-4", {"kunlunxin.com/xpu": 4}, {}),
+        ("vxpu-aligned-to-card", {"kunlunxin.com/vxpu": 1, "kunlunxin.com/vxpu-memory": 200000}, {}),
         ("vxpu-quarter-2", {"kunlunxin.com/vxpu": 2, "kunlunxin.com/vxpu-memory": 20000}, {}),
         ("vxpu-half-1", {"kunlunxin.com/vxpu": 1, "kunlunxin.com/vxpu-memory": 40000}, {}),
     ],
@@ -62,6 +63,8 @@ TEMPLATES: dict[str, list[tuple[str, dict, dict]]] = {
         ("sgpu-2g-10%-besteffort", {"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 2,
                                     "metax-tech.com/vcore": 10}, {}),
         ("gpu-whole-2", {"metax-tech.com/gpu": 2}, {}),
+        ("sgpu-online", {"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 8, "metax-tech.com/vcore": 30},
+         {"metax-tech.com/sgpu-app-class": "online", "metax-tech.com/sgpu-qos-policy": "burst-share"}),
         ("gpu+sgpu", {"metax-tech.com/gpu": 1, "metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 2,
                       "metax-tech.com/vcore": 10}, {}),
     ],
@@ -129,7 +132,7 @@ def run(steps: int, seed: int, cluster_file: Path = HERE / "cluster.yaml") -> di
     cluster = ClusterState(vendors)
     for node in nodes:
         cluster.upsert_node(node)
-    ext = Extender(cluster, None, pod_annotator=hal.pod_annotations)
+    ext = Extender(cluster, None, pod_annotator=hal.pod_annotations, admit=hal.admit_request)
     names = list(vendor_of)
     present = sorted(set(vendor_of.values()))
     rng = random.Random(seed)

@@ -15,12 +15,13 @@ from hami_hal.models import (
     MetricSample,
     PartitionModel,
     PodAllocation,
+    ResourceRequest,
     Topology,
     VendorInfo,
 )
 from hami_hal.vendor_tool import ToolError
 
-from . import __version__, annotations, discovery, isolation, partitions, topology
+from . import __version__, admission, annotations, discovery, isolation, partitions, topology
 from .mxsmi import parse_memory, parse_topology
 from .port import port_for
 from .vendor import vendor_info
@@ -44,6 +45,11 @@ def hami_hal_sim_profiles() -> list[Path]:
 @hookimpl
 def hami_hal_discover(context: NodeContext) -> list[Device]:
     return discovery.discover(port_for(context), context)
+
+
+@hookimpl
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    return admission.admit(request, annotations)
 
 
 def _slots(device: Device, context: NodeContext) -> int | None:

@@ -158,3 +158,19 @@ def test_lost_gpu_is_listed_unhealthy():
     devs = discover(FakeMxSmi(node), NodeContext("sim", "n", sim=node))
     assert [d.healthy for d in devs] == [True, True, False, True, True, True, True, True]
     assert "cannot read" in devs[2].health_reason
+
+
+def test_hook_hami_hal_admit_request_metax(inv):
+    """Whole GPUs stay inside a MetaXLink zone; online pods take one sGPU."""
+    hal = isolated_hal(plugin)
+    vendors = [vendor_info()]
+    node = NodeState("n", inv.devices, inv.topology)
+    node.allocate(parse_pod(_pod({"metax-tech.com/gpu": 1}, "one"), vendors, admit=hal.admit_request))  # GPU 0
+    got = node.allocate(parse_pod(_pod({"metax-tech.com/gpu": 4}, "four"), vendors, admit=hal.admit_request))
+    zones = {d.uuid: d.attributes["link_zone"] for d in inv.devices}
+    assert {zones[s.uuid] for s in got.containers[0].slices} == {2}       # zone 1 has only 3 GPUs left
+    two = node.allocate(parse_pod(_pod({"metax-tech.com/gpu": 2}, "two"), vendors, admit=hal.admit_request))
+    assert len({zones[s.uuid] for s in two.containers[0].slices}) == 1
+    with pytest.raises(InputError, match="sgpu-app-class.*exactly 1 sGPU, not 2"):
+        parse_pod(_pod({"metax-tech.com/sgpu": 2, "metax-tech.com/vmemory": 1}, "o",
+                       {"metax-tech.com/sgpu-app-class": "online"}), vendors, admit=hal.admit_request)
