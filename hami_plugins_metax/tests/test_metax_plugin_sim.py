@@ -174,3 +174,10 @@ def test_hook_hami_hal_admit_request_metax(inv):
     with pytest.raises(InputError, match="sgpu-app-class.*exactly 1 sGPU, not 2"):
         parse_pod(_pod({"metax-tech.com/sgpu": 2, "metax-tech.com/vmemory": 1}, "o",
                        {"metax-tech.com/sgpu-app-class": "online"}), vendors, admit=hal.admit_request)
+
+
+def test_vmemory_with_a_unit_is_refused_not_misread():
+    """HAMi reads ``vmemory: 4Gi`` as bytes; the core parser does not yet, so it must refuse (one line), never
+    place 4 Gi × 1 GiB."""
+    with pytest.raises(InputError, match=r'limits\["metax-tech.com/vmemory"\]: 4294967296 is too large'):
+        parse_pod(_pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": "4Gi"}), [vendor_info()])
