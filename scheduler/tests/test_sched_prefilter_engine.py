@@ -26,7 +26,7 @@ MODELS = ["NVIDIA-Tesla T4", "NVIDIA-NVIDIA A100-PCIE-40GB"]
 @st.composite
 def devices(draw, node: str) -> list[Device]:
     out = []
-    for i in range(draw(st.integers(1, 4))):
+    for i in range(draw(st.integers(1, 3))):
         mem = draw(st.sampled_from([1024, 15109, 40960, 81920]))
         part = PartitionModel(kind=PartitionKind.SHARES, memory_mib=mem, max_slots=draw(st.integers(1, 6)),
                               compute_percent=draw(st.sampled_from([100, 200])),
@@ -45,7 +45,7 @@ def requests(draw) -> ResourceRequest:
     return ResourceRequest(
         vendor="nvidia", common_word="NVIDIA", count=draw(st.integers(1, 3)), whole_device=whole,
         memory_mib=None if pct is not None else draw(st.sampled_from([None, 0, 100, 1000, 4000, 15000, 50000])),
-        memory_percent=pct, compute_percent=draw(st.sampled_from([0, 10, 30, 50, 99, 100])),
+        memory_percent=pct, compute_percent=draw(st.sampled_from([0, 10, 30, 50, 99, 100, 100, 100])),
         policy=draw(st.sampled_from([DevicePolicy.SPREAD, DevicePolicy.BINPACK, DevicePolicy.MUTEX])),
         type_include=draw(st.sampled_from([[], ["T4"], ["a100"]])), type_exclude=draw(st.sampled_from([[], ["t4"]])),
     )
@@ -60,7 +60,7 @@ def nodes(draw, name: str) -> NodeState:
     devs = draw(devices(name))
     cordoned = [d.uuid for d in devs if draw(st.integers(0, 9)) == 0]
     state = NodeState(name, devs, cordoned=cordoned)
-    for k in range(draw(st.integers(0, 5))):  # usage the engine itself put there
+    for k in range(draw(st.integers(0, 6))):  # usage the engine itself put there
         fit = state.fit_pod(_pod(f"{name}-held-{k}", [draw(requests())]))
         if fit.ok:
             state.commit(fit.allocation)
