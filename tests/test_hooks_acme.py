@@ -14,8 +14,6 @@ from hami_hal.errors import HalError
 from hami_hal.models import (
     ContainerAllocation,
     DeviceSlice,
-    DeviceUsage,
-    FitReason,
     Level,
     LinkKind,
     PartitionKind,

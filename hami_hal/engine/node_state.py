@@ -49,10 +49,13 @@ class PodFit:
         return [FitFailure(reason=r, uuid=u, detail=d) for r, u, d in self.refusals]
 
 
-def _reason_text(refusals: list[Refusal], total: int) -> str:
-    """HAMi text form: sorted ``"<count>/<total> <Reason>"`` joined by ``", "``."""
-    counts = Counter(r.value for r, _, _ in refusals)
-    return ", ".join(f"{n}/{total} {reason}" for reason, n in sorted(counts.items()))
+def pod_reason(container: str, failed: str, counts: Counter[str] | None = None, total: int = 0) -> str:
+    """The one reason text of a pod that does not fit, as the engine and the scheduler's prefilter
+    write it: ``container <name>: <failure> (<n>/<total> <Reason>, ...)``, reasons sorted (HAMi form)."""
+    text = f"container {container}: {failed}"
+    if counts:
+        text += " (" + ", ".join(f"{n}/{total} {reason}" for reason, n in sorted(counts.items())) + ")"
+    return text
 
 
 def _slice(p: Proposal, req: ResourceRequest) -> DeviceSlice:
@@ -139,9 +142,8 @@ class NodeState:
             table = {} if ctr.init else app
             slices, refusals, total, failed = self._fit_container(ctr, table, current, scratch, veto)
             if failed:
-                where = f"container {ctr.name}"
-                return PodFit(False, None, refusals, f"{where}: {failed}" + (
-                    f" ({_reason_text(refusals, total)})" if refusals else ""))
+                counts = Counter(r.value for r, _, _ in refusals)
+                return PodFit(False, None, refusals, pod_reason(ctr.name, failed, counts, total))
             if ctr.init:  # template/whole partitions of init containers stay until the pod ends
                 for s in slices:
                     if self.devices[s.uuid].part.kind is not PartitionKind.SHARES:
