@@ -1,5 +1,6 @@
 """Discovery from ``cnmon info``: the same code for real and simulated MLUs. Attributes: ``pci_bus_id``,
-``driver_version``, ``ecc_errors`` (None = inline ECC off). A card with DDR ECC errors is listed unhealthy."""
+``driver_version``, ``ecc_errors`` (None = inline ECC off). A card with DDR ECC errors is listed unhealthy.
+The NUMA node comes from sysfs (``/sys/bus/pci/devices/<bus id>/numa_node``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def discover(port: Cnmon, context: NodeContext) -> list[Device]:
         bad = bool(card.ecc_errors)
         devices.append(Device(
             vendor=VENDOR, index=card.index, uuid=card.uuid.replace(":", "-"), model=card.model,
-            hami_type=card.model, memory_mib=card.total_mib, healthy=not bad,
+            hami_type=card.model, memory_mib=card.total_mib, healthy=not bad, numa_node=port.numa_node(card.bus_id),
             health_reason=f"{card.ecc_errors} DDR ECC errors" if bad else None,
             attributes={"pci_bus_id": card.bus_id, "driver_version": card.driver_version,
                         "ecc_errors": card.ecc_errors},

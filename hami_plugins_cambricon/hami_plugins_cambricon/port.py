@@ -3,6 +3,8 @@ return the tool's text for :func:`.cnmon.parse_info`."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Protocol
 
 from hami_hal.context import NodeContext
@@ -11,12 +13,27 @@ from hami_hal.simulation import SimulatedNode
 from hami_hal.vendor_tool import ToolError, find_tool, run_tool
 
 TOOL_DIRS = ("/usr/local/neuware/bin", "/usr/bin")
+_BDF = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+def sysfs_numa(bus_id: str, root: Path = Path("/sys")) -> int | None:
+    """The PCI device's NUMA node from sysfs (``cnmon info`` does not print one); None when unknown."""
+    bdf = bus_id.lower()
+    if not _BDF.match(bdf):
+        return None
+    try:
+        text = (root / "bus" / "pci" / "devices" / bdf / "numa_node").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and len(text) < 5 else None
 
 
 class Cnmon(Protocol):
     source: str
 
     def info(self) -> str: ...
+
+    def numa_node(self, bus_id: str) -> int | None: ...
 
 
 class RealCnmon:
@@ -31,6 +48,9 @@ class RealCnmon:
             self._path = find_tool("cnmon", TOOL_DIRS)
         return run_tool([self._path, "info"], timeout_s=self.timeout_s)
 
+    def numa_node(self, bus_id: str) -> int | None:
+        return sysfs_numa(bus_id)
+
 
 class FakeCnmon:
     """``cnmon info`` as it would answer on a simulated node (format of :mod:`.cnmon`)."""
@@ -39,6 +59,13 @@ class FakeCnmon:
 
     def __init__(self, node: SimulatedNode) -> None:
         self.node = node
+
+    def numa_node(self, bus_id: str) -> int | None:
+        """What sysfs would say for the simulated card at ``bus_id``."""
+        for d in self.node.devices:
+            if d.pci_bus_id.lower().replace("00000000:", "0000:") == bus_id.lower():
+                return d.numa_node
+        return None
 
     def info(self) -> str:
         out = []

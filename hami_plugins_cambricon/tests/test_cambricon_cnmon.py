@@ -85,3 +85,16 @@ def test_real_tool_hangs(tmp_path, monkeypatch):
     _tool(tmp_path, monkeypatch, "sleep 5")
     with pytest.raises(ToolError, match=r"no answer within 0.3 s"):
         RealCnmon(timeout_s=0.3).info()
+
+
+def test_sysfs_numa(tmp_path):
+    from hami_plugins_cambricon.port import sysfs_numa
+
+    dev = tmp_path / "bus" / "pci" / "devices" / "0000:3b:00.0"
+    dev.mkdir(parents=True)
+    (dev / "numa_node").write_text("1\n")
+    assert sysfs_numa("0000:3B:00.0", tmp_path) == 1
+    (dev / "numa_node").write_text("-1\n")
+    assert sysfs_numa("0000:3b:00.0", tmp_path) is None
+    assert sysfs_numa("../../etc/passwd", tmp_path) is None       # never a path outside sysfs
+    assert sysfs_numa("0000:3c:00.0", tmp_path) is None

@@ -33,6 +33,7 @@ def test_discovery(inv):
     assert [d.model for d in inv.devices] == ["MLU370-X8"] * 4
     assert all(d.memory_mib == 49152 and d.provenance.source == "simulated" for d in inv.devices)
     assert inv.devices[0].partition.memory_granularity_mib == 256
+    assert [d.numa_node for d in inv.devices] == [0, 0, 1, 1]
 
 
 def test_vmemory_is_256_mib_units_not_percent(inv):
