@@ -1,0 +1,40 @@
+"""`hami allocate` on a simulated P800 node, with the pods of HAMi's Kunlunxin vXPU guide."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hami_hal.cli.main import main
+
+
+def _allocate(tmp_path, monkeypatch, capsys, limits: dict) -> tuple[int, dict | str]:
+    monkeypatch.setenv("HAMI_HAL_PLUGINS", "kunlun")
+    pod = tmp_path / "pod.json"
+    pod.write_text(json.dumps({"kind": "Pod", "metadata": {"name": "xpu"}, "spec": {"containers": [
+        {"name": "c", "image": "x", "resources": {"limits": limits}}]}}))
+    rc = main(["allocate", str(pod), "--json", "--backend", "sim", "--sim-node", "kunlun-8xp800"])
+    out = capsys.readouterr()
+    try:
+        return rc, json.loads(out.out)
+    except json.JSONDecodeError:
+        return rc, out.out + out.err
+
+
+@pytest.mark.parametrize("count, memory, fits", [(8, 24576, False), (6, 24576, True), (8, 49152, True)])
+def test_guide_examples(tmp_path, monkeypatch, capsys, count, memory, fits):
+    """HAMi's guide: vxpu 8 × 24576 is invalid (driver handles); 6 × 24576 and 8 × 49152 are valid."""
+    rc, out = _allocate(tmp_path, monkeypatch, capsys,
+                        {"kunlunxin.com/vxpu": count, "kunlunxin.com/vxpu-memory": memory})
+    assert out["fits"] is fits
+    if fits:
+        assert rc == 0 and out["annotations"]["hami.io/xpu-devices-allocated"].count(f",XPU,{memory},") == count
+    else:
+        assert rc != 0 and "kunlun-xpu-handles" in out["reason"]
+
+
+def test_whole_cards_write_device_idx(tmp_path, monkeypatch, capsys):
+    rc, out = _allocate(tmp_path, monkeypatch, capsys, {"kunlunxin.com/xpu": 4})
+    assert rc == 0 and out["annotations"]["BAIDU_COM_DEVICE_IDX"] == "0,1,2,3"
+    assert "hami.io/xpu-devices-allocated" not in out["annotations"]
