@@ -1,4 +1,4 @@
-"""Run a vendor command-line tool (``xpu-smi``, ``cnmon``, ``mx-smi``...) safely, for plugins that read one.
+"""Run a vendor command-line tool safely, for plugins that read one (a management CLI printing text).
 
 One place for what every such port needs: the tool looked up lazily (a missing tool is
 :class:`BackendUnavailable`, so the plugin is skipped with one line), a hard time-out (a hanging tool
