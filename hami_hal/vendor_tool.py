@@ -8,6 +8,7 @@ first line of its stderr. Parsing stays in the plugin; this module knows no vend
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -54,3 +55,21 @@ def run_tool(argv: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> st
     if len(done.stdout) > MAX_OUTPUT_CHARS:
         raise ToolError(f"{shown}: output of {len(done.stdout)} characters exceeds {MAX_OUTPUT_CHARS}")
     return done.stdout
+
+
+_BDF = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+def pci_numa_node(bus_id: str, root: Path = Path("/sys")) -> int | None:
+    """A PCI device's NUMA node from sysfs (many vendor tools print none); None when unknown.
+
+    ``bus_id`` (``0000:3b:00.0``) is checked before it becomes part of a path.
+    """
+    bdf = bus_id.strip().lower()
+    if not _BDF.match(bdf):
+        return None
+    try:
+        text = (root / "bus" / "pci" / "devices" / bdf / "numa_node").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and len(text) < 5 else None

@@ -3,31 +3,14 @@ return the tool's text for :func:`.cnmon.parse_info`."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Protocol
 
 from hami_hal.context import NodeContext
 from hami_hal.errors import HalError
 from hami_hal.simulation import SimulatedNode
-from hami_hal.vendor_tool import ToolError, find_tool, run_tool
+from hami_hal.vendor_tool import ToolError, find_tool, pci_numa_node, run_tool
 
 TOOL_DIRS = ("/usr/local/neuware/bin", "/usr/bin")
-_BDF = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-
-
-def sysfs_numa(bus_id: str, root: Path = Path("/sys")) -> int | None:
-    """The PCI device's NUMA node from sysfs (``cnmon info`` does not print one); None when unknown."""
-    bdf = bus_id.lower()
-    if not _BDF.match(bdf):
-        return None
-    try:
-        text = (root / "bus" / "pci" / "devices" / bdf / "numa_node").read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() and len(text) < 5 else None
-
-
 class Cnmon(Protocol):
     source: str
 
@@ -49,7 +32,7 @@ class RealCnmon:
         return run_tool([self._path, "info"], timeout_s=self.timeout_s)
 
     def numa_node(self, bus_id: str) -> int | None:
-        return sysfs_numa(bus_id)
+        return pci_numa_node(bus_id)
 
 
 class FakeCnmon:

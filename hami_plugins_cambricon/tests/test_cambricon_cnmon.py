@@ -88,7 +88,7 @@ def test_real_tool_hangs(tmp_path, monkeypatch):
 
 
 def test_sysfs_numa(tmp_path):
-    from hami_plugins_cambricon.port import sysfs_numa
+    from hami_hal.vendor_tool import pci_numa_node as sysfs_numa
 
     dev = tmp_path / "bus" / "pci" / "devices" / "0000:3b:00.0"
     dev.mkdir(parents=True)

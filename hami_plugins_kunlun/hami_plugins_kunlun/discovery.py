@@ -1,6 +1,7 @@
 """Discovery: ``xpu-smi -m`` lists the cards, ``xpu-smi -i <n> -q`` names each; the same code for real and
 simulated cards. Attributes: ``pci_bus_id``, ``serial``, ``driver_version``, ``runtime_version``,
-``xpu_group`` (0 for cards 0-3, 1 for 4-7)."""
+``xpu_group`` (0 for cards 0-3, 1 for 4-7). The NUMA node comes from sysfs; where sysfs has none, HAMi's
+rule (cards 4-7 on NUMA 1) stands in."""
 
 from __future__ import annotations
 
@@ -39,9 +40,10 @@ def discover(port: XpuSmi, context: NodeContext) -> list[Device]:
             ))
             continue
         group = _group(row.index)
+        numa = port.numa_node(rec.bus_id)
         devices.append(Device(
             vendor=VENDOR, index=row.index, uuid=device_id(rec.serial), model=rec.model,
-            hami_type=rec.model, memory_mib=rec.total_mib, numa_node=group,
+            hami_type=rec.model, memory_mib=rec.total_mib, numa_node=group if numa is None else numa,
             attributes={"pci_bus_id": rec.bus_id, "serial": rec.serial, "driver_version": rec.driver_version,
                         "runtime_version": rec.runtime_version, "xpu_group": group},
             provenance=Provenance(source="real" if port.source == "real" else "simulated",

@@ -11,7 +11,7 @@ from typing import Protocol
 from hami_hal.context import NodeContext
 from hami_hal.errors import HalError
 from hami_hal.simulation import SimulatedNode
-from hami_hal.vendor_tool import ToolError, find_tool, run_tool
+from hami_hal.vendor_tool import ToolError, find_tool, pci_numa_node, run_tool
 
 #: Where the Kunlun runtime installs the tool (docs/vendors.md, Kunlunxin); PATH is searched first.
 TOOL_DIRS = ("/opt/xre/bin", "/usr/local/xpu/bin")
@@ -25,6 +25,8 @@ class XpuSmi(Protocol):
     def machine(self) -> str: ...
 
     def query(self, index: int) -> str: ...
+
+    def numa_node(self, bus_id: str) -> int | None: ...
 
 
 class RealXpuSmi:
@@ -51,6 +53,14 @@ class RealXpuSmi:
     def query(self, index: int) -> str:
         return run_tool([self._tool(), "-i", str(index), "-q"], timeout_s=self.timeout_s)
 
+    def numa_node(self, bus_id: str) -> int | None:
+        return pci_numa_node(bus_id)
+
+
+def _bdf(sim_bus_id: str) -> str:
+    """The simulated bus id as the tool prints it (4-digit PCI domain, lower case)."""
+    return sim_bus_id.lower().replace("00000000:", "0000:")
+
 
 class FakeXpuSmi:
     """``xpu-smi`` as it would answer on a simulated node (formats of :mod:`.xpusmi`)."""
@@ -68,6 +78,10 @@ class FakeXpuSmi:
                     raise ToolError(f"xpu-smi -i {index} -q: exit status 1: device {index} not responding")
                 return d
         raise ToolError(f"xpu-smi -i {index} -q: exit status 1: invalid device index {index}")
+
+    def numa_node(self, bus_id: str) -> int | None:
+        """What sysfs would say for the simulated card at ``bus_id``."""
+        return next((d.numa_node for d in self.devices if _bdf(d.pci_bus_id) == bus_id.lower()), None)
 
     def machine(self) -> str:
         lines = []
@@ -87,7 +101,7 @@ class FakeXpuSmi:
         return "\n".join([
             f"Product Name                   : {d.spec.model}",
             f"Serial Number                  : {d.uuid}",
-            f"Bus Id                         : {d.pci_bus_id}",
+            f"Bus Id                         : {_bdf(d.pci_bus_id)}",
             f"Driver Version                 : {self.node.driver_version}",
             f"XPU-RT Version                 : {self.node.runtime_version or 'N/A'}",
             "    Memory Usage",
