@@ -5,7 +5,9 @@ The NUMA node comes from sysfs (``/sys/bus/pci/devices/<bus id>/numa_node``)."""
 from __future__ import annotations
 
 from hami_hal.context import NodeContext
+from hami_hal.errors import BackendUnavailable
 from hami_hal.models import Device, Provenance
+from hami_hal.vendor_tool import ToolError
 
 from .cnmon import parse_info
 from .port import Cnmon
@@ -14,7 +16,11 @@ from .vendor import VENDOR
 
 def discover(port: Cnmon, context: NodeContext) -> list[Device]:
     devices = []
-    for card in parse_info(port.info()):
+    try:
+        cards = parse_info(port.info())
+    except ToolError as err:  # the tool is there but cannot list the cards: skip this plugin, say why
+        raise BackendUnavailable(str(err)) from None
+    for card in cards:
         bad = bool(card.ecc_errors)
         devices.append(Device(
             vendor=VENDOR, index=card.index, uuid=card.uuid.replace(":", "-"), model=card.model,

@@ -98,3 +98,13 @@ def test_sysfs_numa(tmp_path):
     assert sysfs_numa("0000:3b:00.0", tmp_path) is None
     assert sysfs_numa("../../etc/passwd", tmp_path) is None       # never a path outside sysfs
     assert sysfs_numa("0000:3c:00.0", tmp_path) is None
+
+
+def test_broken_tool_skips_the_plugin_with_one_line(tmp_path, monkeypatch):
+    from hami_plugins_cambricon.discovery import discover
+
+    from hami_hal.context import NodeContext
+
+    _tool(tmp_path, monkeypatch, 'echo "Card 0"; echo "Product Name : MLU370-X8"')   # truncated output
+    with pytest.raises(BackendUnavailable, match="'Physical Memory Usage/Total' missing"):
+        discover(RealCnmon(), NodeContext("real", "n"))

@@ -6,6 +6,7 @@ rule (cards 4-7 on NUMA 1) stands in."""
 from __future__ import annotations
 
 from hami_hal.context import NodeContext
+from hami_hal.errors import BackendUnavailable
 from hami_hal.models import Device, Provenance
 from hami_hal.vendor_tool import ToolError
 
@@ -26,7 +27,10 @@ def _group(index: int) -> int | None:
 
 
 def discover(port: XpuSmi, context: NodeContext) -> list[Device]:
-    rows = parse_machine(port.machine())
+    try:
+        rows = parse_machine(port.machine())
+    except ToolError as err:  # the tool is there but cannot list the cards: skip this plugin, say why
+        raise BackendUnavailable(str(err)) from None
     devices = []
     for row in rows:
         try:

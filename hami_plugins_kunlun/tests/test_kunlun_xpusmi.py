@@ -123,3 +123,14 @@ def test_real_tool_output_parsed(tmp_path, monkeypatch):
     m.write_text(read_fixture("xpu-smi-m.txt"))
     _tool(tmp_path, monkeypatch, f'cat "{m}"')
     assert len(parse_machine(RealXpuSmi().machine())) == 8
+
+
+def test_broken_tool_skips_the_plugin_with_one_line(tmp_path, monkeypatch):
+    """A tool that is there but fails or hangs makes discovery 'unavailable' (plugin skipped), not a crash."""
+    from hami_plugins_kunlun.discovery import discover
+
+    from hami_hal.context import NodeContext
+
+    _tool(tmp_path, monkeypatch, "sleep 5")
+    with pytest.raises(BackendUnavailable, match="no answer within 0.3 s"):
+        discover(RealXpuSmi(timeout_s=0.3), NodeContext("real", "n"))

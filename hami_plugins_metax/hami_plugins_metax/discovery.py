@@ -7,6 +7,7 @@ Attributes: ``pci_bus_id``, ``driver_version``, ``maca_version``, ``link_zone`` 
 from __future__ import annotations
 
 from hami_hal.context import NodeContext
+from hami_hal.errors import BackendUnavailable
 from hami_hal.models import Device, Provenance
 from hami_hal.vendor_tool import ToolError
 
@@ -22,8 +23,11 @@ def device_id(bus_id: str) -> str:
 
 
 def discover(port: MxSmi, context: NodeContext) -> list[Device]:
-    summary = parse_summary(port.summary())
-    memory = parse_memory(port.memory())
+    try:
+        summary = parse_summary(port.summary())
+        memory = parse_memory(port.memory())
+    except ToolError as err:  # the tool is there but cannot list the GPUs: skip this plugin, say why
+        raise BackendUnavailable(str(err)) from None
     indexes = [g.index for g in summary.gpus]
     try:
         uuids, uuid_error = parse_list(port.uuids()), None

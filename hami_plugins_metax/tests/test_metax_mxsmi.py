@@ -124,3 +124,13 @@ def test_list_uuids_and_bad_lines():
         parse_list("GPU 0: MetaX C500\n")
     with pytest.raises(ToolError, match="repeated"):
         parse_list("GPU 0: A (UUID: x)\nGPU 0: A (UUID: y)\n")
+
+
+def test_broken_tool_skips_the_plugin_with_one_line(tmp_path, monkeypatch):
+    from hami_plugins_metax.discovery import discover
+
+    from hami_hal.context import NodeContext
+
+    _tool(tmp_path, monkeypatch, 'echo "open /dev/mxcd failed" >&2; exit 2')
+    with pytest.raises(BackendUnavailable, match="exit status 2: open /dev/mxcd failed"):
+        discover(RealMxSmi(), NodeContext("real", "n"))
