@@ -57,6 +57,14 @@ def whole(free: set[int], count: int) -> list[int] | None:
     return list(min(options)[1]) if options else None
 
 
+def refusal(family: str, cards: dict[int, tuple[str, int, int]], count: int, memory: int | None) -> str:
+    """Why a request the rules refuse is refused: ``count`` (not 1/2/4/8 whole cards), ``handles`` (the
+    32-handle budget; it would fit without it) or ``capacity`` (too few suitable cards)."""
+    if family == "whole":
+        return "count" if count not in (1, 2, 4, 8) else "capacity"
+    return "handles" if vxpu(cards, count, memory, None) is not None else "capacity"
+
+
 def align(memory: int | None) -> int:
     if memory is None or memory <= 0 or memory > 49152:
         return CARD

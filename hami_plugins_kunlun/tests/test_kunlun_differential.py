@@ -58,6 +58,8 @@ def generate(n: int = ROWS, seed: int = SEED) -> list[dict]:
         else:
             got = hami.vxpu(cards, count, memory)
             expect = None if got is None else {"cards": got[0], "size": got[1]}
+        if expect is None:
+            expect = {"refused": hami.refusal(family, cards, count, memory)}
         rows.append({"id": k, "state": {str(i): v for i, v in state.items()}, "family": family,
                      "count": count, "memory": memory, "expect": expect})
     return rows
@@ -73,15 +75,16 @@ def test_table_is_the_reference_rules():
     rows = _load()
     assert len(rows) >= 500
     # The table exercises every outcome class, not only easy accepts.
-    assert sum(r["expect"] is None for r in rows) >= 100
-    assert sum(r["expect"] is not None for r in rows) >= 100
-    assert {r["expect"]["size"] for r in rows if r["expect"]} == {24576, 49152, 98304}
+    refused = [r for r in rows if "refused" in r["expect"]]
+    assert len(refused) >= 100 and len(rows) - len(refused) >= 100
+    assert {r["expect"]["refused"] for r in refused} == {"count", "handles", "capacity"}
+    assert {r["expect"]["size"] for r in rows if "size" in r["expect"]} == {24576, 49152, 98304}
     # ... and the hard rules decide real rows: the 32-handle budget, and least fragmentation over lowest indexes.
     by_budget = [r for r in rows if r["family"] == "vxpu" and hami.vxpu(
         {int(i): tuple(v) for i, v in r["state"].items()}, r["count"], r["memory"], None) != (
-        None if r["expect"] is None else (r["expect"]["cards"], r["expect"]["size"]))]
-    by_fragmentation = [r for r in rows if r["family"] == "whole" and r["expect"] and r["count"] < 8 and
-                        r["expect"]["cards"] != _lowest_in_a_group(r)]
+        None if "refused" in r["expect"] else (r["expect"]["cards"], r["expect"]["size"]))]
+    by_fragmentation = [r for r in rows if r["family"] == "whole" and "cards" in r["expect"] and r["count"] < 8
+                        and r["expect"]["cards"] != _lowest_in_a_group(r)]
     assert len(by_budget) >= 10 and len(by_fragmentation) >= 10
 
 
@@ -136,12 +139,14 @@ def _pod(row: dict) -> dict:
             "spec": {"containers": [{"name": "c", "resources": {"limits": limits}}]}}
 
 
-def _engine_outcome(row: dict) -> dict | None:
+def _engine_outcome(row: dict) -> dict:
     node = _node(row["state"])
     # The plugin's admission (HAMi MutateAdmission) aligns memory first, as hami allocate and the scheduler do.
     fit = node.fit_pod(parse_pod(_pod(row), [vendor_info()], admit=_hal().admit_request))
     if not fit.ok:
-        return None
+        if "allows 1, 2, 4, 8" in fit.reason:
+            return {"refused": "count"}
+        return {"refused": "handles" if "kunlun-xpu-handles" in fit.reason else "capacity"}
     slices = fit.allocation.containers[0].slices
     by_uuid = {d.uuid: d.index for d in _devices()[0]}
     sizes = {s.memory_mib for s in slices}
