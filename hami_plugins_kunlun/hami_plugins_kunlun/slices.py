@@ -24,6 +24,8 @@ from hami_hal.models import (
     ResourceRequest,
 )
 
+from .topology import CARDS_PER_NODE
+
 #: HAMi ``KunlunMaxMemory``: one P800 card, MiB.
 CARD_MEMORY_MIB = 98304
 #: Slice sizes, smallest first, with their template names.
@@ -31,8 +33,7 @@ SLICE_SIZES: tuple[int, ...] = (24576, 49152, 98304)
 TEMPLATE_NAMES = {24576: "vxpu-1/4", 49152: "vxpu-1/2", 98304: "vxpu-1/1"}
 #: Driver handles per node (physical cards included).
 HANDLE_LIMIT = 32
-#: HAMi synthesises 8 cards per Kunlunxin node; their own handles leave this many for slices.
-CARDS_PER_NODE = 8
+#: HAMi synthesises 8 cards per Kunlunxin node; their own handles leave the rest for slices.
 HANDLE_BUDGET = NodeBudget(name="kunlun-xpu-handles", limit=HANDLE_LIMIT - CARDS_PER_NODE)
 
 

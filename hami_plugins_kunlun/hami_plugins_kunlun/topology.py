@@ -8,14 +8,13 @@ node; card i and i+4 are linked across (``InterGroupConnection``). HAMi's writte
 3. minimise fragmentation: choose the group whose MTF ("minimised tasks to fill": the fewest
    allowed-size requests that fill the group's free cards) grows least.
 
-Ties (equal MTF change) go to the lowest card indexes (the policy order of idle cards), as the core
-engine's ``prefer="least-fragmentation"`` does; the reference does not fix a tie-break. The engine applies
-these rules from the family's ``DeviceSetRules``; this module states them for tests and the docs.
+Ties (equal MTF change) go to the lowest card indexes (the policy order of idle cards); the reference does
+not fix a tie-break. The engine applies all of it from the whole-card family's ``DeviceSetRules``
+(``vendor.py``: allowed counts, these groups, ``prefer="least-fragmentation"``); this module holds the
+groups and the link layout.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from hami_hal.models import Device, Link, LinkKind, Topology
 
@@ -24,48 +23,6 @@ GROUPS: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3), (4, 5, 6, 7))
 ALLOWED_COUNTS: tuple[int, ...] = (1, 2, 4, 8)
 #: HAMi ``InterGroupConnection``: the links between the two groups.
 CROSS_PAIRS: tuple[tuple[int, int], ...] = ((0, 4), (1, 5), (2, 6), (3, 7))
-
-
-def mtf(free_in_group: int) -> int:
-    """Fewest requests of 4, 2 and 1 cards that fill ``free_in_group`` free cards of one group."""
-    return free_in_group // 4 + (free_in_group % 4) // 2 + free_in_group % 2
-
-
-def node_mtf(free: Iterable[int]) -> int:
-    free = set(free)
-    return sum(mtf(len(free.intersection(g))) for g in GROUPS)
-
-
-def mtf_delta_score(delta: int) -> int:
-    """HAMi node score bonus for an MTF change (code ``calcscore``: −1→3000 … +2→0, else 1000)."""
-    return {-1: 3000, 0: 2000, 1: 1000, 2: 0}.get(delta, 1000)
-
-
-def refusal(count: int) -> str | None:
-    """Why a whole-card count is never allowed, or None."""
-    if count not in ALLOWED_COUNTS:
-        return f"Kunlunxin whole cards come in 1, 2, 4 or 8 per request, not {count}"
-    return None
-
-
-def choose_whole(free: Iterable[int], count: int) -> list[int] | None:
-    """Card indexes for a whole-card request of ``count`` given the free card indexes, or None."""
-    free = set(free)
-    if refusal(count) is not None:
-        return None
-    if count == CARDS_PER_NODE:
-        return sorted(free) if len(free) == CARDS_PER_NODE and free == set(range(CARDS_PER_NODE)) else None
-    best: tuple[int, int] | None = None
-    chosen: list[int] | None = None
-    for gi, group in enumerate(GROUPS):
-        avail = sorted(free.intersection(group))
-        if len(avail) < count:
-            continue
-        delta = mtf(len(avail) - count) - mtf(len(avail))
-        key = (delta, gi)
-        if best is None or key < best:
-            best, chosen = key, avail[:count]
-    return chosen
 
 
 def topology(devices: list[Device]) -> Topology:

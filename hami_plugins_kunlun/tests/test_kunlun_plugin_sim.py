@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from hami_plugins_kunlun.slices import handles_used, trim_memory
-from hami_plugins_kunlun.topology import choose_whole, mtf
 from hami_plugins_kunlun.vendor import vendor_info
 
 from hami_hal.context import NodeContext
@@ -84,12 +83,6 @@ def test_rules_as_numbers():
     assert handles_used(8, [24576] * 8) > 32
     assert handles_used(8, [24576] * 6 + [None] * 2) == 32
     assert handles_used(8, [49152] * 8) <= 32
-    assert [mtf(f) for f in range(5)] == [0, 1, 1, 2, 1]
-    assert choose_whole(range(8), 3) is None
-    assert choose_whole({0, 1, 2, 4, 5, 6, 7}, 2) == [0, 1]   # the 3-free group: MTF 2 -> 1
-    assert choose_whole({1, 2, 3, 5}, 1) == [1]                # equal MTF change: lowest index
-    assert choose_whole({0, 1, 2, 3, 4, 5, 6, 7}, 4) == [0, 1, 2, 3]
-    assert choose_whole({0, 1, 4, 5}, 4) is None              # would cross the groups
 
 
 def test_hook_hami_hal_container_edits(inv):

@@ -4,7 +4,7 @@ the engine, MetaXLink zones, QoS annotation rules, container edits, health."""
 from __future__ import annotations
 
 import pytest
-from hami_plugins_metax.qos import app_class, device_refuses, pod_policy, topology_aware
+from hami_plugins_metax.qos import app_class, topology_aware
 from hami_plugins_metax.vendor import vendor_info
 
 from hami_hal.context import NodeContext
@@ -69,15 +69,7 @@ def test_vcore_100_is_exclusive(inv):
                                       "metax-tech.com/vcore": 1}, "y"), [vendor_info()]))
 
 
-def test_qos_rules():
-    assert pod_policy({}) == "best-effort"
-    assert pod_policy({"metax-tech.com/sgpu-qos-policy": "burst-share"}) == "burst-share"
-    with pytest.raises(InputError, match='sgpu-qos-policy"\\]: \'gold\' must be one of'):
-        pod_policy({"metax-tech.com/sgpu-qos-policy": "gold"})
-    assert device_refuses(None, 0, "fixed-share") is None
-    assert device_refuses("best-effort", 0, "fixed-share") is None        # idle card switches
-    assert device_refuses("best-effort", 2, "best-effort") is None
-    assert "idle card" in device_refuses("best-effort", 2, "fixed-share")
+def test_app_class_and_topology_aware_readers():
     assert app_class({"metax-tech.com/sgpu-app-class": "online"}) == "online"
     with pytest.raises(InputError):
         app_class({"metax-tech.com/sgpu-app-class": "batch"})
