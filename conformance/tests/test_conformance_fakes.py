@@ -95,7 +95,7 @@ def test_broken_plugins_on_the_simulated_backend_are_caught_too():
     # the simulated node is ground truth: UUIDs not in it are extra devices
     assert unstable["discovery/inventory-complete"].level is Level.UNSUPPORTED
     liar = levels(MemoryLiarFake, False)["isolation/memory-hard"]
-    assert liar.level is Level.PARTIAL and "misses its target" in liar.notes
+    assert liar.level is Level.PARTIAL and "misses the catalogue target" in liar.notes
 
 
 def test_no_overcommit_records_decision_latency_with_units(good_hw):
