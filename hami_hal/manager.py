@@ -106,6 +106,7 @@ class Hal:
         self.skipped: list[SkippedPlugin] = []
         self._by_vendor: dict[str, str] = {}
         self._callers: dict[tuple[str, str], Callable] = {}
+        self._extra_profiles: list[Path] = []
         self._contexts: dict[str, NodeContext] = {}
         if os.environ.get("HAMI_HAL_TRACE_PLUGINS"):
             self.pm.trace.root.setwriter(sys.stderr.write)
@@ -213,12 +214,18 @@ class Hal:
         return self.plugins.get(name) if name else None
 
     def catalog(self) -> ProfileCatalog:
-        """Simulated-hardware profiles of every loaded plugin plus ``HAMI_HAL_PROFILE_PATH``."""
+        """Simulated-hardware profiles of every loaded plugin, ``add_profiles`` paths, and
+        ``HAMI_HAL_PROFILE_PATH``."""
         paths: list[Path] = []
         for plugin in self.plugins.values():
             found = self._single(plugin.module, "hami_hal_sim_profiles") or []
             paths.extend(Path(p) for p in found)
-        return ProfileCatalog.from_paths(paths)
+        return ProfileCatalog.from_paths(paths + self._extra_profiles)
+
+    def add_profiles(self, paths: Iterable[Path]) -> None:
+        """More profile files or folders for this manager only (the conformance suite's injected faults),
+        instead of rewriting ``HAMI_HAL_PROFILE_PATH`` for the whole process."""
+        self._extra_profiles.extend(Path(p) for p in paths)
 
     # -- discovery ---------------------------------------------------------------------------
 

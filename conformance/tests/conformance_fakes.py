@@ -195,14 +195,16 @@ class FakeAccel:
 
 
 class OverCommitFake(FakeAccel):
-    """Its partition model promises twice the device memory and 200 % compute."""
+    """Its partition model promises twice the device memory and 200 % compute; it declares that
+    oversubscription only when the operator configured it (``device_memory_scaling``)."""
 
     VENDOR = "fakeover"
 
     @hookimpl
-    def hami_hal_partition_model(self, device: Device) -> PartitionModel:
+    def hami_hal_partition_model(self, device: Device, context: NodeContext) -> PartitionModel:
+        declared = float(context.config.get("device_memory_scaling", 1))
         return PartitionModel(kind=PartitionKind.SHARES, memory_mib=device.memory_mib * 2, compute_percent=200,
-                              max_slots=4)
+                              max_slots=4, memory_scaling=declared, compute_scaling=declared)
 
 
 class MemoryLiarFake(FakeAccel):
