@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
-from ..models.topology import LinkKind
 from .profile_models import DeviceSpec
 
 _NAMESPACE = uuidlib.UUID("5f0d3c1e-6a0b-4a35-9c1e-4a616d692d68")
@@ -32,7 +31,8 @@ class SimLink:
 
     a: int
     b: int
-    kind: LinkKind
+    #: The plugin's own name for the link (its fake SDK interprets it).
+    kind: str
     count: int = 1
 
 

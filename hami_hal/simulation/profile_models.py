@@ -12,7 +12,6 @@ from pydantic import Field, field_validator, model_validator
 
 from .. import API_VERSION
 from ..models.base import HalModel
-from ..models.topology import LinkKind
 
 
 class ProfileMeta(HalModel):
@@ -58,7 +57,8 @@ class LinkSpec(HalModel):
     """Links between device indexes of the node. ``between: all`` sets every pair not listed later."""
 
     between: Literal["all"] | list[int]
-    kind: LinkKind
+    #: The plugin's name for the link (e.g. a fabric or a PCIe level); its fake SDK interprets it.
+    kind: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     count: int = Field(default=1, ge=0)
 
     @field_validator("between")
