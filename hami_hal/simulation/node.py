@@ -20,7 +20,7 @@ class SimDevice:
     profile: str
     spec: DeviceSpec
     numa_node: int | None = None
-    #: Injected fault (``xid-79``, ``ecc-dbe``, ``lost``...), None when healthy.
+    #: Injected fault (a plugin-named fault such as ``ecc-dbe`` or ``lost``), None when healthy.
     fault: str | None = None
     pci_bus_id: str = ""
 

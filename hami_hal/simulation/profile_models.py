@@ -31,7 +31,7 @@ class DeviceSpec(HalModel):
 
 
 class DeviceProfile(HalModel):
-    """``kind: DeviceProfile``: one SKU as data (the go-nvml ``gpus/a100.go`` idea)."""
+    """``kind: DeviceProfile``: one SKU as data, composed into nodes like a mock library's device tables."""
 
     api_version: Literal["hami-hal.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["DeviceProfile"] = "DeviceProfile"
@@ -70,7 +70,7 @@ class LinkSpec(HalModel):
 
 
 class FaultSpec(HalModel):
-    """A fault injected into the simulated device ``index`` (e.g. ``xid-79``, ``ecc-dbe``, ``lost``)."""
+    """A fault injected into the simulated device ``index`` (e.g. ``ecc-dbe``, ``lost``)."""
 
     index: int = Field(ge=0)
     fault: str
