@@ -16,13 +16,21 @@ groups and the link layout.
 
 from __future__ import annotations
 
-from hami_hal.models import Device, Link, LinkKind, Topology
+from hami_hal.models import Device, Link, LinkTier, Topology
 
 CARDS_PER_NODE = 8
 GROUPS: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3), (4, 5, 6, 7))
 ALLOWED_COUNTS: tuple[int, ...] = (1, 2, 4, 8)
 #: HAMi ``InterGroupConnection``: the links between the two groups.
 CROSS_PAIRS: tuple[tuple[int, int], ...] = ((0, 4), (1, 5), (2, 6), (3, 7))
+#: Pair scores for the topology-aware policy: an XPU link like a fabric link, the rest across sockets
+#: (HAMi's link-class scores: fabric 100 per link, cross-CPU 10).
+XPU_LINK_SCORE = 100
+CROSS_SOCKET_SCORE = 10
+
+
+def _xpu_link(a: Device, b: Device) -> Link:
+    return Link(a=a.uuid, b=b.uuid, kind="xpu-link", tier=LinkTier.FABRIC, count=1, score=XPU_LINK_SCORE)
 
 
 def topology(devices: list[Device]) -> Topology:
@@ -34,10 +42,11 @@ def topology(devices: list[Device]) -> Topology:
         for i, a in enumerate(group):
             for b in group[i + 1:]:
                 if a in by_index and b in by_index:
-                    links.append(Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=LinkKind.NVLINK, count=1))
+                    links.append(_xpu_link(by_index[a], by_index[b]))
     for a in GROUPS[0]:
         for b in GROUPS[1]:
             if a in by_index and b in by_index:
-                kind = LinkKind.NVLINK if (a, b) in CROSS_PAIRS else LinkKind.CROSS_CPU
-                links.append(Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=kind, count=1))
+                links.append(_xpu_link(by_index[a], by_index[b]) if (a, b) in CROSS_PAIRS else Link(
+                    a=by_index[a].uuid, b=by_index[b].uuid, kind="pcie-sys", tier=LinkTier.SOCKETS,
+                    score=CROSS_SOCKET_SCORE))
     return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})

@@ -1,8 +1,8 @@
 """Where ``mx-smi`` answers come from: the real tool (run lazily, with a time-out) or a simulated node.
 
 Both return the tool's text, so the parsers of :mod:`.mxsmi` read real and simulated GPUs alike; the fake
-renders those formats from the node's device profiles; the node profile's fabric links (kind ``nvlink``,
-the class MetaXLink belongs to) become ``MX`` cells of the link matrix.
+renders those formats from the node's device profiles; the node profile's ``metaxlink`` links become ``MX``
+cells of the link matrix.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class FakeMxSmi:
             for b in devs:
                 if a.index == b.index:
                     cells.append("X")
-                elif (lk := self.node.link_between(a, b)) is not None and lk.kind.value == "nvlink":
+                elif (lk := self.node.link_between(a, b)) is not None and lk.kind == "metaxlink":
                     cells.append("MX")
                 else:
                     cells.append("NODE" if a.numa_node == b.numa_node else "SYS")

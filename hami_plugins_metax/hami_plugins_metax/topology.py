@@ -7,11 +7,15 @@ connected components of the ``MX`` cells of ``mx-smi topo -m``; a GPU with no Me
 
 from __future__ import annotations
 
-from hami_hal.models import Device, Link, LinkKind, Topology
+from hami_hal.models import Device, Link, LinkTier, Topology
 
-#: ``mx-smi topo -m`` code → link class.
-LINK_KIND = {"MX": LinkKind.NVLINK, "PIX": LinkKind.SINGLE_SWITCH, "PXB": LinkKind.MULTI_SWITCH,
-             "PHB": LinkKind.HOST_BRIDGE, "NODE": LinkKind.SAME_CPU, "SYS": LinkKind.CROSS_CPU}
+#: ``mx-smi topo -m`` code → (link kind, tier, pair score for the topology-aware policy). MetaXLink is
+#: preferred over any PCIe path (HAMi); the PCIe scores follow HAMi's PCIe-level scores (50 … 10).
+LINKS: dict[str, tuple[str, LinkTier, int]] = {
+    "MX": ("metaxlink", LinkTier.FABRIC, 100), "PIX": ("pcie-switch", LinkTier.BOARD, 50),
+    "PXB": ("pcie-switches", LinkTier.SWITCHES, 40), "PHB": ("pcie-host-bridge", LinkTier.HOST, 30),
+    "NODE": ("pcie-numa-node", LinkTier.HOST, 20), "SYS": ("pcie-sys", LinkTier.SOCKETS, 10),
+}
 DIRECT_LINK_SCORE = 10
 
 
@@ -45,8 +49,8 @@ def link_zones(pairs: dict[tuple[int, int], str], indexes: list[int]) -> dict[in
 
 def topology(devices: list[Device], pairs: dict[tuple[int, int], str]) -> Topology:
     by_index = {d.index: d for d in devices}
-    links = [Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=LINK_KIND[code], count=1)
-             for (a, b), code in sorted(pairs.items()) if a in by_index and b in by_index]
+    links = [Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=LINKS[code][0], tier=LINKS[code][1],
+                  score=LINKS[code][2]) for (a, b), code in sorted(pairs.items()) if a in by_index and b in by_index]
     return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})
 
 
