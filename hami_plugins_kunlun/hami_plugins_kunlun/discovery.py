@@ -1,6 +1,7 @@
 """Discovery: ``xpu-smi -m`` lists the cards, ``xpu-smi -i <n> -q`` names each; the same code for real and
 simulated cards. Attributes: ``pci_bus_id``, ``serial``, ``driver_version``, ``runtime_version``,
-``xpu_group`` (0 for cards 0-3, 1 for 4-7). The NUMA node comes from sysfs; where sysfs has none, HAMi's
+``xpu_group`` (0 for cards 0-3, 1 for 4-7), ``cards_on_node`` (each card holds one of the node's 32
+driver handles). The NUMA node comes from sysfs; where sysfs has none, HAMi's
 rule (cards 4-7 on NUMA 1) stands in."""
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def discover(port: XpuSmi, context: NodeContext) -> list[Device]:
             vendor=VENDOR, index=row.index, uuid=device_id(rec.serial), model=rec.model,
             hami_type=rec.model, memory_mib=rec.total_mib, numa_node=group if numa is None else numa,
             attributes={"pci_bus_id": rec.bus_id, "serial": rec.serial, "driver_version": rec.driver_version,
-                        "runtime_version": rec.runtime_version, "xpu_group": group},
+                        "runtime_version": rec.runtime_version, "xpu_group": group, "cards_on_node": len(rows)},
             provenance=Provenance(source="real" if port.source == "real" else "simulated",
                                   device_model=rec.model, driver_version=rec.driver_version,
                                   runtime_version=rec.runtime_version, host=context.node_name,

@@ -33,8 +33,13 @@ SLICE_SIZES: tuple[int, ...] = (24576, 49152, 98304)
 TEMPLATE_NAMES = {24576: "vxpu-1/4", 49152: "vxpu-1/2", 98304: "vxpu-1/1"}
 #: Driver handles per node (physical cards included).
 HANDLE_LIMIT = 32
-#: HAMi synthesises 8 cards per Kunlunxin node; their own handles leave the rest for slices.
-HANDLE_BUDGET = NodeBudget(name="kunlun-xpu-handles", limit=HANDLE_LIMIT - CARDS_PER_NODE)
+#: Name of the node budget the slice templates draw from.
+HANDLE_BUDGET_NAME = "kunlun-xpu-handles"
+
+
+def handle_budget(cards_on_node: int) -> NodeBudget:
+    """Handles left for slices once every card holds its own (HAMi: 32 − 8 = 24 on an 8-card node)."""
+    return NodeBudget(name=HANDLE_BUDGET_NAME, limit=max(0, HANDLE_LIMIT - cards_on_node))
 
 
 def admit(request: ResourceRequest) -> ResourceRequest | None:
@@ -83,7 +88,8 @@ def size_of_template(name: str | None) -> int | None:
 
 
 def partition_model(device: Device) -> PartitionModel:
-    """Fixed same-size slices for a P800-sized card; any other card is whole only."""
+    """Fixed same-size slices for a P800-sized card; any other card is whole only. The handle budget
+    counts the node's cards (``cards_on_node``, from discovery; HAMi's 8 when unknown)."""
     if device.memory_mib < CARD_MEMORY_MIB:
         return PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
     return PartitionModel(
@@ -96,6 +102,6 @@ def partition_model(device: Device) -> PartitionModel:
                               max_instances=slices_per_card(s), node_cost=extra_handles(s))
             for s in SLICE_SIZES
         ],
-        node_budget=HANDLE_BUDGET,
+        node_budget=handle_budget(int(device.attributes.get("cards_on_node") or CARDS_PER_NODE)),
         exclusive_full_compute=True,
     )

@@ -136,3 +136,11 @@ def test_whole_card_counts_and_groups_in_the_engine(inv):
     assert sorted(idx[s.uuid] for s in got.containers[0].slices) == [4, 5, 6, 7]   # not across the groups
     with pytest.raises(AllocationError, match="one allowed set"):
         node.allocate(parse_pod(_pod({"kunlunxin.com/xpu": 4}, "four-more"), [vendor_info()]))
+
+
+def test_handle_budget_counts_the_cards_of_the_node(inv):
+    from hami_plugins_kunlun.slices import handle_budget
+
+    assert inv.devices[0].attributes["cards_on_node"] == 8
+    assert inv.devices[0].partition.node_budget.limit == 24
+    assert handle_budget(4).limit == 28 and handle_budget(40).limit == 0
