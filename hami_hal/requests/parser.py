@@ -33,6 +33,7 @@ from ..models import (
     PodRequest,
     RequestAttribute,
     ResourceRequest,
+    SelectorAnnotations,
     VendorInfo,
 )
 from ..models.vendor import ResourceFamily
@@ -152,8 +153,16 @@ class _Selectors:
     mode_field: str | None
 
 
-def _selectors(vendor: VendorInfo, anns: dict[str, str]) -> _Selectors:
-    sel = vendor.selectors
+def family_selectors(vendor: VendorInfo, fam: ResourceFamily) -> SelectorAnnotations:
+    """The family's selector keys, field by field over the vendor's."""
+    own = fam.selectors
+    if own is None:
+        return vendor.selectors
+    base = vendor.selectors.model_dump()
+    return SelectorAnnotations(**{k: v if v is not None else base[k] for k, v in own.model_dump().items()})
+
+
+def _selectors(sel: SelectorAnnotations, anns: dict[str, str]) -> _Selectors:
 
     def get(key: str | None) -> list[str]:
         return _comma_list(anns.get(key)) if key else []
@@ -303,7 +312,9 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             percent = 100
     cores = v.get("cores")
     if cores is not None and cores > 100:
-        raise InputError(f["cores"], cores, "must be between 0 and 100")
+        if fam.cores_above_100 != "clamp":
+            raise InputError(f["cores"], cores, "must be between 0 and 100")
+        cores = 100
     if cores is None:
         exclusive_mem = (memory is None and percent == 100)
         cores = 100 if (fam.full_memory_means_full_cores and exclusive_mem) else fam.default_cores
@@ -319,7 +330,8 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             compute_percent=cores, whole_device=fam.whole_device,
             type_include=sel.type_include, type_exclude=sel.type_exclude,
             uuid_include=sel.uuid_include, uuid_exclude=sel.uuid_exclude,
-            modes=sel.modes, mode_reason=vendor.selectors.mode_reason, policy=policy, numa_bind=sel.numa_bind,
+            modes=sel.modes, mode_reason=family_selectors(vendor, fam).mode_reason, policy=policy,
+            numa_bind=sel.numa_bind,
             priority=priority, device_sets=fam.device_sets, attributes=attributes or [],
         )
     except ValidationError as err:  # pragma: no cover - every rule above is checked first
@@ -389,7 +401,7 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None
     _check_scoring_weights(anns)
     spec = _mapping(pod.get("spec"), "spec")
     index = _ResourceIndex(vendors)
-    selectors = {v.name: _selectors(v, anns) for v in vendors}
+    selectors: dict[tuple[str, str], _Selectors] = {}  # per family, read only for families in use
     families = {(v.name, fam.common_word): (v, fam) for v in vendors for fam in v.resources}
     attributes: dict[tuple[str, str], list[RequestAttribute]] = {}  # read only for families in use
 
@@ -403,7 +415,9 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None
             vendor, fam = families[key]
             if key not in attributes:
                 attributes[key] = family_attributes(fam, anns)
-            built = _build_request(vendor, fam, am, selectors[vendor.name], policy, attributes[key])
+            if key not in selectors:
+                selectors[key] = _selectors(family_selectors(vendor, fam), anns)
+            built = _build_request(vendor, fam, am, selectors[key], policy, attributes[key])
             if built is None:
                 continue
             req, flds = built
