@@ -38,3 +38,16 @@ def test_cores_above_100_clamped_only_where_the_family_says_so():
     strict = VENDOR.model_copy(update={"resources": [VENDOR.resources[1].model_copy(update={"cores_above_100": "error"})]})
     with pytest.raises(InputError, match="slice-cores"):
         parse_pod(_pod({"k.example/slice": 1, "k.example/slice-cores": 150}, {}), [strict])
+
+
+def test_memory_with_a_unit_is_bytes_where_the_family_says_so():
+    fam = ResourceFamily(common_word="G", count="g.example/sgpu", memory="g.example/vmemory", memory_unit_mib=1024,
+                         memory_suffix_means_bytes=True)
+    vendor = VendorInfo(name="g", display_name="g", resources=[fam], domains=["g.example/"])
+
+    def mem(value):
+        pod = _pod({"g.example/sgpu": 1, "g.example/vmemory": value}, {})
+        return parse_pod(pod, [vendor]).containers[0].requests[0].memory_mib
+
+    assert mem(4) == 4096 and mem("4") == 4096  # a bare number is GiB
+    assert mem("4Gi") == 4096 and mem("1500Mi") == 1500 and mem("1G") == 954  # a unit: bytes, rounded up to MiB

@@ -224,6 +224,8 @@ class _Amounts:
 
     values: dict[str, int] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
+    #: Roles whose quantity carried a unit suffix (``4Gi``), not a bare number.
+    suffixed: set[str] = field(default_factory=set)
 
 
 def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
@@ -253,6 +255,9 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
         amounts = out.setdefault((vendor.name, fam.common_word), _Amounts())
         amounts.values[role] = value
         amounts.fields[role] = fld
+        raw = (limits if where == "limits" else requests)[name]
+        if isinstance(raw, str) and raw.strip() and not raw.strip()[-1].isdigit():
+            amounts.suffixed.add(role)
     return out
 
 
@@ -293,7 +298,9 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
         raise InputError(count_field, count, "is too large")
 
     memory = v.get("memory")
-    if memory is not None:
+    if memory is not None and fam.memory_suffix_means_bytes and "memory" in am.suffixed:
+        memory = -(-memory // (1024 * 1024))  # a quantity with a unit is bytes: round up to MiB
+    elif memory is not None:
         memory *= fam.memory_unit_mib
         if memory > INT32_MAX:
             raise InputError(f["memory"], v["memory"], f"is too large (max {INT32_MAX // fam.memory_unit_mib})")
