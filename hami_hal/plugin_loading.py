@@ -112,6 +112,8 @@ class PluginLoader:
         else:
             module = mod
         name = getattr(module, "PLUGIN_NAME", module.__name__.rsplit(".", 1)[-1])
+        if self.pm.is_registered(module):
+            return  # already loaded (e.g. from its entry point and HAMI_HAL_PLUGIN_MODULES both)
         if self.wanted(name) is None:
             self.register(module, name, getattr(module, "__version__", None), None)
 
@@ -124,6 +126,8 @@ class PluginLoader:
             self._drop(plugin)
             one_line = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
             raise PluginLoadError(f"plugin {name!r}: {one_line}") from None
+        except ValueError as err:  # pluggy: the name or the object is already registered
+            raise PluginLoadError(f"plugin {name!r}: {str(err).splitlines()[0]}") from None
         hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
         missing = [h for h in REQUIRED_HOOKS if h not in hooks]
         if missing:

@@ -8,7 +8,7 @@ from hami_scheduler.annotations import parse_node
 from hami_scheduler.capability import CapabilityGate
 from hami_scheduler.extender import Extender
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
+from sched_testing import NVIDIA, gpu_node, gpu_pod
 
 from hami_hal.models import (
     CapabilityMatrix,
@@ -113,8 +113,8 @@ def test_frag_policy_completes_partly_used_gpu():
 
 def test_capability_matrix_from_configmap():
     import pytest
-    from hami_scheduler.fakeapi import FakeApiServer
     from hami_scheduler.kube import Kube, api_client, load_matrix_from_configmap
+    from sched_fakeapi import FakeApiServer
 
     from hami_hal.errors import InputError
 
