@@ -92,6 +92,11 @@ def partition_model(device: Device) -> PartitionModel:
     counts the node's cards (``cards_on_node``, from discovery; HAMi's 8 when unknown)."""
     if device.memory_mib < CARD_MEMORY_MIB:
         return PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
+    return register_partition(int(device.attributes.get("cards_on_node") or CARDS_PER_NODE))
+
+
+def register_partition(cards_on_node: int = CARDS_PER_NODE) -> PartitionModel:
+    """The vXPU slice model (also for nodes read from HAMi's ``hami.io/node-register-xpu``)."""
     return PartitionModel(
         kind=PartitionKind.SLICES,
         memory_mib=CARD_MEMORY_MIB,
@@ -102,6 +107,6 @@ def partition_model(device: Device) -> PartitionModel:
                               max_instances=slices_per_card(s), node_cost=extra_handles(s))
             for s in SLICE_SIZES
         ],
-        node_budget=handle_budget(int(device.attributes.get("cards_on_node") or CARDS_PER_NODE)),
+        node_budget=handle_budget(cards_on_node),
         exclusive_full_compute=True,
     )

@@ -144,3 +144,34 @@ def test_handle_budget_counts_the_cards_of_the_node(inv):
     assert inv.devices[0].attributes["cards_on_node"] == 8
     assert inv.devices[0].partition.node_budget.limit == 24
     assert handle_budget(4).limit == 28 and handle_budget(40).limit == 0
+
+
+def test_node_registered_by_hami_keeps_the_slice_model():
+    """The scheduler reading HAMi's own ``hami.io/node-register-xpu`` still sees fixed same-size slices."""
+    import json
+
+    from hami_hal.hami_compat import parse_node
+
+    reg = [{"id": f"XPU-{i}", "index": i, "count": 4, "devmem": 98304, "devcore": 100, "type": "XPU-P800 OAM",
+            "numa": i // 4, "health": True} for i in range(8)]
+    inv = parse_node({"metadata": {"name": "k", "annotations": {"hami.io/node-register-xpu": json.dumps(reg)}}},
+                     [vendor_info()])
+    assert {d.partition.kind.value for d in inv.devices} == {"slices"}
+    node = NodeState("k", inv.devices, None)
+    one = _pod({"kunlunxin.com/vxpu": 1, "kunlunxin.com/vxpu-memory": 20000}, "q")
+    one["metadata"]["annotations"] = {"hami.io/use-xpu-uuid": "XPU-3"}
+    node.allocate(parse_pod(one, [vendor_info()]))
+    half = _pod({"kunlunxin.com/vxpu": 1, "kunlunxin.com/vxpu-memory": 40000}, "h")
+    half["metadata"]["annotations"] = {"hami.io/use-xpu-uuid": "XPU-3"}
+    with pytest.raises(AllocationError, match="TemplateNotFit|holds vxpu-1/4"):
+        node.allocate(parse_pod(half, [vendor_info()]))
+
+
+def test_whole_card_uuid_filter_is_its_own(inv):
+    """Whole cards read baidu.com/use-gpuuuid (HAMi's whole-card filter), not the vXPU one."""
+    node = NodeState("n", inv.devices, inv.topology)
+    want = inv.devices[6].uuid
+    pod = _pod({"kunlunxin.com/xpu": 1}, "w")
+    pod["metadata"]["annotations"] = {"baidu.com/use-gpuuuid": want}
+    got = node.allocate(parse_pod(pod, [vendor_info()]))
+    assert got.containers[0].slices[0].uuid == want

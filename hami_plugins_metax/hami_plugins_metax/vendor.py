@@ -39,7 +39,8 @@ def vendor_info() -> VendorInfo:
                            annotations=GPU_ANNOTATIONS),
             ResourceFamily(
                 common_word=SGPU_WORD, count="metax-tech.com/sgpu", memory="metax-tech.com/vmemory",
-                memory_unit_mib=VMEMORY_UNIT_MIB, cores="metax-tech.com/vcore", annotations=SGPU_ANNOTATIONS,
+                memory_unit_mib=VMEMORY_UNIT_MIB, memory_suffix_means_bytes=True, cores="metax-tech.com/vcore",
+                annotations=SGPU_ANNOTATIONS,
                 pod_annotations=[
                     # HAMi checkDeviceQos: a card with tenants takes only pods of its policy; idle cards any.
                     PodAnnotationRule(key=QOS_ANNOTATION, attribute="qos", match=AttributeMatch.TENANTS,

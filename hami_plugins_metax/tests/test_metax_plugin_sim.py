@@ -168,8 +168,9 @@ def test_hook_hami_hal_admit_request_metax(inv):
                        {"metax-tech.com/sgpu-app-class": "online"}), vendors, admit=hal.admit_request)
 
 
-def test_vmemory_with_a_unit_is_refused_not_misread():
-    """HAMi reads ``vmemory: 4Gi`` as bytes; the core parser does not yet, so it must refuse (one line), never
-    place 4 Gi × 1 GiB."""
-    with pytest.raises(InputError, match=r'limits\["metax-tech.com/vmemory"\]: 4294967296 is too large'):
-        parse_pod(_pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": "4Gi"}), [vendor_info()])
+def test_vmemory_with_a_unit_is_bytes(inv):
+    """HAMi: a bare vmemory is GiB, a quantity with a unit is bytes (``4Gi`` = 4096 MiB, not 4 Ti MiB)."""
+    vendors = [vendor_info()]
+    bare = parse_pod(_pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": 4}), vendors)
+    unit = parse_pod(_pod({"metax-tech.com/sgpu": 1, "metax-tech.com/vmemory": "4Gi"}), vendors)
+    assert bare.containers[0].requests[0].memory_mib == unit.containers[0].requests[0].memory_mib == 4096
