@@ -79,7 +79,7 @@ def load_plugin_lists(path: str | Path) -> tuple[set[str], set[str]]:
     if plugins is None:
         return set(), set()
     if not isinstance(plugins, dict):
-        raise ConfigError(f"{ENV} {path}: plugins: {_short(plugins)} must be a mapping with allow/deny lists")
+        raise ConfigError(f"{ENV} {path}: 'plugins' must be a mapping with allow/deny lists, got {_short(plugins)}")
     unknown = sorted(str(k) for k in plugins if k not in _PLUGIN_KEYS)
     if unknown:
         raise ConfigError(f"{ENV} {path}: plugins.{unknown[0]}: unknown key (known: allow, deny)")
