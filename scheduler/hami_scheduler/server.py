@@ -1,12 +1,22 @@
-"""HTTP transport of the extender: POST /filter /prioritize /bind, GET /healthz /readyz /metrics."""
+"""HTTP transport of the extender: POST /filter /prioritize /bind, GET /healthz /readyz /metrics.
+
+Every request gets an answer: a malformed one a 4xx with ``{"Error": ...}`` (and the connection
+closed when its framing cannot be trusted), a handler failure a 500 with ``{"Error": ...}``; nothing
+drops the connection. Framing is strict: a POST needs one ``Content-Length`` of digits only, at most
+:data:`MAX_BODY`; ``Transfer-Encoding`` is refused. The JSON body must be an object nested at most
+:data:`MAX_JSON_DEPTH` deep. The server itself (threads, timeouts, TLS) is httpserver.py's.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import socket
+import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,13 +24,65 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hami_hal.errors import InputError
 
 from .extender import Extender
+from .httpserver import BoundedHTTPServer
 from .metrics import ExtenderMetrics
 
+log = logging.getLogger("hami_scheduler.server")
+
 MAX_BODY = 1 << 20  # HAMi limits request bodies to 1 MiB
+#: A kube-scheduler ExtenderArgs is about 8 deep (args > Pod > spec > containers > resources > limits).
+MAX_JSON_DEPTH = 32
+#: Seconds a connection may sit silent (between requests, or inside one read).
+IDLE_TIMEOUT = 30.0
+#: Seconds to read one whole request body, however it trickles in.
+BODY_DEADLINE = 10.0
+_DIGITS = re.compile(r"[0-9]{1,9}", re.ASCII)
+
+
+class BadRequest(Exception):
+    """The request cannot be served; ``code`` and one line for ``{"Error": ...}``."""
+
+    def __init__(self, code: int, message: str, close: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.close = close
+
+
+def json_depth(obj: object, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of a decoded JSON value, walked without recursion; stops past ``limit``."""
+    deepest = 0
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def parse_body(raw: bytes) -> dict:
+    """The request body as a JSON object, or BadRequest(400) saying why."""
+    try:
+        args = json.loads(raw or b"{}")
+    except RecursionError:
+        raise BadRequest(400, f"request body: JSON nested deeper than {MAX_JSON_DEPTH}") from None
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise BadRequest(400, f"request body: not JSON ({str(exc)[:100]})") from None
+    if not isinstance(args, dict):
+        raise BadRequest(400, f"request body: must be a JSON object, got {type(args).__name__}")
+    if json_depth(args) > MAX_JSON_DEPTH:
+        raise BadRequest(400, f"request body: JSON nested deeper than {MAX_JSON_DEPTH}")
+    return args
 
 
 class ExtenderServer:
-    def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 0, ready=None) -> None:
+    """The extender behind a :class:`BoundedHTTPServer` (TLS when ``ssl_context`` is given)."""
+
+    def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 0, ready=None,
+                 ssl_context: ssl.SSLContext | None = None, max_connections: int = 512,
+                 grace_s: float = 10.0) -> None:
         self.extender = extender
         self.metrics = ExtenderMetrics()
         cluster = extender.cluster
@@ -28,28 +90,33 @@ class ExtenderServer:
         self.metrics.pods.set_function(lambda: len(cluster.pods))
         self.metrics.rejected.set_function(lambda: len(cluster.rejected))
         self.ready = ready or (lambda: True)
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = BoundedHTTPServer((host, port), self._handler(), ssl_context=ssl_context,
+                                       max_connections=max_connections, grace_s=grace_s)
+        self.metrics.refused_connections.set_function(lambda: self.httpd.refused_connections)
+        self.metrics.tls_failures.set_function(lambda: self.httpd.tls_failures)
+        self.metrics.open_connections.set_function(lambda: self.httpd.open_connections)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         h, p = self.httpd.server_address[:2]
-        return f"http://{h}:{p}"
+        scheme = "https" if self.httpd.ssl_context is not None else "http"
+        return f"{scheme}://{h}:{p}"
 
     def start(self) -> ExtenderServer:
         self.thread.start()
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        """Graceful: in-flight requests finish (within ``grace_s``), idle connections are closed."""
+        self.httpd.graceful_stop()
 
     def _handler(self):
         srv = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = IDLE_TIMEOUT  # socket timeout on every read (StreamRequestHandler.setup)
 
             def setup(self):
                 super().setup()
@@ -59,12 +126,39 @@ class ExtenderServer:
             def log_message(self, *a):
                 pass
 
-            def _send(self, code: int, data: bytes, ctype: str = "application/json") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+            def handle_one_request(self):
+                srv.httpd.mark_busy(self.connection, True)
+                try:
+                    super().handle_one_request()
+                except (TimeoutError, OSError):
+                    self.close_connection = True  # idle/slow client or reset: nothing left to answer
+                finally:
+                    srv.httpd.mark_busy(self.connection, False)
+                    if srv.httpd.closing.is_set():
+                        self.close_connection = True
+
+            def send_error(self, code, message=None, explain=None):
+                """Malformed request line or headers (the stdlib's parser): JSON answer, then close."""
+                self.close_connection = True
+                self._send(code, json.dumps({"Error": message or explain or "bad request"}).encode(),
+                           close=True)
+
+            def _send(self, code: int, data: bytes, ctype: str = "application/json", close: bool = False) -> None:
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(data)))
+                    if close or self.close_connection:
+                        self.send_header("Connection", "close")
+                        self.close_connection = True
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except OSError:
+                    self.close_connection = True
+
+            def _error(self, code: int, message: str, close: bool = False) -> None:
+                self._send(code, json.dumps({"Error": message}).encode(), close=close)
 
             def do_GET(self):  # noqa: N802
                 if self.path == "/healthz":
@@ -74,39 +168,75 @@ class ExtenderServer:
                     return self._send(200 if ok else 503, b"ok" if ok else b"cache not synced", "text/plain")
                 if self.path == "/metrics":
                     return self._send(200, generate_latest(srv.metrics.registry), CONTENT_TYPE_LATEST)
-                self._send(404, b"not found", "text/plain")
+                self._error(404, f"no such path: {self.path[:100]}")
+
+            def _read_body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding") is not None:
+                    raise BadRequest(411, "Transfer-Encoding is not supported: send Content-Length", close=True)
+                lengths = self.headers.get_all("Content-Length") or []
+                if not lengths:
+                    raise BadRequest(411, "Content-Length is required", close=True)
+                if len(set(lengths)) != 1 or not _DIGITS.fullmatch(lengths[0].strip()):
+                    raise BadRequest(400, f"Content-Length: {', '.join(lengths)[:40]!r} is not one non-negative "
+                                     "integer", close=True)
+                n = int(lengths[0])
+                if n > MAX_BODY:
+                    raise BadRequest(413, f"request body of {n} bytes is over the {MAX_BODY} byte limit", close=True)
+                deadline = time.monotonic() + BODY_DEADLINE
+                chunks, got = [], 0
+                while got < n:
+                    if time.monotonic() > deadline:
+                        raise BadRequest(408, f"request body not received within {BODY_DEADLINE:.0f} s", close=True)
+                    try:
+                        chunk = self.rfile.read1(min(n - got, 65536))
+                    except TimeoutError:
+                        raise BadRequest(408, "request body: client went silent", close=True) from None
+                    if not chunk:
+                        raise BadRequest(400, f"request body: {got} of {n} bytes before the connection closed",
+                                         close=True)
+                    chunks.append(chunk)
+                    got += len(chunk)
+                return b"".join(chunks)
 
             def do_POST(self):  # noqa: N802
                 verb = self.path.strip("/")
-                if verb not in ("filter", "prioritize", "bind"):
-                    return self._send(404, b"not found", "text/plain")
-                n = int(self.headers.get("Content-Length") or 0)
-                if n > MAX_BODY:
-                    return self._send(413, b"request body over 1 MiB", "text/plain")
                 t0 = time.perf_counter()
                 try:
-                    args = json.loads(self.rfile.read(n) or b"{}")
-                    if not isinstance(args, dict):
-                        raise ValueError("body must be a JSON object")
-                except ValueError as exc:
-                    srv.metrics.requests.labels(verb, "bad-request").inc()
-                    return self._send(400, json.dumps({"Error": f"request body: {exc}"}).encode())
+                    if verb not in ("filter", "prioritize", "bind"):
+                        raise BadRequest(404, f"no such verb: {self.path[:100]}")
+                    args = parse_body(self._read_body())
+                    body, result = self._dispatch(verb, args)
+                    code = 200
+                except BadRequest as exc:
+                    code, body, result = exc.code, {"Error": str(exc)}, "bad-request"
+                    if exc.close:
+                        self.close_connection = True
+                except Exception as exc:  # a bug or an unexpected API failure: answer, never drop
+                    log.exception("%s failed", verb)
+                    code, body, result = 500, {"Error": f"{verb}: internal error: {type(exc).__name__}: "
+                                                        f"{str(exc)[:200]}"}, "error"
+                if verb in ("filter", "prioritize", "bind"):
+                    srv.metrics.requests.labels(verb, result).inc()
+                    srv.metrics.latency.labels(verb).observe(time.perf_counter() - t0)
+                self._send(code, json.dumps(body).encode())
+
+            def _dispatch(self, verb: str, args: dict) -> tuple[dict | list, str]:
+                """(response body, result label)."""
                 ext = srv.extender
                 if verb == "filter":
                     out = ext.filter(args)
-                    body = {"Nodes": None, "NodeNames": out.node_names, "FailedNodes": out.failed,
-                            "FailedAndUnresolvableNodes": {}, "Error": out.error}
-                    result = "error" if out.error else ("fit" if out.node_names else "unfit")
-                elif verb == "prioritize":
-                    body = ext.prioritize(args)
-                    result = "ok"
-                else:
-                    err = ext.bind(args)
-                    body = {"Error": err}
-                    result = "error" if err else "ok"
-                srv.metrics.requests.labels(verb, result).inc()
-                srv.metrics.latency.labels(verb).observe(time.perf_counter() - t0)
-                self._send(200, json.dumps(body).encode())
+                    return ({"Nodes": None, "NodeNames": out.node_names, "FailedNodes": out.failed,
+                             "FailedAndUnresolvableNodes": {}, "Error": out.error},
+                            "error" if out.error else ("fit" if out.node_names else "unfit"))
+                if verb == "prioritize":
+                    return ext.prioritize(args), "ok"
+                err = ext.bind(args)
+                return {"Error": err}, "error" if err else "ok"
+
+            def do_PUT(self):  # noqa: N802
+                self._error(405, f"method {self.command} not allowed")
+
+            do_DELETE = do_PATCH = do_PUT  # noqa: N815
 
         return Handler
 
