@@ -9,6 +9,7 @@ drops the connection. Framing is strict: a POST needs one ``Content-Length`` of 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -24,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hami_hal.errors import InputError
 
 from .extender import Extender
-from .httpserver import BoundedHTTPServer
+from .httpserver import BoundedHTTPServer, tls_context
 from .metrics import ExtenderMetrics
 
 log = logging.getLogger("hami_scheduler.server")
@@ -82,8 +83,11 @@ class ExtenderServer:
 
     def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 0, ready=None,
                  ssl_context: ssl.SSLContext | None = None, max_connections: int = 512,
-                 grace_s: float = 10.0) -> None:
+                 grace_s: float = 10.0, idle_timeout: float = IDLE_TIMEOUT, body_deadline: float = BODY_DEADLINE,
+                 handshake_timeout: float = 5.0) -> None:
         self.extender = extender
+        self.idle_timeout = idle_timeout
+        self.body_deadline = body_deadline
         self.metrics = ExtenderMetrics()
         cluster = extender.cluster
         self.metrics.nodes.set_function(lambda: len(cluster.nodes))
@@ -91,11 +95,12 @@ class ExtenderServer:
         self.metrics.rejected.set_function(lambda: len(cluster.rejected))
         self.ready = ready or (lambda: True)
         self.httpd = BoundedHTTPServer((host, port), self._handler(), ssl_context=ssl_context,
-                                       max_connections=max_connections, grace_s=grace_s)
+                                       max_connections=max_connections, grace_s=grace_s,
+                                       handshake_timeout=handshake_timeout)
         self.metrics.refused_connections.set_function(lambda: self.httpd.refused_connections)
         self.metrics.tls_failures.set_function(lambda: self.httpd.tls_failures)
         self.metrics.open_connections.set_function(lambda: self.httpd.open_connections)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -116,7 +121,8 @@ class ExtenderServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            timeout = IDLE_TIMEOUT  # socket timeout on every read (StreamRequestHandler.setup)
+            default_request_version = "HTTP/1.0"  # a garbage request line still gets a status line
+            timeout = srv.idle_timeout  # socket timeout on every read (StreamRequestHandler.setup)
 
             def setup(self):
                 super().setup()
@@ -182,11 +188,11 @@ class ExtenderServer:
                 n = int(lengths[0])
                 if n > MAX_BODY:
                     raise BadRequest(413, f"request body of {n} bytes is over the {MAX_BODY} byte limit", close=True)
-                deadline = time.monotonic() + BODY_DEADLINE
+                deadline = time.monotonic() + srv.body_deadline
                 chunks, got = [], 0
                 while got < n:
                     if time.monotonic() > deadline:
-                        raise BadRequest(408, f"request body not received within {BODY_DEADLINE:.0f} s", close=True)
+                        raise BadRequest(408, f"request body not received within {srv.body_deadline:g} s", close=True)
                     try:
                         chunk = self.rfile.read1(min(n - got, 65536))
                     except TimeoutError:
@@ -253,22 +259,66 @@ def load_vendors(path: str):
         raise InputError("--vendors", path, f"is not a JSON array of VendorInfo: {str(exc).splitlines()[0]}") from None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen_security(args, host: str) -> ssl.SSLContext | None:
+    """The TLS context ``serve`` listens with, or None; refuses an unauthenticated network listener.
+
+    Anyone who reaches the extender decides where pods run and which device slices they get, so off
+    loopback it needs TLS and client certificates (``--tls-cert/--tls-key --client-ca``), unless
+    ``--insecure-listen`` says the operator accepts that risk (e.g. behind a NetworkPolicy).
+    """
+    cert, key, ca = args.tls_cert, args.tls_key, args.client_ca
+    if bool(cert) != bool(key):
+        raise InputError("--tls-cert/--tls-key", cert or key, "must be given together")
+    if ca and not cert:
+        raise InputError("--client-ca", ca, "needs --tls-cert and --tls-key")
+    if not is_loopback(host) and not (cert and ca) and not args.insecure_listen:
+        raise InputError("--bind", f"{host}", "is not a loopback address: anyone who reaches it would control pod "
+                         "placement; give --tls-cert, --tls-key and --client-ca (or --insecure-listen to accept that)")
+    if not cert:
+        return None
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key), ("--client-ca", ca)):
+        if path and not Path(path).is_file():
+            raise InputError(flag, path, "is not a readable file")
+    try:
+        return tls_context(cert, key, ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError("--tls-cert/--tls-key/--client-ca", cert, f"cannot be loaded ({exc})") from None
+
+
 def serve(args) -> int:
-    """``hami-scheduler serve``: sync from the API, start watches, serve until interrupted."""
+    """``hami-scheduler serve``: sync from the API, start watches, serve until SIGTERM/SIGINT."""
+    import signal
+
+    from hami_hal.errors import HalError
     from hami_hal.manager import Hal
     from hami_hal.models import CapabilityMatrix
 
     from .capability import CapabilityGate, parse_levels
-    from .kube import Kube, Watcher, api_client, load_matrix_from_configmap
+    from .kube import Kube, Watcher, api_client, describe, load_matrix_from_configmap
     from .state import ClusterState
 
     host, _, port = args.bind.rpartition(":")
-    if not port.isdigit():
+    if not port.isdigit() or int(port) > 65535:
         raise InputError("--bind", args.bind, "must be host:port")
+    host = host or "127.0.0.1"
     mhost, _, mport = (args.metrics_bind or ":0").rpartition(":")
-    if not mport.isdigit():
+    if not mport.isdigit() or int(mport) > 65535:
         raise InputError("--metrics-bind", args.metrics_bind, "must be host:port")
-    kube = Kube(api_client(args.api_server, args.kubeconfig))
+    ssl_context = listen_security(args, host)
+    try:
+        kube = Kube(api_client(args.api_server, args.kubeconfig))
+    except Exception as exc:
+        raise HalError(f"Kubernetes API configuration: {describe(exc)}") from None
     matrix = None
     if args.capability_matrix:
         path = Path(args.capability_matrix)
@@ -281,19 +331,35 @@ def serve(args) -> int:
     vendors = load_vendors(args.vendors) if args.vendors else Hal().vendors()
     cluster = ClusterState(vendors)
     watcher = Watcher(kube, cluster)
-    watcher.start()
+    try:
+        watcher.start()
+    except HalError:
+        raise
+    except Exception as exc:
+        raise HalError(f"first sync from the Kubernetes API failed: {describe(exc)}") from None
     ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
                    workload_refresh_s=args.workload_refresh)
-    server = ExtenderServer(ext, host or "127.0.0.1", int(port), ready=watcher.synced.is_set).start()
+    try:
+        server = ExtenderServer(ext, host, int(port), ready=watcher.synced.is_set, ssl_context=ssl_context,
+                                max_connections=args.max_connections).start()
+    except OSError as exc:
+        watcher.stop.set()
+        raise InputError("--bind", args.bind, f"cannot listen ({exc.strerror or exc})") from None
     if args.metrics_bind:  # HAMi serves metrics on their own port (:9395); /metrics stays on the extender too
         from prometheus_client import start_http_server
 
         start_http_server(int(mport), addr=mhost or "0.0.0.0", registry=server.metrics.registry)
-    print(f"hami-scheduler extender on {server.url} ({len(cluster.nodes)} nodes, {len(cluster.pods)} allocated pods, "
-          f"vendors: {', '.join(v.name for v in vendors) or 'none'})", flush=True)
-    try:
-        server.thread.join()
-    except KeyboardInterrupt:
-        watcher.stop.set()
-        server.stop()
+    auth = "TLS, client certificates required" if ssl_context is not None and args.client_ca else (
+        "TLS" if ssl_context is not None else "plain HTTP")
+    print(f"hami-scheduler extender on {server.url} ({auth}; {len(cluster.nodes)} nodes, {len(cluster.pods)} "
+          f"allocated pods, vendors: {', '.join(v.name for v in vendors) or 'none'})", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        if not server.thread.is_alive():
+            break
+    watcher.stop.set()
+    server.stop()  # graceful: in-flight requests finish, idle connections close
+    print("hami-scheduler extender stopped", flush=True)
     return 0
