@@ -13,7 +13,7 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parents[1] / "docs" / "security.md"
 
 
-def cell(text: object, limit: int = 160) -> str:
+def cell(text: object, limit: int = 260) -> str:
     s = str(text).replace("|", "\\|").replace("\n", " ")
     return s if len(s) <= limit else s[: limit - 3] + "..."
 

@@ -72,7 +72,7 @@ class BoundedHTTPServer(HTTPServer):
     def process_request(self, request, client_address) -> None:
         if self.closing.is_set() or not self._slots.acquire(blocking=False):
             self.refused_connections += 1
-            self.shutdown_request(request)
+            request.close()  # no lingering here: the accept loop must never wait on a client
             return
         t = threading.Thread(target=self._serve_connection, args=(request, client_address), daemon=True)
         try:
@@ -80,7 +80,7 @@ class BoundedHTTPServer(HTTPServer):
         except RuntimeError:  # cannot start a thread: answer nothing rather than die
             self._slots.release()
             self.refused_connections += 1
-            self.shutdown_request(request)
+            request.close()
 
     # -- per-connection thread ----------------------------------------------------------------
 
@@ -105,6 +105,23 @@ class BoundedHTTPServer(HTTPServer):
                 self._conns.pop(conn, None)
             self.shutdown_request(conn)
             self._slots.release()
+
+    def shutdown_request(self, request) -> None:
+        """Lingering close: send FIN, then discard what the client still sends (at most 256 KiB, 0.2 s),
+        so an error answered before reading a body is not destroyed by a reset."""
+        if not isinstance(request, ssl.SSLSocket):
+            try:
+                request.shutdown(socket.SHUT_WR)
+                request.settimeout(0.2)
+                left = 256 * 1024
+                while left > 0:
+                    chunk = request.recv(min(left, 65536))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+            except OSError:
+                pass
+        super().shutdown_request(request)
 
     def mark_busy(self, conn: socket.socket, busy: bool) -> None:
         """The handler says when a request starts/ends, so shutdown closes only idle connections."""
