@@ -56,7 +56,7 @@ def parse_quantity(value: object, field: str) -> int:
     number, suffix = match.group(1), match.group(2) or ""
     if sum(ch.isdigit() for ch in number) > MAX_DIGITS:
         raise InputError(field, value, f"has more than {MAX_DIGITS} digits")
-    if suffix[:1] in ("e", "E") and abs(int(suffix[1:])) > MAX_EXPONENT:
+    if suffix not in _BINARY and suffix not in _DECIMAL and abs(int(suffix[1:])) > MAX_EXPONENT:
         raise InputError(field, value, f"has an exponent beyond ±{MAX_EXPONENT}")
     try:
         amount = Decimal(number)
