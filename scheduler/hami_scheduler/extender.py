@@ -136,6 +136,11 @@ class Extender:
         self.policy_name = policy
         self.lock_timeout_s = lock_timeout_s
         self._filter_lock = threading.Lock()
+        #: one in-process mutex per node: this scheduler's own binds to a node queue here (bounded wait)
+        #: instead of failing on the node lock one of them holds; other schedulers still meet the API lock
+        self._bind_locks: dict[str, threading.Lock] = {}
+        self._bind_locks_guard = threading.Lock()
+        self.bind_wait_s = 10.0
         self._rows_cache: tuple | None = None
         self._feed: WorkloadFeed | None = None
         if policy not in ("binpack", "spread"):
@@ -377,6 +382,17 @@ class Extender:
         if node not in self.cluster.nodes:
             self._undo(ns, name)
             return f"bind {key}: Node {node!r} is not a registered device node"
+        with self._bind_locks_guard:
+            local = self._bind_locks.setdefault(node, threading.Lock())
+        if not local.acquire(timeout=self.bind_wait_s):
+            self._undo(ns, name)
+            return f"bind {key} to {node}: {self.bind_wait_s:g} s waiting for this scheduler's other binds to {node}"
+        try:
+            return self._bind_locked(ns, name, uid, node, key)
+        finally:
+            local.release()
+
+    def _bind_locked(self, ns: str, name: str, uid: str | None, node: str, key: str) -> str:
         try:
             self.kube.lock_node(node, ns, name, self.lock_timeout_s)
         except Exception as exc:  # held by another pod, or the API failed: this pod goes back to the queue

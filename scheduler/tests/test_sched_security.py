@@ -152,3 +152,25 @@ def test_bind_to_an_unknown_node_answers_and_releases(stack):
     out = call(stack, "bind", {"PodName": "lost", "PodNamespace": "default", "PodUID": "uid-lost", "Node": "nowhere"})
     assert "nowhere" in out["Error"]
     assert stack.cluster.pods == {} and ALLOC not in stack.api.pods[("default", "lost")]["metadata"]["annotations"]
+
+
+def test_concurrent_binds_of_one_scheduler_queue_instead_of_failing_on_the_node_lock(stack):
+    import threading
+
+    names = [f"q{i}" for i in range(6)]
+    for n in names:
+        pod = stack.api.add_pod(gpu_pod(n, mem=1024, cores=5))
+        assert call(stack, "filter", {"Pod": pod, "NodeNames": ["node1"]})["NodeNames"] == ["node1"]
+    errors: list[str] = []
+
+    def bind(n: str) -> None:
+        errors.append(call(stack, "bind", {"PodName": n, "PodNamespace": "default", "PodUID": f"uid-{n}",
+                                           "Node": "node1"})["Error"])
+
+    threads = [threading.Thread(target=bind, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [""] * len(names)
+    assert LOCK not in stack.api.nodes["node1"]["metadata"]["annotations"]
