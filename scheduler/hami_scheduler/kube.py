@@ -196,6 +196,13 @@ class Kube:
         return False
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, HalError):
+        return str(exc)
+    log.warning("object rejected by an unexpected error", exc_info=exc)
+    return f"rejected: {type(exc).__name__}: {str(exc)[:200]}"
+
+
 def sync(kube: Kube, cluster) -> tuple[str, str]:
     """Rebuild ``cluster`` from the API (nodes first, then pods); returns the list resourceVersions.
 
@@ -209,8 +216,8 @@ def sync(kube: Kube, cluster) -> tuple[str, str]:
     for n in nodes.get("items") or []:
         try:
             cluster.upsert_node(n)
-        except HalError as exc:
-            cluster.rejected[f"node/{n.get('metadata', {}).get('name')}"] = str(exc)
+        except Exception as exc:  # one bad node is rejected whole; the others keep scheduling
+            cluster.rejected[f"node/{(n.get('metadata') or {}).get('name')}"] = _reason(exc)
     pods = kube.list_pods()
     present = {f"{(p.get('metadata') or {}).get('namespace', 'default')}/{(p.get('metadata') or {}).get('name')}"
                for p in pods.get("items") or []}
@@ -219,9 +226,9 @@ def sync(kube: Kube, cluster) -> tuple[str, str]:
     for p in pods.get("items") or []:
         try:
             cluster.upsert_pod(p)
-        except HalError as exc:
+        except Exception as exc:
             m = p.get("metadata") or {}
-            cluster.rejected[f"{m.get('namespace')}/{m.get('name')}"] = str(exc)
+            cluster.rejected[f"{m.get('namespace')}/{m.get('name')}"] = _reason(exc)
     return nodes["metadata"].get("resourceVersion", ""), pods["metadata"].get("resourceVersion", "")
 
 
@@ -263,9 +270,10 @@ class Watcher:
                     rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                     try:
                         handler(ev["type"], obj)
-                    except HalError as exc:
+                    except Exception as exc:  # one bad object is rejected, the watch goes on
                         m = obj.get("metadata") or {}
-                        self.cluster.rejected[f"{m.get('namespace', '')}/{m.get('name')}"] = str(exc)
+                        prefix = "node/" if fn == self.kube.core.list_node else f"{m.get('namespace', '')}/"
+                        self.cluster.rejected[f"{prefix}{m.get('name')}"] = _reason(exc)
             except Exception as exc:  # 410 Gone or connection loss: re-list
                 if self.stop.is_set():
                     return
