@@ -99,3 +99,29 @@ def test_filter_and_bind_never_overcommit(stack, pods, nodes, bind_to):
             stack.cluster.remove_pod(f"{key[0]}/{key[1]}")
         for node in stack.api.nodes.values():
             node["metadata"]["annotations"].pop("hami.io/mutex.lock", None)
+
+
+DEVICE = st.fixed_dictionaries({}, optional={
+    "id": st.one_of(st.text(max_size=12), JSONISH), "index": JSONISH, "count": st.one_of(st.integers(), JSONISH),
+    "devmem": st.one_of(st.integers(), JSONISH), "devcore": st.one_of(st.integers(), JSONISH),
+    "type": JSONISH, "numa": JSONISH, "mode": JSONISH, "health": JSONISH})
+REGISTER_TEXT = st.one_of(st.lists(DEVICE, max_size=4).map(json.dumps), st.text(max_size=200),
+                          st.text(alphabet="GPU-0123456789,:;NVIDIA-tre", max_size=120))
+
+
+@FUZZ
+@given(text=REGISTER_TEXT)
+def test_node_register_annotation_decodes_or_one_error(text):
+    """Any register annotation gives an inventory or one HalError; never another exception."""
+    from hami_scheduler.annotations import parse_node
+    from hami_scheduler.testing import NVIDIA
+
+    from hami_hal.errors import HalError
+
+    node = {"metadata": {"name": "fz", "annotations": {"hami.io/node-nvidia-register": text}}}
+    try:
+        inv = parse_node(node, [NVIDIA])
+    except HalError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert inv.node == "fz"
