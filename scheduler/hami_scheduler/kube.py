@@ -17,12 +17,13 @@ import logging
 import random
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from hami_hal.errors import AllocationError, HalError, InputError
+from hami_hal.hami_compat import decode_lock, encode_lock
 
 from .annotations import NODE_LOCK, VGPU_NODE
 
@@ -32,7 +33,6 @@ log = logging.getLogger("hami_scheduler.kube")
 REQUEST_TIMEOUT = (5.0, 15.0)
 #: A lock stamped more than this far in the future is not honoured.
 CLOCK_SKEW_S = 60.0
-LOCK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def describe(exc: BaseException) -> str:
@@ -134,9 +134,8 @@ class Kube:
             held = (meta.get("annotations") or {}).get(NODE_LOCK)
             if held and not self._lock_free(held, ns, pod, timeout_s):
                 raise AllocationError(f"node {node} has been locked within {int(timeout_s)}s ({held[:120]})")
-            stamp = datetime.now(UTC).strftime(LOCK_FORMAT)
             body = {"metadata": {"resourceVersion": meta["resourceVersion"],
-                                 "annotations": {NODE_LOCK: f"{stamp},{ns},{pod}"}}}
+                                 "annotations": {NODE_LOCK: encode_lock(datetime.now(UTC), ns, pod)}}}
             try:
                 self.core.patch_node(node, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
                 return
@@ -150,19 +149,18 @@ class Kube:
 
     def _lock_free(self, held: str, ns: str, pod: str, timeout_s: float) -> bool:
         """Whether ``held`` may be taken over: ours, malformed, expired, stamped in the future, or its pod is gone."""
-        parts = held.split(",")
-        if len(parts) == 3 and parts[1] == ns and parts[2] == pod:
-            return True
         try:
-            ts = datetime.strptime(parts[0], LOCK_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
+            lock = decode_lock(held)
+        except HalError:
             return True
-        age = (datetime.now(UTC) - ts).total_seconds()
-        if age > timeout_s or age < -CLOCK_SKEW_S:
+        if lock.held_by(ns, pod):
             return True
-        if len(parts) == 3:
+        now = datetime.now(UTC)
+        if lock.expired(now, timedelta(seconds=timeout_s)) or (lock.at - now).total_seconds() > CLOCK_SKEW_S:
+            return True
+        if lock.name is not None:
             try:
-                self.get_pod(parts[1], parts[2])
+                self.get_pod(lock.namespace, lock.name)
             except ApiException as exc:
                 return exc.status == 404
         return False
@@ -177,8 +175,8 @@ class Kube:
         for attempt in range(attempts):
             try:
                 obj = self.get_node(node)
-                held = (obj["metadata"].get("annotations") or {}).get(NODE_LOCK, "")
-                if not held.endswith(f",{ns},{pod}"):
+                held = (obj["metadata"].get("annotations") or {}).get(NODE_LOCK)
+                if not held or not _held_by(held, ns, pod):
                     return True
                 body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"],
                                      "annotations": {NODE_LOCK: None}}}
@@ -193,6 +191,13 @@ class Kube:
                     return False
             time.sleep(delay * (1 + random.random() * 0.5))
             delay *= 2
+        return False
+
+
+def _held_by(held: str, ns: str, pod: str) -> bool:
+    try:
+        return decode_lock(held).held_by(ns, pod)
+    except HalError:
         return False
 
 
