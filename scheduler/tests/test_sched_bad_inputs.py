@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 
 import pytest
 from hami_scheduler.cli import main as hami_scheduler
@@ -254,6 +255,29 @@ def test_forged_and_unfiltered_requests(stack):
     stack.cluster.remove_pod("team-a/victim")
 
 
+def test_node_register_annotation_overflow():
+    api = FakeApiServer().start()
+    api.add_node(gpu_node("good", gpus=2))
+    evil = gpu_node("evil", gpus=2)
+    devs = json.loads(evil["metadata"]["annotations"]["hami.io/node-nvidia-register"])
+    devs[0]["devmem"] = 10**20
+    evil["metadata"]["annotations"]["hami.io/node-nvidia-register"] = json.dumps(devs)
+    api.add_node(evil)
+    s = start_stack(api, watch=False)
+    try:
+        reason = s.cluster.rejected.get("node/evil", "")
+        pod = api.add_pod(gpu_pod("after"))
+        out = s.extender.filter({"Pod": pod, "NodeNames": ["good", "evil"]})
+        assert reason and "evil" not in s.cluster.nodes and out.node_names == ["good"]
+        with urllib.request.urlopen(s.server.url + "/metrics") as r:
+            assert "hami_scheduler_rejected_objects 1.0" in r.read().decode()
+        record("node annotation", "register annotation with `devmem: 1e20` on one node",
+               f"node rejected whole (`{reason}`), counted in `hami_scheduler_rejected_objects`; "
+               "the other nodes keep scheduling")
+    finally:
+        s.stop()
+
+
 def test_network_listener_without_client_auth(capsys):
     rc = hami_scheduler(["serve", "--bind", "0.0.0.0:8888", "--api-server", "http://127.0.0.1:9"])
     err = capsys.readouterr().err.strip()
@@ -261,12 +285,12 @@ def test_network_listener_without_client_auth(capsys):
     record("extender trust", "`hami-scheduler serve --bind 0.0.0.0:8888` without TLS", f"exit {rc}: `{err}`")
 
 
-ORDER_AREAS = ["extender trust", "extender HTTP", "`hami allocate` pod file", "`HAMI_HAL_CONFIG`"]
+ORDER_AREAS = ["extender trust", "node annotation", "extender HTTP", "`hami allocate` pod file", "`HAMI_HAL_CONFIG`"]
 
 
 def test_bad_input_table_is_current():
     """Runs last in this module: renders what the cases above answered."""
-    expected = 4 + 1 + 4 + 5 + 4 + 2 + 3 + 1
+    expected = 4 + 1 + 4 + 5 + 4 + 2 + 3 + 1 + 1
     if len(ROWS) < expected:
         pytest.skip(f"run the whole module to render the table ({len(ROWS)} of {expected} cases ran)")
     rows = sorted(ROWS.values(), key=lambda r: ORDER_AREAS.index(r[0]))
