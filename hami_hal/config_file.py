@@ -57,9 +57,10 @@ def _names(value: object, field: str, path: str) -> set[str]:
 
 def load_plugin_lists(path: str | Path) -> tuple[set[str], set[str]]:
     """(allow, deny) from the config file at ``path``; raises :class:`ConfigError`."""
-    path = str(path)
+    raw = str(path)
+    path = raw.replace("\n", "\\n").replace("\r", "\\r")  # the message stays one line
     try:
-        text = bounded_yaml.read_text(Path(path), MAX_BYTES)
+        text = bounded_yaml.read_text(Path(raw), MAX_BYTES)
         data = bounded_yaml.load(text)
     except OSError as err:
         raise ConfigError(f"{ENV}: {path!r} cannot be read ({err.strerror or err.__class__.__name__})") from None
@@ -82,7 +83,7 @@ def load_plugin_lists(path: str | Path) -> tuple[set[str], set[str]]:
         raise ConfigError(f"{ENV} {path}: 'plugins' must be a mapping with allow/deny lists, got {_short(plugins)}")
     unknown = sorted(str(k) for k in plugins if k not in _PLUGIN_KEYS)
     if unknown:
-        raise ConfigError(f"{ENV} {path}: plugins.{unknown[0]}: unknown key (known: allow, deny)")
+        raise ConfigError(f"{ENV} {path}: plugins: unknown key {_short(unknown[0])} (known: allow, deny)")
     return _names(plugins.get("allow"), "plugins.allow", path), _names(plugins.get("deny"), "plugins.deny", path)
 
 

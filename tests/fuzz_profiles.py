@@ -18,4 +18,4 @@ settings.register_profile("fuzz-long", max_examples=5000, deadline=None,
 #: decorator for every fuzz target
 FUZZ = settings(settings.get_profile(os.environ.get("HAMI_FUZZ_PROFILE", "fuzz-ci")))
 #: for targets that cost tens of milliseconds per example (full HTTP + API round trips)
-FUZZ_SLOW = settings(FUZZ, max_examples=15) if os.environ.get("HAMI_FUZZ_PROFILE", "fuzz-ci") == "fuzz-ci" else FUZZ
+FUZZ_SLOW = settings(FUZZ, max_examples=15 if os.environ.get("HAMI_FUZZ_PROFILE", "fuzz-ci") == "fuzz-ci" else 500)
