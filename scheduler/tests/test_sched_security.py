@@ -174,3 +174,53 @@ def test_concurrent_binds_of_one_scheduler_queue_instead_of_failing_on_the_node_
         t.join(30)
     assert errors == [""] * len(names)
     assert LOCK not in stack.api.nodes["node1"]["metadata"]["annotations"]
+
+
+@needs_openssl
+def test_serve_over_tls_end_to_end_and_graceful_sigterm(pki, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from hami_scheduler.testing import NVIDIA
+
+    api = FakeApiServer().start()
+    api.add_node(gpu_node("node1", gpus=2))
+    pod = api.add_pod(gpu_pod("tls-e2e"))
+    vendors = tmp_path / "vendors.json"
+    vendors.write_text(json.dumps([NVIDIA.model_dump(mode="json")]))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hami_scheduler.cli", "serve", "--api-server", api.url, "--bind", f"0.0.0.0:{port}",
+         "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--client-ca", str(pki.ca),
+         "--vendors", str(vendors)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "https://" in first and "client certificates required" in first, first
+        ctx = pki.client_context()
+        for _ in range(100):
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+
+        class Srv:  # call() wants an object with .httpd.server_address
+            class httpd:  # noqa: N801
+                server_address = ("127.0.0.1", port)
+
+        assert call(Srv, "filter", {"Pod": pod, "NodeNames": ["node1"]}, ctx)["NodeNames"] == ["node1"]
+        assert call(Srv, "bind", {"PodName": "tls-e2e", "PodNamespace": "default", "PodUID": "uid-tls-e2e",
+                                  "Node": "node1"}, ctx) == {"Error": ""}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert "stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        api.stop()
