@@ -314,6 +314,8 @@ def serve(args) -> int:
     mhost, _, mport = (args.metrics_bind or ":0").rpartition(":")
     if not mport.isdigit() or int(mport) > 65535:
         raise InputError("--metrics-bind", args.metrics_bind, "must be host:port")
+    if not 1 <= args.max_connections <= 65535:
+        raise InputError("--max-connections", args.max_connections, "must be between 1 and 65535")
     ssl_context = listen_security(args, host)
     try:
         kube = Kube(api_client(args.api_server, args.kubeconfig))

@@ -96,6 +96,8 @@ def test_serve_refuses_a_network_listener_without_client_auth(capsys):
     assert "--bind" in err and "--client-ca" in err and "--insecure-listen" in err
     rc = main(["serve", "--bind", "10.0.0.1:1", "--tls-cert", "x.pem", "--api-server", "http://127.0.0.1:9"])
     assert rc == 2 and "together" in capsys.readouterr().err
+    rc = main(["serve", "--max-connections", "-1", "--api-server", "http://127.0.0.1:9"])
+    assert rc == 2 and "--max-connections" in capsys.readouterr().err
 
 
 def test_insecure_listen_is_an_explicit_choice(capsys):
