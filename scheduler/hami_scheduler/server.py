@@ -132,8 +132,13 @@ class ExtenderServer:
             def log_message(self, *a):
                 pass
 
-            def handle_one_request(self):
+            def parse_request(self):
+                # a request line arrived: from here until the answer, shutdown waits for this connection
+                # (before it, the connection is idle and a graceful stop closes it at once)
                 srv.httpd.mark_busy(self.connection, True)
+                return super().parse_request()
+
+            def handle_one_request(self):
                 try:
                     super().handle_one_request()
                 except (TimeoutError, OSError):

@@ -67,6 +67,10 @@ def test_tls_requires_a_client_certificate_from_the_ca(stack, pki):
                 call(srv, "prioritize", {"NodeNames": []}, ctx)
         with pytest.raises((ConnectionError, OSError, http.client.HTTPException)):
             call(srv, "prioritize", {"NodeNames": []})  # plain HTTP to the TLS port
+        for _ in range(50):  # the server thread counts its side of the failure a moment later
+            if srv.httpd.tls_failures >= 3:
+                break
+            time.sleep(0.05)
         assert srv.httpd.tls_failures >= 3
     finally:
         srv.stop()
@@ -218,8 +222,14 @@ def test_serve_over_tls_end_to_end_and_graceful_sigterm(pki, tmp_path):
         assert call(Srv, "filter", {"Pod": pod, "NodeNames": ["node1"]}, ctx)["NodeNames"] == ["node1"]
         assert call(Srv, "bind", {"PodName": "tls-e2e", "PodNamespace": "default", "PodUID": "uid-tls-e2e",
                                   "Node": "node1"}, ctx) == {"Error": ""}
+        keepalive = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
+        keepalive.request("GET", "/healthz")
+        assert keepalive.getresponse().read() == b"ok"  # an idle keep-alive connection stays open
+        t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
+        assert time.monotonic() - t0 < 5  # idle connections are closed at once, not waited for (grace 10 s)
+        keepalive.close()
         assert "stopped" in proc.stdout.read()
     finally:
         if proc.poll() is None:
