@@ -11,7 +11,9 @@ authentication (waitress) would not cover the extender's main need. This module 
   are closed at once (counted) instead of queueing without bound;
 - TLS with optional client-certificate verification, the handshake done in the connection's own
   thread under ``handshake_timeout``;
-- a socket timeout on every read (``idle_timeout``) and a total deadline for reading one body;
+- a socket timeout on every read (``idle_timeout``), a total deadline for a request's line and
+  headers (``header_deadline``, enforced by the accept loop closing late connections) and, in the
+  handler, one for its body;
 - graceful shutdown: stop accepting, close idle keep-alive connections, let in-flight requests
   finish within ``grace_s``.
 
@@ -29,6 +31,17 @@ import time
 from http.server import HTTPServer
 
 log = logging.getLogger("hami_scheduler.http")
+
+IDLE, READING, BUSY = "idle", "reading", "busy"
+
+
+def _close_now(conn: socket.socket) -> None:
+    """Unblock the thread reading ``conn``: its recv returns and the handler ends."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
 
 #: listen(2) backlog. kube-scheduler opens a handful of connections; a load test opens hundreds.
 BACKLOG = 1024
@@ -52,13 +65,19 @@ class BoundedHTTPServer(HTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address, handler, *, ssl_context: ssl.SSLContext | None = None,
-                 max_connections: int = 512, handshake_timeout: float = 5.0, grace_s: float = 10.0) -> None:
+                 max_connections: int = 512, handshake_timeout: float = 5.0, grace_s: float = 10.0,
+                 header_deadline: float = 10.0) -> None:
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
         self.grace_s = grace_s
         self.max_connections = max_connections
+        self.header_deadline = header_deadline
+        #: connections closed because their request line and headers took longer than ``header_deadline``
+        self.slow_headers = 0
         self._slots = threading.BoundedSemaphore(max_connections)
-        self._conns: dict[socket.socket, bool] = {}  # connection -> busy (inside a request)
+        #: connection -> (state, since): IDLE between requests, READING a request line and headers,
+        #: BUSY from parsed headers to the answer (only BUSY ones are waited for on shutdown)
+        self._conns: dict[socket.socket, tuple[str, float]] = {}
         self._conns_lock = threading.Lock()
         self.closing = threading.Event()
         #: connections closed at once because ``max_connections`` were open
@@ -96,7 +115,7 @@ class BoundedHTTPServer(HTTPServer):
                     log.info("TLS handshake from %s failed: %s", client_address[0], exc)
                     return
             with self._conns_lock:
-                self._conns[conn] = False
+                self._conns[conn] = (IDLE, time.monotonic())
             self.finish_request(conn, client_address)
         except Exception:  # a handler bug must not kill the thread silently
             log.exception("connection from %s failed", client_address[0])
@@ -123,11 +142,20 @@ class BoundedHTTPServer(HTTPServer):
                 pass
         super().shutdown_request(request)
 
-    def mark_busy(self, conn: socket.socket, busy: bool) -> None:
-        """The handler says when a request starts/ends, so shutdown closes only idle connections."""
+    def mark(self, conn: socket.socket, state: str) -> None:
+        """The handler says where a connection is (IDLE, READING, BUSY)."""
         with self._conns_lock:
             if conn in self._conns:
-                self._conns[conn] = busy
+                self._conns[conn] = (state, time.monotonic())
+
+    def service_actions(self) -> None:
+        """Run by serve_forever every poll interval: close connections whose headers trickle in."""
+        limit = time.monotonic() - self.header_deadline
+        with self._conns_lock:
+            late = [c for c, (state, since) in self._conns.items() if state == READING and since < limit]
+        for c in late:
+            self.slow_headers += 1
+            _close_now(c)
 
     @property
     def open_connections(self) -> int:
@@ -141,13 +169,10 @@ class BoundedHTTPServer(HTTPServer):
         deadline = time.monotonic() + self.grace_s
         while True:
             with self._conns_lock:
-                idle = [c for c, busy in self._conns.items() if not busy]
-                busy_left = any(self._conns.values())
+                idle = [c for c, (state, _) in self._conns.items() if state != BUSY]
+                busy_left = any(state == BUSY for state, _ in self._conns.values())
             for c in idle:
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                _close_now(c)
             if not busy_left or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

@@ -25,3 +25,6 @@ class ExtenderMetrics:
                                   registry=self.registry)
         self.open_connections = Gauge("hami_scheduler_extender_open_connections", "Open client connections",
                                       registry=self.registry)
+        self.slow_headers = Gauge("hami_scheduler_extender_slow_header_closes",
+                                  "Connections closed because request line and headers took over the header deadline",
+                                  registry=self.registry)

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hami_hal.errors import InputError
 
 from .extender import Extender
-from .httpserver import BoundedHTTPServer, tls_context
+from .httpserver import BUSY, IDLE, READING, BoundedHTTPServer, tls_context
 from .metrics import ExtenderMetrics
 
 log = logging.getLogger("hami_scheduler.server")
@@ -84,7 +84,7 @@ class ExtenderServer:
     def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 0, ready=None,
                  ssl_context: ssl.SSLContext | None = None, max_connections: int = 512,
                  grace_s: float = 10.0, idle_timeout: float = IDLE_TIMEOUT, body_deadline: float = BODY_DEADLINE,
-                 handshake_timeout: float = 5.0) -> None:
+                 handshake_timeout: float = 5.0, header_deadline: float = 10.0) -> None:
         self.extender = extender
         self.idle_timeout = idle_timeout
         self.body_deadline = body_deadline
@@ -96,10 +96,11 @@ class ExtenderServer:
         self.ready = ready or (lambda: True)
         self.httpd = BoundedHTTPServer((host, port), self._handler(), ssl_context=ssl_context,
                                        max_connections=max_connections, grace_s=grace_s,
-                                       handshake_timeout=handshake_timeout)
+                                       handshake_timeout=handshake_timeout, header_deadline=header_deadline)
         self.metrics.refused_connections.set_function(lambda: self.httpd.refused_connections)
         self.metrics.tls_failures.set_function(lambda: self.httpd.tls_failures)
         self.metrics.open_connections.set_function(lambda: self.httpd.open_connections)
+        self.metrics.slow_headers.set_function(lambda: self.httpd.slow_headers)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
     @property
@@ -133,18 +134,22 @@ class ExtenderServer:
                 pass
 
             def parse_request(self):
-                # a request line arrived: from here until the answer, shutdown waits for this connection
-                # (before it, the connection is idle and a graceful stop closes it at once)
-                srv.httpd.mark_busy(self.connection, True)
-                return super().parse_request()
+                ok = super().parse_request()  # reads the headers
+                # headers complete: from here until the answer, shutdown waits for this connection
+                srv.httpd.mark(self.connection, BUSY)
+                return ok
 
             def handle_one_request(self):
                 try:
+                    if not self.rfile.peek(1):  # wait (idle, under the socket timeout) for a request
+                        self.close_connection = True
+                        return
+                    srv.httpd.mark(self.connection, READING)  # header_deadline runs from here
                     super().handle_one_request()
                 except (TimeoutError, OSError):
-                    self.close_connection = True  # idle/slow client or reset: nothing left to answer
+                    self.close_connection = True  # idle/slow client, reset, or closed by the deadline
                 finally:
-                    srv.httpd.mark_busy(self.connection, False)
+                    srv.httpd.mark(self.connection, IDLE)
                     if srv.httpd.closing.is_set():
                         self.close_connection = True
 

@@ -150,6 +150,33 @@ def test_trickled_body_is_cut_off(stack):
         srv.stop()
 
 
+def test_trickled_headers_are_cut_off(stack):
+    """Slowloris: one header byte every 0.2 s never trips the per-read timeout; the header deadline does."""
+    srv = ExtenderServer(stack.extender, idle_timeout=5.0, header_deadline=0.6).start()
+    try:
+        with socket.create_connection(srv.httpd.server_address[:2], timeout=5) as s:
+            s.sendall(b"POST /filter HTTP/1.1\r\n")
+            t0 = time.monotonic()
+            closed = False
+            while time.monotonic() - t0 < 4:
+                try:
+                    s.sendall(b"X")
+                    time.sleep(0.2)
+                except OSError:
+                    closed = True
+                    break
+            if not closed:
+                s.settimeout(1)
+                try:
+                    closed = s.recv(1) == b""
+                except OSError:
+                    closed = True
+            assert closed and srv.httpd.slow_headers == 1
+        assert raw(srv, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200  # a prompt client is served
+    finally:
+        srv.stop()
+
+
 def test_listen_backlog_and_200_concurrent_clients(stack):
     assert BACKLOG >= 128
     errors: list[BaseException] = []
