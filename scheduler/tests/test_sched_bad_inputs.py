@@ -7,9 +7,11 @@ table of docs/security.md from what the cases answered (``HAMI_UPDATE_DOCS=1`` r
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -17,8 +19,10 @@ import urllib.request
 import pytest
 from hami_scheduler.cli import main as hami_scheduler
 from hami_scheduler.fakeapi import FakeApiServer
+from hami_scheduler.httpserver import tls_context
 from hami_scheduler.server import ExtenderServer
 from hami_scheduler.testing import gpu_node, gpu_pod, start_stack
+from hami_scheduler.testing_tls import have_openssl, make_pki
 from security_doc import check_section, table
 
 from hami_hal.cli.main import main as hami
@@ -233,6 +237,47 @@ def test_half_open_connections_and_backlog(stack):
            f"listen backlog {stack.server.httpd.request_queue_size}; 200 of 200 answered, no reset")
 
 
+def test_slow_headers(stack):
+    srv = ExtenderServer(stack.extender, idle_timeout=5.0, header_deadline=0.5).start()
+    try:
+        with socket.create_connection(srv.httpd.server_address[:2], timeout=5) as s:
+            s.sendall(b"POST /filter HTTP/1.1\r\n")
+            try:
+                for _ in range(20):
+                    s.sendall(b"X")
+                    time.sleep(0.2)
+            except OSError:
+                pass
+        assert srv.httpd.slow_headers == 1
+        record("extender HTTP", "headers trickled one byte every 0.2 s (server with a 0.5 s header deadline; "
+               "default 10 s)", f"connection closed at the header deadline, counted "
+               f"(`hami_scheduler_extender_slow_header_closes` = {srv.httpd.slow_headers})")
+    finally:
+        srv.stop()
+
+
+@pytest.mark.skipif(not have_openssl(), reason="the openssl CLI makes the test certificates")
+def test_tls_client_without_certificate(stack, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    srv = ExtenderServer(stack.extender, ssl_context=tls_context(str(pki.server_cert), str(pki.server_key),
+                                                                 str(pki.ca))).start()
+    try:
+        answers = []
+        for label, ctx in (("no client certificate", pki.client_context(cert=False)),
+                           ("a certificate from another CA", pki.client_context(pki.rogue_cert, pki.rogue_key))):
+            conn = http.client.HTTPSConnection("127.0.0.1", srv.httpd.server_address[1], context=ctx, timeout=5)
+            with pytest.raises((ssl.SSLError, OSError, http.client.HTTPException)) as exc:
+                conn.request("POST", "/bind", b"{}", {"Content-Length": "2"})
+                conn.getresponse()
+            conn.close()
+            assert exc.value is not None
+            answers.append(f"{label}: handshake refused")
+        record("extender trust", "TLS client (`--client-ca` set) with no certificate / another CA's certificate",
+               "; ".join(answers) + "; nothing served")
+    finally:
+        srv.stop()
+
+
 def test_forged_and_unfiltered_requests(stack):
     stack.api.add_pod(gpu_pod("victim", ns="team-a", gpus=1, mem=1024, cores=10))
     forged = gpu_pod("victim", ns="team-a", gpus=4, mem=None, cores=100)
@@ -289,7 +334,7 @@ ORDER_AREAS = ["extender trust", "node annotation", "extender HTTP", "`hami allo
 
 def test_bad_input_table_is_current():
     """Runs last in this module: renders what the cases above answered."""
-    expected = 4 + 1 + 4 + 5 + 4 + 2 + 3 + 1 + 1
+    expected = 4 + 1 + 4 + 5 + 4 + 2 + 3 + 1 + 1 + 2
     if len(ROWS) < expected:
         pytest.skip(f"run the whole module to render the table ({len(ROWS)} of {expected} cases ran)")
     rows = sorted(ROWS.values(), key=lambda r: ORDER_AREAS.index(r[0]))
