@@ -266,11 +266,10 @@ def test_tls_client_without_certificate(stack, tmp_path):
         for label, ctx in (("no client certificate", pki.client_context(cert=False)),
                            ("a certificate from another CA", pki.client_context(pki.rogue_cert, pki.rogue_key))):
             conn = http.client.HTTPSConnection("127.0.0.1", srv.httpd.server_address[1], context=ctx, timeout=5)
-            with pytest.raises((ssl.SSLError, OSError, http.client.HTTPException)) as exc:
+            with pytest.raises((ssl.SSLError, OSError, http.client.HTTPException)):
                 conn.request("POST", "/bind", b"{}", {"Content-Length": "2"})
                 conn.getresponse()
             conn.close()
-            assert exc.value is not None
             answers.append(f"{label}: handshake refused")
         record("extender trust", "TLS client (`--client-ca` set) with no certificate / another CA's certificate",
                "; ".join(answers) + "; nothing served")
