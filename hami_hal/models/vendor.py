@@ -48,7 +48,7 @@ class ResourceFamily(HalModel):
     #: MiB per unit of the memory resource (HAMi memoryFactor; e.g. 256, or 1024 for GiB units).
     memory_unit_mib: int = Field(default=1, ge=1)
     #: A memory quantity with a unit (``4Gi``) is bytes, a bare number is ``memory_unit_mib`` units
-    #: (HAMi's sGPU rule for a GiB-unit resource).
+    #: (HAMi's rule for some GiB-unit share resources).
     memory_suffix_means_bytes: bool = False
     memory_percent: str | None = None
     cores: str | None = None
