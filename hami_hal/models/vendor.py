@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from .allocation import FitReason
 from .base import HalModel
 from .constraints import DeviceSetRules, PodAnnotationRule
 from .partition import PartitionModel
@@ -30,7 +31,7 @@ class SelectorAnnotations(HalModel):
     #: Comma list of allowed device modes (e.g. ``acme.example/xpu-mode``).
     mode: str | None = None
     #: Reason code when a device's ``mode`` is not among them (HAMi default ``CardTypeMismatch``, or ``ModeNotFit``).
-    mode_reason: str = "CardTypeMismatch"
+    mode_reason: FitReason = FitReason.CARD_TYPE_MISMATCH
     #: ``"true"``: all devices of a container from one NUMA node.
     numa_bind: str | None = None
 
@@ -48,7 +49,7 @@ class ResourceFamily(HalModel):
     #: MiB per unit of the memory resource (HAMi memoryFactor; e.g. 256, or 1024 for GiB units).
     memory_unit_mib: int = Field(default=1, ge=1)
     #: A memory quantity with a unit (``4Gi``) is bytes, a bare number is ``memory_unit_mib`` units
-    #: (HAMi's sGPU rule for a GiB-unit resource).
+    #: (HAMi's rule for some GiB-unit share resources).
     memory_suffix_means_bytes: bool = False
     memory_percent: str | None = None
     cores: str | None = None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from ..errors import HalError, InputError
+from ..hami_compat.keys import GPU_POLICY, NODE_POLICY, SCORING_WEIGHTS
 from ..models import (
     ContainerRequest,
     DevicePolicy,
@@ -39,9 +40,9 @@ from ..models import (
 from ..models.vendor import ResourceFamily
 from .quantity import INT32_MAX, parse_quantity
 
-GPU_POLICY_ANNOTATION = "hami.io/gpu-scheduler-policy"
-NODE_POLICY_ANNOTATION = "hami.io/node-scheduler-policy"
-SCORING_WEIGHTS_ANNOTATION = "hami.io/device-scoring-weights"
+GPU_POLICY_ANNOTATION = GPU_POLICY
+NODE_POLICY_ANNOTATION = NODE_POLICY
+SCORING_WEIGHTS_ANNOTATION = SCORING_WEIGHTS
 #: HAMi's "percentage unset" sentinel.
 PERCENT_UNSET = 101
 _NUMA_POLICY = "numa"
