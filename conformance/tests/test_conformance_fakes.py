@@ -218,3 +218,19 @@ def test_real_row_keeps_injected_fault_evidence_apart(good_hw):
     assert "injected fault" in cell.notes
     assert levels(HealthBlindFake, True)["health/unhealthy-unallocatable"].injected.level is Level.UNSUPPORTED
     assert dict(os.environ) == before
+
+
+def test_markdown_report_shows_injected_fault_evidence_apart(good_hw):
+    from datetime import UTC, datetime
+
+    from hami_conformance.report.markdown import render_markdown
+
+    from hami_hal.models import CapabilityMatrix, DeviceModelEntry, MatrixMetadata, Provenance
+
+    cell = good_hw["health/unhealthy-unallocatable"]
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    entry = DeviceModelEntry(vendor="fakegood", model="F1", plugin="fake", plugin_version="0", tested_at=now,
+                             provenance=Provenance(source="real", device_model="F1"), capabilities=[cell])
+    md = render_markdown(CapabilityMatrix(metadata=MatrixMetadata(generated_at=now), entries=[entry]))
+    assert "supported (injected fault)" in md
+    assert "injected fault on simulated profile conformance-fault-fakegood (not real-device evidence)" in md
