@@ -251,10 +251,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_commands(p.add_subparsers(dest="scheduler_cmd", required=True))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hami-scheduler", description=__doc__)
     add_commands(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except HalError as exc:
