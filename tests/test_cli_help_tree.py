@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
 from hami_hal.cli.main import build_parser
 
 

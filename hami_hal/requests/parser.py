@@ -59,6 +59,8 @@ class ParsedPod:
     #: Extended resources (``domain/name``) no installed plugin declares: (field, name). Not an error,
     #: since another component may own them, but ``hami allocate`` says they were ignored.
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    #: Accepted but worth a line to the user (e.g. memory and a memory percentage both given).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _ann_field(key: str) -> str:
@@ -206,6 +208,8 @@ class _Amounts:
 
     values: dict[str, int] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
+    #: The values as written (``10Gi``), for error messages.
+    raw: dict[str, object] = field(default_factory=dict)
 
 
 def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
@@ -235,7 +239,15 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
         amounts = out.setdefault((vendor.name, fam.common_word), _Amounts())
         amounts.values[role] = value
         amounts.fields[role] = fld
+        amounts.raw[role] = (limits if where == "limits" else requests)[name]
     return out
+
+
+def _memory_unit_reason(fam: ResourceFamily, value: int) -> str:
+    """Why a memory value is too large, naming the unit: ``10Gi`` is read as 10737418240 MiB, not 10 GiB."""
+    unit = "MiB" if fam.memory_unit_mib == 1 else f"units of {fam.memory_unit_mib} MiB"
+    return (f"is too large: {fam.memory} counts {unit}, so this asks for {value} {unit} "
+            f"(max {INT32_MAX // fam.memory_unit_mib}); write {10240 // fam.memory_unit_mib} for 10 GiB")
 
 
 def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _Selectors,
@@ -261,7 +273,7 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
     if memory is not None:
         memory *= fam.memory_unit_mib
         if memory > INT32_MAX:
-            raise InputError(f["memory"], v["memory"], f"is too large (max {INT32_MAX // fam.memory_unit_mib})")
+            raise InputError(f["memory"], am.raw.get("memory", v["memory"]), _memory_unit_reason(fam, v["memory"]))
         if memory == 0:
             memory = None  # HAMi: 0 means unset
     percent = v.get("memory_percent")
@@ -360,6 +372,10 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
             if built is None:
                 continue
             req, flds = built
+            if flds.memory and flds.memory_percent and req.memory_mib is not None and req.memory_percent is not None:
+                # HAMi accepts both; its Fit uses the memory value, and so does the engine (memory_for).
+                parsed.warnings.append(f"{flds.memory_percent}: {req.memory_percent} is ignored because "
+                                       f"{flds.memory} ({req.memory_mib} MiB) is also given; memory wins, as in HAMi")
             parsed.fields[(pos, len(creq.requests))] = flds
             creq.requests.append(req)
         parsed.request.containers.append(creq)
