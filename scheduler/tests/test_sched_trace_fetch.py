@@ -235,3 +235,25 @@ def test_pinned_checksums_match_the_local_trace_copy():
         path = _LOCAL / name
         if path.is_file():
             assert trace_fetch.file_state(path, pin) == "ok", name
+
+
+def test_verified_folder_is_not_written_to(tmp_path, server):
+    dest = tmp_path / "trace"
+    _fetch(dest, server)
+    (dest / ".fetch.lock").unlink()
+    server.requests.clear()
+    assert [r.status for r in _fetch(dest, server)] == ["present", "present"]
+    assert not (dest / ".fetch.lock").exists() and server.requests == []
+
+
+def test_progress_bar_sees_every_byte(tmp_path, server):
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(file=io.StringIO(), force_terminal=True))
+    with bar:
+        _fetch(tmp_path / "trace", server, progress=cli._FetchBar(bar))
+    done = {t.description: (t.completed, t.total) for t in bar.tasks}
+    assert done == {n: (len(d), len(d)) for n, d in FIXTURE.items()}

@@ -127,7 +127,11 @@ def _part(path: Path) -> Path:
 @contextlib.contextmanager
 def _folder_lock(dest: Path) -> Iterator[None]:
     """One fetch per folder at a time: two would write the same ``.part`` files."""
-    with (dest / ".fetch.lock").open("w") as fh:
+    try:
+        fh = (dest / ".fetch.lock").open("w")
+    except OSError as err:
+        raise TraceFetchError(f"cannot write into {dest}: {err.strerror}; choose another folder with --dest") from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -218,6 +222,10 @@ def fetch_trace(
     if unknown:
         raise InputError("trace file", unknown[0], "has no pinned checksum")
     progress = progress or _Silent()
+    if all(file_state(dest / n, pinned[n]) == "ok" for n in names):
+        for n in names:  # verified already: nothing to write, so a read-only folder is fine
+            progress.end(n, "present")
+        return [FetchResult(n, "present", 0) for n in names]
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as err:
