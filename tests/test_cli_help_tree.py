@@ -53,7 +53,8 @@ def test_every_help_renders():
 
 
 @pytest.mark.parametrize("argv", [["hami_hal.cli", "--help"], ["hami_scheduler.cli", "--help"],
-                                  ["hami_scheduler.cli", "plot", "--help"]])
+                                  ["hami_scheduler.cli", "plot", "--help"], ["hami_conformance", "--help"],
+                                  ["hami_conformance", "run", "--help"]])
 def test_help_exits_zero_from_the_command_line(argv):
     pytest.importorskip(argv[0].split(".")[0])
     proc = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=60)
