@@ -44,8 +44,9 @@ OPTIONAL_COMMANDS = {"conformance": "hami-conformance", "scheduler": "hami-sched
 def _not_installed(subparsers: argparse._SubParsersAction) -> None:
     """A stand-in for each project subcommand whose distribution is absent: one line saying what to install,
     instead of argparse's 'invalid choice'."""
+    declared = {ep.name for ep in entry_points(group=CLI_ENTRY_POINT_GROUP)}
     for name, dist in OPTIONAL_COMMANDS.items():
-        if name in subparsers.choices:
+        if name in subparsers.choices or name in declared:  # installed (a broken one was warned about)
             continue
         # No option prefix: every word after the command, --help included, lands in `rest`.
         p = subparsers.add_parser(name, help=f"(not installed: pip install {dist})", add_help=False,
