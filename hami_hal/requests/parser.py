@@ -67,6 +67,13 @@ def _ann_field(key: str) -> str:
     return f'metadata.annotations["{key}"]'
 
 
+def _memory_unit_reason(fam: ResourceFamily, value: int) -> str:
+    """Why a memory value is too large, naming the unit: ``10Gi`` is read as 10737418240 MiB, not 10 GiB."""
+    unit = "MiB" if fam.memory_unit_mib == 1 else f"units of {fam.memory_unit_mib} MiB"
+    return (f"is too large: {fam.memory} counts {unit}, so this asks for {value} {unit} "
+            f"(max {INT32_MAX // fam.memory_unit_mib}); write {10240 // fam.memory_unit_mib} for 10 GiB")
+
+
 def _mapping(value: object, field_name: str) -> dict:
     if value is None:
         return {}
@@ -243,13 +250,6 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
     return out
 
 
-def _memory_unit_reason(fam: ResourceFamily, value: int) -> str:
-    """Why a memory value is too large, naming the unit: ``10Gi`` is read as 10737418240 MiB, not 10 GiB."""
-    unit = "MiB" if fam.memory_unit_mib == 1 else f"units of {fam.memory_unit_mib} MiB"
-    return (f"is too large: {fam.memory} counts {unit}, so this asks for {value} {unit} "
-            f"(max {INT32_MAX // fam.memory_unit_mib}); write {10240 // fam.memory_unit_mib} for 10 GiB")
-
-
 def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _Selectors,
                    policy: DevicePolicy) -> tuple[ResourceRequest, RequestFields] | None:
     v, f = am.values, am.fields
@@ -372,14 +372,24 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
             if built is None:
                 continue
             req, flds = built
-            if flds.memory and flds.memory_percent and req.memory_mib is not None and req.memory_percent is not None:
-                # HAMi accepts both; its Fit uses the memory value, and so does the engine (memory_for).
-                parsed.warnings.append(f"{flds.memory_percent}: {req.memory_percent} is ignored because "
-                                       f"{flds.memory} ({req.memory_mib} MiB) is also given; memory wins, as in HAMi")
             parsed.fields[(pos, len(creq.requests))] = flds
             creq.requests.append(req)
         parsed.request.containers.append(creq)
+    parsed.warnings += _memory_twice(parsed)
     return parsed
+
+
+def _memory_twice(parsed: ParsedPod) -> list[str]:
+    """HAMi accepts memory and a memory percentage together; its Fit uses the memory value, and so does the
+    engine (``ResourceRequest.memory_for``). Accepted, but the user hears which one was ignored."""
+    out = []
+    for ctr in parsed.request.containers:
+        for i, req in enumerate(ctr.requests):
+            flds = parsed.fields.get((ctr.index, i))
+            if flds and flds.memory and flds.memory_percent and req.memory_mib and req.memory_percent is not None:
+                out.append(f"{flds.memory_percent}: {req.memory_percent} is ignored because {flds.memory} "
+                           f"({req.memory_mib} MiB) is also given; memory wins, as in HAMi")
+    return out
 
 
 def parse_pod(pod: dict, vendors: list[VendorInfo]) -> PodRequest:
