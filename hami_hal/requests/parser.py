@@ -74,6 +74,20 @@ def _memory_unit_reason(fam: ResourceFamily, value: int) -> str:
             f"(max {INT32_MAX // fam.memory_unit_mib}); write {10240 // fam.memory_unit_mib} for 10 GiB")
 
 
+def _memory_twice(parsed: ParsedPod) -> list[str]:
+    """HAMi accepts memory and a memory percentage together; its Fit uses the memory value, and so does the
+    engine (``ResourceRequest.memory_for``). Accepted, but the user hears which one was ignored."""
+    out = []
+    for ctr in parsed.request.containers:
+        for i, req in enumerate(ctr.requests):
+            flds = parsed.fields.get((ctr.index, i))
+            if flds and flds.memory and flds.memory_percent and req.memory_mib and req.memory_percent is not None:
+                out.append(f"{flds.memory_percent}: {req.memory_percent} is ignored because {flds.memory} "
+                           f"({req.memory_mib} MiB) is also given; memory wins, as in HAMi")
+    return out
+
+
+
 def _mapping(value: object, field_name: str) -> dict:
     if value is None:
         return {}
@@ -377,19 +391,6 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
         parsed.request.containers.append(creq)
     parsed.warnings += _memory_twice(parsed)
     return parsed
-
-
-def _memory_twice(parsed: ParsedPod) -> list[str]:
-    """HAMi accepts memory and a memory percentage together; its Fit uses the memory value, and so does the
-    engine (``ResourceRequest.memory_for``). Accepted, but the user hears which one was ignored."""
-    out = []
-    for ctr in parsed.request.containers:
-        for i, req in enumerate(ctr.requests):
-            flds = parsed.fields.get((ctr.index, i))
-            if flds and flds.memory and flds.memory_percent and req.memory_mib and req.memory_percent is not None:
-                out.append(f"{flds.memory_percent}: {req.memory_percent} is ignored because {flds.memory} "
-                           f"({req.memory_mib} MiB) is also given; memory wins, as in HAMi")
-    return out
 
 
 def parse_pod(pod: dict, vendors: list[VendorInfo]) -> PodRequest:
