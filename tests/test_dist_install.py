@@ -64,6 +64,9 @@ def wheels(tmp_path_factory) -> Path:
     proc = _run(["make", "-s", "-C", REPO, "wheels", f"BIN={Path(sys.executable).parent}", f"DIST_DIR={out}"],
                 cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # setuptools' complaints about our own pyproject/setup files (license table, undeclared package data...)
+    noise = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "Warning" in ln]
+    assert not noise, "building the wheels warned:\n" + "\n".join(noise)
     return out
 
 
@@ -162,3 +165,13 @@ def test_distribution_installs_alone_and_works(dist, wheels, deps, tmp_path):
 def test_make_wheels_builds_every_distribution(wheels):
     built = {p.name.split("-")[0].replace("_", "-") for p in wheels.glob("*.whl")}
     assert built == set(PROJECTS)
+
+
+def test_pyproject_files_use_the_forms_setuptools_does_not_warn_about():
+    for path in [REPO / "pyproject.toml", *sorted(REPO.glob("*/pyproject.toml"))]:
+        doc = tomllib.loads(path.read_text())
+        where = path.relative_to(REPO)
+        assert isinstance(doc["project"].get("license"), str), f"{where}: license must be an SPDX string"
+        setuptools = [r for r in doc["build-system"]["requires"] if r.startswith("setuptools")]
+        floor = re.search(r">=\s*(\d+)", setuptools[0]) if len(setuptools) == 1 else None
+        assert floor and int(floor.group(1)) >= 77, f"{where}: needs setuptools>=77 for an SPDX license"
