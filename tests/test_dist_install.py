@@ -7,8 +7,8 @@ Offline by design: the wheels of this repository come from ``--find-links`` with
 third-party dependencies (pydantic, kubernetes, numpy, ...) are the ones already installed in the
 interpreter running the tests, made visible to the fresh venv through a folder of links that leaves out
 this repository's own distributions. So pip must resolve ``hami-hal`` and every other project dependency
-from the wheels alone, and a missing or misnamed requirement fails here. Marked ``dist`` (about half a
-minute); ``pytest -m 'not dist'`` skips it while iterating.
+from the wheels alone, and a missing or misnamed requirement fails here. Marked ``dist`` (about ten
+seconds); ``pytest -m 'not dist'`` skips it while iterating.
 """
 
 from __future__ import annotations
