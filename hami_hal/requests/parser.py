@@ -76,11 +76,11 @@ def _ann_field(key: str) -> str:
     return f'metadata.annotations["{key}"]'
 
 
-def _memory_unit_reason(fam: ResourceFamily, value: int) -> str:
-    """Why a memory value is too large, naming the unit: ``10Gi`` is read as 10737418240 MiB, not 10 GiB."""
+def _memory_unit_reason(fam: ResourceFamily) -> str:
+    """Why a memory value is too large, naming the unit: ``10Gi`` is the number 10737418240, read as MiB."""
     unit = "MiB" if fam.memory_unit_mib == 1 else f"units of {fam.memory_unit_mib} MiB"
-    return (f"is too large: {fam.memory} counts {unit}, so this asks for {value} {unit} "
-            f"(max {INT32_MAX // fam.memory_unit_mib}); write {10240 // fam.memory_unit_mib} for 10 GiB")
+    return (f"is too large: {fam.memory} counts {unit} (max {INT32_MAX // fam.memory_unit_mib}), and a suffix "
+            f"such as Gi multiplies by 1024^3; write {10240 // fam.memory_unit_mib} for 10 GiB")
 
 
 def _memory_twice(parsed: ParsedPod) -> list[str]:
@@ -238,8 +238,6 @@ class _Amounts:
 
     values: dict[str, int] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
-    #: The values as written (``10Gi``), for error messages.
-    raw: dict[str, object] = field(default_factory=dict)
 
 
 def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
@@ -269,7 +267,6 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
         amounts = out.setdefault((vendor.name, fam.common_word), _Amounts())
         amounts.values[role] = value
         amounts.fields[role] = fld
-        amounts.raw[role] = (limits if where == "limits" else requests)[name]
     return out
 
 
@@ -313,7 +310,7 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
     if memory is not None:
         memory *= fam.memory_unit_mib
         if memory > INT32_MAX:
-            raise InputError(f["memory"], am.raw.get("memory", v["memory"]), _memory_unit_reason(fam, v["memory"]))
+            raise InputError(f["memory"], v["memory"], _memory_unit_reason(fam))
         if memory == 0:
             memory = None  # HAMi: 0 means unset
     percent = v.get("memory_percent")
