@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hami_hal import bounded_yaml
 from hami_hal.cli.output import emit_json, error_line, warn_line
 from hami_hal.errors import HalError, InputError
 
@@ -126,9 +127,12 @@ def _settings(values: list[str] | None) -> dict:
         if not sep or not key.strip():
             raise InputError("--set", item, "must look like KEY=VALUE")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = bounded_yaml.load(raw) if raw.strip() else ""
+        except (yaml.YAMLError, ValueError):  # ValueError: bounded_yaml's size/depth/alias limits
             raise InputError("--set", item, "has a value that is not a plain scalar") from None
+        if isinstance(value, (dict, list)):
+            raise InputError("--set", item, "has a value that is not a plain scalar")
+        out[key.strip()] = value
     return out
 
 
