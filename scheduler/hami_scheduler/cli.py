@@ -37,21 +37,37 @@ def _names(text: str, allowed, field: str) -> list[str]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .sim.report import run_all, summarise, write_outputs
+    from .sim.report import run_sources, summarise, write_outputs
+    from .sim.run import FileSource, TraceSource
 
-    trace_dir = Path(args.trace_dir or default_trace_dir())
-    if not trace_dir.is_dir():
-        raise InputError("--trace-dir", str(trace_dir), "is not a directory")
-    variants = _names(args.variant, VARIANTS, "--variant")
     policies = _names(args.policies, POLICIES, "--policies")
     seeds = _seeds(args.seeds)
-    results = run_all(
-        str(trace_dir), variants, policies, seeds, workers=args.workers, limit=args.limit,
+    if args.limit is not None and args.limit < 1:
+        raise InputError("--limit", args.limit, "must be >= 1")
+    if args.pods or args.nodes:
+        if not (args.pods and args.nodes):
+            missing = "--nodes" if args.pods else "--pods"
+            raise InputError(missing, None, "is required with " + ("--pods" if args.pods else "--nodes"))
+        if args.variant is not None or args.trace_dir is not None:
+            raise InputError("--variant/--trace-dir", args.variant or args.trace_dir, "cannot be combined with --pods")
+        sources = [FileSource(args.nodes, args.pods)]
+        where = {"pods_file": args.pods, "nodes_file": args.nodes,
+                 "provenance": f"simulated: user node list {args.nodes} and pod list {args.pods} (FGD method); "
+                               "no hardware involved"}
+    else:
+        trace_dir = Path(args.trace_dir or default_trace_dir())
+        if not trace_dir.is_dir():
+            raise InputError("--trace-dir", str(trace_dir), "is not a directory")
+        variants = _names(args.variant or "default", VARIANTS, "--variant")
+        sources = [TraceSource(str(trace_dir), v) for v in variants]
+        where = {"trace_dir": str(trace_dir), "variants": variants}
+    results = run_sources(
+        sources, policies, seeds, workers=args.workers, limit=args.limit,
         tie_break=args.tie_break, progress=not args.json, engine_check=not args.no_engine_check,
     )
     meta = {
         "command": "hami-scheduler " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "trace_dir": str(trace_dir), "variants": variants, "policies": policies, "seeds": seeds,
+        **where, "policies": policies, "seeds": seeds,
         "tie_break": args.tie_break, "limit": args.limit, "engine_check": not args.no_engine_check,
     }
     rows = summarise(results)
@@ -67,14 +83,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from rich.console import Console
         from rich.table import Table
 
+        published = any(r["published_alloc_100"] is not None for r in rows)
         table = Table(title="GPU allocation ratio (%), median over seeds")
-        for col in ("variant", "policy", "seeds", "@100", "@130", "published @100"):
+        cols = ["variant", "policy", "seeds", "@100", "@130", "failed pods"]
+        for col in cols + (["published @100"] if published else []):
             table.add_column(col)
         for r in rows:
-            table.add_row(
-                r["variant"], r["policy"], str(r["seeds"]), f"{r['alloc_100_median']:.2f}",
-                f"{r['alloc_130_median']:.2f}", str(r["published_alloc_100"] or "–"),
-            )
+            cells = [r["variant"], r["policy"], str(r["seeds"]), f"{r['alloc_100_median']:.2f}",
+                     f"{r['alloc_130_median']:.2f}", str(r["failed_pods_median"])]
+            if published:
+                cells.append(str(r["published_alloc_100"] or "–"))
+            table.add_row(*cells)
         Console().print(table)
     return 0
 
@@ -103,7 +122,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("simulate", help="replay the openb GPU trace with the FGD method")
     sim.add_argument("--trace-dir", help="openb-gpu-v2023 directory (default $HAMI_TRACE_DIR or ../shared/data/openb-gpu-v2023)")
-    sim.add_argument("--variant", default="default", help=f"comma list or 'all' ({', '.join(VARIANTS)})")
+    sim.add_argument("--variant", default=None,
+                     help=f"comma list or 'all' ({', '.join(VARIANTS)}); default: default")
+    sim.add_argument("--pods", help="your own pod list (openb CSV: name,cpu_milli,memory_mib,num_gpu,gpu_milli"
+                                    "[,gpu_spec,...]) instead of a trace variant; needs --nodes")
+    sim.add_argument("--nodes", help="your own node list (openb CSV: sn,cpu_milli,memory_mib,gpu,model); needs --pods")
     sim.add_argument("--policies", default="all", help=f"comma list or 'all' ({', '.join(POLICIES)})")
     sim.add_argument("--seeds", default="42-51", help="LO-HI or a comma list (paper: 42-51)")
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
