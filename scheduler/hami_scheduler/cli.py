@@ -161,6 +161,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--policy", default="binpack", help="default node policy: binpack, spread or a simulator policy")
     srv.add_argument("--workload-refresh", type=float, default=10.0, metavar="SECONDS",
                      help="fragmentation policies (fgd, frag-pack...): re-read the running pod mix at most this often")
+    srv.add_argument("--workload-seed", default=None, metavar="FILE|trace:VARIANT",
+                     help="fragmentation policies: the workload mix to score against until the cluster holds "
+                          "--workload-takeover pods of its own (an openb-format pod list, or trace:<variant>)")
+    srv.add_argument("--workload-takeover", type=int, default=100, metavar="PODS",
+                     help="held device pods from which the cluster's own mix replaces the seed (default 100)")
     srv.add_argument("--capability-matrix", default=None, help="CapabilityMatrix JSON file")
     srv.add_argument("--capability-configmap", default=None, help="namespace/name[/key] of a ConfigMap holding it")
     srv.add_argument("--accept-levels", default="supported,partial",
