@@ -85,12 +85,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         published = any(r["published_alloc_100"] is not None for r in rows)
         table = Table(title="GPU allocation ratio (%), median over seeds")
-        cols = ["variant", "policy", "seeds", "@100", "@130", "failed pods"]
+        cols = ["variant", "policy", "seeds", "@100", "@130", "failed pods", "bound @100", "bound @130"]
         for col in cols + (["published @100"] if published else []):
             table.add_column(col)
         for r in rows:
             cells = [r["variant"], r["policy"], str(r["seeds"]), f"{r['alloc_100_median']:.2f}",
-                     f"{r['alloc_130_median']:.2f}", str(r["failed_pods_median"])]
+                     f"{r['alloc_130_median']:.2f}", str(r["failed_pods_median"]),
+                     *("–" if v is None else f"{v:.2f}" for v in (r["bound_100_median"], r["bound_130_median"]))]
             if published:
                 cells.append(str(r["published_alloc_100"] or "–"))
             table.add_row(*cells)
