@@ -8,7 +8,7 @@ from hami_scheduler.live_workload import WorkloadFeed, load_seed
 from hami_scheduler.node_resources import cpu_milli, memory_mib, pod_requests
 from hami_scheduler.policies import make_policy
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
+from sched_testing import NVIDIA, gpu_node, gpu_pod
 
 from hami_hal.errors import InputError
 

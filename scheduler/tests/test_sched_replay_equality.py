@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from hami_scheduler.capability import CapabilityGate
 from hami_scheduler.extender import Extender
-from hami_scheduler.fakeapi import FakeApiServer
 from hami_scheduler.kube import Kube, Watcher, api_client
 from hami_scheduler.live_workload import load_seed
 from hami_scheduler.policies import make_policy
@@ -26,7 +25,8 @@ from hami_scheduler.sim.cluster import SimCluster
 from hami_scheduler.sim.run import shape_of
 from hami_scheduler.sim.trace import default_trace_dir, load_nodes, load_pods
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node
+from sched_fakeapi import FakeApiServer
+from sched_testing import NVIDIA, gpu_node
 
 TRACE = Path(os.environ.get("HAMI_TRACE_DIR") or default_trace_dir())
 needs_trace = pytest.mark.skipif(not (TRACE / "openb_node_list_gpu_node.csv").is_file(),
