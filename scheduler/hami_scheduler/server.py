@@ -331,6 +331,10 @@ def serve(args) -> int:
     if getattr(args, "workload_seed", None):
         from .live_workload import load_seed
 
+        if args.policy in ("binpack", "spread"):
+            raise InputError("--workload-seed", args.workload_seed,
+                             f"needs a fragmentation policy (--policy fgd or frag-pack), not {args.policy}")
+
         seed = load_seed(args.workload_seed)
     takeover = getattr(args, "workload_takeover", 100)
     if not 0 <= takeover <= 1_000_000:

@@ -116,7 +116,7 @@ def test_seed_mix_until_the_cluster_takes_over(tmp_path):
     assert [k for k, _ in feed.workload] == [(3000, 200, 1, ())]
 
 
-def test_bad_seed_is_one_line(tmp_path):
+def test_bad_seed_is_one_line(tmp_path, capsys):
     f = tmp_path / "mix.csv"
     f.write_text("name,cpu_milli,memory_mib,num_gpu,gpu_milli\nd,1000,10,0,0\n")
     with pytest.raises(InputError, match="holds no GPU pod"):
@@ -126,3 +126,6 @@ def test_bad_seed_is_one_line(tmp_path):
     from hami_scheduler.cli import main
 
     assert main(["serve", "--workload-seed", str(tmp_path / "absent.csv"), "--policy", "fgd"]) == 2
+    assert main(["serve", "--workload-seed", str(f), "--policy", "binpack"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "cannot be read" in err[-2] and err[-1].startswith("error: --workload-seed: ") and "binpack" in err[-1]
