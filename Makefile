@@ -44,3 +44,7 @@ schemas: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info */*.egg-info
+
+# Real control plane for tests/e2e (kube-apiserver, kube-scheduler, etcd, helm), cached by version.
+k8s-bins:
+	hack/k8s-bins.sh

@@ -154,6 +154,11 @@ def serve(args) -> int:
     watcher.start()
     ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
                    workload_refresh_s=args.workload_refresh)
+    # k8s helper: pod Events, then the Lease gate outermost (a follower's refusal is no pod event)
+    from .events import with_events
+    from .leader import with_leader_election
+
+    ext, elector = with_leader_election(with_events(ext, kube.api, args), kube.api, args)
     server = ExtenderServer(ext, host or "127.0.0.1", int(port), ready=watcher.synced.is_set).start()
     if args.metrics_bind:  # HAMi serves metrics on their own port (:9395); /metrics stays on the extender too
         from prometheus_client import start_http_server
@@ -166,4 +171,6 @@ def serve(args) -> int:
     except KeyboardInterrupt:
         watcher.stop.set()
         server.stop()
+        if elector is not None:
+            elector.stop()
     return 0
