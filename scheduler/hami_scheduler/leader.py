@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,9 @@ from hami_hal.errors import InputError
 log = logging.getLogger("hami_scheduler.leader")
 
 ROLE_LABEL = "hami.io/scheduler-role"  # HAMi labels its scheduler pods leader|follower
+#: Lease annotation: where the leader's extender answers, so a follower can forward to it.
+URL_ANNOTATION = "hami-hal.io/leader-url"
+FORWARD_TIMEOUT_S = 25.0  # under kube-scheduler's httpTimeout (HAMi: 30 s)
 
 
 def micro_time() -> str:
@@ -41,7 +45,7 @@ def micro_time() -> str:
 class LeaseElector:
     def __init__(self, api: client.ApiClient, name: str, namespace: str, identity: str | None = None,
                  lease_s: float = 15.0, renew_deadline_s: float = 10.0, retry_s: float = 2.0,
-                 on_change=None) -> None:
+                 on_change=None, url: str = "") -> None:
         if not (0 < retry_s < renew_deadline_s < lease_s):
             raise InputError("--leader-elect-lease-duration", lease_s,
                              f"needs retry ({retry_s}s) < renew deadline ({renew_deadline_s}s) < lease duration")
@@ -50,6 +54,8 @@ class LeaseElector:
         self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4()}"
         self.lease_s, self.renew_deadline_s, self.retry_s = lease_s, renew_deadline_s, retry_s
         self.on_change = on_change
+        self.url = url
+        self.leader_url = ""
         self._observed: tuple[Any, float] = (None, 0.0)  # (spec as last read, local monotonic time)
         self._renewed_at = float("-inf")  # monotonic time of this replica's last successful write
         self._leading = False
@@ -86,7 +92,8 @@ class LeaseElector:
             if exc.status != 404:
                 return self._failed(f"read {exc.status}")
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace},
+                    "metadata": {"name": self.name, "namespace": self.namespace,
+                                 "annotations": {URL_ANNOTATION: self.url}},
                     "spec": self._spec(now, now, 0)}
             try:
                 self.coord.create_namespaced_lease(self.namespace, body, _preload_content=False)
@@ -101,6 +108,7 @@ class LeaseElector:
         duration = float(spec.get("leaseDurationSeconds") or self.lease_s)
         expired = time.monotonic() - self._observed[1] > duration
         if holder and holder != self.identity and not expired:
+            self.leader_url = ((lease.get("metadata") or {}).get("annotations") or {}).get(URL_ANNOTATION, "")
             self._set_leading(False)
             return False
         transitions = int(spec.get("leaseTransitions") or 0)
@@ -109,6 +117,7 @@ class LeaseElector:
             transitions += 1
             acquire = now
         lease["spec"] = self._spec(acquire, now, transitions)
+        lease.setdefault("metadata", {}).setdefault("annotations", {})[URL_ANNOTATION] = self.url
         try:
             self.coord.replace_namespaced_lease(self.name, self.namespace, lease, _preload_content=False)
         except ApiException as exc:
@@ -122,6 +131,7 @@ class LeaseElector:
     def _won(self) -> bool:
         self._renewed_at = time.monotonic()
         self.holder = self.identity
+        self.leader_url = self.url
         self._set_leading(True)
         return True
 
@@ -164,11 +174,17 @@ class LeaseElector:
 
 
 class LeaderGate:
-    """The extender as kube-scheduler sees it, answering only while this replica leads."""
+    """The extender as kube-scheduler sees it: the leader answers; a follower forwards the call to the
+    leader's URL (from the Lease), or refuses with the holder's name when it has none.
+
+    Forwarding matters because kube-scheduler's own leader election is separate: the leading
+    kube-scheduler may sit next to a follower extender.
+    """
 
     def __init__(self, inner, elector: LeaseElector) -> None:
         self.inner = inner
         self.elector = elector
+        self.forwarded = 0
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
@@ -178,17 +194,40 @@ class LeaderGate:
         return (f"this hami-scheduler replica ({self.elector.identity}) is not the leader; "
                 f"lease {self.elector.namespace}/{self.elector.name} is held by {holder}")
 
-    def filter(self, args: dict):
-        if not self.elector.is_leader():
-            from .extender import FilterOutcome
+    def _forward(self, verb: str, args: dict) -> dict | None:
+        url = self.elector.leader_url
+        if not url or url == self.elector.url:
+            return None
+        req = urllib.request.Request(f"{url.rstrip('/')}/{verb}", data=json.dumps(args).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=FORWARD_TIMEOUT_S) as resp:
+                out = json.loads(resp.read(1 << 22))
+        except (OSError, ValueError) as exc:
+            return {"Error": f"{self._refusal()}; forwarding to {url} failed: {str(exc)[:160]}"}
+        self.forwarded += 1
+        return out if isinstance(out, dict) else {"Error": f"leader at {url} answered {str(out)[:80]}"}
 
+    def filter(self, args: dict):
+        if self.elector.is_leader():
+            return self.inner.filter(args)
+        from .extender import FilterOutcome, ci
+
+        out = self._forward("filter", args)
+        if out is None:
             return FilterOutcome([], {}, self._refusal())
-        return self.inner.filter(args)
+        names = ci(out, "NodeNames") or []
+        failed = ci(out, "FailedNodes") or {}
+        return FilterOutcome(list(names) if isinstance(names, list) else [],
+                             dict(failed) if isinstance(failed, dict) else {}, str(ci(out, "Error") or ""))
 
     def bind(self, args: dict) -> str:
-        if not self.elector.is_leader():
-            return self._refusal()
-        return self.inner.bind(args)
+        if self.elector.is_leader():
+            return self.inner.bind(args)
+        from .extender import ci
+
+        out = self._forward("bind", args)
+        return self._refusal() if out is None else str(ci(out, "Error") or "")
 
 
 def label_own_pod(api: client.ApiClient, leading: bool) -> None:
@@ -208,6 +247,8 @@ def add_flags(parser) -> None:
                    help="Lease namespace (default: $POD_NAMESPACE or kube-system)")
     g.add_argument("--leader-elect-identity", default=os.environ.get("POD_NAME", ""),
                    help="this replica's holder identity (default: $POD_NAME or hostname_uuid)")
+    g.add_argument("--leader-elect-url", default="",
+                   help="where followers reach this replica's extender (default: http://$POD_IP:<--bind port>)")
     g.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
     g.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     g.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
@@ -218,7 +259,14 @@ def with_leader_election(ext, api: client.ApiClient, args):
     if not getattr(args, "leader_elect", False):
         return ext, None
     name = args.leader_elect_lease_name or f"{getattr(args, 'scheduler_name', 'hami-scheduler')}-extender"
+    url = args.leader_elect_url
+    if not url:
+        host, _, port = getattr(args, "bind", ":8888").rpartition(":")
+        ip = os.environ.get("POD_IP") or (host if host not in ("", "0.0.0.0", "::") else socket.gethostname())
+        url = f"http://{ip}:{port}"
+    if not url.startswith(("http://", "https://")):
+        raise InputError("--leader-elect-url", url, "must start with http:// or https://")
     elector = LeaseElector(api, name, args.leader_elect_namespace, args.leader_elect_identity or None,
                            args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
-                           args.leader_elect_retry_period, on_change=lambda lead: label_own_pod(api, lead))
+                           args.leader_elect_retry_period, on_change=lambda lead: label_own_pod(api, lead), url=url)
     return LeaderGate(ext, elector), elector.start()

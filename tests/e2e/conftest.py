@@ -6,6 +6,7 @@ building them from scratch takes longer than the test budget (``make k8s-bins`` 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -61,11 +62,14 @@ def deadline():
     """``deadline(s)`` -> a predicate-poller bounded in time (no test waits forever)."""
 
     def wait_for(pred, timeout: float, what: str, step: float = 0.2):
-        end = time.monotonic() + timeout
+        start = time.monotonic()
+        end = start + timeout
         last = None
         while time.monotonic() < end:
             last = pred()
             if last:
+                if os.environ.get("HAMI_E2E_TIMING"):
+                    print(f"[{time.monotonic() - start:5.1f}s] {what}")
                 return last
             time.sleep(step)
         raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -201,13 +201,17 @@ class ControlPlane:
         raise RuntimeError(f"kube-apiserver not ready in {timeout}s: {last}\n{self.procs[-1].tail()}")
 
     def start_scheduler(self, name: str, extenders: list[dict], scheduler_name: str = "hami-scheduler",
-                        leader_elect: bool = False) -> Proc:
-        """kube-scheduler with our extender(s), kubescheduler.config.k8s.io/v1."""
+                        lease: tuple[str, str] | None = None) -> Proc:
+        """kube-scheduler with our extender(s), kubescheduler.config.k8s.io/v1; ``lease`` = (namespace, name)
+        turns on its leader election with short durations (4 s lease, 3 s renew deadline, 1 s retry)."""
+        election = {"leaderElect": False}
+        if lease:
+            election = {"leaderElect": True, "resourceNamespace": lease[0], "resourceName": lease[1],
+                        "leaseDuration": "4s", "renewDeadline": "3s", "retryPeriod": "1s"}
         cfg = {
             "apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
             "clientConnection": {"kubeconfig": str(self.kubeconfig), "qps": 200, "burst": 400},
-            "leaderElection": {"leaderElect": leader_elect, "resourceName": scheduler_name,
-                               "resourceNamespace": "kube-system"},
+            "leaderElection": election,
             "podInitialBackoffSeconds": 1, "podMaxBackoffSeconds": 2,
             "profiles": [{"schedulerName": scheduler_name}],
             "extenders": extenders,

@@ -107,10 +107,11 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"{url} not ready in {timeout}s:\n{proc.tail()}")
 
-    def start_scheduler(self, ext_ports: int | list[int], name: str = "kube-scheduler") -> Proc:
+    def start_scheduler(self, ext_ports: int | list[int], name: str = "kube-scheduler",
+                        lease: str | None = None) -> Proc:
         ports = [ext_ports] if isinstance(ext_ports, int) else ext_ports
         stanzas = [extender_stanza(f"http://127.0.0.1:{p}", RESOURCES) for p in ports]
-        proc = self.cp.start_scheduler(f"{self.ns}-{name}", stanzas)
+        proc = self.cp.start_scheduler(f"{self.ns}-{name}", stanzas, lease=(self.ns, lease) if lease else None)
         self.procs.append(proc)
         return proc
 
@@ -149,6 +150,19 @@ class Stack:
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
         raise AssertionError(f"metric {name} not exported")
+
+    def lease_holder(self, name: str) -> str:
+        try:
+            lease = client.CoordinationV1Api(self.api).read_namespaced_lease(name, self.ns)
+        except ApiException:
+            return ""
+        return lease.spec.holder_identity or ""
+
+    def post(self, port: int, verb: str, body: dict) -> dict:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/{verb}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
 
     def events(self, pod: str) -> list[dict]:
         resp = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={pod}",
