@@ -68,6 +68,7 @@ class Stack:
         self.core = client.CoreV1Api(self.api)
         self.nodes: list[str] = []
         self.procs: list[Proc] = []
+        self.cleanups: list = []  # callables run first at teardown
         self.vendors = work / "vendors.json"
         self.vendors.write_text(json.dumps([NVIDIA.model_dump(mode="json")]))
 
@@ -218,6 +219,11 @@ class Stack:
     # -- teardown ----------------------------------------------------------------------------
 
     def teardown(self) -> None:
+        for fn in self.cleanups:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - teardown continues
+                pass
         try:
             self.delete_all_pods()
         except ApiException:
