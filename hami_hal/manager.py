@@ -36,13 +36,12 @@ from .models import (
     ContainerEdits,
     Device,
     DeviceSlice,
-    DeviceUsage,
-    FitFailure,
     HealthStatus,
     MetricSample,
     NodeInventory,
     PartitionKind,
     PartitionModel,
+    PodAllocation,
     ProbeResult,
     Provenance,
     ResourceRequest,
@@ -178,6 +177,7 @@ class Hal:
         version = version or getattr(plugin, "__version__", None) or "0+unknown"
         self.plugins[name] = LoadedPlugin(name, plugin, vendor, version, dist, hooks)
         self._by_vendor[vendor.name] = name
+        self._callers.clear()  # a routing answer cached before this plugin came may now be wrong
 
     def _drop(self, plugin: object) -> None:
         if self.pm.is_registered(plugin):
@@ -331,11 +331,6 @@ class Hal:
                                 context=self.context(device.vendor))
         return got or PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
 
-    def fit(self, device: Device, usage: DeviceUsage, request: ResourceRequest,
-            proposed: DeviceSlice) -> FitFailure | None:
-        return self._vendor_call(device.vendor, "hami_hal_fit", device=device, usage=usage,
-                                 request=request, proposed=proposed)
-
     def health(self, device: Device) -> HealthStatus | None:
         return self._vendor_call(device.vendor, "hami_hal_device_health", device=device,
                                  context=self.context(device.vendor))
@@ -361,6 +356,37 @@ class Hal:
     def destroy_partition(self, device: Device, handle: dict) -> bool | None:
         return self._vendor_call(device.vendor, "hami_hal_destroy_partition", device=device, handle=handle,
                                  context=self.context(device.vendor))
+
+    def admit_request(self, request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
+        """The owning plugin's ``hami_hal_admit_request`` (the request unchanged when it has none)."""
+        if self.plugin_for_vendor(request.vendor) is None:
+            return request
+        out = self._vendor_call(request.vendor, "hami_hal_admit_request", request=request,
+                                annotations=dict(annotations))
+        if out is None:
+            return request
+        if not isinstance(out, ResourceRequest):
+            raise PluginLoadError(f"plugin {request.vendor}: hami_hal_admit_request returned {type(out).__name__}")
+        return out
+
+    def pod_annotations(self, allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str]:
+        """Every vendor's ``hami_hal_pod_annotations`` for ``allocation``, each given only its own slices."""
+        out: dict[str, str] = {}
+        vendors = sorted({s.vendor for s in allocation.slices()})
+        for vendor in vendors:
+            if self.plugin_for_vendor(vendor) is None:
+                continue
+            mine = allocation.model_copy(update={"containers": [
+                c.model_copy(update={"slices": [s for s in c.slices if s.vendor == vendor]})
+                for c in allocation.containers]})
+            devs = [d for d in devices if d.vendor == vendor]
+            for extra in self._vendor_call(vendor, "hami_hal_pod_annotations", allocation=mine, devices=devs, pod=pod):
+                for key, value in (extra or {}).items():
+                    if not isinstance(key, str) or not isinstance(value, str):
+                        raise PluginLoadError(f"plugin {vendor}: hami_hal_pod_annotations returned {key!r}: "
+                                              f"{value!r}; keys and values must be strings")
+                    out.setdefault(key, value)
+        return out
 
     def container_edits(self, allocation: ContainerAllocation, devices: list[Device]) -> ContainerEdits:
         """Merged edits of every vendor that has slices in ``allocation``."""
