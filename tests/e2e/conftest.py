@@ -61,7 +61,7 @@ def stack(control_plane, kubelet, tmp_path, request):
 def deadline():
     """``deadline(s)`` -> a predicate-poller bounded in time (no test waits forever)."""
 
-    def wait_for(pred, timeout: float, what: str, step: float = 0.2):
+    def wait_for(pred, timeout: float, what: str, step: float = 0.2, explain=None):
         start = time.monotonic()
         end = start + timeout
         last = None
@@ -72,6 +72,7 @@ def deadline():
                     print(f"[{time.monotonic() - start:5.1f}s] {what}")
                 return last
             time.sleep(step)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        detail = f"; {explain()}" if explain else ""
+        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){detail}")
 
     return wait_for

@@ -13,7 +13,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hami_scheduler.annotations import NODE_LOCK, allocation_from_pod, parse_node
 from hami_scheduler.testing import NVIDIA
 from k8s_controlplane import ControlPlane, Proc, extender_stanza, free_port
 from k8s_fakekubelet import FakeKubelet
@@ -22,6 +21,13 @@ from kubernetes.client.rest import ApiException
 
 from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError, HalError
+from hami_hal.hami_compat import (
+    NODE_LOCK,
+    RegisteredDevice,
+    allocation_from_pod,
+    encode_register_json,
+    parse_node,
+)
 
 RESOURCES = NVIDIA.resources[0].names()
 
@@ -34,11 +40,12 @@ def new_namespace(cp: ControlPlane, test_name: str) -> str:
 
 def hami_node(name: str, gpus: int = 4, mem: int = 40960, count: int = 10,
               model: str = "NVIDIA-NVIDIA A100-PCIE-40GB") -> tuple[dict, dict]:
-    """A Node as HAMi's NVIDIA device plugin registers it: inventory JSON annotation + kubelet capacity."""
-    devs = [{"id": f"GPU-{name}-{i}", "index": i, "count": count, "devmem": mem, "devcore": 100, "type": model,
-             "numa": 0, "mode": "hami-core", "health": True} for i in range(gpus)]
+    """A Node as HAMi's NVIDIA device plugin registers it: the register annotation written by the core's HAMi
+    codec (``hami_hal.hami_compat``, JSON as HAMi >= v2.8) + the capacity the kubelet publishes."""
+    devs = [RegisteredDevice(id=f"GPU-{name}-{i}", index=i, count=count, devmem=mem, devcore=100, type=model,
+                             health=True) for i in range(gpus)]
     node = {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "annotations": {NVIDIA.annotations.node_register: json.dumps(devs)}}}
+            "metadata": {"name": name, "annotations": {NVIDIA.annotations.node_register: encode_register_json(devs)}}}
     capacity = {"nvidia.com/gpu": str(gpus * count), "nvidia.com/gpumem": str(gpus * mem),
                 "nvidia.com/gpucores": str(gpus * 100), "nvidia.com/gpumem-percentage": str(gpus * 100)}
     return node, capacity
@@ -140,6 +147,18 @@ class Stack:
                 continue
             return None
         return out
+
+    def describe(self) -> str:
+        """Pods by state, and the last lines of this stack's processes (for a timeout message)."""
+        states: dict[str, list[str]] = {}
+        for p in self.pods():
+            st = p.get("status") or {}
+            sched = {c["type"]: c for c in st.get("conditions") or []}.get("PodScheduled") or {}
+            key = f"{st.get('phase')}/{sched.get('reason', '-')}/{'bound' if p['spec'].get('nodeName') else 'unbound'}"
+            states.setdefault(key, []).append(p["metadata"]["name"])
+        pods = "; ".join(f"{k}: {len(v)} ({', '.join(v[:4])})" for k, v in sorted(states.items()))
+        logs = "\n".join(f"--- {p.name} ({'alive' if p.alive() else 'exited'})\n{p.tail(8)}" for p in self.procs)
+        return f"pods {pods}\n{logs}"
 
     def delete_all_pods(self) -> None:
         self.core.delete_collection_namespaced_pod(self.ns, grace_period_seconds=0)

@@ -47,7 +47,7 @@ def test_two_replicas_one_leader_failover_within_lease_no_double_allocation(stac
     for pod in pods[:20]:
         stack.create(pod)
     deadline(lambda: sum(1 for p in stack.pods() if p["status"].get("phase") == "Running") >= 20, 60,
-             "the first 20 pods running (placed by the leader through B's forwarding)")
+             "the first 20 pods running (placed by the leader through B's forwarding)", explain=stack.describe)
 
     # replica A dies (extender and its kube-scheduler), holding the extender lease, releasing nothing
     t0 = time.monotonic()
@@ -59,7 +59,7 @@ def test_two_replicas_one_leader_failover_within_lease_no_double_allocation(stac
     failover_s = time.monotonic() - t0
     assert failover_s <= LEASE_S + 2, f"failover took {failover_s:.1f}s for a {LEASE_S}s lease"
     deadline(lambda: sum(1 for p in stack.pods() if p["status"].get("phase") == "Running") == 40, 60,
-             "all 40 pods running after the failover")
+             "all 40 pods running after the failover", explain=stack.describe)
     truth = stack.replay()
     assert truth["bound"] == 40
     assert truth["overcommits"] == [] and truth["mismatched"] == [] and truth["unallocated"] == []

@@ -27,7 +27,7 @@ def test_hundred_pods_no_overcommit_and_no_stale_allocation(stack, deadline):
     stack.start_scheduler(port)
     for pod in random_pods(17, N_PODS):
         stack.create(pod)
-    counts = deadline(stack.settled, 120, "every pod Running or Unschedulable")
+    counts = deadline(stack.settled, 180, "every pod Running or Unschedulable", explain=stack.describe)
     assert counts["running"] + counts["unschedulable"] == N_PODS
     assert counts["running"] >= 40, counts  # the cluster holds far more than a handful
     assert counts["unschedulable"] > 0, "the random shares are meant to over-fill 4 nodes"
@@ -61,7 +61,8 @@ def test_extender_killed_and_restarted_mid_run_loses_nothing(stack, deadline):
     for pod in pods[30:]:
         stack.create(pod)  # arrive while the extender is down: kube-scheduler's filter calls fail and retry
     stack.start_extender("extender-2", port=port)
-    counts = deadline(stack.settled, 120, "every pod Running or Unschedulable after the restart")
+    counts = deadline(stack.settled, 180, "every pod Running or Unschedulable after the restart",
+                      explain=stack.describe)
     assert counts["running"] + counts["unschedulable"] == 60
     truth = stack.replay()
     assert truth["overcommits"] == [] and truth["mismatched"] == [] and truth["unallocated"] == []
