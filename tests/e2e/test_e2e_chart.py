@@ -100,3 +100,38 @@ def test_rendered_scheduler_config_loads_in_kube_scheduler(helm, control_plane, 
     assert ext["filterVerb"] == "filter" and ext["bindVerb"] == "bind"
     assert {"name": "nvidia.com/gpu", "ignoredByScheduler": True} in ext["managedResources"]
     assert eff["profiles"][0]["schedulerName"] == "hami-scheduler"
+
+
+def _parser_accepts(parser, argv: list[str]) -> None:
+    try:
+        parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on an unknown flag or a bad choice
+        raise AssertionError(f"{' '.join(argv)} is refused by the CLI") from exc
+
+
+def test_rendered_commands_are_accepted_by_our_clis(helm):
+    """Every flag the chart passes exists in the CLI of the version in this tree (no typo reaches a cluster)."""
+    import argparse
+
+    from hami_scheduler.cli import add_commands
+
+    from hami_hal.cli.main import build_parser
+
+    sched = argparse.ArgumentParser(prog="hami-scheduler")
+    add_commands(sched.add_subparsers(dest="cmd", required=True))
+    hami = build_parser()
+    node_cli = "node" in hami._subparsers._group_actions[0].choices
+    checked = 0
+    for variant in sorted(VARIANTS):
+        for doc in render(helm, "hami-system", VARIANTS[variant]):
+            if doc["kind"] not in ("Deployment", "DaemonSet"):
+                continue
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                cmd = c["command"]
+                if cmd[0] == "hami-scheduler":
+                    _parser_accepts(sched, cmd[1:])
+                    checked += 1
+                elif cmd[0] == "hami" and node_cli:
+                    _parser_accepts(hami, cmd[1:])
+                    checked += 1
+    assert checked >= 3  # extender and webhook (defaults) + extender (second variant), + node agents when present
