@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -269,4 +270,11 @@ def with_leader_election(ext, api: client.ApiClient, args):
     elector = LeaseElector(api, name, args.leader_elect_namespace, args.leader_elect_identity or None,
                            args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
                            args.leader_elect_retry_period, on_change=lambda lead: label_own_pod(api, lead), url=url)
+    if threading.current_thread() is threading.main_thread():
+        # Kubernetes stops a pod with SIGTERM: run serve's shutdown path (which releases the Lease) for it too.
+        signal.signal(signal.SIGTERM, _interrupt)
     return LeaderGate(ext, elector), elector.start()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

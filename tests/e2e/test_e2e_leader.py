@@ -65,3 +65,6 @@ def test_two_replicas_one_leader_failover_within_lease_no_double_allocation(stac
     assert truth["overcommits"] == [] and truth["mismatched"] == [] and truth["unallocated"] == []
     assert stack.metric(port_b, "hami_scheduler_allocated_pods") == 40
     assert sched_b.alive() and ext_b.alive()
+    # a clean stop (SIGTERM, as the kubelet sends it) hands the lease back at once
+    ext_b.popen.send_signal(signal.SIGTERM)
+    deadline(lambda: stack.lease_holder(EXT_LEASE) == "", 5, "replica-b releasing the lease on SIGTERM")
