@@ -32,6 +32,7 @@ def test_hundred_pods_no_overcommit_and_no_stale_allocation(stack, deadline):
     assert counts["running"] >= 40, counts  # the cluster holds far more than a handful
     assert counts["unschedulable"] > 0, "the random shares are meant to over-fill 4 nodes"
     truth = stack.replay()
+    print(f"100 pods: {counts}, replay: {truth['bound']} bound, {len(truth['overcommits'])} over-commits")
     assert truth["bound"] == counts["running"]
     assert truth["overcommits"] == [] and truth["mismatched"] == [] and truth["unallocated"] == []
     assert stack.metric(port, "hami_scheduler_allocated_pods") == counts["running"]
