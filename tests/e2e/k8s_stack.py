@@ -116,10 +116,11 @@ class Stack:
         raise RuntimeError(f"{url} not ready in {timeout}s:\n{proc.tail()}")
 
     def start_scheduler(self, ext_ports: int | list[int], name: str = "kube-scheduler",
-                        lease: str | None = None) -> Proc:
+                        lease: str | None = None, scheduler_name: str = "hami-scheduler") -> Proc:
         ports = [ext_ports] if isinstance(ext_ports, int) else ext_ports
         stanzas = [extender_stanza(f"http://127.0.0.1:{p}", RESOURCES) for p in ports]
-        proc = self.cp.start_scheduler(f"{self.ns}-{name}", stanzas, lease=(self.ns, lease) if lease else None)
+        proc = self.cp.start_scheduler(f"{self.ns}-{name}", stanzas, scheduler_name=scheduler_name,
+                                       lease=(self.ns, lease) if lease else None)
         self.procs.append(proc)
         return proc
 
