@@ -15,7 +15,15 @@ from k8s_stack import RESOURCES, gpu_pod
 
 from hami_hal.hami_compat import decode_register
 
-AGENT = importlib.util.find_spec("hami_hal.node.cli") is not None and importlib.util.find_spec("grpc") is not None
+
+def _agent_present() -> bool:
+    try:
+        return importlib.util.find_spec("hami_hal.node.cli") is not None and importlib.util.find_spec("grpc") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+AGENT = _agent_present()
 PROFILE = "nvidia-2xt4-pcie"  # two simulated Tesla T4 (15360 MiB)
 
 
