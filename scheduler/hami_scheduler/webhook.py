@@ -36,6 +36,7 @@ from hami_hal.requests import parse_pod
 MAX_BODY = 1 << 20
 DEFAULT_SCHEDULER = "default-scheduler"
 MAX_DEVICE_CONFIG = 1 << 20
+CONNECTION_TIMEOUT_S = 10.0  # the apiserver's webhook timeout is at most 30 s; a silent client is cut off
 
 
 class Mutator:
@@ -159,11 +160,28 @@ class Mutator:
                 "response": self.review(review.get("request"))}
 
 
+class _TLSServer(ThreadingHTTPServer):
+    """TLS per connection, with the handshake in the connection's own thread (a client that connects and
+    sends nothing cannot stall the accept loop) and a read timeout on every connection."""
+
+    daemon_threads = True
+    context: ssl.SSLContext | None = None
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        sock.settimeout(CONNECTION_TIMEOUT_S)
+        if self.context is not None:
+            sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hung up, timed out or failed the handshake: nothing to report
+
+
 class WebhookServer:
     def __init__(self, mutator: Mutator, host: str, port: int, cert: str | None, key: str | None) -> None:
         self.mutator = mutator
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _TLSServer((host, port), self._handler())
         self.tls = bool(cert)
         if cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -172,7 +190,7 @@ class WebhookServer:
                 ctx.load_cert_chain(cert, key)
             except (OSError, ssl.SSLError) as exc:
                 raise InputError("--tls-cert-file", cert, f"cannot be loaded with its key: {exc}") from None
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.httpd.context = ctx
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

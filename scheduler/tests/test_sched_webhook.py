@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -148,3 +153,21 @@ def test_device_config_defaults_and_bounds(tmp_path):
     cfg.write_text("- a list\n")
     with pytest.raises(InputError, match="--device-config"):
         apply_device_config([NVIDIA], str(cfg))
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_tls_a_silent_client_does_not_block_others(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem",
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    srv = WebhookServer(Mutator([NVIDIA]), "127.0.0.1", 0, str(tmp_path / "c.pem"), str(tmp_path / "k.pem")).start()
+    silent = socket.create_connection(srv.httpd.server_address[:2])  # connects, never says hello
+    try:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "c.pem"))
+        t0 = time.monotonic()
+        with urllib.request.urlopen(srv.url + "/healthz", context=ctx, timeout=5) as r:
+            assert r.status == 200
+        assert time.monotonic() - t0 < 2
+    finally:
+        silent.close()
+        srv.stop()
