@@ -17,6 +17,7 @@ from k8s_stack import gpu_pod
 LEASE_S = 4.0
 EXT_LEASE = "hami-scheduler-extender"
 SCHED_LEASE = "hami-scheduler"
+N = 24  # pods; half before the failover, half after
 
 
 def probe(ns: str) -> dict:
@@ -43,27 +44,27 @@ def test_two_replicas_one_leader_failover_within_lease_no_double_allocation(stac
     deadline(lambda: stack.lease_holder(SCHED_LEASE), 30, "kube-scheduler B leading")
     sched_a = stack.start_scheduler(port_a, "sched-a", lease=SCHED_LEASE)
     rng = random.Random(5)
-    pods = [gpu_pod(f"l{i:02d}", mem=rng.randrange(1024, 4097, 512), cores=rng.randrange(5, 16, 5)) for i in range(40)]
-    for pod in pods[:20]:
+    pods = [gpu_pod(f"l{i:02d}", mem=rng.randrange(1024, 4097, 512), cores=rng.randrange(5, 16, 5)) for i in range(N)]
+    for pod in pods[:N // 2]:
         stack.create(pod)
-    deadline(lambda: sum(1 for p in stack.pods() if p["status"].get("phase") == "Running") >= 20, 60,
-             "the first 20 pods running (placed by the leader through B's forwarding)", explain=stack.describe)
+    deadline(lambda: sum(1 for p in stack.pods() if p["status"].get("phase") == "Running") >= N // 2, 60,
+             "the first half of the pods running (placed by the leader through B's forwarding)", explain=stack.describe)
 
     # replica A dies (extender and its kube-scheduler), holding the extender lease, releasing nothing
     t0 = time.monotonic()
     ext_a.popen.send_signal(signal.SIGKILL)
     sched_a.popen.send_signal(signal.SIGKILL)
-    for pod in pods[20:]:
+    for pod in pods[N // 2:]:
         stack.create(pod)
     deadline(lambda: stack.lease_holder(EXT_LEASE) == "replica-b", LEASE_S + 5, "replica-b taking the lease")
     failover_s = time.monotonic() - t0
     assert failover_s <= LEASE_S + 2, f"failover took {failover_s:.1f}s for a {LEASE_S}s lease"
-    deadline(lambda: sum(1 for p in stack.pods() if p["status"].get("phase") == "Running") == 40, 60,
-             "all 40 pods running after the failover", explain=stack.describe)
+    deadline(lambda: sum(1 for p in stack.pods() if p["status"].get("phase") == "Running") == N, 60,
+             "all pods running after the failover", explain=stack.describe)
     truth = stack.replay()
-    assert truth["bound"] == 40
+    assert truth["bound"] == N
     assert truth["overcommits"] == [] and truth["mismatched"] == [] and truth["unallocated"] == []
-    assert stack.metric(port_b, "hami_scheduler_allocated_pods") == 40
+    assert stack.metric(port_b, "hami_scheduler_allocated_pods") == N
     assert sched_b.alive() and ext_b.alive()
     # a clean stop (SIGTERM, as the kubelet sends it) hands the lease back at once
     ext_b.popen.send_signal(signal.SIGTERM)
