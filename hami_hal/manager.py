@@ -26,7 +26,6 @@ from types import ModuleType
 from typing import Literal
 
 import pluggy
-import yaml
 
 from . import ENTRY_POINT_GROUP, PROJECT, hookspecs
 from .context import NodeContext
@@ -72,17 +71,10 @@ def _split(value: str | None) -> set[str]:
 
 
 def _config_lists() -> tuple[set[str], set[str]]:
-    path = os.environ.get("HAMI_HAL_CONFIG")
-    if not path:
-        return set(), set()
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise HalError(f"HAMI_HAL_CONFIG: {path!r} cannot be read ({err.__class__.__name__})") from None
-    plugins = data.get("plugins") or {}
-    if not isinstance(plugins, dict):
-        raise HalError(f"HAMI_HAL_CONFIG: 'plugins' must be a mapping, got {type(plugins).__name__}")
-    return set(plugins.get("allow") or []), set(plugins.get("deny") or [])
+    """(allow, deny) from ``HAMI_HAL_CONFIG``; the bounds and field checks live in config_file."""
+    from .config_file import plugin_lists_from_env
+
+    return plugin_lists_from_env()
 
 
 class Hal:

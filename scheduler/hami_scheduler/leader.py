@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -186,6 +186,8 @@ class LeaderGate:
         self.inner = inner
         self.elector = elector
         self.forwarded = 0
+        #: TLS for forwarding when the replicas serve HTTPS (client certificate = this replica's own)
+        self.ssl_context: ssl.SSLContext | None = None
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
@@ -202,7 +204,7 @@ class LeaderGate:
         req = urllib.request.Request(f"{url.rstrip('/')}/{verb}", data=json.dumps(args).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=FORWARD_TIMEOUT_S) as resp:
+            with urllib.request.urlopen(req, timeout=FORWARD_TIMEOUT_S, context=self.ssl_context) as resp:
                 out = json.loads(resp.read(1 << 22))
         except (OSError, ValueError) as exc:
             return {"Error": f"{self._refusal()}; forwarding to {url} failed: {str(exc)[:160]}"}
@@ -261,20 +263,27 @@ def with_leader_election(ext, api: client.ApiClient, args):
         return ext, None
     name = args.leader_elect_lease_name or f"{getattr(args, 'scheduler_name', 'hami-scheduler')}-extender"
     url = args.leader_elect_url
+    tls_cert = getattr(args, "tls_cert", None)
     if not url:
         host, _, port = getattr(args, "bind", ":8888").rpartition(":")
         ip = os.environ.get("POD_IP") or (host if host not in ("", "0.0.0.0", "::") else socket.gethostname())
-        url = f"http://{ip}:{port}"
+        url = f"{'https' if tls_cert else 'http'}://{ip}:{port}"
     if not url.startswith(("http://", "https://")):
         raise InputError("--leader-elect-url", url, "must start with http:// or https://")
     elector = LeaseElector(api, name, args.leader_elect_namespace, args.leader_elect_identity or None,
                            args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
                            args.leader_elect_retry_period, on_change=lambda lead: label_own_pod(api, lead), url=url)
-    if threading.current_thread() is threading.main_thread():
-        # Kubernetes stops a pod with SIGTERM: run serve's shutdown path (which releases the Lease) for it too.
-        signal.signal(signal.SIGTERM, _interrupt)
-    return LeaderGate(ext, elector), elector.start()
+    gate = LeaderGate(ext, elector)
+    if tls_cert:
+        gate.ssl_context = forward_context(tls_cert, getattr(args, "tls_key", None), getattr(args, "client_ca", None))
+    return gate, elector.start()
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def forward_context(cert: str, key: str | None, ca: str | None) -> ssl.SSLContext:
+    """Client TLS towards the leader: trust the client CA when given (replicas' certificates come from it),
+    else the serving certificate itself (the chart's replicas share one); present this replica's certificate
+    (the leader may require client certificates). Pod IPs are not in certificates: no host-name check."""
+    ctx = ssl.create_default_context(cafile=ca or cert)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert, key)
+    return ctx

@@ -105,6 +105,7 @@ def test_eventing_extender_records_hami_reasons(stack):
     assert rec.events[-1][3] == "FilteringSucceed" and out.node_names[0] in rec.events[-1][4]
     assert ext.bind({"PodName": "ok", "PodNamespace": "default", "Node": out.node_names[0]}) == ""
     assert rec.events[-1][2:4] == ("Normal", "BindingSucceed")
-    ext.filter(filter_args({"metadata": {"name": "plain", "namespace": "default"},
-                            "spec": {"containers": [{"name": "c", "image": "x"}]}}))
+    plain = stack.api.add_pod({"metadata": {"name": "plain", "namespace": "default"},
+                               "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    assert ext.filter(filter_args(plain)).error == ""
     assert len(rec.events) == 3  # a pod without devices is not the extender's business

@@ -36,8 +36,12 @@ def test_two_replicas_one_leader_failover_within_lease_no_double_allocation(stac
     # exactly one leader: B stays a follower while A renews
     time.sleep(LEASE_S + 1)
     assert stack.lease_holder(EXT_LEASE) == "replica-a"
+    # the extender answers only for pods the API holds: a probe pod no scheduler will pick up
+    stack.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"},
+                  "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "x"}]}})
     assert stack.post(port_a, "filter", probe(stack.ns))["NodeNames"] == ["some-node"]
     assert stack.post(port_b, "filter", probe(stack.ns))["NodeNames"] == ["some-node"]  # forwarded to A
+    stack.core.delete_namespaced_pod("probe", stack.ns, grace_period_seconds=0)
 
     # kube-scheduler B leads its own lease and talks to extender B (a follower): B forwards to A
     sched_b = stack.start_scheduler(port_b, "sched-b", lease=SCHED_LEASE)
