@@ -172,6 +172,17 @@ class Stack:
                 return float(line.rsplit(" ", 1)[1])
         raise AssertionError(f"metric {name} not exported")
 
+    def metric_sum(self, port: int, name: str, **labels: str) -> float:
+        """Sum of a labelled series over the samples whose labels include ``labels``."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        total = 0.0
+        want = [f'{k}="{v}"' for k, v in labels.items()]
+        for line in text.splitlines():
+            if line.startswith(name + "{") and all(w in line for w in want):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def lease_holder(self, name: str) -> str:
         try:
             lease = client.CoordinationV1Api(self.api).read_namespaced_lease(name, self.ns)
