@@ -239,6 +239,20 @@ class Stack:
                 out["overcommits"].append(f"{key}: {exc}")
         return out
 
+    def live_locks(self) -> dict[str, str]:
+        """Node locks whose holder pod still exists (HAMi treats a lock of a vanished pod as free)."""
+        out = {}
+        for node, held in self.node_locks().items():
+            parts = held.split(",")
+            if len(parts) == 3:
+                try:
+                    self.core.read_namespaced_pod(parts[2], parts[1])
+                except ApiException as exc:
+                    if exc.status == 404:
+                        continue
+            out[node] = held
+        return out
+
     def node_locks(self) -> dict[str, str]:
         out = {}
         for name in self.nodes:
