@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import time
 
 import pytest
 from k8s_stack import gpu_pod
@@ -66,16 +67,29 @@ def test_extender_killed_and_restarted_mid_run_loses_nothing(stack, deadline):
     for pod in pods[30:]:
         stack.create(pod)  # arrive while the extender is down: kube-scheduler's filter calls fail and retry
     stack.start_extender("extender-2", port=port)
-    try:
-        counts = deadline(stack.settled, 90, "every pod Running or Unschedulable after the restart",
-                          explain=stack.describe)
-    except AssertionError:
+    stale_since = None
+
+    def settled_or_stale_lock():
+        nonlocal stale_since
+        counts = stack.settled()
+        if counts:
+            return counts
+        # a lock the killed extender left, held by a pod that still exists, blocks its node for 5 min
+        if stack.live_locks():
+            stale_since = stale_since or time.monotonic()
+            if time.monotonic() - stale_since > 15:
+                return "stale-lock"
+        else:
+            stale_since = None
+        return None
+
+    counts = deadline(settled_or_stale_lock, 120, "every pod Running or Unschedulable after the restart",
+                      explain=stack.describe)
+    if counts == "stale-lock":
         # safety first, whatever happened: nothing over-committed, nothing half-allocated
         truth = stack.replay()
         assert truth["overcommits"] == [] and truth["mismatched"] == [] and truth["unallocated"] == []
-        if stack.live_locks():
-            pytest.xfail(KNOWN_STALE_LOCK)
-        raise
+        pytest.xfail(KNOWN_STALE_LOCK)
     assert counts["running"] + counts["unschedulable"] == 60
     truth = stack.replay()
     assert truth["overcommits"] == [] and truth["mismatched"] == [] and truth["unallocated"] == []
