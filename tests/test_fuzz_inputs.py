@@ -69,7 +69,7 @@ RESOURCE = st.sampled_from(["nvidia.com/gpu", "nvidia.com/gpumem", "nvidia.com/g
                                              "nvidia.com/use-gputype", "nvidia.com/use-gpuuuid",
                                              "hami.io/device-scoring-weights"]), JSONISH, max_size=3))
 def test_pod_parser_never_crashes(limits, anns):
-    from hami_scheduler.testing import NVIDIA
+    from sched_testing import NVIDIA
 
     pod = _pod(limits)
     pod["metadata"]["annotations"] = anns
@@ -82,7 +82,7 @@ def test_pod_parser_never_crashes(limits, anns):
 @FUZZ
 @given(doc=JSONISH)
 def test_pod_parser_on_any_document(doc):
-    from hami_scheduler.testing import NVIDIA
+    from sched_testing import NVIDIA
 
     try:
         parse_pod(doc if isinstance(doc, dict) else {"spec": doc}, [NVIDIA])

@@ -18,11 +18,11 @@ import urllib.request
 
 import pytest
 from hami_scheduler.cli import main as hami_scheduler
-from hami_scheduler.fakeapi import FakeApiServer
 from hami_scheduler.httpserver import tls_context
 from hami_scheduler.server import ExtenderServer
-from hami_scheduler.testing import gpu_node, gpu_pod, start_stack
 from hami_scheduler.testing_tls import have_openssl, make_pki
+from sched_fakeapi import FakeApiServer
+from sched_testing import gpu_node, gpu_pod, start_stack
 from security_doc import check_section, table
 
 from hami_hal.cli.main import main as hami

@@ -11,8 +11,8 @@ import time
 import urllib.request
 
 import pytest
-from hami_scheduler.fakeapi import FakeApiServer
-from hami_scheduler.testing import gpu_node, gpu_pod, start_stack
+from sched_fakeapi import FakeApiServer
+from sched_testing import gpu_node, gpu_pod, start_stack
 
 REGISTER = "hami.io/node-nvidia-register"
 

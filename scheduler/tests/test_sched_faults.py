@@ -17,10 +17,10 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hami_scheduler.fakeapi import FakeApiServer
 from hami_scheduler.kube import Kube, api_client
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod, start_stack
 from kubernetes.client.rest import ApiException
+from sched_fakeapi import FakeApiServer
+from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
 from security_doc import check_section, table
 
 ALLOC = "hami.io/vgpu-devices-allocated"

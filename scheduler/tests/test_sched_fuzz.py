@@ -9,10 +9,10 @@ import string
 
 import pytest
 from fuzz_profiles import FUZZ, FUZZ_SLOW
-from hami_scheduler.fakeapi import FakeApiServer
-from hami_scheduler.testing import gpu_node, gpu_pod, start_stack
 from hypothesis import given
 from hypothesis import strategies as st
+from sched_fakeapi import FakeApiServer
+from sched_testing import gpu_node, gpu_pod, start_stack
 
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
@@ -114,7 +114,7 @@ REGISTER_TEXT = st.one_of(st.lists(DEVICE, max_size=4).map(json.dumps), st.text(
 def test_node_register_annotation_decodes_or_one_error(text):
     """Any register annotation gives an inventory or one HalError; never another exception."""
     from hami_scheduler.annotations import parse_node
-    from hami_scheduler.testing import NVIDIA
+    from sched_testing import NVIDIA
 
     from hami_hal.errors import HalError
 

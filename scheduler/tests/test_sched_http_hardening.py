@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
-from hami_scheduler.fakeapi import FakeApiServer
 from hami_scheduler.httpserver import BACKLOG
 from hami_scheduler.server import ExtenderServer
-from hami_scheduler.testing import gpu_node, gpu_pod, start_stack
+from sched_fakeapi import FakeApiServer
+from sched_testing import gpu_node, gpu_pod, start_stack
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import time
 
 import pytest
 from hami_scheduler.cli import main
-from hami_scheduler.fakeapi import FakeApiServer
 from hami_scheduler.server import ExtenderServer
-from hami_scheduler.testing import gpu_node, gpu_pod, start_stack
 from hami_scheduler.testing_tls import have_openssl, make_pki
+from sched_fakeapi import FakeApiServer
+from sched_testing import gpu_node, gpu_pod, start_stack
 
 ALLOC = "hami.io/vgpu-devices-allocated"
 LOCK = "hami.io/mutex.lock"
@@ -188,7 +188,7 @@ def test_serve_over_tls_end_to_end_and_graceful_sigterm(pki, tmp_path):
     import subprocess
     import sys
 
-    from hami_scheduler.testing import NVIDIA
+    from sched_testing import NVIDIA
 
     api = FakeApiServer().start()
     api.add_node(gpu_node("node1", gpus=2))
