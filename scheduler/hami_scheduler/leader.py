@@ -30,10 +30,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from hami_hal.errors import InputError
+from hami_hal.hami_compat.keys import SCHEDULER_ROLE
 
 log = logging.getLogger("hami_scheduler.leader")
 
-ROLE_LABEL = "hami.io/scheduler-role"  # HAMi labels its scheduler pods leader|follower
+ROLE_LABEL = SCHEDULER_ROLE  # HAMi labels its scheduler pods leader|follower
 #: Lease annotation: where the leader's extender answers, so a follower can forward to it.
 URL_ANNOTATION = "hami-hal.io/leader-url"
 FORWARD_TIMEOUT_S = 25.0  # under kube-scheduler's httpTimeout (HAMi: 30 s)

@@ -9,7 +9,7 @@ import pytest
 from hami_scheduler.events import EventingExtender, failed_message
 from hami_scheduler.leader import LeaderGate, LeaseElector
 from hami_scheduler.server import ExtenderServer
-from hami_scheduler.testing import gpu_node, gpu_pod, start_stack
+from sched_testing import gpu_node, gpu_pod, start_stack
 
 from hami_hal.errors import InputError
 

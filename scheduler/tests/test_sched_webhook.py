@@ -16,8 +16,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from hami_scheduler.testing import NVIDIA
 from hami_scheduler.webhook import Mutator, WebhookServer, apply_device_config
+from sched_testing import NVIDIA
 
 from hami_hal.errors import InputError
 

@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scheduler" / "testing_support"))
 
-from hami_scheduler.testing import NVIDIA  # noqa: E402
 from hami_scheduler.webhook import Mutator  # noqa: E402
 from k8s_controlplane import K8S_VERSION, REPO, ControlPlane, free_port, make_ca, make_cert, missing_binaries  # noqa: E402
+from sched_testing import NVIDIA  # noqa: E402
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gpu-pod", "namespace": "default"},
        "spec": {"schedulerName": "default-scheduler", "containers": [{

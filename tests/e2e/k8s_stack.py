@@ -13,11 +13,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hami_scheduler.testing import NVIDIA
 from k8s_controlplane import ControlPlane, Proc, extender_stanza, free_port
 from k8s_fakekubelet import FakeKubelet
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from sched_testing import NVIDIA
 
 from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError, HalError

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from hami_scheduler.testing import NVIDIA
 from k8s_stack import RESOURCES, gpu_pod
+from sched_testing import NVIDIA
 
 from hami_hal.hami_compat import decode_register
 
