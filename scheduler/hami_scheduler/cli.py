@@ -278,7 +278,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--vendors", default=None,
                      help="JSON array of VendorInfo (resource names, annotation keys); default: installed plugins")
     srv.add_argument("--scheduler-name", default="hami-scheduler")
+    from . import events, leader, webhook
+
+    leader.add_flags(srv)
+    events.add_flags(srv)
     srv.set_defaults(func=cmd_serve)
+    webhook.add_command(sub)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
