@@ -22,7 +22,8 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 1
+#define HAMI_BOARD_VERSION 2
+#define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
 
@@ -66,6 +67,8 @@ struct hami_board_gpu {
     int64_t owner_until_ns;    /* the gate may be taken over after this time */
     int64_t waiter_since_ns;   /* another SM-limited container is waiting, 0 = none */
     int64_t prio_active_ns[HAMI_PRIORITY_LEVELS];  /* last launch per priority level */
+    uint64_t user_id[HAMI_BOARD_USERS];     /* containers launching on this GPU under the interposer */
+    int64_t user_active_ns[HAMI_BOARD_USERS];  /* their last launch (CLOCK_MONOTONIC) */
 };
 
 struct hami_board {

@@ -7,8 +7,20 @@
  * process can never queue far ahead of its credit.
  *
  * Across containers on one GPU, SM-limited containers take turns through a gate on the node board, so
- * their kernels never time-slice against each other (time-slicing would inflate every measurement). */
+ * their kernels never time-slice against each other (time-slicing would inflate every measurement).
+ * The gate is work-conserving: a holder with nothing queued on the GPU hands it over at once when
+ * another container waits (at its next launch, or from the watcher thread within a millisecond), so a
+ * container's CPU phases and host syncs are the other's GPU time; a busy holder hands over after a
+ * 20 ms quantum, once its queue has drained.
+ *
+ * GPU_CORE_UTILIZATION_POLICY: force always caps, disable never, default caps only while another
+ * container is launching on the same GPU under the interposer (seen on the node board's user list within
+ * the last HAMI_SHARE_WINDOW_MS); alone under default, launches go to the driver with no measurement.
+ *
+ * Every time read from the node board is bounded: one more than a second in the future is ignored (a
+ * forged mark can neither hold another container forever nor keep the gate). */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +42,10 @@ struct squeue {
     struct mark ring[RING];
 };
 
+#define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
+#define INFLIGHT_MARK_MAX_NS 500000000LL
+#define SHARE_WINDOW_NS 200000000LL  /* another container counts as sharing for 200 ms after its last launch */
+
 struct dstate {
     pthread_mutex_t mu;
     int ready, dev;
@@ -47,6 +63,12 @@ struct dstate {
     int stopped;            /* out of credit: resume only with the resume credit */
     unsigned int clock_mhz; /* last sampled SM clock */
     int64_t clock_at;
+    int64_t harvest_at;     /* last harvest: completed events are collected at most every 100 us */
+    int64_t user_stamp;     /* last time this container's node-board user entry was refreshed */
+    int user_idx;           /* its index in the board entry's user list, -1 = none */
+    int shared;             /* another container was seen launching on this GPU recently */
+    int64_t shared_at;
+    int capped;             /* the SM limit applied at the last launch */
 };
 
 static struct dstate states[HAMI_MAX_DEVICES];
@@ -129,6 +151,56 @@ static int64_t inflight_ns(const struct dstate *ds)
     return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
 }
 
+/* A time read from the node board, or 0 when it lies further in the future than any writer puts it. */
+static int64_t board_time(int64_t t, int64_t now, const char *what)
+{
+    if (t > now + FUTURE_MAX_NS) {
+        char key[64];
+        snprintf(key, sizeof(key), "future:%s", what);
+        vg_log_once(VG_ERROR, key, "node board %s: %s is %.1f s in the future: forged, ignored", vg_cfg.board_path,
+                    what, (double)(t - now) / 1e9);
+        return 0;
+    }
+    return t;
+}
+
+/* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
+ * whether another container launched on the GPU within the share window. */
+static void note_users(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    if (!g || now - ds->user_stamp < 1000000)
+        return;
+    ds->user_stamp = now;
+    uint64_t me = vg_region->container_id;
+    if (ds->user_idx < 0 || __atomic_load_n(&g->user_id[ds->user_idx], __ATOMIC_ACQUIRE) != me) {
+        ds->user_idx = -1;
+        for (int i = 0; i < HAMI_BOARD_USERS && ds->user_idx < 0; i++)
+            if (__atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE) == me)
+                ds->user_idx = i;
+        for (int i = 0; i < HAMI_BOARD_USERS && ds->user_idx < 0; i++) {
+            uint64_t cur = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+            int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
+            if ((cur == 0 || now - t > 10 * SHARE_WINDOW_NS) &&
+                __atomic_compare_exchange_n(&g->user_id[i], &cur, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                ds->user_idx = i;
+        }
+    }
+    if (ds->user_idx >= 0)
+        __atomic_store_n(&g->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+    int shared = 0;
+    for (int i = 0; i < HAMI_BOARD_USERS && !shared; i++) {
+        uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+        int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
+        shared = id && id != me && t && now - t < SHARE_WINDOW_NS;
+    }
+    if (shared != ds->shared)
+        vg_log(VG_INFO, "device %d: %s", ds->dev, shared ? "another container is launching on this GPU: the SM "
+                                                            "limit applies" : "alone on this GPU: not capped "
+                                                            "(GPU_CORE_UTILIZATION_POLICY=default)");
+    ds->shared = shared;
+}
+
 static struct squeue *find_queue(struct dstate *ds, CUstream s)
 {
     struct squeue *idle = NULL;
@@ -172,7 +244,13 @@ static void gate_release(struct dstate *ds, int64_t now)
     uint64_t me = vg_region->container_id;
     __atomic_compare_exchange_n(&ds->bgpu->owner, &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     ds->holding = 0;
-    ds->yield_until = now + 500000;  /* give a waiting container the first chance */
+    ds->yield_until = now + 200000;  /* give a waiting container the first chance */
+}
+
+/* The gate's expiry as read from the board: a forged far-future expiry counts as expired. */
+static int64_t owner_until(struct hami_board_gpu *g, int64_t now)
+{
+    return board_time(__atomic_load_n(&g->owner_until_ns, __ATOMIC_ACQUIRE), now, "the gate's expiry");
 }
 
 /* 1 when this container may launch on the GPU now. */
@@ -185,19 +263,21 @@ static int gate_take(struct dstate *ds, int64_t now)
     uint64_t owner = __atomic_load_n(&g->owner, __ATOMIC_ACQUIRE);
     if (owner == me) {
         int64_t waiter = __atomic_load_n(&g->waiter_since_ns, __ATOMIC_ACQUIRE);
-        if (waiter && now - ds->hold_since > HAMI_GATE_QUANTUM_NS) {
-            if (ds->pending == 0)
-                gate_release(ds, now);
-            return 0;  /* stop queueing; hand over once our work has drained */
+        if (waiter && ds->pending == 0 && now - ds->hold_since > 200000) {
+            gate_release(ds, now);  /* nothing of ours on the GPU: the waiter's turn, no idle hand-over */
+            return 0;
         }
+        if (waiter && now - ds->hold_since > HAMI_GATE_QUANTUM_NS)
+            return 0;  /* stop queueing; hand over once our work has drained */
         ds->holding = 1;
-        __atomic_store_n(&g->owner_until_ns, now + inflight_ns(ds) + 5000000, __ATOMIC_RELEASE);
+        int64_t ahead = inflight_ns(ds);
+        __atomic_store_n(&g->owner_until_ns, now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS) +
+                                                 2000000, __ATOMIC_RELEASE);
         return 1;
     }
-    if (now >= ds->yield_until &&
-        (owner == 0 || now > __atomic_load_n(&g->owner_until_ns, __ATOMIC_ACQUIRE)) &&
+    if (now >= ds->yield_until && (owner == 0 || now > owner_until(g, now)) &&
         __atomic_compare_exchange_n(&g->owner, &owner, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&g->owner_until_ns, now + 5000000, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->owner_until_ns, now + 2000000, __ATOMIC_RELEASE);
         __atomic_store_n(&g->waiter_since_ns, 0, __ATOMIC_RELEASE);
         ds->holding = 1;
         ds->hold_since = now;
@@ -212,8 +292,11 @@ static void throttle(struct dstate *ds, int sm)
 {
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     for (;;) {
-        harvest(ds);
         int64_t now = vg_now_ns();
+        if (now - ds->harvest_at > 100000 || ds->pending > 16) {
+            harvest(ds);
+            ds->harvest_at = now;
+        }
         int64_t resume = hami_vgpu_resume_credit_ns(vg_cfg.sm_period_ns, sm);
         hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm,
                                 2 * resume > HAMI_BUCKET_CAP_NS ? 2 * resume : HAMI_BUCKET_CAP_NS);
@@ -224,12 +307,16 @@ static void throttle(struct dstate *ds, int sm)
         if (wait == 0) {
             if (gate_take(ds, now))
                 return;
-            wait = 100000;
+            harvest(ds);  /* waiting for the gate or for our own queue to drain: keep the count exact */
+            ds->harvest_at = now;
+            wait = 30000;
         } else if (ds->holding) {
+            harvest(ds);
+            ds->harvest_at = now;
             if (ds->pending == 0)
                 gate_release(ds, now);  /* out of credit and drained: let another container in */
-            else if (wait > 100000)
-                wait = 100000;          /* poll until drained */
+            else if (wait > 30000)
+                wait = 30000;           /* poll until drained */
         }
         pthread_mutex_unlock(&ds->mu);
         sleep_ns(wait);
@@ -245,7 +332,8 @@ static void priority_gate(struct dstate *ds)
         int64_t now = vg_now_ns();
         int blocker = -1;
         for (int lvl = 0; lvl < p && blocker < 0; lvl++) {
-            int64_t t = __atomic_load_n(&g->prio_active_ns[lvl], __ATOMIC_ACQUIRE);
+            int64_t t = board_time(__atomic_load_n(&g->prio_active_ns[lvl], __ATOMIC_ACQUIRE), now,
+                                   "a priority mark");
             if (t && now - t < vg_cfg.priority_idle_ns)
                 blocker = lvl;
         }
@@ -286,11 +374,15 @@ static void *priority_watcher(void *arg)
             struct dstate *ds = &states[d];
             if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE) || !ds->bgpu)
                 continue;
-            pthread_mutex_lock(&ds->mu);
+            if (pthread_mutex_trylock(&ds->mu) != 0)
+                continue;  /* a launch is in progress: it does this itself */
             harvest(ds);
+            int64_t ahead = inflight_ns(ds);
             if (ds->pending > 0)  /* active until the queued work is expected to finish */
-                __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority], now + inflight_ns(ds),
-                                 __ATOMIC_RELEASE);
+                __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],
+                                 now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS), __ATOMIC_RELEASE);
+            else if (ds->holding && __atomic_load_n(&ds->bgpu->waiter_since_ns, __ATOMIC_ACQUIRE))
+                gate_release(ds, now);  /* our process went quiet with the gate: hand it over now */
             pthread_mutex_unlock(&ds->mu);
         }
     }
@@ -315,13 +407,14 @@ static void start_watcher(void)
 static void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
+    ds->user_idx = -1;
     if (vg_real.cuCtxGetCurrent)
         vg_real.cuCtxGetCurrent(&ds->ctx);
     CUuuid id;
     memset(&id, 0, sizeof(id));
     if (vg_real.cuDeviceGetUuid && vg_real.cuDeviceGetUuid(&id, dev) == CUDA_SUCCESS)
         ds->bgpu = vg_board_gpu((const uint8_t *)id.bytes);
-    vg_log(VG_INFO, "device %d: SM limit %d%%, priority %d%s", dev, vg_region->dev[dev].sm_limit,
+    vg_log(VG_INFO, "device %d: SM limit %d%%, priority %d%s", dev, vg_sm_limit(dev),
            vg_cfg.priority, ds->bgpu ? "" : " (no node board)");
     __atomic_store_n(&ds->ready, 1, __ATOMIC_RELEASE);
 }
@@ -350,7 +443,25 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         if (watcher_pid != getpid())
             start_watcher();
     }
-    int sm = vg_region->dev[dev].sm_limit;
+    int sm = vg_sm_limit(dev);
+    if (ds->bgpu)
+        note_users(ds, vg_now_ns());
+    if (sm < 100 && vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
+        if (ds->holding)
+            gate_release(ds, vg_now_ns());
+        ds->capped = 0;
+        if (!vg_cfg.priority_env)
+            return ds;  /* alone, no explicit priority: straight to the driver, nothing measured */
+        sm = 100;       /* alone: not capped; the explicit priority's marks are still kept */
+    }
+    if (sm < 100 && !ds->capped) {
+        /* (re)entering the capped state: start from an empty bucket, not from a debt run up while alone */
+        struct hami_device_info *di = &vg_region->dev[dev];
+        __atomic_store_n(&di->tokens_ns, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&di->refill_ns, vg_now_ns(), __ATOMIC_RELEASE);
+        ds->stopped = 0;
+    }
+    ds->capped = sm < 100;
     CUcontext ctx = NULL;
     if (vg_real.cuCtxGetCurrent)
         vg_real.cuCtxGetCurrent(&ctx);

@@ -72,7 +72,8 @@ def measure_compute_share(device_index: int, percent: int, seconds: float = 5.0)
     with tempfile.TemporaryDirectory(prefix="hami-probe-") as tmp:
         native = _worker(["matmul", str(seconds)], _env(device_index, False, tmp))
         limited = _worker(["matmul", str(seconds)],
-                          _env(device_index, True, tmp, CUDA_DEVICE_SM_LIMIT=str(percent)))
+                          _env(device_index, True, tmp, CUDA_DEVICE_SM_LIMIT=str(percent),
+                               GPU_CORE_UTILIZATION_POLICY="force"))
     share = 100 * limited["tflops"] / native["tflops"]
     return {
         "device_index": device_index,
