@@ -55,7 +55,7 @@ struct hami_region {
     int32_t priority;          /* CUDA_TASK_PRIORITY of the creator, 0 = highest */
     uint32_t device_count;
     uint32_t proc_hwm;         /* slots [0, proc_hwm) may be live */
-    uint32_t reserved1;
+    uint32_t tamper_epoch;     /* bumped by a process that found the file rewritten: all re-check */
     uint64_t created_unix_ns;
     struct hami_device_info dev[HAMI_MAX_DEVICES];
     struct hami_proc_slot procs[HAMI_MAX_PROCS];

@@ -55,6 +55,8 @@ int vg_log_once(int level, const char *key, const char *fmt, ...)
         seen = once_seen[i] == h;
     if (!seen && once_count < ONCE_SLOTS)
         once_seen[once_count++] = h;
+    else if (!seen)
+        seen = 1;  /* table full: stay quiet rather than log on every call */
     pthread_mutex_unlock(&once_mu);
     if (seen || level > vg_log_level)
         return 0;

@@ -41,6 +41,8 @@ static struct {
     uint64_t used[HAMI_MAX_DEVICES];
 } mine;
 
+static uint32_t seen_epoch;  /* the region's tamper_epoch at this process's last lock */
+
 /* The stricter of two memory limits (0 = none). */
 static uint64_t stricter_mem(uint64_t a, uint64_t b)
 {
@@ -134,6 +136,7 @@ static void init_region(struct hami_region *r)
     }
     mine.container_id = r->container_id;
     mine.priority = r->priority;
+    seen_epoch = r->tamper_epoch;
 }
 
 /* Empty string when the mapped region can be trusted, else why not. */
@@ -149,11 +152,8 @@ static const char *region_problem(const struct hami_region *r)
         return "size field does not match the layout";
     if (r->header_sum != hami_header_sum(r))
         return "header checksum mismatch";
-    if (r->proc_hwm > HAMI_MAX_PROCS || r->device_count > HAMI_MAX_DEVICES)
-        return "counters out of range";
-    for (int i = 0; i < HAMI_MAX_DEVICES; i++)
-        if (r->dev[i].sm_limit < 0 || r->dev[i].sm_limit > 100)
-            return "SM limit out of range";
+    /* counters out of range in a region of ours are repaired under the lock (verify_locked), not a
+     * reason to go private: a private region would give each new process a whole limit of its own */
     return "";
 }
 
@@ -173,14 +173,20 @@ static void use_private_region(void)
 static void apply_stricter_locked(void)
 {
     struct hami_region *r = vg_region;
+    int first = -1, ndiff = 0;
+    uint64_t f_reg = 0, f_env = 0, f_mem = 0;
+    int f_rsm = 0, f_esm = 0, f_sm = 0;
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
         uint64_t mem = stricter_mem(r->dev[i].limit_bytes, vg_cfg.mem_limit[i]);
         int sm = r->dev[i].sm_limit < vg_cfg.sm_limit[i] ? r->dev[i].sm_limit : vg_cfg.sm_limit[i];
-        if (r->dev[i].limit_bytes != vg_cfg.mem_limit[i] || r->dev[i].sm_limit != vg_cfg.sm_limit[i])
-            vg_log(VG_WARN, "device %d: limits in %s (memory %llu, SM %d%%) differ from this process's environment "
-                            "(memory %llu, SM %d%%); the stricter apply (memory %llu, SM %d%%)", i,
-                   vg_cfg.region_path, (unsigned long long)r->dev[i].limit_bytes, r->dev[i].sm_limit,
-                   (unsigned long long)vg_cfg.mem_limit[i], vg_cfg.sm_limit[i], (unsigned long long)mem, sm);
+        if (r->dev[i].limit_bytes != vg_cfg.mem_limit[i] || r->dev[i].sm_limit != vg_cfg.sm_limit[i]) {
+            if (first < 0) {
+                first = i;
+                f_reg = r->dev[i].limit_bytes, f_env = vg_cfg.mem_limit[i], f_mem = mem;
+                f_rsm = r->dev[i].sm_limit, f_esm = vg_cfg.sm_limit[i], f_sm = sm;
+            }
+            ndiff++;
+        }
         r->dev[i].limit_bytes = mem;
         r->dev[i].sm_limit = sm;
         mine.limit[i] = mem;
@@ -188,11 +194,17 @@ static void apply_stricter_locked(void)
         if ((mem || sm < 100) && r->device_count < (uint32_t)i + 1)
             r->device_count = i + 1;
     }
+    if (first >= 0)  /* one line, however many devices differ */
+        vg_log(VG_WARN, "device %d%s: limits in %s (memory %llu, SM %d%%) differ from this process's environment "
+                        "(memory %llu, SM %d%%); the stricter apply (memory %llu, SM %d%%)", first,
+               ndiff > 1 ? " and others" : "", vg_cfg.region_path, (unsigned long long)f_reg, f_rsm,
+               (unsigned long long)f_env, f_esm, (unsigned long long)f_mem, f_sm);
     mine.container_id = r->container_id;
     mine.priority = r->priority;
 }
 
 static int any_live_slot_locked(void);
+static void verify_locked(void);
 
 /* Why an opened region file must not be used, or "": it must be a plain file (not a link: O_NOFOLLOW
  * refused those), with one name, owned by root or by this process's user, so another user cannot plant
@@ -260,6 +272,17 @@ static int open_shared(void)
     }
     vg_region = r;
     region_fd = fd;
+    if (!fresh) {
+        mine.container_id = r->container_id;
+        mine.priority = r->priority;
+        seen_epoch = r->tamper_epoch;
+        for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
+            int sm = r->dev[i].sm_limit;
+            mine.limit[i] = r->dev[i].limit_bytes;  /* compared with the environment just below */
+            mine.sm[i] = sm >= 1 && sm <= 100 ? sm : vg_cfg.sm_limit[i];
+        }
+        verify_locked();  /* clamps counters a tenant may have pushed out of range */
+    }
     if (fresh) {
         init_region(r);
     } else if (!any_live_slot_locked()) {
@@ -272,6 +295,41 @@ static int open_shared(void)
     }
     flock(fd, LOCK_UN);
     return 1;
+}
+
+/* A tenant may truncate the region while we use it; touching a mapped page past the new end of file
+ * raises SIGBUS. The handler grows the file back to its size (the kernel then maps zero pages, which
+ * the next lock repairs from this process's copy) and lets the access retry; a fault anywhere else goes
+ * to the handler that was there before, or to the default action. */
+static struct sigaction prev_bus;
+static volatile sig_atomic_t bus_repaired;  /* the handler grew the file back: the next lock counts it as tampering */
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    char *a = si ? (char *)si->si_addr : NULL;
+    char *base = (char *)vg_region;
+    if (region_fd >= 0 && base && a >= base && a < base + sizeof(struct hami_region) &&
+        ftruncate(region_fd, sizeof(struct hami_region)) == 0) {
+        bus_repaired = 1;
+        return;
+    }
+    if (prev_bus.sa_flags & SA_SIGINFO && prev_bus.sa_sigaction) {
+        prev_bus.sa_sigaction(sig, si, uc);
+    } else if (prev_bus.sa_handler != SIG_DFL && prev_bus.sa_handler != SIG_IGN && prev_bus.sa_handler) {
+        prev_bus.sa_handler(sig);
+    } else {
+        signal(SIGBUS, SIG_DFL);  /* the access retries and takes the default action */
+    }
+}
+
+static void guard_truncation(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &prev_bus);
 }
 
 static void release_slot(void)
@@ -309,6 +367,8 @@ int vg_region_ready(void)
     if (!attach_state) {
         if (!open_shared())
             use_private_region();
+        else
+            guard_truncation();
         atexit(release_slot);
         pthread_atfork(NULL, NULL, after_fork_child);
         __atomic_store_n(&attach_state, vg_region ? 1 : -1, __ATOMIC_RELEASE);
@@ -318,6 +378,52 @@ int vg_region_ready(void)
 }
 
 __thread int vg_lock_depth;
+
+/* After the file was overwritten or truncated, the other processes' charges are gone from it until each
+ * of them takes the lock again and restores its own slot. Until then the container's usage counts at
+ * least what the others held at the last good lock (the floor), so a rewrite cannot free quota. */
+#define SNAP_PIDS 128
+static uint64_t snap_others[HAMI_MAX_DEVICES], floor_others[HAMI_MAX_DEVICES];
+static int32_t snap_pid[SNAP_PIDS], floor_pid[SNAP_PIDS];
+static int nsnap, nfloor, floor_on;
+
+static void snapshot_locked(uint32_t h)
+{
+    memset(snap_others, 0, sizeof(snap_others));
+    nsnap = 0;
+    for (uint32_t i = 0; i < h; i++) {
+        const struct hami_proc_slot *s = &vg_region->procs[i];
+        if (!s->state || (int)i == slot_idx)
+            continue;
+        uint64_t any = 0;
+        for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
+            snap_others[d] = sat_add(snap_others[d], s->used[d]);
+            any |= s->used[d];
+        }
+        if (any && nsnap < SNAP_PIDS)
+            snap_pid[nsnap++] = s->pid;
+    }
+}
+
+/* Drops the floor once every process it stands for has died or put its slot back. */
+static void floor_check_locked(uint32_t h)
+{
+    int left = 0;
+    for (int k = 0; k < nfloor; k++) {
+        int32_t pid = floor_pid[k];
+        int back = 0;
+        for (uint32_t i = 0; i < h && !back; i++)
+            back = vg_region->procs[i].state && vg_region->procs[i].pid == pid;
+        if (!back && !(kill(pid, 0) != 0 && errno == ESRCH))
+            floor_pid[left++] = pid;
+    }
+    nfloor = left;
+    if (!nfloor) {
+        floor_on = 0;
+        vg_log(VG_INFO, "shared region %s: every process has restored its slot; usage is read from it again",
+               vg_cfg.region_path);
+    }
+}
 
 /* Slots [0, hwm) may be live; the stored high-water mark is clamped on every read. */
 static uint32_t hwm_locked(void)
@@ -338,9 +444,25 @@ static uint32_t hwm_locked(void)
 static void verify_locked(void)
 {
     struct hami_region *r = vg_region;
+    int tampered = 0;
+    if (bus_repaired) {
+        bus_repaired = 0;
+        tampered = 1;
+        vg_log_once(VG_ERROR, "bus", "shared region %s was resized (truncated) while in use: restored to %zu bytes",
+                    vg_cfg.region_path, sizeof(*r));
+    }
+    for (int k = 0; k < nsnap && !tampered; k++) {  /* a live process never loses its slot: a rewrite did it */
+        int back = 0;
+        uint32_t hh = hwm_locked();
+        for (uint32_t i = 0; i < hh && !back; i++)
+            back = r->procs[i].state && r->procs[i].pid == snap_pid[k];
+        if (!back && !(kill(snap_pid[k], 0) != 0 && errno == ESRCH))
+            tampered = 1;
+    }
     if (region_fd >= 0) {
         struct stat st;
         if (fstat(region_fd, &st) == 0 && st.st_size != (off_t)sizeof(*r)) {
+            tampered = 1;
             vg_log_once(VG_ERROR, "size", "shared region %s was resized to %lld bytes while in use: restored to %zu",
                         vg_cfg.region_path, (long long)st.st_size, sizeof(*r));
             if (ftruncate(region_fd, sizeof(*r)) != 0)
@@ -349,6 +471,7 @@ static void verify_locked(void)
     }
     if (r->magic != HAMI_REGION_MAGIC || r->version != HAMI_REGION_VERSION || r->size != sizeof(*r) ||
         r->container_id != mine.container_id || r->header_sum != hami_header_sum(r)) {
+        tampered = 1;
         vg_log_once(VG_ERROR, "header", "shared region %s was overwritten while in use: header restored from this "
                                         "process's copy", vg_cfg.region_path);
         r->magic = HAMI_REGION_MAGIC;
@@ -375,7 +498,25 @@ static void verify_locked(void)
         mine.limit[i] = r->dev[i].limit_bytes;  /* a stricter value from a newcomer sticks */
         mine.sm[i] = r->dev[i].sm_limit;
     }
-    hwm_locked();
+    uint32_t h = hwm_locked();
+    if (tampered) {
+        r->tamper_epoch = seen_epoch + 1;  /* tells every other process that the file was rewritten */
+    } else if (r->tamper_epoch != seen_epoch) {
+        tampered = 1;  /* another process found it rewritten since our last lock */
+    }
+    seen_epoch = r->tamper_epoch;
+    if (tampered && !floor_on && nsnap) {
+        floor_on = 1;
+        memcpy(floor_others, snap_others, sizeof(floor_others));
+        memcpy(floor_pid, snap_pid, sizeof(snap_pid));
+        nfloor = nsnap;
+        vg_log_once(VG_ERROR, "floor", "shared region %s: counting the %d other processes' last known usage until "
+                                       "each restores its slot or exits", vg_cfg.region_path, nfloor);
+    }
+    if (floor_on)
+        floor_check_locked(h);
+    else if (!tampered)
+        snapshot_locked(h);
     if (slot_idx >= 0 && slot_pid == getpid()) {
         struct hami_proc_slot *s = &r->procs[slot_idx];
         if (s->pid != slot_pid || s->state != 1 || memcmp(s->used, mine.used, sizeof(mine.used))) {
@@ -435,8 +576,10 @@ int vg_reclaim_dead_locked(void)
             n++;
         }
     }
-    while (vg_region->proc_hwm > 0 && !vg_region->procs[vg_region->proc_hwm - 1].state)
-        vg_region->proc_hwm--;
+    uint32_t top = hwm_locked();
+    while (top > 0 && !vg_region->procs[top - 1].state)
+        top--;
+    vg_region->proc_hwm = top;
     return n;
 }
 
@@ -482,12 +625,18 @@ uint64_t vg_usage_locked(int dev)
         uint64_t u = s->used[dev];
         if (limit && u > limit && (int)i != slot_idx) {
             char key[48];
-            snprintf(key, sizeof(key), "forged%u:%d", i, dev);
+            snprintf(key, sizeof(key), "forged:%d", dev);
             vg_log_once(VG_ERROR, key, "shared region %s: slot %u (pid %d) claims %llu bytes on device %d, over the "
                                        "limit of %llu: tampered; memory is refused while it stays", vg_cfg.region_path,
                         i, s->pid, (unsigned long long)u, dev, (unsigned long long)limit);
         }
         sum = sat_add(sum, u);
+    }
+    if (floor_on) {
+        uint64_t own = slot_idx >= 0 ? mine.used[dev] : 0;
+        uint64_t floor = sat_add(floor_others[dev], own);
+        if (sum < floor)
+            sum = floor;
     }
     return sum;
 }
@@ -528,6 +677,11 @@ int vg_charge_locked(int dev, uint64_t bytes, const char *what)
         if (bytes > limit || used > limit - bytes) {
             vg_reconcile_pools_locked();
             vg_reclaim_dead_locked();
+            used = vg_usage_locked(dev);
+        }
+        if (region_fd >= 0 && (vg_region->magic != HAMI_REGION_MAGIC || vg_region->container_id != mine.container_id ||
+                               vg_region->tamper_epoch != seen_epoch)) {
+            verify_locked();  /* rewritten while we held the lock: count again with the floor */
             used = vg_usage_locked(dev);
         }
         if (bytes > limit || used > limit - bytes) {
