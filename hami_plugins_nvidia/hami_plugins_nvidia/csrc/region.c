@@ -487,9 +487,7 @@ static void verify_locked(void)
         uint64_t lim = r->dev[i].limit_bytes;
         int sm = r->dev[i].sm_limit;
         if (stricter_mem(lim, mine.limit[i]) != lim || sm < 1 || sm > 100 || sm > mine.sm[i]) {
-            char key[32];
-            snprintf(key, sizeof(key), "limit%d", i);
-            vg_log_once(VG_ERROR, key, "shared region %s: device %d limits (memory %llu, SM %d%%) were loosened or "
+            vg_log_once(VG_ERROR, "limits", "shared region %s: device %d limits (memory %llu, SM %d%%) were loosened or "
                                        "broken while in use: restored to memory %llu, SM %d%%", vg_cfg.region_path,
                         i, (unsigned long long)lim, sm, (unsigned long long)mine.limit[i], mine.sm[i]);
             r->dev[i].limit_bytes = stricter_mem(lim, mine.limit[i]);
@@ -500,22 +498,35 @@ static void verify_locked(void)
     }
     uint32_t h = hwm_locked();
     if (tampered) {
-        r->tamper_epoch = seen_epoch + 1;  /* tells every other process that the file was rewritten */
+        uint32_t e;  /* a fresh random value: a rewrite cannot land on one another process has seen */
+        do
+            e = (uint32_t)random_id();
+        while (e == seen_epoch || e == 0);
+        r->tamper_epoch = e;  /* tells every other process that the file was rewritten */
     } else if (r->tamper_epoch != seen_epoch) {
         tampered = 1;  /* another process found it rewritten since our last lock */
     }
     seen_epoch = r->tamper_epoch;
-    if (tampered && !floor_on && nsnap) {
+    if (tampered && nsnap) {
+        for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+            if (!floor_on || snap_others[d] > floor_others[d])
+                floor_others[d] = snap_others[d];
+        if (!floor_on)
+            nfloor = 0;
+        for (int k = 0; k < nsnap; k++) {
+            int have = 0;
+            for (int j = 0; j < nfloor && !have; j++)
+                have = floor_pid[j] == snap_pid[k];
+            if (!have && nfloor < SNAP_PIDS)
+                floor_pid[nfloor++] = snap_pid[k];
+        }
         floor_on = 1;
-        memcpy(floor_others, snap_others, sizeof(floor_others));
-        memcpy(floor_pid, snap_pid, sizeof(snap_pid));
-        nfloor = nsnap;
         vg_log_once(VG_ERROR, "floor", "shared region %s: counting the %d other processes' last known usage until "
                                        "each restores its slot or exits", vg_cfg.region_path, nfloor);
     }
     if (floor_on)
         floor_check_locked(h);
-    else if (!tampered)
+    if (!tampered)
         snapshot_locked(h);
     if (slot_idx >= 0 && slot_pid == getpid()) {
         struct hami_proc_slot *s = &r->procs[slot_idx];
@@ -586,8 +597,11 @@ int vg_reclaim_dead_locked(void)
 static struct hami_proc_slot *my_slot_locked(void)
 {
     pid_t me = getpid();
-    if (slot_idx >= 0 && slot_pid == me && vg_region->procs[slot_idx].pid == me)
+    if (slot_idx >= 0 && slot_pid == me) {
+        if (vg_region->procs[slot_idx].pid != me || vg_region->procs[slot_idx].state != 1)
+            verify_locked();  /* overwritten under us: put our own slot back, never start from zero */
         return &vg_region->procs[slot_idx];
+    }
     vg_reclaim_dead_locked();
     for (int i = 0; i < HAMI_MAX_PROCS; i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];

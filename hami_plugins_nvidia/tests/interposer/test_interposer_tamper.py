@@ -207,8 +207,11 @@ def test_region_rewritten_while_tenants_run_keeps_the_limit(workload: Workload, 
     ctr = _counter(workload.tmp / "counter")
     workload.env.update(CUDA_DEVICE_MEMORY_LIMIT="512m", DRIVER_COUNTER=str(ctr), **NO_CTX)
     _hold(workload, 1)
-    steps = "400" if REAL_DRIVER else "3000"
-    procs = [workload.start("ctx", "0", "stress", steps, "64", str(seed)) for seed in range(6)]
+    steps = "400" if REAL_DRIVER else "20000"
+    procs = [workload.start("ctx", "0", "ready", "sleep", "30", "stress", steps, "64", str(seed)) for seed in range(6)]
+    for p in procs:  # every tenant attached before the first rewrite (a newcomer meeting a wrecked file is
+        assert p.stdout.readline().strip() == "ctx 0"  # a separate case: it is not trusted, see the docs)
+        assert p.stdout.readline().strip() == "ready"
     rng = random.Random(attack)
     size = region.REGION_SIZE
     while any(p.poll() is None for p in procs):
