@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -249,7 +250,7 @@ class Bench:
         return self.finish(self.start(kind, seconds, self.env(preload, **extra)), label)
 
     def pair(self, label: str, kinds: tuple[str, str], seconds: float, envs: tuple[dict, dict],
-             preload: bool = True, lead: float = 18.0) -> list[dict]:
+             preload: bool = True, lead: float = 14.0) -> list[dict]:
         go = time.time() + lead
         procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e)) for k, e in zip(kinds, envs, strict=True)]
         return [self.finish(p, f"{label}[{i}]") for i, p in enumerate(procs)]
@@ -299,6 +300,14 @@ def timeline(stamps: list[float], bins: float = 0.5) -> list[float]:
     return [c / bins for c in counts]
 
 
+REPEAT = 1  # pairs are repeated this many times (--repeat) and reported as medians
+
+
+def _medians(runs: list[list]) -> list:
+    return [statistics.median([r[i] for r in runs if r[i] is not None]) if any(r[i] is not None for r in runs)
+            else None for i in range(2)]
+
+
 def part_train(b: Bench, secs: float, out: dict) -> None:
     f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
     for kind in ("train", "infer"):
@@ -315,28 +324,36 @@ def part_train(b: Bench, secs: float, out: dict) -> None:
         rows.append({"case": "pair, native (no preload)", "limit": None,
                      "achieved": [share(x, solo) for x in nat], "rate": [x.get("rate") for x in nat]})
         for lo, hi in ((30, 70), (50, 50)):
-            pr = b.pair(f"{kind} pair {lo}+{hi}", (kind, kind), secs,
-                        ({"CUDA_DEVICE_SM_LIMIT": str(lo)}, {"CUDA_DEVICE_SM_LIMIT": str(hi)}))
-            rows.append({"case": f"pair {lo} + {hi} (default policy)", "limit": [lo, hi],
-                         "achieved": [share(x, solo) for x in pr], "rate": [x.get("rate") for x in pr],
-                         "log": [x.get("interposer_lines") for x in pr]})
-    # the conformance pair: a training loop and a small-batch inference loop
-    solo_t = {"rate": out["train"]["solo_native"]}
-    solo_i = {"rate": out["infer"]["solo_native"]}
+            runs = [[share(x, solo) for x in b.pair(f"{kind} pair {lo}+{hi} #{k}", (kind, kind), secs,
+                                                    ({"CUDA_DEVICE_SM_LIMIT": str(lo)},
+                                                     {"CUDA_DEVICE_SM_LIMIT": str(hi)}))]
+                    for k in range(REPEAT)]
+            rows.append({"case": f"pair {lo} + {hi} (default policy), median of {REPEAT}", "limit": [lo, hi],
+                         "achieved": _medians(runs), "runs": runs})
+
+
+def part_mixed(b: Bench, secs: float, out: dict) -> None:
+    """The conformance pair (a training loop and a small-batch inference loop) and the default-policy timeline."""
+    solo_t = b.run("train solo native", "train", secs, False)
+    solo_i = b.run("infer solo native", "infer", secs, False)
+    out["solo_native"] = {"train": solo_t.get("rate"), "infer": solo_i.get("rate")}
     mixed = out.setdefault("mixed", {"rows": []})["rows"]
     nat = b.pair("mixed native", ("train", "infer"), secs, ({}, {}), preload=False)
     mixed.append({"case": "train + infer, native", "achieved": [share(nat[0], solo_t), share(nat[1], solo_i)]})
     for lt, li in ((50, 50), (70, 30)):
-        pr = b.pair(f"mixed {lt}+{li}", ("train", "infer"), secs,
-                    ({"CUDA_DEVICE_SM_LIMIT": str(lt)}, {"CUDA_DEVICE_SM_LIMIT": str(li)}))
-        mixed.append({"case": f"train {lt} + infer {li} (default policy)", "limit": [lt, li],
-                      "achieved": [share(pr[0], solo_t), share(pr[1], solo_i)]})
+        runs = []
+        for k in range(REPEAT):
+            pr = b.pair(f"mixed {lt}+{li} #{k}", ("train", "infer"), secs,
+                        ({"CUDA_DEVICE_SM_LIMIT": str(lt)}, {"CUDA_DEVICE_SM_LIMIT": str(li)}))
+            runs.append([share(pr[0], solo_t), share(pr[1], solo_i)])
+        mixed.append({"case": f"train {lt} + infer {li} (default policy), median of {REPEAT}", "limit": [lt, li],
+                      "achieved": _medians(runs), "runs": runs})
     # GPU_CORE_UTILIZATION_POLICY=default: A alone -> neighbour B for 4 s -> alone again
-    go = time.time() + 18
+    go = time.time() + 14
     a = b.start("train", 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT="30"))
     bb = b.start("train", 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT="70"))
     ra, rb = b.finish(a, "policy A"), b.finish(bb, "policy B")
-    solo_steps = out["train"]["solo_native"] / 2048  # steps/s
+    solo_steps = solo_t["rate"] / 2048  # steps/s
     out["policy"] = {"A_steps_per_s_per_half_second": timeline(ra.get("stamps", [])), "solo_steps_per_s": solo_steps,
                      "B_window": [5, 9], "B_rate_share": share(rb, solo_t)}
 
@@ -368,9 +385,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", nargs=2)
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--part", choices=["train", "other"], default="train")
+    ap.add_argument("--part", choices=["train", "mixed", "other"], default="train")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
     args = ap.parse_args()
+    global REPEAT
+    REPEAT = max(1, args.repeat)
     if args.worker:
         WORKERS[args.worker[0]](float(args.worker[1]))
         return
@@ -385,7 +405,7 @@ def main() -> None:
         out: dict = {"date": date, "part": args.part, "seconds_per_window": args.seconds,
                      "command": " ".join(sys.argv), "device": _device()}
         t0 = time.time()
-        (part_train if args.part == "train" else part_other)(b, args.seconds, out)
+        {"train": part_train, "mixed": part_mixed, "other": part_other}[args.part](b, args.seconds, out)
         out["wall_s"] = round(time.time() - t0, 1)
     path = args.out / f"{date}-real-workloads-{args.part}.json"
     path.write_text(json.dumps(out, indent=1))

@@ -15,7 +15,7 @@
  *
  * GPU_CORE_UTILIZATION_POLICY: force always caps, disable never, default caps only while another
  * container is launching on the same GPU under the interposer (seen on the node board's user list within
- * the last HAMI_SHARE_WINDOW_MS); alone under default, launches go to the driver with no measurement.
+ * the last 500 ms); alone under default, launches go to the driver with no measurement.
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored (a
  * forged mark can neither hold another container forever nor keep the gate). */
@@ -44,7 +44,7 @@ struct squeue {
 
 #define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
-#define SHARE_WINDOW_NS 200000000LL  /* another container counts as sharing for 200 ms after its last launch */
+#define SHARE_WINDOW_NS 500000000LL  /* another container counts as sharing for 500 ms after its last launch */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -293,6 +293,7 @@ static void throttle(struct dstate *ds, int sm)
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     for (;;) {
         int64_t now = vg_now_ns();
+        note_users(ds, now);  /* waiting for credit or the gate is still using the GPU: stay on the list */
         if (now - ds->harvest_at > 100000 || ds->pending > 16) {
             harvest(ds);
             ds->harvest_at = now;
@@ -428,37 +429,45 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     int dev = vg_current_device();
     if (dev < 0 || !vg_region_ready())
         return NULL;
-    int capture = 0;
-    if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(s, &capture) == CUDA_SUCCESS &&
-        capture != CU_STREAM_CAPTURE_STATUS_NONE)
-        return NULL;  /* recorded into a graph: limited when the graph is launched */
     pthread_once(&states_once, init_states);
     struct dstate *ds = &states[dev];
     pthread_mutex_lock(&ds->mu);
     if (!ds->ready)
         init_state(ds, dev);
+    int sm = vg_sm_limit(dev);
+    int64_t now = vg_now_ns();
+    if (ds->bgpu)
+        note_users(ds, now);
+    if (sm < 100 && vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
+        /* alone on the GPU under the default policy: not capped. With no explicit priority nothing else
+         * applies either (a higher-priority container would be on the user list, so not alone): straight to
+         * the driver, with no capture query, no events and no board reads beyond the user mark. */
+        if (ds->holding)
+            gate_release(ds, now);
+        ds->capped = 0;
+        if (!vg_cfg.priority_env)
+            return ds;
+        sm = 100;
+    }
+    int capture = 0;
+    if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(s, &capture) == CUDA_SUCCESS &&
+        capture != CU_STREAM_CAPTURE_STATUS_NONE) {
+        pthread_mutex_unlock(&ds->mu);
+        return NULL;  /* recorded into a graph: limited when the graph is launched */
+    }
     int watch = ds->bgpu && vg_cfg.priority_set;
     if (watch) {
         priority_gate(ds);
         if (watcher_pid != getpid())
             start_watcher();
     }
-    int sm = vg_sm_limit(dev);
-    if (ds->bgpu)
-        note_users(ds, vg_now_ns());
-    if (sm < 100 && vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
-        if (ds->holding)
-            gate_release(ds, vg_now_ns());
-        ds->capped = 0;
-        if (!vg_cfg.priority_env)
-            return ds;  /* alone, no explicit priority: straight to the driver, nothing measured */
-        sm = 100;       /* alone: not capped; the explicit priority's marks are still kept */
-    }
     if (sm < 100 && !ds->capped) {
-        /* (re)entering the capped state: start from an empty bucket, not from a debt run up while alone */
+        /* (re)entering the capped state: no debt carried over from an uncapped spell (nothing was charged
+         * then), credit kept */
         struct hami_device_info *di = &vg_region->dev[dev];
-        __atomic_store_n(&di->tokens_ns, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&di->refill_ns, vg_now_ns(), __ATOMIC_RELEASE);
+        if (__atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE) < 0)
+            __atomic_store_n(&di->tokens_ns, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&di->refill_ns, now, __ATOMIC_RELEASE);
         ds->stopped = 0;
     }
     ds->capped = sm < 100;
