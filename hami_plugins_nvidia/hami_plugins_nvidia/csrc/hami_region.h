@@ -68,7 +68,8 @@ struct hami_board_gpu {
     int64_t waiter_since_ns;   /* another SM-limited container is waiting, 0 = none */
     int64_t prio_active_ns[HAMI_PRIORITY_LEVELS];  /* last launch per priority level */
     uint64_t user_id[HAMI_BOARD_USERS];     /* containers launching on this GPU under the interposer */
-    int64_t user_active_ns[HAMI_BOARD_USERS];  /* their last launch (CLOCK_MONOTONIC) */
+    int64_t user_active_ns[HAMI_BOARD_USERS];  /* their last launch or wait for credit (CLOCK_MONOTONIC) */
+    int64_t user_busy_ns[HAMI_BOARD_USERS];    /* until when they have work in flight on the GPU */
 };
 
 struct hami_board {

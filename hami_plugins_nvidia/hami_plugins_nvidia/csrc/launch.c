@@ -102,8 +102,17 @@ static void put_event(struct dstate *ds, CUevent e)
         ds->freev[ds->nfree++] = e;
 }
 
+static int busy_users(struct dstate *ds, int64_t now);
+
 static void consume(struct dstate *ds, int64_t ns)
 {
+    if (!vg_cfg.sm_gate && ds->bgpu) {
+        /* overlap sharing: kernels of containers running at the same time are time-sliced by the GPU, so
+         * each one's event-measured time includes the others'; charge this container its part */
+        int k = busy_users(ds, vg_now_ns());
+        if (k > 1)
+            ns /= k;
+    }
     if (vg_cfg.sm_ref_mhz) {
         int64_t now = vg_now_ns();
         if (now - ds->clock_at > 2000000) {
@@ -162,6 +171,31 @@ static int64_t board_time(int64_t t, int64_t now, const char *what)
         return 0;
     }
     return t;
+}
+
+/* Containers (this one included) with work in flight on the GPU now, from the board's busy marks. */
+static int busy_users(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    uint64_t me = vg_region->container_id;
+    int k = 1;
+    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
+        uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+        int64_t t = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+        if (id && id != me && t > now - 2000000)
+            k++;
+    }
+    return k;
+}
+
+/* Marks this container busy on the GPU until its queued work is expected to finish. */
+static void note_busy(struct dstate *ds, int64_t now)
+{
+    if (ds->bgpu && ds->user_idx >= 0) {
+        int64_t ahead = inflight_ns(ds);
+        __atomic_store_n(&ds->bgpu->user_busy_ns[ds->user_idx],
+                         now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS), __ATOMIC_RELEASE);
+    }
 }
 
 /* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
@@ -257,8 +291,8 @@ static int64_t owner_until(struct hami_board_gpu *g, int64_t now)
 static int gate_take(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
-    if (!g)
-        return 1;
+    if (!g || !vg_cfg.sm_gate)
+        return 1;  /* overlap sharing (the default): no turns; each container's charge is its part */
     uint64_t me = vg_region->container_id;
     uint64_t owner = __atomic_load_n(&g->owner, __ATOMIC_ACQUIRE);
     if (owner == me) {
@@ -379,6 +413,8 @@ static void *priority_watcher(void *arg)
                 continue;  /* a launch is in progress: it does this itself */
             harvest(ds);
             int64_t ahead = inflight_ns(ds);
+            if (ds->pending > 0)
+                note_busy(ds, now);
             if (ds->pending > 0)  /* active until the queued work is expected to finish */
                 __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],
                                  now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS), __ATOMIC_RELEASE);
@@ -489,8 +525,11 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
 {
     if (!ds)
         return;
-    if (q && r == CUDA_SUCCESS && push_mark(ds, q, 0))
+    if (q && r == CUDA_SUCCESS && push_mark(ds, q, 0)) {
         ds->pending++;
+        if (!vg_cfg.sm_gate && ds->pending == 1)
+            note_busy(ds, vg_now_ns());
+    }
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&di->last_launch_ns, vg_now_ns(), __ATOMIC_RELAXED);

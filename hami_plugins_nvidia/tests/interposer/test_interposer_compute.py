@@ -87,7 +87,7 @@ def test_low_priority_runs_freely_when_alone(workload: Workload) -> None:
 def test_node_board_records_priority_and_gate_by_gpu_uuid(workload: Workload) -> None:
     workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="0")
     workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_DEVICE_SM_LIMIT="50",
-                 GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "limited.cache"))
+                 GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_SHARING="gate", CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "limited.cache"))
     board_path = workload.tmp.parent / "board"
     data = bytearray(board_path.read_bytes())
     assert len(data) == region.BOARD_SIZE
@@ -109,3 +109,18 @@ def test_foreign_node_board_is_not_trusted(workload: Workload) -> None:
     assert r.values("launch")[0][0] == "0"
     assert "node board" in r.stderr and "not trusted" in r.stderr
     assert board_path.read_bytes() == b"\x01" * region.BOARD_SIZE
+
+
+def test_default_policy_caps_only_while_another_container_launches(workload: Workload,
+                                                                   second_workload: Workload) -> None:
+    alone = workload.run("ctx", "0", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="25",
+                         HAMI_SM_PERIOD_MS="100")
+    assert _share(alone) >= 75  # GPU_CORE_UTILIZATION_POLICY=default: alone, not capped
+    neighbour = second_workload.start("ctx", "0", "ready", "launch", "kernel", "600", "2000",
+                                      CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100")
+    assert [neighbour.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
+    shared = workload.run("ctx", "0", "sleep", "50", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="25",
+                          HAMI_SM_PERIOD_MS="100", LIBCUDA_LOG_LEVEL="3")
+    neighbour.kill()
+    assert _share(shared) <= 45, shared.stderr  # capped while the neighbour launches
+    assert "another container is launching on this GPU" in shared.stderr

@@ -137,7 +137,8 @@ def test_future_board_times_are_ignored(workload: Workload, second_workload: Wor
         del board
     t0 = time.monotonic()
     r = second_workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="1",
-                            CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force", timeout=20)
+                            CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_SHARING="gate",
+                            timeout=20)
     assert r.values("launch")[0][0] == "0"
     assert time.monotonic() - t0 < 5
     assert len(_lines(r.stderr, "a priority mark is")) == 1 and len(_lines(r.stderr, "the gate's expiry is")) == 1
