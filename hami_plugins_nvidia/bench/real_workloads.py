@@ -232,7 +232,8 @@ class Bench:
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-        res = {"error": f"no result (rc {proc.returncode}): {err.strip().splitlines()[-1:] if err.strip() else ''}"}
+        tail = [ln for ln in err.strip().splitlines() if ln.strip()][-4:]
+        res = {"error": f"no result (rc {proc.returncode}): {tail}"}
         for line in out.splitlines():
             if line.startswith("RESULT "):
                 res = json.loads(line[7:])
@@ -358,9 +359,13 @@ def part_mixed(b: Bench, secs: float, out: dict) -> None:
                      "B_window": [5, 9], "B_rate_share": share(rb, solo_t)}
 
 
-def part_other(b: Bench, secs: float, out: dict) -> None:
+def part_graphs(b: Bench, secs: float, out: dict) -> None:
+    part_other(b, secs, out, kinds=("graphs",), memory=False)
+
+
+def part_other(b: Bench, secs: float, out: dict, kinds=("graphs", "jax", "cupy"), memory: bool = True) -> None:
     f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
-    for kind in ("graphs", "jax", "cupy"):
+    for kind in kinds:
         solo = b.run(f"{kind} solo native", kind, secs, False)
         rows = out.setdefault(kind, {"unit": solo.get("unit"), "solo_native": solo.get("rate"), "rows": []})["rows"]
         r = b.run(f"{kind} solo 50 force", kind, secs, True, CUDA_DEVICE_SM_LIMIT="50", **f)
@@ -370,7 +375,7 @@ def part_other(b: Bench, secs: float, out: dict) -> None:
         rows.append({"case": "pair 30 + 70 (default policy)", "limit": [30, 70],
                      "achieved": [share(x, solo) for x in pr]})
     mem = out.setdefault("memory", [])
-    for kind in ("torchmem", "jax", "cupy"):
+    for kind in ("torchmem", "jax", "cupy") if memory else ():
         peak = NvmlPeak()
         r = b.run(f"{kind} limit 4g", kind, 1, True, CUDA_DEVICE_MEMORY_LIMIT="4g", BENCH_FILL="1",
                   XLA_PYTHON_CLIENT_MEM_FRACTION="0.75")  # JAX's default preallocation, of the reported 4 GiB
@@ -385,7 +390,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", nargs=2)
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--part", choices=["train", "mixed", "other"], default="train")
+    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs"], default="train")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
     args = ap.parse_args()
@@ -405,7 +410,7 @@ def main() -> None:
         out: dict = {"date": date, "part": args.part, "seconds_per_window": args.seconds,
                      "command": " ".join(sys.argv), "device": _device()}
         t0 = time.time()
-        {"train": part_train, "mixed": part_mixed, "other": part_other}[args.part](b, args.seconds, out)
+        {"train": part_train, "mixed": part_mixed, "other": part_other, "graphs": part_graphs}[args.part](b, args.seconds, out)
         out["wall_s"] = round(time.time() - t0, 1)
     path = args.out / f"{date}-real-workloads-{args.part}.json"
     path.write_text(json.dumps(out, indent=1))

@@ -128,8 +128,22 @@ static void consume(struct dstate *ds, int64_t ns)
     ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
 }
 
-/* Collects the busy time of every completed launch; never blocks. */
+static void harvest_queues(struct dstate *ds);
+
+/* Collects the busy time of every completed launch; never blocks. A stream of this process may be
+ * capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread would
+ * invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
 static void harvest(struct dstate *ds)
+{
+    int mode = 2;  /* CU_STREAM_CAPTURE_MODE_RELAXED */
+    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
+                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    harvest_queues(ds);
+    if (swapped)
+        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
+}
+
+static void harvest_queues(struct dstate *ds)
 {
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
@@ -259,10 +273,16 @@ static int push_mark(struct dstate *ds, struct squeue *q, int start)
         if (q->count >= RING - 1)
             sleep_ns(50000);
     }
+    int mode = 2;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
+    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
+                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
     CUevent e = get_event(ds);
+    CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
+    if (swapped)
+        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
     if (!e)
         return 0;
-    if (vg_real.cuEventRecord(e, q->s) != CUDA_SUCCESS) {
+    if (rec != CUDA_SUCCESS) {
         put_event(ds, e);
         return 0;
     }

@@ -58,6 +58,7 @@ struct vg_real {
     CUresult (*cuMemPoolTrimTo)(CUmemoryPool, size_t);
     CUresult (*cuStreamSynchronize)(CUstream);
     CUresult (*cuStreamIsCapturing)(CUstream, int *);
+    CUresult (*cuThreadExchangeStreamCaptureMode)(int *);
     CUresult (*cuEventCreate)(CUevent *, unsigned int);
     CUresult (*cuEventRecord)(CUevent, CUstream);
     CUresult (*cuEventQuery)(CUevent);
