@@ -147,9 +147,9 @@ void vg_config_load(void)
     load_mem_limits();
     load_sm_limits();
     const char *sh = getenv("HAMI_SM_SHARING");
-    vg_cfg.sm_gate = sh && !strcasecmp(sh, "gate");
-    if (sh && *sh && !vg_cfg.sm_gate && strcasecmp(sh, "overlap"))
-        vg_log(VG_WARN, "ignoring HAMI_SM_SHARING=\"%.64s\": expected overlap or gate; using overlap", sh);
+    vg_cfg.sm_gate = !(sh && !strcasecmp(sh, "overlap"));
+    if (sh && *sh && vg_cfg.sm_gate && strcasecmp(sh, "gate"))
+        vg_log(VG_WARN, "ignoring HAMI_SM_SHARING=\"%.64s\": expected gate or overlap; using gate", sh);
     vg_cfg.priority = 1;
     const char *pr = getenv("CUDA_TASK_PRIORITY");
     if (pr && *pr && parse_int("CUDA_TASK_PRIORITY", pr, 0, HAMI_PRIORITY_LEVELS - 1, &vg_cfg.priority))

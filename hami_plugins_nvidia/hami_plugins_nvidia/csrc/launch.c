@@ -8,10 +8,14 @@
  *
  * Across containers on one GPU, SM-limited containers take turns through a gate on the node board, so
  * their kernels never time-slice against each other (time-slicing would inflate every measurement).
- * The gate is work-conserving: a holder with nothing queued on the GPU hands it over at once when
- * another container waits (at its next launch, or from the watcher thread within a millisecond), so a
- * container's CPU phases and host syncs are the other's GPU time; a busy holder hands over after a
- * 20 ms quantum, once its queue has drained.
+ * The holder hands the gate over after a 20 ms quantum when another container waits, once its queue has
+ * drained (HAMI_SM_SHARING=gate, the default). Measured on the H200 (docs/results/2026-12-04-h200-
+ * interposer-real-workloads.md): handing it over as soon as the holder's queue drained, at every host
+ * sync, cost real programs more than it gave back, so the quantum rule stayed.
+ * HAMI_SM_SHARING=overlap lets containers run at the same time (work-conserving) and charges each one's
+ * busy time divided by the containers busy at that moment; on the H200 that kept the pair's throughput but
+ * did not split contended GPU time by the limits (the GPU's time slices are coarser than the kernels, so
+ * measured times are inflated less than the divisor assumes).
  *
  * GPU_CORE_UTILIZATION_POLICY: force always caps, disable never, default caps only while another
  * container is launching on the same GPU under the interposer (seen on the node board's user list within
@@ -298,7 +302,7 @@ static void gate_release(struct dstate *ds, int64_t now)
     uint64_t me = vg_region->container_id;
     __atomic_compare_exchange_n(&ds->bgpu->owner, &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     ds->holding = 0;
-    ds->yield_until = now + 200000;  /* give a waiting container the first chance */
+    ds->yield_until = now + 500000;  /* give a waiting container the first chance */
 }
 
 /* The gate's expiry as read from the board: a forged far-future expiry counts as expired. */
@@ -312,26 +316,25 @@ static int gate_take(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
     if (!g || !vg_cfg.sm_gate)
-        return 1;  /* overlap sharing (the default): no turns; each container's charge is its part */
+        return 1;  /* HAMI_SM_SHARING=overlap: no turns; each container's charge is its part */
     uint64_t me = vg_region->container_id;
     uint64_t owner = __atomic_load_n(&g->owner, __ATOMIC_ACQUIRE);
     if (owner == me) {
         int64_t waiter = __atomic_load_n(&g->waiter_since_ns, __ATOMIC_ACQUIRE);
-        if (waiter && ds->pending == 0 && now - ds->hold_since > 200000) {
-            gate_release(ds, now);  /* nothing of ours on the GPU: the waiter's turn, no idle hand-over */
-            return 0;
-        }
-        if (waiter && now - ds->hold_since > HAMI_GATE_QUANTUM_NS)
+        if (waiter && now - ds->hold_since > HAMI_GATE_QUANTUM_NS) {
+            if (ds->pending == 0)
+                gate_release(ds, now);
             return 0;  /* stop queueing; hand over once our work has drained */
+        }
         ds->holding = 1;
         int64_t ahead = inflight_ns(ds);
         __atomic_store_n(&g->owner_until_ns, now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS) +
-                                                 2000000, __ATOMIC_RELEASE);
+                                                 5000000, __ATOMIC_RELEASE);
         return 1;
     }
     if (now >= ds->yield_until && (owner == 0 || now > owner_until(g, now)) &&
         __atomic_compare_exchange_n(&g->owner, &owner, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&g->owner_until_ns, now + 2000000, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->owner_until_ns, now + 5000000, __ATOMIC_RELEASE);
         __atomic_store_n(&g->waiter_since_ns, 0, __ATOMIC_RELEASE);
         ds->holding = 1;
         ds->hold_since = now;
@@ -438,8 +441,7 @@ static void *priority_watcher(void *arg)
             if (ds->pending > 0)  /* active until the queued work is expected to finish */
                 __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],
                                  now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS), __ATOMIC_RELEASE);
-            else if (ds->holding && __atomic_load_n(&ds->bgpu->waiter_since_ns, __ATOMIC_ACQUIRE))
-                gate_release(ds, now);  /* our process went quiet with the gate: hand it over now */
+
             pthread_mutex_unlock(&ds->mu);
         }
     }
