@@ -14,10 +14,8 @@ from hami_hal.errors import HalError
 from hami_hal.models import (
     ContainerAllocation,
     DeviceSlice,
-    DeviceUsage,
-    FitReason,
     Level,
-    LinkKind,
+    LinkTier,
     PartitionKind,
     ResourceRequest,
 )
@@ -40,6 +38,7 @@ def test_hook_hami_hal_vendor(hal):
     (vendor,) = hal.vendors()
     assert vendor.name == "acme" and vendor.domains == ["acme.example/"]
     assert [f.common_word for f in vendor.resources] == ["ACME", "ACME-CARD"]
+    assert vendor.resources[1].device_sets.groups == [[0, 1], [2, 3]]
     assert vendor.resources[1].whole_device and vendor.annotations.allocated == "hami.io/acme-devices-allocated"
 
 
@@ -68,20 +67,20 @@ def test_hook_hami_hal_partition_model(inv, hal):
     assert _dev(inv2, "X100").partition.max_slots == 10
 
 
-def test_hook_hami_hal_fit(inv, hal):
-    x100 = _dev(inv, "X100")
-    req = ResourceRequest(vendor="acme", common_word="ACME", count=1, memory_mib=100)
-    veto = hal.fit(x100, DeviceUsage(uuid=x100.uuid), req, _slice(x100, 100))
-    assert veto is not None and veto.reason is FitReason.CARD_INSUFFICIENT_MEMORY and "256 MiB" in veto.detail
-    assert hal.fit(x100, DeviceUsage(uuid=x100.uuid), req, _slice(x100, 512)) is None
-    # the engine honours the veto: a 100 MiB request fits on no shared X100 (T200 templates round it up)
-    from hami_hal.models import ContainerRequest, PodRequest
+def test_engine_reads_vendor_rules_as_data(inv, hal):
+    """What a veto hook used to decide is data now, so the scheduler sees it too (issue 10)."""
+    from hami_hal.requests import parse_pod
 
-    pod = PodRequest(name="p", containers=[ContainerRequest(name="c", index=0, requests=[req])])
-    x100s = [d for d in inv.devices if "X100" in d.model]
-    fit = NodeState("n", x100s).fit_pod(pod, veto=hal.fit)
-    assert not fit.ok and "(2/2 CardInsufficientMemory)" in fit.reason
-    assert NodeState.from_inventory(inv).fit_pod(pod, veto=hal.fit).allocation.slices()[0].template == "t1.8gb"
+    def pod(limits):
+        return parse_pod({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": {
+            "limits": limits}}]}}, hal.vendors())
+
+    cards = [d.model_copy(update={"index": i, "uuid": f"C{i}"}) for i, d in enumerate(inv.devices)]
+    fit = NodeState("n", cards).fit_pod(pod({"acme.example/card": 2}))
+    assert sorted(s.device_index for s in fit.allocation.slices()) in ([0, 1], [2, 3])  # one linked pair
+    three = NodeState("n", cards).fit_pod(pod({"acme.example/card": 3}))
+    assert not three.ok and "allows 1, 2, 4" in three.reason
+    assert "hami_hal_fit" not in hal.plugins["acme"].hooks
 
 
 def test_hook_hami_hal_create_partition(inv, hal):
@@ -115,8 +114,10 @@ def test_hook_hami_hal_container_edits(inv, hal):
 def test_hook_hami_hal_topology(inv):
     topo = inv.topology
     x0, x1, t0, t1 = (d.uuid for d in inv.devices)
-    assert topo.link(x0, x1).kind is LinkKind.NVLINK and topo.link(x0, x1).score == 200
-    assert topo.link(t0, t1).kind is LinkKind.SINGLE_SWITCH and topo.link(x0, t1).kind is LinkKind.CROSS_CPU
+    fabric = topo.link(x0, x1)
+    assert (fabric.kind, fabric.tier, fabric.score, fabric.bandwidth_class) == ("acme-link", LinkTier.FABRIC, 200, "high")
+    assert topo.link(t0, t1).kind == "single-switch" and topo.link(t0, t1).tier is LinkTier.BOARD
+    assert topo.link(x0, t1).kind == "cross-cpu" and topo.link(x0, t1).score == 10
     assert len(topo.links) == 6 and topo.numa == {x0: 0, x1: 0, t0: 1, t1: 1}
 
 
@@ -146,7 +147,55 @@ def test_hook_hami_hal_device_health(hal):
 
 
 def test_hook_hami_hal_conformance_probe(inv, hal):
-    res = hal.probe(inv.devices[0], "discovery/memory/total")
-    assert res.level is Level.SUPPORTED and res.measurements[0].value == 16384
-    assert res.evidence[0].startswith("simulated:")
-    assert hal.probe(inv.devices[0], "isolation/memory/hard-limit") is None
+    from hami_conformance.catalogue import default_catalogue
+
+    res = hal.probe(inv.devices[0], "isolation/memory-reported-total")
+    assert res.level is Level.SUPPORTED and res.evidence[0].startswith("simulated:")
+    targets = default_catalogue().get(res.behaviour_id).targets
+    assert set(targets) <= {m.name for m in res.measurements}  # the figure the catalogue judges
+    assert hal.probe(inv.devices[0], "isolation/memory-hard") is None
+
+
+def test_acme_probes_only_catalogue_behaviours(inv, hal):
+    """The guide plugin answers no behaviour ID the catalogue does not define."""
+    from hami_conformance.catalogue import default_catalogue
+
+    cat = default_catalogue()
+    answered = {bid for bid in [*cat.ids(), "discovery/memory/total", "isolation/memory/hard-limit"]
+                if hal.probe(inv.devices[0], bid) is not None}
+    assert answered and answered <= set(cat.ids())
+
+
+def test_hook_hami_hal_pod_annotations(inv, hal):
+    """The plugin's PatchAnnotations sees only its slices, with the QoS read from the pod annotation."""
+    import json
+
+    from hami_hal.requests import parse_pod
+
+    pod = {"metadata": {"name": "p", "annotations": {"acme.example/qos-policy": "fixed-share"}},
+           "spec": {"containers": [{"name": "c", "resources": {"limits": {"acme.example/xpu": 1,
+                                                                          "acme.example/xpu-mem": 1024}}}]}}
+    req = parse_pod(pod, hal.vendors())
+    assert [(a.attribute, a.value) for a in req.containers[0].requests[0].attributes] == [("qos", "fixed-share")]
+    fit = NodeState.from_inventory(inv).fit_pod(req)
+    extra = hal.pod_annotations(fit.allocation, inv.devices, pod)
+    (sl,) = fit.allocation.slices()
+    assert json.loads(extra["acme.example/assigned"]) == [[{"uuid": sl.uuid, "index": sl.device_index,
+                                                           "qos": "fixed-share"}]]
+    empty = fit.allocation.model_copy(update={"containers": []})
+    assert hal.pod_annotations(empty, inv.devices, pod) == {}
+
+
+def test_hook_hami_hal_admit_request(inv, hal):
+    """Admission adjusts a request before the engine: 100 MiB becomes the firmware's 256 MiB minimum."""
+    from hami_hal.cli.cmd_allocate import dry_run
+
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": {"limits": {
+        "acme.example/xpu": 1, "acme.example/xpu-mem": 100}}}]}}
+    parsed, fit, _ = dry_run(hal, inv, pod)
+    assert parsed.request.containers[0].requests[0].memory_mib == 256
+    assert [s.memory_mib for s in fit.allocation.slices()] == [256]
+    big = ResourceRequest(vendor="acme", common_word="ACME", count=1, memory_mib=4096)
+    assert hal.admit_request(big, {}) is big
+    other = big.model_copy(update={"vendor": "nobody"})
+    assert hal.admit_request(other, {}) is other  # no plugin for the vendor: unchanged

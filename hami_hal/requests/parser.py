@@ -15,23 +15,34 @@ The core names no vendor: resource names, units, defaults and annotation keys al
   becomes the device policy (``numa`` alone means spread); binpack together with spread is an error.
 
 Every error is an :class:`InputError` naming the exact field, e.g.
-``spec.containers[0].resources.limits["nvidia.com/gpucores"]: 130 must be between 0 and 100``.
+``spec.containers[0].resources.limits["acme.example/xpu-cores"]: 130 must be between 0 and 100``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from ..errors import InputError
-from ..models import ContainerRequest, DevicePolicy, NodePolicy, PodRequest, ResourceRequest, VendorInfo
+from ..errors import HalError, InputError
+from ..hami_compat.keys import GPU_POLICY, NODE_POLICY, SCORING_WEIGHTS
+from ..models import (
+    ContainerRequest,
+    DevicePolicy,
+    NodePolicy,
+    PodRequest,
+    RequestAttribute,
+    ResourceRequest,
+    SelectorAnnotations,
+    VendorInfo,
+)
 from ..models.vendor import ResourceFamily
 from .quantity import INT32_MAX, parse_quantity
 
-GPU_POLICY_ANNOTATION = "hami.io/gpu-scheduler-policy"
-NODE_POLICY_ANNOTATION = "hami.io/node-scheduler-policy"
-SCORING_WEIGHTS_ANNOTATION = "hami.io/device-scoring-weights"
+GPU_POLICY_ANNOTATION = GPU_POLICY
+NODE_POLICY_ANNOTATION = NODE_POLICY
+SCORING_WEIGHTS_ANNOTATION = SCORING_WEIGHTS
 #: HAMi's "percentage unset" sentinel.
 PERCENT_UNSET = 101
 _NUMA_POLICY = "numa"
@@ -59,10 +70,33 @@ class ParsedPod:
     #: Extended resources (``domain/name``) no installed plugin declares: (field, name). Not an error,
     #: since another component may own them, but ``hami allocate`` says they were ignored.
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    #: Accepted but worth a line to the user (e.g. memory and a memory percentage both given).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _ann_field(key: str) -> str:
     return f'metadata.annotations["{key}"]'
+
+
+def _memory_unit_reason(fam: ResourceFamily) -> str:
+    """Why a memory value is too large, naming the unit: ``10Gi`` is the number 10737418240, read as MiB."""
+    unit = "MiB" if fam.memory_unit_mib == 1 else f"units of {fam.memory_unit_mib} MiB"
+    return (f"is too large: {fam.memory} counts {unit} (max {INT32_MAX // fam.memory_unit_mib}), and a suffix "
+            f"such as Gi multiplies by 1024^3; write {10240 // fam.memory_unit_mib} for 10 GiB")
+
+
+def _memory_twice(parsed: ParsedPod) -> list[str]:
+    """HAMi accepts memory and a memory percentage together; its Fit uses the memory value, and so does the
+    engine (``ResourceRequest.memory_for``). Accepted, but the user hears which one was ignored."""
+    out = []
+    for ctr in parsed.request.containers:
+        for i, req in enumerate(ctr.requests):
+            flds = parsed.fields.get((ctr.index, i))
+            if flds and flds.memory and flds.memory_percent and req.memory_mib and req.memory_percent is not None:
+                out.append(f"{flds.memory_percent}: {req.memory_percent} is ignored because {flds.memory} "
+                           f"({req.memory_mib} MiB) is also given; memory wins, as in HAMi")
+    return out
+
 
 
 def _mapping(value: object, field_name: str) -> dict:
@@ -143,8 +177,16 @@ class _Selectors:
     mode_field: str | None
 
 
-def _selectors(vendor: VendorInfo, anns: dict[str, str]) -> _Selectors:
-    sel = vendor.selectors
+def family_selectors(vendor: VendorInfo, fam: ResourceFamily) -> SelectorAnnotations:
+    """The family's selector keys, field by field over the vendor's."""
+    own = fam.selectors
+    if own is None:
+        return vendor.selectors
+    base = vendor.selectors.model_dump()
+    return SelectorAnnotations(**{k: v if v is not None else base[k] for k, v in own.model_dump().items()})
+
+
+def _selectors(sel: SelectorAnnotations, anns: dict[str, str]) -> _Selectors:
 
     def get(key: str | None) -> list[str]:
         return _comma_list(anns.get(key)) if key else []
@@ -206,6 +248,8 @@ class _Amounts:
 
     values: dict[str, int] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
+    #: Roles whose quantity carried a unit suffix (``4Gi``), not a bare number.
+    suffixed: set[str] = field(default_factory=set)
 
 
 def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
@@ -235,11 +279,31 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
         amounts = out.setdefault((vendor.name, fam.common_word), _Amounts())
         amounts.values[role] = value
         amounts.fields[role] = fld
+        raw = (limits if where == "limits" else requests)[name]
+        if isinstance(raw, str) and raw.strip() and not raw.strip()[-1].isdigit():
+            amounts.suffixed.add(role)
+    return out
+
+
+def family_attributes(fam: ResourceFamily, anns: dict[str, str]) -> list[RequestAttribute]:
+    """The family's vendor pod annotations (``ResourceFamily.pod_annotations``) as request attributes."""
+    out = []
+    for rule in fam.pod_annotations:
+        value = anns.get(rule.key, rule.default)
+        if value is None:
+            continue
+        value = value.strip()
+        if len(value) > 256:
+            raise InputError(_ann_field(rule.key), value[:40] + "...", "is longer than 256 characters")
+        if rule.allowed and any(v.strip() not in rule.allowed for v in value.split(",")):
+            raise InputError(_ann_field(rule.key), value, f"must be one of {', '.join(rule.allowed)}")
+        out.append(RequestAttribute(attribute=rule.attribute, value=value, match=rule.match, reason=rule.reason))
     return out
 
 
 def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _Selectors,
-                   policy: DevicePolicy) -> tuple[ResourceRequest, RequestFields] | None:
+                   policy: DevicePolicy, attributes: list[RequestAttribute] | None = None,
+                   ) -> tuple[ResourceRequest, RequestFields] | None:
     v, f = am.values, am.fields
     count = v.get("count")
     shaping = [r for r in ("memory", "memory_percent", "cores") if r in v]
@@ -258,10 +322,12 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
         raise InputError(count_field, count, "is too large")
 
     memory = v.get("memory")
-    if memory is not None:
+    if memory is not None and fam.memory_suffix_means_bytes and "memory" in am.suffixed:
+        memory = -(-memory // (1024 * 1024))  # a quantity with a unit is bytes: round up to MiB
+    elif memory is not None:
         memory *= fam.memory_unit_mib
         if memory > INT32_MAX:
-            raise InputError(f["memory"], v["memory"], f"is too large (max {INT32_MAX // fam.memory_unit_mib})")
+            raise InputError(f["memory"], v["memory"], _memory_unit_reason(fam))
         if memory == 0:
             memory = None  # HAMi: 0 means unset
     percent = v.get("memory_percent")
@@ -277,7 +343,9 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             percent = 100
     cores = v.get("cores")
     if cores is not None and cores > 100:
-        raise InputError(f["cores"], cores, "must be between 0 and 100")
+        if fam.cores_above_100 != "clamp":
+            raise InputError(f["cores"], cores, "must be between 0 and 100")
+        cores = 100
     if cores is None:
         exclusive_mem = (memory is None and percent == 100)
         cores = 100 if (fam.full_memory_means_full_cores and exclusive_mem) else fam.default_cores
@@ -293,7 +361,9 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             compute_percent=cores, whole_device=fam.whole_device,
             type_include=sel.type_include, type_exclude=sel.type_exclude,
             uuid_include=sel.uuid_include, uuid_exclude=sel.uuid_exclude,
-            modes=sel.modes, policy=policy, numa_bind=sel.numa_bind, priority=priority,
+            modes=sel.modes, mode_reason=family_selectors(vendor, fam).mode_reason, policy=policy,
+            numa_bind=sel.numa_bind,
+            priority=priority, device_sets=fam.device_sets, attributes=attributes or [],
         )
     except ValidationError as err:  # pragma: no cover - every rule above is checked first
         raise InputError(count_field, count, f"is not a valid request ({err.errors()[0]['msg']})") from None
@@ -325,7 +395,24 @@ def _containers(spec: dict) -> list[tuple[str, dict, bool]]:
     return out
 
 
-def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
+#: A vendor's admission of one request (``Hal.admit_request``): returns the request to place, or raises.
+Admit = Callable[[ResourceRequest, dict[str, str]], ResourceRequest]
+
+
+def _admitted(admit: Admit, req: ResourceRequest, anns: dict[str, str], field_name: str) -> ResourceRequest:
+    """Run the vendor's admission; a non-input error becomes one line naming the request's field."""
+    try:
+        out = admit(req, anns)
+    except InputError:
+        raise
+    except HalError as err:
+        raise InputError(field_name, req.count, str(err)) from None
+    if out.vendor != req.vendor or out.common_word != req.common_word:
+        raise InputError(field_name, req.count, f"admission changed the request's family to {out.common_word!r}")
+    return out
+
+
+def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None = None) -> ParsedPod:
     """Parse a Pod document; the result also maps every request to the fields it came from."""
     if not isinstance(pod, dict):
         raise InputError("pod", pod, "must be a mapping")
@@ -345,8 +432,9 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
     _check_scoring_weights(anns)
     spec = _mapping(pod.get("spec"), "spec")
     index = _ResourceIndex(vendors)
-    selectors = {v.name: _selectors(v, anns) for v in vendors}
+    selectors: dict[tuple[str, str], _Selectors] = {}  # per family, read only for families in use
     families = {(v.name, fam.common_word): (v, fam) for v in vendors for fam in v.resources}
+    attributes: dict[tuple[str, str], list[RequestAttribute]] = {}  # read only for families in use
 
     parsed = ParsedPod(request=PodRequest(name=name, namespace=namespace, uid=meta.get("uid"),
                                           node_policy=node_policy, annotations=dict(anns)))
@@ -356,16 +444,27 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
         creq = ContainerRequest(name=ctr["name"], index=pos, init=init)
         for key, am in amounts.items():
             vendor, fam = families[key]
-            built = _build_request(vendor, fam, am, selectors[vendor.name], policy)
+            if key not in attributes:
+                attributes[key] = family_attributes(fam, anns)
+            if key not in selectors:
+                selectors[key] = _selectors(family_selectors(vendor, fam), anns)
+            built = _build_request(vendor, fam, am, selectors[key], policy, attributes[key])
             if built is None:
                 continue
             req, flds = built
+            if admit is not None:
+                req = _admitted(admit, req, anns, flds.count)
             parsed.fields[(pos, len(creq.requests))] = flds
             creq.requests.append(req)
         parsed.request.containers.append(creq)
+    parsed.warnings += _memory_twice(parsed)
     return parsed
 
 
-def parse_pod(pod: dict, vendors: list[VendorInfo]) -> PodRequest:
-    """Turn a Pod document into per-container, vendor-neutral requests (raises InputError)."""
-    return parse_pod_detailed(pod, vendors).request
+def parse_pod(pod: dict, vendors: list[VendorInfo], admit: Admit | None = None) -> PodRequest:
+    """Turn a Pod document into per-container, vendor-neutral requests (raises InputError).
+
+    ``admit`` (e.g. ``Hal.admit_request``) lets each vendor's ``hami_hal_admit_request`` adjust or refuse
+    its requests, as HAMi's per-vendor ``MutateAdmission`` does.
+    """
+    return parse_pod_detailed(pod, vendors, admit).request

@@ -17,23 +17,24 @@ from hami_hal import hookimpl
 from hami_hal.context import NodeContext
 from hami_hal.models import (
     AnnotationKeys,
+    AttributeMatch,
     ContainerAllocation,
     ContainerEdits,
     Device,
     DeviceNode,
+    DeviceSetRules,
     DeviceSlice,
-    DeviceUsage,
-    FitFailure,
-    FitReason,
     HealthStatus,
     Level,
     Link,
-    LinkKind,
+    LinkTier,
     Measurement,
     MetricSample,
     PartitionKind,
     PartitionModel,
     PartitionTemplate,
+    PodAllocation,
+    PodAnnotationRule,
     ProbeResult,
     Provenance,
     ResourceFamily,
@@ -46,11 +47,14 @@ from hami_hal.models import (
 PLUGIN_NAME = "acme"
 __version__ = "0.0.1+test"
 VENDOR = "acme"
-#: The acme firmware cannot map a slice smaller than this (the hami_hal_fit veto example).
+#: The acme firmware cannot map a slice smaller than this (the admission example: requests are raised to it).
 MIN_SLICE_MIB = 256
 PROFILES = Path(__file__).parent / "acme_profiles"
 
 _SDKS: dict[int, tuple[object, FakeAcmeSdk]] = {}
+#: The plugin names its own link kinds; the core sees a tier and a pair score.
+LINK_TIER = {"acme-link": LinkTier.FABRIC, "single-switch": LinkTier.BOARD, "cross-cpu": LinkTier.SOCKETS}
+LINK_SCORE = {"single-switch": 50, "cross-cpu": 10}
 
 
 def sdk_for(context: NodeContext) -> FakeAcmeSdk:
@@ -74,8 +78,23 @@ def hami_hal_vendor() -> VendorInfo:
                 common_word="ACME", count="acme.example/xpu", memory="acme.example/xpu-mem",
                 memory_percent="acme.example/xpu-mem-percentage", cores="acme.example/xpu-cores",
                 priority="acme.example/xpu-priority",
+                pod_annotations=[
+                    # Like MetaX's sgpu-qos-policy: tenants of one device share one policy.
+                    PodAnnotationRule(key="acme.example/qos-policy", attribute="qos", match=AttributeMatch.TENANTS,
+                                      allowed=["best-effort", "fixed-share"], default="best-effort"),
+                    # Like Ascend's vnpu-mode: the device must run in the asked split mode.
+                    PodAnnotationRule(key="acme.example/split-mode", attribute="split_mode",
+                                      match=AttributeMatch.DEVICE, allowed=["soft", "hard"], reason="ModeNotFit"),
+                ],
             ),
-            ResourceFamily(common_word="ACME-CARD", count="acme.example/card", whole_device=True),
+            ResourceFamily(
+                common_word="ACME-CARD", count="acme.example/card", whole_device=True,
+                # Its own HAMi keys, as MetaX GPU vs sGPU: a pod with both families keeps both allocations.
+                annotations=AnnotationKeys(to_allocate="hami.io/acme-card-devices-to-allocate",
+                                           allocated="hami.io/acme-card-devices-allocated"),
+                # Like Ascend's HCCS rings: up to 2 cards from one pair of linked cards, 4 = both pairs.
+                device_sets=DeviceSetRules(max_devices=4, allowed_counts=[1, 2, 4], groups=[[0, 1], [2, 3]]),
+            ),
         ],
         selectors=SelectorAnnotations(
             use_type="acme.example/use-xputype", nouse_type="acme.example/nouse-xputype",
@@ -104,7 +123,8 @@ def hami_hal_discover(context: NodeContext) -> list[Device]:
         out.append(Device(
             vendor=VENDOR, index=info.index, uuid=info.uuid, model=info.name, hami_type=f"ACME-{info.name}",
             memory_mib=info.memory_mib, compute_units=info.cores, numa_node=info.numa, mode=info.mode,
-            attributes={"pci_bus_id": info.pci_bus_id, "templates": [t["name"] for t in info.templates]},
+            attributes={"pci_bus_id": info.pci_bus_id, "templates": [t["name"] for t in info.templates],
+                        "split_mode": "hard" if info.templates else "soft"},
             provenance=Provenance(source="real", device_model=info.name, driver_version=sdk.driver_version),
         ))
     return out
@@ -124,11 +144,10 @@ def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionM
 
 
 @hookimpl
-def hami_hal_fit(device: Device, usage: DeviceUsage, request: ResourceRequest,
-                 proposed: DeviceSlice) -> FitFailure | None:
-    if 0 < proposed.memory_mib < MIN_SLICE_MIB:
-        return FitFailure(uuid=device.uuid, reason=FitReason.CARD_INSUFFICIENT_MEMORY,
-                          detail=f"acme firmware maps at least {MIN_SLICE_MIB} MiB per slice")
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    """Like HAMi's MutateAdmission: a slice below the firmware minimum is raised to it, not refused."""
+    if request.memory_mib is not None and 0 < request.memory_mib < MIN_SLICE_MIB:
+        return request.model_copy(update={"memory_mib": MIN_SLICE_MIB})
     return None
 
 
@@ -162,10 +181,23 @@ def hami_hal_container_edits(allocation: ContainerAllocation, devices: list[Devi
 
 
 @hookimpl
+def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
+    """The acme runtime reads its device selection and QoS from one pod annotation (HAMi PatchAnnotations)."""
+    import json
+
+    per_ctr = [[{"uuid": s.uuid, "index": s.device_index, "qos": s.attributes.get("qos", "")} for s in c.slices]
+               for c in sorted(allocation.containers, key=lambda c: c.index)]
+    if not any(per_ctr):
+        return None
+    return {"acme.example/assigned": json.dumps(per_ctr, separators=(",", ":"))}
+
+
+@hookimpl
 def hami_hal_topology(devices: list[Device], context: NodeContext) -> Topology | None:
     by_index = {d.index: d for d in devices}
     links = [
-        Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=LinkKind(kind), count=count)
+        Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=kind, tier=LINK_TIER.get(kind, LinkTier.UNKNOWN),
+             count=count, score=100 * count if kind == "acme-link" else LINK_SCORE.get(kind, 0))
         for a, b, kind, count in sdk_for(context).links() if a in by_index and b in by_index
     ]
     return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})
@@ -211,11 +243,15 @@ def hami_hal_device_health(device: Device, context: NodeContext) -> HealthStatus
 
 @hookimpl
 def hami_hal_conformance_probe(device: Device, behaviour_id: str, context: NodeContext) -> ProbeResult | None:
-    if behaviour_id != "discovery/memory/total":
+    """Answers a catalogue behaviour with the figure the catalogue judges (``reported_total_error``)."""
+    if behaviour_id != "isolation/memory-reported-total":
         return None
     info = sdk_for(context).device(device.index)
+    limit = 1024  # the slice the probe gives a tenant
+    seen = limit  # fake libacme reports the slice as the tenant's total
     return ProbeResult(
         behaviour_id=behaviour_id, level=Level.SUPPORTED,
-        evidence=[f"simulated: fake libacme reports {info.memory_mib} MiB for {info.name}"],
-        measurements=[Measurement(name="memory_total", value=info.memory_mib, unit="MiB")],
+        evidence=[f"simulated: fake libacme reports {seen} MiB to a tenant of a {limit} MiB slice on {info.name}"],
+        measurements=[Measurement(name="memory_limit", value=limit, unit="MiB"),
+                      Measurement(name="reported_total_error", value=abs(seen - limit), unit="MiB")],
     )

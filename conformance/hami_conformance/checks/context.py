@@ -12,9 +12,6 @@ from hami_hal.models import (
     CapabilityResult,
     ContainerRequest,
     Device,
-    DeviceSlice,
-    DeviceUsage,
-    FitFailure,
     Level,
     Measurement,
     PodRequest,
@@ -69,18 +66,14 @@ class CheckContext:
         prov = self.devices[0].provenance
         return prov.label()
 
-    def memory_scaling(self) -> float:
-        """HAMi deviceMemoryScaling from the plugin config; >1 means oversubscription is configured."""
-        for key in ("device_memory_scaling", "deviceMemoryScaling", "devicememoryscaling"):
-            if key in self.config:
-                return float(self.config[key])
-        return 1.0
+    @staticmethod
+    def memory_scaling(dev: Device) -> float:
+        """Oversubscription the plugin declares in the device's partition model (>1 = configured)."""
+        return dev.partition.memory_scaling if dev.partition else 1.0
 
-    def core_scaling(self) -> float:
-        for key in ("device_core_scaling", "deviceCoreScaling", "devicecorescaling"):
-            if key in self.config:
-                return float(self.config[key])
-        return 1.0
+    @staticmethod
+    def core_scaling(dev: Device) -> float:
+        return dev.partition.compute_scaling if dev.partition else 1.0
 
     # -- engine helpers -----------------------------------------------------------------------
 
@@ -89,11 +82,6 @@ class CheckContext:
         fams = plugin.vendor.resources if plugin else []
         shared = [f for f in fams if not f.whole_device]
         return (shared or fams)[0].common_word if fams else self.vendor.upper()
-
-    def veto(self, device: Device, usage: DeviceUsage, request: ResourceRequest,
-             proposed: DeviceSlice) -> FitFailure | None:
-        """The plugin's own ``hami_hal_fit`` veto, so the engine decides as it will in production."""
-        return self.hal.fit(device, usage, request, proposed)
 
     def node_state(self, devices: Sequence[Device] | None = None) -> NodeState:
         devs = list(devices if devices is not None else self.devices)
@@ -111,7 +99,7 @@ class CheckContext:
 
     @staticmethod
     def small_memory(device: Device) -> int:
-        """A modest slice size any sane vendor veto accepts: the smallest template, else <= 1 GiB."""
+        """A modest slice size any vendor rule accepts: the smallest template, else <= 1 GiB."""
         p = device.partition
         if p is None:
             return max(1, min(1024, device.memory_mib // 4))

@@ -1,4 +1,4 @@
-"""Checks of the partitioning hooks, driven through the allocation engine with the plugin's own veto.
+"""Checks of the partitioning hooks, driven through the allocation engine with the plugin's rules as data.
 
 The suite re-derives every limit from the partition model and the device itself instead of trusting the
 engine's bookkeeping, so a plugin whose model promises more than the device has is caught.
@@ -38,11 +38,11 @@ def static_problems(ctx: CheckContext, dev: Device) -> list[str]:
     p = dev.partition
     assert p is not None
     out = []
-    mem_cap = int(dev.memory_mib * ctx.memory_scaling())
+    mem_cap = int(dev.memory_mib * ctx.memory_scaling(dev))
     if p.memory_mib > mem_cap:
         out.append(f"device {dev.index}: partition model offers {p.memory_mib} MiB on a {dev.memory_mib} MiB device "
-                   f"(memory scaling {ctx.memory_scaling():g})")
-    cu_cap = int(100 * ctx.core_scaling())
+                   f"(memory scaling {ctx.memory_scaling(dev):g})")
+    cu_cap = int(100 * ctx.core_scaling(dev))
     if p.compute_percent > cu_cap:
         out.append(f"device {dev.index}: partition model offers {p.compute_percent} % compute (limit {cu_cap} %)")
     for t in p.templates:
@@ -60,10 +60,10 @@ def usage_problems(ctx: CheckContext, dev: Device, u: DeviceUsage) -> list[str]:
     p = dev.partition
     assert p is not None
     out = []
-    mem_cap = min(p.memory_mib, int(dev.memory_mib * ctx.memory_scaling()))
+    mem_cap = min(p.memory_mib, int(dev.memory_mib * ctx.memory_scaling(dev)))
     if u.used_memory_mib > mem_cap:
         out.append(f"device {dev.index}: {u.used_memory_mib} MiB allocated of {mem_cap} MiB")
-    if u.used_compute_percent > min(p.compute_percent, int(100 * ctx.core_scaling())):
+    if u.used_compute_percent > min(p.compute_percent, int(100 * ctx.core_scaling(dev))):
         out.append(f"device {dev.index}: {u.used_compute_percent} % compute allocated of {p.compute_percent} %")
     if u.used_slots > p.max_slots:
         out.append(f"device {dev.index}: {u.used_slots} tenants on {p.max_slots} slots")
@@ -122,7 +122,7 @@ def no_overcommit(ctx: CheckContext) -> CapabilityResult:
         else:
             pod = ctx.pod(f"conf-{step}", _random_request(ctx, rng, devices))
             t0 = time.perf_counter_ns()
-            fit = node.fit_pod(pod, veto=ctx.veto)
+            fit = node.fit_pod(pod)
             latencies.append((time.perf_counter_ns() - t0) / 1000)
             if fit.ok and fit.allocation is not None:
                 try:
@@ -149,7 +149,7 @@ def no_overcommit(ctx: CheckContext) -> CapabilityResult:
     measurements = []
     if latencies:
         qs = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
-        cond = (f"engine fit_pod with the plugin's veto on {len(devices)} x {devices[0].model}, "
+        cond = (f"engine fit_pod with the plugin's rules as data on {len(devices)} x {devices[0].model}, "
                 f"{len(latencies)} random requests; {ctx.where()}; this host's CPU")
         measurements = [
             Measurement(name="allocation decision latency p50", value=round(qs[49], 1), unit="µs", conditions=cond),
@@ -184,7 +184,7 @@ def arbitrary_memory(ctx: CheckContext) -> CapabilityResult:
     node = ctx.node_state([dev])
     got = []
     for i, mem in enumerate(sizes[: p.max_slots]):
-        alloc = node.allocate(ctx.pod(f"arbitrary-{i}", ctx.request(1, mem, 0)), veto=ctx.veto)
+        alloc = node.allocate(ctx.pod(f"arbitrary-{i}", ctx.request(1, mem, 0)))
         got.append((mem, alloc.slices()[0].memory_mib))
     wrong = [(m, g) for m, g in got if g != _expected_memory(p, m)]
     used = node.usage(dev.uuid).used_memory_mib
@@ -217,7 +217,7 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
             want = p.smallest_template(mem, cores)
             if want is None:
                 continue
-            fit = ctx.node_state([dev]).fit_pod(ctx.pod("tmpl", ctx.request(1, mem, cores)), veto=ctx.veto)
+            fit = ctx.node_state([dev]).fit_pod(ctx.pod("tmpl", ctx.request(1, mem, cores)))
             if not fit.ok or fit.allocation is None:
                 problems.append(f"{mem} MiB / {cores} % should get template {want.name} but was refused: {fit.reason}")
                 continue
@@ -233,7 +233,7 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
         node = ctx.node_state([dev])
         placed = 0
         for i in range(64):
-            fit = node.fit_pod(ctx.pod(f"fill-{i}", ctx.request(1, t.memory_mib, t.compute_percent)), veto=ctx.veto)
+            fit = node.fit_pod(ctx.pod(f"fill-{i}", ctx.request(1, t.memory_mib, t.compute_percent)))
             if not fit.ok or fit.allocation is None or fit.allocation.slices()[0].template != t.name:
                 break
             node.commit(fit.allocation)
@@ -251,8 +251,8 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
     if p.kind is PartitionKind.SLICES and len(p.templates) > 1:
         a, b = sorted(p.templates, key=lambda t: t.memory_mib)[:2]
         node = ctx.node_state([dev])
-        node.allocate(ctx.pod("slice-a", ctx.request(1, a.memory_mib, 0)), veto=ctx.veto)
-        fit = node.fit_pod(ctx.pod("slice-b", ctx.request(1, b.memory_mib, 0)), veto=ctx.veto)
+        node.allocate(ctx.pod("slice-a", ctx.request(1, a.memory_mib, 0)))
+        fit = node.fit_pod(ctx.pod("slice-b", ctx.request(1, b.memory_mib, 0)))
         if fit.ok:
             problems.append(f"slices device accepted template {b.name} next to {a.name}")
         else:
