@@ -327,6 +327,18 @@ def serve(args) -> int:
     if not 1 <= args.max_connections <= 65535:
         raise InputError("--max-connections", args.max_connections, "must be between 1 and 65535")
     ssl_context = listen_security(args, host)
+    seed = None
+    if getattr(args, "workload_seed", None):
+        from .live_workload import load_seed
+
+        if args.policy in ("binpack", "spread"):
+            raise InputError("--workload-seed", args.workload_seed,
+                             f"needs a fragmentation policy (--policy fgd or frag-pack), not {args.policy}")
+
+        seed = load_seed(args.workload_seed)
+    takeover = getattr(args, "workload_takeover", 100)
+    if not 0 <= takeover <= 1_000_000:
+        raise InputError("--workload-takeover", takeover, "must be between 0 and 1000000")
     try:
         kube = Kube(api_client(args.api_server, args.kubeconfig))
     except Exception as exc:
@@ -350,7 +362,7 @@ def serve(args) -> int:
     except Exception as exc:
         raise HalError(f"first sync from the Kubernetes API failed: {describe(exc)}") from None
     ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
-                   workload_refresh_s=args.workload_refresh)
+                   workload_refresh_s=args.workload_refresh, workload_seed=seed, workload_takeover=takeover)
     try:
         server = ExtenderServer(ext, host, int(port), ready=watcher.synced.is_set, ssl_context=ssl_context,
                                 max_connections=args.max_connections).start()
