@@ -148,6 +148,20 @@ def hami_hal_allocation_metrics(device: Device, context: NodeContext) -> list[Me
     """Per-tenant samples on ``device`` (scope ``allocation`` or ``process``), e.g. memory per process."""
 
 
+@hookspec
+def hami_hal_container_usage(state_dir: Path, device_uuids: list[str], context: NodeContext) -> list[MetricSample]:
+    """Usage one container's isolation layer recorded in its shared-state folder ``state_dir``.
+
+    ``state_dir`` is the host folder the node agent created for the container and passed to
+    ``hami_hal_container_edits`` as ``ContainerAllocation.state_dir`` (the plugin mounted it, e.g. the
+    interposer's region files); ``device_uuids`` are the container's devices of this plugin in slice
+    order, so the plugin can map its per-container device index to a UUID. Return scope ``allocation``
+    samples in base units (``memory_used``/``memory_limit`` bytes, ``core_limit`` ratio, ``busy``
+    seconds, ``last_kernel`` seconds...) with label ``vdevice_index``; an empty list when nothing is
+    recorded yet (the container made no device call). Never raise for a foreign or corrupt file: skip it.
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Health hooks
 # ---------------------------------------------------------------------------------------------
