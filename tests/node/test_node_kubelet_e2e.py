@@ -1,0 +1,110 @@
+"""End to end through real gRPC on unix sockets: register, ListAndWatch, kubelet restart, health, and
+the seed pod bound by the extender and allocated by the agent (env equal to `hami allocate`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from node_agent_fixtures import NODE
+
+RESOURCE = "nvidia.com/gpu"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gpu-pod.yaml"
+
+
+def test_agent_registers_and_lists_replicas(agent, kubelet):
+    assert kubelet.wait(lambda k: RESOURCE in k.endpoints and k.endpoints[RESOURCE].devices)
+    ep = kubelet.endpoints[RESOURCE]
+    assert ep.request.version == "v1beta1" and ep.request.endpoint == "hami-hal-nvidia-com-gpu.sock"
+    assert ep.options.get_preferred_allocation_available and not ep.options.pre_start_required
+    uuids = sorted(d.uuid for d in agent.inventory.devices)
+    assert sorted(ep.devices) == sorted(f"{u}-{i}" for u in uuids for i in range(10))
+    assert set(ep.devices.values()) == {"Healthy"}
+
+
+def test_kubelet_restart_re_registers(agent, kubelet):
+    assert kubelet.wait(lambda k: RESOURCE in k.endpoints and k.endpoints[RESOURCE].devices)
+    before = len(kubelet.registrations)
+    kubelet.restart()  # deletes every socket in the folder, serves a new kubelet.sock
+    assert kubelet.wait(lambda k: len(k.registrations) > before and k.endpoints.get(RESOURCE)
+                        and len(k.endpoints[RESOURCE].devices) == 20, timeout=10)
+    assert (Path(kubelet.folder) / "hami-hal-nvidia-com-gpu.sock").exists()
+
+
+def test_unhealthy_device_is_pushed(agent, kubelet, monkeypatch):
+    from hami_hal.models import HealthStatus
+
+    assert kubelet.wait(lambda k: RESOURCE in k.endpoints and len(k.healthy(RESOURCE)) == 20)
+    bad = agent.inventory.devices[1].uuid
+    real = agent.hal.health
+    monkeypatch.setattr(agent.hal, "health", lambda d: HealthStatus(uuid=d.uuid, healthy=False, reason="XID 79")
+                        if d.uuid == bad else real(d))
+    assert agent.refresh_health() == [bad]
+    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 10)
+    assert all(not i.startswith(bad) for i in kubelet.healthy(RESOURCE))
+    node = agent.api.get_node(NODE)["metadata"]["annotations"]
+    reg = json.loads(node["hami.io/node-nvidia-register"])
+    assert {d["id"]: d.get("health", False) for d in reg}[bad] is False
+
+
+def _bind_seed_pod(api, pod: dict) -> dict:
+    """The scheduler extender filters and binds the pod through the same fake API server."""
+    from hami_scheduler.testing import start_stack
+
+    stack = start_stack(api=api, watch=False)
+    try:
+        api.add_pod(pod)
+        stored = api.pods[("default", pod["metadata"]["name"])]
+        out = stack.extender.filter({"Pod": stored, "NodeNames": [NODE]})
+        assert out.node_names == [NODE], out
+        err = stack.extender.bind({"PodName": pod["metadata"]["name"], "PodNamespace": "default",
+                                   "PodUID": stored["metadata"]["uid"], "Node": NODE})
+        assert err == ""
+    finally:
+        stack.server.stop()
+    return api.pods[("default", pod["metadata"]["name"])]
+
+
+def test_seed_pod_allocate_matches_hami_allocate(agent, kubelet, api, capsys, monkeypatch):
+    import importlib
+
+    import yaml
+
+    pod = yaml.safe_load(EXAMPLE.read_text())
+    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 20)
+    bound = _bind_seed_pod(api, pod)
+    anns = bound["metadata"]["annotations"]
+    assert anns["hami.io/bind-phase"] == "allocating" and bound["spec"]["nodeName"] == NODE
+    # the kubelet asks the plugin which 2 of the 20 IDs it prefers, then allocates them
+    ids = kubelet.preferred(RESOURCE, kubelet.healthy(RESOURCE), [], 2)
+    want = [s.split(",")[0] for s in anns["hami.io/vgpu-devices-to-allocate"].split(";")[0].split(":") if s]
+    assert [i.rsplit("-", 1)[0] for i in ids] == want
+    resp = kubelet.allocate(RESOURCE, [ids])
+    (ctr,) = resp.container_responses
+    env = dict(ctr.envs)
+    # what `hami allocate` shows for the same pod on the same simulated node
+    cli = importlib.import_module("hami_hal.cli.main")
+    monkeypatch.setattr(cli, "entry_points", lambda group: [])
+    assert cli.main(["allocate", str(EXAMPLE), "--backend", "sim", "--json"]) == 0
+    dry = json.loads(capsys.readouterr().out)["edits"]["main"]["env"]
+    cache = "CUDA_DEVICE_MEMORY_SHARED_CACHE"  # a fresh random file name per container, as in HAMi
+    assert re.fullmatch(r"/usr/local/vgpu/[0-9a-f-]{36}\.cache", env.pop(cache)) and dry.pop(cache)
+    assert env == dry
+    assert env["CUDA_DEVICE_MEMORY_LIMIT_0"] == env["CUDA_DEVICE_MEMORY_LIMIT_1"] == "10240m"
+    assert env["CUDA_DEVICE_SM_LIMIT"] == "30" and env["NVIDIA_VISIBLE_DEVICES"] == ",".join(want)
+    # the container's state folder (HAMi layout) is what the edits mount at <hook>/vgpu
+    uid = bound["metadata"]["uid"]
+    folder = agent.state.path(uid, "main")
+    assert folder.is_dir()
+    mounts = {m.container_path: m for m in ctr.mounts}
+    assert mounts["/usr/local/vgpu"].host_path == str(folder) and not mounts["/usr/local/vgpu"].read_only
+    assert mounts["/etc/ld.so.preload"].read_only
+    assert {d.container_path for d in ctr.devices} >= {"/dev/nvidiactl"}
+    after = api.pods[("default", "gpu-pod")]["metadata"]["annotations"]
+    assert after["hami.io/bind-phase"] == "success"
+    assert after["hami.io/vgpu-devices-to-allocate"] == ";"
+    assert after["hami.io/vgpu-devices-allocated"] == anns["hami.io/vgpu-devices-allocated"]
+    # the pod goes away: its state folder is cleaned up
+    api.delete_pod("default", "gpu-pod")
+    assert agent.cleanup() == 1 and not folder.exists()
