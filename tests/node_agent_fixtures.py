@@ -91,3 +91,20 @@ def write_region(path: Path, used: list[int], limits_mib: list[int], sm: int, bu
         r.procs[0].used[i] = u
     path.write_bytes(bytes(rg.ffi.buffer(r)))
     return path
+
+
+def bound_pod(api, name: str, to_allocate: str, bind_time: int = 1_787_306_400, gpus: int = 1) -> dict:
+    """A pod the extender has bound to NODE (bind-phase allocating), written straight into the fake API."""
+    limits = {"nvidia.com/gpu": gpus, "nvidia.com/gpumem": 1024, "nvidia.com/gpucores": 10}
+    pod = {"metadata": {"name": name, "namespace": "default", "uid": f"0000-{name}",
+                        "annotations": {"hami.io/vgpu-node": NODE, "hami.io/bind-phase": "allocating",
+                                        "hami.io/bind-time": str(bind_time),
+                                        "hami.io/vgpu-devices-to-allocate": to_allocate,
+                                        "hami.io/vgpu-devices-allocated": to_allocate}},
+           "spec": {"nodeName": NODE, "containers": [{"name": "main", "resources": {"limits": limits}}]},
+           "status": {"phase": "Pending"}}
+    return api.add_pod(pod)
+
+
+def pod_annotations(api, name: str) -> dict:
+    return dict(api.pods[("default", name)]["metadata"]["annotations"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..manager import Hal
@@ -60,7 +60,6 @@ class _Timers:
     health: float = 0.0
     register: float = 0.0
     cleanup: float = 0.0
-    last: dict[str, float] = field(default_factory=dict)
 
 
 class NodeAgent:
@@ -78,6 +77,7 @@ class NodeAgent:
         self.kubelet = KubeletWatch(cfg.kubelet_socket)
         self.registered: set[str] = set()
         self._published: dict[str, str] = {}
+        self._collectors: dict[bool, list] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -207,6 +207,30 @@ class NodeAgent:
             return False
         self._published = want
         return True
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def containers(self) -> list:
+        """The allocated containers the exporter reports on (from the state records)."""
+        from ..metrics.node_monitor import ContainerSource
+
+        return [ContainerSource(r.namespace, r.pod, r.container, folder, r.devices, r.partitions)
+                for r, folder in self.state.list()]
+
+    def collectors(self, legacy: bool = False) -> list:
+        """HAMi's node-monitor series plus the plugins' ``hami_hal_*`` device series, computed per scrape.
+
+        The same collectors are returned on every call: utilization is a rate between two scrapes.
+        """
+        from ..metrics import HalCollector
+        from ..metrics.node_monitor import NodeMonitorCollector
+
+        if legacy in self._collectors:
+            return self._collectors[legacy]
+        self._collectors[legacy] = [NodeMonitorCollector(self.hal, self.cfg.node_name, lambda: self.inventory.devices, self.containers,
+                                     legacy=legacy),
+                HalCollector(self.hal, self.inventory)]
+        return self._collectors[legacy]
 
     # -- cleanup -----------------------------------------------------------------------------
 

@@ -1,0 +1,123 @@
+"""Bad input at Allocate: one clear line in the log, the kubelet's error, bind-phase and an event;
+nothing half-made, nothing allocated twice, and the agent keeps serving."""
+
+from __future__ import annotations
+
+import threading
+
+import grpc
+import pytest
+from node_agent_fixtures import bound_pod, pod_annotations
+
+RESOURCE = "nvidia.com/gpu"
+
+
+@pytest.fixture
+def ready(agent, kubelet):
+    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 20)
+    return agent
+
+
+def _ids(kubelet, n=1):
+    return kubelet.healthy(RESOURCE)[:n]
+
+
+def _err(kubelet, ids) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        kubelet.allocate(RESOURCE, [ids])
+    return info.value
+
+
+def _one_line_everywhere(api, caplog, name: str, err: grpc.RpcError, fragment: str) -> None:
+    msg = err.details()
+    assert fragment in msg and "\n" not in msg
+    assert pod_annotations(api, name)["hami.io/bind-phase"] == "failed"
+    assert [e["message"] for e in api.k8s_events if e["involvedObject"]["name"] == name] == [msg]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [msg]
+
+
+def test_device_this_node_lacks(ready, kubelet, api, caplog_node):
+    bound_pod(api, "ghost", "GPU-not-here,NVIDIA,1024,10:;")
+    err = _err(kubelet, _ids(kubelet))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    _one_line_everywhere(api, caplog_node, "ghost", err, "names device 'GPU-not-here', which node node1 does not have")
+    assert pod_annotations(api, "ghost")["hami.io/vgpu-devices-to-allocate"] == "GPU-not-here,NVIDIA,1024,10:;"
+    assert not list(ready.state.root.glob("0000-ghost_*"))
+
+
+def test_malformed_annotation(ready, kubelet, api, caplog_node):
+    uuid = ready.inventory.devices[0].uuid
+    bound_pod(api, "bad", f"{uuid},NVIDIA,lots,10:;")
+    err = _err(kubelet, _ids(kubelet))
+    _one_line_everywhere(api, caplog_node, "bad", err, "memory and cores must be integers")
+    assert "hami.io/vgpu-devices-to-allocate" in err.details()
+    assert not list(ready.state.root.glob("0000-bad_*"))
+
+
+def test_device_count_not_matched(ready, kubelet, api, caplog_node):
+    a, b = (d.uuid for d in ready.inventory.devices)
+    bound_pod(api, "two", f"{a},NVIDIA,1024,10:{b},NVIDIA,1024,10:;", gpus=2)
+    err = _err(kubelet, _ids(kubelet, 1))
+    _one_line_everywhere(api, caplog_node, "two", err, "device number not matched")
+
+
+def test_unknown_device_id_from_kubelet(ready, kubelet, api):
+    bound_pod(api, "p", f"{ready.inventory.devices[0].uuid},NVIDIA,1024,10:;")
+    err = _err(kubelet, ["GPU-nope-0"])
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown device ID" in err.details()
+    assert pod_annotations(api, "p")["hami.io/bind-phase"] == "allocating"  # nothing touched
+
+
+def test_no_pod_waiting(ready, kubelet):
+    err = _err(kubelet, _ids(kubelet))
+    assert "no binding pod found on node node1" in err.details()
+
+
+def test_api_500_on_the_allocation_patch_leaves_nothing(ready, kubelet, api, caplog_node):
+    uuid = ready.inventory.devices[0].uuid
+    bound_pod(api, "p", f"{uuid},NVIDIA,1024,10:;")
+    api.fail[("PATCH", r"/pods/p$")] = 1  # the allocation patch fails; the bind-phase=failed patch then works
+    err = _err(kubelet, _ids(kubelet))
+    _one_line_everywhere(api, caplog_node, "p", err, "API server answered 500")
+    assert pod_annotations(api, "p")["hami.io/vgpu-devices-to-allocate"] == f"{uuid},NVIDIA,1024,10:;"
+    assert not ready.state.path("0000-p", "main").exists() and ready.state.list() == []
+
+
+def test_api_500_on_the_pod_list(ready, kubelet, api, caplog_node):
+    bound_pod(api, "p", f"{ready.inventory.devices[0].uuid},NVIDIA,1024,10:;")
+    api.fail[("GET", r"/api/v1/pods")] = 1
+    err = _err(kubelet, _ids(kubelet))
+    assert "500" in err.details() and "\n" not in err.details()
+    assert pod_annotations(api, "p")["hami.io/bind-phase"] == "allocating"
+    # the agent is still serving: the kubelet's retry succeeds
+    (resp,) = kubelet.allocate(RESOURCE, [_ids(kubelet)]).container_responses
+    assert resp.envs["CUDA_DEVICE_MEMORY_LIMIT_0"] == "1024m"
+    assert pod_annotations(api, "p")["hami.io/bind-phase"] == "success"
+
+
+def test_two_pods_racing_allocate(ready, kubelet, api):
+    a, b = (d.uuid for d in ready.inventory.devices)
+    bound_pod(api, "first", f"{a},NVIDIA,1024,10:;", bind_time=100)
+    bound_pod(api, "second", f"{b},NVIDIA,2048,20:;", bind_time=200)
+    results: list = []
+
+    def call(ids):
+        try:
+            results.append(kubelet.allocate(RESOURCE, [ids]).container_responses[0])
+        except grpc.RpcError as err:
+            results.append(err)
+
+    ids = kubelet.healthy(RESOURCE)
+    threads = [threading.Thread(target=call, args=([i],)) for i in (ids[0], ids[10])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(not isinstance(r, grpc.RpcError) for r in results), results
+    assert sorted(r.envs["NVIDIA_VISIBLE_DEVICES"] for r in results) == sorted([a, b])
+    for name in ("first", "second"):
+        anns = pod_annotations(api, name)
+        assert anns["hami.io/bind-phase"] == "success" and anns["hami.io/vgpu-devices-to-allocate"] == ";"
+    assert sorted(r.pod for r, _ in ready.state.list()) == ["first", "second"]
+    # a third call finds nothing left: nothing is allocated twice
+    assert "no binding pod found" in _err(kubelet, [ids[1]]).details()
