@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..errors import HalError
 from ..manager import Hal
-from ..models import ContainerAllocation, ContainerEdits, Device, DeviceSlice, PartitionKind
+from ..models import ContainerAllocation, ContainerEdits, Device, DeviceSlice, PartitionKind, Placement
 from . import wire
 from .cdi import CdiWriter
 from .families import Family
@@ -59,6 +59,11 @@ def _container_names(pod: dict) -> list[tuple[str, bool]]:
             + [(str(c.get("name", "")), False) for c in spec.get("containers") or []])
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:500] if text else err.__class__.__name__
+
+
 def _pod_ref(pod: dict) -> str:
     m = pod.get("metadata") or {}
     return f"{m.get('namespace', 'default')}/{m.get('name', '?')}"
@@ -78,6 +83,8 @@ class Allocator:
         self.lock = threading.Lock()
         #: (pod uid, annotation key, container index) allocated by this agent: never twice.
         self._done: set[tuple[str, str, int]] = set()
+        #: Placements created during the current call, before its records are written.
+        self._pending: list[tuple[str, dict]] = []
 
     # -- finding the pod ---------------------------------------------------------------------
 
@@ -121,10 +128,17 @@ class Allocator:
                 log.error("%s", msg)
                 raise AllocateError(msg)
             pod = pods[0]
+            self._pending = []
             try:
                 return self._allocate_pod(pod, family, requests)
             except (HalError, ValueError) as err:
-                msg = f"Allocate {family.resource_name} for pod {_pod_ref(pod)}: {str(err).splitlines()[0]}"
+                msg = f"Allocate {family.resource_name} for pod {_pod_ref(pod)}: {_first_line(err)}"
+                self._fail(pod, msg)
+                raise AllocateError(msg) from None
+            except Exception as err:  # a plugin bug: still one line, still undone, the agent keeps serving
+                log.debug("Allocate failed", exc_info=True)
+                msg = (f"Allocate {family.resource_name} for pod {_pod_ref(pod)}: plugin error "
+                       f"{err.__class__.__name__}: {_first_line(err)}")
                 self._fail(pod, msg)
                 raise AllocateError(msg) from None
 
@@ -200,16 +214,29 @@ class Allocator:
 
     def _slice(self, dev: Device, ctype: str, mem: int, cores: int) -> DeviceSlice:
         part = dev.partition
-        template = None
+        template = placement = None
         if part is not None and part.kind in (PartitionKind.TEMPLATES, PartitionKind.SLICES):
             tpl = part.smallest_template(mem, cores)
             if tpl is None:
                 raise AllocateError(f"no partition template of {dev.uuid} holds {mem} MiB / {cores} %")
             template = tpl.name
+            if tpl.placements:
+                taken = [Placement.model_validate(p) for p in self._placements(dev.uuid)]
+                placement = next((p for p in tpl.placements if not any(p.overlaps(t) for t in taken)), None)
+                if placement is None:
+                    raise AllocateError(f"no free placement for {tpl.name} on {dev.uuid}")
         exclusive = bool(part and part.exclusive_full_compute and cores >= 100) or (
             part is not None and part.kind is PartitionKind.WHOLE)
         return DeviceSlice(vendor=dev.vendor, uuid=dev.uuid, device_index=dev.index, common_word=ctype,
-                           memory_mib=mem, compute_percent=cores, template=template, exclusive=exclusive)
+                           memory_mib=mem, compute_percent=cores, template=template, placement=placement,
+                           exclusive=exclusive)
+
+    def _placements(self, uuid: str) -> list[dict]:
+        """Placements of the partitions this agent created on a device (from the state records) and of
+        those created earlier in the current Allocate call."""
+        out = [h["handle"]["placement"] for rec, _ in self.state.list() for hs in rec.partitions.values()
+               for h in hs if h.get("uuid") == uuid and isinstance((h.get("handle") or {}).get("placement"), dict)]
+        return out + [p for u, p in self._pending if u == uuid]
 
     def _container(self, pod: dict, family: Family, cname: str, idx: int, init: bool, slices: list[DeviceSlice],
                    all_devices: list[Device], undo: list[Callable[[], None]]) -> ContainerAnswer:
@@ -221,13 +248,15 @@ class Allocator:
         for i, s in enumerate(slices):
             dev = by_uuid[s.uuid]
             if dev.partition is not None and dev.partition.requires_creation:
-                handle = self.hal.create_partition(dev, s)
+                handle = self._create(dev, s)
                 if handle is None:
                     raise AllocateError(f"the {vendor} plugin created no partition {s.template} on {s.uuid}")
                 handles.append({"uuid": s.uuid, "handle": handle})
+                if isinstance(handle.get("placement"), dict):
+                    self._pending.append((s.uuid, handle["placement"]))
                 undo.append(lambda dev=dev, handle=handle: self.hal.destroy_partition(dev, handle))
                 if isinstance(handle.get("placement"), dict):
-                    slices[i] = s.model_copy(update={"placement": handle["placement"]})
+                    slices[i] = s.model_copy(update={"placement": Placement.model_validate(handle["placement"])})
         record = ContainerRecord(pod_uid=uid, namespace=meta.get("namespace", "default"), pod=meta.get("name", ""),
                                  container=cname, devices={vendor: [s.uuid for s in slices]},
                                  partitions={vendor: handles} if handles else {})
@@ -243,6 +272,25 @@ class Allocator:
         cdi_name = self.cdi.write(vendor, device, edits)
         undo.append(lambda: self.cdi.remove(vendor, device))
         return ContainerAnswer(edits, [cdi_name])
+
+    def _create(self, dev: Device, s: DeviceSlice) -> dict | None:
+        """Create the partition; when its placement turns out taken (an instance this agent does not know,
+        e.g. left by a crashed agent), try the template's other free placements before giving up."""
+        try:
+            return self.hal.create_partition(dev, s)
+        except HalError as first:
+            tpl = next((t for t in dev.partition.templates if t.name == s.template), None) if dev.partition else None
+            if tpl is None or s.placement is None:
+                raise
+            taken = [Placement.model_validate(p) for p in self._placements(dev.uuid)] + [s.placement]
+            for p in tpl.placements:
+                if any(p.overlaps(t) for t in taken):
+                    continue
+                try:
+                    return self.hal.create_partition(dev, s.model_copy(update={"placement": p}))
+                except HalError:
+                    taken.append(p)
+            raise first from None
 
     # -- failure -----------------------------------------------------------------------------
 
