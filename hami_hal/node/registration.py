@@ -26,16 +26,15 @@ def register(kubelet_socket: Path, endpoint: str, resource_name: str, timeout: f
     target = f"unix://{kubelet_socket}"
     with grpc.insecure_channel(target) as channel:
         try:
-            grpc.channel_ready_future(channel).result(timeout=timeout)
             api_pb2_grpc.RegistrationStub(channel).Register(
                 api_pb2.RegisterRequest(
                     version=VERSION, endpoint=endpoint, resource_name=resource_name,
                     options=api_pb2.DevicePluginOptions(pre_start_required=False,
                                                         get_preferred_allocation_available=True)),
-                timeout=timeout)
-        except grpc.FutureTimeoutError:
-            raise RegistrationError(f"kubelet not reachable at {kubelet_socket} within {timeout:g}s") from None
+                timeout=timeout, wait_for_ready=True)
         except grpc.RpcError as err:
+            if err.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise RegistrationError(f"kubelet not reachable at {kubelet_socket} within {timeout:g}s") from None
             raise RegistrationError(f"kubelet refused {resource_name}: {err.code().name} {err.details()}") from None
 
 
