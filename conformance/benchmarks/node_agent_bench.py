@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="result JSON (a .md summary is written beside it)")
     p.add_argument("--allocations", type=int, default=300)
-    p.add_argument("--registrations", type=int, default=20)
+    p.add_argument("--registrations", type=int, default=21)
     p.add_argument("--health-flips", type=int, default=50)
     args = p.parse_args(argv)
 
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         kubelet.wait(lambda k, b=before: len(k.registrations) > b and len(k.healthy(RESOURCE)) == want, timeout=30)
         reg_ms.append((time.perf_counter() - t0) * 1000)
         agent.stop()
-    out["registration"] = summary(reg_ms) | {"what": "start() to the kubelet holding all 640 healthy IDs "
+    out["registration_first"] = summary(reg_ms[:1]) | {"what": "the first start() in the process (gRPC and "
+                                                                 "plugin warm-up included)"}
+    out["registration"] = summary(reg_ms[1:]) | {"what": "start() to the kubelet holding all 640 healthy IDs "
                                                      "(serve, Register, GetDevicePluginOptions, first ListAndWatch, "
                                                      "node annotations patch)"}
 
