@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         HealthStatus,
         MetricSample,
         PartitionModel,
+        PodAllocation,
         ProbeResult,
         ResourceRequest,
         Topology,
@@ -82,6 +83,21 @@ def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionM
 
 
 @hookspec(firstresult=True)
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    """Adjust or refuse one parsed request of the plugin's family before the engine sees it.
+
+    HAMi's per-vendor ``MutateAdmission``: round memory up to what the hardware can give (a card's
+    whole memory above the largest template), turn a count the hardware cannot serve into one it can
+    (910C superPod: 1 → 2), or refuse with :class:`hami_hal.errors.InputError` (one line naming the
+    resource field and value). ``annotations`` are the pod's annotations. Return the new request (same
+    vendor and family) or None to keep it. Called by the pod parser when given ``Hal.admit_request``
+    (``hami allocate``, the scheduler when plugins are installed). Default: the request as parsed.
+    Prefer data (``DeviceSetRules``, ``PodAnnotationRule``, templates) where it can express the rule:
+    data applies even where no plugin is installed.
+    """
+
+
+@hookspec(firstresult=True)
 def hami_hal_fit(
     device: Device, usage: DeviceUsage, request: ResourceRequest, proposed: DeviceSlice
 ) -> FitFailure | None:
@@ -120,6 +136,19 @@ def hami_hal_container_edits(
 
     ``allocation.slices`` holds only this plugin's slices. The core merges the edits of every vendor
     and can render them as a CDI spec.
+    """
+
+
+@hookspec
+def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
+    """Extra pod annotations the plugin writes when a pod is placed (HAMi's ``PatchAnnotations``).
+
+    Called by the scheduler at Filter and by ``hami allocate`` after the engine placed ``pod`` (the pod
+    object as given). ``allocation`` holds only this plugin's slices, each with the request attributes
+    read from the family's pod annotations; ``devices`` are the plugin's devices on the chosen node.
+    Return ``{key: value}``, e.g. Ascend's runtime JSON ``huawei.com/<CW>``, Cambricon's
+    ``CAMBRICON_DSMLU_PROFILE`` or Kunlun's ``BAIDU_COM_DEVICE_IDX``. The HAMi allocation keys
+    (``hami_compat``) are written by the core and cannot be replaced. Default: no extra annotation.
     """
 
 

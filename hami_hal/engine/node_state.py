@@ -27,8 +27,9 @@ from ..models import (
     Topology,
 )
 from .device_fit import Proposal, Refusal, fit_device
+from .device_sets import count_refusal, pick_in_sets
 from .device_state import Contribution, DeviceState
-from .selection import pick
+from .selection import order, pick
 
 #: A vendor or scheduler veto on a proposed slice (e.g. the plugin's ``hami_hal_fit`` hook).
 Veto = Callable[[Device, DeviceUsage, ResourceRequest, DeviceSlice], FitFailure | None]
@@ -60,6 +61,7 @@ def _slice(p: Proposal, req: ResourceRequest) -> DeviceSlice:
         vendor=dev.vendor, uuid=dev.uuid, device_index=dev.index, common_word=req.common_word,
         memory_mib=p.memory_mib, compute_percent=p.compute_percent, template=p.template,
         placement=p.placement, exclusive=p.exclusive, priority=req.priority,
+        attributes={a.attribute: a.value for a in req.attributes},
     )
 
 
@@ -155,6 +157,9 @@ class NodeState:
         slices: list[DeviceSlice] = []
         for req in ctr.requests:
             uuids = self._by_vendor.get(req.vendor, [])
+            never = count_refusal(req.device_sets, req.count)
+            if never:
+                return slices, [], len(uuids), f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {never}"
             if len(uuids) < req.count:
                 why = f"{req.vendor} needs {req.count} devices, node has {len(uuids)}"
                 return slices, [], len(uuids), f"{FitReason.NODE_INSUFFICIENT_DEVICE.value}: {why}"
@@ -172,16 +177,57 @@ class NodeState:
                         refusals.append((vetoed.reason, uuid, vetoed.detail))
                         continue
                 props.append(got)
-            chosen = pick(props, req.count, req.policy, req.numa_bind, self._scores)
+            rules = req.device_sets
+            if rules is not None and rules.restricts_sets:
+                chosen = pick_in_sets(order(props, req.policy), req.count, rules)
+                if chosen is None:
+                    return slices, refusals, len(uuids), (
+                        f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} needs "
+                        f"{req.count} devices in one allowed set, {len(props)} fit but form none")
+            else:
+                chosen = pick(props, req.count, req.policy, req.numa_bind, self._scores)
             if chosen is None:
                 reason = FitReason.NUMA_NOT_FIT if req.numa_bind and len(props) >= req.count else (
                     FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST)
                 return slices, refusals, len(uuids), (
                     f"{reason.value}: {req.vendor} needs {req.count} devices, {len(props)} fit")
+            over = self._budget_refusal(chosen, table, current)
+            if over and len(chosen) == req.count and not (rules and rules.restricts_sets):
+                # Devices already hosting the template cost the budget nothing: try them first.
+                free = [p for p in props if any(n == p.template for n, _ in p.state.instances)]
+                costly = [p for p in props if p not in free]
+                first = pick(free, min(len(free), req.count), req.policy, False, None) or []
+                rest = pick(costly, req.count - len(first), req.policy, False, None) if len(first) < req.count else []
+                if rest is not None and len(first) + len(rest) == req.count:
+                    chosen = first + rest
+                    over = self._budget_refusal(chosen, table, current)
+            if over:
+                return slices, refusals, len(uuids), f"{FitReason.NODE_INSUFFICIENT_DEVICE.value}: {over}"
             for p in chosen:
                 scratch(p.state.device.uuid, table).add(p.contribution())
                 slices.append(_slice(p, req))
         return slices, [], 0, None
+
+    def _budget_refusal(self, chosen: list[Proposal], table, current) -> str | None:
+        """Node-wide budgets (``PartitionModel.node_budget``) the chosen templates would overdraw."""
+        names = {p.state.part.node_budget.name for p in chosen if p.template and p.state.part.node_budget}
+        for name in sorted(names):
+            added: dict[str, set[str]] = {}
+            for p in chosen:
+                if p.template:
+                    added.setdefault(p.state.device.uuid, set()).add(p.template)
+            used, limit = 0, None
+            for uuid, base in self.devices.items():
+                budget = base.part.node_budget
+                if budget is None or budget.name != name:
+                    continue
+                limit = budget.limit if limit is None else min(limit, budget.limit)
+                hosted = {n for n, _ in current(uuid, table).instances} | added.get(uuid, set())
+                cost = {t.name: t.node_cost for t in base.part.templates}
+                used += sum(cost.get(n, 0) for n in hosted)
+            if limit is not None and used > limit:
+                return f"{name}: {used} of {limit} would be used"
+        return None
 
     # -- state changes -----------------------------------------------------------------------
 
@@ -201,6 +247,7 @@ class NodeState:
                     peak.exclusive = peak.exclusive or s.exclusive
                     continue
                 c = out.setdefault(s.uuid, Contribution())
+                c.tags.extend(s.attributes.items())
                 c.slots += 1
                 c.memory_mib += s.memory_mib
                 c.compute_percent += s.compute_percent

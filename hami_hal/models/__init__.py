@@ -13,12 +13,13 @@ from .capability import (
     Measurement,
     Requirement,
 )
-from .device import Device
+from .constraints import AttributeMatch, DeviceSetRules, PodAnnotationRule, RequestAttribute
+from .device import Device, model_key
 from .health import HealthStatus
 from .inventory import NodeInventory, SkippedPlugin
 from .isolation import ContainerEdits, DeviceNode, Mount
 from .metrics import MetricSample
-from .partition import PartitionKind, PartitionModel, PartitionTemplate, Placement
+from .partition import NodeBudget, PartitionKind, PartitionModel, PartitionTemplate, Placement
 from .probe import ProbeResult
 from .provenance import Provenance
 from .request import ContainerRequest, DevicePolicy, NodePolicy, PodRequest, ResourceRequest
@@ -27,6 +28,7 @@ from .usage import DeviceUsage, TemplateInstance
 from .vendor import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
 
 __all__ = [
+    "AttributeMatch", "DeviceSetRules", "NodeBudget", "PodAnnotationRule", "RequestAttribute", "model_key",
     "AnnotationKeys", "CapabilityMatrix", "CapabilityResult", "ContainerAllocation", "ContainerEdits",
     "ContainerRequest", "Device", "DeviceModelEntry", "DeviceNode", "DevicePolicy", "DeviceSlice",
     "DeviceUsage", "FitFailure", "FitReason", "HealthStatus", "Level", "Link", "LinkKind", "MatrixMetadata",

@@ -76,7 +76,6 @@ class NodeAgent:
                         for f in self.families]
         self.kubelet = KubeletWatch(cfg.kubelet_socket)
         self.registered: set[str] = set()
-        self._published: dict[str, str] = {}
         self._collectors: dict[bool, list] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,21 +182,25 @@ class NodeAgent:
 
     # -- node annotations --------------------------------------------------------------------
 
-    def node_annotations(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for v in self.inventory.vendors or self.hal.vendors():
-            mine = [d for d in self.inventory.devices if d.vendor == v.name]
-            if mine:
-                out |= wire.node_register(v, mine)
+    def node_annotations(self, have: dict[str, str] | None = None) -> dict[str, str]:
+        """What the node should carry: HAMi's register value per family key, the handshake where the
+        scheduler asked for one (or none was ever written, or the register value changed), and the full
+        hami-hal inventory."""
+        have = have or {}
+        out = wire.register_values(self.families)
+        changed = any(have.get(k) != v for k, v in out.items())
+        for key in wire.handshake_keys(self.families):
+            if changed or wire.handshake_stale(have.get(key)):
+                out[key] = wire.reported()
         out[wire.HAL_INVENTORY] = self.inventory.model_dump_json(by_alias=True)
         return out
 
     def publish_node(self) -> bool:
         """Patch the node's annotations that changed; True when the node is up to date."""
-        want = self.node_annotations()
         try:
             node = self.api.get_node(self.cfg.node_name)
             have = (node.get("metadata") or {}).get("annotations") or {}
+            want = self.node_annotations(have)
             diff = {k: v for k, v in want.items() if have.get(k) != v}
             if diff:
                 self.api.patch_node_annotations(self.cfg.node_name, diff)
@@ -205,7 +208,6 @@ class NodeAgent:
         except ApiError as err:
             log.error("node %s annotations not written: %s (retrying)", self.cfg.node_name, err)
             return False
-        self._published = want
         return True
 
     # -- metrics -----------------------------------------------------------------------------

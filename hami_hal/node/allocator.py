@@ -90,7 +90,7 @@ class Allocator:
 
     def _candidates(self, family: Family) -> list[dict]:
         """Pods waiting for this family's devices on this node, the node lock's holder first."""
-        key = family.vendor.annotations.to_allocate
+        key = wire.keys(family).to_allocate
         pods = self.api.pods_on_node(self.node)
         holder = None
         try:
@@ -146,7 +146,7 @@ class Allocator:
         meta = pod.get("metadata") or {}
         anns = meta.get("annotations") or {}
         ns, name, uid = meta.get("namespace", "default"), meta.get("name", ""), str(meta.get("uid", ""))
-        key = family.vendor.annotations.to_allocate or ""
+        key = wire.keys(family).to_allocate or ""
         working = anns[key]
         names = _container_names(pod)
         by_uuid = {d.uuid: d for d in family.devices}
@@ -176,10 +176,10 @@ class Allocator:
                                             f"have as {family.resource_name}")
                     slices.append(self._slice(dev, ctype, mem, cores))
                 answers.append(self._container(pod, family, cname, idx, init, slices, all_devices, undo))
-                working = wire.trimmed(working, key, idx)
+                working = wire.trimmed(working, key, idx, family.vendor.name)
                 done.append((uid, key, idx))
             patch: dict[str, str | None] = {key: working}
-            finished = not self._left(anns | {key: working})
+            finished = not wire.left_to_allocate(anns | {key: working}, self.hal.vendors())
             if finished:
                 patch[wire.BIND_PHASE] = "success"
             try:
@@ -203,14 +203,6 @@ class Allocator:
             self._release_lock(ns, name)
             self.api.pod_event(pod, "AllocateSucceeded", f"devices allocated on node {self.node}", warning=False)
         return answers
-
-    def _left(self, anns: dict[str, str]) -> bool:
-        """Whether any installed vendor's to-allocate value of the pod still holds a device."""
-        for v in self.hal.vendors():
-            key = v.annotations.to_allocate
-            if key and anns.get(key) and any(wire.decode_to_allocate(anns[key], key)):
-                return True
-        return False
 
     def _slice(self, dev: Device, ctype: str, mem: int, cores: int) -> DeviceSlice:
         part = dev.partition
@@ -326,7 +318,7 @@ class Allocator:
                 return []
             if not pods:
                 return []
-            key = family.vendor.annotations.to_allocate or ""
+            key = wire.keys(family).to_allocate or ""
             try:
                 segs = wire.decode_to_allocate(pods[0]["metadata"]["annotations"][key], key)
             except HalError:

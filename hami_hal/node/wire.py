@@ -1,58 +1,113 @@
-"""The node agent's only door to HAMi's annotation formats: every encode/decode goes to the core codec.
-
-Kept as one small module so the agent never grows its own copy of a wire format; the functions here only
-adapt names and shapes for the agent.
+"""The node agent's only door to HAMi's annotation formats: everything goes through the core codec
+(:mod:`hami_hal.hami_compat`). This module only adapts the agent's shapes (families, devices) to it; it
+never formats or parses an annotation value itself.
 """
 
 from __future__ import annotations
 
-# TEMPORARY until the core codec (hami_hal/hami_compat) lands: the scheduler's decoder is the one decoder.
-from hami_scheduler.annotations import BIND_PHASE, BIND_TIME, HAL_INVENTORY, NODE_LOCK, VGPU_NODE  # noqa: F401
-from hami_scheduler.annotations import decode_allocation as _decode
+from datetime import UTC, datetime
 
-from ..models import Device, VendorInfo
+from ..errors import InputError
+from ..hami_compat import (
+    BIND_PHASE,
+    BIND_TIME,
+    HAL_INVENTORY,
+    NODE_LOCK,
+    VGPU_NODE,
+    AllocatedDevice,
+    RegisteredDevice,
+    decode_allocation,
+    decode_handshake,
+    decode_lock,
+    encode_allocation,
+    encode_handshake,
+    encode_register_json,
+    families_by_key,
+    family_keys,
+)
+from ..models import AnnotationKeys, ContainerAllocation, Device, DeviceSlice, PodAllocation, VendorInfo
 
-Segments = list[list[tuple[str, str, int, int]]]
+__all__ = ["BIND_PHASE", "BIND_TIME", "HAL_INVENTORY", "NODE_LOCK", "VGPU_NODE", "AllocatedDevice",
+           "decode_to_allocate", "handshake_stale", "keys", "left_to_allocate", "lock_holder", "register_values",
+           "reported", "trimmed"]
+
+Segments = list[list[AllocatedDevice]]
+
+
+def keys(family) -> AnnotationKeys:
+    """The annotation keys of one agent family (its own, else its vendor's)."""
+    return family_keys(family.vendor, family.resource)
 
 
 def decode_to_allocate(value: str, key: str) -> Segments:
-    """Per container (positional, init first): the (uuid, type, memory MiB, cores %) entries."""
-    return _decode(value, key)
+    """Per container (positional, init first): the devices still to allocate."""
+    return decode_allocation(value, key)
 
 
-def trimmed(value: str, key: str, container_index: int) -> str:
+def trimmed(value: str, key: str, container_index: int, vendor: str) -> str:
     """The to-allocate value with one container's segment emptied (what HAMi's plugin patches back)."""
-    segs = decode_to_allocate(value, key)
-    out = []
-    for i, seg in enumerate(segs):
-        out.append("" if i == container_index else "".join(f"{u},{t},{m},{c}:" for u, t, m, c in seg))
-    return "".join(s + ";" for s in out)
+    segs = decode_allocation(value, key)
+    containers = [
+        ContainerAllocation(name=f"c{i}", index=i, slices=[] if i == container_index else [
+            DeviceSlice(vendor=vendor, uuid=d.uuid, device_index=0, common_word=d.type, memory_mib=d.memory_mib,
+                        compute_percent=d.compute_percent) for d in seg])
+        for i, seg in enumerate(segs)]
+    alloc = PodAllocation(name="trim", node="-", containers=containers)
+    return encode_allocation(alloc, None, len(segs))
 
 
-def node_register(vendor: VendorInfo, devices: list[Device]) -> dict[str, str]:
-    """HAMi register and handshake annotations of one vendor for these devices."""
-    import json
-
-    keys = vendor.annotations
-    items = []
-    for d in devices:
-        part = d.partition
-        items.append({k: v for k, v in {
-            "id": d.uuid, "index": d.index, "count": part.max_slots if part else 1,
-            "devmem": part.memory_mib if part else d.memory_mib, "devcore": part.compute_percent if part else 100,
-            "type": d.hami_type, "numa": d.numa_node or 0, "mode": d.mode, "health": d.healthy,
-        }.items() if v not in (0, False, None, "")})
-    out = {}
-    if keys.node_register:
-        out[keys.node_register] = json.dumps(items, separators=(",", ":"))
-    if keys.node_handshake:
-        from datetime import UTC, datetime
-
-        out[keys.node_handshake] = "Reported_" + datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return out
+def left_to_allocate(annotations: dict[str, str], vendors: list[VendorInfo]) -> bool:
+    """Whether any installed family's to-allocate value of the pod still holds a device."""
+    for key in families_by_key(vendors, "to_allocate"):
+        value = annotations.get(key)
+        if value and any(decode_allocation(value, key)):
+            return True
+    return False
 
 
 def lock_holder(value: str | None) -> tuple[str, str] | None:
-    """(namespace, pod) named by HAMi's node lock ``<RFC3339>,<ns>,<pod>``; None for none or a legacy lock."""
-    parts = (value or "").split(",")
-    return (parts[1], parts[2]) if len(parts) == 3 and parts[1] and parts[2] else None
+    """(namespace, pod) named by HAMi's node lock; None for none, a legacy (time only) or unreadable lock."""
+    if not value:
+        return None
+    try:
+        lock = decode_lock(value)
+    except InputError:
+        return None
+    return (lock.namespace, lock.name) if lock.namespace and lock.name else None
+
+
+def register_values(families) -> dict[str, str]:
+    """HAMi register annotation value per key, for the agent's families (families sharing a key share it)."""
+    by_key: dict[str, list[Device]] = {}
+    for fam in families:
+        key = keys(fam).node_register
+        if key:
+            by_key.setdefault(key, []).extend(fam.devices)
+    return {key: encode_register_json([_registered(d) for d in devs]) for key, devs in by_key.items()}
+
+
+def _registered(d: Device) -> RegisteredDevice:
+    part = d.partition
+    return RegisteredDevice(
+        id=d.uuid, count=part.max_slots if part else 1, devmem=part.memory_mib if part else d.memory_mib,
+        devcore=part.compute_percent if part else 100, type=d.hami_type, numa=d.numa_node or 0, health=d.healthy,
+        index=d.index, mode=d.mode)
+
+
+def handshake_keys(families) -> list[str]:
+    return sorted({k for k in (keys(f).node_handshake for f in families) if k})
+
+
+def handshake_stale(value: str | None) -> bool:
+    """True when the node should (re)report: no handshake yet, or the scheduler asked (``Requesting_``)
+    or gave up (``Deleted_``), or the value is unreadable."""
+    if not value:
+        return True
+    try:
+        return decode_handshake(value).state != "reported"
+    except InputError:
+        return True
+
+
+def reported(now: datetime | None = None) -> str:
+    return encode_handshake("reported", now or datetime.now(UTC))

@@ -20,12 +20,21 @@ Every error is an :class:`InputError` naming the exact field, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from ..errors import InputError
-from ..models import ContainerRequest, DevicePolicy, NodePolicy, PodRequest, ResourceRequest, VendorInfo
+from ..errors import HalError, InputError
+from ..models import (
+    ContainerRequest,
+    DevicePolicy,
+    NodePolicy,
+    PodRequest,
+    RequestAttribute,
+    ResourceRequest,
+    VendorInfo,
+)
 from ..models.vendor import ResourceFamily
 from .quantity import INT32_MAX, parse_quantity
 
@@ -238,8 +247,25 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
     return out
 
 
+def family_attributes(fam: ResourceFamily, anns: dict[str, str]) -> list[RequestAttribute]:
+    """The family's vendor pod annotations (``ResourceFamily.pod_annotations``) as request attributes."""
+    out = []
+    for rule in fam.pod_annotations:
+        value = anns.get(rule.key, rule.default)
+        if value is None:
+            continue
+        value = value.strip()
+        if len(value) > 256:
+            raise InputError(_ann_field(rule.key), value[:40] + "...", "is longer than 256 characters")
+        if rule.allowed and any(v.strip() not in rule.allowed for v in value.split(",")):
+            raise InputError(_ann_field(rule.key), value, f"must be one of {', '.join(rule.allowed)}")
+        out.append(RequestAttribute(attribute=rule.attribute, value=value, match=rule.match, reason=rule.reason))
+    return out
+
+
 def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _Selectors,
-                   policy: DevicePolicy) -> tuple[ResourceRequest, RequestFields] | None:
+                   policy: DevicePolicy, attributes: list[RequestAttribute] | None = None,
+                   ) -> tuple[ResourceRequest, RequestFields] | None:
     v, f = am.values, am.fields
     count = v.get("count")
     shaping = [r for r in ("memory", "memory_percent", "cores") if r in v]
@@ -293,7 +319,8 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             compute_percent=cores, whole_device=fam.whole_device,
             type_include=sel.type_include, type_exclude=sel.type_exclude,
             uuid_include=sel.uuid_include, uuid_exclude=sel.uuid_exclude,
-            modes=sel.modes, policy=policy, numa_bind=sel.numa_bind, priority=priority,
+            modes=sel.modes, mode_reason=vendor.selectors.mode_reason, policy=policy, numa_bind=sel.numa_bind,
+            priority=priority, device_sets=fam.device_sets, attributes=attributes or [],
         )
     except ValidationError as err:  # pragma: no cover - every rule above is checked first
         raise InputError(count_field, count, f"is not a valid request ({err.errors()[0]['msg']})") from None
@@ -325,7 +352,24 @@ def _containers(spec: dict) -> list[tuple[str, dict, bool]]:
     return out
 
 
-def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
+#: A vendor's admission of one request (``Hal.admit_request``): returns the request to place, or raises.
+Admit = Callable[[ResourceRequest, dict[str, str]], ResourceRequest]
+
+
+def _admitted(admit: Admit, req: ResourceRequest, anns: dict[str, str], field_name: str) -> ResourceRequest:
+    """Run the vendor's admission; a non-input error becomes one line naming the request's field."""
+    try:
+        out = admit(req, anns)
+    except InputError:
+        raise
+    except HalError as err:
+        raise InputError(field_name, req.count, str(err)) from None
+    if out.vendor != req.vendor or out.common_word != req.common_word:
+        raise InputError(field_name, req.count, f"admission changed the request's family to {out.common_word!r}")
+    return out
+
+
+def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None = None) -> ParsedPod:
     """Parse a Pod document; the result also maps every request to the fields it came from."""
     if not isinstance(pod, dict):
         raise InputError("pod", pod, "must be a mapping")
@@ -347,6 +391,7 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
     index = _ResourceIndex(vendors)
     selectors = {v.name: _selectors(v, anns) for v in vendors}
     families = {(v.name, fam.common_word): (v, fam) for v in vendors for fam in v.resources}
+    attributes: dict[tuple[str, str], list[RequestAttribute]] = {}  # read only for families in use
 
     parsed = ParsedPod(request=PodRequest(name=name, namespace=namespace, uid=meta.get("uid"),
                                           node_policy=node_policy, annotations=dict(anns)))
@@ -356,16 +401,24 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
         creq = ContainerRequest(name=ctr["name"], index=pos, init=init)
         for key, am in amounts.items():
             vendor, fam = families[key]
-            built = _build_request(vendor, fam, am, selectors[vendor.name], policy)
+            if key not in attributes:
+                attributes[key] = family_attributes(fam, anns)
+            built = _build_request(vendor, fam, am, selectors[vendor.name], policy, attributes[key])
             if built is None:
                 continue
             req, flds = built
+            if admit is not None:
+                req = _admitted(admit, req, anns, flds.count)
             parsed.fields[(pos, len(creq.requests))] = flds
             creq.requests.append(req)
         parsed.request.containers.append(creq)
     return parsed
 
 
-def parse_pod(pod: dict, vendors: list[VendorInfo]) -> PodRequest:
-    """Turn a Pod document into per-container, vendor-neutral requests (raises InputError)."""
-    return parse_pod_detailed(pod, vendors).request
+def parse_pod(pod: dict, vendors: list[VendorInfo], admit: Admit | None = None) -> PodRequest:
+    """Turn a Pod document into per-container, vendor-neutral requests (raises InputError).
+
+    ``admit`` (e.g. ``Hal.admit_request``) lets each vendor's ``hami_hal_admit_request`` adjust or refuse
+    its requests, as HAMi's per-vendor ``MutateAdmission`` does.
+    """
+    return parse_pod_detailed(pod, vendors, admit).request

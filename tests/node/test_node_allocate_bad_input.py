@@ -49,7 +49,7 @@ def test_malformed_annotation(ready, kubelet, api, caplog_node):
     uuid = ready.inventory.devices[0].uuid
     bound_pod(api, "bad", f"{uuid},NVIDIA,lots,10:;")
     err = _err(kubelet, _ids(kubelet))
-    _one_line_everywhere(api, caplog_node, "bad", err, "memory and cores must be integers")
+    _one_line_everywhere(api, caplog_node, "bad", err, "'lots' must be an integer")
     assert "hami.io/vgpu-devices-to-allocate" in err.details()
     assert not list(ready.state.root.glob("0000-bad_*"))
 

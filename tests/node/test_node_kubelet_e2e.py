@@ -108,3 +108,29 @@ def test_seed_pod_allocate_matches_hami_allocate(agent, kubelet, api, capsys, mo
     # the pod goes away: its state folder is cleaned up
     api.delete_pod("default", "gpu-pod")
     assert agent.cleanup() == 1 and not folder.exists()
+
+
+def test_node_registration_and_handshake(agent, api):
+    from hami_hal.hami_compat import decode_handshake, decode_register
+
+    anns = api.nodes[NODE]["metadata"]["annotations"]
+    reg = decode_register(anns["hami.io/node-nvidia-register"], "hami.io/node-nvidia-register")
+    assert [(d.id, d.count, d.devmem, d.devcore, d.health, d.mode) for d in reg] == [
+        (d.uuid, 10, 32768, 100, True, "hami-core") for d in agent.inventory.devices]
+    assert reg[0].type == "NVIDIA-Tesla V100-PCIE-32GB"
+    assert decode_handshake(anns["hami.io/node-handshake"]).state == "reported"
+    assert json.loads(anns["hami-hal.io/node-inventory"])["node"] == NODE
+    rv = api.nodes[NODE]["metadata"]["resourceVersion"]
+    assert agent.publish_node() and api.nodes[NODE]["metadata"]["resourceVersion"] == rv  # nothing changed
+    # the scheduler asks (HAMi's handshake): the agent answers on its next refresh
+    agent.api.patch_node_annotations(NODE, {"hami.io/node-handshake": "Requesting_2026-12-04 10:00:00"})
+    assert agent.publish_node()
+    assert decode_handshake(api.nodes[NODE]["metadata"]["annotations"]["hami.io/node-handshake"]).state == "reported"
+
+
+def test_scheduler_reads_the_node_the_agent_registered(agent, api):
+    from hami_hal.hami_compat import parse_node
+
+    inv = parse_node(api.nodes[NODE], agent.hal.vendors())
+    assert sorted(d.uuid for d in inv.devices) == sorted(d.uuid for d in agent.inventory.devices)
+    assert inv.source == "simulated"
