@@ -174,6 +174,10 @@ class NodeAgent:
             devices.append(d)
         if changed:
             self.inventory = self.inventory.model_copy(update={"devices": devices})
+            for cs in self._collectors.values():
+                for c in cs:
+                    if hasattr(c, "inventory"):  # HalCollector labels devices from its inventory
+                        c.inventory = self.inventory
             by_uuid = {d.uuid: d for d in devices}
             for s in self.servers:
                 s.service.update([by_uuid[d.uuid] for d in s.service.family.devices])

@@ -82,8 +82,16 @@ def register_values(families) -> dict[str, str]:
     for fam in families:
         key = keys(fam).node_register
         if key:
-            by_key.setdefault(key, []).extend(fam.devices)
+            # a device whose memory cannot be read (a GPU lost to the driver) cannot be described in HAMi's
+            # format (devmem >= 1) and would make readers reject the whole annotation: it is left out there
+            # and stays, unhealthy, in the hami-hal inventory
+            by_key.setdefault(key, []).extend(d for d in fam.devices if _registered_ok(d))
     return {key: encode_register_json([_registered(d) for d in devs]) for key, devs in by_key.items()}
+
+
+def _registered_ok(d: Device) -> bool:
+    part = d.partition
+    return (part.memory_mib if part else d.memory_mib) >= 1
 
 
 def _registered(d: Device) -> RegisteredDevice:

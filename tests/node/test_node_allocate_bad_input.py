@@ -121,3 +121,37 @@ def test_two_pods_racing_allocate(ready, kubelet, api):
     assert sorted(r.pod for r, _ in ready.state.list()) == ["first", "second"]
     # a third call finds nothing left: nothing is allocated twice
     assert "no binding pod found" in _err(kubelet, [ids[1]]).details()
+
+
+def _two_container_pod(api, name, first: str, second: str) -> None:
+    pod = bound_pod(api, name, f"{first};{second};")
+    pod["spec"]["containers"].append({"name": "side", "resources": {}})
+    api.pods[("default", name)]["spec"] = pod["spec"]
+
+
+def test_one_call_for_two_containers(ready, kubelet, api):
+    a, b = (d.uuid for d in ready.inventory.devices)
+    _two_container_pod(api, "duo", f"{a},NVIDIA,1024,10:", f"{b},NVIDIA,2048,20:")
+    ids = kubelet.healthy(RESOURCE)
+    r1, r2 = kubelet.allocate(RESOURCE, [[ids[0]], [ids[10]]]).container_responses
+    assert (r1.envs["NVIDIA_VISIBLE_DEVICES"], r2.envs["NVIDIA_VISIBLE_DEVICES"]) == (a, b)
+    assert r2.envs["CUDA_DEVICE_MEMORY_LIMIT_0"] == "2048m"
+    anns = pod_annotations(api, "duo")
+    assert anns["hami.io/vgpu-devices-to-allocate"] == ";;" and anns["hami.io/bind-phase"] == "success"
+    assert sorted(r.container for r, _ in ready.state.list()) == ["main", "side"]
+
+
+def test_second_container_failing_undoes_the_first(ready, kubelet, api, caplog_node):
+    a = ready.inventory.devices[0].uuid
+    _two_container_pod(api, "half", f"{a},NVIDIA,1024,10:", "GPU-elsewhere,NVIDIA,1024,10:")
+    ids = kubelet.healthy(RESOURCE)
+    err = _err_many(kubelet, [[ids[0]], [ids[10]]])
+    _one_line_everywhere(api, caplog_node, "half", err, "'GPU-elsewhere'")
+    assert ready.state.list() == [] and not list(ready.state.root.glob("0000-half_*"))
+    assert pod_annotations(api, "half")["hami.io/vgpu-devices-to-allocate"].startswith(a)
+
+
+def _err_many(kubelet, containers) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        kubelet.allocate(RESOURCE, containers)
+    return info.value

@@ -134,3 +134,30 @@ def test_scheduler_reads_the_node_the_agent_registered(agent, api):
     inv = parse_node(api.nodes[NODE], agent.hal.vendors())
     assert sorted(d.uuid for d in inv.devices) == sorted(d.uuid for d in agent.inventory.devices)
     assert inv.source == "simulated"
+
+
+def test_own_socket_deleted_serves_again(agent, kubelet):
+    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 20)
+    before = len(kubelet.registrations)
+    (Path(kubelet.folder) / "hami-hal-nvidia-com-gpu.sock").unlink()
+    assert kubelet.wait(lambda k: len(k.registrations) > before, timeout=10)
+    assert (Path(kubelet.folder) / "hami-hal-nvidia-com-gpu.sock").exists()
+
+
+def test_faulty_devices_are_listed_unhealthy(hal, api, kubelet, short_tmp):
+    from node_agent_fixtures import make_agent
+
+    agent = make_agent(hal, api, short_tmp, sim_node="nvidia-4xt4-faulty")
+    agent.start()
+    try:
+        # 3 T4 x 10 replicas + the lost GPU (whole, memory unreadable) x 1
+        assert kubelet.wait(lambda k: RESOURCE in k.endpoints and len(k.endpoints[RESOURCE].devices) == 31)
+        healthy = {i.rsplit("-", 1)[0] for i in kubelet.healthy(RESOURCE)}
+        assert healthy == {agent.inventory.devices[0].uuid}  # 1: XID 79, 2: ECC, 3: lost
+        # the node stays readable by a HAMi scheduler: the lost GPU is not in the register annotation
+        from hami_hal.hami_compat import decode_register
+
+        reg = decode_register(api.nodes[NODE]["metadata"]["annotations"]["hami.io/node-nvidia-register"])
+        assert [(d.index, d.health) for d in reg] == [(0, True), (1, False), (2, False)]
+    finally:
+        agent.stop()
