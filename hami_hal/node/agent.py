@@ -126,6 +126,9 @@ class NodeAgent:
         with self._lock:
             self.kubelet.mark()
             self.registered.clear()
+            if self.kubelet.inode is None:
+                log.warning("kubelet socket %s not there yet; registering when it appears", self.cfg.kubelet_socket)
+                return False
             for s in self.servers:
                 fam = s.service.family
                 try:

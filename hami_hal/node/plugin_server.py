@@ -62,9 +62,14 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
             self._cond.notify_all()
 
     def stop(self) -> None:
+        """End every open ListAndWatch stream (the server is going away)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._stopped = False
 
     def device_list(self) -> api_pb2.ListAndWatchResponse:
         out = []
@@ -161,7 +166,7 @@ class PluginServer:
     def start(self) -> None:
         """(Re)start serving; removes a stale socket of ours first (kubernetes-contracts.md §2.4)."""
         self.stop()
-        self.service._stopped = False
+        self.service.resume()
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         if self.socket.exists() or self.socket.is_symlink():
             self.socket.unlink()

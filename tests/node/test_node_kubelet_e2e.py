@@ -161,3 +161,18 @@ def test_faulty_devices_are_listed_unhealthy(hal, api, kubelet, short_tmp):
         assert [(d.index, d.health) for d in reg] == [(0, True), (1, False), (2, False)]
     finally:
         agent.stop()
+
+
+def test_kubelet_started_after_the_agent(hal, api, short_tmp):
+    from node_agent_fixtures import make_agent
+
+    from hami_hal.node.fake_kubelet import FakeKubelet
+
+    agent = make_agent(hal, api, short_tmp)
+    agent.start()  # no kubelet yet: serves, logs one line, does not block
+    kubelet = FakeKubelet(short_tmp / "dp").start()
+    try:
+        assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 20, timeout=10)
+    finally:
+        kubelet.stop()
+        agent.stop()
