@@ -25,8 +25,6 @@ if TYPE_CHECKING:
         ContainerEdits,
         Device,
         DeviceSlice,
-        DeviceUsage,
-        FitFailure,
         HealthStatus,
         MetricSample,
         PartitionModel,
@@ -94,18 +92,6 @@ def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]
     (``hami allocate``, the scheduler when plugins are installed). Default: the request as parsed.
     Prefer data (``DeviceSetRules``, ``PodAnnotationRule``, templates) where it can express the rule:
     data applies even where no plugin is installed.
-    """
-
-
-@hookspec(firstresult=True)
-def hami_hal_fit(
-    device: Device, usage: DeviceUsage, request: ResourceRequest, proposed: DeviceSlice
-) -> FitFailure | None:
-    """Vendor-specific veto of a slice the engine proposes for ``device`` under ``usage``.
-
-    The engine already enforces the partition model (memory, compute, slots, templates, selectors,
-    health); implement this only for extra hardware rules (e.g. a driver handle limit). Return a
-    :class:`FitFailure` to refuse, None to accept. Stops at the first refusal.
     """
 
 

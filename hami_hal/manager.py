@@ -36,8 +36,6 @@ from .models import (
     ContainerEdits,
     Device,
     DeviceSlice,
-    DeviceUsage,
-    FitFailure,
     HealthStatus,
     MetricSample,
     NodeInventory,
@@ -332,11 +330,6 @@ class Hal:
         got = self._vendor_call(device.vendor, "hami_hal_partition_model", device=device,
                                 context=self.context(device.vendor))
         return got or PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
-
-    def fit(self, device: Device, usage: DeviceUsage, request: ResourceRequest,
-            proposed: DeviceSlice) -> FitFailure | None:
-        return self._vendor_call(device.vendor, "hami_hal_fit", device=device, usage=usage,
-                                 request=request, proposed=proposed)
 
     def health(self, device: Device) -> HealthStatus | None:
         return self._vendor_call(device.vendor, "hami_hal_device_health", device=device,

@@ -35,6 +35,9 @@ class DeviceSetRules(HalModel):
     groups: list[list[int]] = Field(default_factory=list)
     #: Devices that are only ever taken together (taking one takes the bundle).
     bundles: list[list[int]] = Field(default_factory=list)
+    #: At most this many devices per request when the slices are software shares (not whole devices nor
+    #: templates): NVIDIA's interposer enforces limits on at most 16 GPUs per container.
+    max_shared_devices: int | None = Field(default=None, ge=1)
     #: A request for more devices than this takes each device whole.
     whole_device_above: int | None = Field(default=None, ge=1)
     #: Which allowed set wins: ``policy`` = best by the request's device policy order;
