@@ -106,6 +106,8 @@ class Allocator:
                 continue
             if anns.get(wire.BIND_PHASE) != "allocating" or not key or not anns.get(key, "").strip(";"):
                 continue
+            if anns.get(wire.VGPU_NODE, self.node) != self.node:
+                continue  # filtered for another node (HAMi checks hami.io/vgpu-node too)
             out.append(p)
         out.sort(key=lambda p: (
             0 if holder and ((p["metadata"].get("namespace", "default"), p["metadata"].get("name")) == holder) else 1,

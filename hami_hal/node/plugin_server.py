@@ -23,6 +23,8 @@ from .families import Family
 
 log = logging.getLogger("hami_hal.node.plugin")
 HEALTHY, UNHEALTHY = "Healthy", "Unhealthy"
+#: Bounds on one Allocate request (a pod has far fewer containers; a node far fewer virtual IDs).
+MAX_CONTAINERS, MAX_IDS = 256, 8192
 #: Streams re-check whether the kubelet is still there this often (seconds).
 STREAM_POLL_S = 0.5
 
@@ -111,6 +113,11 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
 
     def Allocate(self, request, context):  # noqa: N802
         reqs = [list(c.devices_ids) for c in request.container_requests]
+        if len(reqs) > MAX_CONTAINERS or sum(map(len, reqs)) > MAX_IDS:
+            msg = (f"Allocate {self.family.resource_name}: {len(reqs)} containers / {sum(map(len, reqs))} IDs is "
+                   f"over the bound ({MAX_CONTAINERS} / {MAX_IDS})")
+            log.error("%s", msg)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, msg)
         known = self.family.replicas()
         unknown = next((i for ids in reqs for i in ids if i not in known), None)
         if unknown is not None:

@@ -155,3 +155,16 @@ def _err_many(kubelet, containers) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as info:
         kubelet.allocate(RESOURCE, containers)
     return info.value
+
+
+def test_pod_filtered_for_another_node_is_not_taken(ready, kubelet, api):
+    pod = bound_pod(api, "other", f"{ready.inventory.devices[0].uuid},NVIDIA,1024,10:;")
+    pod["metadata"]["annotations"]["hami.io/vgpu-node"] = "node2"
+    api.pods[("default", "other")]["metadata"]["annotations"] = pod["metadata"]["annotations"]
+    assert "no binding pod found" in _err(kubelet, _ids(kubelet)).details()
+    assert pod_annotations(api, "other")["hami.io/bind-phase"] == "allocating"
+
+
+def test_oversized_request_is_refused(ready, kubelet):
+    err = _err_many(kubelet, [[i] for i in kubelet.healthy(RESOURCE)[:1]] * 300)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "over the bound" in err.details()
