@@ -184,13 +184,7 @@ class Allocator:
             finished = not wire.left_to_allocate(anns | {key: working}, self.hal.vendors())
             if finished:
                 patch[wire.BIND_PHASE] = "success"
-            try:
-                self.api.patch_pod_annotations(ns, name, patch, resource_version=meta.get("resourceVersion"))
-            except ApiError as err:
-                if err.status == 409:
-                    raise AllocateError("the pod changed while it was being allocated (409 Conflict); "
-                                        "nothing was allocated") from None
-                raise
+            self._patch(ns, name, patch, key, anns[key], meta.get("resourceVersion"))
         except BaseException:
             for fn in reversed(undo):
                 try:
@@ -205,6 +199,24 @@ class Allocator:
             self._release_lock(ns, name)
             self.api.pod_event(pod, "AllocateSucceeded", f"devices allocated on node {self.node}", warning=False)
         return answers
+
+    def _patch(self, ns: str, name: str, patch: dict[str, str | None], key: str, decoded: str,
+               resource_version: str | None, attempts: int = 3) -> None:
+        """Patch with the pod's resourceVersion; on 409 (the kubelet or a controller updated the pod) re-read
+        it and patch again as long as the to-allocate value is still the one this call decoded."""
+        for attempt in range(attempts):
+            try:
+                self.api.patch_pod_annotations(ns, name, patch, resource_version=resource_version)
+                return
+            except ApiError as err:
+                if err.status != 409 or attempt == attempts - 1:
+                    raise
+            fresh = self.api.get_pod(ns, name)
+            meta = fresh.get("metadata") or {}
+            if ((meta.get("annotations") or {}).get(key)) != decoded:
+                raise AllocateError(f"{key} changed while the pod was being allocated; nothing was allocated")
+            resource_version = meta.get("resourceVersion")
+        raise AllocateError("the pod kept changing while it was being allocated (409 Conflict)")
 
     def _slice(self, dev: Device, ctype: str, mem: int, cores: int) -> DeviceSlice:
         part = dev.partition

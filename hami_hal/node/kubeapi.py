@@ -36,6 +36,8 @@ class NodeApi(Protocol):
 
     def pods_on_node(self, node: str) -> list[dict]: ...
 
+    def get_pod(self, ns: str, name: str) -> dict: ...
+
     def patch_pod_annotations(self, ns: str, name: str, annotations: dict[str, str | None],
                               resource_version: str | None = None) -> dict: ...
 
@@ -96,6 +98,9 @@ class KubeNodeApi:
                          field_selector=f"spec.nodeName={node}")
         items = got.get("items")
         return items if isinstance(items, list) else []
+
+    def get_pod(self, ns: str, name: str) -> dict:
+        return self._call(f"get pod {ns}/{name}", self.core.read_namespaced_pod, name, ns)
 
     def patch_pod_annotations(self, ns: str, name: str, annotations: dict[str, str | None],
                               resource_version: str | None = None) -> dict:

@@ -168,3 +168,40 @@ def test_pod_filtered_for_another_node_is_not_taken(ready, kubelet, api):
 def test_oversized_request_is_refused(ready, kubelet):
     err = _err_many(kubelet, [[i] for i in kubelet.healthy(RESOURCE)[:1]] * 300)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "over the bound" in err.details()
+
+
+def test_conflict_from_an_unrelated_pod_update_is_retried(ready, kubelet, api, monkeypatch):
+    uuid = ready.inventory.devices[0].uuid
+    bound_pod(api, "busy", f"{uuid},NVIDIA,1024,10:;")
+    real = ready.api.patch_pod_annotations
+    calls = []
+
+    def racy(ns, name, annotations, resource_version=None):
+        if not calls:  # the kubelet updates the pod status just before our patch lands
+            api.pods[("default", "busy")].setdefault("status", {})["conditions"] = [{"type": "PodScheduled"}]
+            api.pods[("default", "busy")]["metadata"]["resourceVersion"] = "999999"
+        calls.append(resource_version)
+        return real(ns, name, annotations, resource_version)
+
+    monkeypatch.setattr(ready.api, "patch_pod_annotations", racy)
+    (resp,) = kubelet.allocate(RESOURCE, [_ids(kubelet)]).container_responses
+    assert resp.envs["NVIDIA_VISIBLE_DEVICES"] == uuid and calls[1] == "999999"
+    assert pod_annotations(api, "busy")["hami.io/bind-phase"] == "success"
+
+
+def test_conflict_on_the_allocation_itself_fails_cleanly(ready, kubelet, api, monkeypatch):
+    a, b = (d.uuid for d in ready.inventory.devices)
+    bound_pod(api, "moved", f"{a},NVIDIA,1024,10:;")
+    real = ready.api.patch_pod_annotations
+
+    def rescheduled(ns, name, annotations, resource_version=None):
+        if "hami.io/bind-phase" not in annotations or annotations["hami.io/bind-phase"] != "failed":
+            pod = api.pods[("default", "moved")]
+            pod["metadata"]["annotations"]["hami.io/vgpu-devices-to-allocate"] = f"{b},NVIDIA,1024,10:;"
+            pod["metadata"]["resourceVersion"] = "888888"
+        return real(ns, name, annotations, resource_version)
+
+    monkeypatch.setattr(ready.api, "patch_pod_annotations", rescheduled)
+    err = _err(kubelet, _ids(kubelet))
+    assert "changed while the pod was being allocated" in err.details()
+    assert ready.state.list() == []
