@@ -72,7 +72,8 @@ class NodeAgent:
         self.allocator = Allocator(hal, api, cfg.node_name, lambda: self.inventory.devices, self.state,
                                    CdiWriter(cfg.cdi_dir) if cfg.cdi_dir else None)
         self.families: list[Family] = families(inventory.vendors or hal.vendors(), inventory.devices)
-        self.servers = [PluginServer(DevicePluginService(f, self.allocator), cfg.plugin_dir, cfg.workers)
+        scores = inventory.topology.pair_scores() if inventory.topology else {}
+        self.servers = [PluginServer(DevicePluginService(f, self.allocator, scores), cfg.plugin_dir, cfg.workers)
                         for f in self.families]
         self.kubelet = KubeletWatch(cfg.kubelet_socket)
         self.registered: set[str] = set()

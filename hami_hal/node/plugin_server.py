@@ -47,9 +47,12 @@ def response_for(answer: ContainerAnswer) -> api_pb2.ContainerAllocateResponse:
 class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
     """The gRPC servicer of one family."""
 
-    def __init__(self, family: Family, allocator: Allocator) -> None:
+    def __init__(self, family: Family, allocator: Allocator,
+                 scores: dict[tuple[str, str], int] | None = None) -> None:
         self.family = family
         self.allocator = allocator
+        #: Topology pair scores of the node (NVLink > switch > ...), for preferring linked devices.
+        self.scores = scores or {}
         self._cond = threading.Condition()
         self._version = 0
         self._stopped = False
@@ -108,7 +111,7 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
         for creq in request.container_requests:
             out.append(api_pb2.ContainerPreferredAllocationResponse(
                 deviceIDs=preferred(replicas, list(creq.available_deviceIDs), list(creq.must_include_deviceIDs),
-                                    creq.allocation_size, wanted)))
+                                    creq.allocation_size, wanted, self.scores)))
         return api_pb2.PreferredAllocationResponse(container_responses=out)
 
     def Allocate(self, request, context):  # noqa: N802
@@ -135,8 +138,9 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
 
 
 def preferred(replicas: dict[str, Device], available: list[str], must: list[str], size: int,
-              wanted: list[str]) -> list[str]:
-    """``size`` IDs from ``available``: ``must`` first, then the scheduler's devices, then distinct devices."""
+              wanted: list[str], scores: dict[tuple[str, str], int] | None = None) -> list[str]:
+    """``size`` IDs from ``available``: ``must`` first, then the devices the scheduler chose for the waiting
+    pod, then distinct devices best linked to those already chosen, then any (fewer devices than asked)."""
     chosen: list[str] = [i for i in must if i in available][:max(size, 0)]
     used = {replicas[i].uuid for i in chosen if i in replicas}
 
@@ -151,7 +155,12 @@ def preferred(replicas: dict[str, Device], available: list[str], must: list[str]
 
     for uuid in wanted:
         take(lambda d, uuid=uuid: d.uuid == uuid)
-    take(lambda d: True)
+    while len(chosen) < size:  # no pod waiting: the best-linked free device next (topology pair scores)
+        free = [replicas[r] for r in available if r in replicas and replicas[r].uuid not in used]
+        if not free:
+            break
+        best = max(free, key=lambda d: sum((scores or {}).get((d.uuid, u), 0) for u in used))
+        take(lambda d, best=best: d.uuid == best.uuid)
     for rid in available:  # fewer distinct devices than asked: the kubelet still needs `size` IDs
         if len(chosen) >= size:
             break
