@@ -201,7 +201,7 @@ class PluginServer:
         except FileNotFoundError:
             return True
 
-    def stop(self, grace: float = 0.5) -> None:
+    def stop(self, grace: float = 0.2) -> None:
         if self._server is not None:
             self.service.stop()
             self._server.stop(grace).wait(grace + 1)
