@@ -97,7 +97,10 @@ class NodeAgent:
     def run(self) -> None:
         t = _Timers(health=time.monotonic(), register=time.monotonic(), cleanup=0.0)
         while not self._stop.wait(self.cfg.kubelet_poll):
-            self.tick(t)
+            try:
+                self.tick(t)
+            except Exception as err:  # noqa: BLE001 - the loop must outlive any one failing step
+                log.error("node agent loop: %s: %s (continuing)", err.__class__.__name__, str(err)[:300])
 
     def tick(self, t: _Timers) -> None:
         now = time.monotonic()
