@@ -192,3 +192,18 @@ def test_host_process_env_maps_container_paths(agent, kubelet, api):
     assert env["CUDA_DEVICE_MEMORY_SHARED_CACHE"].startswith(str(folder) + "/")
     assert env["CUDA_VISIBLE_DEVICES"] == uuid and env["PATH"] == "/bin"
     assert env["LD_PRELOAD"].endswith(".so") and env["CUDA_DEVICE_MEMORY_LIMIT_0"] == "4096m"
+
+
+def test_a_failing_health_hook_marks_the_device_not_the_agent(agent, kubelet, monkeypatch):
+    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 20)
+    bad = agent.inventory.devices[0].uuid
+
+    def health(d):
+        if d.uuid == bad:
+            raise RuntimeError("NVML_ERROR_UNKNOWN")
+        return None
+
+    monkeypatch.setattr(agent.hal, "health", health)
+    assert agent.refresh_health() == [bad]
+    assert agent.inventory.devices[0].health_reason == "health hook failed: RuntimeError"
+    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 10)
