@@ -35,8 +35,9 @@ MIB = 1 << 20
 
 def _worker(worker: Path, args: list[str], env: dict[str, str], on_peak=None, timeout: float = 300) -> dict:
     """Run a bench worker; call ``on_peak()`` while it holds its peak allocation (PEAK handshake)."""
+    err_file = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty stderr cannot block the worker
     proc = subprocess.Popen([sys.executable, str(worker), *args], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=err_file, text=True)
     peak = None
     result = None
     deadline = time.monotonic() + timeout
@@ -51,8 +52,11 @@ def _worker(worker: Path, args: list[str], env: dict[str, str], on_peak=None, ti
             proc.kill()
             break
     proc.wait(timeout=30)
+    err_file.seek(0)
+    stderr = err_file.read()[-2000:]
+    err_file.close()
     if result is None:
-        raise SystemExit(f"worker {' '.join(args)} exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        raise SystemExit(f"worker {' '.join(args)} exited {proc.returncode}: {stderr}")
     return {"result": result, "peak": peak}
 
 
