@@ -77,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=30)
     p.add_argument("--seconds", type=float, default=5.0, help="matmul run length")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--backend", choices=("real", "sim"), default="real",
+                   help="sim: a dry run of the plumbing on a simulated node with --worker as a stand-in (its "
+                        "record says so and is never a GPU result)")
+    p.add_argument("--worker", type=Path, help="benchmark worker (default: the interposer's bench_worker.py)")
     args = p.parse_args(argv)
+    dry = args.backend == "sim"
 
     from hami_plugins_nvidia.interposer import library_path, library_version
     from hami_plugins_nvidia.interposer.probe import WORKER
@@ -88,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     from hami_hal.node.fake_kubelet import FakeKubelet, host_process_env
     from hami_hal.node.kubeapi import KubeNodeApi
 
-    if library_path() is None:
+    worker = args.worker or WORKER
+    if not dry and library_path() is None:
         raise SystemExit("libvgpu.so is not built: reinstall hami-plugins-nvidia on this machine (needs gcc)")
     os.environ.setdefault("HAMI_HAL_PLUGINS", "nvidia")
     hal = Hal()
-    inv = hal.discover("real", node_name=NODE)
-    dev = next((d for d in inv.devices if d.index == args.device and not d.provenance.simulated), None)
+    inv = hal.discover(args.backend, node_name=NODE)
+    dev = next((d for d in inv.devices if d.index == args.device and d.provenance.simulated == dry), None)
     if dev is None:
         raise SystemExit(f"no real GPU with index {args.device} (found: {[d.index for d in inv.devices]})")
     tmp = Path(tempfile.mkdtemp(prefix="hami-node-gpu-"))
@@ -118,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         (answer,) = kubelet.allocate(RESOURCE, [ids]).container_responses
         base = {k: v for k, v in os.environ.items() if not k.startswith(("CUDA_", "LD_PRELOAD", "NVIDIA_"))}
         env = host_process_env(answer, base | {"PYTHONUNBUFFERED": "1"})
+        if dry:  # a stand-in worker has no CUDA to intercept
+            env.pop("LD_PRELOAD", None)
         native_env = base | {"CUDA_VISIBLE_DEVICES": dev.uuid, "PYTHONUNBUFFERED": "1"}
 
-        mem = _worker(WORKER, ["mem", "torch"], env,
+        mem = _worker(worker, ["mem", "torch"], env,
                       on_peak=lambda: {"exporter_used_bytes": _series(agent, "hami_vgpu_memory_used_bytes",
                                                                       "gpu-record"),
                                        "nvml": [s.model_dump() for s in hal.allocation_metrics(dev)]})
@@ -128,14 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         limit = args.memory_mib * MIB
         used = peak.get("exporter_used_bytes")
         reserved = res.get("torch_reserved") or res["largest_allocated"]
-        native = _worker(WORKER, ["matmul", str(args.seconds)], native_env)["result"]
-        limited = _worker(WORKER, ["matmul", str(args.seconds)], env)["result"]
+        native = _worker(worker, ["matmul", str(args.seconds)], native_env)["result"]
+        limited = _worker(worker, ["matmul", str(args.seconds)], env)["result"]
         share = 100 * limited["tflops"] / native["tflops"]
         record = {
             "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "command": "python conformance/benchmarks/node_agent_gpu_record.py " + " ".join(argv or sys.argv[1:]),
             "device": {"uuid": dev.uuid, "model": dev.model, "driver": dev.provenance.driver_version,
-                       "source": dev.provenance.source},
+                       "source": dev.provenance.source, "profile": dev.provenance.profile},
+            "dry_run": "simulated node and a stand-in worker: NOT a GPU result" if dry else None,
             "interposer": library_version(),
             "allocate_env": dict(answer.envs),
             "memory": {"limit_bytes": limit, "largest_allocated_bytes": res["largest_allocated"],
@@ -160,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     m, c = record["memory"], record["compute"]
     args.out.with_suffix(".md").write_text("\n".join([
-        f"# Node agent Allocate on a real GPU ({record['date']})", "",
+        f"# Node agent Allocate on a real GPU ({record['date']})"
+        + (" — DRY RUN on a simulated node with a stand-in worker, not a GPU result" if dry else ""), "",
         f"Device: {dev.model} ({dev.uuid}), driver {dev.provenance.driver_version}; interposer "
         f"{record['interposer']}. Command: `{record['command']}`.", "",
         "| criterion | measured | pass |", "|---|---|---|",
