@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from pathlib import Path
 
-from hami_scheduler import fakeapi
+import sched_fakeapi as fakeapi
 
 from hami_hal.manager import Hal
 from hami_hal.node.agent import AgentConfig, NodeAgent
@@ -41,12 +40,6 @@ class EventfulApi(fakeapi.FakeApiServer):
             return False
 
         class Handler(base):
-            def setup(self):
-                super().setup()
-                # without it, header and body go out as two segments and every call waits ~40 ms for
-                # the client's delayed ACK (Nagle), which slows every test here 100-fold
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
             def do_GET(self):  # noqa: N802
                 if failing("GET", self.path):
                     return self._status(500, "InternalError", "injected failure")

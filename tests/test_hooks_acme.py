@@ -15,7 +15,7 @@ from hami_hal.models import (
     ContainerAllocation,
     DeviceSlice,
     Level,
-    LinkKind,
+    LinkTier,
     PartitionKind,
     ResourceRequest,
 )
@@ -114,8 +114,10 @@ def test_hook_hami_hal_container_edits(inv, hal):
 def test_hook_hami_hal_topology(inv):
     topo = inv.topology
     x0, x1, t0, t1 = (d.uuid for d in inv.devices)
-    assert topo.link(x0, x1).kind is LinkKind.NVLINK and topo.link(x0, x1).score == 200
-    assert topo.link(t0, t1).kind is LinkKind.SINGLE_SWITCH and topo.link(x0, t1).kind is LinkKind.CROSS_CPU
+    fabric = topo.link(x0, x1)
+    assert (fabric.kind, fabric.tier, fabric.score, fabric.bandwidth_class) == ("acme-link", LinkTier.FABRIC, 200, "high")
+    assert topo.link(t0, t1).kind == "single-switch" and topo.link(t0, t1).tier is LinkTier.BOARD
+    assert topo.link(x0, t1).kind == "cross-cpu" and topo.link(x0, t1).score == 10
     assert len(topo.links) == 6 and topo.numa == {x0: 0, x1: 0, t0: 1, t1: 1}
 
 
@@ -145,10 +147,23 @@ def test_hook_hami_hal_device_health(hal):
 
 
 def test_hook_hami_hal_conformance_probe(inv, hal):
-    res = hal.probe(inv.devices[0], "discovery/memory/total")
-    assert res.level is Level.SUPPORTED and res.measurements[0].value == 16384
-    assert res.evidence[0].startswith("simulated:")
-    assert hal.probe(inv.devices[0], "isolation/memory/hard-limit") is None
+    from hami_conformance.catalogue import default_catalogue
+
+    res = hal.probe(inv.devices[0], "isolation/memory-reported-total")
+    assert res.level is Level.SUPPORTED and res.evidence[0].startswith("simulated:")
+    targets = default_catalogue().get(res.behaviour_id).targets
+    assert set(targets) <= {m.name for m in res.measurements}  # the figure the catalogue judges
+    assert hal.probe(inv.devices[0], "isolation/memory-hard") is None
+
+
+def test_acme_probes_only_catalogue_behaviours(inv, hal):
+    """The guide plugin answers no behaviour ID the catalogue does not define."""
+    from hami_conformance.catalogue import default_catalogue
+
+    cat = default_catalogue()
+    answered = {bid for bid in [*cat.ids(), "discovery/memory/total", "isolation/memory/hard-limit"]
+                if hal.probe(inv.devices[0], bid) is not None}
+    assert answered and answered <= set(cat.ids())
 
 
 def test_hook_hami_hal_pod_annotations(inv, hal):

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HAMI_HAL_PROFILE_PATH"] = str(tmp / "bench.yaml")
     os.environ["HAMI_HAL_PLUGINS"] = "nvidia"
 
-    from hami_scheduler.fakeapi import FakeApiServer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scheduler" / "testing_support"))
+    from sched_fakeapi import FakeApiServer  # the scheduler's test API server (not shipped)
 
     from hami_hal.manager import Hal
     from hami_hal.models import HealthStatus
@@ -72,19 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     api = FakeApiServer()
     base = api.httpd.RequestHandlerClass
 
-    class NoDelay(base):
-        def setup(self):
-            super().setup()
-            # the fake server writes header and body separately; without TCP_NODELAY each call waits
-            # ~40 ms for a delayed ACK, which would measure the fake server, not the agent
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+    class WithEvents(base):
         def do_POST(self):  # noqa: N802 - accept the agent's pod events as an API server does
             if self.path.split("?")[0].endswith("/events"):
                 return self._send(201, self._body())
             return super().do_POST()
 
-    api.httpd.RequestHandlerClass = NoDelay
+    api.httpd.RequestHandlerClass = WithEvents
     api.start()
     api.add_node({"metadata": {"name": NODE, "annotations": {}}})
     hal = Hal()

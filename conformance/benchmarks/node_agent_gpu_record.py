@@ -33,6 +33,33 @@ RESOURCE = "nvidia.com/gpu"
 MIB = 1 << 20
 
 
+def host_process_env(answer, base: dict[str, str] | None = None) -> dict[str, str]:
+    """What a container runtime would give a container, for a process on the host instead (benchmarks).
+
+    The answer's env with every value that names a path inside the container rewritten to the host path
+    mounted there; ``NVIDIA_VISIBLE_DEVICES`` becomes ``CUDA_VISIBLE_DEVICES`` (CUDA accepts UUIDs); a
+    library mounted over ``/etc/ld.so.preload``'s target becomes ``LD_PRELOAD``.
+    """
+    mounts = sorted(((m.container_path.rstrip("/"), m.host_path) for m in answer.mounts), key=lambda m: -len(m[0]))
+
+    def host(path: str) -> str:
+        for ctr, hst in mounts:
+            if path == ctr or path.startswith(ctr + "/"):
+                return hst + path[len(ctr):]
+        return path
+
+    env = dict(base or {})
+    for key, value in answer.envs.items():
+        env[key] = host(value) if value.startswith("/") else value
+    if "NVIDIA_VISIBLE_DEVICES" in answer.envs:
+        env["CUDA_VISIBLE_DEVICES"] = answer.envs["NVIDIA_VISIBLE_DEVICES"]
+    if any(c == "/etc/ld.so.preload" for c, _ in mounts):
+        libs = [h for c, h in mounts if c.endswith(".so")]
+        if libs:
+            env["LD_PRELOAD"] = libs[0]
+    return env
+
+
 def _worker(worker: Path, args: list[str], env: dict[str, str], on_peak=None, timeout: float = 300) -> dict:
     """Run a bench worker; call ``on_peak()`` while it holds its peak allocation (PEAK handshake)."""
     err_file = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty stderr cannot block the worker
@@ -86,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from hami_plugins_nvidia.interposer import library_path, library_version
     from hami_plugins_nvidia.interposer.probe import WORKER
-    from hami_scheduler.fakeapi import FakeApiServer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scheduler" / "testing_support"))
+    from sched_fakeapi import FakeApiServer  # the scheduler's test API server (not shipped)
 
     from hami_hal.manager import Hal
     from hami_hal.node.agent import AgentConfig, NodeAgent
-    from hami_hal.node.fake_kubelet import FakeKubelet, host_process_env
+    from hami_hal.node.fake_kubelet import FakeKubelet
     from hami_hal.node.kubeapi import KubeNodeApi
 
     worker = args.worker or WORKER

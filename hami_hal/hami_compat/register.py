@@ -69,7 +69,7 @@ def _device(where: str, item: object) -> RegisteredDevice:
         devmem=int_field(f"{where}.devmem", item.get("devmem"), 1, MAX_MEMORY_MIB),
         devcore=int_field(f"{where}.devcore", item.get("devcore", 100), 1, MAX_DEVCORE),
         type=str_field(f"{where}.type", item.get("type"), forbid=",:;"),
-        # NVML reports an unknown NUMA node as -1; keep it as "no NUMA node".
+        # Vendor libraries report an unknown NUMA node as -1; keep it as "no NUMA node".
         numa=int_field(f"{where}.numa", 0 if numa in (None, "") else numa, -1, MAX_INDEX),
         health=_health(f"{where}.health", item.get("health", False)),
         index=int_field(f"{where}.index", item.get("index", 0) or 0, 0, MAX_INDEX),
@@ -148,8 +148,8 @@ def encode_register_csv(devices: list[RegisteredDevice]) -> str:
 def model_from_type(hami_type: str, common_word: str) -> str:
     """The product name inside a HAMi ``type``: a ``<CommonWord>-`` prefix the plugin added is dropped.
 
-    ``NVIDIA-NVIDIA H200`` (family ``NVIDIA``) → ``NVIDIA H200``, the name discovery and the capability
-    matrix use; a type without the prefix is the model as it is.
+    ``ACME-Acme X100`` (family ``ACME``) → ``Acme X100``, the name discovery and the capability matrix
+    use; a type without the prefix is the model as it is.
     """
     prefix = f"{common_word}-"
     if hami_type.lower().startswith(prefix.lower()) and len(hami_type) > len(prefix):
@@ -157,16 +157,36 @@ def model_from_type(hami_type: str, common_word: str) -> str:
     return hami_type
 
 
-def to_device(reg: RegisteredDevice, vendor: VendorInfo, family: ResourceFamily) -> Device:
-    """A registered device as the engine sees it: HAMi's shares model with the advertised totals."""
+def to_device(reg: RegisteredDevice, vendor: VendorInfo, family: ResourceFamily, *, only_family: bool = True) -> Device:
+    """A registered device as the engine sees it: the family's ``register_partition`` (or HAMi's shares
+    model) with the advertised totals. ``only_family``: the register key is this family's alone, so the
+    device serves only it (``Device.family``)."""
+    shape = family.register_partition or PartitionModel(kind=PartitionKind.SHARES, memory_mib=reg.devmem)
+    partition = shape.model_copy(update={"memory_mib": reg.devmem, "compute_percent": reg.devcore,
+                                         "max_slots": reg.count})
     return Device(
         vendor=vendor.name, index=reg.index, uuid=reg.id, model=model_from_type(reg.type, family.common_word),
+        family=family.common_word if only_family else None,
         hami_type=reg.type, memory_mib=reg.devmem, numa_node=reg.numa if reg.numa >= 0 else None,
-        healthy=reg.health, mode=reg.mode,
-        partition=PartitionModel(kind=PartitionKind.SHARES, memory_mib=reg.devmem, compute_percent=reg.devcore,
-                                 max_slots=reg.count),
+        healthy=reg.health, mode=reg.mode, partition=partition,
         attributes={"custominfo": reg.custominfo} if reg.custominfo else {},
         provenance=Provenance(source="real", device_model=reg.type),
+    )
+
+
+def from_device(device: Device) -> RegisteredDevice:
+    """What a node agent publishes for ``device``: HAMi's register entry (the inverse of :func:`to_device`).
+
+    ``count``/``devmem``/``devcore`` come from the partition model (slots, allocatable MiB, compute %).
+    """
+    part = device.partition
+    return RegisteredDevice(
+        id=device.uuid, count=part.max_slots if part else 1,
+        devmem=part.memory_mib if part else device.memory_mib,
+        devcore=part.compute_percent if part else 100, type=device.hami_type,
+        numa=device.numa_node if device.numa_node is not None else 0, health=device.healthy,
+        index=device.index, mode=device.mode or DEFAULT_MODE,
+        custominfo=dict(device.attributes.get("custominfo") or {}),
     )
 
 
@@ -178,7 +198,8 @@ def parse_node_devices(annotations: dict[str, str], vendors: list[VendorInfo]) -
         if not value:
             continue
         vendor, family = fams[0]
-        out.extend(to_device(reg, vendor, family) for reg in decode_register(value, key))
+        alone = len(fams) == 1
+        out.extend(to_device(reg, vendor, family, only_family=alone) for reg in decode_register(value, key))
     seen: set[str] = set()
     for d in out:
         if d.uuid in seen:

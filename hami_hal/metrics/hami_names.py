@@ -47,7 +47,7 @@ CTR_UTILIZATION = Series("hami_container_device_utilization_ratio", CTR,
 CTR_LAST_KERNEL = Series("hami_container_last_kernel_elapsed_seconds", CTR,
                          "Seconds since the container's last kernel launch", "Device_last_kernel_of_container",
                          CTR_LEGACY)
-MIG_DEVICE_INFO = Series("hami_mig_device_info", CTR + MIG_EXTRA, "MIG device of a container (1 per instance)",
+MIG_DEVICE_INFO = Series("hami_mig_device_info", CTR + MIG_EXTRA, "Hardware partition instance of a container (1 per instance)",
                          "MigInfo", CTR_LEGACY + ("instanceid",))
 BUILD = Series("hami_build_info", BUILD_INFO, "Build information of the exporter (always 1)")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from .base import HalModel
 from .constraints import DeviceSetRules, PodAnnotationRule
+from .partition import PartitionModel
 
 
 class AnnotationKeys(HalModel):
@@ -17,22 +20,40 @@ class AnnotationKeys(HalModel):
     allocated: str | None = None
 
 
-class ResourceFamily(HalModel):
-    """One family of extended resources (e.g. NVIDIA's gpu / gpumem / gpucores).
+class SelectorAnnotations(HalModel):
+    """Pod annotation keys that narrow the devices a request may use (HAMi ``use-*``/``nouse-*``)."""
 
-    A vendor may own several families (MetaX whole GPU vs sGPU, Kunlun XPU vs vXPU).
+    use_type: str | None = None
+    nouse_type: str | None = None
+    use_uuid: str | None = None
+    nouse_uuid: str | None = None
+    #: Comma list of allowed device modes (e.g. ``acme.example/xpu-mode``).
+    mode: str | None = None
+    #: Reason code when a device's ``mode`` is not among them (HAMi default ``CardTypeMismatch``, or ``ModeNotFit``).
+    mode_reason: str = "CardTypeMismatch"
+    #: ``"true"``: all devices of a container from one NUMA node.
+    numa_bind: str | None = None
+
+
+class ResourceFamily(HalModel):
+    """One family of extended resources (e.g. ``acme.example/xpu`` / ``xpu-mem`` / ``xpu-cores``).
+
+    A vendor may own several families (whole cards vs shares of a card).
     """
 
-    #: HAMi CommonWord, also the ``Type`` field of the allocation string (``NVIDIA``, ``DCU``...).
+    #: HAMi CommonWord, also the ``Type`` field of the allocation string (``ACME``...).
     common_word: str
     count: str
     memory: str | None = None
-    #: MiB per unit of the memory resource (HAMi memoryFactor; Cambricon 256, MetaX sGPU 1024).
+    #: MiB per unit of the memory resource (HAMi memoryFactor; e.g. 256, or 1024 for GiB units).
     memory_unit_mib: int = Field(default=1, ge=1)
+    #: A memory quantity with a unit (``4Gi``) is bytes, a bare number is ``memory_unit_mib`` units
+    #: (HAMi's rule for some GiB-unit share resources).
+    memory_suffix_means_bytes: bool = False
     memory_percent: str | None = None
     cores: str | None = None
     priority: str | None = None
-    #: Whole devices only (e.g. ``metax-tech.com/gpu``): memory and core resources are not accepted.
+    #: Whole devices only (e.g. ``acme.example/card``): memory and core resources are not accepted.
     whole_device: bool = False
     #: MiB given when neither memory nor percentage is requested; 0 means 100 % of the device.
     default_memory_mib: int = Field(default=0, ge=0)
@@ -42,10 +63,20 @@ class ResourceFamily(HalModel):
     #: HAMi webhook rule: exclusive memory without cores means cores = 100.
     full_memory_means_full_cores: bool = True
     #: The family's own HAMi annotation keys (HAMi keys per CommonWord); unset fields fall back to
-    #: ``VendorInfo.annotations``. MetaX GPU and sGPU, Kunlun XPU and vXPU each name their own.
+    #: ``VendorInfo.annotations``. Two families of one vendor (whole cards, shares) name their own.
     annotations: AnnotationKeys | None = None
+    #: Partition shape of devices read from this family's HAMi register annotation (the scheduler side);
+    #: ``memory_mib``, ``compute_percent`` and ``max_slots`` are taken from the annotation. Default:
+    #: HAMi's shares model. A slices family declares its templates here.
+    register_partition: PartitionModel | None = None
     #: Multi-device rules the engine applies to every request of the family.
     device_sets: DeviceSetRules | None = None
+    #: The family's own selector annotation keys (HAMi names UUID filters per CommonWord for some
+    #: vendors); unset fields fall back to ``VendorInfo.selectors``.
+    selectors: SelectorAnnotations | None = None
+    #: ``cores`` above 100: ``error`` (refused, HAMi's webhook rule) or ``clamp`` to 100 (some HAMi
+    #: vendor adapters clamp).
+    cores_above_100: Literal["error", "clamp"] = "error"
     #: Vendor pod annotations read into the family's requests (QoS policy, mode, device selection).
     pod_annotations: list[PodAnnotationRule] = Field(default_factory=list)
 
@@ -54,29 +85,14 @@ class ResourceFamily(HalModel):
         return [n for n in (self.count, self.memory, self.memory_percent, self.cores, self.priority) if n]
 
 
-class SelectorAnnotations(HalModel):
-    """Pod annotation keys that narrow the devices a request may use (HAMi ``use-*``/``nouse-*``)."""
-
-    use_type: str | None = None
-    nouse_type: str | None = None
-    use_uuid: str | None = None
-    nouse_uuid: str | None = None
-    #: Comma list of allowed device modes (``nvidia.com/vgpu-mode``, ``huawei.com/vnpu-mode``).
-    mode: str | None = None
-    #: Reason code when a device's ``mode`` is not among them (HAMi: ``CardTypeMismatch``; Ascend ``ModeNotFit``).
-    mode_reason: str = "CardTypeMismatch"
-    #: ``"true"``: all devices of a container from one NUMA node.
-    numa_bind: str | None = None
-
-
 class VendorInfo(HalModel):
     """Identity of a vendor plugin, from the ``hami_hal_vendor`` hook."""
 
-    #: Plugin vendor key, lower case (``nvidia``); matches ``Device.vendor``.
+    #: Plugin vendor key, lower case (``acme``); matches ``Device.vendor``.
     name: str
     display_name: str
     resources: list[ResourceFamily]
     selectors: SelectorAnnotations = Field(default_factory=SelectorAnnotations)
     annotations: AnnotationKeys = Field(default_factory=AnnotationKeys)
-    #: Known resource-name prefixes (``nvidia.com/``): an unknown name under them is an error.
+    #: Known resource-name prefixes (``acme.example/``): an unknown name under them is an error.
     domains: list[str] = Field(default_factory=list)

@@ -8,7 +8,7 @@ container the kubelet asks about, the agent
 2. pops the first container segment of the family's to-allocate value that still holds devices, and
    checks its device count against the kubelet's (``device number not matched`` otherwise) and that every
    device is one of this family's devices here;
-3. creates hardware partitions where the partition model needs it (MIG, vNPU), creates the container's
+3. creates hardware partitions where the partition model needs it (fixed hardware templates), creates the container's
    shared-state folder, and asks the plugins for the container edits;
 4. patches the trimmed to-allocate value, and ``bind-phase: success`` once nothing is left to allocate,
    then releases the node lock.

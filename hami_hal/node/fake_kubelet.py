@@ -128,29 +128,3 @@ class FakeKubelet(api_pb2_grpc.RegistrationServicer):
         resp = self.endpoints[resource].stub.GetPreferredAllocation(req, timeout=5)
         return list(resp.container_responses[0].deviceIDs)
 
-
-def host_process_env(answer: api_pb2.ContainerAllocateResponse, base: dict[str, str] | None = None) -> dict[str, str]:
-    """What a container runtime would give a container, for a process on the host instead (benchmarks).
-
-    The answer's env with every value that names a path inside the container rewritten to the host path
-    mounted there; ``NVIDIA_VISIBLE_DEVICES`` becomes ``CUDA_VISIBLE_DEVICES`` (CUDA accepts UUIDs); a
-    library mounted over ``/etc/ld.so.preload``'s target becomes ``LD_PRELOAD``.
-    """
-    mounts = sorted(((m.container_path.rstrip("/"), m.host_path) for m in answer.mounts), key=lambda m: -len(m[0]))
-
-    def host(path: str) -> str:
-        for ctr, hst in mounts:
-            if path == ctr or path.startswith(ctr + "/"):
-                return hst + path[len(ctr):]
-        return path
-
-    env = dict(base or {})
-    for key, value in answer.envs.items():
-        env[key] = host(value) if value.startswith("/") else value
-    if "NVIDIA_VISIBLE_DEVICES" in answer.envs:
-        env["CUDA_VISIBLE_DEVICES"] = answer.envs["NVIDIA_VISIBLE_DEVICES"]
-    if any(c == "/etc/ld.so.preload" for c, _ in mounts):
-        libs = [h for c, h in mounts if c.endswith(".so")]
-        if libs:
-            env["LD_PRELOAD"] = libs[0]
-    return env

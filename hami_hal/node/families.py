@@ -1,8 +1,9 @@
-"""Resource families on this node: which devices each kubelet resource (``nvidia.com/gpu``...) offers.
+"""Resource families on this node: which devices each kubelet resource (``<vendor>.com/gpu``...) offers.
 
-One device plugin server runs per family. A vendor with one family offers all its devices there; a
-vendor with a whole-device family and a shared one (MetaX GPU/sGPU, Kunlun XPU/vXPU) offers whole-only
-devices (partition kind ``whole``) in the whole-device family and the rest in its first shared family.
+One device plugin server runs per family. A vendor with one family offers all its devices there. With
+several families (a whole-device family beside a shared one, one family per chip) a device goes to the family its plugin
+names in ``Device.family``; without one, whole-only devices (partition kind ``whole``) go to the
+whole-device family and the rest to the first shared family.
 Each device appears to the kubelet as N virtual IDs ``<uuid>-<i>``, N = its split count (HAMi's
 replica scheme); the kubelet's capacity for the count resource is the sum.
 """
@@ -55,12 +56,20 @@ def families(vendors: list[VendorInfo], devices: list[Device]) -> list[Family]:
         mine = [d for d in devices if d.vendor == v.name]
         if not mine or not v.resources:
             continue
-        whole = next((f for f in v.resources if f.whole_device), None)
-        shared = next((f for f in v.resources if not f.whole_device), None)
-        if len(v.resources) == 1 or whole is None or shared is None:
+        if len(v.resources) == 1:
             out.append(Family(v, v.resources[0], mine))
             continue
-        wd = [d for d in mine if d.partition is not None and d.partition.kind is PartitionKind.WHOLE]
-        sd = [d for d in mine if d not in wd]
-        out += [Family(v, f, ds) for f, ds in ((whole, wd), (shared, sd)) if ds]
+        by_word = {f.common_word: f for f in v.resources}
+        whole = next((f for f in v.resources if f.whole_device), None)
+        shared = next((f for f in v.resources if not f.whole_device), None)
+        picked: dict[str, list[Device]] = {}
+        for d in mine:
+            if d.family in by_word:  # the plugin says which family the device serves
+                fam = by_word[d.family]
+            elif whole is not None and d.partition is not None and d.partition.kind is PartitionKind.WHOLE:
+                fam = whole
+            else:
+                fam = shared or v.resources[0]
+            picked.setdefault(fam.common_word, []).append(d)
+        out += [Family(v, f, picked[f.common_word]) for f in v.resources if f.common_word in picked]
     return out

@@ -51,7 +51,7 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
                  scores: dict[tuple[str, str], int] | None = None) -> None:
         self.family = family
         self.allocator = allocator
-        #: Topology pair scores of the node (NVLink > switch > ...), for preferring linked devices.
+        #: Topology pair scores of the node (fast links score higher), for preferring linked devices.
         self.scores = scores or {}
         self._cond = threading.Condition()
         self._version = 0

@@ -2,7 +2,7 @@
 
 The agent creates a container's folder at ``Allocate`` (mode 0777, as HAMi does, because the workload
 may run as any user) and hands it to the plugins as ``ContainerAllocation.state_dir``; a plugin mounts
-it (the CUDA interposer keeps its region file there). Who the folder belongs to (pod namespace/name,
+it (a vendor interposer keeps its region file there). Who the folder belongs to (pod namespace/name,
 container, devices per vendor) is recorded *outside* the folder, in ``<root>/.hami-hal/``, because the
 container can write into its own folder. Folders whose pod is gone are removed by :meth:`cleanup`.
 """

@@ -15,7 +15,6 @@ from ..hami_compat import (
     NODE_LOCK,
     VGPU_NODE,
     AllocatedDevice,
-    RegisteredDevice,
     decode_allocation,
     decode_handshake,
     decode_lock,
@@ -24,6 +23,7 @@ from ..hami_compat import (
     encode_register_json,
     families_by_key,
     family_keys,
+    from_device,
 )
 from ..models import AnnotationKeys, ContainerAllocation, Device, DeviceSlice, PodAllocation, VendorInfo
 
@@ -86,20 +86,12 @@ def register_values(families) -> dict[str, str]:
             # format (devmem >= 1) and would make readers reject the whole annotation: it is left out there
             # and stays, unhealthy, in the hami-hal inventory
             by_key.setdefault(key, []).extend(d for d in fam.devices if _registered_ok(d))
-    return {key: encode_register_json([_registered(d) for d in devs]) for key, devs in by_key.items()}
+    return {key: encode_register_json([from_device(d) for d in devs]) for key, devs in by_key.items()}
 
 
 def _registered_ok(d: Device) -> bool:
     part = d.partition
     return (part.memory_mib if part else d.memory_mib) >= 1
-
-
-def _registered(d: Device) -> RegisteredDevice:
-    part = d.partition
-    return RegisteredDevice(
-        id=d.uuid, count=part.max_slots if part else 1, devmem=part.memory_mib if part else d.memory_mib,
-        devcore=part.compute_percent if part else 100, type=d.hami_type, numa=d.numa_node or 0, health=d.healthy,
-        index=d.index, mode=d.mode)
 
 
 def handshake_keys(families) -> list[str]:

@@ -15,7 +15,7 @@ from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
 
-from .annotations import DEVICE_CORDON, allocation_from_pod, parse_node
+from .annotations import DEVICE_CORDON, VGPU_NODE, allocation_from_pod, parse_node
 from .index import NodeIndex
 
 FINISHED = ("Succeeded", "Failed")
@@ -88,7 +88,7 @@ class ClusterState:
             if phase in FINISHED or meta.get("deletionTimestamp"):
                 self.remove_pod(key)
                 return
-            node = (meta.get("annotations") or {}).get("hami.io/vgpu-node") or (pod.get("spec") or {}).get("nodeName")
+            node = (meta.get("annotations") or {}).get(VGPU_NODE) or (pod.get("spec") or {}).get("nodeName")
             entry = self.nodes.get(node) if node else None
             if node and entry is None:
                 self.pending[key] = pod

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("grpc")
 pytest.importorskip("hami_plugins_nvidia.plugin", exc_type=ImportError)
-pytest.importorskip("hami_scheduler.fakeapi")
+pytest.importorskip("sched_fakeapi")
 
 from node_agent_fixtures import NODE, EventfulApi, make_agent  # noqa: E402
 

@@ -8,6 +8,7 @@ from node_agent_fixtures import write_region
 
 
 def test_hook_hami_hal_container_usage(hal, tmp_path):
+    hal.discover("sim", node_name="n")
     uuids = ["GPU-a", "GPU-b"]
     now = time.monotonic_ns()
     write_region(tmp_path / "0f.cache", used=[3 << 30, 1 << 20], limits_mib=[10240, 10240], sm=30, busy_s=2.5,
@@ -22,6 +23,7 @@ def test_hook_hami_hal_container_usage(hal, tmp_path):
 
 
 def test_foreign_corrupt_and_symlinked_files_are_skipped(hal, tmp_path):
+    hal.discover("sim", node_name="n")
     (tmp_path / "junk.cache").write_bytes(b"\0" * 64)
     real = write_region(tmp_path.parent / "elsewhere.bin", used=[5], limits_mib=[1], sm=100)
     (tmp_path / "link.cache").symlink_to(real)

@@ -25,7 +25,8 @@ def record_script():
 
 def test_dry_run(record_script, tmp_path, monkeypatch):
     monkeypatch.setenv("HAMI_HAL_PLUGINS", "nvidia")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), str(ROOT / "scheduler" / "testing_support"),
+                                                      os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "rec.json"
     code = record_script.main(["--backend", "sim", "--worker", str(Path(__file__).parent / "standin_worker.py"),
                                "--out", str(out)])
@@ -36,3 +37,17 @@ def test_dry_run(record_script, tmp_path, monkeypatch):
     assert rec["memory"]["exporter_used_bytes"] == 4096 << 20 and rec["memory"]["bytes_over_limit"] == 0
     assert rec["compute"]["share_percent"] == 30
     assert all(rec["criteria"].values())
+
+
+def test_host_process_env_maps_container_paths(record_script, agent, kubelet, api):
+    from node_agent_fixtures import bound_pod
+
+    assert kubelet.wait(lambda k: len(k.healthy("nvidia.com/gpu")) == 20)
+    uuid = agent.inventory.devices[0].uuid
+    bound_pod(api, "h", f"{uuid},NVIDIA,4096,30:;")
+    (resp,) = kubelet.allocate("nvidia.com/gpu", [kubelet.healthy("nvidia.com/gpu")[:1]]).container_responses
+    env = record_script.host_process_env(resp, {"PATH": "/bin"})
+    folder = agent.state.path("0000-h", "main")
+    assert env["CUDA_DEVICE_MEMORY_SHARED_CACHE"].startswith(str(folder) + "/")
+    assert env["CUDA_VISIBLE_DEVICES"] == uuid and env["PATH"] == "/bin"
+    assert env["LD_PRELOAD"].endswith(".so") and env["CUDA_DEVICE_MEMORY_LIMIT_0"] == "4096m"

@@ -50,7 +50,7 @@ def test_unhealthy_device_is_pushed(agent, kubelet, monkeypatch):
 
 def _bind_seed_pod(api, pod: dict) -> dict:
     """The scheduler extender filters and binds the pod through the same fake API server."""
-    from hami_scheduler.testing import start_stack
+    from sched_testing import start_stack
 
     stack = start_stack(api=api, watch=False)
     try:
@@ -176,22 +176,6 @@ def test_kubelet_started_after_the_agent(hal, api, short_tmp):
     finally:
         kubelet.stop()
         agent.stop()
-
-
-def test_host_process_env_maps_container_paths(agent, kubelet, api):
-    from node_agent_fixtures import bound_pod
-
-    from hami_hal.node.fake_kubelet import host_process_env
-
-    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) == 20)
-    uuid = agent.inventory.devices[0].uuid
-    bound_pod(api, "h", f"{uuid},NVIDIA,4096,30:;")
-    (resp,) = kubelet.allocate(RESOURCE, [kubelet.healthy(RESOURCE)[:1]]).container_responses
-    env = host_process_env(resp, {"PATH": "/bin"})
-    folder = agent.state.path("0000-h", "main")
-    assert env["CUDA_DEVICE_MEMORY_SHARED_CACHE"].startswith(str(folder) + "/")
-    assert env["CUDA_VISIBLE_DEVICES"] == uuid and env["PATH"] == "/bin"
-    assert env["LD_PRELOAD"].endswith(".so") and env["CUDA_DEVICE_MEMORY_LIMIT_0"] == "4096m"
 
 
 def test_a_failing_health_hook_marks_the_device_not_the_agent(agent, kubelet, monkeypatch):
