@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "python conformance/benchmarks/node_agent_bench.py --out " + str(args.out),
         "git": rev, "host": socket.gethostname(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "provenance": "simulated: NVIDIA plugin on a synthetic 64x A100 80GB node profile (bench-64xa100); fake "
                       "kubelet (v1beta1 over unix sockets) and fake API server (HTTP, 127.0.0.1) in the same process",
         "results": out,
@@ -178,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     lines = [f"# Node agent benchmark ({record['date']})", "", f"Command: `{record['command']}` (git {rev})", "",
-             f"Provenance: {record['provenance']}. Machine: {record['cpu_count']} CPUs shared with other jobs, "
-             f"Python {record['python']}.", "", "| measure | n | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
+             f"Provenance: {record['provenance']}. Machine: {record['cpu_count']} CPUs shared with other jobs "
+             f"(load average {record['load_average_1_5_15']} at the end), Python {record['python']}.", "", "| measure | n | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
     for k, v in out.items():
         lines.append(f"| {k} | {v['n']} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} |")
     lines += ["", *(f"- {k}: {v['what']}" for k, v in out.items() if "what" in v), ""]
