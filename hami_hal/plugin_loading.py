@@ -25,6 +25,7 @@ from types import ModuleType
 import pluggy
 
 from . import ENTRY_POINT_GROUP
+from .config_file import plugin_lists_from_env
 from .errors import PluginLoadError
 from .models import SkippedPlugin, VendorInfo
 from .plugin_routing import call_one
@@ -50,13 +51,10 @@ def split_list(value: str | None) -> set[str]:
 
 
 def config_file_lists() -> tuple[set[str], set[str]]:
-    """(allow, deny) plugin lists from the file named by ``HAMI_HAL_CONFIG``; empty without one.
-
-    The file is read, bounded and checked in :mod:`hami_hal.config_file` (one place for that rule).
-    """
-    from .config_file import plugin_lists_from_env
-
+    """(allow, deny) plugin lists from ``HAMI_HAL_CONFIG``; the bounds and field checks live in
+    :mod:`hami_hal.config_file`."""
     return plugin_lists_from_env()
+
 
 class PluginLoader:
     """Registers plugins into ``pm`` after validating them; ``on_register`` runs after each one."""

@@ -159,3 +159,17 @@ def test_a_request_never_lands_on_another_family_of_the_same_vendor():
     bad = NodeState("n", devs).fit_pod(PodRequest(name="q", containers=[ContainerRequest(name="c", index=0,
                                                                                           requests=[three])]))
     assert not bad.ok and "1/3 CardTypeMismatch" in bad.reason
+
+
+def test_rule_reasons_must_be_fit_reasons():
+    """A plugin's typo in a reason code fails when its VendorInfo is built, not at fit time."""
+    import pytest
+    from pydantic import ValidationError
+
+    from hami_hal.models import PodAnnotationRule, SelectorAnnotations
+
+    with pytest.raises(ValidationError):
+        PodAnnotationRule(key="k.example/mode", attribute="mode", reason="ModeNotFitt")
+    with pytest.raises(ValidationError):
+        SelectorAnnotations(mode="k.example/mode", mode_reason="Nope")
+    assert PodAnnotationRule(key="k", attribute="a", reason="ModeNotFit").reason.value == "ModeNotFit"

@@ -23,3 +23,10 @@ def test_no_second_allocation_string_encoder():
     hits = [str(p.relative_to(ROOT)) for base in SHIPPED for p in base.rglob("*.py")
             if pattern.search(p.read_text())]
     assert hits == ["hami_hal/hami_compat/allocation.py"], hits
+
+
+def test_node_lock_and_handshake_formats_live_in_the_codec():
+    lock = re.compile(r"\},\{[a-z_]*ns[a-z_]*\},\{|Requesting_|Deleted_")
+    hits = [str(p.relative_to(ROOT)) for base in SHIPPED for p in base.rglob("*.py")
+            if CODEC not in p.parents and lock.search(p.read_text())]
+    assert not hits, hits

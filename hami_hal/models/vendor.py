@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from .allocation import FitReason
 from .base import HalModel
 from .constraints import DeviceSetRules, PodAnnotationRule
 from .partition import PartitionModel
@@ -30,7 +31,7 @@ class SelectorAnnotations(HalModel):
     #: Comma list of allowed device modes (e.g. ``acme.example/xpu-mode``).
     mode: str | None = None
     #: Reason code when a device's ``mode`` is not among them (HAMi default ``CardTypeMismatch``, or ``ModeNotFit``).
-    mode_reason: str = "CardTypeMismatch"
+    mode_reason: FitReason = FitReason.CARD_TYPE_MISMATCH
     #: ``"true"``: all devices of a container from one NUMA node.
     numa_bind: str | None = None
 

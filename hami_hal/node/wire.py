@@ -99,8 +99,8 @@ def handshake_keys(families) -> list[str]:
 
 
 def handshake_stale(value: str | None) -> bool:
-    """True when the node should (re)report: no handshake yet, or the scheduler asked (``Requesting_``)
-    or gave up (``Deleted_``), or the value is unreadable."""
+    """True when the node should (re)report: no handshake yet, the scheduler asked (state ``requesting``)
+    or gave up (state ``deleted``), or the value is unreadable."""
     if not value:
         return True
     try:

@@ -1,6 +1,6 @@
 """Load record of the extender over TLS with client certificates: sequential, then N concurrent clients.
 
-Everything runs on 127.0.0.1: the in-process fake API server (hami_scheduler.fakeapi) behind the real
+Everything runs on 127.0.0.1: the in-process fake API server (scheduler/testing_support/sched_fakeapi.py) behind the real
 ``kubernetes`` client, a watcher keeping the cache current, and the extender (`ExtenderServer` with
 ``--tls-cert/--tls-key/--client-ca``). Each client holds one keep-alive TLS connection and, per pod,
 posts ``filter`` (nodeCacheCapable, all node names) then ``bind`` to the chosen node, as
@@ -32,6 +32,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing_support"))  # test helpers are not shipped
+
 from hami_scheduler import annotations as ann
 from hami_scheduler.capability import CapabilityGate
 from hami_scheduler.extender import Extender
@@ -40,8 +42,6 @@ from hami_scheduler.kube import Kube, Watcher, api_client
 from hami_scheduler.server import ExtenderServer
 from hami_scheduler.state import ClusterState
 from hami_scheduler.testing_tls import make_pki
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing_support"))  # test helpers are not shipped
 from sched_fakeapi import FakeApiServer  # noqa: E402
 from sched_testing import NVIDIA, gpu_node, gpu_pod  # noqa: E402
 
@@ -238,7 +238,7 @@ def main() -> int:
     record = {
         "date": args.date,
         "command": "python scheduler/benchmarks/bench_extender_tls_load.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "provenance": "127.0.0.1 only; in-process fake API server (hami_scheduler.fakeapi, TCP_NODELAY set by the "
+        "provenance": "127.0.0.1 only; in-process fake API server (sched_fakeapi, TCP_NODELAY set by the "
                       "bench) behind the real kubernetes client, all in one Python process with the extender; "
                       "simulated nodes (HAMi register annotations of NVIDIA-A100-PCIE-40GB shape); "
                       "no GPU involved",
