@@ -33,10 +33,15 @@ OURS = re.compile(r"^hami[_-]|^__editable__|^_?hami")
 TOOLS = re.compile(r"^(pip|setuptools|wheel|_distutils_hack|distutils-precedence)([-_.]|$)")
 
 
+def _dist_folders() -> list[Path]:
+    """``*/pyproject.toml`` as the Makefile's wildcard sees it: hidden folders (scratch copies) are not dists."""
+    return sorted(p for p in REPO.glob("*/pyproject.toml") if not p.parent.name.startswith("."))
+
+
 def _projects() -> dict[str, dict]:
     """Every distribution of the repository: ``[project]`` of the root and of each ``*/pyproject.toml``."""
     out = {}
-    for path in [REPO / "pyproject.toml", *sorted(REPO.glob("*/pyproject.toml"))]:
+    for path in [REPO / "pyproject.toml", *_dist_folders()]:
         project = tomllib.loads(path.read_text())["project"]
         out[project["name"]] = project
     return out
@@ -168,7 +173,7 @@ def test_make_wheels_builds_every_distribution(wheels):
 
 
 def test_pyproject_files_use_the_forms_setuptools_does_not_warn_about():
-    for path in [REPO / "pyproject.toml", *sorted(REPO.glob("*/pyproject.toml"))]:
+    for path in [REPO / "pyproject.toml", *_dist_folders()]:
         doc = tomllib.loads(path.read_text())
         where = path.relative_to(REPO)
         assert isinstance(doc["project"].get("license"), str), f"{where}: license must be an SPDX string"

@@ -76,7 +76,9 @@ def _repo_docs() -> list[Path]:
     skip = {".venv", ".git", "node_modules", "build", "dist", "hami-out"}
     out = []
     for path in REPO.rglob("*"):
-        if not path.is_file() or any(part in skip or part.endswith(".egg-info") for part in path.parts):
+        rel = path.relative_to(REPO).parts
+        # hidden folders (.git, .venv, scratch copies such as .gpu/) are not what a user reads
+        if not path.is_file() or any(p in skip or p.startswith(".") or p.endswith(".egg-info") for p in rel):
             continue
         if path.suffix in {".md", ".yaml", ".yml", ".txt", ".rst", ".html"} or path.name in {"Makefile"}:
             out.append(path)
