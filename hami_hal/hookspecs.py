@@ -284,6 +284,32 @@ def hami_hal_allocation_metrics(device: Device, context: NodeContext) -> list[Me
     """
 
 
+@hookspec
+def hami_hal_container_usage(state_dir: Path, device_uuids: list[str], context: NodeContext) -> list[MetricSample]:
+    """Usage one container's isolation layer recorded in its shared-state folder.
+
+    The node agent creates a folder per allocated container (HAMi's layout ``<root>/<podUID>_<container>``)
+    and hands it to ``hami_hal_container_edits`` as ``ContainerAllocation.state_dir``; a plugin whose
+    isolation keeps per-container state (an interposer's region file) mounts it there.
+
+    When: at every scrape of the node agent's exporter (``hami node``), once per allocated container of
+    the plugin's vendor whose folder exists.
+
+    :param state_dir: the container's folder on the host (the container can write into it: treat every
+        file as untrusted, skip symlinks, foreign and corrupt files).
+    :param device_uuids: the container's devices of this plugin, in slice order, to map the
+        isolation layer's per-container device index to a UUID.
+    :param context: the context the plugin's devices were discovered with.
+
+    Return: samples with scope ``allocation``, the device's UUID and a ``vdevice_index`` label, in base
+    units: ``memory_used`` / ``memory_limit`` (bytes), ``core_limit`` (ratio), ``busy`` (seconds, a
+    running total), ``last_kernel_age`` (seconds since the last launch). The agent serves them as HAMi's
+    per-container series (``hami_vgpu_memory_used_bytes``...).
+
+    Default: no samples (the container's series are absent).
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Health hooks
 # ---------------------------------------------------------------------------------------------

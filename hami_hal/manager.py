@@ -255,6 +255,13 @@ class Hal:
                                 context=self.context(device.vendor, context))
         return [s for batch in out for s in batch]
 
+    def container_usage(self, vendor: str, state_dir: Path, device_uuids: list[str], *,
+                        context: NodeContext | None = None) -> list[MetricSample]:
+        """What ``vendor``'s isolation layer recorded in one container's shared-state folder."""
+        out = self._vendor_call(vendor, "hami_hal_container_usage", state_dir=state_dir,
+                                device_uuids=device_uuids, context=self.context(vendor, context))
+        return [s for batch in out for s in batch]
+
     def probe(self, device: Device, behaviour_id: str, *, context: NodeContext | None = None) -> ProbeResult | None:
         return self._vendor_call(device.vendor, "hami_hal_conformance_probe", device=device,
                                  behaviour_id=behaviour_id, context=self.context(device.vendor, context))

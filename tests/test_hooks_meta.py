@@ -29,8 +29,9 @@ def test_hookspecs_are_found():
     core = {"hami_hal_vendor", "hami_hal_sim_profiles", "hami_hal_discover", "hami_hal_partition_model",
             "hami_hal_admit_request", "hami_hal_create_partition", "hami_hal_destroy_partition",
             "hami_hal_container_edits", "hami_hal_pod_annotations", "hami_hal_topology", "hami_hal_device_metrics",
-            "hami_hal_allocation_metrics", "hami_hal_device_health", "hami_hal_conformance_probe"}
-    assert core <= set(HOOKS) and len(HOOKS) >= 14
+            "hami_hal_allocation_metrics", "hami_hal_container_usage", "hami_hal_device_health",
+            "hami_hal_conformance_probe"}
+    assert core <= set(HOOKS) and len(HOOKS) >= 15
     assert "hami_hal_fit" not in HOOKS  # a rule the scheduler cannot see is data now
 
 

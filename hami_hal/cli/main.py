@@ -15,13 +15,14 @@ from importlib.metadata import entry_points
 
 from .. import __version__
 from ..errors import HalError
+from ..node import cli as cmd_node
 from . import cmd_allocate, cmd_devices, cmd_metrics, cmd_plugins, cmd_profiles, cmd_schemas
 from .output import error_line, warn_line
 
 CLI_ENTRY_POINT_GROUP = "hami_hal.cli"
 BUILTIN: list[Callable[[argparse._SubParsersAction], None]] = [
     cmd_plugins.register, cmd_devices.register, cmd_allocate.register, cmd_profiles.register,
-    cmd_schemas.register, cmd_metrics.register,
+    cmd_schemas.register, cmd_metrics.register, cmd_node.register,
 ]
 
 

@@ -68,6 +68,10 @@ class ContainerAllocation(HalModel):
     index: int
     init: bool = False
     slices: list[DeviceSlice] = Field(default_factory=list)
+    #: Host folder the node agent made for this container's shared state (HAMi layout
+    #: ``<root>/<podUID>_<container>``); a plugin that keeps per-container state (an interposer's
+    #: region) mounts it. None outside the node agent (dry runs), where the plugin picks its own.
+    state_dir: str | None = None
 
 
 class PodAllocation(HalModel):

@@ -4,7 +4,8 @@ Shares (hami-core): ``NVIDIA_VISIBLE_DEVICES`` = the GPU UUIDs in slice order,
 ``CUDA_DEVICE_MEMORY_LIMIT_<i>=<MiB>m`` per GPU, ``CUDA_DEVICE_SM_LIMIT`` = the first GPU's percent,
 ``CUDA_DEVICE_MEMORY_SHARED_CACHE`` = ``<hook>/vgpu/<uuid>.cache``, ``CUDA_TASK_PRIORITY`` from
 ``nvidia.com/priority`` (HAMi's webhook sets it; here it travels with the slice), and the interposer mounts
-(libvgpu.so, the per-container cache folder, the vgpulock folder, /etc/ld.so.preload).
+(libvgpu.so, the per-container cache folder, the vgpulock folder, /etc/ld.so.preload). The cache folder is
+``allocation.state_dir`` when the node agent made one (HAMi's ``<hook>/vgpu/containers/<podUID>_<ctr>``).
 MIG slices expose the MIG device (its UUID) and set no HAMi-core variable. As in HAMi, a whole-GPU
 slice still gets its (full-size) limits: HAMi-core treats 100 % as "no limit".
 """
@@ -78,8 +79,8 @@ def container_edits(
     rw = ["rw", "nosuid", "nodev", "bind"]
     mounts = [
         Mount(host_path=_interposer_library(hook), container_path=f"{hook}/vgpu/libvgpu.so"),
-        Mount(host_path=f"{hook}/vgpu/containers/{cache}_{allocation.name}", container_path=f"{hook}/vgpu",
-              options=rw),
+        Mount(host_path=allocation.state_dir or f"{hook}/vgpu/containers/{cache}_{allocation.name}",
+              container_path=f"{hook}/vgpu", options=rw),
         Mount(host_path="/tmp/vgpulock", container_path="/tmp/vgpulock", options=rw),
         Mount(host_path=f"{hook}/vgpu/ld.so.preload", container_path="/etc/ld.so.preload"),
     ]

@@ -20,7 +20,7 @@ from hami_hal.models import (
     VendorInfo,
 )
 
-from . import __version__, discovery, health, isolation, metrics, mig, partitions, probe, topology
+from . import __version__, discovery, health, isolation, metrics, mig, partitions, probe, topology, usage
 from .config import parse_config
 from .mig_catalogue import PROFILE_DIR
 from .ports import port_for
@@ -81,6 +81,11 @@ def hami_hal_device_metrics(device: Device, context: NodeContext) -> list[Metric
 @hookimpl
 def hami_hal_allocation_metrics(device: Device, context: NodeContext) -> list[MetricSample]:
     return metrics.process_samples(port_for(context), device)
+
+
+@hookimpl
+def hami_hal_container_usage(state_dir: Path, device_uuids: list[str], context: NodeContext) -> list[MetricSample]:
+    return usage.container_samples(state_dir, device_uuids)
 
 
 @hookimpl

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from k8s_stack import RESOURCES, gpu_pod
@@ -36,7 +37,9 @@ def test_node_agent_registration_is_what_the_extender_schedules_on(stack, deadli
     stack.nodes.append(name)
     out = subprocess.run([sys.executable, "-m", "hami_hal.cli", "node", "--once", "--backend", "sim",
                           "--sim-node", PROFILE, "--node-name", name, "--kubeconfig", str(stack.cp.kubeconfig),
-                          "--metrics-port", "0"], capture_output=True, text=True, timeout=120)
+                          "--metrics-port", "0"], capture_output=True, text=True, timeout=120,
+                         # not from the checkout: there `hami_plugins_nvidia` is the source folder, not the package
+                         cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr[-2000:]
     anns = stack.core.read_node(name).metadata.annotations or {}
     devices = decode_register(anns[NVIDIA.annotations.node_register], NVIDIA.annotations.node_register)
