@@ -4,7 +4,7 @@ PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 # Distributions besides the root one; a folder without pyproject.toml (not written yet) is skipped.
-DISTS    := hami_plugins_nvidia conformance scheduler
+DISTS    := hami_plugins_nvidia hami_plugins_ascend hami_plugins_hygon conformance scheduler
 PRESENT  := $(foreach d,$(DISTS),$(if $(wildcard $(d)/pyproject.toml),$(d)))
 STAMP    := $(VENV)/.installed
 # The main job: the conformance suite against every installed plugin's devices on this node (real

@@ -1,0 +1,34 @@
+"""HAMi's admission rules applied to a parsed :class:`ResourceRequest` of an Ascend family.
+
+The body of the plugin's request-admission hook: rounds ``-memory`` to the template (or the whole card),
+applies the superPod pair rule and refuses what HAMi's webhook refuses, each refusal an
+:class:`~hami_hal.errors.InputError` naming the resource and value.
+"""
+
+from __future__ import annotations
+
+from hami_hal.errors import InputError
+from hami_hal.models import ResourceRequest
+
+from .chips import by_common_word
+from .rules import AdmissionRefused, admit
+
+
+def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
+    """The request as HAMi's webhook leaves it; raises InputError for a request HAMi refuses."""
+    chip = by_common_word(request.common_word)
+    if chip is None:
+        return request
+    memory = request.memory_mib if request.memory_mib else None
+    if memory is None and request.memory_percent not in (None, 100):
+        memory = chip.memoryAllocatable * request.memory_percent // 100
+    try:
+        got = admit(chip, request.count, memory, request.compute_percent or None, annotations)
+    except AdmissionRefused as err:
+        raise InputError(err.field, err.value, err.reason) from None
+    if got.soft:
+        return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib,
+                                          "memory_percent": None, "compute_percent": got.cores})
+    return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib, "memory_percent": None,
+                                      "compute_percent": 0})
+
