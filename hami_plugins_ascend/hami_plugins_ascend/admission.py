@@ -11,7 +11,15 @@ from hami_hal.errors import InputError
 from hami_hal.models import ResourceRequest
 
 from .chips import by_common_word
-from .rules import AdmissionRefused, admit
+from .rules import AdmissionRefused, Refusal, admit
+
+
+class AdmissionError(InputError):
+    """HAMi's webhook would refuse this request; ``code`` says which rule (see :class:`Refusal`)."""
+
+    def __init__(self, code: Refusal, field: str, value: object, reason: str) -> None:
+        self.code = code
+        super().__init__(field, value, reason)
 
 
 def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
@@ -25,7 +33,7 @@ def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> Reso
     try:
         got = admit(chip, request.count, memory, request.compute_percent or None, annotations)
     except AdmissionRefused as err:
-        raise InputError(err.field, err.value, err.reason) from None
+        raise AdmissionError(err.code, err.field, err.value, err.reason) from None
     if got.soft:
         return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib,
                                           "memory_percent": None, "compute_percent": got.cores})

@@ -1,0 +1,103 @@
+"""One test per hook the Ascend plugin implements, through the Hal facade on simulated nodes."""
+
+from __future__ import annotations
+
+from hami_hal.models import ContainerAllocation, DeviceSlice, PartitionKind
+from hami_hal.testing import plugin_problems
+from hami_plugins_ascend import plugin, ports
+
+
+def _slice(dev, template, memory, cores=0):
+    return DeviceSlice(vendor="ascend", uuid=dev.uuid, device_index=dev.index, common_word=dev.hami_type,
+                       memory_mib=memory, compute_percent=cores, template=template)
+
+
+def test_plugin_is_sound():
+    assert plugin_problems(plugin) == []
+
+
+def test_hook_hami_hal_vendor(hal):
+    (vendor,) = hal.vendors()
+    words = {f.common_word for f in vendor.resources}
+    assert words == {"Ascend910A", "Ascend910B2", "Ascend910B3", "Ascend910B4", "Ascend910B4-1", "Ascend310P",
+                     "Ascend910C"}
+    b3 = next(f for f in vendor.resources if f.common_word == "Ascend910B3")
+    assert (b3.count, b3.memory, b3.cores) == ("huawei.com/Ascend910B3", "huawei.com/Ascend910B3-memory",
+                                               "huawei.com/Ascend910B3-core")
+    assert vendor.selectors.mode == "huawei.com/vnpu-mode"
+
+
+def test_hook_hami_hal_sim_profiles(hal):
+    cat = hal.catalog()
+    assert {"ascend-8x910b3", "ascend-16x910c", "ascend-4x310p3", "ascend-8x910b4-1"} <= set(cat.nodes)
+
+
+def test_hook_hami_hal_discover(sim):
+    inv = sim("ascend-8x910b3")
+    assert inv.source == "simulated" and len(inv.devices) == 8
+    d = inv.devices[0]
+    assert (d.model, d.hami_type, d.mode, d.attributes["hccs_group"]) == ("910B3", "Ascend910B3", "vnpu-template", 0)
+    assert d.attributes["templates"] == ["vir05_1c_16g", "vir10_3c_32g"]
+    c = sim("ascend-16x910c").devices
+    assert [x.attributes["die_pair"] for x in c[:4]] == [0, 0, 1, 1] and c[0].attributes["super_pod"]
+
+
+def test_hook_hami_hal_partition_model(sim):
+    d = sim("ascend-8x910b3").devices[0]
+    assert d.partition.kind is PartitionKind.TEMPLATES and d.partition.max_slots == 4
+    assert [t.name for t in d.partition.templates] == ["vir05_1c_16g", "vir10_3c_32g", "whole-card"]
+    assert d.partition.requires_creation and d.partition.compute_units == 20
+    assert sim("ascend-4x310p3").devices[0].partition.max_slots == 7
+    assert sim("ascend-8x910a").devices[0].partition.max_slots == 15
+    assert sim("ascend-8x910b3", config={"ascend": {"vDeviceCount": 2}}).devices[0].partition.max_slots == 2
+    soft = sim("ascend-8x910b3-vnpu-core").devices[0]
+    assert soft.partition.kind is PartitionKind.SHARES and soft.mode == "hami-core"
+
+
+def test_hook_hami_hal_create_partition(hal, sim):
+    d = sim("ascend-8x910b3").devices[2]
+    handle = hal.create_partition(d, _slice(d, "vir10_3c_32g", 32768))
+    assert handle == {"template": "vir10_3c_32g", "vnpu_id": 2 * 16 + 100, "npu_id": 2, "chip_id": 0}
+    assert hal.create_partition(d, _slice(d, "whole-card", 65536)) == {"template": "whole-card", "vnpu_id": None}
+
+
+def test_hook_hami_hal_destroy_partition(hal, sim):
+    d = sim("ascend-8x910b3").devices[1]
+    handle = hal.create_partition(d, _slice(d, "vir05_1c_16g", 16384))
+    fake = next(iter(ports._fakes.values()))[1]
+    assert len(fake.vnpus[1]) == 1
+    assert hal.destroy_partition(d, handle) is True
+    assert fake.vnpus[1] == []
+
+
+def test_hook_hami_hal_container_edits(hal, sim):
+    d = sim("ascend-8x910b3").devices[3]
+    edits = hal.container_edits(ContainerAllocation(name="c", index=0, slices=[_slice(d, "vir05_1c_16g", 16384)]),
+                                [d])
+    assert edits.env == {"ASCEND_VISIBLE_DEVICES": "3", "ASCEND_VNPU_SPECS": "vir05_1c_16g"}
+    assert edits.device_nodes == []
+
+
+def test_hook_hami_hal_topology(sim):
+    inv = sim("ascend-8x910b3")
+    u = [d.uuid for d in inv.devices]
+    assert inv.topology.link(u[0], u[3]).kind.value == "nvlink"
+    assert inv.topology.link(u[3], u[4]).kind.value == "cross-cpu"
+    c = sim("ascend-16x910c")
+    cu = [d.uuid for d in c.devices]
+    assert c.topology.link(cu[0], cu[1]).count == 2 and c.topology.link(cu[1], cu[2]).count == 1
+
+
+def test_hook_hami_hal_device_metrics(hal, sim):
+    d = sim("ascend-8x910b3").devices[0]
+    got = {s.name: s.value for s in hal.device_metrics(d)}
+    assert got["memory_total"] == 65536 * 2**20 and got["memory_used"] == 3410 * 2**20
+    assert got["temperature"] == 35 and got["power"] == 91.0 and got["utilization"] == 0
+
+
+def test_hook_hami_hal_device_health(sim, place, pod):
+    inv = sim("ascend-8x910b3-faulty")
+    bad = [d for d in inv.devices if not d.healthy]
+    assert [d.index for d in bad] == [5] and bad[0].health_reason == "npu-smi reports Health Critical"
+    fit = place(inv, pod("p", {"huawei.com/Ascend910B3": "8"}))
+    assert not fit.ok and "CardNotHealth" in fit.reason
