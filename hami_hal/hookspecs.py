@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         HealthStatus,
         MetricSample,
         PartitionModel,
+        PodAllocation,
         ProbeResult,
         ResourceRequest,
         Topology,
@@ -120,6 +121,19 @@ def hami_hal_container_edits(
 
     ``allocation.slices`` holds only this plugin's slices. The core merges the edits of every vendor
     and can render them as a CDI spec.
+    """
+
+
+@hookspec
+def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
+    """Extra pod annotations the plugin writes when a pod is placed (HAMi's ``PatchAnnotations``).
+
+    Called by the scheduler at Filter and by ``hami allocate`` after the engine placed ``pod`` (the pod
+    object as given). ``allocation`` holds only this plugin's slices, each with the request attributes
+    read from the family's pod annotations; ``devices`` are the plugin's devices on the chosen node.
+    Return ``{key: value}``, e.g. Ascend's runtime JSON ``huawei.com/<CW>``, Cambricon's
+    ``CAMBRICON_DSMLU_PROFILE`` or Kunlun's ``BAIDU_COM_DEVICE_IDX``. The HAMi allocation keys
+    (``hami_compat``) are written by the core and cannot be replaced. Default: no extra annotation.
     """
 
 

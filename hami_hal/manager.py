@@ -43,6 +43,7 @@ from .models import (
     NodeInventory,
     PartitionKind,
     PartitionModel,
+    PodAllocation,
     ProbeResult,
     Provenance,
     ResourceRequest,
@@ -178,6 +179,7 @@ class Hal:
         version = version or getattr(plugin, "__version__", None) or "0+unknown"
         self.plugins[name] = LoadedPlugin(name, plugin, vendor, version, dist, hooks)
         self._by_vendor[vendor.name] = name
+        self._callers.clear()  # a routing answer cached before this plugin came may now be wrong
 
     def _drop(self, plugin: object) -> None:
         if self.pm.is_registered(plugin):
@@ -361,6 +363,25 @@ class Hal:
     def destroy_partition(self, device: Device, handle: dict) -> bool | None:
         return self._vendor_call(device.vendor, "hami_hal_destroy_partition", device=device, handle=handle,
                                  context=self.context(device.vendor))
+
+    def pod_annotations(self, allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str]:
+        """Every vendor's ``hami_hal_pod_annotations`` for ``allocation``, each given only its own slices."""
+        out: dict[str, str] = {}
+        vendors = sorted({s.vendor for s in allocation.slices()})
+        for vendor in vendors:
+            if self.plugin_for_vendor(vendor) is None:
+                continue
+            mine = allocation.model_copy(update={"containers": [
+                c.model_copy(update={"slices": [s for s in c.slices if s.vendor == vendor]})
+                for c in allocation.containers]})
+            devs = [d for d in devices if d.vendor == vendor]
+            for extra in self._vendor_call(vendor, "hami_hal_pod_annotations", allocation=mine, devices=devs, pod=pod):
+                for key, value in (extra or {}).items():
+                    if not isinstance(key, str) or not isinstance(value, str):
+                        raise PluginLoadError(f"plugin {vendor}: hami_hal_pod_annotations returned {key!r}: "
+                                              f"{value!r}; keys and values must be strings")
+                    out.setdefault(key, value)
+        return out
 
     def container_edits(self, allocation: ContainerAllocation, devices: list[Device]) -> ContainerEdits:
         """Merged edits of every vendor that has slices in ``allocation``."""

@@ -150,3 +150,23 @@ def test_hook_hami_hal_conformance_probe(inv, hal):
     assert res.level is Level.SUPPORTED and res.measurements[0].value == 16384
     assert res.evidence[0].startswith("simulated:")
     assert hal.probe(inv.devices[0], "isolation/memory/hard-limit") is None
+
+
+def test_hook_hami_hal_pod_annotations(inv, hal):
+    """The plugin's PatchAnnotations sees only its slices, with the QoS read from the pod annotation."""
+    import json
+
+    from hami_hal.requests import parse_pod
+
+    pod = {"metadata": {"name": "p", "annotations": {"acme.example/qos-policy": "fixed-share"}},
+           "spec": {"containers": [{"name": "c", "resources": {"limits": {"acme.example/xpu": 1,
+                                                                          "acme.example/xpu-mem": 1024}}}]}}
+    req = parse_pod(pod, hal.vendors())
+    assert [(a.attribute, a.value) for a in req.containers[0].requests[0].attributes] == [("qos", "fixed-share")]
+    fit = NodeState.from_inventory(inv).fit_pod(req)
+    extra = hal.pod_annotations(fit.allocation, inv.devices, pod)
+    (sl,) = fit.allocation.slices()
+    assert json.loads(extra["acme.example/assigned"]) == [[{"uuid": sl.uuid, "index": sl.device_index,
+                                                           "qos": "fixed-share"}]]
+    empty = fit.allocation.model_copy(update={"containers": []})
+    assert hal.pod_annotations(empty, inv.devices, pod) == {}

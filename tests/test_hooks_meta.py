@@ -25,7 +25,7 @@ def _test_sources() -> str:
 
 
 def test_hookspecs_are_found():
-    assert "hami_hal_discover" in HOOKS and len(HOOKS) == 13
+    assert "hami_hal_discover" in HOOKS and "hami_hal_pod_annotations" in HOOKS and len(HOOKS) == 14
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine import NodeState, PodFit
+from ..hami_compat import allocation_annotations
 from ..manager import Hal
 from ..models import ContainerEdits, NodeInventory, PodAllocation, PodRequest
 from ..requests import ParsedPod, check_satisfiable, load_pod_file, parse_pod_detailed
@@ -28,25 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def encode_allocation(alloc: PodAllocation, vendor: str) -> str:
-    """HAMi allocation string for one vendor: ``<uuid>,<Type>,<mem>,<cores>:...;`` per container."""
-    return "".join(
-        "".join(f"{s.uuid},{s.common_word},{s.memory_mib},{s.compute_percent}:"
-                for s in c.slices if s.vendor == vendor) + ";"
-        for c in sorted(alloc.containers, key=lambda c: c.index)
-    )
-
-
-def hami_annotations(hal: Hal, alloc: PodAllocation) -> dict[str, str]:
-    """The pod annotations HAMi's Filter would write for this allocation (hami-compat.md §5)."""
-    out: dict[str, str] = {}
-    for vendor in sorted({s.vendor for s in alloc.slices()}):
-        plugin = hal.plugin_for_vendor(vendor)
-        keys = plugin.vendor.annotations if plugin else None
-        value = encode_allocation(alloc, vendor)
-        for key in (keys.to_allocate, keys.allocated) if keys else ():
-            if key:
-                out[key] = value
+def hami_annotations(hal: Hal, alloc: PodAllocation, pod: dict | None = None,
+                     devices: list | None = None) -> dict[str, str]:
+    """The pod annotations HAMi's Filter would write: every family's allocation (``hami_compat``),
+    then the plugins' own extras (``hami_hal_pod_annotations``), which never replace a HAMi key."""
+    spec = (pod or {}).get("spec") or {}
+    n = len(spec.get("initContainers") or []) + len(spec.get("containers") or []) or None
+    out = allocation_annotations(alloc, hal.vendors(), n)
+    for key, value in hal.pod_annotations(alloc, devices or [], pod or {}).items():
+        out.setdefault(key, value)
     return out
 
 
@@ -63,7 +54,8 @@ def dry_run(hal: Hal, inv: NodeInventory, pod: dict) -> tuple[ParsedPod, PodFit,
     return parsed, fit, edits
 
 
-def _render(hal: Hal, inv: NodeInventory, req: PodRequest, fit: PodFit, edits: dict[str, ContainerEdits]) -> None:
+def _render(hal: Hal, inv: NodeInventory, req: PodRequest, fit: PodFit, edits: dict[str, ContainerEdits],
+            pod: dict) -> None:
     out = console()
     label = source_label(inv)
     if not req.has_devices:
@@ -105,7 +97,7 @@ def _render(hal: Hal, inv: NodeInventory, req: PodRequest, fit: PodFit, edits: d
         for m in e.mounts:
             env.add_row("mount", f"{m.host_path} -> {m.container_path}")
         out.print(env)
-    for key, value in hami_annotations(hal, fit.allocation).items():
+    for key, value in hami_annotations(hal, fit.allocation, pod, inv.devices).items():
         out.print(f"annotation {key}: {value}", soft_wrap=True)
 
 
@@ -129,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
             "failures": [f.model_dump(mode="json") for f in fit.failures],
             "ignored_resources": [{"field": f, "name": n} for f, n in parsed.ignored],
             "edits": {k: e.model_dump(mode="json") for k, e in edits.items()},
-            "annotations": hami_annotations(hal, fit.allocation) if fit.ok and fit.allocation else {},
+            "annotations": hami_annotations(hal, fit.allocation, pod, inv.devices) if fit.ok and fit.allocation else {},
         })
     else:
-        _render(hal, inv, req, fit, edits)
+        _render(hal, inv, req, fit, edits, pod)
     return 0 if fit.ok else 1

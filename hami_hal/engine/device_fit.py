@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..models import DevicePolicy, FitReason, PartitionKind, Placement, ResourceRequest
+from ..models import AttributeMatch, DevicePolicy, FitReason, PartitionKind, Placement, ResourceRequest
 from .device_state import Contribution, DeviceState
 
 
@@ -19,6 +19,7 @@ class Proposal:
     placement: Placement | None = None
     compute_units: int = 0
     exclusive: bool = False
+    tags: tuple[tuple[str, str], ...] = ()
 
     def contribution(self) -> Contribution:
         return Contribution(
@@ -28,6 +29,7 @@ class Proposal:
             compute_units=self.compute_units,
             instances=[(self.template, self.placement)] if self.template else [],
             exclusive=self.exclusive,
+            tags=list(self.tags),
         )
 
 
@@ -56,6 +58,16 @@ def selectors_refuse(st: DeviceState, req: ResourceRequest, cordoned: frozenset[
         return (FitReason.CARD_UUID_MISMATCH, dev.uuid, "uuid not in use-uuid list")
     if dev.uuid in req.uuid_exclude:
         return (FitReason.CARD_UUID_MISMATCH, dev.uuid, "uuid in nouse-uuid list")
+    for attr in req.attributes:
+        if attr.match is AttributeMatch.DEVICE:
+            have = dev.attributes.get(attr.attribute)
+            if str(have) not in attr.values():
+                return (FitReason(attr.reason), dev.uuid, f"{attr.attribute} {have} not in {attr.values()}")
+        elif attr.match is AttributeMatch.TENANTS and st.used_slots > 0:
+            other = next((v for a, v in st.tags if a == attr.attribute and v != attr.value), None)
+            if other is not None:
+                return (FitReason(attr.reason), dev.uuid,
+                        f"device holds {attr.attribute}={other} tenants, request has {attr.value}")
     return None
 
 
@@ -76,12 +88,12 @@ def fit_device(st: DeviceState, req: ResourceRequest, cordoned: frozenset[str]) 
     cores = min(req.compute_percent, 100)
     need = _round_up(req.memory_for(part.memory_mib), part.memory_granularity_mib)
 
-    if part.kind is PartitionKind.WHOLE or req.whole_device:
+    if part.kind is PartitionKind.WHOLE or req.takes_whole_devices:
         if st.used_slots > 0:
             return (FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, uuid, "whole device requested but in use")
         if need > part.memory_mib:
             return (FitReason.CARD_INSUFFICIENT_MEMORY, uuid, f"needs {need} MiB, device has {part.memory_mib}")
-        return Proposal(st, part.memory_mib, part.compute_percent, exclusive=True)
+        return Proposal(st, part.memory_mib, part.compute_percent, exclusive=True, tags=_tags(req))
 
     if part.kind is PartitionKind.SHARES:
         if st.free_memory_mib < need:
@@ -92,9 +104,17 @@ def fit_device(st: DeviceState, req: ResourceRequest, cordoned: frozenset[str]) 
             return (FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, uuid, "100% compute needs an idle device")
         if cores == 0 and part.compute_percent and st.used_compute_percent >= part.compute_percent:
             return (FitReason.CARD_COMPUTE_UNITS_EXHAUSTED, uuid, "all compute is taken")
-        return Proposal(st, need, cores, exclusive=part.exclusive_full_compute and cores >= 100)
+        return Proposal(st, need, cores, exclusive=part.exclusive_full_compute and cores >= 100, tags=_tags(req))
 
-    return _fit_template(st, need, cores)
+    got = _fit_template(st, need, cores)
+    if isinstance(got, Proposal):
+        got.tags = _tags(req)
+    return got
+
+
+def _tags(req: ResourceRequest) -> tuple[tuple[str, str], ...]:
+    """What a tenant leaves on the device for later tenants' ``tenants`` rules."""
+    return tuple((a.attribute, a.value) for a in req.attributes if a.match is AttributeMatch.TENANTS)
 
 
 def _fit_template(st: DeviceState, need: int, cores: int) -> Proposal | Refusal:

@@ -17,6 +17,8 @@ class Contribution:
     compute_units: int = 0
     instances: list[tuple[str, Placement | None]] = field(default_factory=list)
     exclusive: bool = False
+    #: (attribute, value) a tenant carries for ``tenants`` pod-annotation rules (a QoS policy).
+    tags: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -31,6 +33,7 @@ class DeviceState:
     used_compute_units: int = 0
     instances: list[tuple[str, Placement | None]] = field(default_factory=list)
     exclusive: bool = False
+    tags: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, device: Device) -> DeviceState:
@@ -40,7 +43,7 @@ class DeviceState:
     def copy(self) -> DeviceState:
         return DeviceState(
             self.device, self.part, self.used_slots, self.used_memory_mib, self.used_compute_percent,
-            self.used_compute_units, list(self.instances), self.exclusive,
+            self.used_compute_units, list(self.instances), self.exclusive, list(self.tags),
         )
 
     @property
@@ -58,6 +61,7 @@ class DeviceState:
         self.used_compute_units += c.compute_units
         self.instances.extend(c.instances)
         self.exclusive = self.exclusive or c.exclusive
+        self.tags.extend(c.tags)
 
     def remove(self, c: Contribution) -> None:
         self.used_slots -= c.slots
@@ -66,6 +70,8 @@ class DeviceState:
         self.used_compute_units -= c.compute_units
         for inst in c.instances:
             self.instances.remove(inst)
+        for tag in c.tags:
+            self.tags.remove(tag)
         if c.exclusive:
             self.exclusive = False
 

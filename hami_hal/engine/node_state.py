@@ -27,8 +27,9 @@ from ..models import (
     Topology,
 )
 from .device_fit import Proposal, Refusal, fit_device
+from .device_sets import count_refusal, pick_in_sets
 from .device_state import Contribution, DeviceState
-from .selection import pick
+from .selection import order, pick
 
 #: A vendor or scheduler veto on a proposed slice (e.g. the plugin's ``hami_hal_fit`` hook).
 Veto = Callable[[Device, DeviceUsage, ResourceRequest, DeviceSlice], FitFailure | None]
@@ -60,6 +61,7 @@ def _slice(p: Proposal, req: ResourceRequest) -> DeviceSlice:
         vendor=dev.vendor, uuid=dev.uuid, device_index=dev.index, common_word=req.common_word,
         memory_mib=p.memory_mib, compute_percent=p.compute_percent, template=p.template,
         placement=p.placement, exclusive=p.exclusive, priority=req.priority,
+        attributes={a.attribute: a.value for a in req.attributes},
     )
 
 
@@ -155,6 +157,9 @@ class NodeState:
         slices: list[DeviceSlice] = []
         for req in ctr.requests:
             uuids = self._by_vendor.get(req.vendor, [])
+            never = count_refusal(req.device_sets, req.count)
+            if never:
+                return slices, [], len(uuids), f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {never}"
             if len(uuids) < req.count:
                 why = f"{req.vendor} needs {req.count} devices, node has {len(uuids)}"
                 return slices, [], len(uuids), f"{FitReason.NODE_INSUFFICIENT_DEVICE.value}: {why}"
@@ -172,7 +177,15 @@ class NodeState:
                         refusals.append((vetoed.reason, uuid, vetoed.detail))
                         continue
                 props.append(got)
-            chosen = pick(props, req.count, req.policy, req.numa_bind, self._scores)
+            rules = req.device_sets
+            if rules is not None and rules.restricts_sets:
+                chosen = pick_in_sets(order(props, req.policy), req.count, rules)
+                if chosen is None:
+                    return slices, refusals, len(uuids), (
+                        f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} needs "
+                        f"{req.count} devices in one allowed set, {len(props)} fit but form none")
+            else:
+                chosen = pick(props, req.count, req.policy, req.numa_bind, self._scores)
             if chosen is None:
                 reason = FitReason.NUMA_NOT_FIT if req.numa_bind and len(props) >= req.count else (
                     FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST)
@@ -201,6 +214,7 @@ class NodeState:
                     peak.exclusive = peak.exclusive or s.exclusive
                     continue
                 c = out.setdefault(s.uuid, Contribution())
+                c.tags.extend(s.attributes.items())
                 c.slots += 1
                 c.memory_mib += s.memory_mib
                 c.compute_percent += s.compute_percent

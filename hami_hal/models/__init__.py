@@ -13,7 +13,8 @@ from .capability import (
     Measurement,
     Requirement,
 )
-from .device import Device
+from .constraints import AttributeMatch, DeviceSetRules, PodAnnotationRule, RequestAttribute
+from .device import Device, model_key
 from .health import HealthStatus
 from .inventory import NodeInventory, SkippedPlugin
 from .isolation import ContainerEdits, DeviceNode, Mount
@@ -27,6 +28,7 @@ from .usage import DeviceUsage, TemplateInstance
 from .vendor import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
 
 __all__ = [
+    "AttributeMatch", "DeviceSetRules", "PodAnnotationRule", "RequestAttribute", "model_key",
     "AnnotationKeys", "CapabilityMatrix", "CapabilityResult", "ContainerAllocation", "ContainerEdits",
     "ContainerRequest", "Device", "DeviceModelEntry", "DeviceNode", "DevicePolicy", "DeviceSlice",
     "DeviceUsage", "FitFailure", "FitReason", "HealthStatus", "Level", "Link", "LinkKind", "MatrixMetadata",

@@ -58,6 +58,8 @@ class DeviceSlice(HalModel):
     #: The request's task priority (HAMi ``nvidia.com/priority``: 0 high, 1 low), for the isolation env;
     #: not part of HAMi's allocation string.
     priority: int | None = Field(default=None, ge=0)
+    #: Request attributes carried from vendor pod annotations (``RequestAttribute``), for the plugin's hooks.
+    attributes: dict[str, str] = Field(default_factory=dict)
 
 
 class ContainerAllocation(HalModel):

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from .. import API_VERSION
 from .base import HalModel
+from .device import model_key
 from .provenance import Provenance
 
 
@@ -89,8 +90,10 @@ class CapabilityMatrix(HalModel):
     entries: list[DeviceModelEntry] = Field(default_factory=list)
 
     def entry(self, vendor: str, model: str, source: str | None = None) -> DeviceModelEntry | None:
-        """The row for a device model; real rows win over simulated ones unless ``source`` is given."""
-        rows = [e for e in self.entries if e.vendor == vendor and e.model == model]
+        """The row for a device model (joined on :func:`model_key`, so any spelling of the model
+        finds it); real rows win over simulated ones unless ``source`` is given."""
+        key = model_key(model, vendor)
+        rows = [e for e in self.entries if e.vendor == vendor and model_key(e.model, vendor) == key]
         if source:
             rows = [e for e in rows if e.provenance.source == source]
         rows.sort(key=lambda e: (e.provenance.source != "real", -e.tested_at.timestamp()))
@@ -101,3 +104,19 @@ class CapabilityMatrix(HalModel):
         row = self.entry(vendor, model)
         cell = row.cell(capability_id) if row else None
         return cell.level if cell else None
+
+    def vouch(self, vendor: str, model: str, capability_id: str, device_source: str) -> tuple[Level | None, str]:
+        """The level the matrix vouches for on a device of ``device_source``, and one line saying why.
+
+        A simulated row never vouches for a real device: the answer is then None with the reason.
+        """
+        row = self.entry(vendor, model)
+        if row is None:
+            return None, f"{capability_id}: the capability matrix has no row for {vendor} {model}"
+        if device_source == "real" and row.provenance.source != "real":
+            return None, (f"{capability_id}: the only {vendor} {model} row is simulated "
+                          f"(profile {row.provenance.profile or '?'}); a simulated row never vouches for a real device")
+        cell = row.cell(capability_id)
+        if cell is None:
+            return None, f"{capability_id}: the {vendor} {model} row has no such cell"
+        return cell.level, f"{capability_id} is {cell.level.value} for {vendor} {model} ({row.provenance.label()})"

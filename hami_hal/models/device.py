@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field
 
 from .base import HalModel
@@ -9,6 +11,24 @@ from .partition import PartitionModel
 from .provenance import Provenance
 
 AttributeValue = str | int | float | bool | None
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def model_key(model: str, vendor: str = "") -> str:
+    """The stable key of a device model, whatever spelling carries it.
+
+    Discovery, the capability matrix and the scheduler join on this key (always together with the
+    vendor). Case, spaces, ``-`` and ``_`` do not count, and leading words equal to the vendor key
+    are dropped (a HAMi ``type`` carries the family prefix, e.g. ``NVIDIA-NVIDIA H200``; a mock
+    inventory may write ``NVIDIA-A100-SXM4-80GB``): ``NVIDIA-NVIDIA H200``, ``NVIDIA H200`` and
+    ``nvidia_h200`` all give ``h200`` for vendor ``nvidia``. A leading word repeated counts once.
+    """
+    words = [w for w in _SEPARATORS.split(model.strip().lower()) if w]
+    drop = vendor.strip().lower()
+    while len(words) > 1 and (words[0] == drop or words[0] == words[1]):
+        words = words[1:]
+    return " ".join(words)
 
 
 class Device(HalModel):
@@ -36,3 +56,8 @@ class Device(HalModel):
     #: Vendor-specific facts (pci_bus_id, compute_capability, mig_profiles...), documented by the plugin.
     attributes: dict[str, AttributeValue | list | dict] = Field(default_factory=dict)
     provenance: Provenance
+
+    @property
+    def model_key(self) -> str:
+        """:func:`model_key` of ``model``: the join key with the capability matrix."""
+        return model_key(self.model, self.vendor)

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field, model_validator
 
 from .base import HalModel
+from .constraints import DeviceSetRules, RequestAttribute
 
 
 class DevicePolicy(StrEnum):
@@ -48,6 +49,16 @@ class ResourceRequest(HalModel):
     numa_bind: bool = False
     #: 0 = high, 1 = low (HAMi ``nvidia.com/priority``); None = unset.
     priority: int | None = Field(default=None, ge=0)
+    #: The family's multi-device rules (copied from ``ResourceFamily.device_sets`` by the parser).
+    device_sets: DeviceSetRules | None = None
+    #: Vendor pod annotations that steer fit or travel to the plugin (from ``ResourceFamily.pod_annotations``).
+    attributes: list[RequestAttribute] = Field(default_factory=list)
+
+    @property
+    def takes_whole_devices(self) -> bool:
+        """Whole devices: asked for, or the family's rule for multi-device requests."""
+        rule = self.device_sets.whole_device_above if self.device_sets else None
+        return self.whole_device or (rule is not None and self.count > rule)
 
     @model_validator(mode="after")
     def _selectors_consistent(self) -> ResourceRequest:
@@ -58,7 +69,7 @@ class ResourceRequest(HalModel):
 
     def memory_for(self, device_memory_mib: int) -> int:
         """MiB this request takes on a device with ``device_memory_mib`` allocatable."""
-        if self.whole_device:
+        if self.takes_whole_devices:
             return device_memory_mib
         if self.memory_mib is not None and self.memory_mib > 0:
             return self.memory_mib

@@ -5,6 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import HalModel
+from .constraints import DeviceSetRules, PodAnnotationRule
+
+
+class AnnotationKeys(HalModel):
+    """Node and pod annotation keys the vendor uses for HAMi's protocol (hami-compat.md §4, §5)."""
+
+    node_register: str | None = None
+    node_handshake: str | None = None
+    to_allocate: str | None = None
+    allocated: str | None = None
 
 
 class ResourceFamily(HalModel):
@@ -31,6 +41,13 @@ class ResourceFamily(HalModel):
     default_count: int = Field(default=1, ge=1)
     #: HAMi webhook rule: exclusive memory without cores means cores = 100.
     full_memory_means_full_cores: bool = True
+    #: The family's own HAMi annotation keys (HAMi keys per CommonWord); unset fields fall back to
+    #: ``VendorInfo.annotations``. MetaX GPU and sGPU, Kunlun XPU and vXPU each name their own.
+    annotations: AnnotationKeys | None = None
+    #: Multi-device rules the engine applies to every request of the family.
+    device_sets: DeviceSetRules | None = None
+    #: Vendor pod annotations read into the family's requests (QoS policy, mode, device selection).
+    pod_annotations: list[PodAnnotationRule] = Field(default_factory=list)
 
     def names(self) -> list[str]:
         """Every resource name of the family."""
@@ -48,15 +65,6 @@ class SelectorAnnotations(HalModel):
     mode: str | None = None
     #: ``"true"``: all devices of a container from one NUMA node.
     numa_bind: str | None = None
-
-
-class AnnotationKeys(HalModel):
-    """Node and pod annotation keys the vendor uses for HAMi's protocol (hami-compat.md §4, §5)."""
-
-    node_register: str | None = None
-    node_handshake: str | None = None
-    to_allocate: str | None = None
-    allocated: str | None = None
 
 
 class VendorInfo(HalModel):

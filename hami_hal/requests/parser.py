@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from ..errors import InputError
-from ..models import ContainerRequest, DevicePolicy, NodePolicy, PodRequest, ResourceRequest, VendorInfo
+from ..models import (
+    ContainerRequest,
+    DevicePolicy,
+    NodePolicy,
+    PodRequest,
+    RequestAttribute,
+    ResourceRequest,
+    VendorInfo,
+)
 from ..models.vendor import ResourceFamily
 from .quantity import INT32_MAX, parse_quantity
 
@@ -238,8 +246,25 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
     return out
 
 
+def family_attributes(fam: ResourceFamily, anns: dict[str, str]) -> list[RequestAttribute]:
+    """The family's vendor pod annotations (``ResourceFamily.pod_annotations``) as request attributes."""
+    out = []
+    for rule in fam.pod_annotations:
+        value = anns.get(rule.key, rule.default)
+        if value is None:
+            continue
+        value = value.strip()
+        if len(value) > 256:
+            raise InputError(_ann_field(rule.key), value[:40] + "...", "is longer than 256 characters")
+        if rule.allowed and any(v.strip() not in rule.allowed for v in value.split(",")):
+            raise InputError(_ann_field(rule.key), value, f"must be one of {', '.join(rule.allowed)}")
+        out.append(RequestAttribute(attribute=rule.attribute, value=value, match=rule.match, reason=rule.reason))
+    return out
+
+
 def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _Selectors,
-                   policy: DevicePolicy) -> tuple[ResourceRequest, RequestFields] | None:
+                   policy: DevicePolicy, attributes: list[RequestAttribute] | None = None,
+                   ) -> tuple[ResourceRequest, RequestFields] | None:
     v, f = am.values, am.fields
     count = v.get("count")
     shaping = [r for r in ("memory", "memory_percent", "cores") if r in v]
@@ -294,6 +319,7 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             type_include=sel.type_include, type_exclude=sel.type_exclude,
             uuid_include=sel.uuid_include, uuid_exclude=sel.uuid_exclude,
             modes=sel.modes, policy=policy, numa_bind=sel.numa_bind, priority=priority,
+            device_sets=fam.device_sets, attributes=attributes or [],
         )
     except ValidationError as err:  # pragma: no cover - every rule above is checked first
         raise InputError(count_field, count, f"is not a valid request ({err.errors()[0]['msg']})") from None
@@ -347,6 +373,7 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
     index = _ResourceIndex(vendors)
     selectors = {v.name: _selectors(v, anns) for v in vendors}
     families = {(v.name, fam.common_word): (v, fam) for v in vendors for fam in v.resources}
+    attributes: dict[tuple[str, str], list[RequestAttribute]] = {}  # read only for families in use
 
     parsed = ParsedPod(request=PodRequest(name=name, namespace=namespace, uid=meta.get("uid"),
                                           node_policy=node_policy, annotations=dict(anns)))
@@ -356,7 +383,9 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
         creq = ContainerRequest(name=ctr["name"], index=pos, init=init)
         for key, am in amounts.items():
             vendor, fam = families[key]
-            built = _build_request(vendor, fam, am, selectors[vendor.name], policy)
+            if key not in attributes:
+                attributes[key] = family_attributes(fam, anns)
+            built = _build_request(vendor, fam, am, selectors[vendor.name], policy, attributes[key])
             if built is None:
                 continue
             req, flds = built

@@ -46,12 +46,9 @@ class CapabilityGate:
         if self.matrix is None:
             return None
         for cap in self.needs(device, sl):
-            level = self.matrix.level(device.vendor, device.model, cap)
+            level, why = self.matrix.vouch(device.vendor, device.model, cap, device.provenance.source)
             if level not in self.accept:
-                return FitFailure(
-                    uuid=device.uuid, reason=FitReason.CAPABILITY_NOT_VERIFIED,
-                    detail=f"{cap} is {level.value if level else 'absent'} for {device.vendor} {device.model}",
-                )
+                return FitFailure(uuid=device.uuid, reason=FitReason.CAPABILITY_NOT_VERIFIED, detail=why)
         return None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,9 @@ from .capability import CapabilityGate
 from .live_workload import WorkloadFeed
 from .policies import NodeView, PodShape, make_policy
 from .state import ClusterState
+
+#: ``(allocation, node devices, pod object) -> extra pod annotations`` (a plugin's PatchAnnotations).
+PodAnnotator = Callable[[PodAllocation, list, dict], dict[str, str]]
 
 MAX_PRIORITY = 10
 
@@ -82,8 +86,11 @@ class Extender:
     """The decision side of the extender; the HTTP layer (server.py) only moves JSON."""
 
     def __init__(self, cluster: ClusterState, kube=None, gate: CapabilityGate | None = None,
-                 policy: str = "binpack", lock_timeout_s: float = 300.0, workload_refresh_s: float = 10.0) -> None:
+                 policy: str = "binpack", lock_timeout_s: float = 300.0, workload_refresh_s: float = 10.0,
+                 pod_annotator: PodAnnotator | None = None) -> None:
         self.cluster = cluster
+        #: Vendor pod annotations at Filter (HAMi PatchAnnotations), e.g. ``Hal().pod_annotations``.
+        self.pod_annotator = pod_annotator
         self.kube = kube
         self.gate = gate or CapabilityGate(None)
         self.policy_name = policy
@@ -223,17 +230,16 @@ class Extender:
         return fit.allocation if fit.ok else None
 
     def filter_annotations(self, pod: dict, alloc: PodAllocation) -> dict[str, str]:
+        """What Filter writes: node and time, every family's allocation (hami_compat), the vendors' extras."""
         spec = pod.get("spec") or {}
         n = len(spec.get("initContainers") or []) + len(spec.get("containers") or [])
         out = {ann.VGPU_NODE: alloc.node, ann.VGPU_TIME: str(int(time.time()))}
-        used = {s.common_word for s in alloc.slices()}
-        for v in self.cluster.vendors:
-            for fam in v.resources:
-                if fam.common_word in used and v.annotations.allocated:
-                    text = ann.encode_allocation(alloc, fam.common_word, n)
-                    out[v.annotations.allocated] = text
-                    if v.annotations.to_allocate:
-                        out[v.annotations.to_allocate] = text
+        out.update(ann.allocation_annotations(alloc, self.cluster.vendors, n))
+        if self.pod_annotator is not None:
+            entry = self.cluster.nodes.get(alloc.node)
+            devices = entry.inventory.devices if entry is not None else []
+            for key, value in self.pod_annotator(alloc, devices, pod).items():
+                out.setdefault(key, value)  # a plugin never overrides the HAMi keys above
         return out
 
     # -- prioritize --------------------------------------------------------------------------
@@ -310,10 +316,8 @@ class Extender:
         """A failed bind gives its reservation back, in the cache and on the API."""
         self.cluster.remove_pod(f"{ns}/{name}")
         clear: dict[str, str | None] = {ann.VGPU_NODE: None, ann.BIND_PHASE: None}
-        for v in self.cluster.vendors:
-            for k in (v.annotations.allocated, v.annotations.to_allocate):
-                if k:
-                    clear[k] = None
+        for k in ann.allocation_keys(self.cluster.vendors):
+            clear[k] = None
         try:
             self.kube.patch_pod_annotations(ns, name, clear)
         except Exception:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hami_scheduler.annotations import decode_allocation, encode_allocation, parse_node
+from hami_scheduler.annotations import (  # = hami_hal.hami_compat
+    decode_allocation,
+    encode_allocation,
+    parse_node,
+)
 from hami_scheduler.state import ClusterState
 from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
 
@@ -39,9 +43,9 @@ def test_allocation_string_round_trip():
 @pytest.mark.parametrize(
     ("value", "needle"),
     [
-        ("[{\"id\": \"GPU-1\", \"count\": \"x\"}]", "must be integers"),
+        ("[{\"id\": \"GPU-1\", \"count\": \"x\"}]", "count: 'x' must be an integer"),
         ("[{\"count\": 10}]", ".id"),
-        ("[{\"id\": \"G\", \"count\": 10, \"devmem\": 0, \"devcore\": 100}]", "positive"),
+        ("[{\"id\": \"G\", \"count\": 10, \"devmem\": 0, \"devcore\": 100}]", "devmem: 0 must be between 1 and"),
         ("[not json", "not valid JSON"),
         ("GPU-1,10,1000", "neither a JSON array nor HAMi CSV"),
         ("GPU-1,10,1000:", "7 or 9 fields"),
@@ -63,8 +67,8 @@ def test_malformed_inventory_rejected_without_change(value, needle):
     [
         ("GPU-good-0,NVIDIA,100,10:", "must end with ';'"),
         ("GPU-good-0,NVIDIA,100:;", "uuid,type,mem,cores"),
-        ("GPU-good-0,NVIDIA,abc,10:;", "integers"),
-        ("GPU-good-0,NVIDIA,100,150:;", "cores 0..100"),
+        ("GPU-good-0,NVIDIA,abc,10:;", "memory of GPU-good-0: 'abc' must be an integer"),
+        ("GPU-good-0,NVIDIA,100,150:;", "cores of GPU-good-0: '150' must be between 0 and 100"),
         ("GPU-nowhere,NVIDIA,100,10:;", "is not a device of node good"),
         ("GPU-good-0,NVIDIA,99999,10:;", "does not fit"),
     ],

@@ -40,7 +40,7 @@ def test_live_workload_popularity_and_capacity():
     hold(c, ext, "n1", gpu_pod("w", mem=40000, cores=100))
     wl, cap = live_workload(c)
     assert dict(wl) == {(0, 500, 1, ()): 0.75, (0, 1000, 1, ()): 0.25}
-    assert cap == {"NVIDIA-A100-PCIE-40GB": 4, "NVIDIA-Tesla T4": 2}
+    assert cap == {"A100-PCIE-40GB": 4, "Tesla T4": 2}  # product names: the "NVIDIA-" family prefix of the HAMi type is dropped
     assert live_workload(cluster(gpu_node("e")))[0] == []
 
 

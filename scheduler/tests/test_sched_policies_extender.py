@@ -28,11 +28,15 @@ A100 = "NVIDIA-A100-PCIE-40GB"
 T4 = "NVIDIA-Tesla T4"
 
 
-def matrix(levels: dict[str, dict[str, Level]]) -> CapabilityMatrix:
+def matrix(levels: dict[str, dict[str, Level]], source: str = "real") -> CapabilityMatrix:
+    """Rows spelt as discovery spells models (``NVIDIA A100-PCIE-40GB``), not as the annotation's type:
+    the gate joins them on the core's model key."""
     now = datetime(2026, 11, 23, tzinfo=UTC)
     return CapabilityMatrix(metadata=MatrixMetadata(generated_at=now), entries=[
-        DeviceModelEntry(vendor="nvidia", model=model, plugin="hami-plugins-nvidia", plugin_version="0.1.0",
-                         provenance=Provenance(source="simulated", profile="test"), tested_at=now,
+        DeviceModelEntry(vendor="nvidia", model=model.replace("NVIDIA-", "NVIDIA ").replace("NVIDIA Tesla", "Tesla"),
+                         plugin="hami-plugins-nvidia", plugin_version="0.1.0",
+                         provenance=Provenance(source=source, device_model=model if source == "real" else None,
+                                               profile=None if source == "real" else "test"), tested_at=now,
                          capabilities=[CapabilityResult(id=cid, requirement=Requirement.MUST, level=lv)
                                        for cid, lv in caps.items()])
         for model, caps in levels.items()])

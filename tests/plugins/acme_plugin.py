@@ -17,10 +17,12 @@ from hami_hal import hookimpl
 from hami_hal.context import NodeContext
 from hami_hal.models import (
     AnnotationKeys,
+    AttributeMatch,
     ContainerAllocation,
     ContainerEdits,
     Device,
     DeviceNode,
+    DeviceSetRules,
     DeviceSlice,
     DeviceUsage,
     FitFailure,
@@ -34,6 +36,8 @@ from hami_hal.models import (
     PartitionKind,
     PartitionModel,
     PartitionTemplate,
+    PodAllocation,
+    PodAnnotationRule,
     ProbeResult,
     Provenance,
     ResourceFamily,
@@ -74,8 +78,23 @@ def hami_hal_vendor() -> VendorInfo:
                 common_word="ACME", count="acme.example/xpu", memory="acme.example/xpu-mem",
                 memory_percent="acme.example/xpu-mem-percentage", cores="acme.example/xpu-cores",
                 priority="acme.example/xpu-priority",
+                pod_annotations=[
+                    # Like MetaX's sgpu-qos-policy: tenants of one device share one policy.
+                    PodAnnotationRule(key="acme.example/qos-policy", attribute="qos", match=AttributeMatch.TENANTS,
+                                      allowed=["best-effort", "fixed-share"], default="best-effort"),
+                    # Like Ascend's vnpu-mode: the device must run in the asked split mode.
+                    PodAnnotationRule(key="acme.example/split-mode", attribute="split_mode",
+                                      match=AttributeMatch.DEVICE, allowed=["soft", "hard"], reason="ModeNotFit"),
+                ],
             ),
-            ResourceFamily(common_word="ACME-CARD", count="acme.example/card", whole_device=True),
+            ResourceFamily(
+                common_word="ACME-CARD", count="acme.example/card", whole_device=True,
+                # Its own HAMi keys, as MetaX GPU vs sGPU: a pod with both families keeps both allocations.
+                annotations=AnnotationKeys(to_allocate="hami.io/acme-card-devices-to-allocate",
+                                           allocated="hami.io/acme-card-devices-allocated"),
+                # Like Ascend's HCCS rings: up to 2 cards from one pair of linked cards, 4 = both pairs.
+                device_sets=DeviceSetRules(max_devices=4, allowed_counts=[1, 2, 4], groups=[[0, 1], [2, 3]]),
+            ),
         ],
         selectors=SelectorAnnotations(
             use_type="acme.example/use-xputype", nouse_type="acme.example/nouse-xputype",
@@ -104,7 +123,8 @@ def hami_hal_discover(context: NodeContext) -> list[Device]:
         out.append(Device(
             vendor=VENDOR, index=info.index, uuid=info.uuid, model=info.name, hami_type=f"ACME-{info.name}",
             memory_mib=info.memory_mib, compute_units=info.cores, numa_node=info.numa, mode=info.mode,
-            attributes={"pci_bus_id": info.pci_bus_id, "templates": [t["name"] for t in info.templates]},
+            attributes={"pci_bus_id": info.pci_bus_id, "templates": [t["name"] for t in info.templates],
+                        "split_mode": "hard" if info.templates else "soft"},
             provenance=Provenance(source="real", device_model=info.name, driver_version=sdk.driver_version),
         ))
     return out
@@ -159,6 +179,18 @@ def hami_hal_container_edits(allocation: ContainerAllocation, devices: list[Devi
     env["ACME_CORE_LIMIT"] = str(allocation.slices[0].compute_percent)
     nodes = [DeviceNode(path=f"/dev/acme{s.device_index}") for s in allocation.slices]
     return ContainerEdits(env=env, device_nodes=nodes)
+
+
+@hookimpl
+def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
+    """The acme runtime reads its device selection and QoS from one pod annotation (HAMi PatchAnnotations)."""
+    import json
+
+    per_ctr = [[{"uuid": s.uuid, "index": s.device_index, "qos": s.attributes.get("qos", "")} for s in c.slices]
+               for c in sorted(allocation.containers, key=lambda c: c.index)]
+    if not any(per_ctr):
+        return None
+    return {"acme.example/assigned": json.dumps(per_ctr, separators=(",", ":"))}
 
 
 @hookimpl

@@ -1,0 +1,54 @@
+"""HAMi's annotation keys that belong to no vendor (hami-compat.md §4, §5.2), and the per-family keys.
+
+HAMi keys register and allocation annotations per device family (CommonWord). A family may name its
+own keys; otherwise it shares the vendor's. Every key lookup in the project goes through here.
+"""
+
+from __future__ import annotations
+
+from ..models import AnnotationKeys, ResourceFamily, VendorInfo
+
+#: Full hami-hal inventory (NodeInventory JSON), written by hami-hal's node side; preferred when present.
+HAL_INVENTORY = "hami-hal.io/node-inventory"
+VGPU_NODE = "hami.io/vgpu-node"
+VGPU_TIME = "hami.io/vgpu-time"
+BIND_PHASE = "hami.io/bind-phase"
+BIND_TIME = "hami.io/bind-time"
+NODE_LOCK = "hami.io/mutex.lock"
+DEVICE_CORDON = "hami.io/device-cordon"
+NODE_POLICY = "hami.io/node-scheduler-policy"
+
+
+def family_keys(vendor: VendorInfo, family: ResourceFamily) -> AnnotationKeys:
+    """The keys of one family: its own where it names them, the vendor's otherwise (field by field)."""
+    own = family.annotations
+    if own is None:
+        return vendor.annotations
+    base = vendor.annotations
+    return AnnotationKeys(
+        node_register=own.node_register or base.node_register,
+        node_handshake=own.node_handshake or base.node_handshake,
+        to_allocate=own.to_allocate or base.to_allocate,
+        allocated=own.allocated or base.allocated,
+    )
+
+
+def families_by_key(vendors: list[VendorInfo], field: str) -> dict[str, list[tuple[VendorInfo, ResourceFamily]]]:
+    """``{annotation key: [(vendor, family), ...]}`` for one AnnotationKeys field, in vendor order.
+
+    Families that share a key share one annotation value, so the encoders write it once with all of
+    their slices and the decoders read it once.
+    """
+    out: dict[str, list[tuple[VendorInfo, ResourceFamily]]] = {}
+    for vendor in vendors:
+        for fam in vendor.resources:
+            key = getattr(family_keys(vendor, fam), field)
+            if key:
+                out.setdefault(key, []).append((vendor, fam))
+    return out
+
+
+def allocation_keys(vendors: list[VendorInfo]) -> list[str]:
+    """Every pod allocation key (to-allocate and allocated) of the installed vendors, once each."""
+    keys = list(families_by_key(vendors, "allocated")) + list(families_by_key(vendors, "to_allocate"))
+    return list(dict.fromkeys(keys))

@@ -1,0 +1,21 @@
+"""Bounds every decoded HAMi value must respect, so no annotation can carry a huge or negative number
+into the engine (HAMi itself stores memory and cores as int32)."""
+
+from __future__ import annotations
+
+#: Longest annotation value read at all (Kubernetes caps all annotations of an object at 256 KiB).
+MAX_VALUE_CHARS = 256 * 1024
+#: Devices in one register annotation, and devices in one container's allocation.
+MAX_DEVICES = 1024
+#: Containers of one pod (init + app) in an allocation string.
+MAX_CONTAINERS = 256
+#: Memory of one device or one slice, MiB (HAMi: int32).
+MAX_MEMORY_MIB = 2**31 - 1
+#: ``devcore`` of one device: 100 × core scaling; HAMi's scaling stays far below 100×.
+MAX_DEVCORE = 10_000
+#: Concurrent tasks per device (HAMi ``count`` / deviceSplitCount).
+MAX_SPLIT_COUNT = 1024
+#: Device index and NUMA node.
+MAX_INDEX = 4096
+#: Ids, types, modes, namespaces and names.
+MAX_STRING = 256

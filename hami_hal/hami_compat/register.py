@@ -1,0 +1,206 @@
+"""Node register annotations: HAMi's device inventory, JSON (v2.8 and later) or legacy CSV.
+
+Formats (hami-compat.md §4.2, §4.3):
+
+- JSON: an array of ``{id, index, count, devmem, devcore, type, numa, mode, health, ...}``; every key is
+  omitempty, so an absent ``index``/``numa`` is 0 and an absent ``health`` is false.
+- CSV: ``<id>,<count>,<devmem>,<devcore>,<type>,<numa>,<health>[,<index>,<mode>]:`` per device.
+
+A bad annotation is rejected whole with one line naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..models import (
+    Device,
+    NodeInventory,
+    PartitionKind,
+    PartitionModel,
+    Provenance,
+    ResourceFamily,
+    VendorInfo,
+)
+from .checks import int_field, str_field, value_text
+from .keys import HAL_INVENTORY, families_by_key
+from .limits import MAX_DEVCORE, MAX_DEVICES, MAX_INDEX, MAX_MEMORY_MIB, MAX_SPLIT_COUNT
+
+#: HAMi's default device mode when an annotation names none.
+DEFAULT_MODE = "hami-core"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredDevice:
+    """One device of a register annotation, as HAMi writes it (memory MiB, cores in percent)."""
+
+    id: str
+    count: int
+    devmem: int
+    devcore: int
+    type: str
+    numa: int = 0
+    health: bool = False
+    index: int = 0
+    mode: str = DEFAULT_MODE
+    custominfo: dict = field(default_factory=dict)
+
+
+def _health(where: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InputError(where, value, "must be true or false")
+
+
+def _device(where: str, item: object) -> RegisteredDevice:
+    if not isinstance(item, dict):
+        raise InputError(where, item, "must be an object")
+    numa = item.get("numa", 0)
+    custom = item.get("custominfo") or {}
+    if not isinstance(custom, dict) or len(json.dumps(custom)) > 4096:
+        raise InputError(f"{where}.custominfo", str(custom)[:40], "must be an object under 4096 characters")
+    return RegisteredDevice(
+        id=str_field(f"{where}.id", item.get("id"), forbid=",:;[]{}\" "),
+        count=int_field(f"{where}.count", item.get("count", 1), 1, MAX_SPLIT_COUNT),
+        devmem=int_field(f"{where}.devmem", item.get("devmem"), 1, MAX_MEMORY_MIB),
+        devcore=int_field(f"{where}.devcore", item.get("devcore", 100), 1, MAX_DEVCORE),
+        type=str_field(f"{where}.type", item.get("type"), forbid=",:;"),
+        # NVML reports an unknown NUMA node as -1; keep it as "no NUMA node".
+        numa=int_field(f"{where}.numa", 0 if numa in (None, "") else numa, -1, MAX_INDEX),
+        health=_health(f"{where}.health", item.get("health", False)),
+        index=int_field(f"{where}.index", item.get("index", 0) or 0, 0, MAX_INDEX),
+        mode=str_field(f"{where}.mode", item.get("mode") or DEFAULT_MODE, forbid=",:;"),
+        custominfo=custom,
+    )
+
+
+_CSV_FIELDS = ("id", "count", "devmem", "devcore", "type", "numa", "health", "index", "mode")
+
+
+def decode_register(value: object, key: str = "register annotation") -> list[RegisteredDevice]:
+    """A register annotation (JSON array or CSV) → devices; raises InputError naming the bad field."""
+    text = value_text(key, value).strip()
+    if text.startswith("{"):
+        raise InputError(key, text[:80], "is neither a JSON array nor HAMi CSV (a JSON object was given)")
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InputError(key, text[:80], f"is not valid JSON ({getattr(exc, 'msg', 'too deep')})") from None
+        if not isinstance(items, list):
+            raise InputError(key, text[:80], "must be a JSON array")
+    else:
+        if ":" not in text:
+            raise InputError(key, text[:80], "is neither a JSON array nor HAMi CSV (needs ':' after each device)")
+        items = []
+        for chunk in text.split(":"):
+            if not chunk.strip():
+                continue
+            f = chunk.split(",")
+            if len(f) not in (7, 9):
+                raise InputError(key, chunk[:80], f"CSV device needs 7 or 9 fields, has {len(f)}")
+            items.append(dict(zip(_CSV_FIELDS, f, strict=False)))
+            if len(items) > MAX_DEVICES:
+                break
+    if len(items) > MAX_DEVICES:
+        raise InputError(key, f"{len(items)} devices", f"lists more than {MAX_DEVICES} devices")
+    out = [_device(f"{key}[{i}]", it) for i, it in enumerate(items)]
+    seen: set[str] = set()
+    for d in out:
+        if d.id in seen:
+            raise InputError(key, d.id, "is listed twice")
+        seen.add(d.id)
+    return out
+
+
+def encode_register_json(devices: list[RegisteredDevice]) -> str:
+    """JSON form as HAMi v2.8+ writes it: omitempty, so zero index/numa and false health are absent."""
+    out = []
+    for d in devices:
+        item: dict = {"id": d.id}
+        if d.index:
+            item["index"] = d.index
+        item.update(count=d.count, devmem=d.devmem, devcore=d.devcore, type=d.type)
+        if d.numa:
+            item["numa"] = d.numa
+        if d.mode:
+            item["mode"] = d.mode
+        if d.health:
+            item["health"] = True
+        if d.custominfo:
+            item["custominfo"] = d.custominfo
+        out.append(item)
+    return json.dumps(out, separators=(",", ":"))
+
+
+def encode_register_csv(devices: list[RegisteredDevice]) -> str:
+    """CSV form with all nine fields, as the v2.10 encoder writes it."""
+    return "".join(
+        f"{d.id},{d.count},{d.devmem},{d.devcore},{d.type},{d.numa},{str(d.health).lower()},{d.index},{d.mode}:"
+        for d in devices
+    )
+
+
+def model_from_type(hami_type: str, common_word: str) -> str:
+    """The product name inside a HAMi ``type``: a ``<CommonWord>-`` prefix the plugin added is dropped.
+
+    ``NVIDIA-NVIDIA H200`` (family ``NVIDIA``) → ``NVIDIA H200``, the name discovery and the capability
+    matrix use; a type without the prefix is the model as it is.
+    """
+    prefix = f"{common_word}-"
+    if hami_type.lower().startswith(prefix.lower()) and len(hami_type) > len(prefix):
+        return hami_type[len(prefix):]
+    return hami_type
+
+
+def to_device(reg: RegisteredDevice, vendor: VendorInfo, family: ResourceFamily) -> Device:
+    """A registered device as the engine sees it: HAMi's shares model with the advertised totals."""
+    return Device(
+        vendor=vendor.name, index=reg.index, uuid=reg.id, model=model_from_type(reg.type, family.common_word),
+        hami_type=reg.type, memory_mib=reg.devmem, numa_node=reg.numa if reg.numa >= 0 else None,
+        healthy=reg.health, mode=reg.mode,
+        partition=PartitionModel(kind=PartitionKind.SHARES, memory_mib=reg.devmem, compute_percent=reg.devcore,
+                                 max_slots=reg.count),
+        attributes={"custominfo": reg.custominfo} if reg.custominfo else {},
+        provenance=Provenance(source="real", device_model=reg.type),
+    )
+
+
+def parse_node_devices(annotations: dict[str, str], vendors: list[VendorInfo]) -> list[Device]:
+    """Devices a node advertises through the families' register annotations; all or nothing."""
+    out: list[Device] = []
+    for key, fams in families_by_key(vendors, "node_register").items():
+        value = annotations.get(key)
+        if not value:
+            continue
+        vendor, family = fams[0]
+        out.extend(to_device(reg, vendor, family) for reg in decode_register(value, key))
+    seen: set[str] = set()
+    for d in out:
+        if d.uuid in seen:
+            raise InputError("node devices", d.uuid, "is listed twice")
+        seen.add(d.uuid)
+    return out
+
+
+def parse_node(node: dict, vendors: list[VendorInfo]) -> NodeInventory:
+    """A Node object → NodeInventory (the hami-hal annotation if present, else HAMi register annotations)."""
+    meta = node.get("metadata") or {}
+    name = meta.get("name")
+    if not name or not isinstance(name, str):
+        raise InputError("node.metadata.name", name, "is required")
+    anns = meta.get("annotations") or {}
+    if anns.get(HAL_INVENTORY):
+        raw = value_text(HAL_INVENTORY, anns[HAL_INVENTORY])
+        try:
+            inv = NodeInventory.model_validate_json(raw)
+        except ValueError as exc:
+            first = str(exc).splitlines()[0]
+            raise InputError(HAL_INVENTORY, raw[:80], f"is not a NodeInventory: {first}") from None
+        return inv.model_copy(update={"node": name})
+    devices = parse_node_devices(anns, vendors)
+    return NodeInventory(node=name, source="real" if devices else "empty", devices=devices)

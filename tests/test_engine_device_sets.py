@@ -1,0 +1,94 @@
+"""Vendor multi-device rules and pod-annotation rules as data the engine reads (no vendor code)."""
+
+from __future__ import annotations
+
+from hami_hal.engine import NodeState
+from hami_hal.models import (
+    AttributeMatch,
+    ContainerRequest,
+    Device,
+    DeviceSetRules,
+    PartitionKind,
+    PartitionModel,
+    PodRequest,
+    Provenance,
+    RequestAttribute,
+    ResourceRequest,
+)
+
+
+def _devices(n: int, **attrs) -> list[Device]:
+    return [Device(vendor="v", index=i, uuid=f"D{i}", model="M", hami_type="M", memory_mib=1000,
+                   partition=PartitionModel(kind=PartitionKind.SHARES, memory_mib=1000, max_slots=4),
+                   attributes=dict(attrs), provenance=Provenance(source="simulated", profile="t"))
+            for i in range(n)]
+
+
+def _pod(count: int, rules: DeviceSetRules | None = None, mem: int = 100, attrs=(), name: str = "p") -> PodRequest:
+    req = ResourceRequest(vendor="v", common_word="V", count=count, memory_mib=mem, device_sets=rules,
+                          attributes=list(attrs))
+    return PodRequest(name=name, containers=[ContainerRequest(name="c", index=0, requests=[req])])
+
+
+def _uuids(fit) -> list[str]:
+    return sorted(s.uuid for s in fit.allocation.slices())
+
+
+HCCS = DeviceSetRules(groups=[[0, 1, 2, 3], [4, 5, 6, 7]])
+
+
+def test_group_keeps_a_request_inside_one_ring():
+    node = NodeState("n", _devices(8))
+    node.allocate(_pod(1, mem=1000, name="a"))  # D0 full
+    node.allocate(_pod(1, mem=1000, name="b"))  # spread: D1 full
+    fit = node.fit_pod(_pod(3, HCCS, mem=1000))
+    assert fit.ok and _uuids(fit) == ["D4", "D5", "D6"]
+    assert node.fit_pod(_pod(8, HCCS, mem=1000)).ok is False  # 8 = both rings whole; ring 0 is busy
+    empty = NodeState("n", _devices(8))
+    assert _uuids(empty.fit_pod(_pod(8, HCCS))) == [f"D{i}" for i in range(8)]
+
+
+def test_bundles_are_taken_whole_and_max_and_counts_refuse():
+    pairs = DeviceSetRules(bundles=[[0, 1], [2, 3]], allowed_counts=[2, 4], max_devices=4)
+    node = NodeState("n", _devices(4))
+    node.allocate(_pod(1, mem=1000, name="a"))  # D0 full: bundle [0,1] unusable
+    fit = node.fit_pod(_pod(2, pairs, mem=1000))
+    assert fit.ok and _uuids(fit) == ["D2", "D3"]
+    bad = node.fit_pod(_pod(4, pairs, mem=1000))
+    assert not bad.ok and "form none" in bad.reason
+    odd = NodeState("n", _devices(4)).fit_pod(_pod(3, pairs))
+    assert not odd.ok and "allows 2, 4" in odd.reason
+    many = NodeState("n", _devices(8)).fit_pod(_pod(6, DeviceSetRules(max_devices=4)))
+    assert not many.ok and "at most 4 per container" in many.reason
+
+
+def test_allowed_sets_by_count():
+    rules = DeviceSetRules(allowed_sets={2: [[0, 1], [2, 3]], 4: [[0, 1, 2, 3]]})
+    node = NodeState("n", _devices(4))
+    node.allocate(_pod(1, mem=1000, name="a"))
+    assert _uuids(node.fit_pod(_pod(2, rules, mem=1000))) == ["D2", "D3"]
+    assert not node.fit_pod(_pod(4, rules, mem=1000)).ok
+    assert node.fit_pod(_pod(1, rules, mem=1000)).ok  # counts not listed: any device
+
+
+def test_whole_device_above_count():
+    rules = DeviceSetRules(whole_device_above=1)
+    fit = NodeState("n", _devices(2)).fit_pod(_pod(2, rules, mem=10))
+    assert all(s.exclusive and s.memory_mib == 1000 for s in fit.allocation.slices())
+    one = NodeState("n", _devices(2)).fit_pod(_pod(1, rules, mem=10))
+    assert [s.memory_mib for s in one.allocation.slices()] == [10]
+
+
+def test_device_attribute_rule_and_tenant_rule():
+    soft = _devices(2, split_mode="soft")
+    mode = RequestAttribute(attribute="split_mode", value="hard", match=AttributeMatch.DEVICE, reason="ModeNotFit")
+    fit = NodeState("n", soft).fit_pod(_pod(1, attrs=[mode]))
+    assert not fit.ok and "2/2 ModeNotFit" in fit.reason
+    node = NodeState("n", _devices(1))
+    qos = lambda v: RequestAttribute(attribute="qos", value=v, match=AttributeMatch.TENANTS)  # noqa: E731
+    first = node.allocate(_pod(1, attrs=[qos("fixed-share")], name="a"))
+    assert node.fit_pod(_pod(1, attrs=[qos("fixed-share")], name="b")).ok
+    other = node.fit_pod(_pod(1, attrs=[qos("best-effort")], name="c"))
+    assert not other.ok and "qos=fixed-share" in other.failures[0].detail
+    node.release(first)
+    assert node.fit_pod(_pod(1, attrs=[qos("best-effort")], name="c")).ok  # tags leave with the tenant
