@@ -75,6 +75,8 @@ def _device(port: NpuSmi, c: Chip, cfg: AscendConfig, soft: bool, prov: Provenan
         "super_pod": bool(chip and chip.superPod), "templates": templates, "soft_mode": soft,
         "runtime_class": cfg.runtime_class or (chip.runtimeClassName if chip else None),
         "uuid_source": "die-id" if die else "node-logic-id", "unknown": unknown,
+        # matched by the huawei.com/vnpu-mode pod annotation (HAMi: ModeNotFit on a template node)
+        "vnpu_mode": MODE_SOFT if soft else MODE_TEMPLATE,
     }
     if chip is None:
         unknown["chip"] = f"chip {row.name!r} is not in HAMi's Ascend catalogue: whole-device only"

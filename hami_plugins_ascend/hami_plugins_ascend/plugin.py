@@ -15,6 +15,7 @@ from hami_hal.models import (
     HealthStatus,
     MetricSample,
     PartitionModel,
+    PodAllocation,
     Topology,
     VendorInfo,
 )
@@ -22,6 +23,7 @@ from hami_hal.models import (
 from . import __version__, discovery, health, isolation, metrics, partitions, topology, vnpu
 from .config import parse_config
 from .ports import port_for
+from .runtime_info import runtime_annotations
 from .vendor import vendor_info
 
 PLUGIN_NAME = "ascend"
@@ -80,3 +82,8 @@ def hami_hal_device_metrics(device: Device, context: NodeContext) -> list[Metric
 @hookimpl
 def hami_hal_device_health(device: Device, context: NodeContext) -> HealthStatus | None:
     return health.check(port_for(context), device)
+
+
+@hookimpl
+def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
+    return runtime_annotations(allocation, devices) or None

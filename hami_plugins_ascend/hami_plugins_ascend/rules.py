@@ -7,7 +7,8 @@
 - ``admit``: what HAMi's admission webhook does with one container's request of one chip: ``-memory``
   only with a count of 1 (a sub-card vNPU for several devices is refused), no memory = whole cards,
   ``-core`` only in hami-core (soft) mode, and on a superPod chip (910C) whole-card counts are rounded
-  up from 1 to 2 (a module pair) while other odd counts are refused.
+  up from 1 to 2 (a module pair) while other odd counts are refused (in hami-core mode too: a multi-die
+  share still takes module pairs; a single-die share stays 1).
 
 Each refusal carries a stable code (:class:`Refusal`), so tests and the differential table compare codes,
 and one readable line.
@@ -98,6 +99,9 @@ def admit(chip: ChipConfig, count: int, memory_mib: int | None, cores: int | Non
         if memory_mib is not None and memory_mib > chip.memoryCapacity:
             raise AdmissionRefused(Refusal.MEMORY_INVALID, chip.memory_resource, memory_mib,
                                    f"is invalid (more than the chip's {chip.memoryCapacity} MiB)")
+        if chip.superPod and count > 1 and count % 2:
+            raise AdmissionRefused(Refusal.SUPERPOD_ODD_COUNT, chip.resource, count,
+                                   "must be 1 or even on a superPod chip (dies come in module pairs)")
         mem = chip.memoryAllocatable if memory_mib is None else memory_mib
         return Admitted(count=count, memory_mib=mem, template=None, soft=True, cores=cores or 0)
     if cores:

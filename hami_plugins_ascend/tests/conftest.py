@@ -66,9 +66,10 @@ def pod():
 @pytest.fixture
 def place(hal):
     """place(inventory, pod) -> PodFit: parse, HAMi admission (the plugin's rules), then the engine."""
+    from hami_plugins_ascend.admission import admit_request
+
     from hami_hal.engine import NodeState
     from hami_hal.requests import parse_pod
-    from hami_plugins_ascend.admission import admit_request
 
     def _place(inv, pod_doc: dict, state=None):
         req = parse_pod(pod_doc, inv.vendors)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import cache
 
 import pytest
+from hami_plugins_ascend.admission import AdmissionError
 
 from hami_hal.engine import NodeState
 from hami_hal.manager import Hal
-from hami_plugins_ascend.admission import AdmissionError
 
 # chipName, commonWord, memoryAllocatable, memoryCapacity, superPod, node profile, [(template, MiB)]
 REFERENCE = [
@@ -58,6 +58,10 @@ def oracle(ref, memory: int | None, count: int, mode: str, node_devices: int) ->
     if mode.startswith("soft"):
         if memory is not None and memory > cap:
             return Outcome(refused="MemoryInvalid")
+        if super_pod and count > 1 and count % 2:
+            return Outcome(refused="SuperPodOddCount")
+        if count > node_devices:  # HAMi's Fit first checks the node has that many devices at all
+            return Outcome(refused="NodeInsufficientDevice")
         if mode == "soft-on-template-node":
             return Outcome(refused="ModeNotFit")  # "a hami-core pod on a non-hami-core node is filtered out"
         if memory is not None and memory > alloc:

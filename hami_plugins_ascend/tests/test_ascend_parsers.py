@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hami_plugins_ascend.tool import ToolError
 
 from hami_plugins_ascend import npu_smi_parse as p
-from hami_plugins_ascend.tool import ToolError
 
 
 def test_info_910b4_1_eight_chips(recorded):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from hami_plugins_ascend.npu_smi import NpuSmi, RealRunner
+from hami_plugins_ascend.tool import ToolError, run_tool
 
 from hami_hal.context import NodeContext
 from hami_hal.errors import BackendUnavailable
 from hami_plugins_ascend import discovery, ports
-from hami_plugins_ascend.npu_smi import NpuSmi, RealRunner
-from hami_plugins_ascend.tool import ToolError, run_tool
 
 
 def _script(tmp_path, body: str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hami_hal.models import ContainerAllocation, DeviceSlice, PartitionKind
 from hami_hal.testing import plugin_problems
 from hami_plugins_ascend import plugin, ports
@@ -24,7 +26,12 @@ def test_hook_hami_hal_vendor(hal):
     b3 = next(f for f in vendor.resources if f.common_word == "Ascend910B3")
     assert (b3.count, b3.memory, b3.cores) == ("huawei.com/Ascend910B3", "huawei.com/Ascend910B3-memory",
                                                "huawei.com/Ascend910B3-core")
-    assert vendor.selectors.mode == "huawei.com/vnpu-mode"
+    assert b3.annotations.node_register == "hami.io/node-register-Ascend910B3"
+    assert b3.annotations.allocated == "hami.io/Ascend910B3-devices-allocated"
+    (rule,) = b3.pod_annotations
+    assert (rule.key, rule.allowed, rule.reason) == ("huawei.com/vnpu-mode", ["hami-core"], "ModeNotFit")
+    c = next(f for f in vendor.resources if f.common_word == "Ascend910C")
+    assert c.device_sets.allowed_sets[2][:2] == [[0, 1], [2, 3]] and 3 not in c.device_sets.allowed_counts
 
 
 def test_hook_hami_hal_sim_profiles(hal):
@@ -101,3 +108,17 @@ def test_hook_hami_hal_device_health(sim, place, pod):
     assert [d.index for d in bad] == [5] and bad[0].health_reason == "npu-smi reports Health Critical"
     fit = place(inv, pod("p", {"huawei.com/Ascend910B3": "8"}))
     assert not fit.ok and "CardNotHealth" in fit.reason
+
+
+def test_hook_hami_hal_pod_annotations(hal, sim, place, pod):
+    inv = sim("ascend-8x910b3")
+    fit = place(inv, pod("p", {"huawei.com/Ascend910B3": "1", "huawei.com/Ascend910B3-memory": "20000"}))
+    anns = hal.pod_annotations(fit.allocation, inv.devices, pod("p", {}))
+    (entry,) = json.loads(anns["huawei.com/Ascend910B3"])
+    assert entry == {"UUID": fit.allocation.slices()[0].uuid, "memory": 32768, "temp": "vir10_3c_32g", "core": 10}
+    assert anns["predicate-time"].isdigit()
+    soft = sim("ascend-8x910b3-vnpu-core")
+    fit = place(soft, pod("s", {"huawei.com/Ascend910B3": "1", "huawei.com/Ascend910B3-memory": "8192",
+                                "huawei.com/Ascend910B3-core": "30"}, {"huawei.com/vnpu-mode": "hami-core"}))
+    (entry,) = json.loads(hal.pod_annotations(fit.allocation, soft.devices, {})["huawei.com/Ascend910B3"])
+    assert entry == {"UUID": fit.allocation.slices()[0].uuid, "memory": 8192, "core": 30}
