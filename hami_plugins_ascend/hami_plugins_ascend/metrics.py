@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hami_hal.models import Device, MetricSample
 
+from .chips import by_chip_name
 from .npu_smi import NpuSmi
 from .tool import ToolError
 
@@ -31,3 +32,26 @@ def device_samples(port: NpuSmi, device: Device) -> list[MetricSample]:
     ]
     return [MetricSample(name=n, value=float(v), unit=u, device_uuid=device.uuid, labels=labels)
             for n, u, v in values if v is not None]
+
+
+def vnpu_samples(port: NpuSmi, device: Device) -> list[MetricSample]:
+    """One ``memory_limit`` sample per vNPU on the chip (its template's memory), scope ``allocation``."""
+    if device.attributes.get("soft_mode"):
+        return []
+    chip = by_chip_name(str(device.attributes.get("chip_name") or device.model))
+    npu, chip_id = device.attributes.get("npu_id"), device.attributes.get("chip_id")
+    if chip is None or not isinstance(npu, int) or not isinstance(chip_id, int):
+        return []
+    try:
+        vnpus = port.vnpus(npu, chip_id)
+    except ToolError:
+        return []
+    labels = {"device_index": str(device.index), "device_type": device.hami_type}
+    out = []
+    for v in vnpus:
+        tpl = chip.template(v.template)
+        if tpl is not None:
+            out.append(MetricSample(name="memory_limit", value=float(tpl.memory * MIB), unit="bytes",
+                                    device_uuid=device.uuid, scope="allocation",
+                                    labels=labels | {"vnpu_id": str(v.vnpu_id), "template": v.template}))
+    return out

@@ -80,6 +80,11 @@ def hami_hal_device_metrics(device: Device, context: NodeContext) -> list[Metric
 
 
 @hookimpl
+def hami_hal_allocation_metrics(device: Device, context: NodeContext) -> list[MetricSample]:
+    return metrics.vnpu_samples(port_for(context), device)
+
+
+@hookimpl
 def hami_hal_device_health(device: Device, context: NodeContext) -> HealthStatus | None:
     return health.check(port_for(context), device)
 

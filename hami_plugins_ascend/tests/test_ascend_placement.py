@@ -78,3 +78,12 @@ def test_vnpu_create_refused_by_the_tool_is_one_line(hal, sim):
     hal.create_partition(d, s)
     with pytest.raises(HalError, match=r"cannot create vNPU vir10_3c_32g on NPU 0 chip 0: .*FAILED: resources"):
         hal.create_partition(d, s)
+
+
+def test_vnpu_allocation_metrics(hal, sim):
+    d = sim("ascend-8x910b3").devices[0]
+    port = ports.port_for(hal.context("ascend"))
+    port.create_vnpu(0, 0, 0, "vir10_3c_32g")
+    (sample,) = hal.allocation_metrics(d)
+    assert (sample.name, sample.value, sample.scope) == ("memory_limit", 32768 * 2**20, "allocation")
+    assert sample.labels["template"] == "vir10_3c_32g"
