@@ -12,10 +12,14 @@ from hami_hal.models import (
     ContainerEdits,
     Device,
     DeviceSlice,
+    DeviceUsage,
+    FitFailure,
+    FitReason,
     HealthStatus,
     MetricSample,
     PartitionModel,
     PodAllocation,
+    ResourceRequest,
     Topology,
     VendorInfo,
 )
@@ -50,6 +54,16 @@ def hami_hal_discover(context: NodeContext) -> list[Device]:
 @hookimpl
 def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionModel | None:
     return partitions.partition_model(device, parse_config(context.config))
+
+
+@hookimpl
+def hami_hal_fit(device: Device, usage: DeviceUsage, request: ResourceRequest, proposed: DeviceSlice) -> FitFailure | None:
+    # One family per chip: a huawei.com/Ascend310P request never takes a 910B3 (HAMi keeps each chip its own
+    # device type). Node side only until the core matches families itself.
+    if device.hami_type != request.common_word:
+        return FitFailure(uuid=device.uuid, reason=FitReason.CARD_TYPE_MISMATCH,
+                          detail=f"{request.common_word} request, device is {device.hami_type}")
+    return None
 
 
 @hookimpl
