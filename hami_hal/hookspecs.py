@@ -25,8 +25,6 @@ if TYPE_CHECKING:
         ContainerEdits,
         Device,
         DeviceSlice,
-        DeviceUsage,
-        FitFailure,
         HealthStatus,
         MetricSample,
         PartitionModel,
@@ -83,14 +81,17 @@ def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionM
 
 
 @hookspec(firstresult=True)
-def hami_hal_fit(
-    device: Device, usage: DeviceUsage, request: ResourceRequest, proposed: DeviceSlice
-) -> FitFailure | None:
-    """Vendor-specific veto of a slice the engine proposes for ``device`` under ``usage``.
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    """Adjust or refuse one parsed request of the plugin's family before the engine sees it.
 
-    The engine already enforces the partition model (memory, compute, slots, templates, selectors,
-    health); implement this only for extra hardware rules (e.g. a driver handle limit). Return a
-    :class:`FitFailure` to refuse, None to accept. Stops at the first refusal.
+    HAMi's per-vendor ``MutateAdmission``: round memory up to what the hardware can give (a card's
+    whole memory above the largest template), turn a count the hardware cannot serve into one it can
+    (910C superPod: 1 → 2), or refuse with :class:`hami_hal.errors.InputError` (one line naming the
+    resource field and value). ``annotations`` are the pod's annotations. Return the new request (same
+    vendor and family) or None to keep it. Called by the pod parser when given ``Hal.admit_request``
+    (``hami allocate``, the scheduler when plugins are installed). Default: the request as parsed.
+    Prefer data (``DeviceSetRules``, ``PodAnnotationRule``, templates) where it can express the rule:
+    data applies even where no plugin is installed.
     """
 
 

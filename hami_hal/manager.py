@@ -36,8 +36,6 @@ from .models import (
     ContainerEdits,
     Device,
     DeviceSlice,
-    DeviceUsage,
-    FitFailure,
     HealthStatus,
     MetricSample,
     NodeInventory,
@@ -333,11 +331,6 @@ class Hal:
                                 context=self.context(device.vendor))
         return got or PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
 
-    def fit(self, device: Device, usage: DeviceUsage, request: ResourceRequest,
-            proposed: DeviceSlice) -> FitFailure | None:
-        return self._vendor_call(device.vendor, "hami_hal_fit", device=device, usage=usage,
-                                 request=request, proposed=proposed)
-
     def health(self, device: Device) -> HealthStatus | None:
         return self._vendor_call(device.vendor, "hami_hal_device_health", device=device,
                                  context=self.context(device.vendor))
@@ -363,6 +356,18 @@ class Hal:
     def destroy_partition(self, device: Device, handle: dict) -> bool | None:
         return self._vendor_call(device.vendor, "hami_hal_destroy_partition", device=device, handle=handle,
                                  context=self.context(device.vendor))
+
+    def admit_request(self, request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
+        """The owning plugin's ``hami_hal_admit_request`` (the request unchanged when it has none)."""
+        if self.plugin_for_vendor(request.vendor) is None:
+            return request
+        out = self._vendor_call(request.vendor, "hami_hal_admit_request", request=request,
+                                annotations=dict(annotations))
+        if out is None:
+            return request
+        if not isinstance(out, ResourceRequest):
+            raise PluginLoadError(f"plugin {request.vendor}: hami_hal_admit_request returned {type(out).__name__}")
+        return out
 
     def pod_annotations(self, allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str]:
         """Every vendor's ``hami_hal_pod_annotations`` for ``allocation``, each given only its own slices."""

@@ -58,7 +58,7 @@ def test_plugins_table_and_json(capsys):
     code, out, _ = run(capsys, "plugins", "--json")
     data = json.loads(out)
     (p,) = data["plugins"]
-    assert p["name"] == "acme" and p["version"] == "0.0.1+test" and "hami_hal_fit" in p["hooks"]
+    assert p["name"] == "acme" and p["version"] == "0.0.1+test" and "hami_hal_admit_request" in p["hooks"]
     assert "acme.example/card" in p["resources"]
 
 

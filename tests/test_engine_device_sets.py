@@ -92,3 +92,57 @@ def test_device_attribute_rule_and_tenant_rule():
     assert not other.ok and "qos=fixed-share" in other.failures[0].detail
     node.release(first)
     assert node.fit_pod(_pod(1, attrs=[qos("best-effort")], name="c")).ok  # tags leave with the tenant
+
+
+def _sliced(n: int, budget: int) -> list[Device]:
+    from hami_hal.models import NodeBudget, PartitionTemplate
+
+    part = PartitionModel(kind=PartitionKind.SLICES, memory_mib=98304, max_slots=4,
+                          node_budget=NodeBudget(name="handles", limit=budget), templates=[
+                              PartitionTemplate(name="quarter", memory_mib=24576, compute_percent=25, node_cost=4),
+                              PartitionTemplate(name="half", memory_mib=49152, compute_percent=50, node_cost=2)])
+    return [Device(vendor="v", index=i, uuid=f"D{i}", model="M", hami_type="M", memory_mib=98304, partition=part,
+                   provenance=Provenance(source="simulated", profile="t")) for i in range(n)]
+
+
+def test_node_budget_counts_each_template_once_per_device():
+    """Kunlun's 24 spare driver handles: 6 cards in quarters fit, 8 do not, 8 in halves do."""
+    assert NodeState("n", _sliced(8, 24)).fit_pod(_pod(6, mem=24576)).ok
+    eight = NodeState("n", _sliced(8, 24)).fit_pod(_pod(8, mem=24576))
+    assert not eight.ok and "NodeInsufficientDevice: handles: 32 of 24 would be used" in eight.reason
+    assert NodeState("n", _sliced(8, 24)).fit_pod(_pod(8, mem=49152)).ok
+    node = NodeState("n", _sliced(8, 24))
+    node.allocate(_pod(6, mem=24576, name="a"))
+    assert node.fit_pod(_pod(6, mem=24576, name="b")).ok  # same cards again: no new handles
+    assert not node.fit_pod(_pod(8, mem=49152, name="c")).ok  # 24 used + 2 halves on free cards
+
+
+def test_least_fragmentation_keeps_whole_groups_free():
+    rules = DeviceSetRules(allowed_counts=[1, 2, 4, 8], groups=[[0, 1, 2, 3], [4, 5, 6, 7]],
+                           allowed_sets={2: [[0, 1], [2, 3], [4, 5], [6, 7]]}, prefer="least-fragmentation")
+    from hami_hal.models import DevicePolicy
+
+    def binpack(pod: PodRequest) -> PodRequest:
+        pod.containers[0].requests[0].policy = DevicePolicy.BINPACK
+        return pod
+
+    node = NodeState("n", _devices(8))
+    node.allocate(_pod(1, mem=1000, name="a"))  # D0 full
+    node.allocate(_pod(1, mem=1000, name="b"))  # spread: D1 full
+    node.allocate(_pod(1, mem=100, name="c"))  # spread: D2 lightly used
+    node.allocate(_pod(1, mem=100, name="d"))  # spread: D3 lightly used
+    plain = node.fit_pod(_pod(1, rules.model_copy(update={"prefer": "policy"}), mem=100))
+    assert _uuids(plain) == ["D4"]  # spread alone: an idle device, breaking group 1
+    one = node.fit_pod(_pod(1, rules, mem=100))
+    assert _uuids(one) == ["D2"]  # 2 tasks fill the free devices afterwards ({3} + group 1), not 3
+    two = node.fit_pod(_pod(2, rules, mem=1000))
+    assert _uuids(two) == ["D4", "D5"]  # {2,3} are used, so only group 1's pairs are allowed
+
+
+def test_mode_mismatch_reason_is_the_vendors():
+    devs = [d.model_copy(update={"mode": "templates"}) for d in _devices(1)]
+    pod = _pod(1)
+    pod.containers[0].requests[0].modes = ["hami-core"]
+    assert "1/1 CardTypeMismatch" in NodeState("n", devs).fit_pod(pod).reason  # HAMi's default
+    pod.containers[0].requests[0].mode_reason = "ModeNotFit"
+    assert "1/1 ModeNotFit" in NodeState("n", devs).fit_pod(pod).reason  # Ascend's

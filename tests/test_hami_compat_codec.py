@@ -180,7 +180,7 @@ def test_two_families_keep_both_allocations():
     ('[{"id":"G","count":1,"devmem":5,"devcore":100,"type":"T","health":"maybe"}]', "true or false"),
     ('[{"id":"G,H","count":1,"devmem":5,"devcore":100,"type":"T"}]', "character ','"),
     ('[{"id":"' + "x" * 300 + '","count":1,"devmem":5,"devcore":100,"type":"T"}]', "longer than 256"),
-    (json.dumps([{"id": f"G{i}", "count": 1, "devmem": 5, "type": "T"} for i in range(1025)]), "more than 1024"),
+    (json.dumps([{"id": f"G{i}", "count": 1, "devmem": 5, "type": "T"} for i in range(65)]), "more than 64"),
     ('{"id":"G"}', "neither a JSON array"),
     ('[' * 5000, "not valid JSON"),
     ("G,1,5,100,T,0,true:G,1,5,100,T,0,true:", "listed twice"),

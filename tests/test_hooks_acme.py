@@ -14,8 +14,6 @@ from hami_hal.errors import HalError
 from hami_hal.models import (
     ContainerAllocation,
     DeviceSlice,
-    DeviceUsage,
-    FitReason,
     Level,
     LinkKind,
     PartitionKind,
@@ -40,6 +38,7 @@ def test_hook_hami_hal_vendor(hal):
     (vendor,) = hal.vendors()
     assert vendor.name == "acme" and vendor.domains == ["acme.example/"]
     assert [f.common_word for f in vendor.resources] == ["ACME", "ACME-CARD"]
+    assert vendor.resources[1].device_sets.groups == [[0, 1], [2, 3]]
     assert vendor.resources[1].whole_device and vendor.annotations.allocated == "hami.io/acme-devices-allocated"
 
 
@@ -68,20 +67,20 @@ def test_hook_hami_hal_partition_model(inv, hal):
     assert _dev(inv2, "X100").partition.max_slots == 10
 
 
-def test_hook_hami_hal_fit(inv, hal):
-    x100 = _dev(inv, "X100")
-    req = ResourceRequest(vendor="acme", common_word="ACME", count=1, memory_mib=100)
-    veto = hal.fit(x100, DeviceUsage(uuid=x100.uuid), req, _slice(x100, 100))
-    assert veto is not None and veto.reason is FitReason.CARD_INSUFFICIENT_MEMORY and "256 MiB" in veto.detail
-    assert hal.fit(x100, DeviceUsage(uuid=x100.uuid), req, _slice(x100, 512)) is None
-    # the engine honours the veto: a 100 MiB request fits on no shared X100 (T200 templates round it up)
-    from hami_hal.models import ContainerRequest, PodRequest
+def test_engine_reads_vendor_rules_as_data(inv, hal):
+    """What a veto hook used to decide is data now, so the scheduler sees it too (issue 10)."""
+    from hami_hal.requests import parse_pod
 
-    pod = PodRequest(name="p", containers=[ContainerRequest(name="c", index=0, requests=[req])])
-    x100s = [d for d in inv.devices if "X100" in d.model]
-    fit = NodeState("n", x100s).fit_pod(pod, veto=hal.fit)
-    assert not fit.ok and "(2/2 CardInsufficientMemory)" in fit.reason
-    assert NodeState.from_inventory(inv).fit_pod(pod, veto=hal.fit).allocation.slices()[0].template == "t1.8gb"
+    def pod(limits):
+        return parse_pod({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": {
+            "limits": limits}}]}}, hal.vendors())
+
+    cards = [d.model_copy(update={"index": i, "uuid": f"C{i}"}) for i, d in enumerate(inv.devices)]
+    fit = NodeState("n", cards).fit_pod(pod({"acme.example/card": 2}))
+    assert sorted(s.device_index for s in fit.allocation.slices()) in ([0, 1], [2, 3])  # one linked pair
+    three = NodeState("n", cards).fit_pod(pod({"acme.example/card": 3}))
+    assert not three.ok and "allows 1, 2, 4" in three.reason
+    assert "hami_hal_fit" not in hal.plugins["acme"].hooks
 
 
 def test_hook_hami_hal_create_partition(inv, hal):
@@ -170,3 +169,18 @@ def test_hook_hami_hal_pod_annotations(inv, hal):
                                                            "qos": "fixed-share"}]]
     empty = fit.allocation.model_copy(update={"containers": []})
     assert hal.pod_annotations(empty, inv.devices, pod) == {}
+
+
+def test_hook_hami_hal_admit_request(inv, hal):
+    """Admission adjusts a request before the engine: 100 MiB becomes the firmware's 256 MiB minimum."""
+    from hami_hal.cli.cmd_allocate import dry_run
+
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": {"limits": {
+        "acme.example/xpu": 1, "acme.example/xpu-mem": 100}}}]}}
+    parsed, fit, _ = dry_run(hal, inv, pod)
+    assert parsed.request.containers[0].requests[0].memory_mib == 256
+    assert [s.memory_mib for s in fit.allocation.slices()] == [256]
+    big = ResourceRequest(vendor="acme", common_word="ACME", count=1, memory_mib=4096)
+    assert hal.admit_request(big, {}) is big
+    other = big.model_copy(update={"vendor": "nobody"})
+    assert hal.admit_request(other, {}) is other  # no plugin for the vendor: unchanged

@@ -1,6 +1,6 @@
 """Allocation decision latency per installed plugin, on its default simulated node (and real devices).
 
-The engine decides with the plugin's own ``hami_hal_fit`` veto, exactly as in ``hami conformance run``;
+The engine decides with the plugin's rules as data (device sets, templates), exactly as in ``hami conformance run``;
 the figure is one ``fit_pod`` on a node already half full, the case a scheduler meets most.
 """
 
@@ -58,18 +58,17 @@ def _pod(i: int, vendor: str, word: str, mem: int, count: int = 1) -> PodRequest
 def _bench(benchmark, bench_record, backend: str, vendor: str, model: str, profile: str | None = None) -> None:
     hal, node, devs, word = _node(backend, vendor, model, profile)
     mem = CheckContext.small_memory(devs[0])
-    veto = hal.fit
     rng = random.Random(7)
     # Half-fill the node first so the decision has real work to do.
     for i in range(len(devs) * 2):
-        fit = node.fit_pod(_pod(i, vendor, word, mem), veto=veto)
+        fit = node.fit_pod(_pod(i, vendor, word, mem))
         if fit.ok:
             node.commit(fit.allocation)
     pods = [_pod(1000 + i, vendor, word, mem, rng.choice([1, 1, min(2, len(devs))])) for i in range(64)]
     it = iter(range(10**9))
 
     def decide():
-        return node.fit_pod(pods[next(it) % len(pods)], veto=veto)
+        return node.fit_pod(pods[next(it) % len(pods)])
 
     benchmark(decide)
     stats = benchmark.stats.stats

@@ -1,8 +1,8 @@
 """``hami allocate POD.yaml``: dry run of a pod on this node: what each container would get, or why not.
 
 Steps: parse the pod with the installed vendors' resource names, refuse a request no device here could
-ever hold (one line naming the field), fit the pod with the allocation engine (the plugins'
-``hami_hal_fit`` as veto), then ask the plugins for each container's edits (env, device nodes).
+ever hold (one line naming the field), fit the pod with the allocation engine (vendor rules are data it reads, so
+the scheduler decides the same), then ask the plugins for each container's edits (env, device nodes).
 Nothing is allocated: the node state is thrown away. Exit 0 when it fits, 1 when it does not.
 """
 
@@ -43,9 +43,9 @@ def hami_annotations(hal: Hal, alloc: PodAllocation, pod: dict | None = None,
 
 def dry_run(hal: Hal, inv: NodeInventory, pod: dict) -> tuple[ParsedPod, PodFit, dict[str, ContainerEdits]]:
     """Parse, check and fit ``pod`` on ``inv``; returns the parsed pod, the fit and per-container edits."""
-    parsed = parse_pod_detailed(pod, hal.vendors())
+    parsed = parse_pod_detailed(pod, hal.vendors(), hal.admit_request)
     check_satisfiable(parsed, inv.devices)
-    fit = NodeState.from_inventory(inv).fit_pod(parsed.request, veto=hal.fit)
+    fit = NodeState.from_inventory(inv).fit_pod(parsed.request)
     edits: dict[str, ContainerEdits] = {}
     if fit.ok and fit.allocation:
         for ctr in fit.allocation.containers:

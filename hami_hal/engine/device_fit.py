@@ -6,6 +6,15 @@ from dataclasses import dataclass
 
 from ..models import AttributeMatch, DevicePolicy, FitReason, PartitionKind, Placement, ResourceRequest
 from .device_state import Contribution, DeviceState
+from .predicates import (
+    SHARE_CHECKS,
+    SLOT_CHECKS,
+    WHOLE_CHECKS,
+    UsageView,
+    first_failure,
+    memory_need,
+    type_allowed,
+)
 
 
 @dataclass(slots=True)
@@ -37,10 +46,6 @@ class Proposal:
 Refusal = tuple[FitReason, str, str]
 
 
-def _matches(patterns: list[str], *values: str) -> bool:
-    return any(p.lower() in v.lower() for p in patterns for v in values)
-
-
 def selectors_refuse(st: DeviceState, req: ResourceRequest, cordoned: frozenset[str]) -> Refusal | None:
     """Checks that do not depend on usage: health, cordon, type, mode, UUID."""
     dev = st.device
@@ -48,12 +53,11 @@ def selectors_refuse(st: DeviceState, req: ResourceRequest, cordoned: frozenset[
         return (FitReason.CARD_NOT_HEALTH, dev.uuid, dev.health_reason or "device is unhealthy")
     if dev.uuid in cordoned:
         return (FitReason.CARD_CORDONED, dev.uuid, "device is cordoned")
-    if req.type_include and not _matches(req.type_include, dev.hami_type, dev.model):
-        return (FitReason.CARD_TYPE_MISMATCH, dev.uuid, f"type {dev.hami_type} not in {req.type_include}")
-    if req.type_exclude and _matches(req.type_exclude, dev.hami_type, dev.model):
-        return (FitReason.CARD_TYPE_MISMATCH, dev.uuid, f"type {dev.hami_type} excluded")
+    if (req.type_include or req.type_exclude) and not type_allowed(req, dev.hami_type, dev.model):
+        return (FitReason.CARD_TYPE_MISMATCH, dev.uuid,
+                f"type {dev.hami_type} not allowed (use {req.type_include}, nouse {req.type_exclude})")
     if req.modes and dev.mode not in req.modes:
-        return (FitReason.CARD_TYPE_MISMATCH, dev.uuid, f"mode {dev.mode} not in {req.modes}")
+        return (FitReason(req.mode_reason), dev.uuid, f"mode {dev.mode} not in {req.modes}")
     if req.uuid_include and dev.uuid not in req.uuid_include:
         return (FitReason.CARD_UUID_MISMATCH, dev.uuid, "uuid not in use-uuid list")
     if dev.uuid in req.uuid_exclude:
@@ -71,8 +75,16 @@ def selectors_refuse(st: DeviceState, req: ResourceRequest, cordoned: frozenset[
     return None
 
 
-def _round_up(value: int, step: int) -> int:
-    return -(-value // step) * step
+def usage_view(st: DeviceState, req: ResourceRequest) -> UsageView:
+    """The usage checks' view of one device for ``req``."""
+    part = st.part
+    return UsageView(
+        used_slots=st.used_slots, max_slots=part.max_slots, held_exclusive=st.exclusive,
+        mutex=req.policy is DevicePolicy.MUTEX, free_mem=st.free_memory_mib, total_mem=part.memory_mib,
+        need=memory_need(req, part.memory_mib, part.memory_granularity_mib), free_core=st.free_compute_percent,
+        total_core=part.compute_percent, used_core=st.used_compute_percent, cores=min(req.compute_percent, 100),
+        full_exclusive=part.exclusive_full_compute,
+    )
 
 
 def fit_device(st: DeviceState, req: ResourceRequest, cordoned: frozenset[str]) -> Proposal | Refusal:
@@ -81,32 +93,24 @@ def fit_device(st: DeviceState, req: ResourceRequest, cordoned: frozenset[str]) 
     if refused:
         return refused
     uuid, part = st.device.uuid, st.part
-    if st.used_slots >= part.max_slots:
-        return (FitReason.CARD_TIME_SLICING_EXHAUSTED, uuid, f"{st.used_slots}/{part.max_slots} slots used")
-    if st.exclusive or (req.policy is DevicePolicy.MUTEX and st.used_slots > 0):
-        return (FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, uuid, "device is held by another tenant")
-    cores = min(req.compute_percent, 100)
-    need = _round_up(req.memory_for(part.memory_mib), part.memory_granularity_mib)
-
+    v = usage_view(st, req)
+    failed = first_failure(SLOT_CHECKS, v)
+    if failed:
+        return (failed[0], uuid, failed[1])
     if part.kind is PartitionKind.WHOLE or req.takes_whole_devices:
-        if st.used_slots > 0:
-            return (FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, uuid, "whole device requested but in use")
-        if need > part.memory_mib:
-            return (FitReason.CARD_INSUFFICIENT_MEMORY, uuid, f"needs {need} MiB, device has {part.memory_mib}")
-        return Proposal(st, part.memory_mib, part.compute_percent, exclusive=True, tags=_tags(req))
+        failed = first_failure(WHOLE_CHECKS, v)
+        if failed:
+            return (failed[0], uuid, failed[1])
+        # Compute is in percent of one device; a core-scaled device (200 %) is still held whole at 100.
+        return Proposal(st, part.memory_mib, min(part.compute_percent, 100), exclusive=True, tags=_tags(req))
 
     if part.kind is PartitionKind.SHARES:
-        if st.free_memory_mib < need:
-            return (FitReason.CARD_INSUFFICIENT_MEMORY, uuid, f"needs {need} MiB, {st.free_memory_mib} free")
-        if st.free_compute_percent < cores:
-            return (FitReason.CARD_INSUFFICIENT_CORE, uuid, f"needs {cores}%, {st.free_compute_percent}% free")
-        if part.exclusive_full_compute and cores >= 100 and st.used_slots > 0:
-            return (FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, uuid, "100% compute needs an idle device")
-        if cores == 0 and part.compute_percent and st.used_compute_percent >= part.compute_percent:
-            return (FitReason.CARD_COMPUTE_UNITS_EXHAUSTED, uuid, "all compute is taken")
-        return Proposal(st, need, cores, exclusive=part.exclusive_full_compute and cores >= 100, tags=_tags(req))
+        failed = first_failure(SHARE_CHECKS, v)
+        if failed:
+            return (failed[0], uuid, failed[1])
+        return Proposal(st, v.need, v.cores, exclusive=part.exclusive_full_compute and v.cores >= 100, tags=_tags(req))
 
-    got = _fit_template(st, need, cores)
+    got = _fit_template(st, v.need, v.cores)
     if isinstance(got, Proposal):
         got.tags = _tags(req)
     return got

@@ -31,7 +31,7 @@ from .device_sets import count_refusal, pick_in_sets
 from .device_state import Contribution, DeviceState
 from .selection import order, pick
 
-#: A vendor or scheduler veto on a proposed slice (e.g. the plugin's ``hami_hal_fit`` hook).
+#: A scheduler veto on a proposed slice (the capability gate). Vendor rules are data the engine reads.
 Veto = Callable[[Device, DeviceUsage, ResourceRequest, DeviceSlice], FitFailure | None]
 
 
@@ -49,10 +49,13 @@ class PodFit:
         return [FitFailure(reason=r, uuid=u, detail=d) for r, u, d in self.refusals]
 
 
-def _reason_text(refusals: list[Refusal], total: int) -> str:
-    """HAMi text form: sorted ``"<count>/<total> <Reason>"`` joined by ``", "``."""
-    counts = Counter(r.value for r, _, _ in refusals)
-    return ", ".join(f"{n}/{total} {reason}" for reason, n in sorted(counts.items()))
+def pod_reason(container: str, failed: str, counts: Counter[str] | None = None, total: int = 0) -> str:
+    """The one reason text of a pod that does not fit, as the engine and the scheduler's prefilter
+    write it: ``container <name>: <failure> (<n>/<total> <Reason>, ...)``, reasons sorted (HAMi form)."""
+    text = f"container {container}: {failed}"
+    if counts:
+        text += " (" + ", ".join(f"{n}/{total} {reason}" for reason, n in sorted(counts.items())) + ")"
+    return text
 
 
 def _slice(p: Proposal, req: ResourceRequest) -> DeviceSlice:
@@ -139,9 +142,8 @@ class NodeState:
             table = {} if ctr.init else app
             slices, refusals, total, failed = self._fit_container(ctr, table, current, scratch, veto)
             if failed:
-                where = f"container {ctr.name}"
-                return PodFit(False, None, refusals, f"{where}: {failed}" + (
-                    f" ({_reason_text(refusals, total)})" if refusals else ""))
+                counts = Counter(r.value for r, _, _ in refusals)
+                return PodFit(False, None, refusals, pod_reason(ctr.name, failed, counts, total))
             if ctr.init:  # template/whole partitions of init containers stay until the pod ends
                 for s in slices:
                     if self.devices[s.uuid].part.kind is not PartitionKind.SHARES:
@@ -191,10 +193,49 @@ class NodeState:
                     FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST)
                 return slices, refusals, len(uuids), (
                     f"{reason.value}: {req.vendor} needs {req.count} devices, {len(props)} fit")
+            shared = [p for p in chosen if p.template is None and not p.exclusive]
+            if rules is not None and rules.max_shared_devices is not None and shared and \
+                    req.count > rules.max_shared_devices:
+                return slices, refusals, len(uuids), (
+                    f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} shares are enforced on at "
+                    f"most {rules.max_shared_devices} devices per container, {req.count} requested")
+            over = self._budget_refusal(chosen, table, current)
+            if over and len(chosen) == req.count and not (rules and rules.restricts_sets):
+                # Devices already hosting the template cost the budget nothing: try them first.
+                free = [p for p in props if any(n == p.template for n, _ in p.state.instances)]
+                costly = [p for p in props if p not in free]
+                first = pick(free, min(len(free), req.count), req.policy, False, None) or []
+                rest = pick(costly, req.count - len(first), req.policy, False, None) if len(first) < req.count else []
+                if rest is not None and len(first) + len(rest) == req.count:
+                    chosen = first + rest
+                    over = self._budget_refusal(chosen, table, current)
+            if over:
+                return slices, refusals, len(uuids), f"{FitReason.NODE_INSUFFICIENT_DEVICE.value}: {over}"
             for p in chosen:
                 scratch(p.state.device.uuid, table).add(p.contribution())
                 slices.append(_slice(p, req))
         return slices, [], 0, None
+
+    def _budget_refusal(self, chosen: list[Proposal], table, current) -> str | None:
+        """Node-wide budgets (``PartitionModel.node_budget``) the chosen templates would overdraw."""
+        names = {p.state.part.node_budget.name for p in chosen if p.template and p.state.part.node_budget}
+        for name in sorted(names):
+            added: dict[str, set[str]] = {}
+            for p in chosen:
+                if p.template:
+                    added.setdefault(p.state.device.uuid, set()).add(p.template)
+            used, limit = 0, None
+            for uuid, base in self.devices.items():
+                budget = base.part.node_budget
+                if budget is None or budget.name != name:
+                    continue
+                limit = budget.limit if limit is None else min(limit, budget.limit)
+                hosted = {n for n, _ in current(uuid, table).instances} | added.get(uuid, set())
+                cost = {t.name: t.node_cost for t in base.part.templates}
+                used += sum(cost.get(n, 0) for n in hosted)
+            if limit is not None and used > limit:
+                return f"{name}: {used} of {limit} would be used"
+        return None
 
     # -- state changes -----------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 #: Longest annotation value read at all (Kubernetes caps all annotations of an object at 256 KiB).
 MAX_VALUE_CHARS = 256 * 1024
-#: Devices in one register annotation, and devices in one container's allocation.
+#: Devices in one node register annotation (HAMi nodes carry at most 16 of one family).
+MAX_REGISTER_DEVICES = 64
+#: Devices in one container's allocation.
 MAX_DEVICES = 1024
 #: Containers of one pod (init + app) in an allocation string.
 MAX_CONTAINERS = 256

@@ -26,7 +26,7 @@ from ..models import (
 )
 from .checks import int_field, str_field, value_text
 from .keys import HAL_INVENTORY, families_by_key
-from .limits import MAX_DEVCORE, MAX_DEVICES, MAX_INDEX, MAX_MEMORY_MIB, MAX_SPLIT_COUNT
+from .limits import MAX_DEVCORE, MAX_INDEX, MAX_MEMORY_MIB, MAX_REGISTER_DEVICES, MAX_SPLIT_COUNT
 
 #: HAMi's default device mode when an annotation names none.
 DEFAULT_MODE = "hami-core"
@@ -104,10 +104,10 @@ def decode_register(value: object, key: str = "register annotation") -> list[Reg
             if len(f) not in (7, 9):
                 raise InputError(key, chunk[:80], f"CSV device needs 7 or 9 fields, has {len(f)}")
             items.append(dict(zip(_CSV_FIELDS, f, strict=False)))
-            if len(items) > MAX_DEVICES:
+            if len(items) > MAX_REGISTER_DEVICES:
                 break
-    if len(items) > MAX_DEVICES:
-        raise InputError(key, f"{len(items)} devices", f"lists more than {MAX_DEVICES} devices")
+    if len(items) > MAX_REGISTER_DEVICES:
+        raise InputError(key, f"{len(items)} devices", f"lists more than {MAX_REGISTER_DEVICES} devices")
     out = [_device(f"{key}[{i}]", it) for i, it in enumerate(items)]
     seen: set[str] = set()
     for d in out:

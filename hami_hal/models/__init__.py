@@ -19,7 +19,7 @@ from .health import HealthStatus
 from .inventory import NodeInventory, SkippedPlugin
 from .isolation import ContainerEdits, DeviceNode, Mount
 from .metrics import MetricSample
-from .partition import PartitionKind, PartitionModel, PartitionTemplate, Placement
+from .partition import NodeBudget, PartitionKind, PartitionModel, PartitionTemplate, Placement
 from .probe import ProbeResult
 from .provenance import Provenance
 from .request import ContainerRequest, DevicePolicy, NodePolicy, PodRequest, ResourceRequest
@@ -28,7 +28,7 @@ from .usage import DeviceUsage, TemplateInstance
 from .vendor import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
 
 __all__ = [
-    "AttributeMatch", "DeviceSetRules", "PodAnnotationRule", "RequestAttribute", "model_key",
+    "AttributeMatch", "DeviceSetRules", "NodeBudget", "PodAnnotationRule", "RequestAttribute", "model_key",
     "AnnotationKeys", "CapabilityMatrix", "CapabilityResult", "ContainerAllocation", "ContainerEdits",
     "ContainerRequest", "Device", "DeviceModelEntry", "DeviceNode", "DevicePolicy", "DeviceSlice",
     "DeviceUsage", "FitFailure", "FitReason", "HealthStatus", "Level", "Link", "LinkKind", "MatrixMetadata",

@@ -8,6 +8,7 @@ through the same engine, with no vendor code in either.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -34,8 +35,15 @@ class DeviceSetRules(HalModel):
     groups: list[list[int]] = Field(default_factory=list)
     #: Devices that are only ever taken together (taking one takes the bundle).
     bundles: list[list[int]] = Field(default_factory=list)
+    #: At most this many devices per request when the slices are software shares (not whole devices nor
+    #: templates): NVIDIA's interposer enforces limits on at most 16 GPUs per container.
+    max_shared_devices: int | None = Field(default=None, ge=1)
     #: A request for more devices than this takes each device whole.
     whole_device_above: int | None = Field(default=None, ge=1)
+    #: Which allowed set wins: ``policy`` = best by the request's device policy order;
+    #: ``least-fragmentation`` = fewest allowed-size requests needed to fill the groups' free devices
+    #: afterwards (Kunlun's MTF), then policy order.
+    prefer: Literal["policy", "least-fragmentation"] = "policy"
 
     @model_validator(mode="after")
     def _sets_match_counts(self) -> DeviceSetRules:

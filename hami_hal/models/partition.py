@@ -50,6 +50,16 @@ class PartitionTemplate(HalModel):
     max_instances: int | None = Field(default=None, ge=1)
     #: Where an instance may sit; an instance needs one free, non-overlapping placement.
     placements: list[Placement] = Field(default_factory=list)
+    #: Charged once to the device's ``node_budget`` while the device hosts any instance of this template
+    #: (Kunlun: a card split into 1/4 slices uses 4 more of the node's driver handles).
+    node_cost: int = Field(default=0, ge=0)
+
+
+class NodeBudget(HalModel):
+    """A node-wide resource that templates draw from, shared by every device naming it."""
+
+    name: str
+    limit: int = Field(ge=0)
 
 
 class PartitionModel(HalModel):
@@ -71,6 +81,8 @@ class PartitionModel(HalModel):
     exclusive_full_compute: bool = True
     #: Partitions must be created on the hardware before use (MIG) rather than enforced in software.
     requires_creation: bool = False
+    #: Node-wide budget the templates' ``node_cost`` draws from (Kunlun ``("xpu-handles", 24)``).
+    node_budget: NodeBudget | None = None
 
     @model_validator(mode="after")
     def _templates_match_kind(self) -> PartitionModel:

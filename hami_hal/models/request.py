@@ -45,6 +45,8 @@ class ResourceRequest(HalModel):
     uuid_exclude: list[str] = Field(default_factory=list)
     #: Allowed device modes (``hami-core``, ``mig``, ``mps``); empty = any.
     modes: list[str] = Field(default_factory=list)
+    #: Reason code of a mode mismatch (from ``SelectorAnnotations.mode_reason``).
+    mode_reason: str = "CardTypeMismatch"
     policy: DevicePolicy = DevicePolicy.SPREAD
     numa_bind: bool = False
     #: 0 = high, 1 = low (HAMi ``nvidia.com/priority``); None = unset.

@@ -61,8 +61,10 @@ class SelectorAnnotations(HalModel):
     nouse_type: str | None = None
     use_uuid: str | None = None
     nouse_uuid: str | None = None
-    #: Comma list of allowed device modes (``nvidia.com/vgpu-mode``).
+    #: Comma list of allowed device modes (``nvidia.com/vgpu-mode``, ``huawei.com/vnpu-mode``).
     mode: str | None = None
+    #: Reason code when a device's ``mode`` is not among them (HAMi: ``CardTypeMismatch``; Ascend ``ModeNotFit``).
+    mode_reason: str = "CardTypeMismatch"
     #: ``"true"``: all devices of a container from one NUMA node.
     numa_bind: str | None = None
 

@@ -20,11 +20,12 @@ Every error is an :class:`InputError` naming the exact field, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from ..errors import InputError
+from ..errors import HalError, InputError
 from ..models import (
     ContainerRequest,
     DevicePolicy,
@@ -318,8 +319,8 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             compute_percent=cores, whole_device=fam.whole_device,
             type_include=sel.type_include, type_exclude=sel.type_exclude,
             uuid_include=sel.uuid_include, uuid_exclude=sel.uuid_exclude,
-            modes=sel.modes, policy=policy, numa_bind=sel.numa_bind, priority=priority,
-            device_sets=fam.device_sets, attributes=attributes or [],
+            modes=sel.modes, mode_reason=vendor.selectors.mode_reason, policy=policy, numa_bind=sel.numa_bind,
+            priority=priority, device_sets=fam.device_sets, attributes=attributes or [],
         )
     except ValidationError as err:  # pragma: no cover - every rule above is checked first
         raise InputError(count_field, count, f"is not a valid request ({err.errors()[0]['msg']})") from None
@@ -351,7 +352,24 @@ def _containers(spec: dict) -> list[tuple[str, dict, bool]]:
     return out
 
 
-def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
+#: A vendor's admission of one request (``Hal.admit_request``): returns the request to place, or raises.
+Admit = Callable[[ResourceRequest, dict[str, str]], ResourceRequest]
+
+
+def _admitted(admit: Admit, req: ResourceRequest, anns: dict[str, str], field_name: str) -> ResourceRequest:
+    """Run the vendor's admission; a non-input error becomes one line naming the request's field."""
+    try:
+        out = admit(req, anns)
+    except InputError:
+        raise
+    except HalError as err:
+        raise InputError(field_name, req.count, str(err)) from None
+    if out.vendor != req.vendor or out.common_word != req.common_word:
+        raise InputError(field_name, req.count, f"admission changed the request's family to {out.common_word!r}")
+    return out
+
+
+def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None = None) -> ParsedPod:
     """Parse a Pod document; the result also maps every request to the fields it came from."""
     if not isinstance(pod, dict):
         raise InputError("pod", pod, "must be a mapping")
@@ -389,12 +407,18 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo]) -> ParsedPod:
             if built is None:
                 continue
             req, flds = built
+            if admit is not None:
+                req = _admitted(admit, req, anns, flds.count)
             parsed.fields[(pos, len(creq.requests))] = flds
             creq.requests.append(req)
         parsed.request.containers.append(creq)
     return parsed
 
 
-def parse_pod(pod: dict, vendors: list[VendorInfo]) -> PodRequest:
-    """Turn a Pod document into per-container, vendor-neutral requests (raises InputError)."""
-    return parse_pod_detailed(pod, vendors).request
+def parse_pod(pod: dict, vendors: list[VendorInfo], admit: Admit | None = None) -> PodRequest:
+    """Turn a Pod document into per-container, vendor-neutral requests (raises InputError).
+
+    ``admit`` (e.g. ``Hal.admit_request``) lets each vendor's ``hami_hal_admit_request`` adjust or refuse
+    its requests, as HAMi's per-vendor ``MutateAdmission`` does.
+    """
+    return parse_pod_detailed(pod, vendors, admit).request

@@ -12,14 +12,10 @@ from hami_hal.models import (
     ContainerEdits,
     Device,
     DeviceSlice,
-    DeviceUsage,
-    FitFailure,
-    FitReason,
     HealthStatus,
     MetricSample,
     PartitionModel,
     ProbeResult,
-    ResourceRequest,
     Topology,
     VendorInfo,
 )
@@ -31,8 +27,6 @@ from .ports import port_for
 from .vendor import vendor_info
 
 PLUGIN_NAME = "nvidia"
-#: HAMi-core's shared region tracks at most 16 devices per container (hami-compat.md §9).
-MAX_ENFORCED_DEVICES = 16
 
 __all__ = ["PLUGIN_NAME", "__version__"]
 
@@ -55,17 +49,6 @@ def hami_hal_discover(context: NodeContext) -> list[Device]:
 @hookimpl
 def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionModel | None:
     return partitions.partition_model(device, parse_config(context.config))
-
-
-@hookimpl
-def hami_hal_fit(
-    device: Device, usage: DeviceUsage, request: ResourceRequest, proposed: DeviceSlice
-) -> FitFailure | None:
-    if proposed.template is None and not proposed.exclusive and request.count > MAX_ENFORCED_DEVICES:
-        return FitFailure(uuid=device.uuid, reason=FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST,
-                          detail=f"the CUDA interposer enforces shares on at most {MAX_ENFORCED_DEVICES} GPUs "
-                                 f"per container, {request.count} requested")
-    return None
 
 
 @hookimpl

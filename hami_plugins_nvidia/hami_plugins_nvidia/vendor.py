@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from hami_hal.models import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
+from hami_hal.models import AnnotationKeys, DeviceSetRules, ResourceFamily, SelectorAnnotations, VendorInfo
 
 COMMON_WORD = "NVIDIA"
+#: The CUDA interposer keeps per-device limits for at most this many GPUs of one container.
+MAX_ENFORCED_DEVICES = 16
 
 
 def vendor_info() -> VendorInfo:
@@ -20,6 +22,8 @@ def vendor_info() -> VendorInfo:
                 memory_percent="nvidia.com/gpumem-percentage",
                 cores="nvidia.com/gpucores",
                 priority="nvidia.com/priority",
+                # Data, not a veto hook: the scheduler applies it too.
+                device_sets=DeviceSetRules(max_shared_devices=MAX_ENFORCED_DEVICES),
             )
         ],
         selectors=SelectorAnnotations(

@@ -16,11 +16,9 @@ from hami_hal.errors import BackendUnavailable, HalError, InputError
 from hami_hal.models import (
     ContainerAllocation,
     DeviceSlice,
-    DeviceUsage,
     FitReason,
     LinkKind,
     PartitionKind,
-    ResourceRequest,
 )
 from hami_hal.requests import parse_pod
 from hami_plugins_nvidia import ports
@@ -352,13 +350,22 @@ def test_process_memory_metrics(hal, sim):
 
 
 def test_fit_refuses_more_gpus_than_the_interposer_tracks(hal, sim):
+    """The 16-GPU interposer limit is data (DeviceSetRules.max_shared_devices): the scheduler applies it too."""
+    from hami_hal.engine import NodeState
+    from hami_hal.requests import parse_pod
+
     d = sim("nvidia-2xv100-pcie").devices[0]
-    s = DeviceSlice(vendor="nvidia", uuid=d.uuid, device_index=0, common_word="NVIDIA", memory_mib=100,
-                    compute_percent=1)
-    req = ResourceRequest(vendor="nvidia", common_word="NVIDIA", count=17, memory_mib=100)
-    fail = hal.fit(d, DeviceUsage(uuid=d.uuid), req, s)
-    assert fail.reason is FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST
-    assert hal.fit(d, DeviceUsage(uuid=d.uuid), req.model_copy(update={"count": 2}), s) is None
+    gpus = [d.model_copy(update={"uuid": f"GPU-{i}", "index": i}) for i in range(17)]
+
+    def pod(limits):
+        return parse_pod({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": {
+            "limits": limits}}]}}, hal.vendors())
+
+    shares = NodeState("n", gpus).fit_pod(pod({"nvidia.com/gpu": 17, "nvidia.com/gpumem": 100}))
+    assert not shares.ok and FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value in shares.reason
+    assert "at most 16 devices per container" in shares.reason
+    assert NodeState("n", gpus).fit_pod(pod({"nvidia.com/gpu": 16, "nvidia.com/gpumem": 100})).ok
+    assert NodeState("n", gpus).fit_pod(pod({"nvidia.com/gpu": 17})).ok  # whole GPUs: no interposer limit
 
 
 def test_probe_never_runs_on_simulated_gpus(hal, sim):

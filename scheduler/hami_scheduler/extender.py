@@ -20,6 +20,7 @@ import numpy as np
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import NodePolicy, PodAllocation, PodRequest
 from hami_hal.requests import parse_pod
+from hami_hal.requests.parser import Admit
 
 from . import annotations as ann
 from .capability import CapabilityGate
@@ -87,10 +88,12 @@ class Extender:
 
     def __init__(self, cluster: ClusterState, kube=None, gate: CapabilityGate | None = None,
                  policy: str = "binpack", lock_timeout_s: float = 300.0, workload_refresh_s: float = 10.0,
-                 pod_annotator: PodAnnotator | None = None) -> None:
+                 pod_annotator: PodAnnotator | None = None, admit: Admit | None = None) -> None:
         self.cluster = cluster
         #: Vendor pod annotations at Filter (HAMi PatchAnnotations), e.g. ``Hal().pod_annotations``.
         self.pod_annotator = pod_annotator
+        #: Vendor admission of each request (HAMi MutateAdmission), e.g. ``Hal().admit_request``.
+        self.admit = admit
         self.kube = kube
         self.gate = gate or CapabilityGate(None)
         self.policy_name = policy
@@ -111,7 +114,7 @@ class Extender:
     def parse(self, pod: dict) -> PodRequest:
         if not isinstance(pod, dict):
             raise InputError("Pod", pod, "must be an object")
-        return parse_pod(pod, self.cluster.vendors)
+        return parse_pod(pod, self.cluster.vendors, self.admit)
 
     def _choose(self, req: PodRequest, names: list[str]) -> tuple[str | None, PodAllocation | None, dict[str, str]]:
         """Prefilter all nodes (vectorised), rank the candidates, let the engine decide best-first.

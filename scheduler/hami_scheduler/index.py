@@ -1,10 +1,12 @@
 """A vectorised summary of every node's devices: the filter's prefilter, never its judge.
 
-For each request the index computes *necessary* conditions per device (health, cordon, vendor,
-type selectors, free slot, free memory, free compute, exclusivity) with numpy over all nodes at
-once. Nodes that fail them are rejected with HAMi-style reason counts; the survivors are ranked
-and the hami-hal engine's exact ``fit_pod`` decides, best-ranked first. Rows are refreshed lazily
-for the nodes whose usage changed.
+For each request the index evaluates the engine's own checks (:mod:`hami_hal.engine.predicates`:
+health, cordon, type selectors, then the slot, whole-device and share checks in the engine's order)
+with numpy over all nodes at once. They are *necessary* conditions: a node is rejected only when
+fewer devices pass than the request counts, with the reason text the engine would give; the
+survivors are ranked and the engine's exact ``fit_pod`` decides, best-ranked first. Requests the
+index cannot judge exactly (uuid or mode selectors, pod-annotation rules) reject no node. Rows are
+refreshed lazily for the nodes whose usage changed.
 """
 
 from __future__ import annotations
@@ -14,16 +16,23 @@ from collections import Counter
 import numpy as np
 
 from hami_hal.engine import NodeState
-from hami_hal.models import DevicePolicy, FitReason, PartitionKind, PodRequest, ResourceRequest
-
-_REASON_ORDER = (
-    FitReason.CARD_NOT_HEALTH,
-    FitReason.CARD_TYPE_MISMATCH,
-    FitReason.CARD_TIME_SLICING_EXHAUSTED,
-    FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT,
-    FitReason.CARD_INSUFFICIENT_MEMORY,
-    FitReason.CARD_INSUFFICIENT_CORE,
-    FitReason.CARD_COMPUTE_UNITS_EXHAUSTED,
+from hami_hal.engine.device_sets import count_refusal
+from hami_hal.engine.node_state import pod_reason
+from hami_hal.engine.predicates import (
+    SHARE_CHECKS,
+    SLOT_CHECKS,
+    WHOLE_CHECKS,
+    UsageView,
+    memory_need,
+    type_allowed,
+)
+from hami_hal.models import (
+    AttributeMatch,
+    DevicePolicy,
+    FitReason,
+    PartitionKind,
+    PodRequest,
+    ResourceRequest,
 )
 
 
@@ -44,7 +53,7 @@ class NodeIndex:
 
     def _alloc(self, n: int, d: int) -> None:
         z = lambda dt=np.int64: np.zeros((n, d), dtype=dt)  # noqa: E731
-        self.valid, self.ok = z(bool), z(bool)
+        self.valid, self.healthy, self.uncordoned, self.fullx = z(bool), z(bool), z(bool), z(bool)
         self.vendor = z(np.int32)
         self.simple = np.zeros(n, dtype=bool)
         self.slots_left, self.used_slots, self.excl = z(), z(), z(bool)
@@ -54,7 +63,7 @@ class NodeIndex:
         self.width = d
 
     def _grow(self, n: int, d: int) -> None:
-        old = {k: getattr(self, k) for k in ("valid", "ok", "vendor", "slots_left", "used_slots", "excl", "free_mem",
+        old = {k: getattr(self, k) for k in ("valid", "healthy", "uncordoned", "fullx", "vendor", "slots_left", "used_slots", "excl", "free_mem",
                                              "total_mem", "gran", "free_core", "total_core", "used_core")}
         old_simple, old_score = self.simple, self.score
         self._alloc(n, max(d, self.width))
@@ -94,7 +103,8 @@ class NodeIndex:
         for i in self.dirty:
             st = self.states[i]
             self.valid[i] = False
-            self.ok[i] = False
+            self.healthy[i] = False
+            self.uncordoned[i] = False
             if st is None:
                 self.simple[i] = True
                 self.score[i] = 0
@@ -104,7 +114,9 @@ class NodeIndex:
                 part = ds.part
                 simple &= part.kind is PartitionKind.SHARES
                 self.valid[i, j] = True
-                self.ok[i, j] = ds.device.healthy and ds.device.uuid not in st.cordoned
+                self.healthy[i, j] = ds.device.healthy
+                self.uncordoned[i, j] = ds.device.uuid not in st.cordoned
+                self.fullx[i, j] = part.exclusive_full_compute
                 self.vendor[i, j] = self._vid(ds.device.vendor)
                 self.slots_left[i, j] = part.max_slots - ds.used_slots
                 self.used_slots[i, j] = ds.used_slots
@@ -131,53 +143,39 @@ class NodeIndex:
             mask = np.zeros_like(self.valid)
             for i, st in enumerate(self.states):
                 for j, ds in enumerate(st.devices.values() if st else ()):
-                    vals = (ds.device.hami_type.lower(), ds.device.model.lower())
-                    inc = not req.type_include or any(p.lower() in v for p in req.type_include for v in vals)
-                    exc = bool(req.type_exclude) and any(p.lower() in v for p in req.type_exclude for v in vals)
-                    mask[i, j] = inc and not exc
+                    mask[i, j] = type_allowed(req, ds.device.hami_type, ds.device.model)
             self._type_cache[key] = mask
         return mask
 
     def _request_checks(self, req: ResourceRequest, rows: np.ndarray) -> list[tuple[FitReason, np.ndarray]]:
-        """Per-device pass masks, in HAMi's check order, for the given node rows."""
+        """Per-device pass masks of the engine's checks, in the engine's order, for the given node rows."""
         vid = self._vendor_ids.get(req.vendor, -1)
         if len(self._vendor_ids) == 1 and vid == 1:
             valid = self.valid[rows]  # one vendor in the cluster: no per-device vendor test
         else:
             valid = self.valid[rows] & (self.vendor[rows] == vid)
-        checks = [(FitReason.CARD_NOT_HEALTH, self.ok[rows])]
+        checks = [(FitReason.CARD_NOT_HEALTH, self.healthy[rows]), (FitReason.CARD_CORDONED, self.uncordoned[rows])]
         tmask = self._type_mask(req)
         if tmask is not None:
             checks.append((FitReason.CARD_TYPE_MISMATCH, tmask[rows]))
-        checks.append((FitReason.CARD_TIME_SLICING_EXHAUSTED, self.slots_left[rows] > 0))
-        used = self.used_slots[rows]
-        free_excl = ~self.excl[rows]
-        if req.policy is DevicePolicy.MUTEX:
-            free_excl &= used == 0
-        checks.append((FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, free_excl))
         total = self.total_mem[rows]
-        if req.whole_device:
-            need = total
-            checks.append((FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, used == 0))
-            checks.append((FitReason.CARD_INSUFFICIENT_MEMORY, need <= total))
-        else:
-            if req.memory_mib:
-                need = np.full_like(total, req.memory_mib)
-            else:
-                pct = 100 if req.memory_percent is None else req.memory_percent
-                need = total * pct // 100
-            if self._coarse:
-                gran = np.maximum(self.gran[rows], 1)
-                need = -(-need // gran) * gran
-            cores = min(req.compute_percent, 100)
-            checks.append((FitReason.CARD_INSUFFICIENT_MEMORY, self.free_mem[rows] >= need))
-            checks.append((FitReason.CARD_INSUFFICIENT_CORE, self.free_core[rows] >= cores))
-            if cores >= 100:
-                checks.append((FitReason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT, used == 0))
-            if cores == 0:
-                checks.append((FitReason.CARD_COMPUTE_UNITS_EXHAUSTED,
-                               (self.total_core[rows] == 0) | (self.used_core[rows] < self.total_core[rows])))
+        gran = np.maximum(self.gran[rows], 1) if self._coarse else 1
+        view = UsageView(
+            used_slots=self.used_slots[rows], max_slots=self.used_slots[rows] + self.slots_left[rows],
+            held_exclusive=self.excl[rows], mutex=req.policy is DevicePolicy.MUTEX, free_mem=self.free_mem[rows],
+            total_mem=total, need=memory_need(req, total, gran), free_core=self.free_core[rows],
+            total_core=self.total_core[rows], used_core=self.used_core[rows], cores=min(req.compute_percent, 100),
+            full_exclusive=self.fullx[rows],
+        )
+        steps = SLOT_CHECKS + (WHOLE_CHECKS if req.takes_whole_devices else SHARE_CHECKS)
+        checks += [(reason, passes(view)) for reason, passes, _ in steps]
         return checks + [(FitReason.NODE_INSUFFICIENT_DEVICE, valid)]
+
+    @staticmethod
+    def exact(req: ResourceRequest) -> bool:
+        """Whether the index applies every per-device check the engine applies to ``req``."""
+        return not (req.uuid_include or req.uuid_exclude or req.modes
+                    or any(a.match is not AttributeMatch.CARRY for a in req.attributes))
 
     def prefilter(self, pod: PodRequest, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         """(candidate mask over ``rows``, {row: reason} for rows that certainly cannot fit)."""
@@ -193,7 +191,14 @@ class NodeIndex:
         reasons: dict[int, str] = {}
         for ctr in pod.containers:
             for req in ctr.requests:
-                if req.uuid_include or req.uuid_exclude or req.modes:
+                never = count_refusal(req.device_sets, req.count)
+                if never:  # the engine refuses this request on every node, with this text
+                    text = pod_reason(ctr.name, f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {never}")
+                    for k in np.flatnonzero(cand):
+                        reasons[int(k) if isinstance(rows, slice) else int(rows[k])] = text
+                    cand &= False
+                    continue
+                if not self.exact(req):
                     continue  # the engine checks these; keep every node a candidate
                 checks = self._request_checks(req, rows)
                 passing = checks[-1][1].copy()
@@ -226,10 +231,11 @@ class NodeIndex:
 
     @staticmethod
     def _reason_text(ctr: str, req: ResourceRequest, first: np.ndarray, names: list[str], passed: int) -> str:
+        """The engine's reason for this node (``pod_reason``), from each device's first failed check."""
         total = int((first >= 0).sum())
         if total < req.count:
-            return (f"container {ctr}: {FitReason.NODE_INSUFFICIENT_DEVICE.value}: {req.vendor} needs "
-                    f"{req.count} devices, node has {total}")
+            return pod_reason(ctr, f"{FitReason.NODE_INSUFFICIENT_DEVICE.value}: {req.vendor} needs "
+                                   f"{req.count} devices, node has {total}")
         counts: Counter[str] = Counter()
         fit = 0
         for c in first:
@@ -239,6 +245,5 @@ class NodeIndex:
                 fit += 1
             else:
                 counts[names[c]] += 1
-        text = ", ".join(f"{m}/{total} {r}" for r, m in sorted(counts.items()))
-        return (f"container {ctr}: {FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} "
-                f"needs {req.count} devices, {fit} fit ({text})")
+        return pod_reason(ctr, f"{FitReason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST.value}: {req.vendor} "
+                               f"needs {req.count} devices, {fit} fit", counts, total)

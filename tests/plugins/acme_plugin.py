@@ -24,9 +24,6 @@ from hami_hal.models import (
     DeviceNode,
     DeviceSetRules,
     DeviceSlice,
-    DeviceUsage,
-    FitFailure,
-    FitReason,
     HealthStatus,
     Level,
     Link,
@@ -50,7 +47,7 @@ from hami_hal.models import (
 PLUGIN_NAME = "acme"
 __version__ = "0.0.1+test"
 VENDOR = "acme"
-#: The acme firmware cannot map a slice smaller than this (the hami_hal_fit veto example).
+#: The acme firmware cannot map a slice smaller than this (the admission example: requests are raised to it).
 MIN_SLICE_MIB = 256
 PROFILES = Path(__file__).parent / "acme_profiles"
 
@@ -144,11 +141,10 @@ def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionM
 
 
 @hookimpl
-def hami_hal_fit(device: Device, usage: DeviceUsage, request: ResourceRequest,
-                 proposed: DeviceSlice) -> FitFailure | None:
-    if 0 < proposed.memory_mib < MIN_SLICE_MIB:
-        return FitFailure(uuid=device.uuid, reason=FitReason.CARD_INSUFFICIENT_MEMORY,
-                          detail=f"acme firmware maps at least {MIN_SLICE_MIB} MiB per slice")
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    """Like HAMi's MutateAdmission: a slice below the firmware minimum is raised to it, not refused."""
+    if request.memory_mib is not None and 0 < request.memory_mib < MIN_SLICE_MIB:
+        return request.model_copy(update={"memory_mib": MIN_SLICE_MIB})
     return None
 
 

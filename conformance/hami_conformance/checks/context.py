@@ -12,9 +12,6 @@ from hami_hal.models import (
     CapabilityResult,
     ContainerRequest,
     Device,
-    DeviceSlice,
-    DeviceUsage,
-    FitFailure,
     Level,
     Measurement,
     PodRequest,
@@ -89,11 +86,6 @@ class CheckContext:
         fams = plugin.vendor.resources if plugin else []
         shared = [f for f in fams if not f.whole_device]
         return (shared or fams)[0].common_word if fams else self.vendor.upper()
-
-    def veto(self, device: Device, usage: DeviceUsage, request: ResourceRequest,
-             proposed: DeviceSlice) -> FitFailure | None:
-        """The plugin's own ``hami_hal_fit`` veto, so the engine decides as it will in production."""
-        return self.hal.fit(device, usage, request, proposed)
 
     def node_state(self, devices: Sequence[Device] | None = None) -> NodeState:
         devs = list(devices if devices is not None else self.devices)

@@ -123,7 +123,7 @@ def unhealthy_unallocatable(ctx: CheckContext) -> CapabilityResult:
     state = ctx.node_state(devs)
     bad = next(d for d in devs if d.uuid in faults)
     evidence.append(f"device {bad.index} reported unhealthy: {bad.health_reason or 'no reason given'}")
-    fit = state.fit_pod(ctx.pod("faulty", ctx.request(1, ctx.small_memory(bad), 0, uuid_include=[bad.uuid])), veto=ctx.veto)
+    fit = state.fit_pod(ctx.pod("faulty", ctx.request(1, ctx.small_memory(bad), 0, uuid_include=[bad.uuid])))
     if fit.ok:
         return ctx.result(Level.UNSUPPORTED, evidence + [f"the engine placed a request on faulty device {bad.index}"])
     if not any(f.reason is FitReason.CARD_NOT_HEALTH for f in fit.failures):
@@ -132,7 +132,7 @@ def unhealthy_unallocatable(ctx: CheckContext) -> CapabilityResult:
         evidence.append(f"request pinned to device {bad.index} refused: {fit.reason}")
     healthy = [d for d in devs if d.healthy]
     if healthy:
-        alloc = state.fit_pod(ctx.pod("healthy", ctx.request(len(healthy), min(ctx.small_memory(d) for d in healthy), 0)), veto=ctx.veto)
+        alloc = state.fit_pod(ctx.pod("healthy", ctx.request(len(healthy), min(ctx.small_memory(d) for d in healthy), 0)))
         if not alloc.ok or alloc.allocation is None:
             return ctx.result(Level.PARTIAL, evidence + [f"the {len(healthy)} healthy device(s) were refused too: "
                                                          f"{alloc.reason}"])

@@ -23,7 +23,7 @@ def container_edits(ctx: CheckContext) -> CapabilityResult:
     if not ctx.implements("hami_hal_container_edits"):
         return ctx.result(Level.UNSUPPORTED, ["plugin implements no hami_hal_container_edits"])
     mem = ctx.small_memory(dev)
-    alloc = ctx.node_state([dev]).allocate(ctx.pod("edits", ctx.request(1, mem, 0)), veto=ctx.veto)
+    alloc = ctx.node_state([dev]).allocate(ctx.pod("edits", ctx.request(1, mem, 0)))
     ctr = alloc.containers[0]
     created = None
     p = dev.partition

@@ -122,7 +122,7 @@ def no_overcommit(ctx: CheckContext) -> CapabilityResult:
         else:
             pod = ctx.pod(f"conf-{step}", _random_request(ctx, rng, devices))
             t0 = time.perf_counter_ns()
-            fit = node.fit_pod(pod, veto=ctx.veto)
+            fit = node.fit_pod(pod)
             latencies.append((time.perf_counter_ns() - t0) / 1000)
             if fit.ok and fit.allocation is not None:
                 try:
@@ -184,7 +184,7 @@ def arbitrary_memory(ctx: CheckContext) -> CapabilityResult:
     node = ctx.node_state([dev])
     got = []
     for i, mem in enumerate(sizes[: p.max_slots]):
-        alloc = node.allocate(ctx.pod(f"arbitrary-{i}", ctx.request(1, mem, 0)), veto=ctx.veto)
+        alloc = node.allocate(ctx.pod(f"arbitrary-{i}", ctx.request(1, mem, 0)))
         got.append((mem, alloc.slices()[0].memory_mib))
     wrong = [(m, g) for m, g in got if g != _expected_memory(p, m)]
     used = node.usage(dev.uuid).used_memory_mib
@@ -217,7 +217,7 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
             want = p.smallest_template(mem, cores)
             if want is None:
                 continue
-            fit = ctx.node_state([dev]).fit_pod(ctx.pod("tmpl", ctx.request(1, mem, cores)), veto=ctx.veto)
+            fit = ctx.node_state([dev]).fit_pod(ctx.pod("tmpl", ctx.request(1, mem, cores)))
             if not fit.ok or fit.allocation is None:
                 problems.append(f"{mem} MiB / {cores} % should get template {want.name} but was refused: {fit.reason}")
                 continue
@@ -233,7 +233,7 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
         node = ctx.node_state([dev])
         placed = 0
         for i in range(64):
-            fit = node.fit_pod(ctx.pod(f"fill-{i}", ctx.request(1, t.memory_mib, t.compute_percent)), veto=ctx.veto)
+            fit = node.fit_pod(ctx.pod(f"fill-{i}", ctx.request(1, t.memory_mib, t.compute_percent)))
             if not fit.ok or fit.allocation is None or fit.allocation.slices()[0].template != t.name:
                 break
             node.commit(fit.allocation)
@@ -251,8 +251,8 @@ def templates_exact(ctx: CheckContext) -> CapabilityResult:
     if p.kind is PartitionKind.SLICES and len(p.templates) > 1:
         a, b = sorted(p.templates, key=lambda t: t.memory_mib)[:2]
         node = ctx.node_state([dev])
-        node.allocate(ctx.pod("slice-a", ctx.request(1, a.memory_mib, 0)), veto=ctx.veto)
-        fit = node.fit_pod(ctx.pod("slice-b", ctx.request(1, b.memory_mib, 0)), veto=ctx.veto)
+        node.allocate(ctx.pod("slice-a", ctx.request(1, a.memory_mib, 0)))
+        fit = node.fit_pod(ctx.pod("slice-b", ctx.request(1, b.memory_mib, 0)))
         if fit.ok:
             problems.append(f"slices device accepted template {b.name} next to {a.name}")
         else:

@@ -70,7 +70,7 @@ def numa(ctx: CheckContext) -> CapabilityResult:
         count = min(2, want)
         numa_devs = [d for g in groups.values() for d in g]
         node = ctx.node_state(numa_devs)
-        fit = node.fit_pod(ctx.pod("numa", ctx.request(count, min(ctx.small_memory(d) for d in numa_devs), 0, numa_bind=True)), veto=ctx.veto)
+        fit = node.fit_pod(ctx.pod("numa", ctx.request(count, min(ctx.small_memory(d) for d in numa_devs), 0, numa_bind=True)))
         if not fit.ok or fit.allocation is None:
             return ctx.result(Level.UNSUPPORTED, evidence + [f"numa_bind request for {count} devices refused: {fit.reason}"])
         by_uuid = {d.uuid: d for d in numa_devs}
