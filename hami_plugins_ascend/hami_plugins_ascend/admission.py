@@ -1,8 +1,11 @@
 """HAMi's admission rules applied to a parsed :class:`ResourceRequest` of an Ascend family.
 
-The body of the plugin's request-admission hook: rounds ``-memory`` to the template (or the whole card),
-applies the superPod pair rule and refuses what HAMi's webhook refuses, each refusal an
-:class:`~hami_hal.errors.InputError` naming the resource and value.
+The body of the plugin's ``hami_hal_admit_request`` hook: rounds ``-memory`` to the template (or the whole
+card), applies the superPod pair rule and refuses what HAMi's webhook refuses, each refusal an
+:class:`~hami_hal.errors.InputError` naming the resource and value. It also pins the request to its own
+chip: HAMi treats each CommonWord as its own device type, while the engine routes by vendor, so the
+request gets an exact type selector (``Ascend910B4`` also excludes ``Ascend910B4-1``, of which it is a
+substring).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from hami_hal.errors import InputError
 from hami_hal.models import ResourceRequest
 
-from .chips import by_common_word
+from .chips import by_common_word, chips
 from .rules import AdmissionRefused, Refusal, admit
 
 
@@ -34,9 +37,15 @@ def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> Reso
         got = admit(chip, request.count, memory, request.compute_percent or None, annotations)
     except AdmissionRefused as err:
         raise AdmissionError(err.code, err.field, err.value, err.reason) from None
+    pin = {"type_include": [chip.commonWord], "type_exclude": chip_type_exclusions(chip.commonWord)}
     if got.soft:
         return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib,
-                                          "memory_percent": None, "compute_percent": got.cores})
+                                          "memory_percent": None, "compute_percent": got.cores, **pin})
     return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib, "memory_percent": None,
-                                      "compute_percent": 0})
+                                      "compute_percent": 0, **pin})
+
+
+def chip_type_exclusions(word: str) -> list[str]:
+    """Other chips' CommonWords that contain ``word`` (type selectors match by substring)."""
+    return [c.commonWord for c in chips() if c.commonWord != word and word.lower() in c.commonWord.lower()]
 

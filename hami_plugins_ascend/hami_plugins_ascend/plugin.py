@@ -12,9 +12,6 @@ from hami_hal.models import (
     ContainerEdits,
     Device,
     DeviceSlice,
-    DeviceUsage,
-    FitFailure,
-    FitReason,
     HealthStatus,
     MetricSample,
     PartitionModel,
@@ -25,6 +22,7 @@ from hami_hal.models import (
 )
 
 from . import __version__, discovery, health, isolation, metrics, partitions, topology, vnpu
+from .admission import admit_request
 from .config import parse_config
 from .ports import port_for
 from .runtime_info import runtime_annotations
@@ -57,13 +55,8 @@ def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionM
 
 
 @hookimpl
-def hami_hal_fit(device: Device, usage: DeviceUsage, request: ResourceRequest, proposed: DeviceSlice) -> FitFailure | None:
-    # One family per chip: a huawei.com/Ascend310P request never takes a 910B3 (HAMi keeps each chip its own
-    # device type). Node side only until the core matches families itself.
-    if device.hami_type != request.common_word:
-        return FitFailure(uuid=device.uuid, reason=FitReason.CARD_TYPE_MISMATCH,
-                          detail=f"{request.common_word} request, device is {device.hami_type}")
-    return None
+def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
+    return admit_request(request, annotations)
 
 
 @hookimpl

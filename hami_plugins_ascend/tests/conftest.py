@@ -65,18 +65,14 @@ def pod():
 
 @pytest.fixture
 def place(hal):
-    """place(inventory, pod) -> PodFit: parse, HAMi admission (the plugin's rules), then the engine."""
-    from hami_plugins_ascend.admission import admit_request
-
+    """place(inventory, pod, state=None) -> PodFit: parse with the plugin's admission hook, then the engine."""
     from hami_hal.engine import NodeState
     from hami_hal.requests import parse_pod
 
     def _place(inv, pod_doc: dict, state=None):
-        req = parse_pod(pod_doc, inv.vendors)
-        for ctr in req.containers:
-            ctr.requests = [admit_request(r, req.annotations) for r in ctr.requests]
+        req = parse_pod(pod_doc, inv.vendors, admit=hal.admit_request)
         st = state or NodeState.from_inventory(inv)
-        return st.fit_pod(req, veto=hal.fit)
+        return st.fit_pod(req)
 
     return _place
 

@@ -122,3 +122,22 @@ def test_hook_hami_hal_pod_annotations(hal, sim, place, pod):
                                 "huawei.com/Ascend910B3-core": "30"}, {"huawei.com/vnpu-mode": "hami-core"}))
     (entry,) = json.loads(hal.pod_annotations(fit.allocation, soft.devices, {})["huawei.com/Ascend910B3"])
     assert entry == {"UUID": fit.allocation.slices()[0].uuid, "memory": 8192, "core": 30}
+
+
+def test_hook_hami_hal_admit_request(hal, sim, pod):
+    import pytest
+
+    from hami_hal.errors import InputError
+    from hami_hal.requests import parse_pod
+
+    inv = sim("ascend-4x310p3")
+    req = parse_pod(pod("p", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "22000"}), inv.vendors,
+                    admit=hal.admit_request)
+    (r,) = req.containers[0].requests
+    assert (r.memory_mib, r.type_include) == (21527, ["Ascend310P"])  # above vir04, <= capacity: whole card
+    with pytest.raises(InputError, match=r"huawei.com/Ascend310P-memory: 30000 is invalid"):
+        parse_pod(pod("p", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "30000"}), inv.vendors,
+                  admit=hal.admit_request)
+    with pytest.raises(InputError, match="vNPU templates need a count of 1"):
+        parse_pod(pod("p", {"huawei.com/Ascend310P": "2", "huawei.com/Ascend310P-memory": "3000"}), inv.vendors,
+                  admit=hal.admit_request)

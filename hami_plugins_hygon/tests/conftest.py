@@ -71,7 +71,7 @@ def place(hal):
 
     def _place(inv, pod_doc: dict, state=None):
         st = state or NodeState.from_inventory(inv)
-        return st.fit_pod(parse_pod(pod_doc, inv.vendors), veto=hal.fit)
+        return st.fit_pod(parse_pod(pod_doc, inv.vendors, admit=hal.admit_request))
 
     return _place
 
