@@ -31,7 +31,7 @@ class Template(BaseModel):
 
 
 class ChipConfig(BaseModel):
-    """One entry of HAMi's ``vnpus.configs`` (hami-compat §7.4)."""
+    """One entry of HAMi's ``vnpus.configs`` (HAMi chart ``device-configmap.yaml``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

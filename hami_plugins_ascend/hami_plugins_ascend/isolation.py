@@ -1,4 +1,4 @@
-"""Container edits for Ascend slices, as HAMi's ascend-device-plugin returns them (vendors.md §B.2).
+"""Container edits for Ascend slices, as HAMi's ascend-device-plugin returns them (``internal/server/allocate.go``).
 
 Hard (template) mode: ``ASCEND_VISIBLE_DEVICES=<phy ids>`` and, for a vNPU, ``ASCEND_VNPU_SPECS=<template>``;
 the Ascend Docker Runtime (RuntimeClass ``ascend``) creates the vNPU and its device nodes when the

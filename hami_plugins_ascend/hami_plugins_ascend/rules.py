@@ -1,4 +1,4 @@
-"""HAMi's Ascend request rules, as pure functions over a :class:`ChipConfig` (hami-compat §2, §7.4).
+"""HAMi's Ascend request rules, as pure functions over a :class:`ChipConfig` (HAMi's ``vnpus`` config and webhook).
 
 - ``trim_memory``: the smallest template whose memory is >= the request; above the largest template but
   <= ``memoryCapacity`` the whole card (``memoryAllocatable``, no template); anything larger is invalid.

@@ -1,4 +1,4 @@
-"""HAMi's Ascend runtime-info pod annotation, written at Filter (hami-compat §5.3):
+"""HAMi's Ascend runtime-info pod annotation, written at Filter (HAMi ``pkg/device/ascend``):
 ``huawei.com/<CW>: [{"UUID": ..., "temp": "vir05_1c_16g", "memory": 16384, "core": 5}]`` (``temp`` omitted
 for whole cards and in hami-core mode; ``core`` = the template's AI cores, or the ``-core`` percent in
 hami-core mode) and ``predicate-time: <unix seconds>``."""

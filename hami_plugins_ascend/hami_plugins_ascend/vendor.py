@@ -1,5 +1,5 @@
 """Ascend's identity on the Kubernetes API: one resource family per chip CommonWord, as HAMi names them
-(``huawei.com/<CW>``, ``-memory`` in MiB, ``-core`` in percent, soft mode only; hami-compat §2-§5), with
+(``huawei.com/<CW>``, ``-memory`` in MiB, ``-core`` in percent, soft mode only; HAMi ``pkg/device/ascend``), with
 HAMi's per-CommonWord annotation keys and the chip's multi-device rules as data the engine applies.
 """
 

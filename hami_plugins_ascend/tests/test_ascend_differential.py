@@ -2,8 +2,8 @@
 (parser, HAMi admission rules, partition model, engine) must get the template, memory, device count,
 split count and refusal reason that HAMi's rules *as written in the reference* give.
 
-The oracle below is written from the reference text (HAMi's ``vnpus`` config table and its rules, hami-compat
-§2/§3/§7.4, vendors.md §B.2), with its own copy of the numbers, independent of ``chips.yaml`` and
+The oracle below is written from HAMi's documented rules (the ``vnpus`` table of HAMi's scheduler device
+ConfigMap, the Ascend user guide and the device plugin's docs; see docs/hami-compatibility.md), with its own copy of the numbers, independent of ``chips.yaml`` and
 ``rules.py``, so a wrong number or rule on either side shows up as a mismatch.
 """
 
@@ -35,7 +35,7 @@ REFERENCE = [
     ("Ascend910", "Ascend910C", 65536, 65536, True, "ascend-16x910c",
      [("vir05_1c_16g", 16384), ("vir10_3c_32g", 32768)]),
 ]
-#: Split counts the reference states outright (hami-compat §7.4).
+#: Split counts the reference states outright (HAMi's Ascend device-template docs).
 STATED_SPLIT = {"Ascend910B3": 4, "Ascend310P": 7, "Ascend910A": 15}
 COUNTS = (1, 2, 3, 4, 8)
 MODES = ("hard", "hard+core", "soft-on-template-node", "soft-on-soft-node")

@@ -1,6 +1,6 @@
 """Parsers for ``hy-smi`` text output. Pure functions: text in, records out, one clear line on bad input.
 
-Formats (Hygon's hy-smi follows rocm-smi's layout; sources in vendors.md §B.1 and the fixtures' headers):
+Formats (Hygon's hy-smi follows rocm-smi's layout; sources in the fixtures' headers):
 
 - per-device lines ``DCU[<i>] : <Key>: <value>`` (``--showproductname``, ``--showid``, ``--showserial``,
   ``--showbus``, ``--showmeminfo vram``, ``--showtoponuma``); a value may be empty (K100's Card Series)

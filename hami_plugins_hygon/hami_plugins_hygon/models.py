@@ -1,4 +1,4 @@
-"""Hygon DCU models: compute units and PCI device ids (``dcu-dcgm:pkg/dcgm/structs.go``, vendors.md §B.1).
+"""Hygon DCU models: compute units and PCI device ids (``dcu-dcgm:pkg/dcgm/structs.go``).
 
 hy-smi's "Card Series" can be empty (K100), so the model falls back to the PCI device id.
 """
