@@ -5,7 +5,7 @@ card), applies the superPod pair rule and refuses what HAMi's webhook refuses, e
 :class:`~hami_hal.errors.InputError` naming the resource and value. It also pins the request to its own
 chip: HAMi treats each CommonWord as its own device type, while the engine routes by vendor, so the
 request gets an exact type selector (``Ascend910B4`` also excludes ``Ascend910B4-1``, of which it is a
-substring).
+substring), and reads HAMi's per-chip UUID filters into the request.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> Reso
         got = admit(chip, request.count, memory, request.compute_percent or None, annotations)
     except AdmissionRefused as err:
         raise AdmissionError(err.code, err.field, err.value, err.reason) from None
-    pin = {"type_include": [chip.commonWord], "type_exclude": chip_type_exclusions(chip.commonWord)}
+    pin = {"type_include": [chip.commonWord], "type_exclude": chip_type_exclusions(chip.commonWord),
+           **uuid_filters(chip.commonWord, annotations, request)}
     if got.soft:
         return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib,
                                           "memory_percent": None, "compute_percent": got.cores, **pin})
@@ -49,3 +50,20 @@ def chip_type_exclusions(word: str) -> list[str]:
     """Other chips' CommonWords that contain ``word`` (type selectors match by substring)."""
     return [c.commonWord for c in chips() if c.commonWord != word and word.lower() in c.commonWord.lower()]
 
+
+
+def uuid_filters(word: str, annotations: dict[str, str], request: ResourceRequest) -> dict[str, list[str]]:
+    """HAMi's per-chip UUID filters ``hami.io/use-<CW>-uuid`` / ``hami.io/no-use-<CW>-uuid`` (comma lists)."""
+    def values(key: str) -> list[str]:
+        raw = annotations.get(key, "")
+        if len(raw) > 16384:
+            raise InputError(f'metadata.annotations["{key}"]', raw[:40] + "...", "is longer than 16384 characters")
+        return [v.strip() for v in raw.split(",") if v.strip()]
+
+    use_key, nouse_key = f"hami.io/use-{word}-uuid", f"hami.io/no-use-{word}-uuid"
+    use, nouse = values(use_key), values(nouse_key)
+    both = sorted(set(use) & set(nouse))
+    if both:
+        raise InputError(f'metadata.annotations["{nouse_key}"]', annotations[nouse_key],
+                         f"excludes uuid {both[0]!r} that {use_key} requires")
+    return {"uuid_include": [*request.uuid_include, *use], "uuid_exclude": [*request.uuid_exclude, *nouse]}
