@@ -1,34 +1,30 @@
-"""Load, validate and call vendor plugins: the typed facade the CLI, suite and node agent use.
+"""The typed facade the CLI, the suite and the node agent use: one method per hook.
 
-Plugins come from the ``hami_hal.plugins`` entry-point group, plus modules named in
-``HAMI_HAL_PLUGIN_MODULES`` (for development, like ``pytest -p``). Selection:
+Three parts, one module each: :mod:`hami_hal.plugin_loading` (which plugins come in, the checks at the
+door, the ``HAMI_HAL_CONFIG`` file), :mod:`hami_hal.plugin_routing` (a hook called on the one plugin
+owning a vendor; the cache is dropped when a plugin registers) and this facade (discovery, and one
+method per hook). ``HAMI_HAL_TRACE_PLUGINS=1`` prints every hook call to stderr.
 
-- ``HAMI_HAL_PLUGINS=nvidia,ascend`` loads only those (allow-list);
-- ``HAMI_HAL_DISABLE_PLUGINS=kunlun`` never loads those (deny-list, wins over the allow-list);
-- the same two lists under ``plugins: {allow: [...], deny: [...]}`` in the file ``HAMI_HAL_CONFIG``;
-- ``HAMI_HAL_TRACE_PLUGINS=1`` prints every hook call to stderr.
-
-A plugin that cannot be imported, or whose backend is absent, is *skipped* with one line saying why.
-A plugin that implements an unknown hook or a wrong signature *fails loudly* (:class:`PluginLoadError`).
+Contexts are explicit: :meth:`Hal.discover` returns a :class:`NodeInventory` that carries the
+:class:`NodeContext` each vendor was discovered with (``inventory.context(vendor)``); per-device
+methods take ``context=`` or use the one of this manager's latest discovery for that vendor. There is
+no made-up context: a per-device call before any discovery of that vendor is an error.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from importlib.metadata import entry_points
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
 import pluggy
-import yaml
 
-from . import ENTRY_POINT_GROUP, PROJECT, hookspecs
+from . import PROJECT, hookspecs
 from .context import NodeContext
 from .errors import BackendUnavailable, HalError, PluginLoadError, ProfileError
 from .models import (
@@ -49,40 +45,13 @@ from .models import (
     Topology,
     VendorInfo,
 )
+from .plugin_loading import REQUIRED_HOOKS, LoadedPlugin, PluginLoader, config_file_lists, split_list
+from .plugin_routing import Router, call_one
 from .simulation import ProfileCatalog, SimulatedNode
 
-REQUIRED_HOOKS = ("hami_hal_vendor", "hami_hal_discover")
+__all__ = ["REQUIRED_HOOKS", "BackendChoice", "Hal", "LoadedPlugin", "config_file_lists"]
+
 BackendChoice = Literal["auto", "real", "sim"]
-
-
-@dataclass
-class LoadedPlugin:
-    """A registered plugin with what the CLI reports about it."""
-
-    name: str
-    module: object
-    vendor: VendorInfo
-    version: str
-    distribution: str | None
-    hooks: list[str] = field(default_factory=list)
-
-
-def _split(value: str | None) -> set[str]:
-    return {v.strip() for v in (value or "").split(",") if v.strip()}
-
-
-def _config_lists() -> tuple[set[str], set[str]]:
-    path = os.environ.get("HAMI_HAL_CONFIG")
-    if not path:
-        return set(), set()
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise HalError(f"HAMI_HAL_CONFIG: {path!r} cannot be read ({err.__class__.__name__})") from None
-    plugins = data.get("plugins") or {}
-    if not isinstance(plugins, dict):
-        raise HalError(f"HAMI_HAL_CONFIG: 'plugins' must be a mapping, got {type(plugins).__name__}")
-    return set(plugins.get("allow") or []), set(plugins.get("deny") or [])
 
 
 class Hal:
@@ -98,110 +67,30 @@ class Hal:
     ) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        cfg_allow, cfg_deny = _config_lists()
-        env_allow = _split(os.environ.get("HAMI_HAL_PLUGINS"))
-        self._allow = set(allow) if allow is not None else (env_allow or cfg_allow)
-        self._deny = set(deny) | _split(os.environ.get("HAMI_HAL_DISABLE_PLUGINS")) | cfg_deny
-        self.plugins: dict[str, LoadedPlugin] = {}
-        self.skipped: list[SkippedPlugin] = []
-        self._by_vendor: dict[str, str] = {}
-        self._callers: dict[tuple[str, str], Callable] = {}
-        self._contexts: dict[str, NodeContext] = {}
+        self.router = Router(self.pm, lambda vendor: self.loader.module_for_vendor(vendor))
+        self.loader = PluginLoader(self.pm, allow, deny, on_register=self.router.invalidate)
+        self.plugins: dict[str, LoadedPlugin] = self.loader.plugins
+        self.skipped: list[SkippedPlugin] = self.loader.skipped
+        self._extra_profiles: list[Path] = []
+        #: The context of this manager's latest discovery per vendor (also on the inventory it returned).
+        self._discovered: dict[str, NodeContext] = {}
         if os.environ.get("HAMI_HAL_TRACE_PLUGINS"):
             self.pm.trace.root.setwriter(sys.stderr.write)
             self.pm.enable_tracing()
         if entrypoints:
-            self._load_entrypoints()
-        extra = [*_split(os.environ.get("HAMI_HAL_PLUGIN_MODULES")), *modules]
-        for mod in extra:
-            self._load_module(mod)
-
-    # -- loading -----------------------------------------------------------------------------
-
-    def _wanted(self, name: str) -> str | None:
-        if name in self._deny:
-            return "disabled by the deny-list"
-        if self._allow and name not in self._allow:
-            return "not in the allow-list"
-        return None
-
-    def _load_entrypoints(self) -> None:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            why = self._wanted(ep.name)
-            if why:
-                self.skipped.append(SkippedPlugin(name=ep.name, reason=why))
-                continue
-            try:
-                module = ep.load()
-            except ImportError as err:
-                self.skipped.append(SkippedPlugin(name=ep.name, reason=f"cannot be imported: {err}"))
-                continue
-            dist = ep.dist
-            self.register(module, ep.name, dist.version if dist else None, dist.name if dist else None)
-
-    def _load_module(self, mod: str | ModuleType) -> None:
-        if isinstance(mod, str):
-            try:
-                module = importlib.import_module(mod)
-            except ImportError as err:
-                raise PluginLoadError(f"HAMI_HAL_PLUGIN_MODULES: {mod!r} cannot be imported: {err}") from None
-        else:
-            module = mod
-        name = getattr(module, "PLUGIN_NAME", module.__name__.rsplit(".", 1)[-1])
-        if self._wanted(name) is None:
-            self.register(module, name, getattr(module, "__version__", None), None)
+            self.loader.load_entrypoints()
+        for mod in [*split_list(os.environ.get("HAMI_HAL_PLUGIN_MODULES")), *modules]:
+            self.loader.load_module(mod)
 
     def register(self, plugin: object, name: str, version: str | None = None, dist: str | None = None) -> None:
-        """Register and validate one plugin; raises PluginLoadError on a contract violation."""
-        try:
-            self.pm.register(plugin, name=name)
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as err:
-            self._drop(plugin)
-            one_line = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
-            raise PluginLoadError(f"plugin {name!r}: {one_line}") from None
-        hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-        missing = [h for h in REQUIRED_HOOKS if h not in hooks]
-        if missing:
-            self._drop(plugin)
-            raise PluginLoadError(f"plugin {name!r}: required hook {missing[0]} is not implemented")
-        vendor = self._single(plugin, "hami_hal_vendor")
-        if not isinstance(vendor, VendorInfo):
-            self._drop(plugin)
-            raise PluginLoadError(f"plugin {name!r}: hami_hal_vendor returned {type(vendor).__name__}")
-        if vendor.name in self._by_vendor:
-            self._drop(plugin)
-            raise PluginLoadError(
-                f"plugin {name!r}: vendor {vendor.name!r} is already provided by {self._by_vendor[vendor.name]!r}"
-            )
-        version = version or getattr(plugin, "__version__", None) or "0+unknown"
-        self.plugins[name] = LoadedPlugin(name, plugin, vendor, version, dist, hooks)
-        self._by_vendor[vendor.name] = name
-        self._callers.clear()  # a routing answer cached before this plugin came may now be wrong
-
-    def _drop(self, plugin: object) -> None:
-        if self.pm.is_registered(plugin):
-            self.pm.unregister(plugin)
+        """Register and validate one plugin (see :meth:`PluginLoader.register`)."""
+        self.loader.register(plugin, name, version, dist)
 
     def _single(self, plugin: object, hook: str, **kwargs):
-        """Call one plugin's implementation of ``hook`` (None when it has none)."""
-        caller = self._caller_for(plugin, hook)
-        res = caller(**kwargs)
-        return res[0] if isinstance(res, list) and res else (None if isinstance(res, list) else res)
-
-    def _caller_for(self, plugin: object, hook: str) -> Callable:
-        others = [p for p in self.pm.get_plugins() if p is not plugin]
-        return self.pm.subset_hook_caller(hook, remove_plugins=others)
+        return call_one(self.pm, plugin, hook, **kwargs)
 
     def _vendor_call(self, vendor: str, hook: str, **kwargs):
-        """Call ``hook`` on the plugin owning ``vendor`` only."""
-        key = (vendor, hook)
-        if key not in self._callers:
-            name = self._by_vendor.get(vendor)
-            if name is None:
-                raise HalError(f"vendor {vendor!r} has no installed plugin")
-            self._callers[key] = self._caller_for(self.plugins[name].module, hook)
-        return self._callers[key](**kwargs)
+        return self.router.call(vendor, hook, **kwargs)
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -209,16 +98,22 @@ class Hal:
         return [p.vendor for p in self.plugins.values()]
 
     def plugin_for_vendor(self, vendor: str) -> LoadedPlugin | None:
-        name = self._by_vendor.get(vendor)
+        name = self.loader.by_vendor.get(vendor)
         return self.plugins.get(name) if name else None
 
     def catalog(self) -> ProfileCatalog:
-        """Simulated-hardware profiles of every loaded plugin plus ``HAMI_HAL_PROFILE_PATH``."""
+        """Simulated-hardware profiles of every loaded plugin, ``add_profiles`` paths, and
+        ``HAMI_HAL_PROFILE_PATH``."""
         paths: list[Path] = []
         for plugin in self.plugins.values():
             found = self._single(plugin.module, "hami_hal_sim_profiles") or []
             paths.extend(Path(p) for p in found)
-        return ProfileCatalog.from_paths(paths)
+        return ProfileCatalog.from_paths(paths + self._extra_profiles)
+
+    def add_profiles(self, paths: Iterable[Path]) -> None:
+        """More profile files or folders for this manager only (the conformance suite's injected faults),
+        instead of rewriting ``HAMI_HAL_PROFILE_PATH`` for the whole process."""
+        self._extra_profiles.extend(Path(p) for p in paths)
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -234,6 +129,7 @@ class Hal:
         node_name = node_name or os.environ.get("NODE_NAME") or socket.gethostname()
         skipped = list(self.skipped)
         devices: list[Device] = []
+        contexts: dict[str, NodeContext] = {}
         if backend in ("auto", "real"):
             for plugin in self.plugins.values():
                 ctx = NodeContext("real", node_name, config=dict(config or {}))
@@ -245,17 +141,20 @@ class Hal:
                 if not found:
                     skipped.append(SkippedPlugin(name=plugin.name, reason="no devices found"))
                     continue
-                self._contexts[plugin.vendor.name] = ctx
+                contexts[plugin.vendor.name] = ctx
                 devices += self._complete(found, plugin, ctx)
         source = "real" if devices else "empty"
         if not devices and (backend == "sim" or (backend == "auto" and self.plugins)):
-            devices = self._discover_sim(node_name, sim_node, config or {})
+            devices = self._discover_sim(node_name, sim_node, config or {}, contexts)
             source = "simulated" if devices else "empty"
-        topology = self._topology(devices)
-        return NodeInventory(
+        self._discovered.update(contexts)
+        topology = self._topology(devices, contexts)
+        inv = NodeInventory(
             node=node_name, source=source, devices=devices, topology=topology,
             vendors=self.vendors(), skipped=skipped,
         )
+        inv.attach_contexts(contexts)
+        return inv
 
     def simulated_node(self, sim_node: str | None = None) -> SimulatedNode:
         """Compose the named node profile, or the default node profiles of the installed plugins."""
@@ -274,7 +173,8 @@ class Hal:
             merged.links.extend(replace(lk, a=lk.a + base, b=lk.b + base) for lk in n.links)
         return merged
 
-    def _discover_sim(self, node_name: str, sim_node: str | None, config: dict) -> list[Device]:
+    def _discover_sim(self, node_name: str, sim_node: str | None, config: dict,
+                      contexts: dict[str, NodeContext]) -> list[Device]:
         node = self.simulated_node(sim_node)
         devices: list[Device] = []
         for vendor in node.vendors():
@@ -283,7 +183,7 @@ class Hal:
                 continue
             ctx = NodeContext("sim", node_name, sim=node.for_vendor(vendor), config=dict(config))
             found = self._single(plugin.module, "hami_hal_discover", context=ctx) or []
-            self._contexts[vendor] = ctx
+            contexts[vendor] = ctx
             devices += self._complete(found, plugin, ctx)
         return devices
 
@@ -302,60 +202,70 @@ class Hal:
                     device_model=dev.model, driver_version=ctx.sim.driver_version if ctx.sim else None,
                 )
             dev = dev.model_copy(update=update)
-            part = self.partition_model(dev)
-            health = self.health(dev)
+            part = self.partition_model(dev, context=ctx)
+            health = self.health(dev, context=ctx)
             update = {"partition": part}
             if health is not None and not health.healthy:
                 update |= {"healthy": False, "health_reason": health.reason}
             out.append(dev.model_copy(update=update))
         return out
 
-    def _topology(self, devices: list[Device]) -> Topology:
+    def _topology(self, devices: list[Device], contexts: dict[str, NodeContext]) -> Topology:
         links, numa = [], {d.uuid: d.numa_node for d in devices}
         for vendor in sorted({d.vendor for d in devices}):
             mine = [d for d in devices if d.vendor == vendor]
-            for topo in self._vendor_call(vendor, "hami_hal_topology", devices=mine, context=self.context(vendor)):
+            for topo in self._vendor_call(vendor, "hami_hal_topology", devices=mine, context=contexts[vendor]):
                 if topo:
                     links.extend(topo.links)
                     numa |= {k: v for k, v in topo.numa.items() if v is not None or k not in numa}
         return Topology(links=links, numa=numa)
 
-    def context(self, vendor: str) -> NodeContext:
-        """The context a vendor's devices were discovered with (real, unless simulated)."""
-        return self._contexts.get(vendor) or NodeContext("real", socket.gethostname())
+    def context(self, vendor: str, context: NodeContext | None = None) -> NodeContext:
+        """``context`` when given, else the one this manager's latest discovery used for ``vendor``.
+
+        Never made up: without a discovery of that vendor (and no ``context=``) this is an error, so a
+        hook can never run against a node it was not told about.
+        """
+        if context is not None:
+            return context
+        found = self._discovered.get(vendor)
+        if found is None:
+            raise HalError(f"vendor {vendor!r}: no discovery has run on this manager; call discover() first "
+                           "or pass context= (e.g. inventory.context(vendor))")
+        return found
 
     # -- per-device hooks --------------------------------------------------------------------
 
-    def partition_model(self, device: Device) -> PartitionModel:
+    def partition_model(self, device: Device, *, context: NodeContext | None = None) -> PartitionModel:
         got = self._vendor_call(device.vendor, "hami_hal_partition_model", device=device,
-                                context=self.context(device.vendor))
+                                context=self.context(device.vendor, context))
         return got or PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
 
-    def health(self, device: Device) -> HealthStatus | None:
+    def health(self, device: Device, *, context: NodeContext | None = None) -> HealthStatus | None:
         return self._vendor_call(device.vendor, "hami_hal_device_health", device=device,
-                                 context=self.context(device.vendor))
+                                 context=self.context(device.vendor, context))
 
-    def device_metrics(self, device: Device) -> list[MetricSample]:
+    def device_metrics(self, device: Device, *, context: NodeContext | None = None) -> list[MetricSample]:
         out = self._vendor_call(device.vendor, "hami_hal_device_metrics", device=device,
-                                context=self.context(device.vendor))
+                                context=self.context(device.vendor, context))
         return [s for batch in out for s in batch]
 
-    def allocation_metrics(self, device: Device) -> list[MetricSample]:
+    def allocation_metrics(self, device: Device, *, context: NodeContext | None = None) -> list[MetricSample]:
         out = self._vendor_call(device.vendor, "hami_hal_allocation_metrics", device=device,
-                                context=self.context(device.vendor))
+                                context=self.context(device.vendor, context))
         return [s for batch in out for s in batch]
 
-    def probe(self, device: Device, behaviour_id: str) -> ProbeResult | None:
+    def probe(self, device: Device, behaviour_id: str, *, context: NodeContext | None = None) -> ProbeResult | None:
         return self._vendor_call(device.vendor, "hami_hal_conformance_probe", device=device,
-                                 behaviour_id=behaviour_id, context=self.context(device.vendor))
+                                 behaviour_id=behaviour_id, context=self.context(device.vendor, context))
 
-    def create_partition(self, device: Device, slice: DeviceSlice) -> dict | None:
+    def create_partition(self, device: Device, slice: DeviceSlice, *, context: NodeContext | None = None) -> dict | None:
         return self._vendor_call(device.vendor, "hami_hal_create_partition", device=device, slice=slice,
-                                 context=self.context(device.vendor))
+                                 context=self.context(device.vendor, context))
 
-    def destroy_partition(self, device: Device, handle: dict) -> bool | None:
+    def destroy_partition(self, device: Device, handle: dict, *, context: NodeContext | None = None) -> bool | None:
         return self._vendor_call(device.vendor, "hami_hal_destroy_partition", device=device, handle=handle,
-                                 context=self.context(device.vendor))
+                                 context=self.context(device.vendor, context))
 
     def admit_request(self, request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
         """The owning plugin's ``hami_hal_admit_request`` (the request unchanged when it has none)."""
@@ -388,14 +298,16 @@ class Hal:
                     out.setdefault(key, value)
         return out
 
-    def container_edits(self, allocation: ContainerAllocation, devices: list[Device]) -> ContainerEdits:
+    def container_edits(self, allocation: ContainerAllocation, devices: list[Device], *,
+                        contexts: dict[str, NodeContext] | None = None) -> ContainerEdits:
         """Merged edits of every vendor that has slices in ``allocation``."""
         merged = ContainerEdits()
         for vendor in sorted({s.vendor for s in allocation.slices}):
             mine = allocation.model_copy(update={"slices": [s for s in allocation.slices if s.vendor == vendor]})
             devs = [d for d in devices if d.vendor == vendor]
+            ctx = self.context(vendor, (contexts or {}).get(vendor))
             for edits in self._vendor_call(vendor, "hami_hal_container_edits", allocation=mine, devices=devs,
-                                           context=self.context(vendor)):
+                                           context=ctx):
                 if edits:
                     merged = merged.merged(edits)
         return merged

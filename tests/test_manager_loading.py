@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from hami_hal import ENTRY_POINT_GROUP, hookimpl, manager
+from hami_hal import ENTRY_POINT_GROUP, hookimpl, plugin_loading
 from hami_hal.errors import HalError, PluginLoadError
 from hami_hal.manager import Hal
 from hami_hal.models import Device, Provenance, ResourceFamily, VendorInfo
@@ -133,7 +133,7 @@ def test_entry_points_load_and_broken_ones_are_skipped_with_one_line(monkeypatch
         EntryPoint(name="broken", value="no_such_vendor_sdk_xyz.plugin", group=ENTRY_POINT_GROUP),
         EntryPoint(name="blocked", value="no_such_vendor_sdk_xyz.plugin", group=ENTRY_POINT_GROUP),
     ]
-    monkeypatch.setattr(manager, "entry_points", lambda group: [e for e in eps if e.group == group])
+    monkeypatch.setattr(plugin_loading, "entry_points", lambda group: [e for e in eps if e.group == group])
     monkeypatch.setenv("HAMI_HAL_DISABLE_PLUGINS", "blocked")
     hal = Hal()
     assert hal.plugins.keys() == {"acme"}

@@ -14,13 +14,26 @@ def _pod(limits: dict, annotations: dict | None = None) -> dict:
 
 
 def _check(limits, inv, vendor, annotations=None):
-    check_satisfiable(parse_pod_detailed(_pod(limits, annotations), [vendor]), inv.devices)
+    return check_satisfiable(parse_pod_detailed(_pod(limits, annotations), [vendor]), inv.devices)
 
 
 def test_satisfiable_requests_pass(inv, acme_vendor):
-    _check({"acme.example/xpu": 4, "acme.example/xpu-mem": 8000}, inv, acme_vendor)
-    _check({"acme.example/xpu": 1, "acme.example/xpu-mem": 30000, "acme.example/xpu-cores": 100}, inv, acme_vendor)
-    _check({"acme.example/card": 4}, inv, acme_vendor)
+    """Feasible requests come back with the engine's placement on the empty node, the proof they fit."""
+    (four,) = _check({"acme.example/xpu": 4, "acme.example/xpu-mem": 8000}, inv, acme_vendor)
+    assert len({s.uuid for s in four.slices()}) == 4 and all(s.memory_mib >= 8000 for s in four.slices())
+    (big,) = _check({"acme.example/xpu": 1, "acme.example/xpu-mem": 30000, "acme.example/xpu-cores": 100}, inv,
+                    acme_vendor)
+    (sl,) = big.slices()
+    assert sl.memory_mib >= 30000 and sl.compute_percent == 100
+    (cards,) = _check({"acme.example/card": 4}, inv, acme_vendor)
+    assert sorted(s.device_index for s in cards.slices()) == [0, 1, 2, 3] and all(s.exclusive for s in cards.slices())
+
+
+def test_engine_rules_make_a_request_infeasible(inv, acme_vendor):
+    """Rules only the engine knows (device sets) also count: the whole request runs on the empty node."""
+    with pytest.raises(InputError) as exc:
+        _check({"acme.example/card": 3}, inv, acme_vendor)
+    assert exc.value.field.endswith('["acme.example/card"]') and "allows 1, 2, 4" in str(exc.value)
 
 
 @pytest.mark.parametrize(("limits", "annotations", "field", "why"), [

@@ -18,6 +18,7 @@ from hami_hal.errors import HalError
 from hami_hal.models import Requirement
 
 from . import __version__
+from .targets import parse_target
 
 BEHAVIOUR_DIR = Path(__file__).parent / "behaviors"
 #: The five hook areas plus health; ``oversubscription/*`` lives in the partition file.
@@ -41,6 +42,9 @@ class Behaviour(BaseModel):
     description: str = Field(min_length=10)
     #: Only a workload on the device (the plugin's probe) can prove it.
     needs_probe: bool = False
+    #: Measurement name → target (``"<= 5"``) the suite judges the probe's raw figures against. The
+    #: catalogue owns them: a plugin's own ``Measurement.target`` is replaced, so it cannot loosen one.
+    targets: dict[str, str] = Field(default_factory=dict)
 
 
 class BehaviourFile(BaseModel):
@@ -113,6 +117,9 @@ def load_catalogue(directory: Path = BEHAVIOUR_DIR) -> Catalogue:
                 raise CatalogueError(f"{path.name}: id {b.id!r} is not a lower-case path like 'area/name'")
             if b.id in seen:
                 raise CatalogueError(f"{path.name}: id {b.id!r} is already defined in {seen[b.id].name}")
+            for name, target in b.targets.items():
+                if parse_target(target) is None:
+                    raise CatalogueError(f"{path.name}: id {b.id!r} target {name}: {target!r} is not '<op> <number>'")
             if b.area and b.area != doc.area:
                 raise CatalogueError(f"{path.name}: id {b.id!r} says area {b.area!r} in a {doc.area!r} file")
             seen[b.id] = path

@@ -170,11 +170,15 @@ class FakeAccel:
 
     def probe_figures(self, behaviour_id: str) -> list[Measurement] | None:
         figures = {
-            "isolation/memory-hard": Measurement(name="memory overshoot", value=0, unit="MiB", target="<= 0"),
-            "isolation/memory-reported-total": Measurement(name="reported total error", value=0, unit="MiB",
+            # Names the catalogue judges (Behaviour.targets); the targets here are the plugin's own and
+            # are replaced by the catalogue's.
+            "isolation/memory-hard": Measurement(name="memory_overshoot", value=0, unit="MiB", target="<= 0"),
+            "isolation/memory-reported-total": Measurement(name="reported_total_error", value=0, unit="MiB",
                                                            target="<= 0"),
-            "isolation/compute-share": Measurement(name="compute share error", value=1.5, unit="%", target="<= 5"),
-            "isolation/launch-overhead": Measurement(name="launch overhead", value=0.8, unit="µs", target="<= 5"),
+            "isolation/compute-share": Measurement(name="compute_share_error", value=1.5, unit="points",
+                                                   target="<= 5"),
+            "isolation/launch-overhead": Measurement(name="launch_time_ratio", value=1.01, unit="ratio",
+                                                     target="<= 1.02"),
         }
         m = figures.get(behaviour_id)
         return [m] if m else None
@@ -191,14 +195,16 @@ class FakeAccel:
 
 
 class OverCommitFake(FakeAccel):
-    """Its partition model promises twice the device memory and 200 % compute."""
+    """Its partition model promises twice the device memory and 200 % compute; it declares that
+    oversubscription only when the operator configured it (``device_memory_scaling``)."""
 
     VENDOR = "fakeover"
 
     @hookimpl
-    def hami_hal_partition_model(self, device: Device) -> PartitionModel:
+    def hami_hal_partition_model(self, device: Device, context: NodeContext) -> PartitionModel:
+        declared = float(context.config.get("device_memory_scaling", 1))
         return PartitionModel(kind=PartitionKind.SHARES, memory_mib=device.memory_mib * 2, compute_percent=200,
-                              max_slots=4)
+                              max_slots=4, memory_scaling=declared, compute_scaling=declared)
 
 
 class MemoryLiarFake(FakeAccel):
@@ -214,7 +220,7 @@ class MemoryLiarFake(FakeAccel):
 
     def probe_figures(self, behaviour_id: str) -> list[Measurement] | None:
         if behaviour_id == "isolation/memory-hard":
-            return [Measurement(name="memory overshoot", value=512, unit="MiB", target="<= 0")]
+            return [Measurement(name="memory_overshoot", value=512, unit="MiB", target="<= 0")]
         return super().probe_figures(behaviour_id)
 
 

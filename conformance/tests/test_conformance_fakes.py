@@ -83,7 +83,8 @@ def test_broken_plugin_fails_exactly_the_behaviour_it_breaks(good_hw, cls, expec
     got = levels(cls, True)
     changed = {bid: c.level for bid, c in got.items() if c.level is not good_hw[bid].level}
     assert changed == expected
-    texts = [e for bid in expected for e in got[bid].evidence]
+    # Injected-fault evidence is kept apart from a real row's own evidence; the reason may be in either.
+    texts = [e for bid in expected for e in got[bid].evidence + (got[bid].injected.evidence if got[bid].injected else [])]
     assert any(reason in t for t in texts), texts
 
 
@@ -95,7 +96,7 @@ def test_broken_plugins_on_the_simulated_backend_are_caught_too():
     # the simulated node is ground truth: UUIDs not in it are extra devices
     assert unstable["discovery/inventory-complete"].level is Level.UNSUPPORTED
     liar = levels(MemoryLiarFake, False)["isolation/memory-hard"]
-    assert liar.level is Level.PARTIAL and "misses its target" in liar.notes
+    assert liar.level is Level.PARTIAL and "misses the catalogue target" in liar.notes
 
 
 def test_no_overcommit_records_decision_latency_with_units(good_hw):
@@ -201,3 +202,19 @@ def test_configured_oversubscription_is_not_an_overcommit():
     run = run_suite(factory(OverCommitFake, True), backend="real", config=cfg)
     cell = run.matrix.entries[0].cell("partition/no-overcommit")
     assert cell.level is Level.SUPPORTED, cell.evidence
+
+
+def test_real_row_keeps_injected_fault_evidence_apart(good_hw):
+    """A real row's evidence names only real devices; the injected fault is shown separately, and no
+    environment variable is rewritten to inject it."""
+    import os
+
+    before = dict(os.environ)
+    cell = good_hw["health/unhealthy-unallocatable"]
+    assert cell.injected is not None and cell.injected.level is Level.SUPPORTED
+    assert cell.injected.profile.startswith("conformance-fault-") and "simulated node" in cell.injected.evidence[0]
+    assert all("simulated node" not in e for e in cell.evidence)
+    assert any("real device(s) are healthy" in e for e in cell.evidence)
+    assert "injected fault" in cell.notes
+    assert levels(HealthBlindFake, True)["health/unhealthy-unallocatable"].injected.level is Level.UNSUPPORTED
+    assert dict(os.environ) == before

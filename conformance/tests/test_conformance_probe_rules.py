@@ -31,6 +31,13 @@ class OddProbe(FakeAccel):
             return ProbeResult(behaviour_id=behaviour_id, level=Level.SUPPORTED, evidence=["trust me"])
         if self.MODE == "not-a-result":
             return {"level": "supported"}
+        if self.MODE == "loose-target":  # 20 points off, but the plugin says its target is <= 100
+            return ProbeResult(behaviour_id=behaviour_id, level=Level.SUPPORTED, evidence=["ran"],
+                               measurements=[Measurement(name="memory_overshoot", value=20, unit="MiB",
+                                                         target="<= 100")])
+        if self.MODE == "other-figure":  # supported, but not the figure the catalogue judges
+            return ProbeResult(behaviour_id=behaviour_id, level=Level.SUPPORTED, evidence=["ran"],
+                               measurements=[Measurement(name="something_else", value=0, unit="MiB", target="<= 0")])
         return ProbeResult(behaviour_id=behaviour_id, level=Level.UNSUPPORTED, evidence=["allocated 2x the limit"],
                            measurements=[Measurement(name="memory overshoot", value=4096, unit="MiB", target="<= 0")])
 
@@ -48,11 +55,21 @@ def memory_hard(mode: str):
     ("bare-claim", Level.UNVERIFIED, "trust me"),
     ("not-a-result", Level.UNVERIFIED, "probe returned dict, not a ProbeResult"),
     ("honest-failure", Level.UNSUPPORTED, "memory overshoot = 4096 MiB (target <= 0)"),
+    ("loose-target", Level.PARTIAL, "memory_overshoot = 20 MiB (target <= 0)"),
+    ("other-figure", Level.UNVERIFIED, "something_else = 0 MiB (target <= 0)"),
 ])
 def test_probe_answers_map_to_levels(mode, level, text):
     cell = memory_hard(mode)
     assert cell.level is level
     assert any(text in e for e in cell.evidence), cell.evidence
+
+
+def test_catalogue_owns_the_targets():
+    """A plugin cannot loosen a target: the catalogue's replaces its own, and a missing figure is noted."""
+    assert default_catalogue().get("isolation/compute-share").targets == {"compute_share_error": "<= 5"}
+    loose = memory_hard("loose-target")
+    assert loose.measurements[0].target == "<= 0" and "misses the catalogue target" in loose.notes
+    assert memory_hard("other-figure").notes == "probe did not report memory_overshoot (catalogue target <= 0)"
 
 
 def test_a_bare_supported_claim_is_noted():

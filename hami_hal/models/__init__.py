@@ -8,6 +8,7 @@ from .capability import (
     CapabilityMatrix,
     CapabilityResult,
     DeviceModelEntry,
+    InjectedFault,
     Level,
     MatrixMetadata,
     Measurement,
@@ -28,7 +29,7 @@ from .usage import DeviceUsage, TemplateInstance
 from .vendor import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
 
 __all__ = [
-    "AttributeMatch", "DeviceSetRules", "NodeBudget", "PodAnnotationRule", "RequestAttribute", "model_key",
+    "AttributeMatch", "DeviceSetRules", "InjectedFault", "NodeBudget", "PodAnnotationRule", "RequestAttribute", "model_key",
     "AnnotationKeys", "CapabilityMatrix", "CapabilityResult", "ContainerAllocation", "ContainerEdits",
     "ContainerRequest", "Device", "DeviceModelEntry", "DeviceNode", "DevicePolicy", "DeviceSlice",
     "DeviceUsage", "FitFailure", "FitReason", "HealthStatus", "Level", "Link", "LinkKind", "MatrixMetadata",

@@ -45,6 +45,16 @@ class Measurement(HalModel):
     target: str | None = None
 
 
+class InjectedFault(HalModel):
+    """What a behaviour showed under a fault injected on a simulated copy of the node. Kept apart from
+    the cell's own level and evidence: on a real row those come from the real device only."""
+
+    level: Level
+    #: The simulated node profile the fault was injected through.
+    profile: str
+    evidence: list[str] = Field(default_factory=list)
+
+
 class CapabilityResult(HalModel):
     """One cell: a behaviour, its level on this device model, and why."""
 
@@ -54,6 +64,8 @@ class CapabilityResult(HalModel):
     evidence: list[str] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
     notes: str = ""
+    #: Only for behaviours a healthy device cannot show (a fault): the injected-fault result, separate.
+    injected: InjectedFault | None = None
 
 
 class DeviceModelEntry(HalModel):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from .. import API_VERSION
 from .base import HalModel
@@ -32,6 +32,20 @@ class NodeInventory(HalModel):
     topology: Topology = Field(default_factory=Topology)
     vendors: list[VendorInfo] = Field(default_factory=list)
     skipped: list[SkippedPlugin] = Field(default_factory=list)
+
+    #: vendor → the NodeContext its devices were discovered with (not serialised: a node-side fact).
+    _contexts: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def attach_contexts(self, contexts: dict[str, Any]) -> None:
+        """Record the contexts discovery used, so per-device hooks get them explicitly."""
+        self._contexts = dict(contexts)
+
+    def context(self, vendor: str) -> Any | None:
+        """The NodeContext ``vendor`` was discovered with; None for an inventory read from JSON."""
+        return self._contexts.get(vendor)
+
+    def contexts(self) -> dict[str, Any]:
+        return dict(self._contexts)
 
     def device(self, uuid: str) -> Device | None:
         return next((d for d in self.devices if d.uuid == uuid), None)

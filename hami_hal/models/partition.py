@@ -81,6 +81,11 @@ class PartitionModel(HalModel):
     exclusive_full_compute: bool = True
     #: Partitions must be created on the hardware before use (MIG) rather than enforced in software.
     requires_creation: bool = False
+    #: Oversubscription the operator configured on purpose (HAMi ``deviceMemoryScaling`` /
+    #: ``deviceCoreScaling``): ``memory_mib`` may be up to this × the device's memory, ``compute_percent``
+    #: up to this × 100. The conformance suite reads these instead of any vendor's config keys.
+    memory_scaling: float = Field(default=1.0, ge=1.0, le=100.0)
+    compute_scaling: float = Field(default=1.0, ge=1.0, le=100.0)
     #: Node-wide budget the templates' ``node_cost`` draws from (Kunlun ``("xpu-handles", 24)``).
     node_budget: NodeBudget | None = None
 

@@ -30,6 +30,8 @@ def partition_model(device: Device, cfg: NvidiaConfig) -> PartitionModel:
         memory_mib=int(device.memory_mib * cfg.device_memory_scaling),
         compute_percent=int(100 * cfg.device_core_scaling),
         max_slots=cfg.device_split_count,
+        memory_scaling=max(cfg.device_memory_scaling, 1.0),
+        compute_scaling=max(cfg.device_core_scaling, 1.0),
     )
 
 

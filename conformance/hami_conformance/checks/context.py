@@ -66,18 +66,14 @@ class CheckContext:
         prov = self.devices[0].provenance
         return prov.label()
 
-    def memory_scaling(self) -> float:
-        """HAMi deviceMemoryScaling from the plugin config; >1 means oversubscription is configured."""
-        for key in ("device_memory_scaling", "deviceMemoryScaling", "devicememoryscaling"):
-            if key in self.config:
-                return float(self.config[key])
-        return 1.0
+    @staticmethod
+    def memory_scaling(dev: Device) -> float:
+        """Oversubscription the plugin declares in the device's partition model (>1 = configured)."""
+        return dev.partition.memory_scaling if dev.partition else 1.0
 
-    def core_scaling(self) -> float:
-        for key in ("device_core_scaling", "deviceCoreScaling", "devicecorescaling"):
-            if key in self.config:
-                return float(self.config[key])
-        return 1.0
+    @staticmethod
+    def core_scaling(dev: Device) -> float:
+        return dev.partition.compute_scaling if dev.partition else 1.0
 
     # -- engine helpers -----------------------------------------------------------------------
 

@@ -7,15 +7,13 @@ used; otherwise the suite adds a ``lost`` fault to a copy of one of the plugin's
 
 from __future__ import annotations
 
-import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-from hami_hal.models import CapabilityResult, FitReason, Level
-from hami_hal.simulation import PROFILE_PATH_ENV, ProfileCatalog
+from hami_hal.models import CapabilityResult, FitReason, InjectedFault, Level
+from hami_hal.simulation import ProfileCatalog
 
 from . import check
 from .context import CheckContext
@@ -73,36 +71,41 @@ def _fault_profile(cat: ProfileCatalog, vendor: str, preferred: str | None) -> d
     return None
 
 
-@contextmanager
-def _extra_profile(doc: dict):
-    with tempfile.TemporaryDirectory(prefix="hami-conformance-") as tmp:
-        path = Path(tmp) / "fault.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        old = os.environ.get(PROFILE_PATH_ENV)
-        os.environ[PROFILE_PATH_ENV] = f"{old}:{path}" if old else str(path)
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop(PROFILE_PATH_ENV, None)
-            else:
-                os.environ[PROFILE_PATH_ENV] = old
-
-
 @check("health/unhealthy-unallocatable")
 def unhealthy_unallocatable(ctx: CheckContext) -> CapabilityResult:
+    """A real row's evidence is about its real devices only. When none of them is faulty, the behaviour
+    can only be shown by a fault injected on a simulated copy: the cell then says so, takes that level,
+    and keeps that evidence apart in ``CapabilityResult.injected`` (never among the real evidence)."""
+    faulty = [d for d in ctx.devices if not d.healthy]
+    if not ctx.simulated and faulty:  # a real fault on this node: the real devices show it
+        level, evidence = _judge(ctx, ctx.devices, {d.uuid: d.health_reason or "unhealthy" for d in faulty},
+                                 f"real devices ({ctx.where()})")
+        return ctx.result(level, evidence)
+    injected = _injected(ctx)
+    if injected is None:
+        return ctx.result(Level.UNVERIFIED, ["plugin ships no simulated profile, so no fault can be injected"])
+    if ctx.simulated:
+        return ctx.result(injected.level, injected.evidence)
+    real = [f"all {len(ctx.devices)} real device(s) are healthy ({ctx.where()}), so no real device can show it",
+            f"level from a fault injected on simulated profile {injected.profile!r}; that evidence is in 'injected'"]
+    return ctx.result(injected.level, real, notes="shown only under an injected fault on a simulated copy")\
+        .model_copy(update={"injected": injected})
+
+
+def _injected(ctx: CheckContext) -> InjectedFault | None:
+    """Inject a fault through the plugin's fake SDK on a simulated node and judge the result."""
     cat = ctx.hal.catalog()
     name = _vendor_faults(cat, ctx.vendor)
     doc = None if name else _fault_profile(cat, ctx.vendor, ctx.sim_node)
     if name is None and doc is None:
-        return ctx.result(Level.UNVERIFIED, ["plugin ships no simulated profile, so no fault can be injected"])
+        return None
     fresh = ctx.hal_factory()
-    if doc is not None:
-        name = doc["metadata"]["name"]
-        with _extra_profile(doc):
-            node = fresh.simulated_node(name)
-            inv = fresh.discover("sim", node_name=ctx.inventory_node, sim_node=name, config=ctx.config)
-    else:
+    with tempfile.TemporaryDirectory(prefix="hami-conformance-") as tmp:
+        if doc is not None:
+            name = doc["metadata"]["name"]
+            path = Path(tmp) / "fault.yaml"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            fresh.add_profiles([path])  # this manager only; the process environment is left alone
         node = fresh.simulated_node(name)
         inv = fresh.discover("sim", node_name=ctx.inventory_node, sim_node=name, config=ctx.config)
     # Match by per-vendor index: the injected fault is on a device position, whatever UUID the plugin reports.
@@ -110,22 +113,28 @@ def unhealthy_unallocatable(ctx: CheckContext) -> CapabilityResult:
     devs = [d for d in inv.devices if d.vendor == ctx.vendor]
     faults = {d.uuid: by_index[d.index] for d in devs if d.index in by_index}
     where = f"simulated node {name!r} (fault injected through the plugin's fake SDK)"
-    evidence = [f"{where}: faults {sorted(set(by_index.values()))} on device index(es) {sorted(by_index)} "
-                f"of {len(devs)} device(s)"]
+    head = [f"{where}: faults {sorted(set(by_index.values()))} on device index(es) {sorted(by_index)} "
+            f"of {len(devs)} device(s)"]
     if not faults:
-        return ctx.result(Level.UNSUPPORTED, evidence + [f"no discovered device has index {sorted(by_index)}"])
+        return InjectedFault(level=Level.UNSUPPORTED, profile=name,
+                             evidence=head + [f"no discovered device has index {sorted(by_index)}"])
+    level, evidence = _judge(ctx, devs, faults, where)
+    return InjectedFault(level=level, profile=name, evidence=head + evidence)
+
+
+def _judge(ctx: CheckContext, devs: list, faults: dict[str, str], where: str) -> tuple[Level, list[str]]:
+    """Faulty devices must be reported unhealthy and refused; the healthy ones must still be placed."""
     still = [d for d in devs if d.uuid in faults and d.healthy]
     if still:
         d = still[0]
         hook = "" if ctx.implements("hami_hal_device_health") else " (plugin implements no hami_hal_device_health)"
-        return ctx.result(Level.UNSUPPORTED, evidence + [
-            f"device {d.index} with fault {faults[d.uuid]!r} is reported healthy{hook}"])
+        return Level.UNSUPPORTED, [f"{where}: device {d.index} with fault {faults[d.uuid]!r} is reported healthy{hook}"]
     state = ctx.node_state(devs)
     bad = next(d for d in devs if d.uuid in faults)
-    evidence.append(f"device {bad.index} reported unhealthy: {bad.health_reason or 'no reason given'}")
+    evidence = [f"device {bad.index} reported unhealthy: {bad.health_reason or 'no reason given'}"]
     fit = state.fit_pod(ctx.pod("faulty", ctx.request(1, ctx.small_memory(bad), 0, uuid_include=[bad.uuid])))
     if fit.ok:
-        return ctx.result(Level.UNSUPPORTED, evidence + [f"the engine placed a request on faulty device {bad.index}"])
+        return Level.UNSUPPORTED, evidence + [f"the engine placed a request on faulty device {bad.index}"]
     if not any(f.reason is FitReason.CARD_NOT_HEALTH for f in fit.failures):
         evidence.append(f"refused, but not as CardNotHealth: {fit.reason}")
     else:
@@ -134,9 +143,8 @@ def unhealthy_unallocatable(ctx: CheckContext) -> CapabilityResult:
     if healthy:
         alloc = state.fit_pod(ctx.pod("healthy", ctx.request(len(healthy), min(ctx.small_memory(d) for d in healthy), 0)))
         if not alloc.ok or alloc.allocation is None:
-            return ctx.result(Level.PARTIAL, evidence + [f"the {len(healthy)} healthy device(s) were refused too: "
-                                                         f"{alloc.reason}"])
+            return Level.PARTIAL, evidence + [f"the {len(healthy)} healthy device(s) were refused too: {alloc.reason}"]
         if any(s.uuid in faults for s in alloc.allocation.slices()):
-            return ctx.result(Level.UNSUPPORTED, evidence + ["a request was placed on the faulty device"])
+            return Level.UNSUPPORTED, evidence + ["a request was placed on the faulty device"]
         evidence.append(f"a request for all {len(healthy)} healthy device(s) placed, none on the faulty one")
-    return ctx.result(Level.SUPPORTED, evidence)
+    return Level.SUPPORTED, evidence

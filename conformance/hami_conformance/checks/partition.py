@@ -38,11 +38,11 @@ def static_problems(ctx: CheckContext, dev: Device) -> list[str]:
     p = dev.partition
     assert p is not None
     out = []
-    mem_cap = int(dev.memory_mib * ctx.memory_scaling())
+    mem_cap = int(dev.memory_mib * ctx.memory_scaling(dev))
     if p.memory_mib > mem_cap:
         out.append(f"device {dev.index}: partition model offers {p.memory_mib} MiB on a {dev.memory_mib} MiB device "
-                   f"(memory scaling {ctx.memory_scaling():g})")
-    cu_cap = int(100 * ctx.core_scaling())
+                   f"(memory scaling {ctx.memory_scaling(dev):g})")
+    cu_cap = int(100 * ctx.core_scaling(dev))
     if p.compute_percent > cu_cap:
         out.append(f"device {dev.index}: partition model offers {p.compute_percent} % compute (limit {cu_cap} %)")
     for t in p.templates:
@@ -60,10 +60,10 @@ def usage_problems(ctx: CheckContext, dev: Device, u: DeviceUsage) -> list[str]:
     p = dev.partition
     assert p is not None
     out = []
-    mem_cap = min(p.memory_mib, int(dev.memory_mib * ctx.memory_scaling()))
+    mem_cap = min(p.memory_mib, int(dev.memory_mib * ctx.memory_scaling(dev)))
     if u.used_memory_mib > mem_cap:
         out.append(f"device {dev.index}: {u.used_memory_mib} MiB allocated of {mem_cap} MiB")
-    if u.used_compute_percent > min(p.compute_percent, int(100 * ctx.core_scaling())):
+    if u.used_compute_percent > min(p.compute_percent, int(100 * ctx.core_scaling(dev))):
         out.append(f"device {dev.index}: {u.used_compute_percent} % compute allocated of {p.compute_percent} %")
     if u.used_slots > p.max_slots:
         out.append(f"device {dev.index}: {u.used_slots} tenants on {p.max_slots} slots")

@@ -3,7 +3,9 @@
 - no probe (None)            -> unverified
 - probe raised               -> unverified, with the error as evidence
 - supported, no measurements -> unverified (a claim is not evidence)
-- supported, a figure misses its own target -> partial
+- supported, a figure misses its catalogue target -> partial (the catalogue's targets replace the
+  plugin's own, so a plugin cannot pass by declaring a loose one)
+- supported, a figure the catalogue judges is missing -> unverified
 - supported on a simulated device -> unverified: only hardware proves isolation
 """
 
@@ -35,17 +37,27 @@ def probe_check(ctx: CheckContext) -> CapabilityResult:
     if res.behaviour_id != bid:
         return ctx.result(Level.UNVERIFIED, [f"probe answered for {res.behaviour_id!r}, asked for {bid!r}"])
     level = res.level
+    targets = ctx.behaviour.targets
+    # The catalogue's target replaces the plugin's; a figure the catalogue does not judge keeps its own
+    # target for the reader but decides nothing.
+    measurements = [m.model_copy(update={"target": targets[m.name]}) if m.name in targets else m
+                    for m in res.measurements]
     evidence = [f"probe on device {dev.index} ({dev.uuid}): " + (res.evidence[0] if res.evidence else "no text")]
     evidence += list(res.evidence[1:])
-    evidence += [describe(m) for m in res.measurements]
+    evidence += [describe(m) for m in measurements]
     notes = res.notes
-    missed = [m for m in res.measurements if meets_target(m) is False]
-    if level is Level.SUPPORTED and not res.measurements:
+    judged = [m for m in measurements if m.name in targets] if targets else measurements
+    missing = [name for name in targets if not any(m.name == name for m in measurements)]
+    missed = [m for m in judged if meets_target(m) is False]
+    if level in (Level.SUPPORTED, Level.PARTIAL) and not res.measurements:
         level = Level.UNVERIFIED
         notes = "probe claimed supported without any measurement"
+    elif level in (Level.SUPPORTED, Level.PARTIAL) and missing:
+        level = Level.UNVERIFIED
+        notes = "probe did not report " + ", ".join(f"{n} (catalogue target {targets[n]})" for n in missing)
     elif level is Level.SUPPORTED and missed:
         level = Level.PARTIAL
-        notes = "; ".join(f"{describe(m)} misses its target" for m in missed)
+        notes = "; ".join(f"{describe(m)} misses the catalogue target" for m in missed)
     if ctx.devices[0].provenance.simulated:
         if not any("simulat" in e.lower() for e in res.evidence):
             evidence.append("simulated device: the figures come from the profile, not from hardware")
@@ -53,4 +65,4 @@ def probe_check(ctx: CheckContext) -> CapabilityResult:
             level = Level.UNVERIFIED
             notes = ("probe reported supported on a simulated device; isolation is only verified on real "
                      "hardware" + (f"; {notes}" if notes else ""))
-    return ctx.result(level, evidence, measurements=res.measurements, notes=notes)
+    return ctx.result(level, evidence, measurements=measurements, notes=notes)
