@@ -55,7 +55,7 @@ def _cluster(mixed):
     cluster = ClusterState(inv.vendors)
     for name, node_inv in (("mixed", inv), ("npu-only", ascend_only)):
         cluster.upsert_node({"metadata": {"name": name, "annotations": {HAL_INVENTORY: node_inv.model_dump_json()}}})
-    return Extender(cluster, None, pod_annotator=hal.pod_annotations)
+    return Extender(cluster, None, pod_annotator=hal.pod_annotations, admit=hal.admit_request)
 
 
 def test_extender_places_both_vendors_in_a_cluster(mixed, pod):
@@ -75,9 +75,8 @@ def test_extender_places_both_vendors_in_a_cluster(mixed, pod):
     assert '"temp":"vir05_1c_16g"' in got["npu"][1]["huawei.com/Ascend910B3"]
 
 
-@pytest.mark.xfail(strict=True, reason="the scheduler does not call hami_hal_admit_request yet (the engine routes by "
-                   "vendor, so without the admitted type pin a 310P request can take a 910B3; requests.md 14:35)")
 def test_extender_keeps_each_ascend_chip_its_own_type(mixed, pod):
+    """The admission hook pins the chip type, so the extender never puts a 310P request on a 910B3."""
     pytest.importorskip("hami_scheduler.extender", reason="needs the scheduler distribution")
     ext = _cluster(mixed)
     doc = pod("p310", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "3072"})
