@@ -12,6 +12,7 @@ from hami_hal.models import Device, PodAllocation
 
 from .chips import by_common_word
 from .partitions import WHOLE_CARD
+from .rules import SOFT_MODE, trim_memory
 
 PREDICATE_TIME = "predicate-time"
 
@@ -21,10 +22,15 @@ def runtime_annotations(allocation: PodAllocation, devices: list[Device], now: f
     per_word: dict[str, list[dict]] = {}
     for s in allocation.slices():
         dev = by_uuid.get(s.uuid)
-        soft = bool(dev and dev.attributes.get("soft_mode"))
+        soft = bool(dev and dev.attributes.get("soft_mode")) or s.attributes.get("vnpu_mode") == SOFT_MODE
         entry: dict = {"UUID": s.uuid, "memory": s.memory_mib}
         chip = by_common_word(s.common_word)
         tpl = chip.template(s.template) if chip and s.template and s.template != WHOLE_CARD else None
+        if tpl is None and chip is not None and not s.template:
+            # a device known only from HAMi's register annotation is a share to the engine; its vNPU is the
+            # template HAMi's rounding names for that memory
+            trimmed = trim_memory(chip, s.memory_mib)
+            tpl = chip.template(trimmed[1]) if trimmed and trimmed[1] else None
         if soft:
             entry["core"] = s.compute_percent
         elif tpl is not None:
