@@ -115,3 +115,9 @@ def test_four_cards_stay_in_one_hccs_group_when_they_can(sim, place, pod):
     fit = place(inv, pod("four", {"huawei.com/Ascend910B3": "4"}), state)
     groups = {inv.device(s.uuid).attributes["hccs_group"] for s in fit.allocation.slices()}
     assert groups == {1}
+
+
+def test_allocate_keeps_each_ascend_chip_its_own_type(sim, place, pod):
+    """Node side: admission pins the chip type, so a 910B4 request never takes a 910B4-1 (a type-substring)."""
+    fit = place(sim("ascend-8x910b4-1"), pod("b4", {"huawei.com/Ascend910B4": "1"}))
+    assert not fit.ok and "CardTypeMismatch" in fit.reason
