@@ -8,6 +8,7 @@ limit (config ``npu_smi_timeout_s``, default 10 s). Nothing here imports a vendo
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -80,8 +81,12 @@ class Chip:
 class NpuSmi:
     """High-level npu-smi operations; every failure is a :class:`ToolError` with one line."""
 
+    #: On real nodes, ``chips()`` answers health and metrics for every chip from one pair of tool runs.
+    CACHE_S = 2.0
+
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+        self._chips: tuple[float, tuple[list[Chip], str | None]] | None = None
 
     @property
     def source(self) -> str:
@@ -93,6 +98,14 @@ class NpuSmi:
 
     def chips(self) -> tuple[list[Chip], str | None]:
         """All NPU chips, in logic-id order, and the driver version the table header shows."""
+        now = time.monotonic()
+        if self.source == "real" and self._chips and now - self._chips[0] < self.CACHE_S:
+            return self._chips[1]
+        got = self._read_chips()
+        self._chips = (now, got)
+        return got
+
+    def _read_chips(self) -> tuple[list[Chip], str | None]:
         text = self.runner.run(["info"])
         rows = parse.parse_info(text)
         logic = parse.parse_chip_map(self.runner.run(["info", "-m"]))

@@ -79,3 +79,28 @@ def test_real_discovery_of_a_broken_tool_skips_the_plugin(tmp_path):
 def test_bad_timeout_config_is_one_line():
     with pytest.raises(Exception, match="npu_smi_timeout_s"):
         ports.port_for(NodeContext("real", "n1", config={"ascend": {"npu_smi_timeout_s": -1}}))
+
+
+
+def test_real_port_reads_the_table_once_for_all_chips(recorded):
+    """Health of eight chips costs one `npu-smi info` (+ `-m`) on a real node, not eight."""
+    from hami_hal.models import Device, Provenance
+    from hami_plugins_ascend import health
+
+    calls = []
+
+    class Replay:
+        source = "real"
+
+        def run(self, args):
+            calls.append(args)
+            if args == ["info"]:
+                return recorded("npu-smi-info-910b4-1.txt")
+            return "NPU ID Chip ID Chip Logic ID Chip Name\n" + "".join(f"{i} 0 {i} Ascend\n" for i in range(8))
+
+    port = NpuSmi(Replay())
+    devs = [Device(vendor="ascend", index=i, uuid=f"n1-{i}", model="910B4-1", hami_type="Ascend910B4-1",
+                   memory_mib=65536, attributes={"logic_id": i}, provenance=Provenance(source="real"))
+            for i in range(8)]
+    assert [health.check(port, d).healthy for d in devs] == [True, True, True, True, False, True, True, True]
+    assert calls.count(["info"]) == 1
