@@ -9,6 +9,7 @@ nothing depends on the create command's message.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,15 +64,31 @@ def _int(value: str | None, what: str) -> int | None:
 
 
 class HySmi:
+    #: On real nodes, one tool run answers health and metrics of every DCU for this long.
+    CACHE_S = 2.0
+
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+        self._cache: dict[tuple[str, ...], tuple[float, str]] = {}
+
+    def _run(self, args: list[str]) -> str:
+        """The tool's text; on a real node a repeat of the same query within ``CACHE_S`` is served cached."""
+        if self.source != "real":
+            return self.runner.run(args)
+        key, now = tuple(args), time.monotonic()
+        hit = self._cache.get(key)
+        if hit and now - hit[0] < self.CACHE_S:
+            return hit[1]
+        text = self.runner.run(args)
+        self._cache[key] = (now, text)
+        return text
 
     @property
     def source(self) -> str:
         return getattr(self.runner, "source", "simulated")
 
     def devices(self) -> list[DcuInfo]:
-        kv = parse.parse_kv(self.runner.run(INFO_ARGS), "hy-smi " + " ".join(INFO_ARGS))
+        kv = parse.parse_kv(self._run(INFO_ARGS), "hy-smi " + " ".join(INFO_ARGS))
         out = []
         for idx in sorted(kv):
             d = kv[idx]
@@ -87,7 +104,7 @@ class HySmi:
         return out
 
     def table(self) -> dict[int, parse.TableRow]:
-        return parse.parse_table(self.runner.run([]))
+        return parse.parse_table(self._run([]))
 
     def link_types(self) -> dict[tuple[int, int], str]:
         return parse.parse_topo_type(self.runner.run(["--showtopotype"]))
