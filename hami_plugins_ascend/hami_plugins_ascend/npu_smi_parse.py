@@ -24,6 +24,8 @@ from .tool import ToolError
 
 #: Bounds on what a sane table holds (refuse a runaway or hostile output early).
 MAX_ROWS = 4096
+#: Largest memory figure (MiB) a chip may report; anything above is a broken tool.
+MAX_MIB = 1 << 31
 _PAIR = re.compile(r"\s*/\s*")
 _BUS = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$")
 
@@ -84,6 +86,8 @@ def _pair(value: str, what: str, line_no: int) -> tuple[int | None, int | None]:
     if not sep:
         raise ToolError(f"npu-smi info: line {line_no}: {what} {value!r} is not 'used / total'")
     u, t = _number(used, what, line_no), _number(total, what, line_no)
+    if any(v is not None and not 0 <= v <= MAX_MIB for v in (u, t)):
+        raise ToolError(f"npu-smi info: line {line_no}: {what} {value!r} is out of range")
     return (None if u is None else int(u)), (None if t is None else int(t))
 
 

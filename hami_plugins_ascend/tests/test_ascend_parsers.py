@@ -100,3 +100,9 @@ def test_status_lines(recorded):
         p.parse_status(recorded("npu-smi-create-vnpu-failed.txt"), "create")
     with pytest.raises(ToolError, match="no 'Status"):
         p.parse_status("", "create")
+
+
+def test_info_absurd_memory_is_refused(recorded):
+    text = recorded("npu-smi-info-310p3.txt").replace("1848 / 21525     ", "1848 / 9999999999")
+    with pytest.raises(ToolError, match="out of range"):
+        p.parse_info(text)

@@ -20,6 +20,8 @@ from .tool import ToolError, find_tool, run_tool
 
 HY_SMI_PATHS = ("/opt/hyhal/bin/hy-smi", "/opt/dtk/bin/hy-smi", "/usr/local/bin/hy-smi")
 DEFAULT_TIMEOUT_S = 10.0
+#: Largest figure hy-smi may report (bytes of a device: 1 PiB); anything above is a broken tool.
+MAX_VALUE = 1 << 50
 INFO_ARGS = ["--showproductname", "--showid", "--showserial", "--showbus", "--showmeminfo", "vram", "--showtoponuma"]
 
 
@@ -58,9 +60,12 @@ def _int(value: str | None, what: str) -> int | None:
     if value is None or value.strip() in ("", "N/A"):
         return None
     try:
-        return int(value.strip())
+        number = int(value.strip())
     except ValueError:
         raise ToolError(f"hy-smi: {what} {value!r} is not a number") from None
+    if not -1 <= number <= MAX_VALUE:
+        raise ToolError(f"hy-smi: {what} {value!r} is out of range")
+    return number
 
 
 class HySmi:

@@ -84,3 +84,10 @@ def test_virtual_info(recorded):
     assert p.parse_virtual_info("") == []
     with pytest.raises(ToolError, match="truncated or unreadable block for device 1"):
         p.parse_virtual_info(recorded("hy-smi-virtual-info.txt").rsplit("    Global", 1)[0])
+
+
+def test_absurd_memory_is_refused(recorded):
+    text = recorded("hy-smi-info-4xk100.txt").replace("68702699520", "9" * 30, 1)
+    port = HySmi(_Replay({"--showproductname --showid --showserial --showbus --showmeminfo vram --showtoponuma": text}))
+    with pytest.raises(ToolError, match="out of range"):
+        port.devices()
