@@ -6,9 +6,13 @@ accept fewer arguments than the spec lists (pluggy's opt-in arguments), which is
 breaking plugins. A hook a plugin does not implement falls back to the core's default behaviour where
 one is documented.
 
-``firstresult`` marks hooks whose answer is a single decision for one device; the rest collect one
-answer per plugin. No hook is ``historic``: plugins are loaded before any hook is called, so there is
-nothing to replay.
+``firstresult`` marks hooks whose answer is a single decision: the first non-None answer wins; the rest
+collect one answer per plugin. No hook is ``historic``: plugins are loaded before any hook is called.
+
+Docstring layout (``docs/hooks.md`` is generated from it by ``python -m hami_hal.hookdoc``): a summary
+paragraph, then ``When:``, ``:param <name>:`` lines, ``Return:`` and ``Default:`` paragraphs. Vendor
+rules the scheduler must also apply are data (``DeviceSetRules``, ``PodAnnotationRule``, partition
+models), never a hook: the scheduler does not load plugins.
 """
 
 from __future__ import annotations
@@ -42,10 +46,18 @@ if TYPE_CHECKING:
 
 @hookspec
 def hami_hal_vendor() -> VendorInfo:
-    """Identity of the plugin's vendor: key, resource names with their units, and annotation keys.
+    """Identity of the plugin's vendor: key, resource families with their units and rules, annotation keys.
 
-    Required. The core's pod parser turns these names into vendor-neutral requests, so a new vendor's
-    resources work in ``hami allocate`` and the scheduler without a change to the core.
+    When: while the plugin is registered, before any other hook.
+
+    Return: a ``VendorInfo``: the vendor key (lower case, equal to ``Device.vendor``), the resource
+    families (HAMi CommonWord; count, memory, percentage, cores and priority resource names; memory unit;
+    defaults; per-family HAMi annotation keys; ``device_sets`` rules; ``pod_annotations`` rules), the
+    selector annotation keys (``use-*``, ``nouse-*``, mode, numa-bind), the HAMi annotation keys, and
+    the resource-name ``domains`` under which an unknown name is a user error. The pod parser,
+    ``hami allocate`` and the scheduler learn everything from this answer; nothing in the core changes.
+
+    Default: none; the hook is required.
     """
 
 
@@ -53,7 +65,14 @@ def hami_hal_vendor() -> VendorInfo:
 def hami_hal_sim_profiles() -> list[Path]:
     """YAML files or folders of ``DeviceProfile`` / ``NodeProfile`` documents the plugin ships.
 
-    These describe the plugin's SKUs as data; the simulation backend composes them into nodes.
+    When: whenever the simulation catalog is built (``hami profiles``, ``--backend sim``, the auto
+    fallback).
+
+    Return: a list of paths describing the plugin's SKUs as data. Mark one node profile
+    ``default: true`` so a fresh machine has something to show. Users add their own through
+    ``HAMI_HAL_PROFILE_PATH``.
+
+    Default: the plugin has no simulated hardware.
     """
 
 
@@ -61,9 +80,18 @@ def hami_hal_sim_profiles() -> list[Path]:
 def hami_hal_discover(context: NodeContext) -> list[Device]:
     """The plugin's devices on this node, with ``partition`` left unset (the core fills it).
 
-    Required. With ``context.backend == "sim"`` answer from ``context.sim`` through the plugin's fake
-    SDK. Raise :class:`hami_hal.errors.BackendUnavailable` with a one-line reason when the vendor
-    library, driver or tool is absent: the plugin is then skipped, not the whole process.
+    When: ``Hal.discover()``: once with a ``real`` context and, when nothing real was found and the
+    backend is ``auto`` or ``sim``, once with a ``sim`` context.
+
+    :param context: the node; with ``context.backend == "sim"``, ``context.sim`` holds the plugin's part
+        of the simulated node: answer through the plugin's fake SDK built from it.
+
+    Return: the devices. Raise :class:`hami_hal.errors.BackendUnavailable` with a one-line reason when
+    the vendor library, driver or tool is absent: the plugin is then listed as skipped with that line,
+    and the process goes on. Return an empty list when the library finds no device. In simulation the
+    core overwrites each device's provenance with ``simulated`` and the profile name.
+
+    Default: none; the hook is required.
     """
 
 
@@ -76,7 +104,19 @@ def hami_hal_discover(context: NodeContext) -> list[Device]:
 def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionModel | None:
     """How ``device`` may be divided: whole, shares, templates or same-size slices.
 
-    Stops at the first non-None result. Without an implementation the device is whole-device only.
+    When: after discovery, once per device.
+
+    :param device: one of the plugin's devices.
+    :param context: the context the device was discovered with; per-node settings such as
+        ``device_split_count`` are in ``context.config``.
+
+    Return: a ``PartitionModel``: ``whole``, ``shares`` (memory/compute shares, ``max_slots``
+    tenants), ``templates`` (fixed shapes, the smallest one holding a request is used; placements for
+    hardware instances) or ``slices`` (one slice size per card); plus memory granularity, compute
+    units, a node budget the templates draw from, configured oversubscription, and whether partitions
+    must be created on the hardware (``requires_creation``).
+
+    Default: whole device only.
     """
 
 
@@ -86,27 +126,56 @@ def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]
 
     HAMi's per-vendor ``MutateAdmission``: round memory up to what the hardware can give (a card's
     whole memory above the largest template), turn a count the hardware cannot serve into one it can
-    (910C superPod: 1 → 2), or refuse with :class:`hami_hal.errors.InputError` (one line naming the
-    resource field and value). ``annotations`` are the pod's annotations. Return the new request (same
-    vendor and family) or None to keep it. Called by the pod parser when given ``Hal.admit_request``
-    (``hami allocate``, the scheduler when plugins are installed). Default: the request as parsed.
+    (one die of a two-die package raised to two), or refuse.
+
+    When: by the pod parser, for each request of the plugin's families, when it is given
+    ``Hal.admit_request`` (``hami allocate`` always; the scheduler when plugins are installed).
+
+    :param request: the request as parsed from the pod's resources and annotations.
+    :param annotations: the pod's annotations.
+
+    Return: the adjusted ``ResourceRequest`` (same vendor and family), or None to keep it. Raise
+    :class:`hami_hal.errors.InputError` to refuse with one line naming the resource field and value.
     Prefer data (``DeviceSetRules``, ``PodAnnotationRule``, templates) where it can express the rule:
     data applies even where no plugin is installed.
+
+    Default: the request as parsed.
     """
 
 
 @hookspec(firstresult=True)
 def hami_hal_create_partition(device: Device, slice: DeviceSlice, context: NodeContext) -> dict | None:
-    """Create a hardware partition (a MIG instance) for ``slice``; return its identifiers.
+    """Create a hardware partition for ``slice`` on ``device``.
 
-    Only called when the partition model says ``requires_creation``. Raise
-    :class:`hami_hal.errors.HalError` with a plain reason when it cannot be created here.
+    When: only for devices whose partition model says ``requires_creation``, when a slice is handed
+    out on the node.
+
+    :param device: the device the slice is on.
+    :param slice: the slice the engine allocated (template and placement set).
+    :param context: the context the device was discovered with.
+
+    Return: a dict of identifiers of the created partition (instance IDs, UUIDs), or None when the
+    slice needs no hardware partition. Raise :class:`hami_hal.errors.HalError` with a plain reason
+    when it cannot be created here.
+
+    Default: nothing to create.
     """
 
 
 @hookspec(firstresult=True)
 def hami_hal_destroy_partition(device: Device, handle: dict, context: NodeContext) -> bool | None:
-    """Destroy a partition created by ``hami_hal_create_partition``; True when it is gone."""
+    """Destroy a partition created by ``hami_hal_create_partition``.
+
+    When: when a slice created by ``hami_hal_create_partition`` is released.
+
+    :param device: the device the partition is on.
+    :param handle: the dict ``hami_hal_create_partition`` returned.
+    :param context: the context the device was discovered with.
+
+    Return: True when the partition is gone, False when it did not exist.
+
+    Default: nothing to destroy.
+    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,10 +187,20 @@ def hami_hal_destroy_partition(device: Device, handle: dict, context: NodeContex
 def hami_hal_container_edits(
     allocation: ContainerAllocation, devices: list[Device], context: NodeContext
 ) -> ContainerEdits | None:
-    """Env, mounts and device nodes that enforce this plugin's slices of ``allocation``.
+    """Env, mounts and device nodes that enforce this plugin's slices of one container's allocation.
 
-    ``allocation.slices`` holds only this plugin's slices. The core merges the edits of every vendor
-    and can render them as a CDI spec.
+    When: after a container's allocation is decided (``hami allocate`` shows the result; the node
+    agent applies it).
+
+    :param allocation: the container's allocation; ``allocation.slices`` holds only this plugin's.
+    :param devices: the plugin's devices on the node.
+    :param context: the context the devices were discovered with.
+
+    Return: ``ContainerEdits`` (env, mounts, device nodes), or None. The core merges the edits of
+    every vendor (a conflicting env value is an error) and can render them as a CDI spec
+    (``ContainerEdits.to_cdi``).
+
+    Default: no edits.
     """
 
 
@@ -129,12 +208,18 @@ def hami_hal_container_edits(
 def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], pod: dict) -> dict[str, str] | None:
     """Extra pod annotations the plugin writes when a pod is placed (HAMi's ``PatchAnnotations``).
 
-    Called by the scheduler at Filter and by ``hami allocate`` after the engine placed ``pod`` (the pod
-    object as given). ``allocation`` holds only this plugin's slices, each with the request attributes
-    read from the family's pod annotations; ``devices`` are the plugin's devices on the chosen node.
-    Return ``{key: value}``, e.g. Ascend's runtime JSON ``huawei.com/<CW>``, Cambricon's
-    ``CAMBRICON_DSMLU_PROFILE`` or Kunlun's ``BAIDU_COM_DEVICE_IDX``. The HAMi allocation keys
-    (``hami_compat``) are written by the core and cannot be replaced. Default: no extra annotation.
+    When: after the engine placed a pod, at the scheduler's Filter and in ``hami allocate``.
+
+    :param allocation: the pod's allocation with only this plugin's slices; each slice carries the
+        request attributes read from the family's ``pod_annotations`` rules in ``slice.attributes``.
+    :param devices: the plugin's devices on the chosen node.
+    :param pod: the pod object as given.
+
+    Return: ``{key: value}``, e.g. a runtime JSON of the chosen devices, a partition profile string or
+    a device index list. The HAMi allocation keys (``hami_compat``) are written by the core and are
+    never replaced by a plugin's value.
+
+    Default: no extra annotation.
     """
 
 
@@ -145,7 +230,20 @@ def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], p
 
 @hookspec
 def hami_hal_topology(devices: list[Device], context: NodeContext) -> Topology | None:
-    """Links between the plugin's devices (type, count) and each device's NUMA node."""
+    """Links between the plugin's devices and each device's NUMA node.
+
+    When: at the end of discovery, with all of the plugin's devices.
+
+    :param devices: the plugin's devices on the node.
+    :param context: the context they were discovered with.
+
+    Return: a ``Topology``: one ``Link`` per linked pair, with the plugin's name for the link
+    (``kind``), its ``tier`` (fabric, board, switches, host, sockets), a lane ``count`` and the pair
+    ``score`` the engine's ``topology-aware`` policy maximises; and each device's NUMA node, used by
+    ``numa-bind``.
+
+    Default: no links; NUMA nodes from the devices.
+    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,12 +253,35 @@ def hami_hal_topology(devices: list[Device], context: NodeContext) -> Topology |
 
 @hookspec
 def hami_hal_device_metrics(device: Device, context: NodeContext) -> list[MetricSample]:
-    """Whole-device samples in base units: memory used/total, utilization, power, temperature, clocks."""
+    """Whole-device samples: memory used/total, utilization, power, temperature, clocks.
+
+    When: at every Prometheus scrape (``hami metrics serve``, ``hami metrics dump``), once per device.
+
+    :param device: one of the plugin's devices.
+    :param context: the context the device was discovered with.
+
+    Return: ``MetricSample``s in base units (bytes, ratio 0..1, watts, celsius, hertz, seconds, joules,
+    count) with snake_case names without the unit (``memory_used``). The core names them
+    ``hami_hal_device_<name>_<unit>`` with labels ``vendor, model, device_uuid, device_index``.
+
+    Default: no samples.
+    """
 
 
 @hookspec
 def hami_hal_allocation_metrics(device: Device, context: NodeContext) -> list[MetricSample]:
-    """Per-tenant samples on ``device`` (scope ``allocation`` or ``process``), e.g. memory per process."""
+    """Per-tenant samples on ``device`` (scope ``allocation`` or ``process``), e.g. memory per process.
+
+    When: at every scrape, once per device.
+
+    :param device: one of the plugin's devices.
+    :param context: the context the device was discovered with.
+
+    Return: samples with identifying labels (``partition_id``, ``pod``, ``container``...), exposed as
+    ``hami_hal_allocation_<name>_<unit>``.
+
+    Default: no samples.
+    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +291,18 @@ def hami_hal_allocation_metrics(device: Device, context: NodeContext) -> list[Me
 
 @hookspec(firstresult=True)
 def hami_hal_device_health(device: Device, context: NodeContext) -> HealthStatus | None:
-    """Current health of ``device``. An unhealthy device becomes unallocatable."""
+    """Current health of ``device``.
+
+    When: after discovery for each device, and by node agents when they refresh health.
+
+    :param device: one of the plugin's devices.
+    :param context: the context the device was discovered with.
+
+    Return: a ``HealthStatus``; an unhealthy device is marked ``healthy: false`` with the reason and
+    becomes unallocatable (``CardNotHealth``).
+
+    Default: healthy.
+    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,6 +314,16 @@ def hami_hal_device_health(device: Device, context: NodeContext) -> HealthStatus
 def hami_hal_conformance_probe(device: Device, behaviour_id: str, context: NodeContext) -> ProbeResult | None:
     """Run a workload on ``device`` that proves ``behaviour_id`` (isolation accuracy, overhead...).
 
-    Return None when the plugin has no probe for it: the suite then records ``unverified``, never
-    ``supported``. Probes on simulated devices must say so in their evidence.
+    When: by the conformance suite, for each behaviour of its catalogue on each device model.
+
+    :param device: the device to run on.
+    :param behaviour_id: the catalogue ID, e.g. ``isolation/memory-hard``.
+    :param context: the context the device was discovered with.
+
+    Return: a ``ProbeResult`` with the level, evidence and raw measurements named as the catalogue's
+    ``targets`` (the suite judges them against the catalogue's targets, not the plugin's), or None
+    when the plugin has no probe for it: the suite then records ``unverified``, never ``supported``.
+    A probe on a simulated device must say so in its evidence.
+
+    Default: no probe.
     """

@@ -3,8 +3,8 @@
 Plugins come from the ``hami_hal.plugins`` entry-point group, plus modules named in
 ``HAMI_HAL_PLUGIN_MODULES`` (for development, like ``pytest -p``). Selection:
 
-- ``HAMI_HAL_PLUGINS=nvidia,ascend`` loads only those (allow-list);
-- ``HAMI_HAL_DISABLE_PLUGINS=kunlun`` never loads those (deny-list, wins over the allow-list);
+- ``HAMI_HAL_PLUGINS=acme,zeta`` loads only those (allow-list);
+- ``HAMI_HAL_DISABLE_PLUGINS=zeta`` never loads those (deny-list, wins over the allow-list);
 - the same two lists under ``plugins: {allow: [...], deny: [...]}`` in the file ``HAMI_HAL_CONFIG``
   (read by :func:`config_file_lists`, the one place the config file is loaded).
 

@@ -7,7 +7,7 @@ from engine_fixtures import device, mig_like, pod, req, shares, slices_like, who
 
 from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError
-from hami_hal.models import DevicePolicy, FitReason, Link, LinkKind, Topology
+from hami_hal.models import DevicePolicy, FitReason, Link, LinkTier, Topology
 
 
 def node(*devs, **kw) -> NodeState:
@@ -125,8 +125,9 @@ def test_numa_bind_keeps_devices_on_one_node():
 def test_topology_aware_prefers_nvlink_pair_and_isolated_single():
     devs = [device(i, shares()) for i in range(4)]
     u = [d.uuid for d in devs]
-    links = [Link(a=u[0], b=u[1], kind=LinkKind.CROSS_CPU), Link(a=u[2], b=u[3], kind=LinkKind.NVLINK, count=4)]
-    links += [Link(a=u[a], b=u[b], kind=LinkKind.HOST_BRIDGE) for a, b in [(0, 2), (0, 3), (1, 2), (1, 3)]]
+    links = [Link(a=u[0], b=u[1], kind="sockets", tier=LinkTier.SOCKETS, score=10),
+             Link(a=u[2], b=u[3], kind="fabric", tier=LinkTier.FABRIC, count=4, score=400)]
+    links += [Link(a=u[a], b=u[b], kind="host", tier=LinkTier.HOST, score=30) for a, b in [(0, 2), (0, 3), (1, 2), (1, 3)]]
     n = NodeState("n", devs, Topology(links=links))
     pair = n.fit_pod(pod("a", [req(2, 10, policy=DevicePolicy.TOPOLOGY_AWARE)])).allocation.slices()
     assert sorted(s.uuid for s in pair) == [u[2], u[3]]

@@ -15,7 +15,7 @@ from hami_hal.models import (
     ContainerAllocation,
     DeviceSlice,
     Level,
-    LinkKind,
+    LinkTier,
     PartitionKind,
     ResourceRequest,
 )
@@ -114,8 +114,10 @@ def test_hook_hami_hal_container_edits(inv, hal):
 def test_hook_hami_hal_topology(inv):
     topo = inv.topology
     x0, x1, t0, t1 = (d.uuid for d in inv.devices)
-    assert topo.link(x0, x1).kind is LinkKind.NVLINK and topo.link(x0, x1).score == 200
-    assert topo.link(t0, t1).kind is LinkKind.SINGLE_SWITCH and topo.link(x0, t1).kind is LinkKind.CROSS_CPU
+    fabric = topo.link(x0, x1)
+    assert (fabric.kind, fabric.tier, fabric.score, fabric.bandwidth_class) == ("acme-link", LinkTier.FABRIC, 200, "high")
+    assert topo.link(t0, t1).kind == "single-switch" and topo.link(t0, t1).tier is LinkTier.BOARD
+    assert topo.link(x0, t1).kind == "cross-cpu" and topo.link(x0, t1).score == 10
     assert len(topo.links) == 6 and topo.numa == {x0: 0, x1: 0, t0: 1, t1: 1}
 
 

@@ -31,7 +31,7 @@ from hami_hal.models import (
     HealthStatus,
     Level,
     Link,
-    LinkKind,
+    LinkTier,
     Measurement,
     MetricSample,
     PartitionKind,
@@ -144,8 +144,9 @@ class FakeAccel:
         for i, a in enumerate(devices):
             for b in devices[i + 1:]:
                 nv = {a.index, b.index} == {0, 1}
-                links.append(Link(a=a.uuid, b=b.uuid, kind=LinkKind.NVLINK if nv else LinkKind.SINGLE_SWITCH,
-                                  count=4 if nv else 1))
+                links.append(Link(a=a.uuid, b=b.uuid, kind="fake-fabric" if nv else "fake-switch",
+                                  tier=LinkTier.FABRIC if nv else LinkTier.BOARD, count=4 if nv else 1,
+                                  score=400 if nv else 50))
         return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})
 
     def memory_samples(self, device: Device) -> list[MetricSample]:

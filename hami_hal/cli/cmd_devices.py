@@ -42,10 +42,10 @@ def render(inv: NodeInventory) -> None:
     if inv.topology.links:
         names = {d.uuid: f"{d.vendor}{d.index}" for d in inv.devices}
         topo = Table(title=f"topology — {label}")
-        for col in ("a", "b", "link", "count", "score"):
+        for col in ("a", "b", "link", "tier", "count", "score"):
             topo.add_column(col)
         for lk in inv.topology.links:
-            topo.add_row(names.get(lk.a, lk.a), names.get(lk.b, lk.b), lk.kind.value, str(lk.count),
+            topo.add_row(names.get(lk.a, lk.a), names.get(lk.b, lk.b), lk.kind, lk.tier.value, str(lk.count),
                          str(lk.score))
         out.print(topo)
     for s in inv.skipped:

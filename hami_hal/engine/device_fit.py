@@ -143,5 +143,5 @@ def _fit_template(st: DeviceState, need: int, cores: int) -> Proposal | Refusal:
         taken = [p for _, p in st.instances if p is not None]
         placement = next((p for p in tpl.placements if not any(p.overlaps(t) for t in taken)), None)
         if placement is None:
-            return (FitReason.CARD_MIG_TOPOLOGY_INFEASIBLE, uuid, f"no free placement for {tpl.name}")
+            return (FitReason.PLACEMENT_INFEASIBLE, uuid, f"no free placement for {tpl.name}")
     return Proposal(st, tpl.memory_mib, tpl.compute_percent, tpl.name, placement, units)

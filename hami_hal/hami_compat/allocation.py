@@ -1,7 +1,7 @@
 """Pod allocation strings (hami-compat.md §5.1): ``<uuid>,<Type>,<mem MiB>,<cores %>:...;`` per container.
 
 Containers are positional (init containers first); a container without devices is an empty segment.
-Each family key lists only its own families' slices, so a pod using two families (MetaX GPU + sGPU)
+Each family key lists only its own families' slices, so a pod using two families (whole cards + shares)
 carries two annotations and keeps both allocations.
 """
 

@@ -69,7 +69,7 @@ def _device(where: str, item: object) -> RegisteredDevice:
         devmem=int_field(f"{where}.devmem", item.get("devmem"), 1, MAX_MEMORY_MIB),
         devcore=int_field(f"{where}.devcore", item.get("devcore", 100), 1, MAX_DEVCORE),
         type=str_field(f"{where}.type", item.get("type"), forbid=",:;"),
-        # NVML reports an unknown NUMA node as -1; keep it as "no NUMA node".
+        # Vendor libraries report an unknown NUMA node as -1; keep it as "no NUMA node".
         numa=int_field(f"{where}.numa", 0 if numa in (None, "") else numa, -1, MAX_INDEX),
         health=_health(f"{where}.health", item.get("health", False)),
         index=int_field(f"{where}.index", item.get("index", 0) or 0, 0, MAX_INDEX),
@@ -148,8 +148,8 @@ def encode_register_csv(devices: list[RegisteredDevice]) -> str:
 def model_from_type(hami_type: str, common_word: str) -> str:
     """The product name inside a HAMi ``type``: a ``<CommonWord>-`` prefix the plugin added is dropped.
 
-    ``NVIDIA-NVIDIA H200`` (family ``NVIDIA``) → ``NVIDIA H200``, the name discovery and the capability
-    matrix use; a type without the prefix is the model as it is.
+    ``ACME-Acme X100`` (family ``ACME``) → ``Acme X100``, the name discovery and the capability matrix
+    use; a type without the prefix is the model as it is.
     """
     prefix = f"{common_word}-"
     if hami_type.lower().startswith(prefix.lower()) and len(hami_type) > len(prefix):

@@ -24,7 +24,7 @@ from .partition import NodeBudget, PartitionKind, PartitionModel, PartitionTempl
 from .probe import ProbeResult
 from .provenance import Provenance
 from .request import ContainerRequest, DevicePolicy, NodePolicy, PodRequest, ResourceRequest
-from .topology import Link, LinkKind, Topology
+from .topology import Link, LinkTier, Topology
 from .usage import DeviceUsage, TemplateInstance
 from .vendor import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
 
@@ -32,7 +32,7 @@ __all__ = [
     "AttributeMatch", "DeviceSetRules", "InjectedFault", "NodeBudget", "PodAnnotationRule", "RequestAttribute", "model_key",
     "AnnotationKeys", "CapabilityMatrix", "CapabilityResult", "ContainerAllocation", "ContainerEdits",
     "ContainerRequest", "Device", "DeviceModelEntry", "DeviceNode", "DevicePolicy", "DeviceSlice",
-    "DeviceUsage", "FitFailure", "FitReason", "HealthStatus", "Level", "Link", "LinkKind", "MatrixMetadata",
+    "DeviceUsage", "FitFailure", "FitReason", "HealthStatus", "Level", "Link", "LinkTier", "MatrixMetadata",
     "Measurement", "MetricSample", "Mount", "NodeInventory", "NodePolicy", "PartitionKind", "PartitionModel",
     "PartitionTemplate", "Placement", "PodAllocation", "PodRequest", "ProbeResult", "Provenance",
     "Requirement", "ResourceFamily", "ResourceRequest", "SelectorAnnotations", "SkippedPlugin",

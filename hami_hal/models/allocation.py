@@ -23,7 +23,8 @@ class FitReason(StrEnum):
     CARD_CORDONED = "CardCordoned"
     NUMA_NOT_FIT = "NumaNotFit"
     EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT = "ExclusiveDeviceAllocateConflict"
-    CARD_MIG_TOPOLOGY_INFEASIBLE = "CardMigTopologyInfeasible"
+    #: No free placement for the template (HAMi's name for it, kept on the wire).
+    PLACEMENT_INFEASIBLE = "CardMigTopologyInfeasible"
     NODE_INSUFFICIENT_DEVICE = "NodeInsufficientDevice"
     ALLOCATED_CARDS_INSUFFICIENT_REQUEST = "AllocatedCardsInsufficientRequest"
     MODE_NOT_FIT = "ModeNotFit"
@@ -55,7 +56,7 @@ class DeviceSlice(HalModel):
     placement: Placement | None = None
     #: The container holds the whole device (no other tenant may join).
     exclusive: bool = False
-    #: The request's task priority (HAMi ``nvidia.com/priority``: 0 high, 1 low), for the isolation env;
+    #: The request's task priority (HAMi priority resource: 0 high, 1 low), for the isolation env;
     #: not part of HAMi's allocation string.
     priority: int | None = Field(default=None, ge=0)
     #: Request attributes carried from vendor pod annotations (``RequestAttribute``), for the plugin's hooks.

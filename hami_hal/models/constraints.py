@@ -19,10 +19,11 @@ class DeviceSetRules(HalModel):
     """Which sets of devices one request (one container, one family) may take. Devices are named by
     their ``Device.index`` within the vendor on the node.
 
-    Examples: Ascend HCCS rings ``groups=[[0,1,2,3],[4,5,6,7]]``; Ascend 910C die pairs
-    ``bundles=[[0,1],[2,3],...]``; Kunlun's allowed sets ``allowed_sets={2: [[0,1],[2,3],...], 4: [...]}``;
-    NVIDIA's 16-device limit ``max_devices=16``; Ascend "count > 1 takes whole cards"
-    ``whole_device_above=1``.
+    Examples: two fabric rings of four cards ``groups=[[0,1,2,3],[4,5,6,7]]``; two dies per package taken
+    together ``bundles=[[0,1],[2,3],...]``; allowed sets per count
+    ``allowed_sets={2: [[0,1],[2,3],...], 4: [...]}``; a per-container limit ``max_devices=16``;
+    "more than one device means whole cards" ``whole_device_above=1``. docs/writing-a-plugin.md maps
+    each vendor's rule to these fields.
     """
 
     #: At most this many devices per request.
@@ -36,13 +37,13 @@ class DeviceSetRules(HalModel):
     #: Devices that are only ever taken together (taking one takes the bundle).
     bundles: list[list[int]] = Field(default_factory=list)
     #: At most this many devices per request when the slices are software shares (not whole devices nor
-    #: templates): NVIDIA's interposer enforces limits on at most 16 GPUs per container.
+    #: templates): e.g. an enforcement layer that tracks limits for at most 16 devices per container.
     max_shared_devices: int | None = Field(default=None, ge=1)
     #: A request for more devices than this takes each device whole.
     whole_device_above: int | None = Field(default=None, ge=1)
     #: Which allowed set wins: ``policy`` = best by the request's device policy order;
     #: ``least-fragmentation`` = fewest allowed-size requests needed to fill the groups' free devices
-    #: afterwards (Kunlun's MTF), then policy order.
+    #: afterwards (fewest-tasks-to-fill), then policy order.
     prefer: Literal["policy", "least-fragmentation"] = "policy"
 
     @model_validator(mode="after")
@@ -67,11 +68,11 @@ class AttributeMatch(StrEnum):
     """How a pod annotation value steers fit.
 
     - ``device``: the device's ``attributes[attribute]`` must be one of the (comma-listed) values
-      (Ascend ``huawei.com/vnpu-mode`` against the node's soft-split mode).
+      (a requested split mode against the mode the node runs).
     - ``tenants``: every tenant already on the device must carry the same value; the first tenant
-      sets it (MetaX ``sgpu-qos-policy``).
+      sets it (a QoS policy shared by the tenants of one device).
     - ``carry``: not a fit rule; carried on the request and the slices for the plugin's hooks
-      (Kunlun device selection, Cambricon profile).
+      (a device selection or a partition profile the plugin writes back).
     """
 
     DEVICE = "device"
@@ -82,7 +83,7 @@ class AttributeMatch(StrEnum):
 class PodAnnotationRule(HalModel):
     """A vendor pod annotation the parser reads into each request of the family."""
 
-    #: Pod annotation key, e.g. ``metax-tech.com/sgpu-qos-policy``.
+    #: Pod annotation key, e.g. ``acme.example/qos-policy``.
     key: str
     #: Name the value travels under (request ``attributes``, device ``attributes``, slice ``attributes``).
     attribute: str
@@ -91,7 +92,7 @@ class PodAnnotationRule(HalModel):
     allowed: list[str] = Field(default_factory=list)
     #: Value used when the pod does not set the annotation (None = the rule does not apply).
     default: str | None = None
-    #: Reason code a refusal carries (HAMi: ``CardTypeMismatch`` for modes, ``ModeNotFit`` for vNPU).
+    #: Reason code a refusal carries (a HAMi FitReason value: ``CardTypeMismatch``, ``ModeNotFit``...).
     reason: str = "CardTypeMismatch"
 
 

@@ -20,9 +20,9 @@ def model_key(model: str, vendor: str = "") -> str:
 
     Discovery, the capability matrix and the scheduler join on this key (always together with the
     vendor). Case, spaces, ``-`` and ``_`` do not count, and leading words equal to the vendor key
-    are dropped (a HAMi ``type`` carries the family prefix, e.g. ``NVIDIA-NVIDIA H200``; a mock
-    inventory may write ``NVIDIA-A100-SXM4-80GB``): ``NVIDIA-NVIDIA H200``, ``NVIDIA H200`` and
-    ``nvidia_h200`` all give ``h200`` for vendor ``nvidia``. A leading word repeated counts once.
+    are dropped (a HAMi ``type`` carries the family prefix, e.g. ``ACME-Acme X100``; a mock inventory
+    may write ``ACME-X100``): ``ACME-Acme X100``, ``Acme X100`` and ``acme_x100`` all give ``x100`` for
+    vendor ``acme``. A leading word repeated counts once.
     """
     words = [w for w in _SEPARATORS.split(model.strip().lower()) if w]
     drop = vendor.strip().lower()
@@ -34,14 +34,14 @@ def model_key(model: str, vendor: str = "") -> str:
 class Device(HalModel):
     """One physical accelerator on this node, as a vendor plugin discovered it."""
 
-    #: Plugin vendor key that owns the device (``nvidia``, ``ascend``...).
+    #: Plugin vendor key that owns the device (``acme``...).
     vendor: str
     index: int = Field(ge=0)
     #: Stable identifier across restarts (GPU-..., the card serial, ...).
     uuid: str
     #: Product name as the vendor library reports it.
     model: str
-    #: HAMi device ``type`` string written to annotations (NVIDIA: ``NVIDIA-<model>``).
+    #: HAMi device ``type`` string written to annotations (often ``<CommonWord>-<model>``).
     hami_type: str
     memory_mib: int = Field(ge=0)
     #: Streaming multiprocessors, AI cores, compute units; None when the library cannot say.
@@ -51,8 +51,9 @@ class Device(HalModel):
     health_reason: str | None = None
     #: Filled from the ``hami_hal_partition_model`` hook after discovery.
     partition: PartitionModel | None = None
-    #: HAMi ``mode`` of the device: ``hami-core`` (software shares), ``mig``, ``mps``...
-    mode: str = "hami-core"
+    #: The device's mode as the plugin names it (HAMi writes e.g. ``hami-core`` for software shares),
+    #: matched by the family's mode selector; empty = the plugin names none.
+    mode: str = ""
     #: Vendor-specific facts (pci_bus_id, compute_capability, mig_profiles...), documented by the plugin.
     attributes: dict[str, AttributeValue | list | dict] = Field(default_factory=dict)
     provenance: Provenance

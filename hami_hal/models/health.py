@@ -12,7 +12,7 @@ class HealthStatus(HalModel):
 
     uuid: str
     healthy: bool
-    #: Why it is unhealthy (``XID 79: GPU has fallen off the bus``), or None.
+    #: Why it is unhealthy (e.g. ``device has fallen off the bus``), or None.
     reason: str | None = None
-    #: Recent events the plugin saw (XIDs, ECC counts), most recent last.
+    #: Recent events the plugin saw (driver error codes, ECC counts), most recent last.
     events: list[str] = Field(default_factory=list)

@@ -14,11 +14,12 @@ class PartitionKind(StrEnum):
 
     - ``whole``: whole device only; any request takes the device exclusively.
     - ``shares``: arbitrary memory (MiB) and compute (%) shares, up to ``max_slots`` tenants
-      (HAMi-core vGPU, Hygon vDCU, MetaX sGPU, Cambricon sMLU).
+      (software-enforced shares).
     - ``templates``: fixed templates that may be mixed on one device, bounded by memory, compute
-      units, per-template instance counts and, where given, placements (MIG, Ascend vNPU).
+      units, per-template instance counts and, where given, placements (hardware instances, virtual
+      device templates: the smallest template holding the request is used).
     - ``slices``: fixed templates, but all partitions on one device must use the same template
-      (Kunlun vXPU).
+      (same-size slices per card).
     """
 
     WHOLE = "whole"
@@ -28,7 +29,7 @@ class PartitionKind(StrEnum):
 
 
 class Placement(HalModel):
-    """A contiguous run of hardware slots a template instance occupies (MIG memory slices)."""
+    """A contiguous run of hardware slots a template instance occupies (memory slices)."""
 
     start: int = Field(ge=0)
     size: int = Field(ge=1)
@@ -38,7 +39,7 @@ class Placement(HalModel):
 
 
 class PartitionTemplate(HalModel):
-    """One fixed partition shape (a MIG profile, an Ascend vNPU template, a vXPU slice size)."""
+    """One fixed partition shape (a hardware instance profile, a virtual device template, a slice size)."""
 
     name: str
     memory_mib: int = Field(ge=1)
@@ -51,7 +52,7 @@ class PartitionTemplate(HalModel):
     #: Where an instance may sit; an instance needs one free, non-overlapping placement.
     placements: list[Placement] = Field(default_factory=list)
     #: Charged once to the device's ``node_budget`` while the device hosts any instance of this template
-    #: (Kunlun: a card split into 1/4 slices uses 4 more of the node's driver handles).
+    #: (e.g. a card split into quarter slices uses 4 more of the node's driver handles).
     node_cost: int = Field(default=0, ge=0)
 
 
@@ -74,19 +75,19 @@ class PartitionModel(HalModel):
     max_slots: int = Field(default=1, ge=1)
     #: Total compute units templates draw from; ``None`` = not limited by units.
     compute_units: int | None = Field(default=None, ge=0)
-    #: Memory requests are rounded up to a multiple of this (Cambricon 256 MiB, Moore Threads 512 MiB).
+    #: Memory requests are rounded up to a multiple of this (e.g. 256 or 512 MiB).
     memory_granularity_mib: int = Field(default=1, ge=1)
     templates: list[PartitionTemplate] = Field(default_factory=list)
     #: HAMi rule: a request for 100 % compute is exclusive and conflicts with any tenant.
     exclusive_full_compute: bool = True
-    #: Partitions must be created on the hardware before use (MIG) rather than enforced in software.
+    #: Partitions must be created on the hardware before use rather than enforced in software.
     requires_creation: bool = False
     #: Oversubscription the operator configured on purpose (HAMi ``deviceMemoryScaling`` /
     #: ``deviceCoreScaling``): ``memory_mib`` may be up to this × the device's memory, ``compute_percent``
     #: up to this × 100. The conformance suite reads these instead of any vendor's config keys.
     memory_scaling: float = Field(default=1.0, ge=1.0, le=100.0)
     compute_scaling: float = Field(default=1.0, ge=1.0, le=100.0)
-    #: Node-wide budget the templates' ``node_cost`` draws from (Kunlun ``("xpu-handles", 24)``).
+    #: Node-wide budget the templates' ``node_cost`` draws from (e.g. ``NodeBudget(name="handles", limit=24)``).
     node_budget: NodeBudget | None = None
 
     @model_validator(mode="after")

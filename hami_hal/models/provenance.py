@@ -11,10 +11,10 @@ class Provenance(HalModel):
     """Origin of data. A simulated result must never be shown as a hardware result."""
 
     source: Literal["real", "simulated"]
-    #: Product name as the vendor library reports it (e.g. "NVIDIA H100 80GB HBM3").
+    #: Product name as the vendor library reports it (e.g. "Acme X100 16GB").
     device_model: str | None = None
     driver_version: str | None = None
-    #: Vendor runtime version (for NVIDIA: the CUDA driver API version, e.g. "13.0").
+    #: Vendor runtime version (e.g. the compute runtime's driver API version, "13.0").
     runtime_version: str | None = None
     #: Name of the simulated node profile, when ``source == "simulated"``.
     profile: str | None = None
@@ -25,7 +25,7 @@ class Provenance(HalModel):
         return self.source == "simulated"
 
     def label(self) -> str:
-        """One human line, e.g. ``real: NVIDIA H100 80GB HBM3, driver 580.159.04``."""
+        """One human line, e.g. ``real: Acme X100 16GB, driver 2.1.0``."""
         if self.simulated:
             return f"simulated: profile {self.profile or '?'}"
         parts = [self.device_model or "unknown device"]

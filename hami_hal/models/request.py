@@ -30,7 +30,7 @@ class ResourceRequest(HalModel):
     """What one container asks of one vendor's devices. Memory and compute are per device."""
 
     vendor: str
-    #: HAMi CommonWord of the resource family (``NVIDIA``), written into allocation strings.
+    #: HAMi CommonWord of the resource family (``ACME``), written into allocation strings.
     common_word: str
     count: int = Field(ge=1)
     #: Memory per device in MiB; None when given as a percentage or defaulted to the whole device.
@@ -43,13 +43,13 @@ class ResourceRequest(HalModel):
     type_exclude: list[str] = Field(default_factory=list)
     uuid_include: list[str] = Field(default_factory=list)
     uuid_exclude: list[str] = Field(default_factory=list)
-    #: Allowed device modes (``hami-core``, ``mig``, ``mps``); empty = any.
+    #: Allowed device modes, as the plugin names them (HAMi: ``hami-core`` and others); empty = any.
     modes: list[str] = Field(default_factory=list)
     #: Reason code of a mode mismatch (from ``SelectorAnnotations.mode_reason``).
     mode_reason: str = "CardTypeMismatch"
     policy: DevicePolicy = DevicePolicy.SPREAD
     numa_bind: bool = False
-    #: 0 = high, 1 = low (HAMi ``nvidia.com/priority``); None = unset.
+    #: 0 = high, 1 = low (HAMi priority resource); None = unset.
     priority: int | None = Field(default=None, ge=0)
     #: The family's multi-device rules (copied from ``ResourceFamily.device_sets`` by the parser).
     device_sets: DeviceSetRules | None = None

@@ -1,4 +1,9 @@
-"""Links between devices and NUMA affinity."""
+"""Links between devices and NUMA affinity, in terms the core can reason with.
+
+The core knows no vendor fabric: a plugin names each link's ``kind`` (its own word for it), says how
+directly the two devices talk (``tier``), and gives the pair ``score`` its topology-aware selection
+should maximise (HAMi's per-kind scores are the plugin's business).
+"""
 
 from __future__ import annotations
 
@@ -9,38 +14,23 @@ from pydantic import Field
 from .base import HalModel
 
 
-class LinkKind(StrEnum):
-    """Link classes, best first. PCIe levels follow NVML's topology levels."""
+class LinkTier(StrEnum):
+    """How directly two devices talk, best first."""
 
-    NVLINK = "nvlink"  # also vendor fabrics of the same class (HCCS, Infinity Fabric, XPU Link)
-    SAME_BOARD = "same-board"
-    SINGLE_SWITCH = "single-switch"
-    MULTI_SWITCH = "multi-switch"
-    HOST_BRIDGE = "host-bridge"
-    SAME_CPU = "same-cpu"
-    CROSS_CPU = "cross-cpu"
+    FABRIC = "fabric"  # a device-to-device fabric link
+    BOARD = "board"  # on one board or one PCIe switch
+    SWITCHES = "switches"  # across several PCIe switches
+    HOST = "host"  # through the host bridge or one CPU
+    SOCKETS = "sockets"  # across CPU sockets
     UNKNOWN = "unknown"
 
 
-#: HAMi pair score per link class (hami-compat.md §6.7); NVLink scores 100 per link.
-PAIR_SCORE = {
-    LinkKind.CROSS_CPU: 10,
-    LinkKind.SAME_CPU: 20,
-    LinkKind.HOST_BRIDGE: 30,
-    LinkKind.MULTI_SWITCH: 40,
-    LinkKind.SINGLE_SWITCH: 50,
-    LinkKind.SAME_BOARD: 60,
-    LinkKind.UNKNOWN: 0,
-}
+_BANDWIDTH_CLASS = {LinkTier.FABRIC: "high", LinkTier.BOARD: "medium", LinkTier.SWITCHES: "medium"}
 
 
-def bandwidth_class(kind: LinkKind) -> str:
+def bandwidth_class(tier: LinkTier) -> str:
     """Coarse class the scheduler reasons with: high (device fabric), medium (PCIe switch), low."""
-    if kind is LinkKind.NVLINK:
-        return "high"
-    if kind in (LinkKind.SAME_BOARD, LinkKind.SINGLE_SWITCH, LinkKind.MULTI_SWITCH):
-        return "medium"
-    return "low"
+    return _BANDWIDTH_CLASS.get(tier, "low")
 
 
 class Link(HalModel):
@@ -48,20 +38,18 @@ class Link(HalModel):
 
     a: str
     b: str
-    kind: LinkKind
-    #: Number of fabric links (NVLink lanes); 1 for PCIe levels.
+    #: The plugin's name for the link (a fabric name, a PCIe level); the core only displays it.
+    kind: str = Field(min_length=1, max_length=64)
+    tier: LinkTier = LinkTier.UNKNOWN
+    #: Number of fabric lanes; 1 for PCIe levels.
     count: int = Field(default=1, ge=0)
-
-    @property
-    def score(self) -> int:
-        """HAMi-compatible pair score."""
-        if self.kind is LinkKind.NVLINK:
-            return 100 * max(self.count, 1)
-        return PAIR_SCORE[self.kind]
+    #: Pair score the ``topology-aware`` policy maximises (the plugin's scoring); 0 = no preference.
+    score: int = Field(default=0, ge=0)
+    bandwidth_gbps: float | None = Field(default=None, ge=0)
 
     @property
     def bandwidth_class(self) -> str:
-        return bandwidth_class(self.kind)
+        return bandwidth_class(self.tier)
 
 
 class Topology(HalModel):

@@ -9,7 +9,7 @@ from .partition import Placement
 
 
 class TemplateInstance(HalModel):
-    """One live template partition (MIG instance, vNPU, vXPU slice) on a device."""
+    """One live template partition (a hardware instance, a template slice) on a device."""
 
     template: str
     placement: Placement | None = None

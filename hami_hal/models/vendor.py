@@ -18,21 +18,21 @@ class AnnotationKeys(HalModel):
 
 
 class ResourceFamily(HalModel):
-    """One family of extended resources (e.g. NVIDIA's gpu / gpumem / gpucores).
+    """One family of extended resources (e.g. ``acme.example/xpu`` / ``xpu-mem`` / ``xpu-cores``).
 
-    A vendor may own several families (MetaX whole GPU vs sGPU, Kunlun XPU vs vXPU).
+    A vendor may own several families (whole cards vs shares of a card).
     """
 
-    #: HAMi CommonWord, also the ``Type`` field of the allocation string (``NVIDIA``, ``DCU``...).
+    #: HAMi CommonWord, also the ``Type`` field of the allocation string (``ACME``...).
     common_word: str
     count: str
     memory: str | None = None
-    #: MiB per unit of the memory resource (HAMi memoryFactor; Cambricon 256, MetaX sGPU 1024).
+    #: MiB per unit of the memory resource (HAMi memoryFactor; e.g. 256, or 1024 for GiB units).
     memory_unit_mib: int = Field(default=1, ge=1)
     memory_percent: str | None = None
     cores: str | None = None
     priority: str | None = None
-    #: Whole devices only (e.g. ``metax-tech.com/gpu``): memory and core resources are not accepted.
+    #: Whole devices only (e.g. ``acme.example/card``): memory and core resources are not accepted.
     whole_device: bool = False
     #: MiB given when neither memory nor percentage is requested; 0 means 100 % of the device.
     default_memory_mib: int = Field(default=0, ge=0)
@@ -42,7 +42,7 @@ class ResourceFamily(HalModel):
     #: HAMi webhook rule: exclusive memory without cores means cores = 100.
     full_memory_means_full_cores: bool = True
     #: The family's own HAMi annotation keys (HAMi keys per CommonWord); unset fields fall back to
-    #: ``VendorInfo.annotations``. MetaX GPU and sGPU, Kunlun XPU and vXPU each name their own.
+    #: ``VendorInfo.annotations``. Two families of one vendor (whole cards, shares) name their own.
     annotations: AnnotationKeys | None = None
     #: Multi-device rules the engine applies to every request of the family.
     device_sets: DeviceSetRules | None = None
@@ -61,9 +61,9 @@ class SelectorAnnotations(HalModel):
     nouse_type: str | None = None
     use_uuid: str | None = None
     nouse_uuid: str | None = None
-    #: Comma list of allowed device modes (``nvidia.com/vgpu-mode``, ``huawei.com/vnpu-mode``).
+    #: Comma list of allowed device modes (e.g. ``acme.example/xpu-mode``).
     mode: str | None = None
-    #: Reason code when a device's ``mode`` is not among them (HAMi: ``CardTypeMismatch``; Ascend ``ModeNotFit``).
+    #: Reason code when a device's ``mode`` is not among them (HAMi default ``CardTypeMismatch``, or ``ModeNotFit``).
     mode_reason: str = "CardTypeMismatch"
     #: ``"true"``: all devices of a container from one NUMA node.
     numa_bind: str | None = None
@@ -72,11 +72,11 @@ class SelectorAnnotations(HalModel):
 class VendorInfo(HalModel):
     """Identity of a vendor plugin, from the ``hami_hal_vendor`` hook."""
 
-    #: Plugin vendor key, lower case (``nvidia``); matches ``Device.vendor``.
+    #: Plugin vendor key, lower case (``acme``); matches ``Device.vendor``.
     name: str
     display_name: str
     resources: list[ResourceFamily]
     selectors: SelectorAnnotations = Field(default_factory=SelectorAnnotations)
     annotations: AnnotationKeys = Field(default_factory=AnnotationKeys)
-    #: Known resource-name prefixes (``nvidia.com/``): an unknown name under them is an error.
+    #: Known resource-name prefixes (``acme.example/``): an unknown name under them is an error.
     domains: list[str] = Field(default_factory=list)

@@ -15,7 +15,7 @@ The core names no vendor: resource names, units, defaults and annotation keys al
   becomes the device policy (``numa`` alone means spread); binpack together with spread is an error.
 
 Every error is an :class:`InputError` naming the exact field, e.g.
-``spec.containers[0].resources.limits["nvidia.com/gpucores"]: 130 must be between 0 and 100``.
+``spec.containers[0].resources.limits["acme.example/xpu-cores"]: 130 must be between 0 and 100``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
-from ..models.topology import LinkKind
 from .profile_models import DeviceSpec
 
 _NAMESPACE = uuidlib.UUID("5f0d3c1e-6a0b-4a35-9c1e-4a616d692d68")
@@ -21,7 +20,7 @@ class SimDevice:
     profile: str
     spec: DeviceSpec
     numa_node: int | None = None
-    #: Injected fault (``xid-79``, ``ecc-dbe``, ``lost``...), None when healthy.
+    #: Injected fault (a plugin-named fault such as ``ecc-dbe`` or ``lost``), None when healthy.
     fault: str | None = None
     pci_bus_id: str = ""
 
@@ -32,7 +31,8 @@ class SimLink:
 
     a: int
     b: int
-    kind: LinkKind
+    #: The plugin's own name for the link (its fake SDK interprets it).
+    kind: str
     count: int = 1
 
 

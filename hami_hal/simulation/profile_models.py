@@ -12,7 +12,6 @@ from pydantic import Field, field_validator, model_validator
 
 from .. import API_VERSION
 from ..models.base import HalModel
-from ..models.topology import LinkKind
 
 
 class ProfileMeta(HalModel):
@@ -32,7 +31,7 @@ class DeviceSpec(HalModel):
 
 
 class DeviceProfile(HalModel):
-    """``kind: DeviceProfile``: one SKU as data (the go-nvml ``gpus/a100.go`` idea)."""
+    """``kind: DeviceProfile``: one SKU as data, composed into nodes like a mock library's device tables."""
 
     api_version: Literal["hami-hal.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["DeviceProfile"] = "DeviceProfile"
@@ -58,7 +57,8 @@ class LinkSpec(HalModel):
     """Links between device indexes of the node. ``between: all`` sets every pair not listed later."""
 
     between: Literal["all"] | list[int]
-    kind: LinkKind
+    #: The plugin's name for the link (e.g. a fabric or a PCIe level); its fake SDK interprets it.
+    kind: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     count: int = Field(default=1, ge=0)
 
     @field_validator("between")
@@ -70,7 +70,7 @@ class LinkSpec(HalModel):
 
 
 class FaultSpec(HalModel):
-    """A fault injected into the simulated device ``index`` (e.g. ``xid-79``, ``ecc-dbe``, ``lost``)."""
+    """A fault injected into the simulated device ``index`` (e.g. ``ecc-dbe``, ``lost``)."""
 
     index: int = Field(ge=0)
     fault: str

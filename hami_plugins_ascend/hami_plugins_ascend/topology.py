@@ -9,10 +9,13 @@ nodes.
 
 from __future__ import annotations
 
-from hami_hal.models import Device, Link, LinkKind, Topology
+from hami_hal.models import Device, Link, LinkTier, Topology
 
 #: Cards per HCCS group on 8-card 910A/910B servers.
 HCCS_GROUP_SIZE = 4
+#: Pair scores for the topology-aware policy: HCCS links per lane like HAMi's fabric scoring (100 per link);
+#: PCIe through one CPU 20, across sockets 10 (HAMi's SameCPU / CrossCPU).
+FABRIC_SCORE, HOST_SCORE, SOCKETS_SCORE = 100, 20, 10
 
 
 def network_id(chip_name: str, index: int, super_pod: bool) -> int | None:
@@ -37,10 +40,12 @@ def topology(devices: list[Device]) -> Topology:
             ga, gb = a.attributes.get("hccs_group"), b.attributes.get("hccs_group")
             pa, pb = a.attributes.get("die_pair"), b.attributes.get("die_pair")
             if pa is not None and pa == pb:
-                links.append(Link(a=a.uuid, b=b.uuid, kind=LinkKind.NVLINK, count=2))
+                links.append(Link(a=a.uuid, b=b.uuid, kind="sio+hccs", tier=LinkTier.FABRIC, count=2,
+                                  score=2 * FABRIC_SCORE))
             elif ga is not None and ga == gb:
-                links.append(Link(a=a.uuid, b=b.uuid, kind=LinkKind.NVLINK, count=1))
+                links.append(Link(a=a.uuid, b=b.uuid, kind="hccs", tier=LinkTier.FABRIC, count=1, score=FABRIC_SCORE))
             else:
                 same = a.numa_node is not None and a.numa_node == b.numa_node
-                links.append(Link(a=a.uuid, b=b.uuid, kind=LinkKind.SAME_CPU if same else LinkKind.CROSS_CPU))
+                links.append(Link(a=a.uuid, b=b.uuid, kind="pcie", tier=LinkTier.HOST if same else LinkTier.SOCKETS,
+                                  score=HOST_SCORE if same else SOCKETS_SCORE))
     return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})

@@ -88,8 +88,8 @@ def test_hook_hami_hal_container_edits(hal, sim):
 def test_hook_hami_hal_topology(sim):
     inv = sim("ascend-8x910b3")
     u = [d.uuid for d in inv.devices]
-    assert inv.topology.link(u[0], u[3]).kind.value == "nvlink"
-    assert inv.topology.link(u[3], u[4]).kind.value == "cross-cpu"
+    assert inv.topology.link(u[0], u[3]).kind == "hccs"
+    assert inv.topology.link(u[3], u[4]).tier.value == "sockets"
     c = sim("ascend-16x910c")
     cu = [d.uuid for d in c.devices]
     assert c.topology.link(cu[0], cu[1]).count == 2 and c.topology.link(cu[1], cu[2]).count == 1

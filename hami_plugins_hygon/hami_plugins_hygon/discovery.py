@@ -47,6 +47,8 @@ def _device(info: DcuInfo, answering: bool, prov: Provenance) -> Device:
         vendor=VENDOR, index=info.index, uuid=f"HCU-{serial}", model=model, hami_type=f"HCU-{model}",
         memory_mib=info.memory_total_bytes // MIB, compute_units=cus, numa_node=info.numa_node,
         healthy=answering, health_reason=None if answering else "DCU missing from the hy-smi summary table",
+        # HAMi registers DCUs with mode "hami-core" (its mock-device-plugin example line)
+        mode="hami-core",
         attributes={"series": info.series, "device_id": info.device_id, "serial": info.serial,
                     "bus_id": info.bus_id, "legacy_id": f"DCU-{serial}", "vhcu_capable": cus is not None,
                     "unknown": unknown},

@@ -3,7 +3,7 @@
 pool of vDCU indexes), so the plugin runs the same parsing and control code on simulated DCUs.
 
 Profile ``vendor_data``: ``series`` (Card Series text; empty on K100), ``device_id``, ``hbm_used_mib``,
-``temperature_c``, ``power_w``, ``power_cap_w``. Node links of kind ``nvlink`` print as ``XGMI``.
+``temperature_c``, ``power_w``, ``power_cap_w``. Node links of kind ``xgmi`` print as ``XGMI``.
 A fault ``lost`` drops the DCU from the summary table (the card stopped answering).
 """
 
@@ -105,7 +105,7 @@ class FakeHySmi:
                     cells.append("0")
                 else:
                     lk = self.node.link_between(a, b)
-                    cells.append("XGMI" if lk is not None and lk.kind.value == "nvlink" else "PCIE")
+                    cells.append("XGMI" if lk is not None and lk.kind == "xgmi" else "PCIE")
             out.append(f"{'DCU' + str(a.index):<7}" + "".join(f"{c:<13}" for c in cells))
         if n == 0:
             out.append("")

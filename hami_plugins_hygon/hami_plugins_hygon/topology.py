@@ -1,9 +1,10 @@
-"""Links from ``hy-smi --showtopotype``: ``XGMI`` is the DCU fabric (xHCL), ``PCIE`` is classed by NUMA.
+"""Links from ``hy-smi --showtopotype``: ``XGMI`` is the DCU fabric (xHCL, score 100), anything else (``PCIE``)
+is classed by NUMA (score 20 through one CPU, 10 across sockets).
 (HAMi's scheduler scores no Hygon topology; the engine's topology-aware policy can use these links.)"""
 
 from __future__ import annotations
 
-from hami_hal.models import Device, Link, LinkKind, Topology
+from hami_hal.models import Device, Link, LinkTier, Topology
 
 from .hy_smi import HySmi
 from .tool import ToolError
@@ -21,8 +22,9 @@ def topology(port: HySmi, devices: list[Device]) -> Topology:
         if da is None or db is None:
             continue
         if kind == "XGMI":
-            links.append(Link(a=da.uuid, b=db.uuid, kind=LinkKind.NVLINK, count=1))
+            links.append(Link(a=da.uuid, b=db.uuid, kind="xgmi", tier=LinkTier.FABRIC, count=1, score=100))
         else:
             same = da.numa_node is not None and da.numa_node == db.numa_node
-            links.append(Link(a=da.uuid, b=db.uuid, kind=LinkKind.SAME_CPU if same else LinkKind.CROSS_CPU))
+            links.append(Link(a=da.uuid, b=db.uuid, kind=kind.lower()[:64] or "unknown",
+                              tier=LinkTier.HOST if same else LinkTier.SOCKETS, score=20 if same else 10))
     return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})

@@ -124,11 +124,11 @@ def test_container_edits(hal, sim):
 def test_topology_from_hy_smi_links(sim):
     inv = sim("hygon-8xk100-ai")
     u = [d.uuid for d in inv.devices]
-    assert inv.topology.link(u[0], u[3]).kind.value == "nvlink"
-    assert inv.topology.link(u[0], u[4]).kind.value == "cross-cpu"
+    assert inv.topology.link(u[0], u[3]).kind == "xgmi"
+    assert inv.topology.link(u[0], u[4]).tier.value == "sockets"
     z = sim("hygon-4xz100l")
     zu = [d.uuid for d in z.devices]
-    assert z.topology.link(zu[0], zu[1]).kind.value == "same-cpu"
+    assert z.topology.link(zu[0], zu[1]).tier.value == "host"
 
 
 def test_health_and_metrics(hal, sim):

@@ -73,7 +73,7 @@ def render(inv: NodeInventory) -> None:
         for col in ("a", "b", "link", "NVLinks", "HAMi score", "bandwidth"):
             topo.add_column(col)
         for lk in links:
-            topo.add_row(names[lk.a], names[lk.b], lk.kind.value, str(lk.count) if lk.kind.value == "nvlink" else "-",
+            topo.add_row(names[lk.a], names[lk.b], lk.kind, str(lk.count) if lk.kind == "nvlink" else "-",
                          str(lk.score), lk.bandwidth_class)
         out.print(topo)
     elif len(gpus) == 1:

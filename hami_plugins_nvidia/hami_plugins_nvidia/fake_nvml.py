@@ -21,7 +21,6 @@ from __future__ import annotations
 import uuid as uuidlib
 
 from hami_hal.errors import BackendUnavailable
-from hami_hal.models.topology import LinkKind
 from hami_hal.simulation import SimDevice, SimulatedNode
 
 from .nvml_port import (
@@ -40,6 +39,7 @@ from .nvml_port import (
     RemappedRows,
     XidEvent,
 )
+from .topology import LinkKind
 
 _LEVEL_OF = {
     LinkKind.SAME_BOARD: TOPOLOGY_INTERNAL,
@@ -255,7 +255,7 @@ class FakeNvml:
             return [NvLinkEnd(k, _SWITCH_BUS_ID, "switch") for k in range(switch)]
         out: list[NvLinkEnd] = []
         for lk in self.node.links:
-            if lk.kind is not LinkKind.NVLINK or d.node_index not in (lk.a, lk.b):
+            if lk.kind != LinkKind.NVLINK or d.node_index not in (lk.a, lk.b):
                 continue
             peer_idx = lk.b if lk.a == d.node_index else lk.a
             peer = next(p for p in self.devices if p.node_index == peer_idx)
@@ -267,7 +267,7 @@ class FakeNvml:
     def p2p_nvlink(self, a: int, b: int) -> bool:
         da, db = self._dev(a, "fake.p2p_nvlink"), self._dev(b, "fake.p2p_nvlink")
         link = self.node.link_between(da, db)
-        return link is not None and link.kind is LinkKind.NVLINK
+        return link is not None and link.kind == LinkKind.NVLINK
 
     # -- metrics -------------------------------------------------------------------------------
 

@@ -4,15 +4,17 @@ NVLink: links whose remote end is the peer GPU count directly; on NVSwitch syste
 switch) a pair is linked with min(switch links of each GPU) links when NVML reports NVLink P2P between
 them (HAMi's rule, hami-compat.md §6.7). A pair whose two directions disagree is ``unknown`` (score 0),
 as HAMi does for asymmetric data. PCIe levels map from NVML_TOPOLOGY_*.
-HAMi pair scores follow from :attr:`hami_hal.models.Link.score`.
+HAMi's pair scores (hami-compat.md §6.7) are set here on each :class:`hami_hal.models.Link`: the core
+knows no link kind, only the tier and score a plugin gives.
 """
 
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from itertools import combinations
 
-from hami_hal.models import Device, Link, LinkKind, Topology
+from hami_hal.models import Device, Link, LinkTier, Topology
 
 from .nvml_port import (
     TOPOLOGY_HOSTBRIDGE,
@@ -27,6 +29,49 @@ from .nvml_port import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class LinkKind(StrEnum):
+    """NVIDIA link kinds, best first: NVLink, then NVML's PCIe topology levels."""
+
+    NVLINK = "nvlink"
+    SAME_BOARD = "same-board"
+    SINGLE_SWITCH = "single-switch"
+    MULTI_SWITCH = "multi-switch"
+    HOST_BRIDGE = "host-bridge"
+    SAME_CPU = "same-cpu"
+    CROSS_CPU = "cross-cpu"
+    UNKNOWN = "unknown"
+
+
+#: HAMi pair score per PCIe level (hami-compat.md §6.7); NVLink scores 100 per link.
+PAIR_SCORE = {
+    LinkKind.CROSS_CPU: 10,
+    LinkKind.SAME_CPU: 20,
+    LinkKind.HOST_BRIDGE: 30,
+    LinkKind.MULTI_SWITCH: 40,
+    LinkKind.SINGLE_SWITCH: 50,
+    LinkKind.SAME_BOARD: 60,
+    LinkKind.UNKNOWN: 0,
+}
+TIER = {
+    LinkKind.NVLINK: LinkTier.FABRIC,
+    LinkKind.SAME_BOARD: LinkTier.BOARD,
+    LinkKind.SINGLE_SWITCH: LinkTier.BOARD,
+    LinkKind.MULTI_SWITCH: LinkTier.SWITCHES,
+    LinkKind.HOST_BRIDGE: LinkTier.HOST,
+    LinkKind.SAME_CPU: LinkTier.HOST,
+    LinkKind.CROSS_CPU: LinkTier.SOCKETS,
+    LinkKind.UNKNOWN: LinkTier.UNKNOWN,
+}
+
+
+def make_link(a: str, b: str, kind: LinkKind | str, count: int = 1) -> Link:
+    """A core Link with HAMi's score and the tier for this kind."""
+    kind = LinkKind(kind)
+    score = 100 * max(count, 1) if kind is LinkKind.NVLINK else PAIR_SCORE[kind]
+    return Link(a=a, b=b, kind=kind.value, tier=TIER[kind], count=count, score=score)
+
 
 LEVEL_KIND = {
     TOPOLOGY_INTERNAL: LinkKind.SAME_BOARD,
@@ -75,14 +120,14 @@ def link_between(port: NvmlPort, a: Device, b: Device, ends: dict[int, list[NvLi
     count = nvlink_count(port, a, b, ends)
     if count is None:
         log.warning("AsymmetricGPUP2PLink between %s and %s", a.uuid, b.uuid)
-        return Link(a=a.uuid, b=b.uuid, kind=LinkKind.UNKNOWN, count=0)
+        return make_link(a.uuid, b.uuid, LinkKind.UNKNOWN, count=0)
     if count:
-        return Link(a=a.uuid, b=b.uuid, kind=LinkKind.NVLINK, count=count)
+        return make_link(a.uuid, b.uuid, LinkKind.NVLINK, count=count)
     try:
         level = port.common_ancestor(a.index, b.index)
     except NvmlFailure:
-        return Link(a=a.uuid, b=b.uuid, kind=LinkKind.UNKNOWN, count=1)
-    return Link(a=a.uuid, b=b.uuid, kind=LEVEL_KIND.get(level, LinkKind.UNKNOWN), count=1)
+        return make_link(a.uuid, b.uuid, LinkKind.UNKNOWN)
+    return make_link(a.uuid, b.uuid, LEVEL_KIND.get(level, LinkKind.UNKNOWN))
 
 
 def topology(port: NvmlPort, devices: list[Device]) -> Topology:

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from hami_plugins_nvidia.fake_nvml import FakeNvml
+from hami_plugins_nvidia.topology import LinkKind
 
 from hami_hal.engine import NodeState
 from hami_hal.errors import BackendUnavailable, HalError, InputError
@@ -17,7 +18,6 @@ from hami_hal.models import (
     ContainerAllocation,
     DeviceSlice,
     FitReason,
-    LinkKind,
     PartitionKind,
 )
 from hami_hal.requests import parse_pod

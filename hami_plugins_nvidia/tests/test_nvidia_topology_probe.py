@@ -7,9 +7,10 @@ import types
 
 import pytest
 import yaml
+from hami_plugins_nvidia.topology import LinkKind
 
 from hami_hal.engine import NodeState
-from hami_hal.models import Level, LinkKind, Provenance
+from hami_hal.models import Level, Provenance
 from hami_hal.requests import parse_pod
 
 NODE = [
@@ -42,9 +43,9 @@ def _pod(limits):
 def test_nvlink_bridge_pair_is_found_through_nvml_links(bridged):
     topo = bridged.topology
     d = bridged.devices
-    assert topo.link(d[2].uuid, d[3].uuid).kind is LinkKind.NVLINK
+    assert topo.link(d[2].uuid, d[3].uuid).kind == LinkKind.NVLINK
     assert topo.link(d[2].uuid, d[3].uuid).score == 300
-    assert topo.link(d[0].uuid, d[1].uuid).kind is LinkKind.SAME_CPU
+    assert topo.link(d[0].uuid, d[1].uuid).kind == LinkKind.SAME_CPU
     assert topo.link(d[0].uuid, d[2].uuid).score == 10
 
 

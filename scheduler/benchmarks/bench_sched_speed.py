@@ -15,15 +15,18 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing_support"))  # test helpers are not shipped
 
 from hami_scheduler.capability import CapabilityGate
 from hami_scheduler.extender import Extender
 from hami_scheduler.server import ExtenderServer
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
+from sched_testing import NVIDIA, gpu_node, gpu_pod  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

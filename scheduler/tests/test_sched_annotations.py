@@ -11,7 +11,7 @@ from hami_scheduler.annotations import (  # = hami_hal.hami_compat
     parse_node,
 )
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
+from sched_testing import NVIDIA, gpu_node, gpu_pod
 
 from hami_hal.errors import InputError
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 from hami_scheduler.annotations import allocation_from_pod, parse_node
-from hami_scheduler.fakeapi import FakeApiServer
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod, start_stack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sched_fakeapi import FakeApiServer
+from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
 
 from hami_hal.engine import NodeState
 

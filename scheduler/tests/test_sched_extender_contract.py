@@ -7,8 +7,8 @@ import json
 import urllib.request
 
 import pytest
-from hami_scheduler.fakeapi import FakeApiServer
-from hami_scheduler.testing import SEED_POD, gpu_node, gpu_pod, start_stack
+from sched_fakeapi import FakeApiServer
+from sched_testing import SEED_POD, gpu_node, gpu_pod, start_stack
 
 
 def post(stack, verb: str, body) -> dict:

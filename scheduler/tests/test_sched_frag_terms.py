@@ -5,7 +5,7 @@ from __future__ import annotations
 from hami_scheduler.policies import PodShape, make_policy
 from hami_scheduler.policies.base import NodeView
 from hami_scheduler.policies.frag import cpu_per_gpu_milli, dead_gap_table, stranded_gpu
-from hami_scheduler.policies.ours import FragPackPolicy
+from hami_scheduler.policies.frag_pack import FragPackPolicy
 
 #: 8 cores per whole GPU, 4 per half GPU, plus CPU-only pods of 12 cores.
 WORKLOAD = [((8000, 1000, 1, ()), 0.4), ((4000, 500, 1, ()), 0.4), ((12000, 0, 0, ()), 0.2)]

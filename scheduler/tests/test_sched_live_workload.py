@@ -6,7 +6,7 @@ from hami_scheduler.extender import Extender
 from hami_scheduler.live_workload import WorkloadFeed, live_workload, pod_class
 from hami_scheduler.policies import make_policy
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
+from sched_testing import NVIDIA, gpu_node, gpu_pod
 
 
 def cluster(*nodes) -> ClusterState:

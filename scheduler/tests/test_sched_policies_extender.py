@@ -8,7 +8,7 @@ from hami_scheduler.annotations import parse_node
 from hami_scheduler.capability import CapabilityGate
 from hami_scheduler.extender import Extender
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
+from sched_testing import NVIDIA, gpu_node, gpu_pod
 
 from hami_hal.models import (
     CapabilityMatrix,
@@ -16,7 +16,7 @@ from hami_hal.models import (
     DeviceModelEntry,
     Level,
     Link,
-    LinkKind,
+    LinkTier,
     MatrixMetadata,
     NodeInventory,
     Provenance,
@@ -73,9 +73,12 @@ def test_capability_gate_keeps_shares_off_unverified_models():
 def test_topology_aware_pair_from_inventory_links():
     base = parse_node(gpu_node("topo", gpus=4), [NVIDIA])
     u = [d.uuid for d in base.devices]
-    topo = Topology(links=[Link(a=u[0], b=u[1], kind=LinkKind.CROSS_CPU), Link(a=u[0], b=u[2], kind=LinkKind.CROSS_CPU),
-                           Link(a=u[0], b=u[3], kind=LinkKind.CROSS_CPU), Link(a=u[1], b=u[2], kind=LinkKind.SAME_CPU),
-                           Link(a=u[1], b=u[3], kind=LinkKind.SAME_CPU), Link(a=u[2], b=u[3], kind=LinkKind.NVLINK, count=4)])
+    def link(a, b, tier, score, count=1):
+        return Link(a=u[a], b=u[b], kind=tier.value, tier=tier, score=score, count=count)
+
+    topo = Topology(links=[link(0, 1, LinkTier.SOCKETS, 10), link(0, 2, LinkTier.SOCKETS, 10),
+                           link(0, 3, LinkTier.SOCKETS, 10), link(1, 2, LinkTier.HOST, 20),
+                           link(1, 3, LinkTier.HOST, 20), link(2, 3, LinkTier.FABRIC, 400, count=4)])
     inv = NodeInventory(node="topo", source="simulated", devices=base.devices, topology=topo)
     node = {"metadata": {"name": "topo", "annotations": {"hami-hal.io/node-inventory": inv.model_dump_json(by_alias=True)}}}
     ext = Extender(cluster(node), None)
@@ -110,8 +113,8 @@ def test_frag_policy_completes_partly_used_gpu():
 
 def test_capability_matrix_from_configmap():
     import pytest
-    from hami_scheduler.fakeapi import FakeApiServer
     from hami_scheduler.kube import Kube, api_client, load_matrix_from_configmap
+    from sched_fakeapi import FakeApiServer
 
     from hami_hal.errors import InputError
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sched_testing import NVIDIA, gpu_node, gpu_pod
 
 from hami_hal.requests import parse_pod
 

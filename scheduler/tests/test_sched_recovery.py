@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from hami_scheduler.fakeapi import FakeApiServer
 from hami_scheduler.kube import Kube, api_client, sync
 from hami_scheduler.state import ClusterState
-from hami_scheduler.testing import NVIDIA, gpu_node, gpu_pod, start_stack
+from sched_fakeapi import FakeApiServer
+from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
 
 
 def _wait(cond, timeout=5.0):

@@ -9,8 +9,8 @@ import sys
 import time
 import urllib.request
 
-from hami_scheduler.fakeapi import FakeApiServer
-from hami_scheduler.testing import NVIDIA, SEED_POD, gpu_node
+from sched_fakeapi import FakeApiServer
+from sched_testing import NVIDIA, SEED_POD, gpu_node
 
 
 def _free_port() -> int:

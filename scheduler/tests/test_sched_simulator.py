@@ -100,7 +100,7 @@ def test_simulate_cli_bad_input_one_line(capsys, tmp_path):
 
 
 def test_scarcity_only_for_models_constrained_pods_need():
-    from hami_scheduler.policies.ours import model_scarcity
+    from hami_scheduler.policies.frag_pack import model_scarcity
 
     wl = [((1000, 1000, 1, ()), 0.5), ((1000, 1000, 1, ("T4",)), 0.25), ((1000, 500, 1, ("T4", "P100")), 0.25)]
     s = model_scarcity(wl, {"T4": 10, "P100": 10, "G2": 80})

@@ -27,7 +27,7 @@ from hami_hal.models import (
     HealthStatus,
     Level,
     Link,
-    LinkKind,
+    LinkTier,
     Measurement,
     MetricSample,
     PartitionKind,
@@ -52,6 +52,9 @@ MIN_SLICE_MIB = 256
 PROFILES = Path(__file__).parent / "acme_profiles"
 
 _SDKS: dict[int, tuple[object, FakeAcmeSdk]] = {}
+#: The plugin names its own link kinds; the core sees a tier and a pair score.
+LINK_TIER = {"acme-link": LinkTier.FABRIC, "single-switch": LinkTier.BOARD, "cross-cpu": LinkTier.SOCKETS}
+LINK_SCORE = {"single-switch": 50, "cross-cpu": 10}
 
 
 def sdk_for(context: NodeContext) -> FakeAcmeSdk:
@@ -193,7 +196,8 @@ def hami_hal_pod_annotations(allocation: PodAllocation, devices: list[Device], p
 def hami_hal_topology(devices: list[Device], context: NodeContext) -> Topology | None:
     by_index = {d.index: d for d in devices}
     links = [
-        Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=LinkKind(kind), count=count)
+        Link(a=by_index[a].uuid, b=by_index[b].uuid, kind=kind, tier=LINK_TIER.get(kind, LinkTier.UNKNOWN),
+             count=count, score=100 * count if kind == "acme-link" else LINK_SCORE.get(kind, 0))
         for a, b, kind, count in sdk_for(context).links() if a in by_index and b in by_index
     ]
     return Topology(links=links, numa={d.uuid: d.numa_node for d in devices})

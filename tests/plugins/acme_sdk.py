@@ -56,7 +56,7 @@ class FakeAcmeSdk:
     def links(self) -> list[tuple[int, int, str, int]]:
         """(index a, index b, kind, count) per linked pair, indexes counted within the vendor."""
         pos = {d.node_index: d.index for d in self.node.devices}
-        return [(pos[lk.a], pos[lk.b], lk.kind.value, lk.count) for lk in self.node.links]
+        return [(pos[lk.a], pos[lk.b], lk.kind, lk.count) for lk in self.node.links]
 
     def memory_used_mib(self, index: int) -> int:
         used = sum(int(t.get("memory_mib", 0)) for t in self._live_templates(index))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from hami_hal.models import CapabilityResult, Level, LinkKind
+from hami_hal.models import CapabilityResult, Level, LinkTier
 
 from . import check
 from .context import CheckContext
@@ -32,8 +32,8 @@ def links(ctx: CheckContext) -> CapabilityResult:
         problems.append(f"{len(dups)} device pair(s) have more than one link")
     total = len(devs) * (len(devs) - 1) // 2
     covered = len(pairs)
-    unknown = sum(1 for lk in mine if lk.kind is LinkKind.UNKNOWN)
-    kinds = Counter(lk.kind.value for lk in mine)
+    unknown = sum(1 for lk in mine if lk.tier is LinkTier.UNKNOWN)
+    kinds = Counter(lk.kind for lk in mine)
     evidence = [f"{covered}/{total} device pairs linked: "
                 + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none")]
     if not ctx.implements("hami_hal_topology"):

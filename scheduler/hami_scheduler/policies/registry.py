@@ -9,7 +9,7 @@ from hami_hal.errors import InputError
 from .base import BasePolicy
 from .baselines import BestFitPolicy, DotProductPolicy, GpuClusteringPolicy, GpuPackingPolicy, RandomPolicy
 from .fgd import FGDPolicy
-from .ours import FragBestFitPolicy, FragPackPolicy
+from .frag_pack import FragBestFitPolicy, FragPackPolicy
 
 BASELINES: dict[str, Callable[[], BasePolicy]] = {
     "random": RandomPolicy,

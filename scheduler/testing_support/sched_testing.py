@@ -1,7 +1,7 @@
-"""Test and benchmark helpers: an NVIDIA-shaped VendorInfo as data, node/pod builders, a wired stack.
+"""Test and benchmark helpers (not shipped): node/pod builders and a wired stack over the fake API server.
 
-The scheduler never imports a vendor plugin; tests describe the vendor the way the cluster does
-(resource names and annotation keys, hami-compat.md §2-§5).
+The scheduler package never imports a vendor plugin; its tests take the vendor's identity from the one
+place it is defined, the NVIDIA plugin's ``vendor_info()``, instead of keeping a copy.
 """
 
 from __future__ import annotations
@@ -9,29 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from hami_hal.models import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
+from hami_plugins_nvidia.vendor import vendor_info
+from hami_scheduler.capability import CapabilityGate
+from hami_scheduler.extender import Extender
+from hami_scheduler.kube import Kube, Watcher, api_client
+from hami_scheduler.server import ExtenderServer
+from hami_scheduler.state import ClusterState
+from sched_fakeapi import FakeApiServer
 
-from .capability import CapabilityGate
-from .extender import Extender
-from .fakeapi import FakeApiServer
-from .kube import Kube, Watcher, api_client
-from .server import ExtenderServer
-from .state import ClusterState
-
-NVIDIA = VendorInfo(
-    name="nvidia",
-    display_name="NVIDIA",
-    resources=[ResourceFamily(common_word="NVIDIA", count="nvidia.com/gpu", memory="nvidia.com/gpumem",
-                              memory_percent="nvidia.com/gpumem-percentage", cores="nvidia.com/gpucores",
-                              priority="nvidia.com/priority")],
-    selectors=SelectorAnnotations(use_type="nvidia.com/use-gputype", nouse_type="nvidia.com/nouse-gputype",
-                                  use_uuid="nvidia.com/use-gpuuuid", nouse_uuid="nvidia.com/nouse-gpuuuid",
-                                  mode="nvidia.com/vgpu-mode", numa_bind="nvidia.com/numa-bind"),
-    annotations=AnnotationKeys(node_register="hami.io/node-nvidia-register", node_handshake="hami.io/node-handshake",
-                               to_allocate="hami.io/vgpu-devices-to-allocate",
-                               allocated="hami.io/vgpu-devices-allocated"),
-    domains=["nvidia.com/"],
-)
+#: The vendor as the cluster knows it: resource names and annotation keys (hami-compat.md §2-§5).
+NVIDIA = vendor_info()
 
 #: The project brief's reference pod (hami-compat.md §1).
 SEED_POD = {
@@ -87,7 +74,7 @@ def start_stack(api: FakeApiServer | None = None, policy: str = "binpack", matri
     if watch:
         watcher.start()
     else:
-        from .kube import sync
+        from hami_scheduler.kube import sync
 
         sync(kube, cluster)
         watcher.synced.set()
