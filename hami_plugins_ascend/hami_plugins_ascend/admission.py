@@ -11,10 +11,11 @@ substring), and reads HAMi's per-chip UUID filters into the request.
 from __future__ import annotations
 
 from hami_hal.errors import InputError
-from hami_hal.models import ResourceRequest
+from hami_hal.models import DevicePolicy, ResourceRequest
 
 from .chips import by_common_word, chips
 from .rules import AdmissionRefused, Refusal, admit
+from .topology import network_id
 
 
 class AdmissionError(InputError):
@@ -39,6 +40,10 @@ def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> Reso
         raise AdmissionError(err.code, err.field, err.value, err.reason) from None
     pin = {"type_include": [chip.commonWord], "type_exclude": chip_type_exclusions(chip.commonWord),
            **uuid_filters(chip.commonWord, annotations, request)}
+    if got.count > 1 and network_id(chip.chipName, 0, chip.superPod) is not None and not chip.superPod:
+        # HAMi picks a multi-card Ascend set by HCCS group (computeBestCombination), whatever the GPU policy:
+        # the topology-aware choice over the plugin's HCCS links keeps the cards in one group when it can
+        pin["policy"] = DevicePolicy.TOPOLOGY_AWARE
     if got.soft:
         return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib,
                                           "memory_percent": None, "compute_percent": got.cores, **pin})

@@ -68,7 +68,6 @@ def test_vnpu_cleanup_destroys_only_idle(hal, sim):
 
 
 def test_vnpu_create_refused_by_the_tool_is_one_line(hal, sim):
-    import pytest
 
     from hami_hal.errors import HalError
     from hami_hal.models import DeviceSlice
@@ -99,15 +98,12 @@ def test_per_chip_uuid_filters(sim, place, pod):
     assert [s.uuid for s in fit.allocation.slices()] == [u[6]]
     fit = place(inv, pod("out", limits, {"hami.io/no-use-Ascend910B3-uuid": ",".join(u[:7])}))
     assert [s.uuid for s in fit.allocation.slices()] == [u[7]]
-    import pytest
 
     from hami_hal.errors import InputError
     with pytest.raises(InputError, match="no-use-Ascend910B3-uuid"):
         place(inv, pod("both", limits, {"hami.io/use-Ascend910B3-uuid": u[0], "hami.io/no-use-Ascend910B3-uuid": u[0]}))
 
 
-@pytest.mark.xfail(strict=True, reason="HAMi prefers the HCCS group with the most free cards; the engine's groups "
-                   "are strict, so Ascend declares none yet (requests.md vendors1 14:25/14:40)")
 def test_four_cards_stay_in_one_hccs_group_when_they_can(sim, place, pod):
     inv = sim("ascend-8x910b3")
     state = NodeState.from_inventory(inv)
@@ -115,6 +111,23 @@ def test_four_cards_stay_in_one_hccs_group_when_they_can(sim, place, pod):
     fit = place(inv, pod("four", {"huawei.com/Ascend910B3": "4"}), state)
     groups = {inv.device(s.uuid).attributes["hccs_group"] for s in fit.allocation.slices()}
     assert groups == {1}
+
+
+
+def test_four_cards_cross_groups_when_no_group_can_hold_them(sim, place, pod):
+    inv = sim("ascend-8x910b3")
+    state = NodeState.from_inventory(inv)
+    for i in (0, 4):  # one card taken in each HCCS group: 3 + 3 free
+        one = pod(f"one{i}", {"huawei.com/Ascend910B3": "1"}, {"hami.io/use-Ascend910B3-uuid": inv.devices[i].uuid})
+        state.commit(place(inv, one, state).allocation)
+    fit = place(inv, pod("four", {"huawei.com/Ascend910B3": "4"}), state)
+    assert fit.ok  # HAMi's HCCS rule is a preference, not a limit
+    assert {inv.device(s.uuid).attributes["hccs_group"] for s in fit.allocation.slices()} == {0, 1}
+
+
+def test_six_cards_are_valid(sim, place, pod):
+    fit = place(sim("ascend-8x910b3"), pod("six", {"huawei.com/Ascend910B3": "6"}))
+    assert fit.ok and len(fit.allocation.slices()) == 6
 
 
 def test_allocate_keeps_each_ascend_chip_its_own_type(sim, place, pod):
