@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hami_hal.errors import ProfileError
 from hami_hal.simulation import SimulatedNode
 
 from .chips import by_chip_name
@@ -39,6 +40,16 @@ class FakeNpuSmi:
     #: When set, every call fails this way (tests of the error paths): "hang", "exit", "garbage".
     failure: str | None = None
     calls: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Profiles are user input (``HAMI_HAL_PROFILE_PATH``): check what this fake reads, one line each."""
+        for d in self.node.devices:
+            vd = d.spec.vendor_data
+            for key, lo, hi in (("chips_per_npu", 1, 8), ("hbm_used_mib", 0, d.spec.memory_mib)):
+                v = vd.get(key, lo)
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                    raise ProfileError(f"device profile {d.profile!r}: vendor_data.{key} {v!r} must be an "
+                                       f"integer between {lo} and {hi}")
 
     def _chips_per_npu(self, d) -> int:
         return int(d.spec.vendor_data.get("chips_per_npu", 1))

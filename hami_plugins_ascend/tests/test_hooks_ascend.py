@@ -141,3 +141,26 @@ def test_hook_hami_hal_admit_request(hal, sim, pod):
     with pytest.raises(InputError, match="vNPU templates need a count of 1"):
         parse_pod(pod("p", {"huawei.com/Ascend310P": "2", "huawei.com/Ascend310P-memory": "3000"}), inv.vendors,
                   admit=hal.admit_request)
+
+
+def test_bad_user_profile_is_one_line(tmp_path, monkeypatch):
+    import pytest
+
+    from hami_hal.errors import HalError
+    from hami_hal.manager import Hal
+
+    prof = tmp_path / "bad.yaml"
+    prof.write_text("""apiVersion: hami-hal.io/v1alpha1
+kind: DeviceProfile
+metadata: {name: bad-910b3}
+spec: {vendor: ascend, model: "910B3", memory_mib: 65536, compute_units: 20, vendor_data: {chips_per_npu: 0}}
+---
+apiVersion: hami-hal.io/v1alpha1
+kind: NodeProfile
+metadata: {name: bad-node}
+spec: {devices: [{profile: bad-910b3, count: 2}]}
+""")
+    monkeypatch.setenv("HAMI_HAL_PROFILE_PATH", str(prof))
+    hal = Hal(entrypoints=False, modules=["hami_plugins_ascend.plugin"])
+    with pytest.raises(HalError, match=r"^device profile 'bad-910b3': vendor_data.chips_per_npu 0 must be an integer"):
+        hal.discover("sim", sim_node="bad-node", node_name="n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hami_hal.errors import ProfileError
 from hami_hal.simulation import SimulatedNode
 
 from .tool import ToolError
@@ -35,6 +36,20 @@ class FakeHySmi:
     source = "simulated"
     vdevs: list[_VDev] = field(default_factory=list)
     calls: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Profiles are user input (``HAMI_HAL_PROFILE_PATH``): check what this fake reads, one line each."""
+        for d in self.node.devices:
+            vd = d.spec.vendor_data
+            used = vd.get("hbm_used_mib", 0)
+            if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= d.spec.memory_mib:
+                raise ProfileError(f"device profile {d.profile!r}: vendor_data.hbm_used_mib {used!r} must be an "
+                                   f"integer between 0 and {d.spec.memory_mib}")
+            for key in ("series", "device_id"):
+                v = vd.get(key, "")
+                if not isinstance(v, str) or len(v) > 64 or any(c in v for c in "\n\r:"):
+                    raise ProfileError(f"device profile {d.profile!r}: vendor_data.{key} {v!r} must be a short "
+                                       "one-line string without ':'")
 
     def _dev(self, index: int):
         for d in self.node.devices:

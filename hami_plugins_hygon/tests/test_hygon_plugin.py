@@ -140,3 +140,24 @@ def test_health_and_metrics(hal, sim):
     hal.create_partition(d, _slice(d, 4096, 50))
     (mem, cus) = hal.allocation_metrics(d)
     assert (mem.value, cus.value, mem.scope) == (4096 * 2**20, 30, "allocation")
+
+
+def test_bad_user_profile_is_one_line(tmp_path, monkeypatch):
+    from hami_hal.errors import HalError
+    from hami_hal.manager import Hal
+
+    prof = tmp_path / "bad.yaml"
+    prof.write_text("""apiVersion: hami-hal.io/v1alpha1
+kind: DeviceProfile
+metadata: {name: bad-z100}
+spec: {vendor: hygon, model: "Z100", memory_mib: 32768, compute_units: 60, vendor_data: {series: "Z100: x"}}
+---
+apiVersion: hami-hal.io/v1alpha1
+kind: NodeProfile
+metadata: {name: bad-node}
+spec: {devices: [{profile: bad-z100, count: 1}]}
+""")
+    monkeypatch.setenv("HAMI_HAL_PROFILE_PATH", str(prof))
+    hal = Hal(entrypoints=False, modules=["hami_plugins_hygon.plugin"])
+    with pytest.raises(HalError, match=r"^device profile 'bad-z100': vendor_data.series 'Z100: x' must be"):
+        hal.discover("sim", sim_node="bad-node", node_name="n")
