@@ -161,3 +161,16 @@ spec: {devices: [{profile: bad-z100, count: 1}]}
     hal = Hal(entrypoints=False, modules=["hami_plugins_hygon.plugin"])
     with pytest.raises(HalError, match=r"^device profile 'bad-z100': vendor_data.series 'Z100: x' must be"):
         hal.discover("sim", sim_node="bad-node", node_name="n")
+
+
+def test_zero_core_share_cannot_join_a_card_whose_compute_is_taken(sim, place, pod):
+    """HAMi's Hygon rule: ``dcucores: 0`` cannot go onto a full card."""
+    inv = sim("hygon-2xz100")
+    one = inv.model_copy(update={"devices": inv.devices[:1]})
+    state = NodeState.from_inventory(one)
+    for name, cores in (("a", "60"), ("b", "40")):
+        state.commit(place(one, pod(name, {"hygon.com/dcunum": "1", "hygon.com/dcumem": "1024",
+                                           "hygon.com/dcucores": cores}), state).allocation)
+    fit = place(one, pod("z", {"hygon.com/dcunum": "1", "hygon.com/dcumem": "1024", "hygon.com/dcucores": "0"}),
+                state)
+    assert not fit.ok and "CardComputeUnitsExhausted" in fit.reason
