@@ -12,6 +12,8 @@ Device attributes: ``chip_name`` (npu-smi's name), ``common_word``, ``npu_id``, 
 
 from __future__ import annotations
 
+import platform
+
 from hami_hal.context import NodeContext
 from hami_hal.errors import BackendUnavailable
 from hami_hal.models import Device, Provenance
@@ -23,6 +25,7 @@ from .tool import ToolError
 from .topology import die_pair, network_id
 
 VENDOR = "ascend"
+ARM_MACHINES = ("aarch64", "arm64")
 #: HAMi device ``mode`` values: soft slicing (hami-vnpu-core) and template (hard) slicing.
 MODE_SOFT, MODE_TEMPLATE = "hami-core", "vnpu-template"
 
@@ -37,7 +40,15 @@ def discover(port: NpuSmi, context: NodeContext) -> list[Device]:
     prov = Provenance(source="real" if port.source == "real" else "simulated", driver_version=version,
                       host=context.node_name, profile=context.sim.name if context.sim else None)
     soft = _soft_mode(port, chips, cfg)
-    return [_device(port, c, cfg, soft, prov, context) for c in chips]
+    note = None
+    if soft and port.source == "real" and platform.machine().lower() not in ARM_MACHINES:
+        # hami-vnpu-core's interceptor ships for ARM hosts only: soft slicing would not be enforced here
+        soft, note = False, f"hami-vnpu-core supports ARM hosts only (this host is {platform.machine()})"
+    devices = [_device(port, c, cfg, soft, prov, context) for c in chips]
+    if note:
+        for d in devices:
+            d.attributes["unknown"]["soft_mode"] = note
+    return devices
 
 
 def _soft_mode(port: NpuSmi, chips: list[Chip], cfg: AscendConfig) -> bool:

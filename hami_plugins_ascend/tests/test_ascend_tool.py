@@ -104,3 +104,22 @@ def test_real_port_reads_the_table_once_for_all_chips(recorded):
             for i in range(8)]
     assert [health.check(port, d).healthy for d in devs] == [True, True, True, True, False, True, True, True]
     assert calls.count(["info"]) == 1
+
+
+def test_soft_mode_needs_an_arm_host(tmp_path, recorded, monkeypatch):
+    (tmp_path / "info.txt").write_text(recorded("npu-smi-info-310p3.txt"))
+    tool = _script(tmp_path, f"""case "$*" in
+  "info") cat {tmp_path}/info.txt ;;
+  "info -m") printf 'NPU ID Chip ID Chip Logic ID Chip Name\\n4 0 0 Ascend 310P3\\n' ;;
+  *device-share*) echo "Device-share Status : True" ;;
+  *) echo "unknown" >&2; exit 1 ;;
+esac
+""")
+    ports.use_real(NpuSmi(RealRunner(path=tool, timeout_s=5)))
+    ctx = NodeContext("real", "n1")
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    (dev,) = discovery.discover(ports.port_for(ctx), ctx)
+    assert dev.attributes["soft_mode"] is False and "ARM hosts only" in dev.attributes["unknown"]["soft_mode"]
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    (dev,) = discovery.discover(ports.port_for(ctx), ctx)
+    assert dev.attributes["soft_mode"] is True and dev.mode == "hami-core"
