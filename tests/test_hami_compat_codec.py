@@ -216,3 +216,17 @@ def test_node_lock_rejects_malformed(value):
 def test_handshake_rejects_malformed(value):
     with pytest.raises(InputError, match="handshake"):
         decode_handshake(value)
+
+
+def test_node_side_encode_round_trips_through_the_scheduler_side(inv, acme_vendor):
+    """A node agent publishes from_device(...); the scheduler decodes the same devices (model key joins)."""
+    from hami_hal.hami_compat import from_device, parse_node
+    from hami_hal.models import AnnotationKeys
+
+    vendor = acme_vendor.model_copy(update={"annotations": AnnotationKeys(node_register="hami.io/node-acme-register")})
+    shares = [d for d in inv.devices if d.partition.kind.value == "shares"]
+    value = encode_register_json([from_device(d) for d in shares])
+    back = parse_node({"metadata": {"name": "n", "annotations": {"hami.io/node-acme-register": value}}}, [vendor])
+    assert [(d.uuid, d.memory_mib, d.partition.max_slots, d.mode) for d in back.devices] == [
+        (d.uuid, d.partition.memory_mib, d.partition.max_slots, d.mode) for d in shares]
+    assert [d.model_key for d in back.devices] == [d.model_key for d in shares]

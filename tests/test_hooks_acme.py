@@ -147,10 +147,23 @@ def test_hook_hami_hal_device_health(hal):
 
 
 def test_hook_hami_hal_conformance_probe(inv, hal):
-    res = hal.probe(inv.devices[0], "discovery/memory/total")
-    assert res.level is Level.SUPPORTED and res.measurements[0].value == 16384
-    assert res.evidence[0].startswith("simulated:")
-    assert hal.probe(inv.devices[0], "isolation/memory/hard-limit") is None
+    from hami_conformance.catalogue import default_catalogue
+
+    res = hal.probe(inv.devices[0], "isolation/memory-reported-total")
+    assert res.level is Level.SUPPORTED and res.evidence[0].startswith("simulated:")
+    targets = default_catalogue().get(res.behaviour_id).targets
+    assert set(targets) <= {m.name for m in res.measurements}  # the figure the catalogue judges
+    assert hal.probe(inv.devices[0], "isolation/memory-hard") is None
+
+
+def test_acme_probes_only_catalogue_behaviours(inv, hal):
+    """The guide plugin answers no behaviour ID the catalogue does not define."""
+    from hami_conformance.catalogue import default_catalogue
+
+    cat = default_catalogue()
+    answered = {bid for bid in [*cat.ids(), "discovery/memory/total", "isolation/memory/hard-limit"]
+                if hal.probe(inv.devices[0], bid) is not None}
+    assert answered and answered <= set(cat.ids())
 
 
 def test_hook_hami_hal_pod_annotations(inv, hal):

@@ -36,6 +36,7 @@ from .register import (
     decode_register,
     encode_register_csv,
     encode_register_json,
+    from_device,
     model_from_type,
     parse_node,
     parse_node_devices,
@@ -47,6 +48,6 @@ __all__ = [
     "VGPU_TIME", "AllocatedDevice", "Handshake", "NodeLock", "RegisteredDevice", "allocation_annotations",
     "allocation_from_pod", "allocation_keys", "decode_allocation", "decode_handshake", "decode_lock",
     "decode_register", "encode_allocation", "encode_handshake", "encode_lock", "encode_register_csv",
-    "encode_register_json", "families_by_key", "family_keys", "model_from_type", "parse_node",
+    "encode_register_json", "families_by_key", "from_device", "family_keys", "model_from_type", "parse_node",
     "parse_node_devices", "to_device",
 ]

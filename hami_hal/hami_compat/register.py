@@ -170,6 +170,22 @@ def to_device(reg: RegisteredDevice, vendor: VendorInfo, family: ResourceFamily)
     )
 
 
+def from_device(device: Device) -> RegisteredDevice:
+    """What a node agent publishes for ``device``: HAMi's register entry (the inverse of :func:`to_device`).
+
+    ``count``/``devmem``/``devcore`` come from the partition model (slots, allocatable MiB, compute %).
+    """
+    part = device.partition
+    return RegisteredDevice(
+        id=device.uuid, count=part.max_slots if part else 1,
+        devmem=part.memory_mib if part else device.memory_mib,
+        devcore=part.compute_percent if part else 100, type=device.hami_type,
+        numa=device.numa_node if device.numa_node is not None else 0, health=device.healthy,
+        index=device.index, mode=device.mode or DEFAULT_MODE,
+        custominfo=dict(device.attributes.get("custominfo") or {}),
+    )
+
+
 def parse_node_devices(annotations: dict[str, str], vendors: list[VendorInfo]) -> list[Device]:
     """Devices a node advertises through the families' register annotations; all or nothing."""
     out: list[Device] = []

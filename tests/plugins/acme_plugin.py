@@ -243,11 +243,15 @@ def hami_hal_device_health(device: Device, context: NodeContext) -> HealthStatus
 
 @hookimpl
 def hami_hal_conformance_probe(device: Device, behaviour_id: str, context: NodeContext) -> ProbeResult | None:
-    if behaviour_id != "discovery/memory/total":
+    """Answers a catalogue behaviour with the figure the catalogue judges (``reported_total_error``)."""
+    if behaviour_id != "isolation/memory-reported-total":
         return None
     info = sdk_for(context).device(device.index)
+    limit = 1024  # the slice the probe gives a tenant
+    seen = limit  # fake libacme reports the slice as the tenant's total
     return ProbeResult(
         behaviour_id=behaviour_id, level=Level.SUPPORTED,
-        evidence=[f"simulated: fake libacme reports {info.memory_mib} MiB for {info.name}"],
-        measurements=[Measurement(name="memory_total", value=info.memory_mib, unit="MiB")],
+        evidence=[f"simulated: fake libacme reports {seen} MiB to a tenant of a {limit} MiB slice on {info.name}"],
+        measurements=[Measurement(name="memory_limit", value=limit, unit="MiB"),
+                      Measurement(name="reported_total_error", value=abs(seen - limit), unit="MiB")],
     )

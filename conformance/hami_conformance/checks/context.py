@@ -99,7 +99,7 @@ class CheckContext:
 
     @staticmethod
     def small_memory(device: Device) -> int:
-        """A modest slice size any sane vendor veto accepts: the smallest template, else <= 1 GiB."""
+        """A modest slice size any vendor rule accepts: the smallest template, else <= 1 GiB."""
         p = device.partition
         if p is None:
             return max(1, min(1024, device.memory_mib // 4))

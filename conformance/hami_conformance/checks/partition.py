@@ -1,4 +1,4 @@
-"""Checks of the partitioning hooks, driven through the allocation engine with the plugin's own veto.
+"""Checks of the partitioning hooks, driven through the allocation engine with the plugin's rules as data.
 
 The suite re-derives every limit from the partition model and the device itself instead of trusting the
 engine's bookkeeping, so a plugin whose model promises more than the device has is caught.
@@ -149,7 +149,7 @@ def no_overcommit(ctx: CheckContext) -> CapabilityResult:
     measurements = []
     if latencies:
         qs = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
-        cond = (f"engine fit_pod with the plugin's veto on {len(devices)} x {devices[0].model}, "
+        cond = (f"engine fit_pod with the plugin's rules as data on {len(devices)} x {devices[0].model}, "
                 f"{len(latencies)} random requests; {ctx.where()}; this host's CPU")
         measurements = [
             Measurement(name="allocation decision latency p50", value=round(qs[49], 1), unit="µs", conditions=cond),
