@@ -7,7 +7,8 @@ Device attributes: ``chip_name`` (npu-smi's name), ``common_word``, ``npu_id``, 
 ``logic_id``, ``phy_id``, ``bus_id``, ``health_text`` (npu-smi's Health column), ``hccs_group``
 (HAMi NetworkID; None on 310P), ``die_pair`` (910C: the card whose two dies form a pair), ``super_pod``,
 ``templates`` (template names the chip reports through ``npu-smi info -t template-info``),
-``soft_mode`` (hami-vnpu-core on this node), ``runtime_class``, ``uuid_source``, ``unknown``.
+``soft_mode`` (hami-vnpu-core on this node), ``runtime_class``, ``uuid_source``, ``unknown``, and
+``custominfo`` (``{"NetworkID": <hccs group>}``, HAMi's register field for 910 chips).
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def _device(port: NpuSmi, c: Chip, cfg: AscendConfig, soft: bool, prov: Provenan
         # matched by the huawei.com/vnpu-mode pod annotation (HAMi: ModeNotFit on a template node)
         "vnpu_mode": MODE_SOFT if soft else MODE_TEMPLATE,
     }
+    if attrs["hccs_group"] is not None:
+        attrs["custominfo"] = {"NetworkID": attrs["hccs_group"]}  # HAMi's register field for 910 chips
     if chip is None:
         unknown["chip"] = f"chip {row.name!r} is not in HAMi's Ascend catalogue: whole-device only"
     return Device(

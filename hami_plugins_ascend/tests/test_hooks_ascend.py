@@ -164,3 +164,14 @@ spec: {devices: [{profile: bad-910b3, count: 2}]}
     hal = Hal(entrypoints=False, modules=["hami_plugins_ascend.plugin"])
     with pytest.raises(HalError, match=r"^device profile 'bad-910b3': vendor_data.chips_per_npu 0 must be an integer"):
         hal.discover("sim", sim_node="bad-node", node_name="n")
+
+
+def test_register_entry_carries_hami_network_id(sim):
+    from hami_hal.hami_compat import decode_register, encode_register_json, from_device
+
+    inv = sim("ascend-8x910b3")
+    text = encode_register_json([from_device(d) for d in inv.devices])
+    back = decode_register(text, "hami.io/node-register-Ascend910B3")
+    assert [r.custominfo for r in back] == [{"NetworkID": 0}] * 4 + [{"NetworkID": 1}] * 4
+    assert {(r.type, r.count, r.devmem) for r in back} == {("Ascend910B3", 4, 65536)}
+    assert all("NetworkID" not in d.attributes.get("custominfo", {}) for d in sim("ascend-4x310p3").devices)
