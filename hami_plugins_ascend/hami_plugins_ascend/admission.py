@@ -56,7 +56,6 @@ def chip_type_exclusions(word: str) -> list[str]:
     return [c.commonWord for c in chips() if c.commonWord != word and word.lower() in c.commonWord.lower()]
 
 
-
 def uuid_filters(word: str, annotations: dict[str, str], request: ResourceRequest) -> dict[str, list[str]]:
     """HAMi's per-chip UUID filters ``hami.io/use-<CW>-uuid`` / ``hami.io/no-use-<CW>-uuid`` (comma lists)."""
     def values(key: str) -> list[str]:
@@ -71,4 +70,6 @@ def uuid_filters(word: str, annotations: dict[str, str], request: ResourceReques
     if both:
         raise InputError(f'metadata.annotations["{nouse_key}"]', annotations[nouse_key],
                          f"excludes uuid {both[0]!r} that {use_key} requires")
-    return {"uuid_include": [*request.uuid_include, *use], "uuid_exclude": [*request.uuid_exclude, *nouse]}
+    # dict.fromkeys: admitting an admitted request (node and scheduler both parse) adds nothing twice
+    return {"uuid_include": list(dict.fromkeys([*request.uuid_include, *use])),
+            "uuid_exclude": list(dict.fromkeys([*request.uuid_exclude, *nouse]))}

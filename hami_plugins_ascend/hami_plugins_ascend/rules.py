@@ -24,8 +24,6 @@ from .chips import ChipConfig
 #: ``huawei.com/vnpu-mode`` value that selects soft slicing (hami-vnpu-core).
 SOFT_MODE = "hami-core"
 MODE_ANNOTATION = "huawei.com/vnpu-mode"
-#: Node annotation written by the device plugin: this node runs hami-vnpu-core.
-NODE_SOFT_ANNOTATION = "hami-vnpu-core"
 
 
 class Refusal(StrEnum):

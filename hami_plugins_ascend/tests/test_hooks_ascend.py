@@ -175,3 +175,14 @@ def test_register_entry_carries_hami_network_id(sim):
     assert [r.custominfo for r in back] == [{"NetworkID": 0}] * 4 + [{"NetworkID": 1}] * 4
     assert {(r.type, r.count, r.devmem) for r in back} == {("Ascend910B3", 4, 65536)}
     assert all("NetworkID" not in d.attributes.get("custominfo", {}) for d in sim("ascend-4x310p3").devices)
+
+
+def test_admission_is_idempotent(hal, sim, pod):
+    from hami_hal.requests import parse_pod
+
+    inv = sim("ascend-16x910c")
+    doc = pod("p", {"huawei.com/Ascend910C": "1"}, {"hami.io/use-Ascend910C-uuid": inv.devices[0].uuid})
+    (once,) = parse_pod(doc, inv.vendors, admit=hal.admit_request).containers[0].requests
+    assert once.count == 2 and once.uuid_include == [inv.devices[0].uuid]
+    twice = hal.admit_request(once, doc["metadata"]["annotations"])
+    assert twice == once
