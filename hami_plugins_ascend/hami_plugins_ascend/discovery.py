@@ -37,7 +37,7 @@ def discover(port: NpuSmi, context: NodeContext) -> list[Device]:
     try:
         chips, version = port.chips()
     except ToolError as err:
-        raise BackendUnavailable(f"ascend: {err}") from None
+        raise BackendUnavailable(str(err)) from None
     prov = Provenance(source="real" if port.source == "real" else "simulated", driver_version=version,
                       host=context.node_name, profile=context.sim.name if context.sim else None)
     soft = _soft_mode(port, chips, cfg)

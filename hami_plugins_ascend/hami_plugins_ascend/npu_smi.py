@@ -42,7 +42,7 @@ class RealRunner:
     def __init__(self, path: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         found = path or find_tool("npu-smi", NPU_SMI_PATHS)
         if found is None:
-            raise BackendUnavailable("ascend: npu-smi not found (looked in "
+            raise BackendUnavailable("npu-smi not found (looked in "
                                      f"{', '.join(NPU_SMI_PATHS)} and PATH)")
         self.path, self.timeout_s = found, timeout_s
 

@@ -40,7 +40,7 @@ def test_missing_tool(tmp_path, monkeypatch):
     with pytest.raises(ToolError, match="not found"):
         run_tool([str(tmp_path / "absent")], timeout_s=1)
     monkeypatch.setattr("hami_plugins_ascend.npu_smi.find_tool", lambda *_: None)
-    with pytest.raises(BackendUnavailable, match="^ascend: npu-smi not found"):
+    with pytest.raises(BackendUnavailable, match="^npu-smi not found"):
         RealRunner()
 
 
@@ -72,7 +72,7 @@ esac
 def test_real_discovery_of_a_broken_tool_skips_the_plugin(tmp_path):
     tool = _script(tmp_path, "echo 'Segmentation fault'\n")
     ports.use_real(NpuSmi(RealRunner(path=tool, timeout_s=5)))
-    with pytest.raises(BackendUnavailable, match=r"^ascend: npu-smi info: no chip table header"):
+    with pytest.raises(BackendUnavailable, match=r"^npu-smi info: no chip table header"):
         discovery.discover(ports.port_for(NodeContext("real", "n1")), NodeContext("real", "n1"))
 
 

@@ -25,7 +25,7 @@ def discover(port: HySmi, context: NodeContext) -> list[Device]:
         infos = port.devices()
         table = port.table()
     except ToolError as err:
-        raise BackendUnavailable(f"hygon: {err}") from None
+        raise BackendUnavailable(str(err)) from None
     prov = Provenance(source="real" if port.source == "real" else "simulated", host=context.node_name,
                       profile=context.sim.name if context.sim else None)
     return [_device(i, i.index in table, prov) for i in infos]

@@ -37,7 +37,7 @@ class RealRunner:
     def __init__(self, path: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         found = path or find_tool("hy-smi", HY_SMI_PATHS)
         if found is None:
-            raise BackendUnavailable(f"hygon: hy-smi not found (looked in {', '.join(HY_SMI_PATHS)} and PATH)")
+            raise BackendUnavailable(f"hy-smi not found (looked in {', '.join(HY_SMI_PATHS)} and PATH)")
         self.path, self.timeout_s = found, timeout_s
 
     def run(self, args: list[str]) -> str:
