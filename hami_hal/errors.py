@@ -17,6 +17,7 @@ class InputError(HalError):
     """A user-supplied value is invalid. Names the field and the offending value."""
 
     def __init__(self, field: str, value: object, reason: str) -> None:
+        field = str(field).replace("\n", "\\n").replace("\r", "\\r")  # user text in a field name: still one line
         self.field = field
         self.value = value
         self.reason = reason

@@ -20,14 +20,12 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from pathlib import Path
 from types import ModuleType
 
 import pluggy
-import yaml
 
 from . import ENTRY_POINT_GROUP
-from .errors import HalError, PluginLoadError
+from .errors import PluginLoadError
 from .models import SkippedPlugin, VendorInfo
 from .plugin_routing import call_one
 
@@ -52,18 +50,12 @@ def split_list(value: str | None) -> set[str]:
 
 
 def config_file_lists() -> tuple[set[str], set[str]]:
-    """(allow, deny) plugin lists from the file named by ``HAMI_HAL_CONFIG``; empty without one."""
-    path = os.environ.get("HAMI_HAL_CONFIG")
-    if not path:
-        return set(), set()
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise HalError(f"HAMI_HAL_CONFIG: {path!r} cannot be read ({err.__class__.__name__})") from None
-    plugins = data.get("plugins") or {}
-    if not isinstance(plugins, dict):
-        raise HalError(f"HAMI_HAL_CONFIG: 'plugins' must be a mapping, got {type(plugins).__name__}")
-    return set(plugins.get("allow") or []), set(plugins.get("deny") or [])
+    """(allow, deny) plugin lists from the file named by ``HAMI_HAL_CONFIG``; empty without one.
+
+    The file's bounds and field checks live in :mod:`hami_hal.config_file` (one loader)."""
+    from .config_file import plugin_lists_from_env
+
+    return plugin_lists_from_env()
 
 
 class PluginLoader:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from .. import bounded_yaml
 from ..errors import ProfileError
 from .node import SimDevice, SimLink, SimulatedNode, sim_uuid
 from .profile_models import DeviceProfile, NodeProfile
@@ -52,7 +53,11 @@ class ProfileCatalog:
 
     def load_file(self, path: Path) -> None:
         try:
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+            docs = bounded_yaml.load_all(bounded_yaml.read_text(path))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ProfileError(f"{path}: cannot be read ({err.__class__.__name__})") from None
+        except bounded_yaml.YamlBoundError as err:
+            raise ProfileError(f"{path}: refused: the file {err}") from None
         except yaml.YAMLError as err:
             line = getattr(getattr(err, "problem_mark", None), "line", None)
             where = f" line {line + 1}" if line is not None else ""

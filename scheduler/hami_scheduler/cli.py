@@ -123,6 +123,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     srv = sub.add_parser("serve", help="run the kube-scheduler extender (filter/prioritize/bind)")
     srv.add_argument("--bind", default="127.0.0.1:8888", help="host:port of the extender HTTP server")
+    srv.add_argument("--tls-cert", default=None, help="PEM certificate (chain) the extender serves HTTPS with")
+    srv.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    srv.add_argument("--client-ca", default=None,
+                     help="PEM CA bundle: every client (kube-scheduler) must present a certificate it signed")
+    srv.add_argument("--insecure-listen", action="store_true",
+                     help="DANGEROUS: allow a non-loopback --bind without TLS client authentication; anyone who "
+                          "reaches the port then controls pod placement")
+    srv.add_argument("--max-connections", type=int, default=512,
+                     help="open client connections at most; more are closed at once (default 512)")
     srv.add_argument("--metrics-bind", default="", help="host:port for /metrics (default: same server)")
     srv.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     srv.add_argument("--api-server", default=None, help="API server URL without auth (tests, kubectl proxy)")

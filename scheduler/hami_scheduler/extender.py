@@ -6,10 +6,18 @@ with ``NodeNames`` (nodeCacheCapable) it returns the one chosen node and writes 
 annotations; with full ``Nodes`` it is a dry run. Bind takes HAMi's node lock with the node's
 resourceVersion (optimistic concurrency), re-checks the allocation against the pods the API holds
 for that node, then creates the Binding.
+
+Trust: the pod a verb acts on is always read from the API server (by namespace/name, its UID
+checked against the request's), never taken from the request body, so a forged body cannot rewrite
+another pod's allocation. Bind refuses a pod that requests devices but carries no allocation for the
+node. Every bind failure gives the reservation back (cache and annotations) and the node lock is
+released in ``finally`` with retries; a lock left behind expires as HAMi's does (kube.py).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +32,7 @@ from hami_hal.requests.parser import Admit
 
 from . import annotations as ann
 from .capability import CapabilityGate
+from .kube import describe
 from .live_workload import WorkloadFeed
 from .policies import NodeView, PodShape, make_policy
 from .state import ClusterState
@@ -32,6 +41,7 @@ from .state import ClusterState
 PodAnnotator = Callable[[PodAllocation, list, dict], dict[str, str]]
 
 MAX_PRIORITY = 10
+log = logging.getLogger("hami_scheduler.extender")
 
 
 def ci(obj: dict, key: str, default=None):
@@ -45,6 +55,43 @@ def ci(obj: dict, key: str, default=None):
         if k.lower() == low:
             return v
     return default
+
+
+#: RFC 1123 subdomain, as Kubernetes names pods, namespaces and nodes.
+NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", re.ASCII)
+#: Most node names one request may list (kube-scheduler sends at most the cluster's nodes).
+MAX_NODE_NAMES = 100_000
+
+
+def short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def node_names(args: dict) -> tuple[list | None, str]:
+    """(the node names of an ExtenderArgs, error). ``NodeNames`` wins; else ``Nodes.items[].metadata.name``."""
+    names = ci(args, "NodeNames")
+    if names is None:
+        nodes_obj = ci(args, "Nodes")
+        if nodes_obj is None:
+            return [], ""
+        items = ci(nodes_obj, "items") if isinstance(nodes_obj, dict) else None
+        if not isinstance(items, list):
+            return None, f"Nodes: {short(nodes_obj)} must be a NodeList object with items"
+        names = []
+        for i, n in enumerate(items):
+            name = ci(ci(n, "metadata"), "name")
+            if not isinstance(name, str):
+                return None, f"Nodes.items[{i}]: {short(n)} must be a Node object with metadata.name"
+            names.append(name)
+    if not isinstance(names, list):
+        return None, "NodeNames: must be a list of node names"
+    if len(names) > MAX_NODE_NAMES:
+        return None, f"NodeNames: {len(names)} names, at most {MAX_NODE_NAMES}"
+    for i, n in enumerate(names):
+        if not isinstance(n, str) or len(n) > 253:
+            return None, f"NodeNames[{i}]: {short(n)} must be a node name"
+    return names, ""
 
 
 def node_view(name: str, state) -> NodeView:
@@ -99,6 +146,11 @@ class Extender:
         self.policy_name = policy
         self.lock_timeout_s = lock_timeout_s
         self._filter_lock = threading.Lock()
+        #: one in-process mutex per node: this scheduler's own binds to a node queue here (bounded wait)
+        #: instead of failing on the node lock one of them holds; other schedulers still meet the API lock
+        self._bind_locks: dict[str, threading.Lock] = {}
+        self._bind_locks_guard = threading.Lock()
+        self.bind_wait_s = 10.0
         self._rows_cache: tuple | None = None
         self._feed: WorkloadFeed | None = None
         if policy not in ("binpack", "spread"):
@@ -115,6 +167,38 @@ class Extender:
         if not isinstance(pod, dict):
             raise InputError("Pod", pod, "must be an object")
         return parse_pod(pod, self.cluster.vendors, self.admit)
+
+    def api_pod(self, body_pod: object) -> dict:
+        """The pod the request names, as the API server holds it (the body's copy is not trusted).
+
+        Without an API client (unit tests of the decision code) the body's pod is used.
+        """
+        if not isinstance(body_pod, dict):
+            raise InputError("Pod", short(body_pod), "must be a Pod object")
+        meta = body_pod.get("metadata")
+        if not isinstance(meta, dict):
+            raise InputError("Pod.metadata", short(meta), "must be an object")
+        name, ns, uid = meta.get("name"), meta.get("namespace", "default"), meta.get("uid")
+        for fld, v in (("Pod.metadata.name", name), ("Pod.metadata.namespace", ns)):
+            if not isinstance(v, str) or not NAME.fullmatch(v):
+                raise InputError(fld, short(v), "must be a Kubernetes object name")
+        if uid is not None and not isinstance(uid, str):
+            raise InputError("Pod.metadata.uid", short(uid), "must be a string")
+        if self.kube is None:
+            return body_pod
+        pod = self._read_pod(ns, name)
+        api_uid = (pod.get("metadata") or {}).get("uid")
+        if uid and api_uid != uid:
+            raise InputError("Pod.metadata.uid", uid, f"does not match pod {ns}/{name} on the API server ({api_uid})")
+        return pod
+
+    def _read_pod(self, ns: str, name: str) -> dict:
+        try:
+            return self.kube.get_pod(ns, name)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                raise InputError("Pod", f"{ns}/{name}", "does not exist on the API server") from None
+            raise HalError(f"reading pod {ns}/{name} from the API server failed: {describe(exc)}") from None
 
     def _choose(self, req: PodRequest, names: list[str]) -> tuple[str | None, PodAllocation | None, dict[str, str]]:
         """Prefilter all nodes (vectorised), rank the candidates, let the engine decide best-first.
@@ -176,16 +260,12 @@ class Extender:
         return arr, unknown
 
     def filter(self, args: dict) -> FilterOutcome:
-        pod = ci(args, "Pod")
-        names = ci(args, "NodeNames")
-        nodes_obj = ci(args, "Nodes")
-        dry_run = names is None
+        dry_run = ci(args, "NodeNames") is None
+        names, err = node_names(args)
         if names is None:
-            items = (nodes_obj or {}).get("items") or []
-            names = [(n.get("metadata") or {}).get("name") for n in items]
-        if not isinstance(names, list):
-            return FilterOutcome([], {}, "NodeNames: must be a list of node names")
+            return FilterOutcome([], {}, err)
         try:
+            pod = self.api_pod(ci(args, "Pod"))
             req = self.parse(pod)
         except HalError as exc:
             return FilterOutcome([], {}, str(exc))
@@ -208,7 +288,7 @@ class Extender:
                 self.kube.patch_pod_annotations(req.namespace, req.name, self.filter_annotations(pod, alloc))
             except Exception as exc:  # the API refused: give the slice back
                 self.cluster.remove_pod(alloc.key)
-                return FilterOutcome([], failed, f"writing allocation annotations failed: {exc}")
+                return FilterOutcome([], failed, f"writing allocation annotations failed: {describe(exc)}")
         return FilterOutcome([best], failed, allocation=alloc)
 
     def _policy_devices(self, req: PodRequest, node: str) -> PodAllocation | None:
@@ -249,10 +329,8 @@ class Extender:
 
     def prioritize(self, args: dict) -> list[dict]:
         """0-10 per node from the same ranking as filter; nodes the prefilter rules out score 0."""
-        names = ci(args, "NodeNames")
+        names, _ = node_names(args)
         if names is None:
-            names = [(n.get("metadata") or {}).get("name") for n in (ci(args, "Nodes") or {}).get("items") or []]
-        if not isinstance(names, list):
             return []
         try:
             req = self.parse(ci(args, "Pod"))
@@ -291,41 +369,82 @@ class Extender:
     # -- bind --------------------------------------------------------------------------------
 
     def bind(self, args: dict) -> str:
-        """Returns the error text ('' on success)."""
+        """Returns the error text ('' on success). Any failure after the request is known to be about
+        this pod gives its reservation back; the node lock is released in ``finally``."""
         name, ns, uid, node = (ci(args, k) for k in ("PodName", "PodNamespace", "PodUID", "Node"))
         for field_name, v in (("PodName", name), ("PodNamespace", ns), ("Node", node)):
-            if not isinstance(v, str) or not v:
-                return f"{field_name}: {v!r} is required"
+            if not isinstance(v, str) or not NAME.fullmatch(v):
+                return f"{field_name}: {short(v)} must be a Kubernetes object name"
+        if uid is not None and not isinstance(uid, str):
+            return f"PodUID: {short(uid)} must be a string"
         if self.kube is None:
             return "bind: no Kubernetes API configured"
         key = f"{ns}/{name}"
         try:
-            self.kube.lock_node(node, ns, name, self.lock_timeout_s)
+            pod = self._read_pod(ns, name)
         except HalError as exc:
-            return str(exc)
+            return f"bind {key} to {node}: {exc}"
+        api_uid = (pod.get("metadata") or {}).get("uid")
+        if uid and api_uid != uid:
+            # Not this pod (recreated, or a forged request): touch nothing of the pod the API holds.
+            return f"bind {key} to {node}: PodUID {uid!r} does not match the API server's pod ({api_uid})"
+        if node not in self.cluster.nodes:
+            self._undo(ns, name)
+            return f"bind {key}: Node {node!r} is not a registered device node"
+        with self._bind_locks_guard:
+            local = self._bind_locks.setdefault(node, threading.Lock())
+        if not local.acquire(timeout=self.bind_wait_s):
+            self._undo(ns, name)
+            return f"bind {key} to {node}: {self.bind_wait_s:g} s waiting for this scheduler's other binds to {node}"
         try:
-            pod = self.kube.get_pod(ns, name)
+            return self._bind_locked(ns, name, uid, node, key)
+        finally:
+            local.release()
+
+    def _bind_locked(self, ns: str, name: str, uid: str | None, node: str, key: str) -> str:
+        try:
+            self.kube.lock_node(node, ns, name, self.lock_timeout_s)
+        except Exception as exc:  # held by another pod, or the API failed: this pod goes back to the queue
+            self._undo(ns, name)
+            return f"bind {key} to {node}: {exc if isinstance(exc, HalError) else describe(exc)}"
+        try:
+            pod = self.kube.get_pod(ns, name)  # fresh, under the lock
+            if uid and (pod.get("metadata") or {}).get("uid") != uid:
+                raise InputError("PodUID", uid, "no longer matches the API server's pod")
             alloc = self.verify_on_api(pod, node)
+            if alloc is None and self.parse(pod).has_devices:
+                raise InputError(f"pod {key}", node, "requests devices but has no allocation annotation for this "
+                                 "node (it was not filtered by this scheduler)")
             if alloc is not None:
-                self.kube.patch_pod_annotations(ns, name, {ann.BIND_PHASE: "allocating", ann.BIND_TIME: str(int(time.time()))})
+                self.kube.patch_pod_annotations(ns, name, {ann.BIND_PHASE: "allocating",
+                                                           ann.BIND_TIME: str(int(time.time()))})
             self.kube.create_binding(ns, name, uid, node)
         except Exception as exc:  # refused or API error: fail this bind; kube-scheduler retries the pod
-            self._undo(ns, name, node)
-            return f"bind {key} to {node}: {exc}"
-        self.kube.unlock_node(node, ns, name)
+            self._undo(ns, name)
+            return f"bind {key} to {node}: {exc if isinstance(exc, HalError) else describe(exc)}"
+        finally:
+            self.kube.unlock_node(node, ns, name)
         return ""
 
-    def _undo(self, ns: str, name: str, node: str) -> None:
-        """A failed bind gives its reservation back, in the cache and on the API."""
+    def _undo(self, ns: str, name: str) -> None:
+        """A failed bind gives its reservation back, in the cache and on the API (best effort, retried)."""
         self.cluster.remove_pod(f"{ns}/{name}")
         clear: dict[str, str | None] = {ann.VGPU_NODE: None, ann.BIND_PHASE: None}
         for k in ann.allocation_keys(self.cluster.vendors):
             clear[k] = None
-        try:
-            self.kube.patch_pod_annotations(ns, name, clear)
-        except Exception:
-            pass  # the pod may be gone
-        self.kube.unlock_node(node, ns, name)
+        delay = 0.05
+        for attempt in range(3):
+            try:
+                self.kube.patch_pod_annotations(ns, name, clear)
+                return
+            except Exception as exc:
+                if getattr(exc, "status", None) == 404:
+                    return  # the pod is gone: nothing to clear
+                if attempt == 2:
+                    log.warning("clearing the allocation of %s/%s failed: %s", ns, name, describe(exc))
+                    return
+                time.sleep(delay)
+                delay *= 2
 
     def verify_on_api(self, pod: dict, node: str) -> PodAllocation | None:
         """Under the node lock: replay every pod bound (or binding) to ``node``, then this one.

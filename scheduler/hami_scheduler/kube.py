@@ -2,6 +2,12 @@
 
 Every node-lock write carries the node's ``metadata.resourceVersion``; the API answers 409 on a stale
 one and the lock is retried (HAMi: 5 steps from 100 ms, ×2). Watches keep a ClusterState current.
+
+Every call carries a timeout (:data:`REQUEST_TIMEOUT`), so an API server that vanishes mid-bind
+fails the bind in seconds instead of hanging it with the node lock held. A lock expires as HAMi's
+does (older than the lock timeout, or its holder pod is gone); a lock stamped further in the future
+than :data:`CLOCK_SKEW_S` is treated as expired too, so a bad clock cannot hold a node forever. Taking
+over an expired lock is a resourceVersion-guarded patch: of two schedulers, one wins.
 """
 
 from __future__ import annotations
@@ -11,16 +17,35 @@ import logging
 import random
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from hami_hal.errors import AllocationError, HalError, InputError
+from hami_hal.hami_compat import decode_lock, encode_lock
 
 from .annotations import NODE_LOCK, VGPU_NODE
 
 log = logging.getLogger("hami_scheduler.kube")
+
+#: (connect, read) seconds for every non-watch API call.
+REQUEST_TIMEOUT = (5.0, 15.0)
+#: A lock stamped more than this far in the future is not honoured.
+CLOCK_SKEW_S = 60.0
+
+
+def describe(exc: BaseException) -> str:
+    """One short line for an API failure (ApiException's str() holds headers and the whole body)."""
+    if isinstance(exc, ApiException):
+        msg = ""
+        try:
+            msg = json.loads(exc.body or "{}").get("message", "")
+        except (ValueError, AttributeError):
+            pass
+        return f"API {exc.status} {exc.reason}" + (f": {msg[:160]}" if msg else "")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}"
 
 
 def api_client(host: str | None = None, kubeconfig: str | None = None) -> client.ApiClient:
@@ -50,23 +75,25 @@ class Kube:
     # -- reads -------------------------------------------------------------------------------
 
     def list_nodes(self) -> dict:
-        return _json(self.core.list_node(_preload_content=False))
+        return _json(self.core.list_node(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
     def list_pods(self) -> dict:
-        return _json(self.core.list_pod_for_all_namespaces(_preload_content=False))
+        return _json(self.core.list_pod_for_all_namespaces(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
     def get_pod(self, ns: str, name: str) -> dict:
-        return _json(self.core.read_namespaced_pod(name, ns, _preload_content=False))
+        return _json(self.core.read_namespaced_pod(name, ns, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
     def get_node(self, name: str) -> dict:
-        return _json(self.core.read_node(name, _preload_content=False))
+        return _json(self.core.read_node(name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
     def pods_on_node(self, node: str) -> list[dict]:
         """Pods the filter assigned to ``node`` (label ``hami.io/vgpu-node``) or bound to it."""
         by_label = _json(self.core.list_pod_for_all_namespaces(label_selector=f"{VGPU_NODE}={node}",
-                                                               _preload_content=False))["items"]
+                                                               _preload_content=False,
+                                                               _request_timeout=REQUEST_TIMEOUT))["items"]
         bound = _json(self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}",
-                                                            _preload_content=False))["items"]
+                                                            _preload_content=False,
+                                                            _request_timeout=REQUEST_TIMEOUT))["items"]
         seen = {}
         for p in by_label + bound:
             m = p.get("metadata") or {}
@@ -74,7 +101,7 @@ class Kube:
         return list(seen.values())
 
     def read_configmap(self, ns: str, name: str) -> dict:
-        return _json(self.core.read_namespaced_config_map(name, ns, _preload_content=False))
+        return _json(self.core.read_namespaced_config_map(name, ns, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -82,7 +109,7 @@ class Kube:
         body = {"metadata": {"annotations": annotations}}
         if VGPU_NODE in annotations:  # HAMi also labels the pod (the monitor selects on it)
             body["metadata"]["labels"] = {VGPU_NODE: annotations[VGPU_NODE]}
-        return _json(self.core.patch_namespaced_pod(name, ns, body, _preload_content=False))
+        return _json(self.core.patch_namespaced_pod(name, ns, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
     def create_binding(self, ns: str, name: str, uid: str | None, node: str) -> None:
         body = client.V1Binding(
@@ -90,57 +117,95 @@ class Kube:
             target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
         )
         # _preload_content=False: the client cannot deserialise the Status object some servers return.
-        self.core.create_namespaced_pod_binding(name, ns, body, _preload_content=False)
+        self.core.create_namespaced_pod_binding(name, ns, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
 
     def lock_node(self, node: str, ns: str, pod: str, timeout_s: float = 300.0, steps: int = 5) -> None:
-        """HAMi node lock (hami-compat.md §4.6) with optimistic concurrency on resourceVersion."""
+        """HAMi node lock (hami-compat.md §4.6) with optimistic concurrency on resourceVersion.
+
+        Raises AllocationError (held by another pod, or the API failed) — never anything else.
+        """
         delay = 0.1
         for attempt in range(steps):
-            obj = self.get_node(node)
+            try:
+                obj = self.get_node(node)
+            except Exception as exc:
+                raise AllocationError(f"node {node} lock: reading the node failed: {describe(exc)}") from None
             meta = obj["metadata"]
             held = (meta.get("annotations") or {}).get(NODE_LOCK)
             if held and not self._lock_free(held, ns, pod, timeout_s):
-                raise AllocationError(f"node {node} has been locked within {int(timeout_s)}s ({held})")
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                raise AllocationError(f"node {node} has been locked within {int(timeout_s)}s ({held[:120]})")
             body = {"metadata": {"resourceVersion": meta["resourceVersion"],
-                                 "annotations": {NODE_LOCK: f"{stamp},{ns},{pod}"}}}
+                                 "annotations": {NODE_LOCK: encode_lock(datetime.now(UTC), ns, pod)}}}
             try:
-                self.core.patch_node(node, body, _preload_content=False)
+                self.core.patch_node(node, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
                 return
             except ApiException as exc:
                 if exc.status != 409 or attempt == steps - 1:
-                    raise AllocationError(f"node {node} lock: {exc.status} {exc.reason}") from None
+                    raise AllocationError(f"node {node} lock: {describe(exc)}") from None
+            except Exception as exc:
+                raise AllocationError(f"node {node} lock: {describe(exc)}") from None
             time.sleep(delay * (1 + random.random() * 0.5))
             delay *= 2
 
     def _lock_free(self, held: str, ns: str, pod: str, timeout_s: float) -> bool:
-        parts = held.split(",")
-        if len(parts) == 3 and parts[1] == ns and parts[2] == pod:
-            return True
+        """Whether ``held`` may be taken over: ours, malformed, expired, stamped in the future, or its pod is gone."""
         try:
-            ts = datetime.strptime(parts[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        except ValueError:
+            lock = decode_lock(held)
+        except HalError:
             return True
-        if (datetime.now(UTC) - ts).total_seconds() > timeout_s:
+        if lock.held_by(ns, pod):
             return True
-        if len(parts) == 3:
+        now = datetime.now(UTC)
+        if lock.expired(now, timedelta(seconds=timeout_s)) or (lock.at - now).total_seconds() > CLOCK_SKEW_S:
+            return True
+        if lock.name is not None:
             try:
-                self.get_pod(parts[1], parts[2])
+                self.get_pod(lock.namespace, lock.name)
             except ApiException as exc:
                 return exc.status == 404
         return False
 
-    def unlock_node(self, node: str, ns: str, pod: str) -> None:
-        """Remove the lock only if this pod holds it (HAMi #1433)."""
-        try:
-            obj = self.get_node(node)
-            held = (obj["metadata"].get("annotations") or {}).get(NODE_LOCK, "")
-            if held.endswith(f",{ns},{pod}"):
+    def unlock_node(self, node: str, ns: str, pod: str, attempts: int = 5) -> bool:
+        """Remove the lock only if this pod holds it (HAMi #1433); retried on conflicts and API errors.
+
+        Returns True when the lock is no longer ours; False when every attempt failed (it then expires
+        after the lock timeout, and is logged).
+        """
+        delay = 0.05
+        for attempt in range(attempts):
+            try:
+                obj = self.get_node(node)
+                held = (obj["metadata"].get("annotations") or {}).get(NODE_LOCK)
+                if not held or not _held_by(held, ns, pod):
+                    return True
                 body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"],
                                      "annotations": {NODE_LOCK: None}}}
-                self.core.patch_node(node, body, _preload_content=False)
-        except ApiException:
-            pass  # it expires after the lock timeout
+                self.core.patch_node(node, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+                return True
+            except Exception as exc:
+                if getattr(exc, "status", None) == 404:
+                    return True  # the node is gone, and its lock with it
+                if attempt == attempts - 1:
+                    log.warning("unlocking node %s for %s/%s failed %d times (%s); it expires after the lock "
+                                "timeout", node, ns, pod, attempts, describe(exc))
+                    return False
+            time.sleep(delay * (1 + random.random() * 0.5))
+            delay *= 2
+        return False
+
+
+def _held_by(held: str, ns: str, pod: str) -> bool:
+    try:
+        return decode_lock(held).held_by(ns, pod)
+    except HalError:
+        return False
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, HalError):
+        return str(exc)
+    log.warning("object rejected by an unexpected error", exc_info=exc)
+    return f"rejected: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def sync(kube: Kube, cluster) -> tuple[str, str]:
@@ -156,8 +221,8 @@ def sync(kube: Kube, cluster) -> tuple[str, str]:
     for n in nodes.get("items") or []:
         try:
             cluster.upsert_node(n)
-        except HalError as exc:
-            cluster.rejected[f"node/{n.get('metadata', {}).get('name')}"] = str(exc)
+        except Exception as exc:  # one bad node is rejected whole; the others keep scheduling
+            cluster.rejected[f"node/{(n.get('metadata') or {}).get('name')}"] = _reason(exc)
     pods = kube.list_pods()
     present = {f"{(p.get('metadata') or {}).get('namespace', 'default')}/{(p.get('metadata') or {}).get('name')}"
                for p in pods.get("items") or []}
@@ -166,9 +231,9 @@ def sync(kube: Kube, cluster) -> tuple[str, str]:
     for p in pods.get("items") or []:
         try:
             cluster.upsert_pod(p)
-        except HalError as exc:
+        except Exception as exc:
             m = p.get("metadata") or {}
-            cluster.rejected[f"{m.get('namespace')}/{m.get('name')}"] = str(exc)
+            cluster.rejected[f"{m.get('namespace')}/{m.get('name')}"] = _reason(exc)
     return nodes["metadata"].get("resourceVersion", ""), pods["metadata"].get("resourceVersion", "")
 
 
@@ -199,7 +264,8 @@ class Watcher:
         while not self.stop.is_set():
             w = watch.Watch()
             try:
-                for ev in w.stream(fn, resource_version=rv, timeout_seconds=5, deserialize=False):
+                for ev in w.stream(fn, resource_version=rv, timeout_seconds=5, deserialize=False,
+                                      _request_timeout=60):
                     if self.stop.is_set():
                         w.stop()
                         return
@@ -209,9 +275,10 @@ class Watcher:
                     rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                     try:
                         handler(ev["type"], obj)
-                    except HalError as exc:
+                    except Exception as exc:  # one bad object is rejected, the watch goes on
                         m = obj.get("metadata") or {}
-                        self.cluster.rejected[f"{m.get('namespace', '')}/{m.get('name')}"] = str(exc)
+                        prefix = "node/" if fn == self.kube.core.list_node else f"{m.get('namespace', '')}/"
+                        self.cluster.rejected[f"{prefix}{m.get('name')}"] = _reason(exc)
             except Exception as exc:  # 410 Gone or connection loss: re-list
                 if self.stop.is_set():
                     return

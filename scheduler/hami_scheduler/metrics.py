@@ -17,3 +17,14 @@ class ExtenderMetrics:
         self.pods = Gauge("hami_scheduler_allocated_pods", "Pods holding device slices", registry=self.registry)
         self.rejected = Gauge("hami_scheduler_rejected_objects", "Objects rejected as malformed",
                               registry=self.registry)
+        self.refused_connections = Gauge("hami_scheduler_extender_refused_connections",
+                                         "Connections closed at once because the connection cap was reached",
+                                         registry=self.registry)
+        self.tls_failures = Gauge("hami_scheduler_extender_tls_handshake_failures",
+                                  "TLS handshakes that failed (no or untrusted client certificate, timeout)",
+                                  registry=self.registry)
+        self.open_connections = Gauge("hami_scheduler_extender_open_connections", "Open client connections",
+                                      registry=self.registry)
+        self.slow_headers = Gauge("hami_scheduler_extender_slow_header_closes",
+                                  "Connections closed because request line and headers took over the header deadline",
+                                  registry=self.registry)

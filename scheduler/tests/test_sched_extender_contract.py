@@ -82,7 +82,8 @@ def test_failed_nodes_carry_hami_reasons(stack):
 
 
 def test_pod_without_devices_passes_all_nodes(stack):
-    pod = {"metadata": {"name": "plain", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}}
+    pod = stack.api.add_pod({"metadata": {"name": "plain", "namespace": "default"},
+                             "spec": {"containers": [{"name": "c"}]}})
     body = post(stack, "filter", {"Pod": pod, "NodeNames": ["node1", "node2"]})["body"]
     assert body["NodeNames"] == ["node1", "node2"] and body["FailedNodes"] == {}
 
@@ -98,7 +99,7 @@ def test_full_nodes_dry_run_writes_nothing(stack):
 
 def test_malformed_requests_change_nothing(stack):
     before = stack.cluster.snapshot()
-    bad = gpu_pod("bad", gpus=1, mem=1024, cores=150)
+    bad = stack.api.add_pod(gpu_pod("bad", gpus=1, mem=1024, cores=150))
     body = post(stack, "filter", {"Pod": bad, "NodeNames": ["node1"]})["body"]
     assert body["NodeNames"] == [] and "150" in body["Error"] and "gpucores" in body["Error"]
     assert post(stack, "filter", b"{not json")["status"] == 400
