@@ -3,11 +3,11 @@
 The file is YAML::
 
     plugins:
-      allow: [nvidia, ascend]   # only these load (empty or absent: all)
-      deny: [acme]              # never load these
+      allow: [acme, zeta]       # only these load (empty or absent: all)
+      deny: [omega]             # never load these
 
-A string where a list is expected (``deny: nvidia``) is an error naming the field: read as a list it
-would be a set of characters, and ``allow: nvidia`` would then disable every plugin. A file that is
+A string where a list is expected (``deny: acme``) is an error naming the field: read as a list it
+would be a set of characters, and ``allow: acme`` would then disable every plugin. A file that is
 not UTF-8, not a mapping, too big or an alias bomb gives one line, never a traceback.
 """
 

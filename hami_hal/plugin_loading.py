@@ -25,6 +25,7 @@ from types import ModuleType
 import pluggy
 
 from . import ENTRY_POINT_GROUP
+from .config_file import plugin_lists_from_env
 from .errors import PluginLoadError
 from .models import SkippedPlugin, VendorInfo
 from .plugin_routing import call_one
@@ -50,11 +51,8 @@ def split_list(value: str | None) -> set[str]:
 
 
 def config_file_lists() -> tuple[set[str], set[str]]:
-    """(allow, deny) plugin lists from the file named by ``HAMI_HAL_CONFIG``; empty without one.
-
-    The file's bounds and field checks live in :mod:`hami_hal.config_file` (one loader)."""
-    from .config_file import plugin_lists_from_env
-
+    """(allow, deny) plugin lists from ``HAMI_HAL_CONFIG``; the bounds and field checks live in
+    :mod:`hami_hal.config_file`."""
     return plugin_lists_from_env()
 
 
@@ -104,6 +102,8 @@ class PluginLoader:
         else:
             module = mod
         name = getattr(module, "PLUGIN_NAME", module.__name__.rsplit(".", 1)[-1])
+        if self.pm.is_registered(module):
+            return  # already loaded (e.g. from its entry point and HAMI_HAL_PLUGIN_MODULES both)
         if self.wanted(name) is None:
             self.register(module, name, getattr(module, "__version__", None), None)
 
@@ -116,6 +116,8 @@ class PluginLoader:
             self._drop(plugin)
             one_line = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
             raise PluginLoadError(f"plugin {name!r}: {one_line}") from None
+        except ValueError as err:  # pluggy: the name or the object is already registered
+            raise PluginLoadError(f"plugin {name!r}: {str(err).splitlines()[0]}") from None
         hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
         missing = [h for h in REQUIRED_HOOKS if h not in hooks]
         if missing:

@@ -146,3 +146,30 @@ def test_mode_mismatch_reason_is_the_vendors():
     assert "1/1 CardTypeMismatch" in NodeState("n", devs).fit_pod(pod).reason  # HAMi's default
     pod.containers[0].requests[0].mode_reason = "ModeNotFit"
     assert "1/1 ModeNotFit" in NodeState("n", devs).fit_pod(pod).reason  # Ascend's
+
+
+def test_a_request_never_lands_on_another_family_of_the_same_vendor():
+    """One family per chip (e.g. two chip generations of one vendor): Device.family keeps them apart."""
+    devs = [d.model_copy(update={"family": fam}) for d, fam in zip(_devices(3), ["CHIP-A", "CHIP-B", None], strict=True)]
+    req = ResourceRequest(vendor="v", common_word="CHIP-B", count=2, memory_mib=10)
+    fit = NodeState("n", devs).fit_pod(PodRequest(name="p", containers=[ContainerRequest(name="c", index=0,
+                                                                                          requests=[req])]))
+    assert sorted(s.uuid for s in fit.allocation.slices()) == ["D1", "D2"]  # never D0 (CHIP-A)
+    three = req.model_copy(update={"count": 3})
+    bad = NodeState("n", devs).fit_pod(PodRequest(name="q", containers=[ContainerRequest(name="c", index=0,
+                                                                                          requests=[three])]))
+    assert not bad.ok and "1/3 CardTypeMismatch" in bad.reason
+
+
+def test_rule_reasons_must_be_fit_reasons():
+    """A plugin's typo in a reason code fails when its VendorInfo is built, not at fit time."""
+    import pytest
+    from pydantic import ValidationError
+
+    from hami_hal.models import PodAnnotationRule, SelectorAnnotations
+
+    with pytest.raises(ValidationError):
+        PodAnnotationRule(key="k.example/mode", attribute="mode", reason="ModeNotFitt")
+    with pytest.raises(ValidationError):
+        SelectorAnnotations(mode="k.example/mode", mode_reason="Nope")
+    assert PodAnnotationRule(key="k", attribute="a", reason="ModeNotFit").reason.value == "ModeNotFit"

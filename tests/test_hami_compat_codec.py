@@ -230,3 +230,24 @@ def test_node_side_encode_round_trips_through_the_scheduler_side(inv, acme_vendo
     assert [(d.uuid, d.memory_mib, d.partition.max_slots, d.mode) for d in back.devices] == [
         (d.uuid, d.partition.memory_mib, d.partition.max_slots, d.mode) for d in shares]
     assert [d.model_key for d in back.devices] == [d.model_key for d in shares]
+
+
+def test_register_sets_family_and_the_family_partition_shape():
+    from hami_hal.hami_compat import parse_node
+    from hami_hal.models import PartitionKind, PartitionModel, PartitionTemplate
+
+    slices = PartitionModel(kind=PartitionKind.SLICES, memory_mib=1, templates=[
+        PartitionTemplate(name="quarter", memory_mib=24576, compute_percent=25),
+        PartitionTemplate(name="whole", memory_mib=98304, compute_percent=100)])
+    vendor = VendorInfo(name="k", display_name="k", resources=[
+        ResourceFamily(common_word="K-WHOLE", count="k.example/card", whole_device=True,
+                       annotations=AnnotationKeys(node_register="hami.io/node-register-k-whole")),
+        ResourceFamily(common_word="K-SLICE", count="k.example/slice", memory="k.example/slice-mem",
+                       register_partition=slices,
+                       annotations=AnnotationKeys(node_register="hami.io/node-register-k-slice"))])
+    entry = '[{"id":"K-0","count":4,"devmem":98304,"devcore":100,"type":"K-SLICE","health":true}]'
+    inv = parse_node({"metadata": {"name": "n", "annotations": {"hami.io/node-register-k-slice": entry}}}, [vendor])
+    (dev,) = inv.devices
+    assert dev.family == "K-SLICE" and dev.partition.kind is PartitionKind.SLICES
+    assert (dev.partition.memory_mib, dev.partition.max_slots) == (98304, 4)
+    assert [t.name for t in dev.partition.templates] == ["quarter", "whole"]

@@ -35,3 +35,14 @@ def test_contexts_travel_with_the_inventory_and_none_is_made_up(acme):
     from hami_hal.models import NodeInventory
 
     assert NodeInventory.model_validate_json(inv.model_dump_json()).context("acme") is None  # not serialised
+
+
+def test_a_plugin_named_twice_loads_once_and_a_name_clash_is_one_line(acme):
+    from hami_hal.errors import PluginLoadError
+    from hami_hal.manager import Hal
+
+    hal = Hal(entrypoints=False, modules=[acme, acme])  # e.g. its entry point and HAMI_HAL_PLUGIN_MODULES
+    assert list(hal.plugins) == ["acme"]
+    other = plugin_module("acme", vendor="acme2")
+    with pytest.raises(PluginLoadError, match="plugin 'acme': Plugin name already registered"):
+        hal.register(other, "acme")

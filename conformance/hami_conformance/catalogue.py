@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hami_hal import bounded_yaml
 from hami_hal.errors import HalError
 from hami_hal.models import Requirement
 
@@ -102,12 +103,12 @@ def load_catalogue(directory: Path = BEHAVIOUR_DIR) -> Catalogue:
     if not files:
         raise CatalogueError(f"{directory}: no behaviour files")
     for path in files:
-        text = path.read_text()
-        digest.update(text.encode())
         try:
-            doc = BehaviourFile.model_validate(yaml.safe_load(text))
-        except yaml.YAMLError:
-            raise CatalogueError(f"{path.name}: not valid YAML") from None
+            text = bounded_yaml.read_text(path)
+            digest.update(text.encode())
+            doc = BehaviourFile.model_validate(bounded_yaml.load(text))
+        except (yaml.YAMLError, bounded_yaml.YamlBoundError, OSError) as err:
+            raise CatalogueError(f"{path.name}: not valid YAML ({str(err).splitlines()[0][:80]})") from None
         except ValidationError as err:
             raise CatalogueError(f"{path.name}: {_first_error(err)}") from None
         if doc.area not in AREAS:

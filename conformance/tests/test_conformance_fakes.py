@@ -218,3 +218,39 @@ def test_real_row_keeps_injected_fault_evidence_apart(good_hw):
     assert "injected fault" in cell.notes
     assert levels(HealthBlindFake, True)["health/unhealthy-unallocatable"].injected.level is Level.UNSUPPORTED
     assert dict(os.environ) == before
+
+
+def test_markdown_report_shows_injected_fault_evidence_apart(good_hw):
+    from datetime import UTC, datetime
+
+    from hami_conformance.report.markdown import render_markdown
+
+    from hami_hal.models import CapabilityMatrix, DeviceModelEntry, MatrixMetadata, Provenance
+
+    cell = good_hw["health/unhealthy-unallocatable"]
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    entry = DeviceModelEntry(vendor="fakegood", model="F1", plugin="fake", plugin_version="0", tested_at=now,
+                             provenance=Provenance(source="real", device_model="F1"), capabilities=[cell])
+    md = render_markdown(CapabilityMatrix(metadata=MatrixMetadata(generated_at=now), entries=[entry]))
+    assert "supported (injected fault)" in md
+    assert "injected fault on simulated profile conformance-fault-fakegood (not real-device evidence)" in md
+
+
+def test_health_check_falls_back_to_one_device_at_a_time_under_a_node_budget():
+    """A vendor budget that refuses all healthy devices at once is not a health failure (vendors2 14:35)."""
+    from hami_hal import hookimpl
+    from hami_hal.models import NodeBudget, PartitionKind, PartitionModel, PartitionTemplate
+
+    class BudgetFake(FakeAccel):
+        VENDOR = "fakebudget"
+
+        @hookimpl
+        def hami_hal_partition_model(self, device):
+            return PartitionModel(kind=PartitionKind.SLICES, memory_mib=device.memory_mib, max_slots=4,
+                                  node_budget=NodeBudget(name="handles", limit=4), templates=[
+                                      PartitionTemplate(name="quarter", memory_mib=device.memory_mib // 4,
+                                                        compute_percent=25, node_cost=4)])
+
+    cell = levels(BudgetFake, False)["health/unhealthy-unallocatable"]
+    assert cell.level is Level.SUPPORTED, cell.evidence
+    assert any("each alone was placed, none on the faulty one" in e for e in cell.evidence)

@@ -87,3 +87,14 @@ def test_targets(value, target, ok):
 def test_describe_carries_unit_and_target():
     assert describe(Measurement(name="share error", value=1.25, unit="%", target="<= 5")) == \
         "share error = 1.25 % (target <= 5)"
+
+
+def test_a_device_list_env_naming_the_index_names_the_device():
+    from hami_conformance.checks.isolation import _lists_device
+
+    from hami_hal.models import Device, Provenance
+
+    dev = Device(vendor="v", index=3, uuid="U-3", model="m", hami_type="m", memory_mib=1,
+                 attributes={"phy_id": 7}, provenance=Provenance(source="real"))
+    assert _lists_device({"V_VISIBLE_DEVICES": "1,3"}, dev) and _lists_device({"V_DEVICE_IDS": "7"}, dev)
+    assert not _lists_device({"V_VISIBLE_DEVICES": "1,2"}, dev) and not _lists_device({"V_MEMORY_LIMIT": "3"}, dev)

@@ -53,6 +53,8 @@ def selectors_refuse(st: DeviceState, req: ResourceRequest, cordoned: frozenset[
         return (FitReason.CARD_NOT_HEALTH, dev.uuid, dev.health_reason or "device is unhealthy")
     if dev.uuid in cordoned:
         return (FitReason.CARD_CORDONED, dev.uuid, "device is cordoned")
+    if dev.family is not None and dev.family != req.common_word:
+        return (FitReason.CARD_TYPE_MISMATCH, dev.uuid, f"device serves {dev.family}, request is {req.common_word}")
     if (req.type_include or req.type_exclude) and not type_allowed(req, dev.hami_type, dev.model):
         return (FitReason.CARD_TYPE_MISMATCH, dev.uuid,
                 f"type {dev.hami_type} not allowed (use {req.type_include}, nouse {req.type_exclude})")

@@ -104,6 +104,16 @@ def _container_names(pod: dict) -> tuple[list[str], int]:
     return names, n_init
 
 
+def _attributes(family, anns: dict) -> dict[str, str]:
+    """The family's pod-annotation values on this pod (as the parser read them at placement)."""
+    from ..requests.parser import family_attributes  # the parser is the one reader of these rules
+
+    try:
+        return {a.attribute: a.value for a in family_attributes(family, anns)}
+    except InputError:
+        return {}  # validated when the pod was placed; a later edit does not unplace it
+
+
 def allocation_from_pod(pod: dict, vendors: list[VendorInfo], devices: dict[str, Device]) -> PodAllocation | None:
     """The allocation a pod records in its families' ``allocated`` annotations, or None if it has none."""
     meta = pod.get("metadata") or {}
@@ -117,6 +127,9 @@ def allocation_from_pod(pod: dict, vendors: list[VendorInfo], devices: dict[str,
             continue
         found = True
         words = {f.common_word for _, f in fams}
+        # The pod's own vendor annotations (a QoS policy) travel with its slices, so a replayed pod
+        # still constrains later tenants as it did when it was placed.
+        attrs = {f.common_word: _attributes(f, anns) for _, f in fams}
         for i, ctr in enumerate(decode_allocation(anns[key], key)):
             for entry in ctr:
                 dev = devices.get(entry.uuid)
@@ -130,7 +143,8 @@ def allocation_from_pod(pod: dict, vendors: list[VendorInfo], devices: dict[str,
                 exclusive = bool(part and part.exclusive_full_compute and entry.compute_percent >= 100)
                 c.slices.append(DeviceSlice(
                     vendor=dev.vendor, uuid=entry.uuid, device_index=dev.index, common_word=entry.type,
-                    memory_mib=entry.memory_mib, compute_percent=entry.compute_percent, exclusive=exclusive))
+                    memory_mib=entry.memory_mib, compute_percent=entry.compute_percent, exclusive=exclusive,
+                    attributes=attrs.get(entry.type, {})))
     if not found or not node:
         return None
     return PodAllocation(namespace=meta.get("namespace", "default"), name=meta.get("name", ""), uid=meta.get("uid"),

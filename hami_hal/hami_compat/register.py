@@ -157,14 +157,18 @@ def model_from_type(hami_type: str, common_word: str) -> str:
     return hami_type
 
 
-def to_device(reg: RegisteredDevice, vendor: VendorInfo, family: ResourceFamily) -> Device:
-    """A registered device as the engine sees it: HAMi's shares model with the advertised totals."""
+def to_device(reg: RegisteredDevice, vendor: VendorInfo, family: ResourceFamily, *, only_family: bool = True) -> Device:
+    """A registered device as the engine sees it: the family's ``register_partition`` (or HAMi's shares
+    model) with the advertised totals. ``only_family``: the register key is this family's alone, so the
+    device serves only it (``Device.family``)."""
+    shape = family.register_partition or PartitionModel(kind=PartitionKind.SHARES, memory_mib=reg.devmem)
+    partition = shape.model_copy(update={"memory_mib": reg.devmem, "compute_percent": reg.devcore,
+                                         "max_slots": reg.count})
     return Device(
         vendor=vendor.name, index=reg.index, uuid=reg.id, model=model_from_type(reg.type, family.common_word),
+        family=family.common_word if only_family else None,
         hami_type=reg.type, memory_mib=reg.devmem, numa_node=reg.numa if reg.numa >= 0 else None,
-        healthy=reg.health, mode=reg.mode,
-        partition=PartitionModel(kind=PartitionKind.SHARES, memory_mib=reg.devmem, compute_percent=reg.devcore,
-                                 max_slots=reg.count),
+        healthy=reg.health, mode=reg.mode, partition=partition,
         attributes={"custominfo": reg.custominfo} if reg.custominfo else {},
         provenance=Provenance(source="real", device_model=reg.type),
     )
@@ -194,7 +198,8 @@ def parse_node_devices(annotations: dict[str, str], vendors: list[VendorInfo]) -
         if not value:
             continue
         vendor, family = fams[0]
-        out.extend(to_device(reg, vendor, family) for reg in decode_register(value, key))
+        alone = len(fams) == 1
+        out.extend(to_device(reg, vendor, family, only_family=alone) for reg in decode_register(value, key))
     seen: set[str] = set()
     for d in out:
         if d.uuid in seen:

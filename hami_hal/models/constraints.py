@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from .allocation import FitReason
 from .base import HalModel
 
 
@@ -93,7 +94,7 @@ class PodAnnotationRule(HalModel):
     #: Value used when the pod does not set the annotation (None = the rule does not apply).
     default: str | None = None
     #: Reason code a refusal carries (a HAMi FitReason value: ``CardTypeMismatch``, ``ModeNotFit``...).
-    reason: str = "CardTypeMismatch"
+    reason: FitReason = FitReason.CARD_TYPE_MISMATCH
 
 
 class RequestAttribute(HalModel):
@@ -102,7 +103,7 @@ class RequestAttribute(HalModel):
     attribute: str
     value: str
     match: AttributeMatch = AttributeMatch.CARRY
-    reason: str = "CardTypeMismatch"
+    reason: FitReason = FitReason.CARD_TYPE_MISMATCH
 
     def values(self) -> list[str]:
         return [v.strip() for v in self.value.split(",") if v.strip()]

@@ -41,6 +41,10 @@ class Device(HalModel):
     uuid: str
     #: Product name as the vendor library reports it.
     model: str
+    #: The resource family (HAMi CommonWord) the device serves; None = any family of its vendor. The
+    #: engine refuses a request of another family (``CardTypeMismatch``), so one chip's requests never
+    #: land on another chip of the same vendor.
+    family: str | None = None
     #: HAMi device ``type`` string written to annotations (often ``<CommonWord>-<model>``).
     hami_type: str
     memory_mib: int = Field(ge=0)

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
+from .allocation import FitReason
 from .base import HalModel
 from .constraints import DeviceSetRules, RequestAttribute
 
@@ -46,7 +47,7 @@ class ResourceRequest(HalModel):
     #: Allowed device modes, as the plugin names them (HAMi: ``hami-core`` and others); empty = any.
     modes: list[str] = Field(default_factory=list)
     #: Reason code of a mode mismatch (from ``SelectorAnnotations.mode_reason``).
-    mode_reason: str = "CardTypeMismatch"
+    mode_reason: FitReason = FitReason.CARD_TYPE_MISMATCH
     policy: DevicePolicy = DevicePolicy.SPREAD
     numa_bind: bool = False
     #: 0 = high, 1 = low (HAMi priority resource); None = unset.

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
+from .allocation import FitReason
 from .base import HalModel
 from .constraints import DeviceSetRules, PodAnnotationRule
+from .partition import PartitionModel
 
 
 class AnnotationKeys(HalModel):
@@ -15,6 +19,21 @@ class AnnotationKeys(HalModel):
     node_handshake: str | None = None
     to_allocate: str | None = None
     allocated: str | None = None
+
+
+class SelectorAnnotations(HalModel):
+    """Pod annotation keys that narrow the devices a request may use (HAMi ``use-*``/``nouse-*``)."""
+
+    use_type: str | None = None
+    nouse_type: str | None = None
+    use_uuid: str | None = None
+    nouse_uuid: str | None = None
+    #: Comma list of allowed device modes (e.g. ``acme.example/xpu-mode``).
+    mode: str | None = None
+    #: Reason code when a device's ``mode`` is not among them (HAMi default ``CardTypeMismatch``, or ``ModeNotFit``).
+    mode_reason: FitReason = FitReason.CARD_TYPE_MISMATCH
+    #: ``"true"``: all devices of a container from one NUMA node.
+    numa_bind: str | None = None
 
 
 class ResourceFamily(HalModel):
@@ -29,6 +48,9 @@ class ResourceFamily(HalModel):
     memory: str | None = None
     #: MiB per unit of the memory resource (HAMi memoryFactor; e.g. 256, or 1024 for GiB units).
     memory_unit_mib: int = Field(default=1, ge=1)
+    #: A memory quantity with a unit (``4Gi``) is bytes, a bare number is ``memory_unit_mib`` units
+    #: (HAMi's rule for some GiB-unit share resources).
+    memory_suffix_means_bytes: bool = False
     memory_percent: str | None = None
     cores: str | None = None
     priority: str | None = None
@@ -44,29 +66,24 @@ class ResourceFamily(HalModel):
     #: The family's own HAMi annotation keys (HAMi keys per CommonWord); unset fields fall back to
     #: ``VendorInfo.annotations``. Two families of one vendor (whole cards, shares) name their own.
     annotations: AnnotationKeys | None = None
+    #: Partition shape of devices read from this family's HAMi register annotation (the scheduler side);
+    #: ``memory_mib``, ``compute_percent`` and ``max_slots`` are taken from the annotation. Default:
+    #: HAMi's shares model. A slices family declares its templates here.
+    register_partition: PartitionModel | None = None
     #: Multi-device rules the engine applies to every request of the family.
     device_sets: DeviceSetRules | None = None
+    #: The family's own selector annotation keys (HAMi names UUID filters per CommonWord for some
+    #: vendors); unset fields fall back to ``VendorInfo.selectors``.
+    selectors: SelectorAnnotations | None = None
+    #: ``cores`` above 100: ``error`` (refused, HAMi's webhook rule) or ``clamp`` to 100 (some HAMi
+    #: vendor adapters clamp).
+    cores_above_100: Literal["error", "clamp"] = "error"
     #: Vendor pod annotations read into the family's requests (QoS policy, mode, device selection).
     pod_annotations: list[PodAnnotationRule] = Field(default_factory=list)
 
     def names(self) -> list[str]:
         """Every resource name of the family."""
         return [n for n in (self.count, self.memory, self.memory_percent, self.cores, self.priority) if n]
-
-
-class SelectorAnnotations(HalModel):
-    """Pod annotation keys that narrow the devices a request may use (HAMi ``use-*``/``nouse-*``)."""
-
-    use_type: str | None = None
-    nouse_type: str | None = None
-    use_uuid: str | None = None
-    nouse_uuid: str | None = None
-    #: Comma list of allowed device modes (e.g. ``acme.example/xpu-mode``).
-    mode: str | None = None
-    #: Reason code when a device's ``mode`` is not among them (HAMi default ``CardTypeMismatch``, or ``ModeNotFit``).
-    mode_reason: str = "CardTypeMismatch"
-    #: ``"true"``: all devices of a container from one NUMA node.
-    numa_bind: str | None = None
 
 
 class VendorInfo(HalModel):

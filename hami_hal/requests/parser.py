@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from ..errors import HalError, InputError
+from ..hami_compat.keys import GPU_POLICY, NODE_POLICY, SCORING_WEIGHTS
 from ..models import (
     ContainerRequest,
     DevicePolicy,
@@ -33,14 +34,15 @@ from ..models import (
     PodRequest,
     RequestAttribute,
     ResourceRequest,
+    SelectorAnnotations,
     VendorInfo,
 )
 from ..models.vendor import ResourceFamily
 from .quantity import INT32_MAX, parse_quantity
 
-GPU_POLICY_ANNOTATION = "hami.io/gpu-scheduler-policy"
-NODE_POLICY_ANNOTATION = "hami.io/node-scheduler-policy"
-SCORING_WEIGHTS_ANNOTATION = "hami.io/device-scoring-weights"
+GPU_POLICY_ANNOTATION = GPU_POLICY
+NODE_POLICY_ANNOTATION = NODE_POLICY
+SCORING_WEIGHTS_ANNOTATION = SCORING_WEIGHTS
 #: HAMi's "percentage unset" sentinel.
 PERCENT_UNSET = 101
 _NUMA_POLICY = "numa"
@@ -152,8 +154,16 @@ class _Selectors:
     mode_field: str | None
 
 
-def _selectors(vendor: VendorInfo, anns: dict[str, str]) -> _Selectors:
-    sel = vendor.selectors
+def family_selectors(vendor: VendorInfo, fam: ResourceFamily) -> SelectorAnnotations:
+    """The family's selector keys, field by field over the vendor's."""
+    own = fam.selectors
+    if own is None:
+        return vendor.selectors
+    base = vendor.selectors.model_dump()
+    return SelectorAnnotations(**{k: v if v is not None else base[k] for k, v in own.model_dump().items()})
+
+
+def _selectors(sel: SelectorAnnotations, anns: dict[str, str]) -> _Selectors:
 
     def get(key: str | None) -> list[str]:
         return _comma_list(anns.get(key)) if key else []
@@ -215,6 +225,8 @@ class _Amounts:
 
     values: dict[str, int] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
+    #: Roles whose quantity carried a unit suffix (``4Gi``), not a bare number.
+    suffixed: set[str] = field(default_factory=set)
 
 
 def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
@@ -244,6 +256,9 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
         amounts = out.setdefault((vendor.name, fam.common_word), _Amounts())
         amounts.values[role] = value
         amounts.fields[role] = fld
+        raw = (limits if where == "limits" else requests)[name]
+        if isinstance(raw, str) and raw.strip() and not raw.strip()[-1].isdigit():
+            amounts.suffixed.add(role)
     return out
 
 
@@ -284,7 +299,9 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
         raise InputError(count_field, count, "is too large")
 
     memory = v.get("memory")
-    if memory is not None:
+    if memory is not None and fam.memory_suffix_means_bytes and "memory" in am.suffixed:
+        memory = -(-memory // (1024 * 1024))  # a quantity with a unit is bytes: round up to MiB
+    elif memory is not None:
         memory *= fam.memory_unit_mib
         if memory > INT32_MAX:
             raise InputError(f["memory"], v["memory"], f"is too large (max {INT32_MAX // fam.memory_unit_mib})")
@@ -303,7 +320,9 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             percent = 100
     cores = v.get("cores")
     if cores is not None and cores > 100:
-        raise InputError(f["cores"], cores, "must be between 0 and 100")
+        if fam.cores_above_100 != "clamp":
+            raise InputError(f["cores"], cores, "must be between 0 and 100")
+        cores = 100
     if cores is None:
         exclusive_mem = (memory is None and percent == 100)
         cores = 100 if (fam.full_memory_means_full_cores and exclusive_mem) else fam.default_cores
@@ -319,7 +338,8 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
             compute_percent=cores, whole_device=fam.whole_device,
             type_include=sel.type_include, type_exclude=sel.type_exclude,
             uuid_include=sel.uuid_include, uuid_exclude=sel.uuid_exclude,
-            modes=sel.modes, mode_reason=vendor.selectors.mode_reason, policy=policy, numa_bind=sel.numa_bind,
+            modes=sel.modes, mode_reason=family_selectors(vendor, fam).mode_reason, policy=policy,
+            numa_bind=sel.numa_bind,
             priority=priority, device_sets=fam.device_sets, attributes=attributes or [],
         )
     except ValidationError as err:  # pragma: no cover - every rule above is checked first
@@ -389,7 +409,7 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None
     _check_scoring_weights(anns)
     spec = _mapping(pod.get("spec"), "spec")
     index = _ResourceIndex(vendors)
-    selectors = {v.name: _selectors(v, anns) for v in vendors}
+    selectors: dict[tuple[str, str], _Selectors] = {}  # per family, read only for families in use
     families = {(v.name, fam.common_word): (v, fam) for v in vendors for fam in v.resources}
     attributes: dict[tuple[str, str], list[RequestAttribute]] = {}  # read only for families in use
 
@@ -403,7 +423,9 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None
             vendor, fam = families[key]
             if key not in attributes:
                 attributes[key] = family_attributes(fam, anns)
-            built = _build_request(vendor, fam, am, selectors[vendor.name], policy, attributes[key])
+            if key not in selectors:
+                selectors[key] = _selectors(family_selectors(vendor, fam), anns)
+            built = _build_request(vendor, fam, am, selectors[key], policy, attributes[key])
             if built is None:
                 continue
             req, flds = built

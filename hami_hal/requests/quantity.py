@@ -1,6 +1,6 @@
 """Kubernetes resource quantities (``10``, ``1k``, ``2Gi``, ``5e3``) as exact integers.
 
-Extended resources such as ``nvidia.com/gpumem`` must be whole numbers, so a quantity that is not an
+Extended resources such as ``acme.example/xpu-mem`` must be whole numbers, so a quantity that is not an
 integer after its suffix is applied (``500m``, ``1.5``) is refused rather than rounded.
 
 Bounds, checked before any arithmetic so a 9-byte ``1e999999`` is refused in microseconds instead of

@@ -1,6 +1,6 @@
 """Load record of the extender over TLS with client certificates: sequential, then N concurrent clients.
 
-Everything runs on 127.0.0.1: the in-process fake API server (scheduler/testing_support/sched_fakeapi) behind the real
+Everything runs on 127.0.0.1: the in-process fake API server (scheduler/testing_support/sched_fakeapi.py) behind the real
 ``kubernetes`` client, a watcher keeping the cache current, and the extender (`ExtenderServer` with
 ``--tls-cert/--tls-key/--client-ca``). Each client holds one keep-alive TLS connection and, per pod,
 posts ``filter`` (nodeCacheCapable, all node names) then ``bind`` to the chosen node, as
@@ -32,6 +32,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing_support"))  # test helpers are not shipped
+
 from hami_scheduler import annotations as ann
 from hami_scheduler.capability import CapabilityGate
 from hami_scheduler.extender import Extender
@@ -40,9 +42,6 @@ from hami_scheduler.kube import Kube, Watcher, api_client
 from hami_scheduler.server import ExtenderServer
 from hami_scheduler.state import ClusterState
 from hami_scheduler.testing_tls import make_pki
-
-# the fake API server and test helpers live outside the shipped package (scheduler/testing_support)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing_support"))
 from sched_fakeapi import FakeApiServer  # noqa: E402
 from sched_testing import NVIDIA, gpu_node, gpu_pod  # noqa: E402
 

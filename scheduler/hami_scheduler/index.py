@@ -147,6 +147,19 @@ class NodeIndex:
             self._type_cache[key] = mask
         return mask
 
+    def _family_mask(self, req: ResourceRequest) -> np.ndarray | None:
+        """Devices that serve the request's family (``Device.family`` None = any); None when all do."""
+        key = ("family", req.common_word)
+        mask = self._type_cache.get(key)
+        if mask is None:
+            mask = np.ones_like(self.valid)
+            for i, st in enumerate(self.states):
+                for j, ds in enumerate(st.devices.values() if st else ()):
+                    fam = ds.device.family
+                    mask[i, j] = fam is None or fam == req.common_word
+            self._type_cache[key] = mask
+        return None if mask.all() else mask
+
     def _request_checks(self, req: ResourceRequest, rows: np.ndarray) -> list[tuple[FitReason, np.ndarray]]:
         """Per-device pass masks of the engine's checks, in the engine's order, for the given node rows."""
         vid = self._vendor_ids.get(req.vendor, -1)
@@ -155,6 +168,9 @@ class NodeIndex:
         else:
             valid = self.valid[rows] & (self.vendor[rows] == vid)
         checks = [(FitReason.CARD_NOT_HEALTH, self.healthy[rows]), (FitReason.CARD_CORDONED, self.uncordoned[rows])]
+        fmask = self._family_mask(req)
+        if fmask is not None:
+            checks.append((FitReason.CARD_TYPE_MISMATCH, fmask[rows]))
         tmask = self._type_mask(req)
         if tmask is not None:
             checks.append((FitReason.CARD_TYPE_MISMATCH, tmask[rows]))

@@ -15,7 +15,7 @@ from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
 
-from .annotations import DEVICE_CORDON, allocation_from_pod, parse_node
+from .annotations import BIND_PHASE, DEVICE_CORDON, VGPU_NODE, allocation_from_pod, parse_node
 from .index import NodeIndex
 
 FINISHED = ("Succeeded", "Failed")
@@ -41,6 +41,8 @@ class ClusterState:
     rejected: dict[str, str] = field(default_factory=dict)
     #: vectorised summary of every node, kept in step with ``nodes`` (the filter's prefilter)
     index: NodeIndex = field(default_factory=NodeIndex)
+    #: pods whose allocation is a claim on the API (bound, or binding): they win over unbound reservations
+    claims: set[str] = field(default_factory=set)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -88,7 +90,7 @@ class ClusterState:
             if phase in FINISHED or meta.get("deletionTimestamp"):
                 self.remove_pod(key)
                 return
-            node = (meta.get("annotations") or {}).get("hami.io/vgpu-node") or (pod.get("spec") or {}).get("nodeName")
+            node = (meta.get("annotations") or {}).get(VGPU_NODE) or (pod.get("spec") or {}).get("nodeName")
             entry = self.nodes.get(node) if node else None
             if node and entry is None:
                 self.pending[key] = pod
@@ -103,17 +105,39 @@ class ClusterState:
                 self.remove_pod(key)
             if alloc is None:
                 return
+            claim = bool((pod.get("spec") or {}).get("nodeName")) or \
+                (meta.get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
             try:
                 entry.state.commit(alloc)
             except AllocationError as exc:
-                self.rejected[key] = str(exc)
-                raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc}") from None
+                if not (claim and self._evict_reservations(node)):
+                    self.rejected[key] = str(exc)
+                    raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc}") from None
+                try:  # a bound pod wins over this cache's unbound reservations (another scheduler bound it)
+                    entry.state.commit(alloc)
+                except AllocationError as exc2:
+                    self.rejected[key] = str(exc2)
+                    raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc2}") from None
             self.pods[key] = alloc
+            if claim:
+                self.claims.add(key)
+            else:
+                self.claims.discard(key)
             self.index.touch(node)
+
+    def _evict_reservations(self, node: str) -> list[str]:
+        """Drop every unbound reservation on ``node`` (their binds then fail and kube-scheduler retries
+        them); returns their keys. Called when a bound pod does not fit beside them."""
+        gone = [k for k, a in self.pods.items() if a.node == node and k not in self.claims]
+        for k in gone:
+            self.remove_pod(k)
+            self.rejected[k] = f"reservation on {node} dropped: a bound pod needs its devices"
+        return gone
 
     def remove_pod(self, key: str) -> None:
         with self.lock:
             self.pending.pop(key, None)
+            self.claims.discard(key)
             alloc = self.pods.pop(key, None)
             if alloc and alloc.node in self.nodes:
                 self.nodes[alloc.node].state.release(alloc)

@@ -33,6 +33,7 @@ def devices(draw, node: str) -> list[Device]:
                               exclusive_full_compute=draw(st.booleans()),
                               memory_granularity_mib=draw(st.sampled_from([1, 256])))
         out.append(Device(vendor="nvidia", index=i, uuid=f"{node}-{i}", model=draw(st.sampled_from(MODELS)),
+                          family=draw(st.sampled_from([None, None, "NVIDIA", "OTHER"])),
                           hami_type="NVIDIA", memory_mib=mem, healthy=draw(st.booleans()) or i > 0,
                           partition=part, provenance=Provenance(source="simulated", profile="prop")))
     return out

@@ -68,3 +68,30 @@ def test_pod_annotator_adds_vendor_annotations_without_replacing_hami_keys():
     anns = ext.filter_annotations(pod, out.allocation)
     assert anns["tf.example/assigned"] == "W0"
     assert anns["hami.io/tf-gpu-devices-allocated"] == "W0,TF-GPU,65536,100:;"
+
+
+def test_replayed_pods_keep_their_tenant_rule_values():
+    """A pod rebuilt from its annotations still carries its QoS value, so a later pod with another value
+    is refused on that device (the engine's tenants rule), as when both were placed by this scheduler."""
+    from hami_hal.models import AttributeMatch, PodAnnotationRule
+
+    qos = PodAnnotationRule(key="tf.example/qos", attribute="qos", match=AttributeMatch.TENANTS,
+                            allowed=["a", "b"], default="a")
+    vendor = TWO.model_copy(update={"resources": [TWO.resources[0], TWO.resources[1].model_copy(
+        update={"pod_annotations": [qos]})]})
+    cluster = ClusterState([vendor])
+    cluster.upsert_node(_node())
+    held = {"metadata": {"name": "held", "namespace": "default", "annotations": {
+        "tf.example/qos": "b", "hami.io/vgpu-node": "n1", "hami.io/tf-sgpu-devices-allocated": "S0,TF-SGPU,1024,10:;"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c"}]}}
+    cluster.upsert_pod(held)
+    ext = Extender(cluster, None)
+
+    def pod(name, value):
+        return {"metadata": {"name": name, "namespace": "default", "annotations": {"tf.example/qos": value}},
+                "spec": {"containers": [{"name": "c", "resources": {"limits": {
+                    "tf.example/sgpu": 1, "tf.example/vmemory": 1024}}}]}}
+
+    refused = ext.filter({"Pod": pod("other", "a"), "NodeNames": ["n1"]})
+    assert refused.node_names == [] and "CardTypeMismatch" in refused.failed["n1"]
+    assert ext.filter({"Pod": pod("same", "b"), "NodeNames": ["n1"]}).node_names == ["n1"]

@@ -142,9 +142,20 @@ def _judge(ctx: CheckContext, devs: list, faults: dict[str, str], where: str) ->
     healthy = [d for d in devs if d.healthy]
     if healthy:
         alloc = state.fit_pod(ctx.pod("healthy", ctx.request(len(healthy), min(ctx.small_memory(d) for d in healthy), 0)))
-        if not alloc.ok or alloc.allocation is None:
-            return Level.PARTIAL, evidence + [f"the {len(healthy)} healthy device(s) were refused too: {alloc.reason}"]
-        if any(s.uuid in faults for s in alloc.allocation.slices()):
-            return Level.UNSUPPORTED, evidence + ["a request was placed on the faulty device"]
-        evidence.append(f"a request for all {len(healthy)} healthy device(s) placed, none on the faulty one")
+        if alloc.ok and alloc.allocation is not None:
+            if any(s.uuid in faults for s in alloc.allocation.slices()):
+                return Level.UNSUPPORTED, evidence + ["a request was placed on the faulty device"]
+            evidence.append(f"a request for all {len(healthy)} healthy device(s) placed, none on the faulty one")
+        else:
+            # A vendor rule may refuse them all at once (a node budget): each healthy device alone must fit.
+            refused = []
+            for d in healthy:
+                one = ctx.node_state(devs).fit_pod(ctx.pod(f"healthy-{d.index}", ctx.request(
+                    1, ctx.small_memory(d), 0, uuid_include=[d.uuid])))
+                if not one.ok:
+                    refused.append(f"device {d.index}: {one.reason}")
+            if refused:
+                return Level.PARTIAL, evidence + [f"healthy device(s) refused too: {'; '.join(refused)[:300]}"]
+            evidence.append(f"all {len(healthy)} healthy device(s) at once were refused by a vendor rule "
+                            f"({alloc.reason[:120]}); each alone was placed, none on the faulty one")
     return Level.SUPPORTED, evidence

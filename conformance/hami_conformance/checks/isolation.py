@@ -42,7 +42,7 @@ def container_edits(ctx: CheckContext) -> CapabilityResult:
         return ctx.result(Level.UNSUPPORTED, [f"no env, mounts or device nodes for a {mem} MiB slice of device {dev.index}"])
     named = any(dev.uuid in v for v in edits.env.values()) or any(
         d.path.rstrip("0123456789") != d.path and d.path.endswith(str(dev.index)) for d in edits.device_nodes
-    )
+    ) or _lists_device(edits.env, dev)
     cdi = edits.to_cdi(f"{ctx.vendor}.hami-hal.io/device", "conformance")
     evidence = [
         *([f"created partition {created} for the slice, destroyed afterwards"] if created else []),
@@ -53,6 +53,14 @@ def container_edits(ctx: CheckContext) -> CapabilityResult:
     if not named:
         return ctx.result(Level.PARTIAL, evidence, notes=f"no env value or device node names {dev.uuid} or index {dev.index}")
     return ctx.result(Level.SUPPORTED, evidence)
+
+
+def _lists_device(env: dict[str, str], dev) -> bool:
+    """A device-list variable (``*VISIBLE*``/``*DEVICE*``) whose comma list holds the device's index or
+    physical id: runtimes that create the device node themselves name the device this way."""
+    ids = {str(dev.index)} | ({str(dev.attributes["phy_id"])} if dev.attributes.get("phy_id") is not None else set())
+    return any(item.strip() in ids for key, value in env.items() if "VISIBLE" in key or "DEVICE" in key
+               for item in value.split(","))
 
 
 for _bid in ("isolation/memory-hard", "isolation/memory-reported-total", "isolation/compute-share",

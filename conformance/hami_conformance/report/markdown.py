@@ -41,7 +41,8 @@ def render_markdown(matrix: CapabilityMatrix) -> str:
                 cells.append(" ")
                 continue
             figs = "; ".join(describe(m) for m in c.measurements)
-            cells.append(f"{SYMBOL[c.level]} {c.level.value}" + (f"<br>{_esc(figs)}" if figs else ""))
+            shown = " (injected fault)" if c.injected else ""
+            cells.append(f"{SYMBOL[c.level]} {c.level.value}{shown}" + (f"<br>{_esc(figs)}" if figs else ""))
         lines.append(f"| `{cid}` | {req} | " + " | ".join(cells) + " |")
     lines += ["", "## Evidence", ""]
     for i, e in enumerate(matrix.entries, 1):
@@ -54,5 +55,10 @@ def render_markdown(matrix: CapabilityMatrix) -> str:
                 lines.append(f"  - {_esc(ev)}")
             for m in c.measurements:
                 lines.append(f"  - 📏 {_esc(describe(m))}" + (f" — {_esc(m.conditions)}" if m.conditions else ""))
+            if c.injected:  # kept apart: not evidence from this row's devices
+                lines.append(f"  - injected fault on simulated profile {_esc(c.injected.profile)} "
+                             f"(not real-device evidence): {c.injected.level.value}")
+                for ev in c.injected.evidence:
+                    lines.append(f"    - {_esc(ev)}")
         lines.append("")
     return "\n".join(lines)
