@@ -97,6 +97,8 @@ def _device(port: NpuSmi, c: Chip, cfg: AscendConfig, soft: bool, prov: Provenan
     return Device(
         vendor=VENDOR, index=c.logic_id, uuid=uuid, model=row.name,
         hami_type=chip.commonWord if chip else f"Ascend{row.name}",
+        # one family per chip: the engine never gives a huawei.com/Ascend310P request a 910B3
+        family=chip.commonWord if chip else f"Ascend{row.name}",
         memory_mib=row.hbm_total_mib or 0, compute_units=chip.aiCore if chip else None, numa_node=numa,
         healthy=healthy, health_reason=None if healthy else f"npu-smi reports Health {row.health}",
         mode=MODE_SOFT if soft else MODE_TEMPLATE, attributes=attrs,

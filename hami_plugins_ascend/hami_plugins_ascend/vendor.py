@@ -13,6 +13,7 @@ from hami_hal.models import (
     DeviceSetRules,
     PodAnnotationRule,
     ResourceFamily,
+    SelectorAnnotations,
     VendorInfo,
 )
 
@@ -53,6 +54,8 @@ def family(chip: ChipConfig) -> ResourceFamily:
             to_allocate=f"hami.io/{cw}-devices-to-allocate", allocated=f"hami.io/{cw}-devices-allocated",
         ),
         device_sets=device_sets(chip),
+        # HAMi's UUID filters are per chip (hami.io/use-<CW>-uuid); Ascend has no type selectors
+        selectors=SelectorAnnotations(use_uuid=f"hami.io/use-{cw}-uuid", nouse_uuid=f"hami.io/no-use-{cw}-uuid"),
         pod_annotations=[PodAnnotationRule(key=MODE_ANNOTATION, attribute=MODE_ATTRIBUTE, match=AttributeMatch.DEVICE,
                                            allowed=[SOFT_MODE], reason="ModeNotFit")],
     )

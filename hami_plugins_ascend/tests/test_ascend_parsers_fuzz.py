@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hami_plugins_ascend.tool import ToolError
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hami_plugins_ascend import npu_smi_parse as p
@@ -25,13 +25,13 @@ def _check(text: str) -> None:
             assert "\n" not in str(err)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.text(alphabet=st.sampled_from(list("| +-=:/0123456789abcNPUOKvir_GB.\n ")), max_size=400))
 def test_random_text(text):
     _check(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.sampled_from(RECORDED), st.data())
 def test_mutated_recordings(text, data):
     lines = text.splitlines()

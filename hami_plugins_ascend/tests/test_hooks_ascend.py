@@ -102,8 +102,14 @@ def test_hook_hami_hal_device_metrics(hal, sim):
     assert got["temperature"] == 35 and got["power"] == 91.0 and got["utilization"] == 0
 
 
-def test_hook_hami_hal_device_health(sim, place, pod):
-    inv = sim("ascend-8x910b3-faulty")
+def test_hook_hami_hal_device_health(hal, place, pod, monkeypatch):
+    from pathlib import Path
+
+    from hami_hal.manager import Hal
+
+    monkeypatch.setenv("HAMI_HAL_PROFILE_PATH", str(Path(__file__).with_name("fixtures") / "faulty-node.yaml"))
+    inv = Hal(entrypoints=False, modules=["hami_plugins_ascend.plugin"]).discover(
+        "sim", sim_node="ascend-8x910b3-faulty", node_name="n")
     bad = [d for d in inv.devices if not d.healthy]
     assert [d.index for d in bad] == [5] and bad[0].health_reason == "npu-smi reports Health Critical"
     fit = place(inv, pod("p", {"huawei.com/Ascend910B3": "8"}))
@@ -134,7 +140,8 @@ def test_hook_hami_hal_admit_request(hal, sim, pod):
     req = parse_pod(pod("p", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "22000"}), inv.vendors,
                     admit=hal.admit_request)
     (r,) = req.containers[0].requests
-    assert (r.memory_mib, r.type_include) == (21527, ["Ascend310P"])  # above vir04, <= capacity: whole card
+    assert r.memory_mib == 21527  # above vir04, <= capacity: whole card
+    assert {d.family for d in inv.devices} == {"Ascend310P"}  # each chip serves only its own family
     with pytest.raises(InputError, match=r"huawei.com/Ascend310P-memory: 30000 is invalid"):
         parse_pod(pod("p", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "30000"}), inv.vendors,
                   admit=hal.admit_request)

@@ -23,6 +23,7 @@ def _family(word: str, prefix: str) -> ResourceFamily:
                                    to_allocate=f"hami.io/{low}-devices-to-allocate",
                                    allocated=f"hami.io/{low}-devices-allocated"),
         device_sets=DeviceSetRules(whole_device_above=1),
+        cores_above_100="clamp",  # HAMi's Hygon adapter clamps dcucores above 100
     )
 
 

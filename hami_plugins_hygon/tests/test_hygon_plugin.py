@@ -57,9 +57,10 @@ def test_two_dcus_with_memory_take_whole_cards(sim, place, pod):
     assert all(s.exclusive for s in fit.allocation.slices())
 
 
-def test_cores_over_100_refused_with_the_field(sim, place, pod):
-    with pytest.raises(Exception, match=r'hygon.com/hcucores"\]: 130 must be between 0 and 100'):
-        place(sim("hygon-4xz100l"), pod("x", {"hygon.com/hcunum": "1", "hygon.com/hcucores": "130"}))
+def test_cores_over_100_are_clamped_as_hami_does(sim, place, pod):
+    fit = place(sim("hygon-4xz100l"), pod("x", {"hygon.com/hcunum": "1", "hygon.com/hcucores": "130"}))
+    (s,) = fit.allocation.slices()
+    assert (s.compute_percent, s.exclusive) == (100, True)
 
 
 def test_vdcu_compute_units_rule():
