@@ -76,7 +76,7 @@ def test_extender_places_both_vendors_in_a_cluster(mixed, pod):
 
 
 def test_extender_keeps_each_ascend_chip_its_own_type(mixed, pod):
-    """The admission hook pins the chip type, so the extender never puts a 310P request on a 910B3."""
+    """Device.family keeps each chip its own type: the extender never puts a 310P request on a 910B3."""
     pytest.importorskip("hami_scheduler.extender", reason="needs the scheduler distribution")
     ext = _cluster(mixed)
     doc = pod("p310", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "3072"})

@@ -131,6 +131,6 @@ def test_six_cards_are_valid(sim, place, pod):
 
 
 def test_allocate_keeps_each_ascend_chip_its_own_type(sim, place, pod):
-    """Node side: admission pins the chip type, so a 910B4 request never takes a 910B4-1 (a type-substring)."""
+    """Device.family keeps each chip its own type: a 910B4 request never takes a 910B4-1 (a type-substring)."""
     fit = place(sim("ascend-8x910b4-1"), pod("b4", {"huawei.com/Ascend910B4": "1"}))
     assert not fit.ok and "CardTypeMismatch" in fit.reason
