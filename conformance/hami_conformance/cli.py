@@ -2,7 +2,8 @@
 
 Registered in the ``hami`` CLI through the ``hami_hal.cli`` entry-point group; ``python -m
 hami_conformance`` runs the same commands without it. Exit codes: 0 when the command completed (a run with
-unsupported cells still completed), 1 for an invalid matrix or a regression asked to fail, 2 for errors.
+unsupported cells still completed), 1 for an invalid matrix, a regression asked to fail, or an unmet MUST
+with ``run --fail-on-unmet-must``; 2 for errors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hami_hal import bounded_yaml
 from hami_hal.cli.output import emit_json, error_line, warn_line
 from hami_hal.errors import HalError, InputError
 
@@ -25,6 +27,7 @@ from .catalogue import default_catalogue
 from .diff import diff_matrices
 from .matrix_io import dump_matrix, load_matrix
 from .merge import merge_matrices
+from .musts import must_status
 from .report import write_reports
 from .runner import run_suite, summary_line
 from .validate import validate_matrix
@@ -67,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"folder for capability-matrix.json/.md/.html (default: {DEFAULT_OUT})")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the matrix JSON on stdout instead of the summary")
+    r.add_argument("--fail-on-unmet-must", action="store_true",
+                   help="exit 1 when a row leaves a MUST behaviour unmet (vendor CI); MUSTs that only real "
+                        "hardware can verify do not count on simulated rows. Default: exit 0 once the run completed")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a matrix file: schema, evidence rules, unmet MUSTs")
@@ -121,9 +127,12 @@ def _settings(values: list[str] | None) -> dict:
         if not sep or not key.strip():
             raise InputError("--set", item, "must look like KEY=VALUE")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = bounded_yaml.load(raw) if raw.strip() else ""
+        except (yaml.YAMLError, ValueError):  # ValueError: bounded_yaml's size/depth/alias limits
             raise InputError("--set", item, "has a value that is not a plain scalar") from None
+        if isinstance(value, (dict, list)):
+            raise InputError("--set", item, "has a value that is not a plain scalar")
+        out[key.strip()] = value
     return out
 
 
@@ -150,14 +159,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         warn_line(f"check did not complete: {c}")
     if args.json:
         sys.stdout.write(dump_matrix(run.matrix))
+    else:
+        out = console()
+        for e in run.matrix.entries:
+            style = "yellow" if e.provenance.simulated else "green"
+            out.print(f"[{style}]{'SIMULATED' if e.provenance.simulated else 'REAL'}[/] {escape(summary_line(e))}",
+                      soft_wrap=True)
+        out.print(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}", soft_wrap=True)
+    return _unmet_exit(run.matrix) if args.fail_on_unmet_must else 0
+
+
+def _unmet_exit(matrix) -> int:
+    """``--fail-on-unmet-must``: 1 and one line on stderr when any row leaves a MUST unmet, else 0."""
+    failing = [(e, st) for e in matrix.entries if (st := must_status(e)).unmet]
+    if not failing:
         return 0
-    out = console()
-    for e in run.matrix.entries:
-        style = "yellow" if e.provenance.simulated else "green"
-        out.print(f"[{style}]{'SIMULATED' if e.provenance.simulated else 'REAL'}[/] {escape(summary_line(e))}",
-                  soft_wrap=True)
-    out.print(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}", soft_wrap=True)
-    return 0
+    rows = "; ".join(f"{e.plugin} {e.model} [{e.provenance.label()}]: {', '.join(st.unmet)}" for e, st in failing)
+    error_line(f"MUST not met on {len(failing)} row(s) (--fail-on-unmet-must): {rows}")
+    return 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

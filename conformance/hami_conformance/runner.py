@@ -25,12 +25,12 @@ from hami_hal.models import (
     Level,
     MatrixMetadata,
     NodeInventory,
-    Requirement,
 )
 
 from . import __version__
 from .catalogue import Catalogue, default_catalogue
 from .checks import CheckContext, run_check
+from .musts import must_status
 
 BackendChoice = Literal["auto", "real", "sim"]
 
@@ -80,9 +80,7 @@ def summary_line(entry: DeviceModelEntry) -> str:
     counts = Counter(c.level.value for c in entry.capabilities)
     order = [lv.value for lv in Level]
     tally = ", ".join(f"{counts[k]} {k}" for k in order if counts[k])
-    unmet = [c.id for c in entry.capabilities
-             if c.requirement is Requirement.MUST and c.level not in (Level.SUPPORTED, Level.NOT_APPLICABLE)]
-    tail = f"; MUST not met: {', '.join(unmet)}" if unmet else "; every MUST met"
+    tail = f"; {must_status(entry).text()}"
     return (f"{entry.plugin} {entry.model} x{entry.device_count} [{entry.provenance.label()}]: {tally}{tail}")
 
 

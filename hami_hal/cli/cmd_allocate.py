@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     req = parsed.request
     for fld, name in parsed.ignored:
         warn_line(f"{fld}: {name!r} belongs to no installed plugin; ignored")
+    for line in parsed.warnings:
+        warn_line(line)
     if args.json:
         emit_json({
             "node": inv.node,
@@ -120,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             "allocation": fit.allocation.model_dump(mode="json") if fit.allocation else None,
             "failures": [f.model_dump(mode="json") for f in fit.failures],
             "ignored_resources": [{"field": f, "name": n} for f, n in parsed.ignored],
+            "warnings": parsed.warnings,
             "edits": {k: e.model_dump(mode="json") for k, e in edits.items()},
             "annotations": hami_annotations(hal, fit.allocation, pod, inv.devices) if fit.ok and fit.allocation else {},
         })

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ..models import Device, NodeInventory
 from .common import add_node_options, discover
-from .output import console, emit_json, source_label
+from .output import console, emit_json, skipped_lines, source_label
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +48,8 @@ def render(inv: NodeInventory) -> None:
             topo.add_row(names.get(lk.a, lk.a), names.get(lk.b, lk.b), lk.kind, lk.tier.value, str(lk.count),
                          str(lk.score))
         out.print(topo)
-    for s in inv.skipped:
-        out.print(f"skipped {s.name}: {s.reason}")
+    for line in skipped_lines(inv):
+        out.print(line)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ def _prometheus():
     try:
         import prometheus_client
     except ImportError:
-        raise HalError("`hami metrics` needs prometheus-client (pip install prometheus-client)") from None
+        raise HalError("`hami metrics` needs prometheus-client: pip install 'hami-hal[metrics]'") from None
     return prometheus_client
 
 

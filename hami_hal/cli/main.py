@@ -37,6 +37,29 @@ def _external(subparsers: argparse._SubParsersAction) -> None:
             warn_line(f"subcommand {ep.name!r} from {ep.value} could not be loaded: {err}")
 
 
+#: Subcommands that other distributions of this project add, and the distribution to install for each.
+OPTIONAL_COMMANDS = {"conformance": "hami-conformance", "scheduler": "hami-scheduler"}
+
+
+def _not_installed(subparsers: argparse._SubParsersAction) -> None:
+    """A stand-in for each project subcommand whose distribution is absent: one line saying what to install,
+    instead of argparse's 'invalid choice'."""
+    declared = {ep.name for ep in entry_points(group=CLI_ENTRY_POINT_GROUP)}
+    for name, dist in OPTIONAL_COMMANDS.items():
+        if name in subparsers.choices or name in declared:  # installed (a broken one was warned about)
+            continue
+        # No option prefix: every word after the command, --help included, lands in `rest`.
+        p = subparsers.add_parser(name, help=f"(not installed: pip install {dist})", add_help=False,
+                                  prefix_chars="\0")
+        p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+
+        def missing(_args: argparse.Namespace, name: str = name, dist: str = dist) -> int:
+            raise HalError(f"`hami {name}` comes with the {dist} distribution, which is not installed: "
+                           f"pip install {dist}")
+
+        p.set_defaults(func=missing)
+
+
 def build_parser(external: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hami",
@@ -49,6 +72,7 @@ def build_parser(external: bool = True) -> argparse.ArgumentParser:
         register(subparsers)
     if external:
         _external(subparsers)
+    _not_installed(subparsers)
     return parser
 
 

@@ -47,3 +47,19 @@ def source_label(inv: NodeInventory) -> str:
         return f"simulated (profile {sim_profile(inv)})"
     real = next((d.provenance for d in inv.devices if not d.provenance.simulated), None)
     return real.label() if real else inv.source
+
+
+def skipped_lines(inv: NodeInventory) -> list[str]:
+    """Why plugins contributed no real devices, once each.
+
+    A plugin whose real backend is absent but whose simulated devices are listed gets one line saying the
+    devices above are simulated and why, not a 'skipped' line that contradicts the table.
+    """
+    simulated = {d.vendor for d in inv.devices if d.provenance.simulated}
+    lines = []
+    for s in inv.skipped:
+        if s.name in simulated:
+            lines.append(f"{s.name}: the devices above are simulated, because the real backend is absent: {s.reason}")
+        else:
+            lines.append(f"skipped {s.name}: {s.reason}")
+    return lines

@@ -70,10 +70,33 @@ class ParsedPod:
     #: Extended resources (``domain/name``) no installed plugin declares: (field, name). Not an error,
     #: since another component may own them, but ``hami allocate`` says they were ignored.
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    #: Accepted but worth a line to the user (e.g. memory and a memory percentage both given).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _ann_field(key: str) -> str:
     return f'metadata.annotations["{key}"]'
+
+
+def _memory_unit_reason(fam: ResourceFamily) -> str:
+    """Why a memory value is too large, naming the unit: ``10Gi`` is the number 10737418240, read as MiB."""
+    unit = "MiB" if fam.memory_unit_mib == 1 else f"units of {fam.memory_unit_mib} MiB"
+    return (f"is too large: {fam.memory} counts {unit} (max {INT32_MAX // fam.memory_unit_mib}), and a suffix "
+            f"such as Gi multiplies by 1024^3; write {10240 // fam.memory_unit_mib} for 10 GiB")
+
+
+def _memory_twice(parsed: ParsedPod) -> list[str]:
+    """HAMi accepts memory and a memory percentage together; its Fit uses the memory value, and so does the
+    engine (``ResourceRequest.memory_for``). Accepted, but the user hears which one was ignored."""
+    out = []
+    for ctr in parsed.request.containers:
+        for i, req in enumerate(ctr.requests):
+            flds = parsed.fields.get((ctr.index, i))
+            if flds and flds.memory and flds.memory_percent and req.memory_mib and req.memory_percent is not None:
+                out.append(f"{flds.memory_percent}: {req.memory_percent} is ignored because {flds.memory} "
+                           f"({req.memory_mib} MiB) is also given; memory wins, as in HAMi")
+    return out
+
 
 
 def _mapping(value: object, field_name: str) -> dict:
@@ -304,7 +327,7 @@ def _build_request(vendor: VendorInfo, fam: ResourceFamily, am: _Amounts, sel: _
     elif memory is not None:
         memory *= fam.memory_unit_mib
         if memory > INT32_MAX:
-            raise InputError(f["memory"], v["memory"], f"is too large (max {INT32_MAX // fam.memory_unit_mib})")
+            raise InputError(f["memory"], v["memory"], _memory_unit_reason(fam))
         if memory == 0:
             memory = None  # HAMi: 0 means unset
     percent = v.get("memory_percent")
@@ -434,6 +457,7 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None
             parsed.fields[(pos, len(creq.requests))] = flds
             creq.requests.append(req)
         parsed.request.containers.append(creq)
+    parsed.warnings += _memory_twice(parsed)
     return parsed
 
 

@@ -13,7 +13,7 @@ import argparse
 from rich.table import Table
 
 from hami_hal.cli.common import add_node_options, discover
-from hami_hal.cli.output import console, emit_json, source_label
+from hami_hal.cli.output import console, emit_json, skipped_lines, source_label
 from hami_hal.models import NodeInventory
 
 
@@ -81,8 +81,8 @@ def render(inv: NodeInventory) -> None:
     for d in gpus:
         for field, why in (d.attributes.get("unknown") or {}).items():
             out.print(f"GPU{d.index} {field}: unknown — {why}")
-    for s in inv.skipped:
-        out.print(f"skipped {s.name}: {s.reason}")
+    for line in skipped_lines(inv):
+        out.print(line)
 
 
 def run(args: argparse.Namespace) -> int:

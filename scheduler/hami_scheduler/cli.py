@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from hami_hal.errors import HalError, InputError
 
 from .policies import POLICIES
-from .sim.trace import VARIANTS, default_trace_dir
+from .sim.trace import HOW_TO_GET, VARIANTS, cache_trace_dir, default_trace_dir, missing_files, trace_files
 
 
 def _seeds(text: str) -> list[int]:
@@ -36,15 +37,33 @@ def _names(text: str, allowed, field: str) -> list[str]:
     return names
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from .sim.report import run_all, summarise, write_outputs
+def _positive(value: int | None, field: str) -> None:
+    if value is not None and value < 1:
+        raise InputError(field, value, "must be at least 1")
 
-    trace_dir = Path(args.trace_dir or default_trace_dir())
+
+def _trace_dir(arg: str | None, variants: list[str]) -> Path:
+    """The trace folder (``--trace-dir``, else ``$HAMI_TRACE_DIR``, else the cache) holding these variants."""
+    trace_dir = Path(arg).expanduser() if arg else default_trace_dir()
+    field = "--trace-dir" if arg else ("HAMI_TRACE_DIR" if os.environ.get("HAMI_TRACE_DIR") else "trace folder")
     if not trace_dir.is_dir():
-        raise InputError("--trace-dir", str(trace_dir), "is not a directory")
+        raise InputError(field, str(trace_dir), f"is not a directory ({HOW_TO_GET})")
+    missing = missing_files(trace_dir, variants)
+    if missing:
+        raise InputError(field, str(trace_dir), f"has no {missing[0]} ({HOW_TO_GET})")
+    return trace_dir
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .sim.report import PARTIAL_NOTE, run_all, summarise, write_outputs
+
+    # Every argument is checked before the trace folder, so a typo is named even without the trace.
     variants = _names(args.variant, VARIANTS, "--variant")
     policies = _names(args.policies, POLICIES, "--policies")
     seeds = _seeds(args.seeds)
+    _positive(args.limit, "--limit")
+    _positive(args.workers, "--workers")
+    trace_dir = _trace_dir(args.trace_dir, variants)
     results = run_all(
         str(trace_dir), variants, policies, seeds, workers=args.workers, limit=args.limit,
         tie_break=args.tie_break, progress=not args.json, engine_check=not args.no_engine_check,
@@ -54,7 +73,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "trace_dir": str(trace_dir), "variants": variants, "policies": policies, "seeds": seeds,
         "tie_break": args.tie_break, "limit": args.limit, "engine_check": not args.no_engine_check,
     }
-    rows = summarise(results)
+    rows = summarise(results, full_trace=args.limit is None)
     if args.out:
         paths = write_outputs(results, Path(args.out), meta)
         if not args.json:
@@ -67,15 +86,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from rich.console import Console
         from rich.table import Table
 
+        full = args.limit is None
         table = Table(title="GPU allocation ratio (%), median over seeds")
-        for col in ("variant", "policy", "seeds", "@100", "@130", "published @100"):
+        for col in ("variant", "policy", "seeds", "@100", "@130", *(["published @100"] if full else [])):
             table.add_column(col)
         for r in rows:
             table.add_row(
                 r["variant"], r["policy"], str(r["seeds"]), f"{r['alloc_100_median']:.2f}",
-                f"{r['alloc_130_median']:.2f}", str(r["published_alloc_100"] or "–"),
+                f"{r['alloc_130_median']:.2f}", *([str(r["published_alloc_100"] or "–")] if full else []),
             )
         Console().print(table)
+        if not full:
+            print(PARTIAL_NOTE.format(limit=args.limit))
     return 0
 
 
@@ -94,15 +116,80 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+class _FetchBar:
+    """:class:`~.sim.trace_fetch.FetchProgress` drawn as one rich download bar per file on stderr."""
+
+    def __init__(self, progress) -> None:
+        self.p = progress
+        self.task = None
+
+    def begin(self, name: str, total: int, done: int) -> None:
+        self.task = self.p.add_task(name, total=total, completed=done)
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is not None:
+            self.p.advance(self.task, nbytes)
+
+    def end(self, name: str, status: str) -> None:
+        self.task = None
+
+
+def cmd_trace_fetch(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from .sim.trace_fetch import TERMS, fetch_trace
+
+    variants = _names(args.variant, VARIANTS, "--variant")
+    dest = Path(args.dest).expanduser() if args.dest else default_trace_dir()
+    names = trace_files(variants)
+    err = Console(stderr=True)
+    if args.no_progress or not err.is_terminal:
+        results = fetch_trace(dest, names, base_url=args.base_url)
+    else:
+        with Progress(TextColumn("{task.description:<32}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      console=err) as bar:
+            results = fetch_trace(dest, names, base_url=args.base_url, progress=_FetchBar(bar))
+    fetched = [r for r in results if r.status != "present"]
+    print(f"{dest}: {len(results)} file(s) verified (SHA-256), {len(fetched)} downloaded, "
+          f"{sum(r.transferred for r in fetched)} bytes")
+    print(TERMS)
+    return 0
+
+
+def cmd_trace_status(args: argparse.Namespace) -> int:
+    from .sim.trace_fetch import PINNED, file_state
+
+    dest = Path(args.dest).expanduser() if args.dest else default_trace_dir()
+    states = {name: file_state(dest / name, PINNED[name]) for name in trace_files(list(VARIANTS))}
+    if args.json:
+        print(json.dumps({"trace_dir": str(dest), "files": states}, indent=2))
+    else:
+        print(f"trace folder: {dest}")
+        for name, state in states.items():
+            print(f"  {state:<8} {name}")
+    if any(state != "ok" for state in states.values()):
+        if not args.json:
+            print(f"not complete: {HOW_TO_GET}")
+        return 1
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     return serve(args)
 
 
+def _tilde(path: Path) -> str:
+    home = str(Path.home())
+    return "~" + str(path)[len(home):] if str(path).startswith(home + os.sep) else str(path)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("simulate", help="replay the openb GPU trace with the FGD method")
-    sim.add_argument("--trace-dir", help="openb-gpu-v2023 directory (default $HAMI_TRACE_DIR or ../shared/data/openb-gpu-v2023)")
+    sim.add_argument("--trace-dir", help="openb-gpu-v2023 folder (default: $HAMI_TRACE_DIR, else "
+                     f"{_tilde(cache_trace_dir())}, where `hami-scheduler trace fetch` puts it)")
     sim.add_argument("--variant", default="default", help=f"comma list or 'all' ({', '.join(VARIANTS)})")
     sim.add_argument("--policies", default="all", help=f"comma list or 'all' ({', '.join(POLICIES)})")
     sim.add_argument("--seeds", default="42-51", help="LO-HI or a comma list (paper: 42-51)")
@@ -116,10 +203,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.set_defaults(func=cmd_simulate)
 
-    plt = sub.add_parser("plot", help="draw the PNG of a simulate CSV (unallocated GPU % vs arrived %)")
+    plt = sub.add_parser("plot", help="draw the PNG of a simulate CSV (unallocated GPU %% vs arrived %%)")
     plt.add_argument("csv", help="<out>.csv written by simulate --out")
     plt.add_argument("--out", help="PNG path (default: the CSV's path with .png)")
     plt.set_defaults(func=cmd_plot)
+
+    from .sim.trace_fetch import SOURCE_URL
+
+    trace = sub.add_parser("trace", help="the openb GPU trace the simulator replays: download it, check it",
+                           description="The Alibaba openb GPU trace (cluster-trace-gpu-v2023), fetched with "
+                                       "pinned SHA-256 checksums into the user's cache folder.")
+    tsub = trace.add_subparsers(dest="trace_cmd", metavar="ACTION", required=True)
+    fetch = tsub.add_parser("fetch", help="download the trace files (resumable; skips verified ones)")
+    fetch.add_argument("--variant", default="all", help=f"comma list or 'all' ({', '.join(VARIANTS)})")
+    fetch.add_argument("--dest", help="folder (default: $HAMI_TRACE_DIR, else the cache folder)")
+    fetch.add_argument("--base-url", default=SOURCE_URL,
+                       help="folder URL of the CSV files: a mirror, or file:///path for a local copy "
+                            "(default: the public GitHub repository)")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fetch.set_defaults(func=cmd_trace_fetch)
+    status = tsub.add_parser("status", help="show the trace folder and which files are there and verified")
+    status.add_argument("--dest", help="folder (default: $HAMI_TRACE_DIR, else the cache folder)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_trace_status)
 
     srv = sub.add_parser("serve", help="run the kube-scheduler extender (filter/prioritize/bind)")
     srv.add_argument("--bind", default="127.0.0.1:8888", help="host:port of the extender HTTP server")
@@ -154,10 +260,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_commands(p.add_subparsers(dest="scheduler_cmd", required=True))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hami-scheduler", description=__doc__)
     add_commands(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except HalError as exc:

@@ -12,6 +12,7 @@ from html import escape
 from hami_hal.models import CapabilityMatrix, DeviceModelEntry, Level
 
 from ..catalogue import default_catalogue
+from ..musts import must_status
 from ..targets import describe, meets_target
 from .common import columns, row_title
 
@@ -123,7 +124,8 @@ def render_html(matrix: CapabilityMatrix) -> str:
         f'<th data-entry="{i}">#{i} {escape(row_title(e))}'
         f'<span class="prov"><span class="tag {"simulated" if e.provenance.simulated else "real"}">'
         f'{"SIMULATED" if e.provenance.simulated else "REAL"}</span> {escape(_short(e))}</span>'
-        f'<span class="prov">{escape(e.plugin)} {escape(e.plugin_version)}</span></th>'
+        f'<span class="prov">{escape(e.plugin)} {escape(e.plugin_version)}</span>'
+        f'<span class="prov">{escape(must_status(e).text())}</span></th>'
         for i, e in enumerate(matrix.entries, 1)
     )
     rows = []

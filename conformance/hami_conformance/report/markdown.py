@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hami_hal.models import CapabilityMatrix
 
+from ..musts import must_status
 from ..targets import describe
 from .common import SYMBOL, columns, row_title
 
@@ -23,11 +24,12 @@ def render_markdown(matrix: CapabilityMatrix) -> str:
     ]
     if not matrix.entries:
         return "\n".join(lines + ["No device was tested.", ""])
-    lines += ["| # | Device model | Plugin | Provenance | Nodes |", "|---|---|---|---|---|"]
+    lines += ["| # | Device model | Plugin | Provenance | Nodes | MUST behaviours |", "|---|---|---|---|---|---|"]
     for i, e in enumerate(matrix.entries, 1):
         flag = "**SIMULATED**" if e.provenance.simulated else "**REAL**"
         lines.append(f"| {i} | {_esc(row_title(e))} | {e.plugin} {e.plugin_version} | "
-                     f"{flag} {_esc(e.provenance.label())} | {_esc(', '.join(e.nodes))} |")
+                     f"{flag} {_esc(e.provenance.label())} | {_esc(', '.join(e.nodes))} | "
+                     f"{_esc(must_status(e).text())} |")
     lines += ["", "Legend: " + " · ".join(f"{s} {lv.value}" for lv, s in SYMBOL.items()), ""]
     cols = columns(matrix)
     header = "| Behaviour | Req | " + " | ".join(f"#{i}" for i in range(1, len(matrix.entries) + 1)) + " |"

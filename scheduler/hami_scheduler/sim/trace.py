@@ -1,7 +1,8 @@
 """Read the Alibaba openb GPU trace (cluster-trace-gpu-v2023) node and pod lists.
 
-The trace is never copied into the repository; its directory is a CLI option (default
-``../shared/data/openb-gpu-v2023`` relative to the repository root, or env ``HAMI_TRACE_DIR``).
+The trace is never copied into the repository. ``hami-scheduler trace fetch`` downloads it (pinned
+checksums, see :mod:`.trace_fetch`) into the user's cache folder, which is the default trace folder;
+``$HAMI_TRACE_DIR`` and ``--trace-dir`` win over it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ VARIANTS = (
     "multigpu40",
 )
 NODE_FILE = "openb_node_list_gpu_node.csv"
+#: Where the default trace folder lives inside the user's cache folder.
+CACHE_SUBDIR = Path("hami-hal") / "openb-gpu-v2023"
 #: GPU memory per model in MiB (simulator ``MapGpuTypeMemoryMiB``); G1-G3 are nominal.
 GPU_MEMORY_MIB = {
     "T4": 15109,
@@ -72,13 +75,38 @@ class TracePod:
         return (self.cpu_milli, self.gpu_milli, self.num_gpu, self.gpu_spec)
 
 
+def pod_file(variant: str) -> str:
+    """The pod-list file name of one variant (``openb_pod_list_<variant>.csv``)."""
+    if variant not in VARIANTS:
+        raise InputError("variant", variant, f"is not one of {', '.join(VARIANTS)}")
+    return f"openb_pod_list_{variant}.csv"
+
+
+def trace_files(variants: list[str] | tuple[str, ...]) -> list[str]:
+    """The files a simulation of these variants reads: the node list and one pod list per variant."""
+    return [NODE_FILE, *(pod_file(v) for v in variants)]
+
+
+def cache_trace_dir() -> Path:
+    """``$XDG_CACHE_HOME/hami-hal/openb-gpu-v2023`` (``~/.cache/...`` when unset): where fetch puts it."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / CACHE_SUBDIR
+
+
 def default_trace_dir() -> Path:
-    """``$HAMI_TRACE_DIR`` or ``../shared/data/openb-gpu-v2023`` next to the repository root."""
+    """``$HAMI_TRACE_DIR`` when set, else the cache folder ``trace fetch`` downloads into."""
     env = os.environ.get("HAMI_TRACE_DIR")
-    if env:
-        return Path(env)
-    repo_root = Path(__file__).resolve().parents[3]
-    return repo_root.parent / "shared" / "data" / "openb-gpu-v2023"
+    return Path(env).expanduser() if env else cache_trace_dir()
+
+
+def missing_files(trace_dir: Path, variants: list[str] | tuple[str, ...]) -> list[str]:
+    """The files of these variants that are not in ``trace_dir`` (all of them when it does not exist)."""
+    return [f for f in trace_files(variants) if not (trace_dir / f).is_file()]
+
+
+HOW_TO_GET = "run `hami-scheduler trace fetch` or point HAMI_TRACE_DIR / --trace-dir at a copy"
 
 
 def _int(row: dict[str, str], field: str, where: str) -> int:
@@ -94,7 +122,7 @@ def _int(row: dict[str, str], field: str, where: str) -> int:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
-        raise InputError("trace_dir", str(path.parent), f"has no {path.name}")
+        raise InputError("trace_dir", str(path.parent), f"has no {path.name} ({HOW_TO_GET})")
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
 
@@ -120,9 +148,7 @@ def load_nodes(trace_dir: str) -> tuple[TraceNode, ...]:
 @lru_cache(maxsize=16)
 def load_pods(trace_dir: str, variant: str) -> tuple[TracePod, ...]:
     """A pod list; ``gpu_milli`` is clamped to 1000 as the trace converter does."""
-    if variant not in VARIANTS:
-        raise InputError("variant", variant, f"is not one of {', '.join(VARIANTS)}")
-    name = f"openb_pod_list_{variant}.csv"
+    name = pod_file(variant)
     out = []
     for i, row in enumerate(_rows(Path(trace_dir) / name)):
         where = f"{name}[{i}]"
