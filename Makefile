@@ -64,3 +64,7 @@ wheels:
 
 clean:
 	rm -rf $(VENV) build *.egg-info */*.egg-info */build $(DIST_DIR)
+
+# Real control plane for tests/e2e (kube-apiserver, kube-scheduler, etcd, helm), cached by version.
+k8s-bins:
+	hack/k8s-bins.sh

@@ -17,6 +17,8 @@ BIND_TIME = "hami.io/bind-time"
 NODE_LOCK = "hami.io/mutex.lock"
 DEVICE_CORDON = "hami.io/device-cordon"
 NODE_POLICY = "hami.io/node-scheduler-policy"
+#: Label on the scheduler pods: which replica leads (``leader`` | ``follower``), as HAMi labels them.
+SCHEDULER_ROLE = "hami.io/scheduler-role"
 #: User pod annotations (hami-compat.md §3), read by the pod parser.
 GPU_POLICY = "hami.io/gpu-scheduler-policy"
 SCORING_WEIGHTS = "hami.io/device-scoring-weights"

@@ -55,22 +55,36 @@ def _trace_dir(arg: str | None, variants: list[str]) -> Path:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .sim.report import PARTIAL_NOTE, run_all, summarise, write_outputs
+    from .sim.report import PARTIAL_NOTE, run_sources, summarise, write_outputs
+    from .sim.run import FileSource, TraceSource
 
     # Every argument is checked before the trace folder, so a typo is named even without the trace.
-    variants = _names(args.variant, VARIANTS, "--variant")
     policies = _names(args.policies, POLICIES, "--policies")
     seeds = _seeds(args.seeds)
     _positive(args.limit, "--limit")
     _positive(args.workers, "--workers")
-    trace_dir = _trace_dir(args.trace_dir, variants)
-    results = run_all(
-        str(trace_dir), variants, policies, seeds, workers=args.workers, limit=args.limit,
+    if args.pods or args.nodes:
+        if not (args.pods and args.nodes):
+            missing = "--nodes" if args.pods else "--pods"
+            raise InputError(missing, None, "is required with " + ("--pods" if args.pods else "--nodes"))
+        if args.variant is not None or args.trace_dir is not None:
+            raise InputError("--variant/--trace-dir", args.variant or args.trace_dir, "cannot be combined with --pods")
+        sources = [FileSource(args.nodes, args.pods)]
+        where = {"pods_file": args.pods, "nodes_file": args.nodes,
+                 "provenance": f"simulated: user node list {args.nodes} and pod list {args.pods} (FGD method); "
+                               "no hardware involved"}
+    else:
+        variants = _names(args.variant or "default", VARIANTS, "--variant")
+        trace_dir = _trace_dir(args.trace_dir, variants)
+        sources = [TraceSource(str(trace_dir), v) for v in variants]
+        where = {"trace_dir": str(trace_dir), "variants": variants}
+    results = run_sources(
+        sources, policies, seeds, workers=args.workers, limit=args.limit,
         tie_break=args.tie_break, progress=not args.json, engine_check=not args.no_engine_check,
     )
     meta = {
         "command": "hami-scheduler " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "trace_dir": str(trace_dir), "variants": variants, "policies": policies, "seeds": seeds,
+        **where, "policies": policies, "seeds": seeds,
         "tie_break": args.tie_break, "limit": args.limit, "engine_check": not args.no_engine_check,
     }
     rows = summarise(results, full_trace=args.limit is None)
@@ -87,14 +101,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         full = args.limit is None
+        published = full and any(r["published_alloc_100"] is not None for r in rows)
         table = Table(title="GPU allocation ratio (%), median over seeds")
-        for col in ("variant", "policy", "seeds", "@100", "@130", *(["published @100"] if full else [])):
+        cols = ["variant", "policy", "seeds", "@100", "@130", "failed pods", "bound @100", "bound @130"]
+        for col in cols + (["published @100"] if published else []):
             table.add_column(col)
         for r in rows:
-            table.add_row(
-                r["variant"], r["policy"], str(r["seeds"]), f"{r['alloc_100_median']:.2f}",
-                f"{r['alloc_130_median']:.2f}", *([str(r["published_alloc_100"] or "–")] if full else []),
-            )
+            cells = [r["variant"], r["policy"], str(r["seeds"]), f"{r['alloc_100_median']:.2f}",
+                     f"{r['alloc_130_median']:.2f}", str(r["failed_pods_median"]),
+                     *("–" if v is None else f"{v:.2f}" for v in (r["bound_100_median"], r["bound_130_median"]))]
+            if published:
+                cells.append(str(r["published_alloc_100"] or "–"))
+            table.add_row(*cells)
         Console().print(table)
         if not full:
             print(PARTIAL_NOTE.format(limit=args.limit))
@@ -190,7 +208,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("simulate", help="replay the openb GPU trace with the FGD method")
     sim.add_argument("--trace-dir", help="openb-gpu-v2023 folder (default: $HAMI_TRACE_DIR, else "
                      f"{_tilde(cache_trace_dir())}, where `hami-scheduler trace fetch` puts it)")
-    sim.add_argument("--variant", default="default", help=f"comma list or 'all' ({', '.join(VARIANTS)})")
+    sim.add_argument("--variant", default=None,
+                     help=f"comma list or 'all' ({', '.join(VARIANTS)}); default: default")
+    sim.add_argument("--pods", help="your own pod list (openb CSV: name,cpu_milli,memory_mib,num_gpu,gpu_milli"
+                                    "[,gpu_spec,...]) instead of a trace variant; needs --nodes")
+    sim.add_argument("--nodes", help="your own node list (openb CSV: sn,cpu_milli,memory_mib,gpu,model); needs --pods")
     sim.add_argument("--policies", default="all", help=f"comma list or 'all' ({', '.join(POLICIES)})")
     sim.add_argument("--seeds", default="42-51", help="LO-HI or a comma list (paper: 42-51)")
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
@@ -244,6 +266,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--policy", default="binpack", help="default node policy: binpack, spread or a simulator policy")
     srv.add_argument("--workload-refresh", type=float, default=10.0, metavar="SECONDS",
                      help="fragmentation policies (fgd, frag-pack...): re-read the running pod mix at most this often")
+    srv.add_argument("--workload-seed", default=None, metavar="FILE|trace:VARIANT",
+                     help="fragmentation policies: the workload mix to score against until the cluster holds "
+                          "--workload-takeover pods of its own (an openb-format pod list, or trace:<variant>)")
+    srv.add_argument("--workload-takeover", type=int, default=100, metavar="PODS",
+                     help="held device pods from which the cluster's own mix replaces the seed (default 100)")
     srv.add_argument("--capability-matrix", default=None, help="CapabilityMatrix JSON file")
     srv.add_argument("--capability-configmap", default=None, help="namespace/name[/key] of a ConfigMap holding it")
     srv.add_argument("--accept-levels", default="supported,partial",
@@ -251,7 +278,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--vendors", default=None,
                      help="JSON array of VendorInfo (resource names, annotation keys); default: installed plugins")
     srv.add_argument("--scheduler-name", default="hami-scheduler")
+    from . import events, leader, webhook
+
+    leader.add_flags(srv)
+    events.add_flags(srv)
     srv.set_defaults(func=cmd_serve)
+    webhook.add_command(sub)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

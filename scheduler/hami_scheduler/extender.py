@@ -33,7 +33,8 @@ from hami_hal.requests.parser import Admit
 from . import annotations as ann
 from .capability import CapabilityGate
 from .kube import describe
-from .live_workload import WorkloadFeed
+from .live_workload import SeedMix, WorkloadFeed
+from .node_resources import pod_requests
 from .policies import NodeView, PodShape, make_policy
 from .state import ClusterState
 
@@ -94,21 +95,27 @@ def node_names(args: dict) -> tuple[list | None, str]:
     return names, ""
 
 
-def node_view(name: str, state) -> NodeView:
-    """A policy view of an engine node: free share per device = min(free compute %, free memory %)."""
-    free = []
+def node_view(name: str, state, free: tuple[int, int, int] | None = None) -> NodeView:
+    """A policy view of an engine node: free share per device = min(free compute %, free memory %).
+
+    ``free`` is (free CPU milli, allocatable CPU milli, free memory MiB) from the node's API objects
+    (:class:`~.node_resources.NodeResources`); without it CPU and memory are unbounded."""
+    gpus = []
     for st in state.devices.values():
         part = st.part
         c = (part.compute_percent - st.used_compute_percent) * 1000 // max(part.compute_percent, 1)
         m = (part.memory_mib - st.used_memory_mib) * 1000 // max(part.memory_mib, 1)
         slots_left = part.max_slots - st.used_slots
-        free.append(0 if slots_left <= 0 or st.exclusive else max(0, min(c, m)))
+        gpus.append(0 if slots_left <= 0 or st.exclusive else max(0, min(c, m)))
     model = next((st.device.model for st in state.devices.values()), "")
-    return NodeView(name, model, 1 << 40, 1 << 40, free)
+    if free is not None:
+        return NodeView(name, model, free[0], free[2], gpus, cpu_total=free[1])
+    return NodeView(name, model, 1 << 40, 1 << 40, gpus)
 
 
-def pod_shape(req: PodRequest, state) -> PodShape:
-    """The pod as a policy sees it: total device count and the largest per-device share (milli)."""
+def pod_shape(req: PodRequest, state, cpu: int = 0, mem: int = 0, types: tuple[str, ...] = ()) -> PodShape:
+    """The pod as a policy sees it: total device count and the largest per-device share (milli),
+    plus its CPU (milli) and memory (MiB) requests and the device models it may use."""
     num = 0
     milli = 0
     for c in req.containers:
@@ -119,7 +126,7 @@ def pod_shape(req: PodRequest, state) -> PodShape:
             mem_total = max((st.part.memory_mib for st in state.devices.values()), default=1) or 1
             share = 1000 if r.whole_device else max(r.compute_percent * 10, r.memory_for(mem_total) * 1000 // mem_total)
             milli = max(milli, min(share, 1000))
-    return PodShape(0, 0, num, milli)
+    return PodShape(cpu, mem, num, milli, types)
 
 
 @dataclass
@@ -135,7 +142,8 @@ class Extender:
 
     def __init__(self, cluster: ClusterState, kube=None, gate: CapabilityGate | None = None,
                  policy: str = "binpack", lock_timeout_s: float = 300.0, workload_refresh_s: float = 10.0,
-                 pod_annotator: PodAnnotator | None = None, admit: Admit | None = None) -> None:
+                 pod_annotator: PodAnnotator | None = None, admit: Admit | None = None,
+                 workload_seed: SeedMix | None = None, workload_takeover: int = 100) -> None:
         self.cluster = cluster
         #: Vendor pod annotations at Filter (HAMi PatchAnnotations), e.g. ``Hal().pod_annotations``.
         self.pod_annotator = pod_annotator
@@ -157,7 +165,8 @@ class Extender:
             self._policy = make_policy(policy)
             self._policy.prepare([], None)
             # Fragmentation policies score against the running mix (FGD's target workload).
-            self._feed = WorkloadFeed(self._policy, refresh_s=workload_refresh_s)
+            self._feed = WorkloadFeed(self._policy, refresh_s=workload_refresh_s, seed=workload_seed,
+                                      takeover=workload_takeover)
         else:
             self._policy = None
 
@@ -200,7 +209,28 @@ class Extender:
                 raise InputError("Pod", f"{ns}/{name}", "does not exist on the API server") from None
             raise HalError(f"reading pod {ns}/{name} from the API server failed: {describe(exc)}") from None
 
-    def _choose(self, req: PodRequest, names: list[str]) -> tuple[str | None, PodAllocation | None, dict[str, str]]:
+    def _scorer(self, req: PodRequest, cands, pod_res: tuple[int, int]):
+        """``name -> policy score`` for the candidate rows, with the nodes' CPU/memory from the API.
+
+        A pod limited to device types (HAMi's use-gputype matches by substring) gets, as the policy's
+        allowed models, the models of the candidates the engine's type rule let through, so the policy
+        sees the same constraint the simulator's ``gpu_spec`` gives it."""
+        index = self.cluster.index
+        types: tuple[str, ...] = ()
+        if any(r.type_include for c in req.containers for r in c.requests):
+            models = {node_view(index.names[r], self.cluster.nodes[index.names[r]].state).model for r in cands}
+            types = tuple(sorted(models))
+        res_ledger = self.cluster.resources
+
+        def score(name: str):
+            state = self.cluster.nodes[name].state
+            shape = pod_shape(req, state, pod_res[0], pod_res[1], types)
+            return self._policy.score(node_view(name, state, res_ledger.free(name)), shape)
+
+        return score
+
+    def _choose(self, req: PodRequest, names: list[str], pod_res: tuple[int, int] = (0, 0)
+                ) -> tuple[str | None, PodAllocation | None, dict[str, str]]:
         """Prefilter all nodes (vectorised), rank the candidates, let the engine decide best-first.
 
         FailedNodes gets a reason for every node that cannot take the pod; nodes that could but rank
@@ -220,24 +250,29 @@ class Extender:
         explicit = ann.NODE_POLICY in req.annotations
         if self._policy is not None and not explicit:
             scored = []
+            score = self._scorer(req, cands, pod_res)
             for r in cands:
                 name = index.names[r]
-                state = self.cluster.nodes[name].state
-                res = self._policy.score(node_view(name, state), pod_shape(req, state))
+                res = score(name)
                 scored.append((res[0] if res else float("-inf"), name))
             order = [n for _, n in sorted(scored, key=lambda t: -t[0])]
         else:
             sc = index.score[cands]
             sign = -1.0 if req.node_policy is NodePolicy.BINPACK else 1.0
             order = (index.names[r] for r in cands[np.argsort(sign * sc, kind="stable")])
+        ledger = self.cluster.resources
         for name in order:
+            short_of = ledger.short_of(name, *pod_res)
+            if short_of:  # kube-scheduler's NodeResourcesFit would say so too; a reservation may be newer
+                failed[name] = short_of
+                continue
             fit = self.cluster.nodes[name].state.fit_pod(req, veto=self.gate)
             if not fit.ok:
                 failed[name] = fit.reason or "NodeUnfitPod"
                 continue
             alloc = fit.allocation
             if self._policy is not None and not explicit:
-                alloc = self._policy_devices(req, name) or alloc
+                alloc = self._policy_devices(req, name, score) or alloc
             return name, alloc, failed
         return None, None, failed
 
@@ -267,6 +302,7 @@ class Extender:
         try:
             pod = self.api_pod(ci(args, "Pod"))
             req = self.parse(pod)
+            pod_res = pod_requests(pod)
         except HalError as exc:
             return FilterOutcome([], {}, str(exc))
         if not req.has_devices:
@@ -277,12 +313,13 @@ class Extender:
             key = f"{req.namespace}/{req.name}"
             if not dry_run:
                 self.cluster.remove_pod(key)  # drop a stale reservation of this pod
-            best, alloc, failed = self._choose(req, names)
+            best, alloc, failed = self._choose(req, names, pod_res)
             if alloc is None:
                 return FilterOutcome([], failed)
             if dry_run:
                 return FilterOutcome([best], failed, allocation=alloc)
             self.cluster.reserve(alloc)
+            self.cluster.resources.add(key, best, *pod_res)  # its CPU/memory count until the watch confirms
         if self.kube is not None:
             try:
                 self.kube.patch_pod_annotations(req.namespace, req.name, self.filter_annotations(pod, alloc))
@@ -291,19 +328,19 @@ class Extender:
                 return FilterOutcome([], failed, f"writing allocation annotations failed: {describe(exc)}")
         return FilterOutcome([best], failed, allocation=alloc)
 
-    def _policy_devices(self, req: PodRequest, node: str) -> PodAllocation | None:
-        """Let a fragmentation policy pick the device of a single-device pod; the engine validates it."""
+    def _policy_devices(self, req: PodRequest, node: str, score) -> PodAllocation | None:
+        """Let a fragmentation policy pick the devices of a one-request pod; the engine validates them."""
         apps = [c for c in req.containers if c.requests]
-        if len(apps) != 1 or len(apps[0].requests) != 1 or apps[0].requests[0].count != 1:
+        if len(apps) != 1 or len(apps[0].requests) != 1:
             return None
         state = self.cluster.nodes[node].state
-        res = self._policy.score(node_view(node, state), pod_shape(req, state))
-        if not res or not res[1]:
+        res = score(node)
+        if not res or not res[1] or len(res[1]) != apps[0].requests[0].count:
             return None
-        want = res[1][0]
+        want = set(res[1])
 
         def only(dev, usage, r, sl):
-            if dev.index != want:
+            if dev.index not in want:
                 from hami_hal.models import FitFailure, FitReason
 
                 return FitFailure(uuid=dev.uuid, reason=FitReason.CARD_UUID_MISMATCH, detail="policy chose another device")
@@ -334,6 +371,7 @@ class Extender:
             return []
         try:
             req = self.parse(ci(args, "Pod"))
+            pod_res = pod_requests(ci(args, "Pod")) if self._policy is not None else (0, 0)
         except HalError:
             return [{"Host": n, "Score": 0} for n in names]
         scores = {n: 0 for n in names}
@@ -349,10 +387,9 @@ class Extender:
                 cands = rows[cand]
                 if self._policy is not None and ann.NODE_POLICY not in req.annotations:
                     raw = []
+                    score = self._scorer(req, cands, pod_res)
                     for r in cands:
-                        name = index.names[r]
-                        state = self.cluster.nodes[name].state
-                        res = self._policy.score(node_view(name, state), pod_shape(req, state))
+                        res = score(index.names[r])
                         raw.append(res[0] if res else float("-inf"))
                     vals = np.array(raw, dtype=float)
                 else:

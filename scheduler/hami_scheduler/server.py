@@ -327,6 +327,18 @@ def serve(args) -> int:
     if not 1 <= args.max_connections <= 65535:
         raise InputError("--max-connections", args.max_connections, "must be between 1 and 65535")
     ssl_context = listen_security(args, host)
+    seed = None
+    if getattr(args, "workload_seed", None):
+        from .live_workload import load_seed
+
+        if args.policy in ("binpack", "spread"):
+            raise InputError("--workload-seed", args.workload_seed,
+                             f"needs a fragmentation policy (--policy fgd or frag-pack), not {args.policy}")
+
+        seed = load_seed(args.workload_seed)
+    takeover = getattr(args, "workload_takeover", 100)
+    if not 0 <= takeover <= 1_000_000:
+        raise InputError("--workload-takeover", takeover, "must be between 0 and 1000000")
     try:
         kube = Kube(api_client(args.api_server, args.kubeconfig))
     except Exception as exc:
@@ -350,12 +362,19 @@ def serve(args) -> int:
     except Exception as exc:
         raise HalError(f"first sync from the Kubernetes API failed: {describe(exc)}") from None
     ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
-                   workload_refresh_s=args.workload_refresh)
+                   workload_refresh_s=args.workload_refresh, workload_seed=seed, workload_takeover=takeover)
+    # k8s helper: pod Events, then the Lease gate outermost (a follower's refusal is no pod event)
+    from .events import with_events
+    from .leader import with_leader_election
+
+    ext, elector = with_leader_election(with_events(ext, kube.api, args), kube.api, args)
     try:
         server = ExtenderServer(ext, host, int(port), ready=watcher.synced.is_set, ssl_context=ssl_context,
                                 max_connections=args.max_connections).start()
     except OSError as exc:
         watcher.stop.set()
+        if elector is not None:
+            elector.stop()
         raise InputError("--bind", args.bind, f"cannot listen ({exc.strerror or exc})") from None
     if args.metrics_bind:  # HAMi serves metrics on their own port (:9395); /metrics stays on the extender too
         from prometheus_client import start_http_server
@@ -373,5 +392,7 @@ def serve(args) -> int:
             break
     watcher.stop.set()
     server.stop()  # graceful: in-flight requests finish, idle connections close
+    if elector is not None:
+        elector.stop()  # hands the Lease over at once
     print("hami-scheduler extender stopped", flush=True)
     return 0

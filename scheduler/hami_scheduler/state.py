@@ -17,6 +17,7 @@ from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
 
 from .annotations import BIND_PHASE, DEVICE_CORDON, VGPU_NODE, allocation_from_pod, parse_node
 from .index import NodeIndex
+from .node_resources import NodeResources
 
 FINISHED = ("Succeeded", "Failed")
 
@@ -43,6 +44,8 @@ class ClusterState:
     index: NodeIndex = field(default_factory=NodeIndex)
     #: pods whose allocation is a claim on the API (bound, or binding): they win over unbound reservations
     claims: set[str] = field(default_factory=set)
+    #: node CPU/memory: allocatable minus the requests of the pods on it (the policies' CPU terms)
+    resources: NodeResources = field(default_factory=NodeResources)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -52,6 +55,11 @@ class ClusterState:
         meta = node.get("metadata") or {}
         cordon = [u.strip() for u in (meta.get("annotations") or {}).get(DEVICE_CORDON, "").split(",") if u.strip()]
         with self.lock:
+            try:
+                self.resources.set_node(inv.node, node)
+                self.rejected.pop(f"node/{inv.node}/allocatable", None)
+            except HalError as exc:  # devices still schedule; CPU/memory of this node stay unknown
+                self.rejected[f"node/{inv.node}/allocatable"] = str(exc)
             old = self.nodes.get(inv.node)
             if old and old.inventory.devices == inv.devices and old.state.cordoned == frozenset(cordon):
                 old.resource_version = meta.get("resourceVersion", "")
@@ -75,6 +83,7 @@ class ClusterState:
         with self.lock:
             entry = self.nodes.pop(name, None)
             self.index.set_node(name, None)
+            self.resources.drop_node(name)
             if entry:
                 for alloc in entry.state.held():
                     self.pods.pop(alloc.key, None)
@@ -87,43 +96,59 @@ class ClusterState:
         key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
         phase = (pod.get("status") or {}).get("phase")
         with self.lock:
-            if phase in FINISHED or meta.get("deletionTimestamp"):
-                self.remove_pod(key)
-                return
-            node = (meta.get("annotations") or {}).get(VGPU_NODE) or (pod.get("spec") or {}).get("nodeName")
-            entry = self.nodes.get(node) if node else None
-            if node and entry is None:
-                self.pending[key] = pod
-                return
-            devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
-            alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
-            current = self.pods.get(key)
-            if current is not None and alloc is not None and current.node == alloc.node and \
-                    current.containers == alloc.containers:
-                return
-            if current is not None:
-                self.remove_pod(key)
-            if alloc is None:
-                return
-            claim = bool((pod.get("spec") or {}).get("nodeName")) or \
-                (meta.get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
             try:
+                self._upsert_pod(pod, meta, key, phase)
+            finally:  # CPU/memory ledger: after the device part, whatever it decided
+                self._count_resources(pod, meta, key, phase)
+
+    def _count_resources(self, pod: dict, meta: dict, key: str, phase: str | None) -> None:
+        node = (pod.get("spec") or {}).get("nodeName") or (meta.get("annotations") or {}).get(VGPU_NODE)
+        if phase in FINISHED or meta.get("deletionTimestamp"):
+            node = None
+        try:
+            self.resources.set_pod(key, pod, node if isinstance(node, str) else None)
+            self.rejected.pop(f"{key}/resources", None)
+        except HalError as exc:
+            self.rejected[f"{key}/resources"] = str(exc)
+
+    def _upsert_pod(self, pod: dict, meta: dict, key: str, phase: str | None) -> None:
+        if phase in FINISHED or meta.get("deletionTimestamp"):
+            self.remove_pod(key)
+            return
+        node = (meta.get("annotations") or {}).get(VGPU_NODE) or (pod.get("spec") or {}).get("nodeName")
+        entry = self.nodes.get(node) if node else None
+        if node and entry is None:
+            self.pending[key] = pod
+            return
+        devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
+        alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
+        current = self.pods.get(key)
+        if current is not None and alloc is not None and current.node == alloc.node and \
+                current.containers == alloc.containers:
+            return
+        if current is not None:
+            self.remove_pod(key)
+        if alloc is None:
+            return
+        claim = bool((pod.get("spec") or {}).get("nodeName")) or \
+            (meta.get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
+        try:
+            entry.state.commit(alloc)
+        except AllocationError as exc:
+            if not (claim and self._evict_reservations(node)):
+                self.rejected[key] = str(exc)
+                raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc}") from None
+            try:  # a bound pod wins over this cache's unbound reservations (another scheduler bound it)
                 entry.state.commit(alloc)
-            except AllocationError as exc:
-                if not (claim and self._evict_reservations(node)):
-                    self.rejected[key] = str(exc)
-                    raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc}") from None
-                try:  # a bound pod wins over this cache's unbound reservations (another scheduler bound it)
-                    entry.state.commit(alloc)
-                except AllocationError as exc2:
-                    self.rejected[key] = str(exc2)
-                    raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc2}") from None
-            self.pods[key] = alloc
-            if claim:
-                self.claims.add(key)
-            else:
-                self.claims.discard(key)
-            self.index.touch(node)
+            except AllocationError as exc2:
+                self.rejected[key] = str(exc2)
+                raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc2}") from None
+        self.pods[key] = alloc
+        if claim:
+            self.claims.add(key)
+        else:
+            self.claims.discard(key)
+        self.index.touch(node)
 
     def _evict_reservations(self, node: str) -> list[str]:
         """Drop every unbound reservation on ``node`` (their binds then fail and kube-scheduler retries
@@ -138,6 +163,7 @@ class ClusterState:
         with self.lock:
             self.pending.pop(key, None)
             self.claims.discard(key)
+            self.resources.drop_pod(key)
             alloc = self.pods.pop(key, None)
             if alloc and alloc.node in self.nodes:
                 self.nodes[alloc.node].state.release(alloc)

@@ -1,0 +1,116 @@
+"""The mutating webhook registered in the real apiserver (MutatingWebhookConfiguration, TLS with a CA bundle)
+and exercised through it: the stored pod is the mutated one, an invalid pod is refused with one line naming
+the field, a pod without managed resources is untouched, and a mutated pod goes on to be scheduled."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import sys
+import time
+import urllib.request
+
+import pytest
+from k8s_controlplane import free_port, make_cert
+from k8s_stack import gpu_pod
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+
+def start_webhook(stack) -> tuple[str, int]:
+    cert, key = make_cert(stack.cp.pki, f"webhook-{stack.ns}"[:60], "IP:127.0.0.1")
+    port = free_port()
+    proc = stack.cp.spawn(f"{stack.ns}-webhook", [
+        sys.executable, "-m", "hami_scheduler.cli", "webhook", "--bind", f"127.0.0.1:{port}",
+        "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), "--vendors", str(stack.vendors)])
+    stack.procs.append(proc)
+    ctx = ssl.create_default_context(cafile=str(stack.cp.pki / "ca.crt"))
+    end = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > end or not proc.alive():
+                raise RuntimeError(f"webhook not serving:\n{proc.tail()}") from None
+            time.sleep(0.2)
+    return f"https://127.0.0.1:{port}/webhook", port
+
+
+def register(stack, url: str) -> str:
+    name = f"{stack.ns}-hami-webhook"
+    ca = (stack.cp.pki / "ca.crt").read_bytes()
+    body = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "vgpu.hami.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail", "reinvocationPolicy": "Never", "timeoutSeconds": 10,
+            "clientConfig": {"url": url, "caBundle": base64.b64encode(ca).decode()},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": stack.ns}},
+        }],
+    }
+    adm = client.AdmissionregistrationV1Api(stack.api)
+    adm.create_mutating_webhook_configuration(body)
+    stack.cleanups.append(lambda: adm.delete_mutating_webhook_configuration(name))
+    return name
+
+
+def stored(stack, name: str) -> dict:
+    return json.loads(stack.core.read_namespaced_pod(name, stack.ns, _preload_content=False).data)
+
+
+def test_webhook_through_the_apiserver(stack, deadline):
+    url, _ = start_webhook(stack)
+    register(stack, url)
+
+    def active():  # the apiserver picks the configuration up from its informer
+        pod = gpu_pod(f"warm{time.monotonic_ns() % 10**6}", mem=None, cores=None, scheduler=None)
+        out = stack.core.create_namespaced_pod(stack.ns, pod, dry_run="All")
+        return out.spec.scheduler_name == "hami-scheduler"
+
+    deadline(active, 30, "the webhook configuration in effect")
+
+    stack.create(gpu_pod("whole", mem=None, cores=None, scheduler=None))
+    pod = stored(stack, "whole")
+    assert pod["spec"]["schedulerName"] == "hami-scheduler"
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpucores"] == "100"  # HAMi PR #1354
+
+    memonly = gpu_pod("memonly", mem=2048, cores=None, scheduler=None)
+    del memonly["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+    stack.create(memonly)  # memory alone: count 1 is added (HAMi defaultGPUNum); not exclusive: no cores
+    limits = stored(stack, "memonly")["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "2048"}
+
+    custom = gpu_pod("custom", scheduler="volcano")
+    stack.create(custom)
+    assert stored(stack, "custom")["spec"]["schedulerName"] == "volcano"
+
+    plain = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain"},
+             "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    stack.create(plain)
+    assert stored(stack, "plain")["spec"]["schedulerName"] == "default-scheduler"
+
+    invalid = gpu_pod("invalid", mem=None, cores=None, scheduler=None)
+    invalid["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpumem-percentage"] = "150"
+    with pytest.raises(ApiException) as err:
+        stack.create(invalid)
+    assert err.value.status == 400
+    message = json.loads(err.value.body)["message"]
+    assert 'spec.containers[0].resources.limits["nvidia.com/gpumem-percentage"]: 150 must be between 0 and 100' \
+        in message, message
+
+    privileged = gpu_pod("priv", scheduler=None)
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    with pytest.raises(ApiException) as err:
+        stack.create(privileged)
+    assert "spec.containers[0].securityContext.privileged" in json.loads(err.value.body)["message"]
+
+    # the mutated pod goes on through kube-scheduler and the extender
+    stack.add_nodes(1)
+    _, port = stack.start_extender()
+    stack.start_scheduler(port)
+    deadline(lambda: stored(stack, "whole")["status"].get("phase") == "Running", 30, "the mutated pod running")
+    assert stored(stack, "whole")["metadata"]["annotations"]["hami.io/vgpu-devices-allocated"].endswith(",100:;")
