@@ -200,7 +200,8 @@ def compute_tests(b: Bench, seconds: float) -> dict:
     base = native.get("tflops", 0) or 1
     alone = []
     for pct in (10, 25, 50, 75, 90):
-        res = b.sampled(["matmul", str(seconds)], b.env(True, f"sm{pct}", CUDA_DEVICE_SM_LIMIT=str(pct)))
+        res = b.sampled(["matmul", str(seconds)], b.env(True, f"sm{pct}", CUDA_DEVICE_SM_LIMIT=str(pct),
+                                                                GPU_CORE_UTILIZATION_POLICY="force"))
         res.update(limit=pct, share=100 * res.get("tflops", 0) / base)
         alone.append(res)
         print(f"[sm alone] limit {pct}%: {res.get('tflops', 0):.1f} TFLOP/s = {res['share']:.1f}% of native",
@@ -242,7 +243,8 @@ def variant_tests(b: Bench, seconds: float) -> dict:
                 (25, {"HAMI_SM_REF_MHZ": str(ref)}), (50, {"HAMI_SM_REF_MHZ": str(ref)}),
                 (75, {"HAMI_SM_REF_MHZ": str(ref)})]
     for i, (pct, extra) in enumerate(variants):
-        res = b.sampled(["matmul", str(seconds)], b.env(True, f"var{i}", CUDA_DEVICE_SM_LIMIT=str(pct), **extra))
+        res = b.sampled(["matmul", str(seconds)], b.env(True, f"var{i}", CUDA_DEVICE_SM_LIMIT=str(pct),
+                                                                GPU_CORE_UTILIZATION_POLICY="force", **extra))
         res.update(limit=pct, knobs=extra, share=100 * res.get("tflops", 0) / base)
         rows.append(res)
         print(f"[variant] {pct}% {extra}: share {res['share']:.1f}%, clock {res.get('sm_clock_median_mhz')} MHz, "

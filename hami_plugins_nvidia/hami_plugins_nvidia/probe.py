@@ -25,6 +25,17 @@ PRIORITY_LOW_MAX_PERCENT = 30.0
 PRIORITY_EQUAL_PERCENT = (35.0, 65.0)
 #: A high-priority share this many points above the equal baseline's mean shows priority has some effect.
 PRIORITY_EFFECT_POINTS = 10.0
+#: Work-conserving sharing (issue 18): a training loop and a small-batch inference loop under 50 + 50 keep at
+#: least 90 % of what the same pair achieves natively (sum of each one's share of its solo throughput), and
+#: neither falls more than 5 points below the smaller of its limit and its native-pair share.
+WORK_CONSERVING_LIMITS = (50, 50)
+WORK_CONSERVING_SUM_MIN = 0.90
+WORK_CONSERVING_TOLERANCE_POINTS = 5.0
+#: Why oversubscription/memory is unsupported: a fact of the library's design, not a measurement.
+OVERSUBSCRIPTION_REASON = (
+    "libvgpu.so holds every allocation path to CUDA_DEVICE_MEMORY_LIMIT and never spills to host memory; "
+    "CUDA_OVERSUBSCRIBE (set by HAMi's device plugin when deviceMemoryScaling > 1) is not implemented, as in "
+    "HAMi-core: a limit above physical memory only lets allocations reach the driver's own out-of-memory")
 
 
 def _memory_hard(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
@@ -106,12 +117,33 @@ def _priority(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
 
 #: What a behaviour's figures must show, said in its evidence.
 CRITERIA = {
+    "isolation/work-conserving-sharing": (
+        f"pass: under {WORK_CONSERVING_LIMITS[0]} + {WORK_CONSERVING_LIMITS[1]} the pair keeps >= "
+        f"{100 * WORK_CONSERVING_SUM_MIN:g} % of the native pair's summed shares and each program >= min(its limit, "
+        f"its native-pair share) - {WORK_CONSERVING_TOLERANCE_POINTS:g} points; one of the two: partial"),
     "isolation/priority": (f"pass: while both run, high-priority throughput >= {PRIORITY_HIGH_MIN_PERCENT:g} % and "
                            f"low-priority <= {PRIORITY_LOW_MAX_PERCENT:g} % of each one's solo throughput; the "
                            f"equal-priority baseline must give each {PRIORITY_EQUAL_PERCENT[0]:g}-"
                            f"{PRIORITY_EQUAL_PERCENT[1]:g} % (else unverified); high-priority share >= "
                            f"{PRIORITY_EFFECT_POINTS:g} points above the baseline's mean without the targets: partial"),
 }
+
+def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
+    native, limited, limits = raw["native_pair_percent_of_solo"], raw["limited_pair_percent_of_solo"], \
+        raw["limits_percent"]
+    kept = sum(limited) / sum(native) if sum(native) > 0 else 0.0
+    floors = [min(lim, nat) - WORK_CONSERVING_TOLERANCE_POINTS for lim, nat in zip(limits, native, strict=True)]
+    ms = [Measurement(name="pair_throughput_kept", value=round(100 * kept, 1), unit="% of the native pair",
+                      conditions=cond, target=f">= {100 * WORK_CONSERVING_SUM_MIN:g}")]
+    for name, value, floor in zip(("training_share", "inference_share"), limited, floors, strict=True):
+        ms.append(Measurement(name=name, value=value, unit="% of solo", conditions=cond, target=f">= {floor:g}"))
+    fair = all(v >= f for v, f in zip(limited, floors, strict=True))
+    if kept >= WORK_CONSERVING_SUM_MIN and fair:
+        return Level.SUPPORTED, ms, ""
+    if kept >= WORK_CONSERVING_SUM_MIN or fair:
+        return Level.PARTIAL, ms, "work-conserving or fair, not both"
+    return Level.UNSUPPORTED, ms, "the limited pair lost throughput and a tenant fell below its share"
+
 
 Judge = Callable[[dict, str], tuple[Level, list[Measurement], str]]
 
@@ -133,11 +165,19 @@ def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
                                "CUDA_TASK_PRIORITY=0 vs =1, two containers on one node board, bf16 8192^3 "
                                "matmul loops of 5 s, share of each one's solo throughput while both run",
                                _priority),
+        "isolation/work-conserving-sharing": (
+            "measure_work_conserving", (device.index, 5.0, WORK_CONSERVING_LIMITS),
+            f"training loop (124 M transformer, batch 4 x 512) + inference loop (batch 1 x 128), "
+            f"CUDA_DEVICE_SM_LIMIT {WORK_CONSERVING_LIMITS[0]} + {WORK_CONSERVING_LIMITS[1]} vs the same pair "
+            "native, 5 s windows, % of each program's solo throughput", _work_conserving),
     }
 
 
 def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
     """The interposer measurement for ``behaviour_id`` on ``device``; None when there is none."""
+    if behaviour_id == "oversubscription/memory":  # by design, on any device: nothing to measure
+        return ProbeResult(behaviour_id=behaviour_id, level=Level.UNSUPPORTED,
+                           evidence=[OVERSUBSCRIPTION_REASON], notes="not implemented (design, not a measurement)")
     if device.provenance.simulated or not device.healthy:
         return None
     try:

@@ -352,7 +352,10 @@ def serve(args) -> int:
             raise InputError("--capability-matrix", str(path), f"cannot be loaded: {str(exc)[:120]}") from None
     elif args.capability_configmap:
         matrix = load_matrix_from_configmap(kube, args.capability_configmap)
-    vendors = load_vendors(args.vendors) if args.vendors else Hal().vendors()
+    # With --vendors the extender reads vendors as data and runs no plugin code; otherwise the installed
+    # plugins also answer admission (HAMi MutateAdmission) and pod annotations (HAMi PatchAnnotations).
+    hal = None if args.vendors else Hal()
+    vendors = load_vendors(args.vendors) if hal is None else hal.vendors()
     cluster = ClusterState(vendors)
     watcher = Watcher(kube, cluster)
     try:
@@ -362,7 +365,8 @@ def serve(args) -> int:
     except Exception as exc:
         raise HalError(f"first sync from the Kubernetes API failed: {describe(exc)}") from None
     ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
-                   workload_refresh_s=args.workload_refresh, workload_seed=seed, workload_takeover=takeover)
+                   workload_refresh_s=args.workload_refresh, workload_seed=seed, workload_takeover=takeover,
+                   admit=hal.admit_request if hal else None, pod_annotator=hal.pod_annotations if hal else None)
     # k8s helper: pod Events, then the Lease gate outermost (a follower's refusal is no pod event)
     from .events import with_events
     from .leader import with_leader_election

@@ -1,6 +1,12 @@
 /* board.c - the node board: one small file shared by every container on the node (HAMi mounts
  * /tmp/vgpulock read-write into each one). An entry per physical GPU, keyed by UUID, carries the
- * time-share gate of SM-limited containers and the last launch time of each priority level. */
+ * time-share gate of SM-limited containers and the last launch time of each priority level.
+ *
+ * Every container must write it (the gate, its priority marks), so the file is world-writable; what a
+ * tenant can do with that is bounded instead: the directory is sticky (01777, nobody replaces another's
+ * file), the file is opened without following links and must be a plain file with one name owned by
+ * root or by us, its entry count is clamped on every read, and timestamps in the future are ignored by
+ * the readers (launch.c), so a forged entry can neither hang nor lift anyone's limit. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -22,18 +28,34 @@ static pthread_mutex_t board_mu = PTHREAD_MUTEX_INITIALIZER;
 static int attach_board(void)
 {
     char dir[512];
+    if (!vg_cfg.board_path[0])
+        return 0;
     snprintf(dir, sizeof(dir), "%s", vg_cfg.board_path);
     mode_t old = umask(0);
-    mkdir(dirname(dir), 0777);
-    int fd = open(vg_cfg.board_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (mkdir(dirname(dir), 01777) == 0)
+        chmod(dir, 01777);  /* mkdir may drop the sticky bit */
+    int fd = open(vg_cfg.board_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     umask(old);
     if (fd < 0) {
-        vg_log(VG_WARN, "cannot open node board %s (%s): no priority or cross-container time sharing",
-               vg_cfg.board_path, strerror(errno));
+        vg_log(errno == ELOOP ? VG_ERROR : VG_WARN, "cannot open node board %s (%s): no priority or "
+               "cross-container time sharing", vg_cfg.board_path,
+               errno == ELOOP ? "it is a symbolic link: not followed" : strerror(errno));
+        return 0;
+    }
+    struct stat st;
+    const char *why = fstat(fd, &st) != 0        ? "cannot stat it"
+                      : !S_ISREG(st.st_mode)     ? "not a regular file"
+                      : st.st_nlink != 1         ? "it has more than one name (a hard link)"
+                      : st.st_uid != 0 && st.st_uid != geteuid() ? "owned by another user (the node agent or "
+                                                                   "the first container's user should create it)"
+                                                                 : "";
+    if (*why) {
+        vg_log(VG_ERROR, "node board %s is not trusted (%s): no priority or cross-container time sharing",
+               vg_cfg.board_path, why);
+        close(fd);
         return 0;
     }
     flock(fd, LOCK_EX);
-    struct stat st;
     int ok = fstat(fd, &st) == 0;
     if (ok && st.st_size == 0)
         ok = ftruncate(fd, sizeof(struct hami_board)) == 0 && fstat(fd, &st) == 0;
@@ -73,14 +95,21 @@ struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16])
     struct hami_board_gpu *g = NULL;
     if (board_state > 0) {
         flock(board_fd, LOCK_EX);
-        for (uint32_t i = 0; i < board->count && !g; i++)
+        uint32_t n = board->count;
+        if (n > HAMI_BOARD_GPUS) {  /* range-checked on every read, not only at attach */
+            vg_log_once(VG_ERROR, "board-count", "node board %s: entry count %u out of range (at most %d): "
+                                                 "tampered; clamped", vg_cfg.board_path, n, HAMI_BOARD_GPUS);
+            n = HAMI_BOARD_GPUS;
+            board->count = n;
+        }
+        for (uint32_t i = 0; i < n && !g; i++)
             if (!memcmp(board->gpu[i].uuid, uuid, 16))
                 g = &board->gpu[i];
-        if (!g && board->count < HAMI_BOARD_GPUS) {
-            g = &board->gpu[board->count];
+        if (!g && n < HAMI_BOARD_GPUS) {
+            g = &board->gpu[n];
             memset(g, 0, sizeof(*g));
             memcpy(g->uuid, uuid, 16);
-            __atomic_store_n(&board->count, board->count + 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&board->count, n + 1, __ATOMIC_RELEASE);
         }
         flock(board_fd, LOCK_UN);
     }

@@ -74,6 +74,7 @@ static void load_libcuda(void)
     RESOLVE(cuMemPoolTrimTo);
     RESOLVE(cuStreamSynchronize);
     RESOLVE(cuStreamIsCapturing);
+    RESOLVE(cuThreadExchangeStreamCaptureMode);
     RESOLVE(cuEventCreate);
     RESOLVE(cuEventRecord);
     RESOLVE(cuEventQuery);

@@ -1,5 +1,6 @@
 /* env.c - HAMi-compatible configuration from the environment, read once per process. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,10 @@ int hami_vgpu_parse_size(const char *text, uint64_t *out)
     if (!isdigit((unsigned char)*p))
         return 0;
     char *end = NULL;
+    errno = 0;
     unsigned long long v = strtoull(p, &end, 10);
+    if (errno == ERANGE)
+        return 0;  /* does not fit in 64 bits: never read as "the largest number" */
     uint64_t mul = 1;
     switch (tolower((unsigned char)*end)) {
     case 'k': mul = 1ULL << 10; end++; break;
@@ -42,18 +46,24 @@ int hami_vgpu_parse_size(const char *text, uint64_t *out)
         end += (*end == 'i' && (end[1] == 'b' || end[1] == 'B')) ? 2 : 1;
     while (isspace((unsigned char)*end))
         end++;
-    if (*end != '\0' || (v && mul > UINT64_MAX / v))
+    if (*end != '\0' || (v && mul > VG_LIMIT_MAX / v) || v * mul > VG_LIMIT_MAX)
         return 0;
     *out = v * mul;
     return 1;
 }
 
+/* Limits (the SM share) are refused with the strictest value; tuning knobs fall back to their default.
+ * Either way the caller's one line names the variable and the value. */
 static int parse_int(const char *name, const char *text, int lo, int hi, int *out)
 {
     char *end = NULL;
+    errno = 0;
     long v = strtol(text, &end, 10);
-    if (!*text || *end != '\0' || v < lo || v > hi) {
-        vg_log(VG_WARN, "ignoring %s=\"%s\": expected an integer in [%d, %d]", name, text, lo, hi);
+    if (!*text || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
+        int limit = !strncmp(name, "CUDA_DEVICE_SM_LIMIT", 20);
+        vg_log(limit ? VG_ERROR : VG_WARN, "%s %s=\"%.64s\": expected an integer in [%d, %d]%s",
+               limit ? "refusing" : "ignoring", name, text, lo, hi,
+               limit ? "; the strictest share (1%) applies until it is fixed" : "");
         return 0;
     }
     *out = (int)v;
@@ -66,14 +76,19 @@ static int env_true(const char *name)
     return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
+/* A memory limit that cannot be read is refused, never read as "no limit": the device then allocates
+ * nothing (VG_LIMIT_REFUSE) and one line names the variable and the value. A bad per-device value
+ * falls back to a valid global one. */
 static void load_mem_limits(void)
 {
     uint64_t global = 0;
+    int global_bad = 0;
     const char *g = getenv("CUDA_DEVICE_MEMORY_LIMIT");
     if (g && *g && !hami_vgpu_parse_size(g, &global)) {
-        vg_log(VG_ERROR, "invalid CUDA_DEVICE_MEMORY_LIMIT=\"%s\" (expected bytes or a number with k/m/g): "
-                         "no memory limit from it", g);
-        global = 0;
+        vg_log(VG_ERROR, "refusing CUDA_DEVICE_MEMORY_LIMIT=\"%.64s\" (expected bytes or a number with k/m/g, at "
+                         "most 64 PiB): no device memory is allocatable until it is fixed", g);
+        global = VG_LIMIT_REFUSE;
+        global_bad = 1;
     }
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
         char name[64];
@@ -81,28 +96,31 @@ static void load_mem_limits(void)
         const char *v = getenv(name);
         uint64_t lim = global;
         if (v && *v && !hami_vgpu_parse_size(v, &lim)) {
-            vg_log(VG_ERROR, "invalid %s=\"%s\" (expected bytes or a number with k/m/g): using %llu", name, v,
-                   (unsigned long long)global);
-            lim = global;
+            lim = global && !global_bad ? global : VG_LIMIT_REFUSE;
+            vg_log(VG_ERROR, "refusing %s=\"%.64s\" (expected bytes or a number with k/m/g, at most 64 PiB): %s",
+                   name, v, lim == VG_LIMIT_REFUSE ? "no memory is allocatable on that device"
+                                                   : "the CUDA_DEVICE_MEMORY_LIMIT value applies");
         }
         vg_cfg.mem_limit[i] = lim;
     }
 }
 
+/* An SM limit that cannot be read is refused, never read as "no limit": the device gets the strictest
+ * share (1 %) and one line says so. 0 and 100 mean no limit, as in HAMi. */
 static void load_sm_limits(void)
 {
     int global = 100;
     const char *g = getenv("CUDA_DEVICE_SM_LIMIT");
-    if (g && *g && !parse_int("CUDA_DEVICE_SM_LIMIT", g, 0, 1000, &global))
-        global = 100;
+    if (g && *g && !parse_int("CUDA_DEVICE_SM_LIMIT", g, 0, 100, &global))
+        global = 1;
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
         char name[64];
         snprintf(name, sizeof(name), "CUDA_DEVICE_SM_LIMIT_%d", i);
         const char *v = getenv(name);
         int lim = global;
-        if (v && *v && !parse_int(name, v, 0, 1000, &lim))
-            lim = global;
-        if (lim <= 0 || lim >= 100 || vg_cfg.core_policy_disable)
+        if (v && *v && !parse_int(name, v, 0, 100, &lim))
+            lim = 1;
+        if (lim <= 0 || lim >= 100 || vg_cfg.core_policy == VG_POLICY_DISABLE)
             lim = 100;
         vg_cfg.sm_limit[i] = lim;
     }
@@ -118,13 +136,24 @@ void vg_config_load(void)
     }
     vg_cfg.disabled = env_true("CUDA_DISABLE_CONTROL");
     const char *pol = getenv("GPU_CORE_UTILIZATION_POLICY");
-    vg_cfg.core_policy_disable = pol && !strcasecmp(pol, "disable");
+    vg_cfg.core_policy = VG_POLICY_DEFAULT;
+    if (pol && !strcasecmp(pol, "disable"))
+        vg_cfg.core_policy = VG_POLICY_DISABLE;
+    else if (pol && !strcasecmp(pol, "force"))
+        vg_cfg.core_policy = VG_POLICY_FORCE;
+    else if (pol && *pol && strcasecmp(pol, "default"))
+        vg_log(VG_WARN, "ignoring GPU_CORE_UTILIZATION_POLICY=\"%.64s\": expected default, force or disable; "
+                        "using default", pol);
     load_mem_limits();
     load_sm_limits();
+    const char *sh = getenv("HAMI_SM_SHARING");
+    vg_cfg.sm_gate = !(sh && !strcasecmp(sh, "overlap"));
+    if (sh && *sh && vg_cfg.sm_gate && strcasecmp(sh, "gate"))
+        vg_log(VG_WARN, "ignoring HAMI_SM_SHARING=\"%.64s\": expected gate or overlap; using gate", sh);
     vg_cfg.priority = 1;
     const char *pr = getenv("CUDA_TASK_PRIORITY");
     if (pr && *pr && parse_int("CUDA_TASK_PRIORITY", pr, 0, HAMI_PRIORITY_LEVELS - 1, &vg_cfg.priority))
-        vg_cfg.priority_set = 1;
+        vg_cfg.priority_set = vg_cfg.priority_env = 1;
     for (int i = 0; i < HAMI_MAX_DEVICES; i++)
         if (vg_cfg.sm_limit[i] < 100)
             vg_cfg.priority_set = 1;
@@ -156,10 +185,23 @@ void vg_config_load(void)
         idle_ms = 50;
     vg_cfg.priority_idle_ns = (int64_t)idle_ms * 1000000LL;
     const char *rp = getenv("CUDA_DEVICE_MEMORY_SHARED_CACHE");
-    snprintf(vg_cfg.region_path, sizeof(vg_cfg.region_path), "%s", rp && *rp ? rp : "/tmp/hami-vgpu.cache");
+    if (!rp || !*rp)
+        rp = "/tmp/hami-vgpu.cache";
+    if (strlen(rp) >= sizeof(vg_cfg.region_path)) {
+        vg_log(VG_ERROR, "refusing CUDA_DEVICE_MEMORY_SHARED_CACHE (%zu characters, at most %zu): accounting "
+                         "covers this process only", strlen(rp), sizeof(vg_cfg.region_path) - 1);
+        rp = "";
+    }
+    snprintf(vg_cfg.region_path, sizeof(vg_cfg.region_path), "%s", rp);
     const char *bp = getenv("HAMI_NODE_BOARD");
-    snprintf(vg_cfg.board_path, sizeof(vg_cfg.board_path), "%s",
-             bp && *bp ? bp : "/tmp/vgpulock/hami-node-board");
+    if (!bp || !*bp)
+        bp = "/tmp/vgpulock/hami-node-board";
+    if (strlen(bp) >= sizeof(vg_cfg.board_path)) {
+        vg_log(VG_ERROR, "refusing HAMI_NODE_BOARD (%zu characters, at most %zu): no node board", strlen(bp),
+               sizeof(vg_cfg.board_path) - 1);
+        bp = "";
+    }
+    snprintf(vg_cfg.board_path, sizeof(vg_cfg.board_path), "%s", bp);
     if (vg_cfg.disabled)
         vg_log(VG_MSG, "CUDA_DISABLE_CONTROL=true: passing every call through");
 }

@@ -22,7 +22,8 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 1
+#define HAMI_BOARD_VERSION 2
+#define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
 
@@ -54,7 +55,7 @@ struct hami_region {
     int32_t priority;          /* CUDA_TASK_PRIORITY of the creator, 0 = highest */
     uint32_t device_count;
     uint32_t proc_hwm;         /* slots [0, proc_hwm) may be live */
-    uint32_t reserved1;
+    uint32_t tamper_epoch;     /* bumped by a process that found the file rewritten: all re-check */
     uint64_t created_unix_ns;
     struct hami_device_info dev[HAMI_MAX_DEVICES];
     struct hami_proc_slot procs[HAMI_MAX_PROCS];
@@ -66,6 +67,9 @@ struct hami_board_gpu {
     int64_t owner_until_ns;    /* the gate may be taken over after this time */
     int64_t waiter_since_ns;   /* another SM-limited container is waiting, 0 = none */
     int64_t prio_active_ns[HAMI_PRIORITY_LEVELS];  /* last launch per priority level */
+    uint64_t user_id[HAMI_BOARD_USERS];     /* containers launching on this GPU under the interposer */
+    int64_t user_active_ns[HAMI_BOARD_USERS];  /* their last launch or wait for credit (CLOCK_MONOTONIC) */
+    int64_t user_busy_ns[HAMI_BOARD_USERS];    /* until when they have work in flight on the GPU */
 };
 
 struct hami_board {

@@ -12,15 +12,19 @@
 
 enum { VG_ERROR = 0, VG_WARN = 1, VG_MSG = 2, VG_INFO = 3, VG_DEBUG = 4 };
 void vg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs once per distinct key per process (refusals that repeat on every call); 1 when it printed. */
+int vg_log_once(int level, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Configuration read once from the environment (env.c). */
 struct vg_config {
     int disabled;                          /* CUDA_DISABLE_CONTROL=true */
-    uint64_t mem_limit[HAMI_MAX_DEVICES];  /* bytes, 0 = none */
+    uint64_t mem_limit[HAMI_MAX_DEVICES];  /* bytes, 0 = none, VG_LIMIT_REFUSE = a bad value: refuse all */
     int sm_limit[HAMI_MAX_DEVICES];        /* 1..100, 100 = none */
+    int core_policy;                       /* GPU_CORE_UTILIZATION_POLICY: VG_POLICY_* */
     int priority;                          /* 0 = highest */
     int priority_set;                      /* CUDA_TASK_PRIORITY given or an SM limit set */
-    int core_policy_disable;               /* GPU_CORE_UTILIZATION_POLICY=disable */
+    int priority_env;                      /* CUDA_TASK_PRIORITY given */
+    int sm_gate;                           /* HAMI_SM_SHARING: gate (default, exclusive turns) or overlap */
     uint64_t ctx_reserve;                  /* CUDA_DEVICE_CONTEXT_RESERVE */
     int ctx_reserve_set;
     int64_t priority_idle_ns;              /* HAMI_PRIORITY_IDLE_MS */
@@ -31,6 +35,12 @@ struct vg_config {
     char board_path[512];
 };
 extern struct vg_config vg_cfg;
+enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
+/* A memory-limit variable that cannot be read: the intended limit is unknown, so nothing is allocatable
+ * (never "no limit"). One byte, so every real allocation is over it. */
+#define VG_LIMIT_REFUSE 1ULL
+/* Largest memory limit accepted from the environment (64 PiB): anything above is a typo or an attack. */
+#define VG_LIMIT_MAX (1ULL << 56)
 void vg_config_load(void);
 int vg_launch_control(void);   /* 1 when launches must go through the throttle/priority path */
 int64_t vg_now_ns(void);        /* CLOCK_MONOTONIC */
@@ -48,6 +58,7 @@ struct vg_real {
     CUresult (*cuMemPoolTrimTo)(CUmemoryPool, size_t);
     CUresult (*cuStreamSynchronize)(CUstream);
     CUresult (*cuStreamIsCapturing)(CUstream, int *);
+    CUresult (*cuThreadExchangeStreamCaptureMode)(int *);
     CUresult (*cuEventCreate)(CUevent *, unsigned int);
     CUresult (*cuEventRecord)(CUevent, CUstream);
     CUresult (*cuEventQuery)(CUevent);
@@ -126,6 +137,7 @@ void vg_force_charge_locked(int dev, uint64_t bytes);
 void vg_uncharge_locked(int dev, uint64_t bytes);
 int vg_reclaim_dead_locked(void);
 uint64_t vg_limit(int dev);
+int vg_sm_limit(int dev);               /* the SM share in force, range-checked */
 void vg_add_busy(int dev, uint64_t ns);
 
 /* Memory (mem.c) */

@@ -72,7 +72,8 @@ def measure_compute_share(device_index: int, percent: int, seconds: float = 5.0)
     with tempfile.TemporaryDirectory(prefix="hami-probe-") as tmp:
         native = _worker(["matmul", str(seconds)], _env(device_index, False, tmp))
         limited = _worker(["matmul", str(seconds)],
-                          _env(device_index, True, tmp, CUDA_DEVICE_SM_LIMIT=str(percent)))
+                          _env(device_index, True, tmp, CUDA_DEVICE_SM_LIMIT=str(percent),
+                               GPU_CORE_UTILIZATION_POLICY="force"))
     share = 100 * limited["tflops"] / native["tflops"]
     return {
         "device_index": device_index,
@@ -202,3 +203,64 @@ def measure_priority(device_index: int, seconds: float = 5.0, high: int = 0, low
         "equal_overlap_s": e["overlap_s"],
         "equal_was_held": any(r["held"] for r in equal),
     }
+
+
+PROGRAMS = Path(__file__).resolve().parent / "programs.py"
+
+
+def _programs_pair(device_index: int, tmp: str, tag: str, limits: tuple[int, int] | None, seconds: float,
+                   lead: float = 20.0, timeout: float = 300) -> list[dict]:
+    """A training loop and a small-batch inference loop as two containers, measured over the same window
+    (released at a wall-clock time); ``limits`` None runs both native (no preload)."""
+    go = time.time() + lead
+    procs = []
+    for i, kind in enumerate(("train", "infer")):
+        extra = {"BENCH_GO": str(go)}
+        if limits:
+            extra.update(CUDA_DEVICE_SM_LIMIT=str(limits[i]),
+                         CUDA_DEVICE_MEMORY_SHARED_CACHE=os.path.join(tmp, f"{tag}-{i}.cache"))
+        procs.append(subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)],
+                                      env=_env(device_index, limits is not None, tmp, **extra),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            raise ProbeError(f"{tag} worker exited {p.returncode}: {err[-2000:]}")
+        results.append(json.loads(line[7:]))
+    return results
+
+
+def measure_work_conserving(device_index: int, seconds: float = 5.0, limits: tuple[int, int] = (50, 50)) -> dict:
+    """Work-conserving sharing with real programs: a transformer training loop and a small-batch inference
+    loop, each alone and unlimited (its reference), then together natively and together under
+    CUDA_DEVICE_SM_LIMIT ``limits`` (default policy: capped because they share). Every figure is a percentage
+    of the program's own solo throughput."""
+    with tempfile.TemporaryDirectory(prefix="hami-probe-") as tmp:
+        solo = [_worker_program(device_index, tmp, kind, seconds) for kind in ("train", "infer")]
+        native = _programs_pair(device_index, tmp, "native", None, seconds)
+        limited = _programs_pair(device_index, tmp, "limited", limits, seconds)
+
+    def pct(res: list[dict]) -> list[float]:
+        return [round(100 * r["rate"] / s["rate"], 1) for r, s in zip(res, solo, strict=True)]
+
+    return {
+        "device_index": device_index,
+        "seconds_per_run": seconds,
+        "limits_percent": list(limits),
+        "solo_rate": [s["rate"] for s in solo],
+        "units": [s["unit"] for s in solo],
+        "native_pair_percent_of_solo": pct(native),
+        "limited_pair_percent_of_solo": pct(limited),
+        "library_version": library_version(),
+    }
+
+
+def _worker_program(device_index: int, tmp: str, kind: str, seconds: float) -> dict:
+    proc = subprocess.run([sys.executable, str(PROGRAMS), kind, str(seconds)], env=_env(device_index, False, tmp),
+                          capture_output=True, text=True, timeout=300)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise ProbeError(f"{kind} worker exited {proc.returncode}: {proc.stderr[-2000:]}")

@@ -33,6 +33,12 @@ build = _load("hami_interposer_build_under_test", PKG / "interposer" / "build.py
 region = _load("hami_interposer_region_under_test", PKG / "interposer" / "region.py")
 
 
+# HAMI_INTERPOSER_REAL_DRIVER=1 runs the tests that do not need the fake's simulated kernels against the
+# machine's real libcuda.so.1 (the GPU run of the tamper and fault tests); the others skip.
+REAL_DRIVER = os.environ.get("HAMI_INTERPOSER_REAL_DRIVER") == "1"
+fake_only = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake libcuda (simulated kernels or fake_used)")
+
+
 @dataclass(frozen=True)
 class Toolchain:
     lib: Path
@@ -85,8 +91,10 @@ class Workload:
 
     def env_for(self, preload: bool = True, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD"))}
-        env.update(LD_LIBRARY_PATH=str(self.tc.fake_dir), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / "region"),
+        env.update(CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / "region"),
                    HAMI_NODE_BOARD=str(self.tmp.parent / "board"))
+        if not REAL_DRIVER:
+            env["LD_LIBRARY_PATH"] = str(self.tc.fake_dir)
         if preload:
             env["LD_PRELOAD"] = str(self.tc.lib)
         env.update(self.env)

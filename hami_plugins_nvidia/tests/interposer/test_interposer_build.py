@@ -119,9 +119,10 @@ def test_probe_module_imports_without_torch() -> None:
             f"sys.path.insert(0, {str(PKG.parent)!r})\n"
             "from hami_plugins_nvidia.interposer import probe\n"
             "assert 'torch' not in sys.modules and 'cupy' not in sys.modules\n"
-            "assert probe.WORKER.is_file()\n"
+            "assert probe.WORKER.is_file() and probe.PROGRAMS.is_file()\n"
             "print(sorted(n for n in dir(probe) if n.startswith('measure_')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[0] == str(["measure_compute_share", "measure_launch_overhead",
-                                             "measure_memory_isolation", "measure_priority"])
+                                             "measure_memory_isolation", "measure_priority",
+                                             "measure_work_conserving"])

@@ -25,13 +25,14 @@ def test_launches_go_straight_to_the_driver_without_limits(workload: Workload) -
 @pytest.mark.parametrize("kind", ["kernel", "ex", "coop", "graph"])
 def test_every_launch_kind_is_held_to_the_share(workload: Workload, kind: str) -> None:
     # 150 launches x 2 ms = 0.3 s of GPU time; at 50% that needs about 0.6 s of wall time
-    r = workload.run("ctx", "0", "launch", kind, "150", "2000", CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100")
+    r = workload.run("ctx", "0", "launch", kind, "150", "2000", CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100",
+                     GPU_CORE_UTILIZATION_POLICY="force")
     assert 44 <= _share(r) <= 56
 
 
 def test_low_share_and_per_device_variable(workload: Workload) -> None:
     r = workload.run("ctx", "0", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="90",
-                     CUDA_DEVICE_SM_LIMIT_0="25", HAMI_SM_PERIOD_MS="100")
+                     CUDA_DEVICE_SM_LIMIT_0="25", HAMI_SM_PERIOD_MS="100", GPU_CORE_UTILIZATION_POLICY="force")
     assert 20 <= _share(r) <= 30
 
 
@@ -41,7 +42,7 @@ def test_unlimited_runs_at_full_speed(workload: Workload) -> None:
 
 
 def test_processes_of_one_container_share_one_budget(workload: Workload) -> None:
-    workload.env.update(CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100")
+    workload.env.update(CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100", GPU_CORE_UTILIZATION_POLICY="force")
     procs = [workload.start("ctx", "0", "launch", "kernel", "100", "2000") for _ in range(2)]
     spans = []
     for p in procs:
@@ -53,10 +54,13 @@ def test_processes_of_one_container_share_one_budget(workload: Workload) -> None
     assert 100 * sum(s[2] for s in spans) / wall <= 56  # 0.4 s of GPU time took >= ~0.8 s together
 
 
-def test_malformed_sm_limit_is_reported_and_ignored(workload: Workload) -> None:
-    r = workload.run("ctx", "0", "launch", "kernel", "50", "2000", CUDA_DEVICE_SM_LIMIT="half")
-    assert 'CUDA_DEVICE_SM_LIMIT="half"' in r.stderr
-    assert _share(r) >= 75  # unthrottled (host scheduling on a loaded CI box costs a few points)
+@pytest.mark.parametrize("value", ["half", "250", "-5", "99999999999999999999"])
+def test_malformed_sm_limit_is_refused_never_lifted(workload: Workload, value: str) -> None:
+    r = workload.run("ctx", "0", "launch", "kernel", "20", "2000", CUDA_DEVICE_SM_LIMIT=value,
+                     GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_PERIOD_MS="100")
+    lines = [ln for ln in r.stderr.splitlines() if "CUDA_DEVICE_SM_LIMIT" in ln]
+    assert len(lines) == 1 and f'"{value}"' in lines[0] and "1%" in lines[0], r.stderr
+    assert _share(r) <= 10  # the strictest share, not "no limit"
 
 
 def test_low_priority_waits_while_high_priority_launches(workload: Workload, second_workload: Workload) -> None:
@@ -83,7 +87,7 @@ def test_low_priority_runs_freely_when_alone(workload: Workload) -> None:
 def test_node_board_records_priority_and_gate_by_gpu_uuid(workload: Workload) -> None:
     workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="0")
     workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_DEVICE_SM_LIMIT="50",
-                 CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "limited.cache"))
+                 GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_SHARING="gate", CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "limited.cache"))
     board_path = workload.tmp.parent / "board"
     data = bytearray(board_path.read_bytes())
     assert len(data) == region.BOARD_SIZE
@@ -105,3 +109,18 @@ def test_foreign_node_board_is_not_trusted(workload: Workload) -> None:
     assert r.values("launch")[0][0] == "0"
     assert "node board" in r.stderr and "not trusted" in r.stderr
     assert board_path.read_bytes() == b"\x01" * region.BOARD_SIZE
+
+
+def test_default_policy_caps_only_while_another_container_launches(workload: Workload,
+                                                                   second_workload: Workload) -> None:
+    alone = workload.run("ctx", "0", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="25",
+                         HAMI_SM_PERIOD_MS="100")
+    assert _share(alone) >= 75  # GPU_CORE_UTILIZATION_POLICY=default: alone, not capped
+    neighbour = second_workload.start("ctx", "0", "ready", "launch", "kernel", "600", "2000",
+                                      CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100")
+    assert [neighbour.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
+    shared = workload.run("ctx", "0", "sleep", "50", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="25",
+                          HAMI_SM_PERIOD_MS="100", LIBCUDA_LOG_LEVEL="3")
+    neighbour.kill()
+    assert _share(shared) <= 45, shared.stderr  # capped while the neighbour launches
+    assert "another container is launching on this GPU" in shared.stderr

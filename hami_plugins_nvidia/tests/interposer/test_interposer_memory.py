@@ -114,15 +114,19 @@ def test_without_limits_nothing_changes(workload: Workload) -> None:
     assert native.lines == hooked.lines
 
 
-def test_malformed_limit_is_reported_in_one_line_and_ignored(workload: Workload) -> None:
-    r = workload.run("ctx", "0", "alloc", "3g", CUDA_DEVICE_MEMORY_LIMIT="4gigs", CUDA_DEVICE_MEMORY_LIMIT_0="")
-    assert r.values("alloc") == [["ok", "0"]]
+@pytest.mark.parametrize("value", ["4gigs", "99999999999999999999", "17179869184g", "-1", "0x10"])
+def test_malformed_limit_is_refused_in_one_line_never_lifted(workload: Workload, value: str) -> None:
+    r = workload.run("ctx", "0", "alloc", "1m", CUDA_DEVICE_MEMORY_LIMIT=value, CUDA_DEVICE_MEMORY_LIMIT_0="")
+    assert r.values("alloc") == [["err", "2"]]  # the intended limit is unknown: nothing, not everything
     lines = [ln for ln in r.stderr.splitlines() if "CUDA_DEVICE_MEMORY_LIMIT" in ln]
-    assert len(lines) == 1 and '"4gigs"' in lines[0], r.stderr
-    r = workload.run("ctx", "0", "alloc", "3g", CUDA_DEVICE_MEMORY_LIMIT="1g", CUDA_DEVICE_MEMORY_LIMIT_0="x1",
-                     CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "other-region"))
+    assert len(lines) == 1 and f'"{value}"' in lines[0] and "refusing" in lines[0], r.stderr
+
+
+def test_malformed_per_device_limit_falls_back_to_a_valid_global_one(workload: Workload) -> None:
+    r = workload.run("ctx", "0", "alloc", "3g", "alloc", "512m", CUDA_DEVICE_MEMORY_LIMIT="1g",
+                     CUDA_DEVICE_MEMORY_LIMIT_0="x1")
     assert "CUDA_DEVICE_MEMORY_LIMIT_0=\"x1\"" in r.stderr
-    assert r.values("alloc") == [["err", "2"]]  # falls back to the global 1g
+    assert r.values("alloc") == [["err", "2"], ["ok", "0"]]
 
 
 def test_disable_control_passes_everything_through(workload: Workload) -> None:

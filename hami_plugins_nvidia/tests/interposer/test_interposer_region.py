@@ -38,16 +38,32 @@ def test_killed_process_memory_is_reclaimed(workload: Workload) -> None:
     workload.env["CUDA_DEVICE_MEMORY_LIMIT"] = "1g"
     holder = workload.start("ctx", "0", "alloc", "800m", "hang")
     _wait_line(holder, "hanging")
+    keeper = workload.start("ctx", "0", "alloc", "100m", "hang")  # keeps the region live
+    _wait_line(keeper, "hanging")
     assert workload.run("ctx", "0", "alloc", "500m").values("alloc") == [["err", "2"]]
     holder.send_signal(signal.SIGKILL)  # no atexit: the slot stays behind
     holder.wait()
     with region.SharedRegion(workload.region_path) as reg:
-        assert [p.alive for p in reg.processes()] == [False]
+        assert sorted(p.alive for p in reg.processes()) == [False, True]
     r = workload.run("ctx", "0", "alloc", "500m", "meminfo", LIBCUDA_LOG_LEVEL="3")
     assert r.values("alloc") == [["ok", "0"]]
     assert f"reclaimed slot of dead pid {holder.pid}" in r.stderr
     with region.SharedRegion(workload.region_path) as reg:
-        assert reg.processes() == [] and reg.usage(0) == 0
+        assert [p.pid for p in reg.processes()] == [keeper.pid] and reg.usage(0) == 100 * MIB
+
+
+def test_region_left_by_dead_processes_is_reinitialised_from_the_environment(workload: Workload) -> None:
+    """Issue 18: a region left with no limit must not void a later process's limit."""
+    workload.run("ctx", "0", "alloc", "3g")  # no limit; exits
+    holder = workload.start("ctx", "0", "alloc", "100m", "hang", CUDA_DEVICE_MEMORY_LIMIT="2g")
+    _wait_line(holder, "hanging")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    r = workload.run("ctx", "0", "alloc", "600m", "alloc", "600m", CUDA_DEVICE_MEMORY_LIMIT="1g")
+    assert r.values("alloc") == [["ok", "0"], ["err", "2"]]
+    assert "re-initialised from this process's environment" in r.stderr
+    with region.SharedRegion(workload.region_path) as reg:
+        assert reg.limits()[0] == 1 << 30
 
 
 def test_python_reclaims_dead_slots(workload: Workload) -> None:

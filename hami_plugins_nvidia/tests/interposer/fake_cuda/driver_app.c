@@ -4,7 +4,9 @@
  * on the command line and prints one result line per command. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,9 @@ int main(int argc, char **argv)
         return 2;
     }
     getproc = dlsym(lib, "cuGetProcAddress_v2");
+    CUresult (*init)(unsigned) = dlsym(lib, "cuInit");
+    if (init)
+        init(0);  /* the real driver needs it; the fake accepts it */
     R(retain, "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain");
     R(ctxrelease, "cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease_v2");
     R(ctxreset, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset_v2");
@@ -208,6 +213,57 @@ int main(int argc, char **argv)
             void *p = !strcmp(argv[++i], "launch") ? (void *)launch : (void *)alloc;
             dladdr(p, &info);
             printf("where %s\n", strstr(info.dli_fname, "libvgpu") ? "interposer" : "driver");
+        } else if (!strcmp(c, "stress")) {
+            /* stress N MAXMIB SEED: N random steps of allocating 1..MAXMIB MiB or freeing a held block. With
+             * DRIVER_COUNTER=<file>, what this process holds is added to a counter shared by every stress
+             * process after each allocation succeeds and taken off before each free, and the highest total
+             * seen is kept: it can only exceed the limit if the interposer let a byte over. */
+            int n = atoi(argv[++i]);
+            u64 maxmib = parse_size(argv[++i]);
+            unsigned seed = (unsigned)atoi(argv[++i]);
+            u64 *ctr = NULL;
+            const char *cf = getenv("DRIVER_COUNTER");
+            if (cf) {
+                int fd = open(cf, O_RDWR);
+                if (fd >= 0)
+                    ctr = mmap(NULL, 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (ctr == MAP_FAILED)
+                    ctr = NULL;
+            }
+            u64 held[256], sizes[256];
+            int nheld = 0, ok = 0, refused = 0;
+            for (int k = 0; k < n; k++) {
+                if (nheld < 256 && (nheld == 0 || rand_r(&seed) % 2)) {
+                    u64 sz = ((u64)(rand_r(&seed) % maxmib) + 1) << 20, d = 0;
+                    if (alloc(&d, sz) == 0) {
+                        held[nheld] = d;
+                        sizes[nheld++] = sz;
+                        ok++;
+                        if (ctr) {
+                            u64 now = __atomic_add_fetch(&ctr[0], sz, __ATOMIC_SEQ_CST), m = ctr[1];
+                            while (now > m && !__atomic_compare_exchange_n(&ctr[1], &m, now, 0, __ATOMIC_SEQ_CST,
+                                                                           __ATOMIC_SEQ_CST)) {
+                            }
+                        }
+                    } else {
+                        refused++;
+                    }
+                } else {
+                    int j = rand_r(&seed) % nheld;
+                    if (ctr)
+                        __atomic_sub_fetch(&ctr[0], sizes[j], __ATOMIC_SEQ_CST);
+                    mfree(held[j]);
+                    held[j] = held[--nheld];
+                    sizes[j] = sizes[nheld];
+                }
+            }
+            while (nheld) {
+                nheld--;
+                if (ctr)
+                    __atomic_sub_fetch(&ctr[0], sizes[nheld], __ATOMIC_SEQ_CST);
+                mfree(held[nheld]);
+            }
+            printf("stress %d %d\n", ok, refused);
         } else if (!strcmp(c, "sleep")) {
             usleep(atoi(argv[++i]) * 1000);
         } else if (!strcmp(c, "ready")) {

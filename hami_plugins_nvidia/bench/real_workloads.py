@@ -1,0 +1,254 @@
+"""Real framework programs under the interposer on one GPU (issue 18): a transformer training loop, a
+small-batch inference loop, CUDA graphs on two streams, JAX (which preallocates) and CuPy, alone and in
+pairs of "containers" (each its own shared region, one node board), with and without SM limits.
+
+Usage (on the GPU machine; builds libvgpu.so from this checkout with the system C compiler):
+    PYTHONUNBUFFERED=1 python3 hami_plugins_nvidia/bench/real_workloads.py --out $OUT --part train|other
+Writes <date>-<tag>-real-workloads-<part>.json and a log. Every program is written here from framework
+layers (no downloads). Each measurement is a separate worker process (this file with --worker), started
+LD_PRELOADed or not (`interposer/programs.py`); pairs are released together at a wall-clock time so they measure the same window.
+Each tenant's throughput is judged against its own solo unlimited throughput from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PKG = HERE.parent / "hami_plugins_nvidia"
+PROGRAMS = PKG / "interposer" / "programs.py"
+MIB = 1 << 20
+
+
+# ------------------------------------------------------------------ workers: interposer/programs.py
+
+# ------------------------------------------------------------------ driver (parent process)
+
+class Bench:
+    def __init__(self, lib: Path, tmp: Path, log) -> None:
+        self.lib, self.tmp, self.log = lib, tmp, log
+        self.n = 0
+
+    def env(self, preload: bool, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CUDA_DEVICE_", "CUDA_TASK", "HAMI_", "GPU_CORE", "LD_PRELOAD", "BENCH_"))}
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = "0.3"  # two JAX tenants at the default 75 % cannot both start
+        if preload:
+            self.n += 1
+            env.update(LD_PRELOAD=str(self.lib), HAMI_NODE_BOARD=str(self.tmp / "board"),
+                       CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / f"ctr{self.n}.cache"))
+        env.update(extra)
+        return env
+
+    def start(self, kind: str, seconds: float, env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish(self, proc: subprocess.Popen, label: str, timeout: float = 240) -> dict:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        tail = [ln for ln in err.strip().splitlines() if ln.strip()][-4:]
+        res = {"error": f"no result (rc {proc.returncode}): {tail}"}
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                res = json.loads(line[7:])
+        hami = [ln for ln in err.splitlines() if "HAMI-vgpu" in ln]
+        res["interposer_lines"] = hami[:6]
+        stamps = res.pop("stamps", None)
+        if stamps is not None and label.startswith("policy"):
+            res["stamps"] = stamps
+        self.log.write(f"{label}: {json.dumps(res)}\n")
+        self.log.flush()
+        print(f"{label}: rate={res.get('rate')} {res.get('error', '')} {res.get('oom_error', '')}", flush=True)
+        return res
+
+    def run(self, label: str, kind: str, seconds: float, preload: bool, **extra: str) -> dict:
+        return self.finish(self.start(kind, seconds, self.env(preload, **extra)), label)
+
+    def pair(self, label: str, kinds: tuple[str, str], seconds: float, envs: tuple[dict, dict],
+             preload: bool = True, lead: float = 14.0) -> list[dict]:
+        go = time.time() + lead
+        procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e)) for k, e in zip(kinds, envs, strict=True)]
+        return [self.finish(p, f"{label}[{i}]") for i, p in enumerate(procs)]
+
+
+class NvmlPeak:
+    """Device memory in use (NVML, from outside the workers), peak over a run."""
+
+    def __init__(self) -> None:
+        import pynvml
+        pynvml.nvmlInit()
+        self.nv, self.h = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        self.base = self.used()
+        self.peak, self._stop = 0, threading.Event()
+        self.t = threading.Thread(target=self._loop, daemon=True)
+        self.t.start()
+
+    def used(self) -> int:
+        return self.nv.nvmlDeviceGetMemoryInfo(self.h).used
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.used())
+            time.sleep(0.01)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self.t.join()
+        return self.peak - self.base
+
+
+def share(res: dict, solo: dict) -> float | None:
+    if "rate" not in res or "rate" not in solo or not solo["rate"]:
+        return None
+    return round(100 * res["rate"] / solo["rate"], 1)
+
+
+def timeline(stamps: list[float], bins: float = 0.5) -> list[float]:
+    """Units completed per bin (steps per second in each half second)."""
+    if not stamps:
+        return []
+    n = int(max(stamps) / bins) + 1
+    counts = [0] * n
+    for s in stamps:
+        if s >= 0:
+            counts[int(s / bins)] += 1
+    return [c / bins for c in counts]
+
+
+REPEAT = 1  # pairs are repeated this many times (--repeat) and reported as medians
+
+
+def _medians(runs: list[list]) -> list:
+    return [statistics.median([r[i] for r in runs if r[i] is not None]) if any(r[i] is not None for r in runs)
+            else None for i in range(2)]
+
+
+def part_train(b: Bench, secs: float, out: dict) -> None:
+    f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
+    for kind in ("train", "infer"):
+        solo = b.run(f"{kind} solo native", kind, secs, False)
+        rows = out.setdefault(kind, {"unit": solo.get("unit"), "solo_native": solo.get("rate"), "rows": []})["rows"]
+        for pct in (30, 70):
+            r = b.run(f"{kind} solo {pct} force", kind, secs, True, CUDA_DEVICE_SM_LIMIT=str(pct), **f)
+            rows.append({"case": f"alone, limit {pct} % (force)", "limit": pct, "achieved": share(r, solo),
+                         "rate": r.get("rate"), "log": r.get("interposer_lines")})
+        r = b.run(f"{kind} solo 30 default", kind, secs, True, CUDA_DEVICE_SM_LIMIT="30")
+        rows.append({"case": "alone, limit 30 % (default: not capped alone)", "limit": None,
+                     "achieved": share(r, solo), "rate": r.get("rate")})
+        nat = b.pair(f"{kind} pair native", (kind, kind), secs, ({}, {}), preload=False)
+        rows.append({"case": "pair, native (no preload)", "limit": None,
+                     "achieved": [share(x, solo) for x in nat], "rate": [x.get("rate") for x in nat]})
+        for lo, hi in ((30, 70), (50, 50)):
+            runs = [[share(x, solo) for x in b.pair(f"{kind} pair {lo}+{hi} #{k}", (kind, kind), secs,
+                                                    ({"CUDA_DEVICE_SM_LIMIT": str(lo)},
+                                                     {"CUDA_DEVICE_SM_LIMIT": str(hi)}))]
+                    for k in range(REPEAT)]
+            rows.append({"case": f"pair {lo} + {hi} (default policy), median of {REPEAT}", "limit": [lo, hi],
+                         "achieved": _medians(runs), "runs": runs})
+
+
+def part_mixed(b: Bench, secs: float, out: dict) -> None:
+    """The conformance pair (a training loop and a small-batch inference loop) and the default-policy timeline."""
+    solo_t = b.run("train solo native", "train", secs, False)
+    solo_i = b.run("infer solo native", "infer", secs, False)
+    out["solo_native"] = {"train": solo_t.get("rate"), "infer": solo_i.get("rate")}
+    mixed = out.setdefault("mixed", {"rows": []})["rows"]
+    nat = b.pair("mixed native", ("train", "infer"), secs, ({}, {}), preload=False)
+    mixed.append({"case": "train + infer, native", "achieved": [share(nat[0], solo_t), share(nat[1], solo_i)]})
+    for lt, li in ((50, 50), (70, 30)):
+        runs = []
+        for k in range(REPEAT):
+            pr = b.pair(f"mixed {lt}+{li} #{k}", ("train", "infer"), secs,
+                        ({"CUDA_DEVICE_SM_LIMIT": str(lt)}, {"CUDA_DEVICE_SM_LIMIT": str(li)}))
+            runs.append([share(pr[0], solo_t), share(pr[1], solo_i)])
+        mixed.append({"case": f"train {lt} + infer {li} (default policy), median of {REPEAT}", "limit": [lt, li],
+                      "achieved": _medians(runs), "runs": runs})
+    # GPU_CORE_UTILIZATION_POLICY=default: A alone -> neighbour B for 4 s -> alone again
+    go = time.time() + 14
+    a = b.start("train", 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT="30"))
+    bb = b.start("train", 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT="70"))
+    ra, rb = b.finish(a, "policy A"), b.finish(bb, "policy B")
+    solo_steps = solo_t["rate"] / 2048  # steps/s
+    out["policy"] = {"A_steps_per_s_per_half_second": timeline(ra.get("stamps", [])), "solo_steps_per_s": solo_steps,
+                     "B_window": [5, 9], "B_rate_share": share(rb, solo_t)}
+
+
+def part_graphs(b: Bench, secs: float, out: dict) -> None:
+    part_other(b, secs, out, kinds=("graphs",), memory=False)
+
+
+def part_other(b: Bench, secs: float, out: dict, kinds=("graphs", "jax", "cupy"), memory: bool = True) -> None:
+    f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
+    for kind in kinds:
+        solo = b.run(f"{kind} solo native", kind, secs, False)
+        rows = out.setdefault(kind, {"unit": solo.get("unit"), "solo_native": solo.get("rate"), "rows": []})["rows"]
+        r = b.run(f"{kind} solo 50 force", kind, secs, True, CUDA_DEVICE_SM_LIMIT="50", **f)
+        rows.append({"case": "alone, limit 50 % (force)", "limit": 50, "achieved": share(r, solo)})
+        pr = b.pair(f"{kind} pair 30+70", (kind, kind), secs,
+                    ({"CUDA_DEVICE_SM_LIMIT": "30"}, {"CUDA_DEVICE_SM_LIMIT": "70"}))
+        rows.append({"case": "pair 30 + 70 (default policy)", "limit": [30, 70],
+                     "achieved": [share(x, solo) for x in pr]})
+    mem = out.setdefault("memory", [])
+    for kind in ("torchmem", "jax", "cupy") if memory else ():
+        peak = NvmlPeak()
+        r = b.run(f"{kind} limit 4g", kind, 1, True, CUDA_DEVICE_MEMORY_LIMIT="4g", BENCH_FILL="1",
+                  XLA_PYTHON_CLIENT_MEM_FRACTION="0.75")  # JAX's default preallocation, of the reported 4 GiB
+        used = peak.stop()
+        mem.append({"program": kind, "limit_mib": 4096, "filled_mib": r.get("filled_mib"),
+                    "started": "error" not in r, "nvml_peak_delta_mib": round(used / MIB, 1),
+                    "bytes_over_limit": max(0, used - 4096 * MIB), "oom_error": r.get("oom_error", r.get("error")),
+                    "log": r.get("interposer_lines")})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs"], default="train")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
+    args = ap.parse_args()
+    global REPEAT
+    REPEAT = max(1, args.repeat)
+    sys.path.insert(0, str(PKG / "interposer"))
+    import build  # standalone module: compiles csrc/*.c with the system C compiler
+    tmp = Path(tempfile.mkdtemp(prefix="hami-real-"))
+    lib = build.build_library(tmp / "lib")
+    args.out.mkdir(parents=True, exist_ok=True)
+    date = dt.date.today().isoformat()
+    with open(args.out / f"real-{args.part}.log", "w") as log:
+        b = Bench(lib, tmp, log)
+        out: dict = {"date": date, "part": args.part, "seconds_per_window": args.seconds,
+                     "command": " ".join(sys.argv), "device": _device()}
+        t0 = time.time()
+        {"train": part_train, "mixed": part_mixed, "other": part_other, "graphs": part_graphs}[args.part](b, args.seconds, out)
+        out["wall_s"] = round(time.time() - t0, 1)
+    path = args.out / f"{date}-real-workloads-{args.part}.json"
+    path.write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if k != "device"}, default=str)[:6000])
+
+
+def _device() -> str:
+    try:
+        q = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=20)
+        return q.stdout.strip()
+    except Exception as exc:  # recorded, not fatal
+        return f"unknown ({exc})"
+
+
+if __name__ == "__main__":
+    main()

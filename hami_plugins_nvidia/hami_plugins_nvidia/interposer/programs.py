@@ -1,0 +1,196 @@
+"""Real framework programs for the interposer's GPU checks, each run as its own process:
+``python3 programs.py KIND SECONDS`` prints one ``RESULT {json}`` line. Kinds: train (a 124 M-parameter
+transformer training loop built from torch layers), infer (the same model, batch 1 x 128 tokens), graphs
+(CUDA graphs on two streams), jax, cupy, torchmem (fill memory until the framework's OOM).
+
+Standalone on purpose (standard library plus the framework it runs): the conformance probe
+(``probe.measure_work_conserving``) and ``bench/real_workloads.py`` start it by path. With ``BENCH_GO`` (a
+wall-clock time) workers of a pair start measuring together; ``BENCH_FILL=1`` adds the OOM fill to jax/cupy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+MIB = 1 << 20
+
+
+def _emit(**fields) -> None:
+    print("RESULT " + json.dumps(fields), flush=True)
+
+
+def _window(step, seconds: float) -> dict:
+    """Waits for BENCH_GO (a wall-clock time), then calls step() for `seconds`; returns units/s and step
+    end times relative to GO (for the policy timeline)."""
+    go = float(os.environ.get("BENCH_GO", "0"))
+    late = time.time() > go > 0
+    while time.time() < go:
+        time.sleep(0.001)
+    t0 = time.time()
+    units, stamps = 0, []
+    while time.time() - t0 < seconds:
+        units += step()
+        stamps.append(round(time.time() - (go or t0), 4))
+    dt_ = time.time() - t0
+    return {"rate": units / dt_, "seconds": dt_, "late": late, "stamps": stamps}
+
+
+def _gpt(torch, layers: int = 12, d: int = 768, vocab: int = 50257):
+    nn = torch.nn
+
+    class GPT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tok = nn.Embedding(vocab, d)
+            self.pos = nn.Embedding(1024, d)
+            layer = nn.TransformerEncoderLayer(d, d // 64, 4 * d, dropout=0.0, batch_first=True, norm_first=True,
+                                               activation="gelu")
+            self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, vocab, bias=False)
+            self.head.weight = self.tok.weight
+
+        def forward(self, idx):
+            t = idx.shape[1]
+            mask = torch.ones(t, t, dtype=torch.bool, device=idx.device).triu(1)  # True = may not attend
+            x = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
+            return self.head(self.norm(self.blocks(x, mask=mask)))
+
+    return GPT().cuda()
+
+
+def w_train(seconds: float) -> None:
+    import torch
+    model = _gpt(torch)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
+    b, t = 4, 512
+    x = torch.randint(0, 50257, (b, t), device="cuda")
+
+    def step() -> int:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]).float(), x.view(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()  # a real loop logs its loss: one host sync per step
+        return b * t
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    _emit(kind="train", unit="tokens/s", **_window(step, seconds))
+
+
+def w_infer(seconds: float) -> None:
+    import torch
+    model = _gpt(torch).to(torch.bfloat16).eval()
+    x = torch.randint(0, 50257, (1, 128), device="cuda")
+
+    @torch.no_grad()
+    def step() -> int:
+        model(x)[0, -1].argmax().item()  # the next token goes back to the host: one sync per pass
+        return 1
+
+    for _ in range(5):
+        step()
+    _emit(kind="infer", unit="forward passes/s", **_window(step, seconds))
+
+
+def w_graphs(seconds: float) -> None:
+    import torch
+    n = 4096
+    mlp = torch.nn.Sequential(*[torch.nn.Linear(n, n) for _ in range(4)]).cuda().to(torch.bfloat16)
+    streams = [torch.cuda.Stream() for _ in range(2)]
+    inputs = [torch.randn(256, n, device="cuda", dtype=torch.bfloat16) for _ in streams]
+    graphs = []
+    with torch.no_grad():
+        for s, inp in zip(streams, inputs, strict=True):
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                for _ in range(2):
+                    mlp(inp)
+            torch.cuda.current_stream().wait_stream(s)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                mlp(inp)
+            graphs.append(g)
+
+    def step() -> int:
+        for s, g in zip(streams, graphs, strict=True):
+            with torch.cuda.stream(s):
+                g.replay()
+        torch.cuda.synchronize()
+        return len(graphs)
+
+    for _ in range(5):
+        step()
+    _emit(kind="graphs", unit="graph replays/s", **_window(step, seconds))
+
+
+def _fill(alloc, chunk_mib: int = 256, cap_mib: int = 200_000):
+    held, error = [], ""
+    try:
+        while len(held) * chunk_mib < cap_mib:
+            held.append(alloc(chunk_mib))
+    except Exception as exc:  # the framework's own error is what we record
+        error = f"{type(exc).__module__}.{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    return len(held) * chunk_mib, error, held
+
+
+def w_jax(seconds: float) -> None:
+    import jax
+    import jax.numpy as jnp
+    started = True
+    a = jnp.ones((8192, 8192), jnp.bfloat16)
+    mm = jax.jit(lambda m: m @ m)
+    mm(a).block_until_ready()
+
+    def step() -> int:
+        mm(a).block_until_ready()
+        return 1
+
+    res = _window(step, seconds)
+    mem = {}
+    if os.environ.get("BENCH_FILL"):
+        got, err, held = _fill(lambda mib: jax.device_put(jnp.ones((mib * MIB // 4,), jnp.float32)).block_until_ready())
+        mem = {"filled_mib": got, "oom_error": err}
+        del held
+    _emit(kind="jax", unit="8192^3 bf16 matmuls/s", started=started, **res, **mem)
+
+
+def w_cupy(seconds: float) -> None:
+    import cupy as cp
+    a = cp.ones((8192, 8192), cp.float16)
+
+    def step() -> int:
+        a @ a
+        cp.cuda.Device().synchronize()
+        return 1
+
+    step()
+    res = _window(step, seconds)
+    mem = {}
+    if os.environ.get("BENCH_FILL"):
+        got, err, held = _fill(lambda mib: cp.ones((mib * MIB // 4,), cp.float32))
+        mem = {"filled_mib": got, "oom_error": err}
+        del held
+    _emit(kind="cupy", unit="8192^3 fp16 matmuls/s", **res, **mem)
+
+
+def w_torchmem(seconds: float) -> None:
+    import torch
+    got, err, held = _fill(lambda mib: torch.empty(mib * MIB, dtype=torch.uint8, device="cuda"))
+    _emit(kind="torchmem", filled_mib=got, oom_error=err, reported_total_mib=torch.cuda.mem_get_info()[1] / MIB)
+
+
+WORKERS = {"train": w_train, "infer": w_infer, "graphs": w_graphs, "jax": w_jax, "cupy": w_cupy,
+           "torchmem": w_torchmem}
+
+
+
+if __name__ == "__main__":
+    WORKERS[sys.argv[1]](float(sys.argv[2]))
