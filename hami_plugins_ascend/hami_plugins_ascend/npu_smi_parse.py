@@ -158,6 +158,8 @@ def _chip(c1: list[str], c2: list[str], h1: list[list[str]], h2: list[list[str]]
     m1 = _columns(h1[2], [c1[2]], n1)
     m2 = _columns(h2[2], [c2[2]], n2)
     hbm_key = "HBM-Usage(MB)" if "HBM-Usage(MB)" in m2 else "Memory-Usage(MB)"
+    if hbm_key not in m2:
+        raise ToolError(f"npu-smi info: line {n2}: no HBM-Usage(MB) or Memory-Usage(MB) column")
     used, total = _pair(m2[hbm_key], hbm_key, n2)
     known = {"Power(W)", "Temp(C)", "AICore(%)", hbm_key}
     extra = {k: v for k, v in {**m1, **m2}.items() if k not in known}

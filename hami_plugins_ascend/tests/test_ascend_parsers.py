@@ -106,3 +106,10 @@ def test_info_absurd_memory_is_refused(recorded):
     text = recorded("npu-smi-info-310p3.txt").replace("1848 / 21525     ", "1848 / 9999999999")
     with pytest.raises(ToolError, match="out of range"):
         p.parse_info(text)
+
+
+def test_info_without_a_memory_column(recorded):
+    """Found by the fuzz test: a header whose memory column name is garbled is one line, not a KeyError."""
+    text = recorded("npu-smi-info-310p3.txt").replace("Memory-Usage(MB)", "Memory-Usxge(MB)")
+    with pytest.raises(ToolError, match="no HBM-Usage\\(MB\\) or Memory-Usage\\(MB\\) column"):
+        p.parse_info(text)
