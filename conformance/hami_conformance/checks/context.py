@@ -78,6 +78,10 @@ class CheckContext:
     # -- engine helpers -----------------------------------------------------------------------
 
     def common_word(self) -> str:
+        # devices that serve one family (Device.family) only take requests of that family
+        family = next((d.family for d in self.devices if d.family), None)
+        if family:
+            return family
         plugin = self.hal.plugin_for_vendor(self.vendor)
         fams = plugin.vendor.resources if plugin else []
         shared = [f for f in fams if not f.whole_device]

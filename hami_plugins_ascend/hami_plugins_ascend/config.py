@@ -1,0 +1,59 @@
+"""The plugin's per-node settings (HAMi names accepted), validated with one line per bad value.
+
+Keys, under an optional ``ascend`` section: ``hami_vnpu_core`` / ``hamiVnpuCore`` (soft slicing on this
+node; unset = on when every chip reports device-share mode), ``v_device_count`` / ``vDeviceCount``
+(vNPUs per card, overriding HAMi's memoryAllocatable / smallest template), ``runtime_class`` /
+``runtimeClassName`` (RuntimeClass for hard-sliced pods, HAMi chart default unset, usually ``ascend``),
+``npu_smi_timeout_s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hami_hal.errors import InputError
+
+_ALIASES = {
+    "hami_vnpu_core": ("hamiVnpuCore",),
+    "v_device_count": ("vDeviceCount", "vdevicecount"),
+    "runtime_class": ("runtimeClassName",),
+}
+
+
+@dataclass(frozen=True)
+class AscendConfig:
+    hami_vnpu_core: bool | None = None
+    v_device_count: int | None = None
+    runtime_class: str | None = None
+
+
+def _get(raw: dict, key: str):
+    for name in (key, *_ALIASES[key]):
+        if name in raw:
+            return name, raw[name]
+    return None, None
+
+
+def parse_config(config: dict | None) -> AscendConfig:
+    raw = dict(config or {})
+    if isinstance(raw.get("ascend"), dict):
+        raw = {**raw, **raw["ascend"]}
+    values: dict = {}
+    name, v = _get(raw, "hami_vnpu_core")
+    if name:
+        if isinstance(v, str) and v.lower() in ("true", "false"):
+            v = v.lower() == "true"
+        if not isinstance(v, bool):
+            raise InputError(name, v, 'must be true or false')
+        values["hami_vnpu_core"] = v
+    name, v = _get(raw, "v_device_count")
+    if name:
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 128:
+            raise InputError(name, v, "must be an integer between 1 and 128")
+        values["v_device_count"] = v
+    name, v = _get(raw, "runtime_class")
+    if name:
+        if not isinstance(v, str) or not v or len(v) > 253 or not all(c.isalnum() or c in "-." for c in v):
+            raise InputError(name, v, "must be a RuntimeClass name (DNS subdomain)")
+        values["runtime_class"] = v
+    return AscendConfig(**values)

@@ -1,0 +1,57 @@
+"""Whole-chip samples from ``npu-smi info`` (HBM used/total, AI-core utilization, power, temperature);
+figures the tool prints as ``NA`` are left out rather than reported as 0."""
+
+from __future__ import annotations
+
+from hami_hal.models import Device, MetricSample
+
+from .chips import by_chip_name
+from .npu_smi import NpuSmi
+from .tool import ToolError
+
+MIB = 1 << 20
+
+
+def device_samples(port: NpuSmi, device: Device) -> list[MetricSample]:
+    try:
+        chips, _ = port.chips()
+    except ToolError:
+        return []
+    logic = device.attributes.get("logic_id", device.index)
+    chip = next((c for c in chips if c.logic_id == logic), None)
+    if chip is None:
+        return []
+    r = chip.row
+    labels = {"device_index": str(device.index), "device_type": device.hami_type}
+    values = [
+        ("memory_total", "bytes", None if r.hbm_total_mib is None else r.hbm_total_mib * MIB),
+        ("memory_used", "bytes", None if r.hbm_used_mib is None else r.hbm_used_mib * MIB),
+        ("utilization", "ratio", None if r.aicore_percent is None else r.aicore_percent / 100),
+        ("power", "watts", r.power_w),
+        ("temperature", "celsius", r.temp_c),
+    ]
+    return [MetricSample(name=n, value=float(v), unit=u, device_uuid=device.uuid, labels=labels)
+            for n, u, v in values if v is not None]
+
+
+def vnpu_samples(port: NpuSmi, device: Device) -> list[MetricSample]:
+    """One ``memory_limit`` sample per vNPU on the chip (its template's memory), scope ``allocation``."""
+    if device.attributes.get("soft_mode"):
+        return []
+    chip = by_chip_name(str(device.attributes.get("chip_name") or device.model))
+    npu, chip_id = device.attributes.get("npu_id"), device.attributes.get("chip_id")
+    if chip is None or not isinstance(npu, int) or not isinstance(chip_id, int):
+        return []
+    try:
+        vnpus = port.vnpus(npu, chip_id)
+    except ToolError:
+        return []
+    labels = {"device_index": str(device.index), "device_type": device.hami_type}
+    out = []
+    for v in vnpus:
+        tpl = chip.template(v.template)
+        if tpl is not None:
+            out.append(MetricSample(name="memory_limit", value=float(tpl.memory * MIB), unit="bytes",
+                                    device_uuid=device.uuid, scope="allocation",
+                                    labels=labels | {"vnpu_id": str(v.vnpu_id), "template": v.template}))
+    return out

@@ -1,0 +1,51 @@
+"""The partition model of one Ascend chip, from HAMi's chip catalogue and the node's mode.
+
+- Template (hard) mode: the chip's vNPU templates plus a whole-card entry (``WHOLE_CARD``: all of
+  ``memoryAllocatable`` and every AI core, for requests above the largest template or without memory),
+  bounded by AI cores and by HAMi's split count; vNPUs are created on the hardware (dynamic vNPU).
+  Templates the chip does not report in ``npu-smi info -t template-info`` are dropped.
+- Soft mode (hami-vnpu-core): arbitrary memory/compute shares up to the split count.
+- A chip outside the catalogue: whole device only.
+"""
+
+from __future__ import annotations
+
+from hami_hal.models import Device, PartitionKind, PartitionModel, PartitionTemplate
+
+from .chips import ChipConfig, by_chip_name
+from .config import AscendConfig
+from .rules import split_count
+
+#: Template name of a whole card in hard mode (no vNPU is created; HAMi writes no ``temp``).
+WHOLE_CARD = "whole-card"
+
+
+def chip_of(device: Device) -> ChipConfig | None:
+    return by_chip_name(str(device.attributes.get("chip_name") or device.model))
+
+
+def templates_of(chip: ChipConfig, reported: list[str]) -> list[PartitionTemplate]:
+    out = [
+        PartitionTemplate(name=t.name, memory_mib=t.memory, compute_percent=t.aiCore * 100 // chip.aiCore,
+                          compute_units=t.aiCore)
+        for t in chip.templates if not reported or t.name in reported
+    ]
+    out.append(PartitionTemplate(name=WHOLE_CARD, memory_mib=chip.memoryAllocatable, compute_percent=100,
+                                 compute_units=chip.aiCore))
+    return out
+
+
+def partition_model(device: Device, cfg: AscendConfig) -> PartitionModel:
+    chip = chip_of(device)
+    if chip is None:
+        return PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
+    slots = split_count(chip, cfg.v_device_count)
+    if device.attributes.get("soft_mode"):
+        return PartitionModel(kind=PartitionKind.SHARES, memory_mib=chip.memoryAllocatable, compute_percent=100,
+                              max_slots=slots)
+    reported = [str(t) for t in device.attributes.get("templates") or []]
+    return PartitionModel(
+        kind=PartitionKind.TEMPLATES, memory_mib=chip.memoryAllocatable, compute_percent=100, max_slots=slots,
+        compute_units=chip.aiCore, templates=templates_of(chip, reported), exclusive_full_compute=True,
+        requires_creation=True,
+    )
