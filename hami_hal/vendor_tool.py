@@ -2,17 +2,20 @@
 
 One place for what every such port needs: the tool looked up lazily (a missing tool is
 :class:`BackendUnavailable`, so the plugin is skipped with one line), a hard time-out (a hanging tool
-becomes one clear line, never a hung agent), bounded output, and a non-zero exit reported with the
-first line of its stderr. Parsing stays in the plugin; this module knows no vendor.
+becomes one clear line, never a hung agent), bounded output, and a non-zero exit reported with one
+line of its stderr (wording per plugin: :class:`ToolWording`). Parsing stays in the plugin; this module knows no vendor.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .errors import BackendUnavailable, HalError
 
@@ -20,14 +23,37 @@ from .errors import BackendUnavailable, HalError
 DEFAULT_TIMEOUT_S = 10.0
 #: Output beyond this many characters is refused (a tool gone wild, or not the tool we expect).
 MAX_OUTPUT_CHARS = 4 * 1024 * 1024
+#: ``env`` for :func:`run_tool` that makes a tool print the untranslated format its parser expects.
+C_LOCALE = {"LC_ALL": "C"}
 
 
 class ToolError(HalError):
     """The tool ran but failed: non-zero exit, time-out, or output we refuse to read."""
 
 
-def find_tool(name: str, extra_dirs: Sequence[str | Path] = ()) -> str:
-    """Absolute path of ``name`` on PATH or in ``extra_dirs`` (vendor install folders)."""
+@dataclass(frozen=True)
+class ToolWording:
+    """How :func:`run_tool` words a time-out and a non-zero exit, so each plugin keeps the one line its
+    users (and tests) know. ``stderr_line`` picks which non-empty line of stderr is quoted."""
+
+    timeout: str = "{what}: no answer within {timeout_s:g} s (tool hangs; killed)"
+    exit: str = "{what}: exit status {code}{detail}"
+    stderr_line: Literal["first", "last"] = "first"
+
+
+#: The default wording.
+DEFAULT_WORDING = ToolWording()
+#: Wording that blames the tool or its driver and quotes the last stderr line (often the real cause).
+DRIVER_WORDING = ToolWording(timeout="{what}: timed out after {timeout_s:g} s (tool or driver hung)",
+                             exit="{what}: exited with status {code}{detail}", stderr_line="last")
+
+
+def find_tool(name: str, extra_dirs: Sequence[str | Path] = (), *, candidates: Sequence[str | Path] = ()) -> str:
+    """Absolute path of ``name``: the first executable of ``candidates`` (full paths where the vendor
+    installs it), else on PATH, else in ``extra_dirs`` (vendor install folders)."""
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return str(path)
     found = shutil.which(name)
     if found:
         return found
@@ -35,23 +61,37 @@ def find_tool(name: str, extra_dirs: Sequence[str | Path] = ()) -> str:
         candidate = Path(folder) / name
         if candidate.is_file():
             return str(candidate)
-    where = f" (looked on PATH and in {', '.join(str(d) for d in extra_dirs)})" if extra_dirs else " on PATH"
+    places = [str(p) for p in candidates] + [str(d) for d in extra_dirs]
+    where = f" (looked on PATH and in {', '.join(places)})" if places else " on PATH"
     raise BackendUnavailable(f"{name} not found{where}")
 
 
-def run_tool(argv: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
-    """stdout of ``argv`` as text; raises :class:`ToolError` with one line on any failure."""
-    shown = " ".join(argv)
+def run_tool(argv: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S, label: str | None = None,
+             stdin: str | None = None, env: Mapping[str, str] | None = None,
+             wording: ToolWording = DEFAULT_WORDING) -> str:
+    """stdout of ``argv`` as text; raises :class:`ToolError` with one line on any failure.
+
+    ``label`` names the command in messages (default: ``argv`` joined); ``env`` adds variables to the
+    inherited environment (e.g. ``LC_ALL=C`` so the tool prints the format the parser expects).
+    """
+    shown = label or " ".join(argv)
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, check=False,
-                              errors="replace")
+        done = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=timeout_s,
+                              check=False, encoding="utf-8", errors="replace",
+                              env={**os.environ, **env} if env else None)
     except subprocess.TimeoutExpired:
-        raise ToolError(f"{shown}: no answer within {timeout_s:g} s (tool hangs; killed)") from None
+        raise ToolError(wording.timeout.format(what=shown, timeout_s=timeout_s)) from None
+    except FileNotFoundError:
+        raise ToolError(f"{shown}: {argv[0]} not found") from None
+    except PermissionError:
+        raise ToolError(f"{shown}: {argv[0]} is not executable") from None
     except OSError as err:
         raise ToolError(f"{shown}: cannot run ({err.strerror or err})") from None
     if done.returncode != 0:
-        first = next((ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()), "")
-        raise ToolError(f"{shown}: exit status {done.returncode}" + (f": {first[:200]}" if first else ""))
+        lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
+        quoted = (lines[0] if wording.stderr_line == "first" else lines[-1]) if lines else ""
+        detail = f": {quoted[:200]}" if quoted else ""
+        raise ToolError(wording.exit.format(what=shown, code=done.returncode, detail=detail))
     if len(done.stdout) > MAX_OUTPUT_CHARS:
         raise ToolError(f"{shown}: output of {len(done.stdout)} characters exceeds {MAX_OUTPUT_CHARS}")
     return done.stdout

@@ -18,11 +18,11 @@ import platform
 from hami_hal.context import NodeContext
 from hami_hal.errors import BackendUnavailable
 from hami_hal.models import Device, Provenance
+from hami_hal.vendor_tool import ToolError
 
 from .chips import by_chip_name
 from .config import AscendConfig, parse_config
 from .npu_smi import Chip, NpuSmi
-from .tool import ToolError
 from .topology import die_pair, network_id
 
 VENDOR = "ascend"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from hami_hal.errors import ProfileError
 from hami_hal.simulation import SimulatedNode
+from hami_hal.vendor_tool import ToolError
 
 from .chips import by_chip_name
-from .tool import ToolError
 
 _LINE = "+" + "-" * 27 + "+" + "-" * 15 + "+" + "-" * 52 + "+"
 _DLINE = "+" + "=" * 27 + "+" + "=" * 15 + "+" + "=" * 52 + "+"

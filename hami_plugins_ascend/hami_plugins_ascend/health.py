@@ -4,9 +4,9 @@ chip that vanished from the table is not (HAMi's plugin uses DCMI GetDeviceHealt
 from __future__ import annotations
 
 from hami_hal.models import Device, HealthStatus
+from hami_hal.vendor_tool import ToolError
 
 from .npu_smi import NpuSmi
-from .tool import ToolError
 
 
 def check(port: NpuSmi, device: Device) -> HealthStatus:

@@ -4,10 +4,10 @@ figures the tool prints as ``NA`` are left out rather than reported as 0."""
 from __future__ import annotations
 
 from hami_hal.models import Device, MetricSample
+from hami_hal.vendor_tool import ToolError
 
 from .chips import by_chip_name
 from .npu_smi import NpuSmi
-from .tool import ToolError
 
 MIB = 1 << 20
 

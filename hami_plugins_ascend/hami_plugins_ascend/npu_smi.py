@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hami_hal.errors import BackendUnavailable
+from hami_hal.vendor_tool import C_LOCALE, DRIVER_WORDING, ToolError, find_tool, run_tool
 
 from . import npu_smi_parse as parse
-from .tool import ToolError, find_tool, run_tool
 
 NPU_SMI_PATHS = ("/usr/local/Ascend/driver/tools/npu-smi", "/usr/local/sbin/npu-smi", "/usr/local/bin/npu-smi")
 DEFAULT_TIMEOUT_S = 10.0
@@ -40,10 +39,7 @@ class RealRunner:
     source = "real"
 
     def __init__(self, path: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        found = path or find_tool("npu-smi", NPU_SMI_PATHS)
-        if found is None:
-            raise BackendUnavailable("npu-smi not found (looked in "
-                                     f"{', '.join(NPU_SMI_PATHS)} and PATH)")
+        found = path or find_tool("npu-smi", candidates=NPU_SMI_PATHS)
         self.path, self.timeout_s = found, timeout_s
 
     def die_id(self, npu: int, chip: int) -> str | None:
@@ -59,7 +55,8 @@ class RealRunner:
         return value if value >= 0 else None
 
     def run(self, args: list[str]) -> str:
-        return run_tool([self.path, *args], self.timeout_s, label=f"npu-smi {' '.join(args)}")
+        return run_tool([self.path, *args], timeout_s=self.timeout_s, env=C_LOCALE, wording=DRIVER_WORDING,
+                        label=f"npu-smi {' '.join(args)}")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .tool import ToolError
+from hami_hal.vendor_tool import ToolError
 
 #: Bounds on what a sane table holds (refuse a runaway or hostile output early).
 MAX_ROWS = 4096

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from hami_hal.errors import HalError
 from hami_hal.models import Device, DeviceSlice
+from hami_hal.vendor_tool import ToolError
 
 from .npu_smi import NpuSmi
 from .partitions import WHOLE_CARD
-from .tool import ToolError
 
 
 def _where(device: Device) -> tuple[int, int, int]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hami_plugins_ascend.tool import ToolError
 
+from hami_hal.vendor_tool import ToolError
 from hami_plugins_ascend import npu_smi_parse as p
 
 

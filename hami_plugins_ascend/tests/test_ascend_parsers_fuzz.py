@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hami_plugins_ascend.tool import ToolError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hami_hal.vendor_tool import ToolError
 from hami_plugins_ascend import npu_smi_parse as p
 
 FIXTURES = Path(__file__).with_name("fixtures")

@@ -7,10 +7,10 @@ import time
 
 import pytest
 from hami_plugins_ascend.npu_smi import NpuSmi, RealRunner
-from hami_plugins_ascend.tool import ToolError, run_tool
 
 from hami_hal.context import NodeContext
 from hami_hal.errors import BackendUnavailable
+from hami_hal.vendor_tool import ToolError, run_tool
 from hami_plugins_ascend import discovery, ports
 
 
@@ -25,7 +25,7 @@ def test_hanging_tool_times_out_with_one_line(tmp_path):
     tool = _script(tmp_path, "sleep 30\n")
     start = time.monotonic()
     with pytest.raises(ToolError) as err:
-        run_tool([tool, "info"], timeout_s=0.5, label="npu-smi info")
+        RealRunner(path=tool, timeout_s=0.5).run(["info"])
     assert time.monotonic() - start < 10
     assert str(err.value) == "npu-smi info: timed out after 0.5 s (tool or driver hung)"
 
@@ -33,13 +33,14 @@ def test_hanging_tool_times_out_with_one_line(tmp_path):
 def test_nonzero_exit_reports_last_stderr_line(tmp_path):
     tool = _script(tmp_path, "echo 'dcmi init failed, ret = -8005' >&2\nexit 3\n")
     with pytest.raises(ToolError, match=r"exited with status 3: dcmi init failed, ret = -8005$"):
-        run_tool([tool, "info"], timeout_s=5)
+        RealRunner(path=tool, timeout_s=5).run(["info"])
 
 
 def test_missing_tool(tmp_path, monkeypatch):
     with pytest.raises(ToolError, match="not found"):
         run_tool([str(tmp_path / "absent")], timeout_s=1)
-    monkeypatch.setattr("hami_plugins_ascend.npu_smi.find_tool", lambda *_: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("hami_plugins_ascend.npu_smi.NPU_SMI_PATHS", (str(tmp_path / "absent"),))
     with pytest.raises(BackendUnavailable, match="^npu-smi not found"):
         RealRunner()
 

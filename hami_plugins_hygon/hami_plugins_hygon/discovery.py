@@ -11,10 +11,10 @@ from __future__ import annotations
 from hami_hal.context import NodeContext
 from hami_hal.errors import BackendUnavailable
 from hami_hal.models import Device, Provenance
+from hami_hal.vendor_tool import ToolError
 
 from .hy_smi import DcuInfo, HySmi
 from .models import COMPUTE_UNITS, model_name
-from .tool import ToolError
 
 VENDOR = "hygon"
 MIB = 1 << 20

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from hami_hal.errors import ProfileError
 from hami_hal.simulation import SimulatedNode
-
-from .tool import ToolError
+from hami_hal.vendor_tool import ToolError
 
 MIB = 1 << 20
 #: vDCU index pool per node (HAMi's dcu plugin: 200).

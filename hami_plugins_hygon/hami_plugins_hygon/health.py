@@ -4,9 +4,9 @@ answering (Hygon's plugin compares the RSMI count with lspci for the same reason
 from __future__ import annotations
 
 from hami_hal.models import Device, HealthStatus
+from hami_hal.vendor_tool import ToolError
 
 from .hy_smi import HySmi
-from .tool import ToolError
 
 
 def check(port: HySmi, device: Device) -> HealthStatus:

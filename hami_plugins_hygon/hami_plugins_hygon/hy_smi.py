@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from hami_hal.errors import BackendUnavailable
+from hami_hal.vendor_tool import C_LOCALE, DRIVER_WORDING, ToolError, find_tool, run_tool
 
 from . import hy_smi_parse as parse
-from .tool import ToolError, find_tool, run_tool
 
 HY_SMI_PATHS = ("/opt/hyhal/bin/hy-smi", "/opt/dtk/bin/hy-smi", "/usr/local/bin/hy-smi")
 DEFAULT_TIMEOUT_S = 10.0
@@ -35,13 +34,12 @@ class RealRunner:
     source = "real"
 
     def __init__(self, path: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        found = path or find_tool("hy-smi", HY_SMI_PATHS)
-        if found is None:
-            raise BackendUnavailable(f"hy-smi not found (looked in {', '.join(HY_SMI_PATHS)} and PATH)")
+        found = path or find_tool("hy-smi", candidates=HY_SMI_PATHS)
         self.path, self.timeout_s = found, timeout_s
 
     def run(self, args: list[str]) -> str:
-        return run_tool([self.path, *args], self.timeout_s, label=f"hy-smi {' '.join(args)}".strip())
+        return run_tool([self.path, *args], timeout_s=self.timeout_s, env=C_LOCALE, wording=DRIVER_WORDING,
+                        label=f"hy-smi {' '.join(args)}".strip())
 
 
 @dataclass(frozen=True)

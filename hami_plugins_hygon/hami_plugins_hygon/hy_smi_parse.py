@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .tool import ToolError
+from hami_hal.vendor_tool import ToolError
 
 MAX_DEVICES = 256
 _KV = re.compile(r"^\s*DCU\[(\d+)\]\s*:\s*(.*)$")

@@ -6,9 +6,9 @@ are ``hcu_memorycap_bytes``, ``hcu_usedmemory_bytes``, ``hcu_utilizationrate``, 
 from __future__ import annotations
 
 from hami_hal.models import Device, MetricSample
+from hami_hal.vendor_tool import ToolError
 
 from .hy_smi import HySmi
-from .tool import ToolError
 
 MIB = 1 << 20
 

@@ -5,9 +5,9 @@ is classed by NUMA (score 20 through one CPU, 10 across sockets).
 from __future__ import annotations
 
 from hami_hal.models import Device, Link, LinkTier, Topology
+from hami_hal.vendor_tool import ToolError
 
 from .hy_smi import HySmi
-from .tool import ToolError
 
 
 def topology(port: HySmi, devices: list[Device]) -> Topology:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import Device, DeviceSlice
+from hami_hal.vendor_tool import ToolError
 
 from .hy_smi import HySmi
-from .tool import ToolError
 
 _NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _MARK = re.compile(r"^([A-Za-z0-9-]{1,64})_([A-Za-z0-9-]{1,64})_(\d{1,3})_(\d{1,3})$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hami_plugins_hygon.hy_smi import HySmi
 from hami_plugins_hygon.models import model_name
-from hami_plugins_hygon.tool import ToolError
 
+from hami_hal.vendor_tool import ToolError
 from hami_plugins_hygon import hy_smi_parse as p
 
 

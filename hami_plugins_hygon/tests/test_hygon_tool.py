@@ -39,8 +39,9 @@ def test_failing_hy_smi(tmp_path):
         _discover()
 
 
-def test_missing_hy_smi(monkeypatch):
-    monkeypatch.setattr("hami_plugins_hygon.hy_smi.find_tool", lambda *_: None)
+def test_missing_hy_smi(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("hami_plugins_hygon.hy_smi.HY_SMI_PATHS", (str(tmp_path / "absent"),))
     with pytest.raises(BackendUnavailable, match="^hy-smi not found"):
         RealRunner()
 
