@@ -1,64 +1,20 @@
-"""Which npu-smi answers for a node context: the real tool, or the fake of a simulated node.
-
-A fake is kept per simulated node (same name and device UUIDs → same fake), so vNPUs created through
-it live as long as the node the core passes around.
+"""Which npu-smi answers for a node context: the real tool, or the fake of a simulated node (one per node,
+kept by :class:`hami_hal.tool_ports.ToolPorts`, so vNPUs created through it live as long as the node).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
-from hami_hal.context import NodeContext
-from hami_hal.errors import HalError, InputError
-from hami_hal.simulation import SimulatedNode
+from hami_hal.tool_ports import ToolPorts, timeout_from_config
 
 from .fake_npu_smi import FakeNpuSmi
 from .npu_smi import DEFAULT_TIMEOUT_S, NpuSmi, RealRunner
 
-_MAX_FAKES = 32
-_real: NpuSmi | None = None
-_fakes: OrderedDict[tuple[str, tuple[str, ...]], tuple[SimulatedNode, FakeNpuSmi]] = OrderedDict()
-
-
-def _timeout(config: dict) -> float:
-    raw = (config.get("ascend") or {}).get("npu_smi_timeout_s", DEFAULT_TIMEOUT_S) \
-        if isinstance(config.get("ascend"), dict) else DEFAULT_TIMEOUT_S
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= 300:
-        raise InputError("ascend.npu_smi_timeout_s", raw, "must be a number of seconds in (0, 300]")
-    return float(raw)
-
-
-def port_for(context: NodeContext) -> NpuSmi:
-    """The port for ``context``; a simulated context always gets the fake, never the real tool."""
-    global _real
-    if context.simulated:
-        if context.sim is None:
-            raise HalError("simulated Ascend context carries no simulated node")
-        return NpuSmi(fake_for(context.sim))
-    if _real is None:
-        _real = NpuSmi(RealRunner(timeout_s=_timeout(context.config)))
-    return _real
-
-
-def fake_for(node: SimulatedNode) -> FakeNpuSmi:
-    key = (node.name, tuple(d.uuid for d in node.devices))
-    if key in _fakes:
-        _fakes.move_to_end(key)
-        return _fakes[key][1]
-    fake = FakeNpuSmi(node)
-    _fakes[key] = (node, fake)
-    while len(_fakes) > _MAX_FAKES:
-        _fakes.popitem(last=False)
-    return fake
-
-
-def use_real(port: NpuSmi | None) -> None:
-    """Replace the real port (tests: a runner that hangs, exits non-zero or prints garbage)."""
-    global _real
-    _real = port
-
-
-def reset() -> None:
-    global _real
-    _real = None
-    _fakes.clear()
+_ports: ToolPorts[NpuSmi, FakeNpuSmi] = ToolPorts(
+    make_real=lambda ctx: NpuSmi(RealRunner(timeout_s=timeout_from_config(ctx.config, "ascend", "npu_smi_timeout_s",
+                                                                          DEFAULT_TIMEOUT_S))),
+    make_fake=FakeNpuSmi, wrap_fake=NpuSmi, label="Ascend")
+_fakes = _ports.fakes
+port_for = _ports.port_for
+fake_for = _ports.fake_for
+use_real = _ports.use_real
+reset = _ports.reset
