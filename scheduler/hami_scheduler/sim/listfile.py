@@ -166,19 +166,19 @@ def _model(raw: str, col: str, line: int, bad: _Collector) -> str:
     return raw
 
 
-def _key(path: Path) -> tuple[str, int, int]:
-    st = os.stat(path)
+def _key(path: str | Path, kind: str) -> tuple[str, int, int]:
+    """Cache key of a list file (resolved path, mtime, size): an edited file is read again."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ListFileError(str(path), [f"{kind} file: cannot be read ({exc.strerror or exc})"]) from None
     return str(path.resolve()), st.st_mtime_ns, st.st_size
 
 
 def load_node_file(path: str | Path) -> tuple[TraceNode, ...]:
     """Nodes of an openb-format node list; raises :class:`ListFileError` listing every bad value."""
-    path = Path(path)
-    try:
-        key = _key(path)
-    except OSError as exc:
-        raise ListFileError(str(path), [f"nodes file: cannot be read ({exc.strerror or exc})"]) from None
-    return _load_nodes(*key)
+    return _load_nodes(*_key(path, "nodes"))
 
 
 @lru_cache(maxsize=8)
@@ -209,12 +209,7 @@ def _load_nodes(path: str, _mtime: int, _size: int) -> tuple[TraceNode, ...]:
 
 def load_pod_file(path: str | Path) -> tuple[TracePod, ...]:
     """Pods of an openb-format pod list; raises :class:`ListFileError` listing every bad value."""
-    path = Path(path)
-    try:
-        key = _key(path)
-    except OSError as exc:
-        raise ListFileError(str(path), [f"pods file: cannot be read ({exc.strerror or exc})"]) from None
-    return _load_pods(*key)
+    return _load_pods(*_key(path, "pods"))
 
 
 @lru_cache(maxsize=8)
