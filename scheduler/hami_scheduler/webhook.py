@@ -219,10 +219,15 @@ class WebhookServer:
             def log_message(self, *a):
                 pass
 
-            def _send(self, code: int, data: bytes, ctype: str = "application/json") -> None:
+            def _send(self, code: int, data: bytes, ctype: str = "application/json", *,
+                      close: bool = False) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
+                if close:
+                    # The body was not read: on keep-alive it would be parsed as the next request.
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -233,13 +238,14 @@ class WebhookServer:
 
             def do_POST(self):  # noqa: N802
                 if self.path.split("?")[0] not in ("/webhook", "/mutate"):
-                    return self._send(404, b"not found", "text/plain")
-                try:
-                    n = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    return self._send(400, b"Content-Length: not a number", "text/plain")
-                if n > MAX_BODY or n < 0:
-                    return self._send(413, b"request body over 1 MiB", "text/plain")
+                    return self._send(404, b"not found", "text/plain", close=True)
+                raw = (self.headers.get("Content-Length") or "0").strip()
+                if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+                    return self._send(400, f"Content-Length: {raw[:40]!r} is not a number".encode(), "text/plain",
+                                      close=True)
+                n = int(raw)
+                if n > MAX_BODY:
+                    return self._send(413, b"request body over 1 MiB", "text/plain", close=True)
                 try:
                     out = mutator.handle(self.rfile.read(n))
                 except (ValueError, UnicodeDecodeError) as exc:
