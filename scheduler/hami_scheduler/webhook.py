@@ -26,12 +26,14 @@ import json
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
+
+from .httpserver import BoundedHTTPServer
 
 MAX_BODY = 1 << 20
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -160,29 +162,11 @@ class Mutator:
                 "response": self.review(review.get("request"))}
 
 
-class _TLSServer(ThreadingHTTPServer):
-    """TLS per connection, with the handshake in the connection's own thread (a client that connects and
-    sends nothing cannot stall the accept loop) and a read timeout on every connection."""
-
-    daemon_threads = True
-    context: ssl.SSLContext | None = None
-
-    def get_request(self):
-        sock, addr = super().get_request()
-        sock.settimeout(CONNECTION_TIMEOUT_S)
-        if self.context is not None:
-            sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request, client_address):
-        pass  # a client that hung up, timed out or failed the handshake: nothing to report
-
-
 class WebhookServer:
     def __init__(self, mutator: Mutator, host: str, port: int, cert: str | None, key: str | None) -> None:
         self.mutator = mutator
-        self.httpd = _TLSServer((host, port), self._handler())
         self.tls = bool(cert)
+        ctx = None
         if cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -190,7 +174,9 @@ class WebhookServer:
                 ctx.load_cert_chain(cert, key)
             except (OSError, ssl.SSLError) as exc:
                 raise InputError("--tls-cert-file", cert, f"cannot be loaded with its key: {exc}") from None
-            self.httpd.context = ctx
+        # The extender's bounded server: capped connection threads, backlog, TLS handshake off the accept loop.
+        self.httpd = BoundedHTTPServer((host, port), self._handler(), ssl_context=ctx,
+                                       handshake_timeout=CONNECTION_TIMEOUT_S, grace_s=5.0)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -203,14 +189,14 @@ class WebhookServer:
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.graceful_stop()
 
     def _handler(self):
         mutator = self.mutator
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = CONNECTION_TIMEOUT_S  # socket timeout on every read: a silent client is cut off
 
             def setup(self):
                 super().setup()
