@@ -53,10 +53,10 @@ class FragPackPolicy(FGDPolicy):
     takes. The scarcity term applies to pods without a GPU-model constraint only: ``s_model`` is the
     share of a model's capacity that model-constrained workload classes are expected to need by the
     time the cluster's capacity has arrived, so unconstrained pods leave scarce models to the pods
-    that can run nowhere else. Weights were chosen on seeds 42-43 (``default`` for pack, fit, memory,
-    strand and dead-gap, the dead-gap size threshold checked on ``gpushare80``; ``gpuspec25`` for
-    scarcity; docs/scheduler.md lists the sweeps); the recorded results use seeds 42-51 on every
-    variant.
+    that can run nowhere else. The defaults are one fixed choice for every workload mix (no input
+    names a variant): first swept on seeds 42-43 (docs/scheduler.md lists the sweeps), then checked
+    leave-one-variant-out by ``scheduler/benchmarks/bench_frag_pack_loo.py`` (weights chosen on eight
+    of the paper's nine variants, judged on the ninth) and on derived variants no weight saw.
     """
 
     name = "frag-pack"
