@@ -51,7 +51,29 @@ int vg_lane_set(int fd, short type, int64_t start, int64_t len)
     return 0;
 }
 
-int vg_lane_test(int fd, int64_t start, int64_t len, int64_t *got_start, int64_t *got_end)
+int vg_owner_take(int fd, int64_t byte)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    return fcntl(fd, F_SETLK, &fl);  /* a POSIX lock: the kernel reports its owner's pid to the others */
+}
+
+int vg_owner_drop(int fd, int64_t byte)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    return fcntl(fd, F_SETLK, &fl);
+}
+
+int vg_lane_test_pid(int fd, int64_t start, int64_t len, int64_t *got_start, int64_t *got_end, int *pid)
 {
     struct flock fl;
     memset(&fl, 0, sizeof(fl));
@@ -65,13 +87,21 @@ int vg_lane_test(int fd, int64_t start, int64_t len, int64_t *got_start, int64_t
         return 0;
     *got_start = fl.l_start;
     *got_end = fl.l_len == 0 || fl.l_start > INT64_MAX - fl.l_len ? INT64_MAX : fl.l_start + fl.l_len;
+    if (pid)
+        *pid = fl.l_pid;
     return 1;
+}
+
+int vg_lane_test(int fd, int64_t start, int64_t len, int64_t *got_start, int64_t *got_end)
+{
+    return vg_lane_test_pid(fd, start, len, got_start, got_end, NULL);
 }
 
 #define STACK 512
 #define MAX_QUERIES 4096
 
-uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries)
+uint64_t vg_lane_walk(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries,
+                      void (*each)(int64_t s, int64_t e, int pid, void *arg), void *arg)
 {
     /* The kernel answers "one lock that overlaps", not "all": split the range around each lock found
      * and ask again on both sides. Locks of different owners that a query can find never overlap a write
@@ -90,7 +120,8 @@ uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *
             sum = UINT64_MAX;
             break;
         }
-        int r = vg_lane_test(fd, a, b - a, &s, &e);
+        int pid = 0;
+        int r = vg_lane_test_pid(fd, a, b - a, &s, &e, &pid);
         if (r < 0) {
             vg_log_once(VG_ERROR, "lane-test", "cannot read the region's usage locks (%s): counted as full "
                                                "(memory refused)", strerror(errno));
@@ -100,6 +131,8 @@ uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *
         if (r == 0)
             continue;
         int64_t cs = s > a ? s : a, ce = e < b ? e : b;
+        if (each)
+            each(cs, ce, pid, arg);
         uint64_t len = (uint64_t)(ce - cs);
         sum = sum > UINT64_MAX - len ? UINT64_MAX : sum + len;
         if (sum > stop_above)
@@ -122,4 +155,9 @@ uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *
     if (queries)
         *queries += n;
     return sum;
+}
+
+uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries)
+{
+    return vg_lane_walk(fd, lo, hi, stop_above, queries, NULL, NULL);
 }

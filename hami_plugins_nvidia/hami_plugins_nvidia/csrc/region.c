@@ -203,6 +203,7 @@ static void apply_stricter_locked(void)
 }
 
 static void verify_locked(void);
+static int clean_slots_locked(int rebuild);
 
 /* Whether another process of the container holds a slot, asked of the kernel (slot owner locks), not of
  * the file: a rewritten file cannot hide a live tenant, nor invent one. Unreadable counts as live. */
@@ -297,8 +298,10 @@ static int open_shared(void)
     region_fd = fd;
     if (fresh || wrecked) {
         init_region(r);
-        if (wrecked)
+        if (wrecked) {
             r->tamper_epoch = (uint32_t)random_id();
+            clean_slots_locked(1);  /* the live processes' slots, pids and counts, from the kernel */
+        }
     } else if (!live) {
         /* left behind by processes that are all gone: its limits belong to nobody, this environment's apply */
         vg_log(VG_MSG, "shared region %s: every process that used it has exited; re-initialised from this "
@@ -393,7 +396,7 @@ static void release_slot(void)
     for (int d = 0; d < HAMI_MAX_DEVICES; d++)
         publish_locked(d, 0);
     if (region_fd >= 0)
-        vg_lane_set(region_fd, F_UNLCK, HAMI_LOCK_OWN_BASE + slot_idx, 1);
+        vg_owner_drop(region_fd, HAMI_LOCK_OWN_BASE + slot_idx);
     memset(mine.used, 0, sizeof(mine.used));
     slot_idx = -1;
     vg_unlock();
@@ -454,21 +457,41 @@ static int pid_exists(pid_t pid)
     return pid > 0 && !(kill(pid, 0) != 0 && errno == ESRCH);
 }
 
+struct owners {
+    int32_t pid[HAMI_MAX_PROCS];  /* 0 = no owner lock; -1 = held, pid unknown */
+    uint32_t top;                 /* 1 + the highest held slot */
+};
+
+static void note_owner(int64_t s, int64_t e, int pid, void *arg)
+{
+    struct owners *o = arg;
+    for (int64_t b = s; b < e && b - HAMI_LOCK_OWN_BASE < HAMI_MAX_PROCS; b++) {
+        o->pid[b - HAMI_LOCK_OWN_BASE] = pid > 0 ? pid : -1;
+        o->top = (uint32_t)(b - HAMI_LOCK_OWN_BASE) + 1;
+    }
+}
+
 /* Brings the file's slots back to what the kernel knows: a slot whose owner lock nobody holds is cleared
- * (its process died, or the slot is forged); a held slot's counts are re-read from its owner's lanes. */
-static int clean_slots_locked(void)
+ * (its process died, or the slot is forged). With `rebuild`, every held slot is also rewritten from the
+ * kernel: live, its owner's pid, and its counts re-read from the owner's lanes (after a rewrite). */
+static int clean_slots_locked(int rebuild)
 {
     if (region_fd < 0)
         return 0;
+    static struct owners o;  /* callers hold the region lock */
+    memset(&o, 0, sizeof(o));
+    if (vg_lane_walk(region_fd, HAMI_LOCK_OWN_BASE, HAMI_LOCK_OWN_BASE + HAMI_MAX_PROCS, UINT64_MAX, NULL, note_owner,
+                     &o) == UINT64_MAX)
+        return 0;  /* the kernel could not be read: change nothing */
     int n = 0;
     uint32_t h = hwm_locked();
-    for (uint32_t i = 0; i < h; i++) {
+    for (uint32_t i = 0; i < HAMI_MAX_PROCS && (i < h || i < o.top); i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
-        if (!s->state || (int)i == slot_idx)
-            continue;
-        int64_t a, b;
-        int held = vg_lane_test(region_fd, HAMI_LOCK_OWN_BASE + i, 1, &a, &b);
-        if (held == 0) {
+        if ((int)i == slot_idx)
+            continue;  /* our own: restored from this process's copy */
+        if (!o.pid[i]) {
+            if (!s->state)
+                continue;
             uint64_t total = 0;
             for (int d = 0; d < HAMI_MAX_DEVICES; d++)
                 total = sat_add(total, s->used[d]);
@@ -480,17 +503,19 @@ static int clean_slots_locked(void)
                             s->pid, (unsigned long long)total);
             memset(s, 0, sizeof(*s));
             n++;
-        } else if (held > 0) {
+        } else if (rebuild) {
+            if (o.pid[i] > 0 && s->pid != o.pid[i]) {
+                s->pid = o.pid[i];
+                s->start_ticks = proc_start_ticks(o.pid[i]);
+            }
+            s->state = 1;
             for (int d = 0; d < HAMI_MAX_DEVICES; d++)
                 s->used[d] = vg_lane_held(region_fd, VG_LANE(d, i), VG_LANE(d, i) + HAMI_LOCK_LANE, UINT64_MAX, NULL);
-            s->state = 1;
         }
     }
-    uint32_t top = h;
-    while (top > 0 && !vg_region->procs[top - 1].state)
+    uint32_t top = h > o.top ? h : o.top;
+    while (top > 0 && !vg_region->procs[top - 1].state && (int)top - 1 != slot_idx)
         top--;
-    if (slot_idx >= 0 && (uint32_t)slot_idx >= top)
-        top = slot_idx + 1;
     vg_region->proc_hwm = top;
     return n;
 }
@@ -571,7 +596,7 @@ static void verify_locked(void)
             e = (uint32_t)random_id();
         while (e == r->tamper_epoch || e == 0);
         r->tamper_epoch = e;
-        clean_slots_locked();
+        clean_slots_locked(1);
     }
     if (slot_idx >= 0 && slot_pid == getpid()) {
         struct hami_proc_slot *s = &r->procs[slot_idx];
@@ -608,7 +633,7 @@ void vg_unlock(void)
 
 int vg_reclaim_dead_locked(void)
 {
-    return clean_slots_locked();
+    return clean_slots_locked(0);
 }
 
 static struct hami_proc_slot *my_slot_locked(void)
@@ -620,11 +645,11 @@ static struct hami_proc_slot *my_slot_locked(void)
             verify_locked();  /* overwritten under us: put our own slot back, never start from zero */
         return s;
     }
-    clean_slots_locked();
+    clean_slots_locked(0);
     for (int i = 0; i < HAMI_MAX_PROCS; i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
         /* the kernel decides who owns a slot: its owner lock is exclusive, whatever the file says */
-        if (region_fd >= 0 ? vg_lane_set(region_fd, F_WRLCK, HAMI_LOCK_OWN_BASE + i, 1) != 0 : s->state != 0)
+        if (region_fd >= 0 ? vg_owner_take(region_fd, HAMI_LOCK_OWN_BASE + i) != 0 : s->state != 0)
             continue;
         memset(s, 0, sizeof(*s));
         s->pid = me;
