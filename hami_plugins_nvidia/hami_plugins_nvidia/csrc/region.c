@@ -227,6 +227,41 @@ static const char *file_problem(const struct stat *st)
     return "";
 }
 
+/* The region lock between processes. A process that holds it forever (a tenant's flock) must not stall the
+ * others: after LOCK_WAIT_NS without it this process goes on, with one line. That is safe for the limit
+ * (charges reserve in the kernel before they count, see vg_charge_locked); only the file's bookkeeping
+ * may then race. Once stuck, later calls only try it once, until they get it again. */
+#define LOCK_WAIT_NS 2000000000LL
+#define LOCK_STUCK_NS 0LL
+static int region_flocked, lock_stuck;
+
+static int lock_region(int fd)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return 1;
+    int64_t start = vg_now_ns(), wait = lock_stuck ? LOCK_STUCK_NS : LOCK_WAIT_NS;
+    long pause_ns = 20000;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            lock_stuck = 0;
+            return 1;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return 0;
+        if (vg_now_ns() - start > wait)
+            break;
+        struct timespec ts = {0, pause_ns};
+        nanosleep(&ts, NULL);
+        if (pause_ns < 1000000)
+            pause_ns *= 2;
+    }
+    lock_stuck = 1;
+    vg_log_once(VG_ERROR, "stuck", "shared region %s: its lock has been held for over %lld ms by another process: "
+                                   "going on without it (the limit is still held through the kernel's record locks)",
+                vg_cfg.region_path, (long long)(LOCK_WAIT_NS / 1000000));
+    return 0;
+}
+
 static int open_shared(void)
 {
     if (!vg_cfg.region_path[0])
@@ -246,7 +281,7 @@ static int open_shared(void)
         close(fd);
         return 0;
     }
-    flock(fd, LOCK_EX);
+    int flocked = lock_region(fd);
     /* Processes of this container that hold slots make the file ours whatever it now contains: a tenant
      * wrecked it, and going private would ignore their usage. Without any, a file that is not a region
      * of ours (HAMi-core's, another layout, garbage) is left alone and not trusted. */
@@ -266,13 +301,15 @@ static int open_shared(void)
         vg_log(VG_ERROR, "shared region %s is not ours (size %lld, expected %zu): not trusted; accounting "
                          "covers this process only", vg_cfg.region_path, (long long)st.st_size,
                sizeof(struct hami_region));
-        flock(fd, LOCK_UN);
+        if (flocked)
+            flock(fd, LOCK_UN);
         close(fd);
         return 0;
     }
     void *p = mmap(NULL, sizeof(struct hami_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        flock(fd, LOCK_UN);
+        if (flocked)
+            flock(fd, LOCK_UN);
         close(fd);
         return 0;
     }
@@ -283,7 +320,8 @@ static int open_shared(void)
         vg_log(VG_ERROR, "shared region %s is corrupt or foreign (%s): not trusted; accounting covers this "
                          "process only", vg_cfg.region_path, why);
         munmap(p, sizeof(struct hami_region));
-        flock(fd, LOCK_UN);
+        if (flocked)
+            flock(fd, LOCK_UN);
         close(fd);
         return 0;
     }
@@ -320,7 +358,8 @@ static int open_shared(void)
         verify_locked();  /* repairs what a tenant may have broken */
         apply_stricter_locked();
     }
-    flock(fd, LOCK_UN);
+    if (flocked)
+        flock(fd, LOCK_UN);
     return 1;
 }
 
@@ -617,16 +656,16 @@ void vg_lock(void)
     vg_lock_depth++;
     pthread_mutex_lock(&region_mu);
     if (region_fd >= 0) {
-        while (flock(region_fd, LOCK_EX) != 0 && errno == EINTR) {
-        }
+        region_flocked = lock_region(region_fd);
         verify_locked();
     }
 }
 
 void vg_unlock(void)
 {
-    if (region_fd >= 0)
+    if (region_fd >= 0 && region_flocked)
         flock(region_fd, LOCK_UN);
+    region_flocked = 0;
     pthread_mutex_unlock(&region_mu);
     vg_lock_depth--;
 }
@@ -732,33 +771,37 @@ int vg_charge_locked(int dev, uint64_t bytes, const char *what)
     if (!s)
         return 0;  /* no slot to charge: refuse, never pass unchecked */
     uint64_t limit = vg_limit(dev);
-    if (limit) {
-        int fits = 0;
-        uint64_t used = 0;
-        for (int pass = 0; pass < 2 && !fits; pass++) {
-            if (pass)
-                vg_reconcile_pools_locked();  /* pools may have shrunk since they were charged */
-            uint64_t own = mine.used[dev];
-            if (bytes <= limit && own <= limit - bytes) {
-                uint64_t room = limit - bytes - own;
-                uint64_t others = others_locked(dev, room);
-                used = sat_add(own, others);
-                fits = others <= room;
-            } else {
-                used = own;
-            }
-        }
-        if (!fits) {
-            char key[96];
-            snprintf(key, sizeof(key), "oom:%s:%d:%llu", what, dev, (unsigned long long)limit);
-            vg_log_once(VG_WARN, key, "%s: %llu bytes on device %d would exceed the limit (%s%llu of %llu in use): "
-                                      "out of memory (logged once)", what, (unsigned long long)bytes, dev,
-                        used == mine.used[dev] ? "" : "at least ", (unsigned long long)used,
-                        (unsigned long long)limit);
+    uint64_t own = mine.used[dev];
+    if (!limit)
+        return set_mine_locked(s, dev, sat_add(own, bytes));
+    /* Reserve first, then count the others: of two processes charging at once, at least one sees the
+     * other's reservation, so the limit holds even without the region lock (lock_region may time out). */
+    int fits = 0;
+    uint64_t used = own;
+    for (int pass = 0; pass < 2 && !fits; pass++) {
+        if (pass)
+            vg_reconcile_pools_locked();  /* pools may have shrunk since they were charged */
+        own = mine.used[dev];
+        used = own;
+        if (bytes > limit || own > limit - bytes)
+            continue;
+        if (!set_mine_locked(s, dev, own + bytes))
             return 0;
-        }
+        uint64_t room = limit - bytes - own;
+        uint64_t others = others_locked(dev, room);
+        used = sat_add(own, others);
+        fits = others <= room;
+        if (!fits)
+            set_mine_locked(s, dev, own);  /* undo the reservation */
     }
-    return set_mine_locked(s, dev, sat_add(mine.used[dev], bytes));
+    if (!fits) {
+        char key[96];
+        snprintf(key, sizeof(key), "oom:%s:%d:%llu", what, dev, (unsigned long long)limit);
+        vg_log_once(VG_WARN, key, "%s: %llu bytes on device %d would exceed the limit (%s%llu of %llu in use): "
+                                  "out of memory (logged once)", what, (unsigned long long)bytes, dev,
+                    used == own ? "" : "at least ", (unsigned long long)used, (unsigned long long)limit);
+    }
+    return fits;
 }
 
 void vg_force_charge_locked(int dev, uint64_t bytes)

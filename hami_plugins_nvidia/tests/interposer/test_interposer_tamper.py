@@ -293,7 +293,7 @@ def test_region_rewritten_while_tenants_run_keeps_the_limit(workload: Workload, 
         errs.append(err)
         repeated = [ln for ln in set(err.splitlines()) if err.splitlines().count(ln) > 1]
         assert not repeated, repeated  # one line per distinct refusal or repair, not one per call
-    assert rewrites > 10 and refused > 0, (rewrites, refused)  # the attack ran and the limit was reached
+    assert rewrites >= 3 and refused > 0, (rewrites, refused)  # the attack ran and the limit was reached
     assert any("resized" in e or "overwritten" in e for e in errs)
     assert _max_seen(ctr) <= limit - MIB, f"{(_max_seen(ctr) - limit + MIB) / MIB:.1f} MiB over the limit"
     r = workload.run("ctx", "0", "alloc", "511m", "alloc", "1m", **NO_CTX)  # the next process repairs the file
@@ -316,3 +316,32 @@ def test_newcomer_meeting_a_wrecked_region_counts_the_live_tenants(workload: Wor
     assert len(_lines(r.stderr, "while other processes of this container use it")) == 1
     with region.SharedRegion(workload.region_path) as reg:  # rebuilt: trusted again, the limit back
         assert reg.limits()[0] == 1 << 30 and reg.held_bytes(0) == 600 * MIB
+
+
+def test_region_lock_held_forever_stalls_nobody_and_keeps_the_limit(workload: Workload) -> None:
+    """A process that takes the region's flock and never lets go: tenants wait 2 s once, say so in one line,
+    then go on without it; six of them racing meanwhile never go over (they reserve in the kernel before
+    they count, so of two racing charges at least one sees the other)."""
+    limit = 512 * MIB
+    ctr = _counter(workload.tmp / "counter")
+    workload.env.update(CUDA_DEVICE_MEMORY_LIMIT="512m", DRIVER_COUNTER=str(ctr), **NO_CTX)
+    _hold(workload, 1)
+    fd = os.open(workload.region_path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        steps = "200" if REAL_DRIVER else "3000"
+        procs = [workload.start("ctx", "0", "stress", steps, "64", str(seed)) for seed in range(6)]
+        refused = 0
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            refused += int(out.split("stress ")[1].split()[1])
+            assert len(_lines(err, "going on without it")) == 1, err
+        assert time.monotonic() - t0 < 60
+        assert refused > 0
+        assert _max_seen(ctr) <= limit - MIB, f"{(_max_seen(ctr) - limit + MIB) / MIB:.1f} MiB over the limit"
+    finally:
+        os.close(fd)
+    with region.SharedRegion(workload.region_path) as reg:
+        assert reg.held_bytes(0) == MIB
