@@ -28,6 +28,9 @@
 
 struct hami_region *vg_region;
 static int region_fd = -1;
+static dev_t region_dev;  /* the file region_fd must still name (an application may close or reuse the fd) */
+static ino_t region_ino;
+static int region_lost;  /* the file could not be found again: refuse, never count only ourselves */
 static int slot_idx = -1;
 static pid_t slot_pid;
 static pthread_mutex_t region_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -334,6 +337,8 @@ static int open_shared(void)
     }
     vg_region = r;
     region_fd = fd;
+    region_dev = st.st_dev;
+    region_ino = st.st_ino;
     if (fresh || wrecked) {
         init_region(r);
         if (wrecked) {
@@ -451,9 +456,12 @@ static void after_fork_child(void)
     memset(mine.pub, 0, sizeof(mine.pub));
     if (region_fd >= 0) {
         int fd = open(vg_cfg.region_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (fd >= 0) {
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == region_dev && st.st_ino == region_ino) {
             close(region_fd);
             region_fd = fd;
+        } else if (fd >= 0) {
+            close(fd);  /* the path names another file now: keep the inherited descriptor of ours */
         }
     }
 }
@@ -651,10 +659,54 @@ static void verify_locked(void)
     }
 }
 
+/* region_fd must still be the region file. An application that closes every descriptor (daemons do)
+ * drops this process's slot owner lock (a POSIX lock goes with any close), while its usage locks stay with
+ * the old open file description, which the mapping keeps alive but which can no longer be changed. So:
+ * reopen by the path (if it still names the same file), take a new slot and publish the usage there (for a
+ * moment it counts twice: fail closed), then map the file again through the new descriptor, which
+ * releases the old description and its locks. If the path names another file now, the others cannot be
+ * counted: this process is refused memory from then on (never "count only ourselves"). */
+static struct hami_proc_slot *my_slot_locked(void);
+static int avoid_slot = -1;
+
+static void check_fd_locked(void)
+{
+    struct stat st;
+    if (fstat(region_fd, &st) == 0 && st.st_dev == region_dev && st.st_ino == region_ino)
+        return;
+    int fd = open(vg_cfg.region_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == region_dev && st.st_ino == region_ino) {
+        vg_log_once(VG_ERROR, "fd", "shared region %s: its descriptor was closed by the application: reopened, "
+                                    "this process's locks taken again", vg_cfg.region_path);
+        region_fd = fd;  /* the old number may belong to the application now: never closed by us */
+        if (slot_idx >= 0 && slot_pid == getpid() && vg_region->procs[slot_idx].pid == slot_pid)
+            memset(&vg_region->procs[slot_idx], 0, sizeof(vg_region->procs[slot_idx]));
+        avoid_slot = slot_idx;  /* its lanes still hold the old description's locks */
+        slot_idx = -1;
+        my_slot_locked();  /* a new slot, with this process's usage published in its lane */
+        avoid_slot = -1;
+        void *p = mmap(vg_region, sizeof(struct hami_region), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+        if (p == MAP_FAILED)
+            vg_log_once(VG_ERROR, "fd-map", "shared region %s: cannot map it again (%s): this process's old usage "
+                                            "record stays until it exits (counted twice: more is refused)",
+                        vg_cfg.region_path, strerror(errno));
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    vg_log_once(VG_ERROR, "fd-lost", "shared region %s: its descriptor was closed and the path names another file "
+                                     "now: the other processes cannot be counted, so this process's device memory is "
+                                     "refused from here on", vg_cfg.region_path);
+    region_fd = -1;
+    region_lost = 1;
+}
+
 void vg_lock(void)
 {
     vg_lock_depth++;
     pthread_mutex_lock(&region_mu);
+    if (region_fd >= 0)
+        check_fd_locked();
     if (region_fd >= 0) {
         region_flocked = lock_region(region_fd);
         verify_locked();
@@ -688,6 +740,8 @@ static struct hami_proc_slot *my_slot_locked(void)
     for (int i = 0; i < HAMI_MAX_PROCS; i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
         /* the kernel decides who owns a slot: its owner lock is exclusive, whatever the file says */
+        if (i == avoid_slot)
+            continue;
         if (region_fd >= 0 ? vg_owner_take(region_fd, HAMI_LOCK_OWN_BASE + i) != 0 : s->state != 0)
             continue;
         memset(s, 0, sizeof(*s));
@@ -696,8 +750,13 @@ static struct hami_proc_slot *my_slot_locked(void)
         s->state = 1;
         slot_idx = i;
         slot_pid = me;
-        memset(mine.used, 0, sizeof(mine.used));
+        /* a new process holds nothing; one whose slot was lost (descriptor closed) publishes what it holds */
         memset(mine.pub, 0, sizeof(mine.pub));
+        for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+            if (mine.used[d] && !publish_locked(d, mine.used[d]))
+                vg_log_once(VG_ERROR, "republish", "shared region %s: this process's usage on device %d could not "
+                                                   "be published", vg_cfg.region_path, d);
+        memcpy(s->used, mine.used, sizeof(mine.used));
         if ((uint32_t)i >= vg_region->proc_hwm)
             vg_region->proc_hwm = i + 1;
         return s;
@@ -766,6 +825,8 @@ static int set_mine_locked(struct hami_proc_slot *s, int dev, uint64_t used)
 int vg_charge_locked(int dev, uint64_t bytes, const char *what)
 {
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
+        return 0;
+    if (region_lost)
         return 0;
     struct hami_proc_slot *s = my_slot_locked();
     if (!s)

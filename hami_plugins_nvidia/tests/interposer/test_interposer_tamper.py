@@ -345,3 +345,29 @@ def test_region_lock_held_forever_stalls_nobody_and_keeps_the_limit(workload: Wo
         os.close(fd)
     with region.SharedRegion(workload.region_path) as reg:
         assert reg.held_bytes(0) == MIB
+
+
+def test_descriptor_closed_by_the_application_keeps_the_usage_counted(workload: Workload) -> None:
+    """A program that closes every descriptor (as daemons do) drops its slot's owner lock with the region's
+    descriptor; the interposer notices at its next call, reopens the file, moves to a new slot with its usage,
+    and maps the file again (which releases the old record): counted once, before and after."""
+    workload.env["CUDA_DEVICE_MEMORY_LIMIT"] = "1g"
+    proc = workload.start("ctx", "0", "alloc", "600m", "closefds", "meminfo", "sleep", "1000", "alloc", "424m",
+                          "alloc", "1m", "hang", **NO_CTX)
+    out = []
+    for line in proc.stdout:
+        out.append(line.split())
+        if line.startswith("meminfo"):  # the first call after the close: the record is moved
+            with region.SharedRegion(workload.region_path) as reg:
+                assert reg.held_bytes(0) == 600 * MIB
+                assert [p.pid for p in reg.processes()] == [proc.pid]
+        if line.startswith("hanging"):
+            break
+    assert [w for w in out if w[0] == "alloc"] == [["alloc", "ok", "0"], ["alloc", "ok", "1"], ["alloc", "err", "2"]]
+    with region.SharedRegion(workload.region_path) as reg:
+        assert reg.held_bytes(0) == reg.usage(0) == 1024 * MIB
+    assert workload.run("ctx", "0", "alloc", "1m", **NO_CTX).values("alloc") == [["err", "2"]]
+    proc.kill()
+    proc.wait()
+    err = proc.stderr.read()
+    assert len(_lines(err, "descriptor was closed by the application")) == 1 and "could not" not in err

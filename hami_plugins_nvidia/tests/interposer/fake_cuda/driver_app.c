@@ -278,6 +278,11 @@ int main(int argc, char **argv)
                 }
             }
             printf("allocloop %d %.1f\n", okn, n ? (now_s() - t0) * 1e9 / n : 0.0);
+        } else if (!strcmp(c, "closefds")) {
+            /* what a daemonising program does: close every descriptor above stderr */
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+            printf("closefds\n");
         } else if (!strcmp(c, "sleep")) {
             usleep(atoi(argv[++i]) * 1000);
         } else if (!strcmp(c, "ready")) {
