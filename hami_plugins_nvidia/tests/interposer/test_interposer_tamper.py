@@ -347,6 +347,7 @@ def test_region_lock_held_forever_stalls_nobody_and_keeps_the_limit(workload: Wo
         assert reg.held_bytes(0) == MIB
 
 
+@fake_only  # closing every descriptor would also close the real driver's
 def test_descriptor_closed_by_the_application_keeps_the_usage_counted(workload: Workload) -> None:
     """A program that closes every descriptor (as daemons do) drops its slot's owner lock with the region's
     descriptor; the interposer notices at its next call, reopens the file, moves to a new slot with its usage,
