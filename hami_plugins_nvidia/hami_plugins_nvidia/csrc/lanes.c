@@ -131,6 +131,10 @@ uint64_t vg_lane_walk(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *
         if (r == 0)
             continue;
         int64_t cs = s > a ? s : a, ce = e < b ? e : b;
+        if (ce <= cs) {  /* the kernel answered a lock outside the question: do not trust the count */
+            sum = UINT64_MAX;
+            break;
+        }
         if (each)
             each(cs, ce, pid, arg);
         uint64_t len = (uint64_t)(ce - cs);
