@@ -10,6 +10,7 @@ import fcntl
 import mmap
 import os
 import random
+import re
 import signal
 import struct
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, fake_only, region
+from .conftest import REAL_DRIVER, Run, Workload, fake_only, region
 
 MIB = 1 << 20
 # no context charge: these tests are about the shared counters, and a real context would eat the limit
@@ -36,6 +37,28 @@ def _lines(stderr: str, text: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if text in ln]
 
 
+# docs/security.md's interposer table is generated from what these tests observe (tests/security_doc.py):
+# each test records its row, and the last test of the file compares the table with the document.
+DOC_ROWS: dict[str, tuple[str, str]] = {}
+
+
+def _said(stderr: str, text: str, w: Workload) -> str:
+    """The one log line containing `text`, without its prefix, paths and pids (stable across runs)."""
+    (line,) = _lines(stderr, text)
+    line = re.sub(r"^\[HAMI-vgpu \w+ pid \d+\] ", "", line).replace(str(w.tmp), "<dir>")
+    line = re.sub(r"pid \d+", "pid <pid>", line)
+    return "`" + (line if len(line) <= 150 else line[:149] + "…") + "`"
+
+
+def _allocs(sizes: list[str], r: Run) -> str:
+    got = r.values("alloc")
+    return ", ".join(f"{s} {'granted' if g[0] == 'ok' else 'refused (out of memory)'}" for s, g in zip(sizes, got))
+
+
+def _doc(key: str, tampering: str, answer: str) -> None:
+    DOC_ROWS[key] = (tampering, answer)
+
+
 def test_out_of_range_high_water_mark_is_clamped_not_a_crash(workload: Workload) -> None:
     workload.env["CUDA_DEVICE_MEMORY_LIMIT"] = "1g"
     _hold(workload, 600)
@@ -45,6 +68,8 @@ def test_out_of_range_high_water_mark_is_clamped_not_a_crash(workload: Workload)
     assert r.returncode == 0, r.stderr
     assert r.values("alloc") == [["err", "2"], ["ok", "0"], ["err", "2"]]
     assert len(_lines(r.stderr, "high-water mark 4294967295 is out of range")) == 1
+    _doc("hwm", "`proc_hwm` set to 0xFFFFFFFF in a live region (a tenant holds 600 MiB of 1 GiB)",
+         _allocs(["600 MiB", "300 MiB", "600 MiB"], r) + "; " + _said(r.stderr, "high-water mark", workload))
 
 
 def _forge_slot(reg, used: int) -> int:
@@ -76,6 +101,9 @@ def test_forged_slot_neither_lifts_nor_blocks_the_limit(workload: Workload, used
     assert len(_lines(r.stderr, f"slot {forged} (pid {os.getpid()}")) == 1  # named and cleared, once
     with region.SharedRegion(workload.region_path) as reg:
         assert not reg._r.procs[forged].state and reg.usage(0) == reg.held_bytes(0) == 100 * MIB
+    _doc(f"forged-{used}", f"a slot no process holds, forged with {'0' if not used else 'near 2⁶⁴'} bytes (a tenant "
+         "holds 100 MiB of 1 GiB)", _allocs(["900 MiB", "25 MiB", "24 MiB"], r) + "; " + _said(r.stderr, "held by no",
+                                                                                             workload))
 
 
 def test_forged_count_in_a_held_slot_is_not_believed(workload: Workload) -> None:
@@ -90,6 +118,8 @@ def test_forged_count_in_a_held_slot_is_not_believed(workload: Workload) -> None
     assert r.values("alloc") == [["err", "2"], ["ok", "0"]]
     with region.SharedRegion(workload.region_path) as reg:
         assert reg.held_bytes(0) == 600 * MIB  # the kernel's record; the holder restores its slot when it next locks
+    _doc("held-slot", "a live tenant's own slot count set to 0 (it holds 600 MiB of 1 GiB)",
+         _allocs(["600 MiB", "424 MiB"], r) + " (its usage is read from the kernel's locks)")
 
 
 def test_all_slots_taken_refuses_memory_with_one_line(workload: Workload) -> None:
@@ -107,6 +137,8 @@ def test_all_slots_taken_refuses_memory_with_one_line(workload: Workload) -> Non
         r = workload.run("ctx", "0", "alloc", "1m", "alloc", "1m", "alloc", "1m", **NO_CTX)
         assert [v[0] for v in r.values("alloc")] == ["err"] * 3  # refused, never passed unchecked
         assert len(_lines(r.stderr, "no free process slot")) == 1
+        _doc("noslot", "all 1,024 slot owner locks held by live processes",
+             _allocs(["1 MiB"] * 3, r) + "; " + _said(r.stderr, "no free process slot", workload))
     finally:
         os.close(fd)  # drops this process's locks
     r = workload.run("ctx", "0", "alloc", "1m", **NO_CTX)
@@ -123,6 +155,8 @@ def test_lock_placed_in_the_usage_span_counts_as_usage(workload: Workload) -> No
         _own_lock(fd, region.LOCK_USE_BASE + 700 * region.LOCK_LANE, 800 * MIB)  # in a lane nobody owns
         r = workload.run("ctx", "0", "alloc", "200m", "alloc", "124m", **NO_CTX)
         assert r.values("alloc") == [["err", "2"], ["ok", "0"]]
+        _doc("span", "another process holds an 800 MiB lock in a free lane of the usage span (a tenant holds 100 MiB "
+             "of 1 GiB)", _allocs(["200 MiB", "124 MiB"], r) + " (counted as usage; released, 900 MiB fit)")
         with region.SharedRegion(workload.region_path) as reg:
             assert reg.held_bytes(0) == 900 * MIB and reg.held_bytes(1) == 0
     finally:
@@ -138,6 +172,8 @@ def test_region_path_that_is_a_symlink_is_not_followed(workload: Workload) -> No
     assert r.values("alloc") == [["ok", "0"], ["err", "2"]]  # the limit still holds, privately
     assert victim.read_bytes() == b"precious"
     assert "symbolic link" in r.stderr
+    _doc("symlink", "region path is a symbolic link to another file (limit 1 GiB)",
+         _allocs(["600 MiB", "600 MiB"], r) + "; the target untouched; " + _said(r.stderr, "symbolic link", workload))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
@@ -156,6 +192,9 @@ def test_live_region_with_laxer_limits_applies_the_stricter(workload: Workload) 
     assert len(_lines(r.stderr, "the stricter apply")) == 1
     with region.SharedRegion(workload.region_path) as reg:
         assert reg.limits()[0] == 1 << 30  # for every process of the container
+    _doc("stricter", "a live region limited to 4 GiB meets a newcomer whose environment says 1 GiB",
+         _allocs(["600 MiB", "600 MiB"], r) + "; 1 GiB for every process; " + _said(r.stderr, "stricter apply",
+                                                                                    workload))
 
 
 def test_limit_loosened_in_a_live_region_is_restored(workload: Workload) -> None:
@@ -171,7 +210,10 @@ def test_limit_loosened_in_a_live_region_is_restored(workload: Workload) -> None
             break
     assert ["alloc", "err", "2"] in out
     holder.kill()
-    assert "loosened" in holder.stderr.read()
+    err = holder.stderr.read()
+    assert "loosened" in err
+    _doc("loosened", "the limit set to 0 (\"none\") in a live region of 1 GiB",
+         "1200 MiB refused (out of memory); " + _said(err, "loosened", workload))
 
 
 @fake_only
@@ -300,6 +342,10 @@ def test_region_rewritten_while_tenants_run_keeps_the_limit(workload: Workload, 
     assert r.values("alloc") == [["ok", "0"], ["err", "2"]], r.stderr
     with region.SharedRegion(workload.region_path) as reg:
         assert reg.usage(0) == reg.held_bytes(0) == MIB and reg.limits()[0] == limit
+    what = {"truncate": "truncated", "random": "filled with random bytes", "zero": "zeroed"}[attack]
+    _doc(f"rewrite-{attack}", f"region {what} every 5 ms while 6 tenants allocate and free against 512 MiB",
+         "never a byte over the limit; no tenant crashed; no log line repeated; afterwards the file and the kernel "
+         "both show the 1 MiB still held, and 511 MiB fit exactly")
 
 
 @pytest.mark.parametrize("attack", ["truncate", "random", "zero"])
@@ -316,6 +362,9 @@ def test_newcomer_meeting_a_wrecked_region_counts_the_live_tenants(workload: Wor
     assert len(_lines(r.stderr, "while other processes of this container use it")) == 1
     with region.SharedRegion(workload.region_path) as reg:  # rebuilt: trusted again, the limit back
         assert reg.limits()[0] == 1 << 30 and reg.held_bytes(0) == 600 * MIB
+    if attack == "zero":
+        _doc("newcomer", "a process attaches to a zeroed region while a tenant holds 600 MiB of 1 GiB",
+             _allocs(["600 MiB", "424 MiB", "1 MiB"], r) + "; " + _said(r.stderr, "while other processes", workload))
 
 
 def test_region_lock_held_forever_stalls_nobody_and_keeps_the_limit(workload: Workload) -> None:
@@ -341,6 +390,8 @@ def test_region_lock_held_forever_stalls_nobody_and_keeps_the_limit(workload: Wo
         assert time.monotonic() - t0 < 60
         assert refused > 0
         assert _max_seen(ctr) <= limit - MIB, f"{(_max_seen(ctr) - limit + MIB) / MIB:.1f} MiB over the limit"
+        _doc("flock", "the region's `flock` taken and never released while 6 tenants allocate against 512 MiB",
+             "each tenant: " + _said(err, "going on without it", workload) + "; never a byte over the limit")
     finally:
         os.close(fd)
     with region.SharedRegion(workload.region_path) as reg:
@@ -372,3 +423,23 @@ def test_descriptor_closed_by_the_application_keeps_the_usage_counted(workload: 
     proc.wait()
     err = proc.stderr.read()
     assert len(_lines(err, "descriptor was closed by the application")) == 1 and "could not" not in err
+    _doc("fd", "a tenant holding 600 MiB of 1 GiB closes every descriptor (as daemons do), then allocates on",
+         _allocs(["424 MiB", "1 MiB"], Run(["alloc " + " ".join(w[1:]) for w in out if w[0] == "alloc"][1:], "", 0))
+         + "; its 600 MiB counted throughout; " + _said(err, "descriptor was closed", workload))
+
+
+DOC_ORDER = ["rewrite-truncate", "rewrite-random", "rewrite-zero", "newcomer", "forged-18446744072635809792",
+             "forged-0", "held-slot", "span", "flock", "fd", "noslot", "hwm", "loosened", "stricter", "symlink"]
+
+
+def test_security_doc_interposer_table_is_current() -> None:
+    """docs/security.md's interposer table is what the tests above observed (HAMI_UPDATE_DOCS=1 rewrites it)."""
+    if REAL_DRIVER:
+        pytest.skip("the table is generated on the fake libcuda")
+    missing = [k for k in DOC_ORDER if k not in DOC_ROWS]
+    if missing:
+        pytest.skip(f"run the whole file to check the generated table (rows not produced: {', '.join(missing)})")
+    from security_doc import check_section, table
+
+    check_section("interposer-tamper", table(["tampering", "answer (observed by the test)"],
+                                              [list(DOC_ROWS[k]) for k in DOC_ORDER]))
