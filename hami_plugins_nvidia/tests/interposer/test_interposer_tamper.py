@@ -52,7 +52,7 @@ def _said(stderr: str, text: str, w: Workload) -> str:
 
 def _allocs(sizes: list[str], r: Run) -> str:
     got = r.values("alloc")
-    return ", ".join(f"{s} {'granted' if g[0] == 'ok' else 'refused (out of memory)'}" for s, g in zip(sizes, got))
+    return ", ".join(f"{s} {'granted' if g[0] == 'ok' else 'refused (out of memory)'}" for s, g in zip(sizes, got, strict=True))
 
 
 def _doc(key: str, tampering: str, answer: str) -> None:
