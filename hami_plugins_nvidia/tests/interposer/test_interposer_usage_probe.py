@@ -1,0 +1,82 @@
+"""metrics/allocation-usage: two tenants under libvgpu.so over the fake libcuda, scraped through the node
+agent's exporter code; the series must equal what each tenant allocated and what the driver handed out."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from hami_hal.models import Device, Level, Provenance
+
+from .conftest import REAL_DRIVER, Toolchain
+
+usage_probe = importlib.import_module("hami_plugins_nvidia.interposer.usage_probe")
+probe = importlib.import_module("hami_plugins_nvidia.probe")
+
+pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="runs the tenants over the fake libcuda")
+MIB = 1 << 20
+UUID = "GPU-00000000-1111-2222-3333-444444444444"
+
+
+def _measure(toolchain: Toolchain, **kw) -> dict:
+    return usage_probe.measure_allocation_usage(UUID, library=toolchain.lib, driver_dir=toolchain.fake_dir,
+                                                visible_device="0", framework="driver", **kw)
+
+
+def test_usage_probe_series_match_each_tenant(toolchain: Toolchain) -> None:
+    raw = _measure(toolchain)
+    a, b = raw["tenants"]
+    assert raw["outside_view"] is None or raw["outside_view"] == "nvml"
+    for row, t in zip((a, b), usage_probe.DEFAULT_TENANTS, strict=True):
+        assert row["framework"] == "driver"
+        assert row["allocated_bytes"] == t.alloc_mib * MIB
+        # the fake driver's own count of what it handed this process, and the exporter's series, agree
+        assert row["driver_used_bytes"] == t.alloc_mib * MIB
+        assert row["series_used_bytes"] == t.alloc_mib * MIB
+        assert row["series_limit_bytes"] == t.limit_mib * MIB
+    assert a["pid"] != b["pid"]
+    assert raw["other_pods_in_scrape"] == []
+
+
+def test_usage_probe_counts_the_context_charge(toolchain: Toolchain) -> None:
+    """A context reserve is charged to the container: the series is allocation + reserve, not just the
+    allocation (what NVML would show per process on a real GPU)."""
+    raw = _measure(toolchain, extra_env={"CUDA_DEVICE_CONTEXT_RESERVE": "100m"})
+    for row, t in zip(raw["tenants"], usage_probe.DEFAULT_TENANTS, strict=True):
+        assert row["series_used_bytes"] == (t.alloc_mib + 100) * MIB
+
+
+def test_usage_probe_judged_against_outside_view(toolchain: Toolchain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The judge: within 1 % of the outside per-process figure is supported; 5 % off is partial; no outside
+    view at all leaves the row unverified."""
+    real = usage_probe.measure_allocation_usage
+
+    def run(skew: float | None):
+        def outside(uuid):
+            return None
+        monkeypatch.setattr(usage_probe, "measure_allocation_usage", lambda uuid, **kw: _with_outside(
+            real(uuid, library=toolchain.lib, driver_dir=toolchain.fake_dir, visible_device="0",
+                 framework="driver", outside=outside), skew))
+        dev = Device(index=0, uuid=UUID, vendor="nvidia", model="fake", memory_mib=81920,
+                     hami_type="NVIDIA-fake", provenance=Provenance(source="real", device_model="fake"))
+        return probe.run_probe(dev, "metrics/allocation-usage")
+
+    ok = run(1.0)
+    assert ok.level is Level.SUPPORTED, ok
+    err = {m.name: m for m in ok.measurements}["usage_error"]
+    assert err.value == pytest.approx(0.0) and err.target == "<= 1"
+    off = run(1.05)
+    assert off.level is Level.PARTIAL
+    assert {m.name: m for m in off.measurements}["usage_error"].value == pytest.approx(100 * (1 - 1 / 1.05), abs=0.01)
+    blind = run(None)
+    assert blind.level is Level.UNVERIFIED
+
+
+def _with_outside(raw: dict, skew: float | None) -> dict:
+    """Stand in for NVML (absent here): the outside view is the fake driver's count times ``skew``."""
+    if skew is not None:
+        raw["outside_view"] = "test stand-in for NVML"
+        for row in raw["tenants"]:
+            row["nvml_process_used_bytes"] = int(row["driver_used_bytes"] * skew)
+    return raw
