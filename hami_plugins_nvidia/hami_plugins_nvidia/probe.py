@@ -171,10 +171,11 @@ def _allocation_usage(raw: dict, cond: str) -> tuple[Level, list[Measurement], s
             problems.append(f"pod {pod}: hami_vgpu_memory_limit_bytes {limit} but its limit is {row['limit_mib']} MiB")
         if used < row["allocated_bytes"]:
             problems.append(f"pod {pod}: series {used} B below the {row['allocated_bytes']} B it allocated")
-        outside = row.get("nvml_process_used_bytes")
-        if outside:
-            ms.append(Measurement(name=f"{pod}_process_used", value=round(outside / MIB, 1), unit="MiB",
-                                  conditions=cond))
+        outside, name = row.get("nvml_process_used_bytes"), f"{pod}_process_used"
+        if not outside:  # NVML names no tenant PID (a PID namespace): the device's growth when it started
+            outside, name = row.get("nvml_device_growth_bytes"), f"{pod}_device_growth"
+        if outside and outside > 0:
+            ms.append(Measurement(name=name, value=round(outside / MIB, 1), unit="MiB", conditions=cond))
             errors.append(100 * abs(used - outside) / outside)
     if problems:
         return Level.UNSUPPORTED, ms, "; ".join(problems)
@@ -203,7 +204,8 @@ def _usage_probe(device: Device, behaviour_id: str) -> ProbeResult:
     evidence = [f"measure_allocation_usage({device.uuid}) with libvgpu.so {raw['library_version']} on "
                 f"{device.provenance.label()}, tenants via {'/'.join(frameworks)}",
                 f"pass: each tenant's hami_vgpu_memory_used_bytes within {USAGE_TOLERANCE_PERCENT:g} % of its "
-                "process's NVML used memory, its limit series equal to its limit, never below what it allocated"]
+                "process's NVML used memory (else the device's NVML used-memory growth when the tenant started, "
+                "tenants started one at a time), its limit series equal to its limit, never below what it allocated"]
     return ProbeResult(behaviour_id=behaviour_id, level=level, evidence=evidence, measurements=measurements,
                        notes=note)
 

@@ -116,8 +116,7 @@ def series_by_pod(text: str, name: str) -> dict[tuple[str, str, str, str], float
     return out
 
 
-def nvml_process_used(device_uuid: str) -> dict[int, int] | None:
-    """Used memory per process on the device as NVML reports it from outside; None without NVML."""
+def _nvml(device_uuid: str, read):
     try:
         import pynvml
     except ImportError:
@@ -127,24 +126,38 @@ def nvml_process_used(device_uuid: str) -> dict[int, int] | None:
     except pynvml.NVMLError:
         return None
     try:
-        h = pynvml.nvmlDeviceGetHandleByUUID(device_uuid)
-        procs = pynvml.nvmlDeviceGetComputeRunningProcesses(h)
-        return {int(p.pid): int(p.usedGpuMemory) for p in procs if p.usedGpuMemory is not None}
+        return read(pynvml, pynvml.nvmlDeviceGetHandleByUUID(device_uuid))
     except pynvml.NVMLError:
         return None
     finally:
         pynvml.nvmlShutdown()
 
 
+def nvml_process_used(device_uuid: str) -> dict[int, int] | None:
+    """Used memory per process on the device as NVML reports it from outside; None without NVML. (In a
+    container NVML may name host PIDs, which then match no tenant: see ``nvml_device_used``.)"""
+    return _nvml(device_uuid, lambda nv, h: {int(p.pid): int(p.usedGpuMemory)
+                                             for p in nv.nvmlDeviceGetComputeRunningProcesses(h)
+                                             if p.usedGpuMemory is not None})
+
+
+def nvml_device_used(device_uuid: str) -> int | None:
+    """The device's used memory as NVML reports it; the probe reads it before and after each tenant starts."""
+    return _nvml(device_uuid, lambda nv, h: int(nv.nvmlDeviceGetMemoryInfo(h).used))
+
+
 def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS,
                              library: Path | None = None, driver_dir: Path | None = None,
                              visible_device: str | None = None, framework: str = "auto",
-                             outside=nvml_process_used, extra_env: dict[str, str] | None = None) -> dict:
+                             outside=nvml_process_used, device_used=nvml_device_used,
+                             extra_env: dict[str, str] | None = None) -> dict:
     """Run ``tenants`` together on one device and compare each one's exporter series with its own usage.
 
     ``driver_dir`` puts a driver library (the tests' fake libcuda) first on the tenants' library path;
     ``visible_device`` is their CUDA_VISIBLE_DEVICES (default the UUID); ``outside(uuid)`` reads per-process
-    usage from outside the tenants ({pid: bytes}, None when it cannot).
+    usage from outside the tenants ({pid: bytes}, None when it cannot). Tenants start one after the other,
+    and ``device_used(uuid)`` (the whole device's used memory) is read before the first and after each one
+    holds its allocation: the growth is a second outside view of each tenant that needs no PID match.
     """
     from hami_hal.metrics.node_monitor import UUID_CHARS, ContainerSource
 
@@ -157,8 +170,10 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
         tmp = Path(tmp_s)
         root = tmp / "containers"
         procs: list[subprocess.Popen[str]] = []
-        sources, ready = [], []
+        sources, ready, deltas = [], [], []
         try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            before = device_used(device_uuid) if device_used else None
             for i, t in enumerate(tenants):
                 uid = f"0000-usage-probe-{i}"
                 folder = root / f"{uid}_{t.container}"
@@ -169,8 +184,10 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
                     [sys.executable, str(Path(__file__).resolve()), "tenant", str(t.alloc_mib * MIB)], env=env,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
                 sources.append(ContainerSource(t.namespace, t.pod, t.container, folder, {"nvidia": [device_uuid]}))
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            ready = [_read_ready(p, deadline) for p in procs]
+                ready.append(_read_ready(procs[-1], deadline))
+                after = device_used(device_uuid) if before is not None else None
+                deltas.append(None if after is None or before is None else after - before)
+                before = after
             text = scrape_exporter(sources)
             per_process = outside(device_uuid) if outside else None
         finally:
@@ -190,7 +207,7 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
     used = series_by_pod(text, "hami_vgpu_memory_used_bytes")
     limit = series_by_pod(text, "hami_vgpu_memory_limit_bytes")
     rows = []
-    for t, r in zip(tenants, ready, strict=True):
+    for t, r, delta in zip(tenants, ready, deltas, strict=True):
         key = (t.namespace, t.pod, t.container, device_uuid[:UUID_CHARS])
         nvml = (per_process or {}).get(int(r["pid"]))
         rows.append({
@@ -198,12 +215,12 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
             "framework": r["framework"], "allocated_bytes": r["allocated"],
             "framework_reserved_bytes": r.get("reserved"), "driver_used_bytes": r.get("driver_used"),
             "series_used_bytes": used.get(key), "series_limit_bytes": limit.get(key),
-            "nvml_process_used_bytes": nvml,
+            "nvml_process_used_bytes": nvml, "nvml_device_growth_bytes": delta,
         })
     return {
         "device_uuid": device_uuid,
         "library_version": library_version(lib),
-        "outside_view": "nvml" if per_process is not None else None,
+        "outside_view": "nvml" if per_process is not None or any(d is not None for d in deltas) else None,
         "tenants": rows,
         "other_pods_in_scrape": sorted({k[1] for k in used} - {t.pod for t in tenants}),
     }

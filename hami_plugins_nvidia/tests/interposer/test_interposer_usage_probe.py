@@ -21,7 +21,8 @@ UUID = "GPU-00000000-1111-2222-3333-444444444444"
 
 def _measure(toolchain: Toolchain, **kw) -> dict:
     return usage_probe.measure_allocation_usage(UUID, library=toolchain.lib, driver_dir=toolchain.fake_dir,
-                                                visible_device="0", framework="driver", **kw)
+                                                visible_device="0", framework="driver",
+                                                device_used=lambda uuid: None, **kw)
 
 
 def test_usage_probe_series_match_each_tenant(toolchain: Toolchain) -> None:
@@ -52,12 +53,10 @@ def test_usage_probe_judged_against_outside_view(toolchain: Toolchain, monkeypat
     view at all leaves the row unverified."""
     real = usage_probe.measure_allocation_usage
 
-    def run(skew: float | None):
-        def outside(uuid):
-            return None
+    def run(skew: float | None, growth: bool = False):
         monkeypatch.setattr(usage_probe, "measure_allocation_usage", lambda uuid, **kw: _with_outside(
             real(uuid, library=toolchain.lib, driver_dir=toolchain.fake_dir, visible_device="0",
-                 framework="driver", outside=outside), skew))
+                 framework="driver", outside=lambda u: None, device_used=lambda u: None), skew, growth))
         dev = Device(index=0, uuid=UUID, vendor="nvidia", model="fake", memory_mib=81920,
                      hami_type="NVIDIA-fake", provenance=Provenance(source="real", device_model="fake"))
         return probe.run_probe(dev, "metrics/allocation-usage")
@@ -71,12 +70,17 @@ def test_usage_probe_judged_against_outside_view(toolchain: Toolchain, monkeypat
     assert {m.name: m for m in off.measurements}["usage_error"].value == pytest.approx(100 * (1 - 1 / 1.05), abs=0.01)
     blind = run(None)
     assert blind.level is Level.UNVERIFIED
+    # NVML names no tenant PID (a container's PID namespace): the device's growth per tenant is judged
+    grown = run(1.002, growth=True)
+    assert grown.level is Level.SUPPORTED
+    assert {m.name for m in grown.measurements} >= {"tenant-a_device_growth", "tenant-b_device_growth"}
 
 
-def _with_outside(raw: dict, skew: float | None) -> dict:
+def _with_outside(raw: dict, skew: float | None, growth: bool = False) -> dict:
     """Stand in for NVML (absent here): the outside view is the fake driver's count times ``skew``."""
     if skew is not None:
         raw["outside_view"] = "test stand-in for NVML"
         for row in raw["tenants"]:
-            row["nvml_process_used_bytes"] = int(row["driver_used_bytes"] * skew)
+            row["nvml_device_growth_bytes" if growth else "nvml_process_used_bytes"] = int(
+                row["driver_used_bytes"] * skew)
     return raw
