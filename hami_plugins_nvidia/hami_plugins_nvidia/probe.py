@@ -176,6 +176,8 @@ def _allocation_usage(raw: dict, cond: str) -> tuple[Level, list[Measurement], s
             outside, name = row.get("nvml_device_growth_bytes"), f"{pod}_device_growth"
         if outside and outside > 0:
             ms.append(Measurement(name=name, value=round(outside / MIB, 1), unit="MiB", conditions=cond))
+            ms.append(Measurement(name=f"{pod}_series_minus_outside", value=round((used - outside) / MIB, 1),
+                                  unit="MiB", conditions=cond))
             errors.append(100 * abs(used - outside) / outside)
     if problems:
         return Level.UNSUPPORTED, ms, "; ".join(problems)

@@ -43,8 +43,11 @@ class Tenant:
     container: str = "main"
 
 
-#: Different memory and SM limits on one device, each allocating a different known amount.
-DEFAULT_TENANTS = (Tenant("tenant-a", 2048, 30, 768), Tenant("tenant-b", 3072, 60, 1536))
+#: Different memory and SM limits on one device, each allocating a different known amount. Sizes of real
+#: slices of a large GPU: the interposer charges a context as NVML's growth at its creation plus a fixed
+#: 64 MiB slack (CUDA_DEVICE_CONTEXT_SLACK) for later driver growth, so the series stands a fixed few tens of
+#: MiB above the process's NVML figure; the probe reports that difference in MiB beside the relative error.
+DEFAULT_TENANTS = (Tenant("tenant-a", 10240, 30, 8192), Tenant("tenant-b", 16384, 60, 12288))
 
 
 class UsageProbeError(RuntimeError):
