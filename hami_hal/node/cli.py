@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seconds between removals of state folders of pods that are gone")
     p.add_argument("--device-split-count", type=int, metavar="N",
                    help="HAMi deviceSplitCount: tenants per device = kubelet IDs per device (1..1024; default: "
-                        "the plugin's, HAMi's 10 for NVIDIA)")
+                        "the plugin's; HAMi's is 10)")
     p.add_argument("--device-memory-scaling", type=float, metavar="X",
                    help="HAMi deviceMemoryScaling: memory handed out = device memory × X (0.01..100; > 1 "
                         "oversubscribes; default 1)")
