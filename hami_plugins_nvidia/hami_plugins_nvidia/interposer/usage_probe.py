@@ -69,7 +69,7 @@ def _tenant_env(t: Tenant, folder: Path, tmp: Path, library: Path, device: str, 
     return env
 
 
-def _read_ready(proc: subprocess.Popen[str], deadline: float) -> dict:
+def _read_ready(proc: subprocess.Popen[str], err_file, deadline: float) -> dict:
     while time.monotonic() < deadline:
         line = proc.stdout.readline(MAX_LINE) if proc.stdout else ""
         if not line:
@@ -77,8 +77,9 @@ def _read_ready(proc: subprocess.Popen[str], deadline: float) -> dict:
         if line.startswith("READY "):
             return json.loads(line[6:])
     proc.kill()
-    err = proc.stderr.read()[-1500:] if proc.stderr else ""
-    raise UsageProbeError(f"tenant exited {proc.wait()} before it held its allocation: {err.strip()}")
+    code = proc.wait()
+    err_file.seek(0)
+    raise UsageProbeError(f"tenant exited {code} before it held its allocation: {err_file.read()[-1500:].strip()}")
 
 
 class _PluginUsage:
@@ -173,6 +174,8 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
         tmp = Path(tmp_s)
         root = tmp / "containers"
         procs: list[subprocess.Popen[str]] = []
+        # a file, not a pipe: a chatty stderr (the interposer's log) cannot block a tenant
+        errs = [tempfile.TemporaryFile(mode="w+") for _ in tenants]
         sources, ready, deltas = [], [], []
         try:
             deadline = time.monotonic() + READY_TIMEOUT_S
@@ -185,9 +188,9 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
                                   extra_env)
                 procs.append(subprocess.Popen(
                     [sys.executable, str(Path(__file__).resolve()), "tenant", str(t.alloc_mib * MIB)], env=env,
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errs[i], text=True))
                 sources.append(ContainerSource(t.namespace, t.pod, t.container, folder, {"nvidia": [device_uuid]}))
-                ready.append(_read_ready(procs[-1], deadline))
+                ready.append(_read_ready(procs[-1], errs[i], deadline))
                 after = device_used(device_uuid) if before is not None else None
                 deltas.append(None if after is None or before is None else after - before)
                 before = after
@@ -207,6 +210,8 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+            for f in errs:
+                f.close()
     used = series_by_pod(text, "hami_vgpu_memory_used_bytes")
     limit = series_by_pod(text, "hami_vgpu_memory_limit_bytes")
     rows = []

@@ -84,3 +84,16 @@ def _with_outside(raw: dict, skew: float | None, growth: bool = False) -> dict:
             row["nvml_device_growth_bytes" if growth else "nvml_process_used_bytes"] = int(
                 row["driver_used_bytes"] * skew)
     return raw
+
+
+def test_usage_probe_tenant_over_its_limit_is_a_clear_error(toolchain: Toolchain) -> None:
+    """A tenant asking for more than its limit is refused by the interposer; the probe names why."""
+    over = (usage_probe.Tenant("greedy", 1024, 50, 2048),)
+    with pytest.raises(usage_probe.UsageProbeError, match="cuMemAlloc_v2 returned CUresult 2"):
+        _measure(toolchain, tenants=over)
+
+
+def test_usage_probe_not_run_on_a_simulated_device() -> None:
+    dev = Device(index=0, uuid=UUID, vendor="nvidia", model="sim", memory_mib=81920, hami_type="NVIDIA-sim",
+                 provenance=Provenance(source="simulated", profile="p"))
+    assert probe.run_probe(dev, "metrics/allocation-usage") is None
