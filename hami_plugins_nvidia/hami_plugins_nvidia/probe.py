@@ -196,7 +196,7 @@ def _usage_probe(device: Device, behaviour_id: str) -> ProbeResult:
     cond = ("two tenants on one GPU, each under libvgpu.so with its own container folder: " + "; ".join(
         f"{t.pod} {t.limit_mib} MiB / {t.sm_percent} % allocating {t.alloc_mib} MiB" for t in tenants)
         + "; exporter scraped while both hold their allocation; outside view: NVML per-process used memory")
-    raw = usage_probe.measure_allocation_usage(device.uuid)
+    raw = usage_probe.measure_allocation_usage(device)
     try:
         level, measurements, note = _allocation_usage(raw, cond)
     except (KeyError, TypeError) as err:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -54,14 +53,36 @@ class UsageProbeError(RuntimeError):
     """A tenant did not start, or the exporter served no series for it."""
 
 
-def _tenant_env(t: Tenant, folder: Path, tmp: Path, library: Path, device: str, driver_dir: Path | None,
-                framework: str, extra: dict[str, str] | None) -> dict[str, str]:
-    """The env the plugin's container edits give a container, with container paths turned into the host
-    paths mounted there (the state folder is mounted at ``<hook>/vgpu``)."""
+def _tenant_env(t: Tenant, folder: Path, tmp: Path, device, library: Path | None, visible: str | None,
+                driver_dir: Path | None, framework: str, extra: dict[str, str] | None) -> dict[str, str]:
+    """The env this plugin's container edits give the tenant's container (what the node agent's Allocate
+    answers), for a process on the host: container paths become the host paths mounted there (the state
+    folder is mounted at ``<hook>/vgpu``), NVIDIA_VISIBLE_DEVICES becomes CUDA_VISIBLE_DEVICES, and the
+    mounted interposer becomes LD_PRELOAD."""
+    from hami_hal.models import ContainerAllocation, DeviceSlice
+
+    from ..config import NvidiaConfig
+    from ..isolation import container_edits
+
+    alloc = ContainerAllocation(name=t.container, index=0, state_dir=str(folder), slices=[DeviceSlice(
+        vendor="nvidia", uuid=device.uuid, device_index=device.index, common_word="NVIDIA",
+        memory_mib=t.limit_mib, compute_percent=t.sm_percent)])
+    edits = container_edits(alloc, [device], NvidiaConfig())
+    mounts = sorted(((m.container_path.rstrip("/"), m.host_path) for m in edits.mounts), key=lambda m: -len(m[0]))
+
+    def host(path: str) -> str:
+        for ctr, hst in mounts:
+            if path == ctr or path.startswith(ctr + "/"):
+                return hst + path[len(ctr):]
+        return path
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "NVIDIA_"))}
-    env.update(PYTHONUNBUFFERED="1", LD_PRELOAD=str(library), CUDA_VISIBLE_DEVICES=device,
-               CUDA_DEVICE_MEMORY_LIMIT_0=f"{t.limit_mib}m", CUDA_DEVICE_SM_LIMIT=str(t.sm_percent),
-               CUDA_DEVICE_MEMORY_SHARED_CACHE=str(folder / f"{secrets.token_hex(8)}.cache"),
+    env.update({k: host(v) if v.startswith("/") else v for k, v in edits.env.items()})
+    preload = library or next((Path(h) for c, h in mounts if c.endswith("libvgpu.so")), None)
+    if preload is None:
+        raise UsageProbeError("the container edits mount no libvgpu.so")
+    env.update(PYTHONUNBUFFERED="1", LD_PRELOAD=str(preload),
+               CUDA_VISIBLE_DEVICES=visible or edits.env.get("NVIDIA_VISIBLE_DEVICES", device.uuid),
                HAMI_NODE_BOARD=str(tmp / "board"), USAGE_PROBE_FRAMEWORK=framework)
     if driver_dir is not None:
         env["LD_LIBRARY_PATH"] = str(driver_dir) + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
@@ -150,14 +171,15 @@ def nvml_device_used(device_uuid: str) -> int | None:
     return _nvml(device_uuid, lambda nv, h: int(nv.nvmlDeviceGetMemoryInfo(h).used))
 
 
-def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS,
+def measure_allocation_usage(device, *, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS,
                              library: Path | None = None, driver_dir: Path | None = None,
                              visible_device: str | None = None, framework: str = "auto",
                              outside=nvml_process_used, device_used=nvml_device_used,
                              extra_env: dict[str, str] | None = None) -> dict:
-    """Run ``tenants`` together on one device and compare each one's exporter series with its own usage.
+    """Run ``tenants`` together on ``device`` (a discovered Device) and compare each one's exporter series with
+    its own usage. Each tenant gets the env this plugin's container edits give a container with its limits.
 
-    ``driver_dir`` puts a driver library (the tests' fake libcuda) first on the tenants' library path;
+    ``library`` replaces the packaged libvgpu.so (tests); ``driver_dir`` puts a driver library (the tests' fake libcuda) first on the tenants' library path;
     ``visible_device`` is their CUDA_VISIBLE_DEVICES (default the UUID); ``outside(uuid)`` reads per-process
     usage from outside the tenants ({pid: bytes}, None when it cannot). Tenants start one after the other,
     and ``device_used(uuid)`` (the whole device's used memory) is read before the first and after each one
@@ -167,6 +189,7 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
 
     from . import library_path, library_version
 
+    device_uuid = device.uuid
     lib = library or library_path()
     if lib is None:
         raise UsageProbeError("libvgpu.so is not built: reinstall hami-plugins-nvidia on a machine with gcc")
@@ -184,8 +207,7 @@ def measure_allocation_usage(device_uuid: str, *, tenants: tuple[Tenant, ...] = 
                 uid = f"0000-usage-probe-{i}"
                 folder = root / f"{uid}_{t.container}"
                 folder.mkdir(parents=True)
-                env = _tenant_env(t, folder, tmp, lib, visible_device or device_uuid, driver_dir, framework,
-                                  extra_env)
+                env = _tenant_env(t, folder, tmp, device, library, visible_device, driver_dir, framework, extra_env)
                 procs.append(subprocess.Popen(
                     [sys.executable, str(Path(__file__).resolve()), "tenant", str(t.alloc_mib * MIB)], env=env,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errs[i], text=True))

@@ -17,10 +17,12 @@ probe = importlib.import_module("hami_plugins_nvidia.probe")
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="runs the tenants over the fake libcuda")
 MIB = 1 << 20
 UUID = "GPU-00000000-1111-2222-3333-444444444444"
+DEVICE = Device(index=0, uuid=UUID, vendor="nvidia", model="fake", memory_mib=16384, hami_type="NVIDIA-fake",
+                provenance=Provenance(source="real", device_model="fake libcuda (tests)"))
 
 
 def _measure(toolchain: Toolchain, **kw) -> dict:
-    return usage_probe.measure_allocation_usage(UUID, library=toolchain.lib, driver_dir=toolchain.fake_dir,
+    return usage_probe.measure_allocation_usage(DEVICE, library=toolchain.lib, driver_dir=toolchain.fake_dir,
                                                 visible_device="0", framework="driver",
                                                 device_used=lambda uuid: None, **kw)
 
@@ -54,12 +56,10 @@ def test_usage_probe_judged_against_outside_view(toolchain: Toolchain, monkeypat
     real = usage_probe.measure_allocation_usage
 
     def run(skew: float | None, growth: bool = False):
-        monkeypatch.setattr(usage_probe, "measure_allocation_usage", lambda uuid, **kw: _with_outside(
-            real(uuid, library=toolchain.lib, driver_dir=toolchain.fake_dir, visible_device="0",
+        monkeypatch.setattr(usage_probe, "measure_allocation_usage", lambda dev, **kw: _with_outside(
+            real(dev, library=toolchain.lib, driver_dir=toolchain.fake_dir, visible_device="0",
                  framework="driver", outside=lambda u: None, device_used=lambda u: None), skew, growth))
-        dev = Device(index=0, uuid=UUID, vendor="nvidia", model="fake", memory_mib=81920,
-                     hami_type="NVIDIA-fake", provenance=Provenance(source="real", device_model="fake"))
-        return probe.run_probe(dev, "metrics/allocation-usage")
+        return probe.run_probe(DEVICE, "metrics/allocation-usage")
 
     ok = run(1.0)
     assert ok.level is Level.SUPPORTED, ok
@@ -97,3 +97,17 @@ def test_usage_probe_not_run_on_a_simulated_device() -> None:
     dev = Device(index=0, uuid=UUID, vendor="nvidia", model="sim", memory_mib=81920, hami_type="NVIDIA-sim",
                  provenance=Provenance(source="simulated", profile="p"))
     assert probe.run_probe(dev, "metrics/allocation-usage") is None
+
+
+def test_usage_probe_tenant_env_is_the_plugins_allocate_answer(tmp_path) -> None:
+    """The tenant runs with the env the plugin's container edits give (what Allocate answers), mapped to the
+    host: the region file lands in the container's own state folder."""
+    folder = tmp_path / "0000-x_main"
+    folder.mkdir()
+    t = usage_probe.Tenant("x", 2048, 30, 1024)
+    env = usage_probe._tenant_env(t, folder, tmp_path, DEVICE, tmp_path / "libvgpu.so", None, None, "driver", None)
+    assert env["CUDA_DEVICE_MEMORY_LIMIT_0"] == "2048m" and env["CUDA_DEVICE_SM_LIMIT"] == "30"
+    assert env["CUDA_VISIBLE_DEVICES"] == UUID and env["NVIDIA_VISIBLE_DEVICES"] == UUID
+    cache = env["CUDA_DEVICE_MEMORY_SHARED_CACHE"]
+    assert cache.startswith(str(folder) + "/") and cache.endswith(".cache")
+    assert env["LD_PRELOAD"] == str(tmp_path / "libvgpu.so")
