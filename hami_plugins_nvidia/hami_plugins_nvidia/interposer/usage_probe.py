@@ -179,8 +179,9 @@ def measure_allocation_usage(device, *, tenants: tuple[Tenant, ...] = DEFAULT_TE
     """Run ``tenants`` together on ``device`` (a discovered Device) and compare each one's exporter series with
     its own usage. Each tenant gets the env this plugin's container edits give a container with its limits.
 
-    ``library`` replaces the packaged libvgpu.so (tests); ``driver_dir`` puts a driver library (the tests' fake libcuda) first on the tenants' library path;
-    ``visible_device`` is their CUDA_VISIBLE_DEVICES (default the UUID); ``outside(uuid)`` reads per-process
+    ``library`` replaces the packaged libvgpu.so (tests); ``driver_dir`` puts a driver library (the tests'
+    fake libcuda) first on the tenants' library path; ``visible_device`` is their CUDA_VISIBLE_DEVICES
+    (default: the edits' NVIDIA_VISIBLE_DEVICES, the UUID); ``outside(uuid)`` reads per-process
     usage from outside the tenants ({pid: bytes}, None when it cannot). Tenants start one after the other,
     and ``device_used(uuid)`` (the whole device's used memory) is read before the first and after each one
     holds its allocation: the growth is a second outside view of each tenant that needs no PID match.
