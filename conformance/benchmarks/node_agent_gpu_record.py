@@ -118,9 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     from sched_fakeapi import FakeApiServer  # the scheduler's test API server (not shipped)
 
     from hami_hal.manager import Hal
-    from hami_hal.node.agent import AgentConfig, NodeAgent
-    from hami_hal.node.fake_kubelet import FakeKubelet
-    from hami_hal.node.kubeapi import KubeNodeApi
+
+    try:  # the committed device-plugin stubs refuse a grpcio/protobuf older than the ones that generated them
+        from hami_hal.node.agent import AgentConfig, NodeAgent
+        from hami_hal.node.fake_kubelet import FakeKubelet
+        from hami_hal.node.kubeapi import KubeNodeApi
+    except Exception as err:  # noqa: BLE001 - ImportError, grpc's RuntimeError, protobuf's VersionError
+        raise SystemExit(f"the node agent cannot load here: {type(err).__name__}: {str(err).splitlines()[0][:300]} "
+                         "(needs grpcio>=1.85.1 and protobuf>=7.35.1; see the wheels the GPU run carries)") from None
 
     worker = args.worker or WORKER
     if not dry and library_path() is None:
