@@ -46,7 +46,8 @@ class Bench:
         if preload:
             self.n += 1
             env.update(LD_PRELOAD=str(self.lib), HAMI_NODE_BOARD=str(self.tmp / "board"),
-                       CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / f"ctr{self.n}.cache"))
+                       CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / f"ctr{self.n}.cache"),
+                       BENCH_REGION=str(self.tmp / f"ctr{self.n}.cache"), HAMI_SM_PERIOD_MS=PERIOD_MS)
         env.update(extra)
         return env
 
@@ -79,7 +80,7 @@ class Bench:
         return self.finish(self.start(kind, seconds, self.env(preload, **extra)), label)
 
     def pair(self, label: str, kinds: tuple[str, str], seconds: float, envs: tuple[dict, dict],
-             preload: bool = True, lead: float = 14.0) -> list[dict]:
+             preload: bool = True, lead: float = 12.0) -> list[dict]:
         go = time.time() + lead
         procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e)) for k, e in zip(kinds, envs, strict=True)]
         return [self.finish(p, f"{label}[{i}]") for i, p in enumerate(procs)]
@@ -129,6 +130,7 @@ def timeline(stamps: list[float], bins: float = 0.5) -> list[float]:
     return [c / bins for c in counts]
 
 
+PERIOD_MS = "100"  # HAMI_SM_PERIOD_MS for every preloaded worker (--period-ms)
 REPEAT = 1  # pairs are repeated this many times (--repeat) and reported as medians
 
 
@@ -159,6 +161,49 @@ def part_train(b: Bench, secs: float, out: dict) -> None:
                     for k in range(REPEAT)]
             rows.append({"case": f"pair {lo} + {hi} (default policy), median of {REPEAT}", "limit": [lo, hi],
                          "achieved": _medians(runs), "runs": runs})
+
+
+def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infer"), alone=(30, 70)) -> None:
+    """Processor-sharing caps (issue 18): per program, solo native three times (interleaved), the solo busy
+    fraction (the interposer's own event timing, no limit, priority 0), alone at each limit (force), the
+    native pair and the limited pairs 30+70 and 50+50 (default policy) REPEAT times. Shares are against the
+    median solo; each limited tenant also reports the GPU time the interposer charged it (fraction of
+    the window)."""
+    f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
+    for kind in kinds:
+        solos = [b.run(f"{kind} solo native #0", kind, secs, False)]
+        ent = out.setdefault(kind, {"rows": []})
+        probe = b.run(f"{kind} busy probe", kind, secs, True, CUDA_TASK_PRIORITY="0")
+        ent["busy_probe"] = {"gpu_busy_fraction": probe.get("gpu_busy_fraction"), "rate": probe.get("rate")}
+        raw: dict = {}
+        for pct in alone:
+            raw[("alone", pct)] = [b.run(f"{kind} alone {pct} force #{k}", kind, secs, True,
+                                         CUDA_DEVICE_SM_LIMIT=str(pct), **f) for k in range(1)]
+        solos.append(b.run(f"{kind} solo native #1", kind, secs, False))
+        raw["native"] = [b.pair(f"{kind} pair native", (kind, kind), secs, ({}, {}), preload=False)]
+        for k in range(REPEAT):
+            for lo, hi in ((30, 70), (50, 50)):
+                raw.setdefault((lo, hi), []).append(
+                    b.pair(f"{kind} pair {lo}+{hi} #{k}", (kind, kind), secs,
+                           ({"CUDA_DEVICE_SM_LIMIT": str(lo)}, {"CUDA_DEVICE_SM_LIMIT": str(hi)})))
+        solos.append(b.run(f"{kind} solo native #2", kind, secs, False))
+        rates = [x["rate"] for x in solos if x.get("rate")]
+        solo = {"rate": statistics.median(rates)} if rates else {}
+        ent.update(unit=solos[0].get("unit"), solo_native=rates, solo_median=solo.get("rate"))
+        rows = ent["rows"]
+        for pct in alone:
+            rs = raw[("alone", pct)]
+            rows.append({"case": f"alone, limit {pct} % (force)", "limit": pct,
+                         "achieved": statistics.median([share(r, solo) or 0 for r in rs]),
+                         "gpu_time_charged": [r.get("gpu_busy_fraction") for r in rs], "runs": [share(r, solo) for r in rs]})
+        for key, case in (("native", "pair, native (no preload)"), ((30, 70), "pair 30 + 70 (default policy)"),
+                          ((50, 50), "pair 50 + 50 (default policy)")):
+            runs = [[share(x, solo) for x in pr] for pr in raw[key]]
+            med = _medians(runs)
+            rows.append({"case": f"{case}, median of {len(runs)}", "limit": None if key == "native" else list(key),
+                         "achieved": med, "sum": round(sum(m or 0 for m in med), 1), "runs": runs,
+                         "gpu_time_charged": [[x.get("gpu_busy_fraction") for x in pr] for pr in raw[key]]})
+        print(json.dumps({kind: ent}), flush=True)
 
 
 def part_mixed(b: Bench, secs: float, out: dict) -> None:
@@ -217,12 +262,15 @@ def part_other(b: Bench, secs: float, out: dict, kinds=("graphs", "jax", "cupy")
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs"], default="train")
+    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs", "share"], default="train")
+    ap.add_argument("--kinds", default="matmul,train,infer", help="programs of --part share")
+    ap.add_argument("--period-ms", default="100", help="HAMI_SM_PERIOD_MS of the preloaded workers")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
     args = ap.parse_args()
-    global REPEAT
+    global REPEAT, PERIOD_MS
     REPEAT = max(1, args.repeat)
+    PERIOD_MS = str(int(args.period_ms))
     sys.path.insert(0, str(PKG / "interposer"))
     import build  # standalone module: compiles csrc/*.c with the system C compiler
     tmp = Path(tempfile.mkdtemp(prefix="hami-real-"))
@@ -234,7 +282,11 @@ def main() -> None:
         out: dict = {"date": date, "part": args.part, "seconds_per_window": args.seconds,
                      "command": " ".join(sys.argv), "device": _device()}
         t0 = time.time()
-        {"train": part_train, "mixed": part_mixed, "other": part_other, "graphs": part_graphs}[args.part](b, args.seconds, out)
+        if args.part == "share":
+            part_share(b, args.seconds, out, kinds=tuple(args.kinds.split(",")))
+        else:
+            {"train": part_train, "mixed": part_mixed, "other": part_other,
+             "graphs": part_graphs}[args.part](b, args.seconds, out)
         out["wall_s"] = round(time.time() - t0, 1)
     path = args.out / f"{date}-real-workloads-{args.part}.json"
     path.write_text(json.dumps(out, indent=1))
