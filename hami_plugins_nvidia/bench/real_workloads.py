@@ -220,6 +220,9 @@ def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infe
             solos.append(b.run(f"{kind} solo native #1", kind, secs, False))
         if "n" in flags:
             raw["native"] = [b.pair(f"{kind} pair native", (kind, kind), secs, ({}, {}), preload=False)]
+        if "q" in flags:  # the unlimited pair's processor-sharing charge (priority 0 measures, caps nothing)
+            raw["probe pair"] = [b.pair(f"{kind} pair probe", (kind, kind), secs,
+                                        ({"CUDA_TASK_PRIORITY": "0"}, {"CUDA_TASK_PRIORITY": "0"}))]
         for k in range(REPEAT):
             for lo, hi in ((30, 70), (50, 50)):
                 raw.setdefault((lo, hi), []).append(
@@ -238,13 +241,14 @@ def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infe
                          "achieved": statistics.median([share(r, solo) or 0 for r in rs]),
                          "gpu_time_charged": [r.get("gpu_busy_fraction") for r in rs], "runs": [share(r, solo) for r in rs],
                          "sm_mhz": [r.get("sm_mhz") for r in rs]})
-        for key, case in (("native", "pair, native (no preload)"), ((30, 70), "pair 30 + 70 (default policy)"),
+        for key, case in (("native", "pair, native (no preload)"),
+                          ("probe pair", "pair, no limit, charge measured (CUDA_TASK_PRIORITY=0)"), ((30, 70), "pair 30 + 70 (default policy)"),
                           ((50, 50), "pair 50 + 50 (default policy)")):
             if key not in raw:
                 continue
             runs = [[share(x, solo) for x in pr] for pr in raw[key]]
             med = _medians(runs)
-            rows.append({"case": f"{case}, median of {len(runs)}", "limit": None if key == "native" else list(key),
+            rows.append({"case": f"{case}, median of {len(runs)}", "limit": None if isinstance(key, str) else list(key),
                          "achieved": med, "sum": round(sum(m or 0 for m in med), 1), "runs": runs,
                          "gpu_time_charged": [[x.get("gpu_busy_fraction") for x in pr] for pr in raw[key]]})
         if "t" in flags:
@@ -328,7 +332,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="matmul,train,infer", help="programs of --part share")
     ap.add_argument("--period-ms", default="default", help="HAMI_SM_PERIOD_MS of the preloaded workers")
     ap.add_argument("--plan", default="", help="per program of --part share: KIND:ALONE-LIMITS:SOLOS:FLAGS;... "
-                    "FLAGS p = busy probe, n = native pair, t = policy timeline (e.g. train:10,30:3:pt)")
+                    "FLAGS p = busy probe, n = native pair, q = probe pair, t = policy timeline (e.g. train:10,30:3:pt)")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
     args = ap.parse_args()
