@@ -22,7 +22,7 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 2
+#define HAMI_BOARD_VERSION 3
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
@@ -79,7 +79,9 @@ struct hami_board_gpu {
     int64_t prio_active_ns[HAMI_PRIORITY_LEVELS];  /* last launch per priority level */
     uint64_t user_id[HAMI_BOARD_USERS];     /* containers launching on this GPU under the interposer */
     int64_t user_active_ns[HAMI_BOARD_USERS];  /* their last launch or wait for credit (CLOCK_MONOTONIC) */
-    int64_t user_busy_ns[HAMI_BOARD_USERS];    /* until when they have work in flight on the GPU */
+    int64_t user_busy_ns[HAMI_BOARD_USERS];    /* end of their last busy interval on the GPU (CLOCK_MONOTONIC) */
+    int64_t user_since_ns[HAMI_BOARD_USERS];   /* start of their current or last busy interval; an interval
+                                                  is still open while user_busy_ns < user_since_ns */
 };
 
 struct hami_board {
