@@ -132,16 +132,16 @@ def test_future_board_times_are_ignored(workload: Workload, second_workload: Wor
         board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mm))
         far = time.monotonic_ns() + 10**18
         board.gpu[0].prio_active_ns[0] = far  # would hold every lower level for 30 years
-        board.gpu[0].owner = 0x1234
-        board.gpu[0].owner_until_ns = far     # would keep the gate forever
+        board.gpu[0].user_id[5] = 0x1234          # a forged neighbour, busy for 30 years: would halve
+        board.gpu[0].user_since_ns[5] = far       # every tenant's processor-sharing charge
+        board.gpu[0].user_active_ns[5] = far
         del board
     t0 = time.monotonic()
     r = second_workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="1",
-                            CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_SHARING="gate",
-                            timeout=20)
+                            CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force", timeout=20)
     assert r.values("launch")[0][0] == "0"
     assert time.monotonic() - t0 < 5
-    assert len(_lines(r.stderr, "a priority mark is")) == 1 and len(_lines(r.stderr, "the gate's expiry is")) == 1
+    assert len(_lines(r.stderr, "a priority mark is")) == 1 and len(_lines(r.stderr, "a busy mark is")) == 1
 
 
 @fake_only
