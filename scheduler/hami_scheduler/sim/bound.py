@@ -85,6 +85,7 @@ class Relaxation:
     cols: list[tuple[int, int]]  # (class, atom)
     rows: np.ndarray  # rows 4: (rows, cols)
     rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    classes: list[tuple] = field(default_factory=list)  # the class keys (:func:`pod_classes`), in order
 
 
 def pod_classes(pods: Iterable[TracePod]) -> Counter:
@@ -160,7 +161,7 @@ def build(nodes: tuple[TraceNode, ...], counter: Counter, atoms=atoms_by_spec) -
         for num in sorted(set(k.tolist()) - {1}):
             add(here & (k[col_class] >= num), gc, sum(GPU_MILLI * n.gpus for n in a.nodes if n.gpus >= num))
     mat = np.array(rows) if rows else np.zeros((0, len(cols)))
-    return Relaxation(g, k, s, u, groups, sorted(set(s.tolist())), cols, mat, np.array(rhs, dtype=float))
+    return Relaxation(g, k, s, u, groups, sorted(set(s.tolist())), cols, mat, np.array(rhs, dtype=float), classes)
 
 
 def knapsack(values: dict[int, float], capacity: int = GPU_MILLI) -> tuple[float, dict[int, int]]:
@@ -223,6 +224,7 @@ class _Tableau:
         self.rhs = np.zeros(m + 1)
         self.rhs[:m] = b + 1e-7 * (1.0 + np.arange(m) / max(m, 1))
         self.pivots = 0
+        self.basis = list(range(m))  # column basic in each row
 
     def add_columns(self, a: np.ndarray, c: np.ndarray) -> None:
         m = self.m
@@ -253,15 +255,30 @@ class _Tableau:
             rhs -= factor * rhs_row
             t[row] = pivot_row
             rhs[row] = rhs_row
+            self.basis[row] = col
             self.pivots += 1
 
     @property
     def duals(self) -> np.ndarray:
         return np.maximum(self.t[self.m, :self.m], 0.0)
 
+    def primal(self, n: int) -> np.ndarray:
+        """Values of the first ``n`` structural columns at the current basis."""
+        x = np.zeros(n)
+        for row, col in enumerate(self.basis):
+            if self.m <= col < self.m + n:
+                x[col - self.m] = self.rhs[row]
+        return x
+
 
 def _lp_multipliers(rel: Relaxation) -> tuple[np.ndarray, np.ndarray]:
     """λ and π from the pattern LP (rows 1-4) solved by column generation."""
+    lam, pi, _placed = solve_lp(rel)
+    return lam, pi
+
+
+def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """λ, π and the pods placed per class (the LP's primal) of the pattern LP, by column generation."""
     n_cls, n_cols, n_at, n_sz = len(rel.g), len(rel.cols), len(rel.atoms), len(rel.sizes)
     n4 = len(rel.rhs)
     size_index = {s: i for i, s in enumerate(rel.sizes)}
@@ -312,7 +329,10 @@ def _lp_multipliers(rel: Relaxation) -> tuple[np.ndarray, np.ndarray]:
     y = tab.duals
     lam = y[n_cls:n_cls + n4] * scale4 * GPU_MILLI
     pi = y[n_cls + n4:n_cls + n4 + n_at * n_sz].reshape(n_at, n_sz) * GPU_MILLI
-    return lam, pi
+    placed = np.zeros(n_cls)
+    for j, value in enumerate(tab.primal(n_cols)):
+        placed[rel.cols[j][0]] += value
+    return lam, pi, np.minimum(placed, rel.u)
 
 
 @lru_cache(maxsize=64)
