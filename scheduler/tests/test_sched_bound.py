@@ -145,3 +145,31 @@ def test_knapsack_is_exact():
     assert value == pytest.approx(best)
     assert sum(s * n for s, n in pattern.items()) <= 1000
     assert sum(values[s] * n for s, n in pattern.items()) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("limits", [(2, 48, 16), (500, 2, 16), (1, 1, 0)])
+@pytest.mark.parametrize("seed", range(200, 210))
+def test_coarsened_lists_still_bound_the_optimum(monkeypatch, limits, seed):
+    """Above the LP's size limits pods merge (least CPU/memory/share, largest GPU): still never below."""
+    from hami_scheduler.sim import bound
+
+    monkeypatch.setattr(bound, "MAX_CLASSES", limits[0])
+    monkeypatch.setattr(bound, "MAX_SIZES", limits[1])
+    monkeypatch.setattr(bound, "MAX_ATOMS", limits[2])
+    monkeypatch.setattr(bound, "SHARE_GRID", 300)
+    nodes, pods = random_instance(seed, (110, 230, 470, 650, 810))
+    counter = pod_classes(pods)
+    classes, _counts, _members = bound.coarsen(counter, len({n.model for n in nodes}))
+    assert len(classes) <= max(limits[0], 0) or not classes
+    ub = bound._bound_for.__wrapped__(tuple(nodes), frozenset(counter.items()))
+    assert ub >= brute_force(nodes, pods) - 1e-6
+    assert ub <= min(sum(p.gpu_request_milli for p in pods), 1000 * sum(n.gpus for n in nodes)) + 1e-6
+
+
+def test_a_list_too_large_to_coarsen_keeps_the_trivial_bound(monkeypatch):
+    from hami_scheduler.sim import bound
+
+    monkeypatch.setattr(bound, "MAX_CLASSES", 0)
+    nodes = [TraceNode("a", 64000, 64000, 2, "A")]
+    pods = [TracePod(f"p{i}", 100, 1, 1, 600) for i in range(4)]
+    assert bound._bound_for.__wrapped__(tuple(nodes), frozenset(pod_classes(pods).items())) == 2000

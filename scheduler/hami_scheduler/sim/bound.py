@@ -33,6 +33,12 @@ from the LP that rows 1-4 form (a Gilmore-Gomory pattern LP), solved by :class:`
 generation (the knapsack prices new patterns); only its duals are used, so floating-point error or an
 early stop in the LP can loosen the bound but never make it wrong. The reported value is the formula,
 rounded up by a relative 1e-9, and never above total demand or capacity.
+
+**Size.** The trace's lists give ≤ 402 classes, 21 share sizes and ≤ 7 atoms: solved exactly, in well under
+a second to a few seconds. An operator's larger list is first coarsened (:func:`coarsen`): merged pods take
+the least CPU, memory and share and the largest GPU of their group, and models are ignored past MAX_ATOMS,
+which only enlarges the set of feasible placements, so the bound stays valid (looser); a list that still
+does not fit keeps the trivial bound min(demand, capacity).
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ GPU_MILLI = 1000
 ROUND_UP = 1e-9
 #: Column-generation rounds and simplex pivots before the LP stops (the bound stays valid, only looser).
 MAX_ROUNDS = 200
-MAX_PIVOTS = 50_000
+MAX_PIVOTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,24 @@ class Atom:
         return sum(n.gpus for n in self.nodes)
 
 
+@dataclass(frozen=True)
+class PodClass:
+    """Pods the LP treats alike. Exact for the trace; a coarsened class (:func:`coarsen`) takes its pods'
+    least CPU, memory and share and their largest GPU, so every row stays valid and only loosens."""
+
+    cpu: int
+    mem: int
+    num: int  # GPUs per pod
+    share: int  # milli per GPU (≤ each member's)
+    g: int  # GPU milli per pod counted in the objective (≥ each member's)
+    spec: tuple[str, ...]  # allowed models (empty: any)
+
+    @property
+    def g_low(self) -> int:
+        """GPU milli every member uses at least (the rows' coefficient)."""
+        return self.num * self.share
+
+
 @dataclass
 class Relaxation:
     """Rows 1-4 of the module docstring for one pod list.
@@ -76,22 +100,82 @@ class Relaxation:
     Columns are the allowed (class, atom) pairs ``cols``; ``rows`` × columns ≤ ``rhs`` are rows 4.
     """
 
-    g: np.ndarray  # GPU milli per pod, per class
-    k: np.ndarray  # GPUs per pod, per class
-    s: np.ndarray  # milli per GPU (share size), per class
+    classes: list[PodClass]
     u: np.ndarray  # pods per class
     atoms: list[Atom]
-    sizes: list[int]  # distinct share sizes
     cols: list[tuple[int, int]]  # (class, atom)
     rows: np.ndarray  # rows 4: (rows, cols)
-    rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    classes: list[tuple] = field(default_factory=list)  # the class keys (:func:`pod_classes`), in order
+    rhs: np.ndarray
+    #: exact pod key (:func:`pod_classes`) → index into ``classes``
+    members: dict[tuple, int] = field(default_factory=dict)
+
+    @property
+    def g(self) -> np.ndarray:
+        return np.array([c.g for c in self.classes], dtype=float)
+
+    @property
+    def k(self) -> np.ndarray:
+        return np.array([c.num for c in self.classes], dtype=int)
+
+    @property
+    def s(self) -> np.ndarray:
+        return np.array([c.share for c in self.classes], dtype=int)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Distinct share sizes (the pattern rows)."""
+        return sorted({c.share for c in self.classes})
 
 
 def pod_classes(pods: Iterable[TracePod]) -> Counter:
     """GPU pods grouped by (cpu, memory, GPU count, milli per GPU, allowed models); CPU-only pods add nothing."""
     return Counter((p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_milli, tuple(sorted(set(p.gpu_spec))))
-                   for p in pods if p.num_gpu and p.gpu_milli)
+                   for p in pods if p.num_gpu and 0 < p.gpu_milli <= GPU_MILLI)
+
+
+#: LP size limits; a larger pod or node list is coarsened (:func:`coarsen`) until it fits.
+MAX_CLASSES = 500
+MAX_SIZES = 48
+MAX_ATOMS = 8
+#: Share grid (milli) and CPU/memory bucket factors tried, finest first, when coarsening.
+SHARE_GRID = 25
+BUCKET_FACTORS = (1.1, 1.5, 2.0, 4.0, None)  # None: one bucket
+
+
+def _bucket(value: int, factor: float | None) -> int:
+    if factor is None or value <= 0:
+        return 0
+    return int(np.floor(np.log(value) / np.log(factor)))
+
+
+def coarsen(counter: Counter, n_models: int) -> tuple[list[PodClass], list[int], dict[tuple, int]]:
+    """Classes (≤ MAX_CLASSES, ≤ MAX_SIZES share sizes), their pod counts and the exact key → class map.
+
+    Exact when the list is small (the trace is); otherwise, in this order until it fits: models ignored
+    when they would split the nodes into more than MAX_ATOMS atoms; shares floored to a 25-milli grid; CPU
+    and memory merged in geometric buckets, coarser each step. Merged pods take the least CPU, memory
+    and share and the largest GPU of their group: a relaxation of the same problem.
+    """
+    keys = sorted(counter)
+    drop_spec = n_models > MAX_ATOMS
+    grid = SHARE_GRID if len({k[3] for k in keys}) > MAX_SIZES else 1
+    for factor in (0.0, *BUCKET_FACTORS):
+        for no_spec in (drop_spec, True) if factor is None else (drop_spec,):
+            groups: dict[tuple, list[tuple]] = {}
+            for key in keys:
+                cpu, mem, num, milli, spec = key
+                cb = cpu if factor == 0.0 else _bucket(cpu, factor)
+                mb = mem if factor == 0.0 else _bucket(mem, factor)
+                groups.setdefault((cb, mb, num, milli // grid, () if no_spec else spec), []).append(key)
+            if len(groups) <= MAX_CLASSES:
+                classes, counts, members = [], [], {}
+                for gkey, group in sorted(groups.items()):
+                    members.update({key: len(classes) for key in group})
+                    classes.append(PodClass(min(k[0] for k in group), min(k[1] for k in group), gkey[2],
+                                            min(k[3] for k in group), gkey[2] * max(k[3] for k in group), gkey[4]))
+                    counts.append(sum(counter[k] for k in group))
+                return classes, counts, members
+    return [], [], {}
 
 
 def atoms_by_spec(nodes: tuple[TraceNode, ...], specs: Iterable[tuple[str, ...]]) -> list[Atom]:
@@ -121,23 +205,29 @@ def _quantile_levels(ratios: np.ndarray, weights: np.ndarray) -> list[float]:
 
 
 def build(nodes: tuple[TraceNode, ...], counter: Counter, atoms=atoms_by_spec) -> Relaxation:
-    """The relaxation's data (module docstring) for nodes and a Counter of pod classes (:func:`pod_classes`)."""
-    classes = sorted(counter)
-    k = np.array([c[2] for c in classes], dtype=int)
-    s = np.array([c[3] for c in classes], dtype=int)
-    g = (k * s).astype(float)
-    u = np.array([counter[c] for c in classes], dtype=float)
-    groups = atoms(nodes, [c[4] for c in classes])
+    """The relaxation's data (module docstring) for nodes and a Counter of pod classes (:func:`pod_classes`).
 
-    def fits(c: tuple, a: Atom) -> bool:
-        cpu, mem, num, milli, spec = c
-        return milli <= GPU_MILLI and (not spec or a.models <= set(spec)) and any(
-            n.gpus >= num and n.cpu_milli >= cpu and n.memory_mib >= mem for n in a.nodes)
+    An empty relaxation (no columns) means the lists are too large to coarsen: the caller keeps the
+    trivial bound (demand, capacity).
+    """
+    classes, counts, members = coarsen(counter, len({n.model for n in nodes if n.gpus > 0}))
+    u = np.array(counts, dtype=float)
+    groups = atoms(nodes, [c.spec for c in classes]) if classes else []
+    node_arrays = []
+    for a in groups:
+        node_arrays.append(np.array([(n.gpus, n.cpu_milli, n.memory_mib) for n in a.nodes], dtype=float))
 
-    cols = [(ci, ai) for ci, c in enumerate(classes) for ai, a in enumerate(groups) if fits(c, a)]
+    def fits(c: PodClass, ai: int) -> bool:
+        arr = node_arrays[ai]
+        return (not c.spec or groups[ai].models <= set(c.spec)) and bool(np.any(
+            (arr[:, 0] >= c.num) & (arr[:, 1] >= c.cpu) & (arr[:, 2] >= c.mem)))
+
+    cols = [(ci, ai) for ci, c in enumerate(classes) for ai in range(len(groups)) if fits(c, ai)]
     col_class = np.array([c for c, _a in cols], dtype=int)
     col_atom = np.array([a for _c, a in cols], dtype=int)
-    gc = g[col_class] if cols else np.zeros(0)
+    g_low = np.array([c.g_low for c in classes], dtype=float)
+    gl = g_low[col_class] if cols else np.zeros(0)
+    k = np.array([c.num for c in classes], dtype=int)
     rows: list[np.ndarray] = []
     rhs: list[float] = []
 
@@ -146,22 +236,21 @@ def build(nodes: tuple[TraceNode, ...], counter: Counter, atoms=atoms_by_spec) -
             rows.append(np.where(mask, coef, 0.0))
             rhs.append(float(bound))
 
-    for which in (0, 1):  # CPU, then memory
-        need = np.array([c[which] for c in classes], dtype=float)
-        levels = _quantile_levels(need / g, u) if len(classes) else []
-        for ai, a in enumerate(groups):
+    for which in (1, 2):  # CPU, then memory (columns of node_arrays)
+        need = np.array([c.cpu if which == 1 else c.mem for c in classes], dtype=float)
+        levels = _quantile_levels(need / g_low, u) if cols else []
+        for ai, arr in enumerate(node_arrays):
             here = col_atom == ai
-            cap = np.array([n.cpu_milli if which == 0 else n.memory_mib for n in a.nodes], dtype=float)
-            gpu = np.array([GPU_MILLI * n.gpus for n in a.nodes], dtype=float)
+            gpu, cap = GPU_MILLI * arr[:, 0], arr[:, which]
             add(here, need[col_class], cap.sum())
             for r in levels:
-                add(here & (need[col_class] >= r * gc), gc, np.minimum(gpu, cap / r).sum())
-    for ai, a in enumerate(groups):
+                add(here & (need[col_class] >= r * gl), gl, np.minimum(gpu, cap / r).sum())
+    for ai, arr in enumerate(node_arrays):
         here = col_atom == ai
         for num in sorted(set(k.tolist()) - {1}):
-            add(here & (k[col_class] >= num), gc, sum(GPU_MILLI * n.gpus for n in a.nodes if n.gpus >= num))
+            add(here & (k[col_class] >= num), gl, GPU_MILLI * arr[arr[:, 0] >= num, 0].sum())
     mat = np.array(rows) if rows else np.zeros((0, len(cols)))
-    return Relaxation(g, k, s, u, groups, sorted(set(s.tolist())), cols, mat, np.array(rhs, dtype=float), classes)
+    return Relaxation(classes, u, groups, cols, mat, np.array(rhs, dtype=float), members)
 
 
 def knapsack(values: dict[int, float], capacity: int = GPU_MILLI) -> tuple[float, dict[int, int]]:
@@ -194,15 +283,17 @@ def lagrangian_bound(rel: Relaxation, lam: np.ndarray, pi: np.ndarray) -> float:
     """The module docstring's formula for λ ≥ 0 (one per row 4) and π ≥ 0 (atoms × sizes): ≥ the optimum."""
     lam = np.maximum(np.asarray(lam, dtype=float), 0.0)
     pi = np.maximum(np.asarray(pi, dtype=float), 0.0)
-    size_index = {s: i for i, s in enumerate(rel.sizes)}
+    sizes = rel.sizes
+    size_index = {s: i for i, s in enumerate(sizes)}
     penalty = lam @ rel.rows if len(rel.rhs) else np.zeros(len(rel.cols))
-    profit = np.zeros(len(rel.g))  # per class: max(0, max over its atoms of the reduced profit)
+    profit = np.zeros(len(rel.classes))  # per class: max(0, max over its atoms of the reduced profit)
     for j, (ci, ai) in enumerate(rel.cols):
-        d = rel.g[ci] - penalty[j] - rel.k[ci] * pi[ai, size_index[int(rel.s[ci])]]
+        c = rel.classes[ci]
+        d = c.g - penalty[j] - c.num * pi[ai, size_index[c.share]]
         profit[ci] = max(profit[ci], d)
     total = float(lam @ rel.rhs) + float(rel.u @ profit)
     for ai, a in enumerate(rel.atoms):
-        total += a.gpus * knapsack({s: float(pi[ai, i]) for i, s in enumerate(rel.sizes)})[0]
+        total += a.gpus * knapsack({s: float(pi[ai, i]) for i, s in enumerate(sizes)})[0]
     return total * (1 + ROUND_UP)
 
 
@@ -279,21 +370,22 @@ def _lp_multipliers(rel: Relaxation) -> tuple[np.ndarray, np.ndarray]:
 
 def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """λ, π and the pods placed per class (the LP's primal) of the pattern LP, by column generation."""
-    n_cls, n_cols, n_at, n_sz = len(rel.g), len(rel.cols), len(rel.atoms), len(rel.sizes)
+    sizes, g = rel.sizes, rel.g
+    n_cls, n_cols, n_at, n_sz = len(rel.classes), len(rel.cols), len(rel.atoms), len(sizes)
     n4 = len(rel.rhs)
-    size_index = {s: i for i, s in enumerate(rel.sizes)}
+    size_index = {s: i for i, s in enumerate(sizes)}
     scale4 = np.where(rel.rhs > 0, 1.0 / np.maximum(rel.rhs, 1e-300), 1.0)  # rows 4 scaled to rhs 1
     # Row blocks: classes | rows 4 | shares (atom, size) | atoms. Objective in GPUs (milli / 1000).
     m = n_cls + n4 + n_at * n_sz + n_at
     a = np.zeros((m, n_cols))
     for j, (ci, ai) in enumerate(rel.cols):
         a[ci, j] = 1.0
-        a[n_cls + n4 + ai * n_sz + size_index[int(rel.s[ci])], j] = rel.k[ci]
+        a[n_cls + n4 + ai * n_sz + size_index[rel.classes[ci].share], j] = rel.classes[ci].num
     if n4:
         a[n_cls:n_cls + n4] = rel.rows * scale4[:, None]
     b = np.concatenate([rel.u, rel.rhs * scale4, np.zeros(n_at * n_sz),
                         np.array([at.gpus for at in rel.atoms], dtype=float)])
-    c = np.array([rel.g[ci] for ci, _ai in rel.cols]) / GPU_MILLI
+    c = np.array([g[ci] for ci, _ai in rel.cols]) / GPU_MILLI
     tab = _Tableau(a, b, c)
 
     def pattern_column(ai: int, pattern: dict[int, int]) -> np.ndarray:
@@ -306,7 +398,7 @@ def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     seen: set[tuple] = set()
     start = []
     for ai in range(n_at):
-        for size in rel.sizes:
+        for size in sizes:
             key = (ai, ((size, GPU_MILLI // size),))
             seen.add(key)
             start.append(pattern_column(ai, {size: GPU_MILLI // size}))
@@ -318,7 +410,7 @@ def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mu = y[n_cls + n4 + n_at * n_sz:]
         new = []
         for ai in range(n_at):
-            value, pattern = knapsack({s: float(pi[ai, i]) for i, s in enumerate(rel.sizes)})
+            value, pattern = knapsack({s: float(pi[ai, i]) for i, s in enumerate(sizes)})
             key = (ai, tuple(sorted(pattern.items())))
             if value > mu[ai] + 1e-9 and key not in seen:
                 seen.add(key)
@@ -338,12 +430,14 @@ def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @lru_cache(maxsize=64)
 def _bound_for(nodes: tuple[TraceNode, ...], classes: frozenset) -> float:
     counter = Counter(dict(classes))
+    demand = float(sum(n * key[2] * key[3] for key, n in counter.items()))
+    capacity = float(GPU_MILLI * sum(n.gpus for n in nodes))
     rel = build(nodes, counter)
-    if not rel.cols:
+    if not rel.classes:  # too large to coarsen into the LP's limits: the trivial bound
+        return min(demand, capacity)
+    if not rel.cols:  # no pod fits any node
         return 0.0
     lam, pi = _lp_multipliers(rel)
-    demand = float(rel.u @ rel.g)
-    capacity = float(GPU_MILLI * sum(a.gpus for a in rel.atoms))
     return min(lagrangian_bound(rel, lam, pi), demand, capacity)
 
 
