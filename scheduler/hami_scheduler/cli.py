@@ -12,6 +12,7 @@ from pathlib import Path
 from hami_hal.errors import HalError, InputError
 
 from .policies import POLICIES
+from .sim.cluster import DEFAULT_TIE_BREAK, TIE_BREAKS
 from .sim.trace import HOW_TO_GET, VARIANTS, cache_trace_dir, default_trace_dir, missing_files, trace_files
 
 
@@ -217,8 +218,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--seeds", default="42-51", help="LO-HI or a comma list (paper: 42-51)")
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     sim.add_argument("--limit", type=int, default=None, help="only the first N arriving pods (tests)")
-    sim.add_argument("--tie-break", choices=("first", "random"), default="first",
-                     help="equal node scores: first node in list order (reproduces the paper) or random")
+    sim.add_argument("--tie-break", choices=TIE_BREAKS, default=DEFAULT_TIE_BREAK,
+                     help="equal node scores: first in a per-seed random node order (the paper's "
+                          "simulator, default), first in list order, or uniform per pod")
     sim.add_argument("--no-engine-check", action="store_true",
                      help="skip committing every placement through the hami-hal engine (faster)")
     sim.add_argument("--out", help="output stem: writes <out>.csv/.json/.md/.png")

@@ -132,7 +132,7 @@ class Kube:
                 raise AllocationError(f"node {node} lock: reading the node failed: {describe(exc)}") from None
             meta = obj["metadata"]
             held = (meta.get("annotations") or {}).get(NODE_LOCK)
-            if held and not self._lock_free(held, ns, pod, timeout_s):
+            if held and not self._lock_free(held, ns, pod, timeout_s, node):
                 raise AllocationError(f"node {node} has been locked within {int(timeout_s)}s ({held[:120]})")
             body = {"metadata": {"resourceVersion": meta["resourceVersion"],
                                  "annotations": {NODE_LOCK: encode_lock(datetime.now(UTC), ns, pod)}}}
@@ -147,8 +147,14 @@ class Kube:
             time.sleep(delay * (1 + random.random() * 0.5))
             delay *= 2
 
-    def _lock_free(self, held: str, ns: str, pod: str, timeout_s: float) -> bool:
-        """Whether ``held`` may be taken over: ours, malformed, expired, stamped in the future, or its pod is gone."""
+    def _lock_free(self, held: str, ns: str, pod: str, timeout_s: float, node: str = "") -> bool:
+        """Whether ``held`` may be taken over: ours, malformed, expired, stamped in the future, its pod is gone,
+        or its pod's bind on this node is over (the pod is bound, or a later filter sent it to another node).
+
+        The last two free a lock that a killed extender left between lock and unlock without waiting for the
+        5 min timeout; both are safe, since kube-scheduler neither re-filters a pod nor binds it twice while
+        one bind of it is in flight.
+        """
         try:
             lock = decode_lock(held)
         except HalError:
@@ -160,9 +166,17 @@ class Kube:
             return True
         if lock.name is not None:
             try:
-                self.get_pod(lock.namespace, lock.name)
+                holder = self.get_pod(lock.namespace, lock.name)
             except ApiException as exc:
                 return exc.status == 404
+            except Exception:  # the API is unreachable: the lock stands
+                return False
+            if not isinstance(holder, dict):
+                return False
+            bound_to = (holder.get("spec") or {}).get("nodeName")
+            annotations = (holder.get("metadata") or {}).get("annotations") or {}
+            if bound_to or (node and annotations.get(VGPU_NODE, node) != node):
+                return True
         return False
 
     def unlock_node(self, node: str, ns: str, pod: str, attempts: int = 5) -> bool:

@@ -26,12 +26,14 @@ import json
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
+
+from .httpserver import BoundedHTTPServer
 
 MAX_BODY = 1 << 20
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -160,29 +162,11 @@ class Mutator:
                 "response": self.review(review.get("request"))}
 
 
-class _TLSServer(ThreadingHTTPServer):
-    """TLS per connection, with the handshake in the connection's own thread (a client that connects and
-    sends nothing cannot stall the accept loop) and a read timeout on every connection."""
-
-    daemon_threads = True
-    context: ssl.SSLContext | None = None
-
-    def get_request(self):
-        sock, addr = super().get_request()
-        sock.settimeout(CONNECTION_TIMEOUT_S)
-        if self.context is not None:
-            sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request, client_address):
-        pass  # a client that hung up, timed out or failed the handshake: nothing to report
-
-
 class WebhookServer:
     def __init__(self, mutator: Mutator, host: str, port: int, cert: str | None, key: str | None) -> None:
         self.mutator = mutator
-        self.httpd = _TLSServer((host, port), self._handler())
         self.tls = bool(cert)
+        ctx = None
         if cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -190,7 +174,9 @@ class WebhookServer:
                 ctx.load_cert_chain(cert, key)
             except (OSError, ssl.SSLError) as exc:
                 raise InputError("--tls-cert-file", cert, f"cannot be loaded with its key: {exc}") from None
-            self.httpd.context = ctx
+        # The extender's bounded server: capped connection threads, backlog, TLS handshake off the accept loop.
+        self.httpd = BoundedHTTPServer((host, port), self._handler(), ssl_context=ctx,
+                                       handshake_timeout=CONNECTION_TIMEOUT_S, grace_s=5.0)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -203,14 +189,14 @@ class WebhookServer:
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.graceful_stop()
 
     def _handler(self):
         mutator = self.mutator
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = CONNECTION_TIMEOUT_S  # socket timeout on every read: a silent client is cut off
 
             def setup(self):
                 super().setup()
@@ -219,10 +205,15 @@ class WebhookServer:
             def log_message(self, *a):
                 pass
 
-            def _send(self, code: int, data: bytes, ctype: str = "application/json") -> None:
+            def _send(self, code: int, data: bytes, ctype: str = "application/json", *,
+                      close: bool = False) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
+                if close:
+                    # The body was not read: on keep-alive it would be parsed as the next request.
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -233,13 +224,14 @@ class WebhookServer:
 
             def do_POST(self):  # noqa: N802
                 if self.path.split("?")[0] not in ("/webhook", "/mutate"):
-                    return self._send(404, b"not found", "text/plain")
-                try:
-                    n = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    return self._send(400, b"Content-Length: not a number", "text/plain")
-                if n > MAX_BODY or n < 0:
-                    return self._send(413, b"request body over 1 MiB", "text/plain")
+                    return self._send(404, b"not found", "text/plain", close=True)
+                raw = (self.headers.get("Content-Length") or "0").strip()
+                if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+                    return self._send(400, f"Content-Length: {raw[:40]!r} is not a number".encode(), "text/plain",
+                                      close=True)
+                n = int(raw)
+                if n > MAX_BODY:
+                    return self._send(413, b"request body over 1 MiB", "text/plain", close=True)
                 try:
                     out = mutator.handle(self.rfile.read(n))
                 except (ValueError, UnicodeDecodeError) as exc:

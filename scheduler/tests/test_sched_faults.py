@@ -170,16 +170,25 @@ def _set_lock(stack, stamp: datetime, holder: str) -> None:
         stack.api._bump("nodes", "MODIFIED", node)
 
 
-@pytest.mark.parametrize(("fault", "age", "holder_exists", "binds"), [
-    ("node lock held by another pod's bind in progress", 0, True, False),
-    ("lock left by a dead scheduler, older than the lock timeout", 60, True, True),
-    ("lock whose holder pod no longer exists", 0, False, True),
-    ("lock stamped in the future (bad clock)", -3600, True, True),
+@pytest.mark.parametrize(("fault", "age", "holder_exists", "binds", "holder_state"), [
+    ("node lock held by another pod's bind in progress", 0, True, False, {}),
+    ("node lock held by a pod filtered to this node, bind in progress", 0, True, False,
+     {"annotations": {"hami.io/vgpu-node": "node1"}}),
+    ("lock left by a dead scheduler, older than the lock timeout", 60, True, True, {}),
+    ("lock whose holder pod no longer exists", 0, False, True, {}),
+    ("lock stamped in the future (bad clock)", -3600, True, True, {}),
+    ("fresh lock left by a killed extender; its pod was bound since", 0, True, True, {"nodeName": "node1"}),
+    ("fresh lock left by a killed extender; its pod was filtered to another node since", 0, True, True,
+     {"annotations": {"hami.io/vgpu-node": "node9"}}),
 ])
-def test_node_lock_cases(stack, fault, age, holder_exists, binds):
+def test_node_lock_cases(stack, fault, age, holder_exists, binds, holder_state):
     stack.extender.lock_timeout_s = 30.0
     if holder_exists:
-        stack.api.add_pod(gpu_pod("holder"))
+        holder = gpu_pod("holder")
+        holder["metadata"].setdefault("annotations", {}).update(holder_state.get("annotations", {}))
+        if "nodeName" in holder_state:
+            holder["spec"]["nodeName"] = holder_state["nodeName"]
+        stack.api.add_pod(holder)
     filtered(stack, "f")
     _set_lock(stack, datetime.now(UTC) - timedelta(seconds=age), "holder")
     err = bind(stack, "f")
@@ -253,8 +262,12 @@ def test_kill_9_between_filter_and_bind_with_the_lock_held(tmp_path):
 ORDER = [
     "API answers 500 to the bind-phase patch", "API answers 500 to the Binding",
     "API answers 500 to the first two unlock patches", "API server vanishes after the lock is taken",
-    "node lock held by another pod's bind in progress", "lock left by a dead scheduler, older than the lock timeout",
+    "node lock held by another pod's bind in progress",
+    "node lock held by a pod filtered to this node, bind in progress",
+    "lock left by a dead scheduler, older than the lock timeout",
     "lock whose holder pod no longer exists", "lock stamped in the future (bad clock)",
+    "fresh lock left by a killed extender; its pod was bound since",
+    "fresh lock left by a killed extender; its pod was filtered to another node since",
     "kill -9 of the scheduler inside bind (lock held, pod filtered)",
 ]
 

@@ -90,7 +90,14 @@ class GpuClusteringPolicy(BasePolicy):
 
 
 class GpuPackingPolicy(BasePolicy):
-    """Prefer partly used GPUs, then partly used nodes, then idle nodes with fewer GPUs."""
+    """Prefer partly used GPUs, then partly used nodes, then idle nodes with fewer GPUs.
+
+    Three bands, as the paper's simulator scores them: a pod that fits on already shared GPUs scores
+    100 − (free % of the GPUs it would use) / 10 (at least 50); one that needs fully free GPUs on a
+    partly used node scores 50 − (number of fully free GPUs it would use) (at least 33); on an idle node
+    it scores 33 − (GPUs on the node). The second band does not look at how many GPUs the node has
+    left idle, so every partly used node ties there and the tie rule decides (see ``SimCluster``).
+    """
 
     name = "packing"
 
@@ -102,9 +109,10 @@ class GpuPackingPolicy(BasePolicy):
         gpus = best_fit_gpu(node, pod)
         free = node.gpu_free
         idle = sum(1 for f in free if f >= FULL)
-        if pod.num_gpu == 1 and pod.milli < FULL and free[gpus[0]] < FULL:
-            used_free = sum(f for f in free if f < FULL)
-            return float(max(50, int(100 - used_free / 10 / max(1, len(free) - idle)))), gpus
-        if idle < len(free):
-            return float(max(33, 50 - idle)), gpus
-        return float(33 - len(free)), gpus
+        if idle == len(free):
+            return float(max(33 - idle, idle)), gpus
+        fresh = sum(1 for g in gpus if free[g] >= FULL)
+        if fresh:
+            return float(max(50 - fresh, 33)), gpus
+        used_pct = sum(free[g] * 100 // FULL for g in gpus)
+        return float(max(100 - used_pct // 10, 50)), gpus

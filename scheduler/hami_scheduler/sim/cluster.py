@@ -18,6 +18,33 @@ from .trace import TraceNode
 
 NEG = -np.inf
 
+#: How equal top scores are split (see :func:`tie_rank`).
+TIE_BREAKS = ("node-order", "first", "random")
+DEFAULT_TIE_BREAK = "node-order"
+
+
+def tie_rank(n: int, tie_break: str, rng: random.Random) -> np.ndarray:
+    """Rank of every node among equal top scores (lowest rank wins).
+
+    ``node-order`` (default) follows the FGD paper's simulator: before creating the nodes it renames
+    each with a ``NNNN-`` prefix drawn from a permutation of its seeded RNG, so the nodes' name order
+    is a fresh random order per seed, and equal-best nodes are resolved in that order (the simulator
+    builds against a kube-scheduler fork that is not public; the rule is the one its renaming
+    implies, and it is the one whose results match the published medians on all nine variants,
+    docs/scheduler.md §3). So ties go to the same nodes for the whole run, but to other nodes for
+    every seed. It matters most for pods whose score is equal on
+    every node (GpuClustering and GpuPacking give CPU-only pods 0 everywhere; FGD gives most of them
+    ΔF = 0): they fill one node after another in that order. ``first`` keeps the node list's own
+    order (in the openb list that sends CPU-only pods to the P100 nodes listed first: 0.9-1.9 points
+    under the published medians on ``cpu200``); ``random`` draws uniformly per pod (kube-scheduler's
+    stock selectHost: 3-7 points under, as every tie scatters load).
+    """
+    if tie_break == "node-order":
+        perm = list(range(n))
+        rng.shuffle(perm)
+        return np.array(perm, dtype=np.int64)
+    return np.arange(n, dtype=np.int64)
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -30,8 +57,10 @@ class SimCluster:
     """Nodes of one simulation run, placed on by one policy."""
 
     def __init__(
-        self, nodes: tuple[TraceNode, ...], policy: BasePolicy, rng: random.Random, tie_break: str = "first"
+        self, nodes: tuple[TraceNode, ...], policy: BasePolicy, rng: random.Random, tie_break: str = DEFAULT_TIE_BREAK
     ) -> None:
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break: {tie_break!r} is not one of {', '.join(TIE_BREAKS)}")
         self.views = [
             NodeView(n.name, n.model, n.cpu_milli, n.memory_mib, [1000] * n.gpus, cpu_total=n.cpu_milli)
             for n in nodes
@@ -39,9 +68,8 @@ class SimCluster:
         self.mem_free = np.array([n.memory_mib for n in nodes], dtype=np.int64)
         self.policy = policy
         self.rng = rng
-        #: "first": equal scores go to the first node in list order (reproduces the published
-        #: curves); "random": uniform among equal scores (kube-scheduler's selectHost).
         self.random_ties = tie_break == "random" or policy.random_ties
+        self.rank = tie_rank(len(nodes), tie_break, rng)
         self.log: list[int] = []
         self._cache: dict[tuple, _Entry] = {}
         self._memo: dict[tuple, tuple | None] = {}
@@ -80,7 +108,7 @@ class SimCluster:
         return entry
 
     def choose(self, pod: PodShape) -> tuple[int, tuple[int, ...]] | None:
-        """Best node (uniform random among equal scores) and its devices, or None."""
+        """Best node (equal scores split by the run's tie rule) and its devices, or None."""
         entry = self._entry(pod)
         scores = entry.scores
         if pod.mem:
@@ -92,7 +120,7 @@ class SimCluster:
         if len(ties) > 1 and self.random_ties:
             i = int(ties[self.rng.randrange(len(ties))])
         else:
-            i = int(ties[0])
+            i = int(ties[np.argmin(self.rank[ties])])
         view = self.views[i]
         return i, self.policy.devices(view, pod, entry.choices[i], self.rng)
 

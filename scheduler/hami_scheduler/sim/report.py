@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hami_hal.errors import InputError
 
+from .cluster import DEFAULT_TIE_BREAK
 from .run import MAX_BIN, FileSource, RunResult, Source, TraceSource, simulate_one
 
 #: Published medians (scheduling-benchmark.md §9.3): unallocated % at arrival 100 / 130.
@@ -54,7 +55,7 @@ def run_all(
     seeds: list[int],
     workers: int | None = None,
     limit: int | None = None,
-    tie_break: str = "first",
+    tie_break: str = DEFAULT_TIE_BREAK,
     progress: bool = True,
     engine_check: bool = True,
 ) -> list[RunResult]:
@@ -69,7 +70,7 @@ def run_sources(
     seeds: list[int],
     workers: int | None = None,
     limit: int | None = None,
-    tie_break: str = "first",
+    tie_break: str = DEFAULT_TIE_BREAK,
     progress: bool = True,
     engine_check: bool = True,
 ) -> list[RunResult]:
@@ -269,7 +270,7 @@ def simulate_files(
     seeds: Sequence[int] = (42,),
     limit: int | None = None,
     workers: int | None = 1,
-    tie_break: str = "first",
+    tie_break: str = DEFAULT_TIE_BREAK,
     engine_check: bool = True,
 ) -> list[dict]:
     """Python API of ``hami-scheduler simulate --pods FILE --nodes FILE``: summary rows (see :func:`summarise`).

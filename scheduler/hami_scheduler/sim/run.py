@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..policies import PodShape, make_policy
-from .cluster import SimCluster
+from .cluster import DEFAULT_TIE_BREAK, SimCluster
 from .trace import TraceNode, TracePod, load_nodes, load_pods
 from .workload import arrival_order, class_memory, target_workload
 
@@ -85,7 +85,7 @@ Source = TraceSource | FileSource
 
 def prepare_run(
     trace_dir: str | Source, variant: str | None, policy_name: str, seed: int, limit: int | None = None,
-    tie_break: str = "first",
+    tie_break: str = DEFAULT_TIE_BREAK,
 ) -> tuple[tuple[TraceNode, ...], list[TracePod], SimCluster]:
     """Nodes, the seed's arrival order and an empty cluster whose policy knows the target workload.
 
@@ -107,7 +107,7 @@ def prepare_run(
 def simulate_one(
     trace_dir: str | Source, variant: str | None, policy_name: str, seed: int, limit: int | None = None,
     engine_check: bool = True,
-    tie_break: str = "first",
+    tie_break: str = DEFAULT_TIE_BREAK,
 ) -> RunResult:
     """Arrive pods one at a time (no departures) and record the allocation ratio per arrival bin.
 
