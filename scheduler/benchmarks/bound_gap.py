@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hami_scheduler.policies import make_policy
 from hami_scheduler.sim import bound as lp
-from hami_scheduler.sim.cluster import SimCluster
+from hami_scheduler.sim.cluster import DEFAULT_TIE_BREAK, SimCluster
 from hami_scheduler.sim.run import prepare_run, shape_of
 from hami_scheduler.sim.trace import VARIANTS, TracePod, default_trace_dir
 from hami_scheduler.sim.workload import class_memory, target_workload
@@ -72,14 +72,15 @@ def placement_order(pods: list[TracePod], how: str, rel: lp.Relaxation, placed: 
     return sorted(chosen, key=_restricted_then_largest) + sorted(rest, key=_restricted_then_largest)
 
 
-def offline_placement(nodes, pods: list[TracePod], policy_name: str) -> int:
-    """GPU milli a placement of ``pods`` in the given order allocates through the simulator's cluster."""
+def offline_placement(nodes, pods: list[TracePod], policy_name: str, seed: int) -> int:
+    """GPU milli a placement of ``pods`` in the given order allocates through the simulator's cluster
+    (its default tie rule, seeded as the seed's own run)."""
     policy = make_policy(policy_name)
     capacity: dict[str, int] = {}
     for n in nodes:
         capacity[n.model] = capacity.get(n.model, 0) + n.gpus
     policy.prepare(target_workload(pods), class_memory(pods), capacity)
-    cluster = SimCluster(nodes, policy, random.Random(0), "first")
+    cluster = SimCluster(nodes, policy, random.Random(seed), DEFAULT_TIE_BREAK)
     return sum(p.gpu_request_milli for p in pods if cluster.schedule(shape_of(p)) is not None)
 
 
@@ -94,7 +95,7 @@ def measure(trace_dir: str, variant: str, seed: int, policies: list[str]) -> dic
         row[f"bound_{label}"] = round(100 * bound / total, 3)
         rel = lp.build(tuple(nodes), lp.pod_classes(pods))
         per_class = [int(round(x)) for x in lp.solve_lp(rel)[2]]
-        found = {f"{p}, {how}": offline_placement(nodes, placement_order(pods, how, rel, per_class), p)
+        found = {f"{p}, {how}": offline_placement(nodes, placement_order(pods, how, rel, per_class), p, seed)
                  for p in policies for how in ("lp", "largest", "arrival")}
         best = max(found, key=found.get)
         row[f"offline_{label}"] = round(100 * found[best] / total, 3)
