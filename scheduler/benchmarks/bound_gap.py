@@ -22,6 +22,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from hami_scheduler.policies import make_policy
 from hami_scheduler.sim import bound as lp
 from hami_scheduler.sim.cluster import DEFAULT_TIE_BREAK, SimCluster
 from hami_scheduler.sim.run import prepare_run, shape_of
-from hami_scheduler.sim.trace import VARIANTS, TracePod, default_trace_dir
+from hami_scheduler.sim.trace import VARIANTS, TraceNode, TracePod, default_trace_dir
 from hami_scheduler.sim.workload import class_memory, target_workload
 
 
@@ -48,28 +49,48 @@ def _restricted_then_largest(p: TracePod) -> tuple:
     return (-p.num_gpu, len(set(p.gpu_spec)) or 99, -p.gpu_milli, -p.cpu_milli)
 
 
-def placement_order(pods: list[TracePod], how: str, rel: lp.Relaxation, placed: list[int]) -> list[TracePod]:
-    """The order one hindsight placement tries the GPU pods in.
+def placement_order(nodes, pods: list[TracePod], how: str) -> tuple[tuple[TraceNode, ...], list[TracePod]]:
+    """The nodes and the order one hindsight placement tries the GPU pods in.
 
     ``arrival``: the seed's own order (what an online policy sees); ``largest``: every pod, restricted and
-    large first; ``lp``: the pods the LP places (``placed``: its primal, rounded, per class of ``rel``) that
-    way, then the rest.
+    large first; ``lp``: the pods the LP places (its primal, rounded per class) that way, then the rest;
+    ``lp-shapes``: the same with one atom per node shape, each chosen pod pinned to the shape the LP put it
+    on (node models are renamed per shape so ``gpu_spec`` can pin it).
     """
     pods = [p for p in pods if p.num_gpu and p.gpu_milli]  # CPU-only pods allocate no GPU: left out
     if how == "arrival":
-        return pods
+        return tuple(nodes), pods
     if how == "largest":
-        return sorted(pods, key=_restricted_then_largest)
-    want = list(placed)
+        return tuple(nodes), sorted(pods, key=_restricted_then_largest)
+    atoms = lp.atoms_by_shape if how == "lp-shapes" else lp.atoms_by_spec
+    rel = lp.build(tuple(nodes), lp.pod_classes(pods), atoms)
+    x = lp.solve_lp(rel)[2]
+    slots: dict[int, list[int]] = {}  # class → atom per LP-placed pod
+    for (ci, ai), value in zip(rel.cols, x, strict=True):
+        slots.setdefault(ci, []).extend([ai] * int(round(value)))
+    pinned = how == "lp-shapes"
+    atom_of = {n.name: ai for ai, a in enumerate(rel.atoms) for n in a.nodes}
+    if pinned:
+        nodes = tuple(replace(n, model=f"{n.model}@{atom_of[n.name]}") if n.name in atom_of else n for n in nodes)
+    models = sorted({n.model for n in nodes})
     chosen, rest = [], []
     for p in pods:
         ci = rel.members.get(next(iter(lp.pod_classes([p])), None))
-        if ci is not None and want[ci] > 0:
-            want[ci] -= 1
-            chosen.append(p)
+        free = slots.get(ci) if ci is not None else None
+        if pinned and p.gpu_spec:
+            p = replace(p, gpu_spec=tuple(m for m in models if m.split("@")[0] in p.gpu_spec))
+        if free:
+            ai = free.pop()
+            chosen.append(replace(p, gpu_spec=(models_of(nodes, rel.atoms[ai]))) if pinned else p)
         else:
             rest.append(p)
-    return sorted(chosen, key=_restricted_then_largest) + sorted(rest, key=_restricted_then_largest)
+    return tuple(nodes), sorted(chosen, key=_restricted_then_largest) + sorted(rest, key=_restricted_then_largest)
+
+
+def models_of(nodes: tuple[TraceNode, ...], atom: lp.Atom) -> tuple[str, ...]:
+    """The renamed model(s) of one shape atom's nodes."""
+    names = {n.name for n in atom.nodes}
+    return tuple(sorted({n.model for n in nodes if n.name in names}))
 
 
 def offline_placement(nodes, pods: list[TracePod], policy_name: str, seed: int) -> int:
@@ -93,10 +114,11 @@ def measure(trace_dir: str, variant: str, seed: int, policies: list[str]) -> dic
         bound = lp.gpu_upper_bound(nodes, pods)  # what simulate reports (cold cache: one LP per pod list)
         row[f"bound_{label}_s"] = round(time.perf_counter() - start, 3)
         row[f"bound_{label}"] = round(100 * bound / total, 3)
-        rel = lp.build(tuple(nodes), lp.pod_classes(pods))
-        per_class = [int(round(x)) for x in lp.solve_lp(rel)[2]]
-        found = {f"{p}, {how}": offline_placement(nodes, placement_order(pods, how, rel, per_class), p, seed)
-                 for p in policies for how in ("lp", "largest", "arrival")}
+        found = {}
+        for how in ("lp", "lp-shapes", "largest", "arrival"):
+            placed_nodes, placed_pods = placement_order(nodes, pods, how)
+            for p in policies:
+                found[f"{p}, {how}"] = offline_placement(placed_nodes, placed_pods, p, seed)
         best = max(found, key=found.get)
         row[f"offline_{label}"] = round(100 * found[best] / total, 3)
         row[f"offline_{label}_policy"] = best

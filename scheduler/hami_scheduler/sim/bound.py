@@ -364,12 +364,13 @@ class _Tableau:
 
 def _lp_multipliers(rel: Relaxation) -> tuple[np.ndarray, np.ndarray]:
     """λ and π from the pattern LP (rows 1-4) solved by column generation."""
-    lam, pi, _placed = solve_lp(rel)
+    lam, pi, _x = solve_lp(rel)
     return lam, pi
 
 
 def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """λ, π and the pods placed per class (the LP's primal) of the pattern LP, by column generation."""
+    """λ, π and the LP's primal (pods of each column's class on its atom, ``rel.cols`` order) of the
+    pattern LP, by column generation. The primal only guides diagnostics (``bound_gap.py``)."""
     sizes, g = rel.sizes, rel.g
     n_cls, n_cols, n_at, n_sz = len(rel.classes), len(rel.cols), len(rel.atoms), len(sizes)
     n4 = len(rel.rhs)
@@ -421,10 +422,7 @@ def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = tab.duals
     lam = y[n_cls:n_cls + n4] * scale4 * GPU_MILLI
     pi = y[n_cls + n4:n_cls + n4 + n_at * n_sz].reshape(n_at, n_sz) * GPU_MILLI
-    placed = np.zeros(n_cls)
-    for j, value in enumerate(tab.primal(n_cols)):
-        placed[rel.cols[j][0]] += value
-    return lam, pi, np.minimum(placed, rel.u)
+    return lam, pi, np.maximum(tab.primal(n_cols), 0.0)
 
 
 @lru_cache(maxsize=64)
