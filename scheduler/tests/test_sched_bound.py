@@ -173,3 +173,28 @@ def test_a_list_too_large_to_coarsen_keeps_the_trivial_bound(monkeypatch):
     nodes = [TraceNode("a", 64000, 64000, 2, "A")]
     pods = [TracePod(f"p{i}", 100, 1, 1, 600) for i in range(4)]
     assert bound._bound_for.__wrapped__(tuple(nodes), frozenset(pod_classes(pods).items())) == 2000
+
+
+def test_the_bound_binds_on_the_trace_and_caps_a_policy():
+    """On openb `default` at 100 % arrival the share rows pull the bound below full allocation (the
+    aggregate LP said 100 %), and a real policy run of the same pods stays under it."""
+    from hami_scheduler.sim.run import prepare_run, shape_of
+    from hami_scheduler.sim.trace import default_trace_dir, missing_files
+    from sched_trace_skip import TRACE_SKIP_REASON
+
+    trace = default_trace_dir()
+    if missing_files(trace, ("default",)):
+        pytest.skip(TRACE_SKIP_REASON)
+    nodes, order, cluster = prepare_run(str(trace), "default", "bestfit", 42)
+    capacity = 1000 * sum(n.gpus for n in nodes)
+    arrived = used = 0
+    prefix = []
+    for pod in order:
+        if arrived + pod.gpu_request_milli > capacity:
+            break
+        arrived += pod.gpu_request_milli
+        prefix.append(pod)
+        if cluster.schedule(shape_of(pod)) is not None:
+            used += pod.gpu_request_milli
+    ub = gpu_upper_bound(tuple(nodes), prefix)
+    assert used <= ub < 0.99 * capacity
