@@ -264,6 +264,25 @@ int main(int argc, char **argv)
                 mfree(held[nheld]);
             }
             printf("stress %d %d\n", ok, refused);
+        } else if (!strcmp(c, "allocloop")) {
+            /* allocloop N SIZE: N pairs of allocating SIZE and freeing it; prints how many allocations
+             * succeeded and the mean wall time of one pair in nanoseconds (the interposer's cost on the fake) */
+            int n = atoi(argv[++i]), okn = 0;
+            u64 sz = parse_size(argv[++i]);
+            double t0 = now_s();
+            for (int k = 0; k < n; k++) {
+                u64 d = 0;
+                if (alloc(&d, sz) == 0) {
+                    okn++;
+                    mfree(d);
+                }
+            }
+            printf("allocloop %d %.1f\n", okn, n ? (now_s() - t0) * 1e9 / n : 0.0);
+        } else if (!strcmp(c, "closefds")) {
+            /* what a daemonising program does: close every descriptor above stderr */
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+            printf("closefds\n");
         } else if (!strcmp(c, "sleep")) {
             usleep(atoi(argv[++i]) * 1000);
         } else if (!strcmp(c, "ready")) {
