@@ -61,6 +61,13 @@ ROUND_UP = 1e-9
 #: Column-generation rounds and simplex pivots before the LP stops (the bound stays valid, only looser).
 MAX_ROUNDS = 200
 MAX_PIVOTS = 10_000
+#: LP size limits; a larger pod or node list is coarsened (:func:`coarsen`) until it fits.
+MAX_CLASSES = 500
+MAX_SIZES = 48
+MAX_ATOMS = 8
+#: Share grid (milli) and CPU/memory bucket factors tried, finest first, when coarsening.
+SHARE_GRID = 25
+BUCKET_FACTORS = (1.1, 1.5, 2.0, 4.0, None)  # None: one bucket
 
 
 @dataclass(frozen=True)
@@ -114,14 +121,6 @@ class Relaxation:
         return np.array([c.g for c in self.classes], dtype=float)
 
     @property
-    def k(self) -> np.ndarray:
-        return np.array([c.num for c in self.classes], dtype=int)
-
-    @property
-    def s(self) -> np.ndarray:
-        return np.array([c.share for c in self.classes], dtype=int)
-
-    @property
     def sizes(self) -> list[int]:
         """Distinct share sizes (the pattern rows)."""
         return sorted({c.share for c in self.classes})
@@ -131,15 +130,6 @@ def pod_classes(pods: Iterable[TracePod]) -> Counter:
     """GPU pods grouped by (cpu, memory, GPU count, milli per GPU, allowed models); CPU-only pods add nothing."""
     return Counter((p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_milli, tuple(sorted(set(p.gpu_spec))))
                    for p in pods if p.num_gpu and 0 < p.gpu_milli <= GPU_MILLI)
-
-
-#: LP size limits; a larger pod or node list is coarsened (:func:`coarsen`) until it fits.
-MAX_CLASSES = 500
-MAX_SIZES = 48
-MAX_ATOMS = 8
-#: Share grid (milli) and CPU/memory bucket factors tried, finest first, when coarsening.
-SHARE_GRID = 25
-BUCKET_FACTORS = (1.1, 1.5, 2.0, 4.0, None)  # None: one bucket
 
 
 def _bucket(value: int, factor: float | None) -> int:
@@ -362,12 +352,6 @@ class _Tableau:
         return x
 
 
-def _lp_multipliers(rel: Relaxation) -> tuple[np.ndarray, np.ndarray]:
-    """λ and π from the pattern LP (rows 1-4) solved by column generation."""
-    lam, pi, _x = solve_lp(rel)
-    return lam, pi
-
-
 def solve_lp(rel: Relaxation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """λ, π and the LP's primal (pods of each column's class on its atom, ``rel.cols`` order) of the
     pattern LP, by column generation. The primal only guides diagnostics (``bound_gap.py``)."""
@@ -435,7 +419,7 @@ def _bound_for(nodes: tuple[TraceNode, ...], classes: frozenset) -> float:
         return min(demand, capacity)
     if not rel.cols:  # no pod fits any node
         return 0.0
-    lam, pi = _lp_multipliers(rel)
+    lam, pi, _x = solve_lp(rel)
     return min(lagrangian_bound(rel, lam, pi), demand, capacity)
 
 
