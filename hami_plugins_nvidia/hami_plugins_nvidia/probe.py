@@ -137,6 +137,13 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
                       conditions=cond, target=f">= {100 * WORK_CONSERVING_SUM_MIN:g}")]
     for name, value, floor in zip(("training_share", "inference_share"), limited, floors, strict=True):
         ms.append(Measurement(name=name, value=value, unit="% of solo", conditions=cond, target=f">= {floor:g}"))
+    # the GPU time the library charged each tenant (processor sharing), shown beside the throughput shares;
+    # absent from results recorded before it was reported
+    for name, value, lim in zip(("training_gpu_time", "inference_gpu_time"),
+                                raw.get("limited_pair_gpu_time_percent") or [None, None], limits, strict=True):
+        if value is not None:
+            ms.append(Measurement(name=name, value=value, unit="% of the window (charged)", conditions=cond,
+                                  target=f"<= {lim + WORK_CONSERVING_TOLERANCE_POINTS:g}"))
     fair = all(v >= f for v, f in zip(limited, floors, strict=True))
     if kept >= WORK_CONSERVING_SUM_MIN and fair:
         return Level.SUPPORTED, ms, ""
@@ -231,7 +238,7 @@ def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
                                _priority),
         "isolation/work-conserving-sharing": (
             "measure_work_conserving", (device.index, 5.0, WORK_CONSERVING_LIMITS),
-            f"training loop (124 M transformer, batch 4 x 512) + inference loop (batch 1 x 128), "
+            f"training loop (124 M transformer, batch 16 x 1024) + inference loop (batch 1 x 128), "
             f"CUDA_DEVICE_SM_LIMIT {WORK_CONSERVING_LIMITS[0]} + {WORK_CONSERVING_LIMITS[1]} vs the same pair "
             "native, 5 s windows, % of each program's solo throughput", _work_conserving),
     }

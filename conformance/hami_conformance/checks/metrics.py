@@ -62,7 +62,10 @@ def allocation_usage(ctx: CheckContext) -> CapabilityResult:
     probed = probe_check(ctx, fallback=lambda: samples)
     if probed is samples:
         return samples
-    return probed.model_copy(update={"evidence": [*probed.evidence, *samples.evidence]})
+    # The sample check runs outside the probe (no tenant of its own): label it, so "no tenant ran" is not
+    # read as a statement about the probe's tenants.
+    return probed.model_copy(update={"evidence": [*probed.evidence,
+                                                  *(f"outside the probe: {e}" for e in samples.evidence)]})
 
 
 def _sample_check(ctx: CheckContext) -> CapabilityResult:

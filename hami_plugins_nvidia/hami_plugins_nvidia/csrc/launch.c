@@ -313,7 +313,7 @@ static void harvest(struct dstate *ds)
         vg_real.cuThreadExchangeStreamCaptureMode(&mode);
 }
 
-/* Age of the oldest launch whose completion has not been collected (0 = none). */
+/* Age of the oldest marked launch whose completion has not been collected (0 = none). */
 static int64_t oldest_age(const struct dstate *ds, int64_t now)
 {
     int64_t oldest = 0;
@@ -327,9 +327,7 @@ static int64_t oldest_age(const struct dstate *ds, int64_t now)
                 break;
             }
         }
-        if (q->unmarked && (!oldest || q->unmarked_enq < oldest))
-            oldest = q->unmarked_enq;
-    }
+    }  /* launches without a mark (a failed record) are not waited for: nothing would ever complete them */
     return oldest ? now - oldest : 0;
 }
 
@@ -443,7 +441,11 @@ static void close_bursts(struct dstate *ds, int64_t now)
 {
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
-        if (q->unmarked && now - q->last_launch >= MARK_GAP_NS)
+        if (!q->unmarked || now - q->last_launch < MARK_GAP_NS)
+            continue;
+        if (q->s == CU_STREAM_PER_THREAD)
+            q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
+        else
             push_mark(ds, q, q->unmarked_enq);
     }
 }

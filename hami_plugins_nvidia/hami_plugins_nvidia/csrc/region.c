@@ -46,7 +46,22 @@ static struct {
     int sm[HAMI_MAX_DEVICES];
     uint64_t used[HAMI_MAX_DEVICES];
     uint64_t pub[HAMI_MAX_DEVICES];
+    uint64_t reserved[HAMI_MAX_DEVICES];  /* charged but not in use (the context slack): enforced, not reported */
 } mine;
+
+/* What the file's slot reports for this process on a device: the charge minus the reservation. The kernel
+ * lock lanes carry the full charge (that is what the limit is checked against); the slot is what the
+ * exporter shows as the container's usage, so it should match the memory the process really holds. */
+static uint64_t reported(int dev, uint64_t used)
+{
+    return used > mine.reserved[dev] ? used - mine.reserved[dev] : 0;
+}
+
+static void report_all(struct hami_proc_slot *s)
+{
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+        s->used[d] = reported(d, mine.used[d]);
+}
 
 /* The stricter of two memory limits (0 = none). */
 static uint64_t stricter_mem(uint64_t a, uint64_t b)
@@ -647,12 +662,15 @@ static void verify_locked(void)
     }
     if (slot_idx >= 0 && slot_pid == getpid()) {
         struct hami_proc_slot *s = &r->procs[slot_idx];
-        if (s->pid != slot_pid || s->state != 1 || memcmp(s->used, mine.used, sizeof(mine.used))) {
+        int same = 1;
+        for (int d = 0; d < HAMI_MAX_DEVICES && same; d++)
+            same = s->used[d] == reported(d, mine.used[d]);
+        if (s->pid != slot_pid || s->state != 1 || !same) {
             vg_log_once(VG_ERROR, "myslot", "shared region %s: this process's slot was overwritten: restored",
                         vg_cfg.region_path);
             s->pid = slot_pid;
             s->state = 1;
-            memcpy(s->used, mine.used, sizeof(mine.used));
+            report_all(s);
         }
         if ((uint32_t)slot_idx >= r->proc_hwm)
             r->proc_hwm = slot_idx + 1;
@@ -756,7 +774,7 @@ static struct hami_proc_slot *my_slot_locked(void)
             if (mine.used[d] && !publish_locked(d, mine.used[d]))
                 vg_log_once(VG_ERROR, "republish", "shared region %s: this process's usage on device %d could not "
                                                    "be published", vg_cfg.region_path, d);
-        memcpy(s->used, mine.used, sizeof(mine.used));
+        report_all(s);
         if ((uint32_t)i >= vg_region->proc_hwm)
             vg_region->proc_hwm = i + 1;
         return s;
@@ -818,7 +836,7 @@ static int set_mine_locked(struct hami_proc_slot *s, int dev, uint64_t used)
     if (!publish_locked(dev, used))
         return 0;
     mine.used[dev] = used;
-    s->used[dev] = used;
+    s->used[dev] = reported(dev, used);
     return 1;
 }
 
@@ -869,8 +887,19 @@ void vg_force_charge_locked(int dev, uint64_t bytes)
 {
     struct hami_proc_slot *s = dev >= 0 && dev < HAMI_MAX_DEVICES ? my_slot_locked() : NULL;
     if (s && !set_mine_locked(s, dev, sat_add(mine.used[dev], bytes))) {
-        mine.used[dev] = s->used[dev] = sat_add(mine.used[dev], bytes);  /* already taken: keep counting it */
+        mine.used[dev] = sat_add(mine.used[dev], bytes);  /* already taken: keep counting it */
+        s->used[dev] = reported(dev, mine.used[dev]);
     }
+}
+
+void vg_set_reserved_locked(int dev, uint64_t bytes)
+{
+    if (dev < 0 || dev >= HAMI_MAX_DEVICES)
+        return;
+    mine.reserved[dev] = bytes;
+    struct hami_proc_slot *s = my_slot_locked();
+    if (s)
+        s->used[dev] = reported(dev, mine.used[dev]);
 }
 
 void vg_uncharge_locked(int dev, uint64_t bytes)

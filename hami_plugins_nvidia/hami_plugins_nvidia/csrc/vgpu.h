@@ -136,6 +136,8 @@ uint64_t vg_usage_locked(int dev);
 int vg_charge_locked(int dev, uint64_t bytes, const char *what);   /* 1 = charged, 0 = over limit */
 void vg_force_charge_locked(int dev, uint64_t bytes);
 void vg_uncharge_locked(int dev, uint64_t bytes);
+/* Part of this process's charge on dev that is a reservation (enforced, not reported as used). */
+void vg_set_reserved_locked(int dev, uint64_t bytes);
 int vg_reclaim_dead_locked(void);
 uint64_t vg_limit(int dev);
 int vg_sm_limit(int dev);               /* the SM share in force, range-checked */
