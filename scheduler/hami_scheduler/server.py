@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hami_hal.errors import InputError
 
 from .extender import Extender
+from .hami_metrics import SchedulerAllocationCollector
 from .httpserver import BUSY, IDLE, READING, BoundedHTTPServer, tls_context
 from .metrics import ExtenderMetrics
 
@@ -50,18 +51,21 @@ class BadRequest(Exception):
 
 
 def json_depth(obj: object, limit: int = MAX_JSON_DEPTH) -> int:
-    """Nesting depth of a decoded JSON value, walked without recursion; stops past ``limit``."""
+    """Nesting depth of a decoded JSON value, walked without recursion; stops past ``limit``.
+
+    Only containers are pushed: a list of 5,000 node names costs one C-level scan, not 5,000 pushes."""
+    if not isinstance(obj, dict | list):
+        return 0
     deepest = 0
     stack = [(obj, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        values = node.values() if isinstance(node, dict) else node
+        stack.extend((v, depth + 1) for v in values if isinstance(v, dict | list))
     return deepest
-
 
 def parse_body(raw: bytes) -> dict:
     """The request body as a JSON object, or BadRequest(400) saying why."""
@@ -84,7 +88,8 @@ class ExtenderServer:
     def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 0, ready=None,
                  ssl_context: ssl.SSLContext | None = None, max_connections: int = 512,
                  grace_s: float = 10.0, idle_timeout: float = IDLE_TIMEOUT, body_deadline: float = BODY_DEADLINE,
-                 handshake_timeout: float = 5.0, header_deadline: float = 10.0) -> None:
+                 handshake_timeout: float = 5.0, header_deadline: float = 10.0,
+                 legacy_metrics: bool = False) -> None:
         self.extender = extender
         self.idle_timeout = idle_timeout
         self.body_deadline = body_deadline
@@ -93,6 +98,8 @@ class ExtenderServer:
         self.metrics.nodes.set_function(lambda: len(cluster.nodes))
         self.metrics.pods.set_function(lambda: len(cluster.pods))
         self.metrics.rejected.set_function(lambda: len(cluster.rejected))
+        # HAMi's allocation series (hami_gpu_*, hami_vgpu_*_allocated_*), computed at scrape time
+        self.metrics.registry.register(SchedulerAllocationCollector(cluster, legacy=legacy_metrics))
         self.ready = ready or (lambda: True)
         self.httpd = BoundedHTTPServer((host, port), self._handler(), ssl_context=ssl_context,
                                        max_connections=max_connections, grace_s=grace_s,
@@ -374,7 +381,8 @@ def serve(args) -> int:
     ext, elector = with_leader_election(with_events(ext, kube.api, args), kube.api, args)
     try:
         server = ExtenderServer(ext, host, int(port), ready=watcher.synced.is_set, ssl_context=ssl_context,
-                                max_connections=args.max_connections).start()
+                                max_connections=args.max_connections,
+                                legacy_metrics=getattr(args, "legacy_metrics", False)).start()
     except OSError as exc:
         watcher.stop.set()
         if elector is not None:

@@ -1,5 +1,5 @@
 """The offline upper bound is never below the true optimum (brute force on tiny instances) and binds
-where CPU strands GPU."""
+where CPU strands GPU and where shares cannot be packed into single GPUs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from hami_scheduler.sim.bound import dual_value, gpu_upper_bound
+from hami_scheduler.sim.bound import build, gpu_upper_bound, knapsack, lagrangian_bound, pod_classes
 from hami_scheduler.sim.trace import TraceNode, TracePod
 
 
@@ -62,8 +62,7 @@ def test_model_and_gpu_count_rows_bind():
     assert opt <= gpu_upper_bound(nodes, pods) <= 5000 + 1
 
 
-@pytest.mark.parametrize("seed", range(25))
-def test_bound_is_never_below_the_optimum(seed):
+def random_instance(seed: int, shares: tuple[int, ...] = (200, 500, 700, 1000)) -> tuple[list, list]:
     rng = random.Random(seed)
     models = ("A", "B")
     nodes = [TraceNode(f"n{j}", rng.choice((2000, 4000, 8000)), rng.choice((2000, 8000)), rng.choice((1, 2, 2, 4)),
@@ -71,34 +70,131 @@ def test_bound_is_never_below_the_optimum(seed):
     pods = []
     for i in range(rng.randint(2, 6)):
         num = rng.choice((1, 1, 1, 2))
-        milli = 1000 if num > 1 else rng.choice((200, 500, 700, 1000))
+        milli = 1000 if num > 1 else rng.choice(shares)
         pods.append(TracePod(f"p{i}", rng.choice((500, 1000, 3000, 6000)), rng.choice((100, 1000, 4000)),
                              num, milli, (rng.choice(models),) if rng.random() < 0.3 else ()))
+    return nodes, pods
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_bound_is_never_below_the_optimum(seed):
+    nodes, pods = random_instance(seed)
     opt = brute_force(nodes, pods)
     ub = gpu_upper_bound(nodes, pods)
     assert ub >= opt - 1e-6
     assert ub <= min(sum(p.gpu_request_milli for p in pods), 1000 * sum(n.gpus for n in nodes)) + 1e-6
 
 
-def test_every_dual_point_bounds_the_lp():
-    """Weak duality, numerically: random λ ≥ 0 never give less than a feasible y's objective."""
-    rng = np.random.default_rng(0)
-    sig = (rng.uniform(0, 1, (4, 7)) < 0.5).astype(float)
-    b = rng.uniform(1, 3, 4)
-    w = rng.uniform(0, 2, 7)
-    ys = rng.uniform(0, 1, (2000, 7)) * w
-    best_primal = max(float(y.sum()) for y in ys if np.all(sig @ y <= b))
-    for _ in range(200):
-        assert dual_value(rng.uniform(0, 3, 4), sig, b, w) >= best_primal - 1e-9
+@pytest.mark.parametrize("seed", range(25, 45))
+def test_bound_with_many_share_sizes_is_never_below_the_optimum(seed):
+    nodes, pods = random_instance(seed, (110, 230, 320, 470, 550, 650, 810))
+    assert gpu_upper_bound(nodes, pods) >= brute_force(nodes, pods) - 1e-6
 
 
-def test_simplex_duals_reach_the_lp_optimum():
-    """On a small LP whose optimum is known, the certified dual bound equals it."""
-    from hami_scheduler.sim.bound import _simplex
+def test_large_shares_cannot_share_a_gpu():
+    """Four 600-milli pods on two GPUs: aggregate capacity (2000) admits three, one GPU holds one."""
+    nodes = [TraceNode("a", 64000, 64000, 2, "A")]
+    pods = [TracePod(f"p{i}", 100, 1, 1, 600) for i in range(4)]
+    opt = brute_force(nodes, pods)
+    assert opt == 1200
+    assert opt <= gpu_upper_bound(nodes, pods) <= 1200 + 1
 
-    sig = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
-    b = np.array([3.0, 2.0])
-    w = np.array([2.0, 2.0, 2.0])
-    # max y1+y2+y3 with y1+y2 <= 3, y2+y3 <= 2, 0 <= y <= 2: y = (2, 0, 2) gives 4, and (y1+y2)+(y2+y3) <= 5
-    # with y1 <= 2 caps it: y1 + y2 + y3 <= 2 + (y2 + y3) <= 4
-    assert dual_value(_simplex(sig, b, w), sig, b, w) == pytest.approx(4.0)
+
+def test_share_packing_binds_with_mixed_sizes():
+    """810 + 470 + 470 + 230 on two GPUs: 810 leaves 190 (nothing fits), 470+470 fit one GPU: optimum 1750.
+    The aggregate rows allowed 1980 (all demand); the pattern LP's fractional optimum is 1777.5."""
+    nodes = [TraceNode("a", 64000, 64000, 2, "A")]
+    pods = [TracePod("big", 100, 1, 1, 810), TracePod("x", 100, 1, 1, 470), TracePod("y", 100, 1, 1, 470),
+            TracePod("z", 100, 1, 1, 230)]
+    opt = brute_force(nodes, pods)
+    assert opt == 1750
+    assert opt <= gpu_upper_bound(nodes, pods) <= 1777.5 + 1
+
+
+def test_share_rows_and_model_rows_bind_together():
+    """Shares pinned to model A (one GPU) cannot move to model B's GPU."""
+    nodes = [TraceNode("a", 64000, 64000, 1, "A"), TraceNode("b", 64000, 64000, 1, "B")]
+    pods = [TracePod("x", 100, 1, 1, 700, ("A",)), TracePod("y", 100, 1, 1, 700, ("A",)),
+            TracePod("z", 100, 1, 1, 400, ())]
+    opt = brute_force(nodes, pods)
+    assert opt == 1100
+    assert opt <= gpu_upper_bound(nodes, pods) <= 1100 + 1
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_every_multiplier_gives_a_bound(seed):
+    """Lagrangian duality, numerically: random λ, π ≥ 0 never give less than the brute-force optimum."""
+    nodes, pods = random_instance(seed + 100, (110, 230, 470, 650, 810))
+    rel = build(tuple(nodes), pod_classes(pods))
+    opt = brute_force(nodes, pods)
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        lam = rng.uniform(0, 2, len(rel.rhs)) * rng.integers(0, 2, len(rel.rhs))
+        pi = rng.uniform(0, 1200, (len(rel.atoms), len(rel.sizes)))
+        assert lagrangian_bound(rel, lam, pi) >= opt - 1e-6
+
+
+def test_knapsack_is_exact():
+    """The pattern pricing: best multiset of sizes within 1000, checked against enumeration."""
+    values = {230: 300.0, 470: 500.0, 810: 810.0, 110: 100.0}
+    best = 0.0
+    for a in itertools.product(range(10), range(3), range(2), range(10)):
+        if 230 * a[0] + 470 * a[1] + 810 * a[2] + 110 * a[3] <= 1000:
+            best = max(best, 300 * a[0] + 500 * a[1] + 810 * a[2] + 100 * a[3])
+    value, pattern = knapsack(values)
+    assert value == pytest.approx(best)
+    assert sum(s * n for s, n in pattern.items()) <= 1000
+    assert sum(values[s] * n for s, n in pattern.items()) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("limits", [(2, 48, 16), (500, 2, 16), (1, 1, 0)])
+@pytest.mark.parametrize("seed", range(200, 210))
+def test_coarsened_lists_still_bound_the_optimum(monkeypatch, limits, seed):
+    """Above the LP's size limits pods merge (least CPU/memory/share, largest GPU): still never below."""
+    from hami_scheduler.sim import bound
+
+    monkeypatch.setattr(bound, "MAX_CLASSES", limits[0])
+    monkeypatch.setattr(bound, "MAX_SIZES", limits[1])
+    monkeypatch.setattr(bound, "MAX_ATOMS", limits[2])
+    monkeypatch.setattr(bound, "SHARE_GRID", 300)
+    nodes, pods = random_instance(seed, (110, 230, 470, 650, 810))
+    counter = pod_classes(pods)
+    classes, _counts, _members = bound.coarsen(counter, len({n.model for n in nodes}))
+    assert len(classes) <= max(limits[0], 0) or not classes
+    ub = bound._bound_for.__wrapped__(tuple(nodes), frozenset(counter.items()))
+    assert ub >= brute_force(nodes, pods) - 1e-6
+    assert ub <= min(sum(p.gpu_request_milli for p in pods), 1000 * sum(n.gpus for n in nodes)) + 1e-6
+
+
+def test_a_list_too_large_to_coarsen_keeps_the_trivial_bound(monkeypatch):
+    from hami_scheduler.sim import bound
+
+    monkeypatch.setattr(bound, "MAX_CLASSES", 0)
+    nodes = [TraceNode("a", 64000, 64000, 2, "A")]
+    pods = [TracePod(f"p{i}", 100, 1, 1, 600) for i in range(4)]
+    assert bound._bound_for.__wrapped__(tuple(nodes), frozenset(pod_classes(pods).items())) == 2000
+
+
+def test_the_bound_binds_on_the_trace_and_caps_a_policy():
+    """On openb `default` at 100 % arrival the share rows pull the bound below full allocation (the
+    aggregate LP said 100 %), and a real policy run of the same pods stays under it."""
+    from hami_scheduler.sim.run import prepare_run, shape_of
+    from hami_scheduler.sim.trace import default_trace_dir, missing_files
+    from sched_trace_skip import TRACE_SKIP_REASON
+
+    trace = default_trace_dir()
+    if missing_files(trace, ("default",)):
+        pytest.skip(TRACE_SKIP_REASON)
+    nodes, order, cluster = prepare_run(str(trace), "default", "bestfit", 42)
+    capacity = 1000 * sum(n.gpus for n in nodes)
+    arrived = used = 0
+    prefix = []
+    for pod in order:
+        if arrived + pod.gpu_request_milli > capacity:
+            break
+        arrived += pod.gpu_request_milli
+        prefix.append(pod)
+        if cluster.schedule(shape_of(pod)) is not None:
+            used += pod.gpu_request_milli
+    ub = gpu_upper_bound(tuple(nodes), prefix)
+    assert used <= ub < 0.99 * capacity

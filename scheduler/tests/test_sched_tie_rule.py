@@ -11,10 +11,9 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from hami_scheduler.policies import PodShape, make_policy
-from hami_scheduler.policies.baselines import GpuPackingPolicy
 from hami_scheduler.policies.base import NodeView
+from hami_scheduler.policies.baselines import GpuPackingPolicy
 from hami_scheduler.sim.cluster import SimCluster, tie_rank
 from hami_scheduler.sim.trace import TraceNode
 

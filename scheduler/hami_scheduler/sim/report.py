@@ -188,7 +188,7 @@ def write_outputs(results: list[RunResult], out: Path, meta: dict) -> dict[str, 
             line += f" {r['published_alloc_100'] or '–'} | {r['published_alloc_130'] or '–'} |"
         lines.append(line)
     lines += ["", "Offline bound: no placement of the pods arrived by then, chosen with hindsight, could allocate more "
-              "(an LP relaxation with GPU, model, GPU-count and CPU/memory-stranding rows; "
+              "(a pattern LP: shares packed per GPU, models, GPU count, CPU/memory stranding; "
               "`hami_scheduler/sim/bound.py` proves it)."]
     paths["md"].write_text("\n".join(lines) + "\n")
     png = plot(results, out.with_suffix(".png"))
