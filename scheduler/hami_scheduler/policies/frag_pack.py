@@ -63,7 +63,7 @@ class FragPackPolicy(FGDPolicy):
     memory_aware = True
 
     def __init__(self, pack_weight: float = 0.1, fit_weight: float = 0.3, mem_weight: float = 0.0,
-                 scarcity_weight: float = 0.5, strand_weight: float = 1.0, dead_weight: float = 30.0) -> None:
+                 scarcity_weight: float = 0.5, strand_weight: float = 3.0, dead_weight: float = 30.0) -> None:
         super().__init__()
         self.pack_weight = pack_weight
         self.fit_weight = fit_weight
