@@ -89,6 +89,9 @@ def node_names(args: dict) -> tuple[list | None, str]:
         return None, "NodeNames: must be a list of node names"
     if len(names) > MAX_NODE_NAMES:
         return None, f"NodeNames: {len(names)} names, at most {MAX_NODE_NAMES}"
+    # One C-level pass for the common case (every name a short string); the loop only to name the bad one.
+    if set(map(type, names)) <= {str} and max(map(len, names), default=0) <= 253:
+        return names, ""
     for i, n in enumerate(names):
         if not isinstance(n, str) or len(n) > 253:
             return None, f"NodeNames[{i}]: {short(n)} must be a node name"

@@ -51,18 +51,21 @@ class BadRequest(Exception):
 
 
 def json_depth(obj: object, limit: int = MAX_JSON_DEPTH) -> int:
-    """Nesting depth of a decoded JSON value, walked without recursion; stops past ``limit``."""
+    """Nesting depth of a decoded JSON value, walked without recursion; stops past ``limit``.
+
+    Only containers are pushed: a list of 5,000 node names costs one C-level scan, not 5,000 pushes."""
+    if not isinstance(obj, dict | list):
+        return 0
     deepest = 0
     stack = [(obj, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        values = node.values() if isinstance(node, dict) else node
+        stack.extend((v, depth + 1) for v in values if isinstance(v, dict | list))
     return deepest
-
 
 def parse_body(raw: bytes) -> dict:
     """The request body as a JSON object, or BadRequest(400) saying why."""

@@ -147,9 +147,9 @@ void vg_config_load(void)
     load_mem_limits();
     load_sm_limits();
     const char *sh = getenv("HAMI_SM_SHARING");
-    vg_cfg.sm_gate = !(sh && !strcasecmp(sh, "overlap"));
-    if (sh && *sh && vg_cfg.sm_gate && strcasecmp(sh, "gate"))
-        vg_log(VG_WARN, "ignoring HAMI_SM_SHARING=\"%.64s\": expected gate or overlap; using gate", sh);
+    if (sh && *sh)  /* the gate and overlap modes were replaced by processor-sharing charges */
+        vg_log(VG_WARN, "HAMI_SM_SHARING=\"%.64s\" is obsolete and ignored: containers share the GPU by "
+                        "processor-sharing charges", sh);
     vg_cfg.priority = 1;
     const char *pr = getenv("CUDA_TASK_PRIORITY");
     if (pr && *pr && parse_int("CUDA_TASK_PRIORITY", pr, 0, HAMI_PRIORITY_LEVELS - 1, &vg_cfg.priority))

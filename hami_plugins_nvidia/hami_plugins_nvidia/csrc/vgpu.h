@@ -24,7 +24,6 @@ struct vg_config {
     int priority;                          /* 0 = highest */
     int priority_set;                      /* CUDA_TASK_PRIORITY given or an SM limit set */
     int priority_env;                      /* CUDA_TASK_PRIORITY given */
-    int sm_gate;                           /* HAMI_SM_SHARING (obsolete since processor-sharing charges: ignored) */
     uint64_t ctx_reserve;                  /* CUDA_DEVICE_CONTEXT_RESERVE */
     int ctx_reserve_set;
     int64_t priority_idle_ns;              /* HAMI_PRIORITY_IDLE_MS */
