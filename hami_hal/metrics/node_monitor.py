@@ -9,16 +9,14 @@ wall time between them; a container's first scrape therefore has no utilization 
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from .. import __version__
 from ..manager import Hal
 from ..models import Device, MetricSample
 from . import hami_names as H
+from .families import Families
 
 try:
     from prometheus_client.core import GaugeMetricFamily
@@ -27,33 +25,9 @@ except ImportError:  # pragma: no cover - prometheus-client comes with hami-hal[
     Collector = object  # type: ignore[assignment,misc]
     GaugeMetricFamily = None  # type: ignore[assignment,misc]
 
+
 #: HAMi labels ``device_uuid`` with the first 40 characters of the UUID.
 UUID_CHARS = 40
-
-
-class _Families:
-    """New and (optionally) legacy gauge families, filled side by side."""
-
-    def __init__(self, legacy: bool) -> None:
-        self.legacy = legacy
-        self._new: dict[str, GaugeMetricFamily] = {}
-        self._old: dict[str, GaugeMetricFamily] = {}
-
-    def add(self, series: H.Series, labels: list[str], value: float, legacy_labels: list[str] | None = None) -> None:
-        fam = self._new.get(series.name)
-        if fam is None:
-            fam = self._new[series.name] = GaugeMetricFamily(series.name, series.help, labels=list(series.labels))
-        fam.add_metric(labels, value)
-        if self.legacy and series.legacy:
-            old = self._old.get(series.legacy)
-            if old is None:
-                old = self._old[series.legacy] = GaugeMetricFamily(series.legacy, series.help,
-                                                                    labels=list(series.legacy_labels))
-            old.add_metric(legacy_labels if legacy_labels is not None else labels, value)
-
-    def __iter__(self) -> Iterator[GaugeMetricFamily]:
-        yield from self._new.values()
-        yield from self._old.values()
 
 
 class ContainerSource:
@@ -81,15 +55,13 @@ class NodeMonitorCollector(Collector):
         self._busy: dict[tuple[str, str, str, str], tuple[float, float]] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        fams = _Families(self.legacy)
+        fams = Families(self.legacy)
         self._host(fams)
         self._containers(fams)
-        fams.add(H.BUILD, [__version__, "", "", "", f"{platform.python_implementation().lower()}"
-                           f"{sys.version_info.major}.{sys.version_info.minor}",
-                           f"{sys.platform}/{platform.machine()}"], 1)
+        fams.add_build_info()
         yield from fams
 
-    def _host(self, fams: _Families) -> None:
+    def _host(self, fams: Families) -> None:
         for d in self.devices():
             try:
                 samples = self.hal.device_metrics(d)
@@ -105,7 +77,7 @@ class NodeMonitorCollector(Collector):
                 elif s.name == "memory_utilization" and s.unit == "ratio":
                     fams.add(H.HOST_MEMORY_CONTROLLER, labels[1:], s.value * 100)
 
-    def _containers(self, fams: _Families) -> None:
+    def _containers(self, fams: Families) -> None:
         now = time.monotonic()
         seen: set[tuple[str, str, str, str]] = set()
         for c in self.containers():
@@ -120,7 +92,7 @@ class NodeMonitorCollector(Collector):
                     self._mig(fams, c, uuids, h)
         self._busy = {k: v for k, v in self._busy.items() if k in seen}
 
-    def _container_sample(self, fams: _Families, c: ContainerSource, s: MetricSample, now: float,
+    def _container_sample(self, fams: Families, c: ContainerSource, s: MetricSample, now: float,
                           seen: set) -> None:
         vidx = s.labels.get("vdevice_index", "0")
         labels = [c.namespace, c.pod, c.container, vidx, s.device_uuid[:UUID_CHARS]]
@@ -139,7 +111,7 @@ class NodeMonitorCollector(Collector):
             if prev is not None and now > prev[0] and s.value >= prev[1]:
                 fams.add(H.CTR_UTILIZATION, labels, min(100.0, 100 * (s.value - prev[1]) / (now - prev[0])))
 
-    def _mig(self, fams: _Families, c: ContainerSource, uuids: list[str], h: dict) -> None:
+    def _mig(self, fams: Families, c: ContainerSource, uuids: list[str], h: dict) -> None:
         handle = h.get("handle") or {}
         if not handle.get("migUUID"):
             return

@@ -13,6 +13,7 @@ import signal
 import threading
 
 from ..errors import HalError, InputError
+from .device_config import device_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--health-interval", type=float, default=5.0, help="seconds between device health checks")
     p.add_argument("--cleanup-interval", type=float, default=60.0,
                    help="seconds between removals of state folders of pods that are gone")
+    p.add_argument("--device-split-count", type=int, metavar="N",
+                   help="HAMi deviceSplitCount: tenants per device = kubelet IDs per device (1..1024; default: "
+                        "the plugin's; HAMi's is 10)")
+    p.add_argument("--device-memory-scaling", type=float, metavar="X",
+                   help="HAMi deviceMemoryScaling: memory handed out = device memory × X (0.01..100; > 1 "
+                        "oversubscribes; default 1)")
+    p.add_argument("--device-core-scaling", type=float, metavar="X",
+                   help="HAMi deviceCoreScaling: compute handed out = 100 %% × X (0.01..100; default 1)")
+    p.add_argument("--device-config", metavar="FILE",
+                   help="HAMi device-plugin config (YAML/JSON): deviceSplitCount, deviceMemoryScaling, "
+                        "deviceCoreScaling at the top and/or per node under nodeconfig; flags override it")
     p.add_argument("--once", action="store_true",
                    help="discover, write the node annotations once and exit (no kubelet, no exporter)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -67,6 +79,10 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    node = args.node_name or os.environ.get("NODE_NAME") or os.uname().nodename
+    knobs = device_config(args.device_config, node, {
+        "deviceSplitCount": args.device_split_count, "deviceMemoryScaling": args.device_memory_scaling,
+        "deviceCoreScaling": args.device_core_scaling})
     try:
         import grpc  # noqa: F401
     except ImportError:
@@ -78,10 +94,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # the agent logs one line per failed call itself
     log = logging.getLogger("hami_hal.node")
-    node = args.node_name or os.environ.get("NODE_NAME") or os.uname().nodename
     hal = Hal()
     backend = "sim" if args.sim_node and args.backend == "auto" else args.backend
-    inv = hal.discover(backend, node_name=node, sim_node=args.sim_node)
+    inv = hal.discover(backend, node_name=node, sim_node=args.sim_node, config=knobs)
     if not inv.devices:
         raise HalError(f"no devices on node {node} from the installed plugins "
                        f"({', '.join(p.name for p in hal.plugins.values()) or 'none installed'})")
@@ -92,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
                       cleanup_interval=args.cleanup_interval)
     agent = NodeAgent(hal, api, cfg, inv)
     source = "simulated" if inv.source == "simulated" else inv.source
-    log.info("node %s: %d devices (%s), families %s", node, len(inv.devices), source,
-             ", ".join(f.resource_name for f in agent.families))
+    log.info("node %s: %d devices (%s), families %s%s", node, len(inv.devices), source,
+             ", ".join(f.resource_name for f in agent.families),
+             "; " + ", ".join(f"{k}={v:g}" for k, v in knobs.items()) if knobs else "")
     if args.once:
         return 0 if agent.publish_node() else 1
     if args.metrics_port:

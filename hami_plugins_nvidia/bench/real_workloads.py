@@ -46,7 +46,10 @@ class Bench:
         if preload:
             self.n += 1
             env.update(LD_PRELOAD=str(self.lib), HAMI_NODE_BOARD=str(self.tmp / "board"),
-                       CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / f"ctr{self.n}.cache"))
+                       CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / f"ctr{self.n}.cache"),
+                       BENCH_REGION=str(self.tmp / f"ctr{self.n}.cache"))
+            if PERIOD_MS != "default":
+                env["HAMI_SM_PERIOD_MS"] = PERIOD_MS
         env.update(extra)
         return env
 
@@ -67,8 +70,10 @@ class Bench:
                 res = json.loads(line[7:])
         hami = [ln for ln in err.splitlines() if "HAMI-vgpu" in ln]
         res["interposer_lines"] = hami[:6]
+        if CLOCK and "t0" in res:
+            res["sm_mhz"] = CLOCK.mean(res["t0"], res["t0"] + res.get("seconds", 0))
         stamps = res.pop("stamps", None)
-        if stamps is not None and label.startswith("policy"):
+        if stamps is not None and "policy" in label:
             res["stamps"] = stamps
         self.log.write(f"{label}: {json.dumps(res)}\n")
         self.log.flush()
@@ -79,7 +84,7 @@ class Bench:
         return self.finish(self.start(kind, seconds, self.env(preload, **extra)), label)
 
     def pair(self, label: str, kinds: tuple[str, str], seconds: float, envs: tuple[dict, dict],
-             preload: bool = True, lead: float = 14.0) -> list[dict]:
+             preload: bool = True, lead: float = 12.0) -> list[dict]:
         go = time.time() + lead
         procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e)) for k, e in zip(kinds, envs, strict=True)]
         return [self.finish(p, f"{label}[{i}]") for i, p in enumerate(procs)]
@@ -111,6 +116,35 @@ class NvmlPeak:
         return self.peak - self.base
 
 
+class ClockSampler:
+    """The GPU's SM clock (NVML, from outside the workers) every 20 ms, to show what a throttle's duty cycle
+    does to the clock: a power-capped GPU runs short bursts faster than it sustains under full load."""
+
+    def __init__(self) -> None:
+        import pynvml
+        pynvml.nvmlInit()
+        self.nv, self.h = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        self.samples: list[tuple[float, int, int]] = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                util = self.nv.nvmlDeviceGetUtilizationRates(self.h).gpu
+                mhz = self.nv.nvmlDeviceGetClockInfo(self.h, self.nv.NVML_CLOCK_SM)
+                self.samples.append((time.time(), mhz, util))
+            except Exception:  # noqa: BLE001 - a diagnostic only
+                pass
+            time.sleep(0.02)
+
+    def mean(self, t0: float, t1: float) -> float | None:
+        vals = [m for t, m, _u in self.samples if t0 <= t <= t1]
+        return round(statistics.mean(vals)) if vals else None
+
+
+CLOCK: ClockSampler | None = None
+
+
 def share(res: dict, solo: dict) -> float | None:
     if "rate" not in res or "rate" not in solo or not solo["rate"]:
         return None
@@ -129,6 +163,7 @@ def timeline(stamps: list[float], bins: float = 0.5) -> list[float]:
     return [c / bins for c in counts]
 
 
+PERIOD_MS = "default"  # HAMI_SM_PERIOD_MS for every preloaded worker (--period-ms; default: the library's)
 REPEAT = 1  # pairs are repeated this many times (--repeat) and reported as medians
 
 
@@ -159,6 +194,82 @@ def part_train(b: Bench, secs: float, out: dict) -> None:
                     for k in range(REPEAT)]
             rows.append({"case": f"pair {lo} + {hi} (default policy), median of {REPEAT}", "limit": [lo, hi],
                          "achieved": _medians(runs), "runs": runs})
+
+
+def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infer"), alone=(30, 70), solos: int = 3,
+               flags: str = "pn") -> None:
+    """Processor-sharing caps (issue 18): per program, solo native three times (interleaved), the solo busy
+    fraction (the interposer's own event timing, no limit, priority 0), alone at each limit (force), the
+    native pair and the limited pairs 30+70 and 50+50 (default policy) REPEAT times. Shares are against the
+    median solo; each limited tenant also reports the GPU time the interposer charged it (fraction of
+    the window)."""
+    f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
+    for kind in kinds:
+        nsolo = solos
+        solos = [b.run(f"{kind} solo native #0", kind, secs, False)]
+        ent = out.setdefault(kind, {"rows": []})
+        if "p" in flags:
+            probe = b.run(f"{kind} busy probe", kind, secs, True, CUDA_TASK_PRIORITY="0")
+            ent["busy_probe"] = {"gpu_busy_fraction": probe.get("gpu_busy_fraction"), "rate": probe.get("rate"),
+                                 "sm_mhz": probe.get("sm_mhz")}
+        raw: dict = {}
+        for pct in alone:
+            raw[("alone", pct)] = [b.run(f"{kind} alone {pct} force #{k}", kind, secs, True,
+                                         CUDA_DEVICE_SM_LIMIT=str(pct), **f) for k in range(1)]
+        if nsolo > 2:
+            solos.append(b.run(f"{kind} solo native #1", kind, secs, False))
+        if "n" in flags:
+            raw["native"] = [b.pair(f"{kind} pair native", (kind, kind), secs, ({}, {}), preload=False)]
+        if "q" in flags:  # the unlimited pair's processor-sharing charge (priority 0 measures, caps nothing)
+            raw["probe pair"] = [b.pair(f"{kind} pair probe", (kind, kind), secs,
+                                        ({"CUDA_TASK_PRIORITY": "0"}, {"CUDA_TASK_PRIORITY": "0"}))]
+        for k in range(REPEAT):
+            for lo, hi in ((30, 70), (50, 50)):
+                raw.setdefault((lo, hi), []).append(
+                    b.pair(f"{kind} pair {lo}+{hi} #{k}", (kind, kind), secs,
+                           ({"CUDA_DEVICE_SM_LIMIT": str(lo)}, {"CUDA_DEVICE_SM_LIMIT": str(hi)})))
+        if nsolo > 1:
+            solos.append(b.run(f"{kind} solo native #2", kind, secs, False))
+        rates = [x["rate"] for x in solos if x.get("rate")]
+        ent["solo_sm_mhz"] = [x.get("sm_mhz") for x in solos]
+        solo = {"rate": statistics.median(rates)} if rates else {}
+        ent.update(unit=solos[0].get("unit"), solo_native=rates, solo_median=solo.get("rate"))
+        rows = ent["rows"]
+        for pct in alone:
+            rs = raw[("alone", pct)]
+            rows.append({"case": f"alone, limit {pct} % (force)", "limit": pct,
+                         "achieved": statistics.median([share(r, solo) or 0 for r in rs]),
+                         "gpu_time_charged": [r.get("gpu_busy_fraction") for r in rs], "runs": [share(r, solo) for r in rs],
+                         "sm_mhz": [r.get("sm_mhz") for r in rs]})
+        for key, case in (("native", "pair, native (no preload)"),
+                          ("probe pair", "pair, no limit, charge measured (CUDA_TASK_PRIORITY=0)"), ((30, 70), "pair 30 + 70 (default policy)"),
+                          ((50, 50), "pair 50 + 50 (default policy)")):
+            if key not in raw:
+                continue
+            runs = [[share(x, solo) for x in pr] for pr in raw[key]]
+            med = _medians(runs)
+            rows.append({"case": f"{case}, median of {len(runs)}", "limit": None if isinstance(key, str) else list(key),
+                         "achieved": med, "sum": round(sum(m or 0 for m in med), 1), "runs": runs,
+                         "gpu_time_charged": [[x.get("gpu_busy_fraction") for x in pr] for pr in raw[key]]})
+        if "t" in flags:
+            ent["policy"] = policy_timeline(b, kind, solo)
+        print(json.dumps({kind: ent}), flush=True)
+
+
+def policy_timeline(b: Bench, kind: str, solo: dict) -> dict:
+    """GPU_CORE_UTILIZATION_POLICY=default: A (limit 30) alone for 5 s, neighbour B (limit 70) for 4 s, A
+    alone again; A's units per half second against its solo rate."""
+    go = time.time() + 12
+    a = b.start(kind, 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT="30"))
+    bb = b.start(kind, 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT="70"))
+    ra, rb = b.finish(a, f"{kind} policy A"), b.finish(bb, f"{kind} policy B")
+    stamps = ra.get("stamps", [])
+    per_unit = (ra.get("rate") or 0) * (ra.get("seconds") or 1) / max(1, len(stamps))  # units per step
+    solo_steps = (solo.get("rate") or 0) / per_unit if per_unit else None
+    tl = timeline(stamps)
+    return {"A_steps_per_s_per_half_second": tl, "solo_steps_per_s": solo_steps,
+            "A_share_per_half_second": [round(100 * x / solo_steps, 1) if solo_steps else None for x in tl],
+            "B_window": [5, 9], "B_rate_share": share(rb, solo)}
 
 
 def part_mixed(b: Bench, secs: float, out: dict) -> None:
@@ -217,14 +328,23 @@ def part_other(b: Bench, secs: float, out: dict, kinds=("graphs", "jax", "cupy")
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs"], default="train")
+    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs", "share"], default="train")
+    ap.add_argument("--kinds", default="matmul,train,infer", help="programs of --part share")
+    ap.add_argument("--period-ms", default="default", help="HAMI_SM_PERIOD_MS of the preloaded workers")
+    ap.add_argument("--plan", default="", help="per program of --part share: KIND:ALONE-LIMITS:SOLOS:FLAGS;... "
+                    "FLAGS p = busy probe, n = native pair, q = probe pair, t = policy timeline (e.g. train:10,30:3:pt)")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
     args = ap.parse_args()
-    global REPEAT
+    global REPEAT, PERIOD_MS, CLOCK
     REPEAT = max(1, args.repeat)
+    PERIOD_MS = args.period_ms if args.period_ms == "default" else str(int(args.period_ms))
     sys.path.insert(0, str(PKG / "interposer"))
     import build  # standalone module: compiles csrc/*.c with the system C compiler
+    try:
+        CLOCK = ClockSampler()
+    except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+        print(f"no SM clock samples: {exc}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="hami-real-"))
     lib = build.build_library(tmp / "lib")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -234,11 +354,24 @@ def main() -> None:
         out: dict = {"date": date, "part": args.part, "seconds_per_window": args.seconds,
                      "command": " ".join(sys.argv), "device": _device()}
         t0 = time.time()
-        {"train": part_train, "mixed": part_mixed, "other": part_other, "graphs": part_graphs}[args.part](b, args.seconds, out)
+        if args.part == "share" and args.plan:
+            for item in args.plan.split(";"):
+                kind, alone, solos, flags = item.split(":")
+                part_share(b, args.seconds, out, kinds=(kind,), alone=tuple(int(x) for x in alone.split(",") if x),
+                           solos=int(solos), flags=flags)
+                _save(args.out, date, args.part, out)
+        elif args.part == "share":
+            part_share(b, args.seconds, out, kinds=tuple(args.kinds.split(",")))
+        else:
+            {"train": part_train, "mixed": part_mixed, "other": part_other,
+             "graphs": part_graphs}[args.part](b, args.seconds, out)
         out["wall_s"] = round(time.time() - t0, 1)
-    path = args.out / f"{date}-real-workloads-{args.part}.json"
-    path.write_text(json.dumps(out, indent=1))
+    _save(args.out, date, args.part, out)
     print(json.dumps({k: v for k, v in out.items() if k != "device"}, default=str)[:6000])
+
+
+def _save(out_dir: Path, date: str, part: str, out: dict) -> None:
+    (out_dir / f"{date}-real-workloads-{part}.json").write_text(json.dumps(out, indent=1))
 
 
 def _device() -> str:

@@ -137,6 +137,13 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
                       conditions=cond, target=f">= {100 * WORK_CONSERVING_SUM_MIN:g}")]
     for name, value, floor in zip(("training_share", "inference_share"), limited, floors, strict=True):
         ms.append(Measurement(name=name, value=value, unit="% of solo", conditions=cond, target=f">= {floor:g}"))
+    # the GPU time the library charged each tenant (processor sharing), shown beside the throughput shares;
+    # absent from results recorded before it was reported
+    for name, value, lim in zip(("training_gpu_time", "inference_gpu_time"),
+                                raw.get("limited_pair_gpu_time_percent") or [None, None], limits, strict=True):
+        if value is not None:
+            ms.append(Measurement(name=name, value=value, unit="% of the window (charged)", conditions=cond,
+                                  target=f"<= {lim + WORK_CONSERVING_TOLERANCE_POINTS:g}"))
     fair = all(v >= f for v, f in zip(limited, floors, strict=True))
     if kept >= WORK_CONSERVING_SUM_MIN and fair:
         return Level.SUPPORTED, ms, ""
@@ -146,6 +153,70 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
 
 
 Judge = Callable[[dict, str], tuple[Level, list[Measurement], str]]
+
+#: metrics/allocation-usage: each tenant's hami_vgpu_memory_used_bytes within this many percent of the memory
+#: NVML attributes to the tenant's process from outside.
+USAGE_TOLERANCE_PERCENT = 1.0
+MIB = 1 << 20
+
+
+def _allocation_usage(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
+    """Judge the two-tenant usage probe: every tenant's series exists, carries its own limit, is at least what
+    the tenant allocated, and is within 1 % of the outside per-process figure."""
+    ms: list[Measurement] = []
+    problems: list[str] = []
+    errors: list[float] = []
+    for row in raw["tenants"]:
+        pod, used, limit = row["pod"], row["series_used_bytes"], row["series_limit_bytes"]
+        if used is None:
+            problems.append(f"the exporter served no hami_vgpu_memory_used_bytes for pod {pod}")
+            continue
+        ms.append(Measurement(name=f"{pod}_series_used", value=round(used / MIB, 1), unit="MiB", conditions=cond))
+        ms.append(Measurement(name=f"{pod}_allocated", value=round(row["allocated_bytes"] / MIB, 1), unit="MiB",
+                              conditions=cond))
+        if limit != row["limit_mib"] * MIB:
+            problems.append(f"pod {pod}: hami_vgpu_memory_limit_bytes {limit} but its limit is {row['limit_mib']} MiB")
+        if used < row["allocated_bytes"]:
+            problems.append(f"pod {pod}: series {used} B below the {row['allocated_bytes']} B it allocated")
+        outside, name = row.get("nvml_process_used_bytes"), f"{pod}_process_used"
+        if not outside:  # NVML names no tenant PID (a PID namespace): the device's growth when it started
+            outside, name = row.get("nvml_device_growth_bytes"), f"{pod}_device_growth"
+        if outside and outside > 0:
+            ms.append(Measurement(name=name, value=round(outside / MIB, 1), unit="MiB", conditions=cond))
+            ms.append(Measurement(name=f"{pod}_series_minus_outside", value=round((used - outside) / MIB, 1),
+                                  unit="MiB", conditions=cond))
+            errors.append(100 * abs(used - outside) / outside)
+    if problems:
+        return Level.UNSUPPORTED, ms, "; ".join(problems)
+    if not errors or len(errors) != len(raw["tenants"]):
+        return Level.UNVERIFIED, ms, "no per-process usage from outside the tenants (NVML) to compare with"
+    ms.insert(0, Measurement(name="usage_error", value=round(max(errors), 3), unit="%", conditions=cond,
+                             target=f"<= {USAGE_TOLERANCE_PERCENT:g}"))
+    ok = max(errors) <= USAGE_TOLERANCE_PERCENT
+    return (Level.SUPPORTED if ok else Level.PARTIAL), ms, "" if ok else "a series misses its tenant's usage"
+
+
+def _usage_probe(device: Device, behaviour_id: str) -> ProbeResult:
+    from .interposer import usage_probe
+
+    tenants = usage_probe.DEFAULT_TENANTS
+    cond = ("two tenants on one GPU, each under libvgpu.so with its own container folder: " + "; ".join(
+        f"{t.pod} {t.limit_mib} MiB / {t.sm_percent} % allocating {t.alloc_mib} MiB" for t in tenants)
+        + "; exporter scraped while both hold their allocation; outside view: NVML per-process used memory")
+    raw = usage_probe.measure_allocation_usage(device)
+    try:
+        level, measurements, note = _allocation_usage(raw, cond)
+    except (KeyError, TypeError) as err:
+        return ProbeResult(behaviour_id=behaviour_id, level=Level.UNVERIFIED,
+                           evidence=[f"usage probe answered without {err}"])
+    frameworks = sorted({r["framework"] for r in raw["tenants"]})
+    evidence = [f"measure_allocation_usage({device.uuid}) with libvgpu.so {raw['library_version']} on "
+                f"{device.provenance.label()}, tenants via {'/'.join(frameworks)}",
+                f"pass: each tenant's hami_vgpu_memory_used_bytes within {USAGE_TOLERANCE_PERCENT:g} % of its "
+                "process's NVML used memory (else the device's NVML used-memory growth when the tenant started, "
+                "tenants started one at a time), its limit series equal to its limit, never below what it allocated"]
+    return ProbeResult(behaviour_id=behaviour_id, level=level, evidence=evidence, measurements=measurements,
+                       notes=note)
 
 
 def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
@@ -167,7 +238,7 @@ def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
                                _priority),
         "isolation/work-conserving-sharing": (
             "measure_work_conserving", (device.index, 5.0, WORK_CONSERVING_LIMITS),
-            f"training loop (124 M transformer, batch 4 x 512) + inference loop (batch 1 x 128), "
+            f"training loop (124 M transformer, batch 16 x 1024) + inference loop (batch 1 x 128), "
             f"CUDA_DEVICE_SM_LIMIT {WORK_CONSERVING_LIMITS[0]} + {WORK_CONSERVING_LIMITS[1]} vs the same pair "
             "native, 5 s windows, % of each program's solo throughput", _work_conserving),
     }
@@ -185,6 +256,8 @@ def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
         from .interposer import probe as iprobe
     except ImportError:
         return None
+    if behaviour_id == "metrics/allocation-usage":
+        return _usage_probe(device, behaviour_id)
     plan = _plan(device).get(behaviour_id)
     if plan is None:
         return None

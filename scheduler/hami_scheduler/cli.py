@@ -263,6 +263,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--max-connections", type=int, default=512,
                      help="open client connections at most; more are closed at once (default 512)")
     srv.add_argument("--metrics-bind", default="", help="host:port for /metrics (default: same server)")
+    srv.add_argument("--legacy-metrics", action="store_true",
+                     help="also serve HAMi's legacy scheduler metric names (GPUDeviceMemoryLimit...), as HAMi's switch")
     srv.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     srv.add_argument("--api-server", default=None, help="API server URL without auth (tests, kubectl proxy)")
     srv.add_argument("--policy", default="binpack", help="default node policy: binpack, spread or a simulator policy")

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hami_hal.errors import InputError
 
 from .extender import Extender
+from .hami_metrics import SchedulerAllocationCollector
 from .httpserver import BUSY, IDLE, READING, BoundedHTTPServer, tls_context
 from .metrics import ExtenderMetrics
 
@@ -84,7 +85,8 @@ class ExtenderServer:
     def __init__(self, extender: Extender, host: str = "127.0.0.1", port: int = 0, ready=None,
                  ssl_context: ssl.SSLContext | None = None, max_connections: int = 512,
                  grace_s: float = 10.0, idle_timeout: float = IDLE_TIMEOUT, body_deadline: float = BODY_DEADLINE,
-                 handshake_timeout: float = 5.0, header_deadline: float = 10.0) -> None:
+                 handshake_timeout: float = 5.0, header_deadline: float = 10.0,
+                 legacy_metrics: bool = False) -> None:
         self.extender = extender
         self.idle_timeout = idle_timeout
         self.body_deadline = body_deadline
@@ -93,6 +95,8 @@ class ExtenderServer:
         self.metrics.nodes.set_function(lambda: len(cluster.nodes))
         self.metrics.pods.set_function(lambda: len(cluster.pods))
         self.metrics.rejected.set_function(lambda: len(cluster.rejected))
+        # HAMi's allocation series (hami_gpu_*, hami_vgpu_*_allocated_*), computed at scrape time
+        self.metrics.registry.register(SchedulerAllocationCollector(cluster, legacy=legacy_metrics))
         self.ready = ready or (lambda: True)
         self.httpd = BoundedHTTPServer((host, port), self._handler(), ssl_context=ssl_context,
                                        max_connections=max_connections, grace_s=grace_s,
@@ -374,7 +378,8 @@ def serve(args) -> int:
     ext, elector = with_leader_election(with_events(ext, kube.api, args), kube.api, args)
     try:
         server = ExtenderServer(ext, host, int(port), ready=watcher.synced.is_set, ssl_context=ssl_context,
-                                max_connections=args.max_connections).start()
+                                max_connections=args.max_connections,
+                                legacy_metrics=getattr(args, "legacy_metrics", False)).start()
     except OSError as exc:
         watcher.stop.set()
         if elector is not None:

@@ -9,9 +9,11 @@ import json
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 import pytest
 from k8s_stack import RESOURCES, gpu_pod
+from prometheus_client.parser import text_string_to_metric_families
 from sched_testing import NVIDIA
 
 from hami_hal.hami_compat import decode_register
@@ -44,7 +46,7 @@ def test_node_agent_registration_is_what_the_extender_schedules_on(stack, deadli
     anns = stack.core.read_node(name).metadata.annotations or {}
     devices = decode_register(anns[NVIDIA.annotations.node_register], NVIDIA.annotations.node_register)
     assert len(devices) == 2 and all(d.health for d in devices)
-    _, port = stack.start_extender()
+    _, port = stack.start_extender(extra=["--legacy-metrics"])
     stack.start_scheduler(port)
     stack.create(gpu_pod("on-agent-node", gpus=2, mem=4096, cores=20))
     deadline(lambda: stack.settled() == {"running": 1, "unschedulable": 0}, 60, "the pod running",
@@ -54,3 +56,11 @@ def test_node_agent_registration_is_what_the_extender_schedules_on(stack, deadli
     allocated = pod["metadata"]["annotations"][NVIDIA.annotations.allocated]
     assert {d.id for d in devices} == {part.split(",")[0] for part in allocated.rstrip(";").split(":") if part}
     assert stack.replay()["overcommits"] == []
+    # HAMi's scheduler series on the extender's /metrics follow the bound pod (issue #11)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    mine = [s for f in text_string_to_metric_families(text) for s in f.samples if s.labels.get("pod") == "on-agent-node"]
+    per_ctr = sorted((s.labels["device_uuid"], s.value) for s in mine if s.name == "hami_vgpu_memory_allocated_bytes")
+    assert per_ctr == sorted((d.id, 4096 * 2**20) for d in devices)
+    assert all(s.labels["zone"] == "vGPU" and s.labels["node"] == name for s in mine)
+    assert any(s.name == "vGPUMemoryAllocated" for f in text_string_to_metric_families(text) for s in f.samples)

@@ -1,5 +1,5 @@
-"""Every query of the Grafana dashboard uses only series the node agent's exporter serves, and every label
-it filters or groups on exists on that series."""
+"""Every query of the Grafana dashboard uses only series hami-hal serves (the node agent's exporter and the
+scheduler's allocation view), and every label it filters or groups on exists on that series."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ GROUPING = r"\b(?:by|on|without|ignoring|group_left|group_right)\s*\(([^)]*)\)"
 
 def problems(path: Path) -> tuple[list[str], set[str]]:
     """Queries using a series or label the exporter does not serve; and the series used."""
-    served = {s.name: set(s.labels) for s in hami_names.ALL} | dict(HAL_SERIES)
+    served = {s.name: set(s.labels) for s in hami_names.ALL + hami_names.SCHEDULER} | dict(HAL_SERIES)
     out: list[str] = []
     used: set[str] = set()
     for expr in _queries(path):
@@ -68,6 +68,9 @@ def test_dashboard_queries_use_served_series_only():
     assert bad == []
     assert {"hami_vgpu_memory_used_bytes", "hami_host_gpu_memory_used_bytes",
             "hami_container_device_utilization_ratio"} <= used
+    # the scheduler row (hami-scheduler serve's /metrics)
+    assert {"hami_node_gpu_memory_allocated_ratio", "hami_gpu_core_allocated_ratio", "hami_gpu_shared_count",
+            "hami_vgpu_memory_allocated_bytes"} <= used
 
 
 def test_checker_catches_a_wrong_name_and_label(tmp_path):

@@ -6,6 +6,7 @@ from hami_hal.models import CapabilityResult, Level
 
 from . import check
 from .context import CheckContext
+from .probe import probe_check
 
 MIB = 1 << 20
 #: Allowed difference between memory_total and the discovered device memory (driver reservations).
@@ -52,6 +53,23 @@ def device_memory(ctx: CheckContext) -> CapabilityResult:
 
 @check("metrics/allocation-usage")
 def allocation_usage(ctx: CheckContext) -> CapabilityResult:
+    """Malformed per-tenant samples fail at once; otherwise the plugin's probe decides (two tenants with
+    different limits on one device, their per-container series against their measured usage), and without
+    a probe the sample check's own answer stands (never better than the samples show)."""
+    samples = _sample_check(ctx)
+    if samples.level is Level.UNSUPPORTED and ctx.implements("hami_hal_allocation_metrics"):
+        return samples
+    probed = probe_check(ctx, fallback=lambda: samples)
+    if probed is samples:
+        return samples
+    # The sample check runs outside the probe (no tenant of its own): label it, so "no tenant ran" is not
+    # read as a statement about the probe's tenants.
+    return probed.model_copy(update={"evidence": [*probed.evidence,
+                                                  *(f"outside the probe: {e}" for e in samples.evidence)]})
+
+
+def _sample_check(ctx: CheckContext) -> CapabilityResult:
+    """The per-tenant samples the plugin reports now: scoped, attributed, in base units, within the device."""
     if not ctx.implements("hami_hal_allocation_metrics"):
         return ctx.result(Level.UNSUPPORTED, ["plugin implements no hami_hal_allocation_metrics"])
     problems: list[str] = []

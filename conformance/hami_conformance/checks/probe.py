@@ -11,18 +11,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hami_hal.models import CapabilityResult, Level, ProbeResult
 
 from ..targets import describe, meets_target
 from .context import CheckContext
 
 
-def probe_check(ctx: CheckContext) -> CapabilityResult:
+def probe_check(ctx: CheckContext, fallback: Callable[[], CapabilityResult] | None = None) -> CapabilityResult:
+    """Judge the plugin's probe for the behaviour; ``fallback`` answers instead when the plugin has no probe
+    for it (no hook, or the hook answered None), for behaviours with a weaker check of their own."""
     bid = ctx.behaviour.id
     dev = next((d for d in ctx.devices if d.healthy), None)
     if dev is None:
         return ctx.result(Level.UNVERIFIED, ["no healthy device to run the probe on"])
     if not ctx.implements("hami_hal_conformance_probe"):
+        if fallback is not None:
+            return fallback()
         return ctx.result(Level.UNVERIFIED, [f"plugin implements no hami_hal_conformance_probe; {bid} needs a "
                                              "workload on the device"])
     try:
@@ -31,6 +37,8 @@ def probe_check(ctx: CheckContext) -> CapabilityResult:
         return ctx.result(Level.UNVERIFIED, [f"probe raised {type(err).__name__}: {str(err)[:200]}"],
                           notes="the probe could not complete")
     if res is None:
+        if fallback is not None:
+            return fallback()
         return ctx.result(Level.UNVERIFIED, [f"plugin has no probe for {bid}"])
     if not isinstance(res, ProbeResult):
         return ctx.result(Level.UNVERIFIED, [f"probe returned {type(res).__name__}, not a ProbeResult"])

@@ -66,6 +66,7 @@ static void load_libcuda(void)
     RESOLVE(cuGetProcAddress_v2);
     RESOLVE(cuCtxGetDevice);
     RESOLVE(cuCtxGetCurrent);
+    RESOLVE(cuCtxSetCurrent);
     RESOLVE_AS(cuDeviceGetUuid, "cuDeviceGetUuid_v2");
     RESOLVE_AS(cuDeviceGetUuid, "cuDeviceGetUuid");
     RESOLVE(cuDeviceGetPCIBusId);

@@ -22,15 +22,25 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 2
+#define HAMI_BOARD_VERSION 3
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
+/* Kernel-held record locks (fcntl OFD locks) on the region file, at offsets far past its end: nothing is
+ * stored there, the kernel only records who holds which bytes, and releases them when the holder dies.
+ * A tenant that rewrites the file cannot change them. Byte OWN_BASE + i is write-locked by the process
+ * using slot i (one owner per slot, liveness without trusting pids). Bytes
+ * [USE_BASE + dev * DEV_SPAN + i * LANE, + n) are write-locked by that process when it holds n bytes on
+ * device dev: the container's usage is the sum of the locks the kernel reports in a device's span. */
+#define HAMI_LOCK_OWN_BASE 0x2000000000000000
+#define HAMI_LOCK_USE_BASE 0x4000000000000000
+#define HAMI_LOCK_LANE 0x800000000000
+#define HAMI_LOCK_DEV_SPAN 0x200000000000000
 
 struct hami_device_info {
     uint64_t limit_bytes;      /* memory limit, 0 = none */
     int32_t sm_limit;          /* 1..100 percent, 100 = none */
-    int32_t reserved0;
+    uint32_t limit_sum;        /* hami_limit_sum(): limits without it were not written by the interposer */
     int64_t tokens_ns;         /* shared GPU-time credit of the container (token bucket) */
     int64_t refill_ns;         /* CLOCK_MONOTONIC time of the last refill */
     uint64_t busy_ns;          /* GPU busy time measured with events, all processes */
@@ -55,7 +65,7 @@ struct hami_region {
     int32_t priority;          /* CUDA_TASK_PRIORITY of the creator, 0 = highest */
     uint32_t device_count;
     uint32_t proc_hwm;         /* slots [0, proc_hwm) may be live */
-    uint32_t tamper_epoch;     /* bumped by a process that found the file rewritten: all re-check */
+    uint32_t tamper_epoch;     /* a fresh random value each time a process finds the file rewritten */
     uint64_t created_unix_ns;
     struct hami_device_info dev[HAMI_MAX_DEVICES];
     struct hami_proc_slot procs[HAMI_MAX_PROCS];
@@ -69,7 +79,9 @@ struct hami_board_gpu {
     int64_t prio_active_ns[HAMI_PRIORITY_LEVELS];  /* last launch per priority level */
     uint64_t user_id[HAMI_BOARD_USERS];     /* containers launching on this GPU under the interposer */
     int64_t user_active_ns[HAMI_BOARD_USERS];  /* their last launch or wait for credit (CLOCK_MONOTONIC) */
-    int64_t user_busy_ns[HAMI_BOARD_USERS];    /* until when they have work in flight on the GPU */
+    int64_t user_busy_ns[HAMI_BOARD_USERS];    /* end of their last busy interval on the GPU (CLOCK_MONOTONIC) */
+    int64_t user_since_ns[HAMI_BOARD_USERS];   /* start of their current or last busy interval; an interval
+                                                  is still open while user_busy_ns < user_since_ns */
 };
 
 struct hami_board {
@@ -92,6 +104,16 @@ static inline uint32_t hami_header_sum(const struct hami_region *r)
         h *= 16777619u;
     }
     return h;
+}
+
+/* A cheap mix over one device's limits and the container: limits whose sum does not match were not written
+ * by a process of this container (garbage or a partial rewrite) and are never adopted. */
+static inline uint32_t hami_limit_sum(uint64_t limit_bytes, int32_t sm_limit, uint32_t dev, uint64_t container_id)
+{
+    uint64_t h = (limit_bytes * 0x9E3779B97F4A7C15ULL) ^ (((uint64_t)(uint32_t)sm_limit << 32) | dev) ^ container_id;
+    h ^= h >> 31;
+    h *= 0xff51afd7ed558ccdULL;
+    return (uint32_t)(h >> 32);
 }
 
 #endif

@@ -1,28 +1,35 @@
 /* launch.c - the SM limit and task priority, applied on every kind of kernel launch.
  *
- * GPU time is measured, not sampled from NVML: an event recorded after each launch on its stream (and
- * one before it when the stream was idle) gives each launch's busy time once the events complete. The
- * container's token bucket earns share% of wall time and is charged with that busy time; work already
- * queued but not yet measured is counted in advance (pending launches x the average launch time), so a
- * process can never queue far ahead of its credit.
+ * The limit is a cap on GPU time, not on launches. Without MPS the kernels of two contexts never run at the
+ * same time: the GPU time-slices evenly between the contexts that have work queued. So a tenant's GPU time
+ * is modelled as processor sharing: the integral, over the time its queue is non-empty, of 1/n(t), n(t)
+ * being the number of tenants with work queued at t. A tenant's queue is non-empty from the host enqueue
+ * time of its first outstanding launch (CLOCK_MONOTONIC, one clock for every process) to the GPU completion
+ * of its last one. Completion times come from the GPU: timing events, converted to host time through a
+ * reference event whose host time is known; the reference is calibrated by every mark (an event cannot
+ * complete before it is recorded, nor after the host saw it complete) and re-based every two seconds.
+ * Each tenant publishes its current or last busy interval on the node board, so every tenant computes
+ * n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
  *
- * Across containers on one GPU, SM-limited containers take turns through a gate on the node board, so
- * their kernels never time-slice against each other (time-slicing would inflate every measurement).
- * The holder hands the gate over after a 20 ms quantum when another container waits, once its queue has
- * drained (HAMI_SM_SHARING=gate, the default). Measured on the H200 (docs/results/2026-12-04-h200-
- * interposer-real-workloads.md): handing it over as soon as the holder's queue drained, at every host
- * sync, cost real programs more than it gave back, so the quantum rule stayed.
- * HAMI_SM_SHARING=overlap lets containers run at the same time (work-conserving) and charges each one's
- * busy time divided by the containers busy at that moment; on the H200 that kept the pair's throughput but
- * did not split contended GPU time by the limits (the GPU's time slices are coarser than the kernels, so
- * measured times are inflated less than the divisor assumes).
+ * Each container has a token bucket (its shared region) earning limit% of wall time, up to 50 ms deep,
+ * charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
+ * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
+ * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
+ * A program whose busy time stays below its limit is never held; its per-launch cost is one event record
+ * (coarser marking, one mark per 100 us, was tried on the H200 and merged a launch-bound program's idle
+ * gaps into its busy time). The watcher thread closes any launch left without a mark 100 us after it. Streams being captured into a CUDA graph get no marks (the graph's launch is the launch).
  *
  * GPU_CORE_UTILIZATION_POLICY: force always caps, disable never, default caps only while another
  * container is launching on the same GPU under the interposer (seen on the node board's user list within
  * the last 500 ms); alone under default, launches go to the driver with no measurement.
  *
- * Every time read from the node board is bounded: one more than a second in the future is ignored (a
- * forged mark can neither hold another container forever nor keep the gate). */
+ * Measured history (docs/results/2026-12-04-h200-interposer-real-workloads.md): exclusive turns through a
+ * gate lost 15-60 % of the GPU on real programs; charging event-measured kernel time divided by the busy
+ * tenants under-charged everyone (a kernel's events do not span the other context's time slices).
+ *
+ * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
+ * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
+ * anyone's charge for long; a tenant cannot raise its own share by what it writes). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
@@ -37,18 +44,27 @@
 
 struct mark {
     CUevent e;
-    int start;  /* recorded before a launch on an idle stream: no busy time before it */
+    int64_t enq;  /* host enqueue time of the first launch this mark closes; 0 = a calibration mark */
+    int64_t rec;  /* host time the mark was recorded */
 };
 
 struct squeue {
     CUstream s;
     int head, count;
+    int unmarked;          /* launches after the last mark */
+    int64_t unmarked_enq;  /* host enqueue time of the first of them */
+    int64_t last_mark, last_launch;
+    int64_t done_end;      /* host time the last completed mark on this stream completed */
     struct mark ring[RING];
 };
 
 #define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* another container counts as sharing for 500 ms after its last launch */
+#define HEARTBEAT_NS 20000000LL      /* an open busy interval counts for 20 ms past its owner's last heartbeat */
+#define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
+#define CALIB_GAP_NS 5000000LL       /* a calibration mark at most every 5 ms */
+#define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -58,11 +74,10 @@ struct dstate {
     int nfree;
     struct squeue q[MAXQ];
     int nq;
-    int pending;            /* measured launches whose end event has not completed yet */
-    int64_t ewma_ns;        /* average busy time per launch */
+    int pending;            /* marks whose completion has not been collected yet */
+    int64_t ewma_ns;        /* average charge per mark */
     struct hami_board_gpu *bgpu;
-    int holding;
-    int64_t hold_since, yield_until, last_stamp;
+    int64_t last_stamp;
     int prio_logged;
     int stopped;            /* out of credit: resume only with the resume credit */
     unsigned int clock_mhz; /* last sampled SM clock */
@@ -71,12 +86,23 @@ struct dstate {
     int64_t user_stamp;     /* last time this container's node-board user entry was refreshed */
     int user_idx;           /* its index in the board entry's user list, -1 = none */
     int shared;             /* another container was seen launching on this GPU recently */
-    int64_t shared_at;
     int capped;             /* the SM limit applied at the last launch */
+    /* host <-> GPU time */
+    CUevent ref;            /* reference event, completed */
+    int64_t ref_host;       /* its host time */
+    int64_t ref_at;         /* when it became the reference */
+    int64_t min_slack;      /* least (estimated completion - record time) of the marks since ref_at */
+    int64_t calib_at;       /* last calibration mark */
+    /* busy interval of this process */
+    int64_t busy_since;     /* 0 = idle */
+    int64_t charged_to;     /* busy time before this has been charged */
+    int64_t last_end;       /* completion of the last collected mark */
 };
 
 static struct dstate states[HAMI_MAX_DEVICES];
 static pthread_once_t states_once = PTHREAD_ONCE_INIT;
+static void start_watcher(void);
+static pid_t watcher_pid;
 
 static void init_states(void)
 {
@@ -106,17 +132,54 @@ static void put_event(struct dstate *ds, CUevent e)
         ds->freev[ds->nfree++] = e;
 }
 
-static int busy_users(struct dstate *ds, int64_t now);
+/* A time read from the node board, or 0 when it lies further in the future than any writer puts it. */
+static int64_t board_time(int64_t t, int64_t now, const char *what)
+{
+    if (t > now + FUTURE_MAX_NS) {
+        char key[64];
+        snprintf(key, sizeof(key), "future:%s", what);
+        vg_log_once(VG_ERROR, key, "node board %s: %s is %.1f s in the future: forged, ignored", vg_cfg.board_path,
+                    what, (double)(t - now) / 1e9);
+        return 0;
+    }
+    return t;
+}
+
+/* The processor-sharing charge of this process's busy time [a, b): the other tenants' intervals come from
+ * the node board (an open one ends at its owner's last heartbeat + 20 ms, or now). */
+static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    int64_t since[HAMI_BOARD_USERS], until[HAMI_BOARD_USERS];
+    int n = 0;
+    if (g) {
+        uint64_t me = vg_region->container_id;
+        for (int i = 0; i < HAMI_BOARD_USERS; i++) {
+            uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+            if (!id || id == me)
+                continue;
+            int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+            int64_t u = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+            int64_t act = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
+            if (s <= 0)
+                continue;
+            if (u < s) {  /* open: busy until now, as long as its heartbeat is fresh */
+                u = act + HEARTBEAT_NS < now ? act + HEARTBEAT_NS : now;
+                if (u < s)
+                    continue;
+            }
+            since[n] = s;
+            until[n] = u;
+            n++;
+        }
+    }
+    return hami_vgpu_ps_charge_ns(a, b, since, until, n);
+}
 
 static void consume(struct dstate *ds, int64_t ns)
 {
-    if (!vg_cfg.sm_gate && ds->bgpu) {
-        /* overlap sharing: kernels of containers running at the same time are time-sliced by the GPU, so
-         * each one's event-measured time includes the others'; charge this container its part */
-        int k = busy_users(ds, vg_now_ns());
-        if (k > 1)
-            ns /= k;
-    }
+    if (ns <= 0)
+        return;
     if (vg_cfg.sm_ref_mhz) {
         int64_t now = vg_now_ns();
         if (now - ds->clock_at > 2000000) {
@@ -132,88 +195,145 @@ static void consume(struct dstate *ds, int64_t ns)
     ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
 }
 
-static void harvest_queues(struct dstate *ds);
+/* Charges this process's busy time [a, b) once (a watermark joins the streams' intervals). */
+static void charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
+{
+    if (a < ds->charged_to)
+        a = ds->charged_to;
+    if (b <= a)
+        return;
+    ds->charged_to = b;
+    consume(ds, ps_charge(ds, a, b, now));
+}
 
-/* Collects the busy time of every completed launch; never blocks. A stream of this process may be
- * capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread would
- * invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
+/* Host time at which event e completed (e has completed), from the reference event; bounded by what is
+ * known for certain: not before it was recorded (rec), not after the host saw it complete (now). Each bound
+ * that binds moves the reference. */
+static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now)
+{
+    float ms = 0;
+    if (!ds->ref || !vg_real.cuEventElapsedTime || vg_real.cuEventElapsedTime(&ms, ds->ref, e) != CUDA_SUCCESS)
+        return now;
+    int64_t h = ds->ref_host + (int64_t)((double)ms * 1e6);
+    if (h < rec) {
+        ds->ref_host += rec - h;
+        h = rec;
+    }
+    if (h > now) {
+        ds->ref_host -= h - now;
+        h = now;
+    }
+    if (h - rec < ds->min_slack)
+        ds->min_slack = h - rec;
+    return h;
+}
+
+/* A completed calibration mark: the first becomes the reference; later ones re-base it every 2 s, after
+ * tightening it by the least slack seen (the promptest mark completed right when it was recorded). */
+static void calibrate(struct dstate *ds, struct mark *m, int64_t now)
+{
+    if (!ds->ref) {
+        ds->ref = m->e;
+        ds->ref_host = m->rec;
+        ds->ref_at = now;
+        ds->min_slack = INT64_MAX;
+        return;
+    }
+    int64_t h = completion(ds, m->e, m->rec, now);
+    if (now - ds->ref_at < REBASE_NS) {
+        put_event(ds, m->e);
+        return;
+    }
+    int64_t tighten = ds->min_slack > 0 && ds->min_slack < INT64_MAX ? ds->min_slack : 0;
+    put_event(ds, ds->ref);
+    ds->ref = m->e;
+    ds->ref_host = h - tighten;
+    ds->ref_at = now;
+    ds->min_slack = INT64_MAX;
+}
+
+static int queues_idle(const struct dstate *ds)
+{
+    for (int i = 0; i < ds->nq; i++)
+        if (ds->q[i].count || ds->q[i].unmarked)
+            return 0;
+    return 1;
+}
+
+/* Publishes this process's busy interval on the node board: open at its start, closed at its end. */
+static void publish(struct dstate *ds, int open, int64_t t)
+{
+    if (!ds->bgpu || ds->user_idx < 0)
+        return;
+    if (open) {
+        __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&ds->bgpu->user_since_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+    } else {
+        __atomic_store_n(&ds->bgpu->user_busy_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+    }
+}
+
+/* Collects every completed mark and charges the busy time it closes; never blocks. A stream of this process
+ * may be capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread
+ * would invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
 static void harvest(struct dstate *ds)
 {
     int mode = 2;  /* CU_STREAM_CAPTURE_MODE_RELAXED */
     int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
                   vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
-    harvest_queues(ds);
+    int64_t now = vg_now_ns();
+    for (int i = 0; i < ds->nq; i++) {
+        struct squeue *q = &ds->q[i];
+        while (q->count > 0) {
+            struct mark *m = &q->ring[q->head];
+            if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
+                break;
+            if (m->enq == 0) {
+                calibrate(ds, m, now);
+            } else {
+                int64_t h = completion(ds, m->e, m->rec, now);
+                int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+                charge(ds, start, h, now);
+                if (h > q->done_end)
+                    q->done_end = h;
+                if (h > ds->last_end)
+                    ds->last_end = h;
+                put_event(ds, m->e);
+                ds->pending--;
+            }
+            q->head = (q->head + 1) % RING;
+            q->count--;
+        }
+    }
+    if (ds->busy_since && queues_idle(ds)) {
+        publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
+        ds->busy_since = 0;
+    }
     if (swapped)
         vg_real.cuThreadExchangeStreamCaptureMode(&mode);
 }
 
-static void harvest_queues(struct dstate *ds)
+/* Age of the oldest marked launch whose completion has not been collected (0 = none). */
+static int64_t oldest_age(const struct dstate *ds, int64_t now)
 {
+    int64_t oldest = 0;
     for (int i = 0; i < ds->nq; i++) {
-        struct squeue *q = &ds->q[i];
-        while (q->count >= 2) {
-            struct mark *a = &q->ring[q->head], *b = &q->ring[(q->head + 1) % RING];
-            if (vg_real.cuEventQuery(b->e) != CUDA_SUCCESS)
+        const struct squeue *q = &ds->q[i];
+        for (int k = 0; k < q->count; k++) {
+            const struct mark *m = &q->ring[(q->head + k) % RING];
+            if (m->enq) {
+                if (!oldest || m->enq < oldest)
+                    oldest = m->enq;
                 break;
-            if (!b->start) {
-                float ms = 0;
-                if (vg_real.cuEventElapsedTime && vg_real.cuEventElapsedTime(&ms, a->e, b->e) == CUDA_SUCCESS &&
-                    ms > 0)
-                    consume(ds, (int64_t)(ms * 1e6));
-                ds->pending--;
             }
-            put_event(ds, a->e);
-            q->head = (q->head + 1) % RING;
-            q->count--;
         }
-        if (q->count == 1 && vg_real.cuEventQuery(q->ring[q->head].e) == CUDA_SUCCESS) {
-            put_event(ds, q->ring[q->head].e);
-            q->count = 0;
-        }
-    }
+    }  /* launches without a mark (a failed record) are not waited for: nothing would ever complete them */
+    return oldest ? now - oldest : 0;
 }
 
 static int64_t inflight_ns(const struct dstate *ds)
 {
     return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
-}
-
-/* A time read from the node board, or 0 when it lies further in the future than any writer puts it. */
-static int64_t board_time(int64_t t, int64_t now, const char *what)
-{
-    if (t > now + FUTURE_MAX_NS) {
-        char key[64];
-        snprintf(key, sizeof(key), "future:%s", what);
-        vg_log_once(VG_ERROR, key, "node board %s: %s is %.1f s in the future: forged, ignored", vg_cfg.board_path,
-                    what, (double)(t - now) / 1e9);
-        return 0;
-    }
-    return t;
-}
-
-/* Containers (this one included) with work in flight on the GPU now, from the board's busy marks. */
-static int busy_users(struct dstate *ds, int64_t now)
-{
-    struct hami_board_gpu *g = ds->bgpu;
-    uint64_t me = vg_region->container_id;
-    int k = 1;
-    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
-        uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
-        int64_t t = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
-        if (id && id != me && t > now - 2000000)
-            k++;
-    }
-    return k;
-}
-
-/* Marks this container busy on the GPU until its queued work is expected to finish. */
-static void note_busy(struct dstate *ds, int64_t now)
-{
-    if (ds->bgpu && ds->user_idx >= 0) {
-        int64_t ahead = inflight_ns(ds);
-        __atomic_store_n(&ds->bgpu->user_busy_ns[ds->user_idx],
-                         now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS), __ATOMIC_RELEASE);
-    }
 }
 
 /* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
@@ -234,9 +354,14 @@ static void note_users(struct dstate *ds, int64_t now)
             uint64_t cur = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
             int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
             if ((cur == 0 || now - t > 10 * SHARE_WINDOW_NS) &&
-                __atomic_compare_exchange_n(&g->user_id[i], &cur, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                __atomic_compare_exchange_n(&g->user_id[i], &cur, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
                 ds->user_idx = i;
+                __atomic_store_n(&g->user_since_ns[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_busy_ns[i], 0, __ATOMIC_RELEASE);
+            }
         }
+        if (ds->user_idx >= 0 && ds->busy_since)
+            __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
     }
     if (ds->user_idx >= 0)
         __atomic_store_n(&g->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
@@ -259,19 +384,27 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
     for (int i = 0; i < ds->nq; i++) {
         if (ds->q[i].s == s)
             return &ds->q[i];
-        if (!ds->q[i].count && !idle)
+        if (!ds->q[i].count && !ds->q[i].unmarked && !idle)
             idle = &ds->q[i];
     }
     struct squeue *q = ds->nq < MAXQ ? &ds->q[ds->nq++] : idle;
     if (q) {
+        memset(q, 0, sizeof(*q) - sizeof(q->ring));
         q->s = s;
-        q->head = q->count = 0;
     }
     return q;
 }
 
-static int push_mark(struct dstate *ds, struct squeue *q, int start)
+/* Records a mark on q's stream (enq 0: a calibration mark). A stream being captured into a graph gets
+ * none: its launches are recorded, not run (the graph's launch is measured), so they are forgotten. */
+static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq)
 {
+    int capture = 0;
+    if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
+        capture != CU_STREAM_CAPTURE_STATUS_NONE) {
+        q->unmarked = 0;
+        return 0;
+    }
     while (q->count >= RING - 1) {  /* ring full: wait for the oldest work to finish */
         harvest(ds);
         if (q->count >= RING - 1)
@@ -281,6 +414,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int start)
     int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
                   vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
     CUevent e = get_event(ds);
+    int64_t now = vg_now_ns();
     CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
     if (swapped)
         vg_real.cuThreadExchangeStreamCaptureMode(&mode);
@@ -290,59 +424,39 @@ static int push_mark(struct dstate *ds, struct squeue *q, int start)
         put_event(ds, e);
         return 0;
     }
-    q->ring[(q->head + q->count) % RING] = (struct mark){e, start};
+    q->ring[(q->head + q->count) % RING] = (struct mark){e, enq, now};
     q->count++;
+    if (enq) {
+        ds->pending++;
+        q->unmarked = 0;
+        q->last_mark = now;
+    } else {
+        ds->calib_at = now;
+    }
     return 1;
 }
 
-/* ---- gate between SM-limited containers ---- */
-
-static void gate_release(struct dstate *ds, int64_t now)
+/* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
+static void close_bursts(struct dstate *ds, int64_t now)
 {
-    uint64_t me = vg_region->container_id;
-    __atomic_compare_exchange_n(&ds->bgpu->owner, &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    ds->holding = 0;
-    ds->yield_until = now + 500000;  /* give a waiting container the first chance */
+    for (int i = 0; i < ds->nq; i++) {
+        struct squeue *q = &ds->q[i];
+        if (!q->unmarked || now - q->last_launch < MARK_GAP_NS)
+            continue;
+        if (q->s == CU_STREAM_PER_THREAD)
+            q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
+        else
+            push_mark(ds, q, q->unmarked_enq);
+    }
 }
 
-/* The gate's expiry as read from the board: a forged far-future expiry counts as expired. */
-static int64_t owner_until(struct hami_board_gpu *g, int64_t now)
+/* The throttle's square-wave period. Long on-phases exist for a GPU that is otherwise idle: in short bursts a
+ * power-capped GPU runs above the clock it sustains, handing out more throughput than the share. While
+ * another container shares the GPU it stays loaded anyway, and long off-phases of both tenants at once only
+ * leave it idle: then the period is at most 100 ms. */
+static int64_t period_ns(const struct dstate *ds)
 {
-    return board_time(__atomic_load_n(&g->owner_until_ns, __ATOMIC_ACQUIRE), now, "the gate's expiry");
-}
-
-/* 1 when this container may launch on the GPU now. */
-static int gate_take(struct dstate *ds, int64_t now)
-{
-    struct hami_board_gpu *g = ds->bgpu;
-    if (!g || !vg_cfg.sm_gate)
-        return 1;  /* HAMI_SM_SHARING=overlap: no turns; each container's charge is its part */
-    uint64_t me = vg_region->container_id;
-    uint64_t owner = __atomic_load_n(&g->owner, __ATOMIC_ACQUIRE);
-    if (owner == me) {
-        int64_t waiter = __atomic_load_n(&g->waiter_since_ns, __ATOMIC_ACQUIRE);
-        if (waiter && now - ds->hold_since > HAMI_GATE_QUANTUM_NS) {
-            if (ds->pending == 0)
-                gate_release(ds, now);
-            return 0;  /* stop queueing; hand over once our work has drained */
-        }
-        ds->holding = 1;
-        int64_t ahead = inflight_ns(ds);
-        __atomic_store_n(&g->owner_until_ns, now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS) +
-                                                 5000000, __ATOMIC_RELEASE);
-        return 1;
-    }
-    if (now >= ds->yield_until && (owner == 0 || now > owner_until(g, now)) &&
-        __atomic_compare_exchange_n(&g->owner, &owner, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&g->owner_until_ns, now + 5000000, __ATOMIC_RELEASE);
-        __atomic_store_n(&g->waiter_since_ns, 0, __ATOMIC_RELEASE);
-        ds->holding = 1;
-        ds->hold_since = now;
-        return 1;
-    }
-    int64_t zero = 0;
-    __atomic_compare_exchange_n(&g->waiter_since_ns, &zero, now, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    return 0;
+    return ds->shared && vg_cfg.sm_period_ns > 100000000LL ? 100000000LL : vg_cfg.sm_period_ns;
 }
 
 static void throttle(struct dstate *ds, int sm)
@@ -350,32 +464,24 @@ static void throttle(struct dstate *ds, int sm)
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     for (;;) {
         int64_t now = vg_now_ns();
-        note_users(ds, now);  /* waiting for credit or the gate is still using the GPU: stay on the list */
+        note_users(ds, now);  /* waiting for credit is still using the GPU: stay on the list */
         if (now - ds->harvest_at > 100000 || ds->pending > 16) {
             harvest(ds);
             ds->harvest_at = now;
         }
-        int64_t resume = hami_vgpu_resume_credit_ns(vg_cfg.sm_period_ns, sm);
+        int64_t resume = hami_vgpu_resume_credit_ns(period_ns(ds), sm);
         hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm,
                                 2 * resume > HAMI_BUCKET_CAP_NS ? 2 * resume : HAMI_BUCKET_CAP_NS);
         int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
         int64_t need = ds->stopped ? resume : 0;
         int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), sm);
         ds->stopped = wait > 0;
-        if (wait == 0) {
-            if (gate_take(ds, now))
-                return;
-            harvest(ds);  /* waiting for the gate or for our own queue to drain: keep the count exact */
-            ds->harvest_at = now;
-            wait = 30000;
-        } else if (ds->holding) {
-            harvest(ds);
-            ds->harvest_at = now;
-            if (ds->pending == 0)
-                gate_release(ds, now);  /* out of credit and drained: let another container in */
-            else if (wait > 30000)
-                wait = 30000;           /* poll until drained */
-        }
+        if (wait == 0 && oldest_age(ds, now) > HAMI_INFLIGHT_NS)
+            wait = 100000;  /* enough queued: let it drain a little */
+        if (wait == 0)
+            return;
+        if (wait > 200000)
+            wait = 200000;  /* keep collecting completions while waiting */
         pthread_mutex_unlock(&ds->mu);
         sleep_ns(wait);
         pthread_mutex_lock(&ds->mu);
@@ -416,32 +522,47 @@ static void priority_gate(struct dstate *ds)
     }
 }
 
-/* A process with a task priority keeps its level marked active on the node board for as long as its
- * launched work is still running on the GPU (not only while it is inside launch calls), so lower levels
- * stay held until it is really idle. One watcher thread per process polls the pending events. */
-static pid_t watcher_pid;
+/* One watcher thread per process: it collects completions while the program does not launch, closes a
+ * burst's last launches with a mark 100 us after the burst (so its end is measured, not guessed), keeps the
+ * busy interval's heartbeat fresh on the node board, and keeps a task priority's level marked active for as
+ * long as the launched work is still running on the GPU (lower levels stay held until it is really idle).
+ * It polls every 100 us while work is outstanding, every millisecond otherwise. */
 static pthread_mutex_t watcher_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void *priority_watcher(void *arg)
+static void *watcher(void *arg)
 {
     (void)arg;
+    CUcontext cur = NULL;
+    int64_t period = 1000000;
     for (;;) {
-        sleep_ns(1000000);
-        int64_t now = vg_now_ns();
+        sleep_ns(period);
+        period = 1000000;
         for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
             struct dstate *ds = &states[d];
-            if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE) || !ds->bgpu)
+            if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
                 continue;
-            if (pthread_mutex_trylock(&ds->mu) != 0)
+            if (pthread_mutex_trylock(&ds->mu) != 0) {
+                period = 100000;
                 continue;  /* a launch is in progress: it does this itself */
+            }
+            int64_t now = vg_now_ns();
+            if (ds->ctx != cur && vg_real.cuCtxSetCurrent && vg_real.cuCtxSetCurrent(ds->ctx) == CUDA_SUCCESS)
+                cur = ds->ctx;
+            if (ds->ctx == cur)
+                close_bursts(ds, now);
             harvest(ds);
-            int64_t ahead = inflight_ns(ds);
-            if (ds->pending > 0)
-                note_busy(ds, now);
-            if (ds->pending > 0)  /* active until the queued work is expected to finish */
-                __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],
-                                 now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS), __ATOMIC_RELEASE);
-
+            ds->harvest_at = now;
+            if (ds->busy_since) {
+                period = 100000;
+                if (ds->bgpu && ds->user_idx >= 0)
+                    __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+                if (ds->bgpu && vg_cfg.priority_set) {  /* active until the queued work is expected to finish */
+                    int64_t ahead = inflight_ns(ds);
+                    __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],
+                                     now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS),
+                                     __ATOMIC_RELEASE);
+                }
+            }
             pthread_mutex_unlock(&ds->mu);
         }
     }
@@ -456,7 +577,7 @@ static void start_watcher(void)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, priority_watcher, NULL) == 0)
+        if (pthread_create(&t, &attr, watcher, NULL) == 0)
             watcher_pid = getpid();
         pthread_attr_destroy(&attr);
     }
@@ -500,25 +621,14 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         /* alone on the GPU under the default policy: not capped. With no explicit priority nothing else
          * applies either (a higher-priority container would be on the user list, so not alone): straight to
          * the driver, with no capture query, no events and no board reads beyond the user mark. */
-        if (ds->holding)
-            gate_release(ds, now);
         ds->capped = 0;
         if (!vg_cfg.priority_env)
             return ds;
         sm = 100;
     }
-    int capture = 0;
-    if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(s, &capture) == CUDA_SUCCESS &&
-        capture != CU_STREAM_CAPTURE_STATUS_NONE) {
-        pthread_mutex_unlock(&ds->mu);
-        return NULL;  /* recorded into a graph: limited when the graph is launched */
-    }
     int watch = ds->bgpu && vg_cfg.priority_set;
-    if (watch) {
+    if (watch)
         priority_gate(ds);
-        if (watcher_pid != getpid())
-            start_watcher();
-    }
     if (sm < 100 && !ds->capped) {
         /* (re)entering the capped state: no debt carried over from an uncapped spell (nothing was charged
          * then), credit kept */
@@ -534,11 +644,22 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         vg_real.cuCtxGetCurrent(&ctx);
     if ((sm < 100 || watch) && ctx == ds->ctx && vg_real.cuEventCreate && vg_real.cuEventQuery &&
         vg_real.cuEventRecord) {
+        if (watcher_pid != getpid())
+            start_watcher();
         if (sm < 100)
             throttle(ds, sm);
         struct squeue *q = find_queue(ds, s);
-        if (q && (q->count > 0 || push_mark(ds, q, 1)))
+        if (q) {
+            now = vg_now_ns();
+            if (!ds->busy_since) {
+                ds->busy_since = now;
+                publish(ds, 1, now);
+            }
+            if (!q->count && !q->unmarked && (!ds->ref || now - ds->calib_at > CALIB_GAP_NS))
+                push_mark(ds, q, 0);  /* the stream is idle: a calibration sample */
+            q->last_launch = now;
             *qout = q;
+        }
     }
     return ds;
 }
@@ -547,14 +668,18 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
 {
     if (!ds)
         return;
-    if (q && r == CUDA_SUCCESS && push_mark(ds, q, 0)) {
-        ds->pending++;
-        if (!vg_cfg.sm_gate && ds->pending == 1)
-            note_busy(ds, vg_now_ns());
+    int64_t now = vg_now_ns();
+    if (q && r == CUDA_SUCCESS) {
+        if (!q->unmarked)
+            q->unmarked_enq = q->last_launch;
+        q->unmarked++;
+        /* a mark per launch: measured on the H200, marking only every 100 us merged a launch-bound
+         * program's idle gaps into its busy time (charged twice its GPU time); a mark costs ~2 % there */
+        push_mark(ds, q, q->unmarked_enq);
     }
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&di->last_launch_ns, vg_now_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&di->last_launch_ns, now, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&ds->mu);
 }
 

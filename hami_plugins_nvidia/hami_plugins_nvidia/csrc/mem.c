@@ -471,13 +471,14 @@ VG_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev)
         if (ctx && *ctx)
             prim_ctx[dev] = (uint64_t)(uintptr_t)*ctx;
         if (first) {
-            uint64_t cost = vg_cfg.ctx_reserve;
+            uint64_t cost = vg_cfg.ctx_reserve, slack = 0;
             if (!vg_cfg.ctx_reserve_set && before) {
                 uint64_t after = vg_nvml_used(dev);
                 cost = after > before ? after - before : 0;
                 if (cost > (2ULL << 30))
                     cost = 0;  /* someone else allocated meanwhile; do not guess */
-                cost += vg_cfg.ctx_slack;  /* the driver's later, invisible growth (lazy modules, pools) */
+                slack = vg_cfg.ctx_slack;  /* the driver's later, invisible growth (lazy modules, pools) */
+                cost += slack;
             }
             if (!vg_charge_locked(dev, cost, "context creation")) {
                 ctx_refs[dev]--;
@@ -486,6 +487,7 @@ VG_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev)
                 return CUDA_ERROR_OUT_OF_MEMORY;
             }
             ctx_charge[dev] = cost;
+            vg_set_reserved_locked(dev, slack);  /* held against the limit, not reported as in use */
             vg_log(VG_INFO, "device %d: context charged %llu bytes", dev, (unsigned long long)cost);
         }
     }
@@ -501,6 +503,7 @@ static void drop_context_locked(CUdevice dev, int all)
     if (ctx_refs[dev] > 0) {
         ctx_refs[dev] = all ? 0 : ctx_refs[dev] - 1;
         if (ctx_refs[dev] == 0) {
+            vg_set_reserved_locked(dev, 0);
             vg_uncharge_locked(dev, ctx_charge[dev]);
             ctx_charge[dev] = 0;
             destroyed = 1;

@@ -5,9 +5,11 @@
  * the kernel when a holder is killed, so a SIGKILL can never leave the region locked.
  *
  * Never fail open: the file is writable by every process of the container, so nothing read from it is
- * trusted after attach either. Every lock re-checks the file's size and header against this process's
- * copy (and repairs them), every counter is range-checked where it is read, sums saturate, the limits can
- * only get stricter while the region is live, and a process with no free slot is refused memory. */
+ * trusted for a decision. What the other processes hold is read from the kernel's record locks
+ * (lanes.c), which no write to the file can change; this process's own usage and the limits it has seen
+ * are kept privately. The file's header, limits and this process's slot are re-checked and repaired at
+ * every lock (so the exporter reading the file sees the truth again), the limits can only get stricter
+ * while the region is live, and a process with no free slot is refused memory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lanes.h"
 #include "vgpu.h"
 
 struct hami_region *vg_region;
 static int region_fd = -1;
+static dev_t region_dev;  /* the file region_fd must still name (an application may close or reuse the fd) */
+static ino_t region_ino;
+static int region_lost;  /* the file could not be found again: refuse, never count only ourselves */
 static int slot_idx = -1;
 static pid_t slot_pid;
 static pthread_mutex_t region_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -32,16 +38,30 @@ static pthread_mutex_t attach_mu = PTHREAD_MUTEX_INITIALIZER;
 static volatile int attach_state;  /* 0 not yet, 1 ready, -1 off */
 
 /* This process's own copy of what it must never let the file talk it out of: the header identity, the
- * limits in force (only ever made stricter), and what its own slot holds. */
+ * limits in force (only ever made stricter), what it holds, and what the kernel holds for it (pub). */
 static struct {
     uint64_t container_id;
     int32_t priority;
     uint64_t limit[HAMI_MAX_DEVICES];
     int sm[HAMI_MAX_DEVICES];
     uint64_t used[HAMI_MAX_DEVICES];
+    uint64_t pub[HAMI_MAX_DEVICES];
+    uint64_t reserved[HAMI_MAX_DEVICES];  /* charged but not in use (the context slack): enforced, not reported */
 } mine;
 
-static uint32_t seen_epoch;  /* the region's tamper_epoch at this process's last lock */
+/* What the file's slot reports for this process on a device: the charge minus the reservation. The kernel
+ * lock lanes carry the full charge (that is what the limit is checked against); the slot is what the
+ * exporter shows as the container's usage, so it should match the memory the process really holds. */
+static uint64_t reported(int dev, uint64_t used)
+{
+    return used > mine.reserved[dev] ? used - mine.reserved[dev] : 0;
+}
+
+static void report_all(struct hami_proc_slot *s)
+{
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+        s->used[d] = reported(d, mine.used[d]);
+}
 
 /* The stricter of two memory limits (0 = none). */
 static uint64_t stricter_mem(uint64_t a, uint64_t b)
@@ -84,20 +104,6 @@ static uint64_t proc_start_ticks(pid_t pid)
     return start;
 }
 
-static int proc_alive(pid_t pid, uint64_t start_ticks)
-{
-    if (pid <= 0)
-        return 0;
-    if (kill(pid, 0) != 0 && errno == ESRCH)
-        return 0;
-    if (start_ticks) {
-        uint64_t now = proc_start_ticks(pid);
-        if (now && now != start_ticks)
-            return 0;  /* the pid was reused by another process */
-    }
-    return 1;
-}
-
 static uint64_t random_id(void)
 {
     uint64_t id = 0;
@@ -110,6 +116,20 @@ static uint64_t random_id(void)
     if (!id)
         id = ((uint64_t)getpid() << 32) ^ (uint64_t)vg_now_ns();
     return id ? id : 1;
+}
+
+/* Writes one device's limits into the region with their sum (the caller holds the lock). */
+static void put_limits(struct hami_region *r, int i, uint64_t mem, int sm)
+{
+    r->dev[i].limit_bytes = mem;
+    r->dev[i].sm_limit = sm;
+    r->dev[i].limit_sum = hami_limit_sum(mem, sm, (uint32_t)i, r->container_id);
+}
+
+static int limits_signed(const struct hami_region *r, int i, uint64_t mem, int sm)
+{
+    return __atomic_load_n(&r->dev[i].limit_sum, __ATOMIC_RELAXED) ==
+           hami_limit_sum(mem, sm, (uint32_t)i, __atomic_load_n(&r->container_id, __ATOMIC_RELAXED));
 }
 
 static void init_region(struct hami_region *r)
@@ -126,8 +146,7 @@ static void init_region(struct hami_region *r)
     r->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
     int64_t now = vg_now_ns();
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
-        r->dev[i].limit_bytes = vg_cfg.mem_limit[i];
-        r->dev[i].sm_limit = vg_cfg.sm_limit[i];
+        put_limits(r, i, vg_cfg.mem_limit[i], vg_cfg.sm_limit[i]);
         r->dev[i].refill_ns = now;
         if (vg_cfg.mem_limit[i] || vg_cfg.sm_limit[i] < 100)
             r->device_count = i + 1;
@@ -136,10 +155,9 @@ static void init_region(struct hami_region *r)
     }
     mine.container_id = r->container_id;
     mine.priority = r->priority;
-    seen_epoch = r->tamper_epoch;
 }
 
-/* Empty string when the mapped region can be trusted, else why not. */
+/* Empty string when the mapped region's header can be trusted, else why not. */
 static const char *region_problem(const struct hami_region *r)
 {
     if (r->magic == 19920718)
@@ -187,8 +205,7 @@ static void apply_stricter_locked(void)
             }
             ndiff++;
         }
-        r->dev[i].limit_bytes = mem;
-        r->dev[i].sm_limit = sm;
+        put_limits(r, i, mem, sm);
         mine.limit[i] = mem;
         mine.sm[i] = sm;
         if ((mem || sm < 100) && r->device_count < (uint32_t)i + 1)
@@ -203,8 +220,16 @@ static void apply_stricter_locked(void)
     mine.priority = r->priority;
 }
 
-static int any_live_slot_locked(void);
 static void verify_locked(void);
+static int clean_slots_locked(int rebuild);
+
+/* Whether another process of the container holds a slot, asked of the kernel (slot owner locks), not of
+ * the file: a rewritten file cannot hide a live tenant, nor invent one. Unreadable counts as live. */
+static int others_live(int fd)
+{
+    int64_t s, e;
+    return vg_lane_test(fd, HAMI_LOCK_OWN_BASE, HAMI_MAX_PROCS, &s, &e) != 0;
+}
 
 /* Why an opened region file must not be used, or "": it must be a plain file (not a link: O_NOFOLLOW
  * refused those), with one name, owned by root or by this process's user, so another user cannot plant
@@ -218,6 +243,41 @@ static const char *file_problem(const struct stat *st)
     if (st->st_uid != 0 && st->st_uid != geteuid())
         return "owned by another user";
     return "";
+}
+
+/* The region lock between processes. A process that holds it forever (a tenant's flock) must not stall the
+ * others: after LOCK_WAIT_NS without it this process goes on, with one line. That is safe for the limit
+ * (charges reserve in the kernel before they count, see vg_charge_locked); only the file's bookkeeping
+ * may then race. Once stuck, later calls only try it once, until they get it again. */
+#define LOCK_WAIT_NS 2000000000LL
+#define LOCK_STUCK_NS 0LL
+static int region_flocked, lock_stuck;
+
+static int lock_region(int fd)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return 1;
+    int64_t start = vg_now_ns(), wait = lock_stuck ? LOCK_STUCK_NS : LOCK_WAIT_NS;
+    long pause_ns = 20000;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            lock_stuck = 0;
+            return 1;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return 0;
+        if (vg_now_ns() - start > wait)
+            break;
+        struct timespec ts = {0, pause_ns};
+        nanosleep(&ts, NULL);
+        if (pause_ns < 1000000)
+            pause_ns *= 2;
+    }
+    lock_stuck = 1;
+    vg_log_once(VG_ERROR, "stuck", "shared region %s: its lock has been held for over %lld ms by another process: "
+                                   "going on without it (the limit is still held through the kernel's record locks)",
+                vg_cfg.region_path, (long long)(LOCK_WAIT_NS / 1000000));
+    return 0;
 }
 
 static int open_shared(void)
@@ -239,61 +299,87 @@ static int open_shared(void)
         close(fd);
         return 0;
     }
-    flock(fd, LOCK_EX);
+    int flocked = lock_region(fd);
+    /* Processes of this container that hold slots make the file ours whatever it now contains: a tenant
+     * wrecked it, and going private would ignore their usage. Without any, a file that is not a region
+     * of ours (HAMi-core's, another layout, garbage) is left alone and not trusted. */
+    int live = others_live(fd);
     int ok = fstat(fd, &st) == 0;
     if (ok && st.st_size == 0)
         ok = ftruncate(fd, sizeof(struct hami_region)) == 0 && fstat(fd, &st) == 0;
+    int wrecked = 0;
+    if (ok && live && st.st_size != (off_t)sizeof(struct hami_region)) {
+        vg_log(VG_ERROR, "shared region %s was resized to %lld bytes while other processes of this container use "
+                         "it: restored to %zu", vg_cfg.region_path, (long long)st.st_size,
+               sizeof(struct hami_region));
+        ok = ftruncate(fd, sizeof(struct hami_region)) == 0 && fstat(fd, &st) == 0;
+        wrecked = 1;
+    }
     if (!ok || st.st_size != (off_t)sizeof(struct hami_region)) {
         vg_log(VG_ERROR, "shared region %s is not ours (size %lld, expected %zu): not trusted; accounting "
                          "covers this process only", vg_cfg.region_path, (long long)st.st_size,
                sizeof(struct hami_region));
-        flock(fd, LOCK_UN);
+        if (flocked)
+            flock(fd, LOCK_UN);
         close(fd);
         return 0;
     }
     void *p = mmap(NULL, sizeof(struct hami_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        flock(fd, LOCK_UN);
+        if (flocked)
+            flock(fd, LOCK_UN);
         close(fd);
         return 0;
     }
     struct hami_region *r = p;
     int fresh = r->magic == 0 && r->size == 0 && r->header_sum == 0;
-    if (!fresh) {
-        const char *why = region_problem(r);
-        if (*why) {
-            vg_log(VG_ERROR, "shared region %s is corrupt or foreign (%s): not trusted; accounting covers this "
-                             "process only", vg_cfg.region_path, why);
-            munmap(p, sizeof(struct hami_region));
+    const char *why = fresh ? "" : region_problem(r);
+    if (*why && !live) {
+        vg_log(VG_ERROR, "shared region %s is corrupt or foreign (%s): not trusted; accounting covers this "
+                         "process only", vg_cfg.region_path, why);
+        munmap(p, sizeof(struct hami_region));
+        if (flocked)
             flock(fd, LOCK_UN);
-            close(fd);
-            return 0;
-        }
+        close(fd);
+        return 0;
+    }
+    if (*why || (fresh && live)) {
+        vg_log(VG_ERROR, "shared region %s was overwritten (%s) while other processes of this container use "
+                         "it: rebuilt from this process's environment; their usage is read from the kernel's "
+                         "locks, their limits and slots come back at their next allocation",
+               vg_cfg.region_path, *why ? why : "all zero");
+        wrecked = 1;
     }
     vg_region = r;
     region_fd = fd;
-    if (!fresh) {
-        mine.container_id = r->container_id;
-        mine.priority = r->priority;
-        seen_epoch = r->tamper_epoch;
-        for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
-            int sm = r->dev[i].sm_limit;
-            mine.limit[i] = r->dev[i].limit_bytes;  /* compared with the environment just below */
-            mine.sm[i] = sm >= 1 && sm <= 100 ? sm : vg_cfg.sm_limit[i];
-        }
-        verify_locked();  /* clamps counters a tenant may have pushed out of range */
-    }
-    if (fresh) {
+    region_dev = st.st_dev;
+    region_ino = st.st_ino;
+    if (fresh || wrecked) {
         init_region(r);
-    } else if (!any_live_slot_locked()) {
+        if (wrecked) {
+            r->tamper_epoch = (uint32_t)random_id();
+            clean_slots_locked(1);  /* the live processes' slots, pids and counts, from the kernel */
+        }
+    } else if (!live) {
         /* left behind by processes that are all gone: its limits belong to nobody, this environment's apply */
         vg_log(VG_MSG, "shared region %s: every process that used it has exited; re-initialised from this "
                        "process's environment", vg_cfg.region_path);
         init_region(r);
     } else {
+        mine.container_id = r->container_id;
+        mine.priority = r->priority;
+        for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
+            int sm = r->dev[i].sm_limit;
+            int good = limits_signed(r, i, r->dev[i].limit_bytes, sm) && sm >= 1 && sm <= 100;
+            /* compared with the environment just below; limits that were not signed are not adopted */
+            mine.limit[i] = good ? r->dev[i].limit_bytes : vg_cfg.mem_limit[i];
+            mine.sm[i] = good ? sm : vg_cfg.sm_limit[i];
+        }
+        verify_locked();  /* repairs what a tenant may have broken */
         apply_stricter_locked();
     }
-    flock(fd, LOCK_UN);
+    if (flocked)
+        flock(fd, LOCK_UN);
     return 1;
 }
 
@@ -332,6 +418,32 @@ static void guard_truncation(void)
     sigaction(SIGBUS, &sa, &prev_bus);
 }
 
+static uint32_t hwm_locked(void);
+
+/* Takes this process's kernel record of device `dev` to `used` bytes; 0 when the kernel refused (a lock of
+ * another owner sits in our lane: whatever placed it, the charge is refused rather than hidden). */
+static int publish_locked(int dev, uint64_t used)
+{
+    if (region_fd < 0 || slot_idx < 0)
+        return 1;  /* a private region: nobody else to tell */
+    if (used > VG_LANE_MAX)
+        return 0;
+    int64_t base = VG_LANE(dev, slot_idx);
+    uint64_t had = mine.pub[dev];
+    if (used > had && vg_lane_set(region_fd, F_WRLCK, base + (int64_t)had, (int64_t)(used - had)) != 0) {
+        char key[32];
+        snprintf(key, sizeof(key), "publish:%d", dev);
+        vg_log_once(VG_ERROR, key, "shared region %s: another owner holds a lock in this process's usage lane on "
+                                   "device %d (%s): its allocations there are refused", vg_cfg.region_path, dev,
+                    strerror(errno));
+        return 0;
+    }
+    if (used < had)
+        vg_lane_set(region_fd, F_UNLCK, base + (int64_t)used, (int64_t)(had - used));
+    mine.pub[dev] = used;
+    return 1;
+}
+
 static void release_slot(void)
 {
     if (!vg_region || slot_idx < 0 || slot_pid != getpid())
@@ -340,21 +452,31 @@ static void release_slot(void)
     struct hami_proc_slot *s = &vg_region->procs[slot_idx];
     if (s->pid == slot_pid)
         memset(s, 0, sizeof(*s));
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+        publish_locked(d, 0);
+    if (region_fd >= 0)
+        vg_owner_drop(region_fd, HAMI_LOCK_OWN_BASE + slot_idx);
     memset(mine.used, 0, sizeof(mine.used));
+    slot_idx = -1;
     vg_unlock();
 }
 
 static void after_fork_child(void)
 {
-    /* the child shares the mapping but needs its own slot and its own open file for flock */
+    /* the child shares the mapping but needs its own slot and its own open file (flock, and the record
+     * locks, which belong to an open file description: the parent's stay the parent's) */
     pthread_mutex_init(&region_mu, NULL);
     slot_idx = -1;
     memset(mine.used, 0, sizeof(mine.used));
+    memset(mine.pub, 0, sizeof(mine.pub));
     if (region_fd >= 0) {
-        int fd = open(vg_cfg.region_path, O_RDWR | O_CLOEXEC);
-        if (fd >= 0) {
+        int fd = open(vg_cfg.region_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == region_dev && st.st_ino == region_ino) {
             close(region_fd);
             region_fd = fd;
+        } else if (fd >= 0) {
+            close(fd);  /* the path names another file now: keep the inherited descriptor of ours */
         }
     }
 }
@@ -379,52 +501,6 @@ int vg_region_ready(void)
 
 __thread int vg_lock_depth;
 
-/* After the file was overwritten or truncated, the other processes' charges are gone from it until each
- * of them takes the lock again and restores its own slot. Until then the container's usage counts at
- * least what the others held at the last good lock (the floor), so a rewrite cannot free quota. */
-#define SNAP_PIDS 128
-static uint64_t snap_others[HAMI_MAX_DEVICES], floor_others[HAMI_MAX_DEVICES];
-static int32_t snap_pid[SNAP_PIDS], floor_pid[SNAP_PIDS];
-static int nsnap, nfloor, floor_on;
-
-static void snapshot_locked(uint32_t h)
-{
-    memset(snap_others, 0, sizeof(snap_others));
-    nsnap = 0;
-    for (uint32_t i = 0; i < h; i++) {
-        const struct hami_proc_slot *s = &vg_region->procs[i];
-        if (!s->state || (int)i == slot_idx)
-            continue;
-        uint64_t any = 0;
-        for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
-            snap_others[d] = sat_add(snap_others[d], s->used[d]);
-            any |= s->used[d];
-        }
-        if (any && nsnap < SNAP_PIDS)
-            snap_pid[nsnap++] = s->pid;
-    }
-}
-
-/* Drops the floor once every process it stands for has died or put its slot back. */
-static void floor_check_locked(uint32_t h)
-{
-    int left = 0;
-    for (int k = 0; k < nfloor; k++) {
-        int32_t pid = floor_pid[k];
-        int back = 0;
-        for (uint32_t i = 0; i < h && !back; i++)
-            back = vg_region->procs[i].state && vg_region->procs[i].pid == pid;
-        if (!back && !(kill(pid, 0) != 0 && errno == ESRCH))
-            floor_pid[left++] = pid;
-    }
-    nfloor = left;
-    if (!nfloor) {
-        floor_on = 0;
-        vg_log(VG_INFO, "shared region %s: every process has restored its slot; usage is read from it again",
-               vg_cfg.region_path);
-    }
-}
-
 /* Slots [0, hwm) may be live; the stored high-water mark is clamped on every read. */
 static uint32_t hwm_locked(void)
 {
@@ -438,9 +514,78 @@ static uint32_t hwm_locked(void)
     return h;
 }
 
-/* Re-checks the shared file under the lock: its size (a truncated mapping would fault), its header and
- * the limits against this process's copy. Anything changed behind our back is put back, with one line
- * per kind of tampering; limits may only have become stricter. */
+static int pid_exists(pid_t pid)
+{
+    return pid > 0 && !(kill(pid, 0) != 0 && errno == ESRCH);
+}
+
+struct owners {
+    int32_t pid[HAMI_MAX_PROCS];  /* 0 = no owner lock; -1 = held, pid unknown */
+    uint32_t top;                 /* 1 + the highest held slot */
+};
+
+static void note_owner(int64_t s, int64_t e, int pid, void *arg)
+{
+    struct owners *o = arg;
+    for (int64_t b = s; b < e && b - HAMI_LOCK_OWN_BASE < HAMI_MAX_PROCS; b++) {
+        o->pid[b - HAMI_LOCK_OWN_BASE] = pid > 0 ? pid : -1;
+        o->top = (uint32_t)(b - HAMI_LOCK_OWN_BASE) + 1;
+    }
+}
+
+/* Brings the file's slots back to what the kernel knows: a slot whose owner lock nobody holds is cleared
+ * (its process died, or the slot is forged). With `rebuild`, every held slot is also rewritten from the
+ * kernel: live, its owner's pid, and its counts re-read from the owner's lanes (after a rewrite). */
+static int clean_slots_locked(int rebuild)
+{
+    if (region_fd < 0)
+        return 0;
+    static struct owners o;  /* callers hold the region lock */
+    memset(&o, 0, sizeof(o));
+    if (vg_lane_walk(region_fd, HAMI_LOCK_OWN_BASE, HAMI_LOCK_OWN_BASE + HAMI_MAX_PROCS, UINT64_MAX, NULL, note_owner,
+                     &o) == UINT64_MAX)
+        return 0;  /* the kernel could not be read: change nothing */
+    int n = 0;
+    uint32_t h = hwm_locked();
+    for (uint32_t i = 0; i < HAMI_MAX_PROCS && (i < h || i < o.top); i++) {
+        struct hami_proc_slot *s = &vg_region->procs[i];
+        if ((int)i == slot_idx)
+            continue;  /* our own: restored from this process's copy */
+        if (!o.pid[i]) {
+            if (!s->state)
+                continue;
+            uint64_t total = 0;
+            for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+                total = sat_add(total, s->used[d]);
+            if (!pid_exists(s->pid))
+                vg_log(VG_INFO, "reclaimed slot of dead pid %d (%llu bytes)", s->pid, (unsigned long long)total);
+            else
+                vg_log_once(VG_ERROR, "forged-slot", "shared region %s: slot %u (pid %d, %llu bytes) is held by no "
+                                                     "process: forged or stale, cleared", vg_cfg.region_path, i,
+                            s->pid, (unsigned long long)total);
+            memset(s, 0, sizeof(*s));
+            n++;
+        } else if (rebuild) {
+            if (o.pid[i] > 0 && s->pid != o.pid[i]) {
+                s->pid = o.pid[i];
+                s->start_ticks = proc_start_ticks(o.pid[i]);
+            }
+            s->state = 1;
+            for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+                s->used[d] = vg_lane_held(region_fd, VG_LANE(d, i), VG_LANE(d, i) + HAMI_LOCK_LANE, UINT64_MAX, NULL);
+        }
+    }
+    uint32_t top = h > o.top ? h : o.top;
+    while (top > 0 && !vg_region->procs[top - 1].state && (int)top - 1 != slot_idx)
+        top--;
+    vg_region->proc_hwm = top;
+    return n;
+}
+
+/* Re-checks the shared file under the lock: its size (a truncated mapping would fault), its header, the
+ * limits (signed, and never laxer than this process's copy) and this process's slot. Anything changed
+ * behind our back is put back, with one line per kind of tampering. Nothing here decides an allocation:
+ * the repair is for the file's readers (the exporter, newcomers). */
 static void verify_locked(void)
 {
     struct hami_region *r = vg_region;
@@ -450,14 +595,6 @@ static void verify_locked(void)
         tampered = 1;
         vg_log_once(VG_ERROR, "bus", "shared region %s was resized (truncated) while in use: restored to %zu bytes",
                     vg_cfg.region_path, sizeof(*r));
-    }
-    for (int k = 0; k < nsnap && !tampered; k++) {  /* a live process never loses its slot: a rewrite did it */
-        int back = 0;
-        uint32_t hh = hwm_locked();
-        for (uint32_t i = 0; i < hh && !back; i++)
-            back = r->procs[i].state && r->procs[i].pid == snap_pid[k];
-        if (!back && !(kill(snap_pid[k], 0) != 0 && errno == ESRCH))
-            tampered = 1;
     }
     if (region_fd >= 0) {
         struct stat st;
@@ -469,8 +606,9 @@ static void verify_locked(void)
                 vg_log_once(VG_ERROR, "size-fail", "cannot restore %s: %s", vg_cfg.region_path, strerror(errno));
         }
     }
-    if (r->magic != HAMI_REGION_MAGIC || r->version != HAMI_REGION_VERSION || r->size != sizeof(*r) ||
-        r->container_id != mine.container_id || r->header_sum != hami_header_sum(r)) {
+    int header_bad = r->magic != HAMI_REGION_MAGIC || r->version != HAMI_REGION_VERSION || r->size != sizeof(*r) ||
+                     r->header_sum != hami_header_sum(r);
+    if (header_bad) {
         tampered = 1;
         vg_log_once(VG_ERROR, "header", "shared region %s was overwritten while in use: header restored from this "
                                         "process's copy", vg_cfg.region_path);
@@ -480,189 +618,201 @@ static void verify_locked(void)
         r->container_id = mine.container_id;
         r->header_sum = hami_header_sum(r);
         r->priority = mine.priority;
+    } else if (r->container_id != mine.container_id) {
+        /* a valid header with another identity: a newcomer rebuilt a wrecked file; adopt it so the
+         * processes agree again (the identity names the container on the node board, not a limit) */
+        vg_log_once(VG_MSG, "newid", "shared region %s was rebuilt by another process: container id %016llx adopted",
+                    vg_cfg.region_path, (unsigned long long)r->container_id);
+        mine.container_id = r->container_id;
+        mine.priority = r->priority;
     }
     if (r->device_count > HAMI_MAX_DEVICES)
         r->device_count = HAMI_MAX_DEVICES;
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
         uint64_t lim = r->dev[i].limit_bytes;
         int sm = r->dev[i].sm_limit;
-        if (stricter_mem(lim, mine.limit[i]) != lim || sm < 1 || sm > 100 || sm > mine.sm[i]) {
-            vg_log_once(VG_ERROR, "limits", "shared region %s: device %d limits (memory %llu, SM %d%%) were loosened or "
-                                       "broken while in use: restored to memory %llu, SM %d%%", vg_cfg.region_path,
+        if (header_bad || !limits_signed(r, i, lim, sm) || sm < 1 || sm > 100) {
+            if (!header_bad && (lim != mine.limit[i] || sm != mine.sm[i]))
+                vg_log_once(VG_ERROR, "limits-garbage", "shared region %s: device %d limits (memory %llu, SM %d%%) "
+                                                        "were loosened or not written by this container: restored "
+                                                        "to memory "
+                                                        "%llu, SM %d%%", vg_cfg.region_path, i,
+                            (unsigned long long)lim, sm, (unsigned long long)mine.limit[i], mine.sm[i]);
+            tampered |= !header_bad;
+            put_limits(r, i, mine.limit[i], mine.sm[i]);
+            continue;
+        }
+        if (stricter_mem(lim, mine.limit[i]) != lim || sm > mine.sm[i]) {
+            vg_log_once(VG_ERROR, "limits", "shared region %s: device %d limits (memory %llu, SM %d%%) were loosened "
+                                            "while in use: restored to memory %llu, SM %d%%", vg_cfg.region_path,
                         i, (unsigned long long)lim, sm, (unsigned long long)mine.limit[i], mine.sm[i]);
-            r->dev[i].limit_bytes = stricter_mem(lim, mine.limit[i]);
-            r->dev[i].sm_limit = (sm >= 1 && sm <= 100 && sm < mine.sm[i]) ? sm : mine.sm[i];
+            put_limits(r, i, stricter_mem(lim, mine.limit[i]), sm < mine.sm[i] ? sm : mine.sm[i]);
         }
         mine.limit[i] = r->dev[i].limit_bytes;  /* a stricter value from a newcomer sticks */
         mine.sm[i] = r->dev[i].sm_limit;
     }
-    uint32_t h = hwm_locked();
+    hwm_locked();
     if (tampered) {
-        uint32_t e;  /* a fresh random value: a rewrite cannot land on one another process has seen */
+        uint32_t e;  /* a fresh random value: readers can tell that the file was rewritten */
         do
             e = (uint32_t)random_id();
-        while (e == seen_epoch || e == 0);
-        r->tamper_epoch = e;  /* tells every other process that the file was rewritten */
-    } else if (r->tamper_epoch != seen_epoch) {
-        tampered = 1;  /* another process found it rewritten since our last lock */
+        while (e == r->tamper_epoch || e == 0);
+        r->tamper_epoch = e;
+        clean_slots_locked(1);
     }
-    seen_epoch = r->tamper_epoch;
-    if (tampered && nsnap) {
-        for (int d = 0; d < HAMI_MAX_DEVICES; d++)
-            if (!floor_on || snap_others[d] > floor_others[d])
-                floor_others[d] = snap_others[d];
-        if (!floor_on)
-            nfloor = 0;
-        for (int k = 0; k < nsnap; k++) {
-            int have = 0;
-            for (int j = 0; j < nfloor && !have; j++)
-                have = floor_pid[j] == snap_pid[k];
-            if (!have && nfloor < SNAP_PIDS)
-                floor_pid[nfloor++] = snap_pid[k];
-        }
-        floor_on = 1;
-        vg_log_once(VG_ERROR, "floor", "shared region %s: counting the %d other processes' last known usage until "
-                                       "each restores its slot or exits", vg_cfg.region_path, nfloor);
-    }
-    if (floor_on)
-        floor_check_locked(h);
-    if (!tampered)
-        snapshot_locked(h);
     if (slot_idx >= 0 && slot_pid == getpid()) {
         struct hami_proc_slot *s = &r->procs[slot_idx];
-        if (s->pid != slot_pid || s->state != 1 || memcmp(s->used, mine.used, sizeof(mine.used))) {
+        int same = 1;
+        for (int d = 0; d < HAMI_MAX_DEVICES && same; d++)
+            same = s->used[d] == reported(d, mine.used[d]);
+        if (s->pid != slot_pid || s->state != 1 || !same) {
             vg_log_once(VG_ERROR, "myslot", "shared region %s: this process's slot was overwritten: restored",
                         vg_cfg.region_path);
             s->pid = slot_pid;
             s->state = 1;
-            memcpy(s->used, mine.used, sizeof(mine.used));
-            if ((uint32_t)slot_idx >= r->proc_hwm)
-                r->proc_hwm = slot_idx + 1;
+            report_all(s);
         }
+        if ((uint32_t)slot_idx >= r->proc_hwm)
+            r->proc_hwm = slot_idx + 1;
     }
+}
+
+/* region_fd must still be the region file. An application that closes every descriptor (daemons do)
+ * drops this process's slot owner lock (a POSIX lock goes with any close), while its usage locks stay with
+ * the old open file description, which the mapping keeps alive but which can no longer be changed. So:
+ * reopen by the path (if it still names the same file), take a new slot and publish the usage there (for a
+ * moment it counts twice: fail closed), then map the file again through the new descriptor, which
+ * releases the old description and its locks. If the path names another file now, the others cannot be
+ * counted: this process is refused memory from then on (never "count only ourselves"). */
+static struct hami_proc_slot *my_slot_locked(void);
+static int avoid_slot = -1;
+
+static void check_fd_locked(void)
+{
+    struct stat st;
+    if (fstat(region_fd, &st) == 0 && st.st_dev == region_dev && st.st_ino == region_ino)
+        return;
+    int fd = open(vg_cfg.region_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == region_dev && st.st_ino == region_ino) {
+        vg_log_once(VG_ERROR, "fd", "shared region %s: its descriptor was closed by the application: reopened, "
+                                    "this process's locks taken again", vg_cfg.region_path);
+        region_fd = fd;  /* the old number may belong to the application now: never closed by us */
+        if (slot_idx >= 0 && slot_pid == getpid() && vg_region->procs[slot_idx].pid == slot_pid)
+            memset(&vg_region->procs[slot_idx], 0, sizeof(vg_region->procs[slot_idx]));
+        avoid_slot = slot_idx;  /* its lanes still hold the old description's locks */
+        slot_idx = -1;
+        my_slot_locked();  /* a new slot, with this process's usage published in its lane */
+        avoid_slot = -1;
+        void *p = mmap(vg_region, sizeof(struct hami_region), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+        if (p == MAP_FAILED)
+            vg_log_once(VG_ERROR, "fd-map", "shared region %s: cannot map it again (%s): this process's old usage "
+                                            "record stays until it exits (counted twice: more is refused)",
+                        vg_cfg.region_path, strerror(errno));
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    vg_log_once(VG_ERROR, "fd-lost", "shared region %s: its descriptor was closed and the path names another file "
+                                     "now: the other processes cannot be counted, so this process's device memory is "
+                                     "refused from here on", vg_cfg.region_path);
+    region_fd = -1;
+    region_lost = 1;
 }
 
 void vg_lock(void)
 {
     vg_lock_depth++;
     pthread_mutex_lock(&region_mu);
+    if (region_fd >= 0)
+        check_fd_locked();
     if (region_fd >= 0) {
-        while (flock(region_fd, LOCK_EX) != 0 && errno == EINTR) {
-        }
+        region_flocked = lock_region(region_fd);
         verify_locked();
     }
 }
 
 void vg_unlock(void)
 {
-    if (region_fd >= 0)
+    if (region_fd >= 0 && region_flocked)
         flock(region_fd, LOCK_UN);
+    region_flocked = 0;
     pthread_mutex_unlock(&region_mu);
     vg_lock_depth--;
 }
 
-static int any_live_slot_locked(void)
-{
-    uint32_t h = hwm_locked();
-    for (uint32_t i = 0; i < h; i++) {
-        struct hami_proc_slot *s = &vg_region->procs[i];
-        if (s->state && s->pid != getpid() && proc_alive(s->pid, s->start_ticks))
-            return 1;
-    }
-    return 0;
-}
-
 int vg_reclaim_dead_locked(void)
 {
-    int n = 0;
-    uint32_t h = hwm_locked();
-    for (uint32_t i = 0; i < h; i++) {
-        struct hami_proc_slot *s = &vg_region->procs[i];
-        if (s->state && s->pid != getpid() && !proc_alive(s->pid, s->start_ticks)) {
-            uint64_t total = 0;
-            for (int d = 0; d < HAMI_MAX_DEVICES; d++)
-                total = sat_add(total, s->used[d]);
-            vg_log(VG_INFO, "reclaimed slot of dead pid %d (%llu bytes)", s->pid, (unsigned long long)total);
-            memset(s, 0, sizeof(*s));
-            n++;
-        }
-    }
-    uint32_t top = hwm_locked();
-    while (top > 0 && !vg_region->procs[top - 1].state)
-        top--;
-    vg_region->proc_hwm = top;
-    return n;
+    return clean_slots_locked(0);
 }
 
 static struct hami_proc_slot *my_slot_locked(void)
 {
     pid_t me = getpid();
     if (slot_idx >= 0 && slot_pid == me) {
-        if (vg_region->procs[slot_idx].pid != me || vg_region->procs[slot_idx].state != 1)
+        struct hami_proc_slot *s = &vg_region->procs[slot_idx];
+        if (s->pid != me || s->state != 1)
             verify_locked();  /* overwritten under us: put our own slot back, never start from zero */
-        return &vg_region->procs[slot_idx];
+        return s;
     }
-    vg_reclaim_dead_locked();
+    clean_slots_locked(0);
     for (int i = 0; i < HAMI_MAX_PROCS; i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
-        if (!s->state) {
-            memset(s, 0, sizeof(*s));
-            s->pid = me;
-            s->start_ticks = proc_start_ticks(me);
-            s->state = 1;
-            slot_idx = i;
-            slot_pid = me;
-            memset(mine.used, 0, sizeof(mine.used));
-            if ((uint32_t)i >= vg_region->proc_hwm)
-                vg_region->proc_hwm = i + 1;
-            return s;
-        }
+        /* the kernel decides who owns a slot: its owner lock is exclusive, whatever the file says */
+        if (i == avoid_slot)
+            continue;
+        if (region_fd >= 0 ? vg_owner_take(region_fd, HAMI_LOCK_OWN_BASE + i) != 0 : s->state != 0)
+            continue;
+        memset(s, 0, sizeof(*s));
+        s->pid = me;
+        s->start_ticks = proc_start_ticks(me);
+        s->state = 1;
+        slot_idx = i;
+        slot_pid = me;
+        /* a new process holds nothing; one whose slot was lost (descriptor closed) publishes what it holds */
+        memset(mine.pub, 0, sizeof(mine.pub));
+        for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+            if (mine.used[d] && !publish_locked(d, mine.used[d]))
+                vg_log_once(VG_ERROR, "republish", "shared region %s: this process's usage on device %d could not "
+                                                   "be published", vg_cfg.region_path, d);
+        report_all(s);
+        if ((uint32_t)i >= vg_region->proc_hwm)
+            vg_region->proc_hwm = i + 1;
+        return s;
     }
-    vg_log_once(VG_ERROR, "noslot", "no free process slot in %s (all %d in use by live processes): this process's "
+    vg_log_once(VG_ERROR, "noslot", "no free process slot in %s (all %d held by live processes): this process's "
                                     "device memory is refused", vg_cfg.region_path, HAMI_MAX_PROCS);
     return NULL;
 }
 
-/* Bytes charged on a device by every live slot; saturates instead of wrapping, so a forged near-2^64
- * count refuses memory rather than lifting the limit. */
+/* What the other processes of the container hold on a device, from the kernel's locks (never the file). */
+static uint64_t others_locked(int dev, uint64_t stop_above)
+{
+    if (region_fd < 0)
+        return 0;
+    return vg_lane_held(region_fd, VG_DEV_SPAN(dev), VG_DEV_SPAN(dev) + HAMI_LOCK_DEV_SPAN, stop_above, NULL);
+}
+
+/* Bytes charged on a device by the container: this process's own count plus the others' locks. */
 uint64_t vg_usage_locked(int dev)
 {
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
         return UINT64_MAX;
-    uint64_t sum = 0;
-    uint64_t limit = vg_limit(dev);
-    uint32_t h = hwm_locked();
-    for (uint32_t i = 0; i < h; i++) {
-        const struct hami_proc_slot *s = &vg_region->procs[i];
-        if (!s->state)
-            continue;
-        uint64_t u = s->used[dev];
-        if (limit && u > limit && (int)i != slot_idx) {
-            char key[48];
-            snprintf(key, sizeof(key), "forged:%d", dev);
-            vg_log_once(VG_ERROR, key, "shared region %s: slot %u (pid %d) claims %llu bytes on device %d, over the "
-                                       "limit of %llu: tampered; memory is refused while it stays", vg_cfg.region_path,
-                        i, s->pid, (unsigned long long)u, dev, (unsigned long long)limit);
-        }
-        sum = sat_add(sum, u);
-    }
-    if (floor_on) {
-        uint64_t own = slot_idx >= 0 ? mine.used[dev] : 0;
-        uint64_t floor = sat_add(floor_others[dev], own);
-        if (sum < floor)
-            sum = floor;
-    }
-    return sum;
+    uint64_t own = slot_idx >= 0 ? mine.used[dev] : 0;
+    return sat_add(own, others_locked(dev, UINT64_MAX));
 }
 
-/* The memory limit in force: the region's value, but never laxer than what this process has seen. */
+/* The memory limit in force: the region's value if it is signed, but never laxer than this process's copy. */
 uint64_t vg_limit(int dev)
 {
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
         return 0;
     if (!vg_region)
         return vg_cfg.mem_limit[dev];
-    return stricter_mem(__atomic_load_n(&vg_region->dev[dev].limit_bytes, __ATOMIC_RELAXED), mine.limit[dev]);
+    uint64_t lim = __atomic_load_n(&vg_region->dev[dev].limit_bytes, __ATOMIC_RELAXED);
+    int sm = __atomic_load_n(&vg_region->dev[dev].sm_limit, __ATOMIC_RELAXED);
+    if (!limits_signed(vg_region, dev, lim, sm))
+        return mine.limit[dev];
+    return stricter_mem(lim, mine.limit[dev]);
 }
 
 /* The SM share in force (1..100), range-checked on every read and never laxer than this process's copy. */
@@ -672,62 +822,91 @@ int vg_sm_limit(int dev)
         return 100;
     if (!vg_region)
         return vg_cfg.sm_limit[dev];
+    uint64_t lim = __atomic_load_n(&vg_region->dev[dev].limit_bytes, __ATOMIC_RELAXED);
     int sm = __atomic_load_n(&vg_region->dev[dev].sm_limit, __ATOMIC_RELAXED);
-    if (sm < 1 || sm > 100 || sm > mine.sm[dev])
+    if (sm < 1 || sm > 100 || sm > mine.sm[dev] || !limits_signed(vg_region, dev, lim, sm))
         sm = mine.sm[dev];
     return sm;
+}
+
+/* The count this process now holds on a device, in the file (for readers) and in the kernel (for the
+ * other processes' decisions). 0 when the kernel would not take it. */
+static int set_mine_locked(struct hami_proc_slot *s, int dev, uint64_t used)
+{
+    if (!publish_locked(dev, used))
+        return 0;
+    mine.used[dev] = used;
+    s->used[dev] = reported(dev, used);
+    return 1;
 }
 
 int vg_charge_locked(int dev, uint64_t bytes, const char *what)
 {
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
         return 0;
+    if (region_lost)
+        return 0;
     struct hami_proc_slot *s = my_slot_locked();
     if (!s)
         return 0;  /* no slot to charge: refuse, never pass unchecked */
     uint64_t limit = vg_limit(dev);
-    if (limit) {
-        uint64_t used = vg_usage_locked(dev);
-        if (bytes > limit || used > limit - bytes) {
-            vg_reconcile_pools_locked();
-            vg_reclaim_dead_locked();
-            used = vg_usage_locked(dev);
-        }
-        if (region_fd >= 0 && (vg_region->magic != HAMI_REGION_MAGIC || vg_region->container_id != mine.container_id ||
-                               vg_region->tamper_epoch != seen_epoch)) {
-            verify_locked();  /* rewritten while we held the lock: count again with the floor */
-            used = vg_usage_locked(dev);
-        }
-        if (bytes > limit || used > limit - bytes) {
-            char key[96];
-            snprintf(key, sizeof(key), "oom:%s:%d:%llu", what, dev, (unsigned long long)limit);
-            vg_log_once(VG_WARN, key, "%s: %llu bytes on device %d would exceed the limit (%llu of %llu in use): "
-                                      "out of memory (logged once)", what, (unsigned long long)bytes, dev,
-                        (unsigned long long)used, (unsigned long long)limit);
+    uint64_t own = mine.used[dev];
+    if (!limit)
+        return set_mine_locked(s, dev, sat_add(own, bytes));
+    /* Reserve first, then count the others: of two processes charging at once, at least one sees the
+     * other's reservation, so the limit holds even without the region lock (lock_region may time out). */
+    int fits = 0;
+    uint64_t used = own;
+    for (int pass = 0; pass < 2 && !fits; pass++) {
+        if (pass)
+            vg_reconcile_pools_locked();  /* pools may have shrunk since they were charged */
+        own = mine.used[dev];
+        used = own;
+        if (bytes > limit || own > limit - bytes)
+            continue;
+        if (!set_mine_locked(s, dev, own + bytes))
             return 0;
-        }
+        uint64_t room = limit - bytes - own;
+        uint64_t others = others_locked(dev, room);
+        used = sat_add(own, others);
+        fits = others <= room;
+        if (!fits)
+            set_mine_locked(s, dev, own);  /* undo the reservation */
     }
-    s->used[dev] = sat_add(s->used[dev], bytes);
-    mine.used[dev] = s->used[dev];
-    return 1;
+    if (!fits) {
+        char key[96];
+        snprintf(key, sizeof(key), "oom:%s:%d:%llu", what, dev, (unsigned long long)limit);
+        vg_log_once(VG_WARN, key, "%s: %llu bytes on device %d would exceed the limit (%s%llu of %llu in use): "
+                                  "out of memory (logged once)", what, (unsigned long long)bytes, dev,
+                    used == own ? "" : "at least ", (unsigned long long)used, (unsigned long long)limit);
+    }
+    return fits;
 }
 
 void vg_force_charge_locked(int dev, uint64_t bytes)
 {
     struct hami_proc_slot *s = dev >= 0 && dev < HAMI_MAX_DEVICES ? my_slot_locked() : NULL;
-    if (s) {
-        s->used[dev] = sat_add(s->used[dev], bytes);
-        mine.used[dev] = s->used[dev];
+    if (s && !set_mine_locked(s, dev, sat_add(mine.used[dev], bytes))) {
+        mine.used[dev] = sat_add(mine.used[dev], bytes);  /* already taken: keep counting it */
+        s->used[dev] = reported(dev, mine.used[dev]);
     }
+}
+
+void vg_set_reserved_locked(int dev, uint64_t bytes)
+{
+    if (dev < 0 || dev >= HAMI_MAX_DEVICES)
+        return;
+    mine.reserved[dev] = bytes;
+    struct hami_proc_slot *s = my_slot_locked();
+    if (s)
+        s->used[dev] = reported(dev, mine.used[dev]);
 }
 
 void vg_uncharge_locked(int dev, uint64_t bytes)
 {
     struct hami_proc_slot *s = dev >= 0 && dev < HAMI_MAX_DEVICES ? my_slot_locked() : NULL;
-    if (s) {
-        s->used[dev] = s->used[dev] > bytes ? s->used[dev] - bytes : 0;
-        mine.used[dev] = s->used[dev];
-    }
+    if (s)
+        set_mine_locked(s, dev, mine.used[dev] > bytes ? mine.used[dev] - bytes : 0);
 }
 
 void vg_add_busy(int dev, uint64_t ns)

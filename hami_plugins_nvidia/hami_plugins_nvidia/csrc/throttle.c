@@ -50,3 +50,44 @@ int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share)
         return 0;
     return period_ns * share / 100 * (100 - share) / 100;
 }
+
+/* Processor-sharing charge of a busy interval [a, b) (ns): without MPS the GPU time-slices evenly between
+ * the contexts that have work queued, so a tenant busy over [a, b) received the integral of 1/n(t), where
+ * n(t) is 1 plus the number of the other tenants' busy intervals [since[i], until[i]) covering t. The
+ * others' intervals come from the node board; n is bounded by count + 1. */
+int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count)
+{
+    if (b <= a)
+        return 0;
+    if (count < 0)
+        count = 0;
+    if (count > 64)
+        count = 64;
+    int64_t pts[2 * 64 + 2];
+    int np = 0;
+    pts[np++] = a;
+    pts[np++] = b;
+    for (int i = 0; i < count; i++) {
+        if (since[i] > a && since[i] < b)
+            pts[np++] = since[i];
+        if (until[i] > a && until[i] < b)
+            pts[np++] = until[i];
+    }
+    for (int i = 1; i < np; i++)  /* insertion sort: at most 130 points */
+        for (int j = i; j > 0 && pts[j - 1] > pts[j]; j--) {
+            int64_t t = pts[j];
+            pts[j] = pts[j - 1];
+            pts[j - 1] = t;
+        }
+    int64_t total = 0;
+    for (int k = 0; k + 1 < np; k++) {
+        int64_t lo = pts[k], hi = pts[k + 1];
+        if (hi <= lo)
+            continue;
+        int n = 1;
+        for (int i = 0; i < count; i++)
+            n += since[i] <= lo && until[i] >= hi;
+        total += (hi - lo) / n;
+    }
+    return total;
+}

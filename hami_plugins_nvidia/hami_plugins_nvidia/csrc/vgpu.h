@@ -24,7 +24,7 @@ struct vg_config {
     int priority;                          /* 0 = highest */
     int priority_set;                      /* CUDA_TASK_PRIORITY given or an SM limit set */
     int priority_env;                      /* CUDA_TASK_PRIORITY given */
-    int sm_gate;                           /* HAMI_SM_SHARING: gate (default, exclusive turns) or overlap */
+    int sm_gate;                           /* HAMI_SM_SHARING (obsolete since processor-sharing charges: ignored) */
     uint64_t ctx_reserve;                  /* CUDA_DEVICE_CONTEXT_RESERVE */
     int ctx_reserve_set;
     int64_t priority_idle_ns;              /* HAMI_PRIORITY_IDLE_MS */
@@ -51,6 +51,7 @@ struct vg_real {
     CUresult (*cuGetProcAddress_v2)(const char *, void **, int, cuuint64_t, int *);
     CUresult (*cuCtxGetDevice)(CUdevice *);
     CUresult (*cuCtxGetCurrent)(CUcontext *);
+    CUresult (*cuCtxSetCurrent)(CUcontext);
     CUresult (*cuDeviceGetUuid)(CUuuid *, CUdevice);
     CUresult (*cuDeviceGetPCIBusId)(char *, int, CUdevice);
     CUresult (*cuDeviceGetMemPool)(CUmemoryPool *, CUdevice);
@@ -135,6 +136,8 @@ uint64_t vg_usage_locked(int dev);
 int vg_charge_locked(int dev, uint64_t bytes, const char *what);   /* 1 = charged, 0 = over limit */
 void vg_force_charge_locked(int dev, uint64_t bytes);
 void vg_uncharge_locked(int dev, uint64_t bytes);
+/* Part of this process's charge on dev that is a reservation (enforced, not reported as used). */
+void vg_set_reserved_locked(int dev, uint64_t bytes);
 int vg_reclaim_dead_locked(void);
 uint64_t vg_limit(int dev);
 int vg_sm_limit(int dev);               /* the SM share in force, range-checked */
@@ -156,7 +159,8 @@ VG_API int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int6
 VG_API int64_t hami_vgpu_throttle_wait_ns(int64_t tokens_ns, int64_t inflight_ns, int share);
 VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
 VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
+VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
 #define HAMI_BUCKET_CAP_NS 50000000LL   /* 50 ms of GPU time */
-#define HAMI_GATE_QUANTUM_NS 20000000LL /* hold the gate 20 ms when another container waits */
+#define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
 
 #endif

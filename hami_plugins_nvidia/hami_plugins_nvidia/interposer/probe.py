@@ -217,8 +217,9 @@ def _programs_pair(device_index: int, tmp: str, tag: str, limits: tuple[int, int
     for i, kind in enumerate(("train", "infer")):
         extra = {"BENCH_GO": str(go)}
         if limits:
-            extra.update(CUDA_DEVICE_SM_LIMIT=str(limits[i]),
-                         CUDA_DEVICE_MEMORY_SHARED_CACHE=os.path.join(tmp, f"{tag}-{i}.cache"))
+            cache = os.path.join(tmp, f"{tag}-{i}.cache")
+            extra.update(CUDA_DEVICE_SM_LIMIT=str(limits[i]), CUDA_DEVICE_MEMORY_SHARED_CACHE=cache,
+                         BENCH_REGION=cache)  # the worker reports the GPU time the library charged it
         procs.append(subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)],
                                       env=_env(device_index, limits is not None, tmp, **extra),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -253,6 +254,9 @@ def measure_work_conserving(device_index: int, seconds: float = 5.0, limits: tup
         "units": [s["unit"] for s in solo],
         "native_pair_percent_of_solo": pct(native),
         "limited_pair_percent_of_solo": pct(limited),
+        # processor-sharing GPU time each tenant was charged, % of the window (the library's own accounting)
+        "limited_pair_gpu_time_percent": [None if r.get("gpu_busy_fraction") is None
+                                          else round(100 * r["gpu_busy_fraction"], 1) for r in limited],
         "library_version": library_version(),
     }
 

@@ -3,6 +3,10 @@
 The layout is declared once, in csrc/hami_region.h; the text between its CDEF markers is handed to
 cffi.cdef() here, so C and Python cannot drift apart. Used by the monitor/metrics side and the tests to
 read usage per device and per process, and to reclaim the slots of processes that died.
+
+The file is writable by every process of the container, so its counters are claims. What the processes
+really hold is also recorded by the kernel as record locks on the file (``HAMI_LOCK_*`` in the header):
+``held_bytes()`` and ``slot_owned()`` read that record, which no write to the file can change.
 """
 
 from __future__ import annotations
@@ -38,6 +42,15 @@ ffi.cdef(_cdef_text())
 REGION_SIZE = ffi.sizeof("struct hami_region")
 BOARD_SIZE = ffi.sizeof("struct hami_board")
 MAX_DEVICES: int = CONST["HAMI_MAX_DEVICES"]
+MAX_PROCS: int = CONST["HAMI_MAX_PROCS"]
+LOCK_OWN_BASE: int = CONST["HAMI_LOCK_OWN_BASE"]
+LOCK_USE_BASE: int = CONST["HAMI_LOCK_USE_BASE"]
+LOCK_LANE: int = CONST["HAMI_LOCK_LANE"]
+LOCK_DEV_SPAN: int = CONST["HAMI_LOCK_DEV_SPAN"]
+# struct flock on 64-bit Linux: l_type, l_whence, l_start, l_len, l_pid
+_FLOCK = struct.Struct("hh4xqqi4x")
+_GETLK = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
+_MAX_QUERIES = 4096
 
 
 class RegionError(RuntimeError):
@@ -60,6 +73,33 @@ def header_sum(magic: int, version: int, size: int, container_id: int) -> int:
     for byte in struct.pack("<4Q", magic, version, size, container_id):
         h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
     return h
+
+
+def lock_extent(fd: int, start: int, length: int) -> tuple[int, int] | None:
+    """One record lock another owner holds overlapping [start, start+length), as (start, end), or None."""
+    out = fcntl.fcntl(fd, _GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, start, length, 0))
+    typ, _whence, got_start, got_len, _pid = _FLOCK.unpack(out)
+    if typ == fcntl.F_UNLCK:
+        return None
+    return got_start, (2**63 - 1 if got_len == 0 else got_start + got_len)
+
+
+def locked_bytes(fd: int, lo: int, hi: int) -> int:
+    """Bytes of [lo, hi) under record locks of other owners (the kernel reports one lock per question, so
+    the range is split around each one found); saturates at 2**64 - 1 past a sane number of locks."""
+    todo, total, asked = [(lo, hi)], 0, 0
+    while todo:
+        a, b = todo.pop()
+        asked += 1
+        if asked > _MAX_QUERIES:
+            return 2**64 - 1
+        found = lock_extent(fd, a, b - a)
+        if found is None:
+            continue
+        s, e = max(found[0], a), min(found[1], b)
+        total += e - s
+        todo += [r for r in ((a, s), (e, b)) if r[0] < r[1]]
+    return min(total, 2**64 - 1)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -132,7 +172,7 @@ class SharedRegion:
     def processes(self) -> list[ProcessUsage]:
         """Every live slot, with whether its process still exists."""
         out = []
-        for i in range(self._r.proc_hwm):
+        for i in range(min(self._r.proc_hwm, MAX_PROCS)):
             s = self._r.procs[i]
             if s.state:
                 out.append(
@@ -146,17 +186,31 @@ class SharedRegion:
         return out
 
     def usage(self, device: int) -> int:
-        """Bytes charged to the container on a device (all live slots)."""
+        """Bytes charged to the container on a device, as the file's live slots claim."""
         return sum(p.used_bytes[device] for p in self.processes())
 
+    def held_bytes(self, device: int) -> int:
+        """Bytes the container's processes hold on a device, from the kernel's record locks (a rewritten
+        file cannot change it; a lock placed by anything else in the span counts too)."""
+        if not 0 <= device < MAX_DEVICES:
+            raise ValueError(f"device {device} out of range 0..{MAX_DEVICES - 1}")
+        lo = LOCK_USE_BASE + device * LOCK_DEV_SPAN
+        return locked_bytes(self._fd, lo, lo + LOCK_DEV_SPAN)
+
+    def slot_owned(self, index: int) -> bool:
+        """Whether a live process holds slot `index` (its owner lock), whatever the file says."""
+        if not 0 <= index < MAX_PROCS:
+            raise ValueError(f"slot {index} out of range 0..{MAX_PROCS - 1}")
+        return lock_extent(self._fd, LOCK_OWN_BASE + index, 1) is not None
+
     def reclaim_dead(self) -> list[int]:
-        """Frees the slots of processes that no longer exist; returns their pids. Takes the region lock."""
+        """Frees the slots no live process holds (dead, or forged); returns their pids. Takes the region lock."""
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             dead = []
-            for i in range(self._r.proc_hwm):
+            for i in range(min(self._r.proc_hwm, MAX_PROCS)):
                 s = self._r.procs[i]
-                if s.state and not _pid_alive(int(s.pid)):
+                if s.state and not self.slot_owned(i):
                     dead.append(int(s.pid))
                     ffi.memmove(ffi.addressof(self._r.procs[i]), b"\0" * ffi.sizeof(s), ffi.sizeof(s))
             return dead

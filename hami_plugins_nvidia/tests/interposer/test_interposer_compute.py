@@ -84,10 +84,11 @@ def test_low_priority_runs_freely_when_alone(workload: Workload) -> None:
     assert rc == "0" and float(t1) - float(t0) < 0.2
 
 
-def test_node_board_records_priority_and_gate_by_gpu_uuid(workload: Workload) -> None:
+def test_node_board_records_priority_and_busy_interval_by_gpu_uuid(workload: Workload) -> None:
     workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="0")
-    workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_DEVICE_SM_LIMIT="50",
-                 GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_SHARING="gate", CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "limited.cache"))
+    # the sleep lets the watcher thread collect the last completions and close the busy interval
+    workload.run("ctx", "0", "launch", "kernel", "20", "1000", "sleep", "30", CUDA_DEVICE_SM_LIMIT="50",
+                 GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_MEMORY_SHARED_CACHE=str(workload.tmp / "limited.cache"))
     board_path = workload.tmp.parent / "board"
     data = bytearray(board_path.read_bytes())
     assert len(data) == region.BOARD_SIZE
@@ -98,7 +99,11 @@ def test_node_board_records_priority_and_gate_by_gpu_uuid(workload: Workload) ->
     assert gpu.prio_active_ns[0] > 0  # the priority-0 process marked its level
     assert gpu.prio_active_ns[1] > 0  # the SM-limited one takes part at HAMi's default level 1
     with region.SharedRegion(workload.tmp / "limited.cache") as reg:
-        assert gpu.owner == reg.container_id  # it took the time-share gate
+        users = [i for i in range(region.CONST["HAMI_BOARD_USERS"]) if gpu.user_id[i] == reg.container_id]
+        assert len(users) == 1  # on the GPU's user list once
+        since, until = gpu.user_since_ns[users[0]], gpu.user_busy_ns[users[0]]
+        assert 0 < since <= until  # its last busy interval, closed when its queue drained
+        assert until - since >= 20 * 1_000_000 * 0.9  # 20 x 1 ms of queued work, back to back
         assert reg.busy_ns(0) >= 20 * 1_000_000 * 0.9  # measured busy time of its 20 x 1 ms launches
 
 

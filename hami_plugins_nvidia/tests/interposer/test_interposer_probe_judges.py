@@ -27,6 +27,17 @@ def test_work_conserving_judge(native: list[float], limited: list[float], level:
     assert kept.value == pytest.approx(100 * sum(limited) / sum(native), abs=0.05)
 
 
+def test_work_conserving_judge_shows_the_charged_gpu_time_without_changing_the_level() -> None:
+    raw = _raw([70.0, 60.0], [66.0, 55.0]) | {"limited_pair_gpu_time_percent": [50.3, 41.2]}
+    level, measurements, _note = probe._work_conserving(raw, "cond")
+    assert level == Level.SUPPORTED
+    gpu = {m.name: (m.value, m.target) for m in measurements if m.name.endswith("_gpu_time")}
+    assert gpu == {"training_gpu_time": (50.3, "<= 55"), "inference_gpu_time": (41.2, "<= 55")}
+    # a result recorded before the charge was reported judges as before, with no GPU-time rows
+    _lvl, old, _ = probe._work_conserving(_raw([70.0, 60.0], [66.0, 55.0]), "cond")
+    assert not [m for m in old if m.name.endswith("_gpu_time")]
+
+
 def test_oversubscription_is_reported_unsupported_with_the_reason() -> None:
     class _Dev:  # only what run_probe reads before answering
         pass

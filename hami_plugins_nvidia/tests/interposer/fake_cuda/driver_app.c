@@ -126,6 +126,7 @@ int main(int argc, char **argv)
     R(coop, "cuLaunchCooperativeKernel", "cuLaunchCooperativeKernel");
     R(graph, "cuGraphLaunch", "cuGraphLaunch");
     u64 (*fake_used)(int) = (u64(*)(int))dlsym(lib, "fake_used");
+    int64_t (*fake_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_gpu_ns");
     for (int i = 1; i < argc; i++) {
         const char *c = argv[i];
         u64 h = 0;
@@ -207,6 +208,27 @@ int main(int argc, char **argv)
                 r = run_launch(kind, us);
             ssync(NULL);
             printf("launch %d %.6f %.6f %.6f\n", r, t0, now_s(), n * us / 1e6);
+        } else if (!strcmp(c, "spin")) {
+            /* spin US GAP_US SECONDS SYNC: kernels of US microseconds, GAP_US of host time after each, a
+             * sync every SYNC launches, for SECONDS; prints the window and the GPU time the fake device
+             * gave this process in it (FAKE_CUDA_GPU: its own processor-sharing accounting) */
+            unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
+            double secs = atof(argv[++i]);
+            int every = atoi(argv[++i]), n = 0;
+            CUresult r = 0;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            double t0 = now_s();
+            while (!r && now_s() - t0 < secs) {
+                r = run_launch("kernel", us);
+                if (++n % (every > 0 ? every : 1) == 0)
+                    ssync(NULL);
+                if (gap)
+                    usleep(gap);
+            }
+            ssync(NULL);
+            double t1 = now_s();
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            printf("spin %d %.6f %.6f %.6f %d\n", r, t0, t1, (g1 - g0) / 1e9, n);
         } else if (!strcmp(c, "where")) {
             /* which library an entry point handed out by the resolver lives in */
             Dl_info info;
@@ -264,6 +286,25 @@ int main(int argc, char **argv)
                 mfree(held[nheld]);
             }
             printf("stress %d %d\n", ok, refused);
+        } else if (!strcmp(c, "allocloop")) {
+            /* allocloop N SIZE: N pairs of allocating SIZE and freeing it; prints how many allocations
+             * succeeded and the mean wall time of one pair in nanoseconds (the interposer's cost on the fake) */
+            int n = atoi(argv[++i]), okn = 0;
+            u64 sz = parse_size(argv[++i]);
+            double t0 = now_s();
+            for (int k = 0; k < n; k++) {
+                u64 d = 0;
+                if (alloc(&d, sz) == 0) {
+                    okn++;
+                    mfree(d);
+                }
+            }
+            printf("allocloop %d %.1f\n", okn, n ? (now_s() - t0) * 1e9 / n : 0.0);
+        } else if (!strcmp(c, "closefds")) {
+            /* what a daemonising program does: close every descriptor above stderr */
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+            printf("closefds\n");
         } else if (!strcmp(c, "sleep")) {
             usleep(atoi(argv[++i]) * 1000);
         } else if (!strcmp(c, "ready")) {

@@ -4,9 +4,19 @@
  * "device" how much it really handed out (fake_used). Kernels run on a simulated timeline in real time:
  * a launch takes gridDimX microseconds after the work queued before it, and events complete when the
  * timeline reaches them, so the interposer's event-based throttle sees a real asynchronous GPU.
- * Entry points are found through cuGetProcAddress(_v2) like the CUDA 12/13 runtime does. */
+ * Entry points are found through cuGetProcAddress(_v2) like the CUDA 12/13 runtime does.
+ *
+ * With FAKE_CUDA_GPU=<file>, device 0 is one GPU shared by every process naming that file, time-sliced
+ * like a GPU without MPS: a fluid processor-sharing model in which each process with work queued gets an
+ * equal part of the GPU's time. Each process's completed work is kept as a ring of (time, work done)
+ * points, so an event completes exactly when its process's work reaches the amount queued before it, and
+ * fake_gpu_ns() reports the GPU time a process has really received (what tests judge shares by). */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +49,140 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the shared, time-sliced GPU (FAKE_CUDA_GPU) ---- */
+#define SG_PROCS 8
+#define SG_PTS 256
+struct sg_proc {
+    int pid;
+    int64_t queued, done;               /* cumulative work (ns of GPU time) enqueued and completed */
+    int head, n;                        /* ring of (t, done) points, oldest at head */
+    int lastk;                          /* processes sharing the GPU over the last segment, 0 = idle */
+    int64_t pt_t[SG_PTS], pt_d[SG_PTS];
+};
+struct sg_gpu {
+    int lock;
+    int64_t last;                       /* the model has advanced up to this time */
+    struct sg_proc p[SG_PROCS];
+};
+static struct sg_gpu *sg;
+static int sg_me = -1, sg_state;
+
+static void sg_point(struct sg_proc *p, int64_t t)
+{
+    int i = (p->head + p->n) % SG_PTS;
+    if (p->n == SG_PTS)
+        p->head = (p->head + 1) % SG_PTS;
+    else
+        p->n++;
+    p->pt_t[i] = t;
+    p->pt_d[i] = p->done;
+}
+
+/* Maps the shared file and takes a slot; 0 when FAKE_CUDA_GPU is unset (per-process timeline). */
+static int sg_attach(void)
+{
+    if (sg_state)
+        return sg_state > 0;
+    sg_state = -1;
+    const char *f = getenv("FAKE_CUDA_GPU");
+    if (!f || !*f)
+        return 0;
+    int fd = open(f, O_RDWR | O_CREAT, 0600);
+    if (fd < 0 || ftruncate(fd, sizeof(struct sg_gpu)) != 0)
+        return 0;
+    void *m = mmap(NULL, sizeof(struct sg_gpu), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return 0;
+    sg = m;
+    while (__atomic_exchange_n(&sg->lock, 1, __ATOMIC_ACQUIRE))
+        ;
+    for (int i = 0; i < SG_PROCS && sg_me < 0; i++)
+        if (sg->p[i].pid == 0 || (kill(sg->p[i].pid, 0) != 0 && sg->p[i].queued == sg->p[i].done)) {
+            memset(&sg->p[i], 0, sizeof(sg->p[i]));
+            sg->p[i].pid = getpid();
+            sg_me = i;
+        }
+    __atomic_store_n(&sg->lock, 0, __ATOMIC_RELEASE);
+    sg_state = sg_me >= 0 ? 1 : -1;
+    return sg_state > 0;
+}
+
+/* Advances the fluid model to now: the GPU's time is split evenly between the processes with work queued. */
+static void sg_advance(int64_t now)
+{
+    if (!sg->last)
+        sg->last = now;
+    while (sg->last < now) {
+        int k = 0;
+        int64_t step = now - sg->last;
+        for (int i = 0; i < SG_PROCS; i++)
+            k += sg->p[i].queued > sg->p[i].done;
+        if (!k) {
+            sg->last = now;
+            break;
+        }
+        for (int i = 0; i < SG_PROCS; i++)
+            if (sg->p[i].queued > sg->p[i].done && (sg->p[i].queued - sg->p[i].done) * k < step)
+                step = (sg->p[i].queued - sg->p[i].done) * k;
+        if (step < 1)
+            step = 1;
+        sg->last += step;
+        for (int i = 0; i < SG_PROCS; i++)
+            if (sg->p[i].queued > sg->p[i].done) {
+                struct sg_proc *p = &sg->p[i];
+                p->done += step / k;
+                if (p->done > p->queued)
+                    p->done = p->queued;
+                if (p->lastk == k && p->n >= 2) {  /* same rate: extend the last segment */
+                    int last = (p->head + p->n - 1) % SG_PTS;
+                    p->pt_t[last] = sg->last;
+                    p->pt_d[last] = p->done;
+                } else {
+                    sg_point(p, sg->last);
+                }
+                p->lastk = p->done < p->queued ? k : 0;
+            }
+    }
+}
+
+static void sg_lock(void)
+{
+    while (__atomic_exchange_n(&sg->lock, 1, __ATOMIC_ACQUIRE))
+        ;
+    sg_advance(now_ns());
+}
+
+static void sg_unlock(void) { __atomic_store_n(&sg->lock, 0, __ATOMIC_RELEASE); }
+
+/* When this process's completed work reached q (it has): interpolated from its ring of points. */
+static int64_t sg_when(int64_t q)
+{
+    struct sg_proc *p = &sg->p[sg_me];
+    int64_t t = p->n ? p->pt_t[p->head] : sg->last;
+    for (int k = 0; k < p->n; k++) {
+        int i = (p->head + k) % SG_PTS, j = (p->head + k + 1) % SG_PTS;
+        if (p->pt_d[i] >= q)
+            return p->pt_t[i];
+        if (k + 1 < p->n && p->pt_d[j] >= q) {
+            int64_t dd = p->pt_d[j] - p->pt_d[i];
+            return p->pt_t[i] + (dd ? (q - p->pt_d[i]) * (p->pt_t[j] - p->pt_t[i]) / dd : 0);
+        }
+        t = p->pt_t[i];
+    }
+    return t;
+}
+
+API int64_t fake_gpu_ns(void)
+{
+    if (!sg_attach())
+        return -1;
+    sg_lock();
+    int64_t d = sg->p[sg_me].done;
+    sg_unlock();
+    return d;
 }
 
 static CUresult take(int dev, u64 size)
@@ -217,6 +361,17 @@ API CUresult cuStreamSynchronize(void *s)
 {
     for (int i = 0; i < NDEV; i++)
         cuMemPoolTrimTo(&pools[i], 0);
+    if ((cur < 0 ? 0 : cur) == 0 && sg_attach()) {
+        for (;;) {
+            sg_lock();
+            int64_t left = sg->p[sg_me].queued - sg->p[sg_me].done;
+            sg_unlock();
+            if (left <= 0)
+                return 0;
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
     int64_t left = free_at[cur < 0 ? 0 : cur] - now_ns();
     if (left > 0) {  /* blocking sync: sleep rather than spin, like cudaDeviceScheduleBlockingSync */
         struct timespec ts = {left / 1000000000LL, left % 1000000000LL};
@@ -269,10 +424,22 @@ API CUresult cuArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
 API CUresult cuMipmappedArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
 
 /* ---- simulated execution ---- */
-struct event { int64_t t; };
+struct event { int64_t t; int64_t q; int shared; };
 static void run_kernel(int64_t us)
 {
     int d = cur < 0 ? 0 : cur;
+    if (d == 0 && sg_attach()) {
+        sg_lock();
+        struct sg_proc *p = &sg->p[sg_me];
+        if (p->queued == p->done) {
+            sg_point(p, now_ns());  /* idle until now */
+            p->lastk = 0;
+        }
+        p->queued += us * 1000;
+        sg_unlock();
+        launches[d]++;
+        return;
+    }
     int64_t start = now_ns() > free_at[d] ? now_ns() : free_at[d];
     free_at[d] = start + us * 1000;
     launches[d]++;
@@ -282,12 +449,36 @@ API CUresult cuEventDestroy_v2(struct event *e) { free(e); return 0; }
 API CUresult cuEventRecord(struct event *e, void *s)
 {
     int d = cur < 0 ? 0 : cur;
+    if (d == 0 && sg_attach()) {
+        sg_lock();
+        e->q = sg->p[sg_me].queued;
+        e->shared = 1;
+        e->t = e->q <= sg->p[sg_me].done ? now_ns() : INT64_MAX;
+        sg_unlock();
+        return 0;
+    }
     e->t = now_ns() > free_at[d] ? now_ns() : free_at[d];
     return 0;
 }
-API CUresult cuEventQuery(struct event *e) { return now_ns() >= e->t ? 0 : 600; }
-API CUresult cuEventSynchronize(struct event *e) { while (now_ns() < e->t) {} return 0; }
-API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b) { *ms = (float)((b->t - a->t) / 1e6); return 0; }
+static int64_t event_time(struct event *e)
+{
+    if (e->shared && e->t == INT64_MAX) {
+        sg_lock();
+        if (sg->p[sg_me].done >= e->q)
+            e->t = sg_when(e->q);
+        sg_unlock();
+    }
+    return e->t;
+}
+API CUresult cuEventQuery(struct event *e) { return e->shared ? (event_time(e) != INT64_MAX ? 0 : 600) : now_ns() >= e->t ? 0 : 600; }
+API CUresult cuEventSynchronize(struct event *e) { while (cuEventQuery(e)) {} return 0; }
+API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b)
+{
+    if (cuEventQuery(a) || cuEventQuery(b))
+        return 600;  /* CUDA_ERROR_NOT_READY */
+    *ms = (float)((b->t - a->t) / 1e6);
+    return 0;
+}
 API CUresult cuEventElapsedTime(float *ms, struct event *a, struct event *b) { return cuEventElapsedTime_v2(ms, a, b); }
 API CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { run_kernel(gx); return 0; }
 API CUresult cuLaunchKernel_ptsz(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { run_kernel(gx); return 0; }
