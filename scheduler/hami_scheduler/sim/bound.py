@@ -4,7 +4,7 @@ Not a heuristic: every number returned is proven to be at least the optimum of t
 "choose which of the arrived pods to place, and where, to maximise the GPU milli allocated", where a
 placement respects each node's CPU, memory, GPU count, per-GPU milli (1000) and model (``gpu_spec``).
 
-**The relaxation.** Nodes are grouped into *atoms* A (a partition of the nodes; see ``atoms``). Pods
+**The relaxation.** Nodes are grouped into *atoms* A (a partition: :func:`atoms_by_spec`, nodes every pod's model set treats alike). Pods
 are grouped into classes c (same CPU, memory, GPU count k_c, per-GPU milli s_c, allowed models), U_c
 pods each, g_c = k_c·s_c GPU milli each. Take any feasible placement and let f_cA be the number of
 class-c pods it puts on atom A, z_Ap the number of GPUs of A whose shares form the multiset p (a
