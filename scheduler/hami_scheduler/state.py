@@ -122,16 +122,22 @@ class ClusterState:
             return
         devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
         alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
+        claim = bool((pod.get("spec") or {}).get("nodeName")) or \
+            (meta.get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
         current = self.pods.get(key)
         if current is not None and alloc is not None and current.node == alloc.node and \
                 current.containers == alloc.containers:
+            # Same devices as held (typically this scheduler's own reservation, now binding or bound):
+            # only its claim status moves. Without this, a pod this cache reserved stayed a "reservation"
+            # after it bound, and a claim of another scheduler evicted it for good (no later watch event
+            # brings a running pod back), so the filter kept choosing a full device.
+            self._mark_claim(key, claim)
+            self.rejected.pop(key, None)
             return
         if current is not None:
             self.remove_pod(key)
         if alloc is None:
             return
-        claim = bool((pod.get("spec") or {}).get("nodeName")) or \
-            (meta.get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
         try:
             entry.state.commit(alloc)
         except AllocationError as exc:
@@ -144,11 +150,15 @@ class ClusterState:
                 self.rejected[key] = str(exc2)
                 raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc2}") from None
         self.pods[key] = alloc
+        self._mark_claim(key, claim)
+        self.rejected.pop(key, None)  # a refusal is current state, not history: it goes once the pod fits
+        self.index.touch(node)
+
+    def _mark_claim(self, key: str, claim: bool) -> None:
         if claim:
             self.claims.add(key)
         else:
             self.claims.discard(key)
-        self.index.touch(node)
 
     def _evict_reservations(self, node: str) -> list[str]:
         """Drop every unbound reservation on ``node`` (their binds then fail and kube-scheduler retries

@@ -1,20 +1,16 @@
 """Two independent schedulers (no leader election: two kube-schedulers, each with its own extender and its own
 cache) competing for the same devices on a real apiserver. The bind-time replay under HAMi's node lock, with
-the real apiserver's resourceVersion conflicts, must keep every device within its memory, cores and slots."""
+the real apiserver's resourceVersion conflicts, must keep every device within its memory, cores and slots
+(safety), and once the node is full every other pod must end Unschedulable (liveness): both caches know every
+bound pod, so no filter keeps choosing a full device whose bind the replay then refuses."""
 
 from __future__ import annotations
 
 import time
 
-import pytest
 from k8s_stack import gpu_pod
 
 MEM = 8192  # 5 pods per 40960 MiB device, so the one 2-device node takes 10 of the 40 pods
-
-KNOWN_LIVENESS_BUG = (
-    "known: an extender whose cache refused a pod bound by the other scheduler (it conflicted with its own "
-    "unbound reservation) keeps choosing that device; the bind-time replay refuses every time (safe, but the "
-    "pod loops instead of becoming Unschedulable)")
 
 
 def running(stack) -> list[str]:
@@ -40,10 +36,12 @@ def test_two_schedulers_with_separate_caches_never_overcommit(stack, deadline):
     # both schedulers competed: each extender answered filter calls (which one wins the node is a race)
     for port in (port_a, port_b):
         assert stack.metric_sum(port, "hami_scheduler_extender_requests_total", verb="filter") >= 10
-    # liveness: every other pod ends Unschedulable
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        if stack.settled() == {"running": 10, "unschedulable": 30}:
-            return
-        time.sleep(0.5)
-    pytest.xfail(KNOWN_LIVENESS_BUG)
+    # liveness: every other pod ends Unschedulable, and stays so (no filter/bind-refusal loop)
+    deadline(lambda: stack.settled() == {"running": 10, "unschedulable": 30}, 30,
+             "the other 30 pods were marked Unschedulable", explain=stack.describe)
+    binds = [stack.metric_sum(port, "hami_scheduler_extender_requests_total", verb="bind") for port in (port_a, port_b)]
+    time.sleep(1.5)
+    assert stack.settled() == {"running": 10, "unschedulable": 30}
+    assert [stack.metric_sum(port, "hami_scheduler_extender_requests_total", verb="bind")
+            for port in (port_a, port_b)] == binds, "a full node still gets bind attempts"
+    assert stack.replay()["overcommits"] == []
