@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hami_hal.errors import HalError, InputError
+from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodePolicy, PodAllocation, PodRequest
 from hami_hal.requests import parse_pod
 from hami_hal.requests.parser import Admit
@@ -447,11 +447,16 @@ class Extender:
         except Exception as exc:  # held by another pod, or the API failed: this pod goes back to the queue
             self._undo(ns, name)
             return f"bind {key} to {node}: {exc if isinstance(exc, HalError) else describe(exc)}"
+        refused = False
         try:
             pod = self.kube.get_pod(ns, name)  # fresh, under the lock
             if uid and (pod.get("metadata") or {}).get("uid") != uid:
                 raise InputError("PodUID", uid, "no longer matches the API server's pod")
-            alloc = self.verify_on_api(pod, node)
+            try:
+                alloc = self.verify_on_api(pod, node)
+            except AllocationError:
+                refused = True
+                raise
             if alloc is None and self.parse(pod).has_devices:
                 raise InputError(f"pod {key}", node, "requests devices but has no allocation annotation for this "
                                  "node (it was not filtered by this scheduler)")
@@ -464,7 +469,41 @@ class Extender:
             return f"bind {key} to {node}: {exc if isinstance(exc, HalError) else describe(exc)}"
         finally:
             self.kube.unlock_node(node, ns, name)
+            if refused:
+                self.learn_claims(node, key)
         return ""
+
+    def learn_claims(self, node: str, me: str) -> None:
+        """The replay refused: this cache missed a claim the API holds on ``node``. Upsert the node's bound and
+        binding pods (the API is the truth), so the next filter sees the node full instead of choosing it again
+        and meeting the same refusal forever (a pod must end Unschedulable, not loop in bind errors).
+
+        The cache lock is held across the read, so a watch event (a deletion) that the read already reflects
+        cannot be overtaken by it; events the watch still has to deliver are newer and apply on top."""
+        with self.cluster.lock:
+            try:
+                pods = self.kube.pods_on_node(node)
+            except Exception as exc:  # the watch will bring them; nothing else to do here
+                log.warning("re-reading the pods on %s after a refused bind failed: %s", node, describe(exc))
+                return
+            for other in pods:
+                om = other.get("metadata") or {}
+                okey = f"{om.get('namespace', 'default')}/{om.get('name')}"
+                if okey == me or not self._claims(other, node):
+                    continue
+                try:
+                    self.cluster.upsert_pod(other)
+                except HalError as exc:
+                    self.cluster.rejected[okey] = str(exc)
+
+    @staticmethod
+    def _claims(pod: dict, node: str) -> bool:
+        """Whether ``pod`` holds its devices on ``node`` for the replay: bound or binding there, not finished."""
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return False
+        bound = (pod.get("spec") or {}).get("nodeName") == node
+        return bound or ((pod.get("metadata") or {}).get("annotations") or {}).get(ann.BIND_PHASE) in (
+            "allocating", "success")
 
     def _undo(self, ns: str, name: str) -> None:
         """A failed bind gives its reservation back, in the cache and on the API (best effort, retried)."""
@@ -505,12 +544,8 @@ class Extender:
         for other in self.kube.pods_on_node(node):
             om = other.get("metadata") or {}
             okey = f"{om.get('namespace', 'default')}/{om.get('name')}"
-            if okey == me or (other.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
-            bound = (other.get("spec") or {}).get("nodeName") == node
-            binding = (om.get("annotations") or {}).get(ann.BIND_PHASE) in ("allocating", "success")
-            if not (bound or binding):
-                continue  # an unbound reservation (maybe another scheduler's) is not yet a claim
+            if okey == me or not self._claims(other, node):
+                continue  # finished, or an unbound reservation (maybe another scheduler's): not a claim
             oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
             if oalloc is not None and oalloc.node == node:
                 fresh.commit(oalloc)

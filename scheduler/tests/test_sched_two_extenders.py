@@ -101,3 +101,28 @@ def test_full_node_ends_unschedulable_in_both_caches(api):
     # instead of a node whose bind the replay refuses
     assert a.filter("a5") == []
     assert b.filter("b1") == []
+
+
+def test_refused_bind_teaches_the_cache_what_the_api_holds(api):
+    """Whatever made a cache miss a bound pod (here: the watch events of B's bind never reach A), the
+    bind-time replay's refusal re-reads the node's claims into the cache, so it is refused once, not forever."""
+    a, b = Scheduler(api), Scheduler(api)
+    for i in range(6):
+        api.add_pod(gpu_pod(f"a{i}", mem=MEM, cores=10))
+        api.add_pod(gpu_pod(f"b{i}", mem=MEM, cores=10))
+    for i in range(4):
+        assert a.filter(f"a{i}") == ["n1"] and a.bind(f"a{i}") == ""
+    a.catch_up()
+    b.catch_up()
+    assert b.filter("b0") == ["n1"] and b.bind("b0") == ""
+    a.seen = api.rv  # A's watch loses B's events
+    assert "default/b0" not in a.cluster.pods
+    assert a.filter("a4") == ["n1"]  # A's stale view: one slice left
+    assert "over-commit" in a.bind("a4")
+    assert "default/b0" in a.cluster.pods and "default/b0" in a.cluster.claims
+    assert "default/a4" not in a.cluster.pods  # the refused pod's reservation is given back
+    assert a.filter("a5") == []  # the next filter sees the node as the API does
+    # what the replay re-read changes nothing the watch would not: A's cache matches B's (caught-up) view
+    a.catch_up()
+    b.catch_up()
+    assert a.cluster.snapshot()["usage"] == b.cluster.snapshot()["usage"]
