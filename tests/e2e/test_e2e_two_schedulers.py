@@ -17,7 +17,7 @@ def running(stack) -> list[str]:
     return [p["metadata"]["name"] for p in stack.pods() if p["status"].get("phase") == "Running"]
 
 
-def test_two_schedulers_with_separate_caches_never_overcommit(stack, deadline):
+def test_two_schedulers_with_separate_caches_never_overcommit_and_settle(stack, deadline):
     stack.add_nodes(1, gpus=2)
     _, port_a = stack.start_extender("ext-a")
     _, port_b = stack.start_extender("ext-b")
