@@ -36,7 +36,7 @@ from .kube import describe
 from .live_workload import SeedMix, WorkloadFeed
 from .node_resources import pod_requests
 from .policies import NodeView, PodShape, make_policy
-from .state import ClusterState
+from .state import ClusterState, is_claim
 
 #: ``(allocation, node devices, pod object) -> extra pod annotations`` (a plugin's PatchAnnotations).
 PodAnnotator = Callable[[PodAllocation, list, dict], dict[str, str]]
@@ -489,21 +489,12 @@ class Extender:
             for other in pods:
                 om = other.get("metadata") or {}
                 okey = f"{om.get('namespace', 'default')}/{om.get('name')}"
-                if okey == me or not self._claims(other, node):
+                if okey == me or not is_claim(other, node):
                     continue
                 try:
                     self.cluster.upsert_pod(other)
                 except HalError as exc:
                     self.cluster.rejected[okey] = str(exc)
-
-    @staticmethod
-    def _claims(pod: dict, node: str) -> bool:
-        """Whether ``pod`` holds its devices on ``node`` for the replay: bound or binding there, not finished."""
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return False
-        bound = (pod.get("spec") or {}).get("nodeName") == node
-        return bound or ((pod.get("metadata") or {}).get("annotations") or {}).get(ann.BIND_PHASE) in (
-            "allocating", "success")
 
     def _undo(self, ns: str, name: str) -> None:
         """A failed bind gives its reservation back, in the cache and on the API (best effort, retried)."""
@@ -544,7 +535,7 @@ class Extender:
         for other in self.kube.pods_on_node(node):
             om = other.get("metadata") or {}
             okey = f"{om.get('namespace', 'default')}/{om.get('name')}"
-            if okey == me or not self._claims(other, node):
+            if okey == me or not is_claim(other, node):
                 continue  # finished, or an unbound reservation (maybe another scheduler's): not a claim
             oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
             if oalloc is not None and oalloc.node == node:

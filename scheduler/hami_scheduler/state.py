@@ -22,6 +22,17 @@ from .node_resources import NodeResources
 FINISHED = ("Succeeded", "Failed")
 
 
+def is_claim(pod: dict, node: str | None = None) -> bool:
+    """Whether ``pod`` holds its devices as a claim on the API: bound (to ``node``, when given) or binding, and
+    not finished. Claims win over unbound reservations in a cache, and only claims count in the bind replay."""
+    if (pod.get("status") or {}).get("phase") in FINISHED:
+        return False
+    bound_to = (pod.get("spec") or {}).get("nodeName")
+    if bound_to and (node is None or bound_to == node):
+        return True
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
+
+
 @dataclass
 class NodeEntry:
     inventory: NodeInventory
@@ -122,8 +133,7 @@ class ClusterState:
             return
         devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
         alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
-        claim = bool((pod.get("spec") or {}).get("nodeName")) or \
-            (meta.get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
+        claim = is_claim(pod)
         current = self.pods.get(key)
         if current is not None and alloc is not None and current.node == alloc.node and \
                 current.containers == alloc.containers:
