@@ -33,13 +33,13 @@ from hami_scheduler.sim.report import PUBLISHED_UNALLOCATED
 from hami_scheduler.sim.run import FileSource, TraceSource, simulate_one
 from hami_scheduler.sim.trace import NODE_FILE, VARIANTS, default_trace_dir
 
-#: frag-pack's knobs, two values each (2^4 = 16 grid points). ``fit_weight`` stays at 0.3: 0.1-1.0 moves
-#: every variant by at most 0.1 point (seeds 42-43), and a fifth knob would double the grid.
+#: frag-pack's knobs, two values each (2^3 = 8 grid points). ``fit_weight`` stays at 0.3: 0.1-1.0 moves
+#: every variant by at most 0.1 point (seeds 42-43), and a fourth knob would double the grid. The scarcity
+#: term has no weight (its strength follows the constrained demand, ``frag_pack.scarcity_pressure``).
 GRID = {
     "strand_weight": (1.0, 3.0),
     "dead_weight": (10.0, 30.0),
     "pack_weight": (0.1, 0.3),
-    "scarcity_weight": (0.25, 0.5),
 }
 
 
