@@ -40,17 +40,12 @@ def host_process_env(answer, base: dict[str, str] | None = None) -> dict[str, st
     mounted there; ``NVIDIA_VISIBLE_DEVICES`` becomes ``CUDA_VISIBLE_DEVICES`` (CUDA accepts UUIDs); a
     library mounted over ``/etc/ld.so.preload``'s target becomes ``LD_PRELOAD``.
     """
-    mounts = sorted(((m.container_path.rstrip("/"), m.host_path) for m in answer.mounts), key=lambda m: -len(m[0]))
+    from hami_hal.models.isolation import host_path
 
-    def host(path: str) -> str:
-        for ctr, hst in mounts:
-            if path == ctr or path.startswith(ctr + "/"):
-                return hst + path[len(ctr):]
-        return path
-
+    mounts = [(m.container_path.rstrip("/"), m.host_path) for m in answer.mounts]
     env = dict(base or {})
     for key, value in answer.envs.items():
-        env[key] = host(value) if value.startswith("/") else value
+        env[key] = host_path(answer.mounts, value) if value.startswith("/") else value
     if "NVIDIA_VISIBLE_DEVICES" in answer.envs:
         env["CUDA_VISIBLE_DEVICES"] = answer.envs["NVIDIA_VISIBLE_DEVICES"]
     if any(c == "/etc/ld.so.preload" for c, _ in mounts):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import Field
 
 from .base import HalModel
@@ -14,6 +16,18 @@ class Mount(HalModel):
     host_path: str
     container_path: str
     options: list[str] = Field(default_factory=lambda: ["ro", "nosuid", "nodev", "bind"])
+
+
+def host_path(mounts: Iterable, path: str) -> str:
+    """The host path that a path inside the container resolves to through ``mounts`` (the longest mount
+    wins), else ``path`` itself. Takes anything with ``container_path``/``host_path``: these models or the
+    kubelet's ``Mount`` message, so benchmarks can run a container's answer as a host process."""
+    best: tuple[str, str] | None = None
+    for m in mounts:
+        ctr = m.container_path.rstrip("/")
+        if (path == ctr or path.startswith(ctr + "/")) and (best is None or len(ctr) > len(best[0])):
+            best = (ctr, m.host_path)
+    return best[1] + path[len(best[0]):] if best else path
 
 
 class DeviceNode(HalModel):

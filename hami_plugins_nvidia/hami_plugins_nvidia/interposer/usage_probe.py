@@ -60,6 +60,7 @@ def _tenant_env(t: Tenant, folder: Path, tmp: Path, device, library: Path | None
     folder is mounted at ``<hook>/vgpu``), NVIDIA_VISIBLE_DEVICES becomes CUDA_VISIBLE_DEVICES, and the
     mounted interposer becomes LD_PRELOAD."""
     from hami_hal.models import ContainerAllocation, DeviceSlice
+    from hami_hal.models.isolation import host_path
 
     from ..config import NvidiaConfig
     from ..isolation import container_edits
@@ -68,17 +69,9 @@ def _tenant_env(t: Tenant, folder: Path, tmp: Path, device, library: Path | None
         vendor="nvidia", uuid=device.uuid, device_index=device.index, common_word="NVIDIA",
         memory_mib=t.limit_mib, compute_percent=t.sm_percent)])
     edits = container_edits(alloc, [device], NvidiaConfig())
-    mounts = sorted(((m.container_path.rstrip("/"), m.host_path) for m in edits.mounts), key=lambda m: -len(m[0]))
-
-    def host(path: str) -> str:
-        for ctr, hst in mounts:
-            if path == ctr or path.startswith(ctr + "/"):
-                return hst + path[len(ctr):]
-        return path
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "NVIDIA_"))}
-    env.update({k: host(v) if v.startswith("/") else v for k, v in edits.env.items()})
-    preload = library or next((Path(h) for c, h in mounts if c.endswith("libvgpu.so")), None)
+    env.update({k: host_path(edits.mounts, v) if v.startswith("/") else v for k, v in edits.env.items()})
+    preload = library or next((Path(m.host_path) for m in edits.mounts if m.container_path.endswith("libvgpu.so")), None)
     if preload is None:
         raise UsageProbeError("the container edits mount no libvgpu.so")
     env.update(PYTHONUNBUFFERED="1", LD_PRELOAD=str(preload),
