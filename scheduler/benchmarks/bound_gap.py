@@ -29,8 +29,8 @@ from pathlib import Path
 from hami_scheduler.policies import make_policy
 from hami_scheduler.sim import bound as lp
 from hami_scheduler.sim.cluster import DEFAULT_TIE_BREAK, SimCluster
-from hami_scheduler.sim.run import prepare_run, shape_of
-from hami_scheduler.sim.trace import VARIANTS, TraceNode, TracePod, default_trace_dir
+from hami_scheduler.sim.run import FileSource, TraceSource, prepare_run, shape_of
+from hami_scheduler.sim.trace import NODE_FILE, VARIANTS, TraceNode, TracePod, default_trace_dir
 from hami_scheduler.sim.workload import class_memory, target_workload
 
 
@@ -105,10 +105,18 @@ def offline_placement(nodes, pods: list[TracePod], policy_name: str, seed: int) 
     return sum(p.gpu_request_milli for p in pods if cluster.schedule(shape_of(p)) is not None)
 
 
+def source_of(trace_dir: str, variant: str) -> TraceSource | FileSource:
+    """A public variant by name, or a pod-list file (``*.csv``, e.g. from gen_variants.py) on the trace's nodes."""
+    if variant.endswith(".csv"):
+        return FileSource(str(Path(trace_dir) / NODE_FILE), variant)
+    return TraceSource(trace_dir, variant)
+
+
 def measure(trace_dir: str, variant: str, seed: int, policies: list[str]) -> dict:
-    nodes, order, _cluster = prepare_run(trace_dir, variant, "fgd", seed)
+    source = source_of(trace_dir, variant)
+    nodes, order, _cluster = prepare_run(source, None, "fgd", seed)
     total = sum(n.gpus for n in nodes) * 1000
-    row: dict = {"variant": variant, "seed": seed}
+    row: dict = {"variant": source.label, "seed": seed}
     for label, pods in (("100", arrived_by_100(order, total // 1000)), ("130", order)):
         start = time.perf_counter()
         bound = lp.gpu_upper_bound(nodes, pods)  # what simulate reports (cold cache: one LP per pod list)
@@ -128,7 +136,8 @@ def measure(trace_dir: str, variant: str, seed: int, policies: list[str]) -> dic
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trace-dir", default=None)
-    ap.add_argument("--variants", default="all")
+    ap.add_argument("--variants", default="all",
+                    help="comma-separated variant names or openb pod-list files (*.csv, e.g. from gen_variants.py)")
     ap.add_argument("--seeds", default="42-44", help="LO-HI")
     ap.add_argument("--policies", default="frag-pack,fgd", help="policies tried for the placements")
     ap.add_argument("--out", default=None, help="output stem: writes <out>.json and <out>.md")

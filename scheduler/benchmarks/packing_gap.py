@@ -22,8 +22,9 @@ import json
 import statistics
 from pathlib import Path
 
-from hami_scheduler.sim.run import prepare_run, shape_of
-from hami_scheduler.sim.trace import default_trace_dir
+from hami_scheduler.sim.bound import gpu_upper_bound
+from hami_scheduler.sim.run import FileSource, TraceSource, prepare_run, shape_of
+from hami_scheduler.sim.trace import NODE_FILE, TraceNode, TracePod, default_trace_dir
 
 
 def ffd_idle(sizes: list[int]) -> tuple[int, int]:
@@ -39,14 +40,57 @@ def ffd_idle(sizes: list[int]) -> tuple[int, int]:
     return len(gaps), sum(gaps)
 
 
-def analyse(trace_dir: str, variant: str, policy_name: str, seed: int) -> dict:
-    nodes, order, cluster = prepare_run(trace_dir, variant, policy_name, seed)
+def share_gpus_lower_bound(sizes: list[int]) -> int:
+    """Fewest GPUs *any* packing of these single-GPU shares needs: a proven lower bound.
+
+    The smallest N for which the offline bound's pattern LP (:func:`hami_scheduler.sim.bound.gpu_upper_bound`,
+    a Gilmore-Gomory relaxation) admits every share on N GPUs with unlimited CPU and memory; with fewer GPUs
+    even the relaxation places less than all of them.
+    """
+    if not sizes:
+        return 0
+    pods = [TracePod(f"s{i}", 0, 0, 1, m) for i, m in enumerate(sizes)]
+    need = sum(sizes)
+
+    def admits(n: int) -> bool:
+        nodes = tuple(TraceNode(f"n{i}", 1 << 40, 1 << 40, min(8, n - 8 * i), "X") for i in range((n + 7) // 8))
+        return gpu_upper_bound(nodes, pods) >= need - 0.5
+
+    lo, hi = (need + 999) // 1000, ffd_idle(sizes)[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if admits(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def shape_class(shape) -> str:
+    """A failed pod's shape class: CPU-only, sharing (by per-GPU milli bucket), or n whole GPUs."""
+    if not shape.num_gpu:
+        return "cpu-only"
+    if shape.num_gpu == 1 and shape.milli < 1000:
+        return "share<=190" if shape.milli <= 190 else "share<=500" if shape.milli <= 500 else "share>500"
+    return f"{shape.num_gpu}-gpu"
+
+
+def analyse(source: TraceSource | FileSource, policy_name: str, seed: int) -> dict:
+    nodes, order, cluster = prepare_run(source, None, policy_name, seed)
     total = sum(n.gpus for n in nodes)
+    shares: dict[tuple[int, int], list[int]] = {}
+
+    def track(i: int, pod, gpus: tuple[int, ...]) -> None:
+        if pod.num_gpu == 1 and pod.milli < 1000:
+            shares.setdefault((i, gpus[0]), []).append(pod.milli)
+
+    cluster.on_place = track
     arrived = used = 0
     placed: list[int] = []
     arrived_sharing: list[int] = []
     whole_gpus = 0
     shapes = []
+    failed: dict[str, list[int]] = {}
     for pod in order:
         shape = shape_of(pod)
         if arrived + shape.gpu_total > total * 1000:
@@ -62,6 +106,10 @@ def analyse(trace_dir: str, variant: str, policy_name: str, seed: int) -> dict:
             used += shape.gpu_total
             if sharing:
                 placed.append(shape.milli)
+        else:
+            acc = failed.setdefault(shape_class(shape), [0, 0])
+            acc[0] += 1
+            acc[1] += shape.gpu_total
     # Gaps below the smallest *common* sharing size (>= 0.5 % of arrived pods) are dead by size
     # whatever the node's CPU; only larger ones count as stranded.
     counts: dict[int, int] = {}
@@ -70,22 +118,44 @@ def analyse(trace_dir: str, variant: str, policy_name: str, seed: int) -> dict:
     smallest = min((m for m, k in counts.items() if k >= 0.005 * len(shapes)), default=1000)
     singles = {(s.milli, s.cpu, s.mem, s.types) for s in shapes if s.num_gpu == 1}
     buckets = {"0-99": 0, "100-199": 0, "200-999": 0, "1000": 0}
+    beside = {"beside>=800": 0, "beside500-799": 0, "beside<500": 0}
     stranded = 0
-    for view in cluster.views:
-        for f in view.gpu_free:
+    whole_on_cpu_short = 0
+    for i, view in enumerate(cluster.views):
+        for g, f in enumerate(view.gpu_free):
             buckets["0-99" if f < 100 else "100-199" if f < 200 else "200-999" if f < 1000 else "1000"] += f
+            if 0 < f < 1000:
+                big = max(shares.get((i, g), [0]))
+                beside["beside>=800" if big >= 800 else "beside500-799" if big > 500 else "beside<500"] += f
             if f >= smallest and not any(
                 milli <= f and cpu <= view.cpu_free and mem <= view.mem_free and (not types or view.model in types)
                 for milli, cpu, mem, types in singles
             ):
                 stranded += f
+                if f == 1000:
+                    whole_on_cpu_short += f
+    # The gap floor of the largest shares: a share of s > 500 milli holds a GPU alone but for pods of
+    # <= 1000 - s, so the arrived shares >= 800 leave at least sum(1000 - s) minus every arrived share
+    # small enough to close such a gap, whatever the placement (when they are all placed).
+    big = [m for m in arrived_sharing if m >= 800]
+    closers = sum(m for m in arrived_sharing if m <= 1000 - min(big, default=1000))
+    floor = max(0, sum(1000 - m for m in big) - closers)
+    # Every placement that places all arrived shares leaves at least the LP's least waste in their GPUs
+    # idle (whole-GPU pods cannot use a GPU a share holds), whatever CPU, memory or multi-GPU pods do.
+    share_waste = 1000 * share_gpus_lower_bound(arrived_sharing) - sum(arrived_sharing)
     idle = total * 1000 - used
     _, ffd_same = ffd_idle(placed)
     ffd_gpus_all, ffd_all = ffd_idle(arrived_sharing)
     return {
-        "variant": variant, "policy": policy_name, "seed": seed,
+        "variant": source.label, "policy": policy_name, "seed": seed,
         "alloc_pct": round(100 * used / total / 1000, 3),
-        "idle_milli": idle, **{f"idle_{k}": v for k, v in buckets.items()}, "stranded_by_cpu_mem": stranded,
+        "idle_milli": idle, **{f"idle_{k}": v for k, v in buckets.items()}, **beside,
+        "stranded_by_cpu_mem": stranded, "whole_gpus_stranded": whole_on_cpu_short // 1000,
+        "shares_ge800": len(big), "closers_milli": closers, "floor_ge800": floor,
+        "alloc_pct_at_floor": round(100 - 100 * floor / total / 1000, 3),
+        "failed": {k: tuple(v) for k, v in sorted(failed.items())},
+        "share_waste_lp": share_waste,
+        "alloc_pct_ceiling_all_shares": round(100 - 100 * share_waste / total / 1000, 3),
         "ffd_idle_same_pods": ffd_same,
         "alloc_pct_if_ffd_idle": round(100 - 100 * ffd_same / total / 1000, 3),
         "gpus_needed_all_arrived": whole_gpus + ffd_gpus_all, "gpus": total,
@@ -96,21 +166,28 @@ def analyse(trace_dir: str, variant: str, policy_name: str, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", default="default")
+    ap.add_argument("--pods", help="an openb pod-list file instead of --variant (e.g. from gen_variants.py)")
     ap.add_argument("--policy", default="frag-pack")
     ap.add_argument("--seeds", default="42-45")
     ap.add_argument("--trace-dir", default=str(default_trace_dir()))
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     lo, _, hi = args.seeds.partition("-")
-    rows = [analyse(args.trace_dir, args.variant, args.policy, s) for s in range(int(lo), int(hi or lo) + 1)]
+    source = (FileSource(str(Path(args.trace_dir) / NODE_FILE), args.pods) if args.pods
+              else TraceSource(args.trace_dir, args.variant))
+    rows = [analyse(source, args.policy, s) for s in range(int(lo), int(hi or lo) + 1)]
     keys = ["seed", "alloc_pct", "idle_milli", "idle_0-99", "idle_100-199", "idle_200-999", "idle_1000",
-            "stranded_by_cpu_mem",
+            "beside>=800", "beside500-799", "beside<500", "stranded_by_cpu_mem", "whole_gpus_stranded",
+            "shares_ge800", "closers_milli", "floor_ge800", "alloc_pct_at_floor", "failed",
+            "share_waste_lp", "alloc_pct_ceiling_all_shares",
             "ffd_idle_same_pods", "alloc_pct_if_ffd_idle", "gpus_needed_all_arrived"]
-    print(f"{args.variant} / {args.policy} at 100 % arrival (simulated, openb trace)")
+    print(f"{source.label} / {args.policy} at 100 % arrival (simulated, openb trace)")
     print(" | ".join(keys))
     for r in rows:
         print(" | ".join(str(r[k]) for k in keys))
     print("median alloc %:", statistics.median(r["alloc_pct"] for r in rows),
+          " median ceiling if every arrived share is placed:",
+          statistics.median(r["alloc_pct_ceiling_all_shares"] for r in rows),
           " median alloc % at FFD idle of the same pods:", statistics.median(r["alloc_pct_if_ffd_idle"] for r in rows))
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
