@@ -9,17 +9,27 @@ leaving less idle. This script runs one trace simulation up to 100 % arrival and
   memory);
 - the idle GPU an offline first-fit-decreasing (FFD) packing of the *same placed* sharing pods
   leaves: our idle minus this is roughly what a better online placement could still win;
-- FFD over *every* sharing pod that arrived (placed or not) with the GPUs whole-GPU pods need.
+- FFD over *every* sharing pod that arrived (placed or not) with the GPUs whole-GPU pods need;
+- the share-packing ceiling: the fewest GPUs any packing of *every* arrived sharing pod needs (the offline
+  bound's pattern LP, :func:`share_gpus_lower_bound`), so no placement that places every arrived share
+  allocates more than capacity minus their least waste; and the floor of the shares >= 800 milli alone;
+- failed pods by shape and the idle beside the largest share on each partly used GPU.
 
     python scheduler/benchmarks/packing_gap.py --variant default --policy frag-pack --seeds 42-45
-Writes nothing unless ``--out FILE.json``; prints a table. Not a test.
+    python scheduler/benchmarks/packing_gap.py --variant multigpu40,/tmp/openb-extra/openb_pod_list_cpu250.csv \\
+        --seeds 42-51 --out docs/results/<date>-frag-pack-headroom
+Writes ``<out>.json`` and ``<out>.md`` when ``--out`` is given; prints the tables. Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hami_scheduler.sim.bound import gpu_upper_bound
@@ -163,34 +173,75 @@ def analyse(source: TraceSource | FileSource, policy_name: str, seed: int) -> di
     }
 
 
-def main() -> None:
+KEYS = ["seed", "alloc_pct", "idle_milli", "idle_0-99", "idle_100-199", "idle_200-999", "idle_1000",
+        "beside>=800", "beside500-799", "beside<500", "stranded_by_cpu_mem", "whole_gpus_stranded",
+        "shares_ge800", "closers_milli", "floor_ge800", "alloc_pct_at_floor", "failed",
+        "share_waste_lp", "alloc_pct_ceiling_all_shares",
+        "ffd_idle_same_pods", "alloc_pct_if_ffd_idle", "gpus_needed_all_arrived"]
+
+
+def source_of(trace_dir: str, variant: str) -> TraceSource | FileSource:
+    """A public variant by name, or an openb pod-list file (``*.csv``) on the trace's GPU nodes."""
+    if variant.endswith(".csv"):
+        return FileSource(str(Path(trace_dir) / NODE_FILE), variant)
+    return TraceSource(trace_dir, variant)
+
+
+def summary(label: str, rows: list[dict]) -> str:
+    """One markdown row of medians: where the idle GPU sits and the two ceilings."""
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    return (f"| {label} | {len(rows)} | {med('alloc_pct'):.2f} | {med('idle_milli') / 1000:.1f} "
+            f"| {med('beside>=800') / 1000:.1f} | {med('beside500-799') / 1000:.1f} | {med('beside<500') / 1000:.1f} "
+            f"| {med('idle_1000') / 1000:.0f} | {med('stranded_by_cpu_mem') / 1000:.1f} "
+            f"| {med('alloc_pct_at_floor'):.2f} | {med('alloc_pct_ceiling_all_shares'):.2f} "
+            f"| {med('alloc_pct_ceiling_all_shares') - med('alloc_pct'):.2f} |")
+
+
+HEADER = ["| pod list | seeds | alloc % @100 | idle k-milli | beside ≥ 800 | beside 501–799 | beside ≤ 500 "
+          "| whole GPUs | stranded by CPU/mem | ≥ 800 floor % | all-shares ceiling % | ceiling − alloc |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variant", default="default")
-    ap.add_argument("--pods", help="an openb pod-list file instead of --variant (e.g. from gen_variants.py)")
+    ap.add_argument("--variant", default="default",
+                    help="comma-separated variant names or openb pod-list files (*.csv, e.g. from gen_variants.py)")
     ap.add_argument("--policy", default="frag-pack")
     ap.add_argument("--seeds", default="42-45")
     ap.add_argument("--trace-dir", default=str(default_trace_dir()))
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, help="output stem: writes <out>.json and <out>.md")
+    args = ap.parse_args(argv)
     lo, _, hi = args.seeds.partition("-")
-    source = (FileSource(str(Path(args.trace_dir) / NODE_FILE), args.pods) if args.pods
-              else TraceSource(args.trace_dir, args.variant))
-    rows = [analyse(source, args.policy, s) for s in range(int(lo), int(hi or lo) + 1)]
-    keys = ["seed", "alloc_pct", "idle_milli", "idle_0-99", "idle_100-199", "idle_200-999", "idle_1000",
-            "beside>=800", "beside500-799", "beside<500", "stranded_by_cpu_mem", "whole_gpus_stranded",
-            "shares_ge800", "closers_milli", "floor_ge800", "alloc_pct_at_floor", "failed",
-            "share_waste_lp", "alloc_pct_ceiling_all_shares",
-            "ffd_idle_same_pods", "alloc_pct_if_ffd_idle", "gpus_needed_all_arrived"]
-    print(f"{source.label} / {args.policy} at 100 % arrival (simulated, openb trace)")
-    print(" | ".join(keys))
-    for r in rows:
-        print(" | ".join(str(r[k]) for k in keys))
-    print("median alloc %:", statistics.median(r["alloc_pct"] for r in rows),
-          " median ceiling if every arrived share is placed:",
-          statistics.median(r["alloc_pct_ceiling_all_shares"] for r in rows),
-          " median alloc % at FFD idle of the same pods:", statistics.median(r["alloc_pct_if_ffd_idle"] for r in rows))
+    seeds = range(int(lo), int(hi or lo) + 1)
+    table = list(HEADER)
+    every: list[dict] = []
+    for variant in args.variant.split(","):
+        source = source_of(args.trace_dir, variant)
+        rows = [analyse(source, args.policy, s) for s in seeds]
+        every += rows
+        print(f"{source.label} / {args.policy} at 100 % arrival (simulated, openb trace)")
+        print(" | ".join(KEYS))
+        for r in rows:
+            print(" | ".join(str(r[k]) for k in KEYS))
+        table.append(summary(source.label, rows))
+    print("\n".join(table))
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        command = "python scheduler/benchmarks/packing_gap.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        date = datetime.now(UTC).isoformat(timespec="seconds")
+        machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+        meta = {"command": command, "date": date, "machine": machine, "policy": args.policy,
+                "provenance": "simulated: openb GPU trace v2023 node/pod lists (FGD method); no hardware involved"}
+        args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": every}, indent=1) + "\n")
+        head = [f"# Where {args.policy}'s idle GPU sits at 100 % arrival, and the share-packing ceiling ({date})", "",
+                f"Command: `{command}`  ", f"Machine: {machine}  ", f"Provenance: {meta['provenance']}", "",
+                "Medians over the seeds; idle in thousands of GPU milli (1,000 = one GPU), by the largest share on "
+                "the partly used GPU. *≥ 800 floor*: the allocation if every arrived share ≥ 800 is placed and every "
+                "share small enough to close its gap closes one. *All-shares ceiling*: no placement that places every "
+                "arrived share allocates more (the shares' GPUs keep at least the pattern LP's least waste idle). "
+                "Per-seed rows, failed pods by shape and the FFD figures are in the JSON.", ""]
+        args.out.with_suffix(".md").write_text("\n".join(head + table) + "\n")
 
 
 if __name__ == "__main__":
