@@ -29,9 +29,10 @@ from pathlib import Path
 from hami_scheduler.policies import make_policy
 from hami_scheduler.sim import bound as lp
 from hami_scheduler.sim.cluster import DEFAULT_TIE_BREAK, SimCluster
-from hami_scheduler.sim.run import FileSource, TraceSource, prepare_run, shape_of
-from hami_scheduler.sim.trace import NODE_FILE, VARIANTS, TraceNode, TracePod, default_trace_dir
+from hami_scheduler.sim.run import prepare_run, shape_of
+from hami_scheduler.sim.trace import VARIANTS, TraceNode, TracePod, default_trace_dir
 from hami_scheduler.sim.workload import class_memory, target_workload
+from packing_gap import source_of  # the sibling script: variant name or pod-list file
 
 
 def arrived_by_100(order: list[TracePod], total_gpus: int) -> list[TracePod]:
@@ -103,13 +104,6 @@ def offline_placement(nodes, pods: list[TracePod], policy_name: str, seed: int) 
     policy.prepare(target_workload(pods), class_memory(pods), capacity)
     cluster = SimCluster(nodes, policy, random.Random(seed), DEFAULT_TIE_BREAK)
     return sum(p.gpu_request_milli for p in pods if cluster.schedule(shape_of(p)) is not None)
-
-
-def source_of(trace_dir: str, variant: str) -> TraceSource | FileSource:
-    """A public variant by name, or a pod-list file (``*.csv``, e.g. from gen_variants.py) on the trace's nodes."""
-    if variant.endswith(".csv"):
-        return FileSource(str(Path(trace_dir) / NODE_FILE), variant)
-    return TraceSource(trace_dir, variant)
 
 
 def measure(trace_dir: str, variant: str, seed: int, policies: list[str]) -> dict:
