@@ -66,13 +66,20 @@ class Runs:
         return statistics.median(self.done[(mix, k, s)] for s in seeds)
 
 
+#: A weight may cost a selection mix at most this much (the ship rule's tolerance, about the seed noise of
+#: a two-seed median). A strict best-worst-case rule picks 0 everywhere: ``cpu225`` (ρ 1.01) loses
+#: 0.01-0.08 at every weight > 0 (seeds 42-43), so no weight can beat 0 on its worst mix.
+TOLERANCE = 0.05
+
+
 def choose(runs: Runs, mixes: list[str], seeds: list[int]) -> float:
-    """Grid weight with the best worst-case gain over weight 0 on ``mixes`` (ties: mean, then smaller)."""
+    """Grid weight with the best mean gain over weight 0 on ``mixes`` among those costing no mix more
+    than :data:`TOLERANCE` (ties: the smaller weight); 0 when none does."""
     runs.need([(m, k, s) for m in mixes for k in GRID for s in seeds])
 
-    def key(k: float) -> tuple[float, float, float]:
+    def key(k: float) -> tuple[bool, float, float]:
         gains = [runs.median(m, k, seeds) - runs.median(m, 0.0, seeds) for m in mixes]
-        return round(min(gains), 3), round(statistics.mean(gains), 3), -k
+        return min(gains) >= -TOLERANCE, round(statistics.mean(gains), 3), -k
 
     return max(GRID, key=key)
 
@@ -125,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
            + " ".join(argv if argv is not None else sys.argv[1:]),
            "grid": list(GRID), "select_seeds": sel, "judge_seeds": judge, "loo": rows,
            "shipped_choice": shipped, "code_default": OVERCOMMIT_WEIGHT, "shipped": shipped_rows,
-           "public": public}
+           "public": public, "selection_medians": {m: {f"{k:g}": round(runs.median(m, k, sel), 3) for k in GRID}
+                                                     for m in MIXES},
+           "runs": [[m, k, seed, v] for (m, k, seed), v in runs.done.items()]}
     path = Path(a.out)
     path.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
     path.with_suffix(".md").write_text(markdown(out))
@@ -136,16 +145,22 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(o: dict) -> str:
     lines = [
         "# frag-pack under CPU pressure: leave-one-mix-out choice of the overcommit weight (2026-12-04)", "",
-        f"Command: `{o['command']}` (mixes from `scheduler/benchmarks/gen_variants.py`, seed 0). Simulated on the",
+        f"Command: `{o['command']}` (mixes from `scheduler/benchmarks/gen_variants.py`, its default seed 2026). Simulated on the",
         "openb trace (FGD's method, allocation % of GPU at 100 % arrival, median over seeds); no hardware.",
         f"Grid {o['grid']}; selection seeds {o['select_seeds'][0]}-{o['select_seeds'][-1]}, judge seeds "
-        f"{o['judge_seeds'][0]}-{o['judge_seeds'][-1]}. `old` = weight 0 (the score before this change).", "",
+        f"{o['judge_seeds'][0]}-{o['judge_seeds'][-1]}. `old` = weight 0 (the score before this change). Rule: the",
+        f"best mean gain over weight 0 on the other mixes among weights costing none of them more than {TOLERANCE}",
+        "(`TOLERANCE`).", "",
         "| left-out mix | ρ | weight chosen on the other four | our FGD | old | new | gain | lead over our FGD |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in o["loo"]:
         lines.append(f"| {r['mix']} | {r['rho_median']} | {r['chosen_without']:g} | {r['fgd_ours_100']} | "
                      f"{r['old_100']} | {r['new_100']} | {r['gain']:+.2f} | {r['lead_over_our_fgd']:+.2f} |")
+    lines += ["", "Selection-seed medians (allocation % @100) per weight:", "",
+              "| mix | " + " | ".join(f"{k:g}" for k in o["grid"]) + " |", "|---|" + "---:|" * len(o["grid"])]
+    lines += [f"| {m} | " + " | ".join(f"{v:.2f}" for v in row.values()) + " |"
+              for m, row in o["selection_medians"].items()]
     lines += ["", f"Chosen on all five: **{o['shipped_choice']:g}** (code default `OVERCOMMIT_WEIGHT` = "
               f"{o['code_default']:g}). With it, judge seeds:", "", "| mix | old | new | gain |", "|---|---:|---:|---:|"]
     lines += [f"| {r['mix']} | {r['old_100']} | {r['new_100']} | {r['gain']:+.2f} |" for r in o["shipped"]]

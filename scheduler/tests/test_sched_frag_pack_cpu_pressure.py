@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 from hami_scheduler.live_workload import WorkloadFeed, cluster_cpu
 from hami_scheduler.policies import NodeView, PodShape, make_policy
-from hami_scheduler.policies.frag_pack import FragPackPolicy, cpu_pressure, pack_weight_under
+from hami_scheduler.policies.frag_pack import (
+    OVERCOMMIT_WEIGHT,
+    FragPackPolicy,
+    cpu_pressure,
+    pack_weight_under,
+)
 from hami_scheduler.state import ClusterState
 from sched_testing import NVIDIA, gpu_node
 
@@ -28,10 +33,10 @@ def test_rho_is_expected_cpu_by_the_time_the_gpus_have_arrived_over_cluster_cpu(
 
 def test_weight_is_exactly_pack_weight_while_cpu_suffices():
     for rho in (None, 0.0, 0.7, 0.96, 0.999999):
-        assert pack_weight_under(rho, 0.1, 15.0) == 0.1
-    assert pack_weight_under(1.0, 0.1, 15.0) == 0.1
-    assert pack_weight_under(1.06, 0.1, 15.0) == pytest.approx(1.0)
-    ws = [pack_weight_under(r, 0.1, 15.0) for r in (1.0, 1.05, 1.1, 1.2)]
+        assert pack_weight_under(rho, 0.1, 20.0) == 0.1
+    assert pack_weight_under(1.0, 0.1, 20.0) == 0.1
+    assert pack_weight_under(1.06, 0.1, 20.0) == pytest.approx(1.3)
+    ws = [pack_weight_under(r, 0.1, 20.0) for r in (1.0, 1.05, 1.1, 1.2)]
     assert ws == sorted(ws) and ws[-1] > ws[0]
 
 
@@ -61,7 +66,7 @@ def test_scores_under_pressure_weight_the_capacity_aware_term_more():
     pol = make_policy("frag-pack")
     pol.prepare(WL, {}, CAP, 100_000)  # type: ignore[call-arg]  # ρ = 1.6
     assert pol.rho == pytest.approx(1.6)  # type: ignore[attr-defined]
-    assert pol.pack_now == pytest.approx(0.1 + 15.0 * 0.6)  # type: ignore[attr-defined]
+    assert pol.pack_now == pytest.approx(0.1 + OVERCOMMIT_WEIGHT * 0.6)  # type: ignore[attr-defined]
     old = FragPackPolicy(overcommit_weight=0.0)
     old.prepare(WL, {}, CAP, 100_000)
     assert _scores(pol) != _scores(old)

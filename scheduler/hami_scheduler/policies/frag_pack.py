@@ -20,7 +20,7 @@ MAX_MEM_MIB = 1_048_576
 
 #: Extra capacity-aware weight per unit of CPU overcommit (ρ − 1), chosen leave-one-mix-out over generated
 #: CPU-heavy mixes (docs/results/2026-12-04-frag-pack-cpu-pressure.md).
-OVERCOMMIT_WEIGHT = 15.0
+OVERCOMMIT_WEIGHT = 20.0
 
 
 class FragBestFitPolicy(FGDPolicy):
