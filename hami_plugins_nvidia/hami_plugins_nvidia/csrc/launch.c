@@ -42,10 +42,13 @@
 #define MAXQ 32
 #define EVPOOL (MAXQ * RING + 8)
 
+enum { MK_END = 0, MK_START = 1 };
+
 struct mark {
     CUevent e;
-    int64_t enq;  /* host enqueue time of the first launch this mark closes; 0 = a calibration mark */
+    int64_t enq;  /* host enqueue time of the first launch this mark closes (MK_START: its record time) */
     int64_t rec;  /* host time the mark was recorded */
+    int kind;     /* MK_END closes launches (their GPU end); MK_START opens a busy period (its GPU start) */
 };
 
 struct squeue {
@@ -60,10 +63,9 @@ struct squeue {
 
 #define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
-#define SHARE_WINDOW_NS 500000000LL  /* another container counts as sharing for 500 ms after its last launch */
+#define SHARE_WINDOW_NS 100000000LL  /* another container counts as sharing for 100 ms after its last activity */
 #define HEARTBEAT_NS 20000000LL      /* an open busy interval counts for 20 ms past its owner's last heartbeat */
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
-#define CALIB_GAP_NS 5000000LL       /* a calibration mark at most every 5 ms */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 
 struct dstate {
@@ -92,9 +94,9 @@ struct dstate {
     int64_t ref_host;       /* its host time */
     int64_t ref_at;         /* when it became the reference */
     int64_t min_slack;      /* least (estimated completion - record time) of the marks since ref_at */
-    int64_t calib_at;       /* last calibration mark */
     /* busy interval of this process */
     int64_t busy_since;     /* 0 = idle */
+    int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
     int64_t charged_to;     /* busy time before this has been charged */
     int64_t last_end;       /* completion of the last collected mark */
 };
@@ -228,21 +230,22 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
     return h;
 }
 
-/* A completed calibration mark: the first becomes the reference; later ones re-base it every 2 s, after
- * tightening it by the least slack seen (the promptest mark completed right when it was recorded). */
-static void calibrate(struct dstate *ds, struct mark *m, int64_t now)
+/* A completed start mark (recorded on an idle stream) is also a calibration sample: the first becomes the
+ * reference; later ones re-base it every 2 s, after tightening it by the least slack seen (the promptest mark
+ * completed right when it was recorded). Returns the mark's completion time; takes its event. */
+static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
 {
     if (!ds->ref) {
         ds->ref = m->e;
         ds->ref_host = m->rec;
         ds->ref_at = now;
         ds->min_slack = INT64_MAX;
-        return;
+        return m->rec;
     }
     int64_t h = completion(ds, m->e, m->rec, now);
     if (now - ds->ref_at < REBASE_NS) {
         put_event(ds, m->e);
-        return;
+        return h;
     }
     int64_t tighten = ds->min_slack > 0 && ds->min_slack < INT64_MAX ? ds->min_slack : 0;
     put_event(ds, ds->ref);
@@ -250,6 +253,7 @@ static void calibrate(struct dstate *ds, struct mark *m, int64_t now)
     ds->ref_host = h - tighten;
     ds->ref_at = now;
     ds->min_slack = INT64_MAX;
+    return h;
 }
 
 static int queues_idle(const struct dstate *ds)
@@ -288,8 +292,18 @@ static void harvest(struct dstate *ds)
             struct mark *m = &q->ring[q->head];
             if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
                 break;
-            if (m->enq == 0) {
-                calibrate(ds, m, now);
+            if (m->kind == MK_START) {
+                /* the GPU reached this stream's work: it executes from here, whatever it waited for before
+                 * (another context's time slice, with the launches already enqueued), so the launches it
+                 * opens are charged from here, and the busy period starts here for the node board too */
+                int64_t h = calibrate(ds, m, now);
+                if (h > q->done_end)
+                    q->done_end = h;
+                if (ds->busy_since && !ds->since_gpu) {
+                    ds->busy_since = h > ds->busy_since ? h : ds->busy_since;
+                    ds->since_gpu = 1;
+                    publish(ds, 1, ds->busy_since);
+                }
             } else {
                 int64_t h = completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
@@ -300,14 +314,20 @@ static void harvest(struct dstate *ds)
                     ds->last_end = h;
                 put_event(ds, m->e);
                 ds->pending--;
+                if (ds->busy_since && !ds->since_gpu) {  /* no start mark (it could not be recorded) */
+                    ds->since_gpu = 1;
+                    publish(ds, 1, ds->busy_since);
+                }
             }
             q->head = (q->head + 1) % RING;
             q->count--;
         }
     }
     if (ds->busy_since && queues_idle(ds)) {
-        publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
+        if (ds->since_gpu)
+            publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
         ds->busy_since = 0;
+        ds->since_gpu = 0;
     }
     if (swapped)
         vg_real.cuThreadExchangeStreamCaptureMode(&mode);
@@ -360,7 +380,7 @@ static void note_users(struct dstate *ds, int64_t now)
                 __atomic_store_n(&g->user_busy_ns[i], 0, __ATOMIC_RELEASE);
             }
         }
-        if (ds->user_idx >= 0 && ds->busy_since)
+        if (ds->user_idx >= 0 && ds->busy_since && ds->since_gpu)
             __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
     }
     if (ds->user_idx >= 0)
@@ -395,9 +415,9 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
     return q;
 }
 
-/* Records a mark on q's stream (enq 0: a calibration mark). A stream being captured into a graph gets
- * none: its launches are recorded, not run (the graph's launch is measured), so they are forgotten. */
-static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq)
+/* Records a mark of the kind on q's stream. A stream being captured into a graph gets none: its launches are
+ * recorded, not run (the graph's launch is measured), so they are forgotten. */
+static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind)
 {
     int capture = 0;
     if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
@@ -424,16 +444,30 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq)
         put_event(ds, e);
         return 0;
     }
-    q->ring[(q->head + q->count) % RING] = (struct mark){e, enq, now};
+    q->ring[(q->head + q->count) % RING] = (struct mark){e, kind == MK_START ? now : enq, now, kind};
     q->count++;
-    if (enq) {
+    if (kind == MK_END) {
         ds->pending++;
         q->unmarked = 0;
         q->last_mark = now;
-    } else {
-        ds->calib_at = now;
     }
     return 1;
+}
+
+/* Whether q's stream has nothing left to run: no launch without a mark, and its newest mark completed. */
+static int stream_idle(struct dstate *ds, struct squeue *q)
+{
+    if (q->unmarked)
+        return 0;
+    if (!q->count)
+        return 1;
+    int mode = 2;  /* relaxed, as in harvest() */
+    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
+                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    int idle = vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS;
+    if (swapped)
+        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
+    return idle;
 }
 
 /* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
@@ -446,7 +480,7 @@ static void close_bursts(struct dstate *ds, int64_t now)
         if (q->s == CU_STREAM_PER_THREAD)
             q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
         else
-            push_mark(ds, q, q->unmarked_enq);
+            push_mark(ds, q, q->unmarked_enq, MK_END);
     }
 }
 
@@ -465,6 +499,8 @@ static void throttle(struct dstate *ds, int sm)
     for (;;) {
         int64_t now = vg_now_ns();
         note_users(ds, now);  /* waiting for credit is still using the GPU: stay on the list */
+        if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared)
+            return;  /* the neighbour left while this launch waited: under default it goes now */
         if (now - ds->harvest_at > 100000 || ds->pending > 16) {
             harvest(ds);
             ds->harvest_at = now;
@@ -651,12 +687,15 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         struct squeue *q = find_queue(ds, s);
         if (q) {
             now = vg_now_ns();
-            if (!ds->busy_since) {
+            if (!ds->busy_since) {  /* published once its GPU start is known (harvest) */
                 ds->busy_since = now;
-                publish(ds, 1, now);
+                ds->since_gpu = 0;
             }
-            if (!q->count && !q->unmarked && (!ds->ref || now - ds->calib_at > CALIB_GAP_NS))
-                push_mark(ds, q, 0);  /* the stream is idle: a calibration sample */
+            /* the stream is idle: this launch starts a busy period on it. A start mark records when the GPU
+             * really gets to it (after any time slice of another context), so waiting is never charged; the
+             * launches queued behind it are chained (each starts when the previous one ended) */
+            if (stream_idle(ds, q))
+                push_mark(ds, q, now, MK_START);
             q->last_launch = now;
             *qout = q;
         }
@@ -675,7 +714,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         q->unmarked++;
         /* a mark per launch: measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time (charged twice its GPU time); a mark costs ~2 % there */
-        push_mark(ds, q, q->unmarked_enq);
+        push_mark(ds, q, q->unmarked_enq, MK_END);
     }
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
