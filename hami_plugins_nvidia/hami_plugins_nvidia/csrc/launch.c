@@ -63,7 +63,9 @@ struct squeue {
 
 #define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
-#define SHARE_WINDOW_NS 100000000LL  /* another container counts as sharing for 100 ms after its last activity */
+#define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
+#define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
+#define COVER_NS 1000000LL           /* its last activity counts as measured if within 1 ms of its busy end */
 #define HEARTBEAT_NS 20000000LL      /* an open busy interval counts for 20 ms past its owner's last heartbeat */
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
@@ -388,8 +390,17 @@ static void note_users(struct dstate *ds, int64_t now)
     int shared = 0;
     for (int i = 0; i < HAMI_BOARD_USERS && !shared; i++) {
         uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+        if (!id || id == me)
+            continue;
         int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
-        shared = id && id != me && t && now - t < SHARE_WINDOW_NS;
+        int64_t end = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+        /* a neighbour whose last activity (launch, wait for credit, heartbeat of work in flight) is covered by a
+         * measured busy interval went idle when that interval ended: it is gone 100 ms later. One launching
+         * unmeasured (alone under default) gives no end: its work may still be queued, so it counts for 500 ms
+         * after its last launch */
+        int measured = end && end + COVER_NS >= t;
+        int64_t last = measured && end > t ? end : t;
+        shared = t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
     }
     if (shared != ds->shared)
         vg_log(VG_INFO, "device %d: %s", ds->dev, shared ? "another container is launching on this GPU: the SM "

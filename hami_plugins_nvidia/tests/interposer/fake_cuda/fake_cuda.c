@@ -17,7 +17,8 @@
  * then the next process with work queued (round robin) gets the GPU. With a slice longer than a program's
  * kernels this is FIFO between contexts: a launch waits for the neighbour's queued work. In this mode an
  * event record is a tiny piece of work (1 ns): it completes only when its process holds the GPU, like a
- * real event processed in its context's channel. */
+ * real event processed in its context's channel. FAKE_CUDA_SWITCH_US=<n> (with slices) makes each switch to
+ * another process cost n us in which nobody's work progresses, like a real context switch. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -73,11 +74,14 @@ struct sg_gpu {
     int64_t last;                       /* the model has advanced up to this time */
     int run;                            /* time slices: the process holding the GPU + 1, 0 = none */
     int64_t slice_end;                  /* when its slice ends */
+    int last_ran;                       /* the process that ran last + 1 */
+    int64_t switch_end;                 /* a context switch in progress ends here */
     struct sg_proc p[SG_PROCS];
 };
 static struct sg_gpu *sg;
 static int sg_me = -1, sg_state;
 static int64_t sg_slice;                /* FAKE_CUDA_SLICE_US in ns; 0 = fluid processor sharing */
+static int64_t sg_switch;               /* FAKE_CUDA_SWITCH_US in ns */
 
 static void sg_point(struct sg_proc *p, int64_t t)
 {
@@ -101,6 +105,8 @@ static int sg_attach(void)
         return 0;
     const char *sl = getenv("FAKE_CUDA_SLICE_US");
     sg_slice = sl ? strtoll(sl, NULL, 10) * 1000 : 0;
+    const char *sw = getenv("FAKE_CUDA_SWITCH_US");
+    sg_switch = sw ? strtoll(sw, NULL, 10) * 1000 : 0;
     int fd = open(f, O_RDWR | O_CREAT, 0600);
     if (fd < 0 || ftruncate(fd, sizeof(struct sg_gpu)) != 0)
         return 0;
@@ -191,13 +197,20 @@ static void sg_advance_slices(int64_t now)
                 sg->last = now;
                 break;
             }
-            if (nx != r || !sg->p[nx].lastk)
-                sg_point(&sg->p[nx], sg->last);  /* its turn starts */
+            if (sg->last_ran && sg->last_ran != nx + 1)
+                sg->switch_end = sg->last + sg_switch;  /* another context: a switch first */
+            sg->last_ran = nx + 1;
             sg->run = nx + 1;
-            sg->slice_end = sg->last + sg_slice;
+            sg->slice_end = (sg->switch_end > sg->last ? sg->switch_end : sg->last) + sg_slice;
             r = nx;
         }
+        if (sg->switch_end > sg->last) {  /* switching: nobody progresses */
+            sg->last = sg->switch_end < now ? sg->switch_end : now;
+            continue;
+        }
         struct sg_proc *p = &sg->p[r];
+        if (!p->lastk)
+            sg_point(p, sg->last);  /* its turn starts */
         int64_t step = now - sg->last;
         if (p->queued - p->done < step)
             step = p->queued - p->done;
