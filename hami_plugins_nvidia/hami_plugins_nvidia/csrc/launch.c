@@ -68,6 +68,7 @@ struct squeue {
 #define COVER_NS 1000000LL           /* its last activity counts as measured if within 1 ms of its busy end */
 #define HEARTBEAT_NS 20000000LL      /* an open busy interval counts for 20 ms past its owner's last heartbeat */
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
+#define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 
 struct dstate {
@@ -87,6 +88,7 @@ struct dstate {
     unsigned int clock_mhz; /* last sampled SM clock */
     int64_t clock_at;
     int64_t harvest_at;     /* last harvest: completed events are collected at most every 100 us */
+    int64_t launch_at;      /* last measured launch: while the program launches, it harvests itself */
     int64_t user_stamp;     /* last time this container's node-board user entry was refreshed */
     int user_idx;           /* its index in the board entry's user list, -1 = none */
     int shared;             /* another container was seen launching on this GPU recently */
@@ -512,7 +514,7 @@ static void throttle(struct dstate *ds, int sm)
         note_users(ds, now);  /* waiting for credit is still using the GPU: stay on the list */
         if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared)
             return;  /* the neighbour left while this launch waited: under default it goes now */
-        if (now - ds->harvest_at > 100000 || ds->pending > 16) {
+        if (now - ds->harvest_at > HARVEST_GAP_NS || ds->pending > 16) {
             harvest(ds);
             ds->harvest_at = now;
         }
@@ -595,6 +597,13 @@ static void *watcher(void *arg)
             int64_t now = vg_now_ns();
             if (ds->ctx != cur && vg_real.cuCtxSetCurrent && vg_real.cuCtxSetCurrent(ds->ctx) == CUDA_SUCCESS)
                 cur = ds->ctx;
+#ifndef HAMI_WATCHER_ALWAYS_HARVESTS
+            if (now - ds->launch_at < 2 * HARVEST_GAP_NS && now - ds->harvest_at < 2 * HARVEST_GAP_NS) {
+                pthread_mutex_unlock(&ds->mu);  /* the launching thread harvests: no contention on the lock */
+                period = HARVEST_GAP_NS;
+                continue;
+            }
+#endif
             if (ds->ctx == cur)
                 close_bursts(ds, now);
             harvest(ds);
@@ -705,8 +714,15 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             /* the stream is idle: this launch starts a busy period on it. A start mark records when the GPU
              * really gets to it (after any time slice of another context), so waiting is never charged; the
              * launches queued behind it are chained (each starts when the previous one ended) */
+#ifndef HAMI_NO_START_MARKS
             if (stream_idle(ds, q))
                 push_mark(ds, q, now, MK_START);
+#endif
+            if (now - ds->harvest_at > HARVEST_GAP_NS || ds->pending > 16) {
+                harvest(ds);
+                ds->harvest_at = now;
+            }
+            ds->launch_at = now;
             q->last_launch = now;
             *qout = q;
         }
