@@ -55,6 +55,7 @@ struct squeue {
     CUstream s;
     int head, count;
     int unmarked;          /* launches after the last mark */
+    int capture;           /* the stream was being captured at the current launch */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
     int64_t last_mark, last_launch;
     int64_t done_end;      /* host time the last completed mark on this stream completed */
@@ -68,6 +69,7 @@ struct squeue {
 #define COVER_NS 1000000LL           /* its last activity counts as measured if within 1 ms of its busy end */
 #define HEARTBEAT_NS 20000000LL      /* an open busy interval counts for 20 ms past its owner's last heartbeat */
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
+#define CALIB_GAP_NS 5000000LL       /* alone, a start mark (a calibration sample) at most every 5 ms */
 #define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 
@@ -98,6 +100,7 @@ struct dstate {
     int64_t ref_host;       /* its host time */
     int64_t ref_at;         /* when it became the reference */
     int64_t min_slack;      /* least (estimated completion - record time) of the marks since ref_at */
+    int64_t calib_at;       /* last start mark (each is a calibration sample) */
     /* busy interval of this process */
     int64_t busy_since;     /* 0 = idle */
     int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
@@ -430,11 +433,19 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
 
 /* Records a mark of the kind on q's stream. A stream being captured into a graph gets none: its launches are
  * recorded, not run (the graph's launch is measured), so they are forgotten. */
-static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind)
+static int capturing(struct squeue *q)
 {
     int capture = 0;
-    if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
-        capture != CU_STREAM_CAPTURE_STATUS_NONE) {
+    return vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
+           capture != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/* capture: whether q's stream is being captured, -1 = ask the driver (a launch asks once for its marks). */
+static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture)
+{
+    if (capture < 0)
+        capture = capturing(q);
+    if (capture) {
         q->unmarked = 0;
         return 0;
     }
@@ -463,6 +474,8 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind)
         ds->pending++;
         q->unmarked = 0;
         q->last_mark = now;
+    } else {
+        ds->calib_at = now;
     }
     return 1;
 }
@@ -493,7 +506,7 @@ static void close_bursts(struct dstate *ds, int64_t now)
         if (q->s == CU_STREAM_PER_THREAD)
             q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
         else
-            push_mark(ds, q, q->unmarked_enq, MK_END);
+            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
     }
 }
 
@@ -714,10 +727,9 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             /* the stream is idle: this launch starts a busy period on it. A start mark records when the GPU
              * really gets to it (after any time slice of another context), so waiting is never charged; the
              * launches queued behind it are chained (each starts when the previous one ended) */
-#ifndef HAMI_NO_START_MARKS
-            if (stream_idle(ds, q))
-                push_mark(ds, q, now, MK_START);
-#endif
+            q->capture = capturing(q);
+            if (!q->capture && (ds->shared || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) && stream_idle(ds, q))
+                push_mark(ds, q, now, MK_START, 0);
             if (now - ds->harvest_at > HARVEST_GAP_NS || ds->pending > 16) {
                 harvest(ds);
                 ds->harvest_at = now;
@@ -741,7 +753,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         q->unmarked++;
         /* a mark per launch: measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time (charged twice its GPU time); a mark costs ~2 % there */
-        push_mark(ds, q, q->unmarked_enq, MK_END);
+        push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
     }
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
