@@ -76,5 +76,12 @@ def test_gpu_packing_bands_follow_the_papers_simulator():
     shared = NodeView("c", "G2", 96000, 1 << 30, [350, 900, 1000, 1000])
     score, gpus = pol.score(shared, share)
     assert (score, gpus) == (97, (0,))
+    # Integer arithmetic, as the simulator's: 359 free milli -> 35 % -> 35 // 10 = 3 -> 97
+    # (real division would give 100 - 3.59 -> 96).
+    odd = NodeView("d", "G2", 96000, 1 << 30, [359, 1000])
+    assert pol.score(odd, share) == (97, (0,))
+    # A shared GPU that is 99 % free still beats any fully free GPU (91 > 49).
+    nearly_free = NodeView("e", "G2", 96000, 1 << 30, [990, 1000])
+    assert pol.score(nearly_free, share)[0] == 91
     # CPU-only pods score 0 everywhere.
     assert pol.score(idle8, CPU_ONLY)[0] == 0

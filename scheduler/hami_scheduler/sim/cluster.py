@@ -28,11 +28,11 @@ def tie_rank(n: int, tie_break: str, rng: random.Random) -> np.ndarray:
 
     ``node-order`` (default) follows the FGD paper's simulator: before creating the nodes it renames
     each with a ``NNNN-`` prefix drawn from a permutation of its seeded RNG, so the nodes' name order
-    is a fresh random order per seed, and equal-best nodes are resolved in that order (the simulator
-    builds against a kube-scheduler fork that is not public; the rule is the one its renaming
-    implies, and it is the one whose results match the published medians on all nine variants,
-    docs/scheduler.md §3). So ties go to the same nodes for the whole run, but to other nodes for
-    every seed. It matters most for pods whose score is equal on
+    is a fresh random order per seed, and equal-best nodes are resolved in that order: the
+    kube-scheduler fork it builds against (mental2008/kubernetes v1.20.5-minor) replaces stock
+    selectHost's reservoir sampling with "the smallest name among the best scores, for
+    reproducibility" (docs/scheduler.md §3). So ties go to the same nodes for the whole run, but to
+    other nodes for every seed. It matters most for pods whose score is equal on
     every node (GpuClustering and GpuPacking give CPU-only pods 0 everywhere; FGD gives most of them
     ΔF = 0): they fill one node after another in that order. ``first`` keeps the node list's own
     order (in the openb list that sends CPU-only pods to the P100 nodes listed first: 0.9-1.9 points
