@@ -1,31 +1,46 @@
 /* launch.c - the SM limit and task priority, applied on every kind of kernel launch.
  *
  * The limit is a cap on GPU time, not on launches. Without MPS the kernels of two contexts never run at the
- * same time: the GPU time-slices evenly between the contexts that have work queued. So a tenant's GPU time
- * is modelled as processor sharing: the integral, over the time its queue is non-empty, of 1/n(t), n(t)
- * being the number of tenants with work queued at t. A tenant's queue is non-empty from the host enqueue
- * time of its first outstanding launch (CLOCK_MONOTONIC, one clock for every process) to the GPU completion
- * of its last one. Completion times come from the GPU: timing events, converted to host time through a
- * reference event whose host time is known; the reference is calibrated by every mark (an event cannot
- * complete before it is recorded, nor after the host saw it complete) and re-based every two seconds.
- * Each tenant publishes its current or last busy interval on the node board, so every tenant computes
- * n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
+ * same time: the GPU time-slices between the contexts that have work queued. So a tenant's GPU time is
+ * modelled as processor sharing: the integral, over the time its work is on the GPU, of 1/n(t), n(t) being
+ * the number of tenants with work on the GPU at t. A tenant's busy period on a stream starts when the GPU
+ * reaches its first launch - a start mark (a timing event recorded before a launch that finds the stream
+ * idle) completes only once its context holds the GPU, so time spent waiting behind another context's time
+ * slice (FIFO between contexts when kernels are shorter than the ~2 ms slice) is not charged - and each
+ * later launch is chained (it starts when the previous one on the stream ended, or at its host enqueue if
+ * later). A GPU-bound stream never goes idle and pays no start marks. Completion times come from the GPU:
+ * timing events, converted to host time (CLOCK_MONOTONIC, one clock for every process) through a reference
+ * event whose host time is known; every start mark is a calibration sample (an event cannot complete before
+ * it is recorded, nor after the host saw it complete) and the reference is re-based every two seconds. Each
+ * tenant publishes its current or last busy interval on the node board, opened at the GPU start of the busy
+ * period, so every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
  *
  * Each container has a token bucket (its shared region) earning limit% of wall time, up to 50 ms deep,
  * charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
  * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
- * A program whose busy time stays below its limit is never held; its per-launch cost is one event record
- * (coarser marking, one mark per 100 us, was tried on the H200 and merged a launch-bound program's idle
- * gaps into its busy time). The watcher thread closes any launch left without a mark 100 us after it. Streams being captured into a CUDA graph get no marks (the graph's launch is the launch).
+ * A program whose busy time stays below its limit is never held. Per launch: one end mark; a start mark on
+ * an idle stream only while another container is present (alone there is nobody to wait behind, so the host
+ * enqueue time is the start; one start mark per 5 ms still calibrates the clock). Completions are collected
+ * by the launching thread itself every 100 us while it launches; the watcher thread does it only while the
+ * program does not launch (the two contending for the lock cost the inference loop a third of its passes on
+ * the H200; HAMI_WATCHER_ALWAYS_HARVESTS builds the old way for that comparison). The watcher closes any
+ * launch left without a mark 100 us after it. Streams being captured into a CUDA graph get no marks (the
+ * graph's launch is the launch).
  *
  * GPU_CORE_UTILIZATION_POLICY: force always caps, disable never, default caps only while another
- * container is launching on the same GPU under the interposer (seen on the node board's user list within
- * the last 500 ms); alone under default, launches go to the driver with no measurement.
+ * container is using the same GPU under the interposer. A neighbour whose last activity (launch, wait for
+ * credit, heartbeat of work in flight) is covered by a measured busy interval is gone 100 ms after that
+ * interval ended (one square-wave period while shared); one whose launches are not measured (alone under
+ * default, so uncapped and unmeasured) counts for 500 ms after its last launch, since its queued work may
+ * run that long after it. A launch waiting for credit re-checks this, so it goes as soon as the neighbour
+ * is gone. Alone under default, launches go to the driver with no measurement.
  *
- * Measured history (docs/results/2026-12-04-h200-interposer-real-workloads.md): exclusive turns through a
- * gate lost 15-60 % of the GPU on real programs; charging event-measured kernel time divided by the busy
- * tenants under-charged everyone (a kernel's events do not span the other context's time slices).
+ * Measured history (docs/results/2026-12-04-h200-interposer-real-workloads.md, ...-sharing.md,
+ * ...-sharing-2.md): exclusive turns through a gate lost 15-60 % of the GPU on real programs; charging
+ * event-measured kernel time divided by the busy tenants under-charged everyone (a kernel's events do not
+ * span the other context's time slices); charging from the host enqueue charged two launch-bound tenants
+ * for waiting behind each other (54 % each for programs busy 34 % alone).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
