@@ -44,7 +44,8 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], help="NAME=CSRC_DIR:DEFINE,DEFINE")
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--pairs", default="", help="variant names to run the 50+50 pair with (default: all)")
+    ap.add_argument("--pairs", default="", help="variant names to run the 50+50 pair with (default: all; none)")
+    ap.add_argument("--kind", default="infer", help="program of interposer/programs.py (default: infer)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="hami-lc-"))
@@ -57,24 +58,26 @@ def main() -> None:
     with open(args.out / "launch-cost.log", "w") as log:
         b = rw.Bench(next(iter(libs.values())), tmp, log)
         for k in range(args.rounds):
-            out["alone"].setdefault("native", []).append(b.run(f"native #{k}", "infer", args.seconds, False).get("rate"))
+            out["alone"].setdefault("native", []).append(b.run(f"native #{k}", args.kind, args.seconds, False).get("rate"))
             for name, lib in libs.items():
                 b.lib = lib
-                r = b.run(f"{name} #{k}", "infer", args.seconds, True, CUDA_TASK_PRIORITY="0")
+                r = b.run(f"{name} #{k}", args.kind, args.seconds, True, CUDA_TASK_PRIORITY="0")
                 out["alone"].setdefault(name, []).append(r.get("rate"))
                 out.setdefault("busy", {}).setdefault(name, []).append(r.get("gpu_busy_fraction"))
-        out["alone"]["native"].append(b.run("native #last", "infer", args.seconds, False).get("rate"))
-        nat = b.pair("pair native", ("infer", "infer"), args.seconds, ({}, {}), preload=False)
-        out["pairs"]["native"] = [x.get("rate") for x in nat]
-        for name in (args.pairs.split(",") if args.pairs else libs):
+        out["alone"]["native"].append(b.run("native #last", args.kind, args.seconds, False).get("rate"))
+        names = [] if args.pairs == "none" else args.pairs.split(",") if args.pairs else list(libs)
+        if names:
+            nat = b.pair("pair native", (args.kind, args.kind), args.seconds, ({}, {}), preload=False)
+            out["pairs"]["native"] = [x.get("rate") for x in nat]
+        for name in names:
             b.lib = libs[name]
             env = {"CUDA_DEVICE_SM_LIMIT": "50", "GPU_CORE_UTILIZATION_POLICY": "force"}
-            pr = b.pair(f"pair 50+50 {name}", ("infer", "infer"), args.seconds, (env, env))
+            pr = b.pair(f"pair 50+50 {name}", (args.kind, args.kind), args.seconds, (env, env))
             out["pairs"][name] = [x.get("rate") for x in pr]
             out.setdefault("pair_charged", {})[name] = [x.get("gpu_busy_fraction") for x in pr]
     solo = statistics.median([r for r in out["alone"]["native"] if r])
     out["alone_pct_of_native_median"] = {n: [round(100 * r / solo, 1) for r in rs if r] for n, rs in out["alone"].items()}
-    nat_sum = sum(r or 0 for r in out["pairs"]["native"])
+    nat_sum = sum(r or 0 for r in out["pairs"].get("native", []))
     out["pair_sum_pct_of_native_pair"] = {n: round(100 * sum(r or 0 for r in rs) / nat_sum, 1) if nat_sum else None
                                           for n, rs in out["pairs"].items()}
     (args.out / "launch-cost.json").write_text(json.dumps(out, indent=1))

@@ -128,6 +128,11 @@ static pthread_once_t states_once = PTHREAD_ONCE_INIT;
 static void start_watcher(void);
 static pid_t watcher_pid;
 
+/* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
+ * stream can be capturing: the capture query and the switch to the relaxed capture mode around the library's
+ * own event calls are skipped (driver calls on every launch: measured, they cost a launch-bound program). */
+static int capture_seen;
+
 static void init_states(void)
 {
     for (int i = 0; i < HAMI_MAX_DEVICES; i++)
@@ -299,14 +304,28 @@ static void publish(struct dstate *ds, int open, int64_t t)
     }
 }
 
+/* Switches the calling thread to the relaxed capture mode, once a capture may be in progress; returns
+ * whether it did (then relaxed_end restores the mode). */
+static int relaxed_begin(int *mode)
+{
+    *mode = 2;  /* CU_STREAM_CAPTURE_MODE_RELAXED */
+    return __atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) && vg_real.cuThreadExchangeStreamCaptureMode &&
+           vg_real.cuThreadExchangeStreamCaptureMode(mode) == CUDA_SUCCESS;
+}
+
+static void relaxed_end(int swapped, int *mode)
+{
+    if (swapped)
+        vg_real.cuThreadExchangeStreamCaptureMode(mode);
+}
+
 /* Collects every completed mark and charges the busy time it closes; never blocks. A stream of this process
  * may be capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread
  * would invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
 static void harvest(struct dstate *ds)
 {
-    int mode = 2;  /* CU_STREAM_CAPTURE_MODE_RELAXED */
-    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
-                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    int mode;
+    int swapped = relaxed_begin(&mode);
     int64_t now = vg_now_ns();
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
@@ -351,8 +370,7 @@ static void harvest(struct dstate *ds)
         ds->busy_since = 0;
         ds->since_gpu = 0;
     }
-    if (swapped)
-        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
+    relaxed_end(swapped, &mode);
 }
 
 /* Age of the oldest marked launch whose completion has not been collected (0 = none). */
@@ -450,6 +468,8 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
  * recorded, not run (the graph's launch is measured), so they are forgotten. */
 static int capturing(struct squeue *q)
 {
+    if (!__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE))
+        return 0;
     int capture = 0;
     return vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
            capture != CU_STREAM_CAPTURE_STATUS_NONE;
@@ -469,14 +489,12 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         if (q->count >= RING - 1)
             sleep_ns(50000);
     }
-    int mode = 2;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
-    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
-                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
+    int swapped = relaxed_begin(&mode);
     CUevent e = get_event(ds);
     int64_t now = vg_now_ns();
     CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
-    if (swapped)
-        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
+    relaxed_end(swapped, &mode);
     if (!e)
         return 0;
     if (rec != CUDA_SUCCESS) {
@@ -502,12 +520,10 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
         return 0;
     if (!q->count)
         return 1;
-    int mode = 2;  /* relaxed, as in harvest() */
-    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
-                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
+    int swapped = relaxed_begin(&mode);
     int idle = vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS;
-    if (swapped)
-        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
+    relaxed_end(swapped, &mode);
     return idle;
 }
 
@@ -830,4 +846,41 @@ VG_API CUresult cuGraphLaunch(CUgraphExec g, CUstream s)
 VG_API CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s)
 {
     CONTROLLED(cuGraphLaunch_ptsz, PTS(s), g, s)
+}
+
+/* A capture begins: from now on the library's event calls run in the relaxed capture mode. Any marking in
+ * progress (it holds its device's lock) finishes first, so none of its calls can fall inside the capture. */
+static void capture_begins(void)
+{
+    __atomic_store_n(&capture_seen, 1, __ATOMIC_RELEASE);
+    pthread_once(&states_once, init_states);
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
+        pthread_mutex_lock(&states[i].mu);
+        pthread_mutex_unlock(&states[i].mu);
+    }
+}
+
+#define BEGIN_CAPTURE(field, ...)              \
+    vg_init_cuda();                            \
+    if (!vg_real.field)                        \
+        return CUDA_ERROR_NOT_INITIALIZED;     \
+    capture_begins();                          \
+    return vg_real.field(__VA_ARGS__);
+
+VG_API CUresult cuStreamBeginCapture(CUstream s) { BEGIN_CAPTURE(cuStreamBeginCapture, s) }
+VG_API CUresult cuStreamBeginCapture_ptsz(CUstream s) { BEGIN_CAPTURE(cuStreamBeginCapture_ptsz, s) }
+VG_API CUresult cuStreamBeginCapture_v2(CUstream s, int mode) { BEGIN_CAPTURE(cuStreamBeginCapture_v2, s, mode) }
+VG_API CUresult cuStreamBeginCapture_v2_ptsz(CUstream s, int mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCapture_v2_ptsz, s, mode)
+}
+VG_API CUresult cuStreamBeginCaptureToGraph(CUstream s, void *g, const void *deps, const void *data, size_t n,
+                                            int mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCaptureToGraph, s, g, deps, data, n, mode)
+}
+VG_API CUresult cuStreamBeginCaptureToGraph_ptsz(CUstream s, void *g, const void *deps, const void *data, size_t n,
+                                                 int mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCaptureToGraph_ptsz, s, g, deps, data, n, mode)
 }
