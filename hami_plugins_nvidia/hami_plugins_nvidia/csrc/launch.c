@@ -130,7 +130,8 @@ static pid_t watcher_pid;
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
  * stream can be capturing: the capture query and the switch to the relaxed capture mode around the library's
- * own event calls are skipped (driver calls on every launch: measured, they cost a launch-bound program). */
+ * own event calls are skipped: two fewer driver calls on every launch (on the H200 the gain was within the
+ * inference loop's noise; CUDA graph capture kept working). */
 static int capture_seen;
 
 static void init_states(void)
