@@ -215,15 +215,18 @@ def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infe
         raw: dict = {}
         for pct in alone:
             raw[("alone", pct)] = [b.run(f"{kind} alone {pct} force #{k}", kind, secs, True,
-                                         CUDA_DEVICE_SM_LIMIT=str(pct), **f) for k in range(1)]
+                                         CUDA_DEVICE_SM_LIMIT=str(pct), **f) for k in range(REPEAT)]
         if nsolo > 2:
             solos.append(b.run(f"{kind} solo native #1", kind, secs, False))
-        if "n" in flags:
-            raw["native"] = [b.pair(f"{kind} pair native", (kind, kind), secs, ({}, {}), preload=False)]
+        if "n" in flags:  # N: the native pair REPEAT times too
+            raw["native"] = [b.pair(f"{kind} pair native #{k}", (kind, kind), secs, ({}, {}), preload=False)
+                             for k in range(REPEAT if "N" in flags else 1)]
         if "q" in flags:  # the unlimited pair's processor-sharing charge (priority 0 measures, caps nothing)
             raw["probe pair"] = [b.pair(f"{kind} pair probe", (kind, kind), secs,
                                         ({"CUDA_TASK_PRIORITY": "0"}, {"CUDA_TASK_PRIORITY": "0"}))]
-        for k in range(REPEAT):
+        for k in range(0 if "x" in flags else REPEAT):  # x: no limited pairs
+            if nsolo > 3 and k:
+                solos.append(b.run(f"{kind} solo native #{k}+", kind, secs, False))
             for lo, hi in ((30, 70), (50, 50)):
                 raw.setdefault((lo, hi), []).append(
                     b.pair(f"{kind} pair {lo}+{hi} #{k}", (kind, kind), secs,
@@ -332,7 +335,8 @@ def main() -> None:
     ap.add_argument("--kinds", default="matmul,train,infer", help="programs of --part share")
     ap.add_argument("--period-ms", default="default", help="HAMI_SM_PERIOD_MS of the preloaded workers")
     ap.add_argument("--plan", default="", help="per program of --part share: KIND:ALONE-LIMITS:SOLOS:FLAGS;... "
-                    "FLAGS p = busy probe, n = native pair, q = probe pair, t = policy timeline (e.g. train:10,30:3:pt)")
+                    "FLAGS p = busy probe, n = native pair (N: --repeat times), q = probe pair, t = policy timeline, "
+                    "x = no limited pairs (e.g. train:10,30:3:pt); SOLOS > 3 adds a solo between repeats")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
     args = ap.parse_args()

@@ -18,7 +18,9 @@ extern void *vg_nvml_real_meminfo, *vg_nvml_real_meminfo_v2, *vg_nvml_real_index
     X(cuDevicePrimaryCtxRelease, 0) X(cuDevicePrimaryCtxReset, 0)                                     \
     X(cuLaunchKernel, 1) X(cuLaunchKernel_ptsz, 1) X(cuLaunchKernelEx, 1) X(cuLaunchKernelEx_ptsz, 1) \
     X(cuLaunchCooperativeKernel, 1) X(cuLaunchCooperativeKernel_ptsz, 1) X(cuGraphLaunch, 1)          \
-    X(cuGraphLaunch_ptsz, 1)
+    X(cuGraphLaunch_ptsz, 1) X(cuStreamBeginCapture, 0) X(cuStreamBeginCapture_ptsz, 0)               \
+    X(cuStreamBeginCapture_v2, 0) X(cuStreamBeginCapture_v2_ptsz, 0) X(cuStreamBeginCaptureToGraph, 0)  \
+    X(cuStreamBeginCaptureToGraph_ptsz, 0)
 
 #define X(name, launch) CUresult name();
 CU_LIST

@@ -1,31 +1,46 @@
 /* launch.c - the SM limit and task priority, applied on every kind of kernel launch.
  *
  * The limit is a cap on GPU time, not on launches. Without MPS the kernels of two contexts never run at the
- * same time: the GPU time-slices evenly between the contexts that have work queued. So a tenant's GPU time
- * is modelled as processor sharing: the integral, over the time its queue is non-empty, of 1/n(t), n(t)
- * being the number of tenants with work queued at t. A tenant's queue is non-empty from the host enqueue
- * time of its first outstanding launch (CLOCK_MONOTONIC, one clock for every process) to the GPU completion
- * of its last one. Completion times come from the GPU: timing events, converted to host time through a
- * reference event whose host time is known; the reference is calibrated by every mark (an event cannot
- * complete before it is recorded, nor after the host saw it complete) and re-based every two seconds.
- * Each tenant publishes its current or last busy interval on the node board, so every tenant computes
- * n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
+ * same time: the GPU time-slices between the contexts that have work queued. So a tenant's GPU time is
+ * modelled as processor sharing: the integral, over the time its work is on the GPU, of 1/n(t), n(t) being
+ * the number of tenants with work on the GPU at t. A tenant's busy period on a stream starts when the GPU
+ * reaches its first launch - a start mark (a timing event recorded before a launch that finds the stream
+ * idle) completes only once its context holds the GPU, so time spent waiting behind another context's time
+ * slice (FIFO between contexts when kernels are shorter than the ~2 ms slice) is not charged - and each
+ * later launch is chained (it starts when the previous one on the stream ended, or at its host enqueue if
+ * later). A GPU-bound stream never goes idle and pays no start marks. Completion times come from the GPU:
+ * timing events, converted to host time (CLOCK_MONOTONIC, one clock for every process) through a reference
+ * event whose host time is known; every start mark is a calibration sample (an event cannot complete before
+ * it is recorded, nor after the host saw it complete) and the reference is re-based every two seconds. Each
+ * tenant publishes its current or last busy interval on the node board, opened at the GPU start of the busy
+ * period, so every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
  *
  * Each container has a token bucket (its shared region) earning limit% of wall time, up to 50 ms deep,
  * charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
  * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
- * A program whose busy time stays below its limit is never held; its per-launch cost is one event record
- * (coarser marking, one mark per 100 us, was tried on the H200 and merged a launch-bound program's idle
- * gaps into its busy time). The watcher thread closes any launch left without a mark 100 us after it. Streams being captured into a CUDA graph get no marks (the graph's launch is the launch).
+ * A program whose busy time stays below its limit is never held. Per launch: one end mark; a start mark on
+ * an idle stream only while another container is present (alone there is nobody to wait behind, so the host
+ * enqueue time is the start; one start mark per 5 ms still calibrates the clock). Completions are collected
+ * by the launching thread itself every 100 us while it launches; the watcher thread does it only while the
+ * program does not launch (the two contending for the lock cost the inference loop a third of its passes on
+ * the H200; HAMI_WATCHER_ALWAYS_HARVESTS builds the old way for that comparison). The watcher closes any
+ * launch left without a mark 100 us after it. Streams being captured into a CUDA graph get no marks (the
+ * graph's launch is the launch).
  *
  * GPU_CORE_UTILIZATION_POLICY: force always caps, disable never, default caps only while another
- * container is launching on the same GPU under the interposer (seen on the node board's user list within
- * the last 500 ms); alone under default, launches go to the driver with no measurement.
+ * container is using the same GPU under the interposer. A neighbour whose last activity (launch, wait for
+ * credit, heartbeat of work in flight) is covered by a measured busy interval is gone 100 ms after that
+ * interval ended (one square-wave period while shared); one whose launches are not measured (alone under
+ * default, so uncapped and unmeasured) counts for 500 ms after its last launch, since its queued work may
+ * run that long after it. A launch waiting for credit re-checks this, so it goes as soon as the neighbour
+ * is gone. Alone under default, launches go to the driver with no measurement.
  *
- * Measured history (docs/results/2026-12-04-h200-interposer-real-workloads.md): exclusive turns through a
- * gate lost 15-60 % of the GPU on real programs; charging event-measured kernel time divided by the busy
- * tenants under-charged everyone (a kernel's events do not span the other context's time slices).
+ * Measured history (docs/results/2026-12-04-h200-interposer-real-workloads.md, ...-sharing.md,
+ * ...-sharing-2.md): exclusive turns through a gate lost 15-60 % of the GPU on real programs; charging
+ * event-measured kernel time divided by the busy tenants under-charged everyone (a kernel's events do not
+ * span the other context's time slices); charging from the host enqueue charged two launch-bound tenants
+ * for waiting behind each other (54 % each for programs busy 34 % alone).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
@@ -42,16 +57,20 @@
 #define MAXQ 32
 #define EVPOOL (MAXQ * RING + 8)
 
+enum { MK_END = 0, MK_START = 1 };
+
 struct mark {
     CUevent e;
-    int64_t enq;  /* host enqueue time of the first launch this mark closes; 0 = a calibration mark */
+    int64_t enq;  /* host enqueue time of the first launch this mark closes (MK_START: its record time) */
     int64_t rec;  /* host time the mark was recorded */
+    int kind;     /* MK_END closes launches (their GPU end); MK_START opens a busy period (its GPU start) */
 };
 
 struct squeue {
     CUstream s;
     int head, count;
     int unmarked;          /* launches after the last mark */
+    int capture;           /* the stream was being captured at the current launch */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
     int64_t last_mark, last_launch;
     int64_t done_end;      /* host time the last completed mark on this stream completed */
@@ -60,10 +79,13 @@ struct squeue {
 
 #define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
-#define SHARE_WINDOW_NS 500000000LL  /* another container counts as sharing for 500 ms after its last launch */
+#define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
+#define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
+#define COVER_NS 1000000LL           /* its last activity counts as measured if within 1 ms of its busy end */
 #define HEARTBEAT_NS 20000000LL      /* an open busy interval counts for 20 ms past its owner's last heartbeat */
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
-#define CALIB_GAP_NS 5000000LL       /* a calibration mark at most every 5 ms */
+#define CALIB_GAP_NS 5000000LL       /* alone, a start mark (a calibration sample) at most every 5 ms */
+#define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 
 struct dstate {
@@ -83,6 +105,7 @@ struct dstate {
     unsigned int clock_mhz; /* last sampled SM clock */
     int64_t clock_at;
     int64_t harvest_at;     /* last harvest: completed events are collected at most every 100 us */
+    int64_t launch_at;      /* last measured launch: while the program launches, it harvests itself */
     int64_t user_stamp;     /* last time this container's node-board user entry was refreshed */
     int user_idx;           /* its index in the board entry's user list, -1 = none */
     int shared;             /* another container was seen launching on this GPU recently */
@@ -92,9 +115,10 @@ struct dstate {
     int64_t ref_host;       /* its host time */
     int64_t ref_at;         /* when it became the reference */
     int64_t min_slack;      /* least (estimated completion - record time) of the marks since ref_at */
-    int64_t calib_at;       /* last calibration mark */
+    int64_t calib_at;       /* last start mark (each is a calibration sample) */
     /* busy interval of this process */
     int64_t busy_since;     /* 0 = idle */
+    int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
     int64_t charged_to;     /* busy time before this has been charged */
     int64_t last_end;       /* completion of the last collected mark */
 };
@@ -103,6 +127,12 @@ static struct dstate states[HAMI_MAX_DEVICES];
 static pthread_once_t states_once = PTHREAD_ONCE_INIT;
 static void start_watcher(void);
 static pid_t watcher_pid;
+
+/* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
+ * stream can be capturing: the capture query and the switch to the relaxed capture mode around the library's
+ * own event calls are skipped: two fewer driver calls on every launch (on the H200 the gain was within the
+ * inference loop's noise; CUDA graph capture kept working). */
+static int capture_seen;
 
 static void init_states(void)
 {
@@ -228,21 +258,22 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
     return h;
 }
 
-/* A completed calibration mark: the first becomes the reference; later ones re-base it every 2 s, after
- * tightening it by the least slack seen (the promptest mark completed right when it was recorded). */
-static void calibrate(struct dstate *ds, struct mark *m, int64_t now)
+/* A completed start mark (recorded on an idle stream) is also a calibration sample: the first becomes the
+ * reference; later ones re-base it every 2 s, after tightening it by the least slack seen (the promptest mark
+ * completed right when it was recorded). Returns the mark's completion time; takes its event. */
+static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
 {
     if (!ds->ref) {
         ds->ref = m->e;
         ds->ref_host = m->rec;
         ds->ref_at = now;
         ds->min_slack = INT64_MAX;
-        return;
+        return m->rec;
     }
     int64_t h = completion(ds, m->e, m->rec, now);
     if (now - ds->ref_at < REBASE_NS) {
         put_event(ds, m->e);
-        return;
+        return h;
     }
     int64_t tighten = ds->min_slack > 0 && ds->min_slack < INT64_MAX ? ds->min_slack : 0;
     put_event(ds, ds->ref);
@@ -250,6 +281,7 @@ static void calibrate(struct dstate *ds, struct mark *m, int64_t now)
     ds->ref_host = h - tighten;
     ds->ref_at = now;
     ds->min_slack = INT64_MAX;
+    return h;
 }
 
 static int queues_idle(const struct dstate *ds)
@@ -273,14 +305,28 @@ static void publish(struct dstate *ds, int open, int64_t t)
     }
 }
 
+/* Switches the calling thread to the relaxed capture mode, once a capture may be in progress; returns
+ * whether it did (then relaxed_end restores the mode). */
+static int relaxed_begin(int *mode)
+{
+    *mode = 2;  /* CU_STREAM_CAPTURE_MODE_RELAXED */
+    return __atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) && vg_real.cuThreadExchangeStreamCaptureMode &&
+           vg_real.cuThreadExchangeStreamCaptureMode(mode) == CUDA_SUCCESS;
+}
+
+static void relaxed_end(int swapped, int *mode)
+{
+    if (swapped)
+        vg_real.cuThreadExchangeStreamCaptureMode(mode);
+}
+
 /* Collects every completed mark and charges the busy time it closes; never blocks. A stream of this process
  * may be capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread
  * would invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
 static void harvest(struct dstate *ds)
 {
-    int mode = 2;  /* CU_STREAM_CAPTURE_MODE_RELAXED */
-    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
-                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    int mode;
+    int swapped = relaxed_begin(&mode);
     int64_t now = vg_now_ns();
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
@@ -288,8 +334,18 @@ static void harvest(struct dstate *ds)
             struct mark *m = &q->ring[q->head];
             if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
                 break;
-            if (m->enq == 0) {
-                calibrate(ds, m, now);
+            if (m->kind == MK_START) {
+                /* the GPU reached this stream's work: it executes from here, whatever it waited for before
+                 * (another context's time slice, with the launches already enqueued), so the launches it
+                 * opens are charged from here, and the busy period starts here for the node board too */
+                int64_t h = calibrate(ds, m, now);
+                if (h > q->done_end)
+                    q->done_end = h;
+                if (ds->busy_since && !ds->since_gpu) {
+                    ds->busy_since = h > ds->busy_since ? h : ds->busy_since;
+                    ds->since_gpu = 1;
+                    publish(ds, 1, ds->busy_since);
+                }
             } else {
                 int64_t h = completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
@@ -300,17 +356,22 @@ static void harvest(struct dstate *ds)
                     ds->last_end = h;
                 put_event(ds, m->e);
                 ds->pending--;
+                if (ds->busy_since && !ds->since_gpu) {  /* no start mark (it could not be recorded) */
+                    ds->since_gpu = 1;
+                    publish(ds, 1, ds->busy_since);
+                }
             }
             q->head = (q->head + 1) % RING;
             q->count--;
         }
     }
     if (ds->busy_since && queues_idle(ds)) {
-        publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
+        if (ds->since_gpu)
+            publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
         ds->busy_since = 0;
+        ds->since_gpu = 0;
     }
-    if (swapped)
-        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
+    relaxed_end(swapped, &mode);
 }
 
 /* Age of the oldest marked launch whose completion has not been collected (0 = none). */
@@ -360,7 +421,7 @@ static void note_users(struct dstate *ds, int64_t now)
                 __atomic_store_n(&g->user_busy_ns[i], 0, __ATOMIC_RELEASE);
             }
         }
-        if (ds->user_idx >= 0 && ds->busy_since)
+        if (ds->user_idx >= 0 && ds->busy_since && ds->since_gpu)
             __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
     }
     if (ds->user_idx >= 0)
@@ -368,8 +429,17 @@ static void note_users(struct dstate *ds, int64_t now)
     int shared = 0;
     for (int i = 0; i < HAMI_BOARD_USERS && !shared; i++) {
         uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+        if (!id || id == me)
+            continue;
         int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
-        shared = id && id != me && t && now - t < SHARE_WINDOW_NS;
+        int64_t end = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+        /* a neighbour whose last activity (launch, wait for credit, heartbeat of work in flight) is covered by a
+         * measured busy interval went idle when that interval ended: it is gone 100 ms later. One launching
+         * unmeasured (alone under default) gives no end: its work may still be queued, so it counts for 500 ms
+         * after its last launch */
+        int measured = end && end + COVER_NS >= t;
+        int64_t last = measured && end > t ? end : t;
+        shared = t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
     }
     if (shared != ds->shared)
         vg_log(VG_INFO, "device %d: %s", ds->dev, shared ? "another container is launching on this GPU: the SM "
@@ -395,13 +465,23 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
     return q;
 }
 
-/* Records a mark on q's stream (enq 0: a calibration mark). A stream being captured into a graph gets
- * none: its launches are recorded, not run (the graph's launch is measured), so they are forgotten. */
-static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq)
+/* Records a mark of the kind on q's stream. A stream being captured into a graph gets none: its launches are
+ * recorded, not run (the graph's launch is measured), so they are forgotten. */
+static int capturing(struct squeue *q)
 {
+    if (!__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE))
+        return 0;
     int capture = 0;
-    if (vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
-        capture != CU_STREAM_CAPTURE_STATUS_NONE) {
+    return vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
+           capture != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/* capture: whether q's stream is being captured, -1 = ask the driver (a launch asks once for its marks). */
+static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture)
+{
+    if (capture < 0)
+        capture = capturing(q);
+    if (capture) {
         q->unmarked = 0;
         return 0;
     }
@@ -410,23 +490,21 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq)
         if (q->count >= RING - 1)
             sleep_ns(50000);
     }
-    int mode = 2;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
-    int swapped = vg_real.cuThreadExchangeStreamCaptureMode &&
-                  vg_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
+    int swapped = relaxed_begin(&mode);
     CUevent e = get_event(ds);
     int64_t now = vg_now_ns();
     CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
-    if (swapped)
-        vg_real.cuThreadExchangeStreamCaptureMode(&mode);
+    relaxed_end(swapped, &mode);
     if (!e)
         return 0;
     if (rec != CUDA_SUCCESS) {
         put_event(ds, e);
         return 0;
     }
-    q->ring[(q->head + q->count) % RING] = (struct mark){e, enq, now};
+    q->ring[(q->head + q->count) % RING] = (struct mark){e, kind == MK_START ? now : enq, now, kind};
     q->count++;
-    if (enq) {
+    if (kind == MK_END) {
         ds->pending++;
         q->unmarked = 0;
         q->last_mark = now;
@@ -434,6 +512,20 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq)
         ds->calib_at = now;
     }
     return 1;
+}
+
+/* Whether q's stream has nothing left to run: no launch without a mark, and its newest mark completed. */
+static int stream_idle(struct dstate *ds, struct squeue *q)
+{
+    if (q->unmarked)
+        return 0;
+    if (!q->count)
+        return 1;
+    int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
+    int swapped = relaxed_begin(&mode);
+    int idle = vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS;
+    relaxed_end(swapped, &mode);
+    return idle;
 }
 
 /* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
@@ -446,7 +538,7 @@ static void close_bursts(struct dstate *ds, int64_t now)
         if (q->s == CU_STREAM_PER_THREAD)
             q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
         else
-            push_mark(ds, q, q->unmarked_enq);
+            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
     }
 }
 
@@ -465,7 +557,9 @@ static void throttle(struct dstate *ds, int sm)
     for (;;) {
         int64_t now = vg_now_ns();
         note_users(ds, now);  /* waiting for credit is still using the GPU: stay on the list */
-        if (now - ds->harvest_at > 100000 || ds->pending > 16) {
+        if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared)
+            return;  /* the neighbour left while this launch waited: under default it goes now */
+        if (now - ds->harvest_at > HARVEST_GAP_NS || ds->pending > 16) {
             harvest(ds);
             ds->harvest_at = now;
         }
@@ -548,6 +642,13 @@ static void *watcher(void *arg)
             int64_t now = vg_now_ns();
             if (ds->ctx != cur && vg_real.cuCtxSetCurrent && vg_real.cuCtxSetCurrent(ds->ctx) == CUDA_SUCCESS)
                 cur = ds->ctx;
+#ifndef HAMI_WATCHER_ALWAYS_HARVESTS
+            if (now - ds->launch_at < 2 * HARVEST_GAP_NS && now - ds->harvest_at < 2 * HARVEST_GAP_NS) {
+                pthread_mutex_unlock(&ds->mu);  /* the launching thread harvests: no contention on the lock */
+                period = HARVEST_GAP_NS;
+                continue;
+            }
+#endif
             if (ds->ctx == cur)
                 close_bursts(ds, now);
             harvest(ds);
@@ -651,12 +752,21 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         struct squeue *q = find_queue(ds, s);
         if (q) {
             now = vg_now_ns();
-            if (!ds->busy_since) {
+            if (!ds->busy_since) {  /* published once its GPU start is known (harvest) */
                 ds->busy_since = now;
-                publish(ds, 1, now);
+                ds->since_gpu = 0;
             }
-            if (!q->count && !q->unmarked && (!ds->ref || now - ds->calib_at > CALIB_GAP_NS))
-                push_mark(ds, q, 0);  /* the stream is idle: a calibration sample */
+            /* the stream is idle: this launch starts a busy period on it. A start mark records when the GPU
+             * really gets to it (after any time slice of another context), so waiting is never charged; the
+             * launches queued behind it are chained (each starts when the previous one ended) */
+            q->capture = capturing(q);
+            if (!q->capture && (ds->shared || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) && stream_idle(ds, q))
+                push_mark(ds, q, now, MK_START, 0);
+            if (now - ds->harvest_at > HARVEST_GAP_NS || ds->pending > 16) {
+                harvest(ds);
+                ds->harvest_at = now;
+            }
+            ds->launch_at = now;
             q->last_launch = now;
             *qout = q;
         }
@@ -675,7 +785,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         q->unmarked++;
         /* a mark per launch: measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time (charged twice its GPU time); a mark costs ~2 % there */
-        push_mark(ds, q, q->unmarked_enq);
+        push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
     }
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
@@ -737,4 +847,41 @@ VG_API CUresult cuGraphLaunch(CUgraphExec g, CUstream s)
 VG_API CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s)
 {
     CONTROLLED(cuGraphLaunch_ptsz, PTS(s), g, s)
+}
+
+/* A capture begins: from now on the library's event calls run in the relaxed capture mode. Any marking in
+ * progress (it holds its device's lock) finishes first, so none of its calls can fall inside the capture. */
+static void capture_begins(void)
+{
+    __atomic_store_n(&capture_seen, 1, __ATOMIC_RELEASE);
+    pthread_once(&states_once, init_states);
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
+        pthread_mutex_lock(&states[i].mu);
+        pthread_mutex_unlock(&states[i].mu);
+    }
+}
+
+#define BEGIN_CAPTURE(field, ...)              \
+    vg_init_cuda();                            \
+    if (!vg_real.field)                        \
+        return CUDA_ERROR_NOT_INITIALIZED;     \
+    capture_begins();                          \
+    return vg_real.field(__VA_ARGS__);
+
+VG_API CUresult cuStreamBeginCapture(CUstream s) { BEGIN_CAPTURE(cuStreamBeginCapture, s) }
+VG_API CUresult cuStreamBeginCapture_ptsz(CUstream s) { BEGIN_CAPTURE(cuStreamBeginCapture_ptsz, s) }
+VG_API CUresult cuStreamBeginCapture_v2(CUstream s, int mode) { BEGIN_CAPTURE(cuStreamBeginCapture_v2, s, mode) }
+VG_API CUresult cuStreamBeginCapture_v2_ptsz(CUstream s, int mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCapture_v2_ptsz, s, mode)
+}
+VG_API CUresult cuStreamBeginCaptureToGraph(CUstream s, void *g, const void *deps, const void *data, size_t n,
+                                            int mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCaptureToGraph, s, g, deps, data, n, mode)
+}
+VG_API CUresult cuStreamBeginCaptureToGraph_ptsz(CUstream s, void *g, const void *deps, const void *data, size_t n,
+                                                 int mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCaptureToGraph_ptsz, s, g, deps, data, n, mode)
 }

@@ -104,6 +104,13 @@ struct vg_real {
                                                unsigned, unsigned, CUstream, void **);
     CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
     CUresult (*cuGraphLaunch_ptsz)(CUgraphExec, CUstream);
+    /* stream capture begins: observed so the library knows a capture may be in progress (launch.c) */
+    CUresult (*cuStreamBeginCapture)(CUstream);
+    CUresult (*cuStreamBeginCapture_ptsz)(CUstream);
+    CUresult (*cuStreamBeginCapture_v2)(CUstream, int);
+    CUresult (*cuStreamBeginCapture_v2_ptsz)(CUstream, int);
+    CUresult (*cuStreamBeginCaptureToGraph)(CUstream, void *, const void *, const void *, size_t, int);
+    CUresult (*cuStreamBeginCaptureToGraph_ptsz)(CUstream, void *, const void *, const void *, size_t, int);
 };
 extern struct vg_real vg_real;
 void vg_init_cuda(void);                 /* dlopen libcuda.so.1 once and resolve vg_real */

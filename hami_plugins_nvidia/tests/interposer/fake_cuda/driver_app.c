@@ -229,6 +229,35 @@ int main(int argc, char **argv)
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
             printf("spin %d %.6f %.6f %.6f %d\n", r, t0, t1, (g1 - g0) / 1e9, n);
+        } else if (!strcmp(c, "trace")) {
+            /* trace US GAP_US SECONDS SYNC BIN_MS: like spin, and prints the GPU time the fake device gave
+             * this process at every BIN_MS of wall time ("trace T0 t g t g ..." in seconds) */
+            unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
+            double secs = atof(argv[++i]);
+            int every = atoi(argv[++i]), n = 0;
+            double bin = atof(argv[++i]) / 1e3;
+            static double tt[100000], gg[100000];
+            int nb = 0;
+            CUresult r = 0;
+            double t0 = now_s(), next = t0;
+            while (!r && now_s() - t0 < secs) {
+                double t = now_s();
+                if (t >= next && nb < 100000 && fake_gpu_ns) {
+                    tt[nb] = t;
+                    gg[nb++] = fake_gpu_ns() / 1e9;
+                    next = t + bin;
+                }
+                r = run_launch("kernel", us);
+                if (++n % (every > 0 ? every : 1) == 0)
+                    ssync(NULL);
+                if (gap)
+                    usleep(gap);
+            }
+            ssync(NULL);
+            printf("trace %d", r);
+            for (int k = 0; k < nb; k++)
+                printf(" %.6f %.6f", tt[k], gg[k]);
+            printf("\n");
         } else if (!strcmp(c, "where")) {
             /* which library an entry point handed out by the resolver lives in */
             Dl_info info;

@@ -10,7 +10,15 @@
  * like a GPU without MPS: a fluid processor-sharing model in which each process with work queued gets an
  * equal part of the GPU's time. Each process's completed work is kept as a ring of (time, work done)
  * points, so an event completes exactly when its process's work reaches the amount queued before it, and
- * fake_gpu_ns() reports the GPU time a process has really received (what tests judge shares by). */
+ * fake_gpu_ns() reports the GPU time a process has really received (what tests judge shares by).
+ *
+ * FAKE_CUDA_SLICE_US=<n> replaces the fluid model by time slices, as a real GPU without MPS runs contexts:
+ * one process at a time runs until its queue drains or, while another waits, until its slice of n us ends;
+ * then the next process with work queued (round robin) gets the GPU. With a slice longer than a program's
+ * kernels this is FIFO between contexts: a launch waits for the neighbour's queued work. In this mode an
+ * event record is a tiny piece of work (1 ns): it completes only when its process holds the GPU, like a
+ * real event processed in its context's channel. FAKE_CUDA_SWITCH_US=<n> (with slices) makes each switch to
+ * another process cost n us in which nobody's work progresses, like a real context switch. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -64,10 +72,16 @@ struct sg_proc {
 struct sg_gpu {
     int lock;
     int64_t last;                       /* the model has advanced up to this time */
+    int run;                            /* time slices: the process holding the GPU + 1, 0 = none */
+    int64_t slice_end;                  /* when its slice ends */
+    int last_ran;                       /* the process that ran last + 1 */
+    int64_t switch_end;                 /* a context switch in progress ends here */
     struct sg_proc p[SG_PROCS];
 };
 static struct sg_gpu *sg;
 static int sg_me = -1, sg_state;
+static int64_t sg_slice;                /* FAKE_CUDA_SLICE_US in ns; 0 = fluid processor sharing */
+static int64_t sg_switch;               /* FAKE_CUDA_SWITCH_US in ns */
 
 static void sg_point(struct sg_proc *p, int64_t t)
 {
@@ -89,6 +103,10 @@ static int sg_attach(void)
     const char *f = getenv("FAKE_CUDA_GPU");
     if (!f || !*f)
         return 0;
+    const char *sl = getenv("FAKE_CUDA_SLICE_US");
+    sg_slice = sl ? strtoll(sl, NULL, 10) * 1000 : 0;
+    const char *sw = getenv("FAKE_CUDA_SWITCH_US");
+    sg_switch = sw ? strtoll(sw, NULL, 10) * 1000 : 0;
     int fd = open(f, O_RDWR | O_CREAT, 0600);
     if (fd < 0 || ftruncate(fd, sizeof(struct sg_gpu)) != 0)
         return 0;
@@ -148,11 +166,77 @@ static void sg_advance(int64_t now)
     }
 }
 
+static int sg_waiting_besides(int r)
+{
+    for (int i = 0; i < SG_PROCS; i++)
+        if (i != r && sg->p[i].queued > sg->p[i].done)
+            return 1;
+    return 0;
+}
+
+/* Advances the time-slice model to now: one process runs at a time (see the header). A running process's
+ * points are the start and the end of each of its turns (lastk 1 while it runs). */
+static void sg_advance_slices(int64_t now)
+{
+    if (!sg->last)
+        sg->last = now;
+    while (sg->last < now) {
+        int r = sg->run - 1;
+        int has = r >= 0 && sg->p[r].queued > sg->p[r].done;
+        if (!has || (sg->last >= sg->slice_end && sg_waiting_besides(r))) {
+            int nx = -1;
+            for (int k = 1; k <= SG_PROCS && nx < 0; k++) {
+                int i = ((r < 0 ? SG_PROCS - 1 : r) + k) % SG_PROCS;
+                if (sg->p[i].queued > sg->p[i].done)
+                    nx = i;
+            }
+            if (r >= 0)
+                sg->p[r].lastk = 0;  /* its turn is over */
+            if (nx < 0) {
+                sg->run = 0;
+                sg->last = now;
+                break;
+            }
+            if (sg->last_ran && sg->last_ran != nx + 1)
+                sg->switch_end = sg->last + sg_switch;  /* another context: a switch first */
+            sg->last_ran = nx + 1;
+            sg->run = nx + 1;
+            sg->slice_end = (sg->switch_end > sg->last ? sg->switch_end : sg->last) + sg_slice;
+            r = nx;
+        }
+        if (sg->switch_end > sg->last) {  /* switching: nobody progresses */
+            sg->last = sg->switch_end < now ? sg->switch_end : now;
+            continue;
+        }
+        struct sg_proc *p = &sg->p[r];
+        if (!p->lastk)
+            sg_point(p, sg->last);  /* its turn starts */
+        int64_t step = now - sg->last;
+        if (p->queued - p->done < step)
+            step = p->queued - p->done;
+        if (sg_waiting_besides(r) && sg->slice_end - sg->last < step)
+            step = sg->slice_end - sg->last > 0 ? sg->slice_end - sg->last : 1;
+        p->done += step;
+        sg->last += step;
+        if (p->lastk && p->n >= 2) {  /* still its turn: extend the turn's end point */
+            int last = (p->head + p->n - 1) % SG_PTS;
+            p->pt_t[last] = sg->last;
+            p->pt_d[last] = p->done;
+        } else {
+            sg_point(p, sg->last);
+        }
+        p->lastk = 1;
+    }
+}
+
 static void sg_lock(void)
 {
     while (__atomic_exchange_n(&sg->lock, 1, __ATOMIC_ACQUIRE))
         ;
-    sg_advance(now_ns());
+    if (sg_slice > 0)
+        sg_advance_slices(now_ns());
+    else
+        sg_advance(now_ns());
 }
 
 static void sg_unlock(void) { __atomic_store_n(&sg->lock, 0, __ATOMIC_RELEASE); }
@@ -451,6 +535,14 @@ API CUresult cuEventRecord(struct event *e, void *s)
     int d = cur < 0 ? 0 : cur;
     if (d == 0 && sg_attach()) {
         sg_lock();
+        if (sg_slice > 0) {  /* a tiny piece of work: done when this process holds the GPU */
+            struct sg_proc *p = &sg->p[sg_me];
+            if (p->queued == p->done) {
+                sg_point(p, now_ns());
+                p->lastk = 0;
+            }
+            p->queued += 1;
+        }
         e->q = sg->p[sg_me].queued;
         e->shared = 1;
         e->t = e->q <= sg->p[sg_me].done ? now_ns() : INT64_MAX;
