@@ -49,8 +49,12 @@ class FragPackPolicy(FGDPolicy):
     """FGD's exact fragmentation gradient, plus a capacity-aware (GPU, CPU and memory) fragmentation
     gradient, a CPU-stranding term, a dead-gap term and a best-fit term.
 
-    score = ΔF_fgd + pack_weight · ΔF_pack − dead_weight · ΔV(gap) − strand_weight · Δstranded
+    score = ΔF_fgd + w_pack · ΔF_pack − dead_weight · ΔV(gap) − strand_weight · Δstranded
             − fit_weight · 100 · leftover − ρ_model · GPU
+
+    ``w_pack`` is ``pack_weight`` while the cluster's CPU suffices for the mix and grows with the CPU
+    overcommit beyond it (:func:`cpu_pressure`, :func:`pack_weight_under`): then CPU, not GPU
+    fragmentation, is what leaves GPUs idle, and the capacity-aware term is the one that counts CPU.
 
     ``Δstranded`` is the change of :func:`~.frag.stranded_gpu` (idle GPU the node's spare CPU can no
     longer feed); ``ΔV`` the change of :func:`~.frag.dead_gap_table` at the device a sharing pod
