@@ -51,26 +51,26 @@ int vg_lane_set(int fd, short type, int64_t start, int64_t len)
     return 0;
 }
 
-int vg_owner_take(int fd, int64_t byte)
+/* A POSIX (not OFD) lock on one byte: the kernel reports its owner's pid to the others. */
+static int owner_lock(int fd, int64_t byte, short type)
 {
     struct flock fl;
     memset(&fl, 0, sizeof(fl));
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    return fcntl(fd, F_SETLK, &fl);  /* a POSIX lock: the kernel reports its owner's pid to the others */
-}
-
-int vg_owner_drop(int fd, int64_t byte)
-{
-    struct flock fl;
-    memset(&fl, 0, sizeof(fl));
-    fl.l_type = F_UNLCK;
+    fl.l_type = type;
     fl.l_whence = SEEK_SET;
     fl.l_start = byte;
     fl.l_len = 1;
     return fcntl(fd, F_SETLK, &fl);
+}
+
+int vg_owner_take(int fd, int64_t byte)
+{
+    return owner_lock(fd, byte, F_WRLCK);
+}
+
+int vg_owner_drop(int fd, int64_t byte)
+{
+    return owner_lock(fd, byte, F_UNLCK);
 }
 
 int vg_lane_test_pid(int fd, int64_t start, int64_t len, int64_t *got_start, int64_t *got_end, int *pid)

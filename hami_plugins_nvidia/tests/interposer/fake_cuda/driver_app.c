@@ -83,6 +83,40 @@ static CUresult run_launch(const char *kind, unsigned us)
     return graph((void *)(uintptr_t)us, NULL);
 }
 
+#define MAX_SAMPLES 100000
+
+/* (wall time, GPU time the fake gave this process) every bin seconds of a spin */
+struct samples {
+    int n;
+    double t[MAX_SAMPLES], g[MAX_SAMPLES];
+};
+
+/* Kernels of US microseconds, GAP_US of host time after each, a sync every EVERY launches, for SECS;
+ * samples GPU_NS (the fake's GPU time) into SM every BIN seconds when both are given. Counts launches in *N. */
+static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, double bin, struct samples *sm,
+                         int64_t (*gpu_ns)(void), int *n)
+{
+    CUresult r = 0;
+    double t0 = now_s(), next = t0;
+    while (!r && now_s() - t0 < secs) {
+        if (sm && gpu_ns) {
+            double t = now_s();
+            if (t >= next && sm->n < MAX_SAMPLES) {
+                sm->t[sm->n] = t;
+                sm->g[sm->n++] = gpu_ns() / 1e9;
+                next = t + bin;
+            }
+        }
+        r = run_launch("kernel", us);
+        if (++*n % (every > 0 ? every : 1) == 0)
+            ssync(NULL);
+        if (gap)
+            usleep(gap);
+    }
+    ssync(NULL);
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -215,17 +249,9 @@ int main(int argc, char **argv)
             unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
             double secs = atof(argv[++i]);
             int every = atoi(argv[++i]), n = 0;
-            CUresult r = 0;
             int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
             double t0 = now_s();
-            while (!r && now_s() - t0 < secs) {
-                r = run_launch("kernel", us);
-                if (++n % (every > 0 ? every : 1) == 0)
-                    ssync(NULL);
-                if (gap)
-                    usleep(gap);
-            }
-            ssync(NULL);
+            CUresult r = spin_for(us, gap, secs, every, 0, NULL, fake_gpu_ns, &n);
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
             printf("spin %d %.6f %.6f %.6f %d\n", r, t0, t1, (g1 - g0) / 1e9, n);
@@ -236,27 +262,12 @@ int main(int argc, char **argv)
             double secs = atof(argv[++i]);
             int every = atoi(argv[++i]), n = 0;
             double bin = atof(argv[++i]) / 1e3;
-            static double tt[100000], gg[100000];
-            int nb = 0;
-            CUresult r = 0;
-            double t0 = now_s(), next = t0;
-            while (!r && now_s() - t0 < secs) {
-                double t = now_s();
-                if (t >= next && nb < 100000 && fake_gpu_ns) {
-                    tt[nb] = t;
-                    gg[nb++] = fake_gpu_ns() / 1e9;
-                    next = t + bin;
-                }
-                r = run_launch("kernel", us);
-                if (++n % (every > 0 ? every : 1) == 0)
-                    ssync(NULL);
-                if (gap)
-                    usleep(gap);
-            }
-            ssync(NULL);
+            static struct samples sm;
+            sm.n = 0;
+            CUresult r = spin_for(us, gap, secs, every, bin, &sm, fake_gpu_ns, &n);
             printf("trace %d", r);
-            for (int k = 0; k < nb; k++)
-                printf(" %.6f %.6f", tt[k], gg[k]);
+            for (int k = 0; k < sm.n; k++)
+                printf(" %.6f %.6f", sm.t[k], sm.g[k]);
             printf("\n");
         } else if (!strcmp(c, "where")) {
             /* which library an entry point handed out by the resolver lives in */
