@@ -686,9 +686,10 @@ static void verify(struct dstate *ds)
 static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now)
 {
     int64_t tokens = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_ACQUIRE);
-    int ample = sm < 100 && tokens - ds->doubt_ns > HAMI_COARSE_CREDIT_NS;
-    if (sm < 100 && !ample)
-        demand_precision(ds, now);
+    /* 20 ms of hysteresis: a tenant hovering at the threshold does not flip on every launch */
+    int ample = sm < 100 && tokens - ds->doubt_ns > HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
+    if (sm < 100 && tokens <= HAMI_COARSE_CREDIT_NS)
+        demand_precision(ds, now);  /* low credit, not only doubt: its next decisions depend on n(t) */
     if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
         verify(ds);
     int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&

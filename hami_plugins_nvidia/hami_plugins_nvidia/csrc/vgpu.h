@@ -170,9 +170,11 @@ VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
 VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
 #define HAMI_BUCKET_CAP_NS 50000000LL   /* 50 ms of GPU time */
 #define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
-/* Coarse measurement (launch.c) only while the credit exceeds twice the in-flight bound; the bucket is at least
- * this deep plus 30 ms so that a tenant well under its limit can reach it while shared (100 ms period). */
+/* Coarse measurement (launch.c) only while the credit minus the doubt exceeds twice the in-flight bound. The
+ * bucket is at least this deep plus 100 ms, so that a tenant well under its limit can reach it while shared
+ * (100 ms period) and a coarse phase is not cut short by its own doubt (a burst after an idle spell may run
+ * 160 ms unheld, against 50 ms before coarse measurement). */
 #define HAMI_COARSE_CREDIT_NS (2 * HAMI_INFLIGHT_NS)
-#define HAMI_COARSE_CAP_NS (HAMI_COARSE_CREDIT_NS + 30000000LL)
+#define HAMI_COARSE_CAP_NS (HAMI_COARSE_CREDIT_NS + 100000000LL)
 
 #endif
