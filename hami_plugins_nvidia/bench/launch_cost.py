@@ -77,6 +77,16 @@ def parse_cores(text: str) -> list[set[int]]:
     return sets
 
 
+def parse_pair_limits(item: str) -> tuple[int, int, int | None]:
+    """'50+50' or '30+70x1' (only in the first repetition): the two limits and the repetitions (None = all)."""
+    pair, _, times = item.partition("x")
+    lo, plus, hi = pair.partition("+")
+    if (not plus or not lo.isdigit() or not hi.isdigit() or not (0 < int(lo) <= 100 and 0 < int(hi) <= 100)
+            or (times and not (times.isdigit() and int(times) > 0))):
+        raise SystemExit(f"--pair-limits {item!r}: expected two percentages like 50+50, optionally x<repetitions>")
+    return int(lo), int(hi), int(times) if times else None
+
+
 def modes(values: list[float], gap: float = 0.2) -> dict:
     """One median, or two modes when the sorted values split with a gap of more than `gap` (relative)
     between neighbours: the largest such gap separates a low and a high cluster."""
@@ -116,7 +126,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=70, help="SM limit of the library runs alone (force)")
     ap.add_argument("--cores", default="2;6", help="CPU cores: alone runs and first tenant; second tenant")
     ap.add_argument("--pairs", default="", help="variant names to run pairs with (default: all; none)")
-    ap.add_argument("--pair-limits", default="50+50", help="limits of the limited pairs, e.g. 50+50,30+70")
+    ap.add_argument("--pair-limits", default="50+50",
+                    help="limits of the limited pairs, e.g. 50+50,30+70x1 (xN: only in the first N repetitions)")
     ap.add_argument("--pair-repeat", type=int, default=3, help="each pair (native too) this many times")
     ap.add_argument("--pair-policy", default="default", help="GPU_CORE_UTILIZATION_POLICY of the pairs")
     ap.add_argument("--kind", default="infer", help="program of interposer/programs.py (default: infer)")
@@ -124,12 +135,7 @@ def main() -> None:
     if not args.variant:
         raise SystemExit("give at least one --variant")
     cores = parse_cores(args.cores)
-    limits = []
-    for item in args.pair_limits.split(","):
-        lo, plus, hi = item.partition("+")
-        if not plus or not lo.isdigit() or not hi.isdigit() or not (0 < int(lo) <= 100 and 0 < int(hi) <= 100):
-            raise SystemExit(f"--pair-limits {item!r}: expected two percentages like 50+50")
-        limits.append((int(lo), int(hi)))
+    limits = [parse_pair_limits(item) for item in args.pair_limits.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="hami-lc-"))
     libs, envs = {}, {}
@@ -169,7 +175,9 @@ def main() -> None:
                 out["pairs"].setdefault("native", []).append([x.get("rate") for x in nat_pair])
                 for name in names:
                     b.lib = libs[name]
-                    for lo, hi in limits:
+                    for lo, hi, times in limits:
+                        if times is not None and k >= times:
+                            continue
                         pe = [{"CUDA_DEVICE_SM_LIMIT": str(p), "GPU_CORE_UTILIZATION_POLICY": args.pair_policy,
                                "HAMI_LAUNCH_STATS": "1", **envs[name]} for p in (lo, hi)]
                         pr = b.pair(f"pair {lo}+{hi} {name} #{k}", (args.kind, args.kind), args.seconds,

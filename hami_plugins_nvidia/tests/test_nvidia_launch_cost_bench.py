@@ -47,6 +47,11 @@ def test_bad_command_line_values_name_the_option(lc) -> None:
     for bad in ("nocsrc", "p=csrc::lower=1", "p=csrc::NOVALUE"):
         with pytest.raises(SystemExit, match="--variant"):
             lc.parse_variant(bad)
+    assert lc.parse_pair_limits("50+50") == (50, 50, None)
+    assert lc.parse_pair_limits("30+70x1") == (30, 70, 1)
+    for bad in ("50", "50+", "0+50", "50+101", "30+70x0", "30+70xa"):
+        with pytest.raises(SystemExit, match="--pair-limits"):
+            lc.parse_pair_limits(bad)
     assert lc.parse_cores("2;6") == [{2}, {6}]
     assert lc.parse_cores("2,3;6,7") == [{2, 3}, {6, 7}]
     for bad in ("2", "2;2", "a;b", "2;"):
