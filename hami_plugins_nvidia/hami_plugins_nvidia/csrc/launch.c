@@ -15,8 +15,8 @@
  * tenant publishes its current or last busy interval on the node board, opened at the GPU start of the busy
  * period, so every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
  *
- * Each container has a token bucket (its shared region) earning limit% of wall time, up to 50 ms deep,
- * charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
+ * Each container has a token bucket (its shared region) earning limit% of wall time, up to 160 ms deep
+ * (HAMI_COARSE_CAP_NS; more with the square wave), charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
  * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
  * A program whose busy time stays below its limit is never held. Per launch: one end mark; a start mark on

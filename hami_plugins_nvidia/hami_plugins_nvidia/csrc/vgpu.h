@@ -168,7 +168,6 @@ VG_API int64_t hami_vgpu_throttle_wait_ns(int64_t tokens_ns, int64_t inflight_ns
 VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
 VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
 VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
-#define HAMI_BUCKET_CAP_NS 50000000LL   /* 50 ms of GPU time */
 #define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
 /* Coarse measurement (launch.c) only while the credit minus the doubt exceeds twice the in-flight bound. The
  * bucket is at least this deep plus 100 ms, so that a tenant well under its limit can reach it while shared
