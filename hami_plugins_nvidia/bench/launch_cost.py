@@ -117,6 +117,16 @@ def summary(res: dict, lps: float | None) -> dict:
             "error": res.get("error")}
 
 
+def save(out_dir: Path, out: dict) -> None:
+    """Writes launch-cost.json with the pair sums as % of the median native pair so far."""
+    nat_sums = [sum(r or 0 for r in p) for p in out["pairs"].get("native", [])]
+    nat_sum = statistics.median(nat_sums) if nat_sums else None
+    out["pair_sum_pct_of_native_pair_median"] = {
+        key: [round(100 * sum(r or 0 for r in p) / nat_sum, 1) for p in (ent if key == "native" else ent["rates"])]
+        for key, ent in out["pairs"].items()} if nat_sum else {}
+    (out_dir / "launch-cost.json").write_text(json.dumps(out, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
@@ -166,6 +176,7 @@ def main() -> None:
             out["alone"][name] = {"runs": [summary(r, lps_med) for r in rs], "rates": rates, "modes": modes(rates),
                                   "pct_of_native_median": [round(100 * r / nat_med, 1) if r and nat_med else None
                                                            for r in rates]}
+        save(args.out, out)
         names = [] if args.pairs == "none" else args.pairs.split(",") if args.pairs else list(libs)
         pair_cpus = (cores[0], cores[1])
         if names:
@@ -186,12 +197,8 @@ def main() -> None:
                         ent["rates"].append([x.get("rate") for x in pr])
                         ent["charged"].append([x.get("gpu_busy_fraction") for x in pr])
                         ent["stats"].append([x.get("launch_stats") for x in pr])
-        nat_sums = [sum(r or 0 for r in p) for p in out["pairs"].get("native", [])]
-        nat_sum = statistics.median(nat_sums) if nat_sums else None
-        out["pair_sum_pct_of_native_pair_median"] = {
-            key: [round(100 * sum(r or 0 for r in p) / nat_sum, 1) for p in (ent if key == "native" else ent["rates"])]
-            for key, ent in out["pairs"].items()} if nat_sum else {}
-    (args.out / "launch-cost.json").write_text(json.dumps(out, indent=1))
+                save(args.out, out)  # after every repetition: a run cut short by a timeout keeps what it measured
+    save(args.out, out)
     print(json.dumps({k: v for k, v in out.items() if k not in ("device", "alone")}), flush=True)
     print(json.dumps({n: {"modes": a["modes"], "pct": a["pct_of_native_median"]} for n, a in out["alone"].items()}),
           flush=True)
