@@ -671,8 +671,11 @@ static int precision_demanded(struct dstate *ds, int64_t now)
 static void verify(struct dstate *ds)
 {
     int64_t avg = ds->win_ns / ds->win_n;
-    if (ds->doubt_ns > 0 && !(ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns))
+    if (ds->doubt_ns > 0 && !(ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns)) {
+        vg_log(VG_DEBUG, "device %d: verification: %.2f us per launch against the estimate %.2f: the doubt "
+               "(%.1f ms) is charged", ds->dev, avg / 1e3, ds->est_ns / 1e3, ds->doubt_ns / 1e6);
         consume(ds, ds->doubt_ns, 0);
+    }
     ds->doubt_ns = 0;
     ds->est_ns = avg > 0 ? avg : 1;
     ds->verified = 1;
@@ -702,8 +705,8 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
     if (!coarse) {
         /* back to precise: the coarse run on this stream is closed by a coarse mark, and a busy period left
          * unpublished is re-opened at the GPU start of the next launch (a start mark) */
-        if (q->unmarked)
-            push_mark(ds, q, q->unmarked_enq, MK_END, 0);
+        if (q->unmarked)  /* -1: a capture may have begun since (that ends coarse mode): ask the driver */
+            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
         if (ds->busy_since && !ds->since_gpu) {
             ds->busy_since = now;
             ds->reopen = 1;
