@@ -48,13 +48,26 @@ def _per_launch(out: str) -> dict[str, float]:
 def _run(w: Workload, *args: str, **env: str) -> dict[str, float]:
     r = w.run("ctx", "0", *WARM, "calls", *args, "calls", timeout=60, **env)
     assert r.returncode == 0, r.stderr
-    return _per_launch("\n".join(r.lines))
+    res = _per_launch("\n".join(r.lines))
+    res["gpu_s"] = sum(float(words[3]) for words in r.values("spin"))  # both windows: every launch of the run
+    return res
+
+
+def _charged_s(w: Workload) -> float:
+    """GPU time the library charged the container (its region's busy time), seconds."""
+    from .conftest import region
+    with region.SharedRegion(w.region_path) as reg:
+        return reg.busy_ns(0) / 1e9
 
 
 def test_launch_bound_tenant_with_ample_credit_is_measured_coarsely(workload: Workload) -> None:
     _setup(workload, 70)
     coarse = _run(workload, *LAUNCH_BOUND, HAMI_LAUNCH_STATS="1")
+    charged = _charged_s(workload)
     precise = _run(workload, *LAUNCH_BOUND, HAMI_SM_PRECISE="1")
+    # coarse marks are charged launches x the verified charge per launch: near what really ran, not the spans
+    # (the spans of this program are ~3 x its GPU time)
+    assert 0.8 * coarse["gpu_s"] <= charged <= 1.5 * coarse["gpu_s"], (charged, coarse)
     assert coarse["share"] <= 55, coarse  # launch-bound, well below its limit (70 %)
     # one mark per >= 1 ms run, a calibration sample per 5 ms, a precise verification window per 100 ms
     assert coarse["records"] <= 0.12, (coarse, precise)
