@@ -8,6 +8,8 @@ time the fake's shared GPU gave each process (`FAKE_CUDA_GPU`), never by tight w
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .conftest import REAL_DRIVER, Workload
@@ -41,8 +43,9 @@ def _per_launch(out: str) -> dict[str, float]:
     assert spin[1] == "0", out
     n = c1[0] - c0[0]
     assert n > 1000, out  # enough launches to judge
+    secs = float(spin[3]) - float(spin[2])
     return {"records": (c1[1] - c0[1]) / n, "queries": (c1[2] - c0[2]) / n, "elapsed": (c1[3] - c0[3]) / n,
-            "share": 100 * float(spin[4]) / (float(spin[3]) - float(spin[2])), "launches": n}
+            "share": 100 * float(spin[4]) / secs, "launches": n, "per_ms": n / (1e3 * secs)}
 
 
 def _run(w: Workload, *args: str, **env: str) -> dict[str, float]:
@@ -123,10 +126,16 @@ def test_fitting_launch_bound_pair_both_measured_coarsely_within_limits(workload
     # each still gets no more GPU time than its limit allows (the fake's accounting)
     light = ("spin", "5", "30")  # ~35 us per launch: busy well below 50 % even when the two overlap
     for w in (workload, second_workload):
-        _setup(w, 50)
+        _setup(w, 50, HAMI_LAUNCH_STATS="1")
     pa = workload.start("ctx", "0", *light, "0.6", "1000", "calls", *light, "2", "1000", "calls")
     pb = second_workload.start("ctx", "0", *light, "0.6", "1000", "calls", *light, "2", "1000", "calls")
-    res = [_per_launch(p.communicate(timeout=60)[0]) for p in (pa, pb)]
-    for r in res:
-        assert r["share"] <= 50, res
-        assert r["records"] <= 0.2, res  # coarse most of the time (a loaded machine launches less often)
+    outs = [p.communicate(timeout=60) for p in (pa, pb)]
+    res = [_per_launch(out) for out, _ in outs]
+    coarse = [float(re.search(r"\(([\d.]+) % coarse\)", err).group(1)) for _, err in outs]
+    for r, c in zip(res, coarse, strict=True):
+        assert r["share"] <= 50, (res, coarse)
+        # coarse most of the time (the library's own count, warm-up included). Per launch: about one mark per
+        # ms of launches plus the verification windows, so fewer launches per ms (a loaded machine) mean more
+        # marks per launch; measured precisely a shared tenant makes 2 (a start and an end mark)
+        assert c >= 60, (res, coarse)
+        assert r["records"] <= 0.5, (res, coarse)
