@@ -101,7 +101,7 @@ def offline_placement(nodes, pods: list[TracePod], policy_name: str, seed: int) 
     capacity: dict[str, int] = {}
     for n in nodes:
         capacity[n.model] = capacity.get(n.model, 0) + n.gpus
-    policy.prepare(target_workload(pods), class_memory(pods), capacity)
+    policy.prepare(target_workload(pods), class_memory(pods), capacity, sum(n.cpu_milli for n in nodes))
     cluster = SimCluster(nodes, policy, random.Random(seed), DEFAULT_TIE_BREAK)
     return sum(p.gpu_request_milli for p in pods if cluster.schedule(shape_of(p)) is not None)
 

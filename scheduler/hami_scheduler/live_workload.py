@@ -50,18 +50,32 @@ def pod_class(alloc: PodAllocation, cluster: ClusterState) -> tuple | None:
 def live_workload(cluster: ClusterState, coverage: float = 0.95) -> tuple[Workload, dict[str, int]]:
     """FGD's M from the held pods (most popular classes covering ``coverage`` of pods, renormalised)
     and the device count per model (the policies' capacity input)."""
-    workload, capacity, _ = _live(cluster, coverage)
+    workload, capacity, _, _ = _live(cluster, coverage)
     return workload, capacity
 
 
-def _live(cluster: ClusterState, coverage: float = 0.95) -> tuple[Workload, dict[str, int], int]:
+def cluster_cpu(cluster: ClusterState) -> int | None:
+    """Allocatable CPU milli summed over the device nodes (the policies' ``cpu_capacity``); None unless
+    every device node reports one: a partial sum would understate the CPU and overstate CPU pressure.
+    The caller holds the cluster lock."""
+    total = 0
+    for name in cluster.nodes:
+        alloc = cluster.resources.allocatable.get(name)
+        if alloc is None:
+            return None
+        total += alloc[0]
+    return total if cluster.nodes else None
+
+
+def _live(cluster: ClusterState, coverage: float = 0.95) -> tuple[Workload, dict[str, int], int, int | None]:
     with cluster.lock:
         counts = Counter(k for k in (pod_class(a, cluster) for a in cluster.pods.values()) if k)
         capacity: Counter[str] = Counter()
         for entry in cluster.nodes.values():
             for d in entry.inventory.devices:
                 capacity[d.model] += 1
-    return popular_classes(counts, coverage), dict(capacity), sum(counts.values())
+        cpu = cluster_cpu(cluster)
+    return popular_classes(counts, coverage), dict(capacity), sum(counts.values()), cpu
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,7 @@ class WorkloadFeed:
         self._seen: frozenset[str] | None = None
         self._at = float("-inf")
         self._capacity: dict[str, int] | None = None
+        self._cpu: int | None = None
         self.workload: Workload = []
 
     def refresh(self, cluster: ClusterState, now: float | None = None) -> bool:
@@ -121,16 +136,16 @@ class WorkloadFeed:
             keys = frozenset(cluster.pods)
         if keys == self._seen:
             return False
-        live, capacity, held = _live(cluster)
+        live, capacity, held, cpu = _live(cluster)
         if self.seed is not None and held < self.takeover:
             mode = f"seed:{self.seed.source}"
-            if mode != self.mode or capacity != self._capacity:
+            if mode != self.mode or capacity != self._capacity or cpu != self._cpu:
                 self.workload = self.seed.workload
-                self.policy.prepare(self.workload, self.seed.memory, capacity)
+                self.policy.prepare(self.workload, self.seed.memory, capacity, cpu)
         else:
             mode = "live"
             self.workload = live
-            self.policy.prepare(self.workload, None, capacity)
-        self.mode, self._capacity = mode, capacity
+            self.policy.prepare(self.workload, None, capacity, cpu)
+        self.mode, self._capacity, self._cpu = mode, capacity, cpu
         self._seen, self._at = keys, now
         return True

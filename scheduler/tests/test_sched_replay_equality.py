@@ -78,7 +78,7 @@ def test_extender_and_simulator_place_a_trace_slice_identically(policy):
         capacity[n.model] = capacity.get(n.model, 0) + n.gpus
 
     pol = make_policy(policy)
-    pol.prepare(seed.workload, seed.memory, capacity)
+    pol.prepare(seed.workload, seed.memory, capacity, sum(n.cpu_milli for n in nodes))
     sim = SimCluster(nodes, pol, random.Random(0), tie_break="first")
     expected = []
     for p in pods:

@@ -132,8 +132,10 @@ class BasePolicy:
         workload: list[tuple[tuple, float]],
         memory: dict[tuple, float] | None = None,
         capacity: dict[str, int] | None = None,
+        cpu_capacity: int | None = None,
     ) -> None:
-        """Receive the target workload (FGD's M), mean memory per class and GPUs per model."""
+        """Receive the target workload (FGD's M), mean memory per class, GPUs per model and the
+        cluster's CPU (milli, summed over nodes; None when unknown)."""
 
     def node_key(self, node: NodeView) -> tuple:
         return node.key()

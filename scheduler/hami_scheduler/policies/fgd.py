@@ -44,7 +44,7 @@ class FGDPolicy(BasePolicy):
     def __init__(self) -> None:
         self.model: FragModel | None = None
 
-    def prepare(self, workload, memory=None, capacity=None) -> None:
+    def prepare(self, workload, memory=None, capacity=None, cpu_capacity=None) -> None:
         self.model = FragModel(workload)
 
     def delta(self, node: NodeView, pod: PodShape) -> list[tuple[float, tuple[int, ...]]]:

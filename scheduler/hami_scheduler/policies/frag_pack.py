@@ -18,6 +18,10 @@ from .frag import FragModel, PackingFragModel, cpu_per_gpu_milli, dead_gap_table
 #: Memory normalisation for the best-fit term: 1 TiB in MiB (largest openb node).
 MAX_MEM_MIB = 1_048_576
 
+#: Extra capacity-aware weight per unit of CPU overcommit (ρ − 1), chosen leave-one-mix-out over generated
+#: CPU-heavy mixes (docs/results/2026-12-04-frag-pack-cpu-pressure.md).
+OVERCOMMIT_WEIGHT = 20.0
+
 
 class FragBestFitPolicy(FGDPolicy):
     """Exact ΔF (FGD's measure) plus a weighted best-fit term over CPU and GPU."""
@@ -28,7 +32,7 @@ class FragBestFitPolicy(FGDPolicy):
         super().__init__()
         self.fit_weight = fit_weight
 
-    def prepare(self, workload, memory=None, capacity=None) -> None:
+    def prepare(self, workload, memory=None, capacity=None, cpu_capacity=None) -> None:
         self.model = FragModel(workload)
 
     def score(self, node: NodeView, pod: PodShape):
@@ -45,8 +49,12 @@ class FragPackPolicy(FGDPolicy):
     """FGD's exact fragmentation gradient, plus a capacity-aware (GPU, CPU and memory) fragmentation
     gradient, a CPU-stranding term, a dead-gap term and a best-fit term.
 
-    score = ΔF_fgd + pack_weight · ΔF_pack − dead_weight · ΔV(gap) − strand_weight · Δstranded
+    score = ΔF_fgd + w_pack · ΔF_pack − dead_weight · ΔV(gap) − strand_weight · Δstranded
             − fit_weight · 100 · leftover − ρ_model · GPU
+
+    ``w_pack`` is ``pack_weight`` while the cluster's CPU suffices for the mix and grows with the CPU
+    overcommit beyond it (:func:`cpu_pressure`, :func:`pack_weight_under`): then CPU, not GPU
+    fragmentation, is what leaves GPUs idle, and the capacity-aware term is the one that counts CPU.
 
     ``Δstranded`` is the change of :func:`~.frag.stranded_gpu` (idle GPU the node's spare CPU can no
     longer feed); ``ΔV`` the change of :func:`~.frag.dead_gap_table` at the device a sharing pod
@@ -69,9 +77,14 @@ class FragPackPolicy(FGDPolicy):
     memory_aware = True
 
     def __init__(self, pack_weight: float = 0.1, fit_weight: float = 0.3, mem_weight: float = 0.0,
-                 strand_weight: float = 3.0, dead_weight: float = 30.0) -> None:
+                 strand_weight: float = 3.0, dead_weight: float = 30.0,
+                 overcommit_weight: float = OVERCOMMIT_WEIGHT) -> None:
         super().__init__()
         self.pack_weight = pack_weight
+        self.overcommit_weight = overcommit_weight
+        #: the capacity-aware term's weight for the prepared workload (:func:`pack_weight_under`)
+        self.pack_now = pack_weight
+        self.rho: float | None = None
         self.fit_weight = fit_weight
         self.mem_weight = mem_weight
         self.packing: PackingFragModel | None = None
@@ -81,8 +94,11 @@ class FragPackPolicy(FGDPolicy):
         self.kappa: float | None = None
         self.dead: list[int] = []
 
-    def prepare(self, workload, memory=None, capacity: dict[str, int] | None = None) -> None:
+    def prepare(self, workload, memory=None, capacity: dict[str, int] | None = None,
+                cpu_capacity: int | None = None) -> None:
         self.model = FragModel(workload)
+        self.rho = cpu_pressure(workload, capacity or {}, cpu_capacity)
+        self.pack_now = pack_weight_under(self.rho, self.pack_weight, self.overcommit_weight)
         self.packing = PackingFragModel(workload, memory)
         self.scarcity = scarcity_pressure(model_scarcity(workload, capacity or {}))
         self.kappa = cpu_per_gpu_milli(workload)
@@ -103,7 +119,7 @@ class FragPackPolicy(FGDPolicy):
         best = None
         for gpus in placements(node, pod):
             cpu, after_frees = after(node, pod, gpus)
-            d = (f0 - fm.frag(node.model, cpu, after_frees)) + self.pack_weight * (
+            d = (f0 - fm.frag(node.model, cpu, after_frees)) + self.pack_now * (
                 p0 - pm.frag(node.model, cpu, after_frees, node.mem_free - pod.mem)
             )
             if sharing and self.dead:
@@ -152,3 +168,31 @@ def scarcity_pressure(share: dict[str, float]) -> dict[str, float]:
     """Per model: ``s / (1 − s)``, constrained demand per milli of capacity left to unconstrained pods
     (``s`` from :func:`model_scarcity`); :data:`SATURATED` once ``s ≥ 1``."""
     return {m: SATURATED if s >= 1 else s / (1 - s) for m, s in share.items()}
+
+
+
+def cpu_pressure(workload, capacity: dict[str, int], cpu_capacity: int | None) -> float | None:
+    """ρ: the CPU the target workload is expected to ask by the time the cluster's GPU capacity has
+    arrived, over the cluster's CPU (None when either is unknown).
+
+    With mean GPU milli ``ḡ`` and mean CPU milli ``c̄`` per pod (CPU-only classes included), the GPU
+    capacity ``G`` has arrived after ``G / ḡ`` pods, which ask ``G · c̄ / ḡ`` CPU. At ρ < 1 the CPU
+    suffices in expectation and GPU fragmentation is what leaves GPUs idle (FGD's ΔF leads); at ρ ≥ 1
+    CPU runs out before the GPUs fill, and what matters is which pods each node can still take by CPU
+    *and* GPU, the capacity-aware term's measure. Computed once per workload in ``prepare``."""
+    gpu = sum(p * milli * num for (_cpu, milli, num, _t), p in workload)
+    cpu = sum(p * c for (c, _milli, _num, _t), p in workload)
+    total = sum(capacity.values()) * 1000
+    if not gpu or not total or not cpu_capacity or cpu_capacity <= 0:
+        return None
+    return total * cpu / gpu / cpu_capacity
+
+
+def pack_weight_under(rho: float | None, pack_weight: float, overcommit_weight: float) -> float:
+    """The capacity-aware term's weight: ``pack_weight`` while the CPU suffices (ρ < 1 or unknown: the
+    score is then exactly the one without CPU pressure), growing with the overcommit beyond it,
+    ``pack_weight + overcommit_weight · (ρ − 1)``: the more CPU demand must fail, the more a placement
+    is worth by the pods it still leaves room for rather than by GPU fragmentation alone."""
+    if rho is None or rho < 1:
+        return pack_weight
+    return pack_weight + overcommit_weight * (rho - 1)

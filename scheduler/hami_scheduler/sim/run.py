@@ -100,7 +100,7 @@ def prepare_run(
     capacity: dict[str, int] = {}
     for n in nodes:
         capacity[n.model] = capacity.get(n.model, 0) + n.gpus
-    policy.prepare(target_workload(order), class_memory(order), capacity)
+    policy.prepare(target_workload(order), class_memory(order), capacity, sum(n.cpu_milli for n in nodes))
     return nodes, order, SimCluster(nodes, policy, random.Random(seed), tie_break)
 
 
