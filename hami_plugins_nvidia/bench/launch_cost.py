@@ -1,11 +1,20 @@
-"""What measuring a launch costs a launch-bound program (issue 18): the small-batch inference loop
-(interposer/programs.py infer) alone with no preload and under library variants, interleaved, then the
-50 + 50 pair (a pair that fits: each is busy ~25-35 % alone) native and under each variant.
+"""What the library costs a launch-bound program (issue 18): the small-batch inference loop
+(interposer/programs.py infer, ~20 us of host time per launch) alone with no preload and under library
+variants, interleaved ABAB... on one pinned CPU core, then pairs (native, and limited under each variant)
+with the two tenants on two other cores.
 
-Variants are the library built from a source folder with extra -D flags, e.g.
-    --variant new=hami_plugins_nvidia/hami_plugins_nvidia/csrc: --variant nostart=...csrc:HAMI_NO_START_MARKS
-Alone runs use CUDA_TASK_PRIORITY=0 (every launch measured, nothing capped); the pair uses limits 50 + 50
-under GPU_CORE_UTILIZATION_POLICY=force. Writes launch-cost.json and a log under --out.
+Variants: the library built from a source folder with extra -D flags and run with extra environment, e.g.
+    --variant coarse=hami_plugins_nvidia/hami_plugins_nvidia/csrc: \
+    --variant precise=hami_plugins_nvidia/hami_plugins_nvidia/csrc::HAMI_SM_PRECISE=1
+Library runs alone use CUDA_DEVICE_SM_LIMIT=--limit under GPU_CORE_UTILIZATION_POLICY=force (a limit the
+program never reaches) and HAMI_LAUNCH_STATS=1, so each run also reports the library's own host time per
+launch and its driver calls per launch. Pairs run under --pair-policy (default: `default`).
+
+Reported per run: the rate, the loop's own time per step (10/50/90th percentiles), the host time per launch
+(step time / launches per step, launches counted by the library's stats) and the library's stats line. The
+native loop on the H200 host ran in two modes (121-138 or 188-264 passes/s within one call): rates that
+split into two clusters (a gap of more than 20 % between neighbours) are reported as two modes, not one
+median. Writes launch-cost.json and launch-cost.log under --out.
 
     PYTHONUNBUFFERED=1 python3 hami_plugins_nvidia/bench/launch_cost.py --out $OUT/lc --variant ...
 """
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import statistics
 import subprocess
@@ -28,6 +38,8 @@ sys.path.insert(0, str(HERE.parent / "hami_plugins_nvidia" / "interposer"))
 import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
 import real_workloads as rw  # noqa: E402 - the bench's worker harness
 
+WARMUP_STEPS = 5  # programs.py infer runs 5 passes before its window
+
 
 def build_variant(name: str, csrc: Path, defines: list[str], out: Path) -> Path:
     target = out / name / build.LIB_NAME
@@ -38,50 +50,158 @@ def build_variant(name: str, csrc: Path, defines: list[str], out: Path) -> Path:
     return target
 
 
+def parse_variant(text: str) -> tuple[str, Path, list[str], dict[str, str]]:
+    """NAME=CSRC_DIR[:DEFINE,DEFINE[:ENV=VALUE,ENV=VALUE]]"""
+    name, sep, rest = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--variant {text!r}: expected NAME=CSRC_DIR[:DEFINES[:ENV=VALUE,...]]")
+    csrc, _, tail = rest.partition(":")
+    defs, _, envs = tail.partition(":")
+    env = {}
+    for item in filter(None, envs.split(",")):
+        k, eq, v = item.partition("=")
+        if not eq or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", k):
+            raise SystemExit(f"--variant {text!r}: bad environment item {item!r} (expected NAME=VALUE)")
+        env[k] = v
+    return name, Path(csrc), [d for d in defs.split(",") if d], env
+
+
+def parse_cores(text: str) -> list[set[int]]:
+    """'2;6' or '2,3;6,7': the CPU cores of the first worker (alone runs, first tenant) and of the second."""
+    try:
+        sets = [{int(c) for c in part.split(",") if c.strip()} for part in text.split(";")]
+    except ValueError:
+        raise SystemExit(f"--cores {text!r}: expected core numbers like '2;6' or '2,3;6,7'") from None
+    if len(sets) != 2 or not all(sets) or sets[0] & sets[1]:
+        raise SystemExit(f"--cores {text!r}: two disjoint, non-empty sets of cores")
+    return sets
+
+
+def parse_pair_limits(item: str) -> tuple[int, int, int | None]:
+    """'50+50' or '30+70x1' (only in the first repetition): the two limits and the repetitions (None = all)."""
+    pair, _, times = item.partition("x")
+    lo, plus, hi = pair.partition("+")
+    if (not plus or not lo.isdigit() or not hi.isdigit() or not (0 < int(lo) <= 100 and 0 < int(hi) <= 100)
+            or (times and not (times.isdigit() and int(times) > 0))):
+        raise SystemExit(f"--pair-limits {item!r}: expected two percentages like 50+50, optionally x<repetitions>")
+    return int(lo), int(hi), int(times) if times else None
+
+
+def modes(values: list[float], gap: float = 0.2) -> dict:
+    """One median, or two modes when the sorted values split with a gap of more than `gap` (relative)
+    between neighbours: the largest such gap separates a low and a high cluster."""
+    v = sorted(x for x in values if x)
+    if not v:
+        return {"modes": 0}
+    best = max(((v[i + 1] / v[i], i) for i in range(len(v) - 1)), default=(1.0, -1))
+    if best[0] <= 1 + gap:
+        return {"modes": 1, "median": round(statistics.median(v), 2), "n": len(v)}
+    lo, hi = v[:best[1] + 1], v[best[1] + 1:]
+    return {"modes": 2, "low": {"median": round(statistics.median(lo), 2), "n": len(lo)},
+            "high": {"median": round(statistics.median(hi), 2), "n": len(hi)}}
+
+
+def launches_per_step(res: dict) -> float | None:
+    """Launches per loop step from the library's stats line (measured launches over the steps it ran)."""
+    m = re.match(r"(\d+) measured launches", res.get("launch_stats", ""))
+    if not m or not res.get("rate") or not res.get("seconds"):
+        return None
+    return int(m.group(1)) / (res["rate"] * res["seconds"] + WARMUP_STEPS)
+
+
+def summary(res: dict, lps: float | None) -> dict:
+    step = res.get("step_ms") or {}
+    host_us = round(1e3 * step["p50"] / lps, 2) if lps and step.get("p50") else None
+    return {"rate": res.get("rate"), "step_ms": step, "host_us_per_launch": host_us,
+            "gpu_time_charged": res.get("gpu_busy_fraction"), "launch_stats": res.get("launch_stats"),
+            "error": res.get("error")}
+
+
+def save(out_dir: Path, out: dict) -> None:
+    """Writes launch-cost.json with the pair sums as % of the median native pair so far."""
+    nat_sums = [sum(r or 0 for r in p) for p in out["pairs"].get("native", [])]
+    nat_sum = statistics.median(nat_sums) if nat_sums else None
+    out["pair_sum_pct_of_native_pair_median"] = {
+        key: [round(100 * sum(r or 0 for r in p) / nat_sum, 1) for p in (ent if key == "native" else ent["rates"])]
+        for key, ent in out["pairs"].items()} if nat_sum else {}
+    (out_dir / "launch-cost.json").write_text(json.dumps(out, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--variant", action="append", default=[], help="NAME=CSRC_DIR:DEFINE,DEFINE")
+    ap.add_argument("--variant", action="append", default=[], help="NAME=CSRC_DIR[:DEFINES[:ENV=VALUE,...]]")
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--pairs", default="", help="variant names to run the 50+50 pair with (default: all; none)")
+    ap.add_argument("--rounds", type=int, default=3, help="alone: rounds of native, variant, variant, ...")
+    ap.add_argument("--limit", type=int, default=70, help="SM limit of the library runs alone (force)")
+    ap.add_argument("--cores", default="2;6", help="CPU cores: alone runs and first tenant; second tenant")
+    ap.add_argument("--pairs", default="", help="variant names to run pairs with (default: all; none)")
+    ap.add_argument("--pair-limits", default="50+50",
+                    help="limits of the limited pairs, e.g. 50+50,30+70x1 (xN: only in the first N repetitions)")
+    ap.add_argument("--pair-repeat", type=int, default=3, help="each pair (native too) this many times")
+    ap.add_argument("--pair-policy", default="default", help="GPU_CORE_UTILIZATION_POLICY of the pairs")
     ap.add_argument("--kind", default="infer", help="program of interposer/programs.py (default: infer)")
     args = ap.parse_args()
+    if not args.variant:
+        raise SystemExit("give at least one --variant")
+    cores = parse_cores(args.cores)
+    limits = [parse_pair_limits(item) for item in args.pair_limits.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="hami-lc-"))
-    libs = {}
+    libs, envs = {}, {}
     for v in args.variant:
-        name, rest = v.split("=", 1)
-        csrc, _, defs = rest.partition(":")
-        libs[name] = build_variant(name, Path(csrc), [d for d in defs.split(",") if d], tmp / "libs")
-    out: dict = {"command": " ".join(sys.argv), "device": rw._device(), "alone": {}, "pairs": {}}
+        name, csrc, defines, env = parse_variant(v)
+        libs[name] = build_variant(name, csrc, defines, tmp / "libs")
+        envs[name] = env
+    out: dict = {"command": " ".join(sys.argv), "device": rw._device(), "cores": [sorted(c) for c in cores],
+                 "limit_alone": args.limit, "alone": {}, "pairs": {}}
+    raw: dict[str, list[dict]] = {}
     with open(args.out / "launch-cost.log", "w") as log:
         b = rw.Bench(next(iter(libs.values())), tmp, log)
-        for k in range(args.rounds):
-            out["alone"].setdefault("native", []).append(b.run(f"native #{k}", args.kind, args.seconds, False).get("rate"))
+        lib_env = {"CUDA_DEVICE_SM_LIMIT": str(args.limit), "GPU_CORE_UTILIZATION_POLICY": "force",
+                   "HAMI_LAUNCH_STATS": "1"}
+        for k in range(args.rounds):  # ABAB...: native and every variant in turn, the same core
+            raw.setdefault("native", []).append(b.run(f"native #{k}", args.kind, args.seconds, False, cores[0]))
             for name, lib in libs.items():
                 b.lib = lib
-                r = b.run(f"{name} #{k}", args.kind, args.seconds, True, CUDA_TASK_PRIORITY="0")
-                out["alone"].setdefault(name, []).append(r.get("rate"))
-                out.setdefault("busy", {}).setdefault(name, []).append(r.get("gpu_busy_fraction"))
-        out["alone"]["native"].append(b.run("native #last", args.kind, args.seconds, False).get("rate"))
+                raw.setdefault(name, []).append(b.run(f"{name} #{k}", args.kind, args.seconds, True, cores[0],
+                                                      **lib_env, **envs[name]))
+        lps = [x for rs in raw.values() for r in rs if (x := launches_per_step(r))]
+        lps_med = statistics.median(lps) if lps else None
+        out["launches_per_step"] = round(lps_med, 1) if lps_med else None
+        nat = [r.get("rate") for r in raw["native"] if r.get("rate")]
+        nat_med = statistics.median(nat) if nat else None
+        for name, rs in raw.items():
+            rates = [r.get("rate") for r in rs]
+            out["alone"][name] = {"runs": [summary(r, lps_med) for r in rs], "rates": rates, "modes": modes(rates),
+                                  "pct_of_native_median": [round(100 * r / nat_med, 1) if r and nat_med else None
+                                                           for r in rates]}
+        save(args.out, out)
         names = [] if args.pairs == "none" else args.pairs.split(",") if args.pairs else list(libs)
+        pair_cpus = (cores[0], cores[1])
         if names:
-            nat = b.pair("pair native", (args.kind, args.kind), args.seconds, ({}, {}), preload=False)
-            out["pairs"]["native"] = [x.get("rate") for x in nat]
-        for name in names:
-            b.lib = libs[name]
-            env = {"CUDA_DEVICE_SM_LIMIT": "50", "GPU_CORE_UTILIZATION_POLICY": "force"}
-            pr = b.pair(f"pair 50+50 {name}", (args.kind, args.kind), args.seconds, (env, env))
-            out["pairs"][name] = [x.get("rate") for x in pr]
-            out.setdefault("pair_charged", {})[name] = [x.get("gpu_busy_fraction") for x in pr]
-    solo = statistics.median([r for r in out["alone"]["native"] if r])
-    out["alone_pct_of_native_median"] = {n: [round(100 * r / solo, 1) for r in rs if r] for n, rs in out["alone"].items()}
-    nat_sum = sum(r or 0 for r in out["pairs"].get("native", []))
-    out["pair_sum_pct_of_native_pair"] = {n: round(100 * sum(r or 0 for r in rs) / nat_sum, 1) if nat_sum else None
-                                          for n, rs in out["pairs"].items()}
-    (args.out / "launch-cost.json").write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: v for k, v in out.items() if k != "device"}), flush=True)
+            for k in range(args.pair_repeat):
+                nat_pair = b.pair(f"pair native #{k}", (args.kind, args.kind), args.seconds, ({}, {}),
+                                  preload=False, cpus=pair_cpus)
+                out["pairs"].setdefault("native", []).append([x.get("rate") for x in nat_pair])
+                for name in names:
+                    b.lib = libs[name]
+                    for lo, hi, times in limits:
+                        if times is not None and k >= times:
+                            continue
+                        pe = [{"CUDA_DEVICE_SM_LIMIT": str(p), "GPU_CORE_UTILIZATION_POLICY": args.pair_policy,
+                               "HAMI_LAUNCH_STATS": "1", **envs[name]} for p in (lo, hi)]
+                        pr = b.pair(f"pair {lo}+{hi} {name} #{k}", (args.kind, args.kind), args.seconds,
+                                    (pe[0], pe[1]), cpus=pair_cpus)
+                        ent = out["pairs"].setdefault(f"{lo}+{hi} {name}", {"rates": [], "charged": [], "stats": []})
+                        ent["rates"].append([x.get("rate") for x in pr])
+                        ent["charged"].append([x.get("gpu_busy_fraction") for x in pr])
+                        ent["stats"].append([x.get("launch_stats") for x in pr])
+                save(args.out, out)  # after every repetition: a run cut short by a timeout keeps what it measured
+    save(args.out, out)
+    print(json.dumps({k: v for k, v in out.items() if k not in ("device", "alone")}), flush=True)
+    print(json.dumps({n: {"modes": a["modes"], "pct": a["pct_of_native_median"]} for n, a in out["alone"].items()}),
+          flush=True)
 
 
 if __name__ == "__main__":

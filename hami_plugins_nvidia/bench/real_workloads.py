@@ -53,9 +53,11 @@ class Bench:
         env.update(extra)
         return env
 
-    def start(self, kind: str, seconds: float, env: dict[str, str]) -> subprocess.Popen:
+    def start(self, kind: str, seconds: float, env: dict[str, str], cpus: set[int] | None = None) -> subprocess.Popen:
+        """A worker process; cpus pins it (all its threads: the library's watcher too) to those CPU cores."""
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         return subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pin)
 
     def finish(self, proc: subprocess.Popen, label: str, timeout: float = 240) -> dict:
         try:
@@ -70,6 +72,9 @@ class Bench:
                 res = json.loads(line[7:])
         hami = [ln for ln in err.splitlines() if "HAMI-vgpu" in ln]
         res["interposer_lines"] = hami[:6]
+        stats = [ln.split("launch stats: ", 1)[1] for ln in hami if "launch stats: " in ln]
+        if stats:  # HAMI_LAUNCH_STATS=1: the library's own launch-path cost, printed at exit
+            res["launch_stats"] = stats[-1]
         if CLOCK and "t0" in res:
             res["sm_mhz"] = CLOCK.mean(res["t0"], res["t0"] + res.get("seconds", 0))
         stamps = res.pop("stamps", None)
@@ -80,13 +85,16 @@ class Bench:
         print(f"{label}: rate={res.get('rate')} {res.get('error', '')} {res.get('oom_error', '')}", flush=True)
         return res
 
-    def run(self, label: str, kind: str, seconds: float, preload: bool, **extra: str) -> dict:
-        return self.finish(self.start(kind, seconds, self.env(preload, **extra)), label)
+    def run(self, label: str, kind: str, seconds: float, preload: bool, cpus: set[int] | None = None,
+            **extra: str) -> dict:
+        return self.finish(self.start(kind, seconds, self.env(preload, **extra), cpus), label)
 
     def pair(self, label: str, kinds: tuple[str, str], seconds: float, envs: tuple[dict, dict],
-             preload: bool = True, lead: float = 12.0) -> list[dict]:
+             preload: bool = True, lead: float = 12.0, cpus: tuple[set[int] | None, set[int] | None] = (None, None)
+             ) -> list[dict]:
         go = time.time() + lead
-        procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e)) for k, e in zip(kinds, envs, strict=True)]
+        procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e), c)
+                 for k, e, c in zip(kinds, envs, cpus, strict=True)]
         return [self.finish(p, f"{label}[{i}]") for i, p in enumerate(procs)]
 
 

@@ -179,6 +179,8 @@ void vg_config_load(void)
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;
     vg_cfg.sm_ref_mhz = (unsigned int)ref_mhz;
+    vg_cfg.sm_precise = env_true("HAMI_SM_PRECISE");
+    vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
     int idle_ms = 50;
     const char *im = getenv("HAMI_PRIORITY_IDLE_MS");
     if (im && *im && !parse_int("HAMI_PRIORITY_IDLE_MS", im, 1, 60000, &idle_ms))

@@ -15,8 +15,8 @@
  * tenant publishes its current or last busy interval on the node board, opened at the GPU start of the busy
  * period, so every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
  *
- * Each container has a token bucket (its shared region) earning limit% of wall time, up to 50 ms deep,
- * charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
+ * Each container has a token bucket (its shared region) earning limit% of wall time, up to 160 ms deep
+ * (HAMI_COARSE_CAP_NS; more with the square wave), charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
  * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
  * A program whose busy time stays below its limit is never held. Per launch: one end mark; a start mark on
@@ -42,6 +42,28 @@
  * span the other context's time slices); charging from the host enqueue charged two launch-bound tenants
  * for waiting behind each other (54 % each for programs busy 34 % alone).
  *
+ * Coarse measurement (designed for the launch-bound cost, issue 18; not yet measured on hardware). Measuring
+ * every launch costs a launch-bound program (a Python inference loop, ~20 us of host time per launch) two or
+ * three driver calls per launch, while its decisions do not need them: a tenant whose credit is well above
+ * what its in-flight work could cost (tokens - doubt > 2 x the 30 ms in-flight bound) is not held whatever
+ * its launches cost. Such a tenant is measured coarsely: no start marks (one per 5 ms still calibrates), no
+ * idle query, one end mark per >= 1 ms run of launches, completions collected every 1 ms. A coarse mark's
+ * span (from the run's first enqueue, chained, to its GPU completion) bounds the GPU time of its launches
+ * from above but includes the host gaps between them; it is charged the estimate n x (average charge per
+ * launch measured on the precise path), at most the span, and the rest of the span is kept as doubt, which
+ * counts against the credit in the coarse test: even if every doubted nanosecond was GPU time, the tenant
+ * would still be inside its budget. A coarse phase lasts at most 100 ms; then a precise verification window
+ * (>= 128 launches and >= 2 ms) measures the average again: at most 1.5 x the estimate used, the doubt is
+ * dropped; more, the doubt is charged (everything the spans said). No estimate yet: the span is charged.
+ * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
+ * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
+ * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
+ * credit is low (or which is held) writes the time into its GPU's board entry (waiter_since_ns, the field of
+ * the old turn-taking gate): while another container wrote it within the last 200 ms nobody goes coarse, so
+ * the tenants whose decisions depend on n(t) see every neighbour measured precisely. A forged request only
+ * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
+ * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (sampled, one launch in 16).
+ *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
  * anyone's charge for long; a tenant cannot raise its own share by what it writes). */
@@ -64,12 +86,15 @@ struct mark {
     int64_t enq;  /* host enqueue time of the first launch this mark closes (MK_START: its record time) */
     int64_t rec;  /* host time the mark was recorded */
     int kind;     /* MK_END closes launches (their GPU end); MK_START opens a busy period (its GPU start) */
+    int n;        /* MK_END: launches it closes */
+    int coarse;   /* recorded in coarse mode: charged the estimate, never published */
 };
 
 struct squeue {
     CUstream s;
     int head, count;
     int unmarked;          /* launches after the last mark */
+    int unmarked_coarse;   /* some of them were launched in coarse mode */
     int capture;           /* the stream was being captured at the current launch */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
     int64_t last_mark, last_launch;
@@ -87,6 +112,12 @@ struct squeue {
 #define CALIB_GAP_NS 5000000LL       /* alone, a start mark (a calibration sample) at most every 5 ms */
 #define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
+#define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
+#define COARSE_HARVEST_NS 1000000LL  /* coarse: completions collected every 1 ms */
+#define COARSE_PHASE_NS 100000000LL  /* a coarse phase lasts at most 100 ms, then a precise verification window */
+#define VERIFY_LAUNCHES 128          /* a verification window: at least 128 measured launches ... */
+#define VERIFY_MIN_NS 2000000LL      /* ... over at least 2 ms */
+#define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -121,7 +152,37 @@ struct dstate {
     int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
     int64_t charged_to;     /* busy time before this has been charged */
     int64_t last_end;       /* completion of the last collected mark */
+    /* coarse measurement */
+    int coarse;             /* the current launches are measured coarsely */
+    int verified;           /* a precise window completed since the last coarse phase */
+    int reopen;             /* back from coarse mid-busy-period: the next launch gets a start mark */
+    int64_t mode_at;        /* when the current mode began */
+    int64_t est_ns;         /* charge per launch measured by the last precise window, 0 = none yet */
+    int64_t doubt_ns;       /* coarse spans not charged (span - estimate) since the last verification */
+    int64_t win_ns;         /* precise charges of the current window ... */
+    int64_t win_n;          /* ... and the launches they closed */
+    int64_t demand_wrote;   /* the last precision request this process wrote on the board */
 };
+
+/* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch, host time per
+ * section taken on one launch in 16 (CLOCK_MONOTONIC); reported at exit. Sections nest: the throttle's time
+ * includes its harvests and its waits for credit. */
+enum { ST_BEGIN, ST_END, ST_LOCK, ST_THROTTLE, ST_MARK, ST_QUERY, ST_HARVEST, ST_N };
+static const char *const st_names[ST_N] = {"before the launch", "after the launch", "lock", "throttle",
+                                           "marks", "idle query", "harvest"};
+static struct {
+    uint64_t launches, coarse, sampled, records, queries, elapsed;
+    int64_t ns[ST_N];
+} lst;
+static __thread int st_on;
+static __thread unsigned st_count;
+#define ST_START() int64_t st_t_ = st_on ? vg_now_ns() : 0
+#define ST_STOP(k)                                                                   \
+    do {                                                                             \
+        if (st_on)                                                                   \
+            __atomic_add_fetch(&lst.ns[k], vg_now_ns() - st_t_, __ATOMIC_RELAXED); \
+    } while (0)
+#define ST_COUNT(field) __atomic_add_fetch(&lst.field, 1, __ATOMIC_RELAXED)
 
 static struct dstate states[HAMI_MAX_DEVICES];
 static pthread_once_t states_once = PTHREAD_ONCE_INIT;
@@ -206,7 +267,7 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
     return hami_vgpu_ps_charge_ns(a, b, since, until, n);
 }
 
-static void consume(struct dstate *ds, int64_t ns)
+static void consume(struct dstate *ds, int64_t ns, int sample)
 {
     if (ns <= 0)
         return;
@@ -222,18 +283,20 @@ static void consume(struct dstate *ds, int64_t ns)
     }
     __atomic_sub_fetch(&vg_region->dev[ds->dev].tokens_ns, ns, __ATOMIC_ACQ_REL);
     vg_add_busy(ds->dev, (uint64_t)ns);
-    ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
+    if (sample)
+        ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
 }
 
-/* Charges this process's busy time [a, b) once (a watermark joins the streams' intervals). */
-static void charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
+/* The processor-sharing charge of this process's busy time [a, b), counted once (a watermark joins the
+ * streams' intervals); the caller consumes it. */
+static int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 {
     if (a < ds->charged_to)
         a = ds->charged_to;
     if (b <= a)
-        return;
+        return 0;
     ds->charged_to = b;
-    consume(ds, ps_charge(ds, a, b, now));
+    return ps_charge(ds, a, b, now);
 }
 
 /* Host time at which event e completed (e has completed), from the reference event; bounded by what is
@@ -242,7 +305,10 @@ static void charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now)
 {
     float ms = 0;
-    if (!ds->ref || !vg_real.cuEventElapsedTime || vg_real.cuEventElapsedTime(&ms, ds->ref, e) != CUDA_SUCCESS)
+    if (!ds->ref || !vg_real.cuEventElapsedTime)
+        return now;
+    ST_COUNT(elapsed);
+    if (vg_real.cuEventElapsedTime(&ms, ds->ref, e) != CUDA_SUCCESS)
         return now;
     int64_t h = ds->ref_host + (int64_t)((double)ms * 1e6);
     if (h < rec) {
@@ -325,6 +391,7 @@ static void relaxed_end(int swapped, int *mode)
  * would invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
 static void harvest(struct dstate *ds)
 {
+    ST_START();
     int mode;
     int swapped = relaxed_begin(&mode);
     int64_t now = vg_now_ns();
@@ -332,6 +399,7 @@ static void harvest(struct dstate *ds)
         struct squeue *q = &ds->q[i];
         while (q->count > 0) {
             struct mark *m = &q->ring[q->head];
+            ST_COUNT(queries);
             if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
                 break;
             if (m->kind == MK_START) {
@@ -341,7 +409,7 @@ static void harvest(struct dstate *ds)
                 int64_t h = calibrate(ds, m, now);
                 if (h > q->done_end)
                     q->done_end = h;
-                if (ds->busy_since && !ds->since_gpu) {
+                if (!m->coarse && ds->busy_since && !ds->since_gpu) {
                     ds->busy_since = h > ds->busy_since ? h : ds->busy_since;
                     ds->since_gpu = 1;
                     publish(ds, 1, ds->busy_since);
@@ -349,14 +417,31 @@ static void harvest(struct dstate *ds)
             } else {
                 int64_t h = completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
-                charge(ds, start, h, now);
+                if (m->coarse && ds->since_gpu) {
+                    /* a coarse span would over-state n(t) for the neighbours: the published interval ends at
+                     * the last precise completion, and nothing is published while coarse */
+                    publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
+                    ds->since_gpu = 0;
+                }
+                int64_t c = span_charge(ds, start, h, now);
+                if (m->coarse) {
+                    int64_t est = ds->est_ns > 0 ? ds->est_ns * m->n : c;
+                    if (est > c)
+                        est = c;
+                    consume(ds, est, 0);
+                    ds->doubt_ns += c - est;
+                } else {
+                    consume(ds, c, 1);
+                    ds->win_ns += c;
+                    ds->win_n += m->n;
+                }
                 if (h > q->done_end)
                     q->done_end = h;
                 if (h > ds->last_end)
                     ds->last_end = h;
                 put_event(ds, m->e);
                 ds->pending--;
-                if (ds->busy_since && !ds->since_gpu) {  /* no start mark (it could not be recorded) */
+                if (!m->coarse && ds->busy_since && !ds->since_gpu) {  /* no start mark (it could not be recorded) */
                     ds->since_gpu = 1;
                     publish(ds, 1, ds->busy_since);
                 }
@@ -370,8 +455,10 @@ static void harvest(struct dstate *ds)
             publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
         ds->busy_since = 0;
         ds->since_gpu = 0;
+        ds->reopen = 0;
     }
     relaxed_end(swapped, &mode);
+    ST_STOP(ST_HARVEST);
 }
 
 /* Age of the oldest marked launch whose completion has not been collected (0 = none). */
@@ -490,23 +577,30 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         if (q->count >= RING - 1)
             sleep_ns(50000);
     }
+    ST_START();
     int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
     CUevent e = get_event(ds);
     int64_t now = vg_now_ns();
+    if (e)
+        ST_COUNT(records);
     CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
     relaxed_end(swapped, &mode);
+    ST_STOP(ST_MARK);
     if (!e)
         return 0;
     if (rec != CUDA_SUCCESS) {
         put_event(ds, e);
         return 0;
     }
-    q->ring[(q->head + q->count) % RING] = (struct mark){e, kind == MK_START ? now : enq, now, kind};
+    q->ring[(q->head + q->count) % RING] =
+        (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
+                      kind == MK_END ? q->unmarked_coarse : ds->coarse};
     q->count++;
     if (kind == MK_END) {
         ds->pending++;
         q->unmarked = 0;
+        q->unmarked_coarse = 0;
         q->last_mark = now;
     } else {
         ds->calib_at = now;
@@ -521,10 +615,13 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
         return 0;
     if (!q->count)
         return 1;
+    ST_START();
     int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
+    ST_COUNT(queries);
     int idle = vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS;
     relaxed_end(swapped, &mode);
+    ST_STOP(ST_QUERY);
     return idle;
 }
 
@@ -540,6 +637,86 @@ static void close_bursts(struct dstate *ds, int64_t now)
         else
             push_mark(ds, q, q->unmarked_enq, MK_END, -1);
     }
+}
+
+static int64_t harvest_gap(const struct dstate *ds)
+{
+    return ds->coarse ? COARSE_HARVEST_NS : HARVEST_GAP_NS;
+}
+
+/* A capped tenant whose credit is low asks its neighbours on this GPU to measure precisely (see the header):
+ * the time goes into the board entry's waiter_since_ns, at most once a millisecond. */
+static void demand_precision(struct dstate *ds, int64_t now)
+{
+    if (!ds->bgpu || now - ds->demand_wrote < 1000000)
+        return;
+    __atomic_store_n(&ds->bgpu->waiter_since_ns, now, __ATOMIC_RELEASE);
+    ds->demand_wrote = now;
+}
+
+/* Whether another container asked for precise measurement within the last 200 ms. */
+static int precision_demanded(struct dstate *ds, int64_t now)
+{
+#ifdef HAMI_NO_PRECISION_REQUESTS  /* bench/test comparison only: neighbours' requests ignored */
+    return 0;
+#endif
+    if (!ds->bgpu)
+        return 0;
+    int64_t t = board_time(__atomic_load_n(&ds->bgpu->waiter_since_ns, __ATOMIC_ACQUIRE), now, "a precision request");
+    return t && t != ds->demand_wrote && now - t < DEMAND_NS;
+}
+
+/* A precise window is complete: its average charge per launch becomes the estimate. The doubt of the coarse
+ * phase before it is dropped when the window confirms the estimate used then (at most 1.5 x), else charged. */
+static void verify(struct dstate *ds)
+{
+    int64_t avg = ds->win_ns / ds->win_n;
+    if (ds->doubt_ns > 0 && !(ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns)) {
+        vg_log(VG_DEBUG, "device %d: verification: %.2f us per launch against the estimate %.2f: the doubt "
+               "(%.1f ms) is charged", ds->dev, avg / 1e3, ds->est_ns / 1e3, ds->doubt_ns / 1e6);
+        consume(ds, ds->doubt_ns, 0);
+    }
+    ds->doubt_ns = 0;
+    ds->est_ns = avg > 0 ? avg : 1;
+    ds->verified = 1;
+    ds->win_ns = 0;
+    ds->win_n = 0;
+}
+
+/* Chooses how the launch on q is measured: coarsely while the credit is ample, no neighbour asked for
+ * precision, no capture has begun and a precise window has verified the estimate since the last coarse
+ * phase (which lasts at most 100 ms); precisely otherwise. */
+static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now)
+{
+    int64_t tokens = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_ACQUIRE);
+    /* 20 ms of hysteresis: a tenant hovering at the threshold does not flip on every launch */
+    int ample = sm < 100 && tokens - ds->doubt_ns > HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
+    if (sm < 100 && tokens <= HAMI_COARSE_CREDIT_NS)
+        demand_precision(ds, now);  /* low credit, not only doubt: its next decisions depend on n(t) */
+    if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
+        verify(ds);
+    int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&
+                 (ds->coarse || ds->verified) && !(ds->coarse && now - ds->mode_at > COARSE_PHASE_NS) &&
+                 !precision_demanded(ds, now);
+    if (coarse == ds->coarse)
+        return;
+    vg_log(VG_DEBUG, "device %d: measuring %s (credit %.1f ms, doubt %.1f ms, estimate %.1f us per launch)", ds->dev,
+           coarse ? "coarsely" : "precisely", tokens / 1e6, ds->doubt_ns / 1e6, ds->est_ns / 1e3);
+    if (!coarse) {
+        /* back to precise: the coarse run on this stream is closed by a coarse mark, and a busy period left
+         * unpublished is re-opened at the GPU start of the next launch (a start mark) */
+        if (q->unmarked)  /* -1: a capture may have begun since (that ends coarse mode): ask the driver */
+            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
+        if (ds->busy_since && !ds->since_gpu) {
+            ds->busy_since = now;
+            ds->reopen = 1;
+        }
+        ds->win_ns = 0;
+        ds->win_n = 0;
+    }
+    ds->verified = 0;
+    ds->coarse = coarse;
+    ds->mode_at = now;
 }
 
 /* The throttle's square-wave period. Long on-phases exist for a GPU that is otherwise idle: in short bursts a
@@ -559,13 +736,13 @@ static void throttle(struct dstate *ds, int sm)
         note_users(ds, now);  /* waiting for credit is still using the GPU: stay on the list */
         if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared)
             return;  /* the neighbour left while this launch waited: under default it goes now */
-        if (now - ds->harvest_at > HARVEST_GAP_NS || ds->pending > 16) {
+        if (now - ds->harvest_at > harvest_gap(ds) || ds->pending > 16) {
             harvest(ds);
             ds->harvest_at = now;
         }
         int64_t resume = hami_vgpu_resume_credit_ns(period_ns(ds), sm);
         hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm,
-                                2 * resume > HAMI_BUCKET_CAP_NS ? 2 * resume : HAMI_BUCKET_CAP_NS);
+                                2 * resume > HAMI_COARSE_CAP_NS ? 2 * resume : HAMI_COARSE_CAP_NS);
         int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
         int64_t need = ds->stopped ? resume : 0;
         int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), sm);
@@ -574,6 +751,7 @@ static void throttle(struct dstate *ds, int sm)
             wait = 100000;  /* enough queued: let it drain a little */
         if (wait == 0)
             return;
+        demand_precision(ds, now);  /* held: its neighbours' n(t) decides when it goes */
         if (wait > 200000)
             wait = 200000;  /* keep collecting completions while waiting */
         pthread_mutex_unlock(&ds->mu);
@@ -643,7 +821,7 @@ static void *watcher(void *arg)
             if (ds->ctx != cur && vg_real.cuCtxSetCurrent && vg_real.cuCtxSetCurrent(ds->ctx) == CUDA_SUCCESS)
                 cur = ds->ctx;
 #ifndef HAMI_WATCHER_ALWAYS_HARVESTS
-            if (now - ds->launch_at < 2 * HARVEST_GAP_NS && now - ds->harvest_at < 2 * HARVEST_GAP_NS) {
+            if (now - ds->launch_at < 2 * HARVEST_GAP_NS && now - ds->harvest_at < 2 * harvest_gap(ds)) {
                 pthread_mutex_unlock(&ds->mu);  /* the launching thread harvests: no contention on the lock */
                 period = HARVEST_GAP_NS;
                 continue;
@@ -711,7 +889,9 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         return NULL;
     pthread_once(&states_once, init_states);
     struct dstate *ds = &states[dev];
+    ST_START();
     pthread_mutex_lock(&ds->mu);
+    ST_STOP(ST_LOCK);
     if (!ds->ready)
         init_state(ds, dev);
     int sm = vg_sm_limit(dev);
@@ -747,11 +927,15 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         vg_real.cuEventRecord) {
         if (watcher_pid != getpid())
             start_watcher();
-        if (sm < 100)
+        if (sm < 100) {
+            ST_START();
             throttle(ds, sm);
+            ST_STOP(ST_THROTTLE);
+        }
         struct squeue *q = find_queue(ds, s);
         if (q) {
             now = vg_now_ns();
+            choose_mode(ds, q, sm, now);
             if (!ds->busy_since) {  /* published once its GPU start is known (harvest) */
                 ds->busy_since = now;
                 ds->since_gpu = 0;
@@ -760,9 +944,14 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * really gets to it (after any time slice of another context), so waiting is never charged; the
              * launches queued behind it are chained (each starts when the previous one ended) */
             q->capture = capturing(q);
-            if (!q->capture && (ds->shared || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) && stream_idle(ds, q))
+            if (!q->capture && ds->reopen) {
+                ds->reopen = 0;
                 push_mark(ds, q, now, MK_START, 0);
-            if (now - ds->harvest_at > HARVEST_GAP_NS || ds->pending > 16) {
+            } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
+                       stream_idle(ds, q)) {
+                push_mark(ds, q, now, MK_START, 0);  /* coarse: a calibration sample only, never published */
+            }
+            if (now - ds->harvest_at > harvest_gap(ds) || ds->pending > 16) {
                 harvest(ds);
                 ds->harvest_at = now;
             }
@@ -783,9 +972,15 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         if (!q->unmarked)
             q->unmarked_enq = q->last_launch;
         q->unmarked++;
-        /* a mark per launch: measured on the H200, marking only every 100 us merged a launch-bound
-         * program's idle gaps into its busy time (charged twice its GPU time); a mark costs ~2 % there */
-        push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
+        q->unmarked_coarse |= ds->coarse;
+        /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
+         * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,
+         * charged the estimate (see the header) */
+        if (!ds->coarse || q->capture || now - q->unmarked_enq >= COARSE_MARK_GAP_NS)
+            push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
+        ST_COUNT(launches);
+        if (ds->coarse)
+            ST_COUNT(coarse);
     }
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
@@ -794,15 +989,48 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
 }
 
 #define PTS(s) ((s) ? (s) : CU_STREAM_PER_THREAD)
-#define CONTROLLED(field, stream, ...)                         \
-    vg_init_cuda();                                            \
-    if (!vg_real.field)                                        \
-        return CUDA_ERROR_NOT_INITIALIZED;                     \
-    struct squeue *q;                                          \
-    struct dstate *ds = launch_begin(stream, &q);              \
-    CUresult r = vg_real.field(__VA_ARGS__);                   \
-    launch_end(ds, q, r);                                      \
+#define CONTROLLED(field, stream, ...)                                              \
+    vg_init_cuda();                                                                 \
+    if (!vg_real.field)                                                             \
+        return CUDA_ERROR_NOT_INITIALIZED;                                          \
+    struct squeue *q;                                                               \
+    st_on = vg_cfg.launch_stats && (++st_count & 15) == 0;                          \
+    int64_t st_a_ = st_on ? vg_now_ns() : 0;                                        \
+    struct dstate *ds = launch_begin(stream, &q);                                   \
+    int64_t st_b_ = st_on ? vg_now_ns() : 0;                                        \
+    CUresult r = vg_real.field(__VA_ARGS__);                                        \
+    int64_t st_c_ = st_on ? vg_now_ns() : 0;                                        \
+    launch_end(ds, q, r);                                                           \
+    if (st_on && q)                                                                 \
+        launch_sampled(st_b_ - st_a_, vg_now_ns() - st_c_);                         \
+    st_on = 0;                                                                      \
     return r;
+
+/* One sampled launch's host time before and after the driver's launch call. */
+static void launch_sampled(int64_t before, int64_t after)
+{
+    __atomic_add_fetch(&lst.sampled, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&lst.ns[ST_BEGIN], before, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&lst.ns[ST_END], after, __ATOMIC_RELAXED);
+}
+
+/* At exit, with HAMI_LAUNCH_STATS=1: one line with the launch path's own cost, so a run on the GPU says how
+ * many microseconds per launch the library adds and where. */
+__attribute__((destructor)) static void launch_stats_report(void)
+{
+    if (!vg_cfg.launch_stats || !lst.launches)
+        return;
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); per launch %.3f "
+                     "event records, %.3f event queries, %.3f elapsed-time calls; host us per launch (%llu "
+                     "sampled):", (unsigned long long)lst.launches, 100.0 * lst.coarse / lst.launches,
+                     (double)lst.records / lst.launches, (double)lst.queries / lst.launches,
+                     (double)lst.elapsed / lst.launches, (unsigned long long)lst.sampled);
+    for (int k = 0; k < ST_N && n > 0 && n < (int)sizeof(buf); k++)
+        n += snprintf(buf + n, sizeof(buf) - n, "%s %s %.2f", k ? "," : "", st_names[k],
+                      lst.sampled ? lst.ns[k] / 1e3 / lst.sampled : 0.0);
+    vg_log(VG_MSG, "%s", buf);
+}
 
 VG_API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                unsigned bz, unsigned shm, CUstream s, void **params, void **extra)

@@ -30,6 +30,8 @@ struct vg_config {
     uint64_t ctx_slack;                    /* CUDA_DEVICE_CONTEXT_SLACK, added to a measured context */
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
+    int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
+    int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
     char region_path[512];
     char board_path[512];
 };
@@ -166,7 +168,12 @@ VG_API int64_t hami_vgpu_throttle_wait_ns(int64_t tokens_ns, int64_t inflight_ns
 VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
 VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
 VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
-#define HAMI_BUCKET_CAP_NS 50000000LL   /* 50 ms of GPU time */
 #define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
+/* Coarse measurement (launch.c) only while the credit minus the doubt exceeds twice the in-flight bound. The
+ * bucket is at least this deep plus 100 ms, so that a tenant well under its limit can reach it while shared
+ * (100 ms period) and a coarse phase is not cut short by its own doubt (a burst after an idle spell may run
+ * 160 ms unheld, against 50 ms before coarse measurement). */
+#define HAMI_COARSE_CREDIT_NS (2 * HAMI_INFLIGHT_NS)
+#define HAMI_COARSE_CAP_NS (HAMI_COARSE_CREDIT_NS + 100000000LL)
 
 #endif

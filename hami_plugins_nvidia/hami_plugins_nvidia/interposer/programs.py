@@ -36,11 +36,23 @@ def _window(step, seconds: float) -> dict:
         units += step()
         stamps.append(round(time.time() - (go or t0), 4))
     dt_ = time.time() - t0
-    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "late": late, "stamps": stamps}
+    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "late": late, "stamps": stamps,
+           "step_ms": _step_ms(stamps, go or t0, t0)}
     busy1 = _region_busy_ns()
     if busy0 is not None and busy1 is not None:
         res["gpu_busy_fraction"] = round((busy1 - busy0) / 1e9 / dt_, 4)
     return res
+
+
+def _step_ms(stamps: list[float], base: float, t0: float) -> dict:
+    """The loop's own host time per step (ms): 10th, 50th and 90th percentiles of the step durations, so a run
+    that switched between two speeds shows it (the H200 host ran the inference loop at two rates)."""
+    ends = [base + s for s in stamps]
+    d = sorted(b - a for a, b in zip([t0, *ends[:-1]], ends, strict=True))
+    if not d:
+        return {}
+    pick = lambda q: round(1e3 * d[min(len(d) - 1, int(q * len(d)))], 4)  # noqa: E731 - a local percentile
+    return {"p10": pick(0.1), "p50": pick(0.5), "p90": pick(0.9), "n": len(d)}
 
 
 def _region_busy_ns() -> int | None:

@@ -50,6 +50,19 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static int busy_gap;  /* DRIVER_BUSY_GAP=1: spin/trace wait their gap on the clock, not in usleep */
+
+static void gap_wait(unsigned us)
+{
+    if (!busy_gap) {
+        usleep(us);
+        return;
+    }
+    double until = now_s() + us / 1e6;
+    while (now_s() < until) {
+    }
+}
+
 static u64 parse_size(const char *s)
 {
     char *end;
@@ -111,7 +124,7 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
         if (++*n % (every > 0 ? every : 1) == 0)
             ssync(NULL);
         if (gap)
-            usleep(gap);
+            gap_wait(gap);
     }
     ssync(NULL);
     return r;
@@ -121,6 +134,7 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     use_dlsym = getenv("DRIVER_RESOLVE") && !strcmp(getenv("DRIVER_RESOLVE"), "dlsym");
+    busy_gap = getenv("DRIVER_BUSY_GAP") && !strcmp(getenv("DRIVER_BUSY_GAP"), "1");
     lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         printf("dlopen failed %s\n", dlerror());
@@ -161,6 +175,7 @@ int main(int argc, char **argv)
     R(graph, "cuGraphLaunch", "cuGraphLaunch");
     u64 (*fake_used)(int) = (u64(*)(int))dlsym(lib, "fake_used");
     int64_t (*fake_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_gpu_ns");
+    void (*fake_calls)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_calls");
     for (int i = 1; i < argc; i++) {
         const char *c = argv[i];
         u64 h = 0;
@@ -229,6 +244,12 @@ int main(int argc, char **argv)
             size_t t = 0;
             CUresult r = totalmem(&t, atoi(argv[++i]));
             printf("totalmem %d %zu\n", r, t);
+        } else if (!strcmp(c, "calls")) {
+            /* the fake's call counters: launches, event records, event queries, elapsed-time and capture queries */
+            u64 n[5] = {0};
+            if (fake_calls)
+                fake_calls(n);
+            printf("calls %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4]);
         } else if (!strcmp(c, "used")) {
             printf("used %llu\n", fake_used ? fake_used(atoi(argv[++i])) : 0ULL);
         } else if (!strcmp(c, "launch")) {

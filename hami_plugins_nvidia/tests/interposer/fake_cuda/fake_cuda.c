@@ -18,7 +18,11 @@
  * kernels this is FIFO between contexts: a launch waits for the neighbour's queued work. In this mode an
  * event record is a tiny piece of work (1 ns): it completes only when its process holds the GPU, like a
  * real event processed in its context's channel. FAKE_CUDA_SWITCH_US=<n> (with slices) makes each switch to
- * another process cost n us in which nobody's work progresses, like a real context switch. */
+ * another process cost n us in which nobody's work progresses, like a real context switch.
+ *
+ * fake_calls() counts, per process, the calls a launch path may make besides the launch itself (event records,
+ * event queries, elapsed-time queries, capture queries) and the launches: the tests judge the interposer's
+ * per-launch driver work by them. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +45,9 @@ static u64 next_addr = 0x100000000ULL;
 static __thread int cur = -1;
 static int64_t free_at[NDEV];  /* simulated timeline: when the device finishes its queued work */
 static u64 launches[NDEV];
+enum { CALL_LAUNCH, CALL_RECORD, CALL_QUERY, CALL_ELAPSED, CALL_CAPTURE, CALL_N };
+static u64 calls[CALL_N];
+#define COUNT(k) __atomic_add_fetch(&calls[k], 1, __ATOMIC_RELAXED)
 
 struct alloc { u64 key, size; int dev; int vmm; };  /* vmm: a cuMemCreate handle, not owned by a context */
 static struct alloc table[65536];
@@ -303,6 +310,12 @@ static int release(u64 key)
 
 API u64 fake_used(int dev) { return used_bytes[dev]; }
 API u64 fake_launches(int dev) { return launches[dev]; }
+/* Copies the call counters (launches, event records, event queries, elapsed-time queries, capture queries). */
+API void fake_calls(u64 out[CALL_N])
+{
+    for (int k = 0; k < CALL_N; k++)
+        out[k] = __atomic_load_n(&calls[k], __ATOMIC_RELAXED);
+}
 
 API CUresult cuInit(unsigned f) { return 0; }
 API CUresult cuDriverGetVersion(int *v) { *v = 13000; return 0; }
@@ -463,7 +476,7 @@ API CUresult cuStreamSynchronize(void *s)
     }
     return 0;
 }
-API CUresult cuStreamIsCapturing(void *s, int *st) { *st = 0; return 0; }
+API CUresult cuStreamIsCapturing(void *s, int *st) { COUNT(CALL_CAPTURE); *st = 0; return 0; }
 
 typedef struct { int type, handleTypes; struct { int type, id; } loc; void *w; unsigned char f[8]; } Prop;
 API CUresult cuMemCreate(u64 *h, size_t size, const Prop *prop, unsigned long long flags)
@@ -511,6 +524,7 @@ API CUresult cuMipmappedArrayDestroy(void *a) { return release((u64)(uintptr_t)a
 struct event { int64_t t; int64_t q; int shared; };
 static void run_kernel(int64_t us)
 {
+    COUNT(CALL_LAUNCH);
     int d = cur < 0 ? 0 : cur;
     if (d == 0 && sg_attach()) {
         sg_lock();
@@ -532,6 +546,7 @@ API CUresult cuEventCreate(struct event **e, unsigned flags) { *e = calloc(1, si
 API CUresult cuEventDestroy_v2(struct event *e) { free(e); return 0; }
 API CUresult cuEventRecord(struct event *e, void *s)
 {
+    COUNT(CALL_RECORD);
     int d = cur < 0 ? 0 : cur;
     if (d == 0 && sg_attach()) {
         sg_lock();
@@ -562,11 +577,13 @@ static int64_t event_time(struct event *e)
     }
     return e->t;
 }
-API CUresult cuEventQuery(struct event *e) { return e->shared ? (event_time(e) != INT64_MAX ? 0 : 600) : now_ns() >= e->t ? 0 : 600; }
-API CUresult cuEventSynchronize(struct event *e) { while (cuEventQuery(e)) {} return 0; }
+static CUresult event_query(struct event *e) { return e->shared ? (event_time(e) != INT64_MAX ? 0 : 600) : now_ns() >= e->t ? 0 : 600; }
+API CUresult cuEventQuery(struct event *e) { COUNT(CALL_QUERY); return event_query(e); }
+API CUresult cuEventSynchronize(struct event *e) { while (event_query(e)) {} return 0; }
 API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b)
 {
-    if (cuEventQuery(a) || cuEventQuery(b))
+    COUNT(CALL_ELAPSED);
+    if (event_query(a) || event_query(b))
         return 600;  /* CUDA_ERROR_NOT_READY */
     *ms = (float)((b->t - a->t) / 1e6);
     return 0;
