@@ -22,7 +22,7 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 3
+#define HAMI_BOARD_VERSION 4
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
@@ -82,6 +82,8 @@ struct hami_board_gpu {
     int64_t user_busy_ns[HAMI_BOARD_USERS];    /* end of their last busy interval on the GPU (CLOCK_MONOTONIC) */
     int64_t user_since_ns[HAMI_BOARD_USERS];   /* start of their current or last busy interval; an interval
                                                   is still open while user_busy_ns < user_since_ns */
+    int64_t user_open_ns[HAMI_BOARD_USERS];    /* while open: the last time its owner found work of the
+                                                  interval still running (it is busy up to there, no further) */
 };
 
 struct hami_board {

@@ -227,6 +227,7 @@ def test_future_board_times_are_ignored(workload: Workload, second_workload: Wor
         board.gpu[0].user_id[5] = 0x1234       # a forged neighbour, "busy" and "active" for 30 years:
         board.gpu[0].user_active_ns[5] = far   # it would halve everyone's share (processor sharing)
         board.gpu[0].user_since_ns[5] = far
+        board.gpu[0].user_open_ns[5] = far
         del board
     t0 = time.monotonic()
     r = second_workload.run("ctx", "0", "launch", "kernel", "20", "1000", CUDA_TASK_PRIORITY="1",
@@ -234,7 +235,7 @@ def test_future_board_times_are_ignored(workload: Workload, second_workload: Wor
     assert r.values("launch")[0][0] == "0"
     assert time.monotonic() - t0 < 5
     assert len(_lines(r.stderr, "a priority mark is")) == 1
-    assert len(_lines(r.stderr, "a user mark is")) == 1  # one line per distinct refusal, not one per read
+    assert len(_lines(r.stderr, "a busy mark is")) == 1  # one line per distinct refusal, not one per read
 
 
 @fake_only

@@ -1,0 +1,36 @@
+"""Compute sharing when contexts time-slice (issue 18, the CuPy pair on the H200): long kernels, each followed
+by a host sync, on a GPU that runs one context at a time in 2 ms slices with a 30 us switch. Each tenant's
+work then runs alone, in turns: a correct processor-sharing charge is the whole of the time it ran. Each
+tenant is judged by the GPU time the fake device itself says it gave that process: its share of the GPU
+within 6 points of its limit, and the charge its library made within 10 % of that GPU time. Before the fix
+the charge counted a neighbour as busy while it only waited for its turn (its published interval stayed
+open between its kernels), and a tenant's GPU times were converted early by the least wait of its marks:
+both made n(t) = 2 over time the tenant ran alone, and the 30 % tenant got ~35 % while charged ~30 %."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import REAL_DRIVER, Workload
+from .test_interposer_share import _charged_ms, _shared, _spin
+
+pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's time-sliced GPU model")
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(30, 70), (50, 50)])
+def test_long_synchronised_kernels_under_time_slices_are_charged_what_ran(
+        workload: Workload, second_workload: Workload, lo: int, hi: int) -> None:
+    for w, limit in ((workload, lo), (second_workload, hi)):
+        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", GPU_CORE_UTILIZATION_POLICY="default",
+                CUDA_DEVICE_SM_LIMIT=str(limit))
+    # 1.5 ms kernels, a sync after each (the CuPy matmul loop), 3 s each, started together
+    a = workload.start("ctx", "0", "spin", "1500", "0", "3", "1")
+    b = second_workload.start("ctx", "0", "spin", "1500", "0", "3", "1")
+    runs = [_spin(a), _spin(b)]
+    seen = []
+    for w, limit, (share, secs, _n) in zip((workload, second_workload), (lo, hi), runs, strict=True):
+        ran_ms = share * secs * 10  # GPU time the fake gave it, ms
+        seen.append((limit, round(share, 1), round(ran_ms), round(_charged_ms(w))))
+    for limit, share, ran_ms, charged_ms in seen:
+        assert abs(share - limit) <= 6, seen
+        assert 0.9 * ran_ms <= charged_ms <= 1.1 * ran_ms, seen
