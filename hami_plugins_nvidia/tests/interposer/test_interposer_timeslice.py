@@ -2,10 +2,13 @@
 by a host sync, on a GPU that runs one context at a time in 2 ms slices with a 30 us switch. Each tenant's
 work then runs alone, in turns: a correct processor-sharing charge is the whole of the time it ran. Each
 tenant is judged by the GPU time the fake device itself says it gave that process: its share of the GPU
-within 6 points of its limit, and the charge its library made within 10 % of that GPU time. Before the fix
+within 6 points of its limit, and the charge its library made no more than 5 % under that GPU time (the
+error the fix removes; 10 % over is allowed: an over-charge is the side errors must fall on). Before the fix
 the charge counted a neighbour as busy while it only waited for its turn (its published interval stayed
 open between its kernels), and a tenant's GPU times were converted early by the least wait of its marks:
-both made n(t) = 2 over time the tenant ran alone, and the 30 % tenant got ~35 % while charged ~30 %."""
+both made n(t) = 2 over time the tenant ran alone. Measured on this fake, 3 runs per case: before, charges of
+0.80-0.89 (50 + 50) and 0.85-0.97 (30 + 70) x the GPU time, the 30 % tenant at up to 35.2 %; after,
+0.99-1.00 in both cases, the 30 % tenant at 29.4-29.6 %."""
 
 from __future__ import annotations
 
@@ -33,4 +36,4 @@ def test_long_synchronised_kernels_under_time_slices_are_charged_what_ran(
         seen.append((limit, round(share, 1), round(ran_ms), round(_charged_ms(w))))
     for limit, share, ran_ms, charged_ms in seen:
         assert abs(share - limit) <= 6, seen
-        assert 0.9 * ran_ms <= charged_ms <= 1.1 * ran_ms, seen
+        assert 0.95 * ran_ms <= charged_ms <= 1.1 * ran_ms, seen
