@@ -10,10 +10,17 @@
  * later launch is chained (it starts when the previous one on the stream ended, or at its host enqueue if
  * later). A GPU-bound stream never goes idle and pays no start marks. Completion times come from the GPU:
  * timing events, converted to host time (CLOCK_MONOTONIC, one clock for every process) through a reference
- * event whose host time is known; every start mark is a calibration sample (an event cannot complete before
- * it is recorded, nor after the host saw it complete) and the reference is re-based every two seconds. Each
- * tenant publishes its current or last busy interval on the node board, opened at the GPU start of the busy
- * period, so every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns).
+ * event whose host time is known within bounds (an event cannot complete before it is recorded, nor after
+ * the host saw it complete; see completion()); every start mark is a calibration sample and the reference is
+ * re-based every two seconds. Each tenant publishes its current or last busy interval on the node board,
+ * opened at the GPU start of the busy period, and while it is open the last time its work was seen running;
+ * every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns). An interval is
+ * published as its owner charges itself: it closes as soon as nothing the owner will charge is on the GPU
+ * (what remains waits behind a start mark for another context's slice), and an open one counts only as far
+ * as it was seen running. Before this (issue 18, 1.5 ms kernels synchronised one by one under 2 ms slices on
+ * the fake), an interval left open while its owner waited for its turn, and times converted early by the
+ * least wait of a tenant's marks, counted n(t) = 2 while a tenant ran alone: charges of 0.80-0.97 x the GPU
+ * time it got (now 0.99-1.00).
  *
  * Each container has a token bucket (its shared region) earning limit% of wall time, up to 160 ms deep
  * (HAMI_COARSE_CAP_NS; more with the square wave), charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
@@ -65,8 +72,8 @@
  * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (sampled, one launch in 16).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
- * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
- * anyone's charge for long; a tenant cannot raise its own share by what it writes). */
+ * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
+ * cannot lower anyone's charge beyond that; a tenant cannot raise its own share by what it writes). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
