@@ -180,7 +180,7 @@ enum { ST_BEGIN, ST_END, ST_LOCK, ST_THROTTLE, ST_MARK, ST_QUERY, ST_HARVEST, ST
 static const char *const st_names[ST_N] = {"before the launch", "after the launch", "lock", "throttle",
                                            "marks", "idle query", "harvest"};
 static struct {
-    uint64_t launches, coarse, sampled, sampled_in, records, queries, elapsed;
+    uint64_t launches, coarse, fast, sampled, sampled_in, records, queries, elapsed;
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 } lst;
@@ -990,6 +990,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             ST_STOP(ST_THROTTLE);
             now = vg_now_ns();  /* it may have waited */
             ds->now_at = now;
+        } else if (sm < 100) {
+            ST_COUNT(fast);
         }
         struct squeue *q = find_queue(ds, s);
         if (q) {
@@ -1097,10 +1099,12 @@ __attribute__((destructor)) static void launch_stats_report(void)
     double clock_ns = (double)(t1 - t0) / READS;
     lst.n[ST_BEGIN] = lst.n[ST_END] = lst.sampled;
     char buf[640];
-    int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); per launch %.3f "
+    int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); %.1f %% on the "
+                     "throttle's fast path; per launch %.3f "
                      "event records, %.3f event queries, %.3f elapsed-time calls; host us per launch (%llu + %llu "
                      "sampled, %.0f ns per clock read taken off):", (unsigned long long)lst.launches,
-                     100.0 * lst.coarse / lst.launches, (double)lst.records / lst.launches,
+                     100.0 * lst.coarse / lst.launches, 100.0 * lst.fast / lst.launches,
+                     (double)lst.records / lst.launches,
                      (double)lst.queries / lst.launches, (double)lst.elapsed / lst.launches,
                      (unsigned long long)lst.sampled, (unsigned long long)lst.sampled_in, clock_ns);
     for (int k = 0; k < ST_N && n > 0 && n < (int)sizeof(buf); k++) {
