@@ -184,13 +184,14 @@ static struct {
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 } lst;
-static __thread int st_on;  /* this launch's outer times are sampled */
 static __thread int st_in;  /* this launch's inner sections are sampled */
 static __thread unsigned st_count;
-#define ST_START() int64_t st_t_ = st_in ? vg_now_ns() : 0
+/* thread-local variables of a shared library cost a __tls_get_addr call: read only when stats are asked for */
+#define ST_IN() (vg_cfg.launch_stats && st_in)
+#define ST_START() int64_t st_t_ = ST_IN() ? vg_now_ns() : 0
 #define ST_STOP(k)                                                                   \
     do {                                                                             \
-        if (st_in) {                                                                 \
+        if (ST_IN()) {                                                               \
             __atomic_add_fetch(&lst.ns[k], vg_now_ns() - st_t_, __ATOMIC_RELAXED); \
             __atomic_add_fetch(&lst.n[k], 1, __ATOMIC_RELAXED);                      \
         }                                                                            \
@@ -206,6 +207,14 @@ static pthread_once_t states_once = PTHREAD_ONCE_INIT;
 static void start_watcher(void);
 static void flush_launches(struct dstate *ds, int64_t now);
 static pid_t watcher_pid;
+/* 1 once the watcher runs in this process; cleared in a forked child, which starts its own. Checked on every
+ * launch instead of comparing getpid() (a system call since glibc 2.25: 14 % of the fake launch loop's time). */
+static int watcher_here;
+
+static void watcher_forked(void)
+{
+    watcher_here = 0;
+}
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
  * stream can be capturing: the capture query and the switch to the relaxed capture mode around the library's
@@ -217,6 +226,7 @@ static void init_states(void)
 {
     for (int i = 0; i < HAMI_MAX_DEVICES; i++)
         pthread_mutex_init(&states[i].mu, NULL);
+    pthread_atfork(NULL, NULL, watcher_forked);
 }
 
 static void sleep_ns(int64_t ns)
@@ -879,8 +889,10 @@ static void start_watcher(void)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, watcher, NULL) == 0)
+        if (pthread_create(&t, &attr, watcher, NULL) == 0) {
             watcher_pid = getpid();
+            __atomic_store_n(&watcher_here, 1, __ATOMIC_RELEASE);
+        }
         pthread_attr_destroy(&attr);
     }
     pthread_mutex_unlock(&watcher_mu);
@@ -982,7 +994,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         vg_real.cuCtxGetCurrent(&ctx);
     if ((sm < 100 || watch) && ctx == ds->ctx && vg_real.cuEventCreate && vg_real.cuEventQuery &&
         vg_real.cuEventRecord) {
-        if (watcher_pid != getpid())
+        if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
             start_watcher();
         if (sm < 100 && !credit_ample(ds, now)) {
             ST_START();
@@ -1054,27 +1066,28 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
     if (!vg_real.field)                                                             \
         return CUDA_ERROR_NOT_INITIALIZED;                                          \
     struct squeue *q;                                                               \
-    if (vg_cfg.launch_stats)                                                        \
-        st_pick();                                                                  \
-    int64_t st_a_ = st_on ? vg_now_ns() : 0;                                        \
+    int st_ = vg_cfg.launch_stats ? st_pick() : 0;                                  \
+    int64_t st_a_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     struct dstate *ds = launch_begin(stream, &q);                                   \
-    int64_t st_b_ = st_on ? vg_now_ns() : 0;                                        \
+    int64_t st_b_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     CUresult r = vg_real.field(__VA_ARGS__);                                        \
-    int64_t st_c_ = st_on ? vg_now_ns() : 0;                                        \
+    int64_t st_c_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     launch_end(ds, q, r);                                                           \
-    if (st_on && q)                                                                 \
+    if (st_ == 1 && q)                                                              \
         launch_sampled(st_b_ - st_a_, vg_now_ns() - st_c_);                         \
-    if (st_in && q)                                                                 \
+    if (st_ == 2 && q)                                                              \
         __atomic_add_fetch(&lst.sampled_in, 1, __ATOMIC_RELAXED);                   \
-    st_on = st_in = 0;                                                              \
+    if (st_)                                                                        \
+        st_in = 0;                                                                  \
     return r;
 
-/* Which of the two disjoint samples (see lst) this launch belongs to, if any. */
-static inline void st_pick(void)
+/* Which of the two disjoint samples (see lst) this launch belongs to: 1 its outer times, 2 its inner sections
+ * (st_in is set for them), 0 none. */
+static inline int st_pick(void)
 {
     unsigned c = ++st_count & 31;
-    st_on = c == 0;
     st_in = c == 16;
+    return c == 0 ? 1 : c == 16 ? 2 : 0;
 }
 
 /* One sampled launch's host time before and after the driver's launch call. */
