@@ -103,7 +103,7 @@ def parse_run(out: str, loop: str) -> dict[str, float]:
         wall = float(words[3]) - float(words[2])
     if words[1] != "0" or launches <= 0:
         raise RuntimeError(f"driver_app failed: {out.strip()[:300]}")
-    d = [b - a for a, b in zip(calls[0], calls[1])]
+    d = [b - a for a, b in zip(calls[0], calls[1], strict=True)]
     return {"ns_per_launch": wall * 1e9 / launches, "launches": launches,
             "records_per_launch": d[1] / launches, "queries_per_launch": d[2] / launches,
             "elapsed_per_launch": d[3] / launches}
@@ -123,10 +123,12 @@ def main() -> int:
     ap.add_argument("--lib", action="append", default=[],
                     help="NAME=CSRC_DIR: a library build to measure (repeatable; default: this tree's csrc)")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--launches", type=int, default=300000, help="tight loop: launches per run")
+    ap.add_argument("--launches", type=int, default=3000000,
+                    help="tight loop: launches per run (long enough to span several 100 ms coarse phases)")
     ap.add_argument("--gap-us", type=int, default=20, help="paced loop: busy-waited host gap after each launch")
     ap.add_argument("--secs", type=float, default=0.4, help="paced loop: seconds per run")
     ap.add_argument("--loops", default="tight,paced")
+    ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
     ap.add_argument("--cases", default=",".join(CASES))
     a = ap.parse_args()
     libs_spec = a.lib or [f"current={build.CSRC}"]
@@ -190,7 +192,7 @@ def main() -> int:
         for key, runs in by_key.items():
             if key == "native":
                 continue
-            added = [r["ns_per_launch"] - n["ns_per_launch"] for r, n in zip(runs, by_key["native"])]
+            added = [r["ns_per_launch"] - n["ns_per_launch"] for r, n in zip(runs, by_key["native"], strict=True)]
             summary[lp][key] = {
                 "ns_per_launch": round(statistics.median(r["ns_per_launch"] for r in runs), 1),
                 "added_ns_median": round(statistics.median(added), 1),
@@ -203,10 +205,10 @@ def main() -> int:
     result = {
         "provenance": "fake libcuda (tests/interposer/fake_cuda) on the 2-core dev VM, not hardware",
         "host": platform.node(), "cpu_count": os.cpu_count(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": cmd, "rounds": a.rounds, "launches_tight": a.launches, "gap_us_paced": a.gap_us,
         "secs_paced": a.secs, "libs": {k: str(v.parent.name) for k, v in libs.items()}, "lib_sources": libs_spec,
-        "summary": summary, "raw": raw,
+        "note": a.note, "summary": summary, "raw": raw,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -239,6 +241,8 @@ def markdown(res: dict) -> str:
         f"{res['gap_us_paced']} us host gap after each, {res['secs_paced']} s per run.",
         "",
     ]
+    if res.get("note"):
+        lines += [res["note"], ""]
     for lp, rows in res["summary"].items():
         lines += [f"## {lp} loop (native {rows['native']['ns_per_launch']:.0f} ns per launch)", "",
                   "| build:case | ns/launch | added ns (median) | min..max | records/launch | queries/launch | "
