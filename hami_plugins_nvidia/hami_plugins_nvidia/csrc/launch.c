@@ -62,7 +62,11 @@
  * the old turn-taking gate): while another container wrote it within the last 200 ms nobody goes coarse, so
  * the tenants whose decisions depend on n(t) see every neighbour measured precisely. A forged request only
  * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
- * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (sampled, one launch in 16).
+ * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
+ *
+ * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
+ * launch unless it waits; no system call; while the credit is ample the throttle is skipped (credit_ample: its
+ * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms.
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
