@@ -429,11 +429,23 @@ static void harvest(struct dstate *ds)
     int64_t now = vg_now_ns();
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
+        /* a stream's marks complete in order: when its newest has completed, so have all before it, and they
+         * need no query each (a launch-bound stream measured precisely: ~0.2 queries per launch instead of 1) */
+        int known = 0;
+        if (q->count > 1) {
+            ST_COUNT(queries);
+            if (vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS)
+                known = q->count;
+        }
         while (q->count > 0) {
             struct mark *m = &q->ring[q->head];
-            ST_COUNT(queries);
-            if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
-                break;
+            if (known > 0) {
+                known--;
+            } else {
+                ST_COUNT(queries);
+                if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
+                    break;
+            }
             if (m->kind == MK_START) {
                 /* the GPU reached this stream's work: it executes from here, whatever it waited for before
                  * (another context's time slice, with the launches already enqueued), so the launches it

@@ -1,9 +1,10 @@
-"""The throttle's fast path (issue 18, launch path cost): while a tenant's credit is far above what its next
-launch could need, a launch skips the throttle (no refill, no harvest, no wait); the refill is deferred by at
-most a millisecond, never lost or doubled. The property pinned here: however long a tenant ran on the fast
+"""The launch path's own cost (issue 18). The throttle's fast path: while a tenant's credit is far above what
+its next launch could need, a launch skips the throttle (no refill, no harvest, no wait); the refill is deferred
+by at most a millisecond, never lost or doubled. The property pinned here: however long a tenant ran on the fast
 path, it never gets more GPU time than its limit's share of the wall time plus the bucket's depth and the
 in-flight bound - judged by the GPU time the fake's shared GPU really gave it (`FAKE_CUDA_GPU`), and its
-charged time stays close to that GPU time (the accounting is exact, not only bounded)."""
+charged time stays close to that GPU time (the accounting is exact, not only bounded). And the precise path's
+harvest queries a drained stream once, not once per mark, still charging every mark."""
 
 from __future__ import annotations
 
@@ -68,3 +69,25 @@ def test_fast_path_stops_when_the_credit_runs_low(workload: Workload) -> None:
     stats = [ln for ln in r.stderr.splitlines() if "launch stats:" in ln][0]
     fast = float(re.search(r"([\d.]+) % on the throttle's fast path", stats).group(1))
     assert fast <= 20, stats
+
+
+def test_precise_harvest_queries_a_drained_stream_once(workload: Workload) -> None:
+    # measured precisely, a launch-bound stream has a mark per launch; its marks complete in order, so a harvest
+    # that finds the newest completed takes all of them with one event query (it was one query per mark), and
+    # every mark is still converted to a completion time (an elapsed-time call per mark) and charged
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
+                        CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1", HAMI_SM_PRECISE="1")
+    r = workload.run("ctx", "0", "spin", "5", "20", "0.3", "1000", "calls", "spin", "5", "20", "0.6", "1000",
+                     "calls", timeout=60)
+    assert r.returncode == 0, r.stderr
+    (c0, c1) = ([int(x) for x in words] for words in r.values("calls"))
+    n = c1[0] - c0[0]
+    assert n > 5000, r.lines
+    records, queries, elapsed = ((c1[k] - c0[k]) / n for k in (1, 2, 3))
+    assert records >= 0.95, (records, queries, elapsed)  # an end mark per launch
+    assert elapsed >= 0.95 * records, (records, queries, elapsed)  # each one converted
+    assert queries <= 0.5, (records, queries, elapsed)  # ~0.2 here (a harvest per ~100 us, ~4 launches)
+    (_, g1), (_, g2) = _spin("\n".join(r.lines))
+    with region.SharedRegion(workload.region_path) as reg:
+        charged = reg.busy_ns(0) / 1e9
+    assert abs(charged - (g1 + g2)) <= 0.15 * (g1 + g2) + 0.01, (charged, g1 + g2)
