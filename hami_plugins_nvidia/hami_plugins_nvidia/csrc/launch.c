@@ -430,9 +430,10 @@ static void harvest(struct dstate *ds)
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
         /* a stream's marks complete in order: when its newest has completed, so have all before it, and they
-         * need no query each (a launch-bound stream measured precisely: ~0.2 queries per launch instead of 1) */
+         * need no query each (a launch-bound stream measured precisely: ~0.2 queries per launch instead of 1).
+         * Not for the per-thread default stream's handle: it names a different stream in each thread */
         int known = 0;
-        if (q->count > 1) {
+        if (q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
             ST_COUNT(queries);
             if (vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS)
                 known = q->count;
