@@ -157,7 +157,10 @@ struct dstate {
     int capped;             /* the SM limit applied at the last launch */
     /* host <-> GPU time */
     CUevent ref;            /* reference event, completed */
-    int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave) */
+    int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
+                               off_hi INT64_MAX = none yet) */
+    int64_t seen_raw;       /* latest completion (from the reference) collected since the last upper bound,
+                               INT64_MIN = none */
     int64_t ref_at;         /* when it became the reference */
     int64_t calib_at;       /* last start mark (each is a calibration sample) */
     /* busy interval of this process */
@@ -341,16 +344,35 @@ static int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 
 /* Host time at which event e completed (e has completed), from the reference event. The reference's host
  * time is known only within bounds: every completed mark gives one on each side (it cannot have completed
- * before it was recorded, rec, nor after the host saw it complete, now), and the tightest of each since the
+ * before it was recorded, rec, nor after the host saw it complete), and the tightest of each since the
  * reference was taken are kept. The estimate is the lower bound (alone, a start mark completes within
  * microseconds of its record), unless the upper bound says it is more than 20 us early: the promptest of
  * the collections (every 100 us) saw its mark complete within 20 us. The lower bound alone put every time
  * early by the least wait a mark had behind another context's time slice: under contention no mark
  * completes promptly, and the spans shifted onto the neighbour's, counting n(t) = 2 while the tenant ran
- * alone (measured on the fake: 100-430 us early, the 30 % tenant under-charged by up to 12 %). */
+ * alone (measured on the fake: 100-430 us early, the 30 % tenant under-charged by up to 12 %). An upper
+ * bound is a clock read after the query that found the mark complete (see seen()): one read before it is
+ * not one, the thread may be preempted in between (on the fake's loaded 2-core host such a bound put a
+ * tenant 1.3 ms early for the rest of its run). */
 static int64_t ref_time(const struct dstate *ds)
 {
-    return ds->off_hi - ds->off_lo > COLLECT_LAG_NS ? ds->off_hi - COLLECT_LAG_NS : ds->off_lo;
+    if (ds->off_hi == INT64_MAX || ds->off_hi - ds->off_lo <= COLLECT_LAG_NS)
+        return ds->off_lo;
+    return ds->off_hi - COLLECT_LAG_NS;
+}
+
+/* Applies the upper bound of the marks found complete since the last call: the host saw each of them
+ * complete before now, which is read after their queries. */
+static void seen(struct dstate *ds)
+{
+    if (ds->seen_raw == INT64_MIN)
+        return;
+    int64_t hi = vg_now_ns() - ds->seen_raw;
+    ds->seen_raw = INT64_MIN;
+    if (hi < ds->off_hi)
+        ds->off_hi = hi;
+    if (ds->off_hi < ds->off_lo)
+        ds->off_hi = ds->off_lo;  /* the bounds crossed (clock drift): the record time is the certain one */
 }
 
 static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now)
@@ -364,36 +386,39 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
     int64_t raw = (int64_t)((double)ms * 1e6);
     if (rec - raw > ds->off_lo)
         ds->off_lo = rec - raw;
-    if (now - raw < ds->off_hi)
-        ds->off_hi = now - raw;
     if (ds->off_hi < ds->off_lo)
-        ds->off_hi = ds->off_lo;  /* the bounds crossed (clock drift): the record time is the certain one */
+        ds->off_hi = ds->off_lo;
+    if (raw > ds->seen_raw)
+        ds->seen_raw = raw;  /* its upper bound: at the end of the collection (seen) */
     return ref_time(ds) + raw;
 }
 
 /* A completed start mark (recorded on an idle stream) is also a calibration sample: the first becomes the
- * reference (its host time between its record time and now); later ones re-base it every 2 s, carrying the
- * bounds over, widened by 20 us for the drift between the GPU's clock and the host's. Returns the mark's
- * completion time; takes its event. */
+ * reference (its host time between its record time and the end of this collection); later ones re-base it
+ * every 2 s, carrying the bounds over, widened by 20 us for the drift between the GPU's clock and the host's.
+ * Returns the mark's completion time; takes its event. */
 static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
 {
     if (!ds->ref) {
         ds->ref = m->e;
         ds->off_lo = m->rec;
-        ds->off_hi = now;
+        ds->off_hi = INT64_MAX;
+        ds->seen_raw = 0;
         ds->ref_at = now;
-        return ref_time(ds);
+        return m->rec;
     }
     int64_t h = completion(ds, m->e, m->rec, now);
     if (now - ds->ref_at < REBASE_NS) {
         put_event(ds, m->e);
         return h;
     }
+    seen(ds);  /* the bounds so far belong to the old reference */
     int64_t raw = h - ref_time(ds);  /* m's time from the old reference */
     put_event(ds, ds->ref);
     ds->ref = m->e;
     ds->off_lo += raw - DRIFT_NS;
-    ds->off_hi += raw + DRIFT_NS;
+    if (ds->off_hi != INT64_MAX)
+        ds->off_hi += raw + DRIFT_NS;
     ds->ref_at = now;
     return h;
 }
@@ -533,6 +558,7 @@ static void harvest(struct dstate *ds)
             q->count--;
         }
     }
+    seen(ds);
     if (ds->busy_since && queues_idle(ds)) {
         if (ds->since_gpu)
             publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
@@ -970,6 +996,8 @@ static void start_watcher(void)
 static void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
+    ds->off_hi = INT64_MAX;
+    ds->seen_raw = INT64_MIN;
     ds->user_idx = -1;
     if (vg_real.cuCtxGetCurrent)
         vg_real.cuCtxGetCurrent(&ds->ctx);
