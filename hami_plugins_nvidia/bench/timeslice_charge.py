@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def main() -> int:
                 for name, lib in libs.items():
                     rows[(case, lims, name)].append(pair(app, fake_dir, lib, case, limits))
     result = {"date": datetime.date.today().isoformat(), "host": f"{platform.node()} {platform.machine()}, "
-              f"{os.cpu_count()} CPUs", "rounds": a.rounds, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+              f"{os.cpu_count()} CPUs", "rounds": a.rounds, "command": shlex.join([".venv/bin/python", *sys.argv]),
               "rows": [{"case": c, "limits": lims, "build": n, "runs": runs} for (c, lims, n), runs in rows.items()]}
     a.out.write_text(json.dumps(result, indent=1))
     if a.md:

@@ -19,8 +19,8 @@
  * (what remains waits behind a start mark for another context's slice), and an open one counts only as far
  * as it was seen running. Before this (issue 18, 1.5 ms kernels synchronised one by one under 2 ms slices on
  * the fake), an interval left open while its owner waited for its turn, and times converted early by the
- * least wait of a tenant's marks, counted n(t) = 2 while a tenant ran alone: charges of 0.80-0.97 x the GPU
- * time it got (now 0.99-1.00).
+ * least wait of a tenant's marks, counted n(t) = 2 while a tenant ran alone: charges of 0.80-0.99 x the GPU
+ * time it got (now 1.00; docs/results/2026-12-04-fake-timeslice-charge.md).
  *
  * Each container has a token bucket (its shared region) earning limit% of wall time, up to 160 ms deep
  * (HAMI_COARSE_CAP_NS; more with the square wave), charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
