@@ -118,6 +118,8 @@ struct squeue {
 #define VERIFY_LAUNCHES 128          /* a verification window: at least 128 measured launches ... */
 #define VERIFY_MIN_NS 2000000LL      /* ... over at least 2 ms */
 #define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
+#define FRAC_GAP_NS 5000000LL        /* the charged fraction is updated and published at most every 5 ms ... */
+#define FRAC_TAU_NS 100000000LL      /* ... as a decaying average over ~100 ms (one shared square-wave period) */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -162,6 +164,12 @@ struct dstate {
     int64_t win_ns;         /* precise charges of the current window ... */
     int64_t win_n;          /* ... and the launches they closed */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
+    /* lending under the default policy (note_users, throttle) */
+    int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
+    int64_t frac_bp;        /* this container's charged GPU fraction, decaying average, 1/100 % */
+    uint64_t frac_busy;     /* the container's charged busy time at frac_at */
+    int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
+    int64_t held_wrote;     /* the last time this process marked the container held on the board */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch, host time per
@@ -241,7 +249,7 @@ static int64_t board_time(int64_t t, int64_t now, const char *what)
 static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
-    int64_t since[HAMI_BOARD_USERS], until[HAMI_BOARD_USERS];
+    int64_t since[HAMI_PS_MAX], until[HAMI_PS_MAX];
     int n = 0;
     if (g) {
         uint64_t me = vg_region->container_id;
@@ -249,16 +257,29 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
             uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
             if (!id || id == me)
                 continue;
+            /* its recent closed intervals that meet [a, b); a slot being rewritten reads as until 0 or changes
+             * under the reader: skipped */
+            for (int k = 0; k < HAMI_BOARD_RECENT && n < HAMI_PS_MAX; k++) {
+                int64_t u1 = __atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE);
+                int64_t s = board_time(__atomic_load_n(&g->user_recent_since[i][k], __ATOMIC_ACQUIRE), now,
+                                       "a busy mark");
+                int64_t u = board_time(__atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE), now,
+                                       "a busy mark");
+                if (s <= 0 || u != u1 || u < s || u <= a || s >= b)
+                    continue;
+                since[n] = s;
+                until[n] = u;
+                n++;
+            }
             int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
             int64_t u = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
             int64_t act = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
-            if (s <= 0)
+            if (s <= 0 || u >= s || n >= HAMI_PS_MAX)
+                continue;  /* closed: it is in the ring above */
+            /* open: busy until now, as long as its heartbeat is fresh */
+            u = act + HEARTBEAT_NS < now ? act + HEARTBEAT_NS : now;
+            if (u < s || u <= a || s >= b)
                 continue;
-            if (u < s) {  /* open: busy until now, as long as its heartbeat is fresh */
-                u = act + HEARTBEAT_NS < now ? act + HEARTBEAT_NS : now;
-                if (u < s)
-                    continue;
-            }
             since[n] = s;
             until[n] = u;
             n++;
@@ -363,11 +384,21 @@ static void publish(struct dstate *ds, int open, int64_t t)
 {
     if (!ds->bgpu || ds->user_idx < 0)
         return;
+    struct hami_board_gpu *g = ds->bgpu;
+    int i = ds->user_idx;
     if (open) {
-        __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], t, __ATOMIC_RELEASE);
-        __atomic_store_n(&ds->bgpu->user_since_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_active_ns[i], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_since_ns[i], t, __ATOMIC_RELEASE);
     } else {
-        __atomic_store_n(&ds->bgpu->user_busy_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+        /* the current interval is closed first, then the closed one goes into the ring of recent ones (until
+         * cleared while the slot is rewritten): a reader in between misses it (over-charged, never under),
+         * none counts it twice */
+        __atomic_store_n(&g->user_busy_ns[i], t, __ATOMIC_RELEASE);
+        uint32_t k = __atomic_load_n(&g->user_recent_head[i], __ATOMIC_ACQUIRE) % HAMI_BOARD_RECENT;
+        __atomic_store_n(&g->user_recent_until[i][k], 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_recent_since[i][k], ds->busy_since, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_recent_until[i][k], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_recent_head[i], k + 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -484,8 +515,50 @@ static int64_t inflight_ns(const struct dstate *ds)
     return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
 }
 
+/* Publishes this container's SM limit and its recent charged GPU fraction on its board entry (lending, see
+ * hami_vgpu_lent_share): a decaying average over ~100 ms of the charges of all its processes (the region's
+ * busy counter: precise and coarse charges alike), updated at most every 5 ms. While its launches are not
+ * measured (not capped) it publishes its whole limit: a neighbour borrows only what is measured to be unused,
+ * and a measured spell starts again from the limit. */
+static void publish_fraction(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    int i = ds->user_idx;
+    int sm = vg_sm_limit(ds->dev);
+    uint64_t busy = __atomic_load_n(&vg_region->dev[ds->dev].busy_ns, __ATOMIC_ACQUIRE);
+    if (!ds->capped || !ds->frac_at) {
+        ds->frac_bp = (int64_t)sm * 100;
+        ds->frac_busy = busy;
+        ds->frac_at = ds->capped ? now : 0;
+    } else if (now - ds->frac_at >= FRAC_GAP_NS) {
+        int64_t dt = now - ds->frac_at;
+        int64_t sample = busy >= ds->frac_busy ? (int64_t)((busy - ds->frac_busy) * 10000 / (uint64_t)dt) : 0;
+        if (sample > 10000)
+            sample = 10000;
+        int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
+        ds->frac_bp += (sample - ds->frac_bp) * w / 1024;
+        ds->frac_busy = busy;
+        ds->frac_at = now;
+    } else {
+        return;
+    }
+    __atomic_store_n(&g->user_limit[i], sm, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_frac_bp[i], (int32_t)ds->frac_bp, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_frac_ns[i], now, __ATOMIC_RELEASE);
+}
+
+/* Marks this container held (waiting for credit, or low on it) on its board entry, at most once a
+ * millisecond: while the mark is fresh it lends nothing, whatever its average says. */
+static void mark_held(struct dstate *ds, int64_t now)
+{
+    if (!ds->bgpu || ds->user_idx < 0 || now - ds->held_wrote < 1000000)
+        return;
+    __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+    ds->held_wrote = now;
+}
+
 /* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
- * whether another container launched on the GPU within the share window. */
+ * whether another container launched on the GPU within the share window, and the share in force (ds->eff). */
 static void note_users(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
@@ -506,15 +579,23 @@ static void note_users(struct dstate *ds, int64_t now)
                 ds->user_idx = i;
                 __atomic_store_n(&g->user_since_ns[i], 0, __ATOMIC_RELEASE);
                 __atomic_store_n(&g->user_busy_ns[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_limit[i], 0, __ATOMIC_RELEASE);  /* lends nothing until written */
+                __atomic_store_n(&g->user_held_ns[i], 0, __ATOMIC_RELEASE);
+                for (int k = 0; k < HAMI_BOARD_RECENT; k++)
+                    __atomic_store_n(&g->user_recent_until[i][k], 0, __ATOMIC_RELEASE);
             }
         }
         if (ds->user_idx >= 0 && ds->busy_since && ds->since_gpu)
             __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
     }
-    if (ds->user_idx >= 0)
+    if (ds->user_idx >= 0) {
         __atomic_store_n(&g->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
-    int shared = 0;
-    for (int i = 0; i < HAMI_BOARD_USERS && !shared; i++) {
+        publish_fraction(ds, now);
+    }
+    int shared = 0, n = 0;
+    int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS];
+    int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
+    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
         uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
         if (!id || id == me)
             continue;
@@ -526,8 +607,22 @@ static void note_users(struct dstate *ds, int64_t now)
          * after its last launch */
         int measured = end && end + COVER_NS >= t;
         int64_t last = measured && end > t ? end : t;
-        shared = t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
+        if (!(t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS)))
+            continue;
+        shared = 1;  /* an active neighbour: what it may lend (bounded in hami_vgpu_lent_share) */
+        limit[n] = __atomic_load_n(&g->user_limit[i], __ATOMIC_ACQUIRE);
+        frac[n] = __atomic_load_n(&g->user_frac_bp[i], __ATOMIC_ACQUIRE);
+        frac_age[n] = now - __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
+        held_age[n] = now - __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
+        n++;
     }
+    int sm = vg_sm_limit(ds->dev);
+    int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend
+                  ? hami_vgpu_lent_share(sm, limit, frac, frac_age, held_age, n) : sm;
+    if (eff != ds->eff && (eff > sm || ds->eff > sm))
+        vg_log(VG_DEBUG, "device %d: share %d%% (limit %d%%, %d%% lent by idle neighbour shares)", ds->dev, eff,
+               sm, eff - sm);
+    ds->eff = eff;
     if (shared != ds->shared)
         vg_log(VG_INFO, "device %d: %s", ds->dev, shared ? "another container is launching on this GPU: the SM "
                                                             "limit applies" : "alone on this GPU: not capped "
@@ -648,6 +743,7 @@ static int64_t harvest_gap(const struct dstate *ds)
  * the time goes into the board entry's waiter_since_ns, at most once a millisecond. */
 static void demand_precision(struct dstate *ds, int64_t now)
 {
+    mark_held(ds, now);  /* low on credit: it wants its share, it lends none */
     if (!ds->bgpu || now - ds->demand_wrote < 1000000)
         return;
     __atomic_store_n(&ds->bgpu->waiter_since_ns, now, __ATOMIC_RELEASE);
@@ -740,12 +836,15 @@ static void throttle(struct dstate *ds, int sm)
             harvest(ds);
             ds->harvest_at = now;
         }
-        int64_t resume = hami_vgpu_resume_credit_ns(period_ns(ds), sm);
-        hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm,
+        /* the share in force: the limit, plus what idle neighbours lend under default (note_users); at most
+         * 99 so the bucket keeps refilling and charging (100 would freeze it and leave a debt behind) */
+        int share = ds->eff > sm && vg_cfg.core_policy == VG_POLICY_DEFAULT ? (ds->eff < 99 ? ds->eff : 99) : sm;
+        int64_t resume = hami_vgpu_resume_credit_ns(period_ns(ds), share);
+        hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, share,
                                 2 * resume > HAMI_COARSE_CAP_NS ? 2 * resume : HAMI_COARSE_CAP_NS);
         int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
         int64_t need = ds->stopped ? resume : 0;
-        int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), sm);
+        int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), share);
         ds->stopped = wait > 0;
         if (wait == 0 && oldest_age(ds, now) > HAMI_INFLIGHT_NS)
             wait = 100000;  /* enough queued: let it drain a little */
