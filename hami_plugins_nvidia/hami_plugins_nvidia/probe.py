@@ -174,11 +174,12 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
     shares_ok = all(v >= f for v, f in zip(limited, floors, strict=True))
     if not contended:
         # the GPU time the library charged each tenant (processor sharing), shown beside the throughput shares;
-        # absent from results recorded before it was reported
+        # absent from results recorded before it was reported. Results without demand figures were recorded
+        # before lending: their cap is the limit. With lending a tenant may exceed its limit: no target
         for name, value, lim in zip(names, gpu, limits, strict=True):
             if value is not None:
                 ms.append(Measurement(name=f"{name}_gpu_time", value=value, unit="% of the window (charged)",
-                                      conditions=cond, target=f"<= {lim + tol:g}"))
+                                      conditions=cond, target=None if known else f"<= {lim + tol:g}"))
         why = ("fitting pair (solo demands sum "
                f"{sum(demand):.1f} % <= {WORK_CONSERVING_FIT_PERCENT:g} %)" if known
                else "no usable solo demand figures (missing, or outside 0..100 %): judged by the fitting-pair rule")
