@@ -64,6 +64,13 @@
  * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
  * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (sampled, one launch in 16).
  *
+ * Lending (GPU_CORE_UTILIZATION_POLICY=default only; HAMI_SM_NO_LEND=1 turns it off): each container publishes its
+ * SM limit and its recent charged GPU fraction (a ~100 ms decaying average of its region's busy counter, every
+ * >= 5 ms from the launch path and the watcher) and marks itself held when it waits for credit or runs low; a
+ * capped tenant's share in force is its limit plus what its active neighbours leave unused of theirs
+ * (throttle.c hami_vgpu_lent_share, which bounds every value read). Closed busy intervals also go into a ring of
+ * the last 8 per user, so a long charge span sees every short busy period of a launch-bound neighbour.
+ *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
  * anyone's charge for long; a tenant cannot raise its own share by what it writes). */
@@ -932,8 +939,10 @@ static void *watcher(void *arg)
             ds->harvest_at = now;
             if (ds->busy_since) {
                 period = 100000;
-                if (ds->bgpu && ds->user_idx >= 0)
+                if (ds->bgpu && ds->user_idx >= 0) {
                     __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+                    publish_fraction(ds, now);  /* a program blocked in a sync keeps its fraction fresh too */
+                }
                 if (ds->bgpu && vg_cfg.priority_set) {  /* active until the queued work is expected to finish */
                     int64_t ahead = inflight_ns(ds);
                     __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],
