@@ -77,6 +77,8 @@ def test_default_policy_lends_a_light_neighbours_unused_share(workload: Workload
     _setup(second_workload, "default", 50)
     unlent = _pair(workload, second_workload, HAMI_SM_NO_LEND="1")
     lent = _pair(workload, second_workload)
+    print(f"lend-a: no lending {unlent[0]:.1f} + {unlent[1]:.1f} % ({unlent[2]} light launches); "
+          f"lending {lent[0]:.1f} + {lent[1]:.1f} % ({lent[2]} light launches)")
     assert unlent[0] <= 58, (unlent, lent)  # the old behaviour: held at its cap, the GPU partly idle
     assert 15 <= lent[1] <= 45 and 15 <= unlent[1] <= 45, (unlent, lent)  # the light tenant really is light
     # ~70 = 50 + 20 lent, less the borrower's over-charge (its charge spans miss some of the light tenant's
@@ -90,6 +92,7 @@ def test_force_policy_never_lends(workload: Workload, second_workload: Workload)
     _setup(workload, "force", 50)
     _setup(second_workload, "force", 50)
     share_a, share_b, _ = _pair(workload, second_workload)
+    print(f"lend-b: force {share_a:.1f} + {share_b:.1f} %")
     assert 15 <= share_b <= 45, (share_a, share_b)
     assert share_a <= 55, (share_a, share_b)
 
@@ -111,6 +114,8 @@ def test_lender_turning_gpu_bound_gets_its_share_back_within_half_a_second(workl
     heavy_end = trace_b[-1][0]
     back_a = _share_between(trace_a, light_end + 0.5, heavy_end)
     back_b = _share_between(trace_b, light_end + 0.5, heavy_end)
+    print(f"lend-c: borrower {lent:.1f} % while the neighbour is light; from 0.5 s after it turns GPU-bound "
+          f"{back_a:.1f} + {back_b:.1f} %")
     assert lent >= 58, (lent, back_a, back_b)  # borrowing while the neighbour is light (~64, see above)
     assert abs(back_a - 50) <= 8 and abs(back_b - 50) <= 8, (lent, back_a, back_b)  # the guarantee is back
 
@@ -160,6 +165,7 @@ def test_forged_board_entry_lends_nothing(workload: Workload, limit: int, frac_b
     finally:
         stop.set()
         t.join()
+    print(f"lend-d: forged entry limit {limit}, usage {frac_bp / 100:g} %, age {age_ns / 1e9:g} s: {share:.1f} %")
     if lends:
         assert share >= 70, share
     else:
