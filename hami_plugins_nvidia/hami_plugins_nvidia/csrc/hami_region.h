@@ -90,6 +90,8 @@ struct hami_board_gpu {
                                                   hundredths of a percent (0..10000) */
     int64_t user_frac_ns[HAMI_BOARD_USERS];    /* when user_frac_bp was written (CLOCK_MONOTONIC) */
     int64_t user_held_ns[HAMI_BOARD_USERS];    /* its last wait for credit or low-credit request */
+    int32_t user_queued_bp[HAMI_BOARD_USERS];  /* share of wall time it had work on the GPU, decaying average
+                                                  like user_frac_bp, 1/100 % (0..10000) */
     /* each user's last HAMI_BOARD_RECENT closed busy intervals, a ring (next slot = head % RECENT): a
      * neighbour's charge span (a kernel of milliseconds) can cover several short busy periods of a
      * launch-bound tenant, and the current interval alone would hide all but the last (over-charge) */

@@ -177,6 +177,9 @@ struct dstate {
     uint64_t frac_busy;     /* the container's charged busy time at frac_at */
     int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
     int64_t held_wrote;     /* the last time this process marked the container held on the board */
+    int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
+    int64_t queued_ns;      /* time with work on the GPU since the last update of queued_bp ... */
+    int64_t queued_to;      /* ... counted up to here */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch, host time per
@@ -378,6 +381,18 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
     return h;
 }
 
+/* Counts the time this process had work on the GPU (its busy period, busy_since != 0) up to t. */
+static void count_queued(struct dstate *ds, int64_t t)
+{
+    if (ds->busy_since && t > ds->queued_to) {
+        int64_t from = ds->busy_since > ds->queued_to ? ds->busy_since : ds->queued_to;
+        if (t > from)
+            ds->queued_ns += t - from;
+    }
+    if (t > ds->queued_to)
+        ds->queued_to = t;
+}
+
 static int queues_idle(const struct dstate *ds)
 {
     for (int i = 0; i < ds->nq; i++)
@@ -489,6 +504,7 @@ static void harvest(struct dstate *ds)
         }
     }
     if (ds->busy_since && queues_idle(ds)) {
+        count_queued(ds, ds->last_end > ds->busy_since && ds->last_end < now ? ds->last_end : now);
         if (ds->since_gpu)
             publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
         ds->busy_since = 0;
@@ -535,8 +551,11 @@ static void publish_fraction(struct dstate *ds, int64_t now)
     uint64_t busy = __atomic_load_n(&vg_region->dev[ds->dev].busy_ns, __ATOMIC_ACQUIRE);
     if (!ds->capped || !ds->frac_at) {
         ds->frac_bp = (int64_t)sm * 100;
+        ds->queued_bp = 10000;  /* and contending, until measured otherwise */
         ds->frac_busy = busy;
         ds->frac_at = ds->capped ? now : 0;
+        ds->queued_ns = 0;
+        ds->queued_to = now;
     } else if (now - ds->frac_at >= FRAC_GAP_NS) {
         int64_t dt = now - ds->frac_at;
         int64_t sample = busy >= ds->frac_busy ? (int64_t)((busy - ds->frac_busy) * 10000 / (uint64_t)dt) : 0;
@@ -544,6 +563,10 @@ static void publish_fraction(struct dstate *ds, int64_t now)
             sample = 10000;
         int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
         ds->frac_bp += (sample - ds->frac_bp) * w / 1024;
+        count_queued(ds, now);
+        int64_t qs = ds->queued_ns * 10000 / dt;
+        ds->queued_bp += ((qs > 10000 ? 10000 : qs) - ds->queued_bp) * w / 1024;
+        ds->queued_ns = 0;
         ds->frac_busy = busy;
         ds->frac_at = now;
     } else {
@@ -551,6 +574,7 @@ static void publish_fraction(struct dstate *ds, int64_t now)
     }
     __atomic_store_n(&g->user_limit[i], sm, __ATOMIC_RELEASE);
     __atomic_store_n(&g->user_frac_bp[i], (int32_t)ds->frac_bp, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_queued_bp[i], (int32_t)ds->queued_bp, __ATOMIC_RELEASE);
     __atomic_store_n(&g->user_frac_ns[i], now, __ATOMIC_RELEASE);
 }
 
@@ -600,7 +624,7 @@ static void note_users(struct dstate *ds, int64_t now)
         publish_fraction(ds, now);
     }
     int shared = 0, n = 0;
-    int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS];
+    int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
     int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
     for (int i = 0; i < HAMI_BOARD_USERS; i++) {
         uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
@@ -619,13 +643,14 @@ static void note_users(struct dstate *ds, int64_t now)
         shared = 1;  /* an active neighbour: what it may lend (bounded in hami_vgpu_lent_share) */
         limit[n] = __atomic_load_n(&g->user_limit[i], __ATOMIC_ACQUIRE);
         frac[n] = __atomic_load_n(&g->user_frac_bp[i], __ATOMIC_ACQUIRE);
+        queued[n] = __atomic_load_n(&g->user_queued_bp[i], __ATOMIC_ACQUIRE);
         frac_age[n] = now - __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
         held_age[n] = now - __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
         n++;
     }
     int sm = vg_sm_limit(ds->dev);
     int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend
-                  ? hami_vgpu_lent_share(sm, limit, frac, frac_age, held_age, n) : sm;
+                  ? hami_vgpu_lent_share(sm, limit, frac, queued, frac_age, held_age, n) : sm;
     if (eff != ds->eff && (eff > sm || ds->eff > sm))
         vg_log(VG_DEBUG, "device %d: share %d%% (limit %d%%, %d%% lent by idle neighbour shares)", ds->dev, eff,
                sm, eff - sm);

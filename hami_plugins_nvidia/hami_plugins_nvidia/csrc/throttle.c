@@ -97,13 +97,21 @@ int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const
  * what it leaves unused of its own limit, max(0, limit - recent charged fraction), so the limits stay
  * guarantees (max-min fairness): one that wants its full share uses it and lends nothing. Every value comes
  * from the world-writable node board and is bounded here: a neighbour lends nothing when its limit is outside
- * 1..100, its fraction outside 0..10000 (hundredths of a percent), its fraction older than 1 s (or written in
- * the future), or it waited for credit within the last 100 ms (held: it wants its share); and nobody lends
+ * 1..100, its fraction or queued time outside 0..10000 (hundredths of a percent), its fraction older than 1 s
+ * (or written in the future), it waited for credit within the last 100 ms (held: it wants its share), or it had
+ * work on the GPU >= 97 % of the time (backlogged: it wants more than it gets); and nobody lends
  * anything while the active limits add up to more than the whole GPU (an over-committed or forged board), so
  * a forged entry can hand out at most GPU time that no container is guaranteed. At most 100.
+ *
+ * Each neighbour keeps a margin of 3 points of its unused share. Without it lending is only neutrally stable:
+ * under processor sharing a GPU-bound neighbour gets the GPU time the borrower leaves and need not ever wait
+ * for credit, so with limits 30 + 70 any split e + (100 - e), e >= 30, is a fixed point (it lends e - 30, the
+ * borrower's share in force is e) and noise walks the borrower's share upwards. With the margin the borrower's
+ * share in force is e - 3 at such a split: it contracts back to its limit. The cost: a pair keeps the GPU busy
+ * up to 100 - 3 %, not 100 %. The queued test is a second guard for the same case.
  * Ages are now minus the time written (ns). */
-int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int64_t *frac_age_ns,
-                         const int64_t *held_age_ns, int count)
+int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
+                         const int64_t *frac_age_ns, const int64_t *held_age_ns, int count)
 {
     if (own <= 0 || own >= 100 || count <= 0)
         return own;
@@ -114,8 +122,9 @@ int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, 
         if (limit[i] >= 1 && limit[i] <= 100)
             sum += limit[i];
         int ok = limit[i] >= 1 && limit[i] <= 100 && frac_bp[i] >= 0 && frac_bp[i] <= 10000 &&
+                 queued_bp[i] >= 0 && queued_bp[i] < HAMI_LEND_QUEUED_MAX_BP &&
                  frac_age_ns[i] >= -1000000LL && frac_age_ns[i] <= 1000000000LL && held_age_ns[i] >= 100000000LL;
-        int64_t spare = (int64_t)limit[i] * 100 - frac_bp[i];
+        int64_t spare = (int64_t)limit[i] * 100 - frac_bp[i] - HAMI_LEND_MARGIN_BP;
         if (ok && spare > 0)
             lent_bp += spare;
     }

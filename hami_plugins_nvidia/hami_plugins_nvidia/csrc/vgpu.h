@@ -170,8 +170,10 @@ VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
 VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
 #define HAMI_PS_MAX (HAMI_BOARD_USERS * (HAMI_BOARD_RECENT + 1))  /* intervals a charge may intersect */
 VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
-VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int64_t *frac_age_ns,
-                                const int64_t *held_age_ns, int count);
+#define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
+#define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
+VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
+                                const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
 #define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
 /* Coarse measurement (launch.c) only while the credit minus the doubt exceeds twice the in-flight bound. The
  * bucket is at least this deep plus 100 ms, so that a tenant well under its limit can reach it while shared

@@ -25,23 +25,30 @@ GPU_BOUND = ("spin", "2000", "0", "3", "4")  # 2 ms kernels, a sync every 4: dem
 LIGHT = ("spin", "300", "1000", "3", "1000000")  # 300 us kernels, ~1 ms of host time after each: ~30 %
 
 
-def _lent(lib: ctypes.CDLL, own: int, rows: list[tuple[int, int, int, int]]) -> int:
-    """rows: (limit %, charged fraction in 1/100 %, its age ns, age of the last held mark ns)."""
+def _lent(lib: ctypes.CDLL, own: int, rows: list[tuple[int, ...]]) -> int:
+    """rows: (limit %, charged fraction in 1/100 %, its age ns, age of the last held mark ns[, share of the time
+    with work on the GPU in 1/100 %, 5000 when not given])."""
+    rows = [(*r, 5000) if len(r) == 4 else r for r in rows]
     n = max(1, len(rows))
     i32, i64 = ctypes.c_int32 * n, ctypes.c_int64 * n
-    cols = list(zip(*rows, strict=True)) if rows else [(0,), (0,), (0,), (0,)]
-    return lib.hami_vgpu_lent_share(own, i32(*cols[0]), i32(*cols[1]), i64(*cols[2]), i64(*cols[3]), len(rows))
+    cols = list(zip(*rows, strict=True)) if rows else [(0,)] * 5
+    return lib.hami_vgpu_lent_share(own, i32(*cols[0]), i32(*cols[1]), i32(*cols[4]), i64(*cols[2]),
+                                    i64(*cols[3]), len(rows))
 
 
 def test_lent_share_is_the_unused_part_of_the_neighbours_limits_and_bounded(toolchain: Toolchain) -> None:
     lib = ctypes.CDLL(str(toolchain.lib))
     fresh, free = 2 * MS, 10**12  # written 2 ms ago; never held
     assert _lent(lib, 50, []) == 50  # nobody to lend
-    assert _lent(lib, 50, [(50, 3000, fresh, free)]) == 70  # the neighbour uses 30 of its 50
-    assert _lent(lib, 30, [(30, 1000, fresh, free), (40, 0, fresh, free)]) == 90  # 20 + 40 lent
+    assert _lent(lib, 50, [(50, 3000, fresh, free)]) == 67  # the neighbour uses 30 of its 50, keeps a 3-point margin
+    assert _lent(lib, 30, [(30, 1000, fresh, free), (40, 0, fresh, free)]) == 84  # 17 + 37 lent
     assert _lent(lib, 50, [(50, 6000, fresh, free)]) == 50  # over its limit: lends nothing, takes nothing
+    assert _lent(lib, 50, [(50, 4800, fresh, free)]) == 50  # within the margin: nothing
     assert _lent(lib, 50, [(50, 0, fresh, 50 * MS)]) == 50  # held 50 ms ago: wants its share
-    assert _lent(lib, 90, [(10, 0, fresh, free)]) == 100  # never more than the GPU
+    # work on the GPU 98 % of the time: a backlogged neighbour squeezed by processor sharing, not an idle one
+    assert _lent(lib, 30, [(70, 6000, fresh, free, 9800)]) == 30
+    assert _lent(lib, 30, [(70, 6000, fresh, free, 9600)]) == 37
+    assert _lent(lib, 90, [(10, 0, fresh, free)]) == 97  # all of the GPU but the margin: never more than 100
     assert _lent(lib, 100, [(50, 0, fresh, free)]) == 100  # no limit: nothing to compute
     assert _lent(lib, 50, [(100, 0, fresh, free)]) == 50  # an unlimited neighbour: limits over-commit the GPU
     assert _lent(lib, 40, [(50, 0, fresh, free), (20, 0, fresh, free)]) == 40  # 110 %: over-committed, none
@@ -50,11 +57,12 @@ def test_lent_share_is_the_unused_part_of_the_neighbours_limits_and_bounded(tool
     assert _lent(lib, 50, [(-20, 0, fresh, free)]) == 50
     assert _lent(lib, 50, [(50, -500, fresh, free)]) == 50  # usage -5 %
     assert _lent(lib, 50, [(50, 20000, fresh, free)]) == 50  # usage 200 %
+    assert _lent(lib, 50, [(50, 0, fresh, free, -1)]) == 50  # queued time out of range
     assert _lent(lib, 50, [(50, 0, 2000 * MS, free)]) == 50  # written 2 s ago
     assert _lent(lib, 50, [(50, 0, -500 * MS, free)]) == 50  # written in the future
     assert _lent(lib, 50, [(50, 0, fresh, -5 * MS)]) == 50  # held "in the future": counted as held
     # one bad entry does not stop a good one from lending
-    assert _lent(lib, 30, [(0, 0, fresh, free), (50, 2000, fresh, free)]) == 60
+    assert _lent(lib, 30, [(0, 0, fresh, free), (50, 2000, fresh, free)]) == 57
 
 
 def _setup(w: Workload, policy: str, limit: int, **env: str) -> None:
@@ -79,13 +87,30 @@ def test_default_policy_lends_a_light_neighbours_unused_share(workload: Workload
     lent = _pair(workload, second_workload)
     print(f"lend-a: no lending {unlent[0]:.1f} + {unlent[1]:.1f} % ({unlent[2]} light launches); "
           f"lending {lent[0]:.1f} + {lent[1]:.1f} % ({lent[2]} light launches)")
-    assert unlent[0] <= 58, (unlent, lent)  # the old behaviour: held at its cap, the GPU partly idle
+    assert unlent[0] <= 54, (unlent, lent)  # the old behaviour: held at its cap, the GPU partly idle
     assert 15 <= lent[1] <= 45 and 15 <= unlent[1] <= 45, (unlent, lent)  # the light tenant really is light
-    # ~70 = 50 + 20 lent, less the borrower's over-charge (its charge spans miss some of the light tenant's
-    # short busy periods that were not yet published: measured ~64 here, 47 without lending)
-    assert lent[0] >= 60, (unlent, lent)
-    assert lent[0] + lent[1] >= 88, (unlent, lent)  # work-conserving
+    # ideally 50 + 19 lent (50 - ~28 - the 3-point margin) = ~69; measured ~61 over a 3 s window that includes the
+    # start (the lender publishes its whole limit until its average has fallen, and is low on credit for its
+    # first ~0.3 s) and a small over-charge of the borrower (some of the light tenant's busy periods are
+    # published after the borrower charged the span they fall in); without lending ~47
+    assert lent[0] >= 57, (unlent, lent)
+    assert lent[0] + lent[1] >= 85, (unlent, lent)  # closer to work-conserving (without lending ~75)
     assert lent[2] >= 0.9 * unlent[2], (unlent, lent)  # the lender's rate is kept (within 10 %)
+
+
+def test_default_policy_gpu_bound_pair_still_splits_by_the_limits(workload: Workload,
+                                                                  second_workload: Workload) -> None:
+    # two GPU-bound tenants at 30 + 70 under default: the guarantees hold (on the fake the 70 % tenant is held
+    # often enough; the margin and the queued test, unit-tested above, keep a split that drifts from pulling the
+    # borrower further up)
+    _setup(workload, "default", 30)
+    _setup(second_workload, "default", 70)
+    a = workload.start("ctx", "0", *GPU_BOUND)
+    b = second_workload.start("ctx", "0", *GPU_BOUND)
+    share_a, _, _ = _spin(a)
+    share_b, _, _ = _spin(b)
+    print(f"lend-e: default, GPU-bound pair 30 + 70: {share_a:.1f} + {share_b:.1f} %")
+    assert abs(share_a - 30) <= 6 and abs(share_b - 70) <= 6, (share_a, share_b)
 
 
 def test_force_policy_never_lends(workload: Workload, second_workload: Workload) -> None:
