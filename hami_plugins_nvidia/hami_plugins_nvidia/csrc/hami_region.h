@@ -26,7 +26,7 @@
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
-#define HAMI_BOARD_RECENT 8        /* closed busy intervals kept per user (processor-sharing charge) */
+#define HAMI_BOARD_RECENT 32       /* closed busy intervals kept per user (processor-sharing charge) */
 /* Kernel-held record locks (fcntl OFD locks) on the region file, at offsets far past its end: nothing is
  * stored there, the kernel only records who holds which bytes, and releases them when the holder dies.
  * A tenant that rewrites the file cannot change them. Byte OWN_BASE + i is write-locked by the process

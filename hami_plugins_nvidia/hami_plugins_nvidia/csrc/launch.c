@@ -69,7 +69,7 @@
  * >= 5 ms from the launch path and the watcher) and marks itself held when it waits for credit or runs low; a
  * capped tenant's share in force is its limit plus what its active neighbours leave unused of theirs
  * (throttle.c hami_vgpu_lent_share, which bounds every value read). Closed busy intervals also go into a ring of
- * the last 8 per user, so a long charge span sees every short busy period of a launch-bound neighbour.
+ * the last 32 per user, so a long charge span sees every short busy period of a launch-bound neighbour.
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only while its owner's heartbeat is fresh (a forged or dead entry cannot lower
