@@ -94,7 +94,7 @@ int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const
 
 /* Work-conserving lending under GPU_CORE_UTILIZATION_POLICY=default (docs/interposer.md "Lending"): the share
  * a container with limit own may use while the listed neighbours are active on its GPU. Each neighbour lends
- * what it leaves unused of its own limit, max(0, limit - recent charged fraction), so the limits stay
+ * what it leaves unused of its own limit, max(0, limit - recent charged fraction - a margin), so the limits stay
  * guarantees (max-min fairness): one that wants its full share uses it and lends nothing. Every value comes
  * from the world-writable node board and is bounded here: a neighbour lends nothing when its limit is outside
  * 1..100, its fraction or queued time outside 0..10000 (hundredths of a percent), its fraction older than 1 s
