@@ -644,8 +644,12 @@ static void note_users(struct dstate *ds, int64_t now)
         limit[n] = __atomic_load_n(&g->user_limit[i], __ATOMIC_ACQUIRE);
         frac[n] = __atomic_load_n(&g->user_frac_bp[i], __ATOMIC_ACQUIRE);
         queued[n] = __atomic_load_n(&g->user_queued_bp[i], __ATOMIC_ACQUIRE);
-        frac_age[n] = now - __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
-        held_age[n] = now - __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
+        /* ages: a time <= 0 was never written (stale, never held); one in the future gives a negative age,
+         * which lends nothing (hami_vgpu_lent_share); no subtraction can overflow */
+        int64_t ft = __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
+        int64_t ht = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
+        frac_age[n] = ft > 0 ? now - ft : INT64_MAX;
+        held_age[n] = ht > 0 ? now - ht : INT64_MAX;
         n++;
     }
     int sm = vg_sm_limit(ds->dev);

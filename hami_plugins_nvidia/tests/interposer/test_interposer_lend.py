@@ -14,6 +14,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import REAL_DRIVER, Toolchain, Workload, region
 from .test_interposer_share import _share_between, _spin, _trace
@@ -63,6 +65,24 @@ def test_lent_share_is_the_unused_part_of_the_neighbours_limits_and_bounded(tool
     assert _lent(lib, 50, [(50, 0, fresh, -5 * MS)]) == 50  # held "in the future": counted as held
     # one bad entry does not stop a good one from lending
     assert _lent(lib, 30, [(0, 0, fresh, free), (50, 2000, fresh, free)]) == 57
+
+
+_I32 = st.integers(-(2**31), 2**31 - 1)
+_I64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(own=st.integers(1, 99), rows=st.lists(st.tuples(_I32, _I32, _I64, _I64, _I32), max_size=16))
+def test_lent_share_is_bounded_whatever_the_board_says(toolchain: Toolchain, own: int,
+                                                       rows: list[tuple[int, ...]]) -> None:
+    lib = ctypes.CDLL(str(toolchain.lib))
+    got = _lent(lib, own, rows)
+    assert own <= got <= 100
+    valid = sum(r[0] for r in rows if 1 <= r[0] <= 100)
+    if own + valid > 100:
+        assert got == own  # over-committed: nothing lent
+    # never more than the GPU time the active limits leave unguaranteed plus what the neighbours leave unused
+    assert got <= own + sum(max(0, r[0] - 3) for r in rows if 1 <= r[0] <= 100)
 
 
 def _setup(w: Workload, policy: str, limit: int, **env: str) -> None:
