@@ -332,5 +332,7 @@ def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
     evidence = [f"{name}{args} with libvgpu.so {library_version()} on {device.provenance.label()}"]
     if behaviour_id in CRITERIA:
         evidence.append(CRITERIA[behaviour_id])
+    if behaviour_id == "isolation/work-conserving-sharing" and note:
+        evidence.append(f"judged as a {note}" if note.startswith(("fitting", "contended")) else note)
     return ProbeResult(behaviour_id=behaviour_id, level=level, evidence=evidence, measurements=measurements,
                        notes=note)

@@ -91,6 +91,24 @@ def test_out_of_range_demand_falls_back_to_the_fitting_rule_and_says_so() -> Non
     assert got == Level.SUPPORTED and "no usable solo demand figures" in note
 
 
+def test_probe_evidence_names_the_branch_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from hami_plugins_nvidia.interposer import probe as iprobe
+
+    from hami_plugins_nvidia import interposer
+
+    raw = _by_rule([75.0, 58.2], [49.0, 51.4], [99.0, 40.0], [49.7, 38.4])
+    monkeypatch.setattr(iprobe, "measure_work_conserving", lambda *_a: raw)
+    monkeypatch.setattr(interposer, "library_version", lambda: "test")
+    prov = SimpleNamespace(simulated=False, label=lambda: "a recorded H200 result")
+    dev = SimpleNamespace(provenance=prov, healthy=True, index=0, memory_mib=143771, uuid="GPU-x")
+    res = probe.run_probe(dev, "isolation/work-conserving-sharing")
+    assert res.level == Level.PARTIAL
+    assert any(e.startswith("judged as a contended pair (solo demands sum 139.0 % > 95 %)") for e in res.evidence)
+    assert any("88.1 % < 95 %" in e for e in res.evidence)
+
+
 def test_oversubscription_is_reported_unsupported_with_the_reason() -> None:
     class _Dev:  # only what run_probe reads before answering
         pass
