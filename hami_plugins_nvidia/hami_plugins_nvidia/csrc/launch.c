@@ -62,7 +62,11 @@
  * the old turn-taking gate): while another container wrote it within the last 200 ms nobody goes coarse, so
  * the tenants whose decisions depend on n(t) see every neighbour measured precisely. A forged request only
  * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
- * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (sampled, one launch in 16).
+ * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
+ *
+ * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
+ * launch unless it waits; no system call; while the credit is ample the throttle is skipped (credit_ample: its
+ * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms.
  *
  * Lending (GPU_CORE_UTILIZATION_POLICY=default only; HAMI_SM_NO_LEND=1 turns it off): each container publishes its
  * SM limit and its recent charged GPU fraction (a ~100 ms decaying average of its region's busy counter, every
@@ -127,6 +131,8 @@ struct squeue {
 #define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
 #define FRAC_GAP_NS 5000000LL        /* the charged fraction is updated and published at most every 5 ms ... */
 #define FRAC_TAU_NS 100000000LL      /* ... as a decaying average over ~100 ms (one shared square-wave period) */
+#define LAZY_REFILL_NS 1000000LL     /* fast path: the bucket is refilled at most every 1 ms (credit_ample) */
+#define FLUSH_NS 1000000LL           /* the region's launch count and last launch time: updated every 1 ms */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -180,32 +186,57 @@ struct dstate {
     int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
     int64_t queued_ns;      /* time with work on the GPU since the last update of queued_bp ... */
     int64_t queued_to;      /* ... counted up to here */
+    /* the launch path's own bookkeeping */
+    int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
+    uint64_t unflushed;     /* launches not yet added to the region's count ... */
+    int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
 };
 
-/* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch, host time per
- * section taken on one launch in 16 (CLOCK_MONOTONIC); reported at exit. Sections nest: the throttle's time
- * includes its harvests and its waits for credit. */
+/* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
+ * two disjoint samples, so no clock read of one is inside the other's figure: the whole of "before" and "after"
+ * the driver's launch call on one launch in 32, the sections inside "before" (lock, throttle, marks, idle
+ * query, harvest) on another launch in 32. Each figure has one clock read's cost (measured at exit) taken off.
+ * Sections nest: the throttle's time includes its harvests and its waits for credit. Nothing is counted or
+ * timed unless asked. */
 enum { ST_BEGIN, ST_END, ST_LOCK, ST_THROTTLE, ST_MARK, ST_QUERY, ST_HARVEST, ST_N };
 static const char *const st_names[ST_N] = {"before the launch", "after the launch", "lock", "throttle",
                                            "marks", "idle query", "harvest"};
 static struct {
-    uint64_t launches, coarse, sampled, records, queries, elapsed;
+    uint64_t launches, coarse, fast, sampled, sampled_in, records, queries, elapsed;
     int64_t ns[ST_N];
+    uint64_t n[ST_N];  /* timed occurrences of each section */
 } lst;
-static __thread int st_on;
+static __thread int st_in;  /* this launch's inner sections are sampled */
 static __thread unsigned st_count;
-#define ST_START() int64_t st_t_ = st_on ? vg_now_ns() : 0
+/* thread-local variables of a shared library cost a __tls_get_addr call: read only when stats are asked for */
+#define ST_IN() (vg_cfg.launch_stats && st_in)
+#define ST_START() int64_t st_t_ = ST_IN() ? vg_now_ns() : 0
 #define ST_STOP(k)                                                                   \
     do {                                                                             \
-        if (st_on)                                                                   \
+        if (ST_IN()) {                                                               \
             __atomic_add_fetch(&lst.ns[k], vg_now_ns() - st_t_, __ATOMIC_RELAXED); \
+            __atomic_add_fetch(&lst.n[k], 1, __ATOMIC_RELAXED);                      \
+        }                                                                            \
     } while (0)
-#define ST_COUNT(field) __atomic_add_fetch(&lst.field, 1, __ATOMIC_RELAXED)
+#define ST_COUNT(field)                                           \
+    do {                                                          \
+        if (vg_cfg.launch_stats)                                  \
+            __atomic_add_fetch(&lst.field, 1, __ATOMIC_RELAXED);  \
+    } while (0)
 
 static struct dstate states[HAMI_MAX_DEVICES];
 static pthread_once_t states_once = PTHREAD_ONCE_INIT;
 static void start_watcher(void);
+static void flush_launches(struct dstate *ds, int64_t now);
 static pid_t watcher_pid;
+/* 1 once the watcher runs in this process; cleared in a forked child, which starts its own. Checked on every
+ * launch instead of comparing getpid() (a system call since glibc 2.25: 14 % of the fake launch loop's time). */
+static int watcher_here;
+
+static void watcher_forked(void)
+{
+    watcher_here = 0;
+}
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
  * stream can be capturing: the capture query and the switch to the relaxed capture mode around the library's
@@ -217,6 +248,7 @@ static void init_states(void)
 {
     for (int i = 0; i < HAMI_MAX_DEVICES; i++)
         pthread_mutex_init(&states[i].mu, NULL);
+    pthread_atfork(NULL, NULL, watcher_forked);
 }
 
 static void sleep_ns(int64_t ns)
@@ -450,11 +482,24 @@ static void harvest(struct dstate *ds)
     int64_t now = vg_now_ns();
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
+        /* a stream's marks complete in order: when its newest has completed, so have all before it, and they
+         * need no query each (a launch-bound stream measured precisely: ~0.2 queries per launch instead of 1).
+         * Not for the per-thread default stream's handle: it names a different stream in each thread */
+        int known = 0;
+        if (q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
+            ST_COUNT(queries);
+            if (vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS)
+                known = q->count;
+        }
         while (q->count > 0) {
             struct mark *m = &q->ring[q->head];
-            ST_COUNT(queries);
-            if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
-                break;
+            if (known > 0) {
+                known--;
+            } else {
+                ST_COUNT(queries);
+                if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
+                    break;
+            }
             if (m->kind == MK_START) {
                 /* the GPU reached this stream's work: it executes from here, whatever it waited for before
                  * (another context's time slice, with the launches already enqueued), so the launches it
@@ -895,12 +940,15 @@ static void throttle(struct dstate *ds, int sm)
     }
 }
 
-static void priority_gate(struct dstate *ds)
+/* Holds the launch while a higher-priority container is active. *now: the launch's clock read, read again
+ * after each wait. */
+static void priority_gate(struct dstate *ds, int64_t *now_io)
 {
     struct hami_board_gpu *g = ds->bgpu;
     int p = vg_cfg.priority;
-    for (;;) {
-        int64_t now = vg_now_ns();
+    for (int waited = 0;; waited = 1) {
+        int64_t now = waited ? vg_now_ns() : *now_io;
+        *now_io = now;
         int blocker = -1;
         for (int lvl = 0; lvl < p && blocker < 0; lvl++) {
             int64_t t = board_time(__atomic_load_n(&g->prio_active_ns[lvl], __ATOMIC_ACQUIRE), now,
@@ -966,6 +1014,8 @@ static void *watcher(void *arg)
                 close_bursts(ds, now);
             harvest(ds);
             ds->harvest_at = now;
+            if (ds->unflushed)
+                flush_launches(ds, now);
             if (ds->busy_since) {
                 period = 100000;
                 if (ds->bgpu && ds->user_idx >= 0) {
@@ -993,8 +1043,10 @@ static void start_watcher(void)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, watcher, NULL) == 0)
+        if (pthread_create(&t, &attr, watcher, NULL) == 0) {
             watcher_pid = getpid();
+            __atomic_store_n(&watcher_here, 1, __ATOMIC_RELEASE);
+        }
         pthread_attr_destroy(&attr);
     }
     pthread_mutex_unlock(&watcher_mu);
@@ -1015,6 +1067,37 @@ static void init_state(struct dstate *ds, int dev)
     __atomic_store_n(&ds->ready, 1, __ATOMIC_RELEASE);
 }
 
+/* The throttle's fast path: a launch needs none of its work (refill, harvest, waiting) when no harvest is due,
+ * the bucket was refilled within the last millisecond, the tenant is not stopped, no queued work is older than
+ * the in-flight bound, and its credit minus its doubt and its estimated queued work exceeds the coarse margin
+ * (60 ms): far more than the next launch could need. Then throttle() would let the launch go at once, and its
+ * refill is only deferred (at most 1 ms, by the next slow-path launch or wait): the bucket earns exactly the
+ * same credit, added once instead of in pieces, never more than share x elapsed (capped at the depth). Two
+ * atomic loads of the region, no read-modify-write, no clock read. */
+static int credit_ample(struct dstate *ds, int64_t now)
+{
+    if (ds->stopped || ds->pending > 16 || now - ds->harvest_at > harvest_gap(ds))
+        return 0;
+    struct hami_device_info *di = &vg_region->dev[ds->dev];
+    if (now - __atomic_load_n(&di->refill_ns, __ATOMIC_ACQUIRE) > LAZY_REFILL_NS)
+        return 0;
+    int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
+    return tokens - ds->doubt_ns - inflight_ns(ds) > HAMI_COARSE_CREDIT_NS && oldest_age(ds, now) <= HAMI_INFLIGHT_NS;
+}
+
+/* Adds the launches counted since the last flush to the region's count and publishes the last launch time
+ * (read by the metrics exporter at second granularity): one atomic add per millisecond instead of per launch. */
+static void flush_launches(struct dstate *ds, int64_t now)
+{
+    struct hami_device_info *di = &vg_region->dev[ds->dev];
+    if (ds->unflushed) {
+        __atomic_add_fetch(&di->launches, ds->unflushed, __ATOMIC_RELAXED);
+        __atomic_store_n(&di->last_launch_ns, ds->now_at, __ATOMIC_RELAXED);
+        ds->unflushed = 0;
+    }
+    ds->flushed_at = now;
+}
+
 /* Returns the device state with its mutex held, or NULL when the launch goes straight through. */
 static struct dstate *launch_begin(CUstream s, struct squeue **qout)
 {
@@ -1032,7 +1115,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     if (!ds->ready)
         init_state(ds, dev);
     int sm = vg_sm_limit(dev);
-    int64_t now = vg_now_ns();
+    int64_t now = vg_now_ns();  /* the launch's one clock read unless it waits */
+    ds->now_at = now;
     if (ds->bgpu)
         note_users(ds, now);
     if (sm < 100 && vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
@@ -1045,8 +1129,10 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         sm = 100;
     }
     int watch = ds->bgpu && vg_cfg.priority_set;
-    if (watch)
-        priority_gate(ds);
+    if (watch) {
+        priority_gate(ds, &now);
+        ds->now_at = now;
+    }
     if (sm < 100 && !ds->capped) {
         /* (re)entering the capped state: no debt carried over from an uncapped spell (nothing was charged
          * then), credit kept */
@@ -1062,16 +1148,19 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         vg_real.cuCtxGetCurrent(&ctx);
     if ((sm < 100 || watch) && ctx == ds->ctx && vg_real.cuEventCreate && vg_real.cuEventQuery &&
         vg_real.cuEventRecord) {
-        if (watcher_pid != getpid())
+        if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
             start_watcher();
-        if (sm < 100) {
+        if (sm < 100 && !credit_ample(ds, now)) {
             ST_START();
             throttle(ds, sm);
             ST_STOP(ST_THROTTLE);
+            now = vg_now_ns();  /* it may have waited */
+            ds->now_at = now;
+        } else if (sm < 100) {
+            ST_COUNT(fast);
         }
         struct squeue *q = find_queue(ds, s);
         if (q) {
-            now = vg_now_ns();
             choose_mode(ds, q, sm, now);
             if (!ds->busy_since) {  /* published once its GPU start is known (harvest) */
                 ds->busy_since = now;
@@ -1104,7 +1193,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
 {
     if (!ds)
         return;
-    int64_t now = vg_now_ns();
+    int64_t now = ds->now_at;  /* the launch's clock read: the driver's launch call took microseconds at most */
     if (q && r == CUDA_SUCCESS) {
         if (!q->unmarked)
             q->unmarked_enq = q->last_launch;
@@ -1119,9 +1208,9 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         if (ds->coarse)
             ST_COUNT(coarse);
     }
-    struct hami_device_info *di = &vg_region->dev[ds->dev];
-    __atomic_add_fetch(&di->launches, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&di->last_launch_ns, now, __ATOMIC_RELAXED);
+    ds->unflushed++;
+    if (now - ds->flushed_at >= FLUSH_NS)
+        flush_launches(ds, now);
     pthread_mutex_unlock(&ds->mu);
 }
 
@@ -1131,17 +1220,29 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
     if (!vg_real.field)                                                             \
         return CUDA_ERROR_NOT_INITIALIZED;                                          \
     struct squeue *q;                                                               \
-    st_on = vg_cfg.launch_stats && (++st_count & 15) == 0;                          \
-    int64_t st_a_ = st_on ? vg_now_ns() : 0;                                        \
+    int st_ = vg_cfg.launch_stats ? st_pick() : 0;                                  \
+    int64_t st_a_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     struct dstate *ds = launch_begin(stream, &q);                                   \
-    int64_t st_b_ = st_on ? vg_now_ns() : 0;                                        \
+    int64_t st_b_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     CUresult r = vg_real.field(__VA_ARGS__);                                        \
-    int64_t st_c_ = st_on ? vg_now_ns() : 0;                                        \
+    int64_t st_c_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     launch_end(ds, q, r);                                                           \
-    if (st_on && q)                                                                 \
+    if (st_ == 1 && q)                                                              \
         launch_sampled(st_b_ - st_a_, vg_now_ns() - st_c_);                         \
-    st_on = 0;                                                                      \
+    if (st_ == 2 && q)                                                              \
+        __atomic_add_fetch(&lst.sampled_in, 1, __ATOMIC_RELAXED);                   \
+    if (st_)                                                                        \
+        st_in = 0;                                                                  \
     return r;
+
+/* Which of the two disjoint samples (see lst) this launch belongs to: 1 its outer times, 2 its inner sections
+ * (st_in is set for them), 0 none. */
+static inline int st_pick(void)
+{
+    unsigned c = ++st_count & 31;
+    st_in = c == 16;
+    return c == 0 ? 1 : c == 16 ? 2 : 0;
+}
 
 /* One sampled launch's host time before and after the driver's launch call. */
 static void launch_sampled(int64_t before, int64_t after)
@@ -1157,15 +1258,28 @@ __attribute__((destructor)) static void launch_stats_report(void)
 {
     if (!vg_cfg.launch_stats || !lst.launches)
         return;
-    char buf[512];
-    int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); per launch %.3f "
-                     "event records, %.3f event queries, %.3f elapsed-time calls; host us per launch (%llu "
-                     "sampled):", (unsigned long long)lst.launches, 100.0 * lst.coarse / lst.launches,
-                     (double)lst.records / lst.launches, (double)lst.queries / lst.launches,
-                     (double)lst.elapsed / lst.launches, (unsigned long long)lst.sampled);
-    for (int k = 0; k < ST_N && n > 0 && n < (int)sizeof(buf); k++)
+    /* one clock read's cost, taken off every timed figure (each includes one) */
+    enum { READS = 256 };
+    int64_t t0 = vg_now_ns(), t1 = t0;
+    for (int i = 0; i < READS; i++)
+        t1 = vg_now_ns();
+    double clock_ns = (double)(t1 - t0) / READS;
+    lst.n[ST_BEGIN] = lst.n[ST_END] = lst.sampled;
+    char buf[640];
+    int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); %.1f %% on the "
+                     "throttle's fast path; per launch %.3f "
+                     "event records, %.3f event queries, %.3f elapsed-time calls; host us per launch (%llu + %llu "
+                     "sampled, %.0f ns per clock read taken off):", (unsigned long long)lst.launches,
+                     100.0 * lst.coarse / lst.launches, 100.0 * lst.fast / lst.launches,
+                     (double)lst.records / lst.launches,
+                     (double)lst.queries / lst.launches, (double)lst.elapsed / lst.launches,
+                     (unsigned long long)lst.sampled, (unsigned long long)lst.sampled_in, clock_ns);
+    for (int k = 0; k < ST_N && n > 0 && n < (int)sizeof(buf); k++) {
+        uint64_t per = k <= ST_END ? lst.sampled : lst.sampled_in;
+        double ns = (double)lst.ns[k] - clock_ns * (double)lst.n[k];
         n += snprintf(buf + n, sizeof(buf) - n, "%s %s %.2f", k ? "," : "", st_names[k],
-                      lst.sampled ? lst.ns[k] / 1e3 / lst.sampled : 0.0);
+                      per ? (ns > 0 ? ns : 0) / 1e3 / per : 0.0);
+    }
     vg_log(VG_MSG, "%s", buf);
 }
 

@@ -914,6 +914,8 @@ void vg_add_busy(int dev, uint64_t ns)
     if (!vg_region || dev < 0 || dev >= HAMI_MAX_DEVICES)
         return;
     __atomic_add_fetch(&vg_region->dev[dev].busy_ns, ns, __ATOMIC_RELAXED);
-    if (slot_idx >= 0 && slot_pid == getpid())
+    /* no getpid() here (a system call, on every measured launch of the precise path): a forked child's
+     * slot_idx is -1 (after_fork_child) until it takes its own slot */
+    if (slot_idx >= 0)
         __atomic_add_fetch(&vg_region->procs[slot_idx].busy_ns[dev], ns, __ATOMIC_RELAXED);
 }
