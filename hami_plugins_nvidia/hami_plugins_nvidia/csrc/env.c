@@ -180,6 +180,7 @@ void vg_config_load(void)
         ref_mhz = 0;
     vg_cfg.sm_ref_mhz = (unsigned int)ref_mhz;
     vg_cfg.sm_precise = env_true("HAMI_SM_PRECISE");
+    vg_cfg.sm_no_lend = env_true("HAMI_SM_NO_LEND");
     vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
     int idle_ms = 50;
     const char *im = getenv("HAMI_PRIORITY_IDLE_MS");

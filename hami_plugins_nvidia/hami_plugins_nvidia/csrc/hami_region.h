@@ -22,10 +22,11 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 4
+#define HAMI_BOARD_VERSION 5
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
+#define HAMI_BOARD_RECENT 32       /* closed busy intervals kept per user (processor-sharing charge) */
 /* Kernel-held record locks (fcntl OFD locks) on the region file, at offsets far past its end: nothing is
  * stored there, the kernel only records who holds which bytes, and releases them when the holder dies.
  * A tenant that rewrites the file cannot change them. Byte OWN_BASE + i is write-locked by the process
@@ -84,6 +85,21 @@ struct hami_board_gpu {
                                                   is still open while user_busy_ns < user_since_ns */
     int64_t user_open_ns[HAMI_BOARD_USERS];    /* while open: the last time its owner found work of the
                                                   interval still running (it is busy up to there, no further) */
+    /* lending under GPU_CORE_UTILIZATION_POLICY=default (launch.c note_users, throttle.c hami_vgpu_lent_share):
+     * each container's SM limit, its recent charged GPU fraction and when it last waited for credit */
+    int32_t user_limit[HAMI_BOARD_USERS];      /* SM limit in percent, 1..100; anything else lends nothing */
+    int32_t user_frac_bp[HAMI_BOARD_USERS];    /* charged GPU fraction, decaying average over ~100 ms, in
+                                                  hundredths of a percent (0..10000) */
+    int64_t user_frac_ns[HAMI_BOARD_USERS];    /* when user_frac_bp was written (CLOCK_MONOTONIC) */
+    int64_t user_held_ns[HAMI_BOARD_USERS];    /* its last wait for credit or low-credit request */
+    int32_t user_queued_bp[HAMI_BOARD_USERS];  /* share of wall time it had work on the GPU, decaying average
+                                                  like user_frac_bp, 1/100 % (0..10000) */
+    /* each user's last HAMI_BOARD_RECENT closed busy intervals, a ring (next slot = head % RECENT): a
+     * neighbour's charge span (a kernel of milliseconds) can cover several short busy periods of a
+     * launch-bound tenant, and the current interval alone would hide all but the last (over-charge) */
+    uint32_t user_recent_head[HAMI_BOARD_USERS];
+    int64_t user_recent_since[HAMI_BOARD_USERS][HAMI_BOARD_RECENT];
+    int64_t user_recent_until[HAMI_BOARD_USERS][HAMI_BOARD_RECENT];  /* 0 while the slot is being written */
 };
 
 struct hami_board {

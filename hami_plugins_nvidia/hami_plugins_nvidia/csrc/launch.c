@@ -75,6 +75,13 @@
  * launch unless it waits; no system call; while the credit is ample the throttle is skipped (credit_ample: its
  * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms.
  *
+ * Lending (GPU_CORE_UTILIZATION_POLICY=default only; HAMI_SM_NO_LEND=1 turns it off): each container publishes its
+ * SM limit and its recent charged GPU fraction (a ~100 ms decaying average of its region's busy counter, every
+ * >= 5 ms from the launch path and the watcher) and marks itself held when it waits for credit or runs low; a
+ * capped tenant's share in force is its limit plus what its active neighbours leave unused of theirs
+ * (throttle.c hami_vgpu_lent_share, which bounds every value read). Closed busy intervals also go into a ring of
+ * the last 32 per user, so a long charge span sees every short busy period of a launch-bound neighbour.
+ *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
  * cannot lower anyone's charge beyond that; a tenant cannot raise its own share by what it writes). */
@@ -130,6 +137,8 @@ struct squeue {
 #define VERIFY_LAUNCHES 128          /* a verification window: at least 128 measured launches ... */
 #define VERIFY_MIN_NS 2000000LL      /* ... over at least 2 ms */
 #define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
+#define FRAC_GAP_NS 5000000LL        /* the charged fraction is updated and published at most every 5 ms ... */
+#define FRAC_TAU_NS 100000000LL      /* ... as a decaying average over ~100 ms (one shared square-wave period) */
 #define LAZY_REFILL_NS 1000000LL     /* fast path: the bucket is refilled at most every 1 ms (credit_ample) */
 #define FLUSH_NS 1000000LL           /* the region's launch count and last launch time: updated every 1 ms */
 
@@ -178,6 +187,15 @@ struct dstate {
     int64_t win_ns;         /* precise charges of the current window ... */
     int64_t win_n;          /* ... and the launches they closed */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
+    /* lending under the default policy (note_users, throttle) */
+    int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
+    int64_t frac_bp;        /* this container's charged GPU fraction, decaying average, 1/100 % */
+    uint64_t frac_busy;     /* the container's charged busy time at frac_at */
+    int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
+    int64_t held_wrote;     /* the last time this process marked the container held on the board */
+    int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
+    int64_t queued_ns;      /* time with work on the GPU since the last update of queued_bp ... */
+    int64_t queued_to;      /* ... counted up to here */
     /* the launch path's own bookkeeping */
     int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
     uint64_t unflushed;     /* launches not yet added to the region's count ... */
@@ -279,11 +297,11 @@ static int64_t board_time(int64_t t, int64_t now, const char *what)
 }
 
 /* The processor-sharing charge of this process's busy time [a, b): the other tenants' intervals come from
- * the node board (an open one ends at its owner's last heartbeat + 20 ms, or now). */
+ * the node board (their recent closed ones, and an open one up to where its owner last saw it running). */
 static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
-    int64_t since[HAMI_BOARD_USERS], until[HAMI_BOARD_USERS];
+    int64_t since[HAMI_PS_MAX], until[HAMI_PS_MAX];
     int n = 0;
     if (g) {
         uint64_t me = vg_region->container_id;
@@ -291,17 +309,30 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
             uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
             if (!id || id == me)
                 continue;
+            /* its recent closed intervals that meet [a, b); a slot being rewritten reads as until 0 or changes
+             * under the reader: skipped */
+            for (int k = 0; k < HAMI_BOARD_RECENT && n < HAMI_PS_MAX; k++) {
+                int64_t u1 = __atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE);
+                int64_t s = board_time(__atomic_load_n(&g->user_recent_since[i][k], __ATOMIC_ACQUIRE), now,
+                                       "a busy mark");
+                int64_t u = board_time(__atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE), now,
+                                       "a busy mark");
+                if (s <= 0 || u != u1 || u < s || u <= a || s >= b)
+                    continue;
+                since[n] = s;
+                until[n] = u;
+                n++;
+            }
             int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
             int64_t u = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
-            if (s <= 0)
+            if (s <= 0 || u >= s || n >= HAMI_PS_MAX)
+                continue;  /* closed: it is in the ring above */
+            /* open: busy up to the last time its owner found the work running, no further */
+            u = board_time(__atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+            if (u > now)
+                u = now;
+            if (u < s || u <= a || s >= b)
                 continue;
-            if (u < s) {  /* open: busy up to the last time its owner found the work running, no further */
-                u = board_time(__atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
-                if (u > now)
-                    u = now;
-                if (u < s)
-                    continue;
-            }
             since[n] = s;
             until[n] = u;
             n++;
@@ -423,6 +454,18 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
     return h;
 }
 
+/* Counts the time this process had work on the GPU (its busy period, busy_since != 0) up to t. */
+static void count_queued(struct dstate *ds, int64_t t)
+{
+    if (ds->busy_since && t > ds->queued_to) {
+        int64_t from = ds->busy_since > ds->queued_to ? ds->busy_since : ds->queued_to;
+        if (t > from)
+            ds->queued_ns += t - from;
+    }
+    if (t > ds->queued_to)
+        ds->queued_to = t;
+}
+
 static int queues_idle(const struct dstate *ds)
 {
     for (int i = 0; i < ds->nq; i++)
@@ -451,12 +494,22 @@ static void publish(struct dstate *ds, int open, int64_t t)
 {
     if (!ds->bgpu || ds->user_idx < 0)
         return;
+    struct hami_board_gpu *g = ds->bgpu;
+    int i = ds->user_idx;
     if (open) {
-        __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], t, __ATOMIC_RELEASE);
-        __atomic_store_n(&ds->bgpu->user_open_ns[ds->user_idx], t, __ATOMIC_RELEASE);
-        __atomic_store_n(&ds->bgpu->user_since_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_active_ns[i], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_open_ns[i], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_since_ns[i], t, __ATOMIC_RELEASE);
     } else {
-        __atomic_store_n(&ds->bgpu->user_busy_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+        /* the current interval is closed first, then the closed one goes into the ring of recent ones (until
+         * cleared while the slot is rewritten): a reader in between misses it (over-charged, never under),
+         * none counts it twice */
+        __atomic_store_n(&g->user_busy_ns[i], t, __ATOMIC_RELEASE);
+        uint32_t k = __atomic_load_n(&g->user_recent_head[i], __ATOMIC_ACQUIRE) % HAMI_BOARD_RECENT;
+        __atomic_store_n(&g->user_recent_until[i][k], 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_recent_since[i][k], ds->busy_since, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_recent_until[i][k], t, __ATOMIC_RELEASE);
+        __atomic_store_n(&g->user_recent_head[i], k + 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -560,6 +613,7 @@ static void harvest(struct dstate *ds)
     }
     seen(ds);
     if (ds->busy_since && queues_idle(ds)) {
+        count_queued(ds, ds->last_end > ds->busy_since && ds->last_end < now ? ds->last_end : now);
         if (ds->since_gpu)
             publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
         ds->busy_since = 0;
@@ -607,8 +661,58 @@ static int64_t inflight_ns(const struct dstate *ds)
     return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
 }
 
+/* Publishes this container's SM limit and its recent charged GPU fraction on its board entry (lending, see
+ * hami_vgpu_lent_share): a decaying average over ~100 ms of the charges of all its processes (the region's
+ * busy counter: precise and coarse charges alike), updated at most every 5 ms. While its launches are not
+ * measured (not capped) it publishes its whole limit: a neighbour borrows only what is measured to be unused,
+ * and a measured spell starts again from the limit. */
+static void publish_fraction(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    int i = ds->user_idx;
+    int sm = vg_sm_limit(ds->dev);
+    uint64_t busy = __atomic_load_n(&vg_region->dev[ds->dev].busy_ns, __ATOMIC_ACQUIRE);
+    if (!ds->capped || !ds->frac_at) {
+        ds->frac_bp = (int64_t)sm * 100;
+        ds->queued_bp = 10000;  /* and contending, until measured otherwise */
+        ds->frac_busy = busy;
+        ds->frac_at = ds->capped ? now : 0;
+        ds->queued_ns = 0;
+        ds->queued_to = now;
+    } else if (now - ds->frac_at >= FRAC_GAP_NS) {
+        int64_t dt = now - ds->frac_at;
+        int64_t sample = busy >= ds->frac_busy ? (int64_t)((busy - ds->frac_busy) * 10000 / (uint64_t)dt) : 0;
+        if (sample > 10000)
+            sample = 10000;
+        int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
+        ds->frac_bp += (sample - ds->frac_bp) * w / 1024;
+        count_queued(ds, now);
+        int64_t qs = ds->queued_ns * 10000 / dt;
+        ds->queued_bp += ((qs > 10000 ? 10000 : qs) - ds->queued_bp) * w / 1024;
+        ds->queued_ns = 0;
+        ds->frac_busy = busy;
+        ds->frac_at = now;
+    } else {
+        return;
+    }
+    __atomic_store_n(&g->user_limit[i], sm, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_frac_bp[i], (int32_t)ds->frac_bp, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_queued_bp[i], (int32_t)ds->queued_bp, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_frac_ns[i], now, __ATOMIC_RELEASE);
+}
+
+/* Marks this container held (waiting for credit, or low on it) on its board entry, at most once a
+ * millisecond: while the mark is fresh it lends nothing, whatever its average says. */
+static void mark_held(struct dstate *ds, int64_t now)
+{
+    if (!ds->bgpu || ds->user_idx < 0 || now - ds->held_wrote < 1000000)
+        return;
+    __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+    ds->held_wrote = now;
+}
+
 /* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
- * whether another container launched on the GPU within the share window. */
+ * whether another container launched on the GPU within the share window, and the share in force (ds->eff). */
 static void note_users(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
@@ -629,15 +733,23 @@ static void note_users(struct dstate *ds, int64_t now)
                 ds->user_idx = i;
                 __atomic_store_n(&g->user_since_ns[i], 0, __ATOMIC_RELEASE);
                 __atomic_store_n(&g->user_busy_ns[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_limit[i], 0, __ATOMIC_RELEASE);  /* lends nothing until written */
+                __atomic_store_n(&g->user_held_ns[i], 0, __ATOMIC_RELEASE);
+                for (int k = 0; k < HAMI_BOARD_RECENT; k++)
+                    __atomic_store_n(&g->user_recent_until[i][k], 0, __ATOMIC_RELEASE);
             }
         }
         if (ds->user_idx >= 0 && ds->busy_since && ds->since_gpu)
             __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
     }
-    if (ds->user_idx >= 0)
+    if (ds->user_idx >= 0) {
         __atomic_store_n(&g->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
-    int shared = 0;
-    for (int i = 0; i < HAMI_BOARD_USERS && !shared; i++) {
+        publish_fraction(ds, now);
+    }
+    int shared = 0, n = 0;
+    int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
+    int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
+    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
         uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
         if (!id || id == me)
             continue;
@@ -649,8 +761,27 @@ static void note_users(struct dstate *ds, int64_t now)
          * after its last launch */
         int measured = end && end + COVER_NS >= t;
         int64_t last = measured && end > t ? end : t;
-        shared = t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
+        if (!(t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS)))
+            continue;
+        shared = 1;  /* an active neighbour: what it may lend (bounded in hami_vgpu_lent_share) */
+        limit[n] = __atomic_load_n(&g->user_limit[i], __ATOMIC_ACQUIRE);
+        frac[n] = __atomic_load_n(&g->user_frac_bp[i], __ATOMIC_ACQUIRE);
+        queued[n] = __atomic_load_n(&g->user_queued_bp[i], __ATOMIC_ACQUIRE);
+        /* ages: a time <= 0 was never written (stale, never held); one in the future gives a negative age,
+         * which lends nothing (hami_vgpu_lent_share); no subtraction can overflow */
+        int64_t ft = __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
+        int64_t ht = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
+        frac_age[n] = ft > 0 ? now - ft : INT64_MAX;
+        held_age[n] = ht > 0 ? now - ht : INT64_MAX;
+        n++;
     }
+    int sm = vg_sm_limit(ds->dev);
+    int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend
+                  ? hami_vgpu_lent_share(sm, limit, frac, queued, frac_age, held_age, n) : sm;
+    if (eff != ds->eff && (eff > sm || ds->eff > sm))
+        vg_log(VG_DEBUG, "device %d: share %d%% (limit %d%%, %d%% lent by idle neighbour shares)", ds->dev, eff,
+               sm, eff - sm);
+    ds->eff = eff;
     if (shared != ds->shared)
         vg_log(VG_INFO, "device %d: %s", ds->dev, shared ? "another container is launching on this GPU: the SM "
                                                             "limit applies" : "alone on this GPU: not capped "
@@ -771,6 +902,7 @@ static int64_t harvest_gap(const struct dstate *ds)
  * the time goes into the board entry's waiter_since_ns, at most once a millisecond. */
 static void demand_precision(struct dstate *ds, int64_t now)
 {
+    mark_held(ds, now);  /* low on credit: it wants its share, it lends none */
     if (!ds->bgpu || now - ds->demand_wrote < 1000000)
         return;
     __atomic_store_n(&ds->bgpu->waiter_since_ns, now, __ATOMIC_RELEASE);
@@ -863,12 +995,15 @@ static void throttle(struct dstate *ds, int sm)
             harvest(ds);
             ds->harvest_at = now;
         }
-        int64_t resume = hami_vgpu_resume_credit_ns(period_ns(ds), sm);
-        hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, sm,
+        /* the share in force: the limit, plus what idle neighbours lend under default (note_users); at most
+         * 99 so the bucket keeps refilling and charging (100 would freeze it and leave a debt behind) */
+        int share = ds->eff > sm && vg_cfg.core_policy == VG_POLICY_DEFAULT ? (ds->eff < 99 ? ds->eff : 99) : sm;
+        int64_t resume = hami_vgpu_resume_credit_ns(period_ns(ds), share);
+        hami_vgpu_bucket_refill(&di->tokens_ns, &di->refill_ns, now, share,
                                 2 * resume > HAMI_COARSE_CAP_NS ? 2 * resume : HAMI_COARSE_CAP_NS);
         int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
         int64_t need = ds->stopped ? resume : 0;
-        int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), sm);
+        int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), share);
         ds->stopped = wait > 0;
         if (wait == 0 && oldest_age(ds, now) > HAMI_INFLIGHT_NS)
             wait = 100000;  /* enough queued: let it drain a little */
@@ -961,8 +1096,10 @@ static void *watcher(void *arg)
                 flush_launches(ds, now);
             if (ds->busy_since) {
                 period = 100000;
-                if (ds->bgpu && ds->user_idx >= 0)
+                if (ds->bgpu && ds->user_idx >= 0) {
                     __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+                    publish_fraction(ds, now);  /* a program blocked in a sync keeps its fraction fresh too */
+                }
                 if (ds->bgpu && vg_cfg.priority_set) {  /* active until the queued work is expected to finish */
                     int64_t ahead = inflight_ns(ds);
                     __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],

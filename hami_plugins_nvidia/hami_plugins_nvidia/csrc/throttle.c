@@ -54,16 +54,16 @@ int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share)
 /* Processor-sharing charge of a busy interval [a, b) (ns): without MPS the GPU time-slices evenly between
  * the contexts that have work queued, so a tenant busy over [a, b) received the integral of 1/n(t), where
  * n(t) is 1 plus the number of the other tenants' busy intervals [since[i], until[i]) covering t. The
- * others' intervals come from the node board; n is bounded by count + 1. */
+ * others' intervals come from the node board (at most HAMI_PS_MAX are counted); n is bounded by count + 1. */
 int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count)
 {
     if (b <= a)
         return 0;
     if (count < 0)
         count = 0;
-    if (count > 64)
-        count = 64;
-    int64_t pts[2 * 64 + 2];
+    if (count > HAMI_PS_MAX)
+        count = HAMI_PS_MAX;
+    int64_t pts[2 * HAMI_PS_MAX + 2];
     int np = 0;
     pts[np++] = a;
     pts[np++] = b;
@@ -73,7 +73,7 @@ int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const
         if (until[i] > a && until[i] < b)
             pts[np++] = until[i];
     }
-    for (int i = 1; i < np; i++)  /* insertion sort: at most 130 points */
+    for (int i = 1; i < np; i++)  /* insertion sort: at most 2 * HAMI_PS_MAX + 2 points */
         for (int j = i; j > 0 && pts[j - 1] > pts[j]; j--) {
             int64_t t = pts[j];
             pts[j] = pts[j - 1];
@@ -90,4 +90,46 @@ int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const
         total += (hi - lo) / n;
     }
     return total;
+}
+
+/* Work-conserving lending under GPU_CORE_UTILIZATION_POLICY=default (docs/interposer.md "Lending"): the share
+ * a container with limit own may use while the listed neighbours are active on its GPU. Each neighbour lends
+ * what it leaves unused of its own limit, max(0, limit - recent charged fraction - a margin), so the limits stay
+ * guarantees (max-min fairness): one that wants its full share uses it and lends nothing. Every value comes
+ * from the world-writable node board and is bounded here: a neighbour lends nothing when its limit is outside
+ * 1..100, its fraction or queued time outside 0..10000 (hundredths of a percent), its fraction older than 1 s
+ * (or written in the future), it waited for credit within the last 100 ms (held: it wants its share), or it had
+ * work on the GPU >= 97 % of the time (backlogged: it wants more than it gets); and nobody lends
+ * anything while the active limits add up to more than the whole GPU (an over-committed or forged board), so
+ * a forged entry can hand out at most GPU time that no container is guaranteed. At most 100.
+ *
+ * Each neighbour keeps a margin of 3 points of its unused share. Without it lending is only neutrally stable:
+ * under processor sharing a GPU-bound neighbour gets the GPU time the borrower leaves and need not ever wait
+ * for credit, so with limits 30 + 70 any split e + (100 - e), e >= 30, is a fixed point (it lends e - 30, the
+ * borrower's share in force is e) and noise walks the borrower's share upwards. With the margin the borrower's
+ * share in force is e - 3 at such a split: it contracts back to its limit. The cost: a pair keeps the GPU busy
+ * up to 100 - 3 %, not 100 %. The queued test is a second guard for the same case.
+ * Ages are now minus the time written (ns). */
+int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
+                         const int64_t *frac_age_ns, const int64_t *held_age_ns, int count)
+{
+    if (own <= 0 || own >= 100 || count <= 0)
+        return own;
+    if (count > 64)
+        count = 64;
+    int64_t sum = own, lent_bp = 0;
+    for (int i = 0; i < count; i++) {
+        if (limit[i] >= 1 && limit[i] <= 100)
+            sum += limit[i];
+        int ok = limit[i] >= 1 && limit[i] <= 100 && frac_bp[i] >= 0 && frac_bp[i] <= 10000 &&
+                 queued_bp[i] >= 0 && queued_bp[i] < HAMI_LEND_QUEUED_MAX_BP &&
+                 frac_age_ns[i] >= -1000000LL && frac_age_ns[i] <= 1000000000LL && held_age_ns[i] >= 100000000LL;
+        int64_t spare = (int64_t)limit[i] * 100 - frac_bp[i] - HAMI_LEND_MARGIN_BP;
+        if (ok && spare > 0)
+            lent_bp += spare;
+    }
+    if (sum > 100)
+        return own;
+    int64_t eff = own + lent_bp / 100;
+    return eff > 100 ? 100 : (int)eff;
 }

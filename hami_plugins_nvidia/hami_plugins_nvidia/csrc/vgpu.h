@@ -31,6 +31,7 @@ struct vg_config {
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
+    int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
     char region_path[512];
     char board_path[512];
@@ -167,7 +168,12 @@ VG_API int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int6
 VG_API int64_t hami_vgpu_throttle_wait_ns(int64_t tokens_ns, int64_t inflight_ns, int share);
 VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
 VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
+#define HAMI_PS_MAX (HAMI_BOARD_USERS * (HAMI_BOARD_RECENT + 1))  /* intervals a charge may intersect */
 VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
+#define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
+#define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
+VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
+                                const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
 #define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
 /* Coarse measurement (launch.c) only while the credit minus the doubt exceeds twice the in-flight bound. The
  * bucket is at least this deep plus 100 ms, so that a tenant well under its limit can reach it while shared

@@ -235,11 +235,17 @@ def _programs_pair(device_index: int, tmp: str, tag: str, limits: tuple[int, int
 
 def measure_work_conserving(device_index: int, seconds: float = 5.0, limits: tuple[int, int] = (50, 50)) -> dict:
     """Work-conserving sharing with real programs: a transformer training loop and a small-batch inference
-    loop, each alone and unlimited (its reference), then together natively and together under
-    CUDA_DEVICE_SM_LIMIT ``limits`` (default policy: capped because they share). Every figure is a percentage
-    of the program's own solo throughput."""
+    loop, each alone and unlimited (its reference), each alone under the library with no limit and
+    CUDA_TASK_PRIORITY=0 (measured, never capped: its solo demand, the GPU time it is charged alone), then
+    together natively and together under CUDA_DEVICE_SM_LIMIT ``limits`` (default policy: capped because they
+    share, lending what one leaves unused). Throughputs are percentages of the program's own solo throughput;
+    GPU times percentages of the window, as the library charged them (processor sharing)."""
     with tempfile.TemporaryDirectory(prefix="hami-probe-") as tmp:
         solo = [_worker_program(device_index, tmp, kind, seconds) for kind in ("train", "infer")]
+        demand = [_worker_program(device_index, tmp, kind, seconds, preload=True, CUDA_TASK_PRIORITY="0",
+                                  CUDA_DEVICE_MEMORY_SHARED_CACHE=os.path.join(tmp, f"demand-{kind}.cache"),
+                                  BENCH_REGION=os.path.join(tmp, f"demand-{kind}.cache"))
+                  for kind in ("train", "infer")]
         native = _programs_pair(device_index, tmp, "native", None, seconds)
         limited = _programs_pair(device_index, tmp, "limited", limits, seconds)
 
@@ -252,6 +258,9 @@ def measure_work_conserving(device_index: int, seconds: float = 5.0, limits: tup
         "limits_percent": list(limits),
         "solo_rate": [s["rate"] for s in solo],
         "units": [s["unit"] for s in solo],
+        # each program's charged GPU time alone and unlimited, % of the window (None: not reported)
+        "solo_demand_percent": [None if r.get("gpu_busy_fraction") is None
+                                else round(100 * r["gpu_busy_fraction"], 1) for r in demand],
         "native_pair_percent_of_solo": pct(native),
         "limited_pair_percent_of_solo": pct(limited),
         # processor-sharing GPU time each tenant was charged, % of the window (the library's own accounting)
@@ -261,9 +270,10 @@ def measure_work_conserving(device_index: int, seconds: float = 5.0, limits: tup
     }
 
 
-def _worker_program(device_index: int, tmp: str, kind: str, seconds: float) -> dict:
-    proc = subprocess.run([sys.executable, str(PROGRAMS), kind, str(seconds)], env=_env(device_index, False, tmp),
-                          capture_output=True, text=True, timeout=300)
+def _worker_program(device_index: int, tmp: str, kind: str, seconds: float, preload: bool = False,
+                    **extra: str) -> dict:
+    proc = subprocess.run([sys.executable, str(PROGRAMS), kind, str(seconds)],
+                          env=_env(device_index, preload, tmp, **extra), capture_output=True, text=True, timeout=300)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])

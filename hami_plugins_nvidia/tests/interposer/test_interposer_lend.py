@@ -1,0 +1,220 @@
+"""Work-conserving lending under GPU_CORE_UTILIZATION_POLICY=default (issue 18): a held tenant may use what
+its active neighbours leave unused of their own limits (max-min fairness with the limits as guarantees), never
+under `force`, never from a forged or stale board entry, and a neighbour that wants its share back gets it.
+
+Judged, as in test_interposer_share.py, by the GPU time the fake device's processor-sharing model says it
+gave each process, with tolerances that hold on a loaded 2-core machine and still fail on the old behaviour
+(each lending test runs the same pair with HAMI_SM_NO_LEND=1 beside it)."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .conftest import REAL_DRIVER, Toolchain, Workload, region
+from .test_interposer_share import _share_between, _spin, _trace
+
+pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+
+MS = 1_000_000
+GPU_BOUND = ("spin", "2000", "0", "3", "4")  # 2 ms kernels, a sync every 4: demand ~100 %
+LIGHT = ("spin", "300", "1000", "3", "1000000")  # 300 us kernels, ~1 ms of host time after each: ~30 %
+
+
+def _lent(lib: ctypes.CDLL, own: int, rows: list[tuple[int, ...]]) -> int:
+    """rows: (limit %, charged fraction in 1/100 %, its age ns, age of the last held mark ns[, share of the time
+    with work on the GPU in 1/100 %, 5000 when not given])."""
+    rows = [(*r, 5000) if len(r) == 4 else r for r in rows]
+    n = max(1, len(rows))
+    i32, i64 = ctypes.c_int32 * n, ctypes.c_int64 * n
+    cols = list(zip(*rows, strict=True)) if rows else [(0,)] * 5
+    return lib.hami_vgpu_lent_share(own, i32(*cols[0]), i32(*cols[1]), i32(*cols[4]), i64(*cols[2]),
+                                    i64(*cols[3]), len(rows))
+
+
+def test_lent_share_is_the_unused_part_of_the_neighbours_limits_and_bounded(toolchain: Toolchain) -> None:
+    lib = ctypes.CDLL(str(toolchain.lib))
+    fresh, free = 2 * MS, 10**12  # written 2 ms ago; never held
+    assert _lent(lib, 50, []) == 50  # nobody to lend
+    assert _lent(lib, 50, [(50, 3000, fresh, free)]) == 67  # the neighbour uses 30 of its 50, keeps a 3-point margin
+    assert _lent(lib, 30, [(30, 1000, fresh, free), (40, 0, fresh, free)]) == 84  # 17 + 37 lent
+    assert _lent(lib, 50, [(50, 6000, fresh, free)]) == 50  # over its limit: lends nothing, takes nothing
+    assert _lent(lib, 50, [(50, 4800, fresh, free)]) == 50  # within the margin: nothing
+    assert _lent(lib, 50, [(50, 0, fresh, 50 * MS)]) == 50  # held 50 ms ago: wants its share
+    # work on the GPU 98 % of the time: a backlogged neighbour squeezed by processor sharing, not an idle one
+    assert _lent(lib, 30, [(70, 6000, fresh, free, 9800)]) == 30
+    assert _lent(lib, 30, [(70, 6000, fresh, free, 9600)]) == 37
+    assert _lent(lib, 90, [(10, 0, fresh, free)]) == 97  # all of the GPU but the margin: never more than 100
+    assert _lent(lib, 100, [(50, 0, fresh, free)]) == 100  # no limit: nothing to compute
+    assert _lent(lib, 50, [(100, 0, fresh, free)]) == 50  # an unlimited neighbour: limits over-commit the GPU
+    assert _lent(lib, 40, [(50, 0, fresh, free), (20, 0, fresh, free)]) == 40  # 110 %: over-committed, none
+    # forged or stale entries lend nothing
+    assert _lent(lib, 50, [(0, 0, fresh, free)]) == 50  # limit 0
+    assert _lent(lib, 50, [(-20, 0, fresh, free)]) == 50
+    assert _lent(lib, 50, [(50, -500, fresh, free)]) == 50  # usage -5 %
+    assert _lent(lib, 50, [(50, 20000, fresh, free)]) == 50  # usage 200 %
+    assert _lent(lib, 50, [(50, 0, fresh, free, -1)]) == 50  # queued time out of range
+    assert _lent(lib, 50, [(50, 0, 2000 * MS, free)]) == 50  # written 2 s ago
+    assert _lent(lib, 50, [(50, 0, -500 * MS, free)]) == 50  # written in the future
+    assert _lent(lib, 50, [(50, 0, fresh, -5 * MS)]) == 50  # held "in the future": counted as held
+    # one bad entry does not stop a good one from lending
+    assert _lent(lib, 30, [(0, 0, fresh, free), (50, 2000, fresh, free)]) == 57
+
+
+_I32 = st.integers(-(2**31), 2**31 - 1)
+_I64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(own=st.integers(1, 99), rows=st.lists(st.tuples(_I32, _I32, _I64, _I64, _I32), max_size=16))
+def test_lent_share_is_bounded_whatever_the_board_says(toolchain: Toolchain, own: int,
+                                                       rows: list[tuple[int, ...]]) -> None:
+    lib = ctypes.CDLL(str(toolchain.lib))
+    got = _lent(lib, own, rows)
+    assert own <= got <= 100
+    valid = sum(r[0] for r in rows if 1 <= r[0] <= 100)
+    if own + valid > 100:
+        assert got == own  # over-committed: nothing lent
+    # never more than the GPU time the active limits leave unguaranteed plus what the neighbours leave unused
+    assert got <= own + sum(max(0, r[0] - 3) for r in rows if 1 <= r[0] <= 100)
+
+
+def _setup(w: Workload, policy: str, limit: int, **env: str) -> None:
+    w.env.update(FAKE_CUDA_GPU=str(w.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY=policy,
+                 HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT=str(limit))
+    w.env.update(env)
+
+
+def _pair(trainer: Workload, light: Workload, **env: str) -> tuple[float, float, int]:
+    a = trainer.start("ctx", "0", *GPU_BOUND, **env)
+    b = light.start("ctx", "0", *LIGHT, **env)
+    share_a, _, _ = _spin(a)
+    share_b, _, n_b = _spin(b)
+    return share_a, share_b, n_b
+
+
+def test_default_policy_lends_a_light_neighbours_unused_share(workload: Workload, second_workload: Workload) -> None:
+    # a GPU-bound tenant at 50 % beside one using ~30 % of its 50 %: it may take the unused 20 points
+    _setup(workload, "default", 50)
+    _setup(second_workload, "default", 50)
+    unlent = _pair(workload, second_workload, HAMI_SM_NO_LEND="1")
+    lent = _pair(workload, second_workload)
+    print(f"lend-a: no lending {unlent[0]:.1f} + {unlent[1]:.1f} % ({unlent[2]} light launches); "
+          f"lending {lent[0]:.1f} + {lent[1]:.1f} % ({lent[2]} light launches)")
+    assert unlent[0] <= 54, (unlent, lent)  # the old behaviour: held at its cap, the GPU partly idle
+    assert 15 <= lent[1] <= 45 and 15 <= unlent[1] <= 45, (unlent, lent)  # the light tenant really is light
+    # ideally 50 + 19 lent (50 - ~28 - the 3-point margin) = ~69; measured ~61 over a 3 s window that includes the
+    # start (the lender publishes its whole limit until its average has fallen, and is low on credit for its
+    # first ~0.3 s) and a small over-charge of the borrower (some of the light tenant's busy periods are
+    # published after the borrower charged the span they fall in); without lending ~47
+    assert lent[0] >= 57, (unlent, lent)
+    assert lent[0] + lent[1] >= 85, (unlent, lent)  # closer to work-conserving (without lending ~75)
+    assert lent[2] >= 0.9 * unlent[2], (unlent, lent)  # the lender's rate is kept (within 10 %)
+
+
+def test_default_policy_gpu_bound_pair_still_splits_by_the_limits(workload: Workload,
+                                                                  second_workload: Workload) -> None:
+    # two GPU-bound tenants at 30 + 70 under default: the guarantees hold (on the fake the 70 % tenant is held
+    # often enough; the margin and the queued test, unit-tested above, keep a split that drifts from pulling the
+    # borrower further up)
+    _setup(workload, "default", 30)
+    _setup(second_workload, "default", 70)
+    a = workload.start("ctx", "0", *GPU_BOUND)
+    b = second_workload.start("ctx", "0", *GPU_BOUND)
+    share_a, _, _ = _spin(a)
+    share_b, _, _ = _spin(b)
+    print(f"lend-e: default, GPU-bound pair 30 + 70: {share_a:.1f} + {share_b:.1f} %")
+    assert abs(share_a - 30) <= 6 and abs(share_b - 70) <= 6, (share_a, share_b)
+
+
+def test_force_policy_never_lends(workload: Workload, second_workload: Workload) -> None:
+    _setup(workload, "force", 50)
+    _setup(second_workload, "force", 50)
+    share_a, share_b, _ = _pair(workload, second_workload)
+    print(f"lend-b: force {share_a:.1f} + {share_b:.1f} %")
+    assert 15 <= share_b <= 45, (share_a, share_b)
+    assert share_a <= 55, (share_a, share_b)
+
+
+def test_lender_turning_gpu_bound_gets_its_share_back_within_a_few_hundred_ms(workload: Workload,
+                                                                          second_workload: Workload) -> None:
+    # the light tenant runs light for 1.5 s, then GPU-bound for 2 s: the borrower gives the share back
+    _setup(workload, "default", 50)
+    _setup(second_workload, "default", 50)
+    a = workload.start("ctx", "0", "trace", "2000", "0", "4", "4", "50")
+    b = second_workload.start("ctx", "0", "spin", "300", "1000", "1.5", "1000000", "trace", "2000", "0", "2", "4", "50")
+    out_b, err_b = b.communicate(timeout=60)
+    words = out_b.split("spin ")[1].split()
+    assert words[0] == "0", err_b
+    light_start, light_end = float(words[1]), float(words[2])
+    trace_b = _parse_trace(out_b)
+    trace_a = _trace(a)
+    lent = _share_between(trace_a, light_start + 0.5, light_end)
+    heavy_end = trace_b[-1][0]
+    back_a = _share_between(trace_a, light_end + 0.5, heavy_end)
+    back_b = _share_between(trace_b, light_end + 0.5, heavy_end)
+    early_b = _share_between(trace_b, light_end + 0.1, light_end + 0.3)
+    print(f"lend-c-early: lender 0.1-0.3 s after turning GPU-bound: {early_b:.1f} %")
+    print(f"lend-c: borrower {lent:.1f} % while the neighbour is light; from 0.5 s after it turns GPU-bound "
+          f"{back_a:.1f} + {back_b:.1f} %")
+    assert lent >= 58, (lent, back_a, back_b)  # borrowing while the neighbour is light (~64, see above)
+    assert abs(back_a - 50) <= 8 and abs(back_b - 50) <= 8, (lent, back_a, back_b)  # the guarantee is back
+    assert early_b >= 42, (early_b, lent, back_a, back_b)  # and already 0.1-0.3 s after the change
+
+
+def _parse_trace(out: str) -> list[tuple[float, float]]:
+    words = out.split("trace ")[1].split()
+    assert words[0] == "0", out
+    vals = [float(x) for x in words[1:]]
+    return list(zip(vals[0::2], vals[1::2], strict=True))
+
+
+def _forge(board_path, stop: threading.Event, limit: int, frac_bp: int, frac_age_ns: int) -> None:
+    """Keeps a forged user entry on the fake GPU's board entry active (its heartbeat fresh) until stop,
+    writing only that entry's fields in the shared mapping, as a tenant of the node could."""
+    with open(board_path, "r+b") as f, mmap.mmap(f.fileno(), region.BOARD_SIZE) as mem:
+        board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mem))
+        g, slot = board.gpu[0], region.CONST["HAMI_BOARD_USERS"] - 1
+        while not stop.is_set():
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            g.user_id[slot] = 0xF0F0F0F0
+            g.user_active_ns[slot] = now
+            g.user_limit[slot] = limit
+            g.user_frac_bp[slot] = frac_bp
+            g.user_frac_ns[slot] = now - frac_age_ns
+            g.user_held_ns[slot] = 0
+            stop.wait(0.002)
+        del g, board
+
+
+@pytest.mark.parametrize(("limit", "frac_bp", "age_ns", "lends"),
+                         [(0, 0, 0, False), (50, -500, 0, False), (50, 0, 3000 * MS, False), (60, 0, 0, False),
+                          (50, 0, 0, True)],
+                         ids=["limit-0", "usage-minus-5", "stale", "over-committed", "well-formed"])
+def test_forged_board_entry_lends_nothing(workload: Workload, limit: int, frac_bp: int, age_ns: int,
+                                          lends: bool) -> None:
+    # a forged neighbour keeps the tenant shared (capped) under default. Out of range, stale, or limits adding
+    # up to more than the GPU: the tenant stays at its own limit. A well-formed entry (the control, showing the
+    # test can see lending) hands out only what no container is guaranteed: 100 - 50 - 50 = nothing of anyone's
+    _setup(workload, "default", 50)
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the GPU's entry
+    stop = threading.Event()
+    t = threading.Thread(target=_forge, args=(workload.tmp.parent / "board", stop, limit, frac_bp, age_ns))
+    t.start()
+    try:
+        time.sleep(0.05)
+        share, _, _ = _spin(workload.start("ctx", "0", "spin", "2000", "0", "2", "4"))
+    finally:
+        stop.set()
+        t.join()
+    print(f"lend-d: forged entry limit {limit}, usage {frac_bp / 100:g} %, age {age_ns / 1e9:g} s: {share:.1f} %")
+    if lends:
+        assert share >= 70, share
+    else:
+        assert share <= 58, share
