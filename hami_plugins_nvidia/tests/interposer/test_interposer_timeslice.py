@@ -10,7 +10,8 @@ both made n(t) = 2 over time the tenant ran alone. Measured on this fake, 5 roun
 (docs/results/2026-12-04-fake-timeslice-charge.md): before, charges of 0.80-0.99 x the GPU time, the 30 %
 tenant at up to 36.5 % and the 20 % one at 21.3-22.7 %; after, 1.00 x in every round, the 30 % tenant at
 29.4-29.6 %. 20 + 80 is the case that failed in every round before; 30 + 70 and 50 + 50 each passed in one
-of five."""
+of five. Since lending under default (main 785f3b9) the pair runs with HAMI_SM_NO_LEND=1: with it, main's
+charge fails all three cases (2 runs of 2), this one passes them."""
 
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's tim
 def test_long_synchronised_kernels_under_time_slices_are_charged_what_ran(
         workload: Workload, second_workload: Workload, lo: int, hi: int) -> None:
     for w, limit in ((workload, lo), (second_workload, hi)):
+        # no lending: the 80 % tenant cannot use all of its share (each turn waits for its sync and a context
+        # switch), and under default the other would borrow the rest (test_interposer_lend.py); the shares
+        # here judge the charge alone
         _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", GPU_CORE_UTILIZATION_POLICY="default",
-                CUDA_DEVICE_SM_LIMIT=str(limit))
+                CUDA_DEVICE_SM_LIMIT=str(limit), HAMI_SM_NO_LEND="1")
     # 1.5 ms kernels, a sync after each (the CuPy matmul loop), 3 s each, started together
     a = workload.start("ctx", "0", "spin", "1500", "0", "3", "1")
     b = second_workload.start("ctx", "0", "spin", "1500", "0", "3", "1")
