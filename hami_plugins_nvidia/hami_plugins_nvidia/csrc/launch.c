@@ -49,7 +49,7 @@
  * span the other context's time slices); charging from the host enqueue charged two launch-bound tenants
  * for waiting behind each other (54 % each for programs busy 34 % alone).
  *
- * Coarse measurement (designed for the launch-bound cost, issue 18; not yet measured on hardware). Measuring
+ * Coarse measurement (for the launch-bound cost, issue 18; measured on the H200 in record 3, run 1). Measuring
  * every launch costs a launch-bound program (a Python inference loop, ~20 us of host time per launch) two or
  * three driver calls per launch, while its decisions do not need them: a tenant whose credit is well above
  * what its in-flight work could cost (tokens - doubt > 2 x the 30 ms in-flight bound) is not held whatever
