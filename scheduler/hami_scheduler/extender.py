@@ -447,7 +447,7 @@ class Extender:
         except Exception as exc:  # held by another pod, or the API failed: this pod goes back to the queue
             self._undo(ns, name)
             return f"bind {key} to {node}: {exc if isinstance(exc, HalError) else describe(exc)}"
-        refused = False
+        refused = sent = False
         try:
             pod = self.kube.get_pod(ns, name)  # fresh, under the lock
             if uid and (pod.get("metadata") or {}).get("uid") != uid:
@@ -463,8 +463,11 @@ class Extender:
             if alloc is not None:
                 self.kube.patch_pod_annotations(ns, name, {ann.BIND_PHASE: "allocating",
                                                            ann.BIND_TIME: str(int(time.time()))})
+            sent = True
             self.kube.create_binding(ns, name, uid, node)
         except Exception as exc:  # refused or API error: fail this bind; kube-scheduler retries the pod
+            if sent and self._bound_anyway(ns, name, node, exc):
+                return ""
             self._undo(ns, name)
             return f"bind {key} to {node}: {exc if isinstance(exc, HalError) else describe(exc)}"
         finally:
@@ -472,6 +475,22 @@ class Extender:
             if refused:
                 self.learn_claims(node, key)
         return ""
+
+    def _bound_anyway(self, ns: str, name: str, node: str, exc: Exception) -> bool:
+        """The Binding call failed, but the API server may have applied it before the answer was lost (a read
+        timeout, a dropped connection). Clearing the allocation of a pod that is in fact bound would leave it on
+        the node with no devices to hand out, so the pod is read back first: bound to ``node``, the bind stands.
+        If the read fails too, nothing is known and the bind fails as before (kube-scheduler retries the pod; a
+        pod bound meanwhile keeps its claim through the watch)."""
+        try:
+            pod = self.kube.get_pod(ns, name)
+        except Exception:  # noqa: BLE001 - unknown: the caller undoes as for any failed bind
+            return False
+        if (pod.get("spec") or {}).get("nodeName") != node:
+            return False
+        log.warning("bind %s/%s to %s: the Binding call failed (%s) but the pod is bound: kept", ns, name, node,
+                    describe(exc))
+        return True
 
     def learn_claims(self, node: str, me: str) -> None:
         """The replay refused: this cache missed a claim the API holds on ``node``. Upsert the node's bound and

@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from sched_fakeapi import FakeApiServer
 from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
 from security_doc import check_section, table
+from urllib3.exceptions import ReadTimeoutError
 
 ALLOC = "hami.io/vgpu-devices-allocated"
 LOCK = "hami.io/mutex.lock"
@@ -105,6 +106,37 @@ def test_api_500_on_create_binding(stack, monkeypatch):
     filtered(stack, "b")  # kube-scheduler retries the pod
     assert bind(stack, "b") == ""
     record("API answers 500 to the Binding", err, left, "retried pod binds at once")
+
+
+def test_binding_applied_but_its_answer_lost(stack, monkeypatch):
+    """The API server applies the Binding and the answer never arrives (a read timeout): the pod is bound, so
+    its allocation must stay (clearing it would leave a bound pod with no devices to hand out)."""
+    filtered(stack, "t")
+    real = stack.kube.create_binding
+
+    def applied_then_lost(*a, **k):
+        real(*a, **k)
+        raise ReadTimeoutError(None, "/api/v1/namespaces/default/pods/t/binding", "Read timed out. (read timeout=15)")
+
+    monkeypatch.setattr(stack.kube, "create_binding", applied_then_lost)
+    err = bind(stack, "t")
+    left = left_behind(stack, "t")
+    assert err == "" and left == ("held", "present", "none"), (err, left)
+    assert stack.api.pods[("default", "t")]["spec"]["nodeName"] == "node1"
+    record("the Binding is applied but its answer is lost (read timeout)", err, left,
+           "bound pod keeps its allocation (read back before undoing)")
+
+
+def test_binding_lost_before_it_was_applied(stack, monkeypatch):
+    filtered(stack, "u")
+    fail_once(monkeypatch, stack.kube, "create_binding",
+              exc=ReadTimeoutError(None, "/api/v1/namespaces/default/pods/u/binding", "Read timed out."))
+    err = bind(stack, "u")
+    left = left_behind(stack, "u")
+    assert "timed out" in err.lower() and left == ("released", "cleared", "none"), (err, left)
+    filtered(stack, "u")
+    assert bind(stack, "u") == ""
+    record("the Binding times out before the server applied it", err, left, "retried pod binds at once")
 
 
 def test_api_500_on_unlock_is_retried(stack, monkeypatch):
@@ -261,6 +293,8 @@ def test_kill_9_between_filter_and_bind_with_the_lock_held(tmp_path):
 
 ORDER = [
     "API answers 500 to the bind-phase patch", "API answers 500 to the Binding",
+    "the Binding is applied but its answer is lost (read timeout)",
+    "the Binding times out before the server applied it",
     "API answers 500 to the first two unlock patches", "API server vanishes after the lock is taken",
     "node lock held by another pod's bind in progress",
     "node lock held by a pod filtered to this node, bind in progress",
