@@ -309,6 +309,7 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
             uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
             if (!id || id == me)
                 continue;
+            int first = n;  /* this user's intervals are since[first..n): merged below, it counts once */
             /* its recent closed intervals that meet [a, b); a slot being rewritten reads as until 0 or changes
              * under the reader: skipped */
             for (int k = 0; k < HAMI_BOARD_RECENT && n < HAMI_PS_MAX; k++) {
@@ -325,17 +326,18 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
             }
             int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
             int64_t u = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
-            if (s <= 0 || u >= s || n >= HAMI_PS_MAX)
-                continue;  /* closed: it is in the ring above */
-            /* open: busy up to the last time its owner found the work running, no further */
-            u = board_time(__atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
-            if (u > now)
-                u = now;
-            if (u < s || u <= a || s >= b)
-                continue;
-            since[n] = s;
-            until[n] = u;
-            n++;
+            if (s > 0 && u < s && n < HAMI_PS_MAX) {  /* closed: it is in the ring above */
+                /* open: busy up to the last time its owner found the work running, no further */
+                u = board_time(__atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+                if (u > now)
+                    u = now;
+                if (u >= s && u > a && s < b) {
+                    since[n] = s;
+                    until[n] = u;
+                    n++;
+                }
+            }
+            n = first + hami_vgpu_interval_union(since + first, until + first, n - first);
         }
     }
     return hami_vgpu_ps_charge_ns(a, b, since, until, n);

@@ -92,6 +92,37 @@ int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const
     return total;
 }
 
+/* Merges one tenant's busy intervals [since[i], until[i]) in place into their disjoint union (sorted, touching
+ * ones joined); returns how many remain. A container is busy or not at any instant: its intervals on the node
+ * board (the ring of recent ones and the open one, written by any of its processes, or forged) must add 1 to a
+ * neighbour's n(t) at most, or a ring of 32 forged copies of one span would cut every charge to 1/33. Counting
+ * two busy processes of one container once errs toward charging the neighbours more. */
+int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count)
+{
+    if (count <= 0)
+        return 0;
+    for (int i = 1; i < count; i++)  /* insertion sort by start: a user has at most HAMI_BOARD_RECENT + 1 */
+        for (int j = i; j > 0 && since[j - 1] > since[j]; j--) {
+            int64_t s = since[j], u = until[j];
+            since[j] = since[j - 1];
+            until[j] = until[j - 1];
+            since[j - 1] = s;
+            until[j - 1] = u;
+        }
+    int m = 0;
+    for (int i = 1; i < count; i++) {
+        if (since[i] <= until[m]) {
+            if (until[i] > until[m])
+                until[m] = until[i];
+        } else {
+            m++;
+            since[m] = since[i];
+            until[m] = until[i];
+        }
+    }
+    return m + 1;
+}
+
 /* Work-conserving lending under GPU_CORE_UTILIZATION_POLICY=default (docs/interposer.md "Lending"): the share
  * a container with limit own may use while the listed neighbours are active on its GPU. Each neighbour lends
  * what it leaves unused of its own limit, max(0, limit - recent charged fraction - a margin), so the limits stay

@@ -170,6 +170,7 @@ VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
 VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
 #define HAMI_PS_MAX (HAMI_BOARD_USERS * (HAMI_BOARD_RECENT + 1))  /* intervals a charge may intersect */
 VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
+VG_API int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count);
 #define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
 #define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
