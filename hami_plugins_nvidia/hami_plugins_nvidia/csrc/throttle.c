@@ -15,7 +15,10 @@ int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int64_t now
         return 0;
     if (!__atomic_compare_exchange_n(refill_ns, &last, now_ns, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return 0;
-    int64_t add = (now_ns - last) * share / 100;
+    /* a gap of more than ~18 min fills any bucket from any debt it can have: counted as that, so a rewritten or
+     * ancient refill time cannot overflow the product (a wrapped one was a debt of years) */
+    int64_t elapsed = last < now_ns - (1LL << 40) ? (1LL << 40) : now_ns - last;
+    int64_t add = elapsed * share / 100;
     int64_t cur = __atomic_add_fetch(tokens, add, __ATOMIC_ACQ_REL);
     while (cur > cap_ns) {
         if (__atomic_compare_exchange_n(tokens, &cur, cap_ns, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))

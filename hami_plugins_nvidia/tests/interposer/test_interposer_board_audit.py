@@ -90,3 +90,18 @@ def test_interval_union_merges_one_users_overlapping_intervals(toolchain: Toolch
     arr = ctypes.c_int64 * len(u)
     assert lib.hami_vgpu_ps_charge_ns(ctypes.c_int64(0), ctypes.c_int64(10 * MS), arr(*[s for s, _ in u]),
                                       arr(*[e for _, e in u]), len(u)) == 5 * MS
+
+
+@pytest.mark.parametrize("last", [-(2**62), -(2**63) + 1, 1], ids=["minus-2^62", "int64-min", "long-ago"])
+def test_bucket_refill_after_any_gap_fills_the_bucket_without_overflow(toolchain: Toolchain, last: int) -> None:
+    # the refill time lives in the container's region: a rewritten or ancient one made (now - last) * share
+    # overflow int64 (undefined; on x86 it wrapped to a debt of ~3 years: the container frozen). Any gap longer
+    # than the bucket needs to fill from its debt leaves it full, never more
+    lib = ctypes.CDLL(str(toolchain.lib))
+    lib.hami_vgpu_bucket_refill.restype = ctypes.c_int64
+    cap = 160 * MS
+    for tokens0 in (0, -50 * MS):
+        tokens, refill = ctypes.c_int64(tokens0), ctypes.c_int64(last)
+        lib.hami_vgpu_bucket_refill(ctypes.byref(tokens), ctypes.byref(refill), ctypes.c_int64(10**15), 50,
+                                    ctypes.c_int64(cap))
+        assert tokens.value == cap and refill.value == 10**15
