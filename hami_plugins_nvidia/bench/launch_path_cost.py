@@ -116,12 +116,17 @@ def run_once(app: Path, env: dict[str, str], args: list[str], loop: str) -> dict
     return parse_run(proc.stdout, loop)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_record_args(ap: argparse.ArgumentParser) -> None:
+    """The options every fake-device bench of this folder shares: where the result goes, which builds run."""
     ap.add_argument("--out", required=True, type=Path, help="JSON result file")
     ap.add_argument("--md", type=Path, help="Markdown record to write (docs/results/...)")
     ap.add_argument("--lib", action="append", default=[],
                     help="NAME=CSRC_DIR: a library build to measure (repeatable; default: this tree's csrc)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_record_args(ap)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--launches", type=int, default=3000000,
                     help="tight loop: launches per run (long enough to span several 100 ms coarse phases)")

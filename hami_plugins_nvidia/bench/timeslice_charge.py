@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
 import region  # noqa: E402 - the region layout, read through cffi
-from launch_path_cost import build_tools  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
+from launch_path_cost import add_record_args, build_tools  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 CASES: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -115,10 +115,7 @@ def markdown(result: dict, note: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, type=Path, help="JSON result file")
-    ap.add_argument("--md", type=Path, help="Markdown record to write (docs/results/...)")
-    ap.add_argument("--lib", action="append", default=[],
-                    help="NAME=CSRC_DIR: a library build to measure (repeatable; default: this tree's csrc)")
+    add_record_args(ap)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cases", default="long:30+70,long:50+50,long:20+80,bound:30+70,bound-sliced:30+70",
                     help="CASE:A+B,... (cases: " + ", ".join(CASES) + ")")
