@@ -24,10 +24,11 @@ MS = 1_000_000
 RECENT = region.CONST["HAMI_BOARD_RECENT"]
 
 
-def _forge_ring(board_path, stop: threading.Event, head: int) -> None:
-    """Keeps one forged user on the fake GPU's board entry whose every ring slot claims it was busy from the
-    start of time until now (all slots overlapping), its ring head set to `head`, as a tenant of the node
-    could write."""
+def _forge_ring(board_path, stop: threading.Event, head: int, span: str) -> None:
+    """Keeps one forged user on the fake GPU's board entry whose every ring slot claims the same span (all
+    slots overlapping), its ring head set to `head`, as a tenant of the node could write. span: "all" from the
+    start of time until just inside the future bound, "inverted" the same with since > until, "future" one
+    starting 30 years ahead."""
     with open(board_path, "r+b") as f, mmap.mmap(f.fileno(), region.BOARD_SIZE) as mem:
         board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mem))
         g, slot = board.gpu[0], region.CONST["HAMI_BOARD_USERS"] - 1
@@ -38,26 +39,31 @@ def _forge_ring(board_path, stop: threading.Event, head: int) -> None:
             g.user_since_ns[slot] = 1
             g.user_busy_ns[slot] = now  # closed: only the ring speaks for it
             g.user_recent_head[slot] = head
+            lo, hi = {"all": (1, now + 900 * MS), "inverted": (now + 900 * MS, 1),
+                      "future": (now + 10**18, now + 2 * 10**18)}[span]
             for k in range(RECENT):
-                g.user_recent_since[slot][k] = 1
-                g.user_recent_until[slot][k] = now + 900 * MS  # just inside the future bound
+                g.user_recent_since[slot][k] = lo
+                g.user_recent_until[slot][k] = hi
             stop.wait(0.002)
         del g, board
 
 
-@pytest.mark.parametrize("head", [0, 0xFFFFFFFF], ids=["head-0", "head-out-of-range"])
-def test_forged_ring_of_overlapping_intervals_does_not_multiply_the_discount(workload: Workload,
-                                                                            head: int) -> None:
+@pytest.mark.parametrize(("head", "span", "most"),
+                         [(0, "all", 68), (0xFFFFFFFF, "all", 68), (7, "inverted", 38), (7, "future", 38)],
+                         ids=["head-0", "head-out-of-range", "since-after-until", "far-future"])
+def test_forged_ring_of_overlapping_intervals_does_not_multiply_the_discount(workload: Workload, head: int,
+                                                                            span: str, most: int) -> None:
     # a 30 % tenant under force, GPU-bound and alone on the fake GPU. A forged neighbour whose 32 ring slots all
     # cover all time counted as 32 neighbours busy at once: n(t) = 33, the tenant charged 1/33 of what it ran
     # and free to take the whole GPU (measured before the fix: ~95 %). One container is busy or not at any
     # instant: counted once, the forged entry can at most halve the charge (the processor-sharing design's own
-    # exposure to a forged busy neighbour, docs/interposer.md), so the tenant stays near 2 x 30 %.
+    # exposure to a forged busy neighbour, docs/interposer.md), so the tenant stays near 2 x 30 %. Inverted or
+    # far-future spans count as nothing: the tenant stays at its limit.
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
                         HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="30")
     workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the GPU's entry
     stop = threading.Event()
-    t = threading.Thread(target=_forge_ring, args=(workload.tmp.parent / "board", stop, head))
+    t = threading.Thread(target=_forge_ring, args=(workload.tmp.parent / "board", stop, head, span))
     t.start()
     try:
         time.sleep(0.05)
@@ -65,8 +71,8 @@ def test_forged_ring_of_overlapping_intervals_does_not_multiply_the_discount(wor
     finally:
         stop.set()
         t.join()
-    print(f"audit-ring: forged overlapping ring (head {head:#x}): 30 % tenant got {share:.1f} %")
-    assert share <= 68, share
+    print(f"audit-ring: forged ring ({span}, head {head:#x}): 30 % tenant got {share:.1f} %")
+    assert share <= most, share
 
 
 def _union(lib: ctypes.CDLL, ivs: list[tuple[int, int]]) -> list[tuple[int, int]]:
