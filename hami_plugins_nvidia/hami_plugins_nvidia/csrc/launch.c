@@ -683,14 +683,16 @@ static void publish_fraction(struct dstate *ds, int64_t now)
         ds->queued_to = now;
     } else if (now - ds->frac_at >= FRAC_GAP_NS) {
         int64_t dt = now - ds->frac_at;
-        int64_t sample = busy >= ds->frac_busy ? (int64_t)((busy - ds->frac_busy) * 10000 / (uint64_t)dt) : 0;
-        if (sample > 10000)
-            sample = 10000;
+        /* in doubles: the region's busy_ns is the container's own file, and a rewritten value must not wrap the
+         * product into a low fraction (which would lend its own share away) */
+        double ratio = busy >= ds->frac_busy ? (double)(busy - ds->frac_busy) / (double)dt : 0.0;
+        int64_t sample = ratio >= 1.0 ? 10000 : (int64_t)(ratio * 10000.0);
         int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
         ds->frac_bp += (sample - ds->frac_bp) * w / 1024;
         count_queued(ds, now);
-        int64_t qs = ds->queued_ns * 10000 / dt;
-        ds->queued_bp += ((qs > 10000 ? 10000 : qs) - ds->queued_bp) * w / 1024;
+        double qr = ds->queued_ns > 0 ? (double)ds->queued_ns / (double)dt : 0.0;
+        int64_t qs = qr >= 1.0 ? 10000 : (int64_t)(qr * 10000.0);
+        ds->queued_bp += (qs - ds->queued_bp) * w / 1024;
         ds->queued_ns = 0;
         ds->frac_busy = busy;
         ds->frac_at = now;
