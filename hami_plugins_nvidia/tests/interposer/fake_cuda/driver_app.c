@@ -276,6 +276,30 @@ int main(int argc, char **argv)
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
             printf("spin %d %.6f %.6f %.6f %d\n", r, t0, t1, (g1 - g0) / 1e9, n);
+        } else if (!strcmp(c, "graphs")) {
+            /* graphs US STREAMS GAP_US SECONDS: the CUDA-graphs program of the H200 bench (programs.py w_graphs),
+             * step after step: one graph of US microseconds of GPU work replayed on each of STREAMS streams
+             * (handles 0x1000 + k, none of the special ones), then a sync of everything, then GAP_US of host time;
+             * prints the window, the GPU time the fake gave this process in it and the steps done */
+            unsigned us = (unsigned)atoi(argv[++i]);
+            int ns = atoi(argv[++i]);
+            unsigned gap = (unsigned)atoi(argv[++i]);
+            double secs = atof(argv[++i]);
+            int steps = 0;
+            CUresult r = 0;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            double t0 = now_s();
+            while (!r && now_s() - t0 < secs) {
+                for (int k = 0; k < ns && !r; k++)
+                    r = graph((void *)(uintptr_t)us, (void *)(uintptr_t)(0x1000 + k));
+                ssync(NULL);
+                steps++;
+                if (gap)
+                    gap_wait(gap);
+            }
+            double t1 = now_s();
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            printf("graphs %d %.6f %.6f %.6f %d\n", r, t0, t1, (g1 - g0) / 1e9, steps);
         } else if (!strcmp(c, "trace")) {
             /* trace US GAP_US SECONDS SYNC BIN_MS: like spin, and prints the GPU time the fake device gave
              * this process at every BIN_MS of wall time ("trace T0 t g t g ..." in seconds) */

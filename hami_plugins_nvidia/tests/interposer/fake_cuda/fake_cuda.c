@@ -18,7 +18,13 @@
  * kernels this is FIFO between contexts: a launch waits for the neighbour's queued work. In this mode an
  * event record is a tiny piece of work (1 ns): it completes only when its process holds the GPU, like a
  * real event processed in its context's channel. FAKE_CUDA_SWITCH_US=<n> (with slices) makes each switch to
- * another process cost n us in which nobody's work progresses, like a real context switch.
+ * another process cost n us in which nobody's work progresses, like a real context switch. A sync on the shared
+ * GPU polls it every FAKE_CUDA_SYNC_POLL_US (default 100 us; shorter for programs whose steps last ~100 us).
+ *
+ * Streams and CUDA graphs: a process's work is one FIFO whatever stream it is launched on (two streams of one
+ * context never overlap here, as they may on a real GPU: an upper bound on the time a step holds the GPU), and
+ * cuGraphLaunch(g) is g microseconds of work, the graph's kernels and the gaps between them together (a graph's
+ * nodes are all submitted at once: between two of them the context still has work pending and keeps its turn).
  *
  * fake_calls() counts, per process, the calls a launch path may make besides the launch itself (event records,
  * event queries, elapsed-time queries, capture queries) and the launches: the tests judge the interposer's
@@ -89,6 +95,7 @@ static struct sg_gpu *sg;
 static int sg_me = -1, sg_state;
 static int64_t sg_slice;                /* FAKE_CUDA_SLICE_US in ns; 0 = fluid processor sharing */
 static int64_t sg_switch;               /* FAKE_CUDA_SWITCH_US in ns */
+static int64_t sg_poll = 100000;        /* FAKE_CUDA_SYNC_POLL_US in ns: how often a sync polls the shared GPU */
 
 static void sg_point(struct sg_proc *p, int64_t t)
 {
@@ -114,6 +121,9 @@ static int sg_attach(void)
     sg_slice = sl ? strtoll(sl, NULL, 10) * 1000 : 0;
     const char *sw = getenv("FAKE_CUDA_SWITCH_US");
     sg_switch = sw ? strtoll(sw, NULL, 10) * 1000 : 0;
+    const char *po = getenv("FAKE_CUDA_SYNC_POLL_US");
+    if (po && strtoll(po, NULL, 10) > 0)
+        sg_poll = strtoll(po, NULL, 10) * 1000;
     int fd = open(f, O_RDWR | O_CREAT, 0600);
     if (fd < 0 || ftruncate(fd, sizeof(struct sg_gpu)) != 0)
         return 0;
@@ -465,7 +475,7 @@ API CUresult cuStreamSynchronize(void *s)
             sg_unlock();
             if (left <= 0)
                 return 0;
-            struct timespec ts = {0, 100000};
+            struct timespec ts = {sg_poll / 1000000000LL, sg_poll % 1000000000LL};
             nanosleep(&ts, NULL);
         }
     }

@@ -1,0 +1,263 @@
+"""Issue 18's unmet H200 sharing cases, rebuilt on the fake libcuda: what the library charges each tenant against
+the GPU time the fake gave it, and how the throughput splits, beside the native (no library) run of each case.
+
+Each tenant is its own container (its own region, one node board, one fake GPU, `FAKE_CUDA_GPU`); the tenants of
+a run start together and run the same driver_app program for `--seconds`. Per tenant: its throughput (steps or
+launches per second) as % of the median of the case's solo native runs, its share of the fake GPU (the fake's
+own accounting, `fake_gpu_ns`), the library's charge (its region's busy time) as % of the window and divided by
+that GPU time, and with `HAMI_LAUNCH_STATS=1` the launch path's own figures (share of launches measured coarsely,
+host us per launch before and after the driver call).
+
+Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-interposer-sharing-3.md):
+  graphs  programs.py w_graphs: a graph of 50 us on each of 2 streams, then a sync, then ~20 us on the host
+          (0.17 ms per step alone on the H200, ~50 us of GPU work per graph); 2 ms time slices, context switches
+          of --graphs-switch-us (the H200 pair stepped in lockstep at ~3.3 x its solo step time: the fake's
+          switch stands for whatever the GPU spends between the two contexts' turns);
+  launch  the inference loop: 195 launches of 5 us kernels per pass with ~20 us of host time each (busy-waited),
+          a sync per pass (busy ~20-30 % alone); 2 ms slices, 30 us switches;
+  cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches.
+Runs of a case: `solo` (native, alone: the reference), `native-pair`, `alone:L` (the library, limit L, `force`),
+`pair:A+B` (the library, `default`). HAMI_SM_PERIOD_MS=100 throughout. Figures of the fake on whatever machine
+runs the bench (the loaded 2-core dev VM for the record in docs/results), never hardware figures.
+
+    .venv/bin/python hami_plugins_nvidia/bench/fake_sharing_cases.py --out /tmp/fsc.json --rounds 3 \\
+        --md docs/results/2026-12-04-fake-graphs-and-pairs.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PKG = HERE.parent / "hami_plugins_nvidia"
+sys.path.insert(0, str(PKG / "interposer"))
+sys.path.insert(0, str(HERE))
+
+import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
+import region  # noqa: E402 - the region layout, read through cffi
+from launch_path_cost import add_record_args, build_tools  # noqa: E402 - the fake libcuda and driver_app
+
+SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
+STATS_RE = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coarse\).*?before the launch ([\d.]+), "
+                      r"after the launch ([\d.]+)")
+
+
+def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list[str], dict[str, str]]:
+    """driver_app arguments and fake-device environment of a case."""
+    secs = f"{seconds:g}"
+    if case == "graphs":
+        return (["graphs", "50", "2", "20", secs],
+                {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": str(graphs_switch_us),
+                 "FAKE_CUDA_SYNC_POLL_US": "10"})
+    if case == "launch":
+        return ["spin", "5", "20", secs, "195"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "cupy":
+        return ["spin", "1500", "0", secs, "1"], dict(SLICED)
+    raise ValueError(f"unknown case {case!r}")
+
+
+CASES = ("graphs", "launch", "cupy")
+
+
+def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "GPU_CORE", "FAKE_CUDA"))}
+    ctr = tmp / name
+    ctr.mkdir(parents=True, exist_ok=True)
+    env.update(LD_LIBRARY_PATH=str(fake_dir), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(ctr / "region"),
+               HAMI_NODE_BOARD=str(tmp / "board"), FAKE_CUDA_GPU=str(tmp / "gpu"), HAMI_SM_PERIOD_MS="100",
+               DRIVER_BUSY_GAP="1", HAMI_LAUNCH_STATS="1")
+    if lib is not None:
+        env["LD_PRELOAD"] = str(lib)
+    env.update(extra)
+    return env
+
+
+def parse_run(kind: str) -> tuple[list[int | None], dict[str, str]]:
+    """A run's tenants (their limits, None = native) and its policy environment."""
+    if kind == "solo":
+        return [None], {}
+    if kind == "native-pair":
+        return [None, None], {}
+    what, _, lims = kind.partition(":")
+    limits = [int(x) for x in lims.split("+")] if lims else []
+    if not limits or any(not 1 <= x <= 99 for x in limits):
+        raise ValueError(f"run {kind!r}: limits must be 1..99")
+    if what == "alone" and len(limits) == 1:
+        return limits, {"GPU_CORE_UTILIZATION_POLICY": "force"}
+    if what == "pair" and len(limits) == 2:
+        return limits, {"GPU_CORE_UTILIZATION_POLICY": "default"}
+    raise ValueError(f"run {kind!r}: expected solo, native-pair, alone:L or pair:A+B")
+
+
+def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds: float,
+             graphs_switch_us: int) -> list[dict]:
+    prog, fake_env = case_program(case, seconds, graphs_switch_us)
+    limits, policy = parse_run(kind)
+    with tempfile.TemporaryDirectory(prefix="hami-fsc-") as d:
+        tmp = Path(d)
+        envs = []
+        for n, lim in zip("ab", limits, strict=False):
+            extra = {**fake_env, **policy}
+            if lim is not None:
+                extra["CUDA_DEVICE_SM_LIMIT"] = str(lim)
+            envs.append(tenant_env(fake_dir, lib if lim is not None else None, tmp, n, extra))
+        procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for e in envs]
+        res = []
+        for p, env, lim in zip(procs, envs, limits, strict=True):
+            out, err = p.communicate(timeout=120 + 4 * seconds)
+            words = [ln.split() for ln in out.splitlines() if ln.startswith(prog[0] + " ")]
+            if p.returncode != 0 or not words or words[-1][1] != "0":
+                raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[:300]}")
+            t0, t1, gpu_s, units = float(words[-1][2]), float(words[-1][3]), float(words[-1][4]), int(words[-1][5])
+            wall = t1 - t0
+            row = {"limit": lim, "rate": units / wall, "gpu_pct": 100 * gpu_s / wall, "gpu_s": gpu_s}
+            if lim is not None:
+                with region.SharedRegion(env["CUDA_DEVICE_MEMORY_SHARED_CACHE"]) as reg:
+                    charged_s = reg.busy_ns(0) / 1e9
+                row.update(charged_pct=100 * charged_s / wall,
+                           charge_ratio=charged_s / gpu_s if gpu_s > 0 else 0.0)
+                m = STATS_RE.search(err)
+                if m:
+                    row.update(coarse_pct=float(m.group(2)), before_us=float(m.group(3)),
+                               after_us=float(m.group(4)))
+            res.append(row)
+        return res
+
+
+def markdown(result: dict, note: str) -> str:
+    lines = [f"# Issue 18's sharing cases on the fake libcuda ({result['date']}): raw table", "",
+             "Simulated: the fake libcuda's shared GPU on the dev VM (not a hardware result). Command:", "",
+             f"    {result['command']}", ""]
+    if note:
+        lines += [note, ""]
+    lines += [f"Host: {result['host']}. {result['rounds']} rounds, runs interleaved; per tenant min-max (median). "
+              "tput = throughput as % of the case's solo native median; GPU = share of the fake GPU's time it got; "
+              "charged = the library's charge as % of the window; c/G = charge / GPU time; coarse = % of launches "
+              "measured coarsely; us = library host us per launch before + after the driver call.", "",
+              "| case | run | build | tenant | tput % | GPU % | charged % | c/G | coarse % | us |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def span(xs: list[float], fmt: str) -> str:
+        xs = [x for x in xs if x is not None]
+        if not xs:
+            return "-"
+        return f"{min(xs):{fmt}}-{max(xs):{fmt}} ({statistics.median(xs):{fmt}})"
+
+    for row in result["rows"]:
+        runs = row["runs"]
+        for k in range(len(runs[0])):
+            ts = [r[k] for r in runs]
+            us = [t["before_us"] + t["after_us"] if "before_us" in t else None for t in ts]
+            lines.append(f"| {row['case']} | {row['run']} | {row['build']} | {'ab'[k]} "
+                         f"| {span([t['tput'] for t in ts], '.1f')} | {span([t['gpu_pct'] for t in ts], '.1f')} "
+                         f"| {span([t.get('charged_pct') for t in ts], '.1f')} "
+                         f"| {span([t.get('charge_ratio') for t in ts], '.2f')} "
+                         f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} |")
+        if len(runs[0]) == 2:
+            lines.append(f"| {row['case']} | {row['run']} | {row['build']} | sum "
+                         f"| {span([r[0]['tput'] + r[1]['tput'] for r in runs], '.1f')} "
+                         f"| {span([r[0]['gpu_pct'] + r[1]['gpu_pct'] for r in runs], '.1f')} "
+                         f"| {span([(r[0].get('charged_pct') or 0) + (r[1].get('charged_pct') or 0) for r in runs], '.1f')}"
+                         " | | | |")
+    return "\n".join(lines) + "\n"
+
+
+DEFAULT_RUNS = {
+    "graphs": "solo,native-pair,alone:50,pair:30+70,pair:50+50",
+    "launch": "solo,native-pair,pair:50+50",
+    "cupy": "solo,native-pair,pair:30+70",
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_record_args(ap)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
+    ap.add_argument("--runs", action="append", default=[],
+                    help="CASE=RUN,RUN,... (runs: solo, native-pair, alone:L, pair:A+B); default per case: "
+                         + "; ".join(f"{c}={r}" for c, r in DEFAULT_RUNS.items()))
+    ap.add_argument("--graphs-switch-us", type=int, default=30,
+                    help="context switch cost of the graphs case (us; 0-2000)")
+    ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
+    a = ap.parse_args()
+    if not 1 <= a.rounds <= 50:
+        ap.error(f"--rounds {a.rounds}: must be 1..50")
+    if not 0.5 <= a.seconds <= 30:
+        ap.error(f"--seconds {a.seconds}: must be 0.5..30")
+    if not 0 <= a.graphs_switch_us <= 2000:
+        ap.error(f"--graphs-switch-us {a.graphs_switch_us}: must be 0..2000")
+    cases = [c for c in a.cases.split(",") if c]
+    for c in cases:
+        if c not in CASES:
+            ap.error(f"--cases: unknown case {c!r} (known: {', '.join(CASES)})")
+    runs = dict(DEFAULT_RUNS)
+    for spec in a.runs:
+        c, _, rs = spec.partition("=")
+        if c not in CASES or not rs:
+            ap.error(f"--runs {spec!r}: expected CASE=RUN,... with CASE one of {', '.join(CASES)}")
+        runs[c] = rs
+    plan = []
+    for c in cases:
+        kinds = [k for k in runs[c].split(",") if k]
+        if "solo" not in kinds:
+            kinds.insert(0, "solo")  # the reference every throughput is divided by
+        for k in kinds:
+            try:
+                parse_run(k)
+            except ValueError as exc:
+                ap.error(f"--runs: {exc}")
+            plan.append((c, k))
+    with tempfile.TemporaryDirectory(prefix="hami-fsc-build-") as d:
+        out = Path(d)
+        fake_dir, app = build_tools(out)
+        libs = {}
+        for spec in a.lib or [f"current={build.CSRC}"]:
+            name, _, csrc = spec.partition("=")
+            if not name or not csrc or not Path(csrc).is_dir():
+                ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR with an existing directory")
+            libs[name] = build.build_library(out / name, Path(csrc))
+        first = next(iter(libs))
+        rows: dict[tuple[str, str, str], list] = {}
+        for _ in range(a.rounds):
+            for case, kind in plan:
+                native = kind in ("solo", "native-pair")
+                for name, lib in libs.items():
+                    if native and name != first:
+                        continue
+                    rows.setdefault((case, kind, "native" if native else name), []).append(
+                        run_once(app, fake_dir, lib, case, kind, a.seconds, a.graphs_switch_us))
+    for case in cases:
+        solo = statistics.median(r[0]["rate"] for r in rows[(case, "solo", "native")])
+        for (c, _, _), runs_ in rows.items():
+            if c == case:
+                for r in runs_:
+                    for t in r:
+                        t["tput"] = 100 * t["rate"] / solo
+    result = {"date": datetime.date.today().isoformat(), "host": f"{platform.node()} {platform.machine()}, "
+              f"{os.cpu_count()} CPUs", "rounds": a.rounds, "seconds": a.seconds,
+              "graphs_switch_us": a.graphs_switch_us, "command": shlex.join([".venv/bin/python", *sys.argv]),
+              "rows": [{"case": c, "run": k, "build": n, "runs": rs} for (c, k, n), rs in rows.items()]}
+    a.out.write_text(json.dumps(result, indent=1))
+    if a.md:
+        a.md.write_text(markdown(result, a.note))
+    print(markdown(result, a.note))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
