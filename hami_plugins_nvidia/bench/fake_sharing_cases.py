@@ -9,10 +9,11 @@ that GPU time, and with `HAMI_LAUNCH_STATS=1` the launch path's own figures (sha
 host us per launch before and after the driver call).
 
 Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-interposer-sharing-3.md):
-  graphs  programs.py w_graphs: a graph of 50 us on each of 2 streams, then a sync, then ~20 us on the host
-          (0.17 ms per step alone on the H200, ~50 us of GPU work per graph); 2 ms time slices, context switches
-          of --graphs-switch-us (the H200 pair stepped in lockstep at ~3.3 x its solo step time: the fake's
-          switch stands for whatever the GPU spends between the two contexts' turns);
+  graphs  programs.py w_graphs: a graph of 75 us on each of 2 streams, then a sync (polled every 10 us); on the
+          H200 a step took 0.17 ms alone and was charged ~0.15 ms alone at 50 % `force`; 2 ms time slices and
+          context switches of --graphs-switch-us (default 130: the H200 pair stepped in lockstep at 0.56 ms, ~3.3 x
+          its solo step; two turns of ~150 us of work leave ~130 us per switch; the fake's switch stands for
+          whatever the GPU spends between the two contexts' turns);
   launch  the inference loop: 195 launches of 5 us kernels per pass with ~20 us of host time each (busy-waited),
           a sync per pass (busy ~20-30 % alone); 2 ms slices, 30 us switches;
   cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches.
@@ -49,6 +50,7 @@ import region  # noqa: E402 - the region layout, read through cffi
 from launch_path_cost import add_record_args, build_tools  # noqa: E402 - the fake libcuda and driver_app
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
+VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
 STATS_RE = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coarse\).*?before the launch ([\d.]+), "
                       r"after the launch ([\d.]+)")
 
@@ -57,7 +59,7 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
     """driver_app arguments and fake-device environment of a case."""
     secs = f"{seconds:g}"
     if case == "graphs":
-        return (["graphs", "50", "2", "20", secs],
+        return (["graphs", "75", "2", "0", secs],
                 {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": str(graphs_switch_us),
                  "FAKE_CUDA_SYNC_POLL_US": "10"})
     if case == "launch":
@@ -133,6 +135,10 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                 if m:
                     row.update(coarse_pct=float(m.group(2)), before_us=float(m.group(3)),
                                after_us=float(m.group(4)))
+                v = VERIFY_RE.search(err)
+                if v:
+                    row.update(verifications=int(v.group(1)), doubt_charges=int(v.group(2)),
+                               doubt_charged_pct=100 * float(v.group(3)) / 1e3 / wall)
             res.append(row)
         return res
 
@@ -146,9 +152,10 @@ def markdown(result: dict, note: str) -> str:
     lines += [f"Host: {result['host']}. {result['rounds']} rounds, runs interleaved; per tenant min-max (median). "
               "tput = throughput as % of the case's solo native median; GPU = share of the fake GPU's time it got; "
               "charged = the library's charge as % of the window; c/G = charge / GPU time; coarse = % of launches "
-              "measured coarsely; us = library host us per launch before + after the driver call.", "",
-              "| case | run | build | tenant | tput % | GPU % | charged % | c/G | coarse % | us |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "measured coarsely; us = library host us per launch before + after the driver call (a held tenant's waits for "
+              "credit included); doubt = coarse spans charged in full by failed verifications, % of the window.", "",
+              "| case | run | build | tenant | tput % | GPU % | charged % | c/G | coarse % | us | doubt % |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def span(xs: list[float], fmt: str) -> str:
         xs = [x for x in xs if x is not None]
@@ -165,13 +172,14 @@ def markdown(result: dict, note: str) -> str:
                          f"| {span([t['tput'] for t in ts], '.1f')} | {span([t['gpu_pct'] for t in ts], '.1f')} "
                          f"| {span([t.get('charged_pct') for t in ts], '.1f')} "
                          f"| {span([t.get('charge_ratio') for t in ts], '.2f')} "
-                         f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} |")
+                         f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} "
+                         f"| {span([t.get('doubt_charged_pct') for t in ts], '.1f')} |")
         if len(runs[0]) == 2:
             lines.append(f"| {row['case']} | {row['run']} | {row['build']} | sum "
                          f"| {span([r[0]['tput'] + r[1]['tput'] for r in runs], '.1f')} "
                          f"| {span([r[0]['gpu_pct'] + r[1]['gpu_pct'] for r in runs], '.1f')} "
                          f"| {span([(r[0].get('charged_pct') or 0) + (r[1].get('charged_pct') or 0) for r in runs], '.1f')}"
-                         " | | | |")
+                         " | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -191,7 +199,7 @@ def main() -> int:
     ap.add_argument("--runs", action="append", default=[],
                     help="CASE=RUN,RUN,... (runs: solo, native-pair, alone:L, pair:A+B); default per case: "
                          + "; ".join(f"{c}={r}" for c, r in DEFAULT_RUNS.items()))
-    ap.add_argument("--graphs-switch-us", type=int, default=30,
+    ap.add_argument("--graphs-switch-us", type=int, default=130,
                     help="context switch cost of the graphs case (us; 0-2000)")
     ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
     a = ap.parse_args()
