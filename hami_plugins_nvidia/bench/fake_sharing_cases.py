@@ -125,7 +125,9 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                 raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[:300]}")
             t0, t1, gpu_s, units = float(words[-1][2]), float(words[-1][3]), float(words[-1][4]), int(words[-1][5])
             wall = t1 - t0
-            row = {"limit": lim, "rate": units / wall, "gpu_pct": 100 * gpu_s / wall, "gpu_s": gpu_s}
+            switch_s = float(words[-1][6]) if len(words[-1]) > 6 else 0.0
+            row = {"limit": lim, "rate": units / wall, "gpu_pct": 100 * gpu_s / wall, "gpu_s": gpu_s,
+                   "switch_pct": 100 * switch_s / wall}
             if lim is not None:
                 with region.SharedRegion(env["CUDA_DEVICE_MEMORY_SHARED_CACHE"]) as reg:
                     charged_s = reg.busy_ns(0) / 1e9
@@ -150,12 +152,13 @@ def markdown(result: dict, note: str) -> str:
     if note:
         lines += [note, ""]
     lines += [f"Host: {result['host']}. {result['rounds']} rounds, runs interleaved; per tenant min-max (median). "
-              "tput = throughput as % of the case's solo native median; GPU = share of the fake GPU's time it got; "
+              "tput = throughput as % of the case's solo native median; GPU = share of the fake GPU's time it got "
+              "(its kernels); sw = share spent switching into its context; "
               "charged = the library's charge as % of the window; c/G = charge / GPU time; coarse = % of launches "
               "measured coarsely; us = library host us per launch before + after the driver call (a held tenant's waits for "
               "credit included); doubt = coarse spans charged in full by failed verifications, % of the window.", "",
-              "| case | run | build | tenant | tput % | GPU % | charged % | c/G | coarse % | us | doubt % |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| case | run | build | tenant | tput % | GPU % | sw % | charged % | c/G | coarse % | us | doubt % |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def span(xs: list[float], fmt: str) -> str:
         xs = [x for x in xs if x is not None]
@@ -170,6 +173,7 @@ def markdown(result: dict, note: str) -> str:
             us = [t["before_us"] + t["after_us"] if "before_us" in t else None for t in ts]
             lines.append(f"| {row['case']} | {row['run']} | {row['build']} | {'ab'[k]} "
                          f"| {span([t['tput'] for t in ts], '.1f')} | {span([t['gpu_pct'] for t in ts], '.1f')} "
+                         f"| {span([t.get('switch_pct') for t in ts], '.1f')} "
                          f"| {span([t.get('charged_pct') for t in ts], '.1f')} "
                          f"| {span([t.get('charge_ratio') for t in ts], '.2f')} "
                          f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} "
@@ -178,6 +182,7 @@ def markdown(result: dict, note: str) -> str:
             lines.append(f"| {row['case']} | {row['run']} | {row['build']} | sum "
                          f"| {span([r[0]['tput'] + r[1]['tput'] for r in runs], '.1f')} "
                          f"| {span([r[0]['gpu_pct'] + r[1]['gpu_pct'] for r in runs], '.1f')} "
+                         f"| {span([r[0].get('switch_pct', 0) + r[1].get('switch_pct', 0) for r in runs], '.1f')} "
                          f"| {span([(r[0].get('charged_pct') or 0) + (r[1].get('charged_pct') or 0) for r in runs], '.1f')}"
                          " | | | | |")
     return "\n".join(lines) + "\n"

@@ -175,6 +175,7 @@ int main(int argc, char **argv)
     R(graph, "cuGraphLaunch", "cuGraphLaunch");
     u64 (*fake_used)(int) = (u64(*)(int))dlsym(lib, "fake_used");
     int64_t (*fake_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_gpu_ns");
+    int64_t (*fake_switch_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_switch_ns");
     void (*fake_calls)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_calls");
     for (int i = 1; i < argc; i++) {
         const char *c = argv[i];
@@ -266,28 +267,30 @@ int main(int argc, char **argv)
         } else if (!strcmp(c, "spin")) {
             /* spin US GAP_US SECONDS SYNC: kernels of US microseconds, GAP_US of host time after each, a
              * sync every SYNC launches, for SECONDS; prints the window and the GPU time the fake device
-             * gave this process in it (FAKE_CUDA_GPU: its own processor-sharing accounting) */
+             * gave this process in it (FAKE_CUDA_GPU: its own processor-sharing accounting), the launches and the
+             * GPU time spent switching into its context (time slices) */
             unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
             double secs = atof(argv[++i]);
             int every = atoi(argv[++i]), n = 0;
-            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1, w0 = fake_switch_ns ? fake_switch_ns() : -1;
             double t0 = now_s();
             CUresult r = spin_for(us, gap, secs, every, 0, NULL, fake_gpu_ns, &n);
             double t1 = now_s();
-            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
-            printf("spin %d %.6f %.6f %.6f %d\n", r, t0, t1, (g1 - g0) / 1e9, n);
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
+            printf("spin %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, n, (w1 - w0) / 1e9);
         } else if (!strcmp(c, "graphs")) {
             /* graphs US STREAMS GAP_US SECONDS: the CUDA-graphs program of the H200 bench (programs.py w_graphs),
              * step after step: one graph of US microseconds of GPU work replayed on each of STREAMS streams
              * (handles 0x1000 + k, none of the special ones), then a sync of everything, then GAP_US of host time;
-             * prints the window, the GPU time the fake gave this process in it and the steps done */
+             * prints the window, the GPU time the fake gave this process in it, the steps done and the GPU time
+             * spent switching into its context */
             unsigned us = (unsigned)atoi(argv[++i]);
             int ns = atoi(argv[++i]);
             unsigned gap = (unsigned)atoi(argv[++i]);
             double secs = atof(argv[++i]);
             int steps = 0;
             CUresult r = 0;
-            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1, w0 = fake_switch_ns ? fake_switch_ns() : -1;
             double t0 = now_s();
             while (!r && now_s() - t0 < secs) {
                 for (int k = 0; k < ns && !r; k++)
@@ -298,8 +301,8 @@ int main(int argc, char **argv)
                     gap_wait(gap);
             }
             double t1 = now_s();
-            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
-            printf("graphs %d %.6f %.6f %.6f %d\n", r, t0, t1, (g1 - g0) / 1e9, steps);
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
+            printf("graphs %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, steps, (w1 - w0) / 1e9);
         } else if (!strcmp(c, "trace")) {
             /* trace US GAP_US SECONDS SYNC BIN_MS: like spin, and prints the GPU time the fake device gave
              * this process at every BIN_MS of wall time ("trace T0 t g t g ..." in seconds) */

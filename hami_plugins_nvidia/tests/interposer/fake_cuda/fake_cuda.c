@@ -78,6 +78,7 @@ static int64_t now_ns(void)
 struct sg_proc {
     int pid;
     int64_t queued, done;               /* cumulative work (ns of GPU time) enqueued and completed */
+    int64_t switched;                   /* time slices: context switches into this process (ns of GPU time) */
     int head, n;                        /* ring of (t, done) points, oldest at head */
     int lastk;                          /* processes sharing the GPU over the last segment, 0 = idle */
     int64_t pt_t[SG_PTS], pt_d[SG_PTS];
@@ -214,8 +215,10 @@ static void sg_advance_slices(int64_t now)
                 sg->last = now;
                 break;
             }
-            if (sg->last_ran && sg->last_ran != nx + 1)
+            if (sg->last_ran && sg->last_ran != nx + 1) {
                 sg->switch_end = sg->last + sg_switch;  /* another context: a switch first */
+                sg->p[nx].switched += sg_switch;
+            }
             sg->last_ran = nx + 1;
             sg->run = nx + 1;
             sg->slice_end = (sg->switch_end > sg->last ? sg->switch_end : sg->last) + sg_slice;
@@ -282,6 +285,18 @@ API int64_t fake_gpu_ns(void)
         return -1;
     sg_lock();
     int64_t d = sg->p[sg_me].done;
+    sg_unlock();
+    return d;
+}
+
+/* GPU time spent switching into this process's context (time slices with FAKE_CUDA_SWITCH_US): the GPU is
+ * neither idle nor running anyone's kernels then; a cost of sharing, not in fake_gpu_ns. */
+API int64_t fake_switch_ns(void)
+{
+    if (!sg_attach())
+        return -1;
+    sg_lock();
+    int64_t d = sg->p[sg_me].switched;
     sg_unlock();
     return d;
 }
