@@ -18,7 +18,7 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
           a sync per pass (busy ~20-30 % alone); 2 ms slices, 30 us switches;
   cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches.
 Runs of a case: `solo` (native, alone: the reference), `native-pair`, `alone:L` (the library, limit L, `force`),
-`pair:A+B` (the library, `default`). HAMI_SM_PERIOD_MS=100 throughout. Figures of the fake on whatever machine
+`pair:A+B` (the library, `default`), `pairf:A+B` (the library, `force`). HAMI_SM_PERIOD_MS=100 throughout. Figures of the fake on whatever machine
 runs the bench (the loaded 2-core dev VM for the record in docs/results), never hardware figures.
 
     .venv/bin/python hami_plugins_nvidia/bench/fake_sharing_cases.py --out /tmp/fsc.json --rounds 3 \\
@@ -100,11 +100,13 @@ def parse_run(kind: str) -> tuple[list[int | None], dict[str, str]]:
         return limits, {"GPU_CORE_UTILIZATION_POLICY": "force"}
     if what == "pair" and len(limits) == 2:
         return limits, {"GPU_CORE_UTILIZATION_POLICY": "default"}
-    raise ValueError(f"run {kind!r}: expected solo, native-pair, alone:L or pair:A+B")
+    if what == "pairf" and len(limits) == 2:
+        return limits, {"GPU_CORE_UTILIZATION_POLICY": "force"}
+    raise ValueError(f"run {kind!r}: expected solo, native-pair, alone:L, pair:A+B (default) or pairf:A+B (force)")
 
 
 def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds: float,
-             graphs_switch_us: int) -> list[dict]:
+             graphs_switch_us: int, lib_env: dict[str, str] | None = None) -> list[dict]:
     prog, fake_env = case_program(case, seconds, graphs_switch_us)
     limits, policy = parse_run(kind)
     with tempfile.TemporaryDirectory(prefix="hami-fsc-") as d:
@@ -114,6 +116,7 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
             extra = {**fake_env, **policy}
             if lim is not None:
                 extra["CUDA_DEVICE_SM_LIMIT"] = str(lim)
+                extra.update(lib_env or {})
             envs.append(tenant_env(fake_dir, lib if lim is not None else None, tmp, n, extra))
         procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for e in envs]
@@ -132,7 +135,8 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                 with region.SharedRegion(env["CUDA_DEVICE_MEMORY_SHARED_CACHE"]) as reg:
                     charged_s = reg.busy_ns(0) / 1e9
                 row.update(charged_pct=100 * charged_s / wall,
-                           charge_ratio=charged_s / gpu_s if gpu_s > 0 else 0.0)
+                           charge_ratio=charged_s / gpu_s if gpu_s > 0 else 0.0,
+                           charge_ratio_sw=charged_s / (gpu_s + switch_s) if gpu_s + switch_s > 0 else 0.0)
                 m = STATS_RE.search(err)
                 if m:
                     row.update(coarse_pct=float(m.group(2)), before_us=float(m.group(3)),
@@ -154,11 +158,13 @@ def markdown(result: dict, note: str) -> str:
     lines += [f"Host: {result['host']}. {result['rounds']} rounds, runs interleaved; per tenant min-max (median). "
               "tput = throughput as % of the case's solo native median; GPU = share of the fake GPU's time it got "
               "(its kernels); sw = share spent switching into its context; "
-              "charged = the library's charge as % of the window; c/G = charge / GPU time; coarse = % of launches "
+              "charged = the library's charge as % of the window; c/G = charge / GPU time; c/(G+sw) = charge / (GPU "
+              "time + switch-in time); coarse = % of launches "
               "measured coarsely; us = library host us per launch before + after the driver call (a held tenant's waits for "
               "credit included); doubt = coarse spans charged in full by failed verifications, % of the window.", "",
-              "| case | run | build | tenant | tput % | GPU % | sw % | charged % | c/G | coarse % | us | doubt % |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| case | run | build | tenant | tput % | GPU % | sw % | charged % | c/G | c/(G+sw) | coarse % | us "
+              "| doubt % |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def span(xs: list[float], fmt: str) -> str:
         xs = [x for x in xs if x is not None]
@@ -176,6 +182,7 @@ def markdown(result: dict, note: str) -> str:
                          f"| {span([t.get('switch_pct') for t in ts], '.1f')} "
                          f"| {span([t.get('charged_pct') for t in ts], '.1f')} "
                          f"| {span([t.get('charge_ratio') for t in ts], '.2f')} "
+                         f"| {span([t.get('charge_ratio_sw') for t in ts], '.2f')} "
                          f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} "
                          f"| {span([t.get('doubt_charged_pct') for t in ts], '.1f')} |")
         if len(runs[0]) == 2:
@@ -184,7 +191,7 @@ def markdown(result: dict, note: str) -> str:
                          f"| {span([r[0]['gpu_pct'] + r[1]['gpu_pct'] for r in runs], '.1f')} "
                          f"| {span([r[0].get('switch_pct', 0) + r[1].get('switch_pct', 0) for r in runs], '.1f')} "
                          f"| {span([(r[0].get('charged_pct') or 0) + (r[1].get('charged_pct') or 0) for r in runs], '.1f')}"
-                         " | | | | |")
+                         " | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,6 +211,8 @@ def main() -> int:
     ap.add_argument("--runs", action="append", default=[],
                     help="CASE=RUN,RUN,... (runs: solo, native-pair, alone:L, pair:A+B); default per case: "
                          + "; ".join(f"{c}={r}" for c, r in DEFAULT_RUNS.items()))
+    ap.add_argument("--lib-env", action="append", default=[],
+                    help="NAME:KEY=VALUE: an environment variable for the tenants of build NAME (repeatable)")
     ap.add_argument("--graphs-switch-us", type=int, default=130,
                     help="context switch cost of the graphs case (us; 0-2000)")
     ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
@@ -245,6 +254,14 @@ def main() -> int:
                 ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR with an existing directory")
             libs[name] = build.build_library(out / name, Path(csrc))
         first = next(iter(libs))
+        lib_envs: dict[str, dict[str, str]] = {n: {} for n in libs}
+        for spec in a.lib_env:
+            name, _, kv = spec.partition(":")
+            key, eq, val = kv.partition("=")
+            if name not in libs or not eq or not key.startswith(("HAMI_", "GPU_CORE_", "CUDA_")):
+                ap.error(f"--lib-env {spec!r}: expected NAME:KEY=VALUE with NAME a --lib and KEY a HAMI_, "
+                         "GPU_CORE_ or CUDA_ variable")
+            lib_envs[name][key] = val
         rows: dict[tuple[str, str, str], list] = {}
         for _ in range(a.rounds):
             for case, kind in plan:
@@ -253,7 +270,7 @@ def main() -> int:
                     if native and name != first:
                         continue
                     rows.setdefault((case, kind, "native" if native else name), []).append(
-                        run_once(app, fake_dir, lib, case, kind, a.seconds, a.graphs_switch_us))
+                        run_once(app, fake_dir, lib, case, kind, a.seconds, a.graphs_switch_us, lib_envs[name]))
     for case in cases:
         solo = statistics.median(r[0]["rate"] for r in rows[(case, "solo", "native")])
         for (c, _, _), runs_ in rows.items():

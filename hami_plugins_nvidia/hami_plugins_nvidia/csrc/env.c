@@ -182,6 +182,7 @@ void vg_config_load(void)
     vg_cfg.sm_precise = env_true("HAMI_SM_PRECISE");
     vg_cfg.sm_no_lend = env_true("HAMI_SM_NO_LEND");
     vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
+    vg_cfg.sm_charge_switches = env_true("HAMI_SM_CHARGE_SWITCHES");
     int idle_ms = 50;
     const char *im = getenv("HAMI_PRIORITY_IDLE_MS");
     if (im && *im && !parse_int("HAMI_PRIORITY_IDLE_MS", im, 1, 60000, &idle_ms))

@@ -106,6 +106,7 @@ struct mark {
     int kind;     /* MK_END closes launches (their GPU end); MK_START opens a busy period (its GPU start) */
     int n;        /* MK_END: launches it closes */
     int coarse;   /* recorded in coarse mode: charged the estimate, never published */
+    int first;    /* MK_START recorded while every stream of the process was idle (HAMI_SM_CHARGE_SWITCHES) */
 };
 
 struct squeue {
@@ -200,6 +201,9 @@ struct dstate {
     int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
     uint64_t unflushed;     /* launches not yet added to the region's count ... */
     int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
+    /* HAMI_SM_CHARGE_SWITCHES: waits of start marks recorded on an idle process, settled 1 ms after they ended */
+    int64_t gap_rec[8], gap_start[8];
+    int ngap;
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -343,6 +347,81 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
         }
     }
     return hami_vgpu_ps_charge_ns(a, b, since, until, n);
+}
+
+/* HAMI_SM_CHARGE_SWITCHES (an experiment, off by default; issue 18, the CUDA-graphs pair): the GPU time that
+ * passed, while this process waited with work queued (a start mark recorded at rec on an idle process, reached by
+ * the GPU at start), between the end of the last neighbour busy interval within the wait and the start: nobody
+ * ran then, the GPU was switching from that neighbour's context to this one. 0 when no neighbour was seen busy in
+ * the wait (nothing to switch from, or a neighbour that publishes nothing: measured coarsely), or one was still
+ * busy at start. Read like ps_charge() reads the board: torn, inverted and future entries are skipped, an open
+ * interval counts up to where its owner saw it running. Without it a pair whose context switches take much of the
+ * GPU is charged only its kernels and never held by its limits (on the fake, calibrated to the H200 graphs pair:
+ * ~26 % kernels and ~23 % switches each, charged 26 % at 30 + 70, both stepping in lockstep). */
+static int64_t switch_gap(struct dstate *ds, int64_t rec, int64_t start, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    if (!g || start <= rec)
+        return 0;
+    uint64_t me = vg_region->container_id;
+    int64_t last = 0;  /* the latest neighbour end within [rec, start] */
+    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
+        uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+        if (!id || id == me)
+            continue;
+        for (int k = 0; k <= HAMI_BOARD_RECENT; k++) {
+            int64_t a, b;
+            if (k < HAMI_BOARD_RECENT) {
+                int64_t b1 = __atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE);
+                a = board_time(__atomic_load_n(&g->user_recent_since[i][k], __ATOMIC_ACQUIRE), now, "a busy mark");
+                b = board_time(__atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE), now, "a busy mark");
+                if (b != b1)
+                    continue;
+            } else {
+                a = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+                int64_t u = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+                if (u >= a)
+                    continue;  /* closed: in the ring */
+                b = board_time(__atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+                if (b > now)
+                    b = now;
+            }
+            if (a <= 0 || b < a || b < rec || a >= start)
+                continue;
+            if (b >= start)
+                return 0;  /* busy at start: this process did not get the GPU from a switch then */
+            if (b > last)
+                last = b;
+        }
+    }
+    if (!last)
+        return 0;
+    if (ds->last_end > last && ds->last_end < start)
+        last = ds->last_end;  /* its own work ran later in the wait (a stream not covered by the idle test) */
+    return start - last;
+}
+
+/* Charges the switch gaps of start marks that ended at least 1 ms ago (by then every neighbour has collected
+ * and published its busy intervals of that time; earlier, an interval still open would count only up to where
+ * its owner last saw it running and over-state the gap); all of them when now is 0 (the ring is full). */
+static void consume(struct dstate *ds, int64_t ns, int sample);
+static void settle_gaps(struct dstate *ds, int64_t now)
+{
+    int keep = 0;
+    for (int k = 0; k < ds->ngap; k++) {
+        if (now && now - ds->gap_start[k] < 1000000) {
+            ds->gap_rec[keep] = ds->gap_rec[k];
+            ds->gap_start[keep++] = ds->gap_start[k];
+            continue;
+        }
+        int64_t g = switch_gap(ds, ds->gap_rec[k], ds->gap_start[k], now ? now : vg_now_ns());
+        if (g > 0) {
+            consume(ds, g, 0);
+            if (!ds->coarse)
+                ds->win_ns += g;  /* the precise window's average per launch, which coarse launches are charged */
+        }
+    }
+    ds->ngap = keep;
 }
 
 static void consume(struct dstate *ds, int64_t ns, int sample)
@@ -566,6 +645,12 @@ static void harvest(struct dstate *ds)
                  * (another context's time slice, with the launches already enqueued), so the launches it
                  * opens are charged from here, and the busy period starts here for the node board too */
                 int64_t h = calibrate(ds, m, now);
+                if (m->first && !m->coarse && h > m->rec) {  /* HAMI_SM_CHARGE_SWITCHES: settled later */
+                    if (ds->ngap == 8)
+                        settle_gaps(ds, 0);
+                    ds->gap_rec[ds->ngap] = m->rec;
+                    ds->gap_start[ds->ngap++] = h;
+                }
                 if (h > q->done_end)
                     q->done_end = h;
                 if (!m->coarse && ds->since_gpu && h > ds->last_end && !running(ds, q)) {
@@ -623,6 +708,8 @@ static void harvest(struct dstate *ds)
         }
     }
     seen(ds);
+    if (ds->ngap)
+        settle_gaps(ds, now);
     if (ds->busy_since && queues_idle(ds)) {
         count_queued(ds, ds->last_end > ds->busy_since && ds->last_end < now ? ds->last_end : now);
         if (ds->since_gpu)
@@ -862,7 +949,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     }
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
-                      kind == MK_END ? q->unmarked_coarse : ds->coarse};
+                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0};
     q->count++;
     if (kind == MK_END) {
         ds->pending++;
@@ -890,6 +977,16 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
     relaxed_end(swapped, &mode);
     ST_STOP(ST_QUERY);
     return idle;
+}
+
+/* Whether every stream of this process but q has nothing left to run (a start mark recorded then is the switch
+ * into this process's context, if it waits: HAMI_SM_CHARGE_SWITCHES). */
+static int others_idle(struct dstate *ds, struct squeue *q)
+{
+    for (int i = 0; i < ds->nq; i++)
+        if (&ds->q[i] != q && !stream_idle(ds, &ds->q[i]))
+            return 0;
+    return 1;
 }
 
 /* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
@@ -1276,7 +1373,9 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 push_mark(ds, q, now, MK_START, 0);
             } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
                        stream_idle(ds, q)) {
-                push_mark(ds, q, now, MK_START, 0);  /* coarse: a calibration sample only, never published */
+                /* coarse: a calibration sample only, never published */
+                if (push_mark(ds, q, now, MK_START, 0) && vg_cfg.sm_charge_switches && ds->shared && !ds->coarse)
+                    q->ring[(q->head + q->count - 1) % RING].first = others_idle(ds, q);
             }
             if (now - ds->harvest_at > harvest_gap(ds) || ds->pending > 16) {
                 harvest(ds);

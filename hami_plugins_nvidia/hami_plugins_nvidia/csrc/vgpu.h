@@ -33,6 +33,7 @@ struct vg_config {
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
+    int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES=1: charge the switch into this context (experiment) */
     char region_path[512];
     char board_path[512];
 };
