@@ -82,6 +82,11 @@
  * (throttle.c hami_vgpu_lent_share, which bounds every value read). Closed busy intervals also go into a ring of
  * the last 32 per user, so a long charge span sees every short busy period of a launch-bound neighbour.
  *
+ * Context switches (issue 18, the CUDA-graphs pair; docs/interposer.md "CUDA graphs on two streams"): a tenant is
+ * charged its kernels, not the GPU time spent switching into its context; HAMI_SM_CHARGE_SWITCHES=1 (an experiment,
+ * off by default) charges that too (switch_gap), which holds a pair whose switches fill the GPU to its limits but
+ * also charges a fitting pair of launch-bound tenants for every switch between their tiny kernels.
+ *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
  * cannot lower anyone's charge beyond that; a tenant cannot raise its own share by what it writes). */
