@@ -303,6 +303,39 @@ int main(int argc, char **argv)
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
             printf("graphs %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, steps, (w1 - w0) / 1e9);
+        } else if (!strcmp(c, "passes")) {
+            /* passes PATTERN GAP_US SECONDS: the inference loop's passes: PATTERN is COUNT*US,... (kernels of
+             * varied length in the order of one forward pass), GAP_US of host time after each launch, a sync
+             * after each pass; prints the window, the GPU time the fake gave this process, the launches and the
+             * switch-in time, like spin */
+            const char *pat = argv[++i];
+            unsigned gap = (unsigned)atoi(argv[++i]);
+            double secs = atof(argv[++i]);
+            unsigned kus[512];
+            int nk = 0;
+            char buf[1024];
+            snprintf(buf, sizeof(buf), "%s", pat);
+            for (char *tok = strtok(buf, ","); tok && nk < 512; tok = strtok(NULL, ",")) {
+                char *star = strchr(tok, '*');
+                long cnt = star ? atol(tok) : 1, len = star ? atol(star + 1) : atol(tok);
+                for (long k = 0; k < cnt && nk < 512; k++)
+                    kus[nk++] = (unsigned)(len > 0 ? len : 1);
+            }
+            int n = 0;
+            CUresult r = nk ? 0 : 1;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1, w0 = fake_switch_ns ? fake_switch_ns() : -1;
+            double t0 = now_s();
+            while (!r && now_s() - t0 < secs) {
+                for (int k = 0; k < nk && !r; k++, n++) {
+                    r = run_launch("kernel", kus[k]);
+                    if (gap)
+                        gap_wait(gap);
+                }
+                ssync(NULL);
+            }
+            double t1 = now_s();
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
+            printf("passes %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, n, (w1 - w0) / 1e9);
         } else if (!strcmp(c, "trace")) {
             /* trace US GAP_US SECONDS SYNC BIN_MS: like spin, and prints the GPU time the fake device gave
              * this process at every BIN_MS of wall time ("trace T0 t g t g ..." in seconds) */
