@@ -16,7 +16,10 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
           whatever the GPU spends between the two contexts' turns);
   launch  the inference loop: 195 launches of 5 us kernels per pass with ~20 us of host time each (busy-waited),
           a sync per pass (busy ~20-30 % alone); 2 ms slices, 30 us switches;
-  cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches.
+  cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches;
+  phases  a launch-bound loop whose kernels change length every 150 ms (3 us, then 12 us, ...; 20 us of host time
+          after each, a sync per 195): an inference service between short and long requests, and the stress of
+          the coarse phases' verification (an estimate that turns out too low); 2 ms slices, 30 us switches.
 Runs of a case: `solo` (native, alone: the reference), `native-pair`, `alone:L` (the library, limit L, `force`),
 `pair:A+B` (the library, `default`), `pairf:A+B` (the library, `force`). HAMI_SM_PERIOD_MS=100 throughout. Figures of the fake on whatever machine
 runs the bench (the loaded 2-core dev VM for the record in docs/results), never hardware figures.
@@ -66,10 +69,14 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
         return ["spin", "5", "20", secs, "195"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "cupy":
         return ["spin", "1500", "0", secs, "1"], dict(SLICED)
+    if case == "phases":
+        n = max(1, round(seconds / 0.3))
+        return ["spin", "3", "20", "0.15", "195", "spin", "12", "20", "0.15", "195"] * n, \
+            {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
     raise ValueError(f"unknown case {case!r}")
 
 
-CASES = ("graphs", "launch", "cupy")
+CASES = ("graphs", "launch", "cupy", "phases")
 
 
 def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: dict[str, str]) -> dict[str, str]:
@@ -126,9 +133,13 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
             words = [ln.split() for ln in out.splitlines() if ln.startswith(prog[0] + " ")]
             if p.returncode != 0 or not words or words[-1][1] != "0":
                 raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[:300]}")
-            t0, t1, gpu_s, units = float(words[-1][2]), float(words[-1][3]), float(words[-1][4]), int(words[-1][5])
+            if any(w[1] != "0" for w in words):
+                raise RuntimeError(f"driver_app: a command failed: {words}")
+            # a program of several commands (phases): from the first's start to the last's end, summed
+            t0, t1 = float(words[0][2]), float(words[-1][3])
+            gpu_s, units = sum(float(w[4]) for w in words), sum(int(w[5]) for w in words)
             wall = t1 - t0
-            switch_s = float(words[-1][6]) if len(words[-1]) > 6 else 0.0
+            switch_s = sum(float(w[6]) for w in words if len(w) > 6)
             row = {"limit": lim, "rate": units / wall, "gpu_pct": 100 * gpu_s / wall, "gpu_s": gpu_s,
                    "switch_pct": 100 * switch_s / wall}
             if lim is not None:
@@ -199,6 +210,7 @@ DEFAULT_RUNS = {
     "graphs": "solo,native-pair,alone:50,pair:30+70,pair:50+50",
     "launch": "solo,native-pair,pair:50+50",
     "cupy": "solo,native-pair,pair:30+70",
+    "phases": "solo,alone:70,native-pair,pair:50+50",
 }
 
 
