@@ -259,12 +259,11 @@ def policy_default(timelines: list[tuple[float | None, float | None]]) -> Judged
     n = len(timelines)
     caps = [c for c, _ in timelines]
     rels = [r for _, r in timelines]
-    shown = [(max(caps) if None in caps else statistics.median(caps)) if caps else None,
-             (max(rels) if None in rels else statistics.median(rels)) if rels else None]
     if None in caps or None in rels:
-        return Judged(NOT_MET, "a timeline was never capped or never released", n, None, None)
+        return Judged(NOT_MET, f"a timeline was never capped or never released (capped after {caps} s, released "
+                      f"after {rels} s)", n)
     short = runs_check(n)
-    med = [_r(shown[0], 3), _r(shown[1], 3)]
+    med = [_r(statistics.median(caps), 3), _r(statistics.median(rels), 3)]
     if short:
         return Judged(short, f"capped after {caps} s, released after {rels} s", n, med)
     ok = max(med) <= POLICY_LATENCY_MAX_S
@@ -500,7 +499,7 @@ class Folder:
 
     # ---------------------------------------------------------------- real_workloads.py
     def _collect_probes(self, p: Path, data: dict) -> None:
-        src = self.source(p, data.get("device"))
+        src = self.source(p, _need(data, "device", str, str(p.relative_to(self.root))))
         for kind in FAMILY:
             probe = data.get(kind, {}).get("busy_probe") if isinstance(data.get(kind), dict) else None
             if probe and probe.get("gpu_busy_fraction") is not None:
