@@ -161,10 +161,11 @@ def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[
     is more than 5 % below (not met) or within 5 % of even the fastest (met) native run; otherwise the library's
     host time decides; without launch stats the target is not measured."""
     n = len(lib_rates)
-    short = runs_check(n)
-    if short or not native_rates:
-        return Judged(short or "not measured: no native solo runs", "", n)
+    if not native_rates or not n:
+        return Judged("not measured: no native solo runs" if n else "not measured: no runs", "", n)
     ratio = 100 * statistics.median(lib_rates) / statistics.median(native_rates)
+    if short := runs_check(n):
+        return Judged(short, f"throughput {ratio:.1f} % of native", n, _r(ratio), _r(ratio - 100))
     spread = 100 * (max(native_rates) - min(native_rates)) / statistics.median(native_rates)
     keep = 100 - LAUNCH_COST_MAX_PERCENT
     host = (f"; library {statistics.median(lib_us):.2f} µs per launch = "
@@ -600,8 +601,10 @@ class Folder:
         elif demand < limit:
             rates = [r * solo_med / 100 for r in runs] if solo_med else []
             j, rule = launch_cost(rates, solos, list(lib_us), list(loop_us)), RULE_TEXT["launch-alone"]
-        else:
+        else:  # the runs shown are the charged GPU times the rule reads (throughput in `why`)
             j, rule = charged_share(limit, demand, charged), RULE_TEXT["launch-charged"]
+            j.why = f"{j.why}; throughput runs {', '.join(f'{r:.1f}' for r in runs)} % of solo".lstrip("; ")
+            runs = [_r(c) for c in charged]
         if family and FAMILY[kind] == "probe" or FAMILY[kind] == "launch":
             j.why = f"{how}; {j.why}" if j.why else how
         return Row(target, rule, f"{limit}", runs, j, src, charged or None)
