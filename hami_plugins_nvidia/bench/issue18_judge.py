@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -371,7 +372,7 @@ def is_real_device(line: str) -> bool:
 def read_device_txt(path: Path) -> tuple[str | None, str | None]:
     """device.txt: the nvidia-smi line and the commit ("commit <sha> ..." or a `git log --oneline` line)."""
     device = commit = None
-    for line in path.read_text(errors="replace").splitlines():
+    for line in _read(path, path).decode(errors="replace").splitlines():
         line = line.strip()
         if device is None and DEVICE_LINE.match(line):
             device = re.sub(r"^device:\s*", "", line)
@@ -381,13 +382,26 @@ def read_device_txt(path: Path) -> tuple[str | None, str | None]:
     return device, commit
 
 
+#: A raw output larger than this is not one of the bench's (the device tool returns at most 16 MiB a file).
+MAX_FILE_BYTES = 64 << 20
+
+
+def _read(path: Path, rel: object) -> bytes:
+    """A file's bytes, bounded: one line naming the file when it is too large or cannot be read."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise JudgeError(f"{rel}: larger than {MAX_FILE_BYTES >> 20} MiB, not a bench output")
+        return path.read_bytes()
+    except OSError as exc:
+        raise JudgeError(f"{rel}: unreadable ({exc.strerror or exc.__class__.__name__})") from None
+
+
 def _need(obj: object, key: str, types: type | tuple, path: str, where: str = "") -> object:
     name = f"{where}.{key}" if where else key
     if not isinstance(obj, dict) or key not in obj:
         raise JudgeError(f"{path}: missing field {name!r}")
     val = obj[key]
-    if not isinstance(val, types) or isinstance(val, bool) and bool not in (types if isinstance(types, tuple)
-                                                                             else (types,)):
+    if not isinstance(val, types) or isinstance(val, bool):  # no field read here is a boolean
         raise JudgeError(f"{path}: field {name!r} has an unexpected value {str(val)[:60]!r}")
     return val
 
@@ -456,7 +470,8 @@ class Folder:
 
     # ---------------------------------------------------------------- files
     def read(self) -> None:
-        files = sorted(p for p in self.root.rglob("*") if p.is_file())
+        files = sorted(Path(d) / f for d, _dirs, names in os.walk(self.root) for f in names
+                       if not (Path(d) / f).is_symlink())  # os.walk does not enter linked folders either
         loaded = []
         for p in files:
             if p.suffix == ".json" and not p.name.startswith("issue18-scorecard"):
@@ -473,11 +488,13 @@ class Folder:
     def _load(self, p: Path) -> dict:
         rel = p.relative_to(self.root)
         try:
-            data = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
+            data = json.loads(_read(p, rel))
+        except UnicodeDecodeError as exc:
             raise JudgeError(f"{rel}: unreadable ({exc.__class__.__name__})") from None
         except json.JSONDecodeError as exc:
             raise JudgeError(f"{rel}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        except RecursionError:
+            raise JudgeError(f"{rel}: not valid JSON (nested too deeply)") from None
         if not isinstance(data, dict):
             raise JudgeError(f"{rel}: a JSON {type(data).__name__}, not an object")
         self._kind(p, data)  # refuses unknown shapes now, before anything is judged
@@ -636,7 +653,7 @@ class Folder:
         for ent in data.values():
             if isinstance(ent, dict) and isinstance(ent.get("policy"), dict):
                 limit = ent["policy"].get("limits", [limit])[0]
-        for line in log.read_text(errors="replace").splitlines():
+        for line in _read(log, log.relative_to(self.root)).decode(errors="replace").splitlines():
             label, sep, body = line.partition(": {")
             if not sep:
                 continue
@@ -767,7 +784,7 @@ class Folder:
     def _tamper(self, p: Path) -> None:
         rel = str(p.relative_to(self.root))
         src = self.source(p, None)
-        text = p.read_text(errors="replace")
+        text = _read(p, rel).decode(errors="replace")
         lines = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", ln)
                  and re.search(r" in [\d.]+s", ln)]
         if not lines:
@@ -827,10 +844,16 @@ def scorecard(folder: Folder) -> dict:
         best = decisive(rows)
         targets.append(_row_json(best) | {"other_sources": [r.source.path for r in rows if r is not best]})
     label = " (simulated)" if folder.simulated else ""
+    if folder.simulated:  # a simulated figure is never shown as, nor mixed into, a hardware result
+        for t in [*targets, *(rows := [_row_json(r) for r in folder.rows])]:
+            if not t["verdict"].endswith(label):
+                t["verdict"] += label
+    else:
+        rows = [_row_json(r) for r in folder.rows]
     return {"generated_by": "hami_plugins_nvidia/bench/issue18_judge.py", "folder": str(folder.root),
             "simulated": folder.simulated, "min_runs": MIN_RUNS,
             "counts": {v: sum(1 for t in targets if t["verdict"].startswith(v)) for v in (MET, NOT_MET, "not measured")},
-            "label": label, "targets": targets, "rows": [_row_json(r) for r in folder.rows], "notes": folder.notes}
+            "label": label, "targets": targets, "rows": rows, "notes": folder.notes}
 
 
 def _row_json(r: Row) -> dict:

@@ -343,3 +343,25 @@ def test_a_stubbed_stage_writes_each_step_and_ends_in_one_tar(tmp_path) -> None:
     assert {"r/info.log", "r/cupy.log", "r/graphs.log", "r/jax.log", "r/device.txt", "steps.txt"} <= names
     assert device.startswith(f"{H200}, 1980 MHz\ncommit ")
     assert "real_workloads.py --out" in cupy_log and "--plan cupy:50:2:pn" in cupy_log
+
+
+def test_mixed_fake_and_real_are_all_labelled_simulated_and_hostile_files_refused(judge, tmp_path) -> None:
+    folder = _rw_folder(tmp_path, H200)
+    fake = folder / "fake"
+    fake.mkdir()
+    (fake / "2026-12-04-real-workloads-share.json").write_text(json.dumps(
+        {"part": "share", "device": "unknown (no nvidia-smi)", "command": "x", "train": {"rows": []}}))
+    (folder / "loop").symlink_to(folder)  # a link back to the folder: not followed
+    card = _card(judge, folder, tmp_path / "o", "--allow-fake")
+    assert card["simulated"] and all(t["verdict"].endswith("(simulated)") for t in card["targets"])
+    assert _targets(card)["matmul alone 30 %"]["source"]["simulated"] is False  # its own line was real
+    for name, content in (("deep.json", "[" * 100_000), ("big.json", None)):
+        bad = tmp_path / name.split(".")[0]
+        bad.mkdir()
+        if content is None:
+            with open(bad / name, "wb") as f:
+                f.truncate(judge.MAX_FILE_BYTES + 1)  # sparse: costs no disk
+        else:
+            (bad / name).write_text(content)
+        p = _run_cli(str(bad))
+        assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.startswith(f"issue18_judge: {name}: ")
