@@ -417,6 +417,20 @@ def _nums(vals: Iterable, path: str, where: str) -> list[float]:
     return out
 
 
+def _charged_pairs(vals: object, path: str, where: str) -> list[list[float | None]]:
+    """Per-run [tenant A, tenant B] charged GPU fractions as percentages; None where a tenant did not report."""
+    if vals is None:
+        return []
+    if not isinstance(vals, list):
+        raise JudgeError(f"{path}: field {where!r} is not a list of pairs")
+    out = []
+    for v in vals:
+        if not isinstance(v, list) or len(v) != 2:
+            raise JudgeError(f"{path}: field {where!r} holds {str(v)[:40]!r}, not a pair")
+        out.append([None if c is None else 100 * _nums([c], path, where)[0] for c in v])
+    return out
+
+
 def _pairs(vals: object, path: str, where: str) -> list[list[float]]:
     if not isinstance(vals, list):
         raise JudgeError(f"{path}: field {where!r} is not a list of pairs")
@@ -476,14 +490,26 @@ class Folder:
         for p in files:
             if p.suffix == ".json" and not p.name.startswith("issue18-scorecard"):
                 loaded.append((p, self._load(p)))
-        for p, data in loaded:  # busy probes first: a probe classifies its program for the whole commit
-            {"rw": self._collect_probes, "lc1": self._lc1}.get(self._kind(p, data), lambda *_: None)(p, data)
-        for p, data in loaded:
-            {"rw": self._rw, "lc": self._lc, "matrix": self._matrix}.get(self._kind(p, data), lambda *_: None)(p, data)
+        first = {"rw": self._collect_probes, "lc1": self._lc1}  # busy probes classify programs for a whole commit
+        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix}
+        for handlers in (first, then):
+            for p, data in loaded:
+                if handler := handlers.get(self._kind(p, data)):
+                    self._guarded(p, handler, data)
         for p in files:
             if p.suffix == ".log" and "tamper" in p.name:
-                self._tamper(p)
+                self._guarded(p, self._tamper)
         self._policy_rows()
+
+    def _guarded(self, p: Path, handler, *args) -> None:
+        """The explicit checks name the field; a shape they did not foresee still ends in one line naming the file."""
+        try:
+            handler(p, *args)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError, ZeroDivisionError,
+                statistics.StatisticsError) as exc:
+            what = f"field {exc.args[0]!r} missing" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:100]
+            raise JudgeError(f"{p.relative_to(self.root)}: unexpected shape ({exc.__class__.__name__}: "
+                             f"{what})") from None
 
     def _load(self, p: Path) -> dict:
         rel = p.relative_to(self.root)
@@ -520,7 +546,7 @@ class Folder:
         src = self.source(p, _need(data, "device", str, str(p.relative_to(self.root))))
         for kind in FAMILY:
             probe = data.get(kind, {}).get("busy_probe") if isinstance(data.get(kind), dict) else None
-            if probe and probe.get("gpu_busy_fraction") is not None:
+            if isinstance(probe, dict) and probe.get("gpu_busy_fraction") is not None:
                 busy = _nums([probe["gpu_busy_fraction"]], src.path, f"{kind}.busy_probe.gpu_busy_fraction")
                 if busy:
                     self.probes[(kind, *self.pool(src))] = 100 * busy[0]
@@ -564,8 +590,7 @@ class Folder:
                 alone.append((int(m.group(1)), _nums(vals, rel, f"{where}.runs"), [100 * c for c in charged]))
             elif m := re.match(r"pair (\d+) \+ (\d+) \(default policy\)", case):
                 vals = runs if runs is not None else [_need(row, "achieved", list, rel, where)]
-                ch = row.get("gpu_time_charged") or []
-                charged = [[None if c is None else 100 * c for c in x] for x in ch if isinstance(x, list)]
+                charged = _charged_pairs(row.get("gpu_time_charged"), rel, f"{where}.gpu_time_charged")
                 pairs.append(((int(m.group(1)), int(m.group(2))), _pairs(vals, rel, f"{where}.runs"), charged))
             elif case.startswith("pair, native"):
                 native = _pairs(runs if runs is not None else [_need(row, "achieved", list, rel, where)], rel,
@@ -737,7 +762,7 @@ class Folder:
                 where = f"pairs.{key}"
                 rates = _pairs(_need(pent, "rates", list, rel, where), rel, f"{where}.rates")
                 runs_p = [[100 * x / solo_med for x in pr] for pr in rates]
-                charged_p = [[None if c is None else 100 * c for c in x] for x in pent.get("charged", [])]
+                charged_p = _charged_pairs(pent.get("charged"), rel, f"{where}.charged")
                 self.rows.append(self._pair_row(kind, self._family(kind, demand), (int(m.group(1)), int(m.group(2))),
                                                 runs_p, charged_p, nat_pairs, demand, how, src))
 

@@ -365,3 +365,44 @@ def test_mixed_fake_and_real_are_all_labelled_simulated_and_hostile_files_refuse
             (bad / name).write_text(content)
         p = _run_cli(str(bad))
         assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.startswith(f"issue18_judge: {name}: ")
+
+
+def _leaves(obj, path=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(obj, list) and obj:
+        for i, v in enumerate(obj):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path
+
+
+@pytest.mark.parametrize("raw", [RECORD2 / "run3" / "2026-12-04-real-workloads-share.json",
+                                 RECORD2 / "run4" / "2026-12-04-real-workloads-other.json",
+                                 RECORD3 / "run1" / "lc" / "launch-cost.json",
+                                 RECORD3 / "run1" / "conf" / "capability-matrix.json"],
+                         ids=["share", "other", "launch-cost", "matrix"])
+def test_mangled_fields_never_end_in_a_traceback(judge, tmp_path, capsys, raw) -> None:
+    """About 40 leaves of a committed raw output replaced by a string, None, a list, a dict or a negative number:
+    the judge answers 0 or one line naming the file, never an exception."""
+    src = json.loads(raw.read_text())
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "device.txt").write_text(f"{H200}\ncommit 054cf76\n")
+    every = list(_leaves(src))
+    leaves = every[::max(1, len(every) // 40)]  # about 40 leaves of each file, spread over it
+    assert len(leaves) >= min(40, len(every))
+    for k, path in enumerate(leaves):
+        for bad in ("x", None, [], {"a": 1}, -1.0):
+            data = json.loads(json.dumps(src))
+            node = data
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = bad
+            (folder / "r.json").write_text(json.dumps(data))
+            rc = judge.main([str(folder), "--out", str(tmp_path / f"o{k}")])
+            err = capsys.readouterr().err
+            assert rc in (0, 2), (path, bad)
+            if rc == 2:
+                assert err.startswith("issue18_judge: r.json: ") and err.count("\n") == 1, (path, bad, err)
