@@ -15,6 +15,8 @@
 # inference), ~W+11.5 s (training), CuPy ~W+1 s, JAX ~W+4 s, graphs ~W+5 s; a pair of real_workloads.py
 # ~W+12.5 s (12 s lead), a training pair ~19 s; the policy timeline ~30 s; the conformance behaviour ~110 s
 # (four solo runs of 5 s and two pairs with a 20 s lead).
+# device.txt takes the commit from `git rev-parse HEAD` on the device, or from HAMI_COMMIT=<sha> given before the
+# command (when the copy that travels has no usable .git, or HEAD is not what the tree holds).
 # Then, on the session's own machine: extract each stageN.tgz into docs/results/<date>-h200-issue18/stageN/
 # and run  .venv/bin/python hami_plugins_nvidia/bench/issue18_judge.py docs/results/<date>-h200-issue18
 set -u
@@ -58,7 +60,7 @@ rw() {  # real_workloads.py --part share with a plan, into its own folder (a tim
   echo "mkdir -p \$R/$1; python3 \$B/real_workloads.py --out \$R/$1 --part share --seconds \$W --repeat 3 --plan '$2'"
 }
 
-INFO='{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; echo "commit $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown) dirty=$(git status --porcelain 2>/dev/null | wc -l)"; echo "csrc-sha256 $(cat $C/*.c $C/*.h | sha256sum | cut -c1-16)"; echo "stage $STAGE, $(nproc) cores"; python3 -c "import torch; print(\"torch\", torch.__version__)"; } > $R/device.txt'
+INFO='{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; echo "commit ${HAMI_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)} dirty=$(git status --porcelain 2>/dev/null | wc -l)"; echo "csrc-sha256 $(cat $C/*.c $C/*.h | sha256sum | cut -c1-16)"; echo "stage $STAGE, $(nproc) cores"; python3 -c "import torch; print(\"torch\", torch.__version__)"; } > $R/device.txt'
 TAR='cd $OUT; if tar czf stage$STAGE.tgz r steps.txt; then rm -rf r; fi'
 
 if [ "$DRY" = 1 ]; then

@@ -329,7 +329,7 @@ def test_a_stubbed_stage_writes_each_step_and_ends_in_one_tar(tmp_path) -> None:
         f.chmod(0o755)
     out = tmp_path / "out"
     out.mkdir()
-    env = dict(os.environ, OUT=str(out), PATH=f"{stubs}:{os.environ['PATH']}")
+    env = dict(os.environ, OUT=str(out), PATH=f"{stubs}:{os.environ['PATH']}", HAMI_COMMIT="0123abcd4567")
     p = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=60, env=env)
     assert p.returncode == 0, p.stderr
     assert sorted(x.name for x in out.iterdir()) == ["stage2.tgz", "steps.txt", "tar.log"]
@@ -341,7 +341,7 @@ def test_a_stubbed_stage_writes_each_step_and_ends_in_one_tar(tmp_path) -> None:
         device = tar.extractfile("r/device.txt").read().decode()
         cupy_log = tar.extractfile("r/cupy.log").read().decode()
     assert {"r/info.log", "r/cupy.log", "r/graphs.log", "r/jax.log", "r/device.txt", "steps.txt"} <= names
-    assert device.startswith(f"{H200}, 1980 MHz\ncommit ")
+    assert device.startswith(f"{H200}, 1980 MHz\ncommit 0123abcd4567 dirty=")
     assert "real_workloads.py --out" in cupy_log and "--plan cupy:50:2:pn" in cupy_log
 
 
