@@ -163,7 +163,7 @@ def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[
     host time decides; without launch stats the target is not measured."""
     n = len(lib_rates)
     if not native_rates or not n:
-        return Judged("not measured: no native solo runs" if n else "not measured: no runs", "", n)
+        return Judged("not measured: no native solo runs" if not native_rates else "not measured: no runs", "", n)
     ratio = 100 * statistics.median(lib_rates) / statistics.median(native_rates)
     if short := runs_check(n):
         return Judged(short, f"throughput {ratio:.1f} % of native", n, _r(ratio), _r(ratio - 100))
@@ -505,7 +505,7 @@ class Folder:
         """The explicit checks name the field; a shape they did not foresee still ends in one line naming the file."""
         try:
             handler(p, *args)
-        except (AttributeError, TypeError, KeyError, ValueError, IndexError, ZeroDivisionError,
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError, ZeroDivisionError, RecursionError,
                 statistics.StatisticsError) as exc:
             what = f"field {exc.args[0]!r} missing" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:100]
             raise JudgeError(f"{p.relative_to(self.root)}: unexpected shape ({exc.__class__.__name__}: "
