@@ -406,3 +406,25 @@ def test_mangled_fields_never_end_in_a_traceback(judge, tmp_path, capsys, raw) -
             assert rc in (0, 2), (path, bad)
             if rc == 2:
                 assert err.startswith("issue18_judge: r.json: ") and err.count("\n") == 1, (path, bad, err)
+
+
+def test_policy_timelines_pool_across_the_folders_of_one_commit(judge, tmp_path) -> None:
+    """A stage layout (stageN/r/<step>/, device.txt in r/): record 2's timeline three times under one commit makes
+    n = 3 and a verdict; under another commit, or without one, the copies stay apart."""
+    def stage(name: str, commit: str | None) -> None:
+        r = tmp_path / "in" / name / "r"
+        shutil.copytree(RECORD2 / "run1", r / "train-pairs", ignore=shutil.ignore_patterns("device.txt"))
+        (r / "device.txt").write_text(f"{H200}, 1980 MHz\n" + (f"commit {commit} dirty=0\n" if commit else ""))
+
+    for k in range(3):
+        stage(f"stage{k}", "abcdef123456")
+    pol = _targets(_card(judge, tmp_path / "in", tmp_path / "o"))["train policy default"]
+    assert pol["verdict"] == "met" and pol["n"] == 3 and pol["median"] == [0.42, 0.255]
+    assert pol["source"]["commit"] == "abcdef123456 dirty=0"
+    shutil.rmtree(tmp_path / "in" / "stage2")
+    stage("stage2", "fedcba654321")
+    assert _targets(_card(judge, tmp_path / "in", tmp_path / "o2"))["train policy default"]["n"] == 2
+    for k in range(3):
+        shutil.rmtree(tmp_path / "in" / f"stage{k}")
+        stage(f"stage{k}", None)
+    assert _targets(_card(judge, tmp_path / "in", tmp_path / "o3"))["train policy default"]["n"] == 1
