@@ -70,12 +70,13 @@ def _with_forger(w: Workload, forge: Callable[..., None], *args: object) -> thre
 
 
 @fake_gpu
-@pytest.mark.parametrize(("procs", "lo", "hi"),
-                         [("4242", 20, 38), ("4242 4243", 20, 38), ("4242 4243 ", 50, 100), (None, 50, 100),
-                          ("error", 50, 100)],
+@pytest.mark.parametrize(("procs", "own", "lo", "hi"),
+                         [("4242", 1, 20, 38), ("4242 4243", 2, 20, 38), ("4242 4243", 1, 50, 100),
+                          (None, 1, 50, 100), ("error", 1, 50, 100)],
                          ids=["nvml-lists-1", "nvml-lists-2-own-2", "nvml-lists-2-own-1", "nvml-absent", "nvml-fails"])
 def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workload, nvml_dir: Path,
-                                                                  procs: str | None, lo: int, hi: int) -> None:
+                                                                  procs: str | None, own: int, lo: int,
+                                                                  hi: int) -> None:
     # a 30 % tenant under force, GPU-bound and alone on the fake GPU, beside a forged user entry claiming to be
     # busy all the time (the audit's forging helper). Before the bound it counted as a neighbour: charged half,
     # the tenant took ~60 %. NVML listing only this container's processes (one, or two: the tenant and an idle
@@ -84,7 +85,9 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
     # NVML absent or failing: no bound, today's behaviour (the forged entry still halves the charge).
     _force(workload, 30)
     _nvml(workload, nvml_dir, procs)
-    idle = workload.start("ctx", "0", "sleep", "6000") if procs == "4242 4243" else None  # the own-2 case
+    idle = workload.start("ctx", "0", "ready", "sleep", "6000") if own == 2 else None
+    if idle:  # its context (and the memory lane it holds) exists before the tenant starts
+        assert [idle.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
     stop = _with_forger(workload, _forge_ring, 0, "all")
     try:
         share, _, _ = _spin(workload.start("ctx", "0", "spin", "2000", "0", "2", "4"))
@@ -92,7 +95,7 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
         stop.set()
         if idle:
             idle.kill()
-    print(f"nvml-bound: forged busy neighbour, NVML {procs!r}: 30 % tenant got {share:.1f} %")
+    print(f"nvml-bound: forged busy neighbour, NVML {procs!r}, {own} own: 30 % tenant got {share:.1f} %")
     assert lo <= share <= hi, share
 
 
