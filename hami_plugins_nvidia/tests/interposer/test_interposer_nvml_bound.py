@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -28,13 +31,15 @@ from .test_interposer_share import _spin
 
 MS = 1_000_000
 fake_gpu = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model and the fake NVML")
+# what NVML lists, as host PIDs that no Linux process can have here (pid_max is at most 2^22): a driver answering
+# with host PIDs, as from the host's namespace or an older driver in a container
+HOST1, HOST2 = "4000000001", "4000000001 4000000002"
+INITIAL_PID_NS = os.stat("/proc/self/ns/pid").st_ino == 0xEFFFFFFC  # the kernel's fixed inode of the initial one
 
 
 @pytest.fixture(scope="session")
 def nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding the fake libnvidia-ml.so.1, compiled once like the fake libcuda (conftest)."""
-    import subprocess
-
     try:
         cc = build.compiler()
     except build.BuildError as exc:
@@ -71,8 +76,8 @@ def _with_forger(w: Workload, forge: Callable[..., None], *args: object) -> thre
 
 @fake_gpu
 @pytest.mark.parametrize(("procs", "own", "lo", "hi"),
-                         [("4242", 1, 20, 38), ("4242 4243", 2, 20, 38), ("4242 4243", 1, 50, 100),
-                          (None, 1, 50, 100), ("error", 1, 50, 100)],
+                         [(HOST1, 1, 20, 38), (HOST2, 2, 20, 38), (HOST2, 1, 50, 100), (None, 1, 50, 100),
+                          ("error", 1, 50, 100)],
                          ids=["nvml-lists-1", "nvml-lists-2-own-2", "nvml-lists-2-own-1", "nvml-absent", "nvml-fails"])
 def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workload, nvml_dir: Path,
                                                                   procs: str | None, own: int, lo: int,
@@ -99,6 +104,46 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
     assert lo <= share <= hi, share
 
 
+def _unshare_prefix() -> list[str]:
+    """A command prefix running a program in a PID namespace of its own (as root, or through a user namespace),
+    or skip."""
+    tool = shutil.which("unshare")
+    for prefix in (["--pid", "--fork"], ["--user", "--map-root-user", "--pid", "--fork"]):
+        if tool and subprocess.run([tool, *prefix, "true"], capture_output=True).returncode == 0:
+            return [tool, *prefix]
+    pytest.skip("no PID namespace can be made here (unshare --pid refused): the namespace case is not run")
+
+
+@fake_gpu
+@pytest.mark.parametrize(("own_ns", "procs", "bounded"),
+                         [(False, "self", INITIAL_PID_NS), (True, "self", False), (True, HOST1, True)],
+                         ids=["host-ns-lists-itself", "own-ns-lists-itself", "own-ns-lists-host-pids"])
+def test_namespace_filtered_list_bounds_nothing(workload: Workload, nvml_dir: Path, own_ns: bool, procs: str,
+                                               bounded: bool) -> None:
+    # The driver translates PIDs into the caller's PID namespace and leaves out the processes not visible there:
+    # seen from a container's own namespace NVML lists that container's processes only, which bounds nothing
+    # (its neighbours are on the GPU but not in the list). A list holding the tenant's own PID from a namespace
+    # other than the initial one is taken as such: no bound, today's behaviour (~60 % beside the forged busy
+    # entry). From the initial namespace the list is every process on the GPU: it bounds (30 %). A list of host
+    # PIDs (an untranslated one) bounds wherever it is read.
+    _force(workload, 30)
+    _nvml(workload, nvml_dir, procs)
+    prefix = _unshare_prefix() if own_ns else []
+    stop = _with_forger(workload, _forge_ring, 0, "all")
+    try:
+        tenant = subprocess.Popen([*prefix, str(workload.tc.app), "ctx", "0", "spin", "2000", "0", "2", "4"],
+                                  env=workload.env_for(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        workload.procs.append(tenant)
+        share, _, _ = _spin(tenant)
+    finally:
+        stop.set()
+    print(f"nvml-bound: own PID namespace {own_ns}, NVML {procs!r}: 30 % tenant got {share:.1f} %")
+    if bounded:
+        assert share <= 38, share
+    else:
+        assert share >= 50, share
+
+
 @fake_gpu
 @pytest.mark.parametrize("forged", [False, True], ids=["pair", "pair-and-forged-third"])
 def test_real_pair_splits_by_limits_with_nvml_listing_both(workload: Workload, second_workload: Workload,
@@ -109,7 +154,7 @@ def test_real_pair_splits_by_limits_with_nvml_listing_both(workload: Workload, s
     _force(workload, 30)
     _force(second_workload, 70)
     for w in (workload, second_workload):
-        _nvml(w, nvml_dir, "4242 4243")
+        _nvml(w, nvml_dir, HOST2)
     stop = _with_forger(workload, _forge_ring, 0, "all") if forged else threading.Event()
     try:
         a = workload.start("ctx", "0", "spin", "2000", "0", "3", "4")
@@ -125,7 +170,7 @@ def test_real_pair_splits_by_limits_with_nvml_listing_both(workload: Workload, s
 
 
 @fake_gpu
-@pytest.mark.parametrize(("procs", "lends"), [("4242", False), (None, True)], ids=["nvml-lists-1", "nvml-absent"])
+@pytest.mark.parametrize(("procs", "lends"), [(HOST1, False), (None, True)], ids=["nvml-lists-1", "nvml-absent"])
 def test_forged_lender_lends_nothing_when_nvml_lists_no_neighbour(workload: Workload, nvml_dir: Path,
                                                                   procs: str | None, lends: bool) -> None:
     # a well-formed forged lender (limit 50, nothing used, fresh) beside a GPU-bound 50 % tenant under default:
@@ -228,15 +273,17 @@ def test_bounded_lending_takes_the_k_that_lend_least(lib: ctypes.CDLL) -> None:
                                              max_size=8), k=st.integers(0, 9))
 def test_bounded_lending_properties(lib: ctypes.CDLL, own: int, rows: list[tuple[int, int]], k: int) -> None:
     # between the limit and the unbounded share; monotone in k; equal to the unbounded share once k covers every
-    # entry; and at most what any k of the entries would lend together (so at most the real lenders' when at
-    # most k are real: a forged entry replaces a real lender only by lending less)
+    # entry; and at most what any k of the lending entries would lend together (so at most the real lenders'
+    # when k of them are real: a forged entry replaces a real lender only by lending less than it)
     free = _lent(lib, own, rows, -1)
     bounded = _lent(lib, own, rows, k)
     assert own <= bounded <= free
     assert _lent(lib, own, rows, k + 1) >= bounded
     if k >= len(rows):
         assert bounded == free
-    for chosen in itertools.combinations(range(len(rows)), min(k, len(rows))):
-        # the chosen entries lending, the others' limits kept in the over-commit sum with nothing spare
-        alone = [r if i in chosen else (r[0], r[0] * 100) for i, r in enumerate(rows)]
+    lending = [i for i, (lim, used) in enumerate(rows) if 1 <= lim <= 100 and 0 <= used <= 10000
+               and lim * 100 - used - 300 > 0]  # the rule's valid entries with something spare (its 3-point margin)
+    for chosen in itertools.combinations(lending, min(k, len(lending))):
+        # the chosen entries lending, the other lenders' limits kept in the over-commit sum with nothing spare
+        alone = [(r[0], r[0] * 100) if i in lending and i not in chosen else r for i, r in enumerate(rows)]
         assert bounded <= _lent(lib, own, alone, -1)

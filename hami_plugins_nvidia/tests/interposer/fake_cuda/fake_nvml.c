@@ -7,8 +7,10 @@
  * processes with a compute context on the GPU, which the test controls:
  *
  *   FAKE_NVML_PROCS=<file>  the file lists the PIDs NVML reports, separated by white space, re-read on every
- *                           query (a test changes it while its tenants run); "error" in it, or no such file, makes
- *                           the query fail (NVML_ERROR_UNKNOWN). Unset: NVML_ERROR_NOT_SUPPORTED.
+ *                           query (a test changes it while its tenants run); "self" stands for the caller's own
+ *                           PID as its PID namespace sees it (what the driver reports for it: it translates PIDs
+ *                           into the caller's namespace); "error" in it, or no such file, makes the query fail
+ *                           (NVML_ERROR_UNKNOWN). Unset: NVML_ERROR_NOT_SUPPORTED.
  *
  * The list is the same for both devices. MPS lists are always empty. */
 #define _GNU_SOURCE
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define API __attribute__((visibility("default")))
 #define MIB (1ULL << 20)
@@ -131,7 +134,7 @@ static int read_procs(unsigned int *pids, int *err)
             *err = UNKNOWN;
             return -1;
         }
-        pids[n++] = (unsigned int)strtoul(word, NULL, 10);
+        pids[n++] = !strcmp(word, "self") ? (unsigned int)getpid() : (unsigned int)strtoul(word, NULL, 10);
     }
     fclose(f);
     return n;
