@@ -104,6 +104,27 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
     assert lo <= share <= hi, share
 
 
+@fake_gpu
+def test_nvml_is_asked_every_100_ms_off_the_launch_path(workload: Workload, nvml_dir: Path) -> None:
+    # the fake NVML logs each process-list query: a 2 s GPU-bound run of thousands of launches asks about every
+    # 100 ms (the watcher thread), never per launch; and the bound is in force (the forged entry ignored)
+    _force(workload, 30)
+    _nvml(workload, nvml_dir, HOST1)
+    log = workload.tmp / "nvml-queries"
+    workload.env.update(FAKE_NVML_LOG=str(log))
+    stop = _with_forger(workload, _forge_ring, 0, "all")
+    try:
+        tenant = workload.start("ctx", "0", "spin", "200", "0", "2", "4")
+        share, secs, launches = _spin(tenant)
+    finally:
+        stop.set()
+    queries = [line for line in log.read_text().splitlines() if line == f"{tenant.pid} procs"]
+    print(f"nvml-bound: {len(queries)} NVML process queries in {secs:.2f} s of {launches} launches; {share:.1f} %")
+    assert launches > 1000, launches  # each one a chance to ask NVML, had the launch path done so
+    assert 0.5 * secs / 0.1 <= len(queries) <= secs / 0.1 + 3, (len(queries), secs)
+    assert share <= 38, share
+
+
 def _unshare_prefix() -> list[str]:
     """A command prefix running a program in a PID namespace of its own (as root, or through a user namespace),
     or skip."""

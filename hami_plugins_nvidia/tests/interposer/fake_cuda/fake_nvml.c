@@ -12,6 +12,9 @@
  *                           into the caller's namespace); "error" in it, or no such file, makes the query fail
  *                           (NVML_ERROR_UNKNOWN). Unset: NVML_ERROR_NOT_SUPPORTED.
  *
+ *   FAKE_NVML_LOG=<file>    a line "<pid> procs" is appended for every process-list query (tests count how
+ *                           often the interposer asks: at most every 100 ms, never per launch).
+ *
  * The list is the same for both devices. MPS lists are always empty. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -140,6 +143,16 @@ static int read_procs(unsigned int *pids, int *err)
     return n;
 }
 
+static void log_query(void)
+{
+    const char *path = getenv("FAKE_NVML_LOG");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    if (f) {
+        fprintf(f, "%d procs\n", (int)getpid());
+        fclose(f);
+    }
+}
+
 /* NVML's contract: *count in = room in infos, out = processes listed; INSUFFICIENT_SIZE with the count needed
  * when they do not fit (infos may be NULL with *count 0). */
 static int procs(nvmlDevice_t h, unsigned int *count, void *infos, size_t size)
@@ -148,6 +161,7 @@ static int procs(nvmlDevice_t h, unsigned int *count, void *infos, size_t size)
     int err = OK;
     if (device_of(h) < 0 || !count)
         return INVALID_ARGUMENT;
+    log_query();
     int n = read_procs(pids, &err);
     if (n < 0)
         return err;
