@@ -267,18 +267,21 @@ def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infe
         print(json.dumps({kind: ent}), flush=True)
 
 
+POLICY_LIMITS = (30, 70)  # the policy timeline's tenants A and B (recorded in its output for the issue 18 judge)
+
+
 def policy_timeline(b: Bench, kind: str, solo: dict) -> dict:
     """GPU_CORE_UTILIZATION_POLICY=default: A (limit 30) alone for 5 s, neighbour B (limit 70) for 4 s, A
     alone again; A's units per half second against its solo rate."""
     go = time.time() + 12
-    a = b.start(kind, 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT="30"))
-    bb = b.start(kind, 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT="70"))
+    a = b.start(kind, 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[0])))
+    bb = b.start(kind, 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[1])))
     ra, rb = b.finish(a, f"{kind} policy A"), b.finish(bb, f"{kind} policy B")
     stamps = ra.get("stamps", [])
     per_unit = (ra.get("rate") or 0) * (ra.get("seconds") or 1) / max(1, len(stamps))  # units per step
     solo_steps = (solo.get("rate") or 0) / per_unit if per_unit else None
     tl = timeline(stamps)
-    return {"A_steps_per_s_per_half_second": tl, "solo_steps_per_s": solo_steps,
+    return {"A_steps_per_s_per_half_second": tl, "solo_steps_per_s": solo_steps, "limits": list(POLICY_LIMITS),
             "A_share_per_half_second": [round(100 * x / solo_steps, 1) if solo_steps else None for x in tl],
             "B_window": [5, 9], "B_rate_share": share(rb, solo)}
 
@@ -313,6 +316,11 @@ def part_graphs(b: Bench, secs: float, out: dict) -> None:
     part_other(b, secs, out, kinds=("graphs",), memory=False)
 
 
+def part_memory(b: Bench, secs: float, out: dict) -> None:
+    """Only the memory runs of --part other (each framework filling to its OOM under a 4 GiB limit)."""
+    part_other(b, secs, out, kinds=())
+
+
 def part_other(b: Bench, secs: float, out: dict, kinds=("graphs", "jax", "cupy"), memory: bool = True) -> None:
     f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
     for kind in kinds:
@@ -339,7 +347,7 @@ def part_other(b: Bench, secs: float, out: dict, kinds=("graphs", "jax", "cupy")
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs", "share"], default="train")
+    ap.add_argument("--part", choices=["train", "mixed", "other", "graphs", "share", "memory"], default="train")
     ap.add_argument("--kinds", default="matmul,train,infer", help="programs of --part share")
     ap.add_argument("--period-ms", default="default", help="HAMI_SM_PERIOD_MS of the preloaded workers")
     ap.add_argument("--plan", default="", help="per program of --part share: KIND:ALONE-LIMITS:SOLOS:FLAGS;... "
@@ -376,7 +384,7 @@ def main() -> None:
             part_share(b, args.seconds, out, kinds=tuple(args.kinds.split(",")))
         else:
             {"train": part_train, "mixed": part_mixed, "other": part_other,
-             "graphs": part_graphs}[args.part](b, args.seconds, out)
+             "graphs": part_graphs, "memory": part_memory}[args.part](b, args.seconds, out)
         out["wall_s"] = round(time.time() - t0, 1)
     _save(args.out, date, args.part, out)
     print(json.dumps({k: v for k, v in out.items() if k != "device"}, default=str)[:6000])

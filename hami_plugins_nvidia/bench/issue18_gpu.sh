@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Issue 18's staged plan for the H200: each stage is ONE device call of at most 560 s wall.
+#
+#   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
+#   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
+#
+# STAGE 1..4, ordered by value (stage 1 = what changed since the last H200 run). One session's 30 minutes of
+# device time hold stages 1-3 back to back (a machine start is 1-2 min); stage 4 belongs to the next session.
+# Every step runs under `timeout` (the sum of a stage's timeouts is <= 560 s), writes its own output under
+# $OUT/r before the next starts (no `&&` chains: a failed step never skips the rest), and the stage ends by
+# taring $OUT/r into $OUT/stageN.tgz (the device tool returns at most 8 files). Stage 1 needs carry [".whl"]
+# (hack/offline-wheels.sh: pydantic, cffi, kubernetes for the conformance suite and the tamper tests).
+# Step estimates (seconds) come from the records' own timings (docs/results/2026-12-04-h200-interposer-
+# sharing*.md, their runN/real-share.log t0 stamps), with 4 s windows: a torch worker alone ~W+6 s (matmul,
+# inference), ~W+11.5 s (training), CuPy ~W+1 s, JAX ~W+4 s, graphs ~W+5 s; a pair of real_workloads.py
+# ~W+12.5 s (12 s lead), a training pair ~19 s; the policy timeline ~30 s; the conformance behaviour ~110 s
+# (four solo runs of 5 s and two pairs with a 20 s lead).
+# device.txt takes the commit from `git rev-parse HEAD` on the device, or from HAMI_COMMIT=<sha> given before the
+# command (when the copy that travels has no usable .git, or HEAD is not what the tree holds).
+# Then, on the session's own machine: extract each stageN.tgz into docs/results/<date>-h200-issue18/stageN/
+# and run  .venv/bin/python hami_plugins_nvidia/bench/issue18_judge.py docs/results/<date>-h200-issue18
+set -u
+
+DRY=0
+if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
+STAGE="${1:-}"
+case "$STAGE" in
+  1|2|3|4) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4" >&2; exit 2 ;;
+esac
+cd "$(dirname "$0")/../.." || exit 2
+if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
+  echo "OUT is not set (the device tool sets it; --dry-run prints the plan)" >&2
+  exit 2
+fi
+export OUT="${OUT:-/OUT}" R="${OUT:-/OUT}/r" B=hami_plugins_nvidia/bench C=hami_plugins_nvidia/hami_plugins_nvidia/csrc
+export W=4 STAGE PYTHONUNBUFFERED=1
+TOTAL_LIMIT=0
+TOTAL_EST=0
+
+step() {  # step NAME ESTIMATE_S TIMEOUT_S 'COMMAND' -- output to $R/NAME.log (the tar's to $OUT/tar.log)
+  local name=$1 est=$2 limit=$3 cmd=$4 log
+  log="$R/$name.log"
+  [ "$name" = tar ] && log="$OUT/tar.log"
+  TOTAL_LIMIT=$((TOTAL_LIMIT + limit))
+  TOTAL_EST=$((TOTAL_EST + est))
+  if [ "$DRY" = 1 ]; then
+    local q="'\\''"
+    printf "step %s est=%ss: timeout -k 5 %s bash -c '%s' > %s 2>&1\n" "$name" "$est" "$limit" "${cmd//\'/$q}" "$log"
+    return 0
+  fi
+  local t0 rc
+  t0=$(date +%s)
+  timeout -k 5 "$limit" bash -c "$cmd" > "$log" 2>&1
+  rc=$?
+  echo "$name rc=$rc wall=$(( $(date +%s) - t0 ))s est=${est}s timeout=${limit}s" | tee -a "$OUT/steps.txt"
+}
+
+rw() {  # real_workloads.py --part share with a plan, into its own folder (a timeout loses one folder only)
+  echo "mkdir -p \$R/$1; python3 \$B/real_workloads.py --out \$R/$1 --part share --seconds \$W --repeat 3 --plan '$2'"
+}
+
+INFO='{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; echo "commit ${HAMI_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)} dirty=$(git status --porcelain 2>/dev/null | wc -l)"; echo "csrc-sha256 $(cat $C/*.c $C/*.h | sha256sum | cut -c1-16)"; echo "stage $STAGE, $(nproc) cores"; python3 -c "import torch; print(\"torch\", torch.__version__)"; } > $R/device.txt'
+TAR='cd $OUT; if tar czf stage$STAGE.tgz r steps.txt; then rm -rf r; fi'
+
+if [ "$DRY" = 1 ]; then
+  echo "# variables: OUT=\$OUT R=\$OUT/r B=$B C=$C W=$W (seconds per measured window)"
+else
+  mkdir -p "$R"
+  : > "$OUT/steps.txt"
+fi
+
+case "$STAGE" in
+  1)
+    echo "# stage 1: what changed since the last H200 run (lcost fast path, lend, psfix, audit): the conformance behaviour, inference alone and in pairs with launch stats, the tamper tests"
+    step info 5 10 "$INFO"
+    step wheels 10 25 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    step install 25 50 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
+    # ~110 s: train and infer solo, each one's solo demand (unlimited, priority 0), the native and the 50+50 pair
+    step conformance 110 140 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
+    # ~214 s: build 5; alone ABAB 3 rounds x (native, lib) x ~10 s = 60; 3 x (native pair, 50+50, 30+70) x 16.5 = 149
+    step launch-cost 214 235 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 3'
+    # ~50 s (record 2: 44.7 s + the build); the step log is the pytest log the judge reads (*tamper*.log)
+    step tamper 50 75 'PYTHONPATH=/tmp/site HAMI_INTERPOSER_REAL_DRIVER=1 python3 -m pytest hami_plugins_nvidia/tests/interposer/test_interposer_tamper.py --confcutdir=hami_plugins_nvidia/tests/interposer -o addopts=--import-mode=importlib -p no:cacheprovider -q -rxs'
+    ;;
+  2)
+    echo "# stage 2: CuPy, CUDA graphs, JAX: busy probe (classifies each), alone at 50 x3, native pair, pairs 30+70 and 50+50 x3"
+    step info 5 10 "$INFO"
+    # 2 solos 10 + probe 5 + alone 3 x 5 + native pair 16 + 6 pairs x 16.2 = 97 + build 3
+    step cupy 146 160 "$(rw cupy 'cupy:50:2:pn')"
+    # 2 solos 18 + probe 9 + alone 3 x 9 + native pair 16.5 + 6 pairs x 16.6 = 100 + build 5
+    step graphs 176 195 "$(rw graphs 'graphs:50:2:pn')"
+    # 2 solos 16 + probe 8 + alone 3 x 8 + native pair 16.5 + 6 pairs x 16.6 = 100 + build 5
+    step jax 170 185 "$(rw jax 'jax:50:2:pn')"
+    ;;
+  3)
+    echo "# stage 3: the training loop: alone at 10..90 x3, pairs 30+70 and 50+50 x3, one default-policy timeline"
+    step info 5 10 "$INFO"
+    # 2 solos 31 + 9 alone x 15.5 = 140 + build 5
+    step train-alone-low 176 195 "$(rw train-low 'train:10,30,50:2:x')"
+    # 2 solos 31 + 6 alone x 15.5 = 93 + build 5
+    step train-alone-high 129 145 "$(rw train-high 'train:70,90:2:x')"
+    # 2 solos 31 + 6 pairs x 19 = 114 + timeline 30 + build 5
+    step train-pairs 180 200 "$(rw train-pairs 'train::2:t')"
+    ;;
+  4)
+    echo "# stage 4: the next session's call: matmul alone at 10..90 x3 and its pairs x3, two more default-policy timelines, the memory limit per framework"
+    step info 5 10 "$INFO"
+    # 2 solos 20 + 15 alone x 10 = 150 + build 5
+    step matmul-alone 175 195 "$(rw matmul-alone 'matmul:10,30,50,70,90:2:x')"
+    # 2 solos 20 + native pair 16.5 + 6 pairs x 16.5 = 99 + build 5
+    step matmul-pairs 141 160 "$(rw matmul-pairs 'matmul::2:n')"
+    # torch, JAX, CuPy each filling to its own OOM under 4 GiB: 3 x ~12 + build 5
+    step memory 40 55 'mkdir -p $R/memory; python3 $B/real_workloads.py --out $R/memory --part memory --seconds 1'
+    # 2 x (1 solo 15.5 + timeline 30) + build 5
+    step policy 96 110 "$(rw policy 'train::1:tx;train::1:tx')"
+    ;;
+esac
+step tar 2 10 "$TAR"
+echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"

@@ -1,0 +1,955 @@
+"""Issue 18's scorecard: judge every target of the issue from the raw outputs of a GPU session.
+
+Reads a folder (searched recursively) of what the H200 runs leave behind -- the JSON files
+``real_workloads.py`` (parts share, other, memory) and ``launch_cost.py`` write, the conformance suite's
+``capability-matrix.json``, the tamper tests' pytest log (``*tamper*.log``) and ``device.txt`` (nvidia-smi
+line, commit) -- and writes ``issue18-scorecard.json`` and ``issue18-scorecard.md``: one row per target of
+the issue with the limit(s), the runs, the median, the error in points, the pair sum, the rule, and
+met / not met / not measured, each row saying the device line, the commit and the file it came from.
+
+    .venv/bin/python hami_plugins_nvidia/bench/issue18_judge.py FOLDER [--out DIR] [--allow-fake]
+
+A folder whose device line is not a real GPU (the fake libcuda's runs, "unknown" when nvidia-smi was
+missing) is refused unless --allow-fake, and then every row is labelled simulated. Unreadable files and
+JSON of an unknown shape are refused with one line naming the file and the field; exit status 2.
+
+Every rule of the issue lives in the RULES section below, as constants and functions whose docstrings quote
+the issue. The launch-bound pair rule (fitting / contended) is the conformance probe's own
+(``hami_plugins_nvidia.probe._work_conserving``), called here, not copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# ================================================================== RULES (the one place for issue 18's targets)
+
+#: "Targets on the H200, medians of >= 3 runs". Fewer runs are reported, never judged met.
+MIN_RUNS = 3
+#: "alone at 10/30/50/70/90 % within ±5 points of the limit"; pairs "each within ±5 points of its limit".
+TOLERANCE_POINTS = 5.0
+#: "the pair's sum >= 95 % of solo".
+PAIR_SUM_MIN = 95.0
+#: Launch-bound: "a limit above the program's own GPU busy fraction costs <= 5 % of its unlimited throughput".
+LAUNCH_COST_MAX_PERCENT = 5.0
+#: Throughput decides the launch-bound cost only when the native solos themselves agree within twice the
+#: target (record 3: the H200 host ran the same native loop at 121-264 passes/s within one call), or when every
+#: library run lies beyond 5 % of every native run on one side; otherwise the library's own host time per
+#: launch (its `launch stats` line) against the loop's fast-mode host time per launch decides.
+NATIVE_SPREAD_MAX_PERCENT = 2 * LAUNCH_COST_MAX_PERCENT
+#: A program whose solo busy fraction (the busy probe: alone, unlimited, CUDA_TASK_PRIORITY=0) is at least this
+#: is judged by the GPU-bound rules on throughput; below it by the launch-bound rules (GPU time charged).
+GPU_BOUND_BUSY_MIN_PERCENT = 90.0
+#: `default` policy: "a tenant whose neighbour goes idle reaches >= 90 % of solo within 1 s, and is capped
+#: again within 1 s of the neighbour's return".
+POLICY_RELEASE_SHARE_MIN = 90.0
+POLICY_LATENCY_MAX_S = 1.0
+#: Tenant A's limit in real_workloads' policy timeline (recorded in its output since this judge; 30 before).
+POLICY_A_LIMIT_DEFAULT = 30
+#: "the framework's own out-of-memory error": the error text each framework raises at the limit.
+FRAMEWORK_OOM = {
+    "torch": re.compile(r"^torch\.(cuda\.)?OutOfMemoryError"),
+    "jax": re.compile(r"^(jax\.errors\.JaxRuntimeError|jaxlib[\w.]*XlaRuntimeError): RESOURCE_EXHAUSTED"),
+    "cupy": re.compile(r"^cupy(_backends)?\.[\w.]*OutOfMemoryError"),
+}
+MEMORY_PROGRAMS = {"torchmem": "torch", "torch": "torch", "jax": "jax", "cupy": "cupy"}
+
+#: How each program is judged: the issue names the matmul bench and the training loop GPU-bound and the
+#: small-batch inference loop launch-bound; graphs, JAX and CuPy as written are classified by their busy probe.
+FAMILY = {"matmul": "gpu", "train": "gpu", "infer": "launch", "graphs": "probe", "jax": "probe", "cupy": "probe"}
+ALONE_LIMITS = (10, 30, 50, 70, 90)
+PAIR_LIMITS = ((30, 70), (50, 50))
+#: The targets the scorecard lists, measured or not (ids are "<program> alone <L> %" / "<program> pair A+B").
+EXPECTED_ALONE = {"matmul": ALONE_LIMITS, "train": ALONE_LIMITS, "infer": (70,), "graphs": (50,), "jax": (50,),
+                  "cupy": (50,)}
+EXPECTED_PAIRS = ("matmul", "train", "infer", "graphs", "jax", "cupy")
+POLICY_TARGET = "train policy default"
+TAMPER_TARGET = "fault tests (tamper, real driver)"
+CONFORMANCE_ID = "isolation/work-conserving-sharing"
+CONFORMANCE_TARGET = f"conformance {CONFORMANCE_ID}"
+
+MET, NOT_MET = "met", "not met"
+
+
+@dataclass
+class Judged:
+    """One rule's answer: the verdict ("met", "not met" or "not measured: why") and the figures behind it."""
+
+    verdict: str
+    why: str = ""
+    n: int = 0
+    median: float | list[float] | None = None
+    error: float | list[float] | None = None
+    pair_sum: float | None = None
+    kept: float | None = None
+    reading: str = ""  # what the GPU-bound rule would say where the classification is unknown
+
+
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def runs_check(n: int) -> str | None:
+    """Issue 18: "medians of >= 3 runs". None when enough, else the not-measured verdict."""
+    return None if n >= MIN_RUNS else f"not measured (n={n} of {MIN_RUNS})"
+
+
+def gpu_bound_alone(limit: float, runs: list[float]) -> Judged:
+    """Issue 18: "GPU-bound programs ..., each tenant judged against its own solo unlimited throughput: alone at
+    10/30/50/70/90 % within ±5 points of the limit". runs: throughput as % of the median solo native run."""
+    med = statistics.median(runs) if runs else None
+    err = _r(med - limit) if med is not None else None
+    short = runs_check(len(runs))
+    if short:
+        return Judged(short, "", len(runs), _r(med), err)
+    ok = abs(med - limit) <= TOLERANCE_POINTS
+    return Judged(MET if ok else NOT_MET, f"median {med:.1f} % at limit {limit:g} ({err:+.1f} points)", len(runs),
+                  _r(med), err)
+
+
+def median_run(runs: list[list[float]]) -> list[float]:
+    """The run whose pair sum is the median (the lower median for an even count): a pair sum some run achieved,
+    never a sum of per-tenant medians taken from different runs."""
+    sums = [sum(r) for r in runs]
+    pick = statistics.median_low(sums)
+    return runs[sums.index(pick)]
+
+
+def gpu_bound_pair(limits: tuple[int, int], runs: list[list[float]]) -> Judged:
+    """Issue 18: "pairs 30+70 and 50+50 (separate containers, one GPU) each within ±5 points of its limit, and
+    the pair's sum >= 95 % of solo". Each tenant's median over the runs; the pair sum is the median of the
+    per-run sums (see median_run)."""
+    n = len(runs)
+    if not n:
+        return Judged("not measured: no runs")
+    meds = [statistics.median(r[i] for r in runs) for i in range(2)]
+    errs = [_r(m - lim) for m, lim in zip(meds, limits, strict=True)]
+    psum = statistics.median_low(sum(r) for r in runs)
+    short = runs_check(n)
+    if short:
+        return Judged(short, "", n, [_r(m) for m in meds], errs, _r(psum))
+    missed = [f"tenant {lim} % at {m:.1f} ({m - lim:+.1f})" for m, lim in zip(meds, limits, strict=True)
+              if abs(m - lim) > TOLERANCE_POINTS]
+    if psum < PAIR_SUM_MIN:
+        missed.append(f"pair sum {psum:.1f} % < {PAIR_SUM_MIN:g} % (median of the per-run sums)")
+    why = "; ".join(missed) if missed else f"each within ±{TOLERANCE_POINTS:g}, pair sum {psum:.1f} %"
+    return Judged(NOT_MET if missed else MET, why, n, [_r(m) for m in meds], errs, _r(psum))
+
+
+def library_host_us(stats_line: str | None) -> float | None:
+    """The library's own host time per launch from its `launch stats` line (HAMI_LAUNCH_STATS=1): before the
+    driver call plus after it, in µs."""
+    if not stats_line:
+        return None
+    m = re.search(r"before the launch ([\d.]+), after the launch ([\d.]+)", stats_line)
+    return float(m.group(1)) + float(m.group(2)) if m else None
+
+
+def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[float],
+                loop_us: list[float]) -> Judged:
+    """Issue 18: "a limit above the program's own GPU busy fraction costs <= 5 % of its unlimited throughput".
+    Two measures (record 3): the throughput ratio (median library run / median native run) and the library's own
+    host µs per launch (`launch stats`) over the loop's fast-mode host µs per launch (the least of all runs).
+    Throughput decides when the native runs agree within NATIVE_SPREAD_MAX_PERCENT, or when every library run
+    is more than 5 % below (not met) or within 5 % of even the fastest (met) native run; otherwise the library's
+    host time decides; without launch stats the target is not measured."""
+    n = len(lib_rates)
+    if not native_rates or not n:
+        return Judged("not measured: no native solo runs" if not native_rates else "not measured: no runs", "", n)
+    ratio = 100 * statistics.median(lib_rates) / statistics.median(native_rates)
+    if short := runs_check(n):
+        return Judged(short, f"throughput {ratio:.1f} % of native", n, _r(ratio), _r(ratio - 100))
+    spread = 100 * (max(native_rates) - min(native_rates)) / statistics.median(native_rates)
+    keep = 100 - LAUNCH_COST_MAX_PERCENT
+    host = (f"; library {statistics.median(lib_us):.2f} µs per launch = "
+            f"{100 * statistics.median(lib_us) / min(loop_us):.1f} % of the loop's fast-mode "
+            f"{min(loop_us):.2f} µs") if lib_us and loop_us else "; no launch stats"
+    base = f"throughput {ratio:.1f} % of native (native spread {spread:.0f} %){host}"
+    j = Judged("", "", n, _r(ratio), _r(ratio - 100))
+    if spread <= NATIVE_SPREAD_MAX_PERCENT:
+        j.verdict, j.why = (MET if ratio >= keep else NOT_MET), f"{base}; throughput decides"
+    elif max(lib_rates) < keep / 100 * min(native_rates):
+        j.verdict, j.why = NOT_MET, f"{base}; throughput decides: every library run > 5 % below every native run"
+    elif min(lib_rates) >= keep / 100 * max(native_rates):
+        j.verdict, j.why = MET, f"{base}; throughput decides: every library run within 5 % of every native run"
+    elif lib_us and loop_us:
+        cost = 100 * statistics.median(lib_us) / min(loop_us)
+        j.verdict = MET if cost <= LAUNCH_COST_MAX_PERCENT else NOT_MET
+        j.why = f"{base}; the library's host time decides (throughput within the host's noise)"
+        j.error = _r(cost)
+    else:
+        j.verdict = "not measured: throughput within the host's noise and no launch stats"
+        j.why = base
+    return j
+
+
+def charged_share(limit: float, demand: float, charged: list[float]) -> Judged:
+    """Launch-bound program alone under a limit at or below its demand: "GPU time still splits by the limits
+    (±5 points)" -- the GPU time charged (median, % of the window) within ±5 of min(limit, demand)."""
+    n = len(charged)
+    target = min(limit, demand)
+    med = statistics.median(charged) if charged else None
+    short = runs_check(n)
+    if short:
+        return Judged(short, "", n, _r(med), _r(med - target) if med is not None else None)
+    ok = abs(med - target) <= TOLERANCE_POINTS
+    return Judged(MET if ok else NOT_MET, f"charged {med:.1f} % of the window vs min(limit {limit:g}, demand "
+                  f"{demand:.1f}) = {target:.1f}", n, _r(med), _r(med - target))
+
+
+def launch_pair(limits: tuple[int, int], runs: list[list[float]], native: list[list[float]],
+                demand: float | None, charged: list[list[float | None]]) -> Judged:
+    """Issue 18: "a pair whose combined GPU busy time fits in the GPU keeps >= 90 % of the unlimited pair's
+    throughput; when they contend, GPU time still splits by the limits (±5 points)". Judged by the conformance
+    probe's rule (hami_plugins_nvidia.probe._work_conserving: fitting when the solo demands add up to <= 95 %)
+    on the run whose pair sum is the median, against the native pair run whose sum is the median.
+    runs / native: % of the program's solo throughput; charged: % of the window."""
+    from hami_plugins_nvidia.probe import _work_conserving
+
+    from hami_hal.models import Level
+
+    n = len(runs)
+    meds = [_r(statistics.median(r[i] for r in runs)) for i in range(2)] if runs else None
+    if demand is None:
+        return Judged("not measured: no busy probe", "", n, meds)
+    if not native:
+        return Judged("not measured: no native pair", "", n, meds)
+    short = runs_check(n)
+    run = median_run(runs)
+    nat = median_run(native)
+    kept = 100 * sum(run) / sum(nat) if sum(nat) else None
+    if short:
+        return Judged(short, "", n, meds, None, _r(sum(run)), _r(kept))
+    gpu = charged[runs.index(run)] if charged and len(charged) == n else [None, None]
+    raw = {"native_pair_percent_of_solo": nat, "limited_pair_percent_of_solo": run, "limits_percent": list(limits),
+           "solo_demand_percent": [demand, demand], "limited_pair_gpu_time_percent": gpu}
+    level, _ms, note = _work_conserving(raw, "issue 18 judge")
+    verdict = {Level.SUPPORTED: MET, Level.PARTIAL: NOT_MET, Level.UNSUPPORTED: NOT_MET}.get(
+        level, f"not measured: {note}")
+    return Judged(verdict, f"{note}; median run {run[0]:.1f}+{run[1]:.1f}, native {nat[0]:.1f}+{nat[1]:.1f}, kept "
+                  f"{kept:.1f} % of the native pair", n, meds, None, _r(sum(run)), _r(kept))
+
+
+def policy_latencies(a: dict, b: dict, solo_step_s: float, limit: float) -> tuple[float | None, float | None]:
+    """For one `default`-policy timeline (A alone, neighbour B arrives, leaves): seconds from B's arrival to the
+    end of A's first step at <= limit + 5 % of solo (capped), and from B's last step to the end of A's first step
+    at >= 90 % of solo (released). Stamps are step ends relative to each worker's start (`t0`)."""
+    b_start = b["t0"] - a["t0"]
+    b_end = b_start + b["stamps"][-1]
+    ends = a["stamps"]
+    steps = list(zip([0.0, *ends[:-1]], ends, strict=True))
+
+    def share(s: float, e: float) -> float:
+        return 100 * solo_step_s / (e - s) if e > s else 0.0
+
+    cap = next((e - b_start for s, e in steps if e > b_start and share(s, e) <= limit + TOLERANCE_POINTS), None)
+    rel = next((e - b_end for s, e in steps if e > b_end and share(s, e) >= POLICY_RELEASE_SHARE_MIN), None)
+    return _r(cap, 3), _r(rel, 3)
+
+
+def policy_default(timelines: list[tuple[float | None, float | None]]) -> Judged:
+    """Issue 18: "under `default`, a tenant whose neighbour goes idle reaches >= 90 % of solo within 1 s, and is
+    capped again within 1 s of the neighbour's return" -- medians over >= 3 timelines of both latencies."""
+    n = len(timelines)
+    caps = [c for c, _ in timelines]
+    rels = [r for _, r in timelines]
+    if None in caps or None in rels:
+        return Judged(NOT_MET, f"a timeline was never capped or never released (capped after {caps} s, released "
+                      f"after {rels} s)", n)
+    short = runs_check(n)
+    med = [_r(statistics.median(caps), 3), _r(statistics.median(rels), 3)]
+    if short:
+        return Judged(short, f"capped after {caps} s, released after {rels} s", n, med)
+    ok = max(med) <= POLICY_LATENCY_MAX_S
+    return Judged(MET if ok else NOT_MET, f"median capped after {med[0]} s, released after {med[1]} s "
+                  f"(runs: capped {caps}, released {rels})", n, med)
+
+
+def memory_limit(entry: dict) -> Judged:
+    """Issue 18: "Each: memory limit held (0 bytes over, measured with NVML from outside), the framework's own
+    out-of-memory error at the limit" (JAX "must start and then stay inside the limit")."""
+    fw = MEMORY_PROGRAMS[entry["program"]]
+    err = str(entry.get("oom_error") or "")
+    own = bool(FRAMEWORK_OOM[fw].search(err))
+    over = entry["bytes_over_limit"]
+    missed = [w for w, bad in (("did not start", not entry.get("started")), (f"{over} bytes over", over != 0),
+                               (f"not {fw}'s own OOM error: {err[:80]!r}", not own)) if bad]
+    why = "; ".join(missed) or (f"0 bytes over (NVML peak {entry.get('nvml_peak_delta_mib')} MiB above idle), "
+                                f"{err[:70]}")
+    return Judged(NOT_MET if missed else MET, why, 1, entry.get("nvml_peak_delta_mib"), over)
+
+
+def tamper_tests(counts: dict[str, int]) -> Judged:
+    """Issue 18: "the fault tests pass in CI against the fake libcuda and once on the GPU": the pytest log of
+    test_interposer_tamper.py with HAMI_INTERPOSER_REAL_DRIVER=1 -- nothing failed, no error, no expected
+    failure (an xfail is a known gap), at least one passed; skips (fake-only tests) are reported."""
+    bad = {k: v for k, v in counts.items() if k in ("failed", "error", "errors", "xfailed") and v}
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    ok = not bad and counts.get("passed", 0) > 0
+    return Judged(MET if ok else NOT_MET, summary, counts.get("passed", 0))
+
+
+def conformance(level: str, notes: str) -> Judged:
+    """Issue 18: "the conformance catalogue gains a behaviour for work-conserving sharing whose probe runs a
+    pair of a training loop and of a small-batch inference loop" -- met when the matrix says supported."""
+    if level == "supported":
+        return Judged(MET, notes or "supported", 1)
+    if level in ("partial", "unsupported"):
+        return Judged(NOT_MET, f"{level}: {notes}", 1)
+    return Judged(f"not measured: matrix level {level!r}", notes, 1)
+
+
+RULE_TEXT = {
+    "gpu-alone": f"GPU-bound alone: median of >= {MIN_RUNS} runs within ±{TOLERANCE_POINTS:g} points of the limit",
+    "gpu-pair": f"GPU-bound pair: each tenant's median within ±{TOLERANCE_POINTS:g}, median per-run sum >= "
+                f"{PAIR_SUM_MIN:g} %",
+    "launch-alone": f"launch-bound, limit above its busy fraction: costs <= {LAUNCH_COST_MAX_PERCENT:g} % "
+                    "(throughput, or the library's host µs per launch when the host's noise hides it)",
+    "launch-charged": f"launch-bound, limit at or below its demand: charged GPU time within ±{TOLERANCE_POINTS:g} of "
+                      "min(limit, demand)",
+    "launch-pair": "launch-bound pair: the conformance probe's fitting (keeps >= 90 % of the native pair) / "
+                   "contended (charged >= min(limit, demand) - 5, sum >= 95 %) rule",
+    "policy": f"`default` policy: capped within {POLICY_LATENCY_MAX_S:g} s of the neighbour's return, >= "
+              f"{POLICY_RELEASE_SHARE_MIN:g} % of solo within {POLICY_LATENCY_MAX_S:g} s of it going idle "
+              f"(medians of >= {MIN_RUNS})",
+    "memory": "0 bytes over the limit (NVML from outside), the framework's own OOM error",
+    "tamper": "tamper/fault tests on the real driver: none failed, none xfailed",
+    "conformance": f"conformance behaviour {CONFORMANCE_ID}: supported",
+}
+
+# ================================================================== READING THE FOLDER
+
+
+class JudgeError(Exception):
+    """A file the judge cannot read or does not know: one line naming the file (and field)."""
+
+
+@dataclass
+class Source:
+    """Where a figure came from: the file, the device line, the commit."""
+
+    path: str
+    device: str
+    commit: str
+    simulated: bool = False
+
+
+@dataclass
+class Row:
+    target: str
+    rule: str
+    limits: str
+    runs: list
+    judged: Judged
+    source: Source
+    charged: list | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def decided(self) -> bool:
+        return self.judged.verdict in (MET, NOT_MET)
+
+
+#: nvidia-smi --query-gpu=name,driver_version,memory.total,... as csv, no header: "NVIDIA H200, 580.159.04, ..."
+DEVICE_LINE = re.compile(r"^(?:device:\s*)?(?P<name>[A-Za-z][^,]*), (?P<driver>\d+\.\d+(?:\.\d+)*)(?:,|$)")
+NOT_REAL = re.compile(r"fake|simulat|unknown", re.I)
+COMMIT_LINE = re.compile(r"^(?:commit:?\s+(?P<a>[0-9a-f]{7,40})\b(?P<rest>.*)|(?P<b>[0-9a-f]{7,40}) .*)$")
+
+
+def is_real_device(line: str) -> bool:
+    """A device line as nvidia-smi prints it (name, driver version, ...) that names no fake or simulated device."""
+    return bool(DEVICE_LINE.match(line.strip())) and not NOT_REAL.search(line)
+
+
+def read_device_txt(path: Path) -> tuple[str | None, str | None]:
+    """device.txt: the nvidia-smi line and the commit ("commit <sha> ..." or a `git log --oneline` line)."""
+    device = commit = None
+    for line in _read(path, path).decode(errors="replace").splitlines():
+        line = line.strip()
+        if device is None and DEVICE_LINE.match(line):
+            device = re.sub(r"^device:\s*", "", line)
+        m = COMMIT_LINE.match(line)
+        if commit is None and m:
+            commit = (m.group("a") + (m.group("rest") or "").rstrip()) if m.group("a") else m.group("b")
+    return device, commit
+
+
+#: A raw output larger than this is not one of the bench's (the device tool returns at most 16 MiB a file).
+MAX_FILE_BYTES = 64 << 20
+
+
+def _read(path: Path, rel: object) -> bytes:
+    """A file's bytes, bounded: one line naming the file when it is too large or cannot be read."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise JudgeError(f"{rel}: larger than {MAX_FILE_BYTES >> 20} MiB, not a bench output")
+        return path.read_bytes()
+    except OSError as exc:
+        raise JudgeError(f"{rel}: unreadable ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def _need(obj: object, key: str, types: type | tuple, path: str, where: str = "") -> object:
+    name = f"{where}.{key}" if where else key
+    if not isinstance(obj, dict) or key not in obj:
+        raise JudgeError(f"{path}: missing field {name!r}")
+    val = obj[key]
+    if not isinstance(val, types) or isinstance(val, bool):  # no field read here is a boolean
+        raise JudgeError(f"{path}: field {name!r} has an unexpected value {str(val)[:60]!r}")
+    return val
+
+
+def _nums(vals: Iterable, path: str, where: str) -> list[float]:
+    out = []
+    for v in vals:
+        if v is None:
+            continue  # a run that failed to report (the bench records None)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1e9:
+            raise JudgeError(f"{path}: field {where!r} holds {str(v)[:40]!r}, not a measurement")
+        out.append(float(v))
+    return out
+
+
+def _charged_pairs(vals: object, path: str, where: str) -> list[list[float | None]]:
+    """Per-run [tenant A, tenant B] charged GPU fractions as percentages; None where a tenant did not report."""
+    if vals is None:
+        return []
+    if not isinstance(vals, list):
+        raise JudgeError(f"{path}: field {where!r} is not a list of pairs")
+    out = []
+    for v in vals:
+        if not isinstance(v, list) or len(v) != 2:
+            raise JudgeError(f"{path}: field {where!r} holds {str(v)[:40]!r}, not a pair")
+        out.append([None if c is None else 100 * _nums([c], path, where)[0] for c in v])
+    return out
+
+
+def _pairs(vals: object, path: str, where: str) -> list[list[float]]:
+    if not isinstance(vals, list):
+        raise JudgeError(f"{path}: field {where!r} is not a list of pairs")
+    out = []
+    for v in vals:
+        if not isinstance(v, list) or len(v) != 2:
+            raise JudgeError(f"{path}: field {where!r} holds {str(v)[:40]!r}, not a pair")
+        nums = _nums(v, path, where)
+        if len(nums) == 2:
+            out.append(nums)
+    return out
+
+
+class Folder:
+    """Everything the judge reads from one folder of raw outputs."""
+
+    def __init__(self, root: Path, allow_fake: bool) -> None:
+        if not root.is_dir():
+            raise JudgeError(f"{root}: not a folder")
+        self.root, self.allow_fake = root, allow_fake
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.probes: dict[tuple[str, str, str], float] = {}  # (program, device, commit) -> busy %
+        self.timelines: dict[tuple[str, str], list] = {}  # (device, commit) -> [(cap, release, source)]
+        self.simulated = False
+
+    # ---------------------------------------------------------------- provenance
+    def source(self, path: Path, device: str | None) -> Source:
+        txt_dev = commit = None
+        for d in [path.parent, *path.parent.parents]:
+            if (d / "device.txt").is_file():
+                txt_dev, commit = read_device_txt(d / "device.txt")
+                break
+            if d == self.root:
+                break
+        line = (device or txt_dev or "unknown (no device line)").strip()
+        rel = str(path.relative_to(self.root))
+        if not is_real_device(line):
+            if not self.allow_fake:
+                raise JudgeError(f"{rel}: device line {line[:80]!r} is not a real GPU (nvidia-smi name, driver); "
+                                 "refused (--allow-fake judges it, every row labelled simulated)")
+            self.simulated = True
+        return Source(rel, line, commit or "unknown (no commit in device.txt)", not is_real_device(line))
+
+    @staticmethod
+    def pool(src: Source) -> tuple[str, str]:
+        """What may pool across files (busy probes, policy timelines): the same device line and the same known
+        commit; a file whose commit is unknown pools only with the files of its own folder."""
+        known = not src.commit.startswith("unknown")
+        return src.device, src.commit if known else f"{src.commit} in {Path(src.path).parent}"
+
+    # ---------------------------------------------------------------- files
+    def read(self) -> None:
+        files = sorted(Path(d) / f for d, _dirs, names in os.walk(self.root) for f in names
+                       if not (Path(d) / f).is_symlink())  # os.walk does not enter linked folders either
+        loaded = []
+        for p in files:
+            if p.suffix == ".json" and not p.name.startswith("issue18-scorecard"):
+                loaded.append((p, self._load(p)))
+        first = {"rw": self._collect_probes, "lc1": self._lc1}  # busy probes classify programs for a whole commit
+        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix}
+        for handlers in (first, then):
+            for p, data in loaded:
+                if handler := handlers.get(self._kind(p, data)):
+                    self._guarded(p, handler, data)
+        for p in files:
+            if p.suffix == ".log" and "tamper" in p.name:
+                self._guarded(p, self._tamper)
+        self._policy_rows()
+
+    def _guarded(self, p: Path, handler, *args) -> None:
+        """The explicit checks name the field; a shape they did not foresee still ends in one line naming the file."""
+        try:
+            handler(p, *args)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError, ZeroDivisionError, RecursionError,
+                statistics.StatisticsError) as exc:
+            what = f"field {exc.args[0]!r} missing" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:100]
+            raise JudgeError(f"{p.relative_to(self.root)}: unexpected shape ({exc.__class__.__name__}: "
+                             f"{what})") from None
+
+    def _load(self, p: Path) -> dict:
+        rel = p.relative_to(self.root)
+        try:
+            data = json.loads(_read(p, rel))
+        except UnicodeDecodeError as exc:
+            raise JudgeError(f"{rel}: unreadable ({exc.__class__.__name__})") from None
+        except json.JSONDecodeError as exc:
+            raise JudgeError(f"{rel}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        except RecursionError:
+            raise JudgeError(f"{rel}: not valid JSON (nested too deeply)") from None
+        if not isinstance(data, dict):
+            raise JudgeError(f"{rel}: a JSON {type(data).__name__}, not an object")
+        self._kind(p, data)  # refuses unknown shapes now, before anything is judged
+        return data
+
+    def _kind(self, p: Path, data: dict) -> str:
+        if data.get("kind") == "CapabilityMatrix":
+            return "matrix"
+        if "limit_alone" in data and "alone" in data:
+            return "lc"
+        if isinstance(data.get("alone"), dict) and isinstance(data.get("busy"), dict):
+            return "lc1"  # launch_cost.py's first version: every run unlimited (CUDA_TASK_PRIORITY=0)
+        if "part" in data:
+            if data["part"] not in ("share", "other", "memory"):
+                raise JudgeError(f"{p.relative_to(self.root)}: field 'part' = {str(data['part'])[:30]!r} is not "
+                                 "a part this judge reads (share, other, memory)")
+            return "rw"
+        raise JudgeError(f"{p.relative_to(self.root)}: unknown JSON shape: no field 'part' (real_workloads), "
+                         "'limit_alone' (launch_cost) or 'kind': 'CapabilityMatrix'")
+
+    # ---------------------------------------------------------------- real_workloads.py
+    def _collect_probes(self, p: Path, data: dict) -> None:
+        src = self.source(p, _need(data, "device", str, str(p.relative_to(self.root))))
+        for kind in FAMILY:
+            probe = data.get(kind, {}).get("busy_probe") if isinstance(data.get(kind), dict) else None
+            if isinstance(probe, dict) and probe.get("gpu_busy_fraction") is not None:
+                busy = _nums([probe["gpu_busy_fraction"]], src.path, f"{kind}.busy_probe.gpu_busy_fraction")
+                if busy:
+                    self.probes[(kind, *self.pool(src))] = 100 * busy[0]
+
+    def _rw(self, p: Path, data: dict) -> None:
+        rel = str(p.relative_to(self.root))
+        dev = _need(data, "device", str, rel)
+        src = self.source(p, dev)
+        for key in data:
+            if key in FAMILY:
+                self._rw_program(rel, src, key, _need(data, key, dict, rel))
+        if "memory" in data:
+            for i, entry in enumerate(_need(data, "memory", list, rel)):
+                where = f"memory[{i}]"
+                prog = _need(entry, "program", str, rel, where)
+                if prog not in MEMORY_PROGRAMS:
+                    raise JudgeError(f"{rel}: field '{where}.program' = {prog[:30]!r} is not torchmem, jax or cupy")
+                _need(entry, "bytes_over_limit", int, rel, where)
+                fw = MEMORY_PROGRAMS[prog]
+                self.rows.append(Row(f"memory {fw}", RULE_TEXT["memory"], f"{entry.get('limit_mib')} MiB",
+                                     [entry.get("filled_mib")], memory_limit(entry), src))
+        self._timelines_from_log(p, src, data)
+
+    def _rw_program(self, rel: str, src: Source, kind: str, ent: dict) -> None:
+        solo = ent.get("solo_native")
+        solos = _nums(solo if isinstance(solo, list) else [solo], rel, f"{kind}.solo_native")
+        solo_med = statistics.median(solos) if solos else None
+        rows = _need(ent, "rows", list, rel, kind)
+        native: list[list[float]] = []
+        alone: list[tuple[int, list[float], list[float]]] = []
+        pairs: list[tuple[tuple[int, int], list[list[float]], list]] = []
+        for i, row in enumerate(rows):
+            where = f"{kind}.rows[{i}]"
+            case = _need(row, "case", str, rel, where)
+            runs = row.get("runs", None)
+            if m := re.match(r"alone, limit (\d+) % \(force\)", case):
+                vals = runs if runs is not None else [_need(row, "achieved", (int, float), rel, where)]
+                if not isinstance(vals, list):
+                    raise JudgeError(f"{rel}: field '{where}.runs' is not a list")
+                charged = _nums(row.get("gpu_time_charged") or [], rel, f"{where}.gpu_time_charged")
+                alone.append((int(m.group(1)), _nums(vals, rel, f"{where}.runs"), [100 * c for c in charged]))
+            elif m := re.match(r"pair (\d+) \+ (\d+) \(default policy\)", case):
+                vals = runs if runs is not None else [_need(row, "achieved", list, rel, where)]
+                charged = _charged_pairs(row.get("gpu_time_charged"), rel, f"{where}.gpu_time_charged")
+                pairs.append(((int(m.group(1)), int(m.group(2))), _pairs(vals, rel, f"{where}.runs"), charged))
+            elif case.startswith("pair, native"):
+                native = _pairs(runs if runs is not None else [_need(row, "achieved", list, rel, where)], rel,
+                                f"{where}.runs")
+            elif case.startswith("pair, no limit"):
+                continue  # the unlimited pair's charge: a diagnostic, no target
+            else:
+                raise JudgeError(f"{rel}: field '{where}.case' = {case[:50]!r} is not a case this judge knows")
+        demand, how = self._demand(kind, src, alone)
+        family = self._family(kind, demand)
+        for limit, runs, charged in alone:
+            self.rows.append(self._alone_row(kind, family, limit, runs, charged, demand, how, solos, solo_med, src))
+        for limits, runs, charged in pairs:
+            self.rows.append(self._pair_row(kind, family, limits, runs, charged, native, demand, how, src))
+
+    def _demand(self, kind: str, src: Source, alone: list) -> tuple[float | None, str]:
+        """The program's solo GPU demand: its busy probe (this file's, else one of the same device and commit); for
+        the launch-bound loop also the GPU time it was charged alone when never held (below its limit - 5)."""
+        busy = self.probes.get((kind, *self.pool(src)))
+        if busy is not None:
+            return busy, f"busy probe {busy:.1f} %"
+        if FAMILY[kind] == "launch":
+            for limit, _runs, charged in sorted(alone, reverse=True):
+                if len(charged) and statistics.median(charged) < limit - TOLERANCE_POINTS:
+                    d = statistics.median(charged)
+                    return d, f"demand {d:.1f} % = charged alone at limit {limit} (never held)"
+        return None, "no busy probe"
+
+    @staticmethod
+    def _family(kind: str, demand: float | None) -> str | None:
+        fam = FAMILY[kind]
+        if fam != "probe":
+            return fam
+        if demand is None:
+            return None
+        return "gpu" if demand >= GPU_BOUND_BUSY_MIN_PERCENT else "launch"
+
+    def _alone_row(self, kind, family, limit, runs, charged, demand, how, solos, solo_med, src,
+                   lib_us=(), loop_us=()) -> Row:
+        target = f"{kind} alone {limit} %"
+        if family == "gpu":
+            j, rule = gpu_bound_alone(limit, runs), RULE_TEXT["gpu-alone"]
+        elif family is None:
+            reading = gpu_bound_alone(limit, runs)
+            j = Judged("not measured: no busy probe", "", len(runs), reading.median, reading.error,
+                       reading=f"GPU-bound rule: {reading.verdict}")
+            rule = "classified by the busy probe (none)"
+        elif demand is None:
+            j, rule = Judged("not measured: no busy probe", "", len(runs)), RULE_TEXT["launch-alone"]
+        elif demand < limit:
+            rates = [r * solo_med / 100 for r in runs] if solo_med else []
+            j, rule = launch_cost(rates, solos, list(lib_us), list(loop_us)), RULE_TEXT["launch-alone"]
+        else:  # the runs shown are the charged GPU times the rule reads (throughput in `why`)
+            j, rule = charged_share(limit, demand, charged), RULE_TEXT["launch-charged"]
+            j.why = f"{j.why}; throughput runs {', '.join(f'{r:.1f}' for r in runs)} % of solo".lstrip("; ")
+            runs = [_r(c) for c in charged]
+        if family and FAMILY[kind] == "probe" or FAMILY[kind] == "launch":
+            j.why = f"{how}; {j.why}" if j.why else how
+        return Row(target, rule, f"{limit}", runs, j, src, charged or None)
+
+    def _pair_row(self, kind, family, limits, runs, charged, native, demand, how, src) -> Row:
+        target = f"{kind} pair {limits[0]}+{limits[1]}"
+        if family == "gpu":
+            j, rule = gpu_bound_pair(limits, runs), RULE_TEXT["gpu-pair"]
+        elif family is None:
+            reading = gpu_bound_pair(limits, runs)
+            j = Judged("not measured: no busy probe", "", len(runs), reading.median, reading.error, reading.pair_sum,
+                       reading=f"GPU-bound rule: {reading.verdict}" + (f" ({reading.why})" if reading.why else ""))
+            rule = "classified by the busy probe (none)"
+        else:
+            j, rule = launch_pair(limits, runs, native, demand, charged), RULE_TEXT["launch-pair"]
+            j.why = f"{how}; {j.why}" if j.why else how
+        return Row(target, rule, f"{limits[0]}+{limits[1]}", runs, j, src, charged or None)
+
+    def _timelines_from_log(self, p: Path, src: Source, data: dict) -> None:
+        """`default`-policy timelines: the per-worker log beside the JSON holds each tenant's step stamps."""
+        log = p.parent / f"real-{data['part']}.log"
+        if not log.is_file():
+            if any(isinstance(v, dict) and "policy" in v for v in data.values()):
+                self.notes.append(f"{src.path}: a policy timeline without its log {log.name}: not judged")
+            return
+        solos: dict[str, list[float]] = {}
+        pending: dict[str, dict] = {}
+        limit = POLICY_A_LIMIT_DEFAULT
+        for ent in data.values():
+            if isinstance(ent, dict) and isinstance(ent.get("policy"), dict):
+                limit = ent["policy"].get("limits", [limit])[0]
+        for line in _read(log, log.relative_to(self.root)).decode(errors="replace").splitlines():
+            label, sep, body = line.partition(": {")
+            if not sep:
+                continue
+            try:
+                res = json.loads("{" + body)
+            except json.JSONDecodeError:
+                continue  # a line cut short: not a result
+            if m := re.fullmatch(r"(\w+) solo native.*", label):
+                if isinstance(res.get("rate"), int | float):
+                    solos.setdefault(m.group(1), []).append(res["rate"])
+            elif m := re.fullmatch(r"(?:(\w+) )?policy ([AB])", label):
+                kind = m.group(1) or "train"
+                if m.group(2) == "A":
+                    pending[kind] = res
+                elif kind in pending:
+                    self._timeline(kind, pending.pop(kind), res, solos.get(kind, []), limit, src, log)
+
+    def _timeline(self, kind, a, b, solos, limit, src, log) -> None:
+        rel = str(log.relative_to(self.root))
+        try:
+            units_per_step = a["rate"] * a["seconds"] / len(a["stamps"])
+            solo_step = units_per_step / statistics.median(solos)
+            lat = policy_latencies(a, b, solo_step, limit)
+        except (KeyError, TypeError, ZeroDivisionError, IndexError, statistics.StatisticsError):
+            self.notes.append(f"{rel}: a {kind} policy timeline without stamps, rates or solo runs: not judged")
+            return
+        self.timelines.setdefault(self.pool(src), []).append((*lat, rel, src))
+
+    def _policy_rows(self) -> None:
+        """Timelines pool across the files of one device and commit (each is self-contained: its own latencies)."""
+        for (_dev, _commit), tls in self.timelines.items():
+            j = policy_default([(c, r) for c, r, _p, _s in tls])
+            src = tls[-1][3]
+            paths = sorted({p for *_x, p, _s in tls})
+            self.rows.append(Row(POLICY_TARGET, RULE_TEXT["policy"], "A 30 % + B 70 %",
+                                 [[c, r] for c, r, _p, _s in tls], j,
+                                 Source(", ".join(paths), src.device, src.commit, src.simulated)))
+
+    # ---------------------------------------------------------------- launch_cost.py
+    def _lc(self, p: Path, data: dict) -> None:
+        rel = str(p.relative_to(self.root))
+        src = self.source(p, _need(data, "device", str, rel))
+        command = _need(data, "command", str, rel)
+        kind = (re.search(r"--kind (\w+)", command) or [None, "infer"])[1]
+        if kind not in FAMILY:
+            raise JudgeError(f"{rel}: field 'command' runs --kind {kind[:20]!r}, not a program this judge knows")
+        limit = _need(data, "limit_alone", int, rel)
+        alone = _need(data, "alone", dict, rel)
+        nat = _need(alone, "native", dict, rel, "alone")
+        native = _nums(_need(nat, "rates", list, rel, "alone.native"), rel, "alone.native.rates")
+        shipped = self._shipped_variants(command)
+        loop_us = [r["host_us_per_launch"] for v in alone.values() for r in v.get("runs", [])
+                   if isinstance(r, dict) and isinstance(r.get("host_us_per_launch"), int | float)]
+        solo_med = statistics.median(native) if native else None
+        for name, ent in alone.items():
+            if name == "native":
+                continue
+            if name not in shipped:
+                self.notes.append(f"{rel}: variant {name!r} is not the shipped library (own sources, defines or "
+                                  "environment): reported there, not judged")
+                continue
+            where = f"alone.{name}"
+            rates = _nums(_need(ent, "rates", list, rel, where), rel, f"{where}.rates")
+            runs = [100 * r / solo_med for r in rates] if solo_med else []
+            charged = [100 * c for c in _nums([r.get("gpu_time_charged") for r in ent.get("runs", [])], rel,
+                                               f"{where}.runs.gpu_time_charged")]
+            lib_us = [u for r in ent.get("runs", []) if (u := library_host_us(r.get("launch_stats")))]
+            demand, how = self._demand(kind, src, [(limit, runs, charged)])
+            row = self._alone_row(kind, self._family(kind, demand), limit, runs, charged, demand, how, native,
+                                  solo_med, src, lib_us, loop_us)
+            row.extra = {"variant": name, "library_us_per_launch": [round(u, 2) for u in lib_us],
+                         "loop_us_per_launch_fast": min(loop_us) if loop_us else None}
+            self.rows.append(row)
+            pairs = _need(data, "pairs", dict, rel)
+            nat_pairs = [[100 * x / solo_med for x in pr] for pr in _pairs(pairs.get("native", []), rel,
+                                                                             "pairs.native")] if solo_med else []
+            for key, pent in pairs.items():
+                m = re.fullmatch(r"(\d+)\+(\d+) (.+)", key)
+                if key == "native" or not m or m.group(3) != name:
+                    continue
+                where = f"pairs.{key}"
+                rates = _pairs(_need(pent, "rates", list, rel, where), rel, f"{where}.rates")
+                runs_p = [[100 * x / solo_med for x in pr] for pr in rates]
+                charged_p = _charged_pairs(pent.get("charged"), rel, f"{where}.charged")
+                self.rows.append(self._pair_row(kind, self._family(kind, demand), (int(m.group(1)), int(m.group(2))),
+                                                runs_p, charged_p, nat_pairs, demand, how, src))
+
+    def _lc1(self, p: Path, data: dict) -> None:
+        """launch_cost.py's first output shape ran every library build unlimited with CUDA_TASK_PRIORITY=0 (measured,
+        never capped): no target of its own, but its shipped build's charge is the program's busy probe."""
+        rel = str(p.relative_to(self.root))
+        src = self.source(p, _need(data, "device", str, rel))
+        command = _need(data, "command", str, rel)
+        kind = (re.search(r"--kind (\w+)", command) or [None, "infer"])[1]
+        for name in self._shipped_variants(command) & set(data["busy"]):
+            busy = _nums(_need(data["busy"], name, list, rel, "busy"), rel, f"busy.{name}")
+            if busy and kind in FAMILY:
+                self.probes.setdefault((kind, *self.pool(src)), 100 * statistics.median(busy))
+        self.notes.append(f"{rel}: launch_cost runs with no SM limit (first output version): no target; its shipped "
+                          "build's charged GPU time counts as the program's busy probe for that commit")
+
+    @staticmethod
+    def _shipped_variants(command: str) -> set[str]:
+        """Variants built from the checkout's csrc with no extra defines or environment: the library as shipped."""
+        names = set()
+        for spec in re.findall(r"--variant (\S+)", command):
+            name, _, rest = spec.partition("=")
+            csrc, _, tail = rest.partition(":")
+            if csrc.rstrip("/").endswith("hami_plugins_nvidia/hami_plugins_nvidia/csrc") and not tail.strip(":"):
+                names.add(name)
+        return names
+
+    # ---------------------------------------------------------------- conformance, tamper
+    def _matrix(self, p: Path, data: dict) -> None:
+        rel = str(p.relative_to(self.root))
+        for i, entry in enumerate(_need(data, "entries", list, rel)):
+            prov = _need(entry, "provenance", dict, rel, f"entries[{i}]")
+            real = prov.get("source") == "real"
+            device = f"{prov.get('device_model')}, {prov.get('driver_version')}" if real else \
+                f"simulated ({prov.get('source')}, profile {prov.get('profile')})"
+            src = self.source(p, device)
+            for cap in _need(entry, "capabilities", list, rel, f"entries[{i}]"):
+                if isinstance(cap, dict) and cap.get("id") == CONFORMANCE_ID:
+                    level = str(_need(cap, "level", str, rel, f"entries[{i}].capabilities"))
+                    self.rows.append(Row(CONFORMANCE_TARGET, RULE_TEXT["conformance"], "50+50", [level],
+                                         conformance(level, str(cap.get("notes") or "")), src))
+
+    def _tamper(self, p: Path) -> None:
+        rel = str(p.relative_to(self.root))
+        src = self.source(p, None)
+        text = _read(p, rel).decode(errors="replace")
+        lines = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", ln)
+                 and re.search(r" in [\d.]+s", ln)]
+        if not lines:
+            self.rows.append(Row(TAMPER_TARGET, RULE_TEXT["tamper"], "", [],
+                                 Judged(f"not measured: {rel} has no pytest summary line (cut short?)"), src))
+            return
+        counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?)",
+                                                   lines[-1])}
+        self.rows.append(Row(TAMPER_TARGET, RULE_TEXT["tamper"], "", [counts], tamper_tests(counts), src))
+
+
+# ================================================================== THE SCORECARD
+
+
+def expected_targets() -> list[str]:
+    out = []
+    for prog, limits in EXPECTED_ALONE.items():
+        out += [f"{prog} alone {lim} %" for lim in limits]
+        if prog in EXPECTED_PAIRS:
+            out += [f"{prog} pair {a}+{b}" for a, b in PAIR_LIMITS]
+    out += [POLICY_TARGET] + [f"memory {fw}" for fw in FRAMEWORK_OOM] + [TAMPER_TARGET, CONFORMANCE_TARGET]
+    return out
+
+
+def decisive(rows: list[Row]) -> Row:
+    """The row that speaks for a target: decided (met / not met) before not measured, then the most runs, then the
+    later file (sorted paths: run2 after run1, stage3 after stage1)."""
+    return max(rows, key=lambda r: (r.decided, r.judged.n, r.source.path))
+
+
+def _fmt(x: object) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, list):
+        return " + ".join(_fmt(v) for v in x)
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _runs_text(runs: list) -> str:
+    if runs and isinstance(runs[0], list):
+        return "; ".join("+".join(_fmt(v) for v in r) for r in runs)
+    return ", ".join(_fmt(v) for v in runs)
+
+
+def scorecard(folder: Folder) -> dict:
+    by_target: dict[str, list[Row]] = {}
+    for row in folder.rows:
+        by_target.setdefault(row.target, []).append(row)
+    targets = []
+    for t in expected_targets() + sorted(set(by_target) - set(expected_targets())):
+        rows = by_target.get(t)
+        if not rows:
+            targets.append({"target": t, "verdict": "not measured: no data in this folder"})
+            continue
+        best = decisive(rows)
+        targets.append(_row_json(best) | {"other_sources": [r.source.path for r in rows if r is not best]})
+    label = " (simulated)" if folder.simulated else ""
+    if folder.simulated:  # a simulated figure is never shown as, nor mixed into, a hardware result
+        for t in [*targets, *(rows := [_row_json(r) for r in folder.rows])]:
+            if not t["verdict"].endswith(label):
+                t["verdict"] += label
+    else:
+        rows = [_row_json(r) for r in folder.rows]
+    return {"generated_by": "hami_plugins_nvidia/bench/issue18_judge.py", "folder": str(folder.root),
+            "simulated": folder.simulated, "min_runs": MIN_RUNS,
+            "counts": {v: sum(1 for t in targets if t["verdict"].startswith(v)) for v in (MET, NOT_MET, "not measured")},
+            "label": label, "targets": targets, "rows": rows, "notes": folder.notes}
+
+
+def _row_json(r: Row) -> dict:
+    verdict = r.judged.verdict + (" (simulated)" if r.source.simulated else "")
+    return {"target": r.target, "verdict": verdict, "rule": r.rule, "limits": r.limits, "n": r.judged.n,
+            "runs": r.runs, "median": r.judged.median, "error_points": r.judged.error, "pair_sum": r.judged.pair_sum,
+            "kept_percent_of_native_pair": r.judged.kept, "why": r.judged.why, "reading": r.judged.reading,
+            "gpu_time_charged": r.charged, **r.extra, "source": asdict(r.source)}
+
+
+def markdown(card: dict) -> str:
+    c = card["counts"]
+    out = [f"# Issue 18 scorecard{card['label']}", "",
+           f"Folder `{card['folder']}`, judged by `{card['generated_by']}` (rules: its RULES section). "
+           f"{c[MET]} met, {c[NOT_MET]} not met, {c['not measured']} not measured; medians of >= {card['min_runs']} "
+           "runs, pair sums the median of the per-run sums.", ""]
+    if card["simulated"]:
+        out += ["**SIMULATED: a device line here is not a real GPU (--allow-fake). No row is a hardware result.**",
+                ""]
+    out += ["| target | verdict | limit(s) | runs (% of solo) | median | error (points) | pair sum | why | rule | "
+            "device, commit, file |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for t in card["targets"]:
+        if "rule" not in t:
+            out.append(f"| {t['target']} | {t['verdict']} | | | | | | | | |")
+            continue
+        why = "; ".join(x for x in (t["why"], t["reading"]) if x)
+        s = t["source"]
+        out.append(f"| {t['target']} | **{t['verdict']}** | {t['limits']} | {_runs_text(t['runs'])} | "
+                   f"{_fmt(t['median'])} | {_fmt(t['error_points'])} | {_fmt(t['pair_sum'])} | "
+                   f"{why.replace('|', '/')} | {t['rule']} | {s['device']}; {s['commit']}; `{s['path']}` |")
+    others = [r for r in card["rows"] if any(r["source"]["path"] in t.get("other_sources", []) and
+                                               t["target"] == r["target"] for t in card["targets"])]
+    if others:
+        out += ["", "Other sources of the same targets (not the deciding row):", "",
+                "| target | verdict | runs | median | pair sum | file |", "|---|---|---|---|---|---|"]
+        out += [f"| {r['target']} | {r['verdict']} | {_runs_text(r['runs'])} | {_fmt(r['median'])} | "
+                f"{_fmt(r['pair_sum'])} | `{r['source']['path']}` |" for r in others]
+    if card["notes"]:
+        out += ["", "Notes:", ""] + [f"- {n}" for n in card["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", type=Path, help="raw outputs of a GPU session (searched recursively)")
+    ap.add_argument("--out", type=Path, help="where to write issue18-scorecard.json/.md (default: the folder)")
+    ap.add_argument("--allow-fake", action="store_true", help="judge a fake device's outputs, labelled simulated")
+    args = ap.parse_args(argv)
+    try:
+        folder = Folder(args.folder, args.allow_fake)
+        folder.read()
+        card = scorecard(folder)
+        out = args.out or args.folder
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "issue18-scorecard.json").write_text(json.dumps(card, indent=1, default=str))
+        (out / "issue18-scorecard.md").write_text(markdown(card))
+    except JudgeError as exc:
+        print(f"issue18_judge: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"issue18_judge: needs hami-hal and hami-plugins-nvidia importable (the repo's .venv): {exc}",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"issue18_judge: {exc.filename or args.folder}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    c = card["counts"]
+    print(f"issue18_judge: {c[MET]} met, {c[NOT_MET]} not met, {c['not measured']} not measured{card['label']}; "
+          f"wrote {out / 'issue18-scorecard.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

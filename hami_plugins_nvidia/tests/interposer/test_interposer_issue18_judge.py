@@ -1,0 +1,430 @@
+"""Issue 18's judge (bench/issue18_judge.py) on the committed raw H200 outputs of records 2 and 3, its rules one
+by one, its refusals, and the staged GPU plan (bench/issue18_gpu.sh): dry run and a stubbed run. No GPU needed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+BENCH = ROOT / "hami_plugins_nvidia" / "bench"
+RESULTS = ROOT / "docs" / "results"
+RECORD2 = RESULTS / "2026-12-04-h200-interposer-sharing-2"
+RECORD3 = RESULTS / "2026-12-04-h200-interposer-sharing-3"
+H200 = "NVIDIA H200, 580.159.04, 143771 MiB"
+
+
+@pytest.fixture(scope="module")
+def judge():
+    spec = importlib.util.spec_from_file_location("hami_issue18_judge_under_test", BENCH / "issue18_judge.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _card(judge, folder: Path, out: Path, *extra: str) -> dict:
+    assert judge.main([str(folder), "--out", str(out), *extra]) == 0
+    assert (out / "issue18-scorecard.md").read_text().startswith("# Issue 18 scorecard")
+    return json.loads((out / "issue18-scorecard.json").read_text())
+
+
+def _targets(card: dict) -> dict[str, dict]:
+    return {t["target"]: t for t in card["targets"]}
+
+
+# ------------------------------------------------------------------ the committed H200 records
+
+
+def test_record_2_verdicts(judge, tmp_path) -> None:
+    card = _card(judge, RECORD2, tmp_path)
+    t = _targets(card)
+    assert set(t) == set(judge.expected_targets())
+    # record 2 by hand: matmul alone 30 / 70 met (75.0 on the +5 bound)
+    assert t["matmul alone 30 %"]["verdict"] == "met" and t["matmul alone 30 %"]["median"] == 32.6
+    assert t["matmul alone 70 %"]["verdict"] == "met" and t["matmul alone 70 %"]["error_points"] == 5.0
+    # training 50 + 50 met; 30 + 70: the record summed per-tenant medians of different runs (29.9 + 66.0 = 95.9);
+    # the runs' own sums are 109.7, 94.9, 92.6: median 94.9 < 95, not met (erratum under the record)
+    assert t["train pair 50+50"]["verdict"] == "met" and t["train pair 50+50"]["pair_sum"] == 107.2
+    t3070 = t["train pair 30+70"]
+    assert t3070["median"] == [29.9, 66.0] and t3070["error_points"] == [-0.1, -4.0]
+    assert t3070["verdict"] == "not met" and t3070["pair_sum"] == 94.9 and "pair sum 94.9" in t3070["why"]
+    # inference alone at 70: every limited run below every native one: throughput decides, not met (-34)
+    ia = t["infer alone 70 %"]
+    assert ia["verdict"] == "not met" and "throughput decides" in ia["why"] and ia["median"] == 65.9
+    # the fitting pair: not met (the record's 70.8 % was the sum of per-tenant medians; the median run keeps 65.7 %)
+    fit = t["infer pair 50+50"]
+    assert fit["verdict"] == "not met" and fit["kept_percent_of_native_pair"] == 65.7
+    assert "fitting pair" in fit["why"]
+    for fw in ("torch", "jax", "cupy"):
+        assert t[f"memory {fw}"]["verdict"] == "met" and t[f"memory {fw}"]["error_points"] == 0
+    assert t["fault tests (tamper, real driver)"]["verdict"] == "met"
+    assert t["fault tests (tamper, real driver)"]["runs"] == [{"passed": 19, "skipped": 4}]
+    assert t["conformance isolation/work-conserving-sharing"]["verdict"] == "not met"
+    # one timeline (run 1): capped after 0.42 s, released after 0.255 s, but one run of the three the issue asks
+    pol = t["train policy default"]
+    assert pol["verdict"] == "not measured (n=1 of 3)" and pol["median"] == [0.42, 0.255]
+    # graphs / JAX / CuPy: single runs and no busy probe
+    assert t["graphs alone 50 %"]["verdict"] == "not measured: no busy probe"
+    # every decided row names its device, commit and file
+    for row in card["rows"]:
+        assert row["source"]["device"].startswith("NVIDIA H200, 580.159.04")
+        assert (RECORD2 / row["source"]["path"].split(", ")[0]).is_file()
+    assert t["train pair 30+70"]["source"]["commit"] == "054cf76"
+    assert card["simulated"] is False
+
+
+def test_record_3_verdicts(judge, tmp_path) -> None:
+    t = _targets(_card(judge, RECORD3, tmp_path))
+    ia = t["infer alone 70 %"]  # throughput 93.9 % inside the host's noise: the library's 2.05 us of 24.07 decide
+    assert ia["verdict"] == "not met" and "host time decides" in ia["why"] and ia["error_points"] == 8.5
+    assert ia["library_us_per_launch"] == [2.19, 1.46, 2.05] and ia["loop_us_per_launch_fast"] == 24.07
+    fit = t["infer pair 50+50"]
+    assert fit["verdict"] == "not met" and fit["kept_percent_of_native_pair"] == 85.2
+    assert t["infer pair 30+70"]["verdict"] == "not measured (n=1 of 3)"
+    # CuPy, graphs, JAX: no busy probe in that run, so not measured; the GPU-bound rule reads as the record did
+    reading = {k: t[k]["reading"].split(" (")[0] for k in t if k.split()[0] in ("cupy", "graphs", "jax")}
+    assert all(t[k]["verdict"] == "not measured: no busy probe" for k in reading)
+    assert reading == {"cupy alone 50 %": "GPU-bound rule: met", "cupy pair 30+70": "GPU-bound rule: not met",
+                       "cupy pair 50+50": "GPU-bound rule: met", "graphs alone 50 %": "GPU-bound rule: not met",
+                       "graphs pair 30+70": "GPU-bound rule: not met", "graphs pair 50+50": "GPU-bound rule: not met",
+                       "jax alone 50 %": "GPU-bound rule: not met", "jax pair 30+70": "GPU-bound rule: not met",
+                       "jax pair 50+50": "GPU-bound rule: not met"}
+    assert t["cupy pair 50+50"]["pair_sum"] == 96.2
+    assert t["conformance isolation/work-conserving-sharing"]["verdict"] == "not met"
+
+
+def _record3_run2(tmp_path: Path) -> tuple[Path, dict]:
+    folder = tmp_path / "in"
+    shutil.copytree(RECORD3 / "run2", folder)
+    path = folder / "rw" / "2026-12-04-real-workloads-share.json"
+    return folder, json.loads(path.read_text())
+
+
+def _write_rw(folder: Path, data: dict) -> None:
+    (folder / "rw" / "2026-12-04-real-workloads-share.json").write_text(json.dumps(data))
+
+
+def test_a_busy_probe_classifies_the_program(judge, tmp_path) -> None:
+    folder, data = _record3_run2(tmp_path)
+    data["cupy"]["busy_probe"] = {"gpu_busy_fraction": 0.97, "rate": 650.0}
+    data["jax"]["busy_probe"] = {"gpu_busy_fraction": 0.60, "rate": 640.0}
+    _write_rw(folder, data)
+    t = _targets(_card(judge, folder, tmp_path / "a"))
+    # CuPy busy 97 %: GPU-bound rules on throughput
+    assert t["cupy pair 50+50"]["verdict"] == "met" and t["cupy pair 30+70"]["verdict"] == "not met"
+    assert t["cupy alone 50 %"]["verdict"] == "met"
+    # JAX busy 60 %: launch-bound rules; alone at 50 (below its demand) the charged GPU time decides: 47.3 % of 50
+    ja = t["jax alone 50 %"]
+    assert ja["verdict"] == "met" and ja["median"] == 47.3 and "busy probe 60.0 %" in ja["why"]
+    assert t["jax pair 30+70"]["verdict"] == "not measured: no native pair"
+    # with a native pair the conformance probe's rule judges it: 60 + 60 > 95 contends; charged 29.7-30.2 and
+    # 51.6-56.0 reach min(limit, demand) - 5 but sum to ~84 % < 95 (not work-conserving): not met
+    data["jax"]["rows"].append({"case": "pair, native (no preload), median of 1", "runs": [[60.0, 61.0]]})
+    _write_rw(folder, data)
+    t = _targets(_card(judge, folder, tmp_path / "b"))
+    jp = t["jax pair 30+70"]
+    assert jp["verdict"] == "not met" and "contended pair" in jp["why"] and "work-conserving" in jp["why"]
+
+
+# ------------------------------------------------------------------ the rules
+
+
+def test_pair_sum_is_the_median_of_the_runs_sums_not_the_sum_of_medians(judge) -> None:
+    runs = [[34.2, 75.5], [29.9, 65.0], [26.6, 66.0]]  # record 2, training 30 + 70
+    j = judge.gpu_bound_pair((30, 70), runs)
+    assert j.median == [29.9, 66.0] and j.pair_sum == 94.9 and j.verdict == "not met"
+    assert judge.gpu_bound_pair((30, 70), [[30.0, 70.0], [31.0, 69.0], [29.0, 68.0]]).verdict == "met"
+    assert judge.gpu_bound_pair((50, 50), [[56.0, 50.0], [50.0, 50.0], [50.0, 50.0]]).verdict == "met"
+    assert judge.gpu_bound_pair((50, 50), [[56.0, 50.0], [56.0, 50.0], [50.0, 50.0]]).verdict == "not met"
+
+
+def test_fewer_than_three_runs_are_never_met(judge) -> None:
+    assert judge.gpu_bound_alone(30, [30.0, 30.1]).verdict == "not measured (n=2 of 3)"
+    assert judge.gpu_bound_pair((30, 70), [[30.0, 70.0]]).verdict == "not measured (n=1 of 3)"
+    assert judge.gpu_bound_alone(30, [30.0, 36.0, 34.0]).verdict == "met"
+    assert judge.gpu_bound_alone(30, [30.0, 36.0, 35.5]).verdict == "not met"
+    assert judge.policy_default([(0.4, 0.2), (0.3, 0.3)]).verdict == "not measured (n=2 of 3)"
+    assert judge.policy_default([(0.4, 0.2), (0.3, 0.3), (0.5, 1.4)]).verdict == "met"  # medians 0.4 / 0.3
+    assert judge.policy_default([(0.4, 1.2), (0.3, 1.3), (0.5, 0.2)]).verdict == "not met"
+    assert judge.policy_default([(0.4, None), (0.3, 0.3), (0.5, 0.2)]).verdict == "not met"  # never released
+
+
+def test_launch_cost_says_which_measure_decides(judge) -> None:
+    quiet = [200.0, 202.0, 205.0]  # native agreeing within 10 %: throughput decides
+    assert judge.launch_cost([195.0, 196.0, 199.0], quiet, [], []).verdict == "met"
+    assert judge.launch_cost([185.0, 186.0, 190.0], quiet, [], []).verdict == "not met"
+    noisy = [150.0, 180.0, 220.0]
+    sep = judge.launch_cost([120.0, 125.0, 130.0], noisy, [], [])  # every run > 5 % below every native run
+    assert sep.verdict == "not met" and "every library run > 5 % below" in sep.why
+    mixed = [140.0, 190.0, 200.0]
+    host = judge.launch_cost(mixed, noisy, [1.0, 1.1, 0.9], [24.0, 30.0])
+    assert host.verdict == "met" and host.error == 4.2 and "host time decides" in host.why
+    assert judge.launch_cost(mixed, noisy, [2.0, 2.1, 1.9], [24.0]).verdict == "not met"
+    assert judge.launch_cost(mixed, noisy, [], []).verdict.startswith("not measured: throughput within")
+    assert judge.library_host_us("x; host us per launch (5 sampled): before the launch 1.70, after the launch 0.49, "
+                                 "lock 0.09") == pytest.approx(2.19)
+    assert judge.library_host_us(None) is None
+
+
+def test_policy_latencies_of_record_2(judge) -> None:
+    log = (RECORD2 / "run1" / "real-share.log").read_text().splitlines()
+    a = json.loads(next(ln for ln in log if ln.startswith("train policy A: ")).split(": ", 1)[1])
+    b = json.loads(next(ln for ln in log if ln.startswith("train policy B: ")).split(": ", 1)[1])
+    solo_step = 16 * 1024 / ((201007.29491621073 + 201701.75967093685) / 2)
+    assert judge.policy_latencies(a, b, solo_step, 30) == (0.42, 0.255)  # the record: 0.42 s / 0.18-0.26 s
+
+
+def test_memory_and_tamper_rules(judge) -> None:
+    ok = {"program": "cupy", "started": True, "bytes_over_limit": 0,
+          "oom_error": "cupy.cuda.memory.OutOfMemoryError: Out of memory allocating 268,435,456 bytes"}
+    assert judge.memory_limit(ok).verdict == "met"
+    assert judge.memory_limit(ok | {"bytes_over_limit": 4096}).verdict == "not met"
+    assert judge.memory_limit(ok | {"oom_error": "RuntimeError: CUDA error: unrecognized error code"}).verdict == \
+        "not met"
+    assert judge.memory_limit(ok | {"program": "jax", "started": False,
+                                    "oom_error": "jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: x"}).verdict == \
+        "not met"
+    assert judge.tamper_tests({"passed": 19, "skipped": 4}).verdict == "met"
+    assert judge.tamper_tests({"passed": 9, "skipped": 2, "xfailed": 3}).verdict == "not met"
+    assert judge.tamper_tests({"passed": 18, "failed": 1}).verdict == "not met"
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def _rw_folder(tmp_path: Path, device: str, **extra) -> Path:
+    folder = tmp_path / "raw"
+    folder.mkdir(parents=True)
+    data = {"date": "2026-12-04", "part": "share", "device": device, "command": "x",
+            "matmul": {"rows": [{"case": "alone, limit 30 % (force)", "limit": 30, "runs": [30.1, 30.2, 29.9]}],
+                       "solo_native": [600.0, 601.0, 602.0]}} | extra
+    (folder / "2026-12-04-real-workloads-share.json").write_text(json.dumps(data))
+    return folder
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / "issue18_judge.py"), *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_fake_device_is_refused_unless_allowed_and_then_labelled_simulated(tmp_path) -> None:
+    folder = _rw_folder(tmp_path, "unknown ([Errno 2] No such file or directory: 'nvidia-smi')")
+    p = _run_cli(str(folder), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "2026-12-04-real-workloads-share.json" in p.stderr and "--allow-fake" in p.stderr
+    assert not (tmp_path / "o").exists()
+    p = _run_cli(str(folder), "--out", str(tmp_path / "o"), "--allow-fake")
+    assert p.returncode == 0, p.stderr
+    card = json.loads((tmp_path / "o" / "issue18-scorecard.json").read_text())
+    assert card["simulated"] is True
+    assert _targets(card)["matmul alone 30 %"]["verdict"] == "met (simulated)"
+    assert all(r["verdict"].endswith("(simulated)") for r in card["rows"])
+    assert "SIMULATED" in (tmp_path / "o" / "issue18-scorecard.md").read_text()
+    fake = _rw_folder(tmp_path / "f", "Fake GPU (fake libcuda), 999.0, 1024 MiB")
+    assert _run_cli(str(fake)).returncode == 2
+
+
+@pytest.mark.parametrize(("content", "expect"), [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "a JSON list, not an object"),
+    (json.dumps({"hello": 1}), "unknown JSON shape: no field 'part'"),
+    (json.dumps({"part": "mixed", "device": H200}), "field 'part' = 'mixed'"),
+    (json.dumps({"part": "share", "device": H200, "train": {"rows": [{"case": "alone, limit 30 % (force)",
+                                                                      "runs": ["x"]}]}}),
+     "field 'train.rows[0].runs' holds 'x'"),
+    (json.dumps({"part": "share", "device": H200, "train": {"rows": [{"case": "sideways"}]}}),
+     "field 'train.rows[0].case' = 'sideways'"),
+    (json.dumps({"part": "share", "device": H200, "train": {"rows": [{"case": "pair 30 + 70 (default policy)",
+                                                                      "runs": [[1.0, 2.0, 3.0]]}]}}),
+     "not a pair"),
+    (json.dumps({"part": "other", "device": H200, "memory": [{"program": "tf"}]}), "field 'memory[0].program'"),
+    (json.dumps({"part": "share"}), "missing field 'device'"),
+])
+def test_bad_files_are_refused_with_one_line_naming_the_file_and_field(tmp_path, content, expect) -> None:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "bad.json").write_text(content)
+    p = _run_cli(str(folder), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("issue18_judge: bad.json: ") and expect in p.stderr, p.stderr
+
+
+def test_a_missing_folder_and_a_cut_short_tamper_log(judge, tmp_path) -> None:
+    p = _run_cli(str(tmp_path / "nowhere"))
+    assert p.returncode == 2 and "not a folder" in p.stderr and "Traceback" not in p.stderr
+    folder = _rw_folder(tmp_path, H200)
+    (folder / "device.txt").write_text(f"{H200}, 1980 MHz\ncommit 0123abcd4567 dirty=0\n")
+    (folder / "tamper.log").write_text("....\nTimeout\n")
+    t = _targets(_card(judge, folder, tmp_path / "o"))
+    assert t["fault tests (tamper, real driver)"]["verdict"].startswith("not measured: tamper.log has no pytest")
+    assert t["matmul alone 30 %"]["source"]["commit"] == "0123abcd4567 dirty=0"
+    assert t["matmul pair 30+70"]["verdict"] == "not measured: no data in this folder"
+
+
+# ------------------------------------------------------------------ the staged GPU plan
+
+
+GPU = BENCH / "issue18_gpu.sh"
+
+
+def _dry(stage: str) -> list[str]:
+    p = subprocess.run(["bash", str(GPU), "--dry-run", stage], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.splitlines()
+
+
+@pytest.mark.parametrize("stage", ["1", "2", "3", "4"])
+def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
+    import re
+
+    lines = _dry(stage)
+    assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
+    steps = [ln for ln in lines if ln.startswith("step ")]
+    assert len(steps) >= 3 and steps[0].startswith("step info ")
+    limits = []
+    for ln in steps:
+        m = re.match(r"step [\w-]+ est=(\d+)s: timeout -k 5 (\d+) bash -c '.*' > \S+\.log 2>&1$", ln)
+        assert m, ln
+        assert int(m.group(1)) < int(m.group(2))  # every estimate below its timeout
+        assert "&&" not in ln
+        limits.append(int(m.group(2)))
+    assert sum(limits) <= 560
+    assert f"# stage {stage}: sum of timeouts {sum(limits)} s (limit 560)" in lines[-1]
+    assert steps[-1].startswith("step tar ") and "tar czf stage$STAGE.tgz r" in steps[-1]
+    if stage == "1":
+        assert any("isolation/work-conserving-sharing" in s for s in steps)
+        assert any("HAMI_INTERPOSER_REAL_DRIVER=1" in s for s in steps)
+
+
+def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
+    text = "\n".join(ln for s in "1234" for ln in _dry(s))
+    for needle in ("launch_cost.py", "cupy:50:2:pn", "graphs:50:2:pn", "jax:50:2:pn", "train:10,30,50:2:x",
+                   "train:70,90:2:x", "train::2:t", "matmul:10,30,50,70,90:2:x", "matmul::2:n", "--part memory"):
+        assert needle in text, needle
+    bad = subprocess.run(["bash", str(GPU), "5"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "usage" in bad.stderr
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
+    assert no_out.returncode == 2 and "OUT is not set" in no_out.stderr
+
+
+def test_a_stubbed_stage_writes_each_step_and_ends_in_one_tar(tmp_path) -> None:
+    """Stage 2 with python3 and nvidia-smi replaced by stubs: every step leaves its log, the device line and the
+    commit land in device.txt, and $OUT ends with stage2.tgz (holding r/) and the step summary, r/ removed."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "nvidia-smi").write_text(f"#!/bin/sh\necho '{H200}, 1980 MHz'\n")
+    (stubs / "python3").write_text("#!/bin/sh\necho \"stub python3 $*\"\n")
+    for f in stubs.iterdir():
+        f.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, OUT=str(out), PATH=f"{stubs}:{os.environ['PATH']}", HAMI_COMMIT="0123abcd4567")
+    p = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in out.iterdir()) == ["stage2.tgz", "steps.txt", "tar.log"]
+    steps = (out / "steps.txt").read_text().splitlines()
+    assert [s.split()[0] for s in steps] == ["info", "cupy", "graphs", "jax", "tar"]
+    assert all(" rc=0 " in s for s in steps)
+    with tarfile.open(out / "stage2.tgz") as tar:
+        names = set(tar.getnames())
+        device = tar.extractfile("r/device.txt").read().decode()
+        cupy_log = tar.extractfile("r/cupy.log").read().decode()
+    assert {"r/info.log", "r/cupy.log", "r/graphs.log", "r/jax.log", "r/device.txt", "steps.txt"} <= names
+    assert device.startswith(f"{H200}, 1980 MHz\ncommit 0123abcd4567 dirty=")
+    assert "real_workloads.py --out" in cupy_log and "--plan cupy:50:2:pn" in cupy_log
+
+
+def test_mixed_fake_and_real_are_all_labelled_simulated_and_hostile_files_refused(judge, tmp_path) -> None:
+    folder = _rw_folder(tmp_path, H200)
+    fake = folder / "fake"
+    fake.mkdir()
+    (fake / "2026-12-04-real-workloads-share.json").write_text(json.dumps(
+        {"part": "share", "device": "unknown (no nvidia-smi)", "command": "x", "train": {"rows": []}}))
+    (folder / "loop").symlink_to(folder)  # a link back to the folder: not followed
+    card = _card(judge, folder, tmp_path / "o", "--allow-fake")
+    assert card["simulated"] and all(t["verdict"].endswith("(simulated)") for t in card["targets"])
+    assert _targets(card)["matmul alone 30 %"]["source"]["simulated"] is False  # its own line was real
+    for name, content in (("deep.json", "[" * 100_000), ("big.json", None)):
+        bad = tmp_path / name.split(".")[0]
+        bad.mkdir()
+        if content is None:
+            with open(bad / name, "wb") as f:
+                f.truncate(judge.MAX_FILE_BYTES + 1)  # sparse: costs no disk
+        else:
+            (bad / name).write_text(content)
+        p = _run_cli(str(bad))
+        assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.startswith(f"issue18_judge: {name}: ")
+
+
+def _leaves(obj, path=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(obj, list) and obj:
+        for i, v in enumerate(obj):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path
+
+
+@pytest.mark.parametrize("raw", [RECORD2 / "run3" / "2026-12-04-real-workloads-share.json",
+                                 RECORD2 / "run4" / "2026-12-04-real-workloads-other.json",
+                                 RECORD3 / "run1" / "lc" / "launch-cost.json",
+                                 RECORD3 / "run1" / "conf" / "capability-matrix.json"],
+                         ids=["share", "other", "launch-cost", "matrix"])
+def test_mangled_fields_never_end_in_a_traceback(judge, tmp_path, capsys, raw) -> None:
+    """About 40 leaves of a committed raw output replaced by a string, None, a list, a dict or a negative number:
+    the judge answers 0 or one line naming the file, never an exception."""
+    src = json.loads(raw.read_text())
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "device.txt").write_text(f"{H200}\ncommit 054cf76\n")
+    every = list(_leaves(src))
+    leaves = every[::max(1, len(every) // 40)]  # about 40 leaves of each file, spread over it
+    assert len(leaves) >= min(40, len(every))
+    for k, path in enumerate(leaves):
+        for bad in ("x", None, [], {"a": 1}, -1.0):
+            data = json.loads(json.dumps(src))
+            node = data
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = bad
+            (folder / "r.json").write_text(json.dumps(data))
+            rc = judge.main([str(folder), "--out", str(tmp_path / f"o{k}")])
+            err = capsys.readouterr().err
+            assert rc in (0, 2), (path, bad)
+            if rc == 2:
+                assert err.startswith("issue18_judge: r.json: ") and err.count("\n") == 1, (path, bad, err)
+
+
+def test_policy_timelines_pool_across_the_folders_of_one_commit(judge, tmp_path) -> None:
+    """A stage layout (stageN/r/<step>/, device.txt in r/): record 2's timeline three times under one commit makes
+    n = 3 and a verdict; under another commit, or without one, the copies stay apart."""
+    def stage(name: str, commit: str | None) -> None:
+        r = tmp_path / "in" / name / "r"
+        shutil.copytree(RECORD2 / "run1", r / "train-pairs", ignore=shutil.ignore_patterns("device.txt"))
+        (r / "device.txt").write_text(f"{H200}, 1980 MHz\n" + (f"commit {commit} dirty=0\n" if commit else ""))
+
+    for k in range(3):
+        stage(f"stage{k}", "abcdef123456")
+    pol = _targets(_card(judge, tmp_path / "in", tmp_path / "o"))["train policy default"]
+    assert pol["verdict"] == "met" and pol["n"] == 3 and pol["median"] == [0.42, 0.255]
+    assert pol["source"]["commit"] == "abcdef123456 dirty=0"
+    shutil.rmtree(tmp_path / "in" / "stage2")
+    stage("stage2", "fedcba654321")
+    assert _targets(_card(judge, tmp_path / "in", tmp_path / "o2"))["train policy default"]["n"] == 2
+    for k in range(3):
+        shutil.rmtree(tmp_path / "in" / f"stage{k}")
+        stage(f"stage{k}", None)
+    assert _targets(_card(judge, tmp_path / "in", tmp_path / "o3"))["train policy default"]["n"] == 1
