@@ -20,10 +20,23 @@ static size_t proc_size;                   /* its nvmlProcessInfo entry: 24 byte
 static nvmlDevice_t handles[HAMI_MAX_DEVICES];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* A child forked while another thread held mu (the watcher asks every 100 ms) gets it unlocked. */
+static void forked_child(void)
+{
+    pthread_mutex_init(&mu, NULL);
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, forked_child);
+}
+
 static nvmlDevice_t handle(CUdevice dev)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
         return NULL;
+    pthread_once(&once, watch_forks);
     pthread_mutex_lock(&mu);
     if (!nvml) {
         nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
