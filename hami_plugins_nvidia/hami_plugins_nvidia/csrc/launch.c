@@ -311,7 +311,9 @@ static int64_t board_time(int64_t t, int64_t now, const char *what)
 }
 
 /* The processor-sharing charge of this process's busy time [a, b): the other tenants' intervals come from
- * the node board (their recent closed ones, and an open one up to where its owner last saw it running). */
+ * the node board (their recent closed ones, and an open one up to where its owner last saw it running). At
+ * most K of them count at any instant, K from NVML's process count (nvmlq.c vg_nvml_others_bound, a cached
+ * read): the board proves nobody busy. */
 static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
@@ -354,7 +356,7 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
             n = first + hami_vgpu_interval_union(since + first, until + first, n - first);
         }
     }
-    return hami_vgpu_ps_charge_ns(a, b, since, until, n);
+    return hami_vgpu_ps_charge_bounded_ns(a, b, since, until, n, vg_nvml_others_bound(ds->dev, now));
 }
 
 /* HAMI_SM_CHARGE_SWITCHES (an experiment, off by default; issue 18, the CUDA-graphs pair): the GPU time that
@@ -369,8 +371,8 @@ static int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 static int64_t switch_gap(struct dstate *ds, int64_t rec, int64_t start, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
-    if (!g || start <= rec)
-        return 0;
+    if (!g || start <= rec || vg_nvml_others_bound(ds->dev, now) == 0)
+        return 0;  /* NVML lists no other process on the GPU: no context to switch from, whatever the board says */
     uint64_t me = vg_region->container_id;
     int64_t last = 0;  /* the latest neighbour end within [rec, start] */
     for (int i = 0; i < HAMI_BOARD_USERS; i++) {
@@ -887,7 +889,8 @@ static void note_users(struct dstate *ds, int64_t now)
     }
     int sm = vg_sm_limit(ds->dev);
     int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend
-                  ? hami_vgpu_lent_share(sm, limit, frac, queued, frac_age, held_age, n) : sm;
+                  ? hami_vgpu_lent_share_bounded(sm, limit, frac, queued, frac_age, held_age, n,
+                                                 vg_nvml_others_bound(ds->dev, now)) : sm;
     if (eff != ds->eff && (eff > sm || ds->eff > sm))
         vg_log(VG_DEBUG, "device %d: share %d%% (limit %d%%, %d%% lent by idle neighbour shares)", ds->dev, eff,
                sm, eff - sm);
@@ -1213,6 +1216,7 @@ static void *watcher(void *arg)
             struct dstate *ds = &states[d];
             if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
                 continue;
+            vg_nvml_procs_refresh(d);  /* the bound on n(t): an NVML query every 100 ms, off the launch path */
             if (pthread_mutex_trylock(&ds->mu) != 0) {
                 period = 100000;
                 continue;  /* a launch is in progress: it does this itself */

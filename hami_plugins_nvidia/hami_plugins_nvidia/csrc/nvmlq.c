@@ -1,7 +1,12 @@
 /* nvmlq.c - the interposer's own NVML queries (never through our hooks): device memory in use, to
- * measure what creating a context took, and the SM clock, to express busy time in sustained-clock units. */
+ * measure what creating a context took, the SM clock, to express busy time in sustained-clock units, and the
+ * number of processes with a compute context on the GPU, which bounds how many neighbours a charge may count
+ * (the node board is world-writable: nothing on it proves a neighbour busy; see vg_nvml_others_bound). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vgpu.h"
 
@@ -9,13 +14,29 @@ static void *nvml;
 static int (*by_bus)(const char *, nvmlDevice_t *);
 static int (*meminfo)(nvmlDevice_t, nvmlMemory_t *);
 static int (*clockinfo)(nvmlDevice_t, int, unsigned int *);
+typedef int (*procs_fn)(nvmlDevice_t, unsigned int *, void *);
+static procs_fn compute_procs, mps_procs;  /* the newest version the library has */
+static size_t proc_size;                   /* its nvmlProcessInfo entry: 24 bytes (_v2, _v3) or 16 (v1) */
 static nvmlDevice_t handles[HAMI_MAX_DEVICES];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* A child forked while another thread held mu (the watcher asks every 100 ms) gets it unlocked. */
+static void forked_child(void)
+{
+    pthread_mutex_init(&mu, NULL);
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, forked_child);
+}
+
 static nvmlDevice_t handle(CUdevice dev)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
         return NULL;
+    pthread_once(&once, watch_forks);
     pthread_mutex_lock(&mu);
     if (!nvml) {
         nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -24,6 +45,18 @@ static nvmlDevice_t handle(CUdevice dev)
             by_bus = (int (*)(const char *, nvmlDevice_t *))vg_real_dlsym(nvml, "nvmlDeviceGetHandleByPciBusId_v2");
             meminfo = (int (*)(nvmlDevice_t, nvmlMemory_t *))vg_real_dlsym(nvml, "nvmlDeviceGetMemoryInfo");
             clockinfo = (int (*)(nvmlDevice_t, int, unsigned int *))vg_real_dlsym(nvml, "nvmlDeviceGetClockInfo");
+            static const char *const cp[] = {"nvmlDeviceGetComputeRunningProcesses_v3",
+                                             "nvmlDeviceGetComputeRunningProcesses_v2",
+                                             "nvmlDeviceGetComputeRunningProcesses"};
+            static const char *const mp[] = {"nvmlDeviceGetMPSComputeRunningProcesses_v3",
+                                             "nvmlDeviceGetMPSComputeRunningProcesses_v2",
+                                             "nvmlDeviceGetMPSComputeRunningProcesses"};
+            for (int i = 0; i < 3 && !compute_procs; i++) {
+                compute_procs = (procs_fn)vg_real_dlsym(nvml, cp[i]);
+                proc_size = i < 2 ? 24 : 16;
+            }
+            for (int i = 0; i < 3 && !mps_procs; i++)
+                mps_procs = (procs_fn)vg_real_dlsym(nvml, mp[i]);
         }
         if (!nvml)
             nvml = (void *)-1;
@@ -53,4 +86,133 @@ unsigned int vg_nvml_sm_clock(CUdevice dev)
     if (!h || !clockinfo || clockinfo(h, 1 /* NVML_CLOCK_SM */, &mhz) != 0)
         return 0;
     return mhz;
+}
+
+/* ---- the bound on n(t) ----
+ * A tenant's charge counts the neighbours the node board says are busy, and the board is world-writable: one
+ * forged busy entry halved a GPU-bound tenant's charge (it took twice its limit). The driver's list of the
+ * processes with a compute context on the GPU is something no tenant writes. The others busy at any instant are
+ * at most K = the processes NVML lists less this container's own on the device (the holders of its memory
+ * lanes, kernel locks: region.c vg_region_procs_on). Only the count is used: PIDs cannot be matched across PID
+ * namespaces.
+ *
+ * Which processes NVML lists depends on the caller's PID namespace. The driver (RM, gpuGetProcWithObject)
+ * translates each client's PID into the caller's namespace and leaves out the ones not visible there (the
+ * open kernel modules' os_find_ns_pid: pid_vnr, 0 = not found): from the host's (initial) namespace every
+ * process on the GPU is listed; from a container's own namespace only that container's, and then the count
+ * bounds nothing. Older drivers listed every process with host PIDs wherever asked. So the count is used when
+ * this process is in the initial PID namespace (hostPID pods, processes on the host), or when its own PID is
+ * not in the list (host PIDs: an untranslated, complete list); a list holding our own PID seen from a
+ * container's namespace bounds nothing.
+ *
+ * Queried by the watcher thread at most every 100 ms, never on the launch path; the launch path reads the
+ * cache (two atomic loads). A doubtful count gives no bound, which is the behaviour before the bound: NVML
+ * absent or failing, a namespace-filtered list, a count below this container's own, or no sample for 1 s.
+ * K is the larger of the last two samples, so a neighbour that left within the last 100 ms still counts for
+ * the spans it was busy in. */
+#define PROCS_GAP_NS 100000000LL     /* at most one NVML process query per device per 100 ms */
+#define PROCS_FRESH_NS 1000000000LL  /* a sample older than 1 s bounds nothing */
+#define PROCS_MAX 1024               /* processes read per query; more bound nothing */
+#define K_DOUBT 0xFFFF               /* a sample that bounds nothing */
+#define PROC_PID_INIT_INO 0xEFFFFFFCu /* the initial PID namespace's inode number (fixed by the kernel) */
+
+/* The last two samples per device, [0] the newer: (time >> 10) << 16 | K, 0 = none. One word each, so a reader
+ * never sees a time of one sample with the K of another. */
+static uint64_t samples[HAMI_MAX_DEVICES][2];
+static int64_t tried_at[HAMI_MAX_DEVICES];        /* the watcher thread's own (one per process) ... */
+static unsigned char proc_buf[PROCS_MAX * 24];   /* ... and so is this */
+
+static int in_initial_pid_ns(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == PROC_PID_INIT_INO;
+}
+
+/* Processes with a compute context on the device (MPS clients added where listed apart), or -1 and why.
+ * *mine: this process's own PID (as this namespace sees it) is in the list. */
+static int nvml_procs(CUdevice dev, int *mine, const char **why)
+{
+    nvmlDevice_t h = handle(dev);
+    if (!h || !compute_procs) {
+        *why = nvml == (void *)-1 || !nvml ? "libnvidia-ml.so.1 not loaded"
+               : !compute_procs           ? "no nvmlDeviceGetComputeRunningProcesses"
+                                          : "no NVML handle for the device";
+        return -1;
+    }
+    unsigned int n = PROCS_MAX;
+    int r = compute_procs(h, &n, proc_buf);
+    if (r != 0 || n > PROCS_MAX) {
+        *why = r == 7 /* NVML_ERROR_INSUFFICIENT_SIZE */ ? "more than 1024 processes" : "the process query failed";
+        return -1;
+    }
+    unsigned int me = (unsigned int)getpid();
+    *mine = 0;
+    for (unsigned int i = 0; i < n; i++) {
+        unsigned int pid;  /* the first field of every nvmlProcessInfo version */
+        memcpy(&pid, proc_buf + i * proc_size, sizeof(pid));
+        *mine |= pid == me;
+    }
+    unsigned int m = 0;  /* asked with an empty array: the count, NVML_ERROR_INSUFFICIENT_SIZE when > 0 */
+    if (mps_procs && mps_procs(h, &m, NULL) != 7)
+        m = 0;
+    if (m > PROCS_MAX) {
+        *why = "an absurd MPS process count";
+        return -1;
+    }
+    return (int)(n + m);
+}
+
+void vg_nvml_procs_refresh(int dev)
+{
+    if (dev < 0 || dev >= HAMI_MAX_DEVICES)
+        return;
+    int64_t now = vg_now_ns();
+    if (tried_at[dev] && now - tried_at[dev] < PROCS_GAP_NS)
+        return;
+    tried_at[dev] = now;
+    const char *why = "";
+    int mine = 0;
+    int n = nvml_procs(dev, &mine, &why);
+    int own = n >= 0 ? vg_region_procs_on(dev) : -1;
+    int k = K_DOUBT;
+    if (n < 0)
+        vg_log_once(VG_WARN, "nvml-procs", "device %d: no process count from NVML (%s): busy neighbours on the node "
+                                           "board are counted unbounded", dev, why);
+    else if (mine && !in_initial_pid_ns())
+        vg_log_once(VG_WARN, "nvml-ns", "device %d: NVML lists only the processes of this container's PID namespace "
+                                        "(the driver leaves the others out): busy neighbours on the node board are "
+                                        "counted unbounded (the bound needs the host PID namespace)", dev);
+    else if (own < 0)
+        vg_log_once(VG_WARN, "nvml-own", "device %d: this container's processes on the GPU cannot be counted: busy "
+                                         "neighbours on the node board are counted unbounded", dev);
+    else if (n < own)
+        vg_log_once(VG_WARN, "nvml-few", "device %d: NVML lists %d processes on the GPU, fewer than this container's "
+                                         "%d: the count is doubtful, busy neighbours are counted unbounded", dev, n, own);
+    else
+        k = n - own < K_DOUBT ? n - own : K_DOUBT - 1;
+    uint64_t w = ((uint64_t)(now >> 10) << 16) | (uint64_t)k;
+    __atomic_store_n(&samples[dev][1], __atomic_load_n(&samples[dev][0], __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+    __atomic_store_n(&samples[dev][0], w, __ATOMIC_RELEASE);
+}
+
+/* K: the larger of the last two samples (a doubtful one bounds nothing), -1 = no bound. */
+int vg_nvml_others_bound(int dev, int64_t now)
+{
+    if (dev < 0 || dev >= HAMI_MAX_DEVICES)
+        return -1;
+    int k = -1;
+    for (int i = 0; i < 2; i++) {
+        uint64_t w = __atomic_load_n(&samples[dev][i], __ATOMIC_ACQUIRE);
+        int64_t at = (int64_t)(w >> 16) << 10;
+        int ki = (int)(w & 0xFFFF);
+        if (!w || now - at > PROCS_FRESH_NS) {
+            if (i == 0)
+                return -1;  /* no fresh sample */
+            continue;       /* the older one no longer matters */
+        }
+        if (ki == K_DOUBT)
+            return -1;
+        k = ki > k ? ki : k;
+    }
+    return k;
 }

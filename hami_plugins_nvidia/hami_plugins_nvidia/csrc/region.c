@@ -801,6 +801,46 @@ uint64_t vg_usage_locked(int dev)
     return sat_add(own, others_locked(dev, UINT64_MAX));
 }
 
+struct lanes_seen {
+    int64_t base;                   /* the device span's start */
+    uint8_t seen[HAMI_MAX_PROCS];   /* a lock found in slot i's lane */
+};
+
+static void note_lane(int64_t s, int64_t e, int pid, void *arg)
+{
+    (void)e;
+    (void)pid;
+    struct lanes_seen *l = arg;
+    int64_t lane = (s - l->base) / HAMI_LOCK_LANE;
+    if (lane >= 0 && lane < HAMI_MAX_PROCS)
+        l->seen[lane] = 1;
+}
+
+/* How many processes of this container hold memory on device dev: this one (the caller has a context there)
+ * plus the owners of the other lanes in the device's span, asked of the kernel: a tenant can neither forge a
+ * lock nor hide one its live process holds. Every process with a context holds its context charge there.
+ * -1 when the kernel cannot be read. The bound on n(t) subtracts this from NVML's count (nvmlq.c). */
+int vg_region_procs_on(int dev)
+{
+    if (dev < 0 || dev >= HAMI_MAX_DEVICES || !vg_region_ready())
+        return -1;
+    static struct lanes_seen l;  /* under the region lock */
+    int n = -1;
+    vg_lock();
+    if (region_fd >= 0) {
+        memset(&l, 0, sizeof(l));
+        l.base = VG_DEV_SPAN(dev);
+        if (vg_lane_walk(region_fd, l.base, l.base + HAMI_LOCK_DEV_SPAN, UINT64_MAX, NULL, note_lane, &l) !=
+            UINT64_MAX) {
+            n = 1;
+            for (int i = 0; i < HAMI_MAX_PROCS; i++)
+                n += l.seen[i] && i != slot_idx;
+        }
+    }
+    vg_unlock();
+    return n;
+}
+
 /* The memory limit in force: the region's value if it is signed, but never laxer than this process's copy. */
 uint64_t vg_limit(int dev)
 {

@@ -60,6 +60,19 @@ int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share)
  * others' intervals come from the node board (at most HAMI_PS_MAX are counted); n is bounded by count + 1. */
 int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count)
 {
+    return hami_vgpu_ps_charge_bounded_ns(a, b, since, until, count, -1);
+}
+
+/* The same charge with at most k others counted at any instant: n(t) = 1 + min(m(t), k), m(t) the intervals
+ * covering t (k < 0: no bound). The board is world-writable and proves nobody busy; k comes from a count the
+ * tenant cannot write (nvmlq.c: the processes with a compute context on the GPU, less this container's own),
+ * so forged busy entries can lower a charge only to (b - a) / (1 + k), never to (b - a) / 17. Only the number
+ * at each instant is capped, not a choice of which intervals count (by start, by order on the board): there is
+ * nothing for a forger to steer, and with k at least the largest overlap the charge is the unbounded one.
+ * Callers pass each tenant's intervals merged (hami_vgpu_interval_union), so m(t) counts tenants. */
+int64_t hami_vgpu_ps_charge_bounded_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count,
+                                       int k)
+{
     if (b <= a)
         return 0;
     if (count < 0)
@@ -83,14 +96,16 @@ int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const
             pts[j - 1] = t;
         }
     int64_t total = 0;
-    for (int k = 0; k + 1 < np; k++) {
-        int64_t lo = pts[k], hi = pts[k + 1];
+    for (int p = 0; p + 1 < np; p++) {
+        int64_t lo = pts[p], hi = pts[p + 1];
         if (hi <= lo)
             continue;
-        int n = 1;
+        int m = 0;
         for (int i = 0; i < count; i++)
-            n += since[i] <= lo && until[i] >= hi;
-        total += (hi - lo) / n;
+            m += since[i] <= lo && until[i] >= hi;
+        if (k >= 0 && m > k)
+            m = k;
+        total += (hi - lo) / (1 + m);
     }
     return total;
 }
@@ -147,11 +162,23 @@ int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count)
 int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
                          const int64_t *frac_age_ns, const int64_t *held_age_ns, int count)
 {
+    return hami_vgpu_lent_share_bounded(own, limit, frac_bp, queued_bp, frac_age_ns, held_age_ns, count, -1);
+}
+
+/* The same with at most k lenders (k < 0: no bound), k from the count nobody on the board can write (see
+ * hami_vgpu_ps_charge_bounded_ns): the k that lend least are taken. Their sum is at most that of any k of the
+ * entries, so of the real lenders when at most k are real: a forged entry can replace a real lender only by
+ * lending less than it, and adds nothing while the real ones fill the k. */
+int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
+                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count, int k)
+{
     if (own <= 0 || own >= 100 || count <= 0)
         return own;
     if (count > 64)
         count = 64;
     int64_t sum = own, lent_bp = 0;
+    int64_t spares[64];
+    int ns = 0;
     for (int i = 0; i < count; i++) {
         if (limit[i] >= 1 && limit[i] <= 100)
             sum += limit[i];
@@ -160,10 +187,18 @@ int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, 
                  frac_age_ns[i] >= -1000000LL && frac_age_ns[i] <= 1000000000LL && held_age_ns[i] >= 100000000LL;
         int64_t spare = (int64_t)limit[i] * 100 - frac_bp[i] - HAMI_LEND_MARGIN_BP;
         if (ok && spare > 0)
-            lent_bp += spare;
+            spares[ns++] = spare;
     }
     if (sum > 100)
         return own;
+    for (int i = 1; i < ns; i++)  /* insertion sort, ascending: at most 64 */
+        for (int j = i; j > 0 && spares[j - 1] > spares[j]; j--) {
+            int64_t t = spares[j];
+            spares[j] = spares[j - 1];
+            spares[j - 1] = t;
+        }
+    for (int i = 0; i < ns && (k < 0 || i < k); i++)
+        lent_bp += spares[i];
     int64_t eff = own + lent_bp / 100;
     return eff > 100 ? 100 : (int)eff;
 }

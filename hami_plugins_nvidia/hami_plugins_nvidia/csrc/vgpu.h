@@ -150,6 +150,7 @@ void vg_uncharge_locked(int dev, uint64_t bytes);
 void vg_set_reserved_locked(int dev, uint64_t bytes);
 int vg_reclaim_dead_locked(void);
 uint64_t vg_limit(int dev);
+int vg_region_procs_on(int dev);        /* processes of the container holding memory on dev (kernel locks), -1 */
 int vg_sm_limit(int dev);               /* the SM share in force, range-checked */
 void vg_add_busy(int dev, uint64_t ns);
 
@@ -159,6 +160,11 @@ void vg_reconcile_pools_locked(void);
 /* NVML queries of our own (nvmlq.c). */
 uint64_t vg_nvml_used(CUdevice dev);
 unsigned int vg_nvml_sm_clock(CUdevice dev);
+/* The bound on the others counted in n(t) (processes with a compute context on the GPU less this container's
+ * own), refreshed by the watcher at most every 100 ms; -1 = no bound (NVML absent or failing, a doubtful or
+ * stale count). The read is two atomic loads: the launch path never calls NVML. */
+void vg_nvml_procs_refresh(int dev);
+int vg_nvml_others_bound(int dev, int64_t now);
 
 /* Node board (board.c). */
 struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16]);
@@ -171,11 +177,16 @@ VG_API int hami_vgpu_parse_size(const char *text, uint64_t *out);
 VG_API int64_t hami_vgpu_resume_credit_ns(int64_t period_ns, int share);
 #define HAMI_PS_MAX (HAMI_BOARD_USERS * (HAMI_BOARD_RECENT + 1))  /* intervals a charge may intersect */
 VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count);
+VG_API int64_t hami_vgpu_ps_charge_bounded_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until,
+                                              int count, int k);
 VG_API int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count);
 #define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
 #define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
+VG_API int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *frac_bp,
+                                        const int32_t *queued_bp, const int64_t *frac_age_ns,
+                                        const int64_t *held_age_ns, int count, int k);
 #define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
 /* Coarse measurement (launch.c) only while the credit minus the doubt exceeds twice the in-flight bound. The
  * bucket is at least this deep plus 100 ms, so that a tenant well under its limit can reach it while shared
