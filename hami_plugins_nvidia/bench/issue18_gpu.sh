@@ -4,8 +4,11 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..4, ordered by value (stage 1 = what changed since the last H200 run). One session's 30 minutes of
+# STAGE 1..5, ordered by value (stage 1 = what changed since the last H200 run). One session's 30 minutes of
 # device time hold stages 1-3 back to back (a machine start is 1-2 min); stage 4 belongs to the next session.
+# Stage 5 holds experiments, never judged (the judge leaves --tenant-env runs and variants with their own
+# environment out): HAMI_SM_CHARGE_SWITCHES=1 on the graphs and inference pairs, and whether NVML lists
+# other PID namespaces' processes (which decides where the NVML bound on neighbours is active).
 # Every step runs under `timeout` (the sum of a stage's timeouts is <= 560 s), writes its own output under
 # $OUT/r before the next starts (no `&&` chains: a failed step never skips the rest), and the stage ends by
 # taring $OUT/r into $OUT/stageN.tgz (the device tool returns at most 8 files). Stage 1 needs carry [".whl"]
@@ -25,8 +28,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4" >&2; exit 2 ;;
+  1|2|3|4|5) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -114,6 +117,16 @@ case "$STAGE" in
     step memory 40 55 'mkdir -p $R/memory; python3 $B/real_workloads.py --out $R/memory --part memory --seconds 1'
     # 2 x (1 solo 15.5 + timeline 30) + build 5
     step policy 96 110 "$(rw policy 'train::1:tx;train::1:tx')"
+    ;;
+  5)
+    echo "# stage 5: experiments (not judged): context switches charged (HAMI_SM_CHARGE_SWITCHES=1) on the graphs and inference pairs; NVML across PID namespaces"
+    step info 5 10 "$INFO"
+    # ~30 s: two torch contexts (host namespace, own PID namespace via unshare) and NVML's list from each
+    step nvml-ns 30 60 'python3 $B/nvml_namespace.py --out $R/nvml-ns'
+    # 2 solos 18 + native pair 16.5 + 6 pairs x 16.6 = 134 + build 5
+    step graphs-switches 140 170 'mkdir -p $R/graphs-sw; python3 $B/real_workloads.py --out $R/graphs-sw --part share --seconds $W --repeat 3 --plan "graphs::2:n" --tenant-env HAMI_SM_CHARGE_SWITCHES=1'
+    # build 2 x 5; alone 2 rounds x (native, lib, sw) x 10 = 60; 2 x (native pair + 2 variants x 2 pairs) x 16.5 = 165
+    step infer-switches 235 300 'python3 $B/launch_cost.py --out $R/lc-sw --seconds $W --rounds 2 --limit 70 --cores "2;6" --variant lib=$C: --variant sw=$C::HAMI_SM_CHARGE_SWITCHES=1 --pair-limits 50+50,30+70 --pair-repeat 2'
     ;;
 esac
 step tar 2 10 "$TAR"

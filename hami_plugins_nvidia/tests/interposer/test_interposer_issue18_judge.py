@@ -283,7 +283,7 @@ def _dry(stage: str) -> list[str]:
     return p.stdout.splitlines()
 
 
-@pytest.mark.parametrize("stage", ["1", "2", "3", "4"])
+@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -311,7 +311,9 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     for needle in ("launch_cost.py", "cupy:50:2:pn", "graphs:50:2:pn", "jax:50:2:pn", "train:10,30,50:2:x",
                    "train:70,90:2:x", "train::2:t", "matmul:10,30,50,70,90:2:x", "matmul::2:n", "--part memory"):
         assert needle in text, needle
-    bad = subprocess.run(["bash", str(GPU), "5"], capture_output=True, text=True, timeout=30)
+    five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
+    assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=1") == 2
+    bad = subprocess.run(["bash", str(GPU), "6"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
@@ -428,3 +430,30 @@ def test_policy_timelines_pool_across_the_folders_of_one_commit(judge, tmp_path)
         shutil.rmtree(tmp_path / "in" / f"stage{k}")
         stage(f"stage{k}", None)
     assert _targets(_card(judge, tmp_path / "in", tmp_path / "o3"))["train policy default"]["n"] == 1
+
+
+def test_an_experiment_with_its_own_library_knobs_is_noted_not_judged(judge, tmp_path) -> None:
+    folder, data = _record3_run2(tmp_path)
+    data["cupy"]["busy_probe"] = {"gpu_busy_fraction": 0.97, "rate": 650.0}  # judged "met" as shipped
+    _write_rw(folder, data)
+    assert _targets(_card(judge, folder, tmp_path / "shipped"))["cupy pair 50+50"]["verdict"] == "met"
+    data["tenant_env"] = {"HAMI_SM_CHARGE_SWITCHES": "1"}
+    _write_rw(folder, data)
+    card = _card(judge, folder, tmp_path / "out")
+    t = _targets(card)
+    assert t["cupy pair 50+50"]["verdict"].startswith("not measured")
+    assert all(t[k]["verdict"].startswith("not measured") for k in t if k.split()[0] in ("cupy", "graphs", "jax"))
+    assert any("an experiment (HAMI_SM_CHARGE_SWITCHES=1)" in n for n in card["notes"])
+    data["tenant_env"] = ["HAMI_SM_CHARGE_SWITCHES=1"]
+    _write_rw(folder, data)
+    r = subprocess.run([sys.executable, str(BENCH / "issue18_judge.py"), str(folder), "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "field 'tenant_env' is a list" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("item", ["LD_PRELOAD=/tmp/x.so", "HAMI_SM_CHARGE_SWITCHES", "HAMI_X=a b",
+                                  "HAMI_NODE_BOARD=/tmp/b", "hami_x=1", "HAMI_X=" + "9" * 65])
+def test_real_workloads_refuses_a_tenant_env_that_is_not_a_plain_library_knob(item) -> None:
+    r = subprocess.run([sys.executable, str(BENCH / "real_workloads.py"), "--tenant-env", item, "--out", "/nonexistent"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--tenant-env" in r.stderr and "Traceback" not in r.stderr
