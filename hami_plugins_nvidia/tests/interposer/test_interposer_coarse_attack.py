@@ -1,0 +1,52 @@
+"""A phase-shifting tenant against coarse measurement (issue 18 audit): coarse launches are charged the average
+per launch of the last precise window, and the rest of their spans is doubt, judged by the next precise window.
+A tenant that controls its kernels can launch tiny ones back to back around the windows and long ones in the
+coarse phases. A coarse phase starts when a window completes (>= 128 launches, >= 2 ms) and lasts 100 ms, so a
+program with a ~100 ms period falls into step by itself: its windows see the tiny kernels, which confirm the
+tiny estimate, and the long kernels' doubt was dropped. On this fake, 30 % `force`, alone, tiny bursts of
+8-12 ms (3 us kernels) then 86-90 ms of 1 ms kernels synchronised one by one: 35.8-39.2 % of the GPU, charged
+0.82-0.90 x the GPU time it got. Now the doubt is forgiven only as far as host gaps like the window's explain
+it (launch.c verify()): 32.6-32.9 %, charged 1.01-1.02 x. Judged by the fake's own accounting of the process's
+GPU time (FAKE_CUDA_GPU), not by wall-clock figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import REAL_DRIVER, Workload
+from .test_interposer_share import _charged_ms, _shared
+
+pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+
+LIMIT = 30
+# (tiny burst, long part) in seconds: periods of 96-98 ms, close to the 100 ms coarse phase plus its window
+PATTERNS = (("0.010", "0.088"), ("0.012", "0.086"), ("0.008", "0.090"))
+WARM = ("spin", "3", "3000", "0.8", "1000")  # nearly idle: the bucket fills, a window verifies, coarse begins
+
+
+def _attack(w: Workload, burst: str, long: str) -> tuple[float, float, float]:
+    """GPU time the fake gave the attacker (ms), what it was charged (ms), and the wall time (s)."""
+    args = ["ctx", "0", *WARM]
+    for _ in range(int(4 / (float(burst) + float(long)))):
+        args += ["spin", "3", "0", burst, "1000", "spin", "1000", "0", long, "1"]
+    r = w.run(*args, timeout=60)
+    assert r.returncode == 0, r.stderr
+    spins = r.values("spin")[1:]  # the warm-up is not counted: it is below the limit
+    assert spins and all(words[0] == "0" for words in spins), r.stderr
+    secs = float(spins[-1][2]) - float(spins[0][1])
+    gpu_ms = sum(float(words[3]) for words in spins) * 1e3
+    return gpu_ms, _charged_ms(w), secs
+
+
+def test_tiny_kernels_in_the_windows_long_ones_in_coarse_phases_do_not_beat_the_limit(workload: Workload) -> None:
+    _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
+    gpu = charged = secs = 0.0
+    runs = []
+    for burst, long in PATTERNS:
+        workload.tmp.joinpath("region").unlink(missing_ok=True)  # a fresh container each time: a full bucket
+        g, c, s = _attack(workload, burst, long)
+        runs.append((burst, long, round(100 * g / (s * 1e3), 1), round(c / g, 2)))
+        gpu, charged, secs = gpu + g, charged + c, secs + s
+    # charged what it got (the warm-up's charge is in `charged` too: a few ms), and its share near its limit
+    assert charged >= 0.97 * gpu, runs
+    assert 100 * gpu / (secs * 1e3) <= LIMIT + 5, runs
