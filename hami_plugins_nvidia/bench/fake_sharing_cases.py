@@ -31,12 +31,8 @@ runs the bench (the loaded 2-core dev VM for the record in docs/results), never 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import re
-import shlex
 import statistics
 import subprocess
 import sys
@@ -50,7 +46,7 @@ sys.path.insert(0, str(HERE))
 
 import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
 import region  # noqa: E402 - the region layout, read through cffi
-from launch_path_cost import add_record_args, build_tools  # noqa: E402 - the fake libcuda and driver_app
+from launch_path_cost import add_record_args, build_tools, record_head, write_record  # noqa: E402 - the fake libcuda and driver_app
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
@@ -290,15 +286,9 @@ def main() -> int:
                 for r in runs_:
                     for t in r:
                         t["tput"] = 100 * t["rate"] / solo
-    result = {"date": datetime.date.today().isoformat(), "host": f"{platform.node()} {platform.machine()}, "
-              f"{os.cpu_count()} CPUs", "rounds": a.rounds, "seconds": a.seconds,
-              "graphs_switch_us": a.graphs_switch_us, "command": shlex.join([".venv/bin/python", *sys.argv]),
+    result = {**record_head(a, seconds=a.seconds, graphs_switch_us=a.graphs_switch_us),
               "rows": [{"case": c, "run": k, "build": n, "runs": rs} for (c, k, n), rs in rows.items()]}
-    a.out.write_text(json.dumps(result, indent=1))
-    if a.md:
-        a.md.write_text(markdown(result, a.note))
-    print(markdown(result, a.note))
-    return 0
+    return write_record(a, result, markdown(result, a.note))
 
 
 if __name__ == "__main__":

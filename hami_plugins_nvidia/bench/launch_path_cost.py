@@ -124,6 +124,22 @@ def add_record_args(ap: argparse.ArgumentParser) -> None:
                     help="NAME=CSRC_DIR: a library build to measure (repeatable; default: this tree's csrc)")
 
 
+def record_head(a: argparse.Namespace, **fields: object) -> dict:
+    """The opening fields of a fake bench's result: when, on which host (never a GPU), by which command."""
+    return {"date": datetime.date.today().isoformat(),
+            "host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs", "rounds": a.rounds,
+            **fields, "command": shlex.join([".venv/bin/python", *sys.argv])}
+
+
+def write_record(a: argparse.Namespace, result: dict, md: str) -> int:
+    """Writes the JSON result (--out) and the Markdown record (--md), and prints the Markdown."""
+    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    if a.md:
+        a.md.write_text(md)
+    print(md)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_record_args(ap)

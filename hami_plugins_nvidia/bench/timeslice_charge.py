@@ -20,11 +20,7 @@ dev VM for the record in docs/results), not hardware figures.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -38,7 +34,7 @@ sys.path.insert(0, str(HERE))
 
 import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
 import region  # noqa: E402 - the region layout, read through cffi
-from launch_path_cost import add_record_args, build_tools  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
+from launch_path_cost import add_record_args, build_tools, record_head, write_record  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 CASES: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -146,14 +142,9 @@ def main() -> int:
             for case, lims, limits in plan:
                 for name, lib in libs.items():
                     rows[(case, lims, name)].append(pair(app, fake_dir, lib, case, limits))
-    result = {"date": datetime.date.today().isoformat(), "host": f"{platform.node()} {platform.machine()}, "
-              f"{os.cpu_count()} CPUs", "rounds": a.rounds, "command": shlex.join([".venv/bin/python", *sys.argv]),
+    result = {**record_head(a),
               "rows": [{"case": c, "limits": lims, "build": n, "runs": runs} for (c, lims, n), runs in rows.items()]}
-    a.out.write_text(json.dumps(result, indent=1))
-    if a.md:
-        a.md.write_text(markdown(result, a.note))
-    print(markdown(result, a.note))
-    return 0
+    return write_record(a, result, markdown(result, a.note))
 
 
 if __name__ == "__main__":
