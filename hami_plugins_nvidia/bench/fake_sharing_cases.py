@@ -44,9 +44,8 @@ PKG = HERE.parent / "hami_plugins_nvidia"
 sys.path.insert(0, str(PKG / "interposer"))
 sys.path.insert(0, str(HERE))
 
-import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
 import region  # noqa: E402 - the region layout, read through cffi
-from launch_path_cost import add_record_args, build_tools, record_head, write_record  # noqa: E402 - the fake libcuda and driver_app
+from launch_path_cost import add_record_args, build_libs, build_tools, record_head, write_record  # noqa: E402 - the fake libcuda and driver_app
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
@@ -255,12 +254,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hami-fsc-build-") as d:
         out = Path(d)
         fake_dir, app = build_tools(out)
-        libs = {}
-        for spec in a.lib or [f"current={build.CSRC}"]:
-            name, _, csrc = spec.partition("=")
-            if not name or not csrc or not Path(csrc).is_dir():
-                ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR with an existing directory")
-            libs[name] = build.build_library(out / name, Path(csrc))
+        libs = build_libs(ap, a.lib, out)
         first = next(iter(libs))
         lib_envs: dict[str, dict[str, str]] = {n: {} for n in libs}
         for spec in a.lib_env:

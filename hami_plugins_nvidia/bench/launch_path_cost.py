@@ -124,6 +124,18 @@ def add_record_args(ap: argparse.ArgumentParser) -> None:
                     help="NAME=CSRC_DIR: a library build to measure (repeatable; default: this tree's csrc)")
 
 
+def build_libs(ap: argparse.ArgumentParser, specs: list[str], out: Path) -> dict[str, Path]:
+    """The library builds of --lib NAME=CSRC_DIR (default: this tree's csrc), each into its own folder under out;
+    a malformed spec ends the bench with one usage line."""
+    libs: dict[str, Path] = {}
+    for spec in specs or [f"current={build.CSRC}"]:
+        name, sep, csrc = spec.partition("=")
+        if not sep or not name or not Path(csrc).is_dir():
+            ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR with an existing folder")
+        libs[name] = build.build_library(out / name, Path(csrc))
+    return libs
+
+
 def record_head(a: argparse.Namespace, **fields: object) -> dict:
     """The opening fields of a fake bench's result: when, on which host (never a GPU), by which command."""
     return {"date": datetime.date.today().isoformat(),
@@ -167,12 +179,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lpc-") as td:
         tmp = Path(td)
         fake_dir, app = build_tools(tmp)
-        libs: dict[str, Path] = {}
-        for spec in libs_spec:
-            name, sep, csrc = spec.partition("=")
-            if not sep or not name or not Path(csrc).is_dir():
-                ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR with an existing folder")
-            libs[name] = build.build_library(tmp / "lib" / name, Path(csrc))
+        libs = build_libs(ap, libs_spec, tmp / "lib")
         raw: dict[str, dict[str, list[dict[str, float]]]] = {lp: {} for lp in loops}
         neighbour = None
         try:
