@@ -4,11 +4,14 @@ with the system C compiler, once per session, and run the program under LD_PRELO
 from __future__ import annotations
 
 import importlib.util
+import mmap
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,3 +141,19 @@ def second_workload(toolchain: Toolchain, tmp_path: Path) -> Iterator[Workload]:
     w = Workload(toolchain, ctr)
     yield w
     w.kill_all()
+
+
+def forge_board_user(board_path: Path, stop: threading.Event, fill: Callable[[object, int, int], None]) -> None:
+    """Keeps one forged user entry on the fake GPU's board entry active (id set, heartbeat fresh) until stop,
+    writing only that entry's fields in the shared mapping, as a tenant of the node could; fill(gpu, slot, now)
+    writes the fields of the attack every 2 ms."""
+    with open(board_path, "r+b") as f, mmap.mmap(f.fileno(), region.BOARD_SIZE) as mem:
+        board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mem))
+        g, slot = board.gpu[0], region.CONST["HAMI_BOARD_USERS"] - 1
+        while not stop.is_set():
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            g.user_id[slot] = 0xF0F0F0F0
+            g.user_active_ns[slot] = now
+            fill(g, slot, now)
+            stop.wait(0.002)
+        del g, board

@@ -9,13 +9,12 @@ process."""
 from __future__ import annotations
 
 import ctypes
-import mmap
 import threading
 import time
 
 import pytest
 
-from .conftest import REAL_DRIVER, Toolchain, Workload, region
+from .conftest import REAL_DRIVER, Toolchain, Workload, forge_board_user, region
 from .test_interposer_share import _spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
@@ -29,23 +28,17 @@ def _forge_ring(board_path, stop: threading.Event, head: int, span: str) -> None
     slots overlapping), its ring head set to `head`, as a tenant of the node could write. span: "all" from the
     start of time until just inside the future bound, "inverted" the same with since > until, "future" one
     starting 30 years ahead."""
-    with open(board_path, "r+b") as f, mmap.mmap(f.fileno(), region.BOARD_SIZE) as mem:
-        board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mem))
-        g, slot = board.gpu[0], region.CONST["HAMI_BOARD_USERS"] - 1
-        while not stop.is_set():
-            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            g.user_id[slot] = 0xF0F0F0F0
-            g.user_active_ns[slot] = now
-            g.user_since_ns[slot] = 1
-            g.user_busy_ns[slot] = now  # closed: only the ring speaks for it
-            g.user_recent_head[slot] = head
-            lo, hi = {"all": (1, now + 900 * MS), "inverted": (now + 900 * MS, 1),
-                      "future": (now + 10**18, now + 2 * 10**18)}[span]
-            for k in range(RECENT):
-                g.user_recent_since[slot][k] = lo
-                g.user_recent_until[slot][k] = hi
-            stop.wait(0.002)
-        del g, board
+    def fill(g, slot: int, now: int) -> None:
+        g.user_since_ns[slot] = 1
+        g.user_busy_ns[slot] = now  # closed: only the ring speaks for it
+        g.user_recent_head[slot] = head
+        lo, hi = {"all": (1, now + 900 * MS), "inverted": (now + 900 * MS, 1),
+                  "future": (now + 10**18, now + 2 * 10**18)}[span]
+        for k in range(RECENT):
+            g.user_recent_since[slot][k] = lo
+            g.user_recent_until[slot][k] = hi
+
+    forge_board_user(board_path, stop, fill)
 
 
 @pytest.mark.parametrize(("head", "span", "most"),

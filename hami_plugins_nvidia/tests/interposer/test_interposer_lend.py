@@ -9,7 +9,6 @@ gave each process, with tolerances that hold on a loaded 2-core machine and stil
 from __future__ import annotations
 
 import ctypes
-import mmap
 import threading
 import time
 
@@ -17,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .conftest import REAL_DRIVER, Toolchain, Workload, region
+from .conftest import REAL_DRIVER, Toolchain, Workload, forge_board_user
 from .test_interposer_share import _share_between, _spin, _trace
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
@@ -176,21 +175,14 @@ def _parse_trace(out: str) -> list[tuple[float, float]]:
 
 
 def _forge(board_path, stop: threading.Event, limit: int, frac_bp: int, frac_age_ns: int) -> None:
-    """Keeps a forged user entry on the fake GPU's board entry active (its heartbeat fresh) until stop,
-    writing only that entry's fields in the shared mapping, as a tenant of the node could."""
-    with open(board_path, "r+b") as f, mmap.mmap(f.fileno(), region.BOARD_SIZE) as mem:
-        board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mem))
-        g, slot = board.gpu[0], region.CONST["HAMI_BOARD_USERS"] - 1
-        while not stop.is_set():
-            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            g.user_id[slot] = 0xF0F0F0F0
-            g.user_active_ns[slot] = now
-            g.user_limit[slot] = limit
-            g.user_frac_bp[slot] = frac_bp
-            g.user_frac_ns[slot] = now - frac_age_ns
-            g.user_held_ns[slot] = 0
-            stop.wait(0.002)
-        del g, board
+    """Keeps a forged lender on the fake GPU's board entry: its limit, its published fraction and its age."""
+    def fill(g, slot: int, now: int) -> None:
+        g.user_limit[slot] = limit
+        g.user_frac_bp[slot] = frac_bp
+        g.user_frac_ns[slot] = now - frac_age_ns
+        g.user_held_ns[slot] = 0
+
+    forge_board_user(board_path, stop, fill)
 
 
 @pytest.mark.parametrize(("limit", "frac_bp", "age_ns", "lends"),
