@@ -311,14 +311,14 @@ int main(int argc, char **argv)
             const char *pat = argv[++i];
             unsigned gap = (unsigned)atoi(argv[++i]);
             double secs = atof(argv[++i]);
-            unsigned kus[512];
+            static unsigned kus[8192];  /* a torch training step: ~2000 launches (issue 18, trainfix) */
             int nk = 0;
-            char buf[1024];
+            char buf[4096];
             snprintf(buf, sizeof(buf), "%s", pat);
-            for (char *tok = strtok(buf, ","); tok && nk < 512; tok = strtok(NULL, ",")) {
+            for (char *tok = strtok(buf, ","); tok && nk < 8192; tok = strtok(NULL, ",")) {
                 char *star = strchr(tok, '*');
                 long cnt = star ? atol(tok) : 1, len = star ? atol(star + 1) : atol(tok);
-                for (long k = 0; k < cnt && nk < 512; k++)
+                for (long k = 0; k < cnt && nk < 8192; k++)
                     kus[nk++] = (unsigned)(len > 0 ? len : 1);
             }
             int n = 0;
