@@ -103,12 +103,17 @@ case "$STAGE" in
     step jax 170 185 "$(rw jax 'jax:50:2:pn')"
     ;;
   3)
-    echo "# stage 3: the training loop: alone at 10..90 x3, pairs 30+70 and 50+50 x3, one default-policy timeline"
+    echo "# stage 3: the training loop: alone at 50 measured precisely (the coarse-charge diagnostic), alone at 10..90 x3, pairs 30+70 and 50+50 x3, one default-policy timeline"
     step info 5 10 "$INFO"
+    # the coarse-charge diagnostic (trainfix): alone at 50 with HAMI_SM_PRECISE=1 (an experiment: not judged),
+    # against train-low's three default runs at 50 below; every run's launch stats line (% coarse, verifications)
+    # is in its real-share.log and the rows' launch_stats. No solo of its own (SOLOS 0): train-low's are the
+    # baseline. build 5 + 1 alone 15.5
+    step train-precise 21 25 'mkdir -p $R/train-precise; python3 $B/real_workloads.py --out $R/train-precise --part share --seconds $W --repeat 1 --plan "train:50:0:x" --tenant-env HAMI_SM_PRECISE=1'
     # 2 solos 31 + 9 alone x 15.5 = 140 + build 5
     step train-alone-low 176 195 "$(rw train-low 'train:10,30,50:2:x')"
-    # 2 solos 31 + 6 alone x 15.5 = 93 + build 5
-    step train-alone-high 129 145 "$(rw train-high 'train:70,90:2:x')"
+    # 2 solos 31 + 6 alone x 15.5 = 93 + build 5; 113 s on the H200 (2026-12-05, stage 3)
+    step train-alone-high 115 130 "$(rw train-high 'train:70,90:2:x')"
     # 2 solos 31 + 6 pairs x 19 = 114 + timeline 30 + build 5
     step train-pairs 180 200 "$(rw train-pairs 'train::2:t')"
     ;;

@@ -51,6 +51,11 @@ class Bench:
                        BENCH_REGION=str(self.tmp / f"ctr{self.n}.cache"))
             if PERIOD_MS != "default":
                 env["HAMI_SM_PERIOD_MS"] = PERIOD_MS
+            if LAUNCH_STATS:
+                # the library's one line at exit (% coarse, verifications): without it a worker's stderr holds no
+                # library line at all (nothing else is printed at the default log level), and the H200's
+                # interposer_lines were empty for every program (issue 18, trainfix)
+                env["HAMI_LAUNCH_STATS"] = "1"
             env.update(TENANT_ENV)
         env.update(extra)
         return env
@@ -175,6 +180,7 @@ def timeline(stamps: list[float], bins: float = 0.5) -> list[float]:
 
 PERIOD_MS = "default"  # HAMI_SM_PERIOD_MS for every preloaded worker (--period-ms; default: the library's)
 REPEAT = 1  # pairs are repeated this many times (--repeat) and reported as medians
+LAUNCH_STATS = True  # HAMI_LAUNCH_STATS=1 for every preloaded worker (--no-launch-stats: off), as launch_cost.py
 TENANT_ENV: dict[str, str] = {}  # --tenant-env: library knobs of an experiment, for the preloaded workers only
 _TENANT_KEY = re.compile(r"HAMI_[A-Z0-9_]{1,40}")
 _TENANT_VALUE = re.compile(r"[A-Za-z0-9_.,:+-]{0,64}")
@@ -234,7 +240,8 @@ def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infe
     f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
     for kind in kinds:
         nsolo = solos
-        solos = [b.run(f"{kind} solo native #0", kind, secs, False)]
+        # SOLOS 0: no solo run (a diagnostic compared with another step's solos: rates and charges, no shares)
+        solos = [b.run(f"{kind} solo native #0", kind, secs, False)] if nsolo > 0 else []
         ent = out.setdefault(kind, {"rows": []})
         if "p" in flags:
             probe = b.run(f"{kind} busy probe", kind, secs, True, CUDA_TASK_PRIORITY="0")
@@ -264,14 +271,15 @@ def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infe
         rates = [x["rate"] for x in solos if x.get("rate")]
         ent["solo_sm_mhz"] = [x.get("sm_mhz") for x in solos]
         solo = {"rate": statistics.median(rates)} if rates else {}
-        ent.update(unit=solos[0].get("unit"), solo_native=rates, solo_median=solo.get("rate"))
+        ent.update(unit=solos[0].get("unit") if solos else None, solo_native=rates, solo_median=solo.get("rate"))
         rows = ent["rows"]
         for pct in alone:
             rs = raw[("alone", pct)]
             rows.append({"case": f"alone, limit {pct} % (force)", "limit": pct,
                          "achieved": statistics.median([share(r, solo) or 0 for r in rs]),
                          "gpu_time_charged": [r.get("gpu_busy_fraction") for r in rs], "runs": [share(r, solo) for r in rs],
-                         "sm_mhz": [r.get("sm_mhz") for r in rs]})
+                         "rates": [r.get("rate") for r in rs], "sm_mhz": [r.get("sm_mhz") for r in rs],
+                         "launch_stats": [r.get("launch_stats") for r in rs]})
         for key, case in (("native", "pair, native (no preload)"),
                           ("probe pair", "pair, no limit, charge measured (CUDA_TASK_PRIORITY=0)"), ((30, 70), "pair 30 + 70 (default policy)"),
                           ((50, 50), "pair 50 + 50 (default policy)")):
@@ -372,14 +380,17 @@ def main() -> None:
     ap.add_argument("--period-ms", default="default", help="HAMI_SM_PERIOD_MS of the preloaded workers")
     ap.add_argument("--plan", default="", help="per program of --part share: KIND:ALONE-LIMITS:SOLOS:FLAGS;... "
                     "FLAGS p = busy probe, n = native pair (N: --repeat times), q = probe pair, t = policy timeline, "
-                    "x = no limited pairs (e.g. train:10,30:3:pt); SOLOS > 3 adds a solo between repeats")
+                    "x = no limited pairs (e.g. train:10,30:3:pt); SOLOS > 3 adds a solo between repeats, SOLOS 0 none")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1, help="repeat each limited pair and report medians")
+    ap.add_argument("--no-launch-stats", action="store_true",
+                    help="do not set HAMI_LAUNCH_STATS=1 in the preloaded workers (the library's exit line)")
     ap.add_argument("--tenant-env", action="append", default=[], metavar="HAMI_KEY=VALUE",
                     help="a library knob for every preloaded worker (repeatable): an experiment, not judged")
     args = ap.parse_args()
-    global REPEAT, PERIOD_MS, CLOCK, TENANT_ENV
+    global REPEAT, PERIOD_MS, CLOCK, TENANT_ENV, LAUNCH_STATS
     TENANT_ENV = tenant_env(args.tenant_env)
+    LAUNCH_STATS = not args.no_launch_stats
     REPEAT = max(1, args.repeat)
     PERIOD_MS = args.period_ms if args.period_ms == "default" else str(int(args.period_ms))
     sys.path.insert(0, str(PKG / "interposer"))
@@ -396,6 +407,7 @@ def main() -> None:
         b = Bench(lib, tmp, log)
         out: dict = {"date": date, "part": args.part, "seconds_per_window": args.seconds,
                      "command": " ".join(sys.argv), "device": _device()}
+        out["launch_stats"] = LAUNCH_STATS
         if TENANT_ENV:
             out["tenant_env"] = TENANT_ENV
         t0 = time.time()

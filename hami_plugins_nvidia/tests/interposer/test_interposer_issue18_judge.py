@@ -312,6 +312,9 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     for needle in ("launch_cost.py", "cupy:50:2:pn", "graphs:50:2:pn", "jax:50:2:pn", "train:10,30,50:2:x",
                    "train:70,90:2:x", "train::2:t", "matmul:10,30,50,70,90:2:x", "matmul::2:n", "--part memory"):
         assert needle in text, needle
+    # stage 3's coarse-charge diagnostic: the training loop alone at 50 measured precisely, an experiment (not judged)
+    three = [ln for ln in _dry("3") if ln.startswith("step train-precise ")]
+    assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=1") == 2
     bad = subprocess.run(["bash", str(GPU), "6"], capture_output=True, text=True, timeout=30)

@@ -1,0 +1,55 @@
+"""real_workloads.py records the library's launch stats line (issue 18: on the H200 every program's
+interposer_lines were empty: a worker's environment dropped every HAMI_* variable, and at the default log level
+the library prints nothing else, so the coarse share and the verifications of the training loop were unknown).
+Its workers now get HAMI_LAUNCH_STATS=1 (as launch_cost.py's do; --no-launch-stats turns it off) and the line
+lands in the run's result. Checked end to end on the fake: a process started with the bench's own environment,
+preloaded with the library, and the bench's own parser of its output."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import REAL_DRIVER, Workload
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="runs the fake driver_app under the bench's environment")
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("hami_real_workloads_under_test", BENCH / "real_workloads.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(mod, workload: Workload, tmp_path: Path) -> dict:
+    with open(tmp_path / "real-share.log", "w") as log:
+        b = mod.Bench(workload.tc.lib, tmp_path, log)
+        env = b.env(True, CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="force")
+        env["LD_LIBRARY_PATH"] = str(workload.tc.fake_dir)  # the fake libcuda in place of the driver
+        env["FAKE_CUDA_GPU"] = str(tmp_path / "gpu")
+        proc = subprocess.Popen([str(workload.tc.app), "ctx", "0", "launch", "kernel", "200", "20"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return b.finish(proc, "train alone 50 force #0", timeout=60)
+
+
+def test_workers_report_the_library_launch_stats_line(workload: Workload, tmp_path: Path) -> None:
+    mod = _bench_module()
+    res = _run(mod, workload, tmp_path)
+    assert res.get("launch_stats", "").startswith("200 measured launches ("), res
+    assert "verifications" in res["launch_stats"], res
+    assert any("launch stats: " in ln for ln in res["interposer_lines"]), res
+    assert "launch_stats" in (tmp_path / "real-share.log").read_text()
+
+
+def test_no_launch_stats_leaves_the_workers_environment_alone(workload: Workload, tmp_path: Path) -> None:
+    mod = _bench_module()
+    mod.LAUNCH_STATS = False
+    res = _run(mod, workload, tmp_path)
+    assert "launch_stats" not in res, res
+    assert not any("launch stats" in ln for ln in res["interposer_lines"]), res
