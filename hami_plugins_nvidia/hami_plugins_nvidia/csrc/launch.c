@@ -64,7 +64,9 @@
  * dropped as far as the window's host gaps per launch explain it (what they do not is charged: a tenant cannot
  * show tiny kernels to the windows and run long ones in the phases); more, the phase's launches are charged again
  * at the window's average, at most the doubt (charging the whole doubt charged the host gaps as GPU time). No
- * estimate yet: the span is charged.
+ * estimate yet: the span is charged. The part of a coarse span after its mark was recorded is charged as it is
+ * (all its launches were queued by then: no host gap can be in it), never left to the doubt: a training step's
+ * GEMMs queued ahead of the GPU, then host-paced tiny kernels, was charged 0.36 x its GPU time on the fake.
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
  * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
@@ -197,9 +199,6 @@ struct dstate {
     int64_t coarse_est;     /* ... and what they were charged */
     int64_t win_ns;         /* precise charges of the current window ... */
     int64_t win_n;          /* ... and the launches they closed */
-    int64_t win_from;       /* GPU start of the window's first span (chained: after the coarse work queued before
-                               it) ... */
-    int64_t win_to;         /* ... and its latest completion: the window's host gaps are measured between them */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
     /* lending under the default policy (note_users, throttle) */
     int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
@@ -702,12 +701,13 @@ static void harvest(struct dstate *ds)
                         est = own;
                     /* the part of the span after the mark was recorded is GPU time whatever the estimate says:
                      * every launch the mark closes was queued by then, so the stream ran them back to back, not
-                     * waiting for the host (clipped to the union's part, c: counted once). Only the rest can be
-                     * host gaps, and only the rest is doubt the next window may forgive. Without it a program
-                     * that queues long kernels ahead of the GPU (a training step's GEMMs) and then launches many
-                     * tiny ones paced by its host had the long ones charged the tiny estimate and their doubt
-                     * "explained" by the tiny phase's host gaps (on the fake, 50 % force alone: 83 % of the GPU,
-                     * charged 0.36 x it; test_interposer_coarse_training.py) */
+                     * waiting for the host (clipped to the union's part, c: counted once). Only the rest can hold
+                     * host gaps, and only the rest is doubt a window may forgive. Without it a program that
+                     * queues long kernels ahead of the GPU (a training step's GEMMs) and then launches many tiny
+                     * ones paced by its host had the long ones charged the tiny kernels' estimate, and their
+                     * doubt "explained" by the windows' host gaps, which also held the GEMM backlog still
+                     * draining when a window began (on the fake, 50 % force alone: 83 % of the GPU, charged
+                     * 0.36 x it; test_interposer_coarse_training.py) */
                     int64_t from = m->rec > start ? m->rec : start;
                     if (from < wm)
                         from = wm;
@@ -722,10 +722,6 @@ static void harvest(struct dstate *ds)
                     ds->coarse_est += est;
                 } else {
                     consume(ds, c, 1);
-                    if (!ds->win_n || start < ds->win_from)
-                        ds->win_from = start;
-                    if (!ds->win_n || h > ds->win_to)
-                        ds->win_to = h;
                     ds->win_ns += c;
                     ds->win_n += m->n;
                 }
@@ -1089,34 +1085,24 @@ static void verify(struct dstate *ds, int64_t now)
         __atomic_add_fetch(&lst.verified, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&lst.doubt_ns, ds->doubt_ns, __ATOMIC_RELAXED);
     }
-    /* in doubles: coarse_n x a per-launch time of a long phase must not overflow. The window's host gap per launch
-     * is its own spans' extent less their charge: from the switch (mode_at) to now it also held the coarse work
-     * still queued at the switch and the window's launches not yet collected, GPU time that "explained" a coarse
-     * phase's doubt as host gaps (a training step's GEMMs queued ahead of the GPU: 100-290 us per launch on the
-     * fake where the host's gaps were ~8 us) */
-    int64_t extent = ds->win_to > ds->win_from ? ds->win_to - ds->win_from : 0;
-    if (extent > now - ds->mode_at)
-        extent = now - ds->mode_at;
-    double gap = (double)(extent - ds->win_ns) / (double)ds->win_n;
+    /* in doubles: coarse_n x a per-launch time of a long phase must not overflow */
+    double gap = (double)(now - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
-    int64_t extra = 0;
     if (ds->doubt_ns > 0 && (!avg_ok || unexplained > 0)) {
         double want = avg_ok ? 0 : (double)ds->coarse_n * (double)avg - (double)ds->coarse_est;
         if (unexplained > want)
             want = unexplained;
-        extra = want <= 0 ? 0 : want >= (double)ds->doubt_ns ? ds->doubt_ns : (int64_t)want;
+        int64_t extra = want <= 0 ? 0 : want >= (double)ds->doubt_ns ? ds->doubt_ns : (int64_t)want;
+        vg_log(VG_DEBUG, "device %d: verification: %.2f us per launch against the estimate %.2f, host gaps %.2f us "
+               "per launch: %lld coarse launches charged %.1f ms more (doubt %.1f ms)", ds->dev, avg / 1e3,
+               ds->est_ns / 1e3, gap / 1e3, (long long)ds->coarse_n, extra / 1e6, ds->doubt_ns / 1e6);
         consume(ds, extra, 0);
         if (vg_cfg.launch_stats) {
             __atomic_add_fetch(&lst.failed, 1, __ATOMIC_RELAXED);
             __atomic_add_fetch(&lst.doubt_charged_ns, extra, __ATOMIC_RELAXED);
         }
     }
-    if (ds->doubt_ns > 0)
-        vg_log(VG_DEBUG, "device %d: verification: %.2f us per launch against the estimate %.2f, host gaps %.2f us "
-               "per launch: %lld coarse launches charged %.1f ms, %.1f ms more (doubt %.1f ms)", ds->dev, avg / 1e3,
-               ds->est_ns / 1e3, gap / 1e3, (long long)ds->coarse_n, ds->coarse_est / 1e6, extra / 1e6,
-               ds->doubt_ns / 1e6);
     ds->doubt_ns = 0;
     ds->coarse_n = 0;
     ds->coarse_est = 0;
@@ -1124,7 +1110,6 @@ static void verify(struct dstate *ds, int64_t now)
     ds->verified = 1;
     ds->win_ns = 0;
     ds->win_n = 0;
-    ds->win_from = ds->win_to = 0;
 }
 
 /* Chooses how the launch on q is measured: coarsely while the credit is ample, no neighbour asked for
@@ -1157,7 +1142,6 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
         }
         ds->win_ns = 0;
         ds->win_n = 0;
-        ds->win_from = ds->win_to = 0;
     }
     ds->verified = 0;
     ds->coarse = coarse;
