@@ -97,6 +97,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "vgpu.h"
@@ -115,6 +116,7 @@ struct mark {
     int n;        /* MK_END: launches it closes */
     int coarse;   /* recorded in coarse mode: charged the estimate, never published */
     int first;    /* MK_START recorded while every stream of the process was idle (HAMI_SM_CHARGE_SWITCHES) */
+    int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time */
 };
 
 struct squeue {
@@ -123,6 +125,7 @@ struct squeue {
     int unmarked;          /* launches after the last mark */
     int unmarked_coarse;   /* some of them were launched in coarse mode */
     int capture;           /* the stream was being captured at the current launch */
+    int sample;            /* the current launch is a coarse sample: its end mark closes it alone */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
     int64_t last_mark, last_launch;
     int64_t done_end;      /* host time the last completed mark on this stream completed */
@@ -143,6 +146,7 @@ struct squeue {
 #define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
 #define COARSE_HARVEST_NS 1000000LL  /* coarse: completions collected every 1 ms */
 #define COARSE_PHASE_NS 100000000LL  /* a coarse phase lasts at most 100 ms, then a precise verification window */
+#define COARSE_SAMPLE_EVERY 32     /* a coarse launch is measured alone with probability 1/32 (coarse_sample) */
 #define VERIFY_LAUNCHES 128          /* a verification window: at least 128 measured launches ... */
 #define VERIFY_MIN_NS 2000000LL      /* ... over at least 2 ms */
 #define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
@@ -197,6 +201,9 @@ struct dstate {
     int64_t coarse_est;     /* ... and what they were charged */
     int64_t win_ns;         /* precise charges of the current window ... */
     int64_t win_n;          /* ... and the launches they closed */
+    int64_t samp_ns;        /* GPU time of the coarse samples since the last verification ... */
+    int64_t samp_n;         /* ... and how many */
+    uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
     /* lending under the default policy (note_users, throttle) */
     int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
@@ -262,6 +269,30 @@ static int watcher_here;
 static void watcher_forked(void)
 {
     watcher_here = 0;
+}
+
+/* The seed of the coarse samples' draws: kernel randomness (getrandom) mixed with the clock and the state's
+ * address, never anything the tenant sets (an env var would let it replay the draws); at init, off the launch
+ * path. */
+static uint64_t sample_seed(int dev)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = 0;
+    seed ^= (uint64_t)vg_now_ns() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)&states[dev];
+    return seed ? seed : 0x2545F4914F6CDD1DULL;
+}
+
+/* Whether this coarse launch is a sample: each with probability 1 / COARSE_SAMPLE_EVERY, independently of
+ * every launch before it (xorshift64*: a few instructions, no system call). */
+static int coarse_sample(struct dstate *ds)
+{
+    uint64_t x = ds->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ds->rng = x;
+    return ((x * 0x2545F4914F6CDD1DULL) >> 58) % COARSE_SAMPLE_EVERY == 0;
 }
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
@@ -701,6 +732,10 @@ static void harvest(struct dstate *ds)
                     ds->doubt_ns += c > est ? c - est : 0;  /* the union's remainder: what the spans still say */
                     ds->coarse_n += m->n;
                     ds->coarse_est += est;
+                    if (m->sample && m->n == 1) {  /* one launch alone, its start the previous run's end */
+                        ds->samp_ns += own;
+                        ds->samp_n++;
+                    }
                 } else {
                     consume(ds, c, 1);
                     ds->win_ns += c;
@@ -964,9 +999,10 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     }
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
-                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0};
+                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample};
     q->count++;
     if (kind == MK_END) {
+        q->sample = 0;
         ds->pending++;
         q->unmarked = 0;
         q->unmarked_coarse = 0;
@@ -1070,14 +1106,21 @@ static void verify(struct dstate *ds, int64_t now)
     double gap = (double)(now - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
-    if (ds->doubt_ns > 0 && (!avg_ok || unexplained > 0)) {
+    /* the phase's own launches, sampled at random: what they cost, whatever the window shows */
+    double sampled = ds->samp_n ? (double)ds->coarse_n * (double)ds->samp_ns / (double)ds->samp_n -
+                                      (double)ds->coarse_est : 0;
+    if (ds->doubt_ns > 0 && (!avg_ok || unexplained > 0 || sampled > 0)) {
         double want = avg_ok ? 0 : (double)ds->coarse_n * (double)avg - (double)ds->coarse_est;
         if (unexplained > want)
             want = unexplained;
+        if (sampled > want)
+            want = sampled;
         int64_t extra = want <= 0 ? 0 : want >= (double)ds->doubt_ns ? ds->doubt_ns : (int64_t)want;
         vg_log(VG_DEBUG, "device %d: verification: %.2f us per launch against the estimate %.2f, host gaps %.2f us "
-               "per launch: %lld coarse launches charged %.1f ms more (doubt %.1f ms)", ds->dev, avg / 1e3,
-               ds->est_ns / 1e3, gap / 1e3, (long long)ds->coarse_n, extra / 1e6, ds->doubt_ns / 1e6);
+               "per launch, %lld samples %.2f us: %lld coarse launches charged %.1f ms more (doubt %.1f ms)", ds->dev,
+               avg / 1e3, ds->est_ns / 1e3, gap / 1e3, (long long)ds->samp_n,
+               ds->samp_n ? ds->samp_ns / 1e3 / ds->samp_n : 0.0, (long long)ds->coarse_n, extra / 1e6,
+               ds->doubt_ns / 1e6);
         consume(ds, extra, 0);
         if (vg_cfg.launch_stats) {
             __atomic_add_fetch(&lst.failed, 1, __ATOMIC_RELAXED);
@@ -1087,6 +1130,8 @@ static void verify(struct dstate *ds, int64_t now)
     ds->doubt_ns = 0;
     ds->coarse_n = 0;
     ds->coarse_est = 0;
+    ds->samp_ns = 0;
+    ds->samp_n = 0;
     ds->est_ns = avg > 0 ? avg : 1;
     ds->verified = 1;
     ds->win_ns = 0;
@@ -1290,6 +1335,7 @@ static void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
     ds->off_hi = INT64_MAX;
+    ds->rng = sample_seed(dev);
     ds->seen_raw = INT64_MIN;
     ds->user_idx = -1;
     if (vg_real.cuCtxGetCurrent)
@@ -1406,6 +1452,14 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * really gets to it (after any time slice of another context), so waiting is never charged; the
              * launches queued behind it are chained (each starts when the previous one ended) */
             q->capture = capturing(q);
+            if (ds->coarse && !q->capture && coarse_sample(ds)) {
+                /* a sample: the run before it is closed, then a start mark: the sample's span starts where
+                 * the GPU reached this launch (not at another stream's work queued before it) and holds it
+                 * alone */
+                if (q->unmarked)
+                    push_mark(ds, q, q->unmarked_enq, MK_END, 0);
+                q->sample = push_mark(ds, q, now, MK_START, 0);
+            }
             if (!q->capture && ds->reopen) {
                 ds->reopen = 0;
                 push_mark(ds, q, now, MK_START, 0);
@@ -1440,11 +1494,13 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,
          * charged the estimate (see the header) */
-        if (!ds->coarse || q->capture || now - q->unmarked_enq >= COARSE_MARK_GAP_NS)
+        if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS)
             push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
         ST_COUNT(launches);
         if (ds->coarse)
             ST_COUNT(coarse);
+    } else if (q) {
+        q->sample = 0;
     }
     ds->unflushed++;
     if (now - ds->flushed_at >= FLUSH_NS)
