@@ -269,9 +269,13 @@ static pid_t watcher_pid;
  * launch instead of comparing getpid() (a system call since glibc 2.25: 14 % of the fake launch loop's time). */
 static int watcher_here;
 
+static uint64_t sample_seed(int dev);
+
 static void watcher_forked(void)
 {
     watcher_here = 0;
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++)  /* a forked child draws its own samples, not its parent's */
+        states[i].rng = sample_seed(i);
 }
 
 /* The seed of the coarse samples' draws: kernel randomness (getrandom) mixed with the clock and the state's
