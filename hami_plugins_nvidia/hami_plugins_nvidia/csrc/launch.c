@@ -64,7 +64,13 @@
  * dropped as far as the window's host gaps per launch explain it (what they do not is charged: a tenant cannot
  * show tiny kernels to the windows and run long ones in the phases); more, the phase's launches are charged again
  * at the window's average, at most the doubt (charging the whole doubt charged the host gaps as GPU time). No
- * estimate yet: the span is charged.
+ * estimate yet: the span is charged. The windows alone can be steered by a tenant that tells the modes apart (the
+ * library's event records per launch, or its launches' own host time): host gaps in its windows "explained" any
+ * doubt (on the fake, 30 % force alone: 63-77 % of the GPU, charged 0.04-0.12 x it; a random phase length did
+ * not help, the tenant reacts to the mode, not to a clock). So one coarse launch in 32, drawn at random when it
+ * is made (coarse_sample: it cannot be steered), is measured alone between a start and an end mark, and the
+ * verification charges the phase's launches at the samples' average too (beyond 0.5 us of slack per launch, at
+ * most the doubt): ~32 %, charged ~1.0 x.
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
  * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
@@ -1101,7 +1107,11 @@ static int precision_demanded(struct dstate *ds, int64_t now)
  * phase's spans say beyond that is charged whatever the averages say: the per-launch average alone let a tenant
  * that launched tiny kernels back to back while measured precisely and long ones in its coarse phases have the
  * long ones charged the tiny estimate and the doubt dropped (on the fake, 30 % force alone: 33-39 % of the GPU,
- * charged 0.82-0.96 x it; test_interposer_coarse_attack.py). */
+ * charged 0.82-0.96 x it; test_interposer_coarse_attack.py).
+ * And the phase's own launches, sampled at random (coarse_sample), say what they cost whatever the window shows:
+ * coarse launches x the samples' average (less 0.5 us each), less what they were charged, is charged too (at
+ * most the doubt). Without it a tenant that tells the modes apart showed the windows tiny kernels with host gaps
+ * that "explained" any doubt (on the fake: 63-77 % of the GPU at 30 %, charged 0.04-0.12 x it). */
 static void verify(struct dstate *ds, int64_t now)
 {
     int64_t avg = ds->win_ns / ds->win_n;
