@@ -8,6 +8,8 @@ its bucket fills and coarse measurement begins, not counted):
   oracle-K  tells the modes apart by the library's event records per launch (a tenant that wraps its own libcuda
             sees them): K us kernels back to back while coarse (a sync every ~1 ms), 1 us kernels each followed
             by 2/3 K us of host time while precise;
+  after-K   like oracle-K, but in each coarse phase tiny kernels (with the gap) until it sees a random sample
+            taken (two or more records in one launch), long ones only after it;
   timing-50 the same with 50 us kernels, telling the modes apart by its launch calls' own host time (the median of
             8 above 350 ns: precise; below 300: coarse; tuned on this VM);
   blind-50  no oracle: 98 ms of 50 us kernels, then 10 ms of the tiny ones, over and over (it falls into step with
@@ -46,9 +48,9 @@ STATS_RE = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coars
 def attack_args(name: str, secs: float) -> list[str]:
     """driver_app arguments of an attacker (after the warm-up)."""
     s = f"{secs:g}"
-    if name.startswith("oracle-"):
+    if name.startswith(("oracle-", "after-")):
         k = int(name.split("-")[1])
-        return ["steer", "calls", str(k), str(max(1, 1000 // k)), "1", str(max(1, 2 * k // 3 + 7)), s, "0", "0"]
+        return ["steer", "calls" if name.startswith("oracle-") else "after", str(k), str(max(1, 1000 // k)), "1", str(max(1, 2 * k // 3 + 7)), s, "0", "0"]
     if name == "timing-50":
         return ["steer", "time", "50", "20", "1", "40", s, "350", "300"]
     if name == "blind-50":
@@ -61,7 +63,7 @@ def attack_args(name: str, secs: float) -> list[str]:
     raise ValueError(f"unknown attacker {name!r}")
 
 
-ATTACKERS = ("oracle-50", "oracle-200", "oracle-1000", "timing-50", "blind-50", "audit2")
+ATTACKERS = ("oracle-50", "oracle-200", "oracle-1000", "after-50", "after-1000", "timing-50", "blind-50", "audit2")
 
 
 def run_once(app: Path, fake_dir: Path, lib: Path, tmp: Path, tag: str, attacker: str, limit: int,

@@ -212,6 +212,7 @@ struct dstate {
     int64_t win_n;          /* ... and the launches they closed */
     int64_t samp_ns;        /* GPU time of the coarse samples since the last verification ... */
     int64_t samp_n;         /* ... and how many */
+    int64_t samp_last;      /* their average at the last verification that had any, 0 = none yet */
     uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
     /* lending under the default policy (note_users, throttle) */
@@ -1124,8 +1125,12 @@ static void verify(struct dstate *ds, int64_t now)
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
     /* the phase's own launches, sampled at random: what they cost, whatever the window shows */
-    double sampled = ds->samp_n ? (double)ds->coarse_n * ((double)ds->samp_ns / (double)ds->samp_n - SAMPLE_SLACK_NS) -
-                                      (double)ds->coarse_est : 0;
+    /* a phase that drew no sample (few launches) is judged by the last samples: a tenant cannot know beforehand
+     * which phases will draw none */
+    if (ds->samp_n)
+        ds->samp_last = ds->samp_ns / ds->samp_n;
+    double sampled = ds->samp_last ? (double)ds->coarse_n * ((double)ds->samp_last - SAMPLE_SLACK_NS) -
+                                         (double)ds->coarse_est : 0;
     if (ds->doubt_ns > 0 && (!avg_ok || unexplained > 0 || sampled > 0)) {
         double want = avg_ok ? 0 : (double)ds->coarse_n * (double)avg - (double)ds->coarse_est;
         if (unexplained > want)
@@ -1136,7 +1141,7 @@ static void verify(struct dstate *ds, int64_t now)
         vg_log(VG_DEBUG, "device %d: verification: %.2f us per launch against the estimate %.2f, host gaps %.2f us "
                "per launch, %lld samples %.2f us: %lld coarse launches charged %.1f ms more (doubt %.1f ms)", ds->dev,
                avg / 1e3, ds->est_ns / 1e3, gap / 1e3, (long long)ds->samp_n,
-               ds->samp_n ? ds->samp_ns / 1e3 / ds->samp_n : 0.0, (long long)ds->coarse_n, extra / 1e6,
+               ds->samp_last / 1e3, (long long)ds->coarse_n, extra / 1e6,
                ds->doubt_ns / 1e6);
         consume(ds, extra, 0);
         if (vg_cfg.launch_stats) {

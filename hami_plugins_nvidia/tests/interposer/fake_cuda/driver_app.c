@@ -343,6 +343,8 @@ int main(int argc, char **argv)
              * (a verification window whose host gaps "explain" the doubt). HOW says how it tells:
              *   calls: the interposer's event records per launch (what a tenant that wraps its own libcuda
              *          sees; here the fake's counters): precise marks every launch, coarse at most one per 1 ms;
+             *   after: like calls, but in each coarse phase it launches tiny kernels (with the gap) until it sees
+             *          a random sample taken (two or more records in one launch), and long ones only after it;
              *   time:  the launch call's own host time (the precise path costs more): precise while the median
              *          of the last 8 calls exceeds A ns, coarse below B ns;
              *   clock: blind, a fixed period: A ms of long kernels, then B ms of tiny ones (it falls into step
@@ -354,8 +356,9 @@ int main(int argc, char **argv)
             int every = atoi(argv[++i]);
             unsigned tus = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
             double secs = atof(argv[++i]), a = atof(argv[++i]), b = atof(argv[++i]);
-            int mode_calls = !strcmp(how, "calls"), mode_time = !strcmp(how, "time");
-            int n = 0, tiny = 0, streak = 0, switches = 0, nl = 0;
+            int mode_after = !strcmp(how, "after");
+            int mode_calls = !strcmp(how, "calls") || mode_after, mode_time = !strcmp(how, "time");
+            int n = 0, tiny = 0, streak = 0, switches = 0, nl = 0, seen_sample = 0;
             double hist[8] = {0}, sum_ns[2] = {0, 0}, cnt[2] = {0, 0};
             u64 calls0[5] = {0}, calls1[5] = {0};
             CUresult r = 0;
@@ -365,7 +368,8 @@ int main(int argc, char **argv)
                 if (fake_calls)
                     fake_calls(calls0);
                 double l0 = now_s();
-                r = run_launch("kernel", tiny ? tus : lus);
+                int small = tiny || (mode_after && !seen_sample);
+                r = run_launch("kernel", small ? tus : lus);
                 double took = (now_s() - l0) * 1e9;
                 if (fake_calls)
                     fake_calls(calls1);
@@ -376,8 +380,12 @@ int main(int argc, char **argv)
                 int was = tiny;
                 if (mode_calls) {
                     int marked = calls1[1] > calls0[1];
+                    if (!tiny && calls1[1] >= calls0[1] + 2)
+                        seen_sample = 1;
                     streak = marked ? streak + 1 : 0;
                     tiny = tiny ? marked : streak >= 2;
+                    if (tiny)
+                        seen_sample = 0;
                 } else if (mode_time && nl >= 8) {
                     double s[8];
                     memcpy(s, hist, sizeof(s));
@@ -400,9 +408,9 @@ int main(int argc, char **argv)
                     switches++;
                     nl = 0;
                 }
-                if (!was && every > 0 && n % every == 0)
+                if (!was && !small && every > 0 && n % every == 0)
                     ssync(NULL);
-                if (was) {
+                if (was || small) {
                     ssync(NULL);
                     if (gap)
                         gap_wait(gap);
