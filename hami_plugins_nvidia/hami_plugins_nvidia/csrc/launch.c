@@ -70,7 +70,7 @@
  * not help, the tenant reacts to the mode, not to a clock). So one coarse launch in 32, drawn at random when it
  * is made (coarse_sample: it cannot be steered), is measured alone between a start and an end mark, and the
  * verification charges the phase's launches at the samples' average too (beyond 0.5 us of slack per launch, at
- * most the doubt): ~32 %, charged ~1.0 x.
+ * most the doubt; a phase that drew no sample, at the last samples' average): ~32 %, charged ~1.0 x.
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
  * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
