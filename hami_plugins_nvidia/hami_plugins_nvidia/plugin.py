@@ -81,7 +81,8 @@ def hami_hal_container_edits(
 ) -> ContainerEdits | None:
     cfg = parse_config(context.config)
     return isolation.container_edits(allocation, devices, cfg, port_for(context),
-                                     census_dir=proc_census.census_dir(cfg.proc_census_dir, context.simulated))
+                                     census_dir=proc_census.mount_source(
+                                         proc_census.census_dir(cfg.proc_census_dir, context.simulated)))
 
 
 @hookimpl

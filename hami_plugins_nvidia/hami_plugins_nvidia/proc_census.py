@@ -81,6 +81,17 @@ def census_dir(configured: str | None, simulated: bool) -> str | None:
     return configured or None
 
 
+def mount_source(folder: str | None) -> str | None:
+    """``folder`` if it is a folder on this host (not a symlink), else None: a container whose mount source is
+    missing would not start, so without the folder a container gets no census (its interposer says so)."""
+    if not folder:
+        return None
+    try:
+        return folder if stat.S_ISDIR(os.lstat(folder).st_mode) else None
+    except OSError:
+        return None
+
+
 class ProcCensus:
     """Publishes each GPU's process count every ``interval`` seconds until stopped."""
 
@@ -171,15 +182,18 @@ class ProcCensus:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set (the node agent's loop thread). Never raises."""
-        if self.require_host_pid and not in_host_pid_namespace():
-            log.error("process census: the node agent is not in the host's PID namespace (set hostPID: true), so "
-                      "NVML would count only its own processes: not publishing")
-            return
+        """Publish until ``stop`` is set (the node agent's loop thread). Never raises.
+
+        The folder is made first in any case: containers are given it as a mount (see ``mount_source``)."""
         try:
             dir_fd = self.open_folder()
         except CensusError as err:
             log.error("%s", err)
+            return
+        if self.require_host_pid and not in_host_pid_namespace():
+            os.close(dir_fd)
+            log.error("process census: the node agent is not in the host's PID namespace (set hostPID: true), so "
+                      "NVML would count only its own processes: not publishing")
             return
         log.info("process census: publishing every GPU's process count in %s every %.0f ms", self.folder,
                  self.interval * 1000)

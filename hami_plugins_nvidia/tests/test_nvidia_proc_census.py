@@ -230,7 +230,7 @@ def test_outside_the_host_pid_namespace_nothing_is_published(tmp_path: Path, mon
     port = Port([(U0, 1)])
     with caplog.at_level(logging.ERROR, logger="hami_plugins_nvidia.proc_census"):
         ProcCensus(port, tmp_path / "census").run(threading.Event())
-    assert port.asked == 0 and not (tmp_path / "census").exists()
+    assert port.asked == 0 and list((tmp_path / "census").iterdir()) == []  # made (containers mount it), empty
     assert any("hostPID: true" in r.getMessage() for r in caplog.records)
 
 
@@ -272,6 +272,9 @@ def _alloc(inv) -> ContainerAllocation:
 def test_interposer_containers_get_the_census_read_only(hal, sim, tmp_path: Path) -> None:
     folder = str(tmp_path / "census")
     inv = sim("nvidia-1xh100", {"procCensusDir": folder})
+    edits = hal.container_edits(_alloc(inv), inv.devices, contexts=inv.contexts())
+    assert "HAMI_PROC_CENSUS_DIR" not in edits.env  # no folder yet: a mount of it would stop the container
+    os.mkdir(folder)
     edits = hal.container_edits(_alloc(inv), inv.devices, contexts=inv.contexts())
     assert edits.env["HAMI_PROC_CENSUS_DIR"] == folder
     (mount,) = [m for m in edits.mounts if m.container_path == folder]
