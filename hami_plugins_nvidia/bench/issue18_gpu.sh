@@ -10,8 +10,9 @@
 # environment out): HAMI_SM_CHARGE_SWITCHES=1 on the graphs and inference pairs, and whether NVML lists
 # other PID namespaces' processes (which decides where the NVML bound on neighbours is active).
 # Every step runs under `timeout` (the sum of a stage's timeouts is <= 560 s), writes its own output under
-# $OUT/r before the next starts (no `&&` chains: a failed step never skips the rest), and the stage ends by
-# taring $OUT/r into $OUT/stageN.tgz (the device tool returns at most 8 files). Stage 1 needs carry [".whl"]
+# $WORK/r (outside $OUT) before the next starts (no `&&` chains: a failed step never skips the rest), and after
+# every step $WORK/r is tarred into $OUT/stageN.tgz (the device tool returns at most 8 files, and a call cut
+# short by the device's time limit still returns the steps done so far). Stage 1 needs carry [".whl"]
 # (hack/offline-wheels.sh: pydantic, cffi, kubernetes for the conformance suite and the tamper tests).
 # Step estimates (seconds) come from the records' own timings (docs/results/2026-12-04-h200-interposer-
 # sharing*.md, their runN/real-share.log t0 stamps), with 4 s windows: a torch worker alone ~W+6 s (matmul,
@@ -36,15 +37,15 @@ if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
   echo "OUT is not set (the device tool sets it; --dry-run prints the plan)" >&2
   exit 2
 fi
-export OUT="${OUT:-/OUT}" R="${OUT:-/OUT}/r" B=hami_plugins_nvidia/bench C=hami_plugins_nvidia/hami_plugins_nvidia/csrc
+export OUT="${OUT:-/OUT}" WORK="${HAMI_STAGE_WORK:-/tmp/hami-issue18}"
+export R="$WORK/r" B=hami_plugins_nvidia/bench C=hami_plugins_nvidia/hami_plugins_nvidia/csrc
 export W=4 STAGE PYTHONUNBUFFERED=1
 TOTAL_LIMIT=0
 TOTAL_EST=0
 
-step() {  # step NAME ESTIMATE_S TIMEOUT_S 'COMMAND' -- output to $R/NAME.log (the tar's to $OUT/tar.log)
+step() {  # step NAME ESTIMATE_S TIMEOUT_S 'COMMAND' -- output to $R/NAME.log, then $OUT/stageN.tgz refreshed
   local name=$1 est=$2 limit=$3 cmd=$4 log
   log="$R/$name.log"
-  [ "$name" = tar ] && log="$OUT/tar.log"
   TOTAL_LIMIT=$((TOTAL_LIMIT + limit))
   TOTAL_EST=$((TOTAL_EST + est))
   if [ "$DRY" = 1 ]; then
@@ -56,7 +57,13 @@ step() {  # step NAME ESTIMATE_S TIMEOUT_S 'COMMAND' -- output to $R/NAME.log (t
   t0=$(date +%s)
   timeout -k 5 "$limit" bash -c "$cmd" > "$log" 2>&1
   rc=$?
-  echo "$name rc=$rc wall=$(( $(date +%s) - t0 ))s est=${est}s timeout=${limit}s" | tee -a "$OUT/steps.txt"
+  echo "$name rc=$rc wall=$(( $(date +%s) - t0 ))s est=${est}s timeout=${limit}s" | tee -a "$WORK/steps.txt"
+  pack
+}
+
+pack() {  # $WORK/{r,steps.txt} -> $OUT/stageN.tgz, replaced whole (a cut-short call never leaves half an archive)
+  tar czf "$OUT/.stage$STAGE.tgz" -C "$WORK" r steps.txt &&  # a failure shows in the call's output tail
+    mv -f "$OUT/.stage$STAGE.tgz" "$OUT/stage$STAGE.tgz"
 }
 
 rw() {  # real_workloads.py --part share with a plan, into its own folder (a timeout loses one folder only)
@@ -64,13 +71,12 @@ rw() {  # real_workloads.py --part share with a plan, into its own folder (a tim
 }
 
 INFO='{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; echo "commit ${HAMI_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)} dirty=$(git status --porcelain 2>/dev/null | wc -l)"; echo "csrc-sha256 $(cat $C/*.c $C/*.h | sha256sum | cut -c1-16)"; echo "stage $STAGE, $(nproc) cores"; python3 -c "import torch; print(\"torch\", torch.__version__)"; } > $R/device.txt'
-TAR='cd $OUT; if tar czf stage$STAGE.tgz r steps.txt; then rm -rf r; fi'
 
 if [ "$DRY" = 1 ]; then
-  echo "# variables: OUT=\$OUT R=\$OUT/r B=$B C=$C W=$W (seconds per measured window)"
+  echo "# variables: OUT=\$OUT R=$R B=$B C=$C W=$W (seconds per measured window; \$OUT/stage$STAGE.tgz refreshed after each step)"
 else
-  mkdir -p "$R"
-  : > "$OUT/steps.txt"
+  rm -rf "$WORK" && mkdir -p "$R" || exit 2
+  : > "$WORK/steps.txt"
 fi
 
 case "$STAGE" in
@@ -129,5 +135,4 @@ case "$STAGE" in
     step infer-switches 235 300 'python3 $B/launch_cost.py --out $R/lc-sw --seconds $W --rounds 2 --limit 70 --cores "2;6" --variant lib=$C: --variant sw=$C::HAMI_SM_CHARGE_SWITCHES=1 --pair-limits 50+50,30+70 --pair-repeat 2'
     ;;
 esac
-step tar 2 10 "$TAR"
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"
