@@ -317,8 +317,8 @@ def hami_hal_container_usage(state_dir: Path, device_uuids: list[str], context: 
 def hami_hal_node_loops(context: NodeContext) -> list[Callable[[threading.Event], None]]:
     """Background work the plugin needs on a node for as long as the node agent runs.
 
-    For node-wide duties the isolation layer depends on that no container can do for itself (the NVIDIA
-    plugin publishes every GPU's process count from the host's PID namespace, which the interposer in a
+    For node-wide duties the isolation layer depends on that no container can do for itself (e.g.
+    publishing every device's process count from the host's PID namespace, which an isolation layer in a
     pod cannot see).
 
     When: once, when the node agent (``hami node``) starts, after discovery; not by the CLI's one-shot

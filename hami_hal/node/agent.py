@@ -10,8 +10,8 @@ next tick, so an API server or kubelet outage never stops the agent):
   and ``hami-hal.io/node-inventory`` when they changed;
 - every ``cleanup_interval`` s: remove the state folders (and partitions, CDI specs) of pods that are gone.
 
-Plugins' own background work (``hami_hal_node_loops``, e.g. the NVIDIA plugin's process census) runs in
-one thread per function, started with the loop and stopped with the agent.
+Plugins' own background work (``hami_hal_node_loops``, e.g. a per-device process census) runs in one
+thread per function, started with the loop and stopped with the agent.
 """
 
 from __future__ import annotations
