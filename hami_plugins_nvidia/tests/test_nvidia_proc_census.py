@@ -283,3 +283,45 @@ def test_interposer_containers_get_the_census_read_only(hal, sim, tmp_path: Path
     edits = hal.container_edits(_alloc(plain), plain.devices, contexts=plain.contexts())
     assert "HAMI_PROC_CENSUS_DIR" not in edits.env
     assert not [m for m in edits.mounts if "census" in m.container_path]
+
+
+# ---- the real port's count (a stand-in pynvml, as in test_nvidia_real_port) ------------------
+
+class _NvmlError(Exception):
+    def __init__(self, value: int) -> None:
+        self.value = value
+        super().__init__(f"NVML error {value}")
+
+
+def _raise(code: int):
+    def fail(*_args):
+        raise _NvmlError(code)
+    return fail
+
+
+def test_real_port_counts_compute_processes_and_mps_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from hami_plugins_nvidia.nvml_port import RealNvml
+
+    m = types.ModuleType("pynvml")
+    m.NVMLError = _NvmlError
+    m.NVML_ERROR_NOT_SUPPORTED, m.NVML_ERROR_NO_PERMISSION, m.NVML_ERROR_GPU_IS_LOST = 3, 4, 15
+    m.nvmlInit = lambda: None
+    m.nvmlDeviceGetHandleByIndex = lambda i: f"h{i}"
+    m.nvmlDeviceGetComputeRunningProcesses = lambda h: [types.SimpleNamespace(pid=42), types.SimpleNamespace(pid=43)]
+    monkeypatch.setitem(sys.modules, "pynvml", m)
+    port = RealNvml()
+    port.init()
+    assert port.process_count(0) == 2  # this pynvml has no MPS query: no client counted
+    m.nvmlDeviceGetMPSComputeRunningProcesses = lambda h: [types.SimpleNamespace(pid=7)]
+    assert port.process_count(0) == 3  # MPS clients are listed apart and added
+    m.nvmlDeviceGetMPSComputeRunningProcesses = _raise(3)
+    assert port.process_count(0) == 2  # MPS "Not Supported": none
+    m.nvmlDeviceGetMPSComputeRunningProcesses = _raise(4)
+    with pytest.raises(NvmlFailure, match="insufficient permissions"):  # any other failure: no count at all
+        port.process_count(0)
+    m.nvmlDeviceGetComputeRunningProcesses = _raise(15)
+    with pytest.raises(NvmlFailure, match="GPU is lost"):
+        port.process_count(0)
