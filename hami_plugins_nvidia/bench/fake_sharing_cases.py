@@ -19,7 +19,10 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
   cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches;
   phases  a launch-bound loop whose kernels change length every 150 ms (3 us, then 12 us, ...; 20 us of host time
           after each, a sync per 195): an inference service between short and long requests, and the stress of
-          the coarse phases' verification (an estimate that turns out too low); 2 ms slices, 30 us switches.
+          the coarse phases' verification (an estimate that turns out too low); 2 ms slices, 30 us switches;
+  train   the torch training loop's shape (issue 18: charged 0.64-0.74 x on the H200 while coarse): a step of 20
+          kernels of 2 ms queued ahead of the GPU, then 4000 of 5 us with 12 us of host time each (busy-waited),
+          a sync per step, after ~1 s nearly idle (the credit fills: coarse measurement begins).
 Runs of a case: `solo` (native, alone: the reference), `native-pair`, `alone:L` (the library, limit L, `force`),
 `pair:A+B` (the library, `default`), `pairf:A+B` (the library, `force`). HAMI_SM_PERIOD_MS=100 throughout. Figures of the fake on whatever machine
 runs the bench (the loaded 2-core dev VM for the record in docs/results), never hardware figures.
@@ -68,10 +71,15 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
         n = max(1, round(seconds / 0.3))
         return ["spin", "3", "20", "0.15", "195", "spin", "12", "20", "0.15", "195"] * n, \
             {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "train":
+        # a nearly idle second (the bucket fills, a window verifies: coarse begins), then the step
+        return ["passes", "3", "3000", "0.8", "passes", TRAIN_STEP, "12", secs], \
+            {**SLICED, "DRIVER_BUSY_GAP": "1"}
     raise ValueError(f"unknown case {case!r}")
 
 
-CASES = ("graphs", "launch", "cupy", "phases")
+TRAIN_STEP = "20*2000,4000*5"  # test_interposer_coarse_training.py's step: GEMMs queued ahead, host-paced tiny ones
+CASES = ("graphs", "launch", "cupy", "phases", "train")
 
 
 def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: dict[str, str]) -> dict[str, str]:
@@ -206,6 +214,7 @@ DEFAULT_RUNS = {
     "launch": "solo,native-pair,pair:50+50",
     "cupy": "solo,native-pair,pair:30+70",
     "phases": "solo,alone:70,native-pair,pair:50+50",
+    "train": "solo,alone:50,alone:70",
 }
 
 
