@@ -6,11 +6,11 @@ each), then syncs once. Coarse launches are charged the last precise window's av
 among the tiny kernels, puts at ~5 us; the rest of each coarse span is doubt that the next window forgives as
 far as its host gaps explain it. The GEMMs' spans were doubt like any host gap, and the windows' "host gaps" held
 the GEMM backlog still draining when they began (100-290 us per launch where the host's own were ~8 us): all of
-it forgiven. On this fake, before: 50 % force alone 83 % of the GPU, charged 0.36 x it; 70 %: 76 %, 0.38 x.
-Now (launch.c harvest() and verify()) the part of a coarse span after its mark was recorded is charged as GPU time
-(the launches were all queued by then: no host gap can be in it), and a window's host gaps are measured over its
-own spans: 50-52 % and 70-71 %, charged 1.01-1.03 x. Judged by the fake's own accounting of the process's GPU
-time (FAKE_CUDA_GPU), not by wall-clock figures."""
+it forgiven. On this fake, before the coarse samples (b35584f): 50 % force alone 83 % of the GPU, charged 0.36 x
+it; 70 %: 76 %, 0.38 x. With the samples (fe4bba3): 0.90-0.91 x at 70 %. Now (launch.c harvest()) the part of a
+coarse span after its mark was recorded is charged as GPU time (the launches were all queued by then: no host
+gap can be in it), and a mark that is all such tail leaves the verification: 1.02-1.05 x, held at its limits.
+Judged by the fake's own accounting of the process's GPU time (FAKE_CUDA_GPU), not by wall-clock figures."""
 
 from __future__ import annotations
 
