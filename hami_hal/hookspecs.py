@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 from . import hookspec
 
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
+
     from .context import NodeContext
     from .models import (
         ContainerAllocation,
@@ -307,6 +310,28 @@ def hami_hal_container_usage(state_dir: Path, device_uuids: list[str], context: 
     per-container series (``hami_vgpu_memory_used_bytes``...).
 
     Default: no samples (the container's series are absent).
+    """
+
+
+@hookspec
+def hami_hal_node_loops(context: NodeContext) -> list[Callable[[threading.Event], None]]:
+    """Background work the plugin needs on a node for as long as the node agent runs.
+
+    For node-wide duties the isolation layer depends on that no container can do for itself (e.g.
+    publishing every device's process count from the host's PID namespace, which an isolation layer in a
+    pod cannot see).
+
+    When: once, when the node agent (``hami node``) starts, after discovery; not by the CLI's one-shot
+    commands.
+
+    :param context: the context the plugin's devices were discovered with (its ``config`` holds the
+        plugin's node settings).
+
+    Return: functions, each run in a thread of its own with the agent's stop event as argument; each
+    must return soon after the event is set (the agent waits up to 5 s per thread when it stops) and log
+    its own failures: an exception ends only that thread (one line).
+
+    Default: no background work.
     """
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -261,6 +261,16 @@ class Hal:
         out = self._vendor_call(vendor, "hami_hal_container_usage", state_dir=state_dir,
                                 device_uuids=device_uuids, context=self.context(vendor, context))
         return [s for batch in out for s in batch]
+
+    def node_loops(self, vendor: str, *, context: NodeContext | None = None) -> list[Callable]:
+        """``vendor``'s background work for the node agent (``hami_hal_node_loops``): functions of a stop event."""
+        out = self._vendor_call(vendor, "hami_hal_node_loops", context=self.context(vendor, context))
+        loops = [fn for batch in out for fn in (batch or [])]
+        for fn in loops:
+            if not callable(fn):
+                raise PluginLoadError(f"plugin {vendor}: hami_hal_node_loops returned {type(fn).__name__}; "
+                                      "expected functions taking the stop event")
+        return loops
 
     def probe(self, device: Device, behaviour_id: str, *, context: NodeContext | None = None) -> ProbeResult | None:
         return self._vendor_call(device.vendor, "hami_hal_conformance_probe", device=device,

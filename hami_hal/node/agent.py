@@ -9,6 +9,9 @@ next tick, so an API server or kubelet outage never stops the agent):
 - every ``register_interval`` s (HAMi: 30 s): write the HAMi register/handshake annotations per vendor
   and ``hami-hal.io/node-inventory`` when they changed;
 - every ``cleanup_interval`` s: remove the state folders (and partitions, CDI specs) of pods that are gone.
+
+Plugins' own background work (``hami_hal_node_loops``, e.g. a per-device process census) runs in one
+thread per function, started with the loop and stopped with the agent.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class NodeAgent:
         self._collectors: dict[bool, list] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._plugin_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -93,6 +97,29 @@ class NodeAgent:
         if background:
             self._thread = threading.Thread(target=self.run, name="hami-node-loop", daemon=True)
             self._thread.start()
+            self.start_plugin_loops()
+
+    def start_plugin_loops(self) -> int:
+        """One thread per function of every discovered vendor's ``hami_hal_node_loops``; how many started."""
+        for vendor, ctx in sorted(self.inventory.contexts().items()):
+            try:
+                loops = self.hal.node_loops(vendor, context=ctx)
+            except Exception as err:  # noqa: BLE001 - one plugin's failing hook must not stop the agent
+                log.error("plugin %s: background work not started: %s: %s", vendor, err.__class__.__name__,
+                          str(err)[:300])
+                continue
+            for i, fn in enumerate(loops):
+                t = threading.Thread(target=self._plugin_loop, args=(vendor, fn), daemon=True,
+                                     name=f"hami-node-{vendor}-{i}")
+                t.start()
+                self._plugin_threads.append(t)
+        return len(self._plugin_threads)
+
+    def _plugin_loop(self, vendor: str, fn) -> None:
+        try:
+            fn(self._stop)
+        except Exception as err:  # noqa: BLE001 - ends this plugin thread only, with one line
+            log.error("plugin %s: background work ended: %s: %s", vendor, err.__class__.__name__, str(err)[:300])
 
     def run(self) -> None:
         t = _Timers(health=time.monotonic(), register=time.monotonic(), cleanup=0.0)
@@ -119,6 +146,8 @@ class NodeAgent:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        for t in self._plugin_threads:
+            t.join(timeout=5)
         for s in self.servers:
             s.stop()
             s.socket.unlink(missing_ok=True)

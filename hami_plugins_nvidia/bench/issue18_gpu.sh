@@ -87,8 +87,9 @@ case "$STAGE" in
     step install 25 50 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
     # ~110 s: train and infer solo, each one's solo demand (unlimited, priority 0), the native and the 50+50 pair
     step conformance 110 140 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
-    # ~214 s: build 5; alone ABAB 3 rounds x (native, lib) x ~10 s = 60; 3 x (native pair, 50+50, 30+70) x 16.5 = 149
-    step launch-cost 214 235 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 3'
+    # ~224 s: build 5; alone ABAB 3 rounds x (native, lib) x ~10 s = 60; the busy probe 10 (the judge's demand);
+    # 3 x (native pair, 50+50, 30+70) x 16.5 = 149
+    step launch-cost 224 250 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 3'
     # ~50 s (record 2: 44.7 s + the build); the step log is the pytest log the judge reads (*tamper*.log)
     step tamper 50 75 'PYTHONPATH=/tmp/site HAMI_INTERPOSER_REAL_DRIVER=1 python3 -m pytest hami_plugins_nvidia/tests/interposer/test_interposer_tamper.py --confcutdir=hami_plugins_nvidia/tests/interposer -o addopts=--import-mode=importlib -p no:cacheprovider -q -rxs'
     ;;

@@ -744,6 +744,16 @@ class Folder:
         nat = _need(alone, "native", dict, rel, "alone")
         native = _nums(_need(nat, "rates", list, rel, "alone.native"), rel, "alone.native.rates")
         shipped = self._shipped_variants(command)
+        probes = data.get("busy_probe", {})
+        if not isinstance(probes, dict):
+            raise JudgeError(f"{rel}: field 'busy_probe' is {type(probes).__name__}, not an object")
+        for name in sorted(shipped & set(probes)):  # the shipped build unlimited, measured: the program's demand
+            pent = probes[name]
+            if not isinstance(pent, dict):
+                raise JudgeError(f"{rel}: field 'busy_probe.{name}' is {type(pent).__name__}, not an object")
+            busy = _nums([pent.get("gpu_busy_fraction")], rel, f"busy_probe.{name}.gpu_busy_fraction")
+            if busy:
+                self.probes.setdefault((kind, *self.pool(src)), 100 * busy[0])
         loop_us = [r["host_us_per_launch"] for v in alone.values() for r in v.get("runs", [])
                    if isinstance(r, dict) and isinstance(r.get("host_us_per_launch"), int | float)]
         solo_med = statistics.median(native) if native else None

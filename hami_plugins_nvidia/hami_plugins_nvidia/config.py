@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from hami_hal.errors import InputError
 
+from .proc_census import check_dir_option
+
 OPERATING_MODES = ("hami-core", "mig", "whole")
 
 
@@ -28,6 +30,9 @@ class NvidiaConfig:
     #: MIG profile names allowed as templates (HAMi migProfileAllowlist); empty = every plain profile.
     mig_profile_allowlist: tuple[str, ...] = ()
     filter_uuids: tuple[str, ...] = field(default_factory=tuple)
+    #: The node agent's process census folder (proc_census.py), mounted read-only into interposer containers.
+    #: None: the default on a real node, none on a simulated one; "": off.
+    proc_census_dir: str | None = None
 
 
 _ALIASES = {
@@ -40,6 +45,7 @@ _ALIASES = {
     "lib_cuda_log_level": ("libCudaLogLevel", "libcudaloglevel"),
     "mig_profile_allowlist": ("migProfileAllowlist",),
     "filter_uuids": ("filterDevices",),
+    "proc_census_dir": ("procCensusDir",),
 }
 
 
@@ -98,4 +104,13 @@ def parse_config(config: dict | None) -> NvidiaConfig:
         if not isinstance(uuids, list):
             raise InputError(name, v, "must be a list of GPU UUIDs (or {uuid: [...]})")
         values["filter_uuids"] = tuple(str(u) for u in uuids)
+    name, v = _lookup(raw, "proc_census_dir")
+    if name:
+        if v == "":
+            values["proc_census_dir"] = ""
+        else:
+            try:
+                values["proc_census_dir"] = check_dir_option(v)
+            except ValueError as err:
+                raise InputError(name, v, str(err)) from None
     return NvidiaConfig(**values)

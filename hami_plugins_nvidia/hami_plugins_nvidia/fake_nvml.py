@@ -8,7 +8,7 @@ metrics and MIG code run unchanged against it. Facts come from the device profil
 ``nvswitch_links`` (NVLinks from each GPU to the NVSwitch fabric), ``not_supported`` (port methods that
 answer "Not Supported", e.g. ``numa_node``, ``poll_xid_events``), and idle readings ``power_w``,
 ``power_limit_w``, ``temperature_c``, ``sm_clock_mhz``, ``utilization_percent``, ``memory_used_mib``,
-``processes`` (``[{pid, used_mib}]``).
+``processes`` (``[{pid, used_mib}]``), ``mps_processes`` (MPS clients, listed apart: ``[{pid}]``).
 
 Faults (``SimDevice.fault`` in a node profile, comma-separated, or :meth:`FakeNvml.inject`): ``lost``
 (every call answers GPU_IS_LOST), ``xid-<n>`` (one XID critical event), ``ecc-dbe`` (uncorrectable
@@ -293,6 +293,10 @@ class FakeNvml:
             ProcessMemory(int(p["pid"]), int(p["used_mib"]) * 1024 * 1024 if p.get("used_mib") is not None else None)
             for p in vd.get("processes", [])
         ]
+
+    def process_count(self, index: int) -> int:
+        vd = self._vd(index, "fake.process_count")
+        return len(vd.get("processes", [])) + len(vd.get("mps_processes", []))
 
     # -- health --------------------------------------------------------------------------------
 

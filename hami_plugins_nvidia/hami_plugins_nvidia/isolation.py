@@ -4,7 +4,9 @@ Shares (hami-core): ``NVIDIA_VISIBLE_DEVICES`` = the GPU UUIDs in slice order,
 ``CUDA_DEVICE_MEMORY_LIMIT_<i>=<MiB>m`` per GPU, ``CUDA_DEVICE_SM_LIMIT`` = the first GPU's percent,
 ``CUDA_DEVICE_MEMORY_SHARED_CACHE`` = ``<hook>/vgpu/<uuid>.cache``, ``CUDA_TASK_PRIORITY`` from
 ``nvidia.com/priority`` (HAMi's webhook sets it; here it travels with the slice), and the interposer mounts
-(libvgpu.so, the per-container cache folder, the vgpulock folder, /etc/ld.so.preload). The cache folder is
+(libvgpu.so, the per-container cache folder, the vgpulock folder, /etc/ld.so.preload), plus, where the node
+agent publishes it, the process census folder read-only with ``HAMI_PROC_CENSUS_DIR`` (proc_census.py: what
+bounds the neighbours a charge counts in a pod's own PID namespace). The cache folder is
 ``allocation.state_dir`` when the node agent made one (HAMi's ``<hook>/vgpu/containers/<podUID>_<ctr>``).
 MIG slices expose the MIG device (its UUID) and set no HAMi-core variable. As in HAMi, a whole-GPU
 slice still gets its (full-size) limits: HAMi-core treats 100 % as "no limit".
@@ -17,7 +19,7 @@ import uuid as uuidlib
 from hami_hal.errors import HalError
 from hami_hal.models import ContainerAllocation, ContainerEdits, Device, DeviceNode, Mount
 
-from . import mig
+from . import mig, proc_census
 from .config import NvidiaConfig
 from .nvml_port import NvmlPort
 
@@ -47,7 +49,7 @@ def _device_nodes(devices: list[Device]) -> list[DeviceNode]:
 
 def container_edits(
     allocation: ContainerAllocation, devices: list[Device], cfg: NvidiaConfig, port: NvmlPort | None = None,
-    *, cache_id: str | None = None,
+    *, cache_id: str | None = None, census_dir: str | None = None,
 ) -> ContainerEdits | None:
     """Edits for this container's NVIDIA slices; None when it holds none."""
     slices = allocation.slices
@@ -84,6 +86,10 @@ def container_edits(
         Mount(host_path="/tmp/vgpulock", container_path="/tmp/vgpulock", options=rw),
         Mount(host_path=f"{hook}/vgpu/ld.so.preload", container_path="/etc/ld.so.preload"),
     ]
+    if census_dir:  # read-only: the interposer trusts it only where a root tenant cannot write it
+        env[proc_census.ENV_DIR] = census_dir
+        mounts.append(Mount(host_path=census_dir, container_path=census_dir,
+                            options=["ro", "nosuid", "nodev", "noexec", "bind"]))
     return ContainerEdits(env=env, mounts=mounts, device_nodes=_device_nodes(used))
 
 

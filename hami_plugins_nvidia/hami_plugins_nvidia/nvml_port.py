@@ -151,6 +151,7 @@ class NvmlPort(Protocol):
     def temperature_c(self, index: int) -> int: ...
     def sm_clock_mhz(self, index: int) -> int: ...
     def processes(self, index: int) -> list[ProcessMemory]: ...
+    def process_count(self, index: int) -> int: ...
     def ecc_uncorrected_volatile(self, index: int) -> int: ...
     def remapped_rows(self, index: int) -> RemappedRows: ...
     def poll_xid_events(self) -> list[XidEvent]: ...
@@ -489,6 +490,18 @@ class RealNvml:
             used = getattr(p, "usedGpuMemory", None)
             out.append(ProcessMemory(int(p.pid), int(used) if used is not None else None))
         return out
+
+    def process_count(self, index: int) -> int:
+        """Processes with a compute context on the GPU plus MPS clients (listed apart), as the interposer counts
+        them (csrc/nvmlq.c). From the host's PID namespace this is every process on the GPU; "Not Supported" for
+        the MPS list counts none, any other failure raises (the caller must not guess)."""
+        count = len(self._call("nvmlDeviceGetComputeRunningProcesses", self._h(index)))
+        try:
+            count += len(self._call("nvmlDeviceGetMPSComputeRunningProcesses", self._h(index)))
+        except NvmlFailure as err:
+            if not err.not_supported:
+                raise
+        return count
 
     # -- health --------------------------------------------------------------------------------
 

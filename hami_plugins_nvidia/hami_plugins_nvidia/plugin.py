@@ -3,6 +3,8 @@ context (real driver or the simulated node's fake) and delegates to the module t
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from hami_hal import hookimpl
@@ -20,7 +22,19 @@ from hami_hal.models import (
     VendorInfo,
 )
 
-from . import __version__, discovery, health, isolation, metrics, mig, partitions, probe, topology, usage
+from . import (
+    __version__,
+    discovery,
+    health,
+    isolation,
+    metrics,
+    mig,
+    partitions,
+    probe,
+    proc_census,
+    topology,
+    usage,
+)
 from .config import parse_config
 from .mig_catalogue import PROFILE_DIR
 from .ports import port_for
@@ -65,7 +79,19 @@ def hami_hal_destroy_partition(device: Device, handle: dict, context: NodeContex
 def hami_hal_container_edits(
     allocation: ContainerAllocation, devices: list[Device], context: NodeContext
 ) -> ContainerEdits | None:
-    return isolation.container_edits(allocation, devices, parse_config(context.config), port_for(context))
+    cfg = parse_config(context.config)
+    return isolation.container_edits(allocation, devices, cfg, port_for(context),
+                                     census_dir=proc_census.mount_source(
+                                         proc_census.census_dir(cfg.proc_census_dir, context.simulated)))
+
+
+@hookimpl
+def hami_hal_node_loops(context: NodeContext) -> list[Callable[[threading.Event], None]]:
+    folder = proc_census.census_dir(parse_config(context.config).proc_census_dir, context.simulated)
+    if folder is None:
+        return []
+    census = proc_census.ProcCensus(port_for(context), folder, require_host_pid=not context.simulated)
+    return [census.run]
 
 
 @hookimpl

@@ -206,6 +206,13 @@ void vg_config_load(void)
         bp = "";
     }
     snprintf(vg_cfg.board_path, sizeof(vg_cfg.board_path), "%s", bp);
+    const char *cd = getenv("HAMI_PROC_CENSUS_DIR");  /* the node agent's process census (nvmlq.c); unset: none */
+    if (cd && *cd && (cd[0] != '/' || strlen(cd) >= sizeof(vg_cfg.census_dir))) {
+        vg_log(VG_ERROR, "refusing HAMI_PROC_CENSUS_DIR=\"%.64s\" (%zu characters; expected an absolute path of at "
+                         "most %zu): no process census", cd, strlen(cd), sizeof(vg_cfg.census_dir) - 1);
+        cd = "";
+    }
+    snprintf(vg_cfg.census_dir, sizeof(vg_cfg.census_dir), "%s", cd ? cd : "");
     if (vg_cfg.disabled)
         vg_log(VG_MSG, "CUDA_DISABLE_CONTROL=true: passing every call through");
 }

@@ -64,7 +64,13 @@
  * dropped as far as the window's host gaps per launch explain it (what they do not is charged: a tenant cannot
  * show tiny kernels to the windows and run long ones in the phases); more, the phase's launches are charged again
  * at the window's average, at most the doubt (charging the whole doubt charged the host gaps as GPU time). No
- * estimate yet: the span is charged.
+ * estimate yet: the span is charged. The windows alone can be steered by a tenant that tells the modes apart (the
+ * library's event records per launch, or its launches' own host time): host gaps in its windows "explained" any
+ * doubt (on the fake, 30 % force alone: 63-77 % of the GPU, charged 0.04-0.12 x it; a random phase length did
+ * not help, the tenant reacts to the mode, not to a clock). So one coarse launch in 32, drawn at random when it
+ * is made (coarse_sample: it cannot be steered), is measured alone between a start and an end mark, and the
+ * verification charges the phase's launches at the samples' average too (beyond 0.5 us of slack per launch, at
+ * most the doubt; a phase that drew no sample, at the last samples' average): ~32 %, charged ~1.0 x.
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
  * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
@@ -97,6 +103,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "vgpu.h"
@@ -115,6 +122,7 @@ struct mark {
     int n;        /* MK_END: launches it closes */
     int coarse;   /* recorded in coarse mode: charged the estimate, never published */
     int first;    /* MK_START recorded while every stream of the process was idle (HAMI_SM_CHARGE_SWITCHES) */
+    int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time */
 };
 
 struct squeue {
@@ -123,6 +131,7 @@ struct squeue {
     int unmarked;          /* launches after the last mark */
     int unmarked_coarse;   /* some of them were launched in coarse mode */
     int capture;           /* the stream was being captured at the current launch */
+    int sample;            /* the current launch is a coarse sample: its end mark closes it alone */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
     int64_t last_mark, last_launch;
     int64_t done_end;      /* host time the last completed mark on this stream completed */
@@ -143,6 +152,10 @@ struct squeue {
 #define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
 #define COARSE_HARVEST_NS 1000000LL  /* coarse: completions collected every 1 ms */
 #define COARSE_PHASE_NS 100000000LL  /* a coarse phase lasts at most 100 ms, then a precise verification window */
+#define COARSE_SAMPLE_EVERY 32     /* a coarse launch is measured alone with probability 1/32 (coarse_sample) */
+#define SAMPLE_SLACK_NS 500         /* ... and charged only beyond 0.5 us per launch more than estimated (a sample's
+                                       span holds its own marks' host time on an idle stream: 0.26 vs 0.11 us per
+                                       0 us launch on the fake; an event's resolution on hardware) */
 #define VERIFY_LAUNCHES 128          /* a verification window: at least 128 measured launches ... */
 #define VERIFY_MIN_NS 2000000LL      /* ... over at least 2 ms */
 #define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
@@ -197,6 +210,10 @@ struct dstate {
     int64_t coarse_est;     /* ... and what they were charged */
     int64_t win_ns;         /* precise charges of the current window ... */
     int64_t win_n;          /* ... and the launches they closed */
+    int64_t samp_ns;        /* GPU time of the coarse samples since the last verification ... */
+    int64_t samp_n;         /* ... and how many */
+    int64_t samp_last;      /* their average at the last verification that had any, 0 = none yet */
+    uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
     /* lending under the default policy (note_users, throttle) */
     int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
@@ -264,9 +281,37 @@ static pid_t watcher_pid;
  * launch instead of comparing getpid() (a system call since glibc 2.25: 14 % of the fake launch loop's time). */
 static int watcher_here;
 
+static uint64_t sample_seed(int dev);
+
 static void watcher_forked(void)
 {
     watcher_here = 0;
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++)  /* a forked child draws its own samples, not its parent's */
+        states[i].rng = sample_seed(i);
+}
+
+/* The seed of the coarse samples' draws: kernel randomness (getrandom) mixed with the clock and the state's
+ * address, never anything the tenant sets (an env var would let it replay the draws); at init, off the launch
+ * path. */
+static uint64_t sample_seed(int dev)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = 0;
+    seed ^= (uint64_t)vg_now_ns() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)&states[dev];
+    return seed ? seed : 0x2545F4914F6CDD1DULL;
+}
+
+/* Whether this coarse launch is a sample: each with probability 1 / COARSE_SAMPLE_EVERY, independently of
+ * every launch before it (xorshift64*: a few instructions, no system call). */
+static int coarse_sample(struct dstate *ds)
+{
+    uint64_t x = ds->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ds->rng = x;
+    return ((x * 0x2545F4914F6CDD1DULL) >> 58) % COARSE_SAMPLE_EVERY == 0;
 }
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
@@ -726,6 +771,10 @@ static void harvest(struct dstate *ds)
                     ds->doubt_ns += c > est ? c - est : 0;  /* the union's remainder: what the spans still say */
                     ds->coarse_n += m->n;
                     ds->coarse_est += est;
+                    if (m->sample && m->n == 1) {  /* one launch alone, its start the previous run's end */
+                        ds->samp_ns += own;
+                        ds->samp_n++;
+                    }
                 } else {
                     consume(ds, c, 1);
                     ds->win_ns += c;
@@ -1002,9 +1051,10 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     }
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
-                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0};
+                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample};
     q->count++;
     if (kind == MK_END) {
+        q->sample = 0;
         ds->pending++;
         q->unmarked = 0;
         q->unmarked_coarse = 0;
@@ -1096,7 +1146,11 @@ static int precision_demanded(struct dstate *ds, int64_t now)
  * phase's spans say beyond that is charged whatever the averages say: the per-launch average alone let a tenant
  * that launched tiny kernels back to back while measured precisely and long ones in its coarse phases have the
  * long ones charged the tiny estimate and the doubt dropped (on the fake, 30 % force alone: 33-39 % of the GPU,
- * charged 0.82-0.96 x it; test_interposer_coarse_attack.py). */
+ * charged 0.82-0.96 x it; test_interposer_coarse_attack.py).
+ * And the phase's own launches, sampled at random (coarse_sample), say what they cost whatever the window shows:
+ * coarse launches x the samples' average (less 0.5 us each), less what they were charged, is charged too (at
+ * most the doubt). Without it a tenant that tells the modes apart showed the windows tiny kernels with host gaps
+ * that "explained" any doubt (on the fake: 63-77 % of the GPU at 30 %, charged 0.04-0.12 x it). */
 static void verify(struct dstate *ds, int64_t now)
 {
     int64_t avg = ds->win_ns / ds->win_n;
@@ -1108,14 +1162,25 @@ static void verify(struct dstate *ds, int64_t now)
     double gap = (double)(now - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
-    if (ds->doubt_ns > 0 && (!avg_ok || unexplained > 0)) {
+    /* the phase's own launches, sampled at random: what they cost, whatever the window shows */
+    /* a phase that drew no sample (few launches) is judged by the last samples: a tenant cannot know beforehand
+     * which phases will draw none */
+    if (ds->samp_n)
+        ds->samp_last = ds->samp_ns / ds->samp_n;
+    double sampled = ds->samp_last ? (double)ds->coarse_n * ((double)ds->samp_last - SAMPLE_SLACK_NS) -
+                                         (double)ds->coarse_est : 0;
+    if (ds->doubt_ns > 0 && (!avg_ok || unexplained > 0 || sampled > 0)) {
         double want = avg_ok ? 0 : (double)ds->coarse_n * (double)avg - (double)ds->coarse_est;
         if (unexplained > want)
             want = unexplained;
+        if (sampled > want)
+            want = sampled;
         int64_t extra = want <= 0 ? 0 : want >= (double)ds->doubt_ns ? ds->doubt_ns : (int64_t)want;
         vg_log(VG_DEBUG, "device %d: verification: %.2f us per launch against the estimate %.2f, host gaps %.2f us "
-               "per launch: %lld coarse launches charged %.1f ms more (doubt %.1f ms)", ds->dev, avg / 1e3,
-               ds->est_ns / 1e3, gap / 1e3, (long long)ds->coarse_n, extra / 1e6, ds->doubt_ns / 1e6);
+               "per launch, %lld samples %.2f us: %lld coarse launches charged %.1f ms more (doubt %.1f ms)", ds->dev,
+               avg / 1e3, ds->est_ns / 1e3, gap / 1e3, (long long)ds->samp_n,
+               ds->samp_last / 1e3, (long long)ds->coarse_n, extra / 1e6,
+               ds->doubt_ns / 1e6);
         consume(ds, extra, 0);
         if (vg_cfg.launch_stats) {
             __atomic_add_fetch(&lst.failed, 1, __ATOMIC_RELAXED);
@@ -1125,6 +1190,8 @@ static void verify(struct dstate *ds, int64_t now)
     ds->doubt_ns = 0;
     ds->coarse_n = 0;
     ds->coarse_est = 0;
+    ds->samp_ns = 0;
+    ds->samp_n = 0;
     ds->est_ns = avg > 0 ? avg : 1;
     ds->verified = 1;
     ds->win_ns = 0;
@@ -1328,6 +1395,7 @@ static void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
     ds->off_hi = INT64_MAX;
+    ds->rng = sample_seed(dev);
     ds->seen_raw = INT64_MIN;
     ds->user_idx = -1;
     if (vg_real.cuCtxGetCurrent)
@@ -1446,6 +1514,14 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * really gets to it (after any time slice of another context), so waiting is never charged; the
              * launches queued behind it are chained (each starts when the previous one ended) */
             q->capture = capturing(q);
+            if (ds->coarse && !q->capture && coarse_sample(ds)) {
+                /* a sample: the run before it is closed, then a start mark: the sample's span starts where
+                 * the GPU reached this launch (not at another stream's work queued before it) and holds it
+                 * alone */
+                if (q->unmarked)
+                    push_mark(ds, q, q->unmarked_enq, MK_END, 0);
+                q->sample = push_mark(ds, q, now, MK_START, 0);
+            }
             if (!q->capture && ds->reopen) {
                 ds->reopen = 0;
                 push_mark(ds, q, now, MK_START, 0);
@@ -1480,11 +1556,13 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,
          * charged the estimate (see the header) */
-        if (!ds->coarse || q->capture || now - q->unmarked_enq >= COARSE_MARK_GAP_NS)
+        if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS)
             push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
         ST_COUNT(launches);
         if (ds->coarse)
             ST_COUNT(coarse);
+    } else if (q) {
+        q->sample = 0;
     }
     ds->unflushed++;
     if (now - ds->flushed_at >= FLUSH_NS)

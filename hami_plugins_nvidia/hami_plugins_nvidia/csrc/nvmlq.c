@@ -4,8 +4,12 @@
  * (the node board is world-writable: nothing on it proves a neighbour busy; see vg_nvml_others_bound). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "vgpu.h"
@@ -14,6 +18,7 @@ static void *nvml;
 static int (*by_bus)(const char *, nvmlDevice_t *);
 static int (*meminfo)(nvmlDevice_t, nvmlMemory_t *);
 static int (*clockinfo)(nvmlDevice_t, int, unsigned int *);
+static int (*uuid_of)(nvmlDevice_t, char *, unsigned int);
 typedef int (*procs_fn)(nvmlDevice_t, unsigned int *, void *);
 static procs_fn compute_procs, mps_procs;  /* the newest version the library has */
 static size_t proc_size;                   /* its nvmlProcessInfo entry: 24 bytes (_v2, _v3) or 16 (v1) */
@@ -45,6 +50,7 @@ static nvmlDevice_t handle(CUdevice dev)
             by_bus = (int (*)(const char *, nvmlDevice_t *))vg_real_dlsym(nvml, "nvmlDeviceGetHandleByPciBusId_v2");
             meminfo = (int (*)(nvmlDevice_t, nvmlMemory_t *))vg_real_dlsym(nvml, "nvmlDeviceGetMemoryInfo");
             clockinfo = (int (*)(nvmlDevice_t, int, unsigned int *))vg_real_dlsym(nvml, "nvmlDeviceGetClockInfo");
+            uuid_of = (int (*)(nvmlDevice_t, char *, unsigned int))vg_real_dlsym(nvml, "nvmlDeviceGetUUID");
             static const char *const cp[] = {"nvmlDeviceGetComputeRunningProcesses_v3",
                                              "nvmlDeviceGetComputeRunningProcesses_v2",
                                              "nvmlDeviceGetComputeRunningProcesses"};
@@ -103,7 +109,7 @@ unsigned int vg_nvml_sm_clock(CUdevice dev)
  * bounds nothing. Older drivers listed every process with host PIDs wherever asked. So the count is used when
  * this process is in the initial PID namespace (hostPID pods, processes on the host), or when its own PID is
  * not in the list (host PIDs: an untranslated, complete list); a list holding our own PID seen from a
- * container's namespace bounds nothing.
+ * container's namespace bounds nothing by itself; the node agent's process census (below) then gives the count.
  *
  * Queried by the watcher thread at most every 100 ms, never on the launch path; the launch path reads the
  * cache (two atomic loads). A doubtful count gives no bound, which is the behaviour before the bound: NVML
@@ -162,6 +168,176 @@ static int nvml_procs(CUdevice dev, int *mine, const char **why)
     return (int)(n + m);
 }
 
+/* ---- the node agent's process census ----
+ * From a pod's own PID namespace NVML lists that pod's processes only. The node agent, in the host's PID namespace,
+ * counts every GPU's processes every 100 ms (hami_plugins_nvidia/proc_census.py: compute processes plus MPS
+ * clients, as nvml_procs counts them) and writes one file per GPU, named by its UUID, into a root-owned folder that
+ * the device plugin mounts read-only into every container (HAMI_PROC_CENSUS_DIR). One line:
+ *     hami-proc-census 1 <uuid> <count> <CLOCK_MONOTONIC ns of the sample>\n
+ * A tenant must not be able to write it (a forged count is a forged K), so it is trusted only if the folder and the
+ * file are owned by root, writable by nobody else, the file a regular one with one name (opened O_NOFOLLOW), and
+ * either on a read-only mount or this process not root (a root tenant could write a root-owned file on a writable
+ * mount); parsed strictly and no older than 1 s. Anything else: no bound, one line naming the reason. */
+#define CENSUS_MAX_BYTES 256         /* a census file is one short line */
+#define CENSUS_COUNT_MAX 4096        /* the compute processes and MPS clients of one GPU, each at most PROCS_MAX */
+#define CENSUS_MAGIC "hami-proc-census 1 "
+#define UUID_MAX 96                  /* NVML_DEVICE_UUID_V2_BUFFER_SIZE, with the NUL */
+
+const char *hami_vgpu_census_untrusted(unsigned int dir_uid, unsigned int dir_mode, unsigned int file_uid,
+                                       unsigned int file_mode, unsigned long file_links, int read_only,
+                                       unsigned int euid)
+{
+    if (!S_ISDIR(dir_mode))
+        return "the census folder is not a folder";
+    if (dir_uid != 0)
+        return "the census folder is not owned by root";
+    if (dir_mode & (S_IWGRP | S_IWOTH))
+        return "the census folder is writable by group or others";
+    if (!S_ISREG(file_mode))
+        return "the census file is not a regular file";
+    if (file_uid != 0)
+        return "the census file is not owned by root";
+    if (file_mode & (S_IWGRP | S_IWOTH))
+        return "the census file is writable by group or others";
+    if (file_links != 1)
+        return "the census file has more than one name";
+    if (!read_only && euid == 0)
+        return "the census is on a writable mount and this process is root (it could write it)";
+    return NULL;
+}
+
+/* A decimal integer of 1-18 digits (no overflow possible), no sign, no leading zero, followed by stop; 1 when read. */
+static int census_int(const char **p, const char *end, char stop, int64_t *out)
+{
+    const char *q = *p;
+    int64_t v = 0;
+    int digits = 0;
+    while (q < end && *q >= '0' && *q <= '9') {
+        if (++digits > 18 || (digits == 2 && v == 0))
+            return 0;
+        v = v * 10 + (*q++ - '0');
+    }
+    if (!digits || q >= end || *q != stop)
+        return 0;
+    *p = q + 1;
+    *out = v;
+    return 1;
+}
+
+int hami_vgpu_census_parse(const char *text, long len, const char *uuid, int64_t now_ns, int *count,
+                           const char **why)
+{
+    size_t ulen = uuid ? strlen(uuid) : 0;
+    size_t mlen = sizeof(CENSUS_MAGIC) - 1;
+    if (!text || len <= 0 || len > CENSUS_MAX_BYTES) {
+        *why = "the census file is empty or larger than 256 bytes";
+        return 0;
+    }
+    const char *p = text, *end = text + len;
+    if ((size_t)len < mlen || memcmp(p, CENSUS_MAGIC, mlen)) {
+        *why = "the census file is not a version 1 census";
+        return 0;
+    }
+    p += mlen;
+    if (!ulen || (size_t)(end - p) <= ulen || memcmp(p, uuid, ulen) || p[ulen] != ' ') {
+        *why = "the census file names another GPU";
+        return 0;
+    }
+    p += ulen + 1;
+    int64_t n, at;
+    if (!census_int(&p, end, ' ', &n) || !census_int(&p, end, '\n', &at) || p != end) {
+        *why = "the census file is malformed (expected \"hami-proc-census 1 <uuid> <count> <ns>\" and a newline)";
+        return 0;
+    }
+    if (n > CENSUS_COUNT_MAX) {
+        *why = "the census count is out of range (0-4096)";
+        return 0;
+    }
+    if (at > now_ns) {
+        *why = "the census sample is ahead of this clock";
+        return 0;
+    }
+    if (now_ns - at > PROCS_FRESH_NS) {
+        *why = "the census sample is older than 1 s (is the node agent running?)";
+        return 0;
+    }
+    *count = (int)n;
+    return 1;
+}
+
+/* The device's UUID from NVML (the file's name), cached; NULL when NVML has none or it is no safe file name. */
+static const char *census_uuid(int dev, const char **why)
+{
+    static char uuids[HAMI_MAX_DEVICES][UUID_MAX];  /* the watcher thread's own */
+    if (uuids[dev][0])
+        return uuids[dev];
+    nvmlDevice_t h = handle(dev);
+    char buf[UUID_MAX] = {0};
+    if (!h || !uuid_of || uuid_of(h, buf, sizeof(buf)) != 0 || !buf[0] || memchr(buf, 0, sizeof(buf)) == NULL) {
+        *why = "NVML gives no UUID for the device";
+        return NULL;
+    }
+    for (const char *c = buf; *c; c++) {
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                 (c > buf && (*c == '-' || *c == '_' || *c == '.'));
+        if (!ok) {
+            *why = "the device's UUID is not a safe file name";
+            return NULL;
+        }
+    }
+    memcpy(uuids[dev], buf, sizeof(buf));
+    return uuids[dev];
+}
+
+/* Every process on the GPU by the node agent's census, or -1 and why (watcher thread only). */
+static int census_count(int dev, const char **why)
+{
+    if (!vg_cfg.census_dir[0]) {
+        *why = "HAMI_PROC_CENSUS_DIR is not set";
+        return -1;
+    }
+    const char *uuid = census_uuid(dev, why);
+    if (!uuid)
+        return -1;
+    int dfd = open(vg_cfg.census_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        *why = "the census folder cannot be opened (missing, or a symlink)";
+        return -1;
+    }
+    int fd = openat(dfd, uuid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int n = -1;
+    struct stat ds, fs;
+    struct statvfs dv, fv;
+    if (fd < 0) {
+        *why = "the census has no file for the device (missing, or a symlink)";
+    } else if (fstat(dfd, &ds) || fstat(fd, &fs) || fstatvfs(dfd, &dv) || fstatvfs(fd, &fv)) {
+        *why = "the census file cannot be examined";
+    } else if ((*why = hami_vgpu_census_untrusted(ds.st_uid, ds.st_mode, fs.st_uid, fs.st_mode,
+                                                  (unsigned long)fs.st_nlink,
+                                                  (dv.f_flag & ST_RDONLY) && (fv.f_flag & ST_RDONLY),
+                                                  (unsigned int)geteuid())) == NULL) {
+        char text[CENSUS_MAX_BYTES + 1];
+        long got = 0;
+        for (;;) {
+            ssize_t r = read(fd, text + got, sizeof(text) - (size_t)got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += r;
+            if (got == (long)sizeof(text))
+                break;
+        }
+        int c;
+        if (hami_vgpu_census_parse(text, got, uuid, vg_now_ns(), &c, why))
+            n = c;
+    }
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
+    return n;
+}
+
 void vg_nvml_procs_refresh(int dev)
 {
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
@@ -173,21 +349,28 @@ void vg_nvml_procs_refresh(int dev)
     const char *why = "";
     int mine = 0;
     int n = nvml_procs(dev, &mine, &why);
+    int filtered = n >= 0 && mine && !in_initial_pid_ns();
+    if (filtered)  /* NVML lists this PID namespace only: the node agent's census counts every process */
+        n = census_count(dev, &why);
     int own = n >= 0 ? vg_region_procs_on(dev) : -1;
     int k = K_DOUBT;
-    if (n < 0)
+    if (n < 0 && filtered) {
+        char key[96];
+        snprintf(key, sizeof(key), "census:%.80s", why);
+        vg_log_once(VG_WARN, key, "device %d: NVML lists only the processes of this container's PID namespace (the "
+                                  "driver leaves the others out) and the node's process census is not used: %s (%s): "
+                                  "busy neighbours on the node board are counted unbounded", dev, why,
+                    vg_cfg.census_dir[0] ? vg_cfg.census_dir : "HAMI_PROC_CENSUS_DIR");
+    } else if (n < 0)
         vg_log_once(VG_WARN, "nvml-procs", "device %d: no process count from NVML (%s): busy neighbours on the node "
                                            "board are counted unbounded", dev, why);
-    else if (mine && !in_initial_pid_ns())
-        vg_log_once(VG_WARN, "nvml-ns", "device %d: NVML lists only the processes of this container's PID namespace "
-                                        "(the driver leaves the others out): busy neighbours on the node board are "
-                                        "counted unbounded (the bound needs the host PID namespace)", dev);
     else if (own < 0)
         vg_log_once(VG_WARN, "nvml-own", "device %d: this container's processes on the GPU cannot be counted: busy "
                                          "neighbours on the node board are counted unbounded", dev);
     else if (n < own)
-        vg_log_once(VG_WARN, "nvml-few", "device %d: NVML lists %d processes on the GPU, fewer than this container's "
-                                         "%d: the count is doubtful, busy neighbours are counted unbounded", dev, n, own);
+        vg_log_once(VG_WARN, "nvml-few", "device %d: %s counts %d processes on the GPU, fewer than this "
+                                         "container's %d: the count is doubtful, busy neighbours are counted unbounded", dev,
+                    filtered ? "the node's process census" : "NVML", n, own);
     else
         k = n - own < K_DOUBT ? n - own : K_DOUBT - 1;
     uint64_t w = ((uint64_t)(now >> 10) << 16) | (uint64_t)k;

@@ -36,6 +36,7 @@ struct vg_config {
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES=1: charge the switch into this context (experiment) */
     char region_path[512];
     char board_path[512];
+    char census_dir[256];                  /* HAMI_PROC_CENSUS_DIR: the node agent's per-GPU process counts, "" = none */
 };
 extern struct vg_config vg_cfg;
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
@@ -165,6 +166,13 @@ unsigned int vg_nvml_sm_clock(CUdevice dev);
  * stale count). The read is two atomic loads: the launch path never calls NVML. */
 void vg_nvml_procs_refresh(int dev);
 int vg_nvml_others_bound(int dev, int64_t now);
+/* The node agent's process census (nvmlq.c), exported for unit tests: why a census file cannot be trusted (NULL =
+ * it can), and its strict parser (1 = a fresh, well-formed sample for uuid; else 0 and *why). */
+VG_API const char *hami_vgpu_census_untrusted(unsigned int dir_uid, unsigned int dir_mode, unsigned int file_uid,
+                                              unsigned int file_mode, unsigned long file_links, int read_only,
+                                              unsigned int euid);
+VG_API int hami_vgpu_census_parse(const char *text, long len, const char *uuid, int64_t now_ns, int *count,
+                                  const char **why);
 
 /* Node board (board.c). */
 struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16]);

@@ -7,7 +7,16 @@ tiny estimate, and the long kernels' doubt was dropped. On this fake, 30 % `forc
 8-12 ms (3 us kernels) then 86-90 ms of 1 ms kernels synchronised one by one: 35.8-39.2 % of the GPU, charged
 0.82-0.90 x the GPU time it got. Now the doubt is forgiven only as far as host gaps like the window's explain
 it (launch.c verify()): 32.6-32.9 %, charged 1.01-1.02 x. Judged by the fake's own accounting of the process's
-GPU time (FAKE_CUDA_GPU), not by wall-clock figures."""
+GPU time (FAKE_CUDA_GPU), not by wall-clock figures.
+
+A tenant that tells the modes apart does better: the windows' host gaps forgive as much doubt as it likes (1 us
+kernels with 40 us of host time after each "explain" 60 us of doubt per coarse launch). driver_app `steer calls`
+watches the library's event records per launch (what a tenant that wraps its own libcuda sees; a launch's own
+host time tells too, precise ~0.9 us against ~0.2 us coarse on the fake): on main b35584f, 30 % `force`, alone:
+66-78 % of the GPU, charged 0.03-0.05 x it. A random phase length does not help against it (73.6 %, 0.05 x: it
+reacts to the mode, not to a clock). Now coarse launches are sampled at random (1 in 32, measured alone) and a
+verification charges the phase's launches at the samples' average (launch.c coarse_sample, verify()):
+~32 %, charged ~1.0 x."""
 
 from __future__ import annotations
 
@@ -50,3 +59,27 @@ def test_tiny_kernels_in_the_windows_long_ones_in_coarse_phases_do_not_beat_the_
     # charged what it got (the warm-up's charge is in `charged` too: a few ms), and its share near its limit
     assert charged >= 0.97 * gpu, runs
     assert 100 * gpu / (secs * 1e3) <= LIMIT + 5, runs
+
+
+# (coarse kernel us, launches between syncs, window gap us): 1 us kernels in the windows
+STEERING = (("50", "20", "40"), ("200", "5", "150"))
+
+
+def test_a_tenant_that_sees_the_mode_does_not_steer_long_kernels_past_the_samples(workload: Workload) -> None:
+    _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
+    runs = []
+    for long_us, every, gap in STEERING:
+        workload.tmp.joinpath("region").unlink(missing_ok=True)  # a fresh container each time: a full bucket
+        r = workload.run("ctx", "0", *WARM, "steer", "calls", long_us, every, "1", gap, "2.5", "0", "0",
+                         timeout=60)
+        assert r.returncode == 0, r.stderr
+        words = r.values("steer")[0]
+        warm_gpu = float(r.values("spin")[0][3])
+        assert words[0] == "0" and int(words[5]) >= 10, (words, r.stderr)  # it did switch between its parts
+        secs, gpu_ms = float(words[2]) - float(words[1]), float(words[3]) * 1e3
+        charged = _charged_ms(workload)
+        runs.append((long_us, round(100 * gpu_ms / (secs * 1e3), 1), round(charged / (gpu_ms + warm_gpu * 1e3), 2)))
+    # main: 66-78 % of the GPU, charged 0.03-0.05 x; sampled: ~32 %, ~1.0 x
+    for _, share, ratio in runs:
+        assert ratio >= 0.85, runs
+        assert share <= LIMIT + 6, runs

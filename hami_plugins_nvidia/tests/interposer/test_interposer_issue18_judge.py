@@ -135,6 +135,32 @@ def test_a_busy_probe_classifies_the_program(judge, tmp_path) -> None:
     assert jp["verdict"] == "not met" and "contended pair" in jp["why"] and "work-conserving" in jp["why"]
 
 
+def test_launch_costs_own_busy_probe_classifies_the_inference_loop(judge, tmp_path) -> None:
+    """The 2026-12-05 H200 stage 1 ran launch_cost.py without a busy probe: its inference rows were 'not measured:
+    no busy probe'. With the probe launch_cost.py now writes, the same file is judged; a bad probe is refused."""
+    src = RESULTS / "2026-12-05-h200-issue18" / "stage1" / "r"
+    folder = tmp_path / "r"
+    (folder / "lc").mkdir(parents=True)
+    shutil.copy(src / "device.txt", folder / "device.txt")
+    data = json.loads((src / "lc" / "launch-cost.json").read_text())
+    assert "busy_probe" not in data
+    before = _targets(_card(judge, _write_json(folder / "lc" / "launch-cost.json", data), tmp_path / "a"))
+    assert before["infer alone 70 %"]["verdict"] == "not measured: no busy probe"
+    data["busy_probe"] = {"lib": {"gpu_busy_fraction": 0.809, "rate": 230.0, "launch_stats": None}}
+    t = _targets(_card(judge, _write_json(folder / "lc" / "launch-cost.json", data), tmp_path / "b"))
+    alone, pair = t["infer alone 70 %"], t["infer pair 30+70"]
+    assert "busy probe 80.9 %" in alone["why"] and not alone["verdict"].startswith("not measured")
+    assert "busy probe 80.9 %" in pair["why"] and "contended pair" in pair["why"]
+    data["busy_probe"] = {"lib": {"gpu_busy_fraction": "lots"}}
+    _write_json(folder / "lc" / "launch-cost.json", data)
+    assert judge.main([str(folder), "--out", str(tmp_path / "c")]) != 0
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data))
+    return path.parent.parent
+
+
 # ------------------------------------------------------------------ the rules
 
 

@@ -336,6 +336,91 @@ int main(int argc, char **argv)
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
             printf("passes %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, n, (w1 - w0) / 1e9);
+        } else if (!strcmp(c, "steer")) {
+            /* steer HOW LONG_US SYNC TINY_US GAP_US SECONDS A B: a tenant steering the coarse phases (issue 18
+             * audit): long kernels of LONG_US (a sync every SYNC) while it believes it is measured coarsely,
+             * TINY_US kernels each followed by GAP_US of host time while it believes it is measured precisely
+             * (a verification window whose host gaps "explain" the doubt). HOW says how it tells:
+             *   calls: the interposer's event records per launch (what a tenant that wraps its own libcuda
+             *          sees; here the fake's counters): precise marks every launch, coarse at most one per 1 ms;
+             *   after: like calls, but in each coarse phase it launches tiny kernels (with the gap) until it sees
+             *          a random sample taken (two or more records in one launch), and long ones only after it;
+             *   time:  the launch call's own host time (the precise path costs more): precise while the median
+             *          of the last 8 calls exceeds A ns, coarse below B ns;
+             *   clock: blind, a fixed period: A ms of long kernels, then B ms of tiny ones (it falls into step
+             *          with a fixed phase by itself).
+             * Prints the window, the GPU time the fake gave it, launches, the switches between its two parts
+             * and the mean launch-call ns seen in each part. */
+            const char *how = argv[++i];
+            unsigned lus = (unsigned)atoi(argv[++i]);
+            int every = atoi(argv[++i]);
+            unsigned tus = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
+            double secs = atof(argv[++i]), a = atof(argv[++i]), b = atof(argv[++i]);
+            int mode_after = !strcmp(how, "after");
+            int mode_calls = !strcmp(how, "calls") || mode_after, mode_time = !strcmp(how, "time");
+            int n = 0, tiny = 0, streak = 0, switches = 0, nl = 0, seen_sample = 0;
+            double hist[8] = {0}, sum_ns[2] = {0, 0}, cnt[2] = {0, 0};
+            u64 calls0[5] = {0}, calls1[5] = {0};
+            CUresult r = 0;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            double t0 = now_s(), part_at = t0;
+            while (!r && now_s() - t0 < secs) {
+                if (fake_calls)
+                    fake_calls(calls0);
+                double l0 = now_s();
+                int small = tiny || (mode_after && !seen_sample);
+                r = run_launch("kernel", small ? tus : lus);
+                double took = (now_s() - l0) * 1e9;
+                if (fake_calls)
+                    fake_calls(calls1);
+                n++;
+                sum_ns[tiny] += took;
+                cnt[tiny] += 1;
+                hist[nl++ % 8] = took;
+                int was = tiny;
+                if (mode_calls) {
+                    int marked = calls1[1] > calls0[1];
+                    if (!tiny && calls1[1] >= calls0[1] + 2)
+                        seen_sample = 1;
+                    streak = marked ? streak + 1 : 0;
+                    tiny = tiny ? marked : streak >= 2;
+                    if (tiny)
+                        seen_sample = 0;
+                } else if (mode_time && nl >= 8) {
+                    double s[8];
+                    memcpy(s, hist, sizeof(s));
+                    for (int x = 1; x < 8; x++)  /* the median of 8: a preempted call does not flip it */
+                        for (int y = x; y > 0 && s[y - 1] > s[y]; y--) {
+                            double tmp = s[y];
+                            s[y] = s[y - 1];
+                            s[y - 1] = tmp;
+                        }
+                    double med = (s[3] + s[4]) / 2;
+                    tiny = tiny ? med > b : med > a;
+                } else if (!mode_calls && !mode_time) {
+                    double in = (now_s() - part_at) * 1e3;
+                    if (tiny ? in >= b : in >= a) {
+                        tiny = !tiny;
+                        part_at = now_s();
+                    }
+                }
+                if (tiny != was) {
+                    switches++;
+                    nl = 0;
+                }
+                if (!was && !small && every > 0 && n % every == 0)
+                    ssync(NULL);
+                if (was || small) {
+                    ssync(NULL);
+                    if (gap)
+                        gap_wait(gap);
+                }
+            }
+            ssync(NULL);
+            double t1 = now_s();
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            printf("steer %d %.6f %.6f %.6f %d %d %.0f %.0f\n", r, t0, t1, (g1 - g0) / 1e9, n, switches,
+                   cnt[0] ? sum_ns[0] / cnt[0] : 0.0, cnt[1] ? sum_ns[1] / cnt[1] : 0.0);
         } else if (!strcmp(c, "trace")) {
             /* trace US GAP_US SECONDS SYNC BIN_MS: like spin, and prints the GPU time the fake device gave
              * this process at every BIN_MS of wall time ("trace T0 t g t g ..." in seconds) */

@@ -15,7 +15,10 @@
  *   FAKE_NVML_LOG=<file>    a line "<pid> procs" is appended for every process-list query (tests count how
  *                           often the interposer asks: at most every 100 ms, never per launch).
  *
- * The list is the same for both devices. MPS lists are always empty. */
+ * The list is the same for both devices. MPS lists are always empty.
+ *
+ * The UUIDs (the node agent's process census names its files by them) are GPU-fa4e0000-0000-4000-8000-00000000000<d>;
+ * FAKE_NVML_UUID replaces device 0's (a test of a UUID that is no safe file name). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
@@ -72,6 +75,17 @@ API int nvmlDeviceGetIndex(nvmlDevice_t h, unsigned int *i)
         return INVALID_ARGUMENT;
     *i = (unsigned int)d;
     return OK;
+}
+
+API int nvmlDeviceGetUUID(nvmlDevice_t h, char *buf, unsigned int len)
+{
+    int d = device_of(h);
+    const char *forced = getenv("FAKE_NVML_UUID");
+    if (d < 0 || !buf)
+        return INVALID_ARGUMENT;
+    int n = d == 0 && forced ? snprintf(buf, len, "%s", forced)
+                             : snprintf(buf, len, "GPU-fa4e0000-0000-4000-8000-00000000000%d", d);
+    return n < 0 || (unsigned int)n >= len ? INSUFFICIENT_SIZE : OK;
 }
 
 /* What the fake libcuda loaded in this process handed out on the device (0 before it is loaded). */
