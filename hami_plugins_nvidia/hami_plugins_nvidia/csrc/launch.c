@@ -227,6 +227,11 @@ struct dstate {
     int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
     int64_t held_wrote;     /* the last time this process marked the container held on the board */
     int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
+    int64_t pend_since;     /* since when this process has had work outstanding (launched, not yet seen ended, ... */
+                            /* ... waiting behind another context's slice included), 0 = none (count_queued) */
+    int64_t pend_end;       /* the end of the last such period (GPU end of its last work) ... */
+    int64_t pend_len;       /* ... and its length, until the next launch tells how it was paced (note_pacing) */
+    int64_t paced_ns;       /* of queued_ns: the time in periods the host paced (a long idle gap after them) */
     int64_t queued_ns;      /* time with work on the GPU since the last update of queued_bp ... */
     int64_t queued_to;      /* ... counted up to here */
     /* the launch path's own bookkeeping */
@@ -599,16 +604,36 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
     return h;
 }
 
-/* Counts the time this process had work on the GPU (its busy period, busy_since != 0) up to t. */
+/* Counts the time this process had work outstanding on the GPU up to t: from its first launch on an idle process
+ * to the GPU end of its last, time spent waiting behind another context's slice included (pend_since, not
+ * busy_since: the busy period is re-opened at each start mark's GPU start, which dropped the waits, and a
+ * backlogged lender squeezed by processor sharing measured ~55 % "queued" and lent its share away, issue 18). */
 static void count_queued(struct dstate *ds, int64_t t)
 {
-    if (ds->busy_since && t > ds->queued_to) {
-        int64_t from = ds->busy_since > ds->queued_to ? ds->busy_since : ds->queued_to;
+    if (ds->pend_since && t > ds->queued_to) {
+        int64_t from = ds->pend_since > ds->queued_to ? ds->pend_since : ds->queued_to;
         if (t > from)
             ds->queued_ns += t - from;
     }
     if (t > ds->queued_to)
         ds->queued_to = t;
+}
+
+/* A launch on an idle process: was the period of work that ended before it paced by the GPU (the program waited
+ * for it: the next launch follows its end within max(200 us, a quarter of its length), a host round trip) or by
+ * the host (it launched when its own work was done)? A wait behind another context lengthens the first kind's
+ * cycle and would turn into idle time alone; in the second it only delays a completion the host was not waiting
+ * for. publish_fraction discounts the waits of host-paced periods from the published queued share (lending's
+ * demand estimate, hami_vgpu_lend_demand_bp). */
+static void note_pacing(struct dstate *ds, int64_t now)
+{
+    if (ds->pend_len > 0 && ds->pend_end > 0) {
+        int64_t gap = now - ds->pend_end, quick = ds->pend_len / 4 > 200000 ? ds->pend_len / 4 : 200000;
+        if (gap >= quick)
+            ds->paced_ns += ds->pend_len;
+    }
+    ds->pend_len = 0;
+    ds->pend_since = now;
 }
 
 static int queues_idle(const struct dstate *ds)
@@ -807,7 +832,11 @@ static void harvest(struct dstate *ds)
     if (ds->ngap)
         settle_gaps(ds, now);
     if (ds->busy_since && queues_idle(ds)) {
-        count_queued(ds, ds->last_end > ds->busy_since && ds->last_end < now ? ds->last_end : now);
+        int64_t end = ds->last_end > ds->pend_since && ds->last_end < now ? ds->last_end : now;
+        count_queued(ds, end);
+        ds->pend_len = end - ds->pend_since;
+        ds->pend_end = end;
+        ds->pend_since = 0;
         if (ds->since_gpu)
             publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
         ds->busy_since = 0;
@@ -872,6 +901,7 @@ static void publish_fraction(struct dstate *ds, int64_t now)
         ds->frac_busy = busy;
         ds->frac_at = ds->capped ? now : 0;
         ds->queued_ns = 0;
+        ds->paced_ns = 0;
         ds->queued_to = now;
     } else if (now - ds->frac_at >= FRAC_GAP_NS) {
         int64_t dt = now - ds->frac_at;
@@ -884,8 +914,16 @@ static void publish_fraction(struct dstate *ds, int64_t now)
         count_queued(ds, now);
         double qr = ds->queued_ns > 0 ? (double)ds->queued_ns / (double)dt : 0.0;
         int64_t qs = qr >= 1.0 ? 10000 : (int64_t)(qr * 10000.0);
+        /* the waits of host-paced periods are not demand: their share of the queued time is counted only as
+         * far as the GPU ran it (the charged fraction, same wait ratio assumed in every period) */
+        double hp = ds->queued_ns > 0 ? (double)ds->paced_ns / (double)ds->queued_ns : 0.0;
+        if (hp > 1.0)
+            hp = 1.0;
+        if (qs > sample)
+            qs -= (int64_t)(hp * (double)(qs - sample));
         ds->queued_bp += (qs - ds->queued_bp) * w / 1024;
         ds->queued_ns = 0;
+        ds->paced_ns = 0;
         ds->frac_busy = busy;
         ds->frac_at = now;
     } else {
@@ -1499,6 +1537,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         struct squeue *q = find_queue(ds, s);
         if (q) {
             choose_mode(ds, q, sm, now);
+            if (!ds->pend_since)
+                note_pacing(ds, now);
             if (!ds->busy_since) {  /* published once its GPU start is known (harvest) */
                 ds->busy_since = now;
                 ds->since_gpu = 0;

@@ -141,6 +141,25 @@ int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count)
     return m + 1;
 }
 
+/* What a neighbour would use if it were not contended (1/100 %), from what it was charged (used) and the share of
+ * wall time it had work outstanding on the GPU (queued, waits behind other contexts included): its work plus the
+ * time it left the GPU idle, used / (used + 10000 - queued). Lending is measured against this, not against the
+ * charge: under processor sharing a backlogged neighbour at 70 % beside a GPU-bound one is charged ~45 % (issue 18:
+ * CuPy 30 + 70 on the H200 ran at the native 48.5 + 48.5, the 70 % tenant lending 22 points it wanted). For a
+ * program that waits for each kernel (CuPy, JAX with a sync per step) this is its demand alone; one that launches
+ * ahead loses host time to the waits and is estimated above its demand (it lends less: the guarantee is kept, some
+ * work conservation is not). At least used; 10000 when it was never idle. Inputs bounded by the caller. */
+int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued)
+{
+    if (used < 0 || used > 10000 || queued < 0 || queued > 10000)
+        return 10000;
+    int64_t idle = 10000 - queued;
+    if (used + idle <= 0)
+        return 10000;
+    int64_t d = used * 10000 / (used + idle);
+    return d < used ? used : d;
+}
+
 /* Work-conserving lending under GPU_CORE_UTILIZATION_POLICY=default (docs/interposer.md "Lending"): the share
  * a container with limit own may use while the listed neighbours are active on its GPU. Each neighbour lends
  * what it leaves unused of its own limit, max(0, limit - recent charged fraction - a margin), so the limits stay
@@ -185,7 +204,8 @@ int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *f
         int ok = limit[i] >= 1 && limit[i] <= 100 && frac_bp[i] >= 0 && frac_bp[i] <= 10000 &&
                  queued_bp[i] >= 0 && queued_bp[i] < HAMI_LEND_QUEUED_MAX_BP &&
                  frac_age_ns[i] >= -1000000LL && frac_age_ns[i] <= 1000000000LL && held_age_ns[i] >= 100000000LL;
-        int64_t spare = (int64_t)limit[i] * 100 - frac_bp[i] - HAMI_LEND_MARGIN_BP;
+        int64_t spare = (int64_t)limit[i] * 100 - hami_vgpu_lend_demand_bp(frac_bp[i], queued_bp[i]) -
+                        HAMI_LEND_MARGIN_BP;
         if (ok && spare > 0)
             spares[ns++] = spare;
     }

@@ -192,6 +192,7 @@ VG_API int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count);
 #define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
+VG_API int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued);
 VG_API int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *frac_bp,
                                         const int32_t *queued_bp, const int64_t *frac_age_ns,
                                         const int64_t *held_age_ns, int count, int k);
