@@ -39,7 +39,16 @@ sys.path.insert(0, str(HERE.parent / "hami_plugins_nvidia" / "interposer"))
 sys.path.insert(0, str(HERE))
 
 import region  # noqa: E402 - the region layout, read through cffi
-from launch_path_cost import add_record_args, base_env, build_libs, build_tools, record_head, write_record  # noqa: E402
+from launch_path_cost import (  # noqa: E402
+    add_record_args,
+    add_round_args,
+    base_env,
+    build_libs,
+    build_tools,
+    check_round_args,
+    record_head,
+    write_record,
+)
 
 WARM = ["spin", "3", "3000", "0.8", "1000"]  # nearly idle: the bucket fills, a window verifies, coarse begins
 STATS_RE = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coarse\)")
@@ -108,16 +117,11 @@ def markdown(result: dict, note: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_record_args(ap)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    add_round_args(ap)
     ap.add_argument("--limit", type=int, default=30)
     ap.add_argument("--attackers", default=",".join(ATTACKERS), help="comma-separated: " + ", ".join(ATTACKERS))
-    ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
     a = ap.parse_args()
-    if not 1 <= a.rounds <= 50:
-        ap.error(f"--rounds {a.rounds}: must be 1..50")
-    if not 0.5 <= a.seconds <= 30:
-        ap.error(f"--seconds {a.seconds}: must be 0.5..30")
+    check_round_args(ap, a)
     if not 1 <= a.limit <= 99:
         ap.error(f"--limit {a.limit}: must be 1..99")
     attackers = [x for x in a.attackers.split(",") if x]

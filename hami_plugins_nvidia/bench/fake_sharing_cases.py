@@ -48,7 +48,15 @@ sys.path.insert(0, str(PKG / "interposer"))
 sys.path.insert(0, str(HERE))
 
 import region  # noqa: E402 - the region layout, read through cffi
-from launch_path_cost import add_record_args, build_libs, build_tools, record_head, write_record  # noqa: E402 - the fake libcuda and driver_app
+from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app
+    add_record_args,
+    add_round_args,
+    build_libs,
+    build_tools,
+    check_round_args,
+    record_head,
+    write_record,
+)
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
@@ -221,8 +229,7 @@ DEFAULT_RUNS = {
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_record_args(ap)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    add_round_args(ap)
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     ap.add_argument("--runs", action="append", default=[],
                     help="CASE=RUN,RUN,... (runs: solo, native-pair, alone:L, pair:A+B); default per case: "
@@ -231,12 +238,8 @@ def main() -> int:
                     help="NAME:KEY=VALUE: an environment variable for the tenants of build NAME (repeatable)")
     ap.add_argument("--graphs-switch-us", type=int, default=130,
                     help="context switch cost of the graphs case (us; 0-2000)")
-    ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
     a = ap.parse_args()
-    if not 1 <= a.rounds <= 50:
-        ap.error(f"--rounds {a.rounds}: must be 1..50")
-    if not 0.5 <= a.seconds <= 30:
-        ap.error(f"--seconds {a.seconds}: must be 0.5..30")
+    check_round_args(ap, a)
     if not 0 <= a.graphs_switch_us <= 2000:
         ap.error(f"--graphs-switch-us {a.graphs_switch_us}: must be 0..2000")
     cases = [c for c in a.cases.split(",") if c]

@@ -124,6 +124,22 @@ def add_record_args(ap: argparse.ArgumentParser) -> None:
                     help="NAME=CSRC_DIR: a library build to measure (repeatable; default: this tree's csrc)")
 
 
+def add_round_args(ap: argparse.ArgumentParser, *, seconds: bool = True) -> None:
+    """--rounds, --seconds (per measured run) and --note: what the fake sharing benches share besides the record."""
+    ap.add_argument("--rounds", type=int, default=3)
+    if seconds:
+        ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
+
+
+def check_round_args(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Bounds of add_round_args' options; a value out of range ends the bench with one usage line."""
+    if not 1 <= a.rounds <= 50:
+        ap.error(f"--rounds {a.rounds}: must be 1..50")
+    if getattr(a, "seconds", None) is not None and not 0.5 <= a.seconds <= 30:
+        ap.error(f"--seconds {a.seconds}: must be 0.5..30")
+
+
 def build_libs(ap: argparse.ArgumentParser, specs: list[str], out: Path) -> dict[str, Path]:
     """The library builds of --lib NAME=CSRC_DIR (default: this tree's csrc), each into its own folder under out;
     a malformed spec ends the bench with one usage line."""

@@ -33,7 +33,15 @@ sys.path.insert(0, str(PKG / "interposer"))
 sys.path.insert(0, str(HERE))
 
 import region  # noqa: E402 - the region layout, read through cffi
-from launch_path_cost import add_record_args, build_libs, build_tools, record_head, write_record  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
+from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
+    add_record_args,
+    add_round_args,
+    build_libs,
+    build_tools,
+    check_round_args,
+    record_head,
+    write_record,
+)
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 CASES: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -111,13 +119,11 @@ def markdown(result: dict, note: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_record_args(ap)
-    ap.add_argument("--rounds", type=int, default=3)
+    add_round_args(ap, seconds=False)
     ap.add_argument("--cases", default="long:30+70,long:50+50,long:20+80,bound:30+70,bound-sliced:30+70",
                     help="CASE:A+B,... (cases: " + ", ".join(CASES) + ")")
-    ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
     a = ap.parse_args()
-    if not 1 <= a.rounds <= 50:
-        ap.error(f"--rounds {a.rounds}: must be 1..50")
+    check_round_args(ap, a)
     plan = []
     for item in (x for x in a.cases.split(",") if x):
         case, _, lims = item.partition(":")
