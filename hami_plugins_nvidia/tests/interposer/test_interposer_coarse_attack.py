@@ -79,7 +79,8 @@ def test_a_tenant_that_sees_the_mode_does_not_steer_long_kernels_past_the_sample
         secs, gpu_ms = float(words[2]) - float(words[1]), float(words[3]) * 1e3
         charged = _charged_ms(workload)
         runs.append((long_us, round(100 * gpu_ms / (secs * 1e3), 1), round(charged / (gpu_ms + warm_gpu * 1e3), 2)))
-    # main: 66-78 % of the GPU, charged 0.03-0.05 x; sampled: ~32 %, ~1.0 x
+    # main: 66-78 % of the GPU, charged 0.03-0.05 x; sampled: ~32 %, ~1.0 x on an idle box, up to 37 %, 0.93 x on
+    # one loaded by a parallel test run (CI's 2 cores, another suite beside it); the bound fails main by 24 points
     for _, share, ratio in runs:
         assert ratio >= 0.85, runs
-        assert share <= LIMIT + 6, runs
+        assert share <= LIMIT + 12, runs
