@@ -10,6 +10,8 @@ CI machine moves the windows, not the verdict."""
 from __future__ import annotations
 
 import ctypes
+import shutil
+import subprocess
 
 import pytest
 
@@ -38,8 +40,27 @@ def test_processor_sharing_charge_is_the_integral_of_one_over_n(toolchain: Toolc
     assert _ps(lib, 10 * MS, 5 * MS, []) == 0  # reversed: nothing, never negative
 
 
+def _threads_of_hung_apps() -> str:
+    """Every driver_app's threads (gdb, where installed): a pair test that hangs says where, the next time."""
+    if not shutil.which("gdb"):
+        return "(gdb not installed: no backtraces)"
+    pids = subprocess.run(["pgrep", "-f", "driver_app"], capture_output=True, text=True).stdout.split()
+    dumps = []
+    for pid in pids[:4]:
+        r = subprocess.run(["gdb", "-p", pid, "-batch", "-ex", "thread apply all bt"], capture_output=True,
+                           text=True, timeout=60)
+        dumps.append(f"== driver_app {pid}\n" + "\n".join(ln for ln in r.stdout.splitlines() if ln.startswith("#")))
+    return "\n".join(dumps)[:12000]
+
+
 def _spin(proc) -> tuple[float, float, int]:
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        where = _threads_of_hung_apps()
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"driver_app {proc.args[1:]} ran past 60 s; its threads and its neighbours':\n{where}")
     words = out.split("spin ")[1].split()
     assert words[0] == "0", err
     t0, t1, gpu, n = float(words[1]), float(words[2]), float(words[3]), int(words[4])
