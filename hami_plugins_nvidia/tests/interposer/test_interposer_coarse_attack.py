@@ -65,20 +65,24 @@ def test_tiny_kernels_in_the_windows_long_ones_in_coarse_phases_do_not_beat_the_
 STEERING = (("50", "20", "40"), ("200", "5", "150"))
 
 
+def steer_share_and_ratio(workload: Workload, mode: str, long_us: str, every: str, gap: str) -> tuple[float, float]:
+    """One steering run of driver_app in a fresh container (a full bucket): the share of the GPU the fake gave its
+    steered part (%) and its charge over the GPU time the fake gave the whole run."""
+    workload.tmp.joinpath("region").unlink(missing_ok=True)
+    r = workload.run("ctx", "0", *WARM, "steer", mode, long_us, every, "1", gap, "2.5", "0", "0", timeout=60)
+    assert r.returncode == 0, r.stderr
+    words = r.values("steer")[0]
+    warm_gpu = float(r.values("spin")[0][3])
+    assert words[0] == "0" and int(words[5]) >= 10, (words, r.stderr)  # it did switch between its parts
+    secs, gpu_ms = float(words[2]) - float(words[1]), float(words[3]) * 1e3
+    charged = _charged_ms(workload)
+    return round(100 * gpu_ms / (secs * 1e3), 1), round(charged / (gpu_ms + warm_gpu * 1e3), 2)
+
+
 def test_a_tenant_that_sees_the_mode_does_not_steer_long_kernels_past_the_samples(workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
-    runs = []
-    for long_us, every, gap in STEERING:
-        workload.tmp.joinpath("region").unlink(missing_ok=True)  # a fresh container each time: a full bucket
-        r = workload.run("ctx", "0", *WARM, "steer", "calls", long_us, every, "1", gap, "2.5", "0", "0",
-                         timeout=60)
-        assert r.returncode == 0, r.stderr
-        words = r.values("steer")[0]
-        warm_gpu = float(r.values("spin")[0][3])
-        assert words[0] == "0" and int(words[5]) >= 10, (words, r.stderr)  # it did switch between its parts
-        secs, gpu_ms = float(words[2]) - float(words[1]), float(words[3]) * 1e3
-        charged = _charged_ms(workload)
-        runs.append((long_us, round(100 * gpu_ms / (secs * 1e3), 1), round(charged / (gpu_ms + warm_gpu * 1e3), 2)))
+    runs = [(long_us, *steer_share_and_ratio(workload, "calls", long_us, every, gap))
+            for long_us, every, gap in STEERING]
     # main: 66-78 % of the GPU, charged 0.03-0.05 x; sampled: ~32 %, ~1.0 x on an idle box, up to 37 %, 0.93 x on
     # one loaded by a parallel test run (CI's 2 cores, another suite beside it); the bound fails main by 24 points
     for _, share, ratio in runs:

@@ -25,27 +25,15 @@ from __future__ import annotations
 import pytest
 
 from .conftest import REAL_DRIVER, Workload
-from .test_interposer_share import _charged_ms, _shared
+from .test_interposer_coarse_attack import LIMIT, steer_share_and_ratio
+from .test_interposer_share import _shared
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
-
-LIMIT = 30
-WARM = ("spin", "3", "3000", "0.8", "1000")  # nearly idle: the bucket fills, a window verifies, coarse begins
 
 
 def test_long_kernels_only_after_a_sample_do_not_beat_the_limit(workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
-    runs = []
-    for _ in range(2):
-        workload.tmp.joinpath("region").unlink(missing_ok=True)  # a fresh container each time: a full bucket
-        r = workload.run("ctx", "0", *WARM, "steer", "after", "50", "20", "1", "40", "2.5", "0", "0", timeout=60)
-        assert r.returncode == 0, r.stderr
-        words = r.values("steer")[0]
-        warm_gpu = float(r.values("spin")[0][3])
-        assert words[0] == "0" and int(words[5]) >= 10, (words, r.stderr)  # it did switch between its parts
-        secs, gpu_ms = float(words[2]) - float(words[1]), float(words[3]) * 1e3
-        charged = _charged_ms(workload)
-        runs.append((round(100 * gpu_ms / (secs * 1e3), 1), round(charged / (gpu_ms + warm_gpu * 1e3), 2)))
+    runs = [steer_share_and_ratio(workload, "after", "50", "20", "40") for _ in range(2)]
     # main 8dc3be6: 49-59 %, charged 0.54-0.67 x; now ~32 %, ~1.0 x
     for share, ratio in runs:
         assert ratio >= 0.85, runs
