@@ -60,6 +60,8 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
+SWITCH_RE = re.compile(r"switches charged ([\d.]+) ms, not ([\d.]+) ms \(demand alone ([\d.]+) %, neighbours "
+                       r"([\d.]+) %\)")
 STATS_RE = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coarse\).*?before the launch ([\d.]+), "
                       r"after the launch ([\d.]+)")
 
@@ -163,6 +165,11 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                 if m:
                     row.update(coarse_pct=float(m.group(2)), before_us=float(m.group(3)),
                                after_us=float(m.group(4)))
+                sw = SWITCH_RE.search(err)
+                if sw:
+                    row.update(sw_charged_pct=100 * float(sw.group(1)) / 1e3 / wall,
+                               sw_free_pct=100 * float(sw.group(2)) / 1e3 / wall,
+                               solo_demand_pct=float(sw.group(3)), neighbours_pct=float(sw.group(4)))
                 v = VERIFY_RE.search(err)
                 if v:
                     row.update(verifications=int(v.group(1)), doubt_charges=int(v.group(2)),

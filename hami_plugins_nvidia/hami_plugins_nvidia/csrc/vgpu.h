@@ -33,13 +33,15 @@ struct vg_config {
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
-    int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES=1: charge the switch into this context (experiment) */
+    int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
     char region_path[512];
     char board_path[512];
     char census_dir[256];                  /* HAMI_PROC_CENSUS_DIR: the node agent's per-GPU process counts, "" = none */
 };
 extern struct vg_config vg_cfg;
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
+/* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch.c switch_contended), 1 = always, 0 = never */
+enum { VG_SW_CONTENDED = 0, VG_SW_ALWAYS = 1, VG_SW_NEVER = 2 };
 /* A memory-limit variable that cannot be read: the intended limit is unknown, so nothing is allocatable
  * (never "no limit"). One byte, so every real allocation is over it. */
 #define VG_LIMIT_REFUSE 1ULL
