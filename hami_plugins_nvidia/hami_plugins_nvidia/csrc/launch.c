@@ -247,6 +247,7 @@ struct dstate {
     int64_t sd_blocked;     /* ... time its host waited for its own work to finish ... */
     int64_t sd_held;        /* ... and time its launches waited for credit */
     int64_t sd_at;          /* 0 = not measuring (uncapped) */
+    int64_t sd_n;           /* updates since it restarted */
     int64_t held_since;     /* a launch waits for credit since (counted into sd_held up to here), 0 = none */
     int64_t sd_coarse;      /* time measured coarsely since sd_at (no start marks: nothing estimated then) ... */
     int64_t sd_cto;         /* ... counted up to here (count_coarse) */
@@ -704,6 +705,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     if (!ds->capped || !ds->sd_at || now - ds->sd_at > 10 * FRAC_TAU_NS) {
         ds->sd_at = ds->capped ? now : 0;
         ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_n = 0;
         if (!ds->capped && ds->solo_bp) {
             ds->solo_bp = 0;
             if (ds->bgpu && ds->user_idx >= 0)
@@ -723,11 +725,19 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     double k = ds->sd_kern < dt ? (double)ds->sd_kern : (double)dt;
     double b = ds->sd_blocked < dt ? (double)ds->sd_blocked : (double)dt;
     double h = ds->sd_held < dt ? (double)ds->sd_held : (double)dt;
+    if (k <= 0 && !ds->sd_n) {  /* nothing ran yet: the estimate starts with the first window that ran kernels */
+        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_at = now;
+        return;
+    }
     double solo = (double)dt - b - h + (b < k ? b : k);
     if (solo < k)
         solo = k;
     int64_t sample = solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
     int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
+    if (ds->sd_n < 16 && w < 1024 / (ds->sd_n + 1))
+        w = 1024 / (ds->sd_n + 1);  /* the first updates: a plain mean, so the estimate is usable within ~20 ms */
+    ds->sd_n++;
     ds->solo_bp += (sample - ds->solo_bp) * w / 1024;
     if (ds->bgpu && ds->user_idx >= 0)
         __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], (int32_t)ds->solo_bp, __ATOMIC_RELEASE);
