@@ -97,9 +97,11 @@
  * the last 32 per user, so a long charge span sees every short busy period of a launch-bound neighbour.
  *
  * Context switches (issue 18, the CUDA-graphs pair; docs/interposer.md "CUDA graphs on two streams"): a tenant is
- * charged its kernels, not the GPU time spent switching into its context; HAMI_SM_CHARGE_SWITCHES=1 (an experiment,
- * off by default) charges that too (switch_gap), which holds a pair whose switches fill the GPU to its limits but
- * also charges a fitting pair of launch-bound tenants for every switch between their tiny kernels.
+ * also charged the GPU time spent switching into its context (switch_gap) while the GPU is contended: its demand
+ * alone plus its capped neighbours' (each estimated from its own launches, update_solo_demand, and published on
+ * the board) reach 100 % (switch_charged). That holds a pair whose switches fill the GPU to its limits, and leaves
+ * a fitting pair of launch-bound tenants, whose switches fill time nobody would have used, charged its kernels.
+ * HAMI_SM_CHARGE_SWITCHES=1 charges them always, 0 never (the rule before 2026-12-05).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry

@@ -7,7 +7,11 @@ launches were cut to the few us its span outlasted the first's. Measured on this
 switches, graphs of 50 us on 2 streams, a sync and 20 us of host time per step, pair 50 + 50 under default):
 before, each tenant charged 0.71-0.77 x the GPU time the fake gave it; after, 0.99-1.00
 (docs/results/2026-12-04-fake-graphs-and-pairs.md). Judged by the fake's own accounting of each process's GPU
-time, never by wall-clock figures."""
+time, never by wall-clock figures.
+
+The context switches between two such programs: charged to the tenant switched into while the pair contends
+(each one's demand alone, estimated from its launches, plus the other's >= 100 %), so a graphs pair splits by its
+limits, and not to a fitting pair of launch-bound tenants (docs/results/2026-12-05-fake-graph-switches.md)."""
 
 from __future__ import annotations
 
