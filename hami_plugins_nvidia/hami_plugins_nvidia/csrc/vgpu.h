@@ -109,6 +109,10 @@ struct vg_real {
                                                unsigned, unsigned, CUstream, void **);
     CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
     CUresult (*cuGraphLaunch_ptsz)(CUgraphExec, CUstream);
+    /* synchronize calls: observed so lending knows the program waits for its GPU (launch.c note_pacing) */
+    CUresult (*cuStreamSynchronize_ptsz)(CUstream);
+    CUresult (*cuCtxSynchronize)(void);
+    CUresult (*cuEventSynchronize)(CUevent);
     /* stream capture begins: observed so the library knows a capture may be in progress (launch.c) */
     CUresult (*cuStreamBeginCapture)(CUstream);
     CUresult (*cuStreamBeginCapture_ptsz)(CUstream);
