@@ -11,24 +11,19 @@ hami_plugins_nvidia/bench/audit4_attacks.py.
    fraction 0, queued share 0, held mark 0) every 0.2 ms makes it lend its share under `default`, whatever it needs
    (the neighbour rewrites them only every 5 ms). A GPU-bound 30 % tenant beside a GPU-bound 70 % one gets 36-50 %,
    the neighbour 37-50 % (69 % without the rewrites).
-3. The node's process census fails open: where the census cannot be used the bound on n(t) is off. A tenant that
-   may make a mount namespace (a user namespace, where seccomp and the kernel allow it) hides the read-only census
-   folder under a tmpfs of its own, and a forged busy entry beside it counts again: a 30 % tenant gets ~60 %
-   (29 % with the census)."""
+(The third, a tenant hiding the node's process census in its own mount namespace, is closed where the deployment
+sets HAMI_PROC_CENSUS_REQUIRED=1: test_interposer_census_required.py.)"""
 
 from __future__ import annotations
 
 import mmap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from .conftest import REAL_DRIVER, Workload, region
 from .test_interposer_lend import GPU_BOUND, _setup
-from .test_interposer_nvml_bound import fake_gpu, nvml_dir  # noqa: F401 - fixture
-from .test_interposer_proc_census import RO_MOUNT, _tenant, census, publisher  # noqa: F401 - fixtures
 from .test_interposer_share import _charged_ms, _shared, _spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
@@ -85,14 +80,3 @@ def test_rewritten_lender_values_lend_nothing_it_needs(workload: Workload, secon
           f"{share_a:.1f} + {share_b:.1f} %")
     assert share_a <= 36 and share_b >= 60, (share_a, share_b)
 
-
-@fake_gpu
-@pytest.mark.xfail(strict=True, reason="audit4: the census fails open; a tenant with a mount namespace can hide it")
-def test_tenant_hiding_the_census_in_its_own_mount_namespace_stays_bounded(
-        workload: Workload, nvml_dir: Path, census: Path, publisher) -> None:  # noqa: F811
-    # the device plugin's read-only mount, then the tenant's own tmpfs over it: "no file for the device"
-    hide = RO_MOUNT.replace('&& shift', '&& mount -t tmpfs none "$1" && shift')
-    share, err = _tenant(workload, nvml_dir, census, hide)
-    print(f"audit4-census-hidden: pod, fresh census of 1 hidden under the tenant's tmpfs: 30 % tenant got "
-          f"{share:.1f} %")
-    assert share <= 38, (share, err)
