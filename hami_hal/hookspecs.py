@@ -79,7 +79,7 @@ def hami_hal_sim_profiles() -> list[Path]:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def hami_hal_check_config(config: dict) -> list[str] | None:
     """Check the node settings the plugin's hooks will read from ``context.config``, before anything starts.
 

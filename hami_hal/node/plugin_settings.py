@@ -5,13 +5,13 @@ The file (``--device-config``) is HAMi's layout: HAMi's capacity knobs at the to
 ``nodeconfig``, and one section per vendor, as HAMi's ``device-config.yaml`` has::
 
     deviceSplitCount: 10                       # every vendor (device_config.py checks the knobs)
-    nvidia:                                    # the plugin whose vendor key is "nvidia" gets this
-      procCensusDir: /run/hami-hal/proc-census
-      deviceSplitCount: 4                      # a knob in a section: this vendor's (HAMi's nvidia.deviceSplitCount)
+    acme:                                      # the plugin whose vendor key is "acme" gets this
+      stateDir: /run/acme
+      deviceSplitCount: 4                      # a knob in a section: this vendor's (as in HAMi's sections)
     nodeconfig:
       - name: gpu-node-1
         devicesplitcount: 2                    # this node, every vendor
-        nvidia: {procCensusDir: ""}            # this node, the nvidia section's keys over the file's
+        acme: {stateDir: ""}                   # this node, the acme section's keys over the file's
 
 The core knows no vendor: a section is any top-level mapping, named by a vendor key a plugin declares
 (``hami_hal_vendor``). The plugin of vendor V gets ``context.config == {<knobs>, V: <its section>}`` and
@@ -23,9 +23,9 @@ plugin that reads its section over the top level (``{**config, **config[vendor]}
 as the core.
 
 A section naming no installed plugin is ignored with one log line: one ConfigMap serves every node of a
-cluster, nodes carry different plugins, and HAMi's device-config.yaml holds a section for every vendor
-(cambricon, enflame...), so refusing one would stop agents that have nothing to do with it. A top-level
-list (HAMi's scheduler sections ``iluvatars``, the old ``vnpus`` list) is ignored the same way. A top-level
+cluster, nodes carry different plugins, and HAMi's device-config.yaml holds a section for every vendor HAMi
+knows, so refusing one would stop agents that have nothing to do with it. A top-level list (HAMi has
+list-valued scheduler sections) is ignored the same way, unless it names an installed plugin. A top-level
 scalar that is no knob is refused: it would be a plugin setting written outside its section, silently lost.
 """
 
@@ -61,6 +61,8 @@ class NodeSettings:
     origins: dict[str, dict[str, str]] = field(default_factory=dict)
     #: knob name -> where its value came from (a flag, or the file's field).
     knob_origins: dict[str, str] = field(default_factory=dict)
+    #: top-level lists (HAMi's list-valued scheduler sections) -> their field, for the check below.
+    lists: dict[str, str] = field(default_factory=dict)
     #: One-line notes on what the file holds that the agent does not use (logged at start).
     notes: list[str] = field(default_factory=list)
 
@@ -72,7 +74,7 @@ class NodeSettings:
         return out
 
     def where(self, vendor: str, key: str) -> str:
-        """The field a plugin's complaint about ``key`` names (``config.json: nvidia.procCensusDir``)."""
+        """The field a plugin's complaint about ``key`` names (``config.json: acme.stateDir``)."""
         bare = key[len(vendor) + 1:] if key.startswith(f"{vendor}.") else key
         if bare in self.origins.get(vendor, {}):
             return self.origins[vendor][bare]
@@ -82,7 +84,13 @@ class NodeSettings:
         return f"plugin {vendor} setting {key}"
 
     def drop_sections_except(self, vendors: set[str]) -> None:
-        """Forget the sections no installed plugin owns, with one note each."""
+        """Forget the sections no installed plugin owns, with one note each; an installed plugin's section
+        written as a list is an error (it would otherwise be dropped without a word)."""
+        for name, fld in sorted(self.lists.items()):
+            if name in vendors:
+                raise InputError(fld, "[...]", f"must be a mapping of the {name} plugin's settings, not a list")
+            self.notes.append(f"--device-config {fld}: a list (a HAMi scheduler section), not plugin settings: "
+                              "ignored")
         for name in sorted(set(self.sections) - vendors):
             del self.sections[name]
             self.origins.pop(name, None)
@@ -92,7 +100,7 @@ class NodeSettings:
 
 def _section(where: str, key: object, value: dict) -> str:
     if not isinstance(key, str) or not SECTION_NAME.fullmatch(key):
-        raise InputError(f"{where}{_short(key)}", "...", "is not a section name (a vendor key such as nvidia)")
+        raise InputError(f"{where}{_short(key)}", "...", "is not a section name (a plugin's vendor key)")
     if len(value) > 256:
         raise InputError(f"{where}{key}", f"{len(value)} keys", "is too large a section (at most 256 keys)")
     return key
@@ -138,13 +146,13 @@ def _top_level(out: NodeSettings, fname: str, raw: dict) -> None:
             sec = _section(f"{fname}: ", key, value)
             out.sections[sec] = dict(value)
             out.origins[sec] = {k: f"{fname}: {sec}.{k}" for k in value}
-        elif isinstance(value, list):
-            out.notes.append(f"--device-config {fname}: {_short(key)} is a list (a HAMi scheduler section): ignored")
+        elif isinstance(value, list) and isinstance(key, str):
+            out.lists[key] = f"{fname}: {key if SECTION_NAME.fullmatch(key) else _short(key)}"
         else:
             raise InputError(f"{fname}: {_short(key)}", value,
                              "is not a setting of the node agent's config: the top level holds deviceSplitCount, "
                              "deviceMemoryScaling, deviceCoreScaling, nodeconfig and one section per plugin "
-                             "vendor (e.g. nvidia: {procCensusDir: ...})")
+                             "vendor (<vendor>: {<setting>: <value>, ...})")
 
 
 def _node_entry(out: NodeSettings, at: str, entry: dict) -> dict[str, int | float]:
@@ -166,7 +174,7 @@ def _node_entry(out: NodeSettings, at: str, entry: dict) -> dict[str, int | floa
             ignored.append(_short(key))
     if ignored:
         out.notes.append(f"--device-config {at.rstrip()}: {', '.join(ignored[:_MAX_NOTES])} ignored (the agent reads "
-                         "the knobs and vendor sections there, e.g. nvidia: {operatingmode: mig})")
+                         "the knobs and vendor sections there: <vendor>: {<setting>: <value>})")
     return knobs
 
 
