@@ -13,7 +13,7 @@ import signal
 import threading
 
 from ..errors import HalError, InputError
-from .plugin_settings import check_plugin_config, node_settings
+from .plugin_settings import check_plugin_config, node_settings, summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     for vendor in sorted(vendors):  # every plugin checks its settings before anything starts
         settings.notes += [f"plugin {vendor}: {n}" for n in check_plugin_config(hal, settings, vendor)]
     for note in settings.notes:
-        log.warning("%s", note)
+        log.warning("%s", " ".join(note.split()))  # one line each, whatever the file's names hold
     try:
         import grpc  # noqa: F401
     except ImportError:
@@ -119,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
              ", ".join(f.resource_name for f in agent.families),
              "; " + ", ".join(f"{k}={v:g}" for k, v in knobs.items()) if knobs else "")
     if settings.sections:
-        log.info("plugin settings from --device-config: %s", "; ".join(
-            f"{v}: {', '.join(sorted(map(str, s)))}" for v, s in sorted(settings.sections.items())))
+        log.info("plugin settings from --device-config: %s", summary(settings))
     if args.once:
         return 0 if agent.publish_node() else 1
     if args.metrics_port:

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import HalError, InputError
 from .device_config import check_knob, entry_label, file_knobs, flag_name, knob_name, node_entry, read_file
 
 #: What a section's name may look like (vendor keys are lower-case words; HAMi's section names too).
@@ -185,3 +185,18 @@ def check_plugin_config(hal, settings: NodeSettings, vendor: str) -> list[str]:
         return hal.check_config(vendor, settings.config_for(vendor))
     except InputError as err:
         raise InputError(settings.where(vendor, err.field), err.value, err.reason) from None
+    except HalError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a plugin's bug is still one line, and still stops the agent
+        text = " ".join(str(err).split())[:200]
+        raise HalError(f"plugin {vendor}: its settings check failed: {err.__class__.__name__}: {text}") from None
+
+
+def summary(settings: NodeSettings, limit: int = 500) -> str:
+    """One log line naming the keys of each section handed over (keys shown safely, the line bounded)."""
+    def safe(key: object) -> str:
+        return key if isinstance(key, str) and SECTION_NAME.fullmatch(key) else _short(key)
+
+    text = "; ".join(f"{vendor}: {', '.join(sorted(safe(k) for k in section))}"
+                     for vendor, section in sorted(settings.sections.items()))
+    return text if len(text) <= limit else text[:limit - 3] + "..."

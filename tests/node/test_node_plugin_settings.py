@@ -226,3 +226,24 @@ def test_hami_node_refuses_a_bad_plugin_setting_and_starts_nothing(api, kubelet,
     assert not [p for p in kubelet.folder.iterdir() if p.name.startswith("hami-hal-")]  # no plugin socket
     assert kubelet.registrations == []
     assert not census.exists() and not (short_tmp / "state").exists()
+
+
+def test_names_from_the_file_stay_on_one_log_line(short_tmp):
+    from hami_hal.node.plugin_settings import summary
+
+    s = node_settings(_write(short_tmp, {"nvidia": {"a\nFAKE LOG LINE": 1, "procCensusDir": ""},
+                                         "x\ny": []}), NODE, NO_FLAGS)
+    s.drop_sections_except({"nvidia"})
+    assert "\n" not in summary(s) and "procCensusDir" in summary(s) and "'a\\nFAKE LOG LINE'" in summary(s)
+    assert all("\n" not in n for n in s.notes) and any("'x\\ny'" in n for n in s.notes)
+
+
+def test_a_plugin_check_that_crashes_is_one_line(hal, short_tmp, monkeypatch):
+    from hami_hal.errors import HalError
+
+    def broken(vendor, config):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(hal, "check_config", broken)
+    with pytest.raises(HalError, match="^plugin nvidia: its settings check failed: KeyError: 'boom'$"):
+        check_plugin_config(hal, node_settings(None, NODE, NO_FLAGS), "nvidia")
