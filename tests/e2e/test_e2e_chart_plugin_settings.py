@@ -1,6 +1,7 @@
 """charts/hami-hal: devicePlugin.pluginSettings reaches the node agent's ConfigMap as one section per vendor, the
-agent's own parser and the NVIDIA plugin's check accept what the chart writes, and the process census folder
-the DaemonSet mounts follows nvidia.procCensusDir (none when it is "")."""
+agent's own parser and the NVIDIA plugin's check accept what the chart writes, the process census folder the
+DaemonSet mounts follows nvidia.procCensusDir (none when it is ""), and the NVIDIA plugin's gpuHookPath follows
+global.gpuHookPath (where the init container installs libvgpu.so)."""
 
 from __future__ import annotations
 
@@ -66,13 +67,24 @@ def test_chart_plugin_settings_reach_the_agent_config_and_the_census_mount(helm,
     from hami_plugins_nvidia.config import parse_config
 
     want = None if sets == ("devicePlugin.pluginSettings=null",) else (census or "")
-    assert parse_config(settings.config_for("nvidia")).proc_census_dir == want
+    nv = parse_config(settings.config_for("nvidia"))
+    assert nv.proc_census_dir == want
+    assert nv.hook_path == "/usr/local"  # global.gpuHookPath, where the init container puts libvgpu.so
+
+
+def test_chart_hands_global_gpu_hook_path_to_the_nvidia_plugin(helm):
+    config, ds = _node_objects(helm, "global.gpuHookPath=/opt/hook")
+    assert config["nvidia"]["gpuHookPath"] == "/opt/hook"
+    spec = ds["spec"]["template"]["spec"]
+    assert next(v for v in spec["volumes"] if v["name"] == "hook")["hostPath"]["path"] == "/opt/hook"
 
 
 def test_chart_writes_other_vendor_sections_and_keeps_the_knobs_on_top(helm):
     config, _ = _node_objects(helm, "devicePlugin.pluginSettings.metax.sgpuSlots=8",
                               "devicePlugin.nodeconfig[0].name=n1", "devicePlugin.nodeconfig[0].devicesplitcount=2")
     assert config["metax"] == {"sgpuSlots": 8}
+    assert set(config) == {"deviceSplitCount", "deviceMemoryScaling", "deviceCoreScaling", "nodeconfig", "nvidia",
+                           "metax"}
     assert config["nodeconfig"] == [{"name": "n1", "devicesplitcount": 2}]
     assert {k: config[k] for k in ("deviceSplitCount", "deviceMemoryScaling", "deviceCoreScaling")} == {
         "deviceSplitCount": 10, "deviceMemoryScaling": 1, "deviceCoreScaling": 1}
