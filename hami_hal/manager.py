@@ -54,12 +54,11 @@ __all__ = ["REQUIRED_HOOKS", "BackendChoice", "Hal", "LoadedPlugin", "config_fil
 BackendChoice = Literal["auto", "real", "sim"]
 
 
-def plugin_config(config: dict | None, sections: dict[str, dict] | None, vendor: str) -> dict:
-    """One plugin's ``context.config``: the shared settings plus its own vendor's section, no other vendor's."""
-    out = dict(config or {})
-    if sections and vendor in sections:
-        out[vendor] = dict(sections[vendor])
-    return out
+def plugin_config(config: dict | None, vendor_configs: dict[str, dict] | None, vendor: str) -> dict:
+    """One plugin's ``context.config``: its own entry of ``vendor_configs`` where there is one, else ``config``."""
+    if vendor_configs and vendor in vendor_configs:
+        return dict(vendor_configs[vendor])
+    return dict(config or {})
 
 
 class Hal:
@@ -132,19 +131,19 @@ class Hal:
         node_name: str | None = None,
         sim_node: str | None = None,
         config: dict | None = None,
-        sections: dict[str, dict] | None = None,
+        vendor_configs: dict[str, dict] | None = None,
     ) -> NodeInventory:
         """Discover every plugin's devices; on ``auto`` fall back to simulation when none are real.
 
-        ``config`` goes to every plugin's context; ``sections[vendor]`` (the node agent's per-vendor plugin
-        settings) only to that vendor's, as ``config[vendor]``."""
+        Each plugin's contexts carry ``vendor_configs[<its vendor>]`` where given (the node agent's settings
+        for that plugin: the knobs and its own section only), else ``config``."""
         node_name = node_name or os.environ.get("NODE_NAME") or socket.gethostname()
         skipped = list(self.skipped)
         devices: list[Device] = []
         contexts: dict[str, NodeContext] = {}
         if backend in ("auto", "real"):
             for plugin in self.plugins.values():
-                ctx = NodeContext("real", node_name, config=plugin_config(config, sections, plugin.vendor.name))
+                ctx = NodeContext("real", node_name, config=plugin_config(config, vendor_configs, plugin.vendor.name))
                 try:
                     found = self._single(plugin.module, "hami_hal_discover", context=ctx) or []
                 except BackendUnavailable as err:
@@ -157,7 +156,7 @@ class Hal:
                 devices += self._complete(found, plugin, ctx)
         source = "real" if devices else "empty"
         if not devices and (backend == "sim" or (backend == "auto" and self.plugins)):
-            devices = self._discover_sim(node_name, sim_node, config or {}, sections or {}, contexts)
+            devices = self._discover_sim(node_name, sim_node, config or {}, vendor_configs or {}, contexts)
             source = "simulated" if devices else "empty"
         self._discovered.update(contexts)
         topology = self._topology(devices, contexts)
@@ -197,7 +196,7 @@ class Hal:
             merged.links.extend(replace(lk, a=lk.a + base, b=lk.b + base) for lk in n.links)
         return merged
 
-    def _discover_sim(self, node_name: str, sim_node: str | None, config: dict, sections: dict[str, dict],
+    def _discover_sim(self, node_name: str, sim_node: str | None, config: dict, vendor_configs: dict[str, dict],
                       contexts: dict[str, NodeContext]) -> list[Device]:
         node = self.simulated_node(sim_node)
         devices: list[Device] = []
@@ -205,7 +204,7 @@ class Hal:
             plugin = self.plugin_for_vendor(vendor)
             if plugin is None:
                 continue
-            ctx = NodeContext("sim", node_name, sim=node.for_vendor(vendor), config=plugin_config(config, sections, vendor))
+            ctx = NodeContext("sim", node_name, sim=node.for_vendor(vendor), config=plugin_config(config, vendor_configs, vendor))
             found = self._single(plugin.module, "hami_hal_discover", context=ctx) or []
             contexts[vendor] = ctx
             devices += self._complete(found, plugin, ctx)

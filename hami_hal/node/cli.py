@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     knobs = settings.knobs
     backend = "sim" if args.sim_node and args.backend == "auto" else args.backend
-    inv = hal.discover(backend, node_name=node, sim_node=args.sim_node, config=knobs, sections=settings.sections)
+    inv = hal.discover(backend, node_name=node, sim_node=args.sim_node, config=knobs,
+                       vendor_configs={v: settings.config_for(v) for v in vendors})
     if not inv.devices:
         raise HalError(f"no devices on node {node} from the installed plugins "
                        f"({', '.join(p.name for p in hal.plugins.values()) or 'none installed'})")

@@ -18,9 +18,8 @@ The core knows no vendor: a section is any top-level mapping, named by a vendor 
 nothing of other vendors' sections; it checks them with ``hami_hal_check_config``.
 
 Precedence for a knob: the file's top level < the vendor's section < the node's ``nodeconfig`` entry < the
-flags. The section a plugin gets holds the knobs resolved for its vendor (every spelling replaced), so a
-plugin that reads its section over the top level (``{**config, **config[vendor]}``) sees the same numbers
-as the core.
+flags. The core takes the knobs out of a section and puts the ones resolved for that vendor at the top of its
+``context.config``, where every plugin reads them, so a plugin sees the same numbers as the core.
 
 A section naming no installed plugin is ignored with one log line: one ConfigMap serves every node of a
 cluster, nodes carry different plugins, and HAMi's device-config.yaml holds a section for every vendor HAMi
@@ -55,8 +54,10 @@ class NodeSettings:
 
     #: HAMi's knobs for a vendor without a section of its own (file top < node entry < flags).
     knobs: dict[str, int | float] = field(default_factory=dict)
-    #: vendor key -> its section as the plugin gets it (the node entry's keys over the file's, knobs resolved).
+    #: vendor key -> its section as the plugin gets it (the node entry's keys over the file's, knobs taken out).
     sections: dict[str, dict] = field(default_factory=dict)
+    #: vendor key -> the knobs resolved for it, for a vendor whose section sets a knob.
+    vendor_knobs: dict[str, dict[str, int | float]] = field(default_factory=dict)
     #: vendor key -> section key -> the field it was written as (for the one-line error).
     origins: dict[str, dict[str, str]] = field(default_factory=dict)
     #: knob name -> where its value came from (a flag, or the file's field).
@@ -68,7 +69,7 @@ class NodeSettings:
 
     def config_for(self, vendor: str) -> dict:
         """``context.config`` of ``vendor``'s plugin: the knobs and, when the file has one, its section."""
-        out: dict = dict(self.knobs)
+        out: dict = dict(self.vendor_knobs.get(vendor, self.knobs))
         if vendor in self.sections:
             out[vendor] = dict(self.sections[vendor])
         return out
@@ -94,6 +95,7 @@ class NodeSettings:
         for name in sorted(set(self.sections) - vendors):
             del self.sections[name]
             self.origins.pop(name, None)
+            self.vendor_knobs.pop(name, None)
             self.notes.append(f"--device-config: section {name!r} names no installed plugin "
                               f"(installed: {', '.join(sorted(vendors)) or 'none'}): ignored")
 
@@ -131,7 +133,7 @@ def node_settings(path: str | Path | None, node: str, flags: dict[str, object | 
             if name not in node_knobs and name not in given:
                 out.origins[vendor][name] = fld
         if own:  # this vendor's knobs: the file's top < its section < the node's entry < the flags
-            section.update({**out.knobs, **own, **node_knobs, **given})
+            out.vendor_knobs[vendor] = {**out.knobs, **own, **node_knobs, **given}
     return out
 
 

@@ -99,14 +99,17 @@ def test_sections_and_knob_precedence(short_tmp):
                        {"name": NODE, "devicecorescaling": 3, "nvidia": {"operatingMode": "whole"}}]})
     s = node_settings(cfg, NODE, NO_FLAGS)
     assert s.knobs == {"deviceSplitCount": 8, "deviceCoreScaling": 3.0}  # top < node entry
-    # the nvidia section: its own knobs over the top level, the node entry's over those; every spelling replaced
-    assert s.sections["nvidia"] == {"procCensusDir": "/run/a", "operatingMode": "whole", "deviceSplitCount": 4,
-                                    "deviceMemoryScaling": 0.5, "deviceCoreScaling": 3.0}
-    assert s.config_for("nvidia") == {"deviceSplitCount": 8, "deviceCoreScaling": 3.0, "nvidia": s.sections["nvidia"]}
+    # the nvidia section: the node entry's keys over the file's, every spelling of a knob taken out ...
+    assert s.sections["nvidia"] == {"procCensusDir": "/run/a", "operatingMode": "whole"}
+    # ... and put at the top of the nvidia plugin's config, resolved: its section's over the top level's, the node
+    # entry's over those
+    assert s.config_for("nvidia") == {"deviceSplitCount": 4, "deviceMemoryScaling": 0.5, "deviceCoreScaling": 3.0,
+                                      "nvidia": s.sections["nvidia"]}
     assert s.config_for("hygon") == s.knobs  # no section: the knobs only, never another vendor's section
+    assert s.config_for("ascend") == {**s.knobs, "ascend": {"npu_smi_timeout_s": 9}}
     # a flag beats every file value, in the sections too
     s = node_settings(cfg, NODE, {**NO_FLAGS, "deviceSplitCount": 2})
-    assert s.knobs["deviceSplitCount"] == 2 and s.sections["nvidia"]["deviceSplitCount"] == 2
+    assert s.knobs["deviceSplitCount"] == 2 and s.config_for("nvidia")["deviceSplitCount"] == 2
     assert node_settings(cfg, "other", NO_FLAGS).sections["nvidia"]["procCensusDir"] == "/run/other"
 
 
@@ -126,7 +129,8 @@ def test_each_plugin_context_holds_only_its_own_section(monkeypatch):
     if {v.name for v in hal.vendors()} != {"nvidia", "ascend"}:
         pytest.skip("nvidia and ascend plugins not both loaded")
     inv = hal.discover("sim", node_name=NODE, config={"deviceSplitCount": 5},  # both plugins' default nodes
-                       sections={"nvidia": {"procCensusDir": ""}, "ascend": {"npu_smi_timeout_s": 9}})
+                       vendor_configs={"nvidia": {"deviceSplitCount": 5, "nvidia": {"procCensusDir": ""}},
+                                       "ascend": {"deviceSplitCount": 5, "ascend": {"npu_smi_timeout_s": 9}}})
     ctx = inv.contexts()
     assert ctx["nvidia"].config == {"deviceSplitCount": 5, "nvidia": {"procCensusDir": ""}}
     assert ctx["ascend"].config == {"deviceSplitCount": 5, "ascend": {"npu_smi_timeout_s": 9}}
@@ -247,3 +251,19 @@ def test_a_plugin_check_that_crashes_is_one_line(hal, short_tmp, monkeypatch):
     monkeypatch.setattr(hal, "check_config", broken)
     with pytest.raises(HalError, match="^plugin nvidia: its settings check failed: KeyError: 'boom'$"):
         check_plugin_config(hal, node_settings(None, NODE, NO_FLAGS), "nvidia")
+
+
+def test_a_knob_in_the_vendor_section_reaches_the_register_annotation(api, short_tmp):
+    """HAMi's device-config.yaml writes deviceSplitCount under nvidia:, the agent honours it there (over the top
+    level) and a flag still wins."""
+    cfg = _write(short_tmp, {"deviceSplitCount": 7, "nvidia": {"deviceSplitCount": 3}})
+
+    def counts(*flags: str) -> set[int]:
+        res = subprocess.run([*HAMI, "node", "--once", "--node-name", NODE, "--backend", "sim", "--api-server",
+                              api.url, "--plugin-dir", str(short_tmp / "dp"), "--device-config", str(cfg), *flags],
+                             env=_env(), cwd=short_tmp, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        return {d["count"] for d in json.loads(api.nodes[NODE]["metadata"]["annotations"][REGISTER])}
+
+    assert counts() == {3}
+    assert counts("--device-split-count", "5") == {5}
