@@ -92,9 +92,9 @@ def hami_hal_check_config(config: dict) -> list[str] | None:
     before discovery.
 
     :param config: what every ``context.config`` of this plugin will hold: HAMi's knobs at the top
-        (``deviceSplitCount``, ``deviceMemoryScaling``, ``deviceCoreScaling``, already checked by the core)
-        and, under the plugin's vendor key, its section (this node's ``nodeconfig`` entry merged over the
-        file's; the knobs resolved for this vendor).
+        (``deviceSplitCount``, ``deviceMemoryScaling``, ``deviceCoreScaling``, resolved for this vendor and
+        already checked by the core) and, under the plugin's vendor key, its section (this node's
+        ``nodeconfig`` entry merged over the file's, the knobs taken out).
 
     Return: one-line notes on settings the plugin ignores (e.g. keys of its section it does not know; the
     agent logs them), or an empty list. A bad value raises :class:`hami_hal.errors.InputError` naming the
