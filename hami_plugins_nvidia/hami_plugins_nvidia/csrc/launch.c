@@ -1276,18 +1276,22 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
     ds->mode_at = now;
 }
 
-/* The bucket's depth. Outside the square wave it is the spendable burst (HAMI_BURST_NS, 50 ms): what a tenant
- * that was idle or under its limit can run beyond it. A stopped tenant earns up to its resume credit (plus the
- * in-flight bound, so the resume test can pass) and its on-phase spends it: the wave's credit is spent within its
- * period, so over whole periods it holds the limit. Before (issue 18): 160 ms and twice the resume credit, all
- * spendable: alone at 70 % with the 800 ms period a tenant that had been idle took 336 ms beyond its limit (the
- * H200's inference loop, demand ~80 %: charged 75.7-77.7 % of a 4 s window). */
+/* The bucket's depth. Outside the square wave it is the spendable burst (HAMI_BURST_NS, 50 ms) over the work
+ * already queued (throttle() lets a launch go while the credit exceeds the queued work's estimated charge: with a
+ * fixed depth of 50 ms a tenant that queues more ahead, a training step's GEMMs, was held with a full bucket and
+ * its queue drained every step): what a tenant that was idle or under its limit can run beyond it. A stopped
+ * tenant earns up to its resume credit (and the queued work, and the in-flight bound, so the resume test can pass)
+ * and its on-phase spends it: the wave's credit is spent within its period, so over whole periods it holds the
+ * limit. Before (issue 18): 160 ms and twice the resume credit, all spendable: alone at 70 % with the 800 ms period
+ * a tenant that had been idle took 336 ms beyond its limit (the H200's inference loop, demand ~80 %: charged
+ * 75.7-77.7 % of a 4 s window). */
 static int64_t bucket_cap(const struct dstate *ds, int64_t resume)
 {
-    /* stopped: the resume credit and the in-flight bound (the resume test counts the queued work); on: a margin
-     * more, so the on-phase reaches the cap (and ends) only once the tenant earned 30 ms more than it spent */
-    int64_t wave = resume + (ds->wave ? 2 : 1) * HAMI_INFLIGHT_NS;
-    return (ds->stopped || ds->wave) && wave > HAMI_BURST_NS ? wave : HAMI_BURST_NS;
+    int64_t queued = inflight_ns(ds), burst = HAMI_BURST_NS + (queued > HAMI_INFLIGHT_NS ? queued : HAMI_INFLIGHT_NS);
+    /* stopped: the resume test's credit and a margin; on: a margin more, so the on-phase reaches the cap (and
+     * ends) only once the tenant earned 30 ms more than it spent */
+    int64_t wave = resume + queued + (ds->wave ? 2 : 1) * HAMI_INFLIGHT_NS;
+    return (ds->stopped || ds->wave) && wave > burst ? wave : burst;
 }
 
 /* Credit the cap took away goes to the reserve (at most the coarse depth less the burst), which only the decisions
@@ -1296,7 +1300,7 @@ static int64_t bucket_cap(const struct dstate *ds, int64_t resume)
  * ends once its credit is down to the burst, or when the bucket is full (the tenant no longer spends it). */
 static void bank_reserve(struct dstate *ds, int64_t over, int64_t tokens, int64_t resume)
 {
-    if (ds->wave && (tokens <= HAMI_BURST_NS || tokens >= bucket_cap(ds, resume)))
+    if (ds->wave && (tokens - inflight_ns(ds) <= HAMI_BURST_NS || tokens >= bucket_cap(ds, resume)))
         ds->wave = 0;
     if (over <= 0 || ds->stopped)
         return;
