@@ -1301,7 +1301,7 @@ static int64_t bucket_cap(const struct dstate *ds, int64_t resume)
     return (ds->stopped || ds->wave) && wave > burst ? wave : burst;
 }
 
-/* Credit the cap took away goes to the reserve (at most the coarse depth less the burst), which only the decisions
+/* Credit the cap took away goes to the reserve (with the idle depth, at most the old 160 ms), which only the decisions
  * count: a tenant under its limit keeps measuring coarsely and skipping the throttle (the fast path) as it did
  * with a 160 ms bucket, but it cannot spend more than the burst beyond its limit. The on-phase of the square wave
  * ends once its credit is down to the burst, or when the bucket is full (the tenant no longer spends it). */
@@ -1311,7 +1311,7 @@ static void bank_reserve(struct dstate *ds, int64_t over, int64_t tokens, int64_
         ds->wave = 0;
     if (over <= 0 || ds->stopped)
         return;
-    int64_t max = HAMI_COARSE_CAP_NS - HAMI_BURST_NS;
+    int64_t max = HAMI_COARSE_CAP_NS - HAMI_BURST_NS - HAMI_INFLIGHT_NS;  /* with a full burst: 160 ms, as before */
     ds->reserve_ns = ds->reserve_ns + over > max ? max : ds->reserve_ns + over;
 }
 

@@ -9,13 +9,15 @@ credit beyond the burst is kept as a reserve for those decisions, never spent.""
 
 from __future__ import annotations
 
+import ctypes
 import re
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, region
+from .conftest import REAL_DRIVER, Toolchain, Workload, region
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU accounting")
+fake_gpu = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU accounting")
+MS = 1_000_000
 
 BURST_S = 0.050  # HAMI_BURST_NS: spendable credit beyond the limit
 INFLIGHT_S = 0.030  # HAMI_INFLIGHT_NS: queued work a tenant may have ahead of its credit
@@ -38,6 +40,7 @@ def _window(w: Workload, *args: str) -> tuple[float, float, float, str]:
     return float(spin[2]) - float(spin[1]), float(spin[3]), charged, stats[0]
 
 
+@fake_gpu
 @pytest.mark.parametrize("limit", [50, 70])
 def test_over_its_limit_after_idle_a_tenant_gets_at_most_the_burst_beyond_it(workload: Workload, limit: int) -> None:
     # 50 us kernels back to back, a sync every 64 (3.2 ms steps): busy ~90 % alone, most launches coarse and on the
@@ -53,6 +56,7 @@ def test_over_its_limit_after_idle_a_tenant_gets_at_most_the_burst_beyond_it(wor
     assert abs(charged - gpu) <= 0.15 * gpu + 0.03, (charged, gpu, stats)
 
 
+@fake_gpu
 def test_under_its_limit_a_tenant_keeps_coarse_measurement_and_the_fast_path(workload: Workload) -> None:
     # launch-bound and well under its limit (5 us kernels, 20 us of host time after each: ~20 % busy at 70 %): the
     # credit beyond the burst (the reserve) keeps it measured coarsely and off the throttle, as the 160 ms bucket did
@@ -64,3 +68,23 @@ def test_under_its_limit_a_tenant_keeps_coarse_measurement_and_the_fast_path(wor
     assert m, stats
     coarse, fast = float(m.group(1)), float(m.group(2))
     assert coarse >= 80 and fast >= 80, stats
+
+
+def test_refill_reports_what_the_cap_took_away(toolchain: Toolchain) -> None:
+    # the credit the depth cuts off is what launch.c keeps as the reserve: earned beyond the cap, or held above it
+    # before (a square wave's on-phase ended with credit left); nothing when the cap is not reached
+    lib = ctypes.CDLL(str(toolchain.lib))
+    lib.hami_vgpu_bucket_refill_over.restype = ctypes.c_int64
+    p64 = ctypes.POINTER(ctypes.c_int64)
+    lib.hami_vgpu_bucket_refill_over.argtypes = [p64, p64, ctypes.c_int64, ctypes.c_int, ctypes.c_int64, p64]
+    for tokens0, elapsed_ms, cap_ms, want_tokens, want_over in ((40, 30, 50, 50, 11), (100, 10, 50, 50, 57),
+                                                                 (10, 20, 50, 24, 0), (-30, 1000, 80, 80, 590)):
+        tokens, refill, over = ctypes.c_int64(tokens0 * MS), ctypes.c_int64(1_000 * MS), ctypes.c_int64(-1)
+        added = lib.hami_vgpu_bucket_refill_over(ctypes.byref(tokens), ctypes.byref(refill), (1_000 + elapsed_ms) * MS,
+                                                 70, cap_ms * MS, ctypes.byref(over))
+        assert added == elapsed_ms * MS * 70 // 100
+        assert (tokens.value, over.value) == (want_tokens * MS, want_over * MS), (tokens0, elapsed_ms, cap_ms)
+    tokens, refill, over = ctypes.c_int64(0), ctypes.c_int64(5 * MS), ctypes.c_int64(-1)  # no limit: untouched
+    assert lib.hami_vgpu_bucket_refill_over(ctypes.byref(tokens), ctypes.byref(refill), 10**12, 100, MS,
+                                            ctypes.byref(over)) == 0
+    assert (tokens.value, over.value) == (0, 0)
