@@ -529,13 +529,13 @@ static int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 }
 
 /* Time slices (issue 18, audit4's mixed pair): the earliest GPU time after `after` (the last time this process's
- * work was seen running) and not after now at which a neighbour took the GPU: its current interval began with a
+ * work was seen running) and before `before` (and now) at which a neighbour took the GPU: its current interval began with a
  * start mark that waited (user_took_ns, equal to its start). On a GPU without MPS one context runs at a time, so
  * this process's chained work (an end mark pending, its kernel started when the previous one ended) waits from
  * then on; left open, its interval counted n(t) = 2 while the neighbour ran alone (a 30 % tenant syncing each
  * 1.5 ms kernel beside a 70 % one queuing 2 ms kernels, 2 ms slices, force: 45 % of the fake GPU, charged
  * 0.63 x). 0 = none; *user = the neighbour's board index. Read like ps_charge() reads the board. */
-static int64_t taken_at(const struct dstate *ds, int64_t after, int64_t now, int *user)
+static int64_t taken_at(const struct dstate *ds, int64_t after, int64_t before, int64_t now, int *user)
 {
     struct hami_board_gpu *g = ds->bgpu;
     if (!g || vg_nvml_others_bound(ds->dev, now) == 0)
@@ -548,7 +548,7 @@ static int64_t taken_at(const struct dstate *ds, int64_t after, int64_t now, int
             continue;
         int64_t t = board_time(__atomic_load_n(&g->user_took_ns[i], __ATOMIC_ACQUIRE), now, "a took mark");
         int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
-        if (t > after && t <= now && t == s && (!first || t < first)) {
+        if (t > after && t < before && t <= now && t == s && (!first || t < first)) {
             first = t;
             *user = i;
         }
@@ -588,6 +588,16 @@ static int64_t released_at(const struct dstate *ds, int64_t now)
 static int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now)
 {
     int64_t t0 = ds->yield_at, t1 = ds->resume_at;
+    if (!t0) {  /* no collection saw the takeover while it lasted (the work resumed soon after): looked up now */
+        int user = -1;
+        t0 = taken_at(ds, ds->last_end > start ? ds->last_end : start, h, now, &user);
+        if (t0) {
+            ds->yield_at = t0;
+            ds->yield_user = user;
+        }
+    }
+    if (t0 && !t1)
+        t1 = released_at(ds, now);
     int k = vg_nvml_others_bound(ds->dev, now);
     if (!t0 || k == 0 || t1 <= t0 || t0 <= start || t1 >= h)
         return span_charge(ds, start, h, now);
@@ -944,7 +954,8 @@ static void harvest(struct dstate *ds)
     } else if (ds->busy_since && ds->since_gpu) {
         int user = -1;
         int64_t took = running(ds, NULL) && !ds->coarse && !ds->yield_at
-                           ? taken_at(ds, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since, now, &user)
+                           ? taken_at(ds, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since, now + 1,
+                                      now, &user)
                            : 0;
         if (took) {
             /* a neighbour took the GPU since this work was last seen running: it waits from then on, and its
