@@ -169,6 +169,7 @@ struct squeue {
 #define LAZY_REFILL_NS 1000000LL     /* fast path: the bucket is refilled at most every 1 ms (credit_ample) */
 #define FLUSH_NS 1000000LL           /* the region's launch count and last launch time: updated every 1 ms */
 #define TAKE_WAIT_NS 50000LL         /* a start mark that waited this long took the GPU from another context */
+#define TAKE_MAX_NS 2000000LL        /* ... and held it alone if its interval ended within one time slice (~2 ms) */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -556,50 +557,62 @@ static int64_t taken_at(const struct dstate *ds, int64_t after, int64_t before, 
     return first;
 }
 
-/* When the neighbour that took the GPU at ds->yield_at gave it back: the end of the interval that began then (its
- * current one, or one in its ring), 0 while it is still open. yield_at itself (no time excluded) when that
- * interval is gone from the board: an unknown end is not guessed. */
-static int64_t released_at(const struct dstate *ds, int64_t now)
+/* When the neighbour that took the GPU at ds->yield_at gave it back, as far as the board says by now; h, this
+ * process's own completion after the takeover (0 = none yet). Under time slices the taker held the GPU alone to
+ * the end of the interval it opened then, if that ended within one slice (TAKE_MAX_NS): it drained its work, and
+ * this process's chained work ran again from there. One still open when this work completed within a slice of
+ * the takeover had given the GPU back before h, not yet published: it held it up to where it was last seen
+ * running, at least. Returns that time; yield_at itself where nothing was proven (the interval is longer than a
+ * slice, gone from the board, or unknown yet at a completion: this work may have had a slice in it); 0 while it
+ * is still open within its slice (wait and see). */
+static int64_t resume_time(const struct dstate *ds, int64_t h, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
     int i = ds->yield_user;
-    int64_t t = ds->yield_at;
+    int64_t t = ds->yield_at, end = -1;
     int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
     if (s == t) {
         int64_t u = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
-        return u >= s && u <= now ? u : 0;
+        if (u >= s && u <= now) {
+            end = u;
+        } else {
+            int64_t o = board_time(__atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+            if (h && h - t <= TAKE_MAX_NS)
+                return o > t && o < h ? o : t;
+            return now - t > TAKE_MAX_NS || h ? t : 0;
+        }
     }
-    for (int k = 0; k < HAMI_BOARD_RECENT; k++) {
+    for (int k = 0; k < HAMI_BOARD_RECENT && end < 0; k++) {
         int64_t u1 = __atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE);
         int64_t rs = __atomic_load_n(&g->user_recent_since[i][k], __ATOMIC_ACQUIRE);
         int64_t u = board_time(__atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE), now, "a busy mark");
         if (rs == t && u == u1 && u >= t && u <= now)
-            return u;
+            end = u;
     }
-    return t;
+    return end > t && end - t <= TAKE_MAX_NS && (!h || end < h) ? end : t;
 }
 
 /* The charge of chained work [start, h) from which a neighbour took the GPU at yield_at and gave it back at
- * resume_at: that neighbour held the GPU alone in between (it waited for it, and under time slices one context
- * runs at a time), so the time between is not charged (processor sharing charged it half, and the neighbour half
- * of its own exclusive time: audit4's 70 % tenant 1.39 x). The whole is at least (h - a) / (1 + K), K >= 1 the
- * NVML bound as in ps_charge (1 when there is none): a forged took mark lowers a charge no further than a forged
- * busy entry already can. */
+ * resume_at (resume_time): the neighbour held the GPU alone in between (it waited for it, and under time slices
+ * one context runs at a time), so the time between is not charged (processor sharing charged it half, and the
+ * neighbour half of its own time alone: audit4's 70 % tenant 1.39 x). The whole is at least (h - a) / (1 + K),
+ * K >= 1 the NVML bound as in ps_charge (1 when there is none): a forged took mark lowers a charge no further
+ * than a forged busy entry already can. */
 static int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now)
 {
-    int64_t t0 = ds->yield_at, t1 = ds->resume_at;
-    if (!t0) {  /* no collection saw the takeover while it lasted (the work resumed soon after): looked up now */
+    if (!ds->yield_at) {  /* no collection saw the takeover while it lasted (the work resumed soon after) */
         int user = -1;
-        t0 = taken_at(ds, ds->last_end > start ? ds->last_end : start, h, now, &user);
-        if (t0) {
-            ds->yield_at = t0;
-            ds->yield_user = user;
-        }
+        int64_t t = taken_at(ds, ds->last_end > start ? ds->last_end : start, h, now, &user);
+        if (!t)
+            return span_charge(ds, start, h, now);
+        ds->yield_at = t;
+        ds->yield_user = user;
     }
-    if (t0 && !t1)
-        t1 = released_at(ds, now);
+    if (!ds->resume_at)
+        ds->resume_at = resume_time(ds, h, now);
+    int64_t t0 = ds->yield_at, t1 = ds->resume_at;
     int k = vg_nvml_others_bound(ds->dev, now);
-    if (!t0 || k == 0 || t1 <= t0 || t0 <= start || t1 >= h)
+    if (k == 0 || t1 <= t0 || t0 <= start || t1 >= h)
         return span_charge(ds, start, h, now);
     int64_t a = start > ds->charged_to ? start : ds->charged_to;
     if (h <= a)
@@ -859,7 +872,8 @@ static void harvest(struct dstate *ds)
                     ds->since_gpu = 0;
                 }
                 int64_t wm = ds->charged_to;  /* busy time before this was charged (any stream) */
-                int64_t c = !m->coarse ? chained_charge(ds, start, h, now) : span_charge(ds, start, h, now);
+                int64_t c = !m->coarse && ds->shared ? chained_charge(ds, start, h, now)
+                                                     : span_charge(ds, start, h, now);
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
                      * part of it left after the other streams' spans (c, the union's share): two streams
@@ -924,8 +938,10 @@ static void harvest(struct dstate *ds)
                 put_event(ds, m->e);
                 ds->pending--;
                 if (!m->coarse && ds->busy_since && !ds->since_gpu) {
-                    /* no start mark (it could not be recorded), or it yielded (taken_at) and ran again before the
-                     * neighbour's interval ended (that one was longer than a slice): busy from the yield again */
+                    /* no start mark (it could not be recorded), or it yielded (taken_at) and ran again: busy from
+                     * where the neighbour gave the GPU back (resume_time), or from the yield where that is unknown */
+                    if (ds->yield_at && ds->resume_at > ds->yield_at && ds->resume_at < h)
+                        ds->busy_since = ds->resume_at + 1;
                     ds->since_gpu = 1;
                     publish_took(ds, 0);
                     publish(ds, 1, ds->busy_since);
@@ -960,9 +976,10 @@ static void harvest(struct dstate *ds)
         if (took) {
             /* a neighbour took the GPU since this work was last seen running: it waits from then on, and its
              * interval closes there; it opens again where that neighbour's ends (or at the next completion) */
+            publish_took(ds, 0);  /* its interval, now closed, did not hold the GPU alone to its end */
             publish(ds, 0, took);
             ds->since_gpu = 0;
-            ds->busy_since = took;
+            ds->busy_since = took + 1;  /* reopened after its close: one opening where it closed reads as closed */
             ds->yield_at = took;
             ds->yield_user = user;
             ds->resume_at = 0;
@@ -980,14 +997,15 @@ static void harvest(struct dstate *ds)
             ds->busy_since = now;
         }
     } else if (ds->busy_since && ds->yield_at && !ds->resume_at && !ds->coarse && running(ds, NULL)) {
-        /* yielded: the chained work runs again once the neighbour's interval has ended */
-        int64_t back = released_at(ds, now);
+        /* yielded: the chained work runs again once the neighbour's interval has ended within a slice; from the
+         * yield, as before it, once it lasts longer (this work may have had a slice in it without completing) */
+        int64_t back = resume_time(ds, 0, now);
         if (back) {
             ds->resume_at = back;
-            ds->busy_since = back;
+            ds->busy_since = back + 1;  /* after its own close at the yield (one opening where it closed reads closed) */
             ds->since_gpu = 1;
             publish_took(ds, 0);
-            publish(ds, 1, back);
+            publish(ds, 1, ds->busy_since);
             if (ds->bgpu && ds->user_idx >= 0)
                 __atomic_store_n(&ds->bgpu->user_open_ns[ds->user_idx], now, __ATOMIC_RELEASE);
         }
