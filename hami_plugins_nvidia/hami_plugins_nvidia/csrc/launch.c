@@ -20,7 +20,10 @@
  * as it was seen running. Before this (issue 18, 1.5 ms kernels synchronised one by one under 2 ms slices on
  * the fake), an interval left open while its owner waited for its turn, and times converted early by the
  * least wait of a tenant's marks, counted n(t) = 2 while a tenant ran alone: charges of 0.80-0.99 x the GPU
- * time it got (now 1.00; docs/results/2026-12-04-fake-timeslice-charge.md).
+ * time it got (now 1.00; docs/results/2026-12-04-fake-timeslice-charge.md). Chained work (launched behind its own
+ * running work) has no start mark to say it waits: a start mark that waited publishes that its context took the
+ * GPU (user_took_ns), and a neighbour's chained work yields from then until the taker's interval ends within one
+ * slice (taken_at, resume_time, chained_charge; docs/results/2026-12-05-fake-mixed-slices.md).
  *
  * Each container has a token bucket (its shared region) earning limit% of wall time, up to 160 ms deep
  * (HAMI_COARSE_CAP_NS; more with the square wave), charged with that processor-sharing time; launches wait while it is empty (the debt is carried) and
@@ -530,12 +533,12 @@ static int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 }
 
 /* Time slices (issue 18, audit4's mixed pair): the earliest GPU time after `after` (the last time this process's
- * work was seen running) and before `before` (and now) at which a neighbour took the GPU: its current interval began with a
- * start mark that waited (user_took_ns, equal to its start). On a GPU without MPS one context runs at a time, so
- * this process's chained work (an end mark pending, its kernel started when the previous one ended) waits from
- * then on; left open, its interval counted n(t) = 2 while the neighbour ran alone (a 30 % tenant syncing each
- * 1.5 ms kernel beside a 70 % one queuing 2 ms kernels, 2 ms slices, force: 45 % of the fake GPU, charged
- * 0.63 x). 0 = none; *user = the neighbour's board index. Read like ps_charge() reads the board. */
+ * work was seen running) and before `before` (and now) at which a neighbour took the GPU: its current interval
+ * began with a start mark that waited (user_took_ns, equal to its start). On a GPU without MPS one context runs
+ * at a time, so this process's chained work (an end mark pending, its kernel started when the previous one ended)
+ * waits from then on; left open, its interval counted n(t) = 2 while the neighbour ran alone (a 30 % tenant
+ * syncing each 1.5 ms kernel beside a 70 % one queuing 2 ms kernels, 2 ms slices, force: 45 % of the fake GPU,
+ * charged 0.63 x). 0 = none; *user = the neighbour's board index. Read like ps_charge() reads the board. */
 static int64_t taken_at(const struct dstate *ds, int64_t after, int64_t before, int64_t now, int *user)
 {
     struct hami_board_gpu *g = ds->bgpu;
@@ -1002,7 +1005,7 @@ static void harvest(struct dstate *ds)
         int64_t back = resume_time(ds, 0, now);
         if (back) {
             ds->resume_at = back;
-            ds->busy_since = back + 1;  /* after its own close at the yield (one opening where it closed reads closed) */
+            ds->busy_since = back + 1;  /* after its close at the yield: one opening where it closed reads closed */
             ds->since_gpu = 1;
             publish_took(ds, 0);
             publish(ds, 1, ds->busy_since);
