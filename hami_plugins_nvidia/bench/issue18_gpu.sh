@@ -87,6 +87,8 @@ case "$STAGE" in
     step install 25 50 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
     # ~110 s: train and infer solo, each one's solo demand (unlimited, priority 0), the native and the 50+50 pair
     step conformance 110 140 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
+    # inference alone at 70 (record 4: charged 75.7-77.7 %): the launch stats line ends with "held N times, x ms"
+    # (how often and how long the throttle held it; the spendable burst since, fake record 2026-12-05-fake-infer-alone)
     # ~224 s: build 5; alone ABAB 3 rounds x (native, lib) x ~10 s = 60; the busy probe 10 (the judge's demand);
     # 3 x (native pair, 50+50, 30+70) x 16.5 = 149
     step launch-cost 224 250 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 3'
