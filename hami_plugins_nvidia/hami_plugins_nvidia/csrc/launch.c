@@ -996,8 +996,8 @@ static void harvest(struct dstate *ds)
     } else if (ds->busy_since && ds->since_gpu) {
         int user = -1;
         int64_t took = running(ds, NULL) && !ds->coarse && !ds->yield_at
-                           ? taken_at(ds, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since, now + 1,
-                                      now, &user)
+                           ? taken_at(ds, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since, now,
+                                      now, &user)  /* before this collection's queries found the work pending */
                            : 0;
         if (took) {
             /* a neighbour took the GPU since this work was last seen running: it waits from then on, and its
