@@ -103,6 +103,9 @@ struct hami_board_gpu {
     /* switch charging (launch.c switch_charged): its demand alone, estimated from its own launches while capped
      * and measured precisely, 1/100 % (0..10000; 0 = not measured) */
     int32_t user_solo_bp[HAMI_BOARD_USERS];
+    /* time slices: the start of its current interval when that interval began with a start mark that waited
+     * (its context took the GPU from another one, whose chained work then waits: launch.c taken_at), else 0 */
+    int64_t user_took_ns[HAMI_BOARD_USERS];
 };
 
 struct hami_board {

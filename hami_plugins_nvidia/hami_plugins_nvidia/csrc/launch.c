@@ -20,7 +20,10 @@
  * as it was seen running. Before this (issue 18, 1.5 ms kernels synchronised one by one under 2 ms slices on
  * the fake), an interval left open while its owner waited for its turn, and times converted early by the
  * least wait of a tenant's marks, counted n(t) = 2 while a tenant ran alone: charges of 0.80-0.99 x the GPU
- * time it got (now 1.00; docs/results/2026-12-04-fake-timeslice-charge.md).
+ * time it got (now 1.00; docs/results/2026-12-04-fake-timeslice-charge.md). Chained work (launched behind its own
+ * running work) has no start mark to say it waits: a start mark that waited publishes that its context took the
+ * GPU (user_took_ns), and a neighbour's chained work yields from then until the taker's interval ends within one
+ * slice (taken_at, resume_time, chained_charge; docs/results/2026-12-05-fake-mixed-slices.md).
  *
  * Each container has a token bucket (its shared region) earning limit% of wall time, 50 ms deep beyond the work
  * it has queued (HAMI_BURST_NS, the queued work counted as at least the in-flight bound; the square wave's resume
@@ -175,6 +178,8 @@ struct squeue {
 #define FRAC_TAU_NS 100000000LL      /* ... as a decaying average over ~100 ms (one shared square-wave period) */
 #define LAZY_REFILL_NS 1000000LL     /* fast path: the bucket is refilled at most every 1 ms (credit_ample) */
 #define FLUSH_NS 1000000LL           /* the region's launch count and last launch time: updated every 1 ms */
+#define TAKE_WAIT_NS 50000LL         /* a start mark that waited this long took the GPU from another context */
+#define TAKE_MAX_NS 2000000LL        /* ... and held it alone if its interval ended within one time slice (~2 ms) */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -267,6 +272,10 @@ struct dstate {
     int64_t pend_last;      /* the last launch while work was outstanding (or the one that opened the period) */
     int64_t pend_wait;      /* the last period's end minus its last launch */
     int64_t gap_typ;        /* the host's usual interval between launches while work is outstanding, decaying */
+    /* time slices: a neighbour took the GPU from this process's chained work (taken_at), 0 = not yielded ... */
+    int64_t yield_at;       /* ... at its GPU start (its took mark) ... */
+    int64_t resume_at;      /* ... and gave it back when its interval ended, 0 = not yet */
+    int yield_user;         /* its board index */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -579,6 +588,99 @@ static int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
     return ps_charge(ds, a, b, now);
 }
 
+/* Time slices (issue 18, audit4's mixed pair): the earliest GPU time after `after` (the last time this process's
+ * work was seen running) and before `before` (and now) at which a neighbour took the GPU: its current interval
+ * began with a start mark that waited (user_took_ns, equal to its start). On a GPU without MPS one context runs
+ * at a time, so this process's chained work (an end mark pending, its kernel started when the previous one ended)
+ * waits from then on; left open, its interval counted n(t) = 2 while the neighbour ran alone (a 30 % tenant
+ * syncing each 1.5 ms kernel beside a 70 % one queuing 2 ms kernels, 2 ms slices, force: 45 % of the fake GPU,
+ * charged 0.63 x). 0 = none; *user = the neighbour's board index. Read like ps_charge() reads the board. */
+static int64_t taken_at(const struct dstate *ds, int64_t after, int64_t before, int64_t now, int *user)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    if (!g || vg_nvml_others_bound(ds->dev, now) == 0)
+        return 0;  /* NVML lists no other process on the GPU: nobody took it */
+    uint64_t me = vg_region->container_id;
+    int64_t first = 0;
+    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
+        uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+        if (!id || id == me)
+            continue;
+        int64_t t = board_time(__atomic_load_n(&g->user_took_ns[i], __ATOMIC_ACQUIRE), now, "a took mark");
+        int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+        if (t > after && t < before && t <= now && t == s && (!first || t < first)) {
+            first = t;
+            *user = i;
+        }
+    }
+    return first;
+}
+
+/* When the neighbour that took the GPU at ds->yield_at gave it back, as far as the board says by now; h, this
+ * process's own completion after the takeover (0 = none yet). Under time slices the taker held the GPU alone to
+ * the end of the interval it opened then, if that ended within one slice (TAKE_MAX_NS): it drained its work, and
+ * this process's chained work ran again from there. One still open when this work completed within a slice of
+ * the takeover had given the GPU back before h, not yet published: it held it up to where it was last seen
+ * running, at least. Returns that time; yield_at itself where nothing was proven (the interval is longer than a
+ * slice, gone from the board, or unknown yet at a completion: this work may have had a slice in it); 0 while it
+ * is still open within its slice (wait and see). */
+static int64_t resume_time(const struct dstate *ds, int64_t h, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    int i = ds->yield_user;
+    int64_t t = ds->yield_at, end = -1;
+    int64_t s = board_time(__atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+    if (s == t) {
+        int64_t u = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+        if (u >= s && u <= now) {
+            end = u;
+        } else {
+            int64_t o = board_time(__atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+            if (h && h - t <= TAKE_MAX_NS)
+                return o > t && o < h ? o : t;
+            return now - t > TAKE_MAX_NS || h ? t : 0;
+        }
+    }
+    for (int k = 0; k < HAMI_BOARD_RECENT && end < 0; k++) {
+        int64_t u1 = __atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE);
+        int64_t rs = __atomic_load_n(&g->user_recent_since[i][k], __ATOMIC_ACQUIRE);
+        int64_t u = board_time(__atomic_load_n(&g->user_recent_until[i][k], __ATOMIC_ACQUIRE), now, "a busy mark");
+        if (rs == t && u == u1 && u >= t && u <= now)
+            end = u;
+    }
+    return end > t && end - t <= TAKE_MAX_NS && (!h || end < h) ? end : t;
+}
+
+/* The charge of chained work [start, h) from which a neighbour took the GPU at yield_at and gave it back at
+ * resume_at (resume_time): the neighbour held the GPU alone in between (it waited for it, and under time slices
+ * one context runs at a time), so the time between is not charged (processor sharing charged it half, and the
+ * neighbour half of its own time alone: audit4's 70 % tenant 1.39 x). The whole is at least (h - a) / (1 + K),
+ * K >= 1 the NVML bound as in ps_charge (1 when there is none): a forged took mark lowers a charge no further
+ * than a forged busy entry already can. */
+static int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now)
+{
+    if (!ds->yield_at) {  /* no collection saw the takeover while it lasted (the work resumed soon after) */
+        int user = -1;
+        int64_t t = taken_at(ds, ds->last_end > start ? ds->last_end : start, h, now, &user);
+        if (!t)
+            return span_charge(ds, start, h, now);
+        ds->yield_at = t;
+        ds->yield_user = user;
+    }
+    if (!ds->resume_at)
+        ds->resume_at = resume_time(ds, h, now);
+    int64_t t0 = ds->yield_at, t1 = ds->resume_at;
+    int k = vg_nvml_others_bound(ds->dev, now);
+    if (k == 0 || t1 <= t0 || t0 <= start || t1 >= h)
+        return span_charge(ds, start, h, now);
+    int64_t a = start > ds->charged_to ? start : ds->charged_to;
+    if (h <= a)
+        return 0;
+    int64_t c = span_charge(ds, start, t0, now) + span_charge(ds, t1, h, now);
+    int64_t low = (h - a) / (1 + (k > 1 ? k : 1));
+    return c > low ? c : low;
+}
+
 /* Host time at which event e completed (e has completed), from the reference event. The reference's host
  * time is known only within bounds: every completed mark gives one on each side (it cannot have completed
  * before it was recorded, rec, nor after the host saw it complete), and the tightest of each since the
@@ -829,6 +931,14 @@ static int running(const struct dstate *ds, const struct squeue *skip)
     return 0;
 }
 
+/* Publishes the start of the interval about to open when it began by taking the GPU from another context, else 0
+ * (written before the interval's start: a reader sees them equal only once both are this interval's). */
+static void publish_took(struct dstate *ds, int64_t t)
+{
+    if (ds->bgpu && ds->user_idx >= 0)
+        __atomic_store_n(&ds->bgpu->user_took_ns[ds->user_idx], t, __ATOMIC_RELEASE);
+}
+
 /* Publishes this process's busy interval on the node board: open at its start, closed at its end. */
 static void publish(struct dstate *ds, int open, int64_t t)
 {
@@ -919,8 +1029,12 @@ static void harvest(struct dstate *ds)
                 if (!m->coarse && ds->busy_since && !ds->since_gpu) {
                     ds->busy_since = h > ds->busy_since ? h : ds->busy_since;
                     ds->since_gpu = 1;
+                    /* it waited for the GPU (another context held it) and took it at h: said on the board, so a
+                     * neighbour's chained work stops counting itself busy from h (taken_at) */
+                    publish_took(ds, ds->shared && ds->busy_since == h && h - m->rec >= TAKE_WAIT_NS ? h : 0);
                     publish(ds, 1, ds->busy_since);
                 }
+                ds->yield_at = ds->resume_at = 0;  /* its work holds the GPU again */
             } else {
                 int64_t h = completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
@@ -931,7 +1045,8 @@ static void harvest(struct dstate *ds)
                     ds->since_gpu = 0;
                 }
                 int64_t wm = ds->charged_to;  /* busy time before this was charged (any stream) */
-                int64_t c = span_charge(ds, start, h, now);
+                int64_t c = !m->coarse && ds->shared ? chained_charge(ds, start, h, now)
+                                                     : span_charge(ds, start, h, now);
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
                      * part of it left after the other streams' spans (c, the union's share): two streams
@@ -996,10 +1111,16 @@ static void harvest(struct dstate *ds)
                     ds->last_end = h;
                 put_event(ds, m->e);
                 ds->pending--;
-                if (!m->coarse && ds->busy_since && !ds->since_gpu) {  /* no start mark (it could not be recorded) */
+                if (!m->coarse && ds->busy_since && !ds->since_gpu) {
+                    /* no start mark (it could not be recorded), or it yielded (taken_at) and ran again: busy from
+                     * where the neighbour gave the GPU back (resume_time), or from the yield where that is unknown */
+                    if (ds->yield_at && ds->resume_at > ds->yield_at && ds->resume_at < h)
+                        ds->busy_since = ds->resume_at + 1;
                     ds->since_gpu = 1;
+                    publish_took(ds, 0);
                     publish(ds, 1, ds->busy_since);
                 }
+                ds->yield_at = ds->resume_at = 0;  /* its work ran */
             }
             q->head = (q->head + 1) % RING;
             q->count--;
@@ -1020,8 +1141,24 @@ static void harvest(struct dstate *ds)
         ds->busy_since = 0;
         ds->since_gpu = 0;
         ds->reopen = 0;
+        ds->yield_at = ds->resume_at = 0;
     } else if (ds->busy_since && ds->since_gpu) {
-        if (running(ds, NULL)) {
+        int user = -1;
+        int64_t took = running(ds, NULL) && !ds->coarse && !ds->yield_at
+                           ? taken_at(ds, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since, now,
+                                      now, &user)  /* before this collection's queries found the work pending */
+                           : 0;
+        if (took) {
+            /* a neighbour took the GPU since this work was last seen running: it waits from then on, and its
+             * interval closes there; it opens again where that neighbour's ends (or at the next completion) */
+            publish_took(ds, 0);  /* its interval, now closed, did not hold the GPU alone to its end */
+            publish(ds, 0, took);
+            ds->since_gpu = 0;
+            ds->busy_since = took + 1;  /* reopened after its close: one opening where it closed reads as closed */
+            ds->yield_at = took;
+            ds->yield_user = user;
+            ds->resume_at = 0;
+        } else if (running(ds, NULL)) {
             /* work of the interval is still running at `now` (its end mark had not completed when queried,
              * after now): the neighbours count the interval up to here */
             if (ds->bgpu && ds->user_idx >= 0)
@@ -1033,6 +1170,19 @@ static void harvest(struct dstate *ds)
             publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
             ds->since_gpu = 0;
             ds->busy_since = now;
+        }
+    } else if (ds->busy_since && ds->yield_at && !ds->resume_at && !ds->coarse && running(ds, NULL)) {
+        /* yielded: the chained work runs again once the neighbour's interval has ended within a slice; from the
+         * yield, as before it, once it lasts longer (this work may have had a slice in it without completing) */
+        int64_t back = resume_time(ds, 0, now);
+        if (back) {
+            ds->resume_at = back;
+            ds->busy_since = back + 1;  /* after its close at the yield: one opening where it closed reads closed */
+            ds->since_gpu = 1;
+            publish_took(ds, 0);
+            publish(ds, 1, ds->busy_since);
+            if (ds->bgpu && ds->user_idx >= 0)
+                __atomic_store_n(&ds->bgpu->user_open_ns[ds->user_idx], now, __ATOMIC_RELEASE);
         }
     }
     relaxed_end(swapped, &mode);
@@ -1148,6 +1298,7 @@ static void note_users(struct dstate *ds, int64_t now)
                 __atomic_store_n(&g->user_limit[i], 0, __ATOMIC_RELEASE);  /* lends nothing until written */
                 __atomic_store_n(&g->user_held_ns[i], 0, __ATOMIC_RELEASE);
                 __atomic_store_n(&g->user_solo_bp[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_took_ns[i], 0, __ATOMIC_RELEASE);
                 for (int k = 0; k < HAMI_BOARD_RECENT; k++)
                     __atomic_store_n(&g->user_recent_until[i][k], 0, __ATOMIC_RELEASE);
             }
