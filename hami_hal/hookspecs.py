@@ -80,6 +80,32 @@ def hami_hal_sim_profiles() -> list[Path]:
 
 
 @hookspec
+def hami_hal_check_config(config: dict) -> list[str] | None:
+    """Check the node settings the plugin's hooks will read from ``context.config``, before anything starts.
+
+    The node agent's config file (``hami node --device-config``) holds one section per vendor, as HAMi's
+    device-config.yaml does; the core hands a plugin only its own section and never reads it. This hook is
+    where the plugin checks that section (with the same parser its other hooks use), so a bad value stops
+    the agent at once instead of failing a later hook.
+
+    When: ``hami node``, once per installed plugin, after the core has checked HAMi's capacity knobs and
+    before discovery.
+
+    :param config: what every ``context.config`` of this plugin will hold: HAMi's knobs at the top
+        (``deviceSplitCount``, ``deviceMemoryScaling``, ``deviceCoreScaling``, resolved for this vendor and
+        already checked by the core) and, under the plugin's vendor key, its section (this node's
+        ``nodeconfig`` entry merged over the file's, the knobs taken out).
+
+    Return: one-line notes on settings the plugin ignores (e.g. keys of its section it does not know; the
+    agent logs them), or an empty list. A bad value raises :class:`hami_hal.errors.InputError` naming the
+    key and the value: the agent prints it as one line, prefixed with the file and section where the value
+    was written, and exits 2 with nothing started.
+
+    Default: the section is not checked up front; the plugin's hooks get it as written.
+    """
+
+
+@hookspec
 def hami_hal_discover(context: NodeContext) -> list[Device]:
     """The plugin's devices on this node, with ``partition`` left unset (the core fills it).
 

@@ -54,6 +54,13 @@ __all__ = ["REQUIRED_HOOKS", "BackendChoice", "Hal", "LoadedPlugin", "config_fil
 BackendChoice = Literal["auto", "real", "sim"]
 
 
+def plugin_config(config: dict | None, vendor_configs: dict[str, dict] | None, vendor: str) -> dict:
+    """One plugin's ``context.config``: its own entry of ``vendor_configs`` where there is one, else ``config``."""
+    if vendor_configs and vendor in vendor_configs:
+        return dict(vendor_configs[vendor])
+    return dict(config or {})
+
+
 class Hal:
     """The plugin manager plus one typed method per hook, routed to the plugin owning a device."""
 
@@ -124,15 +131,19 @@ class Hal:
         node_name: str | None = None,
         sim_node: str | None = None,
         config: dict | None = None,
+        vendor_configs: dict[str, dict] | None = None,
     ) -> NodeInventory:
-        """Discover every plugin's devices; on ``auto`` fall back to simulation when none are real."""
+        """Discover every plugin's devices; on ``auto`` fall back to simulation when none are real.
+
+        Each plugin's contexts carry ``vendor_configs[<its vendor>]`` where given (the node agent's settings
+        for that plugin: the knobs and its own section only), else ``config``."""
         node_name = node_name or os.environ.get("NODE_NAME") or socket.gethostname()
         skipped = list(self.skipped)
         devices: list[Device] = []
         contexts: dict[str, NodeContext] = {}
         if backend in ("auto", "real"):
             for plugin in self.plugins.values():
-                ctx = NodeContext("real", node_name, config=dict(config or {}))
+                ctx = NodeContext("real", node_name, config=plugin_config(config, vendor_configs, plugin.vendor.name))
                 try:
                     found = self._single(plugin.module, "hami_hal_discover", context=ctx) or []
                 except BackendUnavailable as err:
@@ -145,7 +156,7 @@ class Hal:
                 devices += self._complete(found, plugin, ctx)
         source = "real" if devices else "empty"
         if not devices and (backend == "sim" or (backend == "auto" and self.plugins)):
-            devices = self._discover_sim(node_name, sim_node, config or {}, contexts)
+            devices = self._discover_sim(node_name, sim_node, config or {}, vendor_configs or {}, contexts)
             source = "simulated" if devices else "empty"
         self._discovered.update(contexts)
         topology = self._topology(devices, contexts)
@@ -155,6 +166,18 @@ class Hal:
         )
         inv.attach_contexts(contexts)
         return inv
+
+    def check_config(self, vendor: str, config: dict) -> list[str]:
+        """``vendor``'s plugin's check of the config its contexts will carry (``hami_hal_check_config``): its
+        one-line notes; raises its InputError for a bad value. A plugin without the hook accepts anything."""
+        plugin = self.plugin_for_vendor(vendor)
+        if plugin is None:
+            raise HalError(f"vendor {vendor!r} has no installed plugin")
+        notes = self._single(plugin.module, "hami_hal_check_config", config=dict(config)) or []
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise PluginLoadError(f"plugin {plugin.name!r}: hami_hal_check_config returned {type(notes).__name__}; "
+                                  "expected a list of one-line notes")
+        return [" ".join(n.split())[:300] for n in notes]
 
     def simulated_node(self, sim_node: str | None = None) -> SimulatedNode:
         """Compose the named node profile, or the default node profiles of the installed plugins."""
@@ -173,7 +196,7 @@ class Hal:
             merged.links.extend(replace(lk, a=lk.a + base, b=lk.b + base) for lk in n.links)
         return merged
 
-    def _discover_sim(self, node_name: str, sim_node: str | None, config: dict,
+    def _discover_sim(self, node_name: str, sim_node: str | None, config: dict, vendor_configs: dict[str, dict],
                       contexts: dict[str, NodeContext]) -> list[Device]:
         node = self.simulated_node(sim_node)
         devices: list[Device] = []
@@ -181,7 +204,7 @@ class Hal:
             plugin = self.plugin_for_vendor(vendor)
             if plugin is None:
                 continue
-            ctx = NodeContext("sim", node_name, sim=node.for_vendor(vendor), config=dict(config))
+            ctx = NodeContext("sim", node_name, sim=node.for_vendor(vendor), config=plugin_config(config, vendor_configs, vendor))
             found = self._single(plugin.module, "hami_hal_discover", context=ctx) or []
             contexts[vendor] = ctx
             devices += self._complete(found, plugin, ctx)

@@ -13,7 +13,7 @@ import signal
 import threading
 
 from ..errors import HalError, InputError
-from .device_config import device_config
+from .plugin_settings import check_plugin_config, node_settings, summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,23 +80,32 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     node = args.node_name or os.environ.get("NODE_NAME") or os.uname().nodename
-    knobs = device_config(args.device_config, node, {
+    settings = node_settings(args.device_config, node, {
         "deviceSplitCount": args.device_split_count, "deviceMemoryScaling": args.device_memory_scaling,
         "deviceCoreScaling": args.device_core_scaling})
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # the agent logs one line per failed call itself
+    log = logging.getLogger("hami_hal.node")
+    from ..manager import Hal
+
+    hal = Hal()
+    vendors = {p.vendor.name for p in hal.plugins.values()}
+    settings.drop_sections_except(vendors)
+    for vendor in sorted(vendors):  # every plugin checks its settings before anything starts
+        settings.notes += [f"plugin {vendor}: {n}" for n in check_plugin_config(hal, settings, vendor)]
+    for note in settings.notes:
+        log.warning("%s", " ".join(note.split()))  # one line each, whatever the file's names hold
     try:
         import grpc  # noqa: F401
     except ImportError:
         raise HalError("`hami node` needs grpcio (pip install 'hami-hal[node]')") from None
-    from ..manager import Hal
     from .agent import AgentConfig, NodeAgent
     from .kubeapi import KubeNodeApi
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("urllib3").setLevel(logging.ERROR)  # the agent logs one line per failed call itself
-    log = logging.getLogger("hami_hal.node")
-    hal = Hal()
+    knobs = settings.knobs
     backend = "sim" if args.sim_node and args.backend == "auto" else args.backend
-    inv = hal.discover(backend, node_name=node, sim_node=args.sim_node, config=knobs)
+    inv = hal.discover(backend, node_name=node, sim_node=args.sim_node, config=knobs,
+                       vendor_configs={v: settings.config_for(v) for v in vendors})
     if not inv.devices:
         raise HalError(f"no devices on node {node} from the installed plugins "
                        f"({', '.join(p.name for p in hal.plugins.values()) or 'none installed'})")
@@ -110,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     log.info("node %s: %d devices (%s), families %s%s", node, len(inv.devices), source,
              ", ".join(f.resource_name for f in agent.families),
              "; " + ", ".join(f"{k}={v:g}" for k, v in knobs.items()) if knobs else "")
+    if settings.sections:
+        log.info("plugin settings from --device-config: %s", summary(settings))
     if args.once:
         return 0 if agent.publish_node() else 1
     if args.metrics_port:

@@ -16,9 +16,11 @@ kubelet's replica IDs (``ListAndWatch``: split count N → N IDs per device) fol
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import yaml
+
+from .. import bounded_yaml
 from ..errors import InputError
 
 #: HAMi name -> (lower-case node-config spelling, type, lowest, highest). The split count is bounded by what
@@ -28,6 +30,12 @@ KNOBS: dict[str, tuple[str, type, float, float]] = {
     "deviceSplitCount": ("devicesplitcount", int, 1, 1024),
     "deviceMemoryScaling": ("devicememoryscaling", float, 0.01, 100.0),
     "deviceCoreScaling": ("devicecorescaling", float, 0.01, 100.0),
+}
+#: Every spelling of a knob the core reads (and strips from a vendor's section, see plugin_settings.py).
+_SPELLINGS: dict[str, str] = {
+    spelling: name
+    for name, (lower, *_rest) in KNOBS.items()
+    for spelling in (name, lower, "".join("_" + c.lower() if c.isupper() else c for c in name))
 }
 #: A config file larger than this is refused before it is parsed.
 MAX_FILE_BYTES = 1 << 20
@@ -43,17 +51,22 @@ def check_knob(field: str, name: str, value: object) -> int | float:
     return kind(value)
 
 
+def knob_name(key: object) -> str | None:
+    """The HAMi name of a knob spelled ``key`` (camelCase, HAMi's lower-case node-config key, snake_case)."""
+    return _SPELLINGS.get(key) if isinstance(key, str) else None
+
+
 def _knobs(raw: dict, where: str) -> dict[str, int | float]:
     out: dict[str, int | float] = {}
-    for name, (lower, *_rest) in KNOBS.items():
-        for key in (name, lower):
-            if key in raw:
-                out[name] = check_knob(f"{where}{key}", name, raw[key])
+    for key, value in raw.items():
+        name = knob_name(key)
+        if name is not None:
+            out[name] = check_knob(f"{where}{key}", name, value)
     return out
 
 
-def load_file(path: str | Path, node: str) -> dict[str, int | float]:
-    """The knobs a HAMi device-plugin config file sets for ``node`` (its ``nodeconfig`` entry over the top)."""
+def read_file(path: str | Path) -> tuple[str, dict]:
+    """(the file's name for messages, its top-level mapping); InputError naming the file otherwise."""
     p = Path(path)
     field = f"--device-config {p}"
     try:
@@ -64,11 +77,9 @@ def load_file(path: str | Path, node: str) -> dict[str, int | float]:
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(field, str(p), f"cannot be read ({getattr(err, 'strerror', None) or err})") from None
     try:
-        import yaml
-
-        raw = yaml.safe_load(text) if text.strip() else {}
-    except ImportError:  # pragma: no cover - pyyaml is a core dependency
-        raw = json.loads(text)
+        raw = bounded_yaml.load(text) if text.strip() else {}
+    except bounded_yaml.YamlBoundError as err:
+        raise InputError(field, "", f"is refused: the file {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -77,15 +88,46 @@ def load_file(path: str | Path, node: str) -> dict[str, int | float]:
         raw = {}
     if not isinstance(raw, dict):
         raise InputError(field, type(raw).__name__, "must hold a mapping")
-    out = _knobs(raw, f"{p.name}: ")
+    return p.name, raw
+
+
+def node_entry(raw: dict, name: str, node: str) -> tuple[int, dict] | None:
+    """(index, entry) of ``node`` in HAMi's ``nodeconfig`` list, None when it has none."""
     entries = raw.get("nodeconfig", [])
+    if entries is None:
+        return None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise InputError(f"{p.name}: nodeconfig", entries if not isinstance(entries, list) else "...",
+        raise InputError(f"{name}: nodeconfig", entries if not isinstance(entries, list) else "...",
                          "must be a list of {name: <node>, ...} mappings")
     for i, e in enumerate(entries):
         if e.get("name") == node:
-            out.update(_knobs(e, f"{p.name}: nodeconfig[{i}] ({node}) "))
+            return i, e
+    return None
+
+
+def entry_label(name: str, index: int, node: str) -> str:
+    """How messages name a node's entry: ``config.json: nodeconfig[0] (gpu-node-1) ``."""
+    return f"{name}: nodeconfig[{index}] ({node}) "
+
+
+def load_file(path: str | Path, node: str) -> dict[str, int | float]:
+    """The knobs a HAMi device-plugin config file sets for ``node`` (its ``nodeconfig`` entry over the top)."""
+    name, raw = read_file(path)
+    return file_knobs(name, raw, node)
+
+
+def file_knobs(name: str, raw: dict, node: str) -> dict[str, int | float]:
+    """The top level's knobs, then the node's ``nodeconfig`` entry's."""
+    out = _knobs(raw, f"{name}: ")
+    found = node_entry(raw, name, node)
+    if found is not None:
+        out.update(_knobs(found[1], entry_label(name, found[0], node)))
     return out
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of the knob ``name`` (``deviceSplitCount`` -> ``--device-split-count``)."""
+    return "--" + "".join("-" + c.lower() if c.isupper() else c for c in name)
 
 
 def device_config(path: str | Path | None, node: str, flags: dict[str, object | None]) -> dict[str, int | float]:
@@ -95,6 +137,5 @@ def device_config(path: str | Path | None, node: str, flags: dict[str, object | 
     out = load_file(path, node) if path else {}
     for name, value in flags.items():
         if value is not None:
-            flag = "--" + "".join("-" + c.lower() if c.isupper() else c for c in name)
-            out[name] = check_knob(flag, name, value)
+            out[name] = check_knob(flag_name(name), name, value)
     return out

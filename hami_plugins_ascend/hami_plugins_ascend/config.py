@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hami_hal.errors import InputError
+from hami_hal.tool_ports import timeout_from_config
+
+from .npu_smi import DEFAULT_TIMEOUT_S
 
 _ALIASES = {
     "hami_vnpu_core": ("hamiVnpuCore",),
@@ -57,3 +60,11 @@ def parse_config(config: dict | None) -> AscendConfig:
             raise InputError(name, v, "must be a RuntimeClass name (DNS subdomain)")
         values["runtime_class"] = v
     return AscendConfig(**values)
+
+
+def check_config(config: dict | None) -> list[str]:
+    """``hami_hal_check_config``: every setting this plugin reads, checked before the node agent starts (the
+    npu-smi time-out is otherwise read only on first real use)."""
+    parse_config(config)
+    timeout_from_config(dict(config or {}), "ascend", "npu_smi_timeout_s", DEFAULT_TIMEOUT_S)
+    return []

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hami_hal.errors import InputError
+from hami_hal.tool_ports import timeout_from_config
+
+from .hy_smi import DEFAULT_TIMEOUT_S
 
 DEFAULT_SPLIT = 4
 
@@ -37,3 +40,11 @@ def parse_config(config: dict | None) -> HygonConfig:
             raise InputError("vdev_mark_dir", v, "must be an absolute path without '..'")
         values["vdev_mark_dir"] = v
     return HygonConfig(**values)
+
+
+def check_config(config: dict | None) -> list[str]:
+    """``hami_hal_check_config``: every setting this plugin reads, checked before the node agent starts (the
+    hy-smi time-out is otherwise read only on first real use)."""
+    parse_config(config)
+    timeout_from_config(dict(config or {}), "hygon", "hy_smi_timeout_s", DEFAULT_TIMEOUT_S)
+    return []

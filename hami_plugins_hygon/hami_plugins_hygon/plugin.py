@@ -20,7 +20,7 @@ from hami_hal.models import (
 )
 
 from . import __version__, discovery, health, isolation, metrics, partitions, topology, vdcu
-from .config import parse_config
+from .config import check_config, parse_config
 from .ports import port_for
 from .vendor import vendor_info
 
@@ -38,6 +38,11 @@ def hami_hal_vendor() -> VendorInfo:
 @hookimpl
 def hami_hal_sim_profiles() -> list[Path]:
     return [PROFILE_DIR]
+
+
+@hookimpl
+def hami_hal_check_config(config: dict) -> list[str]:
+    return check_config(config)
 
 
 @hookimpl

@@ -22,6 +22,7 @@ from hami_hal.models import (
 from hami_hal.vendor_tool import ToolError
 
 from . import __version__, admission, annotations, discovery, isolation, partitions, topology
+from .config import check_config, sgpu_slots
 from .mxsmi import parse_memory, parse_topology
 from .port import port_for
 from .vendor import vendor_info
@@ -43,6 +44,11 @@ def hami_hal_sim_profiles() -> list[Path]:
 
 
 @hookimpl
+def hami_hal_check_config(config: dict) -> list[str]:
+    return check_config(config)
+
+
+@hookimpl
 def hami_hal_discover(context: NodeContext) -> list[Device]:
     return discovery.discover(port_for(context), context)
 
@@ -57,7 +63,7 @@ def _slots(device: Device, context: NodeContext) -> int | None:
         for d in context.sim.devices:
             if d.index == device.index:
                 return d.spec.vendor_data.get("sgpu_slots")
-    return (context.config or {}).get("sgpu_slots")
+    return sgpu_slots(context.config)
 
 
 @hookimpl

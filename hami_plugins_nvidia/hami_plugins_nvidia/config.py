@@ -1,7 +1,8 @@
 """The plugin's per-node settings, with HAMi's names and defaults (hami-compat.md §7.1).
 
 Accepts HAMi's camelCase keys (``deviceSplitCount``), the lower-case node-config keys
-(``devicesplitcount``) and snake_case (``device_split_count``), optionally under an ``nvidia`` section.
+(``devicesplitcount``) and snake_case (``device_split_count``), optionally under an ``nvidia`` section (the
+node agent hands the plugin the ``nvidia`` section of its config file there, e.g. ``procCensusDir``).
 A bad value raises :class:`hami_hal.errors.InputError` naming the key and the value.
 """
 
@@ -49,6 +50,16 @@ _ALIASES = {
 }
 
 
+#: Keys of HAMi's device-config.yaml ``nvidia`` section that HAMi's scheduler reads (hami-hal's scheduler reads
+#: them from its own config): the same file may serve both, so the node side passes over them without a note.
+HAMI_SCHEDULER_KEYS = frozenset({
+    "resourceCountName", "resourceMemoryName", "resourceMemoryPercentageName", "resourceCoreName",
+    "resourcePriorityName", "defaultMemory", "defaultCores", "defaultGPUNum", "memoryFactor", "knownMigGeometries",
+})
+#: Every key this plugin reads.
+KNOWN_KEYS = frozenset(name for key, names in _ALIASES.items() for name in (key, *names))
+
+
 def _lookup(raw: dict, key: str):
     for name in (key, *_ALIASES[key]):
         if name in raw:
@@ -59,7 +70,9 @@ def _lookup(raw: dict, key: str):
 def parse_config(config: dict | None) -> NvidiaConfig:
     """Build the typed config from the context's merged dict."""
     raw = dict(config or {})
-    if isinstance(raw.get("nvidia"), dict):
+    if "nvidia" in raw:
+        if not isinstance(raw["nvidia"], dict):
+            raise InputError("nvidia", raw["nvidia"], "must be a mapping of the NVIDIA plugin's settings")
         raw = {**raw, **raw["nvidia"]}
     values: dict = {}
     name, v = _lookup(raw, "device_split_count")
@@ -114,3 +127,16 @@ def parse_config(config: dict | None) -> NvidiaConfig:
             except ValueError as err:
                 raise InputError(name, v, str(err)) from None
     return NvidiaConfig(**values)
+
+
+def check_config(config: dict | None) -> list[str]:
+    """``hami_hal_check_config``: parse (a bad value raises InputError) and note the section's keys this plugin
+    does not read, so a misspelt ``procCensusDir`` is not lost without a word."""
+    parse_config(config)
+    section = (config or {}).get("nvidia") or {}
+    unknown = sorted(str(k) for k in section if k not in KNOWN_KEYS and k not in HAMI_SCHEDULER_KEYS)
+    if not unknown:
+        return []
+    shown = ", ".join(unknown[:10]) + (f" (+{len(unknown) - 10} more)" if len(unknown) > 10 else "")
+    return [f"nvidia: {shown} not read by the NVIDIA plugin (ignored); it reads "
+            f"{', '.join(sorted(names[0] for names in _ALIASES.values()))}"]

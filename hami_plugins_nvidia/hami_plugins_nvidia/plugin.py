@@ -35,7 +35,7 @@ from . import (
     topology,
     usage,
 )
-from .config import parse_config
+from .config import check_config, parse_config
 from .mig_catalogue import PROFILE_DIR
 from .ports import port_for
 from .vendor import vendor_info
@@ -53,6 +53,11 @@ def hami_hal_vendor() -> VendorInfo:
 @hookimpl
 def hami_hal_sim_profiles() -> list[Path]:
     return [PROFILE_DIR]
+
+
+@hookimpl
+def hami_hal_check_config(config: dict) -> list[str]:
+    return check_config(config)
 
 
 @hookimpl
