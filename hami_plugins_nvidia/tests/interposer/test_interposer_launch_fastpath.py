@@ -56,7 +56,7 @@ def test_fast_path_never_lends_more_than_the_bucket_depth(workload: Workload, li
     # added on purpose (the doubt they charged, which the stats report). That part is the coarse phases'
     # policy, not the fast path's accounting, and grows with the host's load: preempted between launches, the
     # phase's host gaps stop explaining its spans (under two busy loops 4-71 ms, 1.02-1.15 x the whole run's GPU
-    # time; counted in, 10 of 18 runs failed this bound on main, 0 of 17 since). A fast path that skipped charging its
+    # time; counted in, 10 of 19 runs failed this bound on main, 0 of 17 since). A fast path that skipped charging its
     # launches leaves the measured part short, however much of it a verification then charges as doubt.
     doubt = float(re.search(r"charged the doubt \(([\d.]+) of", stats[0]).group(1)) / 1e3
     with region.SharedRegion(workload.region_path) as reg:
