@@ -136,8 +136,8 @@ static int proc_ended(int pid)
 /* Takes the shared GPU's spin lock. A process that exits while one of its threads holds it (the interposer's
  * watcher thread polls events while the program's main thread returns from main) never releases it: every
  * other process would spin forever. The lock word holds the holder's pid, so a waiter takes over a lock whose
- * holder has ended (proc_ended: gone or a zombie). Pids are compared as this process sees them: every process
- * sharing one fake GPU runs in the same PID namespace. */
+ * holder has ended (proc_ended: gone or a zombie). Pids are compared as this process sees them: the tests that
+ * run a tenant in a PID namespace of its own run it alone on its fake GPU. */
 static void sg_take(void)
 {
     int me = (int)getpid();
