@@ -88,6 +88,7 @@ def container_edits(
     ]
     if census_dir:  # read-only: the interposer trusts it only where a root tenant cannot write it
         env[proc_census.ENV_DIR] = census_dir
+        env[proc_census.ENV_REQUIRED] = "1"  # given the census, its absence must not lift the bound
         mounts.append(Mount(host_path=census_dir, container_path=census_dir,
                             options=["ro", "nosuid", "nodev", "noexec", "bind"]))
     return ContainerEdits(env=env, mounts=mounts, device_nodes=_device_nodes(used))

@@ -38,6 +38,9 @@ VERSION = 1
 DEFAULT_DIR = "/run/hami-hal/proc-census"
 #: The env var naming the folder inside a container (csrc/env.c, at most 255 characters).
 ENV_DIR = "HAMI_PROC_CENSUS_DIR"
+#: Set beside ENV_DIR: a container that was given the census and cannot read it (a tenant that hid it under a
+#: tmpfs of its own, a stopped agent) counts no neighbour instead of all of them, so the bound fails closed.
+ENV_REQUIRED = "HAMI_PROC_CENSUS_REQUIRED"
 DIR_MAX = 255
 INTERVAL_S = 0.1
 #: The interposer's ceiling on a count (CENSUS_COUNT_MAX): a larger one is not written.

@@ -274,14 +274,16 @@ def test_interposer_containers_get_the_census_read_only(hal, sim, tmp_path: Path
     inv = sim("nvidia-1xh100", {"procCensusDir": folder})
     edits = hal.container_edits(_alloc(inv), inv.devices, contexts=inv.contexts())
     assert "HAMI_PROC_CENSUS_DIR" not in edits.env  # no folder yet: a mount of it would stop the container
+    assert "HAMI_PROC_CENSUS_REQUIRED" not in edits.env  # ... and nothing to require
     os.mkdir(folder)
     edits = hal.container_edits(_alloc(inv), inv.devices, contexts=inv.contexts())
     assert edits.env["HAMI_PROC_CENSUS_DIR"] == folder
+    assert edits.env["HAMI_PROC_CENSUS_REQUIRED"] == "1"  # fails closed where a tenant hides the mount
     (mount,) = [m for m in edits.mounts if m.container_path == folder]
     assert mount.host_path == folder and "ro" in mount.options and "rw" not in mount.options
     plain = sim("nvidia-1xh100")  # a simulated node without the setting publishes nothing: no mount
     edits = hal.container_edits(_alloc(plain), plain.devices, contexts=plain.contexts())
-    assert "HAMI_PROC_CENSUS_DIR" not in edits.env
+    assert "HAMI_PROC_CENSUS_DIR" not in edits.env and "HAMI_PROC_CENSUS_REQUIRED" not in edits.env
     assert not [m for m in edits.mounts if "census" in m.container_path]
 
 

@@ -213,6 +213,7 @@ void vg_config_load(void)
         cd = "";
     }
     snprintf(vg_cfg.census_dir, sizeof(vg_cfg.census_dir), "%s", cd ? cd : "");
+    vg_cfg.census_required = env_true("HAMI_PROC_CENSUS_REQUIRED");  /* fail closed (nvmlq.c, audit4) */
     if (vg_cfg.disabled)
         vg_log(VG_MSG, "CUDA_DISABLE_CONTROL=true: passing every call through");
 }

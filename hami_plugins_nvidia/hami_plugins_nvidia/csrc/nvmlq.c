@@ -354,25 +354,32 @@ void vg_nvml_procs_refresh(int dev)
         n = census_count(dev, &why);
     int own = n >= 0 ? vg_region_procs_on(dev) : -1;
     int k = K_DOUBT;
+    /* without a count the bound is off (fails open), unless the deployment says a count is always there
+     * (HAMI_PROC_CENSUS_REQUIRED=1, set with the census mount): then nobody else is counted, K = 0, and the charges
+     * fall on the over-charge side. Otherwise a tenant that may make a mount namespace hid the read-only census
+     * under a tmpfs of its own, and a forged busy entry counted again (fake: 58.6 % at a 30 % limit; audit4) */
+    const char *then = vg_cfg.census_required ? "no neighbour is counted (HAMI_PROC_CENSUS_REQUIRED=1: charged as "
+                                                "if alone until a count is had)"
+                                              : "busy neighbours on the node board are counted unbounded";
     if (n < 0 && filtered) {
         char key[96];
         snprintf(key, sizeof(key), "census:%.80s", why);
         vg_log_once(VG_WARN, key, "device %d: NVML lists only the processes of this container's PID namespace (the "
-                                  "driver leaves the others out) and the node's process census is not used: %s (%s): "
-                                  "busy neighbours on the node board are counted unbounded", dev, why,
-                    vg_cfg.census_dir[0] ? vg_cfg.census_dir : "HAMI_PROC_CENSUS_DIR");
+                                  "driver leaves the others out) and the node's process census is not used: %s (%s): %s",
+                    dev, why, vg_cfg.census_dir[0] ? vg_cfg.census_dir : "HAMI_PROC_CENSUS_DIR", then);
     } else if (n < 0)
-        vg_log_once(VG_WARN, "nvml-procs", "device %d: no process count from NVML (%s): busy neighbours on the node "
-                                           "board are counted unbounded", dev, why);
+        vg_log_once(VG_WARN, "nvml-procs", "device %d: no process count from NVML (%s): %s", dev, why, then);
     else if (own < 0)
-        vg_log_once(VG_WARN, "nvml-own", "device %d: this container's processes on the GPU cannot be counted: busy "
-                                         "neighbours on the node board are counted unbounded", dev);
+        vg_log_once(VG_WARN, "nvml-own", "device %d: this container's processes on the GPU cannot be counted: %s",
+                    dev, then);
     else if (n < own)
         vg_log_once(VG_WARN, "nvml-few", "device %d: %s counts %d processes on the GPU, fewer than this "
-                                         "container's %d: the count is doubtful, busy neighbours are counted unbounded", dev,
-                    filtered ? "the node's process census" : "NVML", n, own);
+                                         "container's %d: the count is doubtful: %s", dev,
+                    filtered ? "the node's process census" : "NVML", n, own, then);
     else
         k = n - own < K_DOUBT ? n - own : K_DOUBT - 1;
+    if (k == K_DOUBT && vg_cfg.census_required)
+        k = 0;
     uint64_t w = ((uint64_t)(now >> 10) << 16) | (uint64_t)k;
     __atomic_store_n(&samples[dev][1], __atomic_load_n(&samples[dev][0], __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     __atomic_store_n(&samples[dev][0], w, __ATOMIC_RELEASE);

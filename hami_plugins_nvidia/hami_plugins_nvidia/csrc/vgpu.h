@@ -37,6 +37,7 @@ struct vg_config {
     char region_path[512];
     char board_path[512];
     char census_dir[256];                  /* HAMI_PROC_CENSUS_DIR: the node agent's per-GPU process counts, "" = none */
+    int census_required;                   /* HAMI_PROC_CENSUS_REQUIRED=1: no count, no neighbour counted (nvmlq.c) */
 };
 extern struct vg_config vg_cfg;
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
@@ -109,6 +110,10 @@ struct vg_real {
                                                unsigned, unsigned, CUstream, void **);
     CUresult (*cuGraphLaunch)(CUgraphExec, CUstream);
     CUresult (*cuGraphLaunch_ptsz)(CUgraphExec, CUstream);
+    /* synchronize calls: observed so lending knows the program waits for its GPU (launch.c note_pacing) */
+    CUresult (*cuStreamSynchronize_ptsz)(CUstream);
+    CUresult (*cuCtxSynchronize)(void);
+    CUresult (*cuEventSynchronize)(CUevent);
     /* stream capture begins: observed so the library knows a capture may be in progress (launch.c) */
     CUresult (*cuStreamBeginCapture)(CUstream);
     CUresult (*cuStreamBeginCapture_ptsz)(CUstream);
