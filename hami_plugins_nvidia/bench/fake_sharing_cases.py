@@ -60,6 +60,8 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
+SWITCH_RE = re.compile(r"switches charged ([\d.]+) ms, not ([\d.]+) ms \(demand alone ([\d.]+) %, neighbours "
+                       r"([\d.]+) %\)")
 STATS_RE = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coarse\).*?before the launch ([\d.]+), "
                       r"after the launch ([\d.]+)")
 
@@ -163,6 +165,11 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                 if m:
                     row.update(coarse_pct=float(m.group(2)), before_us=float(m.group(3)),
                                after_us=float(m.group(4)))
+                sw = SWITCH_RE.search(err)
+                if sw:
+                    row.update(sw_charged_pct=100 * float(sw.group(1)) / 1e3 / wall,
+                               sw_free_pct=100 * float(sw.group(2)) / 1e3 / wall,
+                               solo_demand_pct=float(sw.group(3)), neighbours_pct=float(sw.group(4)))
                 v = VERIFY_RE.search(err)
                 if v:
                     row.update(verifications=int(v.group(1)), doubt_charges=int(v.group(2)),
@@ -183,10 +190,12 @@ def markdown(result: dict, note: str) -> str:
               "charged = the library's charge as % of the window; c/G = charge / GPU time; c/(G+sw) = charge / (GPU "
               "time + switch-in time); coarse = % of launches "
               "measured coarsely; us = library host us per launch before + after the driver call (a held tenant's waits for "
-              "credit included); doubt = coarse spans charged in full by failed verifications, % of the window.", "",
+              "credit included); doubt = coarse spans charged in full by failed verifications, % of the window; "
+              "sw charged = switches into its context charged, % of the window; demand = its last estimate of its demand "
+              "alone while shared (switch charging's rule; builds before 2026-12-05 report neither).", "",
               "| case | run | build | tenant | tput % | GPU % | sw % | charged % | c/G | c/(G+sw) | coarse % | us "
-              "| doubt % |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| doubt % | sw charged % | demand % |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def span(xs: list[float], fmt: str) -> str:
         xs = [x for x in xs if x is not None]
@@ -206,14 +215,16 @@ def markdown(result: dict, note: str) -> str:
                          f"| {span([t.get('charge_ratio') for t in ts], '.2f')} "
                          f"| {span([t.get('charge_ratio_sw') for t in ts], '.2f')} "
                          f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} "
-                         f"| {span([t.get('doubt_charged_pct') for t in ts], '.1f')} |")
+                         f"| {span([t.get('doubt_charged_pct') for t in ts], '.1f')} "
+                         f"| {span([t.get('sw_charged_pct') for t in ts], '.1f')} "
+                         f"| {span([t.get('solo_demand_pct') for t in ts], '.0f')} |")
         if len(runs[0]) == 2:
             lines.append(f"| {row['case']} | {row['run']} | {row['build']} | sum "
                          f"| {span([r[0]['tput'] + r[1]['tput'] for r in runs], '.1f')} "
                          f"| {span([r[0]['gpu_pct'] + r[1]['gpu_pct'] for r in runs], '.1f')} "
                          f"| {span([r[0].get('switch_pct', 0) + r[1].get('switch_pct', 0) for r in runs], '.1f')} "
                          f"| {span([(r[0].get('charged_pct') or 0) + (r[1].get('charged_pct') or 0) for r in runs], '.1f')}"
-                         " | | | | | |")
+                         " | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 

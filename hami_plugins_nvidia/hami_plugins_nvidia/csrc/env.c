@@ -182,7 +182,17 @@ void vg_config_load(void)
     vg_cfg.sm_precise = env_true("HAMI_SM_PRECISE");
     vg_cfg.sm_no_lend = env_true("HAMI_SM_NO_LEND");
     vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
-    vg_cfg.sm_charge_switches = env_true("HAMI_SM_CHARGE_SWITCHES");
+    vg_cfg.sm_charge_switches = VG_SW_CONTENDED;
+    const char *sw = getenv("HAMI_SM_CHARGE_SWITCHES");
+    if (sw && *sw) {
+        if (env_true("HAMI_SM_CHARGE_SWITCHES"))
+            vg_cfg.sm_charge_switches = VG_SW_ALWAYS;
+        else if (!strcmp(sw, "0") || !strcasecmp(sw, "false") || !strcasecmp(sw, "no"))
+            vg_cfg.sm_charge_switches = VG_SW_NEVER;
+        else
+            vg_log(VG_WARN, "ignoring HAMI_SM_CHARGE_SWITCHES=\"%.64s\": expected 1 or 0 (unset: only while the GPU "
+                            "is contended)", sw);
+    }
     int idle_ms = 50;
     const char *im = getenv("HAMI_PRIORITY_IDLE_MS");
     if (im && *im && !parse_int("HAMI_PRIORITY_IDLE_MS", im, 1, 60000, &idle_ms))

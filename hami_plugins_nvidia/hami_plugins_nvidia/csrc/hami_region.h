@@ -22,7 +22,7 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 5
+#define HAMI_BOARD_VERSION 6
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
@@ -100,6 +100,9 @@ struct hami_board_gpu {
     uint32_t user_recent_head[HAMI_BOARD_USERS];
     int64_t user_recent_since[HAMI_BOARD_USERS][HAMI_BOARD_RECENT];
     int64_t user_recent_until[HAMI_BOARD_USERS][HAMI_BOARD_RECENT];  /* 0 while the slot is being written */
+    /* switch charging (launch.c switch_charged): its demand alone, estimated from its own launches while capped
+     * and measured precisely, 1/100 % (0..10000; 0 = not measured) */
+    int32_t user_solo_bp[HAMI_BOARD_USERS];
 };
 
 struct hami_board {

@@ -10,6 +10,16 @@
  * Returns the credit added. */
 int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int64_t now_ns, int share, int64_t cap_ns)
 {
+    int64_t over;
+    return hami_vgpu_bucket_refill_over(tokens, refill_ns, now_ns, share, cap_ns, &over);
+}
+
+/* The same refill, and *over_ns the credit the cap took away (what was earned beyond the depth, or held above it
+ * before: the caller may keep it as a reserve that is never spent, launch.c). 0 when nothing was capped. */
+int64_t hami_vgpu_bucket_refill_over(int64_t *tokens, int64_t *refill_ns, int64_t now_ns, int share, int64_t cap_ns,
+                                     int64_t *over_ns)
+{
+    *over_ns = 0;
     int64_t last = __atomic_load_n(refill_ns, __ATOMIC_ACQUIRE);
     if (share <= 0 || share >= 100 || now_ns <= last)
         return 0;
@@ -21,8 +31,11 @@ int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int64_t now
     int64_t add = elapsed * share / 100;
     int64_t cur = __atomic_add_fetch(tokens, add, __ATOMIC_ACQ_REL);
     while (cur > cap_ns) {
-        if (__atomic_compare_exchange_n(tokens, &cur, cap_ns, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        int64_t was = cur;
+        if (__atomic_compare_exchange_n(tokens, &cur, cap_ns, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            *over_ns = was - cap_ns;
             break;
+        }
     }
     return add;
 }

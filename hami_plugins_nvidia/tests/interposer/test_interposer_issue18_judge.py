@@ -342,7 +342,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     three = [ln for ln in _dry("3") if ln.startswith("step train-precise ")]
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
-    assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=1") == 2
+    assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
     bad = subprocess.run(["bash", str(GPU), "6"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
