@@ -40,7 +40,11 @@ def test_training_step_shape_is_charged_its_gpu_time_in_coarse_mode(workload: Wo
     charged = _charged_ms(workload)
     stats = re.search(r"measured launches \(([\d.]+) % coarse\)", r.stderr)
     assert stats, r.stderr
-    # it is measured coarsely at times (the case under test), and charged what it got, so it is held at its limit
-    assert float(stats.group(1)) > 1.0, stats.group(0)
+    # at 70 % the step leaves it credit: it is measured coarsely at times (the case under test). At 50 % it is held
+    # every step, and since the spendable credit is bounded (inferalone, 2026-12-05) a held tenant loses its reserve
+    # and is measured precisely: the charge below must hold in either mode
+    if limit == 70:
+        assert float(stats.group(1)) > 1.0, stats.group(0)
+    # charged what it got, so it is held at its limit
     assert 0.95 * gpu_ms <= charged <= 1.3 * gpu_ms, (limit, round(share, 1), gpu_ms, charged)
     assert share <= limit + 6, (limit, round(share, 1), round(charged / gpu_ms, 2))
