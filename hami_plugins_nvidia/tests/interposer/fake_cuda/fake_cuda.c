@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -110,11 +111,33 @@ static void sg_point(struct sg_proc *p, int64_t t)
     p->pt_d[i] = p->done;
 }
 
+/* Whether process pid has ended: gone, or a zombie (exited, not yet reaped by its parent). A zombie's threads are
+ * all gone, so a lock it holds is never released: pytest leaves a pair test's second tenant unreaped while it
+ * waits for the first, so a first tenant waiting on a lock its exited neighbour held spun until the test's
+ * 60 s timeout (test_interposer_fake_gpu_lock.py). */
+static int proc_ended(int pid)
+{
+    if (kill(pid, 0) != 0)
+        return errno == ESRCH;
+    char path[32], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')');  /* the state follows the command name, which may hold anything */
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
 /* Takes the shared GPU's spin lock. A process that exits while one of its threads holds it (the interposer's
  * watcher thread polls events while the program's main thread returns from main) never releases it: every
- * other process would spin forever (the likely cause of a pair test's survivor running into its 60 s timeout,
- * about 1 run in 30 of test_interposer_nvml_bound's pair test).
- * The lock word holds the holder's pid, so a waiter takes over a lock whose holder no longer exists. */
+ * other process would spin forever. The lock word holds the holder's pid, so a waiter takes over a lock whose
+ * holder has ended (proc_ended: gone or a zombie). Pids are compared as this process sees them: the tests that
+ * run a tenant in a PID namespace of its own run it alone on its fake GPU. */
 static void sg_take(void)
 {
     int me = (int)getpid();
@@ -122,7 +145,7 @@ static void sg_take(void)
         int cur = 0;
         if (__atomic_compare_exchange_n(&sg->lock, &cur, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return;
-        if ((spins & 0xFFFFu) == 0 && cur > 0 && cur != me && kill(cur, 0) != 0 && errno == ESRCH)
+        if ((spins & 0xFFFFu) == 0 && cur > 0 && cur != me && proc_ended(cur))
             __atomic_compare_exchange_n(&sg->lock, &cur, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     }
 }
@@ -153,7 +176,7 @@ static int sg_attach(void)
     sg = m;
     sg_take();
     for (int i = 0; i < SG_PROCS && sg_me < 0; i++)
-        if (sg->p[i].pid == 0 || (kill(sg->p[i].pid, 0) != 0 && sg->p[i].queued == sg->p[i].done)) {
+        if (sg->p[i].pid == 0 || (proc_ended(sg->p[i].pid) && sg->p[i].queued == sg->p[i].done)) {
             memset(&sg->p[i], 0, sizeof(sg->p[i]));
             sg->p[i].pid = getpid();
             sg_me = i;
