@@ -1647,15 +1647,17 @@ static int64_t period_ns(const struct dstate *ds)
     return ds->shared && vg_cfg.sm_period_ns > 100000000LL ? 100000000LL : vg_cfg.sm_period_ns;
 }
 
-/* The square wave's resume credit, at most the spendable burst and the in-flight bound (80 ms). A stopped tenant
- * earns it before it resumes and spends it beyond its limit in the on-phase, so a window from a resume to the next
- * stop holds that much more than the limit: with the whole wave credit (168 ms at 70 % with the default 800 ms
- * period) a tenant just above its limit, alone, took +5 points of a 3 s window on the fake (issue 18). On a shared
- * GPU the period is 100 ms and the credit (<= 25 ms) is below the bound: unchanged. */
+/* The square wave's resume credit, at most HAMI_SM_RESUME_CREDIT_MS where set (unset: the whole wave credit). A
+ * stopped tenant earns it before it resumes and spends it beyond its limit in the on-phase, so a window from a resume
+ * to the next stop holds that much more than the limit: with the whole wave credit (168 ms at 70 % with the default
+ * 800 ms period) a tenant just above its limit, alone, took +5 points of a 3 s window on the fake; capped at 80 ms
+ * (the spendable burst and the in-flight bound) +2.4 (issue 18). The cap also shortens every on-phase alone (267
+ * instead of 560 ms at 70 %), and power-capped GPUs run short bursts faster: the default waits for a GPU A/B
+ * (bench/issue18_gpu.sh stage 6). On a shared GPU the period is 100 ms and the credit is at most 25 ms. */
 static int64_t resume_credit(const struct dstate *ds, int share)
 {
-    int64_t wave = hami_vgpu_resume_credit_ns(period_ns(ds), share), bound = HAMI_BURST_NS + HAMI_INFLIGHT_NS;
-    return wave < bound ? wave : bound;
+    int64_t wave = hami_vgpu_resume_credit_ns(period_ns(ds), share), cap = vg_cfg.sm_resume_cap_ns;
+    return cap > 0 && wave > cap ? cap : wave;
 }
 
 static void throttle(struct dstate *ds, int sm)

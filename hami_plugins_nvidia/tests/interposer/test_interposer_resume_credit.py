@@ -1,14 +1,17 @@
 """A tenant alone just above its limit under `force` runs the throttle's square wave: held until it earned the resume
 credit, then spending it beyond its limit until it is held again (issue 18). Every window from a resume to the next
-stop holds that credit beyond the limit, so it may be at most the spendable burst (50 ms) and the in-flight bound
-(30 ms): 2 points of a 4 s window. Before, it was the whole wave credit (168 ms at 70 % with the default 800 ms
-period): the worst 3 s window of a tenant at ~82 % demand was charged 75.3-75.5 % on the fake, the worst 2 s window
-at ~77 % demand 76.6-76.9 %. A tenant under its limit is never held: the credit does not touch it (see
+stop holds that credit beyond the limit. HAMI_SM_RESUME_CREDIT_MS=80 caps it at the spendable burst (50 ms) and the
+in-flight bound (30 ms): 2 points of a 4 s window. Unset, it is the whole wave credit (168 ms at 70 % with the default
+800 ms period): the worst 3 s window of a tenant at ~82 % demand was charged 75.3-75.5 % on the fake, the worst 2 s
+window at ~77 % demand 76.6-76.9 %. The cap also shortens every on-phase alone (267 instead of 560 ms at 70 %), which
+power-capped GPUs may run at other clocks: until a GPU A/B decides (bench/issue18_gpu.sh stage 6), unset stays the
+default, and a bad value changes nothing. A tenant under its limit is never held: the credit does not touch it (see
 test_interposer_infer_alone.py and test_interposer_launch_fastpath.py for its throughput and fast path)."""
 
 from __future__ import annotations
 
 import re
+import statistics
 
 import pytest
 
@@ -46,7 +49,8 @@ def test_a_tenant_just_above_its_limit_gets_at_most_the_burst_beyond_it_from_a_r
     # 60 us kernels, 70 or 75 us of host time after each, a sync every 64: ~82 or ~77 % busy alone at a 70 % limit,
     # the library's default 800 ms period; the GPU time the fake gave, sampled every 20 ms over 7 s
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
-                        CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1", HAMI_LAUNCH_STATS="1")
+                        CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1", HAMI_LAUNCH_STATS="1",
+                        HAMI_SM_RESUME_CREDIT_MS="80")
     r = workload.run(*FIRST, "trace", "60", str(gap_us), "7", "64", "20", timeout=60)
     assert r.returncode == 0, r.stderr
     [trace] = r.values("trace")
@@ -56,3 +60,69 @@ def test_a_tenant_just_above_its_limit_gets_at_most_the_burst_beyond_it_from_a_r
     assert held and int(held.group(1)) >= 2, r.stderr[-400:]  # over its limit: the square wave ran
     assert whole >= 0.67, whole  # and held near its limit overall
     assert worst <= 0.70 + (BURST_S + INFLIGHT_S + SLACK_S) / win_s, (worst, whole, r.stderr[-400:])
+
+
+def on_phases(trace: list[str]) -> list[float]:
+    """The lengths (s) of the whole on-phases in a driver_app trace line's words ("0 t g t g ..."): runs of sample
+    intervals in which the process got at least half the GPU, each with an off interval before and after it."""
+    v = [float(x) for x in trace[1:]]
+    t, g = v[0::2], v[1::2]
+    on = [g[i + 1] - g[i] >= 0.5 * (t[i + 1] - t[i]) for i in range(len(t) - 1)]
+    phases, start = [], None
+    for i, busy in enumerate(on):
+        if busy and start is None and i > 0:
+            start = i
+        elif not busy and start is not None:
+            phases.append(t[i] - t[start])
+            start = None
+        elif not busy:
+            start = None
+    return phases
+
+
+# GPU-bound alone at 70 % under `force`, the default 800 ms period: the wave's resume credit is 168 ms, its on-phase
+# s x period = 560 ms; capped at 80 ms, 80 / (1 - s) = 267 ms. Between the two: 400 ms.
+LONG_ON_S, SHORT_ON_S = 0.40, 0.40
+GPU_BOUND = ["ctx", "0", "trace", "2000", "0", "4", "4", "10"]  # 2 ms kernels, a sync every 4, 4 s, 10 ms samples
+
+
+def wave_on_phase(workload: Workload, **env: str) -> tuple[float, list[float], str]:
+    """(the median whole on-phase, all of them, stderr) of a GPU-bound tenant alone at 70 % under `force`."""
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
+                        CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1", **env)
+    r = workload.run(*GPU_BOUND, timeout=60)
+    assert r.returncode == 0, r.stderr
+    [trace] = r.values("trace")
+    assert trace[0] == "0", trace[:3]
+    phases = on_phases(trace)
+    assert len(phases) >= 3, (phases, r.stderr[-400:])  # the square wave ran: several whole on-phases in 4 s
+    return statistics.median(phases), phases, r.stderr
+
+
+@fake_gpu
+@pytest.mark.parametrize("knob", [None, "80"])
+def test_the_resume_credit_cap_shortens_the_on_phase_only_where_it_is_set(workload: Workload,
+                                                                          knob: str | None) -> None:
+    # unset: today's wave (560 ms on-phases at 70 %); the cap leaking into the default would halve them
+    on, phases, err = wave_on_phase(workload, **({"HAMI_SM_RESUME_CREDIT_MS": knob} if knob else {}))
+    if knob is None:
+        assert on >= LONG_ON_S, phases
+    else:
+        assert on < SHORT_ON_S, phases
+    assert "HAMI_SM_RESUME_CREDIT_MS" not in err, err[-400:]
+
+
+@pytest.mark.parametrize("bad", ["0", "10001", "80ms", "-5", "1e2", " ", "99999999999999999999"])
+def test_a_bad_resume_credit_cap_is_named_in_one_line_and_ignored(workload: Workload, bad: str) -> None:
+    workload.env.update(HAMI_SM_RESUME_CREDIT_MS=bad)
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "HAMI_SM_RESUME_CREDIT_MS" in ln]
+    assert len(lines) == 1 and f'"{bad}"' in lines[0] and "[1, 10000]" in lines[0], r.stderr
+
+
+@fake_gpu
+def test_a_bad_resume_credit_cap_keeps_the_whole_wave(workload: Workload) -> None:
+    on, phases, err = wave_on_phase(workload, HAMI_SM_RESUME_CREDIT_MS="80ms")
+    assert on >= LONG_ON_S, phases
+    assert 'HAMI_SM_RESUME_CREDIT_MS="80ms"' in err, err[-400:]
