@@ -307,6 +307,39 @@ def conformance(level: str, notes: str) -> Judged:
     return Judged(f"not measured: matrix level {level!r}", notes, 1)
 
 
+#: Stage 6 (bench/issue18_gpu.sh): the resume credit cap's A/B. Runs whose only library knob is this one are
+#: compared per program and limit, arm against arm (the knob empty = unset, the library's default, against each
+#: cap), never judged against a target: the cap bounds a window from a resume to a stop, but it also shortens every
+#: on-phase alone, and whether that moves a power-capped GPU's clock and the share decides its default.
+RESUME_KNOB = "HAMI_SM_RESUME_CREDIT_MS"
+RESUME_UNSET = "unset"
+RESUME_RULE = ("a comparison, no target: matmul alone (force), throughput as % of the step's own solo, the knob "
+               "unset against each cap; SM clock = mean of NVML samples (20 ms) during each run")
+
+
+def resume_arm(limit: float, runs: list[float], mhz: list[float], solo_mhz: list[float],
+               charged: list[float]) -> dict:
+    """One arm of the stage-6 A/B at one limit: its runs, median, error against the limit (points), the SM clock
+    during the runs and during the solos (MHz), and the GPU time the library charged (%)."""
+    med = statistics.median(runs) if runs else None
+    return {"n": len(runs), "runs": [_r(x) for x in runs], "median": _r(med),
+            "error_points": _r(med - limit) if med is not None else None,
+            "sm_mhz": [round(x) for x in mhz], "sm_mhz_median": round(statistics.median(mhz)) if mhz else None,
+            "solo_sm_mhz_median": round(statistics.median(solo_mhz)) if solo_mhz else None,
+            "charged_median": _r(statistics.median(charged)) if charged else None,
+            "enough_runs": runs_check(len(runs)) is None}
+
+
+def resume_delta(base: dict, arm: dict) -> dict:
+    """An arm against the unset arm: share (points) and SM clock (MHz), where both were measured."""
+    d = {"share_points": None, "sm_mhz": None}
+    if base["median"] is not None and arm["median"] is not None:
+        d["share_points"] = _r(arm["median"] - base["median"])
+    if base["sm_mhz_median"] is not None and arm["sm_mhz_median"] is not None:
+        d["sm_mhz"] = arm["sm_mhz_median"] - base["sm_mhz_median"]
+    return d
+
+
 RULE_TEXT = {
     "gpu-alone": f"GPU-bound alone: median of >= {MIN_RUNS} runs within ±{TOLERANCE_POINTS:g} points of the limit",
     "gpu-pair": f"GPU-bound pair: each tenant's median within ±{TOLERANCE_POINTS:g}, median per-run sum >= "
@@ -456,6 +489,8 @@ class Folder:
         self.probes: dict[tuple[str, str, str], float] = {}  # (program, device, commit) -> busy %
         self.timelines: dict[tuple[str, str], list] = {}  # (device, commit) -> [(cap, release, source)]
         self.simulated = False
+        # stage 6: (program, limit, device, commit) -> arm -> {"runs", "mhz", "solo_mhz", "charged", "files"}
+        self.resume: dict[tuple, dict[str, dict[str, list]]] = {}
 
     # ---------------------------------------------------------------- provenance
     def source(self, path: Path, device: str | None) -> Source:
@@ -511,9 +546,56 @@ class Folder:
         if not isinstance(knobs, dict):
             raise JudgeError(f"{p.relative_to(self.root)}: field 'tenant_env' is a {type(knobs).__name__}, "
                              "not an object")
+        if set(knobs) == {RESUME_KNOB}:
+            self._guarded(p, self._resume_ab, data, knobs[RESUME_KNOB])
+            return True
         text = " ".join(f"{k}={v}" for k, v in knobs.items())[:120]
         self.notes.append(f"{p.relative_to(self.root)}: an experiment ({text}): reported there, not judged")
         return True
+
+    def _resume_ab(self, p: Path, data: dict, value: object) -> None:
+        """A stage-6 file: real_workloads.py's alone rows under one arm of the resume credit knob (empty = unset)."""
+        rel = str(p.relative_to(self.root))
+        if not isinstance(value, str) or not (value == "" or re.fullmatch(r"[0-9]{1,5}", value)
+                                               and 1 <= int(value) <= 10000):
+            raise JudgeError(f"{rel}: field 'tenant_env.{RESUME_KNOB}' = {str(value)[:30]!r} is neither empty "
+                             "(unset) nor a cap of 1..10000 ms")
+        arm = str(int(value)) if value else RESUME_UNSET
+        src = self.source(p, _need(data, "device", str, rel))
+        for kind in (k for k in data if k in FAMILY):
+            ent = _need(data, kind, dict, rel)
+            solo_mhz = _nums(ent.get("solo_sm_mhz") or [], rel, f"{kind}.solo_sm_mhz")
+            for i, row in enumerate(_need(ent, "rows", list, rel, kind)):
+                where = f"{kind}.rows[{i}]"
+                m = re.match(r"alone, limit (\d+) % \(force\)", _need(row, "case", str, rel, where))
+                if not m:
+                    continue  # stage 6 runs only the alone rows; anything else is not part of the A/B
+                runs = _need(row, "runs", list, rel, where)
+                acc = self.resume.setdefault((kind, int(m.group(1)), *self.pool(src)), {}).setdefault(
+                    arm, {"runs": [], "mhz": [], "solo_mhz": [], "charged": [], "files": [], "src": []})
+                acc["runs"] += _nums(runs, rel, f"{where}.runs")
+                acc["mhz"] += _nums(row.get("sm_mhz") or [], rel, f"{where}.sm_mhz")
+                acc["charged"] += [100 * c for c in _nums(row.get("gpu_time_charged") or [], rel,
+                                                          f"{where}.gpu_time_charged")]
+                acc["solo_mhz"] += solo_mhz
+                acc["files"].append(rel)
+                acc["src"].append(src)
+
+    def comparisons(self) -> list[dict]:
+        """Stage 6's rows: per program, limit, device and commit, each arm and each cap against the unset arm."""
+        out = []
+        for (kind, limit, dev, _commit), arms in sorted(self.resume.items()):
+            order = sorted(arms, key=lambda a: (0, 0) if a == RESUME_UNSET else (1, int(a)))
+            judged = {a: resume_arm(limit, arms[a]["runs"], arms[a]["mhz"], arms[a]["solo_mhz"], arms[a]["charged"])
+                      for a in order}
+            base = judged.get(RESUME_UNSET)
+            for a, arm in judged.items():
+                arm["vs_unset"] = resume_delta(base, arm) if base and a != RESUME_UNSET else None
+            srcs = [s for v in arms.values() for s in v["src"]]
+            out.append({"program": kind, "limit": limit, "rule": RESUME_RULE, "arms": judged,
+                        "files": sorted({f for v in arms.values() for f in v["files"]}), "device": dev,
+                        "commit": srcs[0].commit, "simulated": any(s.simulated for s in srcs)})
+        return out
 
     def _guarded(self, p: Path, handler, *args) -> None:
         """The explicit checks name the field; a shape they did not foresee still ends in one line naming the file."""
@@ -902,7 +984,8 @@ def scorecard(folder: Folder) -> dict:
     return {"generated_by": "hami_plugins_nvidia/bench/issue18_judge.py", "folder": str(folder.root),
             "simulated": folder.simulated, "min_runs": MIN_RUNS,
             "counts": {v: sum(1 for t in targets if t["verdict"].startswith(v)) for v in (MET, NOT_MET, "not measured")},
-            "label": label, "targets": targets, "rows": rows, "notes": folder.notes}
+            "label": label, "targets": targets, "rows": rows, "resume_credit_ab": folder.comparisons(),
+            "notes": folder.notes}
 
 
 def _row_json(r: Row) -> dict:
@@ -940,6 +1023,22 @@ def markdown(card: dict) -> str:
                 "| target | verdict | runs | median | pair sum | file |", "|---|---|---|---|---|---|"]
         out += [f"| {r['target']} | {r['verdict']} | {_runs_text(r['runs'])} | {_fmt(r['median'])} | "
                 f"{_fmt(r['pair_sum'])} | `{r['source']['path']}` |" for r in others]
+    if card["resume_credit_ab"]:
+        out += ["", f"## Stage 6: the resume credit cap ({RESUME_KNOB}), A/B{card['label']}", "",
+                f"{RESUME_RULE[0].upper()}{RESUME_RULE[1:]}. Not a verdict: what decides the knob's default.", "",
+                "| program | limit % | knob | n | runs (% of solo) | median | error vs limit | SM MHz median (runs) | "
+                "solo SM MHz | charged % | vs unset (points, MHz) | device, commit, files |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in card["resume_credit_ab"]:
+            for name, a in c["arms"].items():
+                vs = a["vs_unset"]
+                n = f"{a['n']}" + ("" if a["enough_runs"] else f" (< {card['min_runs']})")
+                out.append(f"| {c['program']} | {c['limit']} | {name} | {n} | {_runs_text(a['runs'])} | "
+                           f"{_fmt(a['median'])} | {_fmt(a['error_points'])} | {_fmt(a['sm_mhz_median'])} "
+                           f"({_runs_text(a['sm_mhz'])}) | {_fmt(a['solo_sm_mhz_median'])} | "
+                           f"{_fmt(a['charged_median'])} | "
+                           + (f"{_fmt(vs['share_points'])}, {_fmt(vs['sm_mhz'])}" if vs else "") +
+                           f" | {c['device']}; {c['commit']}; " + ", ".join(f"`{f}`" for f in c["files"]) + " |")
     if card["notes"]:
         out += ["", "Notes:", ""] + [f"- {n}" for n in card["notes"]]
     return "\n".join(out) + "\n"

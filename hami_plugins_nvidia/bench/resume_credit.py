@@ -5,10 +5,12 @@ kernels with GAP microseconds of host time after each and a sync every 64 (launc
 above the limit): the throttle holds it, it resumes once it earned the wave's credit and spends it beyond its limit.
 The fake's GPU time is sampled every 20 ms; per run the bench reports the worst share of any window of 2, 3 and 4 s
 (the judge's window is 4 s) and the whole run's share; each round also runs the same loop unlimited (the demand).
-Builds run interleaved (ABAB). Figures of the fake on whatever machine runs it, never hardware figures.
+Each build runs with every --knob arm of HAMI_SM_RESUME_CREDIT_MS (default: unset, then 80 ms); builds and arms
+run interleaved (ABAB). Figures of the fake on whatever machine runs it, never hardware figures.
 
-    .venv/bin/python hami_plugins_nvidia/bench/resume_credit.py --out /tmp/rc.json --rounds 3 \\
-        --lib before=/tmp/main-csrc --lib after=hami_plugins_nvidia/hami_plugins_nvidia/csrc --md docs/results/X.md
+    .venv/bin/python hami_plugins_nvidia/bench/resume_credit.py --out /tmp/rc.json --rounds 3 --md docs/results/X.md
+    .venv/bin/python hami_plugins_nvidia/bench/resume_credit.py --out /tmp/rc.json --rounds 3 --knob unset \\
+        --lib before=/tmp/main-csrc --lib after=hami_plugins_nvidia/hami_plugins_nvidia/csrc
 """
 
 from __future__ import annotations
@@ -49,11 +51,25 @@ def worst_window(t: list[float], g: list[float], win: float) -> float:
     return best
 
 
-def run_once(app: Path, fake_dir: Path, lib: Path | None, tmp: Path, tag: str, a: argparse.Namespace) -> dict:
+KNOB = "HAMI_SM_RESUME_CREDIT_MS"
+UNSET = "unset"
+
+
+def knob_arm(text: str) -> str:
+    """--knob: "unset" or a cap in ms, 1..10000 (the library's own bounds, csrc/env.c)."""
+    if text == UNSET or text.isascii() and text.isdigit() and 1 <= int(text) <= 10000:
+        return text
+    raise argparse.ArgumentTypeError(f"{text[:20]!r}: expected unset or a cap of 1..10000 ms")
+
+
+def run_once(app: Path, fake_dir: Path, lib: Path | None, tmp: Path, tag: str, a: argparse.Namespace,
+             knob: str = UNSET) -> dict:
     env = base_env(fake_dir, tmp, tag)
     env.update(FAKE_CUDA_GPU=str(tmp / tag / "gpu"), GPU_CORE_UTILIZATION_POLICY="force", DRIVER_BUSY_GAP="1")
     if lib is not None:
         env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_SM_LIMIT=str(a.limit))
+        if knob != UNSET:
+            env[KNOB] = knob
     args = ["ctx", "0", "launch", "kernel", "20", "10", "sleep", "1000",
             "trace", str(a.us), str(a.gap), f"{a.seconds:g}", "64", "20"]
     p = subprocess.run([str(app), *args], env=env, capture_output=True, text=True, timeout=60 + 2 * a.seconds)
@@ -73,6 +89,8 @@ def markdown(result: dict, note: str) -> str:
     lines = [f"# A tenant alone just above its limit: worst windows, on the fake libcuda ({result['date']})", "",
              "Simulated: the fake libcuda's GPU on the dev VM (fake libcuda, not hardware). Command:", "",
              f"    {result['command']}", "", f"Host: {result['host']}. {note}".rstrip(), "",
+             f"Arms of `{KNOB}` per build: {', '.join(c.get('knob', {}).get(KNOB, [UNSET]))} (a row named "
+             "`BUILD N ms` ran with the cap N, a plain build name with it unset).", "",
              f"Alone, `force`, limit {c['limit']} %, default period (800 ms): 1 s idle after the first launches, then "
              f"{c['seconds']:g} s of {c['us']} us kernels with {c['gap']} us of host time after each, a sync every 64. "
              "Per run: the worst share of the fake's GPU time over any 2 / 3 / 4 s window (20 ms samples) and the "
@@ -100,7 +118,10 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=70)
     ap.add_argument("--us", type=int, default=60, help="kernel length (us)")
     ap.add_argument("--gap", type=int, default=70, help="host time after each launch (us)")
+    ap.add_argument("--knob", type=knob_arm, action="append", metavar="unset|MS",
+                    help=f"an arm of {KNOB} for every build (repeatable; default: unset and 80)")
     a = ap.parse_args()
+    a.knob = list(dict.fromkeys(a.knob or [UNSET, "80"]))
     check_round_args(ap, a)
     for name, v, lo, hi in (("--limit", a.limit, 1, 99), ("--us", a.us, 1, 100000), ("--gap", a.gap, 0, 100000)):
         if not lo <= v <= hi:
@@ -110,7 +131,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hami-resume-credit-") as d:
         tmp = Path(d)
         fake_dir, app = build_tools(tmp / "tools")
-        libs = build_libs(ap, a.lib, tmp / "lib")
+        builds = build_libs(ap, a.lib, tmp / "lib")
+        # one row per build and knob arm: "current" / "current 80 ms" (a single unset arm keeps the build's name)
+        libs = {(name if k == UNSET else f"{name} {k} ms"): (lib, k) for name, lib in builds.items() for k in a.knob}
         runs: dict[str, list[dict]] = {name: [] for name in libs}
         demand: list[dict] = []
         n = 0
@@ -120,9 +143,11 @@ def main() -> int:
             print(f"round {rnd + 1}: demand {demand[-1]['whole_pct']:.1f} %", file=sys.stderr)
             for name in (list(libs) if rnd % 2 == 0 else list(reversed(libs))):
                 n += 1
-                runs[name].append(run_once(app, fake_dir, libs[name], tmp, f"t{n}", a))
+                lib, knob = libs[name]
+                runs[name].append(run_once(app, fake_dir, lib, tmp, f"t{n}", a, knob))
                 print(f"  {name:10s} {runs[name][-1]}", file=sys.stderr)
-    result = {**record_head(a), "case": {"limit": a.limit, "us": a.us, "gap": a.gap, "seconds": a.seconds},
+    result = {**record_head(a), "case": {"limit": a.limit, "us": a.us, "gap": a.gap, "seconds": a.seconds,
+                                         "knob": {KNOB: a.knob}},
               "demand": demand, "rows": [{"build": name, "runs": rs} for name, rs in runs.items()]}
     return write_record(a, result, markdown(result, a.note))
 

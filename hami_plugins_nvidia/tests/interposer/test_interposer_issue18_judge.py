@@ -309,7 +309,7 @@ def _dry(stage: str) -> list[str]:
     return p.stdout.splitlines()
 
 
-@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5"])
+@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -343,7 +343,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "6"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "7"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
@@ -507,3 +507,112 @@ def test_real_workloads_refuses_a_tenant_env_that_is_not_a_plain_library_knob(it
     r = subprocess.run([sys.executable, str(BENCH / "real_workloads.py"), "--tenant-env", item, "--out", "/nonexistent"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--tenant-env" in r.stderr and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------ stage 6: the resume credit cap's A/B
+
+KNOB = "HAMI_SM_RESUME_CREDIT_MS"
+#: real_workloads.py's output for stage 6 (part share, alone rows only, one solo), written by a stub python3: the
+#: unset arm 3.2-3.8 points over each limit at 1910-1940 MHz, the 80 ms arm 1.2-1.8 over at 1710-1740 MHz
+STUB6 = f"""#!{sys.executable}
+import json, pathlib, sys
+a = sys.argv[1:]
+if a[:1] == ["-c"]:
+    print("torch 2.9.0")
+    sys.exit(0)
+out = pathlib.Path(a[a.index("--out") + 1])
+knob = a[a.index("--tenant-env") + 1].partition("=")[2]
+step = int(out.name[-1])
+rows = []
+for lim in (30, 50, 70):
+    share = lim + (1.0 if knob else 3.0) + 0.2 * step
+    rows.append({{"case": f"alone, limit {{lim}} % (force)", "limit": lim, "achieved": share, "runs": [share],
+                 "gpu_time_charged": [lim / 100], "rates": [share], "launch_stats": [None],
+                 "sm_mhz": [(1700 if knob else 1900) + 10 * step]}})
+data = {{"date": "2026-12-05", "part": "share", "device": "{H200}", "command": " ".join(a), "launch_stats": True,
+        "tenant_env": {{"{KNOB}": knob}}, "seconds_per_window": 4.0,
+        "matmul": {{"rows": rows, "solo_sm_mhz": [1500], "unit": "x", "solo_native": [100.0], "solo_median": 100.0}}}}
+(out / "2026-12-05-real-workloads-share.json").write_text(json.dumps(data))
+"""
+
+
+def test_stage_6_interleaves_the_knob_unset_and_capped_at_least_three_times(tmp_path) -> None:
+    steps = [ln for ln in _dry("6") if ln.startswith("step ")]
+    runs = [ln for ln in steps if ln.startswith("step resume-")]
+    arms = [ln.split()[1][len("resume-"):] for ln in runs]
+    assert arms == [f"{arm}{k}" for k in range(1, len(runs) // 2 + 1) for arm in "ab"] and len(runs) >= 6
+    for ln in runs:
+        assert "real_workloads.py" in ln and "--plan matmul:30,50,70:" in ln
+        # A: the knob empty, which the library reads as unset; B: 80 ms
+        knob = ln.split(f"--tenant-env {KNOB}=", 1)[1].split("'", 1)[0]
+        assert knob == ("" if ln.startswith("step resume-a") else "80"), ln
+
+
+def _stage6_folder(tmp_path: Path) -> Path:
+    env, out = _stub_stage(tmp_path, STUB6)
+    p = subprocess.run(["bash", str(GPU), "6"], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    folder = tmp_path / "results" / "stage6"
+    folder.mkdir(parents=True)
+    with tarfile.open(out / "stage6.tgz") as tar:
+        tar.extractall(folder, filter="data")
+    assert all(" rc=0 " in s for s in (folder / "steps.txt").read_text().splitlines())
+    return folder
+
+
+def test_the_judge_compares_stage_6_arms_per_limit_and_judges_no_target_with_them(judge, tmp_path) -> None:
+    folder = _stage6_folder(tmp_path)
+    card = _card(judge, folder, tmp_path / "o")
+    ab = {c["limit"]: c for c in card["resume_credit_ab"]}
+    assert sorted(ab) == [30, 50, 70]
+    for lim, c in ab.items():
+        assert c["program"] == "matmul" and list(c["arms"]) == ["unset", "80"] and len(c["files"]) == 8
+        base, cap = c["arms"]["unset"], c["arms"]["80"]
+        assert base["n"] == cap["n"] == 4 and base["enough_runs"]
+        assert base["median"] == lim + 3.5 and base["error_points"] == 3.5
+        assert cap["median"] == lim + 1.5 and cap["error_points"] == 1.5
+        assert base["sm_mhz_median"] == 1925 and cap["sm_mhz_median"] == 1725 and cap["solo_sm_mhz_median"] == 1500
+        assert cap["vs_unset"] == {"share_points": -2.0, "sm_mhz": -200} and base["vs_unset"] is None
+        assert base["charged_median"] == lim and c["commit"].startswith("0123abcd4567")
+    # a comparison, not a target: the A arm is the shipped default, yet the stage-4 targets stay unmeasured here
+    t = _targets(card)
+    assert all(t[f"matmul alone {lim} %"]["verdict"] == "not measured: no data in this folder" for lim in (30, 50, 70))
+    assert card["counts"]["met"] == card["counts"]["not met"] == 0
+    md = (tmp_path / "o" / "issue18-scorecard.md").read_text()
+    assert f"## Stage 6: the resume credit cap ({KNOB}), A/B" in md
+    assert "| matmul | 70 | 80 | 4 | 71.2, 71.4, 71.6, 71.8 | 71.5 | 1.5 | 1725 (1710, 1720, 1730, 1740) | 1500 | " \
+           "70 | -2, -200 |" in md
+
+
+def test_stage_6_with_fewer_runs_or_one_arm_says_so(judge, tmp_path) -> None:
+    folder = _stage6_folder(tmp_path)
+    for k in (2, 3, 4):
+        shutil.rmtree(folder / "r" / f"resume-a{k}")
+    shutil.rmtree(folder / "r" / "resume-b4")
+    c = {c["limit"]: c for c in _card(judge, folder, tmp_path / "o")["resume_credit_ab"]}[50]
+    assert c["arms"]["unset"]["n"] == 1 and not c["arms"]["unset"]["enough_runs"]
+    assert c["arms"]["80"]["n"] == 3 and c["arms"]["80"]["enough_runs"]
+    assert "| matmul | 50 | unset | 1 (< 3) |" in (tmp_path / "o" / "issue18-scorecard.md").read_text()
+    shutil.rmtree(folder / "r" / "resume-a1")
+    c = {c["limit"]: c for c in _card(judge, folder, tmp_path / "o2")["resume_credit_ab"]}[50]
+    assert list(c["arms"]) == ["80"] and c["arms"]["80"]["vs_unset"] is None
+
+
+@pytest.mark.parametrize(("value", "expect"), [
+    ("0", "is neither empty (unset) nor a cap of 1..10000 ms"), ("80ms", "is neither empty"),
+    ("\u00b2", "is neither empty"), (80, "is neither empty"), ("10001", "is neither empty")])
+def test_a_stage_6_file_with_a_bad_knob_value_is_refused_in_one_line(tmp_path, value, expect) -> None:
+    folder = _stage6_folder(tmp_path)
+    path = folder / "r" / "resume-b2" / "2026-12-05-real-workloads-share.json"
+    data = json.loads(path.read_text())
+    data["tenant_env"][KNOB] = value
+    path.write_text(json.dumps(data))
+    p = _run_cli(str(folder), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("issue18_judge: r/resume-b2/2026-12-05-real-workloads-share.json: field "
+                               f"'tenant_env.{KNOB}' = ") and expect in p.stderr, p.stderr
+    data["tenant_env"][KNOB] = "80"
+    data["matmul"]["rows"][0]["sm_mhz"] = 1900  # a number, not a list: one line, no traceback
+    path.write_text(json.dumps(data))
+    p = _run_cli(str(folder), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "resume-b2" in p.stderr, p.stderr

@@ -100,12 +100,13 @@ def wave_on_phase(workload: Workload, **env: str) -> tuple[float, list[float], s
 
 
 @fake_gpu
-@pytest.mark.parametrize("knob", [None, "80"])
+@pytest.mark.parametrize("knob", [None, "", "80"])
 def test_the_resume_credit_cap_shortens_the_on_phase_only_where_it_is_set(workload: Workload,
                                                                           knob: str | None) -> None:
-    # unset: today's wave (560 ms on-phases at 70 %); the cap leaking into the default would halve them
-    on, phases, err = wave_on_phase(workload, **({"HAMI_SM_RESUME_CREDIT_MS": knob} if knob else {}))
-    if knob is None:
+    # unset (or empty, as bench/issue18_gpu.sh stage 6 runs its A arm): today's wave, 560 ms on-phases at 70 %; the
+    # cap leaking into the default would halve them
+    on, phases, err = wave_on_phase(workload, **({} if knob is None else {"HAMI_SM_RESUME_CREDIT_MS": knob}))
+    if not knob:
         assert on >= LONG_ON_S, phases
     else:
         assert on < SHORT_ON_S, phases
