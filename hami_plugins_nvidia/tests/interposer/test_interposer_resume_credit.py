@@ -51,15 +51,23 @@ def test_a_tenant_just_above_its_limit_gets_at_most_the_burst_beyond_it_from_a_r
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
                         CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1", HAMI_LAUNCH_STATS="1",
                         HAMI_SM_RESUME_CREDIT_MS="80")
-    r = workload.run(*FIRST, "trace", "60", str(gap_us), "7", "64", "20", timeout=60)
-    assert r.returncode == 0, r.stderr
-    [trace] = r.values("trace")
-    assert trace[0] == "0", trace[:3]
-    worst, whole = worst_window(trace, win_s)
-    held = HELD_RE.search(r.stderr)
-    assert held and int(held.group(1)) >= 2, r.stderr[-400:]  # over its limit: the square wave ran
-    assert whole >= 0.67, whole  # and held near its limit overall
-    assert worst <= 0.70 + (BURST_S + INFLIGHT_S + SLACK_S) / win_s, (worst, whole, r.stderr[-400:])
+    # the premise (over its limit, the square wave ran, held near its limit overall) needs the host: on a loaded
+    # 2-core machine a held tenant wakes late and a run now and then got 55-58 % overall, knob set or not; such a
+    # run says nothing about the bound, so it runs again (at most 3 times); the bound is checked on a run that holds
+    tries = []
+    for _ in range(3):
+        r = workload.run(*FIRST, "trace", "60", str(gap_us), "7", "64", "20", timeout=60)
+        assert r.returncode == 0, r.stderr
+        [trace] = r.values("trace")
+        assert trace[0] == "0", trace[:3]
+        worst, whole = worst_window(trace, win_s)
+        held = HELD_RE.search(r.stderr)
+        tries.append((round(whole, 3), held and held.group(0)))
+        if held and int(held.group(1)) >= 2 and whole >= 0.67:
+            break
+    else:
+        pytest.fail(f"no run was held near its limit (overall share, throttle): {tries}; {r.stderr[-300:]}")
+    assert worst <= 0.70 + (BURST_S + INFLIGHT_S + SLACK_S) / win_s, (worst, whole, tries, r.stderr[-400:])
 
 
 def on_phases(trace: list[str]) -> list[float]:
