@@ -51,6 +51,11 @@ class Device(HalModel):
     #: Streaming multiprocessors, AI cores, compute units; None when the library cannot say.
     compute_units: int | None = None
     numa_node: int | None = None
+    #: Whether the node agent's device plugin gives the kubelet ``numa_node`` as the device's TopologyInfo (for
+    #: its Topology Manager). HAMi's ``enableNumaTopology``: the NVIDIA plugin sets it from that setting
+    #: (default off, as in HAMi, since ``single-numa-node`` policies then change which pods the kubelet
+    #: admits). The register annotation carries ``numa_node`` either way.
+    advertise_numa: bool = True
     healthy: bool = True
     health_reason: str | None = None
     #: Filled from the ``hami_hal_partition_model`` hook after discovery.
