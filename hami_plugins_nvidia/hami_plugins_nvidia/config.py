@@ -211,8 +211,10 @@ def _filter_devices(name: str, v: object, values: dict) -> None:
     extra = sorted(str(k) for k in v if k not in ("uuid", "index"))
     if extra:
         raise InputError(f"{name}.{extra[0]}", v[extra[0]], "is not a key of filterDevices (uuid, index)")
-    values["filter_uuids"] = _names(f"{name}.uuid", v.get("uuid") or [], "GPU UUIDs")
-    index = v.get("index") or []
+    uuids = v.get("uuid")
+    values["filter_uuids"] = _names(f"{name}.uuid", [] if uuids is None else uuids, "GPU UUIDs")
+    index = v.get("index")
+    index = [] if index is None else index
     if not isinstance(index, list) or len(index) > MAX_LIST:
         raise InputError(f"{name}.index", index, f"must be a list of at most {MAX_LIST} GPU indexes")
     for i in index:
