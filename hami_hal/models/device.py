@@ -52,9 +52,10 @@ class Device(HalModel):
     compute_units: int | None = None
     numa_node: int | None = None
     #: Whether the node agent's device plugin gives the kubelet ``numa_node`` as the device's TopologyInfo (for
-    #: its Topology Manager). HAMi's ``enableNumaTopology``: the NVIDIA plugin sets it from that setting
-    #: (default off, as in HAMi, since ``single-numa-node`` policies then change which pods the kubelet
-    #: admits). The register annotation carries ``numa_node`` either way.
+    #: its Topology Manager). HAMi's ``enableNumaTopology``: a plugin may set it from that setting (off by
+    #: default in HAMi, since a ``single-numa-node`` policy then changes which pods the kubelet admits); a
+    #: plugin that does not set it keeps the NUMA node advertised. The register annotation carries
+    #: ``numa_node`` either way.
     advertise_numa: bool = True
     healthy: bool = True
     health_reason: str | None = None

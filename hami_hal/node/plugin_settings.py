@@ -13,7 +13,7 @@ The file (``--device-config``) is HAMi's layout: HAMi's capacity knobs at the to
         devicesplitcount: 2                    # this node, every vendor
         acme: {stateDir: ""}                   # this node, the acme section's keys over the file's
 
-HAMi writes its NVIDIA device plugin's per-node keys flat in the entry (``operatingmode: mig``,
+HAMi writes its device plugin's per-node keys flat in the entry (``operatingmode: hami-core``,
 ``filterdevices: {index: [1]}``); a plugin names the entry keys it reads in ``VendorInfo.node_entry_keys``
 and the core moves them into that plugin's section (over the file's section, under the entry's own section).
 
