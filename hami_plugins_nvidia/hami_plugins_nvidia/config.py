@@ -46,8 +46,8 @@ class NvidiaConfig:
     lib_cuda_log_level: int | None = None
     #: MIG profile names allowed as templates on every GPU (the flat form); empty = every plain profile.
     mig_profile_allowlist: tuple[str, ...] = ()
-    #: HAMi v2.10's per-model form: ((models, profiles), ...); a GPU takes the first entry one of whose
-    #: models is a substring of its NVML name.
+    #: HAMi v2.10's per-model form: ((models, profiles), ...); a GPU takes the entry whose model name is the
+    #: longest substring of its NVML name (allowed_mig_profiles).
     mig_profile_allowlist_by_model: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
     #: HAMi ``migstrategy``: None = not set (MIG templates wherever MIG mode is on).
     mig_strategy: str | None = None
@@ -70,15 +70,19 @@ class NvidiaConfig:
     def allowed_mig_profiles(self, model: str) -> tuple[str, ...] | None:
         """The MIG profiles a GPU named ``model`` may offer; None = no filter (every plain profile).
 
-        Per-model entries match as HAMi matches them: the first entry one of whose ``models`` is a substring
-        of the NVML name decides. A GPU no entry names is not filtered (HAMi does not register it; hami-hal
-        keeps it usable and lists every plain profile NVML reports)."""
+        Per-model entries match as in HAMi: a ``models`` name matches when it is a substring of the NVML name.
+        Where several entries match, the most specific (longest) model name decides, the first entry among
+        equals: HAMi documents "the first matching entry", which with its own default list gives an
+        ``NVIDIA H200 NVL`` the ``H20`` entry, whose profiles an H200 does not have. A GPU no entry names is not
+        filtered (HAMi does not register it; hami-hal keeps it usable with every plain profile NVML reports)."""
         if self.mig_profile_allowlist:
             return self.mig_profile_allowlist
+        best: tuple[int, tuple[str, ...]] | None = None
         for models, profiles in self.mig_profile_allowlist_by_model:
-            if any(m in model for m in models):
-                return profiles
-        return None
+            longest = max((len(m) for m in models if m in model), default=0)
+            if longest and (best is None or longest > best[0]):
+                best = (longest, profiles)
+        return best[1] if best else None
 
     def core_policy_env(self) -> str | None:
         """``GPU_CORE_UTILIZATION_POLICY`` for a shared slice, HAMi's precedence: ``gpuCorePolicy`` force or

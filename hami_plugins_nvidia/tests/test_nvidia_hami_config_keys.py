@@ -32,10 +32,19 @@ def test_per_model_allowlist_applies_the_entry_whose_model_the_gpu_name_contains
     assert inv.devices[0].partition.kind is PartitionKind.TEMPLATES
 
 
-def test_the_first_matching_entry_decides(sim):
+def test_the_most_specific_matching_entry_decides_then_the_first():
+    cfg = parse_config({"nvidia": {"migProfileAllowlist": [
+        {"models": ["H20"], "profiles": ["1g.12gb"]}, {"models": ["H200 NVL"], "profiles": ["1g.18gb"]},
+        {"models": ["A100"], "profiles": ["7g.80gb"]}, {"models": ["A100"], "profiles": ["3g.40gb"]}]}})
+    assert cfg.allowed_mig_profiles("NVIDIA H200 NVL") == ("1g.18gb",)  # not H20's, though "H20" is in the name
+    assert cfg.allowed_mig_profiles("NVIDIA H20") == ("1g.12gb",)
+    assert cfg.allowed_mig_profiles("NVIDIA A100-SXM4-80GB") == ("7g.80gb",)  # equals: the first entry
+
+
+def test_a_more_specific_entry_wins_on_a_node(sim):
     inv = sim(MIG_NODE, {"nvidia": {"migProfileAllowlist": [
         {"models": ["A100"], "profiles": ["7g.80gb"]}, A100_80]}})
-    assert _templates(inv) == ["7g.80gb"]
+    assert _templates(inv) == ["1g.10gb", "2g.20gb", "3g.40gb"]
 
 
 def test_a_model_no_entry_names_is_not_filtered(sim):
