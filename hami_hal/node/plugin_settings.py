@@ -81,8 +81,12 @@ class NodeSettings:
     def where(self, vendor: str, key: str) -> str:
         """The field a plugin's complaint about ``key`` names (``config.json: acme.stateDir``)."""
         bare = key[len(vendor) + 1:] if key.startswith(f"{vendor}.") else key
-        if bare in self.origins.get(vendor, {}):
-            return self.origins[vendor][bare]
+        origins = self.origins.get(vendor, {})
+        if bare in origins:
+            return origins[bare]
+        base = re.split(r"[.\[]", bare, maxsplit=1)[0]  # a part of a setting: "migProfileAllowlist[0].profiles"
+        if base != bare and base in origins:
+            return origins[base] + bare[len(base):]
         name = knob_name(bare)
         if name is not None and name in self.knob_origins:
             return self.knob_origins[name]
