@@ -133,8 +133,9 @@ NODE_ENTRY_KEYS = {
     "disablecorelimit": "disableCoreLimit",
 }
 
-#: Keys of HAMi's device-config.yaml ``nvidia`` section that HAMi's scheduler reads (hami-hal's scheduler reads
-#: them from its own config): the same file may serve both, so the node side passes over them without a note.
+#: Keys of HAMi's device-config.yaml ``nvidia`` section that HAMi's scheduler reads: the same file may serve
+#: both, so the node side passes over them without a note, unless hami-hal cannot follow the value (the resource
+#: names and memory unit are fixed in VendorInfo; the defaults are the webhook's ``--device-config``).
 HAMI_SCHEDULER_KEYS = frozenset({
     "resourceCountName", "resourceMemoryName", "resourceMemoryPercentageName", "resourceCoreName",
     "resourcePriorityName", "defaultMemory", "defaultCores", "defaultGPUNum", "memoryFactor", "knownMigGeometries",
@@ -312,13 +313,30 @@ def _not_applied(cfg: NvidiaConfig) -> list[str]:
     return out
 
 
+def _scheduler_keys_not_applied(section: dict) -> list[str]:
+    """HAMi's scheduler-side keys of the section whose value hami-hal cannot follow: the resource names and the
+    memory unit are fixed in the plugin's VendorInfo; ``knownMigGeometries`` (before v2.10) is superseded."""
+    from .vendor import vendor_info  # vendor.py imports this module
+
+    fam = vendor_info().resources[0]
+    fixed = {"resourceCountName": fam.count, "resourceMemoryName": fam.memory,
+             "resourceMemoryPercentageName": fam.memory_percent, "resourceCoreName": fam.cores,
+             "resourcePriorityName": fam.priority, "memoryFactor": fam.memory_unit_mib}
+    out = [f"{key}: {section[key]!r} not applied: hami-hal's NVIDIA plugin uses {want!r} (HAMi's default)"
+           for key, want in fixed.items() if key in section and section[key] != want]
+    if "knownMigGeometries" in section:
+        out.append("knownMigGeometries not read: MIG profiles, sizes and placements come from NVML; "
+                   "migProfileAllowlist (HAMi v2.10) selects among them")
+    return out
+
+
 def check_config(config: dict | None) -> list[str]:
     """``hami_hal_check_config``: parse (a bad value raises InputError) and note the section's keys this plugin
     does not read, so a misspelt ``procCensusDir`` is not lost without a word, and the HAMi settings it reads
     but cannot apply."""
     cfg = parse_config(config)
-    notes = [f"nvidia: {n}" for n in _not_applied(cfg)]
     section = (config or {}).get("nvidia") or {}
+    notes = [f"nvidia: {n}" for n in (*_not_applied(cfg), *_scheduler_keys_not_applied(section))]
     unknown = sorted(str(k) for k in section if k not in KNOWN_KEYS and k not in HAMI_SCHEDULER_KEYS)
     if not unknown:
         return notes

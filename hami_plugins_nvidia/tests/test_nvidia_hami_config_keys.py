@@ -206,3 +206,18 @@ def test_camel_case_wins_over_other_spellings_of_one_setting():
     cfg = parse_config({"nvidia": {"operating_mode": "whole", "operatingmode": "mig", "operatingMode": "hami-core"}})
     assert cfg.operating_mode == "hami-core"
     assert parse_config({"nvidia": {"operating_mode": "whole", "operatingmode": "mig"}}).operating_mode == "mig"
+
+
+def test_scheduler_keys_pass_at_hamis_values_and_are_noted_otherwise():
+    hami = {"resourceCountName": "nvidia.com/gpu", "resourceMemoryName": "nvidia.com/gpumem",
+            "resourceMemoryPercentageName": "nvidia.com/gpumem-percentage", "resourceCoreName": "nvidia.com/gpucores",
+            "resourcePriorityName": "nvidia.com/priority", "memoryFactor": 1, "defaultMemory": 0, "defaultCores": 0,
+            "defaultGPUNum": 1}
+    assert check_config({"nvidia": hami}) == []
+    notes = check_config({"nvidia": {**hami, "resourceCountName": "acme.com/gpu", "memoryFactor": 1024,
+                                     "knownMigGeometries": [], "defaultMemory": 4096}})
+    assert notes == ["nvidia: resourceCountName: 'acme.com/gpu' not applied: hami-hal's NVIDIA plugin uses "
+                     "'nvidia.com/gpu' (HAMi's default)",
+                     "nvidia: memoryFactor: 1024 not applied: hami-hal's NVIDIA plugin uses 1 (HAMi's default)",
+                     "nvidia: knownMigGeometries not read: MIG profiles, sizes and placements come from NVML; "
+                     "migProfileAllowlist (HAMi v2.10) selects among them"]
