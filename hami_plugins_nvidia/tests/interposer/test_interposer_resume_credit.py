@@ -22,6 +22,7 @@ fake_gpu = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's share
 BURST_S = 0.050  # HAMI_BURST_NS: spendable credit beyond the limit
 INFLIGHT_S = 0.030  # HAMI_INFLIGHT_NS: queued work a tenant may have ahead of its credit
 SLACK_S = 0.015  # a loaded 2-core machine: harvest and refill lags
+DEMAND_MIN = 0.74  # the loop alone must exceed the 70 % limit by this for the premise (82 / 77 % on an idle host)
 FIRST = ["ctx", "0", "launch", "kernel", "20", "10", "sleep", "1000"]  # the capped state begins, then 1 s idle
 HELD_RE = re.compile(r"held (\d+) times")
 
@@ -52,8 +53,10 @@ def test_a_tenant_just_above_its_limit_gets_at_most_the_burst_beyond_it_from_a_r
                         CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1", HAMI_LAUNCH_STATS="1",
                         HAMI_SM_RESUME_CREDIT_MS="80")
     # the premise (over its limit, the square wave ran, held near its limit overall) needs the host: on a loaded
-    # 2-core machine a held tenant wakes late and a run now and then got 55-58 % overall, knob set or not; such a
-    # run says nothing about the bound, so it runs again (at most 3 times); the bound is checked on a run that holds
+    # 2-core machine the loop's own demand alone fell to ~67 % (gap 75) and a held tenant woke late (55-58 % overall
+    # at ~80 % demand, knob set or not). Such a run says nothing about the bound, so it runs again (at most 3 times,
+    # each with the same loop unlimited beside it); the bound is checked on a run that holds the premise, and where
+    # the host never let the loop exceed its limit the test says so and skips
     tries = []
     for _ in range(3):
         r = workload.run(*FIRST, "trace", "60", str(gap_us), "7", "64", "20", timeout=60)
@@ -62,11 +65,18 @@ def test_a_tenant_just_above_its_limit_gets_at_most_the_burst_beyond_it_from_a_r
         assert trace[0] == "0", trace[:3]
         worst, whole = worst_window(trace, win_s)
         held = HELD_RE.search(r.stderr)
-        tries.append((round(whole, 3), held and held.group(0)))
         if held and int(held.group(1)) >= 2 and whole >= 0.67:
             break
+        alone = workload.run(*FIRST, "trace", "60", str(gap_us), "3", "64", "20", preload=False, timeout=60)
+        assert alone.returncode == 0, alone.stderr
+        demand = worst_window(alone.values("trace")[0], 1.0)[1]
+        tries.append({"whole": round(whole, 3), "throttle": held and held.group(0), "demand": round(demand, 3)})
     else:
-        pytest.fail(f"no run was held near its limit (overall share, throttle): {tries}; {r.stderr[-300:]}")
+        if all(t["demand"] < DEMAND_MIN for t in tries):
+            pytest.skip(f"host too loaded: the loop alone never exceeded its 70 % limit by the premise "
+                        f"(demand < {DEMAND_MIN}): {tries}")
+        pytest.fail(f"no run was held near its limit (overall share, throttle, the loop's demand alone): {tries}; "
+                    f"{r.stderr[-300:]}")
     assert worst <= 0.70 + (BURST_S + INFLIGHT_S + SLACK_S) / win_s, (worst, whole, tries, r.stderr[-400:])
 
 
