@@ -59,8 +59,10 @@ class Mutator:
         self.force_overwrite_default = force_overwrite_default
         self.families: list[ResourceFamily] = [f for v in vendors for f in v.resources]
         self.managed = {n for f in self.families for n in f.names()}
-        self.vendor_counts = {v.name: {f.count for f in v.resources} for v in vendors}
-        self.admission = [a for a in admission or [] if a.vendor in self.vendor_counts]
+        #: (vendor, CommonWord) -> the family's count resource: what "asks for the vendor's devices" means.
+        self.family_counts = {(v.name, f.common_word): f.count for v in vendors for f in v.resources}
+        names = {v.name for v in vendors}
+        self.admission = [a for a in admission or [] if a.vendor in names]
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -119,7 +121,7 @@ class Mutator:
         mutated = copy.deepcopy(spec)
         ops: list[dict] = []
         touched = False
-        seen: list[tuple[str, int, dict, set[str]]] = []  # (key, index, container, vendors it asks for)
+        seen: list[tuple[str, int, dict, set[tuple[str, str]]]] = []  # (key, index, container, families asked)
         for key in ("initContainers", "containers"):
             items = mutated.get(key)
             if items is None:
@@ -138,7 +140,7 @@ class Mutator:
                                                f"with {names[0]} (a privileged container sees every device)")
                     if self._fill_defaults(ctr):
                         ops.append({"op": "add", "path": f"/spec/{key}/{i}/resources", "value": ctr["resources"]})
-                seen.append((key, i, ctr, self._vendors_asked(ctr)))
+                seen.append((key, i, ctr, self._families_asked(ctr)))
         if touched:
             if spec.get("nodeName"):
                 return self._deny(uid, f"spec.nodeName: {spec['nodeName']!r} is preset; a pod with managed "
@@ -154,7 +156,7 @@ class Mutator:
             if current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default):
                 if current != self.scheduler_name:
                     ops.append({"op": "add", "path": "/spec/schedulerName", "value": self.scheduler_name})
-        asked = set().union(*(v for *_, v in seen))
+        asked: set[tuple[str, str]] = set().union(*(fams for *_, fams in seen))
         denial = self._runtime_class(spec, asked, ops)
         if denial:
             return self._deny(uid, denial)
@@ -168,28 +170,33 @@ class Mutator:
 
     # -- device-config keys applied per vendor (runtimeClassName, overwriteEnv) ------------------
 
-    def _vendors_asked(self, ctr: dict) -> set[str]:
-        """The vendors whose devices the container asks for (a count in limits or requests, after the defaults)."""
+    def _families_asked(self, ctr: dict) -> set[tuple[str, str]]:
+        """The (vendor, CommonWord) families the container asks for: a count in limits or requests, after the
+        defaults (HAMi: the count, or memory/cores that the default count joins)."""
         res = ctr.get("resources") if isinstance(ctr.get("resources"), dict) else {}
         names: set[str] = set()
         for part in ("limits", "requests"):
             if isinstance(res.get(part), dict):
                 names.update(res[part])
-        return {v for v, counts in self.vendor_counts.items() if names & counts}
+        return {fam for fam, count in self.family_counts.items() if count in names}
 
-    def _runtime_class(self, spec: dict, asked: set[str], ops: list[dict]) -> str | None:
+    def _runtime_class(self, spec: dict, asked: set[tuple[str, str]], ops: list[dict]) -> str | None:
         """HAMi: a pod asking for a vendor's devices gets the vendor's ``runtimeClassName`` unless it names one."""
-        wanted = {a.vendor: a.runtime_class_name for a in self.admission if a.runtime_class_name and a.vendor in asked}
+        wanted: dict[str, str] = {}
+        for a in self.admission:
+            hits = sorted(cw for v, cw in asked if v == a.vendor and (a.families is None or cw in a.families))
+            if a.runtime_class_name and hits:
+                wanted[a.vendor if a.families is None else f"{a.vendor} {'/'.join(hits)}"] = a.runtime_class_name
         if not wanted or spec.get("runtimeClassName") is not None:
             return None
         if len(set(wanted.values())) > 1:
             listed = ", ".join(f"{v} wants {rc!r}" for v, rc in sorted(wanted.items()))
-            return (f"spec.runtimeClassName: unset, and the pod asks for devices of vendors with different runtime "
-                    f"classes ({listed}); set spec.runtimeClassName on the pod")
+            return (f"spec.runtimeClassName: unset, and the pod asks for devices with different runtime classes "
+                    f"({listed}); set spec.runtimeClassName on the pod")
         ops.append({"op": "add", "path": "/spec/runtimeClassName", "value": next(iter(wanted.values()))})
         return None
 
-    def _hide_devices(self, seen: list[tuple[str, int, dict, set[str]]], ops: list[dict]) -> str | None:
+    def _hide_devices(self, seen: list[tuple[str, int, dict, set[tuple[str, str]]]], ops: list[dict]) -> str | None:
         """HAMi ``overwriteEnv``: a container without the vendor's devices gets the variable that shows none.
 
         It wins over the container's own value (HAMi appends, and the last entry of a name wins): an entry of that
@@ -197,8 +204,9 @@ class Mutator:
         """
         hiding = [a for a in self.admission if a.hide_env is not None]
         for key, i, ctr, asked in seen:
+            vendors = {v for v, _ in asked}
             for a in hiding:
-                if a.vendor in asked:
+                if a.vendor in vendors:
                     continue
                 denial = set_env(ctr, f"/spec/{key}/{i}/env", f"spec.{key}[{i}].env",
                                  a.hide_env.variable, a.hide_env.hidden, ops)

@@ -279,3 +279,69 @@ def test_the_command_refuses_a_bad_file_with_one_line(tmp_path):
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "nvidia.runtimeClassName: 'No Spaces'" in lines[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+# -- a per-chip section: HAMi's Ascend ``vnpus`` --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ascend():
+    from hami_plugins_ascend.vendor import vendor_info
+
+    return vendor_info()
+
+
+VNPUS = """
+vnpus:
+  hamiVnpuCore: false
+  configs:
+    - {chipName: 910B3, commonWord: Ascend910B3, resourceName: huawei.com/Ascend910B3, runtimeClassName: ascend,
+       overwriteEnv: true}
+    - {chipName: 310P3, commonWord: Ascend310P, resourceName: huawei.com/Ascend310P}
+"""
+
+
+@pytest.mark.parametrize("body", [VNPUS, VNPUS.replace("  hamiVnpuCore: false\n  configs:\n", "")
+                                  .replace("    - {", "  - {").replace("\n       overwriteEnv", "\n     overwriteEnv")])
+def test_vnpus_entries_apply_per_chip_both_forms(tmp_path, ascend, body):
+    f = tmp_path / "device-config.yaml"
+    f.write_text(body)
+    cfg = read_device_config([NVIDIA, ascend], str(f))
+    m = Mutator(cfg.vendors, admission=cfg.admission)
+    spec = mutate(m, {"containers": [ctr("npu", {"huawei.com/Ascend910B3": "1"}), ctr("plain"),
+                                     ctr("gpu", {"nvidia.com/gpu": "1"})]})
+    assert spec["runtimeClassName"] == "ascend"
+    npu, plain, gpu = spec["containers"]
+    assert "env" not in npu
+    assert plain["env"] == [{"name": "ASCEND_VISIBLE_DEVICES", "value": ""}]
+    assert gpu["env"] == [{"name": "ASCEND_VISIBLE_DEVICES", "value": ""}]
+    # Another chip of the vendor: no runtime class of its own, and its NPU is not hidden by the 910B3 entry.
+    spec = mutate(m, {"containers": [ctr("npu", {"huawei.com/Ascend310P": "1"})]})
+    assert "runtimeClassName" not in spec and "env" not in spec["containers"][0]
+
+
+def test_vnpus_and_nvidia_classes_in_one_pod_are_denied(tmp_path, ascend):
+    f = tmp_path / "device-config.yaml"
+    f.write_text("nvidia: {runtimeClassName: nvidia}\n" + VNPUS)
+    cfg = read_device_config([NVIDIA, ascend], str(f))
+    resp = Mutator(cfg.vendors, admission=cfg.admission).review(review({"containers": [
+        ctr("npu", {"huawei.com/Ascend910B3": "1"}), ctr("gpu", {"nvidia.com/gpu": "1"})]}))
+    assert resp["allowed"] is False
+    assert "ascend Ascend910B3 wants 'ascend', nvidia wants 'nvidia'" in resp["status"]["message"]
+
+
+@pytest.mark.parametrize("body, field, value", [
+    ("vnpus:\n  configs:\n    - {commonWord: Ascend999, runtimeClassName: ascend}\n",
+     "vnpus.configs[0].commonWord", "'Ascend999' names no ascend resource family"),
+    ("vnpus:\n  - {commonWord: Ascend910B3}\n  - {commonWord: Ascend310P, runtimeClassName: Kata}\n",
+     "vnpus[1].runtimeClassName", "'Kata'"),
+    ("vnpus:\n  configs:\n    - {commonWord: Ascend310P, overwriteEnv: yes please}\n",
+     "vnpus.configs[0].overwriteEnv", "'yes please'"),
+    ("vnpus:\n  configs: 3\n", "vnpus.configs", "'int'"),
+    ("vnpus:\n  - 3\n", "vnpus[0]", "'int'"),
+])
+def test_vnpus_bad_values_name_the_entry(tmp_path, ascend, body, field, value):
+    f = tmp_path / "device-config.yaml"
+    f.write_text(body)
+    with pytest.raises(InputError) as exc:
+        read_device_config([NVIDIA, ascend], str(f))
+    assert str(exc.value).startswith(f"{f}: {field}: {value}"), str(exc.value)
