@@ -95,6 +95,11 @@ class ChipConfig(BaseModel):
                              "the kubelet know no other)")
         return v
 
+    @field_validator("runtimeClassName", mode="before")
+    @classmethod
+    def _unset_class(cls, v: object) -> object:
+        return None if v == "" else v  # HAMi's unset value (Go's empty string)
+
     @field_validator("memoryFactor")
     @classmethod
     def _factor(cls, v: int) -> int:
