@@ -16,7 +16,7 @@ The file (``--device-config``) is HAMi's layout: HAMi's capacity knobs at the to
 HAMi writes its device plugin's per-node keys flat in the entry (``operatingmode: hami-core``,
 ``filterdevices: {index: [1]}``); a plugin names the entry keys it reads in ``VendorInfo.node_entry_keys``
 and the core moves them into that plugin's section (over the file's section, under the entry's own section).
-HAMi sections named otherwise (Ascend's per-chip ``vnpus``, a mapping or, before HAMi v2.9, a list) reach the plugin
+HAMi sections named otherwise (a per-chip section, a mapping or a list) reach the plugin
 that declares them in ``VendorInfo.hami_sections``, under their own name and as written.
 
 The core knows no vendor: a section is any top-level mapping, named by a vendor key a plugin declares
@@ -70,9 +70,9 @@ class NodeSettings:
     knob_origins: dict[str, str] = field(default_factory=dict)
     #: top-level lists (HAMi's list-valued scheduler sections) -> their field, for the check below.
     lists: dict[str, str] = field(default_factory=dict)
-    #: vendor key -> {HAMi section name -> the section as written} (``VendorInfo.hami_sections``, e.g. ``vnpus``).
+    #: vendor key -> {HAMi section name -> the section as written} (``VendorInfo.hami_sections``).
     hami_sections: dict[str, dict[str, object]] = field(default_factory=dict)
-    #: HAMi section name -> the file's name for it (``device-config.yaml: vnpus``).
+    #: HAMi section name -> the file's name for it (``device-config.yaml: <name>``).
     hami_origins: dict[str, str] = field(default_factory=dict)
     #: One-line notes on what the file holds that the agent does not use (logged at start).
     notes: list[str] = field(default_factory=list)
@@ -90,7 +90,7 @@ class NodeSettings:
         """The field a plugin's complaint about ``key`` names (``config.json: acme.stateDir``)."""
         bare = key[len(vendor) + 1:] if key.startswith(f"{vendor}.") else key
         head = re.split(r"[.\[]", key, maxsplit=1)[0]
-        if head in self.hami_sections.get(vendor, {}):  # a HAMi section: "vnpus.configs[0].commonWord"
+        if head in self.hami_sections.get(vendor, {}):  # a HAMi section: "<name>.configs[0].<key>"
             return self.hami_origins[head] + key[len(head):]
         origins = self.origins.get(vendor, {})
         if bare in origins:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hami_plugins_ascend.chips import chips
+from hami_plugins_ascend.config import check_config, parse_config
 
 from hami_hal.errors import InputError
 from hami_hal.models import PartitionKind
 from hami_hal.node.families import families
 from hami_hal.node.plugin_settings import check_plugin_config, node_settings
-from hami_plugins_ascend.chips import chips
-from hami_plugins_ascend.config import check_config, parse_config
 
 HAMI_VNPUS = yaml.safe_load((Path(__file__).with_name("fixtures") / "hami-v2.10-vnpus.yaml").read_text())["vnpus"]
 #: Keys the built-in table leaves unset (HAMi's entries write them; the values must be the ones hami-hal serves).
