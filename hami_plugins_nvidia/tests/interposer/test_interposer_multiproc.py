@@ -12,7 +12,9 @@ slot in the region (what it consumed from the container's bucket)."""
 
 from __future__ import annotations
 
+import mmap
 import subprocess
+import threading
 import time
 
 import pytest
@@ -85,3 +87,82 @@ def test_gpu_bound_and_launch_bound_siblings(workload: Workload) -> None:
     assert abs(total - 60) <= 5, rows
     for _share, gpu, charged in rows:
         assert 0.8 <= charged / gpu <= 1.2, rows
+
+
+def test_sibling_killed_mid_interval_neither_frees_nor_burdens_the_survivor(workload: Workload) -> None:
+    # two GPU-bound siblings; one is SIGKILLed 1 s in, with work on the GPU (its interval open): from then on the
+    # survivor is alone, so it gets the container's limit (its dead sibling's interval, counted on, would halve its
+    # charge: fail open) and is charged what it gets (one counted as gone too early would be over-charged only)
+    _container(workload, 30)
+    survivor = workload.start("ctx", "0", "spin", "2000", "0", "1", "4", "spin", "2000", "0", "2.5", "4", "ready",
+                              "hang")
+    victim = workload.start("ctx", "0", "spin", "2000", "0", "10", "4")
+    _wait_line(survivor, "spin")
+    victim.kill()
+    victim.wait()
+    words = _wait_line(survivor, "spin").split()[1:]
+    after = 100 * float(words[3]) / (float(words[2]) - float(words[1]))
+    assert abs(after - 30) <= 5, after
+    _wait_line(survivor, "ready")
+    time.sleep(0.3)
+    with region.SharedRegion(workload.region_path) as reg:
+        charged = {u.pid: u.busy_ns[0] / 1e9 for u in reg.processes()}[survivor.pid]
+    assert charged > 0.75 * 0.3 * 2.5, charged  # at least what it ran after the kill, at about 1 x
+
+
+def _forge_busy_sibling(path: str, stop: threading.Event) -> None:
+    """Keeps a sibling entry of the region claimed and busy (an open interval seen running just now), as any process
+    of the container could write it without running anything."""
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), region.REGION_SIZE) as mem:
+        r = region.ffi.cast("struct hami_region *", region.ffi.from_buffer(mem))
+        e, start = r.sib[0].e[region.CONST["HAMI_SIBLINGS"] - 1], time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        while not stop.is_set():
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            e.owner, e.beat_ns, e.since_ns, e.until_ns, e.open_ns = 0x5151, now, start, 0, now
+            r.sib[0].mask |= 1 << (region.CONST["HAMI_SIBLINGS"] - 1)
+            stop.wait(0.001)
+        del e, r
+
+
+@pytest.mark.parametrize("lanes", [True, False], ids=["with-a-second-process", "alone"])
+def test_forged_busy_sibling_counts_only_as_far_as_the_container_has_processes(workload: Workload,
+                                                                               lanes: bool) -> None:
+    # A forged busy sibling entry halves a process's charge only where the container really has a second process
+    # holding memory on the GPU (kernel record locks: what it writes cannot make more); alone, nothing.
+    _container(workload, 30)
+    idle = None
+    if lanes:  # a real second process, holding its context's memory and idle
+        idle = workload.start("ctx", "0", "launch", "kernel", "1", "10", "ready", "hang")
+        _wait_line(idle, "ready")
+    workload.run("ctx", "0")  # the region exists
+    stop = threading.Event()
+    t = threading.Thread(target=_forge_busy_sibling, args=(str(workload.region_path), stop))
+    t.start()
+    try:
+        rows = run_siblings(workload, [GPU_BOUND])
+    finally:
+        stop.set()
+        t.join()
+    share = rows[0][0]
+    if lanes:
+        assert share <= 2 * 30 + 5, rows  # at most what one real sibling could be worth
+    else:
+        assert abs(share - 30) <= 5, rows
+
+
+def test_region_of_the_older_layout_is_not_trusted(workload: Workload) -> None:
+    # layout 1 had no sibling table: a process of this version never reads or writes one as its own
+    workload.run("ctx", "0", CUDA_DEVICE_MEMORY_LIMIT="1g")
+    v1_size = region.REGION_SIZE - region.ffi.sizeof("struct hami_sibling_dev") * region.CONST["HAMI_MAX_DEVICES"]
+    data = bytearray(workload.region_path.read_bytes()[:v1_size])
+    cid = int.from_bytes(data[16:24], "little")
+    data[4:8] = (1).to_bytes(4, "little")
+    data[8:12] = v1_size.to_bytes(4, "little")
+    data[12:16] = region.header_sum(region.CONST["HAMI_REGION_MAGIC"], 1, v1_size, cid).to_bytes(4, "little")
+    workload.region_path.write_bytes(bytes(data))
+    r = workload.run("ctx", "0", "alloc", "600m", "alloc", "600m", CUDA_DEVICE_MEMORY_LIMIT="1g")
+    assert r.values("alloc") == [["ok", "0"], ["err", "2"]]  # the limit holds in the process, privately
+    assert "not trusted" in r.stderr and str(workload.region_path) in r.stderr, r.stderr
+    assert workload.region_path.read_bytes() == bytes(data)  # left untouched
+    with pytest.raises(region.RegionError, match="not an interposer region"):
+        region.SharedRegion(workload.region_path)
