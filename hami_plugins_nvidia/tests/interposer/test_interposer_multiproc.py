@@ -73,6 +73,7 @@ def test_gpu_bound_siblings_share_their_container_limit(workload: Workload, npro
     _container(workload, limit)
     rows = run_siblings(workload, [GPU_BOUND] * nproc)
     total = sum(share for share, _, _ in rows)
+    print(f"{nproc} processes at {limit} %: {total:.1f} %, {rows}")
     assert abs(total - limit) <= 5, rows  # the container's share is its limit, not 2/3 of it
     for share, gpu, charged in rows:
         assert 0.85 <= charged / gpu <= 1.15, rows  # each charged what it got, not as if alone
@@ -84,6 +85,7 @@ def test_gpu_bound_and_launch_bound_siblings(workload: Workload) -> None:
     _container(workload, 60)
     rows = run_siblings(workload, [GPU_BOUND, ("100", "400", "3", "1000000")])
     total = sum(share for share, _, _ in rows)
+    print(f"GPU-bound + launch-bound at 60 %: {total:.1f} %, {rows}")
     assert abs(total - 60) <= 5, rows
     for _share, gpu, charged in rows:
         assert 0.8 <= charged / gpu <= 1.2, rows
@@ -102,11 +104,13 @@ def test_sibling_killed_mid_interval_neither_frees_nor_burdens_the_survivor(work
     victim.wait()
     words = _wait_line(survivor, "spin").split()[1:]
     after = 100 * float(words[3]) / (float(words[2]) - float(words[1]))
+    print(f"survivor after the kill: {after:.1f} %")
     assert abs(after - 30) <= 5, after
     _wait_line(survivor, "ready")
     time.sleep(0.3)
     with region.SharedRegion(workload.region_path) as reg:
         charged = {u.pid: u.busy_ns[0] / 1e9 for u in reg.processes()}[survivor.pid]
+    print(f"survivor charged {charged:.3f} s")
     assert charged > 0.75 * 0.3 * 2.5, charged  # at least what it ran after the kill, at about 1 x
 
 
@@ -144,6 +148,7 @@ def test_forged_busy_sibling_counts_only_as_far_as_the_container_has_processes(w
         stop.set()
         t.join()
     share = rows[0][0]
+    print(f"beside a forged busy sibling ({'with' if lanes else 'without'} a second process): {rows}")
     if lanes:
         assert share <= 2 * 30 + 5, rows  # at most what one real sibling could be worth
     else:
