@@ -12,14 +12,17 @@ slot in the region (what it consumed from the container's bucket)."""
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import subprocess
 import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from .conftest import REAL_DRIVER, Workload, region
+from .conftest import REAL_DRIVER, Toolchain, Workload, region
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
@@ -62,6 +65,43 @@ def run_siblings(w: Workload, progs: list[tuple[str, ...]]) -> list[tuple[float,
         charged = {u.pid: u.busy_ns[0] / 1e9 for u in reg.processes()}
     w.kill_all()
     return [(share, gpu, charged.get(p.pid, 0.0)) for (share, gpu), p in zip(spins, procs, strict=True)]
+
+
+MS = 1_000_000
+Spans = list[tuple[int, int]]
+
+
+def _charge(lib: ctypes.CDLL, a: int, b: int, others: Spans, k: int, sibs: Spans, sk: int) -> int:
+    def arrs(xs: Spans) -> tuple[ctypes.Array, ctypes.Array]:
+        t = ctypes.c_int64 * max(1, len(xs))
+        return t(*[s for s, _ in xs]), t(*[u for _, u in xs])
+    (os_, ou), (ss, su) = arrs(others), arrs(sibs)
+    f = lib.hami_vgpu_ps_charge_sib_ns
+    f.restype = ctypes.c_int64
+    return f(ctypes.c_int64(a), ctypes.c_int64(b), os_, ou, len(others), k, ss, su, len(sibs), sk)
+
+
+def test_sibling_charge_counts_the_container_contexts(toolchain: Toolchain) -> None:
+    lib = ctypes.CDLL(str(toolchain.lib))
+    assert _charge(lib, 0, 10 * MS, [], -1, [(0, 10 * MS)], 1) == 5 * MS  # two siblings busy throughout: half each
+    assert _charge(lib, 0, 12 * MS, [(0, 12 * MS)], 1, [(0, 12 * MS)], 1) == 4 * MS  # + one other container: a third
+    assert _charge(lib, 0, 10 * MS, [], -1, [(0, 10 * MS)] * 3, 1) == 5 * MS  # at most sk siblings count
+    assert _charge(lib, 0, 10 * MS, [], -1, [(0, 10 * MS)], 0) == 10 * MS  # no proven sibling: charged as alone
+    assert _charge(lib, 0, 10 * MS, [(0, 10 * MS)], 0, [(4 * MS, 20 * MS)], 2) == 4 * MS + 3 * MS  # others capped by k
+    assert _charge(lib, 10 * MS, 5 * MS, [], -1, [(0, 20 * MS)], 1) == 0  # reversed: nothing
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(1, 20)), min_size=1, max_size=4))
+def test_siblings_alone_pay_their_union_once(toolchain: Toolchain, spans: list[tuple[int, int]]) -> None:
+    """With no other container, the charges of a container's processes over their busy intervals add up to the union
+    of those intervals (each instant once), whatever their overlap."""
+    lib = ctypes.CDLL(str(toolchain.lib))
+    ivs = [(s * MS, (s + d) * MS) for s, d in spans]
+    total = sum(_charge(lib, a, b, [], -1, ivs[:i] + ivs[i + 1:], len(ivs) - 1) for i, (a, b) in enumerate(ivs))
+    covered = {t for a, b in ivs for t in range(a // MS, b // MS)}
+    # each charge is a sum of (hi - lo) // n pieces: at most one nanosecond short per piece
+    assert 0 <= len(covered) * MS - total <= 16 * len(ivs) ** 2
 
 
 GPU_BOUND = ("2000", "0", "3", "4")  # 2 ms kernels, a sync every 4, for 3 s
