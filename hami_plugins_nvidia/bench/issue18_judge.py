@@ -205,6 +205,46 @@ def charged_share(limit: float, demand: float, charged: list[float]) -> Judged:
                   f"{demand:.1f}) = {target:.1f}", n, _r(med), _r(med - target))
 
 
+def sibling_gpu(limit: float, runs: list[float]) -> Judged:
+    """A GPU-bound container of n processes: gpu_bound_alone on its summed share. With fewer than 3 runs the
+    reading says what the rule gives on the runs there, never a verdict."""
+    j = gpu_bound_alone(limit, runs)
+    if not j.verdict.startswith("not measured") or not runs:
+        return j
+    within = "within" if abs(j.error) <= TOLERANCE_POINTS else "outside"
+    j.reading = (f"{len(runs)} run{'s' if len(runs) > 1 else ''}: median {j.median:g} % at limit {limit:g} "
+                 f"({j.error:+g} points), {within} ±{TOLERANCE_POINTS:g}")
+    return j
+
+
+def sibling_launch(n: int, limit: float, runs: list[float], native: list[float], charged: list[float],
+                   busy: float | None) -> tuple[Judged, str]:
+    """A launch-bound container of n processes (issue 18's launch-bound rule). Its demand: n x the program's busy
+    probe (capped at 100), else the GPU time it was charged when never held (median below limit - 5). A limit above
+    that demand: launch_cost on throughput against the native container of n; otherwise charged_share."""
+    note = SIBLINGS_LAUNCH_NOTE.format(n=n)
+    held = charged and statistics.median(charged) >= limit - TOLERANCE_POINTS
+    if busy is not None:
+        demand, how = min(100.0, n * busy), f"demand {min(100.0, n * busy):.1f} % = {n} x busy probe {busy:.1f} %"
+    elif charged and not held:
+        demand = statistics.median(charged)
+        how = f"demand {demand:.1f} % = charged at limit {limit:g} (never held)"
+    elif held:
+        demand, how = float(limit), f"held: charged {statistics.median(charged):.1f} % >= limit - 5, demand >= limit"
+    else:
+        return Judged("not measured: no busy probe and no charged GPU time", note, len(runs)), RULE_TEXT["launch-alone"]
+    if demand < limit:
+        if not native:
+            j = Judged(f"not measured: no native container of {n}", "", len(runs))
+        else:
+            j = launch_cost(runs, native, [], [])
+        rule = RULE_TEXT["launch-alone"]
+    else:
+        j, rule = charged_share(limit, demand, charged), RULE_TEXT["launch-charged"]
+    j.why = "; ".join(x for x in (note, how, j.why) if x)
+    return j, rule
+
+
 def launch_pair(limits: tuple[int, int], runs: list[list[float]], native: list[list[float]],
                 demand: float | None, charged: list[list[float | None]]) -> Judged:
     """Issue 18: "a pair whose combined GPU busy time fits in the GPU keeps >= 90 % of the unlimited pair's
@@ -340,6 +380,18 @@ def resume_delta(base: dict, arm: dict) -> dict:
     return d
 
 
+#: Stage 7 (bench/issue18_gpu.sh, real_workloads.py --part siblings): n processes of ONE container at one limit.
+#: The container is the tenant: a GPU-bound container's share (its workers' rates summed over the median solo) is
+#: judged as gpu_bound_alone (±5 points of the limit; before multiproc it got 1/n of it). A launch-bound program's
+#: "share" is its throughput, so its rows follow the issue's launch-bound rule, not ±5 points: a limit above the
+#: container's busy fraction costs <= 5 % against the native container of as many workers (n = 1: the solos), a
+#: limit at or below it holds the charged GPU time within ±5 of the limit. Runs pool across the stage-7 files of
+#: one device and commit (one call runs each row once; >= 3 runs before a verdict, as everywhere).
+SIBLINGS_MAX_PROCESSES = 64
+SIBLINGS_CASE = re.compile(r"(\d+) processes of one container, (?:limit (\d+) % \(force\)|native \(no preload\))")
+SIBLINGS_LAUNCH_NOTE = ("launch-bound: the container's share is its throughput against the native container of "
+                        "{n} (the issue's launch-bound rule), not a GPU share within ±5 points")
+
 RULE_TEXT = {
     "gpu-alone": f"GPU-bound alone: median of >= {MIN_RUNS} runs within ±{TOLERANCE_POINTS:g} points of the limit",
     "gpu-pair": f"GPU-bound pair: each tenant's median within ±{TOLERANCE_POINTS:g}, median per-run sum >= "
@@ -356,6 +408,8 @@ RULE_TEXT = {
     "memory": "0 bytes over the limit (NVML from outside), the framework's own OOM error",
     "tamper": "tamper/fault tests on the real driver: none failed, none xfailed",
     "conformance": f"conformance behaviour {CONFORMANCE_ID}: supported",
+    "siblings-gpu": f"GPU-bound container of n processes: its summed share's median of >= {MIN_RUNS} runs within "
+                    f"±{TOLERANCE_POINTS:g} points of the container's limit",
 }
 
 # ================================================================== READING THE FOLDER
@@ -491,6 +545,9 @@ class Folder:
         self.simulated = False
         # stage 6: (program, limit, device, commit) -> arm -> {"runs", "mhz", "solo_mhz", "charged", "files"}
         self.resume: dict[tuple, dict[str, dict[str, list]]] = {}
+        # stage 7: (program, processes, limit or None for native, device, commit) -> {"runs", "charged", "per", "src"}
+        self.siblings: dict[tuple, dict[str, list]] = {}
+        self.sibling_rows: list[Row] = []
 
     # ---------------------------------------------------------------- provenance
     def source(self, path: Path, device: str | None) -> Source:
@@ -526,7 +583,7 @@ class Folder:
             if p.suffix == ".json" and not p.name.startswith("issue18-scorecard"):
                 loaded.append((p, self._load(p)))
         first = {"rw": self._collect_probes, "lc1": self._lc1}  # busy probes classify programs for a whole commit
-        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix}
+        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix, "sib": self._siblings}
         loaded = [(p, data) for p, data in loaded if not self._experiment(p, data)]
         for handlers in (first, then):
             for p, data in loaded:
@@ -536,6 +593,7 @@ class Folder:
             if p.suffix == ".log" and "tamper" in p.name:
                 self._guarded(p, self._tamper)
         self._policy_rows()
+        self._sibling_judged()
 
     def _experiment(self, p: Path, data: dict) -> bool:
         """A run with library knobs of its own (real_workloads.py --tenant-env) is not the shipped library: noted,
@@ -630,9 +688,11 @@ class Folder:
         if isinstance(data.get("alone"), dict) and isinstance(data.get("busy"), dict):
             return "lc1"  # launch_cost.py's first version: every run unlimited (CUDA_TASK_PRIORITY=0)
         if "part" in data:
+            if data["part"] == "siblings":
+                return "sib"
             if data["part"] not in ("share", "other", "memory"):
                 raise JudgeError(f"{p.relative_to(self.root)}: field 'part' = {str(data['part'])[:30]!r} is not "
-                                 "a part this judge reads (share, other, memory)")
+                                 "a part this judge reads (share, other, memory, siblings)")
             return "rw"
         raise JudgeError(f"{p.relative_to(self.root)}: unknown JSON shape: no field 'part' (real_workloads), "
                          "'limit_alone' (launch_cost) or 'kind': 'CapabilityMatrix'")
@@ -813,6 +873,74 @@ class Folder:
                                  [[c, r] for c, r, _p, _s in tls], j,
                                  Source(", ".join(paths), src.device, src.commit, src.simulated)))
 
+    # ---------------------------------------------------------------- real_workloads.py --part siblings (stage 7)
+    def _siblings(self, p: Path, data: dict) -> None:
+        """A stage-7 file: per program, the solos and the rows of n processes sharing one region (one container)."""
+        rel = str(p.relative_to(self.root))
+        src = self.source(p, _need(data, "device", str, rel))
+        for kind in (k for k in data if k in FAMILY):
+            ent = _need(data, kind, dict, rel)
+            solo = ent.get("solo_native")
+            solos = _nums(solo if isinstance(solo, list) else [solo], rel, f"{kind}.solo_native")
+            if solos:  # one process unlimited: the native container of 1, as % of the median solo
+                med = statistics.median(solos)
+                self._sibling_acc(kind, 1, None, src)["runs"] += [100 * r / med for r in solos] if med else []
+            for i, row in enumerate(_need(ent, "rows", list, rel, kind)):
+                where = f"{kind}.rows[{i}]"
+                case = _need(row, "case", str, rel, where)
+                m = SIBLINGS_CASE.fullmatch(case)
+                if not m:
+                    raise JudgeError(f"{rel}: field '{where}.case' = {case[:50]!r} is not a case this judge knows")
+                n = int(m.group(1))
+                limit = int(m.group(2)) if m.group(2) else None
+                if not 1 <= n <= SIBLINGS_MAX_PROCESSES or limit is not None and not 1 <= limit <= 100:
+                    raise JudgeError(f"{rel}: field '{where}.case' = {case[:50]!r}: processes 1..{SIBLINGS_MAX_PROCESSES}"
+                                     ", limit 1..100 %")
+                achieved = _need(row, "achieved", (int, float), rel, where)
+                acc = self._sibling_acc(kind, n, limit, src)
+                acc["runs"] += _nums([achieved], rel, f"{where}.achieved")
+                acc["charged"] += [100 * c for c in _nums([row.get("gpu_time_charged")], rel,
+                                                          f"{where}.gpu_time_charged")]
+                per = row.get("per_process")
+                if per is not None:
+                    if not isinstance(per, list) or len(per) != n:
+                        raise JudgeError(f"{rel}: field '{where}.per_process' is not a list of {n} shares")
+                    acc["per"].append([_r(x) for x in _nums(per, rel, f"{where}.per_process")])
+                acc["files"].append(rel)
+
+    def _sibling_acc(self, kind: str, n: int, limit: int | None, src: Source) -> dict[str, list]:
+        acc = self.siblings.setdefault((kind, n, limit, *self.pool(src)),
+                                       {"runs": [], "charged": [], "per": [], "files": [], "src": []})
+        acc["src"].append(src)
+        return acc
+
+    def _sibling_judged(self) -> None:
+        """Stage 7's rows, one per program, processes and limit (device and commit), runs pooled across files."""
+        for (kind, n, limit, dev, commit), acc in sorted(self.siblings.items(), key=lambda kv: str(kv[0])):
+            if limit is None:
+                continue
+            native = self.siblings.get((kind, n, None, dev, commit), {}).get("runs", [])
+            busy = self.probes.get((kind, dev, commit))
+            family = self._family(kind, busy)
+            runs, charged = acc["runs"], acc["charged"]
+            if family == "gpu":
+                j, rule = sibling_gpu(limit, runs), RULE_TEXT["siblings-gpu"]
+            elif family is None:
+                reading = sibling_gpu(limit, runs)
+                j = Judged("not measured: no busy probe", "", len(runs), reading.median, reading.error,
+                           reading=f"GPU-bound rule: {reading.verdict}")
+                rule = "classified by the busy probe (none)"
+            else:
+                j, rule = sibling_launch(n, limit, runs, native, charged, busy)
+            src = acc["src"][-1]
+            files = sorted(set(acc["files"]))
+            row = Row(f"{kind} {n} processes of one container {limit} %", rule, f"{limit}", [_r(x) for x in runs], j,
+                      Source(", ".join(files), src.device, src.commit, any(s.simulated for s in acc["src"])),
+                      [_r(c) for c in charged] or None,
+                      {"program": kind, "processes": n, "per_process": acc["per"],
+                       "native_container": [_r(x) for x in native]})
+            self.sibling_rows.append(row)
+
     # ---------------------------------------------------------------- launch_cost.py
     def _lc(self, p: Path, data: dict) -> None:
         rel = str(p.relative_to(self.root))
@@ -981,10 +1109,18 @@ def scorecard(folder: Folder) -> dict:
                 t["verdict"] += label
     else:
         rows = [_row_json(r) for r in folder.rows]
+    siblings = [_row_json(r) for r in folder.sibling_rows]
+    if folder.simulated:
+        for t in siblings:
+            if not t["verdict"].endswith(label):
+                t["verdict"] += label
     return {"generated_by": "hami_plugins_nvidia/bench/issue18_judge.py", "folder": str(folder.root),
             "simulated": folder.simulated, "min_runs": MIN_RUNS,
             "counts": {v: sum(1 for t in targets if t["verdict"].startswith(v)) for v in (MET, NOT_MET, "not measured")},
             "label": label, "targets": targets, "rows": rows, "resume_credit_ab": folder.comparisons(),
+            "siblings": siblings,
+            "siblings_counts": {v: sum(1 for t in siblings if t["verdict"].startswith(v))
+                                for v in (MET, NOT_MET, "not measured")},
             "notes": folder.notes}
 
 
@@ -1039,6 +1175,27 @@ def markdown(card: dict) -> str:
                            f"{_fmt(a['charged_median'])} | "
                            + (f"{_fmt(vs['share_points'])}, {_fmt(vs['sm_mhz'])}" if vs else "") +
                            f" | {c['device']}; {c['commit']}; " + ", ".join(f"`{f}`" for f in c["files"]) + " |")
+    if card["siblings"]:
+        sc = card["siblings_counts"]
+        out += ["", f"## Stage 7: several processes in one container{card['label']}", "",
+                "n processes sharing one region (one container) at one limit (force), started together; the container "
+                "is the tenant: its share is its workers' rates summed over the median solo. GPU-bound: within "
+                f"±{TOLERANCE_POINTS:g} points of the limit. Launch-bound (the inference loop): the issue's launch-bound "
+                "rule against the native container of as many workers, not ±5 points. Runs pooled across the stage-7 "
+                f"files of one device and commit. {sc[MET]} met, {sc[NOT_MET]} not met, {sc['not measured']} not "
+                "measured.", "",
+                "| program | processes | limit % | verdict | runs (container % of solo) | median | error (points) | "
+                "per process (% of solo) | native container | charged % | why | rule | device, commit, files |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for t in card["siblings"]:
+            why = "; ".join(x for x in (t["why"], t["reading"]) if x)
+            s = t["source"]
+            per = "; ".join("+".join(_fmt(v) for v in r) for r in t["per_process"])
+            out.append(f"| {t['program']} | {t['processes']} | {t['limits']} | **{t['verdict']}** | "
+                       f"{_runs_text(t['runs'])} | {_fmt(t['median'])} | {_fmt(t['error_points'])} | {per} | "
+                       f"{_runs_text(t['native_container'])} | {_runs_text(t['gpu_time_charged'] or [])} | "
+                       f"{why.replace('|', '/')} | {t['rule']} | {s['device']}; {s['commit']}; "
+                       + ", ".join(f"`{f}`" for f in s["path"].split(", ")) + " |")
     if card["notes"]:
         out += ["", "Notes:", ""] + [f"- {n}" for n in card["notes"]]
     return "\n".join(out) + "\n"

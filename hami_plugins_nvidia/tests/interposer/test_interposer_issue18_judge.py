@@ -309,7 +309,7 @@ def _dry(stage: str) -> list[str]:
     return p.stdout.splitlines()
 
 
-@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6"])
+@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -343,7 +343,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "7"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "8"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
@@ -616,3 +616,158 @@ def test_a_stage_6_file_with_a_bad_knob_value_is_refused_in_one_line(tmp_path, v
     path.write_text(json.dumps(data))
     p = _run_cli(str(folder), "--out", str(tmp_path / "o"))
     assert p.returncode == 2 and "Traceback" not in p.stderr and "resume-b2" in p.stderr, p.stderr
+
+
+# ------------------------------------------------------------------ stage 7: several processes in one container
+
+#: real_workloads.py --part siblings' output for stage 7, written by a stub python3. STUB_SPLIT=1 plays the bug
+#: multiproc fixed (each process charged as if alone: the container held at 1/n of its limit). matmul: the container
+#: 1 point over its limit (+0.2 per call); infer: 20 % busy a process, never held it keeps 98 % of the native
+#: container of n (90 % of n solos), held it is charged its limit.
+STUB7 = f"""#!{sys.executable}
+import json, os, pathlib, sys
+a = sys.argv[1:]
+if a[:1] == ["-c"]:
+    print("torch 2.9.0")
+    sys.exit(0)
+out = pathlib.Path(a[a.index("--out") + 1])
+kind = a[a.index("--kinds") + 1]
+split = os.environ.get("STUB_SPLIT") == "1"
+k = int(os.environ.get("STUB_RUN", "0"))
+rows = []
+for n in (2, 3):
+    nat = 100.0 if kind == "matmul" else 90.0 * n
+    rows.append({{"case": f"{{n}} processes of one container, native (no preload)", "limit": None, "processes": n,
+                 "achieved": nat, "per_process": [nat / n] * n}})
+for lim in (30, 60):
+    for n in (1, 2, 3):
+        if kind == "matmul":
+            ach = lim + 1 + 0.2 * k
+            charged = ach / 100
+        else:
+            demand = 20 * n
+            nat = 100.0 if n == 1 else 90.0 * n
+            ach = 0.98 * nat if demand < lim - 5 else nat * lim / demand
+            charged = min(lim, demand) / 100
+        if split and n > 1:
+            ach, charged = ach / n, charged / n
+        rows.append({{"case": f"{{n}} processes of one container, limit {{lim}} % (force)", "limit": lim,
+                     "processes": n, "achieved": round(ach, 1), "per_process": [round(ach / n, 1)] * n,
+                     "gpu_time_charged": charged, "launch_stats": [None] * n}})
+data = {{"date": "2026-12-05", "part": "siblings", "device": "{H200}", "command": " ".join(a), "launch_stats": True,
+        "seconds_per_window": 8.0, kind: {{"unit": "x", "solo_native": [100.0, 100.0], "rows": rows}}}}
+(out / "2026-12-05-real-workloads-siblings.json").write_text(json.dumps(data))
+"""
+
+
+def _stage7_folder(tmp_path: Path, calls: int = 3, split: bool = False) -> Path:
+    """Stage 7 run `calls` times with the stub (one device and commit), each call's tar extracted beside the others."""
+    stubs = tmp_path / "bin7"
+    stubs.mkdir(parents=True)
+    (stubs / "nvidia-smi").write_text(f"#!/bin/sh\necho '{H200}, 1980 MHz'\n")
+    (stubs / "python3").write_text(STUB7)
+    for f in stubs.iterdir():
+        f.chmod(0o755)
+    folder = tmp_path / "results"
+    for k in range(1, calls + 1):
+        out = tmp_path / f"out{k}"
+        out.mkdir()
+        env = dict(os.environ, OUT=str(out), PATH=f"{stubs}:{os.environ['PATH']}", HAMI_COMMIT="0123abcd4567",
+                   HAMI_STAGE_WORK=str(tmp_path / f"work{k}"), STUB_RUN=str(k), STUB_SPLIT="1" if split else "0")
+        p = subprocess.run(["bash", str(GPU), "7"], capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr
+        assert sorted(x.name for x in out.iterdir()) == ["stage7.tgz"]
+        dest = folder / f"stage7-call{k}"
+        dest.mkdir(parents=True)
+        with tarfile.open(out / "stage7.tgz") as tar:
+            tar.extractall(dest, filter="data")
+        steps = (dest / "steps.txt").read_text().splitlines()
+        assert [s.split()[0] for s in steps] == ["info", "siblings-matmul", "siblings-infer"]
+        assert all(" rc=0 " in s for s in steps)
+    return folder
+
+
+def _siblings(card: dict) -> dict[tuple[str, int, int], dict]:
+    return {(t["program"], t["processes"], int(t["limits"])): t for t in card["siblings"]}
+
+
+def test_stage_7_runs_siblings_for_matmul_and_the_inference_loop() -> None:
+    lines = _dry("7")
+    steps = [ln for ln in lines if ln.startswith("step ")]
+    assert [ln.split()[1] for ln in steps] == ["info", "siblings-matmul", "siblings-infer"]
+    for kind in ("matmul", "infer"):
+        (ln,) = [s for s in steps if s.startswith(f"step siblings-{kind} ")]
+        assert f"--part siblings --kinds {kind} --seconds 8" in ln and "--tenant-env" not in ln
+
+
+def test_the_judge_holds_a_gpu_bound_container_to_its_limit_and_refuses_one_at_1_over_n(judge, tmp_path) -> None:
+    card = _card(judge, _stage7_folder(tmp_path / "ok"), tmp_path / "o")
+    sib = _siblings(card)
+    assert sorted(k for k in sib if k[0] == "matmul") == [("matmul", n, lim) for n in (1, 2, 3) for lim in (30, 60)]
+    for n in (1, 2, 3):
+        for lim in (30, 60):
+            t = sib[("matmul", n, lim)]
+            assert t["verdict"] == "met" and t["n"] == 3 and t["median"] == lim + 1.4, t
+            assert t["error_points"] == 1.4 and len(t["source"]["path"].split(", ")) == 3
+            assert t["source"]["commit"].startswith("0123abcd4567") and t["rule"].startswith("GPU-bound container")
+    assert card["counts"]["met"] == 0  # stage 7 keeps its own table: the issue's other targets are untouched
+    md = (tmp_path / "o" / "issue18-scorecard.md").read_text()
+    assert "## Stage 7: several processes in one container" in md
+    assert "| matmul | 2 | 30 | **met** | 31.2, 31.4, 31.6 | 31.4 | 1.4 | 15.6+15.6; 15.7+15.7; 15.8+15.8 | 100, 100, " \
+           "100 |" in md
+    # the bug multiproc fixed: 2 and 3 processes held at 1/n of the container's limit -- never accepted
+    bad = _siblings(_card(judge, _stage7_folder(tmp_path / "split", split=True), tmp_path / "o2"))
+    for lim in (30, 60):
+        assert bad[("matmul", 1, lim)]["verdict"] == "met"
+        for n in (2, 3):
+            t = bad[("matmul", n, lim)]
+            assert t["verdict"] == "not met" and t["error_points"] < -5, t
+
+
+def test_the_judge_reads_a_launch_bound_container_by_the_launch_bound_rule(judge, tmp_path) -> None:
+    sib = _siblings(_card(judge, _stage7_folder(tmp_path / "ok"), tmp_path / "o"))
+    never_held = [(1, 30), (1, 60), (2, 60)]  # the container's demand (20 % a process) below its limit - 5
+    for n, lim in never_held:
+        t = sib[("infer", n, lim)]
+        assert t["verdict"] == "met" and "throughput decides" in t["why"], t
+        assert "not a GPU share within ±5 points" in t["why"] and "never held" in t["why"]
+        assert t["rule"].startswith("launch-bound, limit above its busy fraction")
+    assert sib[("infer", 2, 60)]["native_container"] == [180.0] * 3
+    for n, lim in [(2, 30), (3, 30), (3, 60)]:  # held: the GPU time charged splits by the limit
+        t = sib[("infer", n, lim)]
+        assert t["verdict"] == "met" and t["rule"].startswith("launch-bound, limit at or below"), t
+        assert t["gpu_time_charged"] == [float(lim)] * 3
+    bad = _siblings(_card(judge, _stage7_folder(tmp_path / "split", split=True), tmp_path / "o2"))
+    assert bad[("infer", 1, 60)]["verdict"] == "met"
+    for n, lim in [(2, 30), (2, 60), (3, 30), (3, 60)]:  # charged half/third, throughput 1/n of the native container
+        assert bad[("infer", n, lim)]["verdict"] == "not met", bad[("infer", n, lim)]
+
+
+def test_one_stage_7_call_is_reported_never_judged(judge, tmp_path) -> None:
+    card = _card(judge, _stage7_folder(tmp_path / "one", calls=1, split=True), tmp_path / "o")
+    t = _siblings(card)[("matmul", 2, 30)]
+    assert t["verdict"] == "not measured (n=1 of 3)" and t["median"] == 15.6
+    assert t["reading"] == "1 run: median 15.6 % at limit 30 (-14.4 points), outside ±5"
+    assert card["siblings_counts"] == {"met": 0, "not met": 0, "not measured": 12}
+    assert "| matmul | 2 | 30 | **not measured (n=1 of 3)** |" in (tmp_path / "o" / "issue18-scorecard.md").read_text()
+
+
+@pytest.mark.parametrize(("case", "expect"), [
+    ("2 processes of one container, limit 300 % (force)", "processes 1..64, limit 1..100 %"),
+    ("0 processes of one container, limit 30 % (force)", "processes 1..64"),
+    ("2 containers, limit 30 %", "is not a case this judge knows")])
+def test_a_stage_7_file_with_a_bad_case_is_refused_in_one_line(tmp_path, case, expect) -> None:
+    folder = _stage7_folder(tmp_path, calls=1)
+    path = folder / "stage7-call1" / "r" / "sib-matmul" / "2026-12-05-real-workloads-siblings.json"
+    data = json.loads(path.read_text())
+    data["matmul"]["rows"][3]["case"] = case
+    path.write_text(json.dumps(data))
+    p = _run_cli(str(folder), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("issue18_judge: stage7-call1/r/sib-matmul/2026-12-05-real-workloads-siblings.json: "
+                               "field 'matmul.rows[3].case'") and expect in p.stderr, p.stderr
+    data["matmul"]["rows"][3]["case"] = "2 processes of one container, limit 30 % (force)"
+    data["matmul"]["rows"][3]["per_process"] = [1.0]  # two processes, one share: one line, no traceback
+    path.write_text(json.dumps(data))
+    p = _run_cli(str(folder), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "per_process" in p.stderr, p.stderr
