@@ -1,7 +1,7 @@
 """Issue 18's scorecard: judge every target of the issue from the raw outputs of a GPU session.
 
 Reads a folder (searched recursively) of what the H200 runs leave behind -- the JSON files
-``real_workloads.py`` (parts share, other, memory) and ``launch_cost.py`` write, the conformance suite's
+``real_workloads.py`` (parts share, other, memory, siblings) and ``launch_cost.py`` write, the conformance suite's
 ``capability-matrix.json``, the tamper tests' pytest log (``*tamper*.log``) and ``device.txt`` (nvidia-smi
 line, commit) -- and writes ``issue18-scorecard.json`` and ``issue18-scorecard.md``: one row per target of
 the issue with the limit(s), the runs, the median, the error in points, the pair sum, the rule, and
@@ -1184,7 +1184,8 @@ def markdown(card: dict) -> str:
                 "rule against the native container of as many workers, not ±5 points. Runs pooled across the stage-7 "
                 f"files of one device and commit. {sc[MET]} met, {sc[NOT_MET]} not met, {sc['not measured']} not "
                 "measured.", "",
-                "| program | processes | limit % | verdict | runs (container % of solo) | median | error (points) | "
+                "| program | processes | limit % | verdict | runs (container % of solo) | median (launch-bound: % of "
+                "native container, or charged %) | error (points) | "
                 "per process (% of solo) | native container | charged % | why | rule | device, commit, files |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in card["siblings"]:
