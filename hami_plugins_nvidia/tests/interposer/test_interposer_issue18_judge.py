@@ -826,3 +826,30 @@ def test_part_siblings_output_is_what_the_judge_reads(judge, tmp_path) -> None:
     assert sib[("matmul", 3, 30)]["median"] == 30.0
     # the launch-bound median is the kept throughput (% of the native container of 2), the runs its summed shares
     assert sib[("infer", 2, 60)]["median"] == 98.0 and sib[("infer", 2, 60)]["runs"] == [176.4] * 3
+
+
+def test_a_mangled_stage_7_file_never_ends_in_a_traceback(judge, tmp_path, capsys) -> None:
+    """Every leaf of part_siblings' output replaced by a string, None, a list, a dict, a negative number or an
+    out-of-range one: the judge answers 0 or one line naming the file, never an exception."""
+    spec = importlib.util.spec_from_file_location("hami_real_workloads_mangled", BENCH / "real_workloads.py")
+    rw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rw)
+    src: dict = {"date": "2026-12-05", "part": "siblings", "device": H200, "command": "x"}
+    rw.part_siblings(_SiblingsBench(), 8, src, kinds=("matmul", "infer"))
+    capsys.readouterr()
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "device.txt").write_text(f"{H200}\ncommit 054cf76\n")
+    for k, path in enumerate(_leaves(src)):
+        for bad in ("x", None, [], {"a": 1}, -1.0, 1e12):
+            data = json.loads(json.dumps(src))
+            node = data
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = bad
+            (folder / "r.json").write_text(json.dumps(data))
+            rc = judge.main([str(folder), "--out", str(tmp_path / f"o{k}")])
+            err = capsys.readouterr().err
+            assert rc in (0, 2), (path, bad)
+            if rc == 2:
+                assert err.startswith("issue18_judge: r.json: ") and err.count("\n") == 1, (path, bad, err)
