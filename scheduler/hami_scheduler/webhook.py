@@ -245,13 +245,13 @@ def apply_device_config(vendors: list[VendorInfo], path: str) -> list[VendorInfo
     """HAMi's ``device-config.yaml`` defaults (``<vendor>.defaultMemory/defaultCores/defaultGPUNum``)."""
     import yaml
 
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_DEVICE_CONFIG:
-            raise InputError("--device-config", path, "is over 1 MiB")
-        raw = yaml.safe_load(p.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError("--device-config", path, f"cannot be read as YAML: {str(exc).splitlines()[0]}") from None
+    from hami_hal import bounded_yaml
+
+    try:  # bounded: size, nesting, alias expansion (a deep or non-UTF-8 file was a traceback)
+        raw = bounded_yaml.load(bounded_yaml.read_text(Path(path), MAX_DEVICE_CONFIG))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, bounded_yaml.YamlBoundError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError("--device-config", path, f"cannot be read as YAML: {first}") from None
     if raw is None:
         return vendors
     if not isinstance(raw, dict):
