@@ -13,7 +13,10 @@ import json
 import pytest
 from hami_scheduler.cli import main as hami_scheduler
 from hami_scheduler.server import MAX_VENDORS_FILE
+from hami_scheduler.webhook import apply_device_config
 from sched_testing import NVIDIA
+
+from hami_hal.errors import InputError
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
@@ -46,12 +49,20 @@ def vendors_file(tmp_path):
 
 
 @pytest.mark.parametrize(("what", "data", "why"), DEVICE_CONFIG, ids=[d[0] for d in DEVICE_CONFIG])
-def test_webhook_device_config_bad_file(tmp_path, capsys, vendors_file, what, data, why):
+def test_webhook_device_config_bad_file(tmp_path, what, data, why):
     cfg = tmp_path / "device-config.yaml"
     cfg.write_bytes(data)
+    with pytest.raises(InputError) as err:  # not through the CLI: a file accepted by mistake would serve forever
+        apply_device_config([NVIDIA], str(cfg))
+    assert "device-config" in str(err.value) and why in str(err.value) and "\n" not in str(err.value)
+
+
+def test_webhook_device_config_error_is_one_line_from_the_cli(tmp_path, capsys, vendors_file):
+    cfg = tmp_path / "device-config.yaml"
+    cfg.write_bytes(b"[" * 50_000 + b"]" * 50_000)  # a traceback before the fix, refused by any version
     rc, line = run(capsys, ["webhook", "--vendors", str(vendors_file), "--device-config", str(cfg),
                             "--bind", "127.0.0.1:0"])
-    assert rc == 2 and "device-config" in line and why in line
+    assert rc == 2 and "--device-config" in line and "nested deeper" in line
 
 
 VENDORS = [
