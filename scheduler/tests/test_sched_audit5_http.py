@@ -1,7 +1,8 @@
 """Audit 5: request-line and header attacks on the extender that the earlier HTTP tests do not send.
 
-All held at 0fc1629 (record: docs/results/2026-12-05-audit5.md); kept as regressions: each gets a JSON
-answer with a status line (or the 100-continue dance), none is dropped, none stalls the next request.
+The extender's all held at 0fc1629 (record: docs/results/2026-12-05-audit5.md); kept as regressions: each
+gets a JSON answer with a status line (or the 100-continue dance), none is dropped, none stalls the next
+request. The admission webhook dropped the connection on a deeply nested body (fixed in webhook.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import socket
 
 import pytest
 from fuzz_profiles import FUZZ
+from hami_scheduler.webhook import Mutator, WebhookServer
 from hypothesis import given
 from hypothesis import strategies as st
 from sched_fakeapi import FakeApiServer
-from sched_testing import gpu_node, start_stack
+from sched_testing import NVIDIA, gpu_node, start_stack
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,11 @@ def stack():
     s.stop()
 
 
-def exchange(stack, data: bytes, timeout: float = 5.0) -> list[tuple[int, dict, bytes]]:
-    """Send ``data``, read answers until the server closes; (status, headers, body) each."""
-    host, port = stack.server.httpd.server_address[:2]
+def exchange(target, data: bytes, timeout: float = 5.0) -> list[tuple[int, dict, bytes]]:
+    """Send ``data`` to a stack's extender (or a server with ``httpd``), read answers until the server
+    closes; (status, headers, body) each."""
+    httpd = target.server.httpd if hasattr(target, "server") else target.httpd
+    host, port = httpd.server_address[:2]
     buf = b""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(data)
@@ -112,3 +116,23 @@ def test_any_header_block_gets_an_answer(stack, lines, verb):
     assert answers, data
     assert all(100 <= a[0] < 600 for a in answers)
     assert answers[-1][0] != 100  # never left hanging after the interim answer
+
+
+# -- the admission webhook (its own server, same BoundedHTTPServer) --------------------------------
+
+@pytest.fixture(scope="module")
+def webhook():
+    srv = WebhookServer(Mutator([NVIDIA]), "127.0.0.1", 0, None, None).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize(("body", "status", "why"), [
+    # found at 0fc1629: a RecursionError is no ValueError, so the connection was dropped without an answer
+    (b"[" * 100_000 + b"]" * 100_000, 400, b"nested too deep"),
+    (b"\xff\xfe", 400, b"request body"),
+    (b'{"kind": "AdmissionReview", "request": []}', 200, b"must be an object"),
+])
+def test_webhook_bad_review_gets_an_answer(webhook, body, status, why):
+    answers = exchange(webhook, post(b"/webhook", body))
+    assert answers and answers[0][0] == status and why in answers[0][2], answers
