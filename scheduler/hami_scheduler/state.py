@@ -65,11 +65,14 @@ def unrequested_families(alloc: PodAllocation, pod: dict, vendors: list[VendorIn
     and this cache counted them as held, for good. Counts are not compared: a vendor's admission may
     change a request's count (Ascend rounds to its templates), which the cache does not see."""
     asked = _asked_families(pod, vendors)
+    asking = {i for i, _ in asked}
     for c in alloc.containers:
         for s in c.slices:
-            if (c.index, s.common_word) not in asked:
-                return (f"container {c.name!r} holds {s.common_word} device {s.uuid} but requests no "
-                        f"{s.common_word} device")
+            # an entry without a type (legacy strings) is of the key's families: the container must ask for one
+            ok = (c.index, s.common_word) in asked if s.common_word else c.index in asking
+            if not ok:
+                kind = f"{s.common_word} " if s.common_word else ""
+                return f"container {c.name!r} holds {kind}device {s.uuid} but requests no {kind}device"
     return ""
 
 

@@ -178,6 +178,19 @@ def test_pod_asking_for_no_device_cannot_claim_a_nodes_devices():
     assert filter_ok(ext, "victim", ["good"]) == ["good"]
 
 
+def test_legacy_entries_without_a_type_count_for_a_pod_that_asks_for_a_device_only():
+    cluster, _ = cluster_with_good_node()
+    legacy = gpu_pod("legacy")
+    legacy["spec"]["nodeName"] = "good"
+    legacy["metadata"]["annotations"] = {ALLOC: "GPU-good-0,,1024,10:;"}
+    cluster.upsert_pod(legacy)
+    assert cluster.pods["default/legacy"].node == "good"
+    forged = squatter("good", [])
+    forged["metadata"]["annotations"][ALLOC] = "GPU-good-1,,40960,100:;"
+    with pytest.raises(HalError, match="holds device GPU-good-1 but requests no device"):
+        cluster.upsert_pod(forged)
+
+
 def test_forged_claim_does_not_evict_reservations_or_block_binds_over_http():
     api = FakeApiServer().start()
     api.add_node(gpu_node("node1", gpus=2))
