@@ -12,8 +12,8 @@ import json
 
 import pytest
 from hami_scheduler.cli import main as hami_scheduler
+from hami_scheduler.device_config import apply_device_config
 from hami_scheduler.server import MAX_VENDORS_FILE
-from hami_scheduler.webhook import apply_device_config
 from sched_testing import NVIDIA
 
 from hami_hal.errors import InputError
