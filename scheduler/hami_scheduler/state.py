@@ -37,12 +37,12 @@ def _asked_families(pod: dict, vendors: list[VendorInfo]) -> set[tuple[int, str]
     """(container index, CommonWord) of every family a container names a resource of (init containers first,
     HAMi's positional index). Read from the resource names alone, not parsed: no quantity or annotation the
     pod parser would refuse can make a pod's real allocation look unasked."""
-    words: dict[str, str] = {}
+    words: dict[str, set[str]] = {}  # a resource name two families share asks for either
     for v in vendors:
         for fam in v.resources:
             for n in (fam.count, fam.memory, fam.memory_percent, fam.cores):
                 if n:
-                    words[n] = fam.common_word
+                    words.setdefault(n, set()).add(fam.common_word)
     spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
     ctrs = [c for part in ("initContainers", "containers") for c in (spec.get(part) or [])
             if isinstance(spec.get(part), list)]
@@ -51,7 +51,7 @@ def _asked_families(pod: dict, vendors: list[VendorInfo]) -> set[tuple[int, str]
         res = c.get("resources") if isinstance(c, dict) and isinstance(c.get("resources"), dict) else {}
         for part in ("limits", "requests"):
             amounts = res.get(part) if isinstance(res.get(part), dict) else {}
-            asked.update((i, words[n]) for n in amounts if n in words)
+            asked.update((i, w) for n in amounts if n in words for w in words[n])
     return asked
 
 
