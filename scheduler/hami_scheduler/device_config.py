@@ -37,20 +37,27 @@ class VisibleDevicesEnv:
     hidden: str
     #: Where the variable and the value come from.
     source: str
+    #: The values a pod's own spec may give the variable: those that expose no device. Any other value in the
+    #: pod spec would replace the device plugin's list (the spec's env comes after it), so the webhook refuses it
+    #: (:mod:`.visible_devices_guard`).
+    no_device: tuple[str, ...] = ()
 
 
 #: vendor (``VendorInfo.name``) -> the variable HAMi's ``overwriteEnv`` sets on containers without the vendor's
-#: devices. Only vendors whose HAMi section has ``overwriteEnv`` are listed.
+#: devices, and that a pod's spec may not widen. Only vendors whose HAMi section has ``overwriteEnv`` are listed.
 HIDE_DEVICES_ENV: dict[str, VisibleDevicesEnv] = {
     "nvidia": VisibleDevicesEnv(
         variable="NVIDIA_VISIBLE_DEVICES", hidden="none",
         source="HAMi v2.10 device-config.yaml, nvidia.overwriteEnv (HAMi pkg/device/nvidia MutateAdmission); the "
-               "NVIDIA container runtime hook exposes no GPU for the value none"),
+               "NVIDIA container runtime hook exposes no GPU for the value none, and runs no GPU setup for void or "
+               "the empty value (NVIDIA container toolkit, NVIDIA_VISIBLE_DEVICES)",
+        no_device=("none", "void", "")),
     "ascend": VisibleDevicesEnv(
         variable="ASCEND_VISIBLE_DEVICES", hidden="",
         source="HAMi device-config.yaml, vnpus[].overwriteEnv (HAMi pkg/device/ascend MutateAdmission sets "
                "ASCEND_VISIBLE_DEVICES to the empty string); the Ascend plugin hands ASCEND_VISIBLE_DEVICES=<phyIDs> "
-               "to the containers that hold NPUs"),
+               "to the containers that hold NPUs; the empty value names no NPU",
+        no_device=("",)),
 }
 
 

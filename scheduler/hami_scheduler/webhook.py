@@ -23,8 +23,14 @@ Per vendor, from ``--device-config`` (HAMi's device-config.yaml, see :mod:`.devi
   vendor's visible-devices variable set to "no device" (``NVIDIA_VISIBLE_DEVICES=none``), over any value of its
   own, also in pods without managed resources and pods of other schedulers.
 
+On every pod, after the above: a container, init container or ephemeral container whose spec ``env`` gives a
+managed vendor's visible-devices variable a value that shows devices (``NVIDIA_VISIBLE_DEVICES=all``, a UUID,
+``valueFrom``) is refused, one line naming the container, the variable and the value
+(:mod:`.visible_devices_guard`; off with ``--allow-visible-devices-env``).
+
 Otherwise a pod without managed resources, or an object that is not a Pod, is allowed unchanged. Routes:
-``POST /webhook`` (HAMi's path) and ``POST /mutate``; ``GET /healthz``. Bodies over 1 MiB are refused.
+``POST /webhook`` (HAMi's path) and ``POST /mutate``; ``POST /validate`` (the visible-devices check alone, for a
+ValidatingWebhookConfiguration); ``GET /healthz``. Bodies over 1 MiB are refused.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
 
-from .device_config import VendorAdmission, read_device_config
+from .device_config import HIDE_DEVICES_ENV, VendorAdmission, read_device_config
 from .httpserver import BoundedHTTPServer
+from .visible_devices_guard import check_pod_spec
 
 log = logging.getLogger("hami_scheduler.webhook")
 
@@ -56,7 +63,8 @@ class Mutator:
     """The decision: AdmissionRequest -> AdmissionResponse (no I/O, so it is testable and benchmarkable)."""
 
     def __init__(self, vendors: list[VendorInfo], scheduler_name: str = "hami-scheduler",
-                 force_overwrite_default: bool = True, admission: list[VendorAdmission] | None = None) -> None:
+                 force_overwrite_default: bool = True, admission: list[VendorAdmission] | None = None,
+                 allow_visible_devices_env: bool = False) -> None:
         self.vendors = vendors
         self.scheduler_name = scheduler_name
         self.force_overwrite_default = force_overwrite_default
@@ -66,6 +74,9 @@ class Mutator:
         self.family_counts = {(v.name, f.common_word): f.count for v in vendors for f in v.resources}
         names = {v.name for v in vendors}
         self.admission = [a for a in admission or [] if a.vendor in names]
+        #: The visible-devices variables a pod's spec may not widen (off with ``--allow-visible-devices-env``).
+        self.guards = [] if allow_visible_devices_env else [
+            HIDE_DEVICES_ENV[v.name] for v in vendors if v.name in HIDE_DEVICES_ENV]
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -163,7 +174,7 @@ class Mutator:
         denial = self._runtime_class(spec, asked, ops)
         if denial:
             return self._deny(uid, denial)
-        denial = self._hide_devices(seen, ops)
+        denial = self._hide_devices(seen, ops) or check_pod_spec(mutated, self.guards)
         if denial:
             return self._deny(uid, denial)
         if not ops:
@@ -217,20 +228,41 @@ class Mutator:
                     return denial
         return None
 
+    def validate(self, request: dict) -> dict:
+        """The validating route (``/validate``): only the visible-devices check, on the pod as it will be stored
+        (after every mutating webhook), for pod creation and for ephemeral containers added to a running pod
+        (``kubectl debug``: UPDATE of ``pods/ephemeralcontainers``). The chart registers it without the
+        ``hami.io/webhook=ignore`` object selector, so a pod's own label cannot skip it."""
+        uid = request.get("uid", "") if isinstance(request, dict) else ""
+        if not isinstance(request, dict):
+            return self._deny(uid, "request: must be an object")
+        kind = request.get("kind") or {}
+        op, sub = request.get("operation", "CREATE"), request.get("subResource") or ""
+        if not isinstance(kind, dict) or kind.get("kind") != "Pod" or not (
+                (op == "CREATE" and not sub) or (op == "UPDATE" and sub == "ephemeralcontainers")):
+            return {"uid": uid, "allowed": True}
+        pod = request.get("object")
+        spec = pod.get("spec") if isinstance(pod, dict) else None
+        if not isinstance(spec, dict):
+            return self._deny(uid, "object.spec: must be an object")
+        denial = check_pod_spec(spec, self.guards)
+        return self._deny(uid, denial) if denial else {"uid": uid, "allowed": True}
+
     @staticmethod
     def _deny(uid: str, message: str) -> dict:
         return {"uid": uid, "allowed": False, "status": {"code": 400, "reason": "BadRequest", "message": message}}
 
-    def handle(self, body: bytes) -> dict:
-        """A whole AdmissionReview in, a whole AdmissionReview out."""
+    def handle(self, body: bytes, validate: bool = False) -> dict:
+        """A whole AdmissionReview in, a whole AdmissionReview out (``validate``: the validating route)."""
         try:
             review = json.loads(body)
         except RecursionError:  # not a ValueError: it dropped the connection unanswered
             raise ValueError("body is nested too deep to be an AdmissionReview") from None
         if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
             raise ValueError("body must be an AdmissionReview")
+        decide = self.validate if validate else self.review
         return {"apiVersion": review.get("apiVersion") or "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": self.review(review.get("request"))}
+                "response": decide(review.get("request"))}
 
 
 class WebhookServer:
@@ -294,7 +326,8 @@ class WebhookServer:
                 self._send(404, b"not found", "text/plain")
 
             def do_POST(self):  # noqa: N802
-                if self.path.split("?")[0] not in ("/webhook", "/mutate"):
+                route = self.path.split("?")[0]
+                if route not in ("/webhook", "/mutate", "/validate"):
                     return self._send(404, b"not found", "text/plain", close=True)
                 raw = (self.headers.get("Content-Length") or "0").strip()
                 if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
@@ -304,7 +337,7 @@ class WebhookServer:
                 if n > MAX_BODY:
                     return self._send(413, b"request body over 1 MiB", "text/plain", close=True)
                 try:
-                    out = mutator.handle(self.rfile.read(n))
+                    out = mutator.handle(self.rfile.read(n), validate=route == "/validate")
                 except (ValueError, UnicodeDecodeError) as exc:
                     return self._send(400, f"request body: {str(exc)[:200]}".encode(), "text/plain")
                 except Exception as exc:  # a bug: still an answer, never a dropped connection
@@ -363,13 +396,15 @@ def cmd_webhook(args) -> int:
     if args.device_config:
         cfg = read_device_config(vendors, args.device_config)
         vendors, admission = cfg.vendors, cfg.admission
-    mutator = Mutator(vendors, args.scheduler_name, args.force_overwrite_default_scheduler == "true", admission)
+    mutator = Mutator(vendors, args.scheduler_name, args.force_overwrite_default_scheduler == "true", admission,
+                      allow_visible_devices_env=args.allow_visible_devices_env)
     srv = WebhookServer(mutator, host or "0.0.0.0", int(port), args.tls_cert_file, args.tls_private_key_file).start()
     applied = "".join(f"; {a.vendor}:" + (f" runtimeClassName {a.runtime_class_name}" if a.runtime_class_name else "")
                       + (f" overwriteEnv {a.hide_env.variable}={a.hide_env.hidden}" if a.hide_env else "")
                       for a in mutator.admission)
+    guarded = ", ".join(g.variable for g in mutator.guards) or "off (--allow-visible-devices-env)"
     print(f"hami-scheduler webhook on {srv.url} (scheduler {args.scheduler_name}, "
-          f"{len(mutator.managed)} managed resource names{applied})", flush=True)
+          f"{len(mutator.managed)} managed resource names{applied}; visible-devices check: {guarded})", flush=True)
     try:
         srv.thread.join()
     except KeyboardInterrupt:
@@ -389,4 +424,8 @@ def add_command(sub) -> None:
     p.add_argument("--device-config", default=None,
                    help="HAMi device-config.yaml: <vendor>.defaultMemory/defaultCores/defaultGPUNum, "
                         "runtimeClassName, overwriteEnv")
+    p.add_argument("--allow-visible-devices-env", action="store_true",
+                   help="let pods set a vendor's visible-devices variable (NVIDIA_VISIBLE_DEVICES) to a value that "
+                        "shows devices; off by default: such a value widens the container's devices past those it "
+                        "was given (only for nodes whose runtime ignores the variable, see docs/install.md)")
     p.set_defaults(func=cmd_webhook)
