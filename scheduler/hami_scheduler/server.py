@@ -22,6 +22,7 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hami_hal.digits import is_digits
 from hami_hal.errors import InputError
 
 from .extender import Extender
@@ -340,11 +341,11 @@ def serve(args) -> int:
     from .state import ClusterState
 
     host, _, port = args.bind.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
+    if not is_digits(port) or int(port) > 65535:
         raise InputError("--bind", args.bind, "must be host:port")
     host = host or "127.0.0.1"
     mhost, _, mport = (args.metrics_bind or ":0").rpartition(":")
-    if not mport.isdigit() or int(mport) > 65535:
+    if not is_digits(mport) or int(mport) > 65535:
         raise InputError("--metrics-bind", args.metrics_bind, "must be host:port")
     if not 1 <= args.max_connections <= 65535:
         raise InputError("--max-connections", args.max_connections, "must be between 1 and 65535")

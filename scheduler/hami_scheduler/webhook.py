@@ -44,6 +44,7 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler
 
+from hami_hal.digits import is_digits
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
@@ -330,7 +331,7 @@ class WebhookServer:
                 if route not in ("/webhook", "/mutate", "/validate"):
                     return self._send(404, b"not found", "text/plain", close=True)
                 raw = (self.headers.get("Content-Length") or "0").strip()
-                if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+                if not (is_digits(raw) and len(raw) <= 12):
                     return self._send(400, f"Content-Length: {raw[:40]!r} is not a number".encode(), "text/plain",
                                       close=True)
                 n = int(raw)
@@ -384,7 +385,7 @@ def cmd_webhook(args) -> int:
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         raise InputError("--tls-cert-file", args.tls_cert_file, "and --tls-private-key-file go together")
     host, _, port = args.bind.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
+    if not is_digits(port) or int(port) > 65535:
         raise InputError("--bind", args.bind, "must be host:port")
     if args.vendors:
         vendors = load_vendors(args.vendors)
