@@ -150,6 +150,7 @@ struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16])
  * the direction that lends least and charges most, so a lock added by anyone else only makes it lend less. */
 
 #define BREC_SLOT ((int64_t)HAMI_BREC_PROCS * (int64_t)HAMI_BREC_LANE)
+#define BREC_MARKED (-2)  /* *lane: no lane free, the slot's marker is held instead (brec_marker) */
 #define BREC_MAX_LOCKS 48  /* records read per GPU entry (two per process at most while it moves): more is forged */
 
 static int64_t brec_lane(int entry, int user, int lane)
@@ -197,11 +198,23 @@ static int board_entry(const struct hami_board_gpu *g)
     return (int)(g - board->gpu);
 }
 
+/* Where a process that finds no free lane in its slot holds one byte instead: past the end of any record, so every
+ * reader counts the slot as lending nothing (rather than reading only the records others put in its lanes). */
+static int64_t brec_marker(int entry, int user)
+{
+    return brec_lane(entry, user, 0) + (int64_t)HAMI_BREC_LANE / 2;
+}
+
 int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t len)
 {
     int e = board_entry(g);
     if (e < 0 || user < 0 || user >= HAMI_BOARD_USERS)
         return -1;
+    if (*lane == BREC_MARKED && !len) {
+        vg_lane_set(board_fd, F_UNLCK, brec_marker(e, user), 1);
+        *lane = -1;
+        return 0;
+    }
     if (*held && *lane >= 0) {
         int64_t at = brec_lane(e, user, *lane);
         if (len == *held)
@@ -224,18 +237,26 @@ int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64
     }
     if (!len)
         return 0;
+    int marked = *lane == BREC_MARKED;
     int from = *lane >= 0 ? *lane : (int)(getpid() % HAMI_BREC_PROCS);
     for (int k = 0; k < HAMI_BREC_PROCS; k++) {
         int p = (from + k) % HAMI_BREC_PROCS;
         if (vg_lane_set(board_fd, F_WRLCK, brec_lane(e, user, p), (int64_t)len) == 0) {
+            if (marked)
+                vg_lane_set(board_fd, F_UNLCK, brec_marker(e, user), 1);
             *lane = p;
             *held = len;
             return 0;
         }
     }
+    /* every lane taken (32 processes of the container, or locks somebody put there while it was idle): the
+     * marker makes the slot lend nothing, whatever those locks say; if another owner holds the marker's byte, that
+     * lock reads the same way */
+    vg_lane_set(board_fd, F_WRLCK, brec_marker(e, user), 1);
+    *lane = BREC_MARKED;
     vg_log_once(VG_WARN, "brec-full", "node board %s: all %d record lanes of this container's user slot are "
-                                      "held by other processes: it publishes no record (its neighbours count it "
-                                      "as lending nothing)", vg_cfg.board_path, HAMI_BREC_PROCS);
+                                      "held by other processes: it publishes no record and its neighbours count "
+                                      "it as lending nothing", vg_cfg.board_path, HAMI_BREC_PROCS);
     return -1;
 }
 

@@ -1319,7 +1319,8 @@ static void publish_record(struct dstate *ds, int64_t now)
         len = hami_vgpu_brec_pack(vg_sm_limit(ds->dev), held, (int32_t)ds->frac_bp, (int32_t)ds->queued_bp,
                                   ds->capped ? (int32_t)ds->solo_bp : 0);
     }
-    if (vg_board_rec_put(g, ds->user_idx, &ds->rec_lane, &ds->rec_len, len) == 0 && ds->rec_len) {
+    vg_board_rec_put(g, ds->user_idx, &ds->rec_lane, &ds->rec_len, len);
+    if (ds->rec_len || ds->rec_lane < -1) {  /* a record, or the marker of a slot with no lane free (board.c) */
         ds->rec_user = ds->user_idx;
         if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
             start_watcher();  /* it drops the record once this process went idle, launching or not */

@@ -193,7 +193,8 @@ struct vg_brec {
     int32_t frac_bp, queued_bp, solo_bp;
 };
 /* Sets this process's record in user slot `user` of entry g to a lock of len bytes (0 = none): *lane (-1 = none
- * yet: one is claimed) and *held (the length it holds) are the caller's; 0 or -1 (blocked, no lane: logged). */
+ * yet: one is claimed; -2 = no lane was free, the slot's marker is held instead, which makes it lend nothing) and
+ * *held (the length it holds) are the caller's; 0 or -1 (blocked, or no lane: logged once). */
 int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t len);
 /* Every other process's records on entry g, by user slot; the number of locks found, -1 = unreadable or forged
  * beyond reading (logged once: the caller fails closed). */

@@ -88,21 +88,23 @@ def test_a_launching_process_holds_its_record_while_active_and_the_kernel_drops_
     assert br.records(board) == []  # exited: the kernel dropped its lock
 
 
-def _rewrite(board, stop: threading.Event, limit: int, fields: dict[str, int]) -> None:
-    """Rewrites the given board fields of every user slot publishing this limit every 0.2 ms until stop."""
+def _rewrite(board, stop: threading.Event, limit: int, fields: dict[str, int], slot: int | None = None) -> None:
+    """Rewrites the given board fields of every user slot publishing this limit (or of `slot`) every 0.2 ms until
+    stop; a field given as -1 gets the current CLOCK_MONOTONIC time."""
     while not board.exists() and not stop.is_set():
         time.sleep(0.01)
     with open(board, "r+b") as f, mmap.mmap(f.fileno(), region.BOARD_SIZE) as mem:
         b = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mem))
         g = b.gpu[0]
-        victims: set[int] = set()
+        victims: set[int] = set() if slot is None else {slot}
         while not stop.is_set():
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             for i in range(br.USERS):
-                if g.user_id[i] and g.user_limit[i] == limit:
+                if slot is None and g.user_id[i] and g.user_limit[i] == limit:
                     victims.add(i)
             for i in victims:
                 for name, value in fields.items():
-                    getattr(g, name)[i] = value
+                    getattr(g, name)[i] = now if value == -1 else value
             stop.wait(0.0002)
         del g, b
 
@@ -206,3 +208,42 @@ def test_a_lock_inside_a_record_lane_lends_nothing(workload: Workload, second_wo
         assert share_a <= 54, (share_a, share_b)
     else:
         assert share_a >= 57, (share_a, share_b)
+
+
+def test_a_slot_whose_lanes_were_all_taken_lends_nothing(workload: Workload, second_workload: Workload,
+                                                         toolchain: Toolchain) -> None:
+    # while a light neighbour is away, a forger fills every lane of the user slot it will take with well-formed
+    # records of a lender (limit 50, nothing used). Coming back, the neighbour finds no lane free: it holds the
+    # slot's marker instead (a byte no record reaches), so the slot lends nothing rather than what the forged
+    # records and the board values the forger rewrites say (without the marker the borrower ran at 72 %)
+    _setup(workload, "default", 50)
+    _setup(second_workload, "default", 50)
+    board = workload.tmp.parent / "board"
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board; its container takes user slot 0
+    rec = br.packer(ctypes.CDLL(str(toolchain.lib)))(50, 0, 0, 0, 0)
+    stop = threading.Event()
+    holders, ready = [], []
+    fields = {"user_frac_bp": 0, "user_queued_bp": 0, "user_held_ns": 0, "user_frac_ns": -1}
+    holders.append(threading.Thread(target=_rewrite, args=(board, stop, 0, fields, 1)))
+    holders[-1].start()
+    for p in range(br.PROCS):  # the next free slot, 1, is the light neighbour's
+        ready.append(threading.Event())
+        holders.append(threading.Thread(target=br.hold, args=(board, br.lane(0, 1, p), rec, stop, ready[-1])))
+        holders[-1].start()
+    try:
+        assert all(r.wait(5) for r in ready)
+        b = second_workload.start("ctx", "0", *LIGHT)  # first: it takes the next free slot, the filled one
+        time.sleep(0.3)
+        a = workload.start("ctx", "0", *GPU_BOUND)
+        share_a, _, _ = _spin(a)
+        share_b, _, _ = _spin(b)
+    finally:
+        stop.set()
+        for h in holders:
+            h.join()
+    print(f"lendlock-lanes-full: default 50 + 50, the light neighbour's slot filled with forged lender records: "
+          f"{share_a:.1f} + {share_b:.1f} %")
+    assert 15 <= share_b <= 45, (share_a, share_b)
+    # nothing lent: 53 % in this order of starts (the light neighbour first), against 61-62 % with its honest
+    # lending (test_a_lock_inside_a_record_lane_lends_nothing's control) and 72 % without the marker
+    assert share_a <= 56, (share_a, share_b)
