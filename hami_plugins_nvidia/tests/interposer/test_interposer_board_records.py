@@ -249,3 +249,20 @@ def test_a_slot_whose_lanes_were_all_taken_lends_nothing(workload: Workload, sec
     # nothing lent: 53 % in this order of starts (the light neighbour first), against 61-62 % with its honest
     # lending (test_a_lock_inside_a_record_lane_lends_nothing's control) and 72 % without the marker
     assert share_a <= 56, (share_a, share_b)
+
+
+def test_a_board_of_the_previous_layout_is_not_trusted(workload: Workload) -> None:
+    # a version 6 board (whose readers trusted the plain lending values) left on the node: a version 7 process
+    # neither adopts it nor publishes records on it, and leaves it as it was
+    board = workload.tmp.parent / "board"
+    old = bytearray(region.BOARD_SIZE)
+    head = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(old))
+    head.magic, head.version, head.size = region.CONST["HAMI_BOARD_MAGIC"], 6, region.BOARD_SIZE
+    del head
+    board.write_bytes(bytes(old))
+    assert region.CONST["HAMI_BOARD_VERSION"] == 7
+    _setup(workload, "default", 30)
+    r = workload.run("ctx", "0", "launch", "kernel", "20", "1000")
+    assert r.values("launch")[0][0] == "0"
+    assert "node board" in r.stderr and "corrupt or foreign: not trusted" in r.stderr
+    assert board.read_bytes() == bytes(old)
