@@ -266,3 +266,25 @@ def test_a_board_of_the_previous_layout_is_not_trusted(workload: Workload) -> No
     assert r.values("launch")[0][0] == "0"
     assert "node board" in r.stderr and "corrupt or foreign: not trusted" in r.stderr
     assert board.read_bytes() == bytes(old)
+
+
+def test_an_idle_process_drops_its_record(workload: Workload) -> None:
+    # a process that launched once and then waits (alive, idle, never capped: alone under default) holds its record
+    # only as long as the readers' rule counts it active (500 ms after a launch that was not measured): then its
+    # neighbours are alone again (test_interposer_share's idle-neighbour test)
+    limit = "30"
+    _setup(workload, "default", int(limit))
+    board = workload.tmp.parent / "board"
+    idle = workload.start("ctx", "0", "launch", "kernel", "1", "1000", "ready", "hang")
+    try:
+        assert idle.stdout.readline().strip() == "ctx 0"
+        idle.stdout.readline()
+        assert idle.stdout.readline().strip() == "ready"
+        held = br.records(board)
+        time.sleep(0.8)
+        after = br.records(board)
+    finally:
+        idle.kill()
+        idle.communicate()
+    assert len(held) == 1 and (held[0][2] - 1) & 127 == int(limit), held
+    assert after == [], after
