@@ -51,6 +51,12 @@ class Device(HalModel):
     #: Streaming multiprocessors, AI cores, compute units; None when the library cannot say.
     compute_units: int | None = None
     numa_node: int | None = None
+    #: Whether the node agent's device plugin gives the kubelet ``numa_node`` as the device's TopologyInfo (for
+    #: its Topology Manager). HAMi's ``enableNumaTopology``: a plugin may set it from that setting (off by
+    #: default in HAMi, since a ``single-numa-node`` policy then changes which pods the kubelet admits); a
+    #: plugin that does not set it keeps the NUMA node advertised. The register annotation carries
+    #: ``numa_node`` either way.
+    advertise_numa: bool = True
     healthy: bool = True
     health_reason: str | None = None
     #: Filled from the ``hami_hal_partition_model`` hook after discovery.

@@ -97,3 +97,8 @@ class VendorInfo(HalModel):
     annotations: AnnotationKeys = Field(default_factory=AnnotationKeys)
     #: Known resource-name prefixes (``acme.example/``): an unknown name under them is an error.
     domains: list[str] = Field(default_factory=list)
+    #: HAMi ``nodeconfig`` entry keys this vendor's plugin reads, as HAMi writes them flat in a node's entry
+    #: (``operatingmode``), each mapped to the key of the vendor's section it sets (``operatingMode``): the
+    #: node agent moves them into that section (over the file's value), so HAMi's per-node device-plugin config
+    #: works unchanged. HAMi's capacity knobs (``devicesplitcount``...) are the core's and never listed here.
+    node_entry_keys: dict[str, str] = Field(default_factory=dict)

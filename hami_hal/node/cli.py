@@ -80,9 +80,6 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     node = args.node_name or os.environ.get("NODE_NAME") or os.uname().nodename
-    settings = node_settings(args.device_config, node, {
-        "deviceSplitCount": args.device_split_count, "deviceMemoryScaling": args.device_memory_scaling,
-        "deviceCoreScaling": args.device_core_scaling})
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # the agent logs one line per failed call itself
     log = logging.getLogger("hami_hal.node")
@@ -90,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
     hal = Hal()
     vendors = {p.vendor.name for p in hal.plugins.values()}
+    settings = node_settings(args.device_config, node, {
+        "deviceSplitCount": args.device_split_count, "deviceMemoryScaling": args.device_memory_scaling,
+        "deviceCoreScaling": args.device_core_scaling},
+        entry_keys={p.vendor.name: p.vendor.node_entry_keys for p in hal.plugins.values() if p.vendor.node_entry_keys})
     settings.drop_sections_except(vendors)
     for vendor in sorted(vendors):  # every plugin checks its settings before anything starts
         settings.notes += [f"plugin {vendor}: {n}" for n in check_plugin_config(hal, settings, vendor)]

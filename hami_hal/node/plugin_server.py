@@ -79,8 +79,8 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
     def device_list(self) -> api_pb2.ListAndWatchResponse:
         out = []
         for rid, dev in self.family.replicas().items():
-            topo = api_pb2.TopologyInfo(nodes=[api_pb2.NUMANode(ID=dev.numa_node)]) if dev.numa_node is not None \
-                else None
+            topo = api_pb2.TopologyInfo(nodes=[api_pb2.NUMANode(ID=dev.numa_node)]) \
+                if dev.numa_node is not None and dev.advertise_numa else None
             out.append(api_pb2.Device(ID=rid, health=HEALTHY if dev.healthy else UNHEALTHY, topology=topo))
         return api_pb2.ListAndWatchResponse(devices=out)
 

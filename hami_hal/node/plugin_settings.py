@@ -13,6 +13,10 @@ The file (``--device-config``) is HAMi's layout: HAMi's capacity knobs at the to
         devicesplitcount: 2                    # this node, every vendor
         acme: {stateDir: ""}                   # this node, the acme section's keys over the file's
 
+HAMi writes its device plugin's per-node keys flat in the entry (``operatingmode: hami-core``,
+``filterdevices: {index: [1]}``); a plugin names the entry keys it reads in ``VendorInfo.node_entry_keys``
+and the core moves them into that plugin's section (over the file's section, under the entry's own section).
+
 The core knows no vendor: a section is any top-level mapping, named by a vendor key a plugin declares
 (``hami_hal_vendor``). The plugin of vendor V gets ``context.config == {<knobs>, V: <its section>}`` and
 nothing of other vendors' sections; it checks them with ``hami_hal_check_config``.
@@ -77,8 +81,12 @@ class NodeSettings:
     def where(self, vendor: str, key: str) -> str:
         """The field a plugin's complaint about ``key`` names (``config.json: acme.stateDir``)."""
         bare = key[len(vendor) + 1:] if key.startswith(f"{vendor}.") else key
-        if bare in self.origins.get(vendor, {}):
-            return self.origins[vendor][bare]
+        origins = self.origins.get(vendor, {})
+        if bare in origins:
+            return origins[bare]
+        base = re.split(r"[.\[]", bare, maxsplit=1)[0]  # a part of a setting: "migProfileAllowlist[0].profiles"
+        if base != bare and base in origins:
+            return origins[base] + bare[len(base):]
         name = knob_name(bare)
         if name is not None and name in self.knob_origins:
             return self.knob_origins[name]
@@ -108,9 +116,14 @@ def _section(where: str, key: object, value: dict) -> str:
     return key
 
 
-def node_settings(path: str | Path | None, node: str, flags: dict[str, object | None]) -> NodeSettings:
+def node_settings(path: str | Path | None, node: str, flags: dict[str, object | None],
+                  entry_keys: dict[str, dict[str, str]] | None = None) -> NodeSettings:
     """The knobs and the per-vendor sections for ``node`` from the file at ``path`` (if any) and the flags
-    (``None`` = not given). Every knob is checked here; sections are the plugins' to check."""
+    (``None`` = not given). Every knob is checked here; sections are the plugins' to check.
+
+    ``entry_keys``: vendor -> {HAMi ``nodeconfig`` entry key -> key of its section} (``VendorInfo.node_entry_keys``
+    of the installed plugins): such a key written flat in the node's entry, as HAMi writes it, goes into that
+    vendor's section over the file's value."""
     out = NodeSettings()
     given = {name: check_knob(flag_name(name), name, v) for name, v in flags.items() if v is not None}
     node_knobs: dict[str, int | float] = {}
@@ -120,7 +133,7 @@ def node_settings(path: str | Path | None, node: str, flags: dict[str, object | 
         _top_level(out, fname, raw)
         found = node_entry(raw, fname, node)
         if found is not None:
-            node_knobs = _node_entry(out, entry_label(fname, found[0], node), found[1])
+            node_knobs = _node_entry(out, entry_label(fname, found[0], node), found[1], entry_keys or {})
     for name, value in given.items():
         out.knobs[name] = value
         out.knob_origins[name] = flag_name(name)
@@ -157,13 +170,23 @@ def _top_level(out: NodeSettings, fname: str, raw: dict) -> None:
                              "vendor (<vendor>: {<setting>: <value>, ...})")
 
 
-def _node_entry(out: NodeSettings, at: str, entry: dict) -> dict[str, int | float]:
-    """Merge the node's ``nodeconfig`` entry: its sections over the file's; returns the knobs it sets."""
+def _node_entry(out: NodeSettings, at: str, entry: dict, entry_keys: dict[str, dict[str, str]]) -> dict[str, int | float]:
+    """Merge the node's ``nodeconfig`` entry: the HAMi keys a plugin reads (``entry_keys``) into its section, then
+    the entry's sections over the file's; returns the knobs it sets."""
     knobs: dict[str, int | float] = {}
     ignored = []
+    routes: dict[str, list[tuple[str, str]]] = {}
+    for vendor, keys in entry_keys.items():
+        for key, section_key in keys.items():
+            routes.setdefault(key, []).append((vendor, section_key))
+    routed = [k for k in entry if isinstance(k, str) and k in routes and k not in entry_keys and knob_name(k) is None]
+    for key in routed:  # first, so the entry's own sections (hami-hal's form) are merged over them
+        for vendor, section_key in routes[key]:
+            out.sections.setdefault(vendor, {})[section_key] = entry[key]
+            out.origins.setdefault(vendor, {})[section_key] = f"{at}{key}"
     for key, value in entry.items():
         name = knob_name(key)
-        if key == "name":
+        if key == "name" or key in routed:
             continue
         if name is not None:
             knobs[name] = out.knobs[name]  # file_knobs checked it and put the entry's value there
@@ -175,8 +198,10 @@ def _node_entry(out: NodeSettings, at: str, entry: dict) -> dict[str, int | floa
         else:
             ignored.append(_short(key))
     if ignored:
+        read = sorted({k for keys in entry_keys.values() for k in keys})
         out.notes.append(f"--device-config {at.rstrip()}: {', '.join(ignored[:_MAX_NOTES])} ignored (the agent reads "
-                         "the knobs and vendor sections there: <vendor>: {<setting>: <value>})")
+                         "the knobs, vendor sections (<vendor>: {<setting>: <value>})"
+                         + (f" and the installed plugins' HAMi keys {', '.join(read)}" if read else "") + " there)")
     return knobs
 
 

@@ -9,11 +9,17 @@ Device attributes (documented for operators and the scheduler):
 ``driver_version``, ``cuda_driver_version`` ("13.0"), ``mig_capable``, ``mig_mode``
 (``enabled``/``disabled``, with ``-> pending`` when a change waits for a reset), ``mig_profiles``
 (HAMi ``migProfiles`` shape plus ``profileId``/``instanceCount``/``smCount``), ``mig_profiles_source``,
-``unknown`` (field → reason).
+``memory_source`` (``nvml``, or ``preConfiguredDeviceMemory`` when NVML reports no memory), ``unknown``
+(field → reason).
+
+Node settings applied here (config.py): HAMi ``filterdevices`` (``uuid``/``index``: GPUs not registered),
+``preConfiguredDeviceMemory``, ``migstrategy: none`` (a MIG-enabled GPU is not registered unless the operating
+mode is ``mig``) and ``enableNumaTopology`` (``Device.advertise_numa``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 
@@ -25,6 +31,7 @@ from .mig_catalogue import catalogue_profiles
 from .nvml_port import MIB, NvmlCode, NvmlFailure, NvmlPort
 
 VENDOR = "nvidia"
+log = logging.getLogger(__name__)
 
 #: CUDA cores per SM by compute capability (CUDA C Programming Guide, "Arithmetic Instructions").
 _CORES_PER_SM = {
@@ -88,21 +95,44 @@ def discover(port: NvmlPort, context: NodeContext) -> list[Device]:
                             profile=context.sim.name if context.sim else None)
     devices = []
     for index in range(port.device_count()):
+        if index in cfg.filter_indexes:  # HAMi filterdevices.index: not registered on this node
+            continue
         try:
-            dev = _device(port, index, driver, cuda, provenance)
+            dev = _device(port, index, driver, cuda, provenance, cfg.pre_configured_device_memory)
         except NvmlFailure as err:
             dev = _lost_device(index, err, provenance)
-        if cfg.filter_uuids and dev.uuid in cfg.filter_uuids:
+        if dev.uuid in cfg.filter_uuids:
             continue
-        devices.append(dev)
+        if dev.mode == "mig" and not cfg.uses_mig():
+            log.warning("GPU %d (%s): MIG mode is on and migstrategy is none (operating mode %s): not registered; "
+                        "set migstrategy: mixed or operatingmode: mig to offer its MIG profiles", index, dev.uuid,
+                        cfg.operating_mode)
+            continue
+        devices.append(dev.model_copy(update={"advertise_numa": cfg.enable_numa_topology}))
     return devices
 
 
-def _device(port: NvmlPort, index: int, driver: str, cuda: str | None, prov: Provenance) -> Device:
+def _total_memory(port: NvmlPort, index: int, p: _Probe, preconfigured: int) -> tuple[int, str]:
+    """(total MiB, where it came from): NVML's figure; HAMi's preConfiguredDeviceMemory only when NVML gives
+    none (a unified-memory GPU such as GB10 answers Not Supported or 0)."""
+    try:
+        total = port.memory_info(index)[0] // MIB
+    except NvmlFailure as err:
+        if err.code is NvmlCode.GPU_LOST or not preconfigured:
+            raise
+        p.unknown["memory"] = f"NVML {err}"
+        total = 0
+    if total == 0 and preconfigured:
+        return preconfigured, "preConfiguredDeviceMemory"
+    return total, "nvml"
+
+
+def _device(port: NvmlPort, index: int, driver: str, cuda: str | None, prov: Provenance,
+            preconfigured_mib: int = 0) -> Device:
     p = _Probe()
     uuid = port.uuid(index)
     name = port.name(index)
-    total, _used, _free = port.memory_info(index)
+    total_mib, memory_source = _total_memory(port, index, p, preconfigured_mib)
     cap = p.get("compute_capability", port.compute_capability, index)
     cores = p.get("cuda_cores", port.cuda_cores, index)
     sms = sm_count(cores, cap)
@@ -128,6 +158,7 @@ def _device(port: NvmlPort, index: int, driver: str, cuda: str | None, prov: Pro
         "mig_capable": mig is not None,
         "mig_mode": _mig_text(mig),
         "mig_profiles": [],
+        "memory_source": memory_source,
     }
     if mig is not None:
         profiles = p.get("mig_profiles", port.mig_profiles, index, default=[])
@@ -145,7 +176,7 @@ def _device(port: NvmlPort, index: int, driver: str, cuda: str | None, prov: Pro
     attrs["unknown"] = p.unknown
     return Device(
         vendor=VENDOR, index=index, uuid=uuid, model=name, hami_type=f"NVIDIA-{name}",
-        memory_mib=total // MIB, compute_units=sms, numa_node=numa,
+        memory_mib=total_mib, compute_units=sms, numa_node=numa,
         mode="mig" if mig and mig[0] else "hami-core",
         attributes=attrs, provenance=prov.model_copy(update={"device_model": name}),
     )

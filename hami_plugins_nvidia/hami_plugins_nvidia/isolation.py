@@ -3,7 +3,9 @@
 Shares (hami-core): ``NVIDIA_VISIBLE_DEVICES`` = the GPU UUIDs in slice order,
 ``CUDA_DEVICE_MEMORY_LIMIT_<i>=<MiB>m`` per GPU, ``CUDA_DEVICE_SM_LIMIT`` = the first GPU's percent,
 ``CUDA_DEVICE_MEMORY_SHARED_CACHE`` = ``<hook>/vgpu/<uuid>.cache``, ``CUDA_TASK_PRIORITY`` from
-``nvidia.com/priority`` (HAMi's webhook sets it; here it travels with the slice), and the interposer mounts
+``nvidia.com/priority`` (HAMi's webhook sets it; here it travels with the slice),
+``GPU_CORE_UTILIZATION_POLICY`` from ``gpuCorePolicy``/``disableCoreLimit`` (NvidiaConfig.core_policy_env; HAMi's
+webhook sets the former, here it travels with the slice too), and the interposer mounts
 (libvgpu.so, the per-container cache folder, the vgpulock folder, /etc/ld.so.preload), plus, where the node
 agent publishes it, the process census folder read-only with ``HAMI_PROC_CENSUS_DIR`` (proc_census.py: what
 bounds the neighbours a charge counts in a pod's own PID namespace). The cache folder is
@@ -71,8 +73,9 @@ def container_edits(
     env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = f"{hook}/vgpu/{cache}.cache"
     if cfg.device_memory_scaling > 1:
         env["CUDA_OVERSUBSCRIBE"] = "true"
-    if cfg.disable_core_limit:
-        env["GPU_CORE_UTILIZATION_POLICY"] = "disable"
+    policy = cfg.core_policy_env()  # gpuCorePolicy force/disable, else disableCoreLimit (HAMi's precedence)
+    if policy is not None:
+        env["GPU_CORE_UTILIZATION_POLICY"] = policy
     priorities = {s.priority for s in slices if s.priority is not None}
     if priorities:
         env["CUDA_TASK_PRIORITY"] = str(min(priorities))

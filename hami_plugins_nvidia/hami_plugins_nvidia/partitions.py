@@ -36,11 +36,14 @@ def partition_model(device: Device, cfg: NvidiaConfig) -> PartitionModel:
 
 
 def mig_templates(device: Device, cfg: NvidiaConfig) -> list[PartitionTemplate]:
-    """Plain ``<N>g.<mem>gb`` profiles (allow-listed when the config names some) as templates."""
+    """Plain ``<N>g.<mem>gb`` profiles as templates, those HAMi's ``migProfileAllowlist`` allows for this GPU's
+    model when it names some (NvidiaConfig.allowed_mig_profiles: the flat list, or the first per-model entry
+    one of whose models is a substring of the NVML name)."""
+    allowed = cfg.allowed_mig_profiles(device.model)
     out = []
     for prof in device.attributes.get("mig_profiles") or []:
         name = prof["name"]
-        if not is_plain_profile(name) or (cfg.mig_profile_allowlist and name not in cfg.mig_profile_allowlist):
+        if not is_plain_profile(name) or (allowed is not None and name not in allowed):
             continue
         out.append(PartitionTemplate(
             name=name,

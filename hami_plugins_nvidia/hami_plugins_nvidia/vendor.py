@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from hami_hal.models import AnnotationKeys, DeviceSetRules, ResourceFamily, SelectorAnnotations, VendorInfo
 
+from .config import NODE_ENTRY_KEYS
+
 COMMON_WORD = "NVIDIA"
 #: The CUDA interposer keeps per-device limits for at most this many GPUs of one container.
 MAX_ENFORCED_DEVICES = 16
@@ -41,4 +43,6 @@ def vendor_info() -> VendorInfo:
             allocated="hami.io/vgpu-devices-allocated",
         ),
         domains=["nvidia.com/"],
+        # HAMi's nodeconfig entries are its NVIDIA device plugin's: their NVIDIA keys come to this plugin.
+        node_entry_keys=dict(NODE_ENTRY_KEYS),
     )

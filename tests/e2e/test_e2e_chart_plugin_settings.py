@@ -88,3 +88,29 @@ def test_chart_writes_other_vendor_sections_and_keeps_the_knobs_on_top(helm):
     assert config["nodeconfig"] == [{"name": "n1", "devicesplitcount": 2}]
     assert {k: config[k] for k in ("deviceSplitCount", "deviceMemoryScaling", "deviceCoreScaling")} == {
         "deviceSplitCount": 10, "deviceMemoryScaling": 1, "deviceCoreScaling": 1}
+
+
+def test_chart_nodeconfig_with_hamis_flat_nvidia_keys_reaches_the_plugin(helm, monkeypatch, tmp_path):
+    """A HAMi nodeconfig entry copied into devicePlugin.nodeconfig as HAMi writes it (flat NVIDIA keys) works."""
+    monkeypatch.setenv("HAMI_HAL_PLUGINS", "nvidia")
+    entry = {"name": "gpu-node-1", "operatingmode": "hami-core", "migstrategy": "mixed", "enablenumatopology": True,
+             "filterdevices": {"uuid": [], "index": [1]}, "libcudaloglevel": 3}
+    out = subprocess.run([helm, "template", "hami", str(CHART), "--namespace", "hami-system", "--kube-version",
+                          "1.37.2", "--show-only", "templates/node/daemonset.yaml", "--set-json",
+                          f"devicePlugin.nodeconfig={json.dumps([entry])}",
+                          "--set", "devicePlugin.pluginSettings.nvidia.gpuCorePolicy=force"],
+                         capture_output=True, text=True, check=True)
+    cm = next(d for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "ConfigMap")
+    path = tmp_path / "config.json"
+    path.write_text(cm["data"]["config.json"])
+    hal = Hal()
+    if "nvidia" not in {v.name for v in hal.vendors()}:
+        pytest.skip("the nvidia plugin did not load")
+    settings = node_settings(path, "gpu-node-1", {}, entry_keys={v.name: v.node_entry_keys for v in hal.vendors()})
+    settings.drop_sections_except({"nvidia"})
+    assert check_plugin_config(hal, settings, "nvidia") == [] and settings.notes == []
+    from hami_plugins_nvidia.config import parse_config
+
+    nv = parse_config(settings.config_for("nvidia"))
+    assert (nv.mig_strategy, nv.enable_numa_topology, nv.filter_indexes) == ("mixed", True, (1,))
+    assert (nv.lib_cuda_log_level, nv.gpu_core_policy) == (3, "force")

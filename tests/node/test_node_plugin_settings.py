@@ -217,6 +217,13 @@ def test_without_the_setting_a_simulated_node_has_no_census(api, short_tmp):
     ({"nodeconfig": [{"name": NODE, "nvidia": {"operatingMode": 3}}]},
      f"config.json: nodeconfig[0] ({NODE}) nvidia.operatingMode: 3 must be one of"),
     ({"nvidia": 7}, "config.json: 'nvidia': 7 is not a setting of the node agent's config"),
+    # HAMi's keys: a flat nodeconfig entry key, a part of a structured setting
+    ({"nodeconfig": [{"name": NODE, "operatingmode": "mps"}]},
+     f"config.json: nodeconfig[0] ({NODE}) operatingmode: 'mps' is not supported"),
+    ({"nodeconfig": [{"name": NODE, "filterdevices": {"index": [-1]}}]},
+     f"config.json: nodeconfig[0] ({NODE}) filterdevices.index: -1 must be a GPU index"),
+    ({"nvidia": {"migProfileAllowlist": [{"models": ["A30"], "profiles": ["3g"]}]}},
+     "config.json: nvidia.migProfileAllowlist[0].profiles: '3g' is not one of MIG profile names"),
 ])
 def test_hami_node_refuses_a_bad_plugin_setting_and_starts_nothing(api, kubelet, short_tmp, data, named):
     census = short_tmp / "census"
