@@ -102,3 +102,7 @@ class VendorInfo(HalModel):
     #: node agent moves them into that section (over the file's value), so HAMi's per-node device-plugin config
     #: works unchanged. HAMi's capacity knobs (``devicesplitcount``...) are the core's and never listed here.
     node_entry_keys: dict[str, str] = Field(default_factory=dict)
+    #: Top-level sections of HAMi's device-config.yaml this vendor's plugin reads besides its own (a
+    #: per-chip section): the node agent hands each to the plugin under its HAMi name, as written (a mapping or a
+    #: list), so a HAMi file works unchanged. The core knows no vendor: the plugin declares the names.
+    hami_sections: list[str] = Field(default_factory=list)

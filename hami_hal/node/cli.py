@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     settings = node_settings(args.device_config, node, {
         "deviceSplitCount": args.device_split_count, "deviceMemoryScaling": args.device_memory_scaling,
         "deviceCoreScaling": args.device_core_scaling},
-        entry_keys={p.vendor.name: p.vendor.node_entry_keys for p in hal.plugins.values() if p.vendor.node_entry_keys})
+        entry_keys={p.vendor.name: p.vendor.node_entry_keys for p in hal.plugins.values() if p.vendor.node_entry_keys},
+        hami_sections={p.vendor.name: p.vendor.hami_sections for p in hal.plugins.values() if p.vendor.hami_sections})
     settings.drop_sections_except(vendors)
     for vendor in sorted(vendors):  # every plugin checks its settings before anything starts
         settings.notes += [f"plugin {vendor}: {n}" for n in check_plugin_config(hal, settings, vendor)]

@@ -2,7 +2,7 @@
 
 One device plugin server runs per family. A vendor with one family offers all its devices there. With
 several families (a whole-device family beside a shared one, one family per chip) a device goes to the family its plugin
-names in ``Device.family``; without one, whole-only devices (partition kind ``whole``) go to the
+names in ``Device.family`` (one the vendor does not declare: not offered at all); without one, whole-only devices (partition kind ``whole``) go to the
 whole-device family and the rest to the first shared family.
 Each device appears to the kubelet as N virtual IDs ``<uuid>-<i>``, N = its split count (HAMi's
 replica scheme); the kubelet's capacity for the count resource is the sum.
@@ -10,10 +10,13 @@ replica scheme); the kubelet's capacity for the count resource is the sum.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
 from ..models import Device, PartitionKind, ResourceFamily, VendorInfo
+
+log = logging.getLogger(__name__)
 
 #: The kubelet refuses longer device IDs (kubernetes-contracts.md §2.3).
 MAX_DEVICE_ID = 63
@@ -66,6 +69,12 @@ def families(vendors: list[VendorInfo], devices: list[Device]) -> list[Family]:
         for d in mine:
             if d.family in by_word:  # the plugin says which family the device serves
                 fam = by_word[d.family]
+            elif d.family is not None and len(v.resources) > 1:
+                # a family the vendor does not declare (a chip its plugin's table lacks): never offered under
+                # another family's resource, whose capacity it would inflate
+                log.warning("device %s (%s): family %s is not one of vendor %s's resources: not offered",
+                            d.uuid, d.model, d.family, v.name)
+                continue
             elif whole is not None and d.partition is not None and d.partition.kind is PartitionKind.WHOLE:
                 fam = whole
             else:

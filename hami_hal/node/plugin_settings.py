@@ -16,6 +16,8 @@ The file (``--device-config``) is HAMi's layout: HAMi's capacity knobs at the to
 HAMi writes its device plugin's per-node keys flat in the entry (``operatingmode: hami-core``,
 ``filterdevices: {index: [1]}``); a plugin names the entry keys it reads in ``VendorInfo.node_entry_keys``
 and the core moves them into that plugin's section (over the file's section, under the entry's own section).
+HAMi sections named otherwise (a per-chip section, a mapping or a list) reach the plugin
+that declares them in ``VendorInfo.hami_sections``, under their own name and as written.
 
 The core knows no vendor: a section is any top-level mapping, named by a vendor key a plugin declares
 (``hami_hal_vendor``). The plugin of vendor V gets ``context.config == {<knobs>, V: <its section>}`` and
@@ -68,6 +70,10 @@ class NodeSettings:
     knob_origins: dict[str, str] = field(default_factory=dict)
     #: top-level lists (HAMi's list-valued scheduler sections) -> their field, for the check below.
     lists: dict[str, str] = field(default_factory=dict)
+    #: vendor key -> {HAMi section name -> the section as written} (``VendorInfo.hami_sections``).
+    hami_sections: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: HAMi section name -> the file's name for it (``device-config.yaml: <name>``).
+    hami_origins: dict[str, str] = field(default_factory=dict)
     #: One-line notes on what the file holds that the agent does not use (logged at start).
     notes: list[str] = field(default_factory=list)
 
@@ -76,11 +82,16 @@ class NodeSettings:
         out: dict = dict(self.vendor_knobs.get(vendor, self.knobs))
         if vendor in self.sections:
             out[vendor] = dict(self.sections[vendor])
+        for name, value in self.hami_sections.get(vendor, {}).items():
+            out[name] = value
         return out
 
     def where(self, vendor: str, key: str) -> str:
         """The field a plugin's complaint about ``key`` names (``config.json: acme.stateDir``)."""
         bare = key[len(vendor) + 1:] if key.startswith(f"{vendor}.") else key
+        head = re.split(r"[.\[]", key, maxsplit=1)[0]
+        if head in self.hami_sections.get(vendor, {}):  # a HAMi section: "<name>.configs[0].<key>"
+            return self.hami_origins[head] + key[len(head):]
         origins = self.origins.get(vendor, {})
         if bare in origins:
             return origins[bare]
@@ -117,19 +128,24 @@ def _section(where: str, key: object, value: dict) -> str:
 
 
 def node_settings(path: str | Path | None, node: str, flags: dict[str, object | None],
-                  entry_keys: dict[str, dict[str, str]] | None = None) -> NodeSettings:
+                  entry_keys: dict[str, dict[str, str]] | None = None,
+                  hami_sections: dict[str, list[str]] | None = None) -> NodeSettings:
     """The knobs and the per-vendor sections for ``node`` from the file at ``path`` (if any) and the flags
     (``None`` = not given). Every knob is checked here; sections are the plugins' to check.
 
     ``entry_keys``: vendor -> {HAMi ``nodeconfig`` entry key -> key of its section} (``VendorInfo.node_entry_keys``
     of the installed plugins): such a key written flat in the node's entry, as HAMi writes it, goes into that
-    vendor's section over the file's value."""
+    vendor's section over the file's value.
+
+    ``hami_sections``: vendor -> the HAMi section names its plugin reads (``VendorInfo.hami_sections``): such a
+    top-level section goes to that vendor's ``context.config`` under its own name, a mapping or a list."""
     out = NodeSettings()
     given = {name: check_knob(flag_name(name), name, v) for name, v in flags.items() if v is not None}
     node_knobs: dict[str, int | float] = {}
     if path:
         fname, raw = read_file(path)
         out.knobs = file_knobs(fname, raw, node)
+        _hami_sections(out, fname, raw, hami_sections or {})
         _top_level(out, fname, raw)
         found = node_entry(raw, fname, node)
         if found is not None:
@@ -148,6 +164,19 @@ def node_settings(path: str | Path | None, node: str, flags: dict[str, object | 
         if own:  # this vendor's knobs: the file's top < its section < the node's entry < the flags
             out.vendor_knobs[vendor] = {**out.knobs, **own, **node_knobs, **given}
     return out
+
+
+def _hami_sections(out: NodeSettings, fname: str, raw: dict, names: dict[str, list[str]]) -> None:
+    """Take the HAMi sections the installed plugins declare out of ``raw`` (they are not vendor sections)."""
+    for vendor, sections in names.items():
+        for name in sections:
+            if name in raw and knob_name(name) is None and name not in ("nodeconfig", vendor):
+                value = raw.pop(name)
+                if not isinstance(value, (dict, list)):
+                    raise InputError(f"{fname}: {name}", _short(value), f"must be HAMi's {name} section (a mapping "
+                                     "or a list)")
+                out.hami_sections.setdefault(vendor, {})[name] = value
+                out.hami_origins[name] = f"{fname}: {name}"
 
 
 def _top_level(out: NodeSettings, fname: str, raw: dict) -> None:

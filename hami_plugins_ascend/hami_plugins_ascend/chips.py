@@ -1,7 +1,8 @@
 """HAMi's Ascend chip catalogue (``chips.yaml``) as typed, validated data.
 
 One :class:`ChipConfig` per chip, keyed by the chip name ``npu-smi`` prints (``910B3``) and by HAMi's
-CommonWord (``Ascend910B3``). The rules that read it live in :mod:`.rules`.
+CommonWord (``Ascend910B3``). The rules that read it live in :mod:`.rules`. The built-in table is the default;
+a HAMi user's own ``vnpus`` entries replace or extend it per node (:mod:`.vnpus_config`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hami_hal.errors import ProfileError
 
@@ -35,15 +44,27 @@ class ChipConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    chipName: str  # noqa: N815
-    commonWord: str = Field(pattern=r"^Ascend[0-9A-Za-z-]+$")  # noqa: N815
+    chipName: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$")  # noqa: N815
+    commonWord: str = Field(pattern=r"^Ascend[0-9A-Za-z-]{1,40}$")  # noqa: N815
+    #: HAMi's resource names; when given, the ones hami-hal serves for this commonWord (``huawei.com/<CW>``,
+    #: ``-memory``, ``-core``): the scheduler and the kubelet know no others (checked in :meth:`_ordered`).
+    resourceName: str | None = Field(default=None, max_length=253)  # noqa: N815
+    resourceMemoryName: str | None = Field(default=None, max_length=253)  # noqa: N815
+    resourceCoreName: str | None = Field(default=None, max_length=253)  # noqa: N815
+    #: HAMi: a ``-memory`` request is multiplied by this when > 1. hami-hal's Ascend families count MiB, so
+    #: only HAMi's no-op values (0 = unset, 1) are taken.
+    memoryFactor: int = Field(default=1, ge=0, le=1 << 20)  # noqa: N815
+    #: Read by the admission webhook (``hami-scheduler webhook --device-config``): ``ASCEND_VISIBLE_DEVICES=""``
+    #: for containers without this chip; the node side only checks the type.
+    overwriteEnv: bool = False  # noqa: N815
     memoryAllocatable: int = Field(ge=1, le=1 << 20)  # noqa: N815
     memoryCapacity: int = Field(ge=1, le=1 << 20)  # noqa: N815
     aiCore: int = Field(ge=1, le=256)  # noqa: N815
     aiCPU: int = Field(default=0, ge=0, le=256)  # noqa: N815
     superPod: bool = False  # noqa: N815
-    runtimeClassName: str | None = None  # noqa: N815
-    templates: tuple[Template, ...]
+    runtimeClassName: str | None = Field(default=None, max_length=253,  # noqa: N815
+                                         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    templates: tuple[Template, ...] = Field(max_length=64)
 
     @model_validator(mode="after")
     def _ordered(self) -> ChipConfig:
@@ -56,7 +77,36 @@ class ChipConfig(BaseModel):
             raise ValueError("a template or memoryAllocatable exceeds memoryCapacity")
         if any(t.aiCore > self.aiCore for t in self.templates):
             raise ValueError("a template has more AI cores than the chip")
+        names = [t.name for t in self.templates]
+        if len(set(names)) != len(names):
+            raise ValueError("a template name is listed twice")
         return self
+
+    @field_validator("resourceName", "resourceMemoryName", "resourceCoreName")
+    @classmethod
+    def _served_name(cls, v: str | None, info: ValidationInfo) -> str | None:
+        word = info.data.get("commonWord")
+        if v is None or word is None:
+            return v
+        want = f"{DOMAIN}/{word}" + {"resourceName": "", "resourceMemoryName": "-memory",
+                                      "resourceCoreName": "-core"}[info.field_name]
+        if v != want:
+            raise ValueError(f"hami-hal serves {want!r} for commonWord {word} (HAMi's name; the scheduler and "
+                             "the kubelet know no other)")
+        return v
+
+    @field_validator("runtimeClassName", mode="before")
+    @classmethod
+    def _unset_class(cls, v: object) -> object:
+        return None if v == "" else v  # HAMi's unset value (Go's empty string)
+
+    @field_validator("memoryFactor")
+    @classmethod
+    def _factor(cls, v: int) -> int:
+        if v > 1:
+            raise ValueError("HAMi multiplies a -memory request by memoryFactor when it is above 1; hami-hal's "
+                             "Ascend -memory resources count MiB (memoryFactor 1): not supported")
+        return v
 
     @property
     def resource(self) -> str:
@@ -98,12 +148,18 @@ def load_chips(path: Path = CHIPS_FILE) -> tuple[ChipConfig, ...]:
 
 @cache
 def chips() -> tuple[ChipConfig, ...]:
+    """The built-in table (HAMi's chart defaults)."""
     return load_chips()
 
 
+def find_chip(table: tuple[ChipConfig, ...], name: str) -> ChipConfig | None:
+    """The entry of ``table`` for a chip name as npu-smi prints it (``910B3``, ``310P3``, ``Ascend910``)."""
+    return next((c for c in table if c.chipName == name.strip()), None)
+
+
 def by_chip_name(name: str) -> ChipConfig | None:
-    """The config for a chip name as npu-smi prints it (``910B3``, ``310P3``, ``Ascend910``)."""
-    return next((c for c in chips() if c.chipName == name.strip()), None)
+    """The built-in entry for a chip name as npu-smi prints it."""
+    return find_chip(chips(), name)
 
 
 def by_common_word(word: str) -> ChipConfig | None:

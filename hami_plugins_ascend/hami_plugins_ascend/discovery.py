@@ -20,7 +20,7 @@ from hami_hal.errors import BackendUnavailable
 from hami_hal.models import Device, Provenance
 from hami_hal.vendor_tool import ToolError
 
-from .chips import by_chip_name
+from .chips import find_chip
 from .config import AscendConfig, parse_config
 from .npu_smi import Chip, NpuSmi
 from .topology import die_pair, network_id
@@ -58,12 +58,13 @@ def _soft_mode(port: NpuSmi, chips: list[Chip], cfg: AscendConfig) -> bool:
     try:
         return bool(chips) and all(port.device_share(c.npu_id, c.chip_id) for c in chips)
     except ToolError:
-        return False  # older npu-smi without device-share: template mode, as HAMi's default
+        # older npu-smi without device-share: HAMi's cluster default (vnpus.hamiVnpuCore), else template mode
+        return bool(cfg.default_vnpu_core)
 
 
 def _device(port: NpuSmi, c: Chip, cfg: AscendConfig, soft: bool, prov: Provenance, ctx: NodeContext) -> Device:
     row, unknown = c.row, {}
-    chip = by_chip_name(row.name)
+    chip = find_chip(cfg.chips, row.name)
     die = port.runner.die_id(row.npu_id, row.chip_id)
     uuid = die or f"{ctx.node_name}-{c.logic_id}"
     if die is None:
@@ -93,7 +94,8 @@ def _device(port: NpuSmi, c: Chip, cfg: AscendConfig, soft: bool, prov: Provenan
     if attrs["hccs_group"] is not None:
         attrs["custominfo"] = {"NetworkID": attrs["hccs_group"]}  # HAMi's register field for 910 chips
     if chip is None:
-        unknown["chip"] = f"chip {row.name!r} is not in HAMi's Ascend catalogue: whole-device only"
+        unknown["chip"] = (f"chip {row.name!r} is not in HAMi's Ascend catalogue (built-in or the vnpus section): "
+                           "whole-device only")
     return Device(
         vendor=VENDOR, index=c.logic_id, uuid=uuid, model=row.name,
         hami_type=chip.commonWord if chip else f"Ascend{row.name}",

@@ -6,13 +6,15 @@
   Templates the chip does not report in ``npu-smi info -t template-info`` are dropped.
 - Soft mode (hami-vnpu-core): arbitrary memory/compute shares up to the split count.
 - A chip outside the catalogue: whole device only.
+
+The catalogue is the node's: HAMi's ``vnpus`` entries from the plugin's config over the built-in table.
 """
 
 from __future__ import annotations
 
 from hami_hal.models import Device, PartitionKind, PartitionModel, PartitionTemplate
 
-from .chips import ChipConfig, by_chip_name
+from .chips import ChipConfig, by_chip_name, find_chip
 from .config import AscendConfig
 from .rules import split_count
 
@@ -20,8 +22,10 @@ from .rules import split_count
 WHOLE_CARD = "whole-card"
 
 
-def chip_of(device: Device) -> ChipConfig | None:
-    return by_chip_name(str(device.attributes.get("chip_name") or device.model))
+def chip_of(device: Device, table: tuple[ChipConfig, ...] | None = None) -> ChipConfig | None:
+    """The device's entry in ``table`` (the node's, from its config), else in the built-in table."""
+    name = str(device.attributes.get("chip_name") or device.model)
+    return find_chip(table, name) if table is not None else by_chip_name(name)
 
 
 def templates_of(chip: ChipConfig, reported: list[str]) -> list[PartitionTemplate]:
@@ -36,7 +40,7 @@ def templates_of(chip: ChipConfig, reported: list[str]) -> list[PartitionTemplat
 
 
 def partition_model(device: Device, cfg: AscendConfig) -> PartitionModel:
-    chip = chip_of(device)
+    chip = chip_of(device, cfg.chips)
     if chip is None:
         return PartitionModel(kind=PartitionKind.WHOLE, memory_mib=device.memory_mib)
     slots = split_count(chip, cfg.v_device_count)

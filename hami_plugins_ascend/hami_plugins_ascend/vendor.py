@@ -62,5 +62,7 @@ def family(chip: ChipConfig) -> ResourceFamily:
 
 
 def vendor_info() -> VendorInfo:
+    # HAMi's device-config.yaml describes the chips in its `vnpus` section: the node agent hands it to this plugin
+    # (config.py reads it: the chip table per node, hamiVnpuCore)
     return VendorInfo(name="ascend", display_name="Huawei Ascend", resources=[family(c) for c in chips()],
-                      domains=[f"{DOMAIN}/"])
+                      domains=[f"{DOMAIN}/"], hami_sections=["vnpus"])

@@ -60,7 +60,8 @@ class NvidiaConfig:
     enable_numa_topology: bool = False
     #: HAMi ``enablegetpreferredallocation``; None = not set. hami-hal always answers the RPC.
     enable_get_preferred_allocation: bool | None = None
-    #: HAMi ``overwriteEnv`` / ``runtimeClassName``: admission-webhook settings (not applied here, see notes).
+    #: HAMi ``overwriteEnv`` / ``runtimeClassName``: the admission webhook applies them (``hami-scheduler webhook
+    #: --device-config`` with the same section); accepted and checked here, without a note.
     overwrite_env: bool = False
     runtime_class_name: str = ""
     #: The node agent's process census folder (proc_census.py), mounted read-only into interposer containers.
@@ -298,14 +299,6 @@ def _not_applied(cfg: NvidiaConfig) -> list[str]:
     """HAMi settings this plugin accepts but cannot honour, each with the reason (only when set to something
     other than HAMi's default, which asks for nothing)."""
     out = []
-    if cfg.overwrite_env:
-        out.append("overwriteEnv: true not applied: HAMi's admission webhook sets NVIDIA_VISIBLE_DEVICES=none on "
-                   "containers without GPUs; the node plugin only sees containers that hold GPUs and hami-hal's "
-                   "webhook does not set it")
-    if cfg.runtime_class_name:
-        out.append(f"runtimeClassName: {cfg.runtime_class_name!r} not applied: HAMi's admission webhook sets the "
-                   "pod's runtimeClassName; hami-hal's webhook does not (set runtimeClassName on the pods, or make "
-                   "the NVIDIA runtime the node's default)")
     if cfg.enable_get_preferred_allocation is False:
         out.append("enableGetPreferredAllocation: false not applied: hami-hal's device plugin always answers "
                    "GetPreferredAllocation (it only steers the kubelet's replica IDs; the devices come from the "

@@ -188,14 +188,16 @@ def test_a_bad_filter_is_refused(value, named):
 # -- settings accepted but applied elsewhere: a note, never silence -------------------------------------
 
 
-def test_webhook_settings_get_a_note_only_when_they_ask_for_something():
+def test_settings_applied_elsewhere_get_a_note_only_when_they_ask_for_something():
     quiet = {"overwriteEnv": False, "runtimeClassName": "", "enableGetPreferredAllocation": True}
     assert check_config({"nvidia": quiet}) == []
     notes = check_config({"nvidia": {"overwriteEnv": True, "runtimeClassName": "nvidia",
                                      "enablegetpreferredallocation": False}})
-    assert len(notes) == 3 and all(n.startswith("nvidia: ") and "not applied" in n for n in notes)
-    assert "NVIDIA_VISIBLE_DEVICES=none" in notes[0] and "'nvidia'" in notes[1]
-    assert "always answers GetPreferredAllocation" in notes[2]
+    # overwriteEnv / runtimeClassName are the admission webhook's (hami-scheduler webhook --device-config): no note
+    assert len(notes) == 1 and notes[0].startswith("nvidia: ") and "not applied" in notes[0]
+    assert "always answers GetPreferredAllocation" in notes[0]
+    cfg = parse_config({"nvidia": {"overwriteEnv": True, "runtimeClassName": "nvidia"}})
+    assert cfg.overwrite_env is True and cfg.runtime_class_name == "nvidia"
     with pytest.raises(InputError, match=r"^overwriteEnv: 'true' must be true or false$"):
         parse_config({"nvidia": {"overwriteEnv": "true"}})
 

@@ -14,8 +14,23 @@ in any container or init container:
   asking for a managed resource is privileged, or when ``spec.nodeName`` is preset (the pod would skip
   the scheduler and its device accounting).
 
-A pod without managed resources, or an object that is not a Pod, is allowed unchanged. Routes:
-``POST /webhook`` (HAMi's path) and ``POST /mutate``; ``GET /healthz``. Bodies over 1 MiB are refused.
+Per vendor, from ``--device-config`` (HAMi's device-config.yaml, see :mod:`.device_config`), on every pod:
+
+- ``runtimeClassName``: a pod asking for the vendor's devices (any container or init container) gets it as
+  ``spec.runtimeClassName`` unless the pod names one (HAMi keeps the pod's); two vendors asking for different
+  classes in one pod that names none is denied (HAMi would pick one by map order);
+- ``overwriteEnv: true``: each container and init container asking for none of the vendor's devices gets the
+  vendor's visible-devices variable set to "no device" (``NVIDIA_VISIBLE_DEVICES=none``), over any value of its
+  own, also in pods without managed resources and pods of other schedulers.
+
+On every pod, after the above: a container, init container or ephemeral container whose spec ``env`` gives a
+managed vendor's visible-devices variable a value that shows devices (``NVIDIA_VISIBLE_DEVICES=all``, a UUID,
+``valueFrom``) is refused, one line naming the container, the variable and the value
+(:mod:`.visible_devices_guard`; off with ``--allow-visible-devices-env``).
+
+Otherwise a pod without managed resources, or an object that is not a Pod, is allowed unchanged. Routes:
+``POST /webhook`` (HAMi's path) and ``POST /mutate``; ``POST /validate`` (the visible-devices check alone, for a
+ValidatingWebhookConfiguration); ``GET /healthz``. Bodies over 1 MiB are refused.
 """
 
 from __future__ import annotations
@@ -27,17 +42,17 @@ import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
 
+from .device_config import HIDE_DEVICES_ENV, VendorAdmission, read_device_config
 from .httpserver import BoundedHTTPServer
+from .visible_devices_guard import check_pod_spec
 
 MAX_BODY = 1 << 20
 DEFAULT_SCHEDULER = "default-scheduler"
-MAX_DEVICE_CONFIG = 1 << 20
 CONNECTION_TIMEOUT_S = 10.0  # the apiserver's webhook timeout is at most 30 s; a silent client is cut off
 
 
@@ -45,12 +60,20 @@ class Mutator:
     """The decision: AdmissionRequest -> AdmissionResponse (no I/O, so it is testable and benchmarkable)."""
 
     def __init__(self, vendors: list[VendorInfo], scheduler_name: str = "hami-scheduler",
-                 force_overwrite_default: bool = True) -> None:
+                 force_overwrite_default: bool = True, admission: list[VendorAdmission] | None = None,
+                 allow_visible_devices_env: bool = False) -> None:
         self.vendors = vendors
         self.scheduler_name = scheduler_name
         self.force_overwrite_default = force_overwrite_default
         self.families: list[ResourceFamily] = [f for v in vendors for f in v.resources]
         self.managed = {n for f in self.families for n in f.names()}
+        #: (vendor, CommonWord) -> the family's count resource: what "asks for the vendor's devices" means.
+        self.family_counts = {(v.name, f.common_word): f.count for v in vendors for f in v.resources}
+        names = {v.name for v in vendors}
+        self.admission = [a for a in admission or [] if a.vendor in names]
+        #: The visible-devices variables a pod's spec may not widen (off with ``--allow-visible-devices-env``).
+        self.guards = [] if allow_visible_devices_env else [
+            HIDE_DEVICES_ENV[v.name] for v in vendors if v.name in HIDE_DEVICES_ENV]
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -109,6 +132,7 @@ class Mutator:
         mutated = copy.deepcopy(spec)
         ops: list[dict] = []
         touched = False
+        seen: list[tuple[str, int, dict, set[tuple[str, str]]]] = []  # (key, index, container, families asked)
         for key in ("initContainers", "containers"):
             items = mutated.get(key)
             if items is None:
@@ -119,47 +143,120 @@ class Mutator:
                 if not isinstance(ctr, dict):
                     return self._deny(uid, f"spec.{key}[{i}]: must be an object")
                 names = self._managed_in(ctr)
-                if not names:
-                    continue
-                touched = True
-                sc = ctr.get("securityContext") if isinstance(ctr.get("securityContext"), dict) else {}
-                if sc.get("privileged") is True:
-                    return self._deny(uid, f"spec.{key}[{i}].securityContext.privileged: true is not allowed "
-                                           f"with {names[0]} (a privileged container sees every device)")
-                if self._fill_defaults(ctr):
-                    ops.append({"op": "add", "path": f"/spec/{key}/{i}/resources", "value": ctr["resources"]})
-        if not touched:
-            return allowed
-        if spec.get("nodeName"):
-            return self._deny(uid, f"spec.nodeName: {spec['nodeName']!r} is preset; a pod with managed devices "
-                                   "must go through the scheduler")
-        try:
-            meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
-            name = meta.get("name") or meta.get("generateName") or "pod"
-            parse_pod({**pod, "metadata": {**meta, "name": name, "namespace": request.get("namespace") or
-                                           meta.get("namespace") or "default"}, "spec": mutated}, self.vendors)
-        except HalError as exc:
-            return self._deny(uid, str(exc).splitlines()[0])
-        current = spec.get("schedulerName") or ""
-        if current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default):
-            if current != self.scheduler_name:
-                ops.append({"op": "add", "path": "/spec/schedulerName", "value": self.scheduler_name})
+                if names:
+                    touched = True
+                    sc = ctr.get("securityContext") if isinstance(ctr.get("securityContext"), dict) else {}
+                    if sc.get("privileged") is True:
+                        return self._deny(uid, f"spec.{key}[{i}].securityContext.privileged: true is not allowed "
+                                               f"with {names[0]} (a privileged container sees every device)")
+                    if self._fill_defaults(ctr):
+                        ops.append({"op": "add", "path": f"/spec/{key}/{i}/resources", "value": ctr["resources"]})
+                seen.append((key, i, ctr, self._families_asked(ctr)))
+        if touched:
+            if spec.get("nodeName"):
+                return self._deny(uid, f"spec.nodeName: {spec['nodeName']!r} is preset; a pod with managed "
+                                       "devices must go through the scheduler")
+            try:
+                meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+                name = meta.get("name") or meta.get("generateName") or "pod"
+                parse_pod({**pod, "metadata": {**meta, "name": name, "namespace": request.get("namespace") or
+                                               meta.get("namespace") or "default"}, "spec": mutated}, self.vendors)
+            except HalError as exc:
+                return self._deny(uid, str(exc).splitlines()[0])
+            current = spec.get("schedulerName") or ""
+            if current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default):
+                if current != self.scheduler_name:
+                    ops.append({"op": "add", "path": "/spec/schedulerName", "value": self.scheduler_name})
+        asked: set[tuple[str, str]] = set().union(*(fams for *_, fams in seen))
+        denial = self._runtime_class(spec, asked, ops)
+        if denial:
+            return self._deny(uid, denial)
+        denial = self._hide_devices(seen, ops) or check_pod_spec(mutated, self.guards)
+        if denial:
+            return self._deny(uid, denial)
         if not ops:
             return allowed
         return {**allowed, "patchType": "JSONPatch",
                 "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
 
+    # -- device-config keys applied per vendor (runtimeClassName, overwriteEnv) ------------------
+
+    def _families_asked(self, ctr: dict) -> set[tuple[str, str]]:
+        """The (vendor, CommonWord) families the container asks for: a count in limits or requests, after the
+        defaults (HAMi: the count, or memory/cores that the default count joins)."""
+        res = ctr.get("resources") if isinstance(ctr.get("resources"), dict) else {}
+        names: set[str] = set()
+        for part in ("limits", "requests"):
+            if isinstance(res.get(part), dict):
+                names.update(res[part])
+        return {fam for fam, count in self.family_counts.items() if count in names}
+
+    def _runtime_class(self, spec: dict, asked: set[tuple[str, str]], ops: list[dict]) -> str | None:
+        """HAMi: a pod asking for a vendor's devices gets the vendor's ``runtimeClassName`` unless it names one."""
+        wanted: dict[str, str] = {}
+        for a in self.admission:
+            hits = sorted(cw for v, cw in asked if v == a.vendor and (a.families is None or cw in a.families))
+            if a.runtime_class_name and hits:
+                wanted[a.vendor if a.families is None else f"{a.vendor} {'/'.join(hits)}"] = a.runtime_class_name
+        if not wanted or spec.get("runtimeClassName") is not None:
+            return None
+        if len(set(wanted.values())) > 1:
+            listed = ", ".join(f"{v} wants {rc!r}" for v, rc in sorted(wanted.items()))
+            return (f"spec.runtimeClassName: unset, and the pod asks for devices with different runtime classes "
+                    f"({listed}); set spec.runtimeClassName on the pod")
+        ops.append({"op": "add", "path": "/spec/runtimeClassName", "value": next(iter(wanted.values()))})
+        return None
+
+    def _hide_devices(self, seen: list[tuple[str, int, dict, set[tuple[str, str]]]], ops: list[dict]) -> str | None:
+        """HAMi ``overwriteEnv``: a container without the vendor's devices gets the variable that shows none.
+
+        It wins over the container's own value (HAMi appends, and the last entry of a name wins): an entry of that
+        name is replaced in place, so the pod keeps one entry per name.
+        """
+        hiding = [a for a in self.admission if a.hide_env is not None]
+        for key, i, ctr, asked in seen:
+            vendors = {v for v, _ in asked}
+            for a in hiding:
+                if a.vendor in vendors:
+                    continue
+                denial = set_env(ctr, f"/spec/{key}/{i}/env", f"spec.{key}[{i}].env",
+                                 a.hide_env.variable, a.hide_env.hidden, ops)
+                if denial:
+                    return denial
+        return None
+
+    def validate(self, request: dict) -> dict:
+        """The validating route (``/validate``): only the visible-devices check, on the pod as it will be stored
+        (after every mutating webhook), for pod creation and for ephemeral containers added to a running pod
+        (``kubectl debug``: UPDATE of ``pods/ephemeralcontainers``). The chart registers it without the
+        ``hami.io/webhook=ignore`` object selector, so a pod's own label cannot skip it."""
+        uid = request.get("uid", "") if isinstance(request, dict) else ""
+        if not isinstance(request, dict):
+            return self._deny(uid, "request: must be an object")
+        kind = request.get("kind") or {}
+        op, sub = request.get("operation", "CREATE"), request.get("subResource") or ""
+        if not isinstance(kind, dict) or kind.get("kind") != "Pod" or not (
+                (op == "CREATE" and not sub) or (op == "UPDATE" and sub == "ephemeralcontainers")):
+            return {"uid": uid, "allowed": True}
+        pod = request.get("object")
+        spec = pod.get("spec") if isinstance(pod, dict) else None
+        if not isinstance(spec, dict):
+            return self._deny(uid, "object.spec: must be an object")
+        denial = check_pod_spec(spec, self.guards)
+        return self._deny(uid, denial) if denial else {"uid": uid, "allowed": True}
+
     @staticmethod
     def _deny(uid: str, message: str) -> dict:
         return {"uid": uid, "allowed": False, "status": {"code": 400, "reason": "BadRequest", "message": message}}
 
-    def handle(self, body: bytes) -> dict:
-        """A whole AdmissionReview in, a whole AdmissionReview out."""
+    def handle(self, body: bytes, validate: bool = False) -> dict:
+        """A whole AdmissionReview in, a whole AdmissionReview out (``validate``: the validating route)."""
         review = json.loads(body)
         if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
             raise ValueError("body must be an AdmissionReview")
+        decide = self.validate if validate else self.review
         return {"apiVersion": review.get("apiVersion") or "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": self.review(review.get("request"))}
+                "response": decide(review.get("request"))}
 
 
 class WebhookServer:
@@ -223,7 +320,8 @@ class WebhookServer:
                 self._send(404, b"not found", "text/plain")
 
             def do_POST(self):  # noqa: N802
-                if self.path.split("?")[0] not in ("/webhook", "/mutate"):
+                route = self.path.split("?")[0]
+                if route not in ("/webhook", "/mutate", "/validate"):
                     return self._send(404, b"not found", "text/plain", close=True)
                 raw = (self.headers.get("Content-Length") or "0").strip()
                 if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
@@ -233,7 +331,7 @@ class WebhookServer:
                 if n > MAX_BODY:
                     return self._send(413, b"request body over 1 MiB", "text/plain", close=True)
                 try:
-                    out = mutator.handle(self.rfile.read(n))
+                    out = mutator.handle(self.rfile.read(n), validate=route == "/validate")
                 except (ValueError, UnicodeDecodeError) as exc:
                     return self._send(400, f"request body: {str(exc)[:200]}".encode(), "text/plain")
                 self._send(200, json.dumps(out).encode())
@@ -241,37 +339,33 @@ class WebhookServer:
         return Handler
 
 
-def apply_device_config(vendors: list[VendorInfo], path: str) -> list[VendorInfo]:
-    """HAMi's ``device-config.yaml`` defaults (``<vendor>.defaultMemory/defaultCores/defaultGPUNum``)."""
-    import yaml
-
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_DEVICE_CONFIG:
-            raise InputError("--device-config", path, "is over 1 MiB")
-        raw = yaml.safe_load(p.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError("--device-config", path, f"cannot be read as YAML: {str(exc).splitlines()[0]}") from None
-    if raw is None:
-        return vendors
-    if not isinstance(raw, dict):
-        raise InputError("--device-config", path, "must be a mapping of vendor sections")
-    out = []
-    for v in vendors:
-        sec = raw.get(v.name)
-        if not isinstance(sec, dict):
-            out.append(v)
-            continue
-        upd = {}
-        for key, fld, lo, hi in (("defaultMemory", "default_memory_mib", 0, 1 << 31), ("defaultCores", "default_cores", 0, 100),
-                                 ("defaultGPUNum", "default_count", 1, 1024)):
-            if key in sec:
-                val = sec[key]
-                if not isinstance(val, int) or isinstance(val, bool) or not lo <= val <= hi:
-                    raise InputError(f"{path}: {v.name}.{key}", val, f"must be an integer in {lo}..{hi}")
-                upd[fld] = val
-        out.append(v.model_copy(update={"resources": [f.model_copy(update=upd) for f in v.resources]}))
-    return out
+def set_env(ctr: dict, path: str, where: str, name: str, value: str, ops: list[dict]) -> str | None:
+    """Set ``name=value`` in the container's ``env`` and append the RFC 6902 operations that do the same on the
+    pod: ``add`` of the whole array where there is none, ``replace`` of each entry of that name, else ``add`` at
+    the end (``/-``). The container dict follows the patch, so a later call sees the state it leaves.
+    Returns a one-line denial when ``env`` is not a list of objects."""
+    env = ctr.get("env")
+    entry = {"name": name, "value": value}
+    if env is None:
+        ctr["env"] = [entry]
+        ops.append({"op": "add", "path": path, "value": [dict(entry)]})
+        return None
+    if not isinstance(env, list):
+        return f"{where}: must be a list"
+    hits = []
+    for j, e in enumerate(env):
+        if not isinstance(e, dict):
+            return f"{where}[{j}]: must be an object"
+        if e.get("name") == name:
+            hits.append(j)
+    for j in hits:
+        if env[j] != entry:
+            env[j] = dict(entry)
+            ops.append({"op": "replace", "path": f"{path}/{j}", "value": dict(entry)})
+    if not hits:
+        env.append(dict(entry))
+        ops.append({"op": "add", "path": f"{path}/-", "value": dict(entry)})
+    return None
 
 
 def cmd_webhook(args) -> int:
@@ -288,12 +382,19 @@ def cmd_webhook(args) -> int:
         from hami_hal.manager import Hal
 
         vendors = Hal().vendors()
+    admission: list[VendorAdmission] = []
     if args.device_config:
-        vendors = apply_device_config(vendors, args.device_config)
-    mutator = Mutator(vendors, args.scheduler_name, args.force_overwrite_default_scheduler == "true")
+        cfg = read_device_config(vendors, args.device_config)
+        vendors, admission = cfg.vendors, cfg.admission
+    mutator = Mutator(vendors, args.scheduler_name, args.force_overwrite_default_scheduler == "true", admission,
+                      allow_visible_devices_env=args.allow_visible_devices_env)
     srv = WebhookServer(mutator, host or "0.0.0.0", int(port), args.tls_cert_file, args.tls_private_key_file).start()
+    applied = "".join(f"; {a.vendor}:" + (f" runtimeClassName {a.runtime_class_name}" if a.runtime_class_name else "")
+                      + (f" overwriteEnv {a.hide_env.variable}={a.hide_env.hidden}" if a.hide_env else "")
+                      for a in mutator.admission)
+    guarded = ", ".join(g.variable for g in mutator.guards) or "off (--allow-visible-devices-env)"
     print(f"hami-scheduler webhook on {srv.url} (scheduler {args.scheduler_name}, "
-          f"{len(mutator.managed)} managed resource names)", flush=True)
+          f"{len(mutator.managed)} managed resource names{applied}; visible-devices check: {guarded})", flush=True)
     try:
         srv.thread.join()
     except KeyboardInterrupt:
@@ -311,5 +412,10 @@ def add_command(sub) -> None:
                    help="also replace schedulerName default-scheduler (HAMi default: true)")
     p.add_argument("--vendors", default=None, help="JSON array of VendorInfo (default: installed plugins)")
     p.add_argument("--device-config", default=None,
-                   help="HAMi device-config.yaml: <vendor>.defaultMemory/defaultCores/defaultGPUNum")
+                   help="HAMi device-config.yaml: <vendor>.defaultMemory/defaultCores/defaultGPUNum, "
+                        "runtimeClassName, overwriteEnv")
+    p.add_argument("--allow-visible-devices-env", action="store_true",
+                   help="let pods set a vendor's visible-devices variable (NVIDIA_VISIBLE_DEVICES) to a value that "
+                        "shows devices; off by default: such a value widens the container's devices past those it "
+                        "was given (only for nodes whose runtime ignores the variable, see docs/install.md)")
     p.set_defaults(func=cmd_webhook)

@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from hami_scheduler.webhook import Mutator, WebhookServer, apply_device_config
+from hami_scheduler.device_config import apply_device_config
+from hami_scheduler.webhook import Mutator, WebhookServer
 from sched_testing import NVIDIA
 
 from hami_hal.errors import InputError

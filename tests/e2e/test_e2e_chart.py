@@ -135,3 +135,23 @@ def test_rendered_commands_are_accepted_by_our_clis(helm):
                     _parser_accepts(hami, cmd[1:])
                     checked += 1
     assert checked >= 3  # extender and webhook (defaults) + extender (second variant), + node agents when present
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ([], []),
+    (["--set", "devices.nvidia.overwriteEnv=true", "--set-string", "devices.nvidia.runtimeClassName=nvidia"],
+     [("nvidia", "nvidia", "NVIDIA_VISIBLE_DEVICES")]),
+])
+def test_rendered_device_config_is_read_by_the_webhook(helm, tmp_path, extra, expected):
+    """The scheduler's device ConfigMap (the webhook's --device-config) at the chart's defaults applies nothing
+    beyond HAMi's request defaults; devices.nvidia.overwriteEnv / runtimeClassName reach the webhook."""
+    from hami_plugins_nvidia.vendor import vendor_info
+    from hami_scheduler.device_config import read_device_config
+
+    (cm,) = [d for d in render(helm, "hami-system", extra)
+             if d["kind"] == "ConfigMap" and "device-config.yaml" in d.get("data", {})]
+    f = tmp_path / "device-config.yaml"
+    f.write_text(cm["data"]["device-config.yaml"])
+    cfg = read_device_config([vendor_info()], str(f))
+    got = [(a.vendor, a.runtime_class_name, a.hide_env.variable if a.hide_env else None) for a in cfg.admission]
+    assert got == expected

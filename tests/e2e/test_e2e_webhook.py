@@ -1,6 +1,7 @@
 """The mutating webhook registered in the real apiserver (MutatingWebhookConfiguration, TLS with a CA bundle)
 and exercised through it: the stored pod is the mutated one, an invalid pod is refused with one line naming
-the field, a pod without managed resources is untouched, and a mutated pod goes on to be scheduled."""
+the field, a pod without managed resources is untouched, and a mutated pod goes on to be scheduled; with HAMi's
+overwriteEnv / runtimeClassName in the device config, the apiserver applies and stores the env and class patches."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 
-def start_webhook(stack) -> tuple[str, int]:
+def start_webhook(stack, device_config: str | None = None) -> tuple[str, int]:
     cert, key = make_cert(stack.cp.pki, f"webhook-{stack.ns}"[:60], "IP:127.0.0.1")
     port = free_port()
+    extra = ["--device-config", device_config] if device_config else []
     proc = stack.cp.spawn(f"{stack.ns}-webhook", [
         sys.executable, "-m", "hami_scheduler.cli", "webhook", "--bind", f"127.0.0.1:{port}",
-        "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), "--vendors", str(stack.vendors)])
+        "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), "--vendors", str(stack.vendors), *extra])
     stack.procs.append(proc)
     ctx = ssl.create_default_context(cafile=str(stack.cp.pki / "ca.crt"))
     end = time.monotonic() + 30
@@ -114,3 +116,52 @@ def test_webhook_through_the_apiserver(stack, deadline):
     stack.start_scheduler(port)
     deadline(lambda: stored(stack, "whole")["status"].get("phase") == "Running", 30, "the mutated pod running")
     assert stored(stack, "whole")["metadata"]["annotations"]["hami.io/vgpu-devices-allocated"].endswith(",100:;")
+
+
+def test_overwrite_env_and_runtime_class_through_the_apiserver(stack, deadline):
+    """HAMi's overwriteEnv / runtimeClassName: the apiserver applies the webhook's JSONPatch (RFC 6902) and stores
+    the result, so an invalid patch (an add past the end of env, a replace of a missing entry) would fail here."""
+    rc, other = f"{stack.ns}-nvidia"[:63], f"{stack.ns}-kata"[:63]
+    node_api = client.NodeV1Api(stack.api)
+    for name in (rc, other):
+        node_api.create_runtime_class({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                                       "metadata": {"name": name}, "handler": "runc"})
+        stack.cleanups.append(lambda name=name: node_api.delete_runtime_class(name))
+    cfg = stack.work / "device-config.yaml"
+    cfg.write_text(f"nvidia:\n  overwriteEnv: true\n  runtimeClassName: {rc}\n")
+    url, _ = start_webhook(stack, str(cfg))
+    register(stack, url)
+
+    def active():
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"warm{time.monotonic_ns() % 10**6}"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        out = stack.core.create_namespaced_pod(stack.ns, pod, dry_run="All")
+        return any(e.name == "NVIDIA_VISIBLE_DEVICES" for e in out.spec.containers[0].env or [])
+
+    deadline(active, 30, "the webhook configuration in effect")
+
+    pod = gpu_pod("mixed", scheduler=None)
+    pod["spec"]["initContainers"] = [{"name": "init", "image": "busybox", "env": [{"name": "A", "value": "1"}]}]
+    pod["spec"]["containers"].append({"name": "log", "image": "busybox",
+                                      "env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+                                              {"name": "B", "value": "2"}]})
+    stack.create(pod)
+    spec = stored(stack, "mixed")["spec"]
+    assert spec["runtimeClassName"] == rc and spec["schedulerName"] == "hami-scheduler"
+    assert "env" not in spec["containers"][0]  # the GPU container: left alone
+    assert spec["containers"][1]["env"] == [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "none"},
+                                            {"name": "B", "value": "2"}]
+    assert spec["initContainers"][0]["env"] == [{"name": "A", "value": "1"},
+                                                {"name": "NVIDIA_VISIBLE_DEVICES", "value": "none"}]
+
+    plain = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain"},
+             "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    stack.create(plain)
+    spec = stored(stack, "plain")["spec"]
+    assert spec["containers"][0]["env"] == [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "none"}]
+    assert "runtimeClassName" not in spec and spec["schedulerName"] == "default-scheduler"
+
+    own = gpu_pod("own", scheduler=None)
+    own["spec"]["runtimeClassName"] = other
+    stack.create(own)
+    assert stored(stack, "own")["spec"]["runtimeClassName"] == other  # the pod's own class wins (HAMi)

@@ -18,7 +18,7 @@
 
 /* CDEF-BEGIN */
 #define HAMI_REGION_MAGIC 0x48564750
-#define HAMI_REGION_VERSION 1
+#define HAMI_REGION_VERSION 2        /* 2: the sibling busy intervals (struct hami_sibling) */
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
@@ -26,6 +26,8 @@
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
+#define HAMI_SIBLINGS 16           /* processes of one container publishing busy intervals per device */
+#define HAMI_SIB_RECENT 32         /* closed busy intervals kept per sibling */
 #define HAMI_BOARD_RECENT 32       /* closed busy intervals kept per user (processor-sharing charge) */
 /* Kernel-held record locks (fcntl OFD locks) on the region file, at offsets far past its end: nothing is
  * stored there, the kernel only records who holds which bytes, and releases them when the holder dies.
@@ -71,6 +73,28 @@ struct hami_proc_slot {
     uint64_t busy_ns[HAMI_MAX_DEVICES];  /* GPU busy time measured for this process */
 };
 
+/* One process of the container measuring its launches on a device (launch.c sib_*): its busy intervals, as it
+ * publishes them on the node board for the other containers, so that its siblings charge each instant once
+ * between them (processor sharing over the container's contexts too, docs/interposer.md "Several processes in one
+ * container"). Written only by the process whose token is in owner; read by its siblings, bounded like the board. */
+struct hami_sibling {
+    uint64_t owner;            /* the publishing process's token (pid << 32 | random), 0 = free */
+    int64_t beat_ns;           /* its last write (CLOCK_MONOTONIC): an entry silent for 2 s may be taken over */
+    int64_t since_ns;          /* start of its current or last busy interval */
+    int64_t until_ns;          /* end of its last busy interval; the interval is open while until < since */
+    int64_t open_ns;           /* while open: the last time it found work of the interval running */
+    uint32_t recent_head;      /* next slot of the ring = head % HAMI_SIB_RECENT */
+    uint32_t pad;
+    int64_t recent_since[HAMI_SIB_RECENT];
+    int64_t recent_until[HAMI_SIB_RECENT];   /* 0 while the slot is being written */
+};
+
+struct hami_sibling_dev {
+    uint32_t mask;             /* bit i: entry i has an owner (a hint: readers skip the others) */
+    uint32_t pad;
+    struct hami_sibling e[HAMI_SIBLINGS];
+};
+
 struct hami_region {
     uint32_t magic;
     uint32_t version;
@@ -84,6 +108,7 @@ struct hami_region {
     uint64_t created_unix_ns;
     struct hami_device_info dev[HAMI_MAX_DEVICES];
     struct hami_proc_slot procs[HAMI_MAX_PROCS];
+    struct hami_sibling_dev sib[HAMI_MAX_DEVICES];  /* version 2 */
 };
 
 struct hami_board_gpu {

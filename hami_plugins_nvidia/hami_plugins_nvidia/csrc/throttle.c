@@ -123,6 +123,63 @@ int64_t hami_vgpu_ps_charge_bounded_ns(int64_t a, int64_t b, const int64_t *sinc
     return total;
 }
 
+/* The charge of [a, b) for a process with siblings in its container (docs/interposer.md "Several processes in one
+ * container"): each of the container's processes is a context of its own, and the GPU time-slices between
+ * contexts, not containers; so n(t) = 1 + min(s(t), sk) + min(m(t), k), s(t) the sibling intervals [ssince, suntil)
+ * covering t (merged per sibling by the caller, bounded by sk, the container's other processes holding memory on
+ * the device: kernel record locks, sk < 0 = no bound), m(t) and k the other containers' as in
+ * hami_vgpu_ps_charge_bounded_ns. The siblings' charges of an instant add up to what the container got then: each
+ * pays 1 / n(t) (before, each paid as if its siblings were idle: 2 GPU-bound processes at a 30 % limit got 15 %
+ * together on the fake, charged 2 x). With no sibling interval it is hami_vgpu_ps_charge_bounded_ns exactly. */
+int64_t hami_vgpu_ps_charge_sib_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count, int k,
+                                   const int64_t *ssince, const int64_t *suntil, int scount, int sk)
+{
+    if (scount <= 0 || sk == 0)
+        return hami_vgpu_ps_charge_bounded_ns(a, b, since, until, count, k);
+    if (b <= a)
+        return 0;
+    if (count < 0)
+        count = 0;
+    if (count > HAMI_PS_MAX)
+        count = HAMI_PS_MAX;
+    if (scount > HAMI_SIB_MAX)
+        scount = HAMI_SIB_MAX;
+    int64_t pts[2 * (HAMI_PS_MAX + HAMI_SIB_MAX) + 2];
+    int np = 0;
+    pts[np++] = a;
+    pts[np++] = b;
+    for (int i = 0; i < count + scount; i++) {
+        int64_t s = i < count ? since[i] : ssince[i - count], u = i < count ? until[i] : suntil[i - count];
+        if (s > a && s < b)
+            pts[np++] = s;
+        if (u > a && u < b)
+            pts[np++] = u;
+    }
+    for (int i = 1; i < np; i++)  /* insertion sort: the callers pass only intervals that meet [a, b) */
+        for (int j = i; j > 0 && pts[j - 1] > pts[j]; j--) {
+            int64_t t = pts[j];
+            pts[j] = pts[j - 1];
+            pts[j - 1] = t;
+        }
+    int64_t total = 0;
+    for (int p = 0; p + 1 < np; p++) {
+        int64_t lo = pts[p], hi = pts[p + 1];
+        if (hi <= lo)
+            continue;
+        int m = 0, s = 0;
+        for (int i = 0; i < count; i++)
+            m += since[i] <= lo && until[i] >= hi;
+        for (int i = 0; i < scount; i++)
+            s += ssince[i] <= lo && suntil[i] >= hi;
+        if (k >= 0 && m > k)
+            m = k;
+        if (sk >= 0 && s > sk)
+            s = sk;
+        total += (hi - lo) / (1 + s + m);
+    }
+    return total;
+}
+
 /* Merges one tenant's busy intervals [since[i], until[i]) in place into their disjoint union (sorted, touching
  * ones joined); returns how many remain. A container is busy or not at any instant: its intervals on the node
  * board (the ring of recent ones and the open one, written by any of its processes, or forged) must add 1 to a

@@ -217,6 +217,9 @@ VG_API int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since
 VG_API int64_t hami_vgpu_ps_charge_bounded_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until,
                                               int count, int k);
 VG_API int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count);
+#define HAMI_SIB_MAX (HAMI_SIBLINGS * (HAMI_SIB_RECENT + 1))  /* sibling intervals a charge may intersect */
+VG_API int64_t hami_vgpu_ps_charge_sib_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count,
+                                          int k, const int64_t *ssince, const int64_t *suntil, int scount, int sk);
 #define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
 #define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,

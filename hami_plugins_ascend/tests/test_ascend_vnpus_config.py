@@ -1,0 +1,194 @@
+"""HAMi's ``vnpus`` section as the Ascend plugin's chip table: HAMi's own table (both forms) gives the built-in
+chips, a user's changed template and a chip HAMi's defaults lack are what discovery and the partition model use on
+the simulated hardware, and a bad entry is one line naming ``vnpus.configs[i].<field>`` and the value."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hami_plugins_ascend.chips import chips
+from hami_plugins_ascend.config import check_config, parse_config
+
+from hami_hal.errors import InputError
+from hami_hal.models import PartitionKind
+from hami_hal.node.families import families
+from hami_hal.node.plugin_settings import check_plugin_config, node_settings
+
+HAMI_VNPUS = yaml.safe_load((Path(__file__).with_name("fixtures") / "hami-v2.10-vnpus.yaml").read_text())["vnpus"]
+#: Keys the built-in table leaves unset (HAMi's entries write them; the values must be the ones hami-hal serves).
+NAMES = {"resourceName", "resourceMemoryName", "resourceCoreName"}
+NO_FLAGS = {"deviceSplitCount": None, "deviceMemoryScaling": None, "deviceCoreScaling": None}
+#: A chip HAMi's table lacks (figures for the test, not a Huawei datasheet): 64 GB, 24 AI cores.
+CUSTOM = {"chipName": "910X9", "commonWord": "Ascend910X9", "memoryAllocatable": 61440, "memoryCapacity": 65536,
+          "aiCore": 24, "aiCPU": 6, "templates": [{"name": "vir06_1c_15g", "memory": 15360, "aiCore": 6, "aiCPU": 1},
+                                                  {"name": "vir12_3c_30g", "memory": 30720, "aiCore": 12, "aiCPU": 3}]}
+CUSTOM_PROFILES = """\
+apiVersion: hami-hal.io/v1alpha1
+kind: DeviceProfile
+metadata: {name: test-910x9, description: "a chip outside HAMi's table (test)"}
+spec:
+  vendor: ascend
+  model: "910X9"
+  memory_mib: 65536
+  compute_units: 24
+  vendor_data: {chips_per_npu: 1, power_w: 90.0, temperature_c: 35, hbm_used_mib: 3000, device_share: false}
+---
+apiVersion: hami-hal.io/v1alpha1
+kind: NodeProfile
+metadata: {name: test-910x9-node, description: "two custom chips beside two 910B3 (test)"}
+spec:
+  driver_version: "24.1.rc3"
+  devices:
+    - {profile: test-910x9, count: 2}
+    - {profile: ascend-910b3, count: 2}
+"""
+
+
+def _plain(c) -> dict:
+    return c.model_dump(exclude=NAMES)
+
+
+def _vnpus(*entries: dict) -> dict:
+    return {"hamiVnpuCore": False, "configs": list(entries)}
+
+
+def _b3(**change) -> dict:
+    entry = copy.deepcopy(next(e for e in HAMI_VNPUS["configs"] if e["chipName"] == "910B3"))
+    entry.update(change)
+    return entry
+
+
+@pytest.mark.parametrize("form", ["v2.9+ mapping", "bare list (before v2.9)"])
+def test_hamis_table_gives_the_built_in_chips(form):
+    section = HAMI_VNPUS if form.startswith("v2.9") else HAMI_VNPUS["configs"]
+    cfg = parse_config({"vnpus": section})
+    assert [_plain(c) for c in cfg.chips] == [_plain(c) for c in chips()]
+    assert all(c.resourceName == f"huawei.com/{c.commonWord}" for c in cfg.chips)
+    assert cfg.default_vnpu_core is (False if form.startswith("v2.9") else None)
+    assert check_config({"vnpus": section}) == []  # every HAMi key read, nothing noted
+
+
+@pytest.mark.parametrize("node", ["ascend-8x910b3", "ascend-4x310p3", "ascend-8x910a", "ascend-16x910c"])
+def test_hamis_table_partitions_the_simulated_node_as_the_built_in_one(hal, node):
+    plain = hal.discover("sim", sim_node=node, node_name="n")
+    hami = hal.discover("sim", sim_node=node, node_name="n", vendor_configs={"ascend": {"vnpus": HAMI_VNPUS}})
+    assert [d.partition for d in hami.devices] == [d.partition for d in plain.devices]
+    assert [d.family for d in hami.devices] == [d.family for d in plain.devices]
+    assert all(d.partition.kind is not PartitionKind.WHOLE for d in hami.devices)
+
+
+def test_a_changed_template_is_what_the_partition_model_offers(hal):
+    one = _b3(templates=[{"name": "vir10_3c_32g", "memory": 32768, "aiCore": 10, "aiCPU": 3}])
+    plain = hal.discover("sim", sim_node="ascend-8x910b3", node_name="n")
+    inv = hal.discover("sim", sim_node="ascend-8x910b3", node_name="n", vendor_configs={"ascend": {"vnpus": [one]}})
+    before, after = plain.devices[0].partition, inv.devices[0].partition
+    assert [t.name for t in before.templates] == ["vir05_1c_16g", "vir10_3c_32g", "whole-card"]
+    assert before.max_slots == 4
+    assert [t.name for t in after.templates] == ["vir10_3c_32g", "whole-card"]
+    assert after.max_slots == 2  # HAMi's split count: memoryAllocatable / the smallest template (65536 / 32768)
+
+
+def test_a_chip_hamis_table_lacks_is_discovered_and_partitioned_from_its_entry(hal, tmp_path):
+    prof = tmp_path / "custom.yaml"
+    prof.write_text(CUSTOM_PROFILES)
+    hal.add_profiles([prof])
+    plain = hal.discover("sim", sim_node="test-910x9-node", node_name="n")
+    custom = [d for d in plain.devices if d.model == "910X9"]
+    assert len(custom) == 2 and all(d.partition.kind is PartitionKind.WHOLE for d in custom)
+    assert "not in HAMi's Ascend catalogue" in custom[0].attributes["unknown"]["chip"]
+
+    inv = hal.discover("sim", sim_node="test-910x9-node", node_name="n",
+                       vendor_configs={"ascend": {"vnpus": _vnpus(CUSTOM)}})
+    custom = [d for d in inv.devices if d.model == "910X9"]
+    d = custom[0]
+    assert (d.family, d.hami_type, d.compute_units) == ("Ascend910X9", "Ascend910X9", 24)
+    assert "chip" not in d.attributes["unknown"]
+    assert d.partition.kind is PartitionKind.TEMPLATES and d.partition.memory_mib == 61440
+    assert [(t.name, t.memory_mib, t.compute_units) for t in d.partition.templates] == [
+        ("vir06_1c_15g", 15360, 6), ("vir12_3c_30g", 30720, 12), ("whole-card", 61440, 24)]
+    assert d.partition.max_slots == 4  # 61440 // 15360
+    # the 910B3 beside it keep the built-in entry
+    b3 = next(x for x in inv.devices if x.model == "910B3")
+    assert [t.name for t in b3.partition.templates] == ["vir05_1c_16g", "vir10_3c_32g", "whole-card"]
+    # the kubelet resources come from the plugin's VendorInfo (the built-in table): the custom chip is not
+    # offered under another chip's resource (it used to land in huawei.com/Ascend910A)
+    fams = families(hal.vendors(), inv.devices)
+    assert [(f.resource_name, len(f.devices)) for f in fams] == [("huawei.com/Ascend910B3", 2)]
+
+
+def test_vnpus_hami_vnpu_core_is_the_default_where_the_node_has_no_answer():
+    assert parse_config({"vnpus": {"hamiVnpuCore": True, "configs": []}}).default_vnpu_core is True
+    cfg = parse_config({"ascend": {"hamiVnpuCore": False}, "vnpus": {"hamiVnpuCore": True, "configs": []}})
+    assert cfg.hami_vnpu_core is False and cfg.default_vnpu_core is True  # the node's own setting decides first
+
+
+def test_a_section_key_the_plugin_does_not_read_is_noted():
+    notes = check_config({"vnpus": {"hamiVnpuCore": False, "hamiVnpuMode": "enpu", "configs": []}})
+    assert notes == ["vnpus: hamiVnpuMode not read by the Ascend plugin (it reads hamiVnpuCore, configs)"]
+
+
+BAD = [
+    (_vnpus(_b3(resourceName="huawei.com/npu")), "vnpus.configs[0].resourceName", "'huawei.com/npu'",
+     "hami-hal serves 'huawei.com/Ascend910B3'"),
+    (_vnpus(_b3(resourceMemoryName="huawei.com/Ascend910B3-mem")), "vnpus.configs[0].resourceMemoryName",
+     "'huawei.com/Ascend910B3-mem'", "serves 'huawei.com/Ascend910B3-memory'"),
+    (_vnpus(_b3(memoryFactor=1024)), "vnpus.configs[0].memoryFactor", "1024", "count MiB (memoryFactor 1)"),
+    (_vnpus(_b3(memoryFactor=-1)), "vnpus.configs[0].memoryFactor", "-1", "greater than or equal to 0"),
+    (_vnpus(_b3(overwriteEnv="sometimes")), "vnpus.configs[0].overwriteEnv", "'sometimes'", "valid boolean"),
+    (_vnpus(_b3(runtimeClassName="Bad_Class")), "vnpus.configs[0].runtimeClassName", "'Bad_Class'", "pattern"),
+    (_vnpus({k: v for k, v in _b3(commonWord="Ascend910Bx").items() if k not in NAMES}), "vnpus.configs[0].commonWord", "'Ascend910Bx'", "differs from chip 910B3"),
+    (_vnpus(dict(CUSTOM, commonWord="Ascend310P")), "vnpus.configs[0].commonWord", "'Ascend310P'",
+     "is chip 310P3's"),
+    (_vnpus(_b3(), _b3()), "vnpus.configs[1].chipName", "'910B3'", "listed twice"),
+    (_vnpus(_b3(colour="red")), "vnpus.configs[0].colour", "'red'", "Extra inputs"),
+    (_vnpus(_b3(templates=[{"name": "vir05_1c_16g", "memory": "16g", "aiCore": 5}])),
+     "vnpus.configs[0].templates[0].memory", "'16g'", "valid integer"),
+    (_vnpus(_b3(templates=[{"name": "x", "memory": 1, "aiCore": 1}])), "vnpus.configs[0].templates[0].name", "'x'",
+     "pattern"),
+    (_vnpus(_b3(memoryCapacity=1024)), "vnpus.configs[0]", "'910B3'", "exceeds memoryCapacity"),
+    ([_b3(aiCore=0)], "vnpus[0].aiCore", "0", "greater than or equal to 1"),
+    ({"hamiVnpuCore": "yes", "configs": []}, "vnpus.hamiVnpuCore", "'yes'", "true or false"),
+    ({"configs": {"chipName": "910B3"}}, "vnpus.configs", "'dict'", "must be a list"),
+    ({"configs": ["910B3"]}, "vnpus.configs[0]", "'910B3'", "must be a mapping"),
+    ("910B3", "vnpus", "'str'", "must be HAMi's vnpus section"),
+    ({"configs": [_b3()] * 65}, "vnpus.configs", "'65 entries'", "too long"),
+]
+
+
+@pytest.mark.parametrize(("section", "field", "value", "reason"), BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+def test_a_bad_entry_is_one_line_naming_the_field_and_value(section, field, value, reason):
+    with pytest.raises(InputError) as err:
+        check_config({"vnpus": section})
+    text = str(err.value)
+    assert text.startswith(f"{field}: {value} "), text
+    assert reason in text and "\n" not in text
+
+
+def _file(tmp_path: Path, section: object) -> Path:
+    path = tmp_path / "device-config.yaml"
+    path.write_text(yaml.safe_dump({"deviceSplitCount": 10, "vnpus": section, "nvidia": {"deviceSplitCount": 4}}))
+    return path
+
+
+def test_the_node_agent_hands_the_vnpus_section_to_the_ascend_plugin(hal, tmp_path):
+    routes = {v.name: v.hami_sections for v in hal.vendors() if v.hami_sections}
+    assert routes == {"ascend": ["vnpus"]}
+    for section in (HAMI_VNPUS, HAMI_VNPUS["configs"]):
+        s = node_settings(_file(tmp_path, section), "n", NO_FLAGS, hami_sections=routes)
+        s.drop_sections_except({"ascend"})
+        assert s.config_for("ascend")["vnpus"] == section
+        assert check_plugin_config(hal, s, "ascend") == []
+        assert not [n for n in s.notes if "vnpus" in n], s.notes  # read, not "no installed plugin"
+    bad = _vnpus(_b3(memoryFactor=2))
+    s = node_settings(_file(tmp_path, bad), "n", NO_FLAGS, hami_sections=routes)
+    with pytest.raises(InputError, match=r"^device-config.yaml: vnpus.configs\[0\].memoryFactor: 2 HAMi multiplies"):
+        check_plugin_config(hal, s, "ascend")
+
+
+def test_without_a_plugin_declaring_it_vnpus_is_noted_as_before(tmp_path):
+    s = node_settings(_file(tmp_path, HAMI_VNPUS), "n", NO_FLAGS, hami_sections={})
+    s.drop_sections_except({"nvidia"})
+    assert any("'vnpus' names no installed plugin" in n for n in s.notes), s.notes
