@@ -266,6 +266,10 @@ class ExtenderServer:
         return Handler
 
 
+#: Largest ``--vendors`` file read (a VendorInfo is a few KiB).
+MAX_VENDORS_FILE = 4 << 20
+
+
 def load_vendors(path: str):
     """VendorInfo list from a JSON file, so the scheduler needs no vendor plugin installed."""
     from pydantic import TypeAdapter, ValidationError
@@ -273,9 +277,18 @@ def load_vendors(path: str):
     from hami_hal.models import VendorInfo
 
     try:
-        return TypeAdapter(list[VendorInfo]).validate_json(Path(path).read_text())
-    except (OSError, ValidationError) as exc:
-        raise InputError("--vendors", path, f"is not a JSON array of VendorInfo: {str(exc).splitlines()[0]}") from None
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_VENDORS_FILE + 1)
+    except OSError as exc:
+        raise InputError("--vendors", path, f"cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_VENDORS_FILE:
+        raise InputError("--vendors", path, f"is larger than {MAX_VENDORS_FILE} bytes")
+    try:
+        return TypeAdapter(list[VendorInfo]).validate_json(raw)
+    except ValidationError as exc:  # invalid UTF-8 and JSON too: the first error, naming where
+        e = exc.errors()[0]
+        where = ".".join(str(p) for p in e["loc"]) or "document"
+        raise InputError("--vendors", path, f"is not a JSON array of VendorInfo: at {where}: {e['msg']}") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -50,6 +51,8 @@ from hami_hal.requests import parse_pod
 from .device_config import HIDE_DEVICES_ENV, VendorAdmission, read_device_config
 from .httpserver import BoundedHTTPServer
 from .visible_devices_guard import check_pod_spec
+
+log = logging.getLogger("hami_scheduler.webhook")
 
 MAX_BODY = 1 << 20
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -251,7 +254,10 @@ class Mutator:
 
     def handle(self, body: bytes, validate: bool = False) -> dict:
         """A whole AdmissionReview in, a whole AdmissionReview out (``validate``: the validating route)."""
-        review = json.loads(body)
+        try:
+            review = json.loads(body)
+        except RecursionError:  # not a ValueError: it dropped the connection unanswered
+            raise ValueError("body is nested too deep to be an AdmissionReview") from None
         if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
             raise ValueError("body must be an AdmissionReview")
         decide = self.validate if validate else self.review
@@ -334,6 +340,10 @@ class WebhookServer:
                     out = mutator.handle(self.rfile.read(n), validate=route == "/validate")
                 except (ValueError, UnicodeDecodeError) as exc:
                     return self._send(400, f"request body: {str(exc)[:200]}".encode(), "text/plain")
+                except Exception as exc:  # a bug: still an answer, never a dropped connection
+                    log.exception("webhook review failed")
+                    return self._send(500, f"internal error: {type(exc).__name__}: {str(exc)[:200]}".encode(),
+                                      "text/plain")
                 self._send(200, json.dumps(out).encode())
 
         return Handler
