@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hami_hal.digits import is_digits
+
 from .errors import BackendUnavailable, HalError
 
 #: Default seconds a tool may run before it is killed.
@@ -112,4 +114,4 @@ def pci_numa_node(bus_id: str, root: Path = Path("/sys")) -> int | None:
         text = (root / "bus" / "pci" / "devices" / bdf / "numa_node").read_text().strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() and len(text) < 5 else None
+    return int(text) if is_digits(text) and len(text) < 5 else None

@@ -3,6 +3,8 @@ that silently accepts ``true`` as 1, ``1e9`` as an int or a 40-digit number."""
 
 from __future__ import annotations
 
+from hami_hal.digits import is_digits
+
 from ..errors import InputError
 from .limits import MAX_STRING, MAX_VALUE_CHARS
 
@@ -22,7 +24,7 @@ def int_field(where: str, value: object, lo: int, hi: int) -> int:
         raise InputError(where, value, "must be an integer, not a boolean")
     if isinstance(value, int):
         out = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 20:
+    elif isinstance(value, str) and is_digits(value.strip().lstrip("-")) and len(value.strip()) <= 20:
         out = int(value.strip())
     else:
         raise InputError(where, value, "must be an integer")

@@ -7,6 +7,13 @@ from __future__ import annotations
 MAX_VALUE_CHARS = 256 * 1024
 #: Devices in one node register annotation (HAMi nodes carry at most 16 of one family).
 MAX_REGISTER_DEVICES = 64
+#: Devices in one hami-hal inventory annotation (every family of a node together; the register path allows
+#: 64 per family key). Every node's row in the scheduler's index is as wide as the widest node.
+MAX_INVENTORY_DEVICES = 256
+#: Templates of one partition model (hardware instance profiles, virtual templates, slice sizes).
+MAX_TEMPLATES = 64
+#: Compute units of one device (SMs, AI cores, slices), and the node budget a template draws from.
+MAX_UNITS = 1 << 20
 #: Devices in one container's allocation.
 MAX_DEVICES = 1024
 #: Containers of one pod (init + app) in an allocation string.

@@ -26,7 +26,16 @@ from ..models import (
 )
 from .checks import int_field, str_field, value_text
 from .keys import HAL_INVENTORY, families_by_key
-from .limits import MAX_DEVCORE, MAX_INDEX, MAX_MEMORY_MIB, MAX_REGISTER_DEVICES, MAX_SPLIT_COUNT
+from .limits import (
+    MAX_DEVCORE,
+    MAX_INDEX,
+    MAX_INVENTORY_DEVICES,
+    MAX_MEMORY_MIB,
+    MAX_REGISTER_DEVICES,
+    MAX_SPLIT_COUNT,
+    MAX_TEMPLATES,
+    MAX_UNITS,
+)
 
 #: HAMi's default device mode when an annotation names none.
 DEFAULT_MODE = "hami-core"
@@ -208,6 +217,63 @@ def parse_node_devices(annotations: dict[str, str], vendors: list[VendorInfo]) -
     return out
 
 
+def _check_partition(where: str, part: PartitionModel) -> None:
+    """The numbers of a partition model within the bounds the register path holds them to."""
+    int_field(f"{where}.memory_mib", part.memory_mib, 0, MAX_MEMORY_MIB)
+    int_field(f"{where}.compute_percent", part.compute_percent, 0, MAX_DEVCORE)
+    int_field(f"{where}.max_slots", part.max_slots, 1, MAX_SPLIT_COUNT)
+    int_field(f"{where}.memory_granularity_mib", part.memory_granularity_mib, 1, MAX_MEMORY_MIB)
+    if part.compute_units is not None:
+        int_field(f"{where}.compute_units", part.compute_units, 0, MAX_UNITS)
+    if part.node_budget is not None:
+        int_field(f"{where}.node_budget.limit", part.node_budget.limit, 0, MAX_UNITS)
+    if len(part.templates) > MAX_TEMPLATES:
+        raise InputError(f"{where}.templates", f"{len(part.templates)} templates", f"lists more than {MAX_TEMPLATES}")
+    for j, t in enumerate(part.templates):
+        tw = f"{where}.templates[{j}]"
+        int_field(f"{tw}.memory_mib", t.memory_mib, 1, MAX_MEMORY_MIB)
+        int_field(f"{tw}.node_cost", t.node_cost, 0, MAX_UNITS)
+        for name, value in (("compute_units", t.compute_units), ("max_instances", t.max_instances)):
+            if value is not None:
+                int_field(f"{tw}.{name}", value, 0, MAX_UNITS)
+        if len(t.placements) > MAX_SPLIT_COUNT:
+            raise InputError(f"{tw}.placements", f"{len(t.placements)} placements", f"lists more than {MAX_SPLIT_COUNT}")
+        for k, pl in enumerate(t.placements):
+            int_field(f"{tw}.placements[{k}].start", pl.start, 0, MAX_UNITS)
+            int_field(f"{tw}.placements[{k}].size", pl.size, 1, MAX_UNITS)
+
+
+def check_inventory(inv: NodeInventory, key: str = HAL_INVENTORY) -> None:
+    """Hold a node's hami-hal inventory to the register path's bounds.
+
+    Why: the annotation is written by the node's own agent, so a compromised node could otherwise
+    put a memory of 10**30 MiB (every later filter then failed with an overflow, on every node) or
+    2,000 devices (the scheduler's index, as wide as the widest node, grew for every node) into it, or
+    a uuid holding the allocation string's separators. Raises InputError naming the field.
+    """
+    if len(inv.devices) > MAX_INVENTORY_DEVICES:
+        raise InputError(f"{key}.devices", f"{len(inv.devices)} devices", f"lists more than {MAX_INVENTORY_DEVICES}")
+    seen: set[str] = set()
+    for i, d in enumerate(inv.devices):
+        where = f"{key}.devices[{i}]"
+        str_field(f"{where}.uuid", d.uuid, forbid=",:;[]{}\" ")
+        str_field(f"{where}.vendor", d.vendor, forbid=",:;")
+        str_field(f"{where}.hami_type", d.hami_type, required=False, forbid=",:;")
+        str_field(f"{where}.model", d.model, required=False)
+        str_field(f"{where}.mode", d.mode, required=False, forbid=",:;")
+        int_field(f"{where}.index", d.index, 0, MAX_INDEX)
+        int_field(f"{where}.memory_mib", d.memory_mib, 0, MAX_MEMORY_MIB)
+        if d.numa_node is not None:
+            int_field(f"{where}.numa_node", d.numa_node, -1, MAX_INDEX)
+        if d.compute_units is not None:
+            int_field(f"{where}.compute_units", d.compute_units, 0, MAX_UNITS)
+        if d.partition is not None:
+            _check_partition(f"{where}.partition", d.partition)
+        if d.uuid in seen:
+            raise InputError(f"{where}.uuid", d.uuid, "is listed twice")
+        seen.add(d.uuid)
+
+
 def parse_node(node: dict, vendors: list[VendorInfo]) -> NodeInventory:
     """A Node object → NodeInventory (the hami-hal annotation if present, else HAMi register annotations)."""
     meta = node.get("metadata") or {}
@@ -222,6 +288,7 @@ def parse_node(node: dict, vendors: list[VendorInfo]) -> NodeInventory:
         except ValueError as exc:
             first = str(exc).splitlines()[0]
             raise InputError(HAL_INVENTORY, raw[:80], f"is not a NodeInventory: {first}") from None
+        check_inventory(inv)
         return inv.model_copy(update={"node": name})
     devices = parse_node_devices(anns, vendors)
     return NodeInventory(node=name, source="real" if devices else "empty", devices=devices)

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hami_hal.digits import is_digits
+
 from ..errors import HalError
 from ..manager import Hal
 from ..models import ContainerAllocation, ContainerEdits, Device, DeviceSlice, PartitionKind, Placement
@@ -50,7 +52,7 @@ class ContainerAnswer:
 
 def _bind_time(pod: dict) -> int:
     value = ((pod.get("metadata") or {}).get("annotations") or {}).get(wire.BIND_TIME, "")
-    return int(value) if value.isdigit() and len(value) <= 12 else 1 << 62
+    return int(value) if is_digits(value) and len(value) <= 12 else 1 << 62
 
 
 def _container_names(pod: dict) -> list[tuple[str, bool]]:

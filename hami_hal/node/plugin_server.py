@@ -105,6 +105,13 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
             yield msg
 
     def GetPreferredAllocation(self, request, context):  # noqa: N802
+        reqs = request.container_requests
+        ids = sum(len(c.available_deviceIDs) + len(c.must_include_deviceIDs) for c in reqs)
+        if len(reqs) > MAX_CONTAINERS or ids > MAX_IDS or any(not 0 <= c.allocation_size <= MAX_IDS for c in reqs):
+            msg = (f"GetPreferredAllocation {self.family.resource_name}: {len(reqs)} containers / {ids} IDs / sizes "
+                   f"{sorted({c.allocation_size for c in reqs})[:4]} is over the bound ({MAX_CONTAINERS} / {MAX_IDS})")
+            log.error("%s", msg)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, msg)
         replicas = self.family.replicas()
         wanted = self.allocator.pending_devices(self.family)
         out = []
@@ -141,7 +148,8 @@ def preferred(replicas: dict[str, Device], available: list[str], must: list[str]
               wanted: list[str], scores: dict[tuple[str, str], int] | None = None) -> list[str]:
     """``size`` IDs from ``available``: ``must`` first, then the devices the scheduler chose for the waiting
     pod, then distinct devices best linked to those already chosen, then any (fewer devices than asked)."""
-    chosen: list[str] = [i for i in must if i in available][:max(size, 0)]
+    offered = set(available)
+    chosen: list[str] = [i for i in dict.fromkeys(must) if i in offered][:max(size, 0)]  # each ID once
     used = {replicas[i].uuid for i in chosen if i in replicas}
 
     def take(pred) -> None:
@@ -161,11 +169,13 @@ def preferred(replicas: dict[str, Device], available: list[str], must: list[str]
             break
         best = max(free, key=lambda d: sum((scores or {}).get((d.uuid, u), 0) for u in used))
         take(lambda d, best=best: d.uuid == best.uuid)
+    taken = set(chosen)  # a set: the list's `in` made this loop quadratic in the IDs the kubelet sends
     for rid in available:  # fewer distinct devices than asked: the kubelet still needs `size` IDs
         if len(chosen) >= size:
             break
-        if rid not in chosen:
+        if rid not in taken:
             chosen.append(rid)
+            taken.add(rid)
     return chosen
 
 

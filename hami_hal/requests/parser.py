@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from hami_hal.digits import is_digits
+
 from ..errors import HalError, InputError
 from ..hami_compat.keys import GPU_POLICY, NODE_POLICY, SCORING_WEIGHTS
 from ..models import (
@@ -157,7 +159,7 @@ def _check_scoring_weights(anns: dict[str, str]) -> None:
     for part in _comma_list(raw):
         key, _, val = part.partition("=")
         key = key.strip()
-        if key not in ("slot", "core", "memory") or key in weights or not val.strip().isdigit():
+        if key not in ("slot", "core", "memory") or key in weights or not is_digits(val.strip()):
             raise InputError(where, raw, "must be slot=<int>,core=<int>,memory=<int> with each key once")
         weights[key] = int(val)
     if set(weights) != {"slot", "core", "memory"} or not any(weights.values()):
@@ -280,7 +282,7 @@ def _container_amounts(res: dict, prefix: str, index: _ResourceIndex,
         amounts.values[role] = value
         amounts.fields[role] = fld
         raw = (limits if where == "limits" else requests)[name]
-        if isinstance(raw, str) and raw.strip() and not raw.strip()[-1].isdigit():
+        if isinstance(raw, str) and raw.strip() and not is_digits(raw.strip()[-1]):
             amounts.suffixed.add(role)
     return out
 

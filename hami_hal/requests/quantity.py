@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from hami_hal.digits import is_digits
+
 from ..errors import InputError
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -54,7 +56,7 @@ def parse_quantity(value: object, field: str) -> int:
     if not match:
         raise InputError(field, value, "is not a valid Kubernetes quantity")
     number, suffix = match.group(1), match.group(2) or ""
-    if sum(ch.isdigit() for ch in number) > MAX_DIGITS:
+    if sum(is_digits(ch) for ch in number) > MAX_DIGITS:
         raise InputError(field, value, f"has more than {MAX_DIGITS} digits")
     if suffix not in _BINARY and suffix not in _DECIMAL and abs(int(suffix[1:])) > MAX_EXPONENT:
         raise InputError(field, value, f"has an exponent beyond ±{MAX_EXPONENT}")

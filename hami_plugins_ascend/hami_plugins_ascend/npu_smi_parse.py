@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from hami_hal.digits import is_digits
 from hami_hal.vendor_tool import ToolError
 
 #: Bounds on what a sane table holds (refuse a runaway or hostile output early).
@@ -144,10 +145,10 @@ def _columns(names: list[str], values: list[str], line_no: int) -> dict[str, str
 
 def _chip(c1: list[str], c2: list[str], h1: list[list[str]], h2: list[list[str]], n1: int, n2: int) -> ChipRow:
     first = c1[0].split(None, 1)
-    if len(first) != 2 or not first[0].isdigit():
+    if len(first) != 2 or not is_digits(first[0]):
         raise ToolError(f"npu-smi info: line {n1}: expected '<NPU id> <name>', got {c1[0]!r}")
     chip_tok = c2[0].split()
-    if not chip_tok or not chip_tok[0].isdigit():
+    if not chip_tok or not is_digits(chip_tok[0]):
         raise ToolError(f"npu-smi info: line {n2}: expected a chip id, got {c2[0]!r}")
     bus = c2[1].split()[0] if c2[1].split() else ""
     if not _BUS.match(bus):
@@ -184,11 +185,11 @@ def parse_chip_map(text: str) -> dict[tuple[int, int], int]:
             continue
         if not seen_header:
             continue
-        if len(toks) < 4 or not toks[0].isdigit() or not toks[1].isdigit():
+        if len(toks) < 4 or not is_digits(toks[0]) or not is_digits(toks[1]):
             raise ToolError(f"npu-smi info -m: line {n}: expected 'NPU ID  Chip ID  Logic ID  Name'")
         if toks[2] == "-":
             continue  # MCU and other non-NPU chips
-        if not toks[2].isdigit():
+        if not is_digits(toks[2]):
             raise ToolError(f"npu-smi info -m: line {n}: logic id {toks[2]!r} is not a number")
         out[(int(toks[0]), int(toks[1]))] = int(toks[2])
     if not seen_header:
@@ -244,7 +245,7 @@ def parse_vnpu_info(text: str) -> list[VnpuRow]:
     out: list[VnpuRow] = []
     for n, line in enumerate(lines[header + 1:], start=header + 2):
         cells = _cells(line)
-        if len(cells) < 5 or not cells[0].isdigit():
+        if len(cells) < 5 or not is_digits(cells[0]):
             continue
         if cells[3] not in ("0", "1"):
             raise ToolError(f"npu-smi info -t info-vnpu: line {n}: status {cells[3]!r} is not 0 or 1")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hami_hal.digits import is_digits
 from hami_hal.vendor_tool import ToolError
 
 MAX_CARDS = 64
@@ -93,7 +94,7 @@ def parse_info(text: str) -> list[CardInfo]:
         if total == 0 or used > total:
             raise ToolError(f"cnmon info: Card {idx}: memory used {used} of total {total} MiB is impossible")
         ecc_raw = fields.get("DDR ECC Err Count", "N/A")
-        if ecc_raw != "N/A" and not (ecc_raw.isdigit() and len(ecc_raw) < 10):
+        if ecc_raw != "N/A" and not (is_digits(ecc_raw) and len(ecc_raw) < 10):
             raise ToolError(f"cnmon info: Card {idx}: DDR ECC Err Count {ecc_raw!r} is not a count or N/A")
         out.append(CardInfo(
             index=idx, model=need("Product Name"), uuid=need("UUID"), bus_id=need("Bus ID"),

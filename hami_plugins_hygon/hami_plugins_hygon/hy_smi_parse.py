@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from hami_hal.digits import is_digits
 from hami_hal.vendor_tool import ToolError
 
 MAX_DEVICES = 256
@@ -84,7 +85,7 @@ def parse_table(text: str) -> dict[int, TableRow]:
     rows: dict[int, TableRow] = {}
     for n, line in enumerate(lines[header + 1:], start=header + 2):
         toks = line.split()
-        if not toks or not toks[0].isdigit():
+        if not toks or not is_digits(toks[0]):
             continue
         if len(toks) < len(names):
             raise ToolError(f"hy-smi: line {n}: {len(toks)} values for {len(names)} columns")
@@ -108,11 +109,11 @@ def parse_topo_type(text: str) -> dict[tuple[int, int], str]:
                   None)
     if header is None:
         raise ToolError("hy-smi --showtopotype: no 'DCU0 DCU1 ...' header")
-    cols = [int(t[3:]) for t in lines[header].split() if t[3:].isdigit()]
+    cols = [int(t[3:]) for t in lines[header].split() if is_digits(t[3:])]
     out: dict[tuple[int, int], str] = {}
     for n, line in enumerate(lines[header + 1:], start=header + 2):
         toks = line.split()
-        if not toks or not toks[0].startswith("DCU") or not toks[0][3:].isdigit():
+        if not toks or not toks[0].startswith("DCU") or not is_digits(toks[0][3:]):
             continue
         if len(toks) - 1 != len(cols):
             raise ToolError(f"hy-smi --showtopotype: line {n}: {len(toks) - 1} entries for {len(cols)} DCUs")

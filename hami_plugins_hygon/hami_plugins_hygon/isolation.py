@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from hami_hal.digits import is_digits
 from hami_hal.errors import HalError
 from hami_hal.models import ContainerAllocation, ContainerEdits, Device, DeviceNode, Mount
 
@@ -27,7 +28,7 @@ def container_edits(allocation: ContainerAllocation, devices: list[Device]) -> C
         nodes += [DeviceNode(path=f"/dev/dri/card{idx}"), DeviceNode(path=f"/dev/dri/renderD{RENDER_BASE + idx}")]
         vdev = s.attributes.get("vdevice")
         if vdev is not None:
-            if not str(vdev).isdigit() or int(vdev) >= 1000:
+            if not is_digits(str(vdev)) or int(vdev) >= 1000:
                 raise HalError(f"slice on DCU {idx} has a bad vdevice {vdev!r}")
             mounts.append(Mount(host_path=f"/etc/vdev/vdev{int(vdev)}.conf",
                                 container_path=f"/etc/vdev/docker/vdev{int(vdev)}.conf"))

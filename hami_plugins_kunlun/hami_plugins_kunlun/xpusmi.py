@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hami_hal.digits import is_digits
 from hami_hal.vendor_tool import ToolError
 
 MACHINE_FIELDS = 32
@@ -56,7 +57,7 @@ class QueryRecord:
 
 
 def _int(text: str, where: str, hi: int) -> int:
-    if not text.isdigit() or len(text) > 10:
+    if not is_digits(text) or len(text) > 10:
         raise ToolError(f"xpu-smi: {where}: {text!r} is not a non-negative integer")
     value = int(text)
     if value > hi:

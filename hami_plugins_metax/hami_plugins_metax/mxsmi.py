@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hami_hal.digits import is_digits
 from hami_hal.vendor_tool import ToolError
 
 MAX_GPUS = 64
@@ -166,7 +167,7 @@ def parse_numa(text: str) -> dict[int, int | None]:
         cells = line.split()
         if len(cells) > 2 and re.fullmatch(r"GPU\d+", cells[0]) and cells[1] in LINK_CODES:
             last = cells[-1]
-            out[int(cells[0][3:])] = int(last) if last.isdigit() and len(last) < 4 else None
+            out[int(cells[0][3:])] = int(last) if is_digits(last) and len(last) < 4 else None
     return out
 
 

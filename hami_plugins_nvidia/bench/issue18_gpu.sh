@@ -4,8 +4,13 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..5, ordered by value (stage 1 = what changed since the last H200 run). One session's 30 minutes of
+# STAGE 1..7, ordered by value (stage 1 = what changed since the last H200 run). One session's 30 minutes of
 # device time hold stages 1-3 back to back (a machine start is 1-2 min); stage 4 belongs to the next session.
+# Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
+# every on-phase alone, and a power-capped GPU runs short bursts faster): the judge writes it as a comparison.
+# Stage 7 runs several processes of one container (multiproc: a container's processes are charged once): matmul
+# and the small-batch inference loop (the multi-worker inference server), 1/2/3 workers at 30 and 60 % (force), one
+# run each; the judge pools its runs across stage-7 folders of one commit (three calls reach its >= 3 runs).
 # Stage 5 holds experiments, never judged (the judge leaves --tenant-env runs and variants with their own
 # environment out): the graphs and inference pairs with context switches never charged (HAMI_SM_CHARGE_SWITCHES=0,
 # the rule before 2026-12-05; the default now charges them while the pair contends, judged in stages 2-3), and
@@ -30,8 +35,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5" >&2; exit 2 ;;
+  1|2|3|4|5|6|7) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -146,6 +151,27 @@ case "$STAGE" in
     # D %, neighbours N %)": D should read ~30-40 % (the loop's busy share), never near 100
     # build 2 x 5; alone 2 rounds x (native, lib, never) x 10 = 60; 2 x (native pair + 2 variants x 2 pairs) x 16.5 = 165
     step infer-switches 235 300 'python3 $B/launch_cost.py --out $R/lc-sw --seconds $W --rounds 2 --limit 70 --cores "2;6" --variant lib=$C: --variant never=$C::HAMI_SM_CHARGE_SWITCHES=0 --pair-limits 50+50,30+70 --pair-repeat 2'
+    ;;
+  6)
+    echo "# stage 6: the resume credit cap's A/B (issue 18): matmul alone at 30/50/70 (force), HAMI_SM_RESUME_CREDIT_MS unset (A) and 80 (B), interleaved A B A B x4; share of each step's own solo, SM clock (NVML, 20 ms samples); judged as a comparison, no target"
+    step info 5 10 "$INFO"
+    # each step: build 5 + 1 solo 10 + 3 alone x 10 = 45. A sets the knob empty, which the library reads as unset
+    # (env.c), so its JSON names its arm (tenant_env) and the judge pairs it with B instead of judging it as stage 4
+    for k in 1 2 3 4; do
+      for arm in a b; do
+        [ "$arm" = a ] && knob="" || knob=80
+        step "resume-$arm$k" 45 60 "mkdir -p \$R/resume-$arm$k; python3 \$B/real_workloads.py --out \$R/resume-$arm$k --part share --seconds \$W --repeat 1 --plan matmul:30,50,70:1:x --tenant-env HAMI_SM_RESUME_CREDIT_MS=$knob"
+      done
+    done
+    ;;
+  7)
+    echo "# stage 7: several processes of one container (issue 18, multiproc): matmul and the inference loop, 1/2/3 workers sharing one region at 30 and 60 % (force), and 2/3 workers native; the container's share = the workers' rates summed over the median solo"
+    step info 5 10 "$INFO"
+    # W=8 (part siblings' own window): build 5 + 2 solos x 14 + 2 native containers x 20.5 + 6 limited x 20.5 = 197
+    step siblings-matmul 197 235 'mkdir -p $R/sib-matmul; python3 $B/real_workloads.py --out $R/sib-matmul --part siblings --kinds matmul --seconds 8'
+    # the same shape for the launch-bound loop (the multi-worker inference server); its share is its throughput
+    # against the native container of as many workers (the launch-bound rule), not a share of the GPU
+    step siblings-infer 197 235 'mkdir -p $R/sib-infer; python3 $B/real_workloads.py --out $R/sib-infer --part siblings --kinds infer --seconds 8'
     ;;
 esac
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"

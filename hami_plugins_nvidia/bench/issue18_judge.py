@@ -1,7 +1,7 @@
 """Issue 18's scorecard: judge every target of the issue from the raw outputs of a GPU session.
 
 Reads a folder (searched recursively) of what the H200 runs leave behind -- the JSON files
-``real_workloads.py`` (parts share, other, memory) and ``launch_cost.py`` write, the conformance suite's
+``real_workloads.py`` (parts share, other, memory, siblings) and ``launch_cost.py`` write, the conformance suite's
 ``capability-matrix.json``, the tamper tests' pytest log (``*tamper*.log``) and ``device.txt`` (nvidia-smi
 line, commit) -- and writes ``issue18-scorecard.json`` and ``issue18-scorecard.md``: one row per target of
 the issue with the limit(s), the runs, the median, the error in points, the pair sum, the rule, and
@@ -205,6 +205,46 @@ def charged_share(limit: float, demand: float, charged: list[float]) -> Judged:
                   f"{demand:.1f}) = {target:.1f}", n, _r(med), _r(med - target))
 
 
+def sibling_gpu(limit: float, runs: list[float]) -> Judged:
+    """A GPU-bound container of n processes: gpu_bound_alone on its summed share. With fewer than 3 runs the
+    reading says what the rule gives on the runs there, never a verdict."""
+    j = gpu_bound_alone(limit, runs)
+    if not j.verdict.startswith("not measured") or not runs:
+        return j
+    within = "within" if abs(j.error) <= TOLERANCE_POINTS else "outside"
+    j.reading = (f"{len(runs)} run{'s' if len(runs) > 1 else ''}: median {j.median:g} % at limit {limit:g} "
+                 f"({j.error:+g} points), {within} ±{TOLERANCE_POINTS:g}")
+    return j
+
+
+def sibling_launch(n: int, limit: float, runs: list[float], native: list[float], charged: list[float],
+                   busy: float | None) -> tuple[Judged, str]:
+    """A launch-bound container of n processes (issue 18's launch-bound rule). Its demand: n x the program's busy
+    probe (capped at 100), else the GPU time it was charged when never held (median below limit - 5). A limit above
+    that demand: launch_cost on throughput against the native container of n; otherwise charged_share."""
+    note = SIBLINGS_LAUNCH_NOTE.format(n=n)
+    held = charged and statistics.median(charged) >= limit - TOLERANCE_POINTS
+    if busy is not None:
+        demand, how = min(100.0, n * busy), f"demand {min(100.0, n * busy):.1f} % = {n} x busy probe {busy:.1f} %"
+    elif charged and not held:
+        demand = statistics.median(charged)
+        how = f"demand {demand:.1f} % = charged at limit {limit:g} (never held)"
+    elif held:
+        demand, how = float(limit), f"held: charged {statistics.median(charged):.1f} % >= limit - 5, demand >= limit"
+    else:
+        return Judged("not measured: no busy probe and no charged GPU time", note, len(runs)), RULE_TEXT["launch-alone"]
+    if demand < limit:
+        if not native:
+            j = Judged(f"not measured: no native container of {n}", "", len(runs))
+        else:
+            j = launch_cost(runs, native, [], [])
+        rule = RULE_TEXT["launch-alone"]
+    else:
+        j, rule = charged_share(limit, demand, charged), RULE_TEXT["launch-charged"]
+    j.why = "; ".join(x for x in (note, how, j.why) if x)
+    return j, rule
+
+
 def launch_pair(limits: tuple[int, int], runs: list[list[float]], native: list[list[float]],
                 demand: float | None, charged: list[list[float | None]]) -> Judged:
     """Issue 18: "a pair whose combined GPU busy time fits in the GPU keeps >= 90 % of the unlimited pair's
@@ -307,6 +347,51 @@ def conformance(level: str, notes: str) -> Judged:
     return Judged(f"not measured: matrix level {level!r}", notes, 1)
 
 
+#: Stage 6 (bench/issue18_gpu.sh): the resume credit cap's A/B. Runs whose only library knob is this one are
+#: compared per program and limit, arm against arm (the knob empty = unset, the library's default, against each
+#: cap), never judged against a target: the cap bounds a window from a resume to a stop, but it also shortens every
+#: on-phase alone, and whether that moves a power-capped GPU's clock and the share decides its default.
+RESUME_KNOB = "HAMI_SM_RESUME_CREDIT_MS"
+RESUME_UNSET = "unset"
+RESUME_RULE = ("a comparison, no target: matmul alone (force), throughput as % of the step's own solo, the knob "
+               "unset against each cap; SM clock = mean of NVML samples (20 ms) during each run")
+
+
+def resume_arm(limit: float, runs: list[float], mhz: list[float], solo_mhz: list[float],
+               charged: list[float]) -> dict:
+    """One arm of the stage-6 A/B at one limit: its runs, median, error against the limit (points), the SM clock
+    during the runs and during the solos (MHz), and the GPU time the library charged (%)."""
+    med = statistics.median(runs) if runs else None
+    return {"n": len(runs), "runs": [_r(x) for x in runs], "median": _r(med),
+            "error_points": _r(med - limit) if med is not None else None,
+            "sm_mhz": [round(x) for x in mhz], "sm_mhz_median": round(statistics.median(mhz)) if mhz else None,
+            "solo_sm_mhz_median": round(statistics.median(solo_mhz)) if solo_mhz else None,
+            "charged_median": _r(statistics.median(charged)) if charged else None,
+            "enough_runs": runs_check(len(runs)) is None}
+
+
+def resume_delta(base: dict, arm: dict) -> dict:
+    """An arm against the unset arm: share (points) and SM clock (MHz), where both were measured."""
+    d = {"share_points": None, "sm_mhz": None}
+    if base["median"] is not None and arm["median"] is not None:
+        d["share_points"] = _r(arm["median"] - base["median"])
+    if base["sm_mhz_median"] is not None and arm["sm_mhz_median"] is not None:
+        d["sm_mhz"] = arm["sm_mhz_median"] - base["sm_mhz_median"]
+    return d
+
+
+#: Stage 7 (bench/issue18_gpu.sh, real_workloads.py --part siblings): n processes of ONE container at one limit.
+#: The container is the tenant: a GPU-bound container's share (its workers' rates summed over the median solo) is
+#: judged as gpu_bound_alone (±5 points of the limit; before multiproc it got 1/n of it). A launch-bound program's
+#: "share" is its throughput, so its rows follow the issue's launch-bound rule, not ±5 points: a limit above the
+#: container's busy fraction costs <= 5 % against the native container of as many workers (n = 1: the solos), a
+#: limit at or below it holds the charged GPU time within ±5 of the limit. Runs pool across the stage-7 files of
+#: one device and commit (one call runs each row once; >= 3 runs before a verdict, as everywhere).
+SIBLINGS_MAX_PROCESSES = 64
+SIBLINGS_CASE = re.compile(r"(\d+) processes of one container, (?:limit (\d+) % \(force\)|native \(no preload\))")
+SIBLINGS_LAUNCH_NOTE = ("launch-bound: the container's share is its throughput against the native container of "
+                        "{n} (the issue's launch-bound rule), not a GPU share within ±5 points")
+
 RULE_TEXT = {
     "gpu-alone": f"GPU-bound alone: median of >= {MIN_RUNS} runs within ±{TOLERANCE_POINTS:g} points of the limit",
     "gpu-pair": f"GPU-bound pair: each tenant's median within ±{TOLERANCE_POINTS:g}, median per-run sum >= "
@@ -323,6 +408,8 @@ RULE_TEXT = {
     "memory": "0 bytes over the limit (NVML from outside), the framework's own OOM error",
     "tamper": "tamper/fault tests on the real driver: none failed, none xfailed",
     "conformance": f"conformance behaviour {CONFORMANCE_ID}: supported",
+    "siblings-gpu": f"GPU-bound container of n processes: its summed share's median of >= {MIN_RUNS} runs within "
+                    f"±{TOLERANCE_POINTS:g} points of the container's limit",
 }
 
 # ================================================================== READING THE FOLDER
@@ -456,6 +543,11 @@ class Folder:
         self.probes: dict[tuple[str, str, str], float] = {}  # (program, device, commit) -> busy %
         self.timelines: dict[tuple[str, str], list] = {}  # (device, commit) -> [(cap, release, source)]
         self.simulated = False
+        # stage 6: (program, limit, device, commit) -> arm -> {"runs", "mhz", "solo_mhz", "charged", "files"}
+        self.resume: dict[tuple, dict[str, dict[str, list]]] = {}
+        # stage 7: (program, processes, limit or None for native, device, commit) -> {"runs", "charged", "per", "src"}
+        self.siblings: dict[tuple, dict[str, list]] = {}
+        self.sibling_rows: list[Row] = []
 
     # ---------------------------------------------------------------- provenance
     def source(self, path: Path, device: str | None) -> Source:
@@ -491,7 +583,7 @@ class Folder:
             if p.suffix == ".json" and not p.name.startswith("issue18-scorecard"):
                 loaded.append((p, self._load(p)))
         first = {"rw": self._collect_probes, "lc1": self._lc1}  # busy probes classify programs for a whole commit
-        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix}
+        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix, "sib": self._siblings}
         loaded = [(p, data) for p, data in loaded if not self._experiment(p, data)]
         for handlers in (first, then):
             for p, data in loaded:
@@ -501,6 +593,7 @@ class Folder:
             if p.suffix == ".log" and "tamper" in p.name:
                 self._guarded(p, self._tamper)
         self._policy_rows()
+        self._sibling_judged()
 
     def _experiment(self, p: Path, data: dict) -> bool:
         """A run with library knobs of its own (real_workloads.py --tenant-env) is not the shipped library: noted,
@@ -511,9 +604,56 @@ class Folder:
         if not isinstance(knobs, dict):
             raise JudgeError(f"{p.relative_to(self.root)}: field 'tenant_env' is a {type(knobs).__name__}, "
                              "not an object")
+        if set(knobs) == {RESUME_KNOB}:
+            self._guarded(p, self._resume_ab, data, knobs[RESUME_KNOB])
+            return True
         text = " ".join(f"{k}={v}" for k, v in knobs.items())[:120]
         self.notes.append(f"{p.relative_to(self.root)}: an experiment ({text}): reported there, not judged")
         return True
+
+    def _resume_ab(self, p: Path, data: dict, value: object) -> None:
+        """A stage-6 file: real_workloads.py's alone rows under one arm of the resume credit knob (empty = unset)."""
+        rel = str(p.relative_to(self.root))
+        if not isinstance(value, str) or not (value == "" or re.fullmatch(r"[0-9]{1,5}", value)
+                                               and 1 <= int(value) <= 10000):
+            raise JudgeError(f"{rel}: field 'tenant_env.{RESUME_KNOB}' = {str(value)[:30]!r} is neither empty "
+                             "(unset) nor a cap of 1..10000 ms")
+        arm = str(int(value)) if value else RESUME_UNSET
+        src = self.source(p, _need(data, "device", str, rel))
+        for kind in (k for k in data if k in FAMILY):
+            ent = _need(data, kind, dict, rel)
+            solo_mhz = _nums(ent.get("solo_sm_mhz") or [], rel, f"{kind}.solo_sm_mhz")
+            for i, row in enumerate(_need(ent, "rows", list, rel, kind)):
+                where = f"{kind}.rows[{i}]"
+                m = re.match(r"alone, limit (\d+) % \(force\)", _need(row, "case", str, rel, where))
+                if not m:
+                    continue  # stage 6 runs only the alone rows; anything else is not part of the A/B
+                runs = _need(row, "runs", list, rel, where)
+                acc = self.resume.setdefault((kind, int(m.group(1)), *self.pool(src)), {}).setdefault(
+                    arm, {"runs": [], "mhz": [], "solo_mhz": [], "charged": [], "files": [], "src": []})
+                acc["runs"] += _nums(runs, rel, f"{where}.runs")
+                acc["mhz"] += _nums(row.get("sm_mhz") or [], rel, f"{where}.sm_mhz")
+                acc["charged"] += [100 * c for c in _nums(row.get("gpu_time_charged") or [], rel,
+                                                          f"{where}.gpu_time_charged")]
+                acc["solo_mhz"] += solo_mhz
+                acc["files"].append(rel)
+                acc["src"].append(src)
+
+    def comparisons(self) -> list[dict]:
+        """Stage 6's rows: per program, limit, device and commit, each arm and each cap against the unset arm."""
+        out = []
+        for (kind, limit, dev, _commit), arms in sorted(self.resume.items()):
+            order = sorted(arms, key=lambda a: (0, 0) if a == RESUME_UNSET else (1, int(a)))
+            judged = {a: resume_arm(limit, arms[a]["runs"], arms[a]["mhz"], arms[a]["solo_mhz"], arms[a]["charged"])
+                      for a in order}
+            base = judged.get(RESUME_UNSET)
+            for a, arm in judged.items():
+                arm["vs_unset"] = resume_delta(base, arm) if base and a != RESUME_UNSET else None
+            srcs = [s for v in arms.values() for s in v["src"]]
+            out.append({"program": kind, "limit": limit, "rule": RESUME_RULE, "arms": judged,
+                        "files": sorted({f for v in arms.values() for f in v["files"]}), "device": dev,
+                        "commit": srcs[0].commit, "simulated": any(s.simulated for s in srcs)})
+        return out
 
     def _guarded(self, p: Path, handler, *args) -> None:
         """The explicit checks name the field; a shape they did not foresee still ends in one line naming the file."""
@@ -548,9 +688,11 @@ class Folder:
         if isinstance(data.get("alone"), dict) and isinstance(data.get("busy"), dict):
             return "lc1"  # launch_cost.py's first version: every run unlimited (CUDA_TASK_PRIORITY=0)
         if "part" in data:
+            if data["part"] == "siblings":
+                return "sib"
             if data["part"] not in ("share", "other", "memory"):
                 raise JudgeError(f"{p.relative_to(self.root)}: field 'part' = {str(data['part'])[:30]!r} is not "
-                                 "a part this judge reads (share, other, memory)")
+                                 "a part this judge reads (share, other, memory, siblings)")
             return "rw"
         raise JudgeError(f"{p.relative_to(self.root)}: unknown JSON shape: no field 'part' (real_workloads), "
                          "'limit_alone' (launch_cost) or 'kind': 'CapabilityMatrix'")
@@ -731,6 +873,74 @@ class Folder:
                                  [[c, r] for c, r, _p, _s in tls], j,
                                  Source(", ".join(paths), src.device, src.commit, src.simulated)))
 
+    # ---------------------------------------------------------------- real_workloads.py --part siblings (stage 7)
+    def _siblings(self, p: Path, data: dict) -> None:
+        """A stage-7 file: per program, the solos and the rows of n processes sharing one region (one container)."""
+        rel = str(p.relative_to(self.root))
+        src = self.source(p, _need(data, "device", str, rel))
+        for kind in (k for k in data if k in FAMILY):
+            ent = _need(data, kind, dict, rel)
+            solo = ent.get("solo_native")
+            solos = _nums(solo if isinstance(solo, list) else [solo], rel, f"{kind}.solo_native")
+            if solos:  # one process unlimited: the native container of 1, as % of the median solo
+                med = statistics.median(solos)
+                self._sibling_acc(kind, 1, None, src)["runs"] += [100 * r / med for r in solos] if med else []
+            for i, row in enumerate(_need(ent, "rows", list, rel, kind)):
+                where = f"{kind}.rows[{i}]"
+                case = _need(row, "case", str, rel, where)
+                m = SIBLINGS_CASE.fullmatch(case)
+                if not m:
+                    raise JudgeError(f"{rel}: field '{where}.case' = {case[:50]!r} is not a case this judge knows")
+                n = int(m.group(1))
+                limit = int(m.group(2)) if m.group(2) else None
+                if not 1 <= n <= SIBLINGS_MAX_PROCESSES or limit is not None and not 1 <= limit <= 100:
+                    raise JudgeError(f"{rel}: field '{where}.case' = {case[:50]!r}: processes 1..{SIBLINGS_MAX_PROCESSES}"
+                                     ", limit 1..100 %")
+                achieved = _need(row, "achieved", (int, float), rel, where)
+                acc = self._sibling_acc(kind, n, limit, src)
+                acc["runs"] += _nums([achieved], rel, f"{where}.achieved")
+                acc["charged"] += [100 * c for c in _nums([row.get("gpu_time_charged")], rel,
+                                                          f"{where}.gpu_time_charged")]
+                per = row.get("per_process")
+                if per is not None:
+                    if not isinstance(per, list) or len(per) != n:
+                        raise JudgeError(f"{rel}: field '{where}.per_process' is not a list of {n} shares")
+                    acc["per"].append([_r(x) for x in _nums(per, rel, f"{where}.per_process")])
+                acc["files"].append(rel)
+
+    def _sibling_acc(self, kind: str, n: int, limit: int | None, src: Source) -> dict[str, list]:
+        acc = self.siblings.setdefault((kind, n, limit, *self.pool(src)),
+                                       {"runs": [], "charged": [], "per": [], "files": [], "src": []})
+        acc["src"].append(src)
+        return acc
+
+    def _sibling_judged(self) -> None:
+        """Stage 7's rows, one per program, processes and limit (device and commit), runs pooled across files."""
+        for (kind, n, limit, dev, commit), acc in sorted(self.siblings.items(), key=lambda kv: str(kv[0])):
+            if limit is None:
+                continue
+            native = self.siblings.get((kind, n, None, dev, commit), {}).get("runs", [])
+            busy = self.probes.get((kind, dev, commit))
+            family = self._family(kind, busy)
+            runs, charged = acc["runs"], acc["charged"]
+            if family == "gpu":
+                j, rule = sibling_gpu(limit, runs), RULE_TEXT["siblings-gpu"]
+            elif family is None:
+                reading = sibling_gpu(limit, runs)
+                j = Judged("not measured: no busy probe", "", len(runs), reading.median, reading.error,
+                           reading=f"GPU-bound rule: {reading.verdict}")
+                rule = "classified by the busy probe (none)"
+            else:
+                j, rule = sibling_launch(n, limit, runs, native, charged, busy)
+            src = acc["src"][-1]
+            files = sorted(set(acc["files"]))
+            row = Row(f"{kind} {n} processes of one container {limit} %", rule, f"{limit}", [_r(x) for x in runs], j,
+                      Source(", ".join(files), src.device, src.commit, any(s.simulated for s in acc["src"])),
+                      [_r(c) for c in charged] or None,
+                      {"program": kind, "processes": n, "per_process": acc["per"],
+                       "native_container": [_r(x) for x in native]})
+            self.sibling_rows.append(row)
+
     # ---------------------------------------------------------------- launch_cost.py
     def _lc(self, p: Path, data: dict) -> None:
         rel = str(p.relative_to(self.root))
@@ -899,10 +1109,19 @@ def scorecard(folder: Folder) -> dict:
                 t["verdict"] += label
     else:
         rows = [_row_json(r) for r in folder.rows]
+    siblings = [_row_json(r) for r in folder.sibling_rows]
+    if folder.simulated:
+        for t in siblings:
+            if not t["verdict"].endswith(label):
+                t["verdict"] += label
     return {"generated_by": "hami_plugins_nvidia/bench/issue18_judge.py", "folder": str(folder.root),
             "simulated": folder.simulated, "min_runs": MIN_RUNS,
             "counts": {v: sum(1 for t in targets if t["verdict"].startswith(v)) for v in (MET, NOT_MET, "not measured")},
-            "label": label, "targets": targets, "rows": rows, "notes": folder.notes}
+            "label": label, "targets": targets, "rows": rows, "resume_credit_ab": folder.comparisons(),
+            "siblings": siblings,
+            "siblings_counts": {v: sum(1 for t in siblings if t["verdict"].startswith(v))
+                                for v in (MET, NOT_MET, "not measured")},
+            "notes": folder.notes}
 
 
 def _row_json(r: Row) -> dict:
@@ -940,6 +1159,44 @@ def markdown(card: dict) -> str:
                 "| target | verdict | runs | median | pair sum | file |", "|---|---|---|---|---|---|"]
         out += [f"| {r['target']} | {r['verdict']} | {_runs_text(r['runs'])} | {_fmt(r['median'])} | "
                 f"{_fmt(r['pair_sum'])} | `{r['source']['path']}` |" for r in others]
+    if card["resume_credit_ab"]:
+        out += ["", f"## Stage 6: the resume credit cap ({RESUME_KNOB}), A/B{card['label']}", "",
+                f"{RESUME_RULE[0].upper()}{RESUME_RULE[1:]}. Not a verdict: what decides the knob's default.", "",
+                "| program | limit % | knob | n | runs (% of solo) | median | error vs limit | SM MHz median (runs) | "
+                "solo SM MHz | charged % | vs unset (points, MHz) | device, commit, files |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in card["resume_credit_ab"]:
+            for name, a in c["arms"].items():
+                vs = a["vs_unset"]
+                n = f"{a['n']}" + ("" if a["enough_runs"] else f" (< {card['min_runs']})")
+                out.append(f"| {c['program']} | {c['limit']} | {name} | {n} | {_runs_text(a['runs'])} | "
+                           f"{_fmt(a['median'])} | {_fmt(a['error_points'])} | {_fmt(a['sm_mhz_median'])} "
+                           f"({_runs_text(a['sm_mhz'])}) | {_fmt(a['solo_sm_mhz_median'])} | "
+                           f"{_fmt(a['charged_median'])} | "
+                           + (f"{_fmt(vs['share_points'])}, {_fmt(vs['sm_mhz'])}" if vs else "") +
+                           f" | {c['device']}; {c['commit']}; " + ", ".join(f"`{f}`" for f in c["files"]) + " |")
+    if card["siblings"]:
+        sc = card["siblings_counts"]
+        out += ["", f"## Stage 7: several processes in one container{card['label']}", "",
+                "n processes sharing one region (one container) at one limit (force), started together; the container "
+                "is the tenant: its share is its workers' rates summed over the median solo. GPU-bound: within "
+                f"±{TOLERANCE_POINTS:g} points of the limit. Launch-bound (the inference loop): the issue's launch-bound "
+                "rule against the native container of as many workers, not ±5 points. Runs pooled across the stage-7 "
+                f"files of one device and commit. {sc[MET]} met, {sc[NOT_MET]} not met, {sc['not measured']} not "
+                "measured.", "",
+                "| program | processes | limit % | verdict | runs (container % of solo) | median (launch-bound: % of "
+                "native container, or charged %) | error (points) | "
+                "per process (% of solo) | native container | charged % | why | rule | device, commit, files |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for t in card["siblings"]:
+            why = "; ".join(x for x in (t["why"], t["reading"]) if x)
+            s = t["source"]
+            per = "; ".join("+".join(_fmt(v) for v in r) for r in t["per_process"])
+            out.append(f"| {t['program']} | {t['processes']} | {t['limits']} | **{t['verdict']}** | "
+                       f"{_runs_text(t['runs'])} | {_fmt(t['median'])} | {_fmt(t['error_points'])} | {per} | "
+                       f"{_runs_text(t['native_container'])} | {_runs_text(t['gpu_time_charged'] or [])} | "
+                       f"{why.replace('|', '/')} | {t['rule']} | {s['device']}; {s['commit']}; "
+                       + ", ".join(f"`{f}`" for f in s["path"].split(", ")) + " |")
     if card["notes"]:
         out += ["", "Notes:", ""] + [f"- {n}" for n in card["notes"]]
     return "\n".join(out) + "\n"

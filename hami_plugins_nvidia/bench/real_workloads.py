@@ -300,12 +300,21 @@ def part_siblings(b: Bench, secs: float, out: dict, kinds=("matmul",), counts=(1
     workers sharing one region (one container) at each limit under force, started together. The container's share
     is the sum of its workers' rates over the median solo; gpu_time_charged is its region's busy time over the
     window (the same for every worker: the container's). Before the sibling table the container got 1/n of its limit
-    (fake: 2 processes at 30 %, 14.9 %, charged 1.98 x)."""
+    (fake: 2 processes at 30 %, 14.9 %, charged 1.98 x). The n > 1 workers also run unlimited without the library
+    (the native container of n): a launch-bound program's n processes can together exceed one solo, so the
+    launch-bound rule (a limit above its busy fraction costs <= 5 %) is read against them (issue18_judge)."""
     for kind in kinds:
         solos = [b.run(f"{kind} solo native #{k}", kind, secs, False) for k in range(2)]
         rates = [x["rate"] for x in solos if x.get("rate")]
         solo = {"rate": statistics.median(rates)} if rates else {}
         ent = out.setdefault(kind, {"unit": solos[0].get("unit"), "solo_native": rates, "rows": []})
+        for n in (c for c in counts if c > 1):  # the unlimited container of n: a launch-bound program's baseline
+            go = time.time() + 12.0
+            procs = [b.start(kind, secs, b.env(False, BENCH_GO=str(go))) for _ in range(n)]
+            shares = [share(b.finish(p, f"{kind} {n} siblings native [{i}]"), solo) for i, p in enumerate(procs)]
+            ent["rows"].append({"case": f"{n} processes of one container, native (no preload)", "limit": None,
+                                "processes": n, "achieved": round(sum(x or 0 for x in shares), 1),
+                                "per_process": shares})
         for lim in limits:
             for n in counts:
                 go = time.time() + 12.0  # every worker past its start (torch import, first kernels) first

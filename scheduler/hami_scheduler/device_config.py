@@ -103,13 +103,13 @@ class WebhookDeviceConfig:
 def _load(path: str) -> dict | None:
     import yaml
 
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_DEVICE_CONFIG:
-            raise InputError("--device-config", path, "is over 1 MiB")
-        raw = yaml.safe_load(p.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError("--device-config", path, f"cannot be read as YAML: {str(exc).splitlines()[0]}") from None
+    from hami_hal import bounded_yaml
+
+    try:  # bounded: size, nesting, alias expansion (a file nested 50,000 deep was a traceback)
+        raw = bounded_yaml.load(bounded_yaml.read_text(Path(path), MAX_DEVICE_CONFIG))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, bounded_yaml.YamlBoundError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError("--device-config", path, f"cannot be read as YAML: {first}") from None
     if raw is not None and not isinstance(raw, dict):
         raise InputError("--device-config", path, "must be a mapping of vendor sections")
     return raw

@@ -36,7 +36,7 @@ from .kube import describe
 from .live_workload import SeedMix, WorkloadFeed
 from .node_resources import pod_requests
 from .policies import NodeView, PodShape, make_policy
-from .state import ClusterState, is_claim
+from .state import ClusterState, is_claim, unrequested_families
 
 #: ``(allocation, node devices, pod object) -> extra pod annotations`` (a plugin's PatchAnnotations).
 PodAnnotator = Callable[[PodAllocation, list, dict], dict[str, str]]
@@ -557,11 +557,15 @@ class Extender:
             if okey == me or not is_claim(other, node):
                 continue  # finished, or an unbound reservation (maybe another scheduler's): not a claim
             oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
-            if oalloc is not None and oalloc.node == node:
-                fresh.commit(oalloc)
+            if oalloc is not None and oalloc.node == node and \
+                    not unrequested_families(oalloc, other, self.cluster.vendors):
+                fresh.commit(oalloc)  # a claim of devices its pod never asks for is forged: not replayed
         mine = ann.allocation_from_pod(pod, self.cluster.vendors, devices)
         if mine is None:
             return None
+        undue = unrequested_families(mine, pod, self.cluster.vendors)
+        if undue:
+            raise InputError(f"pod {me} allocation", node, f"is refused: {undue}")
         if mine.node != node:
             raise InputError(ann.VGPU_NODE, mine.node, f"was filtered for another node than {node}")
         fresh.commit(mine)  # raises AllocationError on any over-commit

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hami_hal.digits import is_digits
 from hami_hal.errors import InputError
 
 from .extender import Extender
@@ -266,6 +267,10 @@ class ExtenderServer:
         return Handler
 
 
+#: Largest ``--vendors`` file read (a VendorInfo is a few KiB).
+MAX_VENDORS_FILE = 4 << 20
+
+
 def load_vendors(path: str):
     """VendorInfo list from a JSON file, so the scheduler needs no vendor plugin installed."""
     from pydantic import TypeAdapter, ValidationError
@@ -273,9 +278,18 @@ def load_vendors(path: str):
     from hami_hal.models import VendorInfo
 
     try:
-        return TypeAdapter(list[VendorInfo]).validate_json(Path(path).read_text())
-    except (OSError, ValidationError) as exc:
-        raise InputError("--vendors", path, f"is not a JSON array of VendorInfo: {str(exc).splitlines()[0]}") from None
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_VENDORS_FILE + 1)
+    except OSError as exc:
+        raise InputError("--vendors", path, f"cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_VENDORS_FILE:
+        raise InputError("--vendors", path, f"is larger than {MAX_VENDORS_FILE} bytes")
+    try:
+        return TypeAdapter(list[VendorInfo]).validate_json(raw)
+    except ValidationError as exc:  # invalid UTF-8 and JSON too: the first error, naming where
+        e = exc.errors()[0]
+        where = ".".join(str(p) for p in e["loc"]) or "document"
+        raise InputError("--vendors", path, f"is not a JSON array of VendorInfo: at {where}: {e['msg']}") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -327,11 +341,11 @@ def serve(args) -> int:
     from .state import ClusterState
 
     host, _, port = args.bind.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
+    if not is_digits(port) or int(port) > 65535:
         raise InputError("--bind", args.bind, "must be host:port")
     host = host or "127.0.0.1"
     mhost, _, mport = (args.metrics_bind or ":0").rpartition(":")
-    if not mport.isdigit() or int(mport) > 65535:
+    if not is_digits(mport) or int(mport) > 65535:
         raise InputError("--metrics-bind", args.metrics_bind, "must be host:port")
     if not 1 <= args.max_connections <= 65535:
         raise InputError("--max-connections", args.max_connections, "must be between 1 and 65535")

@@ -33,6 +33,49 @@ def is_claim(pod: dict, node: str | None = None) -> bool:
     return ((pod.get("metadata") or {}).get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
 
 
+def _asked_families(pod: dict, vendors: list[VendorInfo]) -> set[tuple[int, str]]:
+    """(container index, CommonWord) of every family a container names a resource of (init containers first,
+    HAMi's positional index). Read from the resource names alone, not parsed: no quantity or annotation the
+    pod parser would refuse can make a pod's real allocation look unasked."""
+    words: dict[str, set[str]] = {}  # a resource name two families share asks for either
+    for v in vendors:
+        for fam in v.resources:
+            for n in (fam.count, fam.memory, fam.memory_percent, fam.cores):
+                if n:
+                    words.setdefault(n, set()).add(fam.common_word)
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    ctrs = [c for part in ("initContainers", "containers") for c in (spec.get(part) or [])
+            if isinstance(spec.get(part), list)]
+    asked = set()
+    for i, c in enumerate(ctrs):
+        res = c.get("resources") if isinstance(c, dict) and isinstance(c.get("resources"), dict) else {}
+        for part in ("limits", "requests"):
+            amounts = res.get(part) if isinstance(res.get(part), dict) else {}
+            asked.update((i, w) for n in amounts if n in words for w in words[n])
+    return asked
+
+
+def unrequested_families(alloc: PodAllocation, pod: dict, vendors: list[VendorInfo]) -> str:
+    """Why ``alloc`` holds devices ``pod`` never asks for ('' when it does not): every container may hold
+    slices only of the resource families it names.
+
+    Pod annotations are written by whoever may update the pod, not only by this scheduler: without this
+    check a pod that asks for no device (so it needs no device quota) and names another scheduler (so it
+    never runs) could carry an allocation and ``bind-phase: allocating`` naming every device of any node,
+    and this cache counted them as held, for good. Counts are not compared: a vendor's admission may
+    change a request's count (Ascend rounds to its templates), which the cache does not see."""
+    asked = _asked_families(pod, vendors)
+    asking = {i for i, _ in asked}
+    for c in alloc.containers:
+        for s in c.slices:
+            # an entry without a type (legacy strings) is of the key's families: the container must ask for one
+            ok = (c.index, s.common_word) in asked if s.common_word else c.index in asking
+            if not ok:
+                kind = f"{s.common_word} " if s.common_word else ""
+                return f"container {c.name!r} holds {kind}device {s.uuid} but requests no {kind}device"
+    return ""
+
+
 @dataclass
 class NodeEntry:
     inventory: NodeInventory
@@ -133,6 +176,11 @@ class ClusterState:
             return
         devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
         alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
+        undue = unrequested_families(alloc, pod, self.vendors) if alloc is not None else ""
+        if undue:  # forged or stale: hold nothing for it (a reservation it had goes too)
+            self.remove_pod(key)
+            self.rejected[key] = f"allocation annotation ignored: {undue}"
+            raise InputError(f"pod {key} allocation", node, f"is ignored: {undue}")
         claim = is_claim(pod)
         current = self.pods.get(key)
         if current is not None and alloc is not None and current.node == alloc.node and \

@@ -38,11 +38,13 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler
 
+from hami_hal.digits import is_digits
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
@@ -50,6 +52,8 @@ from hami_hal.requests import parse_pod
 from .device_config import HIDE_DEVICES_ENV, VendorAdmission, read_device_config
 from .httpserver import BoundedHTTPServer
 from .visible_devices_guard import check_pod_spec
+
+log = logging.getLogger("hami_scheduler.webhook")
 
 MAX_BODY = 1 << 20
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -251,7 +255,10 @@ class Mutator:
 
     def handle(self, body: bytes, validate: bool = False) -> dict:
         """A whole AdmissionReview in, a whole AdmissionReview out (``validate``: the validating route)."""
-        review = json.loads(body)
+        try:
+            review = json.loads(body)
+        except RecursionError:  # not a ValueError: it dropped the connection unanswered
+            raise ValueError("body is nested too deep to be an AdmissionReview") from None
         if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
             raise ValueError("body must be an AdmissionReview")
         decide = self.validate if validate else self.review
@@ -324,7 +331,7 @@ class WebhookServer:
                 if route not in ("/webhook", "/mutate", "/validate"):
                     return self._send(404, b"not found", "text/plain", close=True)
                 raw = (self.headers.get("Content-Length") or "0").strip()
-                if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+                if not (is_digits(raw) and len(raw) <= 12):
                     return self._send(400, f"Content-Length: {raw[:40]!r} is not a number".encode(), "text/plain",
                                       close=True)
                 n = int(raw)
@@ -334,6 +341,10 @@ class WebhookServer:
                     out = mutator.handle(self.rfile.read(n), validate=route == "/validate")
                 except (ValueError, UnicodeDecodeError) as exc:
                     return self._send(400, f"request body: {str(exc)[:200]}".encode(), "text/plain")
+                except Exception as exc:  # a bug: still an answer, never a dropped connection
+                    log.exception("webhook review failed")
+                    return self._send(500, f"internal error: {type(exc).__name__}: {str(exc)[:200]}".encode(),
+                                      "text/plain")
                 self._send(200, json.dumps(out).encode())
 
         return Handler
@@ -374,7 +385,7 @@ def cmd_webhook(args) -> int:
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         raise InputError("--tls-cert-file", args.tls_cert_file, "and --tls-private-key-file go together")
     host, _, port = args.bind.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
+    if not is_digits(port) or int(port) > 65535:
         raise InputError("--bind", args.bind, "must be host:port")
     if args.vendors:
         vendors = load_vendors(args.vendors)

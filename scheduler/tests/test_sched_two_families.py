@@ -83,7 +83,8 @@ def test_replayed_pods_keep_their_tenant_rule_values():
     cluster.upsert_node(_node())
     held = {"metadata": {"name": "held", "namespace": "default", "annotations": {
         "tf.example/qos": "b", "hami.io/vgpu-node": "n1", "hami.io/tf-sgpu-devices-allocated": "S0,TF-SGPU,1024,10:;"}},
-        "spec": {"nodeName": "n1", "containers": [{"name": "c"}]}}
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "resources": {"limits": {
+            "tf.example/sgpu": 1, "tf.example/vmemory": 1024}}}]}}
     cluster.upsert_pod(held)
     ext = Extender(cluster, None)
 

@@ -52,21 +52,29 @@ int hami_vgpu_parse_size(const char *text, uint64_t *out)
     return 1;
 }
 
-/* Limits (the SM share) are refused with the strictest value; tuning knobs fall back to their default.
- * Either way the caller's one line names the variable and the value. */
-static int parse_int(const char *name, const char *text, int lo, int hi, int *out)
+/* An integer in [lo, hi] and nothing else; says nothing (the caller's line does). */
+static int int_in(const char *text, int lo, int hi, int *out)
 {
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (!*text || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
+    if (!*text || *end != '\0' || errno == ERANGE || v < lo || v > hi)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* Limits (the SM share) are refused with the strictest value; tuning knobs fall back to their default.
+ * Either way the caller's one line names the variable and the value. */
+static int parse_int(const char *name, const char *text, int lo, int hi, int *out)
+{
+    if (!int_in(text, lo, hi, out)) {
         int limit = !strncmp(name, "CUDA_DEVICE_SM_LIMIT", 20);
         vg_log(limit ? VG_ERROR : VG_WARN, "%s %s=\"%.64s\": expected an integer in [%d, %d]%s",
                limit ? "refusing" : "ignoring", name, text, lo, hi,
                limit ? "; the strictest share (1%) applies until it is fixed" : "");
         return 0;
     }
-    *out = (int)v;
     return 1;
 }
 
@@ -175,6 +183,16 @@ void vg_config_load(void)
     if (pm && *pm && !parse_int("HAMI_SM_PERIOD_MS", pm, 0, 60000, &period_ms))
         period_ms = 800;
     vg_cfg.sm_period_ns = (int64_t)period_ms * 1000000LL;
+    /* unset: the square wave's whole resume credit (launch.c resume_credit); a cap bounds what a tenant alone just
+     * above its limit runs beyond it from a resume, but shortens its on-phases: the default waits for the GPU's clocks */
+    int credit_ms = 0;
+    const char *rc = getenv("HAMI_SM_RESUME_CREDIT_MS");
+    if (rc && *rc && !int_in(rc, 1, 10000, &credit_ms)) {
+        vg_log(VG_WARN, "ignoring HAMI_SM_RESUME_CREDIT_MS=\"%.64s\": expected an integer in [1, 10000] (ms); using "
+                        "the square wave's whole resume credit (unset)", rc);
+        credit_ms = 0;
+    }
+    vg_cfg.sm_resume_cap_ns = (int64_t)credit_ms * 1000000LL;
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

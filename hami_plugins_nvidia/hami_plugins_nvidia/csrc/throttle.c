@@ -86,41 +86,7 @@ int64_t hami_vgpu_ps_charge_ns(int64_t a, int64_t b, const int64_t *since, const
 int64_t hami_vgpu_ps_charge_bounded_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count,
                                        int k)
 {
-    if (b <= a)
-        return 0;
-    if (count < 0)
-        count = 0;
-    if (count > HAMI_PS_MAX)
-        count = HAMI_PS_MAX;
-    int64_t pts[2 * HAMI_PS_MAX + 2];
-    int np = 0;
-    pts[np++] = a;
-    pts[np++] = b;
-    for (int i = 0; i < count; i++) {
-        if (since[i] > a && since[i] < b)
-            pts[np++] = since[i];
-        if (until[i] > a && until[i] < b)
-            pts[np++] = until[i];
-    }
-    for (int i = 1; i < np; i++)  /* insertion sort: at most 2 * HAMI_PS_MAX + 2 points */
-        for (int j = i; j > 0 && pts[j - 1] > pts[j]; j--) {
-            int64_t t = pts[j];
-            pts[j] = pts[j - 1];
-            pts[j - 1] = t;
-        }
-    int64_t total = 0;
-    for (int p = 0; p + 1 < np; p++) {
-        int64_t lo = pts[p], hi = pts[p + 1];
-        if (hi <= lo)
-            continue;
-        int m = 0;
-        for (int i = 0; i < count; i++)
-            m += since[i] <= lo && until[i] >= hi;
-        if (k >= 0 && m > k)
-            m = k;
-        total += (hi - lo) / (1 + m);
-    }
-    return total;
+    return hami_vgpu_ps_charge_sib_ns(a, b, since, until, count, k, NULL, NULL, 0, 0);
 }
 
 /* The charge of [a, b) for a process with siblings in its container (docs/interposer.md "Several processes in one
@@ -134,8 +100,8 @@ int64_t hami_vgpu_ps_charge_bounded_ns(int64_t a, int64_t b, const int64_t *sinc
 int64_t hami_vgpu_ps_charge_sib_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count, int k,
                                    const int64_t *ssince, const int64_t *suntil, int scount, int sk)
 {
-    if (scount <= 0 || sk == 0)
-        return hami_vgpu_ps_charge_bounded_ns(a, b, since, until, count, k);
+    if (scount <= 0 || sk == 0 || !ssince || !suntil)
+        scount = 0;  /* no sibling: exactly the bounded charge above (it is this with none) */
     if (b <= a)
         return 0;
     if (count < 0)
