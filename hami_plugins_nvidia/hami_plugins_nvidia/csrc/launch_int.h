@@ -1,0 +1,339 @@
+/* launch_int.h - what the SM limit's C files share (launch.c, charge.c, siblings.c, lending.c, watcher.c): the
+ * per-device launch state (struct dstate and its stream queues and marks), the constants of the rules, the launch
+ * path's own cost counters, and the functions one file calls in another. Private to the interposer: nothing here
+ * is exported (the build compiles with -fvisibility=hidden; only VG_API symbols leave libvgpu.so). The small
+ * helpers that the launch path calls on every launch are static inline here, so they stay inlined in launch.c. */
+#ifndef HAMI_LAUNCH_INT_H
+#define HAMI_LAUNCH_INT_H
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vgpu.h"
+
+#define RING 128
+#define MAXQ 32
+#define EVPOOL (MAXQ * RING + 8)
+
+enum { MK_END = 0, MK_START = 1 };
+
+struct mark {
+    CUevent e;
+    int64_t enq;  /* host enqueue time of the first launch this mark closes (MK_START: its record time) */
+    int64_t rec;  /* host time the mark was recorded */
+    int kind;     /* MK_END closes launches (their GPU end); MK_START opens a busy period (its GPU start) */
+    int n;        /* MK_END: launches it closes */
+    int coarse;   /* recorded in coarse mode: charged the estimate, never published */
+    int first;    /* MK_START recorded while every stream of the process was idle (HAMI_SM_CHARGE_SWITCHES) */
+    int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time */
+};
+
+struct squeue {
+    CUstream s;
+    int head, count;
+    int unmarked;          /* launches after the last mark */
+    int unmarked_coarse;   /* some of them were launched in coarse mode */
+    int capture;           /* the stream was being captured at the current launch */
+    int sample;            /* the current launch is a coarse sample: its end mark closes it alone */
+    int64_t unmarked_enq;  /* host enqueue time of the first of them */
+    int64_t last_mark, last_launch;
+    int64_t done_end;      /* host time the last completed mark on this stream completed */
+    struct mark ring[RING];
+};
+
+#define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
+#define INFLIGHT_MARK_MAX_NS 500000000LL
+#define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
+#define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
+#define COVER_NS 1000000LL           /* its last activity counts as measured if within 1 ms of its busy end */
+#define HELD_FRESH_NS 100000000LL    /* a container held for credit this recently lends nothing (hami_vgpu_lent_share) */
+#define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
+#define CALIB_GAP_NS 5000000LL       /* alone, a start mark (a calibration sample) at most every 5 ms */
+#define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
+#define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
+#define COLLECT_LAG_NS 20000LL       /* the promptest collection of a completed mark lags it by at most 20 us */
+#define DRIFT_NS 20000LL             /* the bounds on the reference widen by 20 us at each re-base (drift) */
+#define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
+#define COARSE_HARVEST_NS 1000000LL  /* coarse: completions collected every 1 ms */
+#define COARSE_PHASE_NS 100000000LL  /* a coarse phase lasts at most 100 ms, then a precise verification window */
+#define COARSE_SAMPLE_EVERY 32     /* a coarse launch is measured alone with probability 1/32 (coarse_sample) */
+#define SAMPLE_SLACK_NS 500         /* ... and charged only beyond 0.5 us per launch more than estimated (a sample's
+                                       span holds its own marks' host time on an idle stream: 0.26 vs 0.11 us per
+                                       0 us launch on the fake; an event's resolution on hardware) */
+#define VERIFY_LAUNCHES 128          /* a verification window: at least 128 measured launches ... */
+#define VERIFY_MIN_NS 2000000LL      /* ... over at least 2 ms */
+#define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
+#define FRAC_GAP_NS 5000000LL        /* the charged fraction is updated and published at most every 5 ms ... */
+#define FRAC_TAU_NS 100000000LL      /* ... as a decaying average over ~100 ms (one shared square-wave period) */
+#define LAZY_REFILL_NS 1000000LL     /* fast path: the bucket is refilled at most every 1 ms (credit_ample) */
+#define FLUSH_NS 1000000LL           /* the region's launch count and last launch time: updated every 1 ms */
+#define TAKE_WAIT_NS 50000LL         /* a start mark that waited this long took the GPU from another context */
+#define TAKE_MAX_NS 2000000LL        /* ... and held it alone if its interval ended within one time slice (~2 ms) */
+
+struct dstate {
+    pthread_mutex_t mu;
+    int ready, dev;
+    CUcontext ctx;
+    CUevent freev[EVPOOL];
+    int nfree;
+    struct squeue q[MAXQ];
+    int nq;
+    int pending;            /* marks whose completion has not been collected yet */
+    int64_t ewma_ns;        /* average charge per mark */
+    struct hami_board_gpu *bgpu;
+    int64_t last_stamp;
+    int prio_logged;
+    int stopped;            /* out of credit: resume only with the resume credit */
+    int wave;               /* resumed from stopped: its on-phase spends the resume credit (bucket_cap) */
+    int64_t reserve_ns;     /* credit earned beyond the spendable depth while never held: counted by the coarse
+                               and fast-path decisions, never spent (bucket_cap) */
+    unsigned int clock_mhz; /* last sampled SM clock */
+    int64_t clock_at;
+    int64_t harvest_at;     /* last harvest: completed events are collected at most every 100 us */
+    int64_t launch_at;      /* last measured launch: while the program launches, it harvests itself */
+    int64_t user_stamp;     /* last time this container's node-board user entry was refreshed */
+    int user_idx;           /* its index in the board entry's user list, -1 = none */
+    int shared;             /* another container was seen launching on this GPU recently */
+    int capped;             /* the SM limit applied at the last launch */
+    /* host <-> GPU time */
+    CUevent ref;            /* reference event, completed */
+    int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
+                               off_hi INT64_MAX = none yet) */
+    int64_t seen_raw;       /* latest completion (from the reference) collected since the last upper bound,
+                               INT64_MIN = none */
+    int64_t ref_at;         /* when it became the reference */
+    int64_t calib_at;       /* last start mark (each is a calibration sample) */
+    /* busy interval of this process */
+    int64_t busy_since;     /* 0 = idle */
+    int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
+    int64_t charged_to;     /* busy time before this has been charged */
+    int64_t last_end;       /* completion of the last collected mark */
+    /* coarse measurement */
+    int coarse;             /* the current launches are measured coarsely */
+    int verified;           /* a precise window completed since the last coarse phase */
+    int reopen;             /* back from coarse mid-busy-period: the next launch gets a start mark */
+    int64_t mode_at;        /* when the current mode began */
+    int64_t est_ns;         /* charge per launch measured by the last precise window, 0 = none yet */
+    int64_t doubt_ns;       /* coarse spans not charged (span - estimate) since the last verification */
+    int64_t coarse_n;       /* launches charged the estimate since the last verification ... */
+    int64_t coarse_est;     /* ... and what they were charged */
+    int64_t win_ns;         /* precise charges of the current window ... */
+    int64_t win_n;          /* ... and the launches they closed */
+    int64_t samp_ns;        /* GPU time of the coarse samples since the last verification ... */
+    int64_t samp_n;         /* ... and how many */
+    int64_t samp_last;      /* their average at the last verification that had any, 0 = none yet */
+    uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
+    int64_t demand_wrote;   /* the last precision request this process wrote on the board */
+    /* lending under the default policy (note_users, throttle) */
+    int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
+    int64_t frac_bp;        /* this container's charged GPU fraction, decaying average, 1/100 % */
+    uint64_t frac_busy;     /* the container's charged busy time at frac_at */
+    int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
+    int64_t held_wrote;     /* the last time this process marked the container held on the board */
+    int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
+    int64_t pend_since;     /* since when this process has had work outstanding (launched, not yet seen ended, ... */
+                            /* ... waiting behind another context's slice included), 0 = none (count_queued) */
+    int64_t pend_end;       /* the end of the last such period (GPU end of its last work) ... */
+    int64_t pend_len;       /* ... and its length, until the next launch tells how it was paced (note_pacing) */
+    int64_t paced_ns;       /* of queued_ns: the time in periods the host paced (a long idle gap after them) */
+    uint64_t waits_at;      /* host_waits when the current period began: a sync since says the host waited (note_pacing) */
+    int64_t queued_ns;      /* time with work on the GPU since the last update of queued_bp ... */
+    int64_t queued_to;      /* ... counted up to here */
+    /* the launch path's own bookkeeping */
+    int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
+    uint64_t unflushed;     /* launches not yet added to the region's count ... */
+    int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
+    /* switch charging: waits of start marks recorded on an idle process, settled 1 ms after they ended */
+    int64_t gap_rec[8], gap_start[8];
+    int ngap;
+    /* ... charged only while the GPU is contended (switch_contended): this program's demand alone, estimated from
+     * its own launches (note_blocked, update_solo_demand), and its neighbours' charged fractions */
+    int64_t sd_kern;        /* kernel time charged since sd_at (switch gaps not included) ... */
+    int64_t sd_blocked;     /* ... time its host waited for its own work to finish ... */
+    int64_t sd_held;        /* ... and time its launches waited for credit */
+    int64_t sd_at;          /* 0 = not measuring (uncapped) */
+    int64_t sd_n;           /* updates since it restarted */
+    int64_t held_since;     /* a launch waits for credit since (counted into sd_held up to here), 0 = none */
+    int64_t sd_coarse;      /* time measured coarsely since sd_at (no start marks: nothing estimated then) ... */
+    int64_t sd_cto;         /* ... counted up to here (count_coarse) */
+    int64_t solo_bp;        /* the demand estimate, decaying average, 1/100 % */
+    int64_t nbr_bp;         /* capped active neighbours' published demands alone (user_solo_bp), summed, <= 100 % */
+    int64_t pend_last;      /* the last launch while work was outstanding (or the one that opened the period) */
+    int64_t pend_wait;      /* the last period's end minus its last launch */
+    int64_t gap_typ;        /* the host's usual interval between launches while work is outstanding, decaying */
+    /* time slices: a neighbour took the GPU from this process's chained work (taken_at), 0 = not yielded ... */
+    int64_t yield_at;       /* ... at its GPU start (its took mark) ... */
+    int64_t resume_at;      /* ... and gave it back when its interval ended, 0 = not yet */
+    int yield_user;         /* its board index */
+    /* its board record (board.c vg_board_rec_*): what its neighbours' lending and switch charging read, as a kernel
+     * lock only this process can shorten; held while it counts as active by the readers' rule (own_active) */
+    int rec_user, rec_lane; /* the user slot and lane it holds, -1 = none */
+    uint64_t rec_len;       /* the lock's length, 0 = none */
+    int64_t act_at;         /* its last activity mark on the board (user_active_ns) ... */
+    int64_t act_end;        /* ... and the end of its last busy interval published there */
+    /* several processes of one container (sib_*): this process's entry in the region's sibling table, -1 = none */
+    int sib_idx;
+    uint64_t sib_token;     /* its token in the entry's owner word */
+};
+
+/* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
+ * two disjoint samples, so no clock read of one is inside the other's figure: the whole of "before" and "after"
+ * the driver's launch call on one launch in 32, the sections inside "before" (lock, throttle, marks, idle
+ * query, harvest) on another launch in 32. Each figure has one clock read's cost (measured at exit) taken off.
+ * Sections nest: the throttle's time includes its harvests and its waits for credit. Nothing is counted or
+ * timed unless asked. */
+enum { ST_BEGIN, ST_END, ST_LOCK, ST_THROTTLE, ST_MARK, ST_QUERY, ST_HARVEST, ST_N };
+struct launch_stats {
+    uint64_t launches, coarse, fast, sampled, sampled_in, records, queries, elapsed;
+    uint64_t verified, failed;  /* precise windows that judged a coarse phase's doubt, and those that charged it */
+    int64_t doubt_ns, doubt_charged_ns;  /* the doubt they judged, and the part charged */
+    uint64_t held;      /* launches that waited for credit (throttle) ... */
+    int64_t held_ns;    /* ... and how long they waited in all */
+    int64_t sw_charged_ns, sw_free_ns;   /* switches into this context charged, and left uncharged (not contended) */
+    int64_t solo_bp, nbr_bp;             /* switch_charged's last demand figures while shared */
+    int64_t ns[ST_N];
+    uint64_t n[ST_N];  /* timed occurrences of each section */
+};
+extern struct launch_stats lst;
+extern __thread int st_in;  /* this launch's inner sections are sampled */
+static inline void lst_add(int64_t *field, int64_t ns)
+{
+    if (vg_cfg.launch_stats)
+        __atomic_add_fetch(field, ns, __ATOMIC_RELAXED);
+}
+/* thread-local variables of a shared library cost a __tls_get_addr call: read only when stats are asked for */
+#define ST_IN() (vg_cfg.launch_stats && st_in)
+#define ST_START() int64_t st_t_ = ST_IN() ? vg_now_ns() : 0
+#define ST_STOP(k)                                                                   \
+    do {                                                                             \
+        if (ST_IN()) {                                                               \
+            __atomic_add_fetch(&lst.ns[k], vg_now_ns() - st_t_, __ATOMIC_RELAXED); \
+            __atomic_add_fetch(&lst.n[k], 1, __ATOMIC_RELAXED);                      \
+        }                                                                            \
+    } while (0)
+#define ST_COUNT(field)                                           \
+    do {                                                          \
+        if (vg_cfg.launch_stats)                                  \
+            __atomic_add_fetch(&lst.field, 1, __ATOMIC_RELAXED);  \
+    } while (0)
+
+extern struct dstate states[HAMI_MAX_DEVICES];
+extern int watcher_here;
+
+/* launch.c */
+uint64_t sample_seed(int dev);
+void harvest(struct dstate *ds);
+void publish(struct dstate *ds, int open, int64_t t);
+void close_bursts(struct dstate *ds, int64_t now);
+void flush_launches(struct dstate *ds, int64_t now);
+/* charge.c */
+int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
+void settle_gaps(struct dstate *ds, int64_t now);
+void consume(struct dstate *ds, int64_t ns, int sample);
+int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
+int64_t taken_at(const struct dstate *ds, int64_t after, int64_t before, int64_t now, int *user);
+int64_t resume_time(const struct dstate *ds, int64_t h, int64_t now);
+int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now);
+/* siblings.c */
+uint32_t sib_others(const struct dstate *ds);
+void sib_publish(struct dstate *ds, int open, int64_t t);
+void sib_running(struct dstate *ds, int64_t now);
+int sib_collect(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t *since, int64_t *until);
+int sib_bound(const struct dstate *ds, int64_t now);
+void sib_bound_refresh(struct dstate *ds, int64_t now);
+/* lending.c */
+void publish_fraction(struct dstate *ds, int64_t now);
+void publish_record(struct dstate *ds, int64_t now);
+void note_users(struct dstate *ds, int64_t now);
+/* watcher.c */
+void start_watcher(void);
+void watcher_forked(void);
+
+static inline void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
+    nanosleep(&ts, NULL);
+}
+
+/* A time read from the node board, or 0 when it lies further in the future than any writer puts it. */
+static inline int64_t board_time(int64_t t, int64_t now, const char *what)
+{
+    if (t > now + FUTURE_MAX_NS) {
+        char key[64];
+        snprintf(key, sizeof(key), "future:%s", what);
+        vg_log_once(VG_ERROR, key, "node board %s: %s is %.1f s in the future: forged, ignored", vg_cfg.board_path,
+                    what, (double)(t - now) / 1e9);
+        return 0;
+    }
+    return t;
+}
+
+/* Whether the switch into this context is charged: always with HAMI_SM_CHARGE_SWITCHES=1, never with 0, and by
+ * default only while the GPU is contended: this program's demand alone (solo_bp, estimated from its own launches)
+ * plus its capped neighbours' (published on the board, nbr_bp) is at least the whole GPU, the rule by which issue
+ * 18's judge calls a pair contended. Why: a switch costs somebody only when somebody's work waited through it. The CUDA-graphs pair (each program busy ~75 % alone, a sync per
+ * step) steps in lockstep and loses half the GPU to switches: charged its kernels only, neither tenant is ever
+ * held (on the fake, 26 + 26 % charged at 30 + 70). A fitting pair of launch-bound tenants (tiny kernels, ~20 % each
+ * alone) switches as often, but into GPU time nobody would have used: charged its switches it was charged ~2 x its
+ * kernels and held at low limits (test_interposer_share.py's fitting pair at 15 %). The neighbours' charged
+ * fractions instead of their demands did not separate the two on the fake (26 % each in the lockstep). A neighbour
+ * that forges a high demand can make this tenant pay its own switch-ins (bounded as in switch_gap), never less;
+ * an uncapped neighbour publishes none (0: not measured), so beside it only kernels are charged, as before. */
+static inline int switch_charged(const struct dstate *ds)
+{
+    if (vg_cfg.sm_charge_switches != VG_SW_CONTENDED)
+        return vg_cfg.sm_charge_switches == VG_SW_ALWAYS;
+    return ds->solo_bp + ds->nbr_bp >= 10000;
+}
+
+/* Adds the coarse time since it was last counted to sd_coarse (update_solo_demand; choose_mode at a phase's end). */
+static inline void count_coarse(struct dstate *ds, int64_t now)
+{
+    if (!ds->coarse || !ds->sd_at)
+        return;
+    int64_t from = ds->mode_at;
+    if (from < ds->sd_at)
+        from = ds->sd_at;
+    if (from < ds->sd_cto)
+        from = ds->sd_cto;
+    if (now > from)
+        ds->sd_coarse += now - from;
+    ds->sd_cto = now;
+}
+
+/* Counts the time this process had work outstanding on the GPU up to t: from its first launch on an idle process
+ * to the GPU end of its last, time spent waiting behind another context's slice included (pend_since, not
+ * busy_since: the busy period is re-opened at each start mark's GPU start, which dropped the waits, and a
+ * backlogged lender squeezed by processor sharing measured ~55 % "queued" and lent its share away, issue 18). */
+static inline void count_queued(struct dstate *ds, int64_t t)
+{
+    if (ds->pend_since && t > ds->queued_to) {
+        int64_t from = ds->pend_since > ds->queued_to ? ds->pend_since : ds->queued_to;
+        if (t > from)
+            ds->queued_ns += t - from;
+    }
+    if (t > ds->queued_to)
+        ds->queued_to = t;
+}
+
+/* Marks this container held (waiting for credit, or low on it) on its board entry, at most once a
+ * millisecond: while the mark is fresh it lends nothing, whatever its average says. */
+static inline void mark_held(struct dstate *ds, int64_t now)
+{
+    if (!ds->bgpu || ds->user_idx < 0 || now - ds->held_wrote < 1000000)
+        return;
+    __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+    ds->held_wrote = now;
+}
+
+static inline int64_t inflight_ns(const struct dstate *ds)
+{
+    return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
+}
+
+static inline int64_t harvest_gap(const struct dstate *ds)
+{
+    return ds->coarse ? COARSE_HARVEST_NS : HARVEST_GAP_NS;
+}
+
+#endif

@@ -1,0 +1,277 @@
+/* lending.c - this process's side of the node board (board v7): its entry in the GPU's user list and the share
+ * in force (note_users), its charged fraction (publish_fraction), its demand alone (update_solo_demand) and its
+ * lending record (publish_record). Separate from launch.c: the launch path calls note_users, which returns at
+ * once unless a millisecond went by; the rest runs from it and from the watcher. */
+#define _GNU_SOURCE
+#include "launch_int.h"
+
+/* Updates solo_bp, the program's demand alone (its kernels as a share of the time it would run without waiting
+ * behind its neighbours), every >= 5 ms as a ~100 ms decaying average: kernels / (wall - time its host waited for
+ * its own work - time its launches waited for credit + the kernels among the waits, which it would still run
+ * alone). A host-paced program (waits only at its rare syncs) comes out near its busy share; a program that syncs
+ * after every step near kernels / (kernels + its host time per step). Measured precisely only (a coarse phase has
+ * no start marks, so no waits: its time is left out, and kept at least 5 ms of precise time per update). Starts
+ * at 0 (nothing charged until measured) and restarts whenever the tenant is not capped. */
+static void update_solo_demand(struct dstate *ds, int64_t now)
+{
+    if (!ds->capped || !ds->sd_at || now - ds->sd_at > 10 * FRAC_TAU_NS) {
+        ds->sd_at = ds->capped ? now : 0;
+        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_n = 0;
+        if (!ds->capped && ds->solo_bp) {
+            ds->solo_bp = 0;
+            if (ds->bgpu && ds->user_idx >= 0)
+                __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], 0, __ATOMIC_RELEASE);
+        }
+        return;
+    }
+    count_coarse(ds, now);
+    if (ds->held_since && now > ds->held_since) {  /* called from the wait itself (note_users in throttle) */
+        ds->sd_held += now - ds->held_since;
+        ds->held_since = now;
+    }
+    int64_t dt = now - ds->sd_at - ds->sd_coarse;
+    if (dt < FRAC_GAP_NS)
+        return;
+    /* in doubles, each term bounded by the window: no sum can wrap */
+    double k = ds->sd_kern < dt ? (double)ds->sd_kern : (double)dt;
+    double b = ds->sd_blocked < dt ? (double)ds->sd_blocked : (double)dt;
+    double h = ds->sd_held < dt ? (double)ds->sd_held : (double)dt;
+    if (k <= 0 && !ds->sd_n) {  /* nothing ran yet: the estimate starts with the first window that ran kernels */
+        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_at = now;
+        return;
+    }
+    double solo = (double)dt - b - h + (b < k ? b : k);
+    if (solo < k)
+        solo = k;
+    int64_t sample = solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
+    int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
+    if (ds->sd_n < 16 && w < 1024 / (ds->sd_n + 1))
+        w = 1024 / (ds->sd_n + 1);  /* the first updates: a plain mean, so the estimate is usable within ~20 ms */
+    ds->sd_n++;
+    ds->solo_bp += (sample - ds->solo_bp) * w / 1024;
+    if (ds->bgpu && ds->user_idx >= 0)
+        __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], (int32_t)ds->solo_bp, __ATOMIC_RELEASE);
+    if (ds->shared && k > 0) {  /* for the launch stats line: the last figures while shared and launching */
+        lst.solo_bp = ds->solo_bp;
+        lst.nbr_bp = ds->nbr_bp;
+    }
+    ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+    ds->sd_at = now;
+}
+
+/* Publishes this container's SM limit and its recent charged GPU fraction on its board entry (lending, see
+ * hami_vgpu_lent_share): a decaying average over ~100 ms of the charges of all its processes (the region's
+ * busy counter: precise and coarse charges alike), updated at most every 5 ms. While its launches are not
+ * measured (not capped) it publishes its whole limit: a neighbour borrows only what is measured to be unused,
+ * and a measured spell starts again from the limit. */
+void publish_fraction(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    int i = ds->user_idx;
+    int sm = vg_sm_limit(ds->dev);
+    uint64_t busy = __atomic_load_n(&vg_region->dev[ds->dev].busy_ns, __ATOMIC_ACQUIRE);
+    if (!ds->capped || !ds->frac_at) {
+        ds->frac_bp = (int64_t)sm * 100;
+        ds->queued_bp = 10000;  /* and contending, until measured otherwise */
+        ds->frac_busy = busy;
+        ds->frac_at = ds->capped ? now : 0;
+        ds->queued_ns = 0;
+        ds->paced_ns = 0;
+        ds->queued_to = now;
+    } else if (now - ds->frac_at >= FRAC_GAP_NS) {
+        int64_t dt = now - ds->frac_at;
+        /* in doubles: the region's busy_ns is the container's own file, and a rewritten value must not wrap the
+         * product into a low fraction (which would lend its own share away) */
+        double ratio = busy >= ds->frac_busy ? (double)(busy - ds->frac_busy) / (double)dt : 0.0;
+        int64_t sample = ratio >= 1.0 ? 10000 : (int64_t)(ratio * 10000.0);
+        int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
+        ds->frac_bp += (sample - ds->frac_bp) * w / 1024;
+        count_queued(ds, now);
+        double qr = ds->queued_ns > 0 ? (double)ds->queued_ns / (double)dt : 0.0;
+        int64_t qs = qr >= 1.0 ? 10000 : (int64_t)(qr * 10000.0);
+        /* the waits of host-paced periods are not demand: their share of the queued time is counted only as
+         * far as the GPU ran it (the charged fraction, same wait ratio assumed in every period) */
+        double hp = ds->queued_ns > 0 ? (double)ds->paced_ns / (double)ds->queued_ns : 0.0;
+        if (hp > 1.0)
+            hp = 1.0;
+        if (qs > sample)
+            qs -= (int64_t)(hp * (double)(qs - sample));
+        ds->queued_bp += (qs - ds->queued_bp) * w / 1024;
+        ds->queued_ns = 0;
+        ds->paced_ns = 0;
+        ds->frac_busy = busy;
+        ds->frac_at = now;
+    } else {
+        return;
+    }
+    __atomic_store_n(&g->user_limit[i], sm, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_frac_bp[i], (int32_t)ds->frac_bp, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_queued_bp[i], (int32_t)ds->queued_bp, __ATOMIC_RELEASE);
+    __atomic_store_n(&g->user_frac_ns[i], now, __ATOMIC_RELEASE);
+}
+
+/* Whether this process counts as active by the rule its readers apply to a board entry (note_users), on its own
+ * figures: it holds its board record exactly that long (publish_record). */
+static int own_active(const struct dstate *ds, int64_t now)
+{
+    if (ds->busy_since)
+        return 1;
+    if (ds->act_at <= 0)
+        return 0;
+    int measured = ds->act_end && ds->act_end + COVER_NS >= ds->act_at;
+    int64_t last = measured && ds->act_end > ds->act_at ? ds->act_end : ds->act_at;
+    return now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
+}
+
+/* Sets this process's board record (board.c, layout in hami_region.h HAMI_BREC_*) to what it publishes on the
+ * board for lending and switch charging: its SM limit, held for credit within 100 ms, its charged and queued
+ * fractions and its demand alone, while it is active; none once it went idle. Called with the entry refresh
+ * (note_users, at most every millisecond) and by the watcher; a system call only when the record changes. */
+void publish_record(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    if (!g)
+        return;
+    if (ds->rec_user >= 0 && ds->rec_user != ds->user_idx) {  /* moved to another user slot: the old record goes */
+        vg_board_rec_put(g, ds->rec_user, &ds->rec_lane, &ds->rec_len, 0);
+        ds->rec_user = ds->rec_lane = -1;
+    }
+    if (ds->user_idx < 0)
+        return;
+    uint64_t len = 0;
+    if (own_active(ds, now)) {
+        int held = ds->held_wrote > 0 && now - ds->held_wrote < HELD_FRESH_NS;
+        len = hami_vgpu_brec_pack(vg_sm_limit(ds->dev), held, (int32_t)ds->frac_bp, (int32_t)ds->queued_bp,
+                                  ds->capped ? (int32_t)ds->solo_bp : 0);
+    }
+    vg_board_rec_put(g, ds->user_idx, &ds->rec_lane, &ds->rec_len, len);
+    if (ds->rec_len || ds->rec_lane < -1) {  /* a record, or the marker of a slot with no lane free (board.c) */
+        ds->rec_user = ds->user_idx;
+        if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
+            start_watcher();  /* it drops the record once this process went idle, launching or not */
+    }
+}
+
+/* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
+ * whether another container launched on the GPU within the share window, and the share in force (ds->eff). */
+void note_users(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    if (!g || now - ds->user_stamp < 1000000)
+        return;
+    ds->user_stamp = now;
+    uint64_t me = vg_region->container_id;
+    if (ds->user_idx < 0 || __atomic_load_n(&g->user_id[ds->user_idx], __ATOMIC_ACQUIRE) != me) {
+        ds->user_idx = -1;
+        for (int i = 0; i < HAMI_BOARD_USERS && ds->user_idx < 0; i++)
+            if (__atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE) == me)
+                ds->user_idx = i;
+        for (int i = 0; i < HAMI_BOARD_USERS && ds->user_idx < 0; i++) {
+            uint64_t cur = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+            int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
+            if ((cur == 0 || now - t > 10 * SHARE_WINDOW_NS) &&
+                __atomic_compare_exchange_n(&g->user_id[i], &cur, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                ds->user_idx = i;
+                __atomic_store_n(&g->user_since_ns[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_busy_ns[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_limit[i], 0, __ATOMIC_RELEASE);  /* lends nothing until written */
+                __atomic_store_n(&g->user_held_ns[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_solo_bp[i], 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&g->user_took_ns[i], 0, __ATOMIC_RELEASE);
+                for (int k = 0; k < HAMI_BOARD_RECENT; k++)
+                    __atomic_store_n(&g->user_recent_until[i][k], 0, __ATOMIC_RELEASE);
+            }
+        }
+        if (ds->user_idx >= 0 && ds->busy_since && ds->since_gpu)
+            __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
+    }
+    if (ds->user_idx >= 0) {
+        ds->act_at = now;
+        __atomic_store_n(&g->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+        publish_fraction(ds, now);
+    }
+    publish_record(ds, now);
+    /* Who is active, and what each active neighbour may lend: a neighbour is active when its board entry says so
+     * or when one of its processes holds a record (which it does exactly while the same rule, on its own figures,
+     * says so: a rewritten or erased entry hides nobody). What it lends and its demand alone come from its records
+     * combined with its board values in the direction that lends least (each bound below by the board's plain
+     * value, which only its holder and forgers write: a forger can make it lend less, never more). */
+    struct vg_brec rec[HAMI_BOARD_USERS];
+    int rk = vg_board_rec_read(g, rec);
+    int shared = rk < 0, n = 0;  /* records that cannot be read: somebody may be there (capped, nothing lent) */
+    int64_t nbr = 0, hi_sum = 0;
+    int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
+    int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
+    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
+        if (i == ds->user_idx)
+            continue;  /* its own container (its other processes' records are in its own slot); without a slot
+                          nothing is skipped, not even an entry with its id (a forger could write it anywhere) */
+        uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
+        int listed = id && id != me;
+        int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
+        int64_t end = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
+        /* a neighbour whose last activity (launch, wait for credit, heartbeat of work in flight) is covered by a
+         * measured busy interval went idle when that interval ended: it is gone 100 ms later. One launching
+         * unmeasured (alone under default) gives no end: its work may still be queued, so it counts for 500 ms
+         * after its last launch */
+        int measured = end && end + COVER_NS >= t;
+        int64_t last = measured && end > t ? end : t;
+        int on_board = listed && t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
+        if (!on_board && !rec[i].present)
+            continue;
+        shared = 1;  /* an active neighbour: what it may lend (bounded in hami_vgpu_lent_share) */
+        int32_t bl = __atomic_load_n(&g->user_limit[i], __ATOMIC_ACQUIRE);
+        int32_t bf = __atomic_load_n(&g->user_frac_bp[i], __ATOMIC_ACQUIRE);
+        int32_t bq = __atomic_load_n(&g->user_queued_bp[i], __ATOMIC_ACQUIRE);
+        int32_t solo = __atomic_load_n(&g->user_solo_bp[i], __ATOMIC_ACQUIRE);
+        int64_t ft = __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
+        int64_t ht = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
+        const struct vg_brec *r = &rec[i];
+        if (rk < 0 || !r->present || r->bad) {
+            /* no record (an entry that only the board lists) or one no holder writes: lends nothing; a bad
+             * record's demand is taken as the whole GPU (switches charged), an absent one's as unmeasured */
+            limit[n] = 0;
+            frac[n] = queued[n] = 10000;
+            frac_age[n] = held_age[n] = INT64_MAX;
+            if (rk < 0 || r->bad)
+                nbr += 10000;
+            if (bl >= 1 && bl <= 100)
+                hi_sum += bl;
+            n++;
+            continue;
+        }
+        /* the lowest limit for its spare, the highest for the sum of limits, the highest fractions (each way: lends
+         * less); a board value out of range is passed on as it is, and lends nothing (hami_vgpu_lent_share) */
+        limit[n] = bl < 1 || bl > 100 || bl < r->limit_lo ? bl : r->limit_lo;
+        hi_sum += bl > r->limit_hi && bl <= 100 ? bl : r->limit_hi;
+        frac[n] = bf < 0 || bf > 10000 || bf > r->frac_bp ? bf : r->frac_bp;
+        queued[n] = bq < 0 || bq > 10000 || bq > r->queued_bp ? bq : r->queued_bp;
+        if (solo < r->solo_bp)
+            solo = r->solo_bp;
+        if (r->limit_lo < 100 && solo > 0)  /* capped: its demand is measured (bounded below) */
+            nbr += solo < 10000 ? solo : 10000;
+        /* ages: a time <= 0 was never written (stale, never held); one in the future gives a negative age,
+         * which lends nothing (hami_vgpu_lent_share); no subtraction can overflow. Its record's held mark makes
+         * it held whatever the board says */
+        frac_age[n] = ft > 0 ? now - ft : INT64_MAX;
+        held_age[n] = r->held ? 0 : ht > 0 ? now - ht : INT64_MAX;
+        n++;
+    }
+    int sm = vg_sm_limit(ds->dev);
+    int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend && sm + hi_sum <= 100
+                  ? hami_vgpu_lent_share_bounded(sm, limit, frac, queued, frac_age, held_age, n,
+                                                 vg_nvml_others_bound(ds->dev, now)) : sm;
+    if (eff != ds->eff && (eff > sm || ds->eff > sm))
+        vg_log(VG_DEBUG, "device %d: share %d%% (limit %d%%, %d%% lent by idle neighbour shares)", ds->dev, eff,
+               sm, eff - sm);
+    ds->eff = eff;
+    ds->nbr_bp = nbr < 10000 ? nbr : 10000;
+    update_solo_demand(ds, now);
+    if (shared != ds->shared)
+        vg_log(VG_INFO, "device %d: %s", ds->dev, shared ? "another container is launching on this GPU: the SM "
+                                                            "limit applies" : "alone on this GPU: not capped "
+                                                            "(GPU_CORE_UTILIZATION_POLICY=default)");
+    ds->shared = shared;
+}

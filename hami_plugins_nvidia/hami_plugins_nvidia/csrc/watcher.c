@@ -1,0 +1,101 @@
+/* watcher.c - the per-process watcher thread (collects completions while the program does not launch, closes
+ * bursts, keeps the board fresh) and what a fork does to it. Separate from launch.c: it runs beside the launches,
+ * never in them. */
+#define _GNU_SOURCE
+#include "launch_int.h"
+
+static pid_t watcher_pid;
+/* 1 once the watcher runs in this process; cleared in a forked child, which starts its own. Checked on every
+ * launch instead of comparing getpid() (a system call since glibc 2.25: 14 % of the fake launch loop's time). */
+int watcher_here;
+
+void watcher_forked(void)
+{
+    watcher_here = 0;
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++) {  /* a forked child draws its own samples, not its parent's */
+        states[i].rng = sample_seed(i);
+        states[i].rec_user = states[i].rec_lane = -1;  /* the records it inherited are its parent's */
+        states[i].rec_len = 0;
+        states[i].sib_idx = -1;  /* ... and publishes its busy intervals in an entry of its own */
+        states[i].sib_token = 0;
+    }
+}
+
+/* One watcher thread per process: it collects completions while the program does not launch, closes a
+ * burst's last launches with a mark 100 us after the burst (so its end is measured, not guessed), keeps the
+ * busy interval's heartbeat fresh on the node board, and keeps a task priority's level marked active for as
+ * long as the launched work is still running on the GPU (lower levels stay held until it is really idle).
+ * It polls every 100 us while work is outstanding, every millisecond otherwise. */
+static pthread_mutex_t watcher_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *watcher(void *arg)
+{
+    (void)arg;
+    CUcontext cur = NULL;
+    int64_t period = 1000000;
+    for (;;) {
+        sleep_ns(period);
+        period = 1000000;
+        for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
+            struct dstate *ds = &states[d];
+            if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
+                continue;
+            vg_nvml_procs_refresh(d);  /* the bound on n(t): an NVML query every 100 ms, off the launch path */
+            sib_bound_refresh(ds, vg_now_ns());  /* the bound on the siblings counted (multiproc): every 100 ms */
+            if (pthread_mutex_trylock(&ds->mu) != 0) {
+                period = 100000;
+                continue;  /* a launch is in progress: it does this itself */
+            }
+            int64_t now = vg_now_ns();
+            if (ds->ctx != cur && vg_real.cuCtxSetCurrent && vg_real.cuCtxSetCurrent(ds->ctx) == CUDA_SUCCESS)
+                cur = ds->ctx;
+#ifndef HAMI_WATCHER_ALWAYS_HARVESTS
+            if (now - ds->launch_at < 2 * HARVEST_GAP_NS && now - ds->harvest_at < 2 * harvest_gap(ds)) {
+                pthread_mutex_unlock(&ds->mu);  /* the launching thread harvests: no contention on the lock */
+                period = HARVEST_GAP_NS;
+                continue;
+            }
+#endif
+            if (ds->ctx == cur)
+                close_bursts(ds, now);
+            harvest(ds);
+            ds->harvest_at = now;
+            if (ds->unflushed)
+                flush_launches(ds, now);
+            if (ds->busy_since) {
+                period = 100000;
+                if (ds->bgpu && ds->user_idx >= 0) {
+                    ds->act_at = now;
+                    __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+                    publish_fraction(ds, now);  /* a program blocked in a sync keeps its fraction fresh too */
+                }
+                if (ds->bgpu && vg_cfg.priority_set) {  /* active until the queued work is expected to finish */
+                    int64_t ahead = inflight_ns(ds);
+                    __atomic_store_n(&ds->bgpu->prio_active_ns[vg_cfg.priority],
+                                     now + (ahead < INFLIGHT_MARK_MAX_NS ? ahead : INFLIGHT_MARK_MAX_NS),
+                                     __ATOMIC_RELEASE);
+                }
+            }
+            publish_record(ds, now);  /* kept current while it blocks, dropped once it went idle */
+            pthread_mutex_unlock(&ds->mu);
+        }
+    }
+    return NULL;
+}
+
+void start_watcher(void)
+{
+    pthread_mutex_lock(&watcher_mu);
+    if (watcher_pid != getpid()) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, watcher, NULL) == 0) {
+            watcher_pid = getpid();
+            __atomic_store_n(&watcher_here, 1, __ATOMIC_RELEASE);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    pthread_mutex_unlock(&watcher_mu);
+}
