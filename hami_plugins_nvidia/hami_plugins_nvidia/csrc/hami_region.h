@@ -73,7 +73,7 @@ struct hami_proc_slot {
     uint64_t busy_ns[HAMI_MAX_DEVICES];  /* GPU busy time measured for this process */
 };
 
-/* One process of the container measuring its launches on a device (launch.c sib_*): its busy intervals, as it
+/* One process of the container measuring its launches on a device (siblings.c sib_*): its busy intervals, as it
  * publishes them on the node board for the other containers, so that its siblings charge each instant once
  * between them (processor sharing over the container's contexts too, docs/interposer.md "Several processes in one
  * container"). Written only by the process whose token is in owner; read by its siblings, bounded like the board. */
@@ -124,7 +124,7 @@ struct hami_board_gpu {
                                                   is still open while user_busy_ns < user_since_ns */
     int64_t user_open_ns[HAMI_BOARD_USERS];    /* while open: the last time its owner found work of the
                                                   interval still running (it is busy up to there, no further) */
-    /* lending under GPU_CORE_UTILIZATION_POLICY=default (launch.c note_users, throttle.c hami_vgpu_lent_share):
+    /* lending under GPU_CORE_UTILIZATION_POLICY=default (lending.c note_users, throttle.c hami_vgpu_lent_share):
      * each container's SM limit, its recent charged GPU fraction and when it last waited for credit */
     int32_t user_limit[HAMI_BOARD_USERS];      /* SM limit in percent, 1..100; anything else lends nothing */
     int32_t user_frac_bp[HAMI_BOARD_USERS];    /* charged GPU fraction, decaying average over ~100 ms, in
@@ -139,11 +139,11 @@ struct hami_board_gpu {
     uint32_t user_recent_head[HAMI_BOARD_USERS];
     int64_t user_recent_since[HAMI_BOARD_USERS][HAMI_BOARD_RECENT];
     int64_t user_recent_until[HAMI_BOARD_USERS][HAMI_BOARD_RECENT];  /* 0 while the slot is being written */
-    /* switch charging (launch.c switch_charged): its demand alone, estimated from its own launches while capped
+    /* switch charging (launch_int.h switch_charged): its demand alone, estimated from its own launches while capped
      * and measured precisely, 1/100 % (0..10000; 0 = not measured) */
     int32_t user_solo_bp[HAMI_BOARD_USERS];
     /* time slices: the start of its current interval when that interval began with a start mark that waited
-     * (its context took the GPU from another one, whose chained work then waits: launch.c taken_at), else 0 */
+     * (its context took the GPU from another one, whose chained work then waits: charge.c taken_at), else 0 */
     int64_t user_took_ns[HAMI_BOARD_USERS];
 };
 

@@ -359,7 +359,7 @@ static void publish_took(struct dstate *ds, int64_t t)
 }
 
 /* Publishes this process's busy interval on the node board: open at its start, closed at its end. */
-void publish(struct dstate *ds, int open, int64_t t)
+static void publish(struct dstate *ds, int open, int64_t t)
 {
     sib_publish(ds, open, t);  /* the container's other processes charge this interval too (multiproc) */
     if (!ds->bgpu || ds->user_idx < 0)

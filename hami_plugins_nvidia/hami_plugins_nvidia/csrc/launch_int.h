@@ -223,7 +223,6 @@ extern int watcher_here;
 /* launch.c */
 uint64_t sample_seed(int dev);
 void harvest(struct dstate *ds);
-void publish(struct dstate *ds, int open, int64_t t);
 void close_bursts(struct dstate *ds, int64_t now);
 void flush_launches(struct dstate *ds, int64_t now);
 /* charge.c */

@@ -42,7 +42,7 @@ struct vg_config {
 };
 extern struct vg_config vg_cfg;
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
-/* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch.c switch_charged), 1 = always, 0 = never */
+/* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch_int.h switch_charged), 1 = always, 0 = never */
 enum { VG_SW_CONTENDED = 0, VG_SW_ALWAYS = 1, VG_SW_NEVER = 2 };
 /* A memory-limit variable that cannot be read: the intended limit is unknown, so nothing is allocatable
  * (never "no limit"). One byte, so every real allocation is over it. */

@@ -7,7 +7,7 @@ hami_plugins_nvidia/bench/audit4_attacks.py.
    slice, counted as running on the board (their end marks had not completed), so n(t) = 2 while the tenant held
    the GPU alone, and each was charged half of the tenant's kernels. The 30 % tenant got 45-47 % of the GPU,
    charged 0.63 x it; the 70 % neighbour 50 %, charged 1.39 x. Now a start mark that waited publishes that its
-   context took the GPU (user_took_ns), and the neighbour's chained work yields (launch.c taken_at).
+   context took the GPU (user_took_ns), and the neighbour's chained work yields (charge.c taken_at).
 2. (Closed by lendlock, board v7; the test below passes and guards it.) The node board is world-writable: a tenant
    that rewrote a real neighbour's published lending values (charged fraction 0, queued share 0, held mark 0) every
    0.2 ms made it lend its share under `default`, whatever it needed (the neighbour rewrote them only every 5 ms).
