@@ -61,15 +61,31 @@ def install_policy(stack, helm: str, release: str) -> tuple[str, str]:
     stack.cleanups.append(lambda: adm.delete_validating_admission_policy(policy["metadata"]["name"]))
     adm.create_validating_admission_policy_binding(binding)
     stack.cleanups.append(lambda: adm.delete_validating_admission_policy_binding(binding["metadata"]["name"]))
+    stack.cleanups.append(lambda: wait_policy_gone(stack))
     sa = f"system:serviceaccount:{stack.ns}:"
     return sa + f"{release}-hami-hal-scheduler", sa + f"{release}-hami-hal-node"
+
+
+def wait_policy_gone(stack, timeout: float = 30) -> None:
+    """After deleting the policy: until the apiserver's informer dropped it, the admin (as the other e2e tests'
+    extender) would still be refused, so teardown waits for an allocation write by the admin to pass."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            stack.core.create_namespaced_pod(stack.ns, pod(f"gone{time.monotonic_ns() % 10**6}", {ALLOCATED: "x"}),
+                                             dry_run="All")
+            return
+        except ApiException:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
 
 
 def grant_pods(stack, users: list[str]) -> None:
     rbac = client.RbacAuthorizationV1Api(stack.api)
     rbac.create_namespaced_role(stack.ns, {
         "metadata": {"name": "pods"},
-        "rules": [{"apiGroups": [""], "resources": ["pods", "pods/status"],
+        "rules": [{"apiGroups": [""], "resources": ["pods", "pods/status", "pods/binding"],
                    "verbs": ["get", "list", "create", "update", "patch", "delete"]}]})
     rbac.create_namespaced_role_binding(stack.ns, {
         "metadata": {"name": "pods"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods"},
@@ -112,6 +128,11 @@ def test_only_scheduler_and_node_agent_write_allocation_annotations(stack, helm,
         "hami.io/bind-phase": "success", "nvidia.com/use-gputype": "A10"}}}), "hami.io/bind-phase")
     refused(lambda: tenant.patch_namespaced_pod_status("job", stack.ns, {"metadata": {"annotations": {
         TO_ALLOCATE: "GPU-other,NVIDIA,1024,10:;"}}}), TO_ALLOCATE)
+    # nor through a Binding (the apiserver copies a Binding's annotations onto the pod)
+    binding = client.V1Binding(metadata=client.V1ObjectMeta(name="job", annotations={TO_ALLOCATE: "GPU-other"}),
+                               target=client.V1ObjectReference(api_version="v1", kind="Node", name="n1"))
+    refused(lambda: tenant.create_namespaced_pod_binding("job", stack.ns, binding, _preload_content=False),
+            TO_ALLOCATE)
     # a write that leaves the guarded keys as they are passes (the tenant's label, the kubelet's status)
     tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {"team": "a"}}})
     # the node agent finishes Allocate: trims to-allocate, sets bind-phase
