@@ -3,7 +3,7 @@
 The list comes from the code: hami_hal.hami_compat.keys.guarded_pod_keys over every installed vendor plugin,
 plus the keys each plugin's ``hami_hal_pod_annotations`` writes. ``tests/test_chart_annotation_guard.py`` fails
 when the chart's list differs, so run ``.venv/bin/python hack/annotation_guard_keys.py --write`` after adding a
-vendor, a family or a key. Run it from outside the repo root or with the venv (the plugins are imported).
+vendor, a family or a key (it imports every vendor plugin, so run it with the venv of ``make setup``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def chart_keys() -> list[str]:
 def test_chart_guards_exactly_the_keys_the_code_writes():
     gen = _generator()
     want = gen.expected_keys()
-    assert chart_keys() == want, "run `.venv/bin/python hack/annotation_guard_keys.py --write` (from outside the repo root)"
+    assert chart_keys() == want, "run `.venv/bin/python hack/annotation_guard_keys.py --write`"
     assert gen.chart_keys(VALUES.read_text()) == want  # the markers hold the same list the YAML parser reads
 
 

@@ -68,6 +68,6 @@ def guarded_pod_keys(vendors: list[VendorInfo], vendor_extras: list[str] = ()) -
 
     The chart's ValidatingAdmissionPolicy refuses anyone else's change to these (docs/security.md);
     ``vendor_extras`` are the keys a plugin's ``hami_hal_pod_annotations`` writes. The user-facing
-    request annotations (``nvidia.com/use-gputype`` ...) are not here: the pod author sets those.
+    request annotations (the selectors, ``use-*``/``nouse-*``) are not here: the pod author sets those.
     """
     return sorted({*SCHEDULER_POD_KEYS, *allocation_keys(vendors), *vendor_extras})

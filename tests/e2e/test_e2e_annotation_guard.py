@@ -128,6 +128,9 @@ def test_only_scheduler_and_node_agent_write_allocation_annotations(stack, helm,
         "hami.io/bind-phase": "success", "nvidia.com/use-gputype": "A10"}}}), "hami.io/bind-phase")
     refused(lambda: tenant.patch_namespaced_pod_status("job", stack.ns, {"metadata": {"annotations": {
         TO_ALLOCATE: "GPU-other,NVIDIA,1024,10:;"}}}), TO_ALLOCATE)
+    # a cluster admin (system:masters skips RBAC, not admission) is refused too
+    refused(lambda: stack.core.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        TO_ALLOCATE: "GPU-other"}}}), TO_ALLOCATE, "not by admin")
     # nor through a Binding (the apiserver copies a Binding's annotations onto the pod)
     binding = client.V1Binding(metadata=client.V1ObjectMeta(name="job", annotations={TO_ALLOCATE: "GPU-other"}),
                                target=client.V1ObjectReference(api_version="v1", kind="Node", name="n1"))
