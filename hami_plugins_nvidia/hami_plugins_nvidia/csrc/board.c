@@ -18,12 +18,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lanes.h"
 #include "vgpu.h"
 
 static struct hami_board *board;
 static int board_fd = -1;
 static int board_state;  /* 0 not yet, 1 ok, -1 unavailable */
 static pthread_mutex_t board_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static dev_t board_dev;
+static ino_t board_ino;
+
+/* A forked child gets its own open file description of the board: the records (OFD locks) of the parent belong
+ * to the parent's, and a child that published through it would rewrite the parent's. */
+static void board_forked(void)
+{
+    pthread_mutex_init(&board_mu, NULL);
+    if (board_fd < 0)
+        return;
+    int fd = open(vg_cfg.board_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == board_dev && st.st_ino == board_ino) {
+        close(board_fd);
+        board_fd = fd;
+    } else {
+        if (fd >= 0)
+            close(fd);
+        board_fd = -1;  /* the path names another file now: this child publishes no record and reads none */
+    }
+}
 
 static int attach_board(void)
 {
@@ -84,6 +107,9 @@ static int attach_board(void)
     flock(fd, LOCK_UN);
     board = b;
     board_fd = fd;
+    board_dev = st.st_dev;
+    board_ino = st.st_ino;
+    pthread_atfork(NULL, NULL, board_forked);
     return 1;
 }
 
@@ -115,4 +141,176 @@ struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16])
     }
     pthread_mutex_unlock(&board_mu);
     return g;
+}
+
+/* ---- board records (layout: hami_region.h, HAMI_BREC_*) ----
+ * What a neighbour's lending and switch-charging decisions read about a container is what its processes hold as
+ * kernel record locks here, not the board's plain values: every tenant can rewrite the file, none can shorten or
+ * drop another's lock, and the kernel drops a dead process's. A reader combines the records of a user slot in
+ * the direction that lends least and charges most, so a lock added by anyone else only makes it lend less. */
+
+#define BREC_SLOT ((int64_t)HAMI_BREC_PROCS * (int64_t)HAMI_BREC_LANE)
+#define BREC_MARKED (-2)  /* *lane: no lane free, the slot's marker is held instead (brec_marker) */
+#define BREC_MAX_LOCKS 48  /* records read per GPU entry (two per process at most while it moves): more is forged */
+
+static int64_t brec_lane(int entry, int user, int lane)
+{
+    return (int64_t)HAMI_BREC_BASE + ((int64_t)entry * HAMI_BOARD_USERS + user) * BREC_SLOT +
+           (int64_t)lane * (int64_t)HAMI_BREC_LANE;
+}
+
+static int32_t tenths(int32_t bp)
+{
+    return bp <= 0 ? 0 : bp >= 10000 ? 1000 : bp / 10;  /* rounded down: the reader takes the larger board value */
+}
+
+uint64_t hami_vgpu_brec_pack(int limit, int held, int32_t frac_bp, int32_t queued_bp, int32_t solo_bp)
+{
+    if (limit < 1 || limit > 100)
+        return 0;
+    uint64_t v = (uint64_t)limit | (uint64_t)(held != 0) << 7 | (uint64_t)tenths(frac_bp) << 8 |
+                 (uint64_t)tenths(queued_bp) << 18 | (uint64_t)tenths(solo_bp) << 28;
+    return v + 1;
+}
+
+int hami_vgpu_brec_unpack(uint64_t len, int *limit, int *held, int32_t *frac_bp, int32_t *queued_bp,
+                          int32_t *solo_bp)
+{
+    if (len < 1 || len - 1 >= (1ULL << HAMI_BREC_BITS))
+        return 0;
+    uint64_t v = len - 1;
+    int l = (int)(v & 127);
+    uint32_t f = (uint32_t)(v >> 8) & 1023, q = (uint32_t)(v >> 18) & 1023, so = (uint32_t)(v >> 28) & 1023;
+    if (l < 1 || l > 100 || f > 1000 || q > 1000 || so > 1000)
+        return 0;
+    *limit = l;
+    *held = (int)((v >> 7) & 1);
+    *frac_bp = (int32_t)f * 10;
+    *queued_bp = (int32_t)q * 10;
+    *solo_bp = (int32_t)so * 10;
+    return 1;
+}
+
+static int board_entry(const struct hami_board_gpu *g)
+{
+    if (!board || board_fd < 0 || g < board->gpu || g >= board->gpu + HAMI_BOARD_GPUS)
+        return -1;
+    return (int)(g - board->gpu);
+}
+
+/* Where a process that finds no free lane in its slot holds one byte instead: past the end of any record, so every
+ * reader counts the slot as lending nothing (rather than reading only the records others put in its lanes). */
+static int64_t brec_marker(int entry, int user)
+{
+    return brec_lane(entry, user, 0) + (int64_t)HAMI_BREC_LANE / 2;
+}
+
+int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t len)
+{
+    int e = board_entry(g);
+    if (e < 0 || user < 0 || user >= HAMI_BOARD_USERS)
+        return -1;
+    if (*lane == BREC_MARKED && !len) {
+        vg_lane_set(board_fd, F_UNLCK, brec_marker(e, user), 1);
+        *lane = -1;
+        return 0;
+    }
+    if (*held && *lane >= 0) {
+        int64_t at = brec_lane(e, user, *lane);
+        if (len == *held)
+            return 0;
+        if (len < *held) {  /* shorter, or dropped (0): the tail is given back, nothing can refuse that */
+            vg_lane_set(board_fd, F_UNLCK, at + (int64_t)len, (int64_t)(*held - len));
+            *held = len;
+            return 0;
+        }
+        if (vg_lane_set(board_fd, F_WRLCK, at, (int64_t)len) == 0) {
+            *held = len;
+            return 0;
+        }
+        /* another owner locked bytes inside this lane: every reader counts this slot as lending nothing until it
+         * goes (a lock not at a lane's start), so the old, shorter record misleads nobody */
+        vg_log_once(VG_WARN, "brec-blocked", "node board %s: another process holds a lock inside this process's "
+                                             "record lane: its container lends nothing while it is there",
+                    vg_cfg.board_path);
+        return -1;
+    }
+    if (!len)
+        return 0;
+    int marked = *lane == BREC_MARKED;
+    int from = *lane >= 0 ? *lane : (int)(getpid() % HAMI_BREC_PROCS);
+    for (int k = 0; k < HAMI_BREC_PROCS; k++) {
+        int p = (from + k) % HAMI_BREC_PROCS;
+        if (vg_lane_set(board_fd, F_WRLCK, brec_lane(e, user, p), (int64_t)len) == 0) {
+            if (marked)
+                vg_lane_set(board_fd, F_UNLCK, brec_marker(e, user), 1);
+            *lane = p;
+            *held = len;
+            return 0;
+        }
+    }
+    /* every lane taken (32 processes of the container, or locks somebody put there while it was idle): the
+     * marker makes the slot lend nothing, whatever those locks say; if another owner holds the marker's byte, that
+     * lock reads the same way */
+    vg_lane_set(board_fd, F_WRLCK, brec_marker(e, user), 1);
+    *lane = BREC_MARKED;
+    vg_log_once(VG_WARN, "brec-full", "node board %s: all %d record lanes of this container's user slot are "
+                                      "held by other processes: it publishes no record and its neighbours count "
+                                      "it as lending nothing", vg_cfg.board_path, HAMI_BREC_PROCS);
+    return -1;
+}
+
+struct brec_walk {
+    int64_t lo;
+    struct vg_brec *rec;
+};
+
+static void brec_mark_bad(struct vg_brec *rec, int64_t from, int64_t to)
+{
+    for (int64_t u = from; u <= to && u < HAMI_BOARD_USERS; u++) {
+        rec[u].present = 1;
+        rec[u].bad = 1;
+    }
+}
+
+static void brec_each(int64_t s, int64_t e, void *arg)
+{
+    struct brec_walk *w = arg;
+    int64_t rel = s - w->lo, last = e - 1 - w->lo;
+    int64_t u = rel / BREC_SLOT;
+    int limit, held;
+    int32_t frac, queued, solo;
+    if (rel % (int64_t)HAMI_BREC_LANE || rel / (int64_t)HAMI_BREC_LANE != last / (int64_t)HAMI_BREC_LANE ||
+        !hami_vgpu_brec_unpack((uint64_t)(e - s), &limit, &held, &frac, &queued, &solo)) {
+        brec_mark_bad(w->rec, u, last / BREC_SLOT);  /* not a record any holder writes: lends nothing */
+        return;
+    }
+    struct vg_brec *r = &w->rec[u];
+    if (!r->present) {
+        r->present = 1;
+        r->limit_lo = r->limit_hi = limit;
+    }
+    r->n++;
+    r->limit_lo = limit < r->limit_lo ? limit : r->limit_lo;
+    r->limit_hi = limit > r->limit_hi ? limit : r->limit_hi;
+    r->held |= held;
+    r->frac_bp = frac > r->frac_bp ? frac : r->frac_bp;
+    r->queued_bp = queued > r->queued_bp ? queued : r->queued_bp;
+    r->solo_bp = solo > r->solo_bp ? solo : r->solo_bp;
+}
+
+int vg_board_rec_read(const struct hami_board_gpu *g, struct vg_brec rec[HAMI_BOARD_USERS])
+{
+    memset(rec, 0, sizeof(*rec) * HAMI_BOARD_USERS);
+    int e = board_entry(g);
+    if (e < 0)
+        return -1;
+    struct brec_walk w = {brec_lane(e, 0, 0), rec};
+    errno = 0;
+    int n = vg_lane_each(board_fd, w.lo, w.lo + HAMI_BOARD_USERS * BREC_SLOT, BREC_MAX_LOCKS, brec_each, &w);
+    if (n < 0)
+        vg_log_once(VG_ERROR, "brec-read", "node board %s: its records cannot be read (%s): every neighbour "
+                                           "lends nothing and counts as active", vg_cfg.board_path,
+                    errno ? strerror(errno) : "more than 48 locks on one GPU entry: forged");
+    return n;
 }

@@ -22,7 +22,7 @@
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
-#define HAMI_BOARD_VERSION 6
+#define HAMI_BOARD_VERSION 7
 #define HAMI_BOARD_USERS 16
 #define HAMI_BOARD_GPUS 64
 #define HAMI_PRIORITY_LEVELS 8
@@ -39,6 +39,20 @@
 #define HAMI_LOCK_USE_BASE 0x4000000000000000
 #define HAMI_LOCK_LANE 0x800000000000
 #define HAMI_LOCK_DEV_SPAN 0x200000000000000
+
+/* Board records (version 7, board.c vg_board_rec_*): kernel record locks on the node board file, at offsets far
+ * past its end, where each launching process publishes what makes its neighbours lend it less or charge
+ * themselves more (its SM limit, whether it was held for credit within 100 ms, its charged and queued fractions
+ * and its demand alone) as the length of one write lock (an OFD lock; POSIX where the kernel has none). Entry e's
+ * user slot u has HAMI_BREC_PROCS lanes, lane p at HAMI_BREC_BASE + ((e * HAMI_BOARD_USERS + u) * HAMI_BREC_PROCS
+ * + p) * HAMI_BREC_LANE; a process holds [lane, lane + 1 + packed) while it is active on that GPU (the readers'
+ * own rule) and nothing otherwise. packed = limit | held << 7 | frac << 8 | queued << 18 | solo << 28, the three
+ * fractions in 1/10 % rounded down (0..1000). Only the holder can shorten or drop its lock, the kernel drops it
+ * when the holder dies, and any other lock in the span reads as a record that lends nothing. */
+#define HAMI_BREC_BASE 0x1000000000000000
+#define HAMI_BREC_PROCS 32
+#define HAMI_BREC_LANE 0x10000000000
+#define HAMI_BREC_BITS 38
 
 struct hami_device_info {
     uint64_t limit_bytes;      /* memory limit, 0 = none */

@@ -165,3 +165,37 @@ uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *
 {
     return vg_lane_walk(fd, lo, hi, stop_above, queries, NULL, NULL);
 }
+
+int vg_lane_each(int fd, int64_t lo, int64_t hi, int max_locks, void (*each)(int64_t s, int64_t e, void *arg),
+                 void *arg)
+{
+    enum { DEPTH = 64 };  /* a depth-first split holds at most one pending range per lock found, plus one */
+    int64_t st_lo[DEPTH], st_hi[DEPTH];
+    int sp = 0, found = 0;
+    if (max_locks > DEPTH - 2)
+        max_locks = DEPTH - 2;
+    st_lo[sp] = lo;
+    st_hi[sp++] = hi;
+    while (sp) {
+        sp--;
+        int64_t a = st_lo[sp], b = st_hi[sp], s, e;
+        int r = vg_lane_test(fd, a, b - a, &s, &e);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            continue;
+        int64_t cs = s > a ? s : a, ce = e < b ? e : b;
+        if (ce <= cs || ++found > max_locks)
+            return -1;
+        each(cs, ce, arg);
+        if (cs > a) {
+            st_lo[sp] = a;
+            st_hi[sp++] = cs;
+        }
+        if (ce < b) {
+            st_lo[sp] = ce;
+            st_hi[sp++] = b;
+        }
+    }
+    return found;
+}

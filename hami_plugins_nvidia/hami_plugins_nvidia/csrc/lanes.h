@@ -22,6 +22,11 @@ int vg_lane_test_pid(int fd, int64_t start, int64_t len, int64_t *got_start, int
 /* Like vg_lane_held, calling each(start, end, pid) for every lock found (clipped to [lo, hi)). */
 uint64_t vg_lane_walk(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries,
                       void (*each)(int64_t s, int64_t e, int pid, void *arg), void *arg);
+/* Calls each(start, end) for every lock other owners hold in [lo, hi) (clipped), splitting around each one found
+ * as vg_lane_walk does; returns the number found, or -1 when the kernel cannot be read, answers outside the
+ * question, or more than max_locks are there (the caller fails closed). Logs nothing. */
+int vg_lane_each(int fd, int64_t lo, int64_t hi, int max_locks, void (*each)(int64_t s, int64_t e, void *arg),
+                 void *arg);
 /* Bytes of [lo, hi) locked by other owners (saturating; UINT64_MAX when the kernel cannot be read or the
  * span holds absurdly many locks). Stops early once the sum exceeds stop_above. */
 uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries);

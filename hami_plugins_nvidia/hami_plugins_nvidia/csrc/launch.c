@@ -158,6 +158,7 @@ struct squeue {
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
 #define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
 #define COVER_NS 1000000LL           /* its last activity counts as measured if within 1 ms of its busy end */
+#define HELD_FRESH_NS 100000000LL    /* a container held for credit this recently lends nothing (hami_vgpu_lent_share) */
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
 #define CALIB_GAP_NS 5000000LL       /* alone, a start mark (a calibration sample) at most every 5 ms */
 #define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
@@ -276,6 +277,12 @@ struct dstate {
     int64_t yield_at;       /* ... at its GPU start (its took mark) ... */
     int64_t resume_at;      /* ... and gave it back when its interval ended, 0 = not yet */
     int yield_user;         /* its board index */
+    /* its board record (board.c vg_board_rec_*): what its neighbours' lending and switch charging read, as a kernel
+     * lock only this process can shorten; held while it counts as active by the readers' rule (own_active) */
+    int rec_user, rec_lane; /* the user slot and lane it holds, -1 = none */
+    uint64_t rec_len;       /* the lock's length, 0 = none */
+    int64_t act_at;         /* its last activity mark on the board (user_active_ns) ... */
+    int64_t act_end;        /* ... and the end of its last busy interval published there */
     /* several processes of one container (sib_*): this process's entry in the region's sibling table, -1 = none */
     int sib_idx;
     uint64_t sib_token;     /* its token in the entry's owner word */
@@ -340,6 +347,8 @@ static void watcher_forked(void)
     watcher_here = 0;
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {  /* a forked child draws its own samples, not its parent's */
         states[i].rng = sample_seed(i);
+        states[i].rec_user = states[i].rec_lane = -1;  /* the records it inherited are its parent's */
+        states[i].rec_len = 0;
         states[i].sib_idx = -1;  /* ... and publishes its busy intervals in an entry of its own */
         states[i].sib_token = 0;
     }
@@ -1145,6 +1154,7 @@ static void publish(struct dstate *ds, int open, int64_t t)
     struct hami_board_gpu *g = ds->bgpu;
     int i = ds->user_idx;
     if (open) {
+        ds->act_at = t;
         __atomic_store_n(&g->user_active_ns[i], t, __ATOMIC_RELEASE);
         __atomic_store_n(&g->user_open_ns[i], t, __ATOMIC_RELEASE);
         __atomic_store_n(&g->user_since_ns[i], t, __ATOMIC_RELEASE);
@@ -1153,6 +1163,7 @@ static void publish(struct dstate *ds, int open, int64_t t)
          * cleared while the slot is rewritten): a reader in between misses it (over-charged, never under),
          * none counts it twice */
         __atomic_store_n(&g->user_busy_ns[i], t, __ATOMIC_RELEASE);
+        ds->act_end = t;
         uint32_t k = __atomic_load_n(&g->user_recent_head[i], __ATOMIC_ACQUIRE) % HAMI_BOARD_RECENT;
         __atomic_store_n(&g->user_recent_until[i][k], 0, __ATOMIC_RELEASE);
         __atomic_store_n(&g->user_recent_since[i][k], ds->busy_since, __ATOMIC_RELEASE);
@@ -1473,6 +1484,48 @@ static void mark_held(struct dstate *ds, int64_t now)
     ds->held_wrote = now;
 }
 
+/* Whether this process counts as active by the rule its readers apply to a board entry (note_users), on its own
+ * figures: it holds its board record exactly that long (publish_record). */
+static int own_active(const struct dstate *ds, int64_t now)
+{
+    if (ds->busy_since)
+        return 1;
+    if (ds->act_at <= 0)
+        return 0;
+    int measured = ds->act_end && ds->act_end + COVER_NS >= ds->act_at;
+    int64_t last = measured && ds->act_end > ds->act_at ? ds->act_end : ds->act_at;
+    return now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
+}
+
+/* Sets this process's board record (board.c, layout in hami_region.h HAMI_BREC_*) to what it publishes on the
+ * board for lending and switch charging: its SM limit, held for credit within 100 ms, its charged and queued
+ * fractions and its demand alone, while it is active; none once it went idle. Called with the entry refresh
+ * (note_users, at most every millisecond) and by the watcher; a system call only when the record changes. */
+static void publish_record(struct dstate *ds, int64_t now)
+{
+    struct hami_board_gpu *g = ds->bgpu;
+    if (!g)
+        return;
+    if (ds->rec_user >= 0 && ds->rec_user != ds->user_idx) {  /* moved to another user slot: the old record goes */
+        vg_board_rec_put(g, ds->rec_user, &ds->rec_lane, &ds->rec_len, 0);
+        ds->rec_user = ds->rec_lane = -1;
+    }
+    if (ds->user_idx < 0)
+        return;
+    uint64_t len = 0;
+    if (own_active(ds, now)) {
+        int held = ds->held_wrote > 0 && now - ds->held_wrote < HELD_FRESH_NS;
+        len = hami_vgpu_brec_pack(vg_sm_limit(ds->dev), held, (int32_t)ds->frac_bp, (int32_t)ds->queued_bp,
+                                  ds->capped ? (int32_t)ds->solo_bp : 0);
+    }
+    vg_board_rec_put(g, ds->user_idx, &ds->rec_lane, &ds->rec_len, len);
+    if (ds->rec_len || ds->rec_lane < -1) {  /* a record, or the marker of a slot with no lane free (board.c) */
+        ds->rec_user = ds->user_idx;
+        if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
+            start_watcher();  /* it drops the record once this process went idle, launching or not */
+    }
+}
+
 /* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
  * whether another container launched on the GPU within the share window, and the share in force (ds->eff). */
 static void note_users(struct dstate *ds, int64_t now)
@@ -1507,17 +1560,28 @@ static void note_users(struct dstate *ds, int64_t now)
             __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
     }
     if (ds->user_idx >= 0) {
+        ds->act_at = now;
         __atomic_store_n(&g->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
         publish_fraction(ds, now);
     }
-    int shared = 0, n = 0;
-    int64_t nbr = 0;
+    publish_record(ds, now);
+    /* Who is active, and what each active neighbour may lend: a neighbour is active when its board entry says so
+     * or when one of its processes holds a record (which it does exactly while the same rule, on its own figures,
+     * says so: a rewritten or erased entry hides nobody). What it lends and its demand alone come from its records
+     * combined with its board values in the direction that lends least (each bound below by the board's plain
+     * value, which only its holder and forgers write: a forger can make it lend less, never more). */
+    struct vg_brec rec[HAMI_BOARD_USERS];
+    int rk = vg_board_rec_read(g, rec);
+    int shared = rk < 0, n = 0;  /* records that cannot be read: somebody may be there (capped, nothing lent) */
+    int64_t nbr = 0, hi_sum = 0;
     int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
     int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
     for (int i = 0; i < HAMI_BOARD_USERS; i++) {
+        if (i == ds->user_idx)
+            continue;  /* its own container (its other processes' records are in its own slot); without a slot
+                          nothing is skipped, not even an entry with its id (a forger could write it anywhere) */
         uint64_t id = __atomic_load_n(&g->user_id[i], __ATOMIC_ACQUIRE);
-        if (!id || id == me)
-            continue;
+        int listed = id && id != me;
         int64_t t = board_time(__atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE), now, "a user mark");
         int64_t end = board_time(__atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE), now, "a busy mark");
         /* a neighbour whose last activity (launch, wait for credit, heartbeat of work in flight) is covered by a
@@ -1526,25 +1590,49 @@ static void note_users(struct dstate *ds, int64_t now)
          * after its last launch */
         int measured = end && end + COVER_NS >= t;
         int64_t last = measured && end > t ? end : t;
-        if (!(t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS)))
+        int on_board = listed && t && now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
+        if (!on_board && !rec[i].present)
             continue;
         shared = 1;  /* an active neighbour: what it may lend (bounded in hami_vgpu_lent_share) */
-        limit[n] = __atomic_load_n(&g->user_limit[i], __ATOMIC_ACQUIRE);
-        frac[n] = __atomic_load_n(&g->user_frac_bp[i], __ATOMIC_ACQUIRE);
-        queued[n] = __atomic_load_n(&g->user_queued_bp[i], __ATOMIC_ACQUIRE);
+        int32_t bl = __atomic_load_n(&g->user_limit[i], __ATOMIC_ACQUIRE);
+        int32_t bf = __atomic_load_n(&g->user_frac_bp[i], __ATOMIC_ACQUIRE);
+        int32_t bq = __atomic_load_n(&g->user_queued_bp[i], __ATOMIC_ACQUIRE);
         int32_t solo = __atomic_load_n(&g->user_solo_bp[i], __ATOMIC_ACQUIRE);
-        if (limit[n] > 0 && limit[n] < 100 && solo > 0)  /* capped: its demand is measured (bounded below) */
-            nbr += solo < 10000 ? solo : 10000;
-        /* ages: a time <= 0 was never written (stale, never held); one in the future gives a negative age,
-         * which lends nothing (hami_vgpu_lent_share); no subtraction can overflow */
         int64_t ft = __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
         int64_t ht = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
+        const struct vg_brec *r = &rec[i];
+        if (rk < 0 || !r->present || r->bad) {
+            /* no record (an entry that only the board lists) or one no holder writes: lends nothing; a bad
+             * record's demand is taken as the whole GPU (switches charged), an absent one's as unmeasured */
+            limit[n] = 0;
+            frac[n] = queued[n] = 10000;
+            frac_age[n] = held_age[n] = INT64_MAX;
+            if (rk < 0 || r->bad)
+                nbr += 10000;
+            if (bl >= 1 && bl <= 100)
+                hi_sum += bl;
+            n++;
+            continue;
+        }
+        /* the lowest limit for its spare, the highest for the sum of limits, the highest fractions (each way: lends
+         * less); a board value out of range is passed on as it is, and lends nothing (hami_vgpu_lent_share) */
+        limit[n] = bl < 1 || bl > 100 || bl < r->limit_lo ? bl : r->limit_lo;
+        hi_sum += bl > r->limit_hi && bl <= 100 ? bl : r->limit_hi;
+        frac[n] = bf < 0 || bf > 10000 || bf > r->frac_bp ? bf : r->frac_bp;
+        queued[n] = bq < 0 || bq > 10000 || bq > r->queued_bp ? bq : r->queued_bp;
+        if (solo < r->solo_bp)
+            solo = r->solo_bp;
+        if (r->limit_lo < 100 && solo > 0)  /* capped: its demand is measured (bounded below) */
+            nbr += solo < 10000 ? solo : 10000;
+        /* ages: a time <= 0 was never written (stale, never held); one in the future gives a negative age,
+         * which lends nothing (hami_vgpu_lent_share); no subtraction can overflow. Its record's held mark makes
+         * it held whatever the board says */
         frac_age[n] = ft > 0 ? now - ft : INT64_MAX;
-        held_age[n] = ht > 0 ? now - ht : INT64_MAX;
+        held_age[n] = r->held ? 0 : ht > 0 ? now - ht : INT64_MAX;
         n++;
     }
     int sm = vg_sm_limit(ds->dev);
-    int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend
+    int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend && sm + hi_sum <= 100
                   ? hami_vgpu_lent_share_bounded(sm, limit, frac, queued, frac_age, held_age, n,
                                                  vg_nvml_others_bound(ds->dev, now)) : sm;
     if (eff != ds->eff && (eff > sm || ds->eff > sm))
@@ -1991,6 +2079,7 @@ static void *watcher(void *arg)
             if (ds->busy_since) {
                 period = 100000;
                 if (ds->bgpu && ds->user_idx >= 0) {
+                    ds->act_at = now;
                     __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
                     publish_fraction(ds, now);  /* a program blocked in a sync keeps its fraction fresh too */
                 }
@@ -2001,6 +2090,7 @@ static void *watcher(void *arg)
                                      __ATOMIC_RELEASE);
                 }
             }
+            publish_record(ds, now);  /* kept current while it blocks, dropped once it went idle */
             pthread_mutex_unlock(&ds->mu);
         }
     }
@@ -2031,6 +2121,7 @@ static void init_state(struct dstate *ds, int dev)
     ds->rng = sample_seed(dev);
     ds->seen_raw = INT64_MIN;
     ds->user_idx = -1;
+    ds->rec_user = ds->rec_lane = -1;
     ds->sib_idx = -1;
     if (vg_real.cuCtxGetCurrent)
         vg_real.cuCtxGetCurrent(&ds->ctx);

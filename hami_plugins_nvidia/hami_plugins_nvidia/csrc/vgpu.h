@@ -184,6 +184,26 @@ VG_API int hami_vgpu_census_parse(const char *text, long len, const char *uuid, 
 
 /* Node board (board.c). */
 struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16]);
+/* Board records (layout in hami_region.h, HAMI_BREC_*): one user slot's, combined over its lanes in the direction
+ * that lends least (lowest limit for a spare, highest for the sum of limits, highest fractions and demand, held
+ * if any is); bad = a lock there that no holder writes (the slot lends nothing). Fractions in 1/100 %, multiples
+ * of 10 (rounded down by the writer). */
+struct vg_brec {
+    int present, bad, n;
+    int limit_lo, limit_hi, held;
+    int32_t frac_bp, queued_bp, solo_bp;
+};
+/* Sets this process's record in user slot `user` of entry g to a lock of len bytes (0 = none): *lane (-1 = none
+ * yet: one is claimed; -2 = no lane was free, the slot's marker is held instead, which makes it lend nothing) and
+ * *held (the length it holds) are the caller's; 0 or -1 (blocked, or no lane: logged once). */
+int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t len);
+/* Every other process's records on entry g, by user slot; the number of locks found, -1 = unreadable or forged
+ * beyond reading (logged once: the caller fails closed). */
+int vg_board_rec_read(const struct hami_board_gpu *g, struct vg_brec rec[HAMI_BOARD_USERS]);
+/* A record's lock length (0 = limit out of range), and back (0 = not a record a holder writes); unit-tested. */
+VG_API uint64_t hami_vgpu_brec_pack(int limit, int held, int32_t frac_bp, int32_t queued_bp, int32_t solo_bp);
+VG_API int hami_vgpu_brec_unpack(uint64_t len, int *limit, int *held, int32_t *frac_bp, int32_t *queued_bp,
+                                 int32_t *solo_bp);
 
 /* Throttle arithmetic (throttle.c), exported for unit tests. */
 VG_API int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int64_t now_ns, int share,

@@ -1,6 +1,5 @@
-"""Attacks of issue 18's fourth attacker review (audit4) that still beat the limit on the fake libcuda: each test
-states what should hold and is expected to fail until the gap is closed (strict: a pass is reported as a failure,
-so the marker goes once it is fixed). Figures and the bench: docs/results/2026-12-05-fake-audit4.md,
+"""Attacks of issue 18's fourth attacker review (audit4), each test stating what should hold; both gaps are closed
+now and the tests guard them. Figures and the bench: docs/results/2026-12-05-fake-audit4.md,
 hami_plugins_nvidia/bench/audit4_attacks.py.
 
 1. (Closed by mixslice; the test below now passes and guards it.) Time slices, a tenant that waits for each kernel
@@ -9,10 +8,13 @@ hami_plugins_nvidia/bench/audit4_attacks.py.
    the GPU alone, and each was charged half of the tenant's kernels. The 30 % tenant got 45-47 % of the GPU,
    charged 0.63 x it; the 70 % neighbour 50 %, charged 1.39 x. Now a start mark that waited publishes that its
    context took the GPU (user_took_ns), and the neighbour's chained work yields (launch.c taken_at).
-2. The node board is world-writable: a tenant that rewrites a real neighbour's published lending values (charged
-   fraction 0, queued share 0, held mark 0) every 0.2 ms makes it lend its share under `default`, whatever it needs
-   (the neighbour rewrites them only every 5 ms). A GPU-bound 30 % tenant beside a GPU-bound 70 % one gets 36-50 %,
-   the neighbour 37-50 % (69 % without the rewrites).
+2. (Closed by lendlock, board v7; the test below passes and guards it.) The node board is world-writable: a tenant
+   that rewrote a real neighbour's published lending values (charged fraction 0, queued share 0, held mark 0) every
+   0.2 ms made it lend its share under `default`, whatever it needed (the neighbour rewrote them only every 5 ms).
+   A GPU-bound 30 % tenant beside a GPU-bound 70 % one got 36-50 %, the neighbour 37-50 % (69 % without the
+   rewrites). Now what a neighbour lends is read from the record lock its processes hold in their lanes of the
+   board file (csrc/board.c, vg_board_rec_*), which no write to the file changes; the plain values can only make
+   it lend less (docs/results/2026-12-05-fake-lendlock.md).
 (The third, a tenant hiding the node's process census in its own mount namespace, is closed where the deployment
 sets HAMI_PROC_CENSUS_REQUIRED=1: test_interposer_census_required.py.)"""
 
@@ -63,7 +65,6 @@ def _rewrite_lender(board_path, stop: threading.Event, limit: int) -> None:
         del g, board
 
 
-@pytest.mark.xfail(strict=True, reason="audit4: lending trusts a neighbour's values on the world-writable board")
 def test_rewritten_lender_values_lend_nothing_it_needs(workload: Workload, second_workload: Workload) -> None:
     _setup(workload, "default", 30)
     _setup(second_workload, "default", 70)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from . import board_records
 from .conftest import REAL_DRIVER, Toolchain, Workload, forge_board_user
 from .test_interposer_share import _share_between, _spin, _trace
 
@@ -230,27 +231,38 @@ def _forge(board_path, stop: threading.Event, limit: int, frac_bp: int, frac_age
     forge_board_user(board_path, stop, fill)
 
 
-@pytest.mark.parametrize(("limit", "frac_bp", "age_ns", "lends"),
-                         [(0, 0, 0, False), (50, -500, 0, False), (50, 0, 3000 * MS, False), (60, 0, 0, False),
-                          (50, 0, 0, True)],
-                         ids=["limit-0", "usage-minus-5", "stale", "over-committed", "well-formed"])
-def test_forged_board_entry_lends_nothing(workload: Workload, limit: int, frac_bp: int, age_ns: int,
-                                          lends: bool) -> None:
+@pytest.mark.parametrize(("limit", "frac_bp", "age_ns", "record", "lends"),
+                         [(0, 0, 0, True, False), (50, -500, 0, True, False), (50, 0, 3000 * MS, True, False),
+                          (60, 0, 0, True, False), (50, 0, 0, False, False), (50, 0, 0, True, True)],
+                         ids=["limit-0", "usage-minus-5", "stale", "over-committed", "board-only", "well-formed"])
+def test_forged_board_entry_lends_nothing(workload: Workload, toolchain: Toolchain, limit: int, frac_bp: int,
+                                          age_ns: int, record: bool, lends: bool) -> None:
     # a forged neighbour keeps the tenant shared (capped) under default. Out of range, stale, or limits adding
-    # up to more than the GPU: the tenant stays at its own limit. A well-formed entry (the control, showing the
-    # test can see lending) hands out only what no container is guaranteed: 100 - 50 - 50 = nothing of anyone's
+    # up to more than the GPU: the tenant stays at its own limit. An entry only on the board (no kernel record
+    # lock in its lane, board v7) lends nothing. A well-formed entry with a record (the control, showing the test
+    # can see lending) hands out only what no container is guaranteed: 100 - 50 - 50 = nothing of anyone's
     _setup(workload, "default", 50)
     workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the GPU's entry
+    board = workload.tmp.parent / "board"
     stop = threading.Event()
-    t = threading.Thread(target=_forge, args=(workload.tmp.parent / "board", stop, limit, frac_bp, age_ns))
+    t = threading.Thread(target=_forge, args=(board, stop, limit, frac_bp, age_ns))
     t.start()
+    pack = board_records.packer(ctypes.CDLL(str(toolchain.lib)))
+    rec = pack(max(limit, 1), 0, max(frac_bp, 0), max(frac_bp, 0), 0)
+    h = threading.Thread(target=board_records.hold,
+                         args=(board, board_records.lane(0, board_records.USERS - 1, 0), rec, stop))
+    if record:
+        h.start()
     try:
         time.sleep(0.05)
         share, _, _ = _spin(workload.start("ctx", "0", "spin", "2000", "0", "2", "4"))
     finally:
         stop.set()
         t.join()
-    print(f"lend-d: forged entry limit {limit}, usage {frac_bp / 100:g} %, age {age_ns / 1e9:g} s: {share:.1f} %")
+        if record:
+            h.join()
+    print(f"lend-d: forged entry limit {limit}, usage {frac_bp / 100:g} %, age {age_ns / 1e9:g} s, "
+          f"record {record}: {share:.1f} %")
     if lends:
         assert share >= 70, share
     else:

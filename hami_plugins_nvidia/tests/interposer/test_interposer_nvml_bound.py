@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from . import board_records
 from .conftest import FAKE, REAL_DRIVER, Toolchain, Workload, build
 from .test_interposer_board_audit import _forge_ring
 from .test_interposer_lend import _forge as _forge_lender
@@ -193,18 +194,26 @@ def test_real_pair_splits_by_limits_with_nvml_listing_both(workload: Workload, s
 @fake_gpu
 @pytest.mark.parametrize(("procs", "lends"), [(HOST1, False), (None, True)], ids=["nvml-lists-1", "nvml-absent"])
 def test_forged_lender_lends_nothing_when_nvml_lists_no_neighbour(workload: Workload, nvml_dir: Path,
-                                                                  procs: str | None, lends: bool) -> None:
-    # a well-formed forged lender (limit 50, nothing used, fresh) beside a GPU-bound 50 % tenant under default:
-    # without NVML it lends its unused 47 points (test_interposer_lend's control); with NVML listing only the
-    # tenant, no lender can be real and the tenant stays at its limit
+                                                                  toolchain: Toolchain, procs: str | None,
+                                                                  lends: bool) -> None:
+    # a well-formed forged lender (limit 50, nothing used, fresh, its board record held as any tenant can)
+    # beside a GPU-bound 50 % tenant under default: without NVML it lends its unused 47 points
+    # (test_interposer_lend's control); with NVML listing only the tenant, no lender can be real and the tenant
+    # stays at its limit
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="default",
                         HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="50")
     _nvml(workload, nvml_dir, procs)
     stop = _with_forger(workload, _forge_lender, 50, 0, 0)
+    rec = board_records.packer(ctypes.CDLL(str(toolchain.lib)))(50, 0, 0, 0, 0)
+    holder = threading.Thread(target=board_records.hold, daemon=True,
+                              args=(workload.tmp.parent / "board",
+                                    board_records.lane(0, board_records.USERS - 1, 0), rec, stop))
+    holder.start()
     try:
         share, _, _ = _spin(workload.start("ctx", "0", "spin", "2000", "0", "2", "4"))
     finally:
         stop.set()
+        holder.join()
     print(f"nvml-bound: forged lender, NVML {procs!r}: 50 % tenant got {share:.1f} %")
     if lends:
         assert share >= 70, share
