@@ -57,3 +57,17 @@ def allocation_keys(vendors: list[VendorInfo]) -> list[str]:
     """Every pod allocation key (to-allocate and allocated) of the installed vendors, once each."""
     keys = list(families_by_key(vendors, "allocated")) + list(families_by_key(vendors, "to_allocate"))
     return list(dict.fromkeys(keys))
+
+
+#: Pod keys the scheduler writes for every vendor at Filter/Bind (beside the families' allocation keys).
+SCHEDULER_POD_KEYS = (VGPU_NODE, VGPU_TIME, BIND_PHASE, BIND_TIME)
+
+
+def guarded_pod_keys(vendors: list[VendorInfo], vendor_extras: list[str] = ()) -> list[str]:
+    """Every pod annotation only the scheduler and the node agents may write, sorted, once each.
+
+    The chart's ValidatingAdmissionPolicy refuses anyone else's change to these (docs/security.md);
+    ``vendor_extras`` are the keys a plugin's ``hami_hal_pod_annotations`` writes. The user-facing
+    request annotations (the selectors, ``use-*``/``nouse-*``) are not here: the pod author sets those.
+    """
+    return sorted({*SCHEDULER_POD_KEYS, *allocation_keys(vendors), *vendor_extras})

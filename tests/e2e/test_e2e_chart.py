@@ -20,7 +20,8 @@ KUBE_VERSION = "1.37.2"
 VARIANTS = {
     "defaults": [],
     "ha-no-webhook-clusterip": ["--set", "scheduler.replicas=2", "--set", "scheduler.admissionWebhook.enabled=false",
-                                "--set", "scheduler.service.type=ClusterIP", "--set", "devicePlugin.service.type=ClusterIP",
+                                "--set", "scheduler.service.type=ClusterIP",
+                                "--set", "scheduler.annotationGuard.enabled=false", "--set", "devicePlugin.service.type=ClusterIP",
                                 "--set", "devicePlugin.deviceListStrategy=cdi", "--set", "legacyMetrics=true",
                                 "--set-string", "capabilityMatrix={\"rows\": []}",
                                 "--set", "extraManagedResources={huawei.com/Ascend910B3,huawei.com/Ascend910B3-memory}"],
@@ -62,7 +63,10 @@ def test_rendered_manifests_pass_server_side_dry_run(helm, control_plane, varian
                 "ConfigMap"}
     assert expected <= set(kinds), kinds
     if variant == "defaults":
-        assert {"MutatingWebhookConfiguration", "Secret"} <= set(kinds)
+        assert {"MutatingWebhookConfiguration", "Secret", "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding"} <= set(kinds)  # the policy's CEL compiles in the dry-run
+    else:
+        assert "ValidatingAdmissionPolicy" not in kinds
     dyn = DynamicClient(control_plane.api_client())
     refused = []
     for doc in docs:

@@ -57,7 +57,9 @@ def test_repeated_device_ids_from_the_kubelet_are_a_count_mismatch_not_two_devic
 @pytest.mark.xfail(strict=True, reason="gap (audit5): the agent trusts the pod's to-allocate annotation, which "
                    "whoever may update the pod can edit between bind and Allocate; it does not replay the other "
                    "claims on the node (as the scheduler's bind does), so an edited value naming a device another "
-                   "pod holds in full is handed out")
+                   "pod holds in full is handed out. The chart's ValidatingAdmissionPolicy (scheduler.annotationGuard) "
+                   "closes this in the cluster (only the scheduler and node agents may write the key); the "
+                   "agent alone cannot tell")
 def test_to_allocate_edited_onto_a_device_another_pod_holds_is_refused(ready, kubelet, api):
     a = ready.inventory.devices[0].uuid
     full = ready.inventory.devices[0].partition.memory_mib

@@ -1,0 +1,192 @@
+"""The chart's ValidatingAdmissionPolicy in the real apiserver: only the scheduler's and the node agents'
+service accounts write HAMi's allocation/bind pod annotations; the pod author keeps its request annotations.
+
+Requests are made as each service account through impersonation (the admin token may impersonate), with a Role
+giving all of them the same pod rights, so every refusal below is the policy's, not RBAC's. The policy is
+cluster-wide: it is deleted at teardown so the other e2e tests' extender (the admin) is not refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+from k8s_controlplane import REPO, bin_dir
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+CHART = REPO / "charts" / "hami-hal"
+TO_ALLOCATE = "hami.io/vgpu-devices-to-allocate"
+ALLOCATED = "hami.io/vgpu-devices-allocated"
+
+
+@pytest.fixture(scope="module")
+def helm():
+    path = bin_dir() / "helm"
+    if not path.is_file():
+        pytest.skip(f"e2e: helm not built in {bin_dir()} (run `make k8s-bins`)")
+    return str(path)
+
+
+def as_user(stack, user: str) -> client.CoreV1Api:
+    api = stack.cp.api_client()
+    api.set_default_header("Impersonate-User", user)
+    return client.CoreV1Api(api)
+
+
+def pod(name: str, annotations: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "annotations": annotations},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+
+
+def refused(call, *keys: str) -> str:
+    with pytest.raises(ApiException) as err:
+        call()
+    assert err.value.status == 403, err.value.body
+    msg = json.loads(err.value.body)["message"]
+    assert "ValidatingAdmissionPolicy" in msg and all(k in msg for k in keys), msg
+    return msg
+
+
+def install_policy(stack, helm: str, release: str) -> tuple[str, str]:
+    out = subprocess.run([helm, "template", release, str(CHART), "--namespace", stack.ns, "--kube-version", "1.37.2",
+                          "--show-only", "templates/scheduler/annotation-guard.yaml"],
+                         capture_output=True, text=True, check=True)
+    policy, binding = [d for d in yaml.safe_load_all(out.stdout) if d]
+    adm = client.AdmissionregistrationV1Api(stack.api)
+    adm.create_validating_admission_policy(policy)
+    stack.cleanups.append(lambda: adm.delete_validating_admission_policy(policy["metadata"]["name"]))
+    adm.create_validating_admission_policy_binding(binding)
+    stack.cleanups.append(lambda: adm.delete_validating_admission_policy_binding(binding["metadata"]["name"]))
+    stack.cleanups.append(lambda: wait_policy_gone(stack))
+    sa = f"system:serviceaccount:{stack.ns}:"
+    return sa + f"{release}-hami-hal-scheduler", sa + f"{release}-hami-hal-node"
+
+
+def wait_policy_gone(stack, timeout: float = 30) -> None:
+    """After deleting the policy: until the apiserver's informer dropped it, the admin (as the other e2e tests'
+    extender) would still be refused, so teardown waits for an allocation write by the admin to pass."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            stack.core.create_namespaced_pod(stack.ns, pod(f"gone{time.monotonic_ns() % 10**6}", {ALLOCATED: "x"}),
+                                             dry_run="All")
+            return
+        except ApiException:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+
+
+def grant_pods(stack, users: list[str]) -> None:
+    rbac = client.RbacAuthorizationV1Api(stack.api)
+    rbac.create_namespaced_role(stack.ns, {
+        "metadata": {"name": "pods"},
+        "rules": [{"apiGroups": [""], "resources": ["pods", "pods/status", "pods/binding"],
+                   "verbs": ["get", "list", "create", "update", "patch", "delete"]}]})
+    rbac.create_namespaced_role_binding(stack.ns, {
+        "metadata": {"name": "pods"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods"},
+        "subjects": [{"kind": "ServiceAccount", "name": u.rsplit(":", 1)[1], "namespace": stack.ns} for u in users]})
+
+
+def test_only_scheduler_and_node_agent_write_allocation_annotations(stack, helm, deadline):
+    sched_user, node_user = install_policy(stack, helm, "guard")
+    tenant_user = f"system:serviceaccount:{stack.ns}:tenant"
+    grant_pods(stack, [sched_user, node_user, tenant_user])
+    tenant, sched, node = as_user(stack, tenant_user), as_user(stack, sched_user), as_user(stack, node_user)
+
+    def active():  # the apiserver compiles the policy from its informer
+        try:
+            tenant.create_namespaced_pod(stack.ns, pod(f"warm{time.monotonic_ns() % 10**6}", {ALLOCATED: "x"}),
+                                         dry_run="All")
+        except ApiException as exc:
+            return exc.status == 403 and "ValidatingAdmissionPolicy" in exc.body
+        return False
+
+    deadline(active, 30, "the annotation policy in effect")
+
+    # the pod author: creates its pod with request annotations, and may change them later
+    tenant.create_namespaced_pod(stack.ns, pod("job", {"nvidia.com/use-gputype": "A100"}))
+    tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {"nvidia.com/use-gputype": "H100",
+                                                                              "nvidia.com/use-gpuuuid": "GPU-a"}}})
+    # a tenant cannot create a pod carrying an allocation (a ReplicaSet template would carry it the same way)
+    refused(lambda: tenant.create_namespaced_pod(stack.ns, pod("forged", {ALLOCATED: "GPU-b,NVIDIA,1024,10:;"})),
+            ALLOCATED, tenant_user)
+    # the scheduler writes the allocation at Filter/Bind (what the extender patches)
+    sched.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        "hami.io/vgpu-node": "n1", TO_ALLOCATE: "GPU-a,NVIDIA,1024,10:;", ALLOCATED: "GPU-a,NVIDIA,1024,10:;",
+        "hami.io/bind-phase": "allocating"}}})
+    # the tenant cannot edit, add or remove an allocation annotation on its bound pod, by patch or by status update
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        TO_ALLOCATE: "GPU-other,NVIDIA,1024,10:;"}}}), TO_ALLOCATE)
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {ALLOCATED: None}}}),
+            ALLOCATED)
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        "hami.io/bind-phase": "success", "nvidia.com/use-gputype": "A10"}}}), "hami.io/bind-phase")
+    refused(lambda: tenant.patch_namespaced_pod_status("job", stack.ns, {"metadata": {"annotations": {
+        TO_ALLOCATE: "GPU-other,NVIDIA,1024,10:;"}}}), TO_ALLOCATE)
+    # a cluster admin (system:masters skips RBAC, not admission) is refused too
+    refused(lambda: stack.core.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        TO_ALLOCATE: "GPU-other"}}}), TO_ALLOCATE, "not by admin")
+    # nor through a Binding (the apiserver copies a Binding's annotations onto the pod)
+    binding = client.V1Binding(metadata=client.V1ObjectMeta(name="job", annotations={TO_ALLOCATE: "GPU-other"}),
+                               target=client.V1ObjectReference(api_version="v1", kind="Node", name="n1"))
+    refused(lambda: tenant.create_namespaced_pod_binding("job", stack.ns, binding, _preload_content=False),
+            TO_ALLOCATE)
+    # a write that leaves the guarded keys as they are passes (the tenant's label, the kubelet's status)
+    tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {"team": "a"}}})
+    # the node agent finishes Allocate: trims to-allocate, sets bind-phase
+    node.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        TO_ALLOCATE: ";", "hami.io/bind-phase": "success"}}})
+    # ... but creates no pod carrying them (only the scheduler may, on CREATE)
+    refused(lambda: node.create_namespaced_pod(stack.ns, pod("nodemade", {"hami.io/bind-phase": "success"})),
+            "hami.io/bind-phase", node_user)
+    anns = stack.core.read_namespaced_pod("job", stack.ns).metadata.annotations
+    assert anns[TO_ALLOCATE] == ";" and anns[ALLOCATED] == "GPU-a,NVIDIA,1024,10:;"
+    assert anns["hami.io/bind-phase"] == "success" and anns["nvidia.com/use-gputype"] == "H100"
+    assert stack.core.read_namespaced_pod("job", stack.ns).metadata.labels == {"team": "a"}
+    # the scheduler may create one (the policy's CREATE rule names it alone)
+    sched.create_namespaced_pod(stack.ns, pod("schedmade", {ALLOCATED: "GPU-a,NVIDIA,1024,10:;"}), dry_run="All")
+
+
+def _render(helm: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([helm, "template", "hami", str(CHART), "--namespace", "hami-system", *extra],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("extra, kinds", [
+    (["--kube-version", "1.37.2"], ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]),
+    (["--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.enabled=false"], []),
+    (["--kube-version", "1.29.0", "--set", "scheduler.annotationGuard.enabled=false"], []),
+])
+def test_annotation_guard_switch(helm, extra, kinds):
+    out = _render(helm, *extra)
+    assert out.returncode == 0, out.stderr
+    got = [d["kind"] for d in yaml.safe_load_all(out.stdout) if d and "ValidatingAdmissionPolicy" in d["kind"]]
+    assert got == kinds
+
+
+@pytest.mark.parametrize("extra, line", [
+    (["--kube-version", "1.29.0"], "scheduler.annotationGuard.enabled: Kubernetes v1.29.0 has no"),
+    (["--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.failurePolicy=Warn"],
+     "scheduler.annotationGuard.failurePolicy: Warn must be Fail or Ignore"),
+    (["--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.keys=null"],
+     "scheduler.annotationGuard.keys: empty"),
+])
+def test_annotation_guard_bad_values_fail_in_one_line(helm, extra, line):
+    out = _render(helm, *extra)
+    assert out.returncode != 0 and line in out.stderr, out.stderr
+
+
+def test_annotation_guard_extra_writers_and_names(helm):
+    out = _render(helm, "--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.extraWriters={ops:janitor}",
+                  "--show-only", "templates/scheduler/annotation-guard.yaml")
+    policy, binding = [d for d in yaml.safe_load_all(out.stdout) if d]
+    create, update = (v["expression"] for v in policy["spec"]["validations"])
+    assert '"system:serviceaccount:hami-system:hami-hami-hal-scheduler"' in create and "node" not in create
+    assert '"system:serviceaccount:hami-system:hami-hami-hal-node"' in update and '"ops:janitor"' in update
+    assert policy["spec"]["failurePolicy"] == "Fail" and binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
