@@ -20,14 +20,11 @@ sets HAMI_PROC_CENSUS_REQUIRED=1: test_interposer_census_required.py.)"""
 
 from __future__ import annotations
 
-import mmap
-import threading
-import time
-
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, region
-from .test_interposer_lend import GPU_BOUND, _setup
+from .conftest import REAL_DRIVER, Workload
+from .test_interposer_board_records import _forged_pair
+from .test_interposer_lend import GPU_BOUND
 from .test_interposer_share import _charged_ms, _shared, _spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
@@ -49,36 +46,10 @@ def test_tenant_waiting_for_each_kernel_beside_a_queued_neighbour_under_time_sli
     assert share_b >= 60 and 0.9 <= ratio_b <= 1.1, (share_a, ratio_a, share_b, ratio_b)
 
 
-def _rewrite_lender(board_path, stop: threading.Event, limit: int) -> None:
-    """Rewrites the lending values of the real board user with this limit until stop, as any tenant can."""
-    while not board_path.exists() and not stop.is_set():
-        time.sleep(0.01)
-    with open(board_path, "r+b") as f, mmap.mmap(f.fileno(), region.BOARD_SIZE) as mem:
-        board = region.ffi.cast("struct hami_board *", region.ffi.from_buffer(mem))
-        g = board.gpu[0]
-        while not stop.is_set():
-            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            for i in range(region.CONST["HAMI_BOARD_USERS"]):
-                if g.user_id[i] and g.user_limit[i] == limit:
-                    g.user_frac_bp[i], g.user_queued_bp[i], g.user_held_ns[i], g.user_frac_ns[i] = 0, 0, 0, now
-            stop.wait(0.0002)
-        del g, board
-
-
 def test_rewritten_lender_values_lend_nothing_it_needs(workload: Workload, second_workload: Workload) -> None:
-    _setup(workload, "default", 30)
-    _setup(second_workload, "default", 70)
-    stop = threading.Event()
-    t = threading.Thread(target=_rewrite_lender, args=(workload.tmp.parent / "board", stop, 70))
-    t.start()
-    try:
-        a = workload.start("ctx", "0", *GPU_BOUND)
-        b = second_workload.start("ctx", "0", *GPU_BOUND)
-        share_a, _, _ = _spin(a)
-        share_b, _, _ = _spin(b)
-    finally:
-        stop.set()
-        t.join()
+    # the 70 % tenant's lending values (charged fraction 0, queued share 0, held mark 0) rewritten every 0.2 ms
+    share_a, share_b = _forged_pair(workload, second_workload, {"user_frac_bp": 0, "user_queued_bp": 0,
+                                                                "user_held_ns": 0, "user_frac_ns": -1})
     print(f"audit4-forged-lend: default, GPU-bound 30 + 70, the 70 % tenant's lending values rewritten: "
           f"{share_a:.1f} + {share_b:.1f} %")
     assert share_a <= 36 and share_b >= 60, (share_a, share_b)
