@@ -100,7 +100,10 @@ def parse_vnpus(section: object) -> VnpusConfig:
     """The chip table and settings ``section`` (HAMi's ``vnpus``, either form) gives; None = the built-in table."""
     if section is None:
         return VnpusConfig(chips())
-    key = json.dumps(section, sort_keys=True, default=str)
+    try:
+        key = json.dumps(section, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # keys of mixed types cannot be sorted; a cycle cannot be encoded
+        _raise("vnpus", type(section).__name__, "must be HAMi's vnpus section with string keys throughout")
     return _parse_cached(key)
 
 

@@ -155,6 +155,7 @@ BAD = [
     ({"configs": ["910B3"]}, "vnpus.configs[0]", "'910B3'", "must be a mapping"),
     ("910B3", "vnpus", "'str'", "must be HAMi's vnpus section"),
     ({"configs": [_b3()] * 65}, "vnpus.configs", "'65 entries'", "too long"),
+    ({"configs": [], 1: "x"}, "vnpus", "'dict'", "string keys"),  # keys of mixed types (was: '<' not supported)
 ]
 
 

@@ -194,7 +194,7 @@ def _allowlist(name: str, v: object, values: dict) -> None:
         if not isinstance(entry, dict):
             raise InputError(at, entry, "must be a {models: [...], profiles: [...]} entry (the flat list of "
                                         "profile names and the per-model entries do not mix)")
-        extra = sorted(str(k) for k in entry if k not in ("models", "profiles"))
+        extra = sorted((k for k in entry if k not in ("models", "profiles")), key=str)
         if extra:
             raise InputError(f"{at}.{extra[0]}", entry[extra[0]], "is not a key of an allowlist entry "
                                                                   "(models, profiles)")
@@ -214,7 +214,7 @@ def _filter_devices(name: str, v: object, values: dict) -> None:
         return
     if not isinstance(v, dict):
         raise InputError(name, v, "must be {uuid: [...], index: [...]} (GPUs this node does not register)")
-    extra = sorted(str(k) for k in v if k not in ("uuid", "index"))
+    extra = sorted((k for k in v if k not in ("uuid", "index")), key=str)
     if extra:
         raise InputError(f"{name}.{extra[0]}", v[extra[0]], "is not a key of filterDevices (uuid, index)")
     uuids = v.get("uuid")

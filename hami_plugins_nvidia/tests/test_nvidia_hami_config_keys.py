@@ -64,6 +64,7 @@ def test_the_flat_list_still_applies_to_every_gpu(sim):
     ([{"models": [], "profiles": ["1g.6gb"]}], "migProfileAllowlist[0].models: [] must not be empty"),
     ([{"models": ["A30"]}], "migProfileAllowlist[0].profiles: None must be a list"),
     ([{"models": ["A30"], "profiles": ["1g.6gb"], "count": 4}], "migProfileAllowlist[0].count: 4 is not a key"),
+    ([{"models": ["A30"], "profiles": ["1g.6gb"], 7: 4}], "migProfileAllowlist[0].7: 4 is not a key"),
     (["1g.6gb", {"models": ["A30"], "profiles": ["1g.6gb"]}], "migProfileAllowlist[0]: '1g.6gb' must be a {models"),
     (["7g"], "migProfileAllowlist: '7g' is not one of MIG profile names"),
     ("1g.6gb", "migProfileAllowlist: '1g.6gb' must be a list"),
@@ -177,6 +178,7 @@ def test_filterdevices_by_index_and_uuid(sim):
     ({"index": 0}, "filterdevices.index: 0 must be a list"),
     ({"uuid": [7]}, "filterdevices.uuid: 7 is not one of GPU UUIDs"),
     ({"name": ["x"]}, "filterdevices.name: ['x'] is not a key of filterDevices (uuid, index)"),
+    ({1: [0]}, "filterdevices.1: [0] is not a key of filterDevices"),  # a number as key (was: KeyError '1')
     ("GPU-1", "filterdevices: 'GPU-1' must be {uuid: [...], index: [...]}"),
 ])
 def test_a_bad_filter_is_refused(value, named):

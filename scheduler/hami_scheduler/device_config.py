@@ -147,7 +147,7 @@ def _per_chip(path: str, v: VendorInfo, key: str, sec: object) -> list[VendorAdm
     empty the variable of a container holding another chip of the vendor: not followed)."""
     entries, where = sec, key
     if isinstance(sec, dict):
-        entries, where = sec.get("configs") or [], f"{key}.configs"
+        entries, where = sec.get("configs", []), f"{key}.configs"
     if not isinstance(entries, list):
         raise InputError(f"{path}: {where}", type(entries).__name__, "must be a list of chip entries")
     words = {f.common_word for f in v.resources}
@@ -160,7 +160,7 @@ def _per_chip(path: str, v: VendorInfo, key: str, sec: object) -> list[VendorAdm
         adm = _admission(path, v.name, f"{where}[{i}]", e, frozenset([cw]) if isinstance(cw, str) else None)
         if adm is None:
             continue
-        if cw not in words:
+        if not isinstance(cw, str) or cw not in words:
             raise InputError(f"{path}: {where}[{i}].commonWord", cw,
                              f"names no {v.name} resource family (known: {', '.join(sorted(words))}), so its "
                              "runtimeClassName/overwriteEnv cannot be applied")
@@ -204,7 +204,3 @@ def read_device_config(vendors: list[VendorInfo], path: str) -> WebhookDeviceCon
             admission.append(adm)
     return WebhookDeviceConfig(out, admission)
 
-
-def apply_device_config(vendors: list[VendorInfo], path: str) -> list[VendorInfo]:
-    """The vendors with HAMi's request defaults of the file (``<vendor>.defaultMemory/defaultCores/defaultGPUNum``)."""
-    return read_device_config(vendors, path).vendors

@@ -42,7 +42,8 @@ def check_container(where: str, ctr: dict, guards: Iterable[VisibleDevicesEnv]) 
     for j, e in enumerate(env):
         if not isinstance(e, dict):
             return f"{where}.env[{j}]: must be an object"
-        guard = by_name.get(e.get("name"))
+        name = e.get("name")
+        guard = by_name.get(name) if isinstance(name, str) else None
         if guard is None:
             continue
         var = guard.variable

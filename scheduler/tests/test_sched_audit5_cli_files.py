@@ -12,7 +12,7 @@ import json
 
 import pytest
 from hami_scheduler.cli import main as hami_scheduler
-from hami_scheduler.device_config import apply_device_config
+from hami_scheduler.device_config import read_device_config
 from hami_scheduler.server import MAX_VENDORS_FILE
 from sched_testing import NVIDIA
 
@@ -53,7 +53,7 @@ def test_webhook_device_config_bad_file(tmp_path, what, data, why):
     cfg = tmp_path / "device-config.yaml"
     cfg.write_bytes(data)
     with pytest.raises(InputError) as err:  # not through the CLI: a file accepted by mistake would serve forever
-        apply_device_config([NVIDIA], str(cfg))
+        read_device_config([NVIDIA], str(cfg))
     assert "device-config" in str(err.value) and why in str(err.value) and "\n" not in str(err.value)
 
 

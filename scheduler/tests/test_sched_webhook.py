@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from hami_scheduler.device_config import apply_device_config
+from hami_scheduler.device_config import read_device_config
 from hami_scheduler.webhook import Mutator, WebhookServer
 from sched_testing import NVIDIA
 
@@ -153,7 +153,7 @@ def test_http_edge_bounds_the_body():
 def test_device_config_defaults_and_bounds(tmp_path):
     cfg = tmp_path / "device-config.yaml"
     cfg.write_text("nvidia:\n  defaultMemory: 2048\n  defaultGPUNum: 2\n")
-    (v,) = apply_device_config([NVIDIA], str(cfg))
+    (v,) = read_device_config([NVIDIA], str(cfg)).vendors
     assert v.resources[0].default_memory_mib == 2048 and v.resources[0].default_count == 2
     m = Mutator([v])
     ops = patch_of(m.review(review({"containers": [ctr({"nvidia.com/gpumem": "100"})]})))
@@ -162,10 +162,10 @@ def test_device_config_defaults_and_bounds(tmp_path):
     assert all(o["path"] != "/spec/containers/0/resources" for o in ops)  # default memory: not exclusive
     cfg.write_text("nvidia:\n  defaultCores: 300\n")
     with pytest.raises(InputError, match="nvidia.defaultCores"):
-        apply_device_config([NVIDIA], str(cfg))
+        read_device_config([NVIDIA], str(cfg))
     cfg.write_text("- a list\n")
     with pytest.raises(InputError, match="--device-config"):
-        apply_device_config([NVIDIA], str(cfg))
+        read_device_config([NVIDIA], str(cfg))
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")

@@ -338,6 +338,10 @@ def test_vnpus_and_nvidia_classes_in_one_pod_are_denied(tmp_path, ascend):
      "vnpus.configs[0].overwriteEnv", "'yes please'"),
     ("vnpus:\n  configs: 3\n", "vnpus.configs", "'int'"),
     ("vnpus:\n  - 3\n", "vnpus[0]", "'int'"),
+    # a commonWord that is no string (was: TypeError, unhashable list), configs null or false (was: taken as none)
+    ("vnpus:\n  - {commonWord: [Ascend310P], runtimeClassName: ascend}\n", "vnpus[0].commonWord",
+     "['Ascend310P'] names no ascend resource family"),
+    ("vnpus:\n  configs: false\n", "vnpus.configs", "'bool'"),
 ])
 def test_vnpus_bad_values_name_the_entry(tmp_path, ascend, body, field, value):
     f = tmp_path / "device-config.yaml"

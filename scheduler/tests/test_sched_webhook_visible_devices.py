@@ -204,3 +204,10 @@ def test_cli_names_the_setting():
     out = subprocess.run([sys.executable, "-m", "hami_scheduler.cli", "webhook", "--help"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--allow-visible-devices-env" in out.stdout
+
+
+@pytest.mark.parametrize("name", [["NVIDIA_VISIBLE_DEVICES"], {"a": 1}, 3, None])
+def test_an_env_entry_whose_name_is_no_string_is_not_a_crash(name):
+    # an AdmissionReview posted straight to the webhook: a list as a name was a TypeError (HTTP 500)
+    spec = {"containers": [ctr(env=[{"name": name, "value": "all"}])]}
+    assert check_pod_spec(spec, [HIDE_DEVICES_ENV["nvidia"]]) is None

@@ -44,6 +44,7 @@ static void board_forked(void)
     } else {
         if (fd >= 0)
             close(fd);
+        close(board_fd);  /* the parent's description: kept open here it would keep the parent's records alive */
         board_fd = -1;  /* the path names another file now: this child publishes no record and reads none */
     }
 }
@@ -238,6 +239,15 @@ int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64
     if (!len)
         return 0;
     int marked = *lane == BREC_MARKED;
+    if (marked) {
+        /* all lanes were taken: scan them again at most every 100 ms, not on each call (the watcher's every 100 us
+         * would be ~330k fcntl calls a second against a tenant who keeps them locked); the marker stays held */
+        static int64_t next_scan;
+        int64_t now = vg_now_ns();
+        if (now < __atomic_load_n(&next_scan, __ATOMIC_RELAXED))
+            return -1;
+        __atomic_store_n(&next_scan, now + 100000000LL, __ATOMIC_RELAXED);
+    }
     int from = *lane >= 0 ? *lane : (int)(getpid() % HAMI_BREC_PROCS);
     for (int k = 0; k < HAMI_BREC_PROCS; k++) {
         int p = (from + k) % HAMI_BREC_PROCS;
@@ -290,7 +300,6 @@ static void brec_each(int64_t s, int64_t e, void *arg)
         r->present = 1;
         r->limit_lo = r->limit_hi = limit;
     }
-    r->n++;
     r->limit_lo = limit < r->limit_lo ? limit : r->limit_lo;
     r->limit_hi = limit > r->limit_hi ? limit : r->limit_hi;
     r->held |= held;

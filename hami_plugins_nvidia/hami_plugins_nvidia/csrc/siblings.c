@@ -44,8 +44,12 @@ static struct hami_sibling *sib_mine(struct dstate *ds, int64_t now)
     struct hami_sibling_dev *sd = &vg_region->sib[ds->dev];
     if (ds->sib_idx >= 0) {
         struct hami_sibling *e = &sd->e[ds->sib_idx];
-        if (__atomic_load_n(&e->owner, __ATOMIC_ACQUIRE) == ds->sib_token)
+        if (__atomic_load_n(&e->owner, __ATOMIC_ACQUIRE) == ds->sib_token) {
+            uint32_t bit = 1u << ds->sib_idx;  /* a collector clearing a stale owner's bit can race our claim */
+            if (!(__atomic_load_n(&sd->mask, __ATOMIC_ACQUIRE) & bit))
+                __atomic_fetch_or(&sd->mask, bit, __ATOMIC_ACQ_REL);
             return e;
+        }
         ds->sib_idx = -1;  /* taken over while silent, or the file was rewritten: claimed again */
     }
     if (!ds->sib_token)

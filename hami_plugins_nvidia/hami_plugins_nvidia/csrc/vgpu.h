@@ -189,7 +189,7 @@ struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16]);
  * if any is); bad = a lock there that no holder writes (the slot lends nothing). Fractions in 1/100 %, multiples
  * of 10 (rounded down by the writer). */
 struct vg_brec {
-    int present, bad, n;
+    int present, bad;
     int limit_lo, limit_hi, held;
     int32_t frac_bp, queued_bp, solo_bp;
 };
