@@ -711,6 +711,10 @@ class Folder:
         rel = str(p.relative_to(self.root))
         dev = _need(data, "device", str, rel)
         src = self.source(p, dev)
+        if data.get("rebuilt_from_log") or data.get("incomplete"):
+            how = f"rebuilt from its {data['rebuilt_from_log']}" if data.get("rebuilt_from_log") else "written at a stop"
+            self.notes.append(f"{rel}: {how} ({str(data.get('incomplete', ''))[:120]}): its rows hold the runs done, "
+                              f"fewer than {MIN_RUNS} not judged")
         for key in data:
             if key in FAMILY:
                 self._rw_program(rel, src, key, _need(data, key, dict, rel))

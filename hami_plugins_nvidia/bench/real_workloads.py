@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -230,69 +231,138 @@ def part_train(b: Bench, secs: float, out: dict) -> None:
                          "achieved": _medians(runs), "runs": runs})
 
 
+class ShareRuns:
+    """What part_share measured for one program, run by run: filled while it runs (so a step stopped by its
+    timeout still reports the runs it finished) or rebuilt from the per-run log (rebuild_share)."""
+
+    def __init__(self) -> None:
+        self.solos: list[dict] = []
+        self.probe: dict | None = None
+        self.raw: dict = {}  # ("alone", pct) -> [run]; "native" / "probe pair" / (lo, hi) -> [[run, run]]
+
+
 def part_share(b: Bench, secs: float, out: dict, kinds=("matmul", "train", "infer"), alone=(30, 70), solos: int = 3,
                flags: str = "pn") -> None:
     """Processor-sharing caps (issue 18): per program, solo native three times (interleaved), the solo busy
     fraction (the interposer's own event timing, no limit, priority 0), alone at each limit (force), the
     native pair and the limited pairs 30+70 and 50+50 (default policy) REPEAT times. Shares are against the
     median solo; each limited tenant also reports the GPU time the interposer charged it (fraction of
-    the window)."""
+    the window). Stopped part-way (SIGTERM: the step's timeout), it still writes the runs done."""
     f = {"GPU_CORE_UTILIZATION_POLICY": "force"}
     for kind in kinds:
         nsolo = solos
-        # SOLOS 0: no solo run (a diagnostic compared with another step's solos: rates and charges, no shares)
-        solos = [b.run(f"{kind} solo native #0", kind, secs, False)] if nsolo > 0 else []
         ent = out.setdefault(kind, {"rows": []})
-        if "p" in flags:
-            probe = b.run(f"{kind} busy probe", kind, secs, True, CUDA_TASK_PRIORITY="0")
-            ent["busy_probe"] = {"gpu_busy_fraction": probe.get("gpu_busy_fraction"), "rate": probe.get("rate"),
-                                 "sm_mhz": probe.get("sm_mhz")}
-        raw: dict = {}
-        for pct in alone:
-            raw[("alone", pct)] = [b.run(f"{kind} alone {pct} force #{k}", kind, secs, True,
-                                         CUDA_DEVICE_SM_LIMIT=str(pct), **f) for k in range(REPEAT)]
-        if nsolo > 2:
-            solos.append(b.run(f"{kind} solo native #1", kind, secs, False))
-        if "n" in flags:  # N: the native pair REPEAT times too
-            raw["native"] = [b.pair(f"{kind} pair native #{k}", (kind, kind), secs, ({}, {}), preload=False)
-                             for k in range(REPEAT if "N" in flags else 1)]
-        if "q" in flags:  # the unlimited pair's processor-sharing charge (priority 0 measures, caps nothing)
-            raw["probe pair"] = [b.pair(f"{kind} pair probe", (kind, kind), secs,
-                                        ({"CUDA_TASK_PRIORITY": "0"}, {"CUDA_TASK_PRIORITY": "0"}))]
-        for k in range(0 if "x" in flags else REPEAT):  # x: no limited pairs
-            if nsolo > 3 and k:
-                solos.append(b.run(f"{kind} solo native #{k}+", kind, secs, False))
-            for lo, hi in ((30, 70), (50, 50)):
-                raw.setdefault((lo, hi), []).append(
-                    b.pair(f"{kind} pair {lo}+{hi} #{k}", (kind, kind), secs,
-                           ({"CUDA_DEVICE_SM_LIMIT": str(lo)}, {"CUDA_DEVICE_SM_LIMIT": str(hi)})))
-        if nsolo > 1:
-            solos.append(b.run(f"{kind} solo native #2", kind, secs, False))
-        rates = [x["rate"] for x in solos if x.get("rate")]
-        ent["solo_sm_mhz"] = [x.get("sm_mhz") for x in solos]
-        solo = {"rate": statistics.median(rates)} if rates else {}
-        ent.update(unit=solos[0].get("unit") if solos else None, solo_native=rates, solo_median=solo.get("rate"))
-        rows = ent["rows"]
-        for pct in alone:
-            rs = raw[("alone", pct)]
-            rows.append({"case": f"alone, limit {pct} % (force)", "limit": pct,
-                         "achieved": statistics.median([share(r, solo) or 0 for r in rs]),
-                         "gpu_time_charged": [r.get("gpu_busy_fraction") for r in rs], "runs": [share(r, solo) for r in rs],
-                         "rates": [r.get("rate") for r in rs], "sm_mhz": [r.get("sm_mhz") for r in rs],
-                         "launch_stats": [r.get("launch_stats") for r in rs]})
-        for key, case in (("native", "pair, native (no preload)"),
-                          ("probe pair", "pair, no limit, charge measured (CUDA_TASK_PRIORITY=0)"), ((30, 70), "pair 30 + 70 (default policy)"),
-                          ((50, 50), "pair 50 + 50 (default policy)")):
-            if key not in raw:
-                continue
-            runs = [[share(x, solo) for x in pr] for pr in raw[key]]
-            med = _medians(runs)
-            rows.append({"case": f"{case}, median of {len(runs)}", "limit": None if isinstance(key, str) else list(key),
-                         "achieved": med, "sum": round(sum(m or 0 for m in med), 1), "runs": runs,
-                         "gpu_time_charged": [[x.get("gpu_busy_fraction") for x in pr] for pr in raw[key]]})
+        got = ShareRuns()
+        try:
+            # SOLOS 0: no solo run (a diagnostic compared with another step's solos: rates and charges, no shares)
+            if nsolo > 0:
+                got.solos.append(b.run(f"{kind} solo native #0", kind, secs, False))
+            if "p" in flags:
+                got.probe = b.run(f"{kind} busy probe", kind, secs, True, CUDA_TASK_PRIORITY="0")
+            for pct in alone:
+                runs = got.raw[("alone", pct)] = []
+                for k in range(REPEAT):
+                    runs.append(b.run(f"{kind} alone {pct} force #{k}", kind, secs, True,
+                                      CUDA_DEVICE_SM_LIMIT=str(pct), **f))
+            if nsolo > 2:
+                got.solos.append(b.run(f"{kind} solo native #1", kind, secs, False))
+            if "n" in flags:  # N: the native pair REPEAT times too
+                for k in range(REPEAT if "N" in flags else 1):
+                    got.raw.setdefault("native", []).append(
+                        b.pair(f"{kind} pair native #{k}", (kind, kind), secs, ({}, {}), preload=False))
+            if "q" in flags:  # the unlimited pair's processor-sharing charge (priority 0 measures, caps nothing)
+                got.raw["probe pair"] = [b.pair(f"{kind} pair probe", (kind, kind), secs,
+                                                ({"CUDA_TASK_PRIORITY": "0"}, {"CUDA_TASK_PRIORITY": "0"}))]
+            for k in range(0 if "x" in flags else REPEAT):  # x: no limited pairs
+                if nsolo > 3 and k:
+                    got.solos.append(b.run(f"{kind} solo native #{k}+", kind, secs, False))
+                for lo, hi in ((30, 70), (50, 50)):
+                    got.raw.setdefault((lo, hi), []).append(
+                        b.pair(f"{kind} pair {lo}+{hi} #{k}", (kind, kind), secs,
+                               ({"CUDA_DEVICE_SM_LIMIT": str(lo)}, {"CUDA_DEVICE_SM_LIMIT": str(hi)})))
+            if nsolo > 1:
+                got.solos.append(b.run(f"{kind} solo native #2", kind, secs, False))
+        finally:
+            solo = share_entry(ent, got, alone)
         if "t" in flags:
             ent["policy"] = policy_timeline(b, kind, solo)
         print(json.dumps({kind: ent}), flush=True)
+
+
+def share_entry(ent: dict, got: ShareRuns, alone) -> dict:
+    """part_share's rows for one program from its runs (all of them, or those done before a stop); returns the
+    median solo the shares are against."""
+    if got.probe is not None:
+        ent["busy_probe"] = {"gpu_busy_fraction": got.probe.get("gpu_busy_fraction"), "rate": got.probe.get("rate"),
+                             "sm_mhz": got.probe.get("sm_mhz")}
+    rates = [x["rate"] for x in got.solos if x.get("rate")]
+    ent["solo_sm_mhz"] = [x.get("sm_mhz") for x in got.solos]
+    solo = {"rate": statistics.median(rates)} if rates else {}
+    ent.update(unit=got.solos[0].get("unit") if got.solos else None, solo_native=rates, solo_median=solo.get("rate"))
+    rows = ent["rows"] = []
+    for pct in alone:
+        rs = got.raw.get(("alone", pct))
+        if not rs:
+            continue  # not reached before a stop
+        rows.append({"case": f"alone, limit {pct} % (force)", "limit": pct,
+                     "achieved": statistics.median([share(r, solo) or 0 for r in rs]),
+                     "gpu_time_charged": [r.get("gpu_busy_fraction") for r in rs], "runs": [share(r, solo) for r in rs],
+                     "rates": [r.get("rate") for r in rs], "sm_mhz": [r.get("sm_mhz") for r in rs],
+                     "launch_stats": [r.get("launch_stats") for r in rs]})
+    for key, case in (("native", "pair, native (no preload)"),
+                      ("probe pair", "pair, no limit, charge measured (CUDA_TASK_PRIORITY=0)"),
+                      ((30, 70), "pair 30 + 70 (default policy)"), ((50, 50), "pair 50 + 50 (default policy)")):
+        if not got.raw.get(key):
+            continue
+        runs = [[share(x, solo) for x in pr] for pr in got.raw[key]]
+        med = _medians(runs)
+        rows.append({"case": f"{case}, median of {len(runs)}", "limit": None if isinstance(key, str) else list(key),
+                     "achieved": med, "sum": round(sum(m or 0 for m in med), 1), "runs": runs,
+                     "gpu_time_charged": [[x.get("gpu_busy_fraction") for x in pr] for pr in got.raw[key]]})
+    return solo
+
+
+_LOG_LABEL = re.compile(r"(?P<kind>[a-z]+) (?:(?P<solo>solo native #\d+\+?)|(?P<probe>busy probe)|"
+                        r"alone (?P<pct>\d{1,3}) force #\d+|pair native #\d+\[(?P<ni>[01])\]|"
+                        r"pair probe\[(?P<qi>[01])\]|pair (?P<lo>\d{1,3})\+(?P<hi>\d{1,3}) #\d+\[(?P<pi>[01])\])")
+
+
+def rebuild_share(log_lines: list[str], kinds: list[str], alone_of: dict[str, tuple[int, ...]]) -> dict:
+    """part_share's entries from a step's per-run log (`label: {json}` per run, written as each run ends), for a
+    step stopped by its timeout before it wrote its JSON: the same rows from the runs it finished, in log order.
+    A pair's two tenants are written one after the other ([0] then [1]); a pair missing a tenant is left out."""
+    got = {k: ShareRuns() for k in kinds}
+    half: dict = {}
+    for n, line in enumerate(log_lines, 1):
+        label, sep, body = line.partition(": ")
+        m = _LOG_LABEL.fullmatch(label.strip())
+        if not sep or not m or m["kind"] not in got:
+            continue  # a policy timeline or another program: not part of these entries
+        try:
+            res = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"log line {n}: {label[:40]!r} is not followed by JSON ({exc.msg})") from None
+        if not isinstance(res, dict):
+            raise SystemExit(f"log line {n}: {label[:40]!r} is not followed by a JSON object")
+        g = got[m["kind"]]
+        if m["solo"]:
+            g.solos.append(res)
+        elif m["probe"]:
+            g.probe = res
+        elif m["pct"]:
+            g.raw.setdefault(("alone", int(m["pct"])), []).append(res)
+        else:
+            key = "native" if m["ni"] else "probe pair" if m["qi"] else (int(m["lo"]), int(m["hi"]))
+            idx = m["ni"] or m["qi"] or m["pi"]
+            if idx == "0":
+                half[(m["kind"], key)] = res
+            elif (m["kind"], key) in half:
+                g.raw.setdefault(key, []).append([half.pop((m["kind"], key)), res])
+    out: dict = {}
+    for kind in kinds:
+        ent = out[kind] = {"rows": []}
+        share_entry(ent, got[kind], alone_of[kind])
+    return out
 
 
 def part_siblings(b: Bench, secs: float, out: dict, kinds=("matmul",), counts=(1, 2, 3), limits=(30, 60)) -> None:
@@ -406,6 +476,35 @@ def part_other(b: Bench, secs: float, out: dict, kinds=("graphs", "jax", "cupy")
                     "log": r.get("interposer_lines")})
 
 
+class Stopped(Exception):
+    """SIGTERM (the stage step's `timeout`): stop measuring, write what was measured."""
+
+
+def _stop(_sig: int, _frame: object) -> None:
+    raise Stopped
+
+
+def _plan(text: str) -> list[tuple[str, tuple[int, ...], int, str]]:
+    """--plan KIND:ALONE-LIMITS:SOLOS:FLAGS;... (see its help); one line naming the item when malformed."""
+    items = []
+    for item in text.split(";"):
+        parts = item.split(":")
+        if len(parts) != 4 or not re.fullmatch(r"[a-z]{1,16}", parts[0]) or \
+                not re.fullmatch(r"(\d{1,3}(,\d{1,3})*)?", parts[1]) or not re.fullmatch(r"\d{1,2}", parts[2]) or \
+                not re.fullmatch(r"[pnNqtx]{0,8}", parts[3]):
+            raise SystemExit(f"--plan item {item[:60]!r}: expected KIND:LIMITS:SOLOS:FLAGS (e.g. train:10,30:3:pt)")
+        items.append((parts[0], tuple(int(x) for x in parts[1].split(",") if x), int(parts[2]), parts[3]))
+    return items
+
+
+def _device_from_txt(log: Path) -> str:
+    """The nvidia-smi line of the stage's device.txt above a log (issue18_gpu.sh writes it first)."""
+    for d in log.resolve().parents:
+        if (d / "device.txt").is_file():
+            return (d / "device.txt").read_text(errors="replace").splitlines()[0][:200]
+    return "unknown (no device.txt above the log)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
@@ -421,12 +520,21 @@ def main() -> None:
                     help="do not set HAMI_LAUNCH_STATS=1 in the preloaded workers (the library's exit line)")
     ap.add_argument("--tenant-env", action="append", default=[], metavar="HAMI_KEY=VALUE",
                     help="a library knob for every preloaded worker (repeatable): an experiment, not judged")
+    ap.add_argument("--rebuild-from-log", type=Path, metavar="LOG",
+                    help="no GPU: write --part share's JSON into --out from a stopped step's real-share.log and its "
+                         "--plan (the runs it finished; marked rebuilt and incomplete)")
     args = ap.parse_args()
+    if args.out is None:
+        raise SystemExit("--out: a folder is needed")
+    if args.rebuild_from_log:
+        rebuild_main(args)
+        return
     global REPEAT, PERIOD_MS, CLOCK, TENANT_ENV, LAUNCH_STATS
     TENANT_ENV = tenant_env(args.tenant_env)
     LAUNCH_STATS = not args.no_launch_stats
     REPEAT = max(1, args.repeat)
     PERIOD_MS = args.period_ms if args.period_ms == "default" else str(int(args.period_ms))
+    plan = _plan(args.plan) if args.part == "share" and args.plan else []
     sys.path.insert(0, str(PKG / "interposer"))
     import build  # standalone module: compiles csrc/*.c with the system C compiler
     try:
@@ -437,6 +545,7 @@ def main() -> None:
     lib = build.build_library(tmp / "lib")
     args.out.mkdir(parents=True, exist_ok=True)
     date = dt.date.today().isoformat()
+    signal.signal(signal.SIGTERM, _stop)
     with open(args.out / f"real-{args.part}.log", "w") as log:
         b = Bench(lib, tmp, log)
         out: dict = {"date": date, "part": args.part, "seconds_per_window": args.seconds,
@@ -445,22 +554,52 @@ def main() -> None:
         if TENANT_ENV:
             out["tenant_env"] = TENANT_ENV
         t0 = time.time()
-        if args.part == "share" and args.plan:
-            for item in args.plan.split(";"):
-                kind, alone, solos, flags = item.split(":")
-                part_share(b, args.seconds, out, kinds=(kind,), alone=tuple(int(x) for x in alone.split(",") if x),
-                           solos=int(solos), flags=flags)
-                _save(args.out, date, args.part, out)
-        elif args.part == "share":
-            part_share(b, args.seconds, out, kinds=tuple(args.kinds.split(",")))
-        elif args.part == "siblings":
-            part_siblings(b, args.seconds, out, kinds=tuple(args.kinds.split(",")))
-        else:
-            {"train": part_train, "mixed": part_mixed, "other": part_other,
-             "graphs": part_graphs, "memory": part_memory}[args.part](b, args.seconds, out)
+        try:
+            if plan:
+                for kind, alone, solos, flags in plan:
+                    part_share(b, args.seconds, out, kinds=(kind,), alone=alone, solos=solos, flags=flags)
+                    _save(args.out, date, args.part, out)
+            elif args.part == "share":
+                part_share(b, args.seconds, out, kinds=tuple(args.kinds.split(",")))
+            elif args.part == "siblings":
+                part_siblings(b, args.seconds, out, kinds=tuple(args.kinds.split(",")))
+            else:
+                {"train": part_train, "mixed": part_mixed, "other": part_other,
+                 "graphs": part_graphs, "memory": part_memory}[args.part](b, args.seconds, out)
+        except Stopped:
+            out["incomplete"] = f"stopped by SIGTERM after {time.time() - t0:.0f} s: the rows hold the runs done"
+            print(out["incomplete"], flush=True)
         out["wall_s"] = round(time.time() - t0, 1)
     _save(args.out, date, args.part, out)
     print(json.dumps({k: v for k, v in out.items() if k != "device"}, default=str)[:6000])
+    if "incomplete" in out:
+        raise SystemExit(124)
+
+
+def rebuild_main(args: argparse.Namespace) -> None:
+    """--rebuild-from-log: the JSON a stopped --part share step would have written, from its per-run log."""
+    if args.part != "share" or not args.plan:
+        raise SystemExit("--rebuild-from-log needs --part share and the step's --plan")
+    plan = _plan(args.plan)
+    try:
+        lines = args.rebuild_from_log.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise SystemExit(f"--rebuild-from-log {str(args.rebuild_from_log)[:120]}: {exc.strerror}") from None
+    out: dict = {"date": args.rebuild_from_log.parent.name, "part": "share", "seconds_per_window": args.seconds,
+                 "command": f"rebuilt from {args.rebuild_from_log.name} with --plan {args.plan!r}",
+                 "device": _device_from_txt(args.rebuild_from_log),
+                 "rebuilt_from_log": args.rebuild_from_log.name,
+                 "incomplete": "the step ran past its timeout before writing its JSON: rows rebuilt from the runs "
+                               "its log holds"}
+    if args.tenant_env:  # the stopped step's experiment knobs: the rebuilt JSON is an experiment too
+        out["tenant_env"] = tenant_env(args.tenant_env)
+    out.update(rebuild_share(lines, [k for k, *_ in plan], {k: alone for k, alone, *_ in plan}))
+    args.out.mkdir(parents=True, exist_ok=True)
+    date = dt.date.today().isoformat()
+    _save(args.out, date, "share", out)
+    print(f"wrote {args.out}/{date}-real-workloads-share.json: " +
+          ", ".join(f"{k}: {sum(len(r.get('runs') or []) for r in out[k]['rows'])} limited runs, "
+                    f"{len(out[k]['solo_native'])} solo" for k, *_ in plan))
 
 
 def _save(out_dir: Path, date: str, part: str, out: dict) -> None:
