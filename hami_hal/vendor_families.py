@@ -15,7 +15,7 @@ import re
 from .errors import InputError
 from .models import ResourceFamily, VendorInfo
 
-#: At most this many families a vendor's nodes may add (HAMi's Ascend table has 7 chips; a cluster adds a few).
+#: At most this many families a vendor's nodes may add (a chip table of a few entries plus a cluster's own).
 MAX_ADDED_FAMILIES = 64
 #: The fields of a family that hold resource names.
 _RESOURCE_FIELDS = ("count", "memory", "memory_percent", "cores", "priority")

@@ -50,8 +50,8 @@ class PartitionTemplate(HalModel):
     #: At most this many instances of this template on one device.
     max_instances: int | None = Field(default=None, ge=1)
     #: The largest request (MiB) the template takes, where that is above ``memory_mib``; it still gives
-    #: ``memory_mib``. HAMi's Ascend whole card takes any request up to the chip's memoryCapacity and gives its
-    #: memoryAllocatable, which is lower on a 310P. None: ``memory_mib``.
+    #: ``memory_mib`` (a whole-device template that takes any request up to the chip's capacity and gives the
+    #: lower allocatable memory). None: ``memory_mib``.
     holds_up_to_mib: int | None = Field(default=None, ge=1)
     #: Where an instance may sit; an instance needs one free, non-overlapping placement.
     placements: list[Placement] = Field(default_factory=list)

@@ -111,7 +111,8 @@ class ClusterState:
         an Ascend chip only its ``vnpus`` section knows), from its inventory annotation: pods can ask for them from
         then on. Held to :func:`~hami_hal.vendor_families.added_families` (never replacing a family, names under
         the vendor's domains, no shared resource name or protocol key, at most ``MAX_ADDED_FAMILIES`` per vendor);
-        a node that breaks it is recorded as rejected, its devices stay, and nothing is learned from it."""
+        where a node's families of a vendor break it, none of them is learned and the node is recorded as rejected
+        (``node/<name>/families``); its devices stay."""
         with self.lock:
             key = f"node/{inv.node}/families"
             self.rejected.pop(key, None)
