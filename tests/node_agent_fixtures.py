@@ -61,8 +61,9 @@ class EventfulApi(fakeapi.FakeApiServer):
         return Handler
 
 
-def make_agent(hal: Hal, api, short_tmp: Path, **cfg) -> NodeAgent:
-    inv = hal.discover("sim", node_name=NODE, sim_node=cfg.pop("sim_node", None))
+def make_agent(hal: Hal, api, short_tmp: Path, vendor_configs: dict[str, dict] | None = None, **cfg) -> NodeAgent:
+    """An agent over a simulated node; ``vendor_configs`` as ``hami node`` hands each plugin its settings."""
+    inv = hal.discover("sim", node_name=NODE, sim_node=cfg.pop("sim_node", None), vendor_configs=vendor_configs)
     conf = AgentConfig(node_name=NODE, plugin_dir=short_tmp / "dp", state_root=short_tmp / "state",
                        kubelet_poll=0.05, health_interval=3600, register_interval=3600, cleanup_interval=3600, **cfg)
     return NodeAgent(hal, KubeNodeApi(host=api.url), conf, inv)

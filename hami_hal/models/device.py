@@ -57,6 +57,11 @@ class Device(HalModel):
     #: plugin that does not set it keeps the NUMA node advertised. The register annotation carries
     #: ``numa_node`` either way.
     advertise_numa: bool = True
+    #: Whether the node agent tells the kubelet it answers ``GetPreferredAllocation`` for the resource serving this
+    #: device (``DevicePluginOptions.get_preferred_allocation_available``). HAMi's ``enableGetPreferredAllocation``:
+    #: a plugin may turn it off from that setting; a resource any of whose devices has it off registers without it
+    #: and answers the RPC ``UNIMPLEMENTED``. A plugin that does not set it keeps it on.
+    preferred_allocation: bool = True
     healthy: bool = True
     health_reason: str | None = None
     #: Filled from the ``hami_hal_partition_model`` hook after discovery.

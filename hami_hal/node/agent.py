@@ -29,7 +29,7 @@ from .allocator import Allocator
 from .cdi import CdiWriter
 from .families import Family, families
 from .kubeapi import ApiError, NodeApi
-from .plugin_server import DevicePluginService, PluginServer
+from .plugin_server import DevicePluginService, PluginServer, plugin_options
 from .registration import KubeletWatch, RegistrationError, register
 from .statedirs import StateDirs
 
@@ -166,13 +166,14 @@ class NodeAgent:
             for s in self.servers:
                 fam = s.service.family
                 try:
-                    register(self.cfg.kubelet_socket, fam.endpoint, fam.resource_name)
+                    register(self.cfg.kubelet_socket, fam.endpoint, fam.resource_name, plugin_options(fam))
                 except RegistrationError as err:
                     log.error("register %s: %s (retrying)", fam.resource_name, err)
                     continue
                 self.registered.add(fam.resource_name)
-                log.info("registered %s with the kubelet: %d devices, %d virtual IDs on %s",
-                         fam.resource_name, len(fam.devices), len(fam.replicas()), s.socket)
+                log.info("registered %s with the kubelet: %d devices, %d virtual IDs on %s%s",
+                         fam.resource_name, len(fam.devices), len(fam.replicas()), s.socket,
+                         "" if fam.preferred_allocation else ", without preferred allocation")
             return len(self.registered) == len(self.servers)
 
     def check_kubelet(self) -> bool:

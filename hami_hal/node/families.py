@@ -39,6 +39,12 @@ class Family:
         """Socket file name in the device-plugin folder."""
         return "hami-hal-" + re.sub(r"[^a-z0-9]+", "-", self.resource.count.lower()).strip("-") + ".sock"
 
+    @property
+    def preferred_allocation(self) -> bool:
+        """Whether the kubelet is offered ``GetPreferredAllocation`` for this resource: the option is one per
+        resource, so a device whose plugin turned it off (``Device.preferred_allocation``) turns it off."""
+        return all(d.preferred_allocation for d in self.devices)
+
     def replicas(self) -> dict[str, Device]:
         """Virtual device ID -> physical device, in device then replica order."""
         out: dict[str, Device] = {}

@@ -2,8 +2,10 @@
 
 ``ListAndWatch`` sends the full list of virtual device IDs at once and again whenever a device's health
 changes; ``GetPreferredAllocation`` prefers the devices the scheduler wrote for the waiting pod (the
-engine's choice) and otherwise spreads over distinct physical devices; ``Allocate`` delegates to the
-:class:`~hami_hal.node.allocator.Allocator` and answers env, mounts, device nodes and CDI names.
+engine's choice) and otherwise spreads over distinct physical devices, unless the plugin turned it off
+(``Device.preferred_allocation``: the options then say it is not available and the RPC answers
+``UNIMPLEMENTED``); ``Allocate`` delegates to the :class:`~hami_hal.node.allocator.Allocator` and answers
+env, mounts, device nodes and CDI names.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ HEALTHY, UNHEALTHY = "Healthy", "Unhealthy"
 MAX_CONTAINERS, MAX_IDS = 256, 8192
 #: Streams re-check whether the kubelet is still there this often (seconds).
 STREAM_POLL_S = 0.5
+
+
+def plugin_options(family: Family) -> api_pb2.DevicePluginOptions:
+    """The options of ``family``'s server: one value for ``Register`` and ``GetDevicePluginOptions`` alike."""
+    return api_pb2.DevicePluginOptions(pre_start_required=False,
+                                       get_preferred_allocation_available=family.preferred_allocation)
 
 
 def response_for(answer: ContainerAnswer) -> api_pb2.ContainerAllocateResponse:
@@ -87,7 +95,7 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
     # -- RPCs --------------------------------------------------------------------------------
 
     def GetDevicePluginOptions(self, request, context):  # noqa: N802 - gRPC method names
-        return api_pb2.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True)
+        return plugin_options(self.family)
 
     def ListAndWatch(self, request, context):  # noqa: N802
         with self._cond:
@@ -105,6 +113,11 @@ class DevicePluginService(api_pb2_grpc.DevicePluginServicer):
             yield msg
 
     def GetPreferredAllocation(self, request, context):  # noqa: N802
+        if not self.family.preferred_allocation:  # registered without it: a kubelet does not call it
+            msg = (f"GetPreferredAllocation {self.family.resource_name}: not offered (the plugin turned preferred "
+                   "allocation off; get_preferred_allocation_available is false)")
+            log.warning("%s", msg)
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, msg)
         reqs = request.container_requests
         ids = sum(len(c.available_deviceIDs) + len(c.must_include_deviceIDs) for c in reqs)
         if len(reqs) > MAX_CONTAINERS or ids > MAX_IDS or any(not 0 <= c.allocation_size <= MAX_IDS for c in reqs):

@@ -21,16 +21,16 @@ class RegistrationError(RuntimeError):
     pass
 
 
-def register(kubelet_socket: Path, endpoint: str, resource_name: str, timeout: float = 5.0) -> None:
-    """``Registration/Register`` on the kubelet's socket; raises RegistrationError with one line."""
+def register(kubelet_socket: Path, endpoint: str, resource_name: str, options: api_pb2.DevicePluginOptions,
+             timeout: float = 5.0) -> None:
+    """``Registration/Register`` on the kubelet's socket with the server's ``options`` (the same the server's
+    ``GetDevicePluginOptions`` answers); raises RegistrationError with one line."""
     target = f"unix://{kubelet_socket}"
     with grpc.insecure_channel(target) as channel:
         try:
             api_pb2_grpc.RegistrationStub(channel).Register(
-                api_pb2.RegisterRequest(
-                    version=VERSION, endpoint=endpoint, resource_name=resource_name,
-                    options=api_pb2.DevicePluginOptions(pre_start_required=False,
-                                                        get_preferred_allocation_available=True)),
+                api_pb2.RegisterRequest(version=VERSION, endpoint=endpoint, resource_name=resource_name,
+                                        options=options),
                 timeout=timeout, wait_for_ready=True)
         except grpc.RpcError as err:
             if err.code() is grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -58,7 +58,8 @@ class NvidiaConfig:
     pre_configured_device_memory: int = 0
     #: HAMi ``enableNumaTopology``: advertise each GPU's NUMA node to the kubelet (TopologyInfo).
     enable_numa_topology: bool = False
-    #: HAMi ``enablegetpreferredallocation``; None = not set. hami-hal always answers the RPC.
+    #: HAMi ``enableGetPreferredAllocation``; None = not set (on). False: the kubelet is told the RPC is not
+    #: available (``Device.preferred_allocation``) and picks the replica IDs itself.
     enable_get_preferred_allocation: bool | None = None
     #: HAMi ``overwriteEnv`` / ``runtimeClassName``: the admission webhook applies them (``hami-scheduler webhook
     #: --device-config`` with the same section); accepted and checked here, without a note.
@@ -295,17 +296,6 @@ def parse_config(config: dict | None) -> NvidiaConfig:
     return NvidiaConfig(**values)
 
 
-def _not_applied(cfg: NvidiaConfig) -> list[str]:
-    """HAMi settings this plugin accepts but cannot honour, each with the reason (only when set to something
-    other than HAMi's default, which asks for nothing)."""
-    out = []
-    if cfg.enable_get_preferred_allocation is False:
-        out.append("enableGetPreferredAllocation: false not applied: hami-hal's device plugin always answers "
-                   "GetPreferredAllocation (it only steers the kubelet's replica IDs; the devices come from the "
-                   "scheduler's annotation)")
-    return out
-
-
 def _scheduler_keys_not_applied(section: dict) -> list[str]:
     """HAMi's scheduler-side keys of the section whose value hami-hal cannot follow: the resource names and the
     memory unit are fixed in the plugin's VendorInfo; ``knownMigGeometries`` (before v2.10) is superseded."""
@@ -327,9 +317,9 @@ def check_config(config: dict | None) -> list[str]:
     """``hami_hal_check_config``: parse (a bad value raises InputError) and note the section's keys this plugin
     does not read, so a misspelt ``procCensusDir`` is not lost without a word, and the HAMi settings it reads
     but cannot apply."""
-    cfg = parse_config(config)
+    parse_config(config)
     section = (config or {}).get("nvidia") or {}
-    notes = [f"nvidia: {n}" for n in (*_not_applied(cfg), *_scheduler_keys_not_applied(section))]
+    notes = [f"nvidia: {n}" for n in _scheduler_keys_not_applied(section)]
     unknown = sorted(str(k) for k in section if k not in KNOWN_KEYS and k not in HAMI_SCHEDULER_KEYS)
     if not unknown:
         return notes

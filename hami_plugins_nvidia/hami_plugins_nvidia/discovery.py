@@ -14,7 +14,8 @@ Device attributes (documented for operators and the scheduler):
 
 Node settings applied here (config.py): HAMi ``filterdevices`` (``uuid``/``index``: GPUs not registered),
 ``preConfiguredDeviceMemory``, ``migstrategy: none`` (a MIG-enabled GPU is not registered unless the operating
-mode is ``mig``) and ``enableNumaTopology`` (``Device.advertise_numa``).
+mode is ``mig``), ``enableNumaTopology`` (``Device.advertise_numa``) and ``enableGetPreferredAllocation``
+(``Device.preferred_allocation``: false turns the kubelet's preferred allocation off; unset is on).
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def discover(port: NvmlPort, context: NodeContext) -> list[Device]:
                         "set migstrategy: mixed or operatingmode: mig to offer its MIG profiles", index, dev.uuid,
                         cfg.operating_mode)
             continue
-        devices.append(dev.model_copy(update={"advertise_numa": cfg.enable_numa_topology}))
+        devices.append(dev.model_copy(update={"advertise_numa": cfg.enable_numa_topology,
+                                              "preferred_allocation": cfg.enable_get_preferred_allocation is not False}))
     return devices
 
 

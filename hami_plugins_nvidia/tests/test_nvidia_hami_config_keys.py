@@ -161,6 +161,21 @@ def test_numa_reaches_the_kubelet_only_with_enable_numa_topology(hal, sim):
         parse_config({"nvidia": {"enableNumaTopology": "yes"}})
 
 
+# -- enableGetPreferredAllocation ---------------------------------------------------------------------------
+
+
+def test_preferred_allocation_is_offered_unless_enable_get_preferred_allocation_is_false(hal, sim):
+    for settings, want in (({}, True), ({"enableGetPreferredAllocation": True}, True),
+                           ({"enablegetpreferredallocation": False}, False)):
+        inv = sim("nvidia-2xt4-pcie", {"nvidia": settings})
+        assert {d.preferred_allocation for d in inv.devices} == {want}
+        fam = Family(hal.vendors()[0], hal.vendors()[0].resources[0], list(inv.devices))
+        assert DevicePluginService(fam, allocator=None).GetDevicePluginOptions(None, None) \
+            .get_preferred_allocation_available is want
+    with pytest.raises(InputError, match=r"^enablegetpreferredallocation: 'false' must be true or false$"):
+        parse_config({"nvidia": {"enablegetpreferredallocation": "false"}})
+
+
 # -- filterdevices --------------------------------------------------------------------------------------
 
 
@@ -190,14 +205,13 @@ def test_a_bad_filter_is_refused(value, named):
 # -- settings accepted but applied elsewhere: a note, never silence -------------------------------------
 
 
-def test_settings_applied_elsewhere_get_a_note_only_when_they_ask_for_something():
+def test_settings_applied_elsewhere_get_no_note():
     quiet = {"overwriteEnv": False, "runtimeClassName": "", "enableGetPreferredAllocation": True}
     assert check_config({"nvidia": quiet}) == []
-    notes = check_config({"nvidia": {"overwriteEnv": True, "runtimeClassName": "nvidia",
-                                     "enablegetpreferredallocation": False}})
-    # overwriteEnv / runtimeClassName are the admission webhook's (hami-scheduler webhook --device-config): no note
-    assert len(notes) == 1 and notes[0].startswith("nvidia: ") and "not applied" in notes[0]
-    assert "always answers GetPreferredAllocation" in notes[0]
+    # overwriteEnv / runtimeClassName are the admission webhook's (hami-scheduler webhook --device-config), and
+    # enableGetPreferredAllocation: false is applied (below): no note
+    assert check_config({"nvidia": {"overwriteEnv": True, "runtimeClassName": "nvidia",
+                                    "enablegetpreferredallocation": False}}) == []
     cfg = parse_config({"nvidia": {"overwriteEnv": True, "runtimeClassName": "nvidia"}})
     assert cfg.overwrite_env is True and cfg.runtime_class_name == "nvidia"
     with pytest.raises(InputError, match=r"^overwriteEnv: 'true' must be true or false$"):
