@@ -64,6 +64,26 @@ def hami_hal_vendor() -> VendorInfo:
     """
 
 
+@hookspec(firstresult=True)
+def hami_hal_node_vendor(context: NodeContext) -> VendorInfo | None:
+    """The vendor's identity on this node, where the node's settings add resource families to it.
+
+    A family the plugin's settings describe (a chip a HAMi config section adds) is a kubelet resource on this
+    node only. The node agent advertises the families of this answer and publishes them in the node's
+    inventory annotation, from where the scheduler learns them (a family it already knows is never replaced).
+
+    When: ``Hal.discover()``, once per plugin that found devices, with the context discovery used.
+
+    :param context: the node, as given to ``hami_hal_discover``.
+
+    Return: the ``hami_hal_vendor`` answer with more resource families, or None. The core checks it: the
+    same vendor key, every family of ``hami_hal_vendor`` unchanged, and each added family's resource names
+    under the vendor's ``domains`` and its names and annotation keys used by no other family.
+
+    Default: the ``hami_hal_vendor`` answer.
+    """
+
+
 @hookspec
 def hami_hal_sim_profiles() -> list[Path]:
     """YAML files or folders of ``DeviceProfile`` / ``NodeProfile`` documents the plugin ships.

@@ -26,7 +26,7 @@ import pluggy
 
 from . import PROJECT, hookspecs
 from .context import NodeContext
-from .errors import BackendUnavailable, HalError, PluginLoadError, ProfileError
+from .errors import BackendUnavailable, HalError, InputError, PluginLoadError, ProfileError
 from .models import (
     ContainerAllocation,
     ContainerEdits,
@@ -48,6 +48,7 @@ from .models import (
 from .plugin_loading import REQUIRED_HOOKS, LoadedPlugin, PluginLoader, config_file_lists, split_list
 from .plugin_routing import Router, call_one
 from .simulation import ProfileCatalog, SimulatedNode
+from .vendor_families import added_families, with_families
 
 __all__ = ["REQUIRED_HOOKS", "BackendChoice", "Hal", "LoadedPlugin", "config_file_lists"]
 
@@ -103,6 +104,28 @@ class Hal:
 
     def vendors(self) -> list[VendorInfo]:
         return [p.vendor for p in self.plugins.values()]
+
+    def node_vendor(self, vendor: str, context: NodeContext) -> VendorInfo:
+        """``vendor``'s identity on the node of ``context`` (``hami_hal_node_vendor``): its ``hami_hal_vendor``
+        answer plus the families the node's settings add, checked by :func:`added_families`."""
+        plugin = self.plugin_for_vendor(vendor)
+        if plugin is None:
+            raise HalError(f"vendor {vendor!r} has no installed plugin")
+        got = self._single(plugin.module, "hami_hal_node_vendor", context=context)
+        if got is None:
+            return plugin.vendor
+        if not isinstance(got, VendorInfo):
+            raise PluginLoadError(f"plugin {plugin.name!r}: hami_hal_node_vendor returned {type(got).__name__}")
+        changed = [f.common_word for f in plugin.vendor.resources if f not in got.resources]
+        if changed:
+            raise PluginLoadError(f"plugin {plugin.name!r}: hami_hal_node_vendor changes or drops family {changed[0]} "
+                                  "of its hami_hal_vendor answer (a node may only add families)")
+        others = [p.vendor for p in self.plugins.values() if p.vendor.name != vendor]
+        try:
+            added = added_families(plugin.vendor, got, others)
+        except InputError as err:
+            raise PluginLoadError(f"plugin {plugin.name!r}: hami_hal_node_vendor: {err}") from None
+        return with_families(plugin.vendor, added)
 
     def plugin_for_vendor(self, vendor: str) -> LoadedPlugin | None:
         name = self.loader.by_vendor.get(vendor)
@@ -162,7 +185,8 @@ class Hal:
         topology = self._topology(devices, contexts)
         inv = NodeInventory(
             node=node_name, source=source, devices=devices, topology=topology,
-            vendors=self.vendors(), skipped=skipped,
+            vendors=[self.node_vendor(v.name, contexts[v.name]) if v.name in contexts else v for v in self.vendors()],
+            skipped=skipped,
         )
         inv.attach_contexts(contexts)
         return inv

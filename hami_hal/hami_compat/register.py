@@ -233,6 +233,8 @@ def _check_partition(where: str, part: PartitionModel) -> None:
         tw = f"{where}.templates[{j}]"
         int_field(f"{tw}.memory_mib", t.memory_mib, 1, MAX_MEMORY_MIB)
         int_field(f"{tw}.node_cost", t.node_cost, 0, MAX_UNITS)
+        if t.holds_up_to_mib is not None:
+            int_field(f"{tw}.holds_up_to_mib", t.holds_up_to_mib, 1, MAX_MEMORY_MIB)
         for name, value in (("compute_units", t.compute_units), ("max_instances", t.max_instances)):
             if value is not None:
                 int_field(f"{tw}.{name}", value, 0, MAX_UNITS)

@@ -49,6 +49,10 @@ class PartitionTemplate(HalModel):
     compute_units: int | None = Field(default=None, ge=0)
     #: At most this many instances of this template on one device.
     max_instances: int | None = Field(default=None, ge=1)
+    #: The largest request (MiB) the template takes, where that is above ``memory_mib``; it still gives
+    #: ``memory_mib`` (a whole-device template that takes any request up to the chip's capacity and gives the
+    #: lower allocatable memory). None: ``memory_mib``.
+    holds_up_to_mib: int | None = Field(default=None, ge=1)
     #: Where an instance may sit; an instance needs one free, non-overlapping placement.
     placements: list[Placement] = Field(default_factory=list)
     #: Charged once to the device's ``node_budget`` while the device hosts any instance of this template
@@ -102,6 +106,7 @@ class PartitionModel(HalModel):
     def smallest_template(self, memory_mib: int, compute_percent: int = 0) -> PartitionTemplate | None:
         """The smallest template (by memory, then compute) that holds the request, or None."""
         fitting = [
-            t for t in self.templates if t.memory_mib >= memory_mib and t.compute_percent >= compute_percent
+            t for t in self.templates
+            if max(t.memory_mib, t.holds_up_to_mib or 0) >= memory_mib and t.compute_percent >= compute_percent
         ]
         return min(fitting, key=lambda t: (t.memory_mib, t.compute_percent, t.name), default=None)

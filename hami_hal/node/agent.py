@@ -73,7 +73,8 @@ class NodeAgent:
         self.inventory = inventory
         self.state = StateDirs(cfg.state_root)
         self.allocator = Allocator(hal, api, cfg.node_name, lambda: self.inventory.devices, self.state,
-                                   CdiWriter(cfg.cdi_dir) if cfg.cdi_dir else None)
+                                   CdiWriter(cfg.cdi_dir) if cfg.cdi_dir else None,
+                                   node_vendors=lambda: self.inventory.vendors or hal.vendors())
         self.families: list[Family] = families(inventory.vendors or hal.vendors(), inventory.devices)
         scores = inventory.topology.pair_scores() if inventory.topology else {}
         self.servers = [PluginServer(DevicePluginService(f, self.allocator, scores), cfg.plugin_dir, cfg.workers)

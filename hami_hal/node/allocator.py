@@ -28,7 +28,15 @@ from hami_hal.digits import is_digits
 
 from ..errors import HalError
 from ..manager import Hal
-from ..models import ContainerAllocation, ContainerEdits, Device, DeviceSlice, PartitionKind, Placement
+from ..models import (
+    ContainerAllocation,
+    ContainerEdits,
+    Device,
+    DeviceSlice,
+    PartitionKind,
+    Placement,
+    VendorInfo,
+)
 from . import wire
 from .cdi import CdiWriter
 from .families import Family
@@ -75,8 +83,11 @@ class Allocator:
     """The Allocate flow for every family of one node."""
 
     def __init__(self, hal: Hal, api: NodeApi, node: str, devices: Callable[[], list[Device]],
-                 state: StateDirs, cdi: CdiWriter | None = None) -> None:
+                 state: StateDirs, cdi: CdiWriter | None = None,
+                 node_vendors: Callable[[], list[VendorInfo]] | None = None) -> None:
         self.hal = hal
+        #: The vendors as this node serves them (with the families its settings add); default: the installed ones.
+        self.node_vendors = node_vendors or hal.vendors
         self.api = api
         self.node = node
         self.devices = devices
@@ -183,7 +194,7 @@ class Allocator:
                 working = wire.trimmed(working, key, idx, family.vendor.name)
                 done.append((uid, key, idx))
             patch: dict[str, str | None] = {key: working}
-            finished = not wire.left_to_allocate(anns | {key: working}, self.hal.vendors())
+            finished = not wire.left_to_allocate(anns | {key: working}, self.node_vendors())
             if finished:
                 patch[wire.BIND_PHASE] = "success"
             self._patch(ns, name, patch, key, anns[key], meta.get("resourceVersion"))

@@ -1,10 +1,15 @@
 """HAMi's admission rules applied to a parsed :class:`ResourceRequest` of an Ascend family.
 
-The body of the plugin's ``hami_hal_admit_request`` hook: rounds ``-memory`` to the template (or the whole
-card), applies the superPod pair rule and refuses what HAMi's webhook refuses, each refusal an
-:class:`~hami_hal.errors.InputError` naming the resource and value, and asks for the topology-aware
-choice on multi-card requests (HAMi's HCCS-group preference). Keeping each chip its own type is
+The body of the plugin's ``hami_hal_admit_request`` hook: applies the superPod pair rule and refuses what HAMi's
+webhook refuses, each refusal an :class:`~hami_hal.errors.InputError` naming the resource and value, and asks for
+the topology-aware choice on multi-card requests (HAMi's HCCS-group preference). Keeping each chip its own type is
 ``Device.family``; HAMi's per-chip UUID filters are the family's selectors (see :mod:`.vendor`).
+
+The request's memory is left as asked: the template it gets is the one each node's partition model gives
+(the engine rounds up to the smallest template of that node, :mod:`.partitions`), so a node whose ``vnpus``
+section changes the templates is rounded with its own. Admission runs where the node is not yet chosen, so the
+chip figures its refusals use are the built-in table's; a chip only a node's ``vnpus`` section knows gets the
+rules that need no figures (the mode annotation, ``-core`` only in hami-core mode).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from hami_hal.errors import InputError
 from hami_hal.models import DevicePolicy, ResourceRequest
 
 from .chips import by_common_word
-from .rules import AdmissionRefused, Refusal, admit
+from .discovery import VENDOR
+from .rules import MODE_ANNOTATION, SOFT_MODE, AdmissionRefused, Refusal, admit, pod_mode
 from .topology import network_id
 
 
@@ -29,7 +35,7 @@ def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> Reso
     """The request as HAMi's webhook leaves it; raises InputError for a request HAMi refuses."""
     chip = by_common_word(request.common_word)
     if chip is None:
-        return request
+        return _without_figures(request, annotations)
     memory = request.memory_mib if request.memory_mib else None
     if memory is None and request.memory_percent not in (None, 100):
         memory = chip.memoryAllocatable * request.memory_percent // 100
@@ -42,9 +48,19 @@ def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> Reso
         # HAMi picks a multi-card Ascend set by HCCS group (computeBestCombination), whatever the GPU policy:
         # the topology-aware choice over the plugin's HCCS links keeps the cards in one group when it can
         pin["policy"] = DevicePolicy.TOPOLOGY_AWARE
-    if got.soft:
-        return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib,
-                                          "memory_percent": None, "compute_percent": got.cores, **pin})
-    return request.model_copy(update={"count": got.count, "memory_mib": got.memory_mib, "memory_percent": None,
-                                      "compute_percent": 0, **pin})
+    return request.model_copy(update={"count": got.count, "compute_percent": got.cores if got.soft else 0, **pin})
+
+
+def _without_figures(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
+    """A chip outside the built-in table (a node's ``vnpus`` section adds it): the rules that need no figures."""
+    if request.vendor != VENDOR:
+        return request
+    try:
+        soft = pod_mode(annotations)
+    except AdmissionRefused as err:
+        raise AdmissionError(err.code, err.field, err.value, err.reason) from None
+    if not soft and request.compute_percent:
+        raise AdmissionError(Refusal.CORE_WITHOUT_SOFT_MODE, f"huawei.com/{request.common_word}-core",
+                             request.compute_percent, f"needs the pod annotation {MODE_ANNOTATION}: {SOFT_MODE}")
+    return request if soft else request.model_copy(update={"compute_percent": 0})
 

@@ -4,22 +4,73 @@ simulated chips as on real ones.
 
 Each simulated device is one chip; ``vendor_data.chips_per_npu`` (2 on a 910C) groups chips into NPUs
 (cards): NPU id = index // chips_per_npu, chip id = index % chips_per_npu, logic id = index.
+
+The vNPU templates a chip's firmware offers are the built-in table's for its model, or the profile's own
+``vendor_data.templates`` (HAMi's template keys: name, memory MiB, aiCore, aiCPU) for a chip the table lacks;
+such a chip gives vNPUs its ``compute_units`` AI cores and ``memory_mib``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from hami_hal.errors import ProfileError
 from hami_hal.simulation import SimulatedNode
 from hami_hal.vendor_tool import ToolError
 
-from .chips import by_chip_name
+from .chips import Template, by_chip_name
 
 _LINE = "+" + "-" * 27 + "+" + "-" * 15 + "+" + "-" * 52 + "+"
 _DLINE = "+" + "=" * 27 + "+" + "=" * 15 + "+" + "=" * 52 + "+"
 #: vNPU ids a chip may use: [phy*16 + 100, phy*16 + 107] (npu-smi create-vnpu reference).
 VNPU_IDS_PER_CHIP = 8
+
+
+#: At most this many templates a profile's chip lists (the chip table's bound).
+MAX_TEMPLATES = 64
+
+
+@dataclass(frozen=True)
+class _Firmware:
+    """What one simulated chip offers for vNPUs: its templates, AI cores and memory."""
+
+    templates: tuple[Template, ...]
+    ai_core: int
+    memory_mib: int
+
+    def template(self, name: str) -> Template | None:
+        return next((t for t in self.templates if t.name == name), None)
+
+
+def _profile_templates(d) -> tuple[Template, ...]:
+    raw = d.spec.vendor_data.get("templates")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_TEMPLATES:
+        raise ProfileError(f"device profile {d.profile!r}: vendor_data.templates must be a list of 1 to "
+                           f"{MAX_TEMPLATES} templates")
+    out = []
+    for i, t in enumerate(raw):
+        try:
+            out.append(Template.model_validate(t))
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = "".join(f".{x}" for x in first["loc"])
+            raise ProfileError(f"device profile {d.profile!r}: vendor_data.templates[{i}]{loc}: {first['msg']} "
+                               f"(got {str(first.get('input'))[:40]!r})") from None
+    big = [t.name for t in out if t.memory > d.spec.memory_mib or t.aiCore > (d.spec.compute_units or 0)]
+    if big:
+        raise ProfileError(f"device profile {d.profile!r}: vendor_data.templates: {big[0]} is larger than the chip "
+                           f"({d.spec.memory_mib} MiB, {d.spec.compute_units} AI cores)")
+    return tuple(out)
+
+
+def firmware(d) -> _Firmware | None:
+    """The vNPU offer of simulated device ``d``: its profile's templates, else the built-in table's; None = none."""
+    if "templates" in d.spec.vendor_data:
+        return _Firmware(_profile_templates(d), d.spec.compute_units or 0, d.spec.memory_mib)
+    chip = by_chip_name(d.spec.model)
+    return _Firmware(chip.templates, chip.aiCore, chip.memoryAllocatable) if chip else None
 
 
 @dataclass
@@ -40,6 +91,8 @@ class FakeNpuSmi:
     #: When set, every call fails this way (tests of the error paths): "hang", "exit", "garbage".
     failure: str | None = None
     calls: list[list[str]] = field(default_factory=list)
+    #: device index -> its vNPU offer (checked once, when the fake is built)
+    _fw: dict[int, _Firmware | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         """Profiles are user input (``HAMI_HAL_PROFILE_PATH``): check what this fake reads, one line each."""
@@ -50,6 +103,7 @@ class FakeNpuSmi:
                 if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                     raise ProfileError(f"device profile {d.profile!r}: vendor_data.{key} {v!r} must be an "
                                        f"integer between {lo} and {hi}")
+            self._fw[d.index] = firmware(d)  # a bad vendor_data.templates stops here, with one line
 
     def _chips_per_npu(self, d) -> int:
         return int(d.spec.vendor_data.get("chips_per_npu", 1))
@@ -111,7 +165,7 @@ class FakeNpuSmi:
 
     def _used(self, d) -> int:
         base = int(d.spec.vendor_data.get("hbm_used_mib", 0))
-        chip = by_chip_name(d.spec.model)
+        chip = self._fw[d.index]
         extra = 0
         for v in self.vnpus.get(d.index, []):
             tpl = chip.template(v.template) if chip else None
@@ -167,7 +221,7 @@ class FakeNpuSmi:
 
     def template_info(self, npu: int, chip_id: int) -> str:
         d = self._find(npu, chip_id)
-        chip = by_chip_name(d.spec.model)
+        chip = self._fw[d.index]
         rows = [] if chip is None else chip.templates
         out = [
             "+" + "-" * 91 + "+",
@@ -186,8 +240,8 @@ class FakeNpuSmi:
     def vnpu_info(self, npu: int, chip_id: int) -> str:
         d = self._find(npu, chip_id)
         vs = self.vnpus.get(d.index, [])
-        chip = by_chip_name(d.spec.model)
-        total_core = chip.aiCore if chip else 0
+        chip = self._fw[d.index]
+        total_core = chip.ai_core if chip else 0
         used_core = sum((chip.template(v.template).aiCore if chip and chip.template(v.template) else 0) for v in vs)
         out = [
             "+" + "-" * 79 + "+",
@@ -212,14 +266,14 @@ class FakeNpuSmi:
 
     def create(self, npu: int, chip_id: int, template: str, vnpu_id: int) -> str:
         d = self._find(npu, chip_id)
-        chip = by_chip_name(d.spec.model)
+        chip = self._fw[d.index]
         tpl = chip.template(template) if chip else None
         if tpl is None:
             return f"       Status                         : FAILED\n       Message                        : template {template} is not supported\n"
         vs = self.vnpus.setdefault(d.index, [])
         used_core = sum(chip.template(v.template).aiCore for v in vs)
         used_mem = sum(chip.template(v.template).memory for v in vs)
-        if used_core + tpl.aiCore > chip.aiCore or used_mem + tpl.memory > chip.memoryAllocatable:
+        if used_core + tpl.aiCore > chip.ai_core or used_mem + tpl.memory > chip.memory_mib:
             return "       Status                         : FAILED\n       Message                        : resources are insufficient\n"
         lo = d.index * 16 + 100
         if vnpu_id < 0:

@@ -38,9 +38,12 @@ def vnpu_samples(port: NpuSmi, device: Device) -> list[MetricSample]:
     """One ``memory_limit`` sample per vNPU on the chip (its template's memory), scope ``allocation``."""
     if device.attributes.get("soft_mode"):
         return []
+    # the node's templates (its vnpus section may change them or add the chip), else the built-in table's
     chip = by_chip_name(str(device.attributes.get("chip_name") or device.model))
+    sizes = {t.name: t.memory for t in chip.templates} if chip else {}
+    sizes |= {t.name: t.memory_mib for t in (device.partition.templates if device.partition else [])}
     npu, chip_id = device.attributes.get("npu_id"), device.attributes.get("chip_id")
-    if chip is None or not isinstance(npu, int) or not isinstance(chip_id, int):
+    if not sizes or not isinstance(npu, int) or not isinstance(chip_id, int):
         return []
     try:
         vnpus = port.vnpus(npu, chip_id)
@@ -49,9 +52,9 @@ def vnpu_samples(port: NpuSmi, device: Device) -> list[MetricSample]:
     labels = {"device_index": str(device.index), "device_type": device.hami_type}
     out = []
     for v in vnpus:
-        tpl = chip.template(v.template)
-        if tpl is not None:
-            out.append(MetricSample(name="memory_limit", value=float(tpl.memory * MIB), unit="bytes",
+        mib = sizes.get(v.template)
+        if mib is not None:
+            out.append(MetricSample(name="memory_limit", value=float(mib * MIB), unit="bytes",
                                     device_uuid=device.uuid, scope="allocation",
                                     labels=labels | {"vnpu_id": str(v.vnpu_id), "template": v.template}))
     return out

@@ -34,8 +34,11 @@ def templates_of(chip: ChipConfig, reported: list[str]) -> list[PartitionTemplat
                           compute_units=t.aiCore)
         for t in chip.templates if not reported or t.name in reported
     ]
+    # HAMi's rounding: above the largest template but within memoryCapacity the whole card (memoryAllocatable);
+    # as data here, so the scheduler rounds with this node's templates (rules.trim_memory states the same rule)
+    holds = chip.memoryCapacity if chip.memoryCapacity > chip.memoryAllocatable else None
     out.append(PartitionTemplate(name=WHOLE_CARD, memory_mib=chip.memoryAllocatable, compute_percent=100,
-                                 compute_units=chip.aiCore))
+                                 compute_units=chip.aiCore, holds_up_to_mib=holds))
     return out
 
 
@@ -47,9 +50,14 @@ def partition_model(device: Device, cfg: AscendConfig) -> PartitionModel:
     if device.attributes.get("soft_mode"):
         return PartitionModel(kind=PartitionKind.SHARES, memory_mib=chip.memoryAllocatable, compute_percent=100,
                               max_slots=slots)
-    reported = [str(t) for t in device.attributes.get("templates") or []]
+    return template_model(chip, slots, [str(t) for t in device.attributes.get("templates") or []])
+
+
+def template_model(chip: ChipConfig, slots: int, reported: list[str] = ()) -> PartitionModel:
+    """Template (hard) mode of ``chip``: also the family's shape for a device known only from HAMi's register
+    annotation (:func:`.vendor.family`), so the scheduler rounds there with the same templates."""
     return PartitionModel(
         kind=PartitionKind.TEMPLATES, memory_mib=chip.memoryAllocatable, compute_percent=100, max_slots=slots,
-        compute_units=chip.aiCore, templates=templates_of(chip, reported), exclusive_full_compute=True,
+        compute_units=chip.aiCore, templates=templates_of(chip, list(reported)), exclusive_full_compute=True,
         requires_creation=True,
     )

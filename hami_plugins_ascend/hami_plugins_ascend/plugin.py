@@ -40,6 +40,12 @@ def hami_hal_vendor() -> VendorInfo:
 
 
 @hookimpl
+def hami_hal_node_vendor(context: NodeContext) -> VendorInfo:
+    """The chips this node's ``vnpus`` section adds are resource families here (advertised, published)."""
+    return vendor_info(parse_config(context.config).chips)
+
+
+@hookimpl
 def hami_hal_sim_profiles() -> list[Path]:
     return [PROFILE_DIR]
 

@@ -8,13 +8,23 @@ from __future__ import annotations
 import json
 import time
 
-from hami_hal.models import Device, PodAllocation
+from hami_hal.models import Device, PartitionModel, PodAllocation
 
-from .chips import by_common_word
+from .chips import ChipConfig, by_common_word
 from .partitions import WHOLE_CARD
-from .rules import SOFT_MODE, trim_memory
+from .rules import SOFT_MODE
 
 PREDICATE_TIME = "predicate-time"
+
+
+def _template_cores(name: str, part: PartitionModel | None, chip: ChipConfig | None) -> int | None:
+    """AI cores of template ``name``: the node's own templates first (its vnpus section may change them or add the
+    chip; a device read from HAMi's register annotation has its family's), then the built-in table's."""
+    mine = next((t for t in (part.templates if part else []) if t.name == name), None)
+    if mine is not None:
+        return mine.compute_units or 0
+    known = chip.template(name) if chip else None
+    return known.aiCore if known else None
 
 
 def runtime_annotations(allocation: PodAllocation, devices: list[Device], now: float | None = None) -> dict[str, str]:
@@ -25,18 +35,14 @@ def runtime_annotations(allocation: PodAllocation, devices: list[Device], now: f
         soft = bool(dev and dev.attributes.get("soft_mode")) or s.attributes.get("vnpu_mode") == SOFT_MODE
         entry: dict = {"UUID": s.uuid, "memory": s.memory_mib}
         chip = by_common_word(s.common_word)
-        tpl = chip.template(s.template) if chip and s.template and s.template != WHOLE_CARD else None
-        if tpl is None and chip is not None and not s.template:
-            # a device known only from HAMi's register annotation is a share to the engine; its vNPU is the
-            # template HAMi's rounding names for that memory
-            trimmed = trim_memory(chip, s.memory_mib)
-            tpl = chip.template(trimmed[1]) if trimmed and trimmed[1] else None
+        part = dev.partition if dev is not None else None
+        cores = _template_cores(s.template, part, chip) if s.template and s.template != WHOLE_CARD else None
         if soft:
             entry["core"] = s.compute_percent
-        elif tpl is not None:
-            entry |= {"temp": tpl.name, "core": tpl.aiCore}
+        elif cores is not None:
+            entry |= {"temp": s.template, "core": cores}
         else:
-            entry["core"] = chip.aiCore if chip else 0
+            entry["core"] = (part.compute_units if part else None) or (chip.aiCore if chip else 0)
         per_word.setdefault(s.common_word, []).append(entry)
     if not per_word:
         return {}

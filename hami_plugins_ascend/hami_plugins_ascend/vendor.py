@@ -18,7 +18,8 @@ from hami_hal.models import (
 )
 
 from .chips import DOMAIN, ChipConfig, chips
-from .rules import MODE_ANNOTATION, SOFT_MODE
+from .partitions import template_model
+from .rules import MODE_ANNOTATION, SOFT_MODE, split_count
 
 #: Device attribute the ``huawei.com/vnpu-mode`` pod annotation is matched against.
 MODE_ATTRIBUTE = "vnpu_mode"
@@ -54,6 +55,9 @@ def family(chip: ChipConfig) -> ResourceFamily:
             to_allocate=f"hami.io/{cw}-devices-to-allocate", allocated=f"hami.io/{cw}-devices-allocated",
         ),
         device_sets=device_sets(chip),
+        # a device known only from HAMi's register annotation: the chip's templates (only template-mode requests
+        # fit it: the vnpu-mode rule below needs a device attribute such a device lacks)
+        register_partition=template_model(chip, split_count(chip)),
         # HAMi's UUID filters are per chip (hami.io/use-<CW>-uuid); Ascend has no type selectors
         selectors=SelectorAnnotations(use_uuid=f"hami.io/use-{cw}-uuid", nouse_uuid=f"hami.io/no-use-{cw}-uuid"),
         pod_annotations=[PodAnnotationRule(key=MODE_ANNOTATION, attribute=MODE_ATTRIBUTE, match=AttributeMatch.DEVICE,
@@ -61,8 +65,13 @@ def family(chip: ChipConfig) -> ResourceFamily:
     )
 
 
-def vendor_info() -> VendorInfo:
+def vendor_info(table: tuple[ChipConfig, ...] | None = None) -> VendorInfo:
+    """One family per chip of the built-in table, then one per chip ``table`` (a node's, from HAMi's ``vnpus``
+    section) adds. A built-in chip keeps its built-in family: a node may add families, never change one."""
     # HAMi's device-config.yaml describes the chips in its `vnpus` section: the node agent hands it to this plugin
     # (config.py reads it: the chip table per node, hamiVnpuCore)
-    return VendorInfo(name="ascend", display_name="Huawei Ascend", resources=[family(c) for c in chips()],
+    builtin = chips()
+    words = {c.commonWord for c in builtin}
+    added = [c for c in table or () if c.commonWord not in words]
+    return VendorInfo(name="ascend", display_name="Huawei Ascend", resources=[family(c) for c in (*builtin, *added)],
                       domains=[f"{DOMAIN}/"], hami_sections=["vnpus"])

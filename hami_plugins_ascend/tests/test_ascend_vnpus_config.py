@@ -113,10 +113,18 @@ def test_a_chip_hamis_table_lacks_is_discovered_and_partitioned_from_its_entry(h
     # the 910B3 beside it keep the built-in entry
     b3 = next(x for x in inv.devices if x.model == "910B3")
     assert [t.name for t in b3.partition.templates] == ["vir05_1c_16g", "vir10_3c_32g", "whole-card"]
-    # the kubelet resources come from the plugin's VendorInfo (the built-in table): the custom chip is not
-    # offered under another chip's resource (it used to land in huawei.com/Ascend910A)
+    # the installed plugin's VendorInfo (the built-in table) never offers the custom chip under another chip's
+    # resource (it used to land in huawei.com/Ascend910A); the node's (hami_hal_node_vendor) gives it its own
     fams = families(hal.vendors(), inv.devices)
     assert [(f.resource_name, len(f.devices)) for f in fams] == [("huawei.com/Ascend910B3", 2)]
+    fams = families(inv.vendors, inv.devices)
+    assert [(f.resource_name, len(f.devices)) for f in fams] == [("huawei.com/Ascend910B3", 2),
+                                                                ("huawei.com/Ascend910X9", 2)]
+    x9 = fams[1].resource
+    assert (x9.memory, x9.cores, x9.annotations.to_allocate) == (
+        "huawei.com/Ascend910X9-memory", "huawei.com/Ascend910X9-core", "hami.io/Ascend910X9-devices-to-allocate")
+    assert [t.name for t in x9.register_partition.templates] == ["vir06_1c_15g", "vir12_3c_30g", "whole-card"]
+    assert [v.resources for v in plain.vendors] == [v.resources for v in hal.vendors()]  # no section: nothing added
 
 
 def test_vnpus_hami_vnpu_core_is_the_default_where_the_node_has_no_answer():
@@ -156,6 +164,27 @@ BAD = [
     ("910B3", "vnpus", "'str'", "must be HAMi's vnpus section"),
     ({"configs": [_b3()] * 65}, "vnpus.configs", "'65 entries'", "too long"),
     ({"configs": [], 1: "x"}, "vnpus", "'dict'", "string keys"),  # keys of mixed types (was: '<' not supported)
+    # a chip only the section knows is held to the same bounds
+    (_vnpus(dict(CUSTOM, chipName="910X9/../../etc")), "vnpus.configs[0].chipName", "'910X9/../../etc'", "pattern"),
+    (_vnpus(dict(CUSTOM, commonWord="Ascend 910X9")), "vnpus.configs[0].commonWord", "'Ascend 910X9'", "pattern"),
+    (_vnpus(dict(CUSTOM, resourceName="huawei.com/npu")), "vnpus.configs[0].resourceName", "'huawei.com/npu'",
+     "hami-hal serves 'huawei.com/Ascend910X9'"),
+    (_vnpus(dict(CUSTOM, memoryAllocatable=-1)), "vnpus.configs[0].memoryAllocatable", "-1",
+     "greater than or equal to 1"),
+    (_vnpus(dict(CUSTOM, memoryCapacity=1 << 40)), "vnpus.configs[0].memoryCapacity", "1099511627776",
+     "less than or equal to 1048576"),
+    (_vnpus(dict(CUSTOM, templates=[dict(CUSTOM["templates"][0], memory=-15360)])),
+     "vnpus.configs[0].templates[0].memory", "-15360", "greater than or equal to 1"),
+    (_vnpus(dict(CUSTOM, templates=[dict(CUSTOM["templates"][0], memory=70000)])), "vnpus.configs[0]", "'910X9'",
+     "a template or memoryAllocatable exceeds memoryCapacity"),
+    (_vnpus(dict(CUSTOM, templates=[dict(CUSTOM["templates"][0], aiCore=25)])), "vnpus.configs[0]", "'910X9'",
+     "more AI cores than the chip"),
+    (_vnpus(dict(CUSTOM, templates=[CUSTOM["templates"][0]] * 2)), "vnpus.configs[0]", "'910X9'",
+     "a template name is listed twice"),
+    (_vnpus(dict(CUSTOM, templates=[])), "vnpus.configs[0]", "'910X9'", "needs at least one template"),
+    (_vnpus(CUSTOM, dict(CUSTOM, chipName="910X8")), "vnpus.configs[1].commonWord", "'Ascend910X9'",
+     "listed twice"),
+    (_vnpus(CUSTOM, CUSTOM), "vnpus.configs[1].chipName", "'910X9'", "listed twice"),
 ]
 
 
@@ -193,3 +222,49 @@ def test_without_a_plugin_declaring_it_vnpus_is_noted_as_before(tmp_path):
     s = node_settings(_file(tmp_path, HAMI_VNPUS), "n", NO_FLAGS, hami_sections={})
     s.drop_sections_except({"nvidia"})
     assert any("'vnpus' names no installed plugin" in n for n in s.notes), s.notes
+
+
+def test_the_webhook_manages_a_chip_only_the_vnpus_section_knows(tmp_path, monkeypatch):
+    import base64
+    import json
+
+    from hami_scheduler.webhook import Mutator, webhook_config
+
+    monkeypatch.setenv("HAMI_HAL_PLUGINS", "ascend")
+    f = tmp_path / "device-config.yaml"
+    f.write_text(yaml.safe_dump({"vnpus": _vnpus(dict(CUSTOM, runtimeClassName="ascend"))}))
+    cfg = webhook_config(None, str(f))
+    assert cfg.notes == ()
+    m = Mutator(cfg.vendors, admission=cfg.admission)
+    assert {"huawei.com/Ascend910X9", "huawei.com/Ascend910X9-memory"} <= set(m.managed)
+    spec = {"containers": [{"name": "npu", "image": "x", "resources": {"limits": {"huawei.com/Ascend910X9": "1"}}}]}
+    resp = m.review({"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+                     "namespace": "default", "object": {"metadata": {"name": "p"}, "spec": spec}})
+    ops = {op["path"]: op["value"] for op in json.loads(base64.b64decode(resp["patch"]))}
+    assert ops["/spec/schedulerName"] == "hami-scheduler" and ops["/spec/runtimeClassName"] == "ascend"
+    # HAMi's partial entries (the chart's example) are still read for the webhook's keys; no chip added, one note
+    f.write_text("vnpus:\n  configs:\n    - {commonWord: Ascend910B3, runtimeClassName: ascend}\n")
+    cfg = webhook_config(None, str(f))
+    (note,) = cfg.notes
+    assert note.startswith(f"{f}: vnpus: no chips added for ascend (vnpus.configs[0].") and "\n" not in note
+    assert [f.common_word for f in cfg.vendors[0].resources] == [c.commonWord for c in chips()]
+    assert len(cfg.admission) == 1 and cfg.admission[0].runtime_class_name == "ascend"
+
+
+@pytest.mark.parametrize(("templates", "text"), [
+    ("[{name: x, memory: 1024, aiCore: 1}]", "vendor_data.templates[0].name: String should match pattern"),
+    ("[{name: vir06, memory: 99999, aiCore: 6}]", "vendor_data.templates: vir06 is larger than the chip (65536 MiB"),
+    ("[{name: vir06, memory: 1024, aiCore: 99}]", "vir06 is larger than the chip (65536 MiB, 24 AI cores)"),
+    ("[]", "vendor_data.templates must be a list of 1 to 64 templates"),
+    ("{vir06: 1}", "vendor_data.templates must be a list of 1 to 64 templates"),
+])
+def test_a_profiles_bad_firmware_templates_are_one_line(hal, tmp_path, templates, text):
+    from hami_hal.errors import ProfileError
+
+    prof = tmp_path / "custom.yaml"
+    prof.write_text(CUSTOM_PROFILES.replace("device_share: false}", f"device_share: false, templates: {templates}}}"))
+    hal.add_profiles([prof])
+    with pytest.raises(ProfileError) as err:
+        hal.discover("sim", sim_node="test-910x9-node", node_name="n")
+    assert str(err.value).startswith("device profile 'test-910x9': ") and text in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)

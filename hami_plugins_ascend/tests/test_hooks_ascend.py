@@ -34,6 +34,25 @@ def test_hook_hami_hal_vendor(hal):
     assert c.device_sets.allowed_sets[2][:2] == [[0, 1], [2, 3]] and 3 not in c.device_sets.allowed_counts
 
 
+def test_hook_hami_hal_node_vendor(hal, sim):
+    from hami_hal.context import NodeContext
+
+    custom = {"chipName": "910X9", "commonWord": "Ascend910X9", "memoryAllocatable": 61440, "memoryCapacity": 65536,
+              "aiCore": 24, "templates": [{"name": "vir06_1c_15g", "memory": 15360, "aiCore": 6}]}
+    # no vnpus section, or one that only changes built-in chips: the installed identity
+    assert hal.node_vendor("ascend", NodeContext("real", "n", config={})) == hal.vendors()[0]
+    b3 = {k: v for k, v in custom.items() if k != "commonWord"} | {"chipName": "910B3", "commonWord": "Ascend910B3"}
+    assert hal.node_vendor("ascend", NodeContext("real", "n", config={"vnpus": [b3]})) == hal.vendors()[0]
+    # a chip the section adds: one more family, HAMi's names for its commonWord
+    got = hal.node_vendor("ascend", NodeContext("real", "n", config={"vnpus": [custom]}))
+    assert got.resources[:-1] == hal.vendors()[0].resources
+    x9 = got.resources[-1]
+    assert (x9.common_word, x9.count, x9.annotations.node_register) == (
+        "Ascend910X9", "huawei.com/Ascend910X9", "hami.io/node-register-Ascend910X9")
+    assert x9.register_partition.max_slots == 4 and x9.register_partition.templates[-1].holds_up_to_mib == 65536
+    assert sim("ascend-8x910b3").vendors == hal.vendors()  # discovery publishes it (here: nothing added)
+
+
 def test_hook_hami_hal_sim_profiles(hal):
     cat = hal.catalog()
     assert {"ascend-8x910b3", "ascend-16x910c", "ascend-4x310p3", "ascend-8x910b4-1"} <= set(cat.nodes)
@@ -140,7 +159,9 @@ def test_hook_hami_hal_admit_request(hal, sim, pod):
     req = parse_pod(pod("p", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "22000"}), inv.vendors,
                     admit=hal.admit_request)
     (r,) = req.containers[0].requests
-    assert r.memory_mib == 21527  # above vir04, <= capacity: whole card
+    # left as asked: each node rounds with its own templates; above vir04, <= capacity: the whole card
+    assert r.memory_mib == 22000
+    assert inv.devices[0].partition.smallest_template(22000).name == "whole-card"
     assert {d.family for d in inv.devices} == {"Ascend310P"}  # each chip serves only its own family
     with pytest.raises(InputError, match=r"huawei.com/Ascend310P-memory: 30000 is invalid"):
         parse_pod(pod("p", {"huawei.com/Ascend310P": "1", "huawei.com/Ascend310P-memory": "30000"}), inv.vendors,

@@ -19,6 +19,7 @@ data here (:data:`HIDE_DEVICES_ENV`), each with where it comes from. A vendor wi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,13 @@ class VendorAdmission:
 class WebhookDeviceConfig:
     vendors: list[VendorInfo]
     admission: list[VendorAdmission]
+    #: One line per section whose added families could not be read (the installed families were kept).
+    notes: tuple[str, ...] = ()
+
+
+#: (vendor, {HAMi section name: the section as written}) -> the vendor with the families the section adds: the
+#: installed plugin's answer (``Hal.node_vendor``); raises InputError for a section it refuses.
+NodeVendor = Callable[[VendorInfo, dict], VendorInfo]
 
 
 def _load(path: str) -> dict | None:
@@ -172,16 +180,26 @@ def _per_chip(path: str, v: VendorInfo, key: str, sec: object) -> list[VendorAdm
     return out
 
 
-def read_device_config(vendors: list[VendorInfo], path: str) -> WebhookDeviceConfig:
-    """The vendors with the file's request defaults, and what the webhook applies per vendor."""
+def read_device_config(vendors: list[VendorInfo], path: str, node_vendor: NodeVendor | None = None) -> WebhookDeviceConfig:
+    """The vendors with the file's request defaults, and what the webhook applies per vendor.
+
+    ``node_vendor`` (the installed plugins, when the webhook runs them): a per-chip section may add chips, hence
+    resource families (an Ascend chip only the ``vnpus`` section knows); the webhook then manages their names and
+    applies their entries. A section the plugin refuses keeps the installed families (the webhook reads only
+    ``runtimeClassName``/``overwriteEnv`` of each entry, so HAMi's partial entries stay valid here): one note."""
     raw = _load(path)
     if raw is None:
         return WebhookDeviceConfig(vendors, [])
-    out, admission = [], []
+    out, admission, notes = [], [], []
     for v in vendors:
         where = HAMI_SECTIONS.get(v.name, HamiSection(v.name))
         if where.per_chip:
             if raw.get(where.key) is not None:
+                if node_vendor is not None:
+                    try:
+                        v = node_vendor(v, {where.key: raw[where.key]})
+                    except InputError as exc:
+                        notes.append(f"{path}: {where.key}: no chips added for {v.name} ({str(exc)[:200]})")
                 admission += _per_chip(path, v, where.key, raw[where.key])
             out.append(v)
             continue
@@ -202,5 +220,5 @@ def read_device_config(vendors: list[VendorInfo], path: str) -> WebhookDeviceCon
         adm = _admission(path, v.name, v.name, sec)
         if adm:
             admission.append(adm)
-    return WebhookDeviceConfig(out, admission)
+    return WebhookDeviceConfig(out, admission, tuple(notes))
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
+from hami_hal.vendor_families import MAX_ADDED_FAMILIES, added_families, with_families
 
 from .annotations import BIND_PHASE, DEVICE_CORDON, VGPU_NODE, allocation_from_pod, parse_node
 from .index import NodeIndex
@@ -100,8 +101,35 @@ class ClusterState:
     claims: set[str] = field(default_factory=set)
     #: node CPU/memory: allocatable minus the requests of the pods on it (the policies' CPU terms)
     resources: NodeResources = field(default_factory=NodeResources)
+    #: vendor -> how many families it had before any node added one (the bound on what nodes may add)
+    _static_families: dict[str, int] = field(default_factory=dict, repr=False)
 
     # -- nodes -------------------------------------------------------------------------------
+
+    def learn_families(self, inv: NodeInventory) -> None:
+        """Resource families the node's agent serves beyond this scheduler's vendors (a chip its settings add, e.g.
+        an Ascend chip only its ``vnpus`` section knows), from its inventory annotation: pods can ask for them from
+        then on. Held to :func:`~hami_hal.vendor_families.added_families` (never replacing a family, names under
+        the vendor's domains, no shared resource name or protocol key, at most ``MAX_ADDED_FAMILIES`` per vendor);
+        where a node's families of a vendor break it, none of them is learned and the node is recorded as rejected
+        (``node/<name>/families``); its devices stay."""
+        with self.lock:
+            key = f"node/{inv.node}/families"
+            self.rejected.pop(key, None)
+            for offered in inv.vendors:
+                i = next((j for j, v in enumerate(self.vendors) if v.name == offered.name), None)
+                if i is None:
+                    continue  # a vendor this scheduler does not serve
+                base = self.vendors[i]
+                first = self._static_families.setdefault(base.name, len(base.resources))
+                others = [v for v in self.vendors if v.name != base.name]
+                try:
+                    added = added_families(base, offered, others, MAX_ADDED_FAMILIES - (len(base.resources) - first))
+                except InputError as exc:
+                    self.rejected[key] = f"families not learned: {exc}"
+                    continue
+                if added:  # a new list: a reader holding the old one keeps a consistent view
+                    self.vendors = [*self.vendors[:i], with_families(base, added), *self.vendors[i + 1:]]
 
     def upsert_node(self, node: dict) -> None:
         """Add or refresh a node; existing allocations on it are re-applied to the new devices."""
@@ -109,6 +137,7 @@ class ClusterState:
         meta = node.get("metadata") or {}
         cordon = [u.strip() for u in (meta.get("annotations") or {}).get(DEVICE_CORDON, "").split(",") if u.strip()]
         with self.lock:
+            self.learn_families(inv)
             try:
                 self.resources.set_node(inv.node, node)
                 self.rejected.pop(f"node/{inv.node}/allocatable", None)

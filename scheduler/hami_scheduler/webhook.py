@@ -41,6 +41,7 @@ import json
 import logging
 import socket
 import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler
 
@@ -49,7 +50,7 @@ from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
 
-from .device_config import HIDE_DEVICES_ENV, VendorAdmission, read_device_config
+from .device_config import HIDE_DEVICES_ENV, VendorAdmission, WebhookDeviceConfig, read_device_config
 from .httpserver import BoundedHTTPServer
 from .visible_devices_guard import check_pod_spec
 
@@ -379,24 +380,38 @@ def set_env(ctr: dict, path: str, where: str, name: str, value: str, ops: list[d
     return None
 
 
-def cmd_webhook(args) -> int:
+def webhook_config(vendors_file: str | None, device_config: str | None) -> WebhookDeviceConfig:
+    """The vendors the webhook manages and what it applies: ``--vendors`` as data, else the installed plugins, whose
+    view of the device-config's per-chip sections adds the chips those describe (as the node agents serve them)."""
     from .server import load_vendors
 
+    node_vendor = None
+    if vendors_file:
+        vendors = load_vendors(vendors_file)
+    else:
+        from hami_hal.context import NodeContext
+        from hami_hal.manager import Hal
+
+        hal = Hal()
+        vendors = hal.vendors()
+
+        def node_vendor(v: VendorInfo, sections: dict) -> VendorInfo:
+            return hal.node_vendor(v.name, NodeContext("real", "hami-scheduler-webhook", config=sections))
+    if not device_config:
+        return WebhookDeviceConfig(vendors, [])
+    return read_device_config(vendors, device_config, node_vendor)
+
+
+def cmd_webhook(args) -> int:
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         raise InputError("--tls-cert-file", args.tls_cert_file, "and --tls-private-key-file go together")
     host, _, port = args.bind.rpartition(":")
     if not is_digits(port) or int(port) > 65535:
         raise InputError("--bind", args.bind, "must be host:port")
-    if args.vendors:
-        vendors = load_vendors(args.vendors)
-    else:
-        from hami_hal.manager import Hal
-
-        vendors = Hal().vendors()
-    admission: list[VendorAdmission] = []
-    if args.device_config:
-        cfg = read_device_config(vendors, args.device_config)
-        vendors, admission = cfg.vendors, cfg.admission
+    cfg = webhook_config(args.vendors, args.device_config)
+    vendors, admission = cfg.vendors, cfg.admission
+    for note in cfg.notes:
+        print(note, file=sys.stderr, flush=True)
     mutator = Mutator(vendors, args.scheduler_name, args.force_overwrite_default_scheduler == "true", admission,
                       allow_visible_devices_env=args.allow_visible_devices_env)
     srv = WebhookServer(mutator, host or "0.0.0.0", int(port), args.tls_cert_file, args.tls_private_key_file).start()

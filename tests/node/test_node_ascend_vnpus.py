@@ -1,6 +1,6 @@
 """`hami node --device-config` with HAMi's Ascend ``vnpus`` section on the simulated Ascend hardware: a changed
-template sets the split count HAMi's register annotation carries, a chip HAMi's table lacks is discovered from its
-entry but never registered under another chip's resource, and a bad entry stops the agent with one line."""
+template sets the split count HAMi's register annotation carries, a chip HAMi's table lacks is registered under its
+own resource family (never under another chip's), and a bad entry stops the agent with one line."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import yaml
 from node_agent_fixtures import NODE
 
 REGISTER_B3 = "hami.io/node-register-Ascend910B3"
+REGISTER_X9 = "hami.io/node-register-Ascend910X9"
 B3 = {"chipName": "910B3", "commonWord": "Ascend910B3", "resourceName": "huawei.com/Ascend910B3",
       "resourceMemoryName": "huawei.com/Ascend910B3-memory", "resourceCoreName": "huawei.com/Ascend910B3-core",
       "memoryAllocatable": 65536, "memoryCapacity": 65536, "memoryFactor": 1, "aiCore": 20, "aiCPU": 7,
@@ -59,9 +60,15 @@ def test_hami_node_registers_the_chips_of_the_vnpus_section(api, short_tmp):
     devices = json.loads(annotations[REGISTER_B3])
     # the changed template: HAMi's split count 65536 / 32768 = 2 (the built-in table's is 4)
     assert len(devices) == 2 and {d["count"] for d in devices} == {2}
-    # the custom chip: no resource family of its own yet, and never counted under another chip's
-    assert not [k for k in annotations if k.startswith("hami.io/node-register-") and k != REGISTER_B3], annotations
-    assert "family Ascend910X9 is not one of vendor ascend's resources: not offered" in out
+    # the custom chip: a resource family of its own (its register key), never counted under another chip's
+    assert [k for k in annotations if k.startswith("hami.io/node-register-")] == [REGISTER_B3, REGISTER_X9]
+    (x9,) = json.loads(annotations[REGISTER_X9])
+    assert (x9["type"], x9["count"], x9["devmem"]) == ("Ascend910X9", 4, 61440)  # 61440 // 15360 vNPUs
+    assert "not offered" not in out
+    # and the inventory annotation carries the family, where the scheduler learns it
+    inv = json.loads(annotations["hami-hal.io/node-inventory"])
+    (ascend,) = inv["vendors"]
+    assert "huawei.com/Ascend910X9-memory" in {f["memory"] for f in ascend["resources"]}
 
 
 def test_hami_node_stops_on_a_bad_vnpus_entry_with_one_line(api, short_tmp):
