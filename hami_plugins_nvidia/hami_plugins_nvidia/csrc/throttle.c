@@ -161,8 +161,10 @@ int64_t hami_vgpu_ps_charge_w_ns(int64_t a, int64_t b, const int64_t *since, con
             m = 100 * (int64_t)k;
         if (sk >= 0 && s > sk)
             s = sk;
-        /* (hi - lo) / (1 + s + m / 100), exact (floor) when every weight is 100; in 128 bits, no product can wrap */
-        total += (int64_t)((__int128)(hi - lo) * 100 / (100 + 100 * (int64_t)s + m));
+        /* (hi - lo) / (1 + s + m / 100): a plain division while m counts whole contexts (every weight 100: the
+         * unweighted charge to the nanosecond, and no 128-bit division on the common path), else in 128 bits */
+        int64_t d = 100 + 100 * (int64_t)s + m;
+        total += m % 100 == 0 ? (hi - lo) / (d / 100) : (int64_t)((__int128)(hi - lo) * 100 / d);
     }
     return total;
 }
