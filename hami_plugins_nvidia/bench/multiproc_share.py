@@ -4,7 +4,10 @@ share of the GPU at its SM limit and what each process is charged for what it go
 Each case is one container (one region) under `force` with 1, 2 or 3 GPU-bound processes (`spin 2000 0 S 4`: 2 ms
 kernels, a sync every 4), limits 30 and 60 (`--procs`, `--limits`), and with `--mixed` one GPU-bound plus one
 launch-bound process (100 us kernels, 400 us of host time after each) at 60 %; `--neighbour L` adds another
-container of one GPU-bound process at L %, `--slices` runs the fake GPU in 2 ms time slices. Every process holds memory on the GPU
+container of one GPU-bound process at L %, `--slices` runs the fake GPU in 2 ms time slices, `--nvml` puts the fake
+libnvidia-ml.so.1 beside the fake libcuda listing one process per running process (host PIDs, as the driver answers
+from the host's namespace or through the node's census: the bound K on the contexts a charge counts, nvmlq.c), which
+a neighbour needs to count a container as more than one context. Every process holds memory on the GPU
 (CUDA_DEVICE_CONTEXT_RESERVE=64m, as a real context's charge does): the sibling bound counts those. Share: the GPU
 time the fake gave the container's processes (fake_gpu_ns) over the run's wall time. Charged / GPU: the container's
 region busy time over that GPU time, and each process's own slot over its own GPU time (read while the processes
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,9 +33,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "hami_plugins_nvidia" / "interposer"))
 sys.path.insert(0, str(HERE))
 
+import build  # noqa: E402 - compiles with the system C compiler, as the tests do
 import region  # noqa: E402 - the region layout, read through cffi
 from fake_sharing_cases import tenant_env  # noqa: E402
 from launch_path_cost import (  # noqa: E402
+    FAKE,
     add_record_args,
     add_round_args,
     build_libs,
@@ -43,6 +49,12 @@ from launch_path_cost import (  # noqa: E402
 
 GPU_BOUND = ["2000", "0", "{s}", "4"]
 LAUNCH_BOUND = ["100", "400", "{s}", "1000000"]
+
+
+def build_fake_nvml(fake_dir: Path) -> None:
+    """The fake libnvidia-ml.so.1 into the fake libcuda's folder (on every tenant's LD_LIBRARY_PATH)."""
+    subprocess.run([*shlex.split(build.compiler()), "-O1", "-fPIC", "-shared", "-o", str(fake_dir / "libnvidia-ml.so.1"),
+                    str(FAKE / "fake_nvml.c"), "-ldl"], check=True)
 
 
 def read_charges(path: Path) -> tuple[float, dict[int, float]]:
@@ -57,9 +69,14 @@ def read_charges(path: Path) -> tuple[float, dict[int, float]]:
 
 
 def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, limit: int, progs: list[list[str]], secs: float,
-             neighbour: int, fake_env: dict[str, str]) -> dict:
+             neighbour: int, fake_env: dict[str, str], nvml: bool = False) -> dict:
     """One container of len(progs) processes at limit (and, with neighbour > 0, another container of one GPU-bound
-    process at that limit on the same fake GPU, started with them)."""
+    process at that limit on the same fake GPU, started with them); nvml: the fake NVML lists them all."""
+    if nvml:
+        listing = tmp / "nvml-procs"  # PIDs no Linux process has here (pid_max <= 2^22): host PIDs
+        listing.write_text(" ".join(str(4000000001 + i) for i in range(len(progs) + (1 if neighbour else 0))))
+        fake_env = {**fake_env, "FAKE_NVML_PROCS": str(listing)}
+
     def env_of(name: str, lim: int) -> dict[str, str]:
         return tenant_env(fake_dir, lib, tmp, name, {**fake_env, "GPU_CORE_UTILIZATION_POLICY": "force",
                                                      "CUDA_DEVICE_SM_LIMIT": str(lim), "CUDA_DEVICE_CONTEXT_RESERVE": "64m"})
@@ -106,6 +123,8 @@ def markdown(result: dict, note: str) -> str:
     if result.get("neighbour"):
         lines += [f"Beside another container: one GPU-bound process at {result['neighbour']} % (its share and charge in "
                   "the last column).", ""]
+    if result.get("nvml"):
+        lines += ["NVML: the fake libnvidia-ml.so.1 lists every running process (the bound K of nvmlq.c).", ""]
     if result.get("slices"):
         lines += ["Time slices: FAKE_CUDA_SLICE_US=2000, FAKE_CUDA_SWITCH_US=30 (one context at a time).", ""]
     lines += ["| case | limit % | build | container share % per round (load) | container charged / GPU | "
@@ -131,6 +150,7 @@ def main() -> int:
     ap.add_argument("--neighbour", type=int, default=0,
                     help="beside another container of one GPU-bound process at this limit (1..99; 0 = none)")
     ap.add_argument("--slices", action="store_true", help="the fake GPU in 2 ms time slices with 30 us switches")
+    ap.add_argument("--nvml", action="store_true", help="the fake NVML lists every running process (the bound K)")
     a = ap.parse_args()
     check_round_args(ap, a)
     if not 0 <= a.neighbour <= 99:
@@ -152,6 +172,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hami-mp-") as d:
         tmp = Path(d)
         fake_dir, app = build_tools(tmp / "tools")
+        if a.nvml:
+            build_fake_nvml(fake_dir)
         libs = build_libs(ap, a.lib, tmp / "lib")
         runs: dict[tuple[str, int, str], list[dict]] = {}
         n = 0
@@ -163,11 +185,11 @@ def main() -> int:
                 n += 1
                 rd = tmp / f"r{n}"
                 rd.mkdir()
-                r = run_case(app, fake_dir, libs[name], rd, lim, progs, a.seconds, a.neighbour, fake_env)
+                r = run_case(app, fake_dir, libs[name], rd, lim, progs, a.seconds, a.neighbour, fake_env, a.nvml)
                 r["load1"] = round(os.getloadavg()[0], 1)
                 runs.setdefault((c, lim, name), []).append(r)
                 print(f"{c:26s} {lim:3d} {name:8s} {r}", file=sys.stderr)
-    result = {**record_head(a, seconds=a.seconds, neighbour=a.neighbour, slices=a.slices),
+    result = {**record_head(a, seconds=a.seconds, neighbour=a.neighbour, slices=a.slices, nvml=a.nvml),
               "rows": [{"case": c, "limit": lim, "build": name, "runs": rs} for (c, lim, name), rs in runs.items()]}
     return write_record(a, result, markdown(result, a.note))
 

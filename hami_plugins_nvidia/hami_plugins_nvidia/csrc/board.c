@@ -199,6 +199,22 @@ static int board_entry(const struct hami_board_gpu *g)
     return (int)(g - board->gpu);
 }
 
+/* Start of lane `lane`'s context claim (the ---- context claims ---- below), the longest claim, and the byte its
+ * record holder locks when somebody else holds bytes at the claim's place (*claim = BCTX_POISONED). */
+#define BCTX_MAX (100 * HAMI_SIBLINGS)
+#define BCTX_POISONED 1
+
+static int64_t bctx_lane(int entry, int user, int lane)
+{
+    return (int64_t)HAMI_BCTX_BASE + ((int64_t)(entry * HAMI_BOARD_USERS + user) * HAMI_BREC_PROCS + lane) *
+                                         (int64_t)HAMI_BCTX_LANE;
+}
+
+static int64_t bctx_poison(int entry, int user, int lane)
+{
+    return bctx_lane(entry, user, lane) + (int64_t)HAMI_BCTX_LANE - 1;
+}
+
 /* Where a process that finds no free lane in its slot holds one byte instead: past the end of any record, so every
  * reader counts the slot as lending nothing (rather than reading only the records others put in its lanes). */
 static int64_t brec_marker(int entry, int user)
@@ -206,7 +222,8 @@ static int64_t brec_marker(int entry, int user)
     return brec_lane(entry, user, 0) + (int64_t)HAMI_BREC_LANE / 2;
 }
 
-int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t len)
+int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t *claim,
+                     uint64_t len)
 {
     int e = board_entry(g);
     if (e < 0 || user < 0 || user >= HAMI_BOARD_USERS)
@@ -222,6 +239,12 @@ int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64
             return 0;
         if (len < *held) {  /* shorter, or dropped (0): the tail is given back, nothing can refuse that */
             vg_lane_set(board_fd, F_UNLCK, at + (int64_t)len, (int64_t)(*held - len));
+            if (!len && *claim == BCTX_POISONED)  /* the record goes: its context claim with it */
+                vg_lane_set(board_fd, F_UNLCK, bctx_poison(e, user, *lane), 1);
+            else if (!len && *claim)
+                vg_lane_set(board_fd, F_UNLCK, bctx_lane(e, user, *lane), (int64_t)*claim);
+            if (!len)
+                *claim = 0;
             *held = len;
             return 0;
         }
@@ -252,6 +275,18 @@ int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64
     for (int k = 0; k < HAMI_BREC_PROCS; k++) {
         int p = (from + k) % HAMI_BREC_PROCS;
         if (vg_lane_set(board_fd, F_WRLCK, brec_lane(e, user, p), (int64_t)len) == 0) {
+            /* the lane's context claim (one context) with it; where somebody holds bytes there already (a claim
+             * they put beside this record would be read as its holder's), a byte at the lane's end instead: a lock
+             * there is no claim a holder writes, so every reader counts the slot as one context */
+            if (vg_lane_set(board_fd, F_WRLCK, bctx_lane(e, user, p), 100) == 0) {
+                *claim = 100;
+            } else {
+                vg_lane_set(board_fd, F_WRLCK, bctx_poison(e, user, p), 1);
+                *claim = BCTX_POISONED;
+                vg_log_once(VG_WARN, "bctx-taken", "node board %s: another process holds the context claim beside "
+                                                   "this process's record: its container counts as one context",
+                            vg_cfg.board_path);
+            }
             if (marked)
                 vg_lane_set(board_fd, F_UNLCK, brec_marker(e, user), 1);
             *lane = p;
@@ -296,6 +331,7 @@ static void brec_each(int64_t s, int64_t e, void *arg)
         return;
     }
     struct vg_brec *r = &w->rec[u];
+    r->lanes |= 1u << (rel % BREC_SLOT / (int64_t)HAMI_BREC_LANE);
     if (!r->present) {
         r->present = 1;
         r->limit_lo = r->limit_hi = limit;
@@ -322,4 +358,57 @@ int vg_board_rec_read(const struct hami_board_gpu *g, struct vg_brec rec[HAMI_BO
                                            "lends nothing and counts as active", vg_cfg.board_path,
                     errno ? strerror(errno) : "more than 48 locks on one GPU entry: forged");
     return n;
+}
+
+/* ---- context claims (layout: hami_region.h, HAMI_BCTX_*) ----
+ * How many contexts a container keeps busy on the GPU, for its neighbours' processor-sharing charge
+ * (throttle.c hami_vgpu_ps_charge_w_ns): each of its record holders claims it beside its record, and a reader takes
+ * the lowest claim of the holders, at most one context per record. A tenant can add locks but not shorten or drop
+ * another's: beside a real holder a forged claim can only lower the count (its neighbours charged more), and
+ * without records there is nothing to count beyond one. */
+
+int vg_board_ctx_put(const struct hami_board_gpu *g, int user, int lane, uint64_t *held, uint64_t len)
+{
+    int e = board_entry(g);
+    if (e < 0 || user < 0 || user >= HAMI_BOARD_USERS || lane < 0 || lane >= HAMI_BREC_PROCS || *held < 100 ||
+        len < 100 || len > BCTX_MAX)
+        return -1;  /* only a claim that its record took (vg_board_rec_put) changes here */
+    int64_t at = bctx_lane(e, user, lane);
+    if (len < *held) {  /* shorter: the tail is given back */
+        vg_lane_set(board_fd, F_UNLCK, at + (int64_t)len, (int64_t)(*held - len));
+        *held = len;
+        return 0;
+    }
+    if (len == *held || vg_lane_set(board_fd, F_WRLCK, at, (int64_t)len) == 0) {
+        *held = len;
+        return 0;
+    }
+    return -1;  /* another owner holds bytes there: its lock makes the claim lower (or bad), never higher */
+}
+
+/* The claim of the record holder of lane p: the one lock at the claim lane's start, 100..BCTX_MAX long, with nothing
+ * else in the lane; 0 for anything else (none, the holder's poison byte, a forged lock elsewhere in the lane). */
+static int32_t bctx_claim(int e, int user, int p)
+{
+    int64_t lo = bctx_lane(e, user, p), hi = lo + (int64_t)HAMI_BCTX_LANE, s, end;
+    if (vg_lane_test(board_fd, lo, hi - lo, &s, &end) != 1 || s != lo || end - s < 100 || end - s > BCTX_MAX)
+        return 0;
+    return vg_lane_test(board_fd, end, hi - end, &s, &s) == 0 ? (int32_t)(end - lo) : 0;
+}
+
+int32_t vg_board_ctx_read(const struct hami_board_gpu *g, int user, const struct vg_brec *r)
+{
+    int e = board_entry(g);
+    int holders = __builtin_popcount(r->lanes);
+    if (e < 0 || user < 0 || user >= HAMI_BOARD_USERS || !r->present || r->bad || holders < 2)
+        return 100;
+    /* two kernel queries per holder at most, and none past the first holder without a claim of its own */
+    int32_t c = 100 * holders;
+    for (int p = 0; p < HAMI_BREC_PROCS && c > 100; p++) {
+        if (!(r->lanes & (1u << p)))
+            continue;
+        int32_t k = bctx_claim(e, user, p);
+        c = k < c ? k : c;
+    }
+    return c < 100 ? 100 : c;
 }

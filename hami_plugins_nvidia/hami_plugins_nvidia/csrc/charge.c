@@ -6,13 +6,16 @@
 #include "launch_int.h"
 
 /* The processor-sharing charge of this process's busy time [a, b): the other tenants' intervals come from
- * the node board (their recent closed ones, and an open one up to where its owner last saw it running). At
- * most K of them count at any instant, K from NVML's process count (nvmlq.c vg_nvml_others_bound, a cached
- * read): the board proves nobody busy. */
+ * the node board (their recent closed ones, and an open one up to where its owner last saw it running), each
+ * tenant counted as the contexts its record holders claim (ds->ctx_w, read by note_users within 100 ms; else
+ * one). At most K contexts count at any instant, K from NVML's process count (nvmlq.c vg_nvml_others_bound, a
+ * cached read): the board proves nobody busy. */
 int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
     int64_t since[HAMI_PS_MAX], until[HAMI_PS_MAX];
+    int32_t w[HAMI_PS_MAX];
+    int fresh = now - ds->ctx_at <= IDLE_WINDOW_NS;
     int n = 0;
     if (g) {
         uint64_t me = vg_region->container_id;
@@ -49,14 +52,14 @@ int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
                 }
             }
             n = first + hami_vgpu_interval_union(since + first, until + first, n - first);
+            for (int j = first; j < n; j++)
+                w[j] = fresh ? ds->ctx_w[i] : 100;
         }
     }
     int64_t ssince[HAMI_SIB_MAX], suntil[HAMI_SIB_MAX];
     int sn = sib_collect(ds, a, b, now, ssince, suntil);  /* 0 at once while this process is alone in its container */
-    if (sn)
-        return hami_vgpu_ps_charge_sib_ns(a, b, since, until, n, vg_nvml_others_bound(ds->dev, now), ssince, suntil,
-                                          sn, sib_bound(ds, now));
-    return hami_vgpu_ps_charge_bounded_ns(a, b, since, until, n, vg_nvml_others_bound(ds->dev, now));
+    return hami_vgpu_ps_charge_w_ns(a, b, since, until, w, n, vg_nvml_others_bound(ds->dev, now), ssince, suntil,
+                                    sn, sn ? sib_bound(ds, now) : 0);
 }
 
 /* Switch charging (issue 18, the CUDA-graphs pair; charged only while the GPU is contended, switch_charged): the GPU

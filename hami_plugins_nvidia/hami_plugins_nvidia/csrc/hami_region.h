@@ -53,6 +53,16 @@
 #define HAMI_BREC_PROCS 32
 #define HAMI_BREC_LANE 0x10000000000
 #define HAMI_BREC_BITS 38
+/* Context claims (board.c vg_board_ctx_*, same board, beside the records; old readers never look here): a process of
+ * a container with several processes measuring on the GPU that holds its record in lane p of user slot u of entry e
+ * also holds [HAMI_BCTX_BASE + ((e * HAMI_BOARD_USERS + u) * HAMI_BREC_PROCS + p) * HAMI_BCTX_LANE, + c), c its
+ * container's busy contexts per busy instant over the last 100 ms in 1/100 (100..100 * HAMI_SIBLINGS; 100 alone),
+ * taken with its record's lane; where another owner holds bytes there, the lane's last byte instead. A reader
+ * counts the container as the lowest claim of its record holders (an absent claim: 100), at most 100 per record,
+ * and as 100 when any lock in the slot's claims is no claim (not at a lane's start, or of another length): a lock
+ * anyone else adds can only lower it. */
+#define HAMI_BCTX_BASE 0x1800000000000000
+#define HAMI_BCTX_LANE 0x1000
 
 struct hami_device_info {
     uint64_t limit_bytes;      /* memory limit, 0 = none */

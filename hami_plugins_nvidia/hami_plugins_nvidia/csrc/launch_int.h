@@ -169,6 +169,12 @@ struct dstate {
      * lock only this process can shorten; held while it counts as active by the readers' rule (own_active) */
     int rec_user, rec_lane; /* the user slot and lane it holds, -1 = none */
     uint64_t rec_len;       /* the lock's length, 0 = none */
+    uint64_t rec_claim;     /* its context claim beside the record (board.c, 1/100 contexts), 0 = none ... */
+    int64_t claim_at;       /* ... last worked out (lending.c publish_claim) */
+    /* the busy contexts each neighbour's user slot counts in the charge (note_users, board.c vg_board_ctx_read), 1/100:
+     * 100 = one, as every container counted before; read within the last 100 ms, else all 100 (charge.c ps_charge) */
+    int32_t ctx_w[HAMI_BOARD_USERS];
+    int64_t ctx_at;
     int64_t act_at;         /* its last activity mark on the board (user_active_ns) ... */
     int64_t act_end;        /* ... and the end of its last busy interval published there */
     /* several processes of one container (sib_*): this process's entry in the region's sibling table, -1 = none */
@@ -239,6 +245,7 @@ void sib_publish(struct dstate *ds, int open, int64_t t);
 void sib_running(struct dstate *ds, int64_t now);
 int sib_collect(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t *since, int64_t *until);
 int sib_bound(const struct dstate *ds, int64_t now);
+int sib_contexts(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void sib_bound_refresh(struct dstate *ds, int64_t now);
 /* lending.c */
 void publish_fraction(struct dstate *ds, int64_t now);

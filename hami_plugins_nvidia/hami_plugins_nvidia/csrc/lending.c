@@ -125,6 +125,25 @@ static int own_active(const struct dstate *ds, int64_t now)
     return now - last < (measured ? IDLE_WINDOW_NS : SHARE_WINDOW_NS);
 }
 
+/* Sets the context claim beside this process's record (board.c, HAMI_BCTX_*): how many contexts its container kept
+ * busy on the GPU per busy instant over the last 100 ms (siblings.c sib_contexts), at most one more than the other
+ * processes of the container holding memory on the device (sib_bound: kernel locks); one context while it has no
+ * sibling. Worked out at most every 5 ms; a system call only when the claim changes. Why: its neighbours count
+ * the container as that many contexts in their processor-sharing charge (throttle.c hami_vgpu_ps_charge_w_ns). */
+static void publish_claim(struct dstate *ds, int64_t now)
+{
+    if (ds->rec_claim < 100 || ds->rec_lane < 0 || now - ds->claim_at < FRAC_GAP_NS)  /* none, or poisoned */
+        return;
+    ds->claim_at = now;
+    int c = 100;
+    if (sib_others(ds)) {
+        int most = 100 * (1 + sib_bound(ds, now));
+        c = sib_contexts(ds, now - FRAC_TAU_NS, now, now);
+        c = c < most ? c : most;
+    }
+    vg_board_ctx_put(ds->bgpu, ds->rec_user, ds->rec_lane, &ds->rec_claim, (uint64_t)c);
+}
+
 /* Sets this process's board record (board.c, layout in hami_region.h HAMI_BREC_*) to what it publishes on the
  * board for lending and switch charging: its SM limit, held for credit within 100 ms, its charged and queued
  * fractions and its demand alone, while it is active; none once it went idle. Called with the entry refresh
@@ -135,7 +154,7 @@ void publish_record(struct dstate *ds, int64_t now)
     if (!g)
         return;
     if (ds->rec_user >= 0 && ds->rec_user != ds->user_idx) {  /* moved to another user slot: the old record goes */
-        vg_board_rec_put(g, ds->rec_user, &ds->rec_lane, &ds->rec_len, 0);
+        vg_board_rec_put(g, ds->rec_user, &ds->rec_lane, &ds->rec_len, &ds->rec_claim, 0);
         ds->rec_user = ds->rec_lane = -1;
     }
     if (ds->user_idx < 0)
@@ -146,9 +165,10 @@ void publish_record(struct dstate *ds, int64_t now)
         len = hami_vgpu_brec_pack(vg_sm_limit(ds->dev), held, (int32_t)ds->frac_bp, (int32_t)ds->queued_bp,
                                   ds->capped ? (int32_t)ds->solo_bp : 0);
     }
-    vg_board_rec_put(g, ds->user_idx, &ds->rec_lane, &ds->rec_len, len);
+    vg_board_rec_put(g, ds->user_idx, &ds->rec_lane, &ds->rec_len, &ds->rec_claim, len);
     if (ds->rec_len || ds->rec_lane < -1) {  /* a record, or the marker of a slot with no lane free (board.c) */
         ds->rec_user = ds->user_idx;
+        publish_claim(ds, now);
         if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
             start_watcher();  /* it drops the record once this process went idle, launching or not */
     }
@@ -200,6 +220,14 @@ void note_users(struct dstate *ds, int64_t now)
      * value, which only its holder and forgers write: a forger can make it lend less, never more). */
     struct vg_brec rec[HAMI_BOARD_USERS];
     int rk = vg_board_rec_read(g, rec);
+    /* the contexts each neighbour counts (its record holders' claims, board.c): read every 10 ms, not every 1 ms (two
+     * kernel queries per holder of a slot with several); ps_charge uses them for 100 ms */
+    int ctx_due = rk >= 0 && now - ds->ctx_at >= 10000000LL;
+    if (ctx_due || rk < 0) {
+        for (int i = 0; i < HAMI_BOARD_USERS; i++)
+            ds->ctx_w[i] = 100;  /* one context each, unless its record holders claim more (below) */
+        ds->ctx_at = rk < 0 ? 0 : now;
+    }
     int shared = rk < 0, n = 0;  /* records that cannot be read: somebody may be there (capped, nothing lent) */
     int64_t nbr = 0, hi_sum = 0;
     int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
@@ -229,6 +257,8 @@ void note_users(struct dstate *ds, int64_t now)
         int64_t ft = __atomic_load_n(&g->user_frac_ns[i], __ATOMIC_ACQUIRE);
         int64_t ht = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
         const struct vg_brec *r = &rec[i];
+        if (ctx_due)
+            ds->ctx_w[i] = vg_board_ctx_read(g, i, r);  /* 100 unless two or more hold records there */
         if (rk < 0 || !r->present || r->bad) {
             /* no record (an entry that only the board lists) or one no holder writes: lends nothing; a bad
              * record's demand is taken as the whole GPU (switches charged), an absent one's as unmeasured */

@@ -120,13 +120,16 @@ void sib_running(struct dstate *ds, int64_t now)
 }
 
 /* The siblings' busy intervals that meet [a, b), each sibling's merged into their union (it is one context: it adds
- * at most 1 to n(t)); returns how many. Read like ps_charge() reads the board. Entries silent for 2 s are cleared
- * (their owner exited or was killed; one idle that long claims an entry again when it next publishes). */
-int sib_collect(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t *since, int64_t *until)
+ * at most 1 to n(t)), and with self this process's own too (sib_contexts); returns how many. Read like ps_charge()
+ * reads the board. Entries silent for 2 s are cleared (their owner exited or was killed; one idle that long claims
+ * an entry again when it next publishes). */
+static int collect(struct dstate *ds, int self, int64_t a, int64_t b, int64_t now, int64_t *since, int64_t *until)
 {
     uint32_t m = sib_others(ds);
     if (!m)
         return 0;
+    if (self && ds->sib_idx >= 0)
+        m |= 1u << ds->sib_idx;
     struct hami_sibling_dev *sd = &vg_region->sib[ds->dev];
     int n = 0;
     for (int i = 0; i < HAMI_SIBLINGS; i++) {
@@ -140,7 +143,7 @@ int sib_collect(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t *s
                 __atomic_fetch_and(&sd->mask, ~(1u << i), __ATOMIC_ACQ_REL);
             continue;
         }
-        if (o == ds->sib_token)
+        if (o == ds->sib_token && !self)
             continue;
         int first = n;
         for (int k = 0; k < HAMI_SIB_RECENT && n < HAMI_SIB_MAX; k++) {
@@ -168,6 +171,31 @@ int sib_collect(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t *s
         n = first + hami_vgpu_interval_union(since + first, until + first, n - first);
     }
     return n;
+}
+
+int sib_collect(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t *since, int64_t *until)
+{
+    return collect(ds, 0, a, b, now, since, until);
+}
+
+/* The contexts the container kept busy on the device over [a, b) per instant it was busy, 1/100 (100: one, or
+ * nothing busy): the sum of its processes' busy time (this one's too, from its own entry) over their union, each
+ * within [a, b). What a neighbour counts it as (lending.c publish_claim, board.c context claims). */
+int sib_contexts(struct dstate *ds, int64_t a, int64_t b, int64_t now)
+{
+    int64_t since[HAMI_SIB_MAX], until[HAMI_SIB_MAX];
+    int n = collect(ds, 1, a, b, now, since, until);
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) {  /* clipped to [a, b); each process's own are disjoint (merged by collect) */
+        since[i] = since[i] > a ? since[i] : a;
+        until[i] = until[i] < b ? until[i] : b;
+        sum += until[i] > since[i] ? until[i] - since[i] : 0;
+    }
+    n = hami_vgpu_interval_union(since, until, n);
+    int64_t any = 0;
+    for (int i = 0; i < n; i++)
+        any += until[i] > since[i] ? until[i] - since[i] : 0;
+    return any > 0 && sum > any ? (int)(sum * 100 / any) : 100;
 }
 
 /* At most this many siblings count at an instant: the container's other processes holding memory on the device

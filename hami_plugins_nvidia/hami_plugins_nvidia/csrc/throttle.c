@@ -100,6 +100,21 @@ int64_t hami_vgpu_ps_charge_bounded_ns(int64_t a, int64_t b, const int64_t *sinc
 int64_t hami_vgpu_ps_charge_sib_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count, int k,
                                    const int64_t *ssince, const int64_t *suntil, int scount, int sk)
 {
+    return hami_vgpu_ps_charge_w_ns(a, b, since, until, NULL, count, k, ssince, suntil, scount, sk);
+}
+
+/* The same charge with the other containers weighted by the contexts each keeps busy (docs/interposer.md "Several
+ * processes in one container", board.c vg_board_ctx_read): weight[i], in 1/100 contexts, is that of the container
+ * whose merged interval [since[i], until[i]) it is, so m(t) is the sum of the weights of the intervals covering t,
+ * at most k contexts (the driver's count: nothing on the board proves more processes than NVML lists). A container
+ * of two GPU-bound processes holds two of the GPU's time slices while it is busy: counted as one, its neighbour was
+ * charged 1/2 of the GPU while it got 1/3 (fake: 1.08-1.14 x). Weights only count with a bound (k >= 0) and each
+ * within 100..100 * HAMI_SIBLINGS; weight NULL, k < 0 or a weight out of range: one context each, which is
+ * hami_vgpu_ps_charge_sib_ns exactly. */
+int64_t hami_vgpu_ps_charge_w_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until,
+                                 const int32_t *weight, int count, int k, const int64_t *ssince, const int64_t *suntil,
+                                 int scount, int sk)
+{
     if (scount <= 0 || sk == 0 || !ssince || !suntil)
         scount = 0;  /* no sibling: exactly the bounded charge above (it is this with none) */
     if (b <= a)
@@ -132,16 +147,24 @@ int64_t hami_vgpu_ps_charge_sib_ns(int64_t a, int64_t b, const int64_t *since, c
         int64_t lo = pts[p], hi = pts[p + 1];
         if (hi <= lo)
             continue;
-        int m = 0, s = 0;
-        for (int i = 0; i < count; i++)
-            m += since[i] <= lo && until[i] >= hi;
+        int64_t m = 0;  /* the other containers' contexts covering the piece, 1/100 */
+        int s = 0;
+        for (int i = 0; i < count; i++) {
+            if (since[i] > lo || until[i] < hi)
+                continue;
+            int32_t w = weight && k >= 0 ? weight[i] : 100;
+            m += w >= 100 && w <= 100 * HAMI_SIBLINGS ? w : 100;
+        }
         for (int i = 0; i < scount; i++)
             s += ssince[i] <= lo && suntil[i] >= hi;
-        if (k >= 0 && m > k)
-            m = k;
+        if (k >= 0 && m > 100 * (int64_t)k)
+            m = 100 * (int64_t)k;
         if (sk >= 0 && s > sk)
             s = sk;
-        total += (hi - lo) / (1 + s + m);
+        /* (hi - lo) / (1 + s + m / 100): a plain division while m counts whole contexts (every weight 100: the
+         * unweighted charge to the nanosecond, and no 128-bit division on the common path), else in 128 bits */
+        int64_t d = 100 + 100 * (int64_t)s + m;
+        total += m % 100 == 0 ? (hi - lo) / (d / 100) : (int64_t)((__int128)(hi - lo) * 100 / d);
     }
     return total;
 }

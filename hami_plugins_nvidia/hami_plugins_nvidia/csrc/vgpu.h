@@ -192,14 +192,24 @@ struct vg_brec {
     int present, bad;
     int limit_lo, limit_hi, held;
     int32_t frac_bp, queued_bp, solo_bp;
+    uint32_t lanes;  /* bit p: a record at the start of lane p (whose holder's context claim is read there) */
 };
 /* Sets this process's record in user slot `user` of entry g to a lock of len bytes (0 = none): *lane (-1 = none
  * yet: one is claimed; -2 = no lane was free, the slot's marker is held instead, which makes it lend nothing) and
- * *held (the length it holds) are the caller's; 0 or -1 (blocked, or no lane: logged once). */
-int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t len);
+ * *held (the length it holds) are the caller's; 0 or -1 (blocked, or no lane: logged once). A lane is taken with
+ * its context claim of one context (*claim = 100, HAMI_BCTX_*; 1 where another owner holds that place: the claim
+ * reads as one context until the record goes), which goes when the record does (*claim = 0). */
+int vg_board_rec_put(const struct hami_board_gpu *g, int user, int *lane, uint64_t *held, uint64_t *claim,
+                     uint64_t len);
 /* Every other process's records on entry g, by user slot; the number of locks found, -1 = unreadable or forged
  * beyond reading (logged once: the caller fails closed). */
 int vg_board_rec_read(const struct hami_board_gpu *g, struct vg_brec rec[HAMI_BOARD_USERS]);
+/* Context claims (layout in hami_region.h, HAMI_BCTX_*): sets the claim this process holds beside its record in
+ * lane `lane` of user slot `user` (*held, from vg_board_rec_put) to len, 100..100 * HAMI_SIBLINGS; 0 or -1. */
+int vg_board_ctx_put(const struct hami_board_gpu *g, int user, int lane, uint64_t *held, uint64_t len);
+/* The busy contexts a neighbour counts for user slot `user` whose record holders are r (1/100, 100..100 *
+ * HAMI_SIBLINGS): the lowest claim of its record holders, at most 100 per record; 100 for anything else. */
+int32_t vg_board_ctx_read(const struct hami_board_gpu *g, int user, const struct vg_brec *r);
 /* A record's lock length (0 = limit out of range), and back (0 = not a record a holder writes); unit-tested. */
 VG_API uint64_t hami_vgpu_brec_pack(int limit, int held, int32_t frac_bp, int32_t queued_bp, int32_t solo_bp);
 VG_API int hami_vgpu_brec_unpack(uint64_t len, int *limit, int *held, int32_t *frac_bp, int32_t *queued_bp,
@@ -221,6 +231,9 @@ VG_API int hami_vgpu_interval_union(int64_t *since, int64_t *until, int count);
 #define HAMI_SIB_MAX (HAMI_SIBLINGS * (HAMI_SIB_RECENT + 1))  /* sibling intervals a charge may intersect */
 VG_API int64_t hami_vgpu_ps_charge_sib_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until, int count,
                                           int k, const int64_t *ssince, const int64_t *suntil, int scount, int sk);
+VG_API int64_t hami_vgpu_ps_charge_w_ns(int64_t a, int64_t b, const int64_t *since, const int64_t *until,
+                                        const int32_t *weight, int count, int k, const int64_t *ssince,
+                                        const int64_t *suntil, int scount, int sk);
 #define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
 #define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,

@@ -15,7 +15,7 @@ void watcher_forked(void)
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {  /* a forked child draws its own samples, not its parent's */
         states[i].rng = sample_seed(i);
         states[i].rec_user = states[i].rec_lane = -1;  /* the records it inherited are its parent's */
-        states[i].rec_len = 0;
+        states[i].rec_len = states[i].rec_claim = 0;
         states[i].sib_idx = -1;  /* ... and publishes its busy intervals in an entry of its own */
         states[i].sib_token = 0;
     }
