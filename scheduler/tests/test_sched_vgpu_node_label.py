@@ -5,9 +5,6 @@ claims from its binding, else from its annotation, never from the label."""
 
 from __future__ import annotations
 
-import http.client
-import json
-
 from hami_scheduler.state import is_claim
 from sched_fakeapi import FakeApiServer
 from sched_testing import gpu_node, gpu_pod, start_stack
@@ -15,21 +12,12 @@ from sched_testing import gpu_node, gpu_pod, start_stack
 LABEL = "hami.io/vgpu-node"
 
 
-def _call(server, verb: str, body: dict) -> dict:
-    host, port = server.httpd.server_address[:2]
-    conn = http.client.HTTPConnection(host, port, timeout=10)
-    try:
-        conn.request("POST", f"/{verb}", json.dumps(body))
-        return json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
-
-
 def _place(api, s, name: str, node: str) -> None:
+    """Filter and bind through the extender, as kube-scheduler calls it (the bind reads the fake API)."""
     pod = api.add_pod(gpu_pod(name, mem=4096, cores=25))
-    assert _call(s.server, "filter", {"Pod": pod, "NodeNames": [node]})["NodeNames"] == [node]
-    assert _call(s.server, "bind", {"PodName": name, "PodNamespace": "default", "PodUID": f"uid-{name}",
-                                    "Node": node})["Error"] == ""
+    out = s.extender.filter({"Pod": pod, "NodeNames": [node]})
+    assert out.error == "" and out.node_names == [node], out.error
+    assert s.extender.bind({"PodName": name, "PodNamespace": "default", "PodUID": f"uid-{name}", "Node": node}) == ""
 
 
 def test_a_relabelled_pod_bound_elsewhere_does_not_block_binds_to_the_node_it_names():
