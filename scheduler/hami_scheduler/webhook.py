@@ -237,7 +237,8 @@ class Mutator:
     def validate(self, request: dict) -> dict:
         """The validating route (``/validate``): only the visible-devices check, on the pod as it will be stored
         (after every mutating webhook), for pod creation and for ephemeral containers added to a running pod
-        (``kubectl debug``: UPDATE of ``pods/ephemeralcontainers``). The chart registers it without the
+        (``kubectl debug``: UPDATE of ``pods/ephemeralcontainers``, where only the ephemeral containers are checked:
+        the others cannot change after creation). The chart registers it without the
         ``hami.io/webhook=ignore`` object selector, so a pod's own label cannot skip it."""
         uid = request.get("uid", "") if isinstance(request, dict) else ""
         if not isinstance(request, dict):
@@ -251,6 +252,9 @@ class Mutator:
         spec = pod.get("spec") if isinstance(pod, dict) else None
         if not isinstance(spec, dict):
             return self._deny(uid, "object.spec: must be an object")
+        if op == "UPDATE":  # only ephemeral containers are added; the others are immutable (checked at creation,
+            # or older than the check: a GPU container's envFrom there must not block every kubectl debug)
+            spec = {"ephemeralContainers": spec.get("ephemeralContainers")}
         denial = check_pod_spec(spec, self.guards, self.guard_resources)
         return self._deny(uid, denial) if denial else {"uid": uid, "allowed": True}
 

@@ -167,6 +167,22 @@ def test_env_from_passes_where_env_names_the_variable_or_no_device_is_asked(muta
     assert mutator.validate(review(plain, "UPDATE", "ephemeralcontainers"))["allowed"] is True
 
 
+def test_ephemeral_container_update_checks_the_new_containers_not_the_immutable_ones(mutator):
+    """kubectl debug on a pod created before the check (a GPU container taking envFrom): the pod's own containers
+    cannot change any more, so only the ephemeral containers decide; a widening one is still refused."""
+    old = {"containers": [with_env_from(ctr("app", GPU), CM)]}
+    assert "envFrom[0]" in denial(mutator.validate(review(old)))  # refused, had it been created now
+    debug = {**old, "ephemeralContainers": [with_env_from(ctr("dbg"), CM)]}
+    assert mutator.validate(review(debug, "UPDATE", "ephemeralcontainers"))["allowed"] is True
+    older = {"containers": [ctr("app", GPU, env=[{"name": VAR, "value": "all"}])], "ephemeralContainers": [ctr("dbg")]}
+    assert mutator.validate(review(older, "UPDATE", "ephemeralcontainers"))["allowed"] is True  # refused before
+    wide = {**old, "ephemeralContainers": [ctr("dbg", env=[{"name": VAR, "value": "all"}])]}
+    assert denial(mutator.validate(review(wide, "UPDATE", "ephemeralcontainers"))).startswith(
+        "spec.ephemeralContainers[0].env[0]: container 'dbg' sets")
+    assert denial(mutator.validate(review({"ephemeralContainers": "x"}, "UPDATE", "ephemeralcontainers"))) == \
+        "spec.ephemeralContainers: must be a list"
+
+
 def test_env_from_in_a_pod_of_only_other_vendors_resources_is_checked_per_vendor():
     """Ascend's guard looks at Ascend requests: an NVIDIA-only container may take envFrom without a prefix."""
     m = Mutator([NVIDIA, ASCEND])
