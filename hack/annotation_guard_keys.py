@@ -1,9 +1,10 @@
-"""Print (or write into charts/hami-hal/values.yaml) the pod annotations the chart's admission policy guards.
+"""Print (or write into charts/hami-hal/values.yaml) the pod annotations and labels the chart's admission policy guards.
 
-The list comes from the code: hami_hal.hami_compat.keys.guarded_pod_keys over every installed vendor plugin,
-plus the keys each plugin's ``hami_hal_pod_annotations`` writes. ``tests/test_chart_annotation_guard.py`` fails
-when the chart's list differs, so run ``.venv/bin/python hack/annotation_guard_keys.py --write`` after adding a
-vendor, a family or a key (it imports every vendor plugin, so run it with the venv of ``make setup``).
+The lists come from the code: hami_hal.hami_compat.keys.guarded_pod_keys over every installed vendor plugin,
+plus the keys each plugin's ``hami_hal_pod_annotations`` writes, and keys.guarded_pod_labels.
+``tests/test_chart_annotation_guard.py`` fails when the chart's lists differ, so run
+``.venv/bin/python hack/annotation_guard_keys.py --write`` after adding a vendor, a family, a key or a label (it
+imports every vendor plugin, so run it with the venv of ``make setup``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 VALUES = Path(__file__).resolve().parents[1] / "charts" / "hami-hal" / "values.yaml"
 BEGIN = "    # BEGIN guarded keys (hack/annotation_guard_keys.py --write; do not edit by hand)"
 END = "    # END guarded keys"
+LISTS = ("keys", "labels")  # scheduler.annotationGuard.<name>: guarded pod annotations, guarded pod labels
 
 
 def vendor_extras(vendors) -> list[str]:
@@ -46,33 +48,56 @@ def expected_keys() -> list[str]:
     return guarded_pod_keys(vendors, vendor_extras(vendors))
 
 
-def block(keys: list[str]) -> str:
-    return "\n".join([BEGIN, "    keys:", *(f"      - {k}" for k in keys), END])
+def expected() -> dict[str, list[str]]:
+    """``{"keys": annotations, "labels": labels}``: what the values.yaml block must hold."""
+    from hami_hal.hami_compat.keys import guarded_pod_labels
+
+    return {"keys": expected_keys(), "labels": guarded_pod_labels()}
+
+
+def block(lists: dict[str, list[str]]) -> str:
+    lines = [BEGIN]
+    for name in LISTS:
+        lines += [f"    {name}:", *(f"      - {k}" for k in lists[name])]
+    return "\n".join([*lines, END])
+
+
+def chart_lists(text: str) -> dict[str, list[str]]:
+    """The lists between the markers of values.yaml (each empty when the markers or its heading are missing)."""
+    out: dict[str, list[str]] = {name: [] for name in LISTS}
+    m = re.search(re.escape(BEGIN) + r"\n((?:.*?\n)?)" + re.escape(END), text, re.S)
+    if not m:
+        return out
+    current = None
+    for ln in m.group(1).splitlines():
+        item = ln.strip()
+        if item.endswith(":") and item[:-1] in out:
+            current = item[:-1]
+        elif item.startswith("- ") and current is not None:
+            out[current].append(item[2:])
+    return out
 
 
 def chart_keys(text: str) -> list[str]:
-    """The list between the markers of values.yaml (empty when the markers are missing)."""
-    m = re.search(re.escape(BEGIN) + r"\n((?:.*?\n)?)" + re.escape(END), text, re.S)
-    if not m:
-        return []
-    return [ln.strip()[2:] for ln in m.group(1).splitlines() if ln.strip().startswith("- ")]
+    """The guarded annotation keys between the markers of values.yaml."""
+    return chart_lists(text)["keys"]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="replace the block in charts/hami-hal/values.yaml")
     args = ap.parse_args(argv)
-    keys = expected_keys()
+    lists = expected()
     if not args.write:
-        print(block(keys))
+        print(block(lists))
         return 0
     text = VALUES.read_text()
-    new, n = re.subn(re.escape(BEGIN) + r"\n(?:.*?\n)?" + re.escape(END), lambda _: block(keys), text, flags=re.S)
+    new, n = re.subn(re.escape(BEGIN) + r"\n(?:.*?\n)?" + re.escape(END), lambda _: block(lists), text, flags=re.S)
     if n != 1:
         print(f"{VALUES}: the guarded-keys markers are missing", file=sys.stderr)
         return 1
     VALUES.write_text(new)
-    print(f"{VALUES}: {len(keys)} guarded keys")
+    print(f"{VALUES}: {len(lists['keys'])} guarded annotations, {len(lists['labels'])} guarded labels")
     return 0
 
 

@@ -1,6 +1,6 @@
-"""The chart's guarded pod-annotation list (values.yaml scheduler.annotationGuard.keys) is the code's list, so the
-admission policy and the keys the scheduler and node agent write cannot drift apart; the pod author's request
-annotations are never in it."""
+"""The chart's guarded pod-annotation and pod-label lists (values.yaml scheduler.annotationGuard.keys, .labels) are
+the code's lists, so the admission policy and the keys the scheduler and node agent write cannot drift apart; the
+pod author's request annotations are never in them."""
 
 from __future__ import annotations
 
@@ -23,15 +23,33 @@ def _generator():
     return mod
 
 
-def chart_keys() -> list[str]:
-    return yaml.safe_load(VALUES.read_text())["scheduler"]["annotationGuard"]["keys"]
+def chart_keys(name: str = "keys") -> list[str]:
+    return yaml.safe_load(VALUES.read_text())["scheduler"]["annotationGuard"][name]
 
 
 def test_chart_guards_exactly_the_keys_the_code_writes():
     gen = _generator()
-    want = gen.expected_keys()
-    assert chart_keys() == want, "run `.venv/bin/python hack/annotation_guard_keys.py --write`"
-    assert gen.chart_keys(VALUES.read_text()) == want  # the markers hold the same list the YAML parser reads
+    want = gen.expected()
+    assert {"keys": chart_keys(), "labels": chart_keys("labels")} == want, \
+        "run `.venv/bin/python hack/annotation_guard_keys.py --write`"
+    assert gen.chart_lists(VALUES.read_text()) == want  # the markers hold the same lists the YAML parser reads
+    assert gen.chart_keys(VALUES.read_text()) == want["keys"]
+
+
+def test_the_node_label_the_scheduler_writes_is_guarded():
+    """HAMi labels a filtered pod hami.io/vgpu-node=<node> (its monitor, and this scheduler's bind replay, list a
+    node's pods by it): the label is the scheduler's alone, like the annotation of the same name."""
+    assert keys.VGPU_NODE in chart_keys() and chart_keys("labels") == [keys.VGPU_NODE]
+    assert keys.guarded_pod_labels() == sorted(keys.SCHEDULER_POD_LABELS)
+
+
+def test_the_block_round_trips_and_a_missing_list_reads_empty():
+    gen = _generator()
+    lists = {"keys": ["a/x", "b/y"], "labels": ["c/z"]}
+    text = f"scheduler:\n  annotationGuard:\n{gen.block(lists)}\n"
+    assert gen.chart_lists(text) == lists and yaml.safe_load(text)["scheduler"]["annotationGuard"] == lists
+    assert gen.chart_lists(text.replace("    labels:\n      - c/z\n", "")) == {"keys": ["a/x", "b/y"], "labels": []}
+    assert gen.chart_lists("no markers") == {"keys": [], "labels": []}
 
 
 def test_guarded_keys_cover_every_family_and_the_bind_keys():

@@ -63,6 +63,16 @@ def allocation_keys(vendors: list[VendorInfo]) -> list[str]:
 SCHEDULER_POD_KEYS = (VGPU_NODE, VGPU_TIME, BIND_PHASE, BIND_TIME)
 
 
+#: Pod labels only the scheduler writes. HAMi labels a filtered pod with the node it chose (``hami.io/vgpu-node``,
+#: beside the annotation of that name): HAMi's monitor and this scheduler's bind replay list a node's pods by it.
+SCHEDULER_POD_LABELS = (VGPU_NODE,)
+
+
+def guarded_pod_labels() -> list[str]:
+    """Every pod label only the scheduler may write, sorted (the chart's admission policy guards them as keys)."""
+    return sorted(set(SCHEDULER_POD_LABELS))
+
+
 def guarded_pod_keys(vendors: list[VendorInfo], vendor_extras: list[str] = ()) -> list[str]:
     """Every pod annotation only the scheduler and the node agents may write, sorted, once each.
 

@@ -24,6 +24,7 @@ from kubernetes.client.rest import ApiException
 
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.hami_compat import decode_lock, encode_lock
+from hami_hal.hami_compat.keys import SCHEDULER_POD_LABELS
 
 from .annotations import NODE_LOCK, VGPU_NODE
 
@@ -107,8 +108,9 @@ class Kube:
 
     def patch_pod_annotations(self, ns: str, name: str, annotations: dict[str, str | None]) -> dict:
         body = {"metadata": {"annotations": annotations}}
-        if VGPU_NODE in annotations:  # HAMi also labels the pod (the monitor selects on it)
-            body["metadata"]["labels"] = {VGPU_NODE: annotations[VGPU_NODE]}
+        labels = {k: annotations[k] for k in SCHEDULER_POD_LABELS if k in annotations}
+        if labels:  # HAMi also labels the pod with the node (the monitor selects on it)
+            body["metadata"]["labels"] = labels
         return _json(self.core.patch_namespaced_pod(name, ns, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
     def create_binding(self, ns: str, name: str, uid: str | None, node: str) -> None:

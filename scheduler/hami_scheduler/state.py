@@ -25,13 +25,20 @@ FINISHED = ("Succeeded", "Failed")
 
 def is_claim(pod: dict, node: str | None = None) -> bool:
     """Whether ``pod`` holds its devices as a claim on the API: bound (to ``node``, when given) or binding, and
-    not finished. Claims win over unbound reservations in a cache, and only claims count in the bind replay."""
+    not finished. Claims win over unbound reservations in a cache, and only claims count in the bind replay.
+
+    With ``node``, a pod is a claim there only if its binding (else its ``hami.io/vgpu-node`` annotation) names that
+    node: the replay lists a node's pods by the ``hami.io/vgpu-node`` label too, which the pod author may edit, and
+    a pod bound elsewhere that its label drew in would fail every bind to ``node`` (its devices are not there)."""
     if (pod.get("status") or {}).get("phase") in FINISHED:
         return False
     bound_to = (pod.get("spec") or {}).get("nodeName")
-    if bound_to and (node is None or bound_to == node):
-        return True
-    return ((pod.get("metadata") or {}).get("annotations") or {}).get(BIND_PHASE) in ("allocating", "success")
+    if bound_to:
+        return node is None or bound_to == node
+    anns = (pod.get("metadata") or {}).get("annotations") or {}
+    if node is not None and anns.get(VGPU_NODE, node) != node:
+        return False
+    return anns.get(BIND_PHASE) in ("allocating", "success")
 
 
 def _asked_families(pod: dict, vendors: list[VendorInfo]) -> set[tuple[int, str]]:

@@ -10,14 +10,21 @@ gets the same through the hook unless the webhook's ``overwriteEnv`` replaces it
 The check: each container, init container and ephemeral container may give a guarded variable (one entry of
 :data:`.device_config.HIDE_DEVICES_ENV` per vendor, data so the scheduler stays vendor-neutral) only a value that
 shows no device (``none``, ``void``, ``""`` for NVIDIA). A literal other value is refused, and so is ``valueFrom``
-(the value is not known at admission). ``envFrom`` is not checked: the webhook cannot see a ConfigMap's or Secret's
-keys, and they may change after admission (docs/install.md, "Isolation on the node", says what covers it).
-Image ``ENV`` lines are no concern: both the plugin's and the spec's entries override them.
+(the value is not known at admission).
+
+``envFrom`` (a ConfigMap or Secret, each key becoming ``<prefix><key>``) is refused where it could set a guarded
+variable (its prefix, empty by default, starts the variable's name) in a container that asks for the vendor's
+devices: its keys are not readable at admission and may change before any later container start, and there it
+would replace the list the plugin handed over. It passes where the container's own ``env`` names the variable
+(the kubelet lets ``env`` win over ``envFrom``), and in a container that asks for none of the vendor's devices:
+with ``overwriteEnv`` the webhook's entry wins over it, and without, the image's own ``ENV`` line can show as much
+(docs/install.md, "Isolation on the node", says what covers that).
+Image ``ENV`` lines are no concern otherwise: both the plugin's and the spec's entries override them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from .device_config import VisibleDevicesEnv
 
@@ -27,6 +34,76 @@ _SHOWN = 64  # characters of a refused value shown in the answer
 
 def _allowed(guard: VisibleDevicesEnv) -> str:
     return ", ".join(repr(v) if v else '""' for v in guard.no_device)
+
+
+def _shown(value: object) -> str:
+    return repr(value if not isinstance(value, str) or len(value) <= _SHOWN else value[:_SHOWN] + "...")
+
+
+#: envFrom source field -> the object kind named in a refusal.
+_SOURCES = {"configMapRef": "ConfigMap", "secretRef": "Secret"}
+
+
+def _source(src: dict) -> str:
+    """``ConfigMap 'app'`` for one envFrom entry (any other source field by its own name)."""
+    for field, kind in _SOURCES.items():
+        if src.get(field) is not None:
+            ref = src[field]
+            name = ref.get("name") if isinstance(ref, dict) else None
+            return f"{kind} {_shown(name if name is not None else '?')}"
+    other = sorted(k for k in src if k != "prefix")
+    return f"source {_shown(other[0]) if other else '(none)'}"
+
+
+def _asked(ctr: dict, names: Collection[str] | None) -> str | None:
+    """The first of ``names`` (a vendor's resources) the container names in its limits or requests, or None;
+    with no names known, every container counts as asking (the safe side)."""
+    if names is None:
+        return "devices"
+    res = ctr.get("resources") if isinstance(ctr.get("resources"), dict) else {}
+    for part in ("limits", "requests"):
+        amounts = res.get(part) if isinstance(res.get(part), dict) else {}
+        hit = next((n for n in amounts if n in names), None)
+        if hit is not None:
+            return hit
+    return None
+
+
+def check_env_from(where: str, ctr: dict, guards: Iterable[VisibleDevicesEnv],
+                   resources: Mapping[str, Collection[str]] | None = None) -> str | None:
+    """One line naming the container and the source when an ``envFrom`` entry could set a guarded variable of a
+    vendor whose devices the container asks for (``resources``: variable -> that vendor's resource names), and
+    the container's ``env`` does not name the variable (env wins over envFrom); None otherwise."""
+    env_from = ctr.get("envFrom")
+    if env_from is None:
+        return None
+    if not isinstance(env_from, list):
+        return f"{where}.envFrom: must be a list"
+    guards = list(guards)
+    env = ctr.get("env") if isinstance(ctr.get("env"), list) else []
+    pinned = {e.get("name") for e in env if isinstance(e, dict) and isinstance(e.get("name"), str)}
+    name_of = ctr.get("name") if isinstance(ctr.get("name"), str) else "?"
+    for j, src in enumerate(env_from):
+        if not isinstance(src, dict):
+            return f"{where}.envFrom[{j}]: must be an object"
+        prefix = src.get("prefix")
+        if prefix is None:
+            prefix = ""
+        if not isinstance(prefix, str):
+            return f"{where}.envFrom[{j}].prefix: {_shown(prefix)} must be a string"
+        for g in guards:
+            var = g.variable
+            if var in pinned or not var.startswith(prefix):
+                continue
+            asked = _asked(ctr, None if resources is None else resources.get(var, ()))
+            if asked is None:
+                continue
+            how = f"with prefix {_shown(prefix)}" if prefix else "without a prefix"
+            return (f"{where}.envFrom[{j}]: container {_shown(name_of)} asks for {asked} and takes variables from "
+                    f"{_source(src)} {how}, which could set {var} (unreadable at admission, and it may change later) "
+                    f"and widen the devices it sees; give it a prefix that {var} does not start with, or take the "
+                    "keys it needs one by one with env[].valueFrom")
+    return None
 
 
 def check_container(where: str, ctr: dict, guards: Iterable[VisibleDevicesEnv]) -> str | None:
@@ -48,21 +125,22 @@ def check_container(where: str, ctr: dict, guards: Iterable[VisibleDevicesEnv]) 
             continue
         var = guard.variable
         if e.get("valueFrom") is not None:
-            return (f"{where}.env[{j}]: container {name_of!r} sets {var} from valueFrom, which the webhook cannot "
+            return (f"{where}.env[{j}]: container {_shown(name_of)} sets {var} from valueFrom, which the webhook cannot "
                     f"check; a pod may set {var} only to {_allowed(guard)} (any other value widens the devices it "
                     "sees past those it was given)")
         value = e.get("value")
         if value is None:
             value = ""
         if not isinstance(value, str) or value not in guard.no_device:
-            shown = repr(value if not isinstance(value, str) or len(value) <= _SHOWN else value[:_SHOWN] + "...")
-            return (f"{where}.env[{j}]: container {name_of!r} sets {var}={shown}, which widens the devices it sees "
+            return (f"{where}.env[{j}]: container {_shown(name_of)} sets {var}={_shown(value)}, which widens the devices it sees "
                     f"past those it was given; a pod may set {var} only to {_allowed(guard)}")
     return None
 
 
-def check_pod_spec(spec: dict, guards: list[VisibleDevicesEnv]) -> str | None:
-    """The first refusal over every container list of a pod spec, or None."""
+def check_pod_spec(spec: dict, guards: list[VisibleDevicesEnv],
+                   resources: Mapping[str, Collection[str]] | None = None) -> str | None:
+    """The first refusal over every container list of a pod spec, or None. ``resources``: guarded variable -> the
+    resource names of its vendor, for the ``envFrom`` rule (None: every container counts as asking)."""
     if not guards:
         return None
     for key in CONTAINER_LISTS:
@@ -74,7 +152,8 @@ def check_pod_spec(spec: dict, guards: list[VisibleDevicesEnv]) -> str | None:
         for i, ctr in enumerate(items):
             if not isinstance(ctr, dict):
                 return f"spec.{key}[{i}]: must be an object"
-            denial = check_container(f"spec.{key}[{i}]", ctr, guards)
+            where = f"spec.{key}[{i}]"
+            denial = check_container(where, ctr, guards) or check_env_from(where, ctr, guards, resources)
             if denial:
                 return denial
     return None

@@ -25,8 +25,9 @@ Per vendor, from ``--device-config`` (HAMi's device-config.yaml, see :mod:`.devi
 
 On every pod, after the above: a container, init container or ephemeral container whose spec ``env`` gives a
 managed vendor's visible-devices variable a value that shows devices (``NVIDIA_VISIBLE_DEVICES=all``, a UUID,
-``valueFrom``) is refused, one line naming the container, the variable and the value
-(:mod:`.visible_devices_guard`; off with ``--allow-visible-devices-env``).
+``valueFrom``) is refused, one line naming the container, the variable and the value; so is a container asking for
+the vendor's devices whose ``envFrom`` (ConfigMap or Secret) could set that variable, one line naming the container
+and the source (:mod:`.visible_devices_guard`; both off with ``--allow-visible-devices-env``).
 
 Otherwise a pod without managed resources, or an object that is not a Pod, is allowed unchanged. Routes:
 ``POST /webhook`` (HAMi's path) and ``POST /mutate``; ``POST /validate`` (the visible-devices check alone, for a
@@ -79,6 +80,10 @@ class Mutator:
         #: The visible-devices variables a pod's spec may not widen (off with ``--allow-visible-devices-env``).
         self.guards = [] if allow_visible_devices_env else [
             HIDE_DEVICES_ENV[v.name] for v in vendors if v.name in HIDE_DEVICES_ENV]
+        #: guarded variable -> its vendor's resource names: a container naming one gets the variable from the
+        #: device plugin, so an ``envFrom`` that could replace it is refused there.
+        self.guard_resources = {HIDE_DEVICES_ENV[v.name].variable: frozenset(n for f in v.resources for n in f.names())
+                                for v in vendors if v.name in HIDE_DEVICES_ENV}
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -176,7 +181,7 @@ class Mutator:
         denial = self._runtime_class(spec, asked, ops)
         if denial:
             return self._deny(uid, denial)
-        denial = self._hide_devices(seen, ops) or check_pod_spec(mutated, self.guards)
+        denial = self._hide_devices(seen, ops) or check_pod_spec(mutated, self.guards, self.guard_resources)
         if denial:
             return self._deny(uid, denial)
         if not ops:
@@ -233,7 +238,8 @@ class Mutator:
     def validate(self, request: dict) -> dict:
         """The validating route (``/validate``): only the visible-devices check, on the pod as it will be stored
         (after every mutating webhook), for pod creation and for ephemeral containers added to a running pod
-        (``kubectl debug``: UPDATE of ``pods/ephemeralcontainers``). The chart registers it without the
+        (``kubectl debug``: UPDATE of ``pods/ephemeralcontainers``, where only the ephemeral containers are checked:
+        the others cannot change after creation). The chart registers it without the
         ``hami.io/webhook=ignore`` object selector, so a pod's own label cannot skip it."""
         uid = request.get("uid", "") if isinstance(request, dict) else ""
         if not isinstance(request, dict):
@@ -247,7 +253,10 @@ class Mutator:
         spec = pod.get("spec") if isinstance(pod, dict) else None
         if not isinstance(spec, dict):
             return self._deny(uid, "object.spec: must be an object")
-        denial = check_pod_spec(spec, self.guards)
+        if op == "UPDATE":  # only ephemeral containers are added; the others are immutable (checked at creation,
+            # or older than the check: a GPU container's envFrom there must not block every kubectl debug)
+            spec = {"ephemeralContainers": spec.get("ephemeralContainers")}
+        denial = check_pod_spec(spec, self.guards, self.guard_resources)
         return self._deny(uid, denial) if denial else {"uid": uid, "allowed": True}
 
     @staticmethod
@@ -442,6 +451,7 @@ def add_command(sub) -> None:
                         "runtimeClassName, overwriteEnv")
     p.add_argument("--allow-visible-devices-env", action="store_true",
                    help="let pods set a vendor's visible-devices variable (NVIDIA_VISIBLE_DEVICES) to a value that "
-                        "shows devices; off by default: such a value widens the container's devices past those it "
-                        "was given (only for nodes whose runtime ignores the variable, see docs/install.md)")
+                        "shows devices, in env or through envFrom; off by default: such a value widens the "
+                        "container's devices past those it was given (only for nodes whose runtime ignores the "
+                        "variable, see docs/install.md)")
     p.set_defaults(func=cmd_webhook)

@@ -101,13 +101,128 @@ def test_value_from_is_refused_its_value_is_unknown_at_admission(mutator, source
     assert msg.startswith(f"spec.containers[0].env[0]: container 'app' sets {VAR} from valueFrom")
 
 
-def test_value_from_for_other_variables_and_env_from_pass(mutator):
-    """envFrom is a documented limit (the webhook cannot see a ConfigMap's keys); valueFrom of other names is fine."""
+def test_value_from_for_other_variables_passes(mutator):
     spec = {"containers": [ctr("app", GPU, env=[{"name": "CUDA_VISIBLE_DEVICES", "value": "all"},
                                                 {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c",
                                                                                                 "key": VAR}}}])]}
-    spec["containers"][0]["envFrom"] = [{"configMapRef": {"name": "gpus"}}]
     assert mutator.review(review(spec))["allowed"] is True
+
+
+# -- envFrom: the keys of a ConfigMap or Secret are not readable at admission and may change later ----------------
+
+def with_env_from(c: dict, *sources: dict) -> dict:
+    c["envFrom"] = list(sources)
+    return c
+
+
+CM = {"configMapRef": {"name": "gpus"}}
+
+
+@pytest.mark.parametrize(("source", "shown"), [
+    (CM, "ConfigMap 'gpus' without a prefix"),
+    ({"secretRef": {"name": "tok", "optional": True}}, "Secret 'tok' without a prefix"),
+    ({"configMapRef": {"name": "gpus"}, "prefix": ""}, "ConfigMap 'gpus' without a prefix"),
+    ({"configMapRef": {"name": "gpus"}, "prefix": "NVIDIA_"}, "ConfigMap 'gpus' with prefix 'NVIDIA_'"),
+    ({"secretRef": {"name": "s"}, "prefix": "NVIDIA_VISIBLE_DEVICES"}, "Secret 's' with prefix 'NVIDIA_VISIBLE_DEVICES'"),
+])
+def test_env_from_that_could_set_the_variable_in_a_gpu_container_is_refused(mutator, source, shown):
+    spec = {"containers": [ctr("side"), with_env_from(ctr("app", GPU), {"configMapRef": {"name": "ok"}, "prefix": "APP_"},
+                                                      source)]}
+    for resp in (mutator.review(review(spec)), mutator.validate(review(spec))):
+        msg = denial(resp)
+        assert msg.startswith(f"spec.containers[1].envFrom[1]: container 'app' asks for nvidia.com/gpu and takes "
+                              f"variables from {shown}, which could set {VAR}"), msg
+        assert "prefix that NVIDIA_VISIBLE_DEVICES does not start with" in msg and len(msg) < 400
+
+
+def test_env_from_in_init_containers_and_by_memory_alone_is_refused(mutator):
+    spec = {"initContainers": [with_env_from(ctr("warm", {"nvidia.com/gpumem": "1000"}), CM)],
+            "containers": [ctr("app", GPU)]}
+    assert denial(mutator.review(review(spec))).startswith(
+        "spec.initContainers[0].envFrom[0]: container 'warm' asks for nvidia.com/gpu")  # the default count joined
+    assert denial(mutator.validate(review(spec))).startswith(
+        "spec.initContainers[0].envFrom[0]: container 'warm' asks for nvidia.com/gpumem")  # as stored, unmutated
+
+
+@pytest.mark.parametrize("source", [
+    {"configMapRef": {"name": "cfg"}, "prefix": "APP_"},  # APP_NVIDIA_VISIBLE_DEVICES is another variable
+    {"secretRef": {"name": "tok"}, "prefix": "NVIDIA_VISIBLE_DEVICES_"},
+    {"configMapRef": {"name": "cfg"}, "prefix": "CUDA_"},
+])
+def test_env_from_with_a_prefix_that_cannot_make_the_name_passes(mutator, source):
+    spec = {"containers": [with_env_from(ctr("app", GPU), source)]}
+    assert mutator.review(review(spec))["allowed"] is True
+    assert mutator.validate(review(spec))["allowed"] is True
+
+
+def test_env_from_passes_where_env_names_the_variable_or_no_device_is_asked(mutator):
+    """env wins over envFrom in the kubelet, and its value is checked; a container asking for no GPU gets no list
+    from the plugin to replace (overwriteEnv pins it, or the image's ENV shows as much)."""
+    pinned = {"containers": [with_env_from(ctr("app", GPU, env=[{"name": VAR, "value": "void"}]), CM)]}
+    plain = {"containers": [ctr("app", GPU), with_env_from(ctr("web"), CM, {"secretRef": {"name": "tok"}})],
+             "ephemeralContainers": [with_env_from(ctr("debug"), CM)]}
+    for spec in (pinned, plain):
+        assert mutator.review(review(spec))["allowed"] is True
+        assert mutator.validate(review(spec))["allowed"] is True
+    assert mutator.validate(review(plain, "UPDATE", "ephemeralcontainers"))["allowed"] is True
+
+
+def test_ephemeral_container_update_checks_the_new_containers_not_the_immutable_ones(mutator):
+    """kubectl debug on a pod created before the check (a GPU container taking envFrom): the pod's own containers
+    cannot change any more, so only the ephemeral containers decide; a widening one is still refused."""
+    old = {"containers": [with_env_from(ctr("app", GPU), CM)]}
+    assert "envFrom[0]" in denial(mutator.validate(review(old)))  # refused, had it been created now
+    debug = {**old, "ephemeralContainers": [with_env_from(ctr("dbg"), CM)]}
+    assert mutator.validate(review(debug, "UPDATE", "ephemeralcontainers"))["allowed"] is True
+    older = {"containers": [ctr("app", GPU, env=[{"name": VAR, "value": "all"}])], "ephemeralContainers": [ctr("dbg")]}
+    assert mutator.validate(review(older, "UPDATE", "ephemeralcontainers"))["allowed"] is True  # refused before
+    wide = {**old, "ephemeralContainers": [ctr("dbg", env=[{"name": VAR, "value": "all"}])]}
+    assert denial(mutator.validate(review(wide, "UPDATE", "ephemeralcontainers"))).startswith(
+        "spec.ephemeralContainers[0].env[0]: container 'dbg' sets")
+    assert denial(mutator.validate(review({"ephemeralContainers": "x"}, "UPDATE", "ephemeralcontainers"))) == \
+        "spec.ephemeralContainers: must be a list"
+
+
+def test_env_from_in_a_pod_of_only_other_vendors_resources_is_checked_per_vendor():
+    """Ascend's guard looks at Ascend requests: an NVIDIA-only container may take envFrom without a prefix."""
+    m = Mutator([NVIDIA, ASCEND])
+    npu = {"containers": [with_env_from(ctr("npu", {"huawei.com/Ascend910B": "1"}), CM)]}
+    msg = denial(m.validate(review(npu)))
+    assert "asks for huawei.com/Ascend910B" in msg and "could set ASCEND_VISIBLE_DEVICES" in msg
+    gpu = {"containers": [with_env_from(ctr("app", GPU, env=[{"name": VAR, "value": "none"}]), CM)]}
+    assert m.validate(review(gpu))["allowed"] is True
+
+
+def test_overwrite_env_pins_containers_without_gpus_and_allow_setting_lets_env_from_through():
+    m = Mutator([NVIDIA], admission=[VendorAdmission("nvidia", hide_env=HIDE_DEVICES_ENV["nvidia"])])
+    spec = {"containers": [ctr("app", GPU), with_env_from(ctr("log"), CM)]}
+    resp = m.review(review(spec))
+    assert resp["allowed"] is True
+    ops = json.loads(base64.b64decode(resp["patch"]))
+    assert {"op": "add", "path": "/spec/containers/1/env", "value": [{"name": VAR, "value": "none"}]} in ops
+    gpu = {"containers": [with_env_from(ctr("app", GPU), CM)]}
+    assert "container 'app' asks for nvidia.com/gpu" in denial(m.review(review(gpu)))
+    off = Mutator([NVIDIA], allow_visible_devices_env=True)
+    assert off.review(review(gpu))["allowed"] is True and off.validate(review(gpu))["allowed"] is True
+
+
+@pytest.mark.parametrize(("env_from", "line"), [
+    ("x", "spec.containers[0].envFrom: must be a list"),
+    (["x"], "spec.containers[0].envFrom[0]: must be an object"),
+    ([{"configMapRef": {"name": "c"}, "prefix": 3}], "spec.containers[0].envFrom[0].prefix: 3 must be a string"),
+])
+def test_malformed_env_from_is_one_line(mutator, env_from, line):
+    spec = {"containers": [ctr("app", GPU) | {"envFrom": env_from}]}
+    assert denial(mutator.validate(review(spec))) == line
+
+
+def test_odd_env_from_sources_are_named_and_bounded(mutator):
+    for src, shown in (({"configMapRef": "x"}, "ConfigMap '?'"), ({"configMapRef": {"name": "a" * 500}}, "..."),
+                       ({"fileRef": {"path": "/x"}}, "source 'fileRef'"), ({}, "source (none)")):
+        msg = denial(mutator.validate(review({"containers": [with_env_from(ctr("app", GPU), src)]})))
+        assert shown in msg and len(msg) < 500, msg
+    msg = denial(mutator.validate(review({"containers": [with_env_from(ctr("c" * 5000, GPU), CM)]})))
+    assert len(msg) < 500 and msg.count("c") < 100
 
 
 def test_long_and_odd_values_are_bounded_in_the_answer(mutator):

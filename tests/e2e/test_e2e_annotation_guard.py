@@ -1,5 +1,6 @@
 """The chart's ValidatingAdmissionPolicy in the real apiserver: only the scheduler's and the node agents'
-service accounts write HAMi's allocation/bind pod annotations; the pod author keeps its request annotations.
+service accounts write HAMi's allocation/bind pod annotations and the hami.io/vgpu-node pod label; the pod author
+keeps its request annotations and its other labels.
 
 Requests are made as each service account through impersonation (the admin token may impersonate), with a Role
 giving all of them the same pod rights, so every refusal below is the policy's, not RBAC's. The policy is
@@ -20,6 +21,7 @@ from kubernetes.client.rest import ApiException
 CHART = REPO / "charts" / "hami-hal"
 TO_ALLOCATE = "hami.io/vgpu-devices-to-allocate"
 ALLOCATED = "hami.io/vgpu-devices-allocated"
+NODE = "hami.io/vgpu-node"
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,9 @@ def as_user(stack, user: str) -> client.CoreV1Api:
     return client.CoreV1Api(api)
 
 
-def pod(name: str, annotations: dict[str, str]) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "annotations": annotations},
+def pod(name: str, annotations: dict[str, str], labels: dict[str, str] | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "annotations": annotations, "labels": labels or {}},
             "spec": {"containers": [{"name": "c", "image": "busybox",
                                      "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
 
@@ -115,10 +118,23 @@ def test_only_scheduler_and_node_agent_write_allocation_annotations(stack, helm,
     # a tenant cannot create a pod carrying an allocation (a ReplicaSet template would carry it the same way)
     refused(lambda: tenant.create_namespaced_pod(stack.ns, pod("forged", {ALLOCATED: "GPU-b,NVIDIA,1024,10:;"})),
             ALLOCATED, tenant_user)
-    # the scheduler writes the allocation at Filter/Bind (what the extender patches)
-    sched.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
-        "hami.io/vgpu-node": "n1", TO_ALLOCATE: "GPU-a,NVIDIA,1024,10:;", ALLOCATED: "GPU-a,NVIDIA,1024,10:;",
+    # ... nor one naming the node it was filtered for, by annotation or by label (HAMi's monitor and the bind
+    # replay list a node's pods by the label)
+    msg = refused(lambda: tenant.create_namespaced_pod(stack.ns, pod("forgednode", {}, {NODE: "n2"})), tenant_user)
+    assert f"metadata.labels: {NODE} on a new pod" in msg and "metadata.annotations" not in msg, msg
+    msg = refused(lambda: tenant.create_namespaced_pod(stack.ns, pod("forgedboth", {NODE: "n2"}, {NODE: "n2"})))
+    assert f"metadata.annotations: {NODE}; metadata.labels: {NODE} on a new pod" in msg, msg
+    # the scheduler writes the allocation at Filter/Bind (what the extender patches: the node label with it)
+    sched.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {NODE: "n1"}, "annotations": {
+        NODE: "n1", TO_ALLOCATE: "GPU-a,NVIDIA,1024,10:;", ALLOCATED: "GPU-a,NVIDIA,1024,10:;",
         "hami.io/bind-phase": "allocating"}}})
+    # the tenant cannot move its pod to another node's list, nor take it off its own, nor edit the annotation
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {NODE: "n2"}}}),
+            f"metadata.labels: {NODE} may be changed only")
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {NODE: None}}}),
+            f"metadata.labels: {NODE}")
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {NODE: "n2"}}}),
+            f"metadata.annotations: {NODE} may be changed only")
     # the tenant cannot edit, add or remove an allocation annotation on its bound pod, by patch or by status update
     refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
         TO_ALLOCATE: "GPU-other,NVIDIA,1024,10:;"}}}), TO_ALLOCATE)
@@ -147,9 +163,14 @@ def test_only_scheduler_and_node_agent_write_allocation_annotations(stack, helm,
     anns = stack.core.read_namespaced_pod("job", stack.ns).metadata.annotations
     assert anns[TO_ALLOCATE] == ";" and anns[ALLOCATED] == "GPU-a,NVIDIA,1024,10:;"
     assert anns["hami.io/bind-phase"] == "success" and anns["nvidia.com/use-gputype"] == "H100"
-    assert stack.core.read_namespaced_pod("job", stack.ns).metadata.labels == {"team": "a"}
+    assert stack.core.read_namespaced_pod("job", stack.ns).metadata.labels == {"team": "a", NODE: "n1"}
+    assert anns[NODE] == "n1"
     # the scheduler may create one (the policy's CREATE rule names it alone)
-    sched.create_namespaced_pod(stack.ns, pod("schedmade", {ALLOCATED: "GPU-a,NVIDIA,1024,10:;"}), dry_run="All")
+    sched.create_namespaced_pod(stack.ns, pod("schedmade", {ALLOCATED: "GPU-a,NVIDIA,1024,10:;"}, {NODE: "n1"}),
+                                dry_run="All")
+    # the scheduler's undo of a failed bind clears the label with the annotations
+    sched.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {NODE: None}, "annotations": {NODE: None}}})
+    assert NODE not in stack.core.read_namespaced_pod("job", stack.ns).metadata.labels
 
 
 def _render(helm: str, *extra: str) -> subprocess.CompletedProcess:
@@ -175,6 +196,8 @@ def test_annotation_guard_switch(helm, extra, kinds):
      "scheduler.annotationGuard.failurePolicy: Warn must be Fail or Ignore"),
     (["--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.keys=null"],
      "scheduler.annotationGuard.keys: empty"),
+    (["--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.labels=null"],
+     "scheduler.annotationGuard.labels: empty"),
 ])
 def test_annotation_guard_bad_values_fail_in_one_line(helm, extra, line):
     out = _render(helm, *extra)

@@ -2,7 +2,8 @@
 with HAMi's ``hami.io/webhook=ignore`` object selector, and the ``/validate`` route as a ValidatingWebhookConfiguration
 without it, also for ``pods/ephemeralcontainers``), a pod setting ``NVIDIA_VISIBLE_DEVICES=all`` is refused with
 one line naming the container, the variable and the value, also when it carries the ignore label and when the
-variable comes in an ephemeral container (``kubectl debug``); ``none`` passes and is stored as written. The chart
+variable comes in an ephemeral container (``kubectl debug``); ``none`` passes and is stored as written. A GPU
+container's ``envFrom`` without a prefix is refused the same way, naming the container and the ConfigMap. The chart
 renders the validating configuration, and leaves it out with ``allowVisibleDevicesEnv``."""
 
 from __future__ import annotations
@@ -86,6 +87,23 @@ def test_visible_devices_env_refused_through_the_apiserver(stack, deadline):
                        {"hami.io/webhook": "ignore"})
     msg = refusal(lambda: stack.create(ignored))
     assert f"container 'main' sets {VAR}='GPU-00000000-0000-0000-0000-000000000001'" in msg, msg
+
+    # envFrom: a ConfigMap's keys are not readable at admission, so one that could set the variable is refused in
+    # a container asking for a GPU, by both routes; a prefix the variable's name does not start with passes
+    def env_from(name: str, labels: dict | None = None, prefix: str | None = None) -> dict:
+        pod = gpu_pod(name, scheduler=None)
+        pod["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "gpus"}, **(
+            {"prefix": prefix} if prefix is not None else {})}]
+        if labels:
+            pod["metadata"]["labels"] = labels
+        return pod
+
+    line = ("spec.containers[0].envFrom[0]: container 'main' asks for nvidia.com/gpu and takes variables from "
+            f"ConfigMap 'gpus' without a prefix, which could set {VAR}")
+    for labels in (None, {"hami.io/webhook": "ignore"}):
+        msg = refusal(lambda labels=labels: stack.create(env_from("fromcm", labels)))
+        assert line in msg, msg
+    stack.create(env_from("prefixed", prefix="APP_"))
 
     stack.create(with_env(gpu_pod("hidden", scheduler=None), "none"))
     spec = stored(stack, "hidden")["spec"]
