@@ -9,7 +9,9 @@ Loops (the kernels take 0 us: the program never reaches its limit, so every nano
   tight  `launch kernel N 0`: back-to-back launches (the library's cost per launch, its per-ms work amortised
          over thousands of launches);
   paced  `spin 0 GAP SECS` with a busy-waited gap of --gap-us after each launch (an inference-like loop, ~20 us
-         of host time per launch: the per-ms work is amortised over ~50 launches, as on the H200).
+         of host time per launch: the per-ms work is amortised over ~50 launches, as on the H200);
+  infer  the paced loop shaped like the H200's batch-1 inference loop: --infer-kernel-us kernels and a host
+         synchronize every --infer-sync launches (a step of ~195 launches ending in a host sync).
 Each run first runs the same loop for 0.4 s (a fresh container earns its credit; until then it is measured
 precisely), then the measured window. Cases: nolimit (preloaded, no SM limit); force70 (limit 70, force: the coarse path); precise70 (force 70,
 HAMI_SM_PRECISE=1); default70 (limit 70, default policy, alone: not capped); shared70 (limit 70, default,
@@ -81,13 +83,17 @@ def base_env(fake_dir: Path, tmp: Path, name: str) -> dict[str, str]:
     return env
 
 
-def loop_args(loop: str, launches: int, gap_us: int, secs: float) -> list[str]:
+def loop_args(loop: str, launches: int, gap_us: int, secs: float, kernel_us: int = 0,
+              sync: int = 1000000000) -> list[str]:
     # the warm-up runs the same loop for WARMUP_S: a fresh container starts with no credit and is measured
     # precisely until it has earned enough (about 115 ms at 70 %); the window measures the steady state
-    warm = ["ctx", "0", "spin", "0", "0" if loop == "tight" else str(gap_us), str(WARMUP_S), "1000000000", "calls"]
+    if loop != "infer":
+        kernel_us, sync = 0, 1000000000
+    spin = ["spin", str(kernel_us), "0" if loop == "tight" else str(gap_us)]
+    warm = ["ctx", "0", *spin, str(WARMUP_S), str(sync), "calls"]
     if loop == "tight":
         return [*warm, "launch", "kernel", str(launches), "0", "calls"]
-    return [*warm, "spin", "0", str(gap_us), str(secs), "1000000000", "calls"]
+    return [*warm, *spin, str(secs), str(sync), "calls"]
 
 
 def parse_run(out: str, loop: str) -> dict[str, float]:
@@ -176,6 +182,8 @@ def main() -> int:
                     help="tight loop: launches per run (long enough to span several 100 ms coarse phases)")
     ap.add_argument("--gap-us", type=int, default=20, help="paced loop: busy-waited host gap after each launch")
     ap.add_argument("--secs", type=float, default=0.4, help="paced loop: seconds per run")
+    ap.add_argument("--infer-kernel-us", type=int, default=5, help="infer loop: each kernel's length")
+    ap.add_argument("--infer-sync", type=int, default=195, help="infer loop: launches between host syncs")
     ap.add_argument("--loops", default="tight,paced")
     ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
     ap.add_argument("--cases", default=",".join(CASES))
@@ -187,10 +195,12 @@ def main() -> int:
         if c not in CASES:
             ap.error(f"--cases: unknown case {c!r} (known: {', '.join(CASES)})")
     for lp in loops:
-        if lp not in ("tight", "paced"):
-            ap.error(f"--loops: unknown loop {lp!r} (tight, paced)")
+        if lp not in ("tight", "paced", "infer"):
+            ap.error(f"--loops: unknown loop {lp!r} (tight, paced, infer)")
     if a.rounds < 1 or a.launches < 1000 or not 0 < a.gap_us <= 10000 or not 0.05 <= a.secs <= 10:
         ap.error("--rounds >= 1, --launches >= 1000, 0 < --gap-us <= 10000, 0.05 <= --secs <= 10")
+    if not 0 <= a.infer_kernel_us <= 10000 or not 1 <= a.infer_sync <= 1000000:
+        ap.error("0 <= --infer-kernel-us <= 10000, 1 <= --infer-sync <= 1000000")
 
     with tempfile.TemporaryDirectory(prefix="lpc-") as td:
         tmp = Path(td)
@@ -201,7 +211,7 @@ def main() -> int:
         try:
             for rnd in range(a.rounds):
                 for lp in loops:
-                    args = loop_args(lp, a.launches, a.gap_us, a.secs)
+                    args = loop_args(lp, a.launches, a.gap_us, a.secs, a.infer_kernel_us, a.infer_sync)
                     order = ["native"] + [f"{lib}:{c}" for lib in libs for c in cases]
                     if rnd % 2:
                         order.reverse()  # ABAB... then BABA...: drift on the box hits every variant alike
@@ -251,7 +261,7 @@ def main() -> int:
         "host": platform.node(), "cpu_count": os.cpu_count(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": cmd, "rounds": a.rounds, "launches_tight": a.launches, "gap_us_paced": a.gap_us,
-        "secs_paced": a.secs, "libs": {k: str(v.parent.name) for k, v in libs.items()}, "lib_sources": libs_spec,
+        "secs_paced": a.secs, "infer_kernel_us": a.infer_kernel_us, "infer_sync": a.infer_sync, "libs": {k: str(v.parent.name) for k, v in libs.items()}, "lib_sources": libs_spec,
         "note": a.note, "summary": summary, "raw": raw,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -282,7 +292,9 @@ def markdown(res: dict) -> str:
         f"Library builds: {', '.join(res['lib_sources'])}. {res['rounds']} ABAB rounds; medians; "
         f"\"added\" = the run's ns per launch minus the same round's native run. Tight loop: "
         f"{res['launches_tight']} launches of 0 us back to back. Paced loop: 0 us kernels with a busy-waited "
-        f"{res['gap_us_paced']} us host gap after each, {res['secs_paced']} s per run.",
+        f"{res['gap_us_paced']} us host gap after each, {res['secs_paced']} s per run. Infer loop: the paced "
+        f"loop with {res.get('infer_kernel_us', 5)} us kernels and a host synchronize every "
+        f"{res.get('infer_sync', 195)} launches.",
         "",
     ]
     if res.get("note"):

@@ -76,9 +76,10 @@
  * library's event records per launch, or its launches' own host time): host gaps in its windows "explained" any
  * doubt (on the fake, 30 % force alone: 63-77 % of the GPU, charged 0.04-0.12 x it; a random phase length did
  * not help, the tenant reacts to the mode, not to a clock). So one coarse launch in 32, drawn at random when it
- * is made (coarse_sample: it cannot be steered), is measured alone between a start and an end mark, and the
- * verification charges the phase's launches at the samples' average too (beyond 0.5 us of slack per launch, at
- * most the doubt; a phase that drew no sample, at the last samples' average): ~32 %, charged ~1.0 x.
+ * is made (coarse_sample: it cannot be steered), is measured alone between a start and an end mark (the start
+ * mark is also the end mark of the run before it: one event, push_boundary), and the verification charges the
+ * phase's launches at the samples' average too (beyond 0.5 us of slack per launch, at most the doubt; a phase that
+ * drew no sample, at the last samples' average): ~32 %, charged ~1.0 x.
  * The part of a coarse span after its mark was recorded is charged as it is (all its launches were queued by
  * then: no host gap can be in it), never left to the doubt: a training step's GEMMs queued ahead of the GPU, then
  * host-paced tiny kernels, was charged 0.36 x its GPU time on the fake. A mark that is all tail (the GPU reached it
@@ -240,8 +241,9 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
 /* A completed start mark (recorded on an idle stream) is also a calibration sample: the first becomes the
  * reference (its host time between its record time and the end of this collection); later ones re-base it
  * every 2 s, carrying the bounds over, widened by 20 us for the drift between the GPU's clock and the host's.
+ * known: the completion time already converted (the event of a paired end mark, push_boundary), else INT64_MIN.
  * Returns the mark's completion time; takes its event. */
-static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
+static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now, int64_t known)
 {
     if (!ds->ref) {
         ds->ref = m->e;
@@ -251,7 +253,7 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now)
         ds->ref_at = now;
         return m->rec;
     }
-    int64_t h = completion(ds, m->e, m->rec, now);
+    int64_t h = known != INT64_MIN ? known : completion(ds, m->e, m->rec, now);
     if (now - ds->ref_at < REBASE_NS) {
         put_event(ds, m->e);
         return h;
@@ -415,6 +417,7 @@ void harvest(struct dstate *ds)
          * need no query each (a launch-bound stream measured precisely: ~0.2 queries per launch instead of 1).
          * Not for the per-thread default stream's handle: it names a different stream in each thread */
         int known = 0;
+        int64_t paired_h = INT64_MIN;  /* the completion of the paired end mark just taken: its start mark's too */
         if (q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
             ST_COUNT(queries);
             if (vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS)
@@ -424,7 +427,7 @@ void harvest(struct dstate *ds)
             struct mark *m = &q->ring[q->head];
             if (known > 0) {
                 known--;
-            } else {
+            } else if (paired_h == INT64_MIN || m->kind != MK_START) {  /* a paired start mark has completed */
                 ST_COUNT(queries);
                 if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
                     break;
@@ -433,7 +436,7 @@ void harvest(struct dstate *ds)
                 /* the GPU reached this stream's work: it executes from here, whatever it waited for before
                  * (another context's time slice, with the launches already enqueued), so the launches it
                  * opens are charged from here, and the busy period starts here for the node board too */
-                int64_t h = calibrate(ds, m, now);
+                int64_t h = calibrate(ds, m, now, paired_h);
                 if (m->first && !m->coarse && h > m->rec) {  /* HAMI_SM_CHARGE_SWITCHES: settled later */
                     if (ds->ngap == 8)
                         settle_gaps(ds, 0);
@@ -531,7 +534,10 @@ void harvest(struct dstate *ds)
                     q->done_end = h;
                 if (h > ds->last_end)
                     ds->last_end = h;
-                put_event(ds, m->e);
+                if (m->paired)
+                    paired_h = h;  /* the event goes with the start mark after it */
+                else
+                    put_event(ds, m->e);
                 ds->pending--;
                 if (!m->coarse && ds->busy_since && !ds->since_gpu) {
                     /* no start mark (it could not be recorded), or it yielded (taken_at) and ran again: busy from
@@ -544,6 +550,8 @@ void harvest(struct dstate *ds)
                 }
                 ds->yield_at = ds->resume_at = 0;  /* its work ran */
             }
+            if (m->kind == MK_START)
+                paired_h = INT64_MIN;
             q->head = (q->head + 1) % RING;
             q->count--;
         }
@@ -702,6 +710,24 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     } else {
         ds->calib_at = now;
     }
+    return 1;
+}
+
+/* A coarse sample begins: the run before it is closed (an end mark) and the sample opened (a start mark) by one
+ * event. Recorded back to back with nothing between them on the stream, the two marks complete at the same GPU
+ * moment, so one record and one conversion serve both: two ring entries, the end one paired (its event is the start
+ * mark's, converted once in harvest). A sample cost three records (issue 18: on the H200's inference loop ~3 us of
+ * host time each, 0.094 of its 0.164 records per launch); now two. No run before it: a start mark alone. Returns
+ * whether the start mark was recorded. */
+static int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
+{
+    if (!q->unmarked || !push_mark(ds, q, q->unmarked_enq, MK_END, 0))
+        return push_mark(ds, q, now, MK_START, 0);
+    struct mark *end = &q->ring[(q->head + q->count - 1) % RING];  /* push_mark left one free slot at least */
+    end->paired = 1;
+    q->ring[(q->head + q->count) % RING] = (struct mark){end->e, end->rec, end->rec, MK_START, 0, ds->coarse, 0, 0, 0};
+    q->count++;
+    ds->calib_at = end->rec;
     return 1;
 }
 
@@ -1169,9 +1195,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 /* a sample: the run before it is closed, then a start mark: the sample's span starts where
                  * the GPU reached this launch (not at another stream's work queued before it) and holds it
                  * alone */
-                if (q->unmarked)
-                    push_mark(ds, q, q->unmarked_enq, MK_END, 0);
-                q->sample = push_mark(ds, q, now, MK_START, 0);
+                q->sample = push_boundary(ds, q, now);
             }
             if (!q->capture && ds->reopen) {
                 ds->reopen = 0;

@@ -26,6 +26,7 @@ struct mark {
     int coarse;   /* recorded in coarse mode: charged the estimate, never published */
     int first;    /* MK_START recorded while every stream of the process was idle (HAMI_SM_CHARGE_SWITCHES) */
     int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time */
+    int paired;   /* MK_END whose event is also the next mark's, a MK_START (push_boundary): one record for both */
 };
 
 struct squeue {
