@@ -65,14 +65,19 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
  * hami_vgpu_lent_share): a decaying average over ~100 ms of the charges of all its processes (the region's
  * busy counter: precise and coarse charges alike), updated at most every 5 ms. While its launches are not
  * measured (not capped) it publishes its whole limit: a neighbour borrows only what is measured to be unused,
- * and a measured spell starts again from the limit. */
+ * and a measured spell starts again from the limit. So does a spell that resumes after this process went idle
+ * (no update for longer than the idle window, after which its readers count it gone): its first sample would
+ * average the idle gap, near 0 charged and 0 queued, and it would lend its whole share the moment it came back.
+ * Issue 18: the H200 policy timeline's neighbour B warmed up, waited ~15 s for its start, then ran, and A stayed
+ * uncapped for ~2 s of it; on the fake the same history gives B's first figures 0.05 % charged and 5 % queued
+ * (docs/results/2026-12-05-fake-policy-latency.md). */
 void publish_fraction(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
     int i = ds->user_idx;
     int sm = vg_sm_limit(ds->dev);
     uint64_t busy = __atomic_load_n(&vg_region->dev[ds->dev].busy_ns, __ATOMIC_ACQUIRE);
-    if (!ds->capped || !ds->frac_at) {
+    if (!ds->capped || !ds->frac_at || now - ds->frac_at > IDLE_WINDOW_NS) {
         ds->frac_bp = (int64_t)sm * 100;
         ds->queued_bp = 10000;  /* and contending, until measured otherwise */
         ds->frac_busy = busy;
