@@ -61,18 +61,26 @@ class Bench:
         env.update(extra)
         return env
 
-    def start(self, kind: str, seconds: float, env: dict[str, str], cpus: set[int] | None = None) -> subprocess.Popen:
-        """A worker process; cpus pins it (all its threads: the library's watcher too) to those CPU cores."""
+    def start(self, kind: str, seconds: float, env: dict[str, str], cpus: set[int] | None = None,
+              stamp: bool = False) -> subprocess.Popen:
+        """A worker process; cpus pins it (all its threads: the library's watcher too) to those CPU cores; stamp
+        reads its stderr as it comes, each line with its wall-clock time (StampedErr)."""
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        return subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)], env=env,
+        proc = subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pin)
+        if stamp:
+            proc.stamped = StampedErr(proc)  # type: ignore[attr-defined]
+        return proc
 
     def finish(self, proc: subprocess.Popen, label: str, timeout: float = 240) -> dict:
+        stamped = getattr(proc, "stamped", None)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
+        if stamped:
+            err = stamped.text()
         tail = [ln for ln in err.strip().splitlines() if ln.strip()][-4:]
         res = {"error": f"no result (rc {proc.returncode}): {tail}"}
         for line in out.splitlines():
@@ -88,6 +96,8 @@ class Bench:
         stamps = res.pop("stamps", None)
         if stamps is not None and "policy" in label:
             res["stamps"] = stamps
+        if stamped:
+            res["stamped_lines"] = stamped.relative(res.get("t0"))
         self.log.write(f"{label}: {json.dumps(res)}\n")
         self.log.flush()
         print(f"{label}: rate={res.get('rate')} {res.get('error', '')} {res.get('oom_error', '')}", flush=True)
@@ -104,6 +114,34 @@ class Bench:
         procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e), c)
                  for k, e, c in zip(kinds, envs, cpus, strict=True)]
         return [self.finish(p, f"{label}[{i}]") for i, p in enumerate(procs)]
+
+
+class StampedErr:
+    """A worker's library lines with the wall-clock time each arrived (the policy timeline, issue 18 record 5: A
+    ran at ~98 % of solo for ~2 s after B arrived and its launch counts suggest it believed itself alone; the
+    library's INFO lines say when it switched between alone and shared). Takes the stderr pipe from the Popen, so
+    communicate() reads stdout only."""
+
+    MAX_LINES = 400
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[tuple[float, str]] = []
+        pipe, proc.stderr = proc.stderr, None
+        self.reader = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.reader.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self.lines.append((time.time(), line.rstrip("\n")))
+
+    def text(self) -> str:
+        self.reader.join(timeout=10)
+        return "\n".join(ln for _, ln in self.lines)
+
+    def relative(self, t0: float | None) -> list[list]:
+        """[seconds after t0 (the worker's window start), line] for the library's lines, the first MAX_LINES."""
+        base = t0 if isinstance(t0, (int, float)) else 0.0
+        return [[round(t - base, 4), ln] for t, ln in self.lines if "HAMI-vgpu" in ln][:self.MAX_LINES]
 
 
 class NvmlPeak:
@@ -406,8 +444,11 @@ def policy_timeline(b: Bench, kind: str, solo: dict) -> dict:
     """GPU_CORE_UTILIZATION_POLICY=default: A (limit 30) alone for 5 s, neighbour B (limit 70) for 4 s, A
     alone again; A's units per half second against its solo rate."""
     go = time.time() + 12
-    a = b.start(kind, 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[0])))
-    bb = b.start(kind, 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[1])))
+    info = {"LIBCUDA_LOG_LEVEL": "3"}  # INFO: the alone/shared switches (rare lines), stamped as they come
+    a = b.start(kind, 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[0]), **info),
+                stamp=True)
+    bb = b.start(kind, 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[1]), **info),
+                 stamp=True)
     ra, rb = b.finish(a, f"{kind} policy A"), b.finish(bb, f"{kind} policy B")
     stamps = ra.get("stamps", [])
     per_unit = (ra.get("rate") or 0) * (ra.get("seconds") or 1) / max(1, len(stamps))  # units per step

@@ -53,3 +53,23 @@ def test_no_launch_stats_leaves_the_workers_environment_alone(workload: Workload
     res = _run(mod, workload, tmp_path)
     assert "launch_stats" not in res, res
     assert not any("launch stats" in ln for ln in res["interposer_lines"]), res
+
+
+def test_policy_workers_lines_come_with_their_time(workload: Workload, tmp_path: Path) -> None:
+    """The policy timeline's workers run at LIBCUDA_LOG_LEVEL=3 with their stderr read as it comes: each library
+    line is kept with its time after the window start, so the alone/shared switches can be set against the step
+    stamps (record 5's ~2 s cap delay on the H200)."""
+    mod = _bench_module()
+    with open(tmp_path / "real-share.log", "w") as log:
+        b = mod.Bench(workload.tc.lib, tmp_path, log)
+        env = b.env(True, CUDA_DEVICE_SM_LIMIT="30", GPU_CORE_UTILIZATION_POLICY="force", LIBCUDA_LOG_LEVEL="3")
+        env["LD_LIBRARY_PATH"] = str(workload.tc.fake_dir)
+        env["FAKE_CUDA_GPU"] = str(tmp_path / "gpu")
+        proc = subprocess.Popen([str(workload.tc.app), "ctx", "0", "launch", "kernel", "200", "20"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.stamped = mod.StampedErr(proc)
+        res = b.finish(proc, "train policy A", timeout=60)
+    lines = res["stamped_lines"]
+    assert any("SM limit 30%" in ln for _, ln in lines), lines
+    assert all(isinstance(t, float) and t > 0 for t, _ in lines), lines  # no t0 from the fake app: epoch-relative
+    assert res.get("launch_stats", "").startswith("200 measured launches ("), res  # still parsed from every line
