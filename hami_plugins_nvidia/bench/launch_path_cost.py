@@ -37,7 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 HERE = Path(__file__).resolve().parent
 PKG = HERE.parent / "hami_plugins_nvidia"
@@ -55,6 +57,7 @@ CASES: dict[str, dict[str, str]] = {
 }
 NEIGHBOUR_ENV = {"CUDA_DEVICE_SM_LIMIT": "30", "GPU_CORE_UTILIZATION_POLICY": "default"}
 WARMUP_S = 0.4  # seconds of the loop before the measured window: set-up and the first credit stay out of it
+T = TypeVar("T")
 NEIGHBOUR_LEAD_S = 0.5  # the neighbour launches this long first: past its own credit build-up (precision requests)
 
 
@@ -150,6 +153,19 @@ def build_libs(ap: argparse.ArgumentParser, specs: list[str], out: Path) -> dict
             ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR with an existing folder")
         libs[name] = build.build_library(out / name, Path(csrc))
     return libs
+
+
+def alternating(rounds: int, cases: list[T], names: list[str]) -> Iterator[tuple[int, T, str]]:
+    """(run number from 1, case, build name) for every case and build, round after round: ABAB... then BABA..., so
+    drift on the box hits every build alike."""
+    n = 0
+    for rnd in range(rounds):
+        order = [(c, name) for c in cases for name in names]
+        if rnd % 2:
+            order.reverse()
+        for c, name in order:
+            n += 1
+            yield n, c, name
 
 
 def record_head(a: argparse.Namespace, **fields: object) -> dict:

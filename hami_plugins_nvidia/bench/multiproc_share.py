@@ -5,7 +5,8 @@ Each case is one container (one region) under `force` with 1, 2 or 3 GPU-bound p
 kernels, a sync every 4), limits 30 and 60 (`--procs`, `--limits`), and with `--mixed` one GPU-bound plus one
 launch-bound process (100 us kernels, 400 us of host time after each) at 60 %; `--neighbour L` adds another
 container of one GPU-bound process at L %, `--slices` runs the fake GPU in 2 ms time slices. Every process holds memory on the GPU
-(CUDA_DEVICE_CONTEXT_RESERVE=64m, as a real context's charge does): the sibling bound counts those. Share: the GPU
+(CUDA_DEVICE_CONTEXT_RESERVE=64m, as a real context's charge does; until 2026-12-05 the sibling bound counted only
+those, now every process measuring on the device: bench/sibling_edges.py). Share: the GPU
 time the fake gave the container's processes (fake_gpu_ns) over the run's wall time. Charged / GPU: the container's
 region busy time over that GPU time, and each process's own slot over its own GPU time (read while the processes
 wait after their run, before they are killed). Figures of the fake on whatever machine runs the bench (the loaded

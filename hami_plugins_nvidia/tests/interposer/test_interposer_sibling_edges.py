@@ -9,8 +9,8 @@ charge that process's slot in the region. Two processes per case: the 2-core CI 
 from __future__ import annotations
 
 import fcntl
-import os
 import mmap
+import os
 import re
 import threading
 import time
@@ -78,14 +78,14 @@ def test_gpu_bound_siblings_at_their_limit_are_measured_precisely(workload: Work
 
 def test_coarse_siblings_under_their_limit_are_never_under_charged(workload: Workload) -> None:
     # Both under the container's limit (25 % busy each at 90 %): both measure coarsely part of the time, neither
-    # publishes its coarse runs, so each charges the overlap as if alone: over-charged (measured 1.05-1.19 x against
-    # 1.00-1.13 x both precise), never under.
+    # publishes its coarse runs, so each charges the overlap as if alone: over-charged if anything (measured
+    # 1.09-1.21 x against 1.07-1.17 x both precise), never under.
     _container(workload, 90)
     rows = run_pair(workload, [("500", "1500", "4", "1000000")] * 2, [{}, {}])
     print(f"2 coarse-capable siblings at 90 %: {rows}")
     assert all(r["coarse"] >= 5 for r in rows), rows  # the case is what it says: they went coarse
     charged, gpu = sum(r["charged"] for r in rows), sum(r["gpu"] for r in rows)
-    assert 0.95 <= charged / gpu <= 1.5, rows
+    assert 0.95 <= charged / gpu <= 1.6, rows
 
 
 # ---- 2. a sibling that holds no GPU memory ----
@@ -94,9 +94,9 @@ def test_coarse_siblings_under_their_limit_are_never_under_charged(workload: Wor
 @pytest.mark.parametrize("without", [1, 2], ids=["one-without-memory", "both-without-memory"])
 def test_sibling_holding_no_memory_is_counted(workload: Workload, without: int) -> None:
     # Before, the bound on the siblings counted processes holding memory on the device: a process with only a context
-    # (no reserve, no allocation) was not counted, so its sibling was charged as if alone (measured at 30 %: 20.2 %
-    # together, the one with memory charged 1.89 x; both without: 15.0 %, 1.97 x). Now each process that measures its
-    # launches on the device holds a presence lock there, and its siblings count that.
+    # (no reserve, no allocation) was not counted, so its sibling was charged as if alone (measured at 30 %:
+    # 20.1-20.2 % together, the one with memory charged 1.96-1.99 x; both without: 15.0-15.2 %, 1.93-1.97 x). Now
+    # each process that measures its launches on the device holds a presence lock there, and its siblings count it.
     _container(workload, 30)
     envs = [{"CUDA_DEVICE_CONTEXT_RESERVE": "0"} if i < without else {} for i in range(2)]
     rows = run_pair(workload, [GPU_BOUND] * 2, envs)
