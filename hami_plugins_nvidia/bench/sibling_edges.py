@@ -43,7 +43,7 @@ from launch_path_cost import (  # noqa: E402
 from multiproc_share import read_charges  # noqa: E402
 
 GPU_BOUND = "spin 2000 0 {s} 4"
-QUARTER = "spin 500 1500 {s} 1000000"  # 500 us kernels, 1.5 ms of host time after each: ~25 % busy alone
+QUARTER = "spin 100 300 {s} 1000000"  # 100 us kernels, 300 us of host time after each: ~25 % busy alone
 SLICES = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 STATS = re.compile(r"launch stats: \d+ measured launches \(([\d.]+) % coarse\)")
 

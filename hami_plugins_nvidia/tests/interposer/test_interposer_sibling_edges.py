@@ -81,7 +81,7 @@ def test_coarse_siblings_under_their_limit_are_never_under_charged(workload: Wor
     # publishes its coarse runs, so each charges the overlap as if alone: over-charged if anything (measured
     # 1.09-1.21 x against 1.07-1.17 x both precise), never under.
     _container(workload, 90)
-    rows = run_pair(workload, [("500", "1500", "4", "1000000")] * 2, [{}, {}])
+    rows = run_pair(workload, [("100", "300", "4", "1000000")] * 2, [{}, {}])
     print(f"2 coarse-capable siblings at 90 %: {rows}")
     assert all(r["coarse"] >= 5 for r in rows), rows  # the case is what it says: they went coarse
     charged, gpu = sum(r["charged"] for r in rows), sum(r["gpu"] for r in rows)
