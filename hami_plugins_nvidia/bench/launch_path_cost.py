@@ -175,6 +175,14 @@ def record_head(a: argparse.Namespace, **fields: object) -> dict:
             **fields, "command": shlex.join([".venv/bin/python", *sys.argv])}
 
 
+def record_title(title: str, result: dict, note: str) -> list[str]:
+    """The opening lines of a fake bench's Markdown table: what, when, on which host (never a GPU), by which command,
+    and the --note line."""
+    return [f"# {title} ({result['date']}): raw table", "",
+            f"Host: {result['host']} (the fake libcuda, not a GPU). Command: `{result['command']}`", "",
+            *([note, ""] if note else [])]
+
+
 def write_record(a: argparse.Namespace, result: dict, md: str) -> int:
     """Writes the JSON result (--out) and the Markdown record (--md), and prints the Markdown."""
     a.out.write_text(json.dumps(result, indent=1) + "\n")

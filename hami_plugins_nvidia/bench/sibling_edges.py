@@ -38,6 +38,7 @@ from launch_path_cost import (  # noqa: E402
     build_tools,
     check_round_args,
     record_head,
+    record_title,
     write_record,
 )
 from multiproc_share import read_charges  # noqa: E402
@@ -129,10 +130,7 @@ def run_gone(app: Path, fake_dir: Path, lib: Path, tmp: Path, how: str) -> dict:
 
 
 def markdown(result: dict, note: str) -> str:
-    lines = [f"# Siblings at the edges on the fake libcuda ({result['date']}): raw table", "",
-             f"Host: {result['host']} (the fake libcuda, not a GPU). Command: `{result['command']}`", ""]
-    if note:
-        lines += [note, ""]
+    lines = record_title("Siblings at the edges on the fake libcuda", result, note)
     lines += ["| case | build | container share % per round (load) | each process: share %, charged / GPU, coarse % |",
               "|---|---|---|---|"]
     for r in result["rows"]:
