@@ -39,7 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 HERE = Path(__file__).resolve().parent
 PKG = HERE.parent / "hami_plugins_nvidia"
@@ -57,6 +59,7 @@ CASES: dict[str, dict[str, str]] = {
 }
 NEIGHBOUR_ENV = {"CUDA_DEVICE_SM_LIMIT": "30", "GPU_CORE_UTILIZATION_POLICY": "default"}
 WARMUP_S = 0.4  # seconds of the loop before the measured window: set-up and the first credit stay out of it
+T = TypeVar("T")
 NEIGHBOUR_LEAD_S = 0.5  # the neighbour launches this long first: past its own credit build-up (precision requests)
 
 
@@ -158,11 +161,32 @@ def build_libs(ap: argparse.ArgumentParser, specs: list[str], out: Path) -> dict
     return libs
 
 
+def alternating(rounds: int, cases: list[T], names: list[str]) -> Iterator[tuple[int, T, str]]:
+    """(run number from 1, case, build name) for every case and build, round after round: ABAB... then BABA..., so
+    drift on the box hits every build alike."""
+    n = 0
+    for rnd in range(rounds):
+        order = [(c, name) for c in cases for name in names]
+        if rnd % 2:
+            order.reverse()
+        for c, name in order:
+            n += 1
+            yield n, c, name
+
+
 def record_head(a: argparse.Namespace, **fields: object) -> dict:
     """The opening fields of a fake bench's result: when, on which host (never a GPU), by which command."""
     return {"date": datetime.date.today().isoformat(),
             "host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs", "rounds": a.rounds,
             **fields, "command": shlex.join([".venv/bin/python", *sys.argv])}
+
+
+def record_title(title: str, result: dict, note: str) -> list[str]:
+    """The opening lines of a fake bench's Markdown table: what, when, on which host (never a GPU), by which command,
+    and the --note line."""
+    return [f"# {title} ({result['date']}): raw table", "",
+            f"Host: {result['host']} (the fake libcuda, not a GPU). Command: `{result['command']}`", "",
+            *([note, ""] if note else [])]
 
 
 def write_record(a: argparse.Namespace, result: dict, md: str) -> int:

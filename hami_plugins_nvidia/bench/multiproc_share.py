@@ -8,7 +8,8 @@ container of one GPU-bound process at L %, `--slices` runs the fake GPU in 2 ms 
 libnvidia-ml.so.1 beside the fake libcuda listing one process per running process (host PIDs, as the driver answers
 from the host's namespace or through the node's census: the bound K on the contexts a charge counts, nvmlq.c), which
 a neighbour needs to count a container as more than one context. Every process holds memory on the GPU
-(CUDA_DEVICE_CONTEXT_RESERVE=64m, as a real context's charge does): the sibling bound counts those. Share: the GPU
+(CUDA_DEVICE_CONTEXT_RESERVE=64m, as a real context's charge does; until 2026-12-05 the sibling bound counted only
+those, now every process measuring on the device: bench/sibling_edges.py). Share: the GPU
 time the fake gave the container's processes (fake_gpu_ns) over the run's wall time. Charged / GPU: the container's
 region busy time over that GPU time, and each process's own slot over its own GPU time (read while the processes
 wait after their run, before they are killed). Figures of the fake on whatever machine runs the bench (the loaded

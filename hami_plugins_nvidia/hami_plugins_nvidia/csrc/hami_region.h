@@ -34,8 +34,11 @@
  * A tenant that rewrites the file cannot change them. Byte OWN_BASE + i is write-locked by the process
  * using slot i (one owner per slot, liveness without trusting pids). Bytes
  * [USE_BASE + dev * DEV_SPAN + i * LANE, + n) are write-locked by that process when it holds n bytes on
- * device dev: the container's usage is the sum of the locks the kernel reports in a device's span. */
+ * device dev: the container's usage is the sum of the locks the kernel reports in a device's span. A process that
+ * measures its launches on device dev write-locks one byte of [SIB_BASE + dev * MAX_PROCS, + MAX_PROCS) with a
+ * POSIX lock, whose owner the kernel names: its siblings count it by owner (siblings.c sib_bound). */
 #define HAMI_LOCK_OWN_BASE 0x2000000000000000
+#define HAMI_LOCK_SIB_BASE 0x3000000000000000
 #define HAMI_LOCK_USE_BASE 0x4000000000000000
 #define HAMI_LOCK_LANE 0x800000000000
 #define HAMI_LOCK_DEV_SPAN 0x200000000000000

@@ -100,53 +100,52 @@ int vg_lane_test(int fd, int64_t start, int64_t len, int64_t *got_start, int64_t
 #define STACK 512
 #define MAX_QUERIES 4096
 
-uint64_t vg_lane_walk(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries,
-                      void (*each)(int64_t s, int64_t e, int pid, void *arg), void *arg)
+/* How a split walk ended. */
+enum walk_end { WALK_DONE, WALK_STOPPED, WALK_UNREADABLE, WALK_OUTSIDE, WALK_TOO_MANY, WALK_TOO_DEEP };
+
+struct walk {
+    uint64_t stop_above;  /* WALK_STOPPED once the locks found add up to more */
+    int max_locks;        /* WALK_TOO_MANY once more are found */
+    uint64_t sum;         /* bytes found (saturating) */
+    int found, queries;
+    void (*each)(int64_t s, int64_t e, int pid, void *arg);
+    void *arg;
+};
+
+/* The one walk behind vg_lane_walk and vg_lane_each. The kernel answers "one lock that overlaps", not "all": split
+ * the range around each lock found and ask again on both sides. Locks of different owners that a query can find
+ * never overlap a write lock, so every tenant's lane lock is found whole, once: 2k+1 queries for k locks. Logs
+ * nothing and leaves errno as the failing fcntl set it (the callers say what an end means to them). */
+static enum walk_end split_walk(int fd, int64_t lo, int64_t hi, struct walk *w)
 {
-    /* The kernel answers "one lock that overlaps", not "all": split the range around each lock found
-     * and ask again on both sides. Locks of different owners that a query can find never overlap a write
-     * lock, so every tenant's lane lock is found whole, once: 2k+1 queries for k locks. */
     int64_t st_lo[STACK], st_hi[STACK];
-    int sp = 0, n = 0;
-    uint64_t sum = 0;
+    int sp = 0;
     st_lo[sp] = lo;
     st_hi[sp++] = hi;
     while (sp) {
         sp--;
         int64_t a = st_lo[sp], b = st_hi[sp], s, e;
-        if (++n > MAX_QUERIES) {
-            vg_log_once(VG_ERROR, "lane-queries", "more than %d locks in the region's usage span: counted as "
-                                                  "full (memory refused)", MAX_QUERIES);
-            sum = UINT64_MAX;
-            break;
-        }
+        if (++w->queries > MAX_QUERIES)
+            return WALK_TOO_MANY;
         int pid = 0;
         int r = vg_lane_test_pid(fd, a, b - a, &s, &e, &pid);
-        if (r < 0) {
-            vg_log_once(VG_ERROR, "lane-test", "cannot read the region's usage locks (%s): counted as full "
-                                               "(memory refused)", strerror(errno));
-            sum = UINT64_MAX;
-            break;
-        }
+        if (r < 0)
+            return WALK_UNREADABLE;
         if (r == 0)
             continue;
         int64_t cs = s > a ? s : a, ce = e < b ? e : b;
-        if (ce <= cs) {  /* the kernel answered a lock outside the question: do not trust the count */
-            sum = UINT64_MAX;
-            break;
-        }
-        if (each)
-            each(cs, ce, pid, arg);
+        if (ce <= cs)
+            return WALK_OUTSIDE;  /* the kernel answered a lock outside the question: do not trust the count */
+        if (++w->found > w->max_locks)
+            return WALK_TOO_MANY;
+        if (w->each)
+            w->each(cs, ce, pid, w->arg);
         uint64_t len = (uint64_t)(ce - cs);
-        sum = sum > UINT64_MAX - len ? UINT64_MAX : sum + len;
-        if (sum > stop_above)
-            break;  /* already too much for the caller's question */
-        if (sp + 2 > STACK) {
-            vg_log_once(VG_ERROR, "lane-stack", "too many locks in the region's usage span: counted as full "
-                                                "(memory refused)");
-            sum = UINT64_MAX;
-            break;
-        }
+        w->sum = w->sum > UINT64_MAX - len ? UINT64_MAX : w->sum + len;
+        if (w->sum > w->stop_above)
+            return WALK_STOPPED;  /* already too much for the caller's question */
+        if (sp + 2 > STACK)
+            return WALK_TOO_DEEP;
         if (cs > a) {
             st_lo[sp] = a;
             st_hi[sp++] = cs;
@@ -156,9 +155,36 @@ uint64_t vg_lane_walk(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *
             st_hi[sp++] = b;
         }
     }
+    return WALK_DONE;
+}
+
+uint64_t vg_lane_walk(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries,
+                      void (*each)(int64_t s, int64_t e, int pid, void *arg), void *arg)
+{
+    struct walk w = {stop_above, INT32_MAX, 0, 0, 0, each, arg};
+    enum walk_end end = split_walk(fd, lo, hi, &w);
     if (queries)
-        *queries += n;
-    return sum;
+        *queries += w.queries;
+    switch (end) {
+    case WALK_DONE:
+    case WALK_STOPPED:
+        return w.sum;
+    case WALK_UNREADABLE:
+        vg_log_once(VG_ERROR, "lane-test", "cannot read the region's usage locks (%s): counted as full "
+                                           "(memory refused)", strerror(errno));
+        break;
+    case WALK_TOO_MANY:
+        vg_log_once(VG_ERROR, "lane-queries", "more than %d locks in the region's usage span: counted as "
+                                              "full (memory refused)", MAX_QUERIES);
+        break;
+    case WALK_TOO_DEEP:
+        vg_log_once(VG_ERROR, "lane-stack", "too many locks in the region's usage span: counted as full "
+                                            "(memory refused)");
+        break;
+    case WALK_OUTSIDE:
+        break;
+    }
+    return UINT64_MAX;
 }
 
 uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *queries)
@@ -166,36 +192,22 @@ uint64_t vg_lane_held(int fd, int64_t lo, int64_t hi, uint64_t stop_above, int *
     return vg_lane_walk(fd, lo, hi, stop_above, queries, NULL, NULL);
 }
 
+struct each_pidless {
+    void (*each)(int64_t s, int64_t e, void *arg);
+    void *arg;
+};
+
+static void call_pidless(int64_t s, int64_t e, int pid, void *arg)
+{
+    (void)pid;
+    struct each_pidless *p = arg;
+    p->each(s, e, p->arg);
+}
+
 int vg_lane_each(int fd, int64_t lo, int64_t hi, int max_locks, void (*each)(int64_t s, int64_t e, void *arg),
                  void *arg)
 {
-    enum { DEPTH = 64 };  /* a depth-first split holds at most one pending range per lock found, plus one */
-    int64_t st_lo[DEPTH], st_hi[DEPTH];
-    int sp = 0, found = 0;
-    if (max_locks > DEPTH - 2)
-        max_locks = DEPTH - 2;
-    st_lo[sp] = lo;
-    st_hi[sp++] = hi;
-    while (sp) {
-        sp--;
-        int64_t a = st_lo[sp], b = st_hi[sp], s, e;
-        int r = vg_lane_test(fd, a, b - a, &s, &e);
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            continue;
-        int64_t cs = s > a ? s : a, ce = e < b ? e : b;
-        if (ce <= cs || ++found > max_locks)
-            return -1;
-        each(cs, ce, arg);
-        if (cs > a) {
-            st_lo[sp] = a;
-            st_hi[sp++] = cs;
-        }
-        if (ce < b) {
-            st_lo[sp] = ce;
-            st_hi[sp++] = b;
-        }
-    }
-    return found;
+    struct each_pidless p = {each, arg};
+    struct walk w = {UINT64_MAX, max_locks < STACK - 2 ? max_locks : STACK - 2, 0, 0, 0, call_pidless, &p};
+    return split_walk(fd, lo, hi, &w) == WALK_DONE ? w.found : -1;
 }

@@ -132,7 +132,7 @@ static int own_active(const struct dstate *ds, int64_t now)
 
 /* Sets the context claim beside this process's record (board.c, HAMI_BCTX_*): how many contexts its container kept
  * busy on the GPU per busy instant over the last 100 ms (siblings.c sib_contexts), at most one more than the other
- * processes of the container holding memory on the device (sib_bound: kernel locks); one context while it has no
+ * processes of the container measuring on the device (sib_bound: presence locks); one context while it has no
  * sibling. Worked out at most every 5 ms; a system call only when the claim changes. Why: its neighbours count
  * the container as that many contexts in their processor-sharing charge (throttle.c hami_vgpu_ps_charge_w_ns). */
 static void publish_claim(struct dstate *ds, int64_t now)

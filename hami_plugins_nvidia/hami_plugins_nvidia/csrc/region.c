@@ -841,6 +841,67 @@ int vg_region_procs_on(int dev)
     return n;
 }
 
+/* Presence locks (hami_region.h HAMI_LOCK_SIB_BASE): the byte this process holds on each device, while
+ * presence_pid[dev] is its pid (a forked child holds none of its parent's POSIX locks: it takes its own). */
+static int64_t presence_byte[HAMI_MAX_DEVICES];
+static pid_t presence_pid[HAMI_MAX_DEVICES];
+
+struct presence_seen {
+    pid_t me;
+    int n, unknown;              /* distinct named owners; 1 once a lock names none (OFD, another PID namespace) */
+    pid_t pid[HAMI_SIBLINGS];
+};
+
+static void note_presence(int64_t s, int64_t e, int pid, void *arg)
+{
+    (void)s;
+    (void)e;
+    struct presence_seen *p = arg;
+    if (pid == p->me)
+        return;
+    if (pid <= 0) {
+        p->unknown = 1;
+        return;
+    }
+    for (int i = 0; i < p->n; i++)
+        if (p->pid[i] == pid)
+            return;
+    if (p->n < HAMI_SIBLINGS)
+        p->pid[p->n++] = pid;
+}
+
+/* How many other processes of this container measure their launches on device dev: the owners of the presence
+ * locks in the device's span, asked of the kernel and counted by owner, so one process counts once whatever it
+ * locks (a lock that names no owner counts once in all) and none counts without a live process holding a lock.
+ * With `take`, this process first takes (or re-takes: an application that closed a descriptor of the file dropped
+ * it) a byte of its own there, kept until it exits. -1 when the kernel cannot be read. */
+int vg_region_siblings_on(int dev, int take)
+{
+    if (dev < 0 || dev >= HAMI_MAX_DEVICES || !vg_region_ready())
+        return -1;
+    static struct presence_seen p;  /* under the region lock */
+    int n = -1;
+    vg_lock();
+    if (region_fd >= 0) {
+        int64_t lo = (int64_t)HAMI_LOCK_SIB_BASE + (int64_t)dev * HAMI_MAX_PROCS;
+        pid_t me = getpid();
+        if (take) {
+            int64_t b = presence_pid[dev] == me ? presence_byte[dev] : 0;
+            if (vg_owner_take(region_fd, lo + b) != 0)
+                for (b = 0; b < HAMI_MAX_PROCS && vg_owner_take(region_fd, lo + b) != 0; b++)
+                    ;
+            presence_pid[dev] = b < HAMI_MAX_PROCS ? me : 0;
+            presence_byte[dev] = b;
+        }
+        memset(&p, 0, sizeof(p));
+        p.me = me;
+        if (vg_lane_walk(region_fd, lo, lo + HAMI_MAX_PROCS, UINT64_MAX, NULL, note_presence, &p) != UINT64_MAX)
+            n = p.n + p.unknown;
+    }
+    vg_unlock();
+    return n;
+}
+
 /* The memory limit in force: the region's value if it is signed, but never laxer than this process's copy. */
 uint64_t vg_limit(int dev)
 {

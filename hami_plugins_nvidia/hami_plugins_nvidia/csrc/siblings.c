@@ -17,8 +17,9 @@
  * process publishes nothing and its charge reads one word more (the table's mask). What a sibling publishes is
  * bounded like the board: times more than 1 s ahead are ignored, an open interval counts only as far as its owner
  * saw it running (a sibling killed mid-interval stops counting where it was last seen), and at most as many
- * siblings count at an instant as the container has other processes holding memory on the device (kernel record
- * locks, sampled by the watcher every 100 ms; no sample: none count, the over-charge side). */
+ * siblings count at an instant as the container has other live processes measuring on the device (presence locks:
+ * kernel record locks counted by owner, sampled by the watcher every 100 ms; no sample: none count, the over-charge
+ * side). */
 #define SIB_STALE_NS 2000000000LL   /* an entry whose owner wrote nothing for 2 s may be taken over (or cleared) */
 #define SIB_BOUND_GAP_NS 100000000LL /* the bound on siblings is sampled every 100 ms ... */
 #define SIB_BOUND_FRESH_NS 1000000000LL /* ... and trusted for 1 s */
@@ -198,8 +199,9 @@ int sib_contexts(struct dstate *ds, int64_t a, int64_t b, int64_t now)
     return any > 0 && sum > any ? (int)(sum * 100 / any) : 100;
 }
 
-/* At most this many siblings count at an instant: the container's other processes holding memory on the device
- * (kernel record locks: a tenant cannot forge them), from the watcher's last sample within 1 s; 0 without one. */
+/* At most this many siblings count at an instant: the container's other processes that measure their launches on the
+ * device (presence locks, kernel record locks counted by owner: region.c vg_region_siblings_on), from the watcher's
+ * last sample within 1 s; 0 without one. */
 int sib_bound(const struct dstate *ds, int64_t now)
 {
     uint64_t w = __atomic_load_n(&sib_bound_w[ds->dev], __ATOMIC_ACQUIRE);
@@ -209,15 +211,26 @@ int sib_bound(const struct dstate *ds, int64_t now)
     return (int)(w & 0xFFFF);
 }
 
-/* The watcher's sample of sib_bound, every 100 ms while a sibling measures on the device (never on the launch path:
- * it takes the region lock and asks the kernel for the lanes' locks). */
+/* The watcher's part (never on the launch path: it takes the region lock and asks the kernel for locks). Once this
+ * process has claimed a sibling entry on the device (it measures there), it takes its presence lock, so that its
+ * siblings count it whether or not it holds memory there (audit, 2026-12-05: a sibling without memory, uncounted,
+ * left the other charged as if alone, 1.9 x; the container got 20 % at 30); and every 100 ms while a sibling
+ * measures too it re-takes it and samples sib_bound. */
 void sib_bound_refresh(struct dstate *ds, int64_t now)
 {
-    static int64_t at[HAMI_MAX_DEVICES];  /* the watcher thread's own */
-    if (!sib_others(ds) || (at[ds->dev] && now - at[ds->dev] < SIB_BOUND_GAP_NS))
+    static int64_t at[HAMI_MAX_DEVICES];      /* the watcher thread's own */
+    /* the token of the entry's owner when it took its presence lock: a forked child's is another (watcher_forked) */
+    static uint64_t present[HAMI_MAX_DEVICES];
+    if (ds->sib_idx < 0)
+        return;
+    int others = sib_others(ds) != 0;
+    if ((!others && present[ds->dev] == ds->sib_token) || (at[ds->dev] && now - at[ds->dev] < SIB_BOUND_GAP_NS))
         return;
     at[ds->dev] = now;
-    int own = vg_region_procs_on(ds->dev);
-    uint64_t k = own > 1 ? (uint64_t)(own - 1 < HAMI_SIBLINGS ? own - 1 : HAMI_SIBLINGS - 1) : 0;
+    int n = vg_region_siblings_on(ds->dev, 1);
+    present[ds->dev] = n >= 0 ? ds->sib_token : 0;
+    if (!others)
+        return;
+    uint64_t k = n > 0 ? (uint64_t)(n < HAMI_SIBLINGS ? n : HAMI_SIBLINGS - 1) : 0;
     __atomic_store_n(&sib_bound_w[ds->dev], ((uint64_t)(now >> 10) << 16) | k, __ATOMIC_RELEASE);
 }

@@ -160,6 +160,7 @@ void vg_set_reserved_locked(int dev, uint64_t bytes);
 int vg_reclaim_dead_locked(void);
 uint64_t vg_limit(int dev);
 int vg_region_procs_on(int dev);        /* processes of the container holding memory on dev (kernel locks), -1 */
+int vg_region_siblings_on(int dev, int take); /* other processes measuring on dev (presence locks), -1 */
 int vg_sm_limit(int dev);               /* the SM share in force, range-checked */
 void vg_add_busy(int dev, uint64_t ns);
 

@@ -42,7 +42,11 @@ def test_unlimited_runs_at_full_speed(workload: Workload) -> None:
 
 
 def test_processes_of_one_container_share_one_budget(workload: Workload) -> None:
-    workload.env.update(CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100", GPU_CORE_UTILIZATION_POLICY="force")
+    # on the fake's shared GPU (FAKE_CUDA_GPU: contexts time-slice, as on one real GPU). Without it each fake process
+    # runs its kernels on a GPU of its own, at full speed beside the other: this passed there only while a sibling
+    # holding no memory went uncounted (each charged as if alone, twice what it got); counted, they got 74 %
+    workload.env.update(CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100", GPU_CORE_UTILIZATION_POLICY="force",
+                        FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"))
     procs = [workload.start("ctx", "0", "launch", "kernel", "100", "2000") for _ in range(2)]
     spans = []
     for p in procs:

@@ -179,10 +179,11 @@ def _forge_busy_sibling(path: str, stop: threading.Event) -> None:
 def test_forged_busy_sibling_counts_only_as_far_as_the_container_has_processes(workload: Workload,
                                                                                lanes: bool) -> None:
     # A forged busy sibling entry halves a process's charge only where the container really has a second process
-    # holding memory on the GPU (kernel record locks: what it writes cannot make more); alone, nothing.
+    # that measured its launches on the GPU (its presence lock, a kernel record lock: what it writes cannot make
+    # more); alone, nothing (test_interposer_sibling_edges.py: one process locking many counts once).
     _container(workload, 30)
     idle = None
-    if lanes:  # a real second process, holding its context's memory and idle
+    if lanes:  # a real second process that launched once and idles
         idle = workload.start("ctx", "0", "launch", "kernel", "1", "10", "ready", "hang")
         _wait_line(idle, "ready")
     workload.run("ctx", "0")  # the region exists
