@@ -121,7 +121,11 @@ def test_gpu_bound_siblings_share_their_container_limit(workload: Workload, npro
     rows = run_siblings(workload, [GPU_BOUND] * nproc)
     total = sum(share for share, _, _ in rows)
     print(f"{nproc} processes at {limit} %: {total:.1f} %, {rows}")
-    assert abs(total - limit) <= 5, rows  # the container's share is its limit, not 2/3 of it
+    # the container's share is its limit, not 1/n of it (before the sibling table: 14.9 % at 30, 30.6 % at 60).
+    # Above by at most 5 (never open); below by at most 8: on a 2-core machine two GPU-bound tenants and the fake
+    # GPU share the CPUs, and at 60 % the container got 54.1-56.7 % charged 1.06-1.09 x what it got, on trees
+    # before and after 2026-12-05's sibling and board changes alike (the safe side: over-charged, held)
+    assert -8 <= total - limit <= 5, rows
     for share, gpu, charged in rows:
         assert 0.85 <= charged / gpu <= 1.15, rows  # each charged what it got, not as if alone
         assert share >= 0.5 * limit / nproc, rows  # none starved by its siblings
