@@ -178,10 +178,11 @@ def test_default_policy_backlogged_lender_squeezed_by_time_slices_lends_nothing(
     share_a, share_b = _share_between(trace_a, t0, t1), _share_between(trace_b, t0, t1)
     print(f"lend-f: default, time-sliced, sync every {sync_every}, lender light then GPU-bound, 30 + 70: "
           f"{share_a:.1f} + {share_b:.1f} %")
-    # the lender below its limit by at most 7 (never above it by more than 5): waiting for each kernel on a 2-core
+    # the lender below its limit by at most 10 (never above it by more than 5): waiting for each kernel on a 2-core
     # machine it is host-bound; trees before and after 2026-12-05's board changes alike gave 65.1-66.0 % (unloaded)
-    # and CI's 2-core run 63.8 %. Lending what it wanted (the H200 bug) gives the native ~48 + 48
-    assert abs(share_a - 30) <= 5 and -7 <= share_b - 70 <= 5, (share_a, share_b)
+    # and CI's 2-core runs 63.8 % and less. Lending what it wanted (the H200 bug) gives the native ~48 + 48: the
+    # borrower's bound (30 ± 5) and the lender's (60 at least) both still fail it
+    assert abs(share_a - 30) <= 5 and -10 <= share_b - 70 <= 5, (share_a, share_b)
 
 
 def test_force_policy_never_lends(workload: Workload, second_workload: Workload) -> None:
