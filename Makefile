@@ -37,7 +37,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python hack/pytest_timing_retry.py
 
 run: setup
 	$(RUN_CMD)
