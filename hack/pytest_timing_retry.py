@@ -18,7 +18,7 @@ import sys
 
 #: The interposer's tests run tenants on the fake GPU, whose kernels the host's CPUs simulate: their shares,
 #: charges and waits depend on the host's CPU time (the fake's own unit tests and the judge's are quick and steady).
-HOST_TIMED = re.compile(r"hami_plugins_nvidia/tests/interposer/test_interposer_\w+\.py::\S+")
+HOST_TIMED = re.compile(r"hami_plugins_nvidia/tests/interposer/test_interposer_\w+\.py::.+")
 MAX_RETRIED = 8  # more than this many at once is not noise
 
 
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     assert proc.stdout is not None
     for line in proc.stdout:
         sys.stdout.write(line)
-        if m := re.match(r"(?:FAILED|ERROR) (\S+::\S+)", line):
+        if m := re.match(r"(?:FAILED|ERROR) (\S+?::.+?)(?: - .*)?$", line):  # ids may hold spaces
             failed.append(m.group(1))
     rc = proc.wait()
     if rc == 0 or not failed:

@@ -131,8 +131,9 @@ class StampedErr:
         self.reader.start()
 
     def _read(self, pipe) -> None:
-        for line in pipe:
-            self.lines.append((time.time(), line.rstrip("\n")))
+        for line in pipe:  # read to the end (the worker must never block on a full pipe), kept up to a bound
+            if len(self.lines) < 20 * self.MAX_LINES:
+                self.lines.append((time.time(), line.rstrip("\n")[:2000]))
 
     def text(self) -> str:
         self.reader.join(timeout=10)
@@ -542,7 +543,8 @@ def _device_from_txt(log: Path) -> str:
     """The nvidia-smi line of the stage's device.txt above a log (issue18_gpu.sh writes it first)."""
     for d in log.resolve().parents:
         if (d / "device.txt").is_file():
-            return (d / "device.txt").read_text(errors="replace").splitlines()[0][:200]
+            first = (d / "device.txt").read_text(errors="replace")[:400].splitlines()[:1]
+            return first[0][:200] if first else "unknown (device.txt above the log is empty)"
     return "unknown (no device.txt above the log)"
 
 
@@ -626,7 +628,9 @@ def rebuild_main(args: argparse.Namespace) -> None:
         lines = args.rebuild_from_log.read_text(errors="replace").splitlines()
     except OSError as exc:
         raise SystemExit(f"--rebuild-from-log {str(args.rebuild_from_log)[:120]}: {exc.strerror}") from None
-    out: dict = {"date": args.rebuild_from_log.parent.name, "part": "share", "seconds_per_window": args.seconds,
+    # the measurement's date: the log's own time (kept by the stage archive), not the day of the rebuild
+    date = dt.date.fromtimestamp(args.rebuild_from_log.stat().st_mtime).isoformat()
+    out: dict = {"date": date, "part": "share", "seconds_per_window": args.seconds,
                  "command": f"rebuilt from {args.rebuild_from_log.name} with --plan {args.plan!r}",
                  "device": _device_from_txt(args.rebuild_from_log),
                  "rebuilt_from_log": args.rebuild_from_log.name,
@@ -636,7 +640,6 @@ def rebuild_main(args: argparse.Namespace) -> None:
         out["tenant_env"] = tenant_env(args.tenant_env)
     out.update(rebuild_share(lines, [k for k, *_ in plan], {k: alone for k, alone, *_ in plan}))
     args.out.mkdir(parents=True, exist_ok=True)
-    date = dt.date.today().isoformat()
     _save(args.out, date, "share", out)
     print(f"wrote {args.out}/{date}-real-workloads-share.json: " +
           ", ".join(f"{k}: {sum(len(r.get('runs') or []) for r in out[k]['rows'])} limited runs, "
