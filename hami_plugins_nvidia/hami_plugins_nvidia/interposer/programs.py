@@ -22,10 +22,36 @@ def _emit(**fields) -> None:
     print("RESULT " + json.dumps(fields), flush=True)
 
 
+def _go() -> float:
+    """The wall-clock time to start measuring: BENCH_GO; or, with BENCH_GO_FILE, this worker says it finished its
+    warm-up (an empty file ready-<pid> in BENCH_READY_DIR) and waits for the file, which the bench writes once every
+    worker of the pair is ready: its time plus BENCH_GO_AFTER seconds. A fixed BENCH_GO let a slow warm-up start
+    a worker late (issue 18 record 5: 0.3-2.8 s on the H200, its pair tenant measuring part of the window alone).
+    0 (start now) when the file never comes within 10 minutes or holds no number."""
+    path = os.environ.get("BENCH_GO_FILE")
+    if not path:
+        return float(os.environ.get("BENCH_GO", "0"))
+    ready = os.environ.get("BENCH_READY_DIR")
+    if ready:
+        with open(os.path.join(ready, f"ready-{os.getpid()}"), "w"):
+            pass
+    deadline = time.time() + 600
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.002)
+    try:
+        with open(path) as f:
+            return float(f.read()) + float(os.environ.get("BENCH_GO_AFTER", "0"))
+    except (OSError, ValueError):
+        return 0.0
+
+
 def _window(step, seconds: float) -> dict:
-    """Waits for BENCH_GO (a wall-clock time), then calls step() for `seconds`; returns units/s and step
-    end times relative to GO (for the policy timeline)."""
-    go = float(os.environ.get("BENCH_GO", "0"))
+    """Waits for its GO (_go: a wall-clock time), then calls step() for `seconds`; returns units/s and step
+    end times relative to GO (for the policy timeline), and GO itself as `stamps_base` (the window's start `t0`
+    without GO). A worker whose warm-up outlasted GO (`late`) starts its window at t0 > GO: its stamps are still
+    counted from GO, so readers place them by stamps_base, never by t0 (issue 18 record 5: read from t0, a worker
+    1.9-2.8 s late made the policy timeline look ~2 s slow both ways)."""
+    go = _go()
     late = time.time() > go > 0
     while time.time() < go:
         time.sleep(0.001)
@@ -36,7 +62,7 @@ def _window(step, seconds: float) -> dict:
         units += step()
         stamps.append(round(time.time() - (go or t0), 4))
     dt_ = time.time() - t0
-    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "late": late, "stamps": stamps,
+    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "late": late, "stamps": stamps, "stamps_base": go or t0,
            "step_ms": _step_ms(stamps, go or t0, t0)}
     busy1 = _region_busy_ns()
     if busy0 is not None and busy1 is not None:
