@@ -16,7 +16,6 @@ of the same log).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import statistics
@@ -24,14 +23,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-
-def _judge():
-    spec = importlib.util.spec_from_file_location("hami_issue18_judge_late", HERE / "issue18_judge.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+import issue18_judge as judge  # noqa: E402 - a bench script beside this one, not a package
 
 
 def read_log(path: Path) -> list[tuple[str, dict]]:
@@ -50,7 +44,6 @@ def read_log(path: Path) -> list[tuple[str, dict]]:
 
 def examine(folder: Path, limit: float = 30.0) -> dict:
     """{"timelines": [...], "pairs": [...]} over every real-*.log under folder (file order)."""
-    judge = _judge()
     timelines, pairs = [], []
     for log in sorted(folder.rglob("real-*.log")):
         runs = read_log(log)
@@ -65,8 +58,7 @@ def examine(folder: Path, limit: float = 30.0) -> dict:
                 if m.group(2) == "A":
                     pending[kind] = res
                 elif kind in pending and kind in solos:
-                    timelines.append(_timeline(judge, log, pending.pop(kind), res, statistics.median(solos[kind]),
-                                               limit))
+                    timelines.append(_timeline(log, pending.pop(kind), res, statistics.median(solos[kind]), limit))
             elif m := re.fullmatch(r"(\w+ pair \d+\+\d+ #\d+)\[([01])\]", label):
                 if m.group(2) == "0":
                     pending[m.group(1)] = res
@@ -80,7 +72,7 @@ def examine(folder: Path, limit: float = 30.0) -> dict:
     return {"timelines": timelines, "pairs": pairs}
 
 
-def _timeline(judge, log: Path, a: dict, b: dict, solo_rate: float, limit: float) -> dict:
+def _timeline(log: Path, a: dict, b: dict, solo_rate: float, limit: float) -> dict:
     try:
         solo_step = a["rate"] * a["seconds"] / len(a["stamps"]) / solo_rate
         base_a, base_b = judge.stamps_bases(a, b)

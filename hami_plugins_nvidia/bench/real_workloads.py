@@ -120,11 +120,10 @@ class Bench:
         finished their warm-up (release) plus its `after` seconds. Why: a fixed GO 12 s ahead started training
         workers 0.3-2.8 s late on the H200 (record 5), so a pair's tenants measured different windows and the
         policy timeline's A read ~2 s slow."""
-        folder = Path(tempfile.mkdtemp(prefix="go-", dir=self.tmp))
-        procs = [self.start(k, secs, dict(env, BENCH_READY_DIR=str(folder), BENCH_GO_FILE=str(folder / "go"),
-                                          BENCH_GO_AFTER=f"{after:g}"), cpus, stamp)
+        go = Path(tempfile.mkdtemp(prefix="go-", dir=self.tmp)) / "go"
+        procs = [self.start(k, secs, dict(env, BENCH_GO_FILE=str(go), BENCH_GO_AFTER=f"{after:g}"), cpus, stamp)
                  for k, secs, env, cpus, after in workers]
-        release(folder, procs)
+        release(go, procs)
         return procs
 
 
@@ -134,17 +133,18 @@ READY_WAIT_S = 180.0
 GO_LEAD_S = 0.5
 
 
-def release(folder: Path, procs: list[subprocess.Popen], wait_s: float = READY_WAIT_S) -> float:
-    """Writes the go file (a wall-clock time, GO_LEAD_S ahead) once every worker left its ready-<pid> file in the
-    folder, one of them exited (it will not measure; the others still do), or wait_s passed; returns that time."""
+def release(go_file: Path, procs: list[subprocess.Popen], wait_s: float = READY_WAIT_S) -> float:
+    """Writes go_file (a wall-clock time, GO_LEAD_S ahead) once every worker left its <go_file>.ready.<pid> beside
+    it (programs.py _go), one of them exited (it will not measure; the others still do), or wait_s passed; returns
+    that time."""
     deadline = time.monotonic() + wait_s
-    while (time.monotonic() < deadline and len(list(folder.glob("ready-*"))) < len(procs)
+    while (time.monotonic() < deadline and len(list(go_file.parent.glob(f"{go_file.name}.ready.*"))) < len(procs)
            and all(p.poll() is None for p in procs)):
         time.sleep(0.02)
     go = time.time() + GO_LEAD_S
-    tmp = folder / "go.part"
+    tmp = go_file.with_name(go_file.name + ".part")
     tmp.write_text(repr(go))
-    os.replace(tmp, folder / "go")  # whole or absent: a worker never reads half a number
+    os.replace(tmp, go_file)  # whole or absent: a worker never reads half a number
     return go
 
 

@@ -24,17 +24,16 @@ def _emit(**fields) -> None:
 
 def _go() -> float:
     """The wall-clock time to start measuring: BENCH_GO; or, with BENCH_GO_FILE, this worker says it finished its
-    warm-up (an empty file ready-<pid> in BENCH_READY_DIR) and waits for the file, which the bench writes once every
-    worker of the pair is ready: its time plus BENCH_GO_AFTER seconds. A fixed BENCH_GO let a slow warm-up start
-    a worker late (issue 18 record 5: 0.3-2.8 s on the H200, its pair tenant measuring part of the window alone).
-    0 (start now) when the file never comes within 10 minutes or holds no number."""
+    warm-up (an empty file <BENCH_GO_FILE>.ready.<pid>, as bench_worker.py's workers do) and waits for the go file,
+    which the bench writes once every worker of the pair is ready: the time in it plus BENCH_GO_AFTER seconds. A
+    fixed BENCH_GO let a slow warm-up start a worker late (issue 18 record 5: 0.3-2.8 s on the H200, its pair tenant
+    measuring part of the window alone). 0 (start now) when the file never comes within 10 minutes or holds no
+    number."""
     path = os.environ.get("BENCH_GO_FILE")
     if not path:
         return float(os.environ.get("BENCH_GO", "0"))
-    ready = os.environ.get("BENCH_READY_DIR")
-    if ready:
-        with open(os.path.join(ready, f"ready-{os.getpid()}"), "w"):
-            pass
+    with open(f"{path}.ready.{os.getpid()}", "w"):
+        pass
     deadline = time.time() + 600
     while not os.path.exists(path) and time.time() < deadline:
         time.sleep(0.002)

@@ -23,22 +23,21 @@ RECORD5 = ROOT / "docs" / "results" / "2026-12-05-h200-issue18-r5"
 TRAIN_TOKENS_PER_STEP = 16 * 1024
 
 
-@pytest.fixture(scope="module")
-def judge():
-    spec = importlib.util.spec_from_file_location("hami_issue18_judge_policy_arrival", BENCH / "issue18_judge.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
+def _bench(name: str):
+    """A bench script loaded by path (bench/ is no package)."""
+    spec = importlib.util.spec_from_file_location(f"hami_policy_arrival_{name}", BENCH / f"{name}.py")
+    mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
+@pytest.fixture(scope="module")
+def judge():
+    return _bench("issue18_judge")
+
+
 def _log(path: Path) -> list[tuple[str, dict]]:
-    out = []
-    for line in path.read_text().splitlines():
-        label, sep, body = line.partition(": {")
-        if sep:
-            out.append((label.strip(), json.loads("{" + body)))
-    return out
+    return _bench("late_workers").read_log(path)
 
 
 def _timelines(path: Path) -> list[tuple[dict, dict, float]]:
@@ -136,13 +135,6 @@ def test_a_worker_records_the_go_its_stamps_count_from(tmp_path) -> None:
     assert not res["late"] and res["stamps_base"] == res["t0"] and res["stamps"][0] < 0.2
 
 
-def _real_workloads():
-    spec = importlib.util.spec_from_file_location("hami_real_workloads_policy_arrival", BENCH / "real_workloads.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _worker(warm_s: float, seconds: float, env: dict[str, str]) -> subprocess.Popen:
     """A stand-in for a programs.py worker: warms up for warm_s (a training worker's torch start and first steps took
     14-17 s on the H200), then runs programs.py's own measuring window."""
@@ -159,15 +151,14 @@ def test_pair_workers_are_released_together_after_the_slowest_warm_up(judge, tmp
     """Bench.together's release: each worker measures from the moment all finished warming up (+ its own offset),
     so a slow warm-up no longer starts one tenant late. Main released at a fixed time 12 s ahead: a warm-up past it
     made the worker late by the difference (record 5: 0.3-2.8 s)."""
-    rw = _real_workloads()
+    rw = _bench("real_workloads")
     base = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
-    folder = tmp_path / "go"
-    folder.mkdir()
-    env = base | {"BENCH_READY_DIR": str(folder), "BENCH_GO_FILE": str(folder / "go")}
+    go_file = tmp_path / "go"
+    env = base | {"BENCH_GO_FILE": str(go_file)}
     procs = [_worker(0.0, 0.6, env | {"BENCH_GO_AFTER": "0"}), _worker(1.5, 0.6, env | {"BENCH_GO_AFTER": "0"}),
              _worker(0.2, 0.6, env | {"BENCH_GO_AFTER": "0.8"})]
     t = time.time()
-    go = rw.release(folder, procs, wait_s=60)
+    go = rw.release(go_file, procs, wait_s=60)
     assert go - t >= 1.0  # it waited for the 1.5 s warm-up (loaded 2-core box: the imports take a while too)
     res = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     assert not any(r["late"] for r in res), res
@@ -177,23 +168,18 @@ def test_pair_workers_are_released_together_after_the_slowest_warm_up(judge, tmp
 
 
 def test_release_does_not_wait_for_a_worker_that_exited(tmp_path) -> None:
-    rw = _real_workloads()
-    folder = tmp_path / "go"
-    folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
-    env |= {"BENCH_READY_DIR": str(folder), "BENCH_GO_FILE": str(folder / "go")}
+    rw = _bench("real_workloads")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")} | {"BENCH_GO_FILE": str(tmp_path / "go")}
     dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     alive = _worker(0.0, 0.2, env)
     t = time.monotonic()
-    rw.release(folder, [dead, alive], wait_s=60)
+    rw.release(tmp_path / "go", [dead, alive], wait_s=60)
     assert time.monotonic() - t < 20
     assert json.loads(alive.communicate(timeout=60)[0])["rate"] > 0
 
 
 def test_late_workers_tells_how_late_each_worker_was_and_both_readings(capsys) -> None:
-    spec = importlib.util.spec_from_file_location("hami_late_workers_under_test", BENCH / "late_workers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench("late_workers")
     assert mod.main([str(RECORD5)]) == 0
     out = json.loads(capsys.readouterr().out)
     tl = out["timelines"]
