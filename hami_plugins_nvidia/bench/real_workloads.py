@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import re
@@ -36,6 +37,14 @@ MIB = 1 << 20
 # ------------------------------------------------------------------ workers: interposer/programs.py
 
 # ------------------------------------------------------------------ driver (parent process)
+
+def _programs():
+    """interposer/programs.py, the workers' script: its release() is the bench's side of their GO handshake."""
+    spec = importlib.util.spec_from_file_location("hami_bench_programs", PROGRAMS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
 
 class Bench:
     def __init__(self, lib: Path, tmp: Path, log) -> None:
@@ -123,29 +132,8 @@ class Bench:
         go = Path(tempfile.mkdtemp(prefix="go-", dir=self.tmp)) / "go"
         procs = [self.start(k, secs, dict(env, BENCH_GO_FILE=str(go), BENCH_GO_AFTER=f"{after:g}"), cpus, stamp)
                  for k, secs, env, cpus, after in workers]
-        release(go, procs)
+        _programs().release(go, procs)
         return procs
-
-
-#: How long the bench waits for every worker of a pair to finish its warm-up, and how far ahead of the moment
-#: they all did it sets their GO (each polls for the go file every 2 ms).
-READY_WAIT_S = 180.0
-GO_LEAD_S = 0.5
-
-
-def release(go_file: Path, procs: list[subprocess.Popen], wait_s: float = READY_WAIT_S) -> float:
-    """Writes go_file (a wall-clock time, GO_LEAD_S ahead) once every worker left its <go_file>.ready.<pid> beside
-    it (programs.py _go), one of them exited (it will not measure; the others still do), or wait_s passed; returns
-    that time."""
-    deadline = time.monotonic() + wait_s
-    while (time.monotonic() < deadline and len(list(go_file.parent.glob(f"{go_file.name}.ready.*"))) < len(procs)
-           and all(p.poll() is None for p in procs)):
-        time.sleep(0.02)
-    go = time.time() + GO_LEAD_S
-    tmp = go_file.with_name(go_file.name + ".part")
-    tmp.write_text(repr(go))
-    os.replace(tmp, go_file)  # whole or absent: a worker never reads half a number
-    return go
 
 
 class StampedErr:

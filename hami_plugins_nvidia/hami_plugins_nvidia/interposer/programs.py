@@ -44,6 +44,28 @@ def _go() -> float:
         return 0.0
 
 
+#: How long the bench waits for every worker of a pair to finish its warm-up, and how far ahead of the moment they
+#: all did it sets their GO (each polls for the go file every 2 ms).
+READY_WAIT_S = 180.0
+GO_LEAD_S = 0.5
+
+
+def release(go_file, procs: list, wait_s: float = READY_WAIT_S) -> float:
+    """The bench's side of _go: writes go_file (a wall-clock time, GO_LEAD_S ahead) once every worker left its
+    <go_file>.ready.<pid> beside it, one of them exited (it will not measure; the others still do), or wait_s
+    passed; returns that time. procs: the workers' Popen objects."""
+    folder, name = os.path.split(os.fspath(go_file))
+    deadline = time.monotonic() + wait_s
+    while (time.monotonic() < deadline and all(p.poll() is None for p in procs)
+           and sum(f.startswith(f"{name}.ready.") for f in os.listdir(folder or ".")) < len(procs)):
+        time.sleep(0.02)
+    go = time.time() + GO_LEAD_S
+    with open(f"{go_file}.part", "w") as f:
+        f.write(repr(go))
+    os.replace(f"{go_file}.part", go_file)  # whole or absent: a worker never reads half a number
+    return go
+
+
 def _window(step, seconds: float) -> dict:
     """Waits for its GO (_go: a wall-clock time), then calls step() for `seconds`; returns units/s and step
     end times relative to GO (for the policy timeline), and GO itself as `stamps_base` (the window's start `t0`

@@ -151,7 +151,7 @@ def test_pair_workers_are_released_together_after_the_slowest_warm_up(judge, tmp
     """Bench.together's release: each worker measures from the moment all finished warming up (+ its own offset),
     so a slow warm-up no longer starts one tenant late. Main released at a fixed time 12 s ahead: a warm-up past it
     made the worker late by the difference (record 5: 0.3-2.8 s)."""
-    rw = _bench("real_workloads")
+    rw = _bench("real_workloads")._programs()
     base = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
     go_file = tmp_path / "go"
     env = base | {"BENCH_GO_FILE": str(go_file)}
@@ -168,7 +168,7 @@ def test_pair_workers_are_released_together_after_the_slowest_warm_up(judge, tmp
 
 
 def test_release_does_not_wait_for_a_worker_that_exited(tmp_path) -> None:
-    rw = _bench("real_workloads")
+    rw = _bench("real_workloads")._programs()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")} | {"BENCH_GO_FILE": str(tmp_path / "go")}
     dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     alive = _worker(0.0, 0.2, env)
@@ -191,3 +191,23 @@ def test_late_workers_tells_how_late_each_worker_was_and_both_readings(capsys) -
     assert all(p["overlap"] >= 0.95 for p in out["pairs"] if p["run"].startswith("matmul"))
     assert mod.main([str(RECORD5 / "nope")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_conformance_pair_is_released_together_too(tmp_path, monkeypatch) -> None:
+    """The conformance probe's training + inference pair (interposer/probe.py) used a fixed 20 s lead; it now
+    releases both once both warmed up. A stand-in program whose 'train' warms up 1.5 s longer still overlaps."""
+    from hami_plugins_nvidia.interposer import probe
+
+    stub = tmp_path / "programs_stub.py"
+    stub.write_text("import importlib.util, json, sys, time\n"
+                    f"spec = importlib.util.spec_from_file_location('p', {str(PROGRAMS)!r})\n"
+                    "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+                    "time.sleep(1.5 if sys.argv[1] == 'train' else 0.0)\n"
+                    "def step():\n    time.sleep(0.02)\n    return 1\n"
+                    "print('RESULT ' + json.dumps(m._window(step, float(sys.argv[2]))), flush=True)\n")
+    monkeypatch.setattr(probe, "PROGRAMS", stub)
+    t = time.monotonic()
+    res = probe._programs_pair(0, str(tmp_path), "native", None, 0.6, timeout=60)
+    assert time.monotonic() - t < 12  # ready + 0.5 s, not a fixed lead (main: 20 s, and late past it)
+    assert not any(r["late"] for r in res), res
+    assert _bench("issue18_judge").window_overlap(res) >= 0.95, res
