@@ -8,7 +8,7 @@ chart's admission policy keeps both the request annotations of a placed pod and 
 the node agents (docs/security.md); the record is the node's own check where that policy is off.
 
 Value: a JSON object ``{"<annotation key>": "<first 16 hex digits of sha256(value)>"}`` of the request annotations
-the pod had (absent keys are absent), sorted, e.g. ``{"nvidia.com/use-gpuuuid":"3b5d5c3712955042"}``. Digests,
+the pod had (absent keys are absent), sorted, e.g. ``{"acme.example/use-uuid":"3b5d5c3712955042"}``. Digests,
 not values, so the record stays small however long a selector is. Pods placed by HAMi's scheduler carry none and
 are allocated as HAMi does.
 """
