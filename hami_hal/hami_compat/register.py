@@ -225,6 +225,9 @@ def _check_partition(where: str, part: PartitionModel) -> None:
     int_field(f"{where}.memory_granularity_mib", part.memory_granularity_mib, 1, MAX_MEMORY_MIB)
     if part.compute_units is not None:
         int_field(f"{where}.compute_units", part.compute_units, 0, MAX_UNITS)
+    if part.template_max_count is not None:
+        int_field(f"{where}.template_max_count", part.template_max_count, 1, MAX_SPLIT_COUNT)
+    int_field(f"{where}.whole_count_multiple", part.whole_count_multiple, 1, MAX_SPLIT_COUNT)
     if part.node_budget is not None:
         int_field(f"{where}.node_budget.limit", part.node_budget.limit, 0, MAX_UNITS)
     if len(part.templates) > MAX_TEMPLATES:
