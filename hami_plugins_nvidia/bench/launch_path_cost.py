@@ -13,8 +13,9 @@ Loops (the kernels take 0 us: the program never reaches its limit, so every nano
   infer  the paced loop shaped like the H200's batch-1 inference loop: --infer-kernel-us kernels and a host
          synchronize every --infer-sync launches (a step of ~195 launches ending in a host sync).
 Each run first runs the same loop for 0.4 s (a fresh container earns its credit; until then it is measured
-precisely), then the measured window. Cases: nolimit (preloaded, no SM limit); force70 (limit 70, force: the coarse path); precise70 (force 70,
-HAMI_SM_PRECISE=1); default70 (limit 70, default policy, alone: not capped); shared70 (limit 70, default,
+precisely), then the measured window. Cases: nolimit (preloaded, no SM limit); force70 (limit 70, force: the coarse
+path); force70s64 / force70s128 (the same, one coarse launch in 64 / 128 sampled: HAMI_SM_SAMPLE_EVERY); precise70
+(force 70, HAMI_SM_PRECISE=1); default70 (limit 70, default policy, alone: not capped); shared70 (limit 70, default,
 while a second container on the same node board launches every 200 us at limit 30: capped, coarse).
 
 These are figures of the fake libcuda on whatever machine runs the bench (the 2-core dev VM for the records
@@ -56,6 +57,9 @@ CASES: dict[str, dict[str, str]] = {
     "precise70": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_PRECISE": "1"},
     "default70": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "default"},
     "shared70": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "default"},
+    # the sampling A/B knob (HAMI_SM_SAMPLE_EVERY, default 32): a build without it ignores it (= force70)
+    "force70s64": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_SAMPLE_EVERY": "64"},
+    "force70s128": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_SAMPLE_EVERY": "128"},
 }
 NEIGHBOUR_ENV = {"CUDA_DEVICE_SM_LIMIT": "30", "GPU_CORE_UTILIZATION_POLICY": "default"}
 WARMUP_S = 0.4  # seconds of the loop before the measured window: set-up and the first credit stay out of it
