@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shlex
 import signal
 import statistics
@@ -129,10 +130,18 @@ def run_once(app: Path, env: dict[str, str], args: list[str], loop: str) -> dict
     """One run's figures; with HAMI_LAUNCH_STATS=1 in env also the library's own host ns per launch (its stats line:
     before + after the driver's launch call, on sampled launches, the whole run), which the loop's own timing noise
     (the busy-waited gap, the native run's spread) does not reach."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([str(app), *args], env=env, capture_output=True, text=True, timeout=120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"driver_app exited {proc.returncode}: {proc.stderr.strip()[:300]}")
     res = parse_run(proc.stdout, loop)
+    # the process's CPU time (user + system, every thread) over all its launches, warm-up included: time the host
+    # spent elsewhere (another job on a loaded box) is not in it, unlike the wall time above
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    total = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("calls ")][-1]
+    if total > 0:
+        res["cpu_ns"] = cpu * 1e9 / total
     line = next((ln for ln in proc.stderr.splitlines() if "launch stats:" in ln), None)
     us = library_host_us(line)
     if us is not None:
@@ -298,6 +307,11 @@ def main() -> int:
                 "queries_per_launch": round(statistics.median(r["queries_per_launch"] for r in runs), 4),
                 "elapsed_per_launch": round(statistics.median(r["elapsed_per_launch"] for r in runs), 4),
             }
+            cpu = [r["cpu_ns"] - n["cpu_ns"] for r, n in zip(runs, by_key["native"], strict=True)
+                   if "cpu_ns" in r and "cpu_ns" in n]
+            if cpu:
+                summary[lp][key].update(cpu_added_ns_median=round(statistics.median(cpu), 1),
+                                        cpu_added_ns_min=round(min(cpu), 1), cpu_added_ns_max=round(max(cpu), 1))
             lib_ns = [r["lib_ns"] for r in runs if "lib_ns" in r]
             if lib_ns:
                 summary[lp][key].update(lib_ns_median=round(statistics.median(lib_ns), 1),
@@ -323,6 +337,7 @@ def main() -> int:
                 print(f"  {key:24s} +{row['added_ns_median']:7.0f} ns (min {row['added_ns_min']:.0f}, max "
                       f"{row['added_ns_max']:.0f}); records {row['records_per_launch']:.4f} queries "
                       f"{row['queries_per_launch']:.4f} elapsed {row['elapsed_per_launch']:.4f} per launch"
+                      + (f"; CPU +{row['cpu_added_ns_median']:.0f} ns" if "cpu_added_ns_median" in row else "")
                       + (f"; library {row['lib_ns_median']:.0f} ns" if "lib_ns_median" in row else ""))
     return 0
 
@@ -349,18 +364,22 @@ def markdown(res: dict) -> str:
         lines += [res["note"], ""]
     for lp, rows in res["summary"].items():
         stats = any("lib_ns_median" in r for r in rows.values())
+        cpu = any("cpu_added_ns_median" in r for r in rows.values())
         lines += [f"## {lp} loop (native {rows['native']['ns_per_launch']:.0f} ns per launch)", "",
                   "| build:case | ns/launch | added ns (median) | min..max | records/launch | queries/launch | "
-                  "elapsed/launch |" + (" library ns/launch (stats, median) | min..max |" if stats else ""),
-                  "|---|---|---|---|---|---|---|" + ("---|---|" if stats else "")]
+                  "elapsed/launch |" + (" added CPU ns/launch (median) | min..max |" if cpu else "")
+                  + (" library ns/launch (stats, median) | min..max |" if stats else ""),
+                  "|---|---|---|---|---|---|---|" + ("---|---|" if cpu else "") + ("---|---|" if stats else "")]
         for key, r in rows.items():
             if key == "native":
                 continue
+            used = (f" {r['cpu_added_ns_median']:.0f} | {r['cpu_added_ns_min']:.0f}..{r['cpu_added_ns_max']:.0f} |"
+                    if "cpu_added_ns_median" in r else (" | |" if cpu else ""))
             own = (f" {r['lib_ns_median']:.0f} | {r['lib_ns_min']:.0f}..{r['lib_ns_max']:.0f} |"
                    if "lib_ns_median" in r else (" | |" if stats else ""))
             lines.append(f"| {key} | {r['ns_per_launch']:.0f} | {r['added_ns_median']:.0f} | "
                          f"{r['added_ns_min']:.0f}..{r['added_ns_max']:.0f} | {r['records_per_launch']:.4f} | "
-                         f"{r['queries_per_launch']:.4f} | {r['elapsed_per_launch']:.4f} |{own}")
+                         f"{r['queries_per_launch']:.4f} | {r['elapsed_per_launch']:.4f} |{used}{own}")
         lines.append("")
     return "\n".join(lines)
 
