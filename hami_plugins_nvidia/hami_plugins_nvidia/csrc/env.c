@@ -204,6 +204,7 @@ void vg_config_load(void)
                         "in N measured alone); using %d", se, COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX, COARSE_SAMPLE_DEFAULT);
         vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
     }
+    vg_cfg.sm_sample_cut = (1ULL << 32) / (uint64_t)vg_cfg.sm_sample_every;  /* a compare per launch, no division */
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

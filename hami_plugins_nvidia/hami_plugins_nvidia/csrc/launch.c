@@ -149,8 +149,8 @@ uint64_t sample_seed(int dev)
 }
 
 /* Whether this coarse launch is a sample: each with probability 1 / HAMI_SM_SAMPLE_EVERY (default 32), independently
- * of every launch before it (xorshift64*: a few instructions, no system call; the upper half of its output, whose
- * residues modulo N <= 256 are uniform to within 2^-24). */
+ * of every launch before it (xorshift64*: a few instructions, no system call; the upper half of its output below
+ * 2^32 / N: exactly 1/N for a power of two, within 2^-32 of it otherwise). */
 static int coarse_sample(struct dstate *ds)
 {
     uint64_t x = ds->rng;
@@ -158,7 +158,7 @@ static int coarse_sample(struct dstate *ds)
     x ^= x << 25;
     x ^= x >> 27;
     ds->rng = x;
-    return ((x * 0x2545F4914F6CDD1DULL) >> 32) % (uint64_t)vg_cfg.sm_sample_every == 0;
+    return ((x * 0x2545F4914F6CDD1DULL) >> 32) < vg_cfg.sm_sample_cut;
 }
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no

@@ -31,6 +31,7 @@ struct vg_config {
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     int64_t sm_resume_cap_ns;              /* HAMI_SM_RESUME_CREDIT_MS: cap on the square wave's resume credit, 0 = none */
     int sm_sample_every;                   /* HAMI_SM_SAMPLE_EVERY: one coarse launch in N is a sample (launch.c) */
+    uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
