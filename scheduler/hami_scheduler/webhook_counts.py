@@ -16,7 +16,7 @@ denies the pod with the admission's line.
 from __future__ import annotations
 
 from hami_hal.errors import HalError
-from hami_hal.models import VendorInfo
+from hami_hal.models import ResourceRequest, VendorInfo
 from hami_hal.requests.parser import Admit, parse_pod_detailed
 
 #: An admission may at most double a count (HAMi's only raise: a 910C die to its module pair, 1 -> 2).
@@ -36,17 +36,21 @@ def _slots(spec: dict) -> list[tuple[str, int]]:
 def raise_counts(pod: dict, vendors: list[VendorInfo], admit: Admit, ops: list[dict]) -> str | None:
     """Apply the counts ``admit`` raised to ``pod["spec"]`` (the webhook's working copy) and append their
     ``replace`` operations to ``ops``; returns a one-line denial, or None."""
+    seen: list[tuple[ResourceRequest, ResourceRequest]] = []  # (asked, admitted), in the parser's order
+
+    def recording(req: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
+        out = admit(req, annotations)
+        seen.append((req, out))
+        return out
+
     try:
-        asked = parse_pod_detailed(pod, vendors)
-        admitted = parse_pod_detailed(pod, vendors, admit)
+        admitted = parse_pod_detailed(pod, vendors, recording)
     except HalError as exc:
         return str(exc).splitlines()[0]
     counts = {(v.name, f.common_word): f.count for v in vendors for f in v.resources}
     spec = pod["spec"]
     slots = _slots(spec)
-    for (pos, k), fields in sorted(admitted.fields.items()):
-        before = asked.request.containers[pos].requests[k]
-        after = admitted.request.containers[pos].requests[k]
+    for ((pos, _), fields), (before, after) in zip(admitted.fields.items(), seen, strict=True):
         if after.count == before.count:
             continue
         if not before.count < after.count <= before.count * MAX_RAISE:

@@ -86,8 +86,11 @@ def test_a_count_an_admission_lowers_or_raises_past_double_is_denied_not_written
     assert f"was changed to {to} by the ascend plugin's admission" in msg and C in msg and "\n" not in msg
 
 
-def test_the_webhook_command_wires_the_installed_plugins_admission():
-    cfg = webhook_config(None, None)
+@pytest.mark.parametrize("with_config", [False, True], ids=["no-device-config", "device-config"])
+def test_the_webhook_command_wires_the_installed_plugins_admission(tmp_path, with_config):
+    conf = tmp_path / "device-config.yaml"
+    conf.write_text("nvidia:\n  overwriteEnv: false\n")
+    cfg = webhook_config(None, str(conf) if with_config else None)
     assert cfg.admit is not None
     resp, ops = _review(Mutator(cfg.vendors, admit=cfg.admit), {"containers": [_ctr("main", {C: "1"})]})
     assert {"op": "replace", "path": "/spec/containers/0/resources/limits/huawei.com~1Ascend910C",
