@@ -12,7 +12,8 @@ in any container or init container:
 - a count the vendor's admission raises (an Ascend 910C ``superPod`` whole-card request of 1 -> its module pair
   of 2, HAMi's ``MutateAdmission``) is written into the container's limit and request, so the kubelet asks the
   device plugin for the devices the scheduler assigns; a request the admission refuses (a 910C odd count) is denied
-  with its line (:mod:`.webhook_counts`; installed plugins only, not with ``--vendors``);
+  with its line (:mod:`.webhook_counts`; installed plugins only, not with ``--vendors``; pods this scheduler
+  places only);
 - the pod is denied, with one line naming the field and the value, when the result does not parse
   (the scheduler's own parser, so the webhook and the scheduler never disagree), when a container
   asking for a managed resource is privileged, or when ``spec.nodeName`` is preset (the pod would skip
@@ -184,13 +185,15 @@ class Mutator:
                 parse_pod(doc, self.vendors)
             except HalError as exc:
                 return self._deny(uid, str(exc).splitlines()[0])
-            denial = raise_counts(doc, self.vendors, self.admit, ops) if self.admit else None
-            if denial:
-                return self._deny(uid, denial)
             current = spec.get("schedulerName") or ""
-            if current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default):
-                if current != self.scheduler_name:
-                    ops.append({"op": "add", "path": "/spec/schedulerName", "value": self.scheduler_name})
+            ours = current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default)
+            # the vendors' admission is this scheduler's rule: a pod another scheduler places keeps its counts
+            if self.admit and (ours or current == self.scheduler_name):
+                denial = raise_counts(doc, self.vendors, self.admit, ops)
+                if denial:
+                    return self._deny(uid, denial)
+            if ours and current != self.scheduler_name:
+                ops.append({"op": "add", "path": "/spec/schedulerName", "value": self.scheduler_name})
         asked: set[tuple[str, str]] = set().union(*(fams for *_, fams in seen))
         denial = self._runtime_class(spec, asked, ops)
         if denial:

@@ -70,6 +70,17 @@ def test_an_odd_910c_count_is_denied_with_the_admissions_line(hal):
     assert msg.startswith(f"{C}: 3 must be 1 or even on a superPod chip") and "\n" not in msg
 
 
+@pytest.mark.parametrize("scheduler, raised", [("hami-scheduler", True), ("default-scheduler", True), ("", True),
+                                               ("volcano", False)])
+def test_only_a_pod_this_scheduler_places_gets_its_admission(hal, scheduler, raised):
+    spec = {"containers": [_ctr("main", {C: "1"})], **({"schedulerName": scheduler} if scheduler else {})}
+    resp, ops = _review(Mutator(hal.vendors(), admit=hal.admit_request), spec)
+    assert resp["allowed"]
+    assert any(o["op"] == "replace" for o in ops) is raised
+    odd = {**spec, "containers": [_ctr("main", {C: "3"})]}
+    assert _review(Mutator(hal.vendors(), admit=hal.admit_request), odd)[0]["allowed"] is not raised
+
+
 def test_without_the_plugins_admission_the_count_is_left_to_the_scheduler(hal):
     resp, ops = _review(Mutator(hal.vendors()), {"containers": [_ctr("main", {C: "1"})]})
     assert resp["allowed"] and [o["path"] for o in ops] == ["/spec/schedulerName"]

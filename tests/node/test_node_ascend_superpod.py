@@ -15,11 +15,9 @@ import json
 import grpc
 import pytest
 from json_patch import apply_patch
-from node_agent_fixtures import NODE
+from node_agent_fixtures import NODE, make_agent
 
 from hami_hal.manager import Hal
-from hami_hal.node.agent import AgentConfig, NodeAgent
-from hami_hal.node.kubeapi import KubeNodeApi
 
 pytest.importorskip("hami_plugins_ascend.plugin", exc_type=ImportError)
 
@@ -43,11 +41,8 @@ def stack(api, kubelet, short_tmp):
     from hami_scheduler.state import ClusterState
     from hami_scheduler.webhook import Mutator
 
-    hal = Hal(entrypoints=False, modules=["hami_plugins_ascend.plugin"])
-    inv = hal.discover("sim", sim_node="ascend-16x910c", node_name=NODE)
-    conf = AgentConfig(node_name=NODE, plugin_dir=short_tmp / "dp", state_root=short_tmp / "state", kubelet_poll=0.05,
-                       health_interval=3600, register_interval=3600, cleanup_interval=3600)
-    agent = NodeAgent(hal, KubeNodeApi(host=api.url), conf, inv)
+    agent = make_agent(Hal(entrypoints=False, modules=["hami_plugins_ascend.plugin"]), api, short_tmp,
+                       sim_node="ascend-16x910c")
     agent.start()
     sched = Hal(entrypoints=False, modules=["hami_plugins_ascend.plugin"])
     cluster = ClusterState(sched.vendors())
