@@ -180,7 +180,9 @@ def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]
     ``PartitionModel.template_max_count``, ``whole_count_multiple``), which the engine applies on each node.
 
     When: by the pod parser, for each request of the plugin's families, when it is given
-    ``Hal.admit_request`` (``hami allocate`` always; the scheduler when plugins are installed).
+    ``Hal.admit_request`` (``hami allocate`` always; the scheduler and the admission webhook when plugins are
+    installed). The webhook writes a count this raises (at most doubled) into the container's limit and request,
+    so the kubelet asks for the devices the scheduler assigns; a refusal refuses the pod at creation.
 
     :param request: the request as parsed from the pod's resources and annotations.
     :param annotations: the pod's annotations.
