@@ -91,8 +91,8 @@ def check_version(data: dict, *, where: str, subject: str, current: int) -> int:
         raise InputError(f"{where}.{VERSION_KEY}", str(version)[:40], "must be a positive integer")
     if version > current:
         raise InputError(f"{subject}: {where}.{VERSION_KEY}", version,
-                         f"is newer than this version reads (at most {current}); upgrade it (docs/install.md, "
-                         "'Upgrading')")
+                         f"is newer than this version reads (at most {current}); upgrade the reader first "
+                         "(docs/install.md, 'Upgrading')")
     return version
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import urllib.request
 
 import pytest
 from hami_scheduler.extender import Extender
 from hami_scheduler.state import ClusterState
-from sched_testing import NVIDIA
+from sched_fakeapi import FakeApiServer
+from sched_testing import NVIDIA, start_stack
 
 from hami_hal.errors import InputError
 from hami_hal.hami_compat import HAL_INVENTORY, parse_node
@@ -182,3 +185,26 @@ def test_unknown_fields_cannot_override_known_ones():
     assert inv.devices[0].memory_mib == 32768 and inv.devices[0].partition.max_slots == 4
     assert inv.context("zeta") is None and inv.model_extra is None
     assert json.loads(inv.model_dump_json(by_alias=True)) == _doc()  # nothing unknown reaches the object
+
+
+def _gauge(url: str) -> float:
+    with urllib.request.urlopen(url + "/metrics") as r:
+        text = r.read().decode()
+    (line,) = [x for x in text.splitlines() if x.startswith("hami_scheduler_documents_with_unknown_fields ")]
+    return float(line.split()[1])
+
+
+def test_documents_with_unknown_fields_are_counted_on_the_metrics_endpoint():
+    api = FakeApiServer().start()
+    stack = start_stack(api, watch=True)
+    try:
+        before = _gauge(stack.server.url)
+        api.add_node(_node(_newer(_doc("n-metric")), "n-metric"))
+        for _ in range(100):
+            if "n-metric" in stack.cluster.nodes:
+                break
+            time.sleep(0.05)
+        assert "n-metric" in stack.cluster.nodes and not stack.cluster.rejected
+        assert _gauge(stack.server.url) >= before + 1
+    finally:
+        stack.stop()
