@@ -10,21 +10,11 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
-from node_agent_fixtures import bound_pod, make_agent
+from node_agent_fixtures import bound_pod
 
 from hami_hal.node.statedirs import ContainerRecord, StateDirs
 
 RESOURCE = "nvidia.com/gpu"
-
-
-@pytest.fixture
-def mig_agent(hal, api, kubelet, short_tmp):
-    a = make_agent(hal, api, short_tmp, sim_node="nvidia-2xa100-mig")
-    a.start()
-    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) > 0)
-    yield a
-    a.stop()
 
 
 def _as_newer_agent(state: StateDirs) -> None:
