@@ -76,8 +76,8 @@ def read_document(model: type[M], raw: object, *, where: str, subject: str, curr
     try:
         doc = model.model_validate_json(json.dumps(data))
     except ValidationError as exc:
-        first = str(exc).splitlines()[0:2]
-        raise InputError(where, raw[:80], f"is not a {model.__name__}: {' '.join(first)}") from None
+        first = " ".join(str(exc).splitlines()[0:2])[:200]  # the count and the first field's path, one line
+        raise InputError(where, raw[:80], f"is not a {model.__name__}: {first}") from None
     unknown = tuple(sorted(found))
     if unknown:
         UNKNOWN_FIELDS.note(subject, where, unknown)
@@ -90,7 +90,7 @@ def check_version(data: dict, *, where: str, subject: str, current: int) -> int:
     if type(version) is not int or version < 1:
         raise InputError(f"{where}.{VERSION_KEY}", str(version)[:40], "must be a positive integer")
     if version > current:
-        raise InputError(f"{subject}: {where}.{VERSION_KEY}", version,
+        raise InputError(f"{subject}: {where}.{VERSION_KEY}", version if version < 10**20 else f"{str(version)[:20]}...",
                          f"is newer than this version reads (at most {current}); upgrade the reader first "
                          "(docs/install.md, 'Upgrading')")
     return version

@@ -208,3 +208,16 @@ def test_documents_with_unknown_fields_are_counted_on_the_metrics_endpoint():
         assert _gauge(stack.server.url) >= before + 1
     finally:
         stack.stop()
+
+
+def test_refusal_lines_stay_one_short_line_whatever_the_document_holds():
+    doc = _doc()
+    doc["format_version"] = 10**1000
+    with pytest.raises(InputError) as exc:
+        parse_node(_node(doc), [ZETA])
+    assert len(str(exc.value)) < 300 and "\n" not in str(exc.value)
+    doc = _doc()
+    doc["topology"]["numa"] = {"a\nb" * 20: "not a number"}  # attacker text in the failing field's path
+    with pytest.raises(InputError) as exc:
+        parse_node(_node(doc), [ZETA])
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 500
