@@ -96,37 +96,64 @@ def check_version(data: dict, *, where: str, subject: str, current: int) -> int:
     return version
 
 
-def _prune(model: type[BaseModel], data: dict, path: str, found: set[str]) -> None:
-    """Drop from ``data`` (in place) every key ``model`` does not know, recursing into known nested models."""
-    fields = model.model_fields
-    known = {name: f for name, f in fields.items()}
-    known.update({f.alias: f for f in fields.values() if f.alias})
-    for key in list(data):
-        info = known.get(key) if isinstance(key, str) else None
-        if info is None:
-            found.add(path + _shown(key))
-            del data[key]
-        else:
-            _prune_value(info.annotation, data[key], f"{path}{key}.", found)
+#: How to walk a value: None (a leaf: kept as it is), ("model", cls), ("list", shape) or ("dict", shape).
+Shape = tuple[str, Any] | None
+_PLANS: dict[type[BaseModel], dict[str, Shape]] = {}
 
 
-def _prune_value(annotation: Any, value: Any, path: str, found: set[str]) -> None:
-    """Follow ``annotation`` (a model, ``X | None``, ``list[X]``, ``dict[str, X]``) into ``value``."""
+def _plan(model: type[BaseModel]) -> dict[str, Shape]:
+    """Every key ``model`` knows (field names and aliases) and how to walk its value; computed once per model."""
+    plan = _PLANS.get(model)
+    if plan is None:
+        plan = {}
+        for name, info in model.model_fields.items():
+            plan[name] = _shape(info.annotation)
+            if info.alias:
+                plan[info.alias] = plan[name]
+        _PLANS[model] = plan
+    return plan
+
+
+def _shape(annotation: Any) -> Shape:
+    """How to follow ``annotation`` (a model, ``X | None``, ``list[X]``, ``dict[str, X]``); None when no model
+    lies under it (a free-form dict such as ``attributes`` is kept whole)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        if isinstance(value, dict):
-            _prune(annotation, value, path, found)
-        return
+        return ("model", annotation)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if len(models) == 1:  # ``Model | None``; a union of several models is not guessed at
-            _prune_value(models[0], value, path, found)
-    elif origin is list and args and isinstance(value, list):
+        inner = [s for s in (_shape(a) for a in args) if s is not None]
+        return inner[0] if len(inner) == 1 else None  # a union of several models is not guessed at
+    if origin is list and args:
+        inner = _shape(args[0])
+        return ("list", inner) if inner else None
+    if origin is dict and len(args) == 2:
+        inner = _shape(args[1])
+        return ("dict", inner) if inner else None
+    return None
+
+
+def _prune(model: type[BaseModel], data: dict, path: str, found: set[str]) -> None:
+    """Drop from ``data`` (in place) every key ``model`` does not know, recursing into known nested models."""
+    plan = _plan(model)
+    for key in list(data):
+        if not isinstance(key, str) or key not in plan:
+            found.add(path + _shown(key))
+            del data[key]
+        elif plan[key] is not None:
+            _walk(plan[key], data[key], f"{path}{key}", found)
+
+
+def _walk(shape: tuple[str, Any], value: Any, path: str, found: set[str]) -> None:
+    kind, inner = shape
+    if kind == "model":
+        if isinstance(value, dict):
+            _prune(inner, value, path + ".", found)
+    elif kind == "list" and isinstance(value, list):
         for item in value:
-            _prune_value(args[0], item, path[:-1] + "[].", found)
-    elif origin is dict and len(args) == 2 and isinstance(value, dict):
+            _walk(inner, item, path + "[]", found)
+    elif kind == "dict" and isinstance(value, dict):
         for item in value.values():
-            _prune_value(args[1], item, path[:-1] + "{}.", found)
+            _walk(inner, item, path + "{}", found)
 
 
 def _shown(key: object) -> str:
