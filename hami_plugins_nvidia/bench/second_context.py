@@ -23,18 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import launch_path_cost as lpc  # noqa: E402  (the fake benches' shared record and build helpers)
 from fake_sharing_cases import tenant_env  # noqa: E402
-from launch_path_cost import (  # noqa: E402
-    add_record_args,
-    add_round_args,
-    alternating,
-    build_libs,
-    build_tools,
-    check_round_args,
-    record_head,
-    record_title,
-    write_record,
-)
 
 SPIN = ("spin", "1000", "0", "{s}", "8")
 CASES = {
@@ -60,24 +50,24 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limit: 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_record_args(ap)
-    add_round_args(ap)
+    lpc.add_record_args(ap)
+    lpc.add_round_args(ap)
     ap.add_argument("--limit", type=int, default=30)
     a = ap.parse_args()
-    check_round_args(ap, a)
+    lpc.check_round_args(ap, a)
     if not 1 <= a.limit <= 99:
         ap.error(f"--limit {a.limit}: must be 1..99")
     raw: dict[str, dict[str, list[dict[str, float]]]] = {c: {} for c in CASES}
     with tempfile.TemporaryDirectory(prefix="sc-") as td:
         tmp = Path(td)
-        fake_dir, app = build_tools(tmp)
-        libs = build_libs(ap, a.lib, tmp / "lib")
-        for n, case, name in alternating(a.rounds, list(CASES), list(libs)):
+        fake_dir, app = lpc.build_tools(tmp)
+        libs = lpc.build_libs(ap, a.lib, tmp / "lib")
+        for n, case, name in lpc.alternating(a.rounds, list(CASES), list(libs)):
             run_tmp = tmp / f"run{n}"
             raw[case].setdefault(name, []).append(run_case(app, fake_dir, libs[name], run_tmp, case, a.limit,
                                                            a.seconds))
-    result = record_head(a, limit=a.limit, seconds=a.seconds, raw=raw)
-    lines = [*record_title(f"A second CUDA context at a {a.limit} % limit", result, a.note),
+    result = lpc.record_head(a, limit=a.limit, seconds=a.seconds, raw=raw)
+    lines = [*lpc.record_title(f"A second CUDA context at a {a.limit} % limit", result, a.note),
              "| case | build | share of the fake GPU, % (median, runs) | launches/s (median) |", "|---|---|---|---|"]
     for case, by_lib in raw.items():
         for name, runs in by_lib.items():
@@ -85,7 +75,7 @@ def main() -> int:
             lines.append(f"| {case} | {name} | {statistics.median(shares):.1f} "
                          f"({', '.join(f'{x:.1f}' for x in shares)}) | "
                          f"{statistics.median(r['launches_per_s'] for r in runs):.0f} |")
-    return write_record(a, result, "\n".join(lines) + "\n")
+    return lpc.write_record(a, result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
