@@ -1134,6 +1134,60 @@ void flush_launches(struct dstate *ds, int64_t now)
     ds->flushed_at = now;
 }
 
+/* A launch on a limited device that the events cannot measure: made in a context other than ds->ctx (the one current
+ * when the device was set up: a program's own cuCtxCreate context, or the primary after the program's own), whose
+ * streams the library's events cannot be recorded on, or with no event calls in the driver. Issue 18, never fail
+ * open: such a launch once went straight to the driver, neither held nor charged (a second context took ~100 % of the
+ * fake GPU at a 30 % limit). It now waits for the device's one credit like any launch (throttle), and launch_end makes
+ * it synchronous and charges its wall time, from the clock read after that wait to the return of a synchronize of
+ * its stream: the kernel cannot start before the one nor end after the other, so the charge is never below the GPU
+ * time it used (it also holds host time and any neighbour's slices: an over-charge, the safe side; no processor-
+ * sharing discount). Chosen over a reference event per context: no per-context event pools, no hook on
+ * cuCtxCreate/cuCtxDestroy, nothing kept that a destroyed context could leave dangling. The price falls on such
+ * programs only (one synchronize per launch); the primary-context program pays nothing more (launch_end reads this
+ * only for a launch without a measured stream). A launch into a stream being captured is recorded, not run: no
+ * synchronize (it would invalidate the capture), no charge (the graph's launch is charged). Thread-local: a launch's
+ * begin and end run on its thread. 0 = none. */
+static __thread int64_t unmeasured_at;
+static __thread CUstream unmeasured_s;
+
+static void unmeasured_begin(struct dstate *ds, int sm, CUstream s)
+{
+    throttle(ds, sm);
+    ds->now_at = vg_now_ns();  /* it may have waited: the charge starts after the wait */
+    int capture = 0;  /* asked as capturing() asks, once a capture may be in progress */
+    int recorded = __atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) && vg_real.cuStreamIsCapturing &&
+                   vg_real.cuStreamIsCapturing(s, &capture) == CUDA_SUCCESS && capture != CU_STREAM_CAPTURE_STATUS_NONE;
+    if (!recorded) {
+        unmeasured_at = ds->now_at;
+        unmeasured_s = s;
+    }
+}
+
+/* Charges an unmeasured launch (see unmeasured_at) its wall time up to the end of a synchronize of its stream, with
+ * the device's lock released while it waits (the program's other threads launch meanwhile) and this thread in the
+ * relaxed capture mode (another stream may be capturing in global mode). A failed launch is charged nothing; a
+ * failed synchronize still charges the time waited. */
+static void unmeasured_end(struct dstate *ds, CUresult r)
+{
+    int64_t t0 = unmeasured_at;
+    unmeasured_at = 0;
+    if (r != CUDA_SUCCESS)
+        return;
+    pthread_mutex_unlock(&ds->mu);
+    int mode;
+    int swapped = relaxed_begin(&mode);
+    if (vg_real.cuStreamSynchronize)
+        vg_real.cuStreamSynchronize(unmeasured_s);
+    else if (vg_real.cuCtxSynchronize)
+        vg_real.cuCtxSynchronize();  /* the current context: the one the launch went to */
+    relaxed_end(swapped, &mode);
+    int64_t t1 = vg_now_ns();
+    pthread_mutex_lock(&ds->mu);
+    consume(ds, t1 - t0, 0);
+    ds->now_at = t1;
+}
+
 /* Returns the device state with its mutex held, or NULL when the launch goes straight through. */
 static struct dstate *launch_begin(CUstream s, struct squeue **qout)
 {
@@ -1256,6 +1310,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             q->last_launch = now;
             *qout = q;
         }
+    } else if (sm < 100) {
+        unmeasured_begin(ds, sm, s);  /* fail closed: held and charged all the same (see unmeasured_at) */
     }
     return ds;
 }
@@ -1264,6 +1320,8 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
 {
     if (!ds)
         return;
+    if (!q && unmeasured_at)
+        unmeasured_end(ds, r);
     int64_t now = ds->now_at;  /* the launch's clock read: the driver's launch call took microseconds at most */
     if (q && r == CUDA_SUCCESS) {
         if (!q->unmarked)

@@ -31,6 +31,8 @@ static void *resolve_at(const char *base, const char *versioned, int version)
 static void *resolve(const char *base, const char *versioned) { return resolve_at(base, versioned, 13000); }
 #define R(var, base, ver) var = resolve(base, ver)
 
+static CUresult (*ctxcreate)(void **, unsigned, int), (*ctxdestroy)(void *);
+static void *made_ctx;  /* the context the last ctxnew made */
 static CUresult (*retain)(void **, int), (*ctxrelease)(int), (*ctxreset)(int), (*rtrelease)(int), (*rtreset)(int), (*setcur)(void *), (*alloc)(u64 *, size_t), (*mfree)(u64),
     (*pitch)(u64 *, size_t *, size_t, size_t, unsigned), (*managed)(u64 *, size_t, unsigned),
     (*aalloc)(u64 *, size_t, void *), (*afree)(u64, void *), (*getpool)(void **, int),
@@ -151,6 +153,9 @@ int main(int argc, char **argv)
     rtrelease = resolve_at("cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease", 7000);
     rtreset = resolve_at("cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset", 7000);
     R(setcur, "cuCtxSetCurrent", "cuCtxSetCurrent");
+    /* version 11000: the (pctx, flags, dev) signature (CUDA 12.5+ hands out cuCtxCreate_v4 for newer versions) */
+    ctxcreate = resolve_at("cuCtxCreate", "cuCtxCreate_v2", 11000);
+    R(ctxdestroy, "cuCtxDestroy", "cuCtxDestroy_v2");
     R(alloc, "cuMemAlloc", "cuMemAlloc_v2");
     R(mfree, "cuMemFree", "cuMemFree_v2");
     R(pitch, "cuMemAllocPitch", "cuMemAllocPitch_v2");
@@ -187,6 +192,13 @@ int main(int argc, char **argv)
             if (!r)
                 setcur(ctx);
             printf("ctx %d\n", r);
+        } else if (!strcmp(c, "ctxnew")) {
+            /* ctxnew DEV: a second context on DEV (cuCtxCreate), current from now on: the commands after it
+             * launch there, like a program that uses the driver API with contexts of its own */
+            CUresult r = ctxcreate ? ctxcreate(&made_ctx, 0, atoi(argv[++i])) : 500;
+            printf("ctxnew %d\n", r);
+        } else if (!strcmp(c, "ctxdestroy")) {
+            printf("ctxdestroy %d\n", ctxdestroy ? ctxdestroy(made_ctx) : 500);
         } else if (!strcmp(c, "ctxrelease")) {
             printf("ctxrelease %d\n", ctxrelease(atoi(argv[++i])));
         } else if (!strcmp(c, "ctxreset")) {

@@ -439,8 +439,60 @@ API CUresult cuDevicePrimaryCtxReset_v2(int dev) { destroy_context(dev); return 
  * for cuDevicePrimaryCtxRelease / cuDevicePrimaryCtxReset with version 7000 (cudaDeviceReset uses the latter). */
 API CUresult cuDevicePrimaryCtxRelease(int dev) { return cuDevicePrimaryCtxRelease_v2(dev); }
 API CUresult cuDevicePrimaryCtxReset(int dev) { return cuDevicePrimaryCtxReset_v2(dev); }
-API CUresult cuCtxSetCurrent(void *ctx) { cur = (int)(uintptr_t)ctx - 1; return 0; }
-API CUresult cuCtxGetCurrent(void **ctx) { *ctx = (void *)(uintptr_t)(cur + 1); return 0; }
+/* Contexts: a device's primary context is the handle dev + 1; cuCtxCreate makes more, handles MADE_BASE + slot, on
+ * the same device (a program using the driver API with contexts of its own). Every context of a device runs its work
+ * on the device's one timeline (FAKE_CUDA_GPU: the process's one queue), in launch order, an upper bound on a real
+ * GPU's time slicing between contexts. Each context has its own default stream (the fake's streams are opaque
+ * handles) and its own events: an event records only while its context is current, as the driver demands. */
+#define MADE_BASE 0x100
+#define MADE_MAX 16
+static int made_dev[MADE_MAX], made_live[MADE_MAX];
+static __thread uintptr_t cur_ctx;  /* the handle current on this thread, 0 = none */
+
+/* The device of context handle h, -1 when h names none (never made, or destroyed). */
+static int ctx_device(uintptr_t h)
+{
+    if (h >= 1 && h <= NDEV)
+        return (int)h - 1;
+    if (h >= MADE_BASE && h < MADE_BASE + MADE_MAX && made_live[h - MADE_BASE])
+        return made_dev[h - MADE_BASE];
+    return -1;
+}
+API CUresult cuCtxSetCurrent(void *ctx)
+{
+    int d = ctx ? ctx_device((uintptr_t)ctx) : -1;
+    if (ctx && d < 0)
+        return 201;  /* CUDA_ERROR_INVALID_CONTEXT */
+    cur = d;
+    cur_ctx = (uintptr_t)ctx;
+    return 0;
+}
+API CUresult cuCtxGetCurrent(void **ctx) { *ctx = (void *)cur_ctx; return 0; }
+/* cuCtxCreate (the CUDA 11-12 signature, cuCtxCreate_v2): a new context on dev, made current on this thread. */
+API CUresult cuCtxCreate_v2(void **ctx, unsigned flags, int dev)
+{
+    if (dev < 0 || dev >= NDEV)
+        return 101;  /* CUDA_ERROR_INVALID_DEVICE */
+    for (int i = 0; i < MADE_MAX; i++)
+        if (!made_live[i]) {
+            made_live[i] = 1;
+            made_dev[i] = dev;
+            *ctx = (void *)(uintptr_t)(MADE_BASE + i);
+            return cuCtxSetCurrent(*ctx);
+        }
+    return 2;  /* CUDA_ERROR_OUT_OF_MEMORY */
+}
+/* Destroys a context made by cuCtxCreate (a primary context is released, not destroyed); current here: none now. */
+API CUresult cuCtxDestroy_v2(void *ctx)
+{
+    uintptr_t h = (uintptr_t)ctx;
+    if (h < MADE_BASE || ctx_device(h) < 0)
+        return 201;
+    made_live[h - MADE_BASE] = 0;
+    if (cur_ctx == h)
+        cuCtxSetCurrent(NULL);
+    return 0;
+}
 API CUresult cuCtxGetDevice(int *d)
 {
     if (cur < 0)
@@ -518,10 +570,9 @@ API CUresult cuMemFreeAsync(u64 ptr, void *s)
         }
     return release(ptr);
 }
-API CUresult cuStreamSynchronize(void *s)
+/* Waits until the current device's queued work is done (the process's, FAKE_CUDA_GPU). */
+static CUresult wait_idle(void)
 {
-    for (int i = 0; i < NDEV; i++)
-        cuMemPoolTrimTo(&pools[i], 0);
     if ((cur < 0 ? 0 : cur) == 0 && sg_attach()) {
         for (;;) {
             sg_lock();
@@ -540,6 +591,13 @@ API CUresult cuStreamSynchronize(void *s)
     }
     return 0;
 }
+API CUresult cuStreamSynchronize(void *s)
+{
+    for (int i = 0; i < NDEV; i++)
+        cuMemPoolTrimTo(&pools[i], 0);
+    return wait_idle();
+}
+API CUresult cuCtxSynchronize(void) { return cur < 0 ? 201 : wait_idle(); }
 API CUresult cuStreamIsCapturing(void *s, int *st) { COUNT(CALL_CAPTURE); *st = 0; return 0; }
 
 typedef struct { int type, handleTypes; struct { int type, id; } loc; void *w; unsigned char f[8]; } Prop;
@@ -585,7 +643,7 @@ API CUresult cuArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
 API CUresult cuMipmappedArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
 
 /* ---- simulated execution ---- */
-struct event { int64_t t; int64_t q; int shared; };
+struct event { int64_t t; int64_t q; int shared; uintptr_t ctx; };
 static void run_kernel(int64_t us)
 {
     COUNT(CALL_LAUNCH);
@@ -606,11 +664,18 @@ static void run_kernel(int64_t us)
     free_at[d] = start + us * 1000;
     launches[d]++;
 }
-API CUresult cuEventCreate(struct event **e, unsigned flags) { *e = calloc(1, sizeof(**e)); return 0; }
+API CUresult cuEventCreate(struct event **e, unsigned flags)
+{
+    *e = calloc(1, sizeof(**e));
+    (*e)->ctx = cur_ctx;
+    return 0;
+}
 API CUresult cuEventDestroy_v2(struct event *e) { free(e); return 0; }
 API CUresult cuEventRecord(struct event *e, void *s)
 {
     COUNT(CALL_RECORD);
+    if (e->ctx != cur_ctx)
+        return 400;  /* CUDA_ERROR_INVALID_HANDLE: the event's context is not the stream's */
     int d = cur < 0 ? 0 : cur;
     if (d == 0 && sg_attach()) {
         sg_lock();
@@ -670,7 +735,8 @@ static const struct { const char *name; void *fn; } procs[] = {
     E("cuDeviceGetUuid", cuDeviceGetUuid_v2), E("cuDeviceGetPCIBusId", cuDeviceGetPCIBusId),
     E("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain), E("cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease_v2),
     E("cuDevicePrimaryCtxReset", cuDevicePrimaryCtxReset_v2), E("cuCtxSetCurrent", cuCtxSetCurrent),
-    E("cuCtxGetCurrent", cuCtxGetCurrent), E("cuCtxGetDevice", cuCtxGetDevice), E("cuMemGetInfo", cuMemGetInfo_v2),
+    E("cuCtxGetCurrent", cuCtxGetCurrent), E("cuCtxCreate", cuCtxCreate_v2), E("cuCtxDestroy", cuCtxDestroy_v2),
+    E("cuCtxSynchronize", cuCtxSynchronize), E("cuCtxGetDevice", cuCtxGetDevice), E("cuMemGetInfo", cuMemGetInfo_v2),
     E("cuMemAlloc", cuMemAlloc_v2), E("cuMemAllocManaged", cuMemAllocManaged), E("cuMemAllocPitch", cuMemAllocPitch_v2),
     E("cuMemFree", cuMemFree_v2), E("cuDeviceGetMemPool", cuDeviceGetMemPool),
     E("cuMemPoolGetAttribute", cuMemPoolGetAttribute), E("cuMemPoolTrimTo", cuMemPoolTrimTo),
