@@ -1,7 +1,8 @@
 """Print (or write into charts/hami-hal/values.yaml) the pod annotations and labels the chart's admission policy guards.
 
 The lists come from the code: hami_hal.hami_compat.keys.guarded_pod_keys over every installed vendor plugin,
-plus the keys each plugin's ``hami_hal_pod_annotations`` writes, and keys.guarded_pod_labels.
+plus the keys each plugin's ``hami_hal_pod_annotations`` writes, keys.guarded_pod_labels, and the request
+annotations (keys.request_pod_keys), guarded once the pod is placed.
 ``tests/test_chart_annotation_guard.py`` fails when the chart's lists differ, so run
 ``.venv/bin/python hack/annotation_guard_keys.py --write`` after adding a vendor, a family, a key or a label (it
 imports every vendor plugin, so run it with the venv of ``make setup``).
@@ -17,7 +18,9 @@ from pathlib import Path
 VALUES = Path(__file__).resolve().parents[1] / "charts" / "hami-hal" / "values.yaml"
 BEGIN = "    # BEGIN guarded keys (hack/annotation_guard_keys.py --write; do not edit by hand)"
 END = "    # END guarded keys"
-LISTS = ("keys", "labels")  # scheduler.annotationGuard.<name>: guarded pod annotations, guarded pod labels
+#: scheduler.annotationGuard.<name>: guarded pod annotations, guarded pod labels, request annotations (guarded once
+#: the pod is placed)
+LISTS = ("keys", "labels", "requestKeys")
 
 
 def vendor_extras(vendors) -> list[str]:
@@ -34,8 +37,7 @@ def vendor_extras(vendors) -> list[str]:
             GPU_DEVICES_ALLOCATED, METAX_TIME]
 
 
-def expected_keys() -> list[str]:
-    from hami_hal.hami_compat.keys import guarded_pod_keys
+def installed_vendors():
     from hami_hal.manager import Hal
 
     hal = Hal()
@@ -44,15 +46,22 @@ def expected_keys() -> list[str]:
     if names != want:
         raise SystemExit(f"hack/annotation_guard_keys.py: installed vendor plugins are {sorted(names)}, "
                          f"not {sorted(want)} (skipped: {hal.skipped})")
-    vendors = hal.vendors()
+    return hal.vendors()
+
+
+def expected_keys() -> list[str]:
+    from hami_hal.hami_compat.keys import guarded_pod_keys
+
+    vendors = installed_vendors()
     return guarded_pod_keys(vendors, vendor_extras(vendors))
 
 
 def expected() -> dict[str, list[str]]:
-    """``{"keys": annotations, "labels": labels}``: what the values.yaml block must hold."""
-    from hami_hal.hami_compat.keys import guarded_pod_labels
+    """``{"keys": annotations, "labels": labels, "requestKeys": request annotations}``: what the values.yaml block
+    must hold."""
+    from hami_hal.hami_compat.keys import guarded_pod_labels, request_pod_keys
 
-    return {"keys": expected_keys(), "labels": guarded_pod_labels()}
+    return {"keys": expected_keys(), "labels": guarded_pod_labels(), "requestKeys": request_pod_keys(installed_vendors())}
 
 
 def block(lists: dict[str, list[str]]) -> str:
@@ -97,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{VALUES}: the guarded-keys markers are missing", file=sys.stderr)
         return 1
     VALUES.write_text(new)
-    print(f"{VALUES}: {len(lists['keys'])} guarded annotations, {len(lists['labels'])} guarded labels")
+    print(f"{VALUES}: {len(lists['keys'])} guarded annotations, {len(lists['labels'])} guarded labels, "
+          f"{len(lists['requestKeys'])} request annotations")
     return 0
 
 

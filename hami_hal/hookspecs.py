@@ -173,12 +173,16 @@ def hami_hal_partition_model(device: Device, context: NodeContext) -> PartitionM
 def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest | None:
     """Adjust or refuse one parsed request of the plugin's family before the engine sees it.
 
-    HAMi's per-vendor ``MutateAdmission``: round memory up to what the hardware can give (a card's
-    whole memory above the largest template), turn a count the hardware cannot serve into one it can
-    (one die of a two-die package raised to two), or refuse.
+    HAMi's per-vendor ``MutateAdmission``: turn a count the hardware cannot serve into one it can
+    (one die of a two-die package raised to two), or refuse. It runs before a node is chosen, so a rule
+    that depends on a node's partition (its templates: the template a request rounds to, which counts a
+    template serves) belongs in the partition model (``PartitionTemplate.holds_up_to_mib``,
+    ``PartitionModel.template_max_count``, ``whole_count_multiple``), which the engine applies on each node.
 
     When: by the pod parser, for each request of the plugin's families, when it is given
-    ``Hal.admit_request`` (``hami allocate`` always; the scheduler when plugins are installed).
+    ``Hal.admit_request`` (``hami allocate`` always; the scheduler and the admission webhook when plugins are
+    installed). The webhook writes a count this raises (at most doubled) into the container's limit and request,
+    so the kubelet asks for the devices the scheduler assigns; a refusal refuses the pod at creation.
 
     :param request: the request as parsed from the pod's resources and annotations.
     :param annotations: the pod's annotations.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from .errors import InputError
+from .hami_compat.keys import selector_keys
 from .models import ResourceFamily, VendorInfo
 
 #: At most this many families a vendor's nodes may add (a chip table of a few entries plus a cluster's own).
@@ -33,9 +34,7 @@ def _keys(fam: ResourceFamily) -> list[tuple[str, str]]:
 
 def _read_keys(fam: ResourceFamily) -> list[str]:
     """Pod annotation keys the family only reads (selectors, pod rules): families may share them."""
-    out = [v for k, v in (fam.selectors.model_dump().items() if fam.selectors else [])
-           if isinstance(v, str) and k != "mode_reason"]
-    return out + [r.key for r in fam.pod_annotations]
+    return selector_keys(fam.selectors) + [r.key for r in fam.pod_annotations]
 
 
 def _taken(vendors: list[VendorInfo]) -> tuple[set[str], set[str], set[str]]:

@@ -1,6 +1,6 @@
 """The chart's guarded pod-annotation and pod-label lists (values.yaml scheduler.annotationGuard.keys, .labels) are
 the code's lists, so the admission policy and the keys the scheduler and node agent write cannot drift apart; the
-pod author's request annotations are never in them."""
+pod author's request annotations are never in them, and are in .requestKeys (held once the pod is placed)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def chart_keys(name: str = "keys") -> list[str]:
 def test_chart_guards_exactly_the_keys_the_code_writes():
     gen = _generator()
     want = gen.expected()
-    assert {"keys": chart_keys(), "labels": chart_keys("labels")} == want, \
+    assert {"keys": chart_keys(), "labels": chart_keys("labels"), "requestKeys": chart_keys("requestKeys")} == want, \
         "run `.venv/bin/python hack/annotation_guard_keys.py --write`"
     assert gen.chart_lists(VALUES.read_text()) == want  # the markers hold the same lists the YAML parser reads
     assert gen.chart_keys(VALUES.read_text()) == want["keys"]
@@ -45,11 +45,12 @@ def test_the_node_label_the_scheduler_writes_is_guarded():
 
 def test_the_block_round_trips_and_a_missing_list_reads_empty():
     gen = _generator()
-    lists = {"keys": ["a/x", "b/y"], "labels": ["c/z"]}
+    lists = {"keys": ["a/x", "b/y"], "labels": ["c/z"], "requestKeys": ["d/w"]}
     text = f"scheduler:\n  annotationGuard:\n{gen.block(lists)}\n"
     assert gen.chart_lists(text) == lists and yaml.safe_load(text)["scheduler"]["annotationGuard"] == lists
-    assert gen.chart_lists(text.replace("    labels:\n      - c/z\n", "")) == {"keys": ["a/x", "b/y"], "labels": []}
-    assert gen.chart_lists("no markers") == {"keys": [], "labels": []}
+    assert gen.chart_lists(text.replace("    labels:\n      - c/z\n", "")) == {"keys": ["a/x", "b/y"], "labels": [],
+                                                                            "requestKeys": ["d/w"]}
+    assert gen.chart_lists("no markers") == {"keys": [], "labels": [], "requestKeys": []}
 
 
 def test_guarded_keys_cover_every_family_and_the_bind_keys():
@@ -73,6 +74,10 @@ def test_the_pod_authors_request_annotations_stay_writable():
     authors.discard(None)
     assert {"nvidia.com/use-gputype", "nvidia.com/use-gpuuuid"} <= authors
     assert authors.isdisjoint(chart_keys())
+    # ... and every one of them is held once the pod is placed, with the vendors' pod rules (vnpu-mode, QoS)
+    held = set(chart_keys("requestKeys"))
+    assert authors <= held and {"huawei.com/vnpu-mode", "metax-tech.com/sgpu-qos-policy"} <= held
+    assert held.isdisjoint(chart_keys())
     # and no node-side key (registration, handshake, lock, cordon) is mistaken for a pod one
     node_keys = {keys.NODE_LOCK, keys.DEVICE_CORDON, keys.HAL_INVENTORY}
     for vendor in vendors:

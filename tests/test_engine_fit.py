@@ -7,7 +7,7 @@ from engine_fixtures import device, mig_like, pod, req, shares, slices_like, who
 
 from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError
-from hami_hal.models import DevicePolicy, FitReason, Link, LinkTier, Topology
+from hami_hal.models import DevicePolicy, FitReason, Link, LinkTier, PartitionKind, Topology
 
 
 def node(*devs, **kw) -> NodeState:
@@ -189,3 +189,22 @@ def test_node_score_matches_hami_golden_values():
     for i in range(5):
         m.allocate(pod(f"p{i}", [req(1, 800, 10, uuid_include=["ACME-acme-0"])]))
     assert m.score() == pytest.approx(7.5)
+
+
+def test_count_rules_of_a_devices_templates():
+    """PartitionModel.template_max_count / whole_count_multiple: the rules the node's templates set on a request's
+    count, applied where the engine rounds (so each node with its own templates)."""
+    part = slices_like().model_copy(update={"kind": PartitionKind.TEMPLATES, "template_max_count": 1,
+                                            "whole_count_multiple": 2})
+    n = node(*(device(i, part) for i in range(4)))
+    fit = n.fit_pod(pod("a", [req(2, 20000)]))  # rounds to 24g: a template for one device only
+    assert not fit.ok and {f.detail for f in fit.failures} == {
+        "template 24g serves requests for at most 1 device(s), not 2"}
+    assert n.fit_pod(pod("b", [req(1, 20000)])).ok
+    assert {s.template for s in n.fit_pod(pod("c", [req(2, 90000)])).allocation.slices()} == {"96g"}
+    fit = n.fit_pod(pod("d", [req(1, 90000)]))  # one whole device where they pair
+    assert {f.detail for f in fit.failures} == {"whole devices here go in multiples of 2, not 1"}
+    assert {f.reason for f in fit.failures} == {FitReason.TEMPLATE_NOT_FIT}
+    # without the rules (every other model): any count
+    plain = node(*(device(i, slices_like()) for i in range(2)))
+    assert plain.fit_pod(pod("e", [req(2, 20000)])).ok and plain.fit_pod(pod("f", [req(1, 90000)])).ok

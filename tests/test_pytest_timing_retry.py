@@ -1,5 +1,6 @@
-"""hack/pytest_timing_retry.py (`make test`): a fake-GPU timing test that fails once is run again alone and the
-second result counts; a failure anywhere else, or one that fails twice, still fails the suite."""
+"""hack/pytest_timing_retry.py (`make test`): the fake-GPU timing tests run in a second phase, after the first
+phase's session fixtures are torn down; one that fails once is run again alone and the second result counts; a
+failure anywhere else, or one that fails twice, still fails the suite."""
 
 from __future__ import annotations
 
@@ -46,3 +47,40 @@ def test_a_failure_elsewhere_is_never_retried(tmp_path: Path) -> None:
     done = _run(tmp_path, {TIMED: FLAKY, "tests/test_core.py": ALWAYS})
     assert done.returncode != 0, done.stdout
     assert "running them once more" not in done.stdout
+
+
+# Phase 1's session fixture (as the e2e control plane) writes a mark at its teardown; phase 2's test needs it.
+SESSION_FIXTURE = """
+import pytest
+from pathlib import Path
+@pytest.fixture(scope="session")
+def control_plane():
+    mark = Path(__file__).parent.parent / "torn-down"
+    mark.unlink(missing_ok=True)
+    yield
+    mark.write_text("x")
+def test_uses_it(control_plane):
+    assert not (Path(__file__).parent.parent / "torn-down").exists()
+"""
+NEEDS_TEARDOWN = """
+from pathlib import Path
+def test_share():
+    assert (Path.cwd() / "torn-down").exists(), "phase 1's session fixture still up"
+"""
+
+
+def test_timing_tests_run_after_the_other_phase_is_torn_down(tmp_path: Path) -> None:
+    done = _run(tmp_path, {TIMED: NEEDS_TEARDOWN, "tests/test_e2e.py": SESSION_FIXTURE})
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.index("== phase 1") < done.stdout.index("== phase 2"), done.stdout
+    assert "running them once more" not in done.stdout
+
+
+def test_a_failure_in_phase_one_fails_even_when_phase_two_passes(tmp_path: Path) -> None:
+    done = _run(tmp_path, {TIMED: "def test_share():\n    pass\n", "tests/test_core.py": ALWAYS})
+    assert done.returncode != 0 and "== phase 1 failed" in done.stdout, done.stdout
+
+
+def test_a_suite_without_timing_tests_is_one_phase(tmp_path: Path) -> None:
+    done = _run(tmp_path, {"tests/test_core.py": "def test_ok():\n    pass\n"})
+    assert done.returncode == 0 and "== phase 2" not in done.stdout, done.stdout

@@ -103,6 +103,9 @@ def fit_device(st: DeviceState, req: ResourceRequest, cordoned: frozenset[str]) 
         failed = first_failure(WHOLE_CHECKS, v)
         if failed:
             return (failed[0], uuid, failed[1])
+        why = part.count_refusal(None, req.count)
+        if why:
+            return (FitReason.TEMPLATE_NOT_FIT, uuid, why)
         # Compute is in percent of one device; a core-scaled device (200 %) is still held whole at 100.
         return Proposal(st, part.memory_mib, min(part.compute_percent, 100), exclusive=True, tags=_tags(req))
 
@@ -112,7 +115,7 @@ def fit_device(st: DeviceState, req: ResourceRequest, cordoned: frozenset[str]) 
             return (failed[0], uuid, failed[1])
         return Proposal(st, v.need, v.cores, exclusive=part.exclusive_full_compute and v.cores >= 100, tags=_tags(req))
 
-    got = _fit_template(st, v.need, v.cores)
+    got = _fit_template(st, v.need, v.cores, req.count)
     if isinstance(got, Proposal):
         got.tags = _tags(req)
     return got
@@ -123,12 +126,16 @@ def _tags(req: ResourceRequest) -> tuple[tuple[str, str], ...]:
     return tuple((a.attribute, a.value) for a in req.attributes if a.match is AttributeMatch.TENANTS)
 
 
-def _fit_template(st: DeviceState, need: int, cores: int) -> Proposal | Refusal:
-    """Templates / slices: round up to the smallest fitting template, then check its geometry."""
+def _fit_template(st: DeviceState, need: int, cores: int, count: int) -> Proposal | Refusal:
+    """Templates / slices: round up to the smallest fitting template, then check its geometry and the count rules
+    of this device's templates (``PartitionModel.count_refusal``)."""
     uuid, part = st.device.uuid, st.part
     tpl = part.smallest_template(need, cores)
     if tpl is None:
         return (FitReason.TEMPLATE_NOT_FIT, uuid, f"no template holds {need} MiB / {cores}%")
+    why = part.count_refusal(tpl, count)
+    if why:
+        return (FitReason.TEMPLATE_NOT_FIT, uuid, why)
     if part.kind is PartitionKind.SLICES and st.instances and st.instances[0][0] != tpl.name:
         return (FitReason.TEMPLATE_NOT_FIT, uuid, f"device holds {st.instances[0][0]} slices only")
     if tpl.max_instances is not None and sum(1 for n, _ in st.instances if n == tpl.name) >= tpl.max_instances:

@@ -6,7 +6,7 @@ own keys; otherwise it shares the vendor's. Every key lookup in the project goes
 
 from __future__ import annotations
 
-from ..models import AnnotationKeys, ResourceFamily, VendorInfo
+from ..models import AnnotationKeys, ResourceFamily, SelectorAnnotations, VendorInfo
 
 #: Full hami-hal inventory (NodeInventory JSON), written by hami-hal's node side; preferred when present.
 HAL_INVENTORY = "hami-hal.io/node-inventory"
@@ -22,6 +22,11 @@ SCHEDULER_ROLE = "hami.io/scheduler-role"
 #: User pod annotations (hami-compat.md §3), read by the pod parser.
 GPU_POLICY = "hami.io/gpu-scheduler-policy"
 SCORING_WEIGHTS = "hami.io/device-scoring-weights"
+#: The pod's request annotations as the scheduler placed it (hami-hal's own key, :mod:`.placed_request`): the node
+#: agent refuses an Allocate whose request annotations no longer match it.
+PLACED_REQUEST = "hami-hal.io/placed-request"
+#: Request annotations of every family (the pod parser reads them whatever the pod asks for).
+POD_REQUEST_KEYS = (GPU_POLICY, NODE_POLICY, SCORING_WEIGHTS)
 
 
 def family_keys(vendor: VendorInfo, family: ResourceFamily) -> AnnotationKeys:
@@ -60,7 +65,37 @@ def allocation_keys(vendors: list[VendorInfo]) -> list[str]:
 
 
 #: Pod keys the scheduler writes for every vendor at Filter/Bind (beside the families' allocation keys).
-SCHEDULER_POD_KEYS = (VGPU_NODE, VGPU_TIME, BIND_PHASE, BIND_TIME)
+SCHEDULER_POD_KEYS = (VGPU_NODE, VGPU_TIME, BIND_PHASE, BIND_TIME, PLACED_REQUEST)
+
+
+def selector_keys(sel: SelectorAnnotations | None) -> list[str]:
+    """The pod annotation keys a selector set names (``use-*``, ``nouse-*``, mode, NUMA binding)."""
+    if sel is None:
+        return []
+    return [k for k in (sel.use_type, sel.nouse_type, sel.use_uuid, sel.nouse_uuid, sel.mode, sel.numa_bind) if k]
+
+
+def family_selectors(vendor: VendorInfo, family: ResourceFamily) -> SelectorAnnotations:
+    """The family's selector keys, field by field over the vendor's."""
+    own = family.selectors
+    if own is None:
+        return vendor.selectors
+    base = vendor.selectors.model_dump()
+    return SelectorAnnotations(**{k: v if v is not None else base[k] for k, v in own.model_dump().items()})
+
+
+def family_request_keys(vendor: VendorInfo, family: ResourceFamily) -> list[str]:
+    """The pod annotations a request of this family is read from: the pod-wide ones, the family's selectors
+    and its vendor rules (``pod_annotations``), once each."""
+    sel = selector_keys(family_selectors(vendor, family))
+    return list(dict.fromkeys([*POD_REQUEST_KEYS, *sel, *(r.key for r in family.pod_annotations)]))
+
+
+def request_pod_keys(vendors: list[VendorInfo]) -> list[str]:
+    """Every pod request annotation of the installed vendors, sorted: the pod author's before placement, the
+    scheduler's and node agents' after it (the chart's admission policy, docs/security.md)."""
+    return sorted({k for v in vendors for f in v.resources for k in family_request_keys(v, f)}
+                  | set(POD_REQUEST_KEYS))
 
 
 #: Pod labels only the scheduler writes. HAMi labels a filtered pod with the node it chose (``hami.io/vgpu-node``,

@@ -24,6 +24,8 @@ from ..models import (
     ResourceFamily,
     VendorInfo,
 )
+from ..models.inventory import INVENTORY_FORMAT
+from ..models.skew import read_document
 from .checks import int_field, str_field, value_text
 from .keys import HAL_INVENTORY, families_by_key
 from .limits import (
@@ -35,6 +37,7 @@ from .limits import (
     MAX_SPLIT_COUNT,
     MAX_TEMPLATES,
     MAX_UNITS,
+    MAX_VALUE_CHARS,
 )
 
 #: HAMi's default device mode when an annotation names none.
@@ -225,6 +228,9 @@ def _check_partition(where: str, part: PartitionModel) -> None:
     int_field(f"{where}.memory_granularity_mib", part.memory_granularity_mib, 1, MAX_MEMORY_MIB)
     if part.compute_units is not None:
         int_field(f"{where}.compute_units", part.compute_units, 0, MAX_UNITS)
+    if part.template_max_count is not None:
+        int_field(f"{where}.template_max_count", part.template_max_count, 1, MAX_SPLIT_COUNT)
+    int_field(f"{where}.whole_count_multiple", part.whole_count_multiple, 1, MAX_SPLIT_COUNT)
     if part.node_budget is not None:
         int_field(f"{where}.node_budget.limit", part.node_budget.limit, 0, MAX_UNITS)
     if len(part.templates) > MAX_TEMPLATES:
@@ -284,12 +290,9 @@ def parse_node(node: dict, vendors: list[VendorInfo]) -> NodeInventory:
         raise InputError("node.metadata.name", name, "is required")
     anns = meta.get("annotations") or {}
     if anns.get(HAL_INVENTORY):
-        raw = value_text(HAL_INVENTORY, anns[HAL_INVENTORY])
-        try:
-            inv = NodeInventory.model_validate_json(raw)
-        except ValueError as exc:
-            first = str(exc).splitlines()[0]
-            raise InputError(HAL_INVENTORY, raw[:80], f"is not a NodeInventory: {first}") from None
+        # written by the node's agent, which may be a version ahead of or behind this reader (docs/install.md)
+        inv = read_document(NodeInventory, anns[HAL_INVENTORY], where=HAL_INVENTORY, subject=f"node {name}",
+                            current=INVENTORY_FORMAT, max_chars=MAX_VALUE_CHARS).doc
         check_inventory(inv)
         return inv.model_copy(update={"node": name})
     devices = parse_node_devices(anns, vendors)

@@ -12,6 +12,10 @@ from .device import Device
 from .topology import Topology
 from .vendor import VendorInfo
 
+#: The inventory's wire format major version (:mod:`.skew`): bumped only when a field changes meaning or goes
+#: away, never for a field added with a default (an older reader ignores that one). A reader refuses a newer one.
+INVENTORY_FORMAT = 1
+
 
 class SkippedPlugin(HalModel):
     """A plugin that contributed nothing on this node, with the one-line reason."""
@@ -25,6 +29,8 @@ class NodeInventory(HalModel):
 
     api_version: Literal["hami-hal.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
     kind: Literal["NodeInventory"] = "NodeInventory"
+    #: Written by the agent; absent = 1. See :data:`INVENTORY_FORMAT`.
+    format_version: int = Field(default=INVENTORY_FORMAT, ge=1)
     node: str
     #: ``real``, ``simulated``, or ``mixed`` when some vendors are real and some simulated.
     source: Literal["real", "simulated", "mixed", "empty"]

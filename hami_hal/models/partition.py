@@ -93,6 +93,13 @@ class PartitionModel(HalModel):
     compute_scaling: float = Field(default=1.0, ge=1.0, le=100.0)
     #: Node-wide budget the templates' ``node_cost`` draws from (e.g. ``NodeBudget(name="handles", limit=24)``).
     node_budget: NodeBudget | None = None
+    #: A template smaller than the whole device serves requests for at most this many devices; a request for more
+    #: gets whole devices or does not fit (a vendor whose virtual devices cannot span cards). None: any count.
+    #: A rule of the node's templates, so the engine applies it where it rounds, with this node's templates.
+    template_max_count: int | None = Field(default=None, ge=1, le=1024)
+    #: Whole devices go to a request in multiples of this (chips paired in modules); a request for another
+    #: count of whole devices does not fit here.
+    whole_count_multiple: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _templates_match_kind(self) -> PartitionModel:
@@ -102,6 +109,21 @@ class PartitionModel(HalModel):
         if not needs and self.templates:
             raise ValueError(f"partition kind {self.kind.value!r} takes no templates")
         return self
+
+    def is_whole(self, template: PartitionTemplate) -> bool:
+        """Whether the template gives the whole device (all its memory and compute)."""
+        return template.memory_mib >= self.memory_mib and template.compute_percent >= min(self.compute_percent, 100)
+
+    def count_refusal(self, template: PartitionTemplate | None, count: int) -> str | None:
+        """Why a request for ``count`` devices cannot take ``template`` (None: a whole device) here, or None."""
+        if template is not None and not self.is_whole(template):
+            if self.template_max_count is not None and count > self.template_max_count:
+                return (f"template {template.name} serves requests for at most {self.template_max_count} "
+                        f"device(s), not {count}")
+            return None
+        if count % self.whole_count_multiple:
+            return f"whole devices here go in multiples of {self.whole_count_multiple}, not {count}"
+        return None
 
     def smallest_template(self, memory_mib: int, compute_percent: int = 0) -> PartitionTemplate | None:
         """The smallest template (by memory, then compute) that holds the request, or None."""

@@ -5,14 +5,16 @@ chose the devices and wrote them into the pod's ``<family>-devices-to-allocate``
 container the kubelet asks about, the agent
 1. finds the pod: the one the node lock names, else the oldest pending pod bound to this node whose
    ``hami.io/bind-phase`` is ``allocating`` (by ``hami.io/bind-time``);
-2. pops the first container segment of the family's to-allocate value that still holds devices, and
+2. refuses the pod when a request annotation this family reads differs from the scheduler's record of the
+   request it placed (``hami-hal.io/placed-request``): the devices were checked against another request;
+3. pops the first container segment of the family's to-allocate value that still holds devices, and
    checks its device count against the kubelet's (``device number not matched`` otherwise) and that every
    device is one of this family's devices here;
-3. creates hardware partitions where the partition model needs it (fixed hardware templates), creates the container's
+4. creates hardware partitions where the partition model needs it (fixed hardware templates), creates the container's
    shared-state folder, and asks the plugins for the container edits;
-4. patches the trimmed to-allocate value, and ``bind-phase: success`` once nothing is left to allocate,
+5. patches the trimmed to-allocate value, and ``bind-phase: success`` once nothing is left to allocate,
    then releases the node lock.
-Any failure undoes steps 3 (partitions destroyed, folder and CDI spec removed), patches
+Any failure undoes step 4 (partitions destroyed, folder and CDI spec removed), patches
 ``bind-phase: failed``, writes a Warning event with the same single line, logs it, and answers the kubelet
 with that line: nothing is half-made and nothing is allocated twice. Calls are serialised.
 """
@@ -162,6 +164,12 @@ class Allocator:
         anns = meta.get("annotations") or {}
         ns, name, uid = meta.get("namespace", "default"), meta.get("name", ""), str(meta.get("uid", ""))
         key = wire.keys(family).to_allocate or ""
+        changed = wire.request_changed(anns, family)
+        if changed:
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise AllocateError(f"{changed[0]}{more} after the scheduler placed the pod (its record "
+                                f"{wire.PLACED_REQUEST}): the devices were chosen for another request; "
+                                "nothing was allocated")
         working = anns[key]
         names = _container_names(pod)
         by_uuid = {d.uuid: d for d in family.devices}

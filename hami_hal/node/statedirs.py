@@ -9,15 +9,19 @@ container can write into its own folder. Folders whose pod is gone are removed b
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from ..errors import InputError
 from ..models.base import HalModel
+from ..models.skew import read_document
+
+log = logging.getLogger(__name__)
 
 #: Pod UIDs are RFC 4122 strings; container names are DNS labels (<= 63).
 _UID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -25,11 +29,17 @@ _CTR = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 RECORDS = ".hami-hal"
 #: A record file larger than this is not ours.
 MAX_RECORD_BYTES = 64 << 10
+#: The records' format major version (:mod:`hami_hal.models.skew`): an agent rolled back reads the records its
+#: successor wrote (fields it does not know are ignored); a newer major one is skipped with one line.
+RECORD_FORMAT = 1
+#: Refusal lines remembered so each is logged once (bounded; past it the memory starts over).
+MAX_REFUSALS_REMEMBERED = 1024
 
 
 class ContainerRecord(HalModel):
     """Who a state folder belongs to and which devices the container got, per vendor (slice order)."""
 
+    format_version: int = Field(default=RECORD_FORMAT, ge=1)
     pod_uid: str
     namespace: str
     pod: str
@@ -49,6 +59,7 @@ class StateDirs:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.records = self.root / RECORDS
+        self._refused: set[str] = set()
 
     def path(self, pod_uid: str, container: str) -> Path:
         """The folder of one container; refuses names that could leave ``root``."""
@@ -85,13 +96,27 @@ class StateDirs:
             try:
                 if f.is_symlink() or f.stat().st_size > MAX_RECORD_BYTES:
                     continue
-                rec = ContainerRecord.model_validate_json(f.read_text())
+                rec = read_document(ContainerRecord, f.read_text(), where=f"container record {f.name}",
+                                    subject=f"node agent state {self.records}", current=RECORD_FORMAT,
+                                    max_chars=MAX_RECORD_BYTES).doc
                 folder = self.path(rec.pod_uid, rec.container)
-            except (OSError, ValidationError, InputError):
+            except (OSError, UnicodeDecodeError):
+                continue
+            except InputError as exc:
+                self._refuse_once(str(exc))
                 continue
             if f.stem == rec.key:
                 out.append((rec, folder))
         return out
+
+    def _refuse_once(self, line: str) -> None:
+        """Log why a record is skipped, once per line (list() runs on every Allocate and cleanup)."""
+        if line in self._refused:
+            return
+        if len(self._refused) >= MAX_REFUSALS_REMEMBERED:
+            self._refused.clear()
+        self._refused.add(line)
+        log.warning("skipped: %s", line)
 
     def cleanup(self, live_pod_uids: set[str]) -> list[ContainerRecord]:
         """Remove the folders and records of pods not in ``live_pod_uids``; also orphan folders.

@@ -13,23 +13,27 @@ from ..hami_compat import (
     BIND_TIME,
     HAL_INVENTORY,
     NODE_LOCK,
+    PLACED_REQUEST,
     VGPU_NODE,
     AllocatedDevice,
     decode_allocation,
     decode_handshake,
     decode_lock,
+    decode_placed,
     encode_allocation,
     encode_handshake,
     encode_register_json,
     families_by_key,
     family_keys,
+    family_request_keys,
     from_device,
+    request_changes,
 )
 from ..models import AnnotationKeys, ContainerAllocation, Device, DeviceSlice, PodAllocation, VendorInfo
 
-__all__ = ["BIND_PHASE", "BIND_TIME", "HAL_INVENTORY", "NODE_LOCK", "VGPU_NODE", "AllocatedDevice",
+__all__ = ["BIND_PHASE", "BIND_TIME", "HAL_INVENTORY", "NODE_LOCK", "PLACED_REQUEST", "VGPU_NODE", "AllocatedDevice",
            "decode_to_allocate", "handshake_stale", "keys", "left_to_allocate", "lock_holder", "register_values",
-           "reported", "trimmed"]
+           "reported", "request_changed", "trimmed"]
 
 Segments = list[list[AllocatedDevice]]
 
@@ -63,6 +67,16 @@ def left_to_allocate(annotations: dict[str, str], vendors: list[VendorInfo]) -> 
         if value and any(decode_allocation(value, key)):
             return True
     return False
+
+
+def request_changed(annotations: dict[str, str], family) -> list[str]:
+    """How the pod's request annotations read by ``family`` differ from what the scheduler placed (its
+    ``hami-hal.io/placed-request`` record), one ``<field> <what happened>`` each; [] when they match or the pod
+    carries no record (placed by HAMi's scheduler). A malformed record raises InputError."""
+    if PLACED_REQUEST not in annotations:
+        return []
+    record = decode_placed(annotations[PLACED_REQUEST])
+    return request_changes(record, annotations, family_request_keys(family.vendor, family.resource))
 
 
 def lock_holder(value: str | None) -> tuple[str, str] | None:

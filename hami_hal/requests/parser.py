@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from hami_hal.digits import is_digits
 
 from ..errors import HalError, InputError
-from ..hami_compat.keys import GPU_POLICY, NODE_POLICY, SCORING_WEIGHTS
+from ..hami_compat.keys import GPU_POLICY, NODE_POLICY, SCORING_WEIGHTS, family_selectors
 from ..models import (
     ContainerRequest,
     DevicePolicy,
@@ -177,15 +177,6 @@ class _Selectors:
     type_field: str | None
     uuid_field: str | None
     mode_field: str | None
-
-
-def family_selectors(vendor: VendorInfo, fam: ResourceFamily) -> SelectorAnnotations:
-    """The family's selector keys, field by field over the vendor's."""
-    own = fam.selectors
-    if own is None:
-        return vendor.selectors
-    base = vendor.selectors.model_dump()
-    return SelectorAnnotations(**{k: v if v is not None else base[k] for k, v in own.model_dump().items()})
 
 
 def _selectors(sel: SelectorAnnotations, anns: dict[str, str]) -> _Selectors:

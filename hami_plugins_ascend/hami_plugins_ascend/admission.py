@@ -5,11 +5,14 @@ webhook refuses, each refusal an :class:`~hami_hal.errors.InputError` naming the
 the topology-aware choice on multi-card requests (HAMi's HCCS-group preference). Keeping each chip its own type is
 ``Device.family``; HAMi's per-chip UUID filters are the family's selectors (see :mod:`.vendor`).
 
-The request's memory is left as asked: the template it gets is the one each node's partition model gives
-(the engine rounds up to the smallest template of that node, :mod:`.partitions`), so a node whose ``vnpus``
-section changes the templates is rounded with its own. Admission runs where the node is not yet chosen, so the
-chip figures its refusals use are the built-in table's; a chip only a node's ``vnpus`` section knows gets the
-rules that need no figures (the mode annotation, ``-core`` only in hami-core mode).
+Admission runs where the node is not yet chosen, so it applies only the rules that need no templates. The
+request's memory is left as asked, and everything that depends on the templates (the template it rounds to, a
+request too large for every template, ``-memory`` only with a count of 1, the superPod pairs of a request that
+rounds to whole cards) is decided by the engine on each node with that node's templates (:mod:`.partitions`), so
+a node whose ``vnpus`` section changes them is judged by its own. The built-in table's figures still bound a soft
+share (``memoryCapacity``) and give a chip's superPod pairing (a node's section cannot change a chip's family); a
+chip only a node's ``vnpus`` section knows gets the rules that need no figures (the mode annotation, ``-core``
+only in hami-core mode).
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ def admit_request(request: ResourceRequest, annotations: dict[str, str]) -> Reso
     chip = by_common_word(request.common_word)
     if chip is None:
         return _without_figures(request, annotations)
-    memory = request.memory_mib if request.memory_mib else None
+    memory = request.memory_mib or None
     if memory is None and request.memory_percent not in (None, 100):
+        # a share of the card: how much the node's card gives is the node's (memory_for with its figures); here
+        # it only tells the request from a whole-card one, and bounds a soft share by the chip's figures
         memory = chip.memoryAllocatable * request.memory_percent // 100
     try:
         got = admit(chip, request.count, memory, request.compute_percent or None, annotations)

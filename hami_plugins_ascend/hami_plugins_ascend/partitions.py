@@ -34,8 +34,9 @@ def templates_of(chip: ChipConfig, reported: list[str]) -> list[PartitionTemplat
                           compute_units=t.aiCore)
         for t in chip.templates if not reported or t.name in reported
     ]
-    # HAMi's rounding: above the largest template but within memoryCapacity the whole card (memoryAllocatable);
-    # as data here, so the scheduler rounds with this node's templates (rules.trim_memory states the same rule)
+    # HAMi's rounding (trimMemory): the smallest template holding the request; above the largest template but within
+    # memoryCapacity the whole card (memoryAllocatable); as data here, so the scheduler rounds with this node's
+    # templates (rules.py says why admission does not)
     holds = chip.memoryCapacity if chip.memoryCapacity > chip.memoryAllocatable else None
     out.append(PartitionTemplate(name=WHOLE_CARD, memory_mib=chip.memoryAllocatable, compute_percent=100,
                                  compute_units=chip.aiCore, holds_up_to_mib=holds))
@@ -60,4 +61,7 @@ def template_model(chip: ChipConfig, slots: int, reported: list[str] = ()) -> Pa
         kind=PartitionKind.TEMPLATES, memory_mib=chip.memoryAllocatable, compute_percent=100, max_slots=slots,
         compute_units=chip.aiCore, templates=templates_of(chip, list(reported)), exclusive_full_compute=True,
         requires_creation=True,
+        # HAMi: "-memory only works with a count of 1" (a vNPU is one card's), and a superPod chip's whole cards
+        # come in die pairs; rules of the templates, so each node's are applied with its own
+        template_max_count=1, whole_count_multiple=2 if chip.superPod else 1,
     )

@@ -1,14 +1,18 @@
 """HAMi's Ascend request rules, as pure functions over a :class:`ChipConfig` (HAMi's ``vnpus`` config and webhook).
 
-- ``trim_memory``: the smallest template whose memory is >= the request; above the largest template but
-  <= ``memoryCapacity`` the whole card (``memoryAllocatable``, no template); anything larger is invalid.
 - ``split_count``: ``memoryAllocatable // templates[0].memory`` (910B3 4, 310P 7, 910A 15), unless the node
   overrides it (``vDeviceCount`` in HAMi's per-node config).
-- ``admit``: what HAMi's admission webhook does with one container's request of one chip: ``-memory``
-  only with a count of 1 (a sub-card vNPU for several devices is refused), no memory = whole cards,
-  ``-core`` only in hami-core (soft) mode, and on a superPod chip (910C) whole-card counts are rounded
-  up from 1 to 2 (a module pair) while other odd counts are refused (in hami-core mode too: a multi-die
-  share still takes module pairs; a single-die share stays 1).
+- ``admit``: what HAMi's admission webhook does with one container's request of one chip that needs no node:
+  ``-core`` only in hami-core (soft) mode, and on a superPod chip (910C) odd counts above 1 are refused and a
+  whole-card request (no memory) of 1 is rounded up to 2, a module pair (in hami-core mode the odd counts too: a
+  multi-die share still takes module pairs; a single-die share stays 1).
+
+The template rounding (HAMi's ``trimMemory``: the smallest template whose memory is >= the request; above the
+largest template but <= ``memoryCapacity`` the whole card; anything larger is invalid), ``-memory`` only with a
+count of 1, and the superPod pair rule for a request that rounds to whole cards depend on the templates, and a
+node's ``vnpus`` section may change those: they are the node's partition model
+(:func:`.partitions.template_model`: ``PartitionTemplate.holds_up_to_mib``, ``PartitionModel.template_max_count``,
+``whole_count_multiple``), applied by the engine on each node with that node's templates.
 
 Each refusal carries a stable code (:class:`Refusal`), so tests and the differential table compare codes,
 and one readable line.
@@ -47,28 +51,11 @@ class AdmissionRefused(ValueError):
 
 @dataclass(frozen=True)
 class Admitted:
-    """The request as HAMi's webhook leaves it: devices, MiB per device and the vNPU template."""
+    """The request as HAMi's webhook leaves it: the device count, and the cores of a soft share."""
 
     count: int
-    memory_mib: int
-    #: Template name; None = whole cards (hard mode) or a soft share (``soft``).
-    template: str | None
     soft: bool = False
     cores: int = 0
-
-    @property
-    def whole(self) -> bool:
-        return self.template is None and not self.soft
-
-
-def trim_memory(chip: ChipConfig, memory_mib: int) -> tuple[int, str | None] | None:
-    """(MiB, template) the request is rounded to; ``(allocatable, None)`` = whole card; None = invalid."""
-    for tpl in chip.templates:
-        if memory_mib <= tpl.memory:
-            return tpl.memory, tpl.name
-    if memory_mib <= chip.memoryCapacity:
-        return chip.memoryAllocatable, None
-    return None
 
 
 def split_count(chip: ChipConfig, override: int | None = None) -> int:
@@ -91,7 +78,8 @@ def pod_mode(annotations: dict[str, str]) -> bool:
 
 def admit(chip: ChipConfig, count: int, memory_mib: int | None, cores: int | None,
           annotations: dict[str, str]) -> Admitted:
-    """Apply HAMi's webhook rules to one request of ``chip``; raises :class:`AdmissionRefused`."""
+    """Apply HAMi's webhook rules that need no node to one request of ``chip`` (``memory_mib`` None: whole cards
+    asked); raises :class:`AdmissionRefused`."""
     soft = pod_mode(annotations)
     if soft:
         if memory_mib is not None and memory_mib > chip.memoryCapacity:
@@ -100,26 +88,13 @@ def admit(chip: ChipConfig, count: int, memory_mib: int | None, cores: int | Non
         if chip.superPod and count > 1 and count % 2:
             raise AdmissionRefused(Refusal.SUPERPOD_ODD_COUNT, chip.resource, count,
                                    "must be 1 or even on a superPod chip (dies come in module pairs)")
-        mem = chip.memoryAllocatable if memory_mib is None else memory_mib
-        return Admitted(count=count, memory_mib=mem, template=None, soft=True, cores=cores or 0)
+        return Admitted(count=count, soft=True, cores=cores or 0)
     if cores:
         raise AdmissionRefused(Refusal.CORE_WITHOUT_SOFT_MODE, chip.core_resource, cores,
                                f"needs the pod annotation {MODE_ANNOTATION}: {SOFT_MODE}")
-    if memory_mib is None:
-        mem, template = chip.memoryAllocatable, None
-    else:
-        trimmed = trim_memory(chip, memory_mib)
-        if trimmed is None:
-            raise AdmissionRefused(Refusal.MEMORY_INVALID, chip.memory_resource, memory_mib,
-                                   f"is invalid (more than the chip's {chip.memoryCapacity} MiB)")
-        mem, template = trimmed
-    if count > 1 and template is not None:
-        raise AdmissionRefused(Refusal.MULTI_DEVICE_VNPU, chip.memory_resource, memory_mib,
-                               f"asks for a {template} vNPU on {count} devices; vNPU templates need a count of 1")
-    if chip.superPod and template is None:
-        if count == 1:
-            count = 2
-        elif count % 2:
-            raise AdmissionRefused(Refusal.SUPERPOD_ODD_COUNT, chip.resource, count,
-                                   "must be 1 or even on a superPod chip (whole cards come in die pairs)")
-    return Admitted(count=count, memory_mib=mem, template=template)
+    if chip.superPod and count > 1 and count % 2:  # whole cards in die pairs, and a vNPU is one card's
+        raise AdmissionRefused(Refusal.SUPERPOD_ODD_COUNT, chip.resource, count,
+                               "must be 1 or even on a superPod chip (whole cards come in die pairs)")
+    if chip.superPod and memory_mib is None and count == 1:
+        count = 2
+    return Admitted(count=count)

@@ -36,8 +36,8 @@ def superpod_sets(dies: int = SUPERPOD_DIES) -> dict[int, list[list[int]]]:
 def device_sets(chip: ChipConfig) -> DeviceSetRules | None:
     """On a superPod chip only 1 or an even number of dies, as whole module pairs (HAMi
     ``computeBestCombination910C``). "count > 1 takes whole cards" is not a device-set rule here: it
-    holds in template mode only (admission refuses a sub-card template for several devices), while
-    hami-core mode gives multi-card quotas."""
+    holds in template mode only (the template-mode partition model refuses a sub-card template for several
+    devices, ``template_max_count``), while hami-core mode gives multi-card quotas."""
     if chip.superPod:
         return DeviceSetRules(allowed_counts=[1, *range(2, SUPERPOD_DIES + 1, 2)], allowed_sets=superpod_sets())
     return None

@@ -1,6 +1,8 @@
 """The differential table: generated requests (chip × memory × count × mode) placed through the plugin
 (parser, HAMi admission rules, partition model, engine) must get the template, memory, device count,
-split count and refusal reason that HAMi's rules *as written in the reference* give.
+split count and refusal reason that HAMi's rules *as written in the reference* give. The rules that depend on the
+templates are applied on the node (its partition model), so they come after the node's device count and their
+refusal is the engine's TemplateNotFit, mapped back to HAMi's code by its detail (``NODE_RULES``).
 
 The oracle below is written from HAMi's documented rules (the ``vnpus`` table of HAMi's scheduler device
 ConfigMap, the Ascend user guide and the device plugin's docs; see docs/hami-compatibility.md), with its own copy of the numbers, independent of ``chips.yaml`` and
@@ -70,28 +72,42 @@ def oracle(ref, memory: int | None, count: int, mode: str, node_devices: int) ->
         if count > node_devices:
             return Outcome(refused="NodeInsufficientDevice")
         return Outcome(devices=count, template=None, memory_mib=alloc if memory is None else memory)
-    # hard mode: "the smallest template with memory >= request; above the largest template but <= capacity
-    # the whole card (memoryAllocatable); anything larger is invalid"; no memory = the whole card.
-    if memory is None:
-        tpl, mem = None, alloc
-    else:
-        fit = [(name, m) for name, m in templates if m >= memory]
-        if fit:
-            tpl, mem = min(fit, key=lambda t: t[1])
-        elif memory <= cap:
-            tpl, mem = None, alloc
-        else:
-            return Outcome(refused="MemoryInvalid")
-    if tpl is not None and count > 1:
-        return Outcome(refused="MultiDeviceVNPU")  # "-memory only works with a count of 1"
-    if super_pod and tpl is None:  # "910C superPod: 1 is rounded to 2 and odd counts are rejected"
-        if count == 1:
+    # hard mode: "910C superPod: 1 is rounded to 2 and odd counts are rejected" (an odd count above 1 is refused
+    # whatever the memory: HAMi says MultiDeviceVNPU where its table rounds the memory to a template, but both
+    # refuse, and admission needs no templates to)
+    if super_pod and count > 1 and count % 2:
+        return Outcome(refused="SuperPodOddCount")
+    if memory is None:  # no memory = the whole card
+        if super_pod and count == 1:
             count = 2
-        elif count % 2:
-            return Outcome(refused="SuperPodOddCount")
+        if count > node_devices:
+            return Outcome(refused="NodeInsufficientDevice")
+        return Outcome(devices=count, template=None, memory_mib=alloc)
+    # With memory, everything below depends on the templates. HAMi's webhook decides it with its one table; here
+    # the node does, with its own templates (a node's vnpus section may change them), so after the node's device
+    # count. "The smallest template with memory >= request; above the largest template but <= capacity the whole
+    # card (memoryAllocatable); anything larger is invalid."
     if count > node_devices:
         return Outcome(refused="NodeInsufficientDevice")
+    fit = [(name, m) for name, m in templates if m >= memory]
+    if fit:
+        tpl, mem = min(fit, key=lambda t: t[1])
+    elif memory <= cap:
+        tpl, mem = None, alloc
+    else:
+        return Outcome(refused="MemoryInvalid")
+    if tpl is not None and count > 1:
+        return Outcome(refused="MultiDeviceVNPU")  # "-memory only works with a count of 1"
+    if super_pod and tpl is None and count % 2:
+        # HAMi's webhook rounds a count of 1 up to 2 here too; the node cannot change a pod's count (the kubelet
+        # hands out what the pod asks), so hami-hal refuses it: the pod asks for 2
+        return Outcome(refused="SuperPodOddCount")
     return Outcome(devices=count, template=tpl, memory_mib=mem)
+
+
+#: HAMi's webhook codes for the template rules the node's partition model applies (TemplateNotFit, by detail).
+NODE_RULES = {"no template holds": "MemoryInvalid", "serves requests for at most": "MultiDeviceVNPU",
+              "go in multiples of": "SuperPodOddCount"}
 
 
 def memories(ref) -> list[int | None]:
@@ -139,7 +155,7 @@ def observe(hal, place, pod, ref, memory, count, mode) -> tuple[Outcome, int]:
     except AdmissionError as err:
         return Outcome(refused=err.code.value), len(inv.devices)
     if not fit.ok:
-        reasons = {r.value for r, _u, _d in fit.refusals}
+        reasons = {NODE_RULES.get(next((k for k in NODE_RULES if k in d), ""), r.value) for r, _u, d in fit.refusals}
         if not reasons and "NodeInsufficientDevice" in fit.reason:
             reasons = {"NodeInsufficientDevice"}
         return Outcome(refused="ModeNotFit" if "ModeNotFit" in reasons else

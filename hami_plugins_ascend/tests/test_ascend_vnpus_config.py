@@ -268,3 +268,77 @@ def test_a_profiles_bad_firmware_templates_are_one_line(hal, tmp_path, templates
         hal.discover("sim", sim_node="test-910x9-node", node_name="n")
     assert str(err.value).startswith("device profile 'test-910x9': ") and text in str(err.value), str(err.value)
     assert "\n" not in str(err.value)
+
+
+# -- what depends on the templates is each node's ---------------------------------------------------------
+# What depends on a chip's templates is decided on each node with that node's templates, not at admission with the
+# built-in table: the template a request rounds to, ``-memory`` only with a count of 1 (a vNPU is one card's), and
+# a superPod chip's whole cards in pairs. A node's ``vnpus`` section may change the templates, and admission cannot
+# know which node a pod goes to (docs/hami-compatibility.md, "Ascend"), so the rules are the node partition model's
+# (``PartitionModel.template_max_count``, ``whole_count_multiple``) and the engine applies them where it rounds.
+#
+# Before, admission rounded with the built-in table: it refused a two-card request a node whose templates stop at
+# 16 GB gives two whole cards, let a node-added chip's vNPU span two cards, and sent a 910C request that the node
+# rounds to one whole card there as one card (not a die pair).
+
+B3 = "huawei.com/Ascend910B3"
+SMALL = [{"name": "vir05_1c_16g", "memory": 16384, "aiCore": 5, "aiCPU": 1}]
+
+
+def _entry(word: str, **change) -> dict:
+    entry = copy.deepcopy(next(e for e in HAMI_VNPUS["configs"] if e["commonWord"] == word))
+    entry.update(change)
+    return entry
+
+
+def _node(hal, node: str, *entries: dict):
+    return hal.discover("sim", sim_node=node, node_name="n", vendor_configs={"ascend": {"vnpus": _vnpus(*entries)}})
+
+
+def _why(fit) -> set[str]:
+    """The refusals of the devices of the asked family (a node's other chips refuse by family)."""
+    assert not fit.ok, fit.allocation
+    return {detail for _reason, _uuid, detail in fit.refusals if not detail.startswith("device serves")}
+
+
+def test_two_cards_above_the_nodes_largest_template_are_whole_cards(hal, place, pod):
+    """20000 MiB is a vir10_3c_32g vNPU in the built-in table (refused on two cards), but above every template of a
+    node whose section keeps only the 16 GB one: two whole cards there, as HAMi with that table gives."""
+    inv = _node(hal, "ascend-8x910b3", _b3(templates=SMALL))
+    fit = place(inv, pod("p", {B3: "2", f"{B3}-memory": "20000"}))
+    assert fit.ok, fit.reason
+    assert [(s.template, s.memory_mib) for s in fit.allocation.slices()] == [("whole-card", 65536)] * 2
+    # on a node with the built-in templates the same request is a vNPU on two cards: refused there
+    plain = hal.discover("sim", sim_node="ascend-8x910b3", node_name="m")
+    assert _why(place(plain, pod("p", {B3: "2", f"{B3}-memory": "20000"}))) == {
+        "template vir10_3c_32g serves requests for at most 1 device(s), not 2"}
+    # one card still rounds to the node's own template
+    (one,) = place(inv, pod("p", {B3: "1", f"{B3}-memory": "10000"})).allocation.slices()
+    assert (one.template, one.memory_mib) == ("vir05_1c_16g", 16384)
+
+
+def test_a_node_added_chips_vnpu_is_one_cards(hal, place, pod, tmp_path):
+    """A chip only the node's section knows has no built-in figures; its vNPU template still serves one card."""
+    prof = tmp_path / "custom.yaml"
+    prof.write_text(CUSTOM_PROFILES)
+    hal.add_profiles([prof])
+    inv = _node(hal, "test-910x9-node", CUSTOM)
+    x9 = "huawei.com/Ascend910X9"
+    assert _why(place(inv, pod("p", {x9: "2", f"{x9}-memory": "20000"}))) == {
+        "template vir12_3c_30g serves requests for at most 1 device(s), not 2"}
+    fit = place(inv, pod("p", {x9: "2", f"{x9}-memory": "40000"}))  # above its templates: two whole cards
+    assert fit.ok and [s.template for s in fit.allocation.slices()] == ["whole-card"] * 2
+
+
+@pytest.mark.parametrize("memory, count, want", [
+    ("20000", "1", "whole devices here go in multiples of 2, not 1"),  # the node rounds it to one whole card
+    ("20000", "2", None),  # a die pair of whole cards
+    ("10000", "1", None),  # one vNPU of the node's 16 GB template
+])
+def test_a_superpod_chips_whole_cards_pair_by_the_nodes_templates(hal, place, pod, memory, count, want):
+    inv = _node(hal, "ascend-16x910c", _entry("Ascend910C", templates=SMALL))
+    fit = place(inv, pod("p", {"huawei.com/Ascend910C": count, "huawei.com/Ascend910C-memory": memory}))
+    if want:
+        assert _why(fit) == {want}
+    else:
+        assert fit.ok and len(fit.allocation.slices()) == int(count), fit.reason

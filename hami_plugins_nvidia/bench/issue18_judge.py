@@ -54,6 +54,15 @@ POLICY_RELEASE_SHARE_MIN = 90.0
 POLICY_LATENCY_MAX_S = 1.0
 #: Tenant A's limit in real_workloads' policy timeline (recorded in its output since this judge; 30 before).
 POLICY_A_LIMIT_DEFAULT = 30
+#: How long after A's BENCH_GO real_workloads' policy timeline releases B. Read only for logs written before the
+#: workers recorded `stamps_base` (programs.py): a worker's stamps count from its GO, and a late worker's GO is
+#: then known only from its partner's (record 5: A 1.9-2.8 s late, B on time).
+POLICY_B_AFTER_S = 5.0
+#: A pair is a pair only while both tenants measure: in each run both workers' windows (their `t0` + `seconds` in
+#: the per-run log) must overlap over at least this share of the longer one (window_overlap). Record 5's training
+#: 30 + 70 runs overlapped 75-87 %: the 30 % tenant, 0.5-1.0 s late, ran its last second alone and uncapped under
+#: `default` (43 % of solo).
+PAIR_OVERLAP_MIN = 0.95
 #: "the framework's own out-of-memory error": the error text each framework raises at the limit.
 FRAMEWORK_OOM = {
     "torch": re.compile(r"^torch\.(cuda\.)?OutOfMemoryError"),
@@ -278,14 +287,49 @@ def launch_pair(limits: tuple[int, int], runs: list[list[float]], native: list[l
                   f"{kept:.1f} % of the native pair", n, meds, None, _r(sum(run)), _r(kept))
 
 
+def window_overlap(results: list[dict]) -> float | None:
+    """The share (0-1) of the longest measuring window that all of a pair's workers measured together; None without
+    each one's t0 and seconds. Below 1 when a worker's warm-up outlasted the common BENCH_GO (`late`)."""
+    try:
+        spans = [(float(r["t0"]), float(r["t0"]) + float(r["seconds"])) for r in results]
+    except (KeyError, TypeError, ValueError):
+        return None
+    longest = max((e - s for s, e in spans), default=0.0)
+    if not longest > 0:
+        return None
+    return max(0.0, min(e for _s, e in spans) - max(s for s, _e in spans)) / longest
+
+
+class TimelineError(ValueError):
+    """A policy timeline whose stamps cannot be placed on one clock."""
+
+
+def stamps_bases(a: dict, b: dict) -> tuple[float, float]:
+    """The wall-clock times A's and B's stamps count from: each worker's BENCH_GO (`stamps_base`), which is its
+    window's start `t0` only when it was not late. A log without stamps_base gives a late worker's GO from its
+    partner's (POLICY_B_AFTER_S apart); both late there: TimelineError."""
+    def own(w: dict) -> float | None:
+        base = w.get("stamps_base")
+        if isinstance(base, int | float) and not isinstance(base, bool):
+            return float(base)
+        return None if w.get("late") else float(w["t0"])
+    ba, bb = own(a), own(b)
+    if ba is None and bb is None:
+        raise TimelineError("both workers started late and their GO is not recorded")
+    return (bb - POLICY_B_AFTER_S if ba is None else ba), (ba + POLICY_B_AFTER_S if bb is None else bb)
+
+
 def policy_latencies(a: dict, b: dict, solo_step_s: float, limit: float) -> tuple[float | None, float | None]:
-    """For one `default`-policy timeline (A alone, neighbour B arrives, leaves): seconds from B's arrival to the
-    end of A's first step at <= limit + 5 % of solo (capped), and from B's last step to the end of A's first step
-    at >= 90 % of solo (released). Stamps are step ends relative to each worker's start (`t0`)."""
-    b_start = b["t0"] - a["t0"]
-    b_end = b_start + b["stamps"][-1]
+    """For one `default`-policy timeline (A alone, neighbour B arrives, leaves): seconds from B's arrival (the start
+    of its window) to the end of A's first step at <= limit + 5 % of solo (capped), and from B's last step to the
+    end of A's first step at >= 90 % of solo (released). Stamps are step ends relative to each worker's BENCH_GO
+    (stamps_bases), A's first step begins at its t0. Before, they were read as relative to t0: a worker 2 s late
+    made both latencies ~2 s long (record 5: 2.47 / 2.15 s read, 0.53 / 0.21 s on one clock)."""
+    base_a, base_b = stamps_bases(a, b)
+    b_start = b["t0"] - base_a
+    b_end = base_b + b["stamps"][-1] - base_a
     ends = a["stamps"]
-    steps = list(zip([0.0, *ends[:-1]], ends, strict=True))
+    steps = list(zip([a["t0"] - base_a, *ends[:-1]], ends, strict=True))
 
     def share(s: float, e: float) -> float:
         return 100 * solo_step_s / (e - s) if e > s else 0.0
@@ -715,9 +759,10 @@ class Folder:
             how = f"rebuilt from its {data['rebuilt_from_log']}" if data.get("rebuilt_from_log") else "written at a stop"
             self.notes.append(f"{rel}: {how} ({str(data.get('incomplete', ''))[:120]}): its rows hold the runs done, "
                               f"fewer than {MIN_RUNS} not judged")
+        overlaps = self._pair_overlaps(p, data)
         for key in data:
             if key in FAMILY:
-                self._rw_program(rel, src, key, _need(data, key, dict, rel))
+                self._rw_program(rel, src, key, _need(data, key, dict, rel), overlaps)
         if "memory" in data:
             for i, entry in enumerate(_need(data, "memory", list, rel)):
                 where = f"memory[{i}]"
@@ -730,14 +775,38 @@ class Folder:
                                      [entry.get("filled_mib")], memory_limit(entry), src))
         self._timelines_from_log(p, src, data)
 
-    def _rw_program(self, rel: str, src: Source, kind: str, ent: dict) -> None:
+    def _pair_overlaps(self, p: Path, data: dict) -> dict[tuple[str, str, str], list[float | None]]:
+        """Per (program, limit A, limit B): each limited pair run's window_overlap, in log order (the order of the
+        row's runs), from the per-run log beside the JSON; {} without one."""
+        log = p.parent / f"real-{data.get('part')}.log"
+        if not log.is_file():
+            return {}
+        half: dict = {}
+        out: dict[tuple[str, str, str], list[float | None]] = {}
+        for line in _read(log, log.relative_to(self.root)).decode(errors="replace").splitlines():
+            label, sep, body = line.partition(": {")
+            m = re.fullmatch(r"(\w+) pair (\d+)\+(\d+) #\d+\[([01])\]", label.strip())
+            if not sep or not m:
+                continue
+            try:
+                res = json.loads("{" + body)
+            except json.JSONDecodeError:
+                res = {}
+            key = m.group(1, 2, 3)
+            if m.group(4) == "0":
+                half[key] = res
+            elif key in half:
+                out.setdefault(key, []).append(window_overlap([half.pop(key), res]))
+        return out
+
+    def _rw_program(self, rel: str, src: Source, kind: str, ent: dict, overlaps: dict) -> None:
         solo = ent.get("solo_native")
         solos = _nums(solo if isinstance(solo, list) else [solo], rel, f"{kind}.solo_native")
         solo_med = statistics.median(solos) if solos else None
         rows = _need(ent, "rows", list, rel, kind)
         native: list[list[float]] = []
         alone: list[tuple[int, list[float], list[float]]] = []
-        pairs: list[tuple[tuple[int, int], list[list[float]], list]] = []
+        pairs: list[tuple[tuple[int, int], list[list[float]], list, int]] = []  # ..., runs set aside
         for i, row in enumerate(rows):
             where = f"{kind}.rows[{i}]"
             case = _need(row, "case", str, rel, where)
@@ -750,8 +819,11 @@ class Folder:
                 alone.append((int(m.group(1)), _nums(vals, rel, f"{where}.runs"), [100 * c for c in charged]))
             elif m := re.match(r"pair (\d+) \+ (\d+) \(default policy\)", case):
                 vals = runs if runs is not None else [_need(row, "achieved", list, rel, where)]
-                charged = _charged_pairs(row.get("gpu_time_charged"), rel, f"{where}.gpu_time_charged")
-                pairs.append(((int(m.group(1)), int(m.group(2))), _pairs(vals, rel, f"{where}.runs"), charged))
+                kept, charged_raw = self._overlapping(rel, where, overlaps.get((kind, m.group(1), m.group(2))),
+                                                      vals, row.get("gpu_time_charged"))
+                charged = _charged_pairs(charged_raw, rel, f"{where}.gpu_time_charged")
+                aside = len(vals) - len(kept) if isinstance(vals, list) and isinstance(kept, list) else 0
+                pairs.append(((int(m.group(1)), int(m.group(2))), _pairs(kept, rel, f"{where}.runs"), charged, aside))
             elif case.startswith("pair, native"):
                 native = _pairs(runs if runs is not None else [_need(row, "achieved", list, rel, where)], rel,
                                 f"{where}.runs")
@@ -763,8 +835,31 @@ class Folder:
         family = self._family(kind, demand)
         for limit, runs, charged in alone:
             self.rows.append(self._alone_row(kind, family, limit, runs, charged, demand, how, solos, solo_med, src))
-        for limits, runs, charged in pairs:
-            self.rows.append(self._pair_row(kind, family, limits, runs, charged, native, demand, how, src))
+        for limits, runs, charged, aside in pairs:
+            row = self._pair_row(kind, family, limits, runs, charged, native, demand, how, src)
+            if aside and not runs:
+                row.judged.verdict = (f"not measured: no run whose tenants' windows overlapped >= "
+                                      f"{100 * PAIR_OVERLAP_MIN:.0f} % (notes)")
+            self.rows.append(row)
+
+    def _overlapping(self, rel: str, where: str, ov: list | None, runs: object, charged: object
+                     ) -> tuple[object, object]:
+        """The runs (and their charges) whose tenants' windows overlapped by PAIR_OVERLAP_MIN (ov: one overlap per
+        run, from the per-run log); the others are set aside with a note. Without the log's runs, or with another
+        number of them than the row's, the row is taken whole and the note says so."""
+        if not isinstance(runs, list):
+            return runs, charged
+        if ov is None or len(ov) != len(runs):
+            self.notes.append(f"{rel}: {where}: the tenants' windows could not be checked for overlap (the per-run "
+                              f"log {'is missing' if ov is None else f'holds {len(ov)} runs, the row {len(runs)}'})")
+            return runs, charged
+        keep = [i for i, x in enumerate(ov) if x is not None and x >= PAIR_OVERLAP_MIN]
+        if len(keep) < len(runs):
+            self.notes.append(f"{rel}: {where}: {len(runs) - len(keep)} of {len(runs)} runs set aside, their tenants' "
+                              f"windows overlapping {', '.join('?' if x is None else f'{100 * x:.0f} %' for x in ov)} "
+                              f"(a pair needs >= {100 * PAIR_OVERLAP_MIN:.0f} %: a late tenant ran part alone)")
+        ch = [charged[i] for i in keep] if isinstance(charged, list) and len(charged) == len(runs) else charged
+        return [runs[i] for i in keep], ch
 
     def _demand(self, kind: str, src: Source, alone: list) -> tuple[float | None, str]:
         """The program's solo GPU demand: its busy probe (this file's, else one of the same device and commit); for
@@ -862,6 +957,9 @@ class Folder:
             units_per_step = a["rate"] * a["seconds"] / len(a["stamps"])
             solo_step = units_per_step / statistics.median(solos)
             lat = policy_latencies(a, b, solo_step, limit)
+        except TimelineError as exc:
+            self.notes.append(f"{rel}: a {kind} policy timeline: {exc}: not judged")
+            return
         except (KeyError, TypeError, ZeroDivisionError, IndexError, statistics.StatisticsError):
             self.notes.append(f"{rel}: a {kind} policy timeline without stamps, rates or solo runs: not judged")
             return

@@ -13,8 +13,9 @@ Loops (the kernels take 0 us: the program never reaches its limit, so every nano
   infer  the paced loop shaped like the H200's batch-1 inference loop: --infer-kernel-us kernels and a host
          synchronize every --infer-sync launches (a step of ~195 launches ending in a host sync).
 Each run first runs the same loop for 0.4 s (a fresh container earns its credit; until then it is measured
-precisely), then the measured window. Cases: nolimit (preloaded, no SM limit); force70 (limit 70, force: the coarse path); precise70 (force 70,
-HAMI_SM_PRECISE=1); default70 (limit 70, default policy, alone: not capped); shared70 (limit 70, default,
+precisely), then the measured window. Cases: nolimit (preloaded, no SM limit); force70 (limit 70, force: the coarse
+path); force70s64 / force70s128 (the same, one coarse launch in 64 / 128 sampled: HAMI_SM_SAMPLE_EVERY); precise70
+(force 70, HAMI_SM_PRECISE=1); default70 (limit 70, default policy, alone: not capped); shared70 (limit 70, default,
 while a second container on the same node board launches every 200 us at limit 30: capped, coarse).
 
 These are figures of the fake libcuda on whatever machine runs the bench (the 2-core dev VM for the records
@@ -32,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shlex
 import signal
 import statistics
@@ -50,12 +52,18 @@ sys.path.insert(0, str(PKG / "interposer"))
 
 import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
 
+sys.path.insert(0, str(HERE))
+from issue18_judge import library_host_us  # noqa: E402 - the stats line's host time, parsed in one place
+
 CASES: dict[str, dict[str, str]] = {
     "nolimit": {},
     "force70": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force"},
     "precise70": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_PRECISE": "1"},
     "default70": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "default"},
     "shared70": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "default"},
+    # the sampling A/B knob (HAMI_SM_SAMPLE_EVERY, default 32): a build without it ignores it (= force70)
+    "force70s64": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_SAMPLE_EVERY": "64"},
+    "force70s128": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_SAMPLE_EVERY": "128"},
 }
 NEIGHBOUR_ENV = {"CUDA_DEVICE_SM_LIMIT": "30", "GPU_CORE_UTILIZATION_POLICY": "default"}
 WARMUP_S = 0.4  # seconds of the loop before the measured window: set-up and the first credit stay out of it
@@ -119,10 +127,26 @@ def parse_run(out: str, loop: str) -> dict[str, float]:
 
 
 def run_once(app: Path, env: dict[str, str], args: list[str], loop: str) -> dict[str, float]:
+    """One run's figures; with HAMI_LAUNCH_STATS=1 in env also the library's own host ns per launch (its stats line:
+    before + after the driver's launch call, on sampled launches, the whole run), which the loop's own timing noise
+    (the busy-waited gap, the native run's spread) does not reach."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([str(app), *args], env=env, capture_output=True, text=True, timeout=120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"driver_app exited {proc.returncode}: {proc.stderr.strip()[:300]}")
-    return parse_run(proc.stdout, loop)
+    res = parse_run(proc.stdout, loop)
+    # the process's CPU time (user + system, every thread) over all its launches, warm-up included: time the host
+    # spent elsewhere (another job on a loaded box) is not in it, unlike the wall time above
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    total = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("calls ")][-1]
+    if total > 0:
+        res["cpu_ns"] = cpu * 1e9 / total
+    line = next((ln for ln in proc.stderr.splitlines() if "launch stats:" in ln), None)
+    us = library_host_us(line)
+    if us is not None:
+        res["lib_ns"] = us * 1e3
+    return res
 
 
 def add_record_args(ap: argparse.ArgumentParser) -> None:
@@ -211,6 +235,8 @@ def main() -> int:
     ap.add_argument("--loops", default="tight,paced")
     ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--stats", action="store_true",
+                    help="HAMI_LAUNCH_STATS=1 in the library runs: also the library's own host ns per launch")
     a = ap.parse_args()
     libs_spec = a.lib or [f"current={build.CSRC}"]
     loops = [x for x in a.loops.split(",") if x]
@@ -244,6 +270,8 @@ def main() -> int:
                         if key != "native":
                             lib, case = key.split(":")
                             env.update(CASES[case], LD_PRELOAD=str(libs[lib]))
+                            if a.stats:
+                                env["HAMI_LAUNCH_STATS"] = "1"
                             if case == "shared70":
                                 nenv = base_env(fake_dir, tmp, f"n{rnd}-{lib}")
                                 nenv.update(NEIGHBOUR_ENV, LD_PRELOAD=str(libs[lib]), HAMI_NODE_BOARD=env["HAMI_NODE_BOARD"])
@@ -279,13 +307,22 @@ def main() -> int:
                 "queries_per_launch": round(statistics.median(r["queries_per_launch"] for r in runs), 4),
                 "elapsed_per_launch": round(statistics.median(r["elapsed_per_launch"] for r in runs), 4),
             }
+            cpu = [r["cpu_ns"] - n["cpu_ns"] for r, n in zip(runs, by_key["native"], strict=True)
+                   if "cpu_ns" in r and "cpu_ns" in n]
+            if cpu:
+                summary[lp][key].update(cpu_added_ns_median=round(statistics.median(cpu), 1),
+                                        cpu_added_ns_min=round(min(cpu), 1), cpu_added_ns_max=round(max(cpu), 1))
+            lib_ns = [r["lib_ns"] for r in runs if "lib_ns" in r]
+            if lib_ns:
+                summary[lp][key].update(lib_ns_median=round(statistics.median(lib_ns), 1),
+                                        lib_ns_min=round(min(lib_ns), 1), lib_ns_max=round(max(lib_ns), 1))
     cmd = "python hami_plugins_nvidia/bench/launch_path_cost.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     result = {
         "provenance": "fake libcuda (tests/interposer/fake_cuda) on the 2-core dev VM, not hardware",
         "host": platform.node(), "cpu_count": os.cpu_count(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": cmd, "rounds": a.rounds, "launches_tight": a.launches, "gap_us_paced": a.gap_us,
-        "secs_paced": a.secs, "infer_kernel_us": a.infer_kernel_us, "infer_sync": a.infer_sync, "libs": {k: str(v.parent.name) for k, v in libs.items()}, "lib_sources": libs_spec,
+        "secs_paced": a.secs, "stats": a.stats, "infer_kernel_us": a.infer_kernel_us, "infer_sync": a.infer_sync, "libs": {k: str(v.parent.name) for k, v in libs.items()}, "lib_sources": libs_spec,
         "note": a.note, "summary": summary, "raw": raw,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -299,7 +336,9 @@ def main() -> int:
             if key != "native":
                 print(f"  {key:24s} +{row['added_ns_median']:7.0f} ns (min {row['added_ns_min']:.0f}, max "
                       f"{row['added_ns_max']:.0f}); records {row['records_per_launch']:.4f} queries "
-                      f"{row['queries_per_launch']:.4f} elapsed {row['elapsed_per_launch']:.4f} per launch")
+                      f"{row['queries_per_launch']:.4f} elapsed {row['elapsed_per_launch']:.4f} per launch"
+                      + (f"; CPU +{row['cpu_added_ns_median']:.0f} ns" if "cpu_added_ns_median" in row else "")
+                      + (f"; library {row['lib_ns_median']:.0f} ns" if "lib_ns_median" in row else ""))
     return 0
 
 
@@ -324,15 +363,23 @@ def markdown(res: dict) -> str:
     if res.get("note"):
         lines += [res["note"], ""]
     for lp, rows in res["summary"].items():
+        stats = any("lib_ns_median" in r for r in rows.values())
+        cpu = any("cpu_added_ns_median" in r for r in rows.values())
         lines += [f"## {lp} loop (native {rows['native']['ns_per_launch']:.0f} ns per launch)", "",
                   "| build:case | ns/launch | added ns (median) | min..max | records/launch | queries/launch | "
-                  "elapsed/launch |", "|---|---|---|---|---|---|---|"]
+                  "elapsed/launch |" + (" added CPU ns/launch (median) | min..max |" if cpu else "")
+                  + (" library ns/launch (stats, median) | min..max |" if stats else ""),
+                  "|---|---|---|---|---|---|---|" + ("---|---|" if cpu else "") + ("---|---|" if stats else "")]
         for key, r in rows.items():
             if key == "native":
                 continue
+            used = (f" {r['cpu_added_ns_median']:.0f} | {r['cpu_added_ns_min']:.0f}..{r['cpu_added_ns_max']:.0f} |"
+                    if "cpu_added_ns_median" in r else (" | |" if cpu else ""))
+            own = (f" {r['lib_ns_median']:.0f} | {r['lib_ns_min']:.0f}..{r['lib_ns_max']:.0f} |"
+                   if "lib_ns_median" in r else (" | |" if stats else ""))
             lines.append(f"| {key} | {r['ns_per_launch']:.0f} | {r['added_ns_median']:.0f} | "
                          f"{r['added_ns_min']:.0f}..{r['added_ns_max']:.0f} | {r['records_per_launch']:.4f} | "
-                         f"{r['queries_per_launch']:.4f} | {r['elapsed_per_launch']:.4f} |")
+                         f"{r['queries_per_launch']:.4f} | {r['elapsed_per_launch']:.4f} |{used}{own}")
         lines.append("")
     return "\n".join(lines)
 

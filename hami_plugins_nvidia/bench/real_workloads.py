@@ -6,7 +6,8 @@ Usage (on the GPU machine; builds libvgpu.so from this checkout with the system 
     PYTHONUNBUFFERED=1 python3 hami_plugins_nvidia/bench/real_workloads.py --out $OUT --part train|other
 Writes <date>-<tag>-real-workloads-<part>.json and a log. Every program is written here from framework
 layers (no downloads). Each measurement is a separate worker process (this file with --worker), started
-LD_PRELOADed or not (`interposer/programs.py`); pairs are released together at a wall-clock time so they measure the same window.
+LD_PRELOADed or not (`interposer/programs.py`); pairs are released together once every worker finished its warm-up
+(Bench.together) so they measure the same window.
 Each tenant's throughput is judged against its own solo unlimited throughput from the same run.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import re
@@ -35,6 +37,14 @@ MIB = 1 << 20
 # ------------------------------------------------------------------ workers: interposer/programs.py
 
 # ------------------------------------------------------------------ driver (parent process)
+
+def _programs():
+    """interposer/programs.py, the workers' script: its release() is the bench's side of their GO handshake."""
+    spec = importlib.util.spec_from_file_location("hami_bench_programs", PROGRAMS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
 
 class Bench:
     def __init__(self, lib: Path, tmp: Path, log) -> None:
@@ -97,7 +107,7 @@ class Bench:
         if stamps is not None and "policy" in label:
             res["stamps"] = stamps
         if stamped:
-            res["stamped_lines"] = stamped.relative(res.get("t0"))
+            res["stamped_lines"] = stamped.relative(res.get("stamps_base", res.get("t0")))  # the stamps' clock
         self.log.write(f"{label}: {json.dumps(res)}\n")
         self.log.flush()
         print(f"{label}: rate={res.get('rate')} {res.get('error', '')} {res.get('oom_error', '')}", flush=True)
@@ -108,19 +118,29 @@ class Bench:
         return self.finish(self.start(kind, seconds, self.env(preload, **extra), cpus), label)
 
     def pair(self, label: str, kinds: tuple[str, str], seconds: float, envs: tuple[dict, dict],
-             preload: bool = True, lead: float = 12.0, cpus: tuple[set[int] | None, set[int] | None] = (None, None)
-             ) -> list[dict]:
-        go = time.time() + lead
-        procs = [self.start(k, seconds, self.env(preload, BENCH_GO=str(go), **e), c)
-                 for k, e, c in zip(kinds, envs, cpus, strict=True)]
+             preload: bool = True, cpus: tuple[set[int] | None, set[int] | None] = (None, None)) -> list[dict]:
+        procs = self.together([(k, seconds, self.env(preload, **e), c, 0.0)
+                               for k, e, c in zip(kinds, envs, cpus, strict=True)])
         return [self.finish(p, f"{label}[{i}]") for i, p in enumerate(procs)]
+
+    def together(self, workers: list[tuple[str, float, dict[str, str], set[int] | None, float]],
+                 stamp: bool = False) -> list[subprocess.Popen]:
+        """Workers (kind, seconds, env, cpus, after) released together: each measures from the moment all of them
+        finished their warm-up (release) plus its `after` seconds. Why: a fixed GO 12 s ahead started training
+        workers 0.3-2.8 s late on the H200 (record 5), so a pair's tenants measured different windows and the
+        policy timeline's A read ~2 s slow."""
+        go = Path(tempfile.mkdtemp(prefix="go-", dir=self.tmp)) / "go"
+        procs = [self.start(k, secs, dict(env, BENCH_GO_FILE=str(go), BENCH_GO_AFTER=f"{after:g}"), cpus, stamp)
+                 for k, secs, env, cpus, after in workers]
+        _programs().release(go, procs)
+        return procs
 
 
 class StampedErr:
-    """A worker's library lines with the wall-clock time each arrived (the policy timeline, issue 18 record 5: A
-    ran at ~98 % of solo for ~2 s after B arrived and its launch counts suggest it believed itself alone; the
-    library's INFO lines say when it switched between alone and shared). Takes the stderr pipe from the Popen, so
-    communicate() reads stdout only."""
+    """A worker's library lines with the wall-clock time each arrived (the policy timeline: the library's INFO lines
+    say when it switched between alone and shared; asked after record 5's ~2 s reaction, which turned out to be the
+    judge reading a late worker's stamps from the wrong start, docs/results/2026-12-05-policy-arrival.md). Takes the
+    stderr pipe from the Popen, so communicate() reads stdout only."""
 
     MAX_LINES = 400
 
@@ -140,7 +160,8 @@ class StampedErr:
         return "\n".join(ln for _, ln in self.lines)
 
     def relative(self, t0: float | None) -> list[list]:
-        """[seconds after t0 (the worker's window start), line] for the library's lines, the first MAX_LINES."""
+        """[seconds after t0 (the time the worker's stamps count from), line] for the library's lines, the first
+        MAX_LINES."""
         base = t0 if isinstance(t0, (int, float)) else 0.0
         return [[round(t - base, 4), ln] for t, ln in self.lines if "HAMI-vgpu" in ln][:self.MAX_LINES]
 
@@ -418,17 +439,15 @@ def part_siblings(b: Bench, secs: float, out: dict, kinds=("matmul",), counts=(1
         solo = {"rate": statistics.median(rates)} if rates else {}
         ent = out.setdefault(kind, {"unit": solos[0].get("unit"), "solo_native": rates, "rows": []})
         for n in (c for c in counts if c > 1):  # the unlimited container of n: a launch-bound program's baseline
-            go = time.time() + 12.0
-            procs = [b.start(kind, secs, b.env(False, BENCH_GO=str(go))) for _ in range(n)]
+            procs = b.together([(kind, secs, b.env(False), None, 0.0) for _ in range(n)])
             shares = [share(b.finish(p, f"{kind} {n} siblings native [{i}]"), solo) for i, p in enumerate(procs)]
             ent["rows"].append({"case": f"{n} processes of one container, native (no preload)", "limit": None,
                                 "processes": n, "achieved": round(sum(x or 0 for x in shares), 1),
                                 "per_process": shares})
         for lim in limits:
             for n in counts:
-                go = time.time() + 12.0  # every worker past its start (torch import, first kernels) first
-                env = b.env(True, CUDA_DEVICE_SM_LIMIT=str(lim), GPU_CORE_UTILIZATION_POLICY="force", BENCH_GO=str(go))
-                procs = [b.start(kind, secs, env) for _ in range(n)]
+                env = b.env(True, CUDA_DEVICE_SM_LIMIT=str(lim), GPU_CORE_UTILIZATION_POLICY="force")
+                procs = b.together([(kind, secs, env, None, 0.0) for _ in range(n)])
                 res = [b.finish(p, f"{kind} {n} siblings {lim} force [{i}]") for i, p in enumerate(procs)]
                 shares = [share(r, solo) for r in res]
                 ent["rows"].append({"case": f"{n} processes of one container, limit {lim} % (force)", "limit": lim,
@@ -444,12 +463,10 @@ POLICY_LIMITS = (30, 70)  # the policy timeline's tenants A and B (recorded in i
 def policy_timeline(b: Bench, kind: str, solo: dict) -> dict:
     """GPU_CORE_UTILIZATION_POLICY=default: A (limit 30) alone for 5 s, neighbour B (limit 70) for 4 s, A
     alone again; A's units per half second against its solo rate."""
-    go = time.time() + 12
     info = {"LIBCUDA_LOG_LEVEL": "3"}  # INFO: the alone/shared switches (rare lines), stamped as they come
-    a = b.start(kind, 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[0]), **info),
-                stamp=True)
-    bb = b.start(kind, 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[1]), **info),
-                 stamp=True)
+    a, bb = b.together([(kind, 14, b.env(True, CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[0]), **info), None, 0.0),
+                        (kind, 4, b.env(True, CUDA_DEVICE_SM_LIMIT=str(POLICY_LIMITS[1]), **info), None, 5.0)],
+                       stamp=True)
     ra, rb = b.finish(a, f"{kind} policy A"), b.finish(bb, f"{kind} policy B")
     stamps = ra.get("stamps", [])
     per_unit = (ra.get("rate") or 0) * (ra.get("seconds") or 1) / max(1, len(stamps))  # units per step
@@ -477,9 +494,8 @@ def part_mixed(b: Bench, secs: float, out: dict) -> None:
         mixed.append({"case": f"train {lt} + infer {li} (default policy), median of {REPEAT}", "limit": [lt, li],
                       "achieved": _medians(runs), "runs": runs})
     # GPU_CORE_UTILIZATION_POLICY=default: A alone -> neighbour B for 4 s -> alone again
-    go = time.time() + 14
-    a = b.start("train", 14, b.env(True, BENCH_GO=str(go), CUDA_DEVICE_SM_LIMIT="30"))
-    bb = b.start("train", 4, b.env(True, BENCH_GO=str(go + 5), CUDA_DEVICE_SM_LIMIT="70"))
+    a, bb = b.together([("train", 14, b.env(True, CUDA_DEVICE_SM_LIMIT="30"), None, 0.0),
+                        ("train", 4, b.env(True, CUDA_DEVICE_SM_LIMIT="70"), None, 5.0)])
     ra, rb = b.finish(a, "policy A"), b.finish(bb, "policy B")
     solo_steps = solo_t["rate"] / 2048  # steps/s
     out["policy"] = {"A_steps_per_s_per_half_second": timeline(ra.get("stamps", [])), "solo_steps_per_s": solo_steps,

@@ -13,6 +13,7 @@ from hami_hal.hami_compat import (
     HAL_INVENTORY,
     NODE_LOCK,
     NODE_POLICY,
+    PLACED_REQUEST,
     VGPU_NODE,
     VGPU_TIME,
     allocation_annotations,
@@ -20,12 +21,14 @@ from hami_hal.hami_compat import (
     allocation_keys,
     decode_allocation,
     encode_allocation,
+    encode_placed,
     parse_node,
     parse_node_devices,
+    request_pod_keys,
 )
 
 __all__ = [
-    "BIND_PHASE", "BIND_TIME", "DEVICE_CORDON", "HAL_INVENTORY", "NODE_LOCK", "NODE_POLICY", "VGPU_NODE",
-    "VGPU_TIME", "allocation_annotations", "allocation_from_pod", "allocation_keys", "decode_allocation",
-    "encode_allocation", "parse_node", "parse_node_devices",
+    "BIND_PHASE", "BIND_TIME", "DEVICE_CORDON", "HAL_INVENTORY", "NODE_LOCK", "NODE_POLICY", "PLACED_REQUEST",
+    "VGPU_NODE", "VGPU_TIME", "allocation_annotations", "allocation_from_pod", "allocation_keys", "decode_allocation",
+    "encode_allocation", "encode_placed", "parse_node", "parse_node_devices", "request_pod_keys",
 ]

@@ -101,6 +101,8 @@ class WebhookDeviceConfig:
     admission: list[VendorAdmission]
     #: One line per section whose added families could not be read (the installed families were kept).
     notes: tuple[str, ...] = ()
+    #: The installed plugins' admission (``Hal.admit_request``); None when the vendors are data (``--vendors``).
+    admit: Callable | None = None
 
 
 #: (vendor, {HAMi section name: the section as written}) -> the vendor with the families the section adds: the

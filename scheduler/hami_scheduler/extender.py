@@ -353,10 +353,13 @@ class Extender:
         return fit.allocation if fit.ok else None
 
     def filter_annotations(self, pod: dict, alloc: PodAllocation) -> dict[str, str]:
-        """What Filter writes: node and time, every family's allocation (hami_compat), the vendors' extras."""
+        """What Filter writes: node and time, every family's allocation (hami_compat), the request annotations it
+        placed (the node agent refuses an Allocate whose request changed since), the vendors' extras."""
         spec = pod.get("spec") or {}
         n = len(spec.get("initContainers") or []) + len(spec.get("containers") or [])
-        out = {ann.VGPU_NODE: alloc.node, ann.VGPU_TIME: str(int(time.time()))}
+        anns = (pod.get("metadata") or {}).get("annotations") or {}
+        out = {ann.VGPU_NODE: alloc.node, ann.VGPU_TIME: str(int(time.time())),
+               ann.PLACED_REQUEST: ann.encode_placed(anns, ann.request_pod_keys(self.cluster.vendors))}
         out.update(ann.allocation_annotations(alloc, self.cluster.vendors, n))
         if self.pod_annotator is not None:
             entry = self.cluster.nodes.get(alloc.node)

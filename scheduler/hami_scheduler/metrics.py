@@ -17,6 +17,9 @@ class ExtenderMetrics:
         self.pods = Gauge("hami_scheduler_allocated_pods", "Pods holding device slices", registry=self.registry)
         self.rejected = Gauge("hami_scheduler_rejected_objects", "Objects rejected as malformed",
                               registry=self.registry)
+        self.unknown_fields = Gauge("hami_scheduler_documents_with_unknown_fields",
+                                    "Node inventories read with fields this version does not know (ignored: a newer "
+                                    "node agent), since start", registry=self.registry)
         self.refused_connections = Gauge("hami_scheduler_extender_refused_connections",
                                          "Connections closed at once because the connection cap was reached",
                                          registry=self.registry)

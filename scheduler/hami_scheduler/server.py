@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hami_hal.digits import is_digits
 from hami_hal.errors import InputError
+from hami_hal.models.skew import UNKNOWN_FIELDS
 
 from .extender import Extender
 from .hami_metrics import SchedulerAllocationCollector
@@ -101,6 +102,7 @@ class ExtenderServer:
         self.metrics.nodes.set_function(lambda: len(cluster.nodes))
         self.metrics.pods.set_function(lambda: len(cluster.pods))
         self.metrics.rejected.set_function(lambda: len(cluster.rejected))
+        self.metrics.unknown_fields.set_function(lambda: UNKNOWN_FIELDS.documents)
         # HAMi's allocation series (hami_gpu_*, hami_vgpu_*_allocated_*), computed at scrape time
         self.metrics.registry.register(SchedulerAllocationCollector(cluster, legacy=legacy_metrics))
         self.ready = ready or (lambda: True)

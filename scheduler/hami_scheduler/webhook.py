@@ -9,6 +9,11 @@ in any container or init container:
 - HAMi's defaults are filled per resource family: memory, cores or a memory percentage without a count
   adds ``<count>: <default count>`` (HAMi ``defaultGPUNum``); a count with exclusive memory (no memory, no
   default memory, percentage absent or 100) and no cores adds ``<cores>: 100`` (HAMi PR #1354);
+- a count the vendor's admission raises (an Ascend 910C ``superPod`` whole-card request of 1 -> its module pair
+  of 2, HAMi's ``MutateAdmission``) is written into the container's limit and request, so the kubelet asks the
+  device plugin for the devices the scheduler assigns; a request the admission refuses (a 910C odd count) is denied
+  with its line (:mod:`.webhook_counts`; installed plugins only, not with ``--vendors``; pods this scheduler
+  places only);
 - the pod is denied, with one line naming the field and the value, when the result does not parse
   (the scheduler's own parser, so the webhook and the scheduler never disagree), when a container
   asking for a managed resource is privileged, or when ``spec.nodeName`` is preset (the pod would skip
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import logging
 import socket
@@ -50,10 +56,12 @@ from hami_hal.digits import is_digits
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
 from hami_hal.requests import parse_pod
+from hami_hal.requests.parser import Admit
 
 from .device_config import HIDE_DEVICES_ENV, VendorAdmission, WebhookDeviceConfig, read_device_config
 from .httpserver import BoundedHTTPServer
 from .visible_devices_guard import check_pod_spec
+from .webhook_counts import raise_counts
 
 log = logging.getLogger("hami_scheduler.webhook")
 
@@ -67,8 +75,11 @@ class Mutator:
 
     def __init__(self, vendors: list[VendorInfo], scheduler_name: str = "hami-scheduler",
                  force_overwrite_default: bool = True, admission: list[VendorAdmission] | None = None,
-                 allow_visible_devices_env: bool = False) -> None:
+                 allow_visible_devices_env: bool = False, admit: Admit | None = None) -> None:
         self.vendors = vendors
+        #: The vendors' admission (``Hal.admit_request``, None with ``--vendors``): a count it raises is written
+        #: back into the pod (:mod:`.webhook_counts`), and a request it refuses is denied.
+        self.admit = admit
         self.scheduler_name = scheduler_name
         self.force_overwrite_default = force_overwrite_default
         self.families: list[ResourceFamily] = [f for v in vendors for f in v.resources]
@@ -166,17 +177,23 @@ class Mutator:
             if spec.get("nodeName"):
                 return self._deny(uid, f"spec.nodeName: {spec['nodeName']!r} is preset; a pod with managed "
                                        "devices must go through the scheduler")
+            meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+            name = meta.get("name") or meta.get("generateName") or "pod"
+            doc = {**pod, "metadata": {**meta, "name": name, "namespace": request.get("namespace") or
+                                       meta.get("namespace") or "default"}, "spec": mutated}
             try:
-                meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
-                name = meta.get("name") or meta.get("generateName") or "pod"
-                parse_pod({**pod, "metadata": {**meta, "name": name, "namespace": request.get("namespace") or
-                                               meta.get("namespace") or "default"}, "spec": mutated}, self.vendors)
+                parse_pod(doc, self.vendors)
             except HalError as exc:
                 return self._deny(uid, str(exc).splitlines()[0])
             current = spec.get("schedulerName") or ""
-            if current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default):
-                if current != self.scheduler_name:
-                    ops.append({"op": "add", "path": "/spec/schedulerName", "value": self.scheduler_name})
+            ours = current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default)
+            # the vendors' admission is this scheduler's rule: a pod another scheduler places keeps its counts
+            if self.admit and (ours or current == self.scheduler_name):
+                denial = raise_counts(doc, self.vendors, self.admit, ops)
+                if denial:
+                    return self._deny(uid, denial)
+            if ours and current != self.scheduler_name:
+                ops.append({"op": "add", "path": "/spec/schedulerName", "value": self.scheduler_name})
         asked: set[tuple[str, str]] = set().union(*(fams for *_, fams in seen))
         denial = self._runtime_class(spec, asked, ops)
         if denial:
@@ -394,7 +411,7 @@ def webhook_config(vendors_file: str | None, device_config: str | None) -> Webho
     view of the device-config's per-chip sections adds the chips those describe (as the node agents serve them)."""
     from .server import load_vendors
 
-    node_vendor = None
+    node_vendor = admit = None
     if vendors_file:
         vendors = load_vendors(vendors_file)
     else:
@@ -403,12 +420,13 @@ def webhook_config(vendors_file: str | None, device_config: str | None) -> Webho
 
         hal = Hal()
         vendors = hal.vendors()
+        admit = hal.admit_request
 
         def node_vendor(v: VendorInfo, sections: dict) -> VendorInfo:
             return hal.node_vendor(v.name, NodeContext("real", "hami-scheduler-webhook", config=sections))
     if not device_config:
-        return WebhookDeviceConfig(vendors, [])
-    return read_device_config(vendors, device_config, node_vendor)
+        return WebhookDeviceConfig(vendors, [], admit=admit)
+    return dataclasses.replace(read_device_config(vendors, device_config, node_vendor), admit=admit)
 
 
 def cmd_webhook(args) -> int:
@@ -422,7 +440,7 @@ def cmd_webhook(args) -> int:
     for note in cfg.notes:
         print(note, file=sys.stderr, flush=True)
     mutator = Mutator(vendors, args.scheduler_name, args.force_overwrite_default_scheduler == "true", admission,
-                      allow_visible_devices_env=args.allow_visible_devices_env)
+                      allow_visible_devices_env=args.allow_visible_devices_env, admit=cfg.admit)
     srv = WebhookServer(mutator, host or "0.0.0.0", int(port), args.tls_cert_file, args.tls_private_key_file).start()
     applied = "".join(f"; {a.vendor}:" + (f" runtimeClassName {a.runtime_class_name}" if a.runtime_class_name else "")
                       + (f" overwriteEnv {a.hide_env.variable}={a.hide_env.hidden}" if a.hide_env else "")

@@ -8,7 +8,6 @@ apiserver would refuse fails here too.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from hami_scheduler.device_config import (
     read_device_config,
 )
 from hami_scheduler.webhook import Mutator
+from json_patch import apply_patch
 from sched_testing import NVIDIA
 
 from hami_hal.errors import InputError
@@ -31,44 +31,6 @@ HAMI_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "hami-v2.10
 ACME = VendorInfo(name="acme", display_name="Acme", resources=[
     ResourceFamily(common_word="ACME", count="acme.example/xpu", memory="acme.example/xpu-mem")])
 HIDE_NV = VendorAdmission("nvidia", hide_env=HIDE_DEVICES_ENV["nvidia"])
-
-
-# -- RFC 6902 (the parts a webhook patch may use), strict like the apiserver's -------------------------------------
-
-def _walk(doc, pointer: str):
-    assert pointer.startswith("/"), pointer
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
-    parent = doc
-    for p in parts[:-1]:
-        parent = parent[int(p)] if isinstance(parent, list) else parent[p]
-    return parent, parts[-1]
-
-
-def apply_patch(doc: dict, ops: list[dict]) -> dict:
-    doc = copy.deepcopy(doc)
-    for op in ops:
-        parent, last = _walk(doc, op["path"])
-        value = copy.deepcopy(op.get("value"))
-        if op["op"] == "add":
-            if isinstance(parent, list):
-                if last == "-":
-                    parent.append(value)
-                else:
-                    assert 0 <= int(last) <= len(parent), f"add past the end: {op}"
-                    parent.insert(int(last), value)
-            else:
-                assert isinstance(parent, dict), f"add under a non-container: {op}"
-                parent[last] = value
-        elif op["op"] == "replace":
-            if isinstance(parent, list):
-                assert 0 <= int(last) < len(parent), f"replace of a missing index: {op}"
-                parent[int(last)] = value
-            else:
-                assert last in parent, f"replace of a missing member: {op}"
-                parent[last] = value
-        else:
-            raise AssertionError(f"unexpected op {op}")
-    return doc
 
 
 def review(spec: dict) -> dict:

@@ -12,10 +12,14 @@ authenticate with a static token in ``system:masters``, authorization is RBAC.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +44,29 @@ def bin_dir() -> Path:
 def missing_binaries(names=("etcd", "kube-apiserver", "kube-scheduler")) -> list[str]:
     d = bin_dir()
     return [n for n in names if not os.access(d / n, os.X_OK)]
+
+
+#: prctl(2) option: the signal the kernel sends this process when the thread that forked it ends.
+PR_SET_PDEATHSIG = 1
+#: libc, resolved here: the forked child must not load libraries (another thread may hold the loader's lock).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def die_with_parent(parent: int) -> None:
+    """``preexec_fn`` of every control-plane child: it gets SIGKILL when the test process ends in any way.
+
+    The children run in their own session (a Ctrl-C of the test run must not reach etcd before the fixtures
+    stop it in order), so no signal sent to pytest reaches them; a pytest killed with SIGKILL or SIGTERM ran
+    no teardown and left etcd and kube-apiserver running. The kernel's parent-death signal closes that: it is
+    set in the forked child before exec, and a parent already gone by then (the signal would never come) ends
+    the child at once. It follows the forking *thread*, so spawn from the main thread (the fixtures do).
+    """
+    if _LIBC is None:
+        return
+    if _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(126)  # a child that could outlive the tests is not started
+    if os.getppid() != parent:
+        os._exit(125)
 
 
 def free_port() -> int:
@@ -122,7 +149,8 @@ class ControlPlane:
         log = self.work / f"{name}.log"
         fh = open(log, "ab")  # noqa: SIM115 - owned by the child
         p = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=self.work,
-                             env={**os.environ, **(env or {})}, start_new_session=True)
+                             env={**os.environ, **(env or {})}, start_new_session=True,
+                             preexec_fn=functools.partial(die_with_parent, os.getpid()))
         fh.close()
         proc = Proc(name, p, log)
         self.procs.append(proc)

@@ -1,6 +1,6 @@
 """The chart's ValidatingAdmissionPolicy in the real apiserver: only the scheduler's and the node agents'
-service accounts write HAMi's allocation/bind pod annotations and the hami.io/vgpu-node pod label; the pod author
-keeps its request annotations and its other labels.
+service accounts write HAMi's allocation/bind pod annotations and the hami.io/vgpu-node pod label, and a placed
+pod's request annotations; the pod author keeps its request annotations until placement and its other labels.
 
 Requests are made as each service account through impersonation (the admin token may impersonate), with a Role
 giving all of them the same pod rights, so every refusal below is the policy's, not RBAC's. The policy is
@@ -152,8 +152,26 @@ def test_only_scheduler_and_node_agent_write_allocation_annotations(stack, helm,
                                target=client.V1ObjectReference(api_version="v1", kind="Node", name="n1"))
     refused(lambda: tenant.create_namespaced_pod_binding("job", stack.ns, binding, _preload_content=False),
             TO_ALLOCATE)
-    # a write that leaves the guarded keys as they are passes (the tenant's label, the kubelet's status)
-    tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {"team": "a"}}})
+    # once placed, the request the devices were chosen for is no longer the tenant's: no selector or policy
+    # annotation may be changed, added or removed, by patch or status update
+    placed = "metadata.annotations of a placed pod: "
+    msg = refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        "nvidia.com/use-gpuuuid": "GPU-b"}}}), placed + "nvidia.com/use-gpuuuid may be changed only", tenant_user)
+    assert "metadata.annotations: " not in msg, msg  # named as a request annotation, not an allocation one
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        "nvidia.com/nouse-gpuuuid": "GPU-a", "hami.io/gpu-scheduler-policy": "binpack"}}}),
+        placed + "hami.io/gpu-scheduler-policy, nvidia.com/nouse-gpuuuid")
+    refused(lambda: tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        "nvidia.com/use-gputype": None}}}), placed + "nvidia.com/use-gputype")
+    refused(lambda: tenant.patch_namespaced_pod_status("job", stack.ns, {"metadata": {"annotations": {
+        "nvidia.com/use-gpuuuid": "GPU-b"}}}), placed + "nvidia.com/use-gpuuuid")
+    refused(lambda: stack.core.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
+        "nvidia.com/use-gpuuuid": "GPU-b"}}}), placed + "nvidia.com/use-gpuuuid", "not by admin")
+    # the scheduler may (a re-filter rewrites the record with it)
+    sched.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {"nvidia.com/numa-bind": "false"}}})
+    # a write that leaves the guarded keys as they are passes (the tenant's label and other annotations)
+    tenant.patch_namespaced_pod("job", stack.ns, {"metadata": {"labels": {"team": "a"},
+                                                               "annotations": {"team.example/owner": "b"}}})
     # the node agent finishes Allocate: trims to-allocate, sets bind-phase
     node.patch_namespaced_pod("job", stack.ns, {"metadata": {"annotations": {
         TO_ALLOCATE: ";", "hami.io/bind-phase": "success"}}})
@@ -163,6 +181,7 @@ def test_only_scheduler_and_node_agent_write_allocation_annotations(stack, helm,
     anns = stack.core.read_namespaced_pod("job", stack.ns).metadata.annotations
     assert anns[TO_ALLOCATE] == ";" and anns[ALLOCATED] == "GPU-a,NVIDIA,1024,10:;"
     assert anns["hami.io/bind-phase"] == "success" and anns["nvidia.com/use-gputype"] == "H100"
+    assert anns["nvidia.com/use-gpuuuid"] == "GPU-a" and "nvidia.com/nouse-gpuuuid" not in anns
     assert stack.core.read_namespaced_pod("job", stack.ns).metadata.labels == {"team": "a", NODE: "n1"}
     assert anns[NODE] == "n1"
     # the scheduler may create one (the policy's CREATE rule names it alone)
@@ -198,6 +217,8 @@ def test_annotation_guard_switch(helm, extra, kinds):
      "scheduler.annotationGuard.keys: empty"),
     (["--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.labels=null"],
      "scheduler.annotationGuard.labels: empty"),
+    (["--kube-version", "1.37.2", "--set", "scheduler.annotationGuard.requestKeys=null"],
+     "scheduler.annotationGuard.requestKeys: empty"),
 ])
 def test_annotation_guard_bad_values_fail_in_one_line(helm, extra, line):
     out = _render(helm, *extra)
@@ -213,3 +234,12 @@ def test_annotation_guard_extra_writers_and_names(helm):
     assert '"system:serviceaccount:hami-system:hami-hami-hal-node"' in update and '"ops:janitor"' in update
     assert policy["spec"]["failurePolicy"] == "Fail" and binding["spec"]["validationActions"] == ["Deny"]
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+
+
+def test_annotation_guard_extra_request_keys(helm):
+    out = _render(helm, "--kube-version", "1.37.2", "--set",
+                  "scheduler.annotationGuard.extraRequestKeys={hami.io/use-Ascend910X-uuid}",
+                  "--show-only", "templates/scheduler/annotation-guard.yaml")
+    policy = next(d for d in yaml.safe_load_all(out.stdout) if d)
+    held = json.loads(next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "requestKeys"))
+    assert held[-1] == "hami.io/use-Ascend910X-uuid" and "nvidia.com/use-gpuuuid" in held

@@ -19,13 +19,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 
-def start_webhook(stack, device_config: str | None = None) -> tuple[str, int]:
+def start_webhook(stack, device_config: str | None = None, installed: bool = False) -> tuple[str, int]:
+    """``installed``: the installed plugins' vendors and admission (the chart's way), not ``--vendors`` data."""
     cert, key = make_cert(stack.cp.pki, f"webhook-{stack.ns}"[:60], "IP:127.0.0.1")
     port = free_port()
     extra = ["--device-config", device_config] if device_config else []
+    extra += [] if installed else ["--vendors", str(stack.vendors)]
     proc = stack.cp.spawn(f"{stack.ns}-webhook", [
         sys.executable, "-m", "hami_scheduler.cli", "webhook", "--bind", f"127.0.0.1:{port}",
-        "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), "--vendors", str(stack.vendors), *extra])
+        "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), *extra])
     stack.procs.append(proc)
     ctx = ssl.create_default_context(cafile=str(stack.cp.pki / "ca.crt"))
     end = time.monotonic() + 30
@@ -165,3 +167,30 @@ def test_overwrite_env_and_runtime_class_through_the_apiserver(stack, deadline):
     own["spec"]["runtimeClassName"] = other
     stack.create(own)
     assert stored(stack, "own")["spec"]["runtimeClassName"] == other  # the pod's own class wins (HAMi)
+
+
+def test_a_910c_count_of_one_is_stored_as_its_module_pair(stack, deadline):
+    """HAMi's ascend MutateAdmission through the real apiserver: it defaults the request from the limit before the
+    webhook runs and validates an extended resource's request == limit after, so the webhook's two ``replace``
+    operations must leave both at 2; an odd count is refused with the admission's one line."""
+    pytest.importorskip("hami_plugins_ascend.plugin", exc_type=ImportError)
+    url, _ = start_webhook(stack, installed=True)
+    register(stack, url)
+    c = "huawei.com/Ascend910C"
+
+    def npu_pod(name: str, count: str) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"containers": [{"name": "main", "image": "npu:fake", "resources": {"limits": {c: count}}}]}}
+
+    def active():
+        out = stack.core.create_namespaced_pod(stack.ns, npu_pod(f"warm{time.monotonic_ns() % 10**6}", "1"),
+                                               dry_run="All")
+        return out.spec.scheduler_name == "hami-scheduler"
+
+    deadline(active, 30, "the webhook configuration in effect")
+    stack.create(npu_pod("pair", "1"))
+    res = stored(stack, "pair")["spec"]["containers"][0]["resources"]
+    assert res == {"limits": {c: "2"}, "requests": {c: "2"}}
+    with pytest.raises(ApiException) as err:
+        stack.create(npu_pod("odd", "3"))
+    assert f"{c}: 3 must be 1 or even on a superPod chip" in err.value.body

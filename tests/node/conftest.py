@@ -58,6 +58,16 @@ def agent(hal, api, kubelet, short_tmp):
 
 
 @pytest.fixture
+def mig_agent(hal, api, kubelet, short_tmp):
+    """An agent over two simulated A100s in MIG mode (template partitions created at Allocate)."""
+    a = make_agent(hal, api, short_tmp, sim_node="nvidia-2xa100-mig")
+    a.start()
+    assert kubelet.wait(lambda k: len(k.healthy("nvidia.com/gpu")) > 0)
+    yield a
+    a.stop()
+
+
+@pytest.fixture
 def caplog_node(caplog):
     caplog.set_level(logging.INFO, logger="hami_hal")
     return caplog

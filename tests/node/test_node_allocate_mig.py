@@ -6,18 +6,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from node_agent_fixtures import bound_pod, make_agent, pod_annotations
+from node_agent_fixtures import bound_pod, pod_annotations
 
 RESOURCE = "nvidia.com/gpu"
-
-
-@pytest.fixture
-def mig_agent(hal, api, kubelet, short_tmp):
-    a = make_agent(hal, api, short_tmp, sim_node="nvidia-2xa100-mig")
-    a.start()
-    assert kubelet.wait(lambda k: len(k.healthy(RESOURCE)) > 0)
-    yield a
-    a.stop()
 
 
 def _handles(agent) -> list[dict]:

@@ -193,6 +193,18 @@ void vg_config_load(void)
         credit_ms = 0;
     }
     vg_cfg.sm_resume_cap_ns = (int64_t)credit_ms * 1000000LL;
+    /* one coarse launch in N measured alone (launch.c coarse_sample). Fewer samples cost fewer driver calls per
+     * launch and judge a coarse phase's launches by fewer of them (docs/interposer.md "The launch path's own host
+     * cost"): an A/B knob for the hardware runs, bounded so that a process setting it still draws a sample every
+     * 256 coarse launches on average */
+    vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
+    const char *se = getenv("HAMI_SM_SAMPLE_EVERY");
+    if (se && *se && !int_in(se, COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX, &vg_cfg.sm_sample_every)) {
+        vg_log(VG_WARN, "ignoring HAMI_SM_SAMPLE_EVERY=\"%.64s\": expected an integer in [%d, %d] (one coarse launch "
+                        "in N measured alone); using %d", se, COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX, COARSE_SAMPLE_DEFAULT);
+        vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
+    }
+    vg_cfg.sm_sample_cut = (1ULL << 32) / (uint64_t)vg_cfg.sm_sample_every;  /* a compare per launch, no division */
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

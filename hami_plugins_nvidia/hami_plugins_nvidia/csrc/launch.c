@@ -96,7 +96,9 @@
  *
  * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
  * launch unless it waits; no system call; while the credit is ample the throttle is skipped (credit_ample: its
- * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms.
+ * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms; a
+ * completed mark costs one driver call, its conversion (mark_done). HAMI_SM_SAMPLE_EVERY sets the coarse samples'
+ * rate (default one in 32), an A/B knob for the hardware runs (docs/interposer.md).
  *
  * Lending (GPU_CORE_UTILIZATION_POLICY=default only; HAMI_SM_NO_LEND=1 turns it off): each container publishes its
  * SM limit and its recent charged GPU fraction (a ~100 ms decaying average of its region's busy counter, every
@@ -146,8 +148,9 @@ uint64_t sample_seed(int dev)
     return seed ? seed : 0x2545F4914F6CDD1DULL;
 }
 
-/* Whether this coarse launch is a sample: each with probability 1 / COARSE_SAMPLE_EVERY, independently of
- * every launch before it (xorshift64*: a few instructions, no system call). */
+/* Whether this coarse launch is a sample: each with probability 1 / HAMI_SM_SAMPLE_EVERY (default 32), independently
+ * of every launch before it (xorshift64*: a few instructions, no system call; the upper half of its output below
+ * 2^32 / N: exactly 1/N for a power of two, within 2^-32 of it otherwise). */
 static int coarse_sample(struct dstate *ds)
 {
     uint64_t x = ds->rng;
@@ -155,7 +158,7 @@ static int coarse_sample(struct dstate *ds)
     x ^= x << 25;
     x ^= x >> 27;
     ds->rng = x;
-    return ((x * 0x2545F4914F6CDD1DULL) >> 58) % COARSE_SAMPLE_EVERY == 0;
+    return ((x * 0x2545F4914F6CDD1DULL) >> 32) < vg_cfg.sm_sample_cut;
 }
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
@@ -220,14 +223,9 @@ static void seen(struct dstate *ds)
         ds->off_hi = ds->off_lo;  /* the bounds crossed (clock drift): the record time is the certain one */
 }
 
-static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now)
+/* The host time of a completed mark from its elapsed time after the reference (ms), tightening the bounds. */
+static int64_t convert(struct dstate *ds, float ms, int64_t rec)
 {
-    float ms = 0;
-    if (!ds->ref || !vg_real.cuEventElapsedTime)
-        return now;
-    ST_COUNT(elapsed);
-    if (vg_real.cuEventElapsedTime(&ms, ds->ref, e) != CUDA_SUCCESS)
-        return now;
     int64_t raw = (int64_t)((double)ms * 1e6);
     if (rec - raw > ds->off_lo)
         ds->off_lo = rec - raw;
@@ -236,6 +234,47 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
     if (raw > ds->seen_raw)
         ds->seen_raw = raw;  /* its upper bound: at the end of the collection (seen) */
     return ref_time(ds) + raw;
+}
+
+static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now)
+{
+    float ms = 0;
+    if (!ds->ref || !vg_real.cuEventElapsedTime)
+        return now;
+    ST_COUNT(elapsed);
+    if (vg_real.cuEventElapsedTime(&ms, ds->ref, e) != CUDA_SUCCESS)
+        return now;
+    return convert(ds, ms, rec);
+}
+
+/* Whether mark m has completed, asked with the call that converts it: once there is a reference, the elapsed-time
+ * call from it answers CUDA_ERROR_NOT_READY while m has not completed (the driver's documented contract: "if either
+ * event has not yet completed", as cuEventQuery would say), so a completed mark costs one driver call, not an event
+ * query and then the conversion (issue 18: on the H200's inference loop each is ~1.9 us of host time, and a coarse
+ * harvest queried the one or two marks it then converted, 0.067 queries per launch). *h: its completion time when
+ * converted here, else INT64_MIN (no reference yet: calibrate() or completion() take it as before). Any other
+ * error of the conversion: the query decides, and a completed mark is then taken at `now`, as completion() does. */
+static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
+{
+    *h = INT64_MIN;
+    if (ds->ref && vg_real.cuEventElapsedTime) {
+        float ms = 0;
+        ST_COUNT(elapsed);
+        CUresult r = vg_real.cuEventElapsedTime(&ms, ds->ref, m->e);
+        if (r == CUDA_SUCCESS) {
+            *h = convert(ds, ms, m->rec);
+            return 1;
+        }
+        if (r == CUDA_ERROR_NOT_READY)
+            return 0;
+        ST_COUNT(queries);
+        if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
+            return 0;
+        *h = now;
+        return 1;
+    }
+    ST_COUNT(queries);
+    return vg_real.cuEventQuery(m->e) == CUDA_SUCCESS;
 }
 
 /* A completed start mark (recorded on an idle stream) is also a calibration sample: the first becomes the
@@ -413,30 +452,32 @@ void harvest(struct dstate *ds)
     int64_t now = vg_now_ns();
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
-        /* a stream's marks complete in order: when its newest has completed, so have all before it, and they
-         * need no query each (a launch-bound stream measured precisely: ~0.2 queries per launch instead of 1).
-         * Not for the per-thread default stream's handle: it names a different stream in each thread */
+        /* a stream's marks complete in order: when its newest has completed, so have all before it. Before there
+         * is a reference (the first start mark), completion is asked with event queries, and a drained stream's
+         * newest answers for all of its marks (a launch-bound stream measured precisely: ~0.2 queries per launch
+         * instead of 1). Not for the per-thread default stream's handle: it names a different stream in each
+         * thread. After that, each mark's conversion is its query (mark_done): none is asked twice */
         int known = 0;
         int64_t paired_h = INT64_MIN;  /* the completion of the paired end mark just taken: its start mark's too */
-        if (q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
+        if (!ds->ref && q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
             ST_COUNT(queries);
             if (vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS)
                 known = q->count;
         }
         while (q->count > 0) {
             struct mark *m = &q->ring[q->head];
+            int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
             if (known > 0) {
                 known--;
             } else if (paired_h == INT64_MIN || m->kind != MK_START) {  /* a paired start mark has completed */
-                ST_COUNT(queries);
-                if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
+                if (!mark_done(ds, m, now, &done_h))
                     break;
             }
             if (m->kind == MK_START) {
                 /* the GPU reached this stream's work: it executes from here, whatever it waited for before
                  * (another context's time slice, with the launches already enqueued), so the launches it
                  * opens are charged from here, and the busy period starts here for the node board too */
-                int64_t h = calibrate(ds, m, now, paired_h);
+                int64_t h = calibrate(ds, m, now, paired_h != INT64_MIN ? paired_h : done_h);
                 if (m->first && !m->coarse && h > m->rec) {  /* HAMI_SM_CHARGE_SWITCHES: settled later */
                     if (ds->ngap == 8)
                         settle_gaps(ds, 0);
@@ -461,7 +502,7 @@ void harvest(struct dstate *ds)
                 }
                 ds->yield_at = ds->resume_at = 0;  /* its work holds the GPU again */
             } else {
-                int64_t h = completion(ds, m->e, m->rec, now);
+                int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
                 if (m->coarse && ds->since_gpu) {
                     /* a coarse span would over-state n(t) for the neighbours: the published interval ends at
@@ -1201,6 +1242,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                  * the GPU reached this launch (not at another stream's work queued before it) and holds it
                  * alone */
                 q->sample = push_boundary(ds, q, now);
+                ST_COUNT(samples);
             }
             if (!q->capture && ds->reopen) {
                 ds->reopen = 0;
@@ -1327,6 +1369,10 @@ __attribute__((destructor)) static void launch_stats_report(void)
     if (n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; held %llu times, %.1f ms", (unsigned long long)lst.held,
                       lst.held_ns / 1e6);
+    /* HAMI_SM_SAMPLE_EVERY, so an A/B run's lines say which side they are */
+    if (n > 0 && n < (int)sizeof(buf))
+        n += snprintf(buf + n, sizeof(buf) - n, "; coarse samples 1 in %d (%llu drawn)", vg_cfg.sm_sample_every,
+                      (unsigned long long)lst.samples);
     /* switch charging (switch_charged): the switches into this context charged and not, the last demand estimate */
     if (n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; switches charged %.1f ms, not %.1f ms (demand alone %.1f %%, "

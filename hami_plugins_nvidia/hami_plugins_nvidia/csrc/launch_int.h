@@ -57,7 +57,6 @@ struct squeue {
 #define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
 #define COARSE_HARVEST_NS 1000000LL  /* coarse: completions collected every 1 ms */
 #define COARSE_PHASE_NS 100000000LL  /* a coarse phase lasts at most 100 ms, then a precise verification window */
-#define COARSE_SAMPLE_EVERY 32     /* a coarse launch is measured alone with probability 1/32 (coarse_sample) */
 #define SAMPLE_SLACK_NS 500         /* ... and charged only beyond 0.5 us per launch more than estimated (a sample's
                                        span holds its own marks' host time on an idle stream: 0.26 vs 0.11 us per
                                        0 us launch on the fake; an event's resolution on hardware) */
@@ -200,6 +199,7 @@ struct dstate {
 enum { ST_BEGIN, ST_END, ST_LOCK, ST_THROTTLE, ST_MARK, ST_QUERY, ST_HARVEST, ST_N };
 struct launch_stats {
     uint64_t launches, coarse, fast, sampled, sampled_in, records, queries, elapsed;
+    uint64_t samples;   /* coarse launches drawn as samples (coarse_sample) */
     uint64_t verified, failed;  /* precise windows that judged a coarse phase's doubt, and those that charged it */
     int64_t doubt_ns, doubt_charged_ns;  /* the doubt they judged, and the part charged */
     uint64_t held;      /* launches that waited for credit (throttle) ... */

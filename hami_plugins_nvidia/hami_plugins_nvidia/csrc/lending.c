@@ -68,9 +68,10 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
  * and a measured spell starts again from the limit. So does a spell that resumes after this process went idle
  * (no update for longer than the idle window, after which its readers count it gone): its first sample would
  * average the idle gap, near 0 charged and 0 queued, and it would lend its whole share the moment it came back.
- * Issue 18: the H200 policy timeline's neighbour B warmed up, waited ~15 s for its start, then ran, and A stayed
- * uncapped for ~2 s of it; on the fake the same history gives B's first figures 0.05 % charged and 5 % queued
- * (docs/results/2026-12-05-fake-policy-latency.md). */
+ * Issue 18: the H200 policy timeline's neighbour B warms up, waits ~15 s for its start, then runs; on the fake the
+ * same history gave B's first figures 0.05 % charged and 5 % queued and A a spike to 49 %
+ * (docs/results/2026-12-05-fake-policy-latency.md). Record 5's "~2 s" on the H200 was a late worker read on the
+ * wrong clock, not this (docs/results/2026-12-05-policy-arrival.md). */
 void publish_fraction(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;

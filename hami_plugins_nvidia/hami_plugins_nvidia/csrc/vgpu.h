@@ -30,6 +30,8 @@ struct vg_config {
     uint64_t ctx_slack;                    /* CUDA_DEVICE_CONTEXT_SLACK, added to a measured context */
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     int64_t sm_resume_cap_ns;              /* HAMI_SM_RESUME_CREDIT_MS: cap on the square wave's resume credit, 0 = none */
+    int sm_sample_every;                   /* HAMI_SM_SAMPLE_EVERY: one coarse launch in N is a sample (launch.c) */
+    uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
@@ -41,6 +43,10 @@ struct vg_config {
     int census_required;                   /* HAMI_PROC_CENSUS_REQUIRED=1: no count, no neighbour counted (nvmlq.c) */
 };
 extern struct vg_config vg_cfg;
+/* HAMI_SM_SAMPLE_EVERY's default and bounds (env.c; launch.c coarse_sample) */
+#define COARSE_SAMPLE_DEFAULT 32
+#define COARSE_SAMPLE_MIN 8
+#define COARSE_SAMPLE_MAX 256
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
 /* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch_int.h switch_charged), 1 = always, 0 = never */
 enum { VG_SW_CONTENDED = 0, VG_SW_ALWAYS = 1, VG_SW_NEVER = 2 };

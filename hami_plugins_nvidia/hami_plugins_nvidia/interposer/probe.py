@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import library_path, library_version
+from . import library_path, library_version, programs
 
 WORKER = Path(__file__).resolve().parent / "bench_worker.py"
 MIB = 1 << 20
@@ -209,13 +209,14 @@ PROGRAMS = Path(__file__).resolve().parent / "programs.py"
 
 
 def _programs_pair(device_index: int, tmp: str, tag: str, limits: tuple[int, int] | None, seconds: float,
-                   lead: float = 20.0, timeout: float = 300) -> list[dict]:
+                   timeout: float = 300) -> list[dict]:
     """A training loop and a small-batch inference loop as two containers, measured over the same window
-    (released at a wall-clock time); ``limits`` None runs both native (no preload)."""
-    go = time.time() + lead
+    (released together once both finished warming up: programs.release); ``limits`` None runs both native (no
+    preload)."""
+    go = os.path.join(tmp, f"go-{tag}")
     procs = []
     for i, kind in enumerate(("train", "infer")):
-        extra = {"BENCH_GO": str(go)}
+        extra = {"BENCH_GO_FILE": go}
         if limits:
             cache = os.path.join(tmp, f"{tag}-{i}.cache")
             extra.update(CUDA_DEVICE_SM_LIMIT=str(limits[i]), CUDA_DEVICE_MEMORY_SHARED_CACHE=cache,
@@ -223,6 +224,7 @@ def _programs_pair(device_index: int, tmp: str, tag: str, limits: tuple[int, int
         procs.append(subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)],
                                       env=_env(device_index, limits is not None, tmp, **extra),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    programs.release(go, procs)
     results = []
     for p in procs:
         out, err = p.communicate(timeout=timeout)

@@ -22,10 +22,57 @@ def _emit(**fields) -> None:
     print("RESULT " + json.dumps(fields), flush=True)
 
 
+def _go() -> float:
+    """The wall-clock time to start measuring: BENCH_GO; or, with BENCH_GO_FILE, this worker says it finished its
+    warm-up (an empty file <BENCH_GO_FILE>.ready.<pid>, as bench_worker.py's workers do) and waits for the go file,
+    which the bench writes once every worker of the pair is ready: the time in it plus BENCH_GO_AFTER seconds. A
+    fixed BENCH_GO let a slow warm-up start a worker late (issue 18 record 5: 0.3-2.8 s on the H200, its pair tenant
+    measuring part of the window alone). 0 (start now) when the file never comes within 10 minutes or holds no
+    number."""
+    path = os.environ.get("BENCH_GO_FILE")
+    if not path:
+        return float(os.environ.get("BENCH_GO", "0"))
+    with open(f"{path}.ready.{os.getpid()}", "w"):
+        pass
+    deadline = time.time() + 600
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.002)
+    try:
+        with open(path) as f:
+            return float(f.read()) + float(os.environ.get("BENCH_GO_AFTER", "0"))
+    except (OSError, ValueError):
+        return 0.0
+
+
+#: How long the bench waits for every worker of a pair to finish its warm-up, and how far ahead of the moment they
+#: all did it sets their GO (each polls for the go file every 2 ms).
+READY_WAIT_S = 180.0
+GO_LEAD_S = 0.5
+
+
+def release(go_file, procs: list, wait_s: float = READY_WAIT_S) -> float:
+    """The bench's side of _go: writes go_file (a wall-clock time, GO_LEAD_S ahead) once every worker left its
+    <go_file>.ready.<pid> beside it, one of them exited (it will not measure; the others still do), or wait_s
+    passed; returns that time. procs: the workers' Popen objects."""
+    folder, name = os.path.split(os.fspath(go_file))
+    deadline = time.monotonic() + wait_s
+    while (time.monotonic() < deadline and all(p.poll() is None for p in procs)
+           and sum(f.startswith(f"{name}.ready.") for f in os.listdir(folder or ".")) < len(procs)):
+        time.sleep(0.02)
+    go = time.time() + GO_LEAD_S
+    with open(f"{go_file}.part", "w") as f:
+        f.write(repr(go))
+    os.replace(f"{go_file}.part", go_file)  # whole or absent: a worker never reads half a number
+    return go
+
+
 def _window(step, seconds: float) -> dict:
-    """Waits for BENCH_GO (a wall-clock time), then calls step() for `seconds`; returns units/s and step
-    end times relative to GO (for the policy timeline)."""
-    go = float(os.environ.get("BENCH_GO", "0"))
+    """Waits for its GO (_go: a wall-clock time), then calls step() for `seconds`; returns units/s and step
+    end times relative to GO (for the policy timeline), and GO itself as `stamps_base` (the window's start `t0`
+    without GO). A worker whose warm-up outlasted GO (`late`) starts its window at t0 > GO: its stamps are still
+    counted from GO, so readers place them by stamps_base, never by t0 (issue 18 record 5: read from t0, a worker
+    1.9-2.8 s late made the policy timeline look ~2 s slow both ways)."""
+    go = _go()
     late = time.time() > go > 0
     while time.time() < go:
         time.sleep(0.001)
@@ -36,7 +83,7 @@ def _window(step, seconds: float) -> dict:
         units += step()
         stamps.append(round(time.time() - (go or t0), 4))
     dt_ = time.time() - t0
-    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "late": late, "stamps": stamps,
+    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "late": late, "stamps": stamps, "stamps_base": go or t0,
            "step_ms": _step_ms(stamps, go or t0, t0)}
     busy1 = _region_busy_ns()
     if busy0 is not None and busy1 is not None:

@@ -137,8 +137,9 @@ def test_neighbour_of_a_multiprocess_container_is_charged_what_it_got(workload: 
         assert abs(share - 30) <= 5, (share, ratios)  # the container still gets its share
     else:  # each fake process needs a CPU at every sync (test_interposer_multiproc: 24-28 % on 2 cores)
         assert share >= 20, (share, ratios)
-    # with more GPU-bound processes than CPUs each is over-charged (held, never open): 1.14-1.16 x on CI's 2 cores
-    most = 1.15 if nproc <= len(os.sched_getaffinity(0)) else 1.25
+    # with more GPU-bound processes (the neighbour's included) than CPUs each is over-charged (held, never open):
+    # 1.14-1.16 x on CI's 2 cores, 2 processes beside the neighbour (2026-12-05)
+    most = 1.15 if nproc + 1 <= len(os.sched_getaffinity(0)) else 1.25
     for r in ratios:
         assert 0.85 <= r <= most, ratios
 

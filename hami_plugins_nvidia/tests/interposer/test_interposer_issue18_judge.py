@@ -51,12 +51,15 @@ def test_record_2_verdicts(judge, tmp_path) -> None:
     # record 2 by hand: matmul alone 30 / 70 met (75.0 on the +5 bound)
     assert t["matmul alone 30 %"]["verdict"] == "met" and t["matmul alone 30 %"]["median"] == 32.6
     assert t["matmul alone 70 %"]["verdict"] == "met" and t["matmul alone 70 %"]["error_points"] == 5.0
-    # training 50 + 50 met; 30 + 70: the record summed per-tenant medians of different runs (29.9 + 66.0 = 95.9);
-    # the runs' own sums are 109.7, 94.9, 92.6: median 94.9 < 95, not met (erratum under the record)
-    assert t["train pair 50+50"]["verdict"] == "met" and t["train pair 50+50"]["pair_sum"] == 107.2
+    # training pairs: the record summed per-tenant medians of different runs (29.9 + 66.0 = 95.9), and in 5 of its 6
+    # runs one tenant started 0.3-1.1 s late (windows overlapping 72-93 %): it ran part of its window alone. Only
+    # run 3's third 30 + 70 overlapped (99 %): 26.6 + 66.0, one run of the three the issue asks
     t3070 = t["train pair 30+70"]
-    assert t3070["median"] == [29.9, 66.0] and t3070["error_points"] == [-0.1, -4.0]
-    assert t3070["verdict"] == "not met" and t3070["pair_sum"] == 94.9 and "pair sum 94.9" in t3070["why"]
+    assert t3070["verdict"] == "not measured (n=1 of 3)" and t3070["median"] == [26.6, 66.0]
+    assert t3070["pair_sum"] == 92.6
+    assert t["train pair 50+50"]["verdict"] == "not measured (n=1 of 3)"
+    aside = [n for n in card["notes"] if "set aside" in n]
+    assert len(aside) == 2 and "72 %, 93 %, 99 %" in aside[0] and "72 %, 81 %, 75 %" in aside[1]
     # inference alone at 70: every limited run below every native one: throughput decides, not met (-34)
     ia = t["infer alone 70 %"]
     assert ia["verdict"] == "not met" and "throughput decides" in ia["why"] and ia["median"] == 65.9
@@ -782,6 +785,9 @@ class _SiblingsBench:
 
     def start(self, kind: str, secs: float, env: dict[str, str]) -> dict:
         return {"kind": kind, "env": env}
+
+    def together(self, workers: list[tuple]) -> list[dict]:  # released together: no waiting here
+        return [self.start(kind, secs, env) for kind, secs, env, _cpus, _after in workers]
 
     def run(self, label: str, kind: str, secs: float, preload: bool) -> dict:
         assert not preload and "solo native" in label

@@ -4,7 +4,10 @@ elapsed-time conversions: 0.164 of each per launch, ~0.09 of them the coarse sam
 records each: the run before it closed, the sample opened, the sample closed). The first two are recorded back to
 back on the stream and complete at the same GPU moment, so one event serves both (launch.c push_boundary): two
 records and two conversions a sample. Pinned here by the fake's counters and the stats line, not by a timing; the
-charge stays the GPU time the fake gave (the fake's shared GPU accounting)."""
+charge stays the GPU time the fake gave (the fake's shared GPU accounting).
+A completed mark costs one driver call: the elapsed-time call that converts it also says whether it completed
+(CUDA_ERROR_NOT_READY otherwise), so harvest asks no event query first (launch.c mark_done). And
+HAMI_SM_SAMPLE_EVERY (default 32) draws one coarse launch in N as a sample, for the hardware A/B of fewer samples."""
 
 from __future__ import annotations
 
@@ -30,6 +33,34 @@ def _stats(stderr: str) -> dict[str, float]:
             "records": float(re.search(r"([\d.]+) event records", s).group(1)),
             "elapsed": float(re.search(r"([\d.]+) elapsed-time calls", s).group(1)),
             "doubt_s": float(re.search(r"charged the doubt \(([\d.]+) of", s).group(1)) / 1e3}
+
+
+def _calls_in_window(workload: Workload, *env: tuple[str, str]) -> dict[str, float]:
+    """The fake's driver calls per launch over the loop after a 0.4 s warm-up (the start, before any reference
+    event, is left out)."""
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
+                        HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1", **dict(env))
+    r = workload.run("ctx", "0", "spin", "5", "20", "0.4", "195", "calls", *LOOP, "calls", timeout=60)
+    assert r.returncode == 0, r.stderr
+    c0, c1 = ([int(x) for x in words] for words in r.values("calls"))
+    n = c1[0] - c0[0]
+    assert n > 5000, r.lines
+    return {k: (c1[i] - c0[i]) / n for i, k in ((1, "records"), (2, "queries"), (3, "elapsed"))}
+
+
+@pytest.mark.parametrize("precise", ["0", "1"])
+def test_a_completed_mark_costs_one_driver_call(workload: Workload, precise: str) -> None:
+    # each mark is converted once (an elapsed-time call); asking whether it completed was an event query more: on
+    # main 761ee09 (this loaded 2-core VM) 0.026-0.042 queries per launch coarse, 0.21-0.23 precise (1.2-1.3 calls per
+    # mark), now ~0.001 and 0.003 (the start, before any reference, and the idle queries). Not fewer conversions:
+    # every mark is still converted (its completion is what it is charged by)
+    c = _calls_in_window(workload, ("HAMI_SM_PRECISE", precise))
+    print(f"launch-calls precise={precise}: {c}")
+    assert c["queries"] <= 0.01, c
+    assert c["elapsed"] >= 0.95 * c["records"], c  # every mark converted
+    # a mark found not yet complete costs one call more (the conversion answers CUDA_ERROR_NOT_READY); on this loop
+    # nearly none are
+    assert c["queries"] + c["elapsed"] <= 1.1 * c["records"], c
 
 
 def test_coarse_sample_costs_two_records_on_a_host_paced_loop(workload: Workload) -> None:
@@ -68,3 +99,33 @@ def test_coarse_sample_costs_two_records_on_a_host_paced_loop(workload: Workload
         charged = reg.busy_ns(0) / 1e9
     assert charged >= 0.9 * gpu_s - 0.01, (charged, st["doubt_s"], gpu_s)
     assert charged - st["doubt_s"] <= 1.35 * gpu_s + 0.02, (charged, st["doubt_s"], gpu_s)
+
+
+def test_the_sample_rate_knob_draws_one_coarse_launch_in_n(workload: Workload) -> None:
+    # HAMI_SM_SAMPLE_EVERY=128: a quarter of the default's samples (binomial: ~300 of ~40000 coarse launches, the
+    # bounds +-6 sigma), fewer records, and the stats line says which side of an A/B it was
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
+                        HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1",
+                        HAMI_LAUNCH_STATS="1", HAMI_SM_SAMPLE_EVERY="128")
+    r = workload.run("ctx", "0", *LOOP, timeout=60)
+    assert r.returncode == 0, r.stderr
+    st = _stats(r.stderr)
+    m = re.search(r"coarse samples 1 in (\d+) \((\d+) drawn\)", r.stderr)
+    assert m and m.group(1) == "128", r.stderr
+    coarse_n = st["coarse"] * st["launches"]
+    drawn = int(m.group(2))
+    assert coarse_n > 5000, st
+    expect = coarse_n / 128
+    assert abs(drawn - expect) <= 6 * expect ** 0.5 + 2, (drawn, expect, st)  # the default draws 4 x as many
+    assert "HAMI_SM_SAMPLE_EVERY" not in r.stderr.replace("coarse samples", ""), r.stderr
+
+
+@pytest.mark.parametrize("bad", ["0", "7", "257", "64x", "-32", " ", "1e2", "99999999999999999999"])
+def test_a_bad_sample_rate_is_named_in_one_line_and_ignored(workload: Workload, bad: str) -> None:
+    workload.env.update(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="70", HAMI_LAUNCH_STATS="1",
+                        HAMI_SM_SAMPLE_EVERY=bad)
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "HAMI_SM_SAMPLE_EVERY" in ln]
+    assert len(lines) == 1 and f'"{bad}"' in lines[0] and "[8, 256]" in lines[0], r.stderr
+    assert "coarse samples 1 in 32 " in r.stderr, r.stderr  # the default kept
