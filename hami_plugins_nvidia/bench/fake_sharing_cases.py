@@ -16,6 +16,10 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
           whatever the GPU spends between the two contexts' turns);
   launch  the inference loop: 195 launches of 5 us kernels per pass with ~20 us of host time each (busy-waited),
           a sync per pass (busy ~20-30 % alone); 2 ms slices, 30 us switches;
+  lbpair  the inference pairs of record 5 (docs/results/2026-12-05-h200-issue18-r5.md: ~46 % busy each, ~25 us per
+          launch): 10 us kernels with 12 us of host time after each (busy-waited), a sync per 195; processor sharing;
+  lbmixed the conformance behaviour isolation/work-conserving-sharing: tenant a GPU-bound (2 ms kernels, a sync per
+          4), tenant b the lbpair loop; its `solo-b` run is b's program alone (b's throughput reference);
   cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches;
   phases  a launch-bound loop whose kernels change length every 150 ms (3 us, then 12 us, ...; 20 us of host time
           after each, a sync per 195): an inference service between short and long requests, and the stress of
@@ -23,7 +27,7 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
   train   the torch training loop's shape (issue 18: charged 0.64-0.74 x on the H200 while coarse): a step of 20
           kernels of 2 ms queued ahead of the GPU, then 4000 of 5 us with 12 us of host time each (busy-waited),
           a sync per step, after ~1 s nearly idle (the credit fills: coarse measurement begins).
-Runs of a case: `solo` (native, alone: the reference), `native-pair`, `alone:L` (the library, limit L, `force`),
+Runs of a case: `solo` (native, alone: the reference), `solo-b` (lbmixed: the second program alone), `native-pair`, `alone:L` (the library, limit L, `force`),
 `pair:A+B` (the library, `default`), `pairf:A+B` (the library, `force`). HAMI_SM_PERIOD_MS=100 throughout. Figures of the fake on whatever machine
 runs the bench (the loaded 2-core dev VM for the record in docs/results), never hardware figures.
 
@@ -75,6 +79,10 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
                  "FAKE_CUDA_SYNC_POLL_US": "10"})
     if case == "launch":
         return ["spin", "5", "20", secs, "195"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "lbpair":
+        return ["spin", str(INFER_US), str(INFER_GAP_US), secs, "195"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "lbmixed":
+        return ["spin", "2000", "0", secs, "4"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "cupy":
         return ["spin", "1500", "0", secs, "1"], dict(SLICED)
     if case == "phases":
@@ -88,8 +96,14 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
     raise ValueError(f"unknown case {case!r}")
 
 
+#: the H200's small-batch inference loop (record 5: ~46 % busy alone, ~25 us of host time per launch, 195 launches a
+#: pass): 10 us kernels with 12 us of host time after each; the fake's own busy share alone depends on the host
+INFER_US, INFER_GAP_US = 10, 12
+#: cases whose second tenant runs another program: lbmixed = a GPU-bound loop (2 ms kernels, a sync every 4: the
+#: training tenant of the conformance behaviour isolation/work-conserving-sharing) beside the inference loop
+SECOND = {"lbmixed": "lbpair"}
 TRAIN_STEP = "20*2000,4000*5"  # test_interposer_coarse_training.py's step: GEMMs queued ahead, host-paced tiny ones
-CASES = ("graphs", "launch", "cupy", "phases", "train")
+CASES = ("graphs", "launch", "lbpair", "lbmixed", "cupy", "phases", "train")
 
 
 def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: dict[str, str]) -> dict[str, str]:
@@ -108,7 +122,7 @@ def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: di
 
 def parse_run(kind: str) -> tuple[list[int | None], dict[str, str]]:
     """A run's tenants (their limits, None = native) and its policy environment."""
-    if kind == "solo":
+    if kind in ("solo", "solo-b"):
         return [None], {}
     if kind == "native-pair":
         return [None, None], {}
@@ -128,6 +142,9 @@ def parse_run(kind: str) -> tuple[list[int | None], dict[str, str]]:
 def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds: float,
              graphs_switch_us: int, lib_env: dict[str, str] | None = None) -> list[dict]:
     prog, fake_env = case_program(case, seconds, graphs_switch_us)
+    progs = [prog, case_program(SECOND[case], seconds, graphs_switch_us)[0] if case in SECOND else prog]
+    if kind == "solo-b":  # the second tenant's program alone: its own throughput reference
+        progs = progs[1:]
     limits, policy = parse_run(kind)
     with tempfile.TemporaryDirectory(prefix="hami-fsc-") as d:
         tmp = Path(d)
@@ -138,12 +155,12 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                 extra["CUDA_DEVICE_SM_LIMIT"] = str(lim)
                 extra.update(lib_env or {})
             envs.append(tenant_env(fake_dir, lib if lim is not None else None, tmp, n, extra))
-        procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for e in envs]
+        procs = [subprocess.Popen([str(app), "ctx", "0", *pr], env=e, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for e, pr in zip(envs, progs, strict=False)]
         res = []
-        for p, env, lim in zip(procs, envs, limits, strict=True):
+        for p, env, lim, pr in zip(procs, envs, limits, progs, strict=False):
             out, err = p.communicate(timeout=120 + 4 * seconds)
-            words = [ln.split() for ln in out.splitlines() if ln.startswith(prog[0] + " ")]
+            words = [ln.split() for ln in out.splitlines() if ln.startswith(pr[0] + " ")]
             if p.returncode != 0 or not words or words[-1][1] != "0":
                 raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[:300]}")
             if any(w[1] != "0" for w in words):
@@ -231,6 +248,8 @@ def markdown(result: dict, note: str) -> str:
 DEFAULT_RUNS = {
     "graphs": "solo,native-pair,alone:50,pair:30+70,pair:50+50",
     "launch": "solo,native-pair,pair:50+50",
+    "lbpair": "solo,native-pair,pair:50+50,pair:30+70",
+    "lbmixed": "solo,solo-b,native-pair,pair:50+50",
     "cupy": "solo,native-pair,pair:30+70",
     "phases": "solo,alone:70,native-pair,pair:50+50",
     "train": "solo,alone:50,alone:70",
@@ -243,7 +262,7 @@ def main() -> int:
     add_round_args(ap)
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     ap.add_argument("--runs", action="append", default=[],
-                    help="CASE=RUN,RUN,... (runs: solo, native-pair, alone:L, pair:A+B); default per case: "
+                    help="CASE=RUN,RUN,... (runs: solo, solo-b, native-pair, alone:L, pair:A+B, pairf:A+B); default per case: "
                          + "; ".join(f"{c}={r}" for c, r in DEFAULT_RUNS.items()))
     ap.add_argument("--lib-env", action="append", default=[],
                     help="NAME:KEY=VALUE: an environment variable for the tenants of build NAME (repeatable)")
@@ -290,7 +309,7 @@ def main() -> int:
         rows: dict[tuple[str, str, str], list] = {}
         for _ in range(a.rounds):
             for case, kind in plan:
-                native = kind in ("solo", "native-pair")
+                native = kind in ("solo", "solo-b", "native-pair")
                 for name, lib in libs.items():
                     if native and name != first:
                         continue
@@ -298,11 +317,13 @@ def main() -> int:
                         run_once(app, fake_dir, lib, case, kind, a.seconds, a.graphs_switch_us, lib_envs[name]))
     for case in cases:
         solo = statistics.median(r[0]["rate"] for r in rows[(case, "solo", "native")])
-        for (c, _, _), runs_ in rows.items():
+        second = (case, "solo-b", "native")  # the second tenant's own reference, where it runs another program
+        solos = [solo, statistics.median(r[0]["rate"] for r in rows[second]) if second in rows else solo]
+        for (c, k, _), runs_ in rows.items():
             if c == case:
                 for r in runs_:
-                    for t in r:
-                        t["tput"] = 100 * t["rate"] / solo
+                    for i, t in enumerate(r):
+                        t["tput"] = 100 * t["rate"] / solos[1 if k == "solo-b" else i]
     result = {**record_head(a, seconds=a.seconds, graphs_switch_us=a.graphs_switch_us),
               "rows": [{"case": c, "run": k, "build": n, "runs": rs} for (c, k, n), rs in rows.items()]}
     return write_record(a, result, markdown(result, a.note))

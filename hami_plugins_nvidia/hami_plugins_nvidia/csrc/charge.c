@@ -139,6 +139,12 @@ void settle_gaps(struct dstate *ds, int64_t now)
     ds->ngap = keep;
 }
 
+/* A mark's charge, averaged: the throttle's estimate of the work in flight (inflight_ns). */
+static void sample_charge(struct dstate *ds, int64_t ns)
+{
+    ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
+}
+
 void consume(struct dstate *ds, int64_t ns, int sample)
 {
     if (ns <= 0)
@@ -156,7 +162,7 @@ void consume(struct dstate *ds, int64_t ns, int sample)
     __atomic_sub_fetch(&vg_region->dev[ds->dev].tokens_ns, ns, __ATOMIC_ACQ_REL);
     vg_add_busy(ds->dev, (uint64_t)ns);
     if (sample)
-        ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
+        sample_charge(ds, ns);
 }
 
 /* The processor-sharing charge of this process's busy time [a, b), counted once (a watermark joins the
@@ -169,6 +175,83 @@ int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
         return 0;
     ds->charged_to = b;
     return ps_charge(ds, a, b, now);
+}
+
+/* Deferred charge (issue 18, launch-bound pairs). A neighbour's busy interval reaches the node board only when its
+ * owner harvests: it opens at the GPU start of its first work, published when the owner collects that start mark
+ * (every 100 us at best while it blocks in a sync, up to 1 ms after an idle spell, later on a loaded host), and
+ * while open it counts only up to where the owner last saw it running. A precise span charged as soon as it
+ * completed counted such a neighbour idle for the part the board did not show yet: a launch-bound tenant, which
+ * closes a span every few tens of us, was charged in full for GPU time it shared with a GPU-bound neighbour's
+ * long kernels (fake libcuda, this 2-core VM: an inference-shaped loop beside a GPU-bound one at 50 + 50 was
+ * charged 1.5-2.9 x its GPU time; docs/results/2026-12-05-fake-launch-bound-pairs.md). So while the GPU is
+ * shared a precise span's charge is taken twice from the board, when it completes and again DEFER_NS later, and
+ * the lower is charged then (the first read counts as work in flight meanwhile, inflight_ns): the board only learns more in between (a neighbour's interval opened or seen running
+ * longer), except where a neighbour's ring of recent intervals has turned over since (a launch-bound neighbour
+ * closes one every few tens of us; the later read alone lost them and charged more). Both reads are what
+ * ps_charge() says, so the bounds on forged entries hold; DEFER_SLOTS spans wait at most (a ring; a full one
+ * charges its oldest at once). */
+static void settle_one(struct dstate *ds, int64_t now);
+
+int64_t deferred_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t n)
+{
+    if (a < ds->charged_to)
+        a = ds->charged_to;
+    if (b <= a || !ds->bgpu || vg_nvml_others_bound(ds->dev, now) == 0) {
+        ds->win_n += n;
+        return span_charge(ds, a, b, now);  /* nothing to charge, or no neighbour to wait for */
+    }
+    int64_t c = span_charge(ds, a, b, now);  /* the board as it stands now: at most this is charged */
+    if (c > 0)
+        sample_charge(ds, c);  /* the in-flight estimate goes on at once, from the first read (the higher) */
+    int last = (ds->dfr_head + ds->ndfr + DEFER_SLOTS - 1) % DEFER_SLOTS;
+    if (ds->ndfr && ds->dfr_b[last] == a && a - ds->dfr_a[last] < DEFER_MERGE_NS) {
+        /* continues the last one, a short one: a span that kept growing would never be DEFER_NS old (a tenant
+         * queuing 2 ms kernels back to back was charged nothing until it stopped, and ran uncapped) */
+        ds->dfr_b[last] = b;
+        ds->dfr_n[last] += n;
+        ds->dfr_c[last] += c;
+    } else {
+        if (ds->ndfr == DEFER_SLOTS)
+            settle_one(ds, now);
+        int k = (ds->dfr_head + ds->ndfr++) % DEFER_SLOTS;
+        ds->dfr_a[k] = a;
+        ds->dfr_b[k] = b;
+        ds->dfr_n[k] = n;
+        ds->dfr_c[k] = c;
+    }
+    ds->dfr_sum += c;
+    lst_add(&lst.dfr_ns, b - a);
+    return 0;
+}
+
+/* Charges the oldest deferred span, the lower of its two reads, counted like the precise charges it belongs to: in
+ * the precise window with its launches (a window's average per launch, the coarse estimate, is of settled ones). */
+static void settle_one(struct dstate *ds, int64_t now)
+{
+    int k = ds->dfr_head;
+    int64_t c = ps_charge(ds, ds->dfr_a[k], ds->dfr_b[k], now);
+    if (c > ds->dfr_c[k])
+        c = ds->dfr_c[k];
+    ds->dfr_head = (k + 1) % DEFER_SLOTS;
+    ds->ndfr--;
+    ds->dfr_sum -= ds->dfr_c[k];
+    if (c > 0) {
+        consume(ds, c, 0);
+        ds->sd_kern += c;
+    }
+    if (!ds->coarse) {
+        ds->win_ns += c > 0 ? c : 0;
+        ds->win_n += ds->dfr_n[k];
+    }
+}
+
+/* Charges the deferred spans that ended DEFER_NS ago or more; all of them when now is 0. */
+void settle_deferred(struct dstate *ds, int64_t now)
+{
+    int64_t t = now ? now : vg_now_ns();
+    while (ds->ndfr && (!now || now - ds->dfr_b[ds->dfr_head] >= DEFER_NS))
+        settle_one(ds, t);
 }
 
 /* Time slices (issue 18, audit4's mixed pair): the earliest GPU time after `after` (the last time this process's
@@ -240,13 +323,13 @@ int64_t resume_time(const struct dstate *ds, int64_t h, int64_t now)
  * neighbour half of its own time alone: audit4's 70 % tenant 1.39 x). The whole is at least (h - a) / (1 + K),
  * K >= 1 the NVML bound as in ps_charge (1 when there is none): a forged took mark lowers a charge no further
  * than a forged busy entry already can. */
-int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now)
+int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now, int64_t n)
 {
     if (!ds->yield_at) {  /* no collection saw the takeover while it lasted (the work resumed soon after) */
         int user = -1;
         int64_t t = taken_at(ds, ds->last_end > start ? ds->last_end : start, h, now, &user);
         if (!t)
-            return span_charge(ds, start, h, now);
+            return deferred_charge(ds, start, h, now, n);
         ds->yield_at = t;
         ds->yield_user = user;
     }
@@ -255,7 +338,8 @@ int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now)
     int64_t t0 = ds->yield_at, t1 = ds->resume_at;
     int k = vg_nvml_others_bound(ds->dev, now);
     if (k == 0 || t1 <= t0 || t0 <= start || t1 >= h)
-        return span_charge(ds, start, h, now);
+        return deferred_charge(ds, start, h, now, n);
+    ds->win_n += n;
     int64_t a = start > ds->charged_to ? start : ds->charged_to;
     if (h <= a)
         return 0;

@@ -511,8 +511,8 @@ void harvest(struct dstate *ds)
                     ds->since_gpu = 0;
                 }
                 int64_t wm = ds->charged_to;  /* busy time before this was charged (any stream) */
-                int64_t c = !m->coarse && ds->shared ? chained_charge(ds, start, h, now)
-                                                     : span_charge(ds, start, h, now);
+                int chained = !m->coarse && ds->shared;  /* it counts the launches in the window itself */
+                int64_t c = chained ? chained_charge(ds, start, h, now, m->n) : span_charge(ds, start, h, now);
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
                      * part of it left after the other streams' spans (c, the union's share): two streams
@@ -569,7 +569,7 @@ void harvest(struct dstate *ds)
                     consume(ds, c, 1);
                     ds->sd_kern += c;
                     ds->win_ns += c;
-                    ds->win_n += m->n;
+                    ds->win_n += chained ? 0 : m->n;
                 }
                 if (h > q->done_end)
                     q->done_end = h;
@@ -600,6 +600,8 @@ void harvest(struct dstate *ds)
     seen(ds);
     if (ds->ngap)
         settle_gaps(ds, now);
+    if (ds->ndfr)
+        settle_deferred(ds, now);
     if (ds->busy_since && queues_idle(ds)) {
         int64_t end = ds->last_end > ds->pend_since && ds->last_end < now ? ds->last_end : now;
         count_queued(ds, end);
@@ -860,8 +862,11 @@ static void verify(struct dstate *ds, int64_t now)
         __atomic_add_fetch(&lst.verified, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&lst.doubt_ns, ds->doubt_ns, __ATOMIC_RELAXED);
     }
-    /* in doubles: coarse_n x a per-launch time of a long phase must not overflow */
-    double gap = (double)(now - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
+    /* in doubles: coarse_n x a per-launch time of a long phase must not overflow. The window's time ends where its
+     * charges do: deferred spans (charge.c deferred_charge) count their launches only when they are charged, so
+     * the time since the oldest one waiting is neither charge nor host gap */
+    int64_t upto = ds->ndfr ? ds->dfr_a[ds->dfr_head] : now;
+    double gap = (double)(upto - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
     /* the phase's own launches, sampled at random: what they cost, whatever the window shows */
@@ -1428,9 +1433,12 @@ __attribute__((destructor)) static void launch_stats_report(void)
                       (unsigned long long)lst.samples);
     /* switch charging (switch_charged): the switches into this context charged and not, the last demand estimate */
     if (n > 0 && n < (int)sizeof(buf))
-        snprintf(buf + n, sizeof(buf) - n, "; switches charged %.1f ms, not %.1f ms (demand alone %.1f %%, neighbours "
-                 "%.1f %%)", lst.sw_charged_ns / 1e6, lst.sw_free_ns / 1e6, lst.solo_bp / 100.0,
-                 lst.nbr_bp / 100.0);
+        n += snprintf(buf + n, sizeof(buf) - n, "; switches charged %.1f ms, not %.1f ms (demand alone %.1f %%, "
+                      "neighbours %.1f %%)", lst.sw_charged_ns / 1e6, lst.sw_free_ns / 1e6, lst.solo_bp / 100.0,
+                      lst.nbr_bp / 100.0);
+    /* deferred charges (charge.c deferred_charge): precise busy time charged after a neighbour was seen */
+    if (n > 0 && n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; charges deferred %.1f ms", lst.dfr_ns / 1e6);
     vg_log(VG_MSG, "%s", buf);
 }
 

@@ -69,6 +69,9 @@ struct squeue {
 #define FLUSH_NS 1000000LL           /* the region's launch count and last launch time: updated every 1 ms */
 #define TAKE_WAIT_NS 50000LL         /* a start mark that waited this long took the GPU from another context */
 #define TAKE_MAX_NS 2000000LL        /* ... and held it alone if its interval ended within one time slice (~2 ms) */
+#define DEFER_NS 5000000LL           /* a shared precise span is charged this long after it ended (deferred_charge) */
+#define DEFER_SLOTS 256              /* ... at most this many spans wait (a ring): a full one charges its oldest */
+#define DEFER_MERGE_NS 1000000LL     /* contiguous spans wait as one for at most this long */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -146,6 +149,11 @@ struct dstate {
     /* switch charging: waits of start marks recorded on an idle process, settled 1 ms after they ended */
     int64_t gap_rec[8], gap_start[8];
     int ngap;
+    /* shared precise spans not charged yet, oldest at dfr_head (charge.c deferred_charge, settle_deferred) */
+    int64_t dfr_a[DEFER_SLOTS], dfr_b[DEFER_SLOTS];  /* the span, */
+    int64_t dfr_n[DEFER_SLOTS], dfr_c[DEFER_SLOTS];  /* the launches it closes and its charge when it completed */
+    int dfr_head, ndfr;
+    int64_t dfr_sum;        /* their charges when they completed: still in flight for the throttle (inflight_ns) */
     /* ... charged only while the GPU is contended (switch_contended): this program's demand alone, estimated from
      * its own launches (note_blocked, update_solo_demand), and its neighbours' charged fractions */
     int64_t sd_kern;        /* kernel time charged since sd_at (switch gaps not included) ... */
@@ -197,6 +205,7 @@ struct launch_stats {
     uint64_t held;      /* launches that waited for credit (throttle) ... */
     int64_t held_ns;    /* ... and how long they waited in all */
     int64_t sw_charged_ns, sw_free_ns;   /* switches into this context charged, and left uncharged (not contended) */
+    int64_t dfr_ns;                      /* precise busy time whose charge waited for the board (deferred_charge) */
     int64_t solo_bp, nbr_bp;             /* switch_charged's last demand figures while shared */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
@@ -237,9 +246,11 @@ int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void settle_gaps(struct dstate *ds, int64_t now);
 void consume(struct dstate *ds, int64_t ns, int sample);
 int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
+int64_t deferred_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t n);
+void settle_deferred(struct dstate *ds, int64_t now);
 int64_t taken_at(const struct dstate *ds, int64_t after, int64_t before, int64_t now, int *user);
 int64_t resume_time(const struct dstate *ds, int64_t h, int64_t now);
-int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now);
+int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now, int64_t n);
 /* siblings.c */
 uint32_t sib_others(const struct dstate *ds);
 void sib_publish(struct dstate *ds, int open, int64_t t);
@@ -335,7 +346,7 @@ static inline void mark_held(struct dstate *ds, int64_t now)
 
 static inline int64_t inflight_ns(const struct dstate *ds)
 {
-    return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
+    return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000) + ds->dfr_sum;
 }
 
 static inline int64_t harvest_gap(const struct dstate *ds)

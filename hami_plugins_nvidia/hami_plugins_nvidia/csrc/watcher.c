@@ -18,6 +18,8 @@ void watcher_forked(void)
         states[i].rec_len = states[i].rec_claim = 0;
         states[i].sib_idx = -1;  /* ... and publishes its busy intervals in an entry of its own */
         states[i].sib_token = 0;
+        states[i].ndfr = 0;  /* the parent charges its own deferred spans (charge.c deferred_charge) */
+        states[i].dfr_sum = 0;
     }
 }
 
