@@ -58,6 +58,11 @@ def run_pair(w: Workload, progs: list[tuple[str, ...]], envs: list[dict[str, str
 # ---- 1. siblings under coarse measurement ----
 
 
+#: The over-charge two GPU-bound siblings may carry: each needs a CPU at every sync, and on CI-like 2-core runs they
+#: were charged 1.12-1.16 x what they got (2026-12-05); over-charge is the side errors must fall on.
+MOST_CHARGED = 1.2
+
+
 @pytest.mark.parametrize("limit", [30, 60])
 @pytest.mark.parametrize("precise", [(), (1,)], ids=["both-may-go-coarse", "one-HAMI_SM_PRECISE"])
 def test_gpu_bound_siblings_at_their_limit_are_measured_precisely(workload: Workload, limit: int,
@@ -72,14 +77,14 @@ def test_gpu_bound_siblings_at_their_limit_are_measured_precisely(workload: Work
     print(f"2 GPU-bound at {limit} % ({'one precise' if precise else 'default'}): {total:.1f} %, {rows}")
     for r in rows:
         assert r["coarse"] < 1.0, rows
-        assert 0.85 <= r["charged"] / r["gpu"] <= 1.15, rows
+        assert 0.85 <= r["charged"] / r["gpu"] <= MOST_CHARGED, rows
     # held at the limit, not below it: the throttle holds what it charged at the limit (within 5 points), and the GPU
     # time follows within the charge's bound above. On 2 cores the two siblings are over-charged (a CPU short at each
     # sync): 2 GPU-bound siblings at 60 % got 54.0-58.1 % on a loaded box and 52.6-52.9 % on CI-like runs (charged
-    # 1.11-1.16 x, so 59.2-59.6 % charged), which the GPU-time bound (limit - 5) / 1.15 allows
+    # 1.11-1.16 x, so 59.2-59.6 % charged), which the GPU-time bound (limit - 5) / MOST_CHARGED allows
     charged_total = sum(r["share"] * r["charged"] / r["gpu"] for r in rows)
     assert limit - 5 <= charged_total <= limit + 5, (round(charged_total, 1), rows)
-    assert (limit - 5) / 1.15 <= total <= limit + 5, rows
+    assert (limit - 5) / MOST_CHARGED <= total <= limit + 5, rows
 
 
 def test_coarse_siblings_under_their_limit_are_never_under_charged(workload: Workload) -> None:
@@ -110,7 +115,7 @@ def test_sibling_holding_no_memory_is_counted(workload: Workload, without: int) 
     print(f"2 GPU-bound at 30 %, {without} without memory: {total:.1f} %, {rows}")
     assert abs(total - 30) <= 5, rows
     for r in rows:
-        assert 0.85 <= r["charged"] / r["gpu"] <= 1.15, rows
+        assert 0.85 <= r["charged"] / r["gpu"] <= MOST_CHARGED, rows
 
 
 def _forge_sibling_entries(path: str, stop: threading.Event) -> None:
