@@ -18,7 +18,7 @@ import time
 import pytest
 
 from .conftest import REAL_DRIVER, Workload, region
-from .test_interposer_multiproc import GPU_BOUND, _container, _forge_busy_sibling, _wait_line
+from .test_interposer_multiproc import GPU_BOUND, MOST_CHARGED, _container, _forge_busy_sibling, _wait_line
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
@@ -56,11 +56,6 @@ def run_pair(w: Workload, progs: list[tuple[str, ...]], envs: list[dict[str, str
 
 
 # ---- 1. siblings under coarse measurement ----
-
-
-#: The over-charge two GPU-bound siblings may carry: each needs a CPU at every sync, and on CI-like 2-core runs they
-#: were charged 1.12-1.16 x what they got (2026-12-05); over-charge is the side errors must fall on.
-MOST_CHARGED = 1.2
 
 
 @pytest.mark.parametrize("limit", [30, 60])
