@@ -162,10 +162,13 @@ def _shown(key: object) -> str:
 
 
 class UnknownFieldLog:
-    """One line per subject when the set of unknown fields it sends changes, and how many documents had any."""
+    """One line per subject when the unknown fields it sends change (the names shown or their count), and how many
+    documents had any."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[str, ...]] = {}
+        #: Per subject, what its last line showed: the names shown and how many there were (bounded, whatever the
+        #: documents hold: a 256 KiB document can name thousands of fields, and a subject is remembered long).
+        self._seen: dict[str, tuple[tuple[str, ...], int]] = {}
         self._lock = threading.Lock()
         #: Documents read with at least one unknown field (all subjects, since start).
         self.documents = 0
@@ -174,12 +177,12 @@ class UnknownFieldLog:
         """Count the document; log the line unless ``subject`` sent these same fields last time. True if logged."""
         with self._lock:
             self.documents += 1
-            memo = f"{subject}\0{where}"
-            if self._seen.get(memo) == unknown:
+            memo, seen = f"{subject}\0{where}", (unknown[:MAX_NAMES_SHOWN], len(unknown))
+            if self._seen.get(memo) == seen:
                 return False
             if len(self._seen) >= MAX_SUBJECTS:
                 self._seen.clear()
-            self._seen[memo] = unknown
+            self._seen[memo] = seen
         shown = ", ".join(unknown[:MAX_NAMES_SHOWN])
         more = f" (+{len(unknown) - MAX_NAMES_SHOWN} more)" if len(unknown) > MAX_NAMES_SHOWN else ""
         log.warning("%s: %s has %d field(s) this version does not know, ignored (written by a newer version?): "

@@ -221,3 +221,14 @@ def test_refusal_lines_stay_one_short_line_whatever_the_document_holds():
     with pytest.raises(InputError) as exc:
         parse_node(_node(doc), [ZETA])
     assert "\n" not in str(exc.value) and len(str(exc.value)) < 500
+
+
+def test_what_the_log_remembers_of_a_subject_is_bounded() -> None:
+    # a document may name thousands of unknown fields; the once-per-subject memory keeps only what its line showed
+    seen = UnknownFieldLog()
+    many = tuple(f"f{i:05d}" for i in range(5000))
+    assert seen.note("node n1", "inventory", many) is True
+    assert seen.note("node n1", "inventory", many) is False  # the same again: no second line
+    [(names, count)] = seen._seen.values()
+    assert len(names) == MAX_NAMES_SHOWN and count == 5000
+    assert seen.note("node n1", "inventory", many[:-1]) is True  # one field fewer: a new line
