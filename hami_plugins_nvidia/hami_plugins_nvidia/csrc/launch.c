@@ -190,6 +190,16 @@ static void put_event(struct dstate *ds, CUevent e)
         ds->freev[ds->nfree++] = e;
 }
 
+/* Whether an event call on one of the library's own events failed; an answer other than "not ready" also marks the
+ * device's measured state stale: its events belong to a context that is gone (destroyed, reset, released to zero,
+ * and perhaps re-made under the same handle) or broken, and no mark of it will ever complete (drop_measured). */
+static int event_failed(struct dstate *ds, CUresult r)
+{
+    if (r != CUDA_SUCCESS && r != CUDA_ERROR_NOT_READY)
+        ds->stale = 1;
+    return r != CUDA_SUCCESS;
+}
+
 /* Host time at which event e completed (e has completed), from the reference event. The reference's host
  * time is known only within bounds: every completed mark gives one on each side (it cannot have completed
  * before it was recorded, rec, nor after the host saw it complete), and the tightest of each since the
@@ -268,13 +278,13 @@ static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
         if (r == CUDA_ERROR_NOT_READY)
             return 0;
         ST_COUNT(queries);
-        if (vg_real.cuEventQuery(m->e) != CUDA_SUCCESS)
+        if (event_failed(ds, vg_real.cuEventQuery(m->e)))
             return 0;
         *h = now;
         return 1;
     }
     ST_COUNT(queries);
-    return vg_real.cuEventQuery(m->e) == CUDA_SUCCESS;
+    return !event_failed(ds, vg_real.cuEventQuery(m->e));
 }
 
 /* A completed start mark (recorded on an idle stream) is also a calibration sample: the first becomes the
@@ -446,11 +456,13 @@ static void relaxed_end(int swapped, int *mode)
  * would invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
 void harvest(struct dstate *ds)
 {
+    if (ds->stale)
+        return;  /* its marks will never complete: drop_measured charges them */
     ST_START();
     int mode;
     int swapped = relaxed_begin(&mode);
     int64_t now = vg_now_ns();
-    for (int i = 0; i < ds->nq; i++) {
+    for (int i = 0; i < ds->nq && !ds->stale; i++) {
         struct squeue *q = &ds->q[i];
         /* a stream's marks complete in order: when its newest has completed, so have all before it. Before there
          * is a reference (the first start mark), completion is asked with event queries, and a drained stream's
@@ -461,7 +473,7 @@ void harvest(struct dstate *ds)
         int64_t paired_h = INT64_MIN;  /* the completion of the paired end mark just taken: its start mark's too */
         if (!ds->ref && q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
             ST_COUNT(queries);
-            if (vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS)
+            if (!event_failed(ds, vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e)))
                 known = q->count;
         }
         while (q->count > 0) {
@@ -734,12 +746,11 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
     relaxed_end(swapped, &mode);
     ST_STOP(ST_MARK);
-    if (!e)
-        return 0;
-    if (rec != CUDA_SUCCESS) {
-        put_event(ds, e);
+    if (!e || rec != CUDA_SUCCESS) {
+        ds->stale = 1;  /* no event, or it cannot be recorded: never fail open (drop_measured); e is dropped */
         return 0;
     }
+    ds->recorded = 1;
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample};
@@ -785,7 +796,7 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
     int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
     ST_COUNT(queries);
-    int idle = vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e) == CUDA_SUCCESS;
+    int idle = !event_failed(ds, vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e));
     relaxed_end(swapped, &mode);
     ST_STOP(ST_QUERY);
     return idle;
@@ -804,7 +815,7 @@ static int others_idle(struct dstate *ds, struct squeue *q)
 /* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
 void close_bursts(struct dstate *ds, int64_t now)
 {
-    for (int i = 0; i < ds->nq; i++) {
+    for (int i = 0; i < ds->nq && !ds->stale; i++) {
         struct squeue *q = &ds->q[i];
         if (!q->unmarked || now - q->last_launch < MARK_GAP_NS)
             continue;
@@ -855,6 +866,18 @@ static int precision_demanded(struct dstate *ds, int64_t now)
  * coarse launches x the samples' average (less 0.5 us each), less what they were charged, is charged too (at
  * most the doubt). Without it a tenant that tells the modes apart showed the windows tiny kernels with host gaps
  * that "explained" any doubt (on the fake: 63-77 % of the GPU at 30 %, charged 0.04-0.12 x it). */
+/* What the coarse phase's own launches, sampled at random (coarse_sample), say they cost beyond what they were
+ * charged: coarse launches x the samples' average (less 0.5 us each) - their charge; 0 = no samples yet. */
+static double sampled_excess(struct dstate *ds)
+{
+    /* a phase that drew no sample (few launches) is judged by the last samples: a tenant cannot know beforehand
+     * which phases will draw none */
+    if (ds->samp_n)
+        ds->samp_last = ds->samp_ns / ds->samp_n;
+    return ds->samp_last ? (double)ds->coarse_n * ((double)ds->samp_last - SAMPLE_SLACK_NS) - (double)ds->coarse_est
+                         : 0;
+}
+
 static void verify(struct dstate *ds, int64_t now)
 {
     int64_t avg = ds->win_ns / ds->win_n;
@@ -869,13 +892,7 @@ static void verify(struct dstate *ds, int64_t now)
     double gap = (double)(upto - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
-    /* the phase's own launches, sampled at random: what they cost, whatever the window shows */
-    /* a phase that drew no sample (few launches) is judged by the last samples: a tenant cannot know beforehand
-     * which phases will draw none */
-    if (ds->samp_n)
-        ds->samp_last = ds->samp_ns / ds->samp_n;
-    double sampled = ds->samp_last ? (double)ds->coarse_n * ((double)ds->samp_last - SAMPLE_SLACK_NS) -
-                                         (double)ds->coarse_est : 0;
+    double sampled = sampled_excess(ds);
     if (ds->doubt_ns > 0 && (!avg_ok || unexplained > 0 || sampled > 0)) {
         double want = avg_ok ? 0 : (double)ds->coarse_n * (double)avg - (double)ds->coarse_est;
         if (unexplained > want)
@@ -1011,6 +1028,8 @@ static void throttle(struct dstate *ds, int sm)
             harvest(ds);
             ds->harvest_at = now;
         }
+        if (ds->stale)
+            return;  /* its marks never complete (the in-flight bound would hold it forever): stale_launch waits */
         /* the share in force: the limit, plus what idle neighbours lend under default (note_users); at most
          * 99 so the bucket keeps refilling and charging (100 would freeze it and leave a debt behind) */
         int share = ds->eff > sm && vg_cfg.core_policy == VG_POLICY_DEFAULT ? (ds->eff < 99 ? ds->eff : 99) : sm;
@@ -1155,18 +1174,30 @@ void flush_launches(struct dstate *ds, int64_t now)
  * begin and end run on its thread. 0 = none. */
 static __thread int64_t unmeasured_at;
 static __thread CUstream unmeasured_s;
+static __thread int unmeasured_all;  /* wait for the whole context, not the stream (stale_launch) */
+
+/* Makes the launch on s unmeasured from its clock read (ds->now_at) on, unless s is being captured. Also the measured
+ * path's fallback when the device's stream queues are all in use by other streams (find_queue finds none): such a
+ * launch was once held but neither marked nor charged, so a program with more busy streams than MAXQ ran its extra
+ * streams' work uncharged (fake libcuda, this 2-core VM: 0.59 x the GPU time it got; docs/results/
+ * 2026-12-05-fake-fail-closed.md). Now it pays what a second context's launch pays; the common path is unchanged. */
+static void unmeasured_mark(struct dstate *ds, CUstream s)
+{
+    int capture = 0;  /* asked as capturing() asks, once a capture may be in progress */
+    int recorded = __atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) && vg_real.cuStreamIsCapturing &&
+                   vg_real.cuStreamIsCapturing(s, &capture) == CUDA_SUCCESS && capture != CU_STREAM_CAPTURE_STATUS_NONE;
+    unmeasured_all = 0;
+    if (!recorded) {
+        unmeasured_at = ds->now_at;
+        unmeasured_s = s;
+    }
+}
 
 static void unmeasured_begin(struct dstate *ds, int sm, CUstream s)
 {
     throttle(ds, sm);
     ds->now_at = vg_now_ns();  /* it may have waited: the charge starts after the wait */
-    int capture = 0;  /* asked as capturing() asks, once a capture may be in progress */
-    int recorded = __atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) && vg_real.cuStreamIsCapturing &&
-                   vg_real.cuStreamIsCapturing(s, &capture) == CUDA_SUCCESS && capture != CU_STREAM_CAPTURE_STATUS_NONE;
-    if (!recorded) {
-        unmeasured_at = ds->now_at;
-        unmeasured_s = s;
-    }
+    unmeasured_mark(ds, s);
 }
 
 /* Charges an unmeasured launch (see unmeasured_at) its wall time up to the end of a synchronize of its stream, with
@@ -1182,7 +1213,9 @@ static void unmeasured_end(struct dstate *ds, CUresult r)
     pthread_mutex_unlock(&ds->mu);
     int mode;
     int swapped = relaxed_begin(&mode);
-    if (vg_real.cuStreamSynchronize)
+    int all = unmeasured_all && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) && vg_real.cuCtxSynchronize;
+    unmeasured_all = 0;
+    if (vg_real.cuStreamSynchronize && !all)
         vg_real.cuStreamSynchronize(unmeasured_s);
     else if (vg_real.cuCtxSynchronize)
         vg_real.cuCtxSynchronize();  /* the current context: the one the launch went to */
@@ -1191,6 +1224,120 @@ static void unmeasured_end(struct dstate *ds, CUresult r)
     pthread_mutex_lock(&ds->mu);
     consume(ds, t1 - t0, 0);
     ds->now_at = t1;
+}
+
+/* The measured context went stale (ds->stale: an event call on the library's own events failed with an error other
+ * than "not ready"). Its events (the pool, the marks, the reference) belong to the context current when the device
+ * was set up; a program that destroys that context (cuCtxDestroy, the primary released to zero or reset, as
+ * cudaDeviceReset does) and launches in a new one whose handle has the same value (a driver may reuse it; the
+ * primary's keeps it) passed the measured path's test, every record failed and every launch was charged nothing
+ * (fake libcuda, this 2-core VM: 300 ms of kernels at a 30 % limit ran in 0.30 s, none of it charged;
+ * docs/results/2026-12-05-fake-fail-closed.md). Issue 18, never fail open: the state is dropped and the next
+ * launch's context is adopted as the measured one (fresh events). What it leaves uncharged - the launches of its
+ * uncollected end marks (from their chained start) and of its unmarked runs, the deferred spans, the unverified
+ * doubt of a coarse phase - is charged: the spans and the doubt at once, the launches as wall time from their
+ * earliest start to the end of a synchronize (stale_launch, stale_settle), never less than the GPU time they can
+ * have used. The events are forgotten, not destroyed: a driver call on a dead context's handle is not safe, and
+ * there are at most EVPOOL of them. Events that fail again before any mark was recorded in the adopted context
+ * (the driver's events do not work here) end measuring on the device: every launch is then unmeasured (a sync
+ * each). Chosen over hooking cuCtxDestroy and the primary's release and reset: a failed call is what every way to
+ * lose a context has in common (a sticky error included), and it costs the common path nothing.
+ * Returns the earliest start of the work left uncharged, 0 = none. */
+static int64_t drop_measured(struct dstate *ds)
+{
+    int64_t from = 0, now = vg_now_ns();
+    for (int i = 0; i < ds->nq; i++) {
+        const struct squeue *q = &ds->q[i];
+        for (int k = 0; k < q->count; k++) {
+            const struct mark *m = &q->ring[(q->head + k) % RING];
+            if (m->kind == MK_END && m->n) {  /* the queue's oldest launches: chained after its last completion */
+                int64_t a = m->enq > q->done_end ? m->enq : q->done_end;
+                from = !from || a < from ? a : from;
+                break;
+            }
+        }
+        if (q->unmarked)
+            from = !from || q->unmarked_enq < from ? q->unmarked_enq : from;
+    }
+    if (from && from < ds->charged_to)
+        from = ds->charged_to;  /* charged already */
+    if (from >= now)
+        from = 0;
+    settle_gaps(ds, 0);
+    settle_deferred(ds, 0);
+    /* no window will judge the coarse phase's doubt: the samples do (verify's sampled rule), the whole of it where
+     * there are none (the whole doubt is mostly host gaps: a host-paced loop at 70 % was charged 1.23 x) */
+    int64_t doubt = ds->doubt_ns;
+    double x = doubt > 0 ? sampled_excess(ds) : 0;
+    if (doubt > 0 && ds->samp_last)
+        doubt = x <= 0 ? 0 : x >= (double)doubt ? doubt : (int64_t)x;
+    consume(ds, doubt, 0);
+    if (ds->since_gpu)
+        publish(ds, 0, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since);
+    if (ds->pend_since) {
+        count_queued(ds, now);
+        ds->pend_since = 0;
+    }
+    vg_log(VG_INFO, "device %d: the library's timing events failed (context destroyed or reset?): launches since "
+           "%.1f ms ago charged their wall time, %.1f ms of coarse doubt charged; measuring again in the next launch's "
+           "context", ds->dev, from ? (now - from) / 1e6 : 0.0, doubt / 1e6);
+    if (ds->resets++ && !ds->recorded && !ds->no_events) {
+        ds->no_events = 1;
+        vg_log(VG_WARN, "device %d: timing events fail in a fresh context too: every launch is now synchronous and "
+               "charged its wall time", ds->dev);
+    }
+    ds->nfree = ds->nq = ds->pending = 0;
+    ds->ref = NULL;
+    ds->off_lo = 0;
+    ds->off_hi = INT64_MAX;
+    ds->seen_raw = INT64_MIN;
+    ds->ref_at = ds->calib_at = 0;
+    ds->busy_since = 0;
+    ds->since_gpu = ds->reopen = ds->coarse = ds->verified = 0;
+    ds->mode_at = now;
+    ds->doubt_ns = ds->coarse_n = ds->coarse_est = ds->win_ns = ds->win_n = ds->samp_ns = ds->samp_n = 0;
+    ds->yield_at = ds->resume_at = 0;
+    ds->ctx = NULL;
+    ds->adopt = 1;
+    ds->recorded = 0;
+    ds->stale = 0;
+    return from;
+}
+
+/* A launch that found (or made) the measured state stale: dropped, and the launch unmeasured (held for credit
+ * again, now that no mark is left to wait for), charged from the earliest start of the work left uncharged to the
+ * end of a synchronize of the whole context (that work may be on other streams), unless its stream is captured:
+ * then that work is charged up to now. */
+static void stale_launch(struct dstate *ds, struct squeue **qout, CUstream s, int sm)
+{
+    int64_t from = drop_measured(ds);
+    *qout = NULL;
+    if (sm >= 100)
+        return;
+    unmeasured_begin(ds, sm, s);
+    if (!unmeasured_at) {
+        consume(ds, from ? ds->now_at - from : 0, 0);
+        return;
+    }
+    unmeasured_all = 1;
+    if (from && from < unmeasured_at)
+        unmeasured_at = from;
+}
+
+/* The watcher found the measured state stale (watcher.c): dropped, and the work left uncharged charged its wall time
+ * to the end of a synchronize of the watcher's current context (the measured one; one destroyed answers at once),
+ * with the device's lock released meanwhile. */
+void stale_settle(struct dstate *ds)
+{
+    int64_t from = drop_measured(ds);
+    if (!from || !ds->capped)
+        return;
+    pthread_mutex_unlock(&ds->mu);
+    if (!__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) && vg_real.cuCtxSynchronize)
+        vg_real.cuCtxSynchronize();
+    int64_t t1 = vg_now_ns();
+    pthread_mutex_lock(&ds->mu);
+    consume(ds, t1 - from, 0);
 }
 
 /* Returns the device state with its mutex held, or NULL when the launch goes straight through. */
@@ -1243,7 +1390,11 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     CUcontext ctx = NULL;
     if (vg_real.cuCtxGetCurrent)
         vg_real.cuCtxGetCurrent(&ctx);
-    if ((sm < 100 || watch) && ctx == ds->ctx && vg_real.cuEventCreate && vg_real.cuEventQuery &&
+    if (ds->adopt && ctx) {  /* the measured state was dropped (drop_measured): this context is measured now */
+        ds->ctx = ctx;
+        ds->adopt = 0;
+    }
+    if ((sm < 100 || watch) && ctx == ds->ctx && !ds->no_events && vg_real.cuEventCreate && vg_real.cuEventQuery &&
         vg_real.cuEventRecord) {
         if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
             start_watcher();
@@ -1314,10 +1465,14 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             ds->launch_at = now;
             q->last_launch = now;
             *qout = q;
+        } else if (sm < 100) {
+            unmeasured_mark(ds, s);  /* no queue free: fail closed, as below (unmeasured_mark) */
         }
     } else if (sm < 100) {
         unmeasured_begin(ds, sm, s);  /* fail closed: held and charged all the same (see unmeasured_at) */
     }
+    if (ds->stale)
+        stale_launch(ds, qout, s, sm);  /* never fail open (drop_measured) */
     return ds;
 }
 
@@ -1341,6 +1496,15 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         ST_COUNT(launches);
         if (ds->coarse)
             ST_COUNT(coarse);
+        if (ds->stale) {  /* its mark failed: charged as an unmeasured launch, from its run's first (drop_measured) */
+            CUstream s = q->s;
+            int64_t from = drop_measured(ds);
+            unmeasured_at = from ? from : now;
+            unmeasured_s = s;
+            unmeasured_all = 1;
+            unmeasured_end(ds, r);
+            q = NULL;
+        }
     } else if (q) {
         q->sample = 0;
     }

@@ -76,7 +76,12 @@ struct squeue {
 struct dstate {
     pthread_mutex_t mu;
     int ready, dev;
-    CUcontext ctx;
+    CUcontext ctx;          /* the context measured with events (launch.c drop_measured: when it went stale) */
+    int stale;              /* an event call on the library's own events failed: drop_measured is due */
+    int adopt;              /* dropped: the next launch's current context becomes ctx */
+    int recorded;           /* a mark was recorded since ctx was adopted */
+    int resets;             /* times the measured state was dropped */
+    int no_events;          /* events failed again right after a re-adoption: every launch is unmeasured */
     CUevent freev[EVPOOL];
     int nfree;
     struct squeue q[MAXQ];
@@ -263,6 +268,7 @@ void sib_bound_refresh(struct dstate *ds, int64_t now);
 void publish_fraction(struct dstate *ds, int64_t now);
 void publish_record(struct dstate *ds, int64_t now);
 void note_users(struct dstate *ds, int64_t now);
+void stale_settle(struct dstate *ds);
 /* watcher.c */
 void start_watcher(void);
 void watcher_forked(void);

@@ -62,6 +62,8 @@ static void *watcher(void *arg)
                 close_bursts(ds, now);
             harvest(ds);
             ds->harvest_at = now;
+            if (ds->stale)
+                stale_settle(ds);  /* its events failed: the work they left uncharged is charged (launch.c) */
             if (ds->unflushed)
                 flush_launches(ds, now);
             if (ds->busy_since) {

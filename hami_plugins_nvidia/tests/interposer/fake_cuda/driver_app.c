@@ -258,11 +258,12 @@ int main(int argc, char **argv)
             CUresult r = totalmem(&t, atoi(argv[++i]));
             printf("totalmem %d %zu\n", r, t);
         } else if (!strcmp(c, "calls")) {
-            /* the fake's call counters: launches, event records, event queries, elapsed-time and capture queries */
-            u64 n[5] = {0};
+            /* the fake's call counters: launches, event records, event queries, elapsed-time and capture queries,
+             * synchronizes (the program's own included) */
+            u64 n[6] = {0};
             if (fake_calls)
                 fake_calls(n);
-            printf("calls %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4]);
+            printf("calls %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5]);
         } else if (!strcmp(c, "used")) {
             printf("used %llu\n", fake_used ? fake_used(atoi(argv[++i])) : 0ULL);
         } else if (!strcmp(c, "launch")) {
@@ -315,6 +316,26 @@ int main(int argc, char **argv)
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
             printf("graphs %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, steps, (w1 - w0) / 1e9);
+        } else if (!strcmp(c, "streams")) {
+            /* streams N LONG_US M US: one kernel of LONG_US on each of N streams (handles 0x2000 + k), then M kernels
+             * of US on one stream more (0x2000 + N) while those are still queued, then a sync; prints the window and
+             * the GPU time the fake gave this process in it (more streams busy at once than the library has stream
+             * queues: the launches it cannot give a queue) */
+            int nst = atoi(argv[++i]);
+            unsigned lus = (unsigned)atoi(argv[++i]);
+            int m = atoi(argv[++i]);
+            unsigned us = (unsigned)atoi(argv[++i]);
+            CUresult r = 0;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            double t0 = now_s();
+            for (int k = 0; k < nst && !r; k++)
+                r = launch(NULL, lus, 1, 1, 32, 1, 1, 0, (void *)(uintptr_t)(0x2000 + k), NULL, NULL);
+            for (int k = 0; k < m && !r; k++)
+                r = launch(NULL, us, 1, 1, 32, 1, 1, 0, (void *)(uintptr_t)(0x2000 + nst), NULL, NULL);
+            ssync(NULL);
+            double t1 = now_s();
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            printf("streams %d %.6f %.6f %.6f\n", r, t0, t1, (g1 - g0) / 1e9);
         } else if (!strcmp(c, "passes")) {
             /* passes PATTERN GAP_US SECONDS: the inference loop's passes: PATTERN is COUNT*US,... (kernels of
              * varied length in the order of one forward pass), GAP_US of host time after each launch, a sync
@@ -372,7 +393,7 @@ int main(int argc, char **argv)
             int mode_calls = !strcmp(how, "calls") || mode_after, mode_time = !strcmp(how, "time");
             int n = 0, tiny = 0, streak = 0, switches = 0, nl = 0, seen_sample = 0;
             double hist[8] = {0}, sum_ns[2] = {0, 0}, cnt[2] = {0, 0};
-            u64 calls0[5] = {0}, calls1[5] = {0};
+            u64 calls0[6] = {0}, calls1[6] = {0};
             CUresult r = 0;
             int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
             double t0 = now_s(), part_at = t0;

@@ -26,9 +26,12 @@
  * cuGraphLaunch(g) is g microseconds of work, the graph's kernels and the gaps between them together (a graph's
  * nodes are all submitted at once: between two of them the context still has work pending and keeps its turn).
  *
+ * A context's events die with it (destroyed, or a primary reset or released to zero), whatever handle the next one
+ * gets; FAKE_CUDA_RECORD_FAIL=1 makes every event record fail (a driver whose events do not work).
+ *
  * fake_calls() counts, per process, the calls a launch path may make besides the launch itself (event records,
- * event queries, elapsed-time queries, capture queries) and the launches: the tests judge the interposer's
- * per-launch driver work by them. */
+ * event queries, elapsed-time queries, capture queries, synchronizes) and the launches: the tests judge the
+ * interposer's per-launch driver work by them. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +56,7 @@ static u64 next_addr = 0x100000000ULL;
 static __thread int cur = -1;
 static int64_t free_at[NDEV];  /* simulated timeline: when the device finishes its queued work */
 static u64 launches[NDEV];
-enum { CALL_LAUNCH, CALL_RECORD, CALL_QUERY, CALL_ELAPSED, CALL_CAPTURE, CALL_N };
+enum { CALL_LAUNCH, CALL_RECORD, CALL_QUERY, CALL_ELAPSED, CALL_CAPTURE, CALL_SYNC, CALL_N };
 static u64 calls[CALL_N];
 #define COUNT(k) __atomic_add_fetch(&calls[k], 1, __ATOMIC_RELAXED)
 
@@ -374,7 +377,8 @@ static int release(u64 key)
 
 API u64 fake_used(int dev) { return used_bytes[dev]; }
 API u64 fake_launches(int dev) { return launches[dev]; }
-/* Copies the call counters (launches, event records, event queries, elapsed-time queries, capture queries). */
+/* Copies the call counters (launches, event records, event queries, elapsed-time queries, capture queries, stream and
+ * context synchronizes). */
 API void fake_calls(u64 out[CALL_N])
 {
     for (int k = 0; k < CALL_N; k++)
@@ -400,6 +404,13 @@ API CUresult cuDeviceGetPCIBusId(char *bus, int len, int dev)
 }
 static int retained[NDEV];
 static u64 ctx_bytes[NDEV];
+/* Context generations: a context's handle may name a new context once the old one is destroyed (a primary context
+ * reset or released to zero keeps its handle; cuCtxCreate reuses a destroyed context's slot, as a real driver may
+ * reuse the memory behind a handle). The old context's events die with it: every call on one answers
+ * CUDA_ERROR_INVALID_HANDLE, even though the handle current now has the same value. Indexed by ctx_slot(). */
+#define MADE_MAX 16
+static unsigned ctx_gen[NDEV + MADE_MAX];
+static void ctx_died(int slot) { __atomic_add_fetch(&ctx_gen[slot], 1, __ATOMIC_RELEASE); }
 API CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev)
 {
     const char *c = getenv("FAKE_CUDA_CONTEXT_MIB");
@@ -427,6 +438,7 @@ static void destroy_context(int dev)
     used_bytes[dev] -= ctx_bytes[dev];
     ctx_bytes[dev] = 0;
     retained[dev] = 0;
+    ctx_died(dev);
 }
 API CUresult cuDevicePrimaryCtxRelease_v2(int dev)
 {
@@ -445,9 +457,18 @@ API CUresult cuDevicePrimaryCtxReset(int dev) { return cuDevicePrimaryCtxReset_v
  * GPU's time slicing between contexts. Each context has its own default stream (the fake's streams are opaque
  * handles) and its own events: an event records only while its context is current, as the driver demands. */
 #define MADE_BASE 0x100
-#define MADE_MAX 16
 static int made_dev[MADE_MAX], made_live[MADE_MAX];
 static __thread uintptr_t cur_ctx;  /* the handle current on this thread, 0 = none */
+
+/* The generation slot of context handle h (ctx_gen), -1 for none. */
+static int ctx_slot(uintptr_t h)
+{
+    if (h >= 1 && h <= NDEV)
+        return (int)h - 1;
+    if (h >= MADE_BASE && h < MADE_BASE + MADE_MAX)
+        return NDEV + (int)(h - MADE_BASE);
+    return -1;
+}
 
 /* The device of context handle h, -1 when h names none (never made, or destroyed). */
 static int ctx_device(uintptr_t h)
@@ -489,6 +510,7 @@ API CUresult cuCtxDestroy_v2(void *ctx)
     if (h < MADE_BASE || ctx_device(h) < 0)
         return 201;
     made_live[h - MADE_BASE] = 0;
+    ctx_died(ctx_slot(h));
     if (cur_ctx == h)
         cuCtxSetCurrent(NULL);
     return 0;
@@ -593,11 +615,16 @@ static CUresult wait_idle(void)
 }
 API CUresult cuStreamSynchronize(void *s)
 {
+    COUNT(CALL_SYNC);
     for (int i = 0; i < NDEV; i++)
         cuMemPoolTrimTo(&pools[i], 0);
     return wait_idle();
 }
-API CUresult cuCtxSynchronize(void) { return cur < 0 ? 201 : wait_idle(); }
+API CUresult cuCtxSynchronize(void)
+{
+    COUNT(CALL_SYNC);
+    return cur < 0 ? 201 : wait_idle();
+}
 API CUresult cuStreamIsCapturing(void *s, int *st) { COUNT(CALL_CAPTURE); *st = 0; return 0; }
 
 typedef struct { int type, handleTypes; struct { int type, id; } loc; void *w; unsigned char f[8]; } Prop;
@@ -643,7 +670,13 @@ API CUresult cuArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
 API CUresult cuMipmappedArrayDestroy(void *a) { return release((u64)(uintptr_t)a); }
 
 /* ---- simulated execution ---- */
-struct event { int64_t t; int64_t q; int shared; uintptr_t ctx; };
+struct event { int64_t t; int64_t q; int shared; uintptr_t ctx; unsigned gen; };
+/* Whether e's context is gone (destroyed or reset since e was made): then every call on e fails. */
+static int event_dead(const struct event *e)
+{
+    int k = ctx_slot(e->ctx);
+    return k >= 0 && __atomic_load_n(&ctx_gen[k], __ATOMIC_ACQUIRE) != e->gen;
+}
 static void run_kernel(int64_t us)
 {
     COUNT(CALL_LAUNCH);
@@ -668,12 +701,21 @@ API CUresult cuEventCreate(struct event **e, unsigned flags)
 {
     *e = calloc(1, sizeof(**e));
     (*e)->ctx = cur_ctx;
+    int k = ctx_slot(cur_ctx);
+    (*e)->gen = k >= 0 ? __atomic_load_n(&ctx_gen[k], __ATOMIC_ACQUIRE) : 0;
     return 0;
 }
 API CUresult cuEventDestroy_v2(struct event *e) { free(e); return 0; }
 API CUresult cuEventRecord(struct event *e, void *s)
 {
     COUNT(CALL_RECORD);
+    static int broken = -1;  /* FAKE_CUDA_RECORD_FAIL=1: no event ever records (a driver whose events do not work) */
+    if (broken < 0)
+        broken = getenv("FAKE_CUDA_RECORD_FAIL") && !strcmp(getenv("FAKE_CUDA_RECORD_FAIL"), "1");
+    if (broken)
+        return 999;  /* CUDA_ERROR_UNKNOWN */
+    if (event_dead(e))
+        return 400;  /* CUDA_ERROR_INVALID_HANDLE: its context was destroyed */
     if (e->ctx != cur_ctx)
         return 400;  /* CUDA_ERROR_INVALID_HANDLE: the event's context is not the stream's */
     int d = cur < 0 ? 0 : cur;
@@ -706,12 +748,25 @@ static int64_t event_time(struct event *e)
     }
     return e->t;
 }
-static CUresult event_query(struct event *e) { return e->shared ? (event_time(e) != INT64_MAX ? 0 : 600) : now_ns() >= e->t ? 0 : 600; }
+static CUresult event_query(struct event *e)
+{
+    if (event_dead(e))
+        return 400;
+    return e->shared ? (event_time(e) != INT64_MAX ? 0 : 600) : now_ns() >= e->t ? 0 : 600;
+}
 API CUresult cuEventQuery(struct event *e) { COUNT(CALL_QUERY); return event_query(e); }
-API CUresult cuEventSynchronize(struct event *e) { while (event_query(e)) {} return 0; }
+API CUresult cuEventSynchronize(struct event *e)
+{
+    CUresult r;
+    while ((r = event_query(e)) == 600) {
+    }
+    return r;
+}
 API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b)
 {
     COUNT(CALL_ELAPSED);
+    if (event_dead(a) || event_dead(b))
+        return 400;
     if (event_query(a) || event_query(b))
         return 600;  /* CUDA_ERROR_NOT_READY */
     *ms = (float)((b->t - a->t) / 1e6);
