@@ -1167,7 +1167,8 @@ void flush_launches(struct dstate *ds, int64_t now)
  * its stream: the kernel cannot start before the one nor end after the other, so the charge is never below the GPU
  * time it used (it also holds host time and any neighbour's slices: an over-charge, the safe side; no processor-
  * sharing discount). Chosen over a reference event per context: no per-context event pools, no hook on
- * cuCtxCreate/cuCtxDestroy, nothing kept that a destroyed context could leave dangling. The price falls on such
+ * cuCtxCreate/cuCtxDestroy, nothing kept that a destroyed context could leave dangling (the measured context's own
+ * events can be: drop_measured). The price falls on such
  * programs only (one synchronize per launch); the primary-context program pays nothing more (launch_end reads this
  * only for a launch without a measured stream). A launch into a stream being captured is recorded, not run: no
  * synchronize (it would invalidate the capture), no charge (the graph's launch is charged). Thread-local: a launch's
@@ -1297,8 +1298,7 @@ static int64_t drop_measured(struct dstate *ds)
     ds->mode_at = now;
     ds->doubt_ns = ds->coarse_n = ds->coarse_est = ds->win_ns = ds->win_n = ds->samp_ns = ds->samp_n = 0;
     ds->yield_at = ds->resume_at = 0;
-    ds->ctx = NULL;
-    ds->adopt = 1;
+    ds->adopt = 1;  /* ctx kept until then: a launch with no context current stays unmeasured */
     ds->recorded = 0;
     ds->stale = 0;
     return from;
