@@ -29,7 +29,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -87,14 +86,8 @@ def main() -> int:
     lpc.add_round_args(ap)
     a = ap.parse_args()
     lpc.check_round_args(ap, a)
-    raw: dict[str, dict[str, list[dict[str, float]]]] = {c: {} for c in CASES}
-    with tempfile.TemporaryDirectory(prefix="fc-") as td:
-        tmp = Path(td)
-        fake_dir, app = lpc.build_tools(tmp)
-        libs = lpc.build_libs(ap, a.lib, tmp / "lib")
-        for n, case, name in lpc.alternating(a.rounds, list(CASES), list(libs)):
-            raw[case].setdefault(name, []).append(run_case(app, fake_dir, libs[name], tmp / f"run{n}", case,
-                                                           a.seconds))
+    raw = lpc.run_rounds(ap, a, list(CASES), "fc-", lambda app, fake_dir, lib, tmp, case: run_case(
+        app, fake_dir, lib, tmp, case, a.seconds))
     result = lpc.record_head(a, seconds=a.seconds, raw=raw)
     lines = [*lpc.record_title("Fail-closed launch paths", result, a.note),
              "| case | build | runs hung | charged / GPU time (median, runs) | net of the doubt charged (median) | "

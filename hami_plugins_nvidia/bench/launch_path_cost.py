@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -196,6 +196,20 @@ def alternating(rounds: int, cases: list[T], names: list[str]) -> Iterator[tuple
         for c, name in order:
             n += 1
             yield n, c, name
+
+
+def run_rounds(ap: argparse.ArgumentParser, a: argparse.Namespace, cases: list[str], prefix: str,
+               run: Callable[[Path, Path, Path, Path, str], dict]) -> dict[str, dict[str, list[dict]]]:
+    """Builds the fake tools and every --lib build in a temporary folder, then calls run(app, fake_dir, lib, run_tmp,
+    case) for every case and build, round after round (alternating); returns raw[case][build] = its runs' results."""
+    raw: dict[str, dict[str, list[dict]]] = {c: {} for c in cases}
+    with tempfile.TemporaryDirectory(prefix=prefix) as td:
+        tmp = Path(td)
+        fake_dir, app = build_tools(tmp)
+        libs = build_libs(ap, a.lib, tmp / "lib")
+        for n, case, name in alternating(a.rounds, cases, list(libs)):
+            raw[case].setdefault(name, []).append(run(app, fake_dir, libs[name], tmp / f"run{n}", case))
+    return raw
 
 
 def record_head(a: argparse.Namespace, **fields: object) -> dict:

@@ -17,7 +17,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -57,15 +56,8 @@ def main() -> int:
     lpc.check_round_args(ap, a)
     if not 1 <= a.limit <= 99:
         ap.error(f"--limit {a.limit}: must be 1..99")
-    raw: dict[str, dict[str, list[dict[str, float]]]] = {c: {} for c in CASES}
-    with tempfile.TemporaryDirectory(prefix="sc-") as td:
-        tmp = Path(td)
-        fake_dir, app = lpc.build_tools(tmp)
-        libs = lpc.build_libs(ap, a.lib, tmp / "lib")
-        for n, case, name in lpc.alternating(a.rounds, list(CASES), list(libs)):
-            run_tmp = tmp / f"run{n}"
-            raw[case].setdefault(name, []).append(run_case(app, fake_dir, libs[name], run_tmp, case, a.limit,
-                                                           a.seconds))
+    raw = lpc.run_rounds(ap, a, list(CASES), "sc-", lambda app, fake_dir, lib, tmp, case: run_case(
+        app, fake_dir, lib, tmp, case, a.limit, a.seconds))
     result = lpc.record_head(a, limit=a.limit, seconds=a.seconds, raw=raw)
     lines = [*lpc.record_title(f"A second CUDA context at a {a.limit} % limit", result, a.note),
              "| case | build | share of the fake GPU, % (median, runs) | launches/s (median) |", "|---|---|---|---|"]
