@@ -17,7 +17,7 @@ QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 # as JSON, Markdown and HTML into hami-out/.
 RUN_CMD  := $(BIN)/hami conformance run --out hami-out
 
-.PHONY: setup test lint run bench schemas dist wheels clean
+.PHONY: setup test lint run bench bench-fake schemas dist wheels clean
 
 # Re-installs only when a pyproject.toml changed, so `make test` is fast once set up.
 $(STAMP): pyproject.toml $(foreach d,$(DISTS),$(d)/pyproject.toml)
@@ -44,6 +44,12 @@ run: setup
 
 bench: setup
 	$(BIN)/python -m pytest -q --benchmark-only --benchmark-enable $(wildcard conformance/benchmarks scheduler/benchmarks)
+
+# The interposer's fake-GPU timing checks (pytest marker fake_timing: shares, waits and charges the fake libcuda
+# measured, which depend on this host's speed), as a bench writing hami-out/bench/fake-timing.json; not in `make test`.
+# More rounds: make bench-fake ARGS="--rounds 3".
+bench-fake: setup
+	$(BIN)/python hami_plugins_nvidia/bench/fake_timing.py $(ARGS)
 
 schemas: setup
 	$(BIN)/hami schemas export

@@ -27,7 +27,10 @@ from .test_interposer_board_records import _forged_pair
 from .test_interposer_lend import GPU_BOUND
 from .test_interposer_share import _charged_ms, _shared, _spin
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 
 def test_tenant_waiting_for_each_kernel_beside_a_queued_neighbour_under_time_slices(

@@ -41,6 +41,7 @@ def _forge_ring(board_path, stop: threading.Event, head: int, span: str) -> None
     forge_board_user(board_path, stop, fill)
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize(("head", "span", "most"),
                          [(0, "all", 68), (0xFFFFFFFF, "all", 68), (7, "inverted", 38), (7, "future", 38)],
                          ids=["head-0", "head-out-of-range", "since-after-until", "far-future"])

@@ -122,6 +122,7 @@ def _setup(ctr: Workload, nbr: Workload, nvml: Path, listed: int) -> None:
         _nvml(w, nvml, _host_pids(listed))
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize("nproc", [2, 3])
 def test_neighbour_of_a_multiprocess_container_is_charged_what_it_got(workload: Workload, second_workload: Workload,
@@ -144,6 +145,7 @@ def test_neighbour_of_a_multiprocess_container_is_charged_what_it_got(workload: 
         assert 0.85 <= r <= most, ratios
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_single_process_pair_is_unchanged(workload: Workload, second_workload: Workload,
                                           nvml_dir: Path) -> None:  # noqa: F811
@@ -200,6 +202,7 @@ def _forge_beside(board: Path, record: int, unpack, stop: threading.Event, found
         stop.wait()
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize("when", ["before", "beside"])
 def test_forged_count_leaves_the_neighbour_charge_unchanged(workload: Workload, second_workload: Workload,

@@ -127,6 +127,7 @@ def _forged_pair(workload: Workload, second_workload: Workload, fields: dict[str
     return share_a, share_b
 
 
+@pytest.mark.fake_timing
 def test_an_erased_neighbour_entry_hides_nobody(workload: Workload, second_workload: Workload) -> None:
     # the other way to borrow a GPU-bound 70 % neighbour's share: erase its board entry (id and activity zeroed
     # every 0.2 ms), so it looks absent and the 30 % tenant, alone under default, is not capped at all. Its record
@@ -149,6 +150,7 @@ def _switches(proc) -> tuple[float, float, float, float]:
     return 100 * gpu / (t1 - t0), 100 * sw / (t1 - t0), float(charged.group(1)), float(charged.group(2))
 
 
+@pytest.mark.fake_timing
 def test_a_lowered_neighbour_demand_keeps_the_switch_charge_on(workload: Workload,
                                                                second_workload: Workload) -> None:
     # The contending graphs pair of test_interposer_graph_streams (75 us graphs on 2 streams, a sync per step,
@@ -179,6 +181,7 @@ def test_a_lowered_neighbour_demand_keeps_the_switch_charge_on(workload: Workloa
     assert lo[0] + lo[1] <= 40, (lo, hi)
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("forged", [False, True], ids=["honest", "lock-in-every-slot"])
 def test_a_lock_inside_a_record_lane_lends_nothing(workload: Workload, second_workload: Workload,
                                                    forged: bool) -> None:
@@ -212,6 +215,7 @@ def test_a_lock_inside_a_record_lane_lends_nothing(workload: Workload, second_wo
         assert share_a >= 57, (share_a, share_b)
 
 
+@pytest.mark.fake_timing
 def test_a_slot_whose_lanes_were_all_taken_lends_nothing(workload: Workload, second_workload: Workload,
                                                          toolchain: Toolchain) -> None:
     # while a light neighbour is away, a forger fills every lane of the user slot it will take with well-formed
@@ -268,6 +272,7 @@ def test_a_board_of_the_previous_layout_is_not_trusted(workload: Workload) -> No
     assert board.read_bytes() == bytes(old)
 
 
+@pytest.mark.fake_timing
 def test_an_idle_process_drops_its_record(workload: Workload) -> None:
     # a process that launched once and then waits (alive, idle, never capped: alone under default) holds its record
     # only as long as the readers' rule counts it active (500 ms after a launch that was not measured): then its

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from hami_plugins_nvidia.proc_census import census_line
 
 from .conftest import Workload
@@ -25,6 +26,8 @@ from .test_interposer_proc_census import (  # noqa: F401 - fixtures
     census,
     publisher,
 )
+
+pytestmark = pytest.mark.fake_timing
 
 HIDE = RO_MOUNT.replace("&& shift", '&& mount -t tmpfs none "$1" && shift')  # the tenant's own tmpfs over the mount
 

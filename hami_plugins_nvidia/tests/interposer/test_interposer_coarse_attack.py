@@ -25,7 +25,10 @@ import pytest
 from .conftest import REAL_DRIVER, Workload
 from .test_interposer_share import _charged_ms, _shared
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 LIMIT = 30
 # (tiny burst, long part) in seconds: periods of 96-98 ms, close to the 100 ms coarse phase plus its window

@@ -28,7 +28,10 @@ from .conftest import REAL_DRIVER, Workload
 from .test_interposer_coarse_attack import LIMIT, steer_share_and_ratio
 from .test_interposer_share import _shared
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 
 def test_long_kernels_only_after_a_sample_do_not_beat_the_limit(workload: Workload) -> None:

@@ -21,7 +21,10 @@ import pytest
 from .conftest import REAL_DRIVER, Workload
 from .test_interposer_share import _charged_ms, _shared
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 STEP = "20*2000,4000*5"  # 20 GEMM-like kernels of 2 ms, then 4000 tiny kernels of 5 us; a sync per step
 HOST_US = "12"           # host time after each launch (busy-waited: DRIVER_BUSY_GAP)

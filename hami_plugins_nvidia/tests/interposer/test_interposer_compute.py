@@ -22,6 +22,7 @@ def test_launches_go_straight_to_the_driver_without_limits(workload: Workload) -
     assert limited.values("where") == [["interposer"]]
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("kind", ["kernel", "ex", "coop", "graph"])
 def test_every_launch_kind_is_held_to_the_share(workload: Workload, kind: str) -> None:
     # 150 launches x 2 ms = 0.3 s of GPU time; at 50% that needs about 0.6 s of wall time
@@ -30,17 +31,20 @@ def test_every_launch_kind_is_held_to_the_share(workload: Workload, kind: str) -
     assert 44 <= _share(r) <= 56
 
 
+@pytest.mark.fake_timing
 def test_low_share_and_per_device_variable(workload: Workload) -> None:
     r = workload.run("ctx", "0", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="90",
                      CUDA_DEVICE_SM_LIMIT_0="25", HAMI_SM_PERIOD_MS="100", GPU_CORE_UTILIZATION_POLICY="force")
     assert 20 <= _share(r) <= 30
 
 
+@pytest.mark.fake_timing
 def test_unlimited_runs_at_full_speed(workload: Workload) -> None:
     r = workload.run("ctx", "0", "launch", "kernel", "100", "2000")
     assert _share(r) >= 75  # unthrottled (host scheduling on a loaded CI box costs a few points)
 
 
+@pytest.mark.fake_timing
 def test_processes_of_one_container_share_one_budget(workload: Workload) -> None:
     # on the fake's shared GPU (FAKE_CUDA_GPU: contexts time-slice, as on one real GPU). Without it each fake process
     # runs its kernels on a GPU of its own, at full speed beside the other: this passed there only while a sibling
@@ -67,6 +71,7 @@ def test_malformed_sm_limit_is_refused_never_lifted(workload: Workload, value: s
     assert _share(r) <= 10  # the strictest share, not "no limit"
 
 
+@pytest.mark.fake_timing
 def test_low_priority_waits_while_high_priority_launches(workload: Workload, second_workload: Workload) -> None:
     high = workload.start("ctx", "0", "ready", "launch", "kernel", "250", "2000", CUDA_TASK_PRIORITY="0")
     assert [high.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
@@ -82,6 +87,7 @@ def test_low_priority_waits_while_high_priority_launches(workload: Workload, sec
     assert "holding launches while a priority-0 container is active" in low.stderr
 
 
+@pytest.mark.fake_timing
 def test_low_priority_runs_freely_when_alone(workload: Workload) -> None:
     r = workload.run("ctx", "0", "launch", "kernel", "10", "1000", CUDA_TASK_PRIORITY="1")
     rc, t0, t1, _ = r.values("launch")[0]
@@ -120,6 +126,7 @@ def test_foreign_node_board_is_not_trusted(workload: Workload) -> None:
     assert board_path.read_bytes() == b"\x01" * region.BOARD_SIZE
 
 
+@pytest.mark.fake_timing
 def test_default_policy_caps_only_while_another_container_launches(workload: Workload,
                                                                    second_workload: Workload) -> None:
     alone = workload.run("ctx", "0", "launch", "kernel", "100", "2000", CUDA_DEVICE_SM_LIMIT="25",

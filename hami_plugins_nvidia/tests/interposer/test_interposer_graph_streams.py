@@ -22,7 +22,10 @@ import pytest
 from .conftest import REAL_DRIVER, Workload
 from .test_interposer_share import _charged_ms, _shared
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 
 def _graphs(proc) -> tuple[float, float, int, float, float]:

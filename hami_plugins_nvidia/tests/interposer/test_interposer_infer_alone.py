@@ -40,6 +40,7 @@ def _window(w: Workload, *args: str) -> tuple[float, float, float, str]:
     return float(spin[2]) - float(spin[1]), float(spin[3]), charged, stats[0]
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize("limit", [50, 70])
 def test_over_its_limit_after_idle_a_tenant_gets_at_most_the_burst_beyond_it(workload: Workload, limit: int) -> None:
@@ -56,6 +57,7 @@ def test_over_its_limit_after_idle_a_tenant_gets_at_most_the_burst_beyond_it(wor
     assert abs(charged - gpu) <= 0.15 * gpu + 0.03, (charged, gpu, stats)
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_under_its_limit_a_tenant_keeps_coarse_measurement_and_the_fast_path(workload: Workload) -> None:
     # launch-bound and well under its limit (5 us kernels, 20 us of host time after each: ~20 % busy at 70 %): the

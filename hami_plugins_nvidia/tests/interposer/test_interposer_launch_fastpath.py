@@ -14,7 +14,10 @@ import pytest
 
 from .conftest import REAL_DRIVER, Workload, region
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU accounting")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU accounting"),
+    pytest.mark.fake_timing,
+]
 
 CAP_S = 0.160  # HAMI_COARSE_CAP_NS: the bucket's depth (the square wave's 2 x resume credit is below it here)
 INFLIGHT_S = 0.030  # HAMI_INFLIGHT_NS: queued work the tenant may have ahead of its credit

@@ -63,6 +63,7 @@ def test_a_completed_mark_costs_one_driver_call(workload: Workload, precise: str
     assert c["queries"] + c["elapsed"] <= 1.1 * c["records"], c
 
 
+@pytest.mark.fake_timing
 def test_coarse_sample_costs_two_records_on_a_host_paced_loop(workload: Workload) -> None:
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
                         HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1",

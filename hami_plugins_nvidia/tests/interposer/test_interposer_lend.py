@@ -124,6 +124,7 @@ def _pair(trainer: Workload, light: Workload, **env: str) -> tuple[float, float,
     return share_a, share_b, n_b
 
 
+@pytest.mark.fake_timing
 def test_default_policy_lends_a_light_neighbours_unused_share(workload: Workload, second_workload: Workload) -> None:
     # a GPU-bound tenant at 50 % beside one using ~30 % of its 50 %: it may take the unused 20 points
     _setup(workload, "default", 50)
@@ -143,6 +144,7 @@ def test_default_policy_lends_a_light_neighbours_unused_share(workload: Workload
     assert lent[2] >= 0.9 * unlent[2], (unlent, lent)  # the lender's rate is kept (within 10 %)
 
 
+@pytest.mark.fake_timing
 def test_default_policy_gpu_bound_pair_still_splits_by_the_limits(workload: Workload,
                                                                   second_workload: Workload) -> None:
     # two GPU-bound tenants at 30 + 70 under default: the guarantees hold (on the fake the 70 % tenant is held
@@ -158,6 +160,7 @@ def test_default_policy_gpu_bound_pair_still_splits_by_the_limits(workload: Work
     assert abs(share_a - 30) <= 6 and abs(share_b - 70) <= 6, (share_a, share_b)
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("sync_every", ["1", "2"], ids=["cupy-sync-per-kernel", "jax-two-per-sync"])
 def test_default_policy_backlogged_lender_squeezed_by_time_slices_lends_nothing(
         workload: Workload, second_workload: Workload, sync_every: str) -> None:
@@ -185,6 +188,7 @@ def test_default_policy_backlogged_lender_squeezed_by_time_slices_lends_nothing(
     assert abs(share_a - 30) <= 5 and -10 <= share_b - 70 <= 5, (share_a, share_b)
 
 
+@pytest.mark.fake_timing
 def test_force_policy_never_lends(workload: Workload, second_workload: Workload) -> None:
     _setup(workload, "force", 50)
     _setup(second_workload, "force", 50)
@@ -194,6 +198,7 @@ def test_force_policy_never_lends(workload: Workload, second_workload: Workload)
     assert share_a <= 55, (share_a, share_b)
 
 
+@pytest.mark.fake_timing
 def test_lender_turning_gpu_bound_gets_its_share_back_within_a_few_hundred_ms(workload: Workload,
                                                                           second_workload: Workload) -> None:
     # the light tenant runs light for 1.5 s, then GPU-bound for 2 s: the borrower gives the share back
@@ -238,6 +243,7 @@ def _forge(board_path, stop: threading.Event, limit: int, frac_bp: int, frac_age
     forge_board_user(board_path, stop, fill)
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize(("limit", "frac_bp", "age_ns", "record", "lends"),
                          [(0, 0, 0, True, False), (50, -500, 0, True, False), (50, 0, 3000 * MS, True, False),
                           (60, 0, 0, True, False), (50, 0, 0, False, False), (50, 0, 0, True, True)],
@@ -293,6 +299,7 @@ def _watch_entry(board_path: Path, stop: threading.Event, rows: list[tuple[int, 
         del g, board
 
 
+@pytest.mark.fake_timing
 def test_tenant_back_from_idle_publishes_its_limit_not_its_idle_average(workload: Workload) -> None:
     # issue 18 (the H200 policy timeline: B warmed up, waited ~15 s for its start, then ran; A stayed uncapped for
     # ~2 s of it): a measured tenant that comes back after going idle must not publish the average of its idle
@@ -338,6 +345,7 @@ def _return_timeline(a: Workload, b: Workload) -> tuple[float, float, float]:
     return spike, cap, rel
 
 
+@pytest.mark.fake_timing
 def test_default_policy_caps_a_returning_neighbours_borrower_at_once(workload: Workload,
                                                                      second_workload: Workload) -> None:
     # issue 18 (the H200 policy timeline): A (30 %) alone; B (70 %) warms up beside it, idles, then returns. A is

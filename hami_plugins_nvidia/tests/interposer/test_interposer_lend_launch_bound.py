@@ -21,7 +21,10 @@ import pytest
 from .conftest import REAL_DRIVER, Workload, region
 from .test_interposer_lend import GPU_BOUND
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 #: record 5's inference loop: 10 us kernels, 12 us of host time after each (busy-waited), a sync per 195 launches
 INFER = ("spin", "10", "12", "3", "195")

@@ -19,7 +19,10 @@ from .conftest import REAL_DRIVER, Workload
 from .test_interposer_lend import GPU_BOUND, _setup
 from .test_interposer_share import _spin
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 WAITS_THEN_HOST_WORK = ("spin", "1500", "800", "3", "1")  # 1.5 ms kernels, a sync after each, ~0.8 ms of host work
 

@@ -111,6 +111,7 @@ GPU_BOUND = ("2000", "0", "3", "4")  # 2 ms kernels, a sync every 4, for 3 s
 MOST_CHARGED = 1.2
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("limit", [30, 60])
 @pytest.mark.parametrize("nproc", [2, 3])
 def test_gpu_bound_siblings_share_their_container_limit(workload: Workload, nproc: int, limit: int) -> None:
@@ -137,6 +138,7 @@ def test_gpu_bound_siblings_share_their_container_limit(workload: Workload, npro
         assert share >= 0.5 * limit / nproc, rows  # none starved by its siblings
 
 
+@pytest.mark.fake_timing
 def test_gpu_bound_and_launch_bound_siblings(workload: Workload) -> None:
     # one process GPU-bound, one launch-bound (100 us kernels, 400 us of host time after each: busy ~20 % alone)
     _container(workload, 60)
@@ -148,6 +150,7 @@ def test_gpu_bound_and_launch_bound_siblings(workload: Workload) -> None:
         assert 0.8 <= charged / gpu <= 1.2, rows
 
 
+@pytest.mark.fake_timing
 def test_sibling_killed_mid_interval_neither_frees_nor_burdens_the_survivor(workload: Workload) -> None:
     # two GPU-bound siblings; one is SIGKILLed 1 s in, with work on the GPU (its interval open): from then on the
     # survivor is alone, so it gets the container's limit (its dead sibling's interval, counted on, would halve its
@@ -185,6 +188,7 @@ def _forge_busy_sibling(path: str, stop: threading.Event) -> None:
         del e, r
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("lanes", [True, False], ids=["with-a-second-process", "alone"])
 def test_forged_busy_sibling_counts_only_as_far_as_the_container_has_processes(workload: Workload,
                                                                                lanes: bool) -> None:

@@ -75,6 +75,7 @@ def _with_forger(w: Workload, forge: Callable[..., None], *args: object) -> thre
     return stop
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize(("procs", "own", "lo", "hi"),
                          [(HOST1, 1, 20, 38), (HOST2, 2, 20, 38), (HOST2, 1, 50, 100), (None, 1, 50, 100),
@@ -105,6 +106,7 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
     assert lo <= share <= hi, share
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_nvml_is_asked_every_100_ms_off_the_launch_path(workload: Workload, nvml_dir: Path) -> None:
     # the fake NVML logs each process-list query: a 2 s GPU-bound run of thousands of launches asks about every
@@ -136,6 +138,7 @@ def _unshare_prefix() -> list[str]:
     pytest.skip("no PID namespace can be made here (unshare --pid refused): the namespace case is not run")
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize(("own_ns", "procs", "bounded"),
                          [(False, "self", INITIAL_PID_NS), (True, "self", False), (True, HOST1, True)],
@@ -166,6 +169,7 @@ def test_namespace_filtered_list_bounds_nothing(workload: Workload, nvml_dir: Pa
         assert share >= 50, share
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize("forged", [False, True], ids=["pair", "pair-and-forged-third"])
 def test_real_pair_splits_by_limits_with_nvml_listing_both(workload: Workload, second_workload: Workload,
@@ -191,6 +195,7 @@ def test_real_pair_splits_by_limits_with_nvml_listing_both(workload: Workload, s
     assert share_a + share_b >= 90, (share_a, share_b)
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize(("procs", "lends"), [(HOST1, False), (None, True)], ids=["nvml-lists-1", "nvml-absent"])
 def test_forged_lender_lends_nothing_when_nvml_lists_no_neighbour(workload: Workload, nvml_dir: Path,

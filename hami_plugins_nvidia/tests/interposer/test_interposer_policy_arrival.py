@@ -147,6 +147,7 @@ def _worker(warm_s: float, seconds: float, env: dict[str, str]) -> subprocess.Po
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
 
 
+@pytest.mark.fake_timing
 def test_pair_workers_are_released_together_after_the_slowest_warm_up(judge, tmp_path) -> None:
     """Bench.together's release: each worker measures from the moment all finished warming up (+ its own offset),
     so a slow warm-up no longer starts one tenant late. Main released at a fixed time 12 s ahead: a warm-up past it
@@ -193,6 +194,7 @@ def test_late_workers_tells_how_late_each_worker_was_and_both_readings(capsys) -
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.fake_timing
 def test_the_conformance_pair_is_released_together_too(tmp_path, monkeypatch) -> None:
     """The conformance probe's training + inference pair (interposer/probe.py) used a fixed 20 s lead; it now
     releases both once both warmed up. A stand-in program whose 'train' warms up 1.5 s longer still overlaps."""

@@ -118,6 +118,7 @@ def _tenant(w: Workload, nvml_dir: Path, census: Path | None, script: str = RO_M
     return 100 * gpu / (t1 - t0), err
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_fresh_census_bounds_a_forged_neighbour_in_a_pod(workload: Workload, nvml_dir: Path, census: Path,  # noqa: F811
                                                          publisher: _Port) -> None:
@@ -129,6 +130,7 @@ def test_fresh_census_bounds_a_forged_neighbour_in_a_pod(workload: Workload, nvm
     assert "census is not used" not in err, err
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_census_count_is_what_bounds(workload: Workload, nvml_dir: Path, census: Path,  # noqa: F811
                                      publisher: _Port) -> None:
@@ -141,6 +143,7 @@ def test_census_count_is_what_bounds(workload: Workload, nvml_dir: Path, census:
     assert "census is not used" not in err, err
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_no_census_leaves_the_pod_unbounded(workload: Workload, nvml_dir: Path) -> None:  # noqa: F811
     share, err = _tenant(workload, nvml_dir, None)
@@ -153,6 +156,7 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize(("case", "reason"), [
     ("stale", "older than 1 s"),
@@ -208,6 +212,7 @@ def test_untrusted_census_leaves_the_pod_unbounded(workload: Workload, nvml_dir:
     assert "counted unbounded" in lines[0], lines[0]
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_unsafe_uuid_is_never_a_path(workload: Workload, nvml_dir: Path, census: Path,  # noqa: F811
                                      publisher: _Port) -> None:

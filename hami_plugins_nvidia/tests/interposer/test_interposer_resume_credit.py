@@ -44,6 +44,7 @@ def worst_window(trace: list[str], win: float) -> tuple[float, float]:
     return best, (g[-1] - g[0]) / (t[-1] - t[0])
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize(("gap_us", "win_s"), [(70, 3.0), (75, 2.0)])
 def test_a_tenant_just_above_its_limit_gets_at_most_the_burst_beyond_it_from_a_resume(
@@ -118,6 +119,7 @@ def wave_on_phase(workload: Workload, **env: str) -> tuple[float, list[float], s
     return statistics.median(phases), phases, r.stderr
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 @pytest.mark.parametrize("knob", [None, "", "80"])
 def test_the_resume_credit_cap_shortens_the_on_phase_only_where_it_is_set(workload: Workload,
@@ -141,6 +143,7 @@ def test_a_bad_resume_credit_cap_is_named_in_one_line_and_ignored(workload: Work
     assert len(lines) == 1 and f'"{bad}"' in lines[0] and "[1, 10000]" in lines[0], r.stderr
 
 
+@pytest.mark.fake_timing
 @fake_gpu
 def test_a_bad_resume_credit_cap_keeps_the_whole_wave(workload: Workload) -> None:
     on, phases, err = wave_on_phase(workload, HAMI_SM_RESUME_CREDIT_MS="80ms")

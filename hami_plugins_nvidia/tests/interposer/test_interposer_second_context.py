@@ -6,9 +6,11 @@ fake GPU at a 30 % limit)."""
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import Workload, fake_only
 
-pytestmark = fake_only
+pytestmark = [fake_only, pytest.mark.fake_timing]
 
 LIMIT = dict(CUDA_DEVICE_SM_LIMIT="30", GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_PERIOD_MS="100")
 # the library sets a device up at its first launch: a few launches in the primary context first make it the one

@@ -103,6 +103,7 @@ def _shared(w: Workload, **env: str) -> None:
     w.env.update(env)
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize(("lo", "hi"), [(30, 70), (50, 50)])
 def test_contending_tenants_split_gpu_time_by_their_limits(workload: Workload, second_workload: Workload,
                                                            lo: int, hi: int) -> None:
@@ -118,6 +119,7 @@ def test_contending_tenants_split_gpu_time_by_their_limits(workload: Workload, s
     assert share_a + share_b >= 90, (share_a, share_b)  # work-conserving: the GPU was kept busy
 
 
+@pytest.mark.fake_timing
 def test_unlimited_neighbour_takes_what_a_limited_tenant_leaves(workload: Workload,
                                                                second_workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT="30")
@@ -130,6 +132,7 @@ def test_unlimited_neighbour_takes_what_a_limited_tenant_leaves(workload: Worklo
     assert share_b >= 60, (share_a, share_b)
 
 
+@pytest.mark.fake_timing
 def test_idle_neighbour_costs_nothing(workload: Workload, second_workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT="50")
     _shared(second_workload, CUDA_DEVICE_SM_LIMIT="50")
@@ -143,6 +146,7 @@ def test_idle_neighbour_costs_nothing(workload: Workload, second_workload: Workl
     idle.kill()
 
 
+@pytest.mark.fake_timing
 def test_default_policy_alone_with_an_idle_neighbour_is_not_capped(workload: Workload,
                                                                    second_workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT="30", GPU_CORE_UTILIZATION_POLICY="default")
@@ -156,6 +160,7 @@ def test_default_policy_alone_with_an_idle_neighbour_is_not_capped(workload: Wor
     idle.kill()
 
 
+@pytest.mark.fake_timing
 def test_launch_bound_program_below_its_limit_is_not_held(workload: Workload) -> None:
     # 100 us kernels with ~400 us of host time between them: busy ~20 % of the time, limit 50 %
     _shared(workload)
@@ -177,6 +182,7 @@ def _pair(a: Workload, b: Workload, *args: str, **env: str) -> list[tuple[float,
     return [_spin(pa), _spin(pb)]
 
 
+@pytest.mark.fake_timing
 def test_launch_bound_fitting_pair_is_charged_execution_not_waiting(workload: Workload,
                                                                     second_workload: Workload) -> None:
     # A GPU without MPS time-slices contexts (here 2 ms slices, each switch to another context costing 30 us);
@@ -213,6 +219,7 @@ def _share_between(trace: list[tuple[float, float]], t0: float, t1: float) -> fl
     return 100 * (gb - ga) / (tb - ta)
 
 
+@pytest.mark.fake_timing
 def test_default_policy_caps_within_a_second_of_a_neighbour_and_releases_within_a_second(
         workload: Workload, second_workload: Workload) -> None:
     # A (limit 30) runs GPU-bound throughout; neighbour B (limit 70) runs from ~1 s to ~3 s. Judged by the GPU

@@ -63,6 +63,7 @@ def _charged_s(w: Workload) -> float:
         return reg.busy_ns(0) / 1e9
 
 
+@pytest.mark.fake_timing
 def test_launch_bound_tenant_with_ample_credit_is_measured_coarsely(workload: Workload) -> None:
     _setup(workload, 70)
     coarse = _run(workload, *LAUNCH_BOUND, HAMI_LAUNCH_STATS="1")
@@ -98,6 +99,7 @@ def test_launch_path_cost_is_reported_at_exit_when_asked(workload: Workload) -> 
     assert "launch stats:" not in quiet.stderr  # off unless asked
 
 
+@pytest.mark.fake_timing
 def test_tenant_near_its_limit_is_measured_on_every_launch(workload: Workload) -> None:
     # the same program with a limit below its busy fraction: held, so its credit never becomes ample
     _setup(workload, 10)
@@ -106,6 +108,7 @@ def test_tenant_near_its_limit_is_measured_on_every_launch(workload: Workload) -
     assert held["records"] >= 0.9, held
 
 
+@pytest.mark.fake_timing
 def test_gpu_bound_tenant_beside_a_coarse_candidate_is_still_held_at_its_limit(workload: Workload,
                                                                                second_workload: Workload) -> None:
     # A: GPU-bound, limit 30, held (its credit is low: it asks for precise neighbours). B: launch-bound, limit
@@ -128,6 +131,7 @@ def test_gpu_bound_tenant_beside_a_coarse_candidate_is_still_held_at_its_limit(w
     assert records_b >= 0.9, (share_a, records_b)  # B measured every launch while A needed it
 
 
+@pytest.mark.fake_timing
 def test_fitting_launch_bound_pair_both_measured_coarsely_within_limits(workload: Workload,
                                                                         second_workload: Workload) -> None:
     # two launch-bound tenants whose busy time fits: neither is held, neither asks for precision, both coarse;

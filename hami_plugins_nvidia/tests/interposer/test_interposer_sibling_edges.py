@@ -20,7 +20,10 @@ import pytest
 from .conftest import REAL_DRIVER, Workload, region
 from .test_interposer_multiproc import GPU_BOUND, MOST_CHARGED, _container, _forge_busy_sibling, _wait_line
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
+    pytest.mark.fake_timing,
+]
 
 SLICES = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}  # one context at a time, 2 ms each
 

@@ -20,7 +20,10 @@ import pytest
 from .conftest import REAL_DRIVER, Workload
 from .test_interposer_share import _charged_ms, _shared, _spin
 
-pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's time-sliced GPU model")
+pytestmark = [
+    pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's time-sliced GPU model"),
+    pytest.mark.fake_timing,
+]
 
 #: How far under its limit the higher tenant may end. Each of its turns waits for its sync and for the host to wake
 #: it, so on 2 cores it cannot use all of its share: CI's 2-core machine measured it at 62.5 and 63.7 % at 70 in two
