@@ -8,7 +8,8 @@ the fake libcuda (this 2-core VM; docs/results/2026-12-05-fake-fail-closed.md):
   (300 ms of kernels at a 30 % limit ran in 0.30 s); so did every launch where the driver's events never record.
 
 Each test judges what does not depend on the host's speed: the library's own charged total against the GPU time
-the fake gave (the unmeasured path charges wall time, never less), synchronize counts and the stats line."""
+the fake gave (the unmeasured path charges wall time, never less), as one-sided bounds far from the bug's figure
+(0.00-0.59 x) and below the fix's (1.00-1.59 x), synchronize counts and the stats line."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_a_context_lost_under_the_same_handle_is_charged_and_measured_again(work
     gpu = sum(float(v[3]) for v in runs)  # 20 + 150 kernels of 2 ms: the fake runs each exactly that long
     charged = _charged_s(workload)
     print(f"fail-closed {lose[0]}: charged {charged * 1e3:.1f} ms of {gpu * 1e3:.1f} ms GPU ({charged / gpu:.2f} x)")
-    assert charged >= 0.95 * gpu, (charged, gpu, r.stderr)
+    assert charged >= 0.8 * gpu, (charged, gpu, r.stderr)  # 1.00 x with the fix; 0.03 x on main
     s0, s1 = _syncs(r)
     assert s1 - s0 <= 4, (s0, s1)  # the program's one sync, the stale launch's, not one per launch
     assert _measured(r) >= 160, r.stderr  # re-initialised in the new context: its launches measured again
@@ -106,7 +107,7 @@ def test_a_context_lost_with_marks_uncollected_does_not_hang_the_launches(worklo
     assert first[0] == "0" and spin[0] == "0", r.lines
     gpu = float(first[3]) + float(spin[3])
     charged = _charged_s(workload)
-    assert charged >= 0.95 * gpu, (charged, gpu, r.stderr)
+    assert charged >= 0.8 * gpu, (charged, gpu, r.stderr)  # 1.00 x with the fix; 0.07 x on main, or a hang
 
 
 def test_events_that_never_record_fail_closed(workload: Workload) -> None:
@@ -120,7 +121,7 @@ def test_events_that_never_record_fail_closed(workload: Workload) -> None:
     [run] = r.values("launch")
     assert run[0] == "0", r.lines
     charged = _charged_s(workload)
-    assert charged >= 0.95 * float(run[3]), (charged, run)
+    assert charged >= 0.8 * float(run[3]), (charged, run)  # wall time, 1.05-1.13 x with the fix; 0 on main
     s0, s1 = _syncs(r)
     assert s1 - s0 >= 48, (s0, s1)  # every launch but the first two (the drops) waited for its own work
     warn = [ln for ln in r.stderr.splitlines() if "timing events fail" in ln]
