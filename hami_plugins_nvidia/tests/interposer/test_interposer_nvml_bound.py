@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from . import board_records
-from .conftest import FAKE, REAL_DRIVER, Toolchain, Workload, build
+from .conftest import FAKE, REAL_DRIVER, Toolchain, Workload, build, region
 from .test_interposer_board_audit import _forge_ring
 from .test_interposer_lend import _forge as _forge_lender
 from .test_interposer_share import _spin
@@ -104,6 +104,74 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
             idle.kill()
     print(f"nvml-bound: forged busy neighbour, NVML {procs!r}, {own} own: 30 % tenant got {share:.1f} %")
     assert lo <= share <= hi, share
+
+
+LENT = "lent by idle neighbour shares"  # lending.c's debug line, logged each time the lent share changes
+
+
+def _spin_run(w: Workload, secs: str) -> tuple[float, str]:
+    """A GPU-bound 1-process run (2 ms kernels, a sync every 4): (GPU seconds the fake gave it, its stderr)."""
+    r = w.run("ctx", "0", "spin", "2000", "0", secs, "4", timeout=60)
+    words = r.values("spin")[0]
+    assert r.returncode == 0 and words[0] == "0", r.stderr
+    return float(words[3]), r.stderr
+
+
+@fake_gpu
+@pytest.mark.parametrize(("procs", "own"), [(HOST1, 1), (HOST2, 2)], ids=["nvml-lists-1", "nvml-lists-2-own-2"])
+def test_forged_busy_neighbour_is_not_counted_in_the_charge(workload: Workload, nvml_dir: Path, procs: str,
+                                                            own: int) -> None:
+    # The bound above judged by the charge instead of the share (a CI guard, host-independent): with NVML leaving
+    # room for no neighbour the tenant is charged every busy instant it measured, so the charge (its region's busy
+    # time) is at least the GPU time the fake gave it; before the bound the forged entry, busy all the time,
+    # halved every charge (~0.5 x). A loaded host only stretches the measured busy spans (kernels start and are
+    # seen done later), never shortens them: it moves the ratio up, away from the bug's 0.5.
+    _force(workload, 30)
+    _nvml(workload, nvml_dir, procs)
+    idle = workload.start("ctx", "0", "ready", "sleep", "6000") if own == 2 else None
+    if idle:
+        assert [idle.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
+    stop = _with_forger(workload, _forge_ring, 0, "all")
+    try:
+        gpu, _ = _spin_run(workload, "1")
+    finally:
+        stop.set()
+        if idle:
+            idle.kill()
+    with region.SharedRegion(workload.region_path) as reg:
+        charged = reg.busy_ns(0) / 1e9
+    print(f"nvml-bound guard: forged busy neighbour, NVML {procs!r}, {own} own: charged {charged:.3f} s of "
+          f"{gpu:.3f} s the fake gave ({charged / gpu:.2f} x)")
+    assert charged >= 0.8 * gpu, (charged, gpu)
+
+
+@fake_gpu
+@pytest.mark.parametrize(("procs", "lends"), [(HOST1, False), (None, True)], ids=["nvml-lists-1", "nvml-absent"])
+def test_forged_lender_lends_no_share_when_nvml_lists_no_neighbour(workload: Workload, nvml_dir: Path,
+                                                                   toolchain: Toolchain, procs: str | None,
+                                                                   lends: bool) -> None:
+    # The forged lender below judged by the share the library computes, not the one the fake measured (a CI
+    # guard, host-independent): with NVML listing only the tenant the bound K is 0 and the lent share is the limit
+    # itself whatever the board and the records say, so the tenant never logs a lent share (lending.c's debug
+    # line at LIBCUDA_LOG_LEVEL=4). Before the bound it lent the forged entry's 47 points at once, on any host,
+    # as it still does without NVML (the control: the line is there to be seen).
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="default",
+                        HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="50", LIBCUDA_LOG_LEVEL="4")
+    _nvml(workload, nvml_dir, procs)
+    stop = _with_forger(workload, _forge_lender, 50, 0, 0)
+    rec = board_records.packer(ctypes.CDLL(str(toolchain.lib)))(50, 0, 0, 0, 0)
+    holder = threading.Thread(target=board_records.hold, daemon=True,
+                              args=(workload.tmp.parent / "board",
+                                    board_records.lane(0, board_records.USERS - 1, 0), rec, stop))
+    holder.start()
+    try:
+        gpu, err = _spin_run(workload, "1")
+    finally:
+        stop.set()
+        holder.join()
+    lent = [line for line in err.splitlines() if LENT in line]
+    print(f"nvml-bound guard: forged lender, NVML {procs!r}: {len(lent)} lent-share lines, {gpu:.3f} s GPU")
+    assert bool(lent) == lends, lent
 
 
 @pytest.mark.fake_timing
