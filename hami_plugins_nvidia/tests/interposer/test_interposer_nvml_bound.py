@@ -25,7 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from . import board_records
-from .conftest import FAKE, REAL_DRIVER, Toolchain, Workload, build, region
+from .conftest import FAKE, REAL_DRIVER, Toolchain, Workload, build
+from .guard_runs import LENT, charged_s, spin_run
 from .test_interposer_board_audit import _forge_ring
 from .test_interposer_lend import _forge as _forge_lender
 from .test_interposer_share import _spin
@@ -106,17 +107,6 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
     assert lo <= share <= hi, share
 
 
-LENT = "lent by idle neighbour shares"  # lending.c's debug line, logged each time the lent share changes
-
-
-def _spin_run(w: Workload, secs: str) -> tuple[float, str]:
-    """A GPU-bound 1-process run (2 ms kernels, a sync every 4): (GPU seconds the fake gave it, its stderr)."""
-    r = w.run("ctx", "0", "spin", "2000", "0", secs, "4", timeout=60)
-    words = r.values("spin")[0]
-    assert r.returncode == 0 and words[0] == "0", r.stderr
-    return float(words[3]), r.stderr
-
-
 @fake_gpu
 @pytest.mark.parametrize(("procs", "own"), [(HOST1, 1), (HOST2, 2)], ids=["nvml-lists-1", "nvml-lists-2-own-2"])
 def test_forged_busy_neighbour_is_not_counted_in_the_charge(workload: Workload, nvml_dir: Path, procs: str,
@@ -133,13 +123,12 @@ def test_forged_busy_neighbour_is_not_counted_in_the_charge(workload: Workload, 
         assert [idle.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
     stop = _with_forger(workload, _forge_ring, 0, "all")
     try:
-        gpu, _ = _spin_run(workload, "1")
+        gpu, _ = spin_run(workload, "1")
     finally:
         stop.set()
         if idle:
             idle.kill()
-    with region.SharedRegion(workload.region_path) as reg:
-        charged = reg.busy_ns(0) / 1e9
+    charged = charged_s(workload)
     print(f"nvml-bound guard: forged busy neighbour, NVML {procs!r}, {own} own: charged {charged:.3f} s of "
           f"{gpu:.3f} s the fake gave ({charged / gpu:.2f} x)")
     assert charged >= 0.8 * gpu, (charged, gpu)
@@ -165,7 +154,7 @@ def test_forged_lender_lends_no_share_when_nvml_lists_no_neighbour(workload: Wor
                                     board_records.lane(0, board_records.USERS - 1, 0), rec, stop))
     holder.start()
     try:
-        gpu, err = _spin_run(workload, "1")
+        gpu, err = spin_run(workload, "1")
     finally:
         stop.set()
         holder.join()

@@ -1,0 +1,24 @@
+"""What the host-independent CI guards (beside the fake_timing tests they back) read of a run: the GPU time the
+fake device gave a GPU-bound program, its stderr (the library's own lines), and the GPU time the library charged
+its container. Each guard compares only what a slow or loaded host can move to the safe side."""
+
+from __future__ import annotations
+
+from .conftest import Workload, region
+
+LENT = "lent by idle neighbour shares"  # lending.c's debug line (LIBCUDA_LOG_LEVEL=4) each time the lent share changes
+
+
+def spin_run(w: Workload, secs: str) -> tuple[float, str]:
+    """A GPU-bound one-process run (2 ms kernels, a sync every 4) for `secs` seconds: (GPU seconds the fake gave
+    it, its stderr)."""
+    r = w.run("ctx", "0", "spin", "2000", "0", secs, "4", timeout=60)
+    words = r.values("spin")
+    assert r.returncode == 0 and words and words[0][0] == "0", r.stderr
+    return float(words[0][3]), r.stderr
+
+
+def charged_s(w: Workload) -> float:
+    """GPU time the library charged the container on device 0 (its region's busy time), seconds."""
+    with region.SharedRegion(w.region_path) as reg:
+        return reg.busy_ns(0) / 1e9
