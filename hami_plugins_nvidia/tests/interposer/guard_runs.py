@@ -9,10 +9,10 @@ from .conftest import Workload, region
 LENT = "lent by idle neighbour shares"  # lending.c's debug line (LIBCUDA_LOG_LEVEL=4) each time the lent share changes
 
 
-def spin_run(w: Workload, secs: str) -> tuple[float, str]:
+def spin_run(w: Workload, secs: str, **env: str) -> tuple[float, str]:
     """A GPU-bound one-process run (2 ms kernels, a sync every 4) for `secs` seconds: (GPU seconds the fake gave
     it, its stderr)."""
-    r = w.run("ctx", "0", "spin", "2000", "0", secs, "4", timeout=60)
+    r = w.run("ctx", "0", "spin", "2000", "0", secs, "4", timeout=60, **env)
     words = r.values("spin")
     assert r.returncode == 0 and words and words[0][0] == "0", r.stderr
     return float(words[0][3]), r.stderr

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from . import board_records as br
 from .conftest import REAL_DRIVER, Toolchain, Workload, region
+from .guard_runs import LENT, spin_run
 from .test_interposer_lend import GPU_BOUND, LIGHT, _setup
 from .test_interposer_share import _shared, _spin
 
@@ -253,6 +254,43 @@ def test_a_slot_whose_lanes_were_all_taken_lends_nothing(workload: Workload, sec
     # nothing lent: 53 % in this order of starts (the light neighbour first), against 61-62 % with its honest
     # lending (test_a_lock_inside_a_record_lane_lends_nothing's control) and 72 % without the marker
     assert share_a <= 56, (share_a, share_b)
+
+
+def test_a_slot_whose_lanes_were_all_taken_is_marked_and_lends_no_share(workload: Workload,
+                                                                       second_workload: Workload,
+                                                                       toolchain: Toolchain) -> None:
+    # The filled slot above judged by what the library says instead of the shares (a CI guard, host-independent):
+    # the light neighbour, finding every lane of its slot taken, says so in one line and holds the marker, and the
+    # GPU-bound tenant beside it never computes a lent share (lending.c's debug line at LIBCUDA_LOG_LEVEL=4) from
+    # the forged records and board values, whatever the host's speed. Without the marker it lent at once (72 %).
+    _setup(workload, "default", 50)
+    _setup(second_workload, "default", 50)
+    board = workload.tmp.parent / "board"
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board; its container takes user slot 0
+    rec = br.packer(ctypes.CDLL(str(toolchain.lib)))(50, 0, 0, 0, 0)
+    stop = threading.Event()
+    fields = {"user_frac_bp": 0, "user_queued_bp": 0, "user_held_ns": 0, "user_frac_ns": -1}
+    holders = [threading.Thread(target=_rewrite, args=(board, stop, 0, fields, 1))]
+    ready = [threading.Event() for _ in range(br.PROCS)]
+    holders += [threading.Thread(target=br.hold, args=(board, br.lane(0, 1, p), rec, stop, ready[p]))
+                for p in range(br.PROCS)]  # the next free slot, 1, is the light neighbour's
+    for h in holders:
+        h.start()
+    try:
+        assert all(r.wait(5) for r in ready)
+        b = second_workload.start("ctx", "0", "spin", "300", "1000", "1.6", "1000000")  # light, ~30 %
+        time.sleep(0.3)
+        gpu, err = spin_run(workload, "1", LIBCUDA_LOG_LEVEL="4")
+        _, err_b = b.communicate(timeout=60)
+    finally:
+        stop.set()
+        for h in holders:
+            h.join()
+    lent = [line for line in err.splitlines() if LENT in line]
+    print(f"lendlock-lanes-full guard: {len(lent)} lent-share lines in {gpu:.3f} s of GPU; neighbour's line: "
+          f"{'record lanes' in err_b}")
+    assert not lent, lent
+    assert f"all {br.PROCS} record lanes of this container's user slot are held by other processes" in err_b, err_b
 
 
 def test_a_board_of_the_previous_layout_is_not_trusted(workload: Workload) -> None:
