@@ -182,6 +182,36 @@ def test_a_lowered_neighbour_demand_keeps_the_switch_charge_on(workload: Workloa
     assert lo[0] + lo[1] <= 40, (lo, hi)
 
 
+def test_a_lowered_neighbour_demand_is_not_what_the_switch_rule_reads(workload: Workload,
+                                                                     second_workload: Workload) -> None:
+    # The forged demand alone above judged by the neighbours' demand the 30 % tenant's switch rule read (the launch
+    # stats line's last figure while shared) instead of the switches charged (a CI guard, host-independent): it is
+    # the 70 % neighbour's record, its real demand alone (~75 % here; a starved host lowers it, never to the
+    # forger's value), not the 0.01 % the forger writes every 1 ms into the board's plain field (read on board v6:
+    # 0.0 %). The neighbour runs 1 s longer, so it is launching and holding its record until the tenant's end.
+    fields = {"user_solo_bp": 1}
+    for w, limit in ((workload, 30), (second_workload, 70)):
+        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="130", FAKE_CUDA_SYNC_POLL_US="10",
+                CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY="default", HAMI_LAUNCH_STATS="1")
+    stop = threading.Event()
+    t = threading.Thread(target=_rewrite, args=(workload.tmp.parent / "board", stop, 70, fields, None, 0.001))
+    t.start()
+    try:
+        b = second_workload.start("ctx", "0", "graphs", "75", "2", "0", "2.5")
+        a = workload.run("ctx", "0", "graphs", "75", "2", "0", "1.5", timeout=60)
+        b.communicate(timeout=60)
+    finally:
+        stop.set()
+        t.join()
+    assert a.returncode == 0, a.stderr
+    m = re.search(r"switches charged [\d.]+ ms, not [\d.]+ ms \(demand alone ([\d.]+) %, neighbours ([\d.]+) %\)",
+                  a.stderr)
+    assert m, a.stderr
+    print(f"lendlock-solo guard: the 30 % tenant read its neighbours' demand alone as {m.group(2)} % (its own "
+          f"{m.group(1)} %), the forged field 0.01 %")
+    assert float(m.group(2)) >= 20, m.group(0)
+
+
 @pytest.mark.fake_timing
 @pytest.mark.parametrize("forged", [False, True], ids=["honest", "lock-in-every-slot"])
 def test_a_lock_inside_a_record_lane_lends_nothing(workload: Workload, second_workload: Workload,
