@@ -22,3 +22,12 @@ def charged_s(w: Workload) -> float:
     """GPU time the library charged the container on device 0 (its region's busy time), seconds."""
     with region.SharedRegion(w.region_path) as reg:
         return reg.busy_ns(0) / 1e9
+
+
+def sibling_ratios(w: Workload) -> tuple[list[float], list[tuple[float, float, float]]]:
+    """Two GPU-bound processes of container w (1.5 s each, started together): each one's charge over the GPU time
+    the fake gave it, and run_siblings' rows (share %, GPU s, charged s)."""
+    from .test_interposer_multiproc import run_siblings
+
+    rows = run_siblings(w, [("2000", "0", "1.5", "4")] * 2)
+    return [charged / gpu for _, gpu, charged in rows], rows

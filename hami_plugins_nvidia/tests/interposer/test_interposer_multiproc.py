@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .conftest import REAL_DRIVER, Toolchain, Workload, region
+from .guard_runs import sibling_ratios
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
@@ -119,8 +120,7 @@ def test_gpu_bound_siblings_are_not_each_charged_as_if_alone(workload: Workload,
     # Counted once, each pays what it got: 1.0-1.2 x on this 2-core VM idle, loaded or pinned to one core (a
     # loaded host only over-charges: a sibling waiting for a CPU at its sync keeps its busy span open).
     _container(workload, limit)
-    rows = run_siblings(workload, [("2000", "0", "1.5", "4")] * 2)
-    ratios = [charged / gpu for _, gpu, charged in rows]
+    ratios, rows = sibling_ratios(workload)
     print(f"multiproc guard: 2 siblings at {limit} %: charged / got {[round(x, 2) for x in ratios]}, {rows}")
     assert all(x <= 1.5 for x in ratios), rows
 
