@@ -4,6 +4,10 @@ its container. Each guard compares only what a slow or loaded host can move to t
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from .conftest import Workload, region
 
 LENT = "lent by idle neighbour shares"  # lending.c's debug line (LIBCUDA_LOG_LEVEL=4) each time the lent share changes
@@ -31,3 +35,19 @@ def sibling_ratios(w: Workload) -> tuple[list[float], list[tuple[float, float, f
 
     rows = run_siblings(w, [("2000", "0", "1.5", "4")] * 2)
     return [charged / gpu for _, gpu, charged in rows], rows
+
+
+@contextmanager
+def running(*jobs: Callable[[threading.Event], object]) -> Iterator[threading.Event]:
+    """Runs each job(stop) (a forger, a lock holder) in a thread of its own for the block, then stops and joins
+    them, whatever the block raised."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=job, args=(stop,), daemon=True) for job in jobs]
+    for t in threads:
+        t.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()

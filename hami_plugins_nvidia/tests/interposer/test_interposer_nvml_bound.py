@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 
 from . import board_records
 from .conftest import FAKE, REAL_DRIVER, Toolchain, Workload, build
-from .guard_runs import LENT, charged_s, spin_run
+from .guard_runs import LENT, charged_s, running, spin_run
 from .test_interposer_board_audit import _forge_ring
 from .test_interposer_lend import _forge as _forge_lender
+from .test_interposer_lend import _setup as _setup_lend
 from .test_interposer_share import _spin
 
 MS = 1_000_000
@@ -144,20 +145,16 @@ def test_forged_lender_lends_no_share_when_nvml_lists_no_neighbour(workload: Wor
     # itself whatever the board and the records say, so the tenant never logs a lent share (lending.c's debug
     # line at LIBCUDA_LOG_LEVEL=4). Before the bound it lent the forged entry's 47 points at once, on any host,
     # as it still does without NVML (the control: the line is there to be seen).
-    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="default",
-                        HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="50", LIBCUDA_LOG_LEVEL="4")
+    _setup_lend(workload, "default", 50, LIBCUDA_LOG_LEVEL="4")
     _nvml(workload, nvml_dir, procs)
-    stop = _with_forger(workload, _forge_lender, 50, 0, 0)
+    board = workload.tmp.parent / "board"
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the fake GPU's entry
     rec = board_records.packer(ctypes.CDLL(str(toolchain.lib)))(50, 0, 0, 0, 0)
-    holder = threading.Thread(target=board_records.hold, daemon=True,
-                              args=(workload.tmp.parent / "board",
-                                    board_records.lane(0, board_records.USERS - 1, 0), rec, stop))
-    holder.start()
-    try:
+    last_lane = board_records.lane(0, board_records.USERS - 1, 0)  # the forged entry's slot (forge_board_user)
+    with running(lambda stop: _forge_lender(board, stop, 50, 0, 0),
+                 lambda stop: board_records.hold(board, last_lane, rec, stop)):
+        time.sleep(0.05)
         gpu, err = spin_run(workload, "1")
-    finally:
-        stop.set()
-        holder.join()
     lent = [line for line in err.splitlines() if LENT in line]
     print(f"nvml-bound guard: forged lender, NVML {procs!r}: {len(lent)} lent-share lines, {gpu:.3f} s GPU")
     assert bool(lent) == lends, lent
