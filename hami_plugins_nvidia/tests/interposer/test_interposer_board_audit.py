@@ -15,6 +15,7 @@ import time
 import pytest
 
 from .conftest import REAL_DRIVER, Toolchain, Workload, forge_board_user, region
+from .guard_runs import charged_s, spin_run
 from .test_interposer_share import _spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
@@ -67,6 +68,31 @@ def test_forged_ring_of_overlapping_intervals_does_not_multiply_the_discount(wor
         t.join()
     print(f"audit-ring: forged ring ({span}, head {head:#x}): 30 % tenant got {share:.1f} %")
     assert share <= most, share
+
+
+@pytest.mark.parametrize("head", [0, 0xFFFFFFFF], ids=["head-0", "head-out-of-range"])
+def test_forged_ring_of_overlapping_intervals_discounts_the_charge_at_most_half(workload: Workload,
+                                                                               head: int) -> None:
+    # The forged ring above judged by the charge instead of the share (a CI guard, host-independent): the forged
+    # user counts as one neighbour busy all the time, so the tenant is charged half of every busy span it
+    # measured, and those spans hold at least the GPU time the fake gave it (a loaded host only stretches them):
+    # charged >= ~0.5 x that GPU time, against 1/33 (~0.03 x) when the 32 ring slots counted as 32 neighbours.
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
+                        HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="30")
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the GPU's entry
+    stop = threading.Event()
+    t = threading.Thread(target=_forge_ring, args=(workload.tmp.parent / "board", stop, head, "all"))
+    t.start()
+    try:
+        time.sleep(0.05)
+        gpu, _ = spin_run(workload, "1")
+    finally:
+        stop.set()
+        t.join()
+    charged = charged_s(workload)
+    print(f"audit-ring guard: forged ring (head {head:#x}): charged {charged:.3f} s of {gpu:.3f} s the fake gave "
+          f"({charged / gpu:.2f} x)")
+    assert charged >= 0.35 * gpu, (charged, gpu)
 
 
 def _union(lib: ctypes.CDLL, ivs: list[tuple[int, int]]) -> list[tuple[int, int]]:

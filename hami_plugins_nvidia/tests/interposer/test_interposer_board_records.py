@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from . import board_records as br
 from .conftest import REAL_DRIVER, Toolchain, Workload, region
+from .guard_runs import LENT, running, spin_run
 from .test_interposer_lend import GPU_BOUND, LIGHT, _setup
 from .test_interposer_share import _shared, _spin
 
@@ -181,6 +182,31 @@ def test_a_lowered_neighbour_demand_keeps_the_switch_charge_on(workload: Workloa
     assert lo[0] + lo[1] <= 40, (lo, hi)
 
 
+def test_a_lowered_neighbour_demand_is_not_what_the_switch_rule_reads(workload: Workload,
+                                                                     second_workload: Workload) -> None:
+    # The forged demand alone above judged by the neighbours' demand the 30 % tenant's switch rule read (the launch
+    # stats line's last figure while shared) instead of the switches charged (a CI guard, host-independent): it is
+    # the 70 % neighbour's record, its real demand alone (~75 % here; a starved host lowers it, never to the
+    # forger's value), not the 0.01 % the forger writes every 1 ms into the board's plain field (read on board v6:
+    # 0.0 %). The neighbour runs 1 s longer, so it is launching and holding its record until the tenant's end.
+    pair = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "130", "FAKE_CUDA_SYNC_POLL_US": "10",
+            "GPU_CORE_UTILIZATION_POLICY": "default", "HAMI_LAUNCH_STATS": "1"}  # the pair above
+    _shared(workload, CUDA_DEVICE_SM_LIMIT="30", **pair)
+    _shared(second_workload, CUDA_DEVICE_SM_LIMIT="70", **pair)
+    board = workload.tmp.parent / "board"
+    with running(lambda stop: _rewrite(board, stop, 70, {"user_solo_bp": 1}, None, 0.001)):
+        b = second_workload.start("ctx", "0", "graphs", "75", "2", "0", "2.5")
+        a = workload.run("ctx", "0", "graphs", "75", "2", "0", "1.5", timeout=60)
+        b.communicate(timeout=60)
+    assert a.returncode == 0, a.stderr
+    m = re.search(r"switches charged [\d.]+ ms, not [\d.]+ ms \(demand alone ([\d.]+) %, neighbours ([\d.]+) %\)",
+                  a.stderr)
+    assert m, a.stderr
+    print(f"lendlock-solo guard: the 30 % tenant read its neighbours' demand alone as {m.group(2)} % (its own "
+          f"{m.group(1)} %), the forged field 0.01 %")
+    assert float(m.group(2)) >= 20, m.group(0)
+
+
 @pytest.mark.fake_timing
 @pytest.mark.parametrize("forged", [False, True], ids=["honest", "lock-in-every-slot"])
 def test_a_lock_inside_a_record_lane_lends_nothing(workload: Workload, second_workload: Workload,
@@ -253,6 +279,33 @@ def test_a_slot_whose_lanes_were_all_taken_lends_nothing(workload: Workload, sec
     # nothing lent: 53 % in this order of starts (the light neighbour first), against 61-62 % with its honest
     # lending (test_a_lock_inside_a_record_lane_lends_nothing's control) and 72 % without the marker
     assert share_a <= 56, (share_a, share_b)
+
+
+def test_a_slot_whose_lanes_were_all_taken_is_marked_and_lends_no_share(workload: Workload,
+                                                                       second_workload: Workload,
+                                                                       toolchain: Toolchain) -> None:
+    # The filled slot above judged by what the library says instead of the shares (a CI guard, host-independent):
+    # the light neighbour, finding every lane of its slot taken, says so in one line and holds the marker, and the
+    # GPU-bound tenant beside it never computes a lent share (lending.c's debug line at LIBCUDA_LOG_LEVEL=4) from
+    # the forged records and board values, whatever the host's speed. Without the marker it lent at once (72 %).
+    for w in (workload, second_workload):
+        _setup(w, "default", 50)
+    board = workload.tmp.parent / "board"
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board; its container takes user slot 0
+    rec = br.packer(ctypes.CDLL(str(toolchain.lib)))(50, 0, 0, 0, 0)
+    lender = {"user_frac_bp": 0, "user_queued_bp": 0, "user_held_ns": 0, "user_frac_ns": -1}
+    ready = [threading.Event() for _ in range(br.PROCS)]
+    lanes = [lambda stop, p=p: br.hold(board, br.lane(0, 1, p), rec, stop, ready[p]) for p in range(br.PROCS)]
+    with running(lambda stop: _rewrite(board, stop, 0, lender, 1), *lanes):  # slot 1: the light neighbour's next
+        assert all(r.wait(5) for r in ready)
+        b = second_workload.start("ctx", "0", "spin", "300", "1000", "1.6", "1000000")  # light, ~30 %
+        time.sleep(0.3)
+        gpu, err = spin_run(workload, "1", LIBCUDA_LOG_LEVEL="4")
+        _, err_b = b.communicate(timeout=60)
+    lent = [line for line in err.splitlines() if LENT in line]
+    print(f"lendlock-lanes-full guard: {len(lent)} lent-share lines in {gpu:.3f} s of GPU")
+    assert not lent, lent
+    assert f"all {br.PROCS} record lanes of this container's user slot are held by other processes" in err_b, err_b
 
 
 def test_a_board_of_the_previous_layout_is_not_trusted(workload: Workload) -> None:

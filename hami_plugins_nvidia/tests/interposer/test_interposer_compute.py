@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import Workload, region
+from .guard_runs import sibling_ratios
 
 
 def _share(run) -> float:
@@ -60,6 +61,19 @@ def test_processes_of_one_container_share_one_budget(workload: Workload) -> None
         spans.append((float(t0), float(t1), float(busy)))
     wall = max(s[1] for s in spans) - min(s[0] for s in spans)
     assert 100 * sum(s[2] for s in spans) / wall <= 56  # 0.4 s of GPU time took >= ~0.8 s together
+
+
+def test_processes_of_one_container_are_each_charged_what_they_got(workload: Workload) -> None:
+    # The two processes above (no GPU memory held, 50 %, the fake's shared GPU) judged by each one's charge
+    # against the GPU time the fake gave it (a CI guard): one budget means each pays what it got from the
+    # container's bucket. Never under 0.8 x (the fail-open side; a loaded host only stretches the busy spans it is
+    # charged by), and within a margin on the other side: a sibling holding no memory went uncounted before the
+    # presence locks (a247bb6) and each was charged as if alone, ~2 x; counted, ~1.0-1.1 x on this 2-core VM.
+    workload.env.update(CUDA_DEVICE_SM_LIMIT="50", HAMI_SM_PERIOD_MS="100", GPU_CORE_UTILIZATION_POLICY="force",
+                        FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"))
+    ratios, rows = sibling_ratios(workload)
+    print(f"compute guard: 2 memoryless processes at 50 %: charged / got {[round(x, 2) for x in ratios]}, {rows}")
+    assert all(0.8 <= x <= 1.5 for x in ratios), rows
 
 
 @pytest.mark.parametrize("value", ["half", "250", "-5", "99999999999999999999"])

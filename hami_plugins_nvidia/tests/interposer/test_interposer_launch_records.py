@@ -102,6 +102,23 @@ def test_coarse_sample_costs_two_records_on_a_host_paced_loop(workload: Workload
     assert charged - st["doubt_s"] <= 1.35 * gpu_s + 0.02, (charged, st["doubt_s"], gpu_s)
 
 
+def test_a_coarse_sample_records_two_events_in_its_launch_call(workload: Workload) -> None:
+    # The records per sample above judged launch call by launch call (a CI guard, host-independent): a drawn
+    # sample's launch call records the boundary (the run's end and the sample's start, one event) and the sample's
+    # end, two records; before push_boundary three, in that one call. A slow host changes how many launches run
+    # and how many are coarse, not what one sample's call records: calls with three or more records stay a few
+    # (a watcher's record landing inside one), against one per sample before (n3 ~ the samples, n2 ~ none).
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
+                        HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1")
+    r = workload.run("ctx", "0", "recs", *LOOP[1:], timeout=60)
+    assert r.returncode == 0, r.stderr
+    rc, n, n0, n1, n2, n3 = (int(x) for x in r.values("recs")[0])
+    print(f"launch-records guard: {n} launches, calls by records made: 0: {n0}, 1: {n1}, 2: {n2}, >= 3: {n3}")
+    assert rc == 0 and n > 5000, r.lines
+    assert n2 >= 20, (n0, n1, n2, n3)  # samples were drawn (and each cost two records in its call)
+    assert n3 <= 0.1 * n2, (n0, n1, n2, n3)
+
+
 def test_the_sample_rate_knob_draws_one_coarse_launch_in_n(workload: Workload) -> None:
     # HAMI_SM_SAMPLE_EVERY=128: a quarter of the default's samples (binomial: ~300 of ~40000 coarse launches, the
     # bounds +-6 sigma), fewer records, and the stats line says which side of an A/B it was

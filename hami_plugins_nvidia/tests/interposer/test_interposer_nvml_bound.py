@@ -26,8 +26,10 @@ from hypothesis import strategies as st
 
 from . import board_records
 from .conftest import FAKE, REAL_DRIVER, Toolchain, Workload, build
+from .guard_runs import LENT, charged_s, running, spin_run
 from .test_interposer_board_audit import _forge_ring
 from .test_interposer_lend import _forge as _forge_lender
+from .test_interposer_lend import _setup as _setup_lend
 from .test_interposer_share import _spin
 
 MS = 1_000_000
@@ -104,6 +106,58 @@ def test_forged_busy_neighbour_counts_only_as_far_as_nvml_allows(workload: Workl
             idle.kill()
     print(f"nvml-bound: forged busy neighbour, NVML {procs!r}, {own} own: 30 % tenant got {share:.1f} %")
     assert lo <= share <= hi, share
+
+
+@fake_gpu
+@pytest.mark.parametrize(("procs", "own"), [(HOST1, 1), (HOST2, 2)], ids=["nvml-lists-1", "nvml-lists-2-own-2"])
+def test_forged_busy_neighbour_is_not_counted_in_the_charge(workload: Workload, nvml_dir: Path, procs: str,
+                                                            own: int) -> None:
+    # The bound above judged by the charge instead of the share (a CI guard, host-independent): with NVML leaving
+    # room for no neighbour the tenant is charged every busy instant it measured, so the charge (its region's busy
+    # time) is at least the GPU time the fake gave it; before the bound the forged entry, busy all the time,
+    # halved every charge (~0.5 x). A loaded host only stretches the measured busy spans (kernels start and are
+    # seen done later), never shortens them: it moves the ratio up, away from the bug's 0.5.
+    _force(workload, 30)
+    _nvml(workload, nvml_dir, procs)
+    idle = workload.start("ctx", "0", "ready", "sleep", "6000") if own == 2 else None
+    if idle:
+        assert [idle.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
+    stop = _with_forger(workload, _forge_ring, 0, "all")
+    try:
+        gpu, _ = spin_run(workload, "1")
+    finally:
+        stop.set()
+        if idle:
+            idle.kill()
+    charged = charged_s(workload)
+    print(f"nvml-bound guard: forged busy neighbour, NVML {procs!r}, {own} own: charged {charged:.3f} s of "
+          f"{gpu:.3f} s the fake gave ({charged / gpu:.2f} x)")
+    assert charged >= 0.8 * gpu, (charged, gpu)
+
+
+@fake_gpu
+@pytest.mark.parametrize(("procs", "lends"), [(HOST1, False), (None, True)], ids=["nvml-lists-1", "nvml-absent"])
+def test_forged_lender_lends_no_share_when_nvml_lists_no_neighbour(workload: Workload, nvml_dir: Path,
+                                                                   toolchain: Toolchain, procs: str | None,
+                                                                   lends: bool) -> None:
+    # The forged lender below judged by the share the library computes, not the one the fake measured (a CI
+    # guard, host-independent): with NVML listing only the tenant the bound K is 0 and the lent share is the limit
+    # itself whatever the board and the records say, so the tenant never logs a lent share (lending.c's debug
+    # line at LIBCUDA_LOG_LEVEL=4). Before the bound it lent the forged entry's 47 points at once, on any host,
+    # as it still does without NVML (the control: the line is there to be seen).
+    _setup_lend(workload, "default", 50, LIBCUDA_LOG_LEVEL="4")
+    _nvml(workload, nvml_dir, procs)
+    board = workload.tmp.parent / "board"
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the fake GPU's entry
+    rec = board_records.packer(ctypes.CDLL(str(toolchain.lib)))(50, 0, 0, 0, 0)
+    last_lane = board_records.lane(0, board_records.USERS - 1, 0)  # the forged entry's slot (forge_board_user)
+    with running(lambda stop: _forge_lender(board, stop, 50, 0, 0),
+                 lambda stop: board_records.hold(board, last_lane, rec, stop)):
+        time.sleep(0.05)
+        gpu, err = spin_run(workload, "1")
+    lent = [line for line in err.splitlines() if LENT in line]
+    print(f"nvml-bound guard: forged lender, NVML {procs!r}: {len(lent)} lent-share lines, {gpu:.3f} s GPU")
+    assert bool(lent) == lends, lent
 
 
 @pytest.mark.fake_timing

@@ -9,6 +9,7 @@ time the fake's shared GPU gave each process (`FAKE_CUDA_GPU`), never by tight w
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -129,6 +130,32 @@ def test_gpu_bound_tenant_beside_a_coarse_candidate_is_still_held_at_its_limit(w
     records_b = (c1[1] - c0[1]) / max(1, c1[0] - c0[0])
     assert abs(share_a - 30) <= 5, (share_a, records_b, err_a[-300:])
     assert records_b >= 0.9, (share_a, records_b)  # B measured every launch while A needed it
+
+
+def test_coarse_candidate_measures_every_launch_while_a_held_neighbour_asks(workload: Workload,
+                                                                          second_workload: Workload) -> None:
+    # The pair above judged by B's driver calls alone (a CI guard, host-independent): A, GPU-bound at 30 %, is
+    # held all its run once its first credit is spent, so it asks for precision at least every 200 ms whatever
+    # the host's speed; B, launch-bound (LAUNCH_BOUND's loop) with ample credit at 70 %, runs its whole window
+    # inside A's (started 0.5 s after A, ending ~1 s before it) and measured precisely beside a neighbour records
+    # a start and an end mark per launch (2.000 on this 2-core VM, idle, loaded or pinned). Built without the
+    # requests (-DHAMI_NO_PRECISION_REQUESTS) it went coarse: 0.40-0.50 marks per launch, and A, charged as if B
+    # were idle, got 17 % of the GPU instead of 30 (the test above's docstring; its own B, 50 us kernels at 70 %,
+    # no longer goes coarse without the requests: that test passes on such a build too).
+    _setup(workload, 30, DRIVER_BUSY_GAP="0")
+    _setup(second_workload, 70)
+    a = workload.start("ctx", "0", "ready", "spin", "2000", "0", "2.5", "4")
+    assert [a.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
+    time.sleep(0.5)  # A's bucket (160 ms deep) is spent: it is held from here on
+    r = second_workload.run("ctx", "0", "calls", *LAUNCH_BOUND[:3], "1", "1000", "calls", timeout=60)
+    out_a, err_a = a.communicate(timeout=60)
+    assert a.returncode == 0, err_a
+    assert r.returncode == 0, r.stderr
+    c0, c1 = ([int(x) for x in words] for words in r.values("calls"))
+    records_b = (c1[1] - c0[1]) / max(1, c1[0] - c0[0])
+    print(f"share-coarse guard: B recorded {records_b:.3f} marks per launch over {c1[0] - c0[0]} launches")
+    assert c1[0] - c0[0] > 1000, (c0, c1)
+    assert records_b >= 1.5, records_b
 
 
 @pytest.mark.fake_timing

@@ -291,6 +291,31 @@ int main(int argc, char **argv)
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
             printf("spin %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, n, (w1 - w0) / 1e9);
+        } else if (!strcmp(c, "recs")) {
+            /* recs US GAP_US SECONDS SYNC: like spin (no GPU accounting), counting the launch calls by the event
+             * records the interposer made during each (the fake's counters): prints the launches and how many
+             * calls made 0, 1, 2 and 3 or more records. A coarse sample costs two in one call, three before
+             * push_boundary (test_interposer_launch_records.py) */
+            unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
+            double secs = atof(argv[++i]);
+            int every = atoi(argv[++i]), n = 0;
+            unsigned long long by[4] = {0, 0, 0, 0};
+            u64 c0[5] = {0}, c1[5] = {0};
+            CUresult r = 0;
+            double t0 = now_s();
+            while (!r && fake_calls && now_s() - t0 < secs) {
+                fake_calls(c0);
+                r = run_launch("kernel", us);
+                fake_calls(c1);
+                u64 d = c1[1] - c0[1];
+                by[d < 3 ? d : 3]++;
+                if (++n % (every > 0 ? every : 1) == 0)
+                    ssync(NULL);
+                if (gap)
+                    gap_wait(gap);
+            }
+            ssync(NULL);
+            printf("recs %d %d %llu %llu %llu %llu\n", r, n, by[0], by[1], by[2], by[3]);
         } else if (!strcmp(c, "graphs")) {
             /* graphs US STREAMS GAP_US SECONDS: the CUDA-graphs program of the H200 bench (programs.py w_graphs),
              * step after step: one graph of US microseconds of GPU work replayed on each of STREAMS streams
