@@ -127,7 +127,7 @@ def test_fitting_launch_bound_pair_is_not_charged_its_switches(workload: Workloa
 def test_fitting_launch_bound_pair_leaves_its_switches_uncharged(workload: Workload, second_workload: Workload) -> None:
     # CI's guard (host-independent): the fitting pair above, shorter, judged by the library's own stats line alone.
     # Charging every switch (HAMI_SM_CHARGE_SWITCHES=1, the rule before the contended-only one) charges all of them:
-    # "not" is 0 ms. Now the pair, demanding ~50 %, is not contended: at most a few switches are charged. A loaded
+    # "not" is 0 ms, whatever the host. Now the pair, demanding ~50 %, is not contended: at most a few switches are charged. A loaded
     # host only slows each program's launches, lowering the demands the library estimates from them: the pair
     # fits all the more.
     for w in (workload, second_workload):
@@ -144,5 +144,9 @@ def test_fitting_launch_bound_pair_leaves_its_switches_uncharged(workload: Workl
         assert sw, err
         seen.append((float(sw.group(1)), float(sw.group(2))))
     print(f"graph_streams fitting pair: switches (charged, not) ms {seen}")
+    # a loaded host can keep the pair from overlapping at all (0.1-2 ms of switches seen beside two busy loops,
+    # ~20-50 ms idle): with no switch there is nothing to judge either way
+    if sum(charged + free for charged, free in seen) == 0:
+        pytest.skip(f"the pair never switched contexts: {seen}")
     for charged, free in seen:
-        assert free > 0 and charged <= 0.25 * (charged + free), seen
+        assert charged <= 0.25 * (charged + free), seen
