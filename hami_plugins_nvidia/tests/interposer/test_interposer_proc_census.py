@@ -98,6 +98,13 @@ def _keep_writing(path: Path, text, stop: threading.Event, mode: int = 0o644, ow
 
 def _tenant(w: Workload, nvml_dir: Path, census: Path | None, script: str = RO_MOUNT) -> tuple[float, str]:  # noqa: F811
     """A 30 % tenant under force in a pod-like namespace, beside a forged busy entry: its share and stderr."""
+    secs, gpu, err = tenant_run(w, nvml_dir, census, script)
+    return 100 * gpu / secs, err
+
+
+def tenant_run(w: Workload, nvml_dir: Path, census: Path | None,  # noqa: F811
+               script: str = RO_MOUNT) -> tuple[float, float, str]:
+    """_tenant's run: its window (s), the GPU time the fake gave it there (s) and its stderr."""
     _force(w, 30)
     _nvml(w, nvml_dir, "self")
     if census is not None:
@@ -114,8 +121,7 @@ def _tenant(w: Workload, nvml_dir: Path, census: Path | None, script: str = RO_M
         stop.set()
     words = out.split("spin ")[1].split() if "spin " in out else ["?"]
     assert words[0] == "0", (out, err)
-    t0, t1, gpu = float(words[1]), float(words[2]), float(words[3])
-    return 100 * gpu / (t1 - t0), err
+    return float(words[2]) - float(words[1]), float(words[3]), err
 
 
 @pytest.mark.fake_timing
