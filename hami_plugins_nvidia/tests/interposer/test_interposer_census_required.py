@@ -29,7 +29,6 @@ from .test_interposer_proc_census import (  # noqa: F401 - fixtures
 )
 from .test_interposer_share import _charged_ms
 
-
 HIDE = RO_MOUNT.replace("&& shift", '&& mount -t tmpfs none "$1" && shift')  # the tenant's own tmpfs over the mount
 
 
