@@ -142,8 +142,8 @@ def test_fresh_census_of_one_is_charged_as_if_alone(workload: Workload, nvml_dir
                                                     publisher: _Port) -> None:
     # CI's guard (host-independent): the case above judged by the charge over the GPU time the fake gave the
     # tenant. K = 0 from a census of 1: charged as if alone, 1.0 x (a loaded host only lengthens the spans it
-    # measures). Without the census (HAMI_PROC_CENSUS_DIR unset, a setting still accepted) the forged busy entry
-    # halves it: 0.50 x, ~60 % at 30.
+    # measures). Without a census file (no publisher: the census is not used, and not required) the forged busy
+    # entry halves it: 0.50 x, 59 % at 30.
     secs, gpu, err = tenant_run(workload, nvml_dir, census)
     ratio = _charged_ms(workload) / (gpu * 1e3)
     print(f"proc-census guard: fresh census of 1: charged {ratio:.2f} x, {100 * gpu / secs:.1f} % of the fake GPU")
