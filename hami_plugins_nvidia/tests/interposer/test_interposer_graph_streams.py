@@ -93,6 +93,26 @@ def test_switch_charging_holds_a_graphs_pair_to_its_limits_when_switches_are_cos
     assert hi_share >= lo_share + 10, seen
 
 
+def _fitting_pair(a: Workload, b: Workload, seconds: str) -> list[tuple[list[str], tuple[float, float]]]:
+    """The inference loop's shape run by two tenants at 50 + 50 under default for SECONDS: per tenant the words of
+    its `spin` line and the ms of switches into its context its stats line says were charged and not."""
+    for w in (a, b):
+        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
+                CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default", DRIVER_BUSY_GAP="1",
+                HAMI_LAUNCH_STATS="1")
+    prog = ("spin", "5", "20", seconds, "195")
+    procs = [a.start("ctx", "0", *prog), b.start("ctx", "0", *prog)]
+    rows = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        words = out.split("spin ")[1].split()
+        assert words[0] == "0", err
+        sw = re.search(r"switches charged ([\d.]+) ms, not ([\d.]+) ms", err)
+        assert sw, err
+        rows.append((words, (float(sw.group(1)), float(sw.group(2)))))
+    return rows
+
+
 @pytest.mark.fake_timing
 def test_fitting_launch_bound_pair_is_not_charged_its_switches(workload: Workload,
                                                                second_workload: Workload) -> None:
@@ -101,21 +121,11 @@ def test_fitting_launch_bound_pair_is_not_charged_its_switches(workload: Workloa
     # GPU time as they run kernels (30 us switches), yet keep their native throughput: the switches fill GPU time
     # nobody would have used, and charged them each tenant was charged ~2.2 x its kernels (the experiment's
     # figure, docs/results/2026-12-04-fake-graphs-and-pairs.md). The pair fits (demands ~50 %): charged its kernels.
-    for w in (workload, second_workload):
-        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
-                CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default", DRIVER_BUSY_GAP="1",
-                HAMI_LAUNCH_STATS="1")
-    prog = ("spin", "5", "20", "2", "195")
-    procs = [workload.start("ctx", "0", *prog), second_workload.start("ctx", "0", *prog)]
     seen = []
-    for w, p in zip((workload, second_workload), procs, strict=True):
-        out, err = p.communicate(timeout=60)
-        words = out.split("spin ")[1].split()
-        assert words[0] == "0", err
+    for w, (words, (sw_charged, sw_free)) in zip((workload, second_workload),
+                                                 _fitting_pair(workload, second_workload, "2"), strict=True):
         ran_ms = float(words[3]) * 1e3  # its kernels' GPU time, as the fake accounts it
-        sw = re.search(r"switches charged ([\d.]+) ms, not ([\d.]+) ms", err)
-        assert sw, err
-        seen.append((round(ran_ms), round(_charged_ms(w)), float(sw.group(1)), float(sw.group(2))))
+        seen.append((round(ran_ms), round(_charged_ms(w)), sw_charged, sw_free))
     for ran_ms, charged_ms, sw_charged, sw_free in seen:
         assert ran_ms > 100, seen  # it ran
         # switches into its context were seen (and left uncharged), none charged; the charge stays near its
@@ -126,23 +136,11 @@ def test_fitting_launch_bound_pair_is_not_charged_its_switches(workload: Workloa
 
 def test_fitting_launch_bound_pair_leaves_its_switches_uncharged(workload: Workload, second_workload: Workload) -> None:
     # CI's guard (host-independent): the fitting pair above, shorter, judged by the library's own stats line alone.
-    # Charging every switch (HAMI_SM_CHARGE_SWITCHES=1, the rule before the contended-only one) charges all of them:
-    # "not" is 0 ms, whatever the host. Now the pair, demanding ~50 %, is not contended: at most a few switches are charged. A loaded
-    # host only slows each program's launches, lowering the demands the library estimates from them: the pair
-    # fits all the more.
-    for w in (workload, second_workload):
-        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
-                CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default", DRIVER_BUSY_GAP="1",
-                HAMI_LAUNCH_STATS="1")
-    prog = ("spin", "5", "20", "1", "195")
-    procs = [workload.start("ctx", "0", *prog), second_workload.start("ctx", "0", *prog)]
-    seen = []
-    for p in procs:
-        err = p.communicate(timeout=60)[1]
-        assert p.returncode == 0, err
-        sw = re.search(r"switches charged ([\d.]+) ms, not ([\d.]+) ms", err)
-        assert sw, err
-        seen.append((float(sw.group(1)), float(sw.group(2))))
+    # Charging every switch (HAMI_SM_CHARGE_SWITCHES=1, the rule before the contended-only one) charges all of
+    # them: "not" is 0 ms, whatever the host. Now the pair, demanding ~50 %, is not contended: at most a few
+    # switches are charged. A loaded host only slows each program's launches, lowering the demands the library
+    # estimates from them: the pair fits all the more.
+    seen = [sw for _words, sw in _fitting_pair(workload, second_workload, "1")]
     print(f"graph_streams fitting pair: switches (charged, not) ms {seen}")
     # a loaded host can keep the pair from overlapping at all (0.1-2 ms of switches seen beside two busy loops,
     # ~20-50 ms idle): with no switch there is nothing to judge either way
