@@ -39,26 +39,44 @@ def _graphs(proc) -> tuple[float, float, int, float, float]:
     return 100 * gpu / (t1 - t0), t1 - t0, n, float(coarse.group(1)), 100 * sw / (t1 - t0)
 
 
+def _coarse_graphs_pair(a: Workload, b: Workload, seconds: str) -> list[tuple[float, int, int, int, float]]:
+    """Graphs of 50 us on 2 streams, a sync and 20 us of host time per step, two tenants at 50 + 50 under default
+    with switches never charged, for SECONDS: per tenant (share %, GPU ms the fake gave it, ms charged, steps,
+    % coarse)."""
+    for w in (a, b):
+        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
+                GPU_CORE_UTILIZATION_POLICY="default", CUDA_DEVICE_SM_LIMIT="50", DRIVER_BUSY_GAP="1",
+                HAMI_LAUNCH_STATS="1", HAMI_SM_CHARGE_SWITCHES="0")
+    prog = ("graphs", "50", "2", "20", seconds)
+    runs = [_graphs(p) for p in (a.start("ctx", "0", *prog), b.start("ctx", "0", *prog))]
+    seen = []
+    for w, (share, secs, steps, coarse, _sw) in zip((a, b), runs, strict=True):
+        ran_ms = share * secs * 10  # GPU time the fake gave it, ms
+        seen.append((round(share, 1), round(ran_ms), round(_charged_ms(w)), steps, coarse))
+    return seen
+
+
 @pytest.mark.fake_timing
 def test_graphs_on_two_streams_are_charged_what_ran_when_measured_coarsely(workload: Workload,
                                                                          second_workload: Workload) -> None:
     # each program is busy ~75 % alone, so the pair contends and by default would be charged its context switches
     # too (and measured precisely for them: the next tests); here the coarse marks' bound alone is under test
-    for w in (workload, second_workload):
-        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
-                GPU_CORE_UTILIZATION_POLICY="default", CUDA_DEVICE_SM_LIMIT="50", DRIVER_BUSY_GAP="1",
-                HAMI_LAUNCH_STATS="1", HAMI_SM_CHARGE_SWITCHES="0")
-    prog = ("graphs", "50", "2", "20", "2")
-    a, b = workload.start("ctx", "0", *prog), second_workload.start("ctx", "0", *prog)
-    runs = [_graphs(a), _graphs(b)]
-    seen = []
-    for w, (share, secs, steps, coarse, _sw) in zip((workload, second_workload), runs, strict=True):
-        ran_ms = share * secs * 10  # GPU time the fake gave it, ms
-        seen.append((round(share, 1), round(ran_ms), round(_charged_ms(w)), steps, coarse))
+    seen = _coarse_graphs_pair(workload, second_workload, "2")
     for share, ran_ms, charged_ms, steps, coarse in seen:
         # the pair fits under its limits: not held, and mostly measured coarsely (the case under test)
         assert steps > 1000 and share < 50 and coarse >= 25, seen
         assert 0.92 * ran_ms <= charged_ms <= 1.25 * ran_ms, seen
+
+
+def test_graphs_on_two_streams_are_charged_most_of_what_ran(workload: Workload, second_workload: Workload) -> None:
+    # CI's guard (host-independent): the pair above, shorter, judged by each tenant's charge over the GPU time the
+    # fake gave it. Bounded by the union's remainder the second stream's coarse launches were cut (bd76b0b^, here:
+    # 0.70-0.79 x); now 0.96-0.99 x. A loaded host only stretches the host gaps inside the coarse spans, which
+    # over-charges (coarse estimates run over), and shifts launches to precise marks charged their events.
+    seen = _coarse_graphs_pair(workload, second_workload, "1")
+    print(f"graph_streams coarse pair: (share, ran ms, charged ms, steps, coarse %) {seen}")
+    for _share, ran_ms, charged_ms, _steps, _coarse in seen:
+        assert charged_ms >= 0.88 * ran_ms, seen
 
 
 @pytest.mark.fake_timing
