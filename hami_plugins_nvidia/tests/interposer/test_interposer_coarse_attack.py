@@ -27,7 +27,6 @@ from .test_interposer_share import _charged_ms, _shared
 
 pytestmark = [
     pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
-    pytest.mark.fake_timing,
 ]
 
 LIMIT = 30
@@ -50,6 +49,7 @@ def _attack(w: Workload, burst: str, long: str) -> tuple[float, float, float]:
     return gpu_ms, _charged_ms(w), secs
 
 
+@pytest.mark.fake_timing
 def test_tiny_kernels_in_the_windows_long_ones_in_coarse_phases_do_not_beat_the_limit(workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
     gpu = charged = secs = 0.0
@@ -82,6 +82,7 @@ def steer_share_and_ratio(workload: Workload, mode: str, long_us: str, every: st
     return round(100 * gpu_ms / (secs * 1e3), 1), round(charged / (gpu_ms + warm_gpu * 1e3), 2)
 
 
+@pytest.mark.fake_timing
 def test_a_tenant_that_sees_the_mode_does_not_steer_long_kernels_past_the_samples(workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
     runs = [(long_us, *steer_share_and_ratio(workload, "calls", long_us, every, gap))
@@ -91,3 +92,14 @@ def test_a_tenant_that_sees_the_mode_does_not_steer_long_kernels_past_the_sample
     for _, share, ratio in runs:
         assert ratio >= 0.85, runs
         assert share <= LIMIT + 12, runs
+
+
+def test_a_tenant_that_sees_the_mode_is_charged_most_of_its_gpu_time(workload: Workload) -> None:
+    # CI's guard for the steering hole (host-independent): one steering run, judged by its charge alone. main
+    # b35584f charged it 0.03-0.05 x the GPU time the fake gave it; the samples ~1.0 x (0.93 x seen on a loaded box).
+    # A loaded host only lengthens the host time around the tenant's launches: its windows' host gaps forgive a
+    # little more doubt, which is why the bound sits at 0.6, ten times what the hole charged.
+    _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
+    share, ratio = steer_share_and_ratio(workload, "calls", *STEERING[0])
+    print(f"coarse steer calls: {share} % of the fake GPU, charged {ratio} x")
+    assert ratio >= 0.6, (share, ratio)

@@ -30,10 +30,10 @@ from .test_interposer_share import _shared
 
 pytestmark = [
     pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
-    pytest.mark.fake_timing,
 ]
 
 
+@pytest.mark.fake_timing
 def test_long_kernels_only_after_a_sample_do_not_beat_the_limit(workload: Workload) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
     runs = [steer_share_and_ratio(workload, "after", "50", "20", "40") for _ in range(2)]
@@ -41,3 +41,13 @@ def test_long_kernels_only_after_a_sample_do_not_beat_the_limit(workload: Worklo
     for share, ratio in runs:
         assert ratio >= 0.85, runs
         assert share <= LIMIT + 12, runs  # load on a 2-core box: 37 % seen with the samples (coarse_attack)
+
+
+def test_long_kernels_only_after_a_sample_are_charged_most_of_their_gpu_time(workload: Workload) -> None:
+    # CI's guard for the sample-tail hole (host-independent): one run, judged by its charge alone. main 8dc3be6
+    # charged it 0.54-0.67 x the GPU time the fake gave it; now ~1.0 x. Its samples are kernels the fake ran alone
+    # on the tenant's stream, whose spans a loaded host can only lengthen (over-charge): the bound sits between.
+    _shared(workload, CUDA_DEVICE_SM_LIMIT=str(LIMIT), DRIVER_BUSY_GAP="1")
+    share, ratio = steer_share_and_ratio(workload, "after", "50", "20", "40")
+    print(f"coarse steer after: {share} % of the fake GPU, charged {ratio} x")
+    assert ratio >= 0.8, (share, ratio)

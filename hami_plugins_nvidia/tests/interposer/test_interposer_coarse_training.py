@@ -23,7 +23,6 @@ from .test_interposer_share import _charged_ms, _shared
 
 pytestmark = [
     pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
-    pytest.mark.fake_timing,
 ]
 
 STEP = "20*2000,4000*5"  # 20 GEMM-like kernels of 2 ms, then 4000 tiny kernels of 5 us; a sync per step
@@ -31,6 +30,7 @@ HOST_US = "12"           # host time after each launch (busy-waited: DRIVER_BUSY
 WARM = ("spin", "3", "3000", "0.8", "1000")  # nearly idle: the bucket fills, a window verifies, coarse begins
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("limit", [50, 70])
 def test_training_step_shape_is_charged_its_gpu_time_in_coarse_mode(workload: Workload, limit: int) -> None:
     _shared(workload, CUDA_DEVICE_SM_LIMIT=str(limit), HAMI_LAUNCH_STATS="1", DRIVER_BUSY_GAP="1")
@@ -51,3 +51,20 @@ def test_training_step_shape_is_charged_its_gpu_time_in_coarse_mode(workload: Wo
     # charged what it got, so it is held at its limit
     assert 0.95 * gpu_ms <= charged <= 1.3 * gpu_ms, (limit, round(share, 1), gpu_ms, charged)
     assert share <= limit + 6, (limit, round(share, 1), round(charged / gpu_ms, 2))
+
+
+def test_training_step_shape_in_coarse_mode_is_charged_most_of_its_gpu_time(workload: Workload) -> None:
+    # CI's guard (host-independent): the 70 % case, shorter, judged by its charge alone. b35584f charged this shape
+    # 0.36-0.38 x the GPU time the fake gave it (its GEMM backlog forgiven as host gaps); now 1.02-1.05 x. A loaded
+    # host lengthens the host gaps between the tiny kernels, forgiving a little more doubt: the bound sits at 0.7.
+    _shared(workload, CUDA_DEVICE_SM_LIMIT="70", HAMI_LAUNCH_STATS="1", DRIVER_BUSY_GAP="1")
+    r = workload.run("ctx", "0", *WARM, "passes", STEP, HOST_US, "3", timeout=60)
+    assert r.returncode == 0, r.stderr
+    warm, passes = r.values("spin")[0], r.values("passes")[0]
+    assert warm[0] == "0" and passes[0] == "0", r.stderr
+    gpu_ms = (float(warm[3]) + float(passes[3])) * 1e3  # the GPU time the fake gave it (warm-up included)
+    charged = _charged_ms(workload)
+    stats = re.search(r"measured launches \(([\d.]+) % coarse\)", r.stderr)
+    assert stats, r.stderr
+    print(f"coarse training 70 %: charged {charged / gpu_ms:.2f} x of {gpu_ms:.0f} ms, {stats.group(1)} % coarse")
+    assert charged >= 0.7 * gpu_ms, (round(charged), round(gpu_ms), stats.group(0))

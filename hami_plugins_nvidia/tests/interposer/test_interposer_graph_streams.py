@@ -24,7 +24,6 @@ from .test_interposer_share import _charged_ms, _shared
 
 pytestmark = [
     pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
-    pytest.mark.fake_timing,
 ]
 
 
@@ -40,27 +39,47 @@ def _graphs(proc) -> tuple[float, float, int, float, float]:
     return 100 * gpu / (t1 - t0), t1 - t0, n, float(coarse.group(1)), 100 * sw / (t1 - t0)
 
 
+def _coarse_graphs_pair(a: Workload, b: Workload, seconds: str) -> list[tuple[float, int, int, int, float]]:
+    """Graphs of 50 us on 2 streams, a sync and 20 us of host time per step, two tenants at 50 + 50 under default
+    with switches never charged, for SECONDS: per tenant (share %, GPU ms the fake gave it, ms charged, steps,
+    % coarse)."""
+    for w in (a, b):
+        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
+                GPU_CORE_UTILIZATION_POLICY="default", CUDA_DEVICE_SM_LIMIT="50", DRIVER_BUSY_GAP="1",
+                HAMI_LAUNCH_STATS="1", HAMI_SM_CHARGE_SWITCHES="0")
+    prog = ("graphs", "50", "2", "20", seconds)
+    runs = [_graphs(p) for p in (a.start("ctx", "0", *prog), b.start("ctx", "0", *prog))]
+    seen = []
+    for w, (share, secs, steps, coarse, _sw) in zip((a, b), runs, strict=True):
+        ran_ms = share * secs * 10  # GPU time the fake gave it, ms
+        seen.append((round(share, 1), round(ran_ms), round(_charged_ms(w)), steps, coarse))
+    return seen
+
+
+@pytest.mark.fake_timing
 def test_graphs_on_two_streams_are_charged_what_ran_when_measured_coarsely(workload: Workload,
                                                                          second_workload: Workload) -> None:
     # each program is busy ~75 % alone, so the pair contends and by default would be charged its context switches
     # too (and measured precisely for them: the next tests); here the coarse marks' bound alone is under test
-    for w in (workload, second_workload):
-        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
-                GPU_CORE_UTILIZATION_POLICY="default", CUDA_DEVICE_SM_LIMIT="50", DRIVER_BUSY_GAP="1",
-                HAMI_LAUNCH_STATS="1", HAMI_SM_CHARGE_SWITCHES="0")
-    prog = ("graphs", "50", "2", "20", "2")
-    a, b = workload.start("ctx", "0", *prog), second_workload.start("ctx", "0", *prog)
-    runs = [_graphs(a), _graphs(b)]
-    seen = []
-    for w, (share, secs, steps, coarse, _sw) in zip((workload, second_workload), runs, strict=True):
-        ran_ms = share * secs * 10  # GPU time the fake gave it, ms
-        seen.append((round(share, 1), round(ran_ms), round(_charged_ms(w)), steps, coarse))
+    seen = _coarse_graphs_pair(workload, second_workload, "2")
     for share, ran_ms, charged_ms, steps, coarse in seen:
         # the pair fits under its limits: not held, and mostly measured coarsely (the case under test)
         assert steps > 1000 and share < 50 and coarse >= 25, seen
         assert 0.92 * ran_ms <= charged_ms <= 1.25 * ran_ms, seen
 
 
+def test_graphs_on_two_streams_are_charged_most_of_what_ran(workload: Workload, second_workload: Workload) -> None:
+    # CI's guard (host-independent): the pair above, shorter, judged by each tenant's charge over the GPU time the
+    # fake gave it. Bounded by the union's remainder the second stream's coarse launches were cut (bd76b0b^, here:
+    # 0.70-0.79 x); now 0.96-0.99 x. A loaded host only stretches the host gaps inside the coarse spans, which
+    # over-charges (coarse estimates run over), and shifts launches to precise marks charged their events.
+    seen = _coarse_graphs_pair(workload, second_workload, "1")
+    print(f"graph_streams coarse pair: (share, ran ms, charged ms, steps, coarse %) {seen}")
+    for _share, ran_ms, charged_ms, _steps, _coarse in seen:
+        assert charged_ms >= 0.88 * ran_ms, seen
+
+
+@pytest.mark.fake_timing
 @pytest.mark.parametrize(("policy", "knob"), [("default", ""), ("force", "1")])
 def test_switch_charging_holds_a_graphs_pair_to_its_limits_when_switches_are_costly(
         workload: Workload, second_workload: Workload, policy: str, knob: str) -> None:
@@ -92,6 +111,27 @@ def test_switch_charging_holds_a_graphs_pair_to_its_limits_when_switches_are_cos
     assert hi_share >= lo_share + 10, seen
 
 
+def _fitting_pair(a: Workload, b: Workload, seconds: str) -> list[tuple[list[str], tuple[float, float]]]:
+    """The inference loop's shape run by two tenants at 50 + 50 under default for SECONDS: per tenant the words of
+    its `spin` line and the ms of switches into its context its stats line says were charged and not."""
+    for w in (a, b):
+        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
+                CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default", DRIVER_BUSY_GAP="1",
+                HAMI_LAUNCH_STATS="1")
+    prog = ("spin", "5", "20", seconds, "195")
+    procs = [a.start("ctx", "0", *prog), b.start("ctx", "0", *prog)]
+    rows = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        words = out.split("spin ")[1].split()
+        assert words[0] == "0", err
+        sw = re.search(r"switches charged ([\d.]+) ms, not ([\d.]+) ms", err)
+        assert sw, err
+        rows.append((words, (float(sw.group(1)), float(sw.group(2)))))
+    return rows
+
+
+@pytest.mark.fake_timing
 def test_fitting_launch_bound_pair_is_not_charged_its_switches(workload: Workload,
                                                                second_workload: Workload) -> None:
     # The other side of the rule: the inference loop's shape (5 us kernels, 20 us of host time after each, a sync
@@ -99,24 +139,30 @@ def test_fitting_launch_bound_pair_is_not_charged_its_switches(workload: Workloa
     # GPU time as they run kernels (30 us switches), yet keep their native throughput: the switches fill GPU time
     # nobody would have used, and charged them each tenant was charged ~2.2 x its kernels (the experiment's
     # figure, docs/results/2026-12-04-fake-graphs-and-pairs.md). The pair fits (demands ~50 %): charged its kernels.
-    for w in (workload, second_workload):
-        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
-                CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default", DRIVER_BUSY_GAP="1",
-                HAMI_LAUNCH_STATS="1")
-    prog = ("spin", "5", "20", "2", "195")
-    procs = [workload.start("ctx", "0", *prog), second_workload.start("ctx", "0", *prog)]
     seen = []
-    for w, p in zip((workload, second_workload), procs, strict=True):
-        out, err = p.communicate(timeout=60)
-        words = out.split("spin ")[1].split()
-        assert words[0] == "0", err
+    for w, (words, (sw_charged, sw_free)) in zip((workload, second_workload),
+                                                 _fitting_pair(workload, second_workload, "2"), strict=True):
         ran_ms = float(words[3]) * 1e3  # its kernels' GPU time, as the fake accounts it
-        sw = re.search(r"switches charged ([\d.]+) ms, not ([\d.]+) ms", err)
-        assert sw, err
-        seen.append((round(ran_ms), round(_charged_ms(w)), float(sw.group(1)), float(sw.group(2))))
+        seen.append((round(ran_ms), round(_charged_ms(w)), sw_charged, sw_free))
     for ran_ms, charged_ms, sw_charged, sw_free in seen:
         assert ran_ms > 100, seen  # it ran
         # switches into its context were seen (and left uncharged), none charged; the charge stays near its
         # kernels (loose: coarse estimates of tiny kernels run over on a loaded machine, 1.0-1.5 x measured)
         assert sw_free > 0 and sw_charged <= 0.02 * ran_ms, seen
         assert charged_ms <= 1.6 * ran_ms, seen
+
+
+def test_fitting_launch_bound_pair_leaves_its_switches_uncharged(workload: Workload, second_workload: Workload) -> None:
+    # CI's guard (host-independent): the fitting pair above, shorter, judged by the library's own stats line alone.
+    # Charging every switch (HAMI_SM_CHARGE_SWITCHES=1, the rule before the contended-only one) charges all of
+    # them: "not" is 0 ms, whatever the host. Now the pair, demanding ~50 %, is not contended: at most a few
+    # switches are charged. A loaded host only slows each program's launches, lowering the demands the library
+    # estimates from them: the pair fits all the more.
+    seen = [sw for _words, sw in _fitting_pair(workload, second_workload, "1")]
+    print(f"graph_streams fitting pair: switches (charged, not) ms {seen}")
+    # a loaded host can keep the pair from overlapping at all (0.1-2 ms of switches seen beside two busy loops,
+    # ~20-50 ms idle): with no switch there is nothing to judge either way
+    if sum(charged + free for charged, free in seen) == 0:
+        pytest.skip(f"the pair never switched contexts: {seen}")
+    for charged, free in seen:
+        assert charged <= 0.25 * (charged + free), seen

@@ -22,7 +22,6 @@ from .test_interposer_multiproc import GPU_BOUND, MOST_CHARGED, _container, _for
 
 pytestmark = [
     pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model"),
-    pytest.mark.fake_timing,
 ]
 
 SLICES = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}  # one context at a time, 2 ms each
@@ -61,6 +60,7 @@ def run_pair(w: Workload, progs: list[tuple[str, ...]], envs: list[dict[str, str
 # ---- 1. siblings under coarse measurement ----
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("limit", [30, 60])
 @pytest.mark.parametrize("precise", [(), (1,)], ids=["both-may-go-coarse", "one-HAMI_SM_PRECISE"])
 def test_gpu_bound_siblings_at_their_limit_are_measured_precisely(workload: Workload, limit: int,
@@ -85,6 +85,7 @@ def test_gpu_bound_siblings_at_their_limit_are_measured_precisely(workload: Work
     assert (limit - 5) / MOST_CHARGED <= total <= limit + 5, rows
 
 
+@pytest.mark.fake_timing
 def test_coarse_siblings_under_their_limit_are_never_under_charged(workload: Workload) -> None:
     # Both under the container's limit (~25 % busy each at 90 %): both measure coarsely part of the time, neither
     # publishes its coarse runs, so each charges the overlap as if alone: over-charged if anything (measured
@@ -100,6 +101,7 @@ def test_coarse_siblings_under_their_limit_are_never_under_charged(workload: Wor
 # ---- 2. a sibling that holds no GPU memory ----
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("without", [1, 2], ids=["one-without-memory", "both-without-memory"])
 def test_sibling_holding_no_memory_is_counted(workload: Workload, without: int) -> None:
     # Before, the bound on the siblings counted processes holding memory on the device: a process with only a context
@@ -131,10 +133,9 @@ def _forge_sibling_entries(path: str, stop: threading.Event) -> None:
         del r
 
 
-def test_one_process_locking_many_counts_as_one_sibling(workload: Workload) -> None:
-    # A tenant's process (here the test's own) that takes many presence locks and memory lanes, beside 14 forged busy
-    # sibling entries: it is one live process, so at most one sibling counts (a charge halved at most, as one real
-    # sibling could). Before, the bound counted memory lanes with a lock, 15 here: charged 1/16 (fail open).
+def _beside_one_process_locking_many(workload: Workload) -> list[dict[str, float]]:
+    """run_pair's rows of one GPU-bound process at 30 % beside a process (the test's own) that takes many presence
+    locks and memory lanes, and 14 forged busy sibling entries."""
     _container(workload, 30)
     workload.run("ctx", "0")  # the region exists
     fd = os.open(workload.region_path, os.O_RDWR)
@@ -153,10 +154,31 @@ def test_one_process_locking_many_counts_as_one_sibling(workload: Workload) -> N
         if t.is_alive():
             t.join()
         os.close(fd)
+    return rows
+
+
+@pytest.mark.fake_timing
+def test_one_process_locking_many_counts_as_one_sibling(workload: Workload) -> None:
+    # A tenant's process (here the test's own) that takes many presence locks and memory lanes, beside 14 forged busy
+    # sibling entries: it is one live process, so at most one sibling counts (a charge halved at most, as one real
+    # sibling could). Before, the bound counted memory lanes with a lock, 15 here: charged 1/16 (fail open).
+    rows = _beside_one_process_locking_many(workload)
     print(f"beside one process holding many locks and 14 forged entries: {rows}")
     assert rows[0]["share"] <= 2 * 30 + 5, rows
 
 
+def test_one_process_locking_many_halves_the_charge_at_most(workload: Workload) -> None:
+    # CI's guard (host-independent): the same case judged by the charge over the GPU time the fake gave: one sibling
+    # counted halves it at most (>= 0.5 x, 0.65 x measured; the old count of locked memory lanes, a247bb6^: 0.27-0.33
+    # x, 91-97 % at 30). A loaded host only lengthens the measured spans and lets the forged entries' heartbeats go
+    # stale (fewer counted): both raise it.
+    rows = _beside_one_process_locking_many(workload)
+    ratio = rows[0]["charged"] / rows[0]["gpu"]
+    print(f"sibling_edges locking many: charged {ratio:.2f} x, {rows[0]['share']:.1f} % of the fake GPU")
+    assert ratio >= 0.45, rows
+
+
+@pytest.mark.fake_timing
 def test_forged_sibling_without_a_measuring_process_counts_for_nothing(workload: Workload) -> None:
     # A second process of the container that holds memory on the device but never launched there takes no presence
     # lock: a forged busy entry beside it changes nothing (before, its memory lane let the entry halve the charge).
@@ -178,6 +200,7 @@ def test_forged_sibling_without_a_measuring_process_counts_for_nothing(workload:
 # ---- 3. a sibling gone in the middle of a 2 ms time slice ----
 
 
+@pytest.mark.fake_timing
 @pytest.mark.parametrize("how", ["sigkill", "exit"])
 def test_sibling_gone_mid_slice_gives_the_survivor_its_limit(workload: Workload, how: str) -> None:
     # Two GPU-bound siblings at 30 % under 2 ms time slices (one context at a time); one goes 1 s in while the other
