@@ -277,6 +277,17 @@ int main(int argc, char **argv)
                 r = run_launch(kind, us);
             ssync(NULL);
             printf("launch %d %.6f %.6f %.6f\n", r, t0, now_s(), n * us / 1e6);
+        } else if (!strcmp(c, "burst")) {
+            /* burst KIND N US: N launches of US microseconds with no sync after them (a program that exits with
+             * its work still queued); prints the host time the launches took and the work queued */
+            const char *kind = argv[++i];
+            int n = atoi(argv[++i]);
+            unsigned us = (unsigned)atoi(argv[++i]);
+            double t0 = now_s();
+            CUresult r = 0;
+            for (int k = 0; k < n && !r; k++)
+                r = run_launch(kind, us);
+            printf("burst %d %.6f %.6f %.6f\n", r, t0, now_s(), n * us / 1e6);
         } else if (!strcmp(c, "spin")) {
             /* spin US GAP_US SECONDS SYNC: kernels of US microseconds, GAP_US of host time after each, a
              * sync every SYNC launches, for SECONDS; prints the window and the GPU time the fake device
