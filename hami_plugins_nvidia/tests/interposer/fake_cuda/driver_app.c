@@ -44,6 +44,8 @@ static CUresult (*retain)(void **, int), (*ctxrelease)(int), (*ctxreset)(int), (
     (*launchex)(const void *, void *, void **, void **),
     (*coop)(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *, void **),
     (*graph)(void *, void *);
+static CUresult (*capbegin)(void *, int), (*capend)(void *, void **), (*capquery)(void *, int *);
+static void *captured;  /* the graph the last endcapture returned */
 
 static double now_s(void)
 {
@@ -178,6 +180,9 @@ int main(int argc, char **argv)
     R(launchex, "cuLaunchKernelEx", "cuLaunchKernelEx");
     R(coop, "cuLaunchCooperativeKernel", "cuLaunchCooperativeKernel");
     R(graph, "cuGraphLaunch", "cuGraphLaunch");
+    R(capbegin, "cuStreamBeginCapture", "cuStreamBeginCapture_v2");
+    R(capend, "cuStreamEndCapture", "cuStreamEndCapture");
+    R(capquery, "cuStreamIsCapturing", "cuStreamIsCapturing");
     u64 (*fake_used)(int) = (u64(*)(int))dlsym(lib, "fake_used");
     int64_t (*fake_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_gpu_ns");
     int64_t (*fake_switch_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_switch_ns");
@@ -260,10 +265,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(c, "calls")) {
             /* the fake's call counters: launches, event records, event queries, elapsed-time and capture queries,
              * synchronizes (the program's own included) */
-            u64 n[6] = {0};
+            u64 n[7] = {0};
             if (fake_calls)
                 fake_calls(n);
-            printf("calls %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5]);
+            printf("calls %llu %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
         } else if (!strcmp(c, "used")) {
             printf("used %llu\n", fake_used ? fake_used(atoi(argv[++i])) : 0ULL);
         } else if (!strcmp(c, "launch")) {
@@ -277,6 +282,40 @@ int main(int argc, char **argv)
                 r = run_launch(kind, us);
             ssync(NULL);
             printf("launch %d %.6f %.6f %.6f\n", r, t0, now_s(), n * us / 1e6);
+        } else if (!strcmp(c, "capture")) {
+            /* capture S: begins capturing stream handle S (global mode, PyTorch's default) */
+            void *st = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
+            printf("capture %d\n", capbegin ? capbegin(st, 0) : 500);
+        } else if (!strcmp(c, "launchon")) {
+            /* launchon S N US: N kernels of US microseconds on stream handle S, no sync */
+            void *st = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
+            int n = atoi(argv[++i]);
+            unsigned us = (unsigned)atoi(argv[++i]);
+            CUresult r = 0;
+            for (int k = 0; k < n && !r; k++)
+                r = launch(NULL, us, 1, 1, 32, 1, 1, 0, st, NULL, NULL);
+            printf("launchon %d\n", r);
+        } else if (!strcmp(c, "capstate")) {
+            /* capstate S: the capture status of stream handle S (0 none, 1 active, 2 invalidated) */
+            int state = -1;
+            CUresult r = capquery ? capquery((void *)(uintptr_t)strtoull(argv[++i], NULL, 0), &state) : 500;
+            printf("capstate %d %d\n", r, state);
+        } else if (!strcmp(c, "endcapture")) {
+            /* endcapture S: ends the capture; the graph is kept for graphlaunch; prints its microseconds of work */
+            CUresult r = capend ? capend((void *)(uintptr_t)strtoull(argv[++i], NULL, 0), &captured) : 500;
+            printf("endcapture %d %llu\n", r, (unsigned long long)(uintptr_t)captured);
+        } else if (!strcmp(c, "graphlaunch")) {
+            /* graphlaunch S N: launches the captured graph N times on stream handle S, then syncs S; prints the
+             * GPU time the fake gave this process meanwhile */
+            void *st = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
+            int n = atoi(argv[++i]);
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            CUresult r = 0;
+            for (int k = 0; k < n && !r; k++)
+                r = graph(captured, st);
+            CUresult rs = ssync(st);
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            printf("graphlaunch %d %d %.6f\n", r, rs, (g1 - g0) / 1e9);
         } else if (!strcmp(c, "burst")) {
             /* burst KIND N US: N launches of US microseconds with no sync after them (a program that exits with
              * its work still queued); prints the host time the launches took and the work queued */
@@ -311,7 +350,7 @@ int main(int argc, char **argv)
             double secs = atof(argv[++i]);
             int every = atoi(argv[++i]), n = 0;
             unsigned long long by[4] = {0, 0, 0, 0};
-            u64 c0[5] = {0}, c1[5] = {0};
+            u64 c0[8] = {0}, c1[8] = {0};  /* fake_calls writes CALL_N (7) counters */
             CUresult r = 0;
             double t0 = now_s();
             while (!r && fake_calls && now_s() - t0 < secs) {
@@ -429,7 +468,7 @@ int main(int argc, char **argv)
             int mode_calls = !strcmp(how, "calls") || mode_after, mode_time = !strcmp(how, "time");
             int n = 0, tiny = 0, streak = 0, switches = 0, nl = 0, seen_sample = 0;
             double hist[8] = {0}, sum_ns[2] = {0, 0}, cnt[2] = {0, 0};
-            u64 calls0[6] = {0}, calls1[6] = {0};
+            u64 calls0[8] = {0}, calls1[8] = {0};  /* fake_calls writes CALL_N (7) counters */
             CUresult r = 0;
             int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
             double t0 = now_s(), part_at = t0;

@@ -56,7 +56,7 @@ static u64 next_addr = 0x100000000ULL;
 static __thread int cur = -1;
 static int64_t free_at[NDEV];  /* simulated timeline: when the device finishes its queued work */
 static u64 launches[NDEV];
-enum { CALL_LAUNCH, CALL_RECORD, CALL_QUERY, CALL_ELAPSED, CALL_CAPTURE, CALL_SYNC, CALL_N };
+enum { CALL_LAUNCH, CALL_RECORD, CALL_QUERY, CALL_ELAPSED, CALL_CAPTURE, CALL_SYNC, CALL_CAPREC, CALL_N };
 static u64 calls[CALL_N];
 #define COUNT(k) __atomic_add_fetch(&calls[k], 1, __ATOMIC_RELAXED)
 
@@ -378,7 +378,7 @@ static int release(u64 key)
 API u64 fake_used(int dev) { return used_bytes[dev]; }
 API u64 fake_launches(int dev) { return launches[dev]; }
 /* Copies the call counters (launches, event records, event queries, elapsed-time queries, capture queries, stream and
- * context synchronizes). */
+ * context synchronizes, event records into a stream being captured). */
 API void fake_calls(u64 out[CALL_N])
 {
     for (int k = 0; k < CALL_N; k++)
@@ -613,9 +613,77 @@ static CUresult wait_idle(void)
     }
     return 0;
 }
+/* ---- stream capture, as the driver API defines it: a capturing stream's launches are recorded into a graph, not
+ * run; cuStreamEndCapture returns the graph, whose launch runs them (here a graph handle is its microseconds of work,
+ * as cuGraphLaunch reads it: the captured launches' sum). A synchronize of a capturing stream (or of the context while
+ * any stream captures) is not permitted: it fails with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates the
+ * capture, whose cuStreamEndCapture then fails with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED. An event recorded into a
+ * capturing stream becomes a node of the graph: it never completes as an event (counted: CALL_CAPREC). ---- */
+#define CAP_MAX 8
+enum { CAP_NONE, CAP_ACTIVE, CAP_INVALIDATED };
+static struct { void *s; int state; int64_t us; } caps[CAP_MAX];
+static int cap_find(void *s)
+{
+    for (int i = 0; i < CAP_MAX; i++)
+        if (caps[i].state != CAP_NONE && caps[i].s == s)
+            return i;
+    return -1;
+}
+static int cap_any(void)
+{
+    for (int i = 0; i < CAP_MAX; i++)
+        if (caps[i].state != CAP_NONE)
+            return 1;
+    return 0;
+}
+static void cap_invalidate(int i)
+{
+    if (i >= 0)
+        caps[i].state = CAP_INVALIDATED;
+}
+API CUresult cuStreamBeginCapture_v2(void *s, int mode)
+{
+    if (!s)
+        return 900;  /* the legacy stream cannot be captured */
+    if (cap_find(s) >= 0)
+        return 401;  /* CUDA_ERROR_ILLEGAL_STATE: already capturing */
+    for (int i = 0; i < CAP_MAX; i++)
+        if (caps[i].state == CAP_NONE) {
+            caps[i].s = s;
+            caps[i].state = CAP_ACTIVE;
+            caps[i].us = 0;
+            return 0;
+        }
+    return 2;  /* CUDA_ERROR_OUT_OF_MEMORY */
+}
+API CUresult cuStreamBeginCapture(void *s) { return cuStreamBeginCapture_v2(s, 0); }
+API CUresult cuStreamEndCapture(void *s, void **graph)
+{
+    int i = cap_find(s);
+    *graph = NULL;
+    if (i < 0)
+        return 401;  /* CUDA_ERROR_ILLEGAL_STATE: not capturing */
+    int ok = caps[i].state == CAP_ACTIVE;
+    if (ok)
+        *graph = (void *)(uintptr_t)caps[i].us;
+    caps[i].state = CAP_NONE;
+    return ok ? 0 : 901;  /* CUDA_ERROR_STREAM_CAPTURE_INVALIDATED */
+}
+API CUresult cuStreamIsCapturing(void *s, int *st)
+{
+    COUNT(CALL_CAPTURE);
+    int i = cap_find(s);
+    *st = i < 0 ? CAP_NONE : caps[i].state;
+    return 0;
+}
 API CUresult cuStreamSynchronize(void *s)
 {
     COUNT(CALL_SYNC);
+    int i = cap_find(s);
+    if (i >= 0) {
+        cap_invalidate(i);
+        return 900;  /* CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED */
+    }
     for (int i = 0; i < NDEV; i++)
         cuMemPoolTrimTo(&pools[i], 0);
     return wait_idle();
@@ -623,9 +691,14 @@ API CUresult cuStreamSynchronize(void *s)
 API CUresult cuCtxSynchronize(void)
 {
     COUNT(CALL_SYNC);
+    if (cap_any()) {
+        for (int i = 0; i < CAP_MAX; i++)
+            if (caps[i].state == CAP_ACTIVE)
+                cap_invalidate(i);
+        return 900;  /* CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED */
+    }
     return cur < 0 ? 201 : wait_idle();
 }
-API CUresult cuStreamIsCapturing(void *s, int *st) { COUNT(CALL_CAPTURE); *st = 0; return 0; }
 
 typedef struct { int type, handleTypes; struct { int type, id; } loc; void *w; unsigned char f[8]; } Prop;
 API CUresult cuMemCreate(u64 *h, size_t size, const Prop *prop, unsigned long long flags)
@@ -677,6 +750,21 @@ static int event_dead(const struct event *e)
     int k = ctx_slot(e->ctx);
     return k >= 0 && __atomic_load_n(&ctx_gen[k], __ATOMIC_ACQUIRE) != e->gen;
 }
+static void run_kernel(int64_t us);
+/* A launch of us microseconds on stream s: recorded into the graph if s is being captured, run otherwise. */
+static CUresult submit(void *s, int64_t us)
+{
+    int i = cap_find(s);
+    if (i < 0) {
+        run_kernel(us);
+        return 0;
+    }
+    COUNT(CALL_LAUNCH);
+    if (caps[i].state != CAP_ACTIVE)
+        return 901;  /* CUDA_ERROR_STREAM_CAPTURE_INVALIDATED */
+    caps[i].us += us;
+    return 0;
+}
 static void run_kernel(int64_t us)
 {
     COUNT(CALL_LAUNCH);
@@ -714,6 +802,12 @@ API CUresult cuEventRecord(struct event *e, void *s)
         broken = getenv("FAKE_CUDA_RECORD_FAIL") && !strcmp(getenv("FAKE_CUDA_RECORD_FAIL"), "1");
     if (broken)
         return 999;  /* CUDA_ERROR_UNKNOWN */
+    if (cap_find(s) >= 0) {  /* a node of the graph, not a timing event: it never completes as one */
+        COUNT(CALL_CAPREC);
+        e->t = INT64_MAX;
+        e->shared = 0;
+        return 0;
+    }
     if (event_dead(e))
         return 400;  /* CUDA_ERROR_INVALID_HANDLE: its context was destroyed */
     if (e->ctx != cur_ctx)
@@ -773,12 +867,12 @@ API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b)
     return 0;
 }
 API CUresult cuEventElapsedTime(float *ms, struct event *a, struct event *b) { return cuEventElapsedTime_v2(ms, a, b); }
-API CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { run_kernel(gx); return 0; }
-API CUresult cuLaunchKernel_ptsz(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { run_kernel(gx); return 0; }
+API CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { return submit(s, gx); }
+API CUresult cuLaunchKernel_ptsz(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { return submit(s, gx); }
 typedef struct { unsigned gx, gy, gz, bx, by, bz, shm; void *s; void *attrs; unsigned n; } Cfg;
-API CUresult cuLaunchKernelEx(const Cfg *c, void *f, void **p, void **e) { run_kernel(c->gx); return 0; }
-API CUresult cuLaunchCooperativeKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p) { run_kernel(gx); return 0; }
-API CUresult cuGraphLaunch(void *g, void *s) { run_kernel((int64_t)(uintptr_t)g); return 0; }
+API CUresult cuLaunchKernelEx(const Cfg *c, void *f, void **p, void **e) { return submit(c->s, c->gx); }
+API CUresult cuLaunchCooperativeKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p) { return submit(s, gx); }
+API CUresult cuGraphLaunch(void *g, void *s) { return submit(s, (int64_t)(uintptr_t)g); }
 
 /* ---- cuGetProcAddress: base name + version -> versioned entry point, as the real driver does ---- */
 API CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long long flags, int *status);
@@ -797,7 +891,8 @@ static const struct { const char *name; void *fn; } procs[] = {
     E("cuMemPoolGetAttribute", cuMemPoolGetAttribute), E("cuMemPoolTrimTo", cuMemPoolTrimTo),
     E("cuMemAllocFromPoolAsync", cuMemAllocFromPoolAsync), E("cuMemAllocAsync", cuMemAllocAsync),
     E("cuMemFreeAsync", cuMemFreeAsync), E("cuStreamSynchronize", cuStreamSynchronize),
-    E("cuStreamIsCapturing", cuStreamIsCapturing), E("cuMemCreate", cuMemCreate), E("cuMemRelease", cuMemRelease),
+    E("cuStreamIsCapturing", cuStreamIsCapturing), E("cuStreamBeginCapture", cuStreamBeginCapture_v2),
+    E("cuStreamEndCapture", cuStreamEndCapture), E("cuMemCreate", cuMemCreate), E("cuMemRelease", cuMemRelease),
     E("cuArrayCreate", cuArrayCreate_v2), E("cuArray3DCreate", cuArray3DCreate_v2),
     E("cuMipmappedArrayCreate", cuMipmappedArrayCreate), E("cuArrayGetMemoryRequirements", cuArrayGetMemoryRequirements),
     E("cuMipmappedArrayGetMemoryRequirements", cuMipmappedArrayGetMemoryRequirements),
