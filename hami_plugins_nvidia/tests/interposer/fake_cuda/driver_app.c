@@ -264,7 +264,7 @@ int main(int argc, char **argv)
             printf("totalmem %d %zu\n", r, t);
         } else if (!strcmp(c, "calls")) {
             /* the fake's call counters: launches, event records, event queries, elapsed-time and capture queries,
-             * synchronizes (the program's own included) */
+             * synchronizes (the program's own included), event records into a stream being captured */
             u64 n[7] = {0};
             if (fake_calls)
                 fake_calls(n);

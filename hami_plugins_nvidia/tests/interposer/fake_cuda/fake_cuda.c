@@ -29,6 +29,9 @@
  * A context's events die with it (destroyed, or a primary reset or released to zero), whatever handle the next one
  * gets; FAKE_CUDA_RECORD_FAIL=1 makes every event record fail (a driver whose events do not work).
  *
+ * Stream capture (cuStreamBeginCapture, cuStreamEndCapture, cuStreamIsCapturing) follows the driver API: a capturing
+ * stream's launches are recorded into a graph, whose launch runs them; a synchronize of it fails and invalidates it.
+ *
  * fake_calls() counts, per process, the calls a launch path may make besides the launch itself (event records,
  * event queries, elapsed-time queries, capture queries, synchronizes) and the launches: the tests judge the
  * interposer's per-launch driver work by them. */
