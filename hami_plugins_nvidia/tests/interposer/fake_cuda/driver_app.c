@@ -271,8 +271,9 @@ int main(int argc, char **argv)
             printf("calls %llu %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
         } else if (!strcmp(c, "used")) {
             printf("used %llu\n", fake_used ? fake_used(atoi(argv[++i])) : 0ULL);
-        } else if (!strcmp(c, "launch")) {
-            /* launch KIND N US: N launches of US microseconds; prints wall time and simulated busy time */
+        } else if (!strcmp(c, "launch") || !strcmp(c, "burst")) {
+            /* launch KIND N US: N launches of US microseconds, then a sync; prints wall time and simulated busy time.
+             * burst KIND N US: the same with no sync (a program that exits with its work still queued) */
             const char *kind = argv[++i];
             int n = atoi(argv[++i]);
             unsigned us = (unsigned)atoi(argv[++i]);
@@ -280,8 +281,9 @@ int main(int argc, char **argv)
             CUresult r = 0;
             for (int k = 0; k < n && !r; k++)
                 r = run_launch(kind, us);
-            ssync(NULL);
-            printf("launch %d %.6f %.6f %.6f\n", r, t0, now_s(), n * us / 1e6);
+            if (c[0] == 'l')
+                ssync(NULL);
+            printf("%s %d %.6f %.6f %.6f\n", c, r, t0, now_s(), n * us / 1e6);
         } else if (!strcmp(c, "capture")) {
             /* capture S: begins capturing stream handle S (global mode, PyTorch's default) */
             void *st = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
@@ -316,17 +318,6 @@ int main(int argc, char **argv)
             CUresult rs = ssync(st);
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
             printf("graphlaunch %d %d %.6f\n", r, rs, (g1 - g0) / 1e9);
-        } else if (!strcmp(c, "burst")) {
-            /* burst KIND N US: N launches of US microseconds with no sync after them (a program that exits with
-             * its work still queued); prints the host time the launches took and the work queued */
-            const char *kind = argv[++i];
-            int n = atoi(argv[++i]);
-            unsigned us = (unsigned)atoi(argv[++i]);
-            double t0 = now_s();
-            CUresult r = 0;
-            for (int k = 0; k < n && !r; k++)
-                r = run_launch(kind, us);
-            printf("burst %d %.6f %.6f %.6f\n", r, t0, now_s(), n * us / 1e6);
         } else if (!strcmp(c, "spin")) {
             /* spin US GAP_US SECONDS SYNC: kernels of US microseconds, GAP_US of host time after each, a
              * sync every SYNC launches, for SECONDS; prints the window and the GPU time the fake device
