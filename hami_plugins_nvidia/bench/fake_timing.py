@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     extra = ["-k", args.keyword] if args.keyword else []
     started = dt.datetime.now(dt.UTC)
-    before = host_facts()
+    before, revision = host_facts(), git_revision()  # what ran: the tree at the start
     rounds, t0 = [], time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hami-fake-timing-") as tmp:
         for i in range(args.rounds):
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python hami_plugins_nvidia/bench/fake_timing.py " + " ".join(argv or sys.argv[1:]),
         "started_utc": started.isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - t0, 1),
-        "git_revision": git_revision(),
+        "git_revision": revision,
         "host_before": before,
         "loadavg_after_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "rounds": args.rounds,
