@@ -68,13 +68,14 @@ def main() -> int:
     lines = [*lpc.record_title("Work left uncollected at exit", result, a.note),
              "| case | build | charged / GPU time (median, runs) | charged ms / GPU ms (median run) | "
              "ms uncharged per exit (median; max) |", "|---|---|---|---|---|"]
-    for case, by_lib in raw.items():
-        for name, runs in by_lib.items():
-            ratios = [r["charge_ratio"] for r in runs]
-            mid = sorted(runs, key=lambda r: r["charge_ratio"])[len(runs) // 2]
-            lines.append(f"| {case} | {name} | {statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})"
-                         f" | {mid['charged_ms']:.1f} / {mid['gpu_ms']:.1f} | {mid['uncharged_ms_per_exit_median']:.1f};"
-                         f" {max(r['uncharged_ms_per_exit_max'] for r in runs):.1f} |")
+    def cells(runs: list[dict]) -> str:
+        ratios = [r["charge_ratio"] for r in runs]
+        mid = sorted(runs, key=lambda r: r["charge_ratio"])[len(runs) // 2]
+        return (f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) | "
+                f"{mid['charged_ms']:.1f} / {mid['gpu_ms']:.1f} | {mid['uncharged_ms_per_exit_median']:.1f}; "
+                f"{max(r['uncharged_ms_per_exit_max'] for r in runs):.1f}")
+
+    lines += lpc.case_rows(raw, cells)
     return lpc.write_record(a, result, "\n".join(lines) + "\n")
 
 

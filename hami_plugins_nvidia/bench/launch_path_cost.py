@@ -212,6 +212,11 @@ def run_rounds(ap: argparse.ArgumentParser, a: argparse.Namespace, cases: list[s
     return raw
 
 
+def case_rows(raw: dict[str, dict[str, list[dict]]], cells: Callable[[list[dict]], str]) -> list[str]:
+    """One Markdown row per case and build of run_rounds' result: "| case | build | <cells(runs)> |"."""
+    return [f"| {case} | {name} | {cells(runs)} |" for case, by_lib in raw.items() for name, runs in by_lib.items()]
+
+
 def record_head(a: argparse.Namespace, **fields: object) -> dict:
     """The opening fields of a fake bench's result: when, on which host (never a GPU), by which command."""
     return {"date": datetime.date.today().isoformat(),

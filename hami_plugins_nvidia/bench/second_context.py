@@ -61,12 +61,12 @@ def main() -> int:
     result = lpc.record_head(a, limit=a.limit, seconds=a.seconds, raw=raw)
     lines = [*lpc.record_title(f"A second CUDA context at a {a.limit} % limit", result, a.note),
              "| case | build | share of the fake GPU, % (median, runs) | launches/s (median) |", "|---|---|---|---|"]
-    for case, by_lib in raw.items():
-        for name, runs in by_lib.items():
-            shares = [r["share_pct"] for r in runs]
-            lines.append(f"| {case} | {name} | {statistics.median(shares):.1f} "
-                         f"({', '.join(f'{x:.1f}' for x in shares)}) | "
-                         f"{statistics.median(r['launches_per_s'] for r in runs):.0f} |")
+    def cells(runs: list[dict]) -> str:
+        shares = [r["share_pct"] for r in runs]
+        return (f"{statistics.median(shares):.1f} ({', '.join(f'{x:.1f}' for x in shares)}) | "
+                f"{statistics.median(r['launches_per_s'] for r in runs):.0f}")
+
+    lines += lpc.case_rows(raw, cells)
     return lpc.write_record(a, result, "\n".join(lines) + "\n")
 
 
