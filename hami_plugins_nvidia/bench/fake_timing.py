@@ -9,7 +9,8 @@ how often it passed with the first line of each failure (the figures the test me
 
     python hami_plugins_nvidia/bench/fake_timing.py --out hami-out/bench/fake-timing.json [--rounds 2] [-k expr]
 
-Exit status: 0 when every test passed in every round, 1 when any failed, 2 when pytest could not run them.
+Exit status: 0 when every test passed in every round, 1 when any failed, 2 when pytest could not run them or none
+matched.
 Figures from here are the fake libcuda's on this host, never a hardware result.
 """
 
@@ -70,8 +71,7 @@ def read_junit(path: Path) -> list[dict]:
             el = case.find(tag)
             if el is not None:
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
-                message = (el.get("message") or el.text or "").strip().splitlines()[0:1]
-                message = message[0][:MESSAGE_CHARS] if message else ""
+                message = next(iter((el.get("message") or el.text or "").strip().splitlines()), "")[:MESSAGE_CHARS]
                 break
         rows.append({"id": ident, "outcome": outcome, "seconds": round(float(case.get("time", 0) or 0), 2),
                      "message": message})
@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             rounds.append(read_junit(junit))
     tests = merge_rounds(rounds)
+    if not tests:  # a bench that measured nothing must not read as a pass
+        print(f"no {MARK} test matched" + (f" -k {args.keyword!r}" if args.keyword else ""), file=sys.stderr)
+        return 2
     failed = [t for t in tests if t["failed"]]
     result = {
         "what": "the interposer's fake-GPU timing checks (pytest -m fake_timing " + TESTS + ")",

@@ -82,3 +82,10 @@ def test_rounds_out_of_bounds_is_one_line_and_writes_nothing(bench, tmp_path: Pa
     assert bench.main(["--out", str(out), "--rounds", rounds]) == 2
     assert capsys.readouterr().err.strip() == f"--rounds must be 1..20, not {rounds}"
     assert not out.exists()
+
+
+def test_no_matching_test_is_one_line_and_no_pass(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.json"
+    assert bench.main(["--out", str(out), "-k", "no_such_test"]) == 2
+    assert capsys.readouterr().err.strip().endswith("no fake_timing test matched -k 'no_such_test'")
+    assert not out.exists()

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, region
+from .conftest import REAL_DRIVER, Workload
+from .guard_runs import charged_s
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU, contexts and call counters")
 
 FORCE = dict(GPU_CORE_UTILIZATION_POLICY="force", HAMI_SM_PERIOD_MS="100")
 RUNS = 8
-
-
-def _charged_s(w: Workload) -> float:
-    with region.SharedRegion(w.region_path) as reg:
-        return reg.busy_ns(0) / 1e9
 
 
 def _exits(workload: Workload, *burst: str) -> tuple[float, float]:
@@ -38,7 +34,7 @@ def _exits(workload: Workload, *burst: str) -> tuple[float, float]:
         [v] = r.values(burst[0])
         assert v[0] == "0", r.lines
         gpu += float(v[3])  # N kernels of US: the fake runs each exactly that long
-        charged += _charged_s(workload)
+        charged += charged_s(workload)
     return charged, gpu
 
 
@@ -90,7 +86,7 @@ def test_launches_into_a_capturing_stream_are_recorded_and_the_graph_is_charged(
     assert c1[0] - c0[0] == 20, (c0, c1)  # the 20 launch calls reached the driver
     assert c1[5] == c0[5], (c0, c1)  # no synchronize while the stream captured
     assert c2[6] == 0, c2  # no library event recorded into the capturing stream
-    charged = _charged_s(workload)
+    charged = charged_s(workload)
     print(f"capture {path}: charged {charged * 1e3:.1f} ms, graph {float(gpu) * 1e3:.1f} ms GPU")
     assert float(gpu) >= 0.039, r.lines  # the fake ran the graph: the captured launches, 40 ms
     assert charged >= 0.8 * float(gpu), (charged, gpu)

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from .conftest import REAL_DRIVER, Workload
+from .guard_runs import charged_s
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's call counters and shared GPU")
 
@@ -57,18 +58,11 @@ def _run(w: Workload, *args: str, **env: str) -> dict[str, float]:
     return res
 
 
-def _charged_s(w: Workload) -> float:
-    """GPU time the library charged the container (its region's busy time), seconds."""
-    from .conftest import region
-    with region.SharedRegion(w.region_path) as reg:
-        return reg.busy_ns(0) / 1e9
-
-
 @pytest.mark.fake_timing
 def test_launch_bound_tenant_with_ample_credit_is_measured_coarsely(workload: Workload) -> None:
     _setup(workload, 70)
     coarse = _run(workload, *LAUNCH_BOUND, HAMI_LAUNCH_STATS="1")
-    charged = _charged_s(workload)
+    charged = charged_s(workload)
     precise = _run(workload, *LAUNCH_BOUND, HAMI_SM_PRECISE="1")
     print(f"share-coarse: coarse {coarse['records']:.3f} records/launch at {coarse['per_ms']:.1f} launches/ms, "
           f"charged {charged / coarse['gpu_s']:.2f} x; precise {precise['records']:.3f} at {precise['per_ms']:.1f}")
