@@ -195,7 +195,8 @@ case "$STAGE" in
     #   disable   a limit of 70 with GPU_CORE_UTILIZATION_POLICY=disable: must equal nolimit (the limit is read as
     #             none); a gap => something reads the limit outside the launch path.
     #   force70   today's path alone at 70 (coarse, the watcher, 1 launch in 32 sampled): the loss to explain.
-    #   s64, s256 force70 with HAMI_SM_SAMPLE_EVERY=64 / 256: fewer event records and elapsed-time calls per launch
+    #   s64, s256 force70 with HAMI_SM_SAMPLE_EVERY=64 / 256 (the largest the library accepts): fewer event records
+    #             and elapsed-time calls per launch
     #             (stats: ~0.16 -> ~0.09 -> ~0.07). Rate follows the calls => each driver call (or what the GPU does
     #             for an event) costs far more than its host time; flat => not the driver calls.
     #   nowatch   force70 built with -DHAMI_BENCH_NO_WATCHER (no watcher thread; bench only, charges land late).

@@ -6,6 +6,7 @@ Reads a folder (searched recursively) of what the H200 runs leave behind -- the 
 line, commit) -- and writes ``issue18-scorecard.json`` and ``issue18-scorecard.md``: one row per target of
 the issue with the limit(s), the runs, the median, the error in points, the pair sum, the rule, and
 met / not met / not measured, each row saying the device line, the commit and the file it came from.
+``launch_cost.py --ladder`` files (stage 9) are printed as a comparison table (``launch_ladder.py``), never judged.
 
     .venv/bin/python hami_plugins_nvidia/bench/issue18_judge.py FOLDER [--out DIR] [--allow-fake]
 
