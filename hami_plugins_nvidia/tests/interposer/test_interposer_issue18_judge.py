@@ -436,12 +436,12 @@ def _leaves(obj, path=()):
 @pytest.mark.parametrize("raw", [RECORD2 / "run3" / "2026-12-04-real-workloads-share.json",
                                  RECORD2 / "run4" / "2026-12-04-real-workloads-other.json",
                                  RECORD3 / "run1" / "lc" / "launch-cost.json",
-                                 RECORD3 / "run1" / "conf" / "capability-matrix.json"],
-                         ids=["share", "other", "launch-cost", "matrix"])
+                                 RECORD3 / "run1" / "conf" / "capability-matrix.json", "ladder"],
+                         ids=["share", "other", "launch-cost", "matrix", "ladder"])
 def test_mangled_fields_never_end_in_a_traceback(judge, tmp_path, capsys, raw) -> None:
-    """About 40 leaves of a committed raw output replaced by a string, None, a list, a dict or a negative number:
-    the judge answers 0 or one line naming the file, never an exception."""
-    src = json.loads(raw.read_text())
+    """About 40 leaves of a committed raw output (or of the synthetic stage-9 ladder) replaced by a string, None, a
+    list, a dict or a negative number: the judge answers 0 or one line naming the file, never an exception."""
+    src = _ladder_json() if raw == "ladder" else json.loads(raw.read_text())
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "device.txt").write_text(f"{H200}\ncommit 054cf76\n")
@@ -922,26 +922,11 @@ def test_the_ladder_is_a_comparison_table_never_a_verdict(judge, tmp_path) -> No
         reader.stdout, reader.stdout + reader.stderr
 
 
-def test_a_mangled_ladder_ends_in_one_line_never_a_traceback(judge, tmp_path, capsys) -> None:
-    src = _ladder_json()
+def test_a_ladder_that_is_not_a_list_is_refused_in_one_line(judge, tmp_path, capsys) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "device.txt").write_text(f"{H200}\ncommit 054cf76\n")
-    every = list(_leaves(src))
-    for k, path in enumerate(every[::max(1, len(every) // 40)]):
-        for bad in ("x", None, [], {"a": 1}, -1.0):
-            data = json.loads(json.dumps(src))
-            node = data
-            for key in path[:-1]:
-                node = node[key]
-            node[path[-1]] = bad
-            (folder / "r.json").write_text(json.dumps(data))
-            rc = judge.main([str(folder), "--out", str(tmp_path / f"o{k}")])
-            err = capsys.readouterr().err
-            assert rc in (0, 2), (path, bad)
-            if rc == 2:
-                assert err.startswith("issue18_judge: r.json: ") and err.count("\n") == 1, (path, bad, err)
-    (folder / "r.json").write_text(json.dumps(src | {"ladder": "force70"}))
+    (folder / "r.json").write_text(json.dumps(_ladder_json() | {"ladder": "force70"}))
     assert judge.main([str(folder), "--out", str(tmp_path / "bad")]) == 2
     assert "field 'ladder' is not a non-empty list" in capsys.readouterr().err
 
