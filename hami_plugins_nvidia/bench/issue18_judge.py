@@ -6,6 +6,7 @@ Reads a folder (searched recursively) of what the H200 runs leave behind -- the 
 line, commit) -- and writes ``issue18-scorecard.json`` and ``issue18-scorecard.md``: one row per target of
 the issue with the limit(s), the runs, the median, the error in points, the pair sum, the rule, and
 met / not met / not measured, each row saying the device line, the commit and the file it came from.
+``launch_cost.py --ladder`` files (stage 9) are printed as a comparison table (``launch_ladder.py``), never judged.
 
     .venv/bin/python hami_plugins_nvidia/bench/issue18_judge.py FOLDER [--out DIR] [--allow-fake]
 
@@ -592,6 +593,8 @@ class Folder:
         # stage 7: (program, processes, limit or None for native, device, commit) -> {"runs", "charged", "per", "src"}
         self.siblings: dict[tuple, dict[str, list]] = {}
         self.sibling_rows: list[Row] = []
+        # stage 9: launch_cost.py --ladder files, each a comparison table (launch_ladder.py), never judged
+        self.ladders: list[dict] = []
 
     # ---------------------------------------------------------------- provenance
     def source(self, path: Path, device: str | None) -> Source:
@@ -627,7 +630,8 @@ class Folder:
             if p.suffix == ".json" and not p.name.startswith("issue18-scorecard"):
                 loaded.append((p, self._load(p)))
         first = {"rw": self._collect_probes, "lc1": self._lc1}  # busy probes classify programs for a whole commit
-        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix, "sib": self._siblings}
+        then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix, "sib": self._siblings,
+                "ladder": self._ladder}
         loaded = [(p, data) for p, data in loaded if not self._experiment(p, data)]
         for handlers in (first, then):
             for p, data in loaded:
@@ -727,6 +731,8 @@ class Folder:
     def _kind(self, p: Path, data: dict) -> str:
         if data.get("kind") == "CapabilityMatrix":
             return "matrix"
+        if "ladder" in data:
+            return "ladder"  # launch_cost.py --ladder (stage 9): a comparison, read before the judged shapes
         if "limit_alone" in data and "alone" in data:
             return "lc"
         if isinstance(data.get("alone"), dict) and isinstance(data.get("busy"), dict):
@@ -1102,6 +1108,18 @@ class Folder:
                 self.rows.append(self._pair_row(kind, self._family(kind, demand), (int(m.group(1)), int(m.group(2))),
                                                 runs_p, charged_p, nat_pairs, demand, how, src))
 
+    def _ladder(self, p: Path, data: dict) -> None:
+        """A stage-9 file: the launch ladder, printed as a table (launch_ladder.py), no verdict."""
+        lad = _ladder_module()
+        rel = str(p.relative_to(self.root))
+        src = self.source(p, _need(data, "device", str, rel))
+        try:
+            rows = lad.ladder_rows(data, rel)
+        except lad.LadderError as exc:
+            raise JudgeError(str(exc)) from None
+        self.ladders.append({"file": rel, "device": src.device, "commit": src.commit, "simulated": src.simulated,
+                             "rounds_done": data.get("rounds_done"), "rows": rows})
+
     def _lc1(self, p: Path, data: dict) -> None:
         """launch_cost.py's first output shape ran every library build unlimited with CUDA_TASK_PRIORITY=0 (measured,
         never capped): no target of its own, but its shipped build's charge is the program's busy probe."""
@@ -1220,7 +1238,7 @@ def scorecard(folder: Folder) -> dict:
             "simulated": folder.simulated, "min_runs": MIN_RUNS,
             "counts": {v: sum(1 for t in targets if t["verdict"].startswith(v)) for v in (MET, NOT_MET, "not measured")},
             "label": label, "targets": targets, "rows": rows, "resume_credit_ab": folder.comparisons(),
-            "siblings": siblings,
+            "siblings": siblings, "launch_ladder": folder.ladders,
             "siblings_counts": {v: sum(1 for t in siblings if t["verdict"].startswith(v))
                                 for v in (MET, NOT_MET, "not measured")},
             "notes": folder.notes}
@@ -1232,6 +1250,16 @@ def _row_json(r: Row) -> dict:
             "runs": r.runs, "median": r.judged.median, "error_points": r.judged.error, "pair_sum": r.judged.pair_sum,
             "kept_percent_of_native_pair": r.judged.kept, "why": r.judged.why, "reading": r.judged.reading,
             "gpu_time_charged": r.charged, **r.extra, "source": asdict(r.source)}
+
+
+def _ladder_module():
+    """bench/launch_ladder.py, imported when a ladder is read (it imports this module's library_host_us)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import launch_ladder
+
+    return launch_ladder
 
 
 def markdown(card: dict) -> str:
@@ -1299,6 +1327,11 @@ def markdown(card: dict) -> str:
                        f"{_runs_text(t['native_container'])} | {_runs_text(t['gpu_time_charged'] or [])} | "
                        f"{why.replace('|', '/')} | {t['rule']} | {s['device']}; {s['commit']}; "
                        + ", ".join(f"`{f}`" for f in s["path"].split(", ")) + " |")
+    for lad in card.get("launch_ladder", []):
+        out += ["", f"## Stage 9: the inference loop's launch ladder{card['label']} (a comparison, not judged)", "",
+                f"{lad['device']}; {lad['commit']}; `{lad['file']}`; rounds done {lad['rounds_done']}. Each rung adds "
+                "one thing to the one above (issue18_gpu.sh stage 9 says which hypothesis each separates); % of native "
+                "is against the native runs on the same cores.", "", *_ladder_module().table_lines(lad["rows"])]
     if card["notes"]:
         out += ["", "Notes:", ""] + [f"- {n}" for n in card["notes"]]
     return "\n".join(out) + "\n"

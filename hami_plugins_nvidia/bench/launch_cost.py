@@ -8,7 +8,14 @@ Variants: the library built from a source folder with extra -D flags and run wit
     --variant precise=hami_plugins_nvidia/hami_plugins_nvidia/csrc::HAMI_SM_PRECISE=1
 Library runs alone use CUDA_DEVICE_SM_LIMIT=--limit under GPU_CORE_UTILIZATION_POLICY=force (a limit the
 program never reaches) and HAMI_LAUNCH_STATS=1, so each run also reports the library's own host time per
-launch and its driver calls per launch. Pairs run under --pair-policy (default: `default`).
+launch and its driver calls per launch; a variant's own environment overrides them (CUDA_DEVICE_SM_LIMIT= with
+no value: no limit). A fourth field pins that variant's alone runs to other cores (`NAME=CSRC:::2,3`), and CSRC
+`native` runs the program with no preload (a native baseline on those cores). Pairs run under --pair-policy
+(default: `default`).
+
+--ladder (issue18_gpu.sh stage 9): the variants are rungs, each one thing more than the last; alone runs only
+(no pairs, no busy probe), the order reversed every other round (ABC.. CBA..) so drift hits every rung alike; the
+JSON's `ladder` lists the rungs in order, which bench/launch_ladder.py prints as a table (never judged).
 
 Reported per run: the rate, the loop's own time per step (10/50/90th percentiles), the host time per launch
 (step time / launches per step, launches counted by the library's stats) and the library's stats line. The
@@ -24,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,28 +47,39 @@ WARMUP_STEPS = 5  # programs.py infer runs 5 passes before its window
 
 
 def build_variant(name: str, csrc: Path, defines: list[str], out: Path) -> Path:
-    target = out / name / build.LIB_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [*shlex.split(build.compiler()), *build.CFLAGS, *[f"-D{d}" for d in defines], f"-I{csrc}", "-o",
-           str(target), *map(str, build.sources(csrc)), *build.LIBS]
-    subprocess.run(cmd, check=True)
-    return target
+    return build.build_library(out / name, csrc, defines)
 
 
-def parse_variant(text: str) -> tuple[str, Path, list[str], dict[str, str]]:
-    """NAME=CSRC_DIR[:DEFINE,DEFINE[:ENV=VALUE,ENV=VALUE]]"""
+NATIVE = "native"  # a variant's CSRC that means no preload
+
+
+def parse_variant(text: str) -> tuple[str, Path | None, list[str], dict[str, str], set[int] | None]:
+    """NAME=CSRC_DIR[:DEFINE,DEFINE[:ENV=VALUE,ENV=VALUE[:CORE,CORE]]]; CSRC_DIR `native`: no preload (None)."""
     name, sep, rest = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"--variant {text!r}: expected NAME=CSRC_DIR[:DEFINES[:ENV=VALUE,...]]")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_.+-]{1,40}", name) or name == NATIVE:
+        raise SystemExit(f"--variant {text!r}: expected NAME=CSRC_DIR[:DEFINES[:ENV=VALUE,...[:CORES]]] "
+                         "(NAME: letters, digits, _.+-, not 'native')")
     csrc, _, tail = rest.partition(":")
-    defs, _, envs = tail.partition(":")
+    defs, _, tail = tail.partition(":")
+    envs, _, cores_text = tail.partition(":")
     env = {}
     for item in filter(None, envs.split(",")):
         k, eq, v = item.partition("=")
         if not eq or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", k):
             raise SystemExit(f"--variant {text!r}: bad environment item {item!r} (expected NAME=VALUE)")
         env[k] = v
-    return name, Path(csrc), [d for d in defs.split(",") if d], env
+    defines = [d for d in defs.split(",") if d]
+    if any(not re.fullmatch(r"[A-Z_][A-Z0-9_]*(=[A-Za-z0-9_]+)?", d) for d in defines):
+        raise SystemExit(f"--variant {text!r}: bad define (expected NAME or NAME=VALUE)")
+    cores = None
+    if cores_text:
+        try:
+            cores = {int(c) for c in cores_text.split(",")}
+        except ValueError:
+            raise SystemExit(f"--variant {text!r}: bad cores {cores_text!r} (expected core numbers like 2,3)") from None
+    if csrc == NATIVE and (defines or env):
+        raise SystemExit(f"--variant {text!r}: a native variant takes no defines or environment")
+    return name, None if csrc == NATIVE else Path(csrc), defines, env, cores
 
 
 def parse_cores(text: str) -> list[set[int]]:
@@ -112,9 +128,25 @@ def launches_per_step(res: dict) -> float | None:
 def summary(res: dict, lps: float | None) -> dict:
     step = res.get("step_ms") or {}
     host_us = round(1e3 * step["p50"] / lps, 2) if lps and step.get("p50") else None
-    return {"rate": res.get("rate"), "step_ms": step, "host_us_per_launch": host_us,
+    # programs.py infer: each pass split at its host sync (submit: the launches; sync: the wait for the GPU)
+    split = {k: res[k] for k in ("submit_ms", "sync_ms") if isinstance(res.get(k), dict)}
+    return {"rate": res.get("rate"), "step_ms": step, "host_us_per_launch": host_us, **split,
             "gpu_time_charged": res.get("gpu_busy_fraction"), "launch_stats": res.get("launch_stats"),
             "error": res.get("error")}
+
+
+def fill_alone(out: dict, raw: dict[str, list[dict]]) -> None:
+    """out["alone"] from the runs so far: each variant's runs summarised, its rates against the native median."""
+    lps = [x for rs in raw.values() for r in rs if (x := launches_per_step(r))]
+    lps_med = statistics.median(lps) if lps else None
+    out["launches_per_step"] = round(lps_med, 1) if lps_med else None
+    nat = [r.get("rate") for r in raw.get("native", []) if r.get("rate")]
+    nat_med = statistics.median(nat) if nat else None
+    for name, rs in raw.items():
+        rates = [r.get("rate") for r in rs]
+        out["alone"][name] = {"runs": [summary(r, lps_med) for r in rs], "rates": rates, "modes": modes(rates),
+                              "pct_of_native_median": [round(100 * r / nat_med, 1) if r and nat_med else None
+                                                       for r in rates]}
 
 
 def save(out_dir: Path, out: dict) -> None:
@@ -141,6 +173,9 @@ def main() -> None:
     ap.add_argument("--pair-repeat", type=int, default=3, help="each pair (native too) this many times")
     ap.add_argument("--pair-policy", default="default", help="GPU_CORE_UTILIZATION_POLICY of the pairs")
     ap.add_argument("--kind", default="infer", help="program of interposer/programs.py (default: infer)")
+    ap.add_argument("--ladder", action="store_true",
+                    help="the variants are rungs of a ladder (issue18_gpu.sh stage 9): alone runs only, order reversed "
+                         "every other round, the JSON lists them as `ladder`")
     ap.add_argument("--no-busy-probe", dest="busy_probe", action="store_false",
                     help="skip the busy probe (each variant once, unlimited, CUDA_TASK_PRIORITY=0: the program's "
                          "GPU demand, which the issue 18 judge needs to classify the launch-bound loop)")
@@ -151,41 +186,64 @@ def main() -> None:
     limits = [parse_pair_limits(item) for item in args.pair_limits.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="hami-lc-"))
-    libs, envs = {}, {}
+    libs: dict[str, Path] = {}
+    envs: dict[str, dict[str, str]] = {}
+    own_cores: dict[str, set[int]] = {}
+    natives: list[str] = []  # variants with no preload (native baselines on their own cores)
+    built: dict[tuple[str, tuple[str, ...]], Path] = {}
     for v in args.variant:
-        name, csrc, defines, env = parse_variant(v)
-        libs[name] = build_variant(name, csrc, defines, tmp / "libs")
-        envs[name] = env
+        name, csrc, defines, env, vcores = parse_variant(v)
+        if name in libs or name in natives:
+            raise SystemExit(f"--variant {v!r}: the name {name!r} is given twice")
+        if csrc is None:
+            natives.append(name)
+        else:  # one build per (sources, defines): a ladder's rungs mostly differ in environment only
+            key = (str(csrc), tuple(defines))
+            libs[name] = built.get(key) or build_variant(name, csrc, defines, tmp / "libs")
+            built[key] = libs[name]
+            envs[name] = env
+        if vcores:
+            own_cores[name] = vcores
+    if not libs:
+        raise SystemExit("give at least one --variant with a library (CSRC_DIR, not native)")
+    if args.ladder:
+        args.pairs, args.busy_probe = "none", False
+    rungs = [n for v in args.variant if (n := v.partition("=")[0])]
     out: dict = {"command": " ".join(sys.argv), "device": rw._device(), "cores": [sorted(c) for c in cores],
                  "limit_alone": args.limit, "alone": {}, "pairs": {}}
+    if args.ladder:
+        out["ladder"] = [{"name": n, "cores": sorted(own_cores.get(n, cores[0])), "native": n in natives,
+                          "env": envs.get(n, {}), "defines": parse_variant(v)[2]}
+                         for n, v in zip(rungs, args.variant, strict=True)]
     raw: dict[str, list[dict]] = {}
     with open(args.out / "launch-cost.log", "w") as log:
         b = rw.Bench(next(iter(libs.values())), tmp, log)
         lib_env = {"CUDA_DEVICE_SM_LIMIT": str(args.limit), "GPU_CORE_UTILIZATION_POLICY": "force",
                    "HAMI_LAUNCH_STATS": "1"}
-        for k in range(args.rounds):  # ABAB...: native and every variant in turn, the same core
-            raw.setdefault("native", []).append(b.run(f"native #{k}", args.kind, args.seconds, False, cores[0]))
-            for name, lib in libs.items():
-                b.lib = lib
-                raw.setdefault(name, []).append(b.run(f"{name} #{k}", args.kind, args.seconds, True, cores[0],
-                                                      **lib_env, **envs[name]))
+        for k in range(args.rounds):  # ABAB...: native and every variant in turn, the same core unless it has its own
+            order = ["native", *rungs]
+            if args.ladder and k % 2:
+                order.reverse()
+            for name in order:
+                where = own_cores.get(name, cores[0])
+                if name == "native" or name in natives:
+                    raw.setdefault(name, []).append(b.run(f"{name} #{k}", args.kind, args.seconds, False, where))
+                    continue
+                b.lib = libs[name]
+                raw.setdefault(name, []).append(b.run(f"{name} #{k}", args.kind, args.seconds, True, where,
+                                                      **{**lib_env, **envs[name]}))
+            if args.ladder:  # after every round: a step cut short by its timeout keeps the rounds it finished
+                fill_alone(out, raw)
+                out["rounds_done"] = k + 1
+                save(args.out, out)
         if args.busy_probe:  # each variant once unlimited and measured (CUDA_TASK_PRIORITY=0): the program's demand
             for name, lib in libs.items():
                 b.lib = lib
-                pr = b.run(f"{name} busy probe", args.kind, args.seconds, True, cores[0], CUDA_TASK_PRIORITY="0",
-                           HAMI_LAUNCH_STATS="1", **envs[name])
+                pr = b.run(f"{name} busy probe", args.kind, args.seconds, True, cores[0],
+                           **{"CUDA_TASK_PRIORITY": "0", "HAMI_LAUNCH_STATS": "1", **envs[name]})
                 out.setdefault("busy_probe", {})[name] = {"gpu_busy_fraction": pr.get("gpu_busy_fraction"),
                                                           "rate": pr.get("rate"), "launch_stats": pr.get("launch_stats")}
-        lps = [x for rs in raw.values() for r in rs if (x := launches_per_step(r))]
-        lps_med = statistics.median(lps) if lps else None
-        out["launches_per_step"] = round(lps_med, 1) if lps_med else None
-        nat = [r.get("rate") for r in raw["native"] if r.get("rate")]
-        nat_med = statistics.median(nat) if nat else None
-        for name, rs in raw.items():
-            rates = [r.get("rate") for r in rs]
-            out["alone"][name] = {"runs": [summary(r, lps_med) for r in rs], "rates": rates, "modes": modes(rates),
-                                  "pct_of_native_median": [round(100 * r / nat_med, 1) if r and nat_med else None
-                                                           for r in rates]}
+        fill_alone(out, raw)
         save(args.out, out)
         names = [] if args.pairs == "none" else args.pairs.split(",") if args.pairs else list(libs)
         pair_cpus = (cores[0], cores[1])

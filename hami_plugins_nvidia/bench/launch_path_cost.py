@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import signal
@@ -121,17 +122,35 @@ def parse_run(out: str, loop: str) -> dict[str, float]:
     if words[1] != "0" or launches <= 0:
         raise RuntimeError(f"driver_app failed: {out.strip()[:300]}")
     d = [b - a for a, b in zip(calls[0], calls[1], strict=True)]
-    return {"ns_per_launch": wall * 1e9 / launches, "launches": launches,
-            "records_per_launch": d[1] / launches, "queries_per_launch": d[2] / launches,
-            "elapsed_per_launch": d[3] / launches}
+    res = {"ns_per_launch": wall * 1e9 / launches, "launches": launches,
+           "records_per_launch": d[1] / launches, "queries_per_launch": d[2] / launches,
+           "elapsed_per_launch": d[3] / launches}
+    if loop != "tight" and len(words) > 7:  # the wall time the loop spent in its periodic host syncs
+        res["sync_ns_per_launch"] = float(words[7]) * 1e9 / launches
+    return res
 
 
-def run_once(app: Path, env: dict[str, str], args: list[str], loop: str) -> dict[str, float]:
+def parse_cpus(ap: argparse.ArgumentParser, text: str) -> set[int] | None:
+    """--cpus: a comma-separated list of this host's CPU cores, or empty (not pinned)."""
+    if not text:
+        return None
+    try:
+        cpus = {int(c) for c in text.split(",")}
+    except ValueError:
+        ap.error(f"--cpus {text!r}: expected core numbers like 0 or 0,1")
+    if not cpus or not cpus <= os.sched_getaffinity(0):
+        ap.error(f"--cpus {text!r}: cores this process may use are {sorted(os.sched_getaffinity(0))}")
+    return cpus
+
+
+def run_once(app: Path, env: dict[str, str], args: list[str], loop: str,
+             cpus: set[int] | None = None) -> dict[str, float]:
     """One run's figures; with HAMI_LAUNCH_STATS=1 in env also the library's own host ns per launch (its stats line:
     before + after the driver's launch call, on sampled launches, the whole run), which the loop's own timing noise
     (the busy-waited gap, the native run's spread) does not reach."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([str(app), *args], env=env, capture_output=True, text=True, timeout=120)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.run([str(app), *args], env=env, capture_output=True, text=True, timeout=120, preexec_fn=pin)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"driver_app exited {proc.returncode}: {proc.stderr.strip()[:300]}")
@@ -174,14 +193,17 @@ def check_round_args(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None
 
 
 def build_libs(ap: argparse.ArgumentParser, specs: list[str], out: Path) -> dict[str, Path]:
-    """The library builds of --lib NAME=CSRC_DIR (default: this tree's csrc), each into its own folder under out;
-    a malformed spec ends the bench with one usage line."""
+    """The library builds of --lib NAME=CSRC_DIR[:DEFINE,...] (default: this tree's csrc), each into its own folder
+    under out; a malformed spec ends the bench with one usage line."""
     libs: dict[str, Path] = {}
     for spec in specs or [f"current={build.CSRC}"]:
-        name, sep, csrc = spec.partition("=")
-        if not sep or not name or not Path(csrc).is_dir():
-            ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR with an existing folder")
-        libs[name] = build.build_library(out / name, Path(csrc))
+        name, sep, rest = spec.partition("=")
+        csrc, _, defs = rest.partition(":")
+        defines = [d for d in defs.split(",") if d]
+        if not sep or not name or not Path(csrc).is_dir() or not all(re.fullmatch(r"[A-Z_][A-Z0-9_]*", d)
+                                                                        for d in defines):
+            ap.error(f"--lib {spec!r}: expected NAME=CSRC_DIR[:DEFINE,...] with an existing folder")
+        libs[name] = build.build_library(out / name, Path(csrc), defines)
     return libs
 
 
@@ -256,7 +278,11 @@ def main() -> int:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--stats", action="store_true",
                     help="HAMI_LAUNCH_STATS=1 in the library runs: also the library's own host ns per launch")
+    ap.add_argument("--cpus", default="",
+                    help="CPU cores the measured program runs on, e.g. 0 or 0,1 (all its threads: the library's "
+                         "watcher shares them); default: not pinned")
     a = ap.parse_args()
+    cpus = parse_cpus(ap, a.cpus)
     libs_spec = a.lib or [f"current={build.CSRC}"]
     loops = [x for x in a.loops.split(",") if x]
     cases = [x for x in a.cases.split(",") if x]
@@ -299,7 +325,7 @@ def main() -> int:
                                                              stderr=subprocess.DEVNULL)
                                 time.sleep(NEIGHBOUR_LEAD_S)
                         try:
-                            raw[lp].setdefault(key, []).append(run_once(app, env, args, lp))
+                            raw[lp].setdefault(key, []).append(run_once(app, env, args, lp, cpus))
                         finally:
                             if neighbour is not None:
                                 neighbour.send_signal(signal.SIGKILL)
@@ -314,6 +340,9 @@ def main() -> int:
     for lp, by_key in raw.items():
         native = statistics.median(r["ns_per_launch"] for r in by_key["native"])
         summary[lp] = {"native": {"ns_per_launch": round(native, 1)}}
+        nsync = [r["sync_ns_per_launch"] for r in by_key["native"] if "sync_ns_per_launch" in r]
+        if nsync:
+            summary[lp]["native"]["sync_ns_per_launch_median"] = round(statistics.median(nsync), 1)
         for key, runs in by_key.items():
             if key == "native":
                 continue
@@ -331,6 +360,9 @@ def main() -> int:
             if cpu:
                 summary[lp][key].update(cpu_added_ns_median=round(statistics.median(cpu), 1),
                                         cpu_added_ns_min=round(min(cpu), 1), cpu_added_ns_max=round(max(cpu), 1))
+            sync = [r["sync_ns_per_launch"] for r in runs if "sync_ns_per_launch" in r]
+            if sync:
+                summary[lp][key]["sync_ns_per_launch_median"] = round(statistics.median(sync), 1)
             lib_ns = [r["lib_ns"] for r in runs if "lib_ns" in r]
             if lib_ns:
                 summary[lp][key].update(lib_ns_median=round(statistics.median(lib_ns), 1),
@@ -341,7 +373,9 @@ def main() -> int:
         "host": platform.node(), "cpu_count": os.cpu_count(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": cmd, "rounds": a.rounds, "launches_tight": a.launches, "gap_us_paced": a.gap_us,
-        "secs_paced": a.secs, "stats": a.stats, "infer_kernel_us": a.infer_kernel_us, "infer_sync": a.infer_sync, "libs": {k: str(v.parent.name) for k, v in libs.items()}, "lib_sources": libs_spec,
+        "secs_paced": a.secs, "stats": a.stats, "cpus": sorted(cpus) if cpus else None,
+        "fake_costs_ns": os.environ.get("FAKE_CUDA_COSTS_NS", ""),
+        "fake_driver_lock": os.environ.get("FAKE_CUDA_DRIVER_LOCK", ""), "infer_kernel_us": a.infer_kernel_us, "infer_sync": a.infer_sync, "libs": {k: str(v.parent.name) for k, v in libs.items()}, "lib_sources": libs_spec,
         "note": a.note, "summary": summary, "raw": raw,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -357,7 +391,10 @@ def main() -> int:
                       f"{row['added_ns_max']:.0f}); records {row['records_per_launch']:.4f} queries "
                       f"{row['queries_per_launch']:.4f} elapsed {row['elapsed_per_launch']:.4f} per launch"
                       + (f"; CPU +{row['cpu_added_ns_median']:.0f} ns" if "cpu_added_ns_median" in row else "")
-                      + (f"; library {row['lib_ns_median']:.0f} ns" if "lib_ns_median" in row else ""))
+                      + (f"; library {row['lib_ns_median']:.0f} ns" if "lib_ns_median" in row else "")
+                      + (f"; in syncs {row['sync_ns_per_launch_median']:.0f} ns (native "
+                         f"{rows['native'].get('sync_ns_per_launch_median', float('nan')):.0f})"
+                         if "sync_ns_per_launch_median" in row else ""))
     return 0
 
 
@@ -379,16 +416,24 @@ def markdown(res: dict) -> str:
         f"{res.get('infer_sync', 195)} launches.",
         "",
     ]
+    if res.get("fake_costs_ns") or res.get("fake_driver_lock") or res.get("cpus"):
+        lines += [f"Modelled driver costs (fake libcuda knobs): FAKE_CUDA_COSTS_NS=`{res.get('fake_costs_ns') or '-'}`, "
+                  f"FAKE_CUDA_DRIVER_LOCK=`{res.get('fake_driver_lock') or '-'}`; the program pinned to CPU cores "
+                  f"{res.get('cpus') or 'any'}.", ""]
     if res.get("note"):
         lines += [res["note"], ""]
     for lp, rows in res["summary"].items():
         stats = any("lib_ns_median" in r for r in rows.values())
         cpu = any("cpu_added_ns_median" in r for r in rows.values())
-        lines += [f"## {lp} loop (native {rows['native']['ns_per_launch']:.0f} ns per launch)", "",
+        nsync = rows["native"].get("sync_ns_per_launch_median")
+        lines += [f"## {lp} loop (native {rows['native']['ns_per_launch']:.0f} ns per launch"
+                  + (f", {nsync:.0f} of them in its host syncs" if nsync is not None else "") + ")", "",
                   "| build:case | ns/launch | added ns (median) | min..max | records/launch | queries/launch | "
                   "elapsed/launch |" + (" added CPU ns/launch (median) | min..max |" if cpu else "")
-                  + (" library ns/launch (stats, median) | min..max |" if stats else ""),
-                  "|---|---|---|---|---|---|---|" + ("---|---|" if cpu else "") + ("---|---|" if stats else "")]
+                  + (" library ns/launch (stats, median) | min..max |" if stats else "")
+                  + (" sync ns/launch |" if nsync is not None else ""),
+                  "|---|---|---|---|---|---|---|" + ("---|---|" if cpu else "") + ("---|---|" if stats else "")
+                  + ("---|" if nsync is not None else "")]
         for key, r in rows.items():
             if key == "native":
                 continue
@@ -398,7 +443,8 @@ def markdown(res: dict) -> str:
                    if "lib_ns_median" in r else (" | |" if stats else ""))
             lines.append(f"| {key} | {r['ns_per_launch']:.0f} | {r['added_ns_median']:.0f} | "
                          f"{r['added_ns_min']:.0f}..{r['added_ns_max']:.0f} | {r['records_per_launch']:.4f} | "
-                         f"{r['queries_per_launch']:.4f} | {r['elapsed_per_launch']:.4f} |{used}{own}")
+                         f"{r['queries_per_launch']:.4f} | {r['elapsed_per_launch']:.4f} |{used}{own}"
+                         + (f" {r.get('sync_ns_per_launch_median', float('nan')):.0f} |" if nsync is not None else ""))
         lines.append("")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ step from the library's stats line, and the checks on its command-line values. N
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -41,9 +42,9 @@ def test_launches_per_step_come_from_the_library_stats_line(lc) -> None:
 
 
 def test_bad_command_line_values_name_the_option(lc) -> None:
-    assert lc.parse_variant("p=csrc::HAMI_SM_PRECISE=1") == ("p", Path("csrc"), [], {"HAMI_SM_PRECISE": "1"})
+    assert lc.parse_variant("p=csrc::HAMI_SM_PRECISE=1") == ("p", Path("csrc"), [], {"HAMI_SM_PRECISE": "1"}, None)
     assert lc.parse_variant("w=csrc:HAMI_WATCHER_ALWAYS_HARVESTS") == ("w", Path("csrc"),
-                                                                       ["HAMI_WATCHER_ALWAYS_HARVESTS"], {})
+                                                                       ["HAMI_WATCHER_ALWAYS_HARVESTS"], {}, None)
     for bad in ("nocsrc", "p=csrc::lower=1", "p=csrc::NOVALUE"):
         with pytest.raises(SystemExit, match="--variant"):
             lc.parse_variant(bad)
@@ -57,3 +58,66 @@ def test_bad_command_line_values_name_the_option(lc) -> None:
     for bad in ("2", "2;2", "a;b", "2;"):
         with pytest.raises(SystemExit, match="--cores"):
             lc.parse_cores(bad)
+
+
+def test_variant_cores_and_native_baselines(lc) -> None:
+    assert lc.parse_variant("x2=csrc:::2,3") == ("x2", Path("csrc"), [], {}, {2, 3})
+    assert lc.parse_variant("n2=native:::2,3") == ("n2", None, [], {}, {2, 3})
+    assert lc.parse_variant("nolimit=csrc::CUDA_DEVICE_SM_LIMIT=") == ("nolimit", Path("csrc"), [],
+                                                                        {"CUDA_DEVICE_SM_LIMIT": ""}, None)
+    for bad in ("x=csrc:::2,a", "native=csrc", "n=native:HAMI_X", "n=native::A=1", "x=csrc:bad-define",
+                "a b=csrc"):
+        with pytest.raises(SystemExit, match="--variant"):
+            lc.parse_variant(bad)
+
+
+class _FakeBench:
+    """Stands in for real_workloads.Bench: records each run (label, preload, cores, environment, library) and
+    answers like programs.py infer with the library's stats line when preloaded and launch-controlled."""
+
+    calls: list[dict] = []
+
+    def __init__(self, lib, tmp, log) -> None:
+        self.lib = lib
+
+    def run(self, label, kind, seconds, preload, cpus=None, **extra) -> dict:
+        self.calls.append({"label": label, "preload": preload, "cpus": cpus, "env": extra, "lib": self.lib})
+        controlled = preload and extra.get("CUDA_DEVICE_SM_LIMIT") and \
+            extra.get("GPU_CORE_UTILIZATION_POLICY") != "disable"
+        res = {"rate": 150.0 if controlled else 190.0, "seconds": 3.0,
+               "step_ms": {"p10": 5.0, "p50": 6.0, "p90": 7.0, "n": 450},
+               "submit_ms": {"p50": 5.5}, "sync_ms": {"p50": 0.4, "p90": 0.6}}
+        if controlled:
+            res["launch_stats"] = ("87750 measured launches (95.0 % coarse); 95.0 % on the throttle's fast path; per "
+                                   "launch 0.160 event records, 0.060 event queries, 0.160 elapsed-time calls; host us "
+                                   "per launch (1 + 1 sampled, 40 ns per clock read taken off): before the launch 1.10, "
+                                   "after the launch 0.40, lock 0.07; held 1 times, 170.0 ms")
+        return res
+
+
+def test_ladder_runs_each_rung_as_given_and_reverses_every_other_round(lc, tmp_path, monkeypatch) -> None:
+    _FakeBench.calls = []
+    builds = []
+    monkeypatch.setattr(lc.rw, "Bench", _FakeBench)
+    monkeypatch.setattr(lc.rw, "_device", lambda: "NVIDIA H200, 580.159.04")
+    monkeypatch.setattr(lc, "build_variant", lambda name, csrc, defines, out: builds.append(defines) or
+                        Path(f"/lib/{name}"))
+    monkeypatch.setattr(sys, "argv", ["launch_cost.py", "--out", str(tmp_path), "--rounds", "2", "--ladder",
+                                      "--variant", "nolimit=csrc::CUDA_DEVICE_SM_LIMIT=",
+                                      "--variant", "force70=csrc:", "--variant", "nowatch=csrc:HAMI_BENCH_NO_WATCHER",
+                                      "--variant", "native2=native:::2,3", "--variant", "force70x2=csrc:::2,3"])
+    lc.main()
+    assert builds == [[], ["HAMI_BENCH_NO_WATCHER"]]  # one build per (sources, defines)
+    labels = [c["label"] for c in _FakeBench.calls]
+    first = ["native #0", "nolimit #0", "force70 #0", "nowatch #0", "native2 #0", "force70x2 #0"]
+    assert labels == first + [x.replace("#0", "#1") for x in reversed(first)]  # no pairs, no busy probe
+    by = {c["label"]: c for c in _FakeBench.calls}
+    assert by["nolimit #0"]["env"]["CUDA_DEVICE_SM_LIMIT"] == ""  # the rung's own environment wins
+    assert by["force70 #0"]["env"]["CUDA_DEVICE_SM_LIMIT"] == "70"
+    assert by["native2 #0"]["preload"] is False and by["native2 #0"]["cpus"] == {2, 3}
+    assert by["force70x2 #0"]["cpus"] == {2, 3} and by["force70 #0"]["cpus"] == {2}
+    assert by["nowatch #0"]["lib"] == Path("/lib/nowatch") and by["force70x2 #0"]["lib"] == Path("/lib/nolimit")
+    data = json.loads((tmp_path / "launch-cost.json").read_text())
+    assert [r["name"] for r in data["ladder"]] == ["nolimit", "force70", "nowatch", "native2", "force70x2"]
+    assert data["rounds_done"] == 2 and data["pairs"] == {} and "busy_probe" not in data
+    assert data["alone"]["force70"]["runs"][0]["sync_ms"] == {"p50": 0.4, "p90": 0.6}

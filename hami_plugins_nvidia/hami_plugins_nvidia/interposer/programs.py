@@ -95,11 +95,7 @@ def _step_ms(stamps: list[float], base: float, t0: float) -> dict:
     """The loop's own host time per step (ms): 10th, 50th and 90th percentiles of the step durations, so a run
     that switched between two speeds shows it (the H200 host ran the inference loop at two rates)."""
     ends = [base + s for s in stamps]
-    d = sorted(b - a for a, b in zip([t0, *ends[:-1]], ends, strict=True))
-    if not d:
-        return {}
-    pick = lambda q: round(1e3 * d[min(len(d) - 1, int(q * len(d)))], 4)  # noqa: E731 - a local percentile
-    return {"p10": pick(0.1), "p50": pick(0.5), "p90": pick(0.9), "n": len(d)}
+    return _percentiles([b - a for a, b in zip([t0, *ends[:-1]], ends, strict=True)])
 
 
 def _region_busy_ns() -> int | None:
@@ -169,15 +165,35 @@ def w_infer(seconds: float) -> None:
     import torch
     model = _gpt(torch).to(torch.bfloat16).eval()
     x = torch.randint(0, 50257, (1, 128), device="cuda")
+    submit: list[float] = []
+    sync: list[float] = []
 
     @torch.no_grad()
     def step() -> int:
-        model(x)[0, -1].argmax().item()  # the next token goes back to the host: one sync per pass
+        t0 = time.perf_counter()
+        nxt = model(x)[0, -1].argmax()  # the pass's launches, queued
+        t1 = time.perf_counter()
+        nxt.item()  # the next token goes back to the host: one sync per pass
+        submit.append(t1 - t0)
+        sync.append(time.perf_counter() - t1)
         return 1
 
     for _ in range(5):
         step()
-    _emit(kind="infer", unit="forward passes/s", **_window(step, seconds))
+    del submit[:], sync[:]
+    res = _window(step, seconds)
+    # each pass split at its host sync (issue 18's ladder, stage 9): the host's time queuing the launches and the
+    # wait for the GPU after them; a library cost per launch grows the first, a drain at the sync the second
+    _emit(kind="infer", unit="forward passes/s", **res, submit_ms=_percentiles(submit), sync_ms=_percentiles(sync))
+
+
+def _percentiles(durations: list[float]) -> dict:
+    """10th, 50th and 90th percentiles of durations (s), in ms, and their mean and count."""
+    d = sorted(durations)
+    if not d:
+        return {}
+    pick = lambda q: round(1e3 * d[min(len(d) - 1, int(q * len(d)))], 4)  # noqa: E731 - a local percentile
+    return {"p10": pick(0.1), "p50": pick(0.5), "p90": pick(0.9), "mean": round(1e3 * sum(d) / len(d), 4), "n": len(d)}
 
 
 def w_graphs(seconds: float) -> None:

@@ -108,6 +108,8 @@ struct samples {
     double t[MAX_SAMPLES], g[MAX_SAMPLES];
 };
 
+static double spin_sync_s;  /* wall seconds the last spin_for spent in its periodic syncs (the final one excluded) */
+
 /* Kernels of US microseconds, GAP_US of host time after each, a sync every EVERY launches, for SECS;
  * samples GPU_NS (the fake's GPU time) into SM every BIN seconds when both are given. Counts launches in *N. */
 static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, double bin, struct samples *sm,
@@ -115,6 +117,7 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
 {
     CUresult r = 0;
     double t0 = now_s(), next = t0;
+    spin_sync_s = 0;
     while (!r && now_s() - t0 < secs) {
         if (sm && gpu_ns) {
             double t = now_s();
@@ -125,8 +128,11 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
             }
         }
         r = run_launch("kernel", us);
-        if (++*n % (every > 0 ? every : 1) == 0)
+        if (++*n % (every > 0 ? every : 1) == 0) {
+            double s0 = now_s();
             ssync(NULL);
+            spin_sync_s += now_s() - s0;
+        }
         if (gap)
             gap_wait(gap);
     }
@@ -187,6 +193,7 @@ int main(int argc, char **argv)
     int64_t (*fake_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_gpu_ns");
     int64_t (*fake_switch_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_switch_ns");
     void (*fake_calls)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_calls");
+    void (*fake_driver_lock)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_driver_lock");
     for (int i = 1; i < argc; i++) {
         const char *c = argv[i];
         u64 h = 0;
@@ -269,6 +276,12 @@ int main(int argc, char **argv)
             if (fake_calls)
                 fake_calls(n);
             printf("calls %llu %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
+        } else if (!strcmp(c, "drvlock")) {
+            /* the fake's modelled driver lock (FAKE_CUDA_DRIVER_LOCK=1): acquisitions, and those that found it held */
+            u64 n[2] = {0};
+            if (fake_driver_lock)
+                fake_driver_lock(n);
+            printf("drvlock %llu %llu\n", n[0], n[1]);
         } else if (!strcmp(c, "used")) {
             printf("used %llu\n", fake_used ? fake_used(atoi(argv[++i])) : 0ULL);
         } else if (!strcmp(c, "launch") || !strcmp(c, "burst")) {
@@ -321,8 +334,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(c, "spin")) {
             /* spin US GAP_US SECONDS SYNC: kernels of US microseconds, GAP_US of host time after each, a
              * sync every SYNC launches, for SECONDS; prints the window and the GPU time the fake device
-             * gave this process in it (FAKE_CUDA_GPU: its own processor-sharing accounting), the launches and the
-             * GPU time spent switching into its context (time slices) */
+             * gave this process in it (FAKE_CUDA_GPU: its own processor-sharing accounting), the launches, the
+             * GPU time spent switching into its context (time slices) and the wall time spent in the syncs */
             unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
             double secs = atof(argv[++i]);
             int every = atoi(argv[++i]), n = 0;
@@ -331,7 +344,8 @@ int main(int argc, char **argv)
             CUresult r = spin_for(us, gap, secs, every, 0, NULL, fake_gpu_ns, &n);
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1, w1 = fake_switch_ns ? fake_switch_ns() : -1;
-            printf("spin %d %.6f %.6f %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, n, (w1 - w0) / 1e9);
+            printf("spin %d %.6f %.6f %.6f %d %.6f %.6f\n", r, t0, t1, (g1 - g0) / 1e9, n, (w1 - w0) / 1e9,
+                   spin_sync_s);
         } else if (!strcmp(c, "recs")) {
             /* recs US GAP_US SECONDS SYNC: like spin (no GPU accounting), counting the launch calls by the event
              * records the interposer made during each (the fake's counters): prints the launches and how many

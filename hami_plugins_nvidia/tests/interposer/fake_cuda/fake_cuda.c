@@ -34,10 +34,20 @@
  *
  * fake_calls() counts, per process, the calls a launch path may make besides the launch itself (event records,
  * event queries, elapsed-time queries, capture queries, synchronizes) and the launches: the tests judge the
- * interposer's per-launch driver work by them. */
+ * interposer's per-launch driver work by them.
+ *
+ * Modelled driver costs (opt-in, default off: every call costs what the code above costs, tens of ns):
+ * FAKE_CUDA_COSTS_NS="launch=3000,record=3000,query=1500,elapsed=1500,sync=2000" busy-waits that many ns of host
+ * time in each call of the class (launch: every kernel or graph launch; query: cuEventQuery; elapsed:
+ * cuEventElapsedTime; sync: cuStreamSynchronize and cuCtxSynchronize, once, before their wait: the calls counted),
+ * as a real driver's calls cost microseconds (issue 18: on the H200 ~3 us an event record, ~1.5 us a query).
+ * FAKE_CUDA_DRIVER_LOCK=1 holds one process-wide lock during each costed call's cost (not a sync's wait), as the
+ * real driver serialises calls on a context: a second thread's call (the interposer's watcher) then waits for it.
+ * fake_driver_lock() reports the lock's acquisitions and how many found it held (host-independent counts). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,6 +72,71 @@ static u64 launches[NDEV];
 enum { CALL_LAUNCH, CALL_RECORD, CALL_QUERY, CALL_ELAPSED, CALL_CAPTURE, CALL_SYNC, CALL_CAPREC, CALL_N };
 static u64 calls[CALL_N];
 #define COUNT(k) __atomic_add_fetch(&calls[k], 1, __ATOMIC_RELAXED)
+
+/* ---- modelled driver costs (FAKE_CUDA_COSTS_NS, FAKE_CUDA_DRIVER_LOCK): see the header ---- */
+enum { COST_LAUNCH, COST_RECORD, COST_QUERY, COST_ELAPSED, COST_SYNC, COST_N };
+static const char *const cost_names[COST_N] = {"launch", "record", "query", "elapsed", "sync"};
+#define COST_MAX_NS 10000000LL  /* 10 ms a call at most: a typo must not hang a test */
+static int64_t cost_ns[COST_N];
+static int cost_lock, cost_state;  /* cost_state: 0 not read yet, 1 read */
+static pthread_mutex_t drv_mu = PTHREAD_MUTEX_INITIALIZER;
+static u64 drv_taken, drv_contended;
+
+static int64_t now_ns(void);
+
+/* Reads the two knobs once. A malformed item is refused with one line naming it and changes nothing. */
+static void cost_load(void)
+{
+    const char *v = getenv("FAKE_CUDA_COSTS_NS");
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", v ? v : "");
+    for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(it, '='), *end = NULL;
+        int k = -1;
+        if (eq) {
+            *eq = 0;
+            for (int i = 0; i < COST_N; i++)
+                if (!strcmp(it, cost_names[i]))
+                    k = i;
+        }
+        long long ns = eq ? strtoll(eq + 1, &end, 10) : -1;
+        if (k < 0 || !end || end == eq + 1 || *end || ns < 0 || ns > COST_MAX_NS) {
+            fprintf(stderr, "fake_cuda: ignoring FAKE_CUDA_COSTS_NS item \"%.40s%s%.40s\": expected CLASS=NS with CLASS "
+                    "one of launch, record, query, elapsed, sync and NS in 0..%lld\n", it, eq ? "=" : "", eq ? eq + 1 : "",
+                    COST_MAX_NS);
+            continue;
+        }
+        cost_ns[k] = ns;
+    }
+    const char *l = getenv("FAKE_CUDA_DRIVER_LOCK");
+    cost_lock = l && !strcmp(l, "1");
+}
+
+/* A costed call's host time: busy-waited (a driver call runs on the caller's core), under the driver lock when set. */
+static void cost(int k)
+{
+    if (!__atomic_load_n(&cost_state, __ATOMIC_ACQUIRE)) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, cost_load);
+        __atomic_store_n(&cost_state, 1, __ATOMIC_RELEASE);
+    }
+    if (!cost_lock && !cost_ns[k])
+        return;
+    if (cost_lock) {
+        if (pthread_mutex_trylock(&drv_mu) != 0) {
+            __atomic_add_fetch(&drv_contended, 1, __ATOMIC_RELAXED);
+            pthread_mutex_lock(&drv_mu);
+        }
+        __atomic_add_fetch(&drv_taken, 1, __ATOMIC_RELAXED);
+    }
+    if (cost_ns[k]) {
+        int64_t until = now_ns() + cost_ns[k];
+        while (now_ns() < until) {
+        }
+    }
+    if (cost_lock)
+        pthread_mutex_unlock(&drv_mu);
+}
 
 struct alloc { u64 key, size; int dev; int vmm; };  /* vmm: a cuMemCreate handle, not owned by a context */
 static struct alloc table[65536];
@@ -387,6 +462,12 @@ API void fake_calls(u64 out[CALL_N])
     for (int k = 0; k < CALL_N; k++)
         out[k] = __atomic_load_n(&calls[k], __ATOMIC_RELAXED);
 }
+/* The modelled driver lock (FAKE_CUDA_DRIVER_LOCK=1): its acquisitions and how many of them found it held. */
+API void fake_driver_lock(u64 out[2])
+{
+    out[0] = __atomic_load_n(&drv_taken, __ATOMIC_RELAXED);
+    out[1] = __atomic_load_n(&drv_contended, __ATOMIC_RELAXED);
+}
 
 API CUresult cuInit(unsigned f) { return 0; }
 API CUresult cuDriverGetVersion(int *v) { *v = 13000; return 0; }
@@ -682,6 +763,7 @@ API CUresult cuStreamIsCapturing(void *s, int *st)
 API CUresult cuStreamSynchronize(void *s)
 {
     COUNT(CALL_SYNC);
+    cost(COST_SYNC);
     int i = cap_find(s);
     if (i >= 0) {
         cap_invalidate(i);
@@ -694,6 +776,7 @@ API CUresult cuStreamSynchronize(void *s)
 API CUresult cuCtxSynchronize(void)
 {
     COUNT(CALL_SYNC);
+    cost(COST_SYNC);
     if (cap_any()) {
         for (int i = 0; i < CAP_MAX; i++)
             if (caps[i].state == CAP_ACTIVE)
@@ -763,6 +846,7 @@ static CUresult submit(void *s, int64_t us)
         return 0;
     }
     COUNT(CALL_LAUNCH);
+    cost(COST_LAUNCH);
     if (caps[i].state != CAP_ACTIVE)
         return 901;  /* CUDA_ERROR_STREAM_CAPTURE_INVALIDATED */
     caps[i].us += us;
@@ -771,6 +855,7 @@ static CUresult submit(void *s, int64_t us)
 static void run_kernel(int64_t us)
 {
     COUNT(CALL_LAUNCH);
+    cost(COST_LAUNCH);
     int d = cur < 0 ? 0 : cur;
     if (d == 0 && sg_attach()) {
         sg_lock();
@@ -800,6 +885,7 @@ API CUresult cuEventDestroy_v2(struct event *e) { free(e); return 0; }
 API CUresult cuEventRecord(struct event *e, void *s)
 {
     COUNT(CALL_RECORD);
+    cost(COST_RECORD);
     static int broken = -1;  /* FAKE_CUDA_RECORD_FAIL=1: no event ever records (a driver whose events do not work) */
     if (broken < 0)
         broken = getenv("FAKE_CUDA_RECORD_FAIL") && !strcmp(getenv("FAKE_CUDA_RECORD_FAIL"), "1");
@@ -851,7 +937,7 @@ static CUresult event_query(struct event *e)
         return 400;
     return e->shared ? (event_time(e) != INT64_MAX ? 0 : 600) : now_ns() >= e->t ? 0 : 600;
 }
-API CUresult cuEventQuery(struct event *e) { COUNT(CALL_QUERY); return event_query(e); }
+API CUresult cuEventQuery(struct event *e) { COUNT(CALL_QUERY); cost(COST_QUERY); return event_query(e); }
 API CUresult cuEventSynchronize(struct event *e)
 {
     CUresult r;
@@ -862,6 +948,7 @@ API CUresult cuEventSynchronize(struct event *e)
 API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b)
 {
     COUNT(CALL_ELAPSED);
+    cost(COST_ELAPSED);
     if (event_dead(a) || event_dead(b))
         return 400;
     if (event_query(a) || event_query(b))
