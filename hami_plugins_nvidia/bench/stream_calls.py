@@ -13,7 +13,8 @@ Per launch: the fake's counters (event records, event queries, elapsed-time call
 process made, the watcher's included) over the launch calls, between the `calls` lines around the loop (capture:
 around the graph's launch, per graph). Per harvest: the library's stats line (HAMI_LAUNCH_STATS=1, the whole
 process): elapsed-time calls and asks that found a mark not completed over its collections; a build that does not
-count its collections (main before this change) shows none. Figures of the fake libcuda on whatever machine runs
+count its collections (main before this change) shows none. charge: what the library charged (its region's busy
+time) over the GPU time the fake gave the process in the loop. Figures of the fake libcuda on whatever machine runs
 it, never hardware.
 
     .venv/bin/python hami_plugins_nvidia/bench/stream_calls.py --out /tmp/sc.json --rounds 3 \\
@@ -33,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import launch_path_cost as lpc  # noqa: E402  (the fake benches' shared record and build helpers)
+import region  # noqa: E402 - the region layout, read through cffi (launch_path_cost put its folder on the path)
 from fake_sharing_cases import tenant_env  # noqa: E402
 
 SAVE = ("ctx", "0", "launch", "kernel", "1", "10", "sleep", "200")
@@ -70,6 +72,9 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, secs: f
     if proc.returncode != 0 or not rows or any(w[1] != "0" for w in rows):
         raise RuntimeError(f"{case}: driver_app failed: {proc.stdout.strip()[-300:]} {proc.stderr.strip()[-300:]}")
     res = calls_per_launch(proc.stdout, case)
+    gpu = sum(float(w[3] if w[0] == "graphlaunch" else w[4]) for w in rows)  # the fake's GPU time for the process
+    with region.SharedRegion(env["CUDA_DEVICE_MEMORY_SHARED_CACHE"]) as reg:
+        res["charge_ratio"] = reg.busy_ns(0) / 1e9 / gpu  # what the library charged over it (+ SAVE's 10 us)
     st, hv = STATS.search(proc.stderr), HARVESTS.search(proc.stderr)
     if st and hv and int(hv.group(1)):
         harvests = int(hv.group(1))
@@ -101,14 +106,15 @@ def main() -> int:
     result = lpc.record_head(a, seconds=a.seconds, raw=raw)
     lines = [*lpc.record_title("Driver calls per launch and per harvest with busy streams", result, a.note),
              "Median (min-max) of the runs. Per launch: the fake's counters between the `calls` lines (capture: per "
-             "graph launch). Per harvest: the library's stats line, the whole process.", "",
+             "graph launch). Per harvest: the library's stats line, the whole process. charge: charged / the GPU time "
+             "the fake gave.", "",
              "| case | build | launches | records / launch | queries / launch | elapsed-time calls / launch | "
-             "harvests | elapsed-time calls / harvest | asks not completed / harvest |",
-             "|---|---|---|---|---|---|---|---|---|",
+             "harvests | elapsed-time calls / harvest | asks not completed / harvest | charge |",
+             "|---|---|---|---|---|---|---|---|---|---|",
              *lpc.case_rows(raw, lambda runs: " | ".join([
                  cell(runs, "launches", ".0f"), cell(runs, "records"), cell(runs, "queries"), cell(runs, "elapsed"),
                  cell(runs, "harvests", ".0f"), cell(runs, "elapsed_per_harvest"),
-                 cell(runs, "misses_per_harvest")]))]
+                 cell(runs, "misses_per_harvest"), cell(runs, "charge_ratio")]))]
     return lpc.write_record(a, result, "\n".join(lines) + "\n")
 
 

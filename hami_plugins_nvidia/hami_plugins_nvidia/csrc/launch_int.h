@@ -55,6 +55,8 @@ struct squeue {
 #define HARVEST_MARKS 16            /* ... and sooner once this many marks were recorded since the last collection */
 #define HARVEST_MISSES 2            /* a collection stops at the second mark it finds not completed (harvest) */
 #define ASK_MAX_NS 1000000LL        /* a mark not completed is asked again within a quarter of its wait, <= 1 ms */
+#define QUEUE_WAIT_NS 200000LL      /* a launch that finds every stream queue held waits this long for one ... */
+#define QUEUE_POLL_NS 50000LL       /* ... collecting every 50 us (launch.c wait_queue) */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 #define COLLECT_LAG_NS 20000LL       /* the promptest collection of a completed mark lags it by at most 20 us */
 #define DRIFT_NS 20000LL             /* the bounds on the reference widen by 20 us at each re-base (drift) */

@@ -45,8 +45,9 @@ def test_graphs_on_33_busy_streams_cost_a_bounded_number_of_calls_per_launch(wor
     # after step at a 90 % limit; the 33rd stream finds no stream queue free (the fail-closed path). Measured on the
     # fake: main a7df8d0 29.2 elapsed-time calls per launch (every launch collected and asked all 32 busy streams,
     # the watcher too every 100 us while the program synced); now 2.0: one conversion per mark (1.0 records per
-    # launch), at most 2 asks not completed per collection, one collection per launch at most unless it waits.
-    # Bound: conversions (<= records) + 2 per launch on the launch path + 2 per 100 us of the watcher's while the
+    # launch), at most 2 asks not completed per collection, one collection per launch unless it waits (for credit,
+    # or, the 33rd stream's, <= 200 us for a free stream queue: <= 5 collections). Bound: conversions (<= records)
+    # + 2 per launch on the launch path + 10 per step for the 33rd + 2 per 100 us of the watcher's while the
     # program syncs (a step's 3.3 ms of GPU work over its 33 launches: <= 2 per launch)
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), CUDA_DEVICE_SM_LIMIT="90", **FORCE)
     r = workload.run(*SAVE, "calls", "graphs", "100", "33", "0", "0.5", "calls", timeout=60)
@@ -99,4 +100,7 @@ def test_a_long_graph_is_not_asked_every_100_us(workload: Workload) -> None:
     assert d[0] == 1 and d[1] <= 2, d  # the graph's launch: its end mark (and a calibration start mark)
     print(f"40 ms graph: {d[3]} elapsed-time calls, {d[2]} queries")
     assert d[3] + d[2] <= 100, d
-    assert charged_s(workload) >= 0.95 * float(gpu), gpu  # its charge still comes from its mark's GPU time
+    # its charge still comes from its mark's GPU time: 0.98-0.99 x typically, 0.89-0.93 in a few runs of 14 with main
+    # a7df8d0's library and with this one alike (docs/results/2026-12-05-fake-stream-calls.md); the bound of
+    # test_interposer_exit_capture.py
+    assert charged_s(workload) >= 0.8 * float(gpu), gpu
