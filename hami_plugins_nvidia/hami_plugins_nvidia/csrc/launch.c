@@ -451,19 +451,60 @@ static void relaxed_end(int swapped, int *mode)
         vg_real.cuThreadExchangeStreamCaptureMode(mode);
 }
 
-/* Collects every completed mark and charges the busy time it closes; never blocks. A stream of this process
+/* A mark found not completed: asked again no sooner than a quarter of the time it has waited so far (from its
+ * stream's previous completion, or its enqueue if later), nor later than ASK_MAX_NS; within its first 400 us at
+ * every collection, as before. Its completion time comes from the GPU, so asking later delays its charge (by at
+ * most a quarter of its wait, 1 ms), never changes it; until then it counts as in-flight work (inflight_ns) and
+ * in the in-flight bound (oldest_age). A CUDA graph running 40 ms was asked every 100 us (257-513 elapsed-time
+ * calls on the fake); now ~15 + one per ms. */
+static void ask_later(const struct squeue *q, struct mark *m, int64_t now)
+{
+    int64_t from = m->kind == MK_END && q->done_end > m->enq ? q->done_end : m->enq;
+    int64_t wait = (now - from) / 4;
+    m->ask_at = wait > HARVEST_GAP_NS ? now + (wait < ASK_MAX_NS ? wait : ASK_MAX_NS) : 0;
+}
+
+/* The streams a collection asks, in order: those whose oldest mark is due (ask_later), oldest record first (the
+ * work most likely done: a GPU runs what was queued first first). Returns how many (insertion sort: <= MAXQ). */
+static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ])
+{
+    int n = 0;
+    for (int i = 0; i < ds->nq; i++) {
+        const struct squeue *q = &ds->q[i];
+        if (!q->count || q->ring[q->head].ask_at > now)
+            continue;
+        int64_t rec = q->ring[q->head].rec;
+        int k = n++;
+        for (; k > 0 && ds->q[order[k - 1]].ring[ds->q[order[k - 1]].head].rec > rec; k--)
+            order[k] = order[k - 1];
+        order[k] = i;
+    }
+    return n;
+}
+
+/* Collects completed marks and charges the busy time they close; never blocks. A stream of this process
  * may be capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread
- * would invalidate the capture: the queries run with this thread's capture mode set to relaxed. */
+ * would invalidate the capture: the queries run with this thread's capture mode set to relaxed.
+ * Its driver calls are bounded whatever the number of busy streams: one per completed mark (its conversion) and
+ * at most HARVEST_MISSES that find a mark not completed: the streams are asked oldest mark first (harvest_order),
+ * each only for its oldest (a stream's marks complete in order), and a mark found not completed is not asked again
+ * for a while (ask_later). Every stream's oldest mark was asked at each collection before, and with more than 16
+ * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
+ * the fake libcuda (docs/results/2026-12-05-fake-stream-calls.md). */
 void harvest(struct dstate *ds)
 {
     if (ds->stale)
         return;  /* its marks will never complete: drop_measured charges them */
     ST_START();
+    ST_COUNT(harvests);
     int mode;
     int swapped = relaxed_begin(&mode);
     int64_t now = vg_now_ns();
-    for (int i = 0; i < ds->nq && !ds->stale; i++) {
-        struct squeue *q = &ds->q[i];
+    int order[MAXQ], misses = 0;
+    int asked_running = 0;  /* an end mark was found not completed: this process's work runs at `now` */
+    int nask = harvest_order(ds, now, order);
+    for (int j = 0; j < nask && !ds->stale && misses < HARVEST_MISSES; j++) {
+        struct squeue *q = &ds->q[order[j]];
         /* a stream's marks complete in order: when its newest has completed, so have all before it. Before there
          * is a reference (the first start mark), completion is asked with event queries, and a drained stream's
          * newest answers for all of its marks (a launch-bound stream measured precisely: ~0.2 queries per launch
@@ -482,8 +523,13 @@ void harvest(struct dstate *ds)
             if (known > 0) {
                 known--;
             } else if (paired_h == INT64_MIN || m->kind != MK_START) {  /* a paired start mark has completed */
-                if (!mark_done(ds, m, now, &done_h))
+                if (!mark_done(ds, m, now, &done_h)) {
+                    ask_later(q, m, now);
+                    misses++;
+                    ST_COUNT(misses);
+                    asked_running |= m->kind == MK_END;
                     break;
+                }
             }
             if (m->kind == MK_START) {
                 /* the GPU reached this stream's work: it executes from here, whatever it waited for before
@@ -627,7 +673,8 @@ void harvest(struct dstate *ds)
         ds->since_gpu = 0;
         ds->reopen = 0;
         ds->yield_at = ds->resume_at = 0;
-    } else if (ds->busy_since && ds->since_gpu) {
+    } else if (ds->busy_since && ds->since_gpu && (asked_running || !running(ds, NULL))) {
+        /* (work running that this collection did not ask about is left as last seen: not said running at `now`) */
         int user = -1;
         int64_t took = running(ds, NULL) && !ds->coarse && !ds->yield_at
                            ? taken_at(ds, ds->last_end > ds->busy_since ? ds->last_end : ds->busy_since, now,
@@ -657,7 +704,7 @@ void harvest(struct dstate *ds)
             ds->since_gpu = 0;
             ds->busy_since = now;
         }
-    } else if (ds->busy_since && ds->yield_at && !ds->resume_at && !ds->coarse && running(ds, NULL)) {
+    } else if (ds->busy_since && ds->yield_at && !ds->resume_at && !ds->coarse && asked_running && running(ds, NULL)) {
         /* yielded: the chained work runs again once the neighbour's interval has ended within a slice; from the
          * yield, as before it, once it lasts longer (this work may have had a slice in it without completing) */
         int64_t back = resume_time(ds, 0, now);
@@ -672,6 +719,7 @@ void harvest(struct dstate *ds)
             sib_running(ds, now);
         }
     }
+    ds->harvest_left = ds->pending;
     relaxed_end(swapped, &mode);
     ST_STOP(ST_HARVEST);
 }
@@ -707,6 +755,29 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
     if (q) {
         memset(q, 0, sizeof(*q) - sizeof(q->ring));
         q->s = s;
+    }
+    return q;
+}
+
+/* Every stream queue is held by another busy stream: collected (bounded, see harvest) until a queue whose work has
+ * completed is free, for at most QUEUE_WAIT_NS (the device's lock released between tries), else NULL: the launch
+ * goes the unmeasured way (unmeasured_mark: a synchronize, its wall time charged, which also holds the other
+ * streams' queued work: an over-charge). Before, every launch collected while > 16 marks waited, which freed such a
+ * queue by the time a 33rd stream launched; collecting only as due, the CUDA-graphs program on 33 streams (100 us
+ * graphs) sent 40 % of its steps the unmeasured way on the fake and got 0.55 of the GPU at a 90 % limit (0.90
+ * before). *now: the launch's clock read, read again after a wait. */
+static struct squeue *wait_queue(struct dstate *ds, CUstream s, int64_t *now)
+{
+    struct squeue *q = NULL;
+    for (int64_t waited = 0; !ds->stale; waited += QUEUE_POLL_NS) {
+        harvest(ds);
+        ds->harvest_at = *now;
+        if ((q = find_queue(ds, s)) || waited >= QUEUE_WAIT_NS)
+            break;
+        pthread_mutex_unlock(&ds->mu);
+        sleep_ns(QUEUE_POLL_NS);
+        pthread_mutex_lock(&ds->mu);
+        *now = ds->now_at = vg_now_ns();
     }
     return q;
 }
@@ -1024,7 +1095,7 @@ static void throttle(struct dstate *ds, int sm)
         note_users(ds, now);  /* waiting for credit is still using the GPU: stay on the list */
         if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared)
             return;  /* the neighbour left while this launch waited: under default it goes now */
-        if (now - ds->harvest_at > harvest_gap(ds) || ds->pending > 16) {
+        if (harvest_due(ds, now)) {
             harvest(ds);
             ds->harvest_at = now;
         }
@@ -1133,7 +1204,7 @@ static void init_state(struct dstate *ds, int dev)
  * atomic loads of the region, no read-modify-write, no clock read. */
 static int credit_ample(struct dstate *ds, int64_t now)
 {
-    if (ds->stopped || ds->pending > 16 || now - ds->harvest_at > harvest_gap(ds))
+    if (ds->stopped || harvest_due(ds, now))
         return 0;
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     if (now - __atomic_load_n(&di->refill_ns, __ATOMIC_ACQUIRE) > LAZY_REFILL_NS)
@@ -1304,7 +1375,7 @@ static int64_t drop_measured(struct dstate *ds)
         vg_log(VG_WARN, "device %d: timing events fail in a fresh context too: every launch is now synchronous and "
                "charged its wall time", ds->dev);
     }
-    ds->nfree = ds->nq = ds->pending = 0;
+    ds->nfree = ds->nq = ds->pending = ds->harvest_left = 0;
     ds->ref = NULL;
     ds->off_lo = 0;
     ds->off_hi = INT64_MAX;
@@ -1509,6 +1580,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             ST_COUNT(fast);
         }
         struct squeue *q = find_queue(ds, s);
+        if (!q)
+            q = wait_queue(ds, s, &now);
         if (q) {
             choose_mode(ds, q, sm, now);
             /* switch charging: does this launch find every stream of the process idle (its start mark then waits
@@ -1554,7 +1627,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 if (push_mark(ds, q, now, MK_START, 0) && sidle >= 0)
                     q->ring[(q->head + q->count - 1) % RING].first = fresh;
             }
-            if (now - ds->harvest_at > harvest_gap(ds) || ds->pending > 16) {
+            if (harvest_due(ds, now)) {
                 harvest(ds);
                 ds->harvest_at = now;
             }
@@ -1698,7 +1771,12 @@ __attribute__((destructor)) static void launch_stats_report(void)
                       lst.nbr_bp / 100.0);
     /* deferred charges (charge.c deferred_charge): precise busy time charged after a neighbour was seen */
     if (n > 0 && n < (int)sizeof(buf))
-        snprintf(buf + n, sizeof(buf) - n, "; charges deferred %.1f ms", lst.dfr_ns / 1e6);
+        n += snprintf(buf + n, sizeof(buf) - n, "; charges deferred %.1f ms", lst.dfr_ns / 1e6);
+    /* the collections (harvest), the launch path's and the watcher's, and their calls that found a mark not
+     * completed: bounded per collection (HARVEST_MISSES), whatever the number of busy streams */
+    if (n > 0 && n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; harvests %llu, %llu asks not completed", (unsigned long long)lst.harvests,
+                 (unsigned long long)lst.misses);
     vg_log(VG_MSG, "%s", buf);
 }
 

@@ -27,6 +27,7 @@ struct mark {
     int first;    /* MK_START recorded while every stream of the process was idle (HAMI_SM_CHARGE_SWITCHES) */
     int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time */
     int paired;   /* MK_END whose event is also the next mark's, a MK_START (push_boundary): one record for both */
+    int64_t ask_at;  /* found not completed: not asked again before this (launch.c ask_later), 0 = at any harvest */
 };
 
 struct squeue {
@@ -51,6 +52,11 @@ struct squeue {
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
 #define CALIB_GAP_NS 5000000LL       /* alone, a start mark (a calibration sample) at most every 5 ms */
 #define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
+#define HARVEST_MARKS 16            /* ... and sooner once this many marks were recorded since the last collection */
+#define HARVEST_MISSES 2            /* a collection stops at the second mark it finds not completed (harvest) */
+#define ASK_MAX_NS 1000000LL        /* a mark not completed is asked again within a quarter of its wait, <= 1 ms */
+#define QUEUE_WAIT_NS 200000LL      /* a launch that finds every stream queue held waits this long for one ... */
+#define QUEUE_POLL_NS 50000LL       /* ... collecting every 50 us (launch.c wait_queue) */
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 #define COLLECT_LAG_NS 20000LL       /* the promptest collection of a completed mark lags it by at most 20 us */
 #define DRIFT_NS 20000LL             /* the bounds on the reference widen by 20 us at each re-base (drift) */
@@ -87,6 +93,7 @@ struct dstate {
     struct squeue q[MAXQ];
     int nq;
     int pending;            /* marks whose completion has not been collected yet */
+    int harvest_left;       /* ... of them left by the last collection (harvest_due) */
     int64_t ewma_ns;        /* average charge per mark */
     struct hami_board_gpu *bgpu;
     int64_t last_stamp;
@@ -204,6 +211,7 @@ struct dstate {
 enum { ST_BEGIN, ST_END, ST_LOCK, ST_THROTTLE, ST_MARK, ST_QUERY, ST_HARVEST, ST_N };
 struct launch_stats {
     uint64_t launches, coarse, fast, sampled, sampled_in, records, queries, elapsed;
+    uint64_t harvests, misses;  /* collections, and their driver calls that found a mark not completed */
     uint64_t samples;   /* coarse launches drawn as samples (coarse_sample) */
     uint64_t verified, failed;  /* precise windows that judged a coarse phase's doubt, and those that charged it */
     int64_t doubt_ns, doubt_charged_ns;  /* the doubt they judged, and the part charged */
@@ -358,6 +366,16 @@ static inline int64_t inflight_ns(const struct dstate *ds)
 static inline int64_t harvest_gap(const struct dstate *ds)
 {
     return ds->coarse ? COARSE_HARVEST_NS : HARVEST_GAP_NS;
+}
+
+/* Whether a launch (or the throttle's wait) collects completions now: once per gap, or sooner once HARVEST_MARKS
+ * marks were recorded since the last collection (a launch-bound stream's marks, collected before they pile up).
+ * Counted from what the last collection left, not from all pending marks: with more than 16 marks waiting on busy
+ * streams every launch collected and asked every busy stream's oldest mark (issue 18: 72-133 elapsed-time calls
+ * per launch with 32 busy streams on the fake), though nothing new could have completed. */
+static inline int harvest_due(const struct dstate *ds, int64_t now)
+{
+    return now - ds->harvest_at > harvest_gap(ds) || ds->pending > ds->harvest_left + HARVEST_MARKS;
 }
 
 #endif
