@@ -219,16 +219,16 @@ def test_console_script_end_to_end(acme_env, tmp_path):
 
 
 def test_metrics_serve_answers_scrapes(acme_env):
-    import socket
     import time
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([*_hami(), "metrics", "serve", "--port", str(port), "--addr", "127.0.0.1"],
+    from hami_hal.testing.ports import read_banner_port
+
+    # --port 0: the server binds a port the kernel chooses and prints it; no pick-close-bind race
+    proc = subprocess.Popen([*_hami(), "metrics", "serve", "--port", "0", "--addr", "127.0.0.1"],
                             env=acme_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        port = read_banner_port(proc.stdout.readline)
         body, deadline = "", time.monotonic() + 30
         while time.monotonic() < deadline and not body:
             try:
@@ -243,6 +243,22 @@ def test_metrics_serve_answers_scrapes(acme_env):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_metrics_serve_bad_or_taken_port_is_one_line(acme_env):
+    import socket
+
+    with socket.socket() as held:  # a listener on the port: the server cannot bind it
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        taken = subprocess.run([*_hami(), "metrics", "serve", "--port", str(port), "--addr", "127.0.0.1"],
+                               env=acme_env, capture_output=True, text=True, timeout=60)
+    big = subprocess.run([*_hami(), "metrics", "serve", "--port", "70000"], env=acme_env, capture_output=True,
+                         text=True, timeout=60)
+    for res, line in ((taken, f"--port: {port} cannot listen on 127.0.0.1"), (big, "--port: 70000 must be 0..65535")):
+        assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.strip().count("\n") == 0 and line in res.stderr, res.stderr
 
 
 def test_metrics_without_prometheus_client_is_one_line(capsys, monkeypatch):

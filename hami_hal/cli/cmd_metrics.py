@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ..errors import HalError
+from ..errors import HalError, InputError
 from .common import add_node_options, discover
 from .output import console, emit_json, sim_profile
 
@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dump.set_defaults(func=run_dump)
     serve = sub.add_parser("serve", help="serve /metrics over HTTP")
     add_node_options(serve, json=False)
-    serve.add_argument("--port", type=int, default=9400, help="TCP port (default 9400)")
+    serve.add_argument("--port", type=int, default=9400,
+                       help="TCP port (default 9400; 0 = any free port, printed in the serving line)")
     serve.add_argument("--addr", default="0.0.0.0", help="bind address (default 0.0.0.0)")
     serve.set_defaults(func=run_serve)
 
@@ -62,8 +63,14 @@ def run_dump(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     start_http_server = _prometheus().start_http_server
-
-    start_http_server(args.port, addr=args.addr, registry=_registry(args))
-    console().print(f"serving hami-hal metrics on http://{args.addr}:{args.port}/metrics")
+    if not 0 <= args.port <= 65535:
+        raise InputError("--port", args.port, "must be 0..65535")
+    registry = _registry(args)
+    try:
+        httpd, _ = start_http_server(args.port, addr=args.addr, registry=registry)
+    except OSError as exc:
+        raise InputError("--port", args.port, f"cannot listen on {args.addr} ({exc.strerror or exc})") from None
+    # the port the server got: with --port 0 the kernel chose it, and this line is how a caller learns it
+    console().print(f"serving hami-hal metrics on http://{args.addr}:{httpd.server_port}/metrics")
     while True:
         time.sleep(3600)

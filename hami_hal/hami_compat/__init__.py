@@ -43,6 +43,7 @@ from .register import (
     encode_register_json,
     from_device,
     model_from_type,
+    node_inputs,
     parse_node,
     parse_node_devices,
     to_device,
@@ -54,6 +55,6 @@ __all__ = [
     "allocation_from_pod", "allocation_keys", "decode_allocation", "decode_handshake", "decode_lock",
     "decode_placed", "decode_register", "encode_allocation", "encode_handshake", "encode_lock", "encode_placed",
     "encode_register_csv", "encode_register_json", "families_by_key", "from_device", "family_keys",
-    "family_request_keys", "request_changes", "request_pod_keys", "model_from_type", "parse_node",
+    "family_request_keys", "request_changes", "request_pod_keys", "model_from_type", "node_inputs", "parse_node",
     "parse_node_devices", "to_device",
 ]

@@ -282,6 +282,20 @@ def check_inventory(inv: NodeInventory, key: str = HAL_INVENTORY) -> None:
         seen.add(d.uuid)
 
 
+def node_inputs(node: dict, vendors: list[VendorInfo]) -> tuple | None:
+    """The values :func:`parse_node` reads from a Node: its name and the inventory annotation, or else the
+    families' register annotations (None for an object too malformed to say; parse_node refuses it). Why: the
+    same inputs with the same vendors parse to the same inventory, so a reader may keep the last parse for as
+    long as these are unchanged (node events mostly change a lock, a handshake or a label)."""
+    meta = node.get("metadata") if isinstance(node, dict) else None
+    anns = (meta.get("annotations") or {}) if isinstance(meta, dict) else None
+    if not isinstance(anns, dict):
+        return None
+    if anns.get(HAL_INVENTORY):
+        return (meta.get("name"), HAL_INVENTORY, anns[HAL_INVENTORY])
+    return (meta.get("name"), *((k, anns.get(k)) for k in families_by_key(vendors, "node_register")))
+
+
 def parse_node(node: dict, vendors: list[VendorInfo]) -> NodeInventory:
     """A Node object → NodeInventory (the hami-hal annotation if present, else HAMi register annotations)."""
     meta = node.get("metadata") or {}

@@ -96,6 +96,29 @@ def check_version(data: dict, *, where: str, subject: str, current: int) -> int:
     return version
 
 
+def skew_schema(schema: dict, current: int) -> dict:
+    """The published JSON Schema of a cross-version document under this module's rule, from its model's schema:
+    an object may carry properties it does not list (a reader ignores them: the models' ``additionalProperties:
+    false`` is dropped at every depth), ``format_version`` is at most ``current`` (a newer one is refused), and every
+    listed property keeps all its checks (types, ranges, enums, required). Why: the schema is the contract a
+    validator outside this code applies; strict, it refused the newer agent's inventory the scheduler reads."""
+
+    def open_objects(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: open_objects(v) for k, v in node.items()
+                    if not (k == "additionalProperties" and v is False)}
+        if isinstance(node, list):
+            return [open_objects(v) for v in node]
+        return node
+
+    out = open_objects(schema)
+    version = out.get("properties", {}).get(VERSION_KEY)
+    if not isinstance(version, dict):
+        raise ValueError(f"a cross-version document needs a {VERSION_KEY} property")
+    version["maximum"] = current
+    return out
+
+
 #: How to walk a value: None (a leaf: kept as it is), ("model", cls), ("list", shape) or ("dict", shape).
 Shape = tuple[str, Any] | None
 _PLANS: dict[type[BaseModel], dict[str, Shape]] = {}
@@ -194,4 +217,4 @@ class UnknownFieldLog:
 UNKNOWN_FIELDS = UnknownFieldLog()
 
 __all__ = ["MAX_NAMES_SHOWN", "UNKNOWN_FIELDS", "VERSION_KEY", "SkewRead", "UnknownFieldLog", "check_version",
-           "read_document"]
+           "read_document", "skew_schema"]

@@ -131,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
         registry = CollectorRegistry()
         for c in agent.collectors(legacy=args.legacy_metrics):
             registry.register(c)
-        start_http_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
+        try:
+            start_http_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
+        except OSError as exc:
+            raise InputError("--metrics-port", args.metrics_port,
+                             f"cannot listen on {args.metrics_addr} ({exc.strerror or exc})") from None
         log.info("serving HAMi node-monitor metrics on http://%s:%d/metrics", args.metrics_addr, args.metrics_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -454,6 +454,16 @@ def parse_pod_detailed(pod: dict, vendors: list[VendorInfo], admit: Admit | None
     return parsed
 
 
+def admit_parsed(parsed: ParsedPod, admit: Admit) -> list[tuple[RequestFields, ResourceRequest, ResourceRequest]]:
+    """The vendors' admission over a pod already parsed without it: (fields, asked, admitted) per request, in the
+    parser's order, with the same rule and the same errors as ``parse_pod_detailed(pod, vendors, admit)`` gives a pod
+    that parses. Why: the webhook parses a pod once, checks it, then admits it, instead of parsing it twice."""
+    anns = parsed.request.annotations
+    return [(flds, req, _admitted(admit, req, anns, flds.count))
+            for (pos, j), flds in parsed.fields.items()
+            for req in (parsed.request.containers[pos].requests[j],)]
+
+
 def parse_pod(pod: dict, vendors: list[VendorInfo], admit: Admit | None = None) -> PodRequest:
     """Turn a Pod document into per-container, vendor-neutral requests (raises InputError).
 

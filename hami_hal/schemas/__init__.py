@@ -13,6 +13,8 @@ from pydantic import BaseModel
 
 from .. import API_VERSION
 from ..models import CapabilityMatrix, NodeInventory, PodAllocation, PodRequest
+from ..models.inventory import INVENTORY_FORMAT
+from ..models.skew import skew_schema
 from ..simulation import DeviceProfile, NodeProfile
 
 #: File stem -> model. Adding a model here is how a document joins the published contract.
@@ -24,12 +26,18 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "pod-allocation": PodAllocation,
     "pod-request": PodRequest,
 }
+#: Documents one release of hami-hal writes and another reads (docs/install.md, "Upgrading"), with the newest
+#: ``format_version`` this release reads: their schemas follow the skew rule (:func:`~..models.skew.skew_schema`),
+#: the others (profiles, matrices: written and read by the same release) stay strict, so a typo is caught.
+SKEW_DOCUMENTS: dict[str, int] = {"node-inventory": INVENTORY_FORMAT}
 SCHEMA_DIR = Path(__file__).parent
 
 
 def render(stem: str) -> str:
     """The schema text of one document, stable across runs (sorted keys, trailing newline)."""
     schema = SCHEMA_MODELS[stem].model_json_schema(by_alias=True)
+    if stem in SKEW_DOCUMENTS:
+        schema = skew_schema(schema, SKEW_DOCUMENTS[stem])
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://hami-hal.io/schemas/{API_VERSION}/{stem}.schema.json",

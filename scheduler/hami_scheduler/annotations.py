@@ -22,6 +22,7 @@ from hami_hal.hami_compat import (
     decode_allocation,
     encode_allocation,
     encode_placed,
+    node_inputs,
     parse_node,
     parse_node_devices,
     request_pod_keys,
@@ -30,5 +31,5 @@ from hami_hal.hami_compat import (
 __all__ = [
     "BIND_PHASE", "BIND_TIME", "DEVICE_CORDON", "HAL_INVENTORY", "NODE_LOCK", "NODE_POLICY", "PLACED_REQUEST",
     "VGPU_NODE", "VGPU_TIME", "allocation_annotations", "allocation_from_pod", "allocation_keys", "decode_allocation",
-    "encode_allocation", "encode_placed", "parse_node", "parse_node_devices", "request_pod_keys",
+    "encode_allocation", "encode_placed", "node_inputs", "parse_node", "parse_node_devices", "request_pod_keys",
 ]

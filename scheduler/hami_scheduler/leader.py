@@ -267,6 +267,9 @@ def with_leader_election(ext, api: client.ApiClient, args):
     tls_cert = getattr(args, "tls_cert", None)
     if not url:
         host, _, port = getattr(args, "bind", ":8888").rpartition(":")
+        if port.strip("0") == "":  # the kernel picks the port after this URL is made: followers would call port 0
+            raise InputError("--bind", args.bind, "has port 0; with --leader-elect give a port, or --leader-elect-url "
+                                                  "with the port followers reach this replica on")
         ip = os.environ.get("POD_IP") or (host if host not in ("", "0.0.0.0", "::") else socket.gethostname())
         url = f"{'https' if tls_cert else 'http'}://{ip}:{port}"
     if not url.startswith(("http://", "https://")):

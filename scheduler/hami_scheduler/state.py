@@ -16,7 +16,7 @@ from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
 from hami_hal.vendor_families import MAX_ADDED_FAMILIES, added_families, with_families
 
-from .annotations import BIND_PHASE, DEVICE_CORDON, VGPU_NODE, allocation_from_pod, parse_node
+from .annotations import BIND_PHASE, DEVICE_CORDON, VGPU_NODE, allocation_from_pod, node_inputs, parse_node
 from .index import NodeIndex
 from .node_resources import NodeResources
 
@@ -110,6 +110,8 @@ class ClusterState:
     resources: NodeResources = field(default_factory=NodeResources)
     #: vendor -> how many families it had before any node added one (the bound on what nodes may add)
     _static_families: dict[str, int] = field(default_factory=dict, repr=False)
+    #: node -> (what parse_node read from it, the vendors it read with, the inventory): see :meth:`_parse_node`
+    _parsed: dict[str, tuple[tuple, list[VendorInfo], NodeInventory]] = field(default_factory=dict, repr=False)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -138,9 +140,25 @@ class ClusterState:
                 if added:  # a new list: a reader holding the old one keeps a consistent view
                     self.vendors = [*self.vendors[:i], with_families(base, added), *self.vendors[i + 1:]]
 
+    def _parse_node(self, node: dict) -> NodeInventory:
+        """:func:`parse_node`, again only when what it reads changed. Why: every node event (a lock taken, the agent's
+        handshake, a label) came here, and each decoded and checked the node's inventory again (up to 256 KiB of
+        JSON); now an event whose inventory or register annotations and vendors are unchanged reuses the last parse.
+        A refused node is not remembered: it is parsed, and refused with its line, on each event as before."""
+        vendors = self.vendors
+        inputs = node_inputs(node, vendors)
+        name = inputs[0] if inputs else None
+        hit = self._parsed.get(name) if isinstance(name, str) else None
+        if hit is not None and hit[1] is vendors and hit[0] == inputs:
+            return hit[2]
+        inv = parse_node(node, vendors)
+        if isinstance(name, str):
+            self._parsed[name] = (inputs, vendors, inv)
+        return inv
+
     def upsert_node(self, node: dict) -> None:
         """Add or refresh a node; existing allocations on it are re-applied to the new devices."""
-        inv = parse_node(node, self.vendors)  # raises before anything changes
+        inv = self._parse_node(node)  # raises before anything changes
         meta = node.get("metadata") or {}
         cordon = [u.strip() for u in (meta.get("annotations") or {}).get(DEVICE_CORDON, "").split(",") if u.strip()]
         with self.lock:
@@ -171,6 +189,7 @@ class ClusterState:
 
     def remove_node(self, name: str) -> None:
         with self.lock:
+            self._parsed.pop(name, None)
             entry = self.nodes.pop(name, None)
             self.index.set_node(name, None)
             self.resources.drop_node(name)

@@ -55,7 +55,7 @@ from http.server import BaseHTTPRequestHandler
 from hami_hal.digits import is_digits
 from hami_hal.errors import HalError, InputError
 from hami_hal.models import ResourceFamily, VendorInfo
-from hami_hal.requests import parse_pod
+from hami_hal.requests import parse_pod_detailed
 from hami_hal.requests.parser import Admit
 
 from .device_config import HIDE_DEVICES_ENV, VendorAdmission, WebhookDeviceConfig, read_device_config
@@ -181,15 +181,15 @@ class Mutator:
             name = meta.get("name") or meta.get("generateName") or "pod"
             doc = {**pod, "metadata": {**meta, "name": name, "namespace": request.get("namespace") or
                                        meta.get("namespace") or "default"}, "spec": mutated}
-            try:
-                parse_pod(doc, self.vendors)
+            try:  # the one parse of the pod: the admission below works on its result
+                parsed = parse_pod_detailed(doc, self.vendors)
             except HalError as exc:
                 return self._deny(uid, str(exc).splitlines()[0])
             current = spec.get("schedulerName") or ""
             ours = current == "" or (current == DEFAULT_SCHEDULER and self.force_overwrite_default)
             # the vendors' admission is this scheduler's rule: a pod another scheduler places keeps its counts
             if self.admit and (ours or current == self.scheduler_name):
-                denial = raise_counts(doc, self.vendors, self.admit, ops)
+                denial = raise_counts(parsed, mutated, self.vendors, self.admit, ops)
                 if denial:
                     return self._deny(uid, denial)
             if ours and current != self.scheduler_name:

@@ -16,8 +16,8 @@ denies the pod with the admission's line.
 from __future__ import annotations
 
 from hami_hal.errors import HalError
-from hami_hal.models import ResourceRequest, VendorInfo
-from hami_hal.requests.parser import Admit, parse_pod_detailed
+from hami_hal.models import VendorInfo
+from hami_hal.requests.parser import Admit, ParsedPod, admit_parsed
 
 #: An admission may at most double a count (HAMi's only raise: a 910C die to its module pair, 1 -> 2).
 MAX_RAISE = 2
@@ -33,24 +33,17 @@ def _slots(spec: dict) -> list[tuple[str, int]]:
     return [(key, i) for key in ("initContainers", "containers") for i in range(len(spec.get(key) or []))]
 
 
-def raise_counts(pod: dict, vendors: list[VendorInfo], admit: Admit, ops: list[dict]) -> str | None:
-    """Apply the counts ``admit`` raised to ``pod["spec"]`` (the webhook's working copy) and append their
-    ``replace`` operations to ``ops``; returns a one-line denial, or None."""
-    seen: list[tuple[ResourceRequest, ResourceRequest]] = []  # (asked, admitted), in the parser's order
-
-    def recording(req: ResourceRequest, annotations: dict[str, str]) -> ResourceRequest:
-        out = admit(req, annotations)
-        seen.append((req, out))
-        return out
-
+def raise_counts(parsed: ParsedPod, spec: dict, vendors: list[VendorInfo], admit: Admit,
+                 ops: list[dict]) -> str | None:
+    """Run ``admit`` over ``parsed`` (the webhook's one parse of ``spec``, its working copy), apply the counts it
+    raised to ``spec`` and append their ``replace`` operations to ``ops``; returns a one-line denial, or None."""
     try:
-        admitted = parse_pod_detailed(pod, vendors, recording)
+        admitted = admit_parsed(parsed, admit)
     except HalError as exc:
         return str(exc).splitlines()[0]
     counts = {(v.name, f.common_word): f.count for v in vendors for f in v.resources}
-    spec = pod["spec"]
     slots = _slots(spec)
-    for ((pos, _), fields), (before, after) in zip(admitted.fields.items(), seen, strict=True):
+    for (pos, _), (fields, before, after) in zip(parsed.fields, admitted, strict=True):
         if after.count == before.count:
             continue
         if not before.count < after.count <= before.count * MAX_RAISE:

@@ -24,16 +24,20 @@ from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
 from security_doc import check_section, table
 from urllib3.exceptions import ReadTimeoutError
 
+from hami_hal.testing.ports import read_banner_port
+
 ALLOC = "hami.io/vgpu-devices-allocated"
 LOCK = "hami.io/mutex.lock"
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 ROWS: dict[str, list] = {}
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def refusing_port():
+    """A port that refuses connections during the test: bound, never listening, so nobody else can take it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 @pytest.fixture
@@ -158,11 +162,11 @@ def test_api_500_on_unlock_is_retried(stack, monkeypatch):
     record("API answers 500 to the first two unlock patches", err, left, "unlock retried: released on the 3rd try")
 
 
-def test_api_server_vanishes_mid_bind(stack, monkeypatch):
+def test_api_server_vanishes_mid_bind(stack, monkeypatch, refusing_port):
     """After the lock is taken every call is refused (a real client against a closed port)."""
     filtered(stack, "d")
     live = stack.kube
-    dead = Kube(api_client(f"http://127.0.0.1:{_closed_port()}"))
+    dead = Kube(api_client(f"http://127.0.0.1:{refusing_port}"))
     real_lock = live.lock_node
 
     def lock_then_vanish(*a, **k):
@@ -241,11 +245,10 @@ def test_kill_9_between_filter_and_bind_with_the_lock_held(tmp_path):
     vendors.write_text(json.dumps([NVIDIA.model_dump(mode="json")]))
 
     def start() -> tuple[subprocess.Popen, str]:
-        port = _closed_port()
         proc = subprocess.Popen([sys.executable, "-m", "hami_scheduler.cli", "serve", "--api-server", api.url,
-                                 "--bind", f"127.0.0.1:{port}", "--vendors", str(vendors)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
+                                 "--bind", "127.0.0.1:0", "--vendors", str(vendors)],  # port 0: no pick-bind race
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        base = f"http://127.0.0.1:{read_banner_port(proc.stdout.readline)}"
         for _ in range(200):
             try:
                 with urllib.request.urlopen(base + "/readyz", timeout=1) as r:

@@ -5,9 +5,11 @@ The Lease election itself runs against a real kube-apiserver in tests/e2e/test_e
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 from hami_scheduler.events import EventingExtender, failed_message
-from hami_scheduler.leader import LeaderGate, LeaseElector
+from hami_scheduler.leader import LeaderGate, LeaseElector, with_leader_election
 from hami_scheduler.server import ExtenderServer
 from sched_testing import gpu_node, gpu_pod, start_stack
 
@@ -80,6 +82,16 @@ def test_forward_to_a_dead_leader_is_an_error_not_a_hang(stack):
 def test_elector_timings_are_checked():
     with pytest.raises(InputError, match="renew deadline"):
         LeaseElector(None, "l", "ns", lease_s=5, renew_deadline_s=6, retry_s=1)
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:0", "0.0.0.0:00"])
+def test_port_0_with_leader_election_and_no_url_is_one_line(bind):
+    """The default leader URL is made from --bind before the server binds: port 0 would send followers to port 0."""
+    args = argparse.Namespace(leader_elect=True, leader_elect_url="", bind=bind, leader_elect_lease_name="",
+                              leader_elect_namespace="ns")
+    with pytest.raises(InputError) as err:
+        with_leader_election(object(), None, args)
+    assert str(err.value).startswith(f"--bind: {bind!r} has port 0") and "\n" not in str(err.value)
 
 
 def test_failed_message_groups_nodes_by_reason():

@@ -15,6 +15,8 @@ from hami_scheduler.testing_tls import have_openssl, make_pki
 from sched_fakeapi import FakeApiServer
 from sched_testing import gpu_node, gpu_pod, start_stack
 
+from hami_hal.testing.ports import banner_port
+
 ALLOC = "hami.io/vgpu-devices-allocated"
 LOCK = "hami.io/mutex.lock"
 
@@ -195,16 +197,14 @@ def test_serve_over_tls_end_to_end_and_graceful_sigterm(pki, tmp_path):
     pod = api.add_pod(gpu_pod("tls-e2e"))
     vendors = tmp_path / "vendors.json"
     vendors.write_text(json.dumps([NVIDIA.model_dump(mode="json")]))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hami_scheduler.cli", "serve", "--api-server", api.url, "--bind", f"0.0.0.0:{port}",
+    proc = subprocess.Popen(  # port 0: the server binds a port of its choosing and prints it (no race)
+        [sys.executable, "-m", "hami_scheduler.cli", "serve", "--api-server", api.url, "--bind", "0.0.0.0:0",
          "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--client-ca", str(pki.ca),
          "--vendors", str(vendors)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = proc.stdout.readline()
         assert "https://" in first and "client certificates required" in first, first
+        port = banner_port(first)
         ctx = pki.client_context()
         for _ in range(100):
             try:

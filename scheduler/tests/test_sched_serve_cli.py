@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,11 +11,7 @@ import urllib.request
 from sched_fakeapi import FakeApiServer
 from sched_testing import NVIDIA, SEED_POD, gpu_node
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from hami_hal.testing.ports import read_banner_port
 
 
 def test_serve_end_to_end_with_seed_pod(tmp_path):
@@ -25,12 +20,11 @@ def test_serve_end_to_end_with_seed_pod(tmp_path):
     pod = api.add_pod(SEED_POD)
     vendors = tmp_path / "vendors.json"
     vendors.write_text(json.dumps([NVIDIA.model_dump(mode="json")]))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hami_scheduler.cli", "serve", "--api-server", api.url, "--bind", f"127.0.0.1:{port}",
+    proc = subprocess.Popen(  # port 0: the server binds a port of its choosing and prints it (no race)
+        [sys.executable, "-m", "hami_scheduler.cli", "serve", "--api-server", api.url, "--bind", "127.0.0.1:0",
          "--vendors", str(vendors)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = f"http://127.0.0.1:{read_banner_port(proc.stdout.readline)}"
         for _ in range(100):
             try:
                 with urllib.request.urlopen(base + "/readyz") as r:

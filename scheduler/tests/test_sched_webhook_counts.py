@@ -4,14 +4,17 @@ only that: one ``replace`` per field naming the family's count, bounded, applied
 from __future__ import annotations
 
 import base64
+import copy
 import json
 
 import pytest
 from hami_scheduler.webhook import Mutator, webhook_config
 from json_patch import apply_patch
 
+from hami_hal.errors import HalError
 from hami_hal.manager import Hal
 from hami_hal.models import ResourceRequest
+from hami_hal.requests import parser
 
 pytest.importorskip("hami_plugins_ascend.plugin", exc_type=ImportError)
 
@@ -106,3 +109,50 @@ def test_the_webhook_command_wires_the_installed_plugins_admission(tmp_path, wit
     resp, ops = _review(Mutator(cfg.vendors, admit=cfg.admit), {"containers": [_ctr("main", {C: "1"})]})
     assert {"op": "replace", "path": "/spec/containers/0/resources/limits/huawei.com~1Ascend910C",
             "value": "2"} in ops
+
+
+@pytest.fixture
+def parses(monkeypatch) -> list[int]:
+    """A spy on the request parser: one entry per parse of a pod, whichever public function started it."""
+    calls: list[int] = []
+    real = parser._mapping
+
+    def counting(value, where: str):
+        if where == "metadata":  # the parse's first step, before anything it can refuse but the kind
+            calls.append(1)
+        return real(value, where)
+
+    monkeypatch.setattr(parser, "_mapping", counting)
+    return calls
+
+
+@pytest.mark.parametrize("admitting", [True, False], ids=["installed-plugins", "vendors-data"])
+def test_a_managed_pod_is_parsed_once(hal, parses, admitting):
+    m = Mutator(hal.vendors(), admit=hal.admit_request if admitting else None)
+    resp, ops = _review(m, {"containers": [_ctr("main", {C: "1"})]})
+    assert resp["allowed"] and len(parses) == 1
+    assert any(o["op"] == "replace" for o in ops) is admitting  # the one parse still feeds the admission
+
+
+def _old_answer(hal, spec: dict, annotations: dict) -> str:
+    """The denial the webhook gave when it parsed twice: the plain parse's error first, then the admitted one's."""
+    doc = {"metadata": {"name": "p", "namespace": "default", "annotations": annotations}, "spec": spec}
+    for admit in (None, hal.admit_request):
+        try:
+            parser.parse_pod_detailed(doc, hal.vendors(), admit)
+        except HalError as exc:
+            return str(exc).splitlines()[0]
+    raise AssertionError("the pod parses")
+
+
+@pytest.mark.parametrize("containers, annotations", [
+    ([_ctr("main", {C: "3"})], {}),  # the admission refuses
+    ([_ctr("a", {C: "3"}), _ctr("b", {C: "1", f"{C}-memory": "lots"})], {}),  # a parse error after a refusal
+    ([_ctr("a", {C: "1"}), _ctr("b", {C: "5"})], {}),  # the second request refused, the first raised
+    ([_ctr("main", {C: "1"})], {"hami.io/node-scheduler-policy": "nope"}),  # a bad annotation
+], ids=["odd", "parse-error-wins", "second-refused", "bad-annotation"])
+def test_denials_are_the_same_as_with_two_parses(hal, parses, containers, annotations):
+    spec = {"containers": containers}
+    resp, _ = _review(Mutator(hal.vendors(), admit=hal.admit_request), copy.deepcopy(spec), annotations)
+    assert resp["allowed"] is False and "patch" not in resp and len(parses) == 1
+    assert resp["status"]["message"] == _old_answer(hal, spec, annotations)

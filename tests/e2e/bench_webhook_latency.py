@@ -27,8 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scheduler" / "testing_support"))
 
 from hami_scheduler.webhook import Mutator  # noqa: E402
-from k8s_controlplane import K8S_VERSION, REPO, ControlPlane, free_port, make_ca, make_cert, missing_binaries  # noqa: E402
+from k8s_controlplane import K8S_VERSION, REPO, ControlPlane, make_ca, make_cert, missing_binaries  # noqa: E402
 from sched_testing import NVIDIA  # noqa: E402
+
+from hami_hal.testing.ports import read_banner_port  # noqa: E402
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gpu-pod", "namespace": "default"},
        "spec": {"schedulerName": "default-scheduler", "containers": [{
@@ -65,10 +67,10 @@ def bench_inprocess(n: int) -> dict:
 
 def start_webhook(pki: Path, vendors: Path) -> tuple[subprocess.Popen, int]:
     cert, key = make_cert(pki, "webhook", "IP:127.0.0.1")
-    port = free_port()
-    p = subprocess.Popen([sys.executable, "-m", "hami_scheduler.cli", "webhook", "--bind", f"127.0.0.1:{port}",
+    p = subprocess.Popen([sys.executable, "-m", "hami_scheduler.cli", "webhook", "--bind", "127.0.0.1:0",
                           "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), "--vendors", str(vendors)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    port = read_banner_port(p.stdout.readline)  # port 0: the banner says which port it got (no race)
     ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     for _ in range(150):
         try:

@@ -17,7 +17,6 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import yaml
 from kubernetes import client
+
+from hami_hal.testing.ports import TAKEN, PortTaken, free_port, retry_taken
 
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.37.2")
 REPO = Path(__file__).resolve().parents[2]
@@ -67,12 +68,6 @@ def die_with_parent(parent: int) -> None:
         os._exit(126)  # a child that could outlive the tests is not started
     if os.getppid() != parent:
         os._exit(125)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -164,9 +159,16 @@ class ControlPlane:
         openssl("genrsa", "-out", "sa.key", "2048", cwd=self.pki)
         openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=self.pki)
         (self.work / "tokens.csv").write_text(f'{TOKEN},admin,admin,"system:masters"\n')
-        etcd_port, peer_port = free_port(), free_port()
+        retry_taken(self._start_servers, attempts=3)
+        self.started_s = time.monotonic() - t0
+        return self
+
+    def _start_servers(self, etcd_port: int) -> None:
+        """etcd and kube-apiserver on free ports. Neither can bind port 0 and say which it got, so a port taken
+        between the pick and their bind (:class:`PortTaken`) stops both, and :meth:`start` tries fresh ports."""
+        peer_port = free_port()
         self.spawn("etcd", [
-            str(self.bins / "etcd"), "--name", "e2e", "--data-dir", str(self.work / "etcd"),
+            str(self.bins / "etcd"), "--name", "e2e", "--data-dir", str(self.work / f"etcd-{etcd_port}"),
             "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
@@ -190,9 +192,11 @@ class ControlPlane:
             "--enable-priority-and-fairness=false", "--endpoint-reconciler-type=none", "--v=0",
         ])
         self.write_kubeconfig(self.kubeconfig)
-        self.wait_ready()
-        self.started_s = time.monotonic() - t0
-        return self
+        try:
+            self.wait_ready()
+        except PortTaken:
+            self.stop()
+            raise
 
     def write_kubeconfig(self, path: Path) -> None:
         cfg = {
@@ -218,7 +222,8 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for p in self.procs:
                 if not p.alive():
-                    raise RuntimeError(f"{p.name} exited ({p.popen.returncode}):\n{p.tail()}")
+                    why = f"{p.name} exited ({p.popen.returncode}):\n{p.tail()}"
+                    raise PortTaken(why) if TAKEN.search(p.tail(5)) else RuntimeError(why)
             try:
                 # the default namespace exists once the bootstrap controller ran (after /readyz)
                 client.CoreV1Api(api).read_namespace("default", _request_timeout=5)

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from k8s_controlplane import ControlPlane, Proc, extender_stanza, free_port
+from k8s_controlplane import ControlPlane, Proc, extender_stanza
 from k8s_fakekubelet import FakeKubelet
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -28,6 +28,7 @@ from hami_hal.hami_compat import (
     encode_register_json,
     parse_node,
 )
+from hami_hal.testing.ports import TAKEN, PortTaken, retry_taken, wait_log_port
 
 RESOURCES = NVIDIA.resources[0].names()
 
@@ -92,12 +93,20 @@ class Stack:
     # -- processes ---------------------------------------------------------------------------
 
     def start_extender(self, name: str = "extender", port: int | None = None, extra: list[str] = ()) -> tuple[Proc, int]:
-        port = port or free_port()
+        """``port``: a given one (a restart where kube-scheduler expects it); none: the server binds port 0 and its
+        banner says which port it got (no pick-close-bind race), except with ``--leader-elect``, whose URL names the
+        port before the bind: a free port then, and another one if it was taken meanwhile (bounded)."""
+        if port is None and "--leader-elect" in extra:
+            return retry_taken(lambda p: self._start_extender(name, p, extra))
+        return self._start_extender(name, port, extra)
+
+    def _start_extender(self, name: str, port: int | None, extra: list[str]) -> tuple[Proc, int]:
         proc = self.cp.spawn(f"{self.ns}-{name}", [
-            sys.executable, "-m", "hami_scheduler.cli", "serve", "--bind", f"127.0.0.1:{port}",
+            sys.executable, "-m", "hami_scheduler.cli", "serve", "--bind", f"127.0.0.1:{port or 0}",
             "--kubeconfig", str(self.cp.kubeconfig), "--vendors", str(self.vendors), *extra,
         ])
         self.procs.append(proc)
+        port = port or wait_log_port(proc.log, proc.alive)
         self.wait_http(f"http://127.0.0.1:{port}/readyz", proc)
         return proc, port
 
@@ -105,7 +114,8 @@ class Stack:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if not proc.alive():
-                raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.tail()}")
+                why = f"{proc.name} exited ({proc.popen.returncode}):\n{proc.tail()}"
+                raise PortTaken(why) if TAKEN.search(proc.tail(3)) else RuntimeError(why)
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:

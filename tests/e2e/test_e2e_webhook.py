@@ -13,22 +13,24 @@ import time
 import urllib.request
 
 import pytest
-from k8s_controlplane import free_port, make_cert
+from k8s_controlplane import make_cert
 from k8s_stack import gpu_pod
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from hami_hal.testing.ports import wait_log_port
 
 
 def start_webhook(stack, device_config: str | None = None, installed: bool = False) -> tuple[str, int]:
     """``installed``: the installed plugins' vendors and admission (the chart's way), not ``--vendors`` data."""
     cert, key = make_cert(stack.cp.pki, f"webhook-{stack.ns}"[:60], "IP:127.0.0.1")
-    port = free_port()
     extra = ["--device-config", device_config] if device_config else []
     extra += [] if installed else ["--vendors", str(stack.vendors)]
-    proc = stack.cp.spawn(f"{stack.ns}-webhook", [
-        sys.executable, "-m", "hami_scheduler.cli", "webhook", "--bind", f"127.0.0.1:{port}",
+    proc = stack.cp.spawn(f"{stack.ns}-webhook", [  # port 0: the banner says which port it got (no race)
+        sys.executable, "-m", "hami_scheduler.cli", "webhook", "--bind", "127.0.0.1:0",
         "--tls-cert-file", str(cert), "--tls-private-key-file", str(key), *extra])
     stack.procs.append(proc)
+    port = wait_log_port(proc.log, proc.alive, timeout=30)
     ctx = ssl.create_default_context(cafile=str(stack.cp.pki / "ca.crt"))
     end = time.monotonic() + 30
     while True:

@@ -14,14 +14,10 @@ import urllib.request
 
 from node_agent_fixtures import NODE
 
+from hami_hal.testing.ports import TAKEN, PortTaken, retry_taken
+
 #: Run from a temporary folder: from the repo root, ``hami_plugins_nvidia`` would be the source folder.
 HAMI = [sys.executable, "-m", "hami_hal.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env() -> dict:
@@ -29,12 +25,24 @@ def _env() -> dict:
 
 
 def test_hami_node_runs_registers_and_serves_metrics(api, kubelet, short_tmp):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*HAMI, "node", "--node-name", NODE, "--backend", "sim", "--api-server", api.url,
-         "--plugin-dir", str(kubelet.folder), "--state-root", str(short_tmp / "state"),
-         "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"],
-        env=_env(), cwd=short_tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def start(port: int) -> tuple[subprocess.Popen, int, list[str]]:
+        """The agent with its exporter on ``port`` (0 means "off" there, so a port taken meanwhile is retried)."""
+        proc = subprocess.Popen(
+            [*HAMI, "node", "--node-name", NODE, "--backend", "sim", "--api-server", api.url,
+             "--plugin-dir", str(kubelet.folder), "--state-root", str(short_tmp / "state"),
+             "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"],
+            env=_env(), cwd=short_tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+        while line := proc.stdout.readline():  # until the exporter listens, or the agent exits
+            lines.append(line)
+            if "serving HAMi node-monitor metrics" in line:
+                return proc, port, lines
+        proc.wait(30)
+        if TAKEN.search("".join(lines)):
+            raise PortTaken(port)
+        raise AssertionError("".join(lines))
+
+    proc, port, head = retry_taken(start)
     try:
         assert kubelet.wait(lambda k: len(k.healthy("nvidia.com/gpu")) == 20, timeout=60)
         anns = api.nodes[NODE]["metadata"]["annotations"]
@@ -49,8 +57,23 @@ def test_hami_node_runs_registers_and_serves_metrics(api, kubelet, short_tmp):
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
+    out = "".join(head) + out
     assert proc.returncode == 0, out
     assert "registered nvidia.com/gpu with the kubelet" in out and "Traceback" not in out
+
+
+def test_metrics_port_taken_is_one_line_not_a_traceback(api, short_tmp):
+    with socket.socket() as held:  # a listener on the port: the exporter cannot bind it
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        res = subprocess.run([*HAMI, "node", "--node-name", NODE, "--backend", "sim", "--api-server", api.url,
+                              "--plugin-dir", str(short_tmp / "dp"), "--state-root", str(short_tmp / "state"),
+                              "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"],
+                             env=_env(), cwd=short_tmp, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert f"--metrics-port: {port} cannot listen on 127.0.0.1" in last and TAKEN.search(last), res.stderr
 
 
 def test_hami_node_once_writes_annotations(api, short_tmp):
