@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 
-import grpc
 import pytest
 from json_patch import apply_patch
 from node_agent_fixtures import NODE, make_agent
