@@ -182,7 +182,10 @@ def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]
     When: by the pod parser, for each request of the plugin's families, when it is given
     ``Hal.admit_request`` (``hami allocate`` always; the scheduler and the admission webhook when plugins are
     installed). The webhook writes a count this raises (at most doubled) into the container's limit and request,
-    so the kubelet asks for the devices the scheduler assigns; a refusal refuses the pod at creation.
+    so the kubelet asks for the devices the scheduler assigns; a refusal refuses the pod at creation. At Filter
+    the scheduler places the counts the pod carries: a pod whose count this still changes there skipped the
+    webhook, and every node refuses it with one line (the family's ``register_partition.whole_count_multiple``
+    says why, where it explains the change).
 
     :param request: the request as parsed from the pod's resources and annotations.
     :param annotations: the pod's annotations.

@@ -27,8 +27,8 @@ import numpy as np
 
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodePolicy, PodAllocation, PodRequest
-from hami_hal.requests import parse_pod
-from hami_hal.requests.parser import Admit
+from hami_hal.requests import parse_pod_detailed
+from hami_hal.requests.parser import Admit, admit_parsed
 
 from . import annotations as ann
 from .capability import CapabilityGate
@@ -37,6 +37,7 @@ from .live_workload import SeedMix, WorkloadFeed
 from .node_resources import pod_requests
 from .policies import NodeView, PodShape, make_policy
 from .state import ClusterState, is_claim, unrequested_families
+from .webhook_counts import unwritten_count
 
 #: ``(allocation, node devices, pod object) -> extra pod annotations`` (a plugin's PatchAnnotations).
 PodAnnotator = Callable[[PodAllocation, list, dict], dict[str, str]]
@@ -132,6 +133,11 @@ def pod_shape(req: PodRequest, state, cpu: int = 0, mem: int = 0, types: tuple[s
     return PodShape(cpu, mem, num, milli, types)
 
 
+class SkippedAdmission(HalError):
+    """The vendors' admission changes a count the pod carries: it skipped the webhook, and no node can take it
+    (the kubelet asks for the pod's count; :func:`.webhook_counts.unwritten_count` says why, in one line)."""
+
+
 @dataclass
 class FilterOutcome:
     node_names: list[str]
@@ -176,9 +182,20 @@ class Extender:
     # -- filter ------------------------------------------------------------------------------
 
     def parse(self, pod: dict) -> PodRequest:
+        """The pod's requests as the vendors' admission leaves them; raises :class:`SkippedAdmission` when it would
+        change a count (what the webhook writes into the pod is placed, never what only the scheduler knows)."""
         if not isinstance(pod, dict):
             raise InputError("Pod", pod, "must be an object")
-        return parse_pod(pod, self.cluster.vendors, self.admit)
+        parsed = parse_pod_detailed(pod, self.cluster.vendors)
+        if self.admit is None:
+            return parsed.request
+        admitted = admit_parsed(parsed, self.admit)
+        skipped = unwritten_count(parsed, admitted, self.cluster.vendors)
+        if skipped:
+            raise SkippedAdmission(skipped)
+        for (pos, j), (_, _, after) in zip(parsed.fields, admitted, strict=True):
+            parsed.request.containers[pos].requests[j] = after
+        return parsed.request
 
     def api_pod(self, body_pod: object) -> dict:
         """The pod the request names, as the API server holds it (the body's copy is not trusted).
@@ -306,6 +323,8 @@ class Extender:
             pod = self.api_pod(ci(args, "Pod"))
             req = self.parse(pod)
             pod_res = pod_requests(pod)
+        except SkippedAdmission as exc:  # every node refuses it, for one reason: the pod stays Pending with it
+            return FilterOutcome([], dict.fromkeys(map(str, names), str(exc)))
         except HalError as exc:
             return FilterOutcome([], {}, str(exc))
         if not req.has_devices:

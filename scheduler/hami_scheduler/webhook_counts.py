@@ -11,13 +11,25 @@ asked, one ``replace`` per field that names it, and the new count at most ``MAX_
 only raise is 1 -> 2). A lower count, or a higher one, is a plugin's mistake: the pod is denied with one line
 naming the field, nothing is patched. A refusal by the vendor's admission (HAMi's webhook refuses a 910C odd count)
 denies the pod with the admission's line.
+
+The scheduler holds the other end (:func:`unwritten_count`): at Filter a pod that went through the webhook already
+carries the raised count, so the admission changes no count there. A pod whose count it still changes skipped the
+webhook (the opt-out label ``hami.io/webhook=ignore``, or the webhook down under ``failurePolicy: Ignore``): the
+kubelet will ask for the count the pod says, an assignment of the admitted count is refused at Allocate, so no node
+can take the pod. Why the count goes up is the vendor's data (a family whose whole devices go in multiples of 2,
+``PartitionModel.whole_count_multiple``); this module knows no vendor.
 """
 
 from __future__ import annotations
 
+from hami_hal.engine.node_state import pod_reason
 from hami_hal.errors import HalError
-from hami_hal.models import VendorInfo
-from hami_hal.requests.parser import Admit, ParsedPod, admit_parsed
+from hami_hal.models import ResourceFamily, ResourceRequest, VendorInfo
+from hami_hal.requests.parser import Admit, ParsedPod, RequestFields, admit_parsed
+
+#: What a pod that lacks an admitted count skipped, and what its owner can do.
+SKIPPED = ("this pod skipped admission (the opt-out label hami.io/webhook=ignore, or the webhook was unavailable): "
+           "recreate it through the webhook, or ask for {count}")
 
 #: An admission may at most double a count (HAMi's only raise: a 910C die to its module pair, 1 -> 2).
 MAX_RAISE = 2
@@ -59,3 +71,28 @@ def raise_counts(parsed: ParsedPod, spec: dict, vendors: list[VendorInfo], admit
                 ops.append({"op": "replace", "path": f"/spec/{key}/{i}/resources/{part}/{_pointer(name)}",
                             "value": str(after.count)})
     return None
+
+
+def unwritten_count(parsed: ParsedPod, admitted: list[tuple[RequestFields, ResourceRequest, ResourceRequest]],
+                    vendors: list[VendorInfo]) -> str | None:
+    """At Filter: the one line that refuses every node for a pod whose count the admission changes (``admitted``
+    from :func:`admit_parsed` over ``parsed``), i.e. a pod that skipped the webhook; None when every count stands."""
+    families = {(v.name, f.common_word): f for v in vendors for f in v.resources}
+    for (pos, _), (_, before, after) in zip(parsed.fields, admitted, strict=True):
+        if after.count == before.count:
+            continue
+        fam = families[(after.vendor, after.common_word)]
+        why = f"{fam.count}: {before.count} {_changed(fam, before, after.count)}; {SKIPPED.format(count=after.count)}"
+        return pod_reason(parsed.request.containers[pos].name, why)
+    return None
+
+
+def _changed(fam: ResourceFamily, before: ResourceRequest, count: int) -> str:
+    """Why the admission changed ``before.count`` to ``count``, from the family's data where it says."""
+    multiple = fam.register_partition.whole_count_multiple if fam.register_partition else 1
+    whole = before.takes_whole_devices or (not before.memory_mib and before.memory_percent in (None, 100))
+    if whole and multiple > 1 and before.count % multiple and not count % multiple:
+        return (f"whole device(s), but {fam.common_word} whole devices go in multiples of {multiple}: the admission "
+                f"webhook raises the count to {count} and writes it into the pod")
+    verb = "raises" if count > before.count else "changes"
+    return f"device(s), but the admission webhook {verb} the count to {count} and writes it into the pod"

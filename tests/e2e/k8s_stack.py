@@ -92,10 +92,13 @@ class Stack:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def start_extender(self, name: str = "extender", port: int | None = None, extra: list[str] = ()) -> tuple[Proc, int]:
+    def start_extender(self, name: str = "extender", port: int | None = None, extra: list[str] = (),
+                       installed: bool = False) -> tuple[Proc, int]:
         """``port``: a given one (a restart where kube-scheduler expects it); none: the server binds port 0 and its
         banner says which port it got (no pick-close-bind race), except with ``--leader-elect``, whose URL names the
-        port before the bind: a free port then, and another one if it was taken meanwhile (bounded)."""
+        port before the bind: a free port then, and another one if it was taken meanwhile (bounded). ``installed``:
+        the installed plugins' vendors and admission (the chart's way), not ``--vendors`` data."""
+        extra = [*([] if installed else ["--vendors", str(self.vendors)]), *extra]
         if port is None and "--leader-elect" in extra:
             return retry_taken(lambda p: self._start_extender(name, p, extra))
         return self._start_extender(name, port, extra)
@@ -103,7 +106,7 @@ class Stack:
     def _start_extender(self, name: str, port: int | None, extra: list[str]) -> tuple[Proc, int]:
         proc = self.cp.spawn(f"{self.ns}-{name}", [
             sys.executable, "-m", "hami_scheduler.cli", "serve", "--bind", f"127.0.0.1:{port or 0}",
-            "--kubeconfig", str(self.cp.kubeconfig), "--vendors", str(self.vendors), *extra,
+            "--kubeconfig", str(self.cp.kubeconfig), *extra,
         ])
         self.procs.append(proc)
         port = port or wait_log_port(proc.log, proc.alive)
@@ -126,9 +129,10 @@ class Stack:
         raise RuntimeError(f"{url} not ready in {timeout}s:\n{proc.tail()}")
 
     def start_scheduler(self, ext_ports: int | list[int], name: str = "kube-scheduler",
-                        lease: str | None = None, scheduler_name: str = "hami-scheduler") -> Proc:
+                        lease: str | None = None, scheduler_name: str = "hami-scheduler",
+                        resources: list[str] = RESOURCES) -> Proc:
         ports = [ext_ports] if isinstance(ext_ports, int) else ext_ports
-        stanzas = [extender_stanza(f"http://127.0.0.1:{p}", RESOURCES) for p in ports]
+        stanzas = [extender_stanza(f"http://127.0.0.1:{p}", resources) for p in ports]
         proc = self.cp.start_scheduler(f"{self.ns}-{name}", stanzas, scheduler_name=scheduler_name,
                                        lease=(self.ns, lease) if lease else None)
         self.procs.append(proc)

@@ -3,8 +3,8 @@
 HAMi's webhook raises a 910C whole-card count of 1 to 2 (dies come in module pairs) in the container's limit, so
 the kubelet asks the device plugin for the two dies the scheduler assigns. Here: the webhook (with the installed
 plugin's admission) -> the scheduler's Filter/Bind -> the kubelet's Allocate through the node agent. The counter
-case pins what the webhook prevents: a pod that skipped it keeps its limit of 1, the scheduler still assigns a
-pair, and the agent refuses the mismatch with one line and allocates nothing.
+case pins what happens without it: a pod that skipped it keeps its limit of 1, and the scheduler refuses every node
+with one line (an assignment of a pair would be refused at Allocate), so nothing is assigned or bound.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 
-import grpc
 import pytest
 from json_patch import apply_patch
 from node_agent_fixtures import NODE, make_agent
@@ -100,14 +99,21 @@ def test_a_910c_request_for_one_npu_gets_its_module_pair_end_to_end(stack, api, 
     assert api.pods[("default", "one")]["metadata"]["annotations"]["hami.io/bind-phase"] == "success"
 
 
-def test_a_910c_pod_that_skipped_the_webhook_is_refused_at_allocate_with_one_line(stack, api, kubelet):
+def test_a_910c_pod_that_skipped_the_webhook_is_refused_at_filter_with_one_line(stack, api):
     agent, ext, _ = stack
     pod = _pod("skipped", "1")  # e.g. labelled hami.io/webhook=ignore: its limit stays 1
-    assert len(_placed(api, ext, pod)) == 2  # the scheduler applies the same rule
-    with pytest.raises(grpc.RpcError) as info:
-        kubelet.allocate(C, [kubelet.healthy(C)[:_kubelet_ids(pod)]])
-    line = info.value.details()
-    assert "device number not matched: the kubelet asks 1" in line and "gives container 'main' 2" in line
-    assert "\n" not in line
-    assert api.pods[("default", "skipped")]["metadata"]["annotations"]["hami.io/bind-phase"] == "failed"
+    api.add_pod(pod)
+    stored = api.pods[("default", "skipped")]
+    out = ext.filter({"Pod": stored, "NodeNames": [NODE]})
+    # the kubelet would ask for 1 and an assignment of 2 be refused at Allocate: no node takes it, one reason
+    assert out.node_names == [] and out.error == "" and out.allocation is None
+    (why,) = out.failed.values()
+    assert why.startswith(f"container main: {C}: 1 whole device(s), but Ascend910C whole devices go in multiples "
+                          "of 2: the admission webhook raises the count to 2") and "skipped admission" in why
+    assert "\n" not in why
+    assert TO_ALLOCATE not in api.pods[("default", "skipped")]["metadata"].get("annotations", {})
+    refused = ext.bind({"PodName": "skipped", "PodNamespace": "default", "PodUID": stored["metadata"]["uid"],
+                        "Node": NODE})
+    assert refused.startswith(f"bind default/skipped to {NODE}: container main: {C}: 1 whole device(s)")
+    assert not api.pods[("default", "skipped")]["spec"].get("nodeName")
     assert not list(agent.state.root.glob("*skipped*"))

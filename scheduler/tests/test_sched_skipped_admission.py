@@ -1,0 +1,125 @@
+"""A pod whose count the vendor's admission would raise, but which skipped the webhook, is refused at Filter.
+
+An Ascend 910C (superPod) whole-card count of 1 is raised to a die pair of 2 by the admission webhook, which writes
+the 2 into the container's limit; the kubelet asks the device plugin for the limit. A pod that skipped the webhook
+(the opt-out label, or the webhook down under ``failurePolicy: Ignore``) still says 1: an assignment of 2 would be
+refused at Allocate, so the extender refuses every node with one line and reserves nothing. A count the webhook
+already wrote (2), a vNPU of one die (``-memory``) and an odd count the admission refuses (3) are checked too.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hami_scheduler.extender import Extender
+from hami_scheduler.state import ClusterState
+
+from hami_hal.hami_compat import HAL_INVENTORY
+from hami_hal.manager import Hal
+from hami_hal.testing.helpers import sim_inventory
+
+pytest.importorskip("hami_plugins_ascend.plugin", exc_type=ImportError)
+
+C = "huawei.com/Ascend910C"
+NODES = ["npu-a", "npu-b"]
+SKIPPED = (f"container main: {C}: 1 whole device(s), but Ascend910C whole devices go in multiples of 2: the admission "
+           "webhook raises the count to 2 and writes it into the pod; this pod skipped admission (the opt-out label "
+           "hami.io/webhook=ignore, or the webhook was unavailable): recreate it through the webhook, or ask for 2")
+
+
+@pytest.fixture(scope="module")
+def hal() -> Hal:
+    return Hal(entrypoints=False, modules=["hami_plugins_ascend.plugin"])
+
+
+def _extender(hal: Hal, admit, names: list[str] = NODES) -> Extender:
+    """The extender over simulated 16-die 910C nodes, with ``admit`` as the vendors' admission."""
+    cluster = ClusterState(hal.vendors())
+    for name in names:
+        inv = sim_inventory(hal, "ascend-16x910c", name)
+        cluster.upsert_node({"metadata": {"name": name, "annotations": {
+            HAL_INVENTORY: inv.model_dump_json(by_alias=True)}}})
+    return Extender(cluster, None, admit=admit, pod_annotator=hal.pod_annotations)
+
+
+@pytest.fixture
+def ext(hal) -> Extender:
+    return _extender(hal, hal.admit_request)
+
+
+def _pod(name: str, limits: dict, annotations: dict | None = None) -> dict:
+    return {"metadata": {"name": name, "namespace": "default", "uid": f"u-{name}", "annotations": annotations or {}},
+            "spec": {"containers": [{"name": "main", "resources": {"limits": limits}}]}}
+
+
+def _reserved(ext: Extender) -> int:
+    return len(ext.cluster.pods)
+
+
+def test_a_910c_count_of_one_that_skipped_the_webhook_is_refused_on_every_node_with_one_line(ext):
+    out = ext.filter({"Pod": _pod("skipped", {C: "1"}), "NodeNames": NODES})
+    assert out.node_names == [] and out.error == "" and out.allocation is None
+    assert out.failed == {n: SKIPPED for n in NODES}
+    assert "\n" not in SKIPPED
+    assert _reserved(ext) == 0  # nothing assigned, nothing to bind
+
+
+def test_the_refusal_names_an_unknown_node_too(ext):
+    out = ext.filter({"Pod": _pod("skipped", {C: "1"}), "NodeNames": ["npu-a", "gone"]})
+    assert out.failed == {"npu-a": SKIPPED, "gone": SKIPPED}
+
+
+def test_a_count_the_webhook_wrote_is_placed_as_a_die_pair(ext):
+    out = ext.filter({"Pod": _pod("admitted", {C: "2"}), "NodeNames": NODES})
+    assert out.node_names and out.error == ""
+    (ctr,) = out.allocation.containers
+    by_uuid = {d.uuid: d for d in ext.cluster.nodes[out.node_names[0]].inventory.devices}
+    assert len({by_uuid[s.uuid].attributes["die_pair"] for s in ctr.slices}) == 1 and len(ctr.slices) == 2
+
+
+def test_an_odd_count_is_refused_with_the_admissions_line_and_nothing_is_reserved(ext):
+    out = ext.filter({"Pod": _pod("odd", {C: "3"}), "NodeNames": NODES})
+    assert out.node_names == [] and out.allocation is None
+    assert out.error == f"{C}: 3 must be 1 or even on a superPod chip (whole cards come in die pairs)"
+    assert _reserved(ext) == 0
+
+
+def test_a_one_die_vnpu_keeps_its_count_and_is_placed(ext):
+    out = ext.filter({"Pod": _pod("vnpu", {C: "1", f"{C}-memory": "16384"}), "NodeNames": NODES})
+    assert out.node_names and len(out.allocation.slices()) == 1
+
+
+def test_a_memory_request_a_node_rounds_to_a_whole_card_is_still_refused_per_node(ext):
+    """``-memory`` above every template: the node rounds it to a whole card, which goes in pairs; admission does
+    not raise it (the node decides), so each node says why, as before."""
+    out = ext.filter({"Pod": _pod("big", {C: "1", f"{C}-memory": "65536"}), "NodeNames": NODES})
+    assert out.node_names == [] and out.error == ""
+    assert set(out.failed) == set(NODES)
+    assert all("16/16 TemplateNotFit" in why and why != SKIPPED for why in out.failed.values())
+
+
+def test_a_soft_share_of_one_die_keeps_its_count(ext):
+    """In hami-core mode a count of 1 stays 1 (a share of one die): no raise, so no refusal for skipping."""
+    out = ext.filter({"Pod": _pod("soft", {C: "1"}, {"huawei.com/vnpu-mode": "hami-core"}), "NodeNames": NODES})
+    assert all(why != SKIPPED for why in out.failed.values())
+
+
+def test_without_plugin_admission_each_node_refuses_a_count_of_one(hal):
+    """``--vendors``: no admission raises the count, so a count of 1 reaches each node, whose partition model (the
+    Ascend plugin's ``whole_count_multiple``) refuses one whole die; a count of 2 is placed."""
+    ext = _extender(hal, None, ["npu-a"])
+    out = ext.filter({"Pod": _pod("one", {C: "1"}), "NodeNames": ["npu-a"]})
+    assert out.node_names == [] and "16/16 TemplateNotFit" in out.failed["npu-a"]
+    assert len(ext.filter({"Pod": _pod("two", {C: "2"}), "NodeNames": ["npu-a"]}).allocation.slices()) == 2
+
+
+@pytest.mark.parametrize(("limits", "to", "said"), [
+    ({C: "2"}, 1, f"{C}: 2 device(s), but the admission webhook changes the count to 1 and writes it into the pod"),
+    ({C: "1", f"{C}-memory": "16384"}, 2,  # a one-die vNPU: the family's whole-device rule does not explain it
+     f"{C}: 1 device(s), but the admission webhook raises the count to 2 and writes it into the pod"),
+])
+def test_any_count_an_admission_changes_at_filter_is_refused_in_the_cores_words(hal, limits, to, said):
+    """The rule is the core's, for any vendor's admission; only a change the family's data explains names it."""
+    ext = _extender(hal, lambda req, anns: req.model_copy(update={"count": to}), ["npu-a"])
+    out = ext.filter({"Pod": _pod("p", limits), "NodeNames": ["npu-a"]})
+    assert out.failed["npu-a"].startswith(f"container main: {said}; this pod skipped admission")
+    assert out.allocation is None and not ext.cluster.pods
