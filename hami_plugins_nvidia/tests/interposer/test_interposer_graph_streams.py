@@ -16,6 +16,7 @@ limits, and not to a fitting pair of launch-bound tenants (docs/results/2026-12-
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -27,55 +28,72 @@ pytestmark = [
 ]
 
 
-def _graphs(proc) -> tuple[float, float, int, float, float]:
+def _graphs(proc) -> tuple[float, float, int, float, float, float]:
     """(% of the window the fake GPU gave the process, window s, steps, % of launches measured coarsely, % of the
-    window spent switching into its context) of a `graphs` command run with HAMI_LAUNCH_STATS=1."""
+    window spent switching into its context, GPU s it got once a neighbour's work had run, -1 = never) of a `graphs`
+    command run with HAMI_LAUNCH_STATS=1."""
     out, err = proc.communicate(timeout=60)
     words = out.split("graphs ")[1].split()
     assert words[0] == "0", err
     t0, t1, gpu, n, sw = float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5])
     coarse = re.search(r"\(([\d.]+) % coarse\)", err)
     assert coarse, err
-    return 100 * gpu / (t1 - t0), t1 - t0, n, float(coarse.group(1)), 100 * sw / (t1 - t0)
+    return 100 * gpu / (t1 - t0), t1 - t0, n, float(coarse.group(1)), 100 * sw / (t1 - t0), float(words[6])
 
 
-def _coarse_graphs_pair(a: Workload, b: Workload, seconds: str) -> list[tuple[float, int, int, int, float]]:
-    """Graphs of 50 us on 2 streams, a sync and 20 us of host time per step, two tenants at 50 + 50 under default
-    with switches never charged, for SECONDS: per tenant (share %, GPU ms the fake gave it, ms charged, steps,
-    % coarse)."""
+def _coarse_graphs_pair(a: Workload, b: Workload, seconds: str, policy: str = "default",
+                        lag_s: float = 0.0) -> list[tuple[float, int, int, int, int, float]]:
+    """Graphs of 50 us on 2 streams, a sync and 20 us of host time per step, two tenants at 50 + 50 under POLICY
+    with switches never charged, for SECONDS, the second started LAG_S after the first: per tenant (share %, GPU ms
+    the fake gave it, GPU ms of those once the other's work had run, ms charged, steps, % coarse)."""
     for w in (a, b):
         _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", FAKE_CUDA_SYNC_POLL_US="10",
-                GPU_CORE_UTILIZATION_POLICY="default", CUDA_DEVICE_SM_LIMIT="50", DRIVER_BUSY_GAP="1",
+                GPU_CORE_UTILIZATION_POLICY=policy, CUDA_DEVICE_SM_LIMIT="50", DRIVER_BUSY_GAP="1",
                 HAMI_LAUNCH_STATS="1", HAMI_SM_CHARGE_SWITCHES="0")
     prog = ("graphs", "50", "2", "20", seconds)
-    runs = [_graphs(p) for p in (a.start("ctx", "0", *prog), b.start("ctx", "0", *prog))]
+    first = a.start("ctx", "0", *prog)
+    time.sleep(lag_s)
+    runs = [_graphs(p) for p in (first, b.start("ctx", "0", *prog))]
     seen = []
-    for w, (share, secs, steps, coarse, _sw) in zip((a, b), runs, strict=True):
+    for w, (share, secs, steps, coarse, _sw, paired_s) in zip((a, b), runs, strict=True):
         ran_ms = share * secs * 10  # GPU time the fake gave it, ms
-        seen.append((round(share, 1), round(ran_ms), round(_charged_ms(w)), steps, coarse))
+        seen.append((round(share, 1), round(ran_ms), round(paired_s * 1e3), round(_charged_ms(w)), steps, coarse))
     return seen
 
 
 @pytest.mark.fake_timing
+@pytest.mark.parametrize("lag_s", [0.0, 0.15])
 def test_graphs_on_two_streams_are_charged_what_ran_when_measured_coarsely(workload: Workload,
-                                                                         second_workload: Workload) -> None:
+                                                                         second_workload: Workload,
+                                                                         lag_s: float) -> None:
     # each program is busy ~75 % alone, so the pair contends and by default would be charged its context switches
-    # too (and measured precisely for them: the next tests); here the coarse marks' bound alone is under test
-    seen = _coarse_graphs_pair(workload, second_workload, "2")
-    for share, ran_ms, charged_ms, steps, coarse in seen:
+    # too (and measured precisely for them: the next tests); here the coarse marks' bound alone is under test.
+    # Judged from where the neighbour's work first ran: under default a tenant alone is neither capped nor charged,
+    # and a loaded host can start the second tenant late (the lag here: at 150 ms the first tenant's charge over all
+    # the GPU time it got falls to 0.86-0.89 x in this 2 s window, docs/results/2026-12-05-fake-load-charge.md)
+    seen = _coarse_graphs_pair(workload, second_workload, "2", lag_s=lag_s)
+    print(f"graph_streams coarse pair (default), lag {lag_s} s: (share, ran ms, paired ms, charged ms, steps, "
+          f"coarse %) {seen}")
+    for share, ran_ms, paired_ms, charged_ms, steps, coarse in seen:
         # the pair fits under its limits: not held, and mostly measured coarsely (the case under test)
         assert steps > 1000 and share < 50 and coarse >= 25, seen
-        assert 0.92 * ran_ms <= charged_ms <= 1.25 * ran_ms, seen
+        assert 0.92 * paired_ms <= charged_ms <= 1.25 * ran_ms, seen
 
 
-def test_graphs_on_two_streams_are_charged_most_of_what_ran(workload: Workload, second_workload: Workload) -> None:
-    # CI's guard (host-independent): the pair above, shorter, judged by each tenant's charge over the GPU time the
-    # fake gave it. Bounded by the union's remainder the second stream's coarse launches were cut (bd76b0b^, here:
-    # 0.70-0.79 x); now 0.96-0.99 x. A loaded host only stretches the host gaps inside the coarse spans, which
-    # over-charges (coarse estimates run over), and shifts launches to precise marks charged their events.
-    seen = _coarse_graphs_pair(workload, second_workload, "1")
-    print(f"graph_streams coarse pair: (share, ran ms, charged ms, steps, coarse %) {seen}")
-    for _share, ran_ms, charged_ms, _steps, _coarse in seen:
+@pytest.mark.parametrize("lag_s", [0.0, 0.15])
+def test_graphs_on_two_streams_are_charged_most_of_what_ran(workload: Workload, second_workload: Workload,
+                                                            lag_s: float) -> None:
+    # CI's guard (host-independent): the pair above, shorter, under force, judged by each tenant's charge over all
+    # the GPU time the fake gave it. Bounded by the union's remainder the second stream's coarse launches were cut
+    # (bd76b0b^, then: 0.70-0.79 x; restored on today's csrc the samples' verification charges it back, 0.98 x).
+    # Under default this guard failed under load (0.71 x): a loaded host can start the second tenant late, and the
+    # first runs alone meanwhile, uncapped and by design uncharged (a 150 ms lag: 0.72-0.74 x; its charge over the
+    # GPU time it got once its neighbour's work ran 0.98-1.03). Under force every launch is capped and measured,
+    # alone or not: the lag (given here, as load gives it) only adds a spell measured alone, whose coarse spans hold
+    # its host gaps: 0.98-1.07 x with or without it (docs/results/2026-12-05-fake-load-charge.md).
+    seen = _coarse_graphs_pair(workload, second_workload, "1", policy="force", lag_s=lag_s)
+    print(f"graph_streams coarse pair, lag {lag_s} s: (share, ran ms, paired ms, charged ms, steps, coarse %) {seen}")
+    for _share, ran_ms, _paired_ms, charged_ms, _steps, _coarse in seen:
         assert charged_ms >= 0.88 * ran_ms, seen
 
 
@@ -101,7 +119,7 @@ def test_switch_charging_holds_a_graphs_pair_to_its_limits_when_switches_are_cos
     a, b = workload.start("ctx", "0", *prog), second_workload.start("ctx", "0", *prog)
     runs = [_graphs(a), _graphs(b)]
     seen = []
-    for w, (share, secs, _steps, _coarse, sw) in zip((workload, second_workload), runs, strict=True):
+    for w, (share, secs, _steps, _coarse, sw, _paired) in zip((workload, second_workload), runs, strict=True):
         held_ms = (share + sw) * secs * 10  # kernels + switches into its context, ms
         seen.append((round(share, 1), round(sw, 1), round(held_ms), round(_charged_ms(w))))
     (lo_share, lo_sw, _, _), (hi_share, _, _, _) = seen

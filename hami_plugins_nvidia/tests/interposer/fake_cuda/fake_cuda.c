@@ -10,7 +10,9 @@
  * like a GPU without MPS: a fluid processor-sharing model in which each process with work queued gets an
  * equal part of the GPU's time. Each process's completed work is kept as a ring of (time, work done)
  * points, so an event completes exactly when its process's work reaches the amount queued before it, and
- * fake_gpu_ns() reports the GPU time a process has really received (what tests judge shares by).
+ * fake_gpu_ns() reports the GPU time a process has really received (what tests judge shares by); fake_peer_gpu_ns()
+ * the GPU time every other process of the shared GPU has received, so a program can tell when its neighbour's work
+ * first ran (driver_app's graphs command: the GPU time it got from then on, while it was not alone).
  *
  * FAKE_CUDA_SLICE_US=<n> replaces the fluid model by time slices, as a real GPU without MPS runs contexts:
  * one process at a time runs until its queue drains or, while another waits, until its slice of n us ends;
@@ -405,6 +407,21 @@ API int64_t fake_gpu_ns(void)
         return -1;
     sg_lock();
     int64_t d = sg->p[sg_me].done;
+    sg_unlock();
+    return d;
+}
+
+/* GPU time the other processes attached to the shared GPU have received (ended ones included): above 0 once a
+ * neighbour's work has run. */
+API int64_t fake_peer_gpu_ns(void)
+{
+    if (!sg_attach())
+        return -1;
+    sg_lock();
+    int64_t d = 0;
+    for (int i = 0; i < SG_PROCS; i++)
+        if (i != sg_me && sg->p[i].pid)
+            d += sg->p[i].done;
     sg_unlock();
     return d;
 }
