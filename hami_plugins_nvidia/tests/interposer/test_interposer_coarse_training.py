@@ -53,18 +53,24 @@ def test_training_step_shape_is_charged_its_gpu_time_in_coarse_mode(workload: Wo
     assert share <= limit + 6, (limit, round(share, 1), round(charged / gpu_ms, 2))
 
 
-def test_training_step_shape_in_coarse_mode_is_charged_most_of_its_gpu_time(workload: Workload) -> None:
-    # CI's guard (host-independent): the 70 % case, shorter, judged by its charge alone. b35584f charged this shape
-    # 0.36-0.38 x the GPU time the fake gave it (its GEMM backlog forgiven as host gaps); now 1.02-1.05 x. A loaded
-    # host lengthens the host gaps between the tiny kernels, forgiving a little more doubt: the bound sits at 0.7.
-    _shared(workload, CUDA_DEVICE_SM_LIMIT="70", HAMI_LAUNCH_STATS="1", DRIVER_BUSY_GAP="1")
+def run_step_at_70(workload: Workload, **env: str) -> tuple[float, float, re.Match[str]]:
+    """The step alone at 70 % force for 3 s after the warm-up: (the GPU time the fake gave it, warm-up included, in
+    ms; its charge in ms; the launch stats line's match, group 1 its coarse %). Shared by the CI guards (here and
+    test_interposer_coarse_stall.py) so they run the same shape."""
+    _shared(workload, CUDA_DEVICE_SM_LIMIT="70", HAMI_LAUNCH_STATS="1", DRIVER_BUSY_GAP="1", **env)
     r = workload.run("ctx", "0", *WARM, "passes", STEP, HOST_US, "3", timeout=60)
     assert r.returncode == 0, r.stderr
     warm, passes = r.values("spin")[0], r.values("passes")[0]
     assert warm[0] == "0" and passes[0] == "0", r.stderr
-    gpu_ms = (float(warm[3]) + float(passes[3])) * 1e3  # the GPU time the fake gave it (warm-up included)
-    charged = _charged_ms(workload)
-    stats = re.search(r"measured launches \(([\d.]+) % coarse\)", r.stderr)
+    stats = re.search(r"measured launches \(([\d.]+) % coarse\).*?(verifications [^;]*)", r.stderr)
     assert stats, r.stderr
+    return (float(warm[3]) + float(passes[3])) * 1e3, _charged_ms(workload), stats
+
+
+def test_training_step_shape_in_coarse_mode_is_charged_most_of_its_gpu_time(workload: Workload) -> None:
+    # CI's guard (host-independent): the 70 % case, shorter, judged by its charge alone. b35584f charged this shape
+    # 0.36-0.38 x the GPU time the fake gave it (its GEMM backlog forgiven as host gaps); now 1.02-1.05 x. A loaded
+    # host lengthens the host gaps between the tiny kernels, forgiving a little more doubt: the bound sits at 0.7.
+    gpu_ms, charged, stats = run_step_at_70(workload)
     print(f"coarse training 70 %: charged {charged / gpu_ms:.2f} x of {gpu_ms:.0f} ms, {stats.group(1)} % coarse")
     assert charged >= 0.7 * gpu_ms, (round(charged), round(gpu_ms), stats.group(0))

@@ -441,16 +441,37 @@ int main(int argc, char **argv)
                 for (long k = 0; k < cnt && nk < 8192; k++)
                     kus[nk++] = (unsigned)(len > 0 ? len : 1);
             }
-            int n = 0;
+            int n = 0, step = 0;
             CUresult r = nk ? 0 : 1;
+            /* DRIVER_STALL=EVERY:AT:MS[:REPEAT] (opt-in, issue 18 stallcharge): every EVERY-th step the host
+             * sleeps MS ms before the step's AT-th launch (AT = the step's launches: before its sync), and again
+             * every REPEAT launches after that in the step, as a loaded host descheduling the loop would; bounded,
+             * a bad value is one line and exit 2 */
+            long st_every = 0, st_at = 0, st_ms = 0, st_rep = 0;
+            const char *stall = getenv("DRIVER_STALL");
+            char junk;  /* trailing text makes the spec bad */
+            int nf = stall ? sscanf(stall, "%ld:%ld:%ld:%ld%c", &st_every, &st_at, &st_ms, &st_rep, &junk) : 0;
+            if (stall && nf != 4)
+                nf = sscanf(stall, "%ld:%ld:%ld%c", &st_every, &st_at, &st_ms, &junk) == 3 ? 3 : 0;
+            if (stall && (nf < 3 || st_every < 1 || st_every > 1000000 || st_at < 0 || st_at > nk || st_ms < 0 ||
+                          st_ms > 10000 || st_rep < 0 || st_rep > nk)) {
+                fprintf(stderr, "driver_app: DRIVER_STALL=%s: want EVERY:AT:MS[:REPEAT], 1<=EVERY<=1000000, "
+                        "0<=AT<=%d, 0<=MS<=10000, 0<=REPEAT<=%d\n", stall, nk, nk);
+                return 2;
+            }
             int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1, w0 = fake_switch_ns ? fake_switch_ns() : -1;
             double t0 = now_s();
             while (!r && now_s() - t0 < secs) {
+                int stalls = st_every && ++step % st_every == 0;
                 for (int k = 0; k < nk && !r; k++, n++) {
+                    if (stalls && (k == st_at || (st_rep && k > st_at && (k - st_at) % st_rep == 0)))
+                        usleep((useconds_t)(st_ms * 1000));
                     r = run_launch("kernel", kus[k]);
                     if (gap)
                         gap_wait(gap);
                 }
+                if (stalls && st_at == nk)
+                    usleep((useconds_t)(st_ms * 1000));
                 ssync(NULL);
             }
             double t1 = now_s();
