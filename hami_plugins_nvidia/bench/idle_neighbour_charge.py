@@ -80,9 +80,7 @@ def main() -> int:
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     a = ap.parse_args()
     lpc.check_round_args(ap, a)
-    cases = [c for c in a.cases.split(",") if c]
-    if not cases or any(c not in CASES for c in cases):
-        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of {', '.join(CASES)}")
+    cases = lpc.parse_cases(ap, a.cases, CASES)
     raw = lpc.run_rounds(ap, a, cases, "inc-", run_case)
     result = lpc.record_head(a, raw=raw)
     lines = [*lpc.record_title("Charge of a multi-stream program beside an idle neighbour", result, a.note),
