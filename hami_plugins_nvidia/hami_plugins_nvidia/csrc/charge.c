@@ -400,7 +400,9 @@ int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now,
         return deferred_charge(ds, start, h, now, n);
     ds->win_n += n;
     int64_t a = start > ds->charged_to ? start : ds->charged_to;  /* the part above the watermark, for the bound */
-    int64_t c = span_charge(ds, start, t0, now) + span_charge(ds, t1, h, now);
+    int64_t c = span_charge(ds, start, t0, now), pa[HOLE_SLOTS + 1], pb[HOLE_SLOTS + 1];
+    span_pieces(ds, t0, t1, pa, pb);  /* the neighbour's turn: counted covered, no hole for a later span to fill */
+    c += span_charge(ds, t1, h, now);
     /* the container's other processes are contexts too (sib_bound, 0 while this process is alone) */
     int64_t low = h > a ? (h - a) / (1 + (k > 1 ? k : 1) + (sib_others(ds) ? sib_bound(ds, now) : 0)) : 0;
     return c > low ? c : low;
