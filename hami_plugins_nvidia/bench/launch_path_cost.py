@@ -192,6 +192,14 @@ def check_round_args(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None
         ap.error(f"--seconds {a.seconds}: must be 0.5..30")
 
 
+def parse_cases(ap: argparse.ArgumentParser, text: str, allowed: tuple[str, ...] | list[str]) -> list[str]:
+    """--cases: a comma-separated subset of allowed; anything else ends the bench with one usage line."""
+    cases = [c for c in text.split(",") if c]
+    if not cases or any(c not in allowed for c in cases):
+        ap.error(f"--cases {text!r}: expected a comma-separated subset of {', '.join(allowed)}")
+    return cases
+
+
 def build_libs(ap: argparse.ArgumentParser, specs: list[str], out: Path) -> dict[str, Path]:
     """The library builds of --lib NAME=CSRC_DIR[:DEFINE,...] (default: this tree's csrc), each into its own folder
     under out; a malformed spec ends the bench with one usage line."""

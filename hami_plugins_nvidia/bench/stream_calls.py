@@ -98,9 +98,7 @@ def main() -> int:
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     a = ap.parse_args()
     lpc.check_round_args(ap, a)
-    cases = [c for c in a.cases.split(",") if c]
-    if not cases or any(c not in CASES for c in cases):
-        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of {', '.join(CASES)}")
+    cases = lpc.parse_cases(ap, a.cases, CASES)
     raw = lpc.run_rounds(ap, a, cases, "sc-", lambda app, fake_dir, lib, tmp, case: run_case(
         app, fake_dir, lib, tmp, case, a.seconds))
     result = lpc.record_head(a, seconds=a.seconds, raw=raw)

@@ -165,16 +165,64 @@ void consume(struct dstate *ds, int64_t ns, int sample)
         sample_charge(ds, ns);
 }
 
-/* The processor-sharing charge of this process's busy time [a, b), counted once (a watermark joins the
- * streams' intervals); the caller consumes it. */
+/* The parts of busy time [a, b) not charged yet, marked charged: at most HOLE_SLOTS + 1 pieces in pa/pb, in time
+ * order; returns how many. Time before charged_to counts as charged except the holes: the gaps a span that ended
+ * later left uncovered (the most recent HOLE_SLOTS; an older one counts as charged, as every gap did before). A
+ * collection takes the streams in the order they are asked, not in the GPU's: with a watermark alone, a span
+ * collected after a later one on another stream was cut off whole (fake libcuda, a 3 ms kernel on one stream and
+ * 1 us ones on 31 others beside an idle neighbour: its start marks made the spans disjoint, and the 3 ms kernels,
+ * collected last, were charged 0.00-0.60 x the GPU time; docs/results/2026-12-05-fake-idle-neighbour-charge.md). */
+static int span_pieces(struct dstate *ds, int64_t a, int64_t b, int64_t *pa, int64_t *pb)
+{
+    int64_t ka[2 * HOLE_SLOTS + 1], kb[2 * HOLE_SLOTS + 1];  /* the holes left, oldest first */
+    int n = 0, nk = 0;
+    for (int k = 0; k < ds->nhole; k++) {
+        int64_t ha = ds->hole_a[k], hb = ds->hole_b[k];
+        int64_t lo = a > ha ? a : ha, hi = b < hb ? b : hb;
+        if (lo >= hi) {
+            ka[nk] = ha;
+            kb[nk++] = hb;
+            continue;
+        }
+        pa[n] = lo;  /* the span fills this part of the hole */
+        pb[n++] = hi;
+        if (ha < lo) {
+            ka[nk] = ha;
+            kb[nk++] = lo;
+        }
+        if (hi < hb) {
+            ka[nk] = hi;
+            kb[nk++] = hb;
+        }
+    }
+    if (b > ds->charged_to) {
+        int64_t lo = a > ds->charged_to ? a : ds->charged_to;
+        if (lo > ds->charged_to && ds->charged_to > 0) {  /* the gap it leaves below itself */
+            ka[nk] = ds->charged_to;
+            kb[nk++] = lo;
+        }
+        pa[n] = lo;
+        pb[n++] = b;
+        ds->charged_to = b;
+    }
+    int drop = nk > HOLE_SLOTS ? nk - HOLE_SLOTS : 0;  /* the oldest go: counted charged */
+    ds->nhole = nk - drop;
+    memcpy(ds->hole_a, ka + drop, (size_t)ds->nhole * sizeof ka[0]);
+    memcpy(ds->hole_b, kb + drop, (size_t)ds->nhole * sizeof kb[0]);
+    return n;
+}
+
+/* The processor-sharing charge of this process's busy time [a, b), counted once (span_pieces joins the streams'
+ * intervals, in whatever order they are collected); the caller consumes it. */
 int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
 {
-    if (a < ds->charged_to)
-        a = ds->charged_to;
+    int64_t pa[HOLE_SLOTS + 1], pb[HOLE_SLOTS + 1], c = 0;
     if (b <= a)
         return 0;
-    ds->charged_to = b;
-    return ps_charge(ds, a, b, now);
+    int n = span_pieces(ds, a, b, pa, pb);
+    for (int k = 0; k < n; k++)
+        c += ps_charge(ds, pa[k], pb[k], now);
+    return c;
 }
 
 /* Deferred charge (issue 18, launch-bound pairs). A neighbour's busy interval reaches the node board only when its
@@ -193,15 +241,27 @@ int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now)
  * charges its oldest at once). */
 static void settle_one(struct dstate *ds, int64_t now);
 
+static void defer_piece(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t n);
+
 int64_t deferred_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t n)
 {
-    if (a < ds->charged_to)
-        a = ds->charged_to;
     if (b <= a || !ds->bgpu || vg_nvml_others_bound(ds->dev, now) == 0) {
         ds->win_n += n;
         return span_charge(ds, a, b, now);  /* nothing to charge, or no neighbour to wait for */
     }
-    int64_t c = span_charge(ds, a, b, now);  /* the board as it stands now: at most this is charged */
+    int64_t pa[HOLE_SLOTS + 1], pb[HOLE_SLOTS + 1];
+    int np = span_pieces(ds, a, b, pa, pb);  /* each part not charged yet waits on its own */
+    if (!np)
+        ds->win_n += n;
+    for (int k = 0; k < np; k++)
+        defer_piece(ds, pa[k], pb[k], now, k ? 0 : n);
+    return 0;
+}
+
+/* One part of a deferred span, [a, b) not charged yet, with the n launches it closes. */
+static void defer_piece(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t n)
+{
+    int64_t c = ps_charge(ds, a, b, now);  /* the board as it stands now: at most this is charged */
     if (c > 0)
         sample_charge(ds, c);  /* the in-flight estimate goes on at once, from the first read (the higher) */
     int last = (ds->dfr_head + ds->ndfr + DEFER_SLOTS - 1) % DEFER_SLOTS;
@@ -222,7 +282,6 @@ int64_t deferred_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now, in
     }
     ds->dfr_sum += c;
     lst_add(&lst.dfr_ns, b - a);
-    return 0;
 }
 
 /* Charges the oldest deferred span, the lower of its two reads, counted like the precise charges it belongs to: in
@@ -340,11 +399,11 @@ int64_t chained_charge(struct dstate *ds, int64_t start, int64_t h, int64_t now,
     if (k == 0 || t1 <= t0 || t0 <= start || t1 >= h)
         return deferred_charge(ds, start, h, now, n);
     ds->win_n += n;
-    int64_t a = start > ds->charged_to ? start : ds->charged_to;
-    if (h <= a)
-        return 0;
-    int64_t c = span_charge(ds, start, t0, now) + span_charge(ds, t1, h, now);
+    int64_t a = start > ds->charged_to ? start : ds->charged_to;  /* the part above the watermark, for the bound */
+    int64_t c = span_charge(ds, start, t0, now), pa[HOLE_SLOTS + 1], pb[HOLE_SLOTS + 1];
+    span_pieces(ds, t0, t1, pa, pb);  /* the neighbour's turn: counted covered, no hole for a later span to fill */
+    c += span_charge(ds, t1, h, now);
     /* the container's other processes are contexts too (sib_bound, 0 while this process is alone) */
-    int64_t low = (h - a) / (1 + (k > 1 ? k : 1) + (sib_others(ds) ? sib_bound(ds, now) : 0));
+    int64_t low = h > a ? (h - a) / (1 + (k > 1 ? k : 1) + (sib_others(ds) ? sib_bound(ds, now) : 0)) : 0;
     return c > low ? c : low;
 }

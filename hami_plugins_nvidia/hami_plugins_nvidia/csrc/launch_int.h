@@ -78,6 +78,7 @@ struct squeue {
 #define DEFER_NS 5000000LL           /* a shared precise span is charged this long after it ended (deferred_charge) */
 #define DEFER_SLOTS 256              /* ... at most this many spans wait (a ring): a full one charges its oldest */
 #define DEFER_MERGE_NS 1000000LL     /* contiguous spans wait as one for at most this long */
+#define HOLE_SLOTS 8                 /* uncharged gaps below charged_to kept for a later-collected span (span_pieces) */
 
 struct dstate {
     pthread_mutex_t mu;
@@ -121,7 +122,9 @@ struct dstate {
     /* busy interval of this process */
     int64_t busy_since;     /* 0 = idle */
     int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
-    int64_t charged_to;     /* busy time before this has been charged */
+    int64_t charged_to;     /* busy time before this has been charged, but for the holes: */
+    int64_t hole_a[HOLE_SLOTS], hole_b[HOLE_SLOTS];  /* gaps below it no span covered yet (charge.c span_pieces) */
+    int nhole;
     int64_t last_end;       /* completion of the last collected mark */
     /* coarse measurement */
     int coarse;             /* the current launches are measured coarsely */

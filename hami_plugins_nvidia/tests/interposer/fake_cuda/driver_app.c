@@ -277,6 +277,9 @@ int main(int argc, char **argv)
             if (fake_calls)
                 fake_calls(n);
             printf("calls %llu %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
+        } else if (!strcmp(c, "gpu")) {
+            /* the GPU time the fake has given this process so far, ns (-1 without the fake) */
+            printf("gpu %lld\n", (long long)(fake_gpu_ns ? fake_gpu_ns() : -1));
         } else if (!strcmp(c, "drvlock")) {
             /* the fake's modelled driver lock (FAKE_CUDA_DRIVER_LOCK=1): acquisitions, and those that found it held */
             u64 n[2] = {0};
