@@ -186,11 +186,12 @@ class Extender:
         change a count (what the webhook writes into the pod is placed, never what only the scheduler knows)."""
         if not isinstance(pod, dict):
             raise InputError("Pod", pod, "must be an object")
-        parsed = parse_pod_detailed(pod, self.cluster.vendors)
+        vendors = self.cluster.vendors  # one list for the parse and the reason (the watch may replace it meanwhile)
+        parsed = parse_pod_detailed(pod, vendors)
         if self.admit is None:
             return parsed.request
         admitted = admit_parsed(parsed, self.admit)
-        skipped = unwritten_count(parsed, admitted, self.cluster.vendors)
+        skipped = unwritten_count(parsed, admitted, vendors)
         if skipped:
             raise SkippedAdmission(skipped)
         for (pos, j), (_, _, after) in zip(parsed.fields, admitted, strict=True):
