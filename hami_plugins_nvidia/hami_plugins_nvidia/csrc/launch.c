@@ -225,24 +225,26 @@ static void seen(struct dstate *ds)
 {
     if (ds->seen_raw == INT64_MIN)
         return;
-    int64_t hi = vg_now_ns() - ds->seen_raw;
+    int64_t hi = vg_now_ns() - ds->seen_raw, r0 = ref_time(ds);
     ds->seen_raw = INT64_MIN;
     if (hi < ds->off_hi)
         ds->off_hi = hi;
     if (ds->off_hi < ds->off_lo)
         ds->off_hi = ds->off_lo;  /* the bounds crossed (clock drift): the record time is the certain one */
+    charge_reframe(ds, ref_time(ds) - r0);  /* the times converted so far move with the estimate */
 }
 
 /* The host time of a completed mark from its elapsed time after the reference (ms), tightening the bounds. */
 static int64_t convert(struct dstate *ds, float ms, int64_t rec)
 {
-    int64_t raw = (int64_t)((double)ms * 1e6);
+    int64_t raw = (int64_t)((double)ms * 1e6), r0 = ref_time(ds);
     if (rec - raw > ds->off_lo)
         ds->off_lo = rec - raw;
     if (ds->off_hi < ds->off_lo)
         ds->off_hi = ds->off_lo;
     if (raw > ds->seen_raw)
         ds->seen_raw = raw;  /* its upper bound: at the end of the collection (seen) */
+    charge_reframe(ds, ref_time(ds) - r0);
     return ref_time(ds) + raw;
 }
 
@@ -868,6 +870,8 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
     int swapped = relaxed_begin(&mode);
     ST_COUNT(queries);
     int idle = !event_failed(ds, vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e));
+    if (idle)  /* so has its oldest: due now, not when ask_later put it (charge.c note: the period must close) */
+        q->ring[q->head].ask_at = 0;
     relaxed_end(swapped, &mode);
     ST_STOP(ST_QUERY);
     return idle;
