@@ -1,0 +1,46 @@
+"""A span's charge is the GPU time between its marks, whatever the host-time estimate of the reference event did in
+between (issue 18: a program beside an idle neighbour charged ~0.8-0.94 x what it ran).
+
+The library converts each mark's GPU time to host time through a reference event whose host time it knows only
+within bounds; its estimate moves when a collection tightens them. The first reference is collected by the watcher
+about 1 ms after it completed (the program sleeps), so the estimate starts ~1 ms late; the first prompt collection
+then moves it back. A span whose start mark was converted before that move and its end mark after lost the move:
+on the fake libcuda (this 2-core VM), five steps of a 3 ms kernel beside an idle neighbour were charged 0.79-0.94 x
+their GPU time with main's build, 1.00 x now (docs/results/2026-12-06-fake-charge-accounting.md).
+
+The check is a charge identity, not a share: beside a neighbour every launch gets a start mark, so each step's span
+is its kernel's own GPU time as the GPU measured it, and the neighbour, idle, shares none of it. A slow host only
+collects later, so the estimate moves less: it can make main's build pass, never this one fail."""
+
+from __future__ import annotations
+
+from .conftest import Workload, fake_only
+from .guard_runs import charged_s
+
+pytestmark = fake_only
+
+SAVE = ("launch", "kernel", "1", "10", "sleep", "200")  # credit saved; the first reference, collected ~1 ms late
+STEP = ("launchon", "0x2000", "1", "1000", "sync")
+
+
+def test_spans_keep_their_gpu_length_when_the_reference_estimate_moves(workload: Workload,
+                                                                     second_workload: Workload) -> None:
+    gpu = str(workload.tmp.parent / "gpu")
+    second_workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default")
+    workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force",
+                        HAMI_SM_PERIOD_MS="100")
+    nb = second_workload.start("ctx", "0", "launch", "kernel", "1", "10", "ready", "sleep", "5000")
+    assert nb.stdout is not None
+    while (line := nb.stdout.readline()) and line.strip() != "ready":  # it launched: on the board, then idle
+        pass
+    assert line.strip() == "ready", nb.stderr.read() if nb.stderr else ""
+    r = workload.run("ctx", "0", *SAVE, *STEP * 5, "gpu", "sleep", "100", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert all(v == ["0"] for v in r.values("launchon")), r.lines
+    [[ran]] = r.values("gpu")
+    ran_s = int(ran) / 1e9
+    assert ran_s >= 5 * 0.001, r.lines  # the fake ran every 1 ms kernel
+    charged = charged_s(workload)
+    print(f"charged {charged * 1e3:.3f} ms of {ran_s * 1e3:.3f} ms the fake ran ({charged / ran_s:.3f} x)")
+    # each span is a kernel's GPU time (+ its marks' few us): the whole within 3 % of what ran
+    assert charged >= 0.97 * ran_s, (charged, ran_s)
