@@ -10,6 +10,8 @@ Cases (driver_app words, on the fake's shared GPU; 200 ms idle first so credit i
             context (the `graphs` line), what the library charged (its region's busy time), and what its stats line
             (HAMI_LAUNCH_STATS=1) says: switch-ins charged and not, its demand alone as estimated (switch_charged's
             rule: the switches are charged while the two demands reach 100 %). Ratios: the tenants' median;
+  native-N  pair-N's program alone and without the library: the share of its window the fake GPU ran it (its
+            demand alone, in `demand alone %`; the same for every build, run once per build);
   s1-nb,    idle_neighbour_charge.py's cases: a 3 ms kernel a step (s32: and a 1 us kernel on each of 31 more
   s32-nb,   streams), 5 steps, at 90 % `force`, beside a neighbour container that launched once and sleeps (-nb)
   s1, s32   or alone; charged / the fake's GPU time (read after the program exited: every deferred charge settled).
@@ -39,7 +41,8 @@ from fake_sharing_cases import tenant_env  # noqa: E402
 
 PAIR_FAKE = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "130", "FAKE_CUDA_SYNC_POLL_US": "10"}
 PAIRS = {f"pair-{n}": n for n in (2, 8, 31)}
-CASES = (*PAIRS, *inc.CASES)
+NATIVE = {f"native-{n}": n for n in PAIRS.values()}
+CASES = (*PAIRS, *NATIVE, *inc.CASES)
 SWITCHES = re.compile(r"switches charged ([\d.]+) ms, not ([\d.]+) ms \(demand alone ([\d.]+) %")
 
 
@@ -78,6 +81,15 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, secs: f
     """One run of a case: a pair's accounting, or an s case's program as tenant a."""
     if case in PAIRS:
         return run_pair(app, fake_dir, lib, tmp, PAIRS[case], secs)
+    if case in NATIVE:
+        env = tenant_env(fake_dir, None, tmp, "a", PAIR_FAKE)
+        words = ["ctx", "0", "graphs", "75", str(NATIVE[case]), "0", f"{secs:g}"]
+        p = subprocess.run([str(app), *words], env=env, capture_output=True, text=True, timeout=secs + 60)
+        rows = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("graphs ")]
+        if p.returncode != 0 or not rows or rows[0][1] != "0":
+            raise RuntimeError(f"{case}: driver_app failed: {p.stdout.strip()[-300:]} {p.stderr.strip()[-300:]}")
+        w = rows[0]
+        return {"a_gpu_ms": float(w[4]) * 1e3, "a_demand_pct": 100 * float(w[4]) / (float(w[3]) - float(w[2]))}
     r = inc.run_case(app, fake_dir, lib, tmp, case)
     return {"a_gpu_ms": r["gpu_ms"], "a_charged_ms": r["charged_ms"], "ratio_gpu": r["ratio"]}
 
