@@ -169,9 +169,10 @@ void consume(struct dstate *ds, int64_t ns, int sample)
  * from a GPU time moves with it, so each span keeps the length the GPU measured. The estimate moves when a collection
  * tightens its bounds (a prompt one after a late one moves it earlier by up to the late one's lag); a span whose start
  * was converted before the move and its end after was cut by the move (fake libcuda, a 3 ms kernel a step beside an
- * idle neighbour: the first steps' spans 2.4-2.7 ms, 0.93 x its GPU time over 5 steps), or lengthened by one later.
- * Moving the watermark and its holes with them is what keeps a ms from being charged twice: left behind by a later
- * move, a covered stretch became a hole that a later span filled again. */
+ * idle neighbour: the first steps' spans 2.4-2.7 ms, 0.69-0.95 x its GPU time over 5 steps), or lengthened by one
+ * later. The watermark (a span's end: converted) moves too: left behind by a later move, a stretch already charged
+ * would lie above it and be charged again. A hole's ends may be converted or a host enqueue (which does not move):
+ * each end moves only where that shrinks the hole, so a hole never grows over time already charged. */
 void charge_reframe(struct dstate *ds, int64_t d)
 {
     if (!d)
@@ -183,10 +184,15 @@ void charge_reframe(struct dstate *ds, int64_t d)
         ds->last_end += d;
     if (ds->charged_to)
         ds->charged_to += d;
+    int keep = 0;
     for (int k = 0; k < ds->nhole; k++) {
-        ds->hole_a[k] += d;
-        ds->hole_b[k] += d;
+        int64_t a = ds->hole_a[k] + (d > 0 ? d : 0), b = ds->hole_b[k] + (d < 0 ? d : 0);
+        if (a < b) {
+            ds->hole_a[keep] = a;
+            ds->hole_b[keep++] = b;
+        }
     }
+    ds->nhole = keep;
     for (int k = 0; k < ds->ndfr; k++) {
         int j = (ds->dfr_head + k) % DEFER_SLOTS;
         ds->dfr_a[j] += d;

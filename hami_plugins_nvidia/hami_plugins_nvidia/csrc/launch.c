@@ -870,7 +870,11 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
     int swapped = relaxed_begin(&mode);
     ST_COUNT(queries);
     int idle = !event_failed(ds, vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e));
-    if (idle)  /* so has its oldest: due now, not when ask_later put it (charge.c note: the period must close) */
+    /* so has its oldest: due now, not when ask_later put it off. The launch that finds every stream idle collects
+     * them, so the period of work before it closes and the host's wait counts in the demand estimate (note_blocked):
+     * put off, the graphs program on 8 streams left most steps' periods open across its sync, each tenant's demand
+     * came out as the share it got, and the pair's switch-ins went uncharged (fake: 0.86 x kernels + switch-ins) */
+    if (idle)
         q->ring[q->head].ask_at = 0;
     relaxed_end(swapped, &mode);
     ST_STOP(ST_QUERY);
