@@ -38,6 +38,7 @@ import idle_neighbour_charge as inc  # noqa: E402  (the -nb cases, run as that b
 import launch_path_cost as lpc  # noqa: E402  (the fake benches' shared record and build helpers)
 import region  # noqa: E402 - the region layout, read through cffi (launch_path_cost put its folder on the path)
 from fake_sharing_cases import tenant_env  # noqa: E402
+from stream_calls import cell  # noqa: E402  (median (min-max) of a key over the runs, '-' where none has it)
 
 PAIR_FAKE = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "130", "FAKE_CUDA_SYNC_POLL_US": "10"}
 PAIRS = {f"pair-{n}": n for n in (2, 8, 31)}
@@ -94,14 +95,6 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, secs: f
     return {"a_gpu_ms": r["gpu_ms"], "a_charged_ms": r["charged_ms"], "ratio_gpu": r["ratio"]}
 
 
-def cell(runs: list[dict], key: str, fmt: str = ".2f") -> str:
-    """The median of key over the runs (and their range), '-' where the case has none."""
-    xs = [r[key] for r in runs if key in r]
-    if not xs:
-        return "-"
-    return f"{statistics.median(xs):{fmt}} ({min(xs):{fmt}}-{max(xs):{fmt}})"
-
-
 def row(runs: list[dict]) -> str:
     """A case and build's cells: the ratios, then each tenant's accounting."""
     cols = [cell(runs, "ratio_held"), cell(runs, "ratio_gpu")]
@@ -112,15 +105,7 @@ def row(runs: list[dict]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    lpc.add_record_args(ap)
-    lpc.add_round_args(ap)
-    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
-    a = ap.parse_args()
-    lpc.check_round_args(ap, a)
-    cases = lpc.parse_cases(ap, a.cases, CASES)
-    raw = lpc.run_rounds(ap, a, cases, "ca-", lambda app, fake_dir, lib, tmp, case: run_case(
-        app, fake_dir, lib, tmp, case, a.seconds))
+    a, raw = lpc.case_rounds(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), CASES, "ca-", run_case)
     result = lpc.record_head(a, seconds=a.seconds, raw=raw)
     head = [f"{t}: {k}" for t in ("a (30 %)", "b (70 %)")
             for k in ("GPU ms", "switch-in ms", "charged ms", "switches charged ms", "switches not charged ms",

@@ -16,32 +16,16 @@ collects later, so the estimate moves less: it can make main's build pass, never
 from __future__ import annotations
 
 from .conftest import Workload, fake_only
-from .guard_runs import charged_s
+from .guard_runs import beside_idle_neighbour
 
 pytestmark = fake_only
 
-SAVE = ("launch", "kernel", "1", "10", "sleep", "200")  # credit saved; the first reference, collected ~1 ms late
-STEP = ("launchon", "0x2000", "1", "1000", "sync")
+STEP = ("launchon", "0x2000", "1", "1000", "sync")  # a 1 ms kernel, then a sync
 
 
 def test_spans_keep_their_gpu_length_when_the_reference_estimate_moves(workload: Workload,
                                                                      second_workload: Workload) -> None:
-    gpu = str(workload.tmp.parent / "gpu")
-    second_workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default")
-    workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force",
-                        HAMI_SM_PERIOD_MS="100")
-    nb = second_workload.start("ctx", "0", "launch", "kernel", "1", "10", "ready", "sleep", "5000")
-    assert nb.stdout is not None
-    while (line := nb.stdout.readline()) and line.strip() != "ready":  # it launched: on the board, then idle
-        pass
-    assert line.strip() == "ready", nb.stderr.read() if nb.stderr else ""
-    r = workload.run("ctx", "0", *SAVE, *STEP * 5, "gpu", "sleep", "100", timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert all(v == ["0"] for v in r.values("launchon")), r.lines
-    [[ran]] = r.values("gpu")
-    ran_s = int(ran) / 1e9
-    assert ran_s >= 5 * 0.001, r.lines  # the fake ran every 1 ms kernel
-    charged = charged_s(workload)
-    print(f"charged {charged * 1e3:.3f} ms of {ran_s * 1e3:.3f} ms the fake ran ({charged / ran_s:.3f} x)")
+    ran_s, charged, lines = beside_idle_neighbour(workload, second_workload, STEP * 5)
+    assert ran_s >= 5 * 0.001, lines  # the fake ran every 1 ms kernel
     # each span is a kernel's GPU time (+ its marks' few us): the whole within 3 % of what ran
     assert charged >= 0.97 * ran_s, (charged, ran_s)
