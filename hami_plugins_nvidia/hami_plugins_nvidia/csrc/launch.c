@@ -873,12 +873,65 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
     return idle;
 }
 
-/* Whether every stream of this process but q has nothing left to run (a start mark recorded then is the switch
- * into this process's context, if it waits: HAMI_SM_CHARGE_SWITCHES). */
-static int others_idle(struct dstate *ds, struct squeue *q)
+#define IDLE_ASKS 2  /* other streams' newest marks a launch asks at most (others_idle) */
+
+/* What q's queue says without a driver call: 1 = busy (launches after its last mark), 0 = idle (no mark left
+ * uncollected), -1 = its newest mark would have to be asked. */
+static int queue_says(const struct squeue *q)
 {
+    if (q->unmarked)
+        return 1;
+    return q->count ? -1 : 0;
+}
+
+/* Whether a stream's newest mark is a better one to ask than b's (others_idle): the first ask takes the newest record
+ * (the likeliest still running: the common answer, busy, costs one query); later ones first a stream a collection
+ * would not ask now (its oldest mark found not completed lately, ask_later), then the newest record. */
+static int ask_before(const struct squeue *a, const struct squeue *b, int first, int64_t now)
+{
+    int sa = a->ring[a->head].ask_at > now, sb = b->ring[b->head].ask_at > now;
+    if (!first && sa != sb)
+        return sa;
+    return a->ring[(a->head + a->count - 1) % RING].rec > b->ring[(b->head + b->count - 1) % RING].rec;
+}
+
+/* Whether every stream of this process but q has nothing left to run (a start mark recorded then is the switch
+ * into this process's context, if it waits: HAMI_SM_CHARGE_SWITCHES). Bounded (issue 18: a query ~1.5 us on the
+ * H200): it asked every other stream's newest mark, up to 31 queries on a launch that found many streams just gone
+ * idle with their marks not collected yet. Now what the queues say needs no call (queue_says); of the rest at most
+ * IDLE_ASKS newest marks are asked (ask_before); if some are still unknown, one collection
+ * (harvest) takes the completed marks it may ask, each converted once as it would have been anyway (a launch that
+ * finds the process idle collects at once, see launch_begin), and a stream left with a mark it was not asked about
+ * is taken as busy. Busy is the safe side: the launch's start mark is then not taken for the switch into this
+ * context, which is not charged (the charge errs low, as without switch charging, and never includes a switch that
+ * was not one). *harvested: whether it collected. */
+static int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *harvested)
+{
+    uint64_t asked = 0;  /* streams asked and found idle */
+    int unknown = 0;
+    for (int i = 0; i < ds->nq; i++) {
+        int says = &ds->q[i] == q ? 0 : queue_says(&ds->q[i]);
+        if (says > 0)
+            return 0;
+        unknown += says < 0;
+    }
+    for (int n = 0; n < IDLE_ASKS && unknown > 0; n++, unknown--) {
+        int pick = -1;
+        for (int i = 0; i < ds->nq; i++) {
+            const struct squeue *q2 = &ds->q[i];
+            if (q2 != q && !(asked >> i & 1) && queue_says(q2) < 0 && (pick < 0 || ask_before(q2, &ds->q[pick], !n, now)))
+                pick = i;
+        }
+        if (!stream_idle(ds, &ds->q[pick]))
+            return 0;
+        asked |= 1ULL << pick;
+    }
+    if (!unknown)
+        return 1;
+    harvest(ds);
+    *harvested = 1;
     for (int i = 0; i < ds->nq; i++)
-        if (&ds->q[i] != q && !stream_idle(ds, &ds->q[i]))
+        if (&ds->q[i] != q && !(asked >> i & 1) && queue_says(&ds->q[i]) != 0)
             return 0;
     return 1;
 }
@@ -1590,12 +1643,13 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * this launch are known (note_blocked), not merged into one endless period with the next step */
             int sidle = -1, fresh = 0;
             if (vg_cfg.sm_charge_switches != VG_SW_NEVER && ds->shared && !ds->coarse) {
+                int harvested = 0;
                 sidle = stream_idle(ds, q);
-                fresh = sidle && others_idle(ds, q);
-                if (fresh && ds->pend_since) {
+                fresh = sidle && others_idle(ds, q, now, &harvested);
+                if (fresh && ds->pend_since && !harvested)
                     harvest(ds);
+                if (harvested || (fresh && ds->pend_since))
                     ds->harvest_at = now;
-                }
             }
             if (!ds->pend_since) {
                 note_blocked(ds, asked);
