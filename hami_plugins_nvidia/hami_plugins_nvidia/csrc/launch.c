@@ -478,14 +478,14 @@ static void ask_later(const struct squeue *q, struct mark *m, int64_t now)
 }
 
 /* The streams a collection asks, in order: those whose oldest mark is due (ask_later) or known complete (mark_known:
- * its one call converts it, it cannot miss), oldest record first (the work most likely done: a GPU runs what was
- * queued first first). Returns how many (insertion sort: <= MAXQ). */
-static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ])
+ * its one call converts it, it cannot miss), every stream with a mark where all is set, oldest record first (the
+ * work most likely done: a GPU runs what was queued first first). Returns how many (insertion sort: <= MAXQ). */
+static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], int all)
 {
     int n = 0;
     for (int i = 0; i < ds->nq; i++) {
         const struct squeue *q = &ds->q[i];
-        if (!q->count || (q->ring[q->head].ask_at > now && !mark_known(q, &q->ring[q->head])))
+        if (!q->count || (!all && q->ring[q->head].ask_at > now && !mark_known(q, &q->ring[q->head])))
             continue;
         int64_t rec = q->ring[q->head].rec;
         int k = n++;
@@ -505,7 +505,16 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ])
  * for a while (ask_later). Every stream's oldest mark was asked at each collection before, and with more than 16
  * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
  * the fake libcuda (docs/results/2026-12-05-fake-stream-calls.md). */
+static void collect(struct dstate *ds, int all);
+
 void harvest(struct dstate *ds)
+{
+    collect(ds, 0);
+}
+
+/* all: ask every stream's oldest mark, due or not (others_idle: a launch that found its two newest asks idle, after
+ * a synchronize no wait here covered; still at most HARVEST_MISSES found not completed). */
+static void collect(struct dstate *ds, int all)
 {
     if (ds->stale)
         return;  /* its marks will never complete: drop_measured charges them */
@@ -516,7 +525,7 @@ void harvest(struct dstate *ds)
     int64_t now = vg_now_ns();
     int order[MAXQ], misses = 0;
     int asked_running = 0;  /* an end mark was found not completed: this process's work runs at `now` */
-    int nask = harvest_order(ds, now, order);
+    int nask = harvest_order(ds, now, order, all);
     for (int j = 0; j < nask && !ds->stale && misses < HARVEST_MISSES; j++) {
         struct squeue *q = &ds->q[order[j]];
         /* a stream's marks complete in order: when its newest has completed, so have all before it. Before there
@@ -955,7 +964,7 @@ static int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *ha
     }
     if (!unknown)
         return 1;
-    harvest(ds);
+    collect(ds, 1);  /* marks asked lately and deferred (ask_later) are asked too: most completed since (a sync) */
     *harvested = 1;
     for (int i = 0; i < ds->nq; i++)
         if (&ds->q[i] != q && !(asked >> i & 1) && queue_says(&ds->q[i]) != 0)
