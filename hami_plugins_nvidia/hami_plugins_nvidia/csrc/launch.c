@@ -2026,15 +2026,19 @@ static void wait_end(const struct wait_proof *p, CUresult r)
     struct dstate *ds = p->ds;
     if (!ds || r != CUDA_SUCCESS)
         return;
+    int proved = 0;
     pthread_mutex_lock(&ds->mu);
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
         int covered = p->scope == PROVE_ALL || (p->scope == PROVE_LEGACY ? !q->s || q->s == LEGACY_STREAM : q->s == p->s);
-        if (covered && q->known_to < p->before)
+        if (covered && q->known_to < p->before) {
+            proved |= q->count && q->ring[q->head].seq < p->before;  /* a mark left uncollected is now known */
             q->known_to = p->before;
+        }
     }
-    ST_COUNT(proofs);
     pthread_mutex_unlock(&ds->mu);
+    if (proved)
+        ST_COUNT(proofs);
 }
 
 /* A synchronize: counted (note_pacing: the host waits for its GPU), then passed on; what it proves complete is noted
