@@ -8,17 +8,35 @@ whole with a clear reason and leaves the state unchanged.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
 from hami_hal.vendor_families import MAX_ADDED_FAMILIES, added_families, with_families
 
-from .annotations import BIND_PHASE, DEVICE_CORDON, VGPU_NODE, allocation_from_pod, node_inputs, parse_node
+from .annotations import (
+    BIND_PHASE,
+    DEVICE_CORDON,
+    VGPU_NODE,
+    allocation_from_pod,
+    allocation_inputs,
+    node_inputs,
+    parse_node,
+)
 from .index import NodeIndex
 from .node_resources import NodeResources
+from .refusals import Memo, digest, one_line
+
+log = logging.getLogger("hami_scheduler.state")
+T = TypeVar("T")
+
+#: Longest refusal logged for a node or pod (an inventory refusal may quote part of a 256 KiB annotation).
+MAX_LOGGED_REFUSAL = 500
 
 FINISHED = ("Succeeded", "Failed")
 
@@ -112,6 +130,8 @@ class ClusterState:
     _static_families: dict[str, int] = field(default_factory=dict, repr=False)
     #: node -> (what parse_node read from it, the vendors it read with, the inventory): see :meth:`_parse_node`
     _parsed: dict[str, tuple[tuple, list[VendorInfo], NodeInventory]] = field(default_factory=dict, repr=False)
+    #: refused parses by the digest of what the parser read: (the objects it read them with, the refusal)
+    _refused: Memo[tuple[tuple, HalError]] = field(default_factory=Memo, repr=False)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -144,17 +164,35 @@ class ClusterState:
         """:func:`parse_node`, again only when what it reads changed. Why: every node event (a lock taken, the agent's
         handshake, a label) came here, and each decoded and checked the node's inventory again (up to 256 KiB of
         JSON); now an event whose inventory or register annotations and vendors are unchanged reuses the last parse.
-        A refused node is not remembered: it is parsed, and refused with its line, on each event as before."""
+        A refused value is refused again from memory, and logged once (:meth:`_once`)."""
         vendors = self.vendors
         inputs = node_inputs(node, vendors)
         name = inputs[0] if inputs else None
         hit = self._parsed.get(name) if isinstance(name, str) else None
         if hit is not None and hit[1] is vendors and hit[0] == inputs:
             return hit[2]
-        inv = parse_node(node, vendors)
+        inv = self._once(f"node {name}", inputs and ("node", inputs), (vendors,), lambda: parse_node(node, vendors))
         if isinstance(name, str):
             self._parsed[name] = (inputs, vendors, inv)
         return inv
+
+    def _once(self, what: str, inputs: tuple | None, using: tuple, parse: Callable[[], T]) -> T:
+        """``parse()``, unless these ``inputs`` read with these ``using`` objects (the same vendors, the same node
+        inventory) were refused before: then the same refusal again, without parsing. The refusal is logged once per
+        distinct value, in one bounded line. Why: a watch hands over a node or pod with a malformed annotation again
+        on every change of any other field, and each parsed (up to 256 KiB of JSON) and would log it again; the
+        memory is bounded (:mod:`.refusals`), so a value changed on every event costs a parse and a line each time,
+        never more memory. ``inputs`` None (an object too malformed to say) is parsed each time."""
+        key = digest(inputs) if inputs is not None else None
+        known = self._refused.get(key) if key is not None else None
+        if known is not None and all(a is b for a, b in zip(known[0], using, strict=True)):
+            raise known[1].with_traceback(None)
+        try:
+            return parse()
+        except HalError as exc:
+            if key is not None and self._refused.put(key, (using, exc)):
+                log.warning("%s refused: %s", what, one_line(str(exc), MAX_LOGGED_REFUSAL))
+            raise
 
     def upsert_node(self, node: dict) -> None:
         """Add or refresh a node; existing allocations on it are re-applied to the new devices."""
@@ -230,7 +268,9 @@ class ClusterState:
             self.pending[key] = pod
             return
         devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
-        alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
+        vendors = self.vendors
+        alloc = self._once(f"pod {key} allocation", ("pod", allocation_inputs(pod, vendors)), (vendors, entry.inventory),
+                           lambda: allocation_from_pod(pod, vendors, devices)) if entry else None
         undue = unrequested_families(alloc, pod, self.vendors) if alloc is not None else ""
         if undue:  # forged or stale: hold nothing for it (a reservation it had goes too)
             self.remove_pod(key)
