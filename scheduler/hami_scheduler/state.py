@@ -177,8 +177,8 @@ class ClusterState:
         return inv
 
     def _once(self, what: str, inputs: tuple | None, using: tuple, parse: Callable[[], T]) -> T:
-        """``parse()``, unless these ``inputs`` read with these ``using`` objects (the same vendors, the same node
-        inventory) were refused before: then the same refusal again, without parsing. The refusal is logged once per
+        """``parse()``, unless these ``inputs`` read with these ``using`` objects (the same vendors list) were refused
+        before: then the same refusal again, without parsing. The refusal is logged once per
         distinct value, in one bounded line. Why: a watch hands over a node or pod with a malformed annotation again
         on every change of any other field, and each parsed (up to 256 KiB of JSON) and would log it again; the
         memory is bounded (:mod:`.refusals`), so a value changed on every event costs a parse and a line each time,
@@ -267,10 +267,15 @@ class ClusterState:
         if node and entry is None:
             self.pending[key] = pod
             return
-        devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
-        vendors = self.vendors
-        alloc = self._once(f"pod {key} allocation", ("pod", allocation_inputs(pod, vendors)), (vendors, entry.inventory),
-                           lambda: allocation_from_pod(pod, vendors, devices)) if entry else None
+        alloc = None
+        if entry is not None:
+            devices = {d.uuid: d for d in entry.inventory.devices}
+            vendors = self.vendors
+            # what a refusal depends on: the pod's values, the node's device UUIDs (the inventory it read them from
+            # is not kept: a memo entry must not hold a node's whole inventory alive) and the vendors
+            inputs = ("pod", allocation_inputs(pod, vendors), sorted(devices))
+            alloc = self._once(f"pod {key} allocation", inputs, (vendors,),
+                               lambda: allocation_from_pod(pod, vendors, devices))
         undue = unrequested_families(alloc, pod, self.vendors) if alloc is not None else ""
         if undue:  # forged or stale: hold nothing for it (a reservation it had goes too)
             self.remove_pod(key)

@@ -1,7 +1,8 @@
 """A node event whose inventory did not change does not parse the inventory again (state.ClusterState._parse_node).
 
 Node objects change far more often than their inventories (the node lock on every bind, the agent's handshake,
-labels, status); on main every such watch event decoded and checked the whole inventory annotation again."""
+labels, status); on main every such watch event decoded and checked the whole inventory annotation again. A refused
+inventory, or a refused pod allocation, is parsed and logged once per value too (state.ClusterState._once)."""
 
 from __future__ import annotations
 
@@ -168,14 +169,18 @@ def test_a_pods_bad_allocation_is_parsed_and_logged_once_per_value_and_again_whe
     pod["metadata"]["annotations"][key] = "GPU-n1-0,NVIDIA,4096,25:;"  # a device it has: placed
     cluster.upsert_pod(pod)
     assert seen == ["p", "p"] and "default/p" in cluster.pods
-    bad = gpu_pod("q", annotations={"hami.io/vgpu-node": "n1", key: "GPU-n9-0,NVIDIA,4096,25:;"})
+    bad = gpu_pod("q", annotations={"hami.io/vgpu-node": "n1", key: "GPU-n1-5,NVIDIA,4096,25:;"})
     for _ in range(2):
         with pytest.raises(HalError):
             cluster.upsert_pod(bad)
-    cluster.upsert_node(gpu_node("n1", gpus=3))  # new devices: the refusal may no longer hold
+    assert seen == ["p", "p", "q"] and len(_refusals(caplog)) == 2
+    cluster.upsert_node(gpu_node("n1", gpus=3))  # new devices: the refusal may no longer hold, so it is read again
     with pytest.raises(HalError):
         cluster.upsert_pod(bad)
-    assert seen == ["p", "p", "q", "q"] and len(_refusals(caplog)) == 2
+    assert seen == ["p", "p", "q", "q"] and len(_refusals(caplog)) == 3
+    cluster.upsert_node(gpu_node("n1", gpus=8))  # now GPU-n1-5 is there: the same value is placed
+    cluster.upsert_pod(bad)
+    assert "default/q" in cluster.pods and seen == ["p", "p", "q", "q", "q"]
 
 
 def test_through_the_watch_an_unchanged_inventory_is_parsed_once_and_a_bad_one_skips_the_node(parses):
