@@ -200,6 +200,7 @@ class ClusterState:
         meta = node.get("metadata") or {}
         cordon = [u.strip() for u in (meta.get("annotations") or {}).get(DEVICE_CORDON, "").split(",") if u.strip()]
         with self.lock:
+            self.rejected.pop(f"node/{inv.node}", None)  # a node refused before and fixed since is not refused now
             self.learn_families(inv)
             try:
                 self.resources.set_node(inv.node, node)
@@ -227,6 +228,7 @@ class ClusterState:
 
     def remove_node(self, name: str) -> None:
         with self.lock:
+            self._forget_refusals(f"node/{name}")
             self._parsed.pop(name, None)
             entry = self.nodes.pop(name, None)
             self.index.set_node(name, None)
@@ -235,7 +237,30 @@ class ClusterState:
                 for alloc in entry.state.held():
                     self.pods.pop(alloc.key, None)
 
+    def _forget_refusals(self, key: str) -> None:
+        """Drop what ``rejected`` says about one object (``node/<name>`` or ``<ns>/<name>``) and its parts
+        (``node/<name>/families``, ``<ns>/<name>/resources``). Why: the list is current state (it is the
+        ``hami_scheduler_rejected_objects`` gauge); an object gone from the API is refused no more, and a list that
+        kept every deleted object's refusal would grow with each bad object created and deleted."""
+        for k in [k for k in self.rejected if k == key or k.startswith(f"{key}/")]:
+            del self.rejected[k]
+
+    def forget_absent(self, nodes: set[str], pods: set[str]) -> None:
+        """After a re-list: drop the refusals of the nodes and pods (``<ns>/<name>``) the API no longer lists."""
+        with self.lock:
+            for k in list(self.rejected):
+                parts = k.split("/")
+                gone = parts[1] not in nodes if parts[0] == "node" else "/".join(parts[:2]) not in pods
+                if gone:
+                    del self.rejected[k]
+
     # -- pods --------------------------------------------------------------------------------
+
+    def forget_pod(self, key: str) -> None:
+        """The pod was deleted: drop its allocation and what ``rejected`` says about it."""
+        with self.lock:
+            self.remove_pod(key)
+            self._forget_refusals(key)
 
     def upsert_pod(self, pod: dict) -> None:
         """Record (or drop, when finished/unallocated) the allocation a pod's annotations carry."""
@@ -295,6 +320,7 @@ class ClusterState:
         if current is not None:
             self.remove_pod(key)
         if alloc is None:
+            self.rejected.pop(key, None)  # no allocation, nothing refused (a bad one removed since)
             return
         try:
             entry.state.commit(alloc)
