@@ -184,8 +184,9 @@ def hami_hal_admit_request(request: ResourceRequest, annotations: dict[str, str]
     installed). The webhook writes a count this raises (at most doubled) into the container's limit and request,
     so the kubelet asks for the devices the scheduler assigns; a refusal refuses the pod at creation. At Filter
     the scheduler places the counts the pod carries: a pod whose count this still changes there skipped the
-    webhook, and every node refuses it with one line (the family's ``register_partition.whole_count_multiple``
-    says why, where it explains the change).
+    webhook, and every node refuses it with one short line (the family's ``register_partition.whole_count_multiple``
+    says why, where it explains the change); a refusal there refuses every node with its first line. Both depend
+    on the pod alone: kube-scheduler is told no node, and no preemption, can help (FailedAndUnresolvableNodes).
 
     :param request: the request as parsed from the pod's resources and annotations.
     :param annotations: the pod's annotations.

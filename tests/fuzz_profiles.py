@@ -19,3 +19,6 @@ settings.register_profile("fuzz-long", max_examples=5000, deadline=None,
 FUZZ = settings(settings.get_profile(os.environ.get("HAMI_FUZZ_PROFILE", "fuzz-ci")))
 #: for targets that cost tens of milliseconds per example (full HTTP + API round trips)
 FUZZ_SLOW = settings(FUZZ, max_examples=15 if os.environ.get("HAMI_FUZZ_PROFILE", "fuzz-ci") == "fuzz-ci" else 500)
+#: for cheap property targets that need many examples to meet rare cases (a few ms each): 300 in ``make test``
+#: (a few seconds), the long profile's count on demand
+FUZZ_MANY = settings(FUZZ, max_examples=300 if os.environ.get("HAMI_FUZZ_PROFILE", "fuzz-ci") == "fuzz-ci" else 5000)

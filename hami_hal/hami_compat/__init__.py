@@ -14,6 +14,7 @@ from .allocation import (
     AllocatedDevice,
     allocation_annotations,
     allocation_from_pod,
+    allocation_inputs,
     decode_allocation,
     encode_allocation,
 )
@@ -52,9 +53,9 @@ from .register import (
 __all__ = [
     "BIND_PHASE", "BIND_TIME", "DEVICE_CORDON", "HAL_INVENTORY", "NODE_LOCK", "NODE_POLICY", "PLACED_REQUEST",
     "VGPU_NODE", "VGPU_TIME", "AllocatedDevice", "Handshake", "NodeLock", "RegisteredDevice", "allocation_annotations",
-    "allocation_from_pod", "allocation_keys", "decode_allocation", "decode_handshake", "decode_lock",
-    "decode_placed", "decode_register", "encode_allocation", "encode_handshake", "encode_lock", "encode_placed",
-    "encode_register_csv", "encode_register_json", "families_by_key", "from_device", "family_keys",
+    "allocation_from_pod", "allocation_inputs", "allocation_keys", "decode_allocation", "decode_handshake",
+    "decode_lock", "decode_placed", "decode_register", "encode_allocation", "encode_handshake", "encode_lock",
+    "encode_placed", "encode_register_csv", "encode_register_json", "families_by_key", "from_device", "family_keys",
     "family_request_keys", "request_changes", "request_pod_keys", "model_from_type", "node_inputs", "parse_node",
     "parse_node_devices", "to_device",
 ]

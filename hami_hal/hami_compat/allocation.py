@@ -114,6 +114,17 @@ def _attributes(family, anns: dict) -> dict[str, str]:
         return {}  # validated when the pod was placed; a later edit does not unplace it
 
 
+def allocation_inputs(pod: dict, vendors: list[VendorInfo]) -> tuple:
+    """What a refusal by :func:`allocation_from_pod` depends on, beside the vendors and the node's devices: the pod,
+    its node and its families' ``allocated`` annotations. Why: a pod is handed over again on every change of its
+    status, and an allocation it refused for these values stays refused while they and the devices are unchanged."""
+    meta = pod.get("metadata") or {}
+    anns = meta.get("annotations") or {}
+    node = anns.get(VGPU_NODE) or (pod.get("spec") or {}).get("nodeName")
+    return (meta.get("namespace"), meta.get("name"), node,
+            *((key, anns.get(key)) for key in families_by_key(vendors, "allocated")))
+
+
 def allocation_from_pod(pod: dict, vendors: list[VendorInfo], devices: dict[str, Device]) -> PodAllocation | None:
     """The allocation a pod records in its families' ``allocated`` annotations, or None if it has none."""
     meta = pod.get("metadata") or {}

@@ -40,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--api-server", metavar="URL", help="Kubernetes API URL without auth (kubectl proxy, tests); "
                                                        "default: in-cluster config, else --kubeconfig")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    p.add_argument("--metrics-port", type=int, default=9394, help="exporter port, 0 = off (default 9394, HAMi's)")
+    port = p.add_mutually_exclusive_group()
+    port.add_argument("--metrics-port", type=int, default=9394, help="exporter port, 0 = off (default 9394, HAMi's)")
+    port.add_argument("--metrics-any-port", action="store_true",
+                      help="exporter on a free port the system picks, named in the 'serving ... on' log line "
+                           "(tests, several agents on one host)")
     p.add_argument("--metrics-addr", default="0.0.0.0", help="exporter bind address (default 0.0.0.0)")
     p.add_argument("--legacy-metrics", action="store_true",
                    help="also serve HAMi's legacy metric names (HAMi <= v2.8), as HAMi's switch of the same name")
@@ -125,18 +129,19 @@ def run(args: argparse.Namespace) -> int:
         log.info("plugin settings from --device-config: %s", summary(settings))
     if args.once:
         return 0 if agent.publish_node() else 1
-    if args.metrics_port:
+    if args.metrics_port or args.metrics_any_port:
         from prometheus_client import CollectorRegistry, start_http_server
 
         registry = CollectorRegistry()
         for c in agent.collectors(legacy=args.legacy_metrics):
             registry.register(c)
+        asked = 0 if args.metrics_any_port else args.metrics_port
         try:
-            start_http_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
+            httpd, _ = start_http_server(asked, addr=args.metrics_addr, registry=registry)
         except OSError as exc:
-            raise InputError("--metrics-port", args.metrics_port,
+            raise InputError("--metrics-port", asked,
                              f"cannot listen on {args.metrics_addr} ({exc.strerror or exc})") from None
-        log.info("serving HAMi node-monitor metrics on http://%s:%d/metrics", args.metrics_addr, args.metrics_port)
+        log.info("serving HAMi node-monitor metrics on http://%s:%d/metrics", args.metrics_addr, httpd.server_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

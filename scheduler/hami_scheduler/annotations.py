@@ -18,6 +18,7 @@ from hami_hal.hami_compat import (
     VGPU_TIME,
     allocation_annotations,
     allocation_from_pod,
+    allocation_inputs,
     allocation_keys,
     decode_allocation,
     encode_allocation,
@@ -30,6 +31,6 @@ from hami_hal.hami_compat import (
 
 __all__ = [
     "BIND_PHASE", "BIND_TIME", "DEVICE_CORDON", "HAL_INVENTORY", "NODE_LOCK", "NODE_POLICY", "PLACED_REQUEST",
-    "VGPU_NODE", "VGPU_TIME", "allocation_annotations", "allocation_from_pod", "allocation_keys", "decode_allocation",
-    "encode_allocation", "encode_placed", "node_inputs", "parse_node", "parse_node_devices", "request_pod_keys",
+    "VGPU_NODE", "VGPU_TIME", "allocation_annotations", "allocation_from_pod", "allocation_inputs", "allocation_keys",
+    "decode_allocation", "encode_allocation", "encode_placed", "node_inputs", "parse_node", "parse_node_devices", "request_pod_keys",
 ]

@@ -137,7 +137,7 @@ class EventingExtender:
             return out
         offered = ci(args, "NodeNames")
         if out.error or not out.node_names:
-            self.recorder.record(ns, pod, uid, "Warning", "FilteringFailed", failed_message(out.failed, out.error))
+            self.recorder.record(ns, pod, uid, "Warning", "FilteringFailed", failed_message(out.refused(), out.error))
         elif out.allocation is not None:
             fit = len(offered) - len(out.failed) if isinstance(offered, list) else len(out.node_names)
             self.recorder.record(ns, pod, uid, "Normal", "FilteringSucceed",

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from .kube import describe
 from .live_workload import SeedMix, WorkloadFeed
 from .node_resources import pod_requests
 from .policies import NodeView, PodShape, make_policy
+from .refusals import Memo, one_line
 from .state import ClusterState, is_claim, unrequested_families
 from .webhook_counts import unwritten_count
 
@@ -133,9 +134,22 @@ def pod_shape(req: PodRequest, state, cpu: int = 0, mem: int = 0, types: tuple[s
     return PodShape(cpu, mem, num, milli, types)
 
 
-class SkippedAdmission(HalError):
-    """The vendors' admission changes a count the pod carries: it skipped the webhook, and no node can take it
-    (the kubelet asks for the pod's count; :func:`.webhook_counts.unwritten_count` says why, in one line)."""
+#: Longest reason an admission refusal gives each node at Filter (kube-scheduler repeats it in FailedScheduling);
+#: the full text goes to this extender's log, once per pod and text.
+MAX_REFUSAL_REASON = 160
+#: Longest full text logged (a plugin's admission line is its own; the log stays one bounded line per refusal).
+MAX_LOGGED_REFUSAL = 1000
+
+
+class AdmissionRefused(HalError):
+    """The vendors' admission refuses the pod, or changes a count it carries (it skipped the webhook: the kubelet
+    asks for the pod's count; :func:`.webhook_counts.unwritten_count` says why). It depends on the pod alone, so no
+    node can take it and preempting pods cannot help: Filter answers every node in FailedAndUnresolvableNodes.
+    ``str()`` is the short line each node gets; ``detail`` is the full text, for the log."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.detail = one_line(detail or reason, MAX_LOGGED_REFUSAL)
+        super().__init__(one_line(reason, MAX_REFUSAL_REASON))
 
 
 @dataclass
@@ -144,6 +158,12 @@ class FilterOutcome:
     failed: dict[str, str]
     error: str = ""
     allocation: PodAllocation | None = None
+    #: nodes no change in the cluster can make fit (kube-scheduler's FailedAndUnresolvableNodes)
+    unresolvable: dict[str, str] = field(default_factory=dict)
+
+    def refused(self) -> dict[str, str]:
+        """Every node's reason, unresolvable ones winning (kube-scheduler's rule for the two maps)."""
+        return {**self.failed, **self.unresolvable}
 
 
 class Extender:
@@ -169,6 +189,7 @@ class Extender:
         self._bind_locks_guard = threading.Lock()
         self.bind_wait_s = 10.0
         self._rows_cache: tuple | None = None
+        self._refusals_logged: Memo[bool] = Memo()
         self._feed: WorkloadFeed | None = None
         if policy not in ("binpack", "spread"):
             self._policy = make_policy(policy)
@@ -182,21 +203,33 @@ class Extender:
     # -- filter ------------------------------------------------------------------------------
 
     def parse(self, pod: dict) -> PodRequest:
-        """The pod's requests as the vendors' admission leaves them; raises :class:`SkippedAdmission` when it would
-        change a count (what the webhook writes into the pod is placed, never what only the scheduler knows)."""
+        """The pod's requests as the vendors' admission leaves them; raises :class:`AdmissionRefused` when the
+        admission refuses a request or would change a count (what the webhook writes into the pod is placed, never
+        what only the scheduler knows)."""
         if not isinstance(pod, dict):
             raise InputError("Pod", pod, "must be an object")
         vendors = self.cluster.vendors  # one list for the parse and the reason (the watch may replace it meanwhile)
         parsed = parse_pod_detailed(pod, vendors)
         if self.admit is None:
             return parsed.request
-        admitted = admit_parsed(parsed, self.admit)
+        try:
+            admitted = admit_parsed(parsed, self.admit)
+        except HalError as exc:  # the plugin's line names the field and the value (parser._admitted)
+            raise AdmissionRefused(str(exc)) from None
         skipped = unwritten_count(parsed, admitted, vendors)
         if skipped:
-            raise SkippedAdmission(skipped)
+            raise AdmissionRefused(*skipped)
         for (pos, j), (_, _, after) in zip(parsed.fields, admitted, strict=True):
             parsed.request.containers[pos].requests[j] = after
         return parsed.request
+
+    def _log_refusal(self, pod: dict, exc: AdmissionRefused) -> None:
+        """The full text of an admission refusal, logged once per pod and text (kube-scheduler asks again after each
+        backoff; the memo is bounded, so a pod evicted from it is logged again)."""
+        meta = pod.get("metadata") or {}
+        who = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+        if self._refusals_logged.put((who, meta.get("uid"), exc.detail), True):
+            log.warning("filter %s: refused on every node (preemption cannot help): %s", who, exc.detail)
 
     def api_pod(self, body_pod: object) -> dict:
         """The pod the request names, as the API server holds it (the body's copy is not trusted).
@@ -324,8 +357,9 @@ class Extender:
             pod = self.api_pod(ci(args, "Pod"))
             req = self.parse(pod)
             pod_res = pod_requests(pod)
-        except SkippedAdmission as exc:  # every node refuses it, for one reason: the pod stays Pending with it
-            return FilterOutcome([], dict.fromkeys(map(str, names), str(exc)))
+        except AdmissionRefused as exc:  # the pod alone decides: no node, now or after a preemption, can take it
+            self._log_refusal(pod, exc)
+            return FilterOutcome([], {}, unresolvable=dict.fromkeys(map(str, names), str(exc)))
         except HalError as exc:
             return FilterOutcome([], {}, str(exc))
         if not req.has_devices:

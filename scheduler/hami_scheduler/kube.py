@@ -243,7 +243,8 @@ def sync(kube: Kube, cluster) -> tuple[str, str]:
     present = {f"{(p.get('metadata') or {}).get('namespace', 'default')}/{(p.get('metadata') or {}).get('name')}"
                for p in pods.get("items") or []}
     for key in (set(cluster.pods) | set(cluster.pending)) - present:
-        cluster.remove_pod(key)
+        cluster.forget_pod(key)
+    cluster.forget_absent({n for n in listed if isinstance(n, str)}, present)
     for p in pods.get("items") or []:
         try:
             cluster.upsert_pod(p)
@@ -314,7 +315,7 @@ class Watcher:
     def _on_pod(self, kind: str, obj: dict) -> None:
         m = obj["metadata"]
         if kind == "DELETED":
-            self.cluster.remove_pod(f"{m.get('namespace', 'default')}/{m['name']}")
+            self.cluster.forget_pod(f"{m.get('namespace', 'default')}/{m['name']}")
         else:
             self.cluster.upsert_pod(obj)
 

@@ -221,9 +221,10 @@ class LeaderGate:
         if out is None:
             return FilterOutcome([], {}, self._refusal())
         names = ci(out, "NodeNames") or []
-        failed = ci(out, "FailedNodes") or {}
+        failed, unresolvable = (ci(out, k) or {} for k in ("FailedNodes", "FailedAndUnresolvableNodes"))
         return FilterOutcome(list(names) if isinstance(names, list) else [],
-                             dict(failed) if isinstance(failed, dict) else {}, str(ci(out, "Error") or ""))
+                             dict(failed) if isinstance(failed, dict) else {}, str(ci(out, "Error") or ""),
+                             unresolvable=dict(unresolvable) if isinstance(unresolvable, dict) else {})
 
     def bind(self, args: dict) -> str:
         if self.elector.is_leader():

@@ -254,7 +254,7 @@ class ExtenderServer:
                 if verb == "filter":
                     out = ext.filter(args)
                     return ({"Nodes": None, "NodeNames": out.node_names, "FailedNodes": out.failed,
-                             "FailedAndUnresolvableNodes": {}, "Error": out.error},
+                             "FailedAndUnresolvableNodes": out.unresolvable, "Error": out.error},
                             "error" if out.error else ("fit" if out.node_names else "unfit"))
                 if verb == "prioritize":
                     return ext.prioritize(args), "ok"

@@ -8,17 +8,35 @@ whole with a clear reason and leaves the state unchanged.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from hami_hal.engine import NodeState
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
 from hami_hal.vendor_families import MAX_ADDED_FAMILIES, added_families, with_families
 
-from .annotations import BIND_PHASE, DEVICE_CORDON, VGPU_NODE, allocation_from_pod, node_inputs, parse_node
+from .annotations import (
+    BIND_PHASE,
+    DEVICE_CORDON,
+    VGPU_NODE,
+    allocation_from_pod,
+    allocation_inputs,
+    node_inputs,
+    parse_node,
+)
 from .index import NodeIndex
 from .node_resources import NodeResources
+from .refusals import Memo, digest, one_line
+
+log = logging.getLogger("hami_scheduler.state")
+T = TypeVar("T")
+
+#: Longest refusal logged for a node or pod (an inventory refusal may quote part of a 256 KiB annotation).
+MAX_LOGGED_REFUSAL = 500
 
 FINISHED = ("Succeeded", "Failed")
 
@@ -112,6 +130,8 @@ class ClusterState:
     _static_families: dict[str, int] = field(default_factory=dict, repr=False)
     #: node -> (what parse_node read from it, the vendors it read with, the inventory): see :meth:`_parse_node`
     _parsed: dict[str, tuple[tuple, list[VendorInfo], NodeInventory]] = field(default_factory=dict, repr=False)
+    #: refused parses by the digest of what the parser read: (the objects it read them with, the refusal)
+    _refused: Memo[tuple[tuple, HalError]] = field(default_factory=Memo, repr=False)
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -144,17 +164,35 @@ class ClusterState:
         """:func:`parse_node`, again only when what it reads changed. Why: every node event (a lock taken, the agent's
         handshake, a label) came here, and each decoded and checked the node's inventory again (up to 256 KiB of
         JSON); now an event whose inventory or register annotations and vendors are unchanged reuses the last parse.
-        A refused node is not remembered: it is parsed, and refused with its line, on each event as before."""
+        A refused value is refused again from memory, and logged once (:meth:`_once`)."""
         vendors = self.vendors
         inputs = node_inputs(node, vendors)
         name = inputs[0] if inputs else None
         hit = self._parsed.get(name) if isinstance(name, str) else None
         if hit is not None and hit[1] is vendors and hit[0] == inputs:
             return hit[2]
-        inv = parse_node(node, vendors)
+        inv = self._once(f"node {name}", inputs and ("node", inputs), (vendors,), lambda: parse_node(node, vendors))
         if isinstance(name, str):
             self._parsed[name] = (inputs, vendors, inv)
         return inv
+
+    def _once(self, what: str, inputs: tuple | None, using: tuple, parse: Callable[[], T]) -> T:
+        """``parse()``, unless these ``inputs`` read with these ``using`` objects (the same vendors list) were refused
+        before: then the same refusal again, without parsing. The refusal is logged once per
+        distinct value, in one bounded line. Why: a watch hands over a node or pod with a malformed annotation again
+        on every change of any other field, and each parsed (up to 256 KiB of JSON) and would log it again; the
+        memory is bounded (:mod:`.refusals`), so a value changed on every event costs a parse and a line each time,
+        never more memory. ``inputs`` None (an object too malformed to say) is parsed each time."""
+        key = digest(inputs) if inputs is not None else None
+        known = self._refused.get(key) if key is not None else None
+        if known is not None and all(a is b for a, b in zip(known[0], using, strict=True)):
+            raise known[1].with_traceback(None)
+        try:
+            return parse()
+        except HalError as exc:
+            if key is not None and self._refused.put(key, (using, exc)):
+                log.warning("%s refused: %s", what, one_line(str(exc), MAX_LOGGED_REFUSAL))
+            raise
 
     def upsert_node(self, node: dict) -> None:
         """Add or refresh a node; existing allocations on it are re-applied to the new devices."""
@@ -162,6 +200,7 @@ class ClusterState:
         meta = node.get("metadata") or {}
         cordon = [u.strip() for u in (meta.get("annotations") or {}).get(DEVICE_CORDON, "").split(",") if u.strip()]
         with self.lock:
+            self.rejected.pop(f"node/{inv.node}", None)  # a node refused before and fixed since is not refused now
             self.learn_families(inv)
             try:
                 self.resources.set_node(inv.node, node)
@@ -189,6 +228,7 @@ class ClusterState:
 
     def remove_node(self, name: str) -> None:
         with self.lock:
+            self._forget_refusals(f"node/{name}")
             self._parsed.pop(name, None)
             entry = self.nodes.pop(name, None)
             self.index.set_node(name, None)
@@ -197,7 +237,30 @@ class ClusterState:
                 for alloc in entry.state.held():
                     self.pods.pop(alloc.key, None)
 
+    def _forget_refusals(self, key: str) -> None:
+        """Drop what ``rejected`` says about one object (``node/<name>`` or ``<ns>/<name>``) and its parts
+        (``node/<name>/families``, ``<ns>/<name>/resources``). Why: the list is current state (it is the
+        ``hami_scheduler_rejected_objects`` gauge); an object gone from the API is refused no more, and a list that
+        kept every deleted object's refusal would grow with each bad object created and deleted."""
+        for k in [k for k in self.rejected if k == key or k.startswith(f"{key}/")]:
+            del self.rejected[k]
+
+    def forget_absent(self, nodes: set[str], pods: set[str]) -> None:
+        """After a re-list: drop the refusals of the nodes and pods (``<ns>/<name>``) the API no longer lists."""
+        with self.lock:
+            for k in list(self.rejected):
+                parts = k.split("/")
+                gone = parts[1] not in nodes if parts[0] == "node" else "/".join(parts[:2]) not in pods
+                if gone:
+                    del self.rejected[k]
+
     # -- pods --------------------------------------------------------------------------------
+
+    def forget_pod(self, key: str) -> None:
+        """The pod was deleted: drop its allocation and what ``rejected`` says about it."""
+        with self.lock:
+            self.remove_pod(key)
+            self._forget_refusals(key)
 
     def upsert_pod(self, pod: dict) -> None:
         """Record (or drop, when finished/unallocated) the allocation a pod's annotations carry."""
@@ -229,8 +292,15 @@ class ClusterState:
         if node and entry is None:
             self.pending[key] = pod
             return
-        devices = {d.uuid: d for d in entry.inventory.devices} if entry else {}
-        alloc = allocation_from_pod(pod, self.vendors, devices) if entry else None
+        alloc = None
+        if entry is not None:
+            devices = {d.uuid: d for d in entry.inventory.devices}
+            vendors = self.vendors
+            # what a refusal depends on: the pod's values, the node's device UUIDs (the inventory it read them from
+            # is not kept: a memo entry must not hold a node's whole inventory alive) and the vendors
+            inputs = ("pod", allocation_inputs(pod, vendors), sorted(devices))
+            alloc = self._once(f"pod {key} allocation", inputs, (vendors,),
+                               lambda: allocation_from_pod(pod, vendors, devices))
         undue = unrequested_families(alloc, pod, self.vendors) if alloc is not None else ""
         if undue:  # forged or stale: hold nothing for it (a reservation it had goes too)
             self.remove_pod(key)
@@ -250,6 +320,7 @@ class ClusterState:
         if current is not None:
             self.remove_pod(key)
         if alloc is None:
+            self.rejected.pop(key, None)  # no allocation, nothing refused (a bad one removed since)
             return
         try:
             entry.state.commit(alloc)

@@ -74,25 +74,31 @@ def raise_counts(parsed: ParsedPod, spec: dict, vendors: list[VendorInfo], admit
 
 
 def unwritten_count(parsed: ParsedPod, admitted: list[tuple[RequestFields, ResourceRequest, ResourceRequest]],
-                    vendors: list[VendorInfo]) -> str | None:
-    """At Filter: the one line that refuses every node for a pod whose count the admission changes (``admitted``
-    from :func:`admit_parsed` over ``parsed``), i.e. a pod that skipped the webhook; None when every count stands."""
+                    vendors: list[VendorInfo]) -> tuple[str, str] | None:
+    """At Filter: why no node can take a pod whose count the admission changes (``admitted`` from
+    :func:`admit_parsed` over ``parsed``), i.e. a pod that skipped the webhook, as (the short line kube-scheduler
+    shows for every node, the full line with what to do); None when every count stands."""
     families = {(v.name, f.common_word): f for v in vendors for f in v.resources}
     for (pos, _), (_, before, after) in zip(parsed.fields, admitted, strict=True):
         if after.count == before.count:
             continue
         fam = families[(after.vendor, after.common_word)]
-        why = f"{fam.count}: {before.count} {_changed(fam, before, after.count)}; {SKIPPED.format(count=after.count)}"
-        return pod_reason(parsed.request.containers[pos].name, why)
+        brief, why = _changed(fam, before, after.count)
+        ctr = parsed.request.containers[pos].name
+        return (pod_reason(ctr, f"{fam.count}: {before.count} skipped admission, which {brief}"),
+                pod_reason(ctr, f"{fam.count}: {before.count} {why}; {SKIPPED.format(count=after.count)}"))
     return None
 
 
-def _changed(fam: ResourceFamily, before: ResourceRequest, count: int) -> str:
-    """Why the admission changed ``before.count`` to ``count``, from the family's data where it says."""
+def _changed(fam: ResourceFamily, before: ResourceRequest, count: int) -> tuple[str, str]:
+    """Why the admission changed ``before.count`` to ``count``, from the family's data where it says: (in a few
+    words, in full)."""
     multiple = fam.register_partition.whole_count_multiple if fam.register_partition else 1
     whole = before.takes_whole_devices or (not before.memory_mib and before.memory_percent in (None, 100))
     if whole and multiple > 1 and before.count % multiple and not count % multiple:
-        return (f"whole device(s), but {fam.common_word} whole devices go in multiples of {multiple}: the admission "
+        return (f"raises it to {count} (whole devices go in multiples of {multiple})",
+                f"whole device(s), but {fam.common_word} whole devices go in multiples of {multiple}: the admission "
                 f"webhook raises the count to {count} and writes it into the pod")
     verb = "raises" if count > before.count else "changes"
-    return f"device(s), but the admission webhook {verb} the count to {count} and writes it into the pod"
+    return (f"{verb} it to {count}",
+            f"device(s), but the admission webhook {verb} the count to {count} and writes it into the pod")

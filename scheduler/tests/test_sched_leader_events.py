@@ -6,6 +6,8 @@ The Lease election itself runs against a real kube-apiserver in tests/e2e/test_e
 from __future__ import annotations
 
 import argparse
+import json
+import urllib.request
 
 import pytest
 from hami_scheduler.events import EventingExtender, failed_message
@@ -13,7 +15,7 @@ from hami_scheduler.leader import LeaderGate, LeaseElector, with_leader_election
 from hami_scheduler.server import ExtenderServer
 from sched_testing import gpu_node, gpu_pod, start_stack
 
-from hami_hal.errors import InputError
+from hami_hal.errors import HalError, InputError
 
 
 class StubElector:
@@ -69,6 +71,34 @@ def test_follower_forwards_to_the_leader_and_returns_its_answer(stack):
         assert "default/fwd" in stack.cluster.pods  # the leader reserved it
         assert follower.bind({"PodName": "fwd", "PodNamespace": "default", "Node": out.node_names[0]}) == ""
         assert stack.api.pods[("default", "fwd")]["spec"]["nodeName"] == out.node_names[0]
+    finally:
+        leader.stop()
+
+
+def test_an_admission_refusal_is_unresolvable_over_http_through_a_follower_and_in_the_event(stack):
+    """The wire answer carries the refusal in FailedAndUnresolvableNodes (kube-scheduler then neither retries it as an
+    extender error nor preempts for it), a follower passes that map on, and the pod's event names it per node."""
+    def refuse(req, anns):
+        raise HalError("is refused by this cluster's policy")
+
+    stack.extender.admit = refuse
+    pod = stack.api.add_pod(gpu_pod("no", mem=1024))
+    leader = ExtenderServer(LeaderGate(stack.extender, StubElector(True)), ready=lambda: True).start()
+    try:
+        req = urllib.request.Request(f"{leader.url}/filter", data=json.dumps(filter_args(pod)).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            body = json.loads(resp.read())
+        why = body["FailedAndUnresolvableNodes"]["n1"]
+        assert why.startswith("spec.containers[0].resources.limits") and why.endswith("is refused by this cluster's policy")
+        assert body["FailedAndUnresolvableNodes"] == {"n1": why, "n2": why}
+        assert body["FailedNodes"] == {} and body["Error"] == "" and body["NodeNames"] == []
+        rec = StubRecorder()
+        out = EventingExtender(LeaderGate(stack.extender, StubElector(False, leader_url=leader.url)), rec).filter(
+            filter_args(pod))
+        assert out.unresolvable == {"n1": why, "n2": why} and out.failed == {} and out.error == ""
+        assert rec.events == [("default", "no", "Warning", "FilteringFailed", f"2 nodes {why}(n1, n2)")]
+        assert stack.cluster.pods == {}
     finally:
         leader.stop()
 

@@ -4,8 +4,9 @@ the engine, and a node it rejects carries the engine's own reason text."""
 from __future__ import annotations
 
 import numpy as np
+from fuzz_profiles import FUZZ_MANY
 from hami_scheduler.index import NodeIndex
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from hami_hal.engine import NodeState
@@ -68,7 +69,7 @@ def nodes(draw, name: str) -> NodeState:
     return state
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ_MANY  # 300 examples in make test; HAMI_FUZZ_PROFILE=fuzz-long runs 5,000
 @given(st.lists(st.integers(), min_size=0, max_size=0), st.data())
 def test_prefilter_never_stricter_than_engine_and_same_reason(_, data):
     states = [data.draw(nodes(f"n{i}")) for i in range(3)]

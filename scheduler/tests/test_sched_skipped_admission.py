@@ -9,10 +9,13 @@ already wrote (2), a vNPU of one die (``-memory``) and an odd count the admissio
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from hami_scheduler.extender import Extender
+from hami_scheduler.extender import MAX_REFUSAL_REASON, Extender
 from hami_scheduler.state import ClusterState
 
+from hami_hal.errors import HalError
 from hami_hal.hami_compat import HAL_INVENTORY
 from hami_hal.manager import Hal
 from hami_hal.testing.helpers import sim_inventory
@@ -21,9 +24,11 @@ pytest.importorskip("hami_plugins_ascend.plugin", exc_type=ImportError)
 
 C = "huawei.com/Ascend910C"
 NODES = ["npu-a", "npu-b"]
-SKIPPED = (f"container main: {C}: 1 whole device(s), but Ascend910C whole devices go in multiples of 2: the admission "
-           "webhook raises the count to 2 and writes it into the pod; this pod skipped admission (the opt-out label "
-           "hami.io/webhook=ignore, or the webhook was unavailable): recreate it through the webhook, or ask for 2")
+SKIPPED = f"container main: {C}: 1 skipped admission, which raises it to 2 (whole devices go in multiples of 2)"
+LOGGED = (f"container main: {C}: 1 whole device(s), but Ascend910C whole devices go in multiples of 2: the admission "
+          "webhook raises the count to 2 and writes it into the pod; this pod skipped admission (the opt-out label "
+          "hami.io/webhook=ignore, or the webhook was unavailable): recreate it through the webhook, or ask for 2")
+ODD = f"{C}: 3 must be 1 or even on a superPod chip (whole cards come in die pairs)"
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +60,30 @@ def _reserved(ext: Extender) -> int:
     return len(ext.cluster.pods)
 
 
-def test_a_910c_count_of_one_that_skipped_the_webhook_is_refused_on_every_node_with_one_line(ext):
+def test_a_910c_count_of_one_that_skipped_the_webhook_is_unresolvable_on_every_node_with_one_short_line(ext):
+    """The pod alone decides, so preempting pods cannot help: every node goes in FailedAndUnresolvableNodes, none
+    in FailedNodes, no Error (kube-scheduler would retry an error with backoff)."""
     out = ext.filter({"Pod": _pod("skipped", {C: "1"}), "NodeNames": NODES})
     assert out.node_names == [] and out.error == "" and out.allocation is None
-    assert out.failed == {n: SKIPPED for n in NODES}
-    assert "\n" not in SKIPPED
+    assert out.unresolvable == {n: SKIPPED for n in NODES} and out.failed == {}
+    assert "\n" not in SKIPPED and len(SKIPPED) <= MAX_REFUSAL_REASON
     assert _reserved(ext) == 0  # nothing assigned, nothing to bind
 
 
 def test_the_refusal_names_an_unknown_node_too(ext):
     out = ext.filter({"Pod": _pod("skipped", {C: "1"}), "NodeNames": ["npu-a", "gone"]})
-    assert out.failed == {"npu-a": SKIPPED, "gone": SKIPPED}
+    assert out.unresolvable == {"npu-a": SKIPPED, "gone": SKIPPED}
+
+
+@pytest.mark.parametrize(("count", "short", "full"), [("1", SKIPPED, LOGGED), ("3", ODD, ODD)])
+def test_the_full_text_is_logged_once_per_pod_not_per_node_or_retry(ext, caplog, count, short, full):
+    caplog.set_level(logging.WARNING, logger="hami_scheduler.extender")
+    for _ in range(5):  # kube-scheduler asks again after each backoff
+        out = ext.filter({"Pod": _pod("p", {C: count}), "NodeNames": NODES})
+        assert out.unresolvable == {n: short for n in NODES}
+    ext.filter({"Pod": _pod("q", {C: count}), "NodeNames": NODES})
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"filter default/{p}: refused on every node (preemption cannot help): {full}" for p in "pq"]
 
 
 def test_a_count_the_webhook_wrote_is_placed_as_a_die_pair(ext):
@@ -76,11 +94,30 @@ def test_a_count_the_webhook_wrote_is_placed_as_a_die_pair(ext):
     assert len({by_uuid[s.uuid].attributes["die_pair"] for s in ctr.slices}) == 1 and len(ctr.slices) == 2
 
 
-def test_an_odd_count_is_refused_with_the_admissions_line_and_nothing_is_reserved(ext):
+def test_an_odd_count_is_unresolvable_with_the_admissions_line_not_an_error_and_nothing_is_reserved(ext):
     out = ext.filter({"Pod": _pod("odd", {C: "3"}), "NodeNames": NODES})
-    assert out.node_names == [] and out.allocation is None
-    assert out.error == f"{C}: 3 must be 1 or even on a superPod chip (whole cards come in die pairs)"
+    assert out.node_names == [] and out.allocation is None and out.error == "" and out.failed == {}
+    assert out.unresolvable == {n: ODD for n in NODES}
     assert _reserved(ext) == 0
+
+
+def test_any_admission_refusal_is_unresolvable_in_one_bounded_line(hal, caplog):
+    """Not only the Ascend rule: whatever a plugin's admission refuses, in however many words, is cut to one line of
+    at most MAX_REFUSAL_REASON characters per node; the log has the first line in full."""
+    def refuse(req, anns):
+        raise HalError("x" * 400 + "\nsecond line")
+
+    ext = _extender(hal, refuse, ["npu-a"])
+    out = ext.filter({"Pod": _pod("p", {C: "2"}), "NodeNames": ["npu-a"]})
+    (why,) = out.unresolvable.values()
+    assert out.error == "" and why.startswith(f'spec.containers[0].resources.limits["{C}"]: 2 xxx')
+    assert why.endswith("...") and len(why) == MAX_REFUSAL_REASON and "second" not in why
+    assert "x" * 400 in caplog.text and "second" not in caplog.text
+
+
+def test_a_malformed_pod_is_still_an_error_not_an_admission_refusal(ext):
+    out = ext.filter({"Pod": _pod("bad", {C: "many"}), "NodeNames": NODES})
+    assert out.error and out.unresolvable == {} and out.failed == {}
 
 
 def test_a_one_die_vnpu_keeps_its_count_and_is_placed(ext):
@@ -92,7 +129,7 @@ def test_a_memory_request_a_node_rounds_to_a_whole_card_is_still_refused_per_nod
     """``-memory`` above every template: the node rounds it to a whole card, which goes in pairs; admission does
     not raise it (the node decides), so each node says why, as before."""
     out = ext.filter({"Pod": _pod("big", {C: "1", f"{C}-memory": "65536"}), "NodeNames": NODES})
-    assert out.node_names == [] and out.error == ""
+    assert out.node_names == [] and out.error == "" and out.unresolvable == {}
     assert set(out.failed) == set(NODES)
     assert all("16/16 TemplateNotFit" in why and why != SKIPPED for why in out.failed.values())
 
@@ -112,14 +149,16 @@ def test_without_plugin_admission_each_node_refuses_a_count_of_one(hal):
     assert len(ext.filter({"Pod": _pod("two", {C: "2"}), "NodeNames": ["npu-a"]}).allocation.slices()) == 2
 
 
-@pytest.mark.parametrize(("limits", "to", "said"), [
-    ({C: "2"}, 1, f"{C}: 2 device(s), but the admission webhook changes the count to 1 and writes it into the pod"),
-    ({C: "1", f"{C}-memory": "16384"}, 2,  # a one-die vNPU: the family's whole-device rule does not explain it
+@pytest.mark.parametrize(("limits", "to", "brief", "said"), [
+    ({C: "2"}, 1, "changes it to 1",
+     f"{C}: 2 device(s), but the admission webhook changes the count to 1 and writes it into the pod"),
+    ({C: "1", f"{C}-memory": "16384"}, 2, "raises it to 2",  # a one-die vNPU: the family's whole-device rule
      f"{C}: 1 device(s), but the admission webhook raises the count to 2 and writes it into the pod"),
 ])
-def test_any_count_an_admission_changes_at_filter_is_refused_in_the_cores_words(hal, limits, to, said):
+def test_any_count_an_admission_changes_at_filter_is_refused_in_the_cores_words(hal, caplog, limits, to, brief, said):
     """The rule is the core's, for any vendor's admission; only a change the family's data explains names it."""
     ext = _extender(hal, lambda req, anns: req.model_copy(update={"count": to}), ["npu-a"])
     out = ext.filter({"Pod": _pod("p", limits), "NodeNames": ["npu-a"]})
-    assert out.failed["npu-a"].startswith(f"container main: {said}; this pod skipped admission")
+    assert out.unresolvable["npu-a"] == f"container main: {C}: {limits[C]} skipped admission, which {brief}"
     assert out.allocation is None and not ext.cluster.pods
+    assert f"container main: {said}; this pod skipped admission" in caplog.text

@@ -14,7 +14,7 @@ import urllib.request
 
 from node_agent_fixtures import NODE
 
-from hami_hal.testing.ports import TAKEN, PortTaken, retry_taken
+from hami_hal.testing.ports import TAKEN, read_banner_port
 
 #: Run from a temporary folder: from the repo root, ``hami_plugins_nvidia`` would be the source folder.
 HAMI = [sys.executable, "-m", "hami_hal.cli"]
@@ -25,24 +25,25 @@ def _env() -> dict:
 
 
 def test_hami_node_runs_registers_and_serves_metrics(api, kubelet, short_tmp):
-    def start(port: int) -> tuple[subprocess.Popen, int, list[str]]:
-        """The agent with its exporter on ``port`` (0 means "off" there, so a port taken meanwhile is retried)."""
-        proc = subprocess.Popen(
-            [*HAMI, "node", "--node-name", NODE, "--backend", "sim", "--api-server", api.url,
-             "--plugin-dir", str(kubelet.folder), "--state-root", str(short_tmp / "state"),
-             "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"],
-            env=_env(), cwd=short_tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines: list[str] = []
-        while line := proc.stdout.readline():  # until the exporter listens, or the agent exits
-            lines.append(line)
-            if "serving HAMi node-monitor metrics" in line:
-                return proc, port, lines
-        proc.wait(30)
-        if TAKEN.search("".join(lines)):
-            raise PortTaken(port)
-        raise AssertionError("".join(lines))
+    """The exporter on a port the system picks (``--metrics-any-port``; 0 means "off" for ``--metrics-port``), read
+    back from its log line: no free-port race, no retry."""
+    proc = subprocess.Popen(
+        [*HAMI, "node", "--node-name", NODE, "--backend", "sim", "--api-server", api.url,
+         "--plugin-dir", str(kubelet.folder), "--state-root", str(short_tmp / "state"),
+         "--metrics-any-port", "--metrics-addr", "127.0.0.1"],
+        env=_env(), cwd=short_tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    head: list[str] = []
 
-    proc, port, head = retry_taken(start)
+    def read_line() -> str:
+        head.append(proc.stdout.readline())
+        return head[-1]
+
+    try:
+        port = read_banner_port(read_line)
+    except RuntimeError:
+        proc.kill()
+        proc.wait(30)
+        raise
     try:
         assert kubelet.wait(lambda k: len(k.healthy("nvidia.com/gpu")) == 20, timeout=60)
         anns = api.nodes[NODE]["metadata"]["annotations"]
@@ -74,6 +75,13 @@ def test_metrics_port_taken_is_one_line_not_a_traceback(api, short_tmp):
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert f"--metrics-port: {port} cannot listen on 127.0.0.1" in last and TAKEN.search(last), res.stderr
+
+
+def test_metrics_any_port_and_metrics_port_together_are_refused(short_tmp):
+    res = subprocess.run([*HAMI, "node", "--backend", "sim", "--metrics-port", "9400", "--metrics-any-port"],
+                         env=_env(), cwd=short_tmp, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "not allowed with argument" in res.stderr and "--metrics-any-port" in res.stderr, res.stderr
 
 
 def test_hami_node_once_writes_annotations(api, short_tmp):

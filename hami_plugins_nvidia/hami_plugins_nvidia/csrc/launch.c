@@ -190,6 +190,19 @@ static void put_event(struct dstate *ds, CUevent e)
         ds->freev[ds->nfree++] = e;
 }
 
+/* q's newest uncollected mark (q has one). */
+static inline struct mark *newest(const struct squeue *q)
+{
+    return (struct mark *)&q->ring[(q->head + q->count - 1) % RING];
+}
+
+/* Whether mark m of q is known complete with no driver call: a host wait that covered it returned success (wait_end).
+ * Only "is it done?" is answered so; its completion time still comes from the GPU (mark_done, completion). */
+static inline int mark_known(const struct squeue *q, const struct mark *m)
+{
+    return m->seq < q->known_to;
+}
+
 /* Whether an event call on one of the library's own events failed; an answer other than "not ready" also marks the
  * device's measured state stale: its events belong to a context that is gone (destroyed, reset, released to zero,
  * and perhaps re-made under the same handle) or broken, and no mark of it will ever complete (drop_measured). */
@@ -466,14 +479,15 @@ static void ask_later(const struct squeue *q, struct mark *m, int64_t now)
     m->ask_at = wait > HARVEST_GAP_NS ? now + (wait < ASK_MAX_NS ? wait : ASK_MAX_NS) : 0;
 }
 
-/* The streams a collection asks, in order: those whose oldest mark is due (ask_later), oldest record first (the
+/* The streams a collection asks, in order: those whose oldest mark is due (ask_later) or known complete (mark_known:
+ * its one call converts it, it cannot miss), every stream with a mark where all is set, oldest record first (the
  * work most likely done: a GPU runs what was queued first first). Returns how many (insertion sort: <= MAXQ). */
-static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ])
+static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], int all)
 {
     int n = 0;
     for (int i = 0; i < ds->nq; i++) {
         const struct squeue *q = &ds->q[i];
-        if (!q->count || q->ring[q->head].ask_at > now)
+        if (!q->count || (!all && q->ring[q->head].ask_at > now && !mark_known(q, &q->ring[q->head])))
             continue;
         int64_t rec = q->ring[q->head].rec;
         int k = n++;
@@ -493,7 +507,16 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ])
  * for a while (ask_later). Every stream's oldest mark was asked at each collection before, and with more than 16
  * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
  * the fake libcuda (docs/results/2026-12-05-fake-stream-calls.md). */
+static void collect(struct dstate *ds, int all);
+
 void harvest(struct dstate *ds)
+{
+    collect(ds, 0);
+}
+
+/* all: ask every stream's oldest mark, due or not (others_idle: a launch that found its two newest asks idle, after
+ * a synchronize no wait here covered; still at most HARVEST_MISSES found not completed). */
+static void collect(struct dstate *ds, int all)
 {
     if (ds->stale)
         return;  /* its marks will never complete: drop_measured charges them */
@@ -504,19 +527,22 @@ void harvest(struct dstate *ds)
     int64_t now = vg_now_ns();
     int order[MAXQ], misses = 0;
     int asked_running = 0;  /* an end mark was found not completed: this process's work runs at `now` */
-    int nask = harvest_order(ds, now, order);
+    int nask = harvest_order(ds, now, order, all);
     for (int j = 0; j < nask && !ds->stale && misses < HARVEST_MISSES; j++) {
         struct squeue *q = &ds->q[order[j]];
         /* a stream's marks complete in order: when its newest has completed, so have all before it. Before there
          * is a reference (the first start mark), completion is asked with event queries, and a drained stream's
          * newest answers for all of its marks (a launch-bound stream measured precisely: ~0.2 queries per launch
          * instead of 1). Not for the per-thread default stream's handle: it names a different stream in each
-         * thread. After that, each mark's conversion is its query (mark_done): none is asked twice */
+         * thread. After that, each mark's conversion is its query (mark_done): none is asked twice. A mark a host
+         * wait proved complete (mark_known) needs no query, only its conversion once there is a reference */
         int known = 0;
         int64_t paired_h = INT64_MIN;  /* the completion of the paired end mark just taken: its start mark's too */
-        if (!ds->ref && q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
+        if (!ds->ref && mark_known(q, newest(q))) {
+            known = q->count;
+        } else if (!ds->ref && q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
             ST_COUNT(queries);
-            if (!event_failed(ds, vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e)))
+            if (!event_failed(ds, vg_real.cuEventQuery(newest(q)->e)))
                 known = q->count;
         }
         while (q->count > 0) {
@@ -524,6 +550,8 @@ void harvest(struct dstate *ds)
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
             if (known > 0) {
                 known--;
+            } else if (!ds->ref && mark_known(q, m)) {
+                /* completed (a host wait proved it): no query; its time as a query would have given it */
             } else if (paired_h == INT64_MIN || m->kind != MK_START) {  /* a paired start mark has completed */
                 if (!mark_done(ds, m, now, &done_h)) {
                     ask_later(q, m, now);
@@ -826,7 +854,8 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     ds->recorded = 1;
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
-                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample};
+                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample, 0, 0,
+                      ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
     q->count++;
     if (kind == MK_END) {
         q->sample = 0;
@@ -852,24 +881,27 @@ static int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
         return push_mark(ds, q, now, MK_START, 0);
     struct mark *end = &q->ring[(q->head + q->count - 1) % RING];  /* push_mark left one free slot at least */
     end->paired = 1;
-    q->ring[(q->head + q->count) % RING] = (struct mark){end->e, end->rec, end->rec, MK_START, 0, ds->coarse, 0, 0, 0};
+    q->ring[(q->head + q->count) % RING] = (struct mark){end->e, end->rec, end->rec, MK_START, 0, ds->coarse, 0, 0, 0,
+                                                         0, end->seq};
     q->count++;
     ds->calib_at = end->rec;
     return 1;
 }
 
-/* Whether q's stream has nothing left to run: no launch without a mark, and its newest mark completed. */
-static int stream_idle(struct dstate *ds, struct squeue *q)
+/* Whether q's stream has nothing left to run: no launch without a mark, and its newest mark completed: known so
+ * (mark_known: a host wait proved it, no call) or asked (one event query, counted in *calls). */
+static int stream_idle(struct dstate *ds, struct squeue *q, int *calls)
 {
     if (q->unmarked)
         return 0;
-    if (!q->count)
+    if (!q->count || mark_known(q, newest(q)))
         return 1;
     ST_START();
     int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
     ST_COUNT(queries);
-    int idle = !event_failed(ds, vg_real.cuEventQuery(q->ring[(q->head + q->count - 1) % RING].e));
+    (*calls)++;
+    int idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
     /* so has its oldest: due now, not when ask_later put it off. The launch that finds every stream idle collects
      * them, so the period of work before it closes and the host's wait counts in the demand estimate (note_blocked):
      * put off, the graphs program on 8 streams left most steps' periods open across its sync, each tenant's demand
@@ -881,12 +913,69 @@ static int stream_idle(struct dstate *ds, struct squeue *q)
     return idle;
 }
 
-/* Whether every stream of this process but q has nothing left to run (a start mark recorded then is the switch
- * into this process's context, if it waits: HAMI_SM_CHARGE_SWITCHES). */
-static int others_idle(struct dstate *ds, struct squeue *q)
+#define IDLE_ASKS 2  /* other streams' newest marks a launch asks at most (others_idle) */
+
+/* What q's queue says without a driver call: 1 = busy (launches after its last mark), 0 = idle (no mark left
+ * uncollected, or its newest known complete: mark_known), -1 = its newest mark would have to be asked. */
+static int queue_says(const struct squeue *q)
 {
+    if (q->unmarked)
+        return 1;
+    return q->count && !mark_known(q, newest(q)) ? -1 : 0;
+}
+
+/* Whether a stream's newest mark is a better one to ask than b's (others_idle): the first ask takes the newest record
+ * (the likeliest still running: the common answer, busy, costs one query); later ones first a stream a collection
+ * would not ask now (its oldest mark found not completed lately, ask_later), then the newest record. */
+static int ask_before(const struct squeue *a, const struct squeue *b, int first, int64_t now)
+{
+    int sa = a->ring[a->head].ask_at > now, sb = b->ring[b->head].ask_at > now;
+    if (!first && sa != sb)
+        return sa;
+    return newest(a)->rec > newest(b)->rec;
+}
+
+/* Whether every stream of this process but q has nothing left to run (a start mark recorded then is the switch
+ * into this process's context, if it waits: HAMI_SM_CHARGE_SWITCHES). Bounded (issue 18: a query ~1.5 us on the
+ * H200): it asked every other stream's newest mark, up to 31 queries on a launch that found many streams just gone
+ * idle with their marks not collected yet (the first launch after each synchronize, on a GPU where the streams run
+ * at once). Now what the queues say needs no call (queue_says): a stream with launches after its last mark is busy,
+ * one with no mark left, or whose marks a host wait proved complete (mark_known), is idle; of the rest at most
+ * IDLE_ASKS newest marks are asked (ask_before); if some are still unknown, one collection (harvest) takes the
+ * completed marks it may ask, each converted once as it would have been anyway (a launch that finds the process
+ * idle collects at once, see launch_begin), and a stream left with a mark it was not asked about is taken as busy.
+ * Busy is the safe side: the launch's start mark is then not taken for the switch into this context, which is not
+ * charged (the charge errs low, as without switch charging, and never includes a switch that was not one). Bounded
+ * alone (streamcost2) it erred low often: a program that synchronizes before each step left many streams unknown,
+ * and the graphs pair on 31 streams was charged about half its switches (fake, 12.1 against 25.8 ms per second);
+ * the synchronize now proves them idle. *harvested: whether it collected; *calls: the event queries it made. */
+static int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *harvested, int *calls)
+{
+    uint64_t asked = 0;  /* streams asked and found idle */
+    int unknown = 0;
+    for (int i = 0; i < ds->nq; i++) {
+        int says = &ds->q[i] == q ? 0 : queue_says(&ds->q[i]);
+        if (says > 0)
+            return 0;
+        unknown += says < 0;
+    }
+    for (int n = 0; n < IDLE_ASKS && unknown > 0; n++, unknown--) {
+        int pick = -1;
+        for (int i = 0; i < ds->nq; i++) {
+            const struct squeue *q2 = &ds->q[i];
+            if (q2 != q && !(asked >> i & 1) && queue_says(q2) < 0 && (pick < 0 || ask_before(q2, &ds->q[pick], !n, now)))
+                pick = i;
+        }
+        if (!stream_idle(ds, &ds->q[pick], calls))
+            return 0;
+        asked |= 1ULL << pick;
+    }
+    if (!unknown)
+        return 1;
+    collect(ds, 1);  /* marks asked lately and deferred (ask_later) are asked too: most completed since (a sync) */
+    *harvested = 1;
     for (int i = 0; i < ds->nq; i++)
-        if (&ds->q[i] != q && !stream_idle(ds, &ds->q[i]))
+        if (&ds->q[i] != q && !(asked >> i & 1) && queue_says(&ds->q[i]) != 0)
             return 0;
     return 1;
 }
@@ -1598,12 +1687,18 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * this launch are known (note_blocked), not merged into one endless period with the next step */
             int sidle = -1, fresh = 0;
             if (vg_cfg.sm_charge_switches != VG_SW_NEVER && ds->shared && !ds->coarse) {
-                sidle = stream_idle(ds, q);
-                fresh = sidle && others_idle(ds, q);
-                if (fresh && ds->pend_since) {
+                int harvested = 0, calls = 0;
+                sidle = stream_idle(ds, q, &calls);
+                fresh = sidle && others_idle(ds, q, now, &harvested, &calls);
+                ST_COUNT(idle_checks);
+                if (fresh)
+                    ST_COUNT(idle_found);
+                if (!calls && !harvested)
+                    ST_COUNT(idle_free);
+                if (fresh && ds->pend_since && !harvested)
                     harvest(ds);
+                if (harvested || (fresh && ds->pend_since))
                     ds->harvest_at = now;
-                }
             }
             if (!ds->pend_since) {
                 note_blocked(ds, asked);
@@ -1630,7 +1725,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 ds->reopen = 0;
                 push_mark(ds, q, now, MK_START, 0);
             } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
-                       (sidle >= 0 ? sidle : stream_idle(ds, q))) {
+                       (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}))) {
                 /* coarse: a calibration sample only, never published */
                 if (push_mark(ds, q, now, MK_START, 0) && sidle >= 0)
                     q->ring[(q->head + q->count - 1) % RING].first = fresh;
@@ -1742,7 +1837,7 @@ __attribute__((destructor)) static void launch_stats_report(void)
         t1 = vg_now_ns();
     double clock_ns = (double)(t1 - t0) / READS;
     lst.n[ST_BEGIN] = lst.n[ST_END] = lst.sampled;
-    char buf[1024];
+    char buf[1280];
     int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); %.1f %% on the "
                      "throttle's fast path; per launch %.3f "
                      "event records, %.3f event queries, %.3f elapsed-time calls; host us per launch (%llu + %llu "
@@ -1783,8 +1878,13 @@ __attribute__((destructor)) static void launch_stats_report(void)
     /* the collections (harvest), the launch path's and the watcher's, and their calls that found a mark not
      * completed: bounded per collection (HARVEST_MISSES), whatever the number of busy streams */
     if (n > 0 && n < (int)sizeof(buf))
-        snprintf(buf + n, sizeof(buf) - n, "; harvests %llu, %llu asks not completed", (unsigned long long)lst.harvests,
-                 (unsigned long long)lst.misses);
+        n += snprintf(buf + n, sizeof(buf) - n, "; harvests %llu, %llu asks not completed",
+                      (unsigned long long)lst.harvests, (unsigned long long)lst.misses);
+    /* switch charging's idle checks (others_idle) and the host waits that answered them (wait_end) */
+    if (n > 0 && n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; idle checks %llu, %llu found the process idle, %llu with no driver call; "
+                 "%llu waits proved marks complete", (unsigned long long)lst.idle_checks,
+                 (unsigned long long)lst.idle_found, (unsigned long long)lst.idle_free, (unsigned long long)lst.proofs);
     vg_log(VG_MSG, "%s", buf);
 }
 
@@ -1870,17 +1970,104 @@ VG_API CUresult cuStreamBeginCaptureToGraph_ptsz(CUstream s, void *g, const void
     BEGIN_CAPTURE(cuStreamBeginCaptureToGraph_ptsz, s, g, deps, data, n, mode)
 }
 
-/* A synchronize: counted (note_pacing: the host waits for its GPU), then passed on. Handed out only while launches
- * are controlled, like the launch entries (an unlimited container pays nothing). A program that waits by polling
- * (cuEventQuery, cuStreamQuery) or through a blocking copy is not seen and stays judged by its gaps. */
-#define HOST_WAIT(field, ...)                                  \
+/* What a host wait proves (issue 18: on a GPU a process's streams run at once, and the first launch after each
+ * synchronize found every stream's newest mark uncollected: switch charging's idle check asked up to 31 of them, at
+ * ~1-2 us each). A wait that returns CUDA_SUCCESS has seen complete every mark recorded before it began on what it
+ * covers, with no driver call: cuCtxSynchronize every stream of the measured context; cuStreamSynchronize(s) the
+ * stream s, the legacy one for NULL or CU_STREAM_LEGACY (its queues: NULL from the launches that are not _ptsz,
+ * and CU_STREAM_LEGACY itself; not the other streams a legacy-stream launch would wait for: the documentation does
+ * not say its synchronize does); nothing for a per-thread default stream (its queue's handle names every thread's
+ * stream) nor for cuEventSynchronize (the library does not see where the program recorded the event). "Before it
+ * began" is a mark sequence number read under the device's lock before the wait (push_mark numbers each mark
+ * under that lock once its record returned), so a mark another thread records during the wait is not covered;
+ * the wait's context must be the measured one. A wait that fails proves nothing. Known complete is not a
+ * completion time: charges still take theirs from the GPU (mark_done); only "is it done?" is answered
+ * (stream_idle, others_idle, harvest's order and its queries before a reference exists). A stream handle the
+ * program destroyed and the driver handed out again names one queue, as it always did for the launches. */
+#define LEGACY_STREAM ((CUstream)0x1)  /* CU_STREAM_LEGACY */
+enum { PROVE_NONE, PROVE_STREAM, PROVE_LEGACY, PROVE_ALL };
+
+struct wait_proof {
+    struct dstate *ds;  /* NULL: the wait proves nothing */
+    int scope;          /* PROVE_* */
+    CUstream s;         /* PROVE_STREAM: the stream */
+    uint64_t before;    /* the sequence number of the first mark recorded after the wait began */
+};
+
+/* What a synchronize of s covers; ptsz: the _ptsz entry, where NULL is the calling thread's default stream. */
+static int stream_scope(CUstream s, int ptsz)
+{
+    if (s == CU_STREAM_PER_THREAD || (ptsz && !s))
+        return PROVE_NONE;
+    return !s || s == LEGACY_STREAM ? PROVE_LEGACY : PROVE_STREAM;
+}
+
+/* Before the wait: where it can prove anything (a measured device whose measured context is current), the
+ * sequence number that bounds what it covers. */
+static void wait_begin(struct wait_proof *p, int scope, CUstream s)
+{
+    p->ds = NULL;
+    p->scope = scope;
+    p->s = s;
+    if (scope == PROVE_NONE || !vg_launch_control())
+        return;
+    int dev = vg_current_device();
+    if (dev < 0 || !__atomic_load_n(&states[dev].ready, __ATOMIC_ACQUIRE))
+        return;
+    struct dstate *ds = &states[dev];
+    CUcontext ctx = NULL;
+    if (!vg_real.cuCtxGetCurrent || vg_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx)
+        return;
+    pthread_mutex_lock(&ds->mu);
+    if (ctx == ds->ctx && !ds->adopt && !ds->stale && ds->nq) {
+        p->ds = ds;
+        p->before = ds->seq;
+    }
+    pthread_mutex_unlock(&ds->mu);
+}
+
+/* After the wait: a success proves its queues' marks numbered below p->before complete. Marks recorded since the
+ * wait began have higher numbers whatever queue they are in now (a queue freed and given to another stream
+ * meanwhile, or every queue dropped with the measured state, holds only such marks). */
+static void wait_end(const struct wait_proof *p, CUresult r)
+{
+    struct dstate *ds = p->ds;
+    if (!ds || r != CUDA_SUCCESS)
+        return;
+    int proved = 0;
+    pthread_mutex_lock(&ds->mu);
+    for (int i = 0; i < ds->nq; i++) {
+        struct squeue *q = &ds->q[i];
+        int covered = p->scope == PROVE_ALL || (p->scope == PROVE_LEGACY ? !q->s || q->s == LEGACY_STREAM : q->s == p->s);
+        if (covered && q->known_to < p->before) {
+            proved |= q->count && q->ring[q->head].seq < p->before;  /* a mark left uncollected is now known */
+            q->known_to = p->before;
+        }
+    }
+    pthread_mutex_unlock(&ds->mu);
+    if (proved)
+        ST_COUNT(proofs);
+}
+
+/* A synchronize: counted (note_pacing: the host waits for its GPU), then passed on; what it proves complete is noted
+ * (wait_begin, wait_end). Handed out only while launches are controlled, like the launch entries (an unlimited
+ * container pays nothing). A program that waits by polling (cuEventQuery, cuStreamQuery) or through a blocking copy
+ * is not seen and stays judged by its gaps. */
+#define HOST_WAIT(field, scope, s, ...)                        \
     vg_init_cuda();                                            \
     if (!vg_real.field)                                        \
         return CUDA_ERROR_NOT_FOUND;                           \
     __atomic_fetch_add(&host_waits, 1, __ATOMIC_RELAXED);      \
-    return vg_real.field(__VA_ARGS__);
+    struct wait_proof proof_;                                  \
+    wait_begin(&proof_, scope, s);                             \
+    CUresult r_ = vg_real.field(__VA_ARGS__);                  \
+    wait_end(&proof_, r_);                                     \
+    return r_;
 
-VG_API CUresult cuStreamSynchronize(CUstream s) { HOST_WAIT(cuStreamSynchronize, s) }
-VG_API CUresult cuStreamSynchronize_ptsz(CUstream s) { HOST_WAIT(cuStreamSynchronize_ptsz, s) }
-VG_API CUresult cuCtxSynchronize(void) { HOST_WAIT(cuCtxSynchronize) }
-VG_API CUresult cuEventSynchronize(CUevent e) { HOST_WAIT(cuEventSynchronize, e) }
+VG_API CUresult cuStreamSynchronize(CUstream s) { HOST_WAIT(cuStreamSynchronize, stream_scope(s, 0), s, s) }
+VG_API CUresult cuStreamSynchronize_ptsz(CUstream s)
+{
+    HOST_WAIT(cuStreamSynchronize_ptsz, stream_scope(s, 1), s, s)
+}
+VG_API CUresult cuCtxSynchronize(void) { HOST_WAIT(cuCtxSynchronize, PROVE_ALL, NULL) }
+VG_API CUresult cuEventSynchronize(CUevent e) { HOST_WAIT(cuEventSynchronize, PROVE_NONE, NULL, e) }

@@ -28,6 +28,7 @@ struct mark {
     int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time */
     int paired;   /* MK_END whose event is also the next mark's, a MK_START (push_boundary): one record for both */
     int64_t ask_at;  /* found not completed: not asked again before this (launch.c ask_later), 0 = at any harvest */
+    uint64_t seq;    /* its place in the device's record order (dstate.seq): what a host wait proves (mark_known) */
 };
 
 struct squeue {
@@ -40,6 +41,8 @@ struct squeue {
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
     int64_t last_mark, last_launch;
     int64_t done_end;      /* host time the last completed mark on this stream completed */
+    uint64_t known_to;     /* its marks with seq below this are known complete: a host wait that covered them
+                              returned success (launch.c wait_end); no driver call asks them whether they are done */
     struct mark ring[RING];
 };
 
@@ -94,6 +97,7 @@ struct dstate {
     struct squeue q[MAXQ];
     int nq;
     int pending;            /* marks whose completion has not been collected yet */
+    uint64_t seq;           /* the next mark's sequence number (never reset: a host wait compares against it) */
     int harvest_left;       /* ... of them left by the last collection (harvest_due) */
     int64_t ewma_ns;        /* average charge per mark */
     struct hami_board_gpu *bgpu;
@@ -223,6 +227,9 @@ struct launch_stats {
     int64_t sw_charged_ns, sw_free_ns;   /* switches into this context charged, and left uncharged (not contended) */
     int64_t dfr_ns;                      /* precise busy time whose charge waited for the board (deferred_charge) */
     int64_t solo_bp, nbr_bp;             /* switch_charged's last demand figures while shared */
+    uint64_t idle_checks, idle_found, idle_free;  /* switch charging's idle checks, those that found the process idle,
+                                                     and those answered with no driver call (launch_begin) */
+    uint64_t proofs;    /* host waits that returned success and proved marks complete (wait_end) */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };

@@ -6,7 +6,8 @@ than 16 marks waited, and a mark not completed was asked again at every collecti
 calls per launch for the CUDA-graphs program on 33 streams, 71 in the 33-stream burst, 234-513 for one 40 ms graph.
 Now a collection asks the busy streams' oldest marks oldest first and stops at the second that has not completed, a
 launch collects sooner than the gap only once 16 new marks were recorded, and a mark not completed is asked again
-within a quarter of its wait (at most 1 ms) (docs/results/2026-12-05-fake-stream-calls.md).
+within a quarter of its wait (at most 1 ms) (docs/results/2026-12-05-fake-stream-calls.md). Switch charging's idle
+check (others_idle) asked every other stream's newest mark not collected yet; now at most 2 and one collection.
 
 Each test judges call counts (the fake's counters) and charge identities, which a slow or loaded host can only move
 to the safe side: fewer collections per second, so fewer calls."""
@@ -104,3 +105,42 @@ def test_a_long_graph_is_not_asked_every_100_us(workload: Workload) -> None:
     # a7df8d0's library and with this one alike (docs/results/2026-12-05-fake-stream-calls.md); the bound of
     # test_interposer_exit_capture.py
     assert charged_s(workload) >= 0.8 * float(gpu), gpu
+
+
+def test_a_launch_finding_many_streams_just_idle_asks_a_bounded_number(workload: Workload,
+                                                                       second_workload: Workload) -> None:
+    # Switch charging (HAMI_SM_CHARGE_SWITCHES; a shared GPU, measured precisely): a launch onto an idle stream asks
+    # whether every other stream of the process is idle too (others_idle). It asked each other stream's newest mark
+    # not collected yet. Here a 3 ms kernel, then 1 us kernels on 31 more streams (the fake runs a process's work as
+    # one FIFO, so they all complete at once, as concurrent streams do on a GPU), a sync, then one launch on an idle
+    # stream, 5 times: main 0a1cc5e made 6-10 queries in that launch (up to 32; the watcher had collected the
+    # rest). Now at most 3: its own stream's and 2 others' (the rest is collected once, conversions made anyway). A
+    # slow host collects more before the launch: fewer queries. The neighbour launched once and sleeps (on the
+    # board for 500 ms: the GPU is shared, but no other context runs): no switch into this context happens, so
+    # none may be charged (the unknown side is busy: never a switch that was not one)
+    second_workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), CUDA_DEVICE_SM_LIMIT="50",
+                               GPU_CORE_UTILIZATION_POLICY="default")
+    nb = second_workload.start("ctx", "0", "launch", "kernel", "1", "10", "ready", "sleep", "3000")
+    assert nb.stdout is not None
+    while (line := nb.stdout.readline()) and line.strip() != "ready":  # launched: on the board for 500 ms
+        pass
+    assert line.strip() == "ready", nb.communicate()
+    workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), CUDA_DEVICE_SM_LIMIT="90",
+                        HAMI_SM_CHARGE_SWITCHES="1", **FORCE)
+    step = ["launchon", "0x2000", "1", "3000",
+            *[w for k in range(1, 32) for w in ("launchon", hex(0x2000 + k), "1", "1")],
+            "sync", "calls", "launchon", "0x2001", "1", "1", "calls"]
+    r = workload.run(*SAVE, *(step * 5), "sync", "sleep", "50", timeout=60)
+    nb.kill()
+    nb.communicate()
+    assert r.returncode == 0, r.stderr
+    assert all(v == ["0"] for v in r.values("launchon")), r.lines
+    sw = re.search(r"\(([\d.]+) % coarse\).*switches charged ([\d.]+) ms", r.stderr)
+    assert sw and float(sw.group(1)) == 0, r.stderr  # shared (switch charging's path) and measured precisely
+    calls = [[int(x) for x in words] for words in r.values("calls")]
+    per = [[b - a for a, b in zip(c0, c1, strict=True)] for c0, c1 in zip(calls[::2], calls[1::2], strict=True)]
+    queries = [d[2] for d in per]
+    print(f"a launch onto an idle stream beside 31 just idle: queries {queries}")
+    assert len(per) == 5 and all(d[0] == 1 and d[1] == 2 for d in per), per  # its start and end marks
+    assert max(queries) <= 3, queries
+    assert float(sw.group(2)) == 0, r.stderr

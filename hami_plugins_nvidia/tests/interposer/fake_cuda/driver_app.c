@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <stdio.h>
@@ -54,6 +55,45 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static CUresult (*ctxsync)(void), (*streamsync)(void *), (*getcur)(void **);
+static void (*fake_calls)(u64 *);
+
+/* DRIVER_SYNC=ctx: every sync the program makes is a cuCtxSynchronize (torch.cuda.synchronize's call: the H200
+ * bench's graphs program syncs so), not cuStreamSynchronize of the legacy stream (the default) */
+static CUresult ctx_sync_any(void *s)
+{
+    (void)s;
+    return ctxsync();
+}
+
+static double sync_end_s;  /* when the last ctxsync / ssyncon returned */
+
+/* bglaunch S US: a second thread launches one kernel of US microseconds on stream handle S as soon as the fake has
+ * counted one more synchronize than when the thread started (a sync of the main thread has begun), so the launch
+ * and its marks fall during that sync; bgjoin reports whether it returned before the sync did */
+static struct { pthread_t t; void *s, *ctx; unsigned us; u64 syncs; CUresult r; double at; } bg;
+
+static void *bg_main(void *arg)
+{
+    (void)arg;
+    setcur(bg.ctx);  /* the main thread's context: the launch is measured like its own */
+    u64 n[7] = {0};
+    double give_up = 0;
+    for (;;) {
+        fake_calls(n);
+        if (n[5] > bg.syncs)
+            break;
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+        if (!give_up)
+            give_up = now_s() + 10;
+        else if (now_s() > give_up)
+            return NULL;  /* no sync came: bgjoin reports it */
+    }
+    bg.r = launch(NULL, bg.us, 1, 1, 32, 1, 1, 0, bg.s, NULL, NULL);
+    bg.at = now_s();
+    return NULL;
+}
 static int busy_gap;  /* DRIVER_BUSY_GAP=1: spin/trace wait their gap on the clock, not in usleep */
 
 static void gap_wait(unsigned us)
@@ -193,7 +233,12 @@ int main(int argc, char **argv)
     int64_t (*fake_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_gpu_ns");
     int64_t (*fake_switch_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_switch_ns");
     int64_t (*fake_peer_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_peer_gpu_ns");
-    void (*fake_calls)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_calls");
+    fake_calls = (void (*)(u64 *))dlsym(lib, "fake_calls");
+    R(ctxsync, "cuCtxSynchronize", "cuCtxSynchronize");
+    R(getcur, "cuCtxGetCurrent", "cuCtxGetCurrent");
+    streamsync = ssync;
+    if (getenv("DRIVER_SYNC") && !strcmp(getenv("DRIVER_SYNC"), "ctx") && ctxsync)
+        ssync = ctx_sync_any;
     void (*fake_driver_lock)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_driver_lock");
     for (int i = 1; i < argc; i++) {
         const char *c = argv[i];
@@ -240,6 +285,35 @@ int main(int argc, char **argv)
             { CUresult r_ = palloc(&h, parse_size(argv[++i]), pool, NULL); report("pool", r_, h); }
         } else if (!strcmp(c, "sync")) {
             printf("sync %d\n", ssync(NULL));
+        } else if (!strcmp(c, "ctxsync")) {
+            /* ctxsync: cuCtxSynchronize (whatever DRIVER_SYNC says) */
+            CUresult r = ctxsync ? ctxsync() : 500;
+            sync_end_s = now_s();
+            printf("ctxsync %d\n", r);
+        } else if (!strcmp(c, "ssyncon")) {
+            /* ssyncon S: cuStreamSynchronize of stream handle S (whatever DRIVER_SYNC says) */
+            CUresult r = streamsync((void *)(uintptr_t)strtoull(argv[++i], NULL, 0));
+            sync_end_s = now_s();
+            printf("ssyncon %d\n", r);
+        } else if (!strcmp(c, "bglaunch")) {
+            /* bglaunch S US: see bg_main */
+            u64 n[7] = {0};
+            if (fake_calls)
+                fake_calls(n);
+            bg.s = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
+            bg.us = (unsigned)atoi(argv[++i]);
+            bg.syncs = n[5];
+            bg.ctx = NULL;
+            if (getcur)
+                getcur(&bg.ctx);
+            bg.r = -1;
+            bg.at = 0;
+            printf("bglaunch %d\n", fake_calls ? pthread_create(&bg.t, NULL, bg_main, NULL) : -1);
+        } else if (!strcmp(c, "bgjoin")) {
+            /* bgjoin: waits for bglaunch's thread; prints its launch's result and whether the launch returned before
+             * the last ctxsync / ssyncon did (1) or after (0) */
+            pthread_join(bg.t, NULL);
+            printf("bgjoin %d %d\n", bg.r, bg.at > 0 && bg.at < sync_end_s);
         } else if (!strcmp(c, "vmm")) {
             struct { int type, ht; struct { int type, id; } loc; void *w; unsigned char f[8]; } prop = {1, 0, {1, 0}, NULL, {0}};
             u64 size = parse_size(argv[++i]);
