@@ -34,16 +34,16 @@ def test_through_the_watch_a_fixed_or_deleted_object_leaves_the_rejected_list():
         with api.cond:
             api.nodes["n1"]["metadata"]["annotations"][HAL_INVENTORY] = "{not json"
             api._bump("nodes", "MODIFIED", api.nodes["n1"])
-        _wait(lambda: "node/n1" in rejected, "node/n1 refused")
+        _wait(lambda: "node:n1" in rejected, "node/n1 refused")
         with api.cond:
             del api.nodes["n1"]["metadata"]["annotations"][HAL_INVENTORY]  # fixed: the register annotation again
             api._bump("nodes", "MODIFIED", api.nodes["n1"])
-        _wait(lambda: "node/n1" not in rejected, f"node/n1 no longer refused: {rejected}")
+        _wait(lambda: "node:n1" not in rejected, f"node/n1 no longer refused: {rejected}")
         for i in range(5):  # bad pods come and go: none stays listed
             api.add_pod(gpu_pod(f"p{i}", annotations=BAD_ALLOC))
-            _wait(lambda i=i: f"default/p{i}" in rejected, f"default/p{i} refused")
+            _wait(lambda i=i: f"pod:default/p{i}" in rejected, f"default/p{i} refused")
             api.delete_pod("default", f"p{i}")
-            _wait(lambda i=i: f"default/p{i}" not in rejected, f"default/p{i} forgotten: {rejected}")
+            _wait(lambda i=i: f"pod:default/p{i}" not in rejected, f"default/p{i} forgotten: {rejected}")
         assert rejected == {}
     finally:
         stack.stop()
@@ -58,14 +58,14 @@ def test_a_relist_forgets_the_objects_the_api_no_longer_has_and_keeps_the_others
     stack = start_stack(api, watch=False)
     try:
         cluster = stack.cluster
-        cluster.rejected["node/n2"] = "refused earlier"
-        cluster.rejected["node/n2/allocatable"] = "refused earlier"
-        assert {"default/gone", "default/kept"} <= set(cluster.rejected)
+        cluster.rejected["node:n2"] = "refused earlier"
+        cluster.rejected["node:n2/allocatable"] = "refused earlier"
+        assert {"pod:default/gone", "pod:default/kept"} <= set(cluster.rejected)
         with api.cond:
             del api.nodes["n2"]
             api.pods.pop(("default", "gone"))
         sync(stack.kube, cluster)
-        assert set(cluster.rejected) == {"default/kept"}
+        assert set(cluster.rejected) == {"pod:default/kept"}
         cluster.upsert_pod(gpu_pod("kept"))  # its bad allocation removed: nothing refused
         assert cluster.rejected == {}
     finally:
