@@ -10,7 +10,9 @@ for that node, then creates the Binding.
 Trust: the pod a verb acts on is always read from the API server (by namespace/name, its UID
 checked against the request's), never taken from the request body, so a forged body cannot rewrite
 another pod's allocation. Bind refuses a pod that requests devices but carries no allocation for the
-node. Every bind failure gives the reservation back (cache and annotations) and the node lock is
+node, and a pod Filter refuses for what it is (:class:`PodRefused`), whatever allocation it carries. A pod refused for
+what it is goes to FailedAndUnresolvableNodes; ``Error`` is left for what asking again may fix (docs/scheduler.md
+lists them). Every bind failure gives the reservation back (cache and annotations) and the node lock is
 released in ``finally`` with retries; a lock left behind expires as HAMi's does (kube.py).
 """
 

@@ -177,9 +177,10 @@ def test_a_pod_refused_at_filter_is_refused_by_a_direct_bind_in_one_line_with_no
     _nothing_left(stack, "bad")
 
 
-def test_a_forged_allocation_does_not_bind_a_pod_filter_refuses(stack):
+def test_a_forged_allocation_does_not_bind_a_pod_filter_refuses(stack, monkeypatch):
     """The refused pod copies a good pod's allocation annotations (it may edit its own annotations), then Bind is
-    called directly (an attacker, or a stale scheduler): the re-check refuses it and clears what it wrote."""
+    called directly (an attacker, or a stale scheduler): the re-check refuses it, before any node lock, and clears
+    what it wrote."""
     good = stack.api.add_pod(gpu_pod("good"))
     assert stack.extender.filter({"Pod": good, "NodeNames": ["node1"]}).node_names == ["node1"]
     written = {k: v for k, v in stack.api.pods[("default", "good")]["metadata"]["annotations"].items()
@@ -189,7 +190,11 @@ def test_a_forged_allocation_does_not_bind_a_pod_filter_refuses(stack):
     _cores(150)(bad)
     stack.api.add_pod(bad)
     _edit(stack, "bad", written)
+    locks = []
+    real = stack.kube.lock_node
+    monkeypatch.setattr(stack.kube, "lock_node", lambda *a, **k: locks.append(a) or real(*a, **k))
     err = _bind(stack, "bad")
+    assert locks == []  # refused before the node lock: another scheduler's bind to node1 never waits for it
     assert err.startswith("bind default/bad to node1: ") and "gpucores" in err and "150" in err, err
     assert "\n" not in err and len(err) <= MAX_REFUSAL_REASON + 40
     _nothing_left(stack, "bad")
