@@ -230,3 +230,12 @@ def test_the_bind_under_the_lock_checks_the_pod_it_reads_there(stack, monkeypatc
     err = _bind(stack, "race")
     assert "'fastest' names unknown policy" in err, err
     _nothing_left(stack, "race")
+
+
+def test_prioritize_of_a_refused_pod_scores_every_node_0_and_changes_nothing(stack):
+    """kube-scheduler does not prioritize a pod with no feasible node, but a direct call must not place it either."""
+    pod = gpu_pod("bad")
+    _cores(150)(pod)
+    pod = stack.api.add_pod(pod)
+    assert post(stack, "prioritize", {"Pod": pod, "NodeNames": NODES}) == [{"Host": n, "Score": 0} for n in NODES]
+    assert stack.cluster.pods == {} and not stack.api.bindings
