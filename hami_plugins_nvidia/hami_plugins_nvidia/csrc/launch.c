@@ -506,10 +506,27 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], 
  * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
  * the fake libcuda (docs/results/2026-12-05-fake-stream-calls.md). */
 static void collect(struct dstate *ds, int all);
+static int64_t owed_from(const struct dstate *ds, int64_t now);
 
+/* When the work this process has queued on the device is expected to end, as published for whoever finds it dead
+ * (region.c owed_charge): the throttle's own estimate (inflight_ns), whose 0.1 ms a launch stands while none of this
+ * process's marks was measured yet. Not the container's average charge per launch: a dying process leaves its
+ * last launches out of the region's count (flushed every 1 ms), and with it the average grew from worker to worker
+ * (fake libcuda, 8 workers of 10 x 2 ms dying behind a survivor: charged 4.7 x their GPU time). */
+static int64_t owed_until(const struct dstate *ds, int64_t now)
+{
+    return now + inflight_ns(ds);
+}
+
+/* After a collection the start of the work no charge covers yet moves on: republished for whoever finds this
+ * process dead (region.c vg_owed_publish; only while one is published, so an idle device costs one load). */
 void harvest(struct dstate *ds)
 {
     collect(ds, 0);
+    if (vg_owed_published(ds->dev)) {
+        int64_t now = vg_now_ns();
+        vg_owed_publish(ds->dev, owed_from(ds, INT64_MAX), owed_until(ds, now), 0);
+    }
 }
 
 /* all: ask every stream's oldest mark, due or not (others_idle: a launch that found its two newest asks idle, after
@@ -1563,6 +1580,9 @@ static void exit_settle(struct dstate *ds, int64_t deadline)
     if (from || doubt)
         vg_log(VG_INFO, "device %d: at exit, launches since %.1f ms ago still uncollected, charged their wall time; "
                "%.1f ms of coarse doubt charged", ds->dev, from ? (now - from) / 1e6 : 0.0, doubt / 1e6);
+    /* charged to now: cleared, so that nobody charges it again; work still queued after the wait stays owed from
+     * now on, for a survivor (region.c release_slot keeps the slot) */
+    vg_owed_publish(ds->dev, ds->pending > 0 && !ds->stale ? now : 0, owed_until(ds, now), 0);
 }
 
 static void exit_charge(void)
@@ -1584,6 +1604,8 @@ static void exit_charge(void)
         }
         if (ds->capped)
             exit_settle(ds, deadline);
+        else
+            vg_owed_publish(ds->dev, 0, 0, 0);  /* uncapped: nothing owed */
         pthread_mutex_unlock(&ds->mu);
     }
 }
@@ -1751,6 +1773,8 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         if (!q->unmarked)
             q->unmarked_enq = q->last_launch;
         q->unmarked++;
+        if (ds->capped)  /* its start if none is, and its queued work's end as it grows (region.c) */
+            vg_owed_publish(ds->dev, q->unmarked_enq, owed_until(ds, now), 1);
         q->unmarked_coarse |= ds->coarse;
         /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,
