@@ -509,13 +509,22 @@ static void collect(struct dstate *ds, int all);
 static int64_t owed_from(const struct dstate *ds, int64_t now);
 
 /* When the work this process has queued on the device is expected to end, as published for whoever finds it dead
- * (region.c owed_charge): the throttle's own estimate (inflight_ns), whose 0.1 ms a launch stands while none of this
- * process's marks was measured yet. Not the container's average charge per launch: a dying process leaves its
- * last launches out of the region's count (flushed every 1 ms), and with it the average grew from worker to worker
- * (fake libcuda, 8 workers of 10 x 2 ms dying behind a survivor: charged 4.7 x their GPU time). */
+ * (region.c owed_charge): the throttle's own estimate (inflight_ns). While none of this process's marks was measured
+ * yet that estimate is a default (0.1 ms a launch) that knows nothing of the kernels: a worker that launches a burst
+ * on saved credit and dies before anything was measured was published as 1 ms for 20 ms of kernels (fake libcuda, 8
+ * such workers behind a survivor charged 0.29 x). Then its queued work counts as up to the credit its container had
+ * (what the throttle let it launch unmeasured), at most HAMI_OWED_MAX_NS: an honest cold process that dies loses its
+ * container's saved credit, no more. Not the container's average charge per launch: a dying process leaves its last
+ * launches out of the region's count (flushed every 1 ms), and the average grew from worker to worker (4.7 x). */
 static int64_t owed_until(const struct dstate *ds, int64_t now)
 {
-    return now + inflight_ns(ds);
+    int64_t q = inflight_ns(ds);
+    if (!ds->ewma_ns) {
+        int64_t c = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_RELAXED);
+        c = c < HAMI_OWED_MAX_NS ? c : HAMI_OWED_MAX_NS;
+        q = q > c ? q : c;
+    }
+    return now + q;
 }
 
 /* After a collection the start of the work no charge covers yet moves on: republished for whoever finds this

@@ -618,8 +618,8 @@ static int64_t charge_dead_locked(const struct hami_proc_slot *s, uint32_t i, in
             continue;
         owed_apply(d, ns);
         all += ns;
-        vg_log(VG_INFO, "device %d: pid %d died with work in flight (no exit handler ran): %.1f ms charged, from its "
-               "oldest uncharged launch to now", d, s->pid, ns / 1e6);
+        vg_log(VG_INFO, "device %d: pid %d ended with work in flight that it did not charge (no exit handler ran, or "
+               "work was still queued after its exit wait): %.1f ms charged", d, s->pid, ns / 1e6);
     }
     return all;
 }

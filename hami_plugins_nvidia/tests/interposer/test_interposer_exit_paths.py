@@ -30,7 +30,7 @@ from .guard_runs import charged_s
 
 pytestmark = fake_only
 
-DIED = "died with work in flight"  # region.c charge_dead_locked's line (LIBCUDA_LOG_LEVEL=3)
+DIED = "ended with work in flight"  # region.c charge_dead_locked's line (LIBCUDA_LOG_LEVEL=3)
 LIMITED = {"CUDA_DEVICE_SM_LIMIT": "30", "GPU_CORE_UTILIZATION_POLICY": "force", "LIBCUDA_LOG_LEVEL": "3"}
 
 
@@ -109,10 +109,10 @@ def _forge(w: Workload, index: int, pid: int, owed: int, until: int) -> None:
 
 
 @pytest.mark.parametrize(("case", "owed_s", "until_s", "line", "most_ms"), [
-    ("ancient", -3600.0, 0.0, "charged the bound", 500.5),
-    ("far-until", -0.001, 3600.0, "charged the bound", 500.5),
-    ("future", 3600.0, 0.0, "forged, nothing charged", 0.5),
-    ("negative", None, 0.0, "forged, nothing charged", 0.5),
+    ("ancient", -3600.0, 0.0, "charged the bound", 505.0),
+    ("far-until", -0.001, 3600.0, "charged the bound", 505.0),
+    ("future", 3600.0, 0.0, "forged, nothing charged", 5.0),
+    ("negative", None, 0.0, "forged, nothing charged", 5.0),
 ])
 def test_forged_owed_field_is_bounded_and_reported(workload: Workload, case: str, owed_s: float | None,
                                                    until_s: float, line: str, most_ms: float) -> None:
@@ -128,7 +128,7 @@ def test_forged_owed_field_is_bounded_and_reported(workload: Workload, case: str
     hits = [ln for ln in err.splitlines() if "owed_ns" in ln and "slot 900 " in ln]
     print(f"{case}: charged {charged_ms:.2f} ms; {hits}")
     assert len(hits) == 1 and line in hits[0], err[-2000:]
-    assert 0 <= charged_ms <= most_ms, charged_ms
+    assert 0 <= charged_ms <= most_ms, charged_ms  # the keeper's own 0.1 ms kernel may land meanwhile
     if "bound" in line:
         assert charged_ms >= 499.9, charged_ms  # the bound, not less: this container pays it
 
@@ -154,3 +154,19 @@ def test_normal_exit_is_charged_once(workload: Workload) -> None:
     print(f"charged {charged * 1e3:.2f} ms in {wall * 1e3:.2f} ms; {died}")
     assert [f"pid {w.pid} " in ln for ln in died] == [True], died  # the synced one left nothing; the other once
     assert charged <= wall, (charged, wall)  # once: the survivor charged from the exit handler's end, not again
+
+
+def test_last_process_dying_is_charged_by_the_next_one(workload: Workload) -> None:
+    # nobody of the container is left to notice: the next process, re-initialising the region, charges it
+    workload.env.update(LIMITED, FAKE_CUDA_GPU=str(workload.tmp / "gpu"))
+    w = workload.run("ctx", "0", "burst", "kernel", "10", "20000", "die", "exit")
+    assert w.returncode == 0, w.stderr
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "1")
+    assert r.returncode == 0, r.stderr
+    hits = [ln for ln in r.stderr.splitlines() if "last processes died with work in flight" in ln]
+    charged = charged_s(workload)
+    print(f"charged {charged * 1e3:.2f} ms after re-initialising; {hits}")
+    assert len(hits) == 1, r.stderr[-2000:]
+    logged_ms = float(hits[0].split("): ")[1].split(" ms")[0])
+    assert logged_ms > 0 and charged * 1e3 >= logged_ms - 0.05, (charged, logged_ms)
+    assert logged_ms <= 4 * 500.0, logged_ms  # bounded (region.c reinit_charging_dead)
