@@ -177,6 +177,7 @@ static const char *region_problem(const struct hami_region *r)
 }
 
 static int64_t owed_charge(const struct hami_proc_slot *s, uint32_t i, int d, int sm, int64_t now);
+#define OWED_PASS_NS (4 * (int64_t)HAMI_OWED_MAX_NS)  /* the most one pass over the slots charges per device */
 
 /* A region every process left: what its dead processes left in flight (owed_ns) is charged once it is
  * re-initialised (init_region zeroes the bucket), so that the newcomer's container pays it, noticed only now
@@ -189,7 +190,7 @@ static void reinit_charging_dead(struct hami_region *r)
         for (uint32_t i = 0; i < h; i++)
             for (int d = 0; d < HAMI_MAX_DEVICES && r->procs[i].state; d++) {
                 int64_t ns = owed_charge(&r->procs[i], i, d, vg_cfg.sm_limit[d], now);
-                debt[d] = debt[d] + ns < HAMI_OWED_MAX_NS * 4 ? debt[d] + ns : HAMI_OWED_MAX_NS * 4;
+                debt[d] = debt[d] + ns < OWED_PASS_NS ? debt[d] + ns : OWED_PASS_NS;
             }
     }
     init_region(r);
@@ -197,8 +198,8 @@ static void reinit_charging_dead(struct hami_region *r)
         if (debt[d]) {
             __atomic_sub_fetch(&r->dev[d].tokens_ns, debt[d], __ATOMIC_ACQ_REL);
             __atomic_add_fetch(&r->dev[d].busy_ns, (uint64_t)debt[d], __ATOMIC_RELAXED);
-            vg_log(VG_INFO, "device %d: the container's last processes died with work in flight (no exit handler "
-                   "ran): %.1f ms charged on re-initialising its region", d, debt[d] / 1e6);
+            vg_log(VG_INFO, "device %d: the container's last processes ended with work in flight they did not "
+                   "charge: %.1f ms charged on re-initialising its region", d, debt[d] / 1e6);
         }
 }
 
@@ -609,11 +610,14 @@ static void owed_apply(int d, int64_t ns)
     __atomic_add_fetch(&vg_region->dev[d].busy_ns, (uint64_t)ns, __ATOMIC_RELAXED);
 }
 
-static int64_t charge_dead_locked(const struct hami_proc_slot *s, uint32_t i, int64_t now)
+/* left: what this pass over the slots may still charge per device (OWED_PASS_NS: many forged slots, bounded too). */
+static int64_t charge_dead_locked(const struct hami_proc_slot *s, uint32_t i, int64_t now, int64_t *left)
 {
     int64_t all = 0;
     for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
         int64_t ns = owed_charge(s, i, d, mine.sm[d], now);
+        ns = ns < left[d] ? ns : left[d];
+        left[d] -= ns;
         if (!ns)
             continue;
         owed_apply(d, ns);
@@ -637,6 +641,9 @@ static int clean_slots_locked(int rebuild)
                      &o) == UINT64_MAX)
         return 0;  /* the kernel could not be read: change nothing */
     int n = 0;
+    int64_t left[HAMI_MAX_DEVICES];
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+        left[d] = OWED_PASS_NS;
     uint32_t h = hwm_locked();
     for (uint32_t i = 0; i < HAMI_MAX_PROCS && (i < h || i < o.top); i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
@@ -648,8 +655,9 @@ static int clean_slots_locked(int rebuild)
             uint64_t total = 0;
             for (int d = 0; d < HAMI_MAX_DEVICES; d++)
                 total = sat_add(total, s->used[d]);
-            charge_dead_locked(s, i, vg_now_ns());
-            if (!pid_exists(s->pid))
+            /* a slot left with work in flight (release_slot) may outlive its process by a moment: not forged */
+            int64_t owed = charge_dead_locked(s, i, vg_now_ns(), left);
+            if (!pid_exists(s->pid) || owed)
                 vg_log(VG_INFO, "reclaimed slot of dead pid %d (%llu bytes)", s->pid, (unsigned long long)total);
             else
                 vg_log_once(VG_ERROR, "forged-slot", "shared region %s: slot %u (pid %d, %llu bytes) is held by no "
