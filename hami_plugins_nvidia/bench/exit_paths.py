@@ -124,18 +124,21 @@ def main() -> int:
     raw = lpc.run_rounds(ap, a, cases, "ep-", lambda app, fake_dir, lib, tmp, case: run_case(
         app, fake_dir, lib, tmp, case, a.procs))
     result = lpc.record_head(a, procs=a.procs, raw=raw)
-    lines = [*lpc.record_title("Work left in flight by processes that end with no exit handler", result, a.note),
-             "| setup:end | build | charged / GPU time launched (median, runs) | charged ms / GPU ms (median run) |",
-             "|---|---|---|---|"]
+    title = lpc.record_title("Work left in flight by processes that end with no exit handler", result, a.note)
+    return lpc.write_record(a, result, "\n".join([*title, *table(raw)]) + "\n")
 
-    def cells(runs: list[dict]) -> str:
-        ratios = [r["charge_ratio"] for r in runs]
-        mid = sorted(runs, key=lambda r: r["charge_ratio"])[len(runs) // 2]
-        return (f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) | "
-                f"{mid['charged_ms']:.1f} / {mid['gpu_ms']:.1f}")
 
-    lines += lpc.case_rows(raw, cells)
-    return lpc.write_record(a, result, "\n".join(lines) + "\n")
+def table(raw: dict[str, dict[str, list[dict]]]) -> list[str]:
+    """The Markdown table: per case and build, the charge ratios of the rounds and the median run's milliseconds."""
+    rows = ["| setup:end | build | charged / GPU time launched (median, runs) | charged ms / GPU ms (median run) |",
+            "|---|---|---|---|"]
+    for case, by_lib in raw.items():
+        for name, runs in by_lib.items():
+            ratios = [r["charge_ratio"] for r in runs]
+            mid = sorted(runs, key=lambda r: r["charge_ratio"])[len(runs) // 2]
+            rows.append(f"| {case} | {name} | {statistics.median(ratios):.2f} "
+                        f"({', '.join(f'{x:.2f}' for x in ratios)}) | {mid['charged_ms']:.1f} / {mid['gpu_ms']:.1f} |")
+    return rows
 
 
 if __name__ == "__main__":
