@@ -10,7 +10,9 @@ for that node, then creates the Binding.
 Trust: the pod a verb acts on is always read from the API server (by namespace/name, its UID
 checked against the request's), never taken from the request body, so a forged body cannot rewrite
 another pod's allocation. Bind refuses a pod that requests devices but carries no allocation for the
-node. Every bind failure gives the reservation back (cache and annotations) and the node lock is
+node, and a pod Filter refuses for what it is (:class:`PodRefused`), whatever allocation it carries. A pod refused for
+what it is goes to FailedAndUnresolvableNodes; ``Error`` is left for what asking again may fix (docs/scheduler.md
+lists them). Every bind failure gives the reservation back (cache and annotations) and the node lock is
 released in ``finally`` with retries; a lock left behind expires as HAMi's does (kube.py).
 """
 
@@ -36,7 +38,7 @@ from .kube import describe
 from .live_workload import SeedMix, WorkloadFeed
 from .node_resources import pod_requests
 from .policies import NodeView, PodShape, make_policy
-from .refusals import Memo, one_line
+from .refusals import Memo, one_line, pod_key
 from .state import ClusterState, is_claim, unrequested_families
 from .webhook_counts import unwritten_count
 
@@ -134,22 +136,37 @@ def pod_shape(req: PodRequest, state, cpu: int = 0, mem: int = 0, types: tuple[s
     return PodShape(cpu, mem, num, milli, types)
 
 
-#: Longest reason an admission refusal gives each node at Filter (kube-scheduler repeats it in FailedScheduling);
+#: Longest reason a pod refusal gives each node at Filter (kube-scheduler repeats it in FailedScheduling);
 #: the full text goes to this extender's log, once per pod and text.
 MAX_REFUSAL_REASON = 160
 #: Longest full text logged (a plugin's admission line is its own; the log stays one bounded line per refusal).
 MAX_LOGGED_REFUSAL = 1000
+#: Longest repr of a refused value in the short reason (the field and the reason must fit beside it).
+MAX_REFUSED_VALUE = 48
 
 
-class AdmissionRefused(HalError):
-    """The vendors' admission refuses the pod, or changes a count it carries (it skipped the webhook: the kubelet
-    asks for the pod's count; :func:`.webhook_counts.unwritten_count` says why). It depends on the pod alone, so no
-    node can take it and preempting pods cannot help: Filter answers every node in FailedAndUnresolvableNodes.
+class PodRefused(HalError):
+    """The pod alone is refused: the parser refuses a value of it (a count, a share, an annotation, a combination of
+    resources), the vendors' admission refuses a request, or the admission would change a count the pod carries (it
+    skipped the webhook: the kubelet asks for the pod's count; :func:`.webhook_counts.unwritten_count` says why). No
+    node can take it and preempting pods cannot help: Filter answers every node in FailedAndUnresolvableNodes, which
+    kube-scheduler does not retry with backoff as it does an extender ``Error``, and Bind refuses it.
     ``str()`` is the short line each node gets; ``detail`` is the full text, for the log."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         self.detail = one_line(detail or reason, MAX_LOGGED_REFUSAL)
         super().__init__(one_line(reason, MAX_REFUSAL_REASON))
+
+    @classmethod
+    def of(cls, exc: InputError) -> PodRefused:
+        """The parser's refusal, its value cut so that the field, the value and the reason fit in one short line."""
+        text = str(exc)
+        if len(text) > MAX_REFUSAL_REASON:
+            value = repr(exc.value)
+            if len(value) > MAX_REFUSED_VALUE:
+                value = value[: MAX_REFUSED_VALUE - 3] + "..."
+            text = f"{exc.field}: {value} {exc.reason}"
+        return cls(text, str(exc))
 
 
 @dataclass
@@ -203,28 +220,41 @@ class Extender:
     # -- filter ------------------------------------------------------------------------------
 
     def parse(self, pod: dict) -> PodRequest:
-        """The pod's requests as the vendors' admission leaves them; raises :class:`AdmissionRefused` when the
-        admission refuses a request or would change a count (what the webhook writes into the pod is placed, never
-        what only the scheduler knows)."""
+        """The pod's requests as the vendors' admission leaves them; raises :class:`PodRefused` when the parser
+        refuses the pod, the admission refuses a request, or the admission would change a count (what the webhook
+        writes into the pod is placed, never what only the scheduler knows). The one place that decides a refusal
+        depends on the pod alone: Filter and Bind both ask it."""
         if not isinstance(pod, dict):
-            raise InputError("Pod", pod, "must be an object")
+            raise InputError("Pod", short(pod), "must be an object")
         vendors = self.cluster.vendors  # one list for the parse and the reason (the watch may replace it meanwhile)
-        parsed = parse_pod_detailed(pod, vendors)
+        try:
+            parsed = parse_pod_detailed(pod, vendors)
+        except InputError as exc:  # a value of the pod itself: no node, now or later, makes it parse
+            raise PodRefused.of(exc) from None
         if self.admit is None:
             return parsed.request
         try:
             admitted = admit_parsed(parsed, self.admit)
-        except HalError as exc:  # the plugin's line names the field and the value (parser._admitted)
-            raise AdmissionRefused(str(exc)) from None
+        except InputError as exc:  # the plugin's line names the field and the value (parser._admitted)
+            raise PodRefused.of(exc) from None
+        except HalError as exc:
+            raise PodRefused(str(exc)) from None
         skipped = unwritten_count(parsed, admitted, vendors)
         if skipped:
-            raise AdmissionRefused(*skipped)
+            raise PodRefused(*skipped)
         for (pos, j), (_, _, after) in zip(parsed.fields, admitted, strict=True):
             parsed.request.containers[pos].requests[j] = after
         return parsed.request
 
-    def _log_refusal(self, pod: dict, exc: AdmissionRefused) -> None:
-        """The full text of an admission refusal, logged once per pod and text (kube-scheduler asks again after each
+    def resources(self, pod: dict) -> tuple[int, int]:
+        """The pod's CPU (milli) and memory (MiB) requests; a quantity the pod gets wrong is a :class:`PodRefused`."""
+        try:
+            return pod_requests(pod)
+        except InputError as exc:
+            raise PodRefused.of(exc) from None
+
+    def _log_refusal(self, pod: dict, exc: PodRefused) -> None:
+        """The full text of a pod refusal, logged once per pod and text (kube-scheduler asks again after each
         backoff; the memo is bounded, so a pod evicted from it is logged again)."""
         meta = pod.get("metadata") or {}
         who = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
@@ -356,8 +386,8 @@ class Extender:
         try:
             pod = self.api_pod(ci(args, "Pod"))
             req = self.parse(pod)
-            pod_res = pod_requests(pod)
-        except AdmissionRefused as exc:  # the pod alone decides: no node, now or after a preemption, can take it
+            pod_res = self.resources(pod)
+        except PodRefused as exc:  # the pod alone decides: no node, now or after a preemption, can take it
             self._log_refusal(pod, exc)
             return FilterOutcome([], {}, unresolvable=dict.fromkeys(map(str, names), str(exc)))
         except HalError as exc:
@@ -488,6 +518,11 @@ class Extender:
         if node not in self.cluster.nodes:
             self._undo(ns, name)
             return f"bind {key}: Node {node!r} is not a registered device node"
+        try:
+            self.parse(pod)  # refused at Filter (the pod alone decides): no lock is taken, nothing is held for it
+        except PodRefused as exc:
+            self._undo(ns, name)
+            return f"bind {key} to {node}: {exc}"
         with self._bind_locks_guard:
             local = self._bind_locks.setdefault(node, threading.Lock())
         if not local.acquire(timeout=self.bind_wait_s):
@@ -509,12 +544,15 @@ class Extender:
             pod = self.kube.get_pod(ns, name)  # fresh, under the lock
             if uid and (pod.get("metadata") or {}).get("uid") != uid:
                 raise InputError("PodUID", uid, "no longer matches the API server's pod")
+            # Filter's rule again, on the pod about to be bound: an allocation annotation (written by a stale
+            # scheduler, or by whoever may edit the pod) never binds a pod that Filter refuses as it now stands
+            req = self.parse(pod)
             try:
                 alloc = self.verify_on_api(pod, node)
             except AllocationError:
                 refused = True
                 raise
-            if alloc is None and self.parse(pod).has_devices:
+            if alloc is None and req.has_devices:
                 raise InputError(f"pod {key}", node, "requests devices but has no allocation annotation for this "
                                  "node (it was not filtered by this scheduler)")
             if alloc is not None:
@@ -570,7 +608,7 @@ class Extender:
                 try:
                     self.cluster.upsert_pod(other)
                 except HalError as exc:
-                    self.cluster.rejected[okey] = str(exc)
+                    self.cluster.rejected[pod_key(okey)] = str(exc)
 
     def _undo(self, ns: str, name: str) -> None:
         """A failed bind gives its reservation back, in the cache and on the API (best effort, retried)."""

@@ -27,6 +27,7 @@ from hami_hal.hami_compat import decode_lock, encode_lock
 from hami_hal.hami_compat.keys import SCHEDULER_POD_LABELS
 
 from .annotations import NODE_LOCK, VGPU_NODE
+from .refusals import node_key, pod_key
 
 log = logging.getLogger("hami_scheduler.kube")
 
@@ -238,7 +239,7 @@ def sync(kube: Kube, cluster) -> tuple[str, str]:
         try:
             cluster.upsert_node(n)
         except Exception as exc:  # one bad node is rejected whole; the others keep scheduling
-            cluster.rejected[f"node/{(n.get('metadata') or {}).get('name')}"] = _reason(exc)
+            cluster.rejected[node_key((n.get('metadata') or {}).get('name'))] = _reason(exc)
     pods = kube.list_pods()
     present = {f"{(p.get('metadata') or {}).get('namespace', 'default')}/{(p.get('metadata') or {}).get('name')}"
                for p in pods.get("items") or []}
@@ -250,7 +251,7 @@ def sync(kube: Kube, cluster) -> tuple[str, str]:
             cluster.upsert_pod(p)
         except Exception as exc:
             m = p.get("metadata") or {}
-            cluster.rejected[f"{m.get('namespace')}/{m.get('name')}"] = _reason(exc)
+            cluster.rejected[pod_key(f"{m.get('namespace', 'default')}/{m.get('name')}")] = _reason(exc)
     return nodes["metadata"].get("resourceVersion", ""), pods["metadata"].get("resourceVersion", "")
 
 
@@ -294,8 +295,9 @@ class Watcher:
                         handler(ev["type"], obj)
                     except Exception as exc:  # one bad object is rejected, the watch goes on
                         m = obj.get("metadata") or {}
-                        prefix = "node/" if fn == self.kube.core.list_node else f"{m.get('namespace', '')}/"
-                        self.cluster.rejected[f"{prefix}{m.get('name')}"] = _reason(exc)
+                        key = node_key(m.get("name")) if fn == self.kube.core.list_node else \
+                            pod_key(f"{m.get('namespace', 'default')}/{m.get('name')}")
+                        self.cluster.rejected[key] = _reason(exc)
             except Exception as exc:  # 410 Gone or connection loss: re-list
                 if self.stop.is_set():
                     return

@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+from urllib.parse import quote, unquote
 
 V = TypeVar("V")
 
@@ -63,3 +64,37 @@ class Memo(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+# -- keys of the rejected list ---------------------------------------------------------------------------------------
+# ``ClusterState.rejected`` (the ``hami_scheduler_rejected_objects`` gauge) holds nodes and pods side by side. A key
+# starts with its kind and a colon, which no namespace or name holds (RFC 1123), and each name in it is percent-encoded
+# (a ``/`` in a name cannot reach the next part), so no pod's namespace/name reads as a node's key or another pod's:
+# ``node:<name>``, ``pod:<namespace>/<name>``, and a part of either after one more ``/`` (``node:n1/families``).
+
+NODE, POD = "node", "pod"
+
+
+def _quoted(text: object) -> str:
+    return quote(str(text), safe="")
+
+
+def node_key(name: object, part: str = "") -> str:
+    """The rejected-list key of node ``name`` (or of one ``part`` of it: ``families``, ``allocatable``)."""
+    return f"{NODE}:{_quoted(name)}" + (f"/{part}" if part else "")
+
+
+def pod_key(key: str, part: str = "") -> str:
+    """The rejected-list key of the pod whose cache key is ``<namespace>/<name>`` (or of one ``part``: ``resources``).
+    A namespace holds no ``/``: the first one ends it."""
+    ns, _, name = str(key).partition("/")
+    return f"{POD}:{_quoted(ns)}/{_quoted(name)}" + (f"/{part}" if part else "")
+
+
+def rejected_object(key: str) -> tuple[str, str]:
+    """(kind, the object's name: a node's name, or a pod's ``<namespace>/<name>``) of a rejected-list key."""
+    kind, _, rest = key.partition(":")
+    parts = rest.split("/")
+    if kind == NODE:
+        return NODE, unquote(parts[0])
+    return kind, "/".join(unquote(p) for p in parts[:2])

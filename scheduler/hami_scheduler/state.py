@@ -30,7 +30,7 @@ from .annotations import (
 )
 from .index import NodeIndex
 from .node_resources import NodeResources
-from .refusals import Memo, digest, one_line
+from .refusals import NODE, Memo, digest, node_key, one_line, pod_key, rejected_object
 
 log = logging.getLogger("hami_scheduler.state")
 T = TypeVar("T")
@@ -118,7 +118,7 @@ class ClusterState:
     #: pods whose allocation refers to a node not (yet) known: replayed when the node arrives
     pending: dict[str, dict] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
-    #: rejected objects: key -> reason (exported as a metric, shown in logs)
+    #: rejected objects: key (:func:`.refusals.node_key`, :func:`.refusals.pod_key`) -> reason (exported as a metric)
     rejected: dict[str, str] = field(default_factory=dict)
     #: vectorised summary of every node, kept in step with ``nodes`` (the filter's prefilter)
     index: NodeIndex = field(default_factory=NodeIndex)
@@ -141,9 +141,9 @@ class ClusterState:
         then on. Held to :func:`~hami_hal.vendor_families.added_families` (never replacing a family, names under
         the vendor's domains, no shared resource name or protocol key, at most ``MAX_ADDED_FAMILIES`` per vendor);
         where a node's families of a vendor break it, none of them is learned and the node is recorded as rejected
-        (``node/<name>/families``); its devices stay."""
+        (``node:<name>/families``); its devices stay."""
         with self.lock:
-            key = f"node/{inv.node}/families"
+            key = node_key(inv.node, "families")
             self.rejected.pop(key, None)
             for offered in inv.vendors:
                 i = next((j for j, v in enumerate(self.vendors) if v.name == offered.name), None)
@@ -200,13 +200,13 @@ class ClusterState:
         meta = node.get("metadata") or {}
         cordon = [u.strip() for u in (meta.get("annotations") or {}).get(DEVICE_CORDON, "").split(",") if u.strip()]
         with self.lock:
-            self.rejected.pop(f"node/{inv.node}", None)  # a node refused before and fixed since is not refused now
+            self.rejected.pop(node_key(inv.node), None)  # a node refused before and fixed since is not refused now
             self.learn_families(inv)
             try:
                 self.resources.set_node(inv.node, node)
-                self.rejected.pop(f"node/{inv.node}/allocatable", None)
+                self.rejected.pop(node_key(inv.node, "allocatable"), None)
             except HalError as exc:  # devices still schedule; CPU/memory of this node stay unknown
-                self.rejected[f"node/{inv.node}/allocatable"] = str(exc)
+                self.rejected[node_key(inv.node, "allocatable")] = str(exc)
             old = self.nodes.get(inv.node)
             if old and old.inventory.devices == inv.devices and old.state.cordoned == frozenset(cordon):
                 old.resource_version = meta.get("resourceVersion", "")
@@ -218,7 +218,7 @@ class ClusterState:
                     fresh.commit(alloc)
                 except (AllocationError, HalError) as exc:
                     # The node shrank under a running pod: keep the pod recorded but say so.
-                    self.rejected[alloc.key] = f"no longer fits node {inv.node}: {exc}"
+                    self.rejected[pod_key(alloc.key)] = f"no longer fits node {inv.node}: {exc}"
                     self.pods.pop(alloc.key, None)
             self.nodes[inv.node] = NodeEntry(inv, fresh, meta.get("resourceVersion", ""))
             self.index.set_node(inv.node, fresh)
@@ -228,7 +228,7 @@ class ClusterState:
 
     def remove_node(self, name: str) -> None:
         with self.lock:
-            self._forget_refusals(f"node/{name}")
+            self._forget_refusals(node_key(name))
             self._parsed.pop(name, None)
             entry = self.nodes.pop(name, None)
             self.index.set_node(name, None)
@@ -238,8 +238,8 @@ class ClusterState:
                     self.pods.pop(alloc.key, None)
 
     def _forget_refusals(self, key: str) -> None:
-        """Drop what ``rejected`` says about one object (``node/<name>`` or ``<ns>/<name>``) and its parts
-        (``node/<name>/families``, ``<ns>/<name>/resources``). Why: the list is current state (it is the
+        """Drop what ``rejected`` says about one object (``node:<name>`` or ``pod:<ns>/<name>``) and its parts
+        (``node:<name>/families``, ``pod:<ns>/<name>/resources``). Why: the list is current state (it is the
         ``hami_scheduler_rejected_objects`` gauge); an object gone from the API is refused no more, and a list that
         kept every deleted object's refusal would grow with each bad object created and deleted."""
         for k in [k for k in self.rejected if k == key or k.startswith(f"{key}/")]:
@@ -249,9 +249,8 @@ class ClusterState:
         """After a re-list: drop the refusals of the nodes and pods (``<ns>/<name>``) the API no longer lists."""
         with self.lock:
             for k in list(self.rejected):
-                parts = k.split("/")
-                gone = parts[1] not in nodes if parts[0] == "node" else "/".join(parts[:2]) not in pods
-                if gone:
+                kind, name = rejected_object(k)
+                if name not in (nodes if kind == NODE else pods):
                     del self.rejected[k]
 
     # -- pods --------------------------------------------------------------------------------
@@ -260,7 +259,7 @@ class ClusterState:
         """The pod was deleted: drop its allocation and what ``rejected`` says about it."""
         with self.lock:
             self.remove_pod(key)
-            self._forget_refusals(key)
+            self._forget_refusals(pod_key(key))
 
     def upsert_pod(self, pod: dict) -> None:
         """Record (or drop, when finished/unallocated) the allocation a pod's annotations carry."""
@@ -279,9 +278,9 @@ class ClusterState:
             node = None
         try:
             self.resources.set_pod(key, pod, node if isinstance(node, str) else None)
-            self.rejected.pop(f"{key}/resources", None)
+            self.rejected.pop(pod_key(key, "resources"), None)
         except HalError as exc:
-            self.rejected[f"{key}/resources"] = str(exc)
+            self.rejected[pod_key(key, "resources")] = str(exc)
 
     def _upsert_pod(self, pod: dict, meta: dict, key: str, phase: str | None) -> None:
         if phase in FINISHED or meta.get("deletionTimestamp"):
@@ -304,7 +303,7 @@ class ClusterState:
         undue = unrequested_families(alloc, pod, self.vendors) if alloc is not None else ""
         if undue:  # forged or stale: hold nothing for it (a reservation it had goes too)
             self.remove_pod(key)
-            self.rejected[key] = f"allocation annotation ignored: {undue}"
+            self.rejected[pod_key(key)] = f"allocation annotation ignored: {undue}"
             raise InputError(f"pod {key} allocation", node, f"is ignored: {undue}")
         claim = is_claim(pod)
         current = self.pods.get(key)
@@ -315,27 +314,27 @@ class ClusterState:
             # after it bound, and a claim of another scheduler evicted it for good (no later watch event
             # brings a running pod back), so the filter kept choosing a full device.
             self._mark_claim(key, claim)
-            self.rejected.pop(key, None)
+            self.rejected.pop(pod_key(key), None)
             return
         if current is not None:
             self.remove_pod(key)
         if alloc is None:
-            self.rejected.pop(key, None)  # no allocation, nothing refused (a bad one removed since)
+            self.rejected.pop(pod_key(key), None)  # no allocation, nothing refused (a bad one removed since)
             return
         try:
             entry.state.commit(alloc)
         except AllocationError as exc:
             if not (claim and self._evict_reservations(node)):
-                self.rejected[key] = str(exc)
+                self.rejected[pod_key(key)] = str(exc)
                 raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc}") from None
             try:  # a bound pod wins over this cache's unbound reservations (another scheduler bound it)
                 entry.state.commit(alloc)
             except AllocationError as exc2:
-                self.rejected[key] = str(exc2)
+                self.rejected[pod_key(key)] = str(exc2)
                 raise InputError(f"pod {key} allocation", node, f"does not fit the node: {exc2}") from None
         self.pods[key] = alloc
         self._mark_claim(key, claim)
-        self.rejected.pop(key, None)  # a refusal is current state, not history: it goes once the pod fits
+        self.rejected.pop(pod_key(key), None)  # a refusal is current state, not history: it goes once the pod fits
         self.index.touch(node)
 
     def _mark_claim(self, key: str, claim: bool) -> None:
@@ -350,7 +349,7 @@ class ClusterState:
         gone = [k for k, a in self.pods.items() if a.node == node and k not in self.claims]
         for k in gone:
             self.remove_pod(k)
-            self.rejected[k] = f"reservation on {node} dropped: a bound pod needs its devices"
+            self.rejected[pod_key(k)] = f"reservation on {node} dropped: a bound pod needs its devices"
         return gone
 
     def remove_pod(self, key: str) -> None:

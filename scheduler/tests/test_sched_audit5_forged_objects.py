@@ -173,7 +173,7 @@ def test_pod_asking_for_no_device_cannot_claim_a_nodes_devices():
     cluster, ext = cluster_with_good_node()
     with pytest.raises(HalError, match="requests no NVIDIA device"):
         cluster.upsert_pod(squatter("good", ["GPU-good-0", "GPU-good-1"]))
-    assert "tenant/squatter" not in cluster.pods and "tenant/squatter" in cluster.rejected
+    assert "tenant/squatter" not in cluster.pods and "pod:tenant/squatter" in cluster.rejected
     assert all(u.used_memory_mib == 0 for u in cluster.nodes["good"].state.devices.values())
     assert filter_ok(ext, "victim", ["good"]) == ["good"]
 

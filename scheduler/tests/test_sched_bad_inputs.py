@@ -137,8 +137,11 @@ def _exchange(server: ExtenderServer, data: bytes) -> str:
             body = json.loads(rest[:n])
         except ValueError:
             body = rest[:n].decode(errors="replace")
-        text = f"{status} `{json.dumps(body, ensure_ascii=False)}`" if not isinstance(body, dict) or "Error" not in body else \
-            f"{status} `{{\"Error\": {json.dumps(body['Error'], ensure_ascii=False)}}}`"
+        # the field that says why: Error, or (a pod refused on every node) FailedAndUnresolvableNodes
+        key = "FailedAndUnresolvableNodes" if isinstance(body, dict) and not body.get("Error") and \
+            body.get("FailedAndUnresolvableNodes") else "Error"
+        text = f"{status} `{json.dumps(body, ensure_ascii=False)}`" if not isinstance(body, dict) or key not in body else \
+            f"{status} `{{\"{key}\": {json.dumps(body[key], ensure_ascii=False)}}}`"
         if b"Connection: close" in head:
             s.settimeout(2)
             try:
@@ -308,7 +311,7 @@ def test_node_register_annotation_overflow():
     api.add_node(evil)
     s = start_stack(api, watch=False)
     try:
-        reason = s.cluster.rejected.get("node/evil", "")
+        reason = s.cluster.rejected.get("node:evil", "")
         pod = api.add_pod(gpu_pod("after"))
         out = s.extender.filter({"Pod": pod, "NodeNames": ["good", "evil"]})
         assert reason and "evil" not in s.cluster.nodes and out.node_names == ["good"]

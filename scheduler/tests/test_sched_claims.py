@@ -31,7 +31,7 @@ def test_bound_pod_evicts_unbound_reservations_not_claims():
     cluster.reserve(_alloc("mine", 30000))  # this scheduler's filter decision, not yet bound
     cluster.upsert_pod(_bound("theirs", 30000))  # the other scheduler bound it first
     assert set(cluster.pods) == {"default/theirs"} and "default/theirs" in cluster.claims
-    assert "a bound pod needs its devices" in cluster.rejected["default/mine"]
+    assert "a bound pod needs its devices" in cluster.rejected["pod:default/mine"]
     # a second bound pod that does not fit beside a claim is still refused, and changes nothing
     before = cluster.snapshot()
     with pytest.raises(InputError, match="does not fit the node"):

@@ -101,7 +101,10 @@ def test_malformed_requests_change_nothing(stack):
     before = stack.cluster.snapshot()
     bad = stack.api.add_pod(gpu_pod("bad", gpus=1, mem=1024, cores=150))
     body = post(stack, "filter", {"Pod": bad, "NodeNames": ["node1"]})["body"]
-    assert body["NodeNames"] == [] and "150" in body["Error"] and "gpucores" in body["Error"]
+    # the pod alone is refused: every node unresolvable with the field and the value, no Error (kube-scheduler's backoff)
+    assert body["NodeNames"] == [] and body["Error"] == "" and body["FailedNodes"] == {}
+    (why,) = body["FailedAndUnresolvableNodes"].values()
+    assert set(body["FailedAndUnresolvableNodes"]) == {"node1"} and "150" in why and "gpucores" in why
     assert post(stack, "filter", b"{not json")["status"] == 400
     assert post(stack, "filter", {"Pod": gpu_pod("x"), "NodeNames": "node1"})["body"]["Error"].startswith("NodeNames")
     assert post(stack, "bind", {"PodName": "", "PodNamespace": "default", "Node": "node1"})["body"]["Error"]

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hami_scheduler.extender import Extender
+from hami_scheduler.extender import Extender, PodRefused
 from hami_scheduler.state import ClusterState
 from sched_testing import NVIDIA, gpu_node
 
-from hami_hal.errors import InputError
 from hami_hal.hami_compat import HAL_INVENTORY
 from hami_hal.models import (
     AnnotationKeys,
@@ -79,7 +78,7 @@ def test_a_family_a_node_adds_is_learned_and_rounded_with_the_nodes_templates():
 
 def test_before_any_node_adds_it_the_resource_is_unknown():
     ext = Extender(ClusterState([NVIDIA, ZETA]))
-    with pytest.raises(InputError, match="zeta.io/z2"):
+    with pytest.raises(PodRefused, match="zeta.io/z2"):
         ext.parse(_pod({"zeta.io/z2": "1"}))
 
 
@@ -95,14 +94,14 @@ def test_a_forged_inventory_cannot_take_over_names_or_keys():
     for node, fam in bad.items():
         cluster.upsert_node(_node(node, fam))
         assert _words(cluster) == ["Z1"], node
-        text = cluster.rejected[f"node/{node}/families"]
+        text = cluster.rejected[f"node:{node}/families"]
         assert text.startswith("families not learned: zeta.resources[") and "\n" not in text, text
         assert node in cluster.nodes  # its devices stay; only the families are refused
     assert "hami.io/vgpu-devices-to-allocate' is already another family's annotation key" in \
-        cluster.rejected["node/n-key/families"]
+        cluster.rejected["node:n-key/families"]
     # a family the scheduler has is never replaced by a node's version of it
     cluster.upsert_node(_node("n-same", _family("Z1").model_copy(update={"memory": "zeta.io/other"})))
-    assert cluster.vendors[1] == ZETA and "node/n-same/families" not in cluster.rejected
+    assert cluster.vendors[1] == ZETA and "node:n-same/families" not in cluster.rejected
     # a vendor the scheduler does not serve adds nothing
     cluster.upsert_node(_node("n-other", _family("Q1", domain="zeta.io"), vendor="other"))
     assert [v.name for v in cluster.vendors] == ["nvidia", "zeta"]
@@ -115,5 +114,5 @@ def test_nodes_together_add_at_most_the_bound():
     assert len(_words(cluster)) == 1 + MAX_ADDED_FAMILIES
     cluster.upsert_node(_node("c", _family("C0")))
     assert len(_words(cluster)) == 1 + MAX_ADDED_FAMILIES
-    assert "more than the 0 the vendor may still take" in cluster.rejected["node/c/families"]
+    assert "more than the 0 the vendor may still take" in cluster.rejected["node:c/families"]
     json.dumps(cluster.rejected)  # plain strings (exported as a metric)

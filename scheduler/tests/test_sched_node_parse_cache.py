@@ -204,8 +204,8 @@ def test_through_the_watch_an_unchanged_inventory_is_parsed_once_and_a_bad_one_s
         with api.cond:
             api.nodes["n1"]["metadata"]["annotations"][HAL_INVENTORY] = "{not json"
             api._bump("nodes", "MODIFIED", api.nodes["n1"])
-        wait(lambda: "node/n1" in stack.cluster.rejected)
-        reason = stack.cluster.rejected["node/n1"]
+        wait(lambda: "node:n1" in stack.cluster.rejected)
+        reason = stack.cluster.rejected["node:n1"]
         assert HAL_INVENTORY in reason and "not JSON" in reason and "\n" not in reason
         assert parses.count("n1") == 2
     finally:

@@ -75,9 +75,9 @@ def test_bad_allocatable_keeps_the_node_with_unknown_cpu():
     c = ClusterState([NVIDIA])
     c.upsert_node(node("a", cpu="many"))
     assert "a" in c.nodes and c.resources.free("a") is None
-    assert c.rejected["node/a/allocatable"] == "status.allocatable.cpu: 'many' is not a Kubernetes quantity"
+    assert c.rejected["node:a/allocatable"] == "status.allocatable.cpu: 'many' is not a Kubernetes quantity"
     c.upsert_node(node("a"))
-    assert "node/a/allocatable" not in c.rejected and c.resources.free("a")[0] == 8000
+    assert "node:a/allocatable" not in c.rejected and c.resources.free("a")[0] == 8000
 
 
 def test_filter_fails_nodes_short_of_cpu_and_counts_the_reservation():

@@ -115,9 +115,15 @@ def test_any_admission_refusal_is_unresolvable_in_one_bounded_line(hal, caplog):
     assert "x" * 400 in caplog.text and "second" not in caplog.text
 
 
-def test_a_malformed_pod_is_still_an_error_not_an_admission_refusal(ext):
-    out = ext.filter({"Pod": _pod("bad", {C: "many"}), "NodeNames": NODES})
-    assert out.error and out.unresolvable == {} and out.failed == {}
+def test_a_malformed_pod_is_unresolvable_too_from_the_same_place(ext, caplog):
+    """The parser's refusal also depends on the pod alone (test_sched_pod_refused.py has the other cases)."""
+    caplog.set_level(logging.WARNING, logger="hami_scheduler.extender")
+    for _ in range(3):
+        out = ext.filter({"Pod": _pod("bad", {C: "many"}), "NodeNames": NODES})
+        assert out.error == "" and out.failed == {} and out.allocation is None
+        assert out.unresolvable == {n: f"spec.containers[0].resources.limits[\"{C}\"]: 'many' is not a valid Kubernetes "
+                                       "quantity" for n in NODES}
+    assert len(caplog.records) == 1 and _reserved(ext) == 0
 
 
 def test_a_one_die_vnpu_keeps_its_count_and_is_placed(ext):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from hami_scheduler.extender import Extender
 from hami_scheduler.kube import Kube, Watcher, api_client, sync
+from hami_scheduler.refusals import pod_key
 from hami_scheduler.state import ClusterState
 from sched_fakeapi import FakeApiServer
 from sched_testing import NVIDIA, gpu_node, gpu_pod
@@ -46,7 +47,7 @@ class Scheduler:
             try:
                 self.watcher._on_pod(etype, obj)
             except Exception as exc:  # noqa: BLE001 - mirrors the watch loop
-                self.cluster.rejected[f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"] = str(exc)
+                self.cluster.rejected[pod_key(f"{obj['metadata']['namespace']}/{obj['metadata']['name']}")] = str(exc)
             self.seen = rv
 
     def filter(self, name: str) -> list[str]:
@@ -96,7 +97,7 @@ def test_full_node_ends_unschedulable_in_both_caches(api):
     for s in (a, b):
         assert set(s.cluster.pods) == truth
         assert s.cluster.claims == truth
-        assert not truth & set(s.cluster.rejected), s.cluster.rejected
+        assert not {pod_key(k) for k in truth} & set(s.cluster.rejected), s.cluster.rejected
     # liveness: every further pod gets "no fit" from its filter (kube-scheduler marks it Unschedulable)
     # instead of a node whose bind the replay refuses
     assert a.filter("a5") == []

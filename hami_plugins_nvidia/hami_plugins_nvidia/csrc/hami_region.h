@@ -18,7 +18,7 @@
 
 /* CDEF-BEGIN */
 #define HAMI_REGION_MAGIC 0x48564750
-#define HAMI_REGION_VERSION 2        /* 2: the sibling busy intervals (struct hami_sibling) */
+#define HAMI_REGION_VERSION 3        /* 2: the sibling busy intervals (struct hami_sibling); 3: owed_ns */
 #define HAMI_MAX_DEVICES 16
 #define HAMI_MAX_PROCS 1024
 #define HAMI_BOARD_MAGIC 0x48425244
@@ -84,7 +84,15 @@ struct hami_proc_slot {
     uint64_t start_ticks;      /* starttime from /proc/<pid>/stat, detects pid reuse */
     uint64_t used[HAMI_MAX_DEVICES];     /* device bytes charged to this process */
     uint64_t busy_ns[HAMI_MAX_DEVICES];  /* GPU busy time measured for this process */
+    /* version 3: per device, the start (CLOCK_MONOTONIC) of this process's oldest launch that no charge covers yet,
+     * 0 = none, and when the work it has queued is expected to end (its own estimate, inflight_ns). Written by its
+     * process when they change (region.c vg_owed_publish); whoever clears the slot of a process that died without
+     * its exit handlers charges the container that work's wall time from owed_ns to the later of owed_until_ns and
+     * the moment it noticed the death, at most HAMI_OWED_MAX_NS (region.c owed_charge). */
+    int64_t owed_ns[HAMI_MAX_DEVICES];
+    int64_t owed_until_ns[HAMI_MAX_DEVICES];
 };
+#define HAMI_OWED_MAX_NS 500000000   /* the most one dead process's work is charged per device */
 
 /* One process of the container measuring its launches on a device (siblings.c sib_*): its busy intervals, as it
  * publishes them on the node board for the other containers, so that its siblings charge each instant once

@@ -508,10 +508,36 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], 
  * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
  * the fake libcuda (docs/results/2026-12-05-fake-stream-calls.md). */
 static void collect(struct dstate *ds, int all);
+static int64_t owed_from(const struct dstate *ds, int64_t now);
 
+/* When the work this process has queued on the device is expected to end, as published for whoever finds it dead
+ * (region.c owed_charge): the throttle's own estimate (inflight_ns). While none of this process's marks was measured
+ * yet that estimate is a default (0.1 ms a launch) that knows nothing of the kernels: a worker that launches a burst
+ * on saved credit and dies before anything was measured was published as 1 ms for 20 ms of kernels (fake libcuda, 8
+ * such workers behind a survivor charged 0.29 x). Then its queued work counts as up to the credit its container had
+ * (what the throttle let it launch unmeasured), at most HAMI_OWED_MAX_NS: an honest cold process that dies loses its
+ * container's saved credit, no more. Not the container's average charge per launch: a dying process leaves its last
+ * launches out of the region's count (flushed every 1 ms), and the average grew from worker to worker (4.7 x). */
+static int64_t owed_until(const struct dstate *ds, int64_t now)
+{
+    int64_t q = inflight_ns(ds);
+    if (!ds->ewma_ns) {
+        int64_t c = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_RELAXED);
+        c = c < HAMI_OWED_MAX_NS ? c : HAMI_OWED_MAX_NS;
+        q = q > c ? q : c;
+    }
+    return now + q;
+}
+
+/* After a collection the start of the work no charge covers yet moves on: republished for whoever finds this
+ * process dead (region.c vg_owed_publish; only while one is published, so an idle device costs one load). */
 void harvest(struct dstate *ds)
 {
     collect(ds, 0);
+    if (vg_owed_published(ds->dev)) {
+        int64_t now = vg_now_ns();
+        vg_owed_publish(ds->dev, owed_from(ds, INT64_MAX), owed_until(ds, now), 0);
+    }
 }
 
 /* all: ask every stream's oldest mark, due or not (others_idle: a launch that found its two newest asks idle, after
@@ -1571,6 +1597,9 @@ static void exit_settle(struct dstate *ds, int64_t deadline)
     if (from || doubt)
         vg_log(VG_INFO, "device %d: at exit, launches since %.1f ms ago still uncollected, charged their wall time; "
                "%.1f ms of coarse doubt charged", ds->dev, from ? (now - from) / 1e6 : 0.0, doubt / 1e6);
+    /* charged to now: cleared, so that nobody charges it again; work still queued after the wait stays owed from
+     * now on, for a survivor (region.c release_slot keeps the slot) */
+    vg_owed_publish(ds->dev, ds->pending > 0 && !ds->stale ? now : 0, owed_until(ds, now), 0);
 }
 
 static void exit_charge(void)
@@ -1592,6 +1621,8 @@ static void exit_charge(void)
         }
         if (ds->capped)
             exit_settle(ds, deadline);
+        else
+            vg_owed_publish(ds->dev, 0, 0, 0);  /* uncapped: nothing owed */
         pthread_mutex_unlock(&ds->mu);
     }
 }
@@ -1759,6 +1790,8 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         if (!q->unmarked)
             q->unmarked_enq = q->last_launch;
         q->unmarked++;
+        if (ds->capped)  /* its start if none is, and its queued work's end as it grows (region.c) */
+            vg_owed_publish(ds->dev, q->unmarked_enq, owed_until(ds, now), 1);
         q->unmarked_coarse |= ds->coarse;
         /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,

@@ -32,6 +32,7 @@ static dev_t region_dev;  /* the file region_fd must still name (an application 
 static ino_t region_ino;
 static int region_lost;  /* the file could not be found again: refuse, never count only ourselves */
 static int slot_idx = -1;
+static int64_t owed_mine[HAMI_MAX_DEVICES], until_mine[HAMI_MAX_DEVICES];  /* what this process last published */
 static pid_t slot_pid;
 static pthread_mutex_t region_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t attach_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -173,6 +174,33 @@ static const char *region_problem(const struct hami_region *r)
     /* counters out of range in a region of ours are repaired under the lock (verify_locked), not a
      * reason to go private: a private region would give each new process a whole limit of its own */
     return "";
+}
+
+static int64_t owed_charge(const struct hami_proc_slot *s, uint32_t i, int d, int sm, int64_t now);
+#define OWED_PASS_NS (4 * (int64_t)HAMI_OWED_MAX_NS)  /* the most one pass over the slots charges per device */
+
+/* A region every process left: what its dead processes left in flight (owed_ns) is charged once it is
+ * re-initialised (init_region zeroes the bucket), so that the newcomer's container pays it, noticed only now
+ * (bounded like a survivor's charge, and only on a device this environment caps). */
+static void reinit_charging_dead(struct hami_region *r)
+{
+    int64_t debt[HAMI_MAX_DEVICES] = {0}, now = vg_now_ns();
+    if (!*region_problem(r)) {
+        uint32_t h = r->proc_hwm < HAMI_MAX_PROCS ? r->proc_hwm : HAMI_MAX_PROCS;
+        for (uint32_t i = 0; i < h; i++)
+            for (int d = 0; d < HAMI_MAX_DEVICES && r->procs[i].state; d++) {
+                int64_t ns = owed_charge(&r->procs[i], i, d, vg_cfg.sm_limit[d], now);
+                debt[d] = debt[d] + ns < OWED_PASS_NS ? debt[d] + ns : OWED_PASS_NS;
+            }
+    }
+    init_region(r);
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+        if (debt[d]) {
+            __atomic_sub_fetch(&r->dev[d].tokens_ns, debt[d], __ATOMIC_ACQ_REL);
+            __atomic_add_fetch(&r->dev[d].busy_ns, (uint64_t)debt[d], __ATOMIC_RELAXED);
+            vg_log(VG_INFO, "device %d: the container's last processes ended with work in flight they did not "
+                   "charge: %.1f ms charged on re-initialising its region", d, debt[d] / 1e6);
+        }
 }
 
 static void use_private_region(void)
@@ -364,7 +392,7 @@ static int open_shared(void)
         /* left behind by processes that are all gone: its limits belong to nobody, this environment's apply */
         vg_log(VG_MSG, "shared region %s: every process that used it has exited; re-initialised from this "
                        "process's environment", vg_cfg.region_path);
-        init_region(r);
+        reinit_charging_dead(r);
     } else {
         mine.container_id = r->container_id;
         mine.priority = r->priority;
@@ -450,8 +478,13 @@ static void release_slot(void)
         return;
     vg_lock();
     struct hami_proc_slot *s = &vg_region->procs[slot_idx];
-    if (s->pid == slot_pid)
+    int owed = 0;  /* work still queued after exit_charge's wait (it published its start): kept for a survivor */
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+        owed |= owed_mine[d] != 0;
+    if (s->pid == slot_pid && !owed)
         memset(s, 0, sizeof(*s));
+    else if (s->pid == slot_pid)
+        memset(s->used, 0, sizeof(s->used));  /* pid, state and owed_ns stay: the slot reads as a dead process's */
     for (int d = 0; d < HAMI_MAX_DEVICES; d++)
         publish_locked(d, 0);
     if (region_fd >= 0)
@@ -463,6 +496,8 @@ static void release_slot(void)
 
 static void after_fork_child(void)
 {
+    memset(owed_mine, 0, sizeof(owed_mine));  /* the parent's work is the parent's to publish */
+    memset(until_mine, 0, sizeof(until_mine));
     /* the child shares the mapping but needs its own slot and its own open file (flock, and the record
      * locks, which belong to an open file description: the parent's stay the parent's) */
     pthread_mutex_init(&region_mu, NULL);
@@ -533,6 +568,66 @@ static void note_owner(int64_t s, int64_t e, int pid, void *arg)
     }
 }
 
+/* Work a dead process left in flight (issue 18, never fail open). A process that ends by _exit or a signal runs no
+ * exit handler (launch.c exit_charge), so its last launches - completed but never collected, or still queued - were
+ * charged to nobody: a tenant forking workers that launch a burst and _exit ran mostly free. Each process publishes
+ * in its slot, per device, the start of its oldest launch no charge covers yet and when its queued work is expected
+ * to end (owed_ns, owed_until_ns: vg_owed_publish), and clears them once its exit handler has charged it. Whoever
+ * clears the slot of a process found dead (its owner lock is gone: clean_slots_locked, from a sibling's watcher
+ * within ~2 ms (vg_owed_watch), a newcomer taking a slot, a memory query) charges the container's bucket that work's
+ * wall time from its start to the later of its expected end and now (the moment the death was noticed: the queued
+ * work may still run, as the driver may let it), on a device this container caps; the slot is cleared under the
+ * region lock, so it is charged once.
+ * The value comes from a file the tenant can write, so it only ever charges this container (the bucket of the
+ * region it sits in), and it is bounded: a start in the future or not positive charges nothing, one older than
+ * HAMI_OWED_MAX_NS charges that much; either is reported in one line. Returns the ns charged over all devices. */
+static int64_t owed_charge(const struct hami_proc_slot *s, uint32_t i, int d, int sm, int64_t now)
+{
+    int64_t from = __atomic_load_n(&s->owed_ns[d], __ATOMIC_ACQUIRE);
+    if (!from || sm >= 100)
+        return 0;
+    if (from < 0 || from > now) {
+        vg_log_once(VG_ERROR, "owed-forged", "shared region %s: slot %u (pid %d) device %d: owed_ns %lld is not a "
+                                             "start in the past (now %lld): forged, nothing charged",
+                    vg_cfg.region_path, i, s->pid, d, (long long)from, (long long)now);
+        return 0;
+    }
+    int64_t until = __atomic_load_n(&s->owed_until_ns[d], __ATOMIC_ACQUIRE);
+    int64_t ns = (until > now ? until : now) - from;  /* a bad until (before the start) leaves now */
+    if (ns > HAMI_OWED_MAX_NS) {
+        vg_log_once(VG_WARN, "owed-bound", "shared region %s: slot %u (pid %d) device %d: owed_ns %lld, "
+                                           "owed_until_ns %lld: %.1f ms of work, charged the bound, %.1f ms",
+                    vg_cfg.region_path, i, s->pid, d, (long long)from, (long long)until, ns / 1e6,
+                    HAMI_OWED_MAX_NS / 1e6);
+        ns = HAMI_OWED_MAX_NS;
+    }
+    return ns;
+}
+
+static void owed_apply(int d, int64_t ns)
+{
+    __atomic_sub_fetch(&vg_region->dev[d].tokens_ns, ns, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&vg_region->dev[d].busy_ns, (uint64_t)ns, __ATOMIC_RELAXED);
+}
+
+/* left: what this pass over the slots may still charge per device (OWED_PASS_NS: many forged slots, bounded too). */
+static int64_t charge_dead_locked(const struct hami_proc_slot *s, uint32_t i, int64_t now, int64_t *left)
+{
+    int64_t all = 0;
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
+        int64_t ns = owed_charge(s, i, d, mine.sm[d], now);
+        ns = ns < left[d] ? ns : left[d];
+        left[d] -= ns;
+        if (!ns)
+            continue;
+        owed_apply(d, ns);
+        all += ns;
+        vg_log(VG_INFO, "device %d: pid %d ended with work in flight that it did not charge (no exit handler ran, or "
+               "work was still queued after its exit wait): %.1f ms charged", d, s->pid, ns / 1e6);
+    }
+    return all;
+}
+
 /* Brings the file's slots back to what the kernel knows: a slot whose owner lock nobody holds is cleared
  * (its process died, or the slot is forged). With `rebuild`, every held slot is also rewritten from the
  * kernel: live, its owner's pid, and its counts re-read from the owner's lanes (after a rewrite). */
@@ -546,6 +641,9 @@ static int clean_slots_locked(int rebuild)
                      &o) == UINT64_MAX)
         return 0;  /* the kernel could not be read: change nothing */
     int n = 0;
+    int64_t left[HAMI_MAX_DEVICES];
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++)
+        left[d] = OWED_PASS_NS;
     uint32_t h = hwm_locked();
     for (uint32_t i = 0; i < HAMI_MAX_PROCS && (i < h || i < o.top); i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
@@ -557,7 +655,9 @@ static int clean_slots_locked(int rebuild)
             uint64_t total = 0;
             for (int d = 0; d < HAMI_MAX_DEVICES; d++)
                 total = sat_add(total, s->used[d]);
-            if (!pid_exists(s->pid))
+            /* a slot left with work in flight (release_slot) may outlive its process by a moment: not forged */
+            int64_t owed = charge_dead_locked(s, i, vg_now_ns(), left);
+            if (!pid_exists(s->pid) || owed)
                 vg_log(VG_INFO, "reclaimed slot of dead pid %d (%llu bytes)", s->pid, (unsigned long long)total);
             else
                 vg_log_once(VG_ERROR, "forged-slot", "shared region %s: slot %u (pid %d, %llu bytes) is held by no "
@@ -1019,4 +1119,72 @@ void vg_add_busy(int dev, uint64_t ns)
      * slot_idx is -1 (after_fork_child) until it takes its own slot */
     if (slot_idx >= 0)
         __atomic_add_fetch(&vg_region->procs[slot_idx].busy_ns[dev], ns, __ATOMIC_RELAXED);
+}
+
+/* Publishes in this process's slot the start of its oldest launch on dev that no charge covers yet (from, 0 = none)
+ * and when the work it has queued is expected to end (until), for whoever finds it dead (owed_charge). Written only
+ * when they change: with first (the launch path), from only when none is published, and until only once it moved
+ * OWED_STEP_NS later (a load and a branch for most launches). The first publish of a process that holds no slot yet
+ * takes one (one lock, once). Not in a private region. */
+#define OWED_STEP_NS 500000LL
+void vg_owed_publish(int dev, int64_t from, int64_t until, int first)
+{
+    if (dev < 0 || dev >= HAMI_MAX_DEVICES || region_fd < 0)
+        return;
+    if (first && owed_mine[dev]) {
+        if (until - until_mine[dev] < OWED_STEP_NS)
+            return;
+        from = owed_mine[dev];
+    } else if (from == owed_mine[dev] && (!from || until == until_mine[dev])) {
+        return;
+    }
+    if (slot_idx < 0 && from) {
+        vg_lock();
+        my_slot_locked();
+        vg_unlock();
+    }
+    if (slot_idx < 0 || !vg_region)
+        return;
+    struct hami_proc_slot *s = &vg_region->procs[slot_idx];
+    until = from ? until : 0;
+    __atomic_store_n(&s->owed_until_ns[dev], until, __ATOMIC_RELEASE);  /* before the start: read after it */
+    __atomic_store_n(&s->owed_ns[dev], from, __ATOMIC_RELEASE);
+    owed_mine[dev] = from;
+    until_mine[dev] = until;
+}
+
+int vg_owed_published(int dev)
+{
+    return dev >= 0 && dev < HAMI_MAX_DEVICES && owed_mine[dev] != 0;
+}
+
+/* The watcher's look for dead siblings that left work in flight, every OWED_WATCH_NS at most: a slot other than
+ * ours with an owed start on a capped device whose owner lock nobody holds (one lock query each, no region lock);
+ * found, the region lock is taken and clean_slots_locked charges and clears it. The file is only a hint here:
+ * the kernel's lock decides who is dead, and the charge is bounded (owed_charge). */
+#define OWED_WATCH_NS 2000000LL
+void vg_owed_watch(int64_t now)
+{
+    static int64_t last;  /* the watcher thread only */
+    if (region_fd < 0 || !vg_region || now - last < OWED_WATCH_NS)
+        return;
+    last = now;
+    uint32_t h = __atomic_load_n(&vg_region->proc_hwm, __ATOMIC_RELAXED);
+    h = h < HAMI_MAX_PROCS ? h : HAMI_MAX_PROCS;
+    int dead = 0;
+    for (uint32_t i = 0; i < h && !dead; i++) {
+        const struct hami_proc_slot *s = &vg_region->procs[i];
+        if ((int)i == slot_idx || !__atomic_load_n(&s->state, __ATOMIC_RELAXED))
+            continue;
+        int owed = 0;
+        for (int d = 0; d < HAMI_MAX_DEVICES && !owed; d++)
+            owed = mine.sm[d] < 100 && __atomic_load_n(&s->owed_ns[d], __ATOMIC_RELAXED);
+        int64_t a, b;
+        dead = owed && vg_lane_test(region_fd, HAMI_LOCK_OWN_BASE + i, 1, &a, &b) == 0;
+    }
+    if (!dead)
+        return;
+    vg_lock();
+    clean_slots_locked(0);
+    vg_unlock();
 }

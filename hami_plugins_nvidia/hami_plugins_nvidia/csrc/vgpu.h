@@ -164,6 +164,12 @@ void vg_uncharge_locked(int dev, uint64_t bytes);
 /* Part of this process's charge on dev that is a reservation (enforced, not reported as used). */
 void vg_set_reserved_locked(int dev, uint64_t bytes);
 int vg_reclaim_dead_locked(void);
+/* Work left in flight by a process that dies without its exit handlers (region.c, hami_region.h owed_ns): this
+ * process publishes the start of its oldest launch no charge covers yet on dev (0 = none) and when its queued work
+ * is expected to end (first: the launch path's cheap call); the watcher has dead processes' slots charged. */
+void vg_owed_publish(int dev, int64_t from, int64_t until, int first);
+int vg_owed_published(int dev);
+void vg_owed_watch(int64_t now);
 uint64_t vg_limit(int dev);
 int vg_region_procs_on(int dev);        /* processes of the container holding memory on dev (kernel locks), -1 */
 int vg_region_siblings_on(int dev, int take); /* other processes measuring on dev (presence locks), -1 */

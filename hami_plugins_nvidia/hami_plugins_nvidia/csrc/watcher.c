@@ -38,6 +38,7 @@ static void *watcher(void *arg)
     for (;;) {
         sleep_ns(period);
         period = 1000000;
+        vg_owed_watch(vg_now_ns());  /* a sibling that died with work in flight is charged (region.c) */
         for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
             struct dstate *ds = &states[d];
             if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))

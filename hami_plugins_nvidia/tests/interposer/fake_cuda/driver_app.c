@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <stdio.h>
@@ -735,6 +736,16 @@ int main(int argc, char **argv)
             printf("ready\n");
         } else if (!strcmp(c, "hang")) {
             printf("hanging\n");
+            pause();
+        } else if (!strcmp(c, "die")) {
+            /* die exit|kill|term: ends at once with no exit handler run (_exit(0)), by SIGKILL, or by SIGTERM with
+             * no handler (test_interposer_exit_paths.py: the work it leaves in flight) */
+            const char *how = argv[++i];
+            fflush(stdout);
+            if (!strcmp(how, "exit"))
+                _exit(0);
+            signal(SIGTERM, SIG_DFL);
+            kill(getpid(), !strcmp(how, "kill") ? SIGKILL : SIGTERM);
             pause();
         }
     }
