@@ -242,6 +242,20 @@ def run_rounds(ap: argparse.ArgumentParser, a: argparse.Namespace, cases: list[s
     return raw
 
 
+def case_rounds(ap: argparse.ArgumentParser, allowed: tuple[str, ...], prefix: str,
+                run: Callable[[Path, Path, Path, Path, str, float], dict]) -> tuple[argparse.Namespace, dict]:
+    """A case bench's whole command line and runs: the record, round and --cases options, parsed and checked, then
+    run_rounds with run(app, fake_dir, lib, run_tmp, case, seconds); returns the options and run_rounds' result."""
+    add_record_args(ap)
+    add_round_args(ap)
+    ap.add_argument("--cases", default=",".join(allowed), help="comma-separated: " + ", ".join(allowed))
+    a = ap.parse_args()
+    check_round_args(ap, a)
+    cases = parse_cases(ap, a.cases, allowed)
+    return a, run_rounds(ap, a, cases, prefix, lambda app, fake_dir, lib, tmp, case: run(
+        app, fake_dir, lib, tmp, case, a.seconds))
+
+
 def case_rows(raw: dict[str, dict[str, list[dict]]], cells: Callable[[list[dict]], str]) -> list[str]:
     """One Markdown row per case and build of run_rounds' result: "| case | build | <cells(runs)> |"."""
     return [f"| {case} | {name} | {cells(runs)} |" for case, by_lib in raw.items() for name, runs in by_lib.items()]

@@ -165,6 +165,43 @@ void consume(struct dstate *ds, int64_t ns, int sample)
         sample_charge(ds, ns);
 }
 
+/* The reference event's host time (launch.c ref_time) moved by d: every time this process keeps that was converted
+ * from a GPU time moves with it, so each span keeps the length the GPU measured. The estimate moves when a collection
+ * tightens its bounds (a prompt one after a late one moves it earlier by up to the late one's lag); a span whose start
+ * was converted before the move and its end after was cut by the move (fake libcuda, a 3 ms kernel a step beside an
+ * idle neighbour: the first steps' spans 2.4-2.7 ms, 0.69-0.95 x its GPU time over 5 steps), or lengthened by one
+ * later. The watermark (a span's end: converted) moves too: left behind by a later move, a stretch already charged
+ * would lie above it and be charged again. A hole's ends may be converted or a host enqueue (which does not move):
+ * each end moves only where that shrinks the hole, so a hole never grows over time already charged. */
+void charge_reframe(struct dstate *ds, int64_t d)
+{
+    if (!d)
+        return;
+    for (int i = 0; i < ds->nq; i++)
+        if (ds->q[i].done_end)
+            ds->q[i].done_end += d;
+    if (ds->last_end)
+        ds->last_end += d;
+    if (ds->charged_to)
+        ds->charged_to += d;
+    int keep = 0;
+    for (int k = 0; k < ds->nhole; k++) {
+        int64_t a = ds->hole_a[k] + (d > 0 ? d : 0), b = ds->hole_b[k] + (d < 0 ? d : 0);
+        if (a < b) {
+            ds->hole_a[keep] = a;
+            ds->hole_b[keep++] = b;
+        }
+    }
+    ds->nhole = keep;
+    for (int k = 0; k < ds->ndfr; k++) {
+        int j = (ds->dfr_head + k) % DEFER_SLOTS;
+        ds->dfr_a[j] += d;
+        ds->dfr_b[j] += d;
+    }
+    for (int k = 0; k < ds->ngap; k++)
+        ds->gap_start[k] += d;
+}
+
 /* The parts of busy time [a, b) not charged yet, marked charged: at most HOLE_SLOTS + 1 pieces in pa/pb, in time
  * order; returns how many. Time before charged_to counts as charged except the holes: the gaps a span that ended
  * later left uncovered (the most recent HOLE_SLOTS; an older one counts as charged, as every gap did before). A

@@ -268,6 +268,7 @@ void flush_launches(struct dstate *ds, int64_t now);
 int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void settle_gaps(struct dstate *ds, int64_t now);
 void consume(struct dstate *ds, int64_t ns, int sample);
+void charge_reframe(struct dstate *ds, int64_t d);
 int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 int64_t deferred_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t n);
 void settle_deferred(struct dstate *ds, int64_t now);

@@ -28,6 +28,29 @@ def charged_s(w: Workload) -> float:
         return reg.busy_ns(0) / 1e9
 
 
+def beside_idle_neighbour(w: Workload, nb: Workload, words: tuple[str, ...]) -> tuple[float, float, list[str]]:
+    """Runs `ctx 0 SAVE WORDS gpu sleep 100` in container w at 90 % `force` on the fake's shared GPU, beside container
+    nb at 50 % `default` that launched one 10 us kernel and then sleeps (on the node board, idle; every launch of w
+    gets a start mark): (GPU seconds the fake gave w's program, seconds the library charged w, its output lines).
+    SAVE: a 10 us kernel and 200 ms of sleep, so credit is saved and nothing waits for it at first."""
+    gpu = str(w.tmp.parent / "gpu")
+    nb.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default")
+    w.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force",
+                 HAMI_SM_PERIOD_MS="100")
+    p = nb.start("ctx", "0", "launch", "kernel", "1", "10", "ready", "sleep", "5000")
+    assert p.stdout is not None
+    while (line := p.stdout.readline()) and line.strip() != "ready":  # it launched: on the board, then idle
+        pass
+    assert line.strip() == "ready", p.stderr.read() if p.stderr else ""
+    r = w.run("ctx", "0", "launch", "kernel", "1", "10", "sleep", "200", *words, "gpu", "sleep", "100", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert all(v == ["0"] for v in r.values("launchon")), r.lines
+    [[ran]] = r.values("gpu")
+    ran_s, charged = int(ran) / 1e9, charged_s(w)
+    print(f"charged {charged * 1e3:.3f} ms of {ran_s * 1e3:.3f} ms the fake ran ({charged / ran_s:.3f} x)")
+    return ran_s, charged, r.lines
+
+
 def sibling_ratios(w: Workload) -> tuple[list[float], list[tuple[float, float, float]]]:
     """Two GPU-bound processes of container w (1.5 s each, started together): each one's charge over the GPU time
     the fake gave it, and run_siblings' rows (share %, GPU s, charged s)."""

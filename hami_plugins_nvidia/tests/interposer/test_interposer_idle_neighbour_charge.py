@@ -15,32 +15,16 @@ program. A slow host only collects later, in order more often: it can make main 
 from __future__ import annotations
 
 from .conftest import Workload, fake_only
-from .guard_runs import charged_s
+from .guard_runs import beside_idle_neighbour
 
 pytestmark = fake_only
 
-SAVE = ("launch", "kernel", "1", "10", "sleep", "200")  # credit saved: nothing waits for it at first
 STEP = ("launchon", "0x2000", "1", "3000",
         *(w for k in range(1, 32) for w in ("launchon", hex(0x2000 + k), "1", "1")), "sync")
 
 
 def test_streams_collected_out_of_order_beside_an_idle_neighbour_are_charged(workload: Workload,
                                                                             second_workload: Workload) -> None:
-    gpu = str(workload.tmp.parent / "gpu")
-    second_workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default")
-    workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="90", GPU_CORE_UTILIZATION_POLICY="force",
-                        HAMI_SM_PERIOD_MS="100")
-    nb = second_workload.start("ctx", "0", "launch", "kernel", "1", "10", "ready", "sleep", "5000")
-    assert nb.stdout is not None
-    while (line := nb.stdout.readline()) and line.strip() != "ready":  # it launched: on the board, then idle
-        pass
-    assert line.strip() == "ready", nb.stderr.read() if nb.stderr else ""
-    r = workload.run("ctx", "0", *SAVE, *STEP * 5, "gpu", "sleep", "100", timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert all(v == ["0"] for v in r.values("launchon")), r.lines
-    [[ran]] = r.values("gpu")
-    ran_s = int(ran) / 1e9
-    assert ran_s >= 5 * 0.003, r.lines  # the fake ran every 3 ms kernel
-    charged = charged_s(workload)
-    print(f"charged {charged * 1e3:.2f} ms of {ran_s * 1e3:.2f} ms the fake ran ({charged / ran_s:.2f} x)")
+    ran_s, charged, lines = beside_idle_neighbour(workload, second_workload, STEP * 5)
+    assert ran_s >= 5 * 0.003, lines  # the fake ran every 3 ms kernel
     assert charged >= 0.5 * ran_s, (charged, ran_s)
