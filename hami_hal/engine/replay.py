@@ -13,7 +13,16 @@ from __future__ import annotations
 from collections import Counter
 
 from ..errors import AllocationError, InputError
-from ..models import Device, DeviceSlice, DeviceUsage, FitFailure, FitReason, PodAllocation, PodRequest, ResourceRequest
+from ..models import (
+    Device,
+    DeviceSlice,
+    DeviceUsage,
+    FitFailure,
+    FitReason,
+    PodAllocation,
+    PodRequest,
+    ResourceRequest,
+)
 from .node_state import NodeState, Veto
 
 

@@ -665,9 +665,6 @@ class Extender:
         mine = ann.allocation_from_pod(pod, self.cluster.vendors, devices)
         if mine is None:
             return None
-        undue = unrequested_families(mine, pod, self.cluster.vendors)
-        if undue:
-            raise InputError(f"pod {me} allocation", node, f"is refused: {undue}")
         if mine.node != node:
             raise InputError(ann.VGPU_NODE, mine.node, f"was filtered for another node than {node}")
         check_replay(fresh, req, mine, veto=self.gate)
