@@ -3,5 +3,6 @@
 from .device_fit import Proposal, fit_device
 from .device_state import Contribution, DeviceState
 from .node_state import NodeState, PodFit, Veto
+from .replay import check_replay
 
-__all__ = ["Contribution", "DeviceState", "NodeState", "PodFit", "Proposal", "Veto", "fit_device"]
+__all__ = ["Contribution", "DeviceState", "NodeState", "PodFit", "Proposal", "Veto", "check_replay", "fit_device"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hami_hal.engine import NodeState, check_replay
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodePolicy, PodAllocation, PodRequest
 from hami_hal.requests import parse_pod_detailed
@@ -548,10 +549,12 @@ class Extender:
             # scheduler, or by whoever may edit the pod) never binds a pod that Filter refuses as it now stands
             req = self.parse(pod)
             try:
-                alloc = self.verify_on_api(pod, node)
+                alloc = self.verify_on_api(pod, node, req)
             except AllocationError:
                 refused = True
                 raise
+            except InputError as exc:  # the allocation is not the request's: one bounded line, undone below
+                raise PodRefused.of(exc) from None
             if alloc is None and req.has_devices:
                 raise InputError(f"pod {key}", node, "requests devices but has no allocation annotation for this "
                                  "node (it was not filtered by this scheduler)")
@@ -630,18 +633,19 @@ class Extender:
                 time.sleep(delay)
                 delay *= 2
 
-    def verify_on_api(self, pod: dict, node: str) -> PodAllocation | None:
-        """Under the node lock: replay every pod bound (or binding) to ``node``, then this one.
+    def verify_on_api(self, pod: dict, node: str, req: PodRequest) -> PodAllocation | None:
+        """Under the node lock: replay every pod bound (or binding) to ``node``, then this one, whose allocation must
+        be exactly what ``req`` (the pod as :meth:`parse` reads it) gets on its devices (:func:`check_replay`).
 
         Binds on a node are serialised by the lock, so this is what makes two schedulers (or a
         scheduler with a stale cache) unable to hand out one slice twice: the second bind sees the
-        first pod bound and fails with the over-commit reason.
+        first pod bound and fails with the over-commit reason. The exact check is what keeps a direct /bind
+        (a trusted client, a stale scheduler) from binding a copied allocation: more devices than asked, more
+        memory or cores per device, a cordoned device (InputError; a full node is an AllocationError).
         """
         entry = self.cluster.nodes.get(node)
         if entry is None:
             raise InputError("Node", node, "is not registered")
-        from hami_hal.engine import NodeState
-
         fresh = NodeState.from_inventory(entry.inventory, cordoned=entry.state.cordoned)
         devices = {d.uuid: d for d in entry.inventory.devices}
         meta = pod.get("metadata") or {}
@@ -651,17 +655,18 @@ class Extender:
             okey = f"{om.get('namespace', 'default')}/{om.get('name')}"
             if okey == me or not is_claim(other, node):
                 continue  # finished, or an unbound reservation (maybe another scheduler's): not a claim
-            oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
+            try:
+                oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
+            except InputError:  # names no device of this node (or is malformed): it holds nothing here, as the
+                continue  # cache does not count it (state.py); raising would refuse every bind to this node
             if oalloc is not None and oalloc.node == node and \
                     not unrequested_families(oalloc, other, self.cluster.vendors):
                 fresh.commit(oalloc)  # a claim of devices its pod never asks for is forged: not replayed
         mine = ann.allocation_from_pod(pod, self.cluster.vendors, devices)
         if mine is None:
             return None
-        undue = unrequested_families(mine, pod, self.cluster.vendors)
-        if undue:
-            raise InputError(f"pod {me} allocation", node, f"is refused: {undue}")
         if mine.node != node:
             raise InputError(ann.VGPU_NODE, mine.node, f"was filtered for another node than {node}")
+        check_replay(fresh, req, mine, veto=self.gate)
         fresh.commit(mine)  # raises AllocationError on any over-commit
         return mine

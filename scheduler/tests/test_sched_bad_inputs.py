@@ -301,6 +301,46 @@ def test_forged_and_unfiltered_requests(stack):
     stack.cluster.remove_pod("team-a/victim")
 
 
+def test_copied_allocations_at_bind(stack):
+    """A pod asking for 1 GPU of 1024 MiB / 10 % carries an allocation it did not get from Filter (copied from
+    another pod, or edited), then /bind is called directly: refused in one line, nothing bound or kept."""
+    donor = stack.api.add_pod(gpu_pod("donor", gpus=2, mem=2048, cores=10))
+    assert stack.extender.filter({"Pod": donor, "NodeNames": ["node1"]}).node_names == ["node1"]
+    two = stack.api.pods[("default", "donor")]["metadata"]["annotations"][ALLOC]
+    stack.api.pods.pop(("default", "donor"))
+    stack.cluster.remove_pod("default/donor")
+    first = two.split(":")[0]
+    uuid = first.split(",")[0]
+    cases = [
+        ("`bind` of a 1-GPU pod carrying a copied allocation of 2 GPUs", two.replace(",2048,", ",1024,")),
+        ("`bind` of a pod carrying a copied allocation with more memory per device", first + ":;"),
+        ("`bind` of a pod whose allocation names a device of another node",
+         first.replace(uuid, "GPU-node2-0").replace(",2048,", ",1024,") + ":;"),
+        ("`bind` of a pod whose allocated device was cordoned since", first.replace(",2048,", ",1024,") + ":;"),
+    ]
+    for i, (what, value) in enumerate(cases):
+        name = f"copy{i}"
+        pod = gpu_pod(name, mem=1024, cores=10)
+        pod["metadata"]["annotations"].update({ALLOC: value, "hami.io/vgpu-node": "node1"})
+        stack.api.add_pod(pod)
+        cordon = "cordoned" in what
+        if cordon:
+            stack.api.nodes["node1"]["metadata"]["annotations"]["hami.io/device-cordon"] = uuid
+            stack.cluster.upsert_node(stack.api.nodes["node1"])
+        try:
+            answer = _post(stack.server, "bind", json.dumps({"PodName": name, "PodNamespace": "default",
+                                                              "PodUID": f"uid-{name}", "Node": "node1"}).encode())
+        finally:
+            if cordon:
+                del stack.api.nodes["node1"]["metadata"]["annotations"]["hami.io/device-cordon"]
+                stack.cluster.upsert_node(stack.api.nodes["node1"])
+        pod = stack.api.pods.pop(("default", name))
+        assert answer.startswith(f'200 `{{"Error": "bind default/{name} to node1: ') and answer.count("\n") == 0, answer
+        assert "nodeName" not in pod["spec"] and ALLOC not in pod["metadata"]["annotations"]
+        assert f"default/{name}" not in stack.cluster.pods
+        record("extender trust", what, answer)
+
+
 def test_node_register_annotation_overflow():
     api = FakeApiServer().start()
     api.add_node(gpu_node("good", gpus=2))
@@ -336,7 +376,7 @@ ORDER_AREAS = ["extender trust", "node annotation", "extender HTTP", "`hami allo
 
 def test_bad_input_table_is_current():
     """Runs last in this module: renders what the cases above answered."""
-    expected = 4 + 1 + 4 + 5 + 4 + 2 + 3 + 1 + 1 + 2
+    expected = 4 + 1 + 4 + 5 + 4 + 2 + 3 + 1 + 1 + 2 + 4
     if len(ROWS) < expected:
         pytest.skip(f"run the whole module to render the table ({len(ROWS)} of {expected} cases ran)")
     rows = sorted(ROWS.values(), key=lambda r: ORDER_AREAS.index(r[0]))
