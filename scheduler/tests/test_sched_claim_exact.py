@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from hami_hal.errors import HalError
 from hami_scheduler.extender import Extender
 from hami_scheduler.state import ClusterState
 from sched_fakeapi import FakeApiServer
 from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
+
+from hami_hal.errors import HalError
 
 ALLOC = "hami.io/vgpu-devices-allocated"
 WHOLE = "GPU-{n}-0,NVIDIA,40960,100:GPU-{n}-1,NVIDIA,40960,100:;"  # both GPUs of a 2-GPU node, whole
@@ -29,6 +30,7 @@ def _squatter(node: str, bound: bool, name: str = "squat") -> dict:
     pod = gpu_pod(name, gpus=1, mem=1024, cores=10)
     pod["metadata"]["annotations"] = {"hami.io/vgpu-node": node, "hami.io/bind-phase": "allocating",
                                       ALLOC: WHOLE.format(n=node)}
+    pod["metadata"]["labels"] = {"hami.io/vgpu-node": node}  # how Bind's replay lists a node's unbound claims
     if bound:
         pod["spec"]["nodeName"] = node
     return pod
