@@ -138,6 +138,8 @@ class ClusterState:
     _refused: Memo[tuple[tuple, HalError]] = field(default_factory=Memo, repr=False)
     #: unbound pods' allocations found exact, by the digest of what the check read: the objects it read them with
     _exact: Memo[tuple] = field(default_factory=Memo, repr=False)
+    #: pods' allocations as decoded, by the digest of what the decoder read and the node's version: (vendors, it)
+    _decoded: Memo[tuple[list[VendorInfo], PodAllocation | None]] = field(default_factory=Memo, repr=False)
     #: the pod's request as Filter reads it (the vendors' admission included: ``Extender.parse``, which sets it);
     #: without it the parser's request, and :attr:`veto` (the capability gate) with it
     request_of: Callable[[dict], PodRequest] | None = None
@@ -304,13 +306,7 @@ class ClusterState:
             return
         alloc = None
         if entry is not None:
-            devices = {d.uuid: d for d in entry.inventory.devices}
-            vendors = self.vendors
-            # what a refusal depends on: the pod's values, the node's device UUIDs (the inventory it read them from
-            # is not kept: a memo entry must not hold a node's whole inventory alive) and the vendors
-            inputs = ("pod", allocation_inputs(pod, vendors), sorted(devices))
-            alloc = self._once(f"pod {key} allocation", inputs, (vendors,),
-                               lambda: allocation_from_pod(pod, vendors, devices))
+            alloc = self._decode(pod, key, entry)
         undue = self.claim_refusal(pod, key, alloc, entry) if alloc is not None and entry is not None else ""
         if undue:  # forged or stale: hold nothing for it (a reservation it had goes too)
             self.remove_pod(key)
@@ -347,6 +343,25 @@ class ClusterState:
         self._mark_claim(key, claim)
         self.rejected.pop(pod_key(key), None)  # a refusal is current state, not history: it goes once the pod fits
         self.index.touch(node)
+
+    def _decode(self, pod: dict, key: str, entry: NodeEntry) -> PodAllocation | None:
+        """:func:`allocation_from_pod` on ``entry``'s devices, again only when what it reads changed (the pod's
+        allocation annotations and node, the node's devices, the vendors): a watch event of an unchanged pod (a
+        status, a label) decodes nothing. The decoded allocation is never changed by the cache or the engine, so
+        one object serves every event."""
+        devices = {d.uuid: d for d in entry.inventory.devices}
+        vendors = self.vendors
+        # what a refusal depends on: the pod's values, the node's device UUIDs (the inventory it read them from
+        # is not kept: a memo entry must not hold a node's whole inventory alive) and the vendors
+        inputs = ("pod", allocation_inputs(pod, vendors), sorted(devices))
+        mark = digest((inputs, entry.version))
+        seen = self._decoded.get(mark)
+        if seen is not None and seen[0] is vendors:
+            return seen[1]
+        alloc = self._once(f"pod {key} allocation", inputs, (vendors,),
+                           lambda: allocation_from_pod(pod, vendors, devices))
+        self._decoded.put(mark, (vendors, alloc))
+        return alloc
 
     def claim_refusal(self, pod: dict, key: str, alloc: PodAllocation, entry: NodeEntry) -> str:
         """Why ``alloc`` (read from ``pod``'s annotations) does not count as ``pod``'s claim on ``entry``'s node; ''

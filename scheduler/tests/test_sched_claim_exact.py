@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hami_scheduler import state
 from hami_scheduler.extender import Extender
 from hami_scheduler.state import ClusterState
 from sched_fakeapi import FakeApiServer
@@ -85,9 +86,17 @@ def test_an_exact_unbound_allocation_still_counts():
     assert not _whole_pair_fits(ext)
 
 
-def test_a_flood_of_events_for_one_bad_pod_parses_it_once(caplog):
+def test_a_flood_of_events_for_one_bad_pod_parses_it_once(caplog, monkeypatch):
     cluster, _ = _cache()
     calls: list[str] = []
+    decoded: list[str] = []
+    decode = state.allocation_from_pod
+
+    def counting_decode(pod: dict, *args):
+        decoded.append(pod["metadata"]["name"])
+        return decode(pod, *args)
+
+    monkeypatch.setattr(state, "allocation_from_pod", counting_decode)
     parse = cluster.request_of
     assert parse is not None  # the Extender gave the cache its parse (admission included)
 
@@ -107,7 +116,7 @@ def test_a_flood_of_events_for_one_bad_pod_parses_it_once(caplog):
                     cluster.upsert_pod(pod)
                 except Exception:  # noqa: BLE001 - the watch records it; the count below is the check
                     pass
-    assert calls == ["squat", "fair"]
+    assert calls == ["squat", "fair"] and decoded == ["squat", "fair"]
     assert [r.message for r in caplog.records].count(
         next(r.message for r in caplog.records if "default/squat" in r.message)) == 1
     assert "default/fair" in cluster.pods and "default/squat" not in cluster.pods
