@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from engine_fixtures import device, mig_like, pod, req, shares, whole
 
-from hami_hal.engine import NodeState, check_replay
+from hami_hal.engine import NodeState, check_exact, check_replay
 from hami_hal.errors import AllocationError, InputError
 from hami_hal.models import PodAllocation
 
@@ -82,4 +82,17 @@ def test_no_room_now_is_an_allocation_error_and_changes_nothing():
     before = n.usages()
     with pytest.raises(AllocationError, match="would over-commit node n1"):
         check_replay(n, p, alloc)
+    assert n.usages() == before
+
+
+def test_check_exact_reads_no_usage_and_still_refuses_an_oversized_allocation():
+    """The scheduler's cache asks only this of a pod not yet bound: room is its own commit, exactness is not."""
+    n = node(device(0, shares()))
+    p = pod("a", [req(1, 20000, 60)])
+    alloc = wire(n.fit_pod(p).allocation)
+    n.allocate(pod("other", [req(1, 20000, 50)]))  # no room now: check_replay refuses, check_exact does not
+    before = n.usages()
+    check_exact(n, p, alloc)
+    with pytest.raises(InputError, match="cores of ACME-acme-0: 100 but the request gets 60 %"):
+        check_exact(n, p, wire(n.empty_copy().fit_pod(p).allocation, compute_percent=100))
     assert n.usages() == before

@@ -3,6 +3,7 @@
 from .device_fit import Proposal, fit_device
 from .device_state import Contribution, DeviceState
 from .node_state import NodeState, PodFit, Veto
-from .replay import check_replay
+from .replay import check_exact, check_replay
 
-__all__ = ["Contribution", "DeviceState", "NodeState", "PodFit", "Proposal", "Veto", "check_replay", "fit_device"]
+__all__ = ["Contribution", "DeviceState", "NodeState", "PodFit", "Proposal", "Veto", "check_exact", "check_replay",
+           "fit_device"]

@@ -76,10 +76,13 @@ def _amounts(alloc: PodAllocation) -> dict[tuple[int, str], tuple[str, int, int]
     return {(c.index, s.uuid): (c.name, s.memory_mib, s.compute_percent) for c in alloc.containers for s in c.slices}
 
 
-def check_replay(state: NodeState, pod: PodRequest, alloc: PodAllocation, veto: Veto | None = None) -> None:
+def check_exact(state: NodeState, pod: PodRequest, alloc: PodAllocation, veto: Veto | None = None) -> Veto:
     """Raise :class:`InputError` (the field and the value) unless ``alloc`` is exactly what ``pod`` gets on
-    ``alloc``'s devices of ``state``'s node, and :class:`AllocationError` if those devices no longer have room for
-    it under ``state``'s usage. Every pod's slices in the engine's terms; ``state`` is not changed."""
+    ``alloc``'s devices of ``state``'s node with nothing else allocated there; ``state``'s usage is not read and
+    ``state`` is not changed. Returns the veto that holds each request to its recorded devices (the fit now).
+
+    Why apart from :func:`check_replay`: the scheduler's cache asks only this of a pod not yet bound (whether its
+    allocation may count as its claim at all); room on the node is the cache's own commit."""
     held = _held_devices(state, pod, alloc)
     only = _only(held, veto)
     ideal = state.empty_copy().fit_pod(pod, veto=only)
@@ -92,6 +95,13 @@ def check_replay(state: NodeState, pod: PodRequest, alloc: PodAllocation, veto: 
             raise InputError(_field(ctr, f"memory of {key[1]}"), mem, f"but the request gets {want_mem} MiB")
         if cores != want_cores:
             raise InputError(_field(ctr, f"cores of {key[1]}"), cores, f"but the request gets {want_cores} %")
+    return only
+
+
+def check_replay(state: NodeState, pod: PodRequest, alloc: PodAllocation, veto: Veto | None = None) -> None:
+    """:func:`check_exact`, then :class:`AllocationError` if ``alloc``'s devices no longer have room for it under
+    ``state``'s usage. Every pod's slices in the engine's terms; ``state`` is not changed."""
+    only = check_exact(state, pod, alloc, veto)
     now = state.fit_pod(pod, veto=only)
     if not now.ok:
         raise AllocationError(f"pod {pod.namespace}/{pod.name} would over-commit node {state.name}: {now.reason}")

@@ -40,7 +40,7 @@ from .live_workload import SeedMix, WorkloadFeed
 from .node_resources import pod_requests
 from .policies import NodeView, PodShape, make_policy
 from .refusals import Memo, one_line, pod_key
-from .state import ClusterState, is_claim, unrequested_families
+from .state import ClusterState, is_claim
 from .webhook_counts import unwritten_count
 
 #: ``(allocation, node devices, pod object) -> extra pod annotations`` (a plugin's PatchAnnotations).
@@ -208,6 +208,8 @@ class Extender:
         self.bind_wait_s = 10.0
         self._rows_cache: tuple | None = None
         self._refusals_logged: Memo[bool] = Memo()
+        # the cache holds an unbound pod's allocation to the request this parse reads (ClusterState.claim_refusal)
+        cluster.request_of, cluster.veto = self.parse, self.gate
         self._feed: WorkloadFeed | None = None
         if policy not in ("binpack", "spread"):
             self._policy = make_policy(policy)
@@ -659,9 +661,10 @@ class Extender:
                 oalloc = ann.allocation_from_pod(other, self.cluster.vendors, devices)
             except InputError:  # names no device of this node (or is malformed): it holds nothing here, as the
                 continue  # cache does not count it (state.py); raising would refuse every bind to this node
+            # the cache's rule: a forged claim (devices its pod never asks for, or unbound and not exact) is skipped
             if oalloc is not None and oalloc.node == node and \
-                    not unrequested_families(oalloc, other, self.cluster.vendors):
-                fresh.commit(oalloc)  # a claim of devices its pod never asks for is forged: not replayed
+                    not self.cluster.claim_refusal(other, okey, oalloc, entry):
+                fresh.commit(oalloc)
         mine = ann.allocation_from_pod(pod, self.cluster.vendors, devices)
         if mine is None:
             return None

@@ -382,6 +382,10 @@ def serve(args) -> int:
     hal = None if args.vendors else Hal()
     vendors = load_vendors(args.vendors) if hal is None else hal.vendors()
     cluster = ClusterState(vendors)
+    # made before the first sync: it gives the cache the request rule (admission included) for unbound pods' claims
+    ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
+                   workload_refresh_s=args.workload_refresh, workload_seed=seed, workload_takeover=takeover,
+                   admit=hal.admit_request if hal else None, pod_annotator=hal.pod_annotations if hal else None)
     watcher = Watcher(kube, cluster)
     try:
         watcher.start()
@@ -389,9 +393,6 @@ def serve(args) -> int:
         raise
     except Exception as exc:
         raise HalError(f"first sync from the Kubernetes API failed: {describe(exc)}") from None
-    ext = Extender(cluster, kube, CapabilityGate(matrix, parse_levels(args.accept_levels)), policy=args.policy,
-                   workload_refresh_s=args.workload_refresh, workload_seed=seed, workload_takeover=takeover,
-                   admit=hal.admit_request if hal else None, pod_annotator=hal.pod_annotations if hal else None)
     # k8s helper: pod Events, then the Lease gate outermost (a follower's refusal is no pod event)
     from .events import with_events
     from .leader import with_leader_election

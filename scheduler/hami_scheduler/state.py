@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from hami_hal.engine import NodeState
+from hami_hal.engine import NodeState, Veto, check_exact
 from hami_hal.errors import AllocationError, HalError, InputError
 from hami_hal.models import NodeInventory, PodAllocation, PodRequest, VendorInfo
+from hami_hal.requests import parse_pod_detailed
 from hami_hal.vendor_families import MAX_ADDED_FAMILIES, added_families, with_families
 
 from .annotations import (
@@ -107,6 +108,9 @@ class NodeEntry:
     inventory: NodeInventory
     state: NodeState
     resource_version: str = ""
+    #: a fingerprint of the devices and the cordon the state was built from: a remembered verdict on a pod's
+    #: allocation (:meth:`ClusterState.claim_refusal`) holds only for these
+    version: bytes = b""
 
 
 @dataclass
@@ -132,6 +136,14 @@ class ClusterState:
     _parsed: dict[str, tuple[tuple, list[VendorInfo], NodeInventory]] = field(default_factory=dict, repr=False)
     #: refused parses by the digest of what the parser read: (the objects it read them with, the refusal)
     _refused: Memo[tuple[tuple, HalError]] = field(default_factory=Memo, repr=False)
+    #: unbound pods' allocations found exact, by the digest of what the check read: the objects it read them with
+    _exact: Memo[tuple] = field(default_factory=Memo, repr=False)
+    #: pods' allocations as decoded, by the digest of what the decoder read and the node's version: (vendors, it)
+    _decoded: Memo[tuple[list[VendorInfo], PodAllocation | None]] = field(default_factory=Memo, repr=False)
+    #: the pod's request as Filter reads it (the vendors' admission included: ``Extender.parse``, which sets it);
+    #: without it the parser's request, and :attr:`veto` (the capability gate) with it
+    request_of: Callable[[dict], PodRequest] | None = None
+    veto: Veto | None = None
 
     # -- nodes -------------------------------------------------------------------------------
 
@@ -220,7 +232,8 @@ class ClusterState:
                     # The node shrank under a running pod: keep the pod recorded but say so.
                     self.rejected[pod_key(alloc.key)] = f"no longer fits node {inv.node}: {exc}"
                     self.pods.pop(alloc.key, None)
-            self.nodes[inv.node] = NodeEntry(inv, fresh, meta.get("resourceVersion", ""))
+            self.nodes[inv.node] = NodeEntry(inv, fresh, meta.get("resourceVersion", ""),
+                                             digest((inv.devices, sorted(fresh.cordoned))))
             self.index.set_node(inv.node, fresh)
             for key, pod in list(self.pending.items()):
                 self.pending.pop(key)
@@ -293,14 +306,8 @@ class ClusterState:
             return
         alloc = None
         if entry is not None:
-            devices = {d.uuid: d for d in entry.inventory.devices}
-            vendors = self.vendors
-            # what a refusal depends on: the pod's values, the node's device UUIDs (the inventory it read them from
-            # is not kept: a memo entry must not hold a node's whole inventory alive) and the vendors
-            inputs = ("pod", allocation_inputs(pod, vendors), sorted(devices))
-            alloc = self._once(f"pod {key} allocation", inputs, (vendors,),
-                               lambda: allocation_from_pod(pod, vendors, devices))
-        undue = unrequested_families(alloc, pod, self.vendors) if alloc is not None else ""
+            alloc = self._decode(pod, key, entry)
+        undue = self.claim_refusal(pod, key, alloc, entry) if alloc is not None and entry is not None else ""
         if undue:  # forged or stale: hold nothing for it (a reservation it had goes too)
             self.remove_pod(key)
             self.rejected[pod_key(key)] = f"allocation annotation ignored: {undue}"
@@ -336,6 +343,64 @@ class ClusterState:
         self._mark_claim(key, claim)
         self.rejected.pop(pod_key(key), None)  # a refusal is current state, not history: it goes once the pod fits
         self.index.touch(node)
+
+    def _decode(self, pod: dict, key: str, entry: NodeEntry) -> PodAllocation | None:
+        """:func:`allocation_from_pod` on ``entry``'s devices, again only when what it reads changed (the pod's
+        allocation annotations and node, the node's devices, the vendors): a watch event of an unchanged pod (a
+        status, a label) decodes nothing. The decoded allocation is never changed by the cache or the engine, so
+        one object serves every event."""
+        devices = {d.uuid: d for d in entry.inventory.devices}
+        vendors = self.vendors
+        # what a refusal depends on: the pod's values, the node's device UUIDs (the inventory it read them from
+        # is not kept: a memo entry must not hold a node's whole inventory alive) and the vendors
+        inputs = ("pod", allocation_inputs(pod, vendors), sorted(devices))
+        mark = digest((inputs, entry.version))
+        seen = self._decoded.get(mark)
+        if seen is not None and seen[0] is vendors:
+            return seen[1]
+        alloc = self._once(f"pod {key} allocation", inputs, (vendors,),
+                           lambda: allocation_from_pod(pod, vendors, devices))
+        self._decoded.put(mark, (vendors, alloc))
+        return alloc
+
+    def claim_refusal(self, pod: dict, key: str, alloc: PodAllocation, entry: NodeEntry) -> str:
+        """Why ``alloc`` (read from ``pod``'s annotations) does not count as ``pod``'s claim on ``entry``'s node; ''
+        when it counts. The one rule for this cache and for Bind's replay of a node's other pods:
+
+        - A bound pod (``spec.nodeName``) counts as it is, within the families it asks for
+          (:func:`unrequested_families`): the node agent hands out what the annotation says, so counting less
+          than that would put two pods on one slice (fail-open on the node).
+        - A pod not yet bound counts only if its allocation is exactly what its request gets on those devices
+          (:func:`~hami_hal.engine.check_exact`, the rule Bind holds the pod being bound to). Whoever may edit
+          the pod could otherwise write an allocation larger than its request and ``bind-phase: allocating``:
+          it can never bind with it, yet it filled the node for every other pod.
+
+        The verdict is remembered by value (the pod's name, annotations and containers, the node's devices and
+        cordon, the vendors, the parser): an event of an unchanged pod is neither parsed nor fitted again, and a
+        refusal is logged once (:meth:`_once`)."""
+        undue = unrequested_families(alloc, pod, self.vendors)
+        spec = pod.get("spec") or {}
+        if undue or spec.get("nodeName"):
+            return undue
+        vendors, request_of, veto = self.vendors, self.request_of, self.veto
+        meta = pod.get("metadata") or {}
+        inputs = ("exact", meta.get("namespace"), meta.get("name"), meta.get("annotations"),
+                  spec.get("initContainers"), spec.get("containers"), entry.version)
+        using = (vendors, request_of, veto)
+        seen = self._exact.get(digest(inputs))
+        if seen is not None and all(a is b for a, b in zip(seen, using, strict=True)):
+            return ""
+
+        def check() -> None:
+            req = request_of(pod) if request_of is not None else parse_pod_detailed(pod, vendors).request
+            check_exact(entry.state, req, alloc, veto)
+
+        try:
+            self._once(f"pod {key} allocation (not bound)", inputs, using, check)
+        except HalError as exc:
+            return one_line(f"not exactly what its request gets: {exc}", MAX_LOGGED_REFUSAL)
+        self._exact.put(digest(inputs), using)
+        return ""
 
     def _mark_claim(self, key: str, claim: bool) -> None:
         if claim:

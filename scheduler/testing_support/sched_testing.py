@@ -70,6 +70,7 @@ def start_stack(api: FakeApiServer | None = None, policy: str = "binpack", matri
     api = api or FakeApiServer().start()
     kube = Kube(api_client(api.url))
     cluster = ClusterState([NVIDIA])
+    ext = Extender(cluster, kube, CapabilityGate(matrix), policy=policy)  # before the sync, as server.py
     watcher = Watcher(kube, cluster)
     if watch:
         watcher.start()
@@ -78,6 +79,5 @@ def start_stack(api: FakeApiServer | None = None, policy: str = "binpack", matri
 
         sync(kube, cluster)
         watcher.synced.set()
-    ext = Extender(cluster, kube, CapabilityGate(matrix), policy=policy)
     server = ExtenderServer(ext, ready=watcher.synced.is_set).start()
     return Stack(api, kube, cluster, watcher, ext, server)

@@ -78,10 +78,12 @@ def test_malformed_allocation_rejected_without_change(value, needle):
     cluster.upsert_node(gpu_node("good"))
     ok = gpu_pod("ok")
     ok["metadata"]["annotations"] = {"hami.io/vgpu-node": "good", "hami.io/vgpu-devices-allocated": "GPU-good-1,NVIDIA,100,10:;"}
+    ok["spec"]["nodeName"] = "good"  # bound: counted as it is (an unbound pod's allocation must also be exact)
     cluster.upsert_pod(ok)
     before = cluster.snapshot()
     pod = gpu_pod("bad")
     pod["metadata"]["annotations"] = {"hami.io/vgpu-node": "good", "hami.io/vgpu-devices-allocated": value}
+    pod["spec"]["nodeName"] = "good"
     with pytest.raises(InputError) as exc:
         cluster.upsert_pod(pod)
     assert needle in str(exc.value)

@@ -229,12 +229,9 @@ def test_bind_refuses_an_allocation_edited_to_a_family_the_pod_does_not_request(
         cluster.upsert_pod(pod)
 
 
-@pytest.mark.xfail(strict=True, reason="gap (audit5): an allocation annotation is checked against the families "
-                   "each container names, not their counts; a pod asking for 1 GPU whose (edited) annotation "
-                   "names 2 is counted as holding 2 (a vendor admission may change counts, the cache cannot "
-                   "see it). The chart's ValidatingAdmissionPolicy (scheduler.annotationGuard) closes this in the "
-                   "cluster: only the scheduler and node agents may write the key; the scheduler alone cannot tell")
 def test_pod_asking_for_one_device_cannot_claim_two():
+    """Closed in session 13 (was a strict xfail of audit5): a pod not yet bound counts only an allocation that is
+    exactly what its request gets (ClusterState.claim_refusal); test_sched_claim_exact.py covers the bound side."""
     cluster, _ = cluster_with_good_node()
     pod = gpu_pod("greedy", gpus=1, mem=40960, cores=100)
     pod["metadata"]["annotations"] = {"hami.io/vgpu-node": "good", "hami.io/bind-phase": "allocating",
