@@ -354,7 +354,12 @@ class ClusterState:
         # what a refusal depends on: the pod's values, the node's device UUIDs (the inventory it read them from
         # is not kept: a memo entry must not hold a node's whole inventory alive) and the vendors
         inputs = ("pod", allocation_inputs(pod, vendors), sorted(devices))
-        mark = digest((inputs, entry.version))
+        # what the decoded allocation holds besides: the pod's UID, its containers' names (init first) and its
+        # families' attribute annotations (a QoS policy travels with its slices), read from every annotation
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        names = [[c.get("name") if isinstance(c, dict) else None for c in spec.get(k) or []]
+                 for k in ("initContainers", "containers")]
+        mark = digest((inputs, entry.version, meta.get("uid"), meta.get("annotations"), names))
         seen = self._decoded.get(mark)
         if seen is not None and seen[0] is vendors:
             return seen[1]

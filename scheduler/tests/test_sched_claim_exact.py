@@ -153,3 +153,24 @@ def test_bind_replay_skips_an_oversized_unbound_claim_and_counts_a_bound_one(sta
     else:
         assert err == "", err
         assert stack.api.pods[("default", "victim")]["spec"]["nodeName"] == "node1"
+
+
+def test_a_remembered_decode_is_never_another_pods_allocation():
+    # the decode is remembered by value; a pod deleted and made again under its name, with the same allocation
+    # annotations (a copy of its manifest), is a new pod: its allocation carries its own UID and container names
+    cluster, _ = _cache()
+    first = gpu_pod("twin", gpus=1, mem=1024, cores=10)
+    first["metadata"]["annotations"] = {"hami.io/vgpu-node": "good", ALLOC: "GPU-good-1,NVIDIA,1024,10:;"}
+    first["metadata"]["uid"] = "uid-1"
+    first["spec"]["nodeName"] = "good"
+    cluster.upsert_pod(first)
+    assert cluster.pods["default/twin"].uid == "uid-1"
+    cluster.forget_pod("default/twin")
+    again = gpu_pod("twin", gpus=1, mem=1024, cores=10)
+    again["metadata"]["annotations"] = dict(first["metadata"]["annotations"])
+    again["metadata"]["uid"] = "uid-2"
+    again["spec"]["nodeName"] = "good"
+    again["spec"]["containers"][0]["name"] = "server"
+    cluster.upsert_pod(again)
+    held = cluster.pods["default/twin"]
+    assert held.uid == "uid-2" and held.containers[0].name == "server", held
