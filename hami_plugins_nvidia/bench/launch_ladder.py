@@ -59,6 +59,11 @@ def stats_fields(line: object) -> dict[str, float]:
         out.update(held=float(m.group(1)), held_ms=float(m.group(2)))
     if (us := library_host_us(line)) is not None:
         out["library_us"] = us
+    # since 2026-12-06: the driver's own launch call, the watcher's wakes and CPU, the exiting thread's switches
+    if m := re.search(r"driver's launch call ([\d.]+) us; watcher (\d+) wakes \((\d+) left to the launcher\), "
+                      r"([\d.]+) ms CPU; this thread ([\d.]+) ms CPU, (\d+) voluntary \+ (\d+) involuntary", line):
+        out.update(driver_us=float(m.group(1)), wakes=float(m.group(2)), watcher_cpu_ms=float(m.group(4)),
+                   thread_cpu_ms=float(m.group(5)), invol=float(m.group(7)))
     return out
 
 
@@ -106,7 +111,8 @@ def ladder_rows(data: dict, rel: str) -> list[dict]:
             "sync_p90": _p(runs, "sync_ms", "p90"),
             "host_us": _med([_num(r.get("host_us_per_launch")) for r in runs]),
             **{k: _med([s.get(k) for s in st]) for k in ("library_us", "records", "queries", "elapsed", "coarse_pct",
-                                                          "held", "held_ms")},
+                                                          "held", "held_ms", "driver_us", "wakes",
+                                                          "watcher_cpu_ms", "invol")},
             "errors": [str(r["error"])[:80] for r in runs if r.get("error")],
         })
     prev = None
@@ -138,21 +144,24 @@ def table_lines(rows: list[dict]) -> list[str]:
     """The ladder as a Markdown table, one line per rung."""
     out = ["| rung | cores | adds | n | rate /s median (min-max) | % of native (same cores) | vs previous rung % | "
            "step ms p50 / p90 | submit ms p50 | sync ms p50 / p90 | host us/launch | library us/launch | "
-           "records / queries / elapsed per launch | % coarse | held (times, ms) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "records / queries / elapsed per launch | % coarse | held (times, ms) | driver's launch call us | "
+           "watcher wakes, CPU ms | involuntary switches |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cores = ",".join(map(str, r["cores"]))
         if r.get("missing"):
-            out.append(f"| {r['rung']} | {cores} | not run | | | | | | | | | | | | |")
+            out.append(f"| {r['rung']} | {cores} | not run | | | | | | | | | | | | | | | |")
             continue
         calls = "-" if r["records"] is None else f"{r['records']:.3f} / {r['queries']:.3f} / {r['elapsed']:.3f}"
         held = "-" if r["held"] is None else f"{r['held']:.0f}, {r['held_ms']:.1f}"
         err = f" ({len(r['errors'])} failed)" if r["errors"] else ""
+        watch = "-" if r.get("wakes") is None else f"{r['wakes']:.0f}, {r['watcher_cpu_ms']:.1f}"
         out.append(f"| {r['rung']} | {cores} | {r['adds'].replace('|', '/')} | {r['n']}{err} | {_f(r['rate'], 1)} "
                    f"({_f(r['rate_min'], 1)}-{_f(r['rate_max'], 1)}) | {_f(r['pct_of_native'], 1)} | "
                    f"{_f(r['vs_previous_pct'], 1)} | {_f(r['step_p50'])} / {_f(r['step_p90'])} | "
                    f"{_f(r['submit_p50'])} | {_f(r['sync_p50'])} / {_f(r['sync_p90'])} | {_f(r['host_us'])} | "
-                   f"{_f(r['library_us'])} | {calls} | {_f(r['coarse_pct'], 1)} | {held} |")
+                   f"{_f(r['library_us'])} | {calls} | {_f(r['coarse_pct'], 1)} | {held} | {_f(r.get('driver_us'))} | "
+                   f"{watch} | {_f(r.get('invol'), 0)} |")
     return out
 
 

@@ -205,6 +205,17 @@ void vg_config_load(void)
         vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
     }
     vg_cfg.sm_sample_cut = (1ULL << 32) / (uint64_t)vg_cfg.sm_sample_every;  /* a compare per launch, no division */
+    /* how often the watcher wakes while the launching thread collects completions itself (watcher.c): an A/B knob for
+     * the hardware runs (issue 18: a launch-bound loop pinned to one core shares it with the watcher's ~10,000 wakes a
+     * second), bounded so that a launcher that stops is noticed within 1 ms, the watcher's idle poll */
+    int poll_us = WATCH_POLL_DEFAULT_US;
+    const char *wp = getenv("HAMI_WATCHER_BUSY_POLL_US");
+    if (wp && *wp && !int_in(wp, WATCH_POLL_MIN_US, WATCH_POLL_MAX_US, &poll_us)) {
+        vg_log(VG_WARN, "ignoring HAMI_WATCHER_BUSY_POLL_US=\"%.64s\": expected an integer in [%d, %d] (microseconds); "
+                        "using %d", wp, WATCH_POLL_MIN_US, WATCH_POLL_MAX_US, WATCH_POLL_DEFAULT_US);
+        poll_us = WATCH_POLL_DEFAULT_US;
+    }
+    vg_cfg.watch_poll_ns = (int64_t)poll_us * 1000;
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

@@ -52,7 +52,7 @@ void *vg_hook_resolve(const struct vg_hook *h, void *real_ptr)
     void *real = __atomic_load_n(h->real, __ATOMIC_ACQUIRE);
     if (!h->wrapper || !real)
         return real_ptr;  /* observed only (nvmlDeviceGetIndex), or the driver lacks it */
-    if (h->launch && !vg_launch_control())
+    if (h->launch && !vg_launch_control() && !WRAP_ONLY)
         return real;
     return h->wrapper;
 }

@@ -230,6 +230,9 @@ struct launch_stats {
     uint64_t idle_checks, idle_found, idle_free;  /* switch charging's idle checks, those that found the process idle,
                                                      and those answered with no driver call (launch_begin) */
     uint64_t proofs;    /* host waits that returned success and proved marks complete (wait_end) */
+    int64_t drv_ns;     /* the driver's own launch call on the outer-sampled launches (issue 18: on the H100 the
+                           inference loop lost 4.4 us a launch under a limit, the library's sections 0.65) */
+    uint64_t wakes, wakes_deferred;  /* the watcher's wake-ups, and those that left the collecting to the launcher */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };
@@ -258,6 +261,8 @@ static inline void lst_add(int64_t *field, int64_t ns)
 
 extern struct dstate states[HAMI_MAX_DEVICES];
 extern int watcher_here;
+extern clockid_t watcher_clock;  /* the watcher thread's CPU clock, once watcher_clock_set (watcher.c) */
+extern int watcher_clock_set;
 
 /* launch.c */
 uint64_t sample_seed(int dev);

@@ -8,6 +8,15 @@
 #include "hami_region.h"
 
 #define VG_API __attribute__((visibility("default")))
+
+/* Bench only (bench/issue18_gpu.sh stage 9's "wrap" rung, -DHAMI_BENCH_WRAP_ONLY): the launch entries are handed out
+ * and timed (HAMI_LAUNCH_STATS=1) whatever the limits, and do nothing around the driver's call, so the driver's launch
+ * call is measured through the library with none of the library's work beside it. Not a shippable build. */
+#ifdef HAMI_BENCH_WRAP_ONLY
+#define WRAP_ONLY 1
+#else
+#define WRAP_ONLY 0
+#endif
 #define HAMI_VGPU_VERSION "0.1.0"
 
 enum { VG_ERROR = 0, VG_WARN = 1, VG_MSG = 2, VG_INFO = 3, VG_DEBUG = 4 };
@@ -31,6 +40,7 @@ struct vg_config {
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     int64_t sm_resume_cap_ns;              /* HAMI_SM_RESUME_CREDIT_MS: cap on the square wave's resume credit, 0 = none */
     int sm_sample_every;                   /* HAMI_SM_SAMPLE_EVERY: one coarse launch in N is a sample (launch.c) */
+    int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's poll while the launcher collects */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
@@ -47,6 +57,10 @@ extern struct vg_config vg_cfg;
 #define COARSE_SAMPLE_DEFAULT 32
 #define COARSE_SAMPLE_MIN 8
 #define COARSE_SAMPLE_MAX 256
+/* HAMI_WATCHER_BUSY_POLL_US's default and bounds (env.c; watcher.c) */
+#define WATCH_POLL_DEFAULT_US 100
+#define WATCH_POLL_MIN_US 100
+#define WATCH_POLL_MAX_US 1000
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
 /* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch_int.h switch_charged), 1 = always, 0 = never */
 enum { VG_SW_CONTENDED = 0, VG_SW_ALWAYS = 1, VG_SW_NEVER = 2 };

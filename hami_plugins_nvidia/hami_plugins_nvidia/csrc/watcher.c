@@ -29,15 +29,22 @@ void watcher_forked(void)
  * long as the launched work is still running on the GPU (lower levels stay held until it is really idle).
  * It polls every 100 us while work is outstanding, every millisecond otherwise. */
 static pthread_mutex_t watcher_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The watcher's CPU clock, for the launch stats line (launch.c): its own time, which a program pinned to one core
+ * loses. Set once the thread runs. */
+clockid_t watcher_clock;
+int watcher_clock_set;
 
 static void *watcher(void *arg)
 {
     (void)arg;
     CUcontext cur = NULL;
     int64_t period = 1000000;
+    if (vg_cfg.launch_stats && pthread_getcpuclockid(pthread_self(), &watcher_clock) == 0)
+        __atomic_store_n(&watcher_clock_set, 1, __ATOMIC_RELEASE);
     for (;;) {
         sleep_ns(period);
         period = 1000000;
+        ST_COUNT(wakes);
         vg_owed_watch(vg_now_ns());  /* a sibling that died with work in flight is charged (region.c) */
         for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
             struct dstate *ds = &states[d];
@@ -55,7 +62,8 @@ static void *watcher(void *arg)
 #ifndef HAMI_WATCHER_ALWAYS_HARVESTS
             if (now - ds->launch_at < 2 * HARVEST_GAP_NS && now - ds->harvest_at < 2 * harvest_gap(ds)) {
                 pthread_mutex_unlock(&ds->mu);  /* the launching thread harvests: no contention on the lock */
-                period = HARVEST_GAP_NS;
+                period = vg_cfg.watch_poll_ns < period ? vg_cfg.watch_poll_ns : period;
+                ST_COUNT(wakes_deferred);
                 continue;
             }
 #endif
