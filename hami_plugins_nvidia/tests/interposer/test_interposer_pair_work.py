@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,12 +18,16 @@ RECORD6 = RESULTS / "2026-12-06-h100-issue18-r6"
 RECORD2 = RESULTS / "2026-12-04-h200-interposer-sharing-2"
 
 
-@pytest.fixture(scope="module")
-def pw():
-    spec = importlib.util.spec_from_file_location("hami_pair_work_under_test", BENCH / "pair_work.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"hami_pair_work_{name}", BENCH / f"{name}.py")
     mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def pw():
+    return _load("pair_work")
 
 
 def _run(pw, tmp_path, *paths) -> list[dict]:
@@ -113,3 +118,58 @@ def test_bad_paths_are_refused_in_one_line(pw, tmp_path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert pw.main([str(tmp_path / "empty")]) == 2
     assert "no real-share.log under it" in capsys.readouterr().err
+
+
+class _StubBench:
+    """real_workloads.Bench's run/pair with made-up results: records what a plan runs, in order."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.t = 0.0
+
+    def _res(self, rate: float, preload: bool, priority: str | None) -> dict:
+        self.t += 20.0
+        res = {"kind": "train", "unit": "tokens/s", "rate": rate, "t0": self.t, "seconds": 4.0}
+        if preload and priority == "0":
+            res["gpu_busy_fraction"] = 0.5
+        return res
+
+    def run(self, label, kind, seconds, preload, cpus=None, **env) -> dict:
+        self.labels.append(label)
+        return self._res(100.0, preload, env.get("CUDA_TASK_PRIORITY"))
+
+    def pair(self, label, kinds, seconds, envs, preload=True, cpus=(None, None)) -> list[dict]:
+        self.labels.append(label)
+        res = self._res(45.0, preload, envs[0].get("CUDA_TASK_PRIORITY"))
+        return [res, dict(res)]
+
+
+def test_stage_11_runs_the_native_pair_three_times_and_the_probe_pair_once(tmp_path) -> None:
+    """issue18_gpu.sh stage 11's plan through real_workloads.part_share: two solos around three native pairs and
+    one probe pair, no limited pair and no run alone; its JSON is one the issue 18 judge reads without a verdict."""
+    (step,) = [ln for ln in subprocess.run(["bash", str(BENCH / "issue18_gpu.sh"), "--dry-run", "11"], capture_output=True,
+                                          text=True, timeout=30, check=True).stdout.splitlines()
+               if ln.startswith("step train-native ")]
+    plan = step.split("--plan ")[1].split()[0].strip("'\\")
+    rw = _load("real_workloads")
+    ((kind, alone, solos, flags),) = rw._plan(plan)
+    b, out = _StubBench(), {}
+    rw.REPEAT = 3
+    rw.part_share(b, 4.0, out, kinds=(kind,), alone=alone, solos=solos, flags=flags)
+    assert b.labels == ["train solo native #0", "train pair native #0", "train pair native #1", "train pair native #2",
+                        "train pair probe", "train solo native #2"]
+    cases = [r["case"] for r in out["train"]["rows"]]
+    assert cases == ["pair, native (no preload), median of 3", "pair, no limit, charge measured (CUDA_TASK_PRIORITY=0), "
+                     "median of 1"]
+    folder = tmp_path / "stage11" / "r" / "train-native"
+    folder.mkdir(parents=True)
+    (folder / "x-real-workloads-share.json").write_text(json.dumps(
+        {"part": "share", "device": "NVIDIA H100 80GB HBM3, 580.159.04, 81559 MiB", **out}))
+    (tmp_path / "stage11" / "r" / "device.txt").write_text("NVIDIA H100 80GB HBM3, 580.159.04, 81559 MiB, 1980 MHz\n"
+                                                           "commit 0123abcd4567 dirty=0\n")
+    judge = _load("issue18_judge")
+    # the judge reads the file (a case it does not know would be refused: 2) and finds no target in it
+    assert judge.main([str(tmp_path / "stage11"), "--out", str(tmp_path / "card")]) == 0
+    card = json.loads((tmp_path / "card" / "issue18-scorecard.json").read_text())
+    assert card["counts"]["met"] == 0 and card["counts"]["not met"] == 0
+
