@@ -18,16 +18,13 @@ RECORD6 = RESULTS / "2026-12-06-h100-issue18-r6"
 RECORD2 = RESULTS / "2026-12-04-h200-interposer-sharing-2"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"hami_pair_work_{name}", BENCH / f"{name}.py")
+@pytest.fixture(scope="module")
+def pw():
+    """bench/pair_work.py; loading it puts the bench folder on sys.path (its neighbours import as modules)."""
+    spec = importlib.util.spec_from_file_location("hami_pair_work_under_test", BENCH / "pair_work.py")
     mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-@pytest.fixture(scope="module")
-def pw():
-    return _load("pair_work")
 
 
 def _run(pw, tmp_path, *paths) -> list[dict]:
@@ -144,17 +141,17 @@ class _StubBench:
         return [res, dict(res)]
 
 
-def test_stage_11_runs_the_native_pair_three_times_and_the_probe_pair_once(tmp_path) -> None:
+def test_stage_11_runs_the_native_pair_three_times_and_the_probe_pair_once(pw, tmp_path, monkeypatch) -> None:
     """issue18_gpu.sh stage 11's plan through real_workloads.part_share: two solos around three native pairs and
     one probe pair, no limited pair and no run alone; its JSON is one the issue 18 judge reads without a verdict."""
     (step,) = [ln for ln in subprocess.run(["bash", str(BENCH / "issue18_gpu.sh"), "--dry-run", "11"], capture_output=True,
                                           text=True, timeout=30, check=True).stdout.splitlines()
                if ln.startswith("step train-native ")]
     plan = step.split("--plan ")[1].split()[0].strip("'\\")
-    rw = _load("real_workloads")
+    rw = importlib.import_module("real_workloads")
     ((kind, alone, solos, flags),) = rw._plan(plan)
     b, out = _StubBench(), {}
-    rw.REPEAT = 3
+    monkeypatch.setattr(rw, "REPEAT", 3)
     rw.part_share(b, 4.0, out, kinds=(kind,), alone=alone, solos=solos, flags=flags)
     assert b.labels == ["train solo native #0", "train pair native #0", "train pair native #1", "train pair native #2",
                         "train pair probe", "train solo native #2"]
@@ -167,7 +164,7 @@ def test_stage_11_runs_the_native_pair_three_times_and_the_probe_pair_once(tmp_p
         {"part": "share", "device": "NVIDIA H100 80GB HBM3, 580.159.04, 81559 MiB", **out}))
     (tmp_path / "stage11" / "r" / "device.txt").write_text("NVIDIA H100 80GB HBM3, 580.159.04, 81559 MiB, 1980 MHz\n"
                                                            "commit 0123abcd4567 dirty=0\n")
-    judge = _load("issue18_judge")
+    judge = importlib.import_module("issue18_judge")
     # the judge reads the file (a case it does not know would be refused: 2) and finds no target in it
     assert judge.main([str(tmp_path / "stage11"), "--out", str(tmp_path / "card")]) == 0
     card = json.loads((tmp_path / "card" / "issue18-scorecard.json").read_text())
