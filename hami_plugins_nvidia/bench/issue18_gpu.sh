@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..9, ordered by value (stage 1 = what changed since the last H200 run; stage 9, the launch ladder, is the
+# STAGE 1..11, ordered by value (stage 1 = what changed since the last H200 run; stage 9, the launch ladder, is the
 # cheap step that says where the inference loop's 11-13 us per launch go: run it first next time, ~270 s). One session's 30 minutes of
 # device time hold stages 1-3 back to back (a machine start is 1-2 min); stage 4 belongs to the next session.
 # Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
@@ -12,6 +12,8 @@
 # Stage 7 runs several processes of one container (multiproc: a container's processes are charged once): matmul
 # and the small-batch inference loop (the multi-worker inference server), 1/2/3 workers at 30 and 60 % (force), one
 # run each; the judge pools its runs across stage-7 folders of one commit (three calls reach its >= 3 runs).
+# Stage 11 measures what a GPU-bound training pair loses with no library at all (record 6, H100: the limited pairs
+# summed 90-93 % of solo while charged 98-100 % of the GPU): the native pair x3 and the unlimited pair's charge.
 # Stage 5 holds experiments, never judged (the judge leaves --tenant-env runs and variants with their own
 # environment out): the graphs and inference pairs with context switches never charged (HAMI_SM_CHARGE_SWITCHES=0,
 # the rule before 2026-12-05; the default now charges them while the pair contends, judged in stages 2-3), and
@@ -36,8 +38,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -224,6 +226,17 @@ case "$STAGE" in
     #   native2, force70x2, poll1msx2  the same on cores 2,3.
     # 8 runs a round x 3 rounds x ~9 s = 216 s + 3 builds ~15
     step hostcost 230 265 'mkdir -p $R/hostcost; python3 $B/launch_cost.py --out $R/hostcost --seconds 3 --rounds 3 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant force70=$C: --variant poll1ms=$C::HAMI_WATCHER_BUSY_POLL_US=1000 --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant native2=native:::2,3 --variant force70x2=$C:::2,3 --variant poll1msx2=$C::HAMI_WATCHER_BUSY_POLL_US=1000:2,3'
+    ;;
+  11)
+    echo "# stage 11: the training pair's loss without the library (record 6: limited pairs 90-93 % of solo, charged 98-100 %): solo x2, native pair x3, the unlimited pair's charge (priority 0) once; pair_work.py reads it"
+    step info 5 10 "$INFO"
+    # Record 6 (docs/results/2026-12-06-h100-issue18-r6.md, pair_work.py): whenever both tenants had work the GPU did
+    # ~0.90 of the solo's work per second; alone ~1.01. The native pair (both always busy, nothing preloaded) gives
+    # that figure with no library and no model: ~90 => the GPU's time-slicing of two contexts costs it, and the
+    # limits cannot do better than keep the tenants apart; >= 95 => the library loses it. The probe pair (both
+    # preloaded, measured, never capped) gives the same with the library's charges (sum ~100 % if measured right).
+    # 2 solos 40 + 3 native pairs and 1 probe pair x 19 = 116 + build 5 (H200 figures; stage 8's training step took 0.74 x its estimate on the H100)
+    step train-native 121 150 "$(rw train-native 'train::2:nNqx')"
     ;;
 esac
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"
