@@ -224,8 +224,8 @@ case "$STAGE" in
     #             loop launches. Recovers (and fewer involuntary switches) => the watcher's wakes on the loop's core.
     #   nowatch   -DHAMI_BENCH_NO_WATCHER: no watcher thread at all.
     #   native2, force70x2, poll1msx2  the same on cores 2,3.
-    # 8 runs a round x 3 rounds x ~9 s = 216 s + 3 builds ~15
-    step hostcost 230 265 'mkdir -p $R/hostcost; python3 $B/launch_cost.py --out $R/hostcost --seconds 3 --rounds 3 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant force70=$C: --variant poll1ms=$C::HAMI_WATCHER_BUSY_POLL_US=1000 --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant native2=native:::2,3 --variant force70x2=$C:::2,3 --variant poll1msx2=$C::HAMI_WATCHER_BUSY_POLL_US=1000:2,3'
+    # 8 runs a round x 3 rounds x ~9 s = 216 s + 3 builds ~15 (HC_ROUNDS=2: ~160 s, when the device time is short)
+    step hostcost 230 265 'mkdir -p $R/hostcost; python3 $B/launch_cost.py --out $R/hostcost --seconds 3 --rounds ${HC_ROUNDS:-3} --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant force70=$C: --variant poll1ms=$C::HAMI_WATCHER_BUSY_POLL_US=1000 --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant native2=native:::2,3 --variant force70x2=$C:::2,3 --variant poll1msx2=$C::HAMI_WATCHER_BUSY_POLL_US=1000:2,3'
     ;;
   11)
     echo "# stage 11: the training pair's loss without the library (record 6: limited pairs 90-93 % of solo, charged 98-100 %): solo x2, native pair x3, the unlimited pair's charge (priority 0) once; pair_work.py reads it"
