@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..11, ordered by value (stage 1 = what changed since the last H200 run; stage 9, the launch ladder, is the
+# STAGE 1..12, ordered by value (stage 1 = what changed since the last H200 run; stage 9, the launch ladder, is the
 # cheap step that says where the inference loop's 11-13 us per launch go: run it first next time, ~270 s). One session's 30 minutes of
 # device time hold stages 1-3 back to back (a machine start is 1-2 min); stage 4 belongs to the next session.
 # Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
@@ -14,6 +14,8 @@
 # run each; the judge pools its runs across stage-7 folders of one commit (three calls reach its >= 3 runs).
 # Stage 11 measures what a GPU-bound training pair loses with no library at all (record 6, H100: the limited pairs
 # summed 90-93 % of solo while charged 98-100 % of the GPU): the native pair x3 and the unlimited pair's charge.
+# Stage 12 is an experiment (not judged): the training pairs with HAMI_SM_TURNS off and on (GPU-bound pairs take turns
+# instead of time-slicing, csrc/turns.c), ~3.5 min.
 # Stage 5 holds experiments, never judged (the judge leaves --tenant-env runs and variants with their own
 # environment out): the graphs and inference pairs with context switches never charged (HAMI_SM_CHARGE_SWITCHES=0,
 # the rule before 2026-12-05; the default now charges them while the pair contends, judged in stages 2-3), and
@@ -38,8 +40,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -237,6 +239,17 @@ case "$STAGE" in
     # preloaded, measured, never capped) gives the same with the library's charges (sum ~100 % if measured right).
     # 2 solos 40 + 3 native pairs and 1 probe pair x 19 = 116 + build 5 (H200 figures; stage 8's training step took 0.74 x its estimate on the H100)
     step train-native 121 150 "$(rw train-native 'train::2:nNqx')"
+    ;;
+  12)
+    echo "# stage 12: GPU-bound pairs take turns (HAMI_SM_TURNS=1, an experiment, not judged): the training pairs 30+70 and 50+50 x2 with the knob off, then on; each run's launch stats line says how long turns were on and the holds"
+    step info 5 10 "$INFO"
+    # Record 6 (H100): the training pairs summed 93.4 and 90 % of solo, each tenant 0.90-0.96 of the solo's work per
+    # charged second, as two contexts time-slicing (csrc/turns.c; on the fake, docs/results/2026-12-06-fake-turns.md,
+    # taking turns cut the switch time ~10x and raised the pair's sum from ~88-92 to ~95-96 %). Off and on with the
+    # same plan, one solo each: a pair with the knob on should sum nearer 100 % at the same split.
+    # 1 solo 20 + 4 pairs x 19 = 96 per arm + build 3 (H200 figures; stage 8's training step took 0.74 x its estimate on the H100)
+    step turns-off 100 130 'mkdir -p $R/turns-off; python3 $B/real_workloads.py --out $R/turns-off --part share --seconds $W --repeat 2 --plan "train::1:"'
+    step turns-on 100 130 'mkdir -p $R/turns-on; python3 $B/real_workloads.py --out $R/turns-on --part share --seconds $W --repeat 2 --plan "train::1:" --tenant-env HAMI_SM_TURNS=1'
     ;;
 esac
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"

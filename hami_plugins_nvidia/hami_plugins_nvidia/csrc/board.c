@@ -325,8 +325,10 @@ static void brec_each(int64_t s, int64_t e, void *arg)
     int64_t u = rel / BREC_SLOT;
     int limit, held;
     int32_t frac, queued, solo;
+    uint64_t len = (uint64_t)(e - s);
+    int turns = len > HAMI_BREC_TURN && ((len - 1) & HAMI_BREC_TURN);  /* HAMI_SM_TURNS (turns.c): the bit above */
     if (rel % (int64_t)HAMI_BREC_LANE || rel / (int64_t)HAMI_BREC_LANE != last / (int64_t)HAMI_BREC_LANE ||
-        !hami_vgpu_brec_unpack((uint64_t)(e - s), &limit, &held, &frac, &queued, &solo)) {
+        !hami_vgpu_brec_unpack(turns ? len - HAMI_BREC_TURN : len, &limit, &held, &frac, &queued, &solo)) {
         brec_mark_bad(w->rec, u, last / BREC_SLOT);  /* not a record any holder writes: lends nothing */
         return;
     }
@@ -339,6 +341,7 @@ static void brec_each(int64_t s, int64_t e, void *arg)
     r->limit_lo = limit < r->limit_lo ? limit : r->limit_lo;
     r->limit_hi = limit > r->limit_hi ? limit : r->limit_hi;
     r->held |= held;
+    r->turns |= turns;
     r->frac_bp = frac > r->frac_bp ? frac : r->frac_bp;
     r->queued_bp = queued > r->queued_bp ? queued : r->queued_bp;
     r->solo_bp = solo > r->solo_bp ? solo : r->solo_bp;

@@ -234,6 +234,16 @@ void vg_config_load(void)
             vg_log(VG_WARN, "ignoring HAMI_SM_CHARGE_SWITCHES=\"%.64s\": expected 1 or 0 (unset: only while the GPU "
                             "is contended)", sw);
     }
+    /* GPU-bound capped tenants take turns (turns.c): an experiment for issue 18, off unless exactly 1 or 0 says */
+    vg_cfg.sm_turns = 0;
+    const char *tu = getenv("HAMI_SM_TURNS");
+    if (tu && *tu) {
+        if (!strcmp(tu, "1"))
+            vg_cfg.sm_turns = 1;
+        else if (strcmp(tu, "0"))
+            vg_log(VG_WARN, "ignoring HAMI_SM_TURNS=\"%.64s\": expected 1 or 0 (unset: 0, GPU-bound tenants "
+                            "time-slice); turns are off", tu);
+    }
     int idle_ms = 50;
     const char *im = getenv("HAMI_PRIORITY_IDLE_MS");
     if (im && *im && !parse_int("HAMI_PRIORITY_IDLE_MS", im, 1, 60000, &idle_ms))

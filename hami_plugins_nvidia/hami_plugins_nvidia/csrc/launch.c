@@ -113,6 +113,8 @@
  * the board) reach 100 % (switch_charged). That holds a pair whose switches fill the GPU to its limits, and leaves
  * a fitting pair of launch-bound tenants, whose switches fill time nobody would have used, charged its kernels.
  * HAMI_SM_CHARGE_SWITCHES=1 charges them always, 0 never (the rule before 2026-12-05).
+ * HAMI_SM_TURNS=1 (opt-in, turns.c) has contended GPU-bound tenants take turns in windows of a shared period instead
+ * of time-slicing: throttle() asks turns_hold once the credit lets a launch go.
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
@@ -1233,7 +1235,9 @@ static void throttle(struct dstate *ds, int sm)
         hami_vgpu_bucket_refill_over(&di->tokens_ns, &di->refill_ns, now, share, bucket_cap(ds, resume), &over);
         int64_t tokens = __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE);
         bank_reserve(ds, over, tokens, resume);
-        int64_t need = ds->stopped ? resume : 0;
+        /* taking turns (HAMI_SM_TURNS, turns.c), the windows are its on- and off-phases: no resume credit to wait
+         * for (its own square wave would keep it off in its window and on in the others') */
+        int64_t need = ds->stopped && !ds->turn_n ? resume : 0;
         int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), share);
         if (ds->stopped != (wait > 0))
             vg_log(VG_DEBUG, "device %d: %s (credit %.1f ms, reserve %.1f ms, queued %.1f ms)", ds->dev,
@@ -1245,17 +1249,23 @@ static void throttle(struct dstate *ds, int sm)
             ds->reserve_ns = 0;  /* held: it is over its limit, the reserve no longer says it is under */
         if (wait == 0 && oldest_age(ds, now) > HAMI_INFLIGHT_NS)
             wait = 100000;  /* enough queued: let it drain a little */
+        int turn = 0;
+        if (wait == 0 && vg_cfg.sm_turns) {
+            wait = turns_hold(ds, now);  /* its credit lets it go; another's window may not (turns.c) */
+            turn = wait > 0;
+        }
         if (wait == 0)
             return;
-        demand_precision(ds, now);  /* held: its neighbours' n(t) decides when it goes */
+        if (!turn)
+            demand_precision(ds, now);  /* held for credit: its neighbours' n(t) decides when it goes */
         if (wait > 200000)
             wait = 200000;  /* keep collecting completions while waiting */
-        if (vg_cfg.launch_stats) {
+        if (vg_cfg.launch_stats && !turn) {  /* credit waits only (turns.c counts its own) */
             if (!waited)
                 __atomic_add_fetch(&lst.held, 1, __ATOMIC_RELAXED);
             __atomic_add_fetch(&lst.held_ns, wait, __ATOMIC_RELAXED);
         }
-        waited = 1;
+        waited |= !turn;
         pthread_mutex_unlock(&ds->mu);
         sleep_ns(wait);
         pthread_mutex_lock(&ds->mu);
@@ -1328,8 +1338,8 @@ static void init_state(struct dstate *ds, int dev)
  * atomic loads of the region, no read-modify-write, no clock read. */
 static int credit_ample(struct dstate *ds, int64_t now)
 {
-    if (ds->stopped || harvest_due(ds, now))
-        return 0;
+    if (ds->stopped || harvest_due(ds, now) || ds->turn_n)
+        return 0;  /* taking turns (HAMI_SM_TURNS): every launch asks throttle() whose window it is */
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     if (now - __atomic_load_n(&di->refill_ns, __ATOMIC_ACQUIRE) > LAZY_REFILL_NS)
         return 0;
@@ -1874,7 +1884,7 @@ __attribute__((destructor)) static void launch_stats_report(void)
         t1 = vg_now_ns();
     double clock_ns = (double)(t1 - t0) / READS;
     lst.n[ST_BEGIN] = lst.n[ST_END] = lst.sampled;
-    char buf[1792];
+    char buf[2048];
     int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); %.1f %% on the "
                      "throttle's fast path; per launch %.3f "
                      "event records, %.3f event queries, %.3f elapsed-time calls; host us per launch (%llu + %llu "
@@ -1909,6 +1919,11 @@ __attribute__((destructor)) static void launch_stats_report(void)
         n += snprintf(buf + n, sizeof(buf) - n, "; switches charged %.1f ms, not %.1f ms (demand alone %.1f %%, "
                       "neighbours %.1f %%)", lst.sw_charged_ns / 1e6, lst.sw_free_ns / 1e6, lst.solo_bp / 100.0,
                       lst.nbr_bp / 100.0);
+    /* HAMI_SM_TURNS (turns.c): how long turns were on, the holds by another's window, the longest, the cuts */
+    if (vg_cfg.sm_turns && n > 0 && n < (int)sizeof(buf))
+        n += snprintf(buf + n, sizeof(buf) - n, "; turns on %.1f ms, held %llu times, %.1f ms, longest %.1f ms, %llu "
+                      "cut", lst.turn_on_ns / 1e6, (unsigned long long)lst.turn_holds, lst.turn_ns / 1e6,
+                      lst.turn_max_ns / 1e6, (unsigned long long)lst.turn_cuts);
     /* deferred charges (charge.c deferred_charge): precise busy time charged after a neighbour was seen */
     if (n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; charges deferred %.1f ms", lst.dfr_ns / 1e6);

@@ -47,6 +47,11 @@ struct squeue {
 };
 
 #define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
+#define TURN_PERIOD_NS 100000000LL   /* HAMI_SM_TURNS (turns.c): the period split into windows, fixed for every process */
+#define TURN_IDLE_NS 3000000LL       /* ... a window's owner with no mark this recent (or waiting for credit) is idle */
+#define TURN_HOLD_MAX_NS 200000000LL /* ... no hold by turns lasts longer ... */
+#define TURN_OFF_NS 1000000000LL     /* ... and one that reached it drops turns for this long */
+#define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
 #define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
@@ -207,6 +212,13 @@ struct dstate {
     /* several processes of one container (sib_*): this process's entry in the region's sibling table, -1 = none */
     int sib_idx;
     uint64_t sib_token;     /* its token in the entry's owner word */
+    /* HAMI_SM_TURNS (turns.c): whether it takes part (its record's turn bit), who takes turns now */
+    int turn_want;
+    int turn_n, turn_me;    /* participants, 0 = no turns now; its own index among them */
+    int turn_slot[HAMI_BOARD_USERS], turn_limit[HAMI_BOARD_USERS];  /* in board order: slot and limit */
+    int64_t turn_from;      /* held by turns since, 0 = not held */
+    int64_t turn_off_until; /* a hold reached TURN_HOLD_MAX_NS: no turns until then */
+    int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -233,6 +245,8 @@ struct launch_stats {
     int64_t drv_ns;     /* the driver's own launch call on the outer-sampled launches (issue 18: on the H100 the
                            inference loop lost 4.4 us a launch under a limit, the library's sections 0.65) */
     uint64_t wakes, wakes_deferred;  /* the watcher's wake-ups, and those that left the collecting to the launcher */
+    uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */
+    int64_t turn_ns, turn_max_ns, turn_on_ns;  /* their time, the longest, and the time turns were on */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };
@@ -292,6 +306,9 @@ void sib_bound_refresh(struct dstate *ds, int64_t now);
 void publish_fraction(struct dstate *ds, int64_t now);
 void publish_record(struct dstate *ds, int64_t now);
 void note_users(struct dstate *ds, int64_t now);
+/* turns.c (HAMI_SM_TURNS) */
+void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now);
+int64_t turns_hold(struct dstate *ds, int64_t now);
 void stale_settle(struct dstate *ds);
 /* watcher.c */
 void start_watcher(void);

@@ -170,6 +170,8 @@ void publish_record(struct dstate *ds, int64_t now)
         int held = ds->held_wrote > 0 && now - ds->held_wrote < HELD_FRESH_NS;
         len = hami_vgpu_brec_pack(vg_sm_limit(ds->dev), held, (int32_t)ds->frac_bp, (int32_t)ds->queued_bp,
                                   ds->capped ? (int32_t)ds->solo_bp : 0);
+        if (len && ds->turn_want)
+            len += HAMI_BREC_TURN;  /* HAMI_SM_TURNS: it takes turns (turns.c) */
     }
     vg_board_rec_put(g, ds->user_idx, &ds->rec_lane, &ds->rec_len, &ds->rec_claim, len);
     if (ds->rec_len || ds->rec_lane < -1) {  /* a record, or the marker of a slot with no lane free (board.c) */
@@ -305,6 +307,7 @@ void note_users(struct dstate *ds, int64_t now)
     ds->eff = eff;
     ds->nbr_bp = nbr < 10000 ? nbr : 10000;
     update_solo_demand(ds, now);
+    turns_update(ds, rec, rk, now);
     if (shared != ds->shared)
         vg_log(VG_INFO, "device %d: %s", ds->dev, shared ? "another container is launching on this GPU: the SM "
                                                             "limit applies" : "alone on this GPU: not capped "

@@ -47,6 +47,7 @@ struct vg_config {
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
+    int sm_turns;                          /* HAMI_SM_TURNS=1: GPU-bound capped tenants take turns (turns.c) */
     char region_path[512];
     char board_path[512];
     char census_dir[256];                  /* HAMI_PROC_CENSUS_DIR: the node agent's per-GPU process counts, "" = none */
@@ -218,6 +219,7 @@ struct hami_board_gpu *vg_board_gpu(const uint8_t uuid[16]);
 struct vg_brec {
     int present, bad;
     int limit_lo, limit_hi, held;
+    int turns;       /* a record of the slot carries HAMI_BREC_TURN (HAMI_SM_TURNS, turns.c) */
     int32_t frac_bp, queued_bp, solo_bp;
     uint32_t lanes;  /* bit p: a record at the start of lane p (whose holder's context claim is read there) */
 };
@@ -241,6 +243,9 @@ int32_t vg_board_ctx_read(const struct hami_board_gpu *g, int user, const struct
 VG_API uint64_t hami_vgpu_brec_pack(int limit, int held, int32_t frac_bp, int32_t queued_bp, int32_t solo_bp);
 VG_API int hami_vgpu_brec_unpack(uint64_t len, int *limit, int *held, int32_t *frac_bp, int32_t *queued_bp,
                                  int32_t *solo_bp);
+
+/* HAMI_SM_TURNS (turns.c): the window holding phase_ns and its end, for limits in board order; unit-tested. */
+VG_API int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t phase_ns, int64_t *end_ns);
 
 /* Throttle arithmetic (throttle.c), exported for unit tests. */
 VG_API int64_t hami_vgpu_bucket_refill(int64_t *tokens, int64_t *refill_ns, int64_t now_ns, int share,

@@ -312,7 +312,7 @@ def _dry(stage: str) -> list[str]:
     return p.stdout.splitlines()
 
 
-@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"])
+@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -320,6 +320,10 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
     assert len(steps) >= (2 if stage in ("9", "10", "11") else 3) and steps[0].startswith("step info ")
+    if stage == "12":  # the knob off, then on, with the same plan: only the tenant env differs
+        off, on = (s for s in steps if s.startswith(("step turns-off ", "step turns-on ")))
+        assert "HAMI_SM_TURNS" not in off and on.count("--tenant-env HAMI_SM_TURNS=1") == 1
+        assert on.replace(" --tenant-env HAMI_SM_TURNS=1", "").replace("turns-on", "turns-off") == off
     limits = []
     for ln in steps:
         m = re.match(r"step [\w-]+ est=(\d+)s: timeout -k 5 (\d+) bash -c '.*' > \S+\.log 2>&1$", ln)
@@ -346,7 +350,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "12"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "13"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)

@@ -1,0 +1,160 @@
+"""HAMI_SM_TURNS on the fake libcuda (issue 18): GPU-bound pairs taking turns instead of time-slicing, A/B.
+
+Two containers (each its own region, one node board, one fake GPU) run the same driver_app loop, started together.
+The fake's GPU runs time slices with a switch cost (SLICED below), which a native GPU-bound pair pays on every
+slice: the pair's useful GPU time (the fake's own accounting, both tenants' summed over the wall) falls short of
+the whole GPU by about switch / (slice + switch). Arms: native (no library), off (the library, HAMI_SM_TURNS unset)
+and on (HAMI_SM_TURNS=1). Cases:
+  bound   2 ms kernels, a sync every 4 (GPU-bound), GPU_CORE_UTILIZATION_POLICY=force, limits from --pairs;
+  launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
+          pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
+Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches; per pair: the sum
+of the shares (useful GPU time) and of the switch time. Rounds interleave the arms (ABC, CBA, ...). These are figures
+of the fake on whatever machine runs the bench (label them "fake libcuda, <machine>"), never hardware figures.
+
+    .venv/bin/python hami_plugins_nvidia/bench/turns.py --out docs/results/X.json --md docs/results/X.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
+    add_record_args,
+    add_round_args,
+    alternating,
+    build_libs,
+    build_tools,
+    check_round_args,
+    record_head,
+    record_title,
+    write_record,
+)
+
+SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
+PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"]}
+POLICY = {"bound": "force", "launch": "default"}
+ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
+
+
+def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str) -> dict[str, str]:
+    """A container of the pair: its own region, the pair's board and fake GPU; the library only outside native."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "GPU_CORE", "FAKE_CUDA"))}
+    ctr = tmp / name
+    ctr.mkdir(parents=True, exist_ok=True)
+    env.update(LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_GPU=str(tmp / "gpu"), **SLICED)
+    knobs = ARMS[arm]
+    if knobs is not None:
+        env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(ctr / "region"),
+                   HAMI_NODE_BOARD=str(tmp / "board"), HAMI_SM_PERIOD_MS="100", HAMI_LAUNCH_STATS="1",
+                   CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY=POLICY[case], **knobs)
+    return env
+
+
+def turn_stats(err: str) -> dict[str, float]:
+    """The library's exit line's turns figures (launch.c launch_stats_report), {} when absent."""
+    for line in err.splitlines():
+        if "; turns on " in line:
+            words = line.split("; turns on ", 1)[1].split()
+            return {"turns_on_ms": float(words[0]), "turn_holds": int(words[3]), "turn_held_ms": float(words[5]),
+                    "turn_longest_ms": float(words[8]), "turn_cuts": int(words[10])}
+    return {}
+
+
+def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, limits: tuple[int, int],
+         secs: float) -> dict:
+    """One run of the pair: per tenant its share and switch time (% of its wall), launches and turn figures."""
+    prog = [w.format(secs=secs) for w in PROGRAMS[case]]
+    envs = [tenant_env(fake_dir, lib, tmp, n, lim, case, arm) for n, lim in zip("ab", limits, strict=True)]
+    procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for e in envs]
+    tenants = []
+    for p, lim in zip(procs, limits, strict=True):
+        out, err = p.communicate(timeout=120)
+        words = [ln.split() for ln in out.splitlines() if ln.startswith("spin ")]
+        if p.returncode != 0 or not words or words[-1][1] != "0":
+            raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[-300:]}")
+        t0, t1, gpu_s, n, sw_s = (float(x) for x in words[-1][2:7])
+        wall = t1 - t0
+        tenants.append({"limit": lim, "share": 100 * gpu_s / wall, "switch": 100 * sw_s / wall, "launches": int(n),
+                        "wall_s": wall, **turn_stats(err)})
+    return {"tenants": tenants, "useful": sum(t["share"] for t in tenants),
+            "switch": sum(t["switch"] for t in tenants), "launches": sum(t["launches"] for t in tenants)}
+
+
+def parse_pairs(ap: argparse.ArgumentParser, text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in (x for x in text.split(",") if x):
+        a, sep, b = item.partition("+")
+        if not sep or not a.isdigit() or not b.isdigit() or not (1 <= int(a) <= 99 and 1 <= int(b) <= 99):
+            ap.error(f"--pairs {item!r}: expected A+B with each limit in 1..99")
+        out.append((int(a), int(b)))
+    if not out:
+        ap.error("--pairs: at least one pair")
+    return out
+
+
+def span(xs: list[float], fmt: str) -> str:
+    return f"{min(xs):{fmt}}-{max(xs):{fmt}} ({statistics.median(xs):{fmt}})"
+
+
+def markdown(result: dict, note: str) -> str:
+    lines = record_title("HAMI_SM_TURNS, fake libcuda", result, note)
+    lines += [f"Fake GPU: {result['fake']}. Rounds: {result['rounds']}, arms interleaved. Each cell: min-max (median) "
+              "over the rounds. Share and switch: % of the tenant's wall time; useful: the pair's shares summed "
+              "(the GPU's useful time, 100 = all of it); turns held: the holds by another's window, ms "
+              "(longest).", "",
+              "| case | limits | arm | A share % | B share % | useful % | switch % | launches | turns held ms "
+              "(longest) |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        runs = row["runs"]
+        held = [sum(t.get("turn_held_ms", 0.0) for t in r["tenants"]) for r in runs]
+        longest = max((t.get("turn_longest_ms", 0.0) for r in runs for t in r["tenants"]), default=0.0)
+        lines.append(f"| {row['case']} | {row['limits']} | {row['arm']} | "
+                     f"{span([r['tenants'][0]['share'] for r in runs], '.1f')} | "
+                     f"{span([r['tenants'][1]['share'] for r in runs], '.1f')} | {span([r['useful'] for r in runs], '.1f')} | "
+                     f"{span([r['switch'] for r in runs], '.2f')} | {span([r['launches'] for r in runs], '.0f')} | "
+                     f"{span(held, '.0f')} ({longest:.0f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_record_args(ap)
+    add_round_args(ap)
+    ap.add_argument("--pairs", default="30+70,50+50", help="the GPU-bound pairs' limits, A+B,...")
+    ap.add_argument("--arms", default="native,off,on", help="comma-separated subset of " + ", ".join(ARMS))
+    ap.add_argument("--no-launch-bound", action="store_true", help="leave the launch-bound pair out")
+    a = ap.parse_args()
+    check_round_args(ap, a)
+    pairs = parse_pairs(ap, a.pairs)
+    arms = [x for x in a.arms.split(",") if x]
+    if not arms or any(x not in ARMS for x in arms):
+        ap.error(f"--arms {a.arms!r}: expected a comma-separated subset of {', '.join(ARMS)}")
+    plan = [("bound", p) for p in pairs] + ([] if a.no_launch_bound else [("launch", (50, 50))])
+    rows: dict[tuple[str, tuple[int, int], str], list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="hami-turns-") as d:
+        tmp = Path(d)
+        fake_dir, app = build_tools(tmp)
+        lib = next(iter(build_libs(ap, a.lib[:1], tmp / "lib").values()))
+        for n, (case, limits), arm in alternating(a.rounds, plan, arms):
+            rows.setdefault((case, limits, arm), []).append(
+                pair(app, fake_dir, lib, tmp / f"run{n}", case, arm, limits, a.seconds))
+    result = {**record_head(a, fake=", ".join(f"{k}={v}" for k, v in SLICED.items()), seconds=a.seconds),
+              "rows": [{"case": c, "limits": f"{lim[0]}+{lim[1]}", "arm": arm, "runs": runs}
+                       for (c, lim, arm), runs in rows.items()]}
+    return write_record(a, result, markdown(result, a.note))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+/* turns.c - HAMI_SM_TURNS=1 (opt-in, default off; issue 18's GPU-bound pairs): capped containers that are all
+ * GPU-bound on one GPU take turns instead of time-slicing.
+ *
+ * Why: two contexts with work queued at once time-slice the GPU, and each switch (and the caches it spoils) costs
+ * GPU time: on the H100 the training pairs got 0.90-0.96 of the solo's work per charged second (docs/results/
+ * 2026-12-06-h100-issue18-r6.md), the native pair 91.6 % of solo on the H200. The square waves of the throttle let
+ * both tenants' on-phases overlap freely, so a contended pair time-slices most of the time.
+ *
+ * The rule. A process takes part (its board record carries HAMI_BREC_TURN, board.c) while it is capped, shares the
+ * GPU, the GPU is contended by switch charging's rule (its demand alone plus its capped neighbours' >= 100 %,
+ * launch_int.h switch_charged) and it is GPU-bound itself (its demand alone at least its limit; turn_wanted).
+ * With two or more taking part (its own record and the others' records, read with the rest of the board in
+ * note_users), the period of TURN_PERIOD_NS on CLOCK_MONOTONIC (one clock for every process of the node: the phase
+ * clock needs nothing written) is split into windows in board order, each as long as its owner's limit over the sum
+ * of the limits taking part. Outside its own window a launch is held (throttle(): no new launches, as a credit wait
+ * holds) while the window's owner wants the GPU: its board mark (user_active_ns, written at least every millisecond
+ * while it launches, waits in the throttle or has work in flight: note_users, the watcher) is at most TURN_IDLE_NS
+ * old. Else it goes (work-conserving: an owner with nothing to run leaves its window to the others). Inside its own
+ * window a launch goes unless the work already queued would run past the window's end (the queue drains inside its
+ * own window, not in the next owner's); with nothing queued it goes. The credit is applied as always, before any of
+ * this: turns only ever hold, never hand out GPU time, so limits cannot fail open. Taking turns, a tenant waits for no
+ * resume credit (launch.c throttle): its window is its on-phase; with the square wave's own phase as well, an owner
+ * was often off in its window and on in the others' (on the fake the pair's switch time hardly fell). An owner that
+ * waits for credit in its window still counts as wanting it (the GPU idles there; over a period its credit and its
+ * window are the same length, so this is the tail of a window): handing such tails to the others time-sliced them
+ * again, as every launch-path decision also marks "held" (choose_mode), nothing tells a wait from low credit.
+ *
+ * Bounds (every value read from the board): only records count as taking part, and a record is a kernel lock that
+ * a live process holds (the kernel drops a dead one's at once), so a plain board entry, forged or left by the dead,
+ * takes no window. A record's limit is its highest (limit_hi, 1..100); the limits taking part must add up to at
+ * most 100, else nobody takes turns (an over-committed or forged board), so each window is at least its owner's
+ * limit share of the period and a holder's own window comes within one period. An owner's marks count only within
+ * TURN_IDLE_NS and not more than a millisecond in the future. Beyond all that a hold lasts at most TURN_HOLD_MAX_NS
+ * (200 ms); one that reaches it drops turns for this process for TURN_OFF_NS (logged once). Launch-bound pairs
+ * (demands alone adding up to less than the GPU) never take part: turn-taking once cost an inference pair 61 % of
+ * its throughput; nor does a launch-bound tenant beside a GPU-bound one (its demand is below its limit). */
+#define _GNU_SOURCE
+#include "launch_int.h"
+
+/* The windows' owner at phase (ns into the period): the index of the window holding it, its end in *end_ns. The
+ * windows follow limit[] in order, each period * limit / sum long (the last one ends at the period). -1 when turns
+ * do not apply: fewer than two, a limit outside 1..100 or a sum above 100, a period or phase out of range. */
+int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t phase_ns, int64_t *end_ns)
+{
+    if (n < 2 || n > HAMI_BOARD_USERS || period_ns <= 0 || period_ns > (1LL << 40) || phase_ns < 0 ||
+        phase_ns >= period_ns)
+        return -1;
+    int sum = 0;
+    for (int i = 0; i < n; i++) {
+        if (limit[i] < 1 || limit[i] > 100)
+            return -1;
+        sum += limit[i];
+    }
+    if (sum > 100)
+        return -1;
+    int64_t start = 0;
+    int acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += limit[i];
+        int64_t end = i == n - 1 ? period_ns : period_ns * acc / sum;
+        if (phase_ns >= start && phase_ns < end) {
+            *end_ns = end;
+            return i;
+        }
+        start = end;
+    }
+    return -1;
+}
+
+/* Whether this process takes part now: the GPU contended and its demand alone at least its limit (it would use its
+ * whole share: a window of that share costs it nothing the limit leaves it); with hysteresis, it stays in down to
+ * 90 % contended and half its limit (the demand estimate of a program with a sync every few kernels swings by tens
+ * of points between updates on the fake). */
+static int turn_wanted(const struct dstate *ds, int64_t now)
+{
+    if (!ds->capped || !ds->shared || ds->user_idx < 0 || now < ds->turn_off_until)
+        return 0;
+    int64_t own = (int64_t)vg_sm_limit(ds->dev) * 100;
+    if (ds->turn_want)
+        return ds->solo_bp + ds->nbr_bp >= TURN_STAY_BP && 2 * ds->solo_bp >= own;
+    return ds->solo_bp + ds->nbr_bp >= 10000 && ds->solo_bp >= own;  /* not contended: launch-bound pairs overlap */
+}
+
+/* Who takes turns on this GPU now and in which order (note_users, every millisecond, with the records rk >= 0 it
+ * read): ds->turn_n participants (0: no turns), their board slots and limits, its own index turn_me. */
+void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now)
+{
+    if (!vg_cfg.sm_turns)
+        return;
+    if (ds->turn_n >= 2 && ds->turn_seen_at && now > ds->turn_seen_at)
+        lst_add(&lst.turn_on_ns, now - ds->turn_seen_at);
+    ds->turn_seen_at = now;
+    ds->turn_want = turn_wanted(ds, now);
+    ds->turn_n = 0;
+    if (!ds->turn_want || rk < 0)
+        return;
+    int n = 0, sum = 0;
+    for (int i = 0; i < HAMI_BOARD_USERS; i++) {
+        int lim;
+        if (i == ds->user_idx) {
+            lim = vg_sm_limit(ds->dev);
+            ds->turn_me = n;
+        } else if (rec[i].present && !rec[i].bad && rec[i].turns) {
+            lim = rec[i].limit_hi;
+        } else {
+            continue;
+        }
+        ds->turn_slot[n] = i;
+        ds->turn_limit[n++] = lim;
+        sum += lim;
+    }
+    if (n >= 2 && sum > 100) {
+        vg_log_once(VG_WARN, "turns-over", "device %d: HAMI_SM_TURNS: the limits taking turns add up to %d %% (> 100: "
+                                           "over-committed or forged board): no turns while they do", ds->dev, sum);
+        return;
+    }
+    ds->turn_n = n >= 2 ? n : 0;
+}
+
+/* Whether the container in board slot i wants the GPU now (see the header): its activity mark fresh, no credit wait. */
+static int owner_wants(const struct hami_board_gpu *g, int i, int64_t now)
+{
+    int64_t act = __atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE);
+    return act > 0 && act <= now + 1000000 && now - act <= TURN_IDLE_NS;
+}
+
+/* A hold by turns ends: counted for the launch stats (how long, the longest). */
+static void hold_ends(struct dstate *ds, int64_t now)
+{
+    if (ds->turn_from && now > ds->turn_from) {
+        int64_t held = now - ds->turn_from;
+        lst_add(&lst.turn_ns, held);
+        if (vg_cfg.launch_stats && held > lst.turn_max_ns)
+            lst.turn_max_ns = held;
+    }
+    ds->turn_from = 0;
+}
+
+/* 0 when a launch that its credit lets go may go now by turns; else how long to hold before asking again. */
+int64_t turns_hold(struct dstate *ds, int64_t now)
+{
+    int64_t end = 0, phase = now % TURN_PERIOD_NS;
+    int w = ds->turn_n >= 2 && ds->bgpu ? hami_vgpu_turn_owner(ds->turn_limit, ds->turn_n, TURN_PERIOD_NS, phase, &end)
+                                        : -1;
+    int hold = 0;
+    if (w == ds->turn_me) {
+        hold = ds->pending && phase + inflight_ns(ds) >= end;  /* its queue would run into the next window */
+    } else if (w >= 0) {
+        hold = owner_wants(ds->bgpu, ds->turn_slot[w], now);
+    }
+    if (!hold) {
+        hold_ends(ds, now);
+        return 0;
+    }
+    if (!ds->turn_from) {
+        ds->turn_from = now;
+        ST_COUNT(turn_holds);
+    } else if (now - ds->turn_from >= TURN_HOLD_MAX_NS) {
+        vg_log_once(VG_WARN, "turns-cut", "device %d: HAMI_SM_TURNS: held %.0f ms by another container's window: going, "
+                                          "no turns for %.0f s (a stuck or forged board)", ds->dev,
+                    (now - ds->turn_from) / 1e6, TURN_OFF_NS / 1e9);
+        ST_COUNT(turn_cuts);
+        ds->turn_off_until = now + TURN_OFF_NS;
+        ds->turn_n = 0;
+        ds->turn_want = 0;
+        hold_ends(ds, now);
+        return 0;
+    }
+    int64_t wait = end - phase;
+    return wait < 20000 ? 20000 : wait;
+}

@@ -1,0 +1,194 @@
+"""HAMI_SM_TURNS=1 (csrc/turns.c, issue 18): capped tenants that are all GPU-bound take turns instead of time-slicing.
+
+Judged by what does not depend on the host's speed: the windows' arithmetic; the knob's refusals; the fake GPU's
+context switches (it counts the GPU time spent switching into each process: a pair that time-slices pays one on
+every slice, a pair that takes turns two per 100 ms period) and the library's own counts of holds by turns (its
+launch stats line). Shares and throughput are measured by bench/turns.py (docs/results/2026-12-06-fake-turns.md)."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from . import board_records
+from .conftest import REAL_DRIVER, Toolchain, Workload, forge_board_user, region
+from .guard_runs import running
+
+pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
+
+MS = 1_000_000
+PERIOD = 100 * MS
+GPU_BOUND = ("spin", "2000", "0", "2", "4")  # 2 ms kernels, a sync every 4: demand ~100 %
+LAUNCH_BOUND = ("spin", "100", "300", "2", "1")  # 100 us kernels, a sync after each, 300 us of host time: ~25 %
+SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
+TURN = region.CONST["HAMI_BREC_TURN"]
+
+
+def _owner(lib: ctypes.CDLL, limits: list[int], phase: int, period: int = PERIOD) -> tuple[int, int]:
+    fn = lib.hami_vgpu_turn_owner
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                   ctypes.POINTER(ctypes.c_int64)]
+    end = ctypes.c_int64(-1)
+    arr = (ctypes.c_int * max(1, len(limits)))(*limits)
+    return fn(arr, len(limits), period, phase, ctypes.byref(end)), end.value
+
+
+def test_windows_follow_the_limits_in_board_order(toolchain: Toolchain) -> None:
+    lib = ctypes.CDLL(str(toolchain.lib))
+    assert _owner(lib, [30, 70], 0) == (0, 30 * MS)
+    assert _owner(lib, [30, 70], 30 * MS - 1) == (0, 30 * MS)
+    assert _owner(lib, [30, 70], 30 * MS) == (1, PERIOD)
+    assert _owner(lib, [50, 50], 50 * MS) == (1, PERIOD)
+    assert _owner(lib, [20, 30], 39 * MS) == (0, 40 * MS)  # limits under 100 %: the windows fill the period
+    # no turns: one tenant, limits out of range or over-committed (a forged board), a phase outside the period
+    for limits, phase in (([100], 0), ([30, 71], 0), ([0, 50], 0), ([101, 1], 0), ([-5, 50], 0), ([30, 70], -1),
+                          ([30, 70], PERIOD), ([], 0)):
+        assert _owner(lib, limits, phase)[0] == -1, (limits, phase)
+    assert _owner(lib, [30, 70], 0, period=0)[0] == -1
+
+
+@settings(max_examples=200, deadline=None)
+@given(limits=st.lists(st.integers(1, 60), min_size=2, max_size=16).filter(lambda x: sum(x) <= 100),
+       phase=st.integers(0, PERIOD - 1))
+def test_every_window_is_at_least_its_limit_and_they_tile_the_period(toolchain: Toolchain, limits: list[int],
+                                                                    phase: int) -> None:
+    lib = ctypes.CDLL(str(toolchain.lib))
+    w, end = _owner(lib, limits, phase)
+    assert 0 <= w < len(limits) and phase < end <= PERIOD
+    # the window's start is the previous one's end: a window is never shorter than its owner's limit share
+    start = _start_of(lib, limits, w)
+    assert start <= phase and end - start >= PERIOD * limits[w] // 100 - 1
+
+
+def _start_of(lib: ctypes.CDLL, limits: list[int], w: int) -> int:
+    """The start of window w: the end of window w - 1 (walked from the period's start)."""
+    t = 0
+    for _ in range(w):
+        t = _owner(lib, limits, t)[1]
+    return t
+
+
+def _stats(stderr: str) -> dict[str, float]:
+    m = re.search(r"; turns on ([\d.]+) ms, held (\d+) times, ([\d.]+) ms, longest ([\d.]+) ms, (\d+) cut", stderr)
+    assert m, stderr
+    return {"on_ms": float(m.group(1)), "holds": int(m.group(2)), "held_ms": float(m.group(3)),
+            "longest_ms": float(m.group(4)), "cuts": int(m.group(5))}
+
+
+def _spin(proc) -> tuple[float, float, str]:
+    """(share of the fake GPU %, switch time into it %, stderr) of a finished spin."""
+    out, err = proc.communicate(timeout=60)
+    words = out.split("spin ")[1].split()
+    assert words[0] == "0", err
+    wall = float(words[2]) - float(words[1])
+    return 100 * float(words[3]) / wall, 100 * float(words[5]) / wall, err
+
+
+def _setup(w: Workload, policy: str, limit: int, turns: str | None) -> None:
+    w.env.update(FAKE_CUDA_GPU=str(w.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY=policy, HAMI_SM_PERIOD_MS="100",
+                 CUDA_DEVICE_SM_LIMIT=str(limit), HAMI_LAUNCH_STATS="1", **SLICED)
+    if turns is not None:
+        w.env["HAMI_SM_TURNS"] = turns
+
+
+def _pair(a: Workload, b: Workload, prog: tuple[str, ...]) -> list[tuple[float, float, str]]:
+    procs = [a.start("ctx", "0", *prog), b.start("ctx", "0", *prog)]
+    return [_spin(p) for p in procs]
+
+
+@pytest.mark.parametrize("bad", ["2", "yes", "true", "on", "-1", "1 ", " ", "01", "1x"])
+def test_a_bad_knob_value_is_named_in_one_line_and_turns_stay_off(workload: Workload, bad: str) -> None:
+    _setup(workload, "force", 50, bad)
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "HAMI_SM_TURNS" in ln]
+    assert len(lines) == 1 and f'"{bad}"' in lines[0] and "expected 1 or 0" in lines[0], r.stderr
+    assert "; turns on " not in r.stderr, r.stderr  # off: the stats line has no turns figures
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("0", False), (None, False)])
+def test_the_knob_turns_on_only_with_1(workload: Workload, value: str | None, on: bool) -> None:
+    _setup(workload, "force", 50, value)
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
+    assert r.returncode == 0, r.stderr
+    assert ("; turns on " in r.stderr) == on and "ignoring HAMI_SM_TURNS" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("limits", [(50, 50), (30, 70)])
+def test_a_contended_pair_takes_turns_and_stops_time_slicing(workload: Workload, second_workload: Workload,
+                                                             limits: tuple[int, int]) -> None:
+    # Knob off, both GPU-bound tenants have work queued most of the time: the fake GPU switches between them on
+    # (nearly) every 2 ms slice, 200 us each (~10 % of the GPU). Knob on, each runs in its own window: a switch at
+    # the windows' edges (two per 100 ms) and where a window's owner had nothing queued. Counted in the fake's
+    # switch time (host-independent: a count of switches times 200 us), with a wide margin (measured ~10x less).
+    switches = {}
+    for turns in ("0", "1"):
+        for w, lim in zip((workload, second_workload), limits, strict=True):
+            w.env.clear()
+            _setup(w, "force", lim, turns)
+        res = _pair(workload, second_workload, GPU_BOUND)
+        switches[turns] = sum(sw for _, sw, _ in res)
+        if turns == "1":
+            st_ = [_stats(err) for _, _, err in res]
+            assert all(s["holds"] > 0 and s["on_ms"] > 500 and s["cuts"] == 0 for s in st_), st_
+            assert all(s["longest_ms"] < 200 for s in st_), st_
+    print(f"turns {limits}: switch time off {switches['0']:.2f} %, on {switches['1']:.2f} %")
+    assert switches["0"] > 4, switches  # the pair did time-slice with the knob off
+    assert switches["1"] < 0.4 * switches["0"], switches
+
+
+def test_a_launch_bound_pair_never_takes_turns(workload: Workload, second_workload: Workload) -> None:
+    # two programs ~25 % busy alone fit the GPU together: not contended, so they keep overlapping (turn-taking once
+    # cost an inference pair 61 % of its throughput); the library counts no hold and no time with turns on
+    for w in (workload, second_workload):
+        _setup(w, "default", 50, "1")
+    res = _pair(workload, second_workload, LAUNCH_BOUND)
+    st_ = [_stats(err) for _, _, err in res]
+    assert all(s["holds"] == 0 and s["on_ms"] == 0 for s in st_), st_
+
+
+def _forge_turns(board, stop: threading.Event, future: bool) -> None:
+    """A forged neighbour on the board entry: active now (or a time 0.9 s ahead, written every 2 ms)."""
+    def fill(g, slot: int, now: int) -> None:
+        g.user_limit[slot] = 70
+        if future:
+            g.user_active_ns[slot] = now + 900 * MS
+
+    forge_board_user(board, stop, fill)
+
+
+@pytest.mark.parametrize(("record", "future", "held"), [(True, False, True), (False, False, False),
+                                                         (True, True, False)],
+                         ids=["record-and-fresh-marks", "board-only", "marks-in-the-future"])
+def test_a_forged_window_cannot_hold_a_tenant_past_200_ms(workload: Workload, toolchain: Toolchain, record: bool,
+                                                          future: bool, held: bool) -> None:
+    # A forged neighbour taking turns at 70 % beside a GPU-bound tenant at 30 %. With a record lock that says it takes
+    # turns (what a live tenant holds) and marks kept fresh, its window holds the tenant, but never for longer than
+    # the window (70 ms), nor past 200 ms in any case. An entry only on the board takes no window (records are kernel
+    # locks of live processes), and marks written ahead of the clock count as idle (bounded), so neither holds it.
+    _setup(workload, "force", 30, "1")
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the GPU's entry
+    board = workload.tmp.parent / "board"
+    pack = board_records.packer(ctypes.CDLL(str(toolchain.lib)))
+    rec = pack(70, 0, 7000, 10000, 10000) + TURN  # solo 100 %: the GPU is contended
+    last_lane = board_records.lane(0, board_records.USERS - 1, 0)  # the forged entry's slot (forge_board_user)
+    jobs = [lambda stop: _forge_turns(board, stop, future)]
+    if record:
+        jobs.append(lambda stop: board_records.hold(board, last_lane, rec, stop))
+    with running(*jobs):
+        time.sleep(0.05)
+        share, _, err = _spin(workload.start("ctx", "0", *GPU_BOUND))
+    s = _stats(err)
+    print(f"turns forged record {record} future {future}: {share:.1f} %, {s}")
+    assert s["longest_ms"] < 200 and s["cuts"] == 0, s
+    if held:
+        assert s["holds"] > 0 and s["on_ms"] > 500, s  # the control: a forged window that can hold did hold
+    else:
+        assert s["holds"] == 0, s
