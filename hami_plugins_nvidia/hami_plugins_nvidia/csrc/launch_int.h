@@ -120,6 +120,7 @@ struct dstate {
     int user_idx;           /* its index in the board entry's user list, -1 = none */
     int shared;             /* another container was seen launching on this GPU recently */
     int capped;             /* the SM limit applied at the last launch */
+    int launched;           /* this process launched on the device before (launch_begin: its first capped launch) */
     /* host <-> GPU time */
     CUevent ref;            /* reference event, completed */
     int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
