@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from pathlib import Path
 
 import sched_fakeapi as fakeapi
@@ -25,8 +24,6 @@ class EventfulApi(fakeapi.FakeApiServer):
         #: (method, path regex) -> remaining count of 500 answers
         self.fail: dict[tuple[str, str], int] = {}
         super().__init__()
-        # serve_forever's default 0.5 s poll makes every stop() wait half a second
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def _handler(self):
         base = super()._handler()

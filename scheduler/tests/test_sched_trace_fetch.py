@@ -92,7 +92,8 @@ def server() -> Iterator[TraceServer]:
     state = TraceServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/csv"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # a 0.05 s poll: serve_forever's default 0.5 s would make each teardown's shutdown() wait half a second
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield state
