@@ -3,6 +3,8 @@
  * chained launch (taken_at, resume_time, chained_charge), and the bucket debit (consume). Separate from launch.c
  * because it runs when completions are collected (harvest, verify), not on each launch. */
 #define _GNU_SOURCE
+#include <string.h>
+
 #include "launch_int.h"
 
 /* The processor-sharing charge of this process's busy time [a, b): the other tenants' intervals come from

@@ -121,6 +121,7 @@
  * cannot lower anyone's charge beyond that; a tenant cannot raise its own share by what it writes). */
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>

@@ -25,6 +25,7 @@ CFLAGS = [
     "-std=gnu11",
     "-Wall",
     "-Wno-unused-parameter",
+    "-Werror=implicit-function-declaration",  # a missing header is an error, not a guessed prototype
     "-Wl,--no-undefined",
     "-Wl,-z,nodelete",
 ]
