@@ -189,6 +189,8 @@ def test_a_forged_window_cannot_hold_a_tenant_past_200_ms(workload: Workload, to
     print(f"turns forged record {record} future {future}: {share:.1f} %, {s}")
     assert s["longest_ms"] < 200 and s["cuts"] == 0, s
     if held:
-        assert s["holds"] > 0 and s["on_ms"] > 500, s  # the control: a forged window that can hold did hold
+        assert s["holds"] > 0 and s["held_ms"] >= 5 and s["on_ms"] > 500, s  # the control: a window that can hold did
     else:
-        assert s["holds"] == 0, s
+        # no window of the forged entry holds it (one would be up to 70 ms); with a record taking part, the tenant's own
+        # window end may hold it for a fraction of a ms where its queued work would spill past it (CI, once: 0.3 ms)
+        assert s["held_ms"] < 5, s
