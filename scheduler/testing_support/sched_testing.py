@@ -7,6 +7,8 @@ place it is defined, the NVIDIA plugin's ``vendor_info()``, instead of keeping a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hami_plugins_nvidia.vendor import vendor_info
@@ -81,3 +83,17 @@ def start_stack(api: FakeApiServer | None = None, policy: str = "binpack", matri
         watcher.synced.set()
     server = ExtenderServer(ext, ready=watcher.synced.is_set).start()
     return Stack(api, kube, cluster, watcher, ext, server)
+
+
+@contextmanager
+def synced_stack(*nodes: dict, **kwargs) -> Iterator[Stack]:
+    """A stack over a fresh fake API server holding ``nodes``, synced once with no watcher thread (the scheduler
+    tests' usual fixture), stopped on the way out."""
+    api = FakeApiServer().start()
+    for node in nodes:
+        api.add_node(node)
+    stack = start_stack(api, watch=False, **kwargs)
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -15,17 +15,13 @@ from fuzz_profiles import FUZZ
 from hami_scheduler.webhook import Mutator, WebhookServer
 from hypothesis import given
 from hypothesis import strategies as st
-from sched_fakeapi import FakeApiServer
-from sched_testing import NVIDIA, gpu_node, start_stack
+from sched_testing import NVIDIA, gpu_node, synced_stack
 
 
 @pytest.fixture(scope="module")
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("n1", gpus=2))
-    s = start_stack(api, watch=False)
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("n1", gpus=2)) as s:
+        yield s
 
 
 def exchange(target, data: bytes, timeout: float = 5.0) -> list[tuple[int, dict, bytes]]:

@@ -22,7 +22,7 @@ from hami_scheduler.httpserver import tls_context
 from hami_scheduler.server import ExtenderServer
 from hami_scheduler.testing_tls import have_openssl, make_pki
 from sched_fakeapi import FakeApiServer
-from sched_testing import gpu_node, gpu_pod, start_stack
+from sched_testing import gpu_node, gpu_pod, start_stack, synced_stack
 from security_doc import check_section, table
 
 from hami_hal.cli.main import main as hami
@@ -37,11 +37,8 @@ def record(area: str, what: str, answer: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("node1", gpus=4))
-    s = start_stack(api, watch=False)
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("node1", gpus=4)) as s:
+        yield s
 
 
 # -- CLI and files -------------------------------------------------------------------------------

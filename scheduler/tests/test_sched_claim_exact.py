@@ -17,8 +17,7 @@ import pytest
 from hami_scheduler import state
 from hami_scheduler.extender import Extender
 from hami_scheduler.state import ClusterState
-from sched_fakeapi import FakeApiServer
-from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
+from sched_testing import NVIDIA, gpu_node, gpu_pod, synced_stack
 
 from hami_hal.errors import HalError
 
@@ -127,11 +126,8 @@ def test_a_flood_of_events_for_one_bad_pod_parses_it_once(caplog, monkeypatch):
 
 @pytest.fixture
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("node1", gpus=2))
-    s = start_stack(api, watch=False)
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("node1", gpus=2)) as s:
+        yield s
 
 
 def _filter_and_bind(stack, pod: dict) -> str:

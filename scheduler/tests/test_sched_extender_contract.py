@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 from sched_fakeapi import FakeApiServer
-from sched_testing import SEED_POD, gpu_node, gpu_pod, start_stack
+from sched_testing import SEED_POD, gpu_node, gpu_pod, start_stack, synced_stack
 
 
 def post(stack, verb: str, body) -> dict:
@@ -24,12 +24,8 @@ def post(stack, verb: str, body) -> dict:
 
 @pytest.fixture
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("node1", gpus=2))
-    api.add_node(gpu_node("node2", gpus=4))
-    s = start_stack(api, watch=False)
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("node1", gpus=2), gpu_node("node2", gpus=4)) as s:
+        yield s
 
 
 def test_seed_pod_end_to_end(stack):

@@ -20,7 +20,7 @@ import pytest
 from hami_scheduler.kube import Kube, api_client
 from kubernetes.client.rest import ApiException
 from sched_fakeapi import FakeApiServer
-from sched_testing import NVIDIA, gpu_node, gpu_pod, start_stack
+from sched_testing import NVIDIA, gpu_node, gpu_pod, synced_stack
 from security_doc import check_section, table
 from urllib3.exceptions import ReadTimeoutError
 
@@ -42,12 +42,9 @@ def refusing_port():
 
 @pytest.fixture
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("node1", gpus=2))
-    s = start_stack(api, watch=False)
-    s.extender.lock_timeout_s = 1.0  # HAMi's is 5 min; the rule is the same, the wait is shorter
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("node1", gpus=2)) as s:
+        s.extender.lock_timeout_s = 1.0  # HAMi's is 5 min; the rule is the same, the wait is shorter
+        yield s
 
 
 def filtered(stack, name: str) -> None:

@@ -11,8 +11,7 @@ import pytest
 from fuzz_profiles import FUZZ, FUZZ_SLOW
 from hypothesis import example, given
 from hypothesis import strategies as st
-from sched_fakeapi import FakeApiServer
-from sched_testing import gpu_node, gpu_pod, start_stack
+from sched_testing import gpu_node, gpu_pod, synced_stack
 
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
@@ -29,12 +28,8 @@ QTY = st.one_of(st.integers(-5, 50_000), st.sampled_from(["1e999999", "1e100000"
 
 @pytest.fixture(scope="module")
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("n1", gpus=2, count=4, mem=16384))
-    api.add_node(gpu_node("n2", gpus=1, count=4, mem=16384))
-    s = start_stack(api, watch=False)
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("n1", gpus=2, count=4, mem=16384), gpu_node("n2", gpus=1, count=4, mem=16384)) as s:
+        yield s
 
 
 def post(stack, verb: str, body: bytes) -> tuple[int, object]:

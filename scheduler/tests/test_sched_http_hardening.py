@@ -10,17 +10,13 @@ import time
 import pytest
 from hami_scheduler.httpserver import BACKLOG
 from hami_scheduler.server import ExtenderServer
-from sched_fakeapi import FakeApiServer
-from sched_testing import gpu_node, gpu_pod, start_stack
+from sched_testing import gpu_node, gpu_pod, synced_stack
 
 
 @pytest.fixture
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("node1", gpus=2))
-    s = start_stack(api, watch=False)
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("node1", gpus=2)) as s:
+        yield s
 
 
 def raw(server: ExtenderServer, data: bytes, timeout: float = 5.0) -> tuple[int, dict, bytes, bool]:

@@ -13,7 +13,7 @@ from hami_scheduler.cli import main
 from hami_scheduler.server import ExtenderServer
 from hami_scheduler.testing_tls import have_openssl, make_pki
 from sched_fakeapi import FakeApiServer
-from sched_testing import gpu_node, gpu_pod, start_stack
+from sched_testing import gpu_node, gpu_pod, synced_stack
 
 from hami_hal.testing.ports import banner_port
 
@@ -25,11 +25,8 @@ needs_openssl = pytest.mark.skipif(not have_openssl(), reason="the openssl CLI m
 
 @pytest.fixture
 def stack():
-    api = FakeApiServer().start()
-    api.add_node(gpu_node("node1", gpus=4))
-    s = start_stack(api, watch=False)
-    yield s
-    s.stop()
+    with synced_stack(gpu_node("node1", gpus=4)) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
