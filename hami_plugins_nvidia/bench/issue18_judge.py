@@ -595,6 +595,8 @@ class Folder:
         self.sibling_rows: list[Row] = []
         # stage 9: launch_cost.py --ladder files, each a comparison table (launch_ladder.py), never judged
         self.ladders: list[dict] = []
+        # native pairs (no library) by (program, pool): context for the GPU-bound pair rows, never a verdict
+        self.native_pairs: dict[tuple, list[list[float]]] = {}
 
     # ---------------------------------------------------------------- provenance
     def source(self, path: Path, device: str | None) -> Source:
@@ -642,6 +644,25 @@ class Folder:
                 self._guarded(p, self._tamper)
         self._policy_rows()
         self._sibling_judged()
+        self._native_context()
+
+    def _native_context(self) -> None:
+        """A GPU-bound pair's row says what the same program's native pair (no library, same GPU and commit, any
+        file of the folder: stage 11 runs it apart from the limited pairs) summed, and how much of it the limited
+        pair kept: a GPU that loses throughput to time-slicing two contexts fails the 95 % sum natively too
+        (record 7, H100: 91-92 %). Context only: the verdict stays the issue's rule."""
+        for row in self.rows:
+            if row.rule != RULE_TEXT["gpu-pair"] or row.judged.pair_sum is None:
+                continue
+            native = self.native_pairs.get((row.target.split(" pair ")[0], self.pool(row.source)))
+            if not native:
+                continue
+            nsum = statistics.median_low(sum(r) for r in native)
+            row.extra["native_pair_sum"] = _r(nsum)
+            if nsum > 0:
+                kept = 100 * row.judged.pair_sum / nsum
+                row.judged.why += ("; " if row.judged.why else "") + (f"the native pair (no library, same GPU and commit) summed {nsum:.1f} % "
+                                   f"(median of {len(native)}): the limited pair kept {kept:.1f} % of it")
 
     def _experiment(self, p: Path, data: dict) -> bool:
         """A run with library knobs of its own (real_workloads.py --tenant-env) is not the shipped library: noted,
@@ -833,6 +854,7 @@ class Folder:
             elif case.startswith("pair, native"):
                 native = _pairs(runs if runs is not None else [_need(row, "achieved", list, rel, where)], rel,
                                 f"{where}.runs")
+                self.native_pairs.setdefault((kind, self.pool(src)), []).extend(native)
             elif case.startswith("pair, no limit"):
                 continue  # the unlimited pair's charge: a diagnostic, no target
             else:
