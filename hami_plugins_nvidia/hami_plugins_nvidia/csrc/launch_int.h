@@ -97,10 +97,8 @@ struct dstate {
     int recorded;           /* a mark was recorded since ctx was adopted */
     int resets;             /* times the measured state was dropped */
     int no_events;          /* events failed again right after a re-adoption: every launch is unmeasured */
-    CUevent freev[EVPOOL];
-    int nfree;
-    struct squeue q[MAXQ];
-    int nq;
+    int nfree;              /* events in freev */
+    int nq;                 /* stream queues in use in q */
     int pending;            /* marks whose completion has not been collected yet */
     uint64_t seq;           /* the next mark's sequence number (never reset: a host wait compares against it) */
     int harvest_left;       /* ... of them left by the last collection (harvest_due) */
@@ -121,6 +119,16 @@ struct dstate {
     int shared;             /* another container was seen launching on this GPU recently */
     int capped;             /* the SM limit applied at the last launch */
     int launched;           /* this process launched on the device before (launch_begin: its first capped launch) */
+    /* the launch path's own bookkeeping */
+    int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
+    /* HAMI_LAUNCH_STATS=1: the per-launch counts (measured, coarse, fast path), plain adds under the device's lock,
+     * summed into lst at exit. They were atomic adds on the shared lst: three locked read-modify-writes per
+     * launch that the stats line then reported as the library's own time */
+    uint64_t st_launches, st_coarse, st_fast;
+    int64_t oldest_enq;     /* the oldest uncollected marked launch's enqueue time, 0 = none (launch.c oldest_age) ... */
+    int oldest_stale;       /* ... to be worked out again: a mark was recorded or collected since */
+    uint64_t unflushed;     /* launches not yet added to the region's count ... */
+    int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
     /* host <-> GPU time */
     CUevent ref;            /* reference event, completed */
     int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
@@ -132,8 +140,7 @@ struct dstate {
     /* busy interval of this process */
     int64_t busy_since;     /* 0 = idle */
     int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
-    int64_t charged_to;     /* busy time before this has been charged, but for the holes: */
-    int64_t hole_a[HOLE_SLOTS], hole_b[HOLE_SLOTS];  /* gaps below it no span covered yet (charge.c span_pieces) */
+    int64_t charged_to;     /* busy time before this has been charged, but for the holes (hole_a, hole_b below) */
     int nhole;
     int64_t last_end;       /* completion of the last collected mark */
     /* coarse measurement */
@@ -167,16 +174,11 @@ struct dstate {
     uint64_t waits_at;      /* host_waits when the current period began: a sync since says the host waited (note_pacing) */
     int64_t queued_ns;      /* time with work on the GPU since the last update of queued_bp ... */
     int64_t queued_to;      /* ... counted up to here */
-    /* the launch path's own bookkeeping */
-    int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
-    uint64_t unflushed;     /* launches not yet added to the region's count ... */
-    int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
-    /* switch charging: waits of start marks recorded on an idle process, settled 1 ms after they ended */
-    int64_t gap_rec[8], gap_start[8];
+    /* switch charging: waits of start marks recorded on an idle process (gap_rec, gap_start below), settled 1 ms
+     * after they ended */
     int ngap;
-    /* shared precise spans not charged yet, oldest at dfr_head (charge.c deferred_charge, settle_deferred) */
-    int64_t dfr_a[DEFER_SLOTS], dfr_b[DEFER_SLOTS];  /* the span, */
-    int64_t dfr_n[DEFER_SLOTS], dfr_c[DEFER_SLOTS];  /* the launches it closes and its charge when it completed */
+    /* shared precise spans not charged yet (dfr_a..dfr_c below), oldest at dfr_head (charge.c deferred_charge,
+     * settle_deferred) */
     int dfr_head, ndfr;
     int64_t dfr_sum;        /* their charges when they completed: still in flight for the throttle (inflight_ns) */
     /* ... charged only while the GPU is contended (switch_contended): this program's demand alone, estimated from
@@ -205,8 +207,8 @@ struct dstate {
     uint64_t rec_claim;     /* its context claim beside the record (board.c, 1/100 contexts), 0 = none ... */
     int64_t claim_at;       /* ... last worked out (lending.c publish_claim) */
     /* the busy contexts each neighbour's user slot counts in the charge (note_users, board.c vg_board_ctx_read), 1/100:
-     * 100 = one, as every container counted before; read within the last 100 ms, else all 100 (charge.c ps_charge) */
-    int32_t ctx_w[HAMI_BOARD_USERS];
+     * 100 = one, as every container counted before; read within the last 100 ms, else all 100 (charge.c ps_charge):
+     * ctx_w below, read at ctx_at */
     int64_t ctx_at;
     int64_t act_at;         /* its last activity mark on the board (user_active_ns) ... */
     int64_t act_end;        /* ... and the end of its last busy interval published there */
@@ -216,10 +218,21 @@ struct dstate {
     /* HAMI_SM_TURNS (turns.c): whether it takes part (its record's turn bit), who takes turns now */
     int turn_want;
     int turn_n, turn_me;    /* participants, 0 = no turns now; its own index among them */
-    int turn_slot[HAMI_BOARD_USERS], turn_limit[HAMI_BOARD_USERS];  /* in board order: slot and limit */
     int64_t turn_from;      /* held by turns since, 0 = not held */
     int64_t turn_off_until; /* a hold reached TURN_HOLD_MAX_NS: no turns until then */
     int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
+    /* The arrays last (~340 KB): the scalars above, which a fast-path launch reads and writes (most of them in its
+     * first dozen cache lines), then lie in adjacent lines instead of spread among the arrays (issue 18: a launch-bound
+     * loop finds them cold after each host gap; on the fake the paced loop's load of the priority gate's last_stamp
+     * took a fifth of the launch's own samples). */
+    int64_t hole_a[HOLE_SLOTS], hole_b[HOLE_SLOTS];  /* gaps below charged_to no span covered yet (charge.c span_pieces) */
+    int64_t gap_rec[8], gap_start[8];                /* switch charging's waits (ngap) */
+    int32_t ctx_w[HAMI_BOARD_USERS];                 /* the busy contexts each neighbour's user slot counts (ctx_at) */
+    int turn_slot[HAMI_BOARD_USERS], turn_limit[HAMI_BOARD_USERS];  /* HAMI_SM_TURNS, in board order: slot and limit */
+    CUevent freev[EVPOOL];
+    int64_t dfr_a[DEFER_SLOTS], dfr_b[DEFER_SLOTS];  /* the deferred spans (dfr_head), */
+    int64_t dfr_n[DEFER_SLOTS], dfr_c[DEFER_SLOTS];  /* the launches each closes and its charge when it completed */
+    struct squeue q[MAXQ];
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -252,7 +265,9 @@ struct launch_stats {
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };
 extern struct launch_stats lst;
-extern __thread int st_in;  /* this launch's inner sections are sampled */
+/* this launch's inner sections are sampled. initial-exec: a plain %fs-relative load, not a __tls_get_addr call per
+ * section (the library is preloaded; a dlopen finds it in the static TLS surplus, one int) */
+extern __thread int st_in __attribute__((tls_model("initial-exec")));
 static inline void lst_add(int64_t *field, int64_t ns)
 {
     if (vg_cfg.launch_stats)
@@ -390,6 +405,13 @@ static inline void mark_held(struct dstate *ds, int64_t now)
         return;
     __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], now, __ATOMIC_RELEASE);
     ds->held_wrote = now;
+}
+
+/* Whether note_users refreshes the board entry now: with a board, at most every millisecond. Inline so the launch
+ * path tests it without a call on the launches in between. */
+static inline int users_due(const struct dstate *ds, int64_t now)
+{
+    return ds->bgpu && now - ds->user_stamp >= 1000000;
 }
 
 static inline int64_t inflight_ns(const struct dstate *ds)
