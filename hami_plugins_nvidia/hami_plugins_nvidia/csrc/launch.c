@@ -120,7 +120,6 @@
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
  * cannot lower anyone's charge beyond that; a tenant cannot raise its own share by what it writes). */
 #define _GNU_SOURCE
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,12 +139,6 @@ static __thread unsigned st_count __attribute__((tls_model("initial-exec")));
 
 struct dstate states[HAMI_MAX_DEVICES];
 static pthread_once_t states_once = PTHREAD_ONCE_INIT;
-/* The scalars of struct dstate, which a fast-path launch reads and writes, before its arrays, in its first kilobyte:
- * spread among the arrays (issue 18), a launch touched lines across 300 KB, cold after each host gap. A scalar added
- * after the arrays, or an array among the scalars, fails the build here. */
-_Static_assert(offsetof(struct dstate, hole_a) <= 1024, "struct dstate: its scalars must stay before its arrays");
-_Static_assert(offsetof(struct dstate, q) + sizeof(((struct dstate *)0)->q) == sizeof(struct dstate),
-               "struct dstate: the stream queues must be its last field");
 
 /* The seed of the coarse samples' draws: kernel randomness (getrandom) mixed with the clock and the state's
  * address, never anything the tenant sets (an env var would let it replay the draws); at init, off the launch
@@ -840,7 +833,7 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
  * queue by the time a 33rd stream launched; collecting only as due, the CUDA-graphs program on 33 streams (100 us
  * graphs) sent 40 % of its steps the unmeasured way on the fake and got 0.55 of the GPU at a 90 % limit (0.90
  * before). *now: the launch's clock read, read again after a wait. */
-static struct squeue *wait_queue(struct dstate *ds, CUstream s, int64_t *now)
+static COLD struct squeue *wait_queue(struct dstate *ds, CUstream s, int64_t *now)
 {
     struct squeue *q = NULL;
     for (int64_t waited = 0; !ds->stale; waited += QUEUE_POLL_NS) {
@@ -920,7 +913,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
  * mark's, converted once in harvest). A sample cost three records (issue 18: on the H200's inference loop ~3 us of
  * host time each, 0.094 of its 0.164 records per launch); now two. No run before it: a start mark alone. Returns
  * whether the start mark was recorded. */
-static int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
+static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
 {
     if (!q->unmarked || !push_mark(ds, q, q->unmarked_enq, MK_END, 0))
         return push_mark(ds, q, now, MK_START, 0);
@@ -995,7 +988,7 @@ static int ask_before(const struct squeue *a, const struct squeue *b, int first,
  * alone (streamcost2) it erred low often: a program that synchronizes before each step left many streams unknown,
  * and the graphs pair on 31 streams was charged about half its switches (fake, 12.1 against 25.8 ms per second);
  * the synchronize now proves them idle. *harvested: whether it collected; *calls: the event queries it made. */
-static int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *harvested, int *calls)
+static COLD int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *harvested, int *calls)
 {
     uint64_t asked = 0;  /* streams asked and found idle */
     int unknown = 0;
@@ -1092,7 +1085,7 @@ static double sampled_excess(struct dstate *ds)
                          : 0;
 }
 
-static void verify(struct dstate *ds, int64_t now)
+static COLD void verify(struct dstate *ds, int64_t now)
 {
     int64_t avg = ds->win_ns / ds->win_n;
     if (ds->doubt_ns > 0 && vg_cfg.launch_stats) {
@@ -1326,7 +1319,7 @@ static void priority_gate(struct dstate *ds, int64_t *now_io)
     }
 }
 
-static void init_state(struct dstate *ds, int dev)
+static COLD void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
     ds->off_hi = INT64_MAX;
@@ -1416,7 +1409,7 @@ static void unmeasured_mark(struct dstate *ds, CUstream s)
     }
 }
 
-static void unmeasured_begin(struct dstate *ds, int sm, CUstream s)
+static COLD void unmeasured_begin(struct dstate *ds, int sm, CUstream s)
 {
     throttle(ds, sm);
     ds->now_at = vg_now_ns();  /* it may have waited: the charge starts after the wait */
@@ -1548,7 +1541,7 @@ static int64_t drop_measured(struct dstate *ds)
  * again, now that no mark is left to wait for), charged from the earliest start of the work left uncharged to the
  * end of a synchronize of the whole context (that work may be on other streams), unless its stream is captured:
  * then that work is charged up to now. */
-static void stale_launch(struct dstate *ds, struct squeue **qout, CUstream s, int sm)
+static COLD void stale_launch(struct dstate *ds, struct squeue **qout, CUstream s, int sm)
 {
     int64_t from = drop_measured(ds);
     *qout = NULL;

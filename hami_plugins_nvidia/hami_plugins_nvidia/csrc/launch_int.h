@@ -11,6 +11,10 @@
 
 #include "vgpu.h"
 
+/* A helper the launch path calls rarely (once per phase, per sample, on a failure): kept out of line and away from
+ * the fast path's code, so the instructions a fast-path launch runs stay in a few cache lines */
+#define COLD __attribute__((noinline, cold))
+
 #define RING 128
 #define MAXQ 32
 #define EVPOOL (MAXQ * RING + 8)
@@ -97,8 +101,10 @@ struct dstate {
     int recorded;           /* a mark was recorded since ctx was adopted */
     int resets;             /* times the measured state was dropped */
     int no_events;          /* events failed again right after a re-adoption: every launch is unmeasured */
-    int nfree;              /* events in freev */
-    int nq;                 /* stream queues in use in q */
+    CUevent freev[EVPOOL];
+    int nfree;
+    struct squeue q[MAXQ];
+    int nq;
     int pending;            /* marks whose completion has not been collected yet */
     uint64_t seq;           /* the next mark's sequence number (never reset: a host wait compares against it) */
     int harvest_left;       /* ... of them left by the last collection (harvest_due) */
@@ -119,16 +125,6 @@ struct dstate {
     int shared;             /* another container was seen launching on this GPU recently */
     int capped;             /* the SM limit applied at the last launch */
     int launched;           /* this process launched on the device before (launch_begin: its first capped launch) */
-    /* the launch path's own bookkeeping */
-    int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
-    /* HAMI_LAUNCH_STATS=1: the per-launch counts (measured, coarse, fast path), plain adds under the device's lock,
-     * summed into lst at exit. They were atomic adds on the shared lst: three locked read-modify-writes per
-     * launch that the stats line then reported as the library's own time */
-    uint64_t st_launches, st_coarse, st_fast;
-    int64_t oldest_enq;     /* the oldest uncollected marked launch's enqueue time, 0 = none (launch.c oldest_age) ... */
-    int oldest_stale;       /* ... to be worked out again: a mark was recorded or collected since */
-    uint64_t unflushed;     /* launches not yet added to the region's count ... */
-    int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
     /* host <-> GPU time */
     CUevent ref;            /* reference event, completed */
     int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
@@ -140,7 +136,8 @@ struct dstate {
     /* busy interval of this process */
     int64_t busy_since;     /* 0 = idle */
     int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
-    int64_t charged_to;     /* busy time before this has been charged, but for the holes (hole_a, hole_b below) */
+    int64_t charged_to;     /* busy time before this has been charged, but for the holes: */
+    int64_t hole_a[HOLE_SLOTS], hole_b[HOLE_SLOTS];  /* gaps below it no span covered yet (charge.c span_pieces) */
     int nhole;
     int64_t last_end;       /* completion of the last collected mark */
     /* coarse measurement */
@@ -174,11 +171,22 @@ struct dstate {
     uint64_t waits_at;      /* host_waits when the current period began: a sync since says the host waited (note_pacing) */
     int64_t queued_ns;      /* time with work on the GPU since the last update of queued_bp ... */
     int64_t queued_to;      /* ... counted up to here */
-    /* switch charging: waits of start marks recorded on an idle process (gap_rec, gap_start below), settled 1 ms
-     * after they ended */
+    /* the launch path's own bookkeeping */
+    int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
+    /* HAMI_LAUNCH_STATS=1: the per-launch counts (measured, coarse, fast path), plain adds under the device's lock,
+     * summed into lst at exit. They were atomic adds on the shared lst: three locked read-modify-writes per
+     * launch that the stats line then reported as the library's own time */
+    uint64_t st_launches, st_coarse, st_fast;
+    int64_t oldest_enq;     /* the oldest uncollected marked launch's enqueue time, 0 = none (launch.c oldest_age) ... */
+    int oldest_stale;       /* ... to be worked out again: a mark was recorded or collected since */
+    uint64_t unflushed;     /* launches not yet added to the region's count ... */
+    int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
+    /* switch charging: waits of start marks recorded on an idle process, settled 1 ms after they ended */
+    int64_t gap_rec[8], gap_start[8];
     int ngap;
-    /* shared precise spans not charged yet (dfr_a..dfr_c below), oldest at dfr_head (charge.c deferred_charge,
-     * settle_deferred) */
+    /* shared precise spans not charged yet, oldest at dfr_head (charge.c deferred_charge, settle_deferred) */
+    int64_t dfr_a[DEFER_SLOTS], dfr_b[DEFER_SLOTS];  /* the span, */
+    int64_t dfr_n[DEFER_SLOTS], dfr_c[DEFER_SLOTS];  /* the launches it closes and its charge when it completed */
     int dfr_head, ndfr;
     int64_t dfr_sum;        /* their charges when they completed: still in flight for the throttle (inflight_ns) */
     /* ... charged only while the GPU is contended (switch_contended): this program's demand alone, estimated from
@@ -207,8 +215,8 @@ struct dstate {
     uint64_t rec_claim;     /* its context claim beside the record (board.c, 1/100 contexts), 0 = none ... */
     int64_t claim_at;       /* ... last worked out (lending.c publish_claim) */
     /* the busy contexts each neighbour's user slot counts in the charge (note_users, board.c vg_board_ctx_read), 1/100:
-     * 100 = one, as every container counted before; read within the last 100 ms, else all 100 (charge.c ps_charge):
-     * ctx_w below, read at ctx_at */
+     * 100 = one, as every container counted before; read within the last 100 ms, else all 100 (charge.c ps_charge) */
+    int32_t ctx_w[HAMI_BOARD_USERS];
     int64_t ctx_at;
     int64_t act_at;         /* its last activity mark on the board (user_active_ns) ... */
     int64_t act_end;        /* ... and the end of its last busy interval published there */
@@ -218,21 +226,10 @@ struct dstate {
     /* HAMI_SM_TURNS (turns.c): whether it takes part (its record's turn bit), who takes turns now */
     int turn_want;
     int turn_n, turn_me;    /* participants, 0 = no turns now; its own index among them */
+    int turn_slot[HAMI_BOARD_USERS], turn_limit[HAMI_BOARD_USERS];  /* in board order: slot and limit */
     int64_t turn_from;      /* held by turns since, 0 = not held */
     int64_t turn_off_until; /* a hold reached TURN_HOLD_MAX_NS: no turns until then */
     int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
-    /* The arrays last (~340 KB): the scalars above, which a fast-path launch reads and writes (most of them in its
-     * first dozen cache lines), then lie in adjacent lines instead of spread among the arrays (issue 18: a launch-bound
-     * loop finds them cold after each host gap; on the fake the paced loop's load of the priority gate's last_stamp
-     * took a fifth of the launch's own samples). */
-    int64_t hole_a[HOLE_SLOTS], hole_b[HOLE_SLOTS];  /* gaps below charged_to no span covered yet (charge.c span_pieces) */
-    int64_t gap_rec[8], gap_start[8];                /* switch charging's waits (ngap) */
-    int32_t ctx_w[HAMI_BOARD_USERS];                 /* the busy contexts each neighbour's user slot counts (ctx_at) */
-    int turn_slot[HAMI_BOARD_USERS], turn_limit[HAMI_BOARD_USERS];  /* HAMI_SM_TURNS, in board order: slot and limit */
-    CUevent freev[EVPOOL];
-    int64_t dfr_a[DEFER_SLOTS], dfr_b[DEFER_SLOTS];  /* the deferred spans (dfr_head), */
-    int64_t dfr_n[DEFER_SLOTS], dfr_c[DEFER_SLOTS];  /* the launches each closes and its charge when it completed */
-    struct squeue q[MAXQ];
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
