@@ -490,7 +490,7 @@ def section_table(rows: dict[str, dict]) -> list[str]:
            "throttle, idle query and harvest lie inside \"before the launch\", marks in both halves):", "",
            "| build:case | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, sec in keyed.items():
-        out.append(f"| {key} | " + " | ".join(f"{sec.get(n, float('nan')):.2f}" if n != "fast path %" else
+        out.append(f"| {key} | " + " | ".join(f"{sec.get(n, float('nan')):.3f}" if n != "fast path %" else
                                            f"{sec.get(n, float('nan')):.1f}" for n in names) + " |")
     return [*out, ""]
 
