@@ -163,6 +163,21 @@ def library_host_us(stats_line: str | None) -> float | None:
     return float(m.group(1)) + float(m.group(2)) if m else None
 
 
+def launch_sections(stats_line: str | None) -> dict[str, float]:
+    """Every section of the `launch stats` line's host µs per launch ("before the launch" ... "harvest"), and the
+    share of launches on the throttle's fast path as "fast path %": what a launch-cost bench compares build by
+    build. Empty when the line has none. The sections nest (launch_int.h): lock, throttle, idle query and harvest lie
+    inside "before the launch", marks in both halves, harvest also inside throttle."""
+    if not stats_line:
+        return {}
+    m = re.search(r"host us per launch \([^)]*\): ([^;]+)", stats_line)
+    out = {name.strip(): float(v) for name, v in re.findall(r"([a-z' ]+) ([\d.]+)", m.group(1))} if m else {}
+    f = re.search(r"([\d.]+) % on the throttle's fast path", stats_line)
+    if f:
+        out["fast path %"] = float(f.group(1))
+    return out
+
+
 def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[float],
                 loop_us: list[float]) -> Judged:
     """Issue 18: "a limit above the program's own GPU busy fraction costs <= 5 % of its unlimited throughput".
