@@ -5,19 +5,34 @@
 #define _GNU_SOURCE
 #include "launch_int.h"
 
+/* One window's demand alone, 1/100 %: its kernel time k over the time it would have run alone, the window dt less
+ * its host's waits for its own work b and its held time h, plus the kernels among the waits (each term <= dt). */
+static int64_t solo_sample(double dt, double k, double b, double h)
+{
+    double solo = dt - b - h + (b < k ? b : k);
+    if (solo < k)
+        solo = k;
+    return solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
+}
+
 /* Updates solo_bp, the program's demand alone (its kernels as a share of the time it would run without waiting
  * behind its neighbours), every >= 5 ms as a ~100 ms decaying average: kernels / (wall - time its host waited for
  * its own work - time its launches waited for credit + the kernels among the waits, which it would still run
  * alone). A host-paced program (waits only at its rare syncs) comes out near its busy share; a program that syncs
  * after every step near kernels / (kernels + its host time per step). Measured precisely only (a coarse phase has
  * no start marks, so no waits: its time is left out, and kept at least 5 ms of precise time per update). Starts
- * at 0 (nothing charged until measured) and restarts whenever the tenant is not capped. */
+ * at 0 (nothing charged until measured) and restarts whenever the tenant is not capped. Beside it turn_bp, turns'
+ * own (turns.c), counts the launches' waits for a full mark ring (push_mark) as held, as the in-flight bound's holds
+ * are: a loop ~127 launches ahead of its GPU waits there for its own work, and alone it would keep the GPU busy all
+ * along; counted as host time, its estimate read as its charged share. solo_bp keeps its meaning (switch charging,
+ * the board): a ring wait overlaps the sync wait note_blocked counts at most by one launch per period. */
 static void update_solo_demand(struct dstate *ds, int64_t now)
 {
     if (!ds->capped || !ds->sd_at || now - ds->sd_at > 10 * FRAC_TAU_NS) {
         ds->sd_at = ds->capped ? now : 0;
-        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_n = 0;
+        ds->turn_bp = ds->capped ? ds->turn_bp : 0;
         if (!ds->capped && ds->solo_bp) {
             ds->solo_bp = 0;
             if (ds->bgpu && ds->user_idx >= 0)
@@ -38,26 +53,25 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     double b = ds->sd_blocked < dt ? (double)ds->sd_blocked : (double)dt;
     double h = ds->sd_held < dt ? (double)ds->sd_held : (double)dt;
     if (k <= 0 && !ds->sd_n) {  /* nothing ran yet: the estimate starts with the first window that ran kernels */
-        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_at = now;
         return;
     }
-    double solo = (double)dt - b - h + (b < k ? b : k);
-    if (solo < k)
-        solo = k;
-    int64_t sample = solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
+    double f = ds->sd_full < dt ? (double)ds->sd_full : (double)dt;
     int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
     if (ds->sd_n < 16 && w < 1024 / (ds->sd_n + 1))
         w = 1024 / (ds->sd_n + 1);  /* the first updates: a plain mean, so the estimate is usable within ~20 ms */
     ds->sd_n++;
-    ds->solo_bp += (sample - ds->solo_bp) * w / 1024;
+    ds->solo_bp += (solo_sample(dt, k, b, h) - ds->solo_bp) * w / 1024;
+    ds->turn_bp += (solo_sample(dt, k, b, h + f < dt ? h + f : dt) - ds->turn_bp) * w / 1024;
     if (ds->bgpu && ds->user_idx >= 0)
         __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], (int32_t)ds->solo_bp, __ATOMIC_RELEASE);
     if (ds->shared && k > 0) {  /* for the launch stats line: the last figures while shared and launching */
         lst.solo_bp = ds->solo_bp;
+        lst.turn_bp = ds->turn_bp;
         lst.nbr_bp = ds->nbr_bp;
     }
-    ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+    ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
     ds->sd_at = now;
 }
 
