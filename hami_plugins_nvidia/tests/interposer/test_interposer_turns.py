@@ -147,13 +147,14 @@ def test_a_contended_pair_takes_turns_and_stops_time_slicing(workload: Workload,
     assert switches["1"] < 0.4 * switches["0"], switches
 
 
+@pytest.mark.fake_timing  # an estimate from the host's own times: a loaded host's preemptions read as host time
 def test_a_loop_waiting_on_a_full_mark_ring_counts_as_gpu_bound(workload: Workload, second_workload: Workload) -> None:
     # Record 7 (H100, stage 12): the training pair's demand alone read 33-56 %, about its charged share, so turns were
     # on 0.2-0.7 s of each run. Time-slicing, the loop runs ~127 launches ahead of its GPU: each launch waits in the
     # library for a free slot in its full mark ring (push_mark), for its own work, and that wait was taken for host
     # time. Turns' estimate (lending.c turn_bp) counts it as held. Only A has the knob (one participant takes no turns),
     # so the pair time-slices and no hold by turns raises A's estimate. The margin is wide: the shape keeps the fake
-    # GPU ~99.8 % busy alone; paired, A's estimate reads ~93 % with the ring waits counted, ~55-66 % without (main).
+    # GPU ~99.8 % busy alone; paired, A's estimate reads 92-98 % with the ring waits counted, 55-76 % without (main).
     _setup(workload, "force", 50, "1")
     _setup(second_workload, "force", 50, None)
     (share, _, err), _ = _pair(workload, second_workload, RING_BOUND)
@@ -165,7 +166,9 @@ def test_a_loop_waiting_on_a_full_mark_ring_counts_as_gpu_bound(workload: Worklo
           f"full-ring waits {full_ms} ms")
     assert on_ms == 0, err  # one participant: no turns
     assert full_ms > 200, err  # the shape: it waited on its full ring a tenth of its 2 s and more
-    assert turns >= 75, err  # GPU-bound: turns' entry condition (>= its limit, 50) with a wide margin
+    # GPU-bound: well above turns' entry condition (>= its limit, 50), and above what the estimate without the ring
+    # waits read in the same runs (demand alone 55-76 %; turns' 92-98 %)
+    assert turns >= 85, err
 
 
 @pytest.mark.fake_timing
