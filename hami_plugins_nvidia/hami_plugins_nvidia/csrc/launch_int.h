@@ -192,6 +192,7 @@ struct dstate {
     int64_t sd_cto;         /* ... counted up to here (count_coarse) */
     int64_t solo_bp;        /* the demand estimate, decaying average, 1/100 % */
     int64_t turn_bp;        /* the same with the full-ring waits counted as held: turns' own (turns.c turn_wanted) */
+    int64_t turn_nbr_bp;    /* nbr_bp for turns: a neighbour taking turns counts at least its limit, <= 100 % */
     int64_t nbr_bp;         /* capped active neighbours' published demands alone (user_solo_bp), summed, <= 100 % */
     int64_t pend_last;      /* the last launch while work was outstanding (or the one that opened the period) */
     int64_t pend_wait;      /* the last period's end minus its last launch */

@@ -251,7 +251,7 @@ void note_users(struct dstate *ds, int64_t now)
         ds->ctx_at = rk < 0 ? 0 : now;
     }
     int shared = rk < 0, n = 0;  /* records that cannot be read: somebody may be there (capped, nothing lent) */
-    int64_t nbr = 0, hi_sum = 0;
+    int64_t nbr = 0, hi_sum = 0, nbr_turn = 0;
     int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
     int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
     for (int i = 0; i < HAMI_BOARD_USERS; i++) {
@@ -287,8 +287,10 @@ void note_users(struct dstate *ds, int64_t now)
             limit[n] = 0;
             frac[n] = queued[n] = 10000;
             frac_age[n] = held_age[n] = INT64_MAX;
-            if (rk < 0 || r->bad)
+            if (rk < 0 || r->bad) {
                 nbr += 10000;
+                nbr_turn += 10000;
+            }
             if (bl >= 1 && bl <= 100)
                 hi_sum += bl;
             n++;
@@ -304,6 +306,16 @@ void note_users(struct dstate *ds, int64_t now)
             solo = r->solo_bp;
         if (r->limit_lo < 100 && solo > 0)  /* capped: its demand is measured (bounded below) */
             nbr += solo < 10000 ? solo : 10000;
+        /* for turns (turns.c turn_wanted): one that takes turns said its own turns estimate is at least its limit,
+         * which its published demand alone (the older estimate, without its full-ring waits) may read below: on the
+         * H100 the 70 % training tenant published 56-68 % and its 30 % neighbour, 33-50 % itself, read the GPU
+         * as not contended. A record's limit is 1..100 (board.c), so this adds at most what a record's own demand
+         * alone could say (a forger gains nothing it could not write there) */
+        int64_t ts = solo < 10000 ? solo : 10000;
+        if (r->turns && (int64_t)r->limit_hi * 100 > ts)
+            ts = (int64_t)r->limit_hi * 100;
+        if (r->limit_lo < 100 && ts > 0)
+            nbr_turn += ts;
         /* ages: a time <= 0 was never written (stale, never held); one in the future gives a negative age,
          * which lends nothing (hami_vgpu_lent_share); no subtraction can overflow. Its record's held mark makes
          * it held whatever the board says */
@@ -320,6 +332,7 @@ void note_users(struct dstate *ds, int64_t now)
                sm, eff - sm);
     ds->eff = eff;
     ds->nbr_bp = nbr < 10000 ? nbr : 10000;
+    ds->turn_nbr_bp = nbr_turn < 10000 ? nbr_turn : 10000;
     update_solo_demand(ds, now);
     turns_update(ds, rec, rk, now);
     if (shared != ds->shared)

@@ -72,15 +72,15 @@ int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t pha
  * 90 % contended and half its limit (the demand estimate of a program with a sync every few kernels swings by tens
  * of points between updates on the fake). Its own demand is turn_bp (lending.c update_solo_demand: its waits for a
  * full mark ring count as held; a launch-bound program never fills the ring, so its figure is solo_bp's); the
- * neighbours' are their published solo_bp. */
+ * neighbours' are their published solo_bp, one taking turns at least its limit (turn_nbr_bp, note_users). */
 static int turn_wanted(const struct dstate *ds, int64_t now)
 {
     if (!ds->capped || !ds->shared || ds->user_idx < 0 || now < ds->turn_off_until)
         return 0;
     int64_t own = (int64_t)vg_sm_limit(ds->dev) * 100;
     if (ds->turn_want)
-        return ds->turn_bp + ds->nbr_bp >= TURN_STAY_BP && 2 * ds->turn_bp >= own;
-    return ds->turn_bp + ds->nbr_bp >= 10000 && ds->turn_bp >= own;  /* not contended: launch-bound pairs overlap */
+        return ds->turn_bp + ds->turn_nbr_bp >= TURN_STAY_BP && 2 * ds->turn_bp >= own;
+    return ds->turn_bp + ds->turn_nbr_bp >= 10000 && ds->turn_bp >= own;  /* not contended: launch-bound pairs overlap */
 }
 
 /* Who takes turns on this GPU now and in which order (note_users, every millisecond, with the records rk >= 0 it

@@ -200,6 +200,36 @@ def test_a_launch_bound_pair_never_takes_turns(workload: Workload, second_worklo
     assert all(s["holds"] == 0 and s["on_ms"] == 0 for s in st_), st_
 
 
+@pytest.mark.parametrize("turn_bit", [True, False], ids=["taking-turns", "not-taking-turns"])
+def test_a_neighbour_taking_turns_counts_at_least_its_limit(workload: Workload, toolchain: Toolchain,
+                                                            turn_bit: bool) -> None:
+    # Record 7 (H100): the 70 % training tenant published a demand alone of 56-68 % (the older estimate, without its
+    # full-ring waits) and its 30 % neighbour, 33-50 % itself, read the GPU as not contended (< 100 %), so it did not
+    # take part. A neighbour that takes turns said its turns estimate is at least its limit: it counts at least that.
+    # Here a neighbour's record (80 %, demand alone 30 %) with or without the turn bit, its marks kept fresh, beside a
+    # tenant at 20 % whose turns estimate reads ~35-40 % (1 ms kernels, a sync and 0.5 ms of host time after each):
+    # with the bit 35 + 80 >= 100, the tenant takes part and the two take turns; without it 35 + 30 < 100, no turns
+    # (before: none either way). The verdict holds for any estimate of the tenant's from 20 to 70 %.
+    _setup(workload, "force", 20, "1")
+    workload.env["DRIVER_BUSY_GAP"] = "1"
+    workload.run("ctx", "0", "launch", "kernel", "1", "1000")  # creates the board and the GPU's entry
+    board = workload.tmp.parent / "board"
+    pack = board_records.packer(ctypes.CDLL(str(toolchain.lib)))
+    rec = pack(80, 0, 8000, 10000, 3000) + (TURN if turn_bit else 0)
+    last_lane = board_records.lane(0, board_records.USERS - 1, 0)  # the forged entry's slot (forge_board_user)
+    with running(lambda stop: _forge_turns(board, stop, False),
+                 lambda stop: board_records.hold(board, last_lane, rec, stop)):
+        time.sleep(0.05)
+        share, _, err = _spin(workload.start("ctx", "0", "spin", "1000", "500", "2", "1"))
+    s = _stats(err)
+    demand = re.search(r"demand for turns ([\d.]+) %", err)
+    print(f"neighbour taking turns {turn_bit}: {share:.1f} %, {s}, demand for turns {demand and demand.group(1)}")
+    if turn_bit:
+        assert s["on_ms"] > 500 and s["cuts"] == 0, s
+    else:
+        assert s["on_ms"] == 0 and s["holds"] == 0, s
+
+
 def _forge_turns(board, stop: threading.Event, future: bool) -> None:
     """A forged neighbour on the board entry: active now (or a time 0.9 s ahead, written every 2 ms)."""
     def fill(g, slot: int, now: int) -> None:
