@@ -866,7 +866,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         /* the host waits for its own queued work here, as in the in-flight bound's holds: counted for turns' demand
          * estimate (update_solo_demand), which took it for host time. Issue 18, record 7 (H100): the training loop,
          * ~750 launches a step and one sync, ran ~127 launches ahead of the GPU, and its demand alone read as its
-         * charged share (33-56 %), so it rarely took turns */
+         * charged share (33-68 %), so it rarely took turns */
         int64_t from = vg_now_ns();
         while (q->count >= RING - 1) {
             harvest(ds);

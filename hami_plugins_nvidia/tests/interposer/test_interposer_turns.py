@@ -149,7 +149,7 @@ def test_a_contended_pair_takes_turns_and_stops_time_slicing(workload: Workload,
 
 @pytest.mark.fake_timing  # an estimate from the host's own times: a loaded host's preemptions read as host time
 def test_a_loop_waiting_on_a_full_mark_ring_counts_as_gpu_bound(workload: Workload, second_workload: Workload) -> None:
-    # Record 7 (H100, stage 12): the training pair's demand alone read 33-56 %, about its charged share, so turns were
+    # Record 7 (H100, stage 12): the training pairs' demand alone read 33-68 %, near their charged shares, so turns were
     # on 0.2-0.7 s of each run. Time-slicing, the loop runs ~127 launches ahead of its GPU: each launch waits in the
     # library for a free slot in its full mark ring (push_mark), for its own work, and that wait was taken for host
     # time. Turns' estimate (lending.c turn_bp) counts it as held. Only A has the knob (one participant takes no turns),
