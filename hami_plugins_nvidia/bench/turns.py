@@ -6,6 +6,10 @@ slice: the pair's useful GPU time (the fake's own accounting, both tenants' summ
 the whole GPU by about switch / (slice + switch). Arms: native (no library), off (the library, HAMI_SM_TURNS unset)
 and on (HAMI_SM_TURNS=1). Cases:
   bound   2 ms kernels, a sync every 4 (GPU-bound), GPU_CORE_UTILIZATION_POLICY=force, limits from --pairs;
+  loop    (--cases loop) shaped like the H100's training loop (record 7: ~750 launches a step, one sync, the host
+          far ahead of its GPU): 60 us kernels launched back to back, a sync every 750, force, limits from --pairs.
+          Time-slicing, each tenant fills the library's mark ring (127 launches) and waits there for its own work,
+          which turns' demand estimate counts (lending.c turn_bp; before, it read as the charged share);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches; per pair: the sum
@@ -41,8 +45,9 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, 
 )
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
-PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"]}
-POLICY = {"bound": "force", "launch": "default"}
+PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"],
+            "loop": ["spin", "60", "0", "{secs}", "750"]}
+POLICY = {"bound": "force", "launch": "default", "loop": "force"}
 ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
 
 
@@ -66,8 +71,11 @@ def turn_stats(err: str) -> dict[str, float]:
     for line in err.splitlines():
         if "; turns on " in line:
             words = line.split("; turns on ", 1)[1].split()
-            return {"turns_on_ms": float(words[0]), "turn_holds": int(words[3]), "turn_held_ms": float(words[5]),
-                    "turn_longest_ms": float(words[8]), "turn_cuts": int(words[10])}
+            out = {"turns_on_ms": float(words[0]), "turn_holds": int(words[3]), "turn_held_ms": float(words[5]),
+                   "turn_longest_ms": float(words[8]), "turn_cuts": int(words[10])}
+            if len(words) > 18 and words[11:14] == ["cut,", "demand", "for"]:  # since turnsreal (lending.c turn_bp)
+                out.update(turn_demand=float(words[15]), full_ring_ms=float(words[19]))
+            return out
     return {}
 
 
@@ -108,14 +116,25 @@ def span(xs: list[float], fmt: str) -> str:
     return f"{min(xs):{fmt}}-{max(xs):{fmt}} ({statistics.median(xs):{fmt}})"
 
 
+def per_tenant(runs: list[dict], key: str, fmt: str) -> str:
+    """A / B: each tenant's median of a turns figure over the runs, '-' where the line had none (knob off)."""
+    cells = []
+    for i in (0, 1):
+        xs = [r["tenants"][i][key] for r in runs if key in r["tenants"][i]]
+        cells.append(f"{statistics.median(xs):{fmt}}" if xs else "-")
+    return " / ".join(cells)
+
+
 def markdown(result: dict, note: str) -> str:
     lines = record_title("HAMI_SM_TURNS, fake libcuda", result, note)
     lines += [f"Fake GPU: {result['fake']}. Rounds: {result['rounds']}, arms interleaved. Each cell: min-max (median) "
               "over the rounds. Share and switch: % of the tenant's wall time; useful: the pair's shares summed "
               "(the GPU's useful time, 100 = all of it); turns held: the holds by another's window, ms "
               "(longest).", "",
+              "Turns on: the time turns were on, ms, each tenant's (A / B, medians); demand for turns: each tenant's "
+              "last estimate (lending.c turn_bp), A / B, medians.", "",
               "| case | limits | arm | A share % | B share % | useful % | switch % | launches | turns held ms "
-              "(longest) |", "|---|---|---|---|---|---|---|---|---|"]
+              "(longest) | turns on ms | demand for turns % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         runs = row["runs"]
         held = [sum(t.get("turn_held_ms", 0.0) for t in r["tenants"]) for r in runs]
@@ -124,7 +143,8 @@ def markdown(result: dict, note: str) -> str:
                      f"{span([r['tenants'][0]['share'] for r in runs], '.1f')} | "
                      f"{span([r['tenants'][1]['share'] for r in runs], '.1f')} | {span([r['useful'] for r in runs], '.1f')} | "
                      f"{span([r['switch'] for r in runs], '.2f')} | {span([r['launches'] for r in runs], '.0f')} | "
-                     f"{span(held, '.0f')} ({longest:.0f}) |")
+                     f"{span(held, '.0f')} ({longest:.0f}) | {per_tenant(runs, 'turns_on_ms', '.0f')} | "
+                     f"{per_tenant(runs, 'turn_demand', '.1f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -134,6 +154,7 @@ def main() -> int:
     add_round_args(ap)
     ap.add_argument("--pairs", default="30+70,50+50", help="the GPU-bound pairs' limits, A+B,...")
     ap.add_argument("--arms", default="native,off,on", help="comma-separated subset of " + ", ".join(ARMS))
+    ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of bound,loop")
     ap.add_argument("--no-launch-bound", action="store_true", help="leave the launch-bound pair out")
     a = ap.parse_args()
     check_round_args(ap, a)
@@ -141,7 +162,10 @@ def main() -> int:
     arms = [x for x in a.arms.split(",") if x]
     if not arms or any(x not in ARMS for x in arms):
         ap.error(f"--arms {a.arms!r}: expected a comma-separated subset of {', '.join(ARMS)}")
-    plan = [("bound", p) for p in pairs] + ([] if a.no_launch_bound else [("launch", (50, 50))])
+    cases = [x for x in a.cases.split(",") if x]
+    if not cases or any(x not in ("bound", "loop") for x in cases):
+        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of bound, loop")
+    plan = [(c, p) for c in cases for p in pairs] + ([] if a.no_launch_bound else [("launch", (50, 50))])
     rows: dict[tuple[str, tuple[int, int], str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="hami-turns-") as d:
         tmp = Path(d)

@@ -194,12 +194,15 @@ struct dstate {
     int64_t sd_kern;        /* kernel time charged since sd_at (switch gaps not included) ... */
     int64_t sd_blocked;     /* ... time its host waited for its own work to finish ... */
     int64_t sd_held;        /* ... and time its launches waited for credit */
+    int64_t sd_full;        /* ... and for a free slot in a full mark ring (push_mark: for its own queued work) */
     int64_t sd_at;          /* 0 = not measuring (uncapped) */
     int64_t sd_n;           /* updates since it restarted */
     int64_t held_since;     /* a launch waits for credit since (counted into sd_held up to here), 0 = none */
     int64_t sd_coarse;      /* time measured coarsely since sd_at (no start marks: nothing estimated then) ... */
     int64_t sd_cto;         /* ... counted up to here (count_coarse) */
     int64_t solo_bp;        /* the demand estimate, decaying average, 1/100 % */
+    int64_t turn_bp;        /* the same with the full-ring waits counted as held: turns' own (turns.c turn_wanted) */
+    int64_t turn_nbr_bp;    /* nbr_bp for turns: a neighbour taking turns counts at least its limit, <= 100 % */
     int64_t nbr_bp;         /* capped active neighbours' published demands alone (user_solo_bp), summed, <= 100 % */
     int64_t pend_last;      /* the last launch while work was outstanding (or the one that opened the period) */
     int64_t pend_wait;      /* the last period's end minus its last launch */
@@ -258,6 +261,8 @@ struct launch_stats {
     uint64_t wakes, wakes_deferred;  /* the watcher's wake-ups, and those that left the collecting to the launcher */
     uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */
     int64_t turn_ns, turn_max_ns, turn_on_ns;  /* their time, the longest, and the time turns were on */
+    int64_t turn_bp;     /* turns' last demand estimate while shared (lending.c update_solo_demand) */
+    int64_t full_ns;     /* launches' waits for a full mark ring (push_mark) */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };
@@ -411,9 +416,16 @@ static inline int users_due(const struct dstate *ds, int64_t now)
     return ds->bgpu && now - ds->user_stamp >= 1000000;
 }
 
+/* The work still queued on the GPU, estimated: its marks not seen completed, each at the average charge per mark. */
+static inline int64_t queued_work_ns(const struct dstate *ds)
+{
+    return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
+}
+
+/* What the throttle counts as in flight: the queued work and the completed spans whose charge waits (deferred). */
 static inline int64_t inflight_ns(const struct dstate *ds)
 {
-    return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000) + ds->dfr_sum;
+    return queued_work_ns(ds) + ds->dfr_sum;
 }
 
 static inline int64_t harvest_gap(const struct dstate *ds)

@@ -5,19 +5,34 @@
 #define _GNU_SOURCE
 #include "launch_int.h"
 
+/* One window's demand alone, 1/100 %: its kernel time k over the time it would have run alone, the window dt less
+ * its host's waits for its own work b and its held time h, plus the kernels among the waits (each term <= dt). */
+static int64_t solo_sample(double dt, double k, double b, double h)
+{
+    double solo = dt - b - h + (b < k ? b : k);
+    if (solo < k)
+        solo = k;
+    return solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
+}
+
 /* Updates solo_bp, the program's demand alone (its kernels as a share of the time it would run without waiting
  * behind its neighbours), every >= 5 ms as a ~100 ms decaying average: kernels / (wall - time its host waited for
  * its own work - time its launches waited for credit + the kernels among the waits, which it would still run
  * alone). A host-paced program (waits only at its rare syncs) comes out near its busy share; a program that syncs
  * after every step near kernels / (kernels + its host time per step). Measured precisely only (a coarse phase has
  * no start marks, so no waits: its time is left out, and kept at least 5 ms of precise time per update). Starts
- * at 0 (nothing charged until measured) and restarts whenever the tenant is not capped. */
+ * at 0 (nothing charged until measured) and restarts whenever the tenant is not capped. Beside it turn_bp, turns'
+ * own (turns.c), counts the launches' waits for a full mark ring (push_mark) as held, as the in-flight bound's holds
+ * are: a loop ~127 launches ahead of its GPU waits there for its own work, and alone it would keep the GPU busy all
+ * along; counted as host time, its estimate read as its charged share. solo_bp keeps its meaning (switch charging,
+ * the board): a ring wait overlaps the sync wait note_blocked counts at most by one launch per period. */
 static void update_solo_demand(struct dstate *ds, int64_t now)
 {
     if (!ds->capped || !ds->sd_at || now - ds->sd_at > 10 * FRAC_TAU_NS) {
         ds->sd_at = ds->capped ? now : 0;
-        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_n = 0;
+        ds->turn_bp = ds->capped ? ds->turn_bp : 0;
         if (!ds->capped && ds->solo_bp) {
             ds->solo_bp = 0;
             if (ds->bgpu && ds->user_idx >= 0)
@@ -38,26 +53,25 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     double b = ds->sd_blocked < dt ? (double)ds->sd_blocked : (double)dt;
     double h = ds->sd_held < dt ? (double)ds->sd_held : (double)dt;
     if (k <= 0 && !ds->sd_n) {  /* nothing ran yet: the estimate starts with the first window that ran kernels */
-        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_at = now;
         return;
     }
-    double solo = (double)dt - b - h + (b < k ? b : k);
-    if (solo < k)
-        solo = k;
-    int64_t sample = solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
+    double f = ds->sd_full < dt ? (double)ds->sd_full : (double)dt;
     int64_t w = dt >= FRAC_TAU_NS ? 1024 : dt * 1024 / FRAC_TAU_NS;
     if (ds->sd_n < 16 && w < 1024 / (ds->sd_n + 1))
         w = 1024 / (ds->sd_n + 1);  /* the first updates: a plain mean, so the estimate is usable within ~20 ms */
     ds->sd_n++;
-    ds->solo_bp += (sample - ds->solo_bp) * w / 1024;
+    ds->solo_bp += (solo_sample(dt, k, b, h) - ds->solo_bp) * w / 1024;
+    ds->turn_bp += (solo_sample(dt, k, b, h + f < dt ? h + f : dt) - ds->turn_bp) * w / 1024;
     if (ds->bgpu && ds->user_idx >= 0)
         __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], (int32_t)ds->solo_bp, __ATOMIC_RELEASE);
     if (ds->shared && k > 0) {  /* for the launch stats line: the last figures while shared and launching */
         lst.solo_bp = ds->solo_bp;
+        lst.turn_bp = ds->turn_bp;
         lst.nbr_bp = ds->nbr_bp;
     }
-    ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_coarse = 0;
+    ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
     ds->sd_at = now;
 }
 
@@ -237,7 +251,7 @@ void note_users(struct dstate *ds, int64_t now)
         ds->ctx_at = rk < 0 ? 0 : now;
     }
     int shared = rk < 0, n = 0;  /* records that cannot be read: somebody may be there (capped, nothing lent) */
-    int64_t nbr = 0, hi_sum = 0;
+    int64_t nbr = 0, hi_sum = 0, nbr_turn = 0;
     int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
     int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
     for (int i = 0; i < HAMI_BOARD_USERS; i++) {
@@ -273,8 +287,10 @@ void note_users(struct dstate *ds, int64_t now)
             limit[n] = 0;
             frac[n] = queued[n] = 10000;
             frac_age[n] = held_age[n] = INT64_MAX;
-            if (rk < 0 || r->bad)
+            if (rk < 0 || r->bad) {
                 nbr += 10000;
+                nbr_turn += 10000;
+            }
             if (bl >= 1 && bl <= 100)
                 hi_sum += bl;
             n++;
@@ -290,6 +306,16 @@ void note_users(struct dstate *ds, int64_t now)
             solo = r->solo_bp;
         if (r->limit_lo < 100 && solo > 0)  /* capped: its demand is measured (bounded below) */
             nbr += solo < 10000 ? solo : 10000;
+        /* for turns (turns.c turn_wanted): one that takes turns said its own turns estimate is at least its limit,
+         * which its published demand alone (the older estimate, without its full-ring waits) may read below: on the
+         * H100 the 70 % training tenant published 56-68 % and its 30 % neighbour, 33-50 % itself, read the GPU
+         * as not contended. A record's limit is 1..100 (board.c), so this adds at most what a record's own demand
+         * alone could say (a forger gains nothing it could not write there) */
+        int64_t ts = solo < 10000 ? solo : 10000;
+        if (r->turns && (int64_t)r->limit_hi * 100 > ts)
+            ts = (int64_t)r->limit_hi * 100;
+        if (r->limit_lo < 100 && ts > 0)
+            nbr_turn += ts;
         /* ages: a time <= 0 was never written (stale, never held); one in the future gives a negative age,
          * which lends nothing (hami_vgpu_lent_share); no subtraction can overflow. Its record's held mark makes
          * it held whatever the board says */
@@ -306,6 +332,7 @@ void note_users(struct dstate *ds, int64_t now)
                sm, eff - sm);
     ds->eff = eff;
     ds->nbr_bp = nbr < 10000 ? nbr : 10000;
+    ds->turn_nbr_bp = nbr_turn < 10000 ? nbr_turn : 10000;
     update_solo_demand(ds, now);
     turns_update(ds, rec, rk, now);
     if (shared != ds->shared)
