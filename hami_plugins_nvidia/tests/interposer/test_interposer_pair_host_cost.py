@@ -26,11 +26,11 @@ pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's sha
 
 STATS = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coarse\).*?per launch ([\d.]+) event records, "
                    r"([\d.]+) event queries, ([\d.]+) elapsed-time calls")
-# each tenant: passes of 40 launches of 5 us kernels, 100 us of host time after each, a sync per pass: busy ~5 %,
+# each tenant: passes of 40 launches of 5 us kernels, 20 us of host time after each, a sync per pass: busy ~20 %,
 # so every launch finds its stream idle (a start mark and an end mark each), as the inference loop's kernels shorter
 # than its host gaps do; measured precisely (HAMI_SM_PRECISE=1: the pair's mode on the H100 while a tenant is low on
 # credit, which the fake reaches only when the pair is contended)
-PROG = ("ctx", "0", "passes", "40*5", "100", "1.5")
+PROG = ("ctx", "0", "passes", "40*5", "20", "1.5")
 
 
 def _stats(p: subprocess.Popen[str]) -> tuple[int, float, float, float, float, str]:
