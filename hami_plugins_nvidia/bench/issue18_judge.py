@@ -163,6 +163,26 @@ def library_host_us(stats_line: str | None) -> float | None:
     return float(m.group(1)) + float(m.group(2)) if m else None
 
 
+STATS_SECTIONS = ("before the launch", "after the launch", "lock", "throttle", "marks", "idle query", "harvest")
+_STATS_HEAD = re.compile(r"\(([\d.]+) % coarse\); ([\d.]+) % on the throttle's fast path; per launch ([\d.]+) event "
+                         r"records, ([\d.]+) event queries, ([\d.]+) elapsed-time calls")
+
+
+def launch_stats_figures(stats_line: str | None) -> dict[str, float] | None:
+    """The per-launch figures of a `launch stats` line (HAMI_LAUNCH_STATS=1): coarse and fast-path %, event records,
+    queries and elapsed-time calls per launch, and the host µs per launch of each section (STATS_SECTIONS)."""
+    m = _STATS_HEAD.search(stats_line or "")
+    if not m:
+        return None
+    out = dict(zip(("coarse_pct", "fast_pct", "records", "queries", "elapsed"), map(float, m.groups()), strict=True))
+    for name in STATS_SECTIONS:
+        s = re.search(rf"[:,] {name} ([\d.]+)", stats_line or "")
+        if not s:
+            return None
+        out[name] = float(s.group(1))
+    return out
+
+
 def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[float],
                 loop_us: list[float]) -> Judged:
     """Issue 18: "a limit above the program's own GPU busy fraction costs <= 5 % of its unlimited throughput".

@@ -928,8 +928,9 @@ static int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
  * as mark_done asks it), kept in the mark, so the collection that converts it next makes no second call: in a
  * launch-bound pair measured precisely nearly every launch finds its stream idle, and its idle check queried the mark
  * that the collection right after it converted with another call (fake libcuda, this 2-core VM: 0.8 event queries
- * per launch on top of 2 elapsed-time calls; docs/results/2026-12-06-fake-pair-host-cost.md). Before there is a
- * reference, or where the call fails otherwise: an event query, as before. */
+ * per launch on top of 2 elapsed-time calls; docs/results/2026-12-06-fake-pair-host-cost.md). A mark found not
+ * completed costs one call either way. Before there is a reference, or where the call fails otherwise: an event
+ * query, as before. */
 static int ask_done(struct dstate *ds, struct mark *m)
 {
     if (ds->ref && vg_real.cuEventElapsedTime) {
@@ -949,8 +950,11 @@ static int ask_done(struct dstate *ds, struct mark *m)
 }
 
 /* Whether q's stream has nothing left to run: no launch without a mark, and its newest mark completed: known so
- * (mark_known: a host wait proved it, no call) or asked (one driver call, ask_done, counted in *calls). */
-static int stream_idle(struct dstate *ds, struct squeue *q, int *calls)
+ * (mark_known: a host wait proved it, no call) or asked (one driver call, counted in *calls). own: q is the launch's
+ * own stream, asked on every launch that may get a start mark: with the call that also takes the mark's time
+ * (ask_done). The other streams others_idle asks (at most IDLE_ASKS, in multi-stream programs only) keep the event
+ * query, so their asks stay countable apart from the conversions (test_interposer_sync_known.py). */
+static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
 {
     if (q->unmarked)
         return 0;
@@ -960,7 +964,13 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls)
     int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
     (*calls)++;
-    int idle = ask_done(ds, newest(q));
+    int idle;
+    if (own) {
+        idle = ask_done(ds, newest(q));
+    } else {
+        ST_COUNT(queries);
+        idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
+    }
     /* so has its oldest: due now, not when ask_later put it off. The launch that finds every stream idle collects
      * them, so the period of work before it closes and the host's wait counts in the demand estimate (note_blocked):
      * put off, the graphs program on 8 streams left most steps' periods open across its sync, each tenant's demand
@@ -1025,7 +1035,7 @@ static int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *ha
             if (q2 != q && !(asked >> i & 1) && queue_says(q2) < 0 && (pick < 0 || ask_before(q2, &ds->q[pick], !n, now)))
                 pick = i;
         }
-        if (!stream_idle(ds, &ds->q[pick], calls))
+        if (!stream_idle(ds, &ds->q[pick], calls, 0))
             return 0;
         asked |= 1ULL << pick;
     }
@@ -1767,7 +1777,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             int sidle = -1, fresh = 0;
             if (vg_cfg.sm_charge_switches != VG_SW_NEVER && ds->shared && !ds->coarse) {
                 int harvested = 0, calls = 0;
-                sidle = stream_idle(ds, q, &calls);
+                sidle = stream_idle(ds, q, &calls, 1);
                 fresh = sidle && others_idle(ds, q, now, &harvested, &calls);
                 ST_COUNT(idle_checks);
                 if (fresh)
@@ -1804,7 +1814,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 ds->reopen = 0;
                 push_mark(ds, q, now, MK_START, 0);
             } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
-                       (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}))) {
+                       (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}, 1))) {
                 /* coarse: a calibration sample only, never published */
                 if (push_mark(ds, q, now, MK_START, 0) && sidle >= 0)
                     q->ring[(q->head + q->count - 1) % RING].first = fresh;
