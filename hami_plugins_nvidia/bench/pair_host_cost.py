@@ -87,7 +87,7 @@ def markdown(res: dict, raw: dict) -> str:
                          *(f"{med(runs, k, f):.3f}" if f in ("records", "queries", "elapsed") else f"{med(runs, k, f):.2f}"
                            for f in FIGURES), f"{med(runs, k, 'launches_per_s'):.0f}", f"{med(runs, k, 'gpu_pct'):.1f}"]
                 lines.append(f"| {case} | {name} | {limit} {policy} | " + " | ".join(cells) + " |")
-    lines += ["", "Library host us per launch (before + after the launch), per run (min..max over runs):", ""]
+    lines += ["", "Library host us per launch (before + after the launch), each run in order:", ""]
     lines += case_rows(raw, lambda runs: "; ".join(
         f"tenant {k}: " + ", ".join(f"{t['before the launch'] + t['after the launch']:.2f}"
                                     for t in (r[k] for r in runs)) for k in range(len(runs[0]))))
