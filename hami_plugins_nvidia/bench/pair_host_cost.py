@@ -30,8 +30,18 @@ import subprocess
 from pathlib import Path
 
 from issue18_judge import STATS_SECTIONS, launch_stats_figures
-from launch_path_cost import (base_env, case_rows, check_round_args, record_head, record_title, run_rounds,
-                              write_record, add_record_args, add_round_args, parse_cases)
+from launch_path_cost import (
+    add_record_args,
+    add_round_args,
+    base_env,
+    case_rows,
+    check_round_args,
+    parse_cases,
+    record_head,
+    record_title,
+    run_rounds,
+    write_record,
+)
 
 CASES = {"alone": ((70, "force"),), "pair30+70": ((30, "default"), (70, "default")),
          "pair50+50": ((50, "default"), (50, "default"))}
@@ -68,6 +78,7 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, a: argp
 
 
 def med(runs: list[list[dict]], k: int, key: str) -> float:
+    """The median over runs of tenant k's figure `key`."""
     return statistics.median(r[k][key] for r in runs)
 
 
