@@ -163,23 +163,36 @@ def library_host_us(stats_line: str | None) -> float | None:
     return float(m.group(1)) + float(m.group(2)) if m else None
 
 
+def launch_sections(stats_line: str | None) -> dict[str, float]:
+    """Every section of the `launch stats` line's host µs per launch ("before the launch" ... "harvest"), and the
+    share of launches on the throttle's fast path as "fast path %": what a launch-cost bench compares build by
+    build. Empty when the line has none. The sections nest (launch_int.h): lock, throttle, idle query and harvest lie
+    inside "before the launch", marks in both halves, harvest also inside throttle."""
+    if not stats_line:
+        return {}
+    m = re.search(r"host us per launch \([^)]*\): ([^;]+)", stats_line)
+    out = {name.strip(): float(v) for name, v in re.findall(r"([a-z' ]+) ([\d.]+)", m.group(1))} if m else {}
+    f = re.search(r"([\d.]+) % on the throttle's fast path", stats_line)
+    if f:
+        out["fast path %"] = float(f.group(1))
+    return out
+
+
 STATS_SECTIONS = ("before the launch", "after the launch", "lock", "throttle", "marks", "idle query", "harvest")
-_STATS_HEAD = re.compile(r"\(([\d.]+) % coarse\); ([\d.]+) % on the throttle's fast path; per launch ([\d.]+) event "
-                         r"records, ([\d.]+) event queries, ([\d.]+) elapsed-time calls")
+_STATS_CALLS = re.compile(r"\(([\d.]+) % coarse\); [\d.]+ % on the throttle's fast path; per launch ([\d.]+) event "
+                          r"records, ([\d.]+) event queries, ([\d.]+) elapsed-time calls")
 
 
 def launch_stats_figures(stats_line: str | None) -> dict[str, float] | None:
-    """The per-launch figures of a `launch stats` line (HAMI_LAUNCH_STATS=1): coarse and fast-path %, event records,
-    queries and elapsed-time calls per launch, and the host µs per launch of each section (STATS_SECTIONS)."""
-    m = _STATS_HEAD.search(stats_line or "")
-    if not m:
+    """launch_sections' host µs per launch of every section (STATS_SECTIONS) with the coarse and fast-path %, and the
+    event records, queries and elapsed-time calls per launch; None when the line lacks any of them."""
+    m = _STATS_CALLS.search(stats_line or "")
+    secs = launch_sections(stats_line)
+    if not m or "fast path %" not in secs or any(name not in secs for name in STATS_SECTIONS):
         return None
-    out = dict(zip(("coarse_pct", "fast_pct", "records", "queries", "elapsed"), map(float, m.groups()), strict=True))
-    for name in STATS_SECTIONS:
-        s = re.search(rf"[:,] {name} ([\d.]+)", stats_line or "")
-        if not s:
-            return None
-        out[name] = float(s.group(1))
+    out = dict(zip(("coarse_pct", "records", "queries", "elapsed"), map(float, m.groups()), strict=True))
+    out["fast_pct"] = secs["fast path %"]
+    out.update((name, secs[name]) for name in STATS_SECTIONS)
     return out
 
 

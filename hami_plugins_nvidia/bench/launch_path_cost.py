@@ -54,7 +54,7 @@ sys.path.insert(0, str(PKG / "interposer"))
 import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
 
 sys.path.insert(0, str(HERE))
-from issue18_judge import library_host_us  # noqa: E402 - the stats line's host time, parsed in one place
+from issue18_judge import launch_sections, library_host_us  # noqa: E402 - the stats line, parsed in one place
 
 CASES: dict[str, dict[str, str]] = {
     "nolimit": {},
@@ -165,6 +165,9 @@ def run_once(app: Path, env: dict[str, str], args: list[str], loop: str,
     us = library_host_us(line)
     if us is not None:
         res["lib_ns"] = us * 1e3
+    sections = launch_sections(line)
+    if sections:
+        res["sections"] = sections
     return res
 
 
@@ -389,9 +392,13 @@ def main() -> int:
             if lib_ns:
                 summary[lp][key].update(lib_ns_median=round(statistics.median(lib_ns), 1),
                                         lib_ns_min=round(min(lib_ns), 1), lib_ns_max=round(max(lib_ns), 1))
+            secs = [r["sections"] for r in runs if "sections" in r]
+            if secs:  # each section's median over the runs (us per launch; "fast path %" a share)
+                summary[lp][key]["sections_median"] = {
+                    name: round(statistics.median(s[name] for s in secs if name in s), 3) for name in secs[0]}
     cmd = "python hami_plugins_nvidia/bench/launch_path_cost.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     result = {
-        "provenance": "fake libcuda (tests/interposer/fake_cuda) on the 2-core dev VM, not hardware",
+        "provenance": "fake libcuda, this 2-core VM (tests/interposer/fake_cuda), not hardware",
         "host": platform.node(), "cpu_count": os.cpu_count(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": cmd, "rounds": a.rounds, "launches_tight": a.launches, "gap_us_paced": a.gap_us,
@@ -468,7 +475,24 @@ def markdown(res: dict) -> str:
                          f"{r['queries_per_launch']:.4f} | {r['elapsed_per_launch']:.4f} |{used}{own}"
                          + (f" {r.get('sync_ns_per_launch_median', float('nan')):.0f} |" if nsync is not None else ""))
         lines.append("")
+        lines += section_table(rows)
     return "\n".join(lines)
+
+
+def section_table(rows: dict[str, dict]) -> list[str]:
+    """The stats line's sections per build:case (medians over the runs, us per launch): where the library's own
+    time goes. Empty without --stats."""
+    keyed = {k: r["sections_median"] for k, r in rows.items() if "sections_median" in r}
+    if not keyed:
+        return []
+    names = list(next(iter(keyed.values())))
+    out = ["Sections of the library's own host time (HAMI_LAUNCH_STATS=1, us per launch, medians; they nest: lock, "
+           "throttle, idle query and harvest lie inside \"before the launch\", marks in both halves):", "",
+           "| build:case | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, sec in keyed.items():
+        out.append(f"| {key} | " + " | ".join(f"{sec.get(n, float('nan')):.3f}" if n != "fast path %" else
+                                           f"{sec.get(n, float('nan')):.1f}" for n in names) + " |")
+    return [*out, ""]
 
 
 if __name__ == "__main__":

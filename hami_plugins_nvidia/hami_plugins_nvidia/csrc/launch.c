@@ -134,8 +134,8 @@
 static const char *const st_names[ST_N] = {"before the launch", "after the launch", "lock", "throttle",
                                            "marks", "idle query", "harvest"};
 struct launch_stats lst;
-__thread int st_in;  /* this launch's inner sections are sampled */
-static __thread unsigned st_count;
+__thread int st_in __attribute__((tls_model("initial-exec")));  /* this launch's inner sections are sampled */
+static __thread unsigned st_count __attribute__((tls_model("initial-exec")));
 
 struct dstate states[HAMI_MAX_DEVICES];
 static pthread_once_t states_once = PTHREAD_ONCE_INIT;
@@ -719,6 +719,7 @@ static void collect(struct dstate *ds, int all)
                 paired_h = INT64_MIN;
             q->head = (q->head + 1) % RING;
             q->count--;
+            ds->oldest_stale = 1;
         }
     }
     seen(ds);
@@ -790,9 +791,13 @@ static void collect(struct dstate *ds, int all)
     ST_STOP(ST_HARVEST);
 }
 
-/* Age of the oldest marked launch whose completion has not been collected (0 = none). */
-static int64_t oldest_age(const struct dstate *ds, int64_t now)
+/* Age of the oldest marked launch whose completion has not been collected (0 = none). Its enqueue time changes only
+ * when a mark is recorded or collected (or the queues are dropped), not on the launches between: the scan of every
+ * queue runs once after each such change (oldest_stale), not on every fast-path launch (credit_ample). */
+static int64_t oldest_age(struct dstate *ds, int64_t now)
 {
+    if (!ds->oldest_stale)
+        return ds->oldest_enq ? now - ds->oldest_enq : 0;
     int64_t oldest = 0;
     for (int i = 0; i < ds->nq; i++) {
         const struct squeue *q = &ds->q[i];
@@ -805,6 +810,8 @@ static int64_t oldest_age(const struct dstate *ds, int64_t now)
             }
         }
     }  /* launches without a mark (a failed record) are not waited for: nothing would ever complete them */
+    ds->oldest_enq = oldest;
+    ds->oldest_stale = 0;
     return oldest ? now - oldest : 0;
 }
 
@@ -832,7 +839,7 @@ static struct squeue *find_queue(struct dstate *ds, CUstream s)
  * queue by the time a 33rd stream launched; collecting only as due, the CUDA-graphs program on 33 streams (100 us
  * graphs) sent 40 % of its steps the unmeasured way on the fake and got 0.55 of the GPU at a 90 % limit (0.90
  * before). *now: the launch's clock read, read again after a wait. */
-static struct squeue *wait_queue(struct dstate *ds, CUstream s, int64_t *now)
+static COLD struct squeue *wait_queue(struct dstate *ds, CUstream s, int64_t *now)
 {
     struct squeue *q = NULL;
     for (int64_t waited = 0; !ds->stale; waited += QUEUE_POLL_NS) {
@@ -893,6 +900,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample, 0, 0,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
     q->count++;
+    ds->oldest_stale = 1;
     if (kind == MK_END) {
         q->sample = 0;
         ds->pending++;
@@ -911,7 +919,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
  * mark's, converted once in harvest). A sample cost three records (issue 18: on the H200's inference loop ~3 us of
  * host time each, 0.094 of its 0.164 records per launch); now two. No run before it: a start mark alone. Returns
  * whether the start mark was recorded. */
-static int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
+static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
 {
     if (!q->unmarked || !push_mark(ds, q, q->unmarked_enq, MK_END, 0))
         return push_mark(ds, q, now, MK_START, 0);
@@ -920,6 +928,7 @@ static int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
     q->ring[(q->head + q->count) % RING] = (struct mark){end->e, end->rec, end->rec, MK_START, 0, ds->coarse, 0, 0, 0,
                                                          0, end->seq};
     q->count++;
+    ds->oldest_stale = 1;
     ds->calib_at = end->rec;
     return 1;
 }
@@ -1018,7 +1027,7 @@ static int ask_before(const struct squeue *a, const struct squeue *b, int first,
  * alone (streamcost2) it erred low often: a program that synchronizes before each step left many streams unknown,
  * and the graphs pair on 31 streams was charged about half its switches (fake, 12.1 against 25.8 ms per second);
  * the synchronize now proves them idle. *harvested: whether it collected; *calls: the event queries it made. */
-static int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *harvested, int *calls)
+static COLD int others_idle(struct dstate *ds, struct squeue *q, int64_t now, int *harvested, int *calls)
 {
     uint64_t asked = 0;  /* streams asked and found idle */
     int unknown = 0;
@@ -1115,7 +1124,7 @@ static double sampled_excess(struct dstate *ds)
                          : 0;
 }
 
-static void verify(struct dstate *ds, int64_t now)
+static COLD void verify(struct dstate *ds, int64_t now)
 {
     int64_t avg = ds->win_ns / ds->win_n;
     if (ds->doubt_ns > 0 && vg_cfg.launch_stats) {
@@ -1349,7 +1358,7 @@ static void priority_gate(struct dstate *ds, int64_t *now_io)
     }
 }
 
-static void init_state(struct dstate *ds, int dev)
+static COLD void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
     ds->off_hi = INT64_MAX;
@@ -1439,7 +1448,7 @@ static void unmeasured_mark(struct dstate *ds, CUstream s)
     }
 }
 
-static void unmeasured_begin(struct dstate *ds, int sm, CUstream s)
+static COLD void unmeasured_begin(struct dstate *ds, int sm, CUstream s)
 {
     throttle(ds, sm);
     ds->now_at = vg_now_ns();  /* it may have waited: the charge starts after the wait */
@@ -1550,6 +1559,7 @@ static int64_t drop_measured(struct dstate *ds)
                "charged its wall time", ds->dev);
     }
     ds->nfree = ds->nq = ds->pending = ds->harvest_left = 0;
+    ds->oldest_stale = 1;
     ds->ref = NULL;
     ds->off_lo = 0;
     ds->off_hi = INT64_MAX;
@@ -1570,7 +1580,7 @@ static int64_t drop_measured(struct dstate *ds)
  * again, now that no mark is left to wait for), charged from the earliest start of the work left uncharged to the
  * end of a synchronize of the whole context (that work may be on other streams), unless its stream is captured:
  * then that work is charged up to now. */
-static void stale_launch(struct dstate *ds, struct squeue **qout, CUstream s, int sm)
+static COLD void stale_launch(struct dstate *ds, struct squeue **qout, CUstream s, int sm)
 {
     int64_t from = drop_measured(ds);
     *qout = NULL;
@@ -1705,7 +1715,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     int sm = vg_sm_limit(dev);
     int64_t now = vg_now_ns();  /* the launch's one clock read unless it waits */
     ds->now_at = now;
-    if (ds->bgpu)
+    if (users_due(ds, now))
         note_users(ds, now);
     if (sm < 100 && vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
         /* alone on the GPU under the default policy: not capped. With no explicit priority nothing else
@@ -1762,8 +1772,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             if (now > ds->held_since)
                 ds->sd_held += now - ds->held_since;
             ds->held_since = 0;
-        } else if (sm < 100) {
-            ST_COUNT(fast);
+        } else if (sm < 100 && vg_cfg.launch_stats) {
+            ds->st_fast++;
         }
         struct squeue *q = find_queue(ds, s);
         if (!q)
@@ -1848,17 +1858,21 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
         if (!q->unmarked)
             q->unmarked_enq = q->last_launch;
         q->unmarked++;
-        if (ds->capped)  /* its start if none is, and its queued work's end as it grows (region.c) */
-            vg_owed_publish(ds->dev, q->unmarked_enq, owed_until(ds, now), 1);
+        if (ds->capped) {  /* its start if none is, and its queued work's end as it grows (region.c) */
+            int64_t until = owed_until(ds, now);
+            if (!vg_owed_unmoved(ds->dev, until))
+                vg_owed_publish(ds->dev, q->unmarked_enq, until, 1);
+        }
         q->unmarked_coarse |= ds->coarse;
         /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,
          * charged the estimate (see the header) */
         if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS)
             push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
-        ST_COUNT(launches);
-        if (ds->coarse)
-            ST_COUNT(coarse);
+        if (vg_cfg.launch_stats) {
+            ds->st_launches++;
+            ds->st_coarse += ds->coarse != 0;
+        }
         if (ds->stale) {  /* its mark failed: charged as an unmeasured launch, from its run's first (drop_measured) */
             CUstream s = q->s;
             int64_t from = drop_measured(ds);
@@ -1878,12 +1892,20 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
 }
 
 #define PTS(s) ((s) ? (s) : CU_STREAM_PER_THREAD)
+/* The launch entries. Without HAMI_LAUNCH_STATS the launch and its two halves, nothing else; with it the sampled
+ * timers around them (st_pick, launch_sampled), apart, so the common case pays one branch for them. */
 #define CONTROLLED(field, stream, ...)                                              \
     vg_init_cuda();                                                                 \
     if (!vg_real.field)                                                             \
         return CUDA_ERROR_NOT_INITIALIZED;                                          \
     struct squeue *q;                                                               \
-    int st_ = vg_cfg.launch_stats ? st_pick() : 0;                                  \
+    if (__builtin_expect(!vg_cfg.launch_stats, 1)) {                                \
+        struct dstate *ds = launch_begin(stream, &q);                               \
+        CUresult r = vg_real.field(__VA_ARGS__);                                    \
+        launch_end(ds, q, r);                                                       \
+        return r;                                                                   \
+    }                                                                               \
+    int st_ = st_pick();                                                            \
     int64_t st_a_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     struct dstate *ds = launch_begin(stream, &q);                                   \
     int64_t st_b_ = st_ == 1 ? vg_now_ns() : 0;                                     \
@@ -1922,7 +1944,14 @@ static void launch_sampled(int64_t before, int64_t driver, int64_t after)
  * many microseconds per launch the library adds and where. */
 __attribute__((destructor)) static void launch_stats_report(void)
 {
-    if (!vg_cfg.launch_stats || !lst.launches)
+    if (!vg_cfg.launch_stats)
+        return;
+    for (int i = 0; i < HAMI_MAX_DEVICES; i++) {  /* the per-device counts (struct dstate): the threads are done */
+        lst.launches += states[i].st_launches;
+        lst.coarse += states[i].st_coarse;
+        lst.fast += states[i].st_fast;
+    }
+    if (!lst.launches)
         return;
     /* one clock read's cost, taken off every timed figure (each includes one) */
     enum { READS = 256 };
@@ -1943,7 +1972,7 @@ __attribute__((destructor)) static void launch_stats_report(void)
     for (int k = 0; k < ST_N && n > 0 && n < (int)sizeof(buf); k++) {
         uint64_t per = k <= ST_END ? lst.sampled : lst.sampled_in;
         double ns = (double)lst.ns[k] - clock_ns * (double)lst.n[k];
-        n += snprintf(buf + n, sizeof(buf) - n, "%s %s %.2f", k ? "," : "", st_names[k],
+        n += snprintf(buf + n, sizeof(buf) - n, "%s %s %.3f", k ? "," : "", st_names[k],
                       per ? (ns > 0 ? ns : 0) / 1e3 / per : 0.0);
     }
     /* the coarse phases' verifications (issue 18: on the H200 a fitting pair's charges rose to 41-51 % from 24-34 %

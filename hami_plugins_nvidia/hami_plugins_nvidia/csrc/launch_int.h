@@ -11,6 +11,10 @@
 
 #include "vgpu.h"
 
+/* A helper the launch path calls rarely (once per phase, per sample, on a failure): kept out of line and away from
+ * the fast path's code, so the instructions a fast-path launch runs stay in a few cache lines */
+#define COLD __attribute__((noinline, cold))
+
 #define RING 128
 #define MAXQ 32
 #define EVPOOL (MAXQ * RING + 8)
@@ -173,6 +177,12 @@ struct dstate {
     int64_t queued_to;      /* ... counted up to here */
     /* the launch path's own bookkeeping */
     int64_t now_at;         /* the clock read of the launch in progress (one per launch on the fast path) */
+    /* HAMI_LAUNCH_STATS=1: the per-launch counts (measured, coarse, fast path), plain adds under the device's lock,
+     * summed into lst at exit. They were atomic adds on the shared lst: three locked read-modify-writes per
+     * launch that the stats line then reported as the library's own time */
+    uint64_t st_launches, st_coarse, st_fast;
+    int64_t oldest_enq;     /* the oldest uncollected marked launch's enqueue time, 0 = none (launch.c oldest_age) ... */
+    int oldest_stale;       /* ... to be worked out again: a mark was recorded or collected since */
     uint64_t unflushed;     /* launches not yet added to the region's count ... */
     int64_t flushed_at;     /* ... which is updated at most every millisecond (flush_launches) */
     /* switch charging: waits of start marks recorded on an idle process, settled 1 ms after they ended */
@@ -256,7 +266,9 @@ struct launch_stats {
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };
 extern struct launch_stats lst;
-extern __thread int st_in;  /* this launch's inner sections are sampled */
+/* this launch's inner sections are sampled. initial-exec: a plain %fs-relative load, not a __tls_get_addr call per
+ * section (the library is preloaded; a dlopen finds it in the static TLS surplus, one int) */
+extern __thread int st_in __attribute__((tls_model("initial-exec")));
 static inline void lst_add(int64_t *field, int64_t ns)
 {
     if (vg_cfg.launch_stats)
@@ -394,6 +406,13 @@ static inline void mark_held(struct dstate *ds, int64_t now)
         return;
     __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], now, __ATOMIC_RELEASE);
     ds->held_wrote = now;
+}
+
+/* Whether note_users refreshes the board entry now: with a board, at most every millisecond. Inline so the launch
+ * path tests it without a call on the launches in between. */
+static inline int users_due(const struct dstate *ds, int64_t now)
+{
+    return ds->bgpu && now - ds->user_stamp >= 1000000;
 }
 
 static inline int64_t inflight_ns(const struct dstate *ds)

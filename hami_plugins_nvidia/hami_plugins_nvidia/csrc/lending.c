@@ -187,7 +187,7 @@ void publish_record(struct dstate *ds, int64_t now)
 void note_users(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
-    if (!g || now - ds->user_stamp < 1000000)
+    if (!users_due(ds, now))
         return;
     ds->user_stamp = now;
     uint64_t me = vg_region->container_id;

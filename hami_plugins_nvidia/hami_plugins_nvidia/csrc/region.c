@@ -32,7 +32,7 @@ static dev_t region_dev;  /* the file region_fd must still name (an application 
 static ino_t region_ino;
 static int region_lost;  /* the file could not be found again: refuse, never count only ourselves */
 static int slot_idx = -1;
-static int64_t owed_mine[HAMI_MAX_DEVICES], until_mine[HAMI_MAX_DEVICES];  /* what this process last published */
+int64_t vg_owed_mine[HAMI_MAX_DEVICES], vg_until_mine[HAMI_MAX_DEVICES];  /* what this process last published */
 static pid_t slot_pid;
 static pthread_mutex_t region_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t attach_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -480,7 +480,7 @@ static void release_slot(void)
     struct hami_proc_slot *s = &vg_region->procs[slot_idx];
     int owed = 0;  /* work still queued after exit_charge's wait (it published its start): kept for a survivor */
     for (int d = 0; d < HAMI_MAX_DEVICES; d++)
-        owed |= owed_mine[d] != 0;
+        owed |= vg_owed_mine[d] != 0;
     if (s->pid == slot_pid && !owed)
         memset(s, 0, sizeof(*s));
     else if (s->pid == slot_pid)
@@ -496,8 +496,8 @@ static void release_slot(void)
 
 static void after_fork_child(void)
 {
-    memset(owed_mine, 0, sizeof(owed_mine));  /* the parent's work is the parent's to publish */
-    memset(until_mine, 0, sizeof(until_mine));
+    memset(vg_owed_mine, 0, sizeof(vg_owed_mine));  /* the parent's work is the parent's to publish */
+    memset(vg_until_mine, 0, sizeof(vg_until_mine));
     /* the child shares the mapping but needs its own slot and its own open file (flock, and the record
      * locks, which belong to an open file description: the parent's stay the parent's) */
     pthread_mutex_init(&region_mu, NULL);
@@ -1124,18 +1124,18 @@ void vg_add_busy(int dev, uint64_t ns)
 /* Publishes in this process's slot the start of its oldest launch on dev that no charge covers yet (from, 0 = none)
  * and when the work it has queued is expected to end (until), for whoever finds it dead (owed_charge). Written only
  * when they change: with first (the launch path), from only when none is published, and until only once it moved
- * OWED_STEP_NS later (a load and a branch for most launches). The first publish of a process that holds no slot yet
- * takes one (one lock, once). Not in a private region. */
-#define OWED_STEP_NS 500000LL
+ * VG_OWED_STEP_NS later (vg_owed_unmoved, which the launch path tests inline: a load and a branch for most
+ * launches). The first publish of a process that holds no slot yet takes one (one lock, once). Not in a private
+ * region. */
 void vg_owed_publish(int dev, int64_t from, int64_t until, int first)
 {
     if (dev < 0 || dev >= HAMI_MAX_DEVICES || region_fd < 0)
         return;
-    if (first && owed_mine[dev]) {
-        if (until - until_mine[dev] < OWED_STEP_NS)
+    if (first && vg_owed_mine[dev]) {
+        if (vg_owed_unmoved(dev, until))
             return;
-        from = owed_mine[dev];
-    } else if (from == owed_mine[dev] && (!from || until == until_mine[dev])) {
+        from = vg_owed_mine[dev];
+    } else if (from == vg_owed_mine[dev] && (!from || until == vg_until_mine[dev])) {
         return;
     }
     if (slot_idx < 0 && from) {
@@ -1149,13 +1149,13 @@ void vg_owed_publish(int dev, int64_t from, int64_t until, int first)
     until = from ? until : 0;
     __atomic_store_n(&s->owed_until_ns[dev], until, __ATOMIC_RELEASE);  /* before the start: read after it */
     __atomic_store_n(&s->owed_ns[dev], from, __ATOMIC_RELEASE);
-    owed_mine[dev] = from;
-    until_mine[dev] = until;
+    vg_owed_mine[dev] = from;
+    vg_until_mine[dev] = until;
 }
 
 int vg_owed_published(int dev)
 {
-    return dev >= 0 && dev < HAMI_MAX_DEVICES && owed_mine[dev] != 0;
+    return dev >= 0 && dev < HAMI_MAX_DEVICES && vg_owed_mine[dev] != 0;
 }
 
 /* The watcher's look for dead siblings that left work in flight, every OWED_WATCH_NS at most: a slot other than

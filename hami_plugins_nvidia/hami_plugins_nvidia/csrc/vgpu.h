@@ -184,6 +184,14 @@ int vg_reclaim_dead_locked(void);
  * is expected to end (first: the launch path's cheap call); the watcher has dead processes' slots charged. */
 void vg_owed_publish(int dev, int64_t from, int64_t until, int first);
 int vg_owed_published(int dev);
+extern int64_t vg_owed_mine[HAMI_MAX_DEVICES], vg_until_mine[HAMI_MAX_DEVICES];  /* what it last published */
+#define VG_OWED_STEP_NS 500000LL
+/* Whether vg_owed_publish(dev, from, until, 1) would write nothing (a start is published and until moved less than
+ * VG_OWED_STEP_NS): inline, so most launches test it without a call. dev must be in range. */
+static inline int vg_owed_unmoved(int dev, int64_t until)
+{
+    return vg_owed_mine[dev] && until - vg_until_mine[dev] < VG_OWED_STEP_NS;
+}
 void vg_owed_watch(int64_t now);
 uint64_t vg_limit(int dev);
 int vg_region_procs_on(int dev);        /* processes of the container holding memory on dev (kernel locks), -1 */

@@ -34,6 +34,15 @@ static pthread_mutex_t watcher_mu = PTHREAD_MUTEX_INITIALIZER;
 clockid_t watcher_clock;
 int watcher_clock_set;
 
+/* Whether the launching thread collects itself (the watcher leaves it the harvest): it launched within two harvest
+ * gaps and harvested within two of its gaps. Read under the device's lock, or before taking it as a hint (relaxed
+ * loads: the launcher writes these under the lock; a stale hint only means the locked test decides). */
+static int launcher_collects(const struct dstate *ds, int64_t now)
+{
+    return now - __atomic_load_n(&ds->launch_at, __ATOMIC_RELAXED) < 2 * HARVEST_GAP_NS &&
+           now - __atomic_load_n(&ds->harvest_at, __ATOMIC_RELAXED) < 2 * harvest_gap(ds);
+}
+
 static void *watcher(void *arg)
 {
     (void)arg;
@@ -51,7 +60,19 @@ static void *watcher(void *arg)
             if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
                 continue;
             vg_nvml_procs_refresh(d);  /* the bound on n(t): an NVML query every 100 ms, off the launch path */
-            sib_bound_refresh(ds, vg_now_ns());  /* the bound on the siblings counted (multiproc): every 100 ms */
+            int64_t now = vg_now_ns();
+            sib_bound_refresh(ds, now);  /* the bound on the siblings counted (multiproc): every 100 ms */
+#ifndef HAMI_WATCHER_ALWAYS_HARVESTS
+            if (launcher_collects(ds, now)) {
+                /* the launching thread harvests, as the test under the lock below finds: read first without the
+                 * lock, so this wake leaves the lock's cache line alone. A trylock and unlock every 100 us moved
+                 * that line to this core and back at the launcher's next launch (issue 18: ~97 % of the H100
+                 * inference loop's 6,600 wakes a second ended here). A stale read only takes the locked path */
+                period = vg_cfg.watch_poll_ns < period ? vg_cfg.watch_poll_ns : period;
+                ST_COUNT(wakes_deferred);
+                continue;
+            }
+#endif
             if (pthread_mutex_trylock(&ds->mu) != 0) {
                 /* a launch is in progress (the device's lock is held across the driver's launch call): the launcher
                  * collects itself. Its busy poll, as below: a launch-bound loop holds the lock most of the time, and
@@ -61,11 +82,11 @@ static void *watcher(void *arg)
                 ST_COUNT(wakes_deferred);
                 continue;
             }
-            int64_t now = vg_now_ns();
+            now = vg_now_ns();
             if (ds->ctx != cur && vg_real.cuCtxSetCurrent && vg_real.cuCtxSetCurrent(ds->ctx) == CUDA_SUCCESS)
                 cur = ds->ctx;
 #ifndef HAMI_WATCHER_ALWAYS_HARVESTS
-            if (now - ds->launch_at < 2 * HARVEST_GAP_NS && now - ds->harvest_at < 2 * harvest_gap(ds)) {
+            if (launcher_collects(ds, now)) {
                 pthread_mutex_unlock(&ds->mu);  /* the launching thread harvests: no contention on the lock */
                 period = vg_cfg.watch_poll_ns < period ? vg_cfg.watch_poll_ns : period;
                 ST_COUNT(wakes_deferred);

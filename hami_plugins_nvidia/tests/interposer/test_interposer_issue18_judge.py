@@ -204,6 +204,22 @@ def test_launch_cost_says_which_measure_decides(judge) -> None:
     assert judge.library_host_us(None) is None
 
 
+def test_launch_sections_of_record_7s_stats_line(judge) -> None:
+    # every section of the stats line, as launch_path_cost.py compares them build by build: record 7's H100 inference
+    # loop at force 70 (stage 10's host-cost rung), and a line of this tree's format (3 decimals)
+    log = (RESULTS / "2026-12-06-h100-issue18-r7" / "stage10" / "r" / "hostcost" / "launch-cost.log").read_text()
+    line = json.loads(next(ln for ln in log.splitlines() if ln.startswith("force70 #0: ")).split(": ", 1)[1])
+    sec = judge.launch_sections(line["launch_stats"])
+    assert sec == {"before the launch": 0.45, "after the launch": 0.19, "lock": 0.04, "throttle": 0.09, "marks": 0.2,
+                   "idle query": 0.0, "harvest": 0.07, "fast path %": 97.2}
+    assert sec["before the launch"] + sec["after the launch"] == pytest.approx(judge.library_host_us(line["launch_stats"]))
+    fine = judge.launch_sections("9 measured launches (1.0 % coarse); 2.5 % on the throttle's fast path; host us per "
+                                 "launch (1 + 1 sampled, 23 ns per clock read taken off): before the launch 0.094, "
+                                 "after the launch 0.015, lock 0.008; verifications 0")
+    assert fine == {"before the launch": 0.094, "after the launch": 0.015, "lock": 0.008, "fast path %": 2.5}
+    assert judge.launch_sections(None) == {} and judge.launch_sections("no stats here") == {}
+
+
 def test_launch_stats_figures_of_record_7(judge) -> None:
     # the per-launch figures of a stats line (bench/pair_host_cost.py reads them): record 7's 70 % tenant at 30+70
     log = (RESULTS / "2026-12-06-h100-issue18-r7" / "stage1" / "r" / "lc" / "launch-cost.log").read_text()
