@@ -55,6 +55,7 @@ def test_a_launch_bound_pair_asks_each_mark_once(workload: Workload, second_work
         assert re.search(r"idle checks [1-9]", err), err  # shared: switch charging's idle check ran
         assert records >= 1.5, err  # most launches found their stream idle: a start and an end mark each
         # one call per mark (its conversion, or the idle check that took its time), and the few asks that found a
-        # mark not completed; main b561205 and da7c796: 0.66-0.8 event queries more per launch (the idle check's, then converted)
+        # mark not completed; main b561205 and da7c796: 0.66-0.8 event queries more per launch (the idle check's,
+        # then converted)
         assert queries <= 0.05, err
         assert queries + elapsed <= records + 0.3, err
