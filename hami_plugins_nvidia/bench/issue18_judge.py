@@ -178,6 +178,24 @@ def launch_sections(stats_line: str | None) -> dict[str, float]:
     return out
 
 
+STATS_SECTIONS = ("before the launch", "after the launch", "lock", "throttle", "marks", "idle query", "harvest")
+_STATS_CALLS = re.compile(r"\(([\d.]+) % coarse\); [\d.]+ % on the throttle's fast path; per launch ([\d.]+) event "
+                          r"records, ([\d.]+) event queries, ([\d.]+) elapsed-time calls")
+
+
+def launch_stats_figures(stats_line: str | None) -> dict[str, float] | None:
+    """launch_sections' host µs per launch of every section (STATS_SECTIONS) with the coarse and fast-path %, and the
+    event records, queries and elapsed-time calls per launch; None when the line lacks any of them."""
+    m = _STATS_CALLS.search(stats_line or "")
+    secs = launch_sections(stats_line)
+    if not m or "fast path %" not in secs or any(name not in secs for name in STATS_SECTIONS):
+        return None
+    out = dict(zip(("coarse_pct", "records", "queries", "elapsed"), map(float, m.groups()), strict=True))
+    out["fast_pct"] = secs["fast path %"]
+    out.update((name, secs[name]) for name in STATS_SECTIONS)
+    return out
+
+
 def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[float],
                 loop_us: list[float]) -> Judged:
     """Issue 18: "a limit above the program's own GPU busy fraction costs <= 5 % of its unlimited throughput".

@@ -286,6 +286,10 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
 static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
 {
     *h = INT64_MIN;
+    if (ds->ref && m->ms_gen == ds->ref_gen) {  /* an idle check found it completed and took its time (stream_idle) */
+        *h = convert(ds, m->ms, m->rec);
+        return 1;
+    }
     if (ds->ref && vg_real.cuEventElapsedTime) {
         float ms = 0;
         ST_COUNT(elapsed);
@@ -315,6 +319,7 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now, int64_t
 {
     if (!ds->ref) {
         ds->ref = m->e;
+        ds->ref_gen = ds->ref_gen + 1 ? ds->ref_gen + 1 : 1;  /* never 0: a mark's "none" */
         ds->off_lo = m->rec;
         ds->off_hi = INT64_MAX;
         ds->seen_raw = 0;
@@ -330,6 +335,7 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now, int64_t
     int64_t raw = h - ref_time(ds);  /* m's time from the old reference */
     put_event(ds, ds->ref);
     ds->ref = m->e;
+    ds->ref_gen = ds->ref_gen + 1 ? ds->ref_gen + 1 : 1;
     ds->off_lo += raw - DRIFT_NS;
     if (ds->off_hi != INT64_MAX)
         ds->off_hi += raw + DRIFT_NS;
@@ -939,9 +945,37 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
     return 1;
 }
 
+/* Asks whether mark m has completed with the call that also gives its time (an elapsed-time call from the reference,
+ * as mark_done asks it), kept in the mark, so the collection that converts it next makes no second call: in a
+ * launch-bound pair measured precisely nearly every launch finds its stream idle, and its idle check queried the mark
+ * that the collection right after it converted with another call (fake libcuda, this 2-core VM: 0.8 event queries
+ * per launch on top of 2 elapsed-time calls; docs/results/2026-12-06-fake-pair-host-cost.md). A mark found not
+ * completed costs one call either way. Before there is a reference, or where the call fails otherwise: an event
+ * query, as before. */
+static int ask_done(struct dstate *ds, struct mark *m)
+{
+    if (ds->ref && vg_real.cuEventElapsedTime) {
+        float ms = 0;
+        ST_COUNT(elapsed);
+        CUresult r = vg_real.cuEventElapsedTime(&ms, ds->ref, m->e);
+        if (r == CUDA_SUCCESS) {
+            m->ms = ms;
+            m->ms_gen = ds->ref_gen;
+            return 1;
+        }
+        if (r == CUDA_ERROR_NOT_READY)
+            return 0;
+    }
+    ST_COUNT(queries);
+    return !event_failed(ds, vg_real.cuEventQuery(m->e));
+}
+
 /* Whether q's stream has nothing left to run: no launch without a mark, and its newest mark completed: known so
- * (mark_known: a host wait proved it, no call) or asked (one event query, counted in *calls). */
-static int stream_idle(struct dstate *ds, struct squeue *q, int *calls)
+ * (mark_known: a host wait proved it, no call) or asked (one driver call, counted in *calls). own: q is the launch's
+ * own stream, asked on every launch that may get a start mark: with the call that also takes the mark's time
+ * (ask_done). The other streams others_idle asks (at most IDLE_ASKS, in multi-stream programs only) keep the event
+ * query, so their asks stay countable apart from the conversions (test_interposer_sync_known.py). */
+static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
 {
     if (q->unmarked)
         return 0;
@@ -950,9 +984,14 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls)
     ST_START();
     int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
-    ST_COUNT(queries);
     (*calls)++;
-    int idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
+    int idle;
+    if (own) {
+        idle = ask_done(ds, newest(q));
+    } else {
+        ST_COUNT(queries);
+        idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
+    }
     /* so has its oldest: due now, not when ask_later put it off. The launch that finds every stream idle collects
      * them, so the period of work before it closes and the host's wait counts in the demand estimate (note_blocked):
      * put off, the graphs program on 8 streams left most steps' periods open across its sync, each tenant's demand
@@ -1017,7 +1056,7 @@ static COLD int others_idle(struct dstate *ds, struct squeue *q, int64_t now, in
             if (q2 != q && !(asked >> i & 1) && queue_says(q2) < 0 && (pick < 0 || ask_before(q2, &ds->q[pick], !n, now)))
                 pick = i;
         }
-        if (!stream_idle(ds, &ds->q[pick], calls))
+        if (!stream_idle(ds, &ds->q[pick], calls, 0))
             return 0;
         asked |= 1ULL << pick;
     }
@@ -1760,7 +1799,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             int sidle = -1, fresh = 0;
             if (vg_cfg.sm_charge_switches != VG_SW_NEVER && ds->shared && !ds->coarse) {
                 int harvested = 0, calls = 0;
-                sidle = stream_idle(ds, q, &calls);
+                sidle = stream_idle(ds, q, &calls, 1);
                 fresh = sidle && others_idle(ds, q, now, &harvested, &calls);
                 ST_COUNT(idle_checks);
                 if (fresh)
@@ -1797,7 +1836,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 ds->reopen = 0;
                 push_mark(ds, q, now, MK_START, 0);
             } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
-                       (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}))) {
+                       (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}, 1))) {
                 /* coarse: a calibration sample only, never published */
                 if (push_mark(ds, q, now, MK_START, 0) && sidle >= 0)
                     q->ring[(q->head + q->count - 1) % RING].first = fresh;

@@ -33,6 +33,9 @@ struct mark {
     int paired;   /* MK_END whose event is also the next mark's, a MK_START (push_boundary): one record for both */
     int64_t ask_at;  /* found not completed: not asked again before this (launch.c ask_later), 0 = at any harvest */
     uint64_t seq;    /* its place in the device's record order (dstate.seq): what a host wait proves (mark_known) */
+    float ms;        /* its elapsed time after the reference, taken by an idle check (launch.c stream_idle) ... */
+    uint32_t ms_gen; /* ... from the reference of this generation (dstate.ref_gen), 0 = none: its conversion needs no
+                        second driver call (mark_done) */
 };
 
 struct squeue {
@@ -127,6 +130,7 @@ struct dstate {
     int launched;           /* this process launched on the device before (launch_begin: its first capped launch) */
     /* host <-> GPU time */
     CUevent ref;            /* reference event, completed */
+    uint32_t ref_gen;       /* changes with ref: a mark's elapsed time taken from an earlier one is not used (mark.ms) */
     int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
                                off_hi INT64_MAX = none yet) */
     int64_t seen_raw;       /* latest completion (from the reference) collected since the last upper bound,

@@ -220,6 +220,19 @@ def test_launch_sections_of_record_7s_stats_line(judge) -> None:
     assert judge.launch_sections(None) == {} and judge.launch_sections("no stats here") == {}
 
 
+def test_launch_stats_figures_of_record_7(judge) -> None:
+    # the per-launch figures of a stats line (bench/pair_host_cost.py reads them): record 7's 70 % tenant at 30+70
+    log = (RESULTS / "2026-12-06-h100-issue18-r7" / "stage1" / "r" / "lc" / "launch-cost.log").read_text()
+    line = next(json.loads(ln.split(": ", 1)[1])["launch_stats"] for ln in log.splitlines()
+                if ln.startswith("pair 30+70 lib #2[1]: "))
+    fig = judge.launch_stats_figures(line)
+    assert fig == {"coarse_pct": 0.0, "fast_pct": 75.2, "records": 1.15, "queries": 0.942, "elapsed": 1.327,
+                   "before the launch": 1.99, "after the launch": 1.51, "lock": 0.05, "throttle": 0.62, "marks": 1.68,
+                   "idle query": 0.53, "harvest": 0.65}
+    assert judge.launch_stats_figures(line.replace(", harvest 0.65", "")) is None  # a section missing: no figures
+    assert judge.launch_stats_figures("launch stats: garbage") is None and judge.launch_stats_figures(None) is None
+
+
 def test_policy_latencies_of_record_2(judge) -> None:
     log = (RECORD2 / "run1" / "real-share.log").read_text().splitlines()
     a = json.loads(next(ln for ln in log if ln.startswith("train policy A: ")).split(": ", 1)[1])

@@ -45,10 +45,15 @@ def neighbour(second_workload: Workload) -> Iterator[subprocess.Popen[str]]:
     nb.communicate()
 
 
-def _probe_queries(r: Run) -> list[int]:
-    """The event queries between each pair of `calls` lines (each pair around one probe launch)."""
+def _probe_calls(r: Run, *which: int) -> list[int]:
+    """The sum of the fake's counters `which` between each pair of `calls` lines (each pair around one probe launch)."""
     calls = [[int(x) for x in words] for words in r.values("calls")]
-    return [c1[2] - c0[2] for c0, c1 in zip(calls[::2], calls[1::2], strict=True)]
+    return [sum(c1[k] - c0[k] for k in which) for c0, c1 in zip(calls[::2], calls[1::2], strict=True)]
+
+
+def _probe_queries(r: Run) -> list[int]:
+    """The event queries around each probe launch (others_idle's asks of the other streams)."""
+    return _probe_calls(r, 2)
 
 
 def _checked(r: Run) -> re.Match[str]:
@@ -106,8 +111,11 @@ def test_a_mark_recorded_by_another_thread_during_a_sync_is_still_asked(workload
 
 def test_a_sync_that_fails_proves_nothing(workload: Workload, neighbour) -> None:
     # a capture in progress makes cuCtxSynchronize fail at once (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, the
-    # capture invalidated), with the 20 ms kernel still running: the probe after it must ask (one query, busy); a
-    # sync that then succeeds covers them all: the next probe asks nothing (main b451c46 asked 7-8 synced streams)
+    # capture invalidated), with the 20 ms kernel still running: the probe after it must ask (its own stream, busy);
+    # a sync that then succeeds covers them all: the next probe asks nothing (main b451c46 asked 7-8 synced
+    # streams). The probe's own stream is asked with an elapsed-time call (launch.c ask_done): the asks counted are
+    # the event queries and the elapsed-time calls that answered not ready (the fake's eighth counter); a collection
+    # in the probe may find the 20 ms kernel's mark not ready too, at most HARVEST_MISSES (2) more
     workload.env.update(**SWITCHES)
     warm = ["launchon", "0x2000", "1", "100", *SHORT, "ctxsync"]
     step = ["launchon", "0x2000", "1", "20000", *SHORT, "capture", "0x3000", "ctxsync", "endcapture", "0x3000",
@@ -116,6 +124,6 @@ def test_a_sync_that_fails_proves_nothing(workload: Workload, neighbour) -> None
     r = workload.run(*SAVE, *warm, *(step * 3), "sleep", "50", timeout=60)
     m = _checked(r)
     assert r.values("ctxsync") == [["0"]] + [["900"], ["0"]] * 3, r.lines  # each capture made one sync fail
-    queries = _probe_queries(r)
-    print(f"probes after a failed sync, then after a successful one: queries {queries}; {m.group(0)}")
-    assert queries == [1, 0] * 3, queries
+    asks = _probe_calls(r, 2, 7)
+    print(f"probes after a failed sync, then after a successful one: asks {asks}; {m.group(0)}")
+    assert all(1 <= a <= 3 for a in asks[::2]) and asks[1::2] == [0] * 3, asks

@@ -78,7 +78,7 @@ static void *bg_main(void *arg)
 {
     (void)arg;
     setcur(bg.ctx);  /* the main thread's context: the launch is measured like its own */
-    u64 n[7] = {0};
+    u64 n[8] = {0};
     double give_up = 0;
     for (;;) {
         fake_calls(n);
@@ -298,7 +298,7 @@ int main(int argc, char **argv)
             printf("ssyncon %d\n", r);
         } else if (!strcmp(c, "bglaunch")) {
             /* bglaunch S US: see bg_main */
-            u64 n[7] = {0};
+            u64 n[8] = {0};
             if (fake_calls)
                 fake_calls(n);
             bg.s = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
@@ -348,10 +348,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(c, "calls")) {
             /* the fake's call counters: launches, event records, event queries, elapsed-time and capture queries,
              * synchronizes (the program's own included), event records into a stream being captured */
-            u64 n[7] = {0};
+            u64 n[8] = {0};
             if (fake_calls)
                 fake_calls(n);
-            printf("calls %llu %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
+            printf("calls %llu %llu %llu %llu %llu %llu %llu %llu\n", n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7]);
         } else if (!strcmp(c, "gpu")) {
             /* the GPU time the fake has given this process so far, ns (-1 without the fake) */
             printf("gpu %lld\n", (long long)(fake_gpu_ns ? fake_gpu_ns() : -1));
