@@ -157,10 +157,10 @@ def gpu_bound_pair(limits: tuple[int, int], runs: list[list[float]]) -> Judged:
 def library_host_us(stats_line: str | None) -> float | None:
     """The library's own host time per launch from its `launch stats` line (HAMI_LAUNCH_STATS=1): before the
     driver call plus after it, in µs."""
-    if not stats_line:
+    secs = launch_sections(stats_line)
+    if "before the launch" not in secs or "after the launch" not in secs:
         return None
-    m = re.search(r"before the launch ([\d.]+), after the launch ([\d.]+)", stats_line)
-    return float(m.group(1)) + float(m.group(2)) if m else None
+    return secs["before the launch"] + secs["after the launch"]
 
 
 def launch_sections(stats_line: str | None) -> dict[str, float]:
@@ -694,8 +694,9 @@ class Folder:
             row.extra["native_pair_sum"] = _r(nsum)
             if nsum > 0:
                 kept = 100 * row.judged.pair_sum / nsum
-                row.judged.why += ("; " if row.judged.why else "") + (f"the native pair (no library, same GPU and commit) summed {nsum:.1f} % "
-                                   f"(median of {len(native)}): the limited pair kept {kept:.1f} % of it")
+                note = (f"the native pair (no library, same GPU and commit) summed {nsum:.1f} % (median of "
+                        f"{len(native)}): the limited pair kept {kept:.1f} % of it")
+                row.judged.why = f"{row.judged.why}; {note}" if row.judged.why else note
 
     def _experiment(self, p: Path, data: dict) -> bool:
         """A run with library knobs of its own (real_workloads.py --tenant-env) is not the shipped library: noted,

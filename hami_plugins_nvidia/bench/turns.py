@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,10 @@ PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "1
             "loop": ["spin", "60", "0", "{secs}", "750"]}
 POLICY = {"bound": "force", "launch": "default", "loop": "force"}
 ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
+#: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
+TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
+                          r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
+                          r"full-ring waits (?P<full>[\d.]+) ms)?")
 
 
 def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str) -> dict[str, str]:
@@ -68,15 +73,14 @@ def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case
 
 def turn_stats(err: str) -> dict[str, float]:
     """The library's exit line's turns figures (launch.c launch_stats_report), {} when absent."""
-    for line in err.splitlines():
-        if "; turns on " in line:
-            words = line.split("; turns on ", 1)[1].split()
-            out = {"turns_on_ms": float(words[0]), "turn_holds": int(words[3]), "turn_held_ms": float(words[5]),
-                   "turn_longest_ms": float(words[8]), "turn_cuts": int(words[10])}
-            if len(words) > 18 and words[11:14] == ["cut,", "demand", "for"]:  # since turnsreal (lending.c turn_bp)
-                out.update(turn_demand=float(words[15]), full_ring_ms=float(words[19]))
-            return out
-    return {}
+    m = TURNS_FIELDS.search(err)
+    if not m:
+        return {}
+    out = {"turns_on_ms": float(m["on"]), "turn_holds": int(m["holds"]), "turn_held_ms": float(m["held"]),
+           "turn_longest_ms": float(m["longest"]), "turn_cuts": int(m["cuts"])}
+    if m["demand"] is not None:  # since turnsreal (lending.c turn_bp)
+        out.update(turn_demand=float(m["demand"]), full_ring_ms=float(m["full"]))
+    return out
 
 
 def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, limits: tuple[int, int],

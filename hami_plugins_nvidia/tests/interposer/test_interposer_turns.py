@@ -270,3 +270,25 @@ def test_a_forged_window_cannot_hold_a_tenant_past_200_ms(workload: Workload, to
         # no window of the forged entry holds it (one would be up to 70 ms); with a record taking part, the tenant's own
         # window end may hold it for a fraction of a ms where its queued work would spill past it (CI, once: 0.3 ms)
         assert s["held_ms"] < 5, s
+
+
+def test_the_turns_bench_reads_both_forms_of_the_stats_lines_turns_section() -> None:
+    """bench/turns.py reads the exit line's turns figures (launch.c launch_stats_report); the demand for turns and the
+    full-ring waits came with turnsreal, so a line from before has none and one without the section gives {}."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "turns.py"
+    spec = importlib.util.spec_from_file_location("hami_turns_bench_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    before = "launch stats: ...; turns on 725.7 ms, held 52 times, 219.9 ms, longest 62.5 ms, 0 cut; charges deferred"
+    now = ("launch stats: ...; turns on 2650.0 ms, held 131 times, 1210.5 ms, longest 48.0 ms, 2 cut, demand for "
+           "turns 93.4 %, full-ring waits 812.0 ms; charges deferred 3.0 ms")
+    assert mod.turn_stats(before) == {"turns_on_ms": 725.7, "turn_holds": 52, "turn_held_ms": 219.9,
+                                      "turn_longest_ms": 62.5, "turn_cuts": 0}
+    got = mod.turn_stats(now)
+    assert (got["turns_on_ms"], got["turn_cuts"], got["turn_demand"], got["full_ring_ms"]) == (2650.0, 2, 93.4, 812.0)
+    assert mod.turn_stats("launch stats: no turns section; charges deferred 1.0 ms") == {}
