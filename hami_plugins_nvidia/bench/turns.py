@@ -10,6 +10,9 @@ and on (HAMI_SM_TURNS=1). Cases:
           far ahead of its GPU): 60 us kernels launched back to back, a sync every 750, force, limits from --pairs.
           Time-slicing, each tenant fills the library's mark ring (127 launches) and waits there for its own work,
           which turns' demand estimate counts (lending.c turn_bp; before, it read as the charged share);
+  train   (--cases train) closer to the H100's training pair (record 8 stage 12): GPU_CORE_UTILIZATION_POLICY=default
+          as issue18_gpu.sh runs it, kernels of mixed length in phases (150 of 400 us, 600 of 20 us: the library's
+          per-mark average misjudges the queued work) and 2 ms of host time after each step's sync (CASE_ENV);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches; per pair: the sum
@@ -47,8 +50,11 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, 
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"],
-            "loop": ["spin", "60", "0", "{secs}", "750"]}
-POLICY = {"bound": "force", "launch": "default", "loop": "force"}
+            "loop": ["spin", "60", "0", "{secs}", "750"], "train": ["spin", "20", "0", "{secs}", "750"]}
+#: the train case's step: 150 kernels of 400 us, then 600 of 20 us (a step's GEMMs, then its small kernels: 72 ms of GPU
+#: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
+CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
+POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default"}
 ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
@@ -59,10 +65,10 @@ TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) ti
 def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str) -> dict[str, str]:
     """A container of the pair: its own region, the pair's board and fake GPU; the library only outside native."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "GPU_CORE", "FAKE_CUDA"))}
+           if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "GPU_CORE", "FAKE_CUDA", "DRIVER_SPIN"))}
     ctr = tmp / name
     ctr.mkdir(parents=True, exist_ok=True)
-    env.update(LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_GPU=str(tmp / "gpu"), **SLICED)
+    env.update(LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_GPU=str(tmp / "gpu"), **SLICED, **CASE_ENV.get(case, {}))
     knobs = ARMS[arm]
     if knobs is not None:
         env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(ctr / "region"),
@@ -71,12 +77,18 @@ def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case
     return env
 
 
+#: the same line's credit waits (the throttle's holds for credit, not by turns)
+CREDIT_FIELDS = re.compile(r"; held (?P<holds>\d+) times, (?P<held>[\d.]+) ms;")
+
+
 def turn_stats(err: str) -> dict[str, float]:
-    """The library's exit line's turns figures (launch.c launch_stats_report), {} when absent."""
+    """The library's exit line's turns figures (launch.c launch_stats_report) and its credit waits, {} when absent."""
+    c = CREDIT_FIELDS.search(err)
+    credit = {"credit_holds": int(c["holds"]), "credit_held_ms": float(c["held"])} if c else {}
     m = TURNS_FIELDS.search(err)
     if not m:
-        return {}
-    out = {"turns_on_ms": float(m["on"]), "turn_holds": int(m["holds"]), "turn_held_ms": float(m["held"]),
+        return credit
+    out = {**credit, "turns_on_ms": float(m["on"]), "turn_holds": int(m["holds"]), "turn_held_ms": float(m["held"]),
            "turn_longest_ms": float(m["longest"]), "turn_cuts": int(m["cuts"])}
     if m["demand"] is not None:  # since turnsreal (lending.c turn_bp)
         out.update(turn_demand=float(m["demand"]), full_ring_ms=float(m["full"]))
@@ -158,7 +170,7 @@ def main() -> int:
     add_round_args(ap)
     ap.add_argument("--pairs", default="30+70,50+50", help="the GPU-bound pairs' limits, A+B,...")
     ap.add_argument("--arms", default="native,off,on", help="comma-separated subset of " + ", ".join(ARMS))
-    ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of bound,loop")
+    ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of bound,loop,train")
     ap.add_argument("--no-launch-bound", action="store_true", help="leave the launch-bound pair out")
     a = ap.parse_args()
     check_round_args(ap, a)
@@ -167,16 +179,20 @@ def main() -> int:
     if not arms or any(x not in ARMS for x in arms):
         ap.error(f"--arms {a.arms!r}: expected a comma-separated subset of {', '.join(ARMS)}")
     cases = [x for x in a.cases.split(",") if x]
-    if not cases or any(x not in ("bound", "loop") for x in cases):
-        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of bound, loop")
+    if not cases or any(x not in ("bound", "loop", "train") for x in cases):
+        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of bound, loop, train")
     plan = [(c, p) for c in cases for p in pairs] + ([] if a.no_launch_bound else [("launch", (50, 50))])
     rows: dict[tuple[str, tuple[int, int], str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="hami-turns-") as d:
         tmp = Path(d)
         fake_dir, app = build_tools(tmp)
-        lib = next(iter(build_libs(ap, a.lib[:1], tmp / "lib").values()))
-        for n, (case, limits), arm in alternating(a.rounds, plan, arms):
-            rows.setdefault((case, limits, arm), []).append(
+        libs = build_libs(ap, a.lib, tmp / "lib")
+        # with two or more --lib builds, each library arm runs with each build ("on@NAME"), all interleaved
+        labels = {(arm if len(libs) == 1 or arm == "native" else f"{arm}@{name}"): (arm, lib)
+                  for arm in arms for name, lib in libs.items()}
+        for n, (case, limits), label in alternating(a.rounds, plan, list(labels)):
+            arm, lib = labels[label]
+            rows.setdefault((case, limits, label), []).append(
                 pair(app, fake_dir, lib, tmp / f"run{n}", case, arm, limits, a.seconds))
     result = {**record_head(a, fake=", ".join(f"{k}={v}" for k, v in SLICED.items()), seconds=a.seconds),
               "rows": [{"case": c, "limits": f"{lim[0]}+{lim[1]}", "arm": arm, "runs": runs}

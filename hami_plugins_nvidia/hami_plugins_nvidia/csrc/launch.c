@@ -1279,15 +1279,23 @@ static void throttle(struct dstate *ds, int sm)
     int waited = 0;
     for (;;) {
         int64_t now = vg_now_ns();
-        note_users(ds, now);  /* waiting for credit is still using the GPU: stay on the list */
-        if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared)
+        /* waiting for credit is still using the GPU: stay on the list; taking turns with nothing in flight, as an
+         * owner that may be filled (turns.c owner_wants: before, a starved owner held its neighbours, the GPU idle) */
+        ds->act_back = waited && ds->stopped && ds->turn_n >= 2 && !ds->busy_since;
+        note_users(ds, now);
+        ds->act_back = 0;
+        if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
+            turns_hold_ends(ds, now);
             return;  /* the neighbour left while this launch waited: under default it goes now */
+        }
         if (harvest_due(ds, now)) {
             harvest(ds);
             ds->harvest_at = now;
         }
-        if (ds->stale)
+        if (ds->stale) {
+            turns_hold_ends(ds, now);
             return;  /* its marks never complete (the in-flight bound would hold it forever): stale_launch waits */
+        }
         /* the share in force: the limit, plus what idle neighbours lend under default (note_users); at most
          * 99 so the bucket keeps refilling and charging (100 would freeze it and leave a debt behind) */
         int share = ds->eff > sm && vg_cfg.core_policy == VG_POLICY_DEFAULT ? (ds->eff < 99 ? ds->eff : 99) : sm;
@@ -1317,8 +1325,10 @@ static void throttle(struct dstate *ds, int sm)
         }
         if (wait == 0)
             return;
-        if (!turn)
+        if (!turn) {
             demand_precision(ds, now);  /* held for credit: its neighbours' n(t) decides when it goes */
+            turns_hold_ends(ds, now);   /* a hold by turns ends where a credit wait begins (turns.c) */
+        }
         if (wait > 200000)
             wait = 200000;  /* keep collecting completions while waiting */
         if (vg_cfg.launch_stats && !turn) {  /* credit waits only (turns.c counts its own) */

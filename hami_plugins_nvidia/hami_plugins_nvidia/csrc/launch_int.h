@@ -55,9 +55,12 @@ struct squeue {
 
 #define FUTURE_MAX_NS 1000000000LL   /* board times further ahead than this are forged: ignored */
 #define TURN_PERIOD_NS 100000000LL   /* HAMI_SM_TURNS (turns.c): the period split into windows, fixed for every process */
-#define TURN_IDLE_NS 3000000LL       /* ... a window's owner with no mark this recent (or waiting for credit) is idle */
+#define TURN_IDLE_NS 3000000LL       /* ... a window's owner with no mark this recent is idle */
 #define TURN_HOLD_MAX_NS 200000000LL /* ... no hold by turns lasts longer ... */
 #define TURN_OFF_NS 1000000000LL     /* ... and one that reached it drops turns for this long */
+#define TURN_GAP_NS 1500000LL        /* ... an owner with no mark this recent (host work) may have its window filled */
+#define TURN_ACT_NS 200000LL         /* ... while taking turns a launch refreshes the activity mark this often */
+#define TURN_FILL_NS 2000000LL       /* ... a neighbour fills a paused owner's window with at most this queued */
 #define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
@@ -236,6 +239,7 @@ struct dstate {
     int turn_slot[HAMI_BOARD_USERS], turn_limit[HAMI_BOARD_USERS];  /* in board order: slot and limit */
     int64_t turn_from;      /* held by turns since, 0 = not held */
     int64_t turn_off_until; /* a hold reached TURN_HOLD_MAX_NS: no turns until then */
+    int act_back;           /* a credit wait with nothing in flight, taking turns: note_users marks it TURN_GAP_NS back */
     int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
 };
 
@@ -331,6 +335,7 @@ void note_users(struct dstate *ds, int64_t now);
 /* turns.c (HAMI_SM_TURNS) */
 void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now);
 int64_t turns_hold(struct dstate *ds, int64_t now);
+void turns_hold_ends(struct dstate *ds, int64_t now);
 void stale_settle(struct dstate *ds);
 /* watcher.c */
 void start_watcher(void);

@@ -151,6 +151,23 @@ struct samples {
 
 static double spin_sync_s;  /* wall seconds the last spin_for spent in its periodic syncs (the final one excluded) */
 
+/* DRIVER_SPIN_MIX=BIG_US:NBIG:NSMALL (bench/turns.py case "train"): spin's kernels come in phases, NBIG kernels of
+ * BIG_US then NSMALL of spin's US, as a training step's GEMMs and its elementwise/optimizer kernels (the library's
+ * per-mark average then misjudges the queued work, as on the GPU). DRIVER_SPIN_STEP_GAP_US=G: G us of host time after
+ * each periodic sync (the step's Python work). Unset or malformed: plain spin. */
+static unsigned mix_big, mix_nbig, mix_nsmall, step_gap;
+
+static void spin_mix_env(void)
+{
+    const char *m = getenv("DRIVER_SPIN_MIX"), *g = getenv("DRIVER_SPIN_STEP_GAP_US");
+    if (!m || sscanf(m, "%u:%u:%u", &mix_big, &mix_nbig, &mix_nsmall) != 3 || mix_big > 1000000 || !mix_nbig ||
+        !mix_nsmall)
+        mix_big = mix_nbig = mix_nsmall = 0;
+    step_gap = g ? (unsigned)atoi(g) : 0;
+    if (step_gap > 1000000)
+        step_gap = 0;
+}
+
 /* Kernels of US microseconds, GAP_US of host time after each, a sync every EVERY launches, for SECS;
  * samples GPU_NS (the fake's GPU time) into SM every BIN seconds when both are given. Counts launches in *N. */
 static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, double bin, struct samples *sm,
@@ -159,6 +176,7 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
     CUresult r = 0;
     double t0 = now_s(), next = t0;
     spin_sync_s = 0;
+    spin_mix_env();
     while (!r && now_s() - t0 < secs) {
         if (sm && gpu_ns) {
             double t = now_s();
@@ -168,11 +186,16 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
                 next = t + bin;
             }
         }
-        r = run_launch("kernel", us);
+        unsigned k = us;
+        if (mix_nbig && (unsigned)*n % (mix_nbig + mix_nsmall) < mix_nbig)
+            k = mix_big;
+        r = run_launch("kernel", k);
         if (++*n % (every > 0 ? every : 1) == 0) {
             double s0 = now_s();
             ssync(NULL);
             spin_sync_s += now_s() - s0;
+            if (step_gap)
+                gap_wait(step_gap);
         }
         if (gap)
             gap_wait(gap);
