@@ -60,6 +60,7 @@ struct squeue {
 #define TURN_OFF_NS 1000000000LL     /* ... and one that reached it drops turns for this long */
 #define TURN_GAP_NS 1500000LL        /* ... an owner with no mark this recent (host work) may have its window filled */
 #define TURN_ACT_NS 200000LL         /* ... while taking turns a launch refreshes the activity mark this often */
+#define TURN_RUN_NS 2000000LL        /* ... a neighbour's open interval counts as running if seen running this recently */
 #define TURN_FILL_NS 2000000LL       /* ... a neighbour fills a paused owner's window with at most this queued */
 #define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
 #define INFLIGHT_MARK_MAX_NS 500000000LL

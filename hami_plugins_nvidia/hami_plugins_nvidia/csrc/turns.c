@@ -131,13 +131,19 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
     ds->turn_n = n >= 2 ? n : 0;
 }
 
-/* Whether board slot i has work running on the GPU: its published busy interval is open (publish, launch.c: opened at
- * its work's GPU start, closed once its marks showed the work done). Board values: a forged one can only make a
- * holder wait (bounded by TURN_DRAIN_NS and TURN_HOLD_MAX_NS) or go (its credit still applies). */
-static int running(const struct hami_board_gpu *g, int i)
+/* Whether board slot i has work running on the GPU now: its published busy interval is open (publish, launch.c) and
+ * its holder saw it running within TURN_RUN_NS (user_open_ns, refreshed by its harvests while the work runs; readers
+ * count an open interval busy only up to there). An open interval alone read stale at times on the fake (a 30 + 70
+ * pair once lost 7-8 % of the GPU to a new owner waiting on it). Board values: a forged one can hold a new owner at
+ * most half its window (turns_hold). */
+static int running(const struct hami_board_gpu *g, int i, int64_t now)
 {
     int64_t since = __atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE);
-    return since > 0 && __atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE) < since;
+    if (since <= 0 || __atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE) >= since)
+        return 0;
+    int64_t seen = __atomic_load_n(&g->user_open_ns[i], __ATOMIC_ACQUIRE);
+    seen = seen > since ? seen : since;
+    return seen <= now + 1000000 && now - seen <= TURN_RUN_NS;
 }
 
 /* Whether the container in board slot i wants the GPU now (see the header): 0 when its activity mark is stale; -1
@@ -181,10 +187,10 @@ static int64_t window_ns(const struct dstate *ds, int w)
 }
 
 /* Whether another participant's work is still running on the GPU. */
-static int others_running(const struct dstate *ds)
+static int others_running(const struct dstate *ds, int64_t now)
 {
     for (int k = 0; k < ds->turn_n; k++)
-        if (k != ds->turn_me && running(ds->bgpu, ds->turn_slot[k]))
+        if (k != ds->turn_me && running(ds->bgpu, ds->turn_slot[k], now))
             return 1;
     return 0;
 }
@@ -201,7 +207,7 @@ int64_t turns_hold(struct dstate *ds, int64_t now)
                                         : -1;
     int hold = 0;
     int64_t len = w >= 0 ? window_ns(ds, w) : 0;
-    if (w == ds->turn_me && phase - (end - len) < len / 2 && others_running(ds)) {
+    if (w == ds->turn_me && phase - (end - len) < len / 2 && others_running(ds, now)) {
         /* the first half of its window, the previous owner's queue still running: launching now would time-slice
          * with it (the owner's end-of-window test estimates its queue at its average per mark, and a training
          * step's phases of long and short kernels fool it: on the fake the spill kept a training-like pair
