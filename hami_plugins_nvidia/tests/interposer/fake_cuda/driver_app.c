@@ -160,12 +160,19 @@ static unsigned mix_big, mix_nbig, mix_nsmall, step_gap;
 static void spin_mix_env(void)
 {
     const char *m = getenv("DRIVER_SPIN_MIX"), *g = getenv("DRIVER_SPIN_STEP_GAP_US");
-    if (!m || sscanf(m, "%u:%u:%u", &mix_big, &mix_nbig, &mix_nsmall) != 3 || mix_big > 1000000 || !mix_nbig ||
-        !mix_nsmall)
+    char end;
+    if (m && (sscanf(m, "%u:%u:%u%c", &mix_big, &mix_nbig, &mix_nsmall, &end) != 3 || !mix_big || mix_big > 1000000 ||
+              !mix_nbig || !mix_nsmall)) {
+        fprintf(stderr, "driver_app: ignoring DRIVER_SPIN_MIX=\"%s\" (expected BIG_US:NBIG:NSMALL, BIG_US 1..1000000)\n", m);
         mix_big = mix_nbig = mix_nsmall = 0;
-    step_gap = g ? (unsigned)atoi(g) : 0;
-    if (step_gap > 1000000)
+    }
+    if (!m)
+        mix_big = mix_nbig = mix_nsmall = 0;
+    step_gap = 0;
+    if (g && (sscanf(g, "%u%c", &step_gap, &end) != 1 || step_gap > 1000000)) {
+        fprintf(stderr, "driver_app: ignoring DRIVER_SPIN_STEP_GAP_US=\"%s\" (expected 0..1000000)\n", g);
         step_gap = 0;
+    }
 }
 
 /* Kernels of US microseconds, GAP_US of host time after each, a sync every EVERY launches, for SECS;
