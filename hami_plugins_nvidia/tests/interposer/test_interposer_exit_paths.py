@@ -96,6 +96,14 @@ def test_worker_dying_with_work_in_flight_is_charged_by_a_survivor(workload: Wor
     assert gone, "no process of the container reclaimed the dead worker's slot"
 
 
+def _ago(now: int, seconds: float) -> int:
+    """A monotonic time `seconds` before `now`, but never before the clock's start: a host booted less than that ago
+    has no such time (a negative one is read as forged, not as old). Still far past every bound tested (500 ms)."""
+    t = max(now - int(seconds * 1e9), 1_000_000)
+    assert now - t >= 5 * 10**9, f"host up only {now / 1e9:.1f} s: cannot forge an old enough time"
+    return t
+
+
 def _forge(w: Workload, index: int, pid: int, owed: int, until: int) -> None:
     """Writes a slot no process owns, as a tenant may: live, pid, owed_ns / owed_until_ns on device 0."""
     with open(w.region_path, "r+b") as f, mmap.mmap(f.fileno(), region.REGION_SIZE) as mm:
@@ -119,7 +127,7 @@ def test_forged_owed_field_is_bounded_and_reported(workload: Workload, case: str
                                                    until_s: float, line: str, most_ms: float) -> None:
     keeper = _keeper(workload)
     now = time.monotonic_ns()
-    owed = -5 if owed_s is None else now + int(owed_s * 1e9)
+    owed = -5 if owed_s is None else (_ago(now, -owed_s) if owed_s <= -1 else now + int(owed_s * 1e9))
     before = charged_s(workload)
     _forge(workload, 900, 999_999_999, owed, now + int(until_s * 1e9) if until_s else 0)
     assert _slot_gone(workload, 999_999_999), "the forged slot was not cleared"
@@ -141,7 +149,7 @@ def test_many_forged_slots_are_bounded_together(workload: Workload) -> None:
     assert workload.run("ctx", "0", "launch", "kernel", "1", "1").returncode == 0
     now = time.monotonic_ns()
     for k in range(12):
-        _forge(workload, 900 + k, 999_999_000 + k, now - 3600 * 10**9, 0)
+        _forge(workload, 900 + k, 999_999_000 + k, _ago(now, 3600), 0)
     r = workload.run("ctx", "0", "launch", "kernel", "1", "1")
     assert r.returncode == 0, r.stderr
     charged_ms = charged_s(workload) * 1e3
