@@ -27,9 +27,9 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
-import region  # noqa: E402 - the region layout, read through cffi (launch_path_cost put its folder on the path)
 from issue18_judge import STATS_SECTIONS, launch_stats_figures
 from launch_path_cost import (
     add_record_args,
@@ -43,6 +43,9 @@ from launch_path_cost import (
     run_rounds,
     write_record,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hami_plugins_nvidia" / "interposer"))
+import region  # noqa: E402 - the region layout, read through cffi
 
 CASES = {"alone": ((70, "force"),), "pair30+70": ((30, "default"), (70, "default")),
          "pair50+50": ((50, "default"), (50, "default"))}

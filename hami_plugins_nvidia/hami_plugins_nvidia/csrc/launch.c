@@ -90,9 +90,10 @@
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
  * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
- * credit is low (or which is held) writes the time into its GPU's board entry (waiter_since_ns, the field of
- * the old turn-taking gate): while another container wrote it within the last 200 ms nobody goes coarse, so
- * the tenants whose decisions depend on n(t) see every neighbour measured precisely. A forged request only
+ * credit is low (or which is held) writes the time into its own user slot of its GPU's board entry (user_held_ns;
+ * also into waiter_since_ns, the one per-GPU field that older builds read): while another container's slot says so
+ * within the last 200 ms nobody goes coarse, so the tenants whose decisions depend on n(t) see every neighbour
+ * measured precisely (one field per GPU let a tenant's own request hide its neighbour's). A forged request only
  * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
  * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
  *
@@ -1103,8 +1104,10 @@ void close_bursts(struct dstate *ds, int64_t now)
     }
 }
 
-/* A capped tenant whose credit is low asks its neighbours on this GPU to measure precisely (see the header):
- * the time goes into the board entry's waiter_since_ns, at most once a millisecond. */
+/* A capped tenant whose credit is low asks its neighbours on this GPU to measure precisely (see the header): the
+ * time goes into its own user slot (user_held_ns, mark_held: the slot that also says it lends nothing), at most once
+ * a millisecond, and into the board entry's waiter_since_ns, the one field per GPU that builds before 2026-12-06
+ * read. */
 static void demand_precision(struct dstate *ds, int64_t now)
 {
     mark_held(ds, now);  /* low on credit: it wants its share, it lends none */
@@ -1114,7 +1117,13 @@ static void demand_precision(struct dstate *ds, int64_t now)
     ds->demand_wrote = now;
 }
 
-/* Whether another container asked for precise measurement within the last 200 ms. */
+/* Whether another container asked for precise measurement within the last 200 ms: a fresh low-credit mark in any
+ * other user's slot. One field per GPU, last writer wins, hid a neighbour's request behind this process's own write
+ * (it ignored its own) on 45 % of a launch-bound pair's launches (fake libcuda; docs/results/2026-12-06-fake-lbpair.md).
+ * A slot is written only by its owner and by forgers; a forged or stale one only makes this process measure precisely
+ * (its cost, never its share), and times more than a second ahead are ignored (board_time). Read at most once a
+ * millisecond (requests are written at most that often): 16 slots are not read on every launch. Without a slot of
+ * its own (a full board) the per-GPU field, as before. */
 static int precision_demanded(struct dstate *ds, int64_t now)
 {
 #ifdef HAMI_NO_PRECISION_REQUESTS  /* bench/test comparison only: neighbours' requests ignored */
@@ -1122,8 +1131,24 @@ static int precision_demanded(struct dstate *ds, int64_t now)
 #endif
     if (!ds->bgpu)
         return 0;
-    int64_t t = board_time(__atomic_load_n(&ds->bgpu->waiter_since_ns, __ATOMIC_ACQUIRE), now, "a precision request");
-    return t && t != ds->demand_wrote && now - t < DEMAND_NS;
+    if (ds->user_idx < 0) {
+        int64_t t = board_time(__atomic_load_n(&ds->bgpu->waiter_since_ns, __ATOMIC_ACQUIRE), now,
+                               "a precision request");
+        return t && t != ds->demand_wrote && now - t < DEMAND_NS;
+    }
+    if (ds->dem_at && now - ds->dem_at < 1000000 && now >= ds->dem_at)
+        return ds->dem_val;
+    int asked = 0;
+    for (int i = 0; i < HAMI_BOARD_USERS && !asked; i++) {
+        if (i == ds->user_idx || !__atomic_load_n(&ds->bgpu->user_id[i], __ATOMIC_ACQUIRE))
+            continue;  /* its own container's slot (its siblings share its charge: siblings.c), or a free one */
+        int64_t t = board_time(__atomic_load_n(&ds->bgpu->user_held_ns[i], __ATOMIC_ACQUIRE), now,
+                               "a precision request");
+        asked = t && now - t < DEMAND_NS;
+    }
+    ds->dem_at = now;
+    ds->dem_val = asked;
+    return asked;
 }
 
 /* A precise window is complete: its average charge per launch becomes the estimate. The doubt of the coarse

@@ -166,6 +166,8 @@ struct dstate {
     int64_t samp_last;      /* their average at the last verification that had any, 0 = none yet */
     uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
+    int64_t dem_at;         /* when precision_demanded last read the other users' slots ... */
+    int dem_val;            /* ... and whether one asked */
     /* lending under the default policy (note_users, throttle) */
     int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
     int64_t frac_bp;        /* this container's charged GPU fraction, decaying average, 1/100 % */
