@@ -619,7 +619,9 @@ static void collect(struct dstate *ds, int all)
                  * The submission is a host clock read, the span's end a converted GPU time. While the reference's
                  * bounds are within 20 us its estimate is the lower bound (ref_time), which puts every converted time
                  * early by the promptest mark's latency (an event record reaching the GPU); a kernel reaches the GPU
-                 * no faster than a record, so a span from the submission still holds the kernel's time. With wider
+                 * no faster than a record, so a span from the submission still holds the kernel's time (where no
+                 * mark since the reference was prompt, early by up to the bounds' width: a residual; on the fake every
+                 * precise launch's start mark on an idle stream was prompt, within ~0.3 us). With wider
                  * bounds the estimate is 20 us below the upper one, and a converted time may be early by that much:
                  * the start moves to the submission less it. No upper bound yet (the first marks): no move (the
                  * fake's first 10 us kernel, its end converted ~9 us early, was charged 0) */
