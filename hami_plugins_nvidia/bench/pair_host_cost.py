@@ -27,6 +27,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
 from issue18_judge import STATS_SECTIONS, launch_stats_figures
@@ -42,6 +43,9 @@ from launch_path_cost import (
     run_rounds,
     write_record,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hami_plugins_nvidia" / "interposer"))
+import region  # noqa: E402 - the region layout, read through cffi
 
 CASES = {"alone": ((70, "force"),), "pair30+70": ((30, "default"), (70, "default")),
          "pair50+50": ((50, "default"), (50, "default"))}
@@ -63,7 +67,7 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, a: argp
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       preexec_fn=lambda c=core: os.sched_setaffinity(0, c)))
     tenants = []
-    for p in procs:
+    for k, p in enumerate(procs):
         out, err = p.communicate(timeout=120)
         words = [ln.split() for ln in out.splitlines() if ln.startswith("passes ")]
         line = next((ln for ln in err.splitlines() if "launch stats:" in ln), None)
@@ -72,7 +76,12 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, a: argp
             raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[-300:]}")
         w = words[-1]
         wall = float(w[3]) - float(w[2])
-        fig.update(launches_per_s=int(w[5]) / wall, gpu_pct=100 * float(w[4]) / wall)
+        # what the library charged the container (its region's busy time over the whole run: the passes window and
+        # the few ms before it), against its limit and the GPU time the fake gave it
+        with region.SharedRegion(tmp / f"t{k}" / "region") as reg:
+            busy = reg.busy_ns(0)
+        fig.update(launches_per_s=int(w[5]) / wall, gpu_pct=100 * float(w[4]) / wall, charged_pct=busy / 1e7 / wall,
+                   charged_us=busy / 1e3 / max(int(w[5]), 1))
         tenants.append(fig)
     return tenants
 
@@ -89,14 +98,15 @@ def markdown(res: dict, raw: dict) -> str:
               f"costs FAKE_CUDA_COSTS_NS=`{res['costs']}`. Medians of {res['rounds']} interleaved runs; host us per "
               "launch from each tenant's launch stats line (sections nest: throttle includes its harvests).", "",
               "| case | build | tenant | coarse % | fast % | records | queries | elapsed | "
-              + " | ".join(STATS_SECTIONS) + " | launches/s | GPU % |",
-              "|---" * (10 + len(STATS_SECTIONS)) + "|"]
+              + " | ".join(STATS_SECTIONS) + " | launches/s | GPU % | charged % | charged us / launch |",
+              "|---" * (12 + len(STATS_SECTIONS)) + "|"]
     for case, by_lib in raw.items():
         for name, runs in by_lib.items():
             for k, (limit, policy) in enumerate(CASES[case]):
                 cells = [f"{med(runs, k, 'coarse_pct'):.1f}", f"{med(runs, k, 'fast_pct'):.1f}",
                          *(f"{med(runs, k, f):.3f}" if f in ("records", "queries", "elapsed") else f"{med(runs, k, f):.2f}"
-                           for f in FIGURES), f"{med(runs, k, 'launches_per_s'):.0f}", f"{med(runs, k, 'gpu_pct'):.1f}"]
+                           for f in FIGURES), f"{med(runs, k, 'launches_per_s'):.0f}", f"{med(runs, k, 'gpu_pct'):.1f}",
+                         f"{med(runs, k, 'charged_pct'):.1f}", f"{med(runs, k, 'charged_us'):.2f}"]
                 lines.append(f"| {case} | {name} | {limit} {policy} | " + " | ".join(cells) + " |")
     lines += ["", "Library host us per launch (before + after the launch), each run in order:", ""]
     lines += case_rows(raw, lambda runs: "; ".join(
@@ -123,7 +133,8 @@ def main() -> int:
     raw = run_rounds(ap, a, cases, "phc-", lambda app, fake_dir, lib, tmp, case: run_case(
         app, fake_dir, lib, tmp, case, a))
     summary = {case: {name: [{f: round(med(runs, k, f), 3) for f in (*FIGURES, "coarse_pct", "fast_pct",
-                                                                        "launches_per_s", "gpu_pct")}
+                                                                        "launches_per_s", "gpu_pct", "charged_pct",
+                                                                        "charged_us")}
                              for k in range(len(CASES[case]))] for name, runs in by_lib.items()}
                for case, by_lib in raw.items()}
     result = record_head(a, provenance="fake libcuda, this 2-core VM (not a GPU)", pattern=a.pattern,

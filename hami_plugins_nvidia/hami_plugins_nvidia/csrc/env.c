@@ -205,6 +205,18 @@ void vg_config_load(void)
         vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
     }
     vg_cfg.sm_sample_cut = (1ULL << 32) / (uint64_t)vg_cfg.sm_sample_every;  /* a compare per launch, no division */
+    /* how long before its launch call returned a kernel may start on the GPU (launch.c submitted_at): a precise busy
+     * period's charge starts no earlier than the return less this, never before the call began. An A/B knob for the
+     * hardware runs (compare the charge per launch with the kernels' own time), bounded: at its bound the charge
+     * starts at the launch call's start */
+    int lead = LAUNCH_LEAD_DEFAULT_NS;
+    const char *ll = getenv("HAMI_SM_LAUNCH_LEAD_NS");
+    if (ll && *ll && !int_in(ll, 0, LAUNCH_LEAD_MAX_NS, &lead)) {
+        vg_log(VG_WARN, "ignoring HAMI_SM_LAUNCH_LEAD_NS=\"%.64s\": expected an integer in [0, %d] (ns); using %d", ll,
+               LAUNCH_LEAD_MAX_NS, LAUNCH_LEAD_DEFAULT_NS);
+        lead = LAUNCH_LEAD_DEFAULT_NS;
+    }
+    vg_cfg.sm_launch_lead_ns = lead;
     /* how often the watcher wakes while the launching thread collects completions itself (watcher.c): an A/B knob for
      * the hardware runs (issue 18: a launch-bound loop pinned to one core shares it with the watcher's ~10,000 wakes a
      * second), bounded so that a launcher that stops is noticed within 1 ms, the watcher's idle poll */

@@ -23,7 +23,9 @@
  * time it got (now 1.00; docs/results/2026-12-04-fake-timeslice-charge.md). Chained work (launched behind its own
  * running work) has no start mark to say it waits: a start mark that waited publishes that its context took the
  * GPU (user_took_ns), and a neighbour's chained work yields from then until the taker's interval ends within one
- * slice (taken_at, resume_time, chained_charge; docs/results/2026-12-05-fake-mixed-slices.md).
+ * slice (taken_at, resume_time, chained_charge; docs/results/2026-12-05-fake-mixed-slices.md). A precise start mark
+ * completes before its launch's kernel is even submitted on an idle GPU: the busy period starts no earlier than the
+ * launch call's return (submitted_at; HAMI_SM_LAUNCH_LEAD_NS moves it earlier, never before the call began).
  *
  * Each container has a token bucket (its shared region) earning limit% of wall time, 50 ms deep beyond the work
  * it has queued (HAMI_BURST_NS, the queued work counted as at least the in-flight bound; the square wave's resume
@@ -88,9 +90,10 @@
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
  * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
- * credit is low (or which is held) writes the time into its GPU's board entry (waiter_since_ns, the field of
- * the old turn-taking gate): while another container wrote it within the last 200 ms nobody goes coarse, so
- * the tenants whose decisions depend on n(t) see every neighbour measured precisely. A forged request only
+ * credit is low (or which is held) writes the time into its own user slot of its GPU's board entry (user_held_ns;
+ * also into waiter_since_ns, the one per-GPU field that older builds read): while another container's slot says so
+ * within the last 200 ms nobody goes coarse, so the tenants whose decisions depend on n(t) see every neighbour
+ * measured precisely (one field per GPU let a tenant's own request hide its neighbour's). A forged request only
  * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
  * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
  *
@@ -583,6 +586,8 @@ static void collect(struct dstate *ds, int all)
         }
         while (q->count > 0) {
             struct mark *m = &q->ring[q->head];
+            if (m == ds->opening)
+                break;  /* its launch call is in progress: its submission time is not known yet (submitted_at) */
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
             if (known > 0) {
                 known--;
@@ -601,12 +606,29 @@ static void collect(struct dstate *ds, int all)
                 /* the GPU reached this stream's work: it executes from here, whatever it waited for before
                  * (another context's time slice, with the launches already enqueued), so the launches it
                  * opens are charged from here, and the busy period starts here for the node board too */
-                int64_t h = calibrate(ds, m, now, paired_h != INT64_MIN ? paired_h : done_h);
-                if (m->first && !m->coarse && h > m->rec) {  /* HAMI_SM_CHARGE_SWITCHES: settled later */
+                int64_t g = calibrate(ds, m, now, paired_h != INT64_MIN ? paired_h : done_h);
+                if (m->first && !m->coarse && g > m->rec) {  /* HAMI_SM_CHARGE_SWITCHES: settled later */
                     if (ds->ngap == 8)
                         settle_gaps(ds, 0);
                     ds->gap_rec[ds->ngap] = m->rec;
-                    ds->gap_start[ds->ngap++] = h;
+                    ds->gap_start[ds->ngap++] = g;  /* the GPU's own time: the switch ended when it reached the mark */
+                }
+                int64_t h = g;
+                /* the launch it opens runs from its submission at the earliest (submitted_at): the GPU idled for
+                 * this process between the mark and then, so neither its charge nor its busy interval starts sooner.
+                 * The submission is a host clock read, the span's end a converted GPU time. While the reference's
+                 * bounds are within 20 us its estimate is the lower bound (ref_time), which puts every converted time
+                 * early by the promptest mark's latency (an event record reaching the GPU); a kernel reaches the GPU
+                 * no faster than a record, so a span from the submission still holds the kernel's time (where no
+                 * mark since the reference was prompt, early by up to the bounds' width: a residual; on the fake every
+                 * precise launch's start mark on an idle stream was prompt, within ~0.3 us). With wider
+                 * bounds the estimate is 20 us below the upper one, and a converted time may be early by that much:
+                 * the start moves to the submission less it. No upper bound yet (the first marks): no move (the
+                 * fake's first 10 us kernel, its end converted ~9 us early, was charged 0) */
+                if (m->sub && ds->off_hi != INT64_MAX) {
+                    int64_t from = m->sub - (ds->off_hi - ds->off_lo <= COLLECT_LAG_NS ? 0 : ds->off_hi - ref_time(ds));
+                    if (from > h)
+                        h = from;
                 }
                 if (h > q->done_end)
                     q->done_end = h;
@@ -621,7 +643,7 @@ static void collect(struct dstate *ds, int all)
                     ds->since_gpu = 1;
                     /* it waited for the GPU (another context held it) and took it at h: said on the board, so a
                      * neighbour's chained work stops counting itself busy from h (taken_at) */
-                    publish_took(ds, ds->shared && ds->busy_since == h && h - m->rec >= TAKE_WAIT_NS ? h : 0);
+                    publish_took(ds, ds->shared && ds->busy_since == h && g - m->rec >= TAKE_WAIT_NS ? h : 0);
                     publish(ds, 1, ds->busy_since);
                 }
                 ds->yield_at = ds->resume_at = 0;  /* its work holds the GPU again */
@@ -1084,8 +1106,10 @@ void close_bursts(struct dstate *ds, int64_t now)
     }
 }
 
-/* A capped tenant whose credit is low asks its neighbours on this GPU to measure precisely (see the header):
- * the time goes into the board entry's waiter_since_ns, at most once a millisecond. */
+/* A capped tenant whose credit is low asks its neighbours on this GPU to measure precisely (see the header): the
+ * time goes into its own user slot (user_held_ns, mark_held: the slot that also says it lends nothing), at most once
+ * a millisecond, and into the board entry's waiter_since_ns, the one field per GPU that builds before 2026-12-06
+ * read. */
 static void demand_precision(struct dstate *ds, int64_t now)
 {
     mark_held(ds, now);  /* low on credit: it wants its share, it lends none */
@@ -1095,7 +1119,13 @@ static void demand_precision(struct dstate *ds, int64_t now)
     ds->demand_wrote = now;
 }
 
-/* Whether another container asked for precise measurement within the last 200 ms. */
+/* Whether another container asked for precise measurement within the last 200 ms: a fresh low-credit mark in any
+ * other user's slot. One field per GPU, last writer wins, hid a neighbour's request behind this process's own write
+ * (it ignored its own) on 45 % of a launch-bound pair's launches (fake libcuda; docs/results/2026-12-06-fake-lbpair.md).
+ * A slot is written only by its owner and by forgers; a forged or stale one only makes this process measure precisely
+ * (its cost, never its share), and times more than a second ahead are ignored (board_time). Read at most once a
+ * millisecond (requests are written at most that often): 16 slots are not read on every launch. Without a slot of
+ * its own (a full board) the per-GPU field, as before. */
 static int precision_demanded(struct dstate *ds, int64_t now)
 {
 #ifdef HAMI_NO_PRECISION_REQUESTS  /* bench/test comparison only: neighbours' requests ignored */
@@ -1103,8 +1133,24 @@ static int precision_demanded(struct dstate *ds, int64_t now)
 #endif
     if (!ds->bgpu)
         return 0;
-    int64_t t = board_time(__atomic_load_n(&ds->bgpu->waiter_since_ns, __ATOMIC_ACQUIRE), now, "a precision request");
-    return t && t != ds->demand_wrote && now - t < DEMAND_NS;
+    if (ds->user_idx < 0) {
+        int64_t t = board_time(__atomic_load_n(&ds->bgpu->waiter_since_ns, __ATOMIC_ACQUIRE), now,
+                               "a precision request");
+        return t && t != ds->demand_wrote && now - t < DEMAND_NS;
+    }
+    if (ds->dem_at && now - ds->dem_at < 1000000 && now >= ds->dem_at)
+        return ds->dem_val;
+    int asked = 0;
+    for (int i = 0; i < HAMI_BOARD_USERS && !asked; i++) {
+        if (i == ds->user_idx || !__atomic_load_n(&ds->bgpu->user_id[i], __ATOMIC_ACQUIRE))
+            continue;  /* its own container's slot (its siblings share its charge: siblings.c), or a free one */
+        int64_t t = board_time(__atomic_load_n(&ds->bgpu->user_held_ns[i], __ATOMIC_ACQUIRE), now,
+                               "a precision request");
+        asked = t && now - t < DEMAND_NS;
+    }
+    ds->dem_at = now;
+    ds->dem_val = asked;
+    return asked;
 }
 
 /* A precise window is complete: its average charge per launch becomes the estimate. The doubt of the coarse
@@ -1842,15 +1888,21 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 q->sample = push_boundary(ds, q, now);
                 ST_COUNT(samples);
             }
+            int opened = 0;
             if (!q->capture && ds->reopen) {
                 ds->reopen = 0;
-                push_mark(ds, q, now, MK_START, 0);
+                opened = push_mark(ds, q, now, MK_START, 0);
             } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
                        (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}, 1))) {
                 /* coarse: a calibration sample only, never published */
-                if (push_mark(ds, q, now, MK_START, 0) && sidle >= 0)
+                opened = push_mark(ds, q, now, MK_START, 0);
+                if (opened && sidle >= 0)
                     q->ring[(q->head + q->count - 1) % RING].first = fresh;
             }
+            /* precise: the busy period this start mark opens is charged from the kernel's submission, which only
+             * launch_end knows (submitted_at); until then the mark is not collected */
+            if (opened && !ds->coarse)
+                ds->opening = &q->ring[(q->head + q->count - 1) % RING];
             if (harvest_due(ds, now)) {
                 harvest(ds);
                 ds->harvest_at = now;
@@ -1864,15 +1916,40 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     } else if (sm < 100) {
         unmeasured_begin(ds, sm, s);  /* fail closed: held and charged all the same (see unmeasured_at) */
     }
-    if (ds->stale)
+    if (ds->stale) {
+        ds->opening = NULL;  /* its marks are dropped */
         stale_launch(ds, qout, s, sm);  /* never fail open (drop_measured) */
+    }
+    if (ds->opening)
+        ds->call_at = vg_now_ns();  /* the driver's launch call begins: its kernel cannot start before */
     return ds;
 }
 
-static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
+/* The earliest host time the kernel of a launch whose precise start mark found its stream idle may have started on
+ * the GPU: the start mark completes when the GPU reaches it, before the launch call has even begun on an idle GPU,
+ * so a charge from there included the launch call's own host time and the library's code before it (fake libcuda,
+ * 6 us launch calls: a 10 us kernel charged 17.3 us, the 30 % tenant of a launch-bound pair held at 17 % of the GPU;
+ * docs/results/2026-12-06-fake-lbpair.md). A kernel is submitted within the launch call, so it starts no earlier
+ * than the call began; a driver submits at the end of the call, and the GPU takes microseconds more to start it, so
+ * the charge starts at the call's return less HAMI_SM_LAUNCH_LEAD_NS (default 0), never before the call began. A
+ * graph launch may submit its first kernels while the call still submits the rest: charged from the call's start.
+ * Called right after the launch call returned (launch_end), under the lock held across it. */
+static int64_t submitted_at(const struct dstate *ds, int graph)
+{
+    if (graph)
+        return ds->call_at;
+    int64_t t = vg_now_ns() - vg_cfg.sm_launch_lead_ns;
+    return t > ds->call_at ? t : ds->call_at;
+}
+
+static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int graph)
 {
     if (!ds)
         return;
+    if (ds->opening) {  /* a failed launch opened nothing: its start mark keeps its own time */
+        ds->opening->sub = q && r == CUDA_SUCCESS ? submitted_at(ds, graph) : 0;
+        ds->opening = NULL;
+    }
     if (!q && unmeasured_at)
         unmeasured_end(ds, r);
     int64_t now = ds->now_at;  /* the launch's clock read: the driver's launch call took microseconds at most */
@@ -1914,6 +1991,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
 }
 
 #define PTS(s) ((s) ? (s) : CU_STREAM_PER_THREAD)
+#define GRAPH(field) (!__builtin_strncmp(#field, "cuGraph", 7))  /* a graph launch (submitted_at): a constant */
 /* The launch entries. Without HAMI_LAUNCH_STATS the launch and its two halves, nothing else; with it the sampled
  * timers around them (st_pick, launch_sampled), apart, so the common case pays one branch for them. */
 #define CONTROLLED(field, stream, ...)                                              \
@@ -1924,7 +2002,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
     if (__builtin_expect(!vg_cfg.launch_stats, 1)) {                                \
         struct dstate *ds = launch_begin(stream, &q);                               \
         CUresult r = vg_real.field(__VA_ARGS__);                                    \
-        launch_end(ds, q, r);                                                       \
+        launch_end(ds, q, r, GRAPH(field));                                         \
         return r;                                                                   \
     }                                                                               \
     int st_ = st_pick();                                                            \
@@ -1933,7 +2011,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r)
     int64_t st_b_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     CUresult r = vg_real.field(__VA_ARGS__);                                        \
     int64_t st_c_ = st_ == 1 ? vg_now_ns() : 0;                                     \
-    launch_end(ds, q, r);                                                           \
+    launch_end(ds, q, r, GRAPH(field));                                             \
     if (WRAP_ONLY)                                                                  \
         ST_COUNT(launches);                                                         \
     if (st_ == 1 && (q || WRAP_ONLY))                                               \

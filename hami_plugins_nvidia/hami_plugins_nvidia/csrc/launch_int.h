@@ -36,6 +36,9 @@ struct mark {
     float ms;        /* its elapsed time after the reference, taken by an idle check (launch.c stream_idle) ... */
     uint32_t ms_gen; /* ... from the reference of this generation (dstate.ref_gen), 0 = none: its conversion needs no
                         second driver call (mark_done) */
+    int64_t sub;     /* precise MK_START opening a launch: the host time its kernel may start from at the earliest
+                        (launch.c submitted_at), 0 = none; the launch call has not returned while dstate.opening
+                        points at it */
 };
 
 struct squeue {
@@ -152,6 +155,9 @@ struct dstate {
     int coarse;             /* the current launches are measured coarsely */
     int verified;           /* a precise window completed since the last coarse phase */
     int reopen;             /* back from coarse mid-busy-period: the next launch gets a start mark */
+    struct mark *opening;   /* the precise start mark of the launch whose driver call is in progress (launch_end sets
+                               its sub; not collected before: collect) */
+    int64_t call_at;        /* ... and the host time that call began at the earliest */
     int64_t mode_at;        /* when the current mode began */
     int64_t est_ns;         /* charge per launch measured by the last precise window, 0 = none yet */
     int64_t doubt_ns;       /* coarse spans not charged (span - estimate) since the last verification */
@@ -164,6 +170,8 @@ struct dstate {
     int64_t samp_last;      /* their average at the last verification that had any, 0 = none yet */
     uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
+    int64_t dem_at;         /* when precision_demanded last read the other users' slots ... */
+    int dem_val;            /* ... and whether one asked */
     /* lending under the default policy (note_users, throttle) */
     int eff;                /* the share in force: the limit plus what active neighbours lend, 0 = not yet */
     int64_t frac_bp;        /* this container's charged GPU fraction, decaying average, 1/100 % */

@@ -40,6 +40,8 @@ struct vg_config {
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     int64_t sm_resume_cap_ns;              /* HAMI_SM_RESUME_CREDIT_MS: cap on the square wave's resume credit, 0 = none */
     int sm_sample_every;                   /* HAMI_SM_SAMPLE_EVERY: one coarse launch in N is a sample (launch.c) */
+    int64_t sm_launch_lead_ns;             /* HAMI_SM_LAUNCH_LEAD_NS: a kernel may start this long before its launch
+                                              call returned (launch.c submitted_at) */
     int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's poll while the launcher collects */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
@@ -58,6 +60,10 @@ extern struct vg_config vg_cfg;
 #define COARSE_SAMPLE_DEFAULT 32
 #define COARSE_SAMPLE_MIN 8
 #define COARSE_SAMPLE_MAX 256
+/* HAMI_SM_LAUNCH_LEAD_NS's default and bound (env.c; launch.c submitted_at): 1 ms is far beyond any launch call's
+ * host time, so the bound makes a precise start at the launch call's start (nothing before it is charged) */
+#define LAUNCH_LEAD_DEFAULT_NS 0
+#define LAUNCH_LEAD_MAX_NS 1000000
 /* HAMI_WATCHER_BUSY_POLL_US's default and bounds (env.c; watcher.c) */
 #define WATCH_POLL_DEFAULT_US 100
 #define WATCH_POLL_MIN_US 100
