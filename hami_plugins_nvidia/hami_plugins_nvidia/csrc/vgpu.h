@@ -40,7 +40,7 @@ struct vg_config {
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     int64_t sm_resume_cap_ns;              /* HAMI_SM_RESUME_CREDIT_MS: cap on the square wave's resume credit, 0 = none */
     int sm_sample_every;                   /* HAMI_SM_SAMPLE_EVERY: one coarse launch in N is a sample (launch.c) */
-    int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's poll while the launcher collects */
+    int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's back-off ceiling (watcher.c) */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
@@ -59,7 +59,7 @@ extern struct vg_config vg_cfg;
 #define COARSE_SAMPLE_MIN 8
 #define COARSE_SAMPLE_MAX 256
 /* HAMI_WATCHER_BUSY_POLL_US's default and bounds (env.c; watcher.c) */
-#define WATCH_POLL_DEFAULT_US 100
+#define WATCH_POLL_DEFAULT_US 1000
 #define WATCH_POLL_MIN_US 100
 #define WATCH_POLL_MAX_US 1000
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
