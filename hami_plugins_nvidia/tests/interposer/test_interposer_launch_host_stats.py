@@ -91,25 +91,22 @@ def test_the_watcher_backs_off_while_the_launcher_collects(workload: Workload) -
     assert wakes * 2 < fast, (wakes, fast)
 
 
-def test_a_pause_is_still_collected_and_the_launching_stretches_back_off(workload: Workload) -> None:
-    # 160 cycles of 100 launches that each cost the fake 20 us of host time (2 ms of launching, the launcher
-    # collecting) and 3 ms of host time with no launch and no sync: each pause is still seen by wakes that collect
-    # (which start the back-off again at 100 us), and the launching stretches wake far less than at the old 100 us
-    # poll (on this VM: ~3.5 collecting wakes a cycle either way; ~4 deferred a cycle by default, ~13 at 100)
+def test_a_pause_is_still_collected_under_the_back_off(workload: Workload) -> None:
+    # 160 cycles of 100 launches that each cost the fake 20 us of host time (2 ms of launching: the launcher collects,
+    # the watcher backs off towards 1 ms) and 3 ms of host time with no launch and no sync: the watcher must still
+    # collect in each pause (closing the burst's last coarse run, keeping the board fresh), not sleep through it (on
+    # this VM: ~3.5 collecting wakes a cycle). The back-off's saving itself is judged by the steady loop above: here
+    # the old 100 us poll's deferred wakes shrink under load (1,219 wakes, 747 deferred in one loaded run)
     env = dict(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="90", HAMI_LAUNCH_STATS="1",
                FAKE_CUDA_COSTS_NS="launch=20000")
     cycles = 160
-    args = ["burst", "kernel", "100", "5", "sleep", "3"] * cycles
-    counts = {}
-    for poll in ("1000", "100"):
-        r = workload.run("ctx", "0", *args, timeout=60, HAMI_WATCHER_BUSY_POLL_US=poll, **env)
-        assert r.returncode == 0, r.stderr
-        m = HOST.search(_stats(r.stderr))
-        assert m, r.stderr
-        counts[poll] = (int(m.group(2)), int(m.group(3)))
-    (wakes, left), (_, fast_left) = counts["1000"], counts["100"]
-    assert wakes - left >= cycles, counts  # every pause is collected (a back-off that stayed long would miss some)
-    assert left * 2 < fast_left, counts
+    r = workload.run("ctx", "0", *(["burst", "kernel", "100", "5", "sleep", "3"] * cycles), timeout=60, **env)
+    assert r.returncode == 0, r.stderr
+    m = HOST.search(_stats(r.stderr))
+    assert m, r.stderr
+    wakes, left = int(m.group(2)), int(m.group(3))
+    assert wakes - left >= cycles, (wakes, left)  # at least one collecting wake a pause, on average
+    assert left > 0, (wakes, left)  # and the launching stretches were left to the launcher
 
 
 def test_the_poll_holds_while_a_launch_holds_the_lock(workload: Workload) -> None:
