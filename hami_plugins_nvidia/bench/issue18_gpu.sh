@@ -225,13 +225,16 @@ case "$STAGE" in
     # voluntary / involuntary context switches.
     #   wrap      -DHAMI_BENCH_WRAP_ONLY: the wrapper handed out and timed, nothing else (no throttle, marks, watcher):
     #             the driver's call through the library with none of its work. Slow => the interposition itself.
-    #   force70   as shipped. Its driver call above wrap's => the library's events or calls slow the driver's launches.
-    #   poll1ms   force70, HAMI_WATCHER_BUSY_POLL_US=1000: the watcher wakes once a ms, not every 100 us, while the
-    #             loop launches. Recovers (and fewer involuntary switches) => the watcher's wakes on the loop's core.
-    #   nowatch   -DHAMI_BENCH_NO_WATCHER: no watcher thread at all.
-    #   native2, force70x2, poll1msx2  the same on cores 2,3.
+    #   poll100   HAMI_WATCHER_BUSY_POLL_US=100: the watcher's fixed 100 us poll while the loop launches (the library
+    #             before 2026-12-06's back-off; record 8: force70 then, 83.1 % of native, ~4,650 wakes a second).
+    #   force70   as shipped: the watcher's wakes back off to 1 ms while the launcher collects (watcher.c). Its driver
+    #             call above wrap's => the library's events or calls slow the driver's launches. Above poll100 with
+    #             ~5x fewer wakes and involuntary switches => the back-off took the wakes off the loop's core.
+    #   nowatch   -DHAMI_BENCH_NO_WATCHER: no watcher thread at all. force70 within noise of it => the watcher no
+    #             longer costs the loop (record 8: HAMI_WATCHER_BUSY_POLL_US=1000 87.7 %, nowatch 87.8 %).
+    #   native2, poll100x2, force70x2  the same on cores 2,3 (record 8: force70x2 then 59.0 %, 1 ms 76.1 %).
     # 8 runs a round x 3 rounds x ~9 s = 216 s + 3 builds ~15 (HC_ROUNDS=2: ~160 s, when the device time is short)
-    step hostcost 230 265 'mkdir -p $R/hostcost; python3 $B/launch_cost.py --out $R/hostcost --seconds 3 --rounds ${HC_ROUNDS:-3} --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant force70=$C: --variant poll1ms=$C::HAMI_WATCHER_BUSY_POLL_US=1000 --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant native2=native:::2,3 --variant force70x2=$C:::2,3 --variant poll1msx2=$C::HAMI_WATCHER_BUSY_POLL_US=1000:2,3'
+    step hostcost 230 265 'mkdir -p $R/hostcost; python3 $B/launch_cost.py --out $R/hostcost --seconds 3 --rounds ${HC_ROUNDS:-3} --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant poll100=$C::HAMI_WATCHER_BUSY_POLL_US=100 --variant force70=$C: --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant native2=native:::2,3 --variant poll100x2=$C::HAMI_WATCHER_BUSY_POLL_US=100:2,3 --variant force70x2=$C:::2,3'
     ;;
   11)
     echo "# stage 11: the training pair's loss without the library (record 6: limited pairs 90-93 % of solo, charged 98-100 %): solo x2, native pair x3, the unlimited pair's charge (priority 0) once; pair_work.py reads it"

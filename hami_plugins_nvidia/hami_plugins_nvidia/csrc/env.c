@@ -217,9 +217,10 @@ void vg_config_load(void)
         lead = LAUNCH_LEAD_DEFAULT_NS;
     }
     vg_cfg.sm_launch_lead_ns = lead;
-    /* how often the watcher wakes while the launching thread collects completions itself (watcher.c): an A/B knob for
-     * the hardware runs (issue 18: a launch-bound loop pinned to one core shares it with the watcher's ~10,000 wakes a
-     * second), bounded so that a launcher that stops is noticed within 1 ms, the watcher's idle poll */
+    /* the longest the watcher sleeps while the launching thread collects completions itself (watcher.c: its wakes
+     * back off from 100 us to this; issue 18: a launch-bound loop pinned to one core shares it with the watcher's
+     * wakes), bounded so that a launcher that stops is noticed within 1 ms, the watcher's idle poll; 100 = the fixed
+     * 100 us poll of before (an A/B knob for the hardware runs) */
     int poll_us = WATCH_POLL_DEFAULT_US;
     const char *wp = getenv("HAMI_WATCHER_BUSY_POLL_US");
     if (wp && *wp && !int_in(wp, WATCH_POLL_MIN_US, WATCH_POLL_MAX_US, &poll_us)) {

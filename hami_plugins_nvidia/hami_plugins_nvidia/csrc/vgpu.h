@@ -42,7 +42,7 @@ struct vg_config {
     int sm_sample_every;                   /* HAMI_SM_SAMPLE_EVERY: one coarse launch in N is a sample (launch.c) */
     int64_t sm_launch_lead_ns;             /* HAMI_SM_LAUNCH_LEAD_NS: a kernel may start this long before its launch
                                               call returned (launch.c submitted_at) */
-    int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's poll while the launcher collects */
+    int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's back-off ceiling (watcher.c) */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
@@ -65,7 +65,7 @@ extern struct vg_config vg_cfg;
 #define LAUNCH_LEAD_DEFAULT_NS 0
 #define LAUNCH_LEAD_MAX_NS 1000000
 /* HAMI_WATCHER_BUSY_POLL_US's default and bounds (env.c; watcher.c) */
-#define WATCH_POLL_DEFAULT_US 100
+#define WATCH_POLL_DEFAULT_US 1000
 #define WATCH_POLL_MIN_US 100
 #define WATCH_POLL_MAX_US 1000
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
