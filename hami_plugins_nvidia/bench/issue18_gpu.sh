@@ -44,8 +44,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -260,6 +260,25 @@ case "$STAGE" in
     # Record 7 (H100): the native matmul pair summed 91.2 %, the limited ones 93.3 and 91.4 %: the same loss as the
     # training pairs'. 1 solo ~10 + 4 pairs x ~12.5 = ~60 per arm (stage 4's matmul pairs: 93 s for 3 repeats + native)
     step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:"'
+    step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
+    ;;
+  13)
+    echo "# stage 13: the launch-bound loop after session 16 (a precise charge from the launch call's return, precision requests per user slot, the watcher's back-off): inference alone and in pairs (judged as stage 1's launch-cost), then the ladder with 2 rounds"
+    step info 5 10 "$INFO"
+    # record 8 (H100, 0ed0a95): alone 1.54 us a launch (5.9 %); the fitting pairs kept 57.7 / 65.1 % of the native
+    # pair, both tenants mostly precise (~4-5 us of library host time a launch). Fake after the change: the 30+70
+    # pair +16-19 % launches, the 70 % tenant 21 -> 80 % coarse (docs/results/2026-12-06-fake-precise.md).
+    step launch-cost 224 250 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 3'
+    # the ladder of stage 10 with 2 rounds (~160 s): poll100 (the old fixed poll) against force70 (the back-off)
+    step hostcost 160 190 'mkdir -p $R/hostcost; python3 $B/launch_cost.py --out $R/hostcost --seconds 3 --rounds 2 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant poll100=$C::HAMI_WATCHER_BUSY_POLL_US=100 --variant force70=$C: --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant native2=native:::2,3 --variant poll100x2=$C::HAMI_WATCHER_BUSY_POLL_US=100:2,3 --variant force70x2=$C:::2,3'
+    ;;
+  14)
+    echo "# stage 14: taking turns after session 16's fill and handover (HAMI_SM_TURNS=1, an experiment, not judged): the training pairs on, then off, then the matmul pairs on; stage 12's steps in the order that matters most"
+    step info 5 10 "$INFO"
+    # record 8: training on 88.0-92.1 % (charged 0.92-0.98, the 70 % tenant 0.62-0.64, longest hold 245.6 ms), off
+    # 89.8-93.3; matmul on 98.4-98.9, off 90.7-93.5. Now: on >= off in every pair, longest <= 200 ms, 0 cut
+    step turns-on 100 130 'mkdir -p $R/turns-on; python3 $B/real_workloads.py --out $R/turns-on --part share --seconds $W --repeat 2 --plan "train::1:" --tenant-env HAMI_SM_TURNS=1'
+    step turns-off 100 130 'mkdir -p $R/turns-off; python3 $B/real_workloads.py --out $R/turns-off --part share --seconds $W --repeat 2 --plan "train::1:"'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
     ;;
 esac
