@@ -19,4 +19,4 @@ get .whl pydantic==2.12.5 pydantic-core==2.41.5 annotated-types==0.7.0 typing-in
   requests-oauthlib==2.0.0 oauthlib==3.3.1 durationpy==0.10 rsa==4.9.1 pyasn1==0.6.1 pyasn1-modules==0.4.2 \
   cachetools==5.5.2
 get .whl-node grpcio==1.85.3 protobuf==7.36.2
-echo "wheels in .whl/ and .whl-node/ (ignore both in .git/info/exclude)"
+echo "wheels in .whl/ and .whl-node/ (both git-ignored: the device tool carries them by name, carry [\".whl\"])"

@@ -62,7 +62,8 @@ def stats_fields(line: object) -> dict[str, float]:
     # since 2026-12-06: the driver's own launch call, the watcher's wakes and CPU, the exiting thread's switches
     if m := re.search(r"driver's launch call ([\d.]+) us; watcher (\d+) wakes \((\d+) left to the launcher\), "
                       r"([\d.]+) ms CPU; this thread ([\d.]+) ms CPU, (\d+) voluntary \+ (\d+) involuntary", line):
-        out.update(driver_us=float(m.group(1)), wakes=float(m.group(2)), watcher_cpu_ms=float(m.group(4)),
+        out.update(driver_us=float(m.group(1)), wakes=float(m.group(2)), wakes_left=float(m.group(3)),
+                   watcher_cpu_ms=float(m.group(4)),
                    thread_cpu_ms=float(m.group(5)), invol=float(m.group(7)))
     return out
 

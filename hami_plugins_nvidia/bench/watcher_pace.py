@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -33,9 +32,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hami_plugins_nvidia"))
 from hami_plugins_nvidia.interposer import build, region  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from launch_ladder import stats_fields  # noqa: E402 - the stats line's watcher and switch fields, parsed in one place
+
 FAKE = REPO / "hami_plugins_nvidia/tests/interposer/fake_cuda"
-HOST = re.compile(r"watcher (\d+) wakes \((\d+) left to the launcher\), ([\d.]+) ms CPU; this thread ([\d.]+) ms CPU, "
-                  r"(\d+) voluntary \+ (\d+) involuntary")
 WARM = ["spin", "3", "3000", "0.8", "1000"]  # nearly idle: the bucket fills, a window verifies, coarse begins
 
 
@@ -111,9 +111,11 @@ def main() -> int:
                 out, err, _ = run(app, work, lib, ["spin", a.kernel_us, "0", a.seconds, a.sync], a.cores or None,
                                   FAKE_CUDA_COSTS_NS=f"launch={a.launch_ns}", **env)
                 sp = next(ln for ln in out.splitlines() if ln.startswith("spin ")).split()
-                el, n, m = float(sp[3]) - float(sp[2]), int(sp[5]), HOST.search(err)
-                row = {"rate": n / el, "wakes_s": int(m.group(1)) / el, "left": int(m.group(2)),
-                       "invol_s": int(m.group(6)) / el}
+                el, n = float(sp[3]) - float(sp[2]), int(sp[5])
+                f = stats_fields(next((ln for ln in err.splitlines() if "launch stats:" in ln), None))
+                if "wakes" not in f:
+                    raise SystemExit(f"watcher_pace: {name}: no launch stats line with the watcher's wakes")
+                row = {"rate": n / el, "wakes_s": f["wakes"] / el, "left": f["wakes_left"], "invol_s": f["invol"] / el}
                 res["loop"][name].append(row)
                 print("loop", r, name, {k: round(v, 1) for k, v in row.items()}, flush=True)
         if a.part in ("charge", "both"):

@@ -49,10 +49,12 @@
 #define _GNU_SOURCE
 #include "launch_int.h"
 
-/* The windows' owner at phase (ns into the period): the index of the window holding it, its end in *end_ns. The
- * windows follow limit[] in order, each period * limit / sum long (the last one ends at the period). -1 when turns
- * do not apply: fewer than two, a limit outside 1..100 or a sum above 100, a period or phase out of range. */
-int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t phase_ns, int64_t *end_ns)
+/* The windows' owner at phase (ns into the period): the index of the window holding it, its start and end in
+ * *start_ns, *end_ns. The windows follow limit[] in order, each period * limit / sum long (the last one ends at the
+ * period). -1 when turns do not apply: fewer than two, a limit outside 1..100 or a sum above 100, a period or phase
+ * out of range. */
+static int turn_window(const int *limit, int n, int64_t period_ns, int64_t phase_ns, int64_t *start_ns,
+                       int64_t *end_ns)
 {
     if (n < 2 || n > HAMI_BOARD_USERS || period_ns <= 0 || period_ns > (1LL << 40) || phase_ns < 0 ||
         phase_ns >= period_ns)
@@ -71,12 +73,19 @@ int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t pha
         acc += limit[i];
         int64_t end = i == n - 1 ? period_ns : period_ns * acc / sum;
         if (phase_ns >= start && phase_ns < end) {
+            *start_ns = start;
             *end_ns = end;
             return i;
         }
         start = end;
     }
     return -1;
+}
+
+int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t phase_ns, int64_t *end_ns)
+{
+    int64_t start;
+    return turn_window(limit, n, period_ns, phase_ns, &start, end_ns);
 }
 
 /* Whether this process takes part now: the GPU contended and its demand alone at least its limit (it would use its
@@ -173,19 +182,6 @@ void turns_hold_ends(struct dstate *ds, int64_t now)
     ds->turn_from = 0;
 }
 
-/* Window w's length (the windows as hami_vgpu_turn_owner splits them). */
-static int64_t window_ns(const struct dstate *ds, int w)
-{
-    int sum = 0, acc = 0;
-    for (int i = 0; i < ds->turn_n; i++) {
-        sum += ds->turn_limit[i];
-        acc += i < w ? ds->turn_limit[i] : 0;
-    }
-    int64_t start = TURN_PERIOD_NS * acc / sum;
-    int64_t end = w == ds->turn_n - 1 ? TURN_PERIOD_NS : TURN_PERIOD_NS * (acc + ds->turn_limit[w]) / sum;
-    return end - start;
-}
-
 /* Whether another participant's work is still running on the GPU. */
 static int others_running(const struct dstate *ds, int64_t now)
 {
@@ -202,12 +198,12 @@ int64_t turns_hold(struct dstate *ds, int64_t now)
         ds->act_at = now;  /* launching: fresh within TURN_ACT_NS, so a host gap shows soon (owner_wants) */
         __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);
     }
-    int64_t end = 0, phase = now % TURN_PERIOD_NS;
-    int w = ds->turn_n >= 2 && ds->bgpu ? hami_vgpu_turn_owner(ds->turn_limit, ds->turn_n, TURN_PERIOD_NS, phase, &end)
-                                        : -1;
+    int64_t start = 0, end = 0, phase = now % TURN_PERIOD_NS;
+    int w = ds->turn_n >= 2 && ds->bgpu
+                ? turn_window(ds->turn_limit, ds->turn_n, TURN_PERIOD_NS, phase, &start, &end)
+                : -1;
     int hold = 0;
-    int64_t len = w >= 0 ? window_ns(ds, w) : 0;
-    if (w == ds->turn_me && phase - (end - len) < len / 2 && others_running(ds, now)) {
+    if (w == ds->turn_me && phase - start < (end - start) / 2 && others_running(ds, now)) {
         /* the first half of its window, the previous owner's queue still running: launching now would time-slice
          * with it (the owner's end-of-window test estimates its queue at its average per mark, and a training
          * step's phases of long and short kernels fool it: on the fake the spill kept a training-like pair
