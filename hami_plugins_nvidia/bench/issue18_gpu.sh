@@ -4,14 +4,12 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..14 (stage 1 = what changed since the last GPU run). Next session (record 8 ran 12, 1, 10 on 0ed0a95, then
-# 13, 14 and stage 1's tamper and conformance on db2b343, an H100): 2 first (~500 s: CuPy, graphs, JAX alone and in
-# pairs on the current code; the graphs and JAX 30+70 pairs' 70 % tenant was charged 7-9 points short in record 7,
-# before the precise charge from the launch call's return), then 13 (~390 s: the inference pairs, after any change to
-# precision requests), then 4 (~460 s: matmul alone and pairs, memory, timelines), then 8 (~341 s: training pairs x3).
-# Turns as the default needs stages 2, 4 and 14 with HAMI_SM_TURNS=1 on every tenant first. Batch stages into the first
-# calls while the machine is warm: a failed machine start costs 90-180 s of the 30 minutes. Pass HAMI_COMMIT=<sha>
-# before the command when the machine may hold a stale copy of .git (record 8's second machine did).
+# STAGE 1..15 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs).
+# Next: 13 (~390 s: the inference pairs, with turns on and off), then 4 (~460 s: matmul alone and pairs, memory,
+# timelines), then 8 (~341 s: training pairs x3). Batch stages into the first calls while the machine is warm: a failed
+# machine start costs 90-180 s of the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold
+# a stale copy of .git (record 8's second machine did).
 # Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
 # every on-phase alone, and a power-capped GPU runs short bursts faster): the judge writes it as a comparison.
 # Stage 7 runs several processes of one container (multiproc: a container's processes are charged once): matmul
@@ -45,8 +43,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -281,6 +279,16 @@ case "$STAGE" in
     step turns-on 100 130 'mkdir -p $R/turns-on; python3 $B/real_workloads.py --out $R/turns-on --part share --seconds $W --repeat 2 --plan "train::1:" --tenant-env HAMI_SM_TURNS=1'
     step turns-off 100 130 'mkdir -p $R/turns-off; python3 $B/real_workloads.py --out $R/turns-off --part share --seconds $W --repeat 2 --plan "train::1:"'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
+    ;;
+  15)
+    echo "# stage 15: stage 2's pairs with taking turns (HAMI_SM_TURNS=1 on every tenant, an experiment, not judged): CuPy, CUDA graphs, JAX, one solo each and the pairs 30+70 and 50+50 x2; with stage 2 on the same machine, the A/B that turns as the default needs"
+    step info 5 10 "$INFO"
+    # record 9 (H100, 818501f) stage 2: cupy 73 s, graphs 113 s, jax 105 s for alone x3 + probe + native pair + pairs x3
+    step cupy-on 60 90 'mkdir -p $R/cupy-on; python3 $B/real_workloads.py --out $R/cupy-on --part share --seconds $W --repeat 2 --plan "cupy::1:" --tenant-env HAMI_SM_TURNS=1'
+    step graphs-on 90 130 'mkdir -p $R/graphs-on; python3 $B/real_workloads.py --out $R/graphs-on --part share --seconds $W --repeat 2 --plan "graphs::1:" --tenant-env HAMI_SM_TURNS=1'
+    step jax-on 85 120 'mkdir -p $R/jax-on; python3 $B/real_workloads.py --out $R/jax-on --part share --seconds $W --repeat 2 --plan "jax::1:" --tenant-env HAMI_SM_TURNS=1'
+    step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
+    step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:"'
     ;;
 esac
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"
