@@ -4,9 +4,9 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..15 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..16 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs).
-# Next: 13 (~390 s: the inference pairs, with turns on and off), then 4 (~460 s: matmul alone and pairs, memory,
+# Next: 16 (~390 s: conformance and the inference pairs with turns on, the default since session 17, and off), then 4 (~460 s: matmul alone and pairs, memory,
 # timelines), then 8 (~341 s: training pairs x3). Batch stages into the first calls while the machine is warm: a failed
 # machine start costs 90-180 s of the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold
 # a stale copy of .git (record 8's second machine did).
@@ -43,8 +43,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -289,6 +289,17 @@ case "$STAGE" in
     step jax-on 85 120 'mkdir -p $R/jax-on; python3 $B/real_workloads.py --out $R/jax-on --part share --seconds $W --repeat 2 --plan "jax::1:" --tenant-env HAMI_SM_TURNS=1'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
     step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:"'
+    ;;
+  16)
+    echo "# stage 16: taking turns as the default (session 17): the conformance behaviour (training + inference pair), the inference loop alone and in pairs with the library as shipped (judged) and with HAMI_SM_TURNS=0 (not judged), the tamper tests"
+    step info 5 10 "$INFO"
+    step wheels 10 25 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    step install 25 50 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
+    # record 8 (db2b343, turns off): partial, charged 49.6 + 43.7 = 93.3 %; ~75-107 s
+    step conformance 110 140 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
+    # stage 13's launch cost (146 s for one variant, 3 pair repeats) with a second variant and 2 repeats: ~190 s
+    step launch-cost 190 230 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --variant off=$C::HAMI_SM_TURNS=0 --pairs lib,off --pair-limits 50+50,30+70 --pair-repeat 2'
+    step tamper 50 75 'PYTHONPATH=/tmp/site HAMI_INTERPOSER_REAL_DRIVER=1 python3 -m pytest hami_plugins_nvidia/tests/interposer/test_interposer_tamper.py --confcutdir=hami_plugins_nvidia/tests/interposer -o addopts=--import-mode=importlib -p no:cacheprovider -q -rxs'
     ;;
 esac
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"
