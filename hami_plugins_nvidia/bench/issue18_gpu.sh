@@ -84,7 +84,7 @@ rw() {  # real_workloads.py --part share with a plan, into its own folder (a tim
   echo "mkdir -p \$R/$1; python3 \$B/real_workloads.py --out \$R/$1 --part share --seconds \$W --repeat 3 --plan '$2'"
 }
 
-INFO='{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; echo "commit ${HAMI_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)} dirty=$(git status --porcelain 2>/dev/null | wc -l)"; echo "csrc-sha256 $(cat $C/*.c $C/*.h | sha256sum | cut -c1-16)"; echo "stage $STAGE, $(nproc) cores"; python3 -c "import torch; print(\"torch\", torch.__version__)"; } > $R/device.txt'
+INFO='{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; echo "commit ${HAMI_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)} dirty=$(git status --porcelain 2>/dev/null | wc -l)"; echo "csrc-sha256 $(cat $C/*.c $C/*.h | sha256sum | cut -c1-16)"; echo "stage $STAGE, $(nproc) cores"; echo "env $(env | grep -E "^(HAMI_SM_|HAMI_WATCHER_|GPU_CORE_|CUDA_DEVICE_)" | sort | tr "\n" " ")"; python3 -c "import torch; print(\"torch\", torch.__version__)"; } > $R/device.txt'
 
 if [ "$DRY" = 1 ]; then
   echo "# variables: OUT=\$OUT R=$R B=$B C=$C W=$W (seconds per measured window; \$OUT/stage$STAGE.tgz refreshed after each step)"

@@ -535,8 +535,10 @@ def is_real_device(line: str) -> bool:
 
 
 def read_device_txt(path: Path) -> tuple[str | None, str | None]:
-    """device.txt: the nvidia-smi line and the commit ("commit <sha> ..." or a `git log --oneline` line)."""
-    device = commit = None
+    """device.txt: the nvidia-smi line and the commit ("commit <sha> ..." or a `git log --oneline` line); an "env"
+    line (issue18_gpu.sh: the library knobs set for the whole stage) is appended to the commit, so that a stage run
+    with a knob changed never reads as the library as shipped."""
+    device = commit = env = None
     for line in _read(path, path).decode(errors="replace").splitlines():
         line = line.strip()
         if device is None and DEVICE_LINE.match(line):
@@ -544,6 +546,10 @@ def read_device_txt(path: Path) -> tuple[str | None, str | None]:
         m = COMMIT_LINE.match(line)
         if commit is None and m:
             commit = (m.group("a") + (m.group("rest") or "").rstrip()) if m.group("a") else m.group("b")
+        if line.startswith("env ") and line[4:].strip():
+            env = line[4:].strip()  # library knobs the whole stage ran with: part of every row's provenance
+    if commit is not None and env:
+        commit = f"{commit}; stage env {env[:200]}"
     return device, commit
 
 

@@ -1001,3 +1001,15 @@ def test_a_gpu_bound_pair_row_says_what_the_native_pair_summed_without_changing_
     _pair_file(tmp_path / "in" / "stage11", "1111111aaaaa", native)
     row = _targets(_card(judge, tmp_path / "in", tmp_path / "b"))["matmul pair 50+50"]
     assert "native_pair_sum" not in row and "native pair" not in row["why"] and row["verdict"] == "not met"
+
+
+def test_a_stage_run_with_library_knobs_names_them_in_its_provenance(judge, tmp_path) -> None:
+    """issue18_gpu.sh writes an "env" line of the library knobs set for the whole stage: a stage run with one changed
+    (HAMI_SM_TURNS=1 before the default changed) must never read as the library as shipped."""
+    txt = tmp_path / "device.txt"
+    txt.write_text(f"{H200}, 1980 MHz\ncommit 1d07abc0fa08 dirty=1\ncsrc-sha256 a05827c8c8260ecf\n"
+                   "stage 16, 16 cores\nenv HAMI_SM_TURNS=1 \ntorch 2.11.0+cu130\n")
+    device, commit = judge.read_device_txt(txt)
+    assert device.startswith(H200) and commit == "1d07abc0fa08 dirty=1; stage env HAMI_SM_TURNS=1"
+    txt.write_text(f"{H200}, 1980 MHz\ncommit 1d07abc0fa08 dirty=0\nstage 16, 16 cores\nenv \n")
+    assert judge.read_device_txt(txt)[1] == "1d07abc0fa08 dirty=0"
