@@ -4,10 +4,12 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..16 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..17 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs).
-# Next: 16 (~390 s: conformance and the inference pairs with turns on, the default since session 17, and off), then 4 (~460 s: matmul alone and pairs, memory,
-# timelines), then 8 (~341 s: training pairs x3). Batch stages into the first calls while the machine is warm: a failed
+# Next (session 17's end, after turns became the default): 16 (~350 s: conformance, the inference loop alone and in
+# pairs as shipped and with HAMI_SM_TURNS=0, the tamper tests), then 17 (~240 s: the matmul and training pairs x3,
+# judged), then 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is
+# warm: a failed
 # machine start costs 90-180 s of the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold
 # a stale copy of .git (record 8's second machine did).
 # Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
@@ -43,8 +45,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -300,6 +302,14 @@ case "$STAGE" in
     # stage 13's launch cost (146 s for one variant, 3 pair repeats) with a second variant and 2 repeats: ~190 s
     step launch-cost 190 230 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --variant off=$C::HAMI_SM_TURNS=0 --pairs lib,off --pair-limits 50+50,30+70 --pair-repeat 2'
     step tamper 50 75 'PYTHONPATH=/tmp/site HAMI_INTERPOSER_REAL_DRIVER=1 python3 -m pytest hami_plugins_nvidia/tests/interposer/test_interposer_tamper.py --confcutdir=hami_plugins_nvidia/tests/interposer -o addopts=--import-mode=importlib -p no:cacheprovider -q -rxs'
+    ;;
+  17)
+    echo "# stage 17: the GPU-bound pairs with the library as shipped (judged): matmul 30+70 and 50+50 x3 with the native pair, the training pairs x3 with the policy timeline"
+    step info 5 10 "$INFO"
+    # record 9 stage 15 (H100): the matmul arms of 2 pairs x2 + 1 solo took 44 s each; x3 + native ~70 s
+    step matmul-pairs 141 160 "$(rw matmul-pairs 'matmul::2:n')"
+    # stage 8's training pairs (x3, the policy timeline): 190 s estimated on the H200, 0.74 x that on the H100
+    step train-pairs 190 215 "$(rw train-pairs 'train::2:t')"
     ;;
 esac
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"
