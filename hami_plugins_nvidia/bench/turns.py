@@ -3,8 +3,9 @@
 Two containers (each its own region, one node board, one fake GPU) run the same driver_app loop, started together.
 The fake's GPU runs time slices with a switch cost (SLICED below), which a native GPU-bound pair pays on every
 slice: the pair's useful GPU time (the fake's own accounting, both tenants' summed over the wall) falls short of
-the whole GPU by about switch / (slice + switch). Arms: native (no library), off (the library, HAMI_SM_TURNS unset)
-and on (HAMI_SM_TURNS=1). Cases:
+the whole GPU by about switch / (slice + switch). Arms: native (no library), off (the library, HAMI_SM_TURNS=0:
+time-slicing), on (HAMI_SM_TURNS=1) and default (the knob unset: on since issue 18's record 9; a --lib build from
+before that is off unset). Cases:
   bound   2 ms kernels, a sync every 4 (GPU-bound), GPU_CORE_UTILIZATION_POLICY=force, limits from --pairs;
   loop    (--cases loop) shaped like the H100's training loop (record 7: ~750 launches a step, one sync, the host
           far ahead of its GPU): 60 us kernels launched back to back, a sync every 750, force, limits from --pairs.
@@ -55,8 +56,8 @@ PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "1
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default"}
-ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
-#: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
+ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {}}
+#: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
                           r"full-ring waits (?P<full>[\d.]+) ms)?")

@@ -1,5 +1,5 @@
-/* turns.c - HAMI_SM_TURNS=1 (opt-in, default off; issue 18's GPU-bound pairs): capped containers that are all
- * GPU-bound on one GPU take turns instead of time-slicing.
+/* turns.c - HAMI_SM_TURNS (on unless it is 0, since issue 18's record 9; HAMI_SM_TURNS=0 time-slices as before):
+ * capped containers that are all GPU-bound on one GPU take turns instead of time-slicing.
  *
  * Why: two contexts with work queued at once time-slice the GPU, and each switch (and the caches it spoils) costs
  * GPU time: on the H100 the training pairs got 0.90-0.96 of the solo's work per charged second (docs/results/

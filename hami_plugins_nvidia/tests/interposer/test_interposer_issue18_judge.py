@@ -349,10 +349,19 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
     assert len(steps) >= (2 if stage in ("9", "10", "11") else 3) and steps[0].startswith("step info ")
-    if stage == "12":  # the knob off, then on, with the same plan: only the tenant env differs
-        off, on = (s for s in steps if s.startswith(("step turns-off ", "step turns-on ")))
-        assert "HAMI_SM_TURNS" not in off and on.count("--tenant-env HAMI_SM_TURNS=1") == 1
-        assert on.replace(" --tenant-env HAMI_SM_TURNS=1", "").replace("turns-on", "turns-off") == off
+    if stage in ("12", "14", "15"):  # the knob off, then on, with the same plan: only the tenant env differs
+        # turns are on by default: an "-off" step says HAMI_SM_TURNS=0 itself, an "-on" step =1
+        pairs = {"12": ("turns", "matmul"), "14": ("turns",), "15": ("matmul",)}[stage]  # its A/B pairs
+        for kind in ("turns", "matmul"):
+            arms = {s.split()[1]: s for s in steps if s.startswith((f"step {kind}-off ", f"step {kind}-on "))}
+            if kind in pairs:
+                assert set(arms) == {f"{kind}-off", f"{kind}-on"}, arms
+            for arm, s in arms.items():
+                want = "0" if arm.endswith("-off") else "1"
+                assert s.count("HAMI_SM_TURNS") == 1 and s.count(f"--tenant-env HAMI_SM_TURNS={want}") == 1, s
+            if len(arms) == 2:
+                on, off = arms[f"{kind}-on"], arms[f"{kind}-off"]
+                assert on.replace("HAMI_SM_TURNS=1", "HAMI_SM_TURNS=0").replace(f"{kind}-on", f"{kind}-off") == off
     limits = []
     for ln in steps:
         m = re.match(r"step [\w-]+ est=(\d+)s: timeout -k 5 (\d+) bash -c '.*' > \S+\.log 2>&1$", ln)
