@@ -61,6 +61,7 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app
     record_head,
     write_record,
 )
+from turns import turn_stats  # noqa: E402 - the launch stats line's turns section (csrc/turns.c)
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
@@ -187,6 +188,7 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                     row.update(sw_charged_pct=100 * float(sw.group(1)) / 1e3 / wall,
                                sw_free_pct=100 * float(sw.group(2)) / 1e3 / wall,
                                solo_demand_pct=float(sw.group(3)), neighbours_pct=float(sw.group(4)))
+                row.update(turn_stats(err))  # turns on, holds by another's window, credit holds (when present)
                 v = VERIFY_RE.search(err)
                 if v:
                     row.update(verifications=int(v.group(1)), doubt_charges=int(v.group(2)),
@@ -209,10 +211,12 @@ def markdown(result: dict, note: str) -> str:
               "measured coarsely; us = library host us per launch before + after the driver call (a held tenant's waits for "
               "credit included); doubt = coarse spans charged in full by failed verifications, % of the window; "
               "sw charged = switches into its context charged, % of the window; demand = its last estimate of its demand "
-              "alone while shared (switch charging's rule; builds before 2026-12-05 report neither).", "",
+              "alone while shared (switch charging's rule; builds before 2026-12-05 report neither); turns on / held = how long "
+              "it took turns and was held by another's window, ms (csrc/turns.c; '-' where its line has no turns "
+              "section: turns off).", "",
               "| case | run | build | tenant | tput % | GPU % | sw % | charged % | c/G | c/(G+sw) | coarse % | us "
-              "| doubt % | sw charged % | demand % |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| doubt % | sw charged % | demand % | turns on ms | turns held ms |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def span(xs: list[float], fmt: str) -> str:
         xs = [x for x in xs if x is not None]
@@ -234,14 +238,16 @@ def markdown(result: dict, note: str) -> str:
                          f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} "
                          f"| {span([t.get('doubt_charged_pct') for t in ts], '.1f')} "
                          f"| {span([t.get('sw_charged_pct') for t in ts], '.1f')} "
-                         f"| {span([t.get('solo_demand_pct') for t in ts], '.0f')} |")
+                         f"| {span([t.get('solo_demand_pct') for t in ts], '.0f')} "
+                         f"| {span([t.get('turns_on_ms') for t in ts], '.0f')} "
+                         f"| {span([t.get('turn_held_ms') for t in ts], '.0f')} |")
         if len(runs[0]) == 2:
             lines.append(f"| {row['case']} | {row['run']} | {row['build']} | sum "
                          f"| {span([r[0]['tput'] + r[1]['tput'] for r in runs], '.1f')} "
                          f"| {span([r[0]['gpu_pct'] + r[1]['gpu_pct'] for r in runs], '.1f')} "
                          f"| {span([r[0].get('switch_pct', 0) + r[1].get('switch_pct', 0) for r in runs], '.1f')} "
                          f"| {span([(r[0].get('charged_pct') or 0) + (r[1].get('charged_pct') or 0) for r in runs], '.1f')}"
-                         " | | | | | | | |")
+                         " | | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
