@@ -20,6 +20,8 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
           launch): 10 us kernels with 12 us of host time after each (busy-waited), a sync per 195; processor sharing;
   lbmixed the conformance behaviour isolation/work-conserving-sharing: tenant a GPU-bound (2 ms kernels, a sync per
           4), tenant b the lbpair loop; its `solo-b` run is b's program alone (b's throughput reference);
+  lbmixeds lbmixed on a time-sliced GPU (2 ms slices, 30 us switches, as a GPU runs two contexts): b's kernels wait
+          for a's slice to end, where processor sharing runs them at once at half speed;
   cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches;
   phases  a launch-bound loop whose kernels change length every 150 ms (3 us, then 12 us, ...; 20 us of host time
           after each, a sync per 195): an inference service between short and long requests, and the stress of
@@ -84,6 +86,8 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
         return ["spin", str(INFER_US), str(INFER_GAP_US), secs, "195"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "lbmixed":
         return ["spin", "2000", "0", secs, "4"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "lbmixeds":  # both tenants share the fake GPU's environment: the first program's
+        return ["spin", "2000", "0", secs, "4"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "cupy":
         return ["spin", "1500", "0", secs, "1"], dict(SLICED)
     if case == "phases":
@@ -102,9 +106,9 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
 INFER_US, INFER_GAP_US = 10, 12
 #: cases whose second tenant runs another program: lbmixed = a GPU-bound loop (2 ms kernels, a sync every 4: the
 #: training tenant of the conformance behaviour isolation/work-conserving-sharing) beside the inference loop
-SECOND = {"lbmixed": "lbpair"}
+SECOND = {"lbmixed": "lbpair", "lbmixeds": "lbpair"}
 TRAIN_STEP = "20*2000,4000*5"  # test_interposer_coarse_training.py's step: GEMMs queued ahead, host-paced tiny ones
-CASES = ("graphs", "launch", "lbpair", "lbmixed", "cupy", "phases", "train")
+CASES = ("graphs", "launch", "lbpair", "lbmixed", "lbmixeds", "cupy", "phases", "train")
 
 
 def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: dict[str, str]) -> dict[str, str]:
@@ -256,6 +260,7 @@ DEFAULT_RUNS = {
     "launch": "solo,native-pair,pair:50+50",
     "lbpair": "solo,native-pair,pair:50+50,pair:30+70",
     "lbmixed": "solo,solo-b,native-pair,pair:50+50",
+    "lbmixeds": "solo,solo-b,native-pair,pair:50+50",
     "cupy": "solo,native-pair,pair:30+70",
     "phases": "solo,alone:70,native-pair,pair:50+50",
     "train": "solo,alone:50,alone:70",
