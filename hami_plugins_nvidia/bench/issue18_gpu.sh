@@ -4,11 +4,13 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..15 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..16 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs).
 # Taking turns is the default since then (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a
 # step says --tenant-env HAMI_SM_TURNS=0 (stages 12, 14 and 15's "-off" steps; --tenant-env runs are not judged).
-# Next: 13 (~390 s: the inference pairs, now with turns on by default; record 8's stage 13 is the knob-off one), then
+# Stage 16 checks the default where it was never run: the inference pairs with turns on (the default) and off
+# (HAMI_SM_TURNS=0) interleaved, and the conformance pair (training + inference, 50+50) with the default.
+# Next: 16 (~365 s), 13 (~390 s: the inference pairs, now with turns on by default), then
 # 4 (~460 s: matmul alone and pairs, memory, timelines), then 8 (~341 s: training pairs x3). Batch stages into the
 # first calls while the machine is warm: a failed machine start costs 90-180 s of the 30 minutes. Pass
 # HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record 8's second machine did).
@@ -45,8 +47,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -291,6 +293,17 @@ case "$STAGE" in
     step jax-on 85 120 'mkdir -p $R/jax-on; python3 $B/real_workloads.py --out $R/jax-on --part share --seconds $W --repeat 2 --plan "jax::1:" --tenant-env HAMI_SM_TURNS=1'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
     step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=0'
+    ;;
+  16)
+    echo "# stage 16: taking turns as the default where it never ran (session 17, branch turnson): the inference pairs 50+50 and 30+70 with turns on (variant lib, the default, judged) and off (variant off, HAMI_SM_TURNS=0, not judged), interleaved; then the conformance pair (training + inference, 50+50) with the default; each tenant's launch stats line says whether turns engaged (\"turns on X ms, held N times\")"
+    step info 5 10 "$INFO"
+    # ~210 s: build 5; alone 1 round x (native, lib, off) x ~10 = 30; the busy probe 2 x 10 = 20; 2 x (native pair,
+    # lib 50+50, lib 30+70, off 50+50, off 30+70) x 16.5 = 165 (stage 13's figures)
+    step launch-ab 215 250 'python3 $B/launch_cost.py --out $R/lcab --seconds $W --rounds 1 --limit 70 --cores "2;6" --variant lib=$C: --variant off=$C::HAMI_SM_TURNS=0 --pairs lib,off --pair-limits 50+50,30+70 --pair-repeat 2'
+    # stage 1's conformance steps (needs carry [".whl"]): ~110 s
+    step wheels 10 25 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    step install 25 50 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
+    step conformance 110 140 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
     ;;
 esac
 echo "# stage $STAGE: sum of timeouts ${TOTAL_LIMIT} s (limit 560), estimate ${TOTAL_EST} s"
