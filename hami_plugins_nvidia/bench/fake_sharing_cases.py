@@ -20,6 +20,9 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
           launch): 10 us kernels with 12 us of host time after each (busy-waited), a sync per 195; processor sharing;
   lbmixed the conformance behaviour isolation/work-conserving-sharing: tenant a GPU-bound (2 ms kernels, a sync per
           4), tenant b the lbpair loop; its `solo-b` run is b's program alone (b's throughput reference);
+  lbhigh  a launch-bound loop busier than its limit (20 us kernels, 12 us of host time after each, a sync per 195:
+          ~60-70 % busy alone, never 100 %) on a time-sliced GPU (2 ms slices, 30 us switches): at 50 + 50 the pair
+          contends and each tenant's demand alone exceeds its limit, yet neither fills the GPU alone (turns' edge);
   lbmixeds lbmixed on a time-sliced GPU (2 ms slices, 30 us switches, as a GPU runs two contexts): b's kernels wait
           for a's slice to end, where processor sharing runs them at once at half speed;
   cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches;
@@ -86,6 +89,8 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
         return ["spin", str(INFER_US), str(INFER_GAP_US), secs, "195"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "lbmixed":
         return ["spin", "2000", "0", secs, "4"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "lbhigh":
+        return ["spin", "20", "12", secs, "195"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "lbmixeds":  # both tenants share the fake GPU's environment: the first program's
         return ["spin", "2000", "0", secs, "4"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "cupy":
@@ -108,7 +113,7 @@ INFER_US, INFER_GAP_US = 10, 12
 #: training tenant of the conformance behaviour isolation/work-conserving-sharing) beside the inference loop
 SECOND = {"lbmixed": "lbpair", "lbmixeds": "lbpair"}
 TRAIN_STEP = "20*2000,4000*5"  # test_interposer_coarse_training.py's step: GEMMs queued ahead, host-paced tiny ones
-CASES = ("graphs", "launch", "lbpair", "lbmixed", "lbmixeds", "cupy", "phases", "train")
+CASES = ("graphs", "launch", "lbpair", "lbhigh", "lbmixed", "lbmixeds", "cupy", "phases", "train")
 
 
 def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: dict[str, str]) -> dict[str, str]:
@@ -261,6 +266,7 @@ DEFAULT_RUNS = {
     "lbpair": "solo,native-pair,pair:50+50,pair:30+70",
     "lbmixed": "solo,solo-b,native-pair,pair:50+50",
     "lbmixeds": "solo,solo-b,native-pair,pair:50+50",
+    "lbhigh": "solo,native-pair,pair:50+50",
     "cupy": "solo,native-pair,pair:30+70",
     "phases": "solo,alone:70,native-pair,pair:50+50",
     "train": "solo,alone:50,alone:70",
