@@ -45,7 +45,9 @@
  * for this process for TURN_OFF_NS (logged once). A neighbour's forged busy interval or held mark can hold an owner
  * at most half its window at its start, or let a tenant into a window, where its own credit still bounds it. Launch-bound pairs
  * (demands alone adding up to less than the GPU) never take part: turn-taking once cost an inference pair 61 % of
- * its throughput; nor does a launch-bound tenant beside a GPU-bound one (its demand is below its limit). */
+ * its throughput; nor does a launch-bound tenant beside a GPU-bound one while its demand stays below its limit
+ * (one whose estimate reaches its limit takes part: on the fake, at no measured cost; docs/results/
+ * 2026-12-06-fake-turnson.md). */
 #define _GNU_SOURCE
 #include "launch_int.h"
 
