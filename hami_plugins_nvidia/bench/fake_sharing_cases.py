@@ -20,6 +20,11 @@ Cases (the H200 program each stands for, record docs/results/2026-12-04-h200-int
           launch): 10 us kernels with 12 us of host time after each (busy-waited), a sync per 195; processor sharing;
   lbmixed the conformance behaviour isolation/work-conserving-sharing: tenant a GPU-bound (2 ms kernels, a sync per
           4), tenant b the lbpair loop; its `solo-b` run is b's program alone (b's throughput reference);
+  lbhigh  a launch-bound loop busier than its limit (20 us kernels, 12 us of host time after each, a sync per 195:
+          ~60-70 % busy alone, never 100 %) on a time-sliced GPU (2 ms slices, 30 us switches): at 50 + 50 the pair
+          contends and each tenant's demand alone exceeds its limit, yet neither fills the GPU alone (turns' edge);
+  lbmixeds lbmixed on a time-sliced GPU (2 ms slices, 30 us switches, as a GPU runs two contexts): b's kernels wait
+          for a's slice to end, where processor sharing runs them at once at half speed;
   cupy    the CuPy loop: 1.5 ms kernels, a sync after each; 2 ms slices, 30 us switches;
   phases  a launch-bound loop whose kernels change length every 150 ms (3 us, then 12 us, ...; 20 us of host time
           after each, a sync per 195): an inference service between short and long requests, and the stress of
@@ -61,6 +66,7 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app
     record_head,
     write_record,
 )
+from turns import turn_stats  # noqa: E402 - the launch stats line's turns section (csrc/turns.c)
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "30"}
 VERIFY_RE = re.compile(r"verifications (\d+), (\d+) charged the doubt \(([\d.]+) of ([\d.]+) ms\)")
@@ -83,6 +89,10 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
         return ["spin", str(INFER_US), str(INFER_GAP_US), secs, "195"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "lbmixed":
         return ["spin", "2000", "0", secs, "4"], {"FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "lbhigh":
+        return ["spin", "20", "12", secs, "195"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
+    if case == "lbmixeds":  # both tenants share the fake GPU's environment: the first program's
+        return ["spin", "2000", "0", secs, "4"], {**SLICED, "FAKE_CUDA_SYNC_POLL_US": "10"}
     if case == "cupy":
         return ["spin", "1500", "0", secs, "1"], dict(SLICED)
     if case == "phases":
@@ -101,9 +111,9 @@ def case_program(case: str, seconds: float, graphs_switch_us: int) -> tuple[list
 INFER_US, INFER_GAP_US = 10, 12
 #: cases whose second tenant runs another program: lbmixed = a GPU-bound loop (2 ms kernels, a sync every 4: the
 #: training tenant of the conformance behaviour isolation/work-conserving-sharing) beside the inference loop
-SECOND = {"lbmixed": "lbpair"}
+SECOND = {"lbmixed": "lbpair", "lbmixeds": "lbpair"}
 TRAIN_STEP = "20*2000,4000*5"  # test_interposer_coarse_training.py's step: GEMMs queued ahead, host-paced tiny ones
-CASES = ("graphs", "launch", "lbpair", "lbmixed", "cupy", "phases", "train")
+CASES = ("graphs", "launch", "lbpair", "lbhigh", "lbmixed", "lbmixeds", "cupy", "phases", "train")
 
 
 def tenant_env(fake_dir: Path, lib: Path | None, tmp: Path, name: str, extra: dict[str, str]) -> dict[str, str]:
@@ -187,6 +197,7 @@ def run_once(app: Path, fake_dir: Path, lib: Path, case: str, kind: str, seconds
                     row.update(sw_charged_pct=100 * float(sw.group(1)) / 1e3 / wall,
                                sw_free_pct=100 * float(sw.group(2)) / 1e3 / wall,
                                solo_demand_pct=float(sw.group(3)), neighbours_pct=float(sw.group(4)))
+                row.update(turn_stats(err))  # turns on, holds by another's window, credit holds (when present)
                 v = VERIFY_RE.search(err)
                 if v:
                     row.update(verifications=int(v.group(1)), doubt_charges=int(v.group(2)),
@@ -209,10 +220,12 @@ def markdown(result: dict, note: str) -> str:
               "measured coarsely; us = library host us per launch before + after the driver call (a held tenant's waits for "
               "credit included); doubt = coarse spans charged in full by failed verifications, % of the window; "
               "sw charged = switches into its context charged, % of the window; demand = its last estimate of its demand "
-              "alone while shared (switch charging's rule; builds before 2026-12-05 report neither).", "",
+              "alone while shared (switch charging's rule; builds before 2026-12-05 report neither); turns on / held = how long "
+              "it took turns and was held by another's window, ms (csrc/turns.c; '-' where its line has no turns "
+              "section: turns off).", "",
               "| case | run | build | tenant | tput % | GPU % | sw % | charged % | c/G | c/(G+sw) | coarse % | us "
-              "| doubt % | sw charged % | demand % |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| doubt % | sw charged % | demand % | turns on ms | turns held ms |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def span(xs: list[float], fmt: str) -> str:
         xs = [x for x in xs if x is not None]
@@ -234,14 +247,16 @@ def markdown(result: dict, note: str) -> str:
                          f"| {span([t.get('coarse_pct') for t in ts], '.0f')} | {span(us, '.2f')} "
                          f"| {span([t.get('doubt_charged_pct') for t in ts], '.1f')} "
                          f"| {span([t.get('sw_charged_pct') for t in ts], '.1f')} "
-                         f"| {span([t.get('solo_demand_pct') for t in ts], '.0f')} |")
+                         f"| {span([t.get('solo_demand_pct') for t in ts], '.0f')} "
+                         f"| {span([t.get('turns_on_ms') for t in ts], '.0f')} "
+                         f"| {span([t.get('turn_held_ms') for t in ts], '.0f')} |")
         if len(runs[0]) == 2:
             lines.append(f"| {row['case']} | {row['run']} | {row['build']} | sum "
                          f"| {span([r[0]['tput'] + r[1]['tput'] for r in runs], '.1f')} "
                          f"| {span([r[0]['gpu_pct'] + r[1]['gpu_pct'] for r in runs], '.1f')} "
                          f"| {span([r[0].get('switch_pct', 0) + r[1].get('switch_pct', 0) for r in runs], '.1f')} "
                          f"| {span([(r[0].get('charged_pct') or 0) + (r[1].get('charged_pct') or 0) for r in runs], '.1f')}"
-                         " | | | | | | | |")
+                         " | | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -250,6 +265,8 @@ DEFAULT_RUNS = {
     "launch": "solo,native-pair,pair:50+50",
     "lbpair": "solo,native-pair,pair:50+50,pair:30+70",
     "lbmixed": "solo,solo-b,native-pair,pair:50+50",
+    "lbmixeds": "solo,solo-b,native-pair,pair:50+50",
+    "lbhigh": "solo,native-pair,pair:50+50",
     "cupy": "solo,native-pair,pair:30+70",
     "phases": "solo,alone:70,native-pair,pair:50+50",
     "train": "solo,alone:50,alone:70",

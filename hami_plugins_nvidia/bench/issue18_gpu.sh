@@ -5,13 +5,15 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
 # STAGE 1..17 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
-# 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs).
-# Next (session 17's end, after turns became the default): 16 (~350 s: conformance, the inference loop alone and in
-# pairs as shipped and with HAMI_SM_TURNS=0, the tamper tests), then 17 (~240 s: the matmul and training pairs x3,
-# judged), then 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is
-# warm: a failed
-# machine start costs 90-180 s of the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold
-# a stale copy of .git (record 8's second machine did).
+# 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
+# then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
+# (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
+# (stages 12, 14 and 15's "-off" steps; --tenant-env runs are not judged).
+# Next: 16 (~350 s: conformance, the inference loop alone and in pairs as shipped and with HAMI_SM_TURNS=0, the tamper
+# tests), then 17 (~240 s: the matmul and training pairs x3, judged), then 4 (~460 s: matmul alone, memory,
+# timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
+# the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
+# 8's second machine did).
 # Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
 # every on-phase alone, and a power-capped GPU runs short bursts faster): the judge writes it as a comparison.
 # Stage 7 runs several processes of one container (multiproc: a container's processes are charged once): matmul
@@ -19,8 +21,8 @@
 # run each; the judge pools its runs across stage-7 folders of one commit (three calls reach its >= 3 runs).
 # Stage 11 measures what a GPU-bound training pair loses with no library at all (record 6, H100: the limited pairs
 # summed 90-93 % of solo while charged 98-100 % of the GPU): the native pair x3 and the unlimited pair's charge.
-# Stage 12 is an experiment (not judged): the training and matmul pairs with HAMI_SM_TURNS off and on (GPU-bound pairs take turns
-# instead of time-slicing, csrc/turns.c), ~5.5 min.
+# Stage 12 is an experiment (not judged): the training and matmul pairs with HAMI_SM_TURNS=0 and =1 (GPU-bound pairs take turns
+# instead of time-slicing, csrc/turns.c; both arms say their value: --tenant-env runs are never judged), ~5.5 min.
 # Stage 5 holds experiments, never judged (the judge leaves --tenant-env runs and variants with their own
 # environment out): the graphs and inference pairs with context switches never charged (HAMI_SM_CHARGE_SWITCHES=0,
 # the rule before 2026-12-05; the default now charges them while the pair contends, judged in stages 2-3), and
@@ -249,18 +251,18 @@ case "$STAGE" in
     step train-native 121 150 "$(rw train-native 'train::2:nNqx')"
     ;;
   12)
-    echo "# stage 12: GPU-bound pairs take turns (HAMI_SM_TURNS=1, an experiment, not judged): the training and matmul pairs 30+70 and 50+50 x2 with the knob off, then on; each run's launch stats line says how long turns were on, the holds, the demand for turns and the full-ring waits"
+    echo "# stage 12: GPU-bound pairs take turns (HAMI_SM_TURNS=1, an experiment, not judged): the training and matmul pairs 30+70 and 50+50 x2 with the knob off (=0), then on (=1); each run's launch stats line says how long turns were on, the holds, the demand for turns and the full-ring waits"
     step info 5 10 "$INFO"
     # Record 6 (H100): the training pairs summed 93.4 and 90 % of solo, each tenant 0.90-0.96 of the solo's work per
     # charged second, as two contexts time-slicing (csrc/turns.c; on the fake, docs/results/2026-12-06-fake-turns.md,
     # taking turns cut the switch time ~10x and raised the pair's sum from ~88-92 to ~95-96 %). Off and on with the
     # same plan, one solo each: a pair with the knob on should sum nearer 100 % at the same split.
     # 1 solo 20 + 4 pairs x 19 = 96 per arm + build 3 (H200 figures; stage 8's training step took 0.74 x its estimate on the H100)
-    step turns-off 100 130 'mkdir -p $R/turns-off; python3 $B/real_workloads.py --out $R/turns-off --part share --seconds $W --repeat 2 --plan "train::1:"'
+    step turns-off 100 130 'mkdir -p $R/turns-off; python3 $B/real_workloads.py --out $R/turns-off --part share --seconds $W --repeat 2 --plan "train::1:" --tenant-env HAMI_SM_TURNS=0'
     step turns-on 100 130 'mkdir -p $R/turns-on; python3 $B/real_workloads.py --out $R/turns-on --part share --seconds $W --repeat 2 --plan "train::1:" --tenant-env HAMI_SM_TURNS=1'
     # Record 7 (H100): the native matmul pair summed 91.2 %, the limited ones 93.3 and 91.4 %: the same loss as the
     # training pairs'. 1 solo ~10 + 4 pairs x ~12.5 = ~60 per arm (stage 4's matmul pairs: 93 s for 3 repeats + native)
-    step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:"'
+    step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=0'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
     ;;
   13)
@@ -279,7 +281,7 @@ case "$STAGE" in
     # record 8: training on 88.0-92.1 % (charged 0.92-0.98, the 70 % tenant 0.62-0.64, longest hold 245.6 ms), off
     # 89.8-93.3; matmul on 98.4-98.9, off 90.7-93.5. Now: on >= off in every pair, longest <= 200 ms, 0 cut
     step turns-on 100 130 'mkdir -p $R/turns-on; python3 $B/real_workloads.py --out $R/turns-on --part share --seconds $W --repeat 2 --plan "train::1:" --tenant-env HAMI_SM_TURNS=1'
-    step turns-off 100 130 'mkdir -p $R/turns-off; python3 $B/real_workloads.py --out $R/turns-off --part share --seconds $W --repeat 2 --plan "train::1:"'
+    step turns-off 100 130 'mkdir -p $R/turns-off; python3 $B/real_workloads.py --out $R/turns-off --part share --seconds $W --repeat 2 --plan "train::1:" --tenant-env HAMI_SM_TURNS=0'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
     ;;
   15)
@@ -290,7 +292,7 @@ case "$STAGE" in
     step graphs-on 90 130 'mkdir -p $R/graphs-on; python3 $B/real_workloads.py --out $R/graphs-on --part share --seconds $W --repeat 2 --plan "graphs::1:" --tenant-env HAMI_SM_TURNS=1'
     step jax-on 85 120 'mkdir -p $R/jax-on; python3 $B/real_workloads.py --out $R/jax-on --part share --seconds $W --repeat 2 --plan "jax::1:" --tenant-env HAMI_SM_TURNS=1'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
-    step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:"'
+    step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=0'
     ;;
   16)
     echo "# stage 16: taking turns as the default (session 17): the conformance behaviour (training + inference pair), the inference loop alone and in pairs with the library as shipped (judged) and with HAMI_SM_TURNS=0 (not judged), the tamper tests"

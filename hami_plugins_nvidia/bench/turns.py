@@ -3,8 +3,9 @@
 Two containers (each its own region, one node board, one fake GPU) run the same driver_app loop, started together.
 The fake's GPU runs time slices with a switch cost (SLICED below), which a native GPU-bound pair pays on every
 slice: the pair's useful GPU time (the fake's own accounting, both tenants' summed over the wall) falls short of
-the whole GPU by about switch / (slice + switch). Arms: native (no library), off (the library, HAMI_SM_TURNS unset)
-and on (HAMI_SM_TURNS=1). Cases:
+the whole GPU by about switch / (slice + switch). Arms: native (no library), off (the library, HAMI_SM_TURNS=0:
+time-slicing), on (HAMI_SM_TURNS=1) and default (the knob unset: on since issue 18's record 9; a --lib build from
+before that is off unset). Cases:
   bound   2 ms kernels, a sync every 4 (GPU-bound), GPU_CORE_UTILIZATION_POLICY=force, limits from --pairs;
   loop    (--cases loop) shaped like the H100's training loop (record 7: ~750 launches a step, one sync, the host
           far ahead of its GPU): 60 us kernels launched back to back, a sync every 750, force, limits from --pairs.
@@ -15,8 +16,9 @@ and on (HAMI_SM_TURNS=1). Cases:
           per-mark average misjudges the queued work) and 2 ms of host time after each step's sync (CASE_ENV);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
-Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches; per pair: the sum
-of the shares (useful GPU time) and of the switch time. Rounds interleave the arms (ABC, CBA, ...). These are figures
+Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches, the library's
+charge (its region's busy time, % of its wall); per pair: the sum of the shares (useful GPU time) and of the switch
+time. Rounds interleave the arms (ABC, CBA, ...). These are figures
 of the fake on whatever machine runs the bench (label them "fake libcuda, <machine>"), never hardware figures.
 
     .venv/bin/python hami_plugins_nvidia/bench/turns.py --out docs/results/X.json --md docs/results/X.md
@@ -35,7 +37,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "hami_plugins_nvidia" / "interposer"))
 
+import region  # noqa: E402 - the region layout, read through cffi (each tenant's charge)
 from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
     add_record_args,
     add_round_args,
@@ -55,8 +59,8 @@ PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "1
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default"}
-ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
-#: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
+ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {}}
+#: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
                           r"full-ring waits (?P<full>[\d.]+) ms)?")
@@ -110,8 +114,13 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
             raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[-300:]}")
         t0, t1, gpu_s, n, sw_s = (float(x) for x in words[-1][2:7])
         wall = t1 - t0
-        tenants.append({"limit": lim, "share": 100 * gpu_s / wall, "switch": 100 * sw_s / wall, "launches": int(n),
-                        "wall_s": wall, **turn_stats(err)})
+        row = {"limit": lim, "share": 100 * gpu_s / wall, "switch": 100 * sw_s / wall, "launches": int(n),
+               "wall_s": wall, **turn_stats(err)}
+        ctr_region = tmp / "ab"[len(tenants)] / "region"
+        if ARMS[arm] is not None and ctr_region.exists():  # the library's charge (its region's busy time), % of wall
+            with region.SharedRegion(ctr_region) as reg:
+                row["charged"] = reg.busy_ns(0) / 1e7 / wall
+        tenants.append(row)
     return {"tenants": tenants, "useful": sum(t["share"] for t in tenants),
             "switch": sum(t["switch"] for t in tenants), "launches": sum(t["launches"] for t in tenants)}
 
@@ -149,8 +158,11 @@ def markdown(result: dict, note: str) -> str:
               "(longest).", "",
               "Turns on: the time turns were on, ms, each tenant's (A / B, medians); demand for turns: each tenant's "
               "last estimate (lending.c turn_bp), A / B, medians.", "",
+              "Charged: each tenant's charge (the library's GPU-time charge, its region's busy time) as % of its wall, "
+              "A / B, medians.", "",
               "| case | limits | arm | A share % | B share % | useful % | switch % | launches | turns held ms "
-              "(longest) | turns on ms | demand for turns % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(longest) | turns on ms | demand for turns % | charged % |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         runs = row["runs"]
         held = [sum(t.get("turn_held_ms", 0.0) for t in r["tenants"]) for r in runs]
@@ -160,7 +172,7 @@ def markdown(result: dict, note: str) -> str:
                      f"{span([r['tenants'][1]['share'] for r in runs], '.1f')} | {span([r['useful'] for r in runs], '.1f')} | "
                      f"{span([r['switch'] for r in runs], '.2f')} | {span([r['launches'] for r in runs], '.0f')} | "
                      f"{span(held, '.0f')} ({longest:.0f}) | {per_tenant(runs, 'turns_on_ms', '.0f')} | "
-                     f"{per_tenant(runs, 'turn_demand', '.1f')} |")
+                     f"{per_tenant(runs, 'turn_demand', '.1f')} | {per_tenant(runs, 'charged', '.1f')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -247,15 +247,17 @@ void vg_config_load(void)
             vg_log(VG_WARN, "ignoring HAMI_SM_CHARGE_SWITCHES=\"%.64s\": expected 1 or 0 (unset: only while the GPU "
                             "is contended)", sw);
     }
-    /* GPU-bound capped tenants take turns (turns.c): an experiment for issue 18, off unless exactly 1 or 0 says */
-    vg_cfg.sm_turns = 0;
+    /* contended GPU-bound capped tenants take turns (turns.c), the default since issue 18's record 9 (H100: every
+     * GPU-bound pair kept as much or more of the GPU with turns than time-slicing); exactly 0 goes back to
+     * time-slicing, exactly 1 says the default; anything else is named and the default kept */
+    vg_cfg.sm_turns = 1;
     const char *tu = getenv("HAMI_SM_TURNS");
     if (tu && *tu) {
-        if (!strcmp(tu, "1"))
-            vg_cfg.sm_turns = 1;
-        else if (strcmp(tu, "0"))
-            vg_log(VG_WARN, "ignoring HAMI_SM_TURNS=\"%.64s\": expected 1 or 0 (unset: 0, GPU-bound tenants "
-                            "time-slice); turns are off", tu);
+        if (!strcmp(tu, "0"))
+            vg_cfg.sm_turns = 0;
+        else if (strcmp(tu, "1"))
+            vg_log(VG_WARN, "ignoring HAMI_SM_TURNS=\"%.64s\": expected 1 or 0 (unset: 1, contended GPU-bound "
+                            "tenants take turns); turns are on", tu);
     }
     int idle_ms = 50;
     const char *im = getenv("HAMI_PRIORITY_IDLE_MS");

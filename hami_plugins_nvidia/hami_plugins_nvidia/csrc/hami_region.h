@@ -56,7 +56,7 @@
 #define HAMI_BREC_PROCS 32
 #define HAMI_BREC_LANE 0x10000000000
 #define HAMI_BREC_BITS 38
-/* HAMI_SM_TURNS=1 (opt-in, csrc/turns.c): the record of a process that takes turns has this bit set above the packed
+/* HAMI_SM_TURNS (on unless 0, csrc/turns.c): the record of a process that takes turns has this bit set above the packed
  * fields (a reader of an older build reads it as a record no holder writes: that slot lends nothing) */
 #define HAMI_BREC_TURN 0x4000000000
 /* Context claims (board.c vg_board_ctx_*, same board, beside the records; old readers never look here): a process of

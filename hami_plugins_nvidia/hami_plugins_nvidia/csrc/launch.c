@@ -116,8 +116,8 @@
  * the board) reach 100 % (switch_charged). That holds a pair whose switches fill the GPU to its limits, and leaves
  * a fitting pair of launch-bound tenants, whose switches fill time nobody would have used, charged its kernels.
  * HAMI_SM_CHARGE_SWITCHES=1 charges them always, 0 never (the rule before 2026-12-05).
- * HAMI_SM_TURNS=1 (opt-in, turns.c) has contended GPU-bound tenants take turns in windows of a shared period instead
- * of time-slicing: throttle() asks turns_hold once the credit lets a launch go.
+ * Taking turns (turns.c; the default, HAMI_SM_TURNS=0 turns it off) has contended GPU-bound tenants take turns in
+ * windows of a shared period instead of time-slicing: throttle() asks turns_hold once the credit lets a launch go.
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry

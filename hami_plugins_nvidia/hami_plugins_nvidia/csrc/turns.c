@@ -1,5 +1,5 @@
-/* turns.c - HAMI_SM_TURNS=1 (opt-in, default off; issue 18's GPU-bound pairs): capped containers that are all
- * GPU-bound on one GPU take turns instead of time-slicing.
+/* turns.c - HAMI_SM_TURNS (on unless it is 0, since issue 18's record 9; HAMI_SM_TURNS=0 time-slices as before):
+ * capped containers that are all GPU-bound on one GPU take turns instead of time-slicing.
  *
  * Why: two contexts with work queued at once time-slice the GPU, and each switch (and the caches it spoils) costs
  * GPU time: on the H100 the training pairs got 0.90-0.96 of the solo's work per charged second (docs/results/
@@ -45,7 +45,9 @@
  * for this process for TURN_OFF_NS (logged once). A neighbour's forged busy interval or held mark can hold an owner
  * at most half its window at its start, or let a tenant into a window, where its own credit still bounds it. Launch-bound pairs
  * (demands alone adding up to less than the GPU) never take part: turn-taking once cost an inference pair 61 % of
- * its throughput; nor does a launch-bound tenant beside a GPU-bound one (its demand is below its limit). */
+ * its throughput; nor does a launch-bound tenant beside a GPU-bound one while its demand stays below its limit
+ * (one whose estimate reaches its limit takes part: on the fake, at no measured cost; docs/results/
+ * 2026-12-06-fake-turnson.md). */
 #define _GNU_SOURCE
 #include "launch_int.h"
 

@@ -49,7 +49,7 @@ struct vg_config {
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
-    int sm_turns;                          /* HAMI_SM_TURNS=1: GPU-bound capped tenants take turns (turns.c) */
+    int sm_turns;                          /* HAMI_SM_TURNS (unset/1 on, 0 off): GPU-bound tenants take turns (turns.c) */
     char region_path[512];
     char board_path[512];
     char census_dir[256];                  /* HAMI_PROC_CENSUS_DIR: the node agent's per-GPU process counts, "" = none */

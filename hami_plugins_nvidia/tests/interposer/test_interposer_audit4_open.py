@@ -36,7 +36,9 @@ pytestmark = [
 def test_tenant_waiting_for_each_kernel_beside_a_queued_neighbour_under_time_slices(
         workload: Workload, second_workload: Workload) -> None:
     for w, limit in ((workload, 30), (second_workload, 70)):
-        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", CUDA_DEVICE_SM_LIMIT=str(limit))
+        # HAMI_SM_TURNS=0: under time slices, the case under test (taking turns, the default, would keep them apart)
+        _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", CUDA_DEVICE_SM_LIMIT=str(limit),
+                HAMI_SM_TURNS="0")
     a = workload.start("ctx", "0", "spin", "1500", "0", "3", "1")  # a sync after each 1.5 ms kernel
     b = second_workload.start("ctx", "0", *GPU_BOUND)  # 2 ms kernels, a sync every 4
     share_a, secs_a, _ = _spin(a)

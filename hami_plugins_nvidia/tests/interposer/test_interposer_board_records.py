@@ -164,9 +164,10 @@ def test_a_lowered_neighbour_demand_keeps_the_switch_charge_on(workload: Workloa
     # record keeps its real demand: most switch-ins still charged, held near its limit (29-38 % on this 2-core
     # box, the higher figure with the suite's load: a starved host lowers both programs' demands)
     fields = {"user_solo_bp": 1}
-    for w, limit in ((workload, 30), (second_workload, 70)):
+    for w, limit in ((workload, 30), (second_workload, 70)):  # time-slicing (HAMI_SM_TURNS=0): the switches it charges
         _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="130", FAKE_CUDA_SYNC_POLL_US="10",
-                CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY="default", HAMI_LAUNCH_STATS="1")
+                CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY="default", HAMI_LAUNCH_STATS="1",
+                HAMI_SM_TURNS="0")
     stop = threading.Event()
     t = threading.Thread(target=_rewrite, args=(workload.tmp.parent / "board", stop, 70, fields, None, 0.001))
     t.start()

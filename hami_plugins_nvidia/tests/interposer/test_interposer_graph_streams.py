@@ -110,9 +110,12 @@ def test_switch_charging_holds_a_graphs_pair_to_its_limits_when_switches_are_cos
     # <= 30 + 6 %, each tenant's charge within 15 % of the GPU time it held (kernels + switch-ins; 0.54 x before),
     # and the 70 % tenant gets more kernel time than the 30 % one. Under default the 70 % tenant, busy ~75 %
     # alone, lends nothing.
+    # HAMI_SM_TURNS=0: the pair time-slices, the switches this rule charges (taking turns, the default, the pair
+    # contending takes turns and switches little: csrc/turns.c)
     for w, limit in ((workload, 30), (second_workload, 70)):
         _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="130", FAKE_CUDA_SYNC_POLL_US="10",
-                CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY=policy, HAMI_LAUNCH_STATS="1")
+                CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY=policy, HAMI_LAUNCH_STATS="1",
+                HAMI_SM_TURNS="0")
         if knob:
             w.env["HAMI_SM_CHARGE_SWITCHES"] = knob
     prog = ("graphs", "75", "2", "0", "2")
@@ -138,9 +141,10 @@ def test_graphs_pair_on_eight_streams_is_charged_its_switches(workload: Workload
     # it got (37 + 49 %): "not contended", its switch-ins uncharged, each tenant charged 0.82-0.90 x its kernels +
     # switch-ins on the fake (docs/results/2026-12-06-fake-charge-accounting.md). Judged from where the neighbour's
     # work first ran (under default a tenant alone is not charged, and a loaded host can start one late).
-    for w, limit in ((workload, 30), (second_workload, 70)):
+    for w, limit in ((workload, 30), (second_workload, 70)):  # time-slicing (HAMI_SM_TURNS=0): its switches
         _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="130", FAKE_CUDA_SYNC_POLL_US="10",
-                CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY="default", HAMI_LAUNCH_STATS="1")
+                CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY="default", HAMI_LAUNCH_STATS="1",
+                HAMI_SM_TURNS="0")
     prog = ("graphs", "75", "8", "0", "1.5")
     a, b = workload.start("ctx", "0", *prog), second_workload.start("ctx", "0", *prog)
     runs = [_graphs(a), _graphs(b)]

@@ -341,7 +341,8 @@ def _dry(stage: str) -> list[str]:
     return p.stdout.splitlines()
 
 
-@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17"])
+@pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+                                   "16", "17"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -349,10 +350,19 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
     assert len(steps) >= (2 if stage in ("9", "10", "11") else 3) and steps[0].startswith("step info ")
-    if stage == "12":  # the knob off, then on, with the same plan: only the tenant env differs
-        off, on = (s for s in steps if s.startswith(("step turns-off ", "step turns-on ")))
-        assert "HAMI_SM_TURNS" not in off and on.count("--tenant-env HAMI_SM_TURNS=1") == 1
-        assert on.replace(" --tenant-env HAMI_SM_TURNS=1", "").replace("turns-on", "turns-off") == off
+    if stage in ("12", "14", "15"):  # the knob off, then on, with the same plan: only the tenant env differs
+        # turns are on by default: an "-off" step says HAMI_SM_TURNS=0 itself, an "-on" step =1
+        pairs = {"12": ("turns", "matmul"), "14": ("turns",), "15": ("matmul",)}[stage]  # its A/B pairs
+        for kind in ("turns", "matmul"):
+            arms = {s.split()[1]: s for s in steps if s.startswith((f"step {kind}-off ", f"step {kind}-on "))}
+            if kind in pairs:
+                assert set(arms) == {f"{kind}-off", f"{kind}-on"}, arms
+            for arm, s in arms.items():
+                want = "0" if arm.endswith("-off") else "1"
+                assert s.count("HAMI_SM_TURNS") == 1 and s.count(f"--tenant-env HAMI_SM_TURNS={want}") == 1, s
+            if len(arms) == 2:
+                on, off = arms[f"{kind}-on"], arms[f"{kind}-off"]
+                assert on.replace("HAMI_SM_TURNS=1", "HAMI_SM_TURNS=0").replace(f"{kind}-on", f"{kind}-off") == off
     limits = []
     for ln in steps:
         m = re.match(r"step [\w-]+ est=(\d+)s: timeout -k 5 (\d+) bash -c '.*' > \S+\.log 2>&1$", ln)
@@ -367,6 +377,12 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     if stage in ("1", "16"):
         assert any("isolation/work-conserving-sharing" in s for s in steps)
         assert any("HAMI_INTERPOSER_REAL_DRIVER=1" in s for s in steps)
+    if stage == "16":  # turns as the default: the inference pairs on (the shipped library) and off, the conformance pair
+        ab = [s for s in steps if "launch_cost.py" in s]
+        assert len(ab) == 1 and "--variant lib=$C: " in ab[0] and "--variant off=$C::HAMI_SM_TURNS=0 " in ab[0], ab
+        assert "--pairs lib,off " in ab[0] and "--pair-limits 50+50,30+70 " in ab[0], ab
+        conf = [s for s in steps if "isolation/work-conserving-sharing" in s]
+        assert len(conf) == 1 and "HAMI_SM_TURNS" not in conf[0], conf  # the default, judged
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:

@@ -32,15 +32,20 @@ pytestmark = [
 HIGH_UNDER = 12
 
 
+@pytest.mark.parametrize("turns", ["0", None], ids=["time-slicing", "turns-default"])
 @pytest.mark.parametrize(("lo", "hi"), [(30, 70), (50, 50), (20, 80)])
 def test_long_synchronised_kernels_under_time_slices_are_charged_what_ran(
-        workload: Workload, second_workload: Workload, lo: int, hi: int) -> None:
+        workload: Workload, second_workload: Workload, lo: int, hi: int, turns: str | None) -> None:
+    # HAMI_SM_TURNS=0: the pair time-slices (the case this test was written for); unset, the default, the contended
+    # pair takes turns (csrc/turns.c) and the same bounds hold
     for w, limit in ((workload, lo), (second_workload, hi)):
         # no lending: the 80 % tenant cannot use all of its share (each turn waits for its sync and a context
         # switch), and under default the other would borrow the rest (test_interposer_lend.py); the shares
         # here judge the charge alone
         _shared(w, FAKE_CUDA_SLICE_US="2000", FAKE_CUDA_SWITCH_US="30", GPU_CORE_UTILIZATION_POLICY="default",
                 CUDA_DEVICE_SM_LIMIT=str(limit), HAMI_SM_NO_LEND="1")
+        if turns is not None:
+            w.env["HAMI_SM_TURNS"] = turns
     # 1.5 ms kernels, a sync after each (the CuPy matmul loop), 3 s each, started together
     a = workload.start("ctx", "0", "spin", "1500", "0", "3", "1")
     b = second_workload.start("ctx", "0", "spin", "1500", "0", "3", "1")
