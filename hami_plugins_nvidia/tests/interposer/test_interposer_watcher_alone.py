@@ -101,7 +101,7 @@ def test_a_launcher_that_stops_is_still_collected_within_the_alone_ceiling(workl
     assert r.returncode == 0, r.stderr
     records = [int(v[1]) for v in r.values("calls")]
     assert len(records) == 2 * cycles, r.lines
-    closed = sum(after > before for before, after in zip(records[0::2], records[1::2]))
+    closed = sum(after > before for before, after in zip(records[0::2], records[1::2], strict=True))
     assert closed >= cycles // 3, (closed, records)
     wakes, left, long = _wakes(r.stderr)
     assert left > 0 and long > 0, (wakes, left, long)  # the launching stretches were left to the launcher, at 4 ms
