@@ -65,6 +65,9 @@ def stats_fields(line: object) -> dict[str, float]:
         out.update(driver_us=float(m.group(1)), wakes=float(m.group(2)), wakes_left=float(m.group(3)),
                    watcher_cpu_ms=float(m.group(4)),
                    thread_cpu_ms=float(m.group(5)), invol=float(m.group(7)))
+    # since 2026-12-06 (alonecost): the watcher's sleeps past the busy ceiling (alone and coarse: watcher.c)
+    if m := re.search(r"watcher sleeps past (\d+) us: (\d+) \(alone ceiling (\d+) us\)", line):
+        out.update(long_sleeps=float(m.group(2)), alone_ceiling_us=float(m.group(3)))
     return out
 
 

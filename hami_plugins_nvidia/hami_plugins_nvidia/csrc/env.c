@@ -229,6 +229,21 @@ void vg_config_load(void)
         poll_us = WATCH_POLL_DEFAULT_US;
     }
     vg_cfg.watch_poll_ns = (int64_t)poll_us * 1000;
+    /* the same ceiling while the tenant is alone on its GPUs and measured coarsely (its credit far above what its
+     * in-flight work could cost): nobody's charge depends on its collections then, so the watcher may sleep longer
+     * beside a launching thread that collects itself (issue 18: 1 ms still cost the H100 inference loop ~5 points on
+     * one core, record 8 stage 13). Bounded: a launcher that stops is noticed within it (watcher.c). 1000 = the busy
+     * ceiling alone too (the behaviour before) */
+    int alone_us = WATCH_ALONE_DEFAULT_US;
+    const char *wa = getenv("HAMI_WATCHER_ALONE_POLL_US");
+    if (wa && *wa && !int_in(wa, WATCH_ALONE_MIN_US, WATCH_ALONE_MAX_US, &alone_us)) {
+        vg_log(VG_WARN, "ignoring HAMI_WATCHER_ALONE_POLL_US=\"%.64s\": expected an integer in [%d, %d] (microseconds); "
+                        "using %d", wa, WATCH_ALONE_MIN_US, WATCH_ALONE_MAX_US, WATCH_ALONE_DEFAULT_US);
+        alone_us = WATCH_ALONE_DEFAULT_US;
+    }
+    vg_cfg.watch_alone_ns = (int64_t)alone_us * 1000;
+    if (vg_cfg.watch_alone_ns < vg_cfg.watch_poll_ns)
+        vg_cfg.watch_alone_ns = vg_cfg.watch_poll_ns;
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

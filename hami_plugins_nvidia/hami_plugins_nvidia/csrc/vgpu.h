@@ -43,6 +43,8 @@ struct vg_config {
     int64_t sm_launch_lead_ns;             /* HAMI_SM_LAUNCH_LEAD_NS: a kernel may start this long before its launch
                                               call returned (launch.c submitted_at) */
     int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's back-off ceiling (watcher.c) */
+    int64_t watch_alone_ns;                /* HAMI_WATCHER_ALONE_POLL_US: that ceiling while every device is measured
+                                              coarsely with no neighbour (watcher.c) */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
@@ -68,6 +70,10 @@ extern struct vg_config vg_cfg;
 #define WATCH_POLL_DEFAULT_US 1000
 #define WATCH_POLL_MIN_US 100
 #define WATCH_POLL_MAX_US 1000
+/* HAMI_WATCHER_ALONE_POLL_US's default and bounds (env.c; watcher.c): never below the busy poll's ceiling */
+#define WATCH_ALONE_DEFAULT_US 4000
+#define WATCH_ALONE_MIN_US 1000
+#define WATCH_ALONE_MAX_US 10000
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
 /* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch_int.h switch_charged), 1 = always, 0 = never */
 enum { VG_SW_CONTENDED = 0, VG_SW_ALWAYS = 1, VG_SW_NEVER = 2 };
