@@ -250,6 +250,7 @@ struct dstate {
     int64_t turn_off_until; /* a hold reached TURN_HOLD_MAX_NS: no turns until then */
     int act_back;           /* a credit wait with nothing in flight, taking turns: note_users marks it TURN_GAP_NS back */
     int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
+    int64_t turn_since;     /* first seen shared and capped with turns on (the warm-up figure of the launch stats) */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -278,6 +279,8 @@ struct launch_stats {
     uint64_t wakes, wakes_deferred;  /* the watcher's wake-ups, and those that left the collecting to the launcher */
     uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */
     int64_t turn_ns, turn_max_ns, turn_on_ns;  /* their time, the longest, and the time turns were on */
+    int64_t turn_first_ns;   /* from the first update shared and capped to the first with turns on; -1: never */
+    uint64_t turn_offs;      /* the times turns went off again (hysteresis lost, a cut, a neighbour gone) */
     int64_t turn_bp;     /* turns' last demand estimate while shared (lending.c update_solo_demand) */
     int64_t full_ns;     /* launches' waits for a full mark ring (push_mark) */
     int64_t ns[ST_N];

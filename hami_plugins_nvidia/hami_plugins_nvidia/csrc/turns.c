@@ -104,6 +104,8 @@ static int turn_wanted(const struct dstate *ds, int64_t now)
     return ds->turn_bp + ds->turn_nbr_bp >= 10000 && ds->turn_bp >= own;  /* not contended: launch-bound pairs overlap */
 }
 
+static void turns_update_windows(struct dstate *ds, const struct vg_brec *rec, int rk);
+
 /* Who takes turns on this GPU now and in which order (note_users, every millisecond, with the records rk >= 0 it
  * read): ds->turn_n participants (0: no turns), their board slots and limits, its own index turn_me. */
 void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now)
@@ -114,7 +116,20 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
         lst_add(&lst.turn_on_ns, now - ds->turn_seen_at);
     ds->turn_seen_at = now;
     ds->turn_want = turn_wanted(ds, now);
+    int was = ds->turn_n;
     ds->turn_n = 0;
+    if (ds->capped && ds->shared && !ds->turn_since)
+        ds->turn_since = now;  /* the warm-up's start: from here to the first window (the launch stats) */
+    turns_update_windows(ds, rec, rk);
+    if (vg_cfg.launch_stats && ds->turn_n >= 2 && lst.turn_first_ns < 0 && ds->turn_since)
+        lst.turn_first_ns = now - ds->turn_since;
+    if (vg_cfg.launch_stats && was >= 2 && ds->turn_n < 2)
+        __atomic_add_fetch(&lst.turn_offs, 1, __ATOMIC_RELAXED);
+}
+
+/* turns_update's participants (see there): ds->turn_n, turn_slot, turn_limit, turn_me. */
+static void turns_update_windows(struct dstate *ds, const struct vg_brec *rec, int rk)
+{
     if (!ds->turn_want || rk < 0)
         return;
     int n = 0, sum = 0;
