@@ -55,11 +55,11 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"],
             "loop": ["spin", "60", "0", "{secs}", "750"], "train": ["spin", "20", "0", "{secs}", "750"],
-            "graphs": ["graphs", "400", "2", "0", "{secs}"]}
+            "graphs": ["graphs", "400", "2", "0", "{secs}"], "graphs2": ["graphs", "400", "2", "50", "{secs}"]}
 #: the train case's step: 150 kernels of 400 us, then 600 of 20 us (a step's GEMMs, then its small kernels: 72 ms of GPU
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
-POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default"}
+POLICY = {"graphs2": "default", "bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default"}
 ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
