@@ -33,7 +33,7 @@ RING_BOUND = ("spin", "60", "0", "2", "750")
 # then 600 of 20 us (the library's per-mark average misjudges the queued work), a sync, 2 ms of host time
 TRAIN = ("spin", "20", "0", "2", "750")
 TRAIN_ENV = {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}
-# the H100's CUDA-graphs program (record 9 stage 15; bench/turns.py case "graphs2"): a graph of 400 us on each of 2
+# the H100's CUDA-graphs program (record 9 stage 15; bench/turns.py case "graphs-gap"): a graph of 400 us on each of 2
 # streams, a sync after every step, 50 us of host time; alone the fake GPU ~75-80 % busy (the host's own gaps)
 GRAPHS = ("graphs", "400", "2", "50", "2")
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
