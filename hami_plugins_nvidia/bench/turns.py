@@ -70,7 +70,8 @@ ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
-                          r"full-ring waits (?P<full>[\d.]+) ms)?(?:, first on after (?P<first>-?[\d.]+) ms, off (?P<offs>\d+) times)?")
+                          r"full-ring waits (?P<full>[\d.]+) ms)?(?:, first on after (?P<first>-?[\d.]+) ms, off "
+                          r"(?P<offs>\d+) times)?")
 
 
 def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str) -> dict[str, str]:

@@ -29,8 +29,10 @@ static int64_t solo_sample(double dt, double k, double b, double h)
  * at 0 (nothing charged until measured) and restarts whenever the tenant is not capped. Beside it turn_bp, turns'
  * own (turns.c), counts the launches' waits for a full mark ring (push_mark) as held, as the in-flight bound's holds
  * are: a loop ~127 launches ahead of its GPU waits there for its own work, and alone it would keep the GPU busy all
- * along; counted as host time, its estimate read as its charged share. solo_bp keeps its meaning (switch charging,
- * the board): a ring wait overlaps the sync wait note_blocked counts at most by one launch per period. */
+ * along; counted as host time, its estimate read as its charged share. turn_bp also weighs each window by its
+ * solo time, not its wall time (a window spent held counts for nothing; see there). solo_bp keeps its meaning
+ * (switch charging, the board): a ring wait overlaps the sync wait note_blocked counts at most by one launch per
+ * period. */
 static void update_solo_demand(struct dstate *ds, int64_t now)
 {
     if (!ds->capped || !ds->sd_at || now - ds->sd_at > 10 * FRAC_TAU_NS) {

@@ -92,8 +92,12 @@ int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t pha
  * whole share: a window of that share costs it nothing the limit leaves it); with hysteresis, it stays in down to
  * 90 % contended and half its limit (the demand estimate of a program with a sync every few kernels swings by tens
  * of points between updates on the fake). Its own demand is turn_bp (lending.c update_solo_demand: its waits for a
- * full mark ring count as held; a launch-bound program never fills the ring, so its figure is solo_bp's); the
- * neighbours' are their published solo_bp, one taking turns at least its limit (turn_nbr_bp, note_users). */
+ * full mark ring count as held; a launch-bound program never fills the ring, so its figure is solo_bp's; each window
+ * weighs by the time its program would have run alone in it, so the windows it spends held by the others' turns
+ * count for nothing: read as 0 they pulled the estimate to about its charged share while taking turns, at the stay
+ * test's edge, and the pairs went off and on, time-slicing between: H100 record 9 stage 15, fake graphs pair off 3-6
+ * times in 2 s); the neighbours' are their published solo_bp, one taking turns at least its limit (turn_nbr_bp,
+ * note_users). */
 static int turn_wanted(const struct dstate *ds, int64_t now)
 {
     if (!ds->capped || !ds->shared || ds->user_idx < 0 || now < ds->turn_off_until)
