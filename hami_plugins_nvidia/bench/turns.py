@@ -18,8 +18,10 @@ and on (HAMI_SM_TURNS=1). Cases:
           no host gap, GPU_CORE_UTILIZATION_POLICY=default as issue18_gpu.sh runs it. The owner's own host
           gaps (a sync every step) leave the GPU idle within its window. On the fake's host (~130 us of host
           time a step, this 2-core VM) 400 us graphs keep the GPU ~86 % busy alone, as the H100's ~0.09 ms replays
-          did (88 %); graphs-gap adds 50 us of host time a step (~75-80 % busy alone: the test's shape,
-          test_interposer_turns.py GRAPHS), graphs-short has 100 us graphs (~55 % busy alone: host-bound);
+          did (88 %; 67-82 % on a loaded host); graphs-gap adds 50 us of host time a step (35-80 % busy alone as
+          the host is loaded), graphs-short has 100 us graphs (41-59 % busy alone: host-bound), graphs-long 2 ms
+          graphs and 1.2 ms of host time a step (~73 % busy alone, little of it the host's speed: the CI test's
+          shape, test_interposer_turns.py GRAPHS);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches; per pair: the sum
@@ -59,13 +61,13 @@ SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"],
             "loop": ["spin", "60", "0", "{secs}", "750"], "train": ["spin", "20", "0", "{secs}", "750"],
             "graphs": ["graphs", "400", "2", "0", "{secs}"], "graphs-gap": ["graphs", "400", "2", "50", "{secs}"],
-            "graphs-short": ["graphs", "100", "2", "0", "{secs}"]}
+            "graphs-short": ["graphs", "100", "2", "0", "{secs}"], "graphs-long": ["graphs", "2000", "2", "1200", "{secs}"]}
 #: the train case's step: 150 kernels of 400 us, then 600 of 20 us (a step's GEMMs, then its small kernels: 72 ms of GPU
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
-          "graphs-gap": "default", "graphs-short": "default"}
-GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short")
+          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default"}
+GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long")
 ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "

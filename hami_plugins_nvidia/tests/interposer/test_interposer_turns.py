@@ -33,9 +33,10 @@ RING_BOUND = ("spin", "60", "0", "2", "750")
 # then 600 of 20 us (the library's per-mark average misjudges the queued work), a sync, 2 ms of host time
 TRAIN = ("spin", "20", "0", "2", "750")
 TRAIN_ENV = {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}
-# the H100's CUDA-graphs program (record 9 stage 15; bench/turns.py case "graphs-gap"): a graph of 400 us on each of 2
-# streams, a sync after every step, 50 us of host time; alone the fake GPU ~75-80 % busy (the host's own gaps)
-GRAPHS = ("graphs", "400", "2", "50", "2")
+# the H100's CUDA-graphs program (record 9 stage 15) scaled up (bench/turns.py case "graphs-long"): a graph of 2 ms on
+# each of 2 streams, a sync after every step, 1.2 ms of host time (below turns' 1.5 ms fill gap); alone the fake GPU
+# ~73 % busy, little of it the host's speed (the 400 us graphs' busy fraction fell from 86 to 35-80 % on a loaded VM)
+GRAPHS = ("graphs", "2000", "2", "1200", "2")
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 TURN = region.CONST["HAMI_BREC_TURN"]
 
@@ -340,10 +341,10 @@ def test_a_graphs_pair_taking_turns_stays_in_turns(workload: Workload, second_wo
     # H100 record 9 stage 15: taking turns, the graphs and JAX pairs' turns estimates read about their charged shares
     # (graphs 30 + 70: 39.7 and 61.5 %), as a window spent held by the other's turn gave a 0 sample (lending.c
     # turn_bp), near the stay test's edge (the estimate plus the neighbour's limit >= 90 %); JAX was on 2.1-3.0 s of
-    # 4 s. On the fake this pair (busy ~75-80 % alone, so in turns ~40 % of the wall: 40 + 50 < 90) went off 3-6 times
-    # in 2 s and time-sliced between (switch time 5.0-5.8 % summed). Weighed by the time it would have run alone, a
-    # held window counts for nothing and the estimate reads the program's busy fraction (79-85 %): off at most once
-    # (when the neighbour leaves first). Judged by counts (the fake's switch time is a count of switches x 200 us).
+    # 4 s. On the fake this pair (~73 % busy alone, so in turns ~37 % of the wall: 37 + 50 < 90) went off 6 times each
+    # in 2 s and time-sliced between (switch time 3.6-4.0 % summed, load average 4). Weighed by the time it would have
+    # run alone, a held window counts for nothing and the estimate reads the program's busy fraction (67-72 %): off
+    # 0-1 times (once where the neighbour leaves first), switch time 1.4-1.6 % summed. Judged by counts (the fake's switch time is a count of switches x 200 us).
     for w in (workload, second_workload):
         _setup(w, "default", 50, "1")
     procs = [workload.start("ctx", "0", *GRAPHS), second_workload.start("ctx", "0", *GRAPHS)]
@@ -361,9 +362,10 @@ def test_a_graphs_pair_taking_turns_stays_in_turns(workload: Workload, second_wo
         s = _stats(err)
         assert s["holds"] > 0 and s["cuts"] == 0 and s["longest_ms"] < 200, s
         assert 0 <= first < 1000, tails  # turns came on, and soon
-        assert offs <= 1, tails
+        assert offs <= 2, tails
         assert demand >= 55, tails  # its busy fraction alone, not its charged share (~40 %)
-    assert switch < 2.0, switch
+    assert sum(t[2] for t in tails) <= 3, tails
+    assert switch < 2.5, switch
 
 
 def test_the_stats_line_says_turns_never_came_on(workload: Workload, second_workload: Workload) -> None:
