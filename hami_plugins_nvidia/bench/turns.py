@@ -20,8 +20,11 @@ and on (HAMI_SM_TURNS=1). Cases:
           time a step, this 2-core VM) 400 us graphs keep the GPU ~86 % busy alone, as the H100's ~0.09 ms replays
           did (88 %; 67-82 % on a loaded host); graphs-gap adds 50 us of host time a step (35-80 % busy alone as
           the host is loaded), graphs-short has 100 us graphs (41-59 % busy alone: host-bound), graphs-long 2 ms
-          graphs and 1.2 ms of host time a step (~73 % busy alone, little of it the host's speed: the CI test's
+          graphs and 1.2 ms of host time a step (~74 % busy alone, little of it the host's speed: the CI test's
           shape, test_interposer_turns.py GRAPHS);
+  mixed   (--cases mixed) A 300 us kernels, a sync and 200 us of host time after each (~43 % busy alone), B bound's
+          GPU-bound program, default: a tenant busy under half the limits' sum beside a GPU-bound one, which taking
+          turns would leave its window x its busy fraction (run it with --pairs 30+70);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches; per pair: the sum
@@ -62,12 +65,15 @@ PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "1
             "loop": ["spin", "60", "0", "{secs}", "750"], "train": ["spin", "20", "0", "{secs}", "750"],
             "graphs": ["graphs", "400", "2", "0", "{secs}"], "graphs-gap": ["graphs", "400", "2", "50", "{secs}"],
             "graphs-short": ["graphs", "100", "2", "0", "{secs}"], "graphs-long": ["graphs", "2000", "2", "1200", "{secs}"]}
+#: case mixed: A keeps the fake GPU ~43 % busy alone (300 us kernels, a sync and 200 us of host time after each), B is
+#: GPU-bound (bound's program): a tenant busy under half the limits' sum beside a GPU-bound one (turns.c turn_wanted)
+MIXED = {"mixed": (["spin", "300", "200", "{secs}", "1"], ["spin", "2000", "0", "{secs}", "4"])}
 #: the train case's step: 150 kernels of 400 us, then 600 of 20 us (a step's GEMMs, then its small kernels: 72 ms of GPU
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
-          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default"}
-GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long")
+          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "mixed": "default"}
+GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "mixed")
 ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
@@ -114,12 +120,12 @@ def turn_stats(err: str) -> dict[str, float]:
 def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, limits: tuple[int, int],
          secs: float) -> dict:
     """One run of the pair: per tenant its share and switch time (% of its wall), launches and turn figures."""
-    prog = [w.format(secs=secs) for w in PROGRAMS[case]]
+    progs = [[w.format(secs=secs) for w in prog] for prog in MIXED.get(case, (PROGRAMS.get(case),) * 2)]
     envs = [tenant_env(fake_dir, lib, tmp, n, lim, case, arm) for n, lim in zip("ab", limits, strict=True)]
     procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for e in envs]
+                              text=True) for prog, e in zip(progs, envs, strict=True)]
     tenants = []
-    for p, lim in zip(procs, limits, strict=True):
+    for p, lim, prog in zip(procs, limits, progs, strict=True):
         out, err = p.communicate(timeout=120)
         words = [ln.split() for ln in out.splitlines() if ln.startswith(prog[0] + " ")]
         if p.returncode != 0 or not words or words[-1][1] != "0":

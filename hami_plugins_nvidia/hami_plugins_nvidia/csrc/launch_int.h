@@ -66,6 +66,7 @@ struct squeue {
 #define TURN_RUN_NS 2000000LL        /* ... a neighbour's open interval counts as running if seen running this recently */
 #define TURN_FILL_NS 2000000LL       /* ... a neighbour fills a paused owner's window with at most this queued */
 #define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
+#define TURN_ENTER_MARGIN_BP 1000    /* ... and enters once twice its busy fraction is the limits' sum + this (turn_wanted) */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
 #define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
