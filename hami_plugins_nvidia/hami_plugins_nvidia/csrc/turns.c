@@ -8,7 +8,8 @@
  *
  * The rule. A process takes part (its board record carries HAMI_BREC_TURN, board.c) while it is capped, shares the
  * GPU, the GPU is contended by switch charging's rule (its demand alone plus its capped neighbours' >= 100 %,
- * launch_int.h switch_charged) and it is GPU-bound itself (its demand alone at least its limit; turn_wanted).
+ * launch_int.h switch_charged) and it is GPU-bound itself (its demand alone at least its limit, and twice it at
+ * least the sum of the limits taking part: turn_wanted).
  * With two or more taking part (its own record and the others' records, read with the rest of the board in
  * note_users), the period of TURN_PERIOD_NS on CLOCK_MONOTONIC (one clock for every process of the node: the phase
  * clock needs nothing written) is split into windows in board order, each as long as its owner's limit over the sum
