@@ -281,7 +281,7 @@ struct launch_stats {
     uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */
     int64_t turn_ns, turn_max_ns, turn_on_ns;  /* their time, the longest, and the time turns were on */
     int64_t turn_first_ns;   /* from the first update shared and capped to the first with turns on; -1: never */
-    uint64_t turn_offs;      /* the times turns went off again (hysteresis lost, a cut, a neighbour gone) */
+    uint64_t turn_offs;      /* the times an update found turns off again (hysteresis, a neighbour gone; cuts apart) */
     int64_t turn_bp;     /* turns' last demand estimate while shared (lending.c update_solo_demand) */
     int64_t full_ns;     /* launches' waits for a full mark ring (push_mark) */
     int64_t ns[ST_N];
