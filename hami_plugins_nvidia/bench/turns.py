@@ -14,6 +14,18 @@ before that is off unset). Cases:
   train   (--cases train) closer to the H100's training pair (record 8 stage 12): GPU_CORE_UTILIZATION_POLICY=default
           as issue18_gpu.sh runs it, kernels of mixed length in phases (150 of 400 us, 600 of 20 us: the library's
           per-mark average misjudges the queued work) and 2 ms of host time after each step's sync (CASE_ENV);
+  graphs  (--cases graphs) shaped like the H100's CUDA-graphs program (record 9 stage 15: a replay of ~0.09 ms on
+          each of 2 streams, a sync after every step, solo busy ~88 %): driver_app graphs, 400 us graphs on 2 streams,
+          no host gap, GPU_CORE_UTILIZATION_POLICY=default as issue18_gpu.sh runs it. The owner's own host
+          gaps (a sync every step) leave the GPU idle within its window. On the fake's host (~130 us of host
+          time a step, this 2-core VM) 400 us graphs keep the GPU ~86 % busy alone, as the H100's ~0.09 ms replays
+          did (88 %; 67-82 % on a loaded host); graphs-gap adds 50 us of host time a step (35-80 % busy alone as
+          the host is loaded), graphs-short has 100 us graphs (41-59 % busy alone: host-bound), graphs-long 2 ms
+          graphs and 1.2 ms of host time a step (~74 % busy alone, little of it the host's speed: the CI test's
+          shape, test_interposer_turns.py GRAPHS);
+  mixed   (--cases mixed) A 300 us kernels, a sync and 200 us of host time after each (~43 % busy alone), B bound's
+          GPU-bound program, default: a tenant busy under half the limits' sum beside a GPU-bound one, which taking
+          turns would leave its window x its busy fraction (run it with --pairs 30+70);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches, the library's
@@ -54,16 +66,24 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, 
 
 SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"],
-            "loop": ["spin", "60", "0", "{secs}", "750"], "train": ["spin", "20", "0", "{secs}", "750"]}
+            "loop": ["spin", "60", "0", "{secs}", "750"], "train": ["spin", "20", "0", "{secs}", "750"],
+            "graphs": ["graphs", "400", "2", "0", "{secs}"], "graphs-gap": ["graphs", "400", "2", "50", "{secs}"],
+            "graphs-short": ["graphs", "100", "2", "0", "{secs}"], "graphs-long": ["graphs", "2000", "2", "1200", "{secs}"]}
+#: case mixed: A keeps the fake GPU ~43 % busy alone (300 us kernels, a sync and 200 us of host time after each), B is
+#: GPU-bound (bound's program): a tenant busy under half the limits' sum beside a GPU-bound one (turns.c turn_wanted)
+MIXED = {"mixed": (["spin", "300", "200", "{secs}", "1"], ["spin", "2000", "0", "{secs}", "4"])}
 #: the train case's step: 150 kernels of 400 us, then 600 of 20 us (a step's GEMMs, then its small kernels: 72 ms of GPU
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
-POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default"}
+POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
+          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "mixed": "default"}
+GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "mixed")
 ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
-                          r"full-ring waits (?P<full>[\d.]+) ms)?")
+                          r"full-ring waits (?P<full>[\d.]+) ms)?(?:, first on after (?P<first>-?[\d.]+) ms, off "
+                          r"(?P<offs>\d+) times)?")
 
 
 def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str) -> dict[str, str]:
@@ -96,20 +116,22 @@ def turn_stats(err: str) -> dict[str, float]:
            "turn_longest_ms": float(m["longest"]), "turn_cuts": int(m["cuts"])}
     if m["demand"] is not None:  # since turnsreal (lending.c turn_bp)
         out.update(turn_demand=float(m["demand"]), full_ring_ms=float(m["full"]))
+    if m["first"] is not None:  # since turnsgraphs: the warm-up (-1: turns never came on) and the times turns went off
+        out.update(turn_first_ms=float(m["first"]), turn_offs=int(m["offs"]))
     return out
 
 
 def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, limits: tuple[int, int],
          secs: float) -> dict:
     """One run of the pair: per tenant its share and switch time (% of its wall), launches and turn figures."""
-    prog = [w.format(secs=secs) for w in PROGRAMS[case]]
+    progs = [[w.format(secs=secs) for w in prog] for prog in MIXED.get(case, (PROGRAMS.get(case),) * 2)]
     envs = [tenant_env(fake_dir, lib, tmp, n, lim, case, arm) for n, lim in zip("ab", limits, strict=True)]
     procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for e in envs]
+                              text=True) for prog, e in zip(progs, envs, strict=True)]
     tenants = []
-    for p, lim in zip(procs, limits, strict=True):
+    for p, lim, prog in zip(procs, limits, progs, strict=True):
         out, err = p.communicate(timeout=120)
-        words = [ln.split() for ln in out.splitlines() if ln.startswith("spin ")]
+        words = [ln.split() for ln in out.splitlines() if ln.startswith(prog[0] + " ")]
         if p.returncode != 0 or not words or words[-1][1] != "0":
             raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[-300:]}")
         t0, t1, gpu_s, n, sw_s = (float(x) for x in words[-1][2:7])
@@ -182,7 +204,7 @@ def main() -> int:
     add_round_args(ap)
     ap.add_argument("--pairs", default="30+70,50+50", help="the GPU-bound pairs' limits, A+B,...")
     ap.add_argument("--arms", default="native,off,on", help="comma-separated subset of " + ", ".join(ARMS))
-    ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of bound,loop,train")
+    ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of " + ",".join(GPU_CASES))
     ap.add_argument("--no-launch-bound", action="store_true", help="leave the launch-bound pair out")
     a = ap.parse_args()
     check_round_args(ap, a)
@@ -191,8 +213,8 @@ def main() -> int:
     if not arms or any(x not in ARMS for x in arms):
         ap.error(f"--arms {a.arms!r}: expected a comma-separated subset of {', '.join(ARMS)}")
     cases = [x for x in a.cases.split(",") if x]
-    if not cases or any(x not in ("bound", "loop", "train") for x in cases):
-        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of bound, loop, train")
+    if not cases or any(x not in GPU_CASES for x in cases):
+        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of {', '.join(GPU_CASES)}")
     plan = [(c, p) for c in cases for p in pairs] + ([] if a.no_launch_bound else [("launch", (50, 50))])
     rows: dict[tuple[str, tuple[int, int], str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="hami-turns-") as d:

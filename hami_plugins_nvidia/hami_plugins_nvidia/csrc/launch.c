@@ -136,7 +136,7 @@
 /* The launch path's own cost: see launch_int.h (lst); the sections' names for the report. */
 static const char *const st_names[ST_N] = {"before the launch", "after the launch", "lock", "throttle",
                                            "marks", "idle query", "harvest"};
-struct launch_stats lst;
+struct launch_stats lst = {.turn_first_ns = -1};
 __thread int st_in __attribute__((tls_model("initial-exec")));  /* this launch's inner sections are sampled */
 static __thread unsigned st_count __attribute__((tls_model("initial-exec")));
 
@@ -2095,12 +2095,15 @@ __attribute__((destructor)) static void launch_stats_report(void)
         n += snprintf(buf + n, sizeof(buf) - n, "; switches charged %.1f ms, not %.1f ms (demand alone %.1f %%, "
                       "neighbours %.1f %%)", lst.sw_charged_ns / 1e6, lst.sw_free_ns / 1e6, lst.solo_bp / 100.0,
                       lst.nbr_bp / 100.0);
-    /* HAMI_SM_TURNS (turns.c): how long turns were on, the holds by another's window, the longest, the cuts */
+    /* HAMI_SM_TURNS (turns.c): how long turns were on, the holds by another's window, the longest, the cuts, turns'
+     * demand estimate, the full-ring waits, the warm-up (from the first update shared and capped to the first with
+     * turns on, -1: never) and how often turns went off again */
     if (vg_cfg.sm_turns && n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; turns on %.1f ms, held %llu times, %.1f ms, longest %.1f ms, %llu "
-                      "cut, demand for turns %.1f %%, full-ring waits %.1f ms", lst.turn_on_ns / 1e6,
-                      (unsigned long long)lst.turn_holds, lst.turn_ns / 1e6, lst.turn_max_ns / 1e6,
-                      (unsigned long long)lst.turn_cuts, lst.turn_bp / 100.0, lst.full_ns / 1e6);
+                      "cut, demand for turns %.1f %%, full-ring waits %.1f ms, first on after %.1f ms, off %llu times",
+                      lst.turn_on_ns / 1e6, (unsigned long long)lst.turn_holds, lst.turn_ns / 1e6,
+                      lst.turn_max_ns / 1e6, (unsigned long long)lst.turn_cuts, lst.turn_bp / 100.0, lst.full_ns / 1e6,
+                      lst.turn_first_ns < 0 ? -1.0 : lst.turn_first_ns / 1e6, (unsigned long long)lst.turn_offs);
     /* deferred charges (charge.c deferred_charge): precise busy time charged after a neighbour was seen */
     if (n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; charges deferred %.1f ms", lst.dfr_ns / 1e6);

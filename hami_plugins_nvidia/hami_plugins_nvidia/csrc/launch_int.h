@@ -66,6 +66,7 @@ struct squeue {
 #define TURN_RUN_NS 2000000LL        /* ... a neighbour's open interval counts as running if seen running this recently */
 #define TURN_FILL_NS 2000000LL       /* ... a neighbour fills a paused owner's window with at most this queued */
 #define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
+#define TURN_ENTER_MARGIN_BP 1000    /* ... and enters once twice its busy fraction is the limits' sum + this (turn_wanted) */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
 #define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
@@ -250,6 +251,7 @@ struct dstate {
     int64_t turn_off_until; /* a hold reached TURN_HOLD_MAX_NS: no turns until then */
     int act_back;           /* a credit wait with nothing in flight, taking turns: note_users marks it TURN_GAP_NS back */
     int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
+    int64_t turn_since;     /* first seen shared and capped with turns on (the warm-up figure of the launch stats) */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -279,6 +281,8 @@ struct launch_stats {
     uint64_t wakes_long;  /* its sleeps past the busy ceiling (alone and coarse: HAMI_WATCHER_ALONE_POLL_US) */
     uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */
     int64_t turn_ns, turn_max_ns, turn_on_ns;  /* their time, the longest, and the time turns were on */
+    int64_t turn_first_ns;   /* from the first update shared and capped to the first with turns on; -1: never */
+    uint64_t turn_offs;      /* the times an update found turns off again (hysteresis, a neighbour gone; cuts apart) */
     int64_t turn_bp;     /* turns' last demand estimate while shared (lending.c update_solo_demand) */
     int64_t full_ns;     /* launches' waits for a full mark ring (push_mark) */
     int64_t ns[ST_N];

@@ -8,7 +8,8 @@
  *
  * The rule. A process takes part (its board record carries HAMI_BREC_TURN, board.c) while it is capped, shares the
  * GPU, the GPU is contended by switch charging's rule (its demand alone plus its capped neighbours' >= 100 %,
- * launch_int.h switch_charged) and it is GPU-bound itself (its demand alone at least its limit; turn_wanted).
+ * launch_int.h switch_charged) and it is GPU-bound itself (its demand alone at least its limit, and twice it at
+ * least the sum of the limits taking part: turn_wanted).
  * With two or more taking part (its own record and the others' records, read with the rest of the board in
  * note_users), the period of TURN_PERIOD_NS on CLOCK_MONOTONIC (one clock for every process of the node: the phase
  * clock needs nothing written) is split into windows in board order, each as long as its owner's limit over the sum
@@ -94,17 +95,31 @@ int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t pha
  * whole share: a window of that share costs it nothing the limit leaves it); with hysteresis, it stays in down to
  * 90 % contended and half its limit (the demand estimate of a program with a sync every few kernels swings by tens
  * of points between updates on the fake). Its own demand is turn_bp (lending.c update_solo_demand: its waits for a
- * full mark ring count as held; a launch-bound program never fills the ring, so its figure is solo_bp's); the
- * neighbours' are their published solo_bp, one taking turns at least its limit (turn_nbr_bp, note_users). */
-static int turn_wanted(const struct dstate *ds, int64_t now)
+ * full mark ring count as held; a launch-bound program never fills the ring, so its figure is solo_bp's; each window
+ * weighs by the time its program would have run alone in it, so the windows it spends held by the others' turns
+ * count for nothing: read as 0 they pulled the estimate to about its charged share while taking turns, at the stay
+ * test's edge, and the pairs went off and on, time-slicing between: H100 record 9 stage 15, fake graphs pair off 3-6
+ * times in 2 s); the neighbours' are their published solo_bp, one taking turns at least its limit (turn_nbr_bp,
+ * note_users). */
+static int turn_wanted(const struct dstate *ds, int64_t now, int nbr_lim)
 {
     if (!ds->capped || !ds->shared || ds->user_idx < 0 || now < ds->turn_off_until)
         return 0;
-    int64_t own = (int64_t)vg_sm_limit(ds->dev) * 100;
+    int64_t own = (int64_t)vg_sm_limit(ds->dev) * 100, sum = own + (int64_t)nbr_lim * 100;
+    /* busy enough for its window: in turns it gets its window (its limit over the sum of the limits taking part) at
+     * its own busy fraction, so one busy under half the sum loses more there than the switches it saves (fake, a
+     * tenant 43 % busy alone at 30 % beside a GPU-bound 70 %: 15.1-15.7 % of the GPU time-slicing, 10.9-12.1 % in
+     * turns). The wall-weighted estimate read ~its window share x its busy fraction while in turns, so "2 x
+     * estimate >= limit" held exactly this bound; the estimate reads its busy fraction now (lending.c), so the
+     * bound is written out, with 5 points of hysteresis to enter. nbr_lim: the limits of the neighbours taking
+     * turns (their records), 0 when none: the pair's first to enter is bound by its own limit alone, as before */
     if (ds->turn_want)
-        return ds->turn_bp + ds->turn_nbr_bp >= TURN_STAY_BP && 2 * ds->turn_bp >= own;
-    return ds->turn_bp + ds->turn_nbr_bp >= 10000 && ds->turn_bp >= own;  /* not contended: launch-bound pairs overlap */
+        return ds->turn_bp + ds->turn_nbr_bp >= TURN_STAY_BP && 2 * ds->turn_bp >= own && 2 * ds->turn_bp >= sum;
+    return ds->turn_bp + ds->turn_nbr_bp >= 10000 && ds->turn_bp >= own &&  /* not contended: launch-bound pairs overlap */
+           2 * ds->turn_bp >= sum + TURN_ENTER_MARGIN_BP;
 }
+
+static void turns_update_windows(struct dstate *ds, const struct vg_brec *rec, int rk);
 
 /* Who takes turns on this GPU now and in which order (note_users, every millisecond, with the records rk >= 0 it
  * read): ds->turn_n participants (0: no turns), their board slots and limits, its own index turn_me. */
@@ -115,8 +130,25 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
     if (ds->turn_n >= 2 && ds->turn_seen_at && now > ds->turn_seen_at)
         lst_add(&lst.turn_on_ns, now - ds->turn_seen_at);
     ds->turn_seen_at = now;
-    ds->turn_want = turn_wanted(ds, now);
+    int nbr_lim = 0;  /* the limits of the neighbours taking turns (their records: 1..100 each, board.c) */
+    for (int i = 0; rk >= 0 && i < HAMI_BOARD_USERS; i++)
+        if (i != ds->user_idx && rec[i].present && !rec[i].bad && rec[i].turns)
+            nbr_lim += rec[i].limit_hi;
+    ds->turn_want = turn_wanted(ds, now, nbr_lim);
+    int was = ds->turn_n;
     ds->turn_n = 0;
+    if (ds->capped && ds->shared && !ds->turn_since)
+        ds->turn_since = now;  /* the warm-up's start: from here to the first window (the launch stats) */
+    turns_update_windows(ds, rec, rk);
+    if (vg_cfg.launch_stats && ds->turn_n >= 2 && lst.turn_first_ns < 0 && ds->turn_since)
+        lst.turn_first_ns = now - ds->turn_since;
+    if (vg_cfg.launch_stats && was >= 2 && ds->turn_n < 2)
+        __atomic_add_fetch(&lst.turn_offs, 1, __ATOMIC_RELAXED);
+}
+
+/* turns_update's participants (see there): ds->turn_n, turn_slot, turn_limit, turn_me. */
+static void turns_update_windows(struct dstate *ds, const struct vg_brec *rec, int rk)
+{
     if (!ds->turn_want || rk < 0)
         return;
     int n = 0, sum = 0;
