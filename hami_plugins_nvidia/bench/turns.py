@@ -13,6 +13,10 @@ and on (HAMI_SM_TURNS=1). Cases:
   train   (--cases train) closer to the H100's training pair (record 8 stage 12): GPU_CORE_UTILIZATION_POLICY=default
           as issue18_gpu.sh runs it, kernels of mixed length in phases (150 of 400 us, 600 of 20 us: the library's
           per-mark average misjudges the queued work) and 2 ms of host time after each step's sync (CASE_ENV);
+  mixed   (--cases mixed) the conformance behaviour isolation/work-conserving-sharing (H100 record 9 stage 16): A the
+          train case's loop (GPU-bound), B a small-batch inference loop (10 us kernels, 12 us of host time after each,
+          busy-waited, a sync per 195: launch-bound, ~50 % busy alone, bench/fake_sharing_cases.py lbpair), default,
+          limits from --pairs. Only A is GPU-bound: B must not take turns (turns.c TURN_BOUND_BP);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches; per pair: the sum
@@ -54,21 +58,30 @@ PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "1
 #: the train case's step: 150 kernels of 400 us, then 600 of 20 us (a step's GEMMs, then its small kernels: 72 ms of GPU
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
-POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default"}
+#: cases whose tenant B runs another program (its own arguments and environment): mixed = the train case's loop (A)
+#: beside the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
+SECOND = {"mixed": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"})}
+PROGRAMS["mixed"] = PROGRAMS["train"]
+PROGRAMS["infer"] = ["spin", "10", "12", "{secs}", "195"]
+CASE_ENV["mixed"] = CASE_ENV["train"]
+POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "mixed": "default"}
 ARMS = {"native": None, "off": {}, "on": {"HAMI_SM_TURNS": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, HAMI_SM_TURNS=1)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
-                          r"full-ring waits (?P<full>[\d.]+) ms)?")
+                          r"full-ring waits (?P<full>[\d.]+) ms(?:, busy in its windows (?P<win>[\d.]+) %, judged out "
+                          r"(?P<outs>\d+))?)?")
 
 
-def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str) -> dict[str, str]:
-    """A container of the pair: its own region, the pair's board and fake GPU; the library only outside native."""
+def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str,
+               case_env: dict[str, str] | None = None) -> dict[str, str]:
+    """A container of the pair: its own region, the pair's board and fake GPU; the library only outside native.
+    case_env: the tenant's program environment (default: the case's, CASE_ENV)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "GPU_CORE", "FAKE_CUDA", "DRIVER_SPIN"))}
     ctr = tmp / name
     ctr.mkdir(parents=True, exist_ok=True)
-    env.update(LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_GPU=str(tmp / "gpu"), **SLICED, **CASE_ENV.get(case, {}))
+    env.update(LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_GPU=str(tmp / "gpu"), **SLICED, **(CASE_ENV.get(case, {}) if case_env is None else case_env))
     knobs = ARMS[arm]
     if knobs is not None:
         env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(ctr / "region"),
@@ -92,6 +105,8 @@ def turn_stats(err: str) -> dict[str, float]:
            "turn_longest_ms": float(m["longest"]), "turn_cuts": int(m["cuts"])}
     if m["demand"] is not None:  # since turnsreal (lending.c turn_bp)
         out.update(turn_demand=float(m["demand"]), full_ring_ms=float(m["full"]))
+    if m["win"] is not None:  # since turnsbound (turns.c turns_note_window: 0 = never measured; turn_judged)
+        out.update(turn_window_busy=float(m["win"]), turn_outs=int(m["outs"]))
     return out
 
 
@@ -99,9 +114,14 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
          secs: float) -> dict:
     """One run of the pair: per tenant its share and switch time (% of its wall), launches and turn figures."""
     prog = [w.format(secs=secs) for w in PROGRAMS[case]]
-    envs = [tenant_env(fake_dir, lib, tmp, n, lim, case, arm) for n, lim in zip("ab", limits, strict=True)]
-    procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for e in envs]
+    progs, envs = [prog, prog], [tenant_env(fake_dir, lib, tmp, n, lim, case, arm)
+                                 for n, lim in zip("ab", limits, strict=True)]
+    if case in SECOND:  # tenant B runs another program with its own environment
+        other, env_b = SECOND[case]
+        progs[1] = [w.format(secs=secs) for w in PROGRAMS[other]]
+        envs[1] = tenant_env(fake_dir, lib, tmp, "b", limits[1], case, arm, env_b)
+    procs = [subprocess.Popen([str(app), "ctx", "0", *p], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for p, e in zip(progs, envs, strict=True)]
     tenants = []
     for p, lim in zip(procs, limits, strict=True):
         out, err = p.communicate(timeout=120)
@@ -150,7 +170,7 @@ def markdown(result: dict, note: str) -> str:
               "Turns on: the time turns were on, ms, each tenant's (A / B, medians); demand for turns: each tenant's "
               "last estimate (lending.c turn_bp), A / B, medians.", "",
               "| case | limits | arm | A share % | B share % | useful % | switch % | launches | turns held ms "
-              "(longest) | turns on ms | demand for turns % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(longest) | turns on ms | demand for turns % | B launches |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         runs = row["runs"]
         held = [sum(t.get("turn_held_ms", 0.0) for t in r["tenants"]) for r in runs]
@@ -160,7 +180,8 @@ def markdown(result: dict, note: str) -> str:
                      f"{span([r['tenants'][1]['share'] for r in runs], '.1f')} | {span([r['useful'] for r in runs], '.1f')} | "
                      f"{span([r['switch'] for r in runs], '.2f')} | {span([r['launches'] for r in runs], '.0f')} | "
                      f"{span(held, '.0f')} ({longest:.0f}) | {per_tenant(runs, 'turns_on_ms', '.0f')} | "
-                     f"{per_tenant(runs, 'turn_demand', '.1f')} |")
+                     f"{per_tenant(runs, 'turn_demand', '.1f')} | "
+                     f"{span([r['tenants'][1]['launches'] for r in runs], '.0f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -170,7 +191,7 @@ def main() -> int:
     add_round_args(ap)
     ap.add_argument("--pairs", default="30+70,50+50", help="the GPU-bound pairs' limits, A+B,...")
     ap.add_argument("--arms", default="native,off,on", help="comma-separated subset of " + ", ".join(ARMS))
-    ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of bound,loop,train")
+    ap.add_argument("--cases", default="bound", help="the programs, a subset of bound,loop,train,mixed")
     ap.add_argument("--no-launch-bound", action="store_true", help="leave the launch-bound pair out")
     a = ap.parse_args()
     check_round_args(ap, a)
@@ -179,8 +200,8 @@ def main() -> int:
     if not arms or any(x not in ARMS for x in arms):
         ap.error(f"--arms {a.arms!r}: expected a comma-separated subset of {', '.join(ARMS)}")
     cases = [x for x in a.cases.split(",") if x]
-    if not cases or any(x not in ("bound", "loop", "train") for x in cases):
-        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of bound, loop, train")
+    if not cases or any(x not in ("bound", "loop", "train", "mixed") for x in cases):
+        ap.error(f"--cases {a.cases!r}: expected a comma-separated subset of bound, loop, train, mixed")
     plan = [(c, p) for c in cases for p in pairs] + ([] if a.no_launch_bound else [("launch", (50, 50))])
     rows: dict[tuple[str, tuple[int, int], str], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="hami-turns-") as d:
