@@ -70,15 +70,16 @@ struct squeue {
  * turns_note_window). On the H100 (record 9) the programs that gained by taking turns were busy 87-100 % alone
  * (matmul ~100, training 98, CuPy 97, CUDA graphs 88, JAX 87 %); the small-batch inference loop (50-59 % alone) is
  * launch-bound: in its window most of the GPU idled, outside it it was held, and beside a training loop at 50 + 50
- * it was charged 36.1 % instead of ~45 (stage 16). 75 % sits between the two groups with room for the figure's
- * swings. The library's demand estimates cannot draw that line: paired on the H100 the GPU-bound programs read
+ * it was charged 36.1 % instead of ~45 (stage 16). 70 % sits between the two groups; at 75 % a graphs-like
+ * tenant on the fake (~80-87 % busy alone there) was judged out now and then (its figure swings by ~10 points). The library's demand estimates cannot draw that line: paired on the H100 the GPU-bound programs read
  * 42-83 % (turns off, stage 2), the inference loop 50.4 % */
 #define TURN_BOUND_BP 7000
 #define TURN_JUDGE_NS 20000000LL     /* ... judged so once this much of its windows' time was measured, ... */
 #define TURN_JUDGE_EDGE_NS 3000000LL /* ... at the start of its own window, within this (turns.c turn_judged) ... */
 #define TURN_MISSES 2                /* ... out after this many windows' starts in a row found it below the bound ... */
 #define TURN_BOUND_OFF_NS 1000000000LL /* ... and one judged out takes no turns for this long, doubled each time ... */
-#define TURN_BOUND_OFF_MAX_NS 16000000000LL /* ... up to this (a launch-bound loop: 1-2 % of its time in turns) */
+#define TURN_BOUND_OFF_MAX_NS 16000000000LL /* ... up to this (a launch-bound loop then spends ~1-2 % of its time in
+                                             turns: ~0.2-0.3 s each time it gets in) */
 #define TURN_WIN_TAU_NS 200000000LL  /* ... over ~two periods (decaying sums) */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
@@ -268,7 +269,8 @@ struct dstate {
      * windows' time less its waits there, decaying sums over TURN_WIN_TAU_NS; 0 while it takes no turns */
     int64_t turn_win_k, turn_win_w;
     int64_t turn_bound_off; /* its next back-off when judged out (TURN_BOUND_OFF_NS.._MAX_NS), 0 = the first */
-    int turn_misses;        /* its windows' starts in a row that found it below TURN_BOUND_BP (turn_judged) */
+    int turn_misses;        /* its windows' starts in a row that found it below TURN_BOUND_BP (turn_judged) ... */
+    int64_t turn_judge_win; /* ... and the start of the window last judged (once a window) */
     int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
 };
 

@@ -8,7 +8,8 @@
  *
  * The rule. A process takes part (its board record carries HAMI_BREC_TURN, board.c) while it is capped, shares the
  * GPU, the GPU is contended by switch charging's rule (its demand alone plus its capped neighbours' >= 100 %,
- * launch_int.h switch_charged) and it is GPU-bound itself (its demand alone at least its limit; turn_wanted).
+ * launch_int.h switch_charged) and it is GPU-bound itself (its demand alone at least its limit; turn_wanted), and
+ * it stays in only while it fills the GPU in its own windows (turn_judged, below).
  * With two or more taking part (its own record and the others' records, read with the rest of the board in
  * note_users), the period of TURN_PERIOD_NS on CLOCK_MONOTONIC (one clock for every process of the node: the phase
  * clock needs nothing written) is split into windows in board order, each as long as its owner's limit over the sum
@@ -45,7 +46,20 @@
  * for this process for TURN_OFF_NS (logged once). A neighbour's forged busy interval or held mark can hold an owner
  * at most half its window at its start, or let a tenant into a window, where its own credit still bounds it. Launch-bound pairs
  * (demands alone adding up to less than the GPU) never take part: turn-taking once cost an inference pair 61 % of
- * its throughput; nor does a launch-bound tenant beside a GPU-bound one (its demand is below its limit). */
+ * its throughput.
+ *
+ * A launch-bound tenant beside a GPU-bound one (H100, record 9 stage 16, HAMI_SM_TURNS=1: the conformance pair, a
+ * training loop + a small-batch inference loop at 50 + 50): the inference loop's demand estimate (50.4 %) reached
+ * its limit, so it took part, and the stay test (half its limit) kept it in; in its window the loop left most of
+ * the GPU idle (it is launch-bound), outside it it was held: charged 36.1 % (target 45), 40.3 % of its solo
+ * throughput. The demand estimates cannot tell it from a GPU-bound program (paired on the H100 those read 42-83 %,
+ * launch_int.h TURN_BOUND_BP), so entry is unchanged and what it does in its windows decides: turns_note_window
+ * keeps its kernel time over its windows' time less its waits there (credit: it would fill more; turns' own holds,
+ * the wait for the previous owner's spill), decaying sums over ~two periods; at the start of its window, once 20 ms
+ * of its windows were measured, a share below TURN_BOUND_BP (70 %) twice in a row takes it out for 1 s, doubling
+ * to 16 s while it keeps failing (turns_update; the stats line: "busy in its windows", "judged out"). turn_bp
+ * cannot be the judge: outside its window a hold by turns is taken out of its time while its kernels still ran
+ * there (spills, fills). Judging out only ever drops holds: limits cannot fail open. */
 #define _GNU_SOURCE
 #include "launch_int.h"
 
@@ -184,13 +198,16 @@ static int turn_wanted(const struct dstate *ds, int64_t now)
  * deferred charges), and judged mid-window a tenant busy all along read 59-65 % on the fake (two in three of its
  * windows' time measured, its kernels of the last ms not yet). At a window's start its earlier windows are all
  * counted (their last kernels ran in its neighbour's window) and the new one has barely begun. */
-static int turn_judged(const struct dstate *ds, int64_t now)
+static int turn_judged(const struct dstate *ds, int64_t now, int64_t *win_at)
 {
     if (ds->turn_n < 2 || ds->turn_win_w < TURN_JUDGE_NS)
         return -1;
     int64_t start = 0, end = 0, phase = now % TURN_PERIOD_NS;
     if (turn_window(ds->turn_limit, ds->turn_n, TURN_PERIOD_NS, phase, &start, &end) != ds->turn_me ||
         phase - start > TURN_JUDGE_EDGE_NS)
+        return -1;
+    *win_at = now - (phase - start);  /* once a window (turns_update runs every ms) */
+    if (*win_at == ds->turn_judge_win)
         return -1;
     return ds->turn_win_k * 10000 >= (int64_t)TURN_BOUND_BP * ds->turn_win_w;
 }
@@ -205,10 +222,13 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
         lst_add(&lst.turn_on_ns, now - ds->turn_seen_at);
     ds->turn_seen_at = now;
     ds->turn_want = turn_wanted(ds, now);
-    int judged = ds->turn_want ? turn_judged(ds, now) : -1;
-    if (judged >= 0)  /* a miss must repeat at its next window's start: one window is a small sample (a 30 % tenant's
-                       * 30 ms, a neighbour's spill in it), and a GPU-bound one at 30 + 70 was once judged out (fake) */
+    int64_t win_at = 0;
+    int judged = ds->turn_want ? turn_judged(ds, now, &win_at) : -1;
+    if (judged >= 0) {  /* a miss must repeat at its next window's start: one window is a small sample (a 30 % tenant's
+                         * 30 ms, a neighbour's spill in it), and a GPU-bound one at 30 + 70 was once judged out (fake) */
+        ds->turn_judge_win = win_at;
         ds->turn_misses = judged ? 0 : ds->turn_misses + 1;
+    }
     if (judged == 0 && ds->turn_misses >= TURN_MISSES) {
         ds->turn_misses = 0;
         /* judged out: no turns for a back-off that doubles each time (a launch-bound loop that its demand estimate
