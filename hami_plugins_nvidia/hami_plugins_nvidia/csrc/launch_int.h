@@ -78,8 +78,8 @@ struct squeue {
 #define TURN_JUDGE_EDGE_NS 3000000LL /* ... at the start of its own window, within this (turns.c turn_judged) ... */
 #define TURN_MISSES 2                /* ... out after this many windows' starts in a row found it below the bound ... */
 #define TURN_BOUND_OFF_NS 1000000000LL /* ... and one judged out takes no turns for this long, doubled each time ... */
-#define TURN_BOUND_OFF_MAX_NS 16000000000LL /* ... up to this (a launch-bound loop then spends ~1-2 % of its time in
-                                             turns: ~0.2-0.3 s each time it gets in) */
+#define TURN_BOUND_OFF_MAX_NS 16000000000LL /* ... up to this (a launch-bound loop then spends ~1-4 % of its time in
+                                             turns: ~0.2-0.6 s each time it gets in, fake) */
 #define TURN_WIN_TAU_NS 200000000LL  /* ... over ~two periods (decaying sums) */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */

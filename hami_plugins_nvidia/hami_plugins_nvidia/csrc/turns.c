@@ -232,7 +232,7 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
     if (judged == 0 && ds->turn_misses >= TURN_MISSES) {
         ds->turn_misses = 0;
         /* judged out: no turns for a back-off that doubles each time (a launch-bound loop that its demand estimate
-         * lets back in spends 1-2 % of its time in turns at the longest) and restarts once it passes */
+         * lets back in spends ~1-4 % of its time in turns at the longest) and restarts once it passes */
         int64_t off = ds->turn_bound_off ? ds->turn_bound_off : TURN_BOUND_OFF_NS;
         vg_log_once(VG_INFO, "turns-bound", "device %d: HAMI_SM_TURNS: busy %.1f %% in its own windows (< %d %%: "
                                             "launch-bound): no turns for %.0f s, longer each time", ds->dev,
