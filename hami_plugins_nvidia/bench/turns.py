@@ -26,6 +26,10 @@ before that is off unset). Cases:
   mixed   (--cases mixed) A 300 us kernels, a sync and 200 us of host time after each (~43 % busy alone), B bound's
           GPU-bound program, default: a tenant busy under half the limits' sum beside a GPU-bound one, which taking
           turns would leave its window x its busy fraction (run it with --pairs 30+70);
+  trainfer (--cases trainfer) the conformance behaviour isolation/work-conserving-sharing (H100 record 9 stage 16): A the
+          train case's loop (GPU-bound), B a small-batch inference loop (10 us kernels, 12 us of host time after each,
+          busy-waited, a sync per 195: launch-bound, ~50 % busy alone, bench/fake_sharing_cases.py lbpair), default,
+          limits from --pairs. Only A is GPU-bound: B must not take turns (turns.c TURN_BOUND_BP);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches, the library's
@@ -76,23 +80,32 @@ MIXED = {"mixed": (["spin", "300", "200", "{secs}", "1"], ["spin", "2000", "0", 
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
-          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "mixed": "default"}
-GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "mixed")
+          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "mixed": "default",
+          "trainfer": "default"}
+GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "mixed", "trainfer")
+#: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
+#: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
+SECOND = {"trainfer": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"})}
+PROGRAMS["trainfer"] = PROGRAMS["train"]
+PROGRAMS["infer"] = ["spin", "10", "12", "{secs}", "195"]
+CASE_ENV["trainfer"] = CASE_ENV["train"]
 ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
                           r"full-ring waits (?P<full>[\d.]+) ms)?(?:, first on after (?P<first>-?[\d.]+) ms, off "
-                          r"(?P<offs>\d+) times)?")
+                          r"(?P<offs>\d+) times)?(?:, busy in its windows (?P<win>[\d.]+) %, judged out (?P<outs>\d+))?")
 
 
-def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str) -> dict[str, str]:
-    """A container of the pair: its own region, the pair's board and fake GPU; the library only outside native."""
+def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str,
+               case_env: dict[str, str] | None = None) -> dict[str, str]:
+    """A container of the pair: its own region, the pair's board and fake GPU; the library only outside native.
+    case_env: the tenant's program environment (default: the case's, CASE_ENV)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CUDA_", "HAMI_", "LD_PRELOAD", "GPU_CORE", "FAKE_CUDA", "DRIVER_SPIN"))}
     ctr = tmp / name
     ctr.mkdir(parents=True, exist_ok=True)
-    env.update(LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_GPU=str(tmp / "gpu"), **SLICED, **CASE_ENV.get(case, {}))
+    env.update(LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_GPU=str(tmp / "gpu"), **SLICED, **(CASE_ENV.get(case, {}) if case_env is None else case_env))
     knobs = ARMS[arm]
     if knobs is not None:
         env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(ctr / "region"),
@@ -118,6 +131,8 @@ def turn_stats(err: str) -> dict[str, float]:
         out.update(turn_demand=float(m["demand"]), full_ring_ms=float(m["full"]))
     if m["first"] is not None:  # since turnsgraphs: the warm-up (-1: turns never came on) and the times turns went off
         out.update(turn_first_ms=float(m["first"]), turn_offs=int(m["offs"]))
+    if m["win"] is not None:  # since turnsbound (turns.c turns_note_window: 0 = never measured; turn_judged)
+        out.update(turn_window_busy=float(m["win"]), turn_outs=int(m["outs"]))
     return out
 
 
@@ -126,6 +141,10 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
     """One run of the pair: per tenant its share and switch time (% of its wall), launches and turn figures."""
     progs = [[w.format(secs=secs) for w in prog] for prog in MIXED.get(case, (PROGRAMS.get(case),) * 2)]
     envs = [tenant_env(fake_dir, lib, tmp, n, lim, case, arm) for n, lim in zip("ab", limits, strict=True)]
+    if case in SECOND:  # tenant B runs another program with its own environment
+        other, env_b = SECOND[case]
+        progs[1] = [w.format(secs=secs) for w in PROGRAMS[other]]
+        envs[1] = tenant_env(fake_dir, lib, tmp, "b", limits[1], case, arm, env_b)
     procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for prog, e in zip(progs, envs, strict=True)]
     tenants = []
@@ -183,8 +202,8 @@ def markdown(result: dict, note: str) -> str:
               "Charged: each tenant's charge (the library's GPU-time charge, its region's busy time) as % of its wall, "
               "A / B, medians.", "",
               "| case | limits | arm | A share % | B share % | useful % | switch % | launches | turns held ms "
-              "(longest) | turns on ms | demand for turns % | charged % |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(longest) | turns on ms | demand for turns % | charged % | B launches |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         runs = row["runs"]
         held = [sum(t.get("turn_held_ms", 0.0) for t in r["tenants"]) for r in runs]
@@ -194,7 +213,8 @@ def markdown(result: dict, note: str) -> str:
                      f"{span([r['tenants'][1]['share'] for r in runs], '.1f')} | {span([r['useful'] for r in runs], '.1f')} | "
                      f"{span([r['switch'] for r in runs], '.2f')} | {span([r['launches'] for r in runs], '.0f')} | "
                      f"{span(held, '.0f')} ({longest:.0f}) | {per_tenant(runs, 'turns_on_ms', '.0f')} | "
-                     f"{per_tenant(runs, 'turn_demand', '.1f')} | {per_tenant(runs, 'charged', '.1f')} |")
+                     f"{per_tenant(runs, 'turn_demand', '.1f')} | {per_tenant(runs, 'charged', '.1f')} | "
+                     f"{span([r['tenants'][1]['launches'] for r in runs], '.0f')} |")
     return "\n".join(lines) + "\n"
 
 

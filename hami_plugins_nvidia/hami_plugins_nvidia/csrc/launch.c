@@ -1837,8 +1837,10 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             ST_STOP(ST_THROTTLE);
             now = vg_now_ns();  /* it may have waited */
             ds->now_at = now;
-            if (now > ds->held_since)
+            if (now > ds->held_since) {
                 ds->sd_held += now - ds->held_since;
+                turns_note_held(ds, ds->held_since, now);  /* turns' stay test (turns.c turns_note_window) */
+            }
             ds->held_since = 0;
         } else if (sm < 100 && vg_cfg.launch_stats) {
             ds->st_fast++;
@@ -2100,10 +2102,12 @@ __attribute__((destructor)) static void launch_stats_report(void)
      * turns on, -1: never) and how often turns went off again */
     if (vg_cfg.sm_turns && n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; turns on %.1f ms, held %llu times, %.1f ms, longest %.1f ms, %llu "
-                      "cut, demand for turns %.1f %%, full-ring waits %.1f ms, first on after %.1f ms, off %llu times",
+                      "cut, demand for turns %.1f %%, full-ring waits %.1f ms, first on after %.1f ms, off %llu times, busy "
+                      "in its windows %.1f %%, judged out %llu",
                       lst.turn_on_ns / 1e6, (unsigned long long)lst.turn_holds, lst.turn_ns / 1e6,
                       lst.turn_max_ns / 1e6, (unsigned long long)lst.turn_cuts, lst.turn_bp / 100.0, lst.full_ns / 1e6,
-                      lst.turn_first_ns < 0 ? -1.0 : lst.turn_first_ns / 1e6, (unsigned long long)lst.turn_offs);
+                      lst.turn_first_ns < 0 ? -1.0 : lst.turn_first_ns / 1e6, (unsigned long long)lst.turn_offs,
+                      lst.turn_win_bp / 100.0, (unsigned long long)lst.turn_outs);
     /* deferred charges (charge.c deferred_charge): precise busy time charged after a neighbour was seen */
     if (n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; charges deferred %.1f ms", lst.dfr_ns / 1e6);

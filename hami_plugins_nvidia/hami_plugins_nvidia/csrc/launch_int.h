@@ -67,6 +67,21 @@ struct squeue {
 #define TURN_FILL_NS 2000000LL       /* ... a neighbour fills a paused owner's window with at most this queued */
 #define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
 #define TURN_ENTER_MARGIN_BP 1000    /* ... and enters once twice its busy fraction is the limits' sum + this (turn_wanted) */
+/* ... and a tenant stays in only while it fills the GPU in its own windows: busy at least this much there (turns.c
+ * turns_note_window). On the H100 (record 9) the programs that gained by taking turns were busy 87-100 % alone
+ * (matmul ~100, training 98, CuPy 97, CUDA graphs 88, JAX 87 %); the small-batch inference loop (50-59 % alone) is
+ * launch-bound: in its window most of the GPU idled, outside it it was held, and beside a training loop at 50 + 50
+ * it was charged 36.1 % instead of ~45 (stage 16). 70 % sits between the two groups; at 75 % a graphs-like
+ * tenant on the fake (~80-87 % busy alone there) was judged out now and then (its figure swings by ~10 points). The library's demand estimates cannot draw that line: paired on the H100 the GPU-bound programs read
+ * 42-83 % (turns off, stage 2), the inference loop 50.4 % */
+#define TURN_BOUND_BP 7000
+#define TURN_JUDGE_NS 20000000LL     /* ... judged so once this much of its windows' time was measured, ... */
+#define TURN_JUDGE_EDGE_NS 3000000LL /* ... at the start of its own window, within this (turns.c turn_judged) ... */
+#define TURN_MISSES 2                /* ... out after this many windows' starts in a row found it below the bound ... */
+#define TURN_BOUND_OFF_NS 1000000000LL /* ... and one judged out takes no turns for this long, doubled each time ... */
+#define TURN_BOUND_OFF_MAX_NS 16000000000LL /* ... up to this (a launch-bound loop then spends ~1-4 % of its time in
+                                             turns: ~0.2-0.6 s each time it gets in, fake) */
+#define TURN_WIN_TAU_NS 200000000LL  /* ... over ~two periods (decaying sums) */
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
 #define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */
@@ -252,6 +267,13 @@ struct dstate {
     int act_back;           /* a credit wait with nothing in flight, taking turns: note_users marks it TURN_GAP_NS back */
     int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
     int64_t turn_since;     /* first seen shared and capped with turns on (the warm-up figure of the launch stats) */
+    /* its busy share inside its own windows while taking turns (turns.c turns_note_window): its kernel time and its
+     * windows' time less its waits there, decaying sums over TURN_WIN_TAU_NS; 0 while it takes no turns */
+    int64_t turn_win_k, turn_win_w;
+    int64_t turn_bound_off; /* its next back-off when judged out (TURN_BOUND_OFF_NS.._MAX_NS), 0 = the first */
+    int turn_misses;        /* its windows' starts in a row that found it below TURN_BOUND_BP (turn_judged) ... */
+    int64_t turn_judge_win; /* ... and the start of the window last judged (once a window) */
+    int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -280,10 +302,12 @@ struct launch_stats {
     uint64_t wakes, wakes_deferred;  /* the watcher's wake-ups, and those that left the collecting to the launcher */
     uint64_t wakes_long;  /* its sleeps past the busy ceiling (alone and coarse: HAMI_WATCHER_ALONE_POLL_US) */
     uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */
+    uint64_t turn_outs;  /* ... and the times it was judged out (busy below TURN_BOUND_BP in its windows) */
     int64_t turn_ns, turn_max_ns, turn_on_ns;  /* their time, the longest, and the time turns were on */
     int64_t turn_first_ns;   /* from the first update shared and capped to the first with turns on; -1: never */
     uint64_t turn_offs;      /* the times an update found turns off again (hysteresis, a neighbour gone; cuts apart) */
     int64_t turn_bp;     /* turns' last demand estimate while shared (lending.c update_solo_demand) */
+    int64_t turn_win_bp; /* its last busy share inside its own windows while taking turns (turns.c), 0 = never */
     int64_t full_ns;     /* launches' waits for a full mark ring (push_mark) */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
@@ -350,6 +374,8 @@ void note_users(struct dstate *ds, int64_t now);
 void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now);
 int64_t turns_hold(struct dstate *ds, int64_t now);
 void turns_hold_ends(struct dstate *ds, int64_t now);
+void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t precise_ns, int64_t k);
+void turns_note_held(struct dstate *ds, int64_t a, int64_t b);
 void stale_settle(struct dstate *ds);
 /* watcher.c */
 void start_watcher(void);

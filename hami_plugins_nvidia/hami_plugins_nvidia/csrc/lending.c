@@ -40,6 +40,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
         ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_n = 0;
         ds->turn_bp = ds->capped ? ds->turn_bp : 0;
+        turns_note_window(ds, now, now, 0, 0);  /* restarts: turns' busy share in its windows as well */
         if (!ds->capped && ds->solo_bp) {
             ds->solo_bp = 0;
             if (ds->bgpu && ds->user_idx >= 0)
@@ -50,6 +51,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     count_coarse(ds, now);
     if (ds->held_since && now > ds->held_since) {  /* called from the wait itself (note_users in throttle) */
         ds->sd_held += now - ds->held_since;
+        turns_note_held(ds, ds->held_since, now);
         ds->held_since = now;
     }
     int64_t dt = now - ds->sd_at - ds->sd_coarse;
@@ -62,6 +64,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     if (k <= 0 && !ds->sd_n) {  /* nothing ran yet: the estimate starts with the first window that ran kernels */
         ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_at = now;
+        turns_note_window(ds, now, now, 0, 0);
         return;
     }
     double f = ds->sd_full < dt ? (double)ds->sd_full : (double)dt;
@@ -82,6 +85,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     else if (ds->sd_n <= 16 && wt < (int64_t)(st * 1024 / ((double)dt * ds->sd_n)))
         wt = (int64_t)(st * 1024 / ((double)dt * ds->sd_n));  /* the next ones: a mean, as solo_bp's */
     ds->turn_bp += (solo_sample(dt, k, b, ht) - ds->turn_bp) * wt / 1024;
+    turns_note_window(ds, ds->sd_at, now, dt, (int64_t)k);  /* turns' stay test (turns.c) */
     if (ds->bgpu && ds->user_idx >= 0)
         __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], (int32_t)ds->solo_bp, __ATOMIC_RELEASE);
     if (ds->shared && k > 0) {  /* for the launch stats line: the last figures while shared and launching */
