@@ -86,7 +86,7 @@ def main() -> int:
                 row = worst_second(w)
                 res.setdefault((every, name), []).append(row)
                 held = re.search(r"held (\d+) times", err)
-                print(r, every, name, "worst 1 s %.3f whole %.3f window %.2f s (worst from %.2f s)" % row,
+                print(r, every, name, "worst 1 s {:.3f} whole {:.3f} window {:.2f} s (worst from {:.2f} s)".format(*row),
                       f"held {held.group(1) if held else '?'}", flush=True)
     print("\n| 1 in | variant | runs | worst 1 s: median (min-max) | whole window | window s |\n|---|---|---|---|---|---|")
     for (every, name), rows in res.items():
