@@ -64,7 +64,10 @@
  * three driver calls per launch, while its decisions do not need them: a tenant whose credit is well above
  * what its in-flight work could cost (tokens - doubt > 2 x the 30 ms in-flight bound) is not held whatever
  * its launches cost. Such a tenant is measured coarsely: no start marks (one per 5 ms still calibrates), no
- * idle query, one end mark per >= 1 ms run of launches, completions collected every 1 ms. A coarse mark's
+ * idle query, one end mark per >= 1 ms or 64-launch run of launches, completions collected every 1 ms; a stream with
+ * more than 128 launches not seen completed, or a mark uncompleted 5 ms after its record, goes precise and drains
+ * (coarse_behind: the in-flight bound is an age in host time, and a tenant that jumped to long kernels queued seconds
+ * of them in milliseconds). A coarse mark's
  * span (from the run's first enqueue, chained, to its GPU completion) bounds the GPU time of its launches
  * from above but includes the host gaps between them; it is charged the estimate n x (average charge per
  * launch measured on the precise path), at most the span, and the rest of the span is kept as doubt, which
