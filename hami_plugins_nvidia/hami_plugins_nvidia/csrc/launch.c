@@ -64,7 +64,10 @@
  * three driver calls per launch, while its decisions do not need them: a tenant whose credit is well above
  * what its in-flight work could cost (tokens - doubt > 2 x the 30 ms in-flight bound) is not held whatever
  * its launches cost. Such a tenant is measured coarsely: no start marks (one per 5 ms still calibrates), no
- * idle query, one end mark per >= 1 ms run of launches, completions collected every 1 ms. A coarse mark's
+ * idle query, one end mark per >= 1 ms or 64-launch run of launches, completions collected every 1 ms; a stream with
+ * more than 128 launches not seen completed, or a mark uncompleted 5 ms after its record, goes precise and drains
+ * (coarse_behind: the in-flight bound is an age in host time, and a tenant that jumped to long kernels queued seconds
+ * of them in milliseconds). A coarse mark's
  * span (from the run's first enqueue, chained, to its GPU completion) bounds the GPU time of its launches
  * from above but includes the host gaps between them; it is charged the estimate n x (average charge per
  * launch measured on the precise path), at most the span, and the rest of the span is kept as doubt, which
@@ -1231,11 +1234,16 @@ static COLD void verify(struct dstate *ds, int64_t now)
  * phase (which lasts at most 100 ms) and its switches are not charged (switch_charged: the switch gaps come from
  * start marks, which coarse mode does not record; coarse phases left a contended graphs pair charged 0.93 x the
  * GPU time it held on the fake); precisely otherwise. */
+static void set_mode(struct dstate *ds, struct squeue *q, int coarse, int64_t now);
+
 static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now)
 {
     int64_t tokens = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_ACQUIRE);
-    /* 20 ms of hysteresis: a tenant hovering at the threshold does not flip on every launch */
-    int ample = sm < 100 && tokens + ds->reserve_ns - ds->doubt_ns > HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
+    /* 20 ms of hysteresis: a tenant hovering at the threshold does not flip on every launch. The queued work's
+     * estimate counts too, as in credit_ample (coarsejump: a precise window of a tenant that had jumped to 2 ms
+     * kernels, 127 of them queued, went coarse again on its reserve and queued more behind them) */
+    int ample = sm < 100 && tokens + ds->reserve_ns - ds->doubt_ns - inflight_ns(ds) >
+                                HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
     if (sm < 100 && tokens + ds->reserve_ns <= HAMI_COARSE_CREDIT_NS)
         demand_precision(ds, now);  /* low credit, not only doubt: its next decisions depend on n(t) */
     if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
@@ -1247,6 +1255,12 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
         return;
     vg_log(VG_DEBUG, "device %d: measuring %s (credit %.1f ms, doubt %.1f ms, estimate %.1f us per launch)", ds->dev,
            coarse ? "coarsely" : "precisely", tokens / 1e6, ds->doubt_ns / 1e6, ds->est_ns / 1e3);
+    set_mode(ds, q, coarse, now);
+}
+
+/* Switches the device's measurement mode (choose_mode, coarse_bound). */
+static void set_mode(struct dstate *ds, struct squeue *q, int coarse, int64_t now)
+{
     count_coarse(ds, now);  /* switch charging's demand estimate leaves the coarse phase out */
     if (!coarse) {
         /* back to precise: the coarse run on this stream is closed by a coarse mark, and a busy period left
@@ -1263,6 +1277,68 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
     ds->verified = 0;
     ds->coarse = coarse;
     ds->mode_at = now;
+}
+
+/* The GPU work a coarse tenant has queued and not yet seen completed is bounded in launches, not only in age (issue
+ * 18, coarsejump). Coarse marks are few (one per >= 1 ms run, the samples), each counted as one mark's average charge
+ * in the throttle's in-flight estimate, and the in-flight bound is an age in host time: a tenant far below its limit
+ * that jumps to back-to-back 2 ms kernels queued ~1,600 of them (3.3 s of GPU work) in its first 30 ms of host time
+ * and held the whole fake GPU for 2.3-3.3 s before its first hold; with one sample in 128 for 7-13 s, all of it
+ * before the throttle saw a charge (docs/results/2026-12-06-fake-coarsejump.md). Precise mode is bounded by its ring:
+ * one mark a launch, at most RING - 1 launches queued a stream. A coarse stream is held to the same: its run closes
+ * with a mark after 64 launches at most (COARSE_RUN_LAUNCHES), and once it has more than COARSE_AHEAD_LAUNCHES not
+ * seen completed, or a mark still not completed COARSE_OVERDUE_NS after its record (a tenant far below its limit
+ * leaves the GPU idle most of the time: its marks complete within microseconds of their record, or one neighbour's
+ * time slice, ~2 ms), the GPU is behind it: the tenant goes precise (coming back takes a verified window and ample
+ * credit, choose_mode) and waits, collecting, until every launch of the stream was seen completed: their charges are
+ * in before it launches again, so the throttle holds it at once for what it queued (waiting only back to the bound
+ * let the precise ring queue 127 more launches on an estimate that still knew only the tiny kernels, and the jump at
+ * one sample in 128 took 0.61 of its worst second). One pipeline bubble, only for a tenant whose GPU was behind it
+ * (a GPU-bound one: not coarse again before a verified window and ample credit). Checked only as a coarse
+ * run's mark is recorded, and the ring's scan only then: a launch-bound loop's marks complete at once, its ring
+ * holds one or two. A collection first: coarse marks are collected every 1 ms, a completed one may wait for it. */
+static int queued_launches(const struct squeue *q)
+{
+    int ahead = q->unmarked;
+    for (int k = 0; k < q->count; k++) {
+        const struct mark *m = &q->ring[(q->head + k) % RING];
+        ahead += m->kind == MK_END ? m->n : 0;
+    }
+    return ahead;
+}
+
+static int coarse_behind(const struct squeue *q, int64_t now)
+{
+    return q->count && (now - q->ring[q->head].rec > COARSE_OVERDUE_NS || queued_launches(q) > COARSE_AHEAD_LAUNCHES);
+}
+
+static COLD void coarse_bound(struct dstate *ds, struct squeue *q, int64_t now)
+{
+    collect(ds, 1);
+    ds->harvest_at = now;
+    if (!coarse_behind(q, now))
+        return;
+    vg_log(VG_DEBUG, "device %d: the GPU is behind the coarse launches (%d queued, oldest mark %.1f ms old): measuring "
+           "precisely", ds->dev, queued_launches(q), (now - q->ring[q->head].rec) / 1e6);
+    set_mode(ds, q, 0, now);
+    /* the host waits for its own queued work, as at a full ring (push_mark): counted alike */
+    int queued = queued_launches(q);
+    int64_t from = vg_now_ns();
+    while (!ds->stale && queued_launches(q) > 0) {
+        sleep_ns(50000);
+        harvest(ds);
+    }
+    int64_t waited = vg_now_ns() - from;
+    if (waited > 0) {
+        ds->sd_full += waited;
+        lst_add(&lst.full_ns, waited);
+        /* the throttle's estimate of a precise mark (one launch) still knew only the tiny kernels: the precise ring
+         * then queued 127 of the new ones on it (0.60 of the jump's first second at one sample in 128). The drain's
+         * wait per launch drained bounds what they cost from below where the GPU ran them alone (some ran before
+         * the trip) and from above beside a neighbour: never an estimate below what was seen */
+        if (queued > 0 && waited / queued > ds->ewma_ns)
+            ds->ewma_ns = waited / queued;
+    }
 }
 
 /* The bucket's depth. Outside the square wave it is the spendable burst (HAMI_BURST_NS, 50 ms) over the work
@@ -1968,8 +2044,12 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,
          * charged the estimate (see the header) */
-        if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS)
+        if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS ||
+            q->unmarked >= COARSE_RUN_LAUNCHES) {
             push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
+            if (ds->coarse && !q->capture && !ds->stale && coarse_behind(q, now))
+                coarse_bound(ds, q, now);  /* the GPU may be behind: bounded in launches (coarse_behind) */
+        }
         if (vg_cfg.launch_stats) {
             ds->st_launches++;
             ds->st_coarse += ds->coarse != 0;

@@ -99,6 +99,9 @@ struct squeue {
 #define COLLECT_LAG_NS 20000LL       /* the promptest collection of a completed mark lags it by at most 20 us */
 #define DRIFT_NS 20000LL             /* the bounds on the reference widen by 20 us at each re-base (drift) */
 #define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
+#define COARSE_RUN_LAUNCHES 64      /* ... or per 64 launches, whichever comes first (launch.c coarse_behind) */
+#define COARSE_AHEAD_LAUNCHES 128   /* coarse: at most this many launches on a stream not seen completed ... */
+#define COARSE_OVERDUE_NS 5000000LL /* ... and no mark left uncompleted this long after its record, else precise */
 #define COARSE_HARVEST_NS 1000000LL  /* coarse: completions collected every 1 ms */
 #define COARSE_PHASE_NS 100000000LL  /* a coarse phase lasts at most 100 ms, then a precise verification window */
 #define SAMPLE_SLACK_NS 500         /* ... and charged only beyond 0.5 us per launch more than estimated (a sample's

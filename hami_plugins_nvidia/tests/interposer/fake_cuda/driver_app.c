@@ -149,6 +149,22 @@ struct samples {
     double t[MAX_SAMPLES], g[MAX_SAMPLES];
 };
 
+/* A sampler thread for wtrace: the GPU time the fake gave this process every bin of wall time, whether or not the
+ * launching thread is held inside a launch (trace samples only between launches, so it sees nothing of a hold) */
+static struct { pthread_t t; int64_t (*gpu_ns)(void); double bin; volatile int stop; struct samples sm; } wt;
+
+static void *wtrace_main(void *arg)
+{
+    (void)arg;
+    while (!wt.stop && wt.sm.n < MAX_SAMPLES) {
+        wt.sm.t[wt.sm.n] = now_s();
+        wt.sm.g[wt.sm.n] = wt.gpu_ns() / 1e9;
+        wt.sm.n++;
+        usleep((useconds_t)(wt.bin * 1e6));
+    }
+    return NULL;
+}
+
 static double spin_sync_s;  /* wall seconds the last spin_for spent in its periodic syncs (the final one excluded) */
 
 /* DRIVER_SPIN_MIX=BIG_US:NBIG:NSMALL (bench/turns.py case "train"): spin's kernels come in phases, NBIG kernels of
@@ -683,6 +699,28 @@ int main(int argc, char **argv)
             printf("trace %d", r);
             for (int k = 0; k < sm.n; k++)
                 printf(" %.6f %.6f", sm.t[k], sm.g[k]);
+            printf("\n");
+        } else if (!strcmp(c, "wtrace")) {
+            /* wtrace US GAP_US SECONDS SYNC BIN_MS: like spin (its final sync included), and prints the GPU time the
+             * fake device gave this process at every BIN_MS of wall time sampled by a thread of its own, holds in
+             * the launch path included ("wtrace R T0 T1 t g t g ...", seconds; T1 after the final sync) */
+            unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
+            double secs = atof(argv[++i]);
+            int every = atoi(argv[++i]), n = 0;
+            wt.bin = atof(argv[++i]) / 1e3;
+            wt.gpu_ns = fake_gpu_ns;
+            wt.stop = 0;
+            wt.sm.n = 0;
+            double t0 = now_s();
+            int started = fake_gpu_ns && pthread_create(&wt.t, NULL, wtrace_main, NULL) == 0;
+            CUresult r = spin_for(us, gap, secs, every, 0, NULL, fake_gpu_ns, &n);
+            double t1 = now_s();
+            wt.stop = 1;
+            if (started)
+                pthread_join(wt.t, NULL);
+            printf("wtrace %d %.6f %.6f", started ? r : -1, t0, t1);
+            for (int k = 0; k < wt.sm.n; k++)
+                printf(" %.6f %.6f", wt.sm.t[k], wt.sm.g[k]);
             printf("\n");
         } else if (!strcmp(c, "where")) {
             /* which library an entry point handed out by the resolver lives in */
