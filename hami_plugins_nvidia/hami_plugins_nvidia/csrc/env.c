@@ -242,7 +242,9 @@ void vg_config_load(void)
         alone_us = WATCH_ALONE_DEFAULT_US;
     }
     vg_cfg.watch_alone_ns = (int64_t)alone_us * 1000;
-    if (vg_cfg.watch_alone_ns < vg_cfg.watch_poll_ns)
+    /* a busy ceiling set on its own keeps its meaning alone too (HAMI_WATCHER_BUSY_POLL_US=100, the old fixed poll, is
+     * the hardware ladder's poll100 rung) */
+    if (vg_cfg.watch_alone_ns < vg_cfg.watch_poll_ns || (wp && *wp && poll_us != WATCH_POLL_DEFAULT_US && !(wa && *wa)))
         vg_cfg.watch_alone_ns = vg_cfg.watch_poll_ns;
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))

@@ -18,7 +18,7 @@ ladder = _load("hami_launch_ladder_under_test", Path(__file__).resolve().parents
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="counts the watcher's wakes on the fake's modelled launch cost")
 
 HOST = re.compile(r"watcher (\d+) wakes \((\d+) left to the launcher\)")
-LONG = re.compile(r"watcher sleeps past 1000 us: (\d+) \(alone ceiling (\d+) us\)")
+LONG = re.compile(r"watcher sleeps past \d+ us: (\d+) \(alone ceiling (\d+) us\)")  # past the busy ceiling
 FORCE = dict(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="70", HAMI_LAUNCH_STATS="1")
 SECONDS = 0.8
 # launch-bound, never syncs (the launcher collects itself): 5 us kernels, 20 us of busy host time after each (a sleep
@@ -64,6 +64,17 @@ def test_alone_and_coarse_the_watcher_sleeps_up_to_the_alone_ceiling(workload: W
     assert ms_long == 0 and ms_left > 0, (ms, ms_left, ms_long)
     # the deferred wakes fall with the longer ceiling (on this VM ~740 against 240-420 unloaded); how many the launcher
     # is left depends on the load (a descheduled launcher is collected for), so the rates are not judged here
+
+
+def test_a_busy_ceiling_set_alone_keeps_its_meaning_alone(workload: Workload) -> None:
+    # HAMI_WATCHER_BUSY_POLL_US=100 (the old fixed poll: the hardware ladder's poll100 rung) with no alone ceiling set:
+    # the 100 us ceiling alone too, not 4 ms (a first version let the alone ceiling override it: the poll100 rung and
+    # test_interposer_launch_host_stats.py's old-poll A/B would have measured the new pacing)
+    _, left, long, stderr = _loop(workload, HAMI_WATCHER_BUSY_POLL_US="100")
+    assert long == 0 and "alone ceiling 100 us" in stderr, stderr
+    assert left > 0, stderr
+    _, _, both, stderr = _loop(workload, HAMI_WATCHER_BUSY_POLL_US="100", HAMI_WATCHER_ALONE_POLL_US="4000")
+    assert both > 0 and "alone ceiling 4000 us" in stderr, stderr  # both set: each applies
 
 
 def test_measured_precisely_the_watcher_keeps_the_busy_ceiling(workload: Workload) -> None:
