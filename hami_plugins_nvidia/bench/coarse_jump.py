@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from watcher_pace import FAKE, build, parse_variant  # noqa: E402 - one variant syntax
+from watcher_pace import fake_and_variants  # noqa: E402 - one variant syntax, one fake build
 
 JUMP = ["spin", "5", "20", "1.0", "195", "wtrace", "2000", "0", "2.0", "1000000", "50"]
 
@@ -67,16 +67,7 @@ def main() -> int:
     a = ap.parse_args()
     if not 1 <= a.rounds <= 20:
         ap.error("--rounds must be 1..20")
-    work = Path(tempfile.mkdtemp(prefix="coarse-jump-"))
-    cc = build.compiler()
-    subprocess.run([cc, "-O1", "-fPIC", "-shared", "-Wl,-Bsymbolic", "-o", str(work / "libcuda.so.1"),
-                    str(FAKE / "fake_cuda.c")], check=True)
-    app = work / "driver_app"
-    subprocess.run([cc, "-O1", "-o", str(app), str(FAKE / "driver_app.c"), "-ldl"], check=True)
-    variants = []
-    for spec in a.variant:
-        name, csrc, defines, env = parse_variant(spec)
-        variants.append((name, build.build_library(work / name, csrc=csrc, defines=defines), env))
+    work, app, variants = fake_and_variants("coarse-jump-", a.variant)
     res: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for r in range(a.rounds):
         for every in a.every or ["32"]:

@@ -53,6 +53,22 @@ def shapes() -> dict[str, tuple[dict[str, str], list[str]]]:
     }
 
 
+def fake_and_variants(prefix: str, specs: list[str]) -> tuple[Path, Path, list[tuple[str, Path, dict[str, str]]]]:
+    """A work folder with the fake libcuda and driver_app built, and each --variant's library built in it:
+    (work, driver_app, [(name, libvgpu.so, env)])."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    cc = build.compiler()
+    subprocess.run([cc, "-O1", "-fPIC", "-shared", "-Wl,-Bsymbolic", "-o", str(work / "libcuda.so.1"),
+                    str(FAKE / "fake_cuda.c")], check=True)
+    app = work / "driver_app"
+    subprocess.run([cc, "-O1", "-o", str(app), str(FAKE / "driver_app.c"), "-ldl"], check=True)
+    variants = []
+    for spec in specs:
+        name, csrc, defines, env = parse_variant(spec)
+        variants.append((name, build.build_library(work / name, csrc=csrc, defines=defines), env))
+    return work, app, variants
+
+
 def parse_variant(spec: str) -> tuple[str, Path, list[str], dict[str, str]]:
     name, _, rest = spec.partition("=")
     parts = rest.split(":")
@@ -97,16 +113,7 @@ def main() -> int:
     a = ap.parse_args()
     if not 1 <= a.rounds <= 20:
         ap.error("--rounds must be 1..20")
-    work = Path(tempfile.mkdtemp(prefix="watcher-pace-"))
-    cc = build.compiler()
-    subprocess.run([cc, "-O1", "-fPIC", "-shared", "-Wl,-Bsymbolic", "-o", str(work / "libcuda.so.1"),
-                    str(FAKE / "fake_cuda.c")], check=True)
-    app = work / "driver_app"
-    subprocess.run([cc, "-O1", "-o", str(app), str(FAKE / "driver_app.c"), "-ldl"], check=True)
-    variants = []
-    for spec in a.variant:
-        name, csrc, defines, env = parse_variant(spec)
-        variants.append((name, build.build_library(work / name, csrc=csrc, defines=defines), env))
+    work, app, variants = fake_and_variants("watcher-pace-", a.variant)
     res: dict = {"loop": {n: [] for n, _, _ in variants}, "charge": {}}
     for r in range(a.rounds):
         order = variants if r % 2 == 0 else variants[::-1]
