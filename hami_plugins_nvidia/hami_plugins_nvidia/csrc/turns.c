@@ -54,7 +54,8 @@
  * its limit, so it took part, and the stay test (half its limit) kept it in; in its window the loop left most of
  * the GPU idle (it is launch-bound), outside it it was held: charged 36.1 % (target 45), 40.3 % of its solo
  * throughput. The demand estimates cannot tell it from a GPU-bound program (paired on the H100 those read 42-83 %,
- * launch_int.h TURN_BOUND_BP), so entry is unchanged and what it does in its windows decides: turns_note_window
+ * launch_int.h TURN_BOUND_BP; turn_wanted's limits'-sum bound keeps out a tenant busy under half the limits' sum,
+ * not one ~50 % busy at 50 + 50), so what it does in its windows decides: turns_note_window
  * keeps its kernel time over its windows' time less its waits there (credit: it would fill more; turns' own holds,
  * the wait for the previous owner's spill), decaying sums over ~two periods; at the start of its window, once 20 ms
  * of its windows were measured, a share below TURN_BOUND_BP (70 %) twice in a row takes it out for 1 s, doubling
