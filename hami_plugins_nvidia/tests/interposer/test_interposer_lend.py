@@ -110,6 +110,8 @@ def test_a_launch_ahead_neighbour_lends_by_its_demand_alone_never_below_its_char
     lib = ctypes.CDLL(str(toolchain.lib))
     lib.hami_vgpu_lend_demand_solo_bp.restype = ctypes.c_int64
     lib.hami_vgpu_lend_demand_solo_bp.argtypes = [ctypes.c_int64] * 3
+    lib.hami_vgpu_lend_demand_bp.restype = ctypes.c_int64
+    lib.hami_vgpu_lend_demand_bp.argtypes = [ctypes.c_int64] * 2
     d = lib.hami_vgpu_lend_demand_solo_bp
     assert lib.hami_vgpu_lend_demand_bp(3800, 8600) == 7307  # the queued estimate alone: lends nothing at 50
     assert d(3800, 8600, 4100) == 4100  # its demand alone reads lower: that
