@@ -276,7 +276,7 @@ void note_users(struct dstate *ds, int64_t now)
     }
     int shared = rk < 0, n = 0;  /* records that cannot be read: somebody may be there (capped, nothing lent) */
     int64_t nbr = 0, hi_sum = 0, nbr_turn = 0;
-    int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS];
+    int32_t limit[HAMI_BOARD_USERS], frac[HAMI_BOARD_USERS], queued[HAMI_BOARD_USERS], solos[HAMI_BOARD_USERS];
     int64_t frac_age[HAMI_BOARD_USERS], held_age[HAMI_BOARD_USERS];
     for (int i = 0; i < HAMI_BOARD_USERS; i++) {
         if (i == ds->user_idx)
@@ -310,6 +310,7 @@ void note_users(struct dstate *ds, int64_t now)
              * record's demand is taken as the whole GPU (switches charged), an absent one's as unmeasured */
             limit[n] = 0;
             frac[n] = queued[n] = 10000;
+            solos[n] = 0;
             frac_age[n] = held_age[n] = INT64_MAX;
             if (rk < 0 || r->bad) {
                 nbr += 10000;
@@ -328,6 +329,7 @@ void note_users(struct dstate *ds, int64_t now)
         queued[n] = bq < 0 || bq > 10000 || bq > r->queued_bp ? bq : r->queued_bp;
         if (solo < r->solo_bp)
             solo = r->solo_bp;
+        solos[n] = solo;  /* the higher of the two (lends less); it lowers a demand estimate at most to the charge */
         if (r->limit_lo < 100 && solo > 0)  /* capped: its demand is measured (bounded below) */
             nbr += solo < 10000 ? solo : 10000;
         /* for turns (turns.c turn_wanted): one that takes turns said its own turns estimate is at least its limit,
@@ -349,7 +351,7 @@ void note_users(struct dstate *ds, int64_t now)
     }
     int sm = vg_sm_limit(ds->dev);
     int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend && sm + hi_sum <= 100
-                  ? hami_vgpu_lent_share_bounded(sm, limit, frac, queued, frac_age, held_age, n,
+                  ? hami_vgpu_lent_share_bounded(sm, limit, frac, queued, solos, frac_age, held_age, n,
                                                  vg_nvml_others_bound(ds->dev, now)) : sm;
     if (eff != ds->eff && (eff > sm || ds->eff > sm))
         vg_log(VG_DEBUG, "device %d: share %d%% (limit %d%%, %d%% lent by idle neighbour shares)", ds->dev, eff,

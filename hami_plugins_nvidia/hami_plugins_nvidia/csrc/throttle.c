@@ -219,6 +219,29 @@ int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued)
     return d < used ? used : d;
 }
 
+/* The same, less where the neighbour's own measured demand alone (solo, 1/100 %: lending.c update_solo_demand,
+ * its kernels over the time it would have run without waiting behind its neighbours) reads lower, but never
+ * below its charge (used): it lends at most limit - charged - margin, what it was measured to leave unused.
+ * Why: used / (used + idle) holds for a program that waits for each of its kernels; a launch-bound one that
+ * launches ahead (small-batch inference, 10 us kernels and 12 us of host time each, a sync per ~200) has its
+ * queue outstanding through every slice its neighbour holds, so its queued share reads ~85 % and the estimate
+ * ~75 % against its ~43 % alone (conformance isolation/work-conserving-sharing, H100 record 9b: it lent nothing
+ * and the pair charged 91.6 % < 95; fake, this repo's bench/turns.py trainfer 50 + 50: charged ~38-42 %, queued
+ * 82-89 %, estimate 67-80 %, demand alone 39-44 %). Its demand alone subtracts exactly those waits. A program
+ * that waits for each kernel (CuPy's pattern, the case the queued estimate was made for) reads about as high
+ * either way: its waits behind the other context are its own sync waits, subtracted alike. solo <= 0 (never
+ * measured, or not capped) or out of range: the queued estimate alone. Inputs bounded as hami_vgpu_lend_demand_bp's
+ * (a board value out of range lends nothing); solo comes from the board too, and can only lower the estimate to the
+ * charge, which the same writer could forge directly. */
+int64_t hami_vgpu_lend_demand_solo_bp(int64_t used, int64_t queued, int64_t solo)
+{
+    int64_t d = hami_vgpu_lend_demand_bp(used, queued);
+    if (used < 0 || used > 10000 || queued < 0 || queued > 10000 || solo <= 0 || solo > 10000)
+        return d;
+    int64_t s = solo > used ? solo : used;
+    return s < d ? s : d;
+}
+
 /* Work-conserving lending under GPU_CORE_UTILIZATION_POLICY=default (docs/interposer.md "Lending"): the share
  * a container with limit own may use while the listed neighbours are active on its GPU. Each neighbour lends
  * what it leaves unused of its own limit, max(0, limit - recent charged fraction - a margin), so the limits stay
@@ -240,15 +263,17 @@ int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued)
 int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
                          const int64_t *frac_age_ns, const int64_t *held_age_ns, int count)
 {
-    return hami_vgpu_lent_share_bounded(own, limit, frac_bp, queued_bp, frac_age_ns, held_age_ns, count, -1);
+    return hami_vgpu_lent_share_bounded(own, limit, frac_bp, queued_bp, NULL, frac_age_ns, held_age_ns, count, -1);
 }
 
 /* The same with at most k lenders (k < 0: no bound), k from the count nobody on the board can write (see
  * hami_vgpu_ps_charge_bounded_ns): the k that lend least are taken. Their sum is at most that of any k of the
  * entries, so of the real lenders when at most k are real: a forged entry can replace a real lender only by
- * lending less than it, and adds nothing while the real ones fill the k. */
+ * lending less than it, and adds nothing while the real ones fill the k. solo_bp (NULL: none): each neighbour's
+ * published demand alone, which may lower its demand estimate down to its charge (hami_vgpu_lend_demand_solo_bp). */
 int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
-                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count, int k)
+                                 const int32_t *solo_bp, const int64_t *frac_age_ns, const int64_t *held_age_ns,
+                                 int count, int k)
 {
     if (own <= 0 || own >= 100 || count <= 0)
         return own;
@@ -263,7 +288,8 @@ int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *f
         int ok = limit[i] >= 1 && limit[i] <= 100 && frac_bp[i] >= 0 && frac_bp[i] <= 10000 &&
                  queued_bp[i] >= 0 && queued_bp[i] < HAMI_LEND_QUEUED_MAX_BP &&
                  frac_age_ns[i] >= -1000000LL && frac_age_ns[i] <= 1000000000LL && held_age_ns[i] >= 100000000LL;
-        int64_t spare = (int64_t)limit[i] * 100 - hami_vgpu_lend_demand_bp(frac_bp[i], queued_bp[i]) -
+        int64_t spare = (int64_t)limit[i] * 100 -
+                        hami_vgpu_lend_demand_solo_bp(frac_bp[i], queued_bp[i], solo_bp ? solo_bp[i] : 0) -
                         HAMI_LEND_MARGIN_BP;
         if (ok && spare > 0)
             spares[ns++] = spare;

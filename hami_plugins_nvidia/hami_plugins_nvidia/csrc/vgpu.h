@@ -291,9 +291,10 @@ VG_API int64_t hami_vgpu_ps_charge_w_ns(int64_t a, int64_t b, const int64_t *sin
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
 VG_API int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued);
+VG_API int64_t hami_vgpu_lend_demand_solo_bp(int64_t used, int64_t queued, int64_t solo);
 VG_API int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *frac_bp,
-                                        const int32_t *queued_bp, const int64_t *frac_age_ns,
-                                        const int64_t *held_age_ns, int count, int k);
+                                        const int32_t *queued_bp, const int32_t *solo_bp,
+                                        const int64_t *frac_age_ns, const int64_t *held_age_ns, int count, int k);
 #define HAMI_INFLIGHT_NS 30000000LL    /* launches wait while the oldest outstanding one is older than this */
 /* Coarse measurement (launch.c) only while the credit and the reserve, less the doubt, exceed twice the
  * in-flight bound. Credit and reserve are at most this plus 100 ms together, so that a tenant well under its limit

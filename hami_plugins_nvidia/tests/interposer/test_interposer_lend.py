@@ -92,6 +92,60 @@ def test_lend_demand_is_the_use_alone_and_bounded(toolchain: Toolchain) -> None:
         assert d(*bad) == 10000, bad  # out of range: lends nothing
 
 
+def _lent_solo(lib: ctypes.CDLL, own: int, rows: list[tuple[int, int, int, int]]) -> int:
+    """rows: (limit %, charged fraction, share of the time with work on the GPU, demand alone; all 1/100 % but the
+    limit), each written 2 ms ago and never held: the share in force as lending.c computes it (with demand alone)."""
+    n = len(rows)
+    i32, i64 = ctypes.c_int32 * n, ctypes.c_int64 * n
+    cols = list(zip(*rows, strict=True))
+    return lib.hami_vgpu_lent_share_bounded(own, i32(*cols[0]), i32(*cols[1]), i32(*cols[2]), i32(*cols[3]),
+                                            i64(*([2 * MS] * n)), i64(*([10**12] * n)), n, -1)
+
+
+def test_a_launch_ahead_neighbour_lends_by_its_demand_alone_never_below_its_charge(toolchain: Toolchain) -> None:
+    # lendconf (conformance isolation/work-conserving-sharing, H100 record 9b: training 50.0 + inference 41.6 =
+    # 91.6 % < 95): the small-batch inference loop launches ahead, so its queue is outstanding through its
+    # neighbour's slices: on the fake (bench/turns.py trainfer 50 + 50) charged ~38 %, work on the GPU ~86 % of
+    # the time, so used / (used + idle) ~73 % and it lent nothing, while its demand alone read ~41 %
+    lib = ctypes.CDLL(str(toolchain.lib))
+    lib.hami_vgpu_lend_demand_solo_bp.restype = ctypes.c_int64
+    lib.hami_vgpu_lend_demand_solo_bp.argtypes = [ctypes.c_int64] * 3
+    lib.hami_vgpu_lend_demand_bp.restype = ctypes.c_int64
+    lib.hami_vgpu_lend_demand_bp.argtypes = [ctypes.c_int64] * 2
+    d = lib.hami_vgpu_lend_demand_solo_bp
+    assert lib.hami_vgpu_lend_demand_bp(3800, 8600) == 7307  # the queued estimate alone: lends nothing at 50
+    assert d(3800, 8600, 4100) == 4100  # its demand alone reads lower: that
+    assert d(3800, 8600, 2000) == 3800  # never below its charge: it lends at most what it left unused
+    assert d(3800, 8600, 9000) == 7307  # never above the queued estimate: solo only ever lends more
+    assert d(3800, 8600, 0) == 7307  # not measured (0, or not capped): the queued estimate
+    for bad in (-1, 10001, 2**40):
+        assert d(3800, 8600, bad) == 7307, bad  # out of range: ignored
+    assert d(-1, 5000, 100) == 10000  # a charge out of range still lends nothing
+    assert d(5000, 10001, 100) == 10000
+    assert _lent_solo(lib, 50, [(50, 3800, 8600, 4100)]) == 56  # 50 - 41 - 3 lent
+    assert _lent_solo(lib, 50, [(50, 3800, 8600, 0)]) == 50  # before: nothing
+    # CuPy's pattern (a kernel, a sync): squeezed to 45 % charged with work on the GPU 96 % of the time; its
+    # waits behind the neighbour are its own sync waits, which its demand alone subtracts: it reads high too
+    assert _lent_solo(lib, 30, [(70, 4500, 9600, 9000)]) == 30
+    # backlogged, held and over-committed entries lend nothing whatever their demand alone says
+    assert _lent_solo(lib, 30, [(70, 4500, 9800, 100)]) == 30
+    assert _lent_solo(lib, 60, [(50, 2000, 3000, 100)]) == 60
+
+
+@settings(max_examples=200, deadline=None)
+@given(used=st.integers(-(2**63), 2**63 - 1), queued=st.integers(-(2**63), 2**63 - 1),
+       solo=st.integers(-(2**63), 2**63 - 1))
+def test_demand_alone_only_lowers_the_estimate_to_the_charge(toolchain: Toolchain, used: int, queued: int,
+                                                             solo: int) -> None:
+    lib = ctypes.CDLL(str(toolchain.lib))
+    lib.hami_vgpu_lend_demand_solo_bp.restype = lib.hami_vgpu_lend_demand_bp.restype = ctypes.c_int64
+    lib.hami_vgpu_lend_demand_solo_bp.argtypes = [ctypes.c_int64] * 3
+    lib.hami_vgpu_lend_demand_bp.argtypes = [ctypes.c_int64] * 2
+    d, base = lib.hami_vgpu_lend_demand_solo_bp(used, queued, solo), lib.hami_vgpu_lend_demand_bp(used, queued)
+    assert d <= base
+    assert d >= (used if 0 <= used <= 10000 else 10000)
+
+
 _I32 = st.integers(-(2**31), 2**31 - 1)
 _I64 = st.integers(-(2**63), 2**63 - 1)
 

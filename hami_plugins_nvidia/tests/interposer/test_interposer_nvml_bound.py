@@ -345,7 +345,8 @@ def _lent(lib: ctypes.CDLL, own: int, rows: list[tuple[int, int]], k: int) -> in
     n = max(1, len(rows))
     i32, i64 = ctypes.c_int32 * n, ctypes.c_int64 * n
     return lib.hami_vgpu_lent_share_bounded(own, i32(*[r[0] for r in rows]), i32(*[r[1] for r in rows]),
-                                            i32(*[r[1] for r in rows]), i64(*[2 * MS] * n), i64(*[10**12] * n), len(rows), k)
+                                            i32(*[r[1] for r in rows]), None, i64(*[2 * MS] * n), i64(*[10**12] * n),
+                                            len(rows), k)
 
 
 def test_bounded_lending_takes_the_k_that_lend_least(lib: ctypes.CDLL) -> None:
