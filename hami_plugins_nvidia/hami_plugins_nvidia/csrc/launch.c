@@ -1913,10 +1913,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
             ST_STOP(ST_THROTTLE);
             now = vg_now_ns();  /* it may have waited */
             ds->now_at = now;
-            if (now > ds->held_since) {
-                ds->sd_held += now - ds->held_since;
-                turns_note_held(ds, ds->held_since, now);  /* turns' stay test (turns.c turns_note_window) */
-            }
+            note_held(ds, now);  /* the demand estimates and turns' stay test (lending.c) */
             ds->held_since = 0;
         } else if (sm < 100 && vg_cfg.launch_stats) {
             ds->st_fast++;

@@ -20,6 +20,17 @@ static int64_t solo_sample(double dt, double k, double b, double h)
     return solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
 }
 
+/* A wait of its launches since held_since, up to now: counted as held (the demand estimates) and, inside its own
+ * windows, for turns' stay test (turns_note_held); held_since moves to now (the wait may go on). */
+void note_held(struct dstate *ds, int64_t now)
+{
+    if (!ds->held_since || now <= ds->held_since)
+        return;
+    ds->sd_held += now - ds->held_since;
+    turns_note_held(ds, ds->held_since, now);
+    ds->held_since = now;
+}
+
 /* Updates solo_bp, the program's demand alone (its kernels as a share of the time it would run without waiting
  * behind its neighbours), every >= 5 ms as a ~100 ms decaying average: kernels / (wall - time its host waited for
  * its own work - time its launches waited for credit + the kernels among the waits, which it would still run
@@ -49,11 +60,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
         return;
     }
     count_coarse(ds, now);
-    if (ds->held_since && now > ds->held_since) {  /* called from the wait itself (note_users in throttle) */
-        ds->sd_held += now - ds->held_since;
-        turns_note_held(ds, ds->held_since, now);
-        ds->held_since = now;
-    }
+    note_held(ds, now);  /* called from the wait itself (note_users in throttle) */
     int64_t dt = now - ds->sd_at - ds->sd_coarse;
     if (dt < FRAC_GAP_NS)
         return;
