@@ -68,8 +68,9 @@ def _tenant(out: str, err: str, regfile: Path | None) -> dict[str, float]:
     return row
 
 
-def run_case(app: Path, fake: Path, lib: Path | None, case: str, env: dict[str, str]) -> list[dict[str, float]]:
-    args = [str(app), "ctx", "0", "passes", STEP, HOST_US, SECONDS]
+def run_case(app: Path, fake: Path, lib: Path | None, case: str, env: dict[str, str],
+             step: str = STEP) -> list[dict[str, float]]:
+    args = [str(app), "ctx", "0", "passes", step, HOST_US, SECONDS]
     with tempfile.TemporaryDirectory() as d:
         if case in ("native", "alone"):
             extra = {} if case == "native" else dict(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="90",
@@ -94,6 +95,7 @@ def main() -> int:
     ap.add_argument("--variant", action="append", required=True, help="NAME=CSRC[:DEFINES][:ENV] (see the docstring)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cases", default="native,alone,pair")
+    ap.add_argument("--step", default=STEP, help="passes PATTERN: COUNT*US,... kernels of one step")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     work, app, variants = fake_and_variants("deepq-", a.variant)
@@ -103,7 +105,7 @@ def main() -> int:
         order = variants if r % 2 == 0 else variants[::-1]
         for case in cases:
             for name, lib, env in (order if case != "native" else [("native", None, {})]):
-                rows = run_case(app, work, lib, case, env)
+                rows = run_case(app, work, lib, case, env, a.step)
                 results.setdefault(f"{case} {name}" if case != "native" else "native", []).append(rows)
                 print(f"round {r} {case} {name}: " + " | ".join(
                     ", ".join(f"{k} {v:.2f}" for k, v in row.items()) for row in rows), flush=True)

@@ -573,10 +573,27 @@ static int64_t owed_until(const struct dstate *ds, int64_t now)
  * never under), and the stream marks every launch for DEEP_BACKOFF_NS. */
 static int deep_proven(struct dstate *ds, const struct squeue *q, const struct mark *m)
 {
-    int ok = ds->ref && q->done_end > 0 && q->done_end - (ref_time(ds) - ds->off_lo) > m->rec;
+    int ok = m->proven || (ds->ref && q->done_end > 0 && q->done_end - (ref_time(ds) - ds->off_lo) > m->rec);
     if (!ok && vg_cfg.launch_stats)
         __atomic_add_fetch(&lst.deep_unproven, 1, __ATOMIC_RELAXED);
+    if (!ok)
+        vg_log(VG_DEBUG, "device %d: deep run of %d not proven: previous completion %.1f us after its mark's record "
+               "(margin %.1f us), its first launch %.1f us before", ds->dev, m->n, (q->done_end - m->rec) / 1e3,
+               (ref_time(ds) - ds->off_lo) / 1e3, (m->rec - m->enq) / 1e3);
     return ok;
+}
+
+/* The host's own proof of the same (deep_proven): q's oldest mark was just found not completed at `now`, so every
+ * deep run's mark after it recorded by then was queued before the GPU reached the run (the oldest mark is before
+ * the run's first launch). Needed where the reference's bounds are wide: beside a neighbour on the fake the
+ * conversion's margin failed 7-13 % of the proofs. A scan of the ring, only while deep runs are outstanding. */
+static void deep_seen(struct squeue *q, int64_t now)
+{
+    for (int k = 1; k < q->count; k++) {
+        struct mark *m = &q->ring[(q->head + k) % RING];
+        if (m->deep && m->rec <= now)
+            m->proven = 1;
+    }
 }
 
 void harvest(struct dstate *ds)
@@ -630,6 +647,10 @@ static void collect(struct dstate *ds, int all)
                 /* completed (a host wait proved it): no query; its time as a query would have given it */
             } else if (paired_h == INT64_MIN || m->kind != MK_START) {  /* a paired start mark has completed */
                 if (!mark_done(ds, m, now, &done_h)) {
+                    q->busy_seen = now;  /* its backlog is real, and the GPU that far behind it (deep_defer) */
+                    q->busy_lag = now - m->rec;
+                    if (ds->deep_extra)
+                        deep_seen(q, now);
                     ask_later(q, m, now);
                     misses++;
                     ST_COUNT(misses);
@@ -1455,6 +1476,17 @@ static int64_t resume_credit(const struct dstate *ds, int share)
     return cap > 0 && wave > cap ? cap : wave;
 }
 
+/* Closes every open deep run of the device (deep_defer) while its backlog still runs: the host is about to wait (a
+ * credit or turns hold), or a capture begins. Left to the watcher's close, 100 us after the last launch at the
+ * earliest (later while the launcher collects itself), a run outlived the backlog of a pair's tenant held at its
+ * window's end and failed its proof (fake: 7-13 % of a turns pair's runs). */
+static void deep_close_all(struct dstate *ds)
+{
+    for (int i = 0; i < ds->nq && !ds->stale; i++)
+        if (ds->q[i].deep_run)
+            push_mark(ds, &ds->q[i], ds->q[i].unmarked_enq, MK_END, 0);
+}
+
 static void throttle(struct dstate *ds, int sm)
 {
     struct hami_device_info *di = &vg_region->dev[ds->dev];
@@ -1507,6 +1539,8 @@ static void throttle(struct dstate *ds, int sm)
         }
         if (wait == 0)
             return;
+        if (!waited && ds->deep_extra)
+            deep_close_all(ds);
         if (!turn) {
             demand_precision(ds, now);  /* held for credit: its neighbours' n(t) decides when it goes */
             turns_hold_ends(ds, now);   /* a hold by turns ends where a credit wait begins (turns.c) */
@@ -2084,7 +2118,10 @@ static int64_t submitted_at(const struct dstate *ds, int graph)
  * training loop (~750 launches a step, one sync) waited 443-977 ms a 5 s run for a full ring, and each wait let the
  * GPU's queue run dry in its host-heavy phases, inside its own turns' windows. A launch is deferred only while the
  * stream's backlog is deep: at least DEEP_AHEAD_LAUNCHES launches and DEEP_AHEAD_NS of estimated work (the average
- * charge per launch) closed by marks not yet collected, so the GPU is still busy with them when the run closes: after
+ * charge per launch) closed by marks not yet collected, and a collection found one of them not completed within
+ * DEEP_SEEN_NS, DEEP_LAG_NS or more after its record (the GPU that far behind the host: the average per launch is
+ * blind to the kernel, and tiny kernels queued behind a step's GEMMs, estimated at the GEMMs' average, lost 13 % of
+ * a fake pair's bets once the GEMMs were done), so the GPU is still busy with them when the run closes: after
  * at most HAMI_SM_DEEP_RUN launches (default 32) or DEEP_RUN_NS of host time (the next launch's end mark closes it),
  * or MARK_GAP_NS after its last launch (the watcher's close_bursts, as for any launch left without a mark), or before
  * a start mark on the stream. The bet is checked when the run's mark is collected (deep_proven); one that lost is
@@ -2096,6 +2133,7 @@ static inline int deep_defer(const struct dstate *ds, const struct squeue *q, in
 {
     return vg_cfg.sm_deep_run > 1 && !ds->coarse && !q->capture && !q->sample && !ds->stale &&
            q->unmarked < vg_cfg.sm_deep_run && now - q->unmarked_enq < DEEP_RUN_NS && now >= q->deep_off &&
+           now - q->busy_seen <= DEEP_SEEN_NS && q->busy_lag >= DEEP_LAG_NS &&
            q->queued >= DEEP_AHEAD_LAUNCHES && ds->ewma_ns > 0 && (int64_t)q->queued * ds->ewma_ns >= DEEP_AHEAD_NS &&
            q->s != CU_STREAM_PER_THREAD && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE);
 }
@@ -2372,6 +2410,8 @@ static void capture_begins(void)
     pthread_once(&states_once, init_states);
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
         pthread_mutex_lock(&states[i].mu);
+        if (states[i].ready && states[i].deep_extra)
+            deep_close_all(&states[i]);  /* no deep run after this (deep_defer): the open ones end before the capture */
         pthread_mutex_unlock(&states[i].mu);
     }
 }
@@ -2451,6 +2491,8 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
         return;
     pthread_mutex_lock(&ds->mu);
     if (ctx == ds->ctx && !ds->adopt && !ds->stale && ds->nq) {
+        if (ds->deep_extra)
+            deep_close_all(ds);  /* the host waits: its open deep runs close while their backlog runs */
         p->ds = ds;
         p->before = ds->seq;
     }

@@ -40,6 +40,7 @@ struct mark {
                         second driver call (mark_done) */
     int deep;        /* MK_END closing a deep run (launch.c deep_defer): its launches whose own mark was deferred, counted
                         in dstate.deep_extra until it is collected */
+    int proven;      /* ... a collection found a mark before it not completed after it was recorded (deep_proven) */
     int64_t sub;     /* precise MK_START opening a launch: the host time its kernel may start from at the earliest
                         (launch.c submitted_at), 0 = none; the launch call has not returned while dstate.opening
                         points at it */
@@ -56,6 +57,8 @@ struct squeue {
     int deep_run;          /* precise: of them, launches whose own end mark was deferred (launch.c deep_defer) */
     int queued;            /* launches closed by its end marks not collected yet (the GPU's backlog, an upper bound) */
     int64_t deep_off;      /* no deferral before this (a deep run's proof failed: the bet on the backlog lost) */
+    int64_t busy_seen;     /* when a collection last found one of its marks not completed, ... */
+    int64_t busy_lag;      /* ... and how long after that mark's record */
     int64_t last_mark, last_launch;
     int64_t done_end;      /* host time the last completed mark on this stream completed */
     uint64_t known_to;     /* its marks with seq below this are known complete: a host wait that covered them
@@ -108,7 +111,9 @@ struct squeue {
 #define DEEP_RUN_NS 500000LL         /* precise: a deep run (launch.c deep_defer) closes within 500 us of its first
                                         launch ... */
 #define DEEP_AHEAD_NS 2000000LL      /* ... and is opened only while at least 2 ms of work is queued ahead of it ... */
-#define DEEP_AHEAD_LAUNCHES 16       /* ... in at least 16 launches */
+#define DEEP_AHEAD_LAUNCHES 16       /* ... in at least 16 launches, ... */
+#define DEEP_SEEN_NS 300000LL        /* ... one of whose marks a collection found not completed this recently ... */
+#define DEEP_LAG_NS 1000000LL        /* ... this long after its record */
 #define DEEP_BACKOFF_NS 20000000LL   /* a run whose proof failed stops deferral on its stream for 20 ms */
 #define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
 #define COARSE_RUN_LAUNCHES 64      /* ... or per 64 launches, whichever comes first (launch.c coarse_behind) */
