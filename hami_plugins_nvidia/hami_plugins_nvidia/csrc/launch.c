@@ -135,7 +135,7 @@
  * same (an upper bound of its GPU time: over-charged, never under) and the stream marks every launch for 20 ms.
  * The in-flight estimate counts every deferred launch at the average charge per launch (deep_extra), the 30 ms
  * bound a run's first launch; no deep runs in coarse mode, on a per-thread default stream, or once a capture was
- * seen. Fake libcuda, a training step's shape alone at 90 % precise: full-ring waits ~1.0-1.6 s -> < 0.06 s of a
+ * seen. Fake libcuda, a training step's shape alone at 90 % precise: full-ring waits ~1.0-1.6 s -> < 0.1 s of a
  * 2-3 s run, 1.00 -> ~0.6-0.7 event records a launch (docs/results/2026-12-06-fake-deepq.md).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an

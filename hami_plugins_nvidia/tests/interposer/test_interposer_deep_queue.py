@@ -7,7 +7,7 @@ end mark closes, proven exact when collected (the mark before it completed after
 The shape (bench/deep_queue.py): 120 kernels of 200 us the host queues in ~1.5 ms, then 1200 of 5 us paced by 10 us
 of busy host time each, a sync per step. On the fake, this 2-core VM (deep_queue.py, docs/results/2026-12-06-fake-
 deepq.md), alone at 90 % force measured precisely: main's csrc waited ~1,000-1,600 ms of a 2-3 s run for a full
-ring, 1.00 event records a launch; with deep runs < 60 ms, ~0.6-0.7 records a launch. Judged by the launch stats
+ring, 1.00 event records a launch; with deep runs < 100 ms, ~0.6-0.7 records a launch. Judged by the launch stats
 line (counts and the ring's waits) and the fake's own accounting of the process's GPU time (FAKE_CUDA_GPU)."""
 
 from __future__ import annotations
