@@ -292,6 +292,8 @@ VG_API int64_t hami_vgpu_ps_charge_w_ns(int64_t a, int64_t b, const int64_t *sin
                                         const int64_t *suntil, int scount, int sk);
 #define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
 #define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
+#define HAMI_LEND_WAITING_PCT 50      /* queued this much of its time off the GPU: waiting (lend_demand_solo) */
+#define HAMI_LEND_SHORT_WEIGHT 2      /* a waiting neighbour adds this many times its shortfall (lend_demand_solo) */
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
 VG_API int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued);
