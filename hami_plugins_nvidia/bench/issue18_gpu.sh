@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..17 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..18 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -49,8 +49,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -295,6 +295,19 @@ case "$STAGE" in
     step jax-on 85 120 'mkdir -p $R/jax-on; python3 $B/real_workloads.py --out $R/jax-on --part share --seconds $W --repeat 2 --plan "jax::1:" --tenant-env HAMI_SM_TURNS=1'
     step matmul-on 65 90 'mkdir -p $R/matmul-on; python3 $B/real_workloads.py --out $R/matmul-on --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=1'
     step matmul-off 65 90 'mkdir -p $R/matmul-off; python3 $B/real_workloads.py --out $R/matmul-off --part share --seconds $W --repeat 2 --plan "matmul::1:" --tenant-env HAMI_SM_TURNS=0'
+    ;;
+  18)
+    echo "# stage 18: session 18's merges (deep runs for a precise stream's deep backlog, the lending guard for a waiting tenant, the coarse alone path): the conformance behaviour, the inference loop alone and in pairs, the training pairs as shipped (judged) and with HAMI_SM_DEEP_RUN=1 (one mark a launch, the rule before: not judged)"
+    step info 5 10 "$INFO"
+    step wheels 10 20 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    step install 20 40 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
+    # record 10 (072f525, lendconf): unsupported, the inference loop charged 38.6 against 41.8; 74 s
+    step conformance 90 110 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
+    # stage 16's launch cost with the shipped library only (record 10: 186 s for two variants): ~120 s
+    step launch-cost 120 140 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 2'
+    # record 10: 133 s with the policy timeline (~25 s); neither arm has one here (~110 s; one solo in the second, ~90 s)
+    step train-pairs 110 130 "$(rw train-pairs 'train::2:')"
+    step train-pairs-deep1 88 105 "$(rw train-pairs-deep1 'train::1:') --tenant-env HAMI_SM_DEEP_RUN=1"
     ;;
   16)
     echo "# stage 16: taking turns as the default (session 17): the conformance behaviour (training + inference pair), the inference loop alone and in pairs with the library as shipped (judged) and with HAMI_SM_TURNS=0 (not judged), the tamper tests"

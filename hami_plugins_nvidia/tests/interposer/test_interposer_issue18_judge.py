@@ -342,7 +342,7 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17"])
+                                   "16", "17", "18"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -383,6 +383,11 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert "--pairs lib,off " in ab[0] and "--pair-limits 50+50,30+70 " in ab[0], ab
         conf = [s for s in steps if "isolation/work-conserving-sharing" in s]
         assert len(conf) == 1 and "HAMI_SM_TURNS" not in conf[0], conf  # the default, judged
+    if stage == "18":  # the training pairs as shipped (judged) and with one mark a launch (an experiment, not judged)
+        train = {s.split()[1]: s for s in steps if "real_workloads.py" in s}
+        assert set(train) == {"train-pairs", "train-pairs-deep1"}, train
+        assert "--tenant-env" not in train["train-pairs"]
+        assert train["train-pairs-deep1"].count("--tenant-env HAMI_SM_DEEP_RUN=1") == 1
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -395,7 +400,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "18"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "19"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
