@@ -1844,7 +1844,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     *qout = NULL;
     if (WRAP_ONLY || !vg_launch_control())
         return NULL;
-    int dev = vg_current_device();
+    CUcontext ctx = NULL;  /* the current context: one driver call, its device kept with it (dl.c vg_ctx_device) */
+    int dev = vg_ctx_device(&ctx);
     if (dev < 0 || !vg_region_ready())
         return NULL;
     pthread_once(&states_once, init_states);
@@ -1894,9 +1895,6 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     }
     ds->capped = sm < 100;
     ds->launched = 1;
-    CUcontext ctx = NULL;
-    if (vg_real.cuCtxGetCurrent)
-        vg_real.cuCtxGetCurrent(&ctx);
     if (ds->adopt && ctx) {  /* the measured state was dropped (drop_measured): this context is measured now */
         ds->ctx = ctx;
         ds->adopt = 0;
@@ -2348,13 +2346,11 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
     p->s = s;
     if (scope == PROVE_NONE || !vg_launch_control())
         return;
-    int dev = vg_current_device();
-    if (dev < 0 || !__atomic_load_n(&states[dev].ready, __ATOMIC_ACQUIRE))
+    CUcontext ctx = NULL;
+    int dev = vg_ctx_device(&ctx);
+    if (dev < 0 || !ctx || !__atomic_load_n(&states[dev].ready, __ATOMIC_ACQUIRE))
         return;
     struct dstate *ds = &states[dev];
-    CUcontext ctx = NULL;
-    if (!vg_real.cuCtxGetCurrent || vg_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx)
-        return;
     pthread_mutex_lock(&ds->mu);
     if (ctx == ds->ctx && !ds->adopt && !ds->stale && ds->nq) {
         p->ds = ds;
