@@ -101,8 +101,9 @@
  * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
  *
  * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
- * launch unless it waits; no system call; while the credit is ample the throttle is skipped (credit_ample: its
- * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms; a
+ * launch unless it waits; no system call; one context call (cuCtxGetCurrent: the device is kept per thread with its
+ * context, dl.c vg_ctx_device, invalidated by every hooked context destruction); while the credit is ample the
+ * throttle is skipped (credit_ample: its refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms; a
  * completed mark costs one driver call, its conversion (mark_done). HAMI_SM_SAMPLE_EVERY sets the coarse samples'
  * rate (default one in 32), an A/B knob for the hardware runs (docs/interposer.md).
  *
@@ -1960,6 +1961,15 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                  * alone */
                 q->sample = push_boundary(ds, q, now);
                 ST_COUNT(samples);
+                /* the sample's span starts at its launch's submission, as a precise start mark's does (submitted_at):
+                 * on an idle GPU its start mark completes before the launch call has even begun, and the span held
+                 * the call's host time and the library's (fake libcuda with H100-like call costs, 3.5 us launch calls,
+                 * 5 us kernels 12 us apart: the samples read ~9 us, and their excess over the estimate was charged
+                 * at 15-19 of 21 verifications, 184-361 ms in 2.4 s; now 1-4, the window averages a loaded host
+                 * disturbed; docs/results/2026-12-06-fake-alonepath.md). Until launch_end the mark is not collected
+                 * (opening), and it is the call's own clock read that ends there (call_at) */
+                if (q->sample)
+                    ds->opening = &q->ring[(q->head + q->count - 1) % RING];
             }
             int opened = 0;
             if (!q->capture && ds->reopen) {
