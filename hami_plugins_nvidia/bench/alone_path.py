@@ -25,6 +25,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +51,8 @@ H100_COSTS = "launch=3500,record=1800,query=1500,elapsed=1500,sync=2000"
 STATS = {
     "coarse_pct": r"\(([\d.]+) % coarse\)",
     "verifications": r"verifications (\d+),",
+    "charging": r"verifications \d+, (\d+) charged the doubt",
+    "doubt_charged_ms": r"charged the doubt \(([\d.]+) of",
     "wakes": r"watcher (\d+) wakes",
     "invol": r"(\d+) involuntary switches",
 }
@@ -115,7 +118,6 @@ def main() -> int:
     if not 0 <= a.kernel_us <= 10000 or not 0 <= a.gap_us <= 10000 or not 1 <= a.sync <= 1000000:
         ap.error("0 <= --kernel-us <= 10000, 0 <= --gap-us <= 10000, 1 <= --sync <= 1000000")
     cpus = parse_cpus(ap, a.cpus)
-    import tempfile
     raw: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="alonepath-") as td:
         tmp = Path(td)
@@ -134,7 +136,8 @@ def main() -> int:
     cols = [("share", ".1f", "launches/s, % of native"), ("added_ns", ".0f", "host ns a launch added"),
             ("records", ".4f", "records a launch"), ("elapsed", ".4f", "elapsed-time calls a launch"),
             ("ctx", ".3f", "context calls a launch"), ("coarse_pct", ".1f", "% coarse"),
-            ("verifications", ".0f", "verifications"), ("library_us", ".3f", "library us (sampled)"),
+            ("verifications", ".0f", "verifications"), ("charging", ".0f", "of them charging"),
+            ("doubt_charged_ms", ".1f", "doubt charged (ms)"), ("library_us", ".3f", "library us (sampled)"),
             ("wakes", ".0f", "watcher wakes"), ("invol", ".0f", "involuntary switches"),
             ("charge", ".3f", "charged / GPU time")]
     md = [*record_title("A coarse tenant alone at force 70 (alone_path.py)", result, a.note),
