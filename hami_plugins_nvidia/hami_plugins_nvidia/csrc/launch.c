@@ -82,7 +82,8 @@
  * doubt (on the fake, 30 % force alone: 63-77 % of the GPU, charged 0.04-0.12 x it; a random phase length did
  * not help, the tenant reacts to the mode, not to a clock). So one coarse launch in 32, drawn at random when it
  * is made (coarse_sample: it cannot be steered), is measured alone between a start and an end mark (the start
- * mark is also the end mark of the run before it: one event, push_boundary), and the verification charges the
+ * mark is also the end mark of the run before it: one event, push_boundary; the span from the launch's submission,
+ * as a precise start mark's, not from the mark: alonepath), and the verification charges the
  * phase's launches at the samples' average too (beyond 0.5 us of slack per launch, at most the doubt; a phase that
  * drew no sample, at the last samples' average): ~32 %, charged ~1.0 x.
  * The part of a coarse span after its mark was recorded is charged as it is (all its launches were queued by
