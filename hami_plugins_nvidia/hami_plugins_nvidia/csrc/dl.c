@@ -100,6 +100,7 @@ void vg_init_cuda(void)
     pthread_mutex_lock(&init_mu);
     if (cuda_state != 2) {
         in_init = 1;
+        pthread_atfork(NULL, NULL, vg_ctx_forked);  /* before any device is kept (vg_ctx_device) */
         load_libcuda();
         in_init = 0;
         __atomic_store_n(&cuda_state, 2, __ATOMIC_RELEASE);
@@ -140,6 +141,14 @@ void vg_ctx_dying(int begin)
     __atomic_add_fetch(&ctx_gen, 1, __ATOMIC_SEQ_CST);
     if (!begin)
         __atomic_sub_fetch(&ctx_dying, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A forked child: the forking thread's kept device is its parent's (a child that initialises CUDA gets contexts of its
+ * own, whose handles may equal the parent's), and a destruction the parent had in progress never ends here. */
+void vg_ctx_forked(void)
+{
+    __atomic_store_n(&ctx_dying, 0, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&ctx_gen, 1, __ATOMIC_SEQ_CST);
 }
 
 int vg_ctx_device(CUcontext *ctx)

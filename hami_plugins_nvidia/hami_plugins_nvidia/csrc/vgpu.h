@@ -167,6 +167,7 @@ void *vg_real_dlsym(void *handle, const char *name);
 int vg_current_device(void);             /* -1 when no context is current */
 int vg_ctx_device(CUcontext *ctx);       /* the same, and the current context (one driver call when kept: dl.c) */
 void vg_ctx_dying(int begin);            /* around every hooked call that may destroy a context (dl.c) */
+void vg_ctx_forked(void);                /* in a forked child: nothing kept from the parent is used (dl.c) */
 
 /* Hook table (hooks.c). */
 struct vg_hook {
