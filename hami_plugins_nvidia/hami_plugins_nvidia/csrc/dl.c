@@ -100,6 +100,7 @@ void vg_init_cuda(void)
     pthread_mutex_lock(&init_mu);
     if (cuda_state != 2) {
         in_init = 1;
+        pthread_atfork(NULL, NULL, vg_ctx_forked);  /* before any device is kept (vg_ctx_device) */
         load_libcuda();
         in_init = 0;
         __atomic_store_n(&cuda_state, 2, __ATOMIC_RELEASE);
@@ -113,6 +114,101 @@ int vg_current_device(void)
     if (!vg_real.cuCtxGetDevice || vg_real.cuCtxGetDevice(&d) != CUDA_SUCCESS)
         return -1;
     return (d >= 0 && d < HAMI_MAX_DEVICES) ? d : -1;
+}
+
+/* The launch path's device (issue 18, alonepath): the launch needs the current context anyway (launch.c compares it
+ * with the measured one), and a context's device never changes while it lives, so the device is kept per thread with
+ * the context it was asked for: a launch costs one driver call (cuCtxGetCurrent) instead of two (+ cuCtxGetDevice:
+ * the H100 inference loop alone, 183 launches a step, paid both on every launch). A handle may name a new context,
+ * on another device, once the old one is destroyed (the fake reuses a destroyed context's slot, as a driver may
+ * reuse its memory): every hooked call that can destroy a context (cuCtxDestroy, cuDevicePrimaryCtxRelease/Reset,
+ * cuGreenCtxDestroy) brackets the driver's call with vg_ctx_dying, which bumps ctx_gen on entry and on exit and
+ * counts the destructions in progress; a thread's kept device is used only while no destruction is in progress and
+ * ctx_gen is the one read when it was kept, and kept only when ctx_gen did not move across its cuCtxGetDevice. A
+ * context destroyed behind the library's back (a path it does not hook) would leave the library's events on it
+ * failing: the measured state goes stale and its launches are charged unmeasured (launch.c drop_measured), never
+ * free. HAMI_CTX_NO_CACHE (a build flag, bench A/B only) asks the driver on every launch, as before. */
+static uint64_t ctx_gen;
+static int ctx_dying;
+static __thread CUcontext kept_ctx __attribute__((tls_model("initial-exec")));
+static __thread uint64_t kept_gen __attribute__((tls_model("initial-exec")));
+static __thread int kept_dev __attribute__((tls_model("initial-exec")));
+
+void vg_ctx_dying(int begin)
+{
+    if (begin)
+        __atomic_add_fetch(&ctx_dying, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&ctx_gen, 1, __ATOMIC_SEQ_CST);
+    if (!begin)
+        __atomic_sub_fetch(&ctx_dying, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A forked child: the forking thread's kept device is its parent's (a child that initialises CUDA gets contexts of its
+ * own, whose handles may equal the parent's), and a destruction the parent had in progress never ends here. */
+void vg_ctx_forked(void)
+{
+    __atomic_store_n(&ctx_dying, 0, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&ctx_gen, 1, __ATOMIC_SEQ_CST);
+}
+
+int vg_ctx_device(CUcontext *ctx)
+{
+    *ctx = NULL;
+    if (!vg_real.cuCtxGetCurrent)
+        return vg_current_device();
+    if (vg_real.cuCtxGetCurrent(ctx) != CUDA_SUCCESS)
+        *ctx = NULL;
+#ifndef HAMI_CTX_NO_CACHE
+    uint64_t gen = __atomic_load_n(&ctx_gen, __ATOMIC_SEQ_CST);
+    int calm = !__atomic_load_n(&ctx_dying, __ATOMIC_SEQ_CST);
+    if (*ctx && calm && *ctx == kept_ctx && gen == kept_gen)
+        return kept_dev;
+#endif
+    int dev = vg_current_device();
+#ifndef HAMI_CTX_NO_CACHE
+    kept_ctx = NULL;
+    if (*ctx && dev >= 0 && calm && !__atomic_load_n(&ctx_dying, __ATOMIC_SEQ_CST) &&
+        __atomic_load_n(&ctx_gen, __ATOMIC_SEQ_CST) == gen) {
+        kept_ctx = *ctx;
+        kept_gen = gen;
+        kept_dev = dev;
+    }
+#endif
+    return dev;
+}
+
+/* The context destructions that vg_ctx_device must see (see above); cuCtxDestroy has no other work here. */
+VG_API CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+    vg_init_cuda();
+    if (!vg_real.cuCtxDestroy_v2)
+        return CUDA_ERROR_NOT_INITIALIZED;
+    vg_ctx_dying(1);
+    CUresult r = vg_real.cuCtxDestroy_v2(ctx);
+    vg_ctx_dying(0);
+    return r;
+}
+
+VG_API CUresult cuCtxDestroy(CUcontext ctx)
+{
+    vg_init_cuda();
+    if (!vg_real.cuCtxDestroy)
+        return CUDA_ERROR_NOT_INITIALIZED;
+    vg_ctx_dying(1);
+    CUresult r = vg_real.cuCtxDestroy(ctx);
+    vg_ctx_dying(0);
+    return r;
+}
+
+VG_API CUresult cuGreenCtxDestroy(void *green)
+{
+    vg_init_cuda();
+    if (!vg_real.cuGreenCtxDestroy)
+        return CUDA_ERROR_NOT_INITIALIZED;
+    vg_ctx_dying(1);
+    CUresult r = vg_real.cuGreenCtxDestroy(green);
+    vg_ctx_dying(0);
+    return r;
 }
 
 /* The dynamic linker finds this before libc's, for every dlsym call in the process. */

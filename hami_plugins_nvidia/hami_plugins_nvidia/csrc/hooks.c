@@ -16,6 +16,7 @@ extern void *vg_nvml_real_meminfo, *vg_nvml_real_meminfo_v2, *vg_nvml_real_index
     X(cuMipmappedArrayDestroy, 0) X(cuMemGetInfo_v2, 0) X(cuDeviceTotalMem_v2, 0)                     \
     X(cuDevicePrimaryCtxRetain, 0) X(cuDevicePrimaryCtxRelease_v2, 0) X(cuDevicePrimaryCtxReset_v2, 0) \
     X(cuDevicePrimaryCtxRelease, 0) X(cuDevicePrimaryCtxReset, 0)                                     \
+    X(cuCtxDestroy_v2, 0) X(cuCtxDestroy, 0) X(cuGreenCtxDestroy, 0)                                  \
     X(cuLaunchKernel, 1) X(cuLaunchKernel_ptsz, 1) X(cuLaunchKernelEx, 1) X(cuLaunchKernelEx_ptsz, 1) \
     X(cuLaunchCooperativeKernel, 1) X(cuLaunchCooperativeKernel_ptsz, 1) X(cuGraphLaunch, 1)          \
     X(cuGraphLaunch_ptsz, 1) X(cuStreamBeginCapture, 0) X(cuStreamBeginCapture_ptsz, 0)               \

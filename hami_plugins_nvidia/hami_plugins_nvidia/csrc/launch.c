@@ -82,7 +82,8 @@
  * doubt (on the fake, 30 % force alone: 63-77 % of the GPU, charged 0.04-0.12 x it; a random phase length did
  * not help, the tenant reacts to the mode, not to a clock). So one coarse launch in 32, drawn at random when it
  * is made (coarse_sample: it cannot be steered), is measured alone between a start and an end mark (the start
- * mark is also the end mark of the run before it: one event, push_boundary), and the verification charges the
+ * mark is also the end mark of the run before it: one event, push_boundary; the span from the launch's submission,
+ * as a precise start mark's, not from the mark: alonepath), and the verification charges the
  * phase's launches at the samples' average too (beyond 0.5 us of slack per launch, at most the doubt; a phase that
  * drew no sample, at the last samples' average): ~32 %, charged ~1.0 x.
  * The part of a coarse span after its mark was recorded is charged as it is (all its launches were queued by
@@ -101,8 +102,9 @@
  * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
  *
  * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
- * launch unless it waits; no system call; while the credit is ample the throttle is skipped (credit_ample: its
- * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms; a
+ * launch unless it waits; no system call; one context call (cuCtxGetCurrent: the device is kept per thread with its
+ * context, dl.c vg_ctx_device, invalidated by every hooked context destruction); while the credit is ample the
+ * throttle is skipped (credit_ample: its refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms; a
  * completed mark costs one driver call, its conversion (mark_done). HAMI_SM_SAMPLE_EVERY sets the coarse samples'
  * rate (default one in 32), an A/B knob for the hardware runs (docs/interposer.md).
  *
@@ -1938,7 +1940,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     *qout = NULL;
     if (WRAP_ONLY || !vg_launch_control())
         return NULL;
-    int dev = vg_current_device();
+    CUcontext ctx = NULL;  /* the current context: one driver call, its device kept with it (dl.c vg_ctx_device) */
+    int dev = vg_ctx_device(&ctx);
     if (dev < 0 || !vg_region_ready())
         return NULL;
     pthread_once(&states_once, init_states);
@@ -1988,9 +1991,6 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     }
     ds->capped = sm < 100;
     ds->launched = 1;
-    CUcontext ctx = NULL;
-    if (vg_real.cuCtxGetCurrent)
-        vg_real.cuCtxGetCurrent(&ctx);
     if (ds->adopt && ctx) {  /* the measured state was dropped (drop_measured): this context is measured now */
         ds->ctx = ctx;
         ds->adopt = 0;
@@ -2056,6 +2056,15 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                  * alone */
                 q->sample = push_boundary(ds, q, now);
                 ST_COUNT(samples);
+                /* the sample's span starts at its launch's submission, as a precise start mark's does (submitted_at):
+                 * on an idle GPU its start mark completes before the launch call has even begun, and the span held
+                 * the call's host time and the library's (fake libcuda with H100-like call costs, 3.5 us launch calls,
+                 * 5 us kernels 12 us apart: the samples read ~9 us, and their excess over the estimate was charged
+                 * at 15-19 of 21 verifications, 184-361 ms in 2.4 s; now 1-4, the window averages a loaded host
+                 * disturbed; docs/results/2026-12-06-fake-alonepath.md). Until launch_end the mark is not collected
+                 * (opening), and it is the call's own clock read that ends there (call_at) */
+                if (q->sample)
+                    ds->opening = &q->ring[(q->head + q->count - 1) % RING];
             }
             int opened = 0;
             if (q->deep_run && (q->capture || ds->reopen))
@@ -2482,13 +2491,11 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
     p->s = s;
     if (scope == PROVE_NONE || !vg_launch_control())
         return;
-    int dev = vg_current_device();
-    if (dev < 0 || !__atomic_load_n(&states[dev].ready, __ATOMIC_ACQUIRE))
+    CUcontext ctx = NULL;
+    int dev = vg_ctx_device(&ctx);
+    if (dev < 0 || !ctx || !__atomic_load_n(&states[dev].ready, __ATOMIC_ACQUIRE))
         return;
     struct dstate *ds = &states[dev];
-    CUcontext ctx = NULL;
-    if (!vg_real.cuCtxGetCurrent || vg_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx)
-        return;
     pthread_mutex_lock(&ds->mu);
     if (ctx == ds->ctx && !ds->adopt && !ds->stale && ds->nq) {
         if (ds->deep_extra)

@@ -138,6 +138,9 @@ struct vg_real {
     CUresult (*cuDevicePrimaryCtxReset_v2)(CUdevice);
     CUresult (*cuDevicePrimaryCtxRelease)(CUdevice);  /* the pre-11.0 variants: the CUDA 13 runtime asks */
     CUresult (*cuDevicePrimaryCtxReset)(CUdevice);    /* cuGetProcAddress for them with version 7000 */
+    CUresult (*cuCtxDestroy_v2)(CUcontext);           /* the context destructions (dl.c vg_ctx_device) */
+    CUresult (*cuCtxDestroy)(CUcontext);
+    CUresult (*cuGreenCtxDestroy)(void *);
     CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                CUstream, void **, void **);
     CUresult (*cuLaunchKernel_ptsz)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
@@ -166,6 +169,9 @@ extern struct vg_real vg_real;
 void vg_init_cuda(void);                 /* dlopen libcuda.so.1 once and resolve vg_real */
 void *vg_real_dlsym(void *handle, const char *name);
 int vg_current_device(void);             /* -1 when no context is current */
+int vg_ctx_device(CUcontext *ctx);       /* the same, and the current context (one driver call when kept: dl.c) */
+void vg_ctx_dying(int begin);            /* around every hooked call that may destroy a context (dl.c) */
+void vg_ctx_forked(void);                /* in a forked child: nothing kept from the parent is used (dl.c) */
 
 /* Hook table (hooks.c). */
 struct vg_hook {

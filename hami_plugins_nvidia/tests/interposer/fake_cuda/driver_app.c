@@ -401,6 +401,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(c, "gpu")) {
             /* the GPU time the fake has given this process so far, ns (-1 without the fake) */
             printf("gpu %lld\n", (long long)(fake_gpu_ns ? fake_gpu_ns() : -1));
+        } else if (!strcmp(c, "ctxcalls")) {
+            /* the fake's context calls so far: cuCtxGetCurrent, cuCtxGetDevice (this program's own included) */
+            void (*fake_ctx_calls)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_ctx_calls");
+            u64 n[2] = {0};
+            if (fake_ctx_calls)
+                fake_ctx_calls(n);
+            printf("ctxcalls %llu %llu\n", n[0], n[1]);
         } else if (!strcmp(c, "drvlock")) {
             /* the fake's modelled driver lock (FAKE_CUDA_DRIVER_LOCK=1): acquisitions, and those that found it held */
             u64 n[2] = {0};

@@ -74,6 +74,7 @@ static u64 launches[NDEV];
 enum { CALL_LAUNCH, CALL_RECORD, CALL_QUERY, CALL_ELAPSED, CALL_CAPTURE, CALL_SYNC, CALL_CAPREC, CALL_ELAPSED_NR, CALL_N };
 static u64 calls[CALL_N];
 #define COUNT(k) __atomic_add_fetch(&calls[k], 1, __ATOMIC_RELAXED)
+static u64 ctx_calls[2];  /* cuCtxGetCurrent, cuCtxGetDevice (fake_ctx_calls): a launch path's context calls */
 
 /* ---- modelled driver costs (FAKE_CUDA_COSTS_NS, FAKE_CUDA_DRIVER_LOCK): see the header ---- */
 enum { COST_LAUNCH, COST_RECORD, COST_QUERY, COST_ELAPSED, COST_SYNC, COST_N };
@@ -480,6 +481,12 @@ API void fake_calls(u64 out[CALL_N])
     for (int k = 0; k < CALL_N; k++)
         out[k] = __atomic_load_n(&calls[k], __ATOMIC_RELAXED);
 }
+/* The context calls made in this process so far: cuCtxGetCurrent, cuCtxGetDevice (the program's own included). */
+API void fake_ctx_calls(u64 out[2])
+{
+    for (int k = 0; k < 2; k++)
+        out[k] = __atomic_load_n(&ctx_calls[k], __ATOMIC_RELAXED);
+}
 /* The modelled driver lock (FAKE_CUDA_DRIVER_LOCK=1): its acquisitions and how many of them found it held. */
 API void fake_driver_lock(u64 out[2])
 {
@@ -590,7 +597,12 @@ API CUresult cuCtxSetCurrent(void *ctx)
     cur_ctx = (uintptr_t)ctx;
     return 0;
 }
-API CUresult cuCtxGetCurrent(void **ctx) { *ctx = (void *)cur_ctx; return 0; }
+API CUresult cuCtxGetCurrent(void **ctx)
+{
+    __atomic_add_fetch(&ctx_calls[0], 1, __ATOMIC_RELAXED);
+    *ctx = (void *)cur_ctx;
+    return 0;
+}
 /* cuCtxCreate (the CUDA 11-12 signature, cuCtxCreate_v2): a new context on dev, made current on this thread. */
 API CUresult cuCtxCreate_v2(void **ctx, unsigned flags, int dev)
 {
@@ -619,6 +631,7 @@ API CUresult cuCtxDestroy_v2(void *ctx)
 }
 API CUresult cuCtxGetDevice(int *d)
 {
+    __atomic_add_fetch(&ctx_calls[1], 1, __ATOMIC_RELAXED);
     if (cur < 0)
         return 201;
     *d = cur;
