@@ -556,6 +556,81 @@ void harvest(struct dstate *ds)
     }
 }
 
+/* Whether mark m (a precise end mark, not a coarse sample's, not sharing its event) may go into a chained run. */
+static inline int run_member(const struct dstate *ds, const struct mark *m)
+{
+    return m->kind == MK_END && !m->coarse && !m->paired && !m->sample && m != ds->opening;
+}
+
+/* A chained run (issue 18, record 9b: the launch-bound pair on the H100 made ~2 elapsed-time calls a launch, one of
+ * them each mark's own conversion): q's oldest marks r_0..r_j, precise end marks each of whose first launch was
+ * enqueued before the mark before it completed (its idle check found that mark not completed: mark.chain). Such a run
+ * kept the stream busy from r_0's start to r_j's end with no idle gap, and processor sharing's charge is an integral,
+ * so the run is charged as one span, [r_0's start, r_j's completion), with r_j's conversion alone: the same time as
+ * the marks' spans one by one, which abut (a gap between two of them would be the converted times' error, charged
+ * now: never less). Only marks known complete with no driver call are taken so: a host wait proved r_j complete
+ * (mark_known: after a synchronize the whole backlog is), or the launch's idle check converted it already (mark.ms:
+ * it found the stream idle). Returns j (>= 1: r_0..r_j go as one), 0 = no run (the marks are asked one by one). */
+static int chained_run(const struct dstate *ds, const struct squeue *q, uint64_t done, int64_t rec_by)
+{
+    if (!ds->ref || q->count < 2 || !run_member(ds, &q->ring[q->head]))
+        return 0;
+    int j = 0;  /* r_0..r_j chained, r_j below done (and recorded by rec_by) */
+    for (int k = 1; k < q->count; k++) {
+        const struct mark *p = &q->ring[(q->head + k - 1) % RING], *m = &q->ring[(q->head + k) % RING];
+        if (!run_member(ds, m) || m->chain != p->seq + 1 || m->seq >= done || m->rec > rec_by)
+            break;
+        j = k;
+    }
+    return j;
+}
+
+/* A chained run not known complete (run_probe): the newest of its marks that the GPU, taking per mark the wall time
+ * it took lately on this stream (svc_ns, with a quarter more), has reached since the stream's last completion, is
+ * asked first, with the call that converts it (mark_done). Found completed, the marks before it are too and go with it:
+ * one call for the batch (a launch-bound pair's backlog, where a collection asked each completed mark in turn, one
+ * call apiece, then a miss). Found not completed, it counts as the collection's miss (HARVEST_MISSES bounds them), the
+ * time per mark grows to what it says (not reached by now), and the oldest mark is asked as before. Which mark is
+ * asked changes no completion time: each comes from the GPU. Returns the run's last index, 0 = none asked or none
+ * completed; *missed: one was asked and found not completed. */
+static int run_probe(struct dstate *ds, struct squeue *q, int64_t now, int64_t *h, int *missed)
+{
+    *missed = 0;
+    if (!q->svc_ns || !q->done_end || now <= q->done_end)
+        return 0;
+    int64_t k = (now - q->done_end) / (q->svc_ns + q->svc_ns / 4);  /* marks the GPU got through, guessed */
+    if (k < 2)
+        return 0;
+    int g = chained_run(ds, q, UINT64_MAX, INT64_MAX);
+    if (g > k - 1)
+        g = (int)(k - 1);
+    if (g < 1)
+        return 0;
+    struct mark *last = &q->ring[(q->head + g) % RING];
+    if (mark_done(ds, last, now, h) && *h != INT64_MIN)
+        return g;
+    *h = INT64_MIN;
+    if (!ds->stale) {
+        *missed = 1;
+        int64_t s = (now - q->done_end) / (g + 1);
+        if (s > q->svc_ns)
+            q->svc_ns = s;
+    }
+    return 0;
+}
+
+/* 1 + the seq of q's newest mark known complete with no driver call (chained_run), 0 = none: one a host wait proved
+ * (mark_known) or one whose idle check converted it (mark.ms); every mark before it on the stream has completed. */
+static uint64_t known_done(const struct dstate *ds, const struct squeue *q)
+{
+    for (int k = q->count - 1; k >= 0; k--) {
+        const struct mark *m = &q->ring[(q->head + k) % RING];
+        if (mark_known(q, m) || (ds->ref && m->ms_gen == ds->ref_gen))
+            return m->seq + 1;
+    }
+    return 0;
+}
+
 /* all: ask every stream's oldest mark, due or not (others_idle: a launch that found its two newest asks idle, after
  * a synchronize no wait here covered; still at most HARVEST_MISSES found not completed). */
 static void collect(struct dstate *ds, int all)
@@ -579,6 +654,8 @@ static void collect(struct dstate *ds, int all)
          * thread. After that, each mark's conversion is its query (mark_done): none is asked twice. A mark a host
          * wait proved complete (mark_known) needs no query, only its conversion once there is a reference */
         int known = 0;
+        uint64_t done_seq = ds->ref ? known_done(ds, q) : 0;  /* q's marks below it completed (chained_run) */
+        int probe = 1;  /* a chained run may be asked at its newest (run_probe) until one is found not completed */
         int64_t paired_h = INT64_MIN;  /* the completion of the paired end mark just taken: its start mark's too */
         if (!ds->ref && mark_known(q, newest(q))) {
             known = q->count;
@@ -592,7 +669,36 @@ static void collect(struct dstate *ds, int all)
             if (m == ds->opening)
                 break;  /* its launch call is in progress: its submission time is not known yet (submitted_at) */
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
-            if (known > 0) {
+            int run = 0;  /* marks after m charged with it, as one span (chained_run) */
+            int64_t nl = m->n;  /* the launches m (and its run) close */
+            if (known == 0 && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, INT64_MAX)) > 0) {
+                struct mark *last = &q->ring[(q->head + run) % RING];
+                if (mark_done(ds, last, now, &done_h) && done_h != INT64_MIN) {
+                    for (int k = 1; k <= run; k++)
+                        nl += q->ring[(q->head + k) % RING].n;
+                } else {
+                    run = 0;  /* not converted after all (an event call failed): asked one by one */
+                    done_h = INT64_MIN;
+                }
+            }
+            if (!run && known == 0 && probe && ds->ref) {
+                int missed;
+                run = run_probe(ds, q, now, &done_h, &missed);
+                if (run)
+                    for (int k = 1; k <= run; k++)
+                        nl += q->ring[(q->head + k) % RING].n;
+                if (missed || ds->stale) {
+                    probe = 0;  /* one miss a stream: then asked oldest first */
+                    misses++;
+                    ST_COUNT(misses);
+                    asked_running = 1;
+                    if (ds->stale || misses >= HARVEST_MISSES)
+                        break;
+                }
+            }
+            if (run) {
+                /* known complete, converted: done_h is the run's end */
+            } else if (known > 0) {
                 known--;
             } else if (!ds->ref && mark_known(q, m)) {
                 /* completed (a host wait proved it): no query; its time as a query would have given it */
@@ -653,6 +759,12 @@ static void collect(struct dstate *ds, int all)
             } else {
                 int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+                if (!m->coarse && h > start) {  /* run_probe's guess: wall time per mark, averaged over ~4 */
+                    int64_t s = (h - start) / (run + 1);
+                    q->svc_ns = q->svc_ns ? q->svc_ns + (s - q->svc_ns) / 4 : s;
+                    if (q->svc_ns <= 0)
+                        q->svc_ns = 1;
+                }
                 if (m->coarse && ds->since_gpu) {
                     /* a coarse span would over-state n(t) for the neighbours: the published interval ends at
                      * the last precise completion, and nothing is published while coarse */
@@ -661,7 +773,8 @@ static void collect(struct dstate *ds, int all)
                 }
                 int64_t wm = ds->charged_to;  /* busy time before this was charged (any stream) */
                 int chained = !m->coarse && ds->shared;  /* it counts the launches in the window itself */
-                int64_t c = chained ? chained_charge(ds, start, h, now, m->n) : span_charge(ds, start, h, now);
+                ds->ewma_k = run + 1;  /* the average charge stays per mark (charge.c sample_charge) */
+                int64_t c = chained ? chained_charge(ds, start, h, now, nl) : span_charge(ds, start, h, now);
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
                      * part of it left after the other streams' spans (c, the union's share): two streams
@@ -718,8 +831,9 @@ static void collect(struct dstate *ds, int all)
                     consume(ds, c, 1);
                     ds->sd_kern += c;
                     ds->win_ns += c;
-                    ds->win_n += chained ? 0 : m->n;
+                    ds->win_n += chained ? 0 : nl;
                 }
+                ds->ewma_k = 0;
                 if (h > q->done_end)
                     q->done_end = h;
                 if (h > ds->last_end)
@@ -744,6 +858,12 @@ static void collect(struct dstate *ds, int all)
                 paired_h = INT64_MIN;
             q->head = (q->head + 1) % RING;
             q->count--;
+            for (; run > 0; run--) {  /* the rest of a chained run: charged with m, their events back to the pool */
+                put_event(ds, q->ring[q->head].e);
+                q->head = (q->head + 1) % RING;
+                q->count--;
+                ds->pending--;
+            }
             ds->oldest_stale = 1;
         }
     }
@@ -936,6 +1056,8 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample, 0, 0,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
+    q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
+    q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     q->count++;
     ds->oldest_stale = 1;
     if (kind == MK_END) {
@@ -1004,6 +1126,8 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
 {
     if (q->unmarked)
         return 0;
+    if (own)
+        q->chain_next = 0;
     if (!q->count || mark_known(q, newest(q)))
         return 1;
     ST_START();
@@ -1013,6 +1137,10 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
     int idle;
     if (own) {
         idle = ask_done(ds, newest(q));
+        /* not completed, asked after this launch's time was read (its enqueue): the launch queues behind that mark,
+         * so the end mark that will close it starts where that one ends (mark.chain, chained_run) */
+        if (!idle)
+            q->chain_next = newest(q)->seq + 1;
     } else {
         ST_COUNT(queries);
         idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
@@ -2062,6 +2190,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         }
     } else if (q) {
         q->sample = 0;
+        q->chain_next = 0;  /* it queued nothing: the next launch's own check decides */
     }
     ds->unflushed++;
     if (now - ds->flushed_at >= FLUSH_NS)
