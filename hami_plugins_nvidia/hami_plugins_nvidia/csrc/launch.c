@@ -571,14 +571,14 @@ static inline int run_member(const struct dstate *ds, const struct mark *m)
  * now: never less). Only marks known complete with no driver call are taken so: a host wait proved r_j complete
  * (mark_known: after a synchronize the whole backlog is), or the launch's idle check converted it already (mark.ms:
  * it found the stream idle). Returns j (>= 1: r_0..r_j go as one), 0 = no run (the marks are asked one by one). */
-static int chained_run(const struct dstate *ds, const struct squeue *q, uint64_t done, int64_t rec_by)
+static int chained_run(const struct dstate *ds, const struct squeue *q, uint64_t done, int64_t most)
 {
     if (!ds->ref || q->count < 2 || !run_member(ds, &q->ring[q->head]))
         return 0;
-    int j = 0;  /* r_0..r_j chained, r_j below done (and recorded by rec_by) */
-    for (int k = 1; k < q->count; k++) {
+    int j = 0;  /* r_0..r_j chained, r_j below done, j at most `most` */
+    for (int k = 1; k < q->count && k <= most; k++) {
         const struct mark *p = &q->ring[(q->head + k - 1) % RING], *m = &q->ring[(q->head + k) % RING];
-        if (!run_member(ds, m) || m->chain != p->seq + 1 || m->seq >= done || m->rec > rec_by)
+        if (!run_member(ds, m) || m->chain != p->seq + 1 || m->seq >= done)
             break;
         j = k;
     }
@@ -601,9 +601,7 @@ static int run_probe(struct dstate *ds, struct squeue *q, int64_t now, int64_t *
     int64_t k = (now - q->done_end) / (q->svc_ns + q->svc_ns / 4);  /* marks the GPU got through, guessed */
     if (k < 2)
         return 0;
-    int g = chained_run(ds, q, UINT64_MAX, INT64_MAX);
-    if (g > k - 1)
-        g = (int)(k - 1);
+    int g = chained_run(ds, q, UINT64_MAX, k > RING ? RING : (int)k - 1);
     if (g < 1)
         return 0;
     struct mark *last = &q->ring[(q->head + g) % RING];
@@ -671,7 +669,7 @@ static void collect(struct dstate *ds, int all)
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
             int run = 0;  /* marks after m charged with it, as one span (chained_run) */
             int64_t nl = m->n;  /* the launches m (and its run) close */
-            if (known == 0 && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, INT64_MAX)) > 0) {
+            if (known == 0 && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, RING)) > 0) {
                 struct mark *last = &q->ring[(q->head + run) % RING];
                 if (mark_done(ds, last, now, &done_h) && done_h != INT64_MIN) {
                     for (int k = 1; k <= run; k++)
