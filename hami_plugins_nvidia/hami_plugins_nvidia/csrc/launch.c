@@ -103,7 +103,9 @@
  * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
  * launch unless it waits; no system call; while the credit is ample the throttle is skipped (credit_ample: its
  * refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms; a
- * completed mark costs one driver call, its conversion (mark_done). HAMI_SM_SAMPLE_EVERY sets the coarse samples'
+ * completed mark costs one driver call, its conversion (mark_done), and a chained run of precise end marks (each
+ * launched while the one before had not completed, as its idle check found) one for the run (chained_run, run_probe:
+ * charged as one span, the same processor-sharing time). HAMI_SM_SAMPLE_EVERY sets the coarse samples'
  * rate (default one in 32), an A/B knob for the hardware runs (docs/interposer.md).
  *
  * Lending (GPU_CORE_UTILIZATION_POLICY=default only; HAMI_SM_NO_LEND=1 turns it off): each container publishes its
