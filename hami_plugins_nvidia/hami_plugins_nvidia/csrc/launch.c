@@ -558,6 +558,8 @@ void harvest(struct dstate *ds)
     }
 }
 
+static int ask_done(struct dstate *ds, struct mark *m);
+
 /* Whether mark m (a precise end mark, not a coarse sample's, not sharing its event) may go into a chained run. */
 static inline int run_member(const struct dstate *ds, const struct mark *m)
 {
@@ -587,6 +589,31 @@ static int chained_run(const struct dstate *ds, const struct squeue *q, uint64_t
     return j;
 }
 
+/* The end of a chained run r_0..r_j (last = r_j, known complete or guessed reached): asked with the call that also
+ * takes its time (ask_done, kept in the mark), then 1 with *h its completion if the run goes as one span. Not where a
+ * neighbour took the GPU inside the span (taken_at; or a takeover is being followed, yield_at): chained_charge leaves
+ * out one neighbour's turn per span, and a run spanning several turns was charged the others at processor sharing
+ * (fake, a GPU-bound 50 + 50 pair: 0.91 of the GPU it had before for the same charge); its marks then go one by one,
+ * r_j with its time already taken (no second call). *notyet: the call found r_j not completed. */
+static int run_end(struct dstate *ds, struct squeue *q, struct mark *last, int64_t now, int64_t *h, int *notyet)
+{
+    *h = INT64_MIN;
+    *notyet = 0;
+    if (last->ms_gen != ds->ref_gen && !ask_done(ds, last)) {
+        *notyet = !ds->stale;
+        return 0;
+    }
+    if (last->ms_gen != ds->ref_gen)
+        return 0;  /* completed, its time not taken (the conversion failed otherwise): one by one */
+    const struct mark *m = &q->ring[q->head];
+    int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+    int64_t end = ref_time(ds) + (int64_t)((double)last->ms * 1e6);  /* as convert() will put it, about */
+    int user = -1;
+    if (ds->shared && (ds->yield_at || taken_at(ds, ds->last_end > start ? ds->last_end : start, end + 1, now, &user)))
+        return 0;
+    return mark_done(ds, last, now, h) && *h != INT64_MIN;  /* from the time taken: no call */
+}
+
 /* A chained run not known complete (run_probe): the newest of its marks that the GPU, taking per mark the wall time
  * it took lately on this stream (svc_ns, with a quarter more), has reached since the stream's last completion, is
  * asked first, with the call that converts it (mark_done). Found completed, the marks before it are too and go with it:
@@ -607,10 +634,10 @@ static int run_probe(struct dstate *ds, struct squeue *q, int64_t now, int64_t *
     if (g < 1)
         return 0;
     struct mark *last = &q->ring[(q->head + g) % RING];
-    if (mark_done(ds, last, now, h) && *h != INT64_MIN)
+    int notyet;
+    if (run_end(ds, q, last, now, h, &notyet))
         return g;
-    *h = INT64_MIN;
-    if (!ds->stale) {
+    if (notyet) {
         *missed = 1;
         int64_t s = (now - q->done_end) / (g + 1);
         if (s > q->svc_ns)
@@ -655,7 +682,7 @@ static void collect(struct dstate *ds, int all)
          * wait proved complete (mark_known) needs no query, only its conversion once there is a reference */
         int known = 0;
         uint64_t done_seq = ds->ref ? known_done(ds, q) : 0;  /* q's marks below it completed (chained_run) */
-        int probe = 1;  /* a chained run may be asked at its newest (run_probe) until one is found not completed */
+        int probe = 1;  /* a chained run may go as one (chained_run, run_probe) until a try did not */
         int64_t paired_h = INT64_MIN;  /* the completion of the paired end mark just taken: its start mark's too */
         if (!ds->ref && mark_known(q, newest(q))) {
             known = q->count;
@@ -671,13 +698,15 @@ static void collect(struct dstate *ds, int all)
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
             int run = 0;  /* marks after m charged with it, as one span (chained_run) */
             int64_t nl = m->n;  /* the launches m (and its run) close */
-            if (known == 0 && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, RING)) > 0) {
+            if (known == 0 && probe && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, RING)) > 0) {
                 struct mark *last = &q->ring[(q->head + run) % RING];
-                if (mark_done(ds, last, now, &done_h) && done_h != INT64_MIN) {
+                int notyet;
+                if (run_end(ds, q, last, now, &done_h, &notyet)) {
                     for (int k = 1; k <= run; k++)
                         nl += q->ring[(q->head + k) % RING].n;
                 } else {
-                    run = 0;  /* not converted after all (an event call failed): asked one by one */
+                    run = 0;  /* a neighbour's turn inside it, or an event call failed: asked one by one */
+                    probe = 0;
                     done_h = INT64_MIN;
                 }
             }
@@ -687,8 +716,9 @@ static void collect(struct dstate *ds, int all)
                 if (run)
                     for (int k = 1; k <= run; k++)
                         nl += q->ring[(q->head + k) % RING].n;
+                if (!run)
+                    probe = 0;  /* one try a stream: then asked oldest first */
                 if (missed || ds->stale) {
-                    probe = 0;  /* one miss a stream: then asked oldest first */
                     misses++;
                     ST_COUNT(misses);
                     asked_running = 1;
