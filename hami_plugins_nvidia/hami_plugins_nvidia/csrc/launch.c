@@ -519,8 +519,8 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], 
 /* Collects completed marks and charges the busy time they close; never blocks. A stream of this process
  * may be capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread
  * would invalidate the capture: the queries run with this thread's capture mode set to relaxed.
- * Its driver calls are bounded whatever the number of busy streams: one per completed mark (its conversion) and
- * at most HARVEST_MISSES that find a mark not completed: the streams are asked oldest mark first (harvest_order),
+ * Its driver calls are bounded whatever the number of busy streams: at most one per completed mark (its conversion;
+ * one for a chained run of them, chained_run) and at most HARVEST_MISSES that find a mark not completed: the streams are asked oldest mark first (harvest_order),
  * each only for its oldest (a stream's marks complete in order), and a mark found not completed is not asked again
  * for a while (ask_later). Every stream's oldest mark was asked at each collection before, and with more than 16
  * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
