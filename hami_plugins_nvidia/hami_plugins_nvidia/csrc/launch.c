@@ -520,7 +520,8 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], 
  * may be capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread
  * would invalidate the capture: the queries run with this thread's capture mode set to relaxed.
  * Its driver calls are bounded whatever the number of busy streams: at most one per completed mark (its conversion;
- * one for a chained run of them, chained_run) and at most HARVEST_MISSES that find a mark not completed: the streams are asked oldest mark first (harvest_order),
+ * one for a chained run of them, chained_run) and at most HARVEST_MISSES that find a mark not completed: the streams
+ * are asked oldest mark first (harvest_order),
  * each only for its oldest (a stream's marks complete in order), and a mark found not completed is not asked again
  * for a while (ask_later). Every stream's oldest mark was asked at each collection before, and with more than 16
  * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
@@ -572,9 +573,10 @@ static inline int run_member(const struct dstate *ds, const struct mark *m)
  * kept the stream busy from r_0's start to r_j's end with no idle gap, and processor sharing's charge is an integral,
  * so the run is charged as one span, [r_0's start, r_j's completion), with r_j's conversion alone: the same time as
  * the marks' spans one by one, which abut (a gap between two of them would be the converted times' error, charged
- * now: never less). Only marks known complete with no driver call are taken so: a host wait proved r_j complete
- * (mark_known: after a synchronize the whole backlog is), or the launch's idle check converted it already (mark.ms:
- * it found the stream idle). Returns j (>= 1: r_0..r_j go as one), 0 = no run (the marks are asked one by one). */
+ * now: never less). r_j is one known complete with no driver call (done: a host wait proved it, mark_known, after
+ * a synchronize the whole backlog; or an idle check took its time, mark.ms), or the newest the GPU has reached by
+ * run_probe's guess (most: how many it guesses; run_end asks it). Returns j (>= 1: r_0..r_j go as one), 0 = no run
+ * (the marks are asked one by one). */
 static int chained_run(const struct dstate *ds, const struct squeue *q, uint64_t done, int64_t most)
 {
     if (!ds->ref || q->count < 2 || !run_member(ds, &q->ring[q->head]))
