@@ -152,6 +152,17 @@ static void sample_charge(struct dstate *ds, int64_t ns)
         ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
 }
 
+/* A precise deep run's charge c over its n launches: the estimate goes on per launch (queued_work_ns counts the
+ * launches of deep runs), as n marks of one launch each would have moved it. */
+void sample_launches(struct dstate *ds, int64_t c, int n)
+{
+    if (c <= 0 || n <= 0)
+        return;
+    int64_t per = c / n;
+    for (int k = 0; k < n && k < 32; k++)  /* after 32 steps the older average weighs < 2 %: no need for more */
+        sample_charge(ds, per);
+}
+
 void consume(struct dstate *ds, int64_t ns, int sample)
 {
     if (ns <= 0)

@@ -197,6 +197,15 @@ void vg_config_load(void)
      * launch and judge a coarse phase's launches by fewer of them (docs/interposer.md "The launch path's own host
      * cost"): an A/B knob for the hardware runs, bounded so that a process setting it still draws a sample every
      * 256 coarse launches on average */
+    /* precise deep runs (launch.c deep_defer): launches one end mark may close at most while the GPU's backlog is
+     * deep; 1 marks every launch (the rule before 2026-12-06), an A/B knob for the hardware runs */
+    vg_cfg.sm_deep_run = DEEP_RUN_DEFAULT;
+    const char *dr = getenv("HAMI_SM_DEEP_RUN");
+    if (dr && *dr && !int_in(dr, DEEP_RUN_MIN, DEEP_RUN_MAX, &vg_cfg.sm_deep_run)) {
+        vg_log(VG_WARN, "ignoring HAMI_SM_DEEP_RUN=\"%.64s\": expected an integer in [%d, %d] (launches a precise mark "
+                        "closes at most on a deep queue); using %d", dr, DEEP_RUN_MIN, DEEP_RUN_MAX, DEEP_RUN_DEFAULT);
+        vg_cfg.sm_deep_run = DEEP_RUN_DEFAULT;
+    }
     vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
     const char *se = getenv("HAMI_SM_SAMPLE_EVERY");
     if (se && *se && !int_in(se, COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX, &vg_cfg.sm_sample_every)) {

@@ -36,8 +36,8 @@
  * window); launches wait while it is empty (the debt is carried) and
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
  * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
- * A program whose busy time stays below its limit is never held. Per launch: one end mark; a start mark on
- * an idle stream only while another container is present (alone there is nobody to wait behind, so the host
+ * A program whose busy time stays below its limit is never held. Per launch: one end mark (except in a deep run,
+ * below); a start mark on an idle stream only while another container is present (alone there is nobody to wait behind, so the host
  * enqueue time is the start; one start mark per 5 ms still calibrates the clock). Completions are collected
  * by the launching thread itself every 100 us while it launches; the watcher thread does it only while the
  * program does not launch (the two contending for the lock cost the inference loop a third of its passes on
@@ -123,6 +123,22 @@
  * HAMI_SM_CHARGE_SWITCHES=1 charges them always, 0 never (the rule before 2026-12-05).
  * Taking turns (turns.c; the default, HAMI_SM_TURNS=0 turns it off) has contended GPU-bound tenants take turns in
  * windows of a shared period instead of time-slicing: throttle() asks turns_hold once the credit lets a launch go.
+ *
+ * Deep runs (issue 18, task deepq; deep_defer, deep_proven; HAMI_SM_DEEP_RUN, default 32, 1 = off). With one precise
+ * mark per launch a stream was at most RING - 1 = 127 launches ahead of the GPU: the H100's training loop (~750
+ * launches a step, one sync) waited 443-977 ms of each 5 s run for a full ring, and the short backlog ran dry in its
+ * host-paced phases inside its own turns' windows (charged, no work done). A precise launch made while its stream's
+ * backlog is deep (>= 16 launches and >= 2 ms of estimated work closed by marks not yet collected) gets no mark of
+ * its own: the next launch's end mark closes the run (at most 32 launches or 500 us of host time; the watcher's
+ * 100 us close and a start mark close it too). Its charge is the span from the previous completion to the run's
+ * mark, exactly the sum of per-launch spans when the mark before it completed after the run's mark was recorded
+ * (then every launch was queued behind running work, and the run's mark behind its last launch): checked at
+ * collection from the converted times, at no driver call. A run that fails the check is charged its span all the
+ * same (an upper bound of its GPU time: over-charged, never under) and the stream marks every launch for 20 ms.
+ * The in-flight estimate counts every deferred launch at the average charge per launch (deep_extra), the 30 ms
+ * bound a run's first launch; no deep runs in coarse mode, on a per-thread default stream, or once a capture was
+ * seen. Fake libcuda, a training step's shape alone at 90 % precise: full-ring waits ~1.0-1.6 s -> < 0.1 s of a
+ * 2-3 s run, 1.00 -> ~0.6-0.7 event records a launch (docs/results/2026-12-06-fake-deepq.md).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
@@ -550,6 +566,39 @@ static int64_t owed_until(const struct dstate *ds, int64_t now)
 
 /* After a collection the start of the work no charge covers yet moves on: republished for whoever finds this
  * process dead (region.c vg_owed_publish; only while one is published, so an idle device costs one load). */
+/* Whether a deep run's mark m (deep_defer) closed its launches exactly: the mark before it on the stream completed
+ * after m was recorded (q->done_end, the completion collected last on the stream, less what its conversion may have
+ * put it late: the estimate's distance above the reference's lower bound). Then every launch of the run was
+ * enqueued before the GPU had finished the one before it (each starts where the previous ended: no idle gap inside
+ * the run), and m was queued before the run's last launch ended (its completion is that launch's end): the run's
+ * span is the sum of the spans one mark per launch would have measured. Not proven (the GPU caught up with the
+ * run): the span is charged all the same, an upper bound of the run's GPU time that may hold host gaps (over-charged,
+ * never under), and the stream marks every launch for DEEP_BACKOFF_NS. */
+static int deep_proven(struct dstate *ds, const struct squeue *q, const struct mark *m)
+{
+    int ok = m->proven || (ds->ref && q->done_end > 0 && q->done_end - (ref_time(ds) - ds->off_lo) > m->rec);
+    if (!ok && vg_cfg.launch_stats)
+        __atomic_add_fetch(&lst.deep_unproven, 1, __ATOMIC_RELAXED);
+    if (!ok)
+        vg_log(VG_DEBUG, "device %d: deep run of %d not proven: previous completion %.1f us after its mark's record "
+               "(margin %.1f us), its first launch %.1f us before", ds->dev, m->n, (q->done_end - m->rec) / 1e3,
+               (ref_time(ds) - ds->off_lo) / 1e3, (m->rec - m->enq) / 1e3);
+    return ok;
+}
+
+/* The host's own proof of the same (deep_proven): q's mark at index `from` (0: the oldest; run_probe's guess r_g)
+ * was just found not completed at `now`, so every deep run's mark after it recorded by then was queued before the GPU
+ * reached the run (that mark is before the run's first launch). Needed where the reference's bounds are wide: beside a neighbour on the fake the
+ * conversion's margin failed 7-13 % of the proofs. A scan of the ring, only while deep runs are outstanding. */
+static void deep_seen(struct squeue *q, int from, int64_t now)
+{
+    for (int k = from + 1; k < q->count; k++) {
+        struct mark *m = &q->ring[(q->head + k) % RING];
+        if (m->deep && m->rec <= now)
+            m->proven = 1;
+    }
+}
+
 void harvest(struct dstate *ds)
 {
     collect(ds, 0);
@@ -585,6 +634,11 @@ static int chained_run(const struct dstate *ds, const struct squeue *q, uint64_t
     for (int k = 1; k < q->count && k <= most; k++) {
         const struct mark *p = &q->ring[(q->head + k - 1) % RING], *m = &q->ring[(q->head + k) % RING];
         if (!run_member(ds, m) || m->chain != p->seq + 1 || m->seq >= done)
+            break;
+        /* a deep run's mark (deep_defer) joins only proven by the host (deep_seen): its bet is judged by the
+         * completion of the mark before it (deep_proven), which a run does not convert; unproven, it opens the
+         * next run, the one before it converted as that run's end */
+        if (m->deep && !m->proven)
             break;
         j = k;
     }
@@ -641,6 +695,12 @@ static int run_probe(struct dstate *ds, struct squeue *q, int64_t now, int64_t *
         return g;
     if (notyet) {
         *missed = 1;
+        /* a find as collect's of the oldest mark (q's backlog is real, the GPU that far behind r_g), and the same
+         * host proof for the deep runs' marks after r_g recorded by now (deep_seen) */
+        q->busy_seen = now;
+        q->busy_lag = now - last->rec;
+        if (ds->deep_extra)
+            deep_seen(q, g, now);
         int64_t s = (now - q->done_end) / (g + 1);
         if (s > q->svc_ns)
             q->svc_ns = s;
@@ -736,6 +796,10 @@ static void collect(struct dstate *ds, int all)
                 /* completed (a host wait proved it): no query; its time as a query would have given it */
             } else if (paired_h == INT64_MIN || m->kind != MK_START) {  /* a paired start mark has completed */
                 if (!mark_done(ds, m, now, &done_h)) {
+                    q->busy_seen = now;  /* its backlog is real, and the GPU that far behind it (deep_defer) */
+                    q->busy_lag = now - m->rec;
+                    if (ds->deep_extra)
+                        deep_seen(q, 0, now);
                     ask_later(q, m, now);
                     misses++;
                     ST_COUNT(misses);
@@ -791,11 +855,26 @@ static void collect(struct dstate *ds, int all)
             } else {
                 int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+                int deep_in = 0;  /* the span closes a deep run's mark: the estimate is fed per launch */
                 if (!m->coarse && h > start) {  /* run_probe's guess: wall time per mark, averaged over ~4 */
                     int64_t s = (h - start) / (run + 1);
                     q->svc_ns = q->svc_ns ? q->svc_ns + (s - q->svc_ns) / 4 : s;
                     if (q->svc_ns <= 0)
                         q->svc_ns = 1;
+                }
+                /* each mark the span closes (m and its chained run's) once: its launches leave the backlog, a deep
+                 * run's deferred ones the in-flight estimate, and its bet is judged (deep_proven). A run's members
+                 * after m are deep only if the host proved them (chained_run: their own predecessor's completion
+                 * is not converted); m's proof is the previous completion, q->done_end, as one by one */
+                for (int k = 0; k <= run; k++) {
+                    struct mark *r = &q->ring[(q->head + k) % RING];
+                    q->queued -= r->n;
+                    if (r->deep) {
+                        deep_in = 1;
+                        ds->deep_extra -= r->deep;
+                        if (!deep_proven(ds, q, r))
+                            q->deep_off = now + DEEP_BACKOFF_NS;  /* the bet lost: marks per launch here a while */
+                    }
                 }
                 if (m->coarse && ds->since_gpu) {
                     /* a coarse span would over-state n(t) for the neighbours: the published interval ends at
@@ -805,7 +884,9 @@ static void collect(struct dstate *ds, int all)
                 }
                 int64_t wm = ds->charged_to;  /* busy time before this was charged (any stream) */
                 int chained = !m->coarse && ds->shared;  /* it counts the launches in the window itself */
-                ds->ewma_k = run + 1;  /* the average charge stays per mark (charge.c sample_charge) */
+                /* the average charge stays per mark (charge.c sample_charge); with a deep run's mark in the span, per
+                 * launch (sample_launches over all nl), as deep runs keep it: queued_work_ns counts their launches */
+                ds->ewma_k = deep_in ? 0 : run + 1;
                 int64_t c = chained ? chained_charge(ds, start, h, now, nl) : span_charge(ds, start, h, now);
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
@@ -860,7 +941,9 @@ static void collect(struct dstate *ds, int all)
                         ds->samp_n++;
                     }
                 } else {
-                    consume(ds, c, 1);
+                    consume(ds, c, !deep_in);
+                    if (deep_in)
+                        sample_launches(ds, c, (int)nl);  /* the in-flight estimate stays per launch */
                     ds->sd_kern += c;
                     ds->win_ns += c;
                     ds->win_n += chained ? 0 : nl;
@@ -986,6 +1069,9 @@ static int64_t oldest_age(struct dstate *ds, int64_t now)
                 break;
             }
         }
+        /* a deep run's deferred launches (deep_defer) will be closed by a mark: their age counts */
+        if (q->deep_run && (!oldest || q->unmarked_enq < oldest))
+            oldest = q->unmarked_enq;
     }  /* launches without a mark (a failed record) are not waited for: nothing would ever complete them */
     ds->oldest_enq = oldest;
     ds->oldest_stale = 0;
@@ -1049,6 +1135,8 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     if (capture < 0)
         capture = capturing(q);
     if (capture) {
+        ds->deep_extra -= q->deep_run;
+        q->deep_run = 0;
         q->unmarked = 0;
         return 0;
     }
@@ -1090,6 +1178,21 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
     q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
     q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
+    if (kind == MK_END) {
+        /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
+         * counts for this mark, until it is collected */
+        struct mark *m = &q->ring[(q->head + q->count) % RING];
+        m->deep = q->deep_run < q->unmarked ? q->deep_run : q->unmarked - 1;
+        if (m->deep < 0)
+            m->deep = 0;
+        ds->deep_extra -= q->deep_run - m->deep;
+        q->queued += q->unmarked;
+        q->deep_run = 0;
+        if (m->deep && vg_cfg.launch_stats) {
+            __atomic_add_fetch(&lst.deep_runs, 1, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&lst.deep_launches, (uint64_t)q->unmarked, __ATOMIC_RELAXED);
+        }
+    }
     q->count++;
     ds->oldest_stale = 1;
     if (kind == MK_END) {
@@ -1555,6 +1658,17 @@ static int64_t resume_credit(const struct dstate *ds, int share)
     return cap > 0 && wave > cap ? cap : wave;
 }
 
+/* Closes every open deep run of the device (deep_defer) while its backlog still runs: the host is about to wait (a
+ * credit or turns hold), or a capture begins. Left to the watcher's close, 100 us after the last launch at the
+ * earliest (later while the launcher collects itself), a run outlived the backlog of a pair's tenant held at its
+ * window's end and failed its proof (fake: 7-13 % of a turns pair's runs). */
+static void deep_close_all(struct dstate *ds)
+{
+    for (int i = 0; i < ds->nq && !ds->stale; i++)
+        if (ds->q[i].deep_run)
+            push_mark(ds, &ds->q[i], ds->q[i].unmarked_enq, MK_END, 0);
+}
+
 static void throttle(struct dstate *ds, int sm)
 {
     struct hami_device_info *di = &vg_region->dev[ds->dev];
@@ -1607,6 +1721,8 @@ static void throttle(struct dstate *ds, int sm)
         }
         if (wait == 0)
             return;
+        if (!waited && ds->deep_extra)
+            deep_close_all(ds);
         if (!turn) {
             demand_precision(ds, now);  /* held for credit: its neighbours' n(t) decides when it goes */
             turns_hold_ends(ds, now);   /* a hold by turns ends where a credit wait begins (turns.c) */
@@ -1862,7 +1978,7 @@ static int64_t drop_measured(struct dstate *ds)
         vg_log(VG_WARN, "device %d: timing events fail in a fresh context too: every launch is now synchronous and "
                "charged its wall time", ds->dev);
     }
-    ds->nfree = ds->nq = ds->pending = ds->harvest_left = 0;
+    ds->nfree = ds->nq = ds->pending = ds->harvest_left = ds->deep_extra = 0;
     ds->oldest_stale = 1;
     ds->ref = NULL;
     ds->off_lo = 0;
@@ -2124,6 +2240,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 ST_COUNT(samples);
             }
             int opened = 0;
+            if (q->deep_run && (q->capture || ds->reopen))
+                push_mark(ds, q, q->unmarked_enq, MK_END, 0);  /* its launches end before what follows begins */
             if (!q->capture && ds->reopen) {
                 ds->reopen = 0;
                 opened = push_mark(ds, q, now, MK_START, 0);
@@ -2177,6 +2295,31 @@ static int64_t submitted_at(const struct dstate *ds, int graph)
     return t > ds->call_at ? t : ds->call_at;
 }
 
+/* Whether this precise launch's end mark is deferred: the launch joins a deep run that one later end mark closes
+ * (issue 18, deepq). One mark per launch kept a precise stream at most RING - 1 launches ahead of the GPU: the H100's
+ * training loop (~750 launches a step, one sync) waited 443-977 ms a 5 s run for a full ring, and each wait let the
+ * GPU's queue run dry in its host-heavy phases, inside its own turns' windows. A launch is deferred only while the
+ * stream's backlog is deep: at least DEEP_AHEAD_LAUNCHES launches and DEEP_AHEAD_NS of estimated work (the average
+ * charge per launch) closed by marks not yet collected, and a collection found one of them not completed within
+ * DEEP_SEEN_NS, DEEP_LAG_NS or more after its record (the GPU that far behind the host: the average per launch is
+ * blind to the kernel, and tiny kernels queued behind a step's GEMMs, estimated at the GEMMs' average, lost 13 % of
+ * a fake pair's bets once the GEMMs were done), so the GPU is still busy with them when the run closes: after
+ * at most HAMI_SM_DEEP_RUN launches (default 32) or DEEP_RUN_NS of host time (the next launch's end mark closes it),
+ * or MARK_GAP_NS after its last launch (the watcher's close_bursts, as for any launch left without a mark), or before
+ * a start mark on the stream. The bet is checked when the run's mark is collected (deep_proven); one that lost is
+ * charged its span (never less than its GPU time) and stops deferral on the stream for DEEP_BACKOFF_NS. Not in coarse
+ * mode (its own runs), nor once a capture was seen in the process (a run left open when a capture began would be
+ * dropped with the captured launches: push_mark), nor for a coarse sample. The in-flight estimate counts every
+ * deferred launch (deep_extra), and the 30 ms in-flight bound the age of a run's first (oldest_age). */
+static inline int deep_defer(const struct dstate *ds, const struct squeue *q, int64_t now)
+{
+    return vg_cfg.sm_deep_run > 1 && !ds->coarse && !q->capture && !q->sample && !ds->stale &&
+           q->unmarked < vg_cfg.sm_deep_run && now - q->unmarked_enq < DEEP_RUN_NS && now >= q->deep_off &&
+           now - q->busy_seen <= DEEP_SEEN_NS && q->busy_lag >= DEEP_LAG_NS &&
+           q->queued >= DEEP_AHEAD_LAUNCHES && ds->ewma_ns > 0 && (int64_t)q->queued * ds->ewma_ns >= DEEP_AHEAD_NS &&
+           q->s != CU_STREAM_PER_THREAD && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE);
+}
+
 static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int graph)
 {
     if (!ds)
@@ -2201,8 +2344,12 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         /* precise: a mark per launch (measured on the H200, marking only every 100 us merged a launch-bound
          * program's idle gaps into its busy time, charged twice its GPU time); coarse: one per >= 1 ms run,
          * charged the estimate (see the header) */
-        if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS ||
-            q->unmarked >= COARSE_RUN_LAUNCHES) {
+        if (deep_defer(ds, q, now)) {
+            if (!q->deep_run++)
+                ds->oldest_stale = 1;  /* its first launch's age counts for the in-flight bound (oldest_age) */
+            ds->deep_extra++;
+        } else if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS ||
+                   q->unmarked >= COARSE_RUN_LAUNCHES) {
             push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
             if (ds->coarse && !q->capture && !ds->stale && coarse_behind(q, now))
                 coarse_bound(ds, q, now);  /* the GPU may be behind: bounded in launches (coarse_behind) */
@@ -2383,6 +2530,13 @@ __attribute__((destructor)) static void launch_stats_report(void)
         snprintf(buf + n, sizeof(buf) - n, "; watcher sleeps past %lld us: %llu (alone ceiling %lld us)",
                  (long long)(vg_cfg.watch_poll_ns / 1000), (unsigned long long)lst.wakes_long,
                  (long long)(vg_cfg.watch_alone_ns / 1000));
+    /* precise deep runs (deep_defer): the marks that closed one, their launches, those whose proof failed, and the
+     * waits for a full mark ring (also in the turns section, printed only with turns on) */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; deep runs %llu (%llu launches, up to %d a mark), %llu unproven; ring "
+                 "full %.1f ms", (unsigned long long)lst.deep_runs, (unsigned long long)lst.deep_launches,
+                 vg_cfg.sm_deep_run, (unsigned long long)lst.deep_unproven, lst.full_ns / 1e6);
     vg_log(VG_MSG, "%s", buf);
 }
 
@@ -2439,6 +2593,8 @@ static void capture_begins(void)
     pthread_once(&states_once, init_states);
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {
         pthread_mutex_lock(&states[i].mu);
+        if (states[i].ready && states[i].deep_extra)
+            deep_close_all(&states[i]);  /* no deep run after this (deep_defer): the open ones end before the capture */
         pthread_mutex_unlock(&states[i].mu);
     }
 }
@@ -2518,6 +2674,8 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
         return;
     pthread_mutex_lock(&ds->mu);
     if (ctx == ds->ctx && !ds->adopt && !ds->stale && ds->nq) {
+        if (ds->deep_extra)
+            deep_close_all(ds);  /* the host waits: its open deep runs close while their backlog runs */
         p->ds = ds;
         p->before = ds->seq;
     }

@@ -15,7 +15,9 @@
  * the fast path's code, so the instructions a fast-path launch runs stay in a few cache lines */
 #define COLD __attribute__((noinline, cold))
 
-#define RING 128
+#ifndef RING
+#define RING 128  /* marks a stream keeps; a bench may build another size (-DRING=512: deep_queue.py's larger ring) */
+#endif
 #define MAXQ 32
 #define EVPOOL (MAXQ * RING + 8)
 
@@ -36,6 +38,9 @@ struct mark {
     float ms;        /* its elapsed time after the reference, taken by an idle check (launch.c stream_idle) ... */
     uint32_t ms_gen; /* ... from the reference of this generation (dstate.ref_gen), 0 = none: its conversion needs no
                         second driver call (mark_done) */
+    int deep;        /* MK_END closing a deep run (launch.c deep_defer): its launches whose own mark was deferred, counted
+                        in dstate.deep_extra until it is collected */
+    int proven;      /* ... a collection found a mark before it not completed after it was recorded (deep_proven) */
     int64_t sub;     /* precise MK_START opening a launch: the host time its kernel may start from at the earliest
                         (launch.c submitted_at), 0 = none; the launch call has not returned while dstate.opening
                         points at it */
@@ -52,6 +57,11 @@ struct squeue {
     int capture;           /* the stream was being captured at the current launch */
     int sample;            /* the current launch is a coarse sample: its end mark closes it alone */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
+    int deep_run;          /* precise: of them, launches whose own end mark was deferred (launch.c deep_defer) */
+    int queued;            /* launches closed by its end marks not collected yet (the GPU's backlog, an upper bound) */
+    int64_t deep_off;      /* no deferral before this (a deep run's proof failed: the bet on the backlog lost) */
+    int64_t busy_seen;     /* when a collection last found one of its marks not completed, ... */
+    int64_t busy_lag;      /* ... and how long after that mark's record */
     int64_t last_mark, last_launch;
     int64_t done_end;      /* host time the last completed mark on this stream completed */
     uint64_t known_to;     /* its marks with seq below this are known complete: a host wait that covered them
@@ -104,6 +114,13 @@ struct squeue {
 #define REBASE_NS 2000000000LL       /* a new reference event every 2 s (float precision, clock drift) */
 #define COLLECT_LAG_NS 20000LL       /* the promptest collection of a completed mark lags it by at most 20 us */
 #define DRIFT_NS 20000LL             /* the bounds on the reference widen by 20 us at each re-base (drift) */
+#define DEEP_RUN_NS 500000LL         /* precise: a deep run (launch.c deep_defer) closes within 500 us of its first
+                                        launch ... */
+#define DEEP_AHEAD_NS 2000000LL      /* ... and is opened only while at least 2 ms of work is queued ahead of it ... */
+#define DEEP_AHEAD_LAUNCHES 16       /* ... in at least 16 launches, ... */
+#define DEEP_SEEN_NS 300000LL        /* ... one of whose marks a collection found not completed this recently ... */
+#define DEEP_LAG_NS 1000000LL        /* ... this long after its record */
+#define DEEP_BACKOFF_NS 20000000LL   /* a run whose proof failed stops deferral on its stream for 20 ms */
 #define COARSE_MARK_GAP_NS 1000000LL /* coarse: one end mark per >= 1 ms run of launches */
 #define COARSE_RUN_LAUNCHES 64      /* ... or per 64 launches, whichever comes first (launch.c coarse_behind) */
 #define COARSE_AHEAD_LAUNCHES 128   /* coarse: at most this many launches on a stream not seen completed ... */
@@ -141,6 +158,7 @@ struct dstate {
     struct squeue q[MAXQ];
     int nq;
     int pending;            /* marks whose completion has not been collected yet */
+    int deep_extra;         /* launches in deep runs beyond one per mark: in flight, counted by queued_work_ns */
     uint64_t seq;           /* the next mark's sequence number (never reset: a host wait compares against it) */
     int harvest_left;       /* ... of them left by the last collection (harvest_due) */
     int64_t ewma_ns;        /* average charge per mark */
@@ -320,6 +338,8 @@ struct launch_stats {
     int64_t turn_bp;     /* turns' last demand estimate while shared (lending.c update_solo_demand) */
     int64_t turn_win_bp; /* its last busy share inside its own windows while taking turns (turns.c), 0 = never */
     int64_t full_ns;     /* launches' waits for a full mark ring (push_mark) */
+    uint64_t deep_runs, deep_launches, deep_unproven;  /* precise marks closing deep runs, their launches, and those
+                                                          whose proof failed (charged their whole span) */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };
@@ -362,6 +382,7 @@ void flush_launches(struct dstate *ds, int64_t now);
 int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void settle_gaps(struct dstate *ds, int64_t now);
 void consume(struct dstate *ds, int64_t ns, int sample);
+void sample_launches(struct dstate *ds, int64_t c, int n);
 void charge_reframe(struct dstate *ds, int64_t d);
 int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 int64_t deferred_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t n);
@@ -477,10 +498,12 @@ static inline int users_due(const struct dstate *ds, int64_t now)
     return ds->bgpu && now - ds->user_stamp >= 1000000;
 }
 
-/* The work still queued on the GPU, estimated: its marks not seen completed, each at the average charge per mark. */
+/* The work still queued on the GPU, estimated: its marks not seen completed, each at the average charge per mark, and
+ * the launches of deep runs beyond one per mark (a precise mark's average is per launch: collect feeds a deep run's
+ * charge per launch). */
 static inline int64_t queued_work_ns(const struct dstate *ds)
 {
-    return (int64_t)ds->pending * (ds->ewma_ns ? ds->ewma_ns : 100000);
+    return (int64_t)(ds->pending + ds->deep_extra) * (ds->ewma_ns ? ds->ewma_ns : 100000);
 }
 
 /* What the throttle counts as in flight: the queued work and the completed spans whose charge waits (deferred). */

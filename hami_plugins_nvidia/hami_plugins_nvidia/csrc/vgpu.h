@@ -39,6 +39,7 @@ struct vg_config {
     uint64_t ctx_slack;                    /* CUDA_DEVICE_CONTEXT_SLACK, added to a measured context */
     int64_t sm_period_ns;                  /* HAMI_SM_PERIOD_MS: on+off period of the throttle, 0 = fine-grained */
     int64_t sm_resume_cap_ns;              /* HAMI_SM_RESUME_CREDIT_MS: cap on the square wave's resume credit, 0 = none */
+    int sm_deep_run;                       /* HAMI_SM_DEEP_RUN: launches a precise deep run's mark closes at most (launch.c) */
     int sm_sample_every;                   /* HAMI_SM_SAMPLE_EVERY: one coarse launch in N is a sample (launch.c) */
     int64_t sm_launch_lead_ns;             /* HAMI_SM_LAUNCH_LEAD_NS: a kernel may start this long before its launch
                                               call returned (launch.c submitted_at) */
@@ -59,6 +60,9 @@ struct vg_config {
 };
 extern struct vg_config vg_cfg;
 /* HAMI_SM_SAMPLE_EVERY's default and bounds (env.c; launch.c coarse_sample) */
+#define DEEP_RUN_DEFAULT 32
+#define DEEP_RUN_MIN 1    /* 1: a mark per launch, as before deep runs */
+#define DEEP_RUN_MAX 256
 #define COARSE_SAMPLE_DEFAULT 32
 #define COARSE_SAMPLE_MIN 8
 #define COARSE_SAMPLE_MAX 256
@@ -288,6 +292,8 @@ VG_API int64_t hami_vgpu_ps_charge_w_ns(int64_t a, int64_t b, const int64_t *sin
                                         const int64_t *suntil, int scount, int sk);
 #define HAMI_LEND_QUEUED_MAX_BP 9700  /* a neighbour with work on the GPU this much of the time lends nothing */
 #define HAMI_LEND_MARGIN_BP 300       /* a neighbour keeps 3 points of its unused share (see hami_vgpu_lent_share) */
+#define HAMI_LEND_WAITING_PCT 50      /* queued this much of its time off the GPU: waiting (lend_demand_solo) */
+#define HAMI_LEND_SHORT_WEIGHT 2      /* a waiting neighbour adds this many times its shortfall (lend_demand_solo) */
 VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
 VG_API int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued);
