@@ -139,6 +139,11 @@
  * bound a run's first launch; no deep runs in coarse mode, on a per-thread default stream, or once a capture was
  * seen. Fake libcuda, a training step's shape alone at 90 % precise: full-ring waits ~1.0-1.6 s -> < 0.1 s of a
  * 2-3 s run, 1.00 -> ~0.6-0.7 event records a launch (docs/results/2026-12-06-fake-deepq.md).
+ * With chained runs (above): a deep run's mark may be a chained run's first (its bet judged by the completion before
+ * the run, converted as the previous run's end), or a later member only once the host proved its bet (deep_seen); each
+ * member's launches, deep_extra and bet are settled once as it is popped, and a span holding a deep mark feeds the
+ * in-flight estimate per launch. Fake, a deep-backlog pair: ~0.5 conversions per end mark against 1.0
+ * (test_interposer_chained_runs.py; docs/results/2026-12-06-fake-lbpair-calls.md).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
