@@ -144,7 +144,12 @@ void settle_gaps(struct dstate *ds, int64_t now)
 /* A mark's charge, averaged: the throttle's estimate of the work in flight (inflight_ns). */
 static void sample_charge(struct dstate *ds, int64_t ns)
 {
-    ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
+    /* a charge for k marks (launch.c chained_run: a run converted once) is k samples of its average, so the queued
+     * work (pending marks x the average) is not counted k times over */
+    int k = ds->ewma_k > 1 ? (ds->ewma_k < RING ? ds->ewma_k : RING) : 1;
+    ns /= k;
+    for (int i = 0; i < k; i++)
+        ds->ewma_ns = ds->ewma_ns ? (ds->ewma_ns * 7 + ns) / 8 : ns;
 }
 
 /* A precise deep run's charge c over its n launches: the estimate goes on per launch (queued_work_ns counts the

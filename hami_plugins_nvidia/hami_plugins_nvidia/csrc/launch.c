@@ -104,8 +104,10 @@
  * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
  * launch unless it waits; no system call; one context call (cuCtxGetCurrent: the device is kept per thread with its
  * context, dl.c vg_ctx_device, invalidated by every hooked context destruction); while the credit is ample the
- * throttle is skipped (credit_ample: its refill is deferred by at most 1 ms, never lost or doubled); the region's launch count is flushed once a ms; a
- * completed mark costs one driver call, its conversion (mark_done). HAMI_SM_SAMPLE_EVERY sets the coarse samples'
+ * throttle is skipped (credit_ample: its refill is deferred by at most 1 ms, never lost or doubled); the region's launch
+ * count is flushed once a ms; a completed mark costs one driver call, its conversion (mark_done), and a chained run of
+ * precise end marks (each launched while the one before had not completed, as its idle check found) one for the run
+ * (chained_run, run_probe: charged as one span, the same processor-sharing time). HAMI_SM_SAMPLE_EVERY sets the coarse samples'
  * rate (default one in 32), an A/B knob for the hardware runs (docs/interposer.md).
  *
  * Lending (GPU_CORE_UTILIZATION_POLICY=default only; HAMI_SM_NO_LEND=1 turns it off): each container publishes its
@@ -139,6 +141,11 @@
  * bound a run's first launch; no deep runs in coarse mode, on a per-thread default stream, or once a capture was
  * seen. Fake libcuda, a training step's shape alone at 90 % precise: full-ring waits ~1.0-1.6 s -> < 0.1 s of a
  * 2-3 s run, 1.00 -> ~0.6-0.7 event records a launch (docs/results/2026-12-06-fake-deepq.md).
+ * With chained runs (above): a deep run's mark may be a chained run's first (its bet judged by the completion before
+ * the run, converted as the previous run's end), or a later member only once the host proved its bet (deep_seen); each
+ * member's launches, deep_extra and bet are settled once as it is popped, and a span holding a deep mark feeds the
+ * in-flight estimate per launch. Fake, a deep-backlog pair: ~0.5 conversions per end mark against 1.0
+ * (test_interposer_chained_runs.py; docs/results/2026-12-06-fake-lbpair-calls.md).
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
@@ -535,8 +542,9 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], 
 /* Collects completed marks and charges the busy time they close; never blocks. A stream of this process
  * may be capturing a CUDA graph in global mode (PyTorch's default), where an event query from any thread
  * would invalidate the capture: the queries run with this thread's capture mode set to relaxed.
- * Its driver calls are bounded whatever the number of busy streams: one per completed mark (its conversion) and
- * at most HARVEST_MISSES that find a mark not completed: the streams are asked oldest mark first (harvest_order),
+ * Its driver calls are bounded whatever the number of busy streams: at most one per completed mark (its conversion;
+ * one for a chained run of them, chained_run) and at most HARVEST_MISSES that find a mark not completed: the streams
+ * are asked oldest mark first (harvest_order),
  * each only for its oldest (a stream's marks complete in order), and a mark found not completed is not asked again
  * for a while (ask_later). Every stream's oldest mark was asked at each collection before, and with more than 16
  * marks waiting every launch collected (harvest_due): 72-133 elapsed-time calls per launch with 32 busy streams on
@@ -585,13 +593,13 @@ static int deep_proven(struct dstate *ds, const struct squeue *q, const struct m
     return ok;
 }
 
-/* The host's own proof of the same (deep_proven): q's oldest mark was just found not completed at `now`, so every
- * deep run's mark after it recorded by then was queued before the GPU reached the run (the oldest mark is before
- * the run's first launch). Needed where the reference's bounds are wide: beside a neighbour on the fake the
+/* The host's own proof of the same (deep_proven): q's mark at index `from` (0: the oldest; run_probe's guess r_g)
+ * was just found not completed at `now`, so every deep run's mark after it recorded by then was queued before the GPU
+ * reached the run (that mark is before the run's first launch). Needed where the reference's bounds are wide: beside a neighbour on the fake the
  * conversion's margin failed 7-13 % of the proofs. A scan of the ring, only while deep runs are outstanding. */
-static void deep_seen(struct squeue *q, int64_t now)
+static void deep_seen(struct squeue *q, int from, int64_t now)
 {
-    for (int k = 1; k < q->count; k++) {
+    for (int k = from + 1; k < q->count; k++) {
         struct mark *m = &q->ring[(q->head + k) % RING];
         if (m->deep && m->rec <= now)
             m->proven = 1;
@@ -605,6 +613,118 @@ void harvest(struct dstate *ds)
         int64_t now = vg_now_ns();
         vg_owed_publish(ds->dev, owed_from(ds, INT64_MAX), owed_until(ds, now), 0);
     }
+}
+
+static int ask_done(struct dstate *ds, struct mark *m);
+
+/* Whether mark m (a precise end mark, not a coarse sample's, not sharing its event) may go into a chained run. */
+static inline int run_member(const struct dstate *ds, const struct mark *m)
+{
+    return m->kind == MK_END && !m->coarse && !m->paired && !m->sample && m != ds->opening;
+}
+
+/* A chained run (issue 18, record 9b: the launch-bound pair on the H100 made ~2 elapsed-time calls a launch, one of
+ * them each mark's own conversion): q's oldest marks r_0..r_j, precise end marks each of whose first launch was
+ * enqueued before the mark before it completed (its idle check found that mark not completed: mark.chain). Such a run
+ * kept the stream busy from r_0's start to r_j's end with no idle gap, and processor sharing's charge is an integral,
+ * so the run is charged as one span, [r_0's start, r_j's completion), with r_j's conversion alone: the same time as
+ * the marks' spans one by one, which abut (a gap between two of them would be the converted times' error, charged
+ * now: never less). r_j is one known complete with no driver call (done: a host wait proved it, mark_known, after
+ * a synchronize the whole backlog; or an idle check took its time, mark.ms), or the newest the GPU has reached by
+ * run_probe's guess (most: how many it guesses; run_end asks it). Returns j (>= 1: r_0..r_j go as one), 0 = no run
+ * (the marks are asked one by one). */
+static int chained_run(const struct dstate *ds, const struct squeue *q, uint64_t done, int64_t most)
+{
+    if (!ds->ref || q->count < 2 || !run_member(ds, &q->ring[q->head]))
+        return 0;
+    int j = 0;  /* r_0..r_j chained, r_j below done, j at most `most` */
+    for (int k = 1; k < q->count && k <= most; k++) {
+        const struct mark *p = &q->ring[(q->head + k - 1) % RING], *m = &q->ring[(q->head + k) % RING];
+        if (!run_member(ds, m) || m->chain != p->seq + 1 || m->seq >= done)
+            break;
+        /* a deep run's mark (deep_defer) joins only proven by the host (deep_seen): its bet is judged by the
+         * completion of the mark before it (deep_proven), which a run does not convert; unproven, it opens the
+         * next run, the one before it converted as that run's end */
+        if (m->deep && !m->proven)
+            break;
+        j = k;
+    }
+    return j;
+}
+
+/* The end of a chained run r_0..r_j (last = r_j, known complete or guessed reached): asked with the call that also
+ * takes its time (ask_done, kept in the mark), then 1 with *h its completion if the run goes as one span. Not where a
+ * neighbour took the GPU inside the span (taken_at; or a takeover is being followed, yield_at): chained_charge leaves
+ * out one neighbour's turn per span, and a run spanning several turns was charged the others at processor sharing
+ * (fake, a GPU-bound 50 + 50 pair: 0.91 of the GPU it had before for the same charge); its marks then go one by one,
+ * r_j with its time already taken (no second call). *notyet: the call found r_j not completed. */
+static int run_end(struct dstate *ds, struct squeue *q, struct mark *last, int64_t now, int64_t *h, int *notyet)
+{
+    *h = INT64_MIN;
+    *notyet = 0;
+    if (last->ms_gen != ds->ref_gen && !ask_done(ds, last)) {
+        *notyet = !ds->stale;
+        return 0;
+    }
+    if (last->ms_gen != ds->ref_gen)
+        return 0;  /* completed, its time not taken (the conversion failed otherwise): one by one */
+    const struct mark *m = &q->ring[q->head];
+    int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+    int64_t end = ref_time(ds) + (int64_t)((double)last->ms * 1e6);  /* as convert() will put it, about */
+    int user = -1;
+    if (ds->shared && (ds->yield_at || taken_at(ds, ds->last_end > start ? ds->last_end : start, end + 1, now, &user)))
+        return 0;
+    return mark_done(ds, last, now, h) && *h != INT64_MIN;  /* from the time taken: no call */
+}
+
+/* A chained run not known complete (run_probe): the newest of its marks that the GPU, taking per mark the wall time
+ * it took lately on this stream (svc_ns, with a quarter more), has reached since the stream's last completion, is
+ * asked first, with the call that converts it (mark_done). Found completed, the marks before it are too and go with it:
+ * one call for the batch (a launch-bound pair's backlog, where a collection asked each completed mark in turn, one
+ * call apiece, then a miss). Found not completed, it counts as the collection's miss (HARVEST_MISSES bounds them), the
+ * time per mark grows to what it says (not reached by now), and the oldest mark is asked as before. Which mark is
+ * asked changes no completion time: each comes from the GPU. Returns the run's last index, 0 = none asked or none
+ * completed; *missed: one was asked and found not completed. */
+static int run_probe(struct dstate *ds, struct squeue *q, int64_t now, int64_t *h, int *missed)
+{
+    *missed = 0;
+    if (!q->svc_ns || !q->done_end || now <= q->done_end)
+        return 0;
+    int64_t k = (now - q->done_end) / (q->svc_ns + q->svc_ns / 4);  /* marks the GPU got through, guessed */
+    if (k < 2)
+        return 0;
+    int g = chained_run(ds, q, UINT64_MAX, k > RING ? RING : (int)k - 1);
+    if (g < 1)
+        return 0;
+    struct mark *last = &q->ring[(q->head + g) % RING];
+    int notyet;
+    if (run_end(ds, q, last, now, h, &notyet))
+        return g;
+    if (notyet) {
+        *missed = 1;
+        /* a find as collect's of the oldest mark (q's backlog is real, the GPU that far behind r_g), and the same
+         * host proof for the deep runs' marks after r_g recorded by now (deep_seen) */
+        q->busy_seen = now;
+        q->busy_lag = now - last->rec;
+        if (ds->deep_extra)
+            deep_seen(q, g, now);
+        int64_t s = (now - q->done_end) / (g + 1);
+        if (s > q->svc_ns)
+            q->svc_ns = s;
+    }
+    return 0;
+}
+
+/* 1 + the seq of q's newest mark known complete with no driver call (chained_run), 0 = none: one a host wait proved
+ * (mark_known) or one whose idle check converted it (mark.ms); every mark before it on the stream has completed. */
+static uint64_t known_done(const struct dstate *ds, const struct squeue *q)
+{
+    for (int k = q->count - 1; k >= 0; k--) {
+        const struct mark *m = &q->ring[(q->head + k) % RING];
+        if (mark_known(q, m) || (ds->ref && m->ms_gen == ds->ref_gen))
+            return m->seq + 1;
+    }
+    return 0;
 }
 
 /* all: ask every stream's oldest mark, due or not (others_idle: a launch that found its two newest asks idle, after
@@ -630,6 +750,8 @@ static void collect(struct dstate *ds, int all)
          * thread. After that, each mark's conversion is its query (mark_done): none is asked twice. A mark a host
          * wait proved complete (mark_known) needs no query, only its conversion once there is a reference */
         int known = 0;
+        uint64_t done_seq = ds->ref ? known_done(ds, q) : 0;  /* q's marks below it completed (chained_run) */
+        int probe = 1;  /* a chained run may go as one (chained_run, run_probe) until a try did not */
         int64_t paired_h = INT64_MIN;  /* the completion of the paired end mark just taken: its start mark's too */
         if (!ds->ref && mark_known(q, newest(q))) {
             known = q->count;
@@ -643,7 +765,39 @@ static void collect(struct dstate *ds, int all)
             if (m == ds->opening)
                 break;  /* its launch call is in progress: its submission time is not known yet (submitted_at) */
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
-            if (known > 0) {
+            int run = 0;  /* marks after m charged with it, as one span (chained_run) */
+            int64_t nl = m->n;  /* the launches m (and its run) close */
+            if (known == 0 && probe && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, RING)) > 0) {
+                struct mark *last = &q->ring[(q->head + run) % RING];
+                int notyet;
+                if (run_end(ds, q, last, now, &done_h, &notyet)) {
+                    for (int k = 1; k <= run; k++)
+                        nl += q->ring[(q->head + k) % RING].n;
+                } else {
+                    run = 0;  /* a neighbour's turn inside it, or an event call failed: asked one by one */
+                    probe = 0;
+                    done_h = INT64_MIN;
+                }
+            }
+            if (!run && known == 0 && probe && ds->ref) {
+                int missed;
+                run = run_probe(ds, q, now, &done_h, &missed);
+                if (run)
+                    for (int k = 1; k <= run; k++)
+                        nl += q->ring[(q->head + k) % RING].n;
+                if (!run)
+                    probe = 0;  /* one try a stream: then asked oldest first */
+                if (missed || ds->stale) {
+                    misses++;
+                    ST_COUNT(misses);
+                    asked_running = 1;
+                    if (ds->stale || misses >= HARVEST_MISSES)
+                        break;
+                }
+            }
+            if (run) {
+                /* known complete, converted: done_h is the run's end */
+            } else if (known > 0) {
                 known--;
             } else if (!ds->ref && mark_known(q, m)) {
                 /* completed (a host wait proved it): no query; its time as a query would have given it */
@@ -652,7 +806,7 @@ static void collect(struct dstate *ds, int all)
                     q->busy_seen = now;  /* its backlog is real, and the GPU that far behind it (deep_defer) */
                     q->busy_lag = now - m->rec;
                     if (ds->deep_extra)
-                        deep_seen(q, now);
+                        deep_seen(q, 0, now);
                     ask_later(q, m, now);
                     misses++;
                     ST_COUNT(misses);
@@ -708,11 +862,26 @@ static void collect(struct dstate *ds, int all)
             } else {
                 int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, now);
                 int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
-                q->queued -= m->n;
-                if (m->deep) {
-                    ds->deep_extra -= m->deep;
-                    if (!deep_proven(ds, q, m))
-                        q->deep_off = now + DEEP_BACKOFF_NS;  /* the bet lost: marks per launch here for a while */
+                int deep_in = 0;  /* the span closes a deep run's mark: the estimate is fed per launch */
+                if (!m->coarse && h > start) {  /* run_probe's guess: wall time per mark, averaged over ~4 */
+                    int64_t s = (h - start) / (run + 1);
+                    q->svc_ns = q->svc_ns ? q->svc_ns + (s - q->svc_ns) / 4 : s;
+                    if (q->svc_ns <= 0)
+                        q->svc_ns = 1;
+                }
+                /* each mark the span closes (m and its chained run's) once: its launches leave the backlog, a deep
+                 * run's deferred ones the in-flight estimate, and its bet is judged (deep_proven). A run's members
+                 * after m are deep only if the host proved them (chained_run: their own predecessor's completion
+                 * is not converted); m's proof is the previous completion, q->done_end, as one by one */
+                for (int k = 0; k <= run; k++) {
+                    struct mark *r = &q->ring[(q->head + k) % RING];
+                    q->queued -= r->n;
+                    if (r->deep) {
+                        deep_in = 1;
+                        ds->deep_extra -= r->deep;
+                        if (!deep_proven(ds, q, r))
+                            q->deep_off = now + DEEP_BACKOFF_NS;  /* the bet lost: marks per launch here a while */
+                    }
                 }
                 if (m->coarse && ds->since_gpu) {
                     /* a coarse span would over-state n(t) for the neighbours: the published interval ends at
@@ -722,7 +891,10 @@ static void collect(struct dstate *ds, int all)
                 }
                 int64_t wm = ds->charged_to;  /* busy time before this was charged (any stream) */
                 int chained = !m->coarse && ds->shared;  /* it counts the launches in the window itself */
-                int64_t c = chained ? chained_charge(ds, start, h, now, m->n) : span_charge(ds, start, h, now);
+                /* the average charge stays per mark (charge.c sample_charge); with a deep run's mark in the span, per
+                 * launch (sample_launches over all nl), as deep runs keep it: queued_work_ns counts their launches */
+                ds->ewma_k = deep_in ? 0 : run + 1;
+                int64_t c = chained ? chained_charge(ds, start, h, now, nl) : span_charge(ds, start, h, now);
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
                      * part of it left after the other streams' spans (c, the union's share): two streams
@@ -776,13 +948,14 @@ static void collect(struct dstate *ds, int all)
                         ds->samp_n++;
                     }
                 } else {
-                    consume(ds, c, !m->deep);
-                    if (m->deep)
-                        sample_launches(ds, c, m->n);  /* the in-flight estimate stays per launch */
+                    consume(ds, c, !deep_in);
+                    if (deep_in)
+                        sample_launches(ds, c, (int)nl);  /* the in-flight estimate stays per launch */
                     ds->sd_kern += c;
                     ds->win_ns += c;
-                    ds->win_n += chained ? 0 : m->n;
+                    ds->win_n += chained ? 0 : nl;
                 }
+                ds->ewma_k = 0;
                 if (h > q->done_end)
                     q->done_end = h;
                 if (h > ds->last_end)
@@ -807,6 +980,12 @@ static void collect(struct dstate *ds, int all)
                 paired_h = INT64_MIN;
             q->head = (q->head + 1) % RING;
             q->count--;
+            for (; run > 0; run--) {  /* the rest of a chained run: charged with m, their events back to the pool */
+                put_event(ds, q->ring[q->head].e);
+                q->head = (q->head + 1) % RING;
+                q->count--;
+                ds->pending--;
+            }
             ds->oldest_stale = 1;
         }
     }
@@ -1004,6 +1183,8 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample, 0, 0,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
+    q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
+    q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     if (kind == MK_END) {
         /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
          * counts for this mark, until it is collected */
@@ -1087,6 +1268,8 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
 {
     if (q->unmarked)
         return 0;
+    if (own)
+        q->chain_next = 0;
     if (!q->count || mark_known(q, newest(q)))
         return 1;
     ST_START();
@@ -1096,6 +1279,10 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
     int idle;
     if (own) {
         idle = ask_done(ds, newest(q));
+        /* not completed, asked after this launch's time was read (its enqueue): the launch queues behind that mark,
+         * so the end mark that will close it starts where that one ends (mark.chain, chained_run) */
+        if (!idle)
+            q->chain_next = newest(q)->seq + 1;
     } else {
         ST_COUNT(queries);
         idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
@@ -2196,6 +2383,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         }
     } else if (q) {
         q->sample = 0;
+        q->chain_next = 0;  /* it queued nothing: the next launch's own check decides */
     }
     ds->unflushed++;
     if (now - ds->flushed_at >= FLUSH_NS)

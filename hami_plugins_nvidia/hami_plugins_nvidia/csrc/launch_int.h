@@ -44,6 +44,9 @@ struct mark {
     int64_t sub;     /* precise MK_START opening a launch: the host time its kernel may start from at the earliest
                         (launch.c submitted_at), 0 = none; the launch call has not returned while dstate.opening
                         points at it */
+    uint64_t chain;  /* precise MK_END: 1 + the seq of the mark before it on its stream that the idle check of its
+                        first launch found not completed (launch.c stream_idle), 0 = none: its launches queued behind
+                        that mark's, so its span starts where that one ends, with no idle gap between (chained_run) */
 };
 
 struct squeue {
@@ -63,6 +66,9 @@ struct squeue {
     int64_t done_end;      /* host time the last completed mark on this stream completed */
     uint64_t known_to;     /* its marks with seq below this are known complete: a host wait that covered them
                               returned success (launch.c wait_end); no driver call asks them whether they are done */
+    uint64_t chain_next;   /* the chain of the next end mark pushed here (mark.chain): set by the idle check */
+    int64_t svc_ns;        /* wall time the GPU took per end mark of this stream lately (its converted spans over
+                              the marks they closed, averaged): run_probe's guess of how far it got, 0 = none yet */
     struct mark ring[RING];
 };
 
@@ -156,6 +162,8 @@ struct dstate {
     uint64_t seq;           /* the next mark's sequence number (never reset: a host wait compares against it) */
     int harvest_left;       /* ... of them left by the last collection (harvest_due) */
     int64_t ewma_ns;        /* average charge per mark */
+    int ewma_k;             /* marks the charge being taken stands for (a chained run converted once: chained_run),
+                               0 = one; the average stays per mark (charge.c sample_charge) */
     struct hami_board_gpu *bgpu;
     int64_t last_stamp;
     int prio_logged;
