@@ -84,6 +84,20 @@ static int env_true(const char *name)
     return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
+/* A tuning knob (an A/B knob for the hardware runs): unset or empty, its default; out of [lo, hi] or not an integer,
+ * one warning naming it, its value, the range and what it counts (unit), and the default */
+static int tuning_knob(const char *name, int lo, int hi, int dflt, const char *unit)
+{
+    int v = dflt;
+    const char *text = getenv(name);
+    if (text && *text && !int_in(text, lo, hi, &v)) {
+        vg_log(VG_WARN, "ignoring %s=\"%.64s\": expected an integer in [%d, %d] (%s); using %d", name, text, lo, hi,
+               unit, dflt);
+        v = dflt;
+    }
+    return v;
+}
+
 /* A memory limit that cannot be read is refused, never read as "no limit": the device then allocates
  * nothing (VG_LIMIT_REFUSE) and one line names the variable and the value. A bad per-device value
  * falls back to a valid global one. */
@@ -193,63 +207,38 @@ void vg_config_load(void)
         credit_ms = 0;
     }
     vg_cfg.sm_resume_cap_ns = (int64_t)credit_ms * 1000000LL;
+    /* precise deep runs (launch.c deep_defer): launches one end mark may close at most while the GPU's backlog is
+     * deep; 1 marks every launch (the rule before 2026-12-06), an A/B knob for the hardware runs */
+    vg_cfg.sm_deep_run = tuning_knob("HAMI_SM_DEEP_RUN", DEEP_RUN_MIN, DEEP_RUN_MAX, DEEP_RUN_DEFAULT,
+                                     "launches a precise mark closes at most on a deep queue");
     /* one coarse launch in N measured alone (launch.c coarse_sample). Fewer samples cost fewer driver calls per
      * launch and judge a coarse phase's launches by fewer of them (docs/interposer.md "The launch path's own host
      * cost"): an A/B knob for the hardware runs, bounded so that a process setting it still draws a sample every
      * 256 coarse launches on average */
-    /* precise deep runs (launch.c deep_defer): launches one end mark may close at most while the GPU's backlog is
-     * deep; 1 marks every launch (the rule before 2026-12-06), an A/B knob for the hardware runs */
-    vg_cfg.sm_deep_run = DEEP_RUN_DEFAULT;
-    const char *dr = getenv("HAMI_SM_DEEP_RUN");
-    if (dr && *dr && !int_in(dr, DEEP_RUN_MIN, DEEP_RUN_MAX, &vg_cfg.sm_deep_run)) {
-        vg_log(VG_WARN, "ignoring HAMI_SM_DEEP_RUN=\"%.64s\": expected an integer in [%d, %d] (launches a precise mark "
-                        "closes at most on a deep queue); using %d", dr, DEEP_RUN_MIN, DEEP_RUN_MAX, DEEP_RUN_DEFAULT);
-        vg_cfg.sm_deep_run = DEEP_RUN_DEFAULT;
-    }
-    vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
-    const char *se = getenv("HAMI_SM_SAMPLE_EVERY");
-    if (se && *se && !int_in(se, COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX, &vg_cfg.sm_sample_every)) {
-        vg_log(VG_WARN, "ignoring HAMI_SM_SAMPLE_EVERY=\"%.64s\": expected an integer in [%d, %d] (one coarse launch "
-                        "in N measured alone); using %d", se, COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX, COARSE_SAMPLE_DEFAULT);
-        vg_cfg.sm_sample_every = COARSE_SAMPLE_DEFAULT;
-    }
+    vg_cfg.sm_sample_every = tuning_knob("HAMI_SM_SAMPLE_EVERY", COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX,
+                                         COARSE_SAMPLE_DEFAULT, "one coarse launch in N measured alone");
     vg_cfg.sm_sample_cut = (1ULL << 32) / (uint64_t)vg_cfg.sm_sample_every;  /* a compare per launch, no division */
     /* how long before its launch call returned a kernel may start on the GPU (launch.c submitted_at): a precise busy
      * period's charge starts no earlier than the return less this, never before the call began. An A/B knob for the
      * hardware runs (compare the charge per launch with the kernels' own time), bounded: at its bound the charge
      * starts at the launch call's start */
-    int lead = LAUNCH_LEAD_DEFAULT_NS;
-    const char *ll = getenv("HAMI_SM_LAUNCH_LEAD_NS");
-    if (ll && *ll && !int_in(ll, 0, LAUNCH_LEAD_MAX_NS, &lead)) {
-        vg_log(VG_WARN, "ignoring HAMI_SM_LAUNCH_LEAD_NS=\"%.64s\": expected an integer in [0, %d] (ns); using %d", ll,
-               LAUNCH_LEAD_MAX_NS, LAUNCH_LEAD_DEFAULT_NS);
-        lead = LAUNCH_LEAD_DEFAULT_NS;
-    }
-    vg_cfg.sm_launch_lead_ns = lead;
+    vg_cfg.sm_launch_lead_ns = tuning_knob("HAMI_SM_LAUNCH_LEAD_NS", 0, LAUNCH_LEAD_MAX_NS, LAUNCH_LEAD_DEFAULT_NS, "ns");
     /* the longest the watcher sleeps while the launching thread collects completions itself (watcher.c: its wakes
      * back off from 100 us to this; issue 18: a launch-bound loop pinned to one core shares it with the watcher's
      * wakes), bounded so that a launcher that stops is noticed within 1 ms, the watcher's idle poll; 100 = the fixed
      * 100 us poll of before (an A/B knob for the hardware runs) */
-    int poll_us = WATCH_POLL_DEFAULT_US;
     const char *wp = getenv("HAMI_WATCHER_BUSY_POLL_US");
-    if (wp && *wp && !int_in(wp, WATCH_POLL_MIN_US, WATCH_POLL_MAX_US, &poll_us)) {
-        vg_log(VG_WARN, "ignoring HAMI_WATCHER_BUSY_POLL_US=\"%.64s\": expected an integer in [%d, %d] (microseconds); "
-                        "using %d", wp, WATCH_POLL_MIN_US, WATCH_POLL_MAX_US, WATCH_POLL_DEFAULT_US);
-        poll_us = WATCH_POLL_DEFAULT_US;
-    }
+    int poll_us = tuning_knob("HAMI_WATCHER_BUSY_POLL_US", WATCH_POLL_MIN_US, WATCH_POLL_MAX_US, WATCH_POLL_DEFAULT_US,
+                              "microseconds");
     vg_cfg.watch_poll_ns = (int64_t)poll_us * 1000;
     /* the same ceiling while the tenant is alone on its GPUs and measured coarsely (its credit far above what its
      * in-flight work could cost): nobody's charge depends on its collections then, so the watcher may sleep longer
      * beside a launching thread that collects itself (issue 18: 1 ms still cost the H100 inference loop ~5 points on
      * one core, record 8 stage 13). Bounded: a launcher that stops is noticed within it (watcher.c). 1000 = the busy
      * ceiling alone too (the behaviour before) */
-    int alone_us = WATCH_ALONE_DEFAULT_US;
     const char *wa = getenv("HAMI_WATCHER_ALONE_POLL_US");
-    if (wa && *wa && !int_in(wa, WATCH_ALONE_MIN_US, WATCH_ALONE_MAX_US, &alone_us)) {
-        vg_log(VG_WARN, "ignoring HAMI_WATCHER_ALONE_POLL_US=\"%.64s\": expected an integer in [%d, %d] (microseconds); "
-                        "using %d", wa, WATCH_ALONE_MIN_US, WATCH_ALONE_MAX_US, WATCH_ALONE_DEFAULT_US);
-        alone_us = WATCH_ALONE_DEFAULT_US;
-    }
+    int alone_us = tuning_knob("HAMI_WATCHER_ALONE_POLL_US", WATCH_ALONE_MIN_US, WATCH_ALONE_MAX_US,
+                               WATCH_ALONE_DEFAULT_US, "microseconds");
     vg_cfg.watch_alone_ns = (int64_t)alone_us * 1000;
     /* a busy ceiling set on its own keeps its meaning alone too (HAMI_WATCHER_BUSY_POLL_US=100, the old fixed poll, is
      * the hardware ladder's poll100 rung) */
