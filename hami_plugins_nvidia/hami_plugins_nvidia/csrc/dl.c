@@ -177,39 +177,18 @@ int vg_ctx_device(CUcontext *ctx)
     return dev;
 }
 
-/* The context destructions that vg_ctx_device must see (see above); cuCtxDestroy has no other work here. */
-VG_API CUresult cuCtxDestroy_v2(CUcontext ctx)
-{
-    vg_init_cuda();
-    if (!vg_real.cuCtxDestroy_v2)
-        return CUDA_ERROR_NOT_INITIALIZED;
-    vg_ctx_dying(1);
-    CUresult r = vg_real.cuCtxDestroy_v2(ctx);
-    vg_ctx_dying(0);
-    return r;
-}
-
-VG_API CUresult cuCtxDestroy(CUcontext ctx)
-{
-    vg_init_cuda();
-    if (!vg_real.cuCtxDestroy)
-        return CUDA_ERROR_NOT_INITIALIZED;
-    vg_ctx_dying(1);
-    CUresult r = vg_real.cuCtxDestroy(ctx);
-    vg_ctx_dying(0);
-    return r;
-}
-
-VG_API CUresult cuGreenCtxDestroy(void *green)
-{
-    vg_init_cuda();
-    if (!vg_real.cuGreenCtxDestroy)
-        return CUDA_ERROR_NOT_INITIALIZED;
-    vg_ctx_dying(1);
-    CUresult r = vg_real.cuGreenCtxDestroy(green);
-    vg_ctx_dying(0);
-    return r;
-}
+/* The context destructions that vg_ctx_device must see (see above); these calls have no other work here. */
+#define CTX_DESTROY_HOOK(name, arg_t)                                \
+    VG_API CUresult name(arg_t c)                                    \
+    {                                                                \
+        vg_init_cuda();                                              \
+        if (!vg_real.name)                                           \
+            return CUDA_ERROR_NOT_INITIALIZED;                       \
+        return VG_CTX_DESTROYING(vg_real.name(c));                   \
+    }
+CTX_DESTROY_HOOK(cuCtxDestroy_v2, CUcontext)
+CTX_DESTROY_HOOK(cuCtxDestroy, CUcontext)
+CTX_DESTROY_HOOK(cuGreenCtxDestroy, void *)
 
 /* The dynamic linker finds this before libc's, for every dlsym call in the process. */
 VG_API void *dlsym(void *handle, const char *name)

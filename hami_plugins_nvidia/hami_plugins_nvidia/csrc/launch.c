@@ -571,8 +571,6 @@ static int64_t owed_until(const struct dstate *ds, int64_t now)
     return now + q;
 }
 
-/* After a collection the start of the work no charge covers yet moves on: republished for whoever finds this
- * process dead (region.c vg_owed_publish; only while one is published, so an idle device costs one load). */
 /* Whether a deep run's mark m (deep_defer) closed its launches exactly: the mark before it on the stream completed
  * after m was recorded (q->done_end, the completion collected last on the stream, less what its conversion may have
  * put it late: the estimate's distance above the reference's lower bound). Then every launch of the run was
@@ -606,6 +604,8 @@ static void deep_seen(struct squeue *q, int from, int64_t now)
     }
 }
 
+/* After a collection the start of the work no charge covers yet moves on: republished for whoever finds this
+ * process dead (region.c vg_owed_publish; only while one is published, so an idle device costs one load). */
 void harvest(struct dstate *ds)
 {
     collect(ds, 0);

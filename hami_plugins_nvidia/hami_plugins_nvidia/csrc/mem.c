@@ -483,9 +483,7 @@ VG_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev)
             if (!vg_charge_locked(dev, cost, "context creation")) {
                 ctx_refs[dev]--;
                 vg_unlock();
-                vg_ctx_dying(1);  /* it may destroy the context (dl.c vg_ctx_device) */
-                vg_real.cuDevicePrimaryCtxRelease_v2(dev);
-                vg_ctx_dying(0);
+                VG_CTX_DESTROYING(vg_real.cuDevicePrimaryCtxRelease_v2(dev));  /* dl.c vg_ctx_device */
                 return CUDA_ERROR_OUT_OF_MEMORY;
             }
             ctx_charge[dev] = cost;
@@ -529,19 +527,13 @@ static CUresult drop_context_after(CUdevice dev, int all, CUresult r)
 VG_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
     ENTER(cuDevicePrimaryCtxRelease_v2);
-    vg_ctx_dying(1);
-    CUresult r = drop_context_after(dev, 0, vg_real.cuDevicePrimaryCtxRelease_v2(dev));
-    vg_ctx_dying(0);
-    return r;
+    return drop_context_after(dev, 0, VG_CTX_DESTROYING(vg_real.cuDevicePrimaryCtxRelease_v2(dev)));
 }
 
 VG_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
     ENTER(cuDevicePrimaryCtxReset_v2);
-    vg_ctx_dying(1);
-    CUresult r = drop_context_after(dev, 1, vg_real.cuDevicePrimaryCtxReset_v2(dev));
-    vg_ctx_dying(0);
-    return r;
+    return drop_context_after(dev, 1, VG_CTX_DESTROYING(vg_real.cuDevicePrimaryCtxReset_v2(dev)));
 }
 
 /* The pre-11.0 variants. The CUDA 13 runtime resolves cuDevicePrimaryCtxRelease and cuDevicePrimaryCtxReset
@@ -550,17 +542,11 @@ VG_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 VG_API CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
 {
     ENTER(cuDevicePrimaryCtxRelease);
-    vg_ctx_dying(1);
-    CUresult r = drop_context_after(dev, 0, vg_real.cuDevicePrimaryCtxRelease(dev));
-    vg_ctx_dying(0);
-    return r;
+    return drop_context_after(dev, 0, VG_CTX_DESTROYING(vg_real.cuDevicePrimaryCtxRelease(dev)));
 }
 
 VG_API CUresult cuDevicePrimaryCtxReset(CUdevice dev)
 {
     ENTER(cuDevicePrimaryCtxReset);
-    vg_ctx_dying(1);
-    CUresult r = drop_context_after(dev, 1, vg_real.cuDevicePrimaryCtxReset(dev));
-    vg_ctx_dying(0);
-    return r;
+    return drop_context_after(dev, 1, VG_CTX_DESTROYING(vg_real.cuDevicePrimaryCtxReset(dev)));
 }

@@ -59,10 +59,11 @@ struct vg_config {
     int census_required;                   /* HAMI_PROC_CENSUS_REQUIRED=1: no count, no neighbour counted (nvmlq.c) */
 };
 extern struct vg_config vg_cfg;
-/* HAMI_SM_SAMPLE_EVERY's default and bounds (env.c; launch.c coarse_sample) */
+/* HAMI_SM_DEEP_RUN's default and bounds (env.c; launch.c deep_defer) */
 #define DEEP_RUN_DEFAULT 32
 #define DEEP_RUN_MIN 1    /* 1: a mark per launch, as before deep runs */
 #define DEEP_RUN_MAX 256
+/* HAMI_SM_SAMPLE_EVERY's default and bounds (env.c; launch.c coarse_sample) */
 #define COARSE_SAMPLE_DEFAULT 32
 #define COARSE_SAMPLE_MIN 8
 #define COARSE_SAMPLE_MAX 256
@@ -172,6 +173,8 @@ int vg_current_device(void);             /* -1 when no context is current */
 int vg_ctx_device(CUcontext *ctx);       /* the same, and the current context (one driver call when kept: dl.c) */
 void vg_ctx_dying(int begin);            /* around every hooked call that may destroy a context (dl.c) */
 void vg_ctx_forked(void);                /* in a forked child: nothing kept from the parent is used (dl.c) */
+/* A driver call that may destroy a context, bracketed by vg_ctx_dying (a GNU statement expression: its result) */
+#define VG_CTX_DESTROYING(call) __extension__({ vg_ctx_dying(1); CUresult r_ = (call); vg_ctx_dying(0); r_; })
 
 /* Hook table (hooks.c). */
 struct vg_hook {
