@@ -1382,11 +1382,12 @@ void close_bursts(struct dstate *ds, int64_t now)
 /* A capped tenant whose credit is low asks its neighbours on this GPU to measure precisely (see the header): the
  * time goes into its own user slot (user_held_ns, mark_held: the slot that also says it lends nothing), at most once
  * a millisecond, and into the board entry's waiter_since_ns, the one field per GPU that builds before 2026-12-06
- * read. */
-static void demand_precision(struct dstate *ds, int64_t now)
+ * read. ask = 0 (low on credit, but charged below its share: credit_falls): the slot is marked held, not asking,
+ * and the per-GPU field is not written. */
+static void demand_precision(struct dstate *ds, int64_t now, int ask)
 {
-    mark_held(ds, now);  /* low on credit: it wants its share, it lends none */
-    if (!ds->bgpu || now - ds->demand_wrote < 1000000)
+    mark_held(ds, now, ask);  /* low on credit: it wants its share, it lends none */
+    if (!ask || !ds->bgpu || now - ds->demand_wrote < 1000000)
         return;
     __atomic_store_n(&ds->bgpu->waiter_since_ns, now, __ATOMIC_RELEASE);
     ds->demand_wrote = now;
@@ -1419,7 +1420,7 @@ static int precision_demanded(struct dstate *ds, int64_t now)
             continue;  /* its own container's slot (its siblings share its charge: siblings.c), or a free one */
         int64_t t = board_time(__atomic_load_n(&ds->bgpu->user_held_ns[i], __ATOMIC_ACQUIRE), now,
                                "a precision request");
-        asked = t && now - t < DEMAND_NS;
+        asked = t && now - t < DEMAND_NS && !(t & 1);  /* the lowest bit: low on credit, not asking (mark_held) */
     }
     ds->dem_at = now;
     ds->dem_val = asked;
@@ -1506,6 +1507,26 @@ static COLD void verify(struct dstate *ds, int64_t now)
  * GPU time it held on the fake); precisely otherwise. */
 static void set_mode(struct dstate *ds, struct squeue *q, int coarse, int64_t now);
 
+/* Whether a tenant low on credit asks its neighbours for precision (demand_precision): only while its charged
+ * fraction (frac_bp, the container's ~100 ms average, publish_fraction) is within ASK_MARGIN_BP of the share its
+ * bucket earns (the limit, or what lending puts in force under default), i.e. while its credit is not rising. A
+ * request costs every neighbour its coarse mode (on the H100, 183 launches a step at ~1.5 us more each), and it
+ * buys the requester only a lower charge (its neighbours' published busy time divides its spans): a tenant charged
+ * below its share gains credit whatever its neighbours do, so it is not held, and its low credit is a ramp (a
+ * capped spell starts from the credit it has, 0 at a pair's start, and goes coarse only past 80 ms of it). Fake
+ * libcuda, a fitting 50+50 / 30+70 pair (main f6d9828): every request that made a neighbour precise came from such a
+ * ramp, the first ~0.5 s of the run (docs/results/2026-12-06-fake-pairask.md). Never fail-open: a neighbour that
+ * stays coarse publishes no busy interval, so the tenant is charged its spans whole (more, never less); once that,
+ * or anything, brings its charged fraction up to its share it asks again, and a tenant held for credit always asks
+ * (throttle). A fraction not measured yet reads as the limit (publish_fraction): it asks. */
+static int credit_falls(const struct dstate *ds, int sm)
+{
+    if (ds->user_idx < 0)
+        return 1;  /* no slot of its own (a full board): its fraction is not kept, it asks as before */
+    int share = ds->eff > sm && vg_cfg.core_policy == VG_POLICY_DEFAULT ? (ds->eff < 99 ? ds->eff : 99) : sm;
+    return ds->frac_bp + ASK_MARGIN_BP >= (int64_t)share * 100;
+}
+
 static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now)
 {
     int64_t tokens = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_ACQUIRE);
@@ -1514,8 +1535,8 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
      * kernels, 127 of them queued, went coarse again on its reserve and queued more behind them) */
     int ample = sm < 100 && tokens + ds->reserve_ns - ds->doubt_ns - inflight_ns(ds) >
                                 HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
-    if (sm < 100 && tokens + ds->reserve_ns <= HAMI_COARSE_CREDIT_NS)
-        demand_precision(ds, now);  /* low credit, not only doubt: its next decisions depend on n(t) */
+    if (sm < 100 && tokens + ds->reserve_ns <= HAMI_COARSE_CREDIT_NS)  /* low credit, not only doubt: */
+        demand_precision(ds, now, credit_falls(ds, sm));  /* asks while its next decisions depend on n(t) */
     if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
         verify(ds, now);
     int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&
@@ -1731,7 +1752,7 @@ static void throttle(struct dstate *ds, int sm)
         if (!waited && ds->deep_extra)
             deep_close_all(ds);
         if (!turn) {
-            demand_precision(ds, now);  /* held for credit: its neighbours' n(t) decides when it goes */
+            demand_precision(ds, now, 1);  /* held for credit: its neighbours' n(t) decides when it goes */
             turns_hold_ends(ds, now);   /* a hold by turns ends where a credit wait begins (turns.c) */
         }
         if (wait > 200000)
