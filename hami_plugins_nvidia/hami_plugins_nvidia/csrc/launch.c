@@ -1458,15 +1458,21 @@ static double sampled_excess(struct dstate *ds)
 
 static COLD void verify(struct dstate *ds, int64_t now)
 {
+    /* the deferred spans not settled yet count at their first read (charge.c window_pending) */
+    int64_t upto = ds->ndfr ? ds->dfr_b[(ds->dfr_head + ds->ndfr - 1) % DEFER_SLOTS] : now;
+    if (upto > now)
+        upto = now;
+    ds->win_ns += ds->dfr_wc;
+    ds->win_n += ds->dfr_wn;
+    window_pending(ds);
     int64_t avg = ds->win_ns / ds->win_n;
     if (ds->doubt_ns > 0 && vg_cfg.launch_stats) {
         __atomic_add_fetch(&lst.verified, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&lst.doubt_ns, ds->doubt_ns, __ATOMIC_RELAXED);
     }
     /* in doubles: coarse_n x a per-launch time of a long phase must not overflow. The window's time ends where its
-     * charges do: deferred spans (charge.c deferred_charge) count their launches only when they are charged, so
-     * the time since the oldest one waiting is neither charge nor host gap */
-    int64_t upto = ds->ndfr ? ds->dfr_a[ds->dfr_head] : now;
+     * charges do: at the end of the newest deferred span it counted (above), so the time after it (launches in
+     * flight, not counted) is neither charge nor host gap */
     double gap = (double)(upto - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
@@ -1537,8 +1543,8 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
                                 HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
     if (sm < 100 && tokens + ds->reserve_ns <= HAMI_COARSE_CREDIT_NS)  /* low credit, not only doubt: */
         demand_precision(ds, now, credit_falls(ds, sm));  /* asks while its next decisions depend on n(t) */
-    if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
-        verify(ds, now);
+    if (!ds->coarse && ds->win_n + ds->dfr_wn >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
+        verify(ds, now);  /* the deferred spans at their first read count (charge.c window_pending) */
     int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&
                  (ds->coarse || ds->verified) && !(ds->coarse && now - ds->mode_at > COARSE_PHASE_NS) &&
                  !precision_demanded(ds, now) && !(ds->shared && switch_charged(ds));
@@ -1565,6 +1571,7 @@ static void set_mode(struct dstate *ds, struct squeue *q, int coarse, int64_t no
         ds->win_ns = 0;
         ds->win_n = 0;
     }
+    window_pending(ds);  /* the deferred spans of the mode before are in no window of this one */
     ds->verified = 0;
     ds->coarse = coarse;
     ds->mode_at = now;
@@ -2017,6 +2024,7 @@ static int64_t drop_measured(struct dstate *ds)
     ds->since_gpu = ds->reopen = ds->coarse = ds->verified = 0;
     ds->mode_at = now;
     ds->doubt_ns = ds->coarse_n = ds->coarse_est = ds->win_ns = ds->win_n = ds->samp_ns = ds->samp_n = 0;
+    window_pending(ds);
     ds->yield_at = ds->resume_at = 0;
     ds->adopt = 1;  /* ctx kept until then: a launch with no context current stays unmeasured */
     ds->recorded = 0;

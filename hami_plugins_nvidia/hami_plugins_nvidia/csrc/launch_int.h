@@ -225,6 +225,7 @@ struct dstate {
     int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
     int64_t held_wrote;     /* the last time this process marked the container held on the board */
     int held_asked;         /* ... and whether that mark asked for precise neighbours (mark_held) */
+    int64_t asked_at;       /* the last time this process asked for precise neighbours (mark_held) */
     int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
     int64_t pend_since;     /* since when this process has had work outstanding (launched, not yet seen ended, ... */
                             /* ... waiting behind another context's slice included), 0 = none (count_queued) */
@@ -252,6 +253,10 @@ struct dstate {
     int64_t dfr_n[DEFER_SLOTS], dfr_c[DEFER_SLOTS];  /* the launches it closes and its charge when it completed */
     int dfr_head, ndfr;
     int64_t dfr_sum;        /* their charges when they completed: still in flight for the throttle (inflight_ns) */
+    /* the precise window counts them at their first read (charge.c window_pending, launch.c verify): the oldest
+     * dfr_judged of them are in a window already (or in none), the others close dfr_wn launches read dfr_wc */
+    int dfr_judged;
+    int64_t dfr_wn, dfr_wc;
     /* ... charged only while the GPU is contended (switch_contended): this program's demand alone, estimated from
      * its own launches (note_blocked, update_solo_demand), and its neighbours' charged fractions */
     int64_t sd_kern;        /* kernel time charged since sd_at (switch gaps not included) ... */
@@ -383,6 +388,7 @@ void flush_launches(struct dstate *ds, int64_t now);
 /* charge.c */
 int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void settle_gaps(struct dstate *ds, int64_t now);
+void window_pending(struct dstate *ds);
 void consume(struct dstate *ds, int64_t ns, int sample);
 void sample_launches(struct dstate *ds, int64_t c, int n);
 void charge_reframe(struct dstate *ds, int64_t d);
@@ -491,6 +497,13 @@ static inline void count_queued(struct dstate *ds, int64_t t)
  * at once after a mark that did not ask (its neighbours must not wait a millisecond longer for it). */
 static inline void mark_held(struct dstate *ds, int64_t now, int ask)
 {
+    if (ask)
+        ds->asked_at = now;
+    /* a request holds for its 200 ms (DEMAND_NS): a mark that does not ask must not overwrite it (a GPU-bound tenant
+     * held at its limit, its ~100 ms charged fraction just under its share between holds, withdrew its request a
+     * millisecond after each hold: its launch-bound neighbour went coarse 30 % of the time, and it got 20 % of the
+     * fake GPU at 30 %) */
+    ask = ask || (ds->asked_at && now - ds->asked_at < DEMAND_NS && now >= ds->asked_at);
     if (!ds->bgpu || ds->user_idx < 0 || (now - ds->held_wrote < 1000000 && (!ask || ds->held_asked)))
         return;
     __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], (now & ~1LL) | !ask, __ATOMIC_RELEASE);

@@ -26,12 +26,11 @@ from .guard_runs import charged_s
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device and its board")
 
-# Light and launch-bound: 5 us kernels, 40 us of host time after each (waited on the clock), a sync every 1000
-# launches: busy ~5-10 % by the fake's accounting, charged ~10-15 % of the wall at 25 % beside a neighbour (its start
-# marks: alone, its spans start at the host enqueue and it is charged ~4 x its GPU time, held at its limit), so its
-# credit rises all run long from the ~none it starts with (force: capped from its first launch) and stays under the
-# 60 ms coarse margin.
-LIGHT = ("spin", "5", "100")
+# Light: 5 us kernels, 300 us of host time after each (waited on the clock), a sync every 1000 launches: busy ~1.5 %
+# by the fake's accounting, charged ~1.5-6 % of the wall (up to ~4 x its GPU time where its spans start at the host
+# enqueue, as alone), well below a 10 % limit: its credit rises from the ~none it starts with (force: capped from its
+# first launch) and stays under the 60 ms coarse margin for ~0.7-1.7 s.
+LIGHT = ("spin", "5", "300")
 # The neighbour: launch-bound at 70 %, as test_interposer_share_coarse.py's (busy ~20-35 %).
 LAUNCH_BOUND = ("spin", "5", "10")
 
@@ -94,9 +93,10 @@ def _marks_while(board: Path, run):
 
 def test_a_ramping_tenant_does_not_ask_and_its_neighbour_goes_coarse(workload: Workload,
                                                                     second_workload: Workload) -> None:
-    # the pair: A, light at 10 % (busy ~2-3 %, charged about that beside B), starts with about no credit and gains
-    # ~7 % of the wall a second: low on credit (under 60 ms) for ~1 s, marked held once a ms. B, launch-bound at
-    # 70 %, ramps to ample credit in ~0.2-0.3 s and runs its measured 0.4 s inside A's ramp. Main f6d9828: A's
+    # the pair: A, light at 10 % (LIGHT), starts with about no credit and gains 4-8.5 % of the wall a second: low on
+    # credit (under 60 ms) for ~0.7-1.7 s, marked held once a ms (held for credit at
+    # times in its first ~100 ms: it asks, and the request holds 200 ms). B, launch-bound at 70 %, ramps to ample
+    # credit in ~0.2-0.3 s and runs its measured 0.4 s from 0.4 s on. Main f6d9828: A's
     # marks asked (plain times, odd only by chance: ~50 %) and B measured every launch precisely (a start and an end
     # mark beside a neighbour: ~2 marks per launch). Now every mark written while its slot's published charged
     # fraction is more than 2 points below its limit says "not asking" (odd), and B runs coarse (0.1-0.6 marks per
@@ -106,10 +106,10 @@ def test_a_ramping_tenant_does_not_ask_and_its_neighbour_goes_coarse(workload: W
     _setup(workload, 10)
 
     def pair():
-        a = workload.start("ctx", "0", "ready", *LIGHT, "1.2", "1000")
+        a = workload.start("ctx", "0", "ready", *LIGHT, "2.0", "1000")
         assert [a.stdout.readline().strip() for _ in range(2)] == ["ctx 0", "ready"]
         t0 = time.monotonic()
-        r = second_workload.run("ctx", "0", *LAUNCH_BOUND, "0.3", "1000", "calls", *LAUNCH_BOUND, "0.4", "1000",
+        r = second_workload.run("ctx", "0", *LAUNCH_BOUND, "0.4", "1000", "calls", *LAUNCH_BOUND, "0.4", "1000",
                                 "calls", timeout=60)
         out_a, err_a = a.communicate(timeout=60)
         assert a.returncode == 0, err_a
@@ -121,16 +121,16 @@ def test_a_ramping_tenant_does_not_ask_and_its_neighbour_goes_coarse(workload: W
     n = c1[0] - c0[0]
     records_b = (c1[1] - c0[1]) / max(1, n)
     charged_a = 100 * charged_s(workload) / wall
-    # A's marks from 150 ms after its first (before, it is held for credit at times: it asks, as it must), while its
-    # published charged fraction is more than 2 points below its share
+    # A's marks from 400 ms after its first (in its first ~100 ms it is held for credit at times: it asks, as it
+    # must, and a request holds for 200 ms), while its published charged fraction is more than 2 points below its share
     first = min((m for m, (limit, _) in marks.items() if limit == 10), default=0)
     below = [m for m, (limit, frac) in marks.items()
-             if limit == 10 and m - first >= 150_000_000 and frac + 200 < limit * 100]
+             if limit == 10 and m - first >= 400_000_000 and frac + 200 < limit * 100]
     odd = sum(m & 1 for m in below)
     print(f"pair-ask pair: B recorded {records_b:.3f} marks per launch over {n} launches; A charged {charged_a:.1f} %; "
           f"{len(marks)} held marks, {len(below)} of A's below its share, {odd} of them not asking")
     assert n > 1000, (c0, c1)
     assert charged_a <= 10 + 2, charged_a  # A within its limit (+ noise)
-    assert len(below) >= 50, (len(below), len(marks), charged_a)  # A low on credit, charged below its share
+    assert len(below) >= 30, (len(below), len(marks), charged_a)  # A low on credit, charged below its share
     assert odd >= 0.95 * len(below), (odd, len(below))
     assert records_b <= 1.0, (records_b, charged_a, len(below))
