@@ -320,9 +320,7 @@ static void defer_piece(struct dstate *ds, int64_t a, int64_t b, int64_t now, in
     if (c > 0)
         sample_charge(ds, c);  /* the in-flight estimate goes on at once, from the first read (the higher) */
     int last = (ds->dfr_head + ds->ndfr + DEFER_SLOTS - 1) % DEFER_SLOTS;
-    ds->dfr_wn += n;  /* the precise window's until a window or a mode switch takes them (window_pending) */
-    ds->dfr_wc += c > 0 ? c : 0;
-    if (ds->ndfr > ds->dfr_judged && ds->dfr_b[last] == a && a - ds->dfr_a[last] < DEFER_MERGE_NS) {
+    if (ds->ndfr && ds->dfr_b[last] == a && a - ds->dfr_a[last] < DEFER_MERGE_NS) {
         /* continues the last one, a short one: a span that kept growing would never be DEFER_NS old (a tenant
          * queuing 2 ms kernels back to back was charged nothing until it stopped, and ran uncapped) */
         ds->dfr_b[last] = b;
@@ -356,32 +354,10 @@ static void settle_one(struct dstate *ds, int64_t now)
         consume(ds, c, 0);
         ds->sd_kern += c;
     }
-    if (ds->dfr_judged) {
-        ds->dfr_judged--;  /* a window counted it at its first read already, or a mode switch left it out */
-    } else {
-        ds->dfr_wn -= ds->dfr_n[k];
-        ds->dfr_wc -= ds->dfr_c[k] > 0 ? ds->dfr_c[k] : 0;
-        if (!ds->coarse) {
-            ds->win_ns += c > 0 ? c : 0;
-            ds->win_n += ds->dfr_n[k];
-        }
+    if (!ds->coarse) {
+        ds->win_ns += c > 0 ? c : 0;
+        ds->win_n += ds->dfr_n[k];
     }
-}
-
-/* The precise window takes the deferred spans not settled yet at their first read (defer_piece: the higher of the
- * two reads, what settle_one charges at most), so a window need not wait DEFER_NS (5 ms) for its last spans: issue
- * 18, task pairask: on the fake's fitting launch-bound pairs a verification window after each 100 ms coarse phase
- * took ~250 precise launches, 128 and ~5 ms more of them, ~6 % of all launches (on the H100's ~47,000 launches a
- * second, ~360 a window). The estimate so made is at least the settled charges' average (coarse launches are charged
- * as much or more), and the window's host gap per launch, its time less its charges (verify), at most (less doubt
- * forgiven): never below what waiting would say. The charge itself is unchanged: settle_one still charges the lower
- * read, and a span a window took is not counted in a later window. Called by verify and at a mode switch (spans of a
- * precise spell settled after it are in no window, as before). */
-void window_pending(struct dstate *ds)
-{
-    ds->dfr_judged = ds->ndfr;
-    ds->dfr_wn = 0;
-    ds->dfr_wc = 0;
 }
 
 /* Charges the deferred spans that ended DEFER_NS ago or more; all of them when now is 0. */

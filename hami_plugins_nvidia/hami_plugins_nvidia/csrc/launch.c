@@ -93,13 +93,17 @@
  * judge the others). Alone only: beside another container a tail may hold the neighbour's time slices.
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
- * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
- * credit is low (or which is held) writes the time into its own user slot of its GPU's board entry (user_held_ns;
- * also into waiter_since_ns, the one per-GPU field that older builds read): while another container's slot says so
- * within the last 200 ms nobody goes coarse, so the tenants whose decisions depend on n(t) see every neighbour
- * measured precisely (one field per GPU let a tenant's own request hide its neighbour's). A forged request only
- * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
- * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
+ * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant which is held,
+ * or whose credit is low while it is charged within 2 points of its share (credit_falls), writes the time into its
+ * own user slot of its GPU's board entry (user_held_ns, an even time; also into waiter_since_ns, the one per-GPU
+ * field that older builds read): while another container's slot says so within the last 200 ms nobody goes coarse,
+ * so the tenants whose decisions depend on n(t) see every neighbour measured precisely (one field per GPU let a
+ * tenant's own request hide its neighbour's). One low on credit but charged below its share (its start ramp: a
+ * capped spell starts from the credit it has) marks itself held, not asking (an odd time): it gains credit whatever
+ * its neighbours do, and on the fake its requests were every request that made a fitting pair's tenant precise
+ * (pairask). A forged request only makes neighbours measure precisely (their cost, not their share).
+ * HAMI_SM_PRECISE=1 turns coarse mode off; HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit
+ * (two disjoint samples, see lst).
  *
  * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
  * launch unless it waits; no system call; one context call (cuCtxGetCurrent: the device is kept per thread with its
@@ -1458,21 +1462,15 @@ static double sampled_excess(struct dstate *ds)
 
 static COLD void verify(struct dstate *ds, int64_t now)
 {
-    /* the deferred spans not settled yet count at their first read (charge.c window_pending) */
-    int64_t upto = ds->ndfr ? ds->dfr_b[(ds->dfr_head + ds->ndfr - 1) % DEFER_SLOTS] : now;
-    if (upto > now)
-        upto = now;
-    ds->win_ns += ds->dfr_wc;
-    ds->win_n += ds->dfr_wn;
-    window_pending(ds);
     int64_t avg = ds->win_ns / ds->win_n;
     if (ds->doubt_ns > 0 && vg_cfg.launch_stats) {
         __atomic_add_fetch(&lst.verified, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&lst.doubt_ns, ds->doubt_ns, __ATOMIC_RELAXED);
     }
     /* in doubles: coarse_n x a per-launch time of a long phase must not overflow. The window's time ends where its
-     * charges do: at the end of the newest deferred span it counted (above), so the time after it (launches in
-     * flight, not counted) is neither charge nor host gap */
+     * charges do: deferred spans (charge.c deferred_charge) count their launches only when they are charged, so
+     * the time since the oldest one waiting is neither charge nor host gap */
+    int64_t upto = ds->ndfr ? ds->dfr_a[ds->dfr_head] : now;
     double gap = (double)(upto - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
@@ -1543,8 +1541,8 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
                                 HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
     if (sm < 100 && tokens + ds->reserve_ns <= HAMI_COARSE_CREDIT_NS)  /* low credit, not only doubt: */
         demand_precision(ds, now, credit_falls(ds, sm));  /* asks while its next decisions depend on n(t) */
-    if (!ds->coarse && ds->win_n + ds->dfr_wn >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
-        verify(ds, now);  /* the deferred spans at their first read count (charge.c window_pending) */
+    if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
+        verify(ds, now);
     int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&
                  (ds->coarse || ds->verified) && !(ds->coarse && now - ds->mode_at > COARSE_PHASE_NS) &&
                  !precision_demanded(ds, now) && !(ds->shared && switch_charged(ds));
@@ -1571,7 +1569,6 @@ static void set_mode(struct dstate *ds, struct squeue *q, int coarse, int64_t no
         ds->win_ns = 0;
         ds->win_n = 0;
     }
-    window_pending(ds);  /* the deferred spans of the mode before are in no window of this one */
     ds->verified = 0;
     ds->coarse = coarse;
     ds->mode_at = now;
@@ -2024,7 +2021,6 @@ static int64_t drop_measured(struct dstate *ds)
     ds->since_gpu = ds->reopen = ds->coarse = ds->verified = 0;
     ds->mode_at = now;
     ds->doubt_ns = ds->coarse_n = ds->coarse_est = ds->win_ns = ds->win_n = ds->samp_ns = ds->samp_n = 0;
-    window_pending(ds);
     ds->yield_at = ds->resume_at = 0;
     ds->adopt = 1;  /* ctx kept until then: a launch with no context current stays unmeasured */
     ds->recorded = 0;

@@ -253,10 +253,6 @@ struct dstate {
     int64_t dfr_n[DEFER_SLOTS], dfr_c[DEFER_SLOTS];  /* the launches it closes and its charge when it completed */
     int dfr_head, ndfr;
     int64_t dfr_sum;        /* their charges when they completed: still in flight for the throttle (inflight_ns) */
-    /* the precise window counts them at their first read (charge.c window_pending, launch.c verify): the oldest
-     * dfr_judged of them are in a window already (or in none), the others close dfr_wn launches read dfr_wc */
-    int dfr_judged;
-    int64_t dfr_wn, dfr_wc;
     /* ... charged only while the GPU is contended (switch_contended): this program's demand alone, estimated from
      * its own launches (note_blocked, update_solo_demand), and its neighbours' charged fractions */
     int64_t sd_kern;        /* kernel time charged since sd_at (switch gaps not included) ... */
@@ -388,7 +384,6 @@ void flush_launches(struct dstate *ds, int64_t now);
 /* charge.c */
 int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void settle_gaps(struct dstate *ds, int64_t now);
-void window_pending(struct dstate *ds);
 void consume(struct dstate *ds, int64_t ns, int sample);
 void sample_launches(struct dstate *ds, int64_t c, int n);
 void charge_reframe(struct dstate *ds, int64_t d);

@@ -20,8 +20,6 @@ void watcher_forked(void)
         states[i].sib_token = 0;
         states[i].ndfr = 0;  /* the parent charges its own deferred spans (charge.c deferred_charge) */
         states[i].dfr_sum = 0;
-        states[i].dfr_judged = 0;
-        states[i].dfr_wn = states[i].dfr_wc = 0;
     }
 }
 
