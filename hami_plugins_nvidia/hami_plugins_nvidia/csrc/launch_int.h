@@ -223,9 +223,10 @@ struct dstate {
     int64_t frac_bp;        /* this container's charged GPU fraction, decaying average, 1/100 % */
     uint64_t frac_busy;     /* the container's charged busy time at frac_at */
     int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
+    int64_t frac_from;      /* when frac_bp last restarted from the limit (publish_fraction) */
     int64_t held_wrote;     /* the last time this process marked the container held on the board */
     int held_asked;         /* ... and whether that mark asked for precise neighbours (mark_held) */
-    int64_t asked_at;       /* the last time this process asked for precise neighbours (mark_held) */
+    int64_t asked_at;       /* the last request that holds its 200 ms (mark_held, credit_falls) */
     int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
     int64_t pend_since;     /* since when this process has had work outstanding (launched, not yet seen ended, ... */
                             /* ... waiting behind another context's slice included), 0 = none (count_queued) */
@@ -320,6 +321,11 @@ struct launch_stats {
     uint64_t harvests, misses;  /* collections, and their driver calls that found a mark not completed */
     uint64_t samples;   /* coarse launches drawn as samples (coarse_sample) */
     uint64_t verified, failed;  /* precise windows that judged a coarse phase's doubt, and those that charged it */
+    /* why launches were measured precisely (choose_mode; the reasons overlap): the credit not ample for coarse mode
+     * (and of those, low: at most the 60 ms margin), a neighbour's request, switch charging's contended rule, no
+     * verified window yet (a coarse phase's end, or a mode switch since); and the launches low on credit (choose_mode)
+     * whose mark asked for precise neighbours and those whose did not (credit_falls) */
+    uint64_t why_n, why_credit, why_low, why_asked, why_switch, why_unverified, marks_asked, marks_quiet;
     int64_t doubt_ns, doubt_charged_ns;  /* the doubt they judged, and the part charged */
     uint64_t held;      /* launches that waited for credit (throttle) ... */
     int64_t held_ns;    /* ... and how long they waited in all */
@@ -492,12 +498,8 @@ static inline void count_queued(struct dstate *ds, int64_t t)
  * at once after a mark that did not ask (its neighbours must not wait a millisecond longer for it). */
 static inline void mark_held(struct dstate *ds, int64_t now, int ask)
 {
-    if (ask)
-        ds->asked_at = now;
-    /* a request holds for its 200 ms (DEMAND_NS): a mark that does not ask must not overwrite it (a GPU-bound tenant
-     * held at its limit, its ~100 ms charged fraction just under its share between holds, withdrew its request a
-     * millisecond after each hold: its launch-bound neighbour went coarse 30 % of the time, and it got 20 % of the
-     * fake GPU at 30 %) */
+    /* a request made while charged near its share holds its 200 ms (DEMAND_NS): a mark that does not ask then does
+     * not overwrite it (launch.c credit_falls, which sets asked_at) */
     ask = ask || (ds->asked_at && now - ds->asked_at < DEMAND_NS && now >= ds->asked_at);
     if (!ds->bgpu || ds->user_idx < 0 || (now - ds->held_wrote < 1000000 && (!ask || ds->held_asked)))
         return;
