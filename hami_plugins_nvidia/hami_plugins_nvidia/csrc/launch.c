@@ -2614,8 +2614,8 @@ __attribute__((destructor)) static void launch_stats_report(void)
         snprintf(buf + n, sizeof(buf) - n, "; deep runs %llu (%llu launches, up to %d a mark), %llu unproven; ring "
                  "full %.1f ms", (unsigned long long)lst.deep_runs, (unsigned long long)lst.deep_launches,
                  vg_cfg.sm_deep_run, (unsigned long long)lst.deep_unproven, lst.full_ns / 1e6);
-    /* why the launches chose precise mode (count_why; the reasons overlap) and the low-credit marks that asked for
-     * precise neighbours or did not (credit_falls) */
+    /* why the launches chose precise mode (count_why; the reasons overlap) and the low-credit launches whose mark
+     * asked for precise neighbours or did not (credit_falls) */
     n = (int)strlen(buf);
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; precise by choice %llu: credit not ample %llu (low %llu), asked %llu, "
