@@ -183,6 +183,22 @@ _STATS_CALLS = re.compile(r"\(([\d.]+) % coarse\); [\d.]+ % on the throttle's fa
                           r"records, ([\d.]+) event queries, ([\d.]+) elapsed-time calls")
 
 
+_PRECISE_WHY = re.compile(r"; precise by choice (\d+): credit not ample (\d+) \(low (\d+)\), asked (\d+), switches "
+                          r"(\d+), not verified (\d+); low-credit launches asking (\d+), not asking (\d+)")
+PRECISE_WHY = ("precise", "credit not ample", "low credit", "asked", "switches", "not verified", "low asking",
+               "low not asking")
+
+
+def precise_reasons(stats_line: str | None) -> dict[str, int] | None:
+    """Why a run's launches were measured precisely (launch.c count_why; the reasons overlap): the launches that chose
+    precise mode, and of them those whose credit was not ample for coarse mode (and low: at most the 60 ms margin),
+    whose neighbour asked, whose switches were charged, with no verified window; and the launches low on credit whose
+    mark asked for precise neighbours or did not (credit_falls). None for a line without them (builds before task
+    pairask)."""
+    m = _PRECISE_WHY.search(stats_line or "")
+    return dict(zip(PRECISE_WHY, map(int, m.groups()), strict=True)) if m else None
+
+
 def launch_stats_figures(stats_line: str | None) -> dict[str, float] | None:
     """launch_sections' host µs per launch of every section (STATS_SECTIONS) with the coarse and fast-path %, and the
     event records, queries and elapsed-time calls per launch; None when the line lacks any of them."""

@@ -30,7 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from issue18_judge import STATS_SECTIONS, launch_stats_figures
+from issue18_judge import PRECISE_WHY, STATS_SECTIONS, launch_stats_figures, precise_reasons
 from launch_path_cost import (
     add_record_args,
     add_round_args,
@@ -82,6 +82,10 @@ def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, a: argp
             busy = reg.busy_ns(0)
         fig.update(launches_per_s=int(w[5]) / wall, gpu_pct=100 * float(w[4]) / wall, charged_pct=busy / 1e7 / wall,
                    charged_us=busy / 1e3 / max(int(w[5]), 1))
+        # why its launches were precise (launch.c count_why), % of its measured launches; builds before: none
+        why, measured = precise_reasons(line), re.search(r"(\d+) measured launches", line)
+        if why and measured and int(measured.group(1)):
+            fig.update({f"why {k}": 100 * v / int(measured.group(1)) for k, v in why.items()})
         tenants.append(fig)
     return tenants
 
@@ -107,6 +111,15 @@ def markdown(res: dict, raw: dict) -> str:
                          *(f"{med(runs, k, f):.3f}" if f in ("records", "queries", "elapsed") else f"{med(runs, k, f):.2f}"
                            for f in FIGURES), f"{med(runs, k, 'launches_per_s'):.0f}", f"{med(runs, k, 'gpu_pct'):.1f}",
                          f"{med(runs, k, 'charged_pct'):.1f}", f"{med(runs, k, 'charged_us'):.2f}"]
+                lines.append(f"| {case} | {name} | {limit} {policy} | " + " | ".join(cells) + " |")
+    why = [f"why {k}" for k in PRECISE_WHY]
+    lines += ["", "Why launches were precise (launch.c count_why; % of the tenant's measured launches, medians; the "
+              "reasons overlap; '-': a build without the counters):", "",
+              "| case | build | tenant | " + " | ".join(PRECISE_WHY) + " |", "|---" * (3 + len(PRECISE_WHY)) + "|"]
+    for case, by_lib in raw.items():
+        for name, runs in by_lib.items():
+            for k, (limit, policy) in enumerate(CASES[case]):
+                cells = [f"{med(runs, k, f):.1f}" if all(f in r[k] for r in runs) else "-" for f in why]
                 lines.append(f"| {case} | {name} | {limit} {policy} | " + " | ".join(cells) + " |")
     lines += ["", "Library host us per launch (before + after the launch), each run in order:", ""]
     lines += case_rows(raw, lambda runs: "; ".join(

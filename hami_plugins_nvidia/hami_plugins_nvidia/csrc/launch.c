@@ -93,13 +93,17 @@
  * judge the others). Alone only: beside another container a tail may hold the neighbour's time slices.
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
- * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant whose
- * credit is low (or which is held) writes the time into its own user slot of its GPU's board entry (user_held_ns;
- * also into waiter_since_ns, the one per-GPU field that older builds read): while another container's slot says so
- * within the last 200 ms nobody goes coarse, so the tenants whose decisions depend on n(t) see every neighbour
- * measured precisely (one field per GPU let a tenant's own request hide its neighbour's). A forged request only
- * makes neighbours measure precisely (their cost, not their share). HAMI_SM_PRECISE=1 turns coarse mode off;
- * HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit (two disjoint samples, see lst).
+ * neighbours are then charged as if it were idle: over-charged, never under), and a capped tenant which is held,
+ * or whose credit is low while it is charged within 2 points of its share (credit_falls), writes the time into its
+ * own user slot of its GPU's board entry (user_held_ns, an even time; also into waiter_since_ns, the one per-GPU
+ * field that older builds read): while another container's slot says so within the last 200 ms nobody goes coarse,
+ * so the tenants whose decisions depend on n(t) see every neighbour measured precisely (one field per GPU let a
+ * tenant's own request hide its neighbour's). One low on credit but charged below its share (its start ramp: a
+ * capped spell starts from the credit it has) marks itself held, not asking (an odd time): it gains credit whatever
+ * its neighbours do, and on the fake its requests were every request that made a fitting pair's tenant precise
+ * (pairask). A forged request only makes neighbours measure precisely (their cost, not their share).
+ * HAMI_SM_PRECISE=1 turns coarse mode off; HAMI_LAUNCH_STATS=1 reports the launch path's own host cost at exit
+ * (two disjoint samples, see lst).
  *
  * The launch path's own cost (issue 18; docs/interposer.md "The launch path's own host cost"): one clock read per
  * launch unless it waits; no system call; one context call (cuCtxGetCurrent: the device is kept per thread with its
@@ -1382,11 +1386,12 @@ void close_bursts(struct dstate *ds, int64_t now)
 /* A capped tenant whose credit is low asks its neighbours on this GPU to measure precisely (see the header): the
  * time goes into its own user slot (user_held_ns, mark_held: the slot that also says it lends nothing), at most once
  * a millisecond, and into the board entry's waiter_since_ns, the one field per GPU that builds before 2026-12-06
- * read. */
-static void demand_precision(struct dstate *ds, int64_t now)
+ * read. ask = 0 (low on credit, but charged below its share: credit_falls): the slot is marked held, not asking,
+ * and the per-GPU field is not written. */
+static void demand_precision(struct dstate *ds, int64_t now, int ask)
 {
-    mark_held(ds, now);  /* low on credit: it wants its share, it lends none */
-    if (!ds->bgpu || now - ds->demand_wrote < 1000000)
+    mark_held(ds, now, ask);  /* low on credit: it wants its share, it lends none */
+    if (!ask || !ds->bgpu || now - ds->demand_wrote < 1000000)
         return;
     __atomic_store_n(&ds->bgpu->waiter_since_ns, now, __ATOMIC_RELEASE);
     ds->demand_wrote = now;
@@ -1419,7 +1424,7 @@ static int precision_demanded(struct dstate *ds, int64_t now)
             continue;  /* its own container's slot (its siblings share its charge: siblings.c), or a free one */
         int64_t t = board_time(__atomic_load_n(&ds->bgpu->user_held_ns[i], __ATOMIC_ACQUIRE), now,
                                "a precision request");
-        asked = t && now - t < DEMAND_NS;
+        asked = t && now - t < DEMAND_NS && !(t & 1);  /* the lowest bit: low on credit, not asking (mark_held) */
     }
     ds->dem_at = now;
     ds->dem_val = asked;
@@ -1506,6 +1511,56 @@ static COLD void verify(struct dstate *ds, int64_t now)
  * GPU time it held on the fake); precisely otherwise. */
 static void set_mode(struct dstate *ds, struct squeue *q, int coarse, int64_t now);
 
+/* Whether a tenant low on credit asks its neighbours for precision (demand_precision): only while its charged
+ * fraction (frac_bp, the container's ~100 ms average, publish_fraction) is within ASK_MARGIN_BP of the share its
+ * bucket earns (the limit, or what lending puts in force under default), i.e. while its credit is not rising. A
+ * request costs every neighbour its coarse mode (on the H100, 183 launches a step at ~1.5 us more each), and it
+ * buys the requester only a lower charge (its neighbours' published busy time divides its spans): a tenant charged
+ * below its share gains credit whatever its neighbours do, and its low credit is a ramp (a capped spell starts from
+ * the credit it has, about none at a pair's start, and goes coarse only past 80 ms of it). Fake libcuda, a fitting
+ * 50+50 / 30+70 pair (main f6d9828): every request that made a neighbour precise came from such a ramp, the first
+ * ~0.5 s of the run (docs/results/2026-12-06-fake-pairask.md). Never fail-open: a neighbour that stays coarse
+ * publishes no busy interval, so the tenant is charged its spans whole (more, never less); once that, or anything,
+ * brings its charged fraction up to its share it asks again. A tenant held for credit always asks (throttle: held
+ * = 1). Such a request, made while charged near its share, holds its 200 ms (asked_at, mark_held): the board slot
+ * holds one mark, and a GPU-bound 30 % tenant held at its limit, its average dipping just under 28 % between holds,
+ * withdrew its request a millisecond after some holds (its launch-bound neighbour went coarse ~30 % of the time, it
+ * got 20 % of the fake GPU). A fraction measured for less than FRAC_TAU_NS (a spell's start: it starts from the
+ * limit) says nothing: the tenant asks only while held, and that request does not hold (a spell's first holds at
+ * ~no credit, each followed by a mark that does not ask; held 200 ms each, they kept the fake 50+50 pair's both
+ * tenants precise for their first ~0.5 s as before). */
+static int credit_falls(struct dstate *ds, int sm, int held, int64_t now)
+{
+    if (ds->user_idx < 0)
+        return 1;  /* no slot of its own (a full board): its fraction is not kept, it asks as before */
+    if (!ds->frac_at || now - ds->frac_from < FRAC_TAU_NS)
+        return held || !ds->frac_at;  /* not measured yet: it asks while held (or with no fraction at all), a spell's
+                                       * first holds at ~no credit included, but such a request does not hold */
+    int share = ds->eff > sm && vg_cfg.core_policy == VG_POLICY_DEFAULT ? (ds->eff < 99 ? ds->eff : 99) : sm;
+    if (ds->frac_bp + ASK_MARGIN_BP < (int64_t)share * 100)
+        return 0;
+    ds->asked_at = now;  /* charged near its share: its request holds its 200 ms (mark_held) */
+    return 1;
+}
+
+/* The launch stats line's reasons for a precise launch (lst.why_*; HAMI_LAUNCH_STATS=1 only): every condition of
+ * choose_mode that held, so a GPU run says why a pair's launches were precise (issue 18, task pairask: on the fake
+ * they were found with a throwaway instrumented build). */
+static COLD void count_why(struct dstate *ds, int ample, int low, int64_t now)
+{
+    __atomic_add_fetch(&lst.why_n, 1, __ATOMIC_RELAXED);
+    if (!ample)
+        __atomic_add_fetch(&lst.why_credit, 1, __ATOMIC_RELAXED);
+    if (low)
+        __atomic_add_fetch(&lst.why_low, 1, __ATOMIC_RELAXED);
+    if (precision_demanded(ds, now))
+        __atomic_add_fetch(&lst.why_asked, 1, __ATOMIC_RELAXED);
+    if (ds->shared && switch_charged(ds))
+        __atomic_add_fetch(&lst.why_switch, 1, __ATOMIC_RELAXED);
+    if (!(ds->coarse || ds->verified) || (ds->coarse && now - ds->mode_at > COARSE_PHASE_NS))
+        __atomic_add_fetch(&lst.why_unverified, 1, __ATOMIC_RELAXED);
+}
+
 static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now)
 {
     int64_t tokens = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_ACQUIRE);
@@ -1514,13 +1569,20 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
      * kernels, 127 of them queued, went coarse again on its reserve and queued more behind them) */
     int ample = sm < 100 && tokens + ds->reserve_ns - ds->doubt_ns - inflight_ns(ds) >
                                 HAMI_COARSE_CREDIT_NS + (ds->coarse ? 0 : 20000000LL);
-    if (sm < 100 && tokens + ds->reserve_ns <= HAMI_COARSE_CREDIT_NS)
-        demand_precision(ds, now);  /* low credit, not only doubt: its next decisions depend on n(t) */
+    int low = sm < 100 && tokens + ds->reserve_ns <= HAMI_COARSE_CREDIT_NS;
+    if (low) {  /* low credit, not only doubt: it asks while its next decisions depend on n(t) */
+        int ask = credit_falls(ds, sm, 0, now);
+        demand_precision(ds, now, ask);
+        if (vg_cfg.launch_stats)
+            __atomic_add_fetch(ask ? &lst.marks_asked : &lst.marks_quiet, 1, __ATOMIC_RELAXED);
+    }
     if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
         verify(ds, now);
     int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&
                  (ds->coarse || ds->verified) && !(ds->coarse && now - ds->mode_at > COARSE_PHASE_NS) &&
                  !precision_demanded(ds, now) && !(ds->shared && switch_charged(ds));
+    if (!coarse && vg_cfg.launch_stats)
+        count_why(ds, ample, low, now);
     if (coarse == ds->coarse)
         return;
     vg_log(VG_DEBUG, "device %d: measuring %s (credit %.1f ms, doubt %.1f ms, estimate %.1f us per launch)", ds->dev,
@@ -1731,7 +1793,8 @@ static void throttle(struct dstate *ds, int sm)
         if (!waited && ds->deep_extra)
             deep_close_all(ds);
         if (!turn) {
-            demand_precision(ds, now);  /* held for credit: its neighbours' n(t) decides when it goes */
+            demand_precision(ds, now, credit_falls(ds, sm, 1, now) | 1);  /* held for credit: its neighbours' n(t)
+                                                                                decides when it goes */
             turns_hold_ends(ds, now);   /* a hold by turns ends where a credit wait begins (turns.c) */
         }
         if (wait > 200000)
@@ -2551,6 +2614,16 @@ __attribute__((destructor)) static void launch_stats_report(void)
         snprintf(buf + n, sizeof(buf) - n, "; deep runs %llu (%llu launches, up to %d a mark), %llu unproven; ring "
                  "full %.1f ms", (unsigned long long)lst.deep_runs, (unsigned long long)lst.deep_launches,
                  vg_cfg.sm_deep_run, (unsigned long long)lst.deep_unproven, lst.full_ns / 1e6);
+    /* why the launches chose precise mode (count_why; the reasons overlap) and the low-credit launches whose mark
+     * asked for precise neighbours or did not (credit_falls) */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; precise by choice %llu: credit not ample %llu (low %llu), asked %llu, "
+                 "switches %llu, not verified %llu; low-credit launches asking %llu, not asking %llu",
+                 (unsigned long long)lst.why_n, (unsigned long long)lst.why_credit, (unsigned long long)lst.why_low,
+                 (unsigned long long)lst.why_asked, (unsigned long long)lst.why_switch,
+                 (unsigned long long)lst.why_unverified, (unsigned long long)lst.marks_asked,
+                 (unsigned long long)lst.marks_quiet);
     vg_log(VG_MSG, "%s", buf);
 }
 

@@ -133,6 +133,7 @@ struct squeue {
 #define VERIFY_LAUNCHES 128          /* a verification window: at least 128 measured launches ... */
 #define VERIFY_MIN_NS 2000000LL      /* ... over at least 2 ms */
 #define DEMAND_NS 200000000LL        /* a request for precise neighbours holds for 200 ms */
+#define ASK_MARGIN_BP 200            /* a tenant low on credit asks while charged within 2 points of its share */
 #define FRAC_GAP_NS 5000000LL        /* the charged fraction is updated and published at most every 5 ms ... */
 #define FRAC_TAU_NS 100000000LL      /* ... as a decaying average over ~100 ms (one shared square-wave period) */
 #define LAZY_REFILL_NS 1000000LL     /* fast path: the bucket is refilled at most every 1 ms (credit_ample) */
@@ -222,7 +223,10 @@ struct dstate {
     int64_t frac_bp;        /* this container's charged GPU fraction, decaying average, 1/100 % */
     uint64_t frac_busy;     /* the container's charged busy time at frac_at */
     int64_t frac_at;        /* last update of frac_bp, 0 = restart from the limit */
+    int64_t frac_from;      /* when frac_bp last restarted from the limit (publish_fraction) */
     int64_t held_wrote;     /* the last time this process marked the container held on the board */
+    int held_asked;         /* ... and whether that mark asked for precise neighbours (mark_held) */
+    int64_t asked_at;       /* the last request that holds its 200 ms (mark_held, credit_falls) */
     int64_t queued_bp;      /* share of wall time this process had work on the GPU, decaying average, 1/100 % */
     int64_t pend_since;     /* since when this process has had work outstanding (launched, not yet seen ended, ... */
                             /* ... waiting behind another context's slice included), 0 = none (count_queued) */
@@ -317,6 +321,11 @@ struct launch_stats {
     uint64_t harvests, misses;  /* collections, and their driver calls that found a mark not completed */
     uint64_t samples;   /* coarse launches drawn as samples (coarse_sample) */
     uint64_t verified, failed;  /* precise windows that judged a coarse phase's doubt, and those that charged it */
+    /* why launches were measured precisely (choose_mode; the reasons overlap): the credit not ample for coarse mode
+     * (and of those, low: at most the 60 ms margin), a neighbour's request, switch charging's contended rule, no
+     * verified window yet (a coarse phase's end, or a mode switch since); and the launches low on credit (choose_mode)
+     * whose mark asked for precise neighbours and those whose did not (credit_falls) */
+    uint64_t why_n, why_credit, why_low, why_asked, why_switch, why_unverified, marks_asked, marks_quiet;
     int64_t doubt_ns, doubt_charged_ns;  /* the doubt they judged, and the part charged */
     uint64_t held;      /* launches that waited for credit (throttle) ... */
     int64_t held_ns;    /* ... and how long they waited in all */
@@ -482,13 +491,21 @@ static inline void count_queued(struct dstate *ds, int64_t t)
 }
 
 /* Marks this container held (waiting for credit, or low on it) on its board entry, at most once a
- * millisecond: while the mark is fresh it lends nothing, whatever its average says. */
-static inline void mark_held(struct dstate *ds, int64_t now)
+ * millisecond: while the mark is fresh it lends nothing, whatever its average says. The mark is also its request
+ * for precise neighbours (launch.c precision_demanded) unless its lowest bit is set: low on credit, not asking
+ * (launch.c credit_falls). One nanosecond off a time changes nothing for the mark's other readers (lending; builds
+ * before this rule read every fresh mark as a request: precise, as before); no layout change. A request is written
+ * at once after a mark that did not ask (its neighbours must not wait a millisecond longer for it). */
+static inline void mark_held(struct dstate *ds, int64_t now, int ask)
 {
-    if (!ds->bgpu || ds->user_idx < 0 || now - ds->held_wrote < 1000000)
+    /* a request made while charged near its share holds its 200 ms (DEMAND_NS): a mark that does not ask then does
+     * not overwrite it (launch.c credit_falls, which sets asked_at) */
+    ask = ask || (ds->asked_at && now - ds->asked_at < DEMAND_NS && now >= ds->asked_at);
+    if (!ds->bgpu || ds->user_idx < 0 || (now - ds->held_wrote < 1000000 && (!ask || ds->held_asked)))
         return;
-    __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], now, __ATOMIC_RELEASE);
+    __atomic_store_n(&ds->bgpu->user_held_ns[ds->user_idx], (now & ~1LL) | !ask, __ATOMIC_RELEASE);
     ds->held_wrote = now;
+    ds->held_asked = ask;
 }
 
 /* Whether note_users refreshes the board entry now: with a board, at most every millisecond. Inline so the launch

@@ -126,6 +126,7 @@ void publish_fraction(struct dstate *ds, int64_t now)
         ds->queued_bp = 10000;  /* and contending, until measured otherwise */
         ds->frac_busy = busy;
         ds->frac_at = ds->capped ? now : 0;
+        ds->frac_from = ds->frac_at;  /* measured from here (launch.c credit_falls: not before FRAC_TAU_NS) */
         ds->queued_ns = 0;
         ds->paced_ns = 0;
         ds->queued_to = now;

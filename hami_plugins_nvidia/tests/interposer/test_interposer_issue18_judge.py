@@ -233,6 +233,21 @@ def test_launch_stats_figures_of_record_7(judge) -> None:
     assert judge.launch_stats_figures("launch stats: garbage") is None and judge.launch_stats_figures(None) is None
 
 
+def test_precise_reasons_of_a_stats_line(judge) -> None:
+    # the reasons a run's launches were precise (task pairask), read from this tree's format; a line of the builds
+    # before (record 7's) has none
+    log = (RESULTS / "2026-12-06-h100-issue18-r7" / "stage1" / "r" / "lc" / "launch-cost.log").read_text()
+    old = next(json.loads(ln.split(": ", 1)[1])["launch_stats"] for ln in log.splitlines()
+               if ln.startswith("pair 30+70 lib #2[1]: "))
+    assert judge.precise_reasons(old) is None
+    line = ("9 measured launches (1.0 % coarse); deep runs 0 (0 launches, up to 32 a mark), 0 unproven; ring full 0.0 "
+            "ms; precise by choice 100: credit not ample 40 (low 30), asked 50, switches 0, not verified 20; low-credit "
+            "launches asking 25, not asking 5")
+    assert judge.precise_reasons(line) == {"precise": 100, "credit not ample": 40, "low credit": 30, "asked": 50,
+                                           "switches": 0, "not verified": 20, "low asking": 25, "low not asking": 5}
+    assert judge.precise_reasons(None) is None and judge.precise_reasons("launch stats: garbage") is None
+
+
 def test_policy_latencies_of_record_2(judge) -> None:
     log = (RECORD2 / "run1" / "real-share.log").read_text().splitlines()
     a = json.loads(next(ln for ln in log if ln.startswith("train policy A: ")).split(": ", 1)[1])

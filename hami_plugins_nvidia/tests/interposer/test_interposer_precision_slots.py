@@ -26,16 +26,17 @@ COARSE = re.compile(r"launch stats: (\d+) measured launches \(([\d.]+) % coarse\
 MS = 1_000_000
 
 
-def _coarse_with(w: Workload, age_ns: int | None) -> float:
+def _coarse_with(w: Workload, age_ns: int | None, asking: bool = True) -> float:
     """Coarse % of a launch-bound loop at 50 % force (ample credit after its first ~100 ms) while a forged neighbour
-    stays on the board with its low-credit mark age_ns old (None: no mark)."""
+    stays on the board with its low-credit mark age_ns old (None: no mark); asking=False: the mark's lowest bit set
+    (low on credit, not asking: launch.c credit_falls)."""
     w.env.update(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="50", HAMI_LAUNCH_STATS="1",
                  DRIVER_BUSY_GAP="1")
     w.run("ctx", "0", "launch", "kernel", "1", "10")  # creates the board and the GPU's entry
     board = w.tmp.parent / "board"
 
     def fill(g, slot: int, now: int) -> None:
-        g.user_held_ns[slot] = 0 if age_ns is None else now - age_ns
+        g.user_held_ns[slot] = 0 if age_ns is None else (now - age_ns) & ~1 | (not asking)  # even: a request
 
     stop = threading.Event()
     t = threading.Thread(target=forge_board_user, args=(board, stop, fill))
@@ -61,3 +62,9 @@ def test_a_neighbours_request_in_its_own_slot_makes_a_tenant_precise(workload: W
 def test_no_fresh_request_leaves_a_tenant_coarse(workload: Workload, age_ns: int | None) -> None:
     # the control: the same forged neighbour without a fresh request (a request holds for 200 ms)
     assert _coarse_with(workload, age_ns) >= 50.0
+
+
+def test_a_fresh_mark_that_does_not_ask_leaves_a_tenant_coarse(workload: Workload) -> None:
+    # a neighbour low on credit but charged below its share marks itself held, not asking (the lowest bit): it
+    # lends nothing, and costs nobody its coarse mode. Main f6d9828 read every fresh mark as a request: 0 % coarse
+    assert _coarse_with(workload, 0, asking=False) >= 50.0
