@@ -2479,8 +2479,9 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
             ds->deep_extra++;
 #ifdef HAMI_BISECT_NO_RECORDS
         } else if (ds->coarse && !q->capture && ds->est_ns > 0) {  /* bench (launch_int.h): no mark, the estimate */
-            if (now - q->unmarked_enq >= COARSE_MARK_GAP_NS || q->unmarked >= COARSE_RUN_LAUNCHES) {
-                consume(ds, ds->est_ns * q->unmarked, 0);
+            int64_t span = now - q->unmarked_enq, est = ds->est_ns * q->unmarked;
+            if (span >= COARSE_MARK_GAP_NS || q->unmarked >= COARSE_RUN_LAUNCHES) {
+                consume(ds, span > 0 && est > span ? span : est, 0);  /* at most the run's host span, as a mark's span */
                 q->unmarked = q->unmarked_coarse = 0;
             }
 #endif

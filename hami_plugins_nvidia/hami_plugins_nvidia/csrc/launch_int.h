@@ -19,7 +19,8 @@
  * 70 runs ~1 us a launch behind the wrap-only build while the library's own sections say 0.55. Each HAMI_BISECT_* flag
  * takes one part off the coarse alone path, so the ladder says what each part costs the loop on a real host:
  *   NO_RECORDS  no event records: no coarse samples, end marks or calibrations, no verification windows after the
- *               first; a coarse run is charged the estimate (n x est_ns) where its mark would have been recorded
+ *               first; a coarse run is charged the estimate (n x est_ns, at most its host span) where its mark
+ *               would have been recorded
  *   NO_HARVEST  no collection on coarse launches: the watcher collects on each wake, every 1 ms while busy (a
  *               precise window still collects on its launches: the watcher's late collections over-charge precise
  *               spans, and the tenant would run out of credit before its first verification)
