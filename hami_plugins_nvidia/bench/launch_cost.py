@@ -34,6 +34,7 @@ import re
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -190,20 +191,25 @@ def main() -> None:
     envs: dict[str, dict[str, str]] = {}
     own_cores: dict[str, set[int]] = {}
     natives: list[str] = []  # variants with no preload (native baselines on their own cores)
-    built: dict[tuple[str, tuple[str, ...]], Path] = {}
+    keys: dict[str, tuple[str, tuple[str, ...]]] = {}
     for v in args.variant:
         name, csrc, defines, env, vcores = parse_variant(v)
-        if name in libs or name in natives:
+        if name in keys or name in natives:
             raise SystemExit(f"--variant {v!r}: the name {name!r} is given twice")
         if csrc is None:
             natives.append(name)
         else:  # one build per (sources, defines): a ladder's rungs mostly differ in environment only
-            key = (str(csrc), tuple(defines))
-            libs[name] = built.get(key) or build_variant(name, csrc, defines, tmp / "libs")
-            built[key] = libs[name]
+            keys[name] = (str(csrc), tuple(defines))
             envs[name] = env
         if vcores:
             own_cores[name] = vcores
+    # the distinct builds at once (stage 19's ladder has seven: one after another they took ~20 s of its ~2 minutes)
+    first = {key: name for name, key in reversed(keys.items())}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futs = {key: pool.submit(build_variant, name, Path(key[0]), list(key[1]), tmp / "libs")
+                for key, name in first.items()}
+        built = {key: f.result() for key, f in futs.items()}
+    libs.update({name: built[key] for name, key in keys.items()})
     if not libs:
         raise SystemExit("give at least one --variant with a library (CSRC_DIR, not native)")
     if args.ladder:
@@ -228,12 +234,14 @@ def main() -> None:
                 where = own_cores.get(name, cores[0])
                 if name == "native" or name in natives:
                     raw.setdefault(name, []).append(b.run(f"{name} #{k}", args.kind, args.seconds, False, where))
-                    continue
-                b.lib = libs[name]
-                raw.setdefault(name, []).append(b.run(f"{name} #{k}", args.kind, args.seconds, True, where,
-                                                      **{**lib_env, **envs[name]}))
-            if args.ladder:  # after every round: a step cut short by its timeout keeps the rounds it finished
-                fill_alone(out, raw)
+                else:
+                    b.lib = libs[name]
+                    raw.setdefault(name, []).append(b.run(f"{name} #{k}", args.kind, args.seconds, True, where,
+                                                          **{**lib_env, **envs[name]}))
+                if args.ladder:  # after every run: a step cut short by its timeout keeps the runs it finished
+                    fill_alone(out, raw)
+                    save(args.out, out)
+            if args.ladder:
                 out["rounds_done"] = k + 1
                 save(args.out, out)
         if args.busy_probe:  # each variant once unlimited and measured (CUDA_TASK_PRIORITY=0): the program's demand

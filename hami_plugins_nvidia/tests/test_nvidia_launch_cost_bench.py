@@ -107,7 +107,7 @@ def test_ladder_runs_each_rung_as_given_and_reverses_every_other_round(lc, tmp_p
                                       "--variant", "force70=csrc:", "--variant", "nowatch=csrc:HAMI_BENCH_NO_WATCHER",
                                       "--variant", "native2=native:::2,3", "--variant", "force70x2=csrc:::2,3"])
     lc.main()
-    assert builds == [[], ["HAMI_BENCH_NO_WATCHER"]]  # one build per (sources, defines)
+    assert sorted(builds) == [[], ["HAMI_BENCH_NO_WATCHER"]]  # one build per (sources, defines), built at once
     labels = [c["label"] for c in _FakeBench.calls]
     first = ["native #0", "nolimit #0", "force70 #0", "nowatch #0", "native2 #0", "force70x2 #0"]
     assert labels == first + [x.replace("#0", "#1") for x in reversed(first)]  # no pairs, no busy probe
@@ -121,3 +121,26 @@ def test_ladder_runs_each_rung_as_given_and_reverses_every_other_round(lc, tmp_p
     assert [r["name"] for r in data["ladder"]] == ["nolimit", "force70", "nowatch", "native2", "force70x2"]
     assert data["rounds_done"] == 2 and data["pairs"] == {} and "busy_probe" not in data
     assert data["alone"]["force70"]["runs"][0]["sync_ms"] == {"p50": 0.4, "p90": 0.6}
+
+
+def test_a_ladder_cut_short_keeps_every_run_it_finished(lc, tmp_path, monkeypatch) -> None:
+    # stage 19's ladder runs under a timeout that may end it inside a round: the runs done by then are in the JSON
+    # (before: only whole rounds were saved, so a cut second round lost its reversed half)
+    class _Cut(_FakeBench):
+        def run(self, label, *a, **k) -> dict:
+            if len(self.calls) == 5:
+                raise KeyboardInterrupt  # stands in for the step's timeout
+            return super().run(label, *a, **k)
+
+    _FakeBench.calls = []
+    monkeypatch.setattr(lc.rw, "Bench", _Cut)
+    monkeypatch.setattr(lc.rw, "_device", lambda: "NVIDIA H100 80GB HBM3, 580.159.04")
+    monkeypatch.setattr(lc, "build_variant", lambda name, csrc, defines, out: Path(f"/lib/{name}"))
+    monkeypatch.setattr(sys, "argv", ["launch_cost.py", "--out", str(tmp_path), "--rounds", "2", "--ladder",
+                                      "--variant", "wrap=csrc:HAMI_BENCH_WRAP_ONLY", "--variant", "force70=csrc:",
+                                      "--variant", "min=csrc:HAMI_BISECT_MIN"])
+    with pytest.raises(KeyboardInterrupt):
+        lc.main()
+    data = json.loads((tmp_path / "launch-cost.json").read_text())
+    assert data["rounds_done"] == 1  # native, wrap, force70, min; then the reversed round's min
+    assert {k: len(v["rates"]) for k, v in data["alone"].items()} == {"native": 1, "wrap": 1, "force70": 1, "min": 2}

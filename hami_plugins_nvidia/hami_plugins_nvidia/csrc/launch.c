@@ -192,6 +192,9 @@ uint64_t sample_seed(int dev)
  * 2^32 / N: exactly 1/N for a power of two, within 2^-32 of it otherwise). */
 static int coarse_sample(struct dstate *ds)
 {
+#ifdef HAMI_BISECT_NO_RECORDS
+    return 0;  /* bench (launch_int.h): no samples */
+#endif
     uint64_t x = ds->rng;
     x ^= x >> 12;
     x ^= x << 25;
@@ -1579,7 +1582,10 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
     if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
         verify(ds, now);
     int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&
-                 (ds->coarse || ds->verified) && !(ds->coarse && now - ds->mode_at > COARSE_PHASE_NS) &&
+                 (ds->coarse || ds->verified) &&
+#ifndef HAMI_BISECT_NO_RECORDS  /* bench (launch_int.h): a coarse phase never ends for a verification window */
+                 !(ds->coarse && now - ds->mode_at > COARSE_PHASE_NS) &&
+#endif
                  !precision_demanded(ds, now) && !(ds->shared && switch_charged(ds));
     if (!coarse && vg_cfg.launch_stats)
         count_why(ds, ample, low, now);
@@ -1747,13 +1753,20 @@ static void throttle(struct dstate *ds, int sm)
         /* waiting for credit is still using the GPU: stay on the list; taking turns with nothing in flight, as an
          * owner that may be filled (turns.c owner_wants: before, a starved owner held its neighbours, the GPU idle) */
         ds->act_back = waited && ds->stopped && ds->turn_n >= 2 && !ds->busy_since;
+#ifdef HAMI_BISECT_NO_USERS
+        if (waited)  /* bench (launch_int.h): the board only while held */
+#endif
         note_users(ds, now);
         ds->act_back = 0;
         if (vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
             turns_hold_ends(ds, now);
             return;  /* the neighbour left while this launch waited: under default it goes now */
         }
+#ifdef HAMI_BISECT_NO_HARVEST
+        if ((waited || !ds->coarse) && harvest_due(ds, now)) {  /* bench (launch_int.h): not when coarse, unless held */
+#else
         if (harvest_due(ds, now)) {
+#endif
             harvest(ds);
             ds->harvest_at = now;
         }
@@ -1848,6 +1861,66 @@ static void priority_gate(struct dstate *ds, int64_t *now_io)
     }
 }
 
+#ifdef HAMI_BISECT
+#ifdef HAMI_BISECT_NO_RECORDS
+#define BN_1 "NO_RECORDS "
+#else
+#define BN_1 ""
+#endif
+#ifdef HAMI_BISECT_NO_HARVEST
+#define BN_2 "NO_HARVEST "
+#else
+#define BN_2 ""
+#endif
+#ifdef HAMI_BISECT_NO_USERS
+#define BN_3 "NO_USERS "
+#else
+#define BN_3 ""
+#endif
+#ifdef HAMI_BISECT_NO_THROTTLE
+#define BN_4 "NO_THROTTLE "
+#else
+#define BN_4 ""
+#endif
+#ifdef HAMI_BISECT_NO_TIMERS
+#define BN_5 "NO_TIMERS "
+#else
+#define BN_5 ""
+#endif
+#ifdef HAMI_BISECT_TOUCH
+#define BN_6 "TOUCH "
+#else
+#define BN_6 ""
+#endif
+#define BISECT_NAMES BN_1 BN_2 BN_3 BN_4 BN_5 BN_6
+/* the bisection build's flags (launch_int.h), findable in the file: the shipped library has no such string */
+__attribute__((used)) static const char bisect_marker[] = "HAMI_BISECT=" BISECT_NAMES;
+#endif
+#ifdef HAMI_BISECT_TOUCH
+#ifndef HAMI_BISECT_TOUCH_LINES
+#define HAMI_BISECT_TOUCH_LINES 32
+#endif
+#ifndef HAMI_BISECT_TOUCH_CODE
+#define HAMI_BISECT_TOUCH_CODE 32
+#endif
+#define BISECT_STR_(x) #x
+#define BISECT_STR(x) BISECT_STR_(x)
+/* Bench (launch_int.h): a data footprint of HAMI_BISECT_TOUCH_LINES lines on 8 pages, one byte of each line read and
+ * written per launch, at offsets staggered so the lines fall in different cache sets (as the library's state does),
+ * and a code footprint of HAMI_BISECT_TOUCH_CODE instruction cache lines, each one jump to the next (x86-64: 32 lines
+ * and 32 branches, about what a fast-path launch runs through in launch_begin, launch_end and the entry) */
+static char touch_buf[8][4096] __attribute__((aligned(4096)));
+static __attribute__((noinline)) void bisect_touch(void)
+{
+    volatile char *b = &touch_buf[0][0];
+    for (int i = 0; i < HAMI_BISECT_TOUCH_LINES; i++)
+        b[(i % 8) * 4096 + ((i / 8) * 17 + (i % 8) * 5) % 64 * 64]++;
+#if defined(__x86_64__) && HAMI_BISECT_TOUCH_CODE > 0
+    __asm__ volatile(".rept " BISECT_STR(HAMI_BISECT_TOUCH_CODE) "\n\tjmp 1f\n\t.p2align 6\n1:\n\t.endr" ::: "memory");
+#endif
+}
+#endif
+
 static COLD void init_state(struct dstate *ds, int dev)
 {
     ds->dev = dev;
@@ -1865,8 +1938,28 @@ static COLD void init_state(struct dstate *ds, int dev)
         ds->bgpu = vg_board_gpu((const uint8_t *)id.bytes);
     vg_log(VG_INFO, "device %d: SM limit %d%%, priority %d%s", dev, vg_sm_limit(dev),
            vg_cfg.priority, ds->bgpu ? "" : " (no node board)");
+#ifdef HAMI_BISECT
+    vg_log(VG_WARN, "device %d: a bench-only bisection build (%s): not the shipped library", dev, bisect_marker + 12);
+#endif
     __atomic_store_n(&ds->ready, 1, __ATOMIC_RELEASE);
 }
+
+#ifdef HAMI_BISECT_NO_THROTTLE
+/* Bench (launch_int.h): the launches skip the throttle, so the watcher refills the bucket as throttle() does (at the
+ * limit, the reserve banked; nothing ever waits). Without the device's lock, which a tight launch loop on the same core
+ * leaves free too rarely: the refill is atomic, and under this flag only the watcher writes the reserve and the wave
+ * (throttle() never runs); the launcher's reads of them may be one refill late. */
+void bisect_refill(struct dstate *ds, int64_t now)
+{
+    if (!__atomic_load_n(&ds->capped, __ATOMIC_RELAXED))
+        return;
+    struct hami_device_info *di = &vg_region->dev[ds->dev];
+    int share = vg_sm_limit(ds->dev);
+    int64_t resume = resume_credit(ds, share), over = 0;
+    hami_vgpu_bucket_refill_over(&di->tokens_ns, &di->refill_ns, now, share, bucket_cap(ds, resume), &over);
+    bank_reserve(ds, over, __atomic_load_n(&di->tokens_ns, __ATOMIC_ACQUIRE), resume);
+}
+#endif
 
 /* The throttle's fast path: a launch needs none of its work (refill, harvest, waiting) when no harvest is due,
  * the bucket was refilled within the last millisecond, the tenant is not stopped, no queued work is older than
@@ -1877,7 +1970,11 @@ static COLD void init_state(struct dstate *ds, int dev)
  * atomic loads of the region, no read-modify-write, no clock read. */
 static int credit_ample(struct dstate *ds, int64_t now)
 {
+#ifdef HAMI_BISECT_NO_HARVEST
+    if (ds->stopped || (!ds->coarse && harvest_due(ds, now)) || ds->turn_n)  /* bench (launch_int.h): coarse, no */
+#else
     if (ds->stopped || harvest_due(ds, now) || ds->turn_n)
+#endif
         return 0;  /* taking turns (HAMI_SM_TURNS): every launch asks throttle() whose window it is */
     struct hami_device_info *di = &vg_region->dev[ds->dev];
     if (now - __atomic_load_n(&di->refill_ns, __ATOMIC_ACQUIRE) > LAZY_REFILL_NS)
@@ -2188,6 +2285,9 @@ static void exit_register(void)
 static struct dstate *launch_begin(CUstream s, struct squeue **qout)
 {
     *qout = NULL;
+#ifdef HAMI_BISECT_TOUCH
+    bisect_touch();
+#endif
     if (WRAP_ONLY || !vg_launch_control())
         return NULL;
     CUcontext ctx = NULL;  /* the current context: one driver call, its device kept with it (dl.c vg_ctx_device) */
@@ -2206,7 +2306,11 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     int sm = vg_sm_limit(dev);
     int64_t now = vg_now_ns();  /* the launch's one clock read unless it waits */
     ds->now_at = now;
+#ifdef HAMI_BISECT_NO_USERS
+    if (users_due(ds, now) && !ds->user_stamp)  /* bench (launch_int.h): the first only */
+#else
     if (users_due(ds, now))
+#endif
         note_users(ds, now);
     if (sm < 100 && vg_cfg.core_policy == VG_POLICY_DEFAULT && ds->bgpu && !ds->shared) {
         /* alone on the GPU under the default policy: not capped. With no explicit priority nothing else
@@ -2250,7 +2354,11 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         if (!__atomic_load_n(&watcher_here, __ATOMIC_ACQUIRE))
             start_watcher();
         int64_t asked = now;  /* before any wait for credit */
+#ifdef HAMI_BISECT_NO_THROTTLE
+        if (0 && !credit_ample(ds, now)) {  /* bench (launch_int.h): never; the watcher refills (bisect_refill) */
+#else
         if (sm < 100 && !credit_ample(ds, now)) {
+#endif
             ST_START();
             ds->held_since = asked;
             throttle(ds, sm);
@@ -2323,6 +2431,9 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 ds->reopen = 0;
                 opened = push_mark(ds, q, now, MK_START, 0);
             } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
+#ifdef HAMI_BISECT_NO_RECORDS
+                       !ds->coarse &&  /* bench (launch_int.h): no calibrations either */
+#endif
                        (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}, 1))) {
                 /* coarse: a calibration sample only, never published */
                 opened = push_mark(ds, q, now, MK_START, 0);
@@ -2333,7 +2444,11 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * launch_end knows (submitted_at); until then the mark is not collected */
             if (opened && !ds->coarse)
                 ds->opening = &q->ring[(q->head + q->count - 1) % RING];
+#ifdef HAMI_BISECT_NO_HARVEST
+            if (!ds->coarse && harvest_due(ds, now)) {  /* bench (launch_int.h): coarse, the watcher collects */
+#else
             if (harvest_due(ds, now)) {
+#endif
                 harvest(ds);
                 ds->harvest_at = now;
             }
@@ -2425,6 +2540,14 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
             if (!q->deep_run++)
                 ds->oldest_stale = 1;  /* its first launch's age counts for the in-flight bound (oldest_age) */
             ds->deep_extra++;
+#ifdef HAMI_BISECT_NO_RECORDS
+        } else if (ds->coarse && !q->capture && ds->est_ns > 0) {  /* bench (launch_int.h): no mark, the estimate */
+            int64_t span = now - q->unmarked_enq, est = ds->est_ns * q->unmarked;
+            if (span >= COARSE_MARK_GAP_NS || q->unmarked >= COARSE_RUN_LAUNCHES) {
+                consume(ds, span > 0 && est > span ? span : est, 0);  /* at most the run's host span, as a mark's span */
+                q->unmarked = q->unmarked_coarse = 0;
+            }
+#endif
         } else if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS ||
                    q->unmarked >= COARSE_RUN_LAUNCHES) {
             push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
@@ -2490,6 +2613,9 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
  * (st_in is set for them), 0 none. */
 static inline int st_pick(void)
 {
+#ifdef HAMI_BISECT_NO_TIMERS
+    return 0;  /* bench (launch_int.h): no sampled timers */
+#endif
     unsigned c = ++st_count & 31;
     st_in = c == 16;
     return c == 0 ? 1 : c == 16 ? 2 : 0;
@@ -2517,6 +2643,9 @@ __attribute__((destructor)) static void launch_stats_report(void)
     }
     if (!lst.launches)
         return;
+#ifdef HAMI_BISECT
+    vg_log(VG_MSG, "a bench-only bisection build (%s): not the shipped library", bisect_marker + 12);
+#endif
     /* one clock read's cost, taken off every timed figure (each includes one) */
     enum { READS = 256 };
     int64_t t0 = vg_now_ns(), t1 = t0;

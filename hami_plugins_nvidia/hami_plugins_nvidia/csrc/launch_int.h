@@ -15,6 +15,38 @@
  * the fast path's code, so the instructions a fast-path launch runs stay in a few cache lines */
 #define COLD __attribute__((noinline, cold))
 
+/* Bench only: the alone bisection (issue 18, bench/issue18_gpu.sh stage 19). The H100's inference loop alone at force
+ * 70 runs ~1 us a launch behind the wrap-only build while the library's own sections say 0.55. Each HAMI_BISECT_* flag
+ * takes one part off the coarse alone path, so the ladder says what each part costs the loop on a real host:
+ *   NO_RECORDS  no event records: no coarse samples, end marks or calibrations, no verification windows after the
+ *               first; a coarse run is charged the estimate (n x est_ns, at most its host span) where its mark
+ *               would have been recorded
+ *   NO_HARVEST  no collection on coarse launches: the watcher collects on each wake, every 1 ms while busy (a
+ *               precise window still collects on its launches: the watcher's late collections over-charge precise
+ *               spans, and the tenant would run out of credit before its first verification)
+ *   NO_USERS    no note_users (board entry, records, fcntl queries) after the first, outside credit waits
+ *   NO_THROTTLE no credit_ample or throttle() on the launches: the watcher refills the bucket; never holds
+ *   NO_TIMERS   no sampled section timers (HAMI_LAUNCH_STATS still counts the calls)
+ *   MIN         all five: the hook's bookkeeping minimum
+ *   TOUCH       with the wrap-only build: HAMI_BISECT_TOUCH_LINES (default 32) data cache lines on 8 pages and
+ *               HAMI_BISECT_TOUCH_CODE (default 32, 0 = none) instruction cache lines run through per launch, no
+ *               other work: what a footprint costs the loop beyond its own time (the likeliest cost outside the
+ *               sections: the library's lines, and its branches, evict the loop's between its calls)
+ * Never shipped (build.py passes no define): such a build says so at its first launch and carries the marker
+ * below, which test_interposer_bisect.py finds in none but these builds. Limits are not kept by every one of them
+ * (NO_THROTTLE never holds): a short bench alone far below its limit only. */
+#ifdef HAMI_BISECT_MIN
+#define HAMI_BISECT_NO_RECORDS
+#define HAMI_BISECT_NO_HARVEST
+#define HAMI_BISECT_NO_USERS
+#define HAMI_BISECT_NO_THROTTLE
+#define HAMI_BISECT_NO_TIMERS
+#endif
+#if defined(HAMI_BISECT_NO_RECORDS) || defined(HAMI_BISECT_NO_HARVEST) || defined(HAMI_BISECT_NO_USERS) || \
+    defined(HAMI_BISECT_NO_THROTTLE) || defined(HAMI_BISECT_NO_TIMERS) || defined(HAMI_BISECT_TOUCH)
+#define HAMI_BISECT 1
+#endif
+
 #ifndef RING
 #define RING 128  /* marks a stream keeps; a bench may build another size (-DRING=512: deep_queue.py's larger ring) */
 #endif
@@ -362,7 +394,11 @@ static inline void lst_add(int64_t *field, int64_t ns)
         __atomic_add_fetch(field, ns, __ATOMIC_RELAXED);
 }
 /* thread-local variables of a shared library cost a __tls_get_addr call: read only when stats are asked for */
+#ifdef HAMI_BISECT_NO_TIMERS
+#define ST_IN() 0  /* bench: no section timers */
+#else
 #define ST_IN() (vg_cfg.launch_stats && st_in)
+#endif
 #define ST_START() int64_t st_t_ = ST_IN() ? vg_now_ns() : 0
 #define ST_STOP(k)                                                                   \
     do {                                                                             \
@@ -384,6 +420,9 @@ extern int watcher_clock_set;
 
 /* launch.c */
 uint64_t sample_seed(int dev);
+#ifdef HAMI_BISECT_NO_THROTTLE
+void bisect_refill(struct dstate *ds, int64_t now);  /* bench: the bucket's refill, from the watcher */
+#endif
 void harvest(struct dstate *ds);
 void close_bursts(struct dstate *ds, int64_t now);
 void flush_launches(struct dstate *ds, int64_t now);

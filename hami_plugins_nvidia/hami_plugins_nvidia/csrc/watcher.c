@@ -57,6 +57,10 @@ int watcher_clock_set;
  * loads: the launcher writes these under the lock; a stale hint only means the locked test decides). */
 static int launcher_collects(const struct dstate *ds, int64_t now)
 {
+#ifdef HAMI_BISECT_NO_HARVEST
+    if (__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED))
+        return 0;  /* bench (launch_int.h): a coarse launcher never collects */
+#endif
     return now - __atomic_load_n(&ds->launch_at, __ATOMIC_RELAXED) < 2 * HARVEST_GAP_NS &&
            now - __atomic_load_n(&ds->harvest_at, __ATOMIC_RELAXED) < 2 * harvest_gap(ds);
 }
@@ -87,6 +91,9 @@ static void *watcher(void *arg)
             vg_nvml_procs_refresh(d);  /* the bound on n(t): an NVML query every 100 ms, off the launch path */
             int64_t now = vg_now_ns();
             sib_bound_refresh(ds, now);  /* the bound on the siblings counted (multiproc): every 100 ms */
+#ifdef HAMI_BISECT_NO_THROTTLE
+            bisect_refill(ds, now);  /* bench (launch_int.h): the launches skip the throttle */
+#endif
 #ifndef HAMI_WATCHER_ALWAYS_HARVESTS
             if (launcher_collects(ds, now)) {
                 /* the launching thread harvests, as the test under the lock below finds: read first without the
@@ -128,7 +135,11 @@ static void *watcher(void *arg)
             if (ds->unflushed)
                 flush_launches(ds, now);
             if (ds->busy_since) {
+#ifdef HAMI_BISECT_NO_HARVEST
+                period = ds->coarse ? COARSE_HARVEST_NS : 100000;  /* bench: the launcher's own coarse pace */
+#else
                 period = 100000;
+#endif
                 if (ds->bgpu && ds->user_idx >= 0) {
                     ds->act_at = now;
                     __atomic_store_n(&ds->bgpu->user_active_ns[ds->user_idx], now, __ATOMIC_RELEASE);

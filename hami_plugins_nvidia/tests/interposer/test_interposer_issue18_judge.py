@@ -357,14 +357,14 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17", "18"])
+                                   "16", "17", "18", "19"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
     lines = _dry(stage)
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
-    assert len(steps) >= (2 if stage in ("9", "10", "11") else 3) and steps[0].startswith("step info ")
+    assert len(steps) >= (2 if stage in ("9", "10", "11", "19") else 3) and steps[0].startswith("step info ")
     if stage in ("12", "14", "15"):  # the knob off, then on, with the same plan: only the tenant env differs
         # turns are on by default: an "-off" step says HAMI_SM_TURNS=0 itself, an "-on" step =1
         pairs = {"12": ("turns", "matmul"), "14": ("turns",), "15": ("matmul",)}[stage]  # its A/B pairs
@@ -403,6 +403,15 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert set(train) == {"train-pairs", "train-pairs-deep1"}, train
         assert "--tenant-env" not in train["train-pairs"]
         assert train["train-pairs-deep1"].count("--tenant-env HAMI_SM_DEEP_RUN=1") == 1
+    if stage == "19":  # the alone bisection: one ladder, every bench flag of csrc/launch_int.h as its own rung
+        lad = [s for s in steps if "launch_cost.py" in s]
+        assert len(lad) == 1 and "--ladder" in lad[0] and "--limit 70" in lad[0] and "--rounds 2" in lad[0], lad
+        rungs = dict(re.findall(r"--variant (\w+)=\$C:([\w,]*)", lad[0]))
+        assert rungs == {"wrap": "HAMI_BENCH_WRAP_ONLY", "touch": "HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH",
+                         "force70": "", "norec": "HAMI_BISECT_NO_RECORDS", "noharv": "HAMI_BISECT_NO_HARVEST",
+                         "nousers": "HAMI_BISECT_NO_USERS", "nothrottle": "HAMI_BISECT_NO_THROTTLE",
+                         "min": "HAMI_BISECT_MIN"}, rungs
+        assert sum(limits) <= 130  # the lead's one call of at most 130 s
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -415,7 +424,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "19"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "20"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
