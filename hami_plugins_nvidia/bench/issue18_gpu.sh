@@ -10,10 +10,10 @@
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
 # (stages 12, 14 and 15's "-off" steps; --tenant-env runs are not judged).
 # Record 9b (4ce1d2f, the default) ran 16 and 17. Record 10 (session 18, 072f525) ran 16, 8 and stage 13's ladder;
-# record 11 (a23f151) ran 18 (deep runs, the lending guard; the training pairs also with HAMI_SM_DEEP_RUN=1). Next
-# session: 18 (~420 s) on the current main (chained runs, merged after record 11, never measured on a GPU), then 2
-# (~300 s: graphs and JAX pairs with turns as the default, judged), then 4 (~460 s: matmul alone, memory,
-# timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
+# record 11 (a23f151) ran 18 (deep runs, the lending guard; the training pairs also with HAMI_SM_DEEP_RUN=1);
+# record 12 (session 19, f6d9828: chained runs) ran 18 and 2. Next session: 18 (~430 s) on the current main (the
+# precision-request rule of session 19's pairask, never measured on a GPU: its launch stats now say why launches were
+# precise), then 19 (~115 s: the alone bisection ladder), then 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
 # 8's second machine did).
 # Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
