@@ -274,6 +274,33 @@ static int64_t ref_time(const struct dstate *ds)
     return ds->off_hi - COLLECT_LAG_NS;
 }
 
+/* The earliest host time a span opened by a launch submitted at sub (submitted_at; 0 = none) may start from, against
+ * completions converted to host time: sub itself while the reference's bounds are within 20 us (its estimate, the lower
+ * bound, puts every converted time early by the promptest mark's latency, and a kernel reaches the GPU no faster than
+ * an event record, so a span from the submission still holds the kernel's time; where no mark since the reference was
+ * prompt, early by up to the bounds' width: the residual the rule accepts), sub less the 20 us a converted time may be
+ * early by otherwise; no upper bound yet (the first marks): INT64_MIN, no move (the fake's first 10 us kernel, its end
+ * converted ~9 us early, was charged 0). One rule for start marks (collect) and end marks (span_start). */
+static int64_t sub_floor(const struct dstate *ds, int64_t sub)
+{
+    if (!sub || ds->off_hi == INT64_MAX)
+        return INT64_MIN;
+    return sub - (ds->off_hi - ds->off_lo <= COLLECT_LAG_NS ? 0 : ds->off_hi - ref_time(ds));
+}
+
+/* Where the span of end mark m starts: chained, where q's last completion was, or at its first launch's host enqueue
+ * if later, and in both cases no earlier than that launch's submission (sub_floor). The enqueue is the host time
+ * before the driver's launch call: alone a precise launch on an idle stream has no start mark (the header), and a
+ * span from its enqueue held the launch call's host time and the library's code before it (fake libcuda, 5 us kernels
+ * 40 us apart alone at force: charged ~4 x the fake's GPU time, held at its limit for ~11 % of the GPU at 50 %;
+ * docs/results/2026-12-06-fake-alonespan.md). Every span start read from m->enq goes through here. */
+static int64_t span_start(const struct dstate *ds, const struct squeue *q, const struct mark *m)
+{
+    int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+    int64_t from = sub_floor(ds, m->sub);
+    return from > start ? from : start;
+}
+
 /* Applies the upper bound of the marks found complete since the last call: the host saw each of them
  * complete before now, which is read after their queries. */
 static void seen(struct dstate *ds)
@@ -520,9 +547,9 @@ static void relaxed_end(int swapped, int *mode)
  * most a quarter of its wait, 1 ms), never changes it; until then it counts as in-flight work (inflight_ns) and
  * in the in-flight bound (oldest_age). A CUDA graph running 40 ms was asked every 100 us (257-513 elapsed-time
  * calls on the fake); now ~15 + one per ms. */
-static void ask_later(const struct squeue *q, struct mark *m, int64_t now)
+static void ask_later(const struct dstate *ds, const struct squeue *q, struct mark *m, int64_t now)
 {
-    int64_t from = m->kind == MK_END && q->done_end > m->enq ? q->done_end : m->enq;
+    int64_t from = m->kind == MK_END ? span_start(ds, q, m) : m->enq;
     int64_t wait = (now - from) / 4;
     m->ask_at = wait > HARVEST_GAP_NS ? now + (wait < ASK_MAX_NS ? wait : ASK_MAX_NS) : 0;
 }
@@ -676,7 +703,7 @@ static int run_end(struct dstate *ds, struct squeue *q, struct mark *last, int64
     if (last->ms_gen != ds->ref_gen)
         return 0;  /* completed, its time not taken (the conversion failed otherwise): one by one */
     const struct mark *m = &q->ring[q->head];
-    int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+    int64_t start = span_start(ds, q, m);
     int64_t end = ref_time(ds) + (int64_t)((double)last->ms * 1e6);  /* as convert() will put it, about */
     int user = -1;
     if (ds->shared && (ds->yield_at || taken_at(ds, ds->last_end > start ? ds->last_end : start, end + 1, now, &user)))
@@ -814,7 +841,7 @@ static void collect(struct dstate *ds, int all)
                     q->busy_lag = now - m->rec;
                     if (ds->deep_extra)
                         deep_seen(q, 0, now);
-                    ask_later(q, m, now);
+                    ask_later(ds, q, m, now);
                     misses++;
                     ST_COUNT(misses);
                     asked_running |= m->kind == MK_END;
@@ -835,20 +862,11 @@ static void collect(struct dstate *ds, int all)
                 int64_t h = g;
                 /* the launch it opens runs from its submission at the earliest (submitted_at): the GPU idled for
                  * this process between the mark and then, so neither its charge nor its busy interval starts sooner.
-                 * The submission is a host clock read, the span's end a converted GPU time. While the reference's
-                 * bounds are within 20 us its estimate is the lower bound (ref_time), which puts every converted time
-                 * early by the promptest mark's latency (an event record reaching the GPU); a kernel reaches the GPU
-                 * no faster than a record, so a span from the submission still holds the kernel's time (where no
-                 * mark since the reference was prompt, early by up to the bounds' width: a residual; on the fake every
-                 * precise launch's start mark on an idle stream was prompt, within ~0.3 us). With wider
-                 * bounds the estimate is 20 us below the upper one, and a converted time may be early by that much:
-                 * the start moves to the submission less it. No upper bound yet (the first marks): no move (the
-                 * fake's first 10 us kernel, its end converted ~9 us early, was charged 0) */
-                if (m->sub && ds->off_hi != INT64_MAX) {
-                    int64_t from = m->sub - (ds->off_hi - ds->off_lo <= COLLECT_LAG_NS ? 0 : ds->off_hi - ref_time(ds));
-                    if (from > h)
-                        h = from;
-                }
+                 * The submission is a host clock read, the span's end a converted GPU time: sub_floor says how far
+                 * before the submission a span may start for the conversion's error (the same rule as end marks') */
+                int64_t from = sub_floor(ds, m->sub);
+                if (from > h)
+                    h = from;
                 if (h > q->done_end)
                     q->done_end = h;
                 if (!m->coarse && ds->since_gpu && h > ds->last_end && !running(ds, q)) {
@@ -868,7 +886,7 @@ static void collect(struct dstate *ds, int all)
                 ds->yield_at = ds->resume_at = 0;  /* its work holds the GPU again */
             } else {
                 int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, now);
-                int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+                int64_t start = span_start(ds, q, m);
                 int deep_in = 0;  /* the span closes a deep run's mark: the estimate is fed per launch */
                 if (!m->coarse && h > start) {  /* run_probe's guess: wall time per mark, averaged over ~4 */
                     int64_t s = (h - start) / (run + 1);
@@ -1191,6 +1209,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample, 0, 0,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
     q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
+    q->ring[(q->head + q->count) % RING].sub = kind == MK_END ? q->unmarked_sub : 0;  /* span_start */
     q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     if (kind == MK_END) {
         /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
@@ -2078,7 +2097,7 @@ static int64_t owed_from(const struct dstate *ds, int64_t now)
         for (int k = 0; k < q->count; k++) {
             const struct mark *m = &q->ring[(q->head + k) % RING];
             if (m->kind == MK_END && m->n) {  /* the queue's oldest launches: chained after its last completion */
-                int64_t a = m->enq > q->done_end ? m->enq : q->done_end;
+                int64_t a = span_start(ds, q, m);
                 from = !from || a < from ? a : from;
                 break;
             }
@@ -2467,6 +2486,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     }
     if (ds->opening)
         ds->call_at = vg_now_ns();  /* the driver's launch call begins: its kernel cannot start before */
+    else
+        ds->call_at = ds->now_at;  /* no clock read: the launch's own, before the call (an end mark's sub) */
     return ds;
 }
 
@@ -2524,8 +2545,12 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         unmeasured_end(ds, r);
     int64_t now = ds->now_at;  /* the launch's clock read: the driver's launch call took microseconds at most */
     if (q && r == CUDA_SUCCESS) {
-        if (!q->unmarked)
+        if (!q->unmarked) {
             q->unmarked_enq = q->last_launch;
+            /* a precise run's first launch: where its span may start (span_start); coarse runs keep their enqueue
+             * (their spans are doubt, judged by the windows) and pay no clock read */
+            q->unmarked_sub = ds->coarse ? 0 : submitted_at(ds, graph);
+        }
         q->unmarked++;
         if (ds->capped) {  /* its start if none is, and its queued work's end as it grows (region.c) */
             int64_t until = owed_until(ds, now);

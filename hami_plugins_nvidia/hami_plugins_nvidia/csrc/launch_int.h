@@ -73,9 +73,9 @@ struct mark {
     int deep;        /* MK_END closing a deep run (launch.c deep_defer): its launches whose own mark was deferred, counted
                         in dstate.deep_extra until it is collected */
     int proven;      /* ... a collection found a mark before it not completed after it was recorded (deep_proven) */
-    int64_t sub;     /* precise MK_START opening a launch: the host time its kernel may start from at the earliest
-                        (launch.c submitted_at), 0 = none; the launch call has not returned while dstate.opening
-                        points at it */
+    int64_t sub;     /* precise MK_START opening a launch, or MK_END of launches whose first was precise: the host time
+                        that (first) launch's kernel may start from at the earliest (launch.c submitted_at), 0 = none;
+                        the launch call has not returned while dstate.opening points at it */
     uint64_t chain;  /* precise MK_END: 1 + the seq of the mark before it on its stream that the idle check of its
                         first launch found not completed (launch.c stream_idle), 0 = none: its launches queued behind
                         that mark's, so its span starts where that one ends, with no idle gap between (chained_run) */
@@ -89,6 +89,7 @@ struct squeue {
     int capture;           /* the stream was being captured at the current launch */
     int sample;            /* the current launch is a coarse sample: its end mark closes it alone */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
+    int64_t unmarked_sub;  /* ... and its submission (launch.c submitted_at), 0 = none (coarse): its end mark's sub */
     int deep_run;          /* precise: of them, launches whose own end mark was deferred (launch.c deep_defer) */
     int queued;            /* launches closed by its end marks not collected yet (the GPU's backlog, an upper bound) */
     int64_t deep_off;      /* no deferral before this (a deep run's proof failed: the bet on the backlog lost) */
@@ -235,7 +236,8 @@ struct dstate {
     int reopen;             /* back from coarse mid-busy-period: the next launch gets a start mark */
     struct mark *opening;   /* the precise start mark of the launch whose driver call is in progress (launch_end sets
                                its sub; not collected before: collect) */
-    int64_t call_at;        /* ... and the host time that call began at the earliest */
+    int64_t call_at;        /* ... and the host time that call began at the earliest (no start mark: the launch's own
+                               clock read, before the call) */
     int64_t mode_at;        /* when the current mode began */
     int64_t est_ns;         /* charge per launch measured by the last precise window, 0 = none yet */
     int64_t doubt_ns;       /* coarse spans not charged (span - estimate) since the last verification */
