@@ -37,8 +37,11 @@
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
  * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
  * A program whose busy time stays below its limit is never held. Per launch: one end mark (except in a deep run,
- * below); a start mark on an idle stream only while another container is present (alone there is nobody to wait behind, so the host
- * enqueue time is the start; one start mark per 5 ms still calibrates the clock). Completions are collected
+ * below); a start mark on an idle stream only while another container is present (alone there is nobody to wait behind, so the
+ * launch's submission is the start, as for a start mark: span_start, sub_floor; one start mark per 5 ms still calibrates the
+ * clock). Alone the span started at the host enqueue, before the launch call, until issue 18's alonespan; a span from the
+ * submission must also leave the record call's host time out of the converted end's error (sub_floor: from the call's
+ * return alone the fake's inference shape was charged 0.57 x; docs/results/2026-12-06-fake-alonespan.md). Completions are collected
  * by the launching thread itself every 100 us while it launches; the watcher thread does it only while the
  * program does not launch (the two contending for the lock cost the inference loop a third of its passes on
  * the H200; HAMI_WATCHER_ALWAYS_HARVESTS builds the old way for that comparison). The watcher closes any
@@ -285,7 +288,13 @@ static int64_t sub_floor(const struct dstate *ds, int64_t sub)
 {
     if (!sub || ds->off_hi == INT64_MAX)
         return INT64_MIN;
-    return sub - (ds->off_hi - ds->off_lo <= COLLECT_LAG_NS ? 0 : ds->off_hi - ref_time(ds));
+    int64_t early = ds->off_hi - ds->off_lo <= COLLECT_LAG_NS ? 0 : ds->off_hi - ref_time(ds);
+    /* the lower bound comes from a record time read before its record call, a submission after the launch call: the
+     * converted time is early by that record call's host time too, which a kernel's latency from its submission does
+     * not cover (fake, 1.8 us record calls, 5 us kernels alone with a sync a pass: charged 0.57 x without this) */
+    if (ds->off_lo_call > early)
+        early = ds->off_lo_call;
+    return sub - early;
 }
 
 /* Where the span of end mark m starts: chained, where q's last completion was, or at its first launch's host enqueue
@@ -317,11 +326,13 @@ static void seen(struct dstate *ds)
 }
 
 /* The host time of a completed mark from its elapsed time after the reference (ms), tightening the bounds. */
-static int64_t convert(struct dstate *ds, float ms, int64_t rec)
+static int64_t convert(struct dstate *ds, float ms, int64_t rec, int64_t call)
 {
     int64_t raw = (int64_t)((double)ms * 1e6), r0 = ref_time(ds);
-    if (rec - raw > ds->off_lo)
+    if (rec - raw > ds->off_lo) {
         ds->off_lo = rec - raw;
+        ds->off_lo_call = call;  /* the lower bound's error includes this record call's host time (sub_floor) */
+    }
     if (ds->off_hi < ds->off_lo)
         ds->off_hi = ds->off_lo;
     if (raw > ds->seen_raw)
@@ -330,7 +341,7 @@ static int64_t convert(struct dstate *ds, float ms, int64_t rec)
     return ref_time(ds) + raw;
 }
 
-static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now)
+static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t call, int64_t now)
 {
     float ms = 0;
     if (!ds->ref || !vg_real.cuEventElapsedTime)
@@ -338,7 +349,7 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
     ST_COUNT(elapsed);
     if (vg_real.cuEventElapsedTime(&ms, ds->ref, e) != CUDA_SUCCESS)
         return now;
-    return convert(ds, ms, rec);
+    return convert(ds, ms, rec, call);
 }
 
 /* Whether mark m has completed, asked with the call that converts it: once there is a reference, the elapsed-time
@@ -352,7 +363,7 @@ static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
 {
     *h = INT64_MIN;
     if (ds->ref && m->ms_gen == ds->ref_gen) {  /* an idle check found it completed and took its time (stream_idle) */
-        *h = convert(ds, m->ms, m->rec);
+        *h = convert(ds, m->ms, m->rec, m->rec_call);
         return 1;
     }
     if (ds->ref && vg_real.cuEventElapsedTime) {
@@ -360,7 +371,7 @@ static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
         ST_COUNT(elapsed);
         CUresult r = vg_real.cuEventElapsedTime(&ms, ds->ref, m->e);
         if (r == CUDA_SUCCESS) {
-            *h = convert(ds, ms, m->rec);
+            *h = convert(ds, ms, m->rec, m->rec_call);
             return 1;
         }
         if (r == CUDA_ERROR_NOT_READY)
@@ -386,12 +397,13 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now, int64_t
         ds->ref = m->e;
         ds->ref_gen = ds->ref_gen + 1 ? ds->ref_gen + 1 : 1;  /* never 0: a mark's "none" */
         ds->off_lo = m->rec;
+        ds->off_lo_call = m->rec_call;
         ds->off_hi = INT64_MAX;
         ds->seen_raw = 0;
         ds->ref_at = now;
         return m->rec;
     }
-    int64_t h = known != INT64_MIN ? known : completion(ds, m->e, m->rec, now);
+    int64_t h = known != INT64_MIN ? known : completion(ds, m->e, m->rec, m->rec_call, now);
     if (now - ds->ref_at < REBASE_NS) {
         put_event(ds, m->e);
         return h;
@@ -885,7 +897,7 @@ static void collect(struct dstate *ds, int all)
                 }
                 ds->yield_at = ds->resume_at = 0;  /* its work holds the GPU again */
             } else {
-                int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, now);
+                int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, m->rec_call, now);
                 int64_t start = span_start(ds, q, m);
                 int deep_in = 0;  /* the span closes a deep run's mark: the estimate is fed per launch */
                 if (!m->coarse && h > start) {  /* run_probe's guess: wall time per mark, averaged over ~4 */
@@ -1197,6 +1209,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     if (e)
         ST_COUNT(records);
     CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
+    int64_t rec_call = vg_now_ns() - now;  /* the record call's host time (sub_floor) */
     relaxed_end(swapped, &mode);
     ST_STOP(ST_MARK);
     if (!e || rec != CUDA_SUCCESS) {
@@ -1210,6 +1223,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
     q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
     q->ring[(q->head + q->count) % RING].sub = kind == MK_END ? q->unmarked_sub : 0;  /* span_start */
+    q->ring[(q->head + q->count) % RING].rec_call = rec_call > 0 ? rec_call : 0;
     q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     if (kind == MK_END) {
         /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
@@ -1254,6 +1268,7 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
     end->paired = 1;
     q->ring[(q->head + q->count) % RING] = (struct mark){end->e, end->rec, end->rec, MK_START, 0, ds->coarse, 0, 0, 0,
                                                          0, end->seq};
+    q->ring[(q->head + q->count) % RING].rec_call = end->rec_call;  /* one record for both */
     q->count++;
     ds->oldest_stale = 1;
     ds->calib_at = end->rec;
@@ -2168,6 +2183,7 @@ static int64_t drop_measured(struct dstate *ds)
     ds->oldest_stale = 1;
     ds->ref = NULL;
     ds->off_lo = 0;
+    ds->off_lo_call = 0;
     ds->off_hi = INT64_MAX;
     ds->seen_raw = INT64_MIN;
     ds->ref_at = ds->calib_at = 0;

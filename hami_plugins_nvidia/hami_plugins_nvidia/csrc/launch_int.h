@@ -76,6 +76,8 @@ struct mark {
     int64_t sub;     /* precise MK_START opening a launch, or MK_END of launches whose first was precise: the host time
                         that (first) launch's kernel may start from at the earliest (launch.c submitted_at), 0 = none;
                         the launch call has not returned while dstate.opening points at it */
+    int64_t rec_call; /* the host time its cuEventRecord call took (rec is read before it): how much of a converted time's
+                        error, when this mark set the reference's lower bound, is the call's (launch.c sub_floor) */
     uint64_t chain;  /* precise MK_END: 1 + the seq of the mark before it on its stream that the idle check of its
                         first launch found not completed (launch.c stream_idle), 0 = none: its launches queued behind
                         that mark's, so its span starts where that one ends, with no idle gap between (chained_run) */
@@ -219,6 +221,7 @@ struct dstate {
     uint32_t ref_gen;       /* changes with ref: a mark's elapsed time taken from an earlier one is not used (mark.ms) */
     int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
                                off_hi INT64_MAX = none yet) */
+    int64_t off_lo_call;    /* the record call's host time of the mark that set off_lo (mark.rec_call) */
     int64_t seen_raw;       /* latest completion (from the reference) collected since the last upper bound,
                                INT64_MIN = none */
     int64_t ref_at;         /* when it became the reference */
