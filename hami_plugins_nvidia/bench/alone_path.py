@@ -21,6 +21,7 @@ on whatever machine runs it, never hardware figures.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -67,7 +68,7 @@ def run_once(app: Path, fake_dir: Path, lib: Path | None, tmp: Path, a: argparse
     env = base_env(fake_dir, tmp, "ctr")
     env.update(FAKE_CUDA_GPU=str(tmp / "gpu"), FAKE_CUDA_COSTS_NS=a.costs)
     if lib is not None:
-        env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_SM_LIMIT="70", GPU_CORE_UTILIZATION_POLICY="force",
+        env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_SM_LIMIT=str(a.limit), GPU_CORE_UTILIZATION_POLICY="force",
                    HAMI_LAUNCH_STATS="1")
     args = ["ctx", "0", *loop(a, 0.4), "calls", "ctxcalls", *loop(a, a.seconds), "calls", "ctxcalls", "ctxsync", "gpu"]
     pre = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
@@ -87,6 +88,13 @@ def run_once(app: Path, fake_dir: Path, lib: Path | None, tmp: Path, a: argparse
         gpu = float([w for w in lines if w[0] == "gpu"][-1][1])
         with region.SharedRegion(tmp / "ctr" / "region") as reg:
             res["charge"] = reg.busy_ns(0) / gpu if gpu > 0 else float("nan")
+            # the measured window's own: the fake's GPU time and the charge over the whole run, % of the window's wall
+            # (the warm-up's share is small: 0.4 s of a --seconds run, same shape)
+            whole = float(spins[1][3]) - float(spins[0][2])
+            res["gpu_pct"] = 100 * gpu / 1e9 / whole
+            res["charged_pct"] = 100 * reg.busy_ns(0) / 1e9 / whole
+        if os.environ.get("ALONE_PATH_STDERR"):
+            print(p.stderr, file=sys.stderr)
         st = [ln for ln in p.stderr.splitlines() if "launch stats:" in ln]
         if st:
             for k, rx in STATS.items():
@@ -113,10 +121,13 @@ def main() -> int:
     ap.add_argument("--sync", type=int, default=183, help="launches between host syncs (a step)")
     ap.add_argument("--costs", default=H100_COSTS, help="FAKE_CUDA_COSTS_NS")
     ap.add_argument("--cpus", default="", help="cores the program runs on (e.g. 0); default: not pinned")
+    ap.add_argument("--limit", type=int, default=70, help="CUDA_DEVICE_SM_LIMIT at force (1-99)")
     a = ap.parse_args()
     check_round_args(ap, a)
     if not 0 <= a.kernel_us <= 10000 or not 0 <= a.gap_us <= 10000 or not 1 <= a.sync <= 1000000:
         ap.error("0 <= --kernel-us <= 10000, 0 <= --gap-us <= 10000, 1 <= --sync <= 1000000")
+    if not 1 <= a.limit <= 99:
+        ap.error("1 <= --limit <= 99")
     cpus = parse_cpus(ap, a.cpus)
     raw: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="alonepath-") as td:
@@ -132,15 +143,16 @@ def main() -> int:
             raw.setdefault(name, []).append(r)
             print(f"round {n}: {name}: {r}", file=sys.stderr)
     result = {**record_head(a, kernel_us=a.kernel_us, gap_us=a.gap_us, sync=a.sync, seconds=a.seconds,
-                            costs=a.costs, cpus=a.cpus), "runs": raw}
+                            costs=a.costs, cpus=a.cpus, limit=a.limit), "runs": raw}
     cols = [("share", ".1f", "launches/s, % of native"), ("added_ns", ".0f", "host ns a launch added"),
             ("records", ".4f", "records a launch"), ("elapsed", ".4f", "elapsed-time calls a launch"),
             ("ctx", ".3f", "context calls a launch"), ("coarse_pct", ".1f", "% coarse"),
             ("verifications", ".0f", "verifications"), ("charging", ".0f", "of them charging"),
             ("doubt_charged_ms", ".1f", "doubt charged (ms)"), ("library_us", ".3f", "library us (sampled)"),
             ("wakes", ".0f", "watcher wakes"), ("invol", ".0f", "involuntary switches"),
-            ("charge", ".3f", "charged / GPU time")]
-    md = [*record_title("A coarse tenant alone at force 70 (alone_path.py)", result, a.note),
+            ("charge", ".3f", "charged / GPU time"), ("gpu_pct", ".1f", "fake GPU % of wall"),
+            ("charged_pct", ".1f", "charged % of wall")]
+    md = [*record_title(f"A tenant alone at force {a.limit} (alone_path.py)", result, a.note),
           "| build | " + " | ".join(c[2] for c in cols) + " |", "|---|" + "---|" * len(cols)]
     md += [f"| {name} | " + " | ".join(cell(runs, k, f) for k, f, _ in cols) + " |" for name, runs in raw.items()]
     return write_record(a, result, "\n".join(md) + "\n")

@@ -37,8 +37,11 @@
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
  * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
  * A program whose busy time stays below its limit is never held. Per launch: one end mark (except in a deep run,
- * below); a start mark on an idle stream only while another container is present (alone there is nobody to wait behind, so the host
- * enqueue time is the start; one start mark per 5 ms still calibrates the clock). Completions are collected
+ * below); a start mark on an idle stream only while another container is present (alone there is nobody to wait behind, so the
+ * launch's submission is the start, as for a start mark: span_start, sub_floor; one start mark per 5 ms still calibrates the
+ * clock). Alone the span started at the host enqueue, before the launch call, until issue 18's alonespan; a span from the
+ * submission must also leave the record call's host time out of the converted end's error (sub_floor: from the call's
+ * return alone the fake's inference shape was charged 0.57 x; docs/results/2026-12-06-fake-alonespan.md). Completions are collected
  * by the launching thread itself every 100 us while it launches; the watcher thread does it only while the
  * program does not launch (the two contending for the lock cost the inference loop a third of its passes on
  * the H200; HAMI_WATCHER_ALWAYS_HARVESTS builds the old way for that comparison). The watcher closes any
@@ -274,6 +277,39 @@ static int64_t ref_time(const struct dstate *ds)
     return ds->off_hi - COLLECT_LAG_NS;
 }
 
+/* The earliest host time a span opened by a launch submitted at sub (submitted_at; 0 = none) may start from, against
+ * completions converted to host time: sub itself while the reference's bounds are within 20 us (its estimate, the lower
+ * bound, puts every converted time early by the promptest mark's latency, and a kernel reaches the GPU no faster than
+ * an event record, so a span from the submission still holds the kernel's time; where no mark since the reference was
+ * prompt, early by up to the bounds' width: the residual the rule accepts), sub less the 20 us a converted time may be
+ * early by otherwise; no upper bound yet (the first marks): INT64_MIN, no move (the fake's first 10 us kernel, its end
+ * converted ~9 us early, was charged 0). One rule for start marks (collect) and end marks (span_start). */
+static int64_t sub_floor(const struct dstate *ds, int64_t sub)
+{
+    if (!sub || ds->off_hi == INT64_MAX)
+        return INT64_MIN;
+    int64_t early = ds->off_hi - ds->off_lo <= COLLECT_LAG_NS ? 0 : ds->off_hi - ref_time(ds);
+    /* the lower bound comes from a record time read before its record call, a submission after the launch call: the
+     * converted time is early by that record call's host time too, which a kernel's latency from its submission does
+     * not cover (fake, 1.8 us record calls, 5 us kernels alone with a sync a pass: charged 0.57 x without this) */
+    if (ds->off_lo_call > early)
+        early = ds->off_lo_call;
+    return sub - early;
+}
+
+/* Where the span of end mark m starts: chained, where q's last completion was, or at its first launch's host enqueue
+ * if later, and in both cases no earlier than that launch's submission (sub_floor). The enqueue is the host time
+ * before the driver's launch call: alone a precise launch on an idle stream has no start mark (the header), and a
+ * span from its enqueue held the launch call's host time and the library's code before it (fake libcuda, 5 us kernels
+ * 40 us apart alone at force: charged ~4 x the fake's GPU time, held at its limit for ~11 % of the GPU at 50 %;
+ * docs/results/2026-12-06-fake-alonespan.md). Every span start read from m->enq goes through here. */
+static int64_t span_start(const struct dstate *ds, const struct squeue *q, const struct mark *m)
+{
+    int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+    int64_t from = sub_floor(ds, m->sub);
+    return from > start ? from : start;
+}
+
 /* Applies the upper bound of the marks found complete since the last call: the host saw each of them
  * complete before now, which is read after their queries. */
 static void seen(struct dstate *ds)
@@ -290,11 +326,13 @@ static void seen(struct dstate *ds)
 }
 
 /* The host time of a completed mark from its elapsed time after the reference (ms), tightening the bounds. */
-static int64_t convert(struct dstate *ds, float ms, int64_t rec)
+static int64_t convert(struct dstate *ds, float ms, int64_t rec, int64_t call)
 {
     int64_t raw = (int64_t)((double)ms * 1e6), r0 = ref_time(ds);
-    if (rec - raw > ds->off_lo)
+    if (rec - raw > ds->off_lo) {
         ds->off_lo = rec - raw;
+        ds->off_lo_call = call;  /* the lower bound's error includes this record call's host time (sub_floor) */
+    }
     if (ds->off_hi < ds->off_lo)
         ds->off_hi = ds->off_lo;
     if (raw > ds->seen_raw)
@@ -303,7 +341,7 @@ static int64_t convert(struct dstate *ds, float ms, int64_t rec)
     return ref_time(ds) + raw;
 }
 
-static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now)
+static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t call, int64_t now)
 {
     float ms = 0;
     if (!ds->ref || !vg_real.cuEventElapsedTime)
@@ -311,7 +349,7 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t now
     ST_COUNT(elapsed);
     if (vg_real.cuEventElapsedTime(&ms, ds->ref, e) != CUDA_SUCCESS)
         return now;
-    return convert(ds, ms, rec);
+    return convert(ds, ms, rec, call);
 }
 
 /* Whether mark m has completed, asked with the call that converts it: once there is a reference, the elapsed-time
@@ -325,7 +363,7 @@ static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
 {
     *h = INT64_MIN;
     if (ds->ref && m->ms_gen == ds->ref_gen) {  /* an idle check found it completed and took its time (stream_idle) */
-        *h = convert(ds, m->ms, m->rec);
+        *h = convert(ds, m->ms, m->rec, m->rec_call);
         return 1;
     }
     if (ds->ref && vg_real.cuEventElapsedTime) {
@@ -333,7 +371,7 @@ static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
         ST_COUNT(elapsed);
         CUresult r = vg_real.cuEventElapsedTime(&ms, ds->ref, m->e);
         if (r == CUDA_SUCCESS) {
-            *h = convert(ds, ms, m->rec);
+            *h = convert(ds, ms, m->rec, m->rec_call);
             return 1;
         }
         if (r == CUDA_ERROR_NOT_READY)
@@ -359,12 +397,13 @@ static int64_t calibrate(struct dstate *ds, struct mark *m, int64_t now, int64_t
         ds->ref = m->e;
         ds->ref_gen = ds->ref_gen + 1 ? ds->ref_gen + 1 : 1;  /* never 0: a mark's "none" */
         ds->off_lo = m->rec;
+        ds->off_lo_call = m->rec_call;
         ds->off_hi = INT64_MAX;
         ds->seen_raw = 0;
         ds->ref_at = now;
         return m->rec;
     }
-    int64_t h = known != INT64_MIN ? known : completion(ds, m->e, m->rec, now);
+    int64_t h = known != INT64_MIN ? known : completion(ds, m->e, m->rec, m->rec_call, now);
     if (now - ds->ref_at < REBASE_NS) {
         put_event(ds, m->e);
         return h;
@@ -520,9 +559,9 @@ static void relaxed_end(int swapped, int *mode)
  * most a quarter of its wait, 1 ms), never changes it; until then it counts as in-flight work (inflight_ns) and
  * in the in-flight bound (oldest_age). A CUDA graph running 40 ms was asked every 100 us (257-513 elapsed-time
  * calls on the fake); now ~15 + one per ms. */
-static void ask_later(const struct squeue *q, struct mark *m, int64_t now)
+static void ask_later(const struct dstate *ds, const struct squeue *q, struct mark *m, int64_t now)
 {
-    int64_t from = m->kind == MK_END && q->done_end > m->enq ? q->done_end : m->enq;
+    int64_t from = m->kind == MK_END ? span_start(ds, q, m) : m->enq;
     int64_t wait = (now - from) / 4;
     m->ask_at = wait > HARVEST_GAP_NS ? now + (wait < ASK_MAX_NS ? wait : ASK_MAX_NS) : 0;
 }
@@ -676,7 +715,7 @@ static int run_end(struct dstate *ds, struct squeue *q, struct mark *last, int64
     if (last->ms_gen != ds->ref_gen)
         return 0;  /* completed, its time not taken (the conversion failed otherwise): one by one */
     const struct mark *m = &q->ring[q->head];
-    int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+    int64_t start = span_start(ds, q, m);
     int64_t end = ref_time(ds) + (int64_t)((double)last->ms * 1e6);  /* as convert() will put it, about */
     int user = -1;
     if (ds->shared && (ds->yield_at || taken_at(ds, ds->last_end > start ? ds->last_end : start, end + 1, now, &user)))
@@ -814,7 +853,7 @@ static void collect(struct dstate *ds, int all)
                     q->busy_lag = now - m->rec;
                     if (ds->deep_extra)
                         deep_seen(q, 0, now);
-                    ask_later(q, m, now);
+                    ask_later(ds, q, m, now);
                     misses++;
                     ST_COUNT(misses);
                     asked_running |= m->kind == MK_END;
@@ -835,20 +874,11 @@ static void collect(struct dstate *ds, int all)
                 int64_t h = g;
                 /* the launch it opens runs from its submission at the earliest (submitted_at): the GPU idled for
                  * this process between the mark and then, so neither its charge nor its busy interval starts sooner.
-                 * The submission is a host clock read, the span's end a converted GPU time. While the reference's
-                 * bounds are within 20 us its estimate is the lower bound (ref_time), which puts every converted time
-                 * early by the promptest mark's latency (an event record reaching the GPU); a kernel reaches the GPU
-                 * no faster than a record, so a span from the submission still holds the kernel's time (where no
-                 * mark since the reference was prompt, early by up to the bounds' width: a residual; on the fake every
-                 * precise launch's start mark on an idle stream was prompt, within ~0.3 us). With wider
-                 * bounds the estimate is 20 us below the upper one, and a converted time may be early by that much:
-                 * the start moves to the submission less it. No upper bound yet (the first marks): no move (the
-                 * fake's first 10 us kernel, its end converted ~9 us early, was charged 0) */
-                if (m->sub && ds->off_hi != INT64_MAX) {
-                    int64_t from = m->sub - (ds->off_hi - ds->off_lo <= COLLECT_LAG_NS ? 0 : ds->off_hi - ref_time(ds));
-                    if (from > h)
-                        h = from;
-                }
+                 * The submission is a host clock read, the span's end a converted GPU time: sub_floor says how far
+                 * before the submission a span may start for the conversion's error (the same rule as end marks') */
+                int64_t from = sub_floor(ds, m->sub);
+                if (from > h)
+                    h = from;
                 if (h > q->done_end)
                     q->done_end = h;
                 if (!m->coarse && ds->since_gpu && h > ds->last_end && !running(ds, q)) {
@@ -867,8 +897,8 @@ static void collect(struct dstate *ds, int all)
                 }
                 ds->yield_at = ds->resume_at = 0;  /* its work holds the GPU again */
             } else {
-                int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, now);
-                int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
+                int64_t h = done_h != INT64_MIN ? done_h : completion(ds, m->e, m->rec, m->rec_call, now);
+                int64_t start = span_start(ds, q, m);
                 int deep_in = 0;  /* the span closes a deep run's mark: the estimate is fed per launch */
                 if (!m->coarse && h > start) {  /* run_probe's guess: wall time per mark, averaged over ~4 */
                     int64_t s = (h - start) / (run + 1);
@@ -1179,6 +1209,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     if (e)
         ST_COUNT(records);
     CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
+    int64_t rec_call = vg_now_ns() - now;  /* the record call's host time (sub_floor) */
     relaxed_end(swapped, &mode);
     ST_STOP(ST_MARK);
     if (!e || rec != CUDA_SUCCESS) {
@@ -1191,6 +1222,8 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample, 0, 0,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
     q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
+    q->ring[(q->head + q->count) % RING].sub = kind == MK_END ? q->unmarked_sub : 0;  /* span_start */
+    q->ring[(q->head + q->count) % RING].rec_call = rec_call > 0 ? rec_call : 0;
     q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     if (kind == MK_END) {
         /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
@@ -1235,6 +1268,7 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
     end->paired = 1;
     q->ring[(q->head + q->count) % RING] = (struct mark){end->e, end->rec, end->rec, MK_START, 0, ds->coarse, 0, 0, 0,
                                                          0, end->seq};
+    q->ring[(q->head + q->count) % RING].rec_call = end->rec_call;  /* one record for both */
     q->count++;
     ds->oldest_stale = 1;
     ds->calib_at = end->rec;
@@ -2078,7 +2112,7 @@ static int64_t owed_from(const struct dstate *ds, int64_t now)
         for (int k = 0; k < q->count; k++) {
             const struct mark *m = &q->ring[(q->head + k) % RING];
             if (m->kind == MK_END && m->n) {  /* the queue's oldest launches: chained after its last completion */
-                int64_t a = m->enq > q->done_end ? m->enq : q->done_end;
+                int64_t a = span_start(ds, q, m);
                 from = !from || a < from ? a : from;
                 break;
             }
@@ -2149,6 +2183,7 @@ static int64_t drop_measured(struct dstate *ds)
     ds->oldest_stale = 1;
     ds->ref = NULL;
     ds->off_lo = 0;
+    ds->off_lo_call = 0;
     ds->off_hi = INT64_MAX;
     ds->seen_raw = INT64_MIN;
     ds->ref_at = ds->calib_at = 0;
@@ -2467,6 +2502,8 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     }
     if (ds->opening)
         ds->call_at = vg_now_ns();  /* the driver's launch call begins: its kernel cannot start before */
+    else
+        ds->call_at = ds->now_at;  /* no clock read: the launch's own, before the call (an end mark's sub) */
     return ds;
 }
 
@@ -2524,8 +2561,12 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         unmeasured_end(ds, r);
     int64_t now = ds->now_at;  /* the launch's clock read: the driver's launch call took microseconds at most */
     if (q && r == CUDA_SUCCESS) {
-        if (!q->unmarked)
+        if (!q->unmarked) {
             q->unmarked_enq = q->last_launch;
+            /* a precise run's first launch: where its span may start (span_start); coarse runs keep their enqueue
+             * (their spans are doubt, judged by the windows) and pay no clock read */
+            q->unmarked_sub = ds->coarse ? 0 : submitted_at(ds, graph);
+        }
         q->unmarked++;
         if (ds->capped) {  /* its start if none is, and its queued work's end as it grows (region.c) */
             int64_t until = owed_until(ds, now);

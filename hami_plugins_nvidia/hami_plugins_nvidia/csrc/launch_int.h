@@ -73,9 +73,11 @@ struct mark {
     int deep;        /* MK_END closing a deep run (launch.c deep_defer): its launches whose own mark was deferred, counted
                         in dstate.deep_extra until it is collected */
     int proven;      /* ... a collection found a mark before it not completed after it was recorded (deep_proven) */
-    int64_t sub;     /* precise MK_START opening a launch: the host time its kernel may start from at the earliest
-                        (launch.c submitted_at), 0 = none; the launch call has not returned while dstate.opening
-                        points at it */
+    int64_t sub;     /* precise MK_START opening a launch, or MK_END of launches whose first was precise: the host time
+                        that (first) launch's kernel may start from at the earliest (launch.c submitted_at), 0 = none;
+                        the launch call has not returned while dstate.opening points at it */
+    int64_t rec_call; /* the host time its cuEventRecord call took (rec is read before it): how much of a converted time's
+                        error, when this mark set the reference's lower bound, is the call's (launch.c sub_floor) */
     uint64_t chain;  /* precise MK_END: 1 + the seq of the mark before it on its stream that the idle check of its
                         first launch found not completed (launch.c stream_idle), 0 = none: its launches queued behind
                         that mark's, so its span starts where that one ends, with no idle gap between (chained_run) */
@@ -89,6 +91,7 @@ struct squeue {
     int capture;           /* the stream was being captured at the current launch */
     int sample;            /* the current launch is a coarse sample: its end mark closes it alone */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
+    int64_t unmarked_sub;  /* ... and its submission (launch.c submitted_at), 0 = none (coarse): its end mark's sub */
     int deep_run;          /* precise: of them, launches whose own end mark was deferred (launch.c deep_defer) */
     int queued;            /* launches closed by its end marks not collected yet (the GPU's backlog, an upper bound) */
     int64_t deep_off;      /* no deferral before this (a deep run's proof failed: the bet on the backlog lost) */
@@ -218,6 +221,7 @@ struct dstate {
     uint32_t ref_gen;       /* changes with ref: a mark's elapsed time taken from an earlier one is not used (mark.ms) */
     int64_t off_lo, off_hi; /* its host time lies in [off_lo, off_hi] (the tightest bounds the marks gave;
                                off_hi INT64_MAX = none yet) */
+    int64_t off_lo_call;    /* the record call's host time of the mark that set off_lo (mark.rec_call) */
     int64_t seen_raw;       /* latest completion (from the reference) collected since the last upper bound,
                                INT64_MIN = none */
     int64_t ref_at;         /* when it became the reference */
@@ -235,7 +239,8 @@ struct dstate {
     int reopen;             /* back from coarse mid-busy-period: the next launch gets a start mark */
     struct mark *opening;   /* the precise start mark of the launch whose driver call is in progress (launch_end sets
                                its sub; not collected before: collect) */
-    int64_t call_at;        /* ... and the host time that call began at the earliest */
+    int64_t call_at;        /* ... and the host time that call began at the earliest (no start mark: the launch's own
+                               clock read, before the call) */
     int64_t mode_at;        /* when the current mode began */
     int64_t est_ns;         /* charge per launch measured by the last precise window, 0 = none yet */
     int64_t doubt_ns;       /* coarse spans not charged (span - estimate) since the last verification */
