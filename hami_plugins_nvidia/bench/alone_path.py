@@ -21,7 +21,6 @@ on whatever machine runs it, never hardware figures.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
@@ -93,8 +92,6 @@ def run_once(app: Path, fake_dir: Path, lib: Path | None, tmp: Path, a: argparse
             whole = float(spins[1][3]) - float(spins[0][2])
             res["gpu_pct"] = 100 * gpu / 1e9 / whole
             res["charged_pct"] = 100 * reg.busy_ns(0) / 1e9 / whole
-        if os.environ.get("ALONE_PATH_STDERR"):
-            print(p.stderr, file=sys.stderr)
         st = [ln for ln in p.stderr.splitlines() if "launch stats:" in ln]
         if st:
             for k, rx in STATS.items():
