@@ -22,7 +22,9 @@ before that is off unset). Cases:
           did (88 %; 67-82 % on a loaded host); graphs-gap adds 50 us of host time a step (35-80 % busy alone as
           the host is loaded), graphs-short has 100 us graphs (41-59 % busy alone: host-bound), graphs-long 2 ms
           graphs and 1.2 ms of host time a step (~74 % busy alone, little of it the host's speed: the CI test's
-          shape, test_interposer_turns.py GRAPHS);
+          shape, test_interposer_turns.py GRAPHS); graphs-go is graphs as bench/real_workloads.py runs a pair: 0.1 s
+          of steps (the warm-up), 600 ms idle (the wait for the pair's common start), then the measured window (H100
+          record 12: a tenant still capped across the wait read it as a demand of ~0 and re-entered turns late);
   mixed   (--cases mixed) A 300 us kernels, a sync and 200 us of host time after each (~43 % busy alone), B bound's
           GPU-bound program, default: a tenant busy under half the limits' sum beside a GPU-bound one, which taking
           turns would leave its window x its busy fraction (run it with --pairs 30+70);
@@ -68,11 +70,13 @@ from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, 
     write_record,
 )
 
-SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
+SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}  # --switch-us replaces the switch's cost
 PROGRAMS = {"bound": ["spin", "2000", "0", "{secs}", "4"], "launch": ["spin", "100", "300", "{secs}", "1"],
             "loop": ["spin", "60", "0", "{secs}", "750"], "train": ["spin", "20", "0", "{secs}", "750"],
             "graphs": ["graphs", "400", "2", "0", "{secs}"], "graphs-gap": ["graphs", "400", "2", "50", "{secs}"],
-            "graphs-short": ["graphs", "100", "2", "0", "{secs}"], "graphs-long": ["graphs", "2000", "2", "1200", "{secs}"]}
+            "graphs-short": ["graphs", "100", "2", "0", "{secs}"],
+            "graphs-long": ["graphs", "2000", "2", "1200", "{secs}"],
+            "graphs-go": ["graphs", "400", "2", "0", "0.1", "sleep", "600", "graphs", "400", "2", "0", "{secs}"]}
 #: case mixed: A keeps the fake GPU ~43 % busy alone (300 us kernels, a sync and 200 us of host time after each), B is
 #: GPU-bound (bound's program): a tenant busy under half the limits' sum beside a GPU-bound one (turns.c turn_wanted)
 MIXED = {"mixed": (["spin", "300", "200", "{secs}", "1"], ["spin", "2000", "0", "{secs}", "4"])}
@@ -80,9 +84,10 @@ MIXED = {"mixed": (["spin", "300", "200", "{secs}", "1"], ["spin", "2000", "0", 
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
-          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "mixed": "default",
-          "trainfer": "default"}
-GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "mixed", "trainfer")
+          "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "graphs-go": "default",
+          "mixed": "default", "trainfer": "default"}
+GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
+             "trainfer")
 #: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
 #: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
 SECOND = {"trainfer": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"})}
@@ -226,8 +231,14 @@ def main() -> int:
     ap.add_argument("--arms", default="native,off,on", help="comma-separated subset of " + ", ".join(ARMS))
     ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of " + ",".join(GPU_CASES))
     ap.add_argument("--no-launch-bound", action="store_true", help="leave the launch-bound pair out")
+    ap.add_argument("--switch-us", type=int, default=200,
+                    help="the fake GPU's context switch cost, us (0..5000; default 200): a costlier switch, as the "
+                         "H100's graphs pair time-slicing at 59 %% of solo, shows what time-slicing costs a pair")
     a = ap.parse_args()
     check_round_args(ap, a)
+    if not 0 <= a.switch_us <= 5000:
+        ap.error(f"--switch-us {a.switch_us}: must be 0..5000")
+    SLICED["FAKE_CUDA_SWITCH_US"] = str(a.switch_us)
     pairs = parse_pairs(ap, a.pairs)
     arms = [x for x in a.arms.split(",") if x]
     if not arms or any(x not in ARMS for x in arms):

@@ -133,6 +133,10 @@ struct squeue {
 #define TURN_BOUND_OFF_MAX_NS 16000000000LL /* ... up to this (a launch-bound loop then spends ~1-4 % of its time in
                                              turns: ~0.2-0.6 s each time it gets in, fake) */
 #define TURN_WIN_TAU_NS 200000000LL  /* ... over ~two periods (decaying sums) */
+/* turns' demand estimate and stay test skip a window with this much of it quiet: neither its kernels running nor its
+ * host waiting for its work or held (lending.c update_solo_demand; issue 18 record 12: a pair idle ~0.5-1 s before
+ * its measured window re-entered turns only ~0.5 s into it, the graphs pair time-slicing there) */
+#define TURN_QUIET_NS 100000000LL
 #define INFLIGHT_MARK_MAX_NS 500000000LL
 #define SHARE_WINDOW_NS 500000000LL  /* a neighbour whose work is not measured shares for 500 ms after its last launch */
 #define IDLE_WINDOW_NS 100000000LL   /* one whose last work was measured to end: for 100 ms after that end */

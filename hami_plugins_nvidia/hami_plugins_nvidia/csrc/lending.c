@@ -86,13 +86,27 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
      * 70 read 39.7 and 61.5 %, JAX 35.1 and 66.5 %, near the stay test's edge, and JAX was on only 2.1-3.0 s of
      * 4 s; on the fake a 5 ms window all held by turns gave a 0 sample). A ratio of sums: kernels over solo time */
     double ht = h + f < dt ? h + f : dt, st = solo_time(dt, k, b, ht);
-    int64_t wt = st >= FRAC_TAU_NS ? 1024 : (int64_t)(st * 1024 / FRAC_TAU_NS);
-    if (ds->sd_n == 1)
-        wt = 1024;  /* the first update replaces the estimate, as solo_bp's */
-    else if (ds->sd_n <= 16 && wt < (int64_t)(st * 1024 / ((double)dt * ds->sd_n)))
-        wt = (int64_t)(st * 1024 / ((double)dt * ds->sd_n));  /* the next ones: a mean, as solo_bp's */
-    ds->turn_bp += (solo_sample(dt, k, b, ht) - ds->turn_bp) * wt / 1024;
-    turns_note_window(ds, ds->sd_at, now, dt, (int64_t)k);  /* turns' stay test (turns.c) */
+    if (st - k >= (double)TURN_QUIET_NS) {
+        /* a quiet stretch: at least TURN_QUIET_NS of the window with none of its kernels running, its host neither
+         * waiting for its work nor held; only a program that launched nothing and waited for nothing that long
+         * gives one (updates come every FRAC_GAP_NS while it launches). It says nothing of how busy the program
+         * keeps the GPU when it runs, which is what turns ask: read as one sample (its weight is 1 once it spans
+         * FRAC_TAU_NS), the ~0.5-1 s a bench pair idled before its window dropped turn_bp to ~0 (it stays under the
+         * 1 s restart above), and the pair time-sliced until the estimate climbed back over turn_wanted's entry bound:
+         * the fake's graphs pair ~0.2 s, H100 record 12's ~0.5 s of 4 s, at the native pair's 59 % of solo.
+         * Skipped, turns' estimate keeps what the program did when it last ran, and the stay test's sums restart (its
+         * windows' time in the stretch, with no kernels, would judge it out). Turns only ever hold, so no limit can
+         * fail open; solo_bp (switch charging, lending) is updated as before. */
+        turns_note_window(ds, now, now, 0, 0);
+    } else {
+        int64_t wt = st >= FRAC_TAU_NS ? 1024 : (int64_t)(st * 1024 / FRAC_TAU_NS);
+        if (ds->sd_n == 1)
+            wt = 1024;  /* the first update replaces the estimate, as solo_bp's */
+        else if (ds->sd_n <= 16 && wt < (int64_t)(st * 1024 / ((double)dt * ds->sd_n)))
+            wt = (int64_t)(st * 1024 / ((double)dt * ds->sd_n));  /* the next ones: a mean, as solo_bp's */
+        ds->turn_bp += (solo_sample(dt, k, b, ht) - ds->turn_bp) * wt / 1024;
+        turns_note_window(ds, ds->sd_at, now, dt, (int64_t)k);  /* turns' stay test (turns.c) */
+    }
     if (ds->bgpu && ds->user_idx >= 0)
         __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], (int32_t)ds->solo_bp, __ATOMIC_RELEASE);
     if (ds->shared && k > 0) {  /* for the launch stats line: the last figures while shared and launching */
