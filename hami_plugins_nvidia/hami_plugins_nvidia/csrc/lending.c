@@ -41,7 +41,8 @@ void note_held(struct dstate *ds, int64_t now)
  * own (turns.c), counts the launches' waits for a full mark ring (push_mark) as held, as the in-flight bound's holds
  * are: a loop ~127 launches ahead of its GPU waits there for its own work, and alone it would keep the GPU busy all
  * along; counted as host time, its estimate read as its charged share. turn_bp also weighs each window by its
- * solo time, not its wall time (a window spent held counts for nothing; see there). solo_bp keeps its meaning
+ * solo time, not its wall time (a window spent held counts for nothing; see there), and skips a window with a quiet
+ * stretch of TURN_QUIET_NS (a program back from idling keeps its estimate; see there). solo_bp keeps its meaning
  * (switch charging, the board): a ring wait overlaps the sync wait note_blocked counts at most by one launch per
  * period. */
 static void update_solo_demand(struct dstate *ds, int64_t now)

@@ -183,7 +183,9 @@ void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t pre
  * weighs by the time its program would have run alone in it, so the windows it spends held by the others' turns
  * count for nothing: read as 0 they pulled the estimate to about its charged share while taking turns, at the stay
  * test's edge, and the pairs went off and on, time-slicing between: H100 record 9 stage 15, fake graphs pair off 3-6
- * times in 2 s); the neighbours' are their published solo_bp, one taking turns at least its limit (turn_nbr_bp,
+ * times in 2 s; and a window with a quiet stretch of TURN_QUIET_NS is skipped: a bench pair's ~0.5-1 s wait for its
+ * start read as a demand of ~0 and kept it out of turns ~0.5 s into its window, H100 record 12); the neighbours' are
+ * their published solo_bp, one taking turns at least its limit (turn_nbr_bp,
  * note_users). Taking turns, it is judged by what it does in its own windows (turn_judged). */
 static int turn_wanted(const struct dstate *ds, int64_t now, int nbr_lim)
 {
