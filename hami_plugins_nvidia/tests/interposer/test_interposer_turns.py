@@ -495,3 +495,8 @@ def test_the_turns_bench_reads_both_forms_of_the_stats_lines_turns_section() -> 
     assert (got["turn_demand"], got["turn_first_ms"], got["turn_offs"]) == (93.4, 38.5, 2)
     never = now.replace("812.0 ms;", "812.0 ms, first on after -1.0 ms, off 0 times;")
     assert (mod.turn_stats(never)["turn_first_ms"], mod.turn_stats(never)["turn_offs"]) == (-1.0, 0)
+    # since trainfer: the wall's accounting at the line's end (credit capped, and while held; held with nothing queued)
+    acc = now + "; precise by choice 9: ...; credit capped 93.1 ms (0.5 ms held), held with nothing queued 594.4 ms"
+    got = mod.turn_stats(acc)
+    assert (got["capped_ms"], got["capped_held_ms"], got["held_idle_ms"], got["turn_cuts"]) == (93.1, 0.5, 594.4, 2)
+    assert "held_idle_ms" not in mod.turn_stats(now)
