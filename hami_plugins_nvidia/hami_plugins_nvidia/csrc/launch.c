@@ -1827,9 +1827,10 @@ static void throttle(struct dstate *ds, int sm)
          * under default (issue 18, the conformance pair: a training loop beside a launch-bound inference loop at
          * 50 + 50): the wave's long on-phases are for a GPU it has alone (a power-capped GPU's short bursts), while
          * its off-phase on a shared GPU drained its whole queue and left the GPU to a neighbour that does not fill it
-         * (fake: held with nothing queued 14-20 % of its wall, the GPU idle 13-14 %, the pair charged 88-91 %). It
+         * (fake: held with nothing queued 14-20 % of its wall, the GPU idle 11-17 %; now 6-10 % and 7-10 %). It
          * resumes as soon as its credit covers its queued work: the same credit, spent as it comes, so its charge
-         * stays at its limit plus what is lent. force keeps the wave (its tenants take only their limits). */
+         * stays at its limit plus what is lent; the cost is more time-slicing. force keeps the wave (its tenants
+         * take only their limits). docs/results/2026-12-06-fake-trainfer.md */
         int waves = !ds->turn_n && !(ds->shared && vg_cfg.core_policy == VG_POLICY_DEFAULT);
         int64_t need = ds->stopped && waves ? resume : 0;
         int64_t wait = hami_vgpu_throttle_wait_ns(tokens - need, inflight_ns(ds), share);

@@ -5,7 +5,7 @@ The training loop is GPU-bound and held at its limit; the inference loop is laun
 behind its neighbour's slices, lends nothing (lendguard). Where the time went (docs/results/2026-12-06-fake-trainfer.md):
 the square wave's off-phase (launch.c throttle, the resume credit) drained the training loop's whole queue, so for
 14-20 % of its wall it had nothing on the GPU while the inference loop left most of the GPU idle between its kernels:
-the fake GPU idle 12-15 %, the pair charged 88-91 %. Shared under default a held tenant now resumes as soon as its
+the fake GPU idle 11-17 %, the pair charged 84-94 %. Shared under default a held tenant now resumes as soon as its
 credit covers its queued work (no resume credit): the same credit, spent as it comes."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_the_training_loop_beside_an_inference_loop_keeps_work_on_the_gpu(worklo
                                                                         second_workload: Workload) -> None:
     # Fake, this 2-core VM under other helpers' load, bench/turns.py trainfer 50 + 50 (interleaved rounds,
     # docs/results/2026-12-06-fake-trainfer.md): main 5646ac2 with only this counter added held the training loop with
-    # nothing queued 410-594 ms of its 3 s (14-20 %), the fake GPU idle 11.5-15.7 %; this tree 7-9 % and 6.6-10.8 %.
+    # nothing queued 410-594 ms of its 3 s (14-20 %), the fake GPU idle 11.5-14.6 %; this tree 6-10 % and 6.6-9.5 %.
     # On main itself the line has no such clause: the test fails there on that. The limit still holds: its charge at
     # most its limit plus what its neighbour may lend (50 - 44 - 3 at the most) and a point of noise.
     a, b = _pair(workload, second_workload, "default")
