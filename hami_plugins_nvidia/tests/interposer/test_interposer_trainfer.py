@@ -70,3 +70,6 @@ def test_the_training_loop_beside_an_inference_loop_keeps_work_on_the_gpu(worklo
     assert held_idle < 12, a["err"]
     assert idle < 12.5, (a, b)  # a floor: the A/B is the record's
     assert a["charged"] <= 50 + 6, a  # its limit, plus what its neighbour may lend (50 - 44 - 3 at the most)
+    # the launch-bound tenant is kept out of turns by the judge (turns.c turn_judged): at most 60 % of its 3 s, no cuts
+    t = re.search(r"; turns on ([\d.]+) ms, held \d+ times, [\d.]+ ms, longest [\d.]+ ms, (\d+) cut", b["err"])
+    assert t and float(t.group(1)) < 1800 and t.group(2) == "0", b["err"]
