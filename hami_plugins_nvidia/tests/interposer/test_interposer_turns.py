@@ -292,7 +292,7 @@ def test_a_launch_bound_tenant_beside_a_gpu_bound_one_is_judged_out(workload: Wo
     # it got in and was judged out, or it left by the stay test before a judgement, or it never got in: once the
     # GPU-bound tenant takes part first, its limit counts in the sum a newcomer must fill (turns.c turn_wanted: 2 x
     # ~40 % < 30 + 70 + 10). Which enters first is a race of their estimates: since trainfer (no resume credit while
-    # shared under default) both orders come on the fake (3 runs: never on twice, judged out once); the trainfer
+    # shared under default) both orders come on the fake (8 runs: never on in 7, judged out in 1); the trainfer
     # bench pair at 50 + 50 still shows the judge (1-3 outs a run). In for longer than a few windows' judging: out.
     if b["on_ms"] >= 600:
         assert b.get("outs", 0) >= 1, b
