@@ -121,12 +121,19 @@ def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case
 
 #: the same line's credit waits (the throttle's holds for credit, not by turns)
 CREDIT_FIELDS = re.compile(r"; held (?P<holds>\d+) times, (?P<held>[\d.]+) ms;")
+#: the same line's wall accounting (since trainfer, launch.c): credit the bucket's cap took away (and while held), the
+#: credit waits with none of its work on the GPU
+ACCOUNT_FIELDS = re.compile(r"; credit capped (?P<cap>[\d.]+) ms \((?P<caph>[\d.]+) ms held\), held with nothing queued "
+                            r"(?P<idle>[\d.]+) ms")
 
 
 def turn_stats(err: str) -> dict[str, float]:
     """The library's exit line's turns figures (launch.c launch_stats_report) and its credit waits, {} when absent."""
     c = CREDIT_FIELDS.search(err)
     credit = {"credit_holds": int(c["holds"]), "credit_held_ms": float(c["held"])} if c else {}
+    acc = ACCOUNT_FIELDS.search(err)
+    if acc:  # since trainfer
+        credit.update(capped_ms=float(acc["cap"]), capped_held_ms=float(acc["caph"]), held_idle_ms=float(acc["idle"]))
     m = TURNS_FIELDS.search(err)
     if not m:
         return credit
@@ -162,6 +169,8 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
         wall = t1 - t0
         row = {"limit": lim, "share": 100 * gpu_s / wall, "switch": 100 * sw_s / wall, "launches": int(n),
                "wall_s": wall, **turn_stats(err)}
+        if "held_idle_ms" in row:  # since trainfer: % of its wall
+            row["held_idle"] = row["held_idle_ms"] / 10 / wall
         ctr_region = tmp / "ab"[len(tenants)] / "region"
         if ARMS[arm] is not None and ctr_region.exists():  # the library's charge (its region's busy time), % of wall
             with region.SharedRegion(ctr_region) as reg:
@@ -196,6 +205,12 @@ def per_tenant(runs: list[dict], key: str, fmt: str) -> str:
     return " / ".join(cells)
 
 
+def pair_charged(runs: list[dict]) -> str:
+    """The pair's charges summed (% of the wall), min-max (median) over the runs; '-' without the library."""
+    xs = [sum(t["charged"] for t in r["tenants"]) for r in runs if all("charged" in t for t in r["tenants"])]
+    return span(xs, ".1f") if xs else "-"
+
+
 def markdown(result: dict, note: str) -> str:
     lines = record_title("HAMI_SM_TURNS, fake libcuda", result, note)
     lines += [f"Fake GPU: {result['fake']}. Rounds: {result['rounds']}, arms interleaved. Each cell: min-max (median) "
@@ -205,10 +220,12 @@ def markdown(result: dict, note: str) -> str:
               "Turns on: the time turns were on, ms, each tenant's (A / B, medians); demand for turns: each tenant's "
               "last estimate (lending.c turn_bp), A / B, medians.", "",
               "Charged: each tenant's charge (the library's GPU-time charge, its region's busy time) as % of its wall, "
-              "A / B, medians.", "",
+              "A / B, medians; pair charged: their sum. Idle: the fake GPU's time neither useful nor switching (100 - "
+              "useful - switch). Held idle: the credit waits with none of the tenant's work on the GPU, % of its wall "
+              "(A / B, medians; '-': a build from before trainfer).", "",
               "| case | limits | arm | A share % | B share % | useful % | switch % | launches | turns held ms "
-              "(longest) | turns on ms | demand for turns % | charged % | B launches |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(longest) | turns on ms | demand for turns % | charged % | pair charged % | idle % | held idle % | B launches |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         runs = row["runs"]
         held = [sum(t.get("turn_held_ms", 0.0) for t in r["tenants"]) for r in runs]
@@ -219,6 +236,8 @@ def markdown(result: dict, note: str) -> str:
                      f"{span([r['switch'] for r in runs], '.2f')} | {span([r['launches'] for r in runs], '.0f')} | "
                      f"{span(held, '.0f')} ({longest:.0f}) | {per_tenant(runs, 'turns_on_ms', '.0f')} | "
                      f"{per_tenant(runs, 'turn_demand', '.1f')} | {per_tenant(runs, 'charged', '.1f')} | "
+                     f"{pair_charged(runs)} | {span([100 - r['useful'] - r['switch'] for r in runs], '.1f')} | "
+                     f"{per_tenant(runs, 'held_idle', '.1f')} | "
                      f"{span([r['tenants'][1]['launches'] for r in runs], '.0f')} |")
     return "\n".join(lines) + "\n"
 

@@ -207,7 +207,7 @@ struct dstate {
     struct hami_board_gpu *bgpu;
     int64_t last_stamp;
     int prio_logged;
-    int stopped;            /* out of credit: resume only with the resume credit */
+    int stopped;            /* out of credit: resume only with the resume credit (alone, or under force) */
     int wave;               /* resumed from stopped: its on-phase spends the resume credit (bucket_cap) */
     int64_t reserve_ns;     /* credit earned beyond the spendable depth while never held: counted by the coarse
                                and fast-path decisions, never spent (bucket_cap) */
@@ -388,6 +388,10 @@ struct launch_stats {
     int64_t turn_bp;     /* turns' last demand estimate while shared (lending.c update_solo_demand) */
     int64_t turn_win_bp; /* its last busy share inside its own windows while taking turns (turns.c), 0 = never */
     int64_t full_ns;     /* launches' waits for a full mark ring (push_mark) */
+    int64_t cap_ns, cap_held_ns;  /* credit the bucket's cap took away (spent never: the reserve only decides), and
+                                     the part of it while held for credit (throttle) */
+    int64_t held_idle_ns;  /* credit waits with none of its work on the GPU (queues_idle): time its limit kept it
+                              off an otherwise idle GPU unless a neighbour ran then */
     uint64_t deep_runs, deep_launches, deep_unproven;  /* precise marks closing deep runs, their launches, and those
                                                           whose proof failed (charged their whole span) */
     int64_t ns[ST_N];

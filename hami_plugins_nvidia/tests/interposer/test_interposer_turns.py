@@ -289,7 +289,13 @@ def test_a_launch_bound_tenant_beside_a_gpu_bound_one_is_judged_out(workload: Wo
     assert a["cuts"] == 0 and b["cuts"] == 0, (a, b)
     # at most 60 % of its 3 s (before: 2.36-2.39 s, its share 14-16 %; now 0.46-0.66 s, under load once 1.2 s)
     assert b["on_ms"] < 1800, (b, err_b)
-    assert b.get("outs", 0) >= 1, b  # it got in and was judged out
+    # it got in and was judged out, or it left by the stay test before a judgement, or it never got in: once the
+    # GPU-bound tenant takes part first, its limit counts in the sum a newcomer must fill (turns.c turn_wanted: 2 x
+    # ~40 % < 30 + 70 + 10). Which enters first is a race of their estimates: since trainfer (no resume credit while
+    # shared under default) both orders come on the fake (8 runs: never on in 7, judged out in 1); the trainfer
+    # bench pair at 50 + 50 still shows the judge (1-3 outs a run). In for longer than a few windows' judging: out.
+    if b["on_ms"] >= 600:
+        assert b.get("outs", 0) >= 1, b
 
 
 @pytest.mark.parametrize("limits", [(50, 50), (30, 70)])
@@ -526,3 +532,8 @@ def test_the_turns_bench_reads_both_forms_of_the_stats_lines_turns_section() -> 
     assert (got["turn_demand"], got["turn_first_ms"], got["turn_offs"]) == (93.4, 38.5, 2)
     never = now.replace("812.0 ms;", "812.0 ms, first on after -1.0 ms, off 0 times;")
     assert (mod.turn_stats(never)["turn_first_ms"], mod.turn_stats(never)["turn_offs"]) == (-1.0, 0)
+    # since trainfer: the wall's accounting at the line's end (credit capped, and while held; held with nothing queued)
+    acc = now + "; precise by choice 9: ...; credit capped 93.1 ms (0.5 ms held), held with nothing queued 594.4 ms"
+    got = mod.turn_stats(acc)
+    assert (got["capped_ms"], got["capped_held_ms"], got["held_idle_ms"], got["turn_cuts"]) == (93.1, 0.5, 594.4, 2)
+    assert "held_idle_ms" not in mod.turn_stats(now)
