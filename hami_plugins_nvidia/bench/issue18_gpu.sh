@@ -4,16 +4,16 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..19 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..20 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
 # (stages 12, 14 and 15's "-off" steps; --tenant-env runs are not judged).
 # Record 9b (4ce1d2f, the default) ran 16 and 17. Record 10 (session 18, 072f525) ran 16, 8 and stage 13's ladder;
 # record 11 (a23f151) ran 18 (deep runs, the lending guard; the training pairs also with HAMI_SM_DEEP_RUN=1);
-# record 12 (session 19, f6d9828: chained runs) ran 18 and 2. Next session: 18 (~430 s) on the current main (the
-# precision-request rule of session 19's pairask, never measured on a GPU: its launch stats now say why launches were
-# precise), then 19 (~115 s: the alone bisection ladder), then 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
+# record 12 (session 19, f6d9828: chained runs) ran 18 and 2; record 13 (session 20, an H200, 5646ac2) ran 19 and 18.
+# Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
+# Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
 # 8's second machine did).
 # Stage 6 is the A/B that decides HAMI_SM_RESUME_CREDIT_MS's default (issue 18: the resume credit cap shortens
@@ -49,8 +49,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -333,6 +333,18 @@ case "$STAGE" in
     #               footprint) costs it: compare touch.
     # 9 runs a round x 2 rounds x ~5.6 s (W=1.5 + ~4.1 s start, record 10 on the H100) = 101 + 7 builds at once ~5
     step bisect 106 120 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --seconds 1.5 --rounds 2 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
+    ;;
+  20)
+    echo "# stage 20: session 20's merges (trainfer: no resume credit while sharing under default; graphsturn: turns' demand skips a quiet stretch; calguard: the clock's bounds kept tight alone): the conformance behaviour, the inference loop alone and in pairs, the CUDA-graphs program (busy probe, alone, native pair, 30 + 70 and 50 + 50 x3)"
+    step info 5 10 "$INFO"
+    step wheels 10 20 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    step install 20 40 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
+    # record 13 (H200, 5646ac2): partial, charged 50.8 + 37.9 = 88.7 %; 79 s
+    step conformance 90 110 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
+    # stage 18's launch cost (record 13: 120 s)
+    step launch-cost 120 140 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 2'
+    # stage 2's graphs step (record 12, H100: 123 s)
+    step graphs 176 195 "$(rw graphs 'graphs:50:2:pn')"
     ;;
   16)
     echo "# stage 16: taking turns as the default (session 17): the conformance behaviour (training + inference pair), the inference loop alone and in pairs with the library as shipped (judged) and with HAMI_SM_TURNS=0 (not judged), the tamper tests"
