@@ -12,7 +12,9 @@
  * timing events, converted to host time (CLOCK_MONOTONIC, one clock for every process) through a reference
  * event whose host time is known within bounds (an event cannot complete before it is recorded, nor after
  * the host saw it complete; see completion()); every start mark is a calibration sample and the reference is
- * re-based every two seconds. Each tenant publishes its current or last busy interval on the node board,
+ * re-based every two seconds. While the bounds are wider than 20 us a start mark is asked as its launch call returns
+ * (prompt_ask): the collections see a mark a launch or more after it ran, and a loop launching every 45 us alone kept
+ * ~42 us bounds, its converted times 20 us late (fake: 1.3-1.4 x its GPU time; docs/results/2026-12-06-fake-calguard.md). Each tenant publishes its current or last busy interval on the node board,
  * opened at the GPU start of the busy period, and while it is open the last time its work was seen running;
  * every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns). An interval is
  * published as its owner charges itself: it closes as soon as nothing the owner will charge is on the GPU
@@ -41,7 +43,8 @@
  * launch's submission is the start, as for a start mark: span_start, sub_floor; one start mark per 5 ms still calibrates the
  * clock). Alone the span started at the host enqueue, before the launch call, until issue 18's alonespan; a span from the
  * submission must also leave the record call's host time out of the converted end's error (sub_floor: from the call's
- * return alone the fake's inference shape was charged 0.57 x; docs/results/2026-12-06-fake-alonespan.md). Completions are collected
+ * return alone the fake's inference shape was charged 0.57 x; docs/results/2026-12-06-fake-alonespan.md), at most what
+ * a converted time can be early by (a preempted record call moved every span start back by its milliseconds). Completions are collected
  * by the launching thread itself every 100 us while it launches; the watcher thread does it only while the
  * program does not launch (the two contending for the lock cost the inference loop a third of its passes on
  * the H200; HAMI_WATCHER_ALWAYS_HARVESTS builds the old way for that comparison). The watcher closes any
@@ -263,7 +266,8 @@ static int event_failed(struct dstate *ds, CUresult r)
  * before it was recorded, rec, nor after the host saw it complete), and the tightest of each since the
  * reference was taken are kept. The estimate is the lower bound (alone, a start mark completes within
  * microseconds of its record), unless the upper bound says it is more than 20 us early: the promptest of
- * the collections (every 100 us) saw its mark complete within 20 us. The lower bound alone put every time
+ * the collections (every 100 us), or the ask of a start mark as its launch call returns (prompt_ask), saw its mark
+ * complete within 20 us. The lower bound alone put every time
  * early by the least wait a mark had behind another context's time slice: under contention no mark
  * completes promptly, and the spans shifted onto the neighbour's, counting n(t) = 2 while the tenant ran
  * alone (measured on the fake: 100-430 us early, the 30 % tenant under-charged by up to 12 %). An upper
@@ -2664,6 +2668,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         }
         if (ds->prompt_seq && !ds->stale)  /* after every clock read the launch's own times take (submitted_at) */
             prompt_ask(ds, q);
+        ds->prompt_seq = 0;
         if (vg_cfg.launch_stats) {
             ds->st_launches++;
             ds->st_coarse += ds->coarse != 0;
