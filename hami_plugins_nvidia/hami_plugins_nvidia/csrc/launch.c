@@ -1325,7 +1325,8 @@ static int ask_done(struct dstate *ds, struct mark *m)
  * time slices: a mark found not completed costs one call, at most one a ms). */
 static inline int prompt_due(const struct dstate *ds, int64_t now)
 {
-    return ds->ref && ds->off_hi - ds->off_lo > COLLECT_LAG_NS && now - ds->prompt_at >= PROMPT_GAP_NS;
+    return ds->ref && (ds->off_hi == INT64_MAX || ds->off_hi - ds->off_lo > COLLECT_LAG_NS) &&
+           now - ds->prompt_at >= PROMPT_GAP_NS;
 }
 
 /* The start mark q's launch recorded (newest(q), numbered ds->prompt_seq - 1), asked right after the launch call
