@@ -12,7 +12,9 @@
  * timing events, converted to host time (CLOCK_MONOTONIC, one clock for every process) through a reference
  * event whose host time is known within bounds (an event cannot complete before it is recorded, nor after
  * the host saw it complete; see completion()); every start mark is a calibration sample and the reference is
- * re-based every two seconds. Each tenant publishes its current or last busy interval on the node board,
+ * re-based every two seconds. While the bounds are wider than 20 us a start mark is asked as its launch call returns
+ * (prompt_ask): the collections see a mark a launch or more after it ran, and a loop launching every 45 us alone kept
+ * ~42 us bounds, its converted times 20 us late (fake: 1.3-1.4 x its GPU time; docs/results/2026-12-06-fake-calguard.md). Each tenant publishes its current or last busy interval on the node board,
  * opened at the GPU start of the busy period, and while it is open the last time its work was seen running;
  * every tenant computes n(t) by interval intersection (throttle.c hami_vgpu_ps_charge_ns). An interval is
  * published as its owner charges itself: it closes as soon as nothing the owner will charge is on the GPU
@@ -42,7 +44,8 @@
  * launch's submission is the start, as for a start mark: span_start, sub_floor; one start mark per 5 ms still calibrates the
  * clock). Alone the span started at the host enqueue, before the launch call, until issue 18's alonespan; a span from the
  * submission must also leave the record call's host time out of the converted end's error (sub_floor: from the call's
- * return alone the fake's inference shape was charged 0.57 x; docs/results/2026-12-06-fake-alonespan.md). Completions are collected
+ * return alone the fake's inference shape was charged 0.57 x; docs/results/2026-12-06-fake-alonespan.md), at most what
+ * a converted time can be early by (a preempted record call moved every span start back by its milliseconds). Completions are collected
  * by the launching thread itself every 100 us while it launches; the watcher thread does it only while the
  * program does not launch (the two contending for the lock cost the inference loop a third of its passes on
  * the H200; HAMI_WATCHER_ALWAYS_HARVESTS builds the old way for that comparison). The watcher closes any
@@ -264,7 +267,8 @@ static int event_failed(struct dstate *ds, CUresult r)
  * before it was recorded, rec, nor after the host saw it complete), and the tightest of each since the
  * reference was taken are kept. The estimate is the lower bound (alone, a start mark completes within
  * microseconds of its record), unless the upper bound says it is more than 20 us early: the promptest of
- * the collections (every 100 us) saw its mark complete within 20 us. The lower bound alone put every time
+ * the collections (every 100 us), or the ask of a start mark as its launch call returns (prompt_ask), saw its mark
+ * complete within 20 us. The lower bound alone put every time
  * early by the least wait a mark had behind another context's time slice: under contention no mark
  * completes promptly, and the spans shifted onto the neighbour's, counting n(t) = 2 while the tenant ran
  * alone (measured on the fake: 100-430 us early, the 30 % tenant under-charged by up to 12 %). An upper
@@ -295,6 +299,14 @@ static int64_t sub_floor(const struct dstate *ds, int64_t sub)
      * not cover (fake, 1.8 us record calls, 5 us kernels alone with a sync a pass: charged 0.57 x without this) */
     if (ds->off_lo_call > early)
         early = ds->off_lo_call;
+    /* but never more than a converted time can be early: the estimate is off_lo within 20 us bounds, off_hi less 20 us
+     * otherwise, and the true offset is at most off_hi, so at most min(width, 20 us). A record call preempted for
+     * milliseconds after its event was queued (the event completes at once: its mark sets off_lo) moved every span
+     * start back that far, until a tighter mark replaced it (over-charge); only the call's part beyond that is cut,
+     * which the conversion cannot hold: the residual stays the start marks' (a record's GPU latency, above) */
+    int64_t most = ds->off_hi - ds->off_lo < COLLECT_LAG_NS ? ds->off_hi - ds->off_lo : COLLECT_LAG_NS;
+    if (early > most)
+        early = most;
     return sub - early;
 }
 
@@ -311,19 +323,27 @@ static int64_t span_start(const struct dstate *ds, const struct squeue *q, const
     return from > start ? from : start;
 }
 
+/* Lowers the reference's upper bound to hi, a host time read after a query found a mark complete, less the mark's
+ * elapsed time from the reference. */
+static void tighten_hi(struct dstate *ds, int64_t hi)
+{
+    int64_t r0 = ref_time(ds);
+    if (hi < ds->off_hi)
+        ds->off_hi = hi;
+    if (ds->off_hi < ds->off_lo)
+        ds->off_hi = ds->off_lo;  /* the bounds crossed (clock drift): the record time is the certain one */
+    charge_reframe(ds, ref_time(ds) - r0);  /* the times converted so far move with the estimate */
+}
+
 /* Applies the upper bound of the marks found complete since the last call: the host saw each of them
  * complete before now, which is read after their queries. */
 static void seen(struct dstate *ds)
 {
     if (ds->seen_raw == INT64_MIN)
         return;
-    int64_t hi = vg_now_ns() - ds->seen_raw, r0 = ref_time(ds);
+    int64_t hi = vg_now_ns() - ds->seen_raw;
     ds->seen_raw = INT64_MIN;
-    if (hi < ds->off_hi)
-        ds->off_hi = hi;
-    if (ds->off_hi < ds->off_lo)
-        ds->off_hi = ds->off_lo;  /* the bounds crossed (clock drift): the record time is the certain one */
-    charge_reframe(ds, ref_time(ds) - r0);  /* the times converted so far move with the estimate */
+    tighten_hi(ds, hi);
 }
 
 /* The host time of a completed mark from its elapsed time after the reference (ms), tightening the bounds. */
@@ -1301,6 +1321,51 @@ static int ask_done(struct dstate *ds, struct mark *m)
     return !event_failed(ds, vg_real.cuEventQuery(m->e));
 }
 
+/* Whether the start mark this launch recorded is asked as its launch call returns (prompt_ask): while the reference's
+ * bounds are wider than 20 us, at most once per PROMPT_GAP_NS (beside a neighbour a start mark may wait behind its
+ * time slices: a mark found not completed costs one call, at most one a ms). */
+static inline int prompt_due(const struct dstate *ds, int64_t now)
+{
+    return ds->ref && (ds->off_hi == INT64_MAX || ds->off_hi - ds->off_lo > COLLECT_LAG_NS) &&
+           now - ds->prompt_at >= PROMPT_GAP_NS;
+}
+
+/* The start mark q's launch recorded (newest(q), numbered ds->prompt_seq - 1), asked right after the launch call
+ * returned: on an idle GPU it has completed by then (recorded before the call), and a clock read after the ask bounds
+ * the reference from above within a record call, a launch call and this ask (~7 us with H100-like costs) of its lower
+ * bound (after this launch's end mark's record too: every clock read of the launch's own is taken before it,
+ * submitted_at). The reference's upper bound is a clock read after a query found a mark complete (seen), and the collections
+ * ask a mark a launch or more after it ran: a loop launching every 45 us (5 us kernels, 40 us of host time: the light
+ * loop) never saw one within 20 us, so its bounds stayed ~42 us wide, every converted time was put 20 us late (the
+ * estimate, off_hi - 20 us) and every span started 20 us before its submission (sub_floor): charged 1.35-1.56 x the
+ * fake's GPU time coarse, ~5 x where a precise spell's charges held it (fake libcuda, this 2-core VM). Its time is
+ * kept in the mark (ask_done), so the collection that converts it makes no second call: the ask is moved, not added,
+ * unless the mark had not completed. A paired start mark (push_boundary) shares its event with the end mark before it,
+ * which the collection converts: the time goes to both. */
+static COLD void prompt_ask(struct dstate *ds, struct squeue *q)
+{
+    uint64_t seq = ds->prompt_seq - 1;
+    ds->prompt_seq = 0;
+    ds->prompt_at = ds->now_at;
+    struct mark *m = NULL;  /* the newest, or the one before this launch's end mark; gone if a collection took it */
+    for (int k = 1; k <= 2 && k <= q->count; k++) {
+        struct mark *c = &q->ring[(q->head + q->count - k) % RING];
+        if (c->kind == MK_START && c->seq == seq)
+            m = c;
+    }
+    if (!m || !ask_done(ds, m) || m->ms_gen != ds->ref_gen)
+        return;  /* not completed yet (or no elapsed time): the collections bound it as before */
+    int64_t t = vg_now_ns(), raw = (int64_t)((double)m->ms * 1e6);
+    if (m != &q->ring[q->head]) {
+        struct mark *p = &q->ring[(m - q->ring + RING - 1) % RING];
+        if (p->paired && p->e == m->e) {
+            p->ms = m->ms;
+            p->ms_gen = m->ms_gen;
+        }
+    }
+    tighten_hi(ds, t - raw);
+}
+
 /* Whether q's stream has nothing left to run: no launch without a mark, and its newest mark completed: known so
  * (mark_known: a host wait proved it, no call) or asked (one driver call, counted in *calls). own: q is the launch's
  * own stream, asked on every launch that may get a start mark: with the call that also takes the mark's time
@@ -2203,6 +2268,7 @@ static int64_t drop_measured(struct dstate *ds)
     ds->off_hi = INT64_MAX;
     ds->seen_raw = INT64_MIN;
     ds->ref_at = ds->calib_at = 0;
+    ds->prompt_seq = 0;
     ds->busy_since = 0;
     ds->since_gpu = ds->reopen = ds->coarse = ds->verified = 0;
     ds->mode_at = now;
@@ -2495,6 +2561,9 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * launch_end knows (submitted_at); until then the mark is not collected */
             if (opened && !ds->coarse)
                 ds->opening = &q->ring[(q->head + q->count - 1) % RING];
+            /* a start mark recorded now, while the clock's bounds are wide: asked as the launch call returns */
+            if ((opened || q->sample) && prompt_due(ds, now))
+                ds->prompt_seq = newest(q)->seq + 1;
 #ifdef HAMI_BISECT_NO_HARVEST
             if (!ds->coarse && harvest_due(ds, now)) {  /* bench (launch_int.h): coarse, the watcher collects */
 #else
@@ -2514,6 +2583,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
     }
     if (ds->stale) {
         ds->opening = NULL;  /* its marks are dropped */
+        ds->prompt_seq = 0;
         stale_launch(ds, qout, s, sm);  /* never fail open (drop_measured) */
     }
     if (ds->opening)
@@ -2575,6 +2645,8 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
     }
     if (!q && unmeasured_at)
         unmeasured_end(ds, r);
+    if (!q || r != CUDA_SUCCESS)
+        ds->prompt_seq = 0;
     int64_t now = ds->now_at;  /* the launch's clock read: the driver's launch call took microseconds at most */
     if (q && r == CUDA_SUCCESS) {
         if (!q->unmarked) {
@@ -2611,6 +2683,9 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
             if (ds->coarse && !q->capture && !ds->stale && coarse_behind(q, now))
                 coarse_bound(ds, q, now);  /* the GPU may be behind: bounded in launches (coarse_behind) */
         }
+        if (ds->prompt_seq && !ds->stale)  /* after every clock read the launch's own times take (submitted_at) */
+            prompt_ask(ds, q);
+        ds->prompt_seq = 0;
         if (vg_cfg.launch_stats) {
             ds->st_launches++;
             ds->st_coarse += ds->coarse != 0;

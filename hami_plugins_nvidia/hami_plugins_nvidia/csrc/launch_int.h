@@ -144,6 +144,7 @@ struct squeue {
 #define HELD_FRESH_NS 100000000LL    /* a container held for credit this recently lends nothing (hami_vgpu_lent_share) */
 #define MARK_GAP_NS 100000LL         /* coarse marking: at most one mark per 100 us per stream */
 #define CALIB_GAP_NS 5000000LL       /* alone, a start mark (a calibration sample) at most every 5 ms */
+#define PROMPT_GAP_NS 1000000LL      /* a start mark asked as its launch call returns at most every 1 ms (prompt_ask) */
 #define HARVEST_GAP_NS 100000LL     /* completions are collected every 100 us while work is outstanding */
 #define HARVEST_MARKS 16            /* ... and sooner once this many marks were recorded since the last collection */
 #define HARVEST_MISSES 2            /* a collection stops at the second mark it finds not completed (harvest) */
@@ -230,6 +231,9 @@ struct dstate {
                                INT64_MIN = none */
     int64_t ref_at;         /* when it became the reference */
     int64_t calib_at;       /* last start mark (each is a calibration sample) */
+    uint64_t prompt_seq;    /* 1 + the seq of the start mark this launch recorded, to be asked as its launch call returns
+                               (launch.c prompt_ask), 0 = none */
+    int64_t prompt_at;      /* when one was last asked so */
     /* busy interval of this process */
     int64_t busy_since;     /* 0 = idle */
     int since_gpu;          /* busy_since is the GPU start of the busy period (published), not its host time */
