@@ -305,6 +305,15 @@ def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
     }
 
 
+def _launch_stats_evidence(stats: object) -> list[str]:
+    """One evidence row per limited tenant whose library printed its launch stats line (how it was charged: coarse
+    and precise launches, switches, turns, held time); anything else in the raw result is left out."""
+    if not isinstance(stats, list):
+        return []
+    return [f"{name} launch stats (the limited pair, the library's own accounting): {line[:4096]}"
+            for name, line in zip(("training", "inference"), stats, strict=False) if isinstance(line, str) and line]
+
+
 def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
     """The interposer measurement for ``behaviour_id`` on ``device``; None when there is none."""
     if behaviour_id == "oversubscription/memory":  # by design, on any device: nothing to measure
@@ -334,5 +343,7 @@ def run_probe(device: Device, behaviour_id: str) -> ProbeResult | None:
         evidence.append(CRITERIA[behaviour_id])
     if behaviour_id == "isolation/work-conserving-sharing" and note:
         evidence.append(f"judged as a {note}" if note.startswith(("fitting", "contended")) else note)
+    if behaviour_id == "isolation/work-conserving-sharing":
+        evidence.extend(_launch_stats_evidence(raw.get("limited_pair_launch_stats")))
     return ProbeResult(behaviour_id=behaviour_id, level=level, evidence=evidence, measurements=measurements,
                        notes=note)

@@ -26,6 +26,18 @@ class ProbeError(RuntimeError):
     """The interposer is not built, or a worker failed to report."""
 
 
+#: the most of one launch stats line kept as evidence (the library's line is at most 3 KiB)
+LAUNCH_STATS_MAX_CHARS = 4096
+
+
+def launch_stats_line(stderr: str) -> str | None:
+    """The library's last "launch stats: ..." line (HAMI_LAUNCH_STATS=1, printed at exit) in a worker's stderr,
+    without its prefix and bounded; None when there is none. Evidence of how the library charged the run."""
+    lines = [ln.split("launch stats: ", 1)[1] for ln in stderr.splitlines()
+             if "HAMI-vgpu" in ln and "launch stats: " in ln]
+    return lines[-1].strip()[:LAUNCH_STATS_MAX_CHARS] if lines else None
+
+
 def _env(device_index: int, preload: bool, tmp: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUDA_DEVICE_", "CUDA_TASK", "LD_PRELOAD"))}
     env.update(CUDA_VISIBLE_DEVICES=str(device_index), PYTHONUNBUFFERED="1")
@@ -220,7 +232,8 @@ def _programs_pair(device_index: int, tmp: str, tag: str, limits: tuple[int, int
         if limits:
             cache = os.path.join(tmp, f"{tag}-{i}.cache")
             extra.update(CUDA_DEVICE_SM_LIMIT=str(limits[i]), CUDA_DEVICE_MEMORY_SHARED_CACHE=cache,
-                         BENCH_REGION=cache)  # the worker reports the GPU time the library charged it
+                         BENCH_REGION=cache,  # the worker reports the GPU time the library charged it
+                         HAMI_LAUNCH_STATS="1")  # and the library says how it charged (evidence)
         procs.append(subprocess.Popen([sys.executable, str(PROGRAMS), kind, str(seconds)],
                                       env=_env(device_index, limits is not None, tmp, **extra),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -231,7 +244,10 @@ def _programs_pair(device_index: int, tmp: str, tag: str, limits: tuple[int, int
         line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
             raise ProbeError(f"{tag} worker exited {p.returncode}: {err[-2000:]}")
-        results.append(json.loads(line[7:]))
+        res = json.loads(line[7:])
+        if limits:
+            res["launch_stats"] = launch_stats_line(err)
+        results.append(res)
     return results
 
 
@@ -268,6 +284,8 @@ def measure_work_conserving(device_index: int, seconds: float = 5.0, limits: tup
         # processor-sharing GPU time each tenant was charged, % of the window (the library's own accounting)
         "limited_pair_gpu_time_percent": [None if r.get("gpu_busy_fraction") is None
                                           else round(100 * r["gpu_busy_fraction"], 1) for r in limited],
+        # the library's launch stats line of each limited tenant (None: not printed), evidence of how it charged
+        "limited_pair_launch_stats": [r.get("launch_stats") for r in limited],
         "library_version": library_version(),
     }
 

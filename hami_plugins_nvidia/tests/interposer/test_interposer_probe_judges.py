@@ -98,7 +98,8 @@ def test_probe_evidence_names_the_branch_and_why(monkeypatch: pytest.MonkeyPatch
 
     from hami_plugins_nvidia import interposer
 
-    raw = _by_rule([75.0, 58.2], [49.0, 51.4], [99.0, 40.0], [49.7, 38.4])
+    raw = _by_rule([75.0, 58.2], [49.0, 51.4], [99.0, 40.0], [49.7, 38.4]) | {
+        "limited_pair_launch_stats": ["1000 measured launches (5.0 % coarse); held 3 times, 20.0 ms", None]}
     monkeypatch.setattr(iprobe, "measure_work_conserving", lambda *_a: raw)
     monkeypatch.setattr(interposer, "library_version", lambda: "test")
     prov = SimpleNamespace(simulated=False, label=lambda: "a recorded H200 result")
@@ -107,6 +108,21 @@ def test_probe_evidence_names_the_branch_and_why(monkeypatch: pytest.MonkeyPatch
     assert res.level == Level.PARTIAL
     assert any(e.startswith("judged as a contended pair (solo demands sum 139.0 % > 95 %)") for e in res.evidence)
     assert any("88.1 % < 95 %" in e for e in res.evidence)
+    stats = [e for e in res.evidence if "launch stats" in e]
+    assert stats == ["training launch stats (the limited pair, the library's own accounting): 1000 measured "
+                     "launches (5.0 % coarse); held 3 times, 20.0 ms"]  # the inference tenant printed none
+
+
+def test_launch_stats_line_is_the_librarys_last_one_bounded() -> None:
+    from hami_plugins_nvidia.interposer import probe as iprobe
+
+    err = ("noise launch stats: not the library's\n[HAMI-vgpu Info]: launch stats: first\n"
+           "[HAMI-vgpu Info]: launch stats: 10 measured launches (0.0 % coarse)  \n")
+    assert iprobe.launch_stats_line(err) == "10 measured launches (0.0 % coarse)"
+    assert iprobe.launch_stats_line("[HAMI-vgpu Warn]: something else\n") is None
+    long = "[HAMI-vgpu Info]: launch stats: " + "x" * 10_000
+    assert len(iprobe.launch_stats_line(long)) == iprobe.LAUNCH_STATS_MAX_CHARS
+    assert probe._launch_stats_evidence("not a list") == [] and probe._launch_stats_evidence([3, ""]) == []
 
 
 def test_oversubscription_is_reported_unsupported_with_the_reason() -> None:
