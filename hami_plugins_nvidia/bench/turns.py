@@ -32,6 +32,11 @@ before that is off unset). Cases:
           train case's loop (GPU-bound), B a small-batch inference loop (10 us kernels, 12 us of host time after each,
           busy-waited, a sync per 195: launch-bound, ~50 % busy alone, bench/fake_sharing_cases.py lbpair), default,
           limits from --pairs. Only A is GPU-bound: B must not take turns (turns.c TURN_BOUND_BP);
+  infer5  (--cases infer5) both tenants the small-batch inference loop of H200 record 13 (5 us kernels, 12 us of
+          busy-waited host time after each, a sync per 195: launch-bound, the pair fits the GPU), default, limits from
+          --pairs: each tenant's charge against its fake GPU time (pairover); its rows keep each tenant's launch stats
+          line (stats). Arms precise (HAMI_SM_PRECISE=1) and sample256 (HAMI_SM_SAMPLE_EVERY=256) say which path
+          the charge comes from;
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches, the library's
@@ -94,7 +99,15 @@ SECOND = {"trainfer": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US
 PROGRAMS["trainfer"] = PROGRAMS["train"]
 PROGRAMS["infer"] = ["spin", "10", "12", "{secs}", "195"]
 CASE_ENV["trainfer"] = CASE_ENV["train"]
-ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {}}
+#: case infer (pairover, issue 18's H200 record 13): both tenants the small-batch inference loop of record 13 (5 us
+#: kernels, 12 us of busy-waited host time after each, a sync per 195; launch-bound, the pair fits the GPU), default
+PROGRAMS["infer5"] = ["spin", "5", "12", "{secs}", "195"]
+CASE_ENV["infer5"] = {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"}
+POLICY["infer5"] = "default"
+GPU_CASES = (*GPU_CASES, "infer5")
+ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {},
+        # pairover's diagnosis arms: every launch measured precisely; coarse samples 1 in 256 (the knob's floor rate)
+        "precise": {"HAMI_SM_PRECISE": "1"}, "sample256": {"HAMI_SM_SAMPLE_EVERY": "256"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
@@ -169,6 +182,9 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
         wall = t1 - t0
         row = {"limit": lim, "share": 100 * gpu_s / wall, "switch": 100 * sw_s / wall, "launches": int(n),
                "wall_s": wall, **turn_stats(err)}
+        stats = [ln.split("launch stats: ", 1)[1] for ln in err.splitlines() if "launch stats: " in ln]
+        if stats and case == "infer5":  # pairover: the whole line, to read where the inference pair's charge comes from
+            row["stats"] = stats[-1]
         if "held_idle_ms" in row:  # since trainfer: % of its wall
             row["held_idle"] = row["held_idle_ms"] / 10 / wall
         ctr_region = tmp / "ab"[len(tenants)] / "region"
