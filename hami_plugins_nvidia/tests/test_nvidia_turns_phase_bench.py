@@ -1,0 +1,40 @@
+"""The turns phase profile's own arithmetic (bench/turns_phase.py): a tenant's running time on the fake GPU, from its
+ring of turn start/end points, binned by phase of the 100 ms turns period. No GPU needed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "turns_phase.py"
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def tp():
+    spec = importlib.util.spec_from_file_location("hami_turns_phase_bench_under_test", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_running_time_lands_in_its_phase_bins_and_flat_stretches_count_nothing(tp) -> None:
+    # ran 0-5 ms, idle 5-10 ms (done flat), ran 101.5-103 ms (phase 1.5-3), ran 250-251 ms (phase 50)
+    pts = {0: 0, 5 * MS: 5 * MS, 10 * MS: 5 * MS, 101 * MS + MS // 2: 5 * MS, 103 * MS: 6 * MS + MS // 2,
+           250 * MS: 6 * MS + MS // 2, 251 * MS: 7 * MS + MS // 2}
+    bins = tp.profile(pts, 0, 300 * MS)
+    assert len(bins) == 100
+    assert bins[0] == MS and bins[3] == MS and bins[4] == MS
+    assert bins[1] == pytest.approx(1.5 * MS) and bins[2] == pytest.approx(2 * MS)
+    assert bins[50] == MS
+    assert bins[5:50] == [0.0] * 45 and sum(bins) == pytest.approx(7.5 * MS)
+
+
+def test_the_measured_window_clips_the_running_time(tp) -> None:
+    pts = {0: 0, 10 * MS: 10 * MS}
+    bins = tp.profile(pts, 4 * MS, 6 * MS)
+    assert sum(bins) == 2 * MS and bins[4] == MS and bins[5] == MS
