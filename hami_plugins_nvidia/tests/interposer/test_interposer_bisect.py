@@ -94,7 +94,8 @@ def test_each_rung_takes_off_what_it_says(workload: Workload, libs: dict[str, Pa
     assert not ship["bisect"]
     # the shipped path has each part the rungs take off: event records (samples among them), section timers
     assert ship["records"] > 0.03 and _num(ship["stats"], r"\((\d+) drawn\)") > 0, ship
-    assert _section(ship["stats"], "before the launch") > 0 and _section(ship["stats"], "lock") > 0, ship
+    assert _section(ship["stats"], "before the launch") > 0 and _section(ship["stats"], "lock") >= 0, ship
+    assert _num(ship["stats"], r"host us per launch \((\d+) \+ \d+ sampled") > 0, ship
     assert _num(ship["stats"], r"\(([\d.]+) % coarse\)") > 50, ship
     runs = {name: _loop(workload, libs[name]) for name in RUNGS}
     for name, r in runs.items():
@@ -109,7 +110,10 @@ def test_each_rung_takes_off_what_it_says(workload: Workload, libs: dict[str, Pa
     for name in ("notimers", "min"):  # no sampled timers: the counts stay
         assert re.search(r"host us per launch \(0 \+ 0 sampled", runs[name]["stats"]), runs[name]["stats"]
     for name in ("noharv", "nousers", "nothrottle"):  # the others keep their timers, each without its own section
-        assert _section(runs[name]["stats"], "lock") > 0, runs[name]["stats"]
+        # sampled, with every section printed (a section's figure has one clock read's cost taken off: the lock's
+        # ~20 ns can print 0.000 on a loaded host, so the sample count says the timers ran, not the lock's figure)
+        st = runs[name]["stats"]
+        assert _num(st, r"host us per launch \((\d+) \+ \d+ sampled") > 0 and _section(st, "lock") >= 0, st
     assert _section(runs["nothrottle"]["stats"], "throttle") == 0, runs["nothrottle"]["stats"]
     # the wrap build with the footprint: no work of the library's (no records, no watcher)
     assert runs["touch"]["records"] == 0 and "0.000 event records" in runs["touch"]["stats"], runs["touch"]
