@@ -92,19 +92,18 @@ POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "defa
           "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "graphs-go": "default",
           "mixed": "default", "trainfer": "default"}
 GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
-             "trainfer")
+             "trainfer", "infer5")
 #: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
 #: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
 SECOND = {"trainfer": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"})}
 PROGRAMS["trainfer"] = PROGRAMS["train"]
 PROGRAMS["infer"] = ["spin", "10", "12", "{secs}", "195"]
 CASE_ENV["trainfer"] = CASE_ENV["train"]
-#: case infer (pairover, issue 18's H200 record 13): both tenants the small-batch inference loop of record 13 (5 us
+#: case infer5 (pairover, issue 18's H200 record 13): both tenants the small-batch inference loop of record 13 (5 us
 #: kernels, 12 us of busy-waited host time after each, a sync per 195; launch-bound, the pair fits the GPU), default
 PROGRAMS["infer5"] = ["spin", "5", "12", "{secs}", "195"]
 CASE_ENV["infer5"] = {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"}
 POLICY["infer5"] = "default"
-GPU_CASES = (*GPU_CASES, "infer5")
 ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {},
         # pairover's diagnosis arms: every launch measured precisely; coarse samples 1 in 256 (the knob's floor rate)
         "precise": {"HAMI_SM_PRECISE": "1"}, "sample256": {"HAMI_SM_SAMPLE_EVERY": "256"}}

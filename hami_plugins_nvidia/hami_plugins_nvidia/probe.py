@@ -307,10 +307,11 @@ def _plan(device: Device) -> dict[str, tuple[str, tuple, str, Judge]]:
 
 def _launch_stats_evidence(stats: object) -> list[str]:
     """One evidence row per limited tenant whose library printed its launch stats line (how it was charged: coarse
-    and precise launches, switches, turns, held time); anything else in the raw result is left out."""
+    and precise launches, switches, turns, held time; bounded where it is read: interposer.probe.launch_stats_line);
+    anything else in the raw result is left out."""
     if not isinstance(stats, list):
         return []
-    return [f"{name} launch stats (the limited pair, the library's own accounting): {line[:4096]}"
+    return [f"{name} launch stats (the limited pair, the library's own accounting): {line}"
             for name, line in zip(("training", "inference"), stats, strict=False) if isinstance(line, str) and line]
 
 
