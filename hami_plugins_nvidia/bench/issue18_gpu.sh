@@ -342,7 +342,9 @@ case "$STAGE" in
     # record 13 (H200, 5646ac2): partial, charged 50.8 + 37.9 = 88.7 %; 79 s
     step conformance 90 110 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
     # stage 18's launch cost (record 13: 120 s)
-    step launch-cost 120 140 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 2'
+    # --nvml-util: NVML's device and per-process utilization beside each run's charge (a launch-bound pair was
+    # charged ~2x its GPU time in record 13: does the GPU's own busy figure say what the pair really used?)
+    step launch-cost 120 140 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 2 --nvml-util'
     # stage 2's graphs step (record 12, H100: 123 s)
     step graphs 176 195 "$(rw graphs 'graphs:50:2:pn')"
     ;;

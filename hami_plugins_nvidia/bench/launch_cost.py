@@ -133,7 +133,8 @@ def summary(res: dict, lps: float | None) -> dict:
     split = {k: res[k] for k in ("submit_ms", "sync_ms") if isinstance(res.get(k), dict)}
     return {"rate": res.get("rate"), "step_ms": step, "host_us_per_launch": host_us, **split,
             "gpu_time_charged": res.get("gpu_busy_fraction"), "launch_stats": res.get("launch_stats"),
-            "error": res.get("error")}
+            "error": res.get("error"),
+            **({"nvml": [res.get("nvml_util"), res.get("nvml_proc_sm")]} if "nvml_util" in res else {})}
 
 
 def fill_alone(out: dict, raw: dict[str, list[dict]]) -> None:
@@ -180,7 +181,12 @@ def main() -> None:
     ap.add_argument("--no-busy-probe", dest="busy_probe", action="store_false",
                     help="skip the busy probe (each variant once, unlimited, CUDA_TASK_PRIORITY=0: the program's "
                          "GPU demand, which the issue 18 judge needs to classify the launch-bound loop)")
+    ap.add_argument("--nvml-util", action="store_true",
+                    help="sample NVML's device and per-process utilization during every run (each run's nvml_util, "
+                         "nvml_proc_sm; the pairs' `nvml` lists): the GPU's own busy figure beside the charge")
     args = ap.parse_args()
+    if args.nvml_util:
+        rw.CLOCK = rw.ClockSampler()
     if not args.variant:
         raise SystemExit("give at least one --variant")
     cores = parse_cores(args.cores)
@@ -250,7 +256,8 @@ def main() -> None:
                 pr = b.run(f"{name} busy probe", args.kind, args.seconds, True, cores[0],
                            **{"CUDA_TASK_PRIORITY": "0", "HAMI_LAUNCH_STATS": "1", **envs[name]})
                 out.setdefault("busy_probe", {})[name] = {"gpu_busy_fraction": pr.get("gpu_busy_fraction"),
-                                                          "rate": pr.get("rate"), "launch_stats": pr.get("launch_stats")}
+                                                          "rate": pr.get("rate"), "launch_stats": pr.get("launch_stats"),
+                                                          "nvml": [pr.get("nvml_util"), pr.get("nvml_proc_sm")]}
         fill_alone(out, raw)
         save(args.out, out)
         names = [] if args.pairs == "none" else args.pairs.split(",") if args.pairs else list(libs)
@@ -260,6 +267,9 @@ def main() -> None:
                 nat_pair = b.pair(f"pair native #{k}", (args.kind, args.kind), args.seconds, ({}, {}),
                                   preload=False, cpus=pair_cpus)
                 out["pairs"].setdefault("native", []).append([x.get("rate") for x in nat_pair])
+                if args.nvml_util:
+                    out["pairs"].setdefault("native nvml", []).append(
+                        [[x.get("nvml_util"), x.get("nvml_proc_sm")] for x in nat_pair])
                 for name in names:
                     b.lib = libs[name]
                     for lo, hi, times in limits:
@@ -273,6 +283,9 @@ def main() -> None:
                         ent["rates"].append([x.get("rate") for x in pr])
                         ent["charged"].append([x.get("gpu_busy_fraction") for x in pr])
                         ent["stats"].append([x.get("launch_stats") for x in pr])
+                        if args.nvml_util:
+                            ent.setdefault("nvml", []).append([[x.get("nvml_util"), x.get("nvml_proc_sm")]
+                                                               for x in pr])
                 save(args.out, out)  # after every repetition: a run cut short by a timeout keeps what it measured
     save(args.out, out)
     print(json.dumps({k: v for k, v in out.items() if k not in ("device", "alone")}), flush=True)

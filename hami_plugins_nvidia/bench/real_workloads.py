@@ -102,7 +102,10 @@ class Bench:
         if stats:  # HAMI_LAUNCH_STATS=1: the library's own launch-path cost, printed at exit
             res["launch_stats"] = stats[-1]
         if CLOCK and "t0" in res:
-            res["sm_mhz"] = CLOCK.mean(res["t0"], res["t0"] + res.get("seconds", 0))
+            t1 = res["t0"] + res.get("seconds", 0)
+            res["sm_mhz"] = CLOCK.mean(res["t0"], t1)
+            res["nvml_util"] = CLOCK.util(res["t0"], t1)
+            res["nvml_proc_sm"] = CLOCK.proc_util(proc.pid, res["t0"], t1)
         stamps = res.pop("stamps", None)
         if stamps is not None and "policy" in label:
             res["stamps"] = stamps
@@ -201,9 +204,12 @@ class ClockSampler:
         pynvml.nvmlInit()
         self.nv, self.h = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
         self.samples: list[tuple[float, int, int]] = []
+        self.procs: list[tuple[float, int, int]] = []  # (time read, pid, smUtil %): NVML's per-process view
+        self._seen = 0
         threading.Thread(target=self._loop, daemon=True).start()
 
     def _loop(self) -> None:
+        n = 0
         while True:
             try:
                 util = self.nv.nvmlDeviceGetUtilizationRates(self.h).gpu
@@ -211,11 +217,32 @@ class ClockSampler:
                 self.samples.append((time.time(), mhz, util))
             except Exception:  # noqa: BLE001 - a diagnostic only
                 pass
+            n += 1
+            if n % 10 == 0:  # every ~200 ms: the samples NVML kept since the last read
+                try:
+                    got = self.nv.nvmlDeviceGetProcessUtilization(self.h, self._seen)
+                    now = time.time()
+                    for smp in got:
+                        self.procs.append((now, int(smp.pid), int(smp.smUtil)))
+                        self._seen = max(self._seen, int(smp.timeStamp))
+                except Exception:  # noqa: BLE001 - not supported, or no sample yet
+                    pass
             time.sleep(0.02)
 
     def mean(self, t0: float, t1: float) -> float | None:
         vals = [m for t, m, _u in self.samples if t0 <= t <= t1]
         return round(statistics.mean(vals)) if vals else None
+
+    def util(self, t0: float, t1: float) -> float | None:
+        """NVML's device utilization (% of time a kernel ran, its own sample period) read in [t0, t1]: the GPU's
+        own busy figure beside the library's charge (issue 18: a launch-bound pair charged ~2x its GPU time)."""
+        vals = [u for t, _m, u in self.samples if t0 <= t <= t1]
+        return round(statistics.mean(vals), 1) if vals else None
+
+    def proc_util(self, pid: int, t0: float, t1: float) -> float | None:
+        """NVML's per-process SM utilization of pid, read in [t0, t1] (None: NVML gave none)."""
+        vals = [u for t, p, u in self.procs if p == pid and t0 <= t <= t1 + 0.3]
+        return round(statistics.mean(vals), 1) if vals else None
 
 
 CLOCK: ClockSampler | None = None
