@@ -73,3 +73,19 @@ def test_policy_workers_lines_come_with_their_time(workload: Workload, tmp_path:
     assert any("SM limit 30%" in ln for _, ln in lines), lines
     assert all(isinstance(t, float) and t > 0 for t, _ in lines), lines  # no t0 from the fake app: epoch-relative
     assert res.get("launch_stats", "").startswith("200 measured launches ("), res  # still parsed from every line
+
+
+def test_nvml_sampler_windows_pick_only_the_runs_own_samples():
+    """launch_cost.py --nvml-util: a run's NVML device utilization and its own process's SM utilization are the
+    samples read inside its window (per-process samples may arrive up to 0.3 s late: NVML hands them over in
+    batches); samples of other windows and other processes are left out, and a window with none gives None."""
+    mod = _bench_module()
+    s = object.__new__(mod.ClockSampler)  # no NVML thread: the samples are given
+    s.samples = [(9.9, 1980, 100), (10.1, 1980, 40), (10.5, 1700, 60), (11.2, 1980, 100)]
+    s.procs = [(10.2, 7, 20), (10.4, 8, 90), (11.2, 7, 30), (11.6, 7, 99)]
+    assert s.util(10.0, 11.0) == 50.0
+    assert s.mean(10.0, 11.0) == 1840
+    assert s.proc_util(7, 10.0, 11.0) == 25.0
+    assert s.proc_util(8, 10.0, 11.0) == 90.0
+    assert s.proc_util(9, 10.0, 11.0) is None
+    assert s.util(20.0, 21.0) is None
