@@ -282,7 +282,8 @@ def paired_alone(arms: list[tuple[str, dict[str, str]]], kind: str, window_s: fl
                 for name in pa.block_order(names, half):
                     r = by[name].window(10 * window_s + 30)
                     win = {"arm": name, "block": k, "half": half, "t": round(time.time(), 3), "rate": r.get("rate"),
-                           **{f: r[f] for f in ("steps", "step_ms", "submit_ms", "sync_ms", "error") if f in r}}
+                           **{f: r[f] for f in ("steps", "step_ms", "submit_ms", "sync_ms", "gpu_busy_fraction", "error")
+                              if f in r}}
                     res["windows"].append(win)
                     log.write(f"paired {name} block {k}.{half}: {json.dumps(r)}\n")
             log.flush()

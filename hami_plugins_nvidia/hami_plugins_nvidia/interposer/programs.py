@@ -113,6 +113,7 @@ def _serve(step, seconds: float, kind: str, unit: str, extra=lambda: {}, warmup:
         for _ in range(WINDOW_WARM_STEPS):
             step()
         total += WINDOW_WARM_STEPS
+        busy0 = _region_busy_ns()
         t0 = time.perf_counter()
         units, ends = 0, []
         while (dt := time.perf_counter() - t0) < seconds:
@@ -120,9 +121,11 @@ def _serve(step, seconds: float, kind: str, unit: str, extra=lambda: {}, warmup:
             ends.append(time.perf_counter())
         total += len(ends)
         windows += 1
+        busy1 = _region_busy_ns()
         steps = [b - a for a, b in zip([t0, *ends[:-1]], ends, strict=True)]
+        charged = {} if busy0 is None or busy1 is None else {"gpu_busy_fraction": round((busy1 - busy0) / 1e9 / dt, 4)}
         _emit(kind=kind, unit=unit, rate=units / dt, seconds=dt, steps=len(ends), step_ms=_percentiles(steps),
-              **extra())
+              **charged, **extra())
     _emit(kind=kind, unit=unit, windows=windows, steps_total=total, last=True)
 
 
