@@ -17,7 +17,8 @@ Alone, paired (the default, issue 18 inferalone): record 13's three 4 s rounds o
 91.6 / 102.8 % of native on one H200 host, which drifts between two speeds; three rounds cannot resolve 5 %. So
 native and every library variant each run as ONE warm worker (programs.py with BENCH_WINDOWS=1), all pinned to the
 same core, taking turns in short windows (--window, default 0.25 s): --blocks blocks, each the arms forward then
-backward (native, lib, lib, native). The arm not measuring is stopped (SIGSTOP: its threads, the library's watcher
+backward (native, lib, lib, native), each library arm on its own node board (two arms on one board would see each
+other as a neighbour). The arm not measuring is stopped (SIGSTOP: its threads, the library's watcher
 too, take nothing from the measuring one) and blocked on its stdin. Per block, an arm's rate sum over native's; the
 statistic is the median of those block ratios with a bootstrap interval (bench/paired_alone.py), in the JSON's
 `paired`; `alone` keeps each arm's window rates and its stats line as before. One difference from a tenant truly
@@ -412,8 +413,12 @@ def main() -> None:
             def progress(res: dict) -> None:
                 fill_paired(out, res)
                 save(args.out, out)
+            # each library arm its own node board: on one board two arms taking turns would see each other as a
+            # neighbour active within its 500 ms share window (not alone: another measurement path)
             res = paired_alone([("native", b.env(False))] + [(n, {**b.env(True, **{**lib_env, **envs[n]}),
-                                                                  "LD_PRELOAD": str(libs[n])}) for n in rungs],
+                                                                  "LD_PRELOAD": str(libs[n]),
+                                                                  "HAMI_NODE_BOARD": str(tmp / f"board-alone-{n}")})
+                                                             for n in rungs],
                                args.kind, args.window, args.blocks, cores[0], tmp, log, progress)
             fill_paired(out, res)
             save(args.out, out)

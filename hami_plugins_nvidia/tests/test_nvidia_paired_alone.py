@@ -246,3 +246,52 @@ def test_bad_window_and_block_values_name_the_options(lc, tmp_path, monkeypatch)
         monkeypatch.setattr(sys, "argv", ["launch_cost.py", "--out", str(tmp_path), "--variant", "lib=csrc:", *extra])
         with pytest.raises(SystemExit, match="--window"):
             lc.main()
+
+
+class _EnvBench:
+    """Stands in for real_workloads.Bench in main(): its env() as the real one builds it (a region per preloaded
+    run, the shared node board); run() and pair() are not reached (--pairs none, --no-busy-probe)."""
+
+    def __init__(self, lib, tmp, log) -> None:
+        self.lib, self.tmp, self.n = lib, tmp, 0
+
+    def env(self, preload: bool, **extra: str) -> dict[str, str]:
+        env = {}
+        if preload:
+            self.n += 1
+            env.update(LD_PRELOAD=str(self.lib), HAMI_NODE_BOARD=str(self.tmp / "board"),
+                       CUDA_DEVICE_MEMORY_SHARED_CACHE=str(self.tmp / f"ctr{self.n}.cache"))
+        env.update(extra)
+        return env
+
+
+def test_main_runs_every_arm_alone_on_its_own_board(lc, tmp_path, monkeypatch) -> None:
+    got = {}
+
+    def fake_paired(arms, kind, window_s, blocks, cpus, tmp, log, progress=None):
+        got.update(arms=arms, window=window_s, blocks=blocks, cpus=cpus)
+        wins = [{"arm": a, "block": b, "half": h, "rate": 100.0} for b in range(blocks) for h in (0, 1)
+                for a, _ in (arms if h == 0 else arms[::-1])]
+        return {"window_s": window_s, "arms": [a for a, _ in arms], "windows": wins, "workers": {},
+                "stats": lc.pa.summarise(wins, [a for a, _ in arms])}
+
+    monkeypatch.setattr(lc.rw, "Bench", _EnvBench)
+    monkeypatch.setattr(lc.rw, "_device", lambda: "NVIDIA H200, 580.159.04")
+    monkeypatch.setattr(lc, "build_variant", lambda name, csrc, defines, out: Path(f"/lib/{name}"))
+    monkeypatch.setattr(lc, "paired_alone", fake_paired)
+    monkeypatch.setattr(sys, "argv", ["launch_cost.py", "--out", str(tmp_path), "--variant", "lib=csrc:",
+                                      "--variant", "far1=csrc:X:HAMI_SM_SAMPLE_FAR=1", "--pairs", "none",
+                                      "--no-busy-probe", "--blocks", "4"])
+    lc.main()
+    arms = dict(got["arms"])
+    assert list(arms) == ["native", "lib", "far1"] and got["blocks"] == 4 and got["window"] == 0.25
+    assert "LD_PRELOAD" not in arms["native"] and got["cpus"] == {2}
+    assert arms["lib"]["LD_PRELOAD"] == "/lib/lib" and arms["far1"]["LD_PRELOAD"] == "/lib/far1"
+    assert arms["lib"]["HAMI_NODE_BOARD"] != arms["far1"]["HAMI_NODE_BOARD"]  # never each other's neighbour
+    assert arms["lib"]["CUDA_DEVICE_SM_LIMIT"] == "70" and arms["far1"]["HAMI_SM_SAMPLE_FAR"] == "1"
+    data = json.loads((tmp_path / "launch-cost.json").read_text())
+    assert data["alone_mode"] == "paired" and data["paired"]["stats"]["lib"]["median_pct"] == 100.0
+    assert data["alone"]["native"]["rates"] == [100.0] * 8
+    with pytest.raises(SystemExit, match="own cores"):
+        monkeypatch.setattr(sys, "argv", ["launch_cost.py", "--out", str(tmp_path), "--variant", "x=csrc:::3"])
+        lc.main()
