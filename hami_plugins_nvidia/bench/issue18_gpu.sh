@@ -303,7 +303,10 @@ case "$STAGE" in
     step install 20 40 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
     # record 10 (072f525, lendconf): unsupported, the inference loop charged 38.6 against 41.8; 74 s
     step conformance 90 110 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
-    # stage 16's launch cost with the shipped library only (record 10: 186 s for two variants): ~120 s
+    # stage 16's launch cost with the shipped library only (record 10: 186 s for two variants): ~120 s. The alone part
+    # is paired since inferalone (launch_cost.py --alone paired, the default: one warm native and one library worker
+    # on core 2 taking turns in 0.25 s windows, 32 ABBA blocks; ~9 s of warm-ups + ~34 s of windows, where the three
+    # rounds took ~54 s), judged on the median block ratio's bootstrap interval; --alone rounds gives the old part
     step launch-cost 120 140 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 2'
     # record 10: 133 s with the policy timeline (~25 s); neither arm has one here (~110 s; one solo in the second, ~90 s)
     step train-pairs 110 130 "$(rw train-pairs 'train::2:')"
@@ -341,7 +344,7 @@ case "$STAGE" in
     step install 20 40 'python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /tmp/hh ./ ./hami_plugins_nvidia ./conformance'
     # record 13 (H200, 5646ac2): partial, charged 50.8 + 37.9 = 88.7 %; 79 s
     step conformance 90 110 'mkdir -p $R/conf; cd /tmp; PYTHONPATH=/tmp/hh:/tmp/site HAMI_HAL_PLUGINS=nvidia python3 -m hami_hal.cli conformance run --backend real --plugin nvidia --behaviour isolation/work-conserving-sharing --no-progress --out $R/conf'
-    # stage 18's launch cost (record 13: 120 s)
+    # stage 18's launch cost (record 13: 120 s; the paired alone part since inferalone: ~10 s less, see stage 18)
     # --nvml-util: NVML's device and per-process utilization beside each run's charge (a launch-bound pair was
     # charged ~2x its GPU time in record 13: does the GPU's own busy figure say what the pair really used?)
     step launch-cost 120 140 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 2 --nvml-util'

@@ -250,6 +250,41 @@ def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[
     return j
 
 
+def launch_cost_paired(ratios: list[float], lib_us: list[float], loop_us: list[float]) -> Judged:
+    """Issue 18's launch-bound cost from launch_cost.py's paired alone windows (inferalone): each ABBA block's
+    library rate sum over native's (a drift linear over the block cancels), the median of >= MIN_RUNS blocks with
+    a bootstrap interval of it (bench/paired_alone.py). The interval decides: all of it at or above 95 % met, all of
+    it below not met; an interval across 95 % leaves it to the library's host time per launch, as launch_cost does
+    when the host's noise hides the throughput."""
+    pa = _paired_module()
+    n = len(ratios)
+    if not n:
+        return Judged("not measured: no complete paired block", "", 0)
+    st = pa.paired_stat(ratios)
+    med, (lo, hi) = st["median_pct"], st["interval_pct"]
+    if short := runs_check(n):
+        return Judged(short, f"paired: median block {med:.1f} % of native", n, _r(med), _r(med - 100))
+    keep = 100 - LAUNCH_COST_MAX_PERCENT
+    host = (f"; library {statistics.median(lib_us):.2f} µs per launch = "
+            f"{100 * statistics.median(lib_us) / min(loop_us):.1f} % of the loop's fast-mode "
+            f"{min(loop_us):.2f} µs") if lib_us and loop_us else "; no launch stats"
+    base = (f"paired: median of {n} ABBA blocks {med:.1f} % of native ({100 * st['coverage']:.0f} % bootstrap "
+            f"interval {lo:.1f}-{hi:.1f}, blocks {st['min_max_pct'][0]:.1f}-{st['min_max_pct'][1]:.1f}){host}")
+    j = Judged("", "", n, _r(med), _r(med - 100))
+    if lo >= keep:
+        j.verdict, j.why = MET, f"{base}; throughput decides: the interval is at or above {keep:g} %"
+    elif hi < keep:
+        j.verdict, j.why = NOT_MET, f"{base}; throughput decides: the interval is below {keep:g} %"
+    elif lib_us and loop_us:
+        cost = 100 * statistics.median(lib_us) / min(loop_us)
+        j.verdict = MET if cost <= LAUNCH_COST_MAX_PERCENT else NOT_MET
+        j.why = f"{base}; the library's host time decides (the interval spans {keep:g} %)"
+        j.error = _r(cost)
+    else:
+        j.verdict, j.why = f"not measured: the interval spans {keep:g} % and no launch stats", base
+    return j
+
+
 def charged_share(limit: float, demand: float, charged: list[float]) -> Judged:
     """Launch-bound program alone under a limit at or below its demand: "GPU time still splits by the limits
     (±5 points)" -- the GPU time charged (median, % of the window) within ±5 of min(limit, demand)."""
@@ -492,6 +527,9 @@ RULE_TEXT = {
                 f"{PAIR_SUM_MIN:g} %",
     "launch-alone": f"launch-bound, limit above its busy fraction: costs <= {LAUNCH_COST_MAX_PERCENT:g} % "
                     "(throughput, or the library's host µs per launch when the host's noise hides it)",
+    "launch-alone-paired": f"launch-bound, limit above its busy fraction: costs <= {LAUNCH_COST_MAX_PERCENT:g} % "
+                           "(paired ABBA windows on one core: the median block ratio's bootstrap interval, or the "
+                           "library's host µs per launch when it spans the target)",
     "launch-charged": f"launch-bound, limit at or below its demand: charged GPU time within ±{TOLERANCE_POINTS:g} of "
                       "min(limit, demand)",
     "launch-pair": "launch-bound pair: the conformance probe's fitting (keeps >= 90 % of the native pair) / "
@@ -968,7 +1006,7 @@ class Folder:
         return "gpu" if demand >= GPU_BOUND_BUSY_MIN_PERCENT else "launch"
 
     def _alone_row(self, kind, family, limit, runs, charged, demand, how, solos, solo_med, src,
-                   lib_us=(), loop_us=()) -> Row:
+                   lib_us=(), loop_us=(), paired=None) -> Row:
         target = f"{kind} alone {limit} %"
         if family == "gpu":
             j, rule = gpu_bound_alone(limit, runs), RULE_TEXT["gpu-alone"]
@@ -979,6 +1017,9 @@ class Folder:
             rule = "classified by the busy probe (none)"
         elif demand is None:
             j, rule = Judged("not measured: no busy probe", "", len(runs)), RULE_TEXT["launch-alone"]
+        elif demand < limit and paired is not None:  # launch_cost.py's paired windows: the block ratios decide
+            j, rule = launch_cost_paired(paired, list(lib_us), list(loop_us)), RULE_TEXT["launch-alone-paired"]
+            runs = [_r(100 * r, 2) for r in paired]
         elif demand < limit:
             rates = [r * solo_med / 100 for r in runs] if solo_med else []
             j, rule = launch_cost(rates, solos, list(lib_us), list(loop_us)), RULE_TEXT["launch-alone"]
@@ -1153,6 +1194,12 @@ class Folder:
         loop_us = [r["host_us_per_launch"] for v in alone.values() for r in v.get("runs", [])
                    if isinstance(r, dict) and isinstance(r.get("host_us_per_launch"), int | float)]
         solo_med = statistics.median(native) if native else None
+        paired = data.get("paired")
+        if paired is not None and not (isinstance(paired, dict) and isinstance(paired.get("windows"), list)
+                                       and all(isinstance(w, dict) and isinstance(w.get("arm"), str)
+                                               and isinstance(w.get("block"), int) for w in paired["windows"])):
+            raise JudgeError(f"{rel}: field 'paired' is not launch_cost.py's paired windows (a list of windows with "
+                             "'arm' and 'block')")
         for name, ent in alone.items():
             if name == "native":
                 continue
@@ -1167,8 +1214,14 @@ class Folder:
                                                f"{where}.runs.gpu_time_charged")]
             lib_us = [u for r in ent.get("runs", []) if (u := library_host_us(r.get("launch_stats")))]
             demand, how = self._demand(kind, src, [(limit, runs, charged)])
+            ratios = None
+            if paired is not None:  # old records have no `paired`: judged by their rounds as before
+                for w in paired["windows"]:
+                    if w.get("rate") is not None:
+                        _nums([w["rate"]], rel, f"paired.windows.{w['arm']}.rate")
+                ratios = _paired_module().block_ratios(paired["windows"], name)
             row = self._alone_row(kind, self._family(kind, demand), limit, runs, charged, demand, how, native,
-                                  solo_med, src, lib_us, loop_us)
+                                  solo_med, src, lib_us, loop_us, ratios)
             row.extra = {"variant": name, "library_us_per_launch": [round(u, 2) for u in lib_us],
                          "loop_us_per_launch_fast": min(loop_us) if loop_us else None}
             self.rows.append(row)
@@ -1328,6 +1381,16 @@ def _row_json(r: Row) -> dict:
             "runs": r.runs, "median": r.judged.median, "error_points": r.judged.error, "pair_sum": r.judged.pair_sum,
             "kept_percent_of_native_pair": r.judged.kept, "why": r.judged.why, "reading": r.judged.reading,
             "gpu_time_charged": r.charged, **r.extra, "source": asdict(r.source)}
+
+
+def _paired_module():
+    """bench/paired_alone.py: the paired alone statistic, shared with launch_cost.py."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import paired_alone
+
+    return paired_alone
 
 
 def _ladder_module():

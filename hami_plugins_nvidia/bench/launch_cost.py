@@ -13,6 +13,19 @@ no value: no limit). A fourth field pins that variant's alone runs to other core
 `native` runs the program with no preload (a native baseline on those cores). Pairs run under --pair-policy
 (default: `default`).
 
+Alone, paired (the default, issue 18 inferalone): record 13's three 4 s rounds of native then library read 85.3 /
+91.6 / 102.8 % of native on one H200 host, which drifts between two speeds; three rounds cannot resolve 5 %. So
+native and every library variant each run as ONE warm worker (programs.py with BENCH_WINDOWS=1), all pinned to the
+same core, taking turns in short windows (--window, default 0.25 s): --blocks blocks, each the arms forward then
+backward (native, lib, lib, native), each library arm on its own node board (two arms on one board would see each
+other as a neighbour). The arm not measuring is stopped (SIGSTOP: its threads, the library's watcher
+too, take nothing from the measuring one) and blocked on its stdin. Per block, an arm's rate sum over native's; the
+statistic is the median of those block ratios with a bootstrap interval (bench/paired_alone.py), in the JSON's
+`paired`; `alone` keeps each arm's window rates and its stats line as before. One difference from a tenant truly
+alone: NVML lists the stopped native worker's context, so the library counts one process beside it (K = 1) and its
+few precise spans take the deferred-charge path (the stats line's "charges deferred"): more library work, never
+less, so the paired figure errs against the library. --alone rounds: the rounds as before (--rounds x --seconds).
+
 --ladder (issue18_gpu.sh stage 9): the variants are rungs, each one thing more than the last; alone runs only
 (no pairs, no busy probe), the order reversed every other round (ABC.. CBA..) so drift hits every rung alike; the
 JSON's `ladder` lists the rungs in order, which bench/launch_ladder.py prints as a table (never judged).
@@ -30,10 +43,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import queue
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +61,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "hami_plugins_nvidia" / "interposer"))
 
 import build  # noqa: E402 - standalone module: compiles csrc/*.c with the system C compiler
+import paired_alone as pa  # noqa: E402 - the paired alone statistic (standard library only)
 import real_workloads as rw  # noqa: E402 - the bench's worker harness
 
 WARMUP_STEPS = 5  # programs.py infer runs 5 passes before its window
@@ -161,12 +181,163 @@ def save(out_dir: Path, out: dict) -> None:
     (out_dir / "launch-cost.json").write_text(json.dumps(out, indent=1))
 
 
+class Arm:
+    """One warm worker of the paired alone comparison: programs.py KIND WINDOW_S with BENCH_WINDOWS=1, pinned to
+    `cpus`, its stdout read by a thread (lines queued), its stderr in a file (the library's lines at exit)."""
+
+    READY_S = 240.0  # a worker's warm-up (torch import, model build) with the other arms on the same core
+
+    def __init__(self, name: str, kind: str, window_s: float, env: dict[str, str], cpus: set[int], tmp: Path) -> None:
+        self.name = name
+        self.err_path = tmp / f"paired-{name}.err"
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        pin = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731 - every thread it starts inherits the core
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, str(rw.PROGRAMS), kind, f"{window_s:g}"],
+                                         env={**env, "BENCH_WINDOWS": "1"}, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=pin)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_line(self, want, timeout: float) -> str | None:
+        """The first stdout line for which want(line) holds, within timeout; None at EOF or timeout."""
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            if want(line):
+                return line
+        return None
+
+    def signal(self, sig: int) -> None:
+        try:
+            self.proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    def window(self, timeout: float) -> dict:
+        """One measured window: continued, asked, answered, stopped again."""
+        self.signal(signal.SIGCONT)
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return {"error": "the worker is gone"}
+        line = self.wait_line(lambda ln: ln.startswith("RESULT "), timeout)
+        self.signal(signal.SIGSTOP)
+        return json.loads(line[7:]) if line else {"error": f"no window within {timeout:g} s"}
+
+    def finish(self, timeout: float = 60.0) -> dict:
+        """Ends the worker: its last RESULT line (steps_total) and the library's launch stats line from stderr."""
+        self.signal(signal.SIGCONT)
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        line = self.wait_line(lambda ln: ln.startswith("RESULT "), timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        res = json.loads(line[7:]) if line else {"error": f"no last line (rc {self.proc.returncode})"}
+        err = self.err_path.read_text(errors="replace")
+        hami = [ln for ln in err.splitlines() if "HAMI-vgpu" in ln]
+        res["interposer_lines"] = hami[:6]
+        stats = [ln.split("launch stats: ", 1)[1] for ln in hami if "launch stats: " in ln]
+        if stats:
+            res["launch_stats"] = stats[-1]
+        if "steps_total" not in res:
+            res["stderr_tail"] = err.strip().splitlines()[-4:]
+        return res
+
+
+def paired_alone(arms: list[tuple[str, dict[str, str]]], kind: str, window_s: float, blocks: int, cpus: set[int],
+                 tmp: Path, log, progress=None) -> dict:
+    """The paired alone comparison (module docstring): arms (name, environment), native first; every arm one warm
+    worker on `cpus`, blocks of windows forward then backward. Returns the windows (arm, block, half, rate, ...),
+    each arm's last line (steps_total, launch stats) and the statistic; progress(result) after every block."""
+    names = [n for n, _ in arms]
+    workers = [Arm(n, kind, window_s, env, cpus, tmp) for n, env in arms]
+    res: dict = {"window_s": window_s, "blocks_asked": blocks, "arms": names, "cores": sorted(cpus), "windows": [],
+                 "workers": {}}
+    try:
+        ready = rw._programs().WINDOWS_READY
+        for w in workers:  # warm-ups overlap; each worker stops as soon as it is ready
+            if w.wait_line(lambda ln: ln == ready, Arm.READY_S) is None:
+                res["error"] = f"{w.name}: never ready"
+                return res
+            w.signal(signal.SIGSTOP)
+        by = dict(zip(names, workers, strict=True))
+        for k in range(blocks):
+            for half in (0, 1):
+                for name in pa.block_order(names, half):
+                    r = by[name].window(10 * window_s + 30)
+                    win = {"arm": name, "block": k, "half": half, "t": round(time.time(), 3), "rate": r.get("rate"),
+                           **{f: r[f] for f in ("steps", "step_ms", "submit_ms", "sync_ms", "gpu_busy_fraction", "error")
+                              if f in r}}
+                    res["windows"].append(win)
+                    log.write(f"paired {name} block {k}.{half}: {json.dumps(r)}\n")
+            log.flush()
+            res["blocks_done"] = k + 1
+            res["stats"] = pa.summarise(res["windows"], names)
+            if progress:
+                progress(res)
+    finally:
+        for w in workers:
+            res["workers"][w.name] = w.finish() if w.proc.poll() is None else {"error": f"exited {w.proc.returncode}"}
+            log.write(f"paired {w.name} last: {json.dumps(res['workers'][w.name])}\n")
+        log.flush()
+    res["stats"] = pa.summarise(res["windows"], names)
+    return res
+
+
+def fill_paired(out: dict, res: dict) -> None:
+    """out["alone"] from a paired run: each arm's window rates (and its one launch stats line, on its last window's
+    summary), against the median native window; out["paired"] the windows and the statistic."""
+    lps_all = []
+    for last in res.get("workers", {}).values():
+        m = re.match(r"(\d+) measured launches", last.get("launch_stats", ""))
+        if m and last.get("steps_total"):
+            lps_all.append(int(m.group(1)) / last["steps_total"])
+    lps = statistics.median(lps_all) if lps_all else None
+    out["launches_per_step"] = round(lps, 1) if lps else None
+    nat = [w["rate"] for w in res["windows"] if w["arm"] == pa.NATIVE and w.get("rate")]
+    nat_med = statistics.median(nat) if nat else None
+    for name in res["arms"]:
+        wins = [w for w in res["windows"] if w["arm"] == name]
+        runs = [summary(dict(w, seconds=res["window_s"]), lps) for w in wins]
+        last = res.get("workers", {}).get(name, {})
+        if runs and last.get("launch_stats"):
+            runs[-1]["launch_stats"] = last["launch_stats"]
+        rates = [w.get("rate") for w in wins]
+        out["alone"][name] = {"runs": runs, "rates": rates, "modes": modes(rates),
+                              "pct_of_native_median": [round(100 * r / nat_med, 1) if r and nat_med else None
+                                                       for r in rates]}
+    out["paired"] = dict(res)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--variant", action="append", default=[], help="NAME=CSRC_DIR[:DEFINES[:ENV=VALUE,...]]")
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--rounds", type=int, default=3, help="alone: rounds of native, variant, variant, ...")
+    ap.add_argument("--rounds", type=int, default=3, help="alone (--alone rounds, --ladder): rounds of native, "
+                    "variant, variant, ...")
+    ap.add_argument("--alone", choices=["paired", "rounds"], default="paired",
+                    help="alone runs: paired (one warm worker an arm, short windows in ABBA blocks on one core) or "
+                         "rounds (one process a run, --rounds x --seconds); --ladder always runs rounds")
+    ap.add_argument("--window", type=float, default=0.25, help="paired: seconds a window (0.1-10)")
+    ap.add_argument("--blocks", type=int, default=32, help="paired: blocks of windows, each ABBA (3-200)")
     ap.add_argument("--limit", type=int, default=70, help="SM limit of the library runs alone (force)")
     ap.add_argument("--cores", default="2;6", help="CPU cores: alone runs and first tenant; second tenant")
     ap.add_argument("--pairs", default="", help="variant names to run pairs with (default: all; none)")
@@ -190,6 +361,9 @@ def main() -> None:
     if not args.variant:
         raise SystemExit("give at least one --variant")
     cores = parse_cores(args.cores)
+    paired = args.alone == "paired" and not args.ladder
+    if paired and not (0.1 <= args.window <= 10 and 3 <= args.blocks <= 200):
+        raise SystemExit(f"--window {args.window:g} / --blocks {args.blocks}: 0.1-10 s and 3-200 blocks")
     limits = [parse_pair_limits(item) for item in args.pair_limits.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="hami-lc-"))
@@ -221,8 +395,11 @@ def main() -> None:
     if args.ladder:
         args.pairs, args.busy_probe = "none", False
     rungs = [n for v in args.variant if (n := v.partition("=")[0])]
+    if paired and (natives or own_cores):
+        raise SystemExit("--alone paired: every arm runs on the first --cores set; variants with their own cores or "
+                         "native baselines need --alone rounds or --ladder")
     out: dict = {"command": " ".join(sys.argv), "device": rw._device(), "cores": [sorted(c) for c in cores],
-                 "limit_alone": args.limit, "alone": {}, "pairs": {}}
+                 "limit_alone": args.limit, "alone_mode": "paired" if paired else "rounds", "alone": {}, "pairs": {}}
     if args.ladder:
         out["ladder"] = [{"name": n, "cores": sorted(own_cores.get(n, cores[0])), "native": n in natives,
                           "env": envs.get(n, {}), "defines": parse_variant(v)[2]}
@@ -232,7 +409,20 @@ def main() -> None:
         b = rw.Bench(next(iter(libs.values())), tmp, log)
         lib_env = {"CUDA_DEVICE_SM_LIMIT": str(args.limit), "GPU_CORE_UTILIZATION_POLICY": "force",
                    "HAMI_LAUNCH_STATS": "1"}
-        for k in range(args.rounds):  # ABAB...: native and every variant in turn, the same core unless it has its own
+        if paired:
+            def progress(res: dict) -> None:
+                fill_paired(out, res)
+                save(args.out, out)
+            # each library arm its own node board: on one board two arms taking turns would see each other as a
+            # neighbour active within its 500 ms share window (not alone: another measurement path)
+            res = paired_alone([("native", b.env(False))] + [(n, {**b.env(True, **{**lib_env, **envs[n]}),
+                                                                  "LD_PRELOAD": str(libs[n]),
+                                                                  "HAMI_NODE_BOARD": str(tmp / f"board-alone-{n}")})
+                                                             for n in rungs],
+                               args.kind, args.window, args.blocks, cores[0], tmp, log, progress)
+            fill_paired(out, res)
+            save(args.out, out)
+        for k in range(0 if paired else args.rounds):  # ABAB...: native and every variant in turn, the same core unless it has its own
             order = ["native", *rungs]
             if args.ladder and k % 2:
                 order.reverse()
@@ -258,7 +448,8 @@ def main() -> None:
                 out.setdefault("busy_probe", {})[name] = {"gpu_busy_fraction": pr.get("gpu_busy_fraction"),
                                                           "rate": pr.get("rate"), "launch_stats": pr.get("launch_stats"),
                                                           "nvml": [pr.get("nvml_util"), pr.get("nvml_proc_sm")]}
-        fill_alone(out, raw)
+        if not paired:
+            fill_alone(out, raw)
         save(args.out, out)
         names = [] if args.pairs == "none" else args.pairs.split(",") if args.pairs else list(libs)
         pair_cpus = (cores[0], cores[1])
@@ -291,6 +482,8 @@ def main() -> None:
     print(json.dumps({k: v for k, v in out.items() if k not in ("device", "alone")}), flush=True)
     print(json.dumps({n: {"modes": a["modes"], "pct": a["pct_of_native_median"]} for n, a in out["alone"].items()}),
           flush=True)
+    if "paired" in out:
+        print(json.dumps({"paired": out["paired"].get("stats")}), flush=True)
 
 
 if __name__ == "__main__":

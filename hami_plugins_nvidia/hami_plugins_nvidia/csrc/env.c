@@ -218,6 +218,12 @@ void vg_config_load(void)
     vg_cfg.sm_sample_every = tuning_knob("HAMI_SM_SAMPLE_EVERY", COARSE_SAMPLE_MIN, COARSE_SAMPLE_MAX,
                                          COARSE_SAMPLE_DEFAULT, "one coarse launch in N measured alone");
     vg_cfg.sm_sample_cut = (1ULL << 32) / (uint64_t)vg_cfg.sm_sample_every;  /* a compare per launch, no division */
+    /* alone and far below the limit: samples this many times fewer (launch.c sample_rate), an integer so each weighs
+     * exactly that many; never below one in COARSE_SAMPLE_MAX, the bound above */
+    vg_cfg.sm_sample_far = tuning_knob("HAMI_SM_SAMPLE_FAR", 1, SAMPLE_FAR_MAX, SAMPLE_FAR_DEFAULT,
+                                       "times fewer coarse samples alone far below the limit");
+    while (vg_cfg.sm_sample_far > 1 && vg_cfg.sm_sample_every * vg_cfg.sm_sample_far > COARSE_SAMPLE_MAX)
+        vg_cfg.sm_sample_far--;
     /* how long before its launch call returned a kernel may start on the GPU (launch.c submitted_at): a precise busy
      * period's charge starts no earlier than the return less this, never before the call began. An A/B knob for the
      * hardware runs (compare the charge per launch with the kernels' own time), bounded: at its bound the charge

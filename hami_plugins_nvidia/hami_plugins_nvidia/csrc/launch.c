@@ -196,7 +196,8 @@ uint64_t sample_seed(int dev)
 
 /* Whether this coarse launch is a sample: each with probability 1 / HAMI_SM_SAMPLE_EVERY (default 32), independently
  * of every launch before it (xorshift64*: a few instructions, no system call; the upper half of its output below
- * 2^32 / N: exactly 1/N for a power of two, within 2^-32 of it otherwise). */
+ * 2^32 / N: exactly 1/N for a power of two, within 2^-32 of it otherwise); alone far below the limit 1 / (N x samp_w)
+ * (sample_rate). Returns the sample's weight in the samples' average (samp_w, 1 at the default rate), 0 = none. */
 static int coarse_sample(struct dstate *ds)
 {
 #ifdef HAMI_BISECT_NO_RECORDS
@@ -207,7 +208,33 @@ static int coarse_sample(struct dstate *ds)
     x ^= x << 25;
     x ^= x >> 27;
     ds->rng = x;
-    return ((x * 0x2545F4914F6CDD1DULL) >> 32) < vg_cfg.sm_sample_cut;
+    int w = ds->samp_w > 1 ? ds->samp_w : 1;
+    if (((x * 0x2545F4914F6CDD1DULL) >> 32) >= (w > 1 ? ds->samp_cut : vg_cfg.sm_sample_cut))
+        return 0;
+    if (w > 1)
+        ST_COUNT(samples_far);
+    return w;
+}
+
+/* The coarse samples' rate (issue 18, inferalone), with the board every millisecond (note_users): HAMI_SM_SAMPLE_FAR
+ * (default 4) times fewer while no other container is on the GPU's board and the container's charged fraction (its
+ * ~100 ms average, publish_fraction, restarted at the limit whenever it is not fresh) is under SAMPLE_FAR_PCT % of
+ * its limit; the default rate otherwise, from the first launch after a neighbour is seen. Each sample weighs its rate
+ * (samp_w) in the samples' average, so a phase that changed rate keeps a fair average of all its launches. Why: a
+ * sample costs two event records and two elapsed-time calls, 2/3 of the inference loop's driver calls alone at 70 %
+ * (H200 record 13: 0.093 records a launch, 6416 samples in 212114 launches). Fewer samples were tried before and held
+ * a jump to GPU-bound for seconds (alonecost); since coarsejump the coarse path bounds the launches a stream queues
+ * unseen (coarse_behind), and test_interposer_coarse_jump.py holds the jump at 1 in 128 and 256 too, the rates a
+ * tenant may set itself (HAMI_SM_SAMPLE_EVERY). A tenant charged far below its limit that launches longer kernels
+ * raises its fraction within ~100 ms (the default rate again), is bounded by coarse_behind meanwhile, and its
+ * samples still judge the phase at the verification (sampled_excess), only from fewer of them. */
+void sample_rate(struct dstate *ds)
+{
+    int sm = vg_sm_limit(ds->dev);
+    int far = vg_cfg.sm_sample_far > 1 && !ds->shared && ds->capped && ds->user_idx >= 0 && ds->frac_at &&
+              ds->frac_bp < (int64_t)sm * SAMPLE_FAR_PCT;  /* 1/100 %: sm % x 100 x SAMPLE_FAR_PCT / 100 */
+    ds->samp_w = far ? vg_cfg.sm_sample_far : 1;
+    ds->samp_cut = vg_cfg.sm_sample_cut / (uint64_t)ds->samp_w;
 }
 
 /* Set once a stream capture has begun in this process (the cuStreamBeginCapture* hooks below). Until then no
@@ -1002,8 +1029,8 @@ static void collect(struct dstate *ds, int all)
                      * them judged by its tiny kernels' average (fake, 30 % force alone: 49-59 % of the GPU,
                      * charged 0.54-0.67 x; test_interposer_coarse_sample_tail.py) */
                     if (m->sample && m->n == 1) {  /* one launch alone, its start the previous run's end */
-                        ds->samp_ns += own;
-                        ds->samp_n++;
+                        ds->samp_ns += own * m->sample;  /* weighted by its draw's rate (coarse_sample) */
+                        ds->samp_n += m->sample;
                     }
                 } else {
                     consume(ds, c, !deep_in);
@@ -1240,7 +1267,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     ds->recorded = 1;
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
-                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END && q->sample, 0, 0,
+                      kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END ? q->sample : 0, 0, 0,
                       ds->seq++};  /* numbered under the lock, once its record returned (wait_begin reads it) */
     q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
     q->ring[(q->head + q->count) % RING].sub = kind == MK_END ? q->unmarked_sub : 0;  /* span_start */
@@ -2525,11 +2552,12 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * really gets to it (after any time slice of another context), so waiting is never charged; the
              * launches queued behind it are chained (each starts when the previous one ended) */
             q->capture = capturing(q);
-            if (ds->coarse && !q->capture && coarse_sample(ds)) {
+            int sw = 0;
+            if (ds->coarse && !q->capture && (sw = coarse_sample(ds)) > 0) {
                 /* a sample: the run before it is closed, then a start mark: the sample's span starts where
                  * the GPU reached this launch (not at another stream's work queued before it) and holds it
                  * alone */
-                q->sample = push_boundary(ds, q, now);
+                q->sample = push_boundary(ds, q, now) ? sw : 0;  /* its weight (coarse_sample) */
                 ST_COUNT(samples);
                 /* the sample's span starts at its launch's submission, as a precise start mark's does (submitted_at):
                  * on an idle GPU its start mark completes before the launch call has even begun, and the span held
@@ -2813,8 +2841,9 @@ __attribute__((destructor)) static void launch_stats_report(void)
                       lst.held_ns / 1e6);
     /* HAMI_SM_SAMPLE_EVERY, so an A/B run's lines say which side they are */
     if (n > 0 && n < (int)sizeof(buf))
-        n += snprintf(buf + n, sizeof(buf) - n, "; coarse samples 1 in %d (%llu drawn)", vg_cfg.sm_sample_every,
-                      (unsigned long long)lst.samples);
+        n += snprintf(buf + n, sizeof(buf) - n, "; coarse samples 1 in %d (%llu drawn), 1 in %d alone far below the "
+                      "limit (%llu of them)", vg_cfg.sm_sample_every, (unsigned long long)lst.samples,
+                      vg_cfg.sm_sample_every * vg_cfg.sm_sample_far, (unsigned long long)lst.samples_far);
     /* switch charging (switch_charged): the switches into this context charged and not, the last demand estimate */
     if (n > 0 && n < (int)sizeof(buf))
         n += snprintf(buf + n, sizeof(buf) - n, "; switches charged %.1f ms, not %.1f ms (demand alone %.1f %%, "

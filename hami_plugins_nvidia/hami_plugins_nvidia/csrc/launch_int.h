@@ -63,7 +63,8 @@ struct mark {
     int n;        /* MK_END: launches it closes */
     int coarse;   /* recorded in coarse mode: charged the estimate, never published */
     int first;    /* MK_START recorded while every stream of the process was idle (HAMI_SM_CHARGE_SWITCHES) */
-    int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time */
+    int sample;   /* MK_END closing one coarse launch drawn at random (coarse_sample): its own GPU time; the value is
+                     its weight in the samples' average (1, or samp_w alone far below the limit) */
     int paired;   /* MK_END whose event is also the next mark's, a MK_START (push_boundary): one record for both */
     int64_t ask_at;  /* found not completed: not asked again before this (launch.c ask_later), 0 = at any harvest */
     uint64_t seq;    /* its place in the device's record order (dstate.seq): what a host wait proves (mark_known) */
@@ -89,7 +90,8 @@ struct squeue {
     int unmarked;          /* launches after the last mark */
     int unmarked_coarse;   /* some of them were launched in coarse mode */
     int capture;           /* the stream was being captured at the current launch */
-    int sample;            /* the current launch is a coarse sample: its end mark closes it alone */
+    int sample;            /* the current launch is a coarse sample, its weight (coarse_sample): its end mark closes
+                              it alone */
     int64_t unmarked_enq;  /* host enqueue time of the first of them */
     int64_t unmarked_sub;  /* ... and its submission (launch.c submitted_at), 0 = none (coarse): its end mark's sub */
     int deep_run;          /* precise: of them, launches whose own end mark was deferred (launch.c deep_defer) */
@@ -257,7 +259,10 @@ struct dstate {
     int64_t win_ns;         /* precise charges of the current window ... */
     int64_t win_n;          /* ... and the launches they closed */
     int64_t samp_ns;        /* GPU time of the coarse samples since the last verification ... */
-    int64_t samp_n;         /* ... and how many */
+    int64_t samp_n;         /* ... and how many (each sample weighs its draw's rate: samp_w) */
+    int samp_w;             /* this launch's draws: 1 in samp_w x HAMI_SM_SAMPLE_EVERY, each weighing samp_w (launch.c
+                               sample_rate, refreshed with the board every ms); 0 = not set yet (1) */
+    uint64_t samp_cut;      /* the draws' threshold for samp_w (sm_sample_cut / samp_w) */
     int64_t samp_last;      /* their average at the last verification that had any, 0 = none yet */
     uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */
@@ -365,6 +370,7 @@ struct launch_stats {
     uint64_t launches, coarse, fast, sampled, sampled_in, records, queries, elapsed;
     uint64_t harvests, misses;  /* collections, and their driver calls that found a mark not completed */
     uint64_t samples;   /* coarse launches drawn as samples (coarse_sample) */
+    uint64_t samples_far; /* ... of them drawn at the rate alone far below the limit (sample_rate) */
     uint64_t verified, failed;  /* precise windows that judged a coarse phase's doubt, and those that charged it */
     /* why launches were measured precisely (choose_mode; the reasons overlap): the credit not ample for coarse mode
      * (and of those, low: at most the 60 ms margin), a neighbour's request, switch charging's contended rule, no
@@ -467,6 +473,7 @@ void sib_bound_refresh(struct dstate *ds, int64_t now);
 void publish_fraction(struct dstate *ds, int64_t now);
 void publish_record(struct dstate *ds, int64_t now);
 void note_users(struct dstate *ds, int64_t now);
+void sample_rate(struct dstate *ds);
 /* turns.c (HAMI_SM_TURNS) */
 void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now);
 int64_t turns_hold(struct dstate *ds, int64_t now);

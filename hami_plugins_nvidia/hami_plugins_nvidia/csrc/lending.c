@@ -389,4 +389,5 @@ void note_users(struct dstate *ds, int64_t now)
                                                             "limit applies" : "alone on this GPU: not capped "
                                                             "(GPU_CORE_UTILIZATION_POLICY=default)");
     ds->shared = shared;
+    sample_rate(ds);  /* the coarse samples' rate: fewer alone far below the limit, the default at once beside anyone */
 }

@@ -47,6 +47,8 @@ struct vg_config {
     int64_t watch_alone_ns;                /* HAMI_WATCHER_ALONE_POLL_US: that ceiling while every device is measured
                                               coarsely with no neighbour (watcher.c) */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
+    int sm_sample_far;                     /* HAMI_SM_SAMPLE_FAR: alone far below the limit, samples drawn this many
+                                              times less often (each weighing as many), bounded by COARSE_SAMPLE_MAX */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
@@ -65,6 +67,13 @@ extern struct vg_config vg_cfg;
 #define DEEP_RUN_MAX 256
 /* HAMI_SM_SAMPLE_EVERY's default and bounds (env.c; launch.c coarse_sample) */
 #define COARSE_SAMPLE_DEFAULT 32
+/* Alone and far below its limit (issue 18, inferalone): the coarse samples are drawn HAMI_SM_SAMPLE_FAR times less
+ * often (default 4, 1 = never fewer), never beyond one in COARSE_SAMPLE_MAX, each weighing that many in the samples'
+ * average; "far below": no other container on the GPU's board and the container's charged fraction (its ~100 ms
+ * average, lending.c publish_fraction) under SAMPLE_FAR_PCT % of its limit (launch.c sample_rate) */
+#define SAMPLE_FAR_MAX 8
+#define SAMPLE_FAR_DEFAULT 4
+#define SAMPLE_FAR_PCT 60
 #define COARSE_SAMPLE_MIN 8
 #define COARSE_SAMPLE_MAX 256
 /* HAMI_SM_LAUNCH_LEAD_NS's default and bound (env.c; launch.c submitted_at): 1 ms is far beyond any launch call's

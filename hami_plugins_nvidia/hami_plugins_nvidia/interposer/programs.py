@@ -91,6 +91,44 @@ def _window(step, seconds: float) -> dict:
     return res
 
 
+#: BENCH_WINDOWS=1: the line a worker prints once warm, before its first window; and the steps each window runs
+#: unmeasured first (after a pause the caches and the library's state are cold: a worker is stopped between windows).
+WINDOWS_READY = "WINDOWS READY"
+WINDOW_WARM_STEPS = 2
+
+
+def _serve(step, seconds: float, kind: str, unit: str, extra=lambda: {}, warmup: int = 0) -> None:
+    """BENCH_WINDOWS=1 (bench/launch_cost.py's paired alone comparison): one warm process runs many short windows
+    on request, so a native and a library worker on the same core can take turns window by window and the host's
+    drift hits both alike (issue 18 record 13: three 4 s rounds of each read 85-103 % of native). Prints
+    WINDOWS_READY, then for each `go` line on stdin runs WINDOW_WARM_STEPS steps and a measured window of `seconds`
+    (one RESULT line: rate, seconds, steps, the step times and `extra()`); any other line or EOF ends it with a
+    last RESULT line that counts every step run (`steps_total`, the warm-ups included: launches per step come from
+    the library's stats line, which counts them all)."""
+    total, windows = warmup, 0
+    print(WINDOWS_READY, flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        for _ in range(WINDOW_WARM_STEPS):
+            step()
+        total += WINDOW_WARM_STEPS
+        busy0 = _region_busy_ns()
+        t0 = time.perf_counter()
+        units, ends = 0, []
+        while (dt := time.perf_counter() - t0) < seconds:
+            units += step()
+            ends.append(time.perf_counter())
+        total += len(ends)
+        windows += 1
+        busy1 = _region_busy_ns()
+        steps = [b - a for a, b in zip([t0, *ends[:-1]], ends, strict=True)]
+        charged = {} if busy0 is None or busy1 is None else {"gpu_busy_fraction": round((busy1 - busy0) / 1e9 / dt, 4)}
+        _emit(kind=kind, unit=unit, rate=units / dt, seconds=dt, steps=len(ends), step_ms=_percentiles(steps),
+              **charged, **extra())
+    _emit(kind=kind, unit=unit, windows=windows, steps_total=total, last=True)
+
+
 def _step_ms(stamps: list[float], base: float, t0: float) -> dict:
     """The loop's own host time per step (ms): 10th, 50th and 90th percentiles of the step durations, so a run
     that switched between two speeds shows it (the H200 host ran the inference loop at two rates)."""
@@ -181,6 +219,13 @@ def w_infer(seconds: float) -> None:
     for _ in range(5):
         step()
     del submit[:], sync[:]
+    if os.environ.get("BENCH_WINDOWS") == "1":
+        def split() -> dict:
+            out = {"submit_ms": _percentiles(submit), "sync_ms": _percentiles(sync)}
+            del submit[:], sync[:]
+            return out
+        _serve(step, seconds, "infer", "forward passes/s", split, warmup=5)
+        return
     res = _window(step, seconds)
     # each pass split at its host sync (issue 18's ladder, stage 9): the host's time queuing the launches and the
     # wait for the GPU after them; a library cost per launch grows the first, a drain at the sync the second

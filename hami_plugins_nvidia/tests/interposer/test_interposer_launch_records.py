@@ -65,9 +65,11 @@ def test_a_completed_mark_costs_one_driver_call(workload: Workload, precise: str
 
 @pytest.mark.fake_timing
 def test_coarse_sample_costs_two_records_on_a_host_paced_loop(workload: Workload) -> None:
+    # at the default rate throughout (HAMI_SM_SAMPLE_FAR=1): alone far below its limit this loop draws 4 x fewer
+    # samples since inferalone (test_interposer_sample_far.py), and the records per sample are what is judged here
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
                         HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1",
-                        HAMI_LAUNCH_STATS="1")
+                        HAMI_LAUNCH_STATS="1", HAMI_SM_SAMPLE_FAR="1")
     r = workload.run("ctx", "0", *LOOP, timeout=60)
     assert r.returncode == 0, r.stderr
     st = _stats(r.stderr)
@@ -121,10 +123,11 @@ def test_a_coarse_sample_records_two_events_in_its_launch_call(workload: Workloa
 
 def test_the_sample_rate_knob_draws_one_coarse_launch_in_n(workload: Workload) -> None:
     # HAMI_SM_SAMPLE_EVERY=128: a quarter of the default's samples (binomial: ~300 of ~40000 coarse launches, the
-    # bounds +-6 sigma), fewer records, and the stats line says which side of an A/B it was
+    # bounds +-6 sigma), fewer records, and the stats line says which side of an A/B it was. HAMI_SM_SAMPLE_FAR=1:
+    # the one rate throughout (alone far below its limit the far rate would halve it again, to the 1 in 256 bound)
     workload.env.update(FAKE_CUDA_GPU=str(workload.tmp.parent / "gpu"), GPU_CORE_UTILIZATION_POLICY="force",
                         HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT="70", DRIVER_BUSY_GAP="1",
-                        HAMI_LAUNCH_STATS="1", HAMI_SM_SAMPLE_EVERY="128")
+                        HAMI_LAUNCH_STATS="1", HAMI_SM_SAMPLE_EVERY="128", HAMI_SM_SAMPLE_FAR="1")
     r = workload.run("ctx", "0", *LOOP, timeout=60)
     assert r.returncode == 0, r.stderr
     st = _stats(r.stderr)
