@@ -37,6 +37,8 @@ before that is off unset). Cases:
           --pairs: each tenant's charge against its fake GPU time (pairover); its rows keep each tenant's launch stats
           line (stats). Arms precise (HAMI_SM_PRECISE=1) and sample256 (HAMI_SM_SAMPLE_EVERY=256) say which path
           the charge comes from;
+  infer2c (--cases infer2c) the infer5 loop with 2 us kernels and the H200's driver costs modelled
+          (FAKE_CUDA_COSTS_NS): its kernels end before their end marks reach the GPU (pairring);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches, the library's
@@ -92,7 +94,7 @@ POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "defa
           "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "graphs-go": "default",
           "mixed": "default", "trainfer": "default"}
 GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
-             "trainfer", "infer5")
+             "trainfer", "infer5", "infer2c")
 #: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
 #: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
 SECOND = {"trainfer": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"})}
@@ -104,6 +106,13 @@ CASE_ENV["trainfer"] = CASE_ENV["train"]
 PROGRAMS["infer5"] = ["spin", "5", "12", "{secs}", "195"]
 CASE_ENV["infer5"] = {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"}
 POLICY["infer5"] = "default"
+#: case infer2c (pairring): the same loop with 2 us kernels and the H200's driver costs modelled (~3 us an event record):
+#: a kernel ends before its end mark reaches the GPU, the context runs out of work and the GPU switches away, and the
+#: end mark's span holds the neighbour's turn (docs/results/2026-12-06-fake-pairring.md)
+PROGRAMS["infer2c"] = ["spin", "2", "12", "{secs}", "195"]
+CASE_ENV["infer2c"] = {**CASE_ENV["infer5"],
+                       "FAKE_CUDA_COSTS_NS": "launch=3000,record=3000,query=1500,elapsed=1500,sync=2000"}
+POLICY["infer2c"] = "default"
 ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {},
         # pairover's diagnosis arms: every launch measured precisely; coarse samples 1 in 256 (the knob's floor rate)
         "precise": {"HAMI_SM_PRECISE": "1"}, "sample256": {"HAMI_SM_SAMPLE_EVERY": "256"}}
@@ -182,7 +191,7 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
         row = {"limit": lim, "share": 100 * gpu_s / wall, "switch": 100 * sw_s / wall, "launches": int(n),
                "wall_s": wall, **turn_stats(err)}
         stats = [ln.split("launch stats: ", 1)[1] for ln in err.splitlines() if "launch stats: " in ln]
-        if stats and case == "infer5":  # pairover: the whole line, to read where the inference pair's charge comes from
+        if stats and case in ("infer5", "infer2c"):  # pairover: the whole line, to read where the inference pair's charge comes from
             row["stats"] = stats[-1]
         if "held_idle_ms" in row:  # since trainfer: % of its wall
             row["held_idle"] = row["held_idle_ms"] / 10 / wall
