@@ -126,7 +126,7 @@ def one(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limits: tupl
         row[f"nobody in {name}'s"] = pct(len(own[t]) * 1e6 * periods - sum(bins[0][i] + bins[1][i] for i in own[t]))
         stats = T.turn_stats(outs[t][1])
         row[f"{name} stats"] = {k: stats.get(k) for k in ("credit_held_ms", "capped_ms", "held_idle_ms",
-                                                           "turn_held_ms", "turn_offs")}
+                                                           "turn_held_ms", "turn_offs", "kt_priced", "kt_keyed", "kt_keys")}
     # each tenant's work queued on the fake GPU (not done), mean ms by 10 ms phase bin: the backlog it carries into
     # the other's window
     for t, name in enumerate("AB"):

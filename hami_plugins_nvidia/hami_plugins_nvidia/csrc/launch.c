@@ -2715,6 +2715,10 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
                 q->un_est += e;
                 q->un_kn++;
             }
+            if (vg_cfg.launch_stats) {
+                ds->st_keyed++;
+                ds->st_priced += e > 0;
+            }
         }
         q->unmarked++;
         if (ds->capped) {  /* its start if none is, and its queued work's end as it grows (region.c) */
@@ -2835,6 +2839,10 @@ __attribute__((destructor)) static void launch_stats_report(void)
         lst.launches += states[i].st_launches;
         lst.coarse += states[i].st_coarse;
         lst.fast += states[i].st_fast;
+        lst.keyed += states[i].st_keyed;
+        lst.priced += states[i].st_priced;
+        for (int k = 0; k < KT_SLOTS; k++)
+            lst.kt_keys += states[i].kt_key[k] != 0;
     }
     if (!lst.launches)
         return;
@@ -2954,6 +2962,12 @@ __attribute__((destructor)) static void launch_stats_report(void)
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; credit capped %.1f ms (%.1f ms held), held with nothing queued %.1f ms",
                  lst.cap_ns / 1e6, lst.cap_held_ns / 1e6, lst.held_idle_ns / 1e6);
+    /* the kernel table (trainsplit, kt_get): the precise launches with a key, those it priced (it knew their kernel),
+     * and the keys it holds at exit (of KT_SLOTS a device): on a real program, whether its kernels recur as keyed */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; kernel table priced %llu of %llu keyed launches, %llu keys",
+                 (unsigned long long)lst.priced, (unsigned long long)lst.keyed, (unsigned long long)lst.kt_keys);
     vg_log(VG_MSG, "%s", buf);
 }
 

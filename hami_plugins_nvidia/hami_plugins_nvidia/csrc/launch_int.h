@@ -305,6 +305,7 @@ struct dstate {
      * summed into lst at exit. They were atomic adds on the shared lst: three locked read-modify-writes per
      * launch that the stats line then reported as the library's own time */
     uint64_t st_launches, st_coarse, st_fast;
+    uint64_t st_keyed, st_priced;  /* precise launches with a kernel key, and those the kernel table priced */
     int64_t oldest_enq;     /* the oldest uncollected marked launch's enqueue time, 0 = none (launch.c oldest_age) ... */
     int oldest_stale;       /* ... to be worked out again: a mark was recorded or collected since */
     uint64_t unflushed;     /* launches not yet added to the region's count ... */
@@ -414,6 +415,7 @@ struct launch_stats {
                                      the part of it while held for credit (throttle) */
     int64_t held_idle_ns;  /* credit waits with none of its work on the GPU (queues_idle): time its limit kept it
                               off an otherwise idle GPU unless a neighbour ran then */
+    uint64_t keyed, priced, kt_keys;  /* the kernel table (trainsplit): precise launches keyed, priced, keys known */
     uint64_t deep_runs, deep_launches, deep_unproven;  /* precise marks closing deep runs, their launches, and those
                                                           whose proof failed (charged their whole span) */
     int64_t ns[ST_N];
