@@ -2777,6 +2777,9 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
 #define PTS(s) ((s) ? (s) : CU_STREAM_PER_THREAD)
 /* a cuLaunchKernelEx launch's kernel key (launch_int.h kern_key), 0 = none without a config */
 #define EX_KEY(cfg, f) ((cfg) ? kern_key(f, (cfg)->gridDimX, (cfg)->gridDimY, (cfg)->gridDimZ) : 0)
+/* the launch's kernel key for the table (launch_int.h kern_key), worked out only for a measured precise launch: the
+ * uncapped and coarse paths pay one branch */
+#define KEY(key) (q && !ds->coarse ? (key) : 0)
 #define GRAPH(field) (!__builtin_strncmp(#field, "cuGraph", 7))  /* a graph launch (submitted_at): a constant */
 /* The launch entries. Without HAMI_LAUNCH_STATS the launch and its two halves, nothing else; with it the sampled
  * timers around them (st_pick, launch_sampled), apart, so the common case pays one branch for them. */
@@ -2788,7 +2791,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
     if (__builtin_expect(!vg_cfg.launch_stats, 1)) {                                \
         struct dstate *ds = launch_begin(stream, &q);                               \
         CUresult r = vg_real.field(__VA_ARGS__);                                    \
-        launch_end(ds, q, r, GRAPH(field), key);                                         \
+        launch_end(ds, q, r, GRAPH(field), KEY(key));                               \
         return r;                                                                   \
     }                                                                               \
     int st_ = st_pick();                                                            \
@@ -2797,7 +2800,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
     int64_t st_b_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     CUresult r = vg_real.field(__VA_ARGS__);                                        \
     int64_t st_c_ = st_ == 1 ? vg_now_ns() : 0;                                     \
-    launch_end(ds, q, r, GRAPH(field), key);                                             \
+    launch_end(ds, q, r, GRAPH(field), KEY(key));                                   \
     if (WRAP_ONLY)                                                                  \
         ST_COUNT(launches);                                                         \
     if (st_ == 1 && (q || WRAP_ONLY))                                               \
