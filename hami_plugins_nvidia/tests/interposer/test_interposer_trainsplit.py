@@ -9,8 +9,8 @@ it carried a quarter of its GPU time into its neighbour's window and ran only ~7
 queuing where its queue ends at its window's end. Judged by the fake GPU's own record of who ran when
 (bench/turns_phase.py: each process's turn start/end points, binned by phase of the 100 ms turns period), on the
 30 % tenant's time inside its own window. Fake libcuda on a loaded 2-core VM (docs/results/2026-12-06-fake-trainsplit.md,
-interleaved): main 4032479 18.7-21.5 % (the turnsplit record's 7 runs: 20.7-22.9), this tree 24.2-26.0 %; best of up
-to three 3 s runs against 23.5 %."""
+interleaved): main 4032479 14.6-24.3 % (median ~20), this tree 22.8-26.0 % (median ~25); and on the backlog it has
+queued as its window ends. The best of up to three 3 s runs (_kept_to_its_window)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,16 @@ def test_the_30_percent_tenant_of_a_training_pair_runs_in_its_own_window(toolcha
             st = row[f"{t} stats"]
             assert st["kt_keyed"] and st["kt_priced"] >= 0.8 * st["kt_keyed"], (t, st)
             assert 2 <= st["kt_keys"] <= 4, (t, st)
-        if row["A in own"] >= 23.5:
+        if _kept_to_its_window(row):
             break
-    assert max(r["A in own"] for r in rows) >= 23.5, [(r["A in own"], r["A in other's"]) for r in rows]
+    assert any(_kept_to_its_window(r) for r in rows), [(r["A in own"], r["A in other's"], r[END]) for r in rows]
+
+
+END = "A queued ms at its window's end"
+
+
+def _kept_to_its_window(row: dict) -> bool:
+    # the 30 % tenant ran at least 23.5 % of the wall in its own 30 % window and had at most 5 ms queued on the fake
+    # GPU in the last 3 ms of it (turns_phase.window_end_backlog); main: 18.6-22.1 % (one run of ten 24.3), 6.2-10.8
+    # ms; this tree 22.8-26.0 % (one run of ten below 23.5), 1.5-4.3 ms (docs/results/2026-12-06-fake-trainsplit.md)
+    return row["A in own"] >= 23.5 and row[END] is not None and row[END] <= 5.0
