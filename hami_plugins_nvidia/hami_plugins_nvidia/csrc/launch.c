@@ -38,7 +38,8 @@
  * resume credit, was spendable, and the H200's inference loop alone at 70 % was charged 75.7-77.7 % of a 4 s
  * window); launches wait while it is empty (the debt is carried) and
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
- * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
+ * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark; a precise
+ * launch whose kernel the duration table knows at its kernel's duration: launch_int.h kern_key, queued_work_ns).
  * A program whose busy time stays below its limit is never held. Per launch: one end mark (except in a deep run,
  * below); a start mark on an idle stream only while another container is present (alone there is nobody to wait behind, so the
  * launch's submission is the start, as for a start mark: span_start, sub_floor; one start mark per 5 ms still calibrates the
