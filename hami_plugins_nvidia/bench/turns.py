@@ -148,6 +148,11 @@ ACCOUNT_FIELDS = re.compile(r"; credit capped (?P<cap>[\d.]+) ms \((?P<caph>[\d.
                             r"(?P<idle>[\d.]+) ms")
 
 
+#: the same line's kernel table (since trainsplit, launch.c kt_get): precise launches the table priced, those with a key,
+#: the keys it held at exit
+KT_FIELDS = re.compile(r"; kernel table priced (?P<priced>\d+) of (?P<keyed>\d+) keyed launches, (?P<keys>\d+) keys")
+
+
 def turn_stats(err: str) -> dict[str, float]:
     """The library's exit line's turns figures (launch.c launch_stats_report) and its credit waits, {} when absent."""
     c = CREDIT_FIELDS.search(err)
@@ -155,6 +160,9 @@ def turn_stats(err: str) -> dict[str, float]:
     acc = ACCOUNT_FIELDS.search(err)
     if acc:  # since trainfer
         credit.update(capped_ms=float(acc["cap"]), capped_held_ms=float(acc["caph"]), held_idle_ms=float(acc["idle"]))
+    kt = KT_FIELDS.search(err)
+    if kt:  # since trainsplit
+        credit.update(kt_priced=int(kt["priced"]), kt_keyed=int(kt["keyed"]), kt_keys=int(kt["keys"]))
     m = TURNS_FIELDS.search(err)
     if not m:
         return credit

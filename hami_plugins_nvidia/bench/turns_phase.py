@@ -126,7 +126,7 @@ def one(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limits: tupl
         row[f"nobody in {name}'s"] = pct(len(own[t]) * 1e6 * periods - sum(bins[0][i] + bins[1][i] for i in own[t]))
         stats = T.turn_stats(outs[t][1])
         row[f"{name} stats"] = {k: stats.get(k) for k in ("credit_held_ms", "capped_ms", "held_idle_ms",
-                                                           "turn_held_ms", "turn_offs")}
+                                                           "turn_held_ms", "turn_offs", "kt_priced", "kt_keyed", "kt_keys")}
     # each tenant's work queued on the fake GPU (not done), mean ms by 10 ms phase bin: the backlog it carries into
     # the other's window
     for t, name in enumerate("AB"):
@@ -137,8 +137,25 @@ def one(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limits: tupl
                 sums[k] += q / 1e6
                 cnt[k] += 1
         row[f"{name} queued ms by 10 ms phase"] = [round(x / c, 1) if c else None for x, c in zip(sums, cnt, strict=True)]
+    # each tenant's backlog as its own window ends (mean over the window's last END_MS): what it carries into the
+    # next owner's window, which its end-of-window test is there to keep near 0 (trainsplit)
+    for t, name in enumerate("AB"):
+        end = own[t][-1] + 1  # ms into the period
+        row[f"{name} queued ms at its window's end"] = window_end_backlog(
+            backlog.get(slot.get(procs[t].pid, -1), []), lo, hi, end)
     row["profile_pct"] = [[round(100 * v / (periods * 1e6), 1) for v in b] for b in bins]
     return row
+
+
+END_MS = 3  # the window's last ms over which its owner's backlog is averaged (the sampler reads every ~3 ms)
+
+
+def window_end_backlog(samples: list[tuple[int, int]], lo: float, hi: float, end_ms: int) -> float | None:
+    """Mean of the (time, queued ns) samples within [lo, hi) whose phase lies in the END_MS before end_ms (ms into
+    the period, 1..100), ms; None when none does."""
+    vals = [q for ts, q in samples
+            if lo <= ts < hi and 0 <= (end_ms * 1_000_000 - ts % PERIOD_NS) % PERIOD_NS - 1 < END_MS * 1_000_000]
+    return round(sum(vals) / len(vals) / 1e6, 2) if vals else None
 
 
 def main() -> int:

@@ -38,3 +38,14 @@ def test_the_measured_window_clips_the_running_time(tp) -> None:
     pts = {0: 0, 10 * MS: 10 * MS}
     bins = tp.profile(pts, 4 * MS, 6 * MS)
     assert sum(bins) == 2 * MS and bins[4] == MS and bins[5] == MS
+
+
+def test_the_backlog_at_a_windows_end_is_its_last_ms_samples_mean(tp) -> None:
+    # window ending at phase 30 ms: samples at phases 27.5 and 29.9 count (2 and 4 ms queued), 26.9 and 30.0 do not;
+    # a window ending at the period's end (100) takes phases 97..100, and samples outside [lo, hi) never count
+    p = 100 * MS
+    samples = [(p + 27 * MS + MS // 2, 2 * MS), (2 * p + 29 * MS + 9 * MS // 10, 4 * MS), (p + 26 * MS + 9 * MS // 10, 50 * MS),
+               (3 * p + 30 * MS, 60 * MS), (9 * p + 28 * MS, 70 * MS)]
+    assert tp.window_end_backlog(samples, 0, 5 * p, 30) == 3.0
+    assert tp.window_end_backlog([(p + 99 * MS, 8 * MS), (p, 9 * MS), (p + 96 * MS, 7 * MS)], 0, 5 * p, 100) == 8.0
+    assert tp.window_end_backlog([], 0, p, 30) is None

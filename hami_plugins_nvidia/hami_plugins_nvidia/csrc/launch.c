@@ -38,7 +38,8 @@
  * resume credit, was spendable, and the H200's inference loop alone at 70 % was charged 75.7-77.7 % of a 4 s
  * window); launches wait while it is empty (the debt is carried) and
  * while the oldest outstanding launch is older than 30 ms (a deep queue cannot run far past its budget).
- * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark).
+ * Work queued but not yet measured is counted in advance (outstanding marks x the average charge per mark; a precise
+ * launch whose kernel the duration table knows at its kernel's duration: launch_int.h kern_key, queued_work_ns).
  * A program whose busy time stays below its limit is never held. Per launch: one end mark (except in a deep run,
  * below); a start mark on an idle stream only while another container is present (alone there is nobody to wait behind, so the
  * launch's submission is the start, as for a start mark: span_start, sub_floor; one start mark per 5 ms still calibrates the
@@ -646,6 +647,34 @@ static int harvest_order(const struct dstate *ds, int64_t now, int order[MAXQ], 
 static void collect(struct dstate *ds, int all);
 static int64_t owed_from(const struct dstate *ds, int64_t now);
 
+/* The kernel table learns key's duration from a precise span of nl launches all of that key, per launch (v): the
+ * GPU time they took back to back (the span starts at the previous completion or the first launch's submission, so
+ * no host gap is in it). Only alone or taking turns: time-slicing, a span holds the neighbour's slices too (x2 beside
+ * one GPU-bound neighbour), and the charge divides them out, the span does not. A decaying average over ~4 spans (a
+ * kernel's time varies with its clocks and caches); a new key takes an empty slot of its probe, else the one its hash
+ * picks (KT_PROBE: bounded work, a key evicted is only unknown again). Under mu. */
+static void kt_learn(struct dstate *ds, uint64_t key, int64_t v)
+{
+    if (!key || v <= 0 || (ds->shared && ds->turn_n < 2))
+        return;
+    v = v < KT_MAX_NS ? v : KT_MAX_NS;
+    unsigned i = (unsigned)(key >> 40) & (KT_SLOTS - 1), pick = (i + (unsigned)(key & (KT_PROBE - 1))) & (KT_SLOTS - 1);
+    for (int p = 0; p < KT_PROBE; p++, i = (i + 1) & (KT_SLOTS - 1)) {
+        if (ds->kt_key[i] == key) {
+            ds->kt_ns[i] += (v - ds->kt_ns[i]) / 4;
+            if (ds->kt_ns[i] <= 0)
+                ds->kt_ns[i] = 1;
+            return;
+        }
+        if (!ds->kt_key[i]) {
+            pick = i;
+            break;
+        }
+    }
+    ds->kt_key[pick] = key;
+    ds->kt_ns[pick] = v;
+}
+
 /* When the work this process has queued on the device is expected to end, as published for whoever finds it dead
  * (region.c owed_charge): the throttle's own estimate (inflight_ns). While none of this process's marks was measured
  * yet that estimate is a default (0.1 ms a launch) that knows nothing of the kernels: a worker that launches a burst
@@ -656,7 +685,8 @@ static int64_t owed_from(const struct dstate *ds, int64_t now);
  * launches out of the region's count (flushed every 1 ms), and the average grew from worker to worker (4.7 x). */
 static int64_t owed_until(const struct dstate *ds, int64_t now)
 {
-    int64_t q = inflight_ns(ds);
+    int64_t q = inflight_ns(ds), avg = queued_avg_ns(ds) + ds->dfr_sum;
+    q = q > avg ? q : avg;  /* a dead process's work: the kernel table's price only where it says more (trainsplit) */
     if (!ds->ewma_ns) {
         int64_t c = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_RELAXED);
         c = c < HAMI_OWED_MAX_NS ? c : HAMI_OWED_MAX_NS;
@@ -958,9 +988,14 @@ static void collect(struct dstate *ds, int all)
                  * run's deferred ones the in-flight estimate, and its bet is judged (deep_proven). A run's members
                  * after m are deep only if the host proved them (chained_run: their own predecessor's completion
                  * is not converted); m's proof is the previous completion, q->done_end, as one by one */
+                uint64_t key = m->coarse ? 0 : m->key;  /* the span's kernel key, if one for all (kt_learn) */
                 for (int k = 0; k <= run; k++) {
                     struct mark *r = &q->ring[(q->head + k) % RING];
                     q->queued -= r->n;
+                    ds->kq_sum -= r->est;  /* its launches the kernel table priced leave the queued work */
+                    ds->kq_n -= r->kn;
+                    if (r->key != key)
+                        key = 0;
                     if (r->deep) {
                         deep_in = 1;
                         ds->deep_extra -= r->deep;
@@ -979,6 +1014,8 @@ static void collect(struct dstate *ds, int all)
                 /* the average charge stays per mark (charge.c sample_charge); with a deep run's mark in the span, per
                  * launch (sample_launches over all nl), as deep runs keep it: queued_work_ns counts their launches */
                 ds->ewma_k = deep_in ? 0 : run + 1;
+                if (key && h > start && nl > 0)
+                    kt_learn(ds, key, (h - start) / nl);
                 int64_t c = chained ? chained_charge(ds, start, h, now, nl) : span_charge(ds, start, h, now);
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
@@ -1230,6 +1267,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         ds->deep_extra -= q->deep_run;
         q->deep_run = 0;
         q->unmarked = 0;
+        q->un_est = q->un_kn = 0;
         return 0;
     }
     if (q->count >= RING - 1) {  /* ring full: wait for the oldest work to finish */
@@ -1281,6 +1319,17 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         if (m->deep < 0)
             m->deep = 0;
         ds->deep_extra -= q->deep_run - m->deep;
+        /* its launches the kernel table knew are priced at their estimates until it is collected (queued_work_ns);
+         * only a precise mark's, each of whose launches is one of the units priced (pending counts the mark once,
+         * deep_extra its deferred launches): a coarse mark of n launches stays one average, as before */
+        m->key = q->unmarked > 0 && !q->unmarked_coarse ? q->un_key : 0;  /* what its span teaches (kt_learn) */
+        if (m->key && q->un_kn > 0 && q->un_kn <= 1 + m->deep) {
+            m->est = q->un_est;
+            m->kn = q->un_kn;
+            ds->kq_sum += m->est;
+            ds->kq_n += m->kn;
+        }
+        q->un_est = q->un_kn = 0;
         q->queued += q->unmarked;
         q->deep_run = 0;
         if (m->deep && vg_cfg.launch_stats) {
@@ -2288,6 +2337,8 @@ static int64_t drop_measured(struct dstate *ds)
                "charged its wall time", ds->dev);
     }
     ds->nfree = ds->nq = ds->pending = ds->harvest_left = ds->deep_extra = 0;
+    ds->kq_sum = ds->kq_n = 0;  /* the marks the table priced are gone, and its keys may name a dead context's kernels */
+    memset(ds->kt_key, 0, sizeof(ds->kt_key));
     ds->oldest_stale = 1;
     ds->ref = NULL;
     ds->off_lo = 0;
@@ -2663,7 +2714,7 @@ static inline int deep_defer(const struct dstate *ds, const struct squeue *q, in
            q->s != CU_STREAM_PER_THREAD && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE);
 }
 
-static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int graph)
+static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int graph, uint64_t key)
 {
     if (!ds)
         return;
@@ -2682,6 +2733,21 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
             /* a precise run's first launch: where its span may start (span_start); coarse runs keep their enqueue
              * (their spans are doubt, judged by the windows) and pay no clock read */
             q->unmarked_sub = ds->coarse ? 0 : submitted_at(ds, graph);
+            q->un_key = key;
+            q->un_est = q->un_kn = 0;
+        } else if (q->un_key != key) {
+            q->un_key = 0;  /* kernels of several keys: their mark's span teaches the table nothing */
+        }
+        if (!ds->coarse && key) {  /* precise: priced at the table's estimate if it knows the kernel (queued_work_ns) */
+            int64_t e = kt_get(ds, key);
+            if (e > 0) {
+                q->un_est += e;
+                q->un_kn++;
+            }
+            if (vg_cfg.launch_stats) {
+                ds->st_keyed++;
+                ds->st_priced += e > 0;
+            }
         }
         q->unmarked++;
         if (ds->capped) {  /* its start if none is, and its queued work's end as it grows (region.c) */
@@ -2738,10 +2804,15 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
 }
 
 #define PTS(s) ((s) ? (s) : CU_STREAM_PER_THREAD)
+/* a cuLaunchKernelEx launch's kernel key (launch_int.h kern_key), 0 = none without a config */
+#define EX_KEY(cfg, f) ((cfg) ? kern_key(f, (cfg)->gridDimX, (cfg)->gridDimY, (cfg)->gridDimZ) : 0)
+/* the launch's kernel key for the table (launch_int.h kern_key), worked out only for a measured precise launch: the
+ * uncapped and coarse paths pay one branch */
+#define KEY(key) (q && !ds->coarse ? (key) : 0)
 #define GRAPH(field) (!__builtin_strncmp(#field, "cuGraph", 7))  /* a graph launch (submitted_at): a constant */
 /* The launch entries. Without HAMI_LAUNCH_STATS the launch and its two halves, nothing else; with it the sampled
  * timers around them (st_pick, launch_sampled), apart, so the common case pays one branch for them. */
-#define CONTROLLED(field, stream, ...)                                              \
+#define CONTROLLED(field, key, stream, ...)                                         \
     vg_init_cuda();                                                                 \
     if (!vg_real.field)                                                             \
         return CUDA_ERROR_NOT_INITIALIZED;                                          \
@@ -2749,7 +2820,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
     if (__builtin_expect(!vg_cfg.launch_stats, 1)) {                                \
         struct dstate *ds = launch_begin(stream, &q);                               \
         CUresult r = vg_real.field(__VA_ARGS__);                                    \
-        launch_end(ds, q, r, GRAPH(field));                                         \
+        launch_end(ds, q, r, GRAPH(field), KEY(key));                               \
         return r;                                                                   \
     }                                                                               \
     int st_ = st_pick();                                                            \
@@ -2758,7 +2829,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
     int64_t st_b_ = st_ == 1 ? vg_now_ns() : 0;                                     \
     CUresult r = vg_real.field(__VA_ARGS__);                                        \
     int64_t st_c_ = st_ == 1 ? vg_now_ns() : 0;                                     \
-    launch_end(ds, q, r, GRAPH(field));                                             \
+    launch_end(ds, q, r, GRAPH(field), KEY(key));                                   \
     if (WRAP_ONLY)                                                                  \
         ST_COUNT(launches);                                                         \
     if (st_ == 1 && (q || WRAP_ONLY))                                               \
@@ -2800,6 +2871,10 @@ __attribute__((destructor)) static void launch_stats_report(void)
         lst.launches += states[i].st_launches;
         lst.coarse += states[i].st_coarse;
         lst.fast += states[i].st_fast;
+        lst.keyed += states[i].st_keyed;
+        lst.priced += states[i].st_priced;
+        for (int k = 0; k < KT_SLOTS; k++)
+            lst.kt_keys += states[i].kt_key[k] != 0;
     }
     if (!lst.launches)
         return;
@@ -2920,52 +2995,59 @@ __attribute__((destructor)) static void launch_stats_report(void)
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; credit capped %.1f ms (%.1f ms held), held with nothing queued %.1f ms",
                  lst.cap_ns / 1e6, lst.cap_held_ns / 1e6, lst.held_idle_ns / 1e6);
+    /* the kernel table (trainsplit, kt_get): the precise launches with a key, those it priced (it knew their kernel),
+     * and the keys it holds at exit (of KT_SLOTS a device): on a real program, whether its kernels recur as keyed */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; kernel table priced %llu of %llu keyed launches, %llu keys",
+                 (unsigned long long)lst.priced, (unsigned long long)lst.keyed, (unsigned long long)lst.kt_keys);
     vg_log(VG_MSG, "%s", buf);
 }
 
 VG_API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                unsigned bz, unsigned shm, CUstream s, void **params, void **extra)
 {
-    CONTROLLED(cuLaunchKernel, s, f, gx, gy, gz, bx, by, bz, shm, s, params, extra)
+    CONTROLLED(cuLaunchKernel, kern_key(f, gx, gy, gz), s, f, gx, gy, gz, bx, by, bz, shm, s, params, extra)
 }
 
 VG_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                                     unsigned by, unsigned bz, unsigned shm, CUstream s, void **params,
                                     void **extra)
 {
-    CONTROLLED(cuLaunchKernel_ptsz, PTS(s), f, gx, gy, gz, bx, by, bz, shm, s, params, extra)
+    CONTROLLED(cuLaunchKernel_ptsz, kern_key(f, gx, gy, gz), PTS(s), f, gx, gy, gz, bx, by, bz, shm, s, params, extra)
 }
 
 VG_API CUresult cuLaunchKernelEx(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
 {
-    CONTROLLED(cuLaunchKernelEx, cfg ? cfg->hStream : NULL, cfg, f, params, extra)
+    CONTROLLED(cuLaunchKernelEx, EX_KEY(cfg, f), cfg ? cfg->hStream : NULL, cfg, f, params, extra)
 }
 
 VG_API CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
 {
-    CONTROLLED(cuLaunchKernelEx_ptsz, PTS(cfg ? cfg->hStream : NULL), cfg, f, params, extra)
+    CONTROLLED(cuLaunchKernelEx_ptsz, EX_KEY(cfg, f), PTS(cfg ? cfg->hStream : NULL), cfg, f, params, extra)
 }
 
 VG_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                                           unsigned by, unsigned bz, unsigned shm, CUstream s, void **params)
 {
-    CONTROLLED(cuLaunchCooperativeKernel, s, f, gx, gy, gz, bx, by, bz, shm, s, params)
+    CONTROLLED(cuLaunchCooperativeKernel, kern_key(f, gx, gy, gz), s, f, gx, gy, gz, bx, by, bz, shm, s, params)
 }
 
 VG_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                                                unsigned by, unsigned bz, unsigned shm, CUstream s, void **params)
 {
-    CONTROLLED(cuLaunchCooperativeKernel_ptsz, PTS(s), f, gx, gy, gz, bx, by, bz, shm, s, params)
+    CONTROLLED(cuLaunchCooperativeKernel_ptsz, kern_key(f, gx, gy, gz), PTS(s), f, gx, gy, gz, bx, by, bz, shm, s,
+               params)
 }
 
 VG_API CUresult cuGraphLaunch(CUgraphExec g, CUstream s)
 {
-    CONTROLLED(cuGraphLaunch, s, g, s)
+    CONTROLLED(cuGraphLaunch, kern_key(g, 0, 0, 0), s, g, s)
 }
 
 VG_API CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s)
 {
-    CONTROLLED(cuGraphLaunch_ptsz, PTS(s), g, s)
+    CONTROLLED(cuGraphLaunch_ptsz, kern_key(g, 0, 0, 0), PTS(s), g, s)
 }
 
 /* A capture begins: from now on the library's event calls run in the relaxed capture mode. Any marking in

@@ -82,6 +82,12 @@ struct mark {
     uint64_t chain;  /* precise MK_END: 1 + the seq of the mark before it on its stream that the idle check of its
                         first launch found not completed (launch.c stream_idle), 0 = none: its launches queued behind
                         that mark's, so its span starts where that one ends, with no idle gap between (chained_run) */
+    /* the kernel duration table (kt_*, trainsplit): MK_END's key if all its launches had one (kern_key), 0 = mixed or
+     * none; and the estimates of those of its launches the table knew when they were made (kq_sum, kq_n): what it
+     * adds to the queued work until it is collected */
+    uint64_t key;
+    int64_t est;
+    int kn;
 };
 
 struct squeue {
@@ -106,6 +112,9 @@ struct squeue {
     uint64_t chain_next;   /* the chain of the next end mark pushed here (mark.chain): set by the idle check */
     int64_t svc_ns;        /* wall time the GPU took per end mark of this stream lately (its converted spans over
                               the marks they closed, averaged): run_probe's guess of how far it got, 0 = none yet */
+    uint64_t un_key;       /* the unmarked launches' kernel key if they share one, else 0 (mark.key) ... */
+    int64_t un_est;        /* ... the table's estimates of those of them it knew ... */
+    int un_kn;             /* ... and how many (mark.est, mark.kn) */
     struct mark ring[RING];
 };
 
@@ -185,6 +194,9 @@ struct squeue {
 #define DEFER_NS 5000000LL           /* a shared precise span is charged this long after it ended (deferred_charge) */
 #define DEFER_SLOTS 256              /* ... at most this many spans wait (a ring): a full one charges its oldest */
 #define DEFER_MERGE_NS 1000000LL     /* contiguous spans wait as one for at most this long */
+#define KT_SLOTS 256                /* the kernel duration table's slots (a power of two), per device: 4 KiB ... */
+#define KT_PROBE 4                  /* ... a key is looked for in this many slots from its hash's */
+#define KT_MAX_NS 500000000LL       /* ... and a learned duration is at most this (a launch's whole span) */
 #define HOLE_SLOTS 8                 /* uncharged gaps below charged_to kept for a later-collected span (span_pieces) */
 
 struct dstate {
@@ -253,6 +265,12 @@ struct dstate {
                                clock read, before the call) */
     int64_t mode_at;        /* when the current mode began */
     int64_t est_ns;         /* charge per launch measured by the last precise window, 0 = none yet */
+    /* the kernel duration table (trainsplit, kt_get/kt_learn): a launch's key (kern_key) -> its GPU time, learned
+     * from precise spans; an open-addressing table of KT_SLOTS, no allocation, under mu */
+    uint64_t kt_key[KT_SLOTS];
+    int64_t kt_ns[KT_SLOTS];
+    int64_t kq_sum;         /* the table's estimates of the launches in flight it knew (marks not collected) ... */
+    int kq_n;               /* ... and how many: queued_work_ns prices only the others at the average */
     int64_t doubt_ns;       /* coarse spans not charged (span - estimate) since the last verification */
     int64_t coarse_n;       /* launches charged the estimate since the last verification ... */
     int64_t coarse_est;     /* ... and what they were charged */
@@ -292,6 +310,7 @@ struct dstate {
      * summed into lst at exit. They were atomic adds on the shared lst: three locked read-modify-writes per
      * launch that the stats line then reported as the library's own time */
     uint64_t st_launches, st_coarse, st_fast;
+    uint64_t st_keyed, st_priced;  /* precise launches with a kernel key, and those the kernel table priced */
     int64_t oldest_enq;     /* the oldest uncollected marked launch's enqueue time, 0 = none (launch.c oldest_age) ... */
     int oldest_stale;       /* ... to be worked out again: a mark was recorded or collected since */
     uint64_t unflushed;     /* launches not yet added to the region's count ... */
@@ -402,6 +421,7 @@ struct launch_stats {
                                      the part of it while held for credit (throttle) */
     int64_t held_idle_ns;  /* credit waits with none of its work on the GPU (queues_idle): time its limit kept it
                               off an otherwise idle GPU unless a neighbour ran then */
+    uint64_t keyed, priced, kt_keys;  /* the kernel table (trainsplit): precise launches keyed, priced, keys known */
     uint64_t deep_runs, deep_launches, deep_unproven;  /* precise marks closing deep runs, their launches, and those
                                                           whose proof failed (charged their whole span) */
     int64_t ns[ST_N];
@@ -578,10 +598,49 @@ static inline int users_due(const struct dstate *ds, int64_t now)
     return ds->bgpu && now - ds->user_stamp >= 1000000;
 }
 
-/* The work still queued on the GPU, estimated: its marks not seen completed, each at the average charge per mark, and
- * the launches of deep runs beyond one per mark (a precise mark's average is per launch: collect feeds a deep run's
- * charge per launch). */
+/* The kernel duration table (issue 18, trainsplit). The queued work was priced at the average charge per mark, which
+ * a training step fools: 150 x 400 us GEMMs then 600 x 20 us kernels, the average of the last few marks describing
+ * the kernels that just completed, not those queued behind them. Taking turns, the 30 % tenant of a 30 + 70 training
+ * pair carried its backlog past its window's end (fake: 6.8 of its 29.1 points ran in the neighbour's window,
+ * docs/results/2026-12-06-fake-turnsplit.md), and a pessimistic average (the recent peak) left the GPU idle at the
+ * windows' ends instead: the estimate has to be right, not large. The same kernels recur every step, so a launch's
+ * function and grid (kern_key; a graph launch: its executable) key the GPU time its launches took alone (kt_learn: a
+ * precise span of launches of one key, alone or taking turns), and a launch whose key the table knows is priced at
+ * that (queued_work_ns); an unknown one at the average, as before. Only where it stops queuing: every charge is still
+ * the measured span's, so an estimate too low lets a tenant queue as the average did, charged all the same. The key
+ * is a 64-bit hash (0 = none): two kernels that collide share an estimate, a wrong price, never a charge. */
+static inline uint64_t kern_key(const void *f, unsigned gx, unsigned gy, unsigned gz)
+{
+    uint64_t k = (uint64_t)(uintptr_t)f * 0x9E3779B97F4A7C15ULL;
+    k ^= ((uint64_t)gx | (uint64_t)gy << 32) * 0xC2B2AE3D27D4EB4FULL + (uint64_t)gz * 0x165667B19E3779F9ULL;
+    k ^= k >> 29;
+    return k ? k : 1;
+}
+
+/* The table's duration of key, 0 = unknown (a few probes, no call: the launch path's). */
+static inline int64_t kt_get(const struct dstate *ds, uint64_t key)
+{
+    unsigned i = (unsigned)(key >> 40) & (KT_SLOTS - 1);
+    for (int p = 0; p < KT_PROBE; p++, i = (i + 1) & (KT_SLOTS - 1)) {
+        if (ds->kt_key[i] == key)
+            return ds->kt_ns[i];
+        if (!ds->kt_key[i])
+            return 0;
+    }
+    return 0;
+}
+
+/* The work still queued on the GPU, estimated: its marks not seen completed and the launches of deep runs beyond one
+ * per mark (a precise mark's average is per launch: collect feeds a deep run's charge per launch), those the kernel
+ * table knew when they were made at its estimate (kq_sum), the others each at the average charge per mark. */
 static inline int64_t queued_work_ns(const struct dstate *ds)
+{
+    int64_t unk = (int64_t)ds->pending + ds->deep_extra - ds->kq_n;
+    return (ds->kq_sum > 0 ? ds->kq_sum : 0) + (unk > 0 ? unk : 0) * (ds->ewma_ns ? ds->ewma_ns : 100000);
+}
+
+/* The same at the average only (before the table): owed_until's floor (a dead process's queued work). */
+static inline int64_t queued_avg_ns(const struct dstate *ds)
 {
     return (int64_t)(ds->pending + ds->deep_extra) * (ds->ewma_ns ? ds->ewma_ns : 100000);
 }
