@@ -239,15 +239,20 @@ def launch_cost(lib_rates: list[float], native_rates: list[float], lib_us: list[
         j.verdict, j.why = NOT_MET, f"{base}; throughput decides: every library run > 5 % below every native run"
     elif min(lib_rates) >= keep / 100 * max(native_rates):
         j.verdict, j.why = MET, f"{base}; throughput decides: every library run within 5 % of every native run"
-    elif lib_us and loop_us:
+    else:
+        _host_time_decides(j, base, lib_us, loop_us, "throughput within the host's noise")
+    return j
+
+
+def _host_time_decides(j: Judged, base: str, lib_us: list[float], loop_us: list[float], why: str) -> None:
+    """Where the throughput cannot decide (why), the library's own host time per launch against the loop's
+    fast-mode time per launch does (at most LAUNCH_COST_MAX_PERCENT); without launch stats, not measured."""
+    if lib_us and loop_us:
         cost = 100 * statistics.median(lib_us) / min(loop_us)
         j.verdict = MET if cost <= LAUNCH_COST_MAX_PERCENT else NOT_MET
-        j.why = f"{base}; the library's host time decides (throughput within the host's noise)"
-        j.error = _r(cost)
+        j.why, j.error = f"{base}; the library's host time decides ({why})", _r(cost)
     else:
-        j.verdict = "not measured: throughput within the host's noise and no launch stats"
-        j.why = base
-    return j
+        j.verdict, j.why = f"not measured: {why} and no launch stats", base
 
 
 def launch_cost_paired(ratios: list[float], lib_us: list[float], loop_us: list[float]) -> Judged:
@@ -275,13 +280,8 @@ def launch_cost_paired(ratios: list[float], lib_us: list[float], loop_us: list[f
         j.verdict, j.why = MET, f"{base}; throughput decides: the interval is at or above {keep:g} %"
     elif hi < keep:
         j.verdict, j.why = NOT_MET, f"{base}; throughput decides: the interval is below {keep:g} %"
-    elif lib_us and loop_us:
-        cost = 100 * statistics.median(lib_us) / min(loop_us)
-        j.verdict = MET if cost <= LAUNCH_COST_MAX_PERCENT else NOT_MET
-        j.why = f"{base}; the library's host time decides (the interval spans {keep:g} %)"
-        j.error = _r(cost)
     else:
-        j.verdict, j.why = f"not measured: the interval spans {keep:g} % and no launch stats", base
+        _host_time_decides(j, base, lib_us, loop_us, f"the interval spans {keep:g} %")
     return j
 
 

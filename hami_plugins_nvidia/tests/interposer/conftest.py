@@ -157,3 +157,16 @@ def forge_board_user(board_path: Path, stop: threading.Event, fill: Callable[[ob
             fill(g, slot, now)
             stop.wait(0.002)
         del g, board
+
+
+def run_with_bad_knob(workload: Workload, knob: str, bad: str, bounds: str) -> str:
+    """One launch alone at force 70 with the launch stats on and `knob` set to the bad value `bad`: the process
+    runs, and exactly one warning line names the knob, the value and its bounds ("[lo, hi]"). Returns stderr, for
+    the caller to check the default was kept."""
+    workload.env.update(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="70", HAMI_LAUNCH_STATS="1",
+                        **{knob: bad})
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if knob in ln]
+    assert len(lines) == 1 and f'"{bad}"' in lines[0] and bounds in lines[0], r.stderr
+    return r.stderr

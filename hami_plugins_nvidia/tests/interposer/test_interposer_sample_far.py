@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload
+from .conftest import REAL_DRIVER, Workload, run_with_bad_knob
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's call counters and shared GPU")
 
@@ -92,13 +92,8 @@ def test_beside_a_neighbour_the_default_rate_applies(workload: Workload, second_
 
 @pytest.mark.parametrize("bad", ["0", "9", "4x", "-1", " "])
 def test_a_bad_far_factor_is_named_in_one_line_and_the_default_kept(workload: Workload, bad: str) -> None:
-    workload.env.update(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="70", HAMI_LAUNCH_STATS="1",
-                        HAMI_SM_SAMPLE_FAR=bad)
-    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
-    assert r.returncode == 0, r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if "HAMI_SM_SAMPLE_FAR" in ln]
-    assert len(lines) == 1 and f'"{bad}"' in lines[0] and "[1, 8]" in lines[0], r.stderr
-    assert "1 in 128 alone far below" in r.stderr, r.stderr
+    stderr = run_with_bad_knob(workload, "HAMI_SM_SAMPLE_FAR", bad, "[1, 8]")
+    assert "1 in 128 alone far below" in stderr, stderr
 
 
 def test_the_far_rate_never_goes_below_one_sample_in_256(workload: Workload) -> None:
