@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -50,3 +51,18 @@ def sim(hal):
         return hal.discover("sim", sim_node=node, node_name="test-node", config=config)
 
     return _discover
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Loads a standalone script (a bench, programs.py) by path as a module registered under `name`: the benches
+    are scripts, not package modules, and their tests import their parts."""
+
+    def load(name: str, path: Path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

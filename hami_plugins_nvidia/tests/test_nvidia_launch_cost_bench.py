@@ -3,7 +3,6 @@ step from the library's stats line, and the checks on its command-line values. N
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,12 +13,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "launch_cost.py"
 
 
 @pytest.fixture(scope="module")
-def lc():
-    spec = importlib.util.spec_from_file_location("hami_launch_cost_bench_under_test", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def lc(load_script):
+    return load_script("hami_launch_cost_bench_under_test", BENCH)
 
 
 def test_rates_that_split_in_two_clusters_are_reported_as_two_modes(lc) -> None:

@@ -4,7 +4,6 @@ programs.py's side of it. No GPU needed."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import random
@@ -21,27 +20,19 @@ PROGRAMS = ROOT / "hami_plugins_nvidia" / "hami_plugins_nvidia" / "interposer" /
 R13 = ROOT / "docs" / "results" / "2026-12-06-h200-issue18-r13" / "stage18" / "r"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture(scope="module")
+def pa(load_script):
+    return load_script("hami_paired_alone_under_test", BENCH / "paired_alone.py")
 
 
 @pytest.fixture(scope="module")
-def pa():
-    return _load("hami_paired_alone_under_test", BENCH / "paired_alone.py")
+def judge(load_script):
+    return load_script("hami_issue18_judge_paired_under_test", BENCH / "issue18_judge.py")
 
 
 @pytest.fixture(scope="module")
-def judge():
-    return _load("hami_issue18_judge_paired_under_test", BENCH / "issue18_judge.py")
-
-
-@pytest.fixture(scope="module")
-def lc():
-    return _load("hami_launch_cost_paired_under_test", BENCH / "launch_cost.py")
+def lc(load_script):
+    return load_script("hami_launch_cost_paired_under_test", BENCH / "launch_cost.py")
 
 
 # ------------------------------------------------------------------ a synthetic drifting host
@@ -226,8 +217,8 @@ def test_a_worker_that_never_gets_ready_ends_the_paired_part(lc, tmp_path, monke
     assert res["error"] == "native: never ready" and res["windows"] == []
 
 
-def test_programs_serve_runs_a_window_per_go_and_counts_every_step(monkeypatch, capsys) -> None:
-    prog = _load("hami_programs_serve_under_test", PROGRAMS)
+def test_programs_serve_runs_a_window_per_go_and_counts_every_step(load_script, monkeypatch, capsys) -> None:
+    prog = load_script("hami_programs_serve_under_test", PROGRAMS)
     monkeypatch.setattr(sys, "stdin", io.StringIO("go\ngo\nquit\ngo\n"))
     calls = []
     prog._serve(lambda: calls.append(1) or 1, 0.01, "infer", "forward passes/s", lambda: {"x": len(calls)},

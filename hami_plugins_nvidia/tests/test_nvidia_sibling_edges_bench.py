@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +13,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "sibling_edges.py"
 
 
 @pytest.fixture(scope="module")
-def se():
-    spec = importlib.util.spec_from_file_location("hami_sibling_edges_bench_under_test", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def se(load_script):
+    return load_script("hami_sibling_edges_bench_under_test", BENCH)
 
 
 def test_rounds_alternate_the_builds(se) -> None:

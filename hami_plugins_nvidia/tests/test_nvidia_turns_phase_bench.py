@@ -3,8 +3,6 @@ ring of turn start/end points, binned by phase of the 100 ms turns period. No GP
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +12,8 @@ MS = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def tp():
-    spec = importlib.util.spec_from_file_location("hami_turns_phase_bench_under_test", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def tp(load_script):
+    return load_script("hami_turns_phase_bench_under_test", BENCH)
 
 
 def test_running_time_lands_in_its_phase_bins_and_flat_stretches_count_nothing(tp) -> None:
