@@ -459,7 +459,7 @@ def main() -> None:
                                   preload=False, cpus=pair_cpus)
                 out["pairs"].setdefault("native", []).append([x.get("rate") for x in nat_pair])
                 if args.nvml_util:
-                    out["pairs"].setdefault("native nvml", []).append(
+                    out.setdefault("native_pair_nvml", []).append(  # beside "pairs", whose entries are rates
                         [[x.get("nvml_util"), x.get("nvml_proc_sm")] for x in nat_pair])
                 for name in names:
                     b.lib = libs[name]

@@ -139,3 +139,15 @@ def test_a_ladder_cut_short_keeps_every_run_it_finished(lc, tmp_path, monkeypatc
     data = json.loads((tmp_path / "launch-cost.json").read_text())
     assert data["rounds_done"] == 1  # native, wrap, force70, min; then the reversed round's min
     assert {k: len(v["rates"]) for k, v in data["alone"].items()} == {"native": 1, "wrap": 1, "force70": 1, "min": 2}
+
+
+def test_save_with_nvml_figures_keeps_pair_sums_over_rates_only(lc, tmp_path) -> None:
+    # record 14 (H100, stage 20): --nvml-util's native figures sat among the pairs' rate entries and save() failed
+    # on the first repetition, losing the rest of the step
+    out = {"pairs": {"native": [[270.0, 275.0]], "50+50 lib": {"rates": [[230.0, 233.0]], "charged": [[0.5, 0.48]],
+                                                                "stats": [[None, None]], "nvml": [[[93.5, 97], [93.5, 90]]]}},
+           "native_pair_nvml": [[[93.5, 99], [93.5, 98]]]}
+    lc.save(tmp_path, out)
+    got = json.loads((tmp_path / "launch-cost.json").read_text())
+    assert got["pair_sum_pct_of_native_pair_median"] == {"native": [100.0], "50+50 lib": [85.0]}
+    assert got["native_pair_nvml"] == [[[93.5, 99], [93.5, 98]]]
