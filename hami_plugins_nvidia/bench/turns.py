@@ -157,6 +157,11 @@ ACCOUNT_FIELDS = re.compile(r"; credit capped (?P<cap>[\d.]+) ms \((?P<caph>[\d.
 KT_FIELDS = re.compile(r"; kernel table priced (?P<priced>\d+) of (?P<keyed>\d+) keyed launches, (?P<keys>\d+) keys")
 
 
+#: the same line's gate section (since gatemarks, launch.c gate_arm; printed only with HAMI_SM_GATE_MARKS on): marked
+#: launches gated, those left ungated, and why the gate went off for good if it did
+GATE_FIELDS = re.compile(r"; gated marks (?P<gated>\d+), (?P<ungated>\d+) not gated(?:, gate off: (?P<off>[^;]+))?")
+
+
 def turn_stats(err: str) -> dict[str, float]:
     """The library's exit line's turns figures (launch.c launch_stats_report) and its credit waits, {} when absent."""
     c = CREDIT_FIELDS.search(err)
@@ -164,6 +169,9 @@ def turn_stats(err: str) -> dict[str, float]:
     acc = ACCOUNT_FIELDS.search(err)
     if acc:  # since trainfer
         credit.update(capped_ms=float(acc["cap"]), capped_held_ms=float(acc["caph"]), held_idle_ms=float(acc["idle"]))
+    gt = GATE_FIELDS.search(err)
+    if gt:  # since gatemarks
+        credit.update(gated=int(gt["gated"]), ungated=int(gt["ungated"]), **({"gate_off": gt["off"]} if gt["off"] else {}))
     kt = KT_FIELDS.search(err)
     if kt:  # since trainsplit
         credit.update(kt_priced=int(kt["priced"]), kt_keyed=int(kt["keyed"]), kt_keys=int(kt["keys"]))

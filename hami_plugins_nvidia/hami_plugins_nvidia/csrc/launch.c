@@ -159,6 +159,12 @@
  * in-flight estimate per launch. Fake, a deep-backlog pair: ~0.5 conversions per end mark against 1.0
  * (test_interposer_chained_runs.py; docs/results/2026-12-06-fake-lbpair-calls.md).
  *
+ * Gated marks (issue 18, gatemarks; HAMI_SM_GATE_MARKS, off by default until a GPU says it helps): beside a neighbour a
+ * marked launch's stream waits on the GPU for a host-written word until the launch's end mark is queued, so a 2 us
+ * kernel cannot end before its end mark reaches the GPU and the span cannot hold the neighbour's turn (H200 record 13:
+ * a launch-bound pair charged ~2.6 x its kernels; fake infer2c 3.3-4.4 x -> 1.00 x with chained launches gated too);
+ * gate_arm says where it applies, how it falls back, and why it cannot deadlock.
+ *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
  * cannot lower anyone's charge beyond that; a tenant cannot raise its own share by what it writes). */
@@ -1376,24 +1382,26 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
     return 1;
 }
 
-/* Gated marks (gatemarks, HAMI_SM_GATE_MARKS=1; docs/interposer.md "Gated marks"). H200 record 13: two launch-bound
- * inference loops sharing the GPU were each charged ~2.6 x their kernels' GPU time. On the fake (bench/turns.py --cases
- * infer2c) the cause: a 2 us kernel ends on the GPU while the host is still inside its end mark's cuEventRecord (~3 us
- * on the H200), the context runs out of work, the GPU switches to the neighbour, and the end mark completes only after
- * the neighbour's turn, so the span (precise, or a coarse sample's: push_boundary) holds that turn. Subtracting the
- * neighbour afterwards (board rings, low figures per kernel) kept failing; this removes the cause instead: before a
- * marked launch's start mark the stream waits (cuStreamWaitValue32_v2, GEQ, cyclic) on a word of pinned host memory
- * mapped to the device, and the host writes the ticket only once the launch's end mark is queued (gate_release). The
- * GPU then runs start mark, kernel and end mark back to back, and the span is the kernel's. Only launches that get a
- * start mark while another container is present (precise spans on an idle stream, coarse samples) are gated: alone
- * nothing holds the neighbour's turn, and plain launches have no span of their own. Never on a stream being captured
- * (a wait would become a node of the program's graph), nor where the driver or device lacks the V2 stream memory
- * operations or the word cannot be had (gate_ready: then silently today's path). Never a deadlock: the ticket is
- * written on every path out of the launch (launch_end, the launch's own failure included), before anything that
- * waits for the GPU (the unmeasured path's synchronize); at most one wait is held at a time per device, under the
- * device's lock held across the launch call. The word lives in its context: after any context destruction it is set
- * up again (at most GATE_SETUPS_MAX times). What a blocked wait does to the time slice (held idle by the waiting
- * context or switched out) the fake models both ways (FAKE_CUDA_GATE_HOLDS); a GPU must say which it does. */
+/* Gated marks (gatemarks, HAMI_SM_GATE_MARKS=1 or 2; docs/interposer.md "Gated marks"). H200 record 13: two
+ * launch-bound inference loops sharing the GPU were each charged ~2.6 x their kernels' GPU time. On the fake
+ * (bench/turns.py --cases infer2c) the cause: a 2 us kernel ends on the GPU while the host is still inside its end
+ * mark's cuEventRecord (~3 us on the H200), the context runs out of work, the GPU switches to the neighbour, and the end
+ * mark completes only after the neighbour's turn, so the span (precise, or a coarse sample's: push_boundary) holds that
+ * turn. Subtracting the neighbour afterwards (board rings, low figures per kernel) kept failing; this removes the cause
+ * instead: before a marked launch's start mark the stream waits (cuStreamWaitValue32_v2, GEQ, cyclic) on a word of
+ * pinned host memory mapped to the device, and the host writes the ticket only once the launch's end mark is queued
+ * (gate_release). The GPU then runs start mark, kernel and end mark back to back, and the span is the kernel's. Only
+ * launches that get a start mark while another container is present are gated: 1 precise spans on an idle stream and
+ * coarse samples (the start marks recorded anyway), 2 also chained precise launches, each given a start mark
+ * (launch_begin); alone nothing holds the neighbour's turn, and plain launches (coarse runs, deep runs) have no span of
+ * their own. Never on a stream being captured (a wait would become a node of the program's graph), nor where the driver
+ * or device lacks the V2 stream memory operations or the word cannot be had (gate_ready: then silently today's path).
+ * Never a deadlock: the ticket is written on every path out of the launch (launch_end, the launch's own failure
+ * included), before anything that waits for the GPU (the unmeasured path's synchronize); at most one wait is held at a
+ * time per device, under the device's lock held across the launch call. The word lives in its context: after any
+ * context destruction it is set up again (at most GATE_SETUPS_MAX times). What a blocked wait does to the time slice
+ * (held idle by the waiting context or switched out) the fake models both ways (FAKE_CUDA_GATE_HOLDS); a GPU must say
+ * which it does. */
 #define ATTR_WAIT_VALUE_NOR 123  /* CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR (the V2 memops'; 94 is _V1) */
 #define HOSTALLOC_PORTABLE 0x01  /* CU_MEMHOSTALLOC_PORTABLE */
 #define HOSTALLOC_DEVICEMAP 0x02 /* CU_MEMHOSTALLOC_DEVICEMAP */
@@ -1466,7 +1474,7 @@ static inline int gate_ready(struct dstate *ds)
  * the next ticket before its start mark. Not when a wait is already held (one at a time) or the stream's mark ring is
  * half full (push_mark's wait for a full ring must never find the gated mark the oldest). A failed wait call is taken
  * as not enqueued; the ticket is written all the same and the gate goes off for good. */
-static COLD void gate_arm(struct dstate *ds, struct squeue *q)
+static void gate_arm(struct dstate *ds, struct squeue *q)
 {
     if (ds->gate_held || q->count >= RING / 2 || !gate_ready(ds)) {
         if (vg_cfg.launch_stats)
