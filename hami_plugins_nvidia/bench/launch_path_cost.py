@@ -16,7 +16,9 @@ Each run first runs the same loop for 0.4 s (a fresh container earns its credit;
 precisely), then the measured window. Cases: nolimit (preloaded, no SM limit); force70 (limit 70, force: the coarse
 path); force70s64 / force70s128 (the same, one coarse launch in 64 / 128 sampled: HAMI_SM_SAMPLE_EVERY); precise70
 (force 70, HAMI_SM_PRECISE=1); force99 (force 99: the tight loop's coarse path far below its limit); default70 (limit 70, default policy, alone: not capped); shared70 (limit 70, default,
-while a second container on the same node board launches every 200 us at limit 30: capped, coarse).
+while a second container on the same node board launches every 200 us at limit 30: capped, coarse); gate0, gate1,
+gate2 (asked for only: shared70 on one shared fake GPU with HAMI_SM_GATE_MARKS 0, 1, 2) and gate0p, gate1p, gate2p
+(the same precise).
 
 These are figures of the fake libcuda on whatever machine runs the bench (the 2-core dev VM for the records
 in docs/results), not hardware figures: the fake's driver calls cost tens of nanoseconds, a real driver's
@@ -70,6 +72,12 @@ CASES: dict[str, dict[str, str]] = {
     "force70s64": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_SAMPLE_EVERY": "64"},
     "force70s128": {"CUDA_DEVICE_SM_LIMIT": "70", "GPU_CORE_UTILIZATION_POLICY": "force", "HAMI_SM_SAMPLE_EVERY": "128"},
 }
+#: gatemarks (launch.c gate_arm): shared70 on the fake's shared GPU (FAKE_CUDA_GPU, the only place its stream waits
+#: exist), the tenant and its neighbour, with HAMI_SM_GATE_MARKS 0, 1 or 2; the "p" cases precise (HAMI_SM_PRECISE=1):
+#: what the gate costs a marked launch's host path (a wait call; with 2 a start mark too for chained launches)
+GATE_CASES = {f"gate{g}{p}": {**CASES["shared70"], "HAMI_SM_GATE_MARKS": str(g), **({"HAMI_SM_PRECISE": "1"} if p else {})}
+              for g in (0, 1, 2) for p in ("", "p")}
+CASES.update(GATE_CASES)
 NEIGHBOUR_ENV = {"CUDA_DEVICE_SM_LIMIT": "30", "GPU_CORE_UTILIZATION_POLICY": "default"}
 WARMUP_S = 0.4  # seconds of the loop before the measured window: set-up and the first credit stay out of it
 T = TypeVar("T")
@@ -304,7 +312,7 @@ def main() -> int:
     ap.add_argument("--infer-sync", type=int, default=195, help="infer loop: launches between host syncs")
     ap.add_argument("--loops", default="tight,paced")
     ap.add_argument("--note", default="", help="a line for the Markdown record (where each build came from)")
-    ap.add_argument("--cases", default=",".join(c for c in CASES if c != "force99"))  # force99: asked for only
+    ap.add_argument("--cases", default=",".join(c for c in CASES if c != "force99" and c not in GATE_CASES))  # asked for only
     ap.add_argument("--stats", action="store_true",
                     help="HAMI_LAUNCH_STATS=1 in the library runs: also the library's own host ns per launch")
     ap.add_argument("--cpus", default="",
@@ -346,9 +354,13 @@ def main() -> int:
                             env.update(CASES[case], LD_PRELOAD=str(libs[lib]))
                             if a.stats:
                                 env["HAMI_LAUNCH_STATS"] = "1"
-                            if case == "shared70":
+                            if case in GATE_CASES:  # the tenant and its neighbour on one shared fake GPU
+                                env["FAKE_CUDA_GPU"] = str(tmp / f"gpu-r{rnd}-{key.replace(':', '-')}")
+                            if case == "shared70" or case in GATE_CASES:
                                 nenv = base_env(fake_dir, tmp, f"n{rnd}-{lib}")
                                 nenv.update(NEIGHBOUR_ENV, LD_PRELOAD=str(libs[lib]), HAMI_NODE_BOARD=env["HAMI_NODE_BOARD"])
+                                if "FAKE_CUDA_GPU" in env:
+                                    nenv["FAKE_CUDA_GPU"] = env["FAKE_CUDA_GPU"]
                                 neighbour = subprocess.Popen([str(app), "ctx", "0", "spin", "0", "200", "30", "1000000000"],
                                                              env=nenv, stdout=subprocess.DEVNULL,
                                                              stderr=subprocess.DEVNULL)

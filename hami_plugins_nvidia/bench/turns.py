@@ -111,11 +111,15 @@ POLICY["infer5"] = "default"
 #: end mark's span holds the neighbour's turn (docs/results/2026-12-06-fake-pairring.md)
 PROGRAMS["infer2c"] = ["spin", "2", "12", "{secs}", "195"]
 CASE_ENV["infer2c"] = {**CASE_ENV["infer5"],
-                       "FAKE_CUDA_COSTS_NS": "launch=3000,record=3000,query=1500,elapsed=1500,sync=2000"}
+                       "FAKE_CUDA_COSTS_NS": "launch=3000,record=3000,query=1500,elapsed=1500,sync=2000,wait=3000"}
 POLICY["infer2c"] = "default"
 ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {},
         # pairover's diagnosis arms: every launch measured precisely; coarse samples 1 in 256 (the knob's floor rate)
-        "precise": {"HAMI_SM_PRECISE": "1"}, "sample256": {"HAMI_SM_SAMPLE_EVERY": "256"}}
+        "precise": {"HAMI_SM_PRECISE": "1"}, "sample256": {"HAMI_SM_SAMPLE_EVERY": "256"},
+        # gatemarks: marked launches gated on a host-written word (launch.c gate_arm), under default and precise
+        "gate": {"HAMI_SM_GATE_MARKS": "1"}, "gate-precise": {"HAMI_SM_PRECISE": "1", "HAMI_SM_GATE_MARKS": "1"},
+        # ... and HAMI_SM_GATE_MARKS=2: chained precise launches too, each with a gated start mark
+        "gate2": {"HAMI_SM_GATE_MARKS": "2"}, "gate2-precise": {"HAMI_SM_PRECISE": "1", "HAMI_SM_GATE_MARKS": "2"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
@@ -153,6 +157,11 @@ ACCOUNT_FIELDS = re.compile(r"; credit capped (?P<cap>[\d.]+) ms \((?P<caph>[\d.
 KT_FIELDS = re.compile(r"; kernel table priced (?P<priced>\d+) of (?P<keyed>\d+) keyed launches, (?P<keys>\d+) keys")
 
 
+#: the same line's gate section (since gatemarks, launch.c gate_arm; printed only with HAMI_SM_GATE_MARKS on): marked
+#: launches gated, those left ungated, and why the gate went off for good if it did
+GATE_FIELDS = re.compile(r"; gated marks (?P<gated>\d+), (?P<ungated>\d+) not gated(?:, gate off: (?P<off>[^;]+))?")
+
+
 def turn_stats(err: str) -> dict[str, float]:
     """The library's exit line's turns figures (launch.c launch_stats_report) and its credit waits, {} when absent."""
     c = CREDIT_FIELDS.search(err)
@@ -160,6 +169,9 @@ def turn_stats(err: str) -> dict[str, float]:
     acc = ACCOUNT_FIELDS.search(err)
     if acc:  # since trainfer
         credit.update(capped_ms=float(acc["cap"]), capped_held_ms=float(acc["caph"]), held_idle_ms=float(acc["idle"]))
+    gt = GATE_FIELDS.search(err)
+    if gt:  # since gatemarks
+        credit.update(gated=int(gt["gated"]), ungated=int(gt["ungated"]), **({"gate_off": gt["off"]} if gt["off"] else {}))
     kt = KT_FIELDS.search(err)
     if kt:  # since trainsplit
         credit.update(kt_priced=int(kt["priced"]), kt_keyed=int(kt["keyed"]), kt_keys=int(kt["keys"]))
@@ -282,6 +294,9 @@ def main() -> int:
     ap.add_argument("--arms", default="native,off,on", help="comma-separated subset of " + ", ".join(ARMS))
     ap.add_argument("--cases", default="bound", help="the GPU-bound programs, a subset of " + ",".join(GPU_CASES))
     ap.add_argument("--no-launch-bound", action="store_true", help="leave the launch-bound pair out")
+    ap.add_argument("--gate-holds", type=int, choices=(0, 1), default=0,
+                    help="the fake GPU's choice for a context blocked on a stream wait (gatemarks): 1 it keeps the "
+                         "GPU, idle, until released or its slice ends; 0 (default) it is switched out at once")
     ap.add_argument("--switch-us", type=int, default=200,
                     help="the fake GPU's context switch cost, us (0..5000; default 200): a costlier switch, as the "
                          "H100's graphs pair time-slicing at 59 %% of solo, shows what time-slicing costs a pair")
@@ -290,6 +305,7 @@ def main() -> int:
     if not 0 <= a.switch_us <= 5000:
         ap.error(f"--switch-us {a.switch_us}: must be 0..5000")
     SLICED["FAKE_CUDA_SWITCH_US"] = str(a.switch_us)
+    SLICED["FAKE_CUDA_GATE_HOLDS"] = str(a.gate_holds)
     pairs = parse_pairs(ap, a.pairs)
     arms = [x for x in a.arms.split(",") if x]
     if not arms or any(x not in ARMS for x in arms):

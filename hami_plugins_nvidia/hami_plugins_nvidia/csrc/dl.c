@@ -82,6 +82,10 @@ static void load_libcuda(void)
     RESOLVE_AS(cuEventElapsedTime, "cuEventElapsedTime_v2");
     RESOLVE_AS(cuEventElapsedTime, "cuEventElapsedTime");
     RESOLVE(cuArrayGetMemoryRequirements);
+    RESOLVE(cuDeviceGetAttribute);
+    RESOLVE(cuMemHostAlloc);
+    RESOLVE_AS(cuMemHostGetDevicePointer, "cuMemHostGetDevicePointer_v2");
+    RESOLVE_AS(cuStreamWaitValue32, "cuStreamWaitValue32_v2");  /* the V2 memops only: V1 needs a module option */
     RESOLVE(cuMipmappedArrayGetMemoryRequirements);
     for (int i = 0; i < vg_hook_count; i++) {
         const struct vg_hook *h = &vg_hooks[i];
@@ -149,6 +153,13 @@ void vg_ctx_forked(void)
 {
     __atomic_store_n(&ctx_dying, 0, __ATOMIC_SEQ_CST);
     __atomic_add_fetch(&ctx_gen, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The gate's host word (launch.c gate_ready) lives in a context: it is set up again after any context destruction. */
+uint64_t vg_ctx_epoch(int *calm)
+{
+    *calm = !__atomic_load_n(&ctx_dying, __ATOMIC_SEQ_CST);
+    return __atomic_load_n(&ctx_gen, __ATOMIC_SEQ_CST);
 }
 
 int vg_ctx_device(CUcontext *ctx)

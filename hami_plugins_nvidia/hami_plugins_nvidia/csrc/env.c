@@ -268,6 +268,18 @@ void vg_config_load(void)
             vg_log(VG_WARN, "ignoring HAMI_SM_CHARGE_SWITCHES=\"%.64s\": expected 1 or 0 (unset: only while the GPU "
                             "is contended)", sw);
     }
+    /* gatemarks (launch.c gate_arm): a marked launch beside a neighbour waits on the GPU for a host-written word until
+     * its end mark is queued, so the GPU runs start mark, kernel and end mark back to back. Off by default until a GPU
+     * says it helps (an A/B knob: bench/launch_cost.py --variant gate=CSRC::HAMI_SM_GATE_MARKS=1); exactly 0 or 1 */
+    vg_cfg.sm_gate_marks = 0;
+    const char *gm = getenv("HAMI_SM_GATE_MARKS");
+    if (gm && *gm) {  /* 2 (an experiment): chained precise launches too, each with a start mark of its own */
+        if (!strcmp(gm, "1") || !strcmp(gm, "2"))
+            vg_cfg.sm_gate_marks = gm[0] - '0';
+        else if (strcmp(gm, "0"))
+            vg_log(VG_WARN, "ignoring HAMI_SM_GATE_MARKS=\"%.64s\": expected 0, 1 or 2 (unset: 0, marked launches are "
+                            "not gated); not gated", gm);
+    }
     /* contended GPU-bound capped tenants take turns (turns.c), the default since issue 18's record 9 (H100: every
      * GPU-bound pair kept as much or more of the GPU with turns than time-slicing); exactly 0 goes back to
      * time-slicing, exactly 1 says the default; anything else is named and the default kept */

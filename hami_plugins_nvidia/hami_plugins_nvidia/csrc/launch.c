@@ -159,6 +159,12 @@
  * in-flight estimate per launch. Fake, a deep-backlog pair: ~0.5 conversions per end mark against 1.0
  * (test_interposer_chained_runs.py; docs/results/2026-12-06-fake-lbpair-calls.md).
  *
+ * Gated marks (issue 18, gatemarks; HAMI_SM_GATE_MARKS, off by default until a GPU says it helps): beside a neighbour a
+ * marked launch's stream waits on the GPU for a host-written word until the launch's end mark is queued, so a 2 us
+ * kernel cannot end before its end mark reaches the GPU and the span cannot hold the neighbour's turn (H200 record 13:
+ * a launch-bound pair charged ~2.6 x its kernels; fake infer2c 3.3-4.4 x -> 1.00 x with chained launches gated too);
+ * gate_arm says where it applies, how it falls back, and why it cannot deadlock.
+ *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
  * cannot lower anyone's charge beyond that; a tenant cannot raise its own share by what it writes). */
@@ -946,7 +952,9 @@ static void collect(struct dstate *ds, int all)
                 if (m->first && !m->coarse && g > m->rec) {  /* HAMI_SM_CHARGE_SWITCHES: settled later */
                     if (ds->ngap == 8)
                         settle_gaps(ds, 0);
-                    ds->gap_rec[ds->ngap] = m->rec;
+                    /* a gated mark waited for its launch's end mark too: its switch from the launch's return at the
+                     * earliest (still holding the end mark's record call: over, never under) */
+                    ds->gap_rec[ds->ngap] = m->gated && m->sub > m->rec ? m->sub : m->rec;
                     ds->gap_start[ds->ngap++] = g;  /* the GPU's own time: the switch ended when it reached the mark */
                 }
                 int64_t h = g;
@@ -1310,6 +1318,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     q->ring[(q->head + q->count) % RING].chain = kind == MK_END ? q->chain_next : 0;
     q->ring[(q->head + q->count) % RING].sub = kind == MK_END ? q->unmarked_sub : 0;  /* span_start */
     q->ring[(q->head + q->count) % RING].rec_call = rec_call > 0 ? rec_call : 0;
+    q->ring[(q->head + q->count) % RING].gated = kind == MK_START && ds->gate_held;
     q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     if (kind == MK_END) {
         /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
@@ -1366,10 +1375,135 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
     q->ring[(q->head + q->count) % RING] = (struct mark){end->e, end->rec, end->rec, MK_START, 0, ds->coarse, 0, 0, 0,
                                                          0, end->seq};
     q->ring[(q->head + q->count) % RING].rec_call = end->rec_call;  /* one record for both */
+    q->ring[(q->head + q->count) % RING].gated = ds->gate_held;
     q->count++;
     ds->oldest_stale = 1;
     ds->calib_at = end->rec;
     return 1;
+}
+
+/* Gated marks (gatemarks, HAMI_SM_GATE_MARKS=1 or 2; docs/interposer.md "Gated marks"). H200 record 13: two
+ * launch-bound inference loops sharing the GPU were each charged ~2.6 x their kernels' GPU time. On the fake
+ * (bench/turns.py --cases infer2c) the cause: a 2 us kernel ends on the GPU while the host is still inside its end
+ * mark's cuEventRecord (~3 us on the H200), the context runs out of work, the GPU switches to the neighbour, and the end
+ * mark completes only after the neighbour's turn, so the span (precise, or a coarse sample's: push_boundary) holds that
+ * turn. Subtracting the neighbour afterwards (board rings, low figures per kernel) kept failing; this removes the cause
+ * instead: before a marked launch's start mark the stream waits (cuStreamWaitValue32_v2, GEQ, cyclic) on a word of
+ * pinned host memory mapped to the device, and the host writes the ticket only once the launch's end mark is queued
+ * (gate_release). The GPU then runs start mark, kernel and end mark back to back, and the span is the kernel's. Only
+ * launches that get a start mark while another container is present are gated: 1 precise spans on an idle stream and
+ * coarse samples (the start marks recorded anyway), 2 also chained precise launches, each given a start mark
+ * (launch_begin); alone nothing holds the neighbour's turn, and plain launches (coarse runs, deep runs) have no span of
+ * their own. Never on a stream being captured (a wait would become a node of the program's graph), nor where the driver
+ * or device lacks the V2 stream memory operations or the word cannot be had (gate_ready: then silently today's path).
+ * Never a deadlock: the ticket is written on every path out of the launch (launch_end, the launch's own failure
+ * included), before anything that waits for the GPU (the unmeasured path's synchronize); at most one wait is held at a
+ * time per device, under the device's lock held across the launch call. The word lives in its context: after any
+ * context destruction it is set up again (at most GATE_SETUPS_MAX times). What a blocked wait does to the time slice
+ * (held idle by the waiting context or switched out) the fake models both ways (FAKE_CUDA_GATE_HOLDS); a GPU must say
+ * which it does. */
+#define ATTR_WAIT_VALUE_NOR 123  /* CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR (the V2 memops'; 94 is _V1) */
+#define HOSTALLOC_PORTABLE 0x01  /* CU_MEMHOSTALLOC_PORTABLE */
+#define HOSTALLOC_DEVICEMAP 0x02 /* CU_MEMHOSTALLOC_DEVICEMAP */
+#define WAIT_VALUE_GEQ 0x0       /* CU_STREAM_WAIT_VALUE_GEQ: (int32_t)(*addr - value) >= 0 */
+#define GATE_SETUPS_MAX 8
+#define GATE_CHAIN_AHEAD_NS 50000LL  /* HAMI_SM_GATE_MARKS=2: chained launches gated behind at most this queued work */
+
+static COLD void gate_off(struct dstate *ds, const char *why)
+{
+    ds->gate_state = -1;
+    if (!lst.gate_off) {
+        lst.gate_off = why;
+        vg_log(VG_INFO, "device %d: marked launches not gated (HAMI_SM_GATE_MARKS): %s", ds->dev, why);
+    }
+}
+
+/* Whether the gate's word is ready in the measured context: set up at the first gated launch, again after any context
+ * destruction (the word died with its context, or may have: vg_ctx_epoch), never while one is in progress. */
+static COLD int gate_setup(struct dstate *ds)
+{
+    int calm = 0;
+    uint64_t epoch = vg_ctx_epoch(&calm);
+    if (ds->gate_state < 0 || !calm)
+        return 0;
+    if (!vg_real.cuStreamWaitValue32 || !vg_real.cuMemHostAlloc || !vg_real.cuMemHostGetDevicePointer ||
+        !vg_real.cuDeviceGetAttribute) {
+        gate_off(ds, "the driver lacks cuStreamWaitValue32_v2 or host-mapped memory");
+        return 0;
+    }
+    if (ds->gate_setups >= GATE_SETUPS_MAX) {
+        gate_off(ds, "its word was set up 8 times (contexts destroyed)");
+        return 0;
+    }
+    int v = 0;
+    if (vg_real.cuDeviceGetAttribute(&v, ATTR_WAIT_VALUE_NOR, ds->dev) != CUDA_SUCCESS || !v) {
+        gate_off(ds, "the device lacks CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR");
+        return 0;
+    }
+    ds->gate_setups++;
+    void *p = NULL;
+    CUdeviceptr d = 0;
+    int mode;  /* relaxed, as push_mark: another stream may be capturing in global mode */
+    int swapped = relaxed_begin(&mode);
+    CUresult r = vg_real.cuMemHostAlloc(&p, sizeof(uint32_t), HOSTALLOC_PORTABLE | HOSTALLOC_DEVICEMAP);
+    if (r == CUDA_SUCCESS && p)
+        r = vg_real.cuMemHostGetDevicePointer(&d, p, 0);
+    relaxed_end(swapped, &mode);
+    if (r != CUDA_SUCCESS || !p || !d) {
+        gate_off(ds, "no host-mapped word");
+        return 0;
+    }
+    ds->gate_word = p;
+    __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);  /* the tickets go on from the last one */
+    ds->gate_dptr = d;
+    ds->gate_ctx = ds->ctx;
+    ds->gate_epoch = epoch;
+    ds->gate_state = 1;
+    return 1;
+}
+
+static inline int gate_ready(struct dstate *ds)
+{
+    int calm = 0;
+    if (ds->gate_state > 0 && ds->gate_ctx == ds->ctx && vg_ctx_epoch(&calm) == ds->gate_epoch && calm)
+        return 1;
+    return gate_setup(ds);
+}
+
+/* A marked launch beside a neighbour (vg_cfg.sm_gate_marks, ds->shared, its stream not captured): the stream waits for
+ * the next ticket before its start mark. Not when a wait is already held (one at a time) or the stream's mark ring is
+ * half full (push_mark's wait for a full ring must never find the gated mark the oldest). A failed wait call is taken
+ * as not enqueued; the ticket is written all the same and the gate goes off for good. */
+static void gate_arm(struct dstate *ds, struct squeue *q)
+{
+    if (ds->gate_held || q->count >= RING / 2 || !gate_ready(ds)) {
+        if (vg_cfg.launch_stats)
+            __atomic_add_fetch(&lst.gate_skipped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    uint32_t t = ds->gate_ticket + 1;  /* wraps: the wait's comparison is cyclic */
+    int mode;
+    int swapped = relaxed_begin(&mode);
+    CUresult r = vg_real.cuStreamWaitValue32(q->s, ds->gate_dptr, t, WAIT_VALUE_GEQ);
+    relaxed_end(swapped, &mode);
+    ds->gate_ticket = t;
+    if (r != CUDA_SUCCESS) {
+        __atomic_store_n(ds->gate_word, t, __ATOMIC_RELEASE);
+        gate_off(ds, "cuStreamWaitValue32 failed");
+        return;
+    }
+    ds->gate_held = 1;
+    if (vg_cfg.launch_stats)
+        __atomic_add_fetch(&lst.gated, 1, __ATOMIC_RELAXED);
+}
+
+/* The held wait is released: its ticket written (a release store: everything the host queued before is queued). */
+static inline void gate_release(struct dstate *ds)
+{
+    if (ds->gate_held) {
+        __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);
+        ds->gate_held = 0;
+    }
 }
 
 /* Asks whether mark m has completed with the call that also gives its time (an elapsed-time call from the reference,
@@ -2604,7 +2738,10 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
              * launches queued behind it are chained (each starts when the previous one ended) */
             q->capture = capturing(q);
             int sw = 0;
+            int gate = vg_cfg.sm_gate_marks && ds->shared && !q->capture;  /* gatemarks: gate_arm */
             if (ds->coarse && !q->capture && (sw = coarse_sample(ds)) > 0) {
+                if (gate)
+                    gate_arm(ds, q);  /* before the boundary: the sample's start mark waits for its end mark */
                 /* a sample: the run before it is closed, then a start mark: the sample's span starts where
                  * the GPU reached this launch (not at another stream's work queued before it) and holds it
                  * alone */
@@ -2625,16 +2762,33 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 push_mark(ds, q, q->unmarked_enq, MK_END, 0);  /* its launches end before what follows begins */
             if (!q->capture && ds->reopen) {
                 ds->reopen = 0;
+                if (gate && !ds->coarse)
+                    gate_arm(ds, q);
                 opened = push_mark(ds, q, now, MK_START, 0);
             } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
 #ifdef HAMI_BISECT_NO_RECORDS
                        !ds->coarse &&  /* bench (launch_int.h): no calibrations either */
 #endif
                        (sidle >= 0 ? sidle : stream_idle(ds, q, &(int){0}, 1))) {
-                /* coarse: a calibration sample only, never published */
+                /* coarse: a calibration sample only, never published (and never gated) */
+                if (gate && !ds->coarse)
+                    gate_arm(ds, q);
                 opened = push_mark(ds, q, now, MK_START, 0);
                 if (opened && sidle >= 0)
                     q->ring[(q->head + q->count - 1) % RING].first = fresh;
+            }
+            if (!opened && gate && vg_cfg.sm_gate_marks > 1 && !ds->coarse && !q->deep_run &&
+                (int64_t)q->queued * ds->ewma_ns <= GATE_CHAIN_AHEAD_NS) {
+                /* HAMI_SM_GATE_MARKS=2: a chained precise launch too (queued behind its stream's unfinished work) gets
+                 * a gated start mark while little work is queued ahead of it: the GPU catches up with a launch-bound
+                 * host within a kernel of 2 us, and the kernel then ends before its end mark is queued just as on an
+                 * idle stream (its span, from the previous completion, held the neighbour's turn; fake infer2c
+                 * precise: 1.4-3.0 x gated on idle streams only, 1.00 x with this). Behind more queued work (a
+                 * training step's GEMMs) the end mark is queued long before the GPU gets there: not gated, no
+                 * record more. One record and one wait more per such launch */
+                gate_arm(ds, q);
+                if (ds->gate_held)
+                    opened = push_mark(ds, q, now, MK_START, 0);
             }
             /* precise: the busy period this start mark opens is charged from the kernel's submission, which only
              * launch_end knows (submitted_at); until then the mark is not collected */
@@ -2661,6 +2815,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         unmeasured_begin(ds, sm, s);  /* fail closed: held and charged all the same (see unmeasured_at) */
     }
     if (ds->stale) {
+        gate_release(ds);  /* before anything that may wait for the GPU (the unmeasured path's synchronize) */
         ds->opening = NULL;  /* its marks are dropped */
         ds->prompt_seq = 0;
         stale_launch(ds, qout, s, sm);  /* never fail open (drop_measured) */
@@ -2722,6 +2877,8 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         ds->opening->sub = q && r == CUDA_SUCCESS ? submitted_at(ds, graph) : 0;
         ds->opening = NULL;
     }
+    if (!q || r != CUDA_SUCCESS)
+        gate_release(ds);  /* the launch failed, or is unmeasured: nothing of it to wait for (gatemarks) */
     if (!q && unmeasured_at)
         unmeasured_end(ds, r);
     if (!q || r != CUDA_SUCCESS)
@@ -2774,9 +2931,11 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         } else if (!ds->coarse || q->capture || q->sample || now - q->unmarked_enq >= COARSE_MARK_GAP_NS ||
                    q->unmarked >= COARSE_RUN_LAUNCHES) {
             push_mark(ds, q, q->unmarked_enq, MK_END, q->capture);
+            gate_release(ds);  /* its end mark is queued: the GPU may run start mark, kernel and end mark (gatemarks) */
             if (ds->coarse && !q->capture && !ds->stale && coarse_behind(q, now))
                 coarse_bound(ds, q, now);  /* the GPU may be behind: bounded in launches (coarse_behind) */
         }
+        gate_release(ds);  /* a deferred end mark (deep_defer): the launch runs, a later mark closes its span */
         if (ds->prompt_seq && !ds->stale)  /* after every clock read the launch's own times take (submitted_at) */
             prompt_ask(ds, q);
         ds->prompt_seq = 0;
@@ -2797,6 +2956,7 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         q->sample = 0;
         q->chain_next = 0;  /* it queued nothing: the next launch's own check decides */
     }
+    gate_release(ds);  /* every path out of the launch writes the ticket (gatemarks: never a deadlock) */
     ds->unflushed++;
     if (now - ds->flushed_at >= FLUSH_NS)
         flush_launches(ds, now);
@@ -3001,6 +3161,13 @@ __attribute__((destructor)) static void launch_stats_report(void)
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; kernel table priced %llu of %llu keyed launches, %llu keys",
                  (unsigned long long)lst.priced, (unsigned long long)lst.keyed, (unsigned long long)lst.kt_keys);
+    /* gatemarks (HAMI_SM_GATE_MARKS=1, gate_arm): the marked launches gated, those left ungated with the knob on (a
+     * wait held, a half-full ring, no gate), and why the gate went off for good if it did */
+    n = (int)strlen(buf);
+    if (vg_cfg.sm_gate_marks && n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; gated marks %llu, %llu not gated%s%s", (unsigned long long)lst.gated,
+                 (unsigned long long)lst.gate_skipped, lst.gate_off ? ", gate off: " : "",
+                 lst.gate_off ? lst.gate_off : "");
     vg_log(VG_MSG, "%s", buf);
 }
 

@@ -88,6 +88,8 @@ struct mark {
     uint64_t key;
     int64_t est;
     int kn;
+    int gated;       /* MK_START behind a gate's wait (launch.c gate_arm): it completes once the launch's end mark was
+                        queued, so its wait from its record is not all a switch (the switch gap starts at sub) */
 };
 
 struct squeue {
@@ -376,6 +378,15 @@ struct dstate {
     int turn_misses;        /* its windows' starts in a row that found it below TURN_BOUND_BP (turn_judged) ... */
     int64_t turn_judge_win; /* ... and the start of the window last judged (once a window) */
     int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
+    /* gatemarks (launch.c gate_arm, HAMI_SM_GATE_MARKS=1): a word of pinned host memory the device reads */
+    int gate_state;         /* 0 not set up (or again, after a context destruction), 1 ready, -1 off for good */
+    int gate_setups;        /* set-ups so far (bounded: each leaks its word's page if its context lives on) */
+    volatile uint32_t *gate_word;
+    CUdeviceptr gate_dptr;
+    CUcontext gate_ctx;     /* the context it was allocated in ... */
+    uint64_t gate_epoch;    /* ... and the context destructions seen then (vg_ctx_epoch) */
+    uint32_t gate_ticket;   /* the last ticket a wait was enqueued for */
+    int gate_held;          /* that wait is not released yet (gate_release writes the ticket) */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -424,6 +435,8 @@ struct launch_stats {
     uint64_t keyed, priced, kt_keys;  /* the kernel table (trainsplit): precise launches keyed, priced, keys known */
     uint64_t deep_runs, deep_launches, deep_unproven;  /* precise marks closing deep runs, their launches, and those
                                                           whose proof failed (charged their whole span) */
+    uint64_t gated, gate_skipped;  /* gatemarks: marked launches gated, and those not gated with the knob on */
+    const char *gate_off;          /* why the gate went off for good (gate_ready), NULL = it did not */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
 };

@@ -54,6 +54,7 @@ struct vg_config {
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
+    int sm_gate_marks;                     /* HAMI_SM_GATE_MARKS (0 unset, 1, 2 chained too): marked launches gated (launch.c gate_arm) */
     int sm_turns;                          /* HAMI_SM_TURNS (unset/1 on, 0 off): GPU-bound tenants take turns (turns.c) */
     char region_path[512];
     char board_path[512];
@@ -122,6 +123,12 @@ struct vg_real {
     CUresult (*cuArrayGetMemoryRequirements)(CUDA_ARRAY_MEMORY_REQUIREMENTS *, CUarray, CUdevice);
     CUresult (*cuMipmappedArrayGetMemoryRequirements)(CUDA_ARRAY_MEMORY_REQUIREMENTS *, CUmipmappedArray,
                                                       CUdevice);
+    /* the gate of marked launches (launch.c gate_arm, HAMI_SM_GATE_MARKS): a word of pinned host memory mapped to the
+     * device, and a stream wait on it (the V2 stream memory operations, cuStreamWaitValue32_v2) */
+    CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice);
+    CUresult (*cuMemHostAlloc)(void **, size_t, unsigned int);
+    CUresult (*cuMemHostGetDevicePointer)(CUdeviceptr *, void *, unsigned int);
+    CUresult (*cuStreamWaitValue32)(CUstream, CUdeviceptr, uint32_t, unsigned int);
     /* hooked ones */
     CUresult (*cuMemAlloc_v2)(CUdeviceptr *, size_t);
     CUresult (*cuMemFree_v2)(CUdeviceptr);
@@ -181,7 +188,8 @@ void *vg_real_dlsym(void *handle, const char *name);
 int vg_current_device(void);             /* -1 when no context is current */
 int vg_ctx_device(CUcontext *ctx);       /* the same, and the current context (one driver call when kept: dl.c) */
 void vg_ctx_dying(int begin);            /* around every hooked call that may destroy a context (dl.c) */
-void vg_ctx_forked(void);                /* in a forked child: nothing kept from the parent is used (dl.c) */
+void vg_ctx_forked(void);
+uint64_t vg_ctx_epoch(int *calm);        /* context destructions so far; *calm: none in progress (dl.c) */                /* in a forked child: nothing kept from the parent is used (dl.c) */
 /* A driver call that may destroy a context, bracketed by vg_ctx_dying (a GNU statement expression: its result) */
 #define VG_CTX_DESTROYING(call) __extension__({ vg_ctx_dying(1); CUresult r_ = (call); vg_ctx_dying(0); r_; })
 

@@ -537,3 +537,10 @@ def test_the_turns_bench_reads_both_forms_of_the_stats_lines_turns_section() -> 
     got = mod.turn_stats(acc)
     assert (got["capped_ms"], got["capped_held_ms"], got["held_idle_ms"], got["turn_cuts"]) == (93.1, 0.5, 594.4, 2)
     assert "held_idle_ms" not in mod.turn_stats(now)
+    # since gatemarks: the gate's section (printed only with HAMI_SM_GATE_MARKS on), and why it went off if it did
+    gated = acc + "; kernel table priced 1 of 2 keyed launches, 1 keys; gated marks 812, 3 not gated"
+    got = mod.turn_stats(gated)
+    assert (got["gated"], got["ungated"], got["held_idle_ms"]) == (812, 3, 594.4) and "gate_off" not in got
+    off = gated.replace("3 not gated", "0 not gated, gate off: no host-mapped word")
+    assert mod.turn_stats(off)["gate_off"] == "no host-mapped word"
+    assert "gated" not in mod.turn_stats(acc)

@@ -408,6 +408,16 @@ int main(int argc, char **argv)
             if (fake_ctx_calls)
                 fake_ctx_calls(n);
             printf("ctxcalls %llu %llu\n", n[0], n[1]);
+        } else if (!strcmp(c, "gates")) {
+            /* the fake's stream waits (gatemarks, fake_gate_stats): enqueued, blocked the queue, ns the GPU idled held
+             * by a blocked context, enqueued on a stream being captured; -1s without them */
+            void (*fake_gate_stats)(u64 *) = (void (*)(u64 *))dlsym(lib, "fake_gate_stats");
+            u64 n[4] = {0};
+            if (fake_gate_stats)
+                fake_gate_stats(n);
+            else
+                n[0] = n[1] = n[2] = n[3] = (u64)-1;
+            printf("gates %lld %lld %lld %lld\n", (long long)n[0], (long long)n[1], (long long)n[2], (long long)n[3]);
         } else if (!strcmp(c, "drvlock")) {
             /* the fake's modelled driver lock (FAKE_CUDA_DRIVER_LOCK=1): acquisitions, and those that found it held */
             u64 n[2] = {0};

@@ -45,7 +45,22 @@
  * as a real driver's calls cost microseconds (issue 18: on the H200 ~3 us an event record, ~1.5 us a query).
  * FAKE_CUDA_DRIVER_LOCK=1 holds one process-wide lock during each costed call's cost (not a sync's wait), as the
  * real driver serialises calls on a context: a second thread's call (the interposer's watcher) then waits for it.
- * fake_driver_lock() reports the lock's acquisitions and how many found it held (host-independent counts). */
+ * fake_driver_lock() reports the lock's acquisitions and how many found it held (host-independent counts).
+ *
+ * Stream waits on host memory (gatemarks): cuMemHostAlloc(CU_MEMHOSTALLOC_DEVICEMAP) hands out words of this process's
+ * slot in the shared GPU file (so every process advancing the model reads them), cuMemHostGetDevicePointer maps them
+ * one to one, and cuStreamWaitValue32(_v2) with CU_STREAM_WAIT_VALUE_GEQ (cyclic, as the driver compares) blocks the
+ * process's queue at its current end until the word reaches the value. The model reads the word as it advances: a word
+ * found written is taken as written when the model last advanced (the earliest it can have been; the writer's own
+ * calls advance it just before, so within a call's host time). Only device 0 of the shared GPU (FAKE_CUDA_GPU) has
+ * them: cuDeviceGetAttribute(CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR) answers 1 there, 0 elsewhere or with
+ * FAKE_CUDA_NO_STREAM_WAIT=1 (a device without them). One blocked wait at a time per process (a second while one
+ * blocks: CUDA_ERROR_NOT_SUPPORTED). FAKE_CUDA_GATE_HOLDS=1 lets a context blocked on a wait keep the GPU (idle) until
+ * the word is written or its slice ends while another waits; unset or 0, a blocked context is switched out at once, as
+ * one that ran out of work (a real GPU may do either: a channel blocked on a semaphore acquire can be switched out).
+ * fake_gate_stats() reports the waits enqueued, those that blocked the queue, the GPU time the GPU idled held by a
+ * blocked context (FAKE_CUDA_GATE_HOLDS=1), and the waits enqueued on a stream being captured. The cost class "wait"
+ * (FAKE_CUDA_COSTS_NS) is each wait call's. FAKE_CUDA_LAUNCH_FAIL_EVERY=N fails every Nth launch (it queues nothing). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -77,8 +92,8 @@ static u64 calls[CALL_N];
 static u64 ctx_calls[2];  /* cuCtxGetCurrent, cuCtxGetDevice (fake_ctx_calls): a launch path's context calls */
 
 /* ---- modelled driver costs (FAKE_CUDA_COSTS_NS, FAKE_CUDA_DRIVER_LOCK): see the header ---- */
-enum { COST_LAUNCH, COST_RECORD, COST_QUERY, COST_ELAPSED, COST_SYNC, COST_N };
-static const char *const cost_names[COST_N] = {"launch", "record", "query", "elapsed", "sync"};
+enum { COST_LAUNCH, COST_RECORD, COST_QUERY, COST_ELAPSED, COST_SYNC, COST_WAIT, COST_N };
+static const char *const cost_names[COST_N] = {"launch", "record", "query", "elapsed", "sync", "wait"};
 #define COST_MAX_NS 10000000LL  /* 10 ms a call at most: a typo must not hang a test */
 static int64_t cost_ns[COST_N];
 static int cost_lock, cost_state;  /* cost_state: 0 not read yet, 1 read */
@@ -105,7 +120,7 @@ static void cost_load(void)
         long long ns = eq ? strtoll(eq + 1, &end, 10) : -1;
         if (k < 0 || !end || end == eq + 1 || *end || ns < 0 || ns > COST_MAX_NS) {
             fprintf(stderr, "fake_cuda: ignoring FAKE_CUDA_COSTS_NS item \"%.40s%s%.40s\": expected CLASS=NS with CLASS "
-                    "one of launch, record, query, elapsed, sync and NS in 0..%lld\n", it, eq ? "=" : "", eq ? eq + 1 : "",
+                    "one of launch, record, query, elapsed, sync, wait and NS in 0..%lld\n", it, eq ? "=" : "", eq ? eq + 1 : "",
                     COST_MAX_NS);
             continue;
         }
@@ -169,6 +184,17 @@ struct sg_proc {
     int lastk;                          /* processes sharing the GPU over the last segment, 0 = idle */
     int64_t pt_t[SG_PTS], pt_d[SG_PTS];
 };
+#define SG_WORDS 16                     /* host-mapped words per process (cuMemHostAlloc with DEVICEMAP) */
+/* A process's stream waits (gatemarks; kept apart from sg_proc, whose layout bench/turns_phase.py reads) */
+struct sg_gate {
+    int on;                             /* a wait blocks the queue: no work past at completes */
+    int idx;                            /* the word it waits on */
+    uint32_t val;                       /* until (int32_t)(word - val) >= 0 */
+    int64_t at;                         /* the queue position (queued) the wait was enqueued at */
+    int64_t waits, blocked, held_ns;    /* fake_gate_stats */
+    uint32_t used;                      /* words handed out */
+    volatile uint32_t word[SG_WORDS];
+};
 struct sg_gpu {
     int lock;                           /* the holder's pid, 0 = free (a dead holder's is taken over) */
     int64_t last;                       /* the model has advanced up to this time */
@@ -177,12 +203,14 @@ struct sg_gpu {
     int last_ran;                       /* the process that ran last + 1 */
     int64_t switch_end;                 /* a context switch in progress ends here */
     struct sg_proc p[SG_PROCS];
+    struct sg_gate g[SG_PROCS];         /* after p: the layout before it is unchanged */
 };
 static struct sg_gpu *sg;
 static int sg_me = -1, sg_state;
 static int64_t sg_slice;                /* FAKE_CUDA_SLICE_US in ns; 0 = fluid processor sharing */
 static int64_t sg_switch;               /* FAKE_CUDA_SWITCH_US in ns */
 static int64_t sg_poll = 100000;        /* FAKE_CUDA_SYNC_POLL_US in ns: how often a sync polls the shared GPU */
+static int sg_holds;                    /* FAKE_CUDA_GATE_HOLDS=1: a context blocked on a wait keeps the GPU */
 
 static void sg_point(struct sg_proc *p, int64_t t)
 {
@@ -250,6 +278,8 @@ static int sg_attach(void)
     const char *po = getenv("FAKE_CUDA_SYNC_POLL_US");
     if (po && strtoll(po, NULL, 10) > 0)
         sg_poll = strtoll(po, NULL, 10) * 1000;
+    const char *gh = getenv("FAKE_CUDA_GATE_HOLDS");
+    sg_holds = gh && !strcmp(gh, "1");
     int fd = open(f, O_RDWR | O_CREAT, 0600);
     if (fd < 0 || ftruncate(fd, sizeof(struct sg_gpu)) != 0)
         return 0;
@@ -262,6 +292,7 @@ static int sg_attach(void)
     for (int i = 0; i < SG_PROCS && sg_me < 0; i++)
         if (sg->p[i].pid == 0 || (proc_ended(sg->p[i].pid) && sg->p[i].queued == sg->p[i].done)) {
             memset(&sg->p[i], 0, sizeof(sg->p[i]));
+            memset((void *)&sg->g[i], 0, sizeof(sg->g[i]));
             sg->p[i].pid = getpid();
             sg_me = i;
         }
@@ -270,32 +301,52 @@ static int sg_attach(void)
     return sg_state > 0;
 }
 
+/* Process i's work the GPU may run now: up to its queue's end, or to a blocking wait's position. */
+static int64_t sg_limit(int i)
+{
+    return sg->g[i].on && sg->g[i].at < sg->p[i].queued ? sg->g[i].at : sg->p[i].queued;
+}
+static int sg_runnable(int i) { return sg_limit(i) > sg->p[i].done; }
+/* Blocked: work queued behind a wait whose word is not written yet. */
+static int sg_blocked(int i) { return sg->g[i].on && sg->p[i].queued > sg->p[i].done && !sg_runnable(i); }
+
+/* Waits whose word has been written are released, as of sg->last (see the header). */
+static void sg_release(void)
+{
+    for (int i = 0; i < SG_PROCS; i++)
+        if (sg->g[i].on && (int32_t)(sg->g[i].word[sg->g[i].idx] - sg->g[i].val) >= 0) {
+            sg->g[i].on = 0;
+            sg->p[i].lastk = 0;  /* its progress resumes at a new point (no segment spans the blocked time) */
+        }
+}
+
 /* Advances the fluid model to now: the GPU's time is split evenly between the processes with work queued. */
 static void sg_advance(int64_t now)
 {
     if (!sg->last)
         sg->last = now;
+    sg_release();
     while (sg->last < now) {
         int k = 0;
         int64_t step = now - sg->last;
         for (int i = 0; i < SG_PROCS; i++)
-            k += sg->p[i].queued > sg->p[i].done;
+            k += sg_runnable(i);
         if (!k) {
             sg->last = now;
             break;
         }
         for (int i = 0; i < SG_PROCS; i++)
-            if (sg->p[i].queued > sg->p[i].done && (sg->p[i].queued - sg->p[i].done) * k < step)
-                step = (sg->p[i].queued - sg->p[i].done) * k;
+            if (sg_runnable(i) && (sg_limit(i) - sg->p[i].done) * k < step)
+                step = (sg_limit(i) - sg->p[i].done) * k;
         if (step < 1)
             step = 1;
         sg->last += step;
         for (int i = 0; i < SG_PROCS; i++)
-            if (sg->p[i].queued > sg->p[i].done) {
+            if (sg_runnable(i)) {
                 struct sg_proc *p = &sg->p[i];
                 p->done += step / k;
-                if (p->done > p->queued)
-                    p->done = p->queued;
+                if (p->done > sg_limit(i))
+                    p->done = sg_limit(i);
                 if (p->lastk == k && p->n >= 2) {  /* same rate: extend the last segment */
                     int last = (p->head + p->n - 1) % SG_PTS;
                     p->pt_t[last] = sg->last;
@@ -303,7 +354,9 @@ static void sg_advance(int64_t now)
                 } else {
                     sg_point(p, sg->last);
                 }
-                p->lastk = p->done < p->queued ? k : 0;
+                p->lastk = p->done < sg_limit(i) ? k : 0;
+            } else if (sg_blocked(i)) {
+                sg->p[i].lastk = 0;
             }
     }
 }
@@ -311,7 +364,7 @@ static void sg_advance(int64_t now)
 static int sg_waiting_besides(int r)
 {
     for (int i = 0; i < SG_PROCS; i++)
-        if (i != r && sg->p[i].queued > sg->p[i].done)
+        if (i != r && sg_runnable(i))
             return 1;
     return 0;
 }
@@ -322,14 +375,16 @@ static void sg_advance_slices(int64_t now)
 {
     if (!sg->last)
         sg->last = now;
+    sg_release();
     while (sg->last < now) {
         int r = sg->run - 1;
-        int has = r >= 0 && sg->p[r].queued > sg->p[r].done;
-        if (!has || (sg->last >= sg->slice_end && sg_waiting_besides(r))) {
+        int has = r >= 0 && sg_runnable(r);
+        int holds = r >= 0 && sg_holds && sg_blocked(r);  /* blocked on a wait, keeping the GPU (FAKE_CUDA_GATE_HOLDS) */
+        if ((!has && !holds) || (sg->last >= sg->slice_end && sg_waiting_besides(r))) {
             int nx = -1;
             for (int k = 1; k <= SG_PROCS && nx < 0; k++) {
                 int i = ((r < 0 ? SG_PROCS - 1 : r) + k) % SG_PROCS;
-                if (sg->p[i].queued > sg->p[i].done)
+                if (sg_runnable(i))
                     nx = i;
             }
             if (r >= 0)
@@ -347,17 +402,27 @@ static void sg_advance_slices(int64_t now)
             sg->run = nx + 1;
             sg->slice_end = (sg->switch_end > sg->last ? sg->switch_end : sg->last) + sg_slice;
             r = nx;
+            holds = 0;
         }
         if (sg->switch_end > sg->last) {  /* switching: nobody progresses */
             sg->last = sg->switch_end < now ? sg->switch_end : now;
             continue;
         }
         struct sg_proc *p = &sg->p[r];
+        if (holds) {  /* the GPU idles in r's context until its wait is released (a later advance) or its slice ends */
+            int64_t until = sg_waiting_besides(r) && sg->slice_end < now ? sg->slice_end : now;
+            if (until <= sg->last)
+                until = sg->last + 1;
+            sg->g[r].held_ns += until - sg->last;
+            sg->last = until;
+            p->lastk = 0;
+            continue;
+        }
         if (!p->lastk)
             sg_point(p, sg->last);  /* its turn starts */
         int64_t step = now - sg->last;
-        if (p->queued - p->done < step)
-            step = p->queued - p->done;
+        if (sg_limit(r) - p->done < step)
+            step = sg_limit(r) - p->done;
         if (sg_waiting_besides(r) && sg->slice_end - sg->last < step)
             step = sg->slice_end - sg->last > 0 ? sg->slice_end - sg->last : 1;
         p->done += step;
@@ -868,9 +933,26 @@ static int event_dead(const struct event *e)
     return k >= 0 && __atomic_load_n(&ctx_gen[k], __ATOMIC_ACQUIRE) != e->gen;
 }
 static void run_kernel(int64_t us);
+/* FAKE_CUDA_LAUNCH_FAIL_EVERY=N: every Nth launch fails (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES) and queues nothing, as a
+ * launch with a bad configuration does (gatemarks: a gated launch that fails must still release its wait) */
+static int launch_fails(void)
+{
+    static long every = -1;
+    static u64 n;
+    if (every < 0) {
+        const char *v = getenv("FAKE_CUDA_LAUNCH_FAIL_EVERY");
+        every = v ? strtol(v, NULL, 10) : 0;
+    }
+    return every > 0 && __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) % (u64)every == 0;
+}
 /* A launch of us microseconds on stream s: recorded into the graph if s is being captured, run otherwise. */
 static CUresult submit(void *s, int64_t us)
 {
+    if (launch_fails()) {
+        COUNT(CALL_LAUNCH);
+        cost(COST_LAUNCH);
+        return 701;
+    }
     int i = cap_find(s);
     if (i < 0) {
         run_kernel(us);
@@ -990,6 +1072,105 @@ API CUresult cuEventElapsedTime_v2(float *ms, struct event *a, struct event *b)
     return 0;
 }
 API CUresult cuEventElapsedTime(float *ms, struct event *a, struct event *b) { return cuEventElapsedTime_v2(ms, a, b); }
+/* ---- stream waits on host-mapped words (gatemarks; see the header) ---- */
+static u64 gate_capwaits;  /* waits enqueued on a stream being captured (fake_gate_stats) */
+static int stream_waits(int dev)
+{
+    const char *n = getenv("FAKE_CUDA_NO_STREAM_WAIT");
+    return dev == 0 && !(n && !strcmp(n, "1")) && sg_attach();
+}
+/* CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR (123, the V2 memops' attribute) and its V1 number (94): 1 where the
+ * model has stream waits; any other attribute 0 */
+API CUresult cuDeviceGetAttribute(int *v, int attr, int dev)
+{
+    if (dev < 0 || dev >= NDEV)
+        return 101;  /* CUDA_ERROR_INVALID_DEVICE */
+    *v = (attr == 123 || attr == 94) ? stream_waits(dev) : 0;
+    return 0;
+}
+#define HOSTALLOC_DEVICEMAP 0x02
+API CUresult cuMemHostAlloc(void **pp, size_t bytes, unsigned flags)
+{
+    *pp = NULL;
+    if ((flags & HOSTALLOC_DEVICEMAP) && bytes <= sizeof(uint32_t) * SG_WORDS && stream_waits(cur < 0 ? 0 : cur)) {
+        sg_lock();
+        struct sg_gate *g = &sg->g[sg_me];
+        uint32_t n = (uint32_t)((bytes + sizeof(uint32_t) - 1) / sizeof(uint32_t));
+        if (g->used + n <= SG_WORDS) {
+            *pp = (void *)&g->word[g->used];
+            g->used += n;
+        }
+        sg_unlock();
+        return *pp ? 0 : 2;  /* CUDA_ERROR_OUT_OF_MEMORY: the slot's words are all handed out */
+    }
+    *pp = calloc(1, bytes ? bytes : 1);
+    return *pp ? 0 : 2;
+}
+API CUresult cuMemFreeHost(void *p)
+{
+    if (sg && (char *)p >= (char *)sg && (char *)p < (char *)(sg + 1))
+        return 0;  /* a word of the shared file: kept (the slot is cleared when the next process takes it) */
+    free(p);
+    return 0;
+}
+/* Host memory is mapped at the same address (unified addressing). */
+API CUresult cuMemHostGetDevicePointer_v2(u64 *d, void *p, unsigned flags)
+{
+    *d = (u64)(uintptr_t)p;
+    return p ? 0 : 1;
+}
+#define WAIT_VALUE_GEQ 0x0
+API CUresult cuStreamWaitValue32_v2(void *s, u64 addr, uint32_t value, unsigned flags)
+{
+    cost(COST_WAIT);
+    if (cap_find(s) >= 0) {  /* a node of the graph: counted, never run here */
+        __atomic_add_fetch(&gate_capwaits, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    int d = cur < 0 ? 0 : cur;
+    if ((flags & 0xF) != WAIT_VALUE_GEQ || !stream_waits(d))
+        return 801;  /* CUDA_ERROR_NOT_SUPPORTED */
+    sg_lock();
+    struct sg_gate *g = &sg->g[sg_me];
+    volatile uint32_t *w = (volatile uint32_t *)(uintptr_t)addr;
+    int idx = (int)(w - g->word);
+    CUresult r = 0;
+    if (idx < 0 || idx >= (int)g->used) {
+        r = 1;  /* CUDA_ERROR_INVALID_VALUE: not a word this process was handed */
+    } else if (g->on) {
+        r = 801;  /* one blocked wait at a time (see the header) */
+    } else {
+        g->waits++;
+        if ((int32_t)(*w - value) < 0) {  /* not written yet: the queue stops here */
+            g->on = 1;
+            g->idx = idx;
+            g->val = value;
+            g->at = sg->p[sg_me].queued;
+            g->blocked++;
+        }
+    }
+    sg_unlock();
+    return r;
+}
+API CUresult cuStreamWaitValue32(void *s, u64 addr, uint32_t value, unsigned flags)
+{
+    return cuStreamWaitValue32_v2(s, addr, value, flags);
+}
+/* The waits enqueued, those that blocked the queue, the ns the GPU idled held by a blocked context (holds mode; the
+ * process's slot), and the waits enqueued on a stream being captured. */
+API void fake_gate_stats(u64 out[4])
+{
+    memset(out, 0, 4 * sizeof(u64));
+    if (sg_attach()) {
+        sg_lock();
+        out[0] = (u64)sg->g[sg_me].waits;
+        out[1] = (u64)sg->g[sg_me].blocked;
+        out[2] = (u64)sg->g[sg_me].held_ns;
+        sg_unlock();
+    }
+    out[3] = __atomic_load_n(&gate_capwaits, __ATOMIC_RELAXED);
+}
+
 API CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { return submit(s, gx); }
 API CUresult cuLaunchKernel_ptsz(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shm, void *s, void **p, void **e) { return submit(s, gx); }
 typedef struct { unsigned gx, gy, gz, bx, by, bz, shm; void *s; void *attrs; unsigned n; } Cfg;
@@ -1025,6 +1206,9 @@ static const struct { const char *name; void *fn; } procs[] = {
     E("cuEventElapsedTime", cuEventElapsedTime_v2), E("cuLaunchKernel", cuLaunchKernel),
     E("cuLaunchKernelEx", cuLaunchKernelEx), E("cuLaunchCooperativeKernel", cuLaunchCooperativeKernel),
     E("cuGraphLaunch", cuGraphLaunch), E("cuGetProcAddress", cuGetProcAddress_v2),
+    E("cuDeviceGetAttribute", cuDeviceGetAttribute), E("cuMemHostAlloc", cuMemHostAlloc),
+    E("cuMemFreeHost", cuMemFreeHost), E("cuMemHostGetDevicePointer", cuMemHostGetDevicePointer_v2),
+    E("cuStreamWaitValue32", cuStreamWaitValue32_v2),
 };
 
 CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long long flags, int *status)
