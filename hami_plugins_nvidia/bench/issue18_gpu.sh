@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..20 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..21 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -49,8 +49,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -350,6 +350,18 @@ case "$STAGE" in
     step launch-cost 120 140 'python3 $B/launch_cost.py --out $R/lc --seconds $W --rounds 3 --limit 70 --cores "2;6" --variant lib=$C: --pairs lib --pair-limits 50+50,30+70 --pair-repeat 2 --nvml-util'
     # stage 2's graphs step (record 12, H100: 123 s)
     step graphs 176 195 "$(rw graphs 'graphs:50:2:pn')"
+    ;;
+  21)
+    echo "# stage 21: gated marks (session 22, HAMI_SM_GATE_MARKS, off by default): the inference pairs with the gate off (lib), 1 and 2, NVML's view beside each; the training pairs with 2 (--tenant-env: not judged, read against record 14)"
+    step info 5 10 "$INFO"
+    step wheels 10 20 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    # pairs only (--alone rounds --rounds 0: nothing is gated alone); 3 variants x 2 limits x 2 repeats + 2 native
+    # pairs of ~12.5 s each: ~175 s. Read each stats line's "gated marks N, M not gated" (N > 0, no "gate off:"), the
+    # pairs' charged against lib's (record 14: 0.46-0.51 each against a 25 % busy probe), the pair sums against the
+    # native pair (lib: 84-85 %), and NVML's device utilization (does a context blocked on the wait hold the GPU?)
+    step gate-pairs 175 200 'python3 $B/launch_cost.py --out $R/gate --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant g1=$C::HAMI_SM_GATE_MARKS=1 --variant g2=$C::HAMI_SM_GATE_MARKS=2 --pairs lib,g1,g2 --pair-limits 50+50,30+70 --pair-repeat 2 --no-busy-probe --nvml-util'
+    # stage 18's training pairs with the gate at 2 (record 14, H100, gate off: 28.0 + 69.9 and 49.0 + 45.6)
+    step train-gate2 110 130 "$(rw train-gate2 'train::2:') --tenant-env HAMI_SM_GATE_MARKS=2"
     ;;
   16)
     echo "# stage 16: taking turns as the default (session 17): the conformance behaviour (training + inference pair), the inference loop alone and in pairs with the library as shipped (judged) and with HAMI_SM_TURNS=0 (not judged), the tamper tests"

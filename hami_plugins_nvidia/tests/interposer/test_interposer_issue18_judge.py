@@ -357,7 +357,7 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17", "18", "19", "20"])
+                                   "16", "17", "18", "19", "20", "21"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -395,6 +395,12 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     if stage == "20":  # session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program, judged
         assert [s.split()[1] for s in steps] == ["info", "wheels", "install", "conformance", "launch-cost", "graphs"]
         assert not any("--tenant-env" in s for s in steps) and "graphs:50:2:pn" in steps[-1]
+    if stage == "21":  # gated marks: pairs only (nothing is gated alone), the knob's arms as variants, never judged
+        ab = [s for s in steps if "launch_cost.py" in s]
+        assert len(ab) == 1 and "--alone rounds --rounds 0 " in ab[0] and "--variant lib=$C: " in ab[0], ab
+        assert "--variant g1=$C::HAMI_SM_GATE_MARKS=1 " in ab[0] and "--variant g2=$C::HAMI_SM_GATE_MARKS=2 " in ab[0]
+        train = [s for s in steps if "real_workloads.py" in s]
+        assert len(train) == 1 and train[0].count("--tenant-env HAMI_SM_GATE_MARKS=2") == 1, train
     if stage == "16":  # turns as the default: the inference pairs on (the shipped library) and off, the conformance pair
         ab = [s for s in steps if "launch_cost.py" in s]
         assert len(ab) == 1 and "--variant lib=$C: " in ab[0] and "--variant off=$C::HAMI_SM_TURNS=0 " in ab[0], ab
@@ -427,7 +433,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "21"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "22"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
