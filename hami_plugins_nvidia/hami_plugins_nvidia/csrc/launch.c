@@ -181,6 +181,8 @@ static const char *const st_names[ST_N] = {"before the launch", "after the launc
 struct launch_stats lst = {.turn_first_ns = -1};
 __thread int st_in __attribute__((tls_model("initial-exec")));  /* this launch's inner sections are sampled */
 static __thread unsigned st_count __attribute__((tls_model("initial-exec")));
+/* this launch's sleeps in the throttle (held), while its launch is sampled (st_pick clears it; lst.held_*_ns) */
+static __thread int64_t st_slept __attribute__((tls_model("initial-exec")));
 
 struct dstate states[HAMI_MAX_DEVICES];
 static pthread_once_t states_once = PTHREAD_ONCE_INIT;
@@ -2011,9 +2013,12 @@ static void throttle(struct dstate *ds, int sm)
                 __atomic_add_fetch(&lst.held_idle_ns, wait, __ATOMIC_RELAXED);
         }
         waited |= !turn;
+        int64_t slept = vg_cfg.launch_stats ? vg_now_ns() : 0;
         pthread_mutex_unlock(&ds->mu);
         sleep_ns(wait);
         pthread_mutex_lock(&ds->mu);
+        if (vg_cfg.launch_stats)
+            st_slept += vg_now_ns() - slept;  /* the stats' held time, apart from the path's cost (lst.held_*_ns) */
     }
 }
 
@@ -2836,8 +2841,10 @@ static void launch_end(struct dstate *ds, struct squeue *q, CUresult r, int grap
         ST_COUNT(launches);                                                         \
     if (st_ == 1 && (q || WRAP_ONLY))                                               \
         launch_sampled(st_b_ - st_a_, st_c_ - st_b_, vg_now_ns() - st_c_);          \
-    if (st_ == 2 && q)                                                              \
+    if (st_ == 2 && q) {                                                            \
         __atomic_add_fetch(&lst.sampled_in, 1, __ATOMIC_RELAXED);                   \
+        __atomic_add_fetch(&lst.held_inner_ns, st_slept, __ATOMIC_RELAXED);         \
+    }                                                                               \
     if (st_)                                                                        \
         st_in = 0;                                                                  \
     return r;
@@ -2851,6 +2858,7 @@ static inline int st_pick(void)
 #endif
     unsigned c = ++st_count & 31;
     st_in = c == 16;
+    st_slept = 0;
     return c == 0 ? 1 : c == 16 ? 2 : 0;
 }
 
@@ -2861,6 +2869,7 @@ static void launch_sampled(int64_t before, int64_t driver, int64_t after)
     __atomic_add_fetch(&lst.ns[ST_BEGIN], before, __ATOMIC_RELAXED);
     __atomic_add_fetch(&lst.drv_ns, driver, __ATOMIC_RELAXED);
     __atomic_add_fetch(&lst.ns[ST_END], after, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&lst.held_outer_ns, st_slept, __ATOMIC_RELAXED);  /* its sleeps held, inside "before" */
 }
 
 /* At exit, with HAMI_LAUNCH_STATS=1: one line with the launch path's own cost, so a run on the GPU says how
@@ -2905,6 +2914,12 @@ __attribute__((destructor)) static void launch_stats_report(void)
         n += snprintf(buf + n, sizeof(buf) - n, "%s %s %.3f", k ? "," : "", st_names[k],
                       per ? (ns > 0 ? ns : 0) / 1e3 / per : 0.0);
     }
+    /* of those figures, the sampled launches' sleeps held for credit or by another's turn (pausegap): time the limit
+     * held the program, which the launch path's cost (before + after the launch) is read without */
+    if (n > 0 && n < (int)sizeof(buf))
+        n += snprintf(buf + n, sizeof(buf) - n, "; sampled launches held: before the launch %.3f, throttle %.3f us "
+                      "per launch", lst.sampled ? lst.held_outer_ns / 1e3 / lst.sampled : 0.0,
+                      lst.sampled_in ? lst.held_inner_ns / 1e3 / lst.sampled_in : 0.0);
     /* the coarse phases' verifications (issue 18: on the H200 a fitting pair's charges rose to 41-51 % from 24-34 %
      * alone): how many judged a doubt, how many found the estimate too low and charged part of it */
     if (n > 0 && n < (int)sizeof(buf))
