@@ -3151,7 +3151,7 @@ static int wait_covers(const struct squeue *q, int scope, CUstream s)
  * process (SIGSTOP: a bench taking turns, a debugger; the watcher stops with it), a long host computation, an idle spell
  * between requests. That time went into the span's doubt, and the verification charged what the window's host gaps did
  * not explain: on the H100 (record 14) the inference loop alone at 70 %, 25 % busy, was charged 12.5 s of doubt and held
- * 23 times for 15.5 s; on the fake, bursts of it between 500 ms stops were charged 11.5 x their GPU time (2026-12-07-
+ * 23 times for 15.5 s; on the fake, bursts of it between 500 ms stops were charged 6-40 x their GPU time (2026-12-07-
  * fake-pausegap.md). No time is left out of any span: the mark is queued behind every launch of the run, so it still
  * completes only once they ran (long kernels queued ahead end the span where they end, and the tail after the record is
  * charged as before); only the host's time after the wait began, which the GPU cannot spend on work not yet submitted,
