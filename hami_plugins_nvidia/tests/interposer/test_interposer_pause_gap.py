@@ -41,18 +41,20 @@ LOOP = ["5", "12", "195", "250", "400"]
 
 @fake_gpu
 def test_a_stopped_tenant_far_below_its_limit_is_never_held_nor_charged_the_pause(workload: Workload) -> None:
-    # main fe358aa: charged 6-40 x the fake's GPU time, held 3-8 times for 1.5-3.8 s (the pauses as doubt)
+    # main fe358aa: charged 6-40 x the fake's GPU time, held 3-8 times for 1.5-3.8 s (the pauses as doubt). Bounds
+    # far from both builds' figures, for make test on a loaded host; the fake_timing test below judges within 15 %
     gpu, charged, slow, slow_s, stats = _bursts(workload, "force", *LOOP, "stop", "4")
-    assert slow_s < 0.05, (slow, slow_s, gpu, charged, stats)  # never held (a loaded host: a few ms at most)
-    assert abs(charged - gpu) <= 0.15 * gpu + 0.02, (gpu, charged, stats)
+    assert slow_s < 0.1, (slow, slow_s, gpu, charged, stats)  # never held (a loaded host: a few ms at most)
+    assert 0.7 * gpu <= charged <= 1.5 * gpu + 0.05, (gpu, charged, stats)
     assert gpu > 0.1, (gpu, stats)  # it ran its loop (~0.3 s of kernels)
 
 
 @pytest.mark.fake_timing
 @fake_gpu
-@pytest.mark.parametrize("mode", ["sleep", "busy"])
-def test_a_tenant_idle_or_busy_on_its_host_between_bursts_is_charged_its_gpu_time(workload: Workload, mode: str) -> None:
-    # the watcher runs through these pauses and closed the run within its 4 ms alone ceiling on main too (0.98-0.99 x)
+@pytest.mark.parametrize("mode", ["stop", "sleep", "busy"])
+def test_a_tenant_paused_between_bursts_is_charged_its_gpu_time(workload: Workload, mode: str) -> None:
+    # stop: pausegap's case (record: 0.98 x, main 6-14 x); sleep and busy: the watcher runs through these pauses and
+    # closed the run within its 4 ms alone ceiling on main too (0.98-0.99 x on both builds)
     gpu, charged, slow, slow_s, stats = _bursts(workload, "force", *LOOP, mode, "4")
     assert slow_s < 0.05, (slow, slow_s, gpu, charged, stats)
     assert abs(charged - gpu) <= 0.15 * gpu + 0.02, (gpu, charged, stats)
