@@ -156,11 +156,40 @@ def gpu_bound_pair(limits: tuple[int, int], runs: list[list[float]]) -> Judged:
 
 def library_host_us(stats_line: str | None) -> float | None:
     """The library's own host time per launch from its `launch stats` line (HAMI_LAUNCH_STATS=1): before the
-    driver call plus after it, in µs."""
+    driver call plus after it, in µs, less the sampled launches' sleeps while held for credit or turns where the line
+    reports them (held_host_us): the limit at work, not the launch path's cost (issue 18 record 14, pausegap: a tenant
+    held 23 times read 59.229 µs before the launch, 58.061 of them the throttle's)."""
     secs = launch_sections(stats_line)
     if "before the launch" not in secs or "after the launch" not in secs:
         return None
-    return secs["before the launch"] + secs["after the launch"]
+    held = held_host_us(stats_line)
+    return secs["before the launch"] + secs["after the launch"] - (held[0] if held else 0.0)
+
+
+_HELD_HOST = re.compile(r"; sampled launches held: before the launch ([\d.]+), throttle ([\d.]+) us per launch")
+_HELD_TIMES = re.compile(r"; held (\d+) times, ([\d.]+) ms")
+
+
+def held_host_us(stats_line: str | None) -> tuple[float, float] | None:
+    """The sampled launches' sleeps while held (for credit, or by another's turn), µs per launch: inside "before the
+    launch" (the outer sample) and inside "throttle" (the inner one). None for a line without them (builds before
+    pausegap: there the host figures include the holds)."""
+    m = _HELD_HOST.search(stats_line or "")
+    return (float(m.group(1)), float(m.group(2))) if m else None
+
+
+def holds_in_host_us(stats_line: str | None) -> str | None:
+    """A line whose host µs per launch include the throttle's holds it does not report apart (a build before
+    pausegap that was held): what to say beside its figure, else None. Its first "held N times, M ms" is the credit
+    waits', the second (with turns on) the turns' holds."""
+    if not stats_line or held_host_us(stats_line) is not None:
+        return None
+    holds = [(int(n), float(ms)) for n, ms in _HELD_TIMES.findall(stats_line)]
+    n, ms = sum(h[0] for h in holds), sum(h[1] for h in holds)
+    if not n:
+        return None
+    return (f"its host µs per launch include the throttle's holds (held {n} times, {ms:.1f} ms in all; the line does "
+            "not report the sampled launches' share apart): time its limit held it, not the launch path's cost")
 
 
 def launch_sections(stats_line: str | None) -> dict[str, float]:
@@ -1213,6 +1242,7 @@ class Folder:
             charged = [100 * c for c in _nums([r.get("gpu_time_charged") for r in ent.get("runs", [])], rel,
                                                f"{where}.runs.gpu_time_charged")]
             lib_us = [u for r in ent.get("runs", []) if (u := library_host_us(r.get("launch_stats")))]
+            held_says = [h for r in ent.get("runs", []) if (h := holds_in_host_us(r.get("launch_stats")))]
             demand, how = self._demand(kind, src, [(limit, runs, charged)])
             ratios = None
             if paired is not None:  # old records have no `paired`: judged by their rounds as before
@@ -1222,6 +1252,10 @@ class Folder:
                 ratios = _paired_module().block_ratios(paired["windows"], name)
             row = self._alone_row(kind, self._family(kind, demand), limit, runs, charged, demand, how, native,
                                   solo_med, src, lib_us, loop_us, ratios)
+            if held_says and lib_us:  # record 14: 59 µs "before the launch" were the holds, not a cost
+                row.judged.why = f"{row.judged.why}; library µs: {'; '.join(held_says)}"
+                self.notes.append(f"{rel}: alone.{name}: the library's {', '.join(f'{u:.2f}' for u in lib_us)} µs per "
+                                  f"launch: {'; '.join(held_says)}")
             row.extra = {"variant": name, "library_us_per_launch": [round(u, 2) for u in lib_us],
                          "loop_us_per_launch_fast": min(loop_us) if loop_us else None}
             self.rows.append(row)

@@ -157,6 +157,38 @@ def test_the_judge_reads_the_paired_windows_when_present_and_old_records_as_befo
     assert judge.main([str(folder), "--out", str(tmp_path / "bad")]) != 0
 
 
+def test_the_judge_says_when_the_paired_workers_host_time_holds_its_holds(judge, tmp_path) -> None:
+    # record 14 (pausegap): the paired library worker was held 23 times; its 59 us "before the launch" were the holds
+    folder = tmp_path / "r"
+    (folder / "lc").mkdir(parents=True)
+    shutil.copy(R13 / "device.txt", folder / "device.txt")
+    data = _with_paired(json.loads((R13 / "lc" / "launch-cost.json").read_text()), 0.94)
+    held = ("954860 measured launches (97.3 % coarse); 96.0 % on the throttle's fast path; per launch 0.050 event "
+            "records, 0.000 event queries, 0.050 elapsed-time calls; host us per launch (29839 + 29839 sampled, 24 ns "
+            "per clock read taken off): before the launch 59.229, after the launch 0.153, lock 0.033, throttle 58.061, "
+            "marks 0.099, idle query 0.000, harvest 0.070; verifications 192, 63 charged the doubt (12491.4 of 23267.3 "
+            "ms); held 23 times, 15549.8 ms")
+    for r in data["alone"]["lib"]["runs"]:
+        r["launch_stats"] = None
+    data["alone"]["lib"]["runs"][-1]["launch_stats"] = held
+
+    def card(d: dict, out: str) -> tuple[dict, str]:
+        (folder / "lc" / "launch-cost.json").write_text(json.dumps(d))
+        assert judge.main([str(folder), "--out", str(tmp_path / out)]) == 0
+        rows = json.loads((tmp_path / out / "issue18-scorecard.json").read_text())["targets"]
+        return next(r for r in rows if r["target"] == "infer alone 70 %"), (tmp_path / out / "issue18-scorecard.md"
+                                                                            ).read_text()
+
+    row, md = card(data, "held")
+    assert "library 59.38 µs per launch" in row["why"] and "held 23 times, 15549.8 ms" in row["why"], row["why"]
+    assert "not the launch path's cost" in row["why"] and "not the launch path's cost" in md
+    # this tree's line reports the sampled launches' sleeps apart: taken off, nothing to say
+    data["alone"]["lib"]["runs"][-1]["launch_stats"] = held.replace(
+        "harvest 0.070;", "harvest 0.070; sampled launches held: before the launch 58.900, throttle 57.950 us per launch;")
+    row, _ = card(data, "apart")
+    assert "library 0.48 µs per launch" in row["why"] and "not the launch path's cost" not in row["why"], row["why"]
+
+
 # ------------------------------------------------------------------ the window protocol
 
 FAKE_WORKER = '''
@@ -230,6 +262,21 @@ def test_programs_serve_runs_a_window_per_go_and_counts_every_step(load_script, 
     assert res[0]["rate"] > 0 and res[0]["steps"] >= 1 and res[0]["x"] >= res[0]["steps"]
     assert res[2]["steps_total"] == 5 + len(calls)  # the warm-ups of each window counted too
     assert len(calls) == res[0]["steps"] + res[1]["steps"] + 2 * prog.WINDOW_WARM_STEPS
+
+
+def test_programs_serve_parks_before_each_result_line(load_script, monkeypatch, capsys) -> None:
+    # the worker drains its GPU (park) before the RESULT line after which the bench stops it, never inside a window
+    prog = load_script("hami_programs_serve_park_under_test", PROGRAMS)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("go\ngo\nquit\n"))
+    events: list[str] = []
+    monkeypatch.setattr(prog, "_emit", lambda **kw: events.append("last" if kw.get("last") else "result"))
+    prog._serve(lambda: events.append("step") or 1, 0.01, "infer", "forward passes/s",
+                park=lambda: events.append("park"))
+    assert events.count("park") == 2 and events[-1] == "last", events
+    for k, e in enumerate(events):
+        if e == "result":
+            assert events[k - 1] == "park", events  # parked right before it: no step after the drain
+    assert "park" not in events[: events.index("step")], events
 
 
 def test_bad_window_and_block_values_name_the_options(lc, tmp_path, monkeypatch) -> None:

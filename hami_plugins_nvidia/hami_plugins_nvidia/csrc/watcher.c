@@ -36,7 +36,8 @@ void watcher_forked(void)
  * switches a second of the loop's thread cost it ~5 % on one core (83.1 % of native; 1 ms: 87.7 %, no watcher
  * 87.8 %). The price: a launcher that stops is noticed up to the ceiling later, so a coarse run's closing mark
  * may be recorded after the GPU went idle; its span then holds that idle gap, which goes to the coarse doubt
- * (charged the estimate, at most the span: over-charge at worst, never under). Precise launches each have their
+ * (charged the estimate, at most the span: over-charge at worst, never under). Not after a synchronize: the wait
+ * closes the run itself (launch.c wait_close_runs). Precise launches each have their
  * own mark and lose nothing.
  * Alone (issue 18, record 8 stage 13: the back-off's ~1,100 wakes a second still cost the H100 inference loop ~5 points
  * on one core, 89.6 % of native against 94.7 % with no watcher): while every device the process measures is measured

@@ -97,14 +97,17 @@ WINDOWS_READY = "WINDOWS READY"
 WINDOW_WARM_STEPS = 2
 
 
-def _serve(step, seconds: float, kind: str, unit: str, extra=lambda: {}, warmup: int = 0) -> None:
+def _serve(step, seconds: float, kind: str, unit: str, extra=lambda: {}, warmup: int = 0, park=lambda: None) -> None:
     """BENCH_WINDOWS=1 (bench/launch_cost.py's paired alone comparison): one warm process runs many short windows
     on request, so a native and a library worker on the same core can take turns window by window and the host's
     drift hits both alike (issue 18 record 13: three 4 s rounds of each read 85-103 % of native). Prints
     WINDOWS_READY, then for each `go` line on stdin runs WINDOW_WARM_STEPS steps and a measured window of `seconds`
     (one RESULT line: rate, seconds, steps, the step times and `extra()`); any other line or EOF ends it with a
     last RESULT line that counts every step run (`steps_total`, the warm-ups included: launches per step come from
-    the library's stats line, which counts them all)."""
+    the library's stats line, which counts them all). Before each RESULT line the worker parks: `park()` (the
+    inference loop: a device synchronize) drains its GPU, outside the window, so the SIGSTOP that follows holds none
+    of its work and the library none of its measurement open (issue 18 record 14, pausegap: a coarse run left open
+    across the stop was charged the stop as doubt, and the library worker held 23 times, 15.5 s)."""
     total, windows = warmup, 0
     print(WINDOWS_READY, flush=True)
     for line in sys.stdin:
@@ -124,6 +127,7 @@ def _serve(step, seconds: float, kind: str, unit: str, extra=lambda: {}, warmup:
         busy1 = _region_busy_ns()
         steps = [b - a for a, b in zip([t0, *ends[:-1]], ends, strict=True)]
         charged = {} if busy0 is None or busy1 is None else {"gpu_busy_fraction": round((busy1 - busy0) / 1e9 / dt, 4)}
+        park()
         _emit(kind=kind, unit=unit, rate=units / dt, seconds=dt, steps=len(ends), step_ms=_percentiles(steps),
               **charged, **extra())
     _emit(kind=kind, unit=unit, windows=windows, steps_total=total, last=True)
@@ -224,7 +228,7 @@ def w_infer(seconds: float) -> None:
             out = {"submit_ms": _percentiles(submit), "sync_ms": _percentiles(sync)}
             del submit[:], sync[:]
             return out
-        _serve(step, seconds, "infer", "forward passes/s", split, warmup=5)
+        _serve(step, seconds, "infer", "forward passes/s", split, warmup=5, park=torch.cuda.synchronize)
         return
     res = _window(step, seconds)
     # each pass split at its host sync (issue 18's ladder, stage 9): the host's time queuing the launches and the

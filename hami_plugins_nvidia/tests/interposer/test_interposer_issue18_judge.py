@@ -204,6 +204,31 @@ def test_launch_cost_says_which_measure_decides(judge) -> None:
     assert judge.library_host_us(None) is None
 
 
+# record 14's paired library worker (H100, main daacc2d, stage 20): alone at 70 %, 25 % busy, held after its pauses
+R14_HELD = ("954860 measured launches (97.3 % coarse); 96.0 % on the throttle's fast path; per launch 0.050 event "
+            "records, 0.000 event queries, 0.050 elapsed-time calls; host us per launch (29839 + 29839 sampled, 24 ns "
+            "per clock read taken off): before the launch 59.229, after the launch 0.153, lock 0.033, throttle 58.061, "
+            "marks 0.099, idle query 0.000, harvest 0.070; verifications 192, 63 charged the doubt (12491.4 of 23267.3 "
+            "ms); held 23 times, 15549.8 ms; coarse samples 1 in 32 (8628 drawn); turns on 0.0 ms, held 0 times, 0.0 "
+            "ms, longest 0.0 ms")
+
+
+def test_the_library_host_time_is_read_without_its_holds(judge) -> None:
+    # pausegap: a line that reports the sampled launches' sleeps while held has them taken off "before the launch"
+    line = R14_HELD.replace("harvest 0.070;", "harvest 0.070; sampled launches held: before the launch 58.900, "
+                            "throttle 57.950 us per launch;")
+    assert judge.held_host_us(line) == (58.9, 57.95)
+    assert judge.library_host_us(line) == pytest.approx(59.229 + 0.153 - 58.9)
+    assert judge.holds_in_host_us(line) is None  # reported apart: nothing to warn of
+    # a line before pausegap cannot be corrected: its figure stands, and the judge says what it holds
+    assert judge.held_host_us(R14_HELD) is None
+    assert judge.library_host_us(R14_HELD) == pytest.approx(59.382)
+    says = judge.holds_in_host_us(R14_HELD)
+    assert says and "held 23 times, 15549.8 ms" in says and "not the launch path's cost" in says
+    never = R14_HELD.replace("held 23 times, 15549.8 ms", "held 0 times, 0.0 ms")
+    assert judge.holds_in_host_us(never) is None and judge.holds_in_host_us(None) is None
+
+
 def test_launch_sections_of_record_7s_stats_line(judge) -> None:
     # every section of the stats line, as launch_path_cost.py compares them build by build: record 7's H100 inference
     # loop at force 70 (stage 10's host-cost rung), and a line of this tree's format (3 decimals)

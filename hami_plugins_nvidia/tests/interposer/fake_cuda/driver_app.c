@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -564,6 +565,86 @@ int main(int argc, char **argv)
             double t1 = now_s();
             int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
             printf("streams %d %.6f %.6f %.6f\n", r, t0, t1, (g1 - g0) / 1e9);
+        } else if (!strcmp(c, "bursts")) {
+            /* bursts US GAP_US PER_STEP BURST_MS PAUSE_MS MODE COUNT: COUNT bursts of steps (PER_STEP kernels of US
+             * microseconds, GAP_US of host time after each, a sync per step) lasting BURST_MS each, every burst
+             * followed by a host pause of PAUSE_MS without launches: MODE stop (the process is stopped, SIGSTOP, and
+             * a child continues it: a bench's turns, a container's CPU quota, a debugger), stopq (stopped so with the
+             * burst's last step queued, before its sync), sleep (idle between requests) or busy (a host computation).
+             * The final sync is always made. The inference loop's paired alone windows (issue 18 record 14,
+             * pausegap). Prints the window, the GPU time the fake gave this process in it, the launches, the
+             * seconds spent in bursts, and the launch calls that took over 5 ms (held) with their seconds */
+            unsigned us = (unsigned)atoi(argv[++i]), gap = (unsigned)atoi(argv[++i]);
+            int per = atoi(argv[++i]);
+            double burst = atof(argv[++i]) / 1e3, pause_s = atof(argv[++i]) / 1e3;
+            const char *mode = argv[++i];
+            int count = atoi(argv[++i]), n = 0;
+            CUresult r = per > 0 && count > 0 && (!strcmp(mode, "stop") || !strcmp(mode, "stopq") ||
+                                                  !strcmp(mode, "sleep") || !strcmp(mode, "busy")) ? 0 : 1;
+            double active = 0, slow_s = 0;
+            int slow = 0;
+            int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            double t0 = now_s();
+            for (int b = 0; b < count && !r; b++) {
+                double b0 = now_s();
+                int nosync = !strcmp(mode, "stopq"), last = 0;
+                while (!r && !last) {
+                    for (int k = 0; k < per && !r; k++, n++) {
+                        double l0 = now_s();
+                        r = run_launch("kernel", us);
+                        double dl = now_s() - l0;
+                        if (dl > 0.005) {  /* a launch call held (the library's throttle), or this host very late */
+                            slow++;
+                            slow_s += dl;
+                        }
+                        if (gap)
+                            gap_wait(gap);
+                    }
+                    last = now_s() - b0 >= burst;
+                    if (!(last && nosync))
+                        ssync(NULL);
+                }
+                active += now_s() - b0;
+                if (!strcmp(mode, "sleep")) {
+                    usleep((useconds_t)(pause_s * 1e6));
+                } else if (!strcmp(mode, "busy")) {
+                    double until = now_s() + pause_s;
+                    while (now_s() < until) {
+                    }
+                } else {  /* stop, stopq */
+                    /* a child continues this process PAUSE_MS after it saw it stopped (its state in /proc) */
+                    fflush(stdout);
+                    pid_t parent = getpid(), kid = fork();
+                    if (kid == 0) {
+                        char path[64], st[512];
+                        snprintf(path, sizeof(path), "/proc/%d/stat", (int)parent);
+                        for (int t = 0; t < 50000; t++) {  /* at most ~5 s */
+                            int fd = open(path, O_RDONLY);
+                            ssize_t len = fd >= 0 ? read(fd, st, sizeof(st) - 1) : -1;
+                            if (fd >= 0)
+                                close(fd);
+                            st[len > 0 ? len : 0] = 0;
+                            char *e = strrchr(st, ')');
+                            if (e && (e[2] == 'T' || e[2] == 't'))
+                                break;
+                            usleep(100);
+                        }
+                        usleep((useconds_t)(pause_s * 1e6));
+                        kill(parent, SIGCONT);
+                        _exit(0);
+                    }
+                    if (kid < 0) {
+                        r = 1;
+                        break;
+                    }
+                    raise(SIGSTOP);
+                    waitpid(kid, NULL, 0);
+                }
+            }
+            ssync(NULL);
+            double t1 = now_s();
+            int64_t g1 = fake_gpu_ns ? fake_gpu_ns() : -1;
+            printf("bursts %d %.6f %.6f %.6f %d %.6f %d %.6f\n", r, t0, t1, (g1 - g0) / 1e9, n, active, slow, slow_s);
         } else if (!strcmp(c, "passes")) {
             /* passes PATTERN GAP_US SECONDS: the inference loop's passes: PATTERN is COUNT*US,... (kernels of
              * varied length in the order of one forward pass), GAP_US of host time after each launch, a sync
