@@ -1412,6 +1412,10 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
 #define WAIT_VALUE_GEQ 0x0       /* CU_STREAM_WAIT_VALUE_GEQ: (int32_t)(*addr - value) >= 0 */
 #define GATE_SETUPS_MAX 8
 #define GATE_CHAIN_AHEAD_NS 50000LL  /* HAMI_SM_GATE_MARKS=2: chained launches gated behind at most this queued work */
+/* a wait held this long: its launch call waits for the GPU (gate_watchdog; 2 ms also released the waits of a launching
+ * thread merely descheduled on a loaded host: the fake's gated pair read 1.2-1.8 x its kernels, 1.00 x at 20 ms) */
+#define GATE_WATCHDOG_NS 20000000LL
+#define GATE_RESCUES_MAX 16          /* the watchdog's releases in a row before the gate goes off for good */
 
 static COLD void gate_off(struct dstate *ds, const char *why)
 {
@@ -1437,6 +1441,13 @@ static COLD int gate_setup(struct dstate *ds)
     }
     if (ds->gate_setups >= GATE_SETUPS_MAX) {
         gate_off(ds, "its word was set up 8 times (contexts destroyed)");
+        return 0;
+    }
+    /* every launch call waits for its stream, the gate's wait included, before it returns and the host can write the
+     * ticket: the watchdog would release each one after 20 ms (review of gatemarks, 2026-12-07) */
+    const char *blocking = getenv("CUDA_LAUNCH_BLOCKING");
+    if (blocking && blocking[0] && strcmp(blocking, "0") != 0) {
+        gate_off(ds, "CUDA_LAUNCH_BLOCKING is set (a launch call waits for the GPU)");
         return 0;
     }
     int v = 0;
@@ -1468,6 +1479,11 @@ static COLD int gate_setup(struct dstate *ds)
 
 static inline int gate_ready(struct dstate *ds)
 {
+    if (__builtin_expect(__atomic_load_n(&ds->gate_rescues, __ATOMIC_RELAXED) >= GATE_RESCUES_MAX, 0)) {
+        if (ds->gate_state >= 0)
+            gate_off(ds, "launch calls waited for the GPU behind the gate (released by the watcher 16 times in a row)");
+        return 0;
+    }
     int calm = 0;
     if (ds->gate_state > 0 && ds->gate_ctx == ds->ctx && vg_ctx_epoch(&calm) == ds->gate_epoch && calm)
         return 1;
@@ -1490,13 +1506,14 @@ static void gate_arm(struct dstate *ds, struct squeue *q)
     int swapped = relaxed_begin(&mode);
     CUresult r = vg_real.cuStreamWaitValue32(q->s, ds->gate_dptr, t, WAIT_VALUE_GEQ);
     relaxed_end(swapped, &mode);
-    ds->gate_ticket = t;
+    __atomic_store_n(&ds->gate_ticket, t, __ATOMIC_RELAXED);  /* gate_watchdog reads it unlocked */
     if (r != CUDA_SUCCESS) {
         __atomic_store_n(ds->gate_word, t, __ATOMIC_RELEASE);
         gate_off(ds, "cuStreamWaitValue32 failed");
         return;
     }
     ds->gate_held = 1;
+    __atomic_store_n(&ds->gate_armed_ns, vg_now_ns(), __ATOMIC_RELEASE);  /* after the ticket: gate_watchdog */
     if (vg_cfg.launch_stats)
         __atomic_add_fetch(&lst.gated, 1, __ATOMIC_RELAXED);
 }
@@ -1506,7 +1523,35 @@ static inline void gate_release(struct dstate *ds)
 {
     if (ds->gate_held) {
         __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);
+        __atomic_store_n(&ds->gate_armed_ns, 0, __ATOMIC_RELEASE);
+        if (__atomic_load_n(&ds->gate_rescued, __ATOMIC_RELAXED) != ds->gate_ticket)
+            __atomic_store_n(&ds->gate_rescues, 0, __ATOMIC_RELAXED);  /* released by its own launch: the row ends */
         ds->gate_held = 0;
+    }
+}
+
+/* The watcher's watchdog (watcher.c, every wake, without the device's lock): a wait held GATE_WATCHDOG_NS is one whose
+ * launch call is itself waiting for the GPU (CUDA_LAUNCH_BLOCKING set after start-up, a lazily loaded module's first
+ * launch synchronizing the context, a profiler serializing kernels), which would wait forever: the launching thread
+ * holds the device's lock and writes the ticket only once the call returns. The watchdog writes it: a compare-and-swap
+ * from the ticket before (a plain store could move the word back behind a newer wait, which would then hang). A stale
+ * read (the wait released and a new one armed in between) releases the new wait early: its span is measured as
+ * without the gate, never a hang. After GATE_RESCUES_MAX releases in a row (every launch call waits: a blocking
+ * launch mode set after start-up) the gate goes off for good (gate_ready); a launch thread descheduled past 20 ms while
+ * it holds a wait (a CPU quota's throttle), or a module's first launch, costs one early release and ends no row. */
+void gate_watchdog(struct dstate *ds, int64_t now)
+{
+    int64_t armed = __atomic_load_n(&ds->gate_armed_ns, __ATOMIC_ACQUIRE);
+    if (!armed || now - armed < GATE_WATCHDOG_NS)
+        return;
+    volatile uint32_t *w = ds->gate_word;  /* never freed (a re-setup leaks the old page): a stale pointer stays valid */
+    uint32_t t = __atomic_load_n(&ds->gate_ticket, __ATOMIC_RELAXED);
+    uint32_t before = t - 1;
+    if (w && __atomic_compare_exchange_n((uint32_t *)w, &before, t, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&ds->gate_rescued, t, __ATOMIC_RELAXED);
+        if (__atomic_add_fetch(&ds->gate_rescues, 1, __ATOMIC_RELAXED) == 1)
+            vg_log(VG_INFO, "device %d: a launch call waited for the GPU behind its gate (HAMI_SM_GATE_MARKS): "
+                   "released by the watcher", ds->dev);
     }
 }
 

@@ -387,6 +387,9 @@ struct dstate {
     uint64_t gate_epoch;    /* ... and the context destructions seen then (vg_ctx_epoch) */
     uint32_t gate_ticket;   /* the last ticket a wait was enqueued for */
     int gate_held;          /* that wait is not released yet (gate_release writes the ticket) */
+    int64_t gate_armed_ns;  /* when the held wait was armed, 0 when none is: the watcher's watchdog reads it unlocked */
+    int gate_rescues;       /* waits the watchdog released in a row (gate_watchdog): launch calls waiting for the GPU */
+    uint32_t gate_rescued;  /* the ticket it released last (gate_release: a wait released by its launch ends the row) */
 };
 
 /* The launch path's own cost (HAMI_LAUNCH_STATS=1): driver calls counted on every launch; host time taken on
@@ -506,6 +509,7 @@ int sib_collect(struct dstate *ds, int64_t a, int64_t b, int64_t now, int64_t *s
 int sib_bound(const struct dstate *ds, int64_t now);
 int sib_contexts(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void sib_bound_refresh(struct dstate *ds, int64_t now);
+void gate_watchdog(struct dstate *ds, int64_t now);  /* launch.c: a gated wait held past 20 ms is released */
 /* lending.c */
 void publish_fraction(struct dstate *ds, int64_t now);
 void publish_record(struct dstate *ds, int64_t now);

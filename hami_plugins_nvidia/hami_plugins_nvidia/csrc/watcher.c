@@ -92,6 +92,7 @@ static void *watcher(void *arg)
             vg_nvml_procs_refresh(d);  /* the bound on n(t): an NVML query every 100 ms, off the launch path */
             int64_t now = vg_now_ns();
             sib_bound_refresh(ds, now);  /* the bound on the siblings counted (multiproc): every 100 ms */
+            gate_watchdog(ds, now);  /* gatemarks: a launch call waiting for the GPU behind its own gate (unlocked) */
 #ifdef HAMI_BISECT_NO_THROTTLE
             bisect_refill(ds, now);  /* bench (launch_int.h): the launches skip the throttle */
 #endif

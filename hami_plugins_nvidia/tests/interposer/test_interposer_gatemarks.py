@@ -69,8 +69,10 @@ def _pair(workload: Workload, second_workload: Workload, secs: str, precise: boo
 
 
 @pytest.mark.fake_timing
-@pytest.mark.parametrize(("precise", "gate", "bound"), [(True, "2", 1.5), (False, "2", 1.5), (False, "1", 3.0)],
-                         ids=["precise-gate2", "default-gate2", "default-gate1"])
+# gate 1 has no case: its figures depend on the host's speed (2026-12-07, this VM loaded by CI: 3.2-4.2 x with or
+# without the watchdog, against 1.0-2.5 x when the helper measured it), so no bound separates it from the gate off
+@pytest.mark.parametrize(("precise", "gate", "bound"), [(True, "2", 1.5), (False, "2", 1.5)],
+                         ids=["precise-gate2", "default-gate2"])
 def test_a_gated_launch_bound_pair_is_charged_near_its_kernels(workload: Workload, second_workload: Workload,
                                                                precise: bool, gate: str, bound: float) -> None:
     # bench/turns.py --cases infer2c --switch-us 30, this VM with other benches on its 2 cores
@@ -132,6 +134,42 @@ def test_a_failed_launch_still_releases_its_gate(workload: Workload, second_work
     gated = _gated(r.stderr)
     assert gated and gated[0] >= 1000 and not gated[2], r.stderr  # its launches were gated, the failed one among them
     assert waits == gated[0] and blocked > 0, (waits, blocked, gated)
+
+
+def test_a_launch_call_that_waits_for_the_gpu_is_released_by_the_watcher(workload: Workload,
+                                                                         second_workload: Workload) -> None:
+    # A launch call may itself wait for the GPU (a lazily loaded module's first launch synchronizes the context, a
+    # profiler serializes kernels; FAKE_CUDA_LAUNCH_SYNCS=1: every launch returns once its stream is idle). Behind the
+    # library's own gate that wait never ends: the ticket is written only after the call returns, and the launching
+    # thread holds the device's lock. Measured before the watchdog (review of gatemarks, 2026-12-07): the gated pair
+    # hung past 20 s. The watcher releases a wait held 20 ms (gate_watchdog; 2 ms released the waits of a launching
+    # thread merely descheduled on this loaded VM: the gated pair read 1.2-1.8 x), and after 16 such releases in a row
+    # the gate goes off.
+    gpu = str(workload.tmp.parent / "gpu")
+    nb = _neighbour(second_workload, gpu, "3")
+    _tenant(workload, gpu, FAKE_CUDA_LAUNCH_SYNCS="1")
+    r = workload.run("ctx", "0", "spin", "5", "50", "1", "1", "gates", timeout=30)
+    _spin(nb)
+    assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
+    waits = int(r.values("gates")[0][0])
+    gated = _gated(r.stderr)
+    assert gated and 16 <= gated[0] and waits == gated[0], (waits, gated, r.stderr)
+    assert gated[2] and "released by the watcher 16 times in a row" in gated[2], r.stderr
+    assert int(r.values("spin")[0][4]) > 100, r.lines  # it went on launching once the gate was off
+
+
+def test_with_cuda_launch_blocking_the_gate_stays_off(workload: Workload, second_workload: Workload) -> None:
+    # CUDA_LAUNCH_BLOCKING=1 (PyTorch's usual debugging setting) makes every launch call wait for the GPU: the gate is
+    # never set up, and the stats line says why.
+    gpu = str(workload.tmp.parent / "gpu")
+    nb = _neighbour(second_workload, gpu, "2")
+    _tenant(workload, gpu, CUDA_LAUNCH_BLOCKING="1", FAKE_CUDA_LAUNCH_SYNCS="1")
+    r = workload.run("ctx", "0", "spin", "5", "50", "0.5", "1", "gates", timeout=30)
+    _spin(nb)
+    assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
+    assert r.values("gates")[0][0] == "0", r.lines
+    gated = _gated(r.stderr)
+    assert gated and gated[0] == 0 and gated[2] and "CUDA_LAUNCH_BLOCKING" in gated[2], r.stderr
 
 
 def test_a_captured_stream_is_never_gated(workload: Workload, second_workload: Workload) -> None:

@@ -945,6 +945,19 @@ static int launch_fails(void)
     }
     return every > 0 && __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) % (u64)every == 0;
 }
+/* FAKE_CUDA_LAUNCH_SYNCS=1: every launch call returns only once its stream is idle, as with CUDA_LAUNCH_BLOCKING=1 or a
+ * lazily loaded module's first launch (gatemarks: a launch call that waits for the GPU behind the library's own gate
+ * must not hang; the watcher releases it) */
+static int launch_syncs(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("FAKE_CUDA_LAUNCH_SYNCS");
+        on = v && v[0] == '1';
+    }
+    return on;
+}
+API CUresult cuStreamSynchronize(void *s);
 /* A launch of us microseconds on stream s: recorded into the graph if s is being captured, run otherwise. */
 static CUresult submit(void *s, int64_t us)
 {
@@ -956,7 +969,7 @@ static CUresult submit(void *s, int64_t us)
     int i = cap_find(s);
     if (i < 0) {
         run_kernel(us);
-        return 0;
+        return launch_syncs() ? cuStreamSynchronize(s) : 0;
     }
     COUNT(CALL_LAUNCH);
     cost(COST_LAUNCH);
