@@ -270,7 +270,7 @@ void vg_config_load(void)
     }
     /* gatemarks (launch.c gate_arm): a marked launch beside a neighbour waits on the GPU for a host-written word until
      * its end mark is queued, so the GPU runs start mark, kernel and end mark back to back. Off by default until a GPU
-     * says it helps (an A/B knob: bench/launch_cost.py --variant gate=CSRC::HAMI_SM_GATE_MARKS=1); exactly 0 or 1 */
+     * says it helps (an A/B knob: bench/issue18_gpu.sh stage 21); exactly 0, 1 or 2, anything else named, 0 kept */
     vg_cfg.sm_gate_marks = 0;
     const char *gm = getenv("HAMI_SM_GATE_MARKS");
     if (gm && *gm) {  /* 2 (an experiment): chained precise launches too, each with a start mark of its own */

@@ -165,7 +165,7 @@
  * marked launch's stream waits on the GPU for a host-written word until the launch's end mark is queued, so a 2 us
  * kernel cannot end before its end mark reaches the GPU and the span cannot hold the neighbour's turn (H200 record 13:
  * a launch-bound pair charged ~2.6 x its kernels; fake infer2c 3.3-4.4 x -> 1.00 x with chained launches gated too);
- * gate_arm says where it applies, how it falls back, and why it cannot deadlock.
+ * gate_arm says where it applies and how it falls back; gate_watchdog, why it cannot hang.
  *
  * Every time read from the node board is bounded: one more than a second in the future is ignored, and an
  * open interval counts only up to where its owner saw it running, never past now (a forged or dead entry
@@ -3223,7 +3223,7 @@ __attribute__((destructor)) static void launch_stats_report(void)
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; kernel table priced %llu of %llu keyed launches, %llu keys",
                  (unsigned long long)lst.priced, (unsigned long long)lst.keyed, (unsigned long long)lst.kt_keys);
-    /* gatemarks (HAMI_SM_GATE_MARKS=1, gate_arm): the marked launches gated, those left ungated with the knob on (a
+    /* gatemarks (HAMI_SM_GATE_MARKS=1 or 2, gate_arm): the marked launches gated, those left ungated with the knob on (a
      * wait held, a half-full ring, no gate), and why the gate went off for good if it did */
     n = (int)strlen(buf);
     if (vg_cfg.sm_gate_marks && n < (int)sizeof(buf))

@@ -378,7 +378,7 @@ struct dstate {
     int turn_misses;        /* its windows' starts in a row that found it below TURN_BOUND_BP (turn_judged) ... */
     int64_t turn_judge_win; /* ... and the start of the window last judged (once a window) */
     int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
-    /* gatemarks (launch.c gate_arm, HAMI_SM_GATE_MARKS=1): a word of pinned host memory the device reads */
+    /* gatemarks (launch.c gate_arm, HAMI_SM_GATE_MARKS=1 or 2): a word of pinned host memory the device reads */
     int gate_state;         /* 0 not set up (or again, after a context destruction), 1 ready, -1 off for good */
     int gate_setups;        /* set-ups so far (bounded: each leaks its word's page if its context lives on) */
     volatile uint32_t *gate_word;

@@ -188,8 +188,8 @@ void *vg_real_dlsym(void *handle, const char *name);
 int vg_current_device(void);             /* -1 when no context is current */
 int vg_ctx_device(CUcontext *ctx);       /* the same, and the current context (one driver call when kept: dl.c) */
 void vg_ctx_dying(int begin);            /* around every hooked call that may destroy a context (dl.c) */
-void vg_ctx_forked(void);
-uint64_t vg_ctx_epoch(int *calm);        /* context destructions so far; *calm: none in progress (dl.c) */                /* in a forked child: nothing kept from the parent is used (dl.c) */
+void vg_ctx_forked(void);                /* in a forked child: nothing kept from the parent is used (dl.c) */
+uint64_t vg_ctx_epoch(int *calm);        /* context destructions so far; *calm: none in progress (dl.c) */
 /* A driver call that may destroy a context, bracketed by vg_ctx_dying (a GNU statement expression: its result) */
 #define VG_CTX_DESTROYING(call) __extension__({ vg_ctx_dying(1); CUresult r_ = (call); vg_ctx_dying(0); r_; })
 
