@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..21 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..22 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -49,8 +49,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -336,6 +336,15 @@ case "$STAGE" in
     #               footprint) costs it: compare touch.
     # 9 runs a round x 2 rounds x ~5.6 s (W=1.5 + ~4.1 s start, record 10 on the H100) = 101 + 7 builds at once ~5
     step bisect 106 120 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --seconds 1.5 --rounds 2 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
+    ;;
+  22)
+    echo "# stage 22: stage 19's alone bisection in paired windows (record 15, H100: the inference loop alone at force 70 read 90.3 % of native, interval 89.0-91.4, never held; the library's sections 1.07 us of a 19.1 us launch; stage 19's rounds could not separate the rungs on a drifting host): every rung one warm worker on core 2, ABBA-style blocks (A B .. B A), 20 blocks of 0.25 s windows; not judged (bench builds)"
+    step info 5 10 "$INFO"
+    # 9 arms x 2 windows x 0.25 s = 4.5 s a block, x 20 = 90 s, + 8 builds and 9 warm-ups on one core (~60 s). Read
+    # paired.stats in bisect/launch-cost.json: each rung's median block ratio and interval against native; rung pairs
+    # as stage 19 says (wrap vs native: the hook's entry; touch vs wrap: the footprint; force70 vs each HAMI_BISECT_*
+    # rung: what that part costs; min vs wrap: the bookkeeping left)
+    step bisect-paired 165 200 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --alone paired --blocks 20 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
     ;;
   20)
     echo "# stage 20: session 20's merges (trainfer: no resume credit while sharing under default; graphsturn: turns' demand skips a quiet stretch; calguard: the clock's bounds kept tight alone): the conformance behaviour, the inference loop alone and in pairs, the CUDA-graphs program (busy probe, alone, native pair, 30 + 70 and 50 + 50 x3)"

@@ -1207,6 +1207,10 @@ class Folder:
             raise JudgeError(f"{rel}: field 'command' runs --kind {kind[:20]!r}, not a program this judge knows")
         limit = _need(data, "limit_alone", int, rel)
         alone = _need(data, "alone", dict, rel)
+        if not alone and "--rounds 0" in command:  # stage 21's pairs-only A/B: no solo run to put its rates against
+            self.notes.append(f"{rel}: pairs only (--rounds 0: no native solo run, so no % of solo): reported in its "
+                              "record, not judged")
+            return
         nat = _need(alone, "native", dict, rel, "alone")
         native = _nums(_need(nat, "rates", list, rel, "alone.native"), rel, "alone.native.rates")
         shipped = self._shipped_variants(command)

@@ -159,6 +159,24 @@ def test_launch_costs_own_busy_probe_classifies_the_inference_loop(judge, tmp_pa
     assert judge.main([str(folder), "--out", str(tmp_path / "c")]) != 0
 
 
+def test_a_pairs_only_launch_cost_file_is_reported_not_refused(judge, tmp_path) -> None:
+    """Stage 21 (record 15) ran launch_cost.py with --rounds 0: pairs only, no native solo to put rates against.
+    The judge notes it and judges the rest; a file with no alone runs that did not ask for none is still refused."""
+    src = RESULTS / "2026-12-07-h100-issue18-r15" / "stage21" / "r"
+    folder = tmp_path / "r"
+    (folder / "gate").mkdir(parents=True)
+    shutil.copy(src / "device.txt", folder / "device.txt")
+    data = json.loads((src / "gate" / "launch-cost.json").read_text())
+    assert data["alone"] == {} and "--rounds 0" in data["command"]
+    _write_json(folder / "gate" / "launch-cost.json", data)
+    card = _card(judge, folder, tmp_path / "a")
+    assert any("pairs only" in n for n in card["notes"])
+    assert all(t["verdict"].startswith("not measured") for t in card["targets"])
+    data["command"] = data["command"].replace("--rounds 0", "--rounds 3")
+    _write_json(folder / "gate" / "launch-cost.json", data)
+    assert judge.main([str(folder), "--out", str(tmp_path / "b")]) != 0
+
+
 def _write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(data))
     return path.parent.parent
@@ -382,7 +400,7 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17", "18", "19", "20", "21"])
+                                   "16", "17", "18", "19", "20", "21", "22"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -446,6 +464,11 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
                          "nousers": "HAMI_BISECT_NO_USERS", "nothrottle": "HAMI_BISECT_NO_THROTTLE",
                          "min": "HAMI_BISECT_MIN"}, rungs
         assert sum(limits) <= 130  # the lead's one call of at most 130 s
+    if stage == "22":  # stage 19's rungs in paired windows: alone only, no pairs, no busy probe, never judged
+        bis = [s for s in steps if "launch_cost.py" in s]
+        assert len(bis) == 1 and "--alone paired " in bis[0] and "--pairs none " in bis[0], bis
+        rungs = dict(re.findall(r"--variant (\w+)=\$C:([\w,]*)", bis[0]))
+        assert set(rungs) == {"wrap", "touch", "force70", "norec", "noharv", "nousers", "nothrottle", "min"}, rungs
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -458,7 +481,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "22"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "23"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
