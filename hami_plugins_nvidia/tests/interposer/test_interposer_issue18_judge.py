@@ -407,7 +407,7 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     lines = _dry(stage)
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
-    assert len(steps) >= (2 if stage in ("9", "10", "11", "19") else 3) and steps[0].startswith("step info ")
+    assert len(steps) >= (2 if stage in ("9", "10", "11", "19", "22") else 3) and steps[0].startswith("step info ")
     if stage in ("12", "14", "15"):  # the knob off, then on, with the same plan: only the tenant env differs
         # turns are on by default: an "-off" step says HAMI_SM_TURNS=0 itself, an "-on" step =1
         pairs = {"12": ("turns", "matmul"), "14": ("turns",), "15": ("matmul",)}[stage]  # its A/B pairs
