@@ -233,8 +233,9 @@ def _contended_bars(names: tuple[str, str], limits: list[float], demand: list[fl
                               target=f">= {floor:g}"))
     ms.append(Measurement(name="pair_busy_kept", value=ach["kept"] if ach["kept"] is not None else 0.0,
                           unit="% of the native pair's busy time (estimated)",
-                          conditions=f"{cond}; sum of throughput share x solo demand: the limited pair {ach['limited']:g}"
-                                     f" % against the native pair's {ach['native']:g} % (the charges' outside view)",
+                          conditions=f"{cond}; sum of throughput share x solo demand: the limited pair "
+                                     f"{ach['limited']:g} % against the native pair's {ach['native']:g} % (the "
+                                     "charges' outside view)",
                           target=f">= {100 * WORK_CONSERVING_SUM_MIN:g}"))
     checks["split by the limits"] = split_ok
     checks["native pair's busy time kept"] = ach["kept"] is not None and ach["kept"] >= 100 * WORK_CONSERVING_SUM_MIN
@@ -342,7 +343,8 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
     s_checks, s_ms, s_wc = _contended_bars(names, limits, demand, gpu, limited, floors, cond, ach)
     s_missed = [k for k, ok in s_checks.items() if not ok]
     busy = round(sum(gpu), 1)
-    who = "native pair" if ach["native"] >= ach["limited"] else f"limited pair itself (the native pair: {ach['native']:g} %)"
+    who = ("native pair" if ach["native"] >= ach["limited"]
+           else f"limited pair itself (the native pair: {ach['native']:g} %)")
     scaled = (f"the GPU time the pair can keep busy, A = {ach['a']:g} % (throughput share x solo demand summed: "
               f"native pair {ach['native']:g}, limited pair {ach['limited']:g})")
     if not s_missed:

@@ -181,7 +181,8 @@ def test_jax_pair_is_judged_against_what_its_native_pair_keeps_busy(limits: list
 
 def test_a_pair_that_keeps_the_gpu_full_is_judged_exactly_as_before() -> None:
     # demands 99 + 60 and a native pair at 75 + 58.2 % of solo: 74.3 + 34.9 > 100, A = 100
-    cases = [([62.0, 50.0], [52.0, 45.0]), ([62.0, 50.0], [58.0, 38.5]), ([62.0, 44.0], [61.0, 34.0]), ([40.0, 30.0], [40.0, 30.0]),
+    cases = [([62.0, 50.0], [52.0, 45.0]), ([62.0, 50.0], [58.0, 38.5]), ([62.0, 44.0], [61.0, 34.0]),
+             ([40.0, 30.0], [40.0, 30.0]),
              ([60.0, 55.0], [50.0, 40.0]), ([49.0, 51.4], [49.7, 38.4])]
     seen = set()
     for limited, gpu in cases:
