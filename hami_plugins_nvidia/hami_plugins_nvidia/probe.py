@@ -264,15 +264,19 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
       50 + 50, charged 50.0 + 48.9) reads 50.6 / 49.4 % of its charged time; against the limits' 50 / 50 the
       training tenant's share holds (>= 45), against min(limit, demand) (64.4 / 35.6) it would miss by 13.8 points
       -- the inference tenant is charged ~1.8x its demand (its throughput, 50.9 % of solo, says ~14 % of useful
-      GPU time), an over-charge that holds the over-charged tenant back sooner and never lets a tenant past its
-      limit: the accounting's fault, which that check would report as a split's. (Record 14's pair meets the
-      bars against the wall, so neither reading decides it.)
+      GPU time), an over-charge that holds the over-charged tenant back sooner and makes it lend less (the
+      busy-time check below reads that), but never lets a tenant past its limit: the accounting's fault, which
+      that check would report as a split's. (Record 14's pair meets the bars against the wall, so neither reading
+      decides it.)
     - the native pair's busy time kept: the limited pair's busy estimate >= 90 % of the native pair's (the issue's
       "keeps >= 90 % of the unlimited pair's throughput", weighted by demand so that moving time between programs of
       unequal demand does not move it). The charges are the library's own accounting; this is the outside view.
       Without it the H200 conformance pair of record 13 (charged 50.8 + 37.9 = 88.7 %, A = 84.5 % from its native
       pair's 72.6 + 49.1 % of solo) would pass the scaled bars although its throughput kept only 85 % of the native
-      pair (busy time 82.5 %): the training tenant was held while its over-charged neighbour idled.
+      pair (busy time 82.4 %): the training tenant, charged 50.8 at its 50 % limit, borrowed little from a
+      neighbour charged 37.9 % for ~12 % of useful GPU time (44.8 % of its solo throughput x 27.3). Record 14's
+      conformance pair keeps 85.7 % by this measure; it is supported by the bars against the wall (charged 98.9 %),
+      and scaling never takes a verdict away.
 
     Scaling can only lift a contended pair to supported; one that misses a scaled check keeps today's verdict and
     today's rows, and its note says what the scaled rule missed."""

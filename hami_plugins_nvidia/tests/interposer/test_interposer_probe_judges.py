@@ -257,7 +257,7 @@ def test_conformance_pairs_of_records_13_and_14() -> None:
     assert next(m for m in ms if m.name == "pair_achievable_gpu_time").value == pytest.approx(83.6)
     # H200 record 13 (main 5646ac2): charged 50.8 + 37.9 = 88.7 %, A = 84.5 (native 72.55 + 49.1 solved back as
     # above, from kept 85.0 and floor 44.1): the scaled bars and the split hold,
-    # but the pair keeps 82.5 % of the native pair's busy time (throughput 85 % of it): partial, as before
+    # but the pair keeps 82.4 % of the native pair's busy time (throughput 85 % of it): partial, as before
     r13 = _by_rule([72.55, 49.1], [58.6, 44.8], [98.0, 27.3], [50.8, 37.9])
     level, ms, note = probe._work_conserving(r13, "cond")
     assert level == _wall_rule(r13) == Level.PARTIAL
