@@ -333,7 +333,10 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
         ms.append(Measurement(name="pair_achievable_gpu_time", value=ach["a"], unit="% of the window (estimated)",
                               conditions=f"{cond}; A = min(100, max(native pair {ach['native']:g}, limited pair "
                                          f"{ach['limited']:g})), each the sum of throughput share (% of solo) x solo "
-                                         "demand / 100: a step taken to cost the GPU what it costs alone"))
+                                         f"demand / 100 (native {' + '.join(f'{x:g}' for x in native)}, limited "
+                                         f"{' + '.join(f'{x:g}' for x in limited)} % of solo; demands "
+                                         f"{' + '.join(f'{x:g}' for x in demand)} %): a step taken to cost the GPU "
+                                         "what it costs alone"))
     checks, today_ms, wc = _contended_bars(names, limits, demand, gpu, limited, floors, cond, None)
     missed = [k for k, ok in checks.items() if not ok]
     if not missed:

@@ -167,6 +167,7 @@ def test_jax_pair_is_judged_against_what_its_native_pair_keeps_busy(limits: list
     got = {m.name: m for m in ms}
     assert got["pair_achievable_gpu_time"].value == pytest.approx(89.9)  # (50.2 + 50.2) x 89.5 / 100
     assert "native pair 89.9" in got["pair_achievable_gpu_time"].conditions
+    assert "(native 50.2 + 50.2, limited" in got["pair_achievable_gpu_time"].conditions
     assert got["pair_gpu_time"].target == ">= 85.4"  # 95 % of 89.9
     assert "against the wall: >= 95" in got["pair_gpu_time"].conditions
     # today's bar beside the scaled one: nothing reads as a lowered target
