@@ -8,6 +8,7 @@ its unit and target so the suite can re-check it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from hami_hal.models import Device, Level, Measurement, ProbeResult
@@ -34,6 +35,10 @@ PRIORITY_EFFECT_POINTS = 10.0
 #: time must reach min(its limit, its solo demand) - 5 (the guarantees hold), the charged times must add up to
 #: at least 95 % (the GPU was not left idle while a tenant was held: work-conserving), and each throughput share
 #: must reach min(its limit, its native-pair share) - 5; the kept fraction is reported, with no target.
+#: A contended pair that misses those bars is still supported when it meets them scaled to the GPU time the pair
+#: can keep busy (A, see _achievable_gpu_time: two JAX programs natively keep the GPU 89.9 % busy, H100 record
+#: 14), with two checks that scaling needs: GPU time splits by the limits among the tenants that want their limit,
+#: and the pair keeps >= 90 % of the native pair's busy time (throughput, the outside view of the charges).
 WORK_CONSERVING_LIMITS = (50, 50)
 WORK_CONSERVING_SUM_MIN = 0.90
 WORK_CONSERVING_TOLERANCE_POINTS = 5.0
@@ -134,7 +139,14 @@ CRITERIA = {
         f"{WORK_CONSERVING_TOLERANCE_POINTS:g}, the charged times add up to >= "
         f"{WORK_CONSERVING_BUSY_MIN_PERCENT:g} % (work-conserving) and each throughput share >= min(its limit, its "
         f"native-pair share) - {WORK_CONSERVING_TOLERANCE_POINTS:g}, some of them: partial, none: unsupported "
-        "(kept reported without a target); results without solo demands: judged by the fitting rule, said so"),
+        "(kept reported without a target); a contended pair that misses them passes when it meets them scaled to "
+        "the GPU time the pair can keep busy, A = min(100, the larger of the native and the limited pair's sum of "
+        "throughput share x solo demand) (charged >= min(limit, demand) x A/100 - "
+        f"{WORK_CONSERVING_TOLERANCE_POINTS:g}, sum >= {WORK_CONSERVING_BUSY_MIN_PERCENT:g} % of A), each tenant "
+        "whose demand reaches its limit gets >= its limit's share of the pair's charged time - "
+        f"{WORK_CONSERVING_TOLERANCE_POINTS:g} points, and the pair keeps >= {100 * WORK_CONSERVING_SUM_MIN:g} % of "
+        "the native pair's busy time (throughput x demand); results without solo demands: judged by the fitting "
+        "rule, said so"),
     "isolation/priority": (f"pass: while both run, high-priority throughput >= {PRIORITY_HIGH_MIN_PERCENT:g} % and "
                            f"low-priority <= {PRIORITY_LOW_MAX_PERCENT:g} % of each one's solo throughput; the "
                            f"equal-priority baseline must give each {PRIORITY_EQUAL_PERCENT[0]:g}-"
@@ -142,8 +154,132 @@ CRITERIA = {
                            f"{PRIORITY_EFFECT_POINTS:g} points above the baseline's mean without the targets: partial"),
 }
 
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+def _pair_busy(shares: list[float], demand: list[float]) -> float:
+    """A pair's GPU busy time (% of the window) estimated from its throughput: sum of share_i (% of tenant i's solo
+    throughput) x solo demand_i / 100. Assumes each step of a program costs the GPU what it costs alone, so its GPU
+    time scales with its throughput; time the GPU spends switching contexts or running a kernel slower beside a
+    neighbour (caches, clocks) is not counted, so the figure is the pair's useful GPU time, at most its busy time."""
+    return sum(s * d for s, d in zip(shares, demand, strict=True)) / 100
+
+
+def _achievable_gpu_time(native: object, limited: list[float], demand: list[float]) -> dict | None:
+    """The GPU time a contended pair can keep busy, A (% of the window): min(100, the larger of the native pair's
+    and the limited pair's busy estimate, _pair_busy). The native pair is the reference the issue names ("the
+    unlimited pair"); the limited pair's own throughput is a second witness of what the GPU can be kept busy with
+    (CUDA graphs, H100 record 14: the native pair reaches 29.5 + 29.5 % of solo, an estimated 52.5 %, the library's
+    pair 27.7 + 63.1, 80.7 %), so a pair is never judged against less than it showed it could use. None where no
+    native pair is known (not two non-negative numbers with a positive sum): then A = 100, today's bars."""
+    if not (isinstance(native, list | tuple) and len(native) == 2 and all(_number(x) for x in native)
+            and sum(native) > 0 and all(_number(x) for x in limited)):
+        return None
+    u_nat, u_lib = _pair_busy(list(native), demand), _pair_busy(limited, demand)
+    return {"a": round(min(100.0, max(u_nat, u_lib)), 1), "native": round(u_nat, 1), "limited": round(u_lib, 1),
+            "kept": round(100 * u_lib / u_nat, 1) if u_nat > 0 else None}
+
+
+def _contended_bars(names: tuple[str, str], limits: list[float], demand: list[float], gpu: list[float],
+                    limited: list[float], share_floors: list[float], cond: str, ach: dict | None
+                    ) -> tuple[dict[str, bool], list[Measurement], str]:
+    """The contended rule's checks and their rows: today's bars (ach None: the wall, A = 100) or the bars scaled to
+    the pair's achievable GPU time A with the split and the busy-time kept (see _work_conserving). Returns the
+    checks (name -> held), the rows and what a missed work-conserving check reads."""
+    tol = WORK_CONSERVING_TOLERANCE_POINTS
+    a = 100.0 if ach is None else ach["a"]
+    busy = round(sum(gpu), 1)
+    ms: list[Measurement] = []
+    if ach is None:
+        guarantees = [min(lim, d) - tol for lim, d in zip(limits, demand, strict=True)]
+        for name, value, floor in zip(names, gpu, guarantees, strict=True):
+            ms.append(Measurement(name=f"{name}_gpu_time", value=value, unit="% of the window (charged)",
+                                  conditions=f"{cond}; target min(limit, solo demand) - {tol:g}",
+                                  target=f">= {floor:g}"))
+        busy_min = WORK_CONSERVING_BUSY_MIN_PERCENT
+        ms.append(Measurement(name="pair_gpu_time", value=busy, unit="% of the window (charged, both tenants)",
+                              conditions=f"{cond}; work-conserving: the GPU kept busy while a tenant was held",
+                              target=f">= {busy_min:g}"))
+    else:
+        guarantees = [round(min(lim, d) * a / 100 - tol, 1) for lim, d in zip(limits, demand, strict=True)]
+        for name, value, floor, lim, d in zip(names, gpu, guarantees, limits, demand, strict=True):
+            ms.append(Measurement(name=f"{name}_gpu_time", value=value, unit="% of the window (charged)",
+                                  conditions=f"{cond}; target min(limit, solo demand) x A / 100 - {tol:g}, A = {a:g} "
+                                             f"% (against the wall: >= {min(lim, d) - tol:g})",
+                                  target=f">= {floor:g}"))
+        busy_min = round(WORK_CONSERVING_BUSY_MIN_PERCENT * a / 100, 1)
+        ms.append(Measurement(name="pair_gpu_time", value=busy, unit="% of the window (charged, both tenants)",
+                              conditions=f"{cond}; work-conserving: >= {WORK_CONSERVING_BUSY_MIN_PERCENT:g} % of the "
+                                         f"{a:g} % the pair can keep busy (against the wall: >= "
+                                         f"{WORK_CONSERVING_BUSY_MIN_PERCENT:g})",
+                              target=f">= {busy_min:g}"))
+    checks = {"guarantees held": all(g >= f for g, f in zip(gpu, guarantees, strict=True)),
+              "work-conserving": busy >= busy_min,
+              "throughput shares held": all(v >= f for v, f in zip(limited, share_floors, strict=True))}
+    wc = f"charged {' + '.join(f'{g:g}' for g in gpu)} = {busy:g} % < {busy_min:g} %"
+    if ach is None:
+        return checks, ms, wc
+    split_ok = True
+    for name, g, lim, d in zip(names, gpu, limits, demand, strict=True):
+        if d < lim:  # it lends what it leaves of its limit: its share of the pair's time is not its limit's
+            continue
+        share = round(100 * g / busy, 1) if busy > 0 else 0.0
+        floor = round(100 * lim / sum(limits) - tol, 1)
+        split_ok = split_ok and share >= floor
+        ms.append(Measurement(name=f"{name}_gpu_time_share", value=share, unit="% of the pair's charged GPU time",
+                              conditions=f"{cond}; splits by the limits: its demand reaches its limit {lim:g}, so it "
+                                         f"gets at least its limit's share ({100 * lim / sum(limits):.1f} %) - {tol:g}",
+                              target=f">= {floor:g}"))
+    ms.append(Measurement(name="pair_busy_kept", value=ach["kept"] if ach["kept"] is not None else 0.0,
+                          unit="% of the native pair's busy time (estimated)",
+                          conditions=f"{cond}; sum of throughput share x solo demand: the limited pair "
+                                     f"{ach['limited']:g} % against the native pair's {ach['native']:g} % (the "
+                                     "charges' outside view)",
+                          target=f">= {100 * WORK_CONSERVING_SUM_MIN:g}"))
+    checks["split by the limits"] = split_ok
+    checks["native pair's busy time kept"] = ach["kept"] is not None and ach["kept"] >= 100 * WORK_CONSERVING_SUM_MIN
+    return checks, ms, wc
+
+
 def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], str]:
-    """The fitting/contended rule of issue 18 (see WORK_CONSERVING_* above); the note says which branch."""
+    """The fitting/contended rule of issue 18 (see WORK_CONSERVING_* above); the note says which branch.
+
+    A contended pair ("when they contend, GPU time still splits by the limits (±5 points)") is judged first by the
+    bars against the wall: charged >= min(limit, demand) - 5 each, sum >= 95 %, throughput >= min(limit, native
+    share) - 5. Those ask a pair to keep the GPU busier than its programs can: two JAX programs (busy probe 89.5 %)
+    natively reach 50.2 + 50.2 % of solo, an estimated 89.9 % of the GPU (H100 record 14), and a 70 % tenant with
+    10 % host gaps would need ~78 % of its solo throughput to be charged 70. A pair that misses them is supported
+    when it meets every bar scaled to the GPU time the pair can keep busy, A (_achievable_gpu_time; A = 100 gives
+    today's bars, so a pair that keeps the GPU full, or one with no native pair, is judged exactly as before):
+    charged >= min(limit, demand) x A / 100 - 5 each, sum >= 95 % of A, the throughput floors as before, and two
+    checks the scaling needs, since it lowers each floor:
+
+    - split by the limits, as a ratio: a tenant whose demand reaches its limit gets at least its limit's share of
+      the pair's charged time, less 5 points. Without it a 30 % tenant could take 35 of a pair's 93 % while its
+      70 % neighbour, wanting more, sat at its scaled floor (58 of A = 90): 37.6 % of the pair's time for a 30 %
+      limit. A tenant whose demand is below its limit is not held to its limit's share (it lends the rest: its
+      neighbour may take more than its own, as `default` allows). The ratio is not checked against
+      min(limit, demand) shares: the conformance pair of record 14 (training demand 98.5, inference 27.6, limits
+      50 + 50, charged 50.0 + 48.9) reads 50.6 / 49.4 % of its charged time; against the limits' 50 / 50 the
+      training tenant's share holds (>= 45), against min(limit, demand) (64.4 / 35.6) it would miss by 13.8 points
+      -- the inference tenant is charged ~1.8x its demand (its throughput, 50.9 % of solo, says ~14 % of useful
+      GPU time), an over-charge that holds the over-charged tenant back sooner and makes it lend less (the
+      busy-time check below reads that), but never lets a tenant past its limit: the accounting's fault, which
+      that check would report as a split's. (Record 14's pair meets the bars against the wall, so neither reading
+      decides it.)
+    - the native pair's busy time kept: the limited pair's busy estimate >= 90 % of the native pair's (the issue's
+      "keeps >= 90 % of the unlimited pair's throughput", weighted by demand so that moving time between programs of
+      unequal demand does not move it). The charges are the library's own accounting; this is the outside view.
+      Without it the H200 conformance pair of record 13 (charged 50.8 + 37.9 = 88.7 %, A = 84.5 % from its native
+      pair's 72.6 + 49.1 % of solo) would pass the scaled bars although its throughput kept only 85 % of the native
+      pair (busy time 82.4 %): the training tenant, charged 50.8 at its 50 % limit, borrowed little from a
+      neighbour charged 37.9 % for ~12 % of useful GPU time (44.8 % of its solo throughput x 27.3). Record 14's
+      conformance pair keeps 85.7 % by this measure; it is supported by the bars against the wall (charged 98.9 %),
+      and scaling never takes a verdict away.
+
+    Scaling can only lift a contended pair to supported; one that misses a scaled check keeps today's verdict and
+    today's rows, and its note says what the scaled rule missed."""
     native, limited, limits = raw["native_pair_percent_of_solo"], raw["limited_pair_percent_of_solo"], \
         raw["limits_percent"]
     names = ("training", "inference")
@@ -164,7 +300,7 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
         ms.append(Measurement(name="pair_throughput_kept", value=round(100 * kept, 1), unit="% of the native pair",
                               conditions=f"{cond}; contended pair (solo demands sum {sum(demand):.1f} % > "
                                          f"{WORK_CONSERVING_FIT_PERCENT:g} %): no target, the native pair overlaps "
-                                         "on the GPU beyond its time"))
+                                         "on the GPU beyond its time, or its busy time is judged below"))
     else:
         ms.append(Measurement(name="pair_throughput_kept", value=round(100 * kept, 1), unit="% of the native pair",
                               conditions=cond, target=f">= {100 * WORK_CONSERVING_SUM_MIN:g}"))
@@ -192,24 +328,40 @@ def _work_conserving(raw: dict, cond: str) -> tuple[Level, list[Measurement], st
     why = f"contended pair (solo demands sum {sum(demand):.1f} % > {WORK_CONSERVING_FIT_PERCENT:g} %)"
     if not all(isinstance(g, int | float) for g in gpu):
         return Level.UNVERIFIED, ms, f"{why}: the charged GPU time of the limited pair was not reported"
-    guarantees = [min(lim, d) - tol for lim, d in zip(limits, demand, strict=True)]
-    for name, value, floor in zip(names, gpu, guarantees, strict=True):
-        ms.append(Measurement(name=f"{name}_gpu_time", value=value, unit="% of the window (charged)",
-                              conditions=f"{cond}; target min(limit, solo demand) - {tol:g}", target=f">= {floor:g}"))
-    busy = round(sum(gpu), 1)
-    ms.append(Measurement(name="pair_gpu_time", value=busy, unit="% of the window (charged, both tenants)",
-                          conditions=f"{cond}; work-conserving: the GPU kept busy while a tenant was held",
-                          target=f">= {WORK_CONSERVING_BUSY_MIN_PERCENT:g}"))
-    checks = {"guarantees held": all(g >= f for g, f in zip(gpu, guarantees, strict=True)),
-              "work-conserving": busy >= WORK_CONSERVING_BUSY_MIN_PERCENT,
-              "throughput shares held": shares_ok}
+    ach = _achievable_gpu_time(native, limited, demand)
+    if ach is not None:
+        ms.append(Measurement(name="pair_achievable_gpu_time", value=ach["a"], unit="% of the window (estimated)",
+                              conditions=f"{cond}; A = min(100, max(native pair {ach['native']:g}, limited pair "
+                                         f"{ach['limited']:g})), each the sum of throughput share (% of solo) x solo "
+                                         f"demand / 100 (native {' + '.join(f'{x:g}' for x in native)}, limited "
+                                         f"{' + '.join(f'{x:g}' for x in limited)} % of solo; demands "
+                                         f"{' + '.join(f'{x:g}' for x in demand)} %): a step taken to cost the GPU "
+                                         "what it costs alone"))
+    checks, today_ms, wc = _contended_bars(names, limits, demand, gpu, limited, floors, cond, None)
     missed = [k for k, ok in checks.items() if not ok]
     if not missed:
-        return Level.SUPPORTED, ms, why
+        return Level.SUPPORTED, ms + today_ms, why
     detail = f"{why}: missed {', '.join(missed)}"
     if "work-conserving" in missed:
-        detail += f" (charged {' + '.join(f'{g:g}' for g in gpu)} = {busy:g} % < {WORK_CONSERVING_BUSY_MIN_PERCENT:g} %)"
-    return (Level.UNSUPPORTED if len(missed) == len(checks) else Level.PARTIAL), ms, detail
+        detail += f" ({wc})"
+    level = Level.UNSUPPORTED if len(missed) == len(checks) else Level.PARTIAL
+    if ach is None or ach["a"] >= 100:
+        return level, ms + today_ms, detail
+    s_checks, s_ms, s_wc = _contended_bars(names, limits, demand, gpu, limited, floors, cond, ach)
+    s_missed = [k for k, ok in s_checks.items() if not ok]
+    busy = round(sum(gpu), 1)
+    who = ("native pair" if ach["native"] >= ach["limited"]
+           else f"limited pair itself (the native pair: {ach['native']:g} %)")
+    scaled = (f"the GPU time the pair can keep busy, A = {ach['a']:g} % (throughput share x solo demand summed: "
+              f"native pair {ach['native']:g}, limited pair {ach['limited']:g})")
+    if not s_missed:
+        bar = WORK_CONSERVING_BUSY_MIN_PERCENT
+        return Level.SUPPORTED, ms + s_ms, (
+            f"{why}: judged against {scaled}: charged {' + '.join(f'{g:g}' for g in gpu)} = {busy:g} % "
+            f"{'<' if busy < bar else '>='} {bar:g} % of the wall, >= {bar:g} % of the {ach['a']:g} % the {who} keeps "
+            f"busy; every bar scaled to A held (against the wall: missed {', '.join(missed)})")
+    more = f" ({s_wc})" if "work-conserving" in s_missed else ""
+    return level, ms + today_ms, f"{detail}; against {scaled} also missed {', '.join(s_missed)}{more}"
 
 
 Judge = Callable[[dict, str], tuple[Level, list[Measurement], str]]

@@ -138,6 +138,41 @@ def test_a_busy_probe_classifies_the_program(judge, tmp_path) -> None:
     assert jp["verdict"] == "not met" and "contended pair" in jp["why"] and "work-conserving" in jp["why"]
 
 
+RECORD14 = RESULTS / "2026-12-07-h100-issue18-r14"
+
+
+def test_record_14_contended_pairs_are_judged_against_the_gpu_time_they_can_keep_busy(judge, tmp_path) -> None:
+    """H100 record 14 (main daacc2d): JAX (busy probe 89.5 %) and CUDA graphs (88.9 %) split their throughput by the
+    limits but are charged 86-87 % of the wall; their native pairs keep the GPU no busier (JAX 50.2 + 50.2 % of solo,
+    an estimated 89.8 % busy; graphs 29.5 + 29.5). Against the wall they were not met; against what the pair can
+    keep busy they are, with the wall's bar named beside it. Every other target reads as before."""
+    t = _targets(_card(judge, RECORD14, tmp_path))
+    before = _targets(json.loads((RECORD14 / "issue18-scorecard.json").read_text()))
+    pairs = ("jax pair 30+70", "jax pair 50+50", "graphs pair 30+70", "graphs pair 50+50")
+    for k in pairs:
+        assert before[k]["verdict"] == "not met" and t[k]["verdict"] == "met", t[k]["why"]
+        assert "against the wall: missed" in t[k]["why"]
+    assert ("charged 25.69 + 60.62 = 86.3 % < 95 % of the wall, >= 95 % of the 89.8 % the native pair keeps busy"
+            in t["jax pair 30+70"]["why"])
+    assert "A = 80.8 %" in t["graphs pair 30+70"]["why"] and "native pair 52.5" in t["graphs pair 30+70"]["why"]
+    assert {k: v["verdict"] for k, v in t.items() if k not in pairs} == \
+        {k: v["verdict"] for k, v in before.items() if k not in pairs}
+
+
+def test_launch_pair_scales_the_contended_bars_only_where_the_native_pair_leaves_the_gpu_idle(judge) -> None:
+    jax = [[38.0, 60.4], [29.2, 69.3], [28.9, 70.2]]  # record 14's JAX 30 + 70 runs and charges
+    charged = [[30.1, 55.0], [25.69, 60.62], [25.0, 61.0]]
+    j = judge.launch_pair((30, 70), jax, [[50.2, 50.2]], 89.5, charged)
+    assert j.verdict == "met" and "A = 89.9 %" in j.why and j.pair_sum == 98.5
+    # the same pair with a native pair that fills the GPU (A = 100): the wall's bars, not met as before
+    full = judge.launch_pair((30, 70), jax, [[58.0, 58.0]], 89.5, charged)
+    assert full.verdict == "not met" and "A =" not in full.why and "86.3 % < 95 %" in full.why
+    # below the scaled bars (charged 80 % < 85.4): not met, the note says what the scaled rule missed
+    low = [[24.0, 56.0]] * 3
+    assert judge.launch_pair((30, 70), jax, [[50.2, 50.2]], 89.5, low).verdict == "not met"
+    assert "also missed" in judge.launch_pair((30, 70), jax, [[50.2, 50.2]], 89.5, low).why
+
+
 def test_launch_costs_own_busy_probe_classifies_the_inference_loop(judge, tmp_path) -> None:
     """The 2026-12-05 H200 stage 1 ran launch_cost.py without a busy probe: its inference rows were 'not measured:
     no busy probe'. With the probe launch_cost.py now writes, the same file is judged; a bad probe is refused."""
