@@ -176,6 +176,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -1261,13 +1262,26 @@ static COLD struct squeue *wait_queue(struct dstate *ds, CUstream s, int64_t *no
 
 /* Records a mark of the kind on q's stream. A stream being captured into a graph gets none: its launches are
  * recorded, not run (the graph's launch is measured), so they are forgotten. */
-static int capturing(struct squeue *q)
+#define CAPTURE_ERR_FIRST 900  /* CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ... */
+#define CAPTURE_ERR_LAST 908   /* ... CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD: a capture is in the way */
+
+/* Whether q's stream is being captured: 1 yes, 0 no, -1 the driver's query failed with a stream capture error (the
+ * legacy stream while a blocking stream is captured: CUDA_ERROR_STREAM_CAPTURE_IMPLICIT, documented). Any other
+ * failure reads 0, as before: a record then fails too and the state goes stale (charged, never free). */
+static int capture_state(struct squeue *q)
 {
-    if (!__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) || !vg_real.cuStreamIsCapturing)
         return 0;
     int capture = 0;
-    return vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
-           capture != CU_STREAM_CAPTURE_STATUS_NONE;
+    CUresult r = vg_real.cuStreamIsCapturing(q->s, &capture);
+    if (r >= CAPTURE_ERR_FIRST && r <= CAPTURE_ERR_LAST)
+        return -1;
+    return r == CUDA_SUCCESS && capture != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+static int capturing(struct squeue *q)
+{
+    return capture_state(q) > 0;
 }
 
 /* capture: whether q's stream is being captured, -1 = ask the driver (a launch asks once for its marks). */
@@ -1393,54 +1407,68 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
  * mark completes only after the neighbour's turn, so the span (precise, or a coarse sample's: push_boundary) holds that
  * turn. Subtracting the neighbour afterwards (board rings, low figures per kernel) kept failing; this removes the cause
  * instead: before a marked launch's start mark the stream waits (cuStreamWaitValue32_v2, GEQ, cyclic) on a word of
- * pinned host memory mapped to the device, and the host writes the ticket only once the launch's end mark is queued
+ * host memory registered and mapped to the device, and the host writes the ticket only once the launch's end mark is queued
  * (gate_release). The GPU then runs start mark, kernel and end mark back to back, and the span is the kernel's. Only
  * launches that get a start mark while another container is present are gated: 1 precise spans on an idle stream and
  * coarse samples (the start marks recorded anyway), 2 also chained precise launches, each given a start mark
  * (launch_begin); alone nothing holds the neighbour's turn, and plain launches (coarse runs, deep runs) have no span of
  * their own. Never on a stream being captured (a wait would become a node of the program's graph), nor where the driver
- * or device lacks the V2 stream memory operations or the word cannot be had (gate_ready: then silently today's path).
+ * or device lacks the V2 stream memory operations (the wait call fails) or the word cannot be had (gate_ready: then
+ * silently today's path).
  * Never a deadlock: the ticket is written on every path out of the launch (launch_end, the launch's own failure
  * included), before anything that waits for the GPU (the unmeasured path's synchronize); at most one wait is held at a
- * time per device, under the device's lock held across the launch call. The word lives in its context: after any
- * context destruction it is set up again (at most GATE_SETUPS_MAX times). What a blocked wait does to the time slice
+ * time per device, under the device's lock held across the launch call. The word is the library's own page, registered
+ * in its context: after any context destruction it is registered again (gate_setup). What a blocked wait does to the time slice
  * (held idle by the waiting context or switched out) the fake models both ways (FAKE_CUDA_GATE_HOLDS); a GPU must say
  * which it does. */
-#define ATTR_WAIT_VALUE_NOR 123  /* CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR (the V2 memops'; 94 is _V1) */
-#define HOSTALLOC_PORTABLE 0x01  /* CU_MEMHOSTALLOC_PORTABLE */
-#define HOSTALLOC_DEVICEMAP 0x02 /* CU_MEMHOSTALLOC_DEVICEMAP */
+#define HOSTREGISTER_PORTABLE 0x01  /* CU_MEMHOSTREGISTER_PORTABLE: pinned for every context */
+#define HOSTREGISTER_DEVICEMAP 0x02 /* CU_MEMHOSTREGISTER_DEVICEMAP: mapped for the device (cuMemHostGetDevicePointer) */
+#define HOST_ALREADY_REGISTERED 712 /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED: a live context still has it */
+#define GATE_PAGE 4096
 #define WAIT_VALUE_GEQ 0x0       /* CU_STREAM_WAIT_VALUE_GEQ: (int32_t)(*addr - value) >= 0 */
-#define GATE_SETUPS_MAX 8
 #define GATE_CHAIN_AHEAD_NS 50000LL  /* HAMI_SM_GATE_MARKS=2: chained launches gated behind at most this queued work */
 /* a wait held this long: its launch call waits for the GPU (gate_watchdog; 2 ms also released the waits of a launching
  * thread merely descheduled on a loaded host: the fake's gated pair read 1.2-1.8 x its kernels, 1.00 x at 20 ms) */
 #define GATE_WATCHDOG_NS 20000000LL
 #define GATE_RESCUES_MAX 16          /* the watchdog's releases in a row before the gate goes off for good */
 
+/* The gate goes off for good on this device; the first reason (any device's) is the stats line's. A compare-and-swap:
+ * two devices' launching threads may get here at once (review of gatemarks: a check-then-set raced). */
 static COLD void gate_off(struct dstate *ds, const char *why)
 {
     ds->gate_state = -1;
-    if (!lst.gate_off) {
-        lst.gate_off = why;
+    const char *none = NULL;
+    if (__atomic_compare_exchange_n(&lst.gate_off, &none, why, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         vg_log(VG_INFO, "device %d: marked launches not gated (HAMI_SM_GATE_MARKS): %s", ds->dev, why);
-    }
 }
 
-/* Whether the gate's word is ready in the measured context: set up at the first gated launch, again after any context
- * destruction (the word died with its context, or may have: vg_ctx_epoch), never while one is in progress. */
+/* Whether the gate's word is ready in the measured context: set up at the first gated launch, registered again after
+ * any context destruction (its registration died with its context, or may have: vg_ctx_epoch), never while one is in
+ * progress.
+ * The word is a page of the library's own memory (mmap'd once per device, never unmapped) registered with
+ * cuMemHostRegister(PORTABLE | DEVICEMAP), not cuMemHostAlloc'd (review of gatemarks, 2026-12-07): the driver unmaps
+ * its own pinned allocations when their context is destroyed, so a release store (gate_release, gate_watchdog) after
+ * another thread destroyed the context mid-launch faulted in the library (fake: FAKE_CUDA_HOST_UNMAP=1); a destruction
+ * now only unregisters the page, and every store is to valid memory. It also ended the leak of one pinned page per
+ * re-setup (each context destruction, or primary context release, left the old allocation behind), which the bound on
+ * re-setups (GATE_SETUPS_MAX, 8) existed for: nothing accumulates now (the page is registered again, or found still
+ * registered in a live context), so a program that retains and releases its primary context keeps its gate; a re-setup
+ * costs two driver calls after a context destruction, which costs far more itself.
+ * No device attribute is asked: the V2 stream memory operations (cuStreamWaitValue32_v2) need none. The CUDA 11.8
+ * driver API's "Stream Memory Operations" says "The V2 APIs are available by default on all platforms" (the V1 ones
+ * needed NVreg_EnableStreamMemOPs=1 and CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_MEM_OPS); in the CUDA 12 and 13 pages the
+ * only attribute for the 32-bit wait is CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR_V2, which says whether the NOR
+ * condition is supported, not GEQ (used here). The gate asked attribute 123 (..._NOR_V2 in CUDA 11's cuda.h; some
+ * later headers number the attributes differently), which could turn it off where GEQ works. A wait call that fails
+ * turns it off instead (gate_arm), its ticket written all the same. */
 static COLD int gate_setup(struct dstate *ds)
 {
     int calm = 0;
     uint64_t epoch = vg_ctx_epoch(&calm);
     if (ds->gate_state < 0 || !calm)
         return 0;
-    if (!vg_real.cuStreamWaitValue32 || !vg_real.cuMemHostAlloc || !vg_real.cuMemHostGetDevicePointer ||
-        !vg_real.cuDeviceGetAttribute) {
-        gate_off(ds, "the driver lacks cuStreamWaitValue32_v2 or host-mapped memory");
-        return 0;
-    }
-    if (ds->gate_setups >= GATE_SETUPS_MAX) {
-        gate_off(ds, "its word was set up 8 times (contexts destroyed)");
+    if (!vg_real.cuStreamWaitValue32 || !vg_real.cuMemHostRegister || !vg_real.cuMemHostGetDevicePointer) {
+        gate_off(ds, "the driver lacks cuStreamWaitValue32_v2 or host memory registration");
         return 0;
     }
     /* every launch call waits for its stream, the gate's wait included, before it returns and the host can write the
@@ -1450,26 +1478,29 @@ static COLD int gate_setup(struct dstate *ds)
         gate_off(ds, "CUDA_LAUNCH_BLOCKING is set (a launch call waits for the GPU)");
         return 0;
     }
-    int v = 0;
-    if (vg_real.cuDeviceGetAttribute(&v, ATTR_WAIT_VALUE_NOR, ds->dev) != CUDA_SUCCESS || !v) {
-        gate_off(ds, "the device lacks CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR");
-        return 0;
+    if (!ds->gate_word) {
+        void *page = mmap(NULL, GATE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (page == MAP_FAILED) {
+            gate_off(ds, "no page for its word");
+            return 0;
+        }
+        /* published before any wait can be armed on it; the watchdog reads it only once a wait is armed */
+        __atomic_store_n(&ds->gate_word, (volatile uint32_t *)page, __ATOMIC_RELEASE);
     }
-    ds->gate_setups++;
-    void *p = NULL;
+    /* the word keeps its value across re-setups (the tickets go on from the last one: no wait is held now) */
+    __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);
     CUdeviceptr d = 0;
     int mode;  /* relaxed, as push_mark: another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
-    CUresult r = vg_real.cuMemHostAlloc(&p, sizeof(uint32_t), HOSTALLOC_PORTABLE | HOSTALLOC_DEVICEMAP);
-    if (r == CUDA_SUCCESS && p)
-        r = vg_real.cuMemHostGetDevicePointer(&d, p, 0);
+    CUresult r = vg_real.cuMemHostRegister((void *)ds->gate_word, GATE_PAGE,
+                                           HOSTREGISTER_PORTABLE | HOSTREGISTER_DEVICEMAP);
+    if (r == CUDA_SUCCESS || r == HOST_ALREADY_REGISTERED)
+        r = vg_real.cuMemHostGetDevicePointer(&d, (void *)ds->gate_word, 0);
     relaxed_end(swapped, &mode);
-    if (r != CUDA_SUCCESS || !p || !d) {
+    if (r != CUDA_SUCCESS || !d) {
         gate_off(ds, "no host-mapped word");
         return 0;
     }
-    ds->gate_word = p;
-    __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);  /* the tickets go on from the last one */
     ds->gate_dptr = d;
     ds->gate_ctx = ds->ctx;
     ds->gate_epoch = epoch;
@@ -1544,7 +1575,7 @@ void gate_watchdog(struct dstate *ds, int64_t now)
     int64_t armed = __atomic_load_n(&ds->gate_armed_ns, __ATOMIC_ACQUIRE);
     if (!armed || now - armed < GATE_WATCHDOG_NS)
         return;
-    volatile uint32_t *w = ds->gate_word;  /* never freed (a re-setup leaks the old page): a stale pointer stays valid */
+    volatile uint32_t *w = __atomic_load_n(&ds->gate_word, __ATOMIC_ACQUIRE);  /* never unmapped (gate_setup) */
     uint32_t t = __atomic_load_n(&ds->gate_ticket, __ATOMIC_RELAXED);
     uint32_t before = t - 1;
     if (w && __atomic_compare_exchange_n((uint32_t *)w, &before, t, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
@@ -1731,6 +1762,18 @@ static COLD int others_idle(struct dstate *ds, struct squeue *q, int64_t now, in
     return 1;
 }
 
+/* Closes q's open run with its end mark from outside its stream's launches (a host wait, the watcher), unless the driver
+ * cannot say whether the stream is being captured (capture_state -1; review of pausegap item 4): a mark recorded there
+ * would join the capture through its implicit dependency (a node in the program's graph, or the capture invalidated),
+ * so the run stays open, neither recorded on nor dropped. Its launches are still charged: by the next pass or launch
+ * that closes it once the capture is over (a longer span, charged as one: more, never less), or at exit. */
+static void close_run(struct dstate *ds, struct squeue *q)
+{
+    int capture = capture_state(q);
+    if (capture >= 0)
+        push_mark(ds, q, q->unmarked_enq, MK_END, capture);
+}
+
 /* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
 void close_bursts(struct dstate *ds, int64_t now)
 {
@@ -1741,7 +1784,7 @@ void close_bursts(struct dstate *ds, int64_t now)
         if (q->s == CU_STREAM_PER_THREAD)
             q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
         else
-            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
+            close_run(ds, q);
     }
 }
 
@@ -3377,7 +3420,7 @@ static void wait_close_runs(struct dstate *ds, int scope, CUstream s)
     for (int i = 0; i < ds->nq && !ds->stale; i++) {
         struct squeue *q = &ds->q[i];
         if (q->unmarked && q->unmarked_coarse && q->s != CU_STREAM_PER_THREAD && wait_covers(q, scope, s))
-            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
+            close_run(ds, q);
     }
 }
 
@@ -3451,3 +3494,58 @@ VG_API CUresult cuStreamSynchronize_ptsz(CUstream s)
 }
 VG_API CUresult cuCtxSynchronize(void) { HOST_WAIT(cuCtxSynchronize, PROVE_ALL, NULL) }
 VG_API CUresult cuEventSynchronize(CUevent e) { HOST_WAIT(cuEventSynchronize, PROVE_NONE, NULL, e) }
+
+/* A stream is destroyed (review of pausegap item 5). Destroying a stream with work pending is legal: the driver runs the
+ * work and frees the stream once it is done, and may hand its handle to a new stream. The library kept the handle in
+ * the stream's queue and recorded marks on it later (the watcher's close_bursts 0.1-4 ms after the last launch, a
+ * synchronize's wait_close_runs, exit_settle): on a freed handle, INVALID_HANDLE at best (the state stale, charged its
+ * wall time), at worst a record on another stream that got the handle. So before the driver's call, under the device's
+ * lock: the queue's open run is closed by its end mark, recorded on the stream while it still lives (queued behind
+ * every launch of the run, so its span holds all their GPU time: the charge stays the GPU's), and the queue forgets the
+ * handle (DEAD_STREAM): no later sync, watcher pass or launch finds it, its marks are collected as any others (events
+ * outlive their streams) and the queue is reused once they are (find_queue). Where the mark cannot be recorded (its
+ * record fails, or the driver cannot say whether the stream is being captured: capture_state), the measured state goes
+ * stale, whose launches since its oldest open one are charged their wall time (drop_measured): never free. A stream
+ * being captured has its launches forgotten, as at any mark there (the graph's launch is measured). Every device is
+ * searched (a stream may be destroyed from a thread whose current context is another); a handle is in at most one
+ * measured queue per device. */
+#define DEAD_STREAM ((CUstream)(uintptr_t)-1)  /* never a stream handle (handles are the driver's pointers) */
+
+static void stream_destroying(CUstream s)
+{
+    if (!s || s == LEGACY_STREAM || s == CU_STREAM_PER_THREAD || !vg_launch_control())
+        return;  /* the default streams cannot be destroyed (the driver refuses) */
+    pthread_once(&states_once, init_states);
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
+        struct dstate *ds = &states[d];
+        if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
+            continue;
+        pthread_mutex_lock(&ds->mu);
+        for (int i = 0; i < ds->nq; i++) {
+            struct squeue *q = &ds->q[i];
+            if (q->s != s)
+                continue;
+            if (q->unmarked && !ds->stale) {
+                int capture = capture_state(q);
+                if (capture < 0)
+                    ds->stale = 1;  /* no mark can close the run: charged its wall time (drop_measured) */
+                else
+                    push_mark(ds, q, q->unmarked_enq, MK_END, capture);  /* a failed record: stale, as above */
+            }
+            q->s = DEAD_STREAM;
+            if (!q->count && i == ds->nq - 1 && !q->unmarked)
+                ds->nq--;  /* nothing left to collect: the queue is free now */
+        }
+        pthread_mutex_unlock(&ds->mu);
+    }
+}
+
+#define STREAM_DESTROY(field, s)           \
+    vg_init_cuda();                        \
+    if (!vg_real.field)                    \
+        return CUDA_ERROR_NOT_FOUND;       \
+    stream_destroying(s);                  \
+    return vg_real.field(s);
+
+VG_API CUresult cuStreamDestroy(CUstream s) { STREAM_DESTROY(cuStreamDestroy, s) }
+VG_API CUresult cuStreamDestroy_v2(CUstream s) { STREAM_DESTROY(cuStreamDestroy_v2, s) }

@@ -380,10 +380,9 @@ struct dstate {
     int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
     /* gatemarks (launch.c gate_arm, HAMI_SM_GATE_MARKS=1 or 2): a word of pinned host memory the device reads */
     int gate_state;         /* 0 not set up (or again, after a context destruction), 1 ready, -1 off for good */
-    int gate_setups;        /* set-ups so far (bounded: each leaks its word's page if its context lives on) */
-    volatile uint32_t *gate_word;
+    volatile uint32_t *gate_word;  /* the library's own page (mmap'd once, never unmapped: gate_setup) */
     CUdeviceptr gate_dptr;
-    CUcontext gate_ctx;     /* the context it was allocated in ... */
+    CUcontext gate_ctx;     /* the context it was registered in ... */
     uint64_t gate_epoch;    /* ... and the context destructions seen then (vg_ctx_epoch) */
     uint32_t gate_ticket;   /* the last ticket a wait was enqueued for */
     int gate_held;          /* that wait is not released yet (gate_release writes the ticket) */
