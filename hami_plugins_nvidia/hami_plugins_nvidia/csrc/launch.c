@@ -99,7 +99,8 @@
  * host-paced tiny kernels, was charged 0.36 x its GPU time on the fake. A mark that is all tail (the GPU reached it
  * only after it was recorded) is charged exactly and leaves the verification (its launches and samples do not
  * judge the others). Alone only: beside another container a tail may hold the neighbour's time slices.
- * A host wait closes the open coarse run of each stream it covers (wait_close_runs): a run left open across a stopped
+ * A host wait proves the open coarse run of each stream it covers complete at its return (wait_note_runs, wait_end),
+ * and a proven run left idle past it is closed there with no event (proven_close): a run left open across a stopped
  * process had the stop in its span, charged as doubt (issue 18 record 14: held 23 times, 15.5 s, 25 % busy at 70 %).
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
@@ -301,6 +302,24 @@ static int event_failed(struct dstate *ds, CUresult r)
     return r != CUDA_SUCCESS;
 }
 
+/* A coarse end mark with no event (mark.hend, proven_close): completed at m->hend, a host wait's return that proved its
+ * launches complete; no driver call. */
+static inline int host_done(const struct dstate *ds, const struct mark *m, int64_t now)
+{
+    (void)ds;
+    return m->hend <= now;
+}
+
+/* Whether the newest mark m of a stream has completed, asked with an event query (or, closed by a host wait, known
+ * without one: host_done) */
+static int query_done(struct dstate *ds, const struct mark *m, int64_t now)
+{
+    if (m->hend)
+        return host_done(ds, m, now);
+    ST_COUNT(queries);
+    return !event_failed(ds, vg_real.cuEventQuery(m->e));
+}
+
 /* Host time at which event e completed (e has completed), from the reference event. The reference's host
  * time is known only within bounds: every completed mark gives one on each side (it cannot have completed
  * before it was recorded, rec, nor after the host saw it complete), and the tightest of each since the
@@ -422,6 +441,12 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t cal
 static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
 {
     *h = INT64_MIN;
+    if (m->hend) {  /* closed with no event (proven_close): its time is a host wait's return, no driver call */
+        if (!host_done(ds, m, now))
+            return 0;  /* proven after this collection's clock read: the next one takes it */
+        *h = m->hend;
+        return 1;
+    }
     if (ds->ref && m->ms_gen == ds->ref_gen) {  /* an idle check found it completed and took its time (stream_idle) */
         *h = convert(ds, m->ms, m->rec, m->rec_call);
         return 1;
@@ -891,8 +916,7 @@ static void collect(struct dstate *ds, int all)
         if (!ds->ref && mark_known(q, newest(q))) {
             known = q->count;
         } else if (!ds->ref && q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
-            ST_COUNT(queries);
-            if (!event_failed(ds, vg_real.cuEventQuery(newest(q)->e)))
+            if (query_done(ds, newest(q), now))
                 known = q->count;
         }
         while (q->count > 0) {
@@ -902,7 +926,21 @@ static void collect(struct dstate *ds, int all)
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
             int run = 0;  /* marks after m charged with it, as one span (chained_run) */
             int64_t nl = m->n;  /* the launches m (and its run) close */
-            if (known == 0 && probe && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, RING)) > 0) {
+            int hclosed = 0;  /* closed with no event (proven_close): its time a host wait's return */
+            if (m->hend) {
+                if (!host_done(ds, m, now)) {  /* proven after this collection's clock read: the next one takes it */
+                    misses++;
+                    ST_COUNT(misses);
+                    asked_running = 1;
+                    break;
+                }
+                hclosed = 1;
+                done_h = m->hend;
+                if (known > 0)
+                    known--;
+            }
+            if (!hclosed && known == 0 && probe && done_seq > m->seq + 1 &&
+                (run = chained_run(ds, q, done_seq, RING)) > 0) {
                 struct mark *last = &q->ring[(q->head + run) % RING];
                 int notyet;
                 if (run_end(ds, q, last, now, &done_h, &notyet)) {
@@ -914,7 +952,7 @@ static void collect(struct dstate *ds, int all)
                     done_h = INT64_MIN;
                 }
             }
-            if (!run && known == 0 && probe && ds->ref) {
+            if (!hclosed && !run && known == 0 && probe && ds->ref) {
                 int missed;
                 run = run_probe(ds, q, now, &done_h, &missed);
                 if (run)
@@ -930,8 +968,8 @@ static void collect(struct dstate *ds, int all)
                         break;
                 }
             }
-            if (run) {
-                /* known complete, converted: done_h is the run's end */
+            if (run || hclosed) {
+                /* known complete, converted (or the host wait's return): done_h is the run's end */
             } else if (known > 0) {
                 known--;
             } else if (!ds->ref && mark_known(q, m)) {
@@ -1053,7 +1091,9 @@ static void collect(struct dstate *ds, int all)
                      * neighbour's time slices, which a coarse neighbour does not publish (a launch-bound 50 + 50
                      * pair on the fake was charged 1.2-1.7 x its kernels); there the tail stays doubt */
                     int alone = !ds->shared;
-                    int64_t from = m->rec > start ? m->rec : start;
+                    /* a host-closed mark's end is the wait's return, not the GPU's: late by the wait's wake-up (and a
+                     * loop syncing every launch would have that charged as GPU time): no tail, all of it doubt */
+                    int64_t from = hclosed ? h : m->rec > start ? m->rec : start;
                     if (from < wm)
                         from = wm;
                     int64_t tail = alone && from < h ? ps_charge(ds, from, h, now) : 0;
@@ -1097,7 +1137,7 @@ static void collect(struct dstate *ds, int all)
                     ds->last_end = h;
                 if (m->paired)
                     paired_h = h;  /* the event goes with the start mark after it */
-                else
+                else if (m->e)
                     put_event(ds, m->e);
                 ds->pending--;
                 if (!m->coarse && ds->busy_since && !ds->since_gpu) {
@@ -1284,8 +1324,9 @@ static int capturing(struct squeue *q)
     return capture_state(q) > 0;
 }
 
-/* capture: whether q's stream is being captured, -1 = ask the driver (a launch asks once for its marks). */
-static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture)
+/* capture: whether q's stream is being captured, -1 = ask the driver (a launch asks once for its marks). hend: 0, or a
+ * coarse end mark with no event, completed then (proven_close; the caller left room in the ring). */
+static int push_mark_x(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture, int64_t hend)
 {
     if (capture < 0)
         capture = capturing(q);
@@ -1313,22 +1354,28 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
             lst_add(&lst.full_ns, waited);
         }
     }
-    ST_START();
-    int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
-    int swapped = relaxed_begin(&mode);
-    CUevent e = get_event(ds);
-    int64_t now = vg_now_ns();
-    if (e)
-        ST_COUNT(records);
-    CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
-    int64_t rec_call = vg_now_ns() - now;  /* the record call's host time (sub_floor) */
-    relaxed_end(swapped, &mode);
-    ST_STOP(ST_MARK);
-    if (!e || rec != CUDA_SUCCESS) {
-        ds->stale = 1;  /* no event, or it cannot be recorded: never fail open (drop_measured); e is dropped */
-        return 0;
+    CUevent e = NULL;
+    int64_t now, rec_call = 0;
+    if (hend) {
+        now = vg_now_ns();
+    } else {
+        ST_START();
+        int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
+        int swapped = relaxed_begin(&mode);
+        e = get_event(ds);
+        now = vg_now_ns();
+        if (e)
+            ST_COUNT(records);
+        CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
+        rec_call = vg_now_ns() - now;  /* the record call's host time (sub_floor) */
+        relaxed_end(swapped, &mode);
+        ST_STOP(ST_MARK);
+        if (!e || rec != CUDA_SUCCESS) {
+            ds->stale = 1;  /* no event, or it cannot be recorded: never fail open (drop_measured); e is dropped */
+            return 0;
+        }
+        ds->recorded = 1;
     }
-    ds->recorded = 1;
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END ? q->sample : 0, 0, 0,
@@ -1337,6 +1384,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     q->ring[(q->head + q->count) % RING].sub = kind == MK_END ? q->unmarked_sub : 0;  /* span_start */
     q->ring[(q->head + q->count) % RING].rec_call = rec_call > 0 ? rec_call : 0;
     q->ring[(q->head + q->count) % RING].gated = kind == MK_START && ds->gate_held;
+    q->ring[(q->head + q->count) % RING].hend = hend;
     q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     if (kind == MK_END) {
         /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
@@ -1370,12 +1418,18 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         q->sample = 0;
         ds->pending++;
         q->unmarked = 0;
+        q->proven_end = 0;
         q->unmarked_coarse = 0;
         q->last_mark = now;
     } else {
         ds->calib_at = now;
     }
     return 1;
+}
+
+static inline int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture)
+{
+    return push_mark_x(ds, q, enq, kind, capture, 0);
 }
 
 /* A coarse sample begins: the run before it is closed (an end mark) and the sample opened (a start mark) by one
@@ -1595,6 +1649,8 @@ void gate_watchdog(struct dstate *ds, int64_t now)
  * query, as before. */
 static int ask_done(struct dstate *ds, struct mark *m)
 {
+    if (m->hend)
+        return host_done(ds, m, vg_now_ns());  /* closed with no event (proven_close): nothing to ask */
     if (ds->ref && vg_real.cuEventElapsedTime) {
         float ms = 0;
         ST_COUNT(elapsed);
@@ -1681,8 +1737,7 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
         if (!idle)
             q->chain_next = newest(q)->seq + 1;
     } else {
-        ST_COUNT(queries);
-        idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
+        idle = query_done(ds, newest(q), vg_now_ns());
     }
     /* so has its oldest: due now, not when ask_later put it off. The launch that finds every stream idle collects
      * them, so the period of work before it closes and the host's wait counts in the demand estimate (note_blocked):
@@ -1762,7 +1817,7 @@ static COLD int others_idle(struct dstate *ds, struct squeue *q, int64_t now, in
     return 1;
 }
 
-/* Closes q's open run with its end mark from outside its stream's launches (a host wait, the watcher), unless the driver
+/* Closes q's open run with its end mark from outside its stream's launches (the watcher), unless the driver
  * cannot say whether the stream is being captured (capture_state -1; review of pausegap item 4): a mark recorded there
  * would join the capture through its implicit dependency (a node in the program's graph, or the capture invalidated),
  * so the run stays open, neither recorded on nor dropped. Its launches are still charged: by the next pass or launch
@@ -1774,6 +1829,15 @@ static void close_run(struct dstate *ds, struct squeue *q)
         push_mark(ds, q, q->unmarked_enq, MK_END, capture);
 }
 
+/* Closes q's open coarse run with no event where a host wait proved all its launches complete (q->proven_end, wait_end):
+ * its end mark completed at the wait's return (mark.hend; see wait_note_runs). 1 = closed. */
+static int proven_close(struct dstate *ds, struct squeue *q)
+{
+    if (!q->proven_end || q->unmarked != q->proven_n || !q->unmarked_coarse || q->sample || q->count >= RING - 1)
+        return 0;
+    return push_mark_x(ds, q, q->unmarked_enq, MK_END, 0, q->proven_end);
+}
+
 /* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
 void close_bursts(struct dstate *ds, int64_t now)
 {
@@ -1783,7 +1847,7 @@ void close_bursts(struct dstate *ds, int64_t now)
             continue;
         if (q->s == CU_STREAM_PER_THREAD)
             q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
-        else
+        else if (!proven_close(ds, q))
             close_run(ds, q);
     }
 }
@@ -2651,7 +2715,7 @@ static void exit_settle(struct dstate *ds, int64_t deadline)
      * where this thread's context is the measured one (its events record there) and the ring has room (no wait) */
     for (int i = 0; i < ds->nq && ctx == ds->ctx && !ds->stale; i++) {
         struct squeue *q = &ds->q[i];
-        if (q->unmarked && q->s != CU_STREAM_PER_THREAD && q->count < RING - 1)
+        if (q->unmarked && q->s != CU_STREAM_PER_THREAD && q->count < RING - 1 && !proven_close(ds, q))
             push_mark(ds, q, q->unmarked_enq, MK_END, -1);
     }
     while (ds->pending > 0 && !ds->stale && vg_now_ns() < deadline) {
@@ -2798,6 +2862,15 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         if (!q)
             q = wait_queue(ds, s, &now);
         if (q) {
+            if (q->proven_end) {
+                /* its run's launches completed by a host wait's return (wait_end): left idle since then for a mark
+                 * gap (a pause, an idle spell), the run is closed there with no event, before anything this launch
+                 * does could close it later (a mode switch, a sample's boundary); launched on sooner (a loop that
+                 * synchronizes every launch), it goes on (wait_note_runs) */
+                if (now - q->proven_end >= MARK_GAP_NS)
+                    proven_close(ds, q);
+                q->proven_end = 0;
+            }
             choose_mode(ds, q, sm, now);
             /* switch charging: does this launch find every stream of the process idle (its start mark then waits
              * for the switch into this context)? If so the period of work before it has ended: harvested now (its
@@ -3383,6 +3456,10 @@ struct wait_proof {
     int scope;          /* PROVE_* */
     CUstream s;         /* PROVE_STREAM: the stream */
     uint64_t before;    /* the sequence number of the first mark recorded after the wait began */
+    int nr;             /* the open coarse runs it covers (wait_note_runs): queue, stream, launches, first enqueue */
+    int rq[MAXQ], rn[MAXQ];
+    CUstream rs[MAXQ];
+    int64_t renq[MAXQ];
 };
 
 /* What a synchronize of s covers; ptsz: the _ptsz entry, where NULL is the calling thread's default stream. */
@@ -3399,28 +3476,33 @@ static int wait_covers(const struct squeue *q, int scope, CUstream s)
     return scope == PROVE_ALL || (scope == PROVE_LEGACY ? !q->s || q->s == LEGACY_STREAM : q->s == s);
 }
 
-/* The host waits: the open coarse run of each queue the wait covers is closed with its mark now (issue 18, pausegap),
- * so the run's span ends where the GPU finished its launches, not where a later mark was recorded. A coarse run's span
- * starts at its first launch and ends at its mark's completion; left open, its mark came from the watcher (up to its
- * 4 ms alone ceiling after the wait) or from the next launch, after whatever the host did in between: a stopped
- * process (SIGSTOP: a bench taking turns, a debugger; the watcher stops with it), a long host computation, an idle spell
- * between requests. That time went into the span's doubt, and the verification charged what the window's host gaps did
- * not explain: on the H100 (record 14) the inference loop alone at 70 %, 25 % busy, was charged 12.5 s of doubt and held
- * 23 times for 15.5 s; on the fake, bursts of it between 500 ms stops were charged 6-40 x their GPU time (2026-12-07-
- * fake-pausegap.md). No time is left out of any span: the mark is queued behind every launch of the run, so it still
- * completes only once they ran (long kernels queued ahead end the span where they end, and the tail after the record is
- * charged as before); only the host's time after the wait began, which the GPU cannot spend on work not yet submitted,
- * stays out. One event record per wait with a run open (a synchronised loop: one per step, ~195 launches). A wait the
- * library cannot place (an event's, a per-thread default stream's) closes nothing. */
-static void wait_close_runs(struct dstate *ds, int scope, CUstream s)
+/* The host waits: the open coarse run of each queue the wait covers is noted (issue 18, pausegap; gatehard), and a wait
+ * that returns success proves its launches complete by its return (wait_end: q->proven_end). A coarse run's span starts
+ * at its first launch and ends at its mark's completion; left open past the wait, its mark came from the watcher (up to
+ * its 4 ms alone ceiling later) or from the next launch, after whatever the host did in between: a stopped process
+ * (SIGSTOP: a bench taking turns, a debugger; the watcher stops with it), a long host computation, an idle spell between
+ * requests. That time went into the span's doubt, and the verification charged what the window's host gaps did not
+ * explain: on the H100 (record 14) the inference loop alone at 70 %, 25 % busy, was charged 12.5 s of doubt and held 23
+ * times for 15.5 s; on the fake, bursts of it between 500 ms stops were charged 6-40 x their GPU time (2026-12-07-fake-
+ * pausegap.md). So a proven run left idle MARK_GAP_NS past the wait's return (the watcher's close_bursts, or the next
+ * launch, launch_end) is closed with no event, its span ending at the wait's return (proven_close): late by at most the
+ * wait's wake-up, never early (nothing is left out of it). Pausegap recorded an event on every such run as the wait
+ * began: a record and a conversion per wait, on every launch of a loop that synchronizes after each (fake libcuda with
+ * the H200's call costs modelled: +5.3 us a launch on a 25.9 us iteration, 20 %; gatehard's record); now a run whose
+ * next launch follows within MARK_GAP_NS goes on as before pausegap (closed by its own mark at 1 ms or 64 launches,
+ * its host gaps judged by the windows), and an idle one costs no driver call. A wait the library cannot place (an
+ * event's, a per-thread default stream's), or that fails, proves nothing. */
+static void wait_note_runs(struct dstate *ds, struct wait_proof *p)
 {
-#ifdef HAMI_BISECT_NO_RECORDS
-    return;  /* bench (launch_int.h): its coarse runs are charged the estimate in the launch path, never marked */
-#endif
-    for (int i = 0; i < ds->nq && !ds->stale; i++) {
+    for (int i = 0; i < ds->nq && p->nr < MAXQ; i++) {
         struct squeue *q = &ds->q[i];
-        if (q->unmarked && q->unmarked_coarse && q->s != CU_STREAM_PER_THREAD && wait_covers(q, scope, s))
-            close_run(ds, q);
+        if (q->unmarked && q->unmarked_coarse && !q->sample && q->s != CU_STREAM_PER_THREAD &&
+            wait_covers(q, p->scope, p->s)) {
+            p->rq[p->nr] = i;
+            p->rs[p->nr] = q->s;
+            p->rn[p->nr] = q->unmarked;
+            p->renq[p->nr++] = q->unmarked_enq;
+        }
     }
 }
 
@@ -3431,6 +3513,7 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
     p->ds = NULL;
     p->scope = scope;
     p->s = s;
+    p->nr = 0;
     if (scope == PROVE_NONE || !vg_launch_control())
         return;
     CUcontext ctx = NULL;
@@ -3442,7 +3525,7 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
     if (ctx == ds->ctx && !ds->adopt && !ds->stale && ds->nq) {
         if (ds->deep_extra)
             deep_close_all(ds);  /* the host waits: its open deep runs close while their backlog runs */
-        wait_close_runs(ds, scope, s);
+        wait_note_runs(ds, p);
         p->ds = ds;
         p->before = ds->seq;
     }
@@ -3457,8 +3540,19 @@ static void wait_end(const struct wait_proof *p, CUresult r)
     struct dstate *ds = p->ds;
     if (!ds || r != CUDA_SUCCESS)
         return;
+    int64_t t = vg_now_ns();  /* after the wait returned: every launch it covered had completed by now */
     int proved = 0;
     pthread_mutex_lock(&ds->mu);
+    for (int k = 0; k < p->nr; k++) {
+        struct squeue *q = &ds->q[p->rq[k]];
+        /* the same run, still open, with no launch since the wait began (a launch made meanwhile by another thread
+         * is not covered): proven complete by t */
+        if (p->rq[k] < ds->nq && q->s == p->rs[k] && q->unmarked == p->rn[k] && q->unmarked_enq == p->renq[k] &&
+            q->unmarked_coarse && !q->sample) {
+            q->proven_end = t;
+            q->proven_n = p->rn[k];
+        }
+    }
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
         int covered = wait_covers(q, p->scope, p->s);
@@ -3498,7 +3592,7 @@ VG_API CUresult cuEventSynchronize(CUevent e) { HOST_WAIT(cuEventSynchronize, PR
 /* A stream is destroyed (review of pausegap item 5). Destroying a stream with work pending is legal: the driver runs the
  * work and frees the stream once it is done, and may hand its handle to a new stream. The library kept the handle in
  * the stream's queue and recorded marks on it later (the watcher's close_bursts 0.1-4 ms after the last launch, a
- * synchronize's wait_close_runs, exit_settle): on a freed handle, INVALID_HANDLE at best (the state stale, charged its
+ * synchronize's wait_close_runs before gatehard, exit_settle): on a freed handle, INVALID_HANDLE at best (the state stale, charged its
  * wall time), at worst a record on another stream that got the handle. So before the driver's call, under the device's
  * lock: the queue's open run is closed by its end mark, recorded on the stream while it still lives (queued behind
  * every launch of the run, so its span holds all their GPU time: the charge stays the GPU's), and the queue forgets the
@@ -3525,7 +3619,7 @@ static void stream_destroying(CUstream s)
             struct squeue *q = &ds->q[i];
             if (q->s != s)
                 continue;
-            if (q->unmarked && !ds->stale) {
+            if (q->unmarked && !ds->stale && !proven_close(ds, q)) {
                 int capture = capture_state(q);
                 if (capture < 0)
                     ds->stale = 1;  /* no mark can close the run: charged its wall time (drop_measured) */

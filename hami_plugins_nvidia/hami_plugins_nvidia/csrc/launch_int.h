@@ -90,6 +90,9 @@ struct mark {
     int kn;
     int gated;       /* MK_START behind a gate's wait (launch.c gate_arm): it completes once the launch's end mark was
                         queued, so its wait from its record is not all a switch (the switch gap starts at sub) */
+    /* a coarse MK_END with no event (launch.c proven_close): the host time a wait that covered all its launches
+     * returned (their completion, late by at most the wait's wake-up: never early); 0 = an evented mark */
+    int64_t hend;
 };
 
 struct squeue {
@@ -117,6 +120,10 @@ struct squeue {
     uint64_t un_key;       /* the unmarked launches' kernel key if they share one, else 0 (mark.key) ... */
     int64_t un_est;        /* ... the table's estimates of those of them it knew ... */
     int un_kn;             /* ... and how many (mark.est, mark.kn) */
+    /* the open coarse run's first proven_n launches completed by proven_end: a host wait that covered them returned
+     * then (launch.c wait_end), 0 = none; a mark closing the run, or a launch joining it, ends the proof */
+    int64_t proven_end;
+    int proven_n;
     struct mark ring[RING];
 };
 

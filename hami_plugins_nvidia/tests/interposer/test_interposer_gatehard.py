@@ -101,3 +101,25 @@ def test_a_destroyed_stream_is_never_touched_again(workload: Workload, after: st
     gpu_s = int(r.values("gpu")[0][0]) / 1e9
     assert charged_s(workload) >= 0.9 * gpu_s, (charged_s(workload), gpu_s)  # the run's GPU time was charged
 
+
+
+def test_a_loop_syncing_every_launch_pays_no_record_per_sync(workload: Workload) -> None:
+    # pausegap closed the open coarse run with an event at every synchronize: a loop that synchronizes after each
+    # launch paid a record and a conversion per launch (fake libcuda with the H200's call costs modelled: +5.3 us on a
+    # 25.9 us iteration). A wait that returns success proves the run complete at its return: the run goes on while the
+    # next launch follows within a mark gap, and one left idle longer is closed there with no event (proven_close).
+    # main (a46f1f8): ~1.0 records a launch here; now the precise windows' and samples' marks only. Syncs spin
+    # (FAKE_CUDA_SYNC_SPIN=1, as cudaDeviceScheduleSpin): a sleeping sync on this host wakes 50-100 us late only when
+    # its kernel has not ended yet, which a record before it changes, and the coarse spans then held wake-ups the
+    # windows never saw (the gatehard record). The charge stays at least the GPU time (fail-closed).
+    _coarse(workload)
+    r = workload.run("ctx", "0", "launch", "kernel", "20", "10", "sleep", "300", "spin", "5", "20", "0.3", "1",
+                     "calls", "spin", "5", "20", "1", "1", "calls", "gpu", timeout=30, FAKE_CUDA_SYNC_SPIN="1")
+    assert r.returncode == 0, r.stderr
+    c0, c1 = (list(map(int, v)) for v in r.values("calls"))
+    n = c1[0] - c0[0]
+    records = (c1[1] - c0[1]) / n
+    assert n > 5000 and records < 0.4, (n, records, r.stderr[-1500:])
+    assert "0.0 % coarse" not in r.stderr, r.stderr
+    gpu_s = int(r.values("gpu")[0][0]) / 1e9
+    assert charged_s(workload) >= 0.9 * gpu_s, (charged_s(workload), gpu_s)
