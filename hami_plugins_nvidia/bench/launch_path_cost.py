@@ -11,7 +11,9 @@ Loops (the kernels take 0 us: the program never reaches its limit, so every nano
   paced  `spin 0 GAP SECS` with a busy-waited gap of --gap-us after each launch (an inference-like loop, ~20 us
          of host time per launch: the per-ms work is amortised over ~50 launches, as on the H200);
   infer  the paced loop shaped like the H200's batch-1 inference loop: --infer-kernel-us kernels and a host
-         synchronize every --infer-sync launches (a step of ~195 launches ending in a host sync).
+         synchronize every --infer-sync launches (a step of ~195 launches ending in a host sync);
+  sync1  the infer loop with a host synchronize after every launch (launch, sync, launch, sync: what pausegap's
+         wait_close_runs costs most, one event record per sync with a coarse run open; review of pausegap).
 Each run first runs the same loop for 0.4 s (a fresh container earns its credit; until then it is measured
 precisely), then the measured window. Cases: nolimit (preloaded, no SM limit); force70 (limit 70, force: the coarse
 path); force70s64 / force70s128 (the same, one coarse launch in 64 / 128 sampled: HAMI_SM_SAMPLE_EVERY); precise70
@@ -111,7 +113,9 @@ def loop_args(loop: str, launches: int, gap_us: int, secs: float, kernel_us: int
               sync: int = 1000000000) -> list[str]:
     # the warm-up runs the same loop for WARMUP_S: a fresh container starts with no credit and is measured
     # precisely until it has earned enough (about 115 ms at 70 %); the window measures the steady state
-    if loop != "infer":
+    if loop == "sync1":
+        sync = 1
+    elif loop != "infer":
         kernel_us, sync = 0, 1000000000
     spin = ["spin", str(kernel_us), "0" if loop == "tight" else str(gap_us)]
     warm = ["ctx", "0", *spin, str(WARMUP_S), str(sync), "calls"]
@@ -327,8 +331,8 @@ def main() -> int:
         if c not in CASES:
             ap.error(f"--cases: unknown case {c!r} (known: {', '.join(CASES)})")
     for lp in loops:
-        if lp not in ("tight", "paced", "infer"):
-            ap.error(f"--loops: unknown loop {lp!r} (tight, paced, infer)")
+        if lp not in ("tight", "paced", "infer", "sync1"):
+            ap.error(f"--loops: unknown loop {lp!r} (tight, paced, infer, sync1)")
     if a.rounds < 1 or a.launches < 1000 or not 0 < a.gap_us <= 10000 or not 0.05 <= a.secs <= 10:
         ap.error("--rounds >= 1, --launches >= 1000, 0 < --gap-us <= 10000, 0.05 <= --secs <= 10")
     if not 0 <= a.infer_kernel_us <= 10000 or not 1 <= a.infer_sync <= 1000000:

@@ -82,8 +82,8 @@ static void load_libcuda(void)
     RESOLVE_AS(cuEventElapsedTime, "cuEventElapsedTime_v2");
     RESOLVE_AS(cuEventElapsedTime, "cuEventElapsedTime");
     RESOLVE(cuArrayGetMemoryRequirements);
-    RESOLVE(cuDeviceGetAttribute);
-    RESOLVE(cuMemHostAlloc);
+    RESOLVE_AS(cuMemHostRegister, "cuMemHostRegister_v2");
+    RESOLVE_AS(cuMemHostRegister, "cuMemHostRegister");
     RESOLVE_AS(cuMemHostGetDevicePointer, "cuMemHostGetDevicePointer_v2");
     RESOLVE_AS(cuStreamWaitValue32, "cuStreamWaitValue32_v2");  /* the V2 memops only: V1 needs a module option */
     RESOLVE(cuMipmappedArrayGetMemoryRequirements);
@@ -155,7 +155,8 @@ void vg_ctx_forked(void)
     __atomic_add_fetch(&ctx_gen, 1, __ATOMIC_SEQ_CST);
 }
 
-/* The gate's host word (launch.c gate_ready) lives in a context: it is set up again after any context destruction. */
+/* The gate's host word (launch.c gate_ready) is registered in a context: registered again after any context
+ * destruction. */
 uint64_t vg_ctx_epoch(int *calm)
 {
     *calm = !__atomic_load_n(&ctx_dying, __ATOMIC_SEQ_CST);

@@ -22,7 +22,7 @@ extern void *vg_nvml_real_meminfo, *vg_nvml_real_meminfo_v2, *vg_nvml_real_index
     X(cuGraphLaunch_ptsz, 1) X(cuStreamBeginCapture, 0) X(cuStreamBeginCapture_ptsz, 0)               \
     X(cuStreamBeginCapture_v2, 0) X(cuStreamBeginCapture_v2_ptsz, 0) X(cuStreamBeginCaptureToGraph, 0)  \
     X(cuStreamBeginCaptureToGraph_ptsz, 0) X(cuStreamSynchronize, 1) X(cuStreamSynchronize_ptsz, 1)          \
-    X(cuCtxSynchronize, 1) X(cuEventSynchronize, 1)
+    X(cuCtxSynchronize, 1) X(cuEventSynchronize, 1) X(cuStreamDestroy, 1) X(cuStreamDestroy_v2, 1)
 
 #define X(name, launch) CUresult name();
 CU_LIST

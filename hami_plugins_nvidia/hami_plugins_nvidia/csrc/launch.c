@@ -99,7 +99,8 @@
  * host-paced tiny kernels, was charged 0.36 x its GPU time on the fake. A mark that is all tail (the GPU reached it
  * only after it was recorded) is charged exactly and leaves the verification (its launches and samples do not
  * judge the others). Alone only: beside another container a tail may hold the neighbour's time slices.
- * A host wait closes the open coarse run of each stream it covers (wait_close_runs): a run left open across a stopped
+ * A host wait proves the open coarse run of each stream it covers complete at its return (wait_note_runs, wait_end),
+ * and a proven run left idle past it is closed there with no event (proven_close): a run left open across a stopped
  * process had the stop in its span, charged as doubt (issue 18 record 14: held 23 times, 15.5 s, 25 % busy at 70 %).
  * Fairness: a coarse tenant's busy intervals would over-state n(t) for its neighbours and under-charge them,
  * so a coarse tenant publishes no busy interval (its open one is closed at its last precise end; its
@@ -176,6 +177,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -300,6 +302,24 @@ static int event_failed(struct dstate *ds, CUresult r)
     return r != CUDA_SUCCESS;
 }
 
+/* A coarse end mark with no event (mark.hend, proven_close): completed at m->hend, a host wait's return that proved its
+ * launches complete; no driver call. */
+static inline int host_done(const struct dstate *ds, const struct mark *m, int64_t now)
+{
+    (void)ds;
+    return m->hend <= now;
+}
+
+/* Whether the newest mark m of a stream has completed, asked with an event query (or, closed by a host wait, known
+ * without one: host_done) */
+static int query_done(struct dstate *ds, const struct mark *m, int64_t now)
+{
+    if (m->hend)
+        return host_done(ds, m, now);
+    ST_COUNT(queries);
+    return !event_failed(ds, vg_real.cuEventQuery(m->e));
+}
+
 /* Host time at which event e completed (e has completed), from the reference event. The reference's host
  * time is known only within bounds: every completed mark gives one on each side (it cannot have completed
  * before it was recorded, rec, nor after the host saw it complete), and the tightest of each since the
@@ -421,6 +441,12 @@ static int64_t completion(struct dstate *ds, CUevent e, int64_t rec, int64_t cal
 static int mark_done(struct dstate *ds, struct mark *m, int64_t now, int64_t *h)
 {
     *h = INT64_MIN;
+    if (m->hend) {  /* closed with no event (proven_close): its time is a host wait's return, no driver call */
+        if (!host_done(ds, m, now))
+            return 0;  /* proven after this collection's clock read: the next one takes it */
+        *h = m->hend;
+        return 1;
+    }
     if (ds->ref && m->ms_gen == ds->ref_gen) {  /* an idle check found it completed and took its time (stream_idle) */
         *h = convert(ds, m->ms, m->rec, m->rec_call);
         return 1;
@@ -890,8 +916,7 @@ static void collect(struct dstate *ds, int all)
         if (!ds->ref && mark_known(q, newest(q))) {
             known = q->count;
         } else if (!ds->ref && q->count > 1 && q->s != CU_STREAM_PER_THREAD) {
-            ST_COUNT(queries);
-            if (!event_failed(ds, vg_real.cuEventQuery(newest(q)->e)))
+            if (query_done(ds, newest(q), now))
                 known = q->count;
         }
         while (q->count > 0) {
@@ -901,7 +926,21 @@ static void collect(struct dstate *ds, int all)
             int64_t done_h = INT64_MIN;  /* its completion, where mark_done converted it */
             int run = 0;  /* marks after m charged with it, as one span (chained_run) */
             int64_t nl = m->n;  /* the launches m (and its run) close */
-            if (known == 0 && probe && done_seq > m->seq + 1 && (run = chained_run(ds, q, done_seq, RING)) > 0) {
+            int hclosed = 0;  /* closed with no event (proven_close): its time a host wait's return */
+            if (m->hend) {
+                if (!host_done(ds, m, now)) {  /* proven after this collection's clock read: the next one takes it */
+                    misses++;
+                    ST_COUNT(misses);
+                    asked_running = 1;
+                    break;
+                }
+                hclosed = 1;
+                done_h = m->hend;
+                if (known > 0)
+                    known--;
+            }
+            if (!hclosed && known == 0 && probe && done_seq > m->seq + 1 &&
+                (run = chained_run(ds, q, done_seq, RING)) > 0) {
                 struct mark *last = &q->ring[(q->head + run) % RING];
                 int notyet;
                 if (run_end(ds, q, last, now, &done_h, &notyet)) {
@@ -913,7 +952,7 @@ static void collect(struct dstate *ds, int all)
                     done_h = INT64_MIN;
                 }
             }
-            if (!run && known == 0 && probe && ds->ref) {
+            if (!hclosed && !run && known == 0 && probe && ds->ref) {
                 int missed;
                 run = run_probe(ds, q, now, &done_h, &missed);
                 if (run)
@@ -929,8 +968,8 @@ static void collect(struct dstate *ds, int all)
                         break;
                 }
             }
-            if (run) {
-                /* known complete, converted: done_h is the run's end */
+            if (run || hclosed) {
+                /* known complete, converted (or the host wait's return): done_h is the run's end */
             } else if (known > 0) {
                 known--;
             } else if (!ds->ref && mark_known(q, m)) {
@@ -1052,7 +1091,9 @@ static void collect(struct dstate *ds, int all)
                      * neighbour's time slices, which a coarse neighbour does not publish (a launch-bound 50 + 50
                      * pair on the fake was charged 1.2-1.7 x its kernels); there the tail stays doubt */
                     int alone = !ds->shared;
-                    int64_t from = m->rec > start ? m->rec : start;
+                    /* a host-closed mark's end is the wait's return, not the GPU's: late by the wait's wake-up (and a
+                     * loop syncing every launch would have that charged as GPU time): no tail, all of it doubt */
+                    int64_t from = hclosed ? h : m->rec > start ? m->rec : start;
                     if (from < wm)
                         from = wm;
                     int64_t tail = alone && from < h ? ps_charge(ds, from, h, now) : 0;
@@ -1096,7 +1137,7 @@ static void collect(struct dstate *ds, int all)
                     ds->last_end = h;
                 if (m->paired)
                     paired_h = h;  /* the event goes with the start mark after it */
-                else
+                else if (m->e)
                     put_event(ds, m->e);
                 ds->pending--;
                 if (!m->coarse && ds->busy_since && !ds->since_gpu) {
@@ -1261,17 +1302,31 @@ static COLD struct squeue *wait_queue(struct dstate *ds, CUstream s, int64_t *no
 
 /* Records a mark of the kind on q's stream. A stream being captured into a graph gets none: its launches are
  * recorded, not run (the graph's launch is measured), so they are forgotten. */
-static int capturing(struct squeue *q)
+#define CAPTURE_ERR_FIRST 900  /* CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ... */
+#define CAPTURE_ERR_LAST 908   /* ... CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD: a capture is in the way */
+
+/* Whether q's stream is being captured: 1 yes, 0 no, -1 the driver's query failed with a stream capture error (the
+ * legacy stream while a blocking stream is captured: CUDA_ERROR_STREAM_CAPTURE_IMPLICIT, documented). Any other
+ * failure reads 0, as before: a record then fails too and the state goes stale (charged, never free). */
+static int capture_state(struct squeue *q)
 {
-    if (!__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) || !vg_real.cuStreamIsCapturing)
         return 0;
     int capture = 0;
-    return vg_real.cuStreamIsCapturing && vg_real.cuStreamIsCapturing(q->s, &capture) == CUDA_SUCCESS &&
-           capture != CU_STREAM_CAPTURE_STATUS_NONE;
+    CUresult r = vg_real.cuStreamIsCapturing(q->s, &capture);
+    if (r >= CAPTURE_ERR_FIRST && r <= CAPTURE_ERR_LAST)
+        return -1;
+    return r == CUDA_SUCCESS && capture != CU_STREAM_CAPTURE_STATUS_NONE;
 }
 
-/* capture: whether q's stream is being captured, -1 = ask the driver (a launch asks once for its marks). */
-static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture)
+static int capturing(struct squeue *q)
+{
+    return capture_state(q) > 0;
+}
+
+/* capture: whether q's stream is being captured, -1 = ask the driver (a launch asks once for its marks). hend: 0, or a
+ * coarse end mark with no event, completed then (proven_close; the caller left room in the ring). */
+static int push_mark_x(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture, int64_t hend)
 {
     if (capture < 0)
         capture = capturing(q);
@@ -1299,22 +1354,28 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
             lst_add(&lst.full_ns, waited);
         }
     }
-    ST_START();
-    int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
-    int swapped = relaxed_begin(&mode);
-    CUevent e = get_event(ds);
-    int64_t now = vg_now_ns();
-    if (e)
-        ST_COUNT(records);
-    CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
-    int64_t rec_call = vg_now_ns() - now;  /* the record call's host time (sub_floor) */
-    relaxed_end(swapped, &mode);
-    ST_STOP(ST_MARK);
-    if (!e || rec != CUDA_SUCCESS) {
-        ds->stale = 1;  /* no event, or it cannot be recorded: never fail open (drop_measured); e is dropped */
-        return 0;
+    CUevent e = NULL;
+    int64_t now, rec_call = 0;
+    if (hend) {
+        now = vg_now_ns();
+    } else {
+        ST_START();
+        int mode;  /* relaxed, as in harvest(): another stream may be capturing in global mode */
+        int swapped = relaxed_begin(&mode);
+        e = get_event(ds);
+        now = vg_now_ns();
+        if (e)
+            ST_COUNT(records);
+        CUresult rec = e ? vg_real.cuEventRecord(e, q->s) : CUDA_ERROR_NOT_INITIALIZED;
+        rec_call = vg_now_ns() - now;  /* the record call's host time (sub_floor) */
+        relaxed_end(swapped, &mode);
+        ST_STOP(ST_MARK);
+        if (!e || rec != CUDA_SUCCESS) {
+            ds->stale = 1;  /* no event, or it cannot be recorded: never fail open (drop_measured); e is dropped */
+            return 0;
+        }
+        ds->recorded = 1;
     }
-    ds->recorded = 1;
     q->ring[(q->head + q->count) % RING] =
         (struct mark){e, kind == MK_START ? now : enq, now, kind, kind == MK_END ? q->unmarked : 0,
                       kind == MK_END ? q->unmarked_coarse : ds->coarse, 0, kind == MK_END ? q->sample : 0, 0, 0,
@@ -1323,6 +1384,7 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
     q->ring[(q->head + q->count) % RING].sub = kind == MK_END ? q->unmarked_sub : 0;  /* span_start */
     q->ring[(q->head + q->count) % RING].rec_call = rec_call > 0 ? rec_call : 0;
     q->ring[(q->head + q->count) % RING].gated = kind == MK_START && ds->gate_held;
+    q->ring[(q->head + q->count) % RING].hend = hend;
     q->chain_next = 0;  /* a start mark breaks the chain; an end mark took it */
     if (kind == MK_END) {
         /* a deep run's deferred launches stay in deep_extra (the in-flight estimate) beyond the one that pending
@@ -1356,12 +1418,18 @@ static int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind,
         q->sample = 0;
         ds->pending++;
         q->unmarked = 0;
+        q->proven_end = 0;
         q->unmarked_coarse = 0;
         q->last_mark = now;
     } else {
         ds->calib_at = now;
     }
     return 1;
+}
+
+static inline int push_mark(struct dstate *ds, struct squeue *q, int64_t enq, int kind, int capture)
+{
+    return push_mark_x(ds, q, enq, kind, capture, 0);
 }
 
 /* A coarse sample begins: the run before it is closed (an end mark) and the sample opened (a start mark) by one
@@ -1393,54 +1461,68 @@ static COLD int push_boundary(struct dstate *ds, struct squeue *q, int64_t now)
  * mark completes only after the neighbour's turn, so the span (precise, or a coarse sample's: push_boundary) holds that
  * turn. Subtracting the neighbour afterwards (board rings, low figures per kernel) kept failing; this removes the cause
  * instead: before a marked launch's start mark the stream waits (cuStreamWaitValue32_v2, GEQ, cyclic) on a word of
- * pinned host memory mapped to the device, and the host writes the ticket only once the launch's end mark is queued
+ * host memory registered and mapped to the device, and the host writes the ticket only once the launch's end mark is queued
  * (gate_release). The GPU then runs start mark, kernel and end mark back to back, and the span is the kernel's. Only
  * launches that get a start mark while another container is present are gated: 1 precise spans on an idle stream and
  * coarse samples (the start marks recorded anyway), 2 also chained precise launches, each given a start mark
  * (launch_begin); alone nothing holds the neighbour's turn, and plain launches (coarse runs, deep runs) have no span of
  * their own. Never on a stream being captured (a wait would become a node of the program's graph), nor where the driver
- * or device lacks the V2 stream memory operations or the word cannot be had (gate_ready: then silently today's path).
+ * or device lacks the V2 stream memory operations (the wait call fails) or the word cannot be had (gate_ready: then
+ * silently today's path).
  * Never a deadlock: the ticket is written on every path out of the launch (launch_end, the launch's own failure
  * included), before anything that waits for the GPU (the unmeasured path's synchronize); at most one wait is held at a
- * time per device, under the device's lock held across the launch call. The word lives in its context: after any
- * context destruction it is set up again (at most GATE_SETUPS_MAX times). What a blocked wait does to the time slice
+ * time per device, under the device's lock held across the launch call. The word is the library's own page, registered
+ * in its context: after any context destruction it is registered again (gate_setup). What a blocked wait does to the time slice
  * (held idle by the waiting context or switched out) the fake models both ways (FAKE_CUDA_GATE_HOLDS); a GPU must say
  * which it does. */
-#define ATTR_WAIT_VALUE_NOR 123  /* CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR (the V2 memops'; 94 is _V1) */
-#define HOSTALLOC_PORTABLE 0x01  /* CU_MEMHOSTALLOC_PORTABLE */
-#define HOSTALLOC_DEVICEMAP 0x02 /* CU_MEMHOSTALLOC_DEVICEMAP */
+#define HOSTREGISTER_PORTABLE 0x01  /* CU_MEMHOSTREGISTER_PORTABLE: pinned for every context */
+#define HOSTREGISTER_DEVICEMAP 0x02 /* CU_MEMHOSTREGISTER_DEVICEMAP: mapped for the device (cuMemHostGetDevicePointer) */
+#define HOST_ALREADY_REGISTERED 712 /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED: a live context still has it */
+#define GATE_PAGE 4096
 #define WAIT_VALUE_GEQ 0x0       /* CU_STREAM_WAIT_VALUE_GEQ: (int32_t)(*addr - value) >= 0 */
-#define GATE_SETUPS_MAX 8
 #define GATE_CHAIN_AHEAD_NS 50000LL  /* HAMI_SM_GATE_MARKS=2: chained launches gated behind at most this queued work */
 /* a wait held this long: its launch call waits for the GPU (gate_watchdog; 2 ms also released the waits of a launching
  * thread merely descheduled on a loaded host: the fake's gated pair read 1.2-1.8 x its kernels, 1.00 x at 20 ms) */
 #define GATE_WATCHDOG_NS 20000000LL
 #define GATE_RESCUES_MAX 16          /* the watchdog's releases in a row before the gate goes off for good */
 
+/* The gate goes off for good on this device; the first reason (any device's) is the stats line's. A compare-and-swap:
+ * two devices' launching threads may get here at once (review of gatemarks: a check-then-set raced). */
 static COLD void gate_off(struct dstate *ds, const char *why)
 {
     ds->gate_state = -1;
-    if (!lst.gate_off) {
-        lst.gate_off = why;
+    const char *none = NULL;
+    if (__atomic_compare_exchange_n(&lst.gate_off, &none, why, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         vg_log(VG_INFO, "device %d: marked launches not gated (HAMI_SM_GATE_MARKS): %s", ds->dev, why);
-    }
 }
 
-/* Whether the gate's word is ready in the measured context: set up at the first gated launch, again after any context
- * destruction (the word died with its context, or may have: vg_ctx_epoch), never while one is in progress. */
+/* Whether the gate's word is ready in the measured context: set up at the first gated launch, registered again after
+ * any context destruction (its registration died with its context, or may have: vg_ctx_epoch), never while one is in
+ * progress.
+ * The word is a page of the library's own memory (mmap'd once per device, never unmapped) registered with
+ * cuMemHostRegister(PORTABLE | DEVICEMAP), not cuMemHostAlloc'd (review of gatemarks, 2026-12-07): the driver unmaps
+ * its own pinned allocations when their context is destroyed, so a release store (gate_release, gate_watchdog) after
+ * another thread destroyed the context mid-launch faulted in the library (fake: FAKE_CUDA_HOST_UNMAP=1); a destruction
+ * now only unregisters the page, and every store is to valid memory. It also ended the leak of one pinned page per
+ * re-setup (each context destruction, or primary context release, left the old allocation behind), which the bound on
+ * re-setups (GATE_SETUPS_MAX, 8) existed for: nothing accumulates now (the page is registered again, or found still
+ * registered in a live context), so a program that retains and releases its primary context keeps its gate; a re-setup
+ * costs two driver calls after a context destruction, which costs far more itself.
+ * No device attribute is asked: the V2 stream memory operations (cuStreamWaitValue32_v2) need none. The CUDA 11.8
+ * driver API's "Stream Memory Operations" says "The V2 APIs are available by default on all platforms" (the V1 ones
+ * needed NVreg_EnableStreamMemOPs=1 and CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_MEM_OPS); in the CUDA 12 and 13 pages the
+ * only attribute for the 32-bit wait is CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR_V2, which says whether the NOR
+ * condition is supported, not GEQ (used here). The gate asked attribute 123 (..._NOR_V2 in CUDA 11's cuda.h; some
+ * later headers number the attributes differently), which could turn it off where GEQ works. A wait call that fails
+ * turns it off instead (gate_arm), its ticket written all the same. */
 static COLD int gate_setup(struct dstate *ds)
 {
     int calm = 0;
     uint64_t epoch = vg_ctx_epoch(&calm);
     if (ds->gate_state < 0 || !calm)
         return 0;
-    if (!vg_real.cuStreamWaitValue32 || !vg_real.cuMemHostAlloc || !vg_real.cuMemHostGetDevicePointer ||
-        !vg_real.cuDeviceGetAttribute) {
-        gate_off(ds, "the driver lacks cuStreamWaitValue32_v2 or host-mapped memory");
-        return 0;
-    }
-    if (ds->gate_setups >= GATE_SETUPS_MAX) {
-        gate_off(ds, "its word was set up 8 times (contexts destroyed)");
+    if (!vg_real.cuStreamWaitValue32 || !vg_real.cuMemHostRegister || !vg_real.cuMemHostGetDevicePointer) {
+        gate_off(ds, "the driver lacks cuStreamWaitValue32_v2 or host memory registration");
         return 0;
     }
     /* every launch call waits for its stream, the gate's wait included, before it returns and the host can write the
@@ -1450,26 +1532,29 @@ static COLD int gate_setup(struct dstate *ds)
         gate_off(ds, "CUDA_LAUNCH_BLOCKING is set (a launch call waits for the GPU)");
         return 0;
     }
-    int v = 0;
-    if (vg_real.cuDeviceGetAttribute(&v, ATTR_WAIT_VALUE_NOR, ds->dev) != CUDA_SUCCESS || !v) {
-        gate_off(ds, "the device lacks CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR");
-        return 0;
+    if (!ds->gate_word) {
+        void *page = mmap(NULL, GATE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (page == MAP_FAILED) {
+            gate_off(ds, "no page for its word");
+            return 0;
+        }
+        /* published before any wait can be armed on it; the watchdog reads it only once a wait is armed */
+        __atomic_store_n(&ds->gate_word, (volatile uint32_t *)page, __ATOMIC_RELEASE);
     }
-    ds->gate_setups++;
-    void *p = NULL;
+    /* the word keeps its value across re-setups (the tickets go on from the last one: no wait is held now) */
+    __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);
     CUdeviceptr d = 0;
     int mode;  /* relaxed, as push_mark: another stream may be capturing in global mode */
     int swapped = relaxed_begin(&mode);
-    CUresult r = vg_real.cuMemHostAlloc(&p, sizeof(uint32_t), HOSTALLOC_PORTABLE | HOSTALLOC_DEVICEMAP);
-    if (r == CUDA_SUCCESS && p)
-        r = vg_real.cuMemHostGetDevicePointer(&d, p, 0);
+    CUresult r = vg_real.cuMemHostRegister((void *)ds->gate_word, GATE_PAGE,
+                                           HOSTREGISTER_PORTABLE | HOSTREGISTER_DEVICEMAP);
+    if (r == CUDA_SUCCESS || r == HOST_ALREADY_REGISTERED)
+        r = vg_real.cuMemHostGetDevicePointer(&d, (void *)ds->gate_word, 0);
     relaxed_end(swapped, &mode);
-    if (r != CUDA_SUCCESS || !p || !d) {
+    if (r != CUDA_SUCCESS || !d) {
         gate_off(ds, "no host-mapped word");
         return 0;
     }
-    ds->gate_word = p;
-    __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);  /* the tickets go on from the last one */
     ds->gate_dptr = d;
     ds->gate_ctx = ds->ctx;
     ds->gate_epoch = epoch;
@@ -1544,7 +1629,7 @@ void gate_watchdog(struct dstate *ds, int64_t now)
     int64_t armed = __atomic_load_n(&ds->gate_armed_ns, __ATOMIC_ACQUIRE);
     if (!armed || now - armed < GATE_WATCHDOG_NS)
         return;
-    volatile uint32_t *w = ds->gate_word;  /* never freed (a re-setup leaks the old page): a stale pointer stays valid */
+    volatile uint32_t *w = __atomic_load_n(&ds->gate_word, __ATOMIC_ACQUIRE);  /* never unmapped (gate_setup) */
     uint32_t t = __atomic_load_n(&ds->gate_ticket, __ATOMIC_RELAXED);
     uint32_t before = t - 1;
     if (w && __atomic_compare_exchange_n((uint32_t *)w, &before, t, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
@@ -1564,6 +1649,8 @@ void gate_watchdog(struct dstate *ds, int64_t now)
  * query, as before. */
 static int ask_done(struct dstate *ds, struct mark *m)
 {
+    if (m->hend)
+        return host_done(ds, m, vg_now_ns());  /* closed with no event (proven_close): nothing to ask */
     if (ds->ref && vg_real.cuEventElapsedTime) {
         float ms = 0;
         ST_COUNT(elapsed);
@@ -1650,8 +1737,7 @@ static int stream_idle(struct dstate *ds, struct squeue *q, int *calls, int own)
         if (!idle)
             q->chain_next = newest(q)->seq + 1;
     } else {
-        ST_COUNT(queries);
-        idle = !event_failed(ds, vg_real.cuEventQuery(newest(q)->e));
+        idle = query_done(ds, newest(q), vg_now_ns());
     }
     /* so has its oldest: due now, not when ask_later put it off. The launch that finds every stream idle collects
      * them, so the period of work before it closes and the host's wait counts in the demand estimate (note_blocked):
@@ -1731,6 +1817,27 @@ static COLD int others_idle(struct dstate *ds, struct squeue *q, int64_t now, in
     return 1;
 }
 
+/* Closes q's open run with its end mark from outside its stream's launches (the watcher), unless the driver
+ * cannot say whether the stream is being captured (capture_state -1; review of pausegap item 4): a mark recorded there
+ * would join the capture through its implicit dependency (a node in the program's graph, or the capture invalidated),
+ * so the run stays open, neither recorded on nor dropped. Its launches are still charged: by the next pass or launch
+ * that closes it once the capture is over (a longer span, charged as one: more, never less), or at exit. */
+static void close_run(struct dstate *ds, struct squeue *q)
+{
+    int capture = capture_state(q);
+    if (capture >= 0)
+        push_mark(ds, q, q->unmarked_enq, MK_END, capture);
+}
+
+/* Closes q's open coarse run with no event where a host wait proved all its launches complete (q->proven_end, wait_end):
+ * its end mark completed at the wait's return (mark.hend; see wait_note_runs). 1 = closed. */
+static int proven_close(struct dstate *ds, struct squeue *q)
+{
+    if (!q->proven_end || q->unmarked != q->proven_n || !q->unmarked_coarse || q->sample || q->count >= RING - 1)
+        return 0;
+    return push_mark_x(ds, q, q->unmarked_enq, MK_END, 0, q->proven_end);
+}
+
 /* Closes the open burst of every stream whose last launch is older than the mark gap (watcher thread). */
 void close_bursts(struct dstate *ds, int64_t now)
 {
@@ -1740,8 +1847,8 @@ void close_bursts(struct dstate *ds, int64_t now)
             continue;
         if (q->s == CU_STREAM_PER_THREAD)
             q->unmarked = 0;  /* the handle would name the watcher's own stream: those launches go uncharged */
-        else
-            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
+        else if (!proven_close(ds, q))
+            close_run(ds, q);
     }
 }
 
@@ -2608,7 +2715,7 @@ static void exit_settle(struct dstate *ds, int64_t deadline)
      * where this thread's context is the measured one (its events record there) and the ring has room (no wait) */
     for (int i = 0; i < ds->nq && ctx == ds->ctx && !ds->stale; i++) {
         struct squeue *q = &ds->q[i];
-        if (q->unmarked && q->s != CU_STREAM_PER_THREAD && q->count < RING - 1)
+        if (q->unmarked && q->s != CU_STREAM_PER_THREAD && q->count < RING - 1 && !proven_close(ds, q))
             push_mark(ds, q, q->unmarked_enq, MK_END, -1);
     }
     while (ds->pending > 0 && !ds->stale && vg_now_ns() < deadline) {
@@ -2755,6 +2862,15 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
         if (!q)
             q = wait_queue(ds, s, &now);
         if (q) {
+            if (q->proven_end) {
+                /* its run's launches completed by a host wait's return (wait_end): left idle since then for a mark
+                 * gap (a pause, an idle spell), the run is closed there with no event, before anything this launch
+                 * does could close it later (a mode switch, a sample's boundary); launched on sooner (a loop that
+                 * synchronizes every launch), it goes on (wait_note_runs) */
+                if (now - q->proven_end >= MARK_GAP_NS)
+                    proven_close(ds, q);
+                q->proven_end = 0;
+            }
             choose_mode(ds, q, sm, now);
             /* switch charging: does this launch find every stream of the process idle (its start mark then waits
              * for the switch into this context)? If so the period of work before it has ended: harvested now (its
@@ -3340,6 +3456,10 @@ struct wait_proof {
     int scope;          /* PROVE_* */
     CUstream s;         /* PROVE_STREAM: the stream */
     uint64_t before;    /* the sequence number of the first mark recorded after the wait began */
+    int nr;             /* the open coarse runs it covers (wait_note_runs): queue, stream, launches, first enqueue */
+    int rq[MAXQ], rn[MAXQ];
+    CUstream rs[MAXQ];
+    int64_t renq[MAXQ];
 };
 
 /* What a synchronize of s covers; ptsz: the _ptsz entry, where NULL is the calling thread's default stream. */
@@ -3356,28 +3476,33 @@ static int wait_covers(const struct squeue *q, int scope, CUstream s)
     return scope == PROVE_ALL || (scope == PROVE_LEGACY ? !q->s || q->s == LEGACY_STREAM : q->s == s);
 }
 
-/* The host waits: the open coarse run of each queue the wait covers is closed with its mark now (issue 18, pausegap),
- * so the run's span ends where the GPU finished its launches, not where a later mark was recorded. A coarse run's span
- * starts at its first launch and ends at its mark's completion; left open, its mark came from the watcher (up to its
- * 4 ms alone ceiling after the wait) or from the next launch, after whatever the host did in between: a stopped
- * process (SIGSTOP: a bench taking turns, a debugger; the watcher stops with it), a long host computation, an idle spell
- * between requests. That time went into the span's doubt, and the verification charged what the window's host gaps did
- * not explain: on the H100 (record 14) the inference loop alone at 70 %, 25 % busy, was charged 12.5 s of doubt and held
- * 23 times for 15.5 s; on the fake, bursts of it between 500 ms stops were charged 6-40 x their GPU time (2026-12-07-
- * fake-pausegap.md). No time is left out of any span: the mark is queued behind every launch of the run, so it still
- * completes only once they ran (long kernels queued ahead end the span where they end, and the tail after the record is
- * charged as before); only the host's time after the wait began, which the GPU cannot spend on work not yet submitted,
- * stays out. One event record per wait with a run open (a synchronised loop: one per step, ~195 launches). A wait the
- * library cannot place (an event's, a per-thread default stream's) closes nothing. */
-static void wait_close_runs(struct dstate *ds, int scope, CUstream s)
+/* The host waits: the open coarse run of each queue the wait covers is noted (issue 18, pausegap; gatehard), and a wait
+ * that returns success proves its launches complete by its return (wait_end: q->proven_end). A coarse run's span starts
+ * at its first launch and ends at its mark's completion; left open past the wait, its mark came from the watcher (up to
+ * its 4 ms alone ceiling later) or from the next launch, after whatever the host did in between: a stopped process
+ * (SIGSTOP: a bench taking turns, a debugger; the watcher stops with it), a long host computation, an idle spell between
+ * requests. That time went into the span's doubt, and the verification charged what the window's host gaps did not
+ * explain: on the H100 (record 14) the inference loop alone at 70 %, 25 % busy, was charged 12.5 s of doubt and held 23
+ * times for 15.5 s; on the fake, bursts of it between 500 ms stops were charged 6-40 x their GPU time (2026-12-07-fake-
+ * pausegap.md). So a proven run left idle MARK_GAP_NS past the wait's return (the watcher's close_bursts, or the next
+ * launch, launch_end) is closed with no event, its span ending at the wait's return (proven_close): late by at most the
+ * wait's wake-up, never early (nothing is left out of it). Pausegap recorded an event on every such run as the wait
+ * began: a record and a conversion per wait, on every launch of a loop that synchronizes after each (fake libcuda with
+ * the H200's call costs modelled: +5.3 us a launch on a 25.9 us iteration, 20 %; gatehard's record); now a run whose
+ * next launch follows within MARK_GAP_NS goes on as before pausegap (closed by its own mark at 1 ms or 64 launches,
+ * its host gaps judged by the windows), and an idle one costs no driver call. A wait the library cannot place (an
+ * event's, a per-thread default stream's), or that fails, proves nothing. */
+static void wait_note_runs(struct dstate *ds, struct wait_proof *p)
 {
-#ifdef HAMI_BISECT_NO_RECORDS
-    return;  /* bench (launch_int.h): its coarse runs are charged the estimate in the launch path, never marked */
-#endif
-    for (int i = 0; i < ds->nq && !ds->stale; i++) {
+    for (int i = 0; i < ds->nq && p->nr < MAXQ; i++) {
         struct squeue *q = &ds->q[i];
-        if (q->unmarked && q->unmarked_coarse && q->s != CU_STREAM_PER_THREAD && wait_covers(q, scope, s))
-            push_mark(ds, q, q->unmarked_enq, MK_END, -1);
+        if (q->unmarked && q->unmarked_coarse && !q->sample && q->s != CU_STREAM_PER_THREAD &&
+            wait_covers(q, p->scope, p->s)) {
+            p->rq[p->nr] = i;
+            p->rs[p->nr] = q->s;
+            p->rn[p->nr] = q->unmarked;
+            p->renq[p->nr++] = q->unmarked_enq;
+        }
     }
 }
 
@@ -3388,6 +3513,7 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
     p->ds = NULL;
     p->scope = scope;
     p->s = s;
+    p->nr = 0;
     if (scope == PROVE_NONE || !vg_launch_control())
         return;
     CUcontext ctx = NULL;
@@ -3399,7 +3525,7 @@ static void wait_begin(struct wait_proof *p, int scope, CUstream s)
     if (ctx == ds->ctx && !ds->adopt && !ds->stale && ds->nq) {
         if (ds->deep_extra)
             deep_close_all(ds);  /* the host waits: its open deep runs close while their backlog runs */
-        wait_close_runs(ds, scope, s);
+        wait_note_runs(ds, p);
         p->ds = ds;
         p->before = ds->seq;
     }
@@ -3414,8 +3540,19 @@ static void wait_end(const struct wait_proof *p, CUresult r)
     struct dstate *ds = p->ds;
     if (!ds || r != CUDA_SUCCESS)
         return;
+    int64_t t = vg_now_ns();  /* after the wait returned: every launch it covered had completed by now */
     int proved = 0;
     pthread_mutex_lock(&ds->mu);
+    for (int k = 0; k < p->nr; k++) {
+        struct squeue *q = &ds->q[p->rq[k]];
+        /* the same run, still open, with no launch since the wait began (a launch made meanwhile by another thread
+         * is not covered): proven complete by t */
+        if (p->rq[k] < ds->nq && q->s == p->rs[k] && q->unmarked == p->rn[k] && q->unmarked_enq == p->renq[k] &&
+            q->unmarked_coarse && !q->sample) {
+            q->proven_end = t;
+            q->proven_n = p->rn[k];
+        }
+    }
     for (int i = 0; i < ds->nq; i++) {
         struct squeue *q = &ds->q[i];
         int covered = wait_covers(q, p->scope, p->s);
@@ -3451,3 +3588,58 @@ VG_API CUresult cuStreamSynchronize_ptsz(CUstream s)
 }
 VG_API CUresult cuCtxSynchronize(void) { HOST_WAIT(cuCtxSynchronize, PROVE_ALL, NULL) }
 VG_API CUresult cuEventSynchronize(CUevent e) { HOST_WAIT(cuEventSynchronize, PROVE_NONE, NULL, e) }
+
+/* A stream is destroyed (review of pausegap item 5). Destroying a stream with work pending is legal: the driver runs the
+ * work and frees the stream once it is done, and may hand its handle to a new stream. The library kept the handle in
+ * the stream's queue and recorded marks on it later (the watcher's close_bursts 0.1-4 ms after the last launch, a
+ * synchronize's wait_close_runs before gatehard, exit_settle): on a freed handle, INVALID_HANDLE at best (the state stale, charged its
+ * wall time), at worst a record on another stream that got the handle. So before the driver's call, under the device's
+ * lock: the queue's open run is closed by its end mark, recorded on the stream while it still lives (queued behind
+ * every launch of the run, so its span holds all their GPU time: the charge stays the GPU's), and the queue forgets the
+ * handle (DEAD_STREAM): no later sync, watcher pass or launch finds it, its marks are collected as any others (events
+ * outlive their streams) and the queue is reused once they are (find_queue). Where the mark cannot be recorded (its
+ * record fails, or the driver cannot say whether the stream is being captured: capture_state), the measured state goes
+ * stale, whose launches since its oldest open one are charged their wall time (drop_measured): never free. A stream
+ * being captured has its launches forgotten, as at any mark there (the graph's launch is measured). Every device is
+ * searched (a stream may be destroyed from a thread whose current context is another); a handle is in at most one
+ * measured queue per device. */
+#define DEAD_STREAM ((CUstream)(uintptr_t)-1)  /* never a stream handle (handles are the driver's pointers) */
+
+static void stream_destroying(CUstream s)
+{
+    if (!s || s == LEGACY_STREAM || s == CU_STREAM_PER_THREAD || !vg_launch_control())
+        return;  /* the default streams cannot be destroyed (the driver refuses) */
+    pthread_once(&states_once, init_states);
+    for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
+        struct dstate *ds = &states[d];
+        if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
+            continue;
+        pthread_mutex_lock(&ds->mu);
+        for (int i = 0; i < ds->nq; i++) {
+            struct squeue *q = &ds->q[i];
+            if (q->s != s)
+                continue;
+            if (q->unmarked && !ds->stale && !proven_close(ds, q)) {
+                int capture = capture_state(q);
+                if (capture < 0)
+                    ds->stale = 1;  /* no mark can close the run: charged its wall time (drop_measured) */
+                else
+                    push_mark(ds, q, q->unmarked_enq, MK_END, capture);  /* a failed record: stale, as above */
+            }
+            q->s = DEAD_STREAM;
+            if (!q->count && i == ds->nq - 1 && !q->unmarked)
+                ds->nq--;  /* nothing left to collect: the queue is free now */
+        }
+        pthread_mutex_unlock(&ds->mu);
+    }
+}
+
+#define STREAM_DESTROY(field, s)           \
+    vg_init_cuda();                        \
+    if (!vg_real.field)                    \
+        return CUDA_ERROR_NOT_FOUND;       \
+    stream_destroying(s);                  \
+    return vg_real.field(s);
+
+VG_API CUresult cuStreamDestroy(CUstream s) { STREAM_DESTROY(cuStreamDestroy, s) }
+VG_API CUresult cuStreamDestroy_v2(CUstream s) { STREAM_DESTROY(cuStreamDestroy_v2, s) }

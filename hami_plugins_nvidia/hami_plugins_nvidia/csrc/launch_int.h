@@ -90,6 +90,9 @@ struct mark {
     int kn;
     int gated;       /* MK_START behind a gate's wait (launch.c gate_arm): it completes once the launch's end mark was
                         queued, so its wait from its record is not all a switch (the switch gap starts at sub) */
+    /* a coarse MK_END with no event (launch.c proven_close): the host time a wait that covered all its launches
+     * returned (their completion, late by at most the wait's wake-up: never early); 0 = an evented mark */
+    int64_t hend;
 };
 
 struct squeue {
@@ -117,6 +120,10 @@ struct squeue {
     uint64_t un_key;       /* the unmarked launches' kernel key if they share one, else 0 (mark.key) ... */
     int64_t un_est;        /* ... the table's estimates of those of them it knew ... */
     int un_kn;             /* ... and how many (mark.est, mark.kn) */
+    /* the open coarse run's first proven_n launches completed by proven_end: a host wait that covered them returned
+     * then (launch.c wait_end), 0 = none; a mark closing the run, or a launch joining it, ends the proof */
+    int64_t proven_end;
+    int proven_n;
     struct mark ring[RING];
 };
 
@@ -380,10 +387,9 @@ struct dstate {
     int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
     /* gatemarks (launch.c gate_arm, HAMI_SM_GATE_MARKS=1 or 2): a word of pinned host memory the device reads */
     int gate_state;         /* 0 not set up (or again, after a context destruction), 1 ready, -1 off for good */
-    int gate_setups;        /* set-ups so far (bounded: each leaks its word's page if its context lives on) */
-    volatile uint32_t *gate_word;
+    volatile uint32_t *gate_word;  /* the library's own page (mmap'd once, never unmapped: gate_setup) */
     CUdeviceptr gate_dptr;
-    CUcontext gate_ctx;     /* the context it was allocated in ... */
+    CUcontext gate_ctx;     /* the context it was registered in ... */
     uint64_t gate_epoch;    /* ... and the context destructions seen then (vg_ctx_epoch) */
     uint32_t gate_ticket;   /* the last ticket a wait was enqueued for */
     int gate_held;          /* that wait is not released yet (gate_release writes the ticket) */

@@ -123,10 +123,9 @@ struct vg_real {
     CUresult (*cuArrayGetMemoryRequirements)(CUDA_ARRAY_MEMORY_REQUIREMENTS *, CUarray, CUdevice);
     CUresult (*cuMipmappedArrayGetMemoryRequirements)(CUDA_ARRAY_MEMORY_REQUIREMENTS *, CUmipmappedArray,
                                                       CUdevice);
-    /* the gate of marked launches (launch.c gate_arm, HAMI_SM_GATE_MARKS): a word of pinned host memory mapped to the
-     * device, and a stream wait on it (the V2 stream memory operations, cuStreamWaitValue32_v2) */
-    CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice);
-    CUresult (*cuMemHostAlloc)(void **, size_t, unsigned int);
+    /* the gate of marked launches (launch.c gate_arm, HAMI_SM_GATE_MARKS): a page of the library's own memory registered
+     * and mapped to the device, and a stream wait on it (the V2 stream memory operations, cuStreamWaitValue32_v2) */
+    CUresult (*cuMemHostRegister)(void *, size_t, unsigned int);
     CUresult (*cuMemHostGetDevicePointer)(CUdeviceptr *, void *, unsigned int);
     CUresult (*cuStreamWaitValue32)(CUstream, CUdeviceptr, uint32_t, unsigned int);
     /* hooked ones */
@@ -174,6 +173,9 @@ struct vg_real {
     CUresult (*cuStreamSynchronize_ptsz)(CUstream);
     CUresult (*cuCtxSynchronize)(void);
     CUresult (*cuEventSynchronize)(CUevent);
+    /* stream destructions: the stream's open run is closed first and its queue forgets the handle (launch.c) */
+    CUresult (*cuStreamDestroy)(CUstream);
+    CUresult (*cuStreamDestroy_v2)(CUstream);
     /* stream capture begins: observed so the library knows a capture may be in progress (launch.c) */
     CUresult (*cuStreamBeginCapture)(CUstream);
     CUresult (*cuStreamBeginCapture_ptsz)(CUstream);

@@ -195,8 +195,9 @@ def test_a_captured_stream_is_never_gated(workload: Workload, second_workload: W
 
 
 def test_without_stream_waits_the_gate_stays_off(workload: Workload, second_workload: Workload) -> None:
-    # A device without the V2 stream memory operations (FAKE_CUDA_NO_STREAM_WAIT=1: its attribute answers 0): today's
-    # path, silently but for the stats line's reason; nothing waits, the program runs as before.
+    # A device without the V2 stream memory operations (FAKE_CUDA_NO_STREAM_WAIT=1: the wait call fails): the first
+    # gated launch's wait fails, its ticket is written all the same and the gate goes off for good; today's path,
+    # silently but for the stats line's reason; nothing waits, the program runs as before.
     gpu = str(workload.tmp.parent / "gpu")
     nb = _neighbour(second_workload, gpu, "2")
     _tenant(workload, gpu, FAKE_CUDA_NO_STREAM_WAIT="1")
@@ -205,8 +206,24 @@ def test_without_stream_waits_the_gate_stays_off(workload: Workload, second_work
     assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
     assert r.values("gates")[0][0] == "0", r.lines
     gated = _gated(r.stderr)
-    assert gated and gated[0] == 0 and gated[2] and "CAN_USE_STREAM_WAIT_VALUE_NOR" in gated[2], r.stderr
+    assert gated and gated[0] == 0 and gated[2] and "cuStreamWaitValue32 failed" in gated[2], r.stderr
     assert not [ln for ln in r.stderr.splitlines() if "gate" in ln.lower() and "launch stats" not in ln], r.stderr
+
+
+def test_a_device_without_the_nor_condition_is_still_gated(workload: Workload, second_workload: Workload) -> None:
+    # The gate waits GEQ; CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR(_V2) says only whether the NOR condition is
+    # supported, and the V2 memops need no attribute (review of gatemarks item 6; the CUDA 11.8-13 driver API's "Stream
+    # Memory Operations"). A device answering 0 there (FAKE_CUDA_NO_NOR=1) whose GEQ waits work keeps its gate. main
+    # (a46f1f8) asked attribute 123 and turned the gate off ("the device lacks ..._NOR").
+    gpu = str(workload.tmp.parent / "gpu")
+    nb = _neighbour(second_workload, gpu, "2")
+    _tenant(workload, gpu, FAKE_CUDA_NO_NOR="1")
+    r = workload.run("ctx", "0", "spin", "5", "50", "0.5", "1", "gates", timeout=30)
+    _spin(nb)
+    assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
+    waits = int(r.values("gates")[0][0])
+    gated = _gated(r.stderr)
+    assert gated and gated[0] > 100 and not gated[2] and waits == gated[0], (waits, gated, r.stderr)
 
 
 @pytest.mark.parametrize("bad", ["3", "yes", "-1", "1x"])

@@ -47,7 +47,7 @@ static CUresult (*retain)(void **, int), (*ctxrelease)(int), (*ctxreset)(int), (
     (*launchex)(const void *, void *, void **, void **),
     (*coop)(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *, void **),
     (*graph)(void *, void *);
-static CUresult (*capbegin)(void *, int), (*capend)(void *, void **), (*capquery)(void *, int *);
+static CUresult (*capbegin)(void *, int), (*capend)(void *, void **), (*capquery)(void *, int *), (*sdestroy)(void *);
 static void *captured;  /* the graph the last endcapture returned */
 
 static double now_s(void)
@@ -277,6 +277,7 @@ int main(int argc, char **argv)
     R(capbegin, "cuStreamBeginCapture", "cuStreamBeginCapture_v2");
     R(capend, "cuStreamEndCapture", "cuStreamEndCapture");
     R(capquery, "cuStreamIsCapturing", "cuStreamIsCapturing");
+    R(sdestroy, "cuStreamDestroy", "cuStreamDestroy_v2");
     u64 (*fake_used)(int) = (u64(*)(int))dlsym(lib, "fake_used");
     int64_t (*fake_gpu_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_gpu_ns");
     int64_t (*fake_switch_ns)(void) = (int64_t(*)(void))dlsym(lib, "fake_switch_ns");
@@ -453,6 +454,14 @@ int main(int argc, char **argv)
             for (int k = 0; k < n && !r; k++)
                 r = launch(NULL, us, 1, 1, 32, 1, 1, 0, st, NULL, NULL);
             printf("launchon %d\n", r);
+        } else if (!strcmp(c, "streamdestroy")) {
+            /* streamdestroy S: cuStreamDestroy of stream handle S (its queued work still runs) */
+            void *st = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
+            printf("streamdestroy %d\n", sdestroy ? sdestroy(st) : 500);
+        } else if (!strcmp(c, "deadcalls")) {
+            /* deadcalls: the calls made on a destroyed stream so far (the fake's fake_dead_calls; -1 without it) */
+            u64 (*fake_dead_calls)(void) = (u64(*)(void))dlsym(lib, "fake_dead_calls");
+            printf("deadcalls %lld\n", fake_dead_calls ? (long long)fake_dead_calls() : -1LL);
         } else if (!strcmp(c, "capstate")) {
             /* capstate S: the capture status of stream handle S (0 none, 1 active, 2 invalidated) */
             int state = -1;

@@ -60,8 +60,17 @@
  * one that ran out of work (a real GPU may do either: a channel blocked on a semaphore acquire can be switched out).
  * fake_gate_stats() reports the waits enqueued, those that blocked the queue, the GPU time the GPU idled held by a
  * blocked context (FAKE_CUDA_GATE_HOLDS=1), and the waits enqueued on a stream being captured. The cost class "wait"
- * (FAKE_CUDA_COSTS_NS) is each wait call's. FAKE_CUDA_LAUNCH_FAIL_EVERY=N fails every Nth launch (it queues nothing). */
+ * (FAKE_CUDA_COSTS_NS) is each wait call's. FAKE_CUDA_LAUNCH_FAIL_EVERY=N fails every Nth launch (it queues nothing).
+ * cuMemHostRegister(_v2) with DEVICEMAP maps the process's page of the shared file over the registered page (contents
+ * kept), so the model reads its words too; the registration dies with its context (the memory stays the caller's).
+ * FAKE_CUDA_HOST_UNMAP=1: cuMemHostAlloc(DEVICEMAP) hands out that page instead and unmaps it when its context dies, as
+ * the driver frees a destroyed context's pinned allocations; FAKE_CUDA_LAUNCH_DESTROYS_CTX=N destroys the Nth launch's
+ * context during its launch call; FAKE_CUDA_NO_NOR=1 answers 0 for the NOR attribute while GEQ waits work (gatehard).
+ * cuStreamDestroy(_v2) makes a handle dead: every later call on it fails and is counted (fake_dead_calls). The legacy
+ * stream while another stream is captured answers CUDA_ERROR_STREAM_CAPTURE_IMPLICIT to a capture query, and an event
+ * recorded there invalidates the capture (every fake stream is a blocking one). */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -69,6 +78,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +215,11 @@ struct sg_gpu {
     struct sg_proc p[SG_PROCS];
     struct sg_gate g[SG_PROCS];         /* after p: the layout before it is unchanged */
 };
+/* After the struct, page-aligned: one page per process slot, the host page the process registered (cuMemHostRegister
+ * with DEVICEMAP) or allocated (FAKE_CUDA_HOST_UNMAP=1), mapped over its own memory so every process's model reads it */
+#define SG_PAGE 4096
+#define SG_PAGES_OFF (((sizeof(struct sg_gpu) + SG_PAGE - 1) / SG_PAGE) * SG_PAGE)
+#define SG_FILE_SIZE (SG_PAGES_OFF + SG_PROCS * SG_PAGE)
 static struct sg_gpu *sg;
 static int sg_me = -1, sg_state;
 static int64_t sg_slice;                /* FAKE_CUDA_SLICE_US in ns; 0 = fluid processor sharing */
@@ -281,9 +296,10 @@ static int sg_attach(void)
     const char *gh = getenv("FAKE_CUDA_GATE_HOLDS");
     sg_holds = gh && !strcmp(gh, "1");
     int fd = open(f, O_RDWR | O_CREAT, 0600);
-    if (fd < 0 || ftruncate(fd, sizeof(struct sg_gpu)) != 0)
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || (st.st_size < (off_t)SG_FILE_SIZE && ftruncate(fd, SG_FILE_SIZE) != 0))
         return 0;
-    void *m = mmap(NULL, sizeof(struct sg_gpu), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *m = mmap(NULL, SG_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (m == MAP_FAILED)
         return 0;
@@ -293,6 +309,7 @@ static int sg_attach(void)
         if (sg->p[i].pid == 0 || (proc_ended(sg->p[i].pid) && sg->p[i].queued == sg->p[i].done)) {
             memset(&sg->p[i], 0, sizeof(sg->p[i]));
             memset((void *)&sg->g[i], 0, sizeof(sg->g[i]));
+            memset((char *)sg + SG_PAGES_OFF + (size_t)i * SG_PAGE, 0, SG_PAGE);
             sg->p[i].pid = getpid();
             sg_me = i;
         }
@@ -310,11 +327,19 @@ static int sg_runnable(int i) { return sg_limit(i) > sg->p[i].done; }
 /* Blocked: work queued behind a wait whose word is not written yet. */
 static int sg_blocked(int i) { return sg->g[i].on && sg->p[i].queued > sg->p[i].done && !sg_runnable(i); }
 
+/* Process i's word idx: one of its slot's words (cuMemHostAlloc), or from SG_WORDS on one of its page's (see SG_PAGES_OFF) */
+static volatile uint32_t *sg_word(int i, int idx)
+{
+    if (idx < SG_WORDS)
+        return &sg->g[i].word[idx];
+    return (volatile uint32_t *)((char *)sg + SG_PAGES_OFF + (size_t)i * SG_PAGE) + (idx - SG_WORDS);
+}
+
 /* Waits whose word has been written are released, as of sg->last (see the header). */
 static void sg_release(void)
 {
     for (int i = 0; i < SG_PROCS; i++)
-        if (sg->g[i].on && (int32_t)(sg->g[i].word[sg->g[i].idx] - sg->g[i].val) >= 0) {
+        if (sg->g[i].on && (int32_t)(*sg_word(i, sg->g[i].idx) - sg->g[i].val) >= 0) {
             sg->g[i].on = 0;
             sg->p[i].lastk = 0;  /* its progress resumes at a new point (no segment spans the blocked time) */
         }
@@ -584,7 +609,12 @@ static u64 ctx_bytes[NDEV];
  * CUDA_ERROR_INVALID_HANDLE, even though the handle current now has the same value. Indexed by ctx_slot(). */
 #define MADE_MAX 16
 static unsigned ctx_gen[NDEV + MADE_MAX];
-static void ctx_died(int slot) { __atomic_add_fetch(&ctx_gen[slot], 1, __ATOMIC_RELEASE); }
+static void host_ctx_died(int slot);
+static void ctx_died(int slot)
+{
+    __atomic_add_fetch(&ctx_gen[slot], 1, __ATOMIC_RELEASE);
+    host_ctx_died(slot);
+}
 API CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev)
 {
     const char *c = getenv("FAKE_CUDA_CONTEXT_MIB");
@@ -773,6 +803,18 @@ API CUresult cuMemFreeAsync(u64 ptr, void *s)
     return release(ptr);
 }
 /* Waits until the current device's queued work is done (the process's, FAKE_CUDA_GPU). */
+/* FAKE_CUDA_SYNC_SPIN=1: a sync spins until its work is done, as cudaDeviceScheduleSpin does (returns within a poll of
+ * the GPU finishing), instead of sleeping (a sleep on this host wakes 50-100 us late: a sync that finds its kernel not
+ * yet done returns that late, one that finds it done at once) */
+static int sync_spins(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("FAKE_CUDA_SYNC_SPIN");
+        on = v && !strcmp(v, "1");
+    }
+    return on;
+}
 static CUresult wait_idle(void)
 {
     if ((cur < 0 ? 0 : cur) == 0 && sg_attach()) {
@@ -782,9 +824,16 @@ static CUresult wait_idle(void)
             sg_unlock();
             if (left <= 0)
                 return 0;
+            if (sync_spins())
+                continue;
             struct timespec ts = {sg_poll / 1000000000LL, sg_poll % 1000000000LL};
             nanosleep(&ts, NULL);
         }
+    }
+    if (sync_spins()) {
+        while (free_at[cur < 0 ? 0 : cur] > now_ns()) {
+        }
+        return 0;
     }
     int64_t left = free_at[cur < 0 ? 0 : cur] - now_ns();
     if (left > 0) {  /* blocking sync: sleep rather than spin, like cudaDeviceScheduleBlockingSync */
@@ -793,6 +842,36 @@ static CUresult wait_idle(void)
     }
     return 0;
 }
+/* ---- destroyed streams (cuStreamDestroy(_v2)): the fake's streams are opaque handles; a destroyed one is remembered,
+ * and every later call on it (an event record, a wait, a launch, a synchronize, a capture query) fails with
+ * CUDA_ERROR_INVALID_HANDLE and is counted (fake_dead_calls): the driver may have freed it or given it to a new stream.
+ * A destroyed handle stays dead (no test reuses one). ---- */
+#define DEAD_MAX 64
+static void *dead[DEAD_MAX];
+static int ndead;
+static u64 dead_calls;
+static int stream_dead(void *s)
+{
+    if (!s || s == (void *)1 || s == (void *)2)
+        return 0;
+    for (int i = 0; i < ndead; i++)
+        if (dead[i] == s) {
+            __atomic_add_fetch(&dead_calls, 1, __ATOMIC_RELAXED);
+            return 1;
+        }
+    return 0;
+}
+API CUresult cuStreamDestroy_v2(void *s)
+{
+    if (!s || s == (void *)1 || s == (void *)2 || stream_dead(s) || ndead >= DEAD_MAX)
+        return 400;  /* CUDA_ERROR_INVALID_HANDLE (the default streams cannot be destroyed) */
+    dead[ndead++] = s;
+    return 0;  /* its queued work still runs (the fake's one queue): destroying a stream with work pending is legal */
+}
+API CUresult cuStreamDestroy(void *s) { return cuStreamDestroy_v2(s); }
+/* calls made on a destroyed stream so far */
+API u64 fake_dead_calls(void) { return __atomic_load_n(&dead_calls, __ATOMIC_RELAXED); }
+
 /* ---- stream capture, as the driver API defines it: a capturing stream's launches are recorded into a graph, not
  * run; cuStreamEndCapture returns the graph, whose launch runs them (here a graph handle is its microseconds of work,
  * as cuGraphLaunch reads it: the captured launches' sum). A synchronize of a capturing stream (or of the context while
@@ -849,9 +928,25 @@ API CUresult cuStreamEndCapture(void *s, void **graph)
     caps[i].state = CAP_NONE;
     return ok ? 0 : 901;  /* CUDA_ERROR_STREAM_CAPTURE_INVALIDATED */
 }
+/* The legacy stream (NULL, CU_STREAM_LEGACY) while another stream is captured: every fake stream is a blocking one, so
+ * its use would add an implicit dependency on the capture (CUDA_ERROR_STREAM_CAPTURE_IMPLICIT, as documented): the
+ * capture query fails, and an event recorded there invalidates the capture (review of pausegap item 4) */
+static int legacy_implicit(void *s)
+{
+    if (s && s != (void *)1)
+        return 0;
+    for (int i = 0; i < CAP_MAX; i++)
+        if (caps[i].state == CAP_ACTIVE)
+            return 1;
+    return 0;
+}
 API CUresult cuStreamIsCapturing(void *s, int *st)
 {
     COUNT(CALL_CAPTURE);
+    if (stream_dead(s))
+        return 400;
+    if (legacy_implicit(s))
+        return 906;  /* CUDA_ERROR_STREAM_CAPTURE_IMPLICIT */
     int i = cap_find(s);
     *st = i < 0 ? CAP_NONE : caps[i].state;
     return 0;
@@ -860,6 +955,8 @@ API CUresult cuStreamSynchronize(void *s)
 {
     COUNT(CALL_SYNC);
     cost(COST_SYNC);
+    if (stream_dead(s))
+        return 400;
     int i = cap_find(s);
     if (i >= 0) {
         cap_invalidate(i);
@@ -958,9 +1055,28 @@ static int launch_syncs(void)
     return on;
 }
 API CUresult cuStreamSynchronize(void *s);
+/* FAKE_CUDA_LAUNCH_DESTROYS_CTX=N: the Nth launch call, once its kernel is queued, destroys its context (one made by
+ * cuCtxCreate) through whatever cuCtxDestroy_v2 the process resolves first (the interposer's hook when it is preloaded),
+ * as another thread of the program destroying the context during the launch call would (review of gatemarks item 3: a
+ * gated launch's release store after that faulted where the word was the context's own pinned memory) */
+static void launch_destroys_ctx(void)
+{
+    static long at = -1;
+    static u64 n;
+    if (at < 0) {
+        const char *v = getenv("FAKE_CUDA_LAUNCH_DESTROYS_CTX");
+        at = v ? strtol(v, NULL, 10) : 0;
+    }
+    if (at <= 0 || __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) != (u64)at || cur_ctx < MADE_BASE)
+        return;
+    CUresult (*destroy)(void *) = (CUresult(*)(void *))dlsym(RTLD_DEFAULT, "cuCtxDestroy_v2");
+    (destroy ? destroy : cuCtxDestroy_v2)((void *)cur_ctx);
+}
 /* A launch of us microseconds on stream s: recorded into the graph if s is being captured, run otherwise. */
 static CUresult submit(void *s, int64_t us)
 {
+    if (stream_dead(s))
+        return 400;
     if (launch_fails()) {
         COUNT(CALL_LAUNCH);
         cost(COST_LAUNCH);
@@ -969,6 +1085,7 @@ static CUresult submit(void *s, int64_t us)
     int i = cap_find(s);
     if (i < 0) {
         run_kernel(us);
+        launch_destroys_ctx();
         return launch_syncs() ? cuStreamSynchronize(s) : 0;
     }
     COUNT(CALL_LAUNCH);
@@ -1017,6 +1134,14 @@ API CUresult cuEventRecord(struct event *e, void *s)
         broken = getenv("FAKE_CUDA_RECORD_FAIL") && !strcmp(getenv("FAKE_CUDA_RECORD_FAIL"), "1");
     if (broken)
         return 999;  /* CUDA_ERROR_UNKNOWN */
+    if (stream_dead(s))
+        return 400;
+    if (legacy_implicit(s)) {  /* the implicit dependency invalidates the captures */
+        for (int i = 0; i < CAP_MAX; i++)
+            if (caps[i].state == CAP_ACTIVE)
+                cap_invalidate(i);
+        return 906;  /* CUDA_ERROR_STREAM_CAPTURE_IMPLICIT */
+    }
     if (cap_find(s) >= 0) {  /* a node of the graph, not a timing event: it never completes as one */
         COUNT(CALL_CAPREC);
         e->t = INT64_MAX;
@@ -1092,19 +1217,87 @@ static int stream_waits(int dev)
     const char *n = getenv("FAKE_CUDA_NO_STREAM_WAIT");
     return dev == 0 && !(n && !strcmp(n, "1")) && sg_attach();
 }
-/* CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR (123, the V2 memops' attribute) and its V1 number (94): 1 where the
- * model has stream waits; any other attribute 0 */
+/* CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR (123 in CUDA 11's header, the V2 memops' NOR condition) and its V1
+ * number (94): 1 where the model has stream waits, 0 with FAKE_CUDA_NO_NOR=1 (a device whose waits take GEQ but not
+ * NOR: the attribute says nothing about GEQ); any other attribute 0 */
 API CUresult cuDeviceGetAttribute(int *v, int attr, int dev)
 {
     if (dev < 0 || dev >= NDEV)
         return 101;  /* CUDA_ERROR_INVALID_DEVICE */
-    *v = (attr == 123 || attr == 94) ? stream_waits(dev) : 0;
+    const char *nn = getenv("FAKE_CUDA_NO_NOR");
+    *v = (attr == 123 || attr == 94) ? stream_waits(dev) && !(nn && !strcmp(nn, "1")) : 0;
     return 0;
 }
 #define HOSTALLOC_DEVICEMAP 0x02
+/* The process's host page (see SG_PAGES_OFF): registered by cuMemHostRegister(DEVICEMAP) in a context (host_kind
+ * HOST_REGISTERED; unregistered when that context dies, the memory, the caller's, left as it is), or allocated by
+ * cuMemHostAlloc(DEVICEMAP) with FAKE_CUDA_HOST_UNMAP=1 (HOST_ALLOCATED; unmapped when its context dies, as the driver
+ * frees a context's pinned allocations: a store to it afterwards faults, review of gatemarks item 3). */
+enum { HOST_NONE, HOST_REGISTERED, HOST_ALLOCATED };
+static void *host_page;        /* its address in this process, NULL = none */
+static int host_kind, host_slot, host_live;  /* host_live: registered (or allocated) and its context not dead since */
+static unsigned host_gen;      /* its context's generation then (ctx_gen) */
+static int host_unmap(void)
+{
+    const char *v = getenv("FAKE_CUDA_HOST_UNMAP");
+    return v && !strcmp(v, "1");
+}
+/* Maps this process's page of the shared file at p (MAP_FIXED over what is there, its contents kept), or at a new
+ * address when p is NULL; the address, NULL when it cannot. */
+static void *host_map(void *p)
+{
+    const char *f = getenv("FAKE_CUDA_GPU");
+    int fd = f ? open(f, O_RDWR) : -1;
+    if (fd < 0)
+        return NULL;
+    char keep[SG_PAGE];
+    if (p)
+        memcpy(keep, p, SG_PAGE);
+    void *m = mmap(p, SG_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | (p ? MAP_FIXED : 0), fd,
+                   (off_t)(SG_PAGES_OFF + (size_t)sg_me * SG_PAGE));
+    close(fd);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (p)
+        memcpy(m, keep, SG_PAGE);
+    else
+        memset(m, 0, SG_PAGE);
+    return m;
+}
+static void host_ctx_died(int slot)
+{
+    if (!host_page || !host_live || slot != host_slot)
+        return;
+    host_live = 0;
+    if (host_kind == HOST_ALLOCATED) {
+        munmap(host_page, SG_PAGE);
+        host_page = NULL;
+        host_kind = HOST_NONE;
+    }
+}
+static int host_alive(void)
+{
+    return host_page && host_live && __atomic_load_n(&ctx_gen[host_slot], __ATOMIC_ACQUIRE) == host_gen;
+}
+static void host_claim(void *p, int kind)
+{
+    host_page = p;
+    host_kind = kind;
+    host_slot = ctx_slot(cur_ctx);
+    host_gen = host_slot >= 0 ? __atomic_load_n(&ctx_gen[host_slot], __ATOMIC_ACQUIRE) : 0;
+    host_live = host_slot >= 0;
+}
 API CUresult cuMemHostAlloc(void **pp, size_t bytes, unsigned flags)
 {
     *pp = NULL;
+    if ((flags & HOSTALLOC_DEVICEMAP) && host_unmap() && bytes <= SG_PAGE && !host_page &&
+        stream_waits(cur < 0 ? 0 : cur) && ctx_slot(cur_ctx) >= 0) {
+        void *m = host_map(NULL);
+        if (m)
+            host_claim(m, HOST_ALLOCATED);
+        *pp = m;
+        return m ? 0 : 2;
+    }
     if ((flags & HOSTALLOC_DEVICEMAP) && bytes <= sizeof(uint32_t) * SG_WORDS && stream_waits(cur < 0 ? 0 : cur)) {
         sg_lock();
         struct sg_gate *g = &sg->g[sg_me];
@@ -1123,12 +1316,45 @@ API CUresult cuMemFreeHost(void *p)
 {
     if (sg && (char *)p >= (char *)sg && (char *)p < (char *)(sg + 1))
         return 0;  /* a word of the shared file: kept (the slot is cleared when the next process takes it) */
+    if (p && p == host_page && host_kind == HOST_ALLOCATED) {
+        munmap(p, SG_PAGE);
+        host_page = NULL;
+        host_kind = HOST_NONE;
+        return 0;
+    }
     free(p);
     return 0;
 }
-/* Host memory is mapped at the same address (unified addressing). */
+/* cuMemHostRegister(_v2): page-aligned memory of at most a page (all the model needs), in the current context. With
+ * DEVICEMAP on the shared GPU the page becomes the process's page of the shared file (contents kept, see SG_PAGES_OFF);
+ * one such page per process. Registered again while its context lives: CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED. */
+#define HOSTREGISTER_DEVICEMAP 0x02
+API CUresult cuMemHostRegister_v2(void *p, size_t bytes, unsigned flags)
+{
+    if (ctx_slot(cur_ctx) < 0)
+        return 201;  /* CUDA_ERROR_INVALID_CONTEXT */
+    if (!p || ((uintptr_t)p & (SG_PAGE - 1)) || !bytes || bytes > SG_PAGE || (host_page && p != host_page))
+        return 1;  /* CUDA_ERROR_INVALID_VALUE */
+    if (host_alive())
+        return 712;  /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */
+    if (!host_page && (flags & HOSTREGISTER_DEVICEMAP) && stream_waits(cur < 0 ? 0 : cur) && !host_map(p))
+        return 2;
+    host_claim(p, HOST_REGISTERED);
+    return 0;
+}
+API CUresult cuMemHostRegister(void *p, size_t bytes, unsigned flags) { return cuMemHostRegister_v2(p, bytes, flags); }
+API CUresult cuMemHostUnregister(void *p)
+{
+    if (!p || p != host_page || host_kind != HOST_REGISTERED || !host_alive())
+        return 713;  /* CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED */
+    host_live = 0;
+    return 0;
+}
+/* Host memory is mapped at the same address (unified addressing); the host page only while registered (or allocated). */
 API CUresult cuMemHostGetDevicePointer_v2(u64 *d, void *p, unsigned flags)
 {
+    if (host_page && (char *)p >= (char *)host_page && (char *)p < (char *)host_page + SG_PAGE && !host_alive())
+        return 1;  /* CUDA_ERROR_INVALID_VALUE: not registered (its context died) */
     *d = (u64)(uintptr_t)p;
     return p ? 0 : 1;
 }
@@ -1136,6 +1362,8 @@ API CUresult cuMemHostGetDevicePointer_v2(u64 *d, void *p, unsigned flags)
 API CUresult cuStreamWaitValue32_v2(void *s, u64 addr, uint32_t value, unsigned flags)
 {
     cost(COST_WAIT);
+    if (stream_dead(s))
+        return 400;
     if (cap_find(s) >= 0) {  /* a node of the graph: counted, never run here */
         __atomic_add_fetch(&gate_capwaits, 1, __ATOMIC_RELAXED);
         return 0;
@@ -1147,9 +1375,13 @@ API CUresult cuStreamWaitValue32_v2(void *s, u64 addr, uint32_t value, unsigned 
     struct sg_gate *g = &sg->g[sg_me];
     volatile uint32_t *w = (volatile uint32_t *)(uintptr_t)addr;
     int idx = (int)(w - g->word);
+    if (host_page && (char *)w >= (char *)host_page && (char *)w < (char *)host_page + SG_PAGE && host_alive())
+        idx = SG_WORDS + (int)(w - (volatile uint32_t *)host_page);  /* a word of the host page (sg_word) */
+    else if (idx >= (int)g->used)
+        idx = -1;
     CUresult r = 0;
-    if (idx < 0 || idx >= (int)g->used) {
-        r = 1;  /* CUDA_ERROR_INVALID_VALUE: not a word this process was handed */
+    if (idx < 0) {
+        r = 1;  /* CUDA_ERROR_INVALID_VALUE: not a word this process was handed, or one no longer mapped */
     } else if (g->on) {
         r = 801;  /* one blocked wait at a time (see the header) */
     } else {
@@ -1221,7 +1453,8 @@ static const struct { const char *name; void *fn; } procs[] = {
     E("cuGraphLaunch", cuGraphLaunch), E("cuGetProcAddress", cuGetProcAddress_v2),
     E("cuDeviceGetAttribute", cuDeviceGetAttribute), E("cuMemHostAlloc", cuMemHostAlloc),
     E("cuMemFreeHost", cuMemFreeHost), E("cuMemHostGetDevicePointer", cuMemHostGetDevicePointer_v2),
-    E("cuStreamWaitValue32", cuStreamWaitValue32_v2),
+    E("cuStreamWaitValue32", cuStreamWaitValue32_v2), E("cuMemHostRegister", cuMemHostRegister_v2),
+    E("cuMemHostUnregister", cuMemHostUnregister), E("cuStreamDestroy", cuStreamDestroy_v2),
 };
 
 CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long long flags, int *status)
