@@ -12,6 +12,8 @@
 # Record 9b (4ce1d2f, the default) ran 16 and 17. Record 10 (session 18, 072f525) ran 16, 8 and stage 13's ladder;
 # record 11 (a23f151) ran 18 (deep runs, the lending guard; the training pairs also with HAMI_SM_DEEP_RUN=1);
 # record 12 (session 19, f6d9828: chained runs) ran 18 and 2; record 13 (session 20, an H200, 5646ac2) ran 19 and 18.
+# Record 15 (session 23, an H100, a46f1f8) ran 21 and 20. Stage 22 (~150 s, not yet run) is stage 19's bisection in
+# paired windows (the inference loop alone: which part of the coarse path costs the loop what).
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
