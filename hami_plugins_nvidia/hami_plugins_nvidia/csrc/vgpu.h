@@ -50,7 +50,7 @@ struct vg_config {
     int sm_sample_far;                     /* HAMI_SM_SAMPLE_FAR: alone far below the limit, samples drawn this many
                                               times less often (each weighing as many), bounded by COARSE_SAMPLE_MAX */
     int sm_verify_far;                     /* HAMI_SM_VERIFY_FAR: alone far below the limit, a verification window
-                                              this many times shorter in launches and time (launch.c choose_mode) */
+                                              this many times shorter in launches and time (launch.c verify_due) */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
