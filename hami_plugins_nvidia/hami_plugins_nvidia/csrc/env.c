@@ -224,6 +224,10 @@ void vg_config_load(void)
                                        "times fewer coarse samples alone far below the limit");
     while (vg_cfg.sm_sample_far > 1 && vg_cfg.sm_sample_every * vg_cfg.sm_sample_far > COARSE_SAMPLE_MAX)
         vg_cfg.sm_sample_far--;
+    /* in the same state, a verification window this many times shorter (launch.c verify_due): the windows were half
+     * of the inference loop's event records alone (issue 18 record 15); an A/B knob for the hardware runs */
+    vg_cfg.sm_verify_far = tuning_knob("HAMI_SM_VERIFY_FAR", 1, VERIFY_FAR_MAX, VERIFY_FAR_DEFAULT,
+                                       "times shorter verification windows alone far below the limit");
     /* how long before its launch call returned a kernel may start on the GPU (launch.c submitted_at): a precise busy
      * period's charge starts no earlier than the return less this, never before the call began. An A/B knob for the
      * hardware runs (compare the charge per launch with the kernels' own time), bounded: at its bound the charge

@@ -244,9 +244,10 @@ static int coarse_sample(struct dstate *ds)
 void sample_rate(struct dstate *ds)
 {
     int sm = vg_sm_limit(ds->dev);
-    int far = vg_cfg.sm_sample_far > 1 && !ds->shared && ds->capped && ds->user_idx >= 0 && ds->frac_at &&
+    int far = !ds->shared && ds->capped && ds->user_idx >= 0 && ds->frac_at &&
               ds->frac_bp < (int64_t)sm * SAMPLE_FAR_PCT;  /* 1/100 %: sm % x 100 x SAMPLE_FAR_PCT / 100 */
-    ds->samp_w = far ? vg_cfg.sm_sample_far : 1;
+    ds->far = far;  /* the verification windows' length too (verify_due) */
+    ds->samp_w = far && vg_cfg.sm_sample_far > 1 ? vg_cfg.sm_sample_far : 1;
     ds->samp_cut = vg_cfg.sm_sample_cut / (uint64_t)ds->samp_w;
 }
 
@@ -2030,6 +2031,24 @@ static COLD void count_why(struct dstate *ds, int ample, int low, int64_t now)
         __atomic_add_fetch(&lst.why_unverified, 1, __ATOMIC_RELAXED);
 }
 
+/* Whether the precise window has measured enough to verify: >= 128 launches over >= 2 ms; alone and charged far below
+ * the limit (sample_rate's state, the one that draws fewer samples) HAMI_SM_VERIFY_FAR (default 2) times fewer of
+ * each. Why (issue 18, lightpath): on the H100 (record 15) the inference loop alone at 70 %, busy ~20 %, made 0.104
+ * event records and elapsed-time calls a launch, half of them the windows' end marks (24,632 precise launches for
+ * 189 verifications, 4.9 % of its launches, each also on the slower precise path). What a shorter window trades:
+ * its estimate and host gaps come from fewer launches, so a phase's charge is a noisier estimate; the phase is still
+ * bounded by the doubt (never more than the credit less the margin) and judged by its random samples
+ * (sampled_excess), and a tenant whose charge rises towards its limit leaves the state within ~100 ms (its ~100 ms
+ * charged fraction, checked every ms) and gets the full window from its next verification. Precise mode's own
+ * decisions (credit, neighbours, coarse_behind) do not read the window's length. */
+static int verify_due(struct dstate *ds, int64_t now)
+{
+    if (ds->coarse)
+        return 0;
+    int k = ds->far ? vg_cfg.sm_verify_far : 1;
+    return ds->win_n * k >= VERIFY_LAUNCHES && (now - ds->mode_at) * k >= VERIFY_MIN_NS;
+}
+
 static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now)
 {
     int64_t tokens = __atomic_load_n(&vg_region->dev[ds->dev].tokens_ns, __ATOMIC_ACQUIRE);
@@ -2045,7 +2064,7 @@ static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now
         if (vg_cfg.launch_stats)
             __atomic_add_fetch(ask ? &lst.marks_asked : &lst.marks_quiet, 1, __ATOMIC_RELAXED);
     }
-    if (!ds->coarse && ds->win_n >= VERIFY_LAUNCHES && now - ds->mode_at >= VERIFY_MIN_NS)
+    if (verify_due(ds, now))
         verify(ds, now);
     int coarse = ample && !vg_cfg.sm_precise && !__atomic_load_n(&capture_seen, __ATOMIC_ACQUIRE) &&
                  (ds->coarse || ds->verified) &&

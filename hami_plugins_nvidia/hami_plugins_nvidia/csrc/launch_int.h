@@ -290,6 +290,7 @@ struct dstate {
     int samp_w;             /* this launch's draws: 1 in samp_w x HAMI_SM_SAMPLE_EVERY, each weighing samp_w (launch.c
                                sample_rate, refreshed with the board every ms); 0 = not set yet (1) */
     uint64_t samp_cut;      /* the draws' threshold for samp_w (sm_sample_cut / samp_w) */
+    int far;                /* alone and charged far below the limit (launch.c sample_rate): shorter windows */
     int64_t samp_last;      /* their average at the last verification that had any, 0 = none yet */
     uint64_t rng;           /* the samples' generator state (xorshift64*), seeded at init_state */
     int64_t demand_wrote;   /* the last precision request this process wrote on the board */

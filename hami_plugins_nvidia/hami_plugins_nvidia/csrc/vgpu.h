@@ -49,6 +49,8 @@ struct vg_config {
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     int sm_sample_far;                     /* HAMI_SM_SAMPLE_FAR: alone far below the limit, samples drawn this many
                                               times less often (each weighing as many), bounded by COARSE_SAMPLE_MAX */
+    int sm_verify_far;                     /* HAMI_SM_VERIFY_FAR: alone far below the limit, a verification window
+                                              this many times shorter in launches and time (launch.c verify_due) */
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
@@ -75,6 +77,10 @@ extern struct vg_config vg_cfg;
 #define SAMPLE_FAR_MAX 8
 #define SAMPLE_FAR_DEFAULT 4
 #define SAMPLE_FAR_PCT 60
+/* HAMI_SM_VERIFY_FAR's default and bound (issue 18, lightpath; launch.c verify_due): in the same state, a verification
+ * window of VERIFY_LAUNCHES / N launches over VERIFY_MIN_NS / N (1 = the full window); at the bound 32 launches, 0.5 ms */
+#define VERIFY_FAR_DEFAULT 2
+#define VERIFY_FAR_MAX 4
 #define COARSE_SAMPLE_MIN 8
 #define COARSE_SAMPLE_MAX 256
 /* HAMI_SM_LAUNCH_LEAD_NS's default and bound (env.c; launch.c submitted_at): 1 ms is far beyond any launch call's
