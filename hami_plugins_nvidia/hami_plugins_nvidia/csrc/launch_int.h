@@ -387,7 +387,8 @@ struct dstate {
     int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
     /* gatemarks (launch.c gate_arm, HAMI_SM_GATE_MARKS=1 or 2): a word of pinned host memory the device reads */
     int gate_state;         /* 0 not set up (or again, after a context destruction), 1 ready, -1 off for good */
-    volatile uint32_t *gate_word;  /* the library's own page (mmap'd once, never unmapped: gate_setup) */
+    volatile uint32_t *gate_word;  /* the library's own page (mmap'd, never unmapped: gate_page) */
+    int gate_pages;         /* the pages mapped for it so far (gate_page: a fresh one per context that needs one) */
     CUdeviceptr gate_dptr;
     CUcontext gate_ctx;     /* the context it was registered in ... */
     uint64_t gate_epoch;    /* ... and the context destructions seen then (vg_ctx_epoch) */
@@ -484,6 +485,7 @@ static inline void lst_add(int64_t *field, int64_t ns)
 
 extern struct dstate states[HAMI_MAX_DEVICES];
 extern int watcher_here;
+extern int vg_forked_child;  /* set in a forked child (watcher_forked): launch.c stream_destroying does nothing there */
 extern clockid_t watcher_clock;  /* the watcher thread's CPU clock, once watcher_clock_set (watcher.c) */
 extern int watcher_clock_set;
 
