@@ -3377,6 +3377,13 @@ __attribute__((destructor)) static void launch_stats_report(void)
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; kernel table priced %llu of %llu keyed launches, %llu keys",
                  (unsigned long long)lst.priced, (unsigned long long)lst.keyed, (unsigned long long)lst.kt_keys);
+    /* the stream-destroy hook (stream_destroying): whether a program's cuStreamDestroy reaches it (through cudart's
+     * cuGetProcAddress too), and how it closed the destroyed streams' open runs (review23) */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; streams destroyed %llu, runs closed by event %llu, with no event %llu, "
+                 "stale %llu", (unsigned long long)lst.sd_calls, (unsigned long long)lst.sd_event,
+                 (unsigned long long)lst.sd_host, (unsigned long long)lst.sd_stale);
     /* gatemarks (HAMI_SM_GATE_MARKS=1 or 2, gate_arm): the marked launches gated, those left ungated with the knob on (a
      * wait held, a half-full ring, no gate), and why the gate went off for good if it did */
     n = (int)strlen(buf);
@@ -3690,6 +3697,7 @@ static void stream_destroying(CUstream s)
         return;  /* the default streams cannot be destroyed (the driver refuses) */
     if (__atomic_load_n(&vg_forked_child, __ATOMIC_RELAXED))
         return;  /* never block on a lock inherited held (above) */
+    ST_COUNT(sd_calls);
     pthread_once(&states_once, init_states);
     struct destroy_ctx dc = {0};
     for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
@@ -3701,12 +3709,18 @@ static void stream_destroying(CUstream s)
             struct squeue *q = &ds->q[i];
             if (q->s != s)
                 continue;
-            if (q->unmarked && !ds->stale && !proven_close(ds, q)) {
+            if (q->unmarked && !ds->stale && proven_close(ds, q)) {
+                ST_COUNT(sd_host);
+            } else if (q->unmarked && !ds->stale) {
                 int capture = destroy_in_ctx(ds, &dc) ? capture_state(q) : -1;  /* -1: no context to close it in */
                 if (capture < 0)
                     ds->stale = 1;  /* no mark can close the run: charged its wall time (drop_measured) */
                 else
                     push_mark(ds, q, q->unmarked_enq, MK_END, capture);  /* a failed record: stale, as above */
+                if (ds->stale)
+                    ST_COUNT(sd_stale);
+                else
+                    ST_COUNT(sd_event);
             }
             q->s = DEAD_STREAM;
             if (!q->count && i == ds->nq - 1 && !q->unmarked)

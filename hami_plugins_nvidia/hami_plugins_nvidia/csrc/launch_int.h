@@ -446,6 +446,9 @@ struct launch_stats {
     uint64_t deep_runs, deep_launches, deep_unproven;  /* precise marks closing deep runs, their launches, and those
                                                           whose proof failed (charged their whole span) */
     uint64_t gated, gate_skipped;  /* gatemarks: marked launches gated, and those not gated with the knob on */
+    /* cuStreamDestroy(_v2) (launch.c stream_destroying): the hook's calls on a stream, and the open runs it closed by an
+     * event, with none (a wait proved them: proven_close), or left to the stale state (charged their wall time) */
+    uint64_t sd_calls, sd_event, sd_host, sd_stale;
     const char *gate_off;          /* why the gate went off for good (gate_ready), NULL = it did not */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */

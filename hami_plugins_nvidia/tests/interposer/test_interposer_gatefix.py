@@ -44,6 +44,8 @@ def test_a_stream_destroyed_from_another_context_is_closed_in_the_measured_one(w
     assert before[0] == "0" and after == before, r.lines  # the caller's context (none, or its own) is current again
     assert (before[1] == "0") == (caller == "none"), r.lines
     assert DROPPED not in r.stderr, r.stderr[-2000:]
+    # the launch stats line's section: the one destroy seen, its run closed by an event (main: no such section)
+    assert "; streams destroyed 1, runs closed by event 1, with no event 0, stale 0" in r.stderr, r.stderr[-2000:]
     assert r.values("deadcalls")[0] == ["0"], (r.lines, r.stderr[-1500:])
     assert "0.0 % coarse" not in r.stderr, r.stderr  # it was measured coarsely
     gpu_s = int(r.values("gpu")[0][0]) / 1e9
