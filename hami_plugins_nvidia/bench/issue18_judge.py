@@ -229,6 +229,19 @@ def precise_reasons(stats_line: str | None) -> dict[str, int] | None:
     return dict(zip(PRECISE_WHY, map(int, m.groups()), strict=True)) if m else None
 
 
+_STREAM_DESTROYS = re.compile(r"; streams destroyed (\d+), runs closed by event (\d+), with no event (\d+), stale (\d+)")
+STREAM_DESTROYS = ("destroyed", "closed by event", "closed with no event", "stale")
+
+
+def stream_destroys(stats_line: str | None) -> dict[str, int] | None:
+    """The stream-destroy hook's section (launch.c stream_destroying, since gatefix): the program's cuStreamDestroy
+    calls the hook saw (0 on a program that destroys streams: the hook is not reached, e.g. through cudart), and the
+    destroyed streams' open runs it closed by an event, with none (a wait proved them) or left stale (charged their wall
+    time). None for a line without it (builds before gatefix)."""
+    m = _STREAM_DESTROYS.search(stats_line or "")
+    return dict(zip(STREAM_DESTROYS, map(int, m.groups()), strict=True)) if m else None
+
+
 def launch_stats_figures(stats_line: str | None) -> dict[str, float] | None:
     """launch_sections' host µs per launch of every section (STATS_SECTIONS) with the coarse and fast-path %, and the
     event records, queries and elapsed-time calls per launch; None when the line lacks any of them."""

@@ -162,6 +162,12 @@ KT_FIELDS = re.compile(r"; kernel table priced (?P<priced>\d+) of (?P<keyed>\d+)
 GATE_FIELDS = re.compile(r"; gated marks (?P<gated>\d+), (?P<ungated>\d+) not gated(?:, gate off: (?P<off>[^;]+))?")
 
 
+#: the same line's stream-destroy hook (since gatefix, launch.c stream_destroying): the cuStreamDestroy calls it saw, and
+#: the destroyed streams' open runs closed by an event, with none (a wait proved them), or left stale
+DESTROY_FIELDS = re.compile(r"; streams destroyed (?P<calls>\d+), runs closed by event (?P<event>\d+), with no event "
+                            r"(?P<host>\d+), stale (?P<stale>\d+)")
+
+
 def turn_stats(err: str) -> dict[str, float]:
     """The library's exit line's turns figures (launch.c launch_stats_report) and its credit waits, {} when absent."""
     c = CREDIT_FIELDS.search(err)
@@ -172,6 +178,10 @@ def turn_stats(err: str) -> dict[str, float]:
     gt = GATE_FIELDS.search(err)
     if gt:  # since gatemarks
         credit.update(gated=int(gt["gated"]), ungated=int(gt["ungated"]), **({"gate_off": gt["off"]} if gt["off"] else {}))
+    sd = DESTROY_FIELDS.search(err)
+    if sd:  # since gatefix
+        credit.update(streams_destroyed=int(sd["calls"]), destroy_closed_event=int(sd["event"]),
+                      destroy_closed_host=int(sd["host"]), destroy_stale=int(sd["stale"]))
     kt = KT_FIELDS.search(err)
     if kt:  # since trainsplit
         credit.update(kt_priced=int(kt["priced"]), kt_keyed=int(kt["keyed"]), kt_keys=int(kt["keys"]))

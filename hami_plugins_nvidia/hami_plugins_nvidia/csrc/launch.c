@@ -1516,6 +1516,38 @@ static COLD void gate_off(struct dstate *ds, const char *why)
  * condition is supported, not GEQ (used here). The gate asked attribute 123 (..._NOR_V2 in CUDA 11's cuda.h; some
  * later headers number the attributes differently), which could turn it off where GEQ works. A wait call that fails
  * turns it off instead (gate_arm), its ticket written all the same. */
+/* A fresh page for the gate's word (gate_setup): the first, or one for a context that found the current page registered
+ * by another (review23 3). Never unmapped: a watchdog or a release may still store to an old one, and the other context
+ * may still read it; at most GATE_PAGES_MAX per device (a program that keeps switching its measured context between live
+ * contexts would otherwise map one per switch), then the gate goes off. MADV_WIPEONFORK (review23 4; Linux 4.14+,
+ * failure ignored): the private page pinned by cuMemHostRegister is not shared with a forked child, so fork() never
+ * write-protects the parent's entry for copy-on-write and the parent's next release store never moves it off the
+ * physical page the GPU reads (a pin that is not FOLL_PIN on a kernel before 5.9: the RDMA ibv_fork_init problem); the
+ * child gets a zero page at the same address. MADV_DONTFORK would also keep the parent's page, but would leave the
+ * child's inherited gate_word pointing at nothing, and a store there (a release on its launch path) would fault. The
+ * word takes the current ticket (the tickets go on from the last one: no wait is held now). */
+#define GATE_PAGES_MAX 8
+static COLD int gate_page(struct dstate *ds)
+{
+    if (ds->gate_pages >= GATE_PAGES_MAX) {
+        gate_off(ds, "its word's page was registered by another live context too often");
+        return 0;
+    }
+    void *page = mmap(NULL, GATE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+        gate_off(ds, "no page for its word");
+        return 0;
+    }
+#ifdef MADV_WIPEONFORK
+    (void)madvise(page, GATE_PAGE, MADV_WIPEONFORK);
+#endif
+    ds->gate_pages++;
+    __atomic_store_n((volatile uint32_t *)page, ds->gate_ticket, __ATOMIC_RELEASE);
+    /* published before any wait can be armed on it; the watchdog reads it only once a wait is armed */
+    __atomic_store_n(&ds->gate_word, (volatile uint32_t *)page, __ATOMIC_RELEASE);
+    return 1;
+}
+
 static COLD int gate_setup(struct dstate *ds)
 {
     int calm = 0;
@@ -1533,15 +1565,8 @@ static COLD int gate_setup(struct dstate *ds)
         gate_off(ds, "CUDA_LAUNCH_BLOCKING is set (a launch call waits for the GPU)");
         return 0;
     }
-    if (!ds->gate_word) {
-        void *page = mmap(NULL, GATE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (page == MAP_FAILED) {
-            gate_off(ds, "no page for its word");
-            return 0;
-        }
-        /* published before any wait can be armed on it; the watchdog reads it only once a wait is armed */
-        __atomic_store_n(&ds->gate_word, (volatile uint32_t *)page, __ATOMIC_RELEASE);
-    }
+    if (!ds->gate_word && !gate_page(ds))
+        return 0;
     /* the word keeps its value across re-setups (the tickets go on from the last one: no wait is held now) */
     __atomic_store_n(ds->gate_word, ds->gate_ticket, __ATOMIC_RELEASE);
     CUdeviceptr d = 0;
@@ -1549,9 +1574,22 @@ static COLD int gate_setup(struct dstate *ds)
     int swapped = relaxed_begin(&mode);
     CUresult r = vg_real.cuMemHostRegister((void *)ds->gate_word, GATE_PAGE,
                                            HOSTREGISTER_PORTABLE | HOSTREGISTER_DEVICEMAP);
+    /* ALREADY_REGISTERED is the word's own registration only where it was made in this same context (registered again
+     * after an unrelated destruction or a primary context's release). Made in another context that still lives (the
+     * measured one changed: drop_measured, adoption) it dies with that context, and a wait this one queued meanwhile
+     * would read an unmapped page, a fault in the tenant's context (review23 3): a fresh page for this context. */
+    if (r == HOST_ALREADY_REGISTERED && ds->gate_ctx != ds->ctx) {
+        r = gate_page(ds) ? vg_real.cuMemHostRegister((void *)ds->gate_word, GATE_PAGE,
+                                                      HOSTREGISTER_PORTABLE | HOSTREGISTER_DEVICEMAP)
+                          : CUDA_ERROR_NOT_INITIALIZED;  /* gate_page turned the gate off */
+        if (r == HOST_ALREADY_REGISTERED)
+            r = CUDA_ERROR_NOT_INITIALIZED;  /* a page never registered before cannot be: not trusted */
+    }
     if (r == CUDA_SUCCESS || r == HOST_ALREADY_REGISTERED)
         r = vg_real.cuMemHostGetDevicePointer(&d, (void *)ds->gate_word, 0);
     relaxed_end(swapped, &mode);
+    if (ds->gate_state < 0)
+        return 0;  /* gate_page turned it off */
     if (r != CUDA_SUCCESS || !d) {
         gate_off(ds, "no host-mapped word");
         return 0;
@@ -3358,6 +3396,13 @@ __attribute__((destructor)) static void launch_stats_report(void)
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; kernel table priced %llu of %llu keyed launches, %llu keys",
                  (unsigned long long)lst.priced, (unsigned long long)lst.keyed, (unsigned long long)lst.kt_keys);
+    /* the stream-destroy hook (stream_destroying): whether a program's cuStreamDestroy reaches it (through cudart's
+     * cuGetProcAddress too), and how it closed the destroyed streams' open runs (review23) */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; streams destroyed %llu, runs closed by event %llu, with no event %llu, "
+                 "stale %llu", (unsigned long long)lst.sd_calls, (unsigned long long)lst.sd_event,
+                 (unsigned long long)lst.sd_host, (unsigned long long)lst.sd_stale);
     /* gatemarks (HAMI_SM_GATE_MARKS=1 or 2, gate_arm): the marked launches gated, those left ungated with the knob on (a
      * wait held, a half-full ring, no gate), and why the gate went off for good if it did */
     n = (int)strlen(buf);
@@ -3624,11 +3669,56 @@ VG_API CUresult cuEventSynchronize(CUevent e) { HOST_WAIT(cuEventSynchronize, PR
  * measured queue per device. */
 #define DEAD_STREAM ((CUstream)(uintptr_t)-1)  /* never a stream handle (handles are the driver's pointers) */
 
+/* The calling thread's context around a destroyed stream's close (review23 1): the close's event is the device's, made
+ * and recorded in the measured context (exit_settle's rule: "its events record there"). From a thread whose current
+ * context is another, or none, get_event's create would make it there, or fail, and a pooled event would be recorded
+ * with another context current; the record failed, the state went stale (an over-charge and a measured-state reset,
+ * whose adoption may then measure another context). So the measured context is made current for the close and the
+ * caller's put back after it: one get and two sets, on a cold path, only where a close needs the driver. Where the
+ * caller's context cannot be read, or the measured one cannot be made current (destroyed), the close is not tried and
+ * the state goes stale, charged its wall time (drop_measured): never free. */
+struct destroy_ctx {
+    int read;           /* the caller's context was asked for */
+    int bad;            /* ... and could not be read: never switched */
+    CUcontext caller;   /* the caller's current context, put back at the end */
+    CUcontext cur;      /* the context current on this thread now */
+};
+
+static COLD int destroy_in_ctx(struct dstate *ds, struct destroy_ctx *dc)
+{
+    if (!dc->read) {
+        dc->read = 1;
+        dc->bad = !vg_real.cuCtxGetCurrent || vg_real.cuCtxGetCurrent(&dc->caller) != CUDA_SUCCESS;
+        if (dc->bad)
+            dc->caller = NULL;
+        dc->cur = dc->caller;
+    }
+    if (dc->bad || !ds->ctx)
+        return 0;
+    if (dc->cur == ds->ctx)
+        return 1;
+    if (!vg_real.cuCtxSetCurrent || vg_real.cuCtxSetCurrent(ds->ctx) != CUDA_SUCCESS)
+        return 0;
+    dc->cur = ds->ctx;
+    return 1;
+}
+
+/* Set in a forked child (watcher_forked). A child of a process that used CUDA cannot use CUDA (the driver refuses it),
+ * and it inherits the devices' locks as they were at the fork: one held then by another thread (the watcher's pass, a
+ * launch) is held for good in the child, whose owner does not exist there. The destroy hook then blocked forever where
+ * the driver's call would have failed at once (review23 2: a CuPy stream finalized by a forked DataLoader worker's GC).
+ * In a child the hook does nothing: its queues name its parent's streams, which its parent charges. */
+int vg_forked_child;
+
 static void stream_destroying(CUstream s)
 {
     if (!s || s == LEGACY_STREAM || s == CU_STREAM_PER_THREAD || !vg_launch_control())
         return;  /* the default streams cannot be destroyed (the driver refuses) */
+    if (__atomic_load_n(&vg_forked_child, __ATOMIC_RELAXED))
+        return;  /* never block on a lock inherited held (above) */
+    ST_COUNT(sd_calls);
     pthread_once(&states_once, init_states);
+    struct destroy_ctx dc = {0};
     for (int d = 0; d < HAMI_MAX_DEVICES; d++) {
         struct dstate *ds = &states[d];
         if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
@@ -3638,12 +3728,18 @@ static void stream_destroying(CUstream s)
             struct squeue *q = &ds->q[i];
             if (q->s != s)
                 continue;
-            if (q->unmarked && !ds->stale && !proven_close(ds, q)) {
-                int capture = capture_state(q);
+            if (q->unmarked && !ds->stale && proven_close(ds, q)) {
+                ST_COUNT(sd_host);
+            } else if (q->unmarked && !ds->stale) {
+                int capture = destroy_in_ctx(ds, &dc) ? capture_state(q) : -1;  /* -1: no context to close it in */
                 if (capture < 0)
                     ds->stale = 1;  /* no mark can close the run: charged its wall time (drop_measured) */
                 else
                     push_mark(ds, q, q->unmarked_enq, MK_END, capture);  /* a failed record: stale, as above */
+                if (ds->stale)
+                    ST_COUNT(sd_stale);
+                else
+                    ST_COUNT(sd_event);
             }
             q->s = DEAD_STREAM;
             if (!q->count && i == ds->nq - 1 && !q->unmarked)
@@ -3651,6 +3747,8 @@ static void stream_destroying(CUstream s)
         }
         pthread_mutex_unlock(&ds->mu);
     }
+    if (dc.cur != dc.caller)
+        vg_real.cuCtxSetCurrent(dc.caller);  /* the caller's context back (destroy_in_ctx) */
 }
 
 #define STREAM_DESTROY(field, s)           \

@@ -388,7 +388,8 @@ struct dstate {
     int64_t sd_own_held;    /* its launches' waits inside its own windows within the demand window (sd_at..) */
     /* gatemarks (launch.c gate_arm, HAMI_SM_GATE_MARKS=1 or 2): a word of pinned host memory the device reads */
     int gate_state;         /* 0 not set up (or again, after a context destruction), 1 ready, -1 off for good */
-    volatile uint32_t *gate_word;  /* the library's own page (mmap'd once, never unmapped: gate_setup) */
+    volatile uint32_t *gate_word;  /* the library's own page (mmap'd, never unmapped: gate_page) */
+    int gate_pages;         /* the pages mapped for it so far (gate_page: a fresh one per context that needs one) */
     CUdeviceptr gate_dptr;
     CUcontext gate_ctx;     /* the context it was registered in ... */
     uint64_t gate_epoch;    /* ... and the context destructions seen then (vg_ctx_epoch) */
@@ -446,6 +447,9 @@ struct launch_stats {
     uint64_t deep_runs, deep_launches, deep_unproven;  /* precise marks closing deep runs, their launches, and those
                                                           whose proof failed (charged their whole span) */
     uint64_t gated, gate_skipped;  /* gatemarks: marked launches gated, and those not gated with the knob on */
+    /* cuStreamDestroy(_v2) (launch.c stream_destroying): the hook's calls on a stream, and the open runs it closed by an
+     * event, with none (a wait proved them: proven_close), or left to the stale state (charged their wall time) */
+    uint64_t sd_calls, sd_event, sd_host, sd_stale;
     const char *gate_off;          /* why the gate went off for good (gate_ready), NULL = it did not */
     int64_t ns[ST_N];
     uint64_t n[ST_N];  /* timed occurrences of each section */
@@ -485,6 +489,7 @@ static inline void lst_add(int64_t *field, int64_t ns)
 
 extern struct dstate states[HAMI_MAX_DEVICES];
 extern int watcher_here;
+extern int vg_forked_child;  /* set in a forked child (watcher_forked): launch.c stream_destroying does nothing there */
 extern clockid_t watcher_clock;  /* the watcher thread's CPU clock, once watcher_clock_set (watcher.c) */
 extern int watcher_clock_set;
 

@@ -12,6 +12,7 @@ int watcher_here;
 void watcher_forked(void)
 {
     watcher_here = 0;
+    vg_forked_child = 1;  /* its inherited locks may be held for good: the destroy hook stays off them (launch.c) */
     for (int i = 0; i < HAMI_MAX_DEVICES; i++) {  /* a forked child draws its own samples, not its parent's */
         states[i].rng = sample_seed(i);
         states[i].rec_user = states[i].rec_lane = -1;  /* the records it inherited are its parent's */

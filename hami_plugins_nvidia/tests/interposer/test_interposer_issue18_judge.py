@@ -326,6 +326,19 @@ def test_precise_reasons_of_a_stats_line(judge) -> None:
     assert judge.precise_reasons(None) is None and judge.precise_reasons("launch stats: garbage") is None
 
 
+def test_stream_destroys_of_a_stats_line(judge) -> None:
+    # the stream-destroy hook's section (task gatefix), read from this tree's format; a line of the builds before
+    # (record 7's) has none
+    log = (RESULTS / "2026-12-06-h100-issue18-r7" / "stage1" / "r" / "lc" / "launch-cost.log").read_text()
+    old = next(json.loads(ln.split(": ", 1)[1])["launch_stats"] for ln in log.splitlines()
+               if ln.startswith("pair 30+70 lib #2[1]: "))
+    assert judge.stream_destroys(old) is None
+    line = ("9 measured launches (1.0 % coarse); kernel table priced 1 of 2 keyed launches, 1 keys; streams destroyed "
+            "12, runs closed by event 7, with no event 3, stale 1; gated marks 5, 0 not gated")
+    assert judge.stream_destroys(line) == {"destroyed": 12, "closed by event": 7, "closed with no event": 3, "stale": 1}
+    assert judge.stream_destroys(None) is None and judge.stream_destroys("launch stats: garbage") is None
+
+
 def test_policy_latencies_of_record_2(judge) -> None:
     log = (RECORD2 / "run1" / "real-share.log").read_text().splitlines()
     a = json.loads(next(ln for ln in log if ln.startswith("train policy A: ")).split(": ", 1)[1])

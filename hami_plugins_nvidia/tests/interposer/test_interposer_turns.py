@@ -544,3 +544,9 @@ def test_the_turns_bench_reads_both_forms_of_the_stats_lines_turns_section() -> 
     off = gated.replace("3 not gated", "0 not gated, gate off: no host-mapped word")
     assert mod.turn_stats(off)["gate_off"] == "no host-mapped word"
     assert "gated" not in mod.turn_stats(acc)
+    # since gatefix: the stream-destroy hook's section (before the gate's)
+    sd = gated.replace("1 keys;", "1 keys; streams destroyed 4, runs closed by event 2, with no event 1, stale 0;")
+    got = mod.turn_stats(sd)
+    assert (got["streams_destroyed"], got["destroy_closed_event"], got["destroy_closed_host"],
+            got["destroy_stale"], got["gated"]) == (4, 2, 1, 0, 812)
+    assert "streams_destroyed" not in mod.turn_stats(gated)

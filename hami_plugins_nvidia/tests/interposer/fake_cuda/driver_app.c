@@ -75,6 +75,15 @@ static double sync_end_s;  /* when the last ctxsync / ssyncon returned */
  * and its marks fall during that sync; bgjoin reports whether it returned before the sync did */
 static struct { pthread_t t; void *s, *ctx; unsigned us; u64 syncs; CUresult r; double at; } bg;
 
+/* forkdestroy's launching thread */
+static struct { unsigned us; void *ctx; CUresult r; } fk;
+static void *fk_main(void *arg)
+{
+    (void)arg;
+    setcur(fk.ctx);
+    fk.r = launch(NULL, fk.us, 1, 1, 32, 1, 1, 0, NULL, NULL, NULL);
+    return NULL;
+}
 static void *bg_main(void *arg)
 {
     (void)arg;
@@ -458,6 +467,45 @@ int main(int argc, char **argv)
             /* streamdestroy S: cuStreamDestroy of stream handle S (its queued work still runs) */
             void *st = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
             printf("streamdestroy %d\n", sdestroy ? sdestroy(st) : 500);
+        } else if (!strcmp(c, "nocur")) {
+            /* nocur: no context current on this thread from now on (a thread that never set one) */
+            printf("nocur %d\n", setcur(NULL));
+        } else if (!strcmp(c, "curctx")) {
+            /* curctx: the handle of the context current on this thread (0 = none) */
+            void *cc = NULL;
+            CUresult r = getcur ? getcur(&cc) : 500;
+            printf("curctx %d %llu\n", r, (unsigned long long)(uintptr_t)cc);
+        } else if (!strcmp(c, "forkdestroy")) {
+            /* forkdestroy S US: another thread launches one kernel of US microseconds on the legacy stream (with
+             * FAKE_CUDA_LAUNCH_SYNCS=1 its launch call returns when the kernel ends, the library's device lock held
+             * across it); a quarter of the way in this thread forks, and the child destroys stream handle S and exits.
+             * Prints the child's exit status, -1 when it had not exited within 3 s (killed then), and the launch's
+             * result */
+            void *st = (void *)(uintptr_t)strtoull(argv[++i], NULL, 0);
+            fk.us = (unsigned)atoi(argv[++i]);
+            fk.ctx = NULL;
+            if (getcur)
+                getcur(&fk.ctx);
+            pthread_t t;
+            int made = pthread_create(&t, NULL, fk_main, NULL) == 0;
+            usleep(fk.us / 4);
+            fflush(stdout);
+            pid_t kid = made ? fork() : -1;
+            if (kid == 0)
+                _exit(sdestroy ? (sdestroy(st) == 0 ? 0 : 1) : 2);
+            int status = -1, got = 0;
+            for (int k = 0; kid > 0 && k < 300 && !got; k++) {
+                got = waitpid(kid, &status, WNOHANG) == kid;
+                if (!got)
+                    usleep(10000);
+            }
+            if (kid > 0 && !got) {
+                kill(kid, SIGKILL);
+                waitpid(kid, NULL, 0);
+            }
+            if (made)
+                pthread_join(t, NULL);
+            printf("forkdestroy %d %d\n", got && WIFEXITED(status) ? WEXITSTATUS(status) : -1, fk.r);
         } else if (!strcmp(c, "deadcalls")) {
             /* deadcalls: the calls made on a destroyed stream so far (the fake's fake_dead_calls; -1 without it) */
             u64 (*fake_dead_calls)(void) = (u64(*)(void))dlsym(lib, "fake_dead_calls");
