@@ -342,11 +342,12 @@ case "$STAGE" in
   22)
     echo "# stage 22: stage 19's alone bisection in paired windows (record 15, H100: the inference loop alone at force 70 read 90.3 % of native, interval 89.0-91.4, never held; the library's sections 1.07 us of a 19.1 us launch; stage 19's rounds could not separate the rungs on a drifting host): every rung one warm worker on core 2, ABBA-style blocks (A B .. B A), 16 blocks of 0.25 s windows; not judged (bench builds)"
     step info 5 10 "$INFO"
-    # 9 arms x 2 windows x 0.25 s = 4.5 s a block, x 16 = 72 s, + 8 builds and 9 warm-ups on one core (~60 s). Read
+    # 10 arms x 2 windows x 0.25 s = 5 s a block, x 16 = 80 s, + 8 builds and 10 warm-ups on one core (~60 s). Read
     # paired.stats in bisect/launch-cost.json: each rung's median block ratio and interval against native; rung pairs
     # as stage 19 says (wrap vs native: the hook's entry; touch vs wrap: the footprint; force70 vs each HAMI_BISECT_*
-    # rung: what that part costs; min vs wrap: the bookkeeping left)
-    step bisect-paired 140 175 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --alone paired --blocks 16 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
+    # rung: what that part costs; min vs wrap: the bookkeeping left; vf1 = force70 with HAMI_SM_VERIFY_FAR=1, the
+    # verification windows far below the limit as before session 23's lightpath: force70 vs vf1 is its A/B)
+    step bisect-paired 150 185 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --alone paired --blocks 16 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN --variant vf1=$C::HAMI_SM_VERIFY_FAR=1'
     ;;
   20)
     echo "# stage 20: session 20's merges (trainfer: no resume credit while sharing under default; graphsturn: turns' demand skips a quiet stretch; calguard: the clock's bounds kept tight alone): the conformance behaviour, the inference loop alone and in pairs, the CUDA-graphs program (busy probe, alone, native pair, 30 + 70 and 50 + 50 x3)"

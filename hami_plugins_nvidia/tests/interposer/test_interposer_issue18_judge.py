@@ -516,7 +516,8 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         bis = [s for s in steps if "launch_cost.py" in s]
         assert len(bis) == 1 and "--alone paired " in bis[0] and "--pairs none " in bis[0], bis
         rungs = dict(re.findall(r"--variant (\w+)=\$C:([\w,]*)", bis[0]))
-        assert set(rungs) == {"wrap", "touch", "force70", "norec", "noharv", "nousers", "nothrottle", "min"}, rungs
+        assert set(rungs) == {"wrap", "touch", "force70", "norec", "noharv", "nousers", "nothrottle", "min", "vf1"}
+        assert "--variant vf1=$C::HAMI_SM_VERIFY_FAR=1" in bis[0]  # lightpath's A/B arm
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
