@@ -929,7 +929,12 @@ class Folder:
             how = f"rebuilt from its {data['rebuilt_from_log']}" if data.get("rebuilt_from_log") else "written at a stop"
             self.notes.append(f"{rel}: {how} ({str(data.get('incomplete', ''))[:120]}): its rows hold the runs done, "
                               f"fewer than {MIN_RUNS} not judged")
-        overlaps = self._pair_overlaps(p, data)
+        overlaps, destroys = self._run_log(p, data)
+        if destroys:  # gatefix: is the stream-destroy hook reached through the framework (CuPy, JAX destroy streams)?
+            tot = {k: sum(d[k] for d in destroys) for k in STREAM_DESTROYS}
+            self.notes.append(f"{rel}: stream-destroy hook over {len(destroys)} library runs: "
+                              + ", ".join(f"{k} {v}" for k, v in tot.items())
+                              + (" (none reached it)" if not tot["destroyed"] else ""))
         for key in data:
             if key in FAMILY:
                 self._rw_program(rel, src, key, _need(data, key, dict, rel), overlaps)
@@ -945,29 +950,38 @@ class Folder:
                                      [entry.get("filled_mib")], memory_limit(entry), src))
         self._timelines_from_log(p, src, data)
 
-    def _pair_overlaps(self, p: Path, data: dict) -> dict[tuple[str, str, str], list[float | None]]:
-        """Per (program, limit A, limit B): each limited pair run's window_overlap, in log order (the order of the
-        row's runs), from the per-run log beside the JSON; {} without one."""
+    def _run_log(self, p: Path, data: dict) -> tuple[dict[tuple[str, str, str], list[float | None]],
+                                                      list[dict[str, int]]]:
+        """From the per-run log beside the JSON, read once: per (program, limit A, limit B) each limited pair run's
+        window_overlap, in log order (the order of the row's runs); and each library run's stream-destroy section
+        (stream_destroys, since gatefix). ({}, []) without a log."""
         log = p.parent / f"real-{data.get('part')}.log"
         if not log.is_file():
-            return {}
+            return {}, []
         half: dict = {}
         out: dict[tuple[str, str, str], list[float | None]] = {}
+        destroys: list[dict[str, int]] = []
         for line in _read(log, log.relative_to(self.root)).decode(errors="replace").splitlines():
             label, sep, body = line.partition(": {")
-            m = re.fullmatch(r"(\w+) pair (\d+)\+(\d+) #\d+\[([01])\]", label.strip())
-            if not sep or not m:
+            if not sep:
                 continue
             try:
                 res = json.loads("{" + body)
             except json.JSONDecodeError:
                 res = {}
+            logged = res.get("interposer_lines") if isinstance(res, dict) else None
+            for ln in logged if isinstance(logged, list) else []:
+                if isinstance(ln, str) and (sd := stream_destroys(ln)):
+                    destroys.append(sd)
+            m = re.fullmatch(r"(\w+) pair (\d+)\+(\d+) #\d+\[([01])\]", label.strip())
+            if not m:
+                continue
             key = m.group(1, 2, 3)
             if m.group(4) == "0":
                 half[key] = res
             elif key in half:
                 out.setdefault(key, []).append(window_overlap([half.pop(key), res]))
-        return out
+        return out, destroys
 
     def _rw_program(self, rel: str, src: Source, kind: str, ent: dict, overlaps: dict) -> None:
         solo = ent.get("solo_native")
@@ -1227,7 +1241,8 @@ class Folder:
             raise JudgeError(f"{rel}: field 'command' runs --kind {kind[:20]!r}, not a program this judge knows")
         limit = _need(data, "limit_alone", int, rel)
         alone = _need(data, "alone", dict, rel)
-        if not alone and "--rounds 0" in command:  # stage 21's pairs-only A/B: no solo run to put its rates against
+        # stage 21: a pairs-only A/B, no solo run to put its rates against
+        if not alone and re.search(r"--rounds 0(?!\d)", command):
             self.notes.append(f"{rel}: pairs only (--rounds 0: no native solo run, so no % of solo): reported in its "
                               "record, not judged")
             return

@@ -212,6 +212,30 @@ def test_a_pairs_only_launch_cost_file_is_reported_not_refused(judge, tmp_path) 
     assert judge.main([str(folder), "--out", str(tmp_path / "b")]) != 0
 
 
+def test_the_stream_destroy_hook_is_reported_from_the_run_log(judge, tmp_path) -> None:
+    """gatefix: the library's stats line says whether cuStreamDestroy reached its hook; the judge sums it over a
+    real_workloads file's library runs (its log) into one note. Builds before gatefix print no such section: no note."""
+    import re
+
+    src = RESULTS / "2026-12-07-h100-issue18-r14" / "stage2" / "r"
+    folder = tmp_path / "r"
+    shutil.copytree(src / "cupy", folder / "cupy")
+    shutil.copy(src / "device.txt", folder / "device.txt")
+    card = _card(judge, folder, tmp_path / "a")
+    assert not any("stream-destroy hook" in n for n in card["notes"])
+    log = folder / "cupy" / "real-share.log"
+    text = log.read_text()
+    n = text.count("launch stats:")
+    assert n > 0
+    section = "; streams destroyed 5, runs closed by event 2, with no event 1, stale 0"
+    log.write_text(re.sub(r'(launch stats: [^"]*?)(")', lambda m: m.group(1) + section + m.group(2), text))
+    card = _card(judge, folder, tmp_path / "b")
+    says = [x for x in card["notes"] if "stream-destroy hook" in x]
+    assert len(says) == 1 and "destroyed 5" not in says[0], says  # summed over the runs, not one run's
+    runs = int(re.search(r"over (\d+) library runs", says[0]).group(1))
+    assert runs > 0 and f"destroyed {5 * runs}, closed by event {2 * runs}, closed with no event {runs}, stale 0" in says[0]
+
+
 def _write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(data))
     return path.parent.parent
