@@ -12,7 +12,8 @@
 # Record 9b (4ce1d2f, the default) ran 16 and 17. Record 10 (session 18, 072f525) ran 16, 8 and stage 13's ladder;
 # record 11 (a23f151) ran 18 (deep runs, the lending guard; the training pairs also with HAMI_SM_DEEP_RUN=1);
 # record 12 (session 19, f6d9828: chained runs) ran 18 and 2; record 13 (session 20, an H200, 5646ac2) ran 19 and 18.
-# Record 15 (session 23, an H100, a46f1f8) ran 21 and 20. Stage 22 (~150 s, not yet run) is stage 19's bisection in
+# Record 15 (session 23, an H100, a46f1f8) ran 21 and 20; record 16 (session 24, an H100, eb9df4e) 22, 20 and 2. Stage 23
+# (~145 s) is the watcher's share of the inference loop alone. Stage 22 is stage 19's bisection in
 # paired windows (the inference loop alone: which part of the coarse path costs the loop what).
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
@@ -51,8 +52,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -338,6 +339,17 @@ case "$STAGE" in
     #               footprint) costs it: compare touch.
     # 9 runs a round x 2 rounds x ~5.6 s (W=1.5 + ~4.1 s start, record 10 on the H100) = 101 + 7 builds at once ~5
     step bisect 106 120 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --seconds 1.5 --rounds 2 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
+    ;;
+  23)
+    echo "# stage 23: the watcher's share of the inference loop alone (record 16, H100: force70 94.7 % of native in stage 22's paired windows, 92.2 % in stage 20's; noharv's ~5,000 extra watcher wakes cost it 2.2 points, ~70 us a wake on its core): paired windows, 16 blocks; not judged (bench builds and knobs), then stage 20's two-arm alone measure again (judged)"
+    step info 5 10 "$INFO"
+    # 6 arms x 2 windows x 0.25 s x 16 blocks = 48 s + 3 builds and 6 warm-ups on one core (~45 s). Read paired.stats and
+    # each arm's stats line (watcher N wakes, M ms CPU; involuntary switches): force70 vs nowatch = the watcher's whole
+    # cost; vs a10 (HAMI_WATCHER_ALONE_POLL_US=10000, the knob's ceiling) = its deferred wakes; vs nvml400 (one NVML
+    # process query per 400 ms instead of 100) = the query; a10nv both
+    step watcher-paired 100 130 'mkdir -p $R/watch; python3 $B/launch_cost.py --out $R/watch --alone paired --blocks 16 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant force70=$C: --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant a10=$C::HAMI_WATCHER_ALONE_POLL_US=10000 --variant nvml400=$C:PROCS_GAP_NS=400000000LL --variant a10nv=$C:PROCS_GAP_NS=400000000LL:HAMI_WATCHER_ALONE_POLL_US=10000'
+    # stage 20's alone measure (native and the shipped library, 32 blocks): record 16 read 92.2 % there, 94.7 in stage 22
+    step alone-lib 40 60 'mkdir -p $R/alone; python3 $B/launch_cost.py --out $R/alone --alone paired --limit 70 --cores "2;6" --variant lib=$C: --pairs none'
     ;;
   22)
     echo "# stage 22: stage 19's alone bisection in paired windows (record 15, H100: the inference loop alone at force 70 read 90.3 % of native, interval 89.0-91.4, never held; the library's sections 1.07 us of a 19.1 us launch; stage 19's rounds could not separate the rungs on a drifting host): every rung one warm worker on core 2, ABBA-style blocks (A B .. B A), 16 blocks of 0.25 s windows; not judged (bench builds)"

@@ -472,7 +472,7 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17", "18", "19", "20", "21", "22"])
+                                   "16", "17", "18", "19", "20", "21", "22", "23"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -542,6 +542,13 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         rungs = dict(re.findall(r"--variant (\w+)=\$C:([\w,]*)", bis[0]))
         assert set(rungs) == {"wrap", "touch", "force70", "norec", "noharv", "nousers", "nothrottle", "min", "vf1"}
         assert "--variant vf1=$C::HAMI_SM_VERIFY_FAR=1" in bis[0]  # lightpath's A/B arm
+    if stage == "23":  # the watcher's share alone: bench arms (not judged), then the shipped library's alone measure
+        w = [s for s in steps if "launch_cost.py" in s]
+        assert len(w) == 2 and all("--alone paired " in s and "--pairs none" in s for s in w), w
+        arms = dict(re.findall(r"--variant (\w+)=\$C:([\w,=]*)", w[0]))
+        assert set(arms) == {"wrap", "force70", "nowatch", "a10", "nvml400", "a10nv"}, arms
+        assert arms["force70"] == "" and arms["nowatch"] == "HAMI_BENCH_NO_WATCHER"
+        assert "--variant lib=$C: " in w[1]  # the shipped library, judged
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -554,7 +561,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "23"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "24"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
