@@ -343,11 +343,12 @@ case "$STAGE" in
   23)
     echo "# stage 23: the watcher's share of the inference loop alone (record 16, H100: force70 94.7 % of native in stage 22's paired windows, 92.2 % in stage 20's; noharv's ~5,000 extra watcher wakes cost it 2.2 points, ~70 us a wake on its core): paired windows, 16 blocks; not judged (bench builds and knobs), then stage 20's two-arm alone measure again (judged)"
     step info 5 10 "$INFO"
-    # 6 arms x 2 windows x 0.25 s x 16 blocks = 48 s + 3 builds and 6 warm-ups on one core (~45 s). Read paired.stats and
+    # 8 arms x 2 windows x 0.25 s x 16 blocks = 64 s + 5 builds and 8 warm-ups on one core (~50 s). Read paired.stats and
     # each arm's stats line (watcher N wakes, M ms CPU; involuntary switches): force70 vs nowatch = the watcher's whole
     # cost; vs a10 (HAMI_WATCHER_ALONE_POLL_US=10000, the knob's ceiling) = its deferred wakes; vs nvml400 (one NVML
-    # process query per 400 ms instead of 100) = the query; a10nv both
-    step watcher-paired 100 130 'mkdir -p $R/watch; python3 $B/launch_cost.py --out $R/watch --alone paired --blocks 16 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant force70=$C: --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant a10=$C::HAMI_WATCHER_ALONE_POLL_US=10000 --variant nvml400=$C:PROCS_GAP_NS=400000000LL --variant a10nv=$C:PROCS_GAP_NS=400000000LL:HAMI_WATCHER_ALONE_POLL_US=10000'
+    # process query per 400 ms instead of 100) = the query; a10nv both; users4 (note_users every 4 ms, not 1: its board
+    # reads, record lock queries and publications, stage 22's nousers 1.6 points); quiet all three
+    step watcher-paired 120 150 'mkdir -p $R/watch; python3 $B/launch_cost.py --out $R/watch --alone paired --blocks 16 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant force70=$C: --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --variant a10=$C::HAMI_WATCHER_ALONE_POLL_US=10000 --variant nvml400=$C:PROCS_GAP_NS=400000000LL --variant a10nv=$C:PROCS_GAP_NS=400000000LL:HAMI_WATCHER_ALONE_POLL_US=10000 --variant users4=$C:USERS_GAP_NS=4000000LL --variant quiet=$C:PROCS_GAP_NS=400000000LL,USERS_GAP_NS=4000000LL:HAMI_WATCHER_ALONE_POLL_US=10000'
     # stage 20's alone measure (native and the shipped library, 32 blocks): record 16 read 92.2 % there, 94.7 in stage 22
     step alone-lib 40 60 'mkdir -p $R/alone; python3 $B/launch_cost.py --out $R/alone --alone paired --limit 70 --cores "2;6" --variant lib=$C: --pairs none'
     ;;

@@ -546,7 +546,7 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         w = [s for s in steps if "launch_cost.py" in s]
         assert len(w) == 2 and all("--alone paired " in s and "--pairs none" in s for s in w), w
         arms = dict(re.findall(r"--variant (\w+)=\$C:([\w,=]*)", w[0]))
-        assert set(arms) == {"wrap", "force70", "nowatch", "a10", "nvml400", "a10nv"}, arms
+        assert set(arms) == {"wrap", "force70", "nowatch", "a10", "nvml400", "a10nv", "users4", "quiet"}, arms
         assert arms["force70"] == "" and arms["nowatch"] == "HAMI_BENCH_NO_WATCHER"
         assert "--variant lib=$C: " in w[1]  # the shipped library, judged
 
