@@ -13,7 +13,7 @@
 # record 11 (a23f151) ran 18 (deep runs, the lending guard; the training pairs also with HAMI_SM_DEEP_RUN=1);
 # record 12 (session 19, f6d9828: chained runs) ran 18 and 2; record 13 (session 20, an H200, 5646ac2) ran 19 and 18.
 # Record 15 (session 23, an H100, a46f1f8) ran 21 and 20; record 16 (session 24, an H100, eb9df4e) 22, 20 and 2. Stage 23
-# (~145 s) is the watcher's share of the inference loop alone. Stage 22 is stage 19's bisection in
+# (~145 s) is the watcher's share of the inference loop alone; stage 24 (~140 s) the quiet pace's A/B. Stage 22 is stage 19's bisection in
 # paired windows (the inference loop alone: which part of the coarse path costs the loop what).
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
@@ -52,8 +52,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -339,6 +339,14 @@ case "$STAGE" in
     #               footprint) costs it: compare touch.
     # 9 runs a round x 2 rounds x ~5.6 s (W=1.5 + ~4.1 s start, record 10 on the H100) = 101 + 7 builds at once ~5
     step bisect 106 120 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --seconds 1.5 --rounds 2 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
+    ;;
+  24)
+    echo "# stage 24: the quiet pace alone (session 24's quietpace: note_users every 4 ms and NVML's process count every 500 ms while alone and coarse; record 16 stage 23: users4 + nvml400 + a10 read 95.0 % against force70's 86.7 on a noisy host): the library before it (OLD, default fa38cef, from git archive; skipped when the copy has no usable .git) and as shipped, paired, 24 blocks; then stage 20's two-arm alone measure (judged)"
+    step info 5 10 "$INFO"
+    # 3 arms x 2 windows x 0.25 s x 24 blocks = 36 s + 2 builds and 3 warm-ups (~40 s). Read paired.stats (quiet vs old)
+    # and each stats line's "board looks N (Q at the quiet pace), NVML process counts M" (old: no such field)
+    step quiet-ab 80 110 'mkdir -p $R/qab; rm -rf /tmp/oldsrc; mkdir -p /tmp/oldsrc; git archive "${OLD:-fa38cef}" hami_plugins_nvidia/hami_plugins_nvidia/csrc 2>/dev/null | tar -x -C /tmp/oldsrc 2>/dev/null; if [ -f /tmp/oldsrc/hami_plugins_nvidia/hami_plugins_nvidia/csrc/launch.c ]; then V="--variant old=/tmp/oldsrc/hami_plugins_nvidia/hami_plugins_nvidia/csrc:"; else echo "no old sources: the old arm is left out"; V=""; fi; python3 $B/launch_cost.py --out $R/qab --alone paired --blocks 24 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe $V --variant quiet=$C:'
+    step alone-lib 50 70 'mkdir -p $R/alone; python3 $B/launch_cost.py --out $R/alone --alone paired --limit 70 --cores "2;6" --variant lib=$C: --pairs none'
     ;;
   23)
     echo "# stage 23: the watcher's share of the inference loop alone (record 16, H100: force70 94.7 % of native in stage 22's paired windows, 92.2 % in stage 20's; noharv's ~5,000 extra watcher wakes cost it 2.2 points, ~70 us a wake on its core): paired windows, 16 blocks; not judged (bench builds and knobs), then stage 20's two-arm alone measure again (judged)"

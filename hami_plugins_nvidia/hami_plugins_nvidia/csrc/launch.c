@@ -3403,6 +3403,13 @@ __attribute__((destructor)) static void launch_stats_report(void)
         snprintf(buf + n, sizeof(buf) - n, "; streams destroyed %llu, runs closed by event %llu, with no event %llu, "
                  "stale %llu", (unsigned long long)lst.sd_calls, (unsigned long long)lst.sd_event,
                  (unsigned long long)lst.sd_host, (unsigned long long)lst.sd_stale);
+    /* the quiet pace alone (issue 18, record 16): note_users' looks at the board (every 4 ms alone and coarse, 1 ms
+     * beside anyone: users_quiet) and the watcher's NVML process counts (every 500 ms alone and coarse, 100 ms beside
+     * anyone: nvmlq.c) */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "; board looks %llu (%llu at the quiet pace), NVML process counts %llu",
+                 (unsigned long long)lst.looks, (unsigned long long)lst.looks_quiet, (unsigned long long)lst.nvml_q);
     /* gatemarks (HAMI_SM_GATE_MARKS=1 or 2, gate_arm): the marked launches gated, those left ungated with the knob on (a
      * wait held, a half-full ring, no gate), and why the gate went off for good if it did */
     n = (int)strlen(buf);

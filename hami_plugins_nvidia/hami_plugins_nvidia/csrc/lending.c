@@ -248,6 +248,9 @@ void note_users(struct dstate *ds, int64_t now)
     struct hami_board_gpu *g = ds->bgpu;
     if (!users_due(ds, now))
         return;
+    ST_COUNT(looks);
+    if (users_quiet(ds))
+        ST_COUNT(looks_quiet);
     ds->user_stamp = now;
     uint64_t me = vg_region->container_id;
     if (ds->user_idx < 0 || __atomic_load_n(&g->user_id[ds->user_idx], __ATOMIC_ACQUIRE) != me) {

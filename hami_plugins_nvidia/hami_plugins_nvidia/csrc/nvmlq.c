@@ -116,8 +116,15 @@ unsigned int vg_nvml_sm_clock(CUdevice dev)
  * absent or failing, a namespace-filtered list, a count below this container's own, or no sample for 1 s.
  * K is the larger of the last two samples, so a neighbour that left within the last 100 ms still counts for
  * the spans it was busy in. */
-#ifndef PROCS_GAP_NS  /* a bench may build another gap (issue18_gpu.sh stage 23's nvml400 arm: what the query costs) */
+#ifndef PROCS_GAP_NS  /* a bench may build other gaps (issue18_gpu.sh stage 23's nvml400 arm: what the query costs) */
 #define PROCS_GAP_NS 100000000LL     /* at most one NVML process query per device per 100 ms */
+#endif
+/* ... and per 500 ms while the process is alone on the GPU and quiet (watcher.c): the query took ~0.4 ms of the
+ * watcher's CPU each time on the H100 (record 16 stage 23: 150 -> 85 ms of watcher CPU at one per 400 ms), on the
+ * launching thread's core when a launch-bound program is pinned to one. Nothing is bounded while alone; the sample
+ * stays fresh (< PROCS_FRESH_NS), and the first wake that finds a neighbour queries again once 100 ms have passed */
+#ifndef PROCS_QUIET_GAP_NS
+#define PROCS_QUIET_GAP_NS 500000000LL
 #endif
 #define PROCS_FRESH_NS 1000000000LL  /* a sample older than 1 s bounds nothing */
 #define PROCS_MAX 1024               /* processes read per query; more bound nothing */
@@ -340,13 +347,13 @@ static int census_count(int dev, const char **why)
     return n;
 }
 
-void vg_nvml_procs_refresh(int dev)
+int vg_nvml_procs_refresh(int dev, int quiet)
 {
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
-        return;
+        return 0;
     int64_t now = vg_now_ns();
-    if (tried_at[dev] && now - tried_at[dev] < PROCS_GAP_NS)
-        return;
+    if (tried_at[dev] && now - tried_at[dev] < (quiet ? PROCS_QUIET_GAP_NS : PROCS_GAP_NS))
+        return 0;
     tried_at[dev] = now;
     const char *why = "";
     int mine = 0;
@@ -385,6 +392,7 @@ void vg_nvml_procs_refresh(int dev)
     uint64_t w = ((uint64_t)(now >> 10) << 16) | (uint64_t)k;
     __atomic_store_n(&samples[dev][1], __atomic_load_n(&samples[dev][0], __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     __atomic_store_n(&samples[dev][0], w, __ATOMIC_RELEASE);
+    return 1;
 }
 
 /* K: the larger of the last two samples (a doubtful one bounds nothing), -1 = no bound. */

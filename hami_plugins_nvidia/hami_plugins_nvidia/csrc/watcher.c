@@ -88,9 +88,12 @@ static void *watcher(void *arg)
             if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
                 continue;
             /* relaxed reads of fields the launcher writes under the lock: a stale one only sets one sleep's ceiling */
-            if (!__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) || __atomic_load_n(&ds->shared, __ATOMIC_RELAXED))
+            int quiet = __atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) && !__atomic_load_n(&ds->shared, __ATOMIC_RELAXED);
+            if (!quiet)
                 alone = 0;
-            vg_nvml_procs_refresh(d);  /* the bound on n(t): an NVML query every 100 ms, off the launch path */
+            /* the bound on n(t): an NVML query every 100 ms, off the launch path; every 500 ms alone and coarse */
+            if (vg_nvml_procs_refresh(d, quiet && !vg_cfg.priority_env))
+                ST_COUNT(nvml_q);
             int64_t now = vg_now_ns();
             sib_bound_refresh(ds, now);  /* the bound on the siblings counted (multiproc): every 100 ms */
             gate_watchdog(ds, now);  /* gatemarks: a launch call waiting for the GPU behind its own gate (unlocked) */

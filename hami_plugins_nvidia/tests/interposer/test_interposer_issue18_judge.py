@@ -472,7 +472,7 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17", "18", "19", "20", "21", "22", "23"])
+                                   "16", "17", "18", "19", "20", "21", "22", "23", "24"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -549,6 +549,10 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert set(arms) == {"wrap", "force70", "nowatch", "a10", "nvml400", "a10nv", "users4", "quiet"}, arms
         assert arms["force70"] == "" and arms["nowatch"] == "HAMI_BENCH_NO_WATCHER"
         assert "--variant lib=$C: " in w[1]  # the shipped library, judged
+    if stage == "24":  # the quiet pace: the library before it (git archive, left out without .git) and as shipped
+        ab = [s for s in steps if "launch_cost.py" in s]
+        assert len(ab) == 2 and "--variant quiet=$C:'" in ab[0] and 'git archive "${OLD:-fa38cef}"' in ab[0], ab
+        assert "--variant lib=$C: " in ab[1] and "--pairs none" in ab[1], ab
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -561,7 +565,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "24"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "25"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
