@@ -3404,8 +3404,8 @@ __attribute__((destructor)) static void launch_stats_report(void)
                  "stale %llu", (unsigned long long)lst.sd_calls, (unsigned long long)lst.sd_event,
                  (unsigned long long)lst.sd_host, (unsigned long long)lst.sd_stale);
     /* the quiet pace alone (issue 18, record 16): note_users' looks at the board (every 4 ms alone and coarse, 1 ms
-     * beside anyone: users_quiet) and the watcher's NVML process counts (every 500 ms alone and coarse, 100 ms beside
-     * anyone: nvmlq.c) */
+     * beside anyone: users_quiet) and the watcher's NVML process counts (every 500 ms with no neighbour on the GPU, 100 ms
+     * beside anyone: nvmlq.c) */
     n = (int)strlen(buf);
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; board looks %llu (%llu at the quiet pace), NVML process counts %llu",

@@ -119,7 +119,7 @@ unsigned int vg_nvml_sm_clock(CUdevice dev)
 #ifndef PROCS_GAP_NS  /* a bench may build other gaps (issue18_gpu.sh stage 23's nvml400 arm: what the query costs) */
 #define PROCS_GAP_NS 100000000LL     /* at most one NVML process query per device per 100 ms */
 #endif
-/* ... and per 500 ms while the process is alone on the GPU and quiet (watcher.c): the query took ~0.4 ms of the
+/* ... and per 500 ms while no neighbour is on the GPU (watcher.c; nor a task priority): the query took ~0.4 ms of the
  * watcher's CPU each time on the H100 (record 16 stage 23: 150 -> 85 ms of watcher CPU at one per 400 ms), on the
  * launching thread's core when a launch-bound program is pinned to one. Nothing is bounded while alone; the sample
  * stays fresh (< PROCS_FRESH_NS), and the first wake that finds a neighbour queries again once 100 ms have passed */

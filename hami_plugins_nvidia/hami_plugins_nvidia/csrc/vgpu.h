@@ -258,7 +258,7 @@ unsigned int vg_nvml_sm_clock(CUdevice dev);
 /* The bound on the others counted in n(t) (processes with a compute context on the GPU less this container's
  * own), refreshed by the watcher at most every 100 ms; -1 = no bound (NVML absent or failing, a doubtful or
  * stale count). The read is two atomic loads: the launch path never calls NVML. */
-int vg_nvml_procs_refresh(int dev, int quiet);  /* 1 when it counted; quiet: alone and coarse (nvmlq.c PROCS_QUIET_GAP_NS) */
+int vg_nvml_procs_refresh(int dev, int quiet);  /* 1 when it counted; quiet: no neighbour on the GPU (nvmlq.c PROCS_QUIET_GAP_NS) */
 int vg_nvml_others_bound(int dev, int64_t now);
 /* The node agent's process census (nvmlq.c), exported for unit tests: why a census file cannot be trusted (NULL =
  * it can), and its strict parser (1 = a fresh, well-formed sample for uuid; else 0 and *why). */

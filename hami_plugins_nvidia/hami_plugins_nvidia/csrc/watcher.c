@@ -88,11 +88,13 @@ static void *watcher(void *arg)
             if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
                 continue;
             /* relaxed reads of fields the launcher writes under the lock: a stale one only sets one sleep's ceiling */
-            int quiet = __atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) && !__atomic_load_n(&ds->shared, __ATOMIC_RELAXED);
-            if (!quiet)
+            int nbr = __atomic_load_n(&ds->shared, __ATOMIC_RELAXED);
+            if (!__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) || nbr)
                 alone = 0;
-            /* the bound on n(t): an NVML query every 100 ms, off the launch path; every 500 ms alone and coarse */
-            if (vg_nvml_procs_refresh(d, quiet && !vg_cfg.priority_env))
+            /* the bound on n(t): an NVML query every 100 ms, off the launch path; every 500 ms while no neighbour is on
+             * the GPU (it bounds neighbours only). Not "coarse": every verification window (~one per 100 ms alone)
+             * clears that flag, and a wake inside one counted again (record 16 stage 24: 121-192 counts in ~14 s) */
+            if (vg_nvml_procs_refresh(d, !nbr && !vg_cfg.priority_env))
                 ST_COUNT(nvml_q);
             int64_t now = vg_now_ns();
             sib_bound_refresh(ds, now);  /* the bound on the siblings counted (multiproc): every 100 ms */

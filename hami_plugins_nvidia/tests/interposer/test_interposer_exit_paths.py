@@ -66,32 +66,43 @@ def _stderr(p: subprocess.Popen[str]) -> str:
 @pytest.mark.parametrize("end", ["exit", "kill"])
 def test_worker_dying_with_work_in_flight_is_charged_by_a_survivor(workload: Workload, end: str) -> None:
     keeper = _keeper(workload)
-    before = charged_s(workload)
-    # 10 x 20 ms queued; 30 ms later (a kernel is then part-way through) the GPU time the fake gave it, then the end
+    # 10 x 20 ms queued; 30 ms later (a kernel is then part-way through) the GPU time the fake gave it, then the end.
+    # The premise is work still queued when it dies: a throttle that held the burst's launch call past its kernels
+    # (30 % force, a loaded VM) leaves none, and then there is nothing for a survivor to charge: that try says
+    # nothing and the scenario runs again (at most 3 tries; every try's charge identity is checked)
     burst = ("ctx", "0", "burst", "kernel", "10", "20000", "sleep", "30", "gpu")
-    if end == "exit":  # _exit(0): no exit handler runs
-        w = workload.start(*burst, "die", "exit")
-        out, err = w.communicate(timeout=30)
-        assert w.returncode == 0, err
-    else:  # SIGKILL from its parent once it has launched
-        w = workload.start(*burst, "hang")
-        assert w.stdout is not None
-        out = ""
-        while (line := w.stdout.readline()) and not line.startswith("hanging"):
-            out += line
-        w.send_signal(signal.SIGKILL)
-        rest, err = w.communicate(timeout=30)
-        out += rest
-        assert w.returncode == -signal.SIGKILL, err
-    [[res, *_]] = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("burst ")]
-    [[gpu_ns]] = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("gpu ")]
-    assert res == "0", out
-    ran = int(gpu_ns) / 1e9
-    gone = _slot_gone(workload, w.pid, timeout=3.0)
-    charged = charged_s(workload) - before
-    lines = [ln for ln in _stderr(keeper).splitlines() if DIED in ln and f"pid {w.pid} " in ln]
-    print(f"{end}: charged {charged * 1e3:.2f} ms, the fake had run {ran * 1e3:.2f} ms; {lines}")
-    assert charged >= ran, (charged, ran)
+    pids, tries = [], []
+    for _ in range(3):
+        before = charged_s(workload)
+        if end == "exit":  # _exit(0): no exit handler runs
+            w = workload.start(*burst, "die", "exit")
+            out, err = w.communicate(timeout=30)
+            assert w.returncode == 0, err
+        else:  # SIGKILL from its parent once it has launched
+            w = workload.start(*burst, "hang")
+            assert w.stdout is not None
+            out = ""
+            while (line := w.stdout.readline()) and not line.startswith("hanging"):
+                out += line
+            w.send_signal(signal.SIGKILL)
+            rest, err = w.communicate(timeout=30)
+            out += rest
+            assert w.returncode == -signal.SIGKILL, err
+        [[res, *_]] = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("burst ")]
+        [[gpu_ns]] = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("gpu ")]
+        assert res == "0", out
+        ran = int(gpu_ns) / 1e9
+        gone = _slot_gone(workload, w.pid, timeout=3.0)
+        charged = charged_s(workload) - before
+        assert charged >= ran, (charged, ran)
+        tries.append(ran)
+        pids.append(w.pid)
+        if ran < 0.19:  # work was still queued when it died
+            break
+    assert ran < 0.19, f"every try had run all its work before it died (fake GPU ms: {[t * 1e3 for t in tries]})"
+    stderr = _stderr(keeper)
+    lines = [ln for ln in stderr.splitlines() if DIED in ln and f"pid {w.pid} " in ln]
+    print(f"{end}: charged {charged * 1e3:.2f} ms, the fake had run {ran * 1e3:.2f} ms (tries {len(tries)}); {lines}")
     assert len(lines) == 1, lines  # the survivor charged it, once
     assert gone, "no process of the container reclaimed the dead worker's slot"
 

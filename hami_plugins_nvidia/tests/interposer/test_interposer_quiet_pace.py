@@ -1,7 +1,7 @@
 """The quiet pace alone (issue 18, record 16): a process alone on the GPU and measured coarsely looks at the node board
 every 4 ms instead of every millisecond (launch_int.h users_quiet: its record lock queries and publications are
-system calls on the launching thread) and counts the GPU's processes through NVML every 500 ms instead of 100 (the
-watcher, nvmlq.c). On the H100 the inference loop alone at 70 % gave back ~1.5 points with each (record 16, stages 22
+system calls on the launching thread) and the watcher counts the GPU's processes through NVML every 500 ms instead of 100 whenever no neighbour is on the
+GPU, coarse or precise (nvmlq.c: the count bounds neighbours only). On the H100 the inference loop alone at 70 % gave back ~1.5 points with each (record 16, stages 22
 and 23). Beside a neighbour, near its limit, or with an explicit task priority, the 1 ms and 100 ms paces at once.
 
 Read from the library's own stats line (HAMI_LAUNCH_STATS=1: board looks N (Q at the quiet pace), NVML process
@@ -51,15 +51,17 @@ def test_alone_and_coarse_it_looks_at_the_board_every_4_ms_and_counts_every_500_
     assert 1 <= counts <= 8, counts
 
 
-def test_measured_precisely_it_keeps_the_1_ms_and_100_ms_paces(workload: Workload) -> None:
+def test_measured_precisely_it_keeps_the_1_ms_board_pace_but_counts_every_500_ms(workload: Workload) -> None:
     # precise measurement (HAMI_SM_PRECISE=1, as a low credit or a neighbour's request does): its charges feed the
-    # decisions, so nothing slows down; the same loop looks about every millisecond
+    # decisions, so the board is looked at about every millisecond; the NVML count bounds neighbours only, and there is
+    # none: still every 500 ms (its first version followed the coarse flag, which each verification window clears, and
+    # counted every 100 ms on the H100: record 16 stage 24)
     looks, quiet, counts = _loop(workload, HAMI_SM_PRECISE="1")
-    alone_looks, _, alone_counts = _loop(workload)
+    alone_looks, _, _ = _loop(workload)
     # (the very first look, before the first launch was measured, may count as quiet)
     assert quiet <= 1 and looks > 0.6 * SECONDS * 1000, (looks, quiet)
     assert looks > 1.5 * alone_looks, (looks, alone_looks)
-    assert counts >= 12 and counts > alone_counts, (counts, alone_counts)
+    assert 1 <= counts <= 8, counts
 
 
 def test_an_explicit_task_priority_keeps_the_1_ms_pace(workload: Workload) -> None:
