@@ -1340,12 +1340,16 @@ class Folder:
 
     @staticmethod
     def _shipped_variants(command: str) -> set[str]:
-        """Variants built from the checkout's csrc with no extra defines or environment: the library as shipped."""
+        """Variants built from the checkout's csrc with no extra defines or environment: the library as shipped.
+
+        The checkout's csrc is the relative path the plan passes ($C, from the repository root): sources elsewhere that
+        end the same way (stage 24's `old` arm, an older commit's tree under /tmp) are another library."""
         names = set()
         for spec in re.findall(r"--variant (\S+)", command):
             name, _, rest = spec.partition("=")
             csrc, _, tail = rest.partition(":")
-            if csrc.rstrip("/").endswith("hami_plugins_nvidia/hami_plugins_nvidia/csrc") and not tail.strip(":"):
+            path = csrc.rstrip("/").removeprefix("./")
+            if path == "hami_plugins_nvidia/hami_plugins_nvidia/csrc" and not tail.strip(":"):
                 names.add(name)
         return names
 

@@ -1199,3 +1199,13 @@ def test_a_stage_run_with_library_knobs_names_them_in_its_provenance(judge, tmp_
     assert device.startswith(H200) and commit == "1d07abc0fa08 dirty=1; stage env HAMI_SM_TURNS=1"
     txt.write_text(f"{H200}, 1980 MHz\ncommit 1d07abc0fa08 dirty=0\nstage 16, 16 cores\nenv \n")
     assert judge.read_device_txt(txt)[1] == "1d07abc0fa08 dirty=0"
+
+
+def test_only_the_checkouts_own_csrc_is_the_shipped_library(judge) -> None:
+    # stage 24's A/B builds an older commit's sources extracted under /tmp: a path that ends like the checkout's csrc
+    # is another library (record 16's first scorecard judged its `old` arm as the shipped one)
+    cmd = ("launch_cost.py --out x --variant old=/tmp/oldsrc/hami_plugins_nvidia/hami_plugins_nvidia/csrc: "
+           "--variant quiet=hami_plugins_nvidia/hami_plugins_nvidia/csrc: --variant dot=./hami_plugins_nvidia/"
+           "hami_plugins_nvidia/csrc --variant env=hami_plugins_nvidia/hami_plugins_nvidia/csrc::HAMI_SM_TURNS=0 "
+           "--variant def=hami_plugins_nvidia/hami_plugins_nvidia/csrc:HAMI_BISECT_MIN")
+    assert judge.Folder._shipped_variants(cmd) == {"quiet", "dot"}
