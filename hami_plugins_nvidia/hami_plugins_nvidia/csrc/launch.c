@@ -3277,7 +3277,7 @@ __attribute__((destructor)) static void launch_stats_report(void)
         t1 = vg_now_ns();
     double clock_ns = (double)(t1 - t0) / READS;
     lst.n[ST_BEGIN] = lst.n[ST_END] = lst.sampled;
-    char buf[3072];
+    char buf[4000];  /* under log.c's 4,096-character line */
     int n = snprintf(buf, sizeof(buf), "launch stats: %llu measured launches (%.1f %% coarse); %.1f %% on the "
                      "throttle's fast path; per launch %.3f "
                      "event records, %.3f event queries, %.3f elapsed-time calls; host us per launch (%llu + %llu "

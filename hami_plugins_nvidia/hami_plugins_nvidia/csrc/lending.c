@@ -212,7 +212,8 @@ static void publish_claim(struct dstate *ds, int64_t now)
 /* Sets this process's board record (board.c, layout in hami_region.h HAMI_BREC_*) to what it publishes on the
  * board for lending and switch charging: its SM limit, held for credit within 100 ms, its charged and queued
  * fractions and its demand alone, while it is active; none once it went idle. Called with the entry refresh
- * (note_users, at most every millisecond) and by the watcher; a system call only when the record changes. */
+ * (note_users: every millisecond, every 4 ms alone and quiet) and by the watcher; a system call only when the record
+ * changes. */
 void publish_record(struct dstate *ds, int64_t now)
 {
     struct hami_board_gpu *g = ds->bgpu;
@@ -241,7 +242,8 @@ void publish_record(struct dstate *ds, int64_t now)
     }
 }
 
-/* Refreshes this container's entry in the GPU's user list (at most every millisecond) and works out
+/* Refreshes this container's entry in the GPU's user list (every millisecond; every 4 ms alone and quiet:
+ * launch_int.h users_quiet) and works out
  * whether another container launched on the GPU within the share window, and the share in force (ds->eff). */
 void note_users(struct dstate *ds, int64_t now)
 {

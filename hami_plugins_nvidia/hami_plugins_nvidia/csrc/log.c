@@ -16,7 +16,7 @@ int vg_log_level = VG_MSG;
 static void vlog_line(int level, const char *fmt, va_list ap)
 {
     static const char *names[] = {"ERROR", "WARN", "MSG", "INFO", "DEBUG"};
-    char line[2048];  /* the launch stats line runs to ~1,000 characters */
+    char line[4096];  /* the launch stats line runs to ~1,800 characters on the GPU (review24: 2,048 cut its tail) */
     vsnprintf(line, sizeof(line), fmt, ap);
     fprintf(stderr, "[HAMI-vgpu %s pid %d] %s\n", names[level], (int)getpid(), line);
 }

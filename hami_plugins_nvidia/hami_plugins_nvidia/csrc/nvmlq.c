@@ -119,7 +119,8 @@ unsigned int vg_nvml_sm_clock(CUdevice dev)
 #ifndef PROCS_GAP_NS  /* a bench may build other gaps (issue18_gpu.sh stage 23's nvml400 arm: what the query costs) */
 #define PROCS_GAP_NS 100000000LL     /* at most one NVML process query per device per 100 ms */
 #endif
-/* ... and per 500 ms while no neighbour is on the GPU (watcher.c; nor a task priority): the query took ~0.4 ms of the
+/* ... and per 500 ms while no neighbour is on the GPU (watcher.c; nor a task priority) and neither of the last two
+ * counts found anybody else (vg_nvml_procs_refresh): the query took ~0.4 ms of the
  * watcher's CPU each time on the H100 (record 16 stage 23: 150 -> 85 ms of watcher CPU at one per 400 ms), on the
  * launching thread's core when a launch-bound program is pinned to one. Nothing is bounded while alone; the sample
  * stays fresh (< PROCS_FRESH_NS), and the first wake that finds a neighbour queries again once 100 ms have passed */
@@ -352,6 +353,16 @@ int vg_nvml_procs_refresh(int dev, int quiet)
     if (dev < 0 || dev >= HAMI_MAX_DEVICES)
         return 0;
     int64_t now = vg_now_ns();
+    /* quiet only while neither sample counts anybody else (none, K = 0, or a doubtful one): the board may show no
+     * neighbour while NVML lists one (idle, or without the interposer), and K = 1 must fall within ~100 ms of its
+     * exit, not ~1 s: while K = 1 a forged busy entry counts (review24: a 30 % tenant took 53.8 % at the 500 ms pace,
+     * ~46 % at 100 ms) */
+    for (int i = 0; i < 2 && quiet; i++) {
+        uint64_t w = __atomic_load_n(&samples[dev][i], __ATOMIC_ACQUIRE);
+        int ki = (int)(w & 0xFFFF);
+        if (w && ki != 0 && ki != K_DOUBT)
+            quiet = 0;
+    }
     if (tried_at[dev] && now - tried_at[dev] < (quiet ? PROCS_QUIET_GAP_NS : PROCS_GAP_NS))
         return 0;
     tried_at[dev] = now;

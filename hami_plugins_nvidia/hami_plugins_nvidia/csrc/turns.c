@@ -15,8 +15,9 @@
  * note_users), the period of TURN_PERIOD_NS on CLOCK_MONOTONIC (one clock for every process of the node: the phase
  * clock needs nothing written) is split into windows in board order, each as long as its owner's limit over the sum
  * of the limits taking part. Outside its own window a launch is held (throttle(): no new launches, as a credit wait
- * holds) while the window's owner wants the GPU: its board mark (user_active_ns, written at least every millisecond
- * while it launches, waits in the throttle or has work in flight: note_users, the watcher) is at most TURN_IDLE_NS
+ * holds) while the window's owner wants the GPU: its board mark (user_active_ns, written every millisecond while it
+ * launches, waits in the throttle or has work in flight: note_users, the watcher; taking turns needs a neighbour, so
+ * never at the quiet pace) is at most TURN_IDLE_NS
  * old. Else it goes (work-conserving: an owner with nothing to run leaves its window to the others). Inside its own
  * window a launch goes unless the work already queued would run past the window's end (the queue drains inside its
  * own window, not in the next owner's); with nothing queued it goes. The credit is applied as always, before any of

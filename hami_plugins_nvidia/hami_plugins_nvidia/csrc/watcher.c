@@ -87,7 +87,8 @@ static void *watcher(void *arg)
             struct dstate *ds = &states[d];
             if (!__atomic_load_n(&ds->ready, __ATOMIC_ACQUIRE))
                 continue;
-            /* relaxed reads of fields the launcher writes under the lock: a stale one only sets one sleep's ceiling */
+            /* relaxed reads of fields the launcher writes under the lock: a stale one only sets one sleep's ceiling
+             * and one NVML count's gap */
             int nbr = __atomic_load_n(&ds->shared, __ATOMIC_RELAXED);
             if (!__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) || nbr)
                 alone = 0;
