@@ -42,7 +42,7 @@ def _looks(stderr: str) -> tuple[int, int, int]:
 
 
 def _loop(workload: Workload, **env: str) -> tuple[int, int, int]:
-    r = workload.run("ctx", "0", *LOOP, timeout=60, **FORCE, **env)
+    r = workload.run("ctx", "0", *LOOP, timeout=60, **(FORCE | env))
     assert r.returncode == 0, r.stderr
     return _looks(r.stderr)
 
@@ -109,3 +109,4 @@ def test_a_process_nvml_lists_counts_at_the_100_ms_pace_until_it_left(workload: 
     _spin(p)
     assert before >= 8, before  # counted every ~100 ms while it was listed (1.2 s), not every 500 ms
     assert after - at >= 2, (at, after)  # two counts within 350 ms of its exit: K back to 0
+
