@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..22 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..25 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -14,7 +14,8 @@
 # record 12 (session 19, f6d9828: chained runs) ran 18 and 2; record 13 (session 20, an H200, 5646ac2) ran 19 and 18.
 # Record 15 (session 23, an H100, a46f1f8) ran 21 and 20; record 16 (session 24, an H100, eb9df4e) 22, 20 and 2. Stage 23
 # (~145 s) is the watcher's share of the inference loop alone; stage 24 (~140 s) the quiet pace's A/B. Stage 22 is stage 19's bisection in
-# paired windows (the inference loop alone: which part of the coarse path costs the loop what).
+# paired windows (the inference loop alone: which part of the coarse path costs the loop what). Stage 25 (~100 s) is
+# the pair probe (docs/results/2026-12-07-fake-pairprobe.md, Step 0): why a fitting inference pair is charged ~2x.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -52,8 +53,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -339,6 +340,18 @@ case "$STAGE" in
     #               footprint) costs it: compare touch.
     # 9 runs a round x 2 rounds x ~5.6 s (W=1.5 + ~4.1 s start, record 10 on the H100) = 101 + 7 builds at once ~5
     step bisect 106 120 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --seconds 1.5 --rounds 2 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
+    ;;
+  25)
+    echo "# stage 25: the pair probe (session 24's pairprobe, Step 0: on the fake a fitting inference pair is charged 1.7-1.9x its GPU time, its one-launch spans holding the neighbour's time slice and the coarse estimate built from them): the inference pairs 50 + 50 as shipped (lib), with the probe counters (pp, bench build HAMI_BENCH_PAIRPROBE) and with them and the gate at 2 (g2pp), NVML's view beside each, and the busy probe (each arm's kernel time); not judged for pp and g2pp (bench builds)"
+    step info 5 10 "$INFO"
+    step wheels 10 20 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    # 2 builds (pp and g2pp share one) ~10 s; the busy probe 3 arms x ~8 s = 24 s; 3 pairs + the native pair x ~12.5 s
+    # = 50 s: ~85 s. Read each pp / g2pp stats line's "; pairprobe: charge by rule ..., one-launch precise spans chained
+    # n/avg us, sub-floored n/avg, start-mark n/avg; start marks before/after submission n/n; coarse estimate avg us;
+    # samples n/avg us" (launch_ladder.stats_fields: pp_*) against the busy probe's kernel time per launch (record 16:
+    # ~3.7 us): clean spans near the kernel and chained / sub-floored long -> the fake's diagnosis holds (ship the
+    # clean-span estimate); clean spans long too -> the spans are not where the charge goes wrong (the record's Step 0)
+    step pp-pairs 85 120 'python3 $B/launch_cost.py --out $R/pp --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant pp=$C:HAMI_BENCH_PAIRPROBE --variant g2pp=$C:HAMI_BENCH_PAIRPROBE:HAMI_SM_GATE_MARKS=2 --pairs lib,pp,g2pp --pair-limits 50+50 --pair-repeat 1 --nvml-util'
     ;;
   24)
     echo "# stage 24: the quiet pace alone (session 24's quietpace: note_users every 4 ms and NVML's process count every 500 ms while alone and coarse; record 16 stage 23: users4 + nvml400 + a10 read 95.0 % against force70's 86.7 on a noisy host): the library before it (OLD, default fa38cef, from .whl/old-csrc.tgz when carried (tar of hami_plugins_nvidia/hami_plugins_nvidia/csrc at OLD: the device's copy had no usable .git in record 16), else git archive; left out when neither) and as shipped, paired, 24 blocks; then stage 20's two-arm alone measure (judged)"

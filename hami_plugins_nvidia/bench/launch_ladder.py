@@ -71,6 +71,19 @@ def stats_fields(line: object) -> dict[str, float]:
     # since 2026-12-07 (quietpace): note_users' looks at the board (those at the 4 ms quiet pace) and NVML counts
     if m := re.search(r"board looks (\d+) \((\d+) at the quiet pace\), NVML process counts (\d+)", line):
         out.update(looks=float(m.group(1)), looks_quiet=float(m.group(2)), nvml_counts=float(m.group(3)))
+    # since 2026-12-07 (ppcounters): the pair probe's section, a HAMI_BENCH_PAIRPROBE build's only (launch_int.h): the
+    # charge by rule (ms), the one-launch precise spans by kind (count, average us), the start marks reached before /
+    # after their submission, the estimate per coarse launch and the samples (count, average us)
+    if m := re.search(r"; pairprobe: charge by rule gap (-?[\d.]+), deferred (-?[\d.]+), estimate (-?[\d.]+), "
+                      r"precise (-?[\d.]+), doubt (-?[\d.]+), other (-?[\d.]+) ms; one-launch precise spans chained "
+                      r"(\d+)/([\d.]+) us, sub-floored (\d+)/([\d.]+), start-mark (\d+)/([\d.]+); start marks "
+                      r"before/after submission (\d+)/(\d+); coarse estimate ([\d.]+) us; samples (\d+)/([\d.]+) us",
+                      line):
+        keys = ("pp_gap_ms", "pp_deferred_ms", "pp_estimate_ms", "pp_precise_ms", "pp_doubt_ms", "pp_other_ms",
+                "pp_chained_n", "pp_chained_us", "pp_subfloored_n", "pp_subfloored_us", "pp_startmark_n",
+                "pp_startmark_us", "pp_start_before_n", "pp_start_after_n", "pp_estimate_us", "pp_samples_n",
+                "pp_samples_us")
+        out.update(zip(keys, map(float, m.groups()), strict=True))
     return out
 
 

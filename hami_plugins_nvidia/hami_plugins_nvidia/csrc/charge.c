@@ -133,6 +133,7 @@ void settle_gaps(struct dstate *ds, int64_t now)
             lst_add(&lst.sw_free_ns, g);
         } else if (g > 0) {
             lst_add(&lst.sw_charged_ns, g);
+            PP(PP_GAP);
             consume(ds, g, 0);
             if (!ds->coarse)
                 ds->win_ns += g;  /* the precise window's average per launch, which coarse launches are charged */
@@ -163,8 +164,19 @@ void sample_launches(struct dstate *ds, int64_t c, int n)
         sample_charge(ds, per);
 }
 
+#ifdef HAMI_BENCH_PAIRPROBE
+__thread int pp_cat;
+int64_t pp_ns[PP_K], pp_cnt[PP_K];
+#endif
+
 void consume(struct dstate *ds, int64_t ns, int sample)
 {
+#ifdef HAMI_BENCH_PAIRPROBE
+    int cat = pp_cat;
+    pp_cat = PP_OTHER;
+    if (ns > 0)
+        PPADD(cat, ns);
+#endif
     if (ns <= 0)
         return;
     if (vg_cfg.sm_ref_mhz) {
@@ -350,7 +362,12 @@ static void settle_one(struct dstate *ds, int64_t now)
     ds->dfr_head = (k + 1) % DEFER_SLOTS;
     ds->ndfr--;
     ds->dfr_sum -= ds->dfr_c[k];
+#ifdef HAMI_BENCH_PAIRPROBE
+    if (c < ds->dfr_c[k])
+        PPADD(PP_SETTLE_LOWER, ds->dfr_c[k] - c);
+#endif
     if (c > 0) {
+        PP(PP_DEFERRED);
         consume(ds, c, 0);
         ds->sd_kern += c;
     }

@@ -379,6 +379,12 @@ static int64_t span_start(const struct dstate *ds, const struct squeue *q, const
 {
     int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
     int64_t from = sub_floor(ds, m->sub);
+#ifdef HAMI_BENCH_PAIRPROBE
+    if (!m->coarse && from > start && m->sub)
+        PPADD(PP_END_EARLY, m->sub - from);
+    if (!m->coarse)
+        PPADD(PP_END_MARKS, 1);
+#endif
     return from > start ? from : start;
 }
 
@@ -1007,6 +1013,14 @@ static void collect(struct dstate *ds, int all)
                  * The submission is a host clock read, the span's end a converted GPU time: sub_floor says how far
                  * before the submission a span may start for the conversion's error (the same rule as end marks') */
                 int64_t from = sub_floor(ds, m->sub);
+#ifdef HAMI_BENCH_PAIRPROBE
+                if (!m->coarse && m->sub) {
+                    if (from > h)
+                        PPADD(PP_START_EARLY, m->sub - from);
+                    else
+                        PPADD(PP_START_AFTER, h - m->sub);
+                }
+#endif
                 if (from > h)
                     h = from;
                 if (h > q->done_end)
@@ -1069,6 +1083,23 @@ static void collect(struct dstate *ds, int all)
                 if (key && h > start && nl > 0)
                     kt_learn(ds, key, (h - start) / nl);
                 int64_t c = chained ? chained_charge(ds, start, h, now, nl) : span_charge(ds, start, h, now);
+#ifdef HAMI_BENCH_PAIRPROBE
+                if (!m->coarse && h > start) {
+                    PPADD(PP_PRECISE_SPAN, h - start);
+                    PPADD(PP_PRECISE_N, nl);
+                    if (run == 0 && nl == 1) {
+                        int cls = m->chain ? PP_CHAINED : (sub_floor(ds, m->sub) >= start ? PP_SUBFLOOR : PP_STARTMARK);
+                        PPADD(cls, h - start);
+                        PPADD(cls + 1, h - start > 7000 ? 1 : 0);
+                    }
+                }
+                if (m->coarse && h > start) {
+                    PPADD(PP_COARSE_SPAN, h - start);
+                    PPADD(PP_COARSE_N, m->n);
+                }
+                if (m->coarse && m->sample && m->n == 1 && h > start)
+                    PPADD(PP_SAMPLE, h - start);
+#endif
                 if (m->coarse) {
                     /* the estimate is bounded by this stream's own span: its launches ran inside it. Not by the
                      * part of it left after the other streams' spans (c, the union's share): two streams
@@ -1102,6 +1133,7 @@ static void collect(struct dstate *ds, int all)
                         tail = c;
                     if (tail > est)
                         est = tail;
+                    PP(PP_EST);
                     consume(ds, est, 0);
                     ds->doubt_ns += c > est ? c - est : 0;  /* the union's remainder: what the spans still say */
                     /* a mark the GPU reached only after it was recorded is all tail: charged exactly, it leaves
@@ -1124,6 +1156,7 @@ static void collect(struct dstate *ds, int all)
                         ds->samp_n += m->sample;
                     }
                 } else {
+                    PP(PP_PRECISE);
                     consume(ds, c, !deep_in);
                     if (deep_in)
                         sample_launches(ds, c, (int)nl);  /* the in-flight estimate stays per launch */
@@ -1995,6 +2028,7 @@ static COLD void verify(struct dstate *ds, int64_t now)
                avg / 1e3, ds->est_ns / 1e3, gap / 1e3, (long long)ds->samp_n,
                ds->samp_last / 1e3, (long long)ds->coarse_n, extra / 1e6,
                ds->doubt_ns / 1e6);
+        PP(PP_DOUBT);
         consume(ds, extra, 0);
         if (vg_cfg.launch_stats) {
             __atomic_add_fetch(&lst.failed, 1, __ATOMIC_RELAXED);
@@ -2437,6 +2471,10 @@ static void priority_gate(struct dstate *ds, int64_t *now_io)
 /* the bisection build's flags (launch_int.h), findable in the file: the shipped library has no such string */
 __attribute__((used)) static const char bisect_marker[] = "HAMI_BISECT=" BISECT_NAMES;
 #endif
+#ifdef HAMI_BENCH_PAIRPROBE
+/* the pair probe's build (launch_int.h), findable in the file: the shipped library has no such string */
+__attribute__((used)) static const char pairprobe_marker[] = "HAMI_BENCH_PAIRPROBE=1";
+#endif
 #ifdef HAMI_BISECT_TOUCH
 #ifndef HAMI_BISECT_TOUCH_LINES
 #define HAMI_BISECT_TOUCH_LINES 32
@@ -2481,6 +2519,9 @@ static COLD void init_state(struct dstate *ds, int dev)
            vg_cfg.priority, ds->bgpu ? "" : " (no node board)");
 #ifdef HAMI_BISECT
     vg_log(VG_WARN, "device %d: a bench-only bisection build (%s): not the shipped library", dev, bisect_marker + 12);
+#endif
+#ifdef HAMI_BENCH_PAIRPROBE
+    vg_log(VG_WARN, "device %d: a bench-only pair probe build (%s): not the shipped library", dev, pairprobe_marker);
 #endif
     __atomic_store_n(&ds->ready, 1, __ATOMIC_RELEASE);
 }
@@ -3417,6 +3458,31 @@ __attribute__((destructor)) static void launch_stats_report(void)
         snprintf(buf + n, sizeof(buf) - n, "; gated marks %llu, %llu not gated%s%s", (unsigned long long)lst.gated,
                  (unsigned long long)lst.gate_skipped, lst.gate_off ? ", gate off: " : "",
                  lst.gate_off ? lst.gate_off : "");
+#ifdef HAMI_BENCH_PAIRPROBE
+    /* the pair probe (bench only, launch_int.h): the charge by rule, the one-launch precise spans by kind (count /
+     * average), the start marks reached before / after their submission, the estimate per coarse launch, the samples */
+    n = (int)strlen(buf);
+    if (n < (int)sizeof(buf)) {
+        int64_t pn[PP_K], pc[PP_K];
+        for (int k = 0; k < PP_K; k++) {
+            pn[k] = __atomic_load_n(&pp_ns[k], __ATOMIC_RELAXED);
+            pc[k] = __atomic_load_n(&pp_cnt[k], __ATOMIC_RELAXED);
+        }
+#define PP_AVG_US(s, c) ((c) > 0 ? (double)(s) / (double)(c) / 1e3 : 0.0)
+        snprintf(buf + n, sizeof(buf) - n, "; pairprobe: charge by rule gap %.2f, deferred %.2f, estimate %.2f, "
+                 "precise %.2f, doubt %.2f, other %.2f ms; one-launch precise spans chained %lld/%.2f us, "
+                 "sub-floored %lld/%.2f, start-mark %lld/%.2f; start marks before/after submission %lld/%lld; "
+                 "coarse estimate %.2f us; samples %lld/%.2f us",
+                 pn[PP_GAP] / 1e6, pn[PP_DEFERRED] / 1e6, pn[PP_EST] / 1e6, pn[PP_PRECISE] / 1e6, pn[PP_DOUBT] / 1e6,
+                 pn[PP_OTHER] / 1e6, (long long)pc[PP_CHAINED], PP_AVG_US(pn[PP_CHAINED], pc[PP_CHAINED]),
+                 (long long)pc[PP_SUBFLOOR], PP_AVG_US(pn[PP_SUBFLOOR], pc[PP_SUBFLOOR]),
+                 (long long)pc[PP_STARTMARK], PP_AVG_US(pn[PP_STARTMARK], pc[PP_STARTMARK]),
+                 (long long)pc[PP_START_EARLY], (long long)pc[PP_START_AFTER],
+                 PP_AVG_US(pn[PP_EST], pn[PP_COARSE_N]), (long long)pc[PP_SAMPLE],
+                 PP_AVG_US(pn[PP_SAMPLE], pc[PP_SAMPLE]));
+#undef PP_AVG_US
+    }
+#endif
     vg_log(VG_MSG, "%s", buf);
 }
 

@@ -33,8 +33,8 @@
  *               other work: what a footprint costs the loop beyond its own time (the likeliest cost outside the
  *               sections: the library's lines, and its branches, evict the loop's between its calls)
  * Never shipped (build.py passes no define): such a build says so at its first launch and carries the marker
- * below, which test_interposer_bisect.py finds in none but these builds. Limits are not kept by every one of them
- * (NO_THROTTLE never holds): a short bench alone far below its limit only. */
+ * below, which test_interposer_bisect.py finds in none but these builds (nor HAMI_BENCH_PAIRPROBE's, below). Limits
+ * are not kept by every one of them (NO_THROTTLE never holds): a short bench alone far below its limit only. */
 #ifdef HAMI_BISECT_MIN
 #define HAMI_BISECT_NO_RECORDS
 #define HAMI_BISECT_NO_HARVEST
@@ -507,6 +507,39 @@ void flush_launches(struct dstate *ds, int64_t now);
 int64_t ps_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);
 void settle_gaps(struct dstate *ds, int64_t now);
 void consume(struct dstate *ds, int64_t ns, int sample);
+/* Bench only: the pair probe's counters (issue 18, docs/results/2026-12-07-fake-pairprobe.md appendix B; bench/
+ * issue18_gpu.sh stage 25): each consume() call site names its rule (PP_* below: pp_cat, per thread, read and cleared
+ * by consume), the charge summed by rule, and the one-launch precise spans by kind, the start marks before / after their
+ * submission, the coarse estimate and the samples: appended to the launch stats line ("; pairprobe: ..."). Never shipped
+ * (build.py passes no define): such a build carries the marker "HAMI_BENCH_PAIRPROBE=1" (launch.c), which
+ * test_interposer_bisect.py finds in none but these builds; without the flag PP()/PPADD() are nothing. */
+#ifdef HAMI_BENCH_PAIRPROBE
+enum {
+    PP_OTHER = 0, PP_GAP = 1, PP_DEFERRED = 2, PP_EST = 3, PP_PRECISE = 4, PP_DOUBT = 5, /* charge by rule (consume) */
+    PP_START_AFTER = 6,   /* start marks reached at or after their launch's submission (floor): by how much */
+    PP_PRECISE_SPAN = 7,  /* raw precise spans (h - start) */
+    PP_START_EARLY = 8,   /* start marks reached before the submission's floor: by how much before the submission */
+    PP_COARSE_SPAN = 9,   /* raw coarse own spans */
+    PP_PRECISE_N = 10,    /* precise launches (ns field: launches) */
+    PP_COARSE_N = 11,     /* coarse launches (ns field: launches; cnt: marks) */
+    PP_SETTLE_LOWER = 12, /* settle_one charged less than its first figure */
+    PP_SAMPLE = 13,       /* one-launch coarse samples' spans */
+    PP_END_EARLY = 14,    /* precise end spans floored at their submission: by how much */
+    PP_END_MARKS = 15,    /* precise end marks */
+    PP_CHAINED = 16,      /* one-launch precise spans, chained (m->chain); +1: those over 7 us */
+    PP_SUBFLOOR = 18,     /* ... started at their submission's floor; +1: over 7 us */
+    PP_STARTMARK = 20,    /* ... started at a start mark or the previous completion; +1: over 7 us */
+    PP_K = 24
+};
+extern __thread int pp_cat;
+extern int64_t pp_ns[PP_K], pp_cnt[PP_K];
+#define PP(c) (pp_cat = (c))
+#define PPADD(k, v) (__atomic_add_fetch(&pp_ns[k], (v), __ATOMIC_RELAXED), \
+                     __atomic_add_fetch(&pp_cnt[k], 1, __ATOMIC_RELAXED))
+#else
+#define PP(c) ((void)0)
+#define PPADD(k, v) ((void)0)
+#endif
 void sample_launches(struct dstate *ds, int64_t c, int n);
 void charge_reframe(struct dstate *ds, int64_t d);
 int64_t span_charge(struct dstate *ds, int64_t a, int64_t b, int64_t now);

@@ -83,6 +83,8 @@ def _section(line: str, name: str) -> float:
 def test_the_shipped_library_carries_no_bisection_flag(toolchain, libs: dict[str, Path]) -> None:
     # build.py passes no define: the shipped library has no marker; each rung's names its flags (the build's own list)
     assert b"HAMI_BISECT" not in toolchain.lib.read_bytes()
+    # nor the pair probe's (HAMI_BENCH_PAIRPROBE, launch_int.h: its counters and stats section; test_interposer_pairprobe)
+    assert b"HAMI_BENCH_PAIRPROBE" not in toolchain.lib.read_bytes()
     for name, lib in libs.items():
         m = re.search(rb"HAMI_BISECT=([A-Z_ ]*)\0", lib.read_bytes())
         assert m and m.group(1).decode().strip() == NAMES[name], (name, m)

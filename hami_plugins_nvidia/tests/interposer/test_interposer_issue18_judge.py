@@ -472,7 +472,7 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17", "18", "19", "20", "21", "22", "23", "24"])
+                                   "16", "17", "18", "19", "20", "21", "22", "23", "24", "25"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -553,6 +553,14 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         ab = [s for s in steps if "launch_cost.py" in s]
         assert len(ab) == 2 and "--variant quiet=$C:'" in ab[0] and 'git archive "${OLD:-fa38cef}"' in ab[0], ab
         assert "--variant lib=$C: " in ab[1] and "--pairs none" in ab[1], ab
+    if stage == "25":  # the pair probe (Step 0): the inference pairs 50 + 50 as shipped, with the probe build, with it and
+        # the gate at 2; the busy probe kept (each arm's kernel time); pairs only, never judged for the bench builds
+        pp = [s for s in steps if "launch_cost.py" in s]
+        assert len(pp) == 1 and "--alone rounds --rounds 0 " in pp[0] and "--no-busy-probe" not in pp[0], pp
+        arms = dict(re.findall(r"--variant (\w+)=\$C:([\w,:=]*)", pp[0]))
+        assert arms == {"lib": "", "pp": "HAMI_BENCH_PAIRPROBE", "g2pp": "HAMI_BENCH_PAIRPROBE:HAMI_SM_GATE_MARKS=2"}
+        assert "--pairs lib,pp,g2pp " in pp[0] and "--pair-limits 50+50 " in pp[0] and "--pair-repeat 1 " in pp[0], pp
+        assert "--nvml-util" in pp[0] and sum(limits) <= 200, pp
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -565,7 +573,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "25"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "26"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
