@@ -341,6 +341,15 @@ static int64_t ref_time(const struct dstate *ds)
     return ds->off_hi - COLLECT_LAG_NS;
 }
 
+/* Whether the reference's bounds are wider than COLLECT_LAG_NS (or there is no upper bound yet): a time converted now
+ * may be late by up to the width less 20 us (ref_time), and a span's start early by up to 20 us (sub_floor). Alone
+ * the bounds are wide only for the first milliseconds of a process and after each re-base (+2 x DRIFT_NS), until a
+ * start mark asked as its launch call returns tightens them (prompt_ask; calibrate_due records one every ms then). */
+static inline int ref_wide(const struct dstate *ds)
+{
+    return ds->off_hi == INT64_MAX || ds->off_hi - ds->off_lo > COLLECT_LAG_NS;
+}
+
 /* The earliest host time a span opened by a launch submitted at sub (submitted_at; 0 = none) may start from, against
  * completions converted to host time: sub itself while the reference's bounds are within 20 us (its estimate, the lower
  * bound, puts every converted time early by the promptest mark's latency, and a kernel reaches the GPU no faster than
@@ -386,6 +395,23 @@ static int64_t span_start(const struct dstate *ds, const struct squeue *q, const
         PPADD(PP_END_MARKS, 1);
 #endif
     return from > start ? from : start;
+}
+
+/* Alone, a precise span converted through wide bounds (ref_wide) is charged as measured (over, never under) but starts
+ * the verification window afresh: its length is the conversion's error as much as the kernel's (up to ~40 us), and a
+ * window's average becomes the estimate every launch of the next coarse phase is charged (issue 18, lightcharge). On
+ * the fake (this 2-core VM) the light loop (5 us kernels, 40 us of host time each) alone at force 50 was charged ~33 us
+ * a launch for its first ~5 ms, until its first calibration sample asked as its launch call returned: a spell that
+ * began with no credit was held at about its 66th launch, resumed with the square wave's 200 ms of credit and went
+ * coarse at once on the window of those launches (64 alone far below the limit, HAMI_SM_VERIFY_FAR=2: all of them
+ * wide; 128 at 1: half), so its first ~100 ms phase was charged ~33 us a launch: 1.26-1.38 x its GPU time over 2 s
+ * (1.14-1.24 x at 1); now docs/results/2026-12-07-fake-lightcharge.md. Beside a neighbour the bounds may stay wide
+ * while its time slices delay every start mark: there the window keeps them, as before. */
+static void window_restart(struct dstate *ds, int64_t now)
+{
+    ds->win_ns = 0;
+    ds->win_n = 0;
+    ds->win_at = now;
 }
 
 /* Lowers the reference's upper bound to hi, a host time read after a query found a mark complete, less the mark's
@@ -1161,8 +1187,12 @@ static void collect(struct dstate *ds, int all)
                     if (deep_in)
                         sample_launches(ds, c, (int)nl);  /* the in-flight estimate stays per launch */
                     ds->sd_kern += c;
-                    ds->win_ns += c;
-                    ds->win_n += chained ? 0 : nl;
+                    if (!ds->shared && ref_wide(ds)) {
+                        window_restart(ds, now);  /* charged as measured, but no estimate for a coarse phase */
+                    } else {
+                        ds->win_ns += c;
+                        ds->win_n += chained ? 0 : nl;
+                    }
                 }
                 ds->ewma_k = 0;
                 if (h > q->done_end)
@@ -1739,13 +1769,22 @@ static int ask_done(struct dstate *ds, struct mark *m)
     return !event_failed(ds, vg_real.cuEventQuery(m->e));
 }
 
+/* Whether a launch on an idle stream alone records a calibration sample (a start mark): every CALIB_GAP_NS, and every
+ * PROMPT_GAP_NS while the bounds are wide (ref_wide), so the one asked as its launch call returns (prompt_ask) tightens
+ * them within ~1 ms of a process's first launch or a re-base. Every 5 ms, the light loop alone (a launch every 45 us)
+ * had its first ~110 launches converted through ~46 us bounds (fake: ~33 us charged for each 5 us kernel, a spell with
+ * no credit held by them; issue 18, lightcharge). At most a few records more every 2 s. */
+static inline int calibrate_due(const struct dstate *ds, int64_t now)
+{
+    return now - ds->calib_at > (ref_wide(ds) ? PROMPT_GAP_NS : CALIB_GAP_NS);
+}
+
 /* Whether the start mark this launch recorded is asked as its launch call returns (prompt_ask): while the reference's
  * bounds are wider than 20 us, at most once per PROMPT_GAP_NS (beside a neighbour a start mark may wait behind its
  * time slices: a mark found not completed costs one call, at most one a ms). */
 static inline int prompt_due(const struct dstate *ds, int64_t now)
 {
-    return ds->ref && (ds->off_hi == INT64_MAX || ds->off_hi - ds->off_lo > COLLECT_LAG_NS) &&
-           now - ds->prompt_at >= PROMPT_GAP_NS;
+    return ds->ref && ref_wide(ds) && now - ds->prompt_at >= PROMPT_GAP_NS;
 }
 
 /* The start mark q's launch recorded (newest(q), numbered ds->prompt_seq - 1), asked right after the launch call
@@ -2012,7 +2051,7 @@ static COLD void verify(struct dstate *ds, int64_t now)
      * charges do: deferred spans (charge.c deferred_charge) count their launches only when they are charged, so
      * the time since the oldest one waiting is neither charge nor host gap */
     int64_t upto = ds->ndfr ? ds->dfr_a[ds->dfr_head] : now;
-    double gap = (double)(upto - ds->mode_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
+    double gap = (double)(upto - ds->win_at - ds->win_ns) / (double)ds->win_n;  /* the window's host gap per launch */
     double unexplained = (double)ds->doubt_ns - 1.5 * (gap > 0 ? gap : 0) * (double)ds->coarse_n;
     int avg_ok = ds->est_ns > 0 && 2 * avg <= 3 * ds->est_ns;
     double sampled = sampled_excess(ds);
@@ -2118,7 +2157,7 @@ static int verify_due(struct dstate *ds, int64_t now)
     if (ds->coarse)
         return 0;
     int k = ds->far ? vg_cfg.sm_verify_far : 1;
-    return ds->win_n * k >= VERIFY_LAUNCHES && (now - ds->mode_at) * k >= VERIFY_MIN_NS;
+    return ds->win_n * k >= VERIFY_LAUNCHES && (now - ds->win_at) * k >= VERIFY_MIN_NS;
 }
 
 static void choose_mode(struct dstate *ds, struct squeue *q, int sm, int64_t now)
@@ -2166,8 +2205,7 @@ static void set_mode(struct dstate *ds, struct squeue *q, int coarse, int64_t no
             ds->busy_since = now;
             ds->reopen = 1;
         }
-        ds->win_ns = 0;
-        ds->win_n = 0;
+        window_restart(ds, now);
     }
     ds->verified = 0;
     ds->coarse = coarse;
@@ -2740,7 +2778,7 @@ static int64_t drop_measured(struct dstate *ds)
     ds->prompt_seq = 0;
     ds->busy_since = 0;
     ds->since_gpu = ds->reopen = ds->coarse = ds->verified = 0;
-    ds->mode_at = now;
+    ds->mode_at = ds->win_at = now;
     ds->doubt_ns = ds->coarse_n = ds->coarse_est = ds->win_ns = ds->win_n = ds->samp_ns = ds->samp_n = 0;
     ds->yield_at = ds->resume_at = 0;
     ds->adopt = 1;  /* ctx kept until then: a launch with no context current stays unmeasured */
@@ -3031,7 +3069,7 @@ static struct dstate *launch_begin(CUstream s, struct squeue **qout)
                 if (gate && !ds->coarse)
                     gate_arm(ds, q);
                 opened = push_mark(ds, q, now, MK_START, 0);
-            } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || now - ds->calib_at > CALIB_GAP_NS) &&
+            } else if (!q->capture && ((ds->shared && !ds->coarse) || !ds->ref || calibrate_due(ds, now)) &&
 #ifdef HAMI_BISECT_NO_RECORDS
                        !ds->coarse &&  /* bench (launch_int.h): no calibrations either */
 #endif

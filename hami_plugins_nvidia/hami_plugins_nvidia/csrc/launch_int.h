@@ -284,7 +284,9 @@ struct dstate {
     int64_t coarse_n;       /* launches charged the estimate since the last verification ... */
     int64_t coarse_est;     /* ... and what they were charged */
     int64_t win_ns;         /* precise charges of the current window ... */
-    int64_t win_n;          /* ... and the launches they closed */
+    int64_t win_n;          /* ... and the launches they closed ... */
+    int64_t win_at;         /* ... since this time: the mode's start, or alone the last span converted through bounds
+                               wider than COLLECT_LAG_NS (launch.c window_restart) */
     int64_t samp_ns;        /* GPU time of the coarse samples since the last verification ... */
     int64_t samp_n;         /* ... and how many (each sample weighs its draw's rate: samp_w) */
     int samp_w;             /* this launch's draws: 1 in samp_w x HAMI_SM_SAMPLE_EVERY, each weighing samp_w (launch.c

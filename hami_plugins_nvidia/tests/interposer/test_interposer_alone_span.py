@@ -62,7 +62,12 @@ def test_the_light_loop_alone_is_charged_its_gpu_time(workload: Workload, limit:
     # of the fake GPU. The collections look at a mark a launch (>= 40 us) or more after it ran, so without the start
     # mark asked as its launch call returns (launch.c prompt_ask) the clock reference's bounds stayed ~42 us wide:
     # converted times 20 us late and spans from 20 us before the submission. This VM, shared: main 5646ac2 1.33-1.38 x
-    # (5.8 x in a run a precise spell held); now 0.99-1.11 x. A bench (fake_timing): a loaded host raises the charge
+    # (5.8 x in a run a precise spell held); now 0.99-1.11 x. A bench (fake_timing): a loaded host raises the charge.
+    # A run whose spell starts with little credit is held at about its 66th launch (its first ~110 launches, before
+    # the first prompt calibration, were converted through ~46 us bounds: ~33 us each) and resumes coarse on the window
+    # of those launches: main ad980f6 1.26-1.38 x in such runs at 50 (HAMI_SM_VERIFY_FAR=2's 64-launch window, all of
+    # it wide; 1.14-1.27 x before), ~1.00 x in the others; lightcharge (window_restart, calibrate_due): see
+    # docs/results/2026-12-07-fake-lightcharge.md and the non-timing test_interposer_wide_clock_window.py
     _alone(workload, limit, H100_COSTS)
     wall, ran, charged = _spin(workload, "5", "40", "2", "1000")
     print(f"GPU {100 * ran / wall:.1f} %, charged {100 * charged / wall:.1f} % of {wall:.2f} s ({charged / ran:.2f} x)")
