@@ -362,10 +362,6 @@ static void settle_one(struct dstate *ds, int64_t now)
     ds->dfr_head = (k + 1) % DEFER_SLOTS;
     ds->ndfr--;
     ds->dfr_sum -= ds->dfr_c[k];
-#ifdef HAMI_BENCH_PAIRPROBE
-    if (c < ds->dfr_c[k])
-        PPADD(PP_SETTLE_LOWER, ds->dfr_c[k] - c);
-#endif
     if (c > 0) {
         PP(PP_DEFERRED);
         consume(ds, c, 0);

@@ -388,12 +388,6 @@ static int64_t span_start(const struct dstate *ds, const struct squeue *q, const
 {
     int64_t start = m->enq > q->done_end ? m->enq : q->done_end;
     int64_t from = sub_floor(ds, m->sub);
-#ifdef HAMI_BENCH_PAIRPROBE
-    if (!m->coarse && from > start && m->sub)
-        PPADD(PP_END_EARLY, m->sub - from);
-    if (!m->coarse)
-        PPADD(PP_END_MARKS, 1);
-#endif
     return from > start ? from : start;
 }
 
@@ -1110,19 +1104,11 @@ static void collect(struct dstate *ds, int all)
                     kt_learn(ds, key, (h - start) / nl);
                 int64_t c = chained ? chained_charge(ds, start, h, now, nl) : span_charge(ds, start, h, now);
 #ifdef HAMI_BENCH_PAIRPROBE
-                if (!m->coarse && h > start) {
-                    PPADD(PP_PRECISE_SPAN, h - start);
-                    PPADD(PP_PRECISE_N, nl);
-                    if (run == 0 && nl == 1) {
-                        int cls = m->chain ? PP_CHAINED : (sub_floor(ds, m->sub) >= start ? PP_SUBFLOOR : PP_STARTMARK);
-                        PPADD(cls, h - start);
-                        PPADD(cls + 1, h - start > 7000 ? 1 : 0);
-                    }
-                }
-                if (m->coarse && h > start) {
-                    PPADD(PP_COARSE_SPAN, h - start);
+                if (!m->coarse && h > start && run == 0 && nl == 1)
+                    PPADD(m->chain ? PP_CHAINED : (sub_floor(ds, m->sub) >= start ? PP_SUBFLOOR : PP_STARTMARK),
+                          h - start);
+                if (m->coarse && h > start)
                     PPADD(PP_COARSE_N, m->n);
-                }
                 if (m->coarse && m->sample && m->n == 1 && h > start)
                     PPADD(PP_SAMPLE, h - start);
 #endif

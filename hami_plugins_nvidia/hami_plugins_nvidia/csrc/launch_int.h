@@ -518,20 +518,14 @@ void consume(struct dstate *ds, int64_t ns, int sample);
 #ifdef HAMI_BENCH_PAIRPROBE
 enum {
     PP_OTHER = 0, PP_GAP = 1, PP_DEFERRED = 2, PP_EST = 3, PP_PRECISE = 4, PP_DOUBT = 5, /* charge by rule (consume) */
-    PP_START_AFTER = 6,   /* start marks reached at or after their launch's submission (floor): by how much */
-    PP_PRECISE_SPAN = 7,  /* raw precise spans (h - start) */
-    PP_START_EARLY = 8,   /* start marks reached before the submission's floor: by how much before the submission */
-    PP_COARSE_SPAN = 9,   /* raw coarse own spans */
-    PP_PRECISE_N = 10,    /* precise launches (ns field: launches) */
-    PP_COARSE_N = 11,     /* coarse launches (ns field: launches; cnt: marks) */
-    PP_SETTLE_LOWER = 12, /* settle_one charged less than its first figure */
-    PP_SAMPLE = 13,       /* one-launch coarse samples' spans */
-    PP_END_EARLY = 14,    /* precise end spans floored at their submission: by how much */
-    PP_END_MARKS = 15,    /* precise end marks */
-    PP_CHAINED = 16,      /* one-launch precise spans, chained (m->chain); +1: those over 7 us */
-    PP_SUBFLOOR = 18,     /* ... started at their submission's floor; +1: over 7 us */
-    PP_STARTMARK = 20,    /* ... started at a start mark or the previous completion; +1: over 7 us */
-    PP_K = 24
+    PP_START_AFTER = 6,   /* start marks reached at or after their launch's submission (floor) */
+    PP_START_EARLY = 7,   /* start marks reached before the submission's floor */
+    PP_COARSE_N = 8,      /* coarse launches (ns field: launches), for the estimate per coarse launch */
+    PP_SAMPLE = 9,        /* one-launch coarse samples' spans */
+    PP_CHAINED = 10,      /* one-launch precise spans, chained (m->chain) */
+    PP_SUBFLOOR = 11,     /* ... started at their submission's floor */
+    PP_STARTMARK = 12,    /* ... started at a start mark or the previous completion */
+    PP_K = 13
 };
 extern __thread int pp_cat;
 extern int64_t pp_ns[PP_K], pp_cnt[PP_K];
@@ -661,9 +655,8 @@ static inline void mark_held(struct dstate *ds, int64_t now, int ask)
     ds->held_asked = ask;
 }
 
-/* Whether note_users refreshes the board entry now: with a board, at most every millisecond. Inline so the launch
- * path tests it without a call on the launches in between. */
-/* note_users' pace: every USERS_GAP_NS, every USERS_QUIET_NS while quiet (users_quiet). Issue 18 (record 16, H100,
+/* Whether note_users refreshes the board entry now (inline: the launch path tests it without a call on the launches
+ * in between). Its pace: every USERS_GAP_NS, every USERS_QUIET_NS while quiet (users_quiet). Issue 18 (record 16, H100,
  * the inference loop alone at 70 %): its board reads, record lock queries and publications every millisecond cost
  * the loop 1.6 points on its core (stage 22's nousers rung) and one every 4 ms gave back about as much (stage 23's
  * users4), though each takes a few µs: a system call on the launching thread costs the driver's launch path beside
