@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..25 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..27 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -16,6 +16,9 @@
 # (~145 s) is the watcher's share of the inference loop alone; stage 24 (~140 s) the quiet pace's A/B. Stage 22 is stage 19's bisection in
 # paired windows (the inference loop alone: which part of the coarse path costs the loop what). Stage 25 (~100 s) is
 # the pair probe (docs/results/2026-12-07-fake-pairprobe.md, Step 0): why a fitting inference pair is charged ~2x.
+# Record 17 (session 25, an H100, ed7aaf1) ran 25, 24, 20 and 26 (~160 s: the inference pairs with neighbours'
+# precision requests ignored, a bench build); stage 27 (~440 s) refreshes the fault tests on the real driver, the
+# memory limit per framework and the GPU-bound pairs (matmul, training) on the current library.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -53,8 +56,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -340,6 +343,24 @@ case "$STAGE" in
     #               footprint) costs it: compare touch.
     # 9 runs a round x 2 rounds x ~5.6 s (W=1.5 + ~4.1 s start, record 10 on the H100) = 101 + 7 builds at once ~5
     step bisect 106 120 'mkdir -p $R/bisect; python3 $B/launch_cost.py --out $R/bisect --seconds 1.5 --rounds 2 --limit 70 --cores "2;6" --ladder --variant wrap=$C:HAMI_BENCH_WRAP_ONLY --variant touch=$C:HAMI_BENCH_WRAP_ONLY,HAMI_BISECT_TOUCH --variant force70=$C: --variant norec=$C:HAMI_BISECT_NO_RECORDS --variant noharv=$C:HAMI_BISECT_NO_HARVEST --variant nousers=$C:HAMI_BISECT_NO_USERS --variant nothrottle=$C:HAMI_BISECT_NO_THROTTLE --variant min=$C:HAMI_BISECT_MIN'
+    ;;
+  27)
+    echo "# stage 27: the current library on the GPU-bound side and the fault tests (record 14's training pairs and record 9b's tamper run predate sessions 21-24's launch-path changes): the tamper tests on the real driver, the memory limit per framework, the matmul pairs and the training pairs x3 with the policy timeline (judged)"
+    step info 5 10 "$INFO"
+    step wheels 10 20 'python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl'
+    # record 9b: ~45 s; the step log is the pytest log the judge reads (*tamper*.log)
+    step tamper 50 75 'PYTHONPATH=/tmp/site HAMI_INTERPOSER_REAL_DRIVER=1 python3 -m pytest hami_plugins_nvidia/tests/interposer/test_interposer_tamper.py --confcutdir=hami_plugins_nvidia/tests/interposer -o addopts=--import-mode=importlib -p no:cacheprovider -q -rxs'
+    # torch, JAX, CuPy each filling to its own OOM under 4 GiB: 3 x ~12 + build 5
+    step memory 40 55 'mkdir -p $R/memory; python3 $B/real_workloads.py --out $R/memory --part memory --seconds 1'
+    # stage 17's two steps
+    step matmul-pairs 141 160 "$(rw matmul-pairs 'matmul::2:n')"
+    step train-pairs 190 215 "$(rw train-pairs 'train::2:t')"
+    ;;
+  26)
+    echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"
+    step info 5 10 "$INFO"
+    # 3 variants x 2 limits x 2 repeats + 2 native pairs of ~12.5 s + 3 builds: ~165 s (record 17: 154 s)
+    step ask-pairs 165 200 'mkdir -p $R/ask; python3 $B/launch_cost.py --out $R/ask --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant noreq=$C:HAMI_NO_PRECISION_REQUESTS --variant noreqsw=$C:HAMI_NO_PRECISION_REQUESTS:HAMI_SM_CHARGE_SWITCHES=0 --pairs lib,noreq,noreqsw --pair-limits 50+50,30+70 --pair-repeat 2 --no-busy-probe --nvml-util'
     ;;
   25)
     echo "# stage 25: the pair probe (session 24's pairprobe, Step 0: on the fake a fitting inference pair is charged 1.7-1.9x its GPU time, its one-launch spans holding the neighbour's time slice and the coarse estimate built from them): the inference pairs 50 + 50 as shipped (lib), with the probe counters (pp, bench build HAMI_BENCH_PAIRPROBE) and with them and the gate at 2 (g2pp), NVML's view beside each, and the busy probe (each arm's kernel time); not judged for pp and g2pp (bench builds)"

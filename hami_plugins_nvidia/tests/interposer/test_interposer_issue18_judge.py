@@ -472,14 +472,15 @@ def _dry(stage: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-                                   "16", "17", "18", "19", "20", "21", "22", "23", "24", "25"])
+                                   "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
+                                   "26", "27"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
     lines = _dry(stage)
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
-    assert len(steps) >= (2 if stage in ("9", "10", "11", "19", "22") else 3) and steps[0].startswith("step info ")
+    assert len(steps) >= (2 if stage in ("9", "10", "11", "19", "22", "26") else 3) and steps[0].startswith("step info ")
     if stage in ("12", "14", "15"):  # the knob off, then on, with the same plan: only the tenant env differs
         # turns are on by default: an "-off" step says HAMI_SM_TURNS=0 itself, an "-on" step =1
         pairs = {"12": ("turns", "matmul"), "14": ("turns",), "15": ("matmul",)}[stage]  # its A/B pairs
@@ -561,6 +562,18 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert arms == {"lib": "", "pp": "HAMI_BENCH_PAIRPROBE", "g2pp": "HAMI_BENCH_PAIRPROBE:HAMI_SM_GATE_MARKS=2"}
         assert "--pairs lib,pp,g2pp " in pp[0] and "--pair-limits 50+50 " in pp[0] and "--pair-repeat 1 " in pp[0], pp
         assert "--nvml-util" in pp[0] and sum(limits) <= 200, pp
+    if stage == "26":  # neighbours' precision requests ignored: pairs only, bench arms beside the shipped library
+        ask = [s for s in steps if "launch_cost.py" in s]
+        assert len(ask) == 1 and "--alone rounds --rounds 0 " in ask[0] and "--nvml-util" in ask[0], ask
+        arms = dict(re.findall(r"--variant (\w+)=\$C:([\w,:=]*)", ask[0]))
+        assert arms == {"lib": "", "noreq": "HAMI_NO_PRECISION_REQUESTS",
+                        "noreqsw": "HAMI_NO_PRECISION_REQUESTS:HAMI_SM_CHARGE_SWITCHES=0"}, arms
+        assert "--pairs lib,noreq,noreqsw " in ask[0] and "--pair-limits 50+50,30+70 " in ask[0], ask
+    if stage == "27":  # the current library's GPU-bound pairs and fault tests, judged: no knob, no bench build
+        assert [s.split()[1] for s in steps] == ["info", "wheels", "tamper", "memory", "matmul-pairs", "train-pairs"]
+        assert "HAMI_INTERPOSER_REAL_DRIVER=1" in steps[2] and "test_interposer_tamper.py" in steps[2]
+        assert "matmul::2:n" in steps[4] and "train::2:t" in steps[5]
+        assert not any("--tenant-env" in s or "--variant" in s for s in steps), steps
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -573,7 +586,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "26"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "28"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
