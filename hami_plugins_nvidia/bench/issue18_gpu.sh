@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..27 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..28 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -19,6 +19,8 @@
 # Record 17 (session 25, an H100, ed7aaf1) ran 25, 24, 20 and 26 (~160 s: the inference pairs with neighbours'
 # precision requests ignored, a bench build); stage 27 (~440 s) refreshes the fault tests on the real driver, the
 # memory limit per framework and the GPU-bound pairs (matmul, training) on the current library.
+# Stage 28 (~181 s) is turnloss's A/B (docs/results/2026-12-07-fake-turnloss.md): the training pairs taking turns with
+# HAMI_SM_TURN_GAP_US at its default (1500, set explicitly so both arms are alike: neither is judged) and at 500.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -56,8 +58,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -355,6 +357,15 @@ case "$STAGE" in
     # stage 17's two steps
     step matmul-pairs 141 160 "$(rw matmul-pairs 'matmul::2:n')"
     step train-pairs 190 215 "$(rw train-pairs 'train::2:t')"
+    ;;
+  28)
+    echo "# stage 28: turns' fill gap A/B (session 25, turnloss: record 17 stage 27's training pairs kept 93.1-96.3 % of solo taking turns; a neighbour may fill an owner's window only once the owner launched nothing for HAMI_SM_TURN_GAP_US, 1.5 ms, and the loop's host gap after its sync is shorter): the training pairs x3 with the knob at 1500 (the default, set) and 500; not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # stage 18's train-pairs-deep1 shape ('train::1:': one solo, 30 + 70 and 50 + 50 x3; record 11: ~88 s) per arm.
+    # Read each pair's sum against its step's solo, the splits, and per tenant "turns on", "held N times" (credit),
+    # "held with nothing queued" and "busy in its windows" (issue18_judge's stats fields)
+    step train-gap1500 88 105 "$(rw train-gap1500 'train::1:') --tenant-env HAMI_SM_TURN_GAP_US=1500"
+    step train-gap500 88 105 "$(rw train-gap500 'train::1:') --tenant-env HAMI_SM_TURN_GAP_US=500"
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

@@ -25,6 +25,10 @@ before that is off unset). Cases:
           shape, test_interposer_turns.py GRAPHS); graphs-go is graphs as bench/real_workloads.py runs a pair: 0.1 s
           of steps (the warm-up), 600 ms idle (the wait for the pair's common start), then the measured window (H100
           record 12: a tenant still capped across the wait read it as a demand of ~0 and re-entered turns late);
+  train-gNN (--cases train-g03,train-g08,train-g12; turnloss) the train case with 0.3 / 0.8 / 1.2 ms of host time after
+          each step's sync instead of 2 ms: shorter than TURN_GAP_NS (1.5 ms), so taking turns the neighbour may not
+          fill the owner's host gap (turns.c owner_wants); arms gapNNN set HAMI_SM_TURN_GAP_US (both tenants), arm
+          solo runs tenant A alone with no library (the pair's "% of solo" divides by its share);
   mixed   (--cases mixed) A 300 us kernels, a sync and 200 us of host time after each (~43 % busy alone), B bound's
           GPU-bound program, default: a tenant busy under half the limits' sum beside a GPU-bound one, which taking
           turns would leave its window x its busy fraction (run it with --pairs 30+70);
@@ -90,10 +94,15 @@ MIXED = {"mixed": (["spin", "300", "200", "{secs}", "1"], ["spin", "2000", "0", 
 #: the train case's step: 150 kernels of 400 us, then 600 of 20 us (a step's GEMMs, then its small kernels: 72 ms of GPU
 #: work in 750 launches), a sync, 2 ms of host time (driver_app DRIVER_SPIN_MIX, DRIVER_SPIN_STEP_GAP_US)
 CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}}
+#: turnloss: the train case with a step's host gap under TURN_GAP_NS (0.3 / 0.8 / 1.2 ms)
+for _g in ("03", "08", "12"):
+    PROGRAMS[f"train-g{_g}"] = PROGRAMS["train"]
+    CASE_ENV[f"train-g{_g}"] = {**CASE_ENV["train"], "DRIVER_SPIN_STEP_GAP_US": str(int(_g) * 100)}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
           "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "graphs-go": "default",
-          "mixed": "default", "trainfer": "default"}
-GPU_CASES = ("bound", "loop", "train", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
+          "mixed": "default", "trainfer": "default", "train-g03": "default", "train-g08": "default",
+          "train-g12": "default"}
+GPU_CASES = ("bound", "loop", "train", "train-g03", "train-g08", "train-g12", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
              "trainfer", "infer5", "infer2c")
 #: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
 #: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
@@ -119,7 +128,10 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         # gatemarks: marked launches gated on a host-written word (launch.c gate_arm), under default and precise
         "gate": {"HAMI_SM_GATE_MARKS": "1"}, "gate-precise": {"HAMI_SM_PRECISE": "1", "HAMI_SM_GATE_MARKS": "1"},
         # ... and HAMI_SM_GATE_MARKS=2: chained precise launches too, each with a gated start mark
-        "gate2": {"HAMI_SM_GATE_MARKS": "2"}, "gate2-precise": {"HAMI_SM_PRECISE": "1", "HAMI_SM_GATE_MARKS": "2"}}
+        "gate2": {"HAMI_SM_GATE_MARKS": "2"}, "gate2-precise": {"HAMI_SM_PRECISE": "1", "HAMI_SM_GATE_MARKS": "2"},
+        # turnloss: tenant A alone, no library (the pairs' "% of solo"); turns with a shorter fill gap (turns.c)
+        "solo": None, "gap300": {"HAMI_SM_TURN_GAP_US": "300"}, "gap500": {"HAMI_SM_TURN_GAP_US": "500"},
+        "gap800": {"HAMI_SM_TURN_GAP_US": "800"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
@@ -208,6 +220,8 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
         other, env_b = SECOND[case]
         progs[1] = [w.format(secs=secs) for w in PROGRAMS[other]]
         envs[1] = tenant_env(fake_dir, lib, tmp, "b", limits[1], case, arm, env_b)
+    if arm == "solo":  # tenant A alone, no library: what the pair's shares are read against
+        progs, envs, limits = progs[:1], envs[:1], limits[:1]
     procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for prog, e in zip(progs, envs, strict=True)]
     tenants = []
@@ -254,9 +268,15 @@ def per_tenant(runs: list[dict], key: str, fmt: str) -> str:
     """A / B: each tenant's median of a turns figure over the runs, '-' where the line had none (knob off)."""
     cells = []
     for i in (0, 1):
-        xs = [r["tenants"][i][key] for r in runs if key in r["tenants"][i]]
+        xs = [r["tenants"][i][key] for r in runs if len(r["tenants"]) > i and key in r["tenants"][i]]
         cells.append(f"{statistics.median(xs):{fmt}}" if xs else "-")
     return " / ".join(cells)
+
+
+def tenant_span(runs: list[dict], i: int, key: str, fmt: str) -> str:
+    """span() of tenant i's figure over the runs, '-' where it did not run (arm solo)."""
+    xs = [r["tenants"][i][key] for r in runs if len(r["tenants"]) > i]
+    return span(xs, fmt) if xs else "-"
 
 
 def pair_charged(runs: list[dict]) -> str:
@@ -286,13 +306,13 @@ def markdown(result: dict, note: str) -> str:
         longest = max((t.get("turn_longest_ms", 0.0) for r in runs for t in r["tenants"]), default=0.0)
         lines.append(f"| {row['case']} | {row['limits']} | {row['arm']} | "
                      f"{span([r['tenants'][0]['share'] for r in runs], '.1f')} | "
-                     f"{span([r['tenants'][1]['share'] for r in runs], '.1f')} | {span([r['useful'] for r in runs], '.1f')} | "
+                     f"{tenant_span(runs, 1, 'share', '.1f')} | {span([r['useful'] for r in runs], '.1f')} | "
                      f"{span([r['switch'] for r in runs], '.2f')} | {span([r['launches'] for r in runs], '.0f')} | "
                      f"{span(held, '.0f')} ({longest:.0f}) | {per_tenant(runs, 'turns_on_ms', '.0f')} | "
                      f"{per_tenant(runs, 'turn_demand', '.1f')} | {per_tenant(runs, 'charged', '.1f')} | "
                      f"{pair_charged(runs)} | {span([100 - r['useful'] - r['switch'] for r in runs], '.1f')} | "
                      f"{per_tenant(runs, 'held_idle', '.1f')} | "
-                     f"{span([r['tenants'][1]['launches'] for r in runs], '.0f')} |")
+                     f"{tenant_span(runs, 1, 'launches', '.0f')} |")
     return "\n".join(lines) + "\n"
 
 

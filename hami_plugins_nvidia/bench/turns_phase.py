@@ -90,9 +90,10 @@ def profile(pts: dict[int, int], lo: float, hi: float) -> list[float]:
     return bins
 
 
-def one(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limits: tuple[int, int], secs: float) -> dict:
+def one(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limits: tuple[int, int], secs: float,
+        arm: str = "default") -> dict:
     prog = [w.format(secs=secs) for w in T.PROGRAMS[case]]
-    envs = [T.tenant_env(fake_dir, lib, tmp, n, lim, case, "default") for n, lim in zip("ab", limits, strict=True)]
+    envs = [T.tenant_env(fake_dir, lib, tmp, n, lim, case, arm) for n, lim in zip("ab", limits, strict=True)]
     procs = [subprocess.Popen([str(app), "ctx", "0", *prog], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for e in envs]
     pts, pids, backlog = sample(procs, tmp / "gpu")
@@ -124,6 +125,12 @@ def one(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limits: tupl
         row[f"{name} in own"] = pct(sum(bins[t][i] for i in own[t]))
         row[f"{name} in other's"] = pct(sum(bins[t][i] for i in other))
         row[f"nobody in {name}'s"] = pct(len(own[t]) * 1e6 * periods - sum(bins[0][i] + bins[1][i] for i in own[t]))
+        # turnloss: where in the window nobody ran: its first EDGE_MS (the handover: the new owner's detection and
+        # the previous owner's drain), its last EDGE_MS (the early stop before the window's end) and the rest (the
+        # owner's host gaps and credit waits in its window)
+        idle = [1e6 * periods - bins[0][i] - bins[1][i] for i in own[t]]
+        row[f"nobody in {name}'s start/mid/end"] = [pct(sum(idle[:EDGE_MS])), pct(sum(idle[EDGE_MS:-EDGE_MS])),
+                                                    pct(sum(idle[-EDGE_MS:]))]
         stats = T.turn_stats(outs[t][1])
         row[f"{name} stats"] = {k: stats.get(k) for k in ("credit_held_ms", "capped_ms", "held_idle_ms",
                                                            "turn_held_ms", "turn_offs", "kt_priced", "kt_keyed", "kt_keys")}
@@ -147,6 +154,7 @@ def one(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, limits: tupl
     return row
 
 
+EDGE_MS = 2  # turnloss: the ms at each end of a window whose idle time counts as the handover's / the early stop's
 END_MS = 3  # the window's last ms over which its owner's backlog is averaged (the sampler reads every ~3 ms)
 
 
@@ -165,6 +173,7 @@ def main() -> int:
     ap.add_argument("--limits", default="30+70")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--arms", default="default", help="comma-separated arms of turns.py (e.g. default,gap500), interleaved")
     ap.add_argument("--json", type=Path, help="write every run's row (with its phase profile) here")
     a = ap.parse_args()
     if not 1 <= a.rounds <= 20 or not 1.0 <= a.seconds <= 30.0:
@@ -175,8 +184,13 @@ def main() -> int:
         tmp = Path(d)
         fake_dir, app = build_tools(tmp)
         libs = build_libs(ap, a.lib, tmp / "lib")
-        for n, _, name in alternating(a.rounds, [a.case], list(libs)):
-            row = one(app, fake_dir, libs[name], tmp / f"run{n}", a.case, limits, a.seconds)
+        arms = [x for x in a.arms.split(",") if x]
+        if not arms or any(x not in T.ARMS or T.ARMS[x] is None for x in arms):
+            ap.error(f"--arms {a.arms!r}: library arms of turns.py only")
+        labels = {(n if len(arms) == 1 else f"{arm}@{n}" if len(libs) > 1 else arm): (n, arm) for n in libs for arm in arms}
+        for n, _, name in alternating(a.rounds, [a.case], list(labels)):
+            lib_name, arm = labels[name]
+            row = one(app, fake_dir, libs[lib_name], tmp / f"run{n}", a.case, limits, a.seconds, arm)
             rows.setdefault(name, []).append(row)
             print(name, json.dumps({k: v for k, v in row.items() if k != "profile_pct"}), flush=True)
     if a.json:

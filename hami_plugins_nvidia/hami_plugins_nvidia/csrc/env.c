@@ -207,6 +207,12 @@ void vg_config_load(void)
         credit_ms = 0;
     }
     vg_cfg.sm_resume_cap_ns = (int64_t)credit_ms * 1000000LL;
+    /* taking turns, how long an owner's host may launch nothing (nothing of it running) before a neighbour may fill
+     * its window (turns.c owner_wants); shorter fills a step's host gap after its sync sooner. An A/B knob for the
+     * hardware runs (issue 18, turnloss): both tenants of a pair set it alike (each marks its own credit waits this
+     * far back, lending.c). Filling only lets a launch that its own credit allows go: limits still apply */
+    vg_cfg.sm_turn_gap_ns = (int64_t)tuning_knob("HAMI_SM_TURN_GAP_US", TURN_GAP_MIN_US, TURN_GAP_MAX_US,
+                                                 TURN_GAP_DEFAULT_US, "microseconds") * 1000;
     /* precise deep runs (launch.c deep_defer): launches one end mark may close at most while the GPU's backlog is
      * deep; 1 marks every launch (the rule before 2026-12-06), an A/B knob for the hardware runs */
     vg_cfg.sm_deep_run = tuning_knob("HAMI_SM_DEEP_RUN", DEEP_RUN_MIN, DEEP_RUN_MAX, DEEP_RUN_DEFAULT,

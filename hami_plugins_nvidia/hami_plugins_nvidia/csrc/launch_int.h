@@ -132,7 +132,15 @@ struct squeue {
 #define TURN_IDLE_NS 3000000LL       /* ... a window's owner with no mark this recent is idle */
 #define TURN_HOLD_MAX_NS 200000000LL /* ... no hold by turns lasts longer ... */
 #define TURN_OFF_NS 1000000000LL     /* ... and one that reached it drops turns for this long */
-#define TURN_GAP_NS 1500000LL        /* ... an owner with no mark this recent (host work) may have its window filled */
+#define TURN_GAP_NS 1500000LL        /* ... an owner with no mark this recent (host work) may have its window filled
+                                      * (HAMI_SM_TURN_GAP_US's default, vgpu.h; turn_gap_ns) */
+/* HAMI_SM_TURN_GAP_US in force (env.c), TURN_GAP_NS before the environment was read */
+static inline int64_t turn_gap_ns(void)
+{
+    return vg_cfg.sm_turn_gap_ns > 0 ? vg_cfg.sm_turn_gap_ns : TURN_GAP_NS;
+}
+_Static_assert(TURN_GAP_NS == TURN_GAP_DEFAULT_US * 1000LL && TURN_GAP_MAX_US * 1000LL < TURN_IDLE_NS,
+               "HAMI_SM_TURN_GAP_US: its default is TURN_GAP_NS, its ceiling under TURN_IDLE_NS");
 #define TURN_ACT_NS 200000LL         /* ... while taking turns a launch refreshes the activity mark this often */
 #define TURN_RUN_NS 2000000LL        /* ... a neighbour's open interval counts as running if seen running this recently */
 #define TURN_FILL_NS 2000000LL       /* ... a neighbour fills a paused owner's window with at most this queued */

@@ -280,9 +280,9 @@ void note_users(struct dstate *ds, int64_t now)
             __atomic_store_n(&g->user_since_ns[ds->user_idx], ds->busy_since, __ATOMIC_RELEASE);
     }
     if (ds->user_idx >= 0) {
-        /* a credit wait with nothing in flight while taking turns marks itself TURN_GAP_NS back: its window may be
+        /* a credit wait with nothing in flight while taking turns marks itself turn_gap_ns() back: its window may be
          * filled (turns.c owner_wants); list membership (100 ms and more) does not notice the difference */
-        ds->act_at = ds->act_back ? now - TURN_GAP_NS : now;
+        ds->act_at = ds->act_back ? now - turn_gap_ns() : now;
         __atomic_store_n(&g->user_active_ns[ds->user_idx], ds->act_at, __ATOMIC_RELEASE);
         publish_fraction(ds, now);
     }

@@ -325,13 +325,14 @@ static int running(const struct hami_board_gpu *g, int i, int64_t now)
 /* Whether the container in board slot i wants the GPU now (see the header): 0 when its activity mark is stale; -1
  * when its window may be filled: no mark for TURN_GAP_NS (a step's host work after its sync); else 1. Its marks come
  * from its launches (turns_hold: at least every TURN_ACT_NS while it takes turns), its watcher while work of it is
- * in flight (every 100 us) and its credit waits (note_users: every ms), so a gap of TURN_GAP_NS is its host's. */
+ * in flight (every 100 us) and its credit waits (note_users: every ms), so a gap of TURN_GAP_NS is its host's.
+ * HAMI_SM_TURN_GAP_US sets the gap (turn_gap_ns: bounded above those refreshes, under TURN_IDLE_NS). */
 static int owner_wants(const struct hami_board_gpu *g, int i, int64_t now)
 {
     int64_t act = __atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE);
     if (!(act > 0 && act <= now + 1000000 && now - act <= TURN_IDLE_NS))
         return 0;
-    return now - act >= TURN_GAP_NS ? -1 : 1;
+    return now - act >= turn_gap_ns() ? -1 : 1;
 }
 
 /* A hold by turns ends: counted for the launch stats (how long, the longest). throttle() calls it as well when a

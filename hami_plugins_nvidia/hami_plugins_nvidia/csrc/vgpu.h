@@ -58,6 +58,8 @@ struct vg_config {
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
     int sm_gate_marks;                     /* HAMI_SM_GATE_MARKS (0 unset, 1, 2 chained too): marked launches gated (launch.c gate_arm) */
     int sm_turns;                          /* HAMI_SM_TURNS (unset/1 on, 0 off): GPU-bound tenants take turns (turns.c) */
+    int64_t sm_turn_gap_ns;                /* HAMI_SM_TURN_GAP_US: an owner with no activity mark this recent may have
+                                              its window filled (turns.c owner_wants; 0 before env.c ran: TURN_GAP_NS) */
     char region_path[512];
     char board_path[512];
     char census_dir[256];                  /* HAMI_PROC_CENSUS_DIR: the node agent's per-GPU process counts, "" = none */
@@ -95,6 +97,13 @@ extern struct vg_config vg_cfg;
 #define WATCH_ALONE_DEFAULT_US 4000
 #define WATCH_ALONE_MIN_US 1000
 #define WATCH_ALONE_MAX_US 10000
+/* HAMI_SM_TURN_GAP_US's default and bounds (env.c; turns.c owner_wants, issue 18 turnloss): the default is
+ * TURN_GAP_NS (launch_int.h). The floor stays above the owner's own mark refreshes while it works (a launch every
+ * TURN_ACT_NS, 200 us; the watcher every 100 us while its host waits in a sync), so a working owner is not read as
+ * paused; the ceiling stays under TURN_IDLE_NS (3 ms), where an owner counts as idle */
+#define TURN_GAP_DEFAULT_US 1500
+#define TURN_GAP_MIN_US 300
+#define TURN_GAP_MAX_US 2500
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
 /* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch_int.h switch_charged), 1 = always, 0 = never */
 enum { VG_SW_CONTENDED = 0, VG_SW_ALWAYS = 1, VG_SW_NEVER = 2 };

@@ -142,6 +142,26 @@ def test_a_bad_knob_value_is_named_in_one_line_and_the_default_kept(workload: Wo
     assert "; turns on " in r.stderr, r.stderr  # on: the stats line carries the turns figures
 
 
+@pytest.mark.parametrize("bad", ["299", "2501", "0", "-1", "1.5", "abc"])
+def test_a_bad_fill_gap_is_named_in_one_line_and_the_default_kept(workload: Workload, bad: str) -> None:
+    # HAMI_SM_TURN_GAP_US (turnloss, an A/B knob): bounded above the owner's own mark refreshes (300 us) and under
+    # TURN_IDLE_NS (2500 us); a value outside, or not an integer, is named once and 1500 (TURN_GAP_NS) kept
+    _setup(workload, "force", 50, None)
+    workload.env["HAMI_SM_TURN_GAP_US"] = bad
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "HAMI_SM_TURN_GAP_US" in ln]
+    assert len(lines) == 1 and f'"{bad}"' in lines[0] and "[300, 2500]" in lines[0] and "using 1500" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("good", ["300", "1500", "2500"])
+def test_a_fill_gap_in_its_bounds_is_taken_silently(workload: Workload, good: str) -> None:
+    _setup(workload, "force", 50, None)
+    workload.env["HAMI_SM_TURN_GAP_US"] = good
+    r = workload.run("ctx", "0", "launch", "kernel", "1", "0")
+    assert r.returncode == 0 and "HAMI_SM_TURN_GAP_US" not in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize(("value", "on"), [("1", True), ("0", False), (None, True), ("", True)],
                          ids=["1", "0", "unset", "empty"])
 def test_turns_are_on_unless_the_knob_is_0(workload: Workload, value: str | None, on: bool) -> None:
@@ -245,6 +265,27 @@ def test_a_training_like_pair_taking_turns_hands_over_without_time_slicing(workl
     print(f"training-like {limits}: switch time off {switches['0']:.2f} %, on {switches['1']:.2f} %")
     assert switches["0"] > 4, switches  # the pair did time-slice with the knob off
     assert switches["1"] < 0.6 * switches["0"], switches
+
+
+def test_a_shorter_fill_gap_fills_an_owners_short_host_gap(workload: Workload, second_workload: Workload) -> None:
+    # turnloss: a step's host gap after its sync (here 0.8 ms) shorter than the fill gap (HAMI_SM_TURN_GAP_US, default
+    # 1.5 ms) is never filled: the neighbour stays held. At 300 us the neighbour fills it, and each fill costs the
+    # fake GPU a switch in and one back (200 us each): the pair's switch time rises (fake, bench/turns.py train-g08,
+    # docs/results/2026-12-07-fake-turnloss.md: 0.5-1.0 % at the default, 2.7-3.7 % at 500 us; the useful time fell
+    # 1.4-2.7 points, so the default stays). Switch time: a count of switches times 200 us, not a host-speed figure.
+    switches = {}
+    for gap in ("1500", "300"):
+        for w, lim in zip((workload, second_workload), (50, 50), strict=True):
+            w.env.clear()
+            _setup(w, "default", lim, "1")
+            w.env.update({**TRAIN_ENV, "DRIVER_SPIN_STEP_GAP_US": "800", "HAMI_SM_TURN_GAP_US": gap})
+        res = _pair(workload, second_workload, TRAIN)
+        switches[gap] = sum(sw for _, sw, _ in res)
+        st_ = [_stats(err) for _, _, err in res]
+        assert all(s["on_ms"] > 1000 and s["cuts"] == 0 for s in st_), st_  # both arms take turns
+    print(f"training-like 50 + 50, 0.8 ms host gap: switch time at 1500 us {switches['1500']:.2f} %, "
+          f"at 300 us {switches['300']:.2f} %")
+    assert switches["300"] > 1.5 * switches["1500"] + 0.5, switches
 
 
 @pytest.mark.fake_timing
