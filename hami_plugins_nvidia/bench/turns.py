@@ -29,6 +29,12 @@ before that is off unset). Cases:
           each step's sync instead of 2 ms: shorter than TURN_GAP_NS (1.5 ms), so taking turns the neighbour may not
           fill the owner's host gap (turns.c owner_wants); arms gapNNN set HAMI_SM_TURN_GAP_US (both tenants), arm
           solo runs tenant A alone with no library (the pair's "% of solo" divides by its share);
+  train-go, train-g80, loop-g20 (judgedout) train as real_workloads.py runs a pair (0.1 s of steps, 600 ms idle, the
+          window); train with 8 ms of host time after each sync; loop with a sync every 200 launches and 2 ms of host
+          time after it (~86 % busy alone): with arm nosw-gap25 (switches never charged, HAMI_SM_TURN_GAP_US=2500: the
+          neighbour does not fill its gaps) its credit piles up and it measures part of its launches coarsely while
+          ~127 marks ahead of its GPU, as the H100's training tenants did (record 17 stage 27); the train cases stay
+          precise on the fake (their credit never piles up);
   mixed   (--cases mixed) A 300 us kernels, a sync and 200 us of host time after each (~43 % busy alone), B bound's
           GPU-bound program, default: a tenant busy under half the limits' sum beside a GPU-bound one, which taking
           turns would leave its window x its busy fraction (run it with --pairs 30+70);
@@ -98,11 +104,22 @@ CASE_ENV = {"train": {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US
 for _g in ("03", "08", "12"):
     PROGRAMS[f"train-g{_g}"] = PROGRAMS["train"]
     CASE_ENV[f"train-g{_g}"] = {**CASE_ENV["train"], "DRIVER_SPIN_STEP_GAP_US": str(int(_g) * 100)}
+#: judgedout: the train case as bench/real_workloads.py runs a pair (graphs-go's shape): 0.1 s of steps (the warm-up),
+#: 600 ms idle (the wait for the pair's common start: its credit fills to the bucket's cap), then the measured window
+PROGRAMS["train-go"] = ["spin", "20", "0", "0.1", "750", "sleep", "600", "spin", "20", "0", "{secs}", "750"]
+CASE_ENV["train-go"] = CASE_ENV["train"]
+#: ... and the train case with 8 ms of host time after each step's sync (~90 % busy alone): it leaves part of its
+#: window to its neighbour's fill, its credit piles up to the bucket's cap and it measures coarsely, as the H100's
+#: training tenants did (record 17 stage 27: 1.4-17.3 % of their launches coarse, the host ~127 marks ahead)
+PROGRAMS["train-g80"] = PROGRAMS["train"]
+PROGRAMS["loop-g20"] = ["spin", "60", "0", "{secs}", "200"]
+CASE_ENV["loop-g20"] = {"DRIVER_SPIN_STEP_GAP_US": "2000"}
+CASE_ENV["train-g80"] = {**CASE_ENV["train"], "DRIVER_SPIN_STEP_GAP_US": "8000"}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
           "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "graphs-go": "default",
           "mixed": "default", "trainfer": "default", "train-g03": "default", "train-g08": "default",
-          "train-g12": "default"}
-GPU_CASES = ("bound", "loop", "train", "train-g03", "train-g08", "train-g12", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
+          "train-g12": "default", "train-go": "default", "train-g80": "default", "loop-g20": "force"}
+GPU_CASES = ("bound", "loop", "train", "train-g03", "train-g08", "train-g12", "train-go", "train-g80", "loop-g20", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
              "trainfer", "infer5", "infer2c")
 #: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
 #: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
@@ -131,7 +148,11 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         "gate2": {"HAMI_SM_GATE_MARKS": "2"}, "gate2-precise": {"HAMI_SM_PRECISE": "1", "HAMI_SM_GATE_MARKS": "2"},
         # turnloss: tenant A alone, no library (the pairs' "% of solo"); turns with a shorter fill gap (turns.c)
         "solo": None, "gap300": {"HAMI_SM_TURN_GAP_US": "300"}, "gap500": {"HAMI_SM_TURN_GAP_US": "500"},
-        "gap800": {"HAMI_SM_TURN_GAP_US": "800"}}
+        "gap800": {"HAMI_SM_TURN_GAP_US": "800"},
+        # judgedout: switches never charged, so a tenant with ample credit may measure coarsely beside its neighbour
+        # (on the H100 the training pairs' demand estimates summed under 100 %, and the tenants went coarse)
+        "nosw": {"HAMI_SM_CHARGE_SWITCHES": "0"},
+        "nosw-gap25": {"HAMI_SM_CHARGE_SWITCHES": "0", "HAMI_SM_TURN_GAP_US": "2500"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
@@ -156,6 +177,8 @@ def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case
     return env
 
 
+#: the same line's head: its measured launches and the share of them measured coarsely (launch.c)
+COARSE_FIELD = re.compile(r"launch stats: \d+ measured launches \((?P<coarse>[\d.]+) % coarse\)")
 #: the same line's credit waits (the throttle's holds for credit, not by turns)
 CREDIT_FIELDS = re.compile(r"; held (?P<holds>\d+) times, (?P<held>[\d.]+) ms;")
 #: the same line's wall accounting (since trainfer, launch.c): credit the bucket's cap took away (and while held), the
@@ -197,6 +220,9 @@ def turn_stats(err: str) -> dict[str, float]:
     kt = KT_FIELDS.search(err)
     if kt:  # since trainsplit
         credit.update(kt_priced=int(kt["priced"]), kt_keyed=int(kt["keyed"]), kt_keys=int(kt["keys"]))
+    co = COARSE_FIELD.search(err)
+    if co:  # judgedout: the share of its measured launches measured coarsely
+        credit.update(coarse_pct=float(co["coarse"]))
     m = TURNS_FIELDS.search(err)
     if not m:
         return credit

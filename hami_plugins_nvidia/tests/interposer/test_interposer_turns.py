@@ -591,3 +591,8 @@ def test_the_turns_bench_reads_both_forms_of_the_stats_lines_turns_section() -> 
     assert (got["streams_destroyed"], got["destroy_closed_event"], got["destroy_closed_host"],
             got["destroy_stale"], got["gated"]) == (4, 2, 1, 0, 812)
     assert "streams_destroyed" not in mod.turn_stats(gated)
+    # judgedout: the line's head, the share of its measured launches measured coarsely (absent from "..." heads)
+    head = "launch stats: 18373 measured launches (17.3 % coarse); 4.4 % on the throttle's fast path" + now[15:]
+    got = mod.turn_stats(head)
+    assert (got["coarse_pct"], got["turns_on_ms"], got["full_ring_ms"]) == (17.3, 2650.0, 812.0)
+    assert "coarse_pct" not in mod.turn_stats(now)
