@@ -3,6 +3,8 @@
 # its Python (3.12, with torch, pluggy, grpcio, prometheus-client, pyyaml, nvidia-ml-py) lacks pydantic, cffi and
 # kubernetes; the node agent's committed gRPC stubs need grpcio/protobuf at least as new as the ones pinned here.
 # Usage: hack/offline-wheels.sh [PYTHON_VERSION]  -> .whl/ (core needs) and .whl-node/ (node agent only).
+#        OLD=<commit> hack/offline-wheels.sh  also writes .whl/old-csrc.tgz, the interposer's sources at that commit
+#        (bench/issue18_gpu.sh stage 24's "old" arm: the device's copy of the tree has no usable .git).
 # On the host: pip install --no-index --no-deps --target /tmp/site .whl/*.whl   (see the records' READMEs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +21,8 @@ get .whl pydantic==2.12.5 pydantic-core==2.41.5 annotated-types==0.7.0 typing-in
   requests-oauthlib==2.0.0 oauthlib==3.3.1 durationpy==0.10 rsa==4.9.1 pyasn1==0.6.1 pyasn1-modules==0.4.2 \
   cachetools==5.5.2
 get .whl-node grpcio==1.85.3 protobuf==7.36.2
+if [ -n "${OLD:-}" ]; then
+  git archive "$OLD" hami_plugins_nvidia/hami_plugins_nvidia/csrc | gzip > .whl/old-csrc.tgz
+  echo "interposer sources at $OLD in .whl/old-csrc.tgz"
+fi
 echo "wheels in .whl/ and .whl-node/ (both git-ignored: the device tool carries them by name, carry [\".whl\"])"

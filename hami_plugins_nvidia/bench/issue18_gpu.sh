@@ -390,7 +390,7 @@ case "$STAGE" in
     step info 5 10 "$INFO"
     # 3 arms x 2 windows x 0.25 s x 24 blocks = 36 s + 2 builds and 3 warm-ups (~40 s). Read paired.stats (quiet vs old)
     # and each stats line's "board looks N (Q at the quiet pace), NVML process counts M" (old: no such field)
-    # the old sources: git archive "$OLD" hami_plugins_nvidia/hami_plugins_nvidia/csrc | gzip > .whl/old-csrc.tgz (carry .whl)
+    # the old sources: OLD=<commit> bash hack/offline-wheels.sh writes .whl/old-csrc.tgz (carry .whl)
     step quiet-ab 80 110 'mkdir -p $R/qab; rm -rf /tmp/oldsrc; mkdir -p /tmp/oldsrc; git archive "${OLD:-fa38cef}" hami_plugins_nvidia/hami_plugins_nvidia/csrc 2>/dev/null | tar -x -C /tmp/oldsrc 2>/dev/null; if [ -f .whl/old-csrc.tgz ]; then rm -rf /tmp/oldsrc/*; tar -xzf .whl/old-csrc.tgz -C /tmp/oldsrc; fi; if [ -f /tmp/oldsrc/hami_plugins_nvidia/hami_plugins_nvidia/csrc/launch.c ]; then V="--variant old=/tmp/oldsrc/hami_plugins_nvidia/hami_plugins_nvidia/csrc:"; else echo "no old sources: the old arm is left out"; V=""; fi; python3 $B/launch_cost.py --out $R/qab --alone paired --blocks 24 --window 0.25 --limit 70 --cores "2;6" --pairs none --no-busy-probe $V --variant quiet=$C:'
     step alone-lib 50 70 'mkdir -p $R/alone; python3 $B/launch_cost.py --out $R/alone --alone paired --limit 70 --cores "2;6" --variant lib=$C: --pairs none'
     ;;

@@ -112,15 +112,17 @@ CASE_ENV["train-go"] = CASE_ENV["train"]
 #: window to its neighbour's fill, its credit piles up to the bucket's cap and it measures coarsely, as the H100's
 #: training tenants did (record 17 stage 27: 1.4-17.3 % of their launches coarse, the host ~127 marks ahead)
 PROGRAMS["train-g80"] = PROGRAMS["train"]
+CASE_ENV["train-g80"] = {**CASE_ENV["train"], "DRIVER_SPIN_STEP_GAP_US": "8000"}
+#: ... and the loop case with a sync every 200 launches and 2 ms of host time after it (~86 % busy alone)
 PROGRAMS["loop-g20"] = ["spin", "60", "0", "{secs}", "200"]
 CASE_ENV["loop-g20"] = {"DRIVER_SPIN_STEP_GAP_US": "2000"}
-CASE_ENV["train-g80"] = {**CASE_ENV["train"], "DRIVER_SPIN_STEP_GAP_US": "8000"}
 POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "default", "graphs": "default",
           "graphs-gap": "default", "graphs-short": "default", "graphs-long": "default", "graphs-go": "default",
           "mixed": "default", "trainfer": "default", "train-g03": "default", "train-g08": "default",
           "train-g12": "default", "train-go": "default", "train-g80": "default", "loop-g20": "force"}
-GPU_CASES = ("bound", "loop", "train", "train-g03", "train-g08", "train-g12", "train-go", "train-g80", "loop-g20", "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed",
-             "trainfer", "infer5", "infer2c")
+GPU_CASES = ("bound", "loop", "train", "train-g03", "train-g08", "train-g12", "train-go", "train-g80", "loop-g20",
+             "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed", "trainfer", "infer5",
+             "infer2c")
 #: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
 #: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
 SECOND = {"trainfer": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"})}
