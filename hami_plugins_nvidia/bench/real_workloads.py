@@ -271,7 +271,8 @@ REPEAT = 1  # pairs are repeated this many times (--repeat) and reported as medi
 LAUNCH_STATS = True  # HAMI_LAUNCH_STATS=1 for every preloaded worker (--no-launch-stats: off), as launch_cost.py
 TENANT_ENV: dict[str, str] = {}  # --tenant-env: library knobs of an experiment, for the preloaded workers only
 _TENANT_KEY = re.compile(r"HAMI_[A-Z0-9_]{1,40}")
-_TENANT_VALUE = re.compile(r"[A-Za-z0-9_.,:+-]{0,64}")
+#: plain values; "/" for a path (HAMI_SM_TURNS_LOG: issue18_gpu.sh stage 29 writes the turns logs under $R)
+_TENANT_VALUE = re.compile(r"[A-Za-z0-9_.,:+/-]{0,64}")
 
 
 def tenant_env(items: list[str]) -> dict[str, str]:
