@@ -313,8 +313,8 @@ static int64_t bp_of(int64_t x, int64_t w)
  * at least TURN_BOUND_BP; miss: below it, not yet out; out: judged out) and the misses in a row so far. */
 static void turns_log(const struct dstate *ds, int64_t now, const char *verdict, int misses)
 {
-    if (tlog_fd < 0)
-        return;
+    if (tlog_fd < 0 || __atomic_load_n(&tlog_lines, __ATOMIC_RELAXED) > TURN_LOG_LINES)
+        return;  /* capped: the count stops here (it never wraps however long the process runs) */
     int n = __atomic_add_fetch(&tlog_lines, 1, __ATOMIC_RELAXED);
     if (n > TURN_LOG_LINES + 1)
         return;

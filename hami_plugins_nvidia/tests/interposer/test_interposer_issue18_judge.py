@@ -763,7 +763,8 @@ def test_an_experiment_with_its_own_library_knobs_is_noted_not_judged(judge, tmp
 
 
 @pytest.mark.parametrize("item", ["LD_PRELOAD=/tmp/x.so", "HAMI_SM_CHARGE_SWITCHES", "HAMI_X=a b",
-                                  "HAMI_NODE_BOARD=/tmp/b", "hami_x=1", "HAMI_X=" + "9" * 65])
+                                  "HAMI_NODE_BOARD=/tmp/b", "hami_x=1", "HAMI_X=" + "9" * 65, "HAMI_X=a/b",
+                                  "HAMI_X=/" + "d" * 160, "HAMI_X=/a b"])
 def test_real_workloads_refuses_a_tenant_env_that_is_not_a_plain_library_knob(item) -> None:
     r = subprocess.run([sys.executable, str(BENCH / "real_workloads.py"), "--tenant-env", item, "--out", "/nonexistent"],
                        capture_output=True, text=True, timeout=60)
