@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..28 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..29 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -21,6 +21,8 @@
 # memory limit per framework and the GPU-bound pairs (matmul, training) on the current library.
 # Stage 28 (~181 s) is turnloss's A/B (docs/results/2026-12-07-fake-turnloss.md): the training pairs taking turns with
 # HAMI_SM_TURN_GAP_US at its default (1500, set explicitly so both arms are alike: neither is judged) and at 500.
+# Stage 29 (~190 s) is judgeab's A/B (docs/results/2026-12-07-fake-judgedout.md): stage 28's training pairs with the
+# turns log on (HAMI_SM_TURNS_LOG: a line per stay-test judgement), HAMI_SM_TURNS_COUNT_COARSE off (log) and on (fix).
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -58,8 +60,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -366,6 +368,21 @@ case "$STAGE" in
     # "held with nothing queued" and "busy in its windows" (issue18_judge's stats fields)
     step train-gap1500 88 105 "$(rw train-gap1500 'train::1:') --tenant-env HAMI_SM_TURN_GAP_US=1500"
     step train-gap500 88 105 "$(rw train-gap500 'train::1:') --tenant-env HAMI_SM_TURN_GAP_US=500"
+    ;;
+  29)
+    echo "# stage 29: turns' stay test counting coarse marks, A/B with the turns log (session 26, judgeab; session 25's judgedout: record 17 stage 27's training tenants judged out or reading 31-75 % busy in their windows measured 6-17 % of their launches coarsely, and the stay test leaves coarse marks' kernels out): the training pairs x3 with HAMI_SM_TURNS_LOG on, HAMI_SM_TURNS_COUNT_COARSE=0 (log) and =1 (fix); not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # stage 28's shape ('train::1:': one solo, 30 + 70 and 50 + 50 x3; record 11: ~88 s) per arm. Each preloaded worker
+    # writes $R/train-ARM/turns.PID (its stderr's "HAMI_SM_TURNS_LOG: ... into" line, in real-share.log's
+    # interposer_lines, names its run's files): a line per stay-test judgement, the figure (busy_bp), the other rule's
+    # (alt_bp), its precise kernels and coarse estimates (kp_ns, kc_ns), the precise share (prec_bp), the verdict.
+    # Read turns-log.log (bench/turns_log.py: per tenant judged in / miss / out, the coarse share at each): in arm log,
+    # misses and outs with a high coarse share and alt_bp >= 70 % say the coarse backlog is what reads low; then arm
+    # fix against it: fewer misses / outs, and each pair's sum against its solo and the splits, as stage 28
+    step train-log 88 105 "$(rw train-log 'train::1:') --tenant-env HAMI_SM_TURNS_COUNT_COARSE=0 --tenant-env HAMI_SM_TURNS_LOG=\$R/train-log/turns"
+    step train-fix 88 105 "$(rw train-fix 'train::1:') --tenant-env HAMI_SM_TURNS_COUNT_COARSE=1 --tenant-env HAMI_SM_TURNS_LOG=\$R/train-fix/turns"
+    # ~2 s: the logs summarised on the device as well (the files themselves are in the archive)
+    step turns-log 3 10 'python3 $B/turns_log.py $R/train-log $R/train-fix --json $R/turns-log.json'
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

@@ -271,7 +271,9 @@ REPEAT = 1  # pairs are repeated this many times (--repeat) and reported as medi
 LAUNCH_STATS = True  # HAMI_LAUNCH_STATS=1 for every preloaded worker (--no-launch-stats: off), as launch_cost.py
 TENANT_ENV: dict[str, str] = {}  # --tenant-env: library knobs of an experiment, for the preloaded workers only
 _TENANT_KEY = re.compile(r"HAMI_[A-Z0-9_]{1,40}")
-_TENANT_VALUE = re.compile(r"[A-Za-z0-9_.,:+-]{0,64}")
+#: plain values; an absolute path (HAMI_SM_TURNS_LOG: issue18_gpu.sh stage 29 writes the turns logs under $R) may run to
+#: 160 characters
+_TENANT_VALUE = re.compile(r"[A-Za-z0-9_.,:+-]{0,64}|/[A-Za-z0-9_.,:+/-]{1,159}")
 
 
 def tenant_env(items: list[str]) -> dict[str, str]:
@@ -282,7 +284,7 @@ def tenant_env(items: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not _TENANT_KEY.fullmatch(key) or not _TENANT_VALUE.fullmatch(value):
             raise SystemExit(f"--tenant-env {item[:80]!r}: expected HAMI_NAME=VALUE (A-Z 0-9 _ in the name, "
-                             "at most 64 plain characters in the value)")
+                             "at most 64 plain characters in the value, or an absolute path of at most 160)")
         if key in ("HAMI_NODE_BOARD", "HAMI_SM_PERIOD_MS"):
             raise SystemExit(f"--tenant-env {key}: set by the bench itself (--period-ms for the period)")
         env[key] = value

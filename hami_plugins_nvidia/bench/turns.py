@@ -34,7 +34,10 @@ before that is off unset). Cases:
           time after it (~86 % busy alone): with arm nosw-gap25 (switches never charged, HAMI_SM_TURN_GAP_US=2500: the
           neighbour does not fill its gaps) its credit piles up and it measures part of its launches coarsely while
           ~127 marks ahead of its GPU, as the H100's training tenants did (record 17 stage 27); the train cases stay
-          precise on the fake (their credit never piles up);
+          precise on the fake (their credit never piles up); arms fix and nosw-gap25-fix (judgeab) are on and
+          nosw-gap25 with HAMI_SM_TURNS_COUNT_COARSE=1 (the stay test counts coarse marks' kernel estimates), and
+          --turns-log has every library tenant write HAMI_SM_TURNS_LOG (a line per stay-test judgement, read by
+          turns_log.py: each row keeps them, the record adds a table of the judgements in and below the bound);
   mixed   (--cases mixed) A 300 us kernels, a sync and 200 us of host time after each (~43 % busy alone), B bound's
           GPU-bound program, default: a tenant busy under half the limits' sum beside a GPU-bound one, which taking
           turns would leave its window x its busy fraction (run it with --pairs 30+70);
@@ -75,6 +78,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "hami_plugins_nvidia" / "interposer"))
 
 import region  # noqa: E402 - the region layout, read through cffi (each tenant's charge)
+import turns_log  # noqa: E402 - HAMI_SM_TURNS_LOG's files, summarised (--turns-log)
 from launch_path_cost import (  # noqa: E402 - the fake libcuda and driver_app, built as the tests do
     add_record_args,
     add_round_args,
@@ -154,12 +158,22 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         # judgedout: switches never charged, so a tenant with ample credit may measure coarsely beside its neighbour
         # (on the H100 the training pairs' demand estimates summed under 100 %, and the tenants went coarse)
         "nosw": {"HAMI_SM_CHARGE_SWITCHES": "0"},
-        "nosw-gap25": {"HAMI_SM_CHARGE_SWITCHES": "0", "HAMI_SM_TURN_GAP_US": "2500"}}
+        "nosw-gap25": {"HAMI_SM_CHARGE_SWITCHES": "0", "HAMI_SM_TURN_GAP_US": "2500"},
+        # judgeab: turns' stay test counting its coarse marks' kernel estimates (HAMI_SM_TURNS_COUNT_COARSE=1, off by
+        # default: turns.c turns_note_window), beside on and nosw-gap25
+        "fix": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURNS_COUNT_COARSE": "1"},
+        "nosw-gap25-fix": {"HAMI_SM_CHARGE_SWITCHES": "0", "HAMI_SM_TURN_GAP_US": "2500",
+                           "HAMI_SM_TURNS_COUNT_COARSE": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
                           r"full-ring waits (?P<full>[\d.]+) ms)?(?:, first on after (?P<first>-?[\d.]+) ms, off "
                           r"(?P<offs>\d+) times)?(?:, busy in its windows (?P<win>[\d.]+) %, judged out (?P<outs>\d+))?")
+
+
+#: --turns-log: every library tenant writes HAMI_SM_TURNS_LOG (a line per stay-test judgement, csrc/turns.c) into its
+#: container folder, summarised per tenant (turns_log.py) into its row
+TURNS_LOG = False
 
 
 def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case: str, arm: str,
@@ -176,6 +190,8 @@ def tenant_env(fake_dir: Path, lib: Path, tmp: Path, name: str, limit: int, case
         env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_MEMORY_SHARED_CACHE=str(ctr / "region"),
                    HAMI_NODE_BOARD=str(tmp / "board"), HAMI_SM_PERIOD_MS="100", HAMI_LAUNCH_STATS="1",
                    CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY=POLICY[case], **knobs)
+        if TURNS_LOG:
+            env["HAMI_SM_TURNS_LOG"] = str(ctr / "turns")
     return env
 
 
@@ -271,6 +287,10 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
         if ARMS[arm] is not None and ctr_region.exists():  # the library's charge (its region's busy time), % of wall
             with region.SharedRegion(ctr_region) as reg:
                 row["charged"] = reg.busy_ns(0) / 1e7 / wall
+        logs = sorted(ctr_region.parent.glob("turns.*")) if TURNS_LOG else []
+        if logs:  # judgeab: the tenant's judgements (its process's file), summarised
+            log = turns_log.read_log(logs[-1])
+            row["tlog"], row["tlog_lines"] = turns_log.summarise(log), log["judgements"]
         tenants.append(row)
     return {"tenants": tenants, "useful": sum(t["share"] for t in tenants),
             "switch": sum(t["switch"] for t in tenants), "launches": sum(t["launches"] for t in tenants)}
@@ -341,7 +361,33 @@ def markdown(result: dict, note: str) -> str:
                      f"{pair_charged(runs)} | {span([100 - r['useful'] - r['switch'] for r in runs], '.1f')} | "
                      f"{per_tenant(runs, 'held_idle', '.1f')} | "
                      f"{tenant_span(runs, 1, 'launches', '.0f')} |")
+    logged = [row for row in result["rows"] if any("tlog" in t for r in row["runs"] for t in r["tenants"])]
+    if logged:
+        lines += ["", "Turns log (--turns-log; csrc/turns.c turns_log, bench/turns_log.py): per tenant, summed over the "
+                  "runs, its stay-test judgements (in / miss / out), and at the judgements in and below the bound (miss "
+                  "or out) the coarse share of its kernels (kc / (kp + kc)), the figure judged and the other rule's "
+                  "figure (coarse_rule 0: precise kernels over its windows' time scaled to the precise share; 1: "
+                  "coarse estimates counted, its windows' time whole), % min-max (median) over the judgements.", "",
+                  "| case | limits | arm | tenant | judged | in / miss / out | coarse % at in | coarse % below | "
+                  "busy % at in | busy % below | other rule's % below |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in logged:
+            for i in (0, 1):
+                js = [j for r in row["runs"] if len(r["tenants"]) > i
+                      for j in r["tenants"][i].get("tlog_lines", [])]
+                if not js:
+                    continue
+                low = [j for j in js if j["verdict"] != "in"]
+                hi = [j for j in js if j["verdict"] == "in"]
+                counts = " / ".join(str(sum(j["verdict"] == v for j in js)) for v in turns_log.VERDICTS)
+                lines.append(f"| {row['case']} | {row['limits']} | {row['arm']} | {'AB'[i]} | {len(js)} | {counts} | "
+                             f"{_jspan(hi, turns_log.coarse_pct)} | {_jspan(low, turns_log.coarse_pct)} | "
+                             f"{_jspan(hi, lambda j: j['busy_bp'] / 100)} | {_jspan(low, lambda j: j['busy_bp'] / 100)} | "
+                             f"{_jspan(low, lambda j: j['alt_bp'] / 100)} |")
     return "\n".join(lines) + "\n"
+
+
+def _jspan(js: list[dict], fn) -> str:
+    return span([fn(j) for j in js], ".1f") if js else "-"
 
 
 def main() -> int:
@@ -358,8 +404,13 @@ def main() -> int:
     ap.add_argument("--switch-us", type=int, default=200,
                     help="the fake GPU's context switch cost, us (0..5000; default 200): a costlier switch, as the "
                          "H100's graphs pair time-slicing at 59 %% of solo, shows what time-slicing costs a pair")
+    ap.add_argument("--turns-log", action="store_true",
+                    help="each library tenant writes HAMI_SM_TURNS_LOG (a line per stay-test judgement); each row "
+                         "keeps its judgements and the record a table of them (judgeab)")
     a = ap.parse_args()
     check_round_args(ap, a)
+    global TURNS_LOG
+    TURNS_LOG = a.turns_log
     if not 0 <= a.switch_us <= 5000:
         ap.error(f"--switch-us {a.switch_us}: must be 0..5000")
     SLICED["FAKE_CUDA_SWITCH_US"] = str(a.switch_us)

@@ -1147,6 +1147,7 @@ static void collect(struct dstate *ds, int all)
                         est = tail;
                     PP(PP_EST);
                     consume(ds, est, 0);
+                    ds->sd_kern_coarse += est;  /* its kernels ran: turns' stay test may count them (turns.c) */
                     ds->doubt_ns += c > est ? c - est : 0;  /* the union's remainder: what the spans still say */
                     /* a mark the GPU reached only after it was recorded is all tail: charged exactly, it leaves
                      * the verification (its launches, and a sample among them, would make the samples' average

@@ -346,6 +346,7 @@ struct dstate {
     /* ... charged only while the GPU is contended (switch_contended): this program's demand alone, estimated from
      * its own launches (note_blocked, update_solo_demand), and its neighbours' charged fractions */
     int64_t sd_kern;        /* kernel time charged since sd_at (switch gaps not included) ... */
+    int64_t sd_kern_coarse; /* ... and its coarse marks' estimates (turns' stay test only: turns_note_window) ... */
     int64_t sd_blocked;     /* ... time its host waited for its own work to finish ... */
     int64_t sd_held;        /* ... and time its launches waited for credit */
     int64_t sd_full;        /* ... and for a free slot in a full mark ring (push_mark: for its own queued work) */
@@ -392,6 +393,11 @@ struct dstate {
     /* its busy share inside its own windows while taking turns (turns.c turns_note_window): its kernel time and its
      * windows' time less its waits there, decaying sums over TURN_WIN_TAU_NS; 0 while it takes no turns */
     int64_t turn_win_k, turn_win_w;
+    /* ... the same sums by the rule not in force (HAMI_SM_TURNS_COUNT_COARSE: coarse marks' estimates counted, its
+     * windows' time kept whole; or not), and what the figures are made of, decaying alike: its precise kernels, its
+     * coarse marks' estimates, the demand windows' time and their precise part (the turns log, turns_log) */
+    int64_t turn_alt_k, turn_alt_w;
+    int64_t turn_log_kp, turn_log_kc, turn_log_span, turn_log_prec;
     int64_t turn_bound_off; /* its next back-off when judged out (TURN_BOUND_OFF_NS.._MAX_NS), 0 = the first */
     int turn_misses;        /* its windows' starts in a row that found it below TURN_BOUND_BP (turn_judged) ... */
     int64_t turn_judge_win; /* ... and the start of the window last judged (once a window) */
@@ -570,7 +576,7 @@ void sample_rate(struct dstate *ds);
 void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now);
 int64_t turns_hold(struct dstate *ds, int64_t now);
 void turns_hold_ends(struct dstate *ds, int64_t now);
-void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t precise_ns, int64_t k);
+void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t precise_ns, int64_t k, int64_t kc);
 void turns_note_held(struct dstate *ds, int64_t a, int64_t b);
 void note_held(struct dstate *ds, int64_t now);  /* lending.c: a wait since held_since counted as held */
 void stale_settle(struct dstate *ds);

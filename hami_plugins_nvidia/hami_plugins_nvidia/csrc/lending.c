@@ -49,10 +49,10 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
 {
     if (!ds->capped || !ds->sd_at || now - ds->sd_at > 10 * FRAC_TAU_NS) {
         ds->sd_at = ds->capped ? now : 0;
-        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_n = 0;
         ds->turn_bp = ds->capped ? ds->turn_bp : 0;
-        turns_note_window(ds, now, now, 0, 0);  /* restarts: turns' busy share in its windows as well */
+        turns_note_window(ds, now, now, 0, 0, 0);  /* restarts: turns' busy share in its windows as well */
         if (!ds->capped && ds->solo_bp) {
             ds->solo_bp = 0;
             if (ds->bgpu && ds->user_idx >= 0)
@@ -70,9 +70,9 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     double b = ds->sd_blocked < dt ? (double)ds->sd_blocked : (double)dt;
     double h = ds->sd_held < dt ? (double)ds->sd_held : (double)dt;
     if (k <= 0 && !ds->sd_n) {  /* nothing ran yet: the estimate starts with the first window that ran kernels */
-        ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
         ds->sd_at = now;
-        turns_note_window(ds, now, now, 0, 0);
+        turns_note_window(ds, now, now, 0, 0, 0);
         return;
     }
     double f = ds->sd_full < dt ? (double)ds->sd_full : (double)dt;
@@ -98,7 +98,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
          * Skipped, turns' estimate keeps what the program did when it last ran, and the stay test's sums restart (its
          * windows' time in the stretch, with no kernels, would judge it out). Turns only ever hold, so no limit can
          * fail open; solo_bp (switch charging, lending) is updated as before. */
-        turns_note_window(ds, now, now, 0, 0);
+        turns_note_window(ds, now, now, 0, 0, 0);
     } else {
         int64_t wt = st >= FRAC_TAU_NS ? 1024 : (int64_t)(st * 1024 / FRAC_TAU_NS);
         if (ds->sd_n == 1)
@@ -106,7 +106,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
         else if (ds->sd_n <= 16 && wt < (int64_t)(st * 1024 / ((double)dt * ds->sd_n)))
             wt = (int64_t)(st * 1024 / ((double)dt * ds->sd_n));  /* the next ones: a mean, as solo_bp's */
         ds->turn_bp += (solo_sample(dt, k, b, ht) - ds->turn_bp) * wt / 1024;
-        turns_note_window(ds, ds->sd_at, now, dt, (int64_t)k);  /* turns' stay test (turns.c) */
+        turns_note_window(ds, ds->sd_at, now, dt, (int64_t)k, ds->sd_kern_coarse);  /* turns' stay test (turns.c) */
     }
     if (ds->bgpu && ds->user_idx >= 0)
         __atomic_store_n(&ds->bgpu->user_solo_bp[ds->user_idx], (int32_t)ds->solo_bp, __ATOMIC_RELEASE);
@@ -115,7 +115,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
         lst.turn_bp = ds->turn_bp;
         lst.nbr_bp = ds->nbr_bp;
     }
-    ds->sd_kern = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
+    ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
     ds->sd_at = now;
 }
 

@@ -66,6 +66,10 @@
  * cannot be the judge: outside its window a hold by turns is taken out of its time while its kernels still ran
  * there (spills, fills). Judging out only ever drops holds: limits cannot fail open. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
 #include "launch_int.h"
 
 /* The windows' owner at phase (ns into the period): the index of the window holding it, its start and end in
@@ -152,26 +156,48 @@ void turns_note_held(struct dstate *ds, int64_t a, int64_t b)
  * outside its windows (a spill, a fill) count as well: only for a GPU-bound owner are they more than a few ms a
  * period. precise_ns: the demand window's precise time (a coarse phase's share is left out, as its kernels are).
  * Decaying sums over TURN_WIN_TAU_NS (about two periods: every window of it in each); while it takes no turns nothing
- * is measured and the sums restart. */
-void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t precise_ns, int64_t k)
+ * is measured and the sums restart.
+ * HAMI_SM_TURNS_COUNT_COARSE=1 (off by default, an A/B knob for the H100: issue 18, judgedout) counts its coarse
+ * marks' kernels too (their estimates, kc: sd_kern_coarse) and keeps its windows' time whole: a loop ~127 marks
+ * ahead of its GPU (deep runs of up to 32 launches a mark) that goes back to precise mid-window still runs its coarse
+ * backlog in the precise time that follows, counted there with no kernels, and its share reads low (record 17 stage
+ * 27: the training tenants judged out or reading 31-75 % in their windows measured 6.4-17.3 % of their launches
+ * coarsely; fake, a ring-bound loop made to go coarse: 72-86 % by this rule, 90-100 % by the other). A coarse
+ * mark's estimate is its launches' average kernel time, not its span, so a launch-bound loop's host gaps in a coarse
+ * run still count as idle. Both rules' sums are kept (turn_alt_*: the one not in force) for the turns log
+ * (turns_log): with the knob off the rule in force is exactly the one above. */
+void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t precise_ns, int64_t k, int64_t kc)
 {
     int64_t held = ds->sd_own_held;
     ds->sd_own_held = 0;
     if (!vg_cfg.sm_turns || ds->turn_n < 2 || now <= from) {
         ds->turn_win_k = ds->turn_win_w = 0;
+        ds->turn_alt_k = ds->turn_alt_w = 0;
+        ds->turn_log_kp = ds->turn_log_kc = ds->turn_log_span = ds->turn_log_prec = 0;
         ds->turn_misses = 0;
         return;
     }
     int64_t span = now - from;
-    int64_t own = own_window_ns(ds, ds->turn_me, from, now);
-    own = own > held ? own - held : 0;
+    int64_t whole = own_window_ns(ds, ds->turn_me, from, now);
+    whole = whole > held ? whole - held : 0;
+    int64_t own = whole;
     if (precise_ns < span)
         own = (int64_t)((double)own * (precise_ns > 0 ? precise_ns : 0) / span);
     k = k < 0 ? 0 : k > span ? span : k;
+    kc = kc < 0 ? 0 : kc > span ? span : kc;
+    int64_t kall = k + kc < span ? k + kc : span;  /* both kinds of kernels: still at most the interval */
+    int64_t prec = precise_ns < 0 ? 0 : precise_ns > span ? span : precise_ns;
+    int coarse = vg_cfg.sm_turns_count_coarse;
     /* decaying sums: each value <= the interval, so the sums stay below ~TURN_WIN_TAU_NS + an interval */
     int64_t keep = span >= TURN_WIN_TAU_NS ? 0 : TURN_WIN_TAU_NS - span;
-    ds->turn_win_k = ds->turn_win_k * keep / TURN_WIN_TAU_NS + k;
-    ds->turn_win_w = ds->turn_win_w * keep / TURN_WIN_TAU_NS + own;
+    ds->turn_win_k = ds->turn_win_k * keep / TURN_WIN_TAU_NS + (coarse ? kall : k);
+    ds->turn_win_w = ds->turn_win_w * keep / TURN_WIN_TAU_NS + (coarse ? whole : own);
+    ds->turn_alt_k = ds->turn_alt_k * keep / TURN_WIN_TAU_NS + (coarse ? k : kall);
+    ds->turn_alt_w = ds->turn_alt_w * keep / TURN_WIN_TAU_NS + (coarse ? own : whole);
+    ds->turn_log_kp = ds->turn_log_kp * keep / TURN_WIN_TAU_NS + k;
+    ds->turn_log_kc = ds->turn_log_kc * keep / TURN_WIN_TAU_NS + kc;
+    ds->turn_log_span = ds->turn_log_span * keep / TURN_WIN_TAU_NS + span;
+    ds->turn_log_prec = ds->turn_log_prec * keep / TURN_WIN_TAU_NS + prec;
     if (ds->turn_win_w >= TURN_JUDGE_NS && vg_cfg.launch_stats) {
         int64_t bp = ds->turn_win_k * 10000 / ds->turn_win_w;
         lst.turn_win_bp = bp < 10000 ? (bp > 0 ? bp : 1) : 10000;
@@ -232,6 +258,86 @@ static int turn_judged(const struct dstate *ds, int64_t now, int64_t *win_at)
 
 static void turns_update_windows(struct dstate *ds, const struct vg_brec *rec, int rk);
 
+/* HAMI_SM_TURNS_LOG=<absolute path> (a bench diagnostic, off unless set): one line per stay-test judgement
+ * (turns_update) into <path>.<pid>, so a GPU run says what each figure was made of where a tenant was judged in or out
+ * (issue 18, judgedout: the exit line keeps only the last figure, and record 17's training tenants read 31-75 % in
+ * their windows with 6-17 % of their launches coarse). Opened once at init (vg_config_load); each line is one
+ * write() of a stack buffer (no allocation where the launch path runs note_users) on a descriptor opened O_NONBLOCK
+ * and O_APPEND (a pipe or FIFO that is full loses the line rather than holding a launch); at most TURN_LOG_LINES
+ * lines a process (a judgement a window: ~10 a second, ~30 minutes of turns), then one line saying so. A failed
+ * write is not retried: the log is a diagnostic, nothing reads it back. */
+#define TURN_LOG_LINES 20000
+static int tlog_fd = -1;
+static int tlog_lines;
+
+void vg_turns_log_open(const char *path)
+{
+    if (!path || !*path || tlog_fd >= 0)
+        return;
+    if (path[0] != '/' || strlen(path) > 400) {
+        vg_log(VG_WARN, "ignoring HAMI_SM_TURNS_LOG=\"%.64s\": expected an absolute path of at most 400 characters; "
+                        "no turns log", path);
+        return;
+    }
+    char name[448];
+    snprintf(name, sizeof(name), "%s.%d", path, (int)getpid());
+    int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        vg_log(VG_WARN, "ignoring HAMI_SM_TURNS_LOG=\"%.64s\": cannot open %.200s (%s); no turns log", path, name,
+               strerror(errno));
+        return;
+    }
+    char head[320];
+    int len = snprintf(head, sizeof(head), "# hami-vgpu turns log: pid %d, HAMI_SM_TURNS_COUNT_COARSE=%d, at most %d "
+                       "lines; a line per stay-test judgement (turns.c turns_log)\n", (int)getpid(),
+                       vg_cfg.sm_turns_count_coarse, TURN_LOG_LINES);
+    if (len > 0 && len < (int)sizeof(head) && write(fd, head, (size_t)len) != len) {
+        vg_log(VG_WARN, "ignoring HAMI_SM_TURNS_LOG=\"%.64s\": cannot write %.200s; no turns log", path, name);
+        close(fd);
+        return;
+    }
+    tlog_fd = fd;
+    vg_log(VG_MSG, "HAMI_SM_TURNS_LOG: a line per stay-test judgement into %s", name);
+}
+
+/* x / w in 1/100 %, 0 when w is not positive. */
+static int64_t bp_of(int64_t x, int64_t w)
+{
+    return w > 0 ? x * 10000 / w : 0;
+}
+
+/* One judgement (turns_update): CLOCK_MONOTONIC ns; the tenant (pid, device, board slot, its limit, the participants);
+ * the figure judged (busy_bp, 1/100 %) and its terms (k_ns over own_ns: the decaying sums of turns_note_window by the
+ * rule in force), the same by the other rule (alt_*), what they are made of over the same decaying horizon (its precise
+ * kernels kp_ns, its coarse marks' estimates kc_ns, the demand windows' precise share prec_bp), the verdict (in: busy
+ * at least TURN_BOUND_BP; miss: below it, not yet out; out: judged out) and the misses in a row so far. */
+static void turns_log(const struct dstate *ds, int64_t now, const char *verdict, int misses)
+{
+    if (tlog_fd < 0 || __atomic_load_n(&tlog_lines, __ATOMIC_RELAXED) > TURN_LOG_LINES)
+        return;  /* capped: the count stops here (it never wraps however long the process runs) */
+    int n = __atomic_add_fetch(&tlog_lines, 1, __ATOMIC_RELAXED);
+    if (n > TURN_LOG_LINES + 1)
+        return;
+    char buf[512];
+    int len;
+    if (n == TURN_LOG_LINES + 1)
+        len = snprintf(buf, sizeof(buf), "# capped at %d lines: no more judgements logged\n", TURN_LOG_LINES);
+    else
+        len = snprintf(buf, sizeof(buf), "t_ns=%lld pid=%d dev=%d slot=%d lim=%d n=%d busy_bp=%lld k_ns=%lld own_ns=%lld "
+                       "alt_bp=%lld alt_k_ns=%lld alt_own_ns=%lld kp_ns=%lld kc_ns=%lld prec_bp=%lld verdict=%s "
+                       "misses=%d coarse_rule=%d\n", (long long)now, (int)getpid(), ds->dev, ds->user_idx,
+                       vg_sm_limit(ds->dev), ds->turn_n, (long long)bp_of(ds->turn_win_k, ds->turn_win_w),
+                       (long long)ds->turn_win_k, (long long)ds->turn_win_w,
+                       (long long)bp_of(ds->turn_alt_k, ds->turn_alt_w), (long long)ds->turn_alt_k,
+                       (long long)ds->turn_alt_w, (long long)ds->turn_log_kp, (long long)ds->turn_log_kc,
+                       (long long)bp_of(ds->turn_log_prec, ds->turn_log_span), verdict, misses,
+                       vg_cfg.sm_turns_count_coarse);
+    if (len > 0 && len < (int)sizeof(buf)) {
+        ssize_t w = write(tlog_fd, buf, (size_t)len);
+        (void)w;
+    }
+}
+
 /* Who takes turns on this GPU now and in which order (note_users, every millisecond, with the records rk >= 0 it
  * read): ds->turn_n participants (0: no turns), their board slots and limits, its own index turn_me. */
 void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now)
@@ -253,6 +359,7 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
                          * 30 ms, a neighbour's spill in it), and a GPU-bound one at 30 + 70 was once judged out (fake) */
         ds->turn_judge_win = win_at;
         ds->turn_misses = judged ? 0 : ds->turn_misses + 1;
+        turns_log(ds, now, judged ? "in" : ds->turn_misses >= TURN_MISSES ? "out" : "miss", ds->turn_misses);
     }
     if (judged == 0 && ds->turn_misses >= TURN_MISSES) {
         ds->turn_misses = 0;

@@ -58,6 +58,8 @@ struct vg_config {
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
     int sm_gate_marks;                     /* HAMI_SM_GATE_MARKS (0 unset, 1, 2 chained too): marked launches gated (launch.c gate_arm) */
     int sm_turns;                          /* HAMI_SM_TURNS (unset/1 on, 0 off): GPU-bound tenants take turns (turns.c) */
+    int sm_turns_count_coarse;             /* HAMI_SM_TURNS_COUNT_COARSE (unset/0 off, 1 on): turns' stay test counts its
+                                              coarse marks' kernel estimates (turns.c turns_note_window; an A/B knob) */
     int64_t sm_turn_gap_ns;                /* HAMI_SM_TURN_GAP_US: an owner with no activity mark this recent may have
                                               its window filled (turns.c owner_wants; 0 before env.c ran: TURN_GAP_NS) */
     char region_path[512];
@@ -311,6 +313,9 @@ VG_API uint64_t hami_vgpu_brec_pack(int limit, int held, int32_t frac_bp, int32_
 VG_API int hami_vgpu_brec_unpack(uint64_t len, int *limit, int *held, int32_t *frac_bp, int32_t *queued_bp,
                                  int32_t *solo_bp);
 
+/* HAMI_SM_TURNS_LOG (turns.c, a bench diagnostic): opens <path>.<pid> for one line per stay-test judgement; path
+ * NULL or empty: no log. Called once, from vg_config_load. */
+void vg_turns_log_open(const char *path);
 /* HAMI_SM_TURNS (turns.c): the window holding phase_ns and its end, for limits in board order; unit-tested. */
 VG_API int hami_vgpu_turn_owner(const int *limit, int n, int64_t period_ns, int64_t phase_ns, int64_t *end_ns);
 

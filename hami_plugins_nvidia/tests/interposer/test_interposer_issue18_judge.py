@@ -473,7 +473,7 @@ def _dry(stage: str) -> list[str]:
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
                                    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
-                                   "26", "27", "28"])
+                                   "26", "27", "28", "29"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -581,6 +581,16 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert "train::1:" in a and a.count("--tenant-env HAMI_SM_TURN_GAP_US=1500") == 1, a
         assert b == a.replace("1500", "500"), (a, b)
         assert sum(limits) <= 250
+    if stage == "29":  # judgeab: the training pairs with the turns log, HAMI_SM_TURNS_COUNT_COARSE off (log) and on
+        # (fix), the same plan in both arms (only the knob's value and the log's folder differ), each log under $R (in
+        # the archive), never judged (--tenant-env), then the logs summarised; within ~230 s
+        assert [s.split()[1] for s in steps] == ["info", "train-log", "train-fix", "turns-log"]
+        a, b = steps[1], steps[2]
+        assert "train::1:" in a and a.count("--tenant-env HAMI_SM_TURNS_COUNT_COARSE=0") == 1, a
+        assert a.count("--tenant-env HAMI_SM_TURNS_LOG=$R/train-log/turns") == 1, a
+        assert b == a.replace("train-log", "train-fix").replace("COARSE=0", "COARSE=1"), (a, b)
+        assert "turns_log.py $R/train-log $R/train-fix" in steps[3]
+        assert sum(limits) <= 230
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
@@ -593,7 +603,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "29"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "30"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
@@ -753,7 +763,8 @@ def test_an_experiment_with_its_own_library_knobs_is_noted_not_judged(judge, tmp
 
 
 @pytest.mark.parametrize("item", ["LD_PRELOAD=/tmp/x.so", "HAMI_SM_CHARGE_SWITCHES", "HAMI_X=a b",
-                                  "HAMI_NODE_BOARD=/tmp/b", "hami_x=1", "HAMI_X=" + "9" * 65])
+                                  "HAMI_NODE_BOARD=/tmp/b", "hami_x=1", "HAMI_X=" + "9" * 65, "HAMI_X=a/b",
+                                  "HAMI_X=/" + "d" * 160, "HAMI_X=/a b"])
 def test_real_workloads_refuses_a_tenant_env_that_is_not_a_plain_library_knob(item) -> None:
     r = subprocess.run([sys.executable, str(BENCH / "real_workloads.py"), "--tenant-env", item, "--out", "/nonexistent"],
                        capture_output=True, text=True, timeout=60)

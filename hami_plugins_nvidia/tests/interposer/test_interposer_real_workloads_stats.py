@@ -55,6 +55,20 @@ def test_no_launch_stats_leaves_the_workers_environment_alone(workload: Workload
     assert not any("launch stats" in ln for ln in res["interposer_lines"]), res
 
 
+def test_a_turns_log_path_reaches_the_workers_and_its_line_names_the_file(workload: Workload, tmp_path: Path) -> None:
+    """issue18_gpu.sh stage 29 (judgeab) passes --tenant-env HAMI_SM_TURNS_LOG=$R/<step>/turns: a path is a plain
+    value there, the worker writes <path>.<pid>, and the library's line naming the file is among the run's
+    interposer_lines (which run wrote which file)."""
+    mod = _bench_module()
+    mod.TENANT_ENV = mod.tenant_env([f"HAMI_SM_TURNS_LOG={tmp_path}/turns", "HAMI_SM_TURNS_COUNT_COARSE=1"])
+    res = _run(mod, workload, tmp_path)
+    files = list(tmp_path.glob("turns.*"))
+    assert len(files) == 1 and "HAMI_SM_TURNS_COUNT_COARSE=1," in files[0].read_text().splitlines()[0], files
+    assert any(f"HAMI_SM_TURNS_LOG: a line per stay-test judgement into {files[0]}" in ln
+               for ln in res["interposer_lines"]), res
+    assert res.get("launch_stats", "").startswith("200 measured launches ("), res
+
+
 def test_policy_workers_lines_come_with_their_time(workload: Workload, tmp_path: Path) -> None:
     """The policy timeline's workers run at LIBCUDA_LOG_LEVEL=3 with their stderr read as it comes: each library
     line is kept with its time after the window start, so the alone/shared switches can be set against the step
