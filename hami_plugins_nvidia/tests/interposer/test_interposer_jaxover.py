@@ -49,9 +49,9 @@ def _run(w: Workload, proc) -> dict:
 @pytest.mark.fake_timing
 def test_a_jax_shaped_lender_keeps_what_it_wants(workload: Workload, second_workload: Workload) -> None:
     # Fake, this 2-core VM, bench/turns.py --cases jax --arms off, main vs this tree interleaved, 4 rounds
-    # (docs/results/2026-12-07-fake-jaxover.md): main charged the 30 % tenant 34.9-36.9 % and the 70 % one 55.5-56.6 %,
-    # whose demand alone read 52.6-57.8 % (the program keeps the fake GPU ~81 % busy alone); this tree 30.0-30.1 and
-    # 59.7-60.0 %, demand alone 77.0-79.9 %. Without lending (HAMI_SM_NO_LEND=1) main charged 30.0 + 60.3.
+    # (docs/results/2026-12-07-fake-jaxover.md): main charged the 30 % tenant 35.2-36.2 % and the 70 % one 56.0-56.8 %,
+    # whose demand alone read 55.2-58.1 % (the program keeps the fake GPU ~81 % busy alone); this tree 30.0-30.1 and
+    # 60.0-60.3 %, demand alone 77.5-80.2 %. Without lending (HAMI_SM_NO_LEND=1) 30.0 + 60.0-60.3.
     _setup(workload, 30)
     _setup(second_workload, 70)
     procs = [workload.start("ctx", "0", *JAX), second_workload.start("ctx", "0", *JAX)]
