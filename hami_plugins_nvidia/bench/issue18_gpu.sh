@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..29 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..30 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -23,6 +23,9 @@
 # HAMI_SM_TURN_GAP_US at its default (1500, set explicitly so both arms are alike: neither is judged) and at 500.
 # Stage 29 (~190 s) is judgeab's A/B (docs/results/2026-12-07-fake-judgedout.md): stage 28's training pairs with the
 # turns log on (HAMI_SM_TURNS_LOG: a line per stay-test judgement), HAMI_SM_TURNS_COUNT_COARSE off (log) and on (fix).
+# Stage 30 (~175 s) is jaxover's A/B (docs/results/2026-12-07-fake-jaxover.md): stage 2's JAX pairs with the host's
+# launch interval learnt from every launch (HAMI_SM_GAP_EVERY_LAUNCH=1, main before jaxover) and only while work is
+# outstanding (=0, set explicitly: neither arm is judged).
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -60,8 +63,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -383,6 +386,16 @@ case "$STAGE" in
     step train-fix 88 105 "$(rw train-fix 'train::1:') --tenant-env HAMI_SM_TURNS_COUNT_COARSE=1 --tenant-env HAMI_SM_TURNS_LOG=\$R/train-fix/turns"
     # ~2 s: the logs summarised on the device as well (the files themselves are in the archive)
     step turns-log 3 10 'python3 $B/turns_log.py $R/train-log $R/train-fix --json $R/turns-log.json'
+    ;;
+  30)
+    echo "# stage 30: the JAX pairs' lending A/B (session 26, jaxover: record 18 stage 2's JAX 30 + 70 charged the 30 % tenant 34 %, lent ~4 points by its 70 % neighbour whose demand alone read 59 % against 89 % alone: the host's launch interval, learnt from every launch, took a one-launch step for host time): the JAX pairs x3 with HAMI_SM_GAP_EVERY_LAUNCH=1 (as main before) and =0 (the fix, set); not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # one solo, 30 + 70 and 50 + 50 x3 per arm (record 18 stage 2: a solo ~7 s, a JAX pair ~8.3-10.4 s, plus the build
+    # and the first import): ~80 s. Read each 30 + 70 pair's charged fractions (the 30 % tenant at most its limit and
+    # noise with =0) and per tenant "demand alone" (the 70 % tenant's near its ~89 % alone with =0, ~59 % with =1),
+    # "held N times" and "turns on" (a demand read right may keep turns on for the pair: busy in its windows)
+    step jax-gapall 80 105 "$(rw jax-gapall 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=1"
+    step jax-gapbusy 80 105 "$(rw jax-gapbusy 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=0"
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

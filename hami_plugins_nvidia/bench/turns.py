@@ -52,6 +52,11 @@ before that is off unset). Cases:
           the charge comes from;
   infer2c (--cases infer2c) the infer5 loop with 2 us kernels and the H200's driver costs modelled
           (FAKE_CUDA_COSTS_NS): its kernels end before their end marks reach the GPU (pairring);
+  jax     (--cases jax; jaxover) shaped like bench/real_workloads.py's JAX program (one 8192^3 matmul and a
+          block_until_ready a step: 1.25 ms kernels, a sync after each, 150 us of host time; ~81 % busy alone on the
+          fake), default, limits from --pairs; its rows keep each tenant's launch stats line. Arms off-nolend (turns off,
+          no lending) and gapall / off-gapall (HAMI_SM_GAP_EVERY_LAUNCH=1: the host's launch interval learnt from every
+          launch, as before jaxover) say where a tenant's charge over its limit comes from;
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches, the library's
@@ -126,7 +131,7 @@ POLICY = {"bound": "force", "launch": "default", "loop": "force", "train": "defa
           "train-g12": "default", "train-go": "default", "train-g80": "default", "loop-g20": "force"}
 GPU_CASES = ("bound", "loop", "train", "train-g03", "train-g08", "train-g12", "train-go", "train-g80", "loop-g20",
              "graphs", "graphs-gap", "graphs-short", "graphs-long", "graphs-go", "mixed", "trainfer", "infer5",
-             "infer2c")
+             "infer2c", "jax")
 #: cases whose tenant B runs another program with its own environment: trainfer = the train case's loop (A) beside
 #: the small-batch inference loop (B; fake_sharing_cases.py lbpair: ~50 % busy alone, launch-bound)
 SECOND = {"trainfer": ("infer", {"DRIVER_BUSY_GAP": "1", "FAKE_CUDA_SYNC_POLL_US": "10"})}
@@ -145,6 +150,10 @@ PROGRAMS["infer2c"] = ["spin", "2", "12", "{secs}", "195"]
 CASE_ENV["infer2c"] = {**CASE_ENV["infer5"],
                        "FAKE_CUDA_COSTS_NS": "launch=3000,record=3000,query=1500,elapsed=1500,sync=2000,wait=3000"}
 POLICY["infer2c"] = "default"
+#: case jax (jaxover, issue 18 record 18 stage 2): shaped like bench/real_workloads.py's JAX program (8192^3 bf16 matmuls,
+#: one block_until_ready a step: ~1.25 ms kernels, ~0.15 ms of host time a step, ~89 % busy alone on the H100), default
+PROGRAMS["jax"] = ["spin", "1250", "150", "{secs}", "1"]
+POLICY["jax"] = "default"
 ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "1"}, "default": {},
         # pairover's diagnosis arms: every launch measured precisely; coarse samples 1 in 256 (the knob's floor rate)
         "precise": {"HAMI_SM_PRECISE": "1"}, "sample256": {"HAMI_SM_SAMPLE_EVERY": "256"},
@@ -163,7 +172,11 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         # default: turns.c turns_note_window), beside on and nosw-gap25
         "fix": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURNS_COUNT_COARSE": "1"},
         "nosw-gap25-fix": {"HAMI_SM_CHARGE_SWITCHES": "0", "HAMI_SM_TURN_GAP_US": "2500",
-                           "HAMI_SM_TURNS_COUNT_COARSE": "1"}}
+                           "HAMI_SM_TURNS_COUNT_COARSE": "1"},
+        # jaxover: no lending under default (what a tenant charged over its limit was lent)
+        "nolend": {"HAMI_SM_NO_LEND": "1"}, "off-nolend": {"HAMI_SM_TURNS": "0", "HAMI_SM_NO_LEND": "1"},
+        # ... and the host's launch interval learnt from every launch, as before jaxover (launch.c note_interval)
+        "gapall": {"HAMI_SM_GAP_EVERY_LAUNCH": "1"}, "off-gapall": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "
@@ -279,7 +292,7 @@ def pair(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, arm: str, l
         row = {"limit": lim, "share": 100 * gpu_s / wall, "switch": 100 * sw_s / wall, "launches": int(n),
                "wall_s": wall, **turn_stats(err)}
         stats = [ln.split("launch stats: ", 1)[1] for ln in err.splitlines() if "launch stats: " in ln]
-        if stats and case in ("infer5", "infer2c"):  # pairover: the whole line, to read where the inference pair's charge comes from
+        if stats and case in ("infer5", "infer2c", "jax"):  # pairover: the whole line, to read where the inference pair's charge comes from
             row["stats"] = stats[-1]
         if "held_idle_ms" in row:  # since trainfer: % of its wall
             row["held_idle"] = row["held_idle_ms"] / 10 / wall

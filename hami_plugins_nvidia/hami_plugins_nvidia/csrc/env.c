@@ -266,6 +266,7 @@ void vg_config_load(void)
     vg_cfg.sm_ref_mhz = (unsigned int)ref_mhz;
     vg_cfg.sm_precise = env_true("HAMI_SM_PRECISE");
     vg_cfg.sm_no_lend = env_true("HAMI_SM_NO_LEND");
+    vg_cfg.sm_gap_every_launch = env_true("HAMI_SM_GAP_EVERY_LAUNCH");
     vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
     vg_cfg.sm_charge_switches = VG_SW_CONTENDED;
     const char *sw = getenv("HAMI_SM_CHARGE_SWITCHES");

@@ -54,6 +54,8 @@ struct vg_config {
     unsigned int sm_ref_mhz;               /* HAMI_SM_REF_MHZ: sustained SM clock, 0 = charge plain time */
     int sm_precise;                        /* HAMI_SM_PRECISE=1: measure every launch (no coarse mode) */
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
+    int sm_gap_every_launch;               /* HAMI_SM_GAP_EVERY_LAUNCH=1: the host's usual launch interval learnt
+                                              from every launch, as before jaxover (an A/B knob: launch.c) */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
     int sm_gate_marks;                     /* HAMI_SM_GATE_MARKS (0 unset, 1, 2 chained too): marked launches gated (launch.c gate_arm) */
