@@ -4,9 +4,11 @@ its container. Each guard compares only what a slow or loaded host can move to t
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .conftest import Workload, region
 
@@ -20,6 +22,46 @@ def spin_run(w: Workload, secs: str, **env: str) -> tuple[float, str]:
     words = r.values("spin")
     assert r.returncode == 0 and words and words[0][0] == "0", r.stderr
     return float(words[0][3]), r.stderr
+
+
+@dataclass(frozen=True)
+class Spin:
+    """A finished `spin` (fake_cuda/driver_app.c): its window (CLOCK_MONOTONIC s), the GPU time the fake device gave
+    it, its launches and the GPU time spent switching into its context, with its stderr (the library's lines)."""
+
+    t0: float
+    t1: float
+    gpu_s: float
+    launches: int
+    switch_s: float
+    err: str
+
+    @property
+    def wall(self) -> float:
+        return self.t1 - self.t0
+
+    @property
+    def share_pct(self) -> float:
+        """% of its window the fake GPU gave it."""
+        return 100 * self.gpu_s / self.wall
+
+    @property
+    def switch_pct(self) -> float:
+        """% of its window the fake GPU spent switching into its context."""
+        return 100 * self.switch_s / self.wall
+
+
+def finish_spin(proc: subprocess.Popen[str], timeout: float = 60) -> Spin:
+    """Waits for a started `spin` and reads its result line (the one parser of it for the pair tests)."""
+    out, err = proc.communicate(timeout=timeout)
+    words = out.split("spin ")[1].split() if "spin " in out else ["?"]
+    assert words[0] == "0", (out, err)
+    return Spin(float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5]), err)
+
+
+def charged_pct(w: Workload, spin: Spin) -> float:
+    """% of the spin's window the library charged container w (its region's busy time)."""
+    return 100 * charged_s(w) / spin.wall
 
 
 def charged_s(w: Workload) -> float:

@@ -19,7 +19,8 @@ import re
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, region
+from .conftest import REAL_DRIVER, Workload
+from .guard_runs import charged_pct, finish_spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
@@ -35,15 +36,10 @@ def _setup(w: Workload, limit: int) -> None:
 
 
 def _run(w: Workload, proc) -> dict:
-    out, err = proc.communicate(timeout=60)
-    words = out.split("spin ")[1].split()
-    assert words[0] == "0", err
-    wall = float(words[2]) - float(words[1])
-    with region.SharedRegion(str(w.region_path)) as reg:
-        charged = reg.busy_ns(0) / 1e9
-    m = DEMAND.search(err)
-    assert m, err
-    return {"share": 100 * float(words[3]) / wall, "charged": 100 * charged / wall, "demand": float(m.group(1))}
+    s = finish_spin(proc)
+    m = DEMAND.search(s.err)
+    assert m, s.err
+    return {"share": s.share_pct, "charged": charged_pct(w, s), "demand": float(m.group(1))}
 
 
 @pytest.mark.fake_timing

@@ -18,7 +18,8 @@ import statistics
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, region
+from .conftest import REAL_DRIVER, Workload
+from .guard_runs import charged_pct, finish_spin
 from .test_interposer_lend import GPU_BOUND
 
 pytestmark = [
@@ -40,13 +41,8 @@ def _setup(w: Workload, limit: int) -> None:
 
 def _gpu_and_charge(w: Workload, proc) -> tuple[float, float]:
     """% of the window the fake GPU gave the process, and % the library charged its container."""
-    out, err = proc.communicate(timeout=60)
-    words = out.split("spin ")[1].split()
-    assert words[0] == "0", err
-    wall = float(words[2]) - float(words[1])
-    with region.SharedRegion(str(w.region_path)) as reg:
-        charged = reg.busy_ns(0) / 1e9
-    return 100 * float(words[3]) / wall, 100 * charged / wall
+    s = finish_spin(proc)
+    return s.share_pct, charged_pct(w, s)
 
 
 def test_launch_bound_tenant_beside_a_gpu_bound_one_is_charged_its_gpu_time(workload: Workload,

@@ -14,7 +14,8 @@ import re
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, region
+from .conftest import REAL_DRIVER, Workload
+from .guard_runs import charged_pct, finish_spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
@@ -33,14 +34,8 @@ def _setup(w: Workload, limit: int, policy: str, extra: dict[str, str]) -> None:
 
 
 def _run(w: Workload, proc) -> dict:
-    out, err = proc.communicate(timeout=60)
-    words = out.split("spin ")[1].split()
-    assert words[0] == "0", err
-    wall = float(words[2]) - float(words[1])
-    with region.SharedRegion(str(w.region_path)) as reg:
-        charged = reg.busy_ns(0) / 1e9
-    return {"wall": wall, "share": 100 * float(words[3]) / wall, "switch": 100 * float(words[5]) / wall,
-            "charged": 100 * charged / wall, "err": err}
+    s = finish_spin(proc)
+    return {"wall": s.wall, "share": s.share_pct, "switch": s.switch_pct, "charged": charged_pct(w, s), "err": s.err}
 
 
 def _pair(a: Workload, b: Workload, policy: str) -> tuple[dict, dict]:

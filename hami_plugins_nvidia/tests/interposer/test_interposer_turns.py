@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from . import board_records
 from .conftest import REAL_DRIVER, Toolchain, Workload, forge_board_user, region
-from .guard_runs import running
+from .guard_runs import finish_spin, running
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
@@ -111,11 +111,8 @@ def _stats(stderr: str) -> dict[str, float]:
 
 def _spin(proc) -> tuple[float, float, str]:
     """(share of the fake GPU %, switch time into it %, stderr) of a finished spin."""
-    out, err = proc.communicate(timeout=60)
-    words = out.split("spin ")[1].split()
-    assert words[0] == "0", err
-    wall = float(words[2]) - float(words[1])
-    return 100 * float(words[3]) / wall, 100 * float(words[5]) / wall, err
+    s = finish_spin(proc)
+    return s.share_pct, s.switch_pct, s.err
 
 
 def _setup(w: Workload, policy: str, limit: int, turns: str | None) -> None:
