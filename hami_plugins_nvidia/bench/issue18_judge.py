@@ -775,7 +775,7 @@ class Folder:
                 loaded.append((p, self._load(p)))
         first = {"rw": self._collect_probes, "lc1": self._lc1}  # busy probes classify programs for a whole commit
         then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix, "sib": self._siblings,
-                "ladder": self._ladder}
+                "ladder": self._ladder, "turnslog": self._turnslog}
         loaded = [(p, data) for p, data in loaded if not self._experiment(p, data)]
         for handlers in (first, then):
             for p, data in loaded:
@@ -895,6 +895,8 @@ class Folder:
     def _kind(self, p: Path, data: dict) -> str:
         if data.get("kind") == "CapabilityMatrix":
             return "matrix"
+        if data.get("kind") == "TurnsLogSummary":
+            return "turnslog"  # bench/turns_log.py --json (stage 29): an experiment's per-tenant summary, noted
         if "ladder" in data:
             return "ladder"  # launch_cost.py --ladder (stage 9): a comparison, read before the judged shapes
         if "limit_alone" in data and "alone" in data:
@@ -1323,6 +1325,20 @@ class Folder:
             raise JudgeError(str(exc)) from None
         self.ladders.append({"file": rel, "device": src.device, "commit": src.commit, "simulated": src.simulated,
                              "rounds_done": data.get("rounds_done"), "rows": rows})
+
+    def _turnslog(self, p: Path, data: dict) -> None:
+        """A stage-29 file: turns_log.py's per-tenant summary of an experiment's stay-test judgements; noted with
+        its totals, no verdict (the knobs it ran under are in its tenants' rows)."""
+        rel = str(p.relative_to(self.root))
+        tenants = _need(data, "tenants", list, rel)
+        count = {k: 0 for k in ("judgements", "in", "miss", "out")}
+        for i, t in enumerate(tenants):
+            if not isinstance(t, dict):
+                raise JudgeError(f"{rel}: field 'tenants[{i}]' is a {type(t).__name__}, not an object")
+            for k in count:
+                count[k] += _need(t, k, int, rel, f"tenants[{i}]")
+        self.notes.append(f"{rel}: turns log of {len(tenants)} tenants (an experiment, not judged): "
+                          + ", ".join(f"{k} {v}" for k, v in count.items()))
 
     def _lc1(self, p: Path, data: dict) -> None:
         """launch_cost.py's first output shape ran every library build unlimited with CUDA_TASK_PRIORITY=0 (measured,

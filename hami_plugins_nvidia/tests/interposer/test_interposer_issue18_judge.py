@@ -575,22 +575,23 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert "matmul::2:n" in steps[4] and "train::2:t" in steps[5]
         assert not any("--tenant-env" in s or "--variant" in s for s in steps), steps
     if stage == "28":  # turns' fill gap A/B (turnloss): the training pairs, the knob at its default (set) and at 500,
-        # the same plan in both arms (only the knob's value differs), never judged (--tenant-env), within 250 s
+        # the same plan in both arms (only the knob's value differs), never judged (--tenant-env), within 270 s
+        # (record 19's host took over 105 s an arm)
         assert [s.split()[1] for s in steps] == ["info", "train-gap1500", "train-gap500"]
         a, b = steps[1], steps[2]
         assert "train::1:" in a and a.count("--tenant-env HAMI_SM_TURN_GAP_US=1500") == 1, a
         assert b == a.replace("1500", "500"), (a, b)
-        assert sum(limits) <= 250
+        assert sum(limits) <= 270
     if stage == "29":  # judgeab: the training pairs with the turns log, HAMI_SM_TURNS_COUNT_COARSE off (log) and on
         # (fix), the same plan in both arms (only the knob's value and the log's folder differ), each log under $R (in
-        # the archive), never judged (--tenant-env), then the logs summarised; within ~230 s
+        # the archive), never judged (--tenant-env), then the logs summarised; within ~280 s
         assert [s.split()[1] for s in steps] == ["info", "train-log", "train-fix", "turns-log"]
         a, b = steps[1], steps[2]
         assert "train::1:" in a and a.count("--tenant-env HAMI_SM_TURNS_COUNT_COARSE=0") == 1, a
         assert a.count("--tenant-env HAMI_SM_TURNS_LOG=$R/train-log/turns") == 1, a
         assert b == a.replace("train-log", "train-fix").replace("COARSE=0", "COARSE=1"), (a, b)
         assert "turns_log.py $R/train-log $R/train-fix" in steps[3]
-        assert sum(limits) <= 230
+        assert sum(limits) <= 280
     if stage == "30":  # jaxover's A/B: stage 2's JAX pairs with the host's launch interval learnt from every launch
         # (=1, main before) and only while work is outstanding (=0, the fix, set), the same plan in both arms (only the
         # knob's value differs), never judged (--tenant-env), within 230 s
@@ -768,6 +769,24 @@ def test_an_experiment_with_its_own_library_knobs_is_noted_not_judged(judge, tmp
     r = subprocess.run([sys.executable, str(BENCH / "issue18_judge.py"), str(folder), "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "field 'tenant_env' is a list" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_turns_log_summary_is_noted_never_judged_and_a_mangled_one_refused_in_one_line(judge, tmp_path) -> None:
+    # stage 29 writes turns_log.py --json beside the runs: record 19's first judge run stopped on it (a JSON list)
+    folder = _rw_folder(tmp_path, H200)
+    tenant = {"file": "turns.41", "pid": 41, "judgements": 30, "in": 27, "miss": 2, "out": 1}
+    _write_json(folder / "turns-log.json", {"kind": "TurnsLogSummary", "tenants": [tenant, tenant | {"out": 0}]})
+    card = _card(judge, folder, tmp_path / "out")
+    assert _targets(card)["matmul alone 30 %"]["verdict"] == "met"
+    assert any("turns-log.json: turns log of 2 tenants (an experiment, not judged): judgements 60, in 54, miss 4, "
+               "out 1" in n for n in card["notes"])
+    for bad, expect in (({"kind": "TurnsLogSummary", "tenants": {}}, "field 'tenants' has an unexpected value"),
+                        ({"kind": "TurnsLogSummary", "tenants": [tenant | {"out": "1"}]}, "'tenants[0].out'"),
+                        ([tenant], "a JSON list, not an object")):
+        (folder / "turns-log.json").write_text(json.dumps(bad))
+        r = _run_cli(str(folder), "--out", str(tmp_path / "x"))
+        assert r.returncode == 2 and expect in r.stderr and "turns-log.json" in r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("item", ["LD_PRELOAD=/tmp/x.so", "HAMI_SM_CHARGE_SWITCHES", "HAMI_X=a b",

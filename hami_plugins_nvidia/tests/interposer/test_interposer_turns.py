@@ -9,6 +9,7 @@ launch stats line). Shares and throughput are measured by bench/turns.py (docs/r
 from __future__ import annotations
 
 import ctypes
+import json
 import re
 import threading
 import time
@@ -712,6 +713,8 @@ def test_the_turns_log_parser_summarises_per_tenant(tmp_path) -> None:
     assert round(s["coarse_at_out"]["median"], 1) == 59.6 and round(s["coarse_at_in"]["median"], 1) == 15.6
     assert (s["busy_at_out"]["median"], s["alt_at_out"]["median"], s["alt_at_miss"]["median"]) == (50.0, 99.0, 98.0)
     assert tl.main([str(tmp_path), "--json", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())  # an object of its own kind: what the issue-18 judge notes
+    assert summary["kind"] == "TurnsLogSummary" and [t["pid"] for t in summary["tenants"]] == [41]
     assert tl.main([str(tmp_path / "notes.txt")]) == 0  # a file given by name is read as one (no judgements)
     empty = tmp_path / "empty"
     empty.mkdir()
