@@ -26,6 +26,8 @@
 # Stage 30 (~175 s) is jaxover's A/B (docs/results/2026-12-07-fake-jaxover.md): stage 2's JAX pairs with the host's
 # launch interval learnt from every launch (HAMI_SM_GAP_EVERY_LAUNCH=1, main before jaxover) and only while work is
 # outstanding (=0, set explicitly: neither arm is judged).
+# Stage 33 (~165 s) is stage 30 with taking turns off in both arms (HAMI_SM_TURNS=0): record 19's stage 30 showed the
+# old rule's over-share only in pairs that time-sliced, and jaxover's rule took turns in all its runs.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -63,8 +65,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|33) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|33" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -397,6 +399,15 @@ case "$STAGE" in
     # "held N times" and "turns on" (a demand read right may keep turns on for the pair: busy in its windows)
     step jax-gapall 80 105 "$(rw jax-gapall 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=1"
     step jax-gapbusy 80 105 "$(rw jax-gapbusy 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=0"
+    ;;
+  33)
+    echo "# stage 33: stage 30's A/B with turns off (HAMI_SM_TURNS=0 in both arms): the JAX pairs time-sliced, where the rule before jaxover over-shared the 30 % tenant (record 19: 42.8 and 41.6 % of solo in its two time-sliced runs) and record 18's one time-sliced run with jaxover's rule still charged it 37 %; not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # stage 30's plan and arms (~70 s each on record 19's host) with taking turns off, so every pair time-slices: read
+    # each 30 + 70 pair's charged fractions and % of solo (the 30 % tenant at most its limit and noise with =0), and per
+    # tenant "held N times", "demand alone" and "credit lent"/"credit capped" (what its neighbour lent it)
+    step jax-slice-gapall 80 105 "$(rw jax-slice-gapall 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=1 --tenant-env HAMI_SM_TURNS=0"
+    step jax-slice-gapbusy 80 105 "$(rw jax-slice-gapbusy 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=0 --tenant-env HAMI_SM_TURNS=0"
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"
