@@ -15,6 +15,10 @@ window, key=value words:
   prec_bp   the demand windows' precise share over it, 1/100 %
   verdict   in (busy_bp >= 70 %), miss (below, not yet out), out (judged out: TURN_MISSES misses in a row)
 
+Since trainloss a '#' line each time turns come on or go off for the process ("# edge t_ns=... turns=on|off n want
+capped shared turn_bp nbr_bp nbr_lim backoff": what turn_wanted read then), which the judgements' parser skips;
+read_log keeps them as `edges` (bench/train_pairs_read.py places them in the measured window).
+
 Per tenant (file): judgements, in / miss / out, and at the out, miss and in judgements the coarse share of its
 kernels (kc / (kp + kc)), the figure judged and the other rule's figure, min-max (median).
 
@@ -38,6 +42,18 @@ VERDICTS = ("in", "miss", "out")
 FILE_NAME = re.compile(r".+\.\d+$")  # <path>.<pid>
 #: --json's "kind": what the issue-18 judge recognises as a turns-log summary (an experiment's, never judged)
 JSON_KIND = "TurnsLogSummary"
+#: a turns-on / turns-off line (turns.c turns_log_edge): all integers but turns
+EDGE = re.compile(r"^# edge t_ns=(?P<t_ns>\d+) pid=(?P<pid>\d+) dev=(?P<dev>\d+) turns=(?P<turns>on|off) n=(?P<n>\d+) "
+                  r"want=(?P<want>\d) capped=(?P<capped>\d) shared=(?P<shared>\d) turn_bp=(?P<turn_bp>-?\d+) "
+                  r"nbr_bp=(?P<nbr_bp>-?\d+) nbr_lim=(?P<nbr_lim>\d+) backoff=(?P<backoff>\d)$")
+
+
+def parse_edge(line: str) -> dict | None:
+    """A turns-on / turns-off line as a dict (turns: "on" or "off", the rest integers), None for any other line."""
+    m = EDGE.match(line.strip())
+    if not m:
+        return None
+    return {k: (v if k == "turns" else int(v)) for k, v in m.groupdict().items()}
 
 
 def parse_line(line: str) -> dict | None:
@@ -63,6 +79,7 @@ def read_log(path: Path) -> dict:
     return {"file": path.name, "pid": int(head["pid"]) if head else None,
             "coarse_rule": int(head["rule"]) if head else None,
             "judgements": [j for j in map(parse_line, lines) if j],
+            "edges": [e for e in map(parse_edge, lines) if e],
             "capped": any(ln.startswith("# capped") for ln in lines),
             "bad_lines": sum(1 for ln in lines if ln.strip() and not ln.startswith("#") and not parse_line(ln))}
 

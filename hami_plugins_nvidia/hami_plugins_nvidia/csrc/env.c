@@ -213,6 +213,13 @@ void vg_config_load(void)
      * far back, lending.c). Filling only lets a launch that its own credit allows go: limits still apply */
     vg_cfg.sm_turn_gap_ns = (int64_t)tuning_knob("HAMI_SM_TURN_GAP_US", TURN_GAP_MIN_US, TURN_GAP_MAX_US,
                                                  TURN_GAP_DEFAULT_US, "microseconds") * 1000;
+    /* taking turns, how many misses of the stay test in a row (busy under TURN_BOUND_BP in its own windows, judged at
+     * each of its windows' starts) take a tenant out of turns (turns.c turns_update). An A/B knob for the hardware
+     * runs (issue 18, trainloss): on the H100 (record 19 stage 29) every GPU-bound training tenant judged out was out
+     * after exactly two misses in a row, its readings swinging around the bound, and each out costs a back-off of 1 s
+     * time-slicing. Judging out only ever drops holds: limits apply whatever the value */
+    vg_cfg.sm_turn_misses = tuning_knob("HAMI_SM_TURN_MISSES", TURN_MISSES_MIN, TURN_MISSES_MAX, TURN_MISSES_DEFAULT,
+                                        "misses in a row");
     /* precise deep runs (launch.c deep_defer): launches one end mark may close at most while the GPU's backlog is
      * deep; 1 marks every launch (the rule before 2026-12-06), an A/B knob for the hardware runs */
     vg_cfg.sm_deep_run = tuning_knob("HAMI_SM_DEEP_RUN", DEEP_RUN_MIN, DEEP_RUN_MAX, DEEP_RUN_DEFAULT,

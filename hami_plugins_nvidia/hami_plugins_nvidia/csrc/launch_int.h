@@ -157,6 +157,13 @@ _Static_assert(TURN_GAP_NS == TURN_GAP_DEFAULT_US * 1000LL && TURN_GAP_MAX_US * 
 #define TURN_JUDGE_NS 20000000LL     /* ... judged so once this much of its windows' time was measured, ... */
 #define TURN_JUDGE_EDGE_NS 3000000LL /* ... at the start of its own window, within this (turns.c turn_judged) ... */
 #define TURN_MISSES 2                /* ... out after this many windows' starts in a row found it below the bound ... */
+/* HAMI_SM_TURN_MISSES in force (env.c), TURN_MISSES before the environment was read */
+static inline int turn_misses(void)
+{
+    return vg_cfg.sm_turn_misses > 0 ? vg_cfg.sm_turn_misses : TURN_MISSES;
+}
+_Static_assert(TURN_MISSES == TURN_MISSES_DEFAULT && TURN_MISSES_MIN >= 1 && TURN_MISSES_MAX >= TURN_MISSES,
+               "HAMI_SM_TURN_MISSES: its default is TURN_MISSES, its floor 1");
 #define TURN_BOUND_OFF_NS 1000000000LL /* ... and one judged out takes no turns for this long, doubled each time ... */
 #define TURN_BOUND_OFF_MAX_NS 16000000000LL /* ... up to this (a launch-bound loop then spends ~1-4 % of its time in
                                              turns: ~0.2-0.6 s each time it gets in, fake) */

@@ -338,6 +338,28 @@ static void turns_log(const struct dstate *ds, int64_t now, const char *verdict,
     }
 }
 
+/* HAMI_SM_TURNS_LOG: a line each time turns come on or go off for this process (turns_update; issue 18, trainloss: the
+ * exit line's "turns on" and "first on after" count over the process's life, the warm-up and a bench pair's idle wait
+ * before its window included, and could not say when in the measured window turns came on or went off). A '#' line,
+ * which readers of the judgements skip (bench/turns_log.py): the time (CLOCK_MONOTONIC, as the judgements'), on or off,
+ * the participants, and what turn_wanted read (want, capped, shared, its turns estimate and its neighbours', the
+ * limits of the neighbours taking part, whether a back-off holds it out). Bounded as the judgements are. */
+static void turns_log_edge(const struct dstate *ds, int64_t now, int on, int nbr_lim)
+{
+    if (tlog_fd < 0 || __atomic_load_n(&tlog_lines, __ATOMIC_RELAXED) >= TURN_LOG_LINES)
+        return;  /* the judgements' cap: the "capped" line is theirs to write */
+    __atomic_add_fetch(&tlog_lines, 1, __ATOMIC_RELAXED);
+    char buf[256];
+    int len = snprintf(buf, sizeof(buf), "# edge t_ns=%lld pid=%d dev=%d turns=%s n=%d want=%d capped=%d shared=%d "
+                       "turn_bp=%lld nbr_bp=%lld nbr_lim=%d backoff=%d\n", (long long)now, (int)getpid(), ds->dev,
+                       on ? "on" : "off", ds->turn_n, ds->turn_want, ds->capped, ds->shared, (long long)ds->turn_bp,
+                       (long long)ds->turn_nbr_bp, nbr_lim, now < ds->turn_off_until);
+    if (len > 0 && len < (int)sizeof(buf)) {
+        ssize_t w = write(tlog_fd, buf, (size_t)len);
+        (void)w;
+    }
+}
+
 /* Who takes turns on this GPU now and in which order (note_users, every millisecond, with the records rk >= 0 it
  * read): ds->turn_n participants (0: no turns), their board slots and limits, its own index turn_me. */
 void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t now)
@@ -359,9 +381,9 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
                          * 30 ms, a neighbour's spill in it), and a GPU-bound one at 30 + 70 was once judged out (fake) */
         ds->turn_judge_win = win_at;
         ds->turn_misses = judged ? 0 : ds->turn_misses + 1;
-        turns_log(ds, now, judged ? "in" : ds->turn_misses >= TURN_MISSES ? "out" : "miss", ds->turn_misses);
+        turns_log(ds, now, judged ? "in" : ds->turn_misses >= turn_misses() ? "out" : "miss", ds->turn_misses);
     }
-    if (judged == 0 && ds->turn_misses >= TURN_MISSES) {
+    if (judged == 0 && ds->turn_misses >= turn_misses()) {  /* HAMI_SM_TURN_MISSES */
         ds->turn_misses = 0;
         /* judged out: no turns for a back-off that doubles each time (a launch-bound loop that its demand estimate
          * lets back in spends ~1-4 % of its time in turns at the longest) and restarts once it passes */
@@ -384,6 +406,8 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
         lst.turn_first_ns = now - ds->turn_since;
     if (vg_cfg.launch_stats && was >= 2 && ds->turn_n < 2)
         __atomic_add_fetch(&lst.turn_offs, 1, __ATOMIC_RELAXED);
+    if ((was >= 2) != (ds->turn_n >= 2))
+        turns_log_edge(ds, now, ds->turn_n >= 2, nbr_lim);
 }
 
 /* turns_update's participants (see there): ds->turn_n, turn_slot, turn_limit, turn_me. */

@@ -64,6 +64,8 @@ struct vg_config {
                                               coarse marks' kernel estimates (turns.c turns_note_window; an A/B knob) */
     int64_t sm_turn_gap_ns;                /* HAMI_SM_TURN_GAP_US: an owner with no activity mark this recent may have
                                               its window filled (turns.c owner_wants; 0 before env.c ran: TURN_GAP_NS) */
+    int sm_turn_misses;                    /* HAMI_SM_TURN_MISSES: the stay test's misses in a row that judge a tenant
+                                              out (turns.c turns_update; 0 before env.c ran: TURN_MISSES) */
     char region_path[512];
     char board_path[512];
     char census_dir[256];                  /* HAMI_PROC_CENSUS_DIR: the node agent's per-GPU process counts, "" = none */
@@ -108,6 +110,12 @@ extern struct vg_config vg_cfg;
 #define TURN_GAP_DEFAULT_US 1500
 #define TURN_GAP_MIN_US 300
 #define TURN_GAP_MAX_US 2500
+/* HAMI_SM_TURN_MISSES's default and bounds (env.c; turns.c turns_update, issue 18 trainloss): the default is TURN_MISSES
+ * (launch_int.h). At least 1 (a miss judges out at once, the rule's floor); at most 8: a launch-bound loop that got in
+ * is judged at each of its windows' starts, so it stays in at most ~8 periods (0.8 s) before it goes */
+#define TURN_MISSES_DEFAULT 2
+#define TURN_MISSES_MIN 1
+#define TURN_MISSES_MAX 8
 enum { VG_POLICY_DEFAULT = 0, VG_POLICY_FORCE = 1, VG_POLICY_DISABLE = 2 };
 /* HAMI_SM_CHARGE_SWITCHES: unset = only while the GPU is contended (launch_int.h switch_charged), 1 = always, 0 = never */
 enum { VG_SW_CONTENDED = 0, VG_SW_ALWAYS = 1, VG_SW_NEVER = 2 };

@@ -78,13 +78,14 @@ def _window(step, seconds: float) -> dict:
         time.sleep(0.001)
     busy0 = _region_busy_ns()
     t0 = time.time()
+    t0_mono = time.monotonic()  # CLOCK_MONOTONIC, the library's clock (HAMI_SM_TURNS_LOG's t_ns): places its lines
     units, stamps = 0, []
     while time.time() - t0 < seconds:
         units += step()
         stamps.append(round(time.time() - (go or t0), 4))
     dt_ = time.time() - t0
-    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "late": late, "stamps": stamps, "stamps_base": go or t0,
-           "step_ms": _step_ms(stamps, go or t0, t0)}
+    res = {"rate": units / dt_, "seconds": dt_, "t0": t0, "t0_mono": t0_mono, "late": late, "stamps": stamps,
+           "stamps_base": go or t0, "step_ms": _step_ms(stamps, go or t0, t0)}
     busy1 = _region_busy_ns()
     if busy0 is not None and busy1 is not None:
         res["gpu_busy_fraction"] = round((busy1 - busy0) / 1e9 / dt_, 4)
