@@ -406,7 +406,9 @@ case "$STAGE" in
     # 3 repetitions x (the native pair + 3 arms at 50 + 50) + 3 arms at 30 + 70 once = 15 pairs of ~11.5 s + 2 builds
     # (~10 s): ~185 s (stage 26, record 17: 14 pairs and 3 builds in 154 s). The arms' order alternates by repetition
     # (lib fix nowatch / nowatch fix lib / ...) so a drifting host hits them alike. Read each pair's sum against its
-    # repetition's native pair: nowatch - lib = what the watcher costs the pair (record 16 alone: ~70 us a wake on the
+    # repetition's native pair: nowatch - lib = what the watcher costs the pair, an upper bound (nowatch also drops the
+    # NVML bound on the neighbours counted and the watcher's collections: its charges are not comparable; record 16
+    # alone: ~70 us a wake on the
     # loop's core; ~0.047 more wakes a launch in a pair than alone would be ~8 % of a 40 us launch), fix - lib = what
     # the flat ramp recovers of it (~20 % fewer wakes on the fake). Per tenant's stats line (launch_ladder.stats_fields):
     # watcher wakes (fix ~20 % fewer), "N below it ramping up after a collection" (fix 0), involuntary switches (~the
