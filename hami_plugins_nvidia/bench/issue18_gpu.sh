@@ -28,6 +28,9 @@
 # outstanding (=0, set explicitly: neither arm is judged).
 # Stage 33 (~165 s) is stage 30 with taking turns off in both arms (HAMI_SM_TURNS=0): record 19's stage 30 showed the
 # old rule's over-share only in pairs that time-sliced, and jaxover's rule took turns in all its runs.
+# Stage 32 (~190 s) is pairhost's A/B (docs/results/2026-12-07-fake-pairhost.md): the inference pairs as shipped, with
+# the watcher's flat ramp (HAMI_WATCHER_FLAT_RAMP=1: beside a neighbour its back-off no longer restarts at 100 us after
+# each step's sync) and with no watcher (a bench build: its whole cost), pairs only, the arms alternating.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -65,8 +68,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|33) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|33" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -408,6 +411,22 @@ case "$STAGE" in
     # tenant "held N times", "demand alone" and "credit lent"/"credit capped" (what its neighbour lent it)
     step jax-slice-gapall 80 105 "$(rw jax-slice-gapall 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=1 --tenant-env HAMI_SM_TURNS=0"
     step jax-slice-gapbusy 80 105 "$(rw jax-slice-gapbusy 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=0 --tenant-env HAMI_SM_TURNS=0"
+    ;;
+  32)
+    echo "# stage 32: the inference pairs' watcher wakes (session 27, pairhost: record 19 stage 20's pairs kept 80-81 % of the native pair with neither limit binding; each tenant's watcher woke ~1,500 times a second on the loop's core, 5-6 times a lone tenant's wakes per launch, ~1,700-2,650 of its ~5,900-7,000 wakes collecting in the step's sync and each restarting the back-off at 100 us): the shipped library (lib), the flat ramp (fix, HAMI_WATCHER_FLAT_RAMP=1) and no watcher at all (nowatch, bench build HAMI_BENCH_NO_WATCHER: the watcher's whole cost, an upper bound); not judged (a variant's own environment, a bench build)"
+    step info 5 10 "$INFO"
+    # 3 repetitions x (the native pair + 3 arms at 50 + 50) + 3 arms at 30 + 70 once = 15 pairs of ~11.5 s + 2 builds
+    # (~10 s): ~185 s (stage 26, record 17: 14 pairs and 3 builds in 154 s). The arms' order alternates by repetition
+    # (lib fix nowatch / nowatch fix lib / ...) so a drifting host hits them alike. Read each pair's sum against its
+    # repetition's native pair: nowatch - lib = what the watcher costs the pair, an upper bound (nowatch also drops the
+    # NVML bound on the neighbours counted and the watcher's collections: its charges are not comparable; record 16
+    # alone: ~70 us a wake on the
+    # loop's core; ~0.047 more wakes a launch in a pair than alone would be ~8 % of a 40 us launch), fix - lib = what
+    # the flat ramp recovers of it (~20 % fewer wakes on the fake). Per tenant's stats line (launch_ladder.stats_fields):
+    # watcher wakes (fix ~20 % fewer), "N below it ramping up after a collection" (fix 0), involuntary switches (~the
+    # wakes; nowatch: the loop's own), charged 0.43-0.48 each and held 0 in every arm (no limit binds: a binding limit
+    # is the lend_launch_bound / trainfer fake tests')
+    step ramp-pairs 185 225 'mkdir -p $R/ramp; python3 $B/launch_cost.py --out $R/ramp --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant fix=$C::HAMI_WATCHER_FLAT_RAMP=1 --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --pairs lib,fix,nowatch --pair-limits 50+50,30+70x1 --pair-repeat 3 --pair-alternate --no-busy-probe --nvml-util'
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

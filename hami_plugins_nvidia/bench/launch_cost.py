@@ -30,6 +30,9 @@ less, so the paired figure errs against the library. --alone rounds: the rounds 
 (no pairs, no busy probe), the order reversed every other round (ABC.. CBA..) so drift hits every rung alike; the
 JSON's `ladder` lists the rungs in order, which bench/launch_ladder.py prints as a table (never judged).
 
+Pairs: per repetition the native pair, then each --pairs variant at each --pair-limits; --pair-alternate reverses the
+variants' order every other repetition (an A/B of two variants on a drifting host: A B, B A, A B).
+
 Reported per run: the rate, the loop's own time per step (10/50/90th percentiles), the host time per launch
 (step time / launches per step, launches counted by the library's stats) and the library's stats line. The
 native loop on the H200 host ran in two modes (121-138 or 188-264 passes/s within one call): rates that
@@ -345,6 +348,9 @@ def main() -> None:
                     help="limits of the limited pairs, e.g. 50+50,30+70x1 (xN: only in the first N repetitions)")
     ap.add_argument("--pair-repeat", type=int, default=3, help="each pair (native too) this many times")
     ap.add_argument("--pair-policy", default="default", help="GPU_CORE_UTILIZATION_POLICY of the pairs")
+    ap.add_argument("--pair-alternate", action="store_true",
+                    help="the variants' pairs in reverse order every other repetition (A B, B A, ...: a host that "
+                         "drifts hits every arm alike)")
     ap.add_argument("--kind", default="infer", help="program of interposer/programs.py (default: infer)")
     ap.add_argument("--ladder", action="store_true",
                     help="the variants are rungs of a ladder (issue18_gpu.sh stage 9): alone runs only, order reversed "
@@ -461,7 +467,7 @@ def main() -> None:
                 if args.nvml_util:
                     out.setdefault("native_pair_nvml", []).append(  # beside "pairs", whose entries are rates
                         [[x.get("nvml_util"), x.get("nvml_proc_sm")] for x in nat_pair])
-                for name in names:
+                for name in (names[::-1] if args.pair_alternate and k % 2 else names):
                     b.lib = libs[name]
                     for lo, hi, times in limits:
                         if times is not None and k >= times:

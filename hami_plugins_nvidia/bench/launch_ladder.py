@@ -68,6 +68,9 @@ def stats_fields(line: object) -> dict[str, float]:
     # since 2026-12-06 (alonecost): the watcher's sleeps past the busy ceiling (alone and coarse: watcher.c)
     if m := re.search(r"watcher sleeps past (\d+) us: (\d+) \(alone ceiling (\d+) us\)", line):
         out.update(long_sleeps=float(m.group(2)), alone_ceiling_us=float(m.group(3)))
+    # since 2026-12-07 (pairhost): the back-off's sleeps below the busy ceiling after a collection (watcher.c)
+    if m := re.search(r"alone ceiling \d+ us\), (\d+) below it ramping up after a collection", line):
+        out["ramp_sleeps"] = float(m.group(1))
     # since 2026-12-07 (quietpace): note_users' looks at the board (those at the 4 ms quiet pace) and NVML counts
     if m := re.search(r"board looks (\d+) \((\d+) at the quiet pace\), NVML process counts (\d+)", line):
         out.update(looks=float(m.group(1)), looks_quiet=float(m.group(2)), nvml_counts=float(m.group(3)))

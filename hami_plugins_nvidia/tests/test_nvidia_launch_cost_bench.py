@@ -151,3 +151,34 @@ def test_save_with_nvml_figures_keeps_pair_sums_over_rates_only(lc, tmp_path) ->
     got = json.loads((tmp_path / "launch-cost.json").read_text())
     assert got["pair_sum_pct_of_native_pair_median"] == {"native": [100.0], "50+50 lib": [85.0]}
     assert got["native_pair_nvml"] == [[[93.5, 99], [93.5, 98]]]
+
+
+def test_pair_alternate_reverses_the_variants_every_other_repetition(lc, tmp_path, monkeypatch) -> None:
+    # issue18_gpu.sh stage 32 (pairhost): an A/B of two variants' pairs on a host whose speed drifts (record 19's alone
+    # windows: 114-290 passes/s within one call) runs lib, fix / fix, lib / lib, fix after each native pair; without
+    # the flag the order stays as given (every earlier stage)
+    class _Pairs(_FakeBench):
+        def pair(self, label, kinds, seconds, envs, preload=True, cpus=(None, None)) -> list[dict]:
+            self.calls.append({"label": label, "preload": preload, "cpus": cpus, "env": envs, "lib": self.lib})
+            return [{"rate": 150.0, "gpu_busy_fraction": 0.45, "launch_stats": None} for _ in kinds]
+
+    monkeypatch.setattr(lc.rw, "Bench", _Pairs)
+    monkeypatch.setattr(lc.rw, "_device", lambda: "NVIDIA H100 80GB HBM3, 580.159.04")
+    monkeypatch.setattr(lc, "build_variant", lambda name, csrc, defines, out: Path(f"/lib/{name}"))
+    for alternate, want in ((True, ["lib", "fix", "fix", "lib", "lib", "fix"]),
+                            (False, ["lib", "fix", "lib", "fix", "lib", "fix"])):
+        _Pairs.calls = []
+        monkeypatch.setattr(sys, "argv", ["launch_cost.py", "--out", str(tmp_path), "--alone", "rounds", "--rounds",
+                                          "0", "--no-busy-probe", "--variant", "lib=csrc:", "--variant",
+                                          "fix=csrc::HAMI_WATCHER_FLAT_RAMP=1", "--pairs", "lib,fix", "--pair-limits",
+                                          "50+50", "--pair-repeat", "3", *(["--pair-alternate"] if alternate else [])])
+        lc.main()
+        labels = [c["label"] for c in _Pairs.calls]
+        assert labels[::3] == ["pair native #0", "pair native #1", "pair native #2"], labels
+        arms = [lab.split()[2] for lab in labels if "native" not in lab]
+        assert arms == want, labels
+        fix = [c for c in _Pairs.calls if " fix " in c["label"]]
+        assert all(e["HAMI_WATCHER_FLAT_RAMP"] == "1" and e["CUDA_DEVICE_SM_LIMIT"] == "50" for c in fix
+                   for e in c["env"]) and fix[0]["lib"] == Path("/lib/lib")  # one build: the knob is environment
+        data = json.loads((tmp_path / "launch-cost.json").read_text())
+        assert len(data["pairs"]["50+50 lib"]["rates"]) == 3 and len(data["pairs"]["50+50 fix"]["rates"]) == 3

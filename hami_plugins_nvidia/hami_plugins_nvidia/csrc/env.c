@@ -267,6 +267,11 @@ void vg_config_load(void)
      * the hardware ladder's poll100 rung) */
     if (vg_cfg.watch_alone_ns < vg_cfg.watch_poll_ns || (wp && *wp && poll_us != WATCH_POLL_DEFAULT_US && !(wa && *wa)))
         vg_cfg.watch_alone_ns = vg_cfg.watch_poll_ns;
+    /* issue 18 (pairhost): beside a neighbour (or measuring precisely) the ceiling stays the busy one, but a collection
+     * (the launcher's sync at the end of each step) restarted the back-off at 100 us, so a launch-bound loop's steps
+     * each paid ~4 wakes more than the ceiling's pace, every one preempting the loop on its core; =1 starts the ramp at
+     * the busy ceiling there too, as alone (watcher.c). Off by default until the GPU's A/B (issue18_gpu.sh stage 32) */
+    vg_cfg.watch_flat_ramp = env_true("HAMI_WATCHER_FLAT_RAMP");
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

@@ -3438,12 +3438,14 @@ __attribute__((destructor)) static void launch_stats_report(void)
                  (wcpu.tv_sec * 1e9 + wcpu.tv_nsec) / 1e6,
                  (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3,
                  ru.ru_nvcsw, ru.ru_nivcsw);
-    /* the watcher's sleeps past the busy ceiling: alone and coarse only (watcher.c, HAMI_WATCHER_ALONE_POLL_US) */
+    /* the watcher's sleeps past the busy ceiling: alone and coarse only (watcher.c, HAMI_WATCHER_ALONE_POLL_US); and
+     * its ramp's sleeps below it after a collection (none with HAMI_WATCHER_FLAT_RAMP=1) */
     n = (int)strlen(buf);
     if (n < (int)sizeof(buf))
-        snprintf(buf + n, sizeof(buf) - n, "; watcher sleeps past %lld us: %llu (alone ceiling %lld us)",
-                 (long long)(vg_cfg.watch_poll_ns / 1000), (unsigned long long)lst.wakes_long,
-                 (long long)(vg_cfg.watch_alone_ns / 1000));
+        snprintf(buf + n, sizeof(buf) - n, "; watcher sleeps past %lld us: %llu (alone ceiling %lld us), %llu below it "
+                 "ramping up after a collection", (long long)(vg_cfg.watch_poll_ns / 1000),
+                 (unsigned long long)lst.wakes_long, (long long)(vg_cfg.watch_alone_ns / 1000),
+                 (unsigned long long)lst.wakes_ramp);
     /* precise deep runs (deep_defer): the marks that closed one, their launches, those whose proof failed, and the
      * waits for a full mark ring (also in the turns section, printed only with turns on) */
     n = (int)strlen(buf);

@@ -454,6 +454,8 @@ struct launch_stats {
                            inference loop lost 4.4 us a launch under a limit, the library's sections 0.65) */
     uint64_t wakes, wakes_deferred;  /* the watcher's wake-ups, and those that left the collecting to the launcher */
     uint64_t wakes_long;  /* its sleeps past the busy ceiling (alone and coarse: HAMI_WATCHER_ALONE_POLL_US) */
+    uint64_t wakes_ramp;  /* sleeps shorter than the busy ceiling after a wake that deferred: the back-off's ramp
+                             after a collection (watcher.c, HAMI_WATCHER_FLAT_RAMP) */
     uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */
     uint64_t turn_outs;  /* ... and the times it was judged out (busy below TURN_BOUND_BP in its windows) */
     int64_t turn_ns, turn_max_ns, turn_on_ns;  /* their time, the longest, and the time turns were on */

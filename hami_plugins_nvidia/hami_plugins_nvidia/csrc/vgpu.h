@@ -46,6 +46,9 @@ struct vg_config {
     int64_t watch_poll_ns;                 /* HAMI_WATCHER_BUSY_POLL_US: the watcher's back-off ceiling (watcher.c) */
     int64_t watch_alone_ns;                /* HAMI_WATCHER_ALONE_POLL_US: that ceiling while every device is measured
                                               coarsely with no neighbour (watcher.c) */
+    int watch_flat_ramp;                   /* HAMI_WATCHER_FLAT_RAMP=1: beside a neighbour or measuring precisely, the
+                                              watcher's back-off after a collection starts at the busy ceiling, as
+                                              alone (an A/B knob: watcher.c) */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     int sm_sample_far;                     /* HAMI_SM_SAMPLE_FAR: alone far below the limit, samples drawn this many
                                               times less often (each weighing as many), bounded by COARSE_SAMPLE_MAX */

@@ -174,12 +174,19 @@ static void *watcher(void *arg)
             int64_t ceiling = alone ? vg_cfg.watch_alone_ns : vg_cfg.watch_poll_ns;
             /* ... and its ramp starts at the busy ceiling, not at 100 us: a collection (a sync, a pause) restarted it
              * every few steps of a launch-bound loop (fake, a sync every 183 launches: ~540 wakes a second with the
-             * 4 ms ceiling, against ~760 with 1 ms) */
-            if (alone && defer < vg_cfg.watch_poll_ns)
+             * 4 ms ceiling, against ~760 with 1 ms). HAMI_WATCHER_FLAT_RAMP=1: beside a neighbour too (issue 18,
+             * pairhost: the H100 inference pairs' watchers woke ~1,450 times a second, 6.5 times a lone tenant's
+             * wakes per launch, ~1,700 of ~5,950 collecting in the step's sync and each restarting the ramp at
+             * 100 us; every wake preempts the loop on its core). The bound is unchanged: a launcher that stops is
+             * noticed within the busy ceiling, as at the end of the ramp; the first wake after a collection still
+             * comes at the collecting pace (100 us while work is outstanding) */
+            if ((alone || vg_cfg.watch_flat_ramp) && defer < vg_cfg.watch_poll_ns)
                 defer = vg_cfg.watch_poll_ns;
             period = defer < period || (alone && !collected) ? defer : period;
             if (period > vg_cfg.watch_poll_ns)
                 ST_COUNT(wakes_long);
+            else if (period == defer && defer < vg_cfg.watch_poll_ns)
+                ST_COUNT(wakes_ramp);  /* a ramp's step below the ceiling (none with the flat ramp) */
             defer = 2 * defer < ceiling ? 2 * defer : ceiling;
         }
     }

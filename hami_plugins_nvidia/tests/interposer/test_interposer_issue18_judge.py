@@ -473,14 +473,15 @@ def _dry(stage: str) -> list[str]:
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
                                    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
-                                   "26", "27", "28", "29", "30", "33"])
+                                   "26", "27", "28", "29", "30", "32", "33"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
     lines = _dry(stage)
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
-    assert len(steps) >= (2 if stage in ("9", "10", "11", "19", "22", "26") else 3) and steps[0].startswith("step info ")
+    assert len(steps) >= (2 if stage in ("9", "10", "11", "19", "22", "26", "32") else 3) and steps[0].startswith(
+        "step info ")
     if stage in ("12", "14", "15"):  # the knob off, then on, with the same plan: only the tenant env differs
         # turns are on by default: an "-off" step says HAMI_SM_TURNS=0 itself, an "-on" step =1
         pairs = {"12": ("turns", "matmul"), "14": ("turns",), "15": ("matmul",)}[stage]  # its A/B pairs
@@ -607,6 +608,18 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert a.count("--tenant-env HAMI_SM_GAP_EVERY_LAUNCH=1") == 1, a
         assert b == a.replace("GAP_EVERY_LAUNCH=1", "GAP_EVERY_LAUNCH=0").replace("gapall", "gapbusy"), (a, b)
         assert sum(limits) <= 230
+    if stage == "32":  # pairhost's A/B: the inference pairs as shipped (lib), with the watcher's flat ramp (fix, its knob
+        # as the variant's own environment) and with no watcher (nowatch, a bench build: the watcher's whole cost), never
+        # judged, pairs only, the arms alternating, within 250 s
+        assert [s.split()[1] for s in steps] == ["info", "ramp-pairs"]
+        ab = steps[1]
+        assert "launch_cost.py" in ab and "--alone rounds --rounds 0 " in ab and "--no-busy-probe" in ab, ab
+        arms = dict(re.findall(r"--variant (\w+)=\$C:([\w,:=]*)", ab))
+        assert arms == {"lib": "", "fix": ":HAMI_WATCHER_FLAT_RAMP=1", "nowatch": "HAMI_BENCH_NO_WATCHER"}, arms
+        assert "--pairs lib,fix,nowatch " in ab and "--pair-limits 50+50,30+70x1 " in ab, ab
+        assert "--pair-repeat 3 " in ab and "--pair-alternate" in ab, ab
+        assert '--cores "2;6"' in ab and "--nvml-util" in ab
+        assert sum(limits) <= 250
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
