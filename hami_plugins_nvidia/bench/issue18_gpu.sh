@@ -31,6 +31,9 @@
 # Stage 32 (~190 s) is pairhost's A/B (docs/results/2026-12-07-fake-pairhost.md): the inference pairs as shipped, with
 # the watcher's flat ramp (HAMI_WATCHER_FLAT_RAMP=1: beside a neighbour its back-off no longer restarts at 100 us after
 # each step's sync) and with no watcher (a bench build: its whole cost), pairs only, the arms alternating.
+# Stage 34 (~165 s) is jaxslice's A/B (docs/results/2026-12-07-fake-jaxslice.md): stage 33's time-sliced JAX pairs
+# (HAMI_SM_TURNS=0) with a time-sliced lender's waits counted in its demand alone, which bounds its lending, off
+# (HAMI_SM_LEND_SLICED=0, main before jaxslice) and on (=1, set explicitly: neither arm is judged).
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -68,8 +71,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -427,6 +430,16 @@ case "$STAGE" in
     # wakes; nowatch: the loop's own), charged 0.43-0.48 each and held 0 in every arm (no limit binds: a binding limit
     # is the lend_launch_bound / trainfer fake tests')
     step ramp-pairs 185 225 'mkdir -p $R/ramp; python3 $B/launch_cost.py --out $R/ramp --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant fix=$C::HAMI_WATCHER_FLAT_RAMP=1 --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --pairs lib,fix,nowatch --pair-limits 50+50,30+70x1 --pair-repeat 3 --pair-alternate --no-busy-probe --nvml-util'
+    ;;
+  34)
+    echo "# stage 34: jaxslice's A/B (session 27: record 19 stage 33's time-sliced JAX 30 + 70 charged the 70 % tenant 47-54 %, never held, its credit capped, demand alone 67-75 % against ~89 % alone, and the 30 % tenant 33-43 %): stage 33's JAX pairs with turns off (HAMI_SM_TURNS=0) and HAMI_SM_LEND_SLICED=0 (main before) and =1 (the fix, set); not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # stage 33's plan (one solo, 30 + 70 and 50 + 50 x3; ~70-77 s an arm on record 19's host) per arm, jaxover's gap rule
+    # (the default) in both. Read each 30 + 70 pair's charged fractions (with =1 the 30 % tenant at most its limit and
+    # noise, the 70 % tenant charged more than with =0) and per tenant "demand alone" (the 70 % tenant's near its ~89 %
+    # alone with =1), "held N times" and "credit capped"; the 50 + 50 pairs stay symmetric
+    step jax-slice-unsliced 80 105 "$(rw jax-slice-unsliced 'jax::1:') --tenant-env HAMI_SM_LEND_SLICED=0 --tenant-env HAMI_SM_TURNS=0"
+    step jax-slice-sliced 80 105 "$(rw jax-slice-sliced 'jax::1:') --tenant-env HAMI_SM_LEND_SLICED=1 --tenant-env HAMI_SM_TURNS=0"
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

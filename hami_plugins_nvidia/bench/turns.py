@@ -56,7 +56,8 @@ before that is off unset). Cases:
           block_until_ready a step: 1.25 ms kernels, a sync after each, 150 us of host time; ~81 % busy alone on the
           fake), default, limits from --pairs; its rows keep each tenant's launch stats line. Arms off-nolend (turns off,
           no lending) and gapall / off-gapall (HAMI_SM_GAP_EVERY_LAUNCH=1: the host's launch interval learnt from every
-          launch, as before jaxover) say where a tenant's charge over its limit comes from;
+          launch, as before jaxover) say where a tenant's charge over its limit comes from; off-unsliced and
+          off-gapall-unsliced (jaxslice) are off and off-gapall with HAMI_SM_LEND_SLICED=0 (the lending rule before it);
   launch  100 us kernels, a sync after each, 300 us host gaps (launch-bound, ~25 % busy alone), limits 50+50: the
           pair fits the GPU, never contends, and must keep overlapping (its launches within 5 % of off).
 Per tenant: its share of the fake GPU (%), the GPU time spent switching into it (%), its launches, the library's
@@ -187,7 +188,11 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         "misses3": {"HAMI_SM_TURN_MISSES": "3"},
         "nolend": {"HAMI_SM_NO_LEND": "1"}, "off-nolend": {"HAMI_SM_TURNS": "0", "HAMI_SM_NO_LEND": "1"},
         # ... and the host's launch interval learnt from every launch, as before jaxover (launch.c note_interval)
-        "gapall": {"HAMI_SM_GAP_EVERY_LAUNCH": "1"}, "off-gapall": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1"}}
+        "gapall": {"HAMI_SM_GAP_EVERY_LAUNCH": "1"}, "off-gapall": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1"},
+        # jaxslice: a time-sliced lender's waits not counted in its demand alone, which does not bound its lending
+        # (HAMI_SM_LEND_SLICED=0, the rule before jaxslice), turns off, with either gap rule
+        "off-unsliced": {"HAMI_SM_TURNS": "0", "HAMI_SM_LEND_SLICED": "0"},
+        "off-gapall-unsliced": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1", "HAMI_SM_LEND_SLICED": "0"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "

@@ -279,6 +279,19 @@ void vg_config_load(void)
     vg_cfg.sm_precise = env_true("HAMI_SM_PRECISE");
     vg_cfg.sm_no_lend = env_true("HAMI_SM_NO_LEND");
     vg_cfg.sm_gap_every_launch = env_true("HAMI_SM_GAP_EVERY_LAUNCH");
+    /* a time-sliced lender's waits behind other contexts count in its demand alone, and a neighbour's published
+     * demand alone bounds what it lends (jaxslice, issue 18: H100 record 19 stage 33's JAX 70 % tenant, time-sliced,
+     * lent points it wanted). On by default; exactly 0 is main's rule before it (the A/B knob), exactly 1 the
+     * default; anything else is named and the default kept. It only ever lends less (limits always apply) */
+    vg_cfg.sm_lend_sliced = 1;
+    const char *ls = getenv("HAMI_SM_LEND_SLICED");
+    if (ls && *ls) {
+        if (!strcmp(ls, "0"))
+            vg_cfg.sm_lend_sliced = 0;
+        else if (strcmp(ls, "1"))
+            vg_log(VG_WARN, "ignoring HAMI_SM_LEND_SLICED=\"%.64s\": expected 1 or 0 (unset: 1, a time-sliced "
+                            "lender's waits count in its demand); it is on", ls);
+    }
     vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
     vg_cfg.sm_charge_switches = VG_SW_CONTENDED;
     const char *sw = getenv("HAMI_SM_CHARGE_SWITCHES");

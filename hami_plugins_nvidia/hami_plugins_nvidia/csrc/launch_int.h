@@ -357,6 +357,8 @@ struct dstate {
     int64_t sd_blocked;     /* ... time its host waited for its own work to finish ... */
     int64_t sd_held;        /* ... and time its launches waited for credit */
     int64_t sd_full;        /* ... and for a free slot in a full mark ring (push_mark: for its own queued work) */
+    int64_t sd_sliced;      /* ... and its periods' waits for another context's slice, the host launching nothing
+                               (note_blocked, HAMI_SM_LEND_SLICED) */
     int64_t sd_at;          /* 0 = not measuring (uncapped) */
     int64_t sd_n;           /* updates since it restarted */
     int64_t held_since;     /* a launch waits for credit since (counted into sd_held up to here), 0 = none */
@@ -368,6 +370,8 @@ struct dstate {
     int64_t nbr_bp;         /* capped active neighbours' published demands alone (user_solo_bp), summed, <= 100 % */
     int64_t pend_last;      /* the last launch while work was outstanding (or the one that opened the period) */
     int64_t pend_wait;      /* the last period's end minus its last launch */
+    int64_t pend_grec;      /* the period's first start mark (recorded on an idle process): its submission ... */
+    int64_t pend_gstart;    /* ... and its GPU start (the switch into this context ended), 0 = none (note_blocked) */
     int64_t gap_typ;        /* the host's usual interval between launches while work is outstanding, decaying */
     /* time slices: a neighbour took the GPU from this process's chained work (taken_at), 0 = not yielded ... */
     int64_t yield_at;       /* ... at its GPU start (its took mark) ... */

@@ -20,6 +20,18 @@ static int64_t solo_sample(double dt, double k, double b, double h)
     return solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
 }
 
+/* The same sample with the window's waits for other contexts' slices s (note_blocked, HAMI_SM_LEND_SLICED) taken
+ * out: kernels over dt - h - s, the time it would have run alone at most (each term <= dt), at least its kernels.
+ * Only ever the higher of the two is used (update_solo_demand): it reads a time-sliced program that waits for each
+ * step at its demand alone whatever the host's usual launch interval says. */
+static int64_t sliced_sample(double dt, double k, double h, double s)
+{
+    double solo = dt - h - s;
+    if (solo < k)
+        solo = k;
+    return solo > 0 ? (int64_t)(10000.0 * k / solo) : 0;
+}
+
 /* A wait of its launches since held_since, up to now: counted as held (the demand estimates) and, inside its own
  * windows, for turns' stay test (turns_note_held); held_since moves to now (the wait may go on). */
 void note_held(struct dstate *ds, int64_t now)
@@ -49,7 +61,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
 {
     if (!ds->capped || !ds->sd_at || now - ds->sd_at > 10 * FRAC_TAU_NS) {
         ds->sd_at = ds->capped ? now : 0;
-        ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = ds->sd_sliced = 0;
         ds->sd_n = 0;
         ds->turn_bp = ds->capped ? ds->turn_bp : 0;
         turns_note_window(ds, now, now, 0, 0, 0);  /* restarts: turns' busy share in its windows as well */
@@ -70,7 +82,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     double b = ds->sd_blocked < dt ? (double)ds->sd_blocked : (double)dt;
     double h = ds->sd_held < dt ? (double)ds->sd_held : (double)dt;
     if (k <= 0 && !ds->sd_n) {  /* nothing ran yet: the estimate starts with the first window that ran kernels */
-        ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
+        ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = ds->sd_sliced = 0;
         ds->sd_at = now;
         turns_note_window(ds, now, now, 0, 0, 0);
         return;
@@ -80,7 +92,12 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
     if (ds->sd_n < 16 && w < 1024 / (ds->sd_n + 1))
         w = 1024 / (ds->sd_n + 1);  /* the first updates: a plain mean, so the estimate is usable within ~20 ms */
     ds->sd_n++;
-    ds->solo_bp += (solo_sample(dt, k, b, h) - ds->solo_bp) * w / 1024;
+    int64_t sample = solo_sample(dt, k, b, h);
+    if (vg_cfg.sm_lend_sliced) {  /* jaxslice: the waits behind other contexts' slices are not its own time either */
+        int64_t ss = sliced_sample(dt, k, h, ds->sd_sliced < dt ? (double)ds->sd_sliced : (double)dt);
+        sample = ss > sample ? ss : sample;
+    }
+    ds->solo_bp += (sample - ds->solo_bp) * w / 1024;
     /* turns' estimate weighs each window by the time its program would have run alone in it, not by the wall: a
      * window it spent held (another's turn, or out of credit) says nothing of its demand alone, and read as 0 it
      * pulled the estimate down to about the charged share while turns were on (H100 record 9 stage 15: graphs 30 +
@@ -115,7 +132,7 @@ static void update_solo_demand(struct dstate *ds, int64_t now)
         lst.turn_bp = ds->turn_bp;
         lst.nbr_bp = ds->nbr_bp;
     }
-    ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = 0;
+    ds->sd_kern = ds->sd_kern_coarse = ds->sd_blocked = ds->sd_held = ds->sd_full = ds->sd_coarse = ds->sd_sliced = 0;
     ds->sd_at = now;
 }
 
@@ -379,8 +396,8 @@ void note_users(struct dstate *ds, int64_t now)
     }
     int sm = vg_sm_limit(ds->dev);
     int eff = vg_cfg.core_policy == VG_POLICY_DEFAULT && !vg_cfg.sm_no_lend && sm + hi_sum <= 100
-                  ? hami_vgpu_lent_share_bounded(sm, limit, frac, queued, solos, frac_age, held_age, n,
-                                                 vg_nvml_others_bound(ds->dev, now)) : sm;
+                  ? hami_vgpu_lent_share_sliced(sm, limit, frac, queued, solos, frac_age, held_age, n,
+                                                vg_nvml_others_bound(ds->dev, now), vg_cfg.sm_lend_sliced) : sm;
     if (eff != ds->eff && (eff > sm || ds->eff > sm))
         vg_log(VG_DEBUG, "device %d: share %d%% (limit %d%%, %d%% lent by idle neighbour shares)", ds->dev, eff,
                sm, eff - sm);

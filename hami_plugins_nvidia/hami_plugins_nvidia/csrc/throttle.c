@@ -258,6 +258,24 @@ int64_t hami_vgpu_lend_demand_solo_bp(int64_t used, int64_t queued, int64_t solo
     return s < d ? s : d;
 }
 
+/* The same, and at least the neighbour's own demand alone (solo, capped at 10000) where it publishes a valid one
+ * (jaxslice, HAMI_SM_LEND_SLICED): it lends at most limit - max(charged, demand alone) - margin, never what the queued
+ * estimate says it leaves idle while its own measure says it would use it. Why: the queued estimate counts as idle the
+ * time with nothing of its work outstanding, and a time-sliced program that waits for each kernel (JAX: a matmul and
+ * a block_until_ready a step) reads there below what it wants whenever its queued share reads low (a period judged
+ * host-paced, whose waits publish_fraction discounts); H100 record 19 stage 33: its 70 % tenant, never held, charged
+ * 47-54 % with demand alone 67-75 % (89 % busy alone), lent up to ~12 points to the 30 % tenant, which was charged
+ * 33-43 %. A program below its limit alone still lends what it leaves (its demand alone is below the limit); the
+ * board's solo can only raise the estimate here (it lends less), so a forger gains nothing it could not by writing a
+ * higher charge. Inputs bounded as hami_vgpu_lend_demand_solo_bp's. */
+int64_t hami_vgpu_lend_demand_sliced_bp(int64_t used, int64_t queued, int64_t solo)
+{
+    int64_t d = hami_vgpu_lend_demand_solo_bp(used, queued, solo);
+    if (solo <= 0 || solo > 10000)
+        return d;
+    return solo > d ? solo : d;
+}
+
 /* Work-conserving lending under GPU_CORE_UTILIZATION_POLICY=default (docs/interposer.md "Lending"): the share
  * a container with limit own may use while the listed neighbours are active on its GPU. Each neighbour lends
  * what it leaves unused of its own limit, max(0, limit - recent charged fraction - a margin), so the limits stay
@@ -291,6 +309,15 @@ int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *f
                                  const int32_t *solo_bp, const int64_t *frac_age_ns, const int64_t *held_age_ns,
                                  int count, int k)
 {
+    return hami_vgpu_lent_share_sliced(own, limit, frac_bp, queued_bp, solo_bp, frac_age_ns, held_age_ns, count, k, 0);
+}
+
+/* The same; sliced (HAMI_SM_LEND_SLICED) measures each neighbour's demand by hami_vgpu_lend_demand_sliced_bp (at
+ * least its published demand alone), else by hami_vgpu_lend_demand_solo_bp as before jaxslice. */
+int hami_vgpu_lent_share_sliced(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
+                                const int32_t *solo_bp, const int64_t *frac_age_ns, const int64_t *held_age_ns,
+                                int count, int k, int sliced)
+{
     if (own <= 0 || own >= 100 || count <= 0)
         return own;
     if (count > 64)
@@ -304,8 +331,10 @@ int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *f
         int ok = limit[i] >= 1 && limit[i] <= 100 && frac_bp[i] >= 0 && frac_bp[i] <= 10000 &&
                  queued_bp[i] >= 0 && queued_bp[i] < HAMI_LEND_QUEUED_MAX_BP &&
                  frac_age_ns[i] >= -1000000LL && frac_age_ns[i] <= 1000000000LL && held_age_ns[i] >= 100000000LL;
+        int64_t solo = solo_bp ? solo_bp[i] : 0;
         int64_t spare = (int64_t)limit[i] * 100 -
-                        hami_vgpu_lend_demand_solo_bp(frac_bp[i], queued_bp[i], solo_bp ? solo_bp[i] : 0) -
+                        (sliced ? hami_vgpu_lend_demand_sliced_bp(frac_bp[i], queued_bp[i], solo)
+                                : hami_vgpu_lend_demand_solo_bp(frac_bp[i], queued_bp[i], solo)) -
                         HAMI_LEND_MARGIN_BP;
         if (ok && spare > 0)
             spares[ns++] = spare;

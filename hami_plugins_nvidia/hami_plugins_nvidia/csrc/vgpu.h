@@ -59,6 +59,9 @@ struct vg_config {
     int sm_no_lend;                        /* HAMI_SM_NO_LEND=1: no lending under the default policy */
     int sm_gap_every_launch;               /* HAMI_SM_GAP_EVERY_LAUNCH=1: the host's usual launch interval learnt
                                               from every launch, as before jaxover (an A/B knob: launch.c) */
+    int sm_lend_sliced;                    /* HAMI_SM_LEND_SLICED (unset/1 on, 0 off): a time-sliced lender's waits
+                                              count in its demand alone and that demand bounds its lending (jaxslice:
+                                              lending.c update_solo_demand, throttle.c hami_vgpu_lend_demand_sliced_bp) */
     int launch_stats;                      /* HAMI_LAUNCH_STATS=1: report the launch path's own cost at exit */
     int sm_charge_switches;                /* HAMI_SM_CHARGE_SWITCHES: VG_SW_* (charge the switch into this context) */
     int sm_gate_marks;                     /* HAMI_SM_GATE_MARKS (0 unset, 1, 2 chained too): marked launches gated (launch.c gate_arm) */
@@ -359,6 +362,10 @@ VG_API int hami_vgpu_lent_share(int own, const int32_t *limit, const int32_t *fr
                                 const int64_t *frac_age_ns, const int64_t *held_age_ns, int count);
 VG_API int64_t hami_vgpu_lend_demand_bp(int64_t used, int64_t queued);
 VG_API int64_t hami_vgpu_lend_demand_solo_bp(int64_t used, int64_t queued, int64_t solo);
+VG_API int64_t hami_vgpu_lend_demand_sliced_bp(int64_t used, int64_t queued, int64_t solo);
+VG_API int hami_vgpu_lent_share_sliced(int own, const int32_t *limit, const int32_t *frac_bp, const int32_t *queued_bp,
+                                       const int32_t *solo_bp, const int64_t *frac_age_ns, const int64_t *held_age_ns,
+                                       int count, int k, int sliced);
 VG_API int hami_vgpu_lent_share_bounded(int own, const int32_t *limit, const int32_t *frac_bp,
                                         const int32_t *queued_bp, const int32_t *solo_bp,
                                         const int64_t *frac_age_ns, const int64_t *held_age_ns, int count, int k);
