@@ -34,6 +34,8 @@
 # Stage 34 (~165 s) is jaxslice's A/B (docs/results/2026-12-07-fake-jaxslice.md): stage 33's time-sliced JAX pairs
 # (HAMI_SM_TURNS=0) with a time-sliced lender's waits counted in its demand alone, which bounds its lending, off
 # (HAMI_SM_LEND_SLICED=0, main before jaxslice) and on (=1, set explicitly: neither arm is judged).
+# Stage 35 (~230 s) is trainloss's A/B (docs/results/2026-12-07-trainloss.md): stage 29's training pairs with the turns
+# log, a tenant judged out after two misses in a row (HAMI_SM_TURN_MISSES=2, the default, set) and after three.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -71,8 +73,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34|35) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34|35" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -440,6 +442,18 @@ case "$STAGE" in
     # alone with =1), "held N times" and "credit capped"; the 50 + 50 pairs stay symmetric
     step jax-slice-unsliced 80 105 "$(rw jax-slice-unsliced 'jax::1:') --tenant-env HAMI_SM_LEND_SLICED=0 --tenant-env HAMI_SM_TURNS=0"
     step jax-slice-sliced 80 105 "$(rw jax-slice-sliced 'jax::1:') --tenant-env HAMI_SM_LEND_SLICED=1 --tenant-env HAMI_SM_TURNS=0"
+    ;;
+  35)
+    echo "# stage 35: turns' misses before an out, A/B with the turns log (session 27, trainloss: record 19's training pairs summed a median 94.0 % in runs where a tenant was judged out of turns, 94.9 without; every out came after exactly two misses in a row and left the pair time-sliced ~1 s): the training pairs x3 with HAMI_SM_TURN_MISSES=2 (the default, set) and =3; not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # stage 29's shape ('train::1:': one solo, 30 + 70 and 50 + 50 x3; ~99-125 s) per arm, each with its turns log
+    # (the stay test's judgements and, since trainloss, a line at each turns-on/off). Read locally with
+    # bench/train_pairs_read.py (seconds of turns inside each window, outs, the per-run sum) and turns-log.log: with 3,
+    # fewer outs and a median sum ~1 point higher if the outs are the loss
+    step train-m2 110 130 "$(rw train-m2 'train::1:') --tenant-env HAMI_SM_TURN_MISSES=2 --tenant-env HAMI_SM_TURNS_LOG=\$R/train-m2/turns"
+    step train-m3 110 130 "$(rw train-m3 'train::1:') --tenant-env HAMI_SM_TURN_MISSES=3 --tenant-env HAMI_SM_TURNS_LOG=\$R/train-m3/turns"
+    # ~2 s: the logs summarised on the device as well (the files themselves are in the archive)
+    step turns-log 3 10 'python3 $B/turns_log.py $R/train-m2 $R/train-m3 --json $R/turns-log.json'
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

@@ -473,7 +473,7 @@ def _dry(stage: str) -> list[str]:
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
                                    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
-                                   "26", "27", "28", "29", "30", "32", "33", "34"])
+                                   "26", "27", "28", "29", "30", "32", "33", "34", "35"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -620,6 +620,15 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert "--pair-repeat 3 " in ab and "--pair-alternate" in ab, ab
         assert '--cores "2;6"' in ab and "--nvml-util" in ab
         assert sum(limits) <= 250
+    if stage == "35":  # trainloss's A/B: stage 29's training pairs with the turns log, a tenant judged out after 2
+        # misses in a row (the default, set) and after 3, the same plan in both arms, never judged, within ~280 s
+        assert [s.split()[1] for s in steps] == ["info", "train-m2", "train-m3", "turns-log"]
+        a, b = steps[1], steps[2]
+        assert "train::1:" in a and a.count("--tenant-env HAMI_SM_TURN_MISSES=2") == 1, a
+        assert a.count("--tenant-env HAMI_SM_TURNS_LOG=$R/train-m2/turns") == 1, a
+        assert b == a.replace("train-m2", "train-m3").replace("MISSES=2", "MISSES=3"), (a, b)
+        assert "turns_log.py $R/train-m2 $R/train-m3" in steps[3]
+        assert sum(limits) <= 280
     if stage == "34":  # jaxslice's A/B: stage 33's time-sliced JAX pairs with HAMI_SM_LEND_SLICED=0 (main before) and =1
         # (the fix, set), the same plan in both arms (only the knob's value differs), never judged, within 230 s
         assert [s.split()[1] for s in steps] == ["info", "jax-slice-unsliced", "jax-slice-sliced"]
@@ -640,7 +649,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "35"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "36"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
