@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..30 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..31 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -26,6 +26,10 @@
 # Stage 30 (~175 s) is jaxover's A/B (docs/results/2026-12-07-fake-jaxover.md): stage 2's JAX pairs with the host's
 # launch interval learnt from every launch (HAMI_SM_GAP_EVERY_LAUNCH=1, main before jaxover) and only while work is
 # outstanding (=0, set explicitly: neither arm is judged).
+# Stage 31 (~255 s) is jaxfill's A/B (docs/results/2026-12-07-fake-jaxfill.md): stage 2's JAX pairs with HAMI_SM_TURNS=1
+# forced (record 19's host time-sliced them: here they take turns on any host) and a stepping owner's drain gaps
+# filled (HAMI_SM_TURN_FILL_STEPS=1, the default) or not (=0, the rule before), then the training pairs with the fill
+# (=1, set): neither arm is judged.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -63,8 +67,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -396,6 +400,21 @@ case "$STAGE" in
     # "held N times" and "turns on" (a demand read right may keep turns on for the pair: busy in its windows)
     step jax-gapall 80 105 "$(rw jax-gapall 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=1"
     step jax-gapbusy 80 105 "$(rw jax-gapbusy 'jax::1:') --tenant-env HAMI_SM_GAP_EVERY_LAUNCH=0"
+    ;;
+  31)
+    echo "# stage 31: the JAX pairs taking turns with a stepping owner's drain gaps filled, A/B (session 27, jaxfill: record 18's second host, the JAX pairs taking turns kept 88.8 % of the native pair's throughput, the fill gap (1.5 ms) longer than a JAX step's host gap): the JAX pairs x3 with HAMI_SM_TURNS=1 forced, HAMI_SM_TURN_FILL_STEPS=0 (the rule before) and =1 (the fill), then the training pairs with =1; not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # one solo, 30 + 70 and 50 + 50 x3 per arm (record 18 stage 30: 68-73 s a JAX step). Read each JAX pair's sum
+    # against its native pair (stage 2's, or real_workloads.py's native row) and per tenant "turns on" (both arms take
+    # turns), "held N times" (credit) and "turns ... held N times, X ms" (by turns: less with =1), the split by the
+    # limits (charged) and each tenant's step time (the fill delays an owner's next launch by up to a neighbour's
+    # kernel, 1.5-2 ms)
+    step jax-nofill 75 90 "$(rw jax-nofill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=0"
+    step jax-fill 75 90 "$(rw jax-fill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=1"
+    # stage 28's training pairs (98-99 s there) with the fill: each pair's sum against its solo as stage 28's
+    # train-gap1500 (96.4 / 96.5 %), the fill must not cost them (a training step's busy interval is tens of ms: the
+    # rule leaves it out)
+    step train-fill 99 105 "$(rw train-fill 'train::1:') --tenant-env HAMI_SM_TURN_FILL_STEPS=1"
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

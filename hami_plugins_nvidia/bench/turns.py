@@ -176,7 +176,10 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         # jaxover: no lending under default (what a tenant charged over its limit was lent)
         "nolend": {"HAMI_SM_NO_LEND": "1"}, "off-nolend": {"HAMI_SM_TURNS": "0", "HAMI_SM_NO_LEND": "1"},
         # ... and the host's launch interval learnt from every launch, as before jaxover (launch.c note_interval)
-        "gapall": {"HAMI_SM_GAP_EVERY_LAUNCH": "1"}, "off-gapall": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1"}}
+        "gapall": {"HAMI_SM_GAP_EVERY_LAUNCH": "1"}, "off-gapall": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1"},
+        # jaxfill: turns without the stepping owner's fill (HAMI_SM_TURN_FILL_STEPS=0, turns.c owner_steps), the rule
+        # before it, beside on (HAMI_SM_TURNS=1, the fill on by default)
+        "on-nofill": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURN_FILL_STEPS": "0"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "

@@ -207,6 +207,20 @@ void vg_config_load(void)
         credit_ms = 0;
     }
     vg_cfg.sm_resume_cap_ns = (int64_t)credit_ms * 1000000LL;
+    /* taking turns, a neighbour may fill an owner's window while the owner's work has drained, if its last busy
+     * intervals were short steps with short host gaps between them (turns.c owner_steps: a JAX-shaped
+     * launch-then-wait loop, issue 18 jaxfill). On by default; exactly 0 goes back to the gap rule alone (an A/B
+     * knob: bench/issue18_gpu.sh stage 31), anything else named and on kept. A fill only lets a launch that its own
+     * credit allows go: limits still apply */
+    vg_cfg.sm_turn_fill_steps = 1;
+    const char *fs = getenv("HAMI_SM_TURN_FILL_STEPS");
+    if (fs && *fs) {
+        if (!strcmp(fs, "0"))
+            vg_cfg.sm_turn_fill_steps = 0;
+        else if (strcmp(fs, "1"))
+            vg_log(VG_WARN, "ignoring HAMI_SM_TURN_FILL_STEPS=\"%.64s\": expected 1 or 0 (unset: 1, a stepping owner's "
+                            "drain gaps may be filled); on", fs);
+    }
     /* taking turns, how long an owner's host may launch nothing (nothing of it running) before a neighbour may fill
      * its window (turns.c owner_wants); shorter fills a step's host gap after its sync sooner. An A/B knob for the
      * hardware runs (issue 18, turnloss): both tenants of a pair set it alike (each marks its own credit waits this
