@@ -207,9 +207,9 @@ void vg_config_load(void)
         credit_ms = 0;
     }
     vg_cfg.sm_resume_cap_ns = (int64_t)credit_ms * 1000000LL;
-    /* taking turns, a neighbour may fill an owner's window while the owner's work has drained, if its last busy
-     * intervals were short steps with short host gaps between them (turns.c owner_steps: a JAX-shaped
-     * launch-then-wait loop, issue 18 jaxfill). On by default; exactly 0 goes back to the gap rule alone (an A/B
+    /* taking turns, a neighbour may fill an owner's window while the owner's work has drained, if the owner steps
+     * one launch at a time: its last busy intervals 1-4 ms each, at most 4 ms apart, no credit wait of it lately
+     * (turns.c owner_steps: a JAX-shaped launch-then-wait loop, issue 18 jaxfill). On by default; exactly 0 goes back to the gap rule alone (an A/B
      * knob: bench/issue18_gpu.sh stage 31), anything else named and on kept. A fill only lets a launch that its own
      * credit allows go: limits still apply */
     vg_cfg.sm_turn_fill_steps = 1;
