@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..30 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..31 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -36,6 +36,10 @@
 # (HAMI_SM_LEND_SLICED=0, main before jaxslice) and on (=1, set explicitly: neither arm is judged).
 # Stage 35 (~230 s) is trainloss's A/B (docs/results/2026-12-07-trainloss.md): stage 29's training pairs with the turns
 # log, a tenant judged out after two misses in a row (HAMI_SM_TURN_MISSES=2, the default, set) and after three.
+# Stage 31 (~255 s) is jaxfill's A/B (docs/results/2026-12-07-fake-jaxfill.md): stage 2's JAX pairs with HAMI_SM_TURNS=1
+# forced (record 19's host time-sliced them: here they take turns on any host) and a stepping owner's drain gaps
+# filled (HAMI_SM_TURN_FILL_STEPS=1) or not (=0, the default), then the training pairs with the fill
+# (=1, set): neither arm is judged.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -73,8 +77,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34|35) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|32|33|34|35" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -454,6 +458,21 @@ case "$STAGE" in
     step train-m3 110 130 "$(rw train-m3 'train::1:') --tenant-env HAMI_SM_TURN_MISSES=3 --tenant-env HAMI_SM_TURNS_LOG=\$R/train-m3/turns"
     # ~2 s: the logs summarised on the device as well (the files themselves are in the archive)
     step turns-log 3 10 'python3 $B/turns_log.py $R/train-m2 $R/train-m3 --json $R/turns-log.json'
+    ;;
+  31)
+    echo "# stage 31: the JAX pairs taking turns with a stepping owner's drain gaps filled, A/B (session 27, jaxfill: record 18's second host, the JAX pairs taking turns kept 88.8 % of the native pair's throughput, the fill gap (1.5 ms) longer than a JAX step's host gap): the JAX pairs x3 with HAMI_SM_TURNS=1 forced, HAMI_SM_TURN_FILL_STEPS=0 (the rule before) and =1 (the fill), then the training pairs with =1; not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # one solo, 30 + 70 and 50 + 50 x3 per arm (record 18 stage 30: 68-73 s a JAX step). Read each JAX pair's sum
+    # against its native pair (stage 2's, or real_workloads.py's native row) and per tenant "turns on" (both arms take
+    # turns), "held N times" (credit) and "turns ... held N times, X ms" (by turns: less with =1), the split by the
+    # limits (charged) and each tenant's step time (the fill delays an owner's next launch by up to a neighbour's
+    # kernel, 1.5-2 ms)
+    step jax-nofill 75 90 "$(rw jax-nofill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=0"
+    step jax-fill 75 90 "$(rw jax-fill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=1"
+    # stage 28's training pairs (98-99 s there) with the fill: each pair's sum against its solo as stage 28's
+    # train-gap1500 (96.4 / 96.5 %), the fill must not cost them (a training step's busy interval is tens of ms: the
+    # rule leaves it out)
+    step train-fill 110 130 "$(rw train-fill 'train::1:') --tenant-env HAMI_SM_TURN_FILL_STEPS=1"
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

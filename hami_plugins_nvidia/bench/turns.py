@@ -192,7 +192,11 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         # jaxslice: a time-sliced lender's waits not counted in its demand alone, which does not bound its lending
         # (HAMI_SM_LEND_SLICED=0, the rule before jaxslice), turns off, with either gap rule
         "off-unsliced": {"HAMI_SM_TURNS": "0", "HAMI_SM_LEND_SLICED": "0"},
-        "off-gapall-unsliced": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1", "HAMI_SM_LEND_SLICED": "0"}}
+        "off-gapall-unsliced": {"HAMI_SM_TURNS": "0", "HAMI_SM_GAP_EVERY_LAUNCH": "1", "HAMI_SM_LEND_SLICED": "0"},
+        # jaxfill: turns with and without the stepping owner's fill (HAMI_SM_TURN_FILL_STEPS, turns.c owner_steps; off
+        # by default until the H100's A/B: "on" is "on-nofill")
+        "on-nofill": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURN_FILL_STEPS": "0"},
+        "on-fill": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURN_FILL_STEPS": "1"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "

@@ -207,6 +207,21 @@ void vg_config_load(void)
         credit_ms = 0;
     }
     vg_cfg.sm_resume_cap_ns = (int64_t)credit_ms * 1000000LL;
+    /* taking turns, a neighbour may fill an owner's window while the owner's work has drained, if the owner steps
+     * one launch at a time: its last busy intervals 1-4 ms each, at most 4 ms apart, no credit wait of it lately
+     * (turns.c owner_steps: a JAX-shaped launch-then-wait loop, issue 18 jaxfill). Off by default until the H100's
+     * A/B (bench/issue18_gpu.sh stage 31): on the fake it filled the JAX pairs' gaps (91.8 -> 94.9 % of native) but
+     * charged a 30 % tenant 31.7-32.9 % and took its 70 % neighbour out of turns; exactly 1 turns it on, anything
+     * else is named and off kept. A fill only lets a launch that its own credit allows go: limits still apply */
+    vg_cfg.sm_turn_fill_steps = 0;
+    const char *fs = getenv("HAMI_SM_TURN_FILL_STEPS");
+    if (fs && *fs) {
+        if (!strcmp(fs, "1"))
+            vg_cfg.sm_turn_fill_steps = 1;
+        else if (strcmp(fs, "0"))
+            vg_log(VG_WARN, "ignoring HAMI_SM_TURN_FILL_STEPS=\"%.64s\": expected 1 or 0 (unset: 0, only the gap rule "
+                            "lets a neighbour fill an owner's window); off", fs);
+    }
     /* taking turns, how long an owner's host may launch nothing (nothing of it running) before a neighbour may fill
      * its window (turns.c owner_wants); shorter fills a step's host gap after its sync sooner. An A/B knob for the
      * hardware runs (issue 18, turnloss): both tenants of a pair set it alike (each marks its own credit waits this

@@ -144,6 +144,12 @@ _Static_assert(TURN_GAP_NS == TURN_GAP_DEFAULT_US * 1000LL && TURN_GAP_MAX_US * 
 #define TURN_ACT_NS 200000LL         /* ... while taking turns a launch refreshes the activity mark this often */
 #define TURN_RUN_NS 2000000LL        /* ... a neighbour's open interval counts as running if seen running this recently */
 #define TURN_FILL_NS 2000000LL       /* ... a neighbour fills a paused owner's window with at most this queued */
+#define TURN_STEP_RUNS 4             /* ... an owner whose last this many closed busy intervals ... */
+#define TURN_STEP_BUSY_NS 4000000LL  /* ... each lasted at most this and came at most this after the one before: it
+                                      * steps one launch at a time, its drain gaps may be filled (turns.c owner_steps) */
+#define TURN_STEP_MIN_NS 1000000LL   /* ... and at least this (a fill's two switches a small part of a step) */
+#define TURN_STEP_HELD_NS 20000000LL /* ... and not waiting for credit this recently (turns.c owner_steps) */
+#define TURN_STEP_POLL_NS 50000LL    /* ... and a neighbour held by its step asks again this often (its gap is short) */
 #define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
 #define TURN_ENTER_MARGIN_BP 1000    /* ... and enters once twice its busy fraction is the limits' sum + this (turn_wanted) */
 /* ... and a tenant stays in only while it fills the GPU in its own windows: busy at least this much there (turns.c

@@ -39,6 +39,11 @@
  * trainsplit the queue is priced per kernel where the duration table knows it (launch_int.h queued_work_ns): on the
  * fake 30 + 70 training pair the 30 % tenant's backlog at its window's end fell from 8.4 to 3.3 ms.
  * The credit is still applied first: a filler spends its own credit, the spill is charged to the one that spilled.
+ * An owner that steps one launch at a time (a JAX-shaped loop: one matmul outstanding, its host waiting on it, then
+ * ~0.15-0.35 ms of host time; its busy intervals 1-4 ms each) launches again well within TURN_GAP_NS, so its window's
+ * drain gaps stayed idle (H100 record 18: the JAX pairs taking turns kept 88.8 % of the native pair's throughput);
+ * since jaxfill a neighbour may fill them too, with the same TURN_FILL_NS bound (owner_steps; HAMI_SM_TURN_FILL_STEPS=0
+ * turns it off). A training step's interval is tens of ms: the rule leaves it to the gap rule.
  *
  * Bounds (every value read from the board): only records count as taking part, and a record is a kernel lock that
  * a live process holds (the kernel drops a dead one's at once), so a plain board entry, forged or left by the dead,
@@ -454,16 +459,72 @@ static int running(const struct hami_board_gpu *g, int i, int64_t now)
 }
 
 /* Whether the container in board slot i wants the GPU now (see the header): 0 when its activity mark is stale; -1
- * when its window may be filled: no mark for TURN_GAP_NS (a step's host work after its sync); else 1. Its marks come
- * from its launches (turns_hold: at least every TURN_ACT_NS while it takes turns), its watcher while work of it is
+ * when its window may be filled: no mark for TURN_GAP_NS (a step's host work after its sync), or a stepping owner's
+ * work drained (owner_steps); 2 when it wants it and steps one launch at a time (its drain gap comes soon); else 1.
+ * Its marks come from its launches (turns_hold: at least every TURN_ACT_NS while it takes turns), its watcher while work of it is
  * in flight (every 100 us) and its credit waits (note_users: every ms), so a gap of TURN_GAP_NS is its host's.
  * HAMI_SM_TURN_GAP_US sets the gap (turn_gap_ns: bounded above those refreshes, under TURN_IDLE_NS). */
+static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now);
+
 static int owner_wants(const struct hami_board_gpu *g, int i, int64_t now)
 {
     int64_t act = __atomic_load_n(&g->user_active_ns[i], __ATOMIC_ACQUIRE);
     if (!(act > 0 && act <= now + 1000000 && now - act <= TURN_IDLE_NS))
         return 0;
-    return now - act >= turn_gap_ns() ? -1 : 1;
+    if (now - act >= turn_gap_ns())
+        return -1;
+    int steps = vg_cfg.sm_turn_fill_steps ? owner_steps(g, i, now) : 0;
+    return steps == 1 ? -1 : steps == 2 ? 2 : 1;
+}
+
+/* Whether the owner in board slot i steps one launch at a time: 1 with its work drained now, so that its window may be
+ * filled, 2 with a step of it running now (the neighbour asks again within TURN_STEP_POLL_NS: the gap is short), 0
+ * neither (HAMI_SM_TURN_FILL_STEPS, off unless 1; issue 18 jaxfill). A JAX-shaped loop (one matmul outstanding, a
+ * block_until_ready a step, ~0.15-0.35 ms of host time before the next launch) marks itself every 100 us while its
+ * kernel runs and launches again within TURN_GAP_NS, so the gap rule never lets a neighbour in: the GPU idled in
+ * its window for each step's host gap (H100 record 18: the JAX pair taking turns kept 88.8 % of the native pair's
+ * throughput, natively the two interleave in each other's gaps). A training loop's host gap after its sync looks
+ * the same from its marks, but its busy interval is a whole step (tens of ms of work queued ahead): filling its
+ * short gap would delay a long step for little (turnloss: a shorter gap for everyone cost the training pairs 0.8-1.5
+ * points). So: its published interval closed (nothing of it on the GPU) no longer than turn_gap_ns() ago, and its
+ * last TURN_STEP_RUNS closed intervals (the board's ring) each TURN_STEP_MIN_NS to TURN_STEP_BUSY_NS long and at most
+ * TURN_STEP_BUSY_NS apart (the intervals are its kernels' GPU times: a fill between two steps widens the gap by the
+ * fill and two switches; a limit of turn_gap_ns() there let only ~1 gap in 5 be filled on the fake). The floor keeps
+ * a fill's two switches a small part of a step: the H100's CUDA-graphs replays (~0.09 ms a step) time-sliced at 59 %
+ * of solo, and filling their gaps would time-slice them again. The neighbour then goes with at most TURN_FILL_NS
+ * queued (turns_hold); the owner, back in the first half of its window, waits for the fill as for a spill, asking
+ * again within TURN_STEP_POLL_NS (others_running), later in its window it queues behind it, as natively. Board values,
+ * each bounded: a ring slot being rewritten (until 0), an interval out of order, in the future or out of the bounds
+ * says no; a forged ring can let a neighbour into a window only where its own credit still bounds it, as the gap
+ * rule's forged marks can. An owner that waited for credit (or asked with low credit) within TURN_STEP_HELD_NS is not
+ * stepping: its credit chops its work into short intervals (the fake's GPU-bound pair at 50 + 50, 2 ms kernels and a
+ * sync every 4, read as stepping and switched more), and its waits with nothing running are the starved rule's. */
+static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now)
+{
+    int64_t since = __atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE);
+    int64_t end = __atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE);
+    if (since <= 0 || since > now + 1000000)
+        return 0;  /* none ever, or forged */
+    int open = end < since;
+    if (open ? now - since > TURN_STEP_BUSY_NS : end > now + 1000000 || now - end > turn_gap_ns())
+        return 0;  /* a long interval running (a step of tens of ms), or drained long ago (the gap rule's case) */
+    int64_t held = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
+    if (held > 0 && held <= now + 1000000 && now - held < TURN_STEP_HELD_NS)
+        return 0;  /* its credit chops its work (a GPU-bound loop at its limit): not stepping; the starved rule's case */
+    uint32_t head = __atomic_load_n(&g->user_recent_head[i], __ATOMIC_ACQUIRE);
+    int64_t later = open ? since : now;  /* the start of the interval after the one read (now: the gap so far) */
+    for (int k = 1; k <= TURN_STEP_RUNS; k++) {
+        uint32_t slot = (head - (uint32_t)k) % HAMI_BOARD_RECENT;
+        int64_t u = __atomic_load_n(&g->user_recent_until[i][slot], __ATOMIC_ACQUIRE);
+        int64_t s = __atomic_load_n(&g->user_recent_since[i][slot], __ATOMIC_ACQUIRE);
+        if (k == 1 && !open && u != end)
+            return 0;  /* the ring not yet written for the closed interval (or rewritten meanwhile) */
+        if (u <= 0 || s <= 0 || u > later || u - s < TURN_STEP_MIN_NS || u - s > TURN_STEP_BUSY_NS ||
+            later - u > TURN_STEP_BUSY_NS)
+            return 0;
+        later = s;
+    }
+    return open ? 2 : 1;
 }
 
 /* A hold by turns ends: counted for the launch stats (how long, the longest). throttle() calls it as well when a
@@ -481,13 +542,23 @@ void turns_hold_ends(struct dstate *ds, int64_t now)
     ds->turn_from = 0;
 }
 
-/* Whether another participant's work is still running on the GPU. */
-static int others_running(const struct dstate *ds, int64_t now)
+/* Whether another participant's work is still running on the GPU: 1 the previous owner's spill (or any, with
+ * HAMI_SM_TURN_FILL_STEPS=0), 2 only work whose busy interval began inside its window (win_at: its start), a fill of
+ * its drain gap (owner_steps): the owner waits for it as for a spill (its wait is taken out of its windows' time for
+ * the stay test, turns_note_held: queued behind fills, a JAX-shaped owner read 70-77 % busy in its windows on the fake
+ * and was judged out), asking again within TURN_STEP_POLL_NS (a fill is one kernel of a stepping neighbour). */
+static int others_running(const struct dstate *ds, int64_t now, int64_t win_at)
 {
-    for (int k = 0; k < ds->turn_n; k++)
-        if (k != ds->turn_me && running(ds->bgpu, ds->turn_slot[k], now))
+    int fill = 0;
+    for (int k = 0; k < ds->turn_n; k++) {
+        if (k == ds->turn_me || !running(ds->bgpu, ds->turn_slot[k], now))
+            continue;
+        if (!vg_cfg.sm_turn_fill_steps ||
+            __atomic_load_n(&ds->bgpu->user_since_ns[ds->turn_slot[k]], __ATOMIC_ACQUIRE) < win_at)
             return 1;
-    return 0;
+        fill = 2;
+    }
+    return fill;
 }
 
 /* 0 when a launch that its credit lets go may go now by turns; else how long to hold before asking again. */
@@ -501,14 +572,16 @@ int64_t turns_hold(struct dstate *ds, int64_t now)
     int w = ds->turn_n >= 2 && ds->bgpu
                 ? turn_window(ds->turn_limit, ds->turn_n, TURN_PERIOD_NS, phase, &start, &end)
                 : -1;
-    int hold = 0;
-    if (w == ds->turn_me && phase - start < (end - start) / 2 && others_running(ds, now)) {
+    int hold = 0, fast = 0;
+    int spill = w == ds->turn_me && phase - start < (end - start) / 2 ? others_running(ds, now, now - (phase - start)) : 0;
+    if (spill) {
         /* the first half of its window, the previous owner's queue still running: launching now would time-slice
          * with it (the owner's end-of-window test estimates its queue at its average per mark, and a training
          * step's phases of long and short kernels fool it: on the fake the spill kept a training-like pair
          * time-slicing 4-6 % of the time with turns on). Half the window at most: a neighbour's board values
          * (forged, or a spill that long) cannot take more of it; its credit charges the spill to the neighbour. */
         hold = 1;
+        fast = spill == 2;  /* a fill: one kernel of a stepping neighbour */
     } else if (w == ds->turn_me) {
         /* its queue would run into the next window: the work still queued only. inflight_ns adds the completed
          * spans whose charge waits (deferred_charge, ~5 ms): counted, an owner that keeps ~127 launches queued (the
@@ -519,6 +592,7 @@ int64_t turns_hold(struct dstate *ds, int64_t now)
         int want = owner_wants(ds->bgpu, ds->turn_slot[w], now);
         /* a starved owner's window: go, with at most TURN_FILL_NS queued */
         hold = want > 0 || (want < 0 && ds->pending && queued_work_ns(ds) >= TURN_FILL_NS);
+        fast = want == 2;  /* a stepping owner's step running: its drain gap (~0.15-0.35 ms) comes within ~2 ms */
     }
     if (!hold) {
         turns_hold_ends(ds, now);
@@ -539,5 +613,7 @@ int64_t turns_hold(struct dstate *ds, int64_t now)
         return 0;
     }
     int64_t wait = end - phase;
+    if (fast && wait > TURN_STEP_POLL_NS)
+        wait = TURN_STEP_POLL_NS;
     return wait < 20000 ? 20000 : wait;
 }

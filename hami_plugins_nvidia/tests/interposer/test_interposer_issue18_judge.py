@@ -473,7 +473,7 @@ def _dry(stage: str) -> list[str]:
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
                                    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
-                                   "26", "27", "28", "29", "30", "32", "33", "34", "35"])
+                                   "26", "27", "28", "29", "30", "31", "32", "33", "34", "35"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -637,6 +637,16 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert a.count("--tenant-env HAMI_SM_LEND_SLICED=0") == 1 and "GAP_EVERY_LAUNCH" not in a, a
         assert b == a.replace("LEND_SLICED=0", "LEND_SLICED=1").replace("unsliced", "sliced"), (a, b)
         assert sum(limits) <= 230
+    if stage == "31":  # jaxfill's A/B: stage 2's JAX pairs taking turns (HAMI_SM_TURNS=1 forced, in both arms) with a
+        # stepping owner's drain gaps filled (=1) or not (=0, the rule before), the same plan in both arms (only the
+        # knob's value differs), then the training pairs with the fill; never judged (--tenant-env), within 320 s
+        assert [s.split()[1] for s in steps] == ["info", "jax-nofill", "jax-fill", "train-fill"]
+        a, b, c = steps[1], steps[2], steps[3]
+        assert "jax::1:" in a and a.count("--tenant-env HAMI_SM_TURNS=1") == 1, a
+        assert a.count("--tenant-env HAMI_SM_TURN_FILL_STEPS=0") == 1, a
+        assert b == a.replace("FILL_STEPS=0", "FILL_STEPS=1").replace("jax-nofill", "jax-fill"), (a, b)
+        assert "train::1:" in c and c.count("--tenant-env HAMI_SM_TURN_FILL_STEPS=1") == 1, c
+        assert sum(limits) <= 320
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:
