@@ -4,6 +4,7 @@ its container. Each guard compares only what a slow or loaded host can move to t
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -13,6 +14,12 @@ from dataclasses import dataclass
 from .conftest import Workload, region
 
 LENT = "lent by idle neighbour shares"  # lending.c's debug line (LIBCUDA_LOG_LEVEL=4) each time the lent share changes
+#: the fake device time-slicing two contexts as the H100 does (2 ms slices, a 200 us switch): the pair tests' GPU
+SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
+#: bench/turns.py's jax case as a driver_app `spin`: 1.25 ms kernels, a sync after each, 150 us of host time a step
+JAX_STEP = ("spin", "1250", "150", "3", "1")
+#: the launch stats line's demand figures (launch.c launch_stats_report)
+DEMAND = re.compile(r"\(demand alone ([\d.]+) %, neighbours ([\d.]+) %\)")
 
 
 def spin_run(w: Workload, secs: str, **env: str) -> tuple[float, str]:
@@ -116,3 +123,13 @@ def running(*jobs: Callable[[threading.Event], object]) -> Iterator[threading.Ev
         stop.set()
         for t in threads:
             t.join()
+
+
+def jax_tenant(w: Workload, proc: subprocess.Popen) -> dict:
+    """A finished JAX-shaped tenant (JAX_STEP) of container w: its GPU share and the library's charge (% of its
+    window) and its demand alone (%, from its launch stats line)."""
+    s = finish_spin(proc)
+    m = DEMAND.search(s.err)
+    assert m, s.err
+    return {"share": s.share_pct, "charged": charged_pct(w, s), "demand": float(m.group(1))}
+

@@ -21,12 +21,10 @@ import re
 import pytest
 
 from .conftest import REAL_DRIVER, Workload
-from .guard_runs import finish_spin
+from .guard_runs import JAX_STEP, SLICED, finish_spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
-SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
-JAX = ("spin", "1250", "150", "3", "1")  # bench/turns.py's jax case: 1.25 ms kernels, a sync after each, 150 us host
 TURNS = re.compile(r"; turns on ([\d.]+) ms, held (\d+) times, ([\d.]+) ms, longest ([\d.]+) ms, (\d+) cut")
 
 
@@ -40,7 +38,7 @@ def _setup(w: Workload, limit: int, fill: str | None) -> None:
 
 
 def _pair(a: Workload, b: Workload) -> list[dict]:
-    procs = [a.start("ctx", "0", *JAX), b.start("ctx", "0", *JAX)]
+    procs = [a.start("ctx", "0", *JAX_STEP), b.start("ctx", "0", *JAX_STEP)]
     out = []
     for p in procs:
         s = finish_spin(p)

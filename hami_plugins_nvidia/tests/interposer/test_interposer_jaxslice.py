@@ -17,20 +17,16 @@ launch: each a whole step) is the H100's error at its extreme, and the pair show
 from __future__ import annotations
 
 import ctypes
-import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .conftest import REAL_DRIVER, Toolchain, Workload
-from .guard_runs import charged_pct, finish_spin
+from .guard_runs import JAX_STEP, SLICED, jax_tenant
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
-SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
-JAX = ("spin", "1250", "150", "3", "1")  # bench/turns.py's jax case: 1.25 ms kernels, a sync after each, 150 us host
-DEMAND = re.compile(r"\(demand alone ([\d.]+) %, neighbours ([\d.]+) %\)")
 
 
 def _setup(w: Workload, limit: int) -> None:
@@ -38,12 +34,6 @@ def _setup(w: Workload, limit: int) -> None:
                  HAMI_SM_PERIOD_MS="100", CUDA_DEVICE_SM_LIMIT=str(limit), HAMI_LAUNCH_STATS="1",
                  HAMI_SM_TURNS="0", HAMI_SM_GAP_EVERY_LAUNCH="1", **SLICED)
 
-
-def _run(w: Workload, proc) -> dict:
-    s = finish_spin(proc)
-    m = DEMAND.search(s.err)
-    assert m, s.err
-    return {"share": s.share_pct, "charged": charged_pct(w, s), "demand": float(m.group(1))}
 
 
 @pytest.mark.fake_timing
@@ -55,8 +45,8 @@ def test_a_time_sliced_lender_whose_host_waits_keeps_what_it_wants(workload: Wor
     # 57-60 %. Without lending the 70 % tenant gets ~60 % here: the rest is time-slicing (switches, its waits)
     _setup(workload, 30)
     _setup(second_workload, 70)
-    procs = [workload.start("ctx", "0", *JAX), second_workload.start("ctx", "0", *JAX)]
-    a, b = (_run(w, p) for w, p in zip((workload, second_workload), procs, strict=True))
+    procs = [workload.start("ctx", "0", *JAX_STEP), second_workload.start("ctx", "0", *JAX_STEP)]
+    a, b = (jax_tenant(w, p) for w, p in zip((workload, second_workload), procs, strict=True))
     print(f"jaxslice 30 + 70: A charged {a['charged']:.1f} %, share {a['share']:.1f} %, demand alone {a['demand']:.1f} %;"
           f" B charged {b['charged']:.1f} %, share {b['share']:.1f} %, demand alone {b['demand']:.1f} %")
     # the 70 % tenant wants ~81 % alone: it lends nothing, and the 30 % tenant is charged its limit and noise

@@ -15,11 +15,10 @@ import re
 import pytest
 
 from .conftest import REAL_DRIVER, Workload
-from .guard_runs import charged_pct, finish_spin
+from .guard_runs import SLICED, charged_pct, finish_spin
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
-SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 TRAIN = ("spin", "20", "0", "3", "750")  # bench/turns.py's train case: 150 x 400 us + 600 x 20 us, a sync, 2 ms host
 TRAIN_ENV = {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"}
 INFER = ("spin", "10", "12", "3", "195")  # 10 us kernels, 12 us of busy-waited host time each, a sync per 195

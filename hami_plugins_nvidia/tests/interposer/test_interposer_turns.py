@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from . import board_records
 from .conftest import REAL_DRIVER, Toolchain, Workload, forge_board_user, region
-from .guard_runs import finish_spin, running
+from .guard_runs import SLICED, finish_spin, running
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
@@ -42,7 +42,6 @@ TRAIN_ENV = {"DRIVER_SPIN_MIX": "400:150:600", "DRIVER_SPIN_STEP_GAP_US": "2000"
 # and clear of turns' stay bound in its own windows (TURN_BOUND_BP, 70 %); with 1200 us (~74 %) it read 78-84 % there
 # under load, at the bound's edge once both rules were merged (turnsgraphs, turnsbound)
 GRAPHS = ("graphs", "2000", "2", "600", "2")
-SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 TURN = region.CONST["HAMI_BREC_TURN"]
 # the small-batch inference loop of the conformance behaviour isolation/work-conserving-sharing (bench/turns.py case
 # "mixed", bench/fake_sharing_cases.py lbpair): 10 us kernels, 12 us of host time after each (busy-waited), a sync per
