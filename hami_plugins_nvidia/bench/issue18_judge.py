@@ -775,7 +775,8 @@ class Folder:
                 loaded.append((p, self._load(p)))
         first = {"rw": self._collect_probes, "lc1": self._lc1}  # busy probes classify programs for a whole commit
         then = {"rw": self._rw, "lc": self._lc, "matrix": self._matrix, "sib": self._siblings,
-                "ladder": self._ladder, "turnslog": self._turnslog}
+                "ladder": self._ladder, "turnslog": self._turnslog,
+                "pairsread": self._pairsread}
         loaded = [(p, data) for p, data in loaded if not self._experiment(p, data)]
         for handlers in (first, then):
             for p, data in loaded:
@@ -897,6 +898,8 @@ class Folder:
             return "matrix"
         if data.get("kind") == "TurnsLogSummary":
             return "turnslog"  # bench/turns_log.py --json (stage 29): an experiment's per-tenant summary, noted
+        if data.get("kind") == "TrainPairsRead":
+            return "pairsread"  # bench/train_pairs_read.py --json: a reading of the runs beside it, noted
         if "ladder" in data:
             return "ladder"  # launch_cost.py --ladder (stage 9): a comparison, read before the judged shapes
         if "limit_alone" in data and "alone" in data:
@@ -1339,6 +1342,12 @@ class Folder:
                 count[k] += _need(t, k, int, rel, f"tenants[{i}]")
         self.notes.append(f"{rel}: turns log of {len(tenants)} tenants (an experiment, not judged): "
                           + ", ".join(f"{k} {v}" for k, v in count.items()))
+
+    def _pairsread(self, p: Path, data: dict) -> None:
+        """train_pairs_read.py's rows: a reading of the real_workloads logs the judge reads itself; noted, no verdict."""
+        rel = str(p.relative_to(self.root))
+        self.notes.append(f"{rel}: train_pairs_read.py's reading of {len(_need(data, 'records', list, rel))} logs "
+                          "(not judged: the runs it reads are judged from their own files)")
 
     def _lc1(self, p: Path, data: dict) -> None:
         """launch_cost.py's first output shape ran every library build unlimited with CUDA_TASK_PRIORITY=0 (measured,

@@ -53,33 +53,44 @@ COSTS = "launch=6000,record=2000,query=1500,elapsed=1500"  # H100-like host cost
 FIGURES = ("records", "queries", "elapsed", *STATS_SECTIONS)
 
 
-def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, a: argparse.Namespace) -> list[dict]:
-    """One run of the case: each tenant's figures (a dict per tenant, in the order of CASES[case])."""
+def run_passes(app: Path, fake_dir: Path, lib: Path, tmp: Path, tenants: tuple[tuple[int, str], ...],
+               a: argparse.Namespace, env_extra: dict[str, str] | None = None) -> list[tuple[list[str], str, float, int]]:
+    """Each tenant (limit, policy) runs driver_app's `passes` loop (a.pattern, a.gap_us, a.seconds) under the library
+    lib, pinned to a core of its own, its own region on one node board and one fake GPU (a.costs, env_extra):
+    per tenant its last `passes` line's words, its launch stats line, its window (s) and the GPU time the library
+    charged its container (its region's busy ns over the whole run: the window and the few ms before it)."""
     procs = []
     cores = sorted(os.sched_getaffinity(0))
-    for k, (limit, policy) in enumerate(CASES[case]):
+    for k, (limit, policy) in enumerate(tenants):
         env = base_env(fake_dir, tmp, f"t{k}")
         env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY=policy,
                    HAMI_LAUNCH_STATS="1", FAKE_CUDA_GPU=str(tmp / "gpu"), HAMI_NODE_BOARD=str(tmp / "board"),
-                   FAKE_CUDA_COSTS_NS=a.costs)
+                   FAKE_CUDA_COSTS_NS=a.costs, **(env_extra or {}))
         core = {cores[k % len(cores)]}
         procs.append(subprocess.Popen([str(app), "ctx", "0", "passes", a.pattern, str(a.gap_us), str(a.seconds)],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       preexec_fn=lambda c=core: os.sched_setaffinity(0, c)))
-    tenants = []
+    done = []
     for k, p in enumerate(procs):
         out, err = p.communicate(timeout=120)
         words = [ln.split() for ln in out.splitlines() if ln.startswith("passes ")]
         line = next((ln for ln in err.splitlines() if "launch stats:" in ln), None)
-        fig = launch_stats_figures(line)
-        if p.returncode or not words or words[-1][1] != "0" or fig is None:
+        if p.returncode or not words or words[-1][1] != "0" or line is None:
             raise RuntimeError(f"driver_app failed ({p.returncode}): {err.strip()[-300:]}")
-        w = words[-1]
-        wall = float(w[3]) - float(w[2])
-        # what the library charged the container (its region's busy time over the whole run: the passes window and
-        # the few ms before it), against its limit and the GPU time the fake gave it
         with region.SharedRegion(tmp / f"t{k}" / "region") as reg:
             busy = reg.busy_ns(0)
+        done.append((words[-1], line, float(words[-1][3]) - float(words[-1][2]), busy))
+    return done
+
+
+def run_case(app: Path, fake_dir: Path, lib: Path, tmp: Path, case: str, a: argparse.Namespace) -> list[dict]:
+    """One run of the case: each tenant's figures (a dict per tenant, in the order of CASES[case])."""
+    tenants = []
+    for w, line, wall, busy in run_passes(app, fake_dir, lib, tmp, CASES[case], a):
+        fig = launch_stats_figures(line)
+        if fig is None:
+            raise RuntimeError(f"driver_app's launch stats line unreadable: {line.strip()[-300:]}")
+        # what the library charged the container, against its limit and the GPU time the fake gave it
         fig.update(launches_per_s=int(w[5]) / wall, gpu_pct=100 * float(w[4]) / wall, charged_pct=busy / 1e7 / wall,
                    charged_us=busy / 1e3 / max(int(w[5]), 1))
         # why its launches were precise (launch.c count_why), % of its measured launches; builds before: none

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,9 +33,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "hami_plugins_nvidia" / "interposer"))
 
 import build  # noqa: E402 - compiles csrc/*.c with the system C compiler
-import region  # noqa: E402 - the region layout, read through cffi
 from launch_ladder import stats_fields  # noqa: E402 - the stats line, parsed in one place
-from launch_path_cost import base_env, build_tools  # noqa: E402
+from launch_path_cost import build_tools  # noqa: E402
+from pair_host_cost import run_passes  # noqa: E402 - the pinned `passes` tenants, as pair_host_cost runs them
 
 CASES = {"alone": ((70, "force"),), "pair": ((50, "default"), (50, "default")),
          "pair37": ((30, "default"), (70, "default"))}
@@ -61,29 +59,9 @@ def parse_arm(text: str) -> tuple[str, dict[str, str]]:
 def run_case(app: Path, fake: Path, lib: Path, tmp: Path, case: str, env_extra: dict[str, str],
              a: argparse.Namespace) -> list[dict]:
     """One run: each tenant's figures, in the order of CASES[case]."""
-    cores = sorted(os.sched_getaffinity(0))
-    procs = []
-    for k, (limit, policy) in enumerate(CASES[case]):
-        env = base_env(fake, tmp, f"t{k}")
-        env.update(LD_PRELOAD=str(lib), CUDA_DEVICE_SM_LIMIT=str(limit), GPU_CORE_UTILIZATION_POLICY=policy,
-                   HAMI_LAUNCH_STATS="1", FAKE_CUDA_GPU=str(tmp / "gpu"), HAMI_NODE_BOARD=str(tmp / "board"),
-                   FAKE_CUDA_COSTS_NS=a.costs, **env_extra)
-        core = {cores[k % len(cores)]}
-        procs.append(subprocess.Popen([str(app), "ctx", "0", "passes", a.pattern, str(a.gap_us), str(a.seconds)],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      preexec_fn=lambda c=core: os.sched_setaffinity(0, c)))
     out = []
-    for k, p in enumerate(procs):
-        so, se = p.communicate(timeout=120)
-        words = [ln.split() for ln in so.splitlines() if ln.startswith("passes ")]
-        line = next((ln for ln in se.splitlines() if "launch stats:" in ln), None)
-        if p.returncode or not words or words[-1][1] != "0" or line is None:
-            raise RuntimeError(f"driver_app failed ({p.returncode}): {se.strip()[-300:]}")
-        w = words[-1]
-        wall = float(w[3]) - float(w[2])
+    for w, line, wall, busy in run_passes(app, fake, lib, tmp, CASES[case], a, env_extra):
         f = {key: v for key, v in stats_fields(line).items() if key in KEEP}
-        with region.SharedRegion(tmp / f"t{k}" / "region") as reg:
-            busy = reg.busy_ns(0)
         f.update(launches_per_s=int(w[5]) / wall, charged_pct=busy / 1e7 / wall)
         f["wakes_per_s"] = f.get("wakes", 0) / wall
         f["wakes_per_launch"] = f.get("wakes", 0) / max(int(w[5]), 1)

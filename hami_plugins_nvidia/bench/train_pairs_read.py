@@ -62,7 +62,7 @@ def read_share_log(path: Path) -> dict:
             continue
         pair = f"{m['a']}+{m['b']}"
         run = runs.setdefault((pair, int(m["k"])), {"pair": pair, "k": int(m["k"]), "tenants": [None, None]})
-        line_ = res.get("launch_stats") or ""
+        line_ = res.get("launch_stats") if isinstance(res.get("launch_stats"), str) else ""
         row = {"limit": int(m["a"] if m["i"] == "0" else m["b"]), "rate": float(rate),
                "seconds": res.get("seconds"), "t0": res.get("t0"), "t0_mono": res.get("t0_mono"), "step_p50": (res.get("step_ms") or {}).get("p50"),
                "step_p90": (res.get("step_ms") or {}).get("p90"), "steps": (res.get("step_ms") or {}).get("n"),
@@ -184,13 +184,20 @@ def main() -> int:
     ap.add_argument("paths", nargs="+", type=Path, help="real-share.log files or folders holding them")
     ap.add_argument("--json", type=Path, help="write the rows here as well")
     args = ap.parse_args()
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        ap.error(f"no such file or folder: {', '.join(missing)[:200]}")
     recs = []
     for p in args.paths:
         for log in sorted(p.rglob("real-share.log")) if p.is_dir() else [p]:
-            rec = read_share_log(log)
-            if not rec["runs"]:
-                continue
-            attach_turns_logs(rec, log.parent)
+            try:
+                rec = read_share_log(log)
+                if not rec["runs"]:
+                    continue
+                attach_turns_logs(rec, log.parent)
+            except (OSError, ValueError) as exc:  # unreadable, too large: one line naming it, nothing written
+                print(f"train_pairs_read: {str(exc)[:200]}", file=sys.stderr)
+                return 2
             recs.append(rec)
     if not recs:
         print("no training pair runs found", file=sys.stderr)

@@ -42,8 +42,8 @@
  * An owner that steps one launch at a time (a JAX-shaped loop: one matmul outstanding, its host waiting on it, then
  * ~0.15-0.35 ms of host time; its busy intervals 1-4 ms each) launches again well within TURN_GAP_NS, so its window's
  * drain gaps stayed idle (H100 record 18: the JAX pairs taking turns kept 88.8 % of the native pair's throughput);
- * since jaxfill a neighbour may fill them too, with the same TURN_FILL_NS bound (owner_steps; HAMI_SM_TURN_FILL_STEPS=0
- * turns it off). A training step's interval is tens of ms: the rule leaves it to the gap rule.
+ * jaxfill's rule lets a neighbour fill them too, with the same TURN_FILL_NS bound (owner_steps; HAMI_SM_TURN_FILL_STEPS=1,
+ * off by default until the H100's A/B). A training step's interval is tens of ms: the rule leaves it to the gap rule.
  *
  * Bounds (every value read from the board): only records count as taking part, and a record is a kernel lock that
  * a live process holds (the kernel drops a dead one's at once), so a plain board entry, forged or left by the dead,

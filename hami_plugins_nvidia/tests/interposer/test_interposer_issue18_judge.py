@@ -818,7 +818,7 @@ def test_an_experiment_with_its_own_library_knobs_is_noted_not_judged(judge, tmp
     assert r.returncode == 2 and "field 'tenant_env' is a list" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_turns_log_summary_is_noted_never_judged_and_a_mangled_one_refused_in_one_line(judge, tmp_path) -> None:
+def test_a_turns_log_summary_or_pairs_reading_is_noted_never_judged_and_a_mangled_one_refused(judge, tmp_path) -> None:
     # stage 29 writes turns_log.py --json beside the runs: record 19's first judge run stopped on it (a JSON list)
     folder = _rw_folder(tmp_path, H200)
     tenant = {"file": "turns.41", "pid": 41, "judgements": 30, "in": 27, "miss": 2, "out": 1}
@@ -827,6 +827,10 @@ def test_a_turns_log_summary_is_noted_never_judged_and_a_mangled_one_refused_in_
     assert _targets(card)["matmul alone 30 %"]["verdict"] == "met"
     assert any("turns-log.json: turns log of 2 tenants (an experiment, not judged): judgements 60, in 54, miss 4, "
                "out 1" in n for n in card["notes"])
+    _write_json(folder / "pairs-read.json", {"kind": "TrainPairsRead", "records": [{}, {}]})  # train_pairs_read.py
+    assert any("pairs-read.json: train_pairs_read.py's reading of 2 logs (not judged" in n
+               for n in _card(judge, folder, tmp_path / "out2")["notes"])
+    (folder / "pairs-read.json").unlink()
     for bad, expect in (({"kind": "TurnsLogSummary", "tenants": {}}, "field 'tenants' has an unexpected value"),
                         ({"kind": "TurnsLogSummary", "tenants": [tenant | {"out": "1"}]}, "'tenants[0].out'"),
                         ([tenant], "a JSON list, not an object")):
