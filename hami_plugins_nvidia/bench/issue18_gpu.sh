@@ -36,10 +36,10 @@
 # (HAMI_SM_LEND_SLICED=0, main before jaxslice) and on (=1, set explicitly: neither arm is judged).
 # Stage 35 (~230 s) is trainloss's A/B (docs/results/2026-12-07-trainloss.md): stage 29's training pairs with the turns
 # log, a tenant judged out after two misses in a row (HAMI_SM_TURN_MISSES=2, the default, set) and after three.
-# Stage 31 (~255 s) is jaxfill's A/B (docs/results/2026-12-07-fake-jaxfill.md): stage 2's JAX pairs with HAMI_SM_TURNS=1
+# Stage 31 (~255 s, timeouts 295 s) is jaxfill's A/B (docs/results/2026-12-07-fake-jaxfill.md): stage 2's JAX pairs with HAMI_SM_TURNS=1
 # forced (record 19's host time-sliced them: here they take turns on any host) and a stepping owner's drain gaps
-# filled (HAMI_SM_TURN_FILL_STEPS=1) or not (=0, the default), then the training pairs with the fill
-# (=1, set): neither arm is judged.
+# filled (HAMI_SM_TURN_FILL_STEPS=1, with session 28's fillside rule) or not (=0, the default), each with the turns
+# log, then the training pairs with the fill (=1, set): neither arm is judged.
 # Stage 20 (~340 s) measures session 20's merges: the conformance pair, the inference loop, the CUDA-graphs program.
 # Then 2 (CuPy and JAX on the H200) and 4 (~460 s: matmul alone, memory, timelines). Batch stages into the first calls while the machine is warm: a failed machine start costs 90-180 s of
 # the 30 minutes. Pass HAMI_COMMIT=<sha> before the command when the machine may hold a stale copy of .git (record
@@ -460,19 +460,26 @@ case "$STAGE" in
     step turns-log 3 10 'python3 $B/turns_log.py $R/train-m2 $R/train-m3 --json $R/turns-log.json'
     ;;
   31)
-    echo "# stage 31: the JAX pairs taking turns with a stepping owner's drain gaps filled, A/B (session 27, jaxfill: record 18's second host, the JAX pairs taking turns kept 88.8 % of the native pair's throughput, the fill gap (1.5 ms) longer than a JAX step's host gap): the JAX pairs x3 with HAMI_SM_TURNS=1 forced, HAMI_SM_TURN_FILL_STEPS=0 (the rule before) and =1 (the fill), then the training pairs with =1; not judged (--tenant-env)"
+    echo "# stage 31: the JAX pairs taking turns with a stepping owner's drain gaps filled, A/B (session 27, jaxfill: record 18's second host, the JAX pairs taking turns kept 88.8 % of the native pair's throughput, the fill gap (1.5 ms) longer than a JAX step's host gap): the JAX pairs x3 with HAMI_SM_TURNS=1 forced, HAMI_SM_TURN_FILL_STEPS=0 (the rule before) and =1 (the fill), then the training pairs with =1; with =1 the fill's rule since session 28's fillside (an owner's wait behind a fill counts as lent for the stay test, a tenant its credit chops fills nobody) and the turns log in both JAX arms; not judged (--tenant-env)"
     step info 5 10 "$INFO"
     # one solo, 30 + 70 and 50 + 50 x3 per arm (record 18 stage 30: 68-73 s a JAX step). Read each JAX pair's sum
     # against its native pair (stage 2's, or real_workloads.py's native row) and per tenant "turns on" (both arms take
     # turns), "held N times" (credit) and "turns ... held N times, X ms" (by turns: less with =1), the split by the
     # limits (charged) and each tenant's step time (the fill delays an owner's next launch by up to a neighbour's
     # kernel, 1.5-2 ms)
-    step jax-nofill 75 90 "$(rw jax-nofill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=0"
-    step jax-fill 75 90 "$(rw jax-fill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=1"
+    # Since fillside (session 28) the fill arm runs its rule: an owner's work that waited on the GPU behind a fill in its
+    # own window counts as lent for the stay test (on the fake, without it a filled owner was judged out within ~1 s),
+    # and a tenant whose own credit chops its work fills nobody (on the fake the fills went one way: 50 + 50 split
+    # 27 + 52 %). Both arms write the turns log (HAMI_SM_TURNS_LOG, a line per stay-test judgement; read offline with
+    # bench/turns_log.py $R/jax-nofill $R/jax-fill): with =1, no tenant "out" in the log nor "judged out" in its stats
+    # line, and per tenant the charge by the limits: at 50 + 50 the two within ~3 points of each other, at 30 + 70 the
+    # 70 % tenant's charge no more than ~1-2 points under its =0 run's
+    step jax-nofill 75 85 "$(rw jax-nofill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=0 --tenant-env HAMI_SM_TURNS_LOG=\$R/jax-nofill/turns"
+    step jax-fill 75 85 "$(rw jax-fill 'jax::1:') --tenant-env HAMI_SM_TURNS=1 --tenant-env HAMI_SM_TURN_FILL_STEPS=1 --tenant-env HAMI_SM_TURNS_LOG=\$R/jax-fill/turns"
     # stage 28's training pairs (98-99 s there) with the fill: each pair's sum against its solo as stage 28's
     # train-gap1500 (96.4 / 96.5 %), the fill must not cost them (a training step's busy interval is tens of ms: the
     # rule leaves it out)
-    step train-fill 110 130 "$(rw train-fill 'train::1:') --tenant-env HAMI_SM_TURN_FILL_STEPS=1"
+    step train-fill 100 115 "$(rw train-fill 'train::1:') --tenant-env HAMI_SM_TURN_FILL_STEPS=1"
     ;;
   26)
     echo "# stage 26: the inference pairs with neighbours' precision requests ignored (session 25, record 17: in a fitting 50 + 50 pair 79-95 % of each tenant's precise launches were precise because its neighbour asked; a coarse launch costs ~1.2 us less): the shipped library (lib), a build ignoring requests (noreq, HAMI_NO_PRECISION_REQUESTS) and that with switches never charged (noreqsw); not judged (bench builds and knobs)"

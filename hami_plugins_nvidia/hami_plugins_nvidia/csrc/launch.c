@@ -562,6 +562,12 @@ static void note_blocked(struct dstate *ds, int64_t asked)
         int64_t to = gstart < ds->pend_end ? gstart : ds->pend_end;
         ds->sd_sliced += to - grec;
     }
+    /* HAMI_SM_TURN_FILL_STEPS=1 (fillside): taking turns, the same wait inside its own windows is time it wanted the
+     * GPU and a neighbour had it (a fill of its drain gap still running when it launched again, and the switch back),
+     * counted as held for turns' stay test as its host's wait for a fill in the first half of its window is
+     * (turns_note_lent). Its own clocks only (the start mark's GPU time), bounded by the period */
+    if (vg_cfg.sm_turn_fill_steps && gstart > grec && grec > 0 && ds->pend_last <= gstart && grec < ds->pend_end)
+        turns_note_lent(ds, grec, gstart < ds->pend_end ? gstart : ds->pend_end);
 }
 
 /* The host's usual interval between its launches (gap_typ): down at once to a shorter one, up slowly (1/64 of the

@@ -597,6 +597,7 @@ int64_t turns_hold(struct dstate *ds, int64_t now);
 void turns_hold_ends(struct dstate *ds, int64_t now);
 void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t precise_ns, int64_t k, int64_t kc);
 void turns_note_held(struct dstate *ds, int64_t a, int64_t b);
+void turns_note_lent(struct dstate *ds, int64_t a, int64_t b);
 void note_held(struct dstate *ds, int64_t now);  /* lending.c: a wait since held_since counted as held */
 void stale_settle(struct dstate *ds);
 /* watcher.c */

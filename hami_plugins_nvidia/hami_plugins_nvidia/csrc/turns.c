@@ -44,6 +44,11 @@
  * drain gaps stayed idle (H100 record 18: the JAX pairs taking turns kept 88.8 % of the native pair's throughput);
  * jaxfill's rule lets a neighbour fill them too, with the same TURN_FILL_NS bound (owner_steps; HAMI_SM_TURN_FILL_STEPS=1,
  * off by default until the H100's A/B). A training step's interval is tens of ms: the rule leaves it to the gap rule.
+ * A fill is a whole step of the filler (1.25 ms on the fake) in a gap of ~0.15 ms: the owner gives up about a step of
+ * its window to it. So, with the fill on (fillside), the owner's work that waited on the GPU behind a fill in its own
+ * window counts as lent for the stay test (turns_note_lent: counted idle, a filled owner was judged out within ~1 s),
+ * and a tenant whose own credit chops its work fills nobody (turns_hold: one at its limit filled and was never filled,
+ * and a 50 + 50 JAX pair split 27 + 52 % on the fake).
  *
  * Bounds (every value read from the board): only records count as taking part, and a record is a kernel lock that
  * a live process holds (the kernel drops a dead one's at once), so a plain board entry, forged or left by the dead,
@@ -149,6 +154,22 @@ static int64_t own_window_ns(const struct dstate *ds, int w, int64_t from, int64
 void turns_note_held(struct dstate *ds, int64_t a, int64_t b)
 {
     if (ds->turn_n >= 2)
+        ds->sd_own_held += own_window_ns(ds, ds->turn_me, a, b);
+}
+
+/* Its work's wait on the GPU from a (its submission) to b (the GPU reached it), its host launching nothing after it
+ * (launch.c note_blocked; HAMI_SM_TURN_FILL_STEPS=1): the part inside its own windows counts as held for the stay
+ * test, as a wait of its launches does (turns_note_held). In its own window turns let another context run only
+ * where the owner left the GPU (a fill of its drain gap, owner_steps; a host gap, the gap rule) or as the previous
+ * owner's spill, so work of it that waited there waited behind a neighbour that had its window, plus the switch
+ * back: time it wanted and lent. Counted as busy-less window time, a stepping owner whose drain gaps were filled read
+ * 52-70 % busy in its windows on the fake (JAX 30 + 70 and 50 + 50: the 1.25 ms fill still running when it launched
+ * again ~0.15 ms after its drain, then the switch back) and was judged out within ~1 s in most runs; in the first half
+ * of its window it waits for the fill at the host (turns_hold), which was counted already. Its own host gaps still
+ * count as its windows' idle time, so a launch-bound owner reads as launch-bound as before. */
+void turns_note_lent(struct dstate *ds, int64_t a, int64_t b)
+{
+    if (ds->turn_n >= 2 && b > a)
         ds->sd_own_held += own_window_ns(ds, ds->turn_me, a, b);
 }
 
@@ -459,8 +480,9 @@ static int running(const struct hami_board_gpu *g, int i, int64_t now)
 }
 
 /* Whether the container in board slot i wants the GPU now (see the header): 0 when its activity mark is stale; -1
- * when its window may be filled: no mark for TURN_GAP_NS (a step's host work after its sync), or a stepping owner's
- * work drained (owner_steps); 2 when it wants it and steps one launch at a time (its drain gap comes soon); else 1.
+ * when its window may be filled: no mark for TURN_GAP_NS (a step's host work after its sync); -2 when a stepping
+ * owner's work drained (owner_steps): it may be filled by a neighbour whose own credit does not chop its work
+ * (turns_hold); 2 when it wants it and steps one launch at a time (its drain gap comes soon); else 1.
  * Its marks come from its launches (turns_hold: at least every TURN_ACT_NS while it takes turns), its watcher while work of it is
  * in flight (every 100 us) and its credit waits (note_users: every ms), so a gap of TURN_GAP_NS is its host's.
  * HAMI_SM_TURN_GAP_US sets the gap (turn_gap_ns: bounded above those refreshes, under TURN_IDLE_NS). */
@@ -474,7 +496,7 @@ static int owner_wants(const struct hami_board_gpu *g, int i, int64_t now)
     if (now - act >= turn_gap_ns())
         return -1;
     int steps = vg_cfg.sm_turn_fill_steps ? owner_steps(g, i, now) : 0;
-    return steps == 1 ? -1 : steps == 2 ? 2 : 1;
+    return steps == 1 ? -2 : steps == 2 ? 2 : 1;
 }
 
 /* Whether the owner in board slot i steps one launch at a time: 1 with its work drained now, so that its window may be
@@ -590,7 +612,16 @@ int64_t turns_hold(struct dstate *ds, int64_t now)
         hold = ds->pending && phase + queued_work_ns(ds) >= end;
     } else if (w >= 0) {
         int want = owner_wants(ds->bgpu, ds->turn_slot[w], now);
-        /* a starved owner's window: go, with at most TURN_FILL_NS queued */
+        if (want == -2 && ds->held_wrote > 0 && now - ds->held_wrote < TURN_STEP_HELD_NS)
+            want = 2;  /* its own credit chops its work: it fills no stepping owner's gap (owner_wants) */
+        /* a starved owner's window: go, with at most TURN_FILL_NS queued. A stepping owner's drain gap (-2) only
+         * while this process's own credit does not chop its work (no held mark of it within TURN_STEP_HELD_NS, the
+         * owner's own test in owner_steps, on its own clock): fillside. A fill is a whole step of the filler (a JAX
+         * matmul, 1.25 ms on the fake) in a gap of ~0.15 ms, so the owner gives up about a step of its window to it;
+         * one at its limit could fill and never be filled (owner_steps: not stepping), and the fills went one way.
+         * Fake, JAX 50 + 50 kept in turns (turns_note_lent): 27 + 52 % of the GPU, the tenant at 27 % not held by its
+         * credit at all; with this rule 40 + 41 (no fill: 40 + 40); 30 + 70: 28.0 + 47.5 -> 27.5 + 52.9 (no fill:
+         * 23.8 + 55.2) */
         hold = want > 0 || (want < 0 && ds->pending && queued_work_ns(ds) >= TURN_FILL_NS);
         fast = want == 2;  /* a stepping owner's step running: its drain gap (~0.15-0.35 ms) comes within ~2 ms */
     }

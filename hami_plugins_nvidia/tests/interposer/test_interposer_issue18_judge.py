@@ -639,14 +639,16 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert sum(limits) <= 230
     if stage == "31":  # jaxfill's A/B: stage 2's JAX pairs taking turns (HAMI_SM_TURNS=1 forced, in both arms) with a
         # stepping owner's drain gaps filled (=1) or not (=0, the rule before), the same plan in both arms (only the
-        # knob's value differs), then the training pairs with the fill; never judged (--tenant-env), within 320 s
+        # knob's value differs; each JAX arm writes its turns log into its own folder: fillside), then the training
+        # pairs with the fill; never judged (--tenant-env), within 300 s
         assert [s.split()[1] for s in steps] == ["info", "jax-nofill", "jax-fill", "train-fill"]
         a, b, c = steps[1], steps[2], steps[3]
         assert "jax::1:" in a and a.count("--tenant-env HAMI_SM_TURNS=1") == 1, a
         assert a.count("--tenant-env HAMI_SM_TURN_FILL_STEPS=0") == 1, a
+        assert a.count("--tenant-env HAMI_SM_TURNS_LOG=$R/jax-nofill/turns") == 1, a
         assert b == a.replace("FILL_STEPS=0", "FILL_STEPS=1").replace("jax-nofill", "jax-fill"), (a, b)
         assert "train::1:" in c and c.count("--tenant-env HAMI_SM_TURN_FILL_STEPS=1") == 1, c
-        assert sum(limits) <= 320
+        assert sum(limits) <= 300
 
 
 def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> None:

@@ -7,8 +7,9 @@ HAMI_SM_TURN_GAP_US (1.5 ms), longer than that gap, so the GPU idled in each win
 natively the two interleave. Now a neighbour may also fill while an owner that steps one launch at a time has its work
 drained (turns.c owner_steps: its last closed busy intervals 1-4 ms long and at most 4 ms apart, no credit wait in
 the last 20 ms, where a training loop's interval is a whole step of tens of ms); HAMI_SM_TURN_FILL_STEPS=1 turns it on
-(off by default until the H100's A/B, stage 31: on the fake a filled 70 % owner reads idle in its windows and is
-judged out, and its 30 % neighbour was charged 31.7-32.9 %).
+(off by default until the H100's A/B, stage 31). Since fillside an owner's work that waited behind a fill in its own
+window counts as lent for the stay test (before, a filled owner read 51-70 % busy in its windows and was judged out),
+and a tenant whose own credit chops its work fills nobody (else the fills went one way: 50 + 50 split 27 + 52 %).
 
 Judged by the fake GPU's switch time (a count of its context switches x 200 us, not a host-speed figure: each fill
 costs a switch in and one back) and the library's own count of holds by turns; the pair's useful time (host-speed
@@ -75,6 +76,37 @@ def test_a_jax_shaped_pair_taking_turns_fills_each_others_drain_gaps(workload: W
     assert useful["on"] >= useful["off"] - 1.5, useful  # a floor (host-speed dependent): filling costs the pair nothing
     assert all(t["share"] >= 30 for t in on), on  # each tenant still gets its share (the owner's next step waits
     # behind a 1.25 ms fill at most)
+
+
+JUDGED = re.compile(r"busy in its windows ([\d.]+) %, judged out (\d+)")
+
+
+@pytest.mark.fake_timing
+def test_a_filled_jax_owner_is_not_judged_out_of_turns(workload: Workload, second_workload: Workload) -> None:
+    # fillside: with the fill on, each owner's drain gaps in its own windows are filled by its neighbour, whose 1.25 ms
+    # kernel is still running when the owner launches again ~0.15 ms later. Its work waited on the GPU behind the fill
+    # (and the switch back), which the stay test counted as its windows' idle time: on the fake (bench/turns.py --cases
+    # jax --arms on-fill, 50 + 50, 8 runs) one tenant read 51-56 % busy in its windows and was judged out twice in
+    # every run (turns on ~0.9 s of 3). Counted as its lent time (turns.c turns_note_lent, as its host's wait for a
+    # fill already was): no tenant judged out in 8 runs, turns on ~2.95 s of 3, 75-100 % busy in its windows. Kept in
+    # turns, the fills went one way (the tenant at its limit, its credit chopping its work, filled and was never
+    # filled: owner_steps): 26.7-27.5 + 51.4-51.7 % of the GPU; a tenant its credit chops fills nobody (turns_hold):
+    # 40.2-40.8 each (the rule off: 39-40 each).
+    for w in (workload, second_workload):
+        _setup(w, 50, "1")
+    procs = [workload.start("ctx", "0", *JAX_STEP), second_workload.start("ctx", "0", *JAX_STEP)]
+    got = []
+    for p in procs:
+        s = finish_spin(p)
+        m, j = TURNS.search(s.err), JUDGED.search(s.err)
+        assert m and j, s.err
+        got.append({"on_ms": float(m.group(1)), "busy": float(j.group(1)), "outs": int(j.group(2)),
+                    "share": s.share_pct})
+    print(f"jax 50 + 50 taking turns with the fill: {got}")
+    assert all(t["outs"] == 0 for t in got), got
+    assert all(t["on_ms"] > 2000 for t in got), got
+    a, b = (t["share"] for t in got)
+    assert min(a, b) >= 35 and abs(a - b) <= 6, got  # the split by the limits: no one-way fills
 
 
 def test_a_bad_fill_steps_value_is_named_in_one_line_and_off_kept(workload: Workload) -> None:
