@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..31 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..36 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -36,6 +36,9 @@
 # (HAMI_SM_LEND_SLICED=0, main before jaxslice) and on (=1, set explicitly: neither arm is judged).
 # Stage 35 (~230 s) is trainloss's A/B (docs/results/2026-12-07-trainloss.md): stage 29's training pairs with the turns
 # log, a tenant judged out after two misses in a row (HAMI_SM_TURN_MISSES=2, the default, set) and after three.
+# Stage 36 (~190 s) is pairlean's A/B (docs/results/2026-12-07-fake-pairlean.md): the inference pairs as shipped, with
+# a coarse tenant's watcher at the alone pace beside its neighbour (HAMI_WATCHER_COARSE_PAIR=1) and with that and the
+# flat ramp (HAMI_WATCHER_FLAT_RAMP=1 too), pairs only, the arms alternating (stage 32's plan).
 # Stage 31 (~255 s, timeouts 295 s) is jaxfill's A/B (docs/results/2026-12-07-fake-jaxfill.md): stage 2's JAX pairs with HAMI_SM_TURNS=1
 # forced (record 19's host time-sliced them: here they take turns on any host) and a stepping owner's drain gaps
 # filled (HAMI_SM_TURN_FILL_STEPS=1, with session 28's fillside rule) or not (=0, the default), each with the turns
@@ -77,8 +80,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35|36) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35|36" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -436,6 +439,19 @@ case "$STAGE" in
     # wakes; nowatch: the loop's own), charged 0.43-0.48 each and held 0 in every arm (no limit binds: a binding limit
     # is the lend_launch_bound / trainfer fake tests')
     step ramp-pairs 185 225 'mkdir -p $R/ramp; python3 $B/launch_cost.py --out $R/ramp --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant fix=$C::HAMI_WATCHER_FLAT_RAMP=1 --variant nowatch=$C:HAMI_BENCH_NO_WATCHER --pairs lib,fix,nowatch --pair-limits 50+50,30+70x1 --pair-repeat 3 --pair-alternate --no-busy-probe --nvml-util'
+    ;;
+  36)
+    echo "# stage 36: the inference pairs' watcher at the alone pace while coarse (session 28, pairlean: record 19's pairs kept 74-81 % of the native pair with neither limit binding, 58-90 % of each tenant's launches coarse, each tenant's watcher waking 5-8 times a lone tenant's per launch on the loop's core, at the 1 ms busy ceiling where alone a coarse tenant's backs off to 4 ms): the shipped library (lib), a coarse tenant's ceiling the alone one beside a neighbour too (coarse, HAMI_WATCHER_COARSE_PAIR=1) and that with the flat ramp (both, HAMI_WATCHER_FLAT_RAMP=1 too); not judged (a variant's own environment)"
+    step info 5 10 "$INFO"
+    # stage 32's plan: 3 repetitions x (the native pair + 3 arms at 50 + 50) + 3 arms at 30 + 70 once = 15 pairs of
+    # ~11.5 s + 1 build: ~185 s (stage 26, record 17: 14 pairs and 3 builds in 154 s), the arms' order alternating by
+    # repetition. Read each pair's sum against its repetition's native pair: coarse - lib = what the alone pace recovers
+    # (fake, pinned 50 + 50: ~45 % fewer wakes, ~0.35 us less CPU a launch), both - coarse = what the flat ramp adds to
+    # it (the ramp's sleeps: while precise). Per tenant's stats line (launch_ladder.stats_fields): "% coarse", watcher
+    # wakes, "watcher sleeps past 1000 us: N" (lib 0 in a pair; coarse and both > 0 while coarse), involuntary
+    # switches, charged 0.43-0.48 each and held 0 in every arm (no limit binds: a binding limit is the
+    # test_interposer_pairlean / lend_launch_bound fake tests')
+    step coarse-pairs 185 225 'mkdir -p $R/coarse; python3 $B/launch_cost.py --out $R/coarse --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant coarse=$C::HAMI_WATCHER_COARSE_PAIR=1 --variant both=$C::HAMI_WATCHER_COARSE_PAIR=1,HAMI_WATCHER_FLAT_RAMP=1 --pairs lib,coarse,both --pair-limits 50+50,30+70x1 --pair-repeat 3 --pair-alternate --no-busy-probe --nvml-util'
     ;;
   34)
     echo "# stage 34: jaxslice's A/B (session 27: record 19 stage 33's time-sliced JAX 30 + 70 charged the 70 % tenant 47-54 %, never held, its credit capped, demand alone 67-75 % against ~89 % alone, and the 30 % tenant 33-43 %): stage 33's JAX pairs with turns off (HAMI_SM_TURNS=0) and HAMI_SM_LEND_SLICED=0 (main before) and =1 (the fix, set); not judged (--tenant-env)"

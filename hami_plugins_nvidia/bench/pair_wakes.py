@@ -8,7 +8,9 @@ a sync per pass; by default 182 launches of 10 us and one of 400 us, so that the
 `pair` (50 + 50) and `pair37` (30 + 70), two containers on one node board and one fake GPU under `default`. Arms:
 --arm NAME=ENV=VALUE[,ENV=VALUE] (the library built from --csrc, with that environment; `main=` none), run interleaved
 round after round (ABAB then BABA). Per run and tenant: launches per second, the stats line's watcher wakes, those left
-to the launcher, the ramp's sleeps below the busy ceiling, its CPU, the thread's involuntary switches, the library's
+to the launcher, the ramp's sleeps below the busy ceiling and those past it (alone and coarse; with
+HAMI_WATCHER_COARSE_PAIR=1 coarse beside a neighbour too), its CPU, the loop's thread's and the watcher's CPU per
+launch (the host cost whatever else loads the VM), the thread's involuntary switches, the library's
 host us per launch and the coarse share, and the GPU share the library charged it (its region's busy time).
 
 Figures are the fake libcuda's on whatever host runs the bench (modelled driver call costs, --costs), never hardware
@@ -40,7 +42,8 @@ from pair_host_cost import run_passes  # noqa: E402 - the pinned `passes` tenant
 CASES = {"alone": ((70, "force"),), "pair": ((50, "default"), (50, "default")),
          "pair37": ((30, "default"), (70, "default"))}
 COSTS = "launch=6000,record=2000,query=1500,elapsed=1500"  # H100-like host costs per driver call, ns (modelled)
-KEEP = ("wakes", "wakes_left", "ramp_sleeps", "watcher_cpu_ms", "invol", "library_us", "coarse_pct", "driver_us")
+KEEP = ("wakes", "wakes_left", "ramp_sleeps", "long_sleeps", "watcher_cpu_ms", "thread_cpu_ms", "invol", "library_us",
+        "coarse_pct", "driver_us")
 
 
 def parse_arm(text: str) -> tuple[str, dict[str, str]]:
@@ -66,6 +69,9 @@ def run_case(app: Path, fake: Path, lib: Path, tmp: Path, case: str, env_extra: 
         f["wakes_per_s"] = f.get("wakes", 0) / wall
         f["wakes_per_launch"] = f.get("wakes", 0) / max(int(w[5]), 1)
         f["invol_per_launch"] = f.get("invol", 0) / max(int(w[5]), 1)
+        # the loop's thread and its watcher, CPU us a launch: what the launch costs the host whatever else runs on the
+        # VM (the rates move with other load on its 2 cores; this moves only with what the process itself does)
+        f["cpu_us_per_launch"] = (f.get("thread_cpu_ms", 0) + f.get("watcher_cpu_ms", 0)) * 1e3 / max(int(w[5]), 1)
         out.append(f)
     return out
 
@@ -108,7 +114,8 @@ def main() -> int:
                 raw.setdefault(f"{c} {arm}", []).append(t)
                 print(f"{c} {arm}: " + "; ".join(
                     f"{x['launches_per_s']:.0f}/s, wakes {x.get('wakes', 0):.0f} ({x.get('ramp_sleeps', 0):.0f} "
-                    f"ramp), invol {x.get('invol', 0):.0f}, lib {x.get('library_us', 0):.2f} us, charged "
+                    f"ramp, {x.get('long_sleeps', 0):.0f} long), invol {x.get('invol', 0):.0f}, "
+                    f"cpu {x['cpu_us_per_launch']:.2f} us, lib {x.get('library_us', 0):.2f} us, charged "
                     f"{x['charged_pct']:.1f} %" for x in t), flush=True)
     summary = {}
     for key, runs in raw.items():
@@ -118,6 +125,8 @@ def main() -> int:
                         "wakes_per_launch": spread([x["wakes_per_launch"] for x in flat], 4),
                         "invol_per_launch": spread([x["invol_per_launch"] for x in flat], 4),
                         "ramp_sleeps": spread([x.get("ramp_sleeps", 0) for x in flat]),
+                        "long_sleeps": spread([x.get("long_sleeps", 0) for x in flat]),
+                        "cpu_us_per_launch": spread([x["cpu_us_per_launch"] for x in flat], 2),
                         "library_us": spread([x.get("library_us", 0) for x in flat], 2),
                         "coarse_pct": spread([x.get("coarse_pct", 0) for x in flat], 1),
                         "charged_pct": [spread([t[k]["charged_pct"] for t in runs], 1) for k in range(len(runs[0]))]}

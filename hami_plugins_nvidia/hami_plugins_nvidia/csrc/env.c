@@ -287,6 +287,11 @@ void vg_config_load(void)
      * each paid ~4 wakes more than the ceiling's pace, every one preempting the loop on its core; =1 starts the ramp at
      * the busy ceiling there too, as alone (watcher.c). Off by default until the GPU's A/B (issue18_gpu.sh stage 32) */
     vg_cfg.watch_flat_ramp = env_true("HAMI_WATCHER_FLAT_RAMP");
+    /* issue 18 (pairlean): a coarse tenant beside a neighbour (its credit far above its in-flight work, no neighbour
+     * asking for precision, no switch charging) publishes no busy interval, so nobody's charge depends on when its
+     * watcher collects, as alone; =1 gives it the alone ceiling (HAMI_WATCHER_ALONE_POLL_US) beside a neighbour too
+     * (watcher.c). Off by default until the GPU's A/B (issue18_gpu.sh stage 36) */
+    vg_cfg.watch_coarse_pair = env_true("HAMI_WATCHER_COARSE_PAIR");
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;

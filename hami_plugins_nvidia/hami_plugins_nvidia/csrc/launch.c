@@ -3461,8 +3461,9 @@ __attribute__((destructor)) static void launch_stats_report(void)
                  (wcpu.tv_sec * 1e9 + wcpu.tv_nsec) / 1e6,
                  (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3,
                  ru.ru_nvcsw, ru.ru_nivcsw);
-    /* the watcher's sleeps past the busy ceiling: alone and coarse only (watcher.c, HAMI_WATCHER_ALONE_POLL_US); and
-     * its ramp's sleeps below it after a collection (none with HAMI_WATCHER_FLAT_RAMP=1) */
+    /* the watcher's sleeps past the busy ceiling: coarse and alone (or beside a neighbour with HAMI_WATCHER_COARSE_PAIR=1)
+     * only (watcher.c, HAMI_WATCHER_ALONE_POLL_US); and its ramp's sleeps below it after a collection (none with
+     * HAMI_WATCHER_FLAT_RAMP=1) */
     n = (int)strlen(buf);
     if (n < (int)sizeof(buf))
         snprintf(buf + n, sizeof(buf) - n, "; watcher sleeps past %lld us: %llu (alone ceiling %lld us), %llu below it "

@@ -463,7 +463,8 @@ struct launch_stats {
     int64_t drv_ns;     /* the driver's own launch call on the outer-sampled launches (issue 18: on the H100 the
                            inference loop lost 4.4 us a launch under a limit, the library's sections 0.65) */
     uint64_t wakes, wakes_deferred;  /* the watcher's wake-ups, and those that left the collecting to the launcher */
-    uint64_t wakes_long;  /* its sleeps past the busy ceiling (alone and coarse: HAMI_WATCHER_ALONE_POLL_US) */
+    uint64_t wakes_long;  /* its sleeps past the busy ceiling (coarse alone, or beside a neighbour with
+                             HAMI_WATCHER_COARSE_PAIR=1: HAMI_WATCHER_ALONE_POLL_US) */
     uint64_t wakes_ramp;  /* sleeps shorter than the busy ceiling after a wake that deferred: the back-off's ramp
                              after a collection (watcher.c, HAMI_WATCHER_FLAT_RAMP) */
     uint64_t turn_holds, turn_cuts;  /* HAMI_SM_TURNS: holds by another's window, and those cut at TURN_HOLD_MAX_NS */

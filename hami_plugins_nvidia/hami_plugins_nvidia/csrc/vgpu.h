@@ -49,6 +49,8 @@ struct vg_config {
     int watch_flat_ramp;                   /* HAMI_WATCHER_FLAT_RAMP=1: beside a neighbour or measuring precisely, the
                                               watcher's back-off after a collection starts at the busy ceiling, as
                                               alone (an A/B knob: watcher.c) */
+    int watch_coarse_pair;                 /* HAMI_WATCHER_COARSE_PAIR=1: every device measured coarsely, the alone
+                                              ceiling beside a neighbour too (an A/B knob: watcher.c) */
     uint64_t sm_sample_cut;                /* 2^32 / N: a draw's upper 32 bits below it make a sample */
     int sm_sample_far;                     /* HAMI_SM_SAMPLE_FAR: alone far below the limit, samples drawn this many
                                               times less often (each weighing as many), bounded by COARSE_SAMPLE_MAX */

@@ -47,7 +47,19 @@ void watcher_forked(void)
  * deferred wake may sleep past the 1 ms idle poll. Nobody else's charge depends on a coarse tenant's collections (it
  * publishes no busy interval), and its own coarse spans can only grow by a late closing mark (the doubt, over-charge at
  * worst). The bound still holds: a launcher that stops is collected within the ceiling (+ the 200 us "collects"
- * window), and the first wake that finds a neighbour or a precise device goes back to the 1 ms ceiling. */
+ * window), and the first wake that finds a neighbour or a precise device goes back to the 1 ms ceiling.
+ * Coarse beside a neighbour (HAMI_WATCHER_COARSE_PAIR=1, off by default; issue 18, pairlean): the same pace. A device
+ * is coarse beside a neighbour only with its credit far above its in-flight work, no neighbour asking for precision and
+ * no switch charging (launch.c choose_mode), so no turns either; it publishes no busy interval (the one its precise
+ * phase left open closes at its first coarse collection: until then the busy ceiling), so a neighbour's charge never
+ * reads its collections. What a neighbour does read from it, its activity mark, charged fraction and
+ * lending record (lending.c), the launcher itself keeps fresh at each launch (note_users, every ms) and judges over
+ * 100-500 ms windows, so a stop seen up to the alone ceiling later (4 ms, against 1 ms) moves none of them by more than
+ * that. A deferred wake collects nothing, so no charge moves either; a run left open goes to its own doubt, as alone
+ * (a step's sync closes it at the wait's return: launch.c proven_close). A neighbour's ask for precision or a switch
+ * charge ends the coarse phase at the next launch, and the next wake goes back to the 1 ms ceiling. Why: the H100's
+ * inference pairs (record 19) kept 74-81 % of the native pair, 58-90 % of each tenant's launches coarse, their
+ * watchers waking 5-8 times a lone tenant's per launch on the loop's own core. */
 static pthread_mutex_t watcher_mu = PTHREAD_MUTEX_INITIALIZER;
 /* The watcher's CPU clock, for the launch stats line (launch.c): its own time, which a program pinned to one core
  * loses. Set once the thread runs. */
@@ -90,7 +102,11 @@ static void *watcher(void *arg)
             /* relaxed reads of fields the launcher writes under the lock: a stale one only sets one sleep's ceiling
              * and one NVML count's gap */
             int nbr = __atomic_load_n(&ds->shared, __ATOMIC_RELAXED);
-            if (!__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) || nbr)
+            /* beside a neighbour (HAMI_WATCHER_COARSE_PAIR=1) coarse and with no busy interval of its precise phase
+             * still open on the board (closed at its first coarse collection: launch.c harvest), which a neighbour's
+             * charge reads until it closes */
+            if (!__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) ||
+                (nbr && !(vg_cfg.watch_coarse_pair && !__atomic_load_n(&ds->since_gpu, __ATOMIC_RELAXED))))
                 alone = 0;
             /* the bound on n(t): an NVML query every 100 ms, off the launch path; every 500 ms while no neighbour is on
              * the GPU (it bounds neighbours only). Not "coarse": every verification window (~one per 100 ms alone)

@@ -473,14 +473,14 @@ def _dry(stage: str) -> list[str]:
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
                                    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
-                                   "26", "27", "28", "29", "30", "31", "32", "33", "34", "35"])
+                                   "26", "27", "28", "29", "30", "31", "32", "33", "34", "35", "36"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
     lines = _dry(stage)
     assert any(ln.startswith(f"# stage {stage}: ") and "sum of timeouts" not in ln for ln in lines)
     steps = [ln for ln in lines if ln.startswith("step ")]
-    assert len(steps) >= (2 if stage in ("9", "10", "11", "19", "22", "26", "32") else 3) and steps[0].startswith(
+    assert len(steps) >= (2 if stage in ("9", "10", "11", "19", "22", "26", "32", "36") else 3) and steps[0].startswith(
         "step info ")
     if stage in ("12", "14", "15"):  # the knob off, then on, with the same plan: only the tenant env differs
         # turns are on by default: an "-off" step says HAMI_SM_TURNS=0 itself, an "-on" step =1
@@ -620,6 +620,19 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert "--pair-repeat 3 " in ab and "--pair-alternate" in ab, ab
         assert '--cores "2;6"' in ab and "--nvml-util" in ab
         assert sum(limits) <= 250
+    if stage == "36":  # pairlean's A/B: stage 32's plan with the shipped library (lib), a coarse tenant's watcher at the
+        # alone pace beside its neighbour (coarse, its knob as the variant's own environment) and that with the flat ramp
+        # (both), never judged, pairs only, the arms alternating, within 250 s
+        assert [s.split()[1] for s in steps] == ["info", "coarse-pairs"]
+        ab = steps[1]
+        assert "launch_cost.py" in ab and "--alone rounds --rounds 0 " in ab and "--no-busy-probe" in ab, ab
+        arms = dict(re.findall(r"--variant (\w+)=\$C:([\w,:=]*)", ab))
+        assert arms == {"lib": "", "coarse": ":HAMI_WATCHER_COARSE_PAIR=1",
+                        "both": ":HAMI_WATCHER_COARSE_PAIR=1,HAMI_WATCHER_FLAT_RAMP=1"}, arms
+        assert "--pairs lib,coarse,both " in ab and "--pair-limits 50+50,30+70x1 " in ab, ab
+        assert "--pair-repeat 3 " in ab and "--pair-alternate" in ab, ab
+        assert '--cores "2;6"' in ab and "--nvml-util" in ab
+        assert sum(limits) <= 250
     if stage == "35":  # trainloss's A/B: stage 29's training pairs with the turns log, a tenant judged out after 2
         # misses in a row (the default, set) and after 3, the same plan in both arms, never judged, within ~280 s
         assert [s.split()[1] for s in steps] == ["info", "train-m2", "train-m3", "turns-log"]
@@ -661,7 +674,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "36"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "37"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
