@@ -4,7 +4,7 @@
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh STAGE            (on the device, from the repository root)
 #   bash hami_plugins_nvidia/bench/issue18_gpu.sh --dry-run STAGE  (anywhere: prints the steps, runs nothing)
 #
-# STAGE 1..36 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
+# STAGE 1..37 (stage 1 = what changed since the last GPU run). Record 9 (session 17, an H100, main 818501f) ran 2 and
 # 15 (stage 2's pairs and the matmul pairs with HAMI_SM_TURNS=1, matmul off: the A/B that turns as the default needs),
 # then 16 with HAMI_SM_TURNS=1 set for the whole stage (device.txt's env line). Taking turns is the default since then
 # (csrc/turns.c; HAMI_SM_TURNS=0 time-slices): every stage runs with it unless a step says --tenant-env HAMI_SM_TURNS=0
@@ -39,6 +39,9 @@
 # Stage 36 (~190 s) is pairlean's A/B (docs/results/2026-12-07-fake-pairlean.md): the inference pairs as shipped, with
 # a coarse tenant's watcher at the alone pace beside its neighbour (HAMI_WATCHER_COARSE_PAIR=1) and with that and the
 # flat ramp (HAMI_WATCHER_FLAT_RAMP=1 too), pairs only, the arms alternating (stage 32's plan).
+# Stage 37 (~145 s, timeouts 198 s) is stepslice's A/B (docs/results/2026-12-07-fake-stepslice.md): the JAX pairs
+# 30 + 70 and 50 + 50 as shipped (HAMI_SM_TURNS_STEPPERS=1, set) and with a stepping tenant kept out of turns (=0: the
+# pair time-slices), one pair of each per step, the arms alternating (ABBA), after one solo and the native pair.
 # Stage 31 (~255 s, timeouts 295 s) is jaxfill's A/B (docs/results/2026-12-07-fake-jaxfill.md): stage 2's JAX pairs with HAMI_SM_TURNS=1
 # forced (record 19's host time-sliced them: here they take turns on any host) and a stepping owner's drain gaps
 # filled (HAMI_SM_TURN_FILL_STEPS=1, with session 28's fillside rule) or not (=0, the default), each with the turns
@@ -80,8 +83,8 @@ DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGE="${1:-}"
 case "$STAGE" in
-  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35|36) ;;
-  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35|36" >&2; exit 2 ;;
+  1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35|36|37) ;;
+  *) echo "usage: $0 [--dry-run] 1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|27|28|29|30|31|32|33|34|35|36|37" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.." || exit 2
 if [ "$DRY" = 0 ] && [ -z "${OUT:-}" ]; then
@@ -119,6 +122,10 @@ pack() {  # $WORK/{r,steps.txt} -> $OUT/stageN.tgz, replaced whole (a cut-short 
 
 rw() {  # real_workloads.py --part share with a plan, into its own folder (a timeout loses one folder only)
   echo "mkdir -p \$R/$1; python3 \$B/real_workloads.py --out \$R/$1 --part share --seconds \$W --repeat 3 --plan '$2'"
+}
+
+rw1() {  # rw with each limited pair once (--repeat 1): a step of an ABBA series
+  echo "mkdir -p \$R/$1; python3 \$B/real_workloads.py --out \$R/$1 --part share --seconds \$W --repeat 1 --plan '$2'"
 }
 
 INFO='{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; echo "commit ${HAMI_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)} dirty=$(git status --porcelain 2>/dev/null | wc -l)"; echo "csrc-sha256 $(cat $C/*.c $C/*.h | sha256sum | cut -c1-16)"; echo "stage $STAGE, $(nproc) cores"; echo "env $(env | grep -E "^(HAMI_SM_|HAMI_WATCHER_|GPU_CORE_|CUDA_DEVICE_)" | sort | tr "\n" " ")"; python3 -c "import torch; print(\"torch\", torch.__version__)"; } > $R/device.txt'
@@ -452,6 +459,20 @@ case "$STAGE" in
     # switches, charged 0.43-0.48 each and held 0 in every arm (no limit binds: a binding limit is the
     # test_interposer_pairlean / lend_launch_bound fake tests')
     step coarse-pairs 185 225 'mkdir -p $R/coarse; python3 $B/launch_cost.py --out $R/coarse --seconds $W --alone rounds --rounds 0 --cores "2;6" --variant lib=$C: --variant coarse=$C::HAMI_WATCHER_COARSE_PAIR=1 --variant both=$C::HAMI_WATCHER_COARSE_PAIR=1,HAMI_WATCHER_FLAT_RAMP=1 --pairs lib,coarse,both --pair-limits 50+50,30+70x1 --pair-repeat 3 --pair-alternate --no-busy-probe --nvml-util'
+    ;;
+  37)
+    echo "# stage 37: the JAX pairs time-sliced instead of taking turns, A/B (session 28, stepslice: H100 record 18's JAX pairs taking turns kept 88.8 % of the native pair, each owner's ~0.15-0.35 ms drain gaps idle in its window; time-sliced since jaxslice a 30 % tenant is charged ~30 % on the fake): the JAX pairs 30 + 70 and 50 + 50 with HAMI_SM_TURNS_STEPPERS=1 (as shipped, set) and =0 (a tenant stepping one launch at a time takes no turns), ABBA; not judged (--tenant-env)"
+    step info 5 10 "$INFO"
+    # one solo and the native pair (~25 s), then 4 steps of one 30 + 70 and one 50 + 50 pair each (~28 s a step on
+    # record 19's host: a JAX pair ~8.3-10.4 s, plus the build and the first import). Read per arm each pair's sum
+    # against the native pair (>= 90 % with =0 to turn it on), each tenant's share and charged fraction (the 30 %
+    # tenant within ~1 point of 30 % charged, the 70 % tenant's share no lower than with =1) and "turns on" (=0: ~0;
+    # =1: most of the window)
+    step jax-native 25 40 "$(rw1 jax-native 'jax::1:nx')"
+    step jax-ship-1 28 37 "$(rw1 jax-ship-1 'jax::0:') --tenant-env HAMI_SM_TURNS_STEPPERS=1"
+    step jax-step-1 28 37 "$(rw1 jax-step-1 'jax::0:') --tenant-env HAMI_SM_TURNS_STEPPERS=0"
+    step jax-step-2 28 37 "$(rw1 jax-step-2 'jax::0:') --tenant-env HAMI_SM_TURNS_STEPPERS=0"
+    step jax-ship-2 28 37 "$(rw1 jax-ship-2 'jax::0:') --tenant-env HAMI_SM_TURNS_STEPPERS=1"
     ;;
   34)
     echo "# stage 34: jaxslice's A/B (session 27: record 19 stage 33's time-sliced JAX 30 + 70 charged the 70 % tenant 47-54 %, never held, its credit capped, demand alone 67-75 % against ~89 % alone, and the 30 % tenant 33-43 %): stage 33's JAX pairs with turns off (HAMI_SM_TURNS=0) and HAMI_SM_LEND_SLICED=0 (main before) and =1 (the fix, set); not judged (--tenant-env)"

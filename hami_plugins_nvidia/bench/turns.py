@@ -196,7 +196,10 @@ ARMS = {"native": None, "off": {"HAMI_SM_TURNS": "0"}, "on": {"HAMI_SM_TURNS": "
         # jaxfill: turns with and without the stepping owner's fill (HAMI_SM_TURN_FILL_STEPS, turns.c owner_steps; off
         # by default until the H100's A/B: "on" is "on-nofill")
         "on-nofill": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURN_FILL_STEPS": "0"},
-        "on-fill": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURN_FILL_STEPS": "1"}}
+        "on-fill": {"HAMI_SM_TURNS": "1", "HAMI_SM_TURN_FILL_STEPS": "1"},
+        # stepslice: a tenant stepping one launch at a time keeps out of turns (HAMI_SM_TURNS_STEPPERS=0, turns.c
+        # turn_wanted; off by default until the H100's A/B, stage 37): a JAX pair time-slices, a training pair takes turns
+        "steppers-off": {"HAMI_SM_TURNS_STEPPERS": "0"}}
 #: the launch stats line's turns section (launch.c launch_stats_report, with turns on)
 TURNS_FIELDS = re.compile(r"; turns on (?P<on>[\d.]+) ms, held (?P<holds>\d+) times, (?P<held>[\d.]+) ms, longest "
                           r"(?P<longest>[\d.]+) ms, (?P<cuts>\d+) cut(?:, demand for turns (?P<demand>[\d.]+) %, "

@@ -222,6 +222,20 @@ void vg_config_load(void)
             vg_log(VG_WARN, "ignoring HAMI_SM_TURN_FILL_STEPS=\"%.64s\": expected 1 or 0 (unset: 0, only the gap rule "
                             "lets a neighbour fill an owner's window); off", fs);
     }
+    /* whether a tenant that steps one launch at a time (its own last busy intervals 1-4 ms each, at most 4 ms apart:
+     * a JAX-shaped launch-then-wait loop, issue 18 stepslice) takes part in turns. 1 (unset) as before; 0 keeps it
+     * out (turns.c turn_wanted), so a JAX pair time-slices while a training pair (tens-of-ms intervals) still takes
+     * turns. Off until the H100's A/B (bench/issue18_gpu.sh stage 37); exactly 0 or 1, anything else named and the
+     * default kept. Staying out only drops holds: limits still apply */
+    vg_cfg.sm_turns_steppers = 1;
+    const char *tsp = getenv("HAMI_SM_TURNS_STEPPERS");
+    if (tsp && *tsp) {
+        if (!strcmp(tsp, "0"))
+            vg_cfg.sm_turns_steppers = 0;
+        else if (strcmp(tsp, "1"))
+            vg_log(VG_WARN, "ignoring HAMI_SM_TURNS_STEPPERS=\"%.64s\": expected 1 or 0 (unset: 1, a tenant stepping one "
+                            "launch at a time takes turns); 1 kept", tsp);
+    }
     /* taking turns, how long an owner's host may launch nothing (nothing of it running) before a neighbour may fill
      * its window (turns.c owner_wants); shorter fills a step's host gap after its sync sooner. An A/B knob for the
      * hardware runs (issue 18, turnloss): both tenants of a pair set it alike (each marks its own credit waits this

@@ -149,6 +149,8 @@ _Static_assert(TURN_GAP_NS == TURN_GAP_DEFAULT_US * 1000LL && TURN_GAP_MAX_US * 
                                       * steps one launch at a time, its drain gaps may be filled (turns.c owner_steps) */
 #define TURN_STEP_MIN_NS 1000000LL   /* ... and at least this (a fill's two switches a small part of a step) */
 #define TURN_STEP_HELD_NS 20000000LL /* ... and not waiting for credit this recently (turns.c owner_steps) */
+#define TURN_STEPPER_KEEP_NS 1000000000LL /* HAMI_SM_TURNS_STEPPERS=0: a tenant seen stepping stays out of turns this
+                                            * long (turns.c turn_wanted: out of turns its steps stretch) */
 #define TURN_STEP_POLL_NS 50000LL    /* ... and a neighbour held by its step asks again this often (its gap is short) */
 #define TURN_STAY_BP 9000            /* ... a process that takes part stays in while the GPU is this contended */
 #define TURN_ENTER_MARGIN_BP 1000    /* ... and enters once twice its busy fraction is the limits' sum + this (turn_wanted) */
@@ -404,6 +406,7 @@ struct dstate {
     int turn_slot[HAMI_BOARD_USERS], turn_limit[HAMI_BOARD_USERS];  /* in board order: slot and limit */
     int64_t turn_from;      /* held by turns since, 0 = not held */
     int64_t turn_off_until; /* a hold reached TURN_HOLD_MAX_NS: no turns until then */
+    int64_t turn_stepper_at; /* HAMI_SM_TURNS_STEPPERS=0: when it last read as stepping one launch at a time (turns.c) */
     int act_back;           /* a credit wait with nothing in flight, taking turns: note_users marks it TURN_GAP_NS back */
     int64_t turn_seen_at;   /* the last update (the time spent taking turns, for the launch stats) */
     int64_t turn_since;     /* first seen shared and capped with turns on (the warm-up figure of the launch stats) */

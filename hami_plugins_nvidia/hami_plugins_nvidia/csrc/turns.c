@@ -230,6 +230,8 @@ void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t pre
     }
 }
 
+static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now, int self);
+
 /* Whether this process takes part now: the GPU contended and its demand alone at least its limit (it would use its
  * whole share: a window of that share costs it nothing the limit leaves it); with hysteresis, it stays in down to
  * 90 % contended and half its limit (the demand estimate of a program with a sync every few kernels swings by tens
@@ -245,6 +247,12 @@ void turns_note_window(struct dstate *ds, int64_t from, int64_t now, int64_t pre
 static int turn_wanted(const struct dstate *ds, int64_t now, int nbr_lim)
 {
     if (!ds->capped || !ds->shared || ds->user_idx < 0 || now < ds->turn_off_until)
+        return 0;
+    /* HAMI_SM_TURNS_STEPPERS=0 (stepslice): a tenant seen stepping one launch at a time within TURN_STEPPER_KEEP_NS
+     * stays out, so its pair time-slices (fake: JAX pairs kept more of the GPU time-slicing than taking turns, their
+     * ~0.15 ms drain gaps idle in each owner's window). Kept a while: out of turns its steps stretch with the
+     * neighbour's kernels interleaved, and its credit waits there would read as not stepping */
+    if (!vg_cfg.sm_turns_steppers && ds->turn_stepper_at > 0 && now - ds->turn_stepper_at < TURN_STEPPER_KEEP_NS)
         return 0;
     int64_t own = (int64_t)vg_sm_limit(ds->dev) * 100, sum = own + (int64_t)nbr_lim * 100;
     /* busy enough for its window: in turns it gets its window (its limit over the sum of the limits taking part) at
@@ -399,6 +407,8 @@ void turns_update(struct dstate *ds, const struct vg_brec *rec, int rk, int64_t 
     for (int i = 0; rk >= 0 && i < HAMI_BOARD_USERS; i++)
         if (i != ds->user_idx && rec[i].present && !rec[i].bad && rec[i].turns)
             nbr_lim += rec[i].limit_hi;
+    if (!vg_cfg.sm_turns_steppers && ds->bgpu && ds->user_idx >= 0 && owner_steps(ds->bgpu, ds->user_idx, now, 1))
+        ds->turn_stepper_at = now;  /* its own ring (HAMI_SM_TURNS_STEPPERS=0: turn_wanted) */
     ds->turn_want = turn_wanted(ds, now, nbr_lim);
     int was = ds->turn_n;
     int64_t win_at = 0;
@@ -486,7 +496,6 @@ static int running(const struct hami_board_gpu *g, int i, int64_t now)
  * Its marks come from its launches (turns_hold: at least every TURN_ACT_NS while it takes turns), its watcher while work of it is
  * in flight (every 100 us) and its credit waits (note_users: every ms), so a gap of TURN_GAP_NS is its host's.
  * HAMI_SM_TURN_GAP_US sets the gap (turn_gap_ns: bounded above those refreshes, under TURN_IDLE_NS). */
-static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now);
 
 static int owner_wants(const struct hami_board_gpu *g, int i, int64_t now)
 {
@@ -495,7 +504,7 @@ static int owner_wants(const struct hami_board_gpu *g, int i, int64_t now)
         return 0;
     if (now - act >= turn_gap_ns())
         return -1;
-    int steps = vg_cfg.sm_turn_fill_steps ? owner_steps(g, i, now) : 0;
+    int steps = vg_cfg.sm_turn_fill_steps ? owner_steps(g, i, now, 0) : 0;
     return steps == 1 ? -2 : steps == 2 ? 2 : 1;
 }
 
@@ -520,18 +529,22 @@ static int owner_wants(const struct hami_board_gpu *g, int i, int64_t now)
  * says no; a forged ring can let a neighbour into a window only where its own credit still bounds it, as the gap
  * rule's forged marks can. An owner that waited for credit (or asked with low credit) within TURN_STEP_HELD_NS is not
  * stepping: its credit chops its work into short intervals (the fake's GPU-bound pair at 50 + 50, 2 ms kernels and a
- * sync every 4, read as stepping and switched more), and its waits with nothing running are the starved rule's. */
-static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now)
+ * sync every 4, read as stepping and switched more), and its waits with nothing running are the starved rule's.
+ * self: this process's own slot (HAMI_SM_TURNS_STEPPERS=0, turns_update): whether it steps, not whether its gap is
+ * open now, so its last interval may have closed up to TURN_STEP_BUSY_NS ago, and the credit test asks only for no
+ * credit wait since the oldest interval read began (at its limit time-slicing, a JAX tenant waits for credit between
+ * its square wave's on-phases, and steps freely within them); the ring's own tests are the same. */
+static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now, int self)
 {
     int64_t since = __atomic_load_n(&g->user_since_ns[i], __ATOMIC_ACQUIRE);
     int64_t end = __atomic_load_n(&g->user_busy_ns[i], __ATOMIC_ACQUIRE);
     if (since <= 0 || since > now + 1000000)
         return 0;  /* none ever, or forged */
     int open = end < since;
-    if (open ? now - since > TURN_STEP_BUSY_NS : end > now + 1000000 || now - end > turn_gap_ns())
+    if (open ? now - since > TURN_STEP_BUSY_NS : end > now + 1000000 || now - end > (self ? TURN_STEP_BUSY_NS : turn_gap_ns()))
         return 0;  /* a long interval running (a step of tens of ms), or drained long ago (the gap rule's case) */
     int64_t held = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
-    if (held > 0 && held <= now + 1000000 && now - held < TURN_STEP_HELD_NS)
+    if (!self && held > 0 && held <= now + 1000000 && now - held < TURN_STEP_HELD_NS)
         return 0;  /* its credit chops its work (a GPU-bound loop at its limit): not stepping; the starved rule's case */
     uint32_t head = __atomic_load_n(&g->user_recent_head[i], __ATOMIC_ACQUIRE);
     int64_t later = open ? since : now;  /* the start of the interval after the one read (now: the gap so far) */
@@ -546,6 +559,9 @@ static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now)
             return 0;
         later = s;
     }
+    if (self && held > 0 && held >= later)
+        return 0;  /* a credit wait (or a low-credit ask) since its oldest step read: its credit may be what chops its
+                    * work (fake, a training 30 + 70 pair: the 30 % tenant read as stepping and the pair time-sliced) */
     return open ? 2 : 1;
 }
 

@@ -73,6 +73,8 @@ struct vg_config {
     int sm_turn_fill_steps;                /* HAMI_SM_TURN_FILL_STEPS (unset/0 off, 1 on): a neighbour may fill the
                                               drain gaps of an owner stepping one launch at a time (turns.c owner_steps;
                                               an A/B knob) */
+    int sm_turns_steppers;                 /* HAMI_SM_TURNS_STEPPERS (unset/1 on, 0 off): a tenant stepping one launch at
+                                              a time takes part in turns (0: it time-slices; turns.c turn_wanted) */
     int64_t sm_turn_gap_ns;                /* HAMI_SM_TURN_GAP_US: an owner with no activity mark this recent may have
                                               its window filled (turns.c owner_wants; 0 before env.c ran: TURN_GAP_NS) */
     int sm_turn_misses;                    /* HAMI_SM_TURN_MISSES: the stay test's misses in a row that judge a tenant

@@ -473,7 +473,7 @@ def _dry(stage: str) -> list[str]:
 
 @pytest.mark.parametrize("stage", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
                                    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25",
-                                   "26", "27", "28", "29", "30", "31", "32", "33", "34", "35", "36"])
+                                   "26", "27", "28", "29", "30", "31", "32", "33", "34", "35", "36", "37"])
 def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
     import re
 
@@ -650,6 +650,19 @@ def test_dry_run_every_step_timed_and_the_stage_fits_one_call(stage) -> None:
         assert a.count("--tenant-env HAMI_SM_LEND_SLICED=0") == 1 and "GAP_EVERY_LAUNCH" not in a, a
         assert b == a.replace("LEND_SLICED=0", "LEND_SLICED=1").replace("unsliced", "sliced"), (a, b)
         assert sum(limits) <= 230
+    if stage == "37":  # stepslice's A/B: the JAX pairs as shipped (HAMI_SM_TURNS_STEPPERS=1, set) and with a stepping
+        # tenant kept out of turns (=0), one 30 + 70 and one 50 + 50 pair a step, ABBA after one solo and the native
+        # pair; only the knob's value and the folder differ between the arms; never judged (--tenant-env), within 200 s
+        assert [s.split()[1] for s in steps] == ["info", "jax-native", "jax-ship-1", "jax-step-1", "jax-step-2",
+                                                 "jax-ship-2"]
+        assert "jax::1:nx" in steps[1] and "HAMI_SM_TURNS_STEPPERS" not in steps[1], steps[1]
+        a = steps[2]
+        assert "jax::0:'" in a and "--repeat 1 " in a and a.count("--tenant-env HAMI_SM_TURNS_STEPPERS=1") == 1, a
+        assert a.count("--tenant-env") == 1, a
+        for name, s in zip(("jax-step-1", "jax-step-2", "jax-ship-2"), steps[3:], strict=True):
+            want = "0" if "step" in name else "1"
+            assert s == a.replace("jax-ship-1", name).replace("STEPPERS=1", f"STEPPERS={want}"), (a, s)
+        assert sum(limits) <= 200
     if stage == "31":  # jaxfill's A/B: stage 2's JAX pairs taking turns (HAMI_SM_TURNS=1 forced, in both arms) with a
         # stepping owner's drain gaps filled (=1) or not (=0, the rule before), the same plan in both arms (only the
         # knob's value differs; each JAX arm writes its turns log into its own folder: fillside), then the training
@@ -674,7 +687,7 @@ def test_the_stages_cover_the_issue_programs_and_refuse_bad_use(tmp_path) -> Non
     assert len(three) == 1 and "train:50:0:x" in three[0] and "--tenant-env HAMI_SM_PRECISE=1" in three[0]
     five = "\n".join(ln for ln in _dry("5") if ln.startswith("step "))
     assert "nvml_namespace.py" in five and five.count("HAMI_SM_CHARGE_SWITCHES=0") == 2
-    bad = subprocess.run(["bash", str(GPU), "37"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(["bash", str(GPU), "38"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     no_out = subprocess.run(["bash", str(GPU), "2"], capture_output=True, text=True, timeout=30, env=env)
