@@ -98,6 +98,20 @@ static int tuning_knob(const char *name, int lo, int hi, int dflt, const char *u
     return v;
 }
 
+/* A switch (an A/B knob for the hardware runs): exactly "0" or "1"; unset or empty, its default; anything else, one
+ * warning naming it, its value, what unset means (unset_means, after "unset: ") and what is kept (kept), and the
+ * default */
+static int switch_knob(const char *name, int dflt, const char *unset_means, const char *kept)
+{
+    const char *text = getenv(name);
+    if (!text || !*text)
+        return dflt;
+    if (!strcmp(text, "0") || !strcmp(text, "1"))
+        return text[0] - '0';
+    vg_log(VG_WARN, "ignoring %s=\"%.64s\": expected 1 or 0 (unset: %s); %s", name, text, unset_means, kept);
+    return dflt;
+}
+
 /* A memory limit that cannot be read is refused, never read as "no limit": the device then allocates
  * nothing (VG_LIMIT_REFUSE) and one line names the variable and the value. A bad per-device value
  * falls back to a valid global one. */
@@ -213,29 +227,15 @@ void vg_config_load(void)
      * A/B (bench/issue18_gpu.sh stage 31): on the fake it filled the JAX pairs' gaps (91.8 -> 94.9 % of native) but
      * charged a 30 % tenant 31.7-32.9 % and took its 70 % neighbour out of turns; exactly 1 turns it on, anything
      * else is named and off kept. A fill only lets a launch that its own credit allows go: limits still apply */
-    vg_cfg.sm_turn_fill_steps = 0;
-    const char *fs = getenv("HAMI_SM_TURN_FILL_STEPS");
-    if (fs && *fs) {
-        if (!strcmp(fs, "1"))
-            vg_cfg.sm_turn_fill_steps = 1;
-        else if (strcmp(fs, "0"))
-            vg_log(VG_WARN, "ignoring HAMI_SM_TURN_FILL_STEPS=\"%.64s\": expected 1 or 0 (unset: 0, only the gap rule "
-                            "lets a neighbour fill an owner's window); off", fs);
-    }
+    vg_cfg.sm_turn_fill_steps = switch_knob("HAMI_SM_TURN_FILL_STEPS", 0,
+                                            "0, only the gap rule lets a neighbour fill an owner's window", "off");
     /* whether a tenant that steps one launch at a time (its own last busy intervals 1-4 ms each, at most 4 ms apart:
      * a JAX-shaped launch-then-wait loop, issue 18 stepslice) takes part in turns. 1 (unset) as before; 0 keeps it
      * out (turns.c turn_wanted), so a JAX pair time-slices while a training pair (tens-of-ms intervals) still takes
      * turns. Off until the H100's A/B (bench/issue18_gpu.sh stage 37); exactly 0 or 1, anything else named and the
      * default kept. Staying out only drops holds: limits still apply */
-    vg_cfg.sm_turns_steppers = 1;
-    const char *tsp = getenv("HAMI_SM_TURNS_STEPPERS");
-    if (tsp && *tsp) {
-        if (!strcmp(tsp, "0"))
-            vg_cfg.sm_turns_steppers = 0;
-        else if (strcmp(tsp, "1"))
-            vg_log(VG_WARN, "ignoring HAMI_SM_TURNS_STEPPERS=\"%.64s\": expected 1 or 0 (unset: 1, a tenant stepping one "
-                            "launch at a time takes turns); 1 kept", tsp);
-    }
+    vg_cfg.sm_turns_steppers = switch_knob("HAMI_SM_TURNS_STEPPERS", 1,
+                                           "1, a tenant stepping one launch at a time takes turns", "1 kept");
     /* taking turns, how long an owner's host may launch nothing (nothing of it running) before a neighbour may fill
      * its window (turns.c owner_wants); shorter fills a step's host gap after its sync sooner. An A/B knob for the
      * hardware runs (issue 18, turnloss): both tenants of a pair set it alike (each marks its own credit waits this
@@ -317,15 +317,8 @@ void vg_config_load(void)
      * demand alone bounds what it lends (jaxslice, issue 18: H100 record 19 stage 33's JAX 70 % tenant, time-sliced,
      * lent points it wanted). On by default; exactly 0 is main's rule before it (the A/B knob), exactly 1 the
      * default; anything else is named and the default kept. It only ever lends less (limits always apply) */
-    vg_cfg.sm_lend_sliced = 1;
-    const char *ls = getenv("HAMI_SM_LEND_SLICED");
-    if (ls && *ls) {
-        if (!strcmp(ls, "0"))
-            vg_cfg.sm_lend_sliced = 0;
-        else if (strcmp(ls, "1"))
-            vg_log(VG_WARN, "ignoring HAMI_SM_LEND_SLICED=\"%.64s\": expected 1 or 0 (unset: 1, a time-sliced "
-                            "lender's waits count in its demand); it is on", ls);
-    }
+    vg_cfg.sm_lend_sliced = switch_knob("HAMI_SM_LEND_SLICED", 1, "1, a time-sliced lender's waits count in its demand",
+                                        "it is on");
     vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
     vg_cfg.sm_charge_switches = VG_SW_CONTENDED;
     const char *sw = getenv("HAMI_SM_CHARGE_SWITCHES");
@@ -353,29 +346,14 @@ void vg_config_load(void)
     /* contended GPU-bound capped tenants take turns (turns.c), the default since issue 18's record 9 (H100: every
      * GPU-bound pair kept as much or more of the GPU with turns than time-slicing); exactly 0 goes back to
      * time-slicing, exactly 1 says the default; anything else is named and the default kept */
-    vg_cfg.sm_turns = 1;
-    const char *tu = getenv("HAMI_SM_TURNS");
-    if (tu && *tu) {
-        if (!strcmp(tu, "0"))
-            vg_cfg.sm_turns = 0;
-        else if (strcmp(tu, "1"))
-            vg_log(VG_WARN, "ignoring HAMI_SM_TURNS=\"%.64s\": expected 1 or 0 (unset: 1, contended GPU-bound "
-                            "tenants take turns); turns are on", tu);
-    }
+    vg_cfg.sm_turns = switch_knob("HAMI_SM_TURNS", 1, "1, contended GPU-bound tenants take turns", "turns are on");
     /* turns' stay test counts its coarse marks' kernel estimates and keeps its windows' time whole (turns.c
      * turns_note_window; issue 18, judgedout: on the H100 the training tenants judged out or reading low in their
      * windows measured 6-17 % of their launches coarsely). Off by default: no fake test fails without it, and it may
      * keep a launch-bound tenant in turns longer (an A/B knob: bench/issue18_gpu.sh stage 29); exactly 0 or 1,
      * anything else named and off kept */
-    vg_cfg.sm_turns_count_coarse = 0;
-    const char *tc = getenv("HAMI_SM_TURNS_COUNT_COARSE");
-    if (tc && *tc) {
-        if (!strcmp(tc, "1"))
-            vg_cfg.sm_turns_count_coarse = 1;
-        else if (strcmp(tc, "0"))
-            vg_log(VG_WARN, "ignoring HAMI_SM_TURNS_COUNT_COARSE=\"%.64s\": expected 1 or 0 (unset: 0, turns' stay "
-                            "test counts precise kernels only); off", tc);
-    }
+    vg_cfg.sm_turns_count_coarse = switch_knob("HAMI_SM_TURNS_COUNT_COARSE", 0,
+                                               "0, turns' stay test counts precise kernels only", "off");
     /* a line per stay-test judgement (turns.c turns_log): a bench diagnostic, off unless set; after the knob above,
      * which its head line names */
     vg_turns_log_open(getenv("HAMI_SM_TURNS_LOG"));

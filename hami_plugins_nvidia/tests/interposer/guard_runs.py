@@ -19,6 +19,8 @@ SLICED = {"FAKE_CUDA_SLICE_US": "2000", "FAKE_CUDA_SWITCH_US": "200"}
 #: bench/turns.py's jax case as a driver_app `spin`: 1.25 ms kernels, a sync after each, 150 us of host time a step
 JAX_STEP = ("spin", "1250", "150", "3", "1")
 #: the launch stats line's demand figures (launch.c launch_stats_report)
+# the stats line's turns field: on (ms), held (times, ms), longest hold (ms), holds cut
+TURNS = re.compile(r"; turns on ([\d.]+) ms, held (\d+) times, ([\d.]+) ms, longest ([\d.]+) ms, (\d+) cut")
 DEMAND = re.compile(r"\(demand alone ([\d.]+) %, neighbours ([\d.]+) %\)")
 
 
@@ -64,6 +66,18 @@ def finish_spin(proc: subprocess.Popen[str], timeout: float = 60) -> Spin:
     words = out.split("spin ")[1].split() if "spin " in out else ["?"]
     assert words[0] == "0", (out, err)
     return Spin(float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5]), err)
+
+
+def pair_turns(a: Workload, b: Workload, prog: tuple[str, ...]) -> list[tuple[Spin, re.Match[str]]]:
+    """Starts prog in a and b at once and waits for both: each one's spin and its stats line's turns field (TURNS)."""
+    procs = [a.start("ctx", "0", *prog), b.start("ctx", "0", *prog)]
+    out = []
+    for p in procs:
+        s = finish_spin(p)
+        m = TURNS.search(s.err)
+        assert m, s.err
+        out.append((s, m))
+    return out
 
 
 def charged_pct(w: Workload, spin: Spin) -> float:

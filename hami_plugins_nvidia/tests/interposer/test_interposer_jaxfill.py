@@ -22,11 +22,10 @@ import re
 import pytest
 
 from .conftest import REAL_DRIVER, Workload
-from .guard_runs import JAX_STEP, SLICED, finish_spin
+from .guard_runs import JAX_STEP, SLICED, pair_turns
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
-TURNS = re.compile(r"; turns on ([\d.]+) ms, held (\d+) times, ([\d.]+) ms, longest ([\d.]+) ms, (\d+) cut")
 
 
 def _setup(w: Workload, limit: int, fill: str | None) -> None:
@@ -39,15 +38,8 @@ def _setup(w: Workload, limit: int, fill: str | None) -> None:
 
 
 def _pair(a: Workload, b: Workload) -> list[dict]:
-    procs = [a.start("ctx", "0", *JAX_STEP), b.start("ctx", "0", *JAX_STEP)]
-    out = []
-    for p in procs:
-        s = finish_spin(p)
-        m = TURNS.search(s.err)
-        assert m, s.err
-        out.append({"share": s.share_pct, "switch": s.switch_pct, "on_ms": float(m.group(1)),
-                    "held_ms": float(m.group(3)), "cuts": int(m.group(5))})
-    return out
+    return [{"share": s.share_pct, "switch": s.switch_pct, "on_ms": float(m.group(1)), "held_ms": float(m.group(3)),
+             "cuts": int(m.group(5))} for s, m in pair_turns(a, b, JAX_STEP)]
 
 
 @pytest.mark.fake_timing
@@ -94,12 +86,10 @@ def test_a_filled_jax_owner_is_not_judged_out_of_turns(workload: Workload, secon
     # 40.2-40.8 each (the rule off: 39-40 each).
     for w in (workload, second_workload):
         _setup(w, 50, "1")
-    procs = [workload.start("ctx", "0", *JAX_STEP), second_workload.start("ctx", "0", *JAX_STEP)]
     got = []
-    for p in procs:
-        s = finish_spin(p)
-        m, j = TURNS.search(s.err), JUDGED.search(s.err)
-        assert m and j, s.err
+    for s, m in pair_turns(workload, second_workload, JAX_STEP):
+        j = JUDGED.search(s.err)
+        assert j, s.err
         got.append({"on_ms": float(m.group(1)), "busy": float(j.group(1)), "outs": int(j.group(2)),
                     "share": s.share_pct})
     print(f"jax 50 + 50 taking turns with the fill: {got}")

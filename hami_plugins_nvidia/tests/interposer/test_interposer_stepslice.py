@@ -12,16 +12,13 @@ as stepping. Judged by the library's own "turns on" figure (the time it took tur
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from .conftest import REAL_DRIVER, Workload, run_with_bad_knob
-from .guard_runs import JAX_STEP, SLICED, finish_spin
+from .guard_runs import JAX_STEP, SLICED, pair_turns
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's shared GPU model")
 
-TURNS = re.compile(r"; turns on ([\d.]+) ms, held (\d+) times")
 # the training-like step (test_interposer_turns.py TRAIN, bench/turns.py case "train"): 150 kernels of 400 us then 600
 # of 20 us, a sync, 2 ms of host time: a busy interval of ~72 ms a step
 TRAIN = ("spin", "20", "0", "2", "750")
@@ -38,14 +35,7 @@ def _pair(a: Workload, b: Workload, limits: tuple[int, int], prog: tuple[str, ..
                      **SLICED, **(extra or {}))
         if steppers is not None:
             w.env["HAMI_SM_TURNS_STEPPERS"] = steppers
-    procs = [a.start("ctx", "0", *prog), b.start("ctx", "0", *prog)]
-    on = []
-    for p in procs:
-        s = finish_spin(p)
-        m = TURNS.search(s.err)
-        assert m, s.err
-        on.append(float(m.group(1)))
-    return on
+    return [float(m.group(1)) for _, m in pair_turns(a, b, prog)]
 
 
 def test_a_jax_pair_time_slices_and_a_training_pair_takes_turns_with_steppers_off(workload: Workload,
