@@ -541,7 +541,8 @@ static int owner_steps(const struct hami_board_gpu *g, int i, int64_t now, int s
     if (since <= 0 || since > now + 1000000)
         return 0;  /* none ever, or forged */
     int open = end < since;
-    if (open ? now - since > TURN_STEP_BUSY_NS : end > now + 1000000 || now - end > (self ? TURN_STEP_BUSY_NS : turn_gap_ns()))
+    int64_t closed_max = self ? TURN_STEP_BUSY_NS : turn_gap_ns();  /* how long ago its last interval may have closed */
+    if (open ? now - since > TURN_STEP_BUSY_NS : end > now + 1000000 || now - end > closed_max)
         return 0;  /* a long interval running (a step of tens of ms), or drained long ago (the gap rule's case) */
     int64_t held = __atomic_load_n(&g->user_held_ns[i], __ATOMIC_ACQUIRE);
     if (!self && held > 0 && held <= now + 1000000 && now - held < TURN_STEP_HELD_NS)

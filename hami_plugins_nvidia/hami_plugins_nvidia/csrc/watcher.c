@@ -102,11 +102,11 @@ static void *watcher(void *arg)
             /* relaxed reads of fields the launcher writes under the lock: a stale one only sets one sleep's ceiling
              * and one NVML count's gap */
             int nbr = __atomic_load_n(&ds->shared, __ATOMIC_RELAXED);
-            /* beside a neighbour (HAMI_WATCHER_COARSE_PAIR=1) coarse and with no busy interval of its precise phase
-             * still open on the board (closed at its first coarse collection: launch.c harvest), which a neighbour's
-             * charge reads until it closes */
-            if (!__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) ||
-                (nbr && !(vg_cfg.watch_coarse_pair && !__atomic_load_n(&ds->since_gpu, __ATOMIC_RELAXED))))
+            /* beside a neighbour the alone pace only with HAMI_WATCHER_COARSE_PAIR=1 and no busy interval of its
+             * precise phase still open on the board (closed at its first coarse collection: launch.c harvest), which
+             * a neighbour's charge reads until it closes */
+            int lean_pair = vg_cfg.watch_coarse_pair && !__atomic_load_n(&ds->since_gpu, __ATOMIC_RELAXED);
+            if (!__atomic_load_n(&ds->coarse, __ATOMIC_RELAXED) || (nbr && !lean_pair))
                 alone = 0;
             /* the bound on n(t): an NVML query every 100 ms, off the launch path; every 500 ms while no neighbour is on
              * the GPU (it bounds neighbours only). Not "coarse": every verification window (~one per 100 ms alone)
