@@ -78,10 +78,30 @@ static int parse_int(const char *name, const char *text, int lo, int hi, int *ou
     return 1;
 }
 
-static int env_true(const char *name)
+/* A flag's text: 1 for "1", "true" or "yes", 0 for "0", "false" or "no" (case aside), -1 for anything else */
+static int flag_value(const char *text)
 {
-    const char *v = getenv(name);
-    return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
+    if (!strcmp(text, "1") || !strcasecmp(text, "true") || !strcasecmp(text, "yes"))
+        return 1;
+    if (!strcmp(text, "0") || !strcasecmp(text, "false") || !strcasecmp(text, "no"))
+        return 0;
+    return -1;
+}
+
+/* An on/off flag: unset or empty, off; any other text than flag_value's is named in one warning with what applies
+ * instead (bad_value: 1 where the flag is a safety one that fails closed, HAMI_PROC_CENSUS_REQUIRED; 0 elsewhere,
+ * where off is the safe side: CUDA_DISABLE_CONTROL keeps every limit), never read silently as off */
+static int flag_knob(const char *name, int bad_value)
+{
+    const char *text = getenv(name);
+    if (!text || !*text)
+        return 0;
+    int v = flag_value(text);
+    if (v >= 0)
+        return v;
+    vg_log(VG_WARN, "ignoring %s=\"%.64s\": expected 1 or 0 (true/false, yes/no); %s", name, text,
+           bad_value ? "it is on" : "it is off");
+    return bad_value;
 }
 
 /* A tuning knob (an A/B knob for the hardware runs): unset or empty, its default; out of [lo, hi] or not an integer,
@@ -170,7 +190,7 @@ void vg_config_load(void)
         if (parse_int("LIBCUDA_LOG_LEVEL", lvl, 0, 4, &v))
             vg_log_level = v;
     }
-    vg_cfg.disabled = env_true("CUDA_DISABLE_CONTROL");
+    vg_cfg.disabled = flag_knob("CUDA_DISABLE_CONTROL", 0);
     const char *pol = getenv("GPU_CORE_UTILIZATION_POLICY");
     vg_cfg.core_policy = VG_POLICY_DEFAULT;
     if (pol && !strcasecmp(pol, "disable"))
@@ -300,32 +320,33 @@ void vg_config_load(void)
      * (the launcher's sync at the end of each step) restarted the back-off at 100 us, so a launch-bound loop's steps
      * each paid ~4 wakes more than the ceiling's pace, every one preempting the loop on its core; =1 starts the ramp at
      * the busy ceiling there too, as alone (watcher.c). Off by default until the GPU's A/B (issue18_gpu.sh stage 32) */
-    vg_cfg.watch_flat_ramp = env_true("HAMI_WATCHER_FLAT_RAMP");
+    vg_cfg.watch_flat_ramp = flag_knob("HAMI_WATCHER_FLAT_RAMP", 0);
     /* issue 18 (pairlean): a coarse tenant beside a neighbour (its credit far above its in-flight work, no neighbour
      * asking for precision, no switch charging) publishes no busy interval, so nobody's charge depends on when its
      * watcher collects, as alone; =1 gives it the alone ceiling (HAMI_WATCHER_ALONE_POLL_US) beside a neighbour too
      * (watcher.c). Off by default until the GPU's A/B (issue18_gpu.sh stage 36) */
-    vg_cfg.watch_coarse_pair = env_true("HAMI_WATCHER_COARSE_PAIR");
+    vg_cfg.watch_coarse_pair = flag_knob("HAMI_WATCHER_COARSE_PAIR", 0);
     const char *rm = getenv("HAMI_SM_REF_MHZ");
     if (rm && *rm && !parse_int("HAMI_SM_REF_MHZ", rm, 0, 100000, &ref_mhz))
         ref_mhz = 0;
     vg_cfg.sm_ref_mhz = (unsigned int)ref_mhz;
-    vg_cfg.sm_precise = env_true("HAMI_SM_PRECISE");
-    vg_cfg.sm_no_lend = env_true("HAMI_SM_NO_LEND");
-    vg_cfg.sm_gap_every_launch = env_true("HAMI_SM_GAP_EVERY_LAUNCH");
+    vg_cfg.sm_precise = flag_knob("HAMI_SM_PRECISE", 0);
+    vg_cfg.sm_no_lend = flag_knob("HAMI_SM_NO_LEND", 0);
+    vg_cfg.sm_gap_every_launch = flag_knob("HAMI_SM_GAP_EVERY_LAUNCH", 0);
     /* a time-sliced lender's waits behind other contexts count in its demand alone, and a neighbour's published
      * demand alone bounds what it lends (jaxslice, issue 18: H100 record 19 stage 33's JAX 70 % tenant, time-sliced,
      * lent points it wanted). On by default; exactly 0 is main's rule before it (the A/B knob), exactly 1 the
      * default; anything else is named and the default kept. It only ever lends less (limits always apply) */
     vg_cfg.sm_lend_sliced = switch_knob("HAMI_SM_LEND_SLICED", 1, "1, a time-sliced lender's waits count in its demand",
                                         "it is on");
-    vg_cfg.launch_stats = env_true("HAMI_LAUNCH_STATS");
+    vg_cfg.launch_stats = flag_knob("HAMI_LAUNCH_STATS", 0);
     vg_cfg.sm_charge_switches = VG_SW_CONTENDED;
     const char *sw = getenv("HAMI_SM_CHARGE_SWITCHES");
     if (sw && *sw) {
-        if (env_true("HAMI_SM_CHARGE_SWITCHES"))
+        int on = flag_value(sw);
+        if (on == 1)
             vg_cfg.sm_charge_switches = VG_SW_ALWAYS;
-        else if (!strcmp(sw, "0") || !strcasecmp(sw, "false") || !strcasecmp(sw, "no"))
+        else if (on == 0)
             vg_cfg.sm_charge_switches = VG_SW_NEVER;
         else
             vg_log(VG_WARN, "ignoring HAMI_SM_CHARGE_SWITCHES=\"%.64s\": expected 1 or 0 (unset: only while the GPU "
@@ -387,7 +408,7 @@ void vg_config_load(void)
         cd = "";
     }
     snprintf(vg_cfg.census_dir, sizeof(vg_cfg.census_dir), "%s", cd ? cd : "");
-    vg_cfg.census_required = env_true("HAMI_PROC_CENSUS_REQUIRED");  /* fail closed (nvmlq.c, audit4) */
+    vg_cfg.census_required = flag_knob("HAMI_PROC_CENSUS_REQUIRED", 1);  /* fail closed (nvmlq.c, audit4) */
     if (vg_cfg.disabled)
         vg_log(VG_MSG, "CUDA_DISABLE_CONTROL=true: passing every call through");
 }

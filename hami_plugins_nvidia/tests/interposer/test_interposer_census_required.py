@@ -48,13 +48,15 @@ def test_census_hidden_by_the_tenant_bounds_when_required(workload: Workload, nv
 
 @pytest.mark.fake_timing
 @fake_gpu
-def test_stale_census_bounds_when_required(workload: Workload, nvml_dir: Path, census: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("required", ["1", "on"])  # "on" is no flag value: named, and read as on (fails closed)
+def test_stale_census_bounds_when_required(workload: Workload, nvml_dir: Path, census: Path,  # noqa: F811
+                                           required: str) -> None:
     stop = threading.Event()
     stale = lambda ns: census_line(UUID0, 1, ns - 2_000_000_000)  # noqa: E731
     writer = threading.Thread(target=_keep_writing, args=(census / UUID0, stale, stop), daemon=True)
     writer.start()
     time.sleep(0.1)
-    workload.env["HAMI_PROC_CENSUS_REQUIRED"] = "1"
+    workload.env["HAMI_PROC_CENSUS_REQUIRED"] = required
     try:
         share, err = _tenant(workload, nvml_dir, census)
     finally:
@@ -63,6 +65,7 @@ def test_stale_census_bounds_when_required(workload: Workload, nvml_dir: Path, c
     print(f"census-required: stale census: 30 % tenant {share:.1f} %")
     assert share <= 38, (share, err)
     assert "older than 1 s" in err and "charged as if alone" in err, err
+    assert (f'ignoring HAMI_PROC_CENSUS_REQUIRED="{required}"' in err) == (required != "1"), err
 
 
 @fake_gpu
