@@ -42,19 +42,42 @@ def _figures(stderr: str) -> tuple[int, int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4))
 
 
-def test_measured_precisely_the_flat_ramp_leaves_out_the_short_sleeps(workload: Workload) -> None:
-    # precise (HAMI_SM_PRECISE=1: as a pair tenant low on credit or asked by its neighbour): the busy ceiling, 1 ms
+def _precise_abab(workload: Workload) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Measured precisely (HAMI_SM_PRECISE=1: as a pair tenant low on credit or asked by its neighbour: the busy
+    ceiling, 1 ms) without and with the knob, ABAB so the VM's load hits both arms: each run's figures, by knob."""
     env = dict(GPU_CORE_UTILIZATION_POLICY="force", CUDA_DEVICE_SM_LIMIT="70", HAMI_SM_PRECISE="1", **BUSY_GAP)
-    runs = {}
-    for knob in ("", "1", "", "1"):  # ABAB: the VM's load hits both arms
+    runs: dict[str, list[tuple[int, int, int, int]]] = {}
+    for knob in ("", "1", "", "1"):
         r = workload.run(*PASSES, timeout=60, HAMI_WATCHER_FLAT_RAMP=knob, **env)
         assert r.returncode == 0, r.stderr
         runs.setdefault(knob, []).append(_figures(r.stderr))
     print(runs)
+    return runs
+
+
+def test_measured_precisely_the_flat_ramp_leaves_out_the_short_sleeps(workload: Workload) -> None:
+    # What the knob decides, whatever the host's speed: the watcher's sleeps below the ceiling after a collection are
+    # counted where they are chosen (watcher.c wakes_ramp), before the host runs them. The deferred wakes a launch
+    # that follow are the host's figure: its own test below, in `make bench-fake`
+    runs = _precise_abab(workload)
     for _, _, left, ramp in runs[""]:
         assert ramp > 0 and left > 0, runs  # main's ramp after each pass's collection
     for _, _, left, ramp in runs["1"]:
         assert ramp == 0 and left > 0, runs  # none below the ceiling; the launcher still left its collecting
+
+
+@pytest.mark.fake_timing
+def test_measured_precisely_the_flat_ramp_defers_fewer_wakes_a_launch(workload: Workload) -> None:
+    # The ramp's sleeps (100, 200, 400, 800 us after a collection) are wakes inside the next pass, which find the
+    # launcher collecting: fewer deferred wakes a launch with the knob (0.024 -> 0.017 on a quiet 2-core VM). A host
+    # figure, not the knob's: it counts the wakes the host ran, and a loaded VM runs a 100 us sleep a scheduling
+    # latency late (ms), so the ramp's wakes thin out before the knob takes them away. In `make test` it failed once
+    # with two helpers' fake benches on the VM (launches 5-8 k a run against 15-21 k quiet; off 0.0094, on 0.0138
+    # deferred wakes a launch), and 4 of 20 runs with six CPU spinners beside it (on/off 2.08, 1.00, 0.90, 0.85 x;
+    # 0.27-0.78 x in the other 16; the checks of the test above held in all 20): the 0.8 x then
+    # judged the host's scheduler. So it is a fake_timing check (bench/fake_timing.py), as shares and waits are;
+    # the test above keeps the knob's rule in `make test`
+    runs = _precise_abab(workload)
     per = {k: sum(v[2] for v in rs) / sum(v[0] for v in rs) for k, rs in runs.items()}
     assert per["1"] < 0.8 * per[""], (per, runs)  # fewer deferred wakes a launch
 
