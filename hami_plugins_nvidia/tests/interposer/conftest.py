@@ -204,10 +204,11 @@ def second_workload(toolchain: Toolchain, tmp_path: Path) -> Iterator[Workload]:
 
 
 def end_spin(proc: subprocess.Popen[str]) -> bool:
-    """Ends a started driver_app's running `spin` now, as if its SECONDS were up: it syncs and prints its line as at
-    the end of its window (SIGUSR1, sent once the process has its handler: /proc's SigCgt). For a neighbour there only
-    to be present beside the tenant under test: ended once the tenant is done, instead of waiting out a window set long
-    enough for a loaded host. True when it was still running (it outlasted the tenant), False when it had ended."""
+    """Ends a started driver_app's running `spin` or `passes` now, as if its SECONDS were up: it syncs and prints its
+    line as at the end of its window (SIGUSR1, sent once the process has its handler: /proc's SigCgt). For a neighbour
+    there only to be present beside the tenant under test: ended once the tenant is done, instead of waiting out a
+    window set long enough for a loaded host. True when it was still running (it outlasted the tenant), False when it
+    had ended."""
     if proc.poll() is not None:
         return False
     bit = 1 << (signal.SIGUSR1 - 1)
