@@ -100,8 +100,10 @@ def variant_libs(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory)
         return [*cc, *build.CFLAGS, *[f"-D{d}" for d in defines], f"-I{build.CSRC}", "-c", str(src)]
 
     def keyed(defines: tuple[str, ...], src: Path) -> str:
+        # the -D flags change nothing but the preprocessed text: the key is the command without them and that text
         cmd = compile_cmd(defines, src)
-        return hashlib.sha256("\0".join(cmd).encode() + b"\0" + run([*cmd[:-2], "-E", str(src)])).hexdigest()
+        return hashlib.sha256("\0".join(compile_cmd((), src)).encode() + b"\0"
+                              + run([*cmd[:-2], "-E", str(src)])).hexdigest()
 
     def variants(asked: Variants) -> dict[str, Path]:
         with lock, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
