@@ -3,15 +3,19 @@ with the system C compiler, once per session, and run the program under LD_PRELO
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import mmap
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +70,64 @@ def toolchain(tmp_path_factory: pytest.TempPathFactory) -> Toolchain:
     app = out / "driver_app"
     subprocess.run([cc, "-O1", "-o", str(app), str(FAKE / "driver_app.c"), "-ldl"], check=True)
     return Toolchain(lib, fake_dir, app)
+
+
+#: A bench variant's build: its name and its -D flags (csrc's bench-only switches, e.g. HAMI_BISECT_NO_RECORDS).
+Variants = Mapping[str, Sequence[str]]
+
+
+@pytest.fixture(scope="session")
+def variant_libs(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Variants], dict[str, Path]]:
+    """Builds bench variants of libvgpu.so: variant_libs({name: defines}) -> {name: library}. Each is built once per
+    session, keyed by its flags, with build.py's compiler flags, sources and libraries (build_library's command, one
+    object per source, then the link). Why not build_library once per variant: a variant's flags change the
+    preprocessed text of a few sources only (most of them launch.c's), so an object whose compile command and
+    preprocessed source are those of one compiled before is reused, and what is left compiles on every core at once:
+    the seven bisection rungs, the pair probe and the wrap-only build cost about two builds, not nine."""
+    out = tmp_path_factory.mktemp("variants")
+    cc = shlex.split(build.compiler())
+    objects: dict[str, Path] = {}  # sha256 of the compile command and the preprocessed source -> its object
+    built: dict[tuple[str, ...], Path] = {}
+    lock = threading.Lock()
+
+    def run(cmd: list[str]) -> bytes:
+        proc = subprocess.run(cmd, capture_output=True)
+        if proc.returncode != 0:
+            raise build.BuildError(f"compiling a variant failed:\n{' '.join(cmd)}\n{proc.stderr.decode()}")
+        return proc.stdout
+
+    def compile_cmd(defines: tuple[str, ...], src: Path) -> list[str]:
+        return [*cc, *build.CFLAGS, *[f"-D{d}" for d in defines], f"-I{build.CSRC}", "-c", str(src)]
+
+    def keyed(defines: tuple[str, ...], src: Path) -> str:
+        # the -D flags change nothing but the preprocessed text: the key is the command without them and that text
+        cmd = compile_cmd(defines, src)
+        return hashlib.sha256("\0".join(compile_cmd((), src)).encode() + b"\0"
+                              + run([*cmd[:-2], "-E", str(src)])).hexdigest()
+
+    def variants(asked: Variants) -> dict[str, Path]:
+        with lock, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            todo = {name: tuple(d) for name, d in asked.items() if tuple(d) not in built}
+            jobs = [(defines, src) for defines in dict.fromkeys(todo.values()) for src in build.sources()]
+            keys = dict(zip(jobs, pool.map(lambda j: keyed(*j), jobs), strict=True))
+            fresh = {k: j for j, k in keys.items() if k not in objects}
+            paths = {k: out / "obj" / f"{k[:20]}.o" for k in fresh}
+            (out / "obj").mkdir(exist_ok=True)
+            list(pool.map(lambda k: run([*compile_cmd(*fresh[k]), "-o", str(paths[k])]), fresh))
+            objects.update(paths)
+
+            def link(defines: tuple[str, ...]) -> Path:
+                lib = out / hashlib.sha256(repr(defines).encode()).hexdigest()[:16] / build.LIB_NAME
+                lib.parent.mkdir()
+                run([*cc, *build.CFLAGS, "-o", str(lib),
+                     *[str(objects[keys[(defines, src)]]) for src in build.sources()], *build.LIBS])
+                return lib
+
+            for defines in dict.fromkeys(todo.values()):
+                built[defines] = link(defines)
+        return {name: built[tuple(d)] for name, d in asked.items()}
+
+    return variants
 
 
 @dataclass
@@ -141,6 +203,29 @@ def second_workload(toolchain: Toolchain, tmp_path: Path) -> Iterator[Workload]:
     w = Workload(toolchain, ctr)
     yield w
     w.kill_all()
+
+
+def end_spin(proc: subprocess.Popen[str]) -> bool:
+    """Ends a started driver_app's running `spin` or `passes` now, as if its SECONDS were up: it syncs and prints its
+    line as at the end of its window (SIGUSR1, sent once the process has its handler: /proc's SigCgt). For a neighbour
+    there only to be present beside the tenant under test: ended once the tenant is done, instead of waiting out a
+    window set long enough for a loaded host. True when it was still running (it outlasted the tenant), False when it
+    had ended."""
+    if proc.poll() is not None:
+        return False
+    bit = 1 << (signal.SIGUSR1 - 1)
+    deadline = time.monotonic() + 10
+    while proc.poll() is None:
+        try:
+            caught = int(re.search(r"SigCgt:\s*([0-9a-f]+)", Path(f"/proc/{proc.pid}/status").read_text())[1], 16)
+        except (OSError, TypeError):  # gone between the poll and the read
+            break
+        if caught & bit:
+            proc.send_signal(signal.SIGUSR1)
+            return True
+        assert time.monotonic() < deadline, "driver_app never set its SIGUSR1 handler"
+        time.sleep(0.005)
+    return False
 
 
 def forge_board_user(board_path: Path, stop: threading.Event, fill: Callable[[object, int, int], None]) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from .conftest import Workload, build, fake_only
+from .conftest import Workload, fake_only
 
 pytestmark = [fake_only]
 
@@ -35,12 +34,9 @@ NAMES = {"norec": "NO_RECORDS", "noharv": "NO_HARVEST", "nousers": "NO_USERS", "
 
 
 @pytest.fixture(scope="module")
-def libs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every rung's build, at once (two cores: ~20 s instead of ~40)."""
-    out = tmp_path_factory.mktemp("bisect")
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futs = {n: pool.submit(build.build_library, out / n, build.CSRC, d) for n, d in RUNGS.items()}
-        return {n: f.result() for n, f in futs.items()}
+def libs(variant_libs) -> dict[str, Path]:
+    """Every rung's build, at once (conftest's variant_libs: the sources a rung leaves unchanged compile once)."""
+    return variant_libs(RUNGS)
 
 
 def _loop(workload: Workload, lib: Path | None, *, kernel_us: int = 5, gap_us: int = 12, strace: bool = False,

@@ -15,8 +15,7 @@ import pytest
 
 from .conftest import REAL_DRIVER, Workload
 from .guard_runs import charged_s
-from .test_interposer_gatemarks import _gated, _neighbour, _tenant
-from .test_interposer_share import _spin
+from .test_interposer_gatemarks import _gated, _neighbour, _outlasted, _tenant
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="needs the fake device's model")
 
@@ -28,10 +27,10 @@ def test_a_context_destroyed_during_a_gated_launch_does_not_fault(workload: Work
     # another thread's call would), and the driver unmapped the context's pinned allocations then
     # (FAKE_CUDA_HOST_UNMAP=1). main (a46f1f8): the launch's release store hit the unmapped word, SIGSEGV (-11).
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "2")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, FAKE_CUDA_HOST_UNMAP="1", FAKE_CUDA_LAUNCH_DESTROYS_CTX="300")
     r = workload.run("ctxnew", "0", "spin", "5", "50", "1", "1", "gates", timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0, (r.returncode, r.lines, r.stderr[-2000:])
     assert int(r.values("spin")[0][4]) > 300, r.lines  # it went on launching past the destruction
     gated = _gated(r.stderr)
@@ -43,11 +42,11 @@ def test_the_gate_survives_many_context_destructions(workload: Workload, second_
     # old one leaked while any context lived) and turned the gate off for good after 8 set-ups; the library's page is
     # now registered again instead, nothing accumulates, and the gate stays on: 10 contexts, each gated.
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "3")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, FAKE_CUDA_HOST_UNMAP="1")
     args = ["ctxnew", "0", "spin", "5", "50", "0.1", "1", "gates", "ctxdestroy"] * 10
     r = workload.run(*args, timeout=60)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert [v[0] for v in r.values("ctxnew")] == ["0"] * 10 and [v[0] for v in r.values("ctxdestroy")] == ["0"] * 10
     waits = [int(v[0]) for v in r.values("gates")]  # the fake's waits so far, after each context's spin

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload
+from .conftest import REAL_DRIVER, Workload, end_spin
 from .guard_runs import charged_s
 from .test_interposer_share import _spin
 
@@ -103,11 +103,19 @@ def test_a_gated_launch_bound_pair_is_charged_near_its_kernels(workload: Workloa
     assert min(worst) <= bound, (worst, seen)
 
 
-def _neighbour(second_workload: Workload, gpu: str, secs: str) -> object:
+def _neighbour(second_workload: Workload, gpu: str) -> subprocess.Popen[str]:
     """A light neighbour on the same fake GPU (5 us kernels, 200 us apart, a sync after each), so the tenant beside it
-    is shared and its launches on an idle stream get gated start marks."""
+    is shared and its launches on an idle stream get gated start marks. It launches until _outlasted ends it (at most
+    30 s: a bound for a loaded host, never waited out)."""
     _sliced(second_workload, gpu, CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="force")
-    return second_workload.start("ctx", "0", "spin", "5", "200", secs, "1")
+    return second_workload.start("ctx", "0", "spin", "5", "200", "30", "1")
+
+
+def _outlasted(nb: subprocess.Popen[str]) -> None:
+    """Once the tenant is done: the neighbour was there for the whole of its run (still launching), and ends now
+    (conftest end_spin) with its own run clean."""
+    assert end_spin(nb), "the neighbour ended before the tenant did"
+    _spin(nb)
 
 
 def _tenant(workload: Workload, gpu: str, **env: str) -> None:
@@ -122,10 +130,10 @@ def test_a_failed_launch_still_releases_its_gate(workload: Workload, second_work
     # stream would wait forever and the next synchronize would hang (the run's 30 s timeout). Measured: with launch_end's
     # releases skipped for a failed launch (its failure path's and the last one's), the run timed out.
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "3")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, FAKE_CUDA_LAUNCH_FAIL_EVERY="1500")
     r = workload.run("ctx", "0", "spin", "5", "50", "2", "1", "launch", "kernel", "3", "5", "gates", timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0, r.stderr
     spin = r.values("spin")[0]
     assert spin[0] == "701" and int(spin[4]) == 1500, (spin, r.stderr)  # it stopped at the failed launch ...
@@ -146,10 +154,10 @@ def test_a_launch_call_that_waits_for_the_gpu_is_released_by_the_watcher(workloa
     # thread merely descheduled on this loaded VM: the gated pair read 1.2-1.8 x), and after 16 such releases in a row
     # the gate goes off.
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "3")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, FAKE_CUDA_LAUNCH_SYNCS="1")
     r = workload.run("ctx", "0", "spin", "5", "50", "1", "1", "gates", timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
     waits = int(r.values("gates")[0][0])
     gated = _gated(r.stderr)
@@ -162,10 +170,10 @@ def test_with_cuda_launch_blocking_the_gate_stays_off(workload: Workload, second
     # CUDA_LAUNCH_BLOCKING=1 (PyTorch's usual debugging setting) makes every launch call wait for the GPU: the gate is
     # never set up, and the stats line says why.
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "2")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, CUDA_LAUNCH_BLOCKING="1", FAKE_CUDA_LAUNCH_SYNCS="1")
     r = workload.run("ctx", "0", "spin", "5", "50", "0.5", "1", "gates", timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
     assert r.values("gates")[0][0] == "0", r.lines
     gated = _gated(r.stderr)
@@ -178,12 +186,12 @@ def test_a_captured_stream_is_never_gated(workload: Workload, second_workload: W
     # launches on a stream of its own, then replays the graph: no wait was ever enqueued on the capturing stream
     # (the fake counts them), and the replays and its other launches were gated.
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "2")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu)
     r = workload.run("ctx", "0", "spin", "5", "50", "0.5", "1", "capture", "0x7100", "launchon", "0x7100", "20", "10",
                      "endcapture", "0x7100", "graphlaunch", "0x7100", "5", "spin", "5", "50", "0.3", "1", "gates",
                      timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0, r.stderr
     assert r.values("capture")[0] == ["0"] and r.values("launchon")[0] == ["0"], r.lines
     assert r.values("endcapture")[0] == ["0", "200"], r.lines  # the 20 launches of 10 us were captured, not run
@@ -199,10 +207,10 @@ def test_without_stream_waits_the_gate_stays_off(workload: Workload, second_work
     # gated launch's wait fails, its ticket is written all the same and the gate goes off for good; today's path,
     # silently but for the stats line's reason; nothing waits, the program runs as before.
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "2")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, FAKE_CUDA_NO_STREAM_WAIT="1")
     r = workload.run("ctx", "0", "spin", "5", "50", "0.5", "1", "gates", timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
     assert r.values("gates")[0][0] == "0", r.lines
     gated = _gated(r.stderr)
@@ -216,10 +224,10 @@ def test_a_device_without_the_nor_condition_is_still_gated(workload: Workload, s
     # Memory Operations"). A device answering 0 there (FAKE_CUDA_NO_NOR=1) whose GEQ waits work keeps its gate. main
     # (a46f1f8) asked attribute 123 and turned the gate off ("the device lacks ..._NOR").
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "2")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, FAKE_CUDA_NO_NOR="1")
     r = workload.run("ctx", "0", "spin", "5", "50", "0.5", "1", "gates", timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0 and r.values("spin")[0][0] == "0", r.stderr
     waits = int(r.values("gates")[0][0])
     gated = _gated(r.stderr)
@@ -231,10 +239,10 @@ def test_a_bad_gate_knob_is_named_and_left_off(workload: Workload, second_worklo
     # exactly 0 or 1: anything else is one warning line naming the knob and the value, and the gate stays off (its
     # stats section, printed only with the knob on, is absent; nothing waits) beside a neighbour that would gate it
     gpu = str(workload.tmp.parent / "gpu")
-    nb = _neighbour(second_workload, gpu, "1.5")
+    nb = _neighbour(second_workload, gpu)
     _tenant(workload, gpu, HAMI_SM_GATE_MARKS=bad)
     r = workload.run("ctx", "0", "spin", "5", "50", "0.5", "1", "gates", timeout=30)
-    _spin(nb)
+    _outlasted(nb)
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "HAMI_SM_GATE_MARKS" in ln]
     assert len(lines) == 1 and f'"{bad}"' in lines[0] and "expected 0, 1 or 2" in lines[0], r.stderr

@@ -8,12 +8,10 @@ call through the library with none of the library's work around it."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from hami_plugins_nvidia.interposer import build
 
-from .conftest import REAL_DRIVER, Toolchain, Workload
+from .conftest import REAL_DRIVER, Workload
 
 pytestmark = pytest.mark.skipif(REAL_DRIVER, reason="times the fake's modelled launch cost")
 
@@ -137,11 +135,10 @@ def test_a_bad_poll_is_refused_in_one_line_and_the_default_kept(workload: Worklo
     assert wakes <= 0.8 / 1e-3 * 1.25 + 20, wakes  # the default's 1 ms ceiling, not the value asked for (50: more)
 
 
-def test_the_wrap_build_times_the_driver_call_and_does_nothing_else(toolchain: Toolchain, workload: Workload,
-                                                                    tmp_path: Path) -> None:
+def test_the_wrap_build_times_the_driver_call_and_does_nothing_else(workload: Workload, variant_libs) -> None:
     # no limit at all: the shipped library hands out the driver's own launch entry (no stats line); the wrap build
     # hands out its wrapper, which times the driver's call and holds, marks and charges nothing
-    lib = build.build_library(tmp_path / "wrap", defines=["HAMI_BENCH_WRAP_ONLY"])
+    lib = variant_libs({"wrap": ["HAMI_BENCH_WRAP_ONLY"]})["wrap"]
     env = dict(HAMI_LAUNCH_STATS="1", FAKE_CUDA_COSTS_NS=f"launch={LAUNCH_NS}", LD_PRELOAD=str(lib))
     r = workload.run("ctx", "0", "launch", "kernel", "3200", "0", timeout=60, **env)
     assert r.returncode == 0, r.stderr

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Workload, fake_only
+from .conftest import Workload, end_spin, fake_only
 from .guard_runs import beside_idle_neighbour, charged_s
 
 pytestmark = fake_only
@@ -71,10 +71,11 @@ def test_an_over_limit_tenant_gains_nothing_from_the_submission_start(workload: 
     loop = ("ctx", "0", "passes", "1*1000", "0")
     second_workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="50", GPU_CORE_UTILIZATION_POLICY="default",
                                FAKE_CUDA_COSTS_NS=COSTLY)
-    nb = second_workload.start(*loop, "5")
+    nb = second_workload.start(*loop, "30")  # a bound for a loaded host: ended once the tenant is done
     workload.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT="20", GPU_CORE_UTILIZATION_POLICY="force",
                         FAKE_CUDA_COSTS_NS=COSTLY)
     r = workload.run(*loop, "3", timeout=60)
+    assert end_spin(nb), "the neighbour ended before the tenant did"
     nb.wait(timeout=60)
     assert r.returncode == 0, r.stderr
     [[rc, t0, t1, ran, _n, _sw]] = r.values("passes")

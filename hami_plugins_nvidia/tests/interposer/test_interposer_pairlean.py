@@ -73,14 +73,15 @@ def test_a_coarse_pair_tenant_sleeps_at_the_alone_pace(workload: Workload, secon
     assert per["1"] < 0.9 * per[""], (per, res)
 
 
-def test_a_tenant_held_by_its_credit_keeps_the_busy_pace(workload: Workload, second_workload: Workload) -> None:
-    # a GPU-bound container at 30 beside the launch-bound one at 70 under `default`: the GPU-bound one borrows what its
-    # neighbour leaves idle and is held by its credit beyond that (never coarse for long: its credit is not ample), so
-    # its watcher never sleeps past the busy ceiling, knob or not, and its share of the GPU (its limit and what its
-    # neighbour lends it) moves no more than the VM's noise with the knob. ABBA, 2 s pairs
+def _held_pairs(workload: Workload, second_workload: Workload,
+                knobs: tuple[str, ...]) -> dict[str, list[tuple[float, float, dict[str, float]]]]:
+    """A GPU-bound container at 30 beside the launch-bound one at 70 under `default`, a 2 s pair for each knob value in
+    turn: the GPU-bound one borrows what its neighbour leaves idle and is held by its credit beyond that (never coarse
+    for long: its credit is not ample), so in every pair its watcher never sleeps past the busy ceiling and its credit
+    holds it. {knob: [(its share %, the loop's launches a s, its stats fields)]}."""
     gpu = str(workload.tmp.parent / "gpu")
     res: dict[str, list[tuple[float, float, dict[str, float]]]] = {}
-    for knob in ("", "1", "1", ""):
+    for knob in knobs:
         for w, limit in ((workload, "30"), (second_workload, "70")):
             w.env.update(FAKE_CUDA_GPU=gpu, CUDA_DEVICE_SM_LIMIT=limit, GPU_CORE_UTILIZATION_POLICY="default",
                          HAMI_SM_PERIOD_MS="100", HAMI_WATCHER_COARSE_PAIR=knob, **STATS)
@@ -94,6 +95,21 @@ def test_a_tenant_held_by_its_credit_keeps_the_busy_pace(workload: Workload, sec
         res.setdefault(knob, []).append((spin.share_pct, 100 * float(lf["launches"]) / spin.wall, hf))
         assert hf["long_sleeps"] == 0, hf  # the busy ceiling: its credit is not ample
         assert hf["held"] > 0, hf  # the credit holds it
+    return res
+
+
+def test_a_tenant_held_by_its_credit_keeps_the_busy_pace(workload: Workload, second_workload: Workload) -> None:
+    # its watcher never sleeps past the busy ceiling, knob or not (_held_pairs' checks, one pair for each value; what
+    # the knob does to its share is a figure the fake measured: the fake_timing test below)
+    _held_pairs(workload, second_workload, ("", "1"))
+
+
+@pytest.mark.fake_timing
+def test_a_held_tenants_share_moves_no_more_than_the_noise_with_the_knob(workload: Workload,
+                                                                         second_workload: Workload) -> None:
+    # its share of the GPU (its limit and what its neighbour lends it) moves no more than the VM's noise with the
+    # knob: a share the fake measured (make bench-fake). ABBA, 2 s pairs, each with _held_pairs' checks
+    res = _held_pairs(workload, second_workload, ("", "1", "1", ""))
     print({k: [v[:2] for v in rs] for k, rs in res.items()})
     share = {k: sum(v[0] for v in rs) / len(rs) for k, rs in res.items()}
     assert abs(share["1"] - share[""]) <= 6, (share, res)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Workload, _load, build, fake_only
+from .conftest import Workload, _load, fake_only
 from .guard_runs import charged_s
 
 ladder = _load("hami_launch_ladder_pp_under_test", Path(__file__).resolve().parents[2] / "bench" / "launch_ladder.py")
@@ -27,8 +27,8 @@ H100_COSTS = "launch=3500,record=1800,query=1500,elapsed=1500,sync=2000"
 
 
 @pytest.fixture(scope="module")
-def probe_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build.build_library(tmp_path_factory.mktemp("pairprobe"), build.CSRC, ["HAMI_BENCH_PAIRPROBE"])
+def probe_lib(variant_libs) -> Path:
+    return variant_libs({"pairprobe": ["HAMI_BENCH_PAIRPROBE"]})["pairprobe"]
 
 
 def _pair(workload: Workload, second_workload: Workload, lib: Path, secs: str = "1") -> list[tuple[float, str]]:

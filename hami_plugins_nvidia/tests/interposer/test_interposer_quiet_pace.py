@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload
+from .conftest import REAL_DRIVER, Workload, end_spin
 from .test_interposer_nvml_bound import HOST1, HOST2, _force, _nvml, nvml_dir  # noqa: F401 - nvml_dir: a fixture
 from .test_interposer_share import _spin
 
@@ -79,11 +79,13 @@ def test_an_explicit_task_priority_keeps_the_1_ms_pace(workload: Workload) -> No
 
 def test_a_neighbour_on_the_gpu_brings_back_the_1_ms_pace(workload: Workload, second_workload: Workload) -> None:
     # another container launching on the same GPU, started first: the process is never alone (ds->shared)
-    nbr = second_workload.start("ctx", "0", "spin", "5", "300", str(SECONDS + 1.5), "1000000", **FORCE)
+    nbr = second_workload.start("ctx", "0", "spin", "5", "300", "30", "1000000", **FORCE)
     try:
         looks, quiet, counts = _loop(workload)
     finally:
+        outlasted = end_spin(nbr)  # there until the loop was done, then ended (its 30 s: a bound, never waited out)
         nbr.wait(timeout=60)
+    assert outlasted, "the neighbour ended before the loop did"
     # the first look finds the neighbour (started first); every later one is at the 1 ms pace
     assert quiet <= 1 and looks > 0.3 * SECONDS * 1000, (looks, quiet)
     assert counts >= 12, counts

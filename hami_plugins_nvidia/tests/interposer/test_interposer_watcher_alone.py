@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REAL_DRIVER, Workload, _load
+from .conftest import REAL_DRIVER, Workload, _load, end_spin
 
 ladder = _load("hami_launch_ladder_under_test", Path(__file__).resolve().parents[2] / "bench" / "launch_ladder.py")
 
@@ -90,11 +90,13 @@ def test_a_neighbour_on_the_gpu_brings_back_the_busy_ceiling(workload: Workload,
     # another container launching on the same GPU (its own region, the same board), started first: the process is
     # never alone (ds->shared), so its watcher's deferred wakes back off to 1 ms only, whatever its mode
     _, _, long, _ = _loop(workload)
-    nbr = second_workload.start("ctx", "0", "spin", "5", "300", str(SECONDS + 1.5), "1000000", **FORCE, **BUSY_GAP)
+    nbr = second_workload.start("ctx", "0", "spin", "5", "300", "30", "1000000", **FORCE, **BUSY_GAP)
     try:
         _, shared_left, shared_long, stderr = _loop(workload)
     finally:
+        outlasted = end_spin(nbr)  # there until the loop was done, then ended (its 30 s: a bound, never waited out)
         nbr.wait(timeout=60)
+    assert outlasted, "the neighbour ended before the loop did"
     assert long > 0 and shared_long == 0, (long, shared_long, stderr)
     assert shared_left > 0, stderr
 

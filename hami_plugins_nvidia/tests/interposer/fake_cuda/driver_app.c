@@ -201,6 +201,13 @@ static void spin_mix_env(void)
     }
 }
 
+/* SIGUSR1 ends a running spin or passes early, as if its SECONDS were up (it syncs and prints its line): a test's
+ * neighbour, there only to be present beside the tenant under test, stops once the tenant is done (conftest
+ * end_spin) instead of running out a window set long enough for a loaded host; a later spin or passes of the same
+ * process ends at once */
+static volatile sig_atomic_t spin_cut;
+static void on_spin_cut(int sig) { (void)sig; spin_cut = 1; }
+
 /* Kernels of US microseconds, GAP_US of host time after each, a sync every EVERY launches, for SECS;
  * samples GPU_NS (the fake's GPU time) into SM every BIN seconds when both are given. Counts launches in *N. */
 static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, double bin, struct samples *sm,
@@ -210,7 +217,7 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
     double t0 = now_s(), next = t0;
     spin_sync_s = 0;
     spin_mix_env();
-    while (!r && now_s() - t0 < secs) {
+    while (!r && !spin_cut && now_s() - t0 < secs) {
         if (sm && gpu_ns) {
             double t = now_s();
             if (t >= next && sm->n < MAX_SAMPLES) {
@@ -240,6 +247,9 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    struct sigaction cut = {.sa_handler = on_spin_cut, .sa_flags = SA_RESTART};
+    sigemptyset(&cut.sa_mask);
+    sigaction(SIGUSR1, &cut, NULL);
     use_dlsym = getenv("DRIVER_RESOLVE") && !strcmp(getenv("DRIVER_RESOLVE"), "dlsym");
     busy_gap = getenv("DRIVER_BUSY_GAP") && !strcmp(getenv("DRIVER_BUSY_GAP"), "1");
     lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -740,7 +750,7 @@ int main(int argc, char **argv)
             }
             int64_t g0 = fake_gpu_ns ? fake_gpu_ns() : -1, w0 = fake_switch_ns ? fake_switch_ns() : -1;
             double t0 = now_s();
-            while (!r && now_s() - t0 < secs) {
+            while (!r && !spin_cut && now_s() - t0 < secs) {
                 int stalls = st_every && ++step % st_every == 0;
                 for (int k = 0; k < nk && !r; k++, n++) {
                     if (stalls && (k == st_at || (st_rep && k > st_at && (k - st_at) % st_rep == 0)))
