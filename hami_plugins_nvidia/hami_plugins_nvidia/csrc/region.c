@@ -32,6 +32,13 @@ static dev_t region_dev;  /* the file region_fd must still name (an application 
 static ino_t region_ino;
 static int region_lost;  /* the file could not be found again: refuse, never count only ourselves */
 static int slot_idx = -1;
+/* The slot release_slot left with work owed (its owner lock dropped) while this process still runs: its own threads
+ * outlive the exit handlers (the watcher). They read it as a dead process's and charged it themselves before a
+ * survivor could, and the watcher's next collection republished the same owed start in a new slot, which a survivor
+ * charged again (fake libcuda, a worker held 20 ms after its exit handlers: 1.3 ms by itself, then 23.6 ms over the
+ * same interval by the survivor). Skipped by this process's reclaim (clean_slots_locked, vg_owed_watch); a survivor
+ * charges it once this process is gone. */
+static int kept_idx = -1;
 int64_t vg_owed_mine[HAMI_MAX_DEVICES], vg_until_mine[HAMI_MAX_DEVICES];  /* what this process last published */
 static pid_t slot_pid;
 static pthread_mutex_t region_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -481,10 +488,16 @@ static void release_slot(void)
     int owed = 0;  /* work still queued after exit_charge's wait (it published its start): kept for a survivor */
     for (int d = 0; d < HAMI_MAX_DEVICES; d++)
         owed |= vg_owed_mine[d] != 0;
-    if (s->pid == slot_pid && !owed)
+    if (s->pid == slot_pid && !owed) {
         memset(s, 0, sizeof(*s));
-    else if (s->pid == slot_pid)
+    } else if (s->pid == slot_pid) {
         memset(s->used, 0, sizeof(s->used));  /* pid, state and owed_ns stay: the slot reads as a dead process's */
+        kept_idx = slot_idx;
+    }
+    /* what the kept slot names is the survivor's to charge from now on: no later collection republishes it (in a new
+     * slot, charged twice); a launch after this one publishes its own work anew (a new slot) */
+    memset(vg_owed_mine, 0, sizeof(vg_owed_mine));
+    memset(vg_until_mine, 0, sizeof(vg_until_mine));
     for (int d = 0; d < HAMI_MAX_DEVICES; d++)
         publish_locked(d, 0);
     if (region_fd >= 0)
@@ -502,6 +515,7 @@ static void after_fork_child(void)
      * locks, which belong to an open file description: the parent's stay the parent's) */
     pthread_mutex_init(&region_mu, NULL);
     slot_idx = -1;
+    kept_idx = -1;  /* the parent's kept slot is the parent's: once it is gone, this process may charge it */
     memset(mine.used, 0, sizeof(mine.used));
     memset(mine.pub, 0, sizeof(mine.pub));
     if (region_fd >= 0) {
@@ -647,8 +661,8 @@ static int clean_slots_locked(int rebuild)
     uint32_t h = hwm_locked();
     for (uint32_t i = 0; i < HAMI_MAX_PROCS && (i < h || i < o.top); i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
-        if ((int)i == slot_idx)
-            continue;  /* our own: restored from this process's copy */
+        if ((int)i == slot_idx || (int)i == kept_idx)
+            continue;  /* our own: restored from this process's copy; or left at exit for a survivor (kept_idx) */
         if (!o.pid[i]) {
             if (!s->state)
                 continue;
@@ -858,8 +872,8 @@ static struct hami_proc_slot *my_slot_locked(void)
     for (int i = 0; i < HAMI_MAX_PROCS; i++) {
         struct hami_proc_slot *s = &vg_region->procs[i];
         /* the kernel decides who owns a slot: its owner lock is exclusive, whatever the file says */
-        if (i == avoid_slot)
-            continue;
+        if (i == avoid_slot || i == kept_idx)
+            continue;  /* kept_idx: its owner lock is free, but what it names is owed (taken, it was wiped uncharged) */
         if (region_fd >= 0 ? vg_owner_take(region_fd, HAMI_LOCK_OWN_BASE + i) != 0 : s->state != 0)
             continue;
         memset(s, 0, sizeof(*s));
@@ -1174,7 +1188,7 @@ void vg_owed_watch(int64_t now)
     int dead = 0;
     for (uint32_t i = 0; i < h && !dead; i++) {
         const struct hami_proc_slot *s = &vg_region->procs[i];
-        if ((int)i == slot_idx || !__atomic_load_n(&s->state, __ATOMIC_RELAXED))
+        if ((int)i == slot_idx || (int)i == kept_idx || !__atomic_load_n(&s->state, __ATOMIC_RELAXED))
             continue;
         int owed = 0;
         for (int d = 0; d < HAMI_MAX_DEVICES && !owed; d++)

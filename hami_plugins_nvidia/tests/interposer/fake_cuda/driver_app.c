@@ -244,12 +244,20 @@ static CUresult spin_for(unsigned us, unsigned gap, double secs, int every, doub
     return r;
 }
 
+/* DRIVER_EXIT_LINGER_US=N: at exit the process stays N us after the library's exit handlers ran (its slot released,
+ * its threads still running), as a loaded host may leave it before the kernel ends it: registered before the library
+ * loads, so it runs after the library's own (atexit runs in reverse order) */
+static unsigned exit_linger_us;
+static void exit_linger(void) { usleep(exit_linger_us); }
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction cut = {.sa_handler = on_spin_cut, .sa_flags = SA_RESTART};
     sigemptyset(&cut.sa_mask);
     sigaction(SIGUSR1, &cut, NULL);
+    if (getenv("DRIVER_EXIT_LINGER_US") && (exit_linger_us = (unsigned)atoi(getenv("DRIVER_EXIT_LINGER_US"))))
+        atexit(exit_linger);
     use_dlsym = getenv("DRIVER_RESOLVE") && !strcmp(getenv("DRIVER_RESOLVE"), "dlsym");
     busy_gap = getenv("DRIVER_BUSY_GAP") && !strcmp(getenv("DRIVER_BUSY_GAP"), "1");
     lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
