@@ -53,6 +53,12 @@ def sources(csrc: Path = CSRC) -> list[Path]:
     return sorted(csrc.glob("*.c"))
 
 
+def compile_args(csrc: Path = CSRC, defines: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The compiler and its flags for csrc's sources (no inputs or outputs): the one place the interposer's compile
+    command is written (build_library; the tests' per-object bench variants)."""
+    return [*shlex.split(compiler()), *CFLAGS, *[f"-D{d}" for d in defines], f"-I{csrc}"]
+
+
 def build_library(out_dir: Path | str, csrc: Path = CSRC, defines: tuple[str, ...] | list[str] = ()) -> Path:
     """Compile csrc/*.c into out_dir/libvgpu.so and return its path (atomic replace). defines: -D flags of a bench
     variant (e.g. HAMI_BENCH_NO_WATCHER), never of the shipped library."""
@@ -60,8 +66,7 @@ def build_library(out_dir: Path | str, csrc: Path = CSRC, defines: tuple[str, ..
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / LIB_NAME
     tmp = out_dir / f".{LIB_NAME}.{os.getpid()}.tmp"
-    cmd = [*shlex.split(compiler()), *CFLAGS, *[f"-D{d}" for d in defines], f"-I{csrc}", "-o", str(tmp),
-           *map(str, sources(csrc)), *LIBS]
+    cmd = [*compile_args(csrc, defines), "-o", str(tmp), *map(str, sources(csrc)), *LIBS]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)

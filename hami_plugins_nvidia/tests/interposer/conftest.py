@@ -8,7 +8,6 @@ import importlib.util
 import mmap
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -85,7 +84,6 @@ def variant_libs(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory)
     preprocessed source are those of one compiled before is reused, and what is left compiles on every core at once:
     the seven bisection rungs, the pair probe and the wrap-only build cost about two builds, not nine."""
     out = tmp_path_factory.mktemp("variants")
-    cc = shlex.split(build.compiler())
     objects: dict[str, Path] = {}  # sha256 of the compile command and the preprocessed source -> its object
     built: dict[tuple[str, ...], Path] = {}
     lock = threading.Lock()
@@ -97,7 +95,7 @@ def variant_libs(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory)
         return proc.stdout
 
     def compile_cmd(defines: tuple[str, ...], src: Path) -> list[str]:
-        return [*cc, *build.CFLAGS, *[f"-D{d}" for d in defines], f"-I{build.CSRC}", "-c", str(src)]
+        return [*build.compile_args(build.CSRC, defines), "-c", str(src)]
 
     def keyed(defines: tuple[str, ...], src: Path) -> str:
         # the -D flags change nothing but the preprocessed text: the key is the command without them and that text
@@ -119,7 +117,7 @@ def variant_libs(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory)
             def link(defines: tuple[str, ...]) -> Path:
                 lib = out / hashlib.sha256(repr(defines).encode()).hexdigest()[:16] / build.LIB_NAME
                 lib.parent.mkdir()
-                run([*cc, *build.CFLAGS, "-o", str(lib),
+                run([*build.compile_args(), "-o", str(lib),
                      *[str(objects[keys[(defines, src)]]) for src in build.sources()], *build.LIBS])
                 return lib
 

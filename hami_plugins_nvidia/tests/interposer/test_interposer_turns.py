@@ -502,10 +502,11 @@ BACK_WINDOW_S = 0.5
 
 
 def _turns_edges(path: str) -> list[tuple[float, bool]]:
-    """A tenant's turns' edges (s, on) from its HAMI_SM_TURNS_LOG (turns.c turns_log_edge), on CLOCK_MONOTONIC as
-    driver_app's lines."""
-    return [(int(m.group(1)) / 1e9, "turns=on" in ln) for ln in Path(path).read_text().splitlines()
-            if ln.startswith("# edge") and (m := re.search(r"t_ns=(\d+)", ln))]
+    """A tenant's turns' edges (s, on) from its HAMI_SM_TURNS_LOG (turns.c turns_log_edge, read by bench/turns_log.py's
+    parser), on CLOCK_MONOTONIC as driver_app's lines."""
+    parse_edge = _turns_log_mod().parse_edge
+    return [(e["t_ns"] / 1e9, e["turns"] == "on") for ln in Path(path).read_text().splitlines()
+            if (e := parse_edge(ln))]
 
 
 def _off_until_on_s(edges: list[tuple[float, bool]], a: float, b: float) -> float:
